@@ -1,0 +1,50 @@
+"""Where the plugin keeps its data on napari layers, so that widgets find each other's results.
+
+Every layer the plugin makes carries ``layer.metadata["napari_sigma"]``, a dict with a ``"role"`` and
+the core objects behind the layer:
+
+- role ``"cube"`` / ``"total"`` / ``"image"`` (from the reader or sample data):
+  ``{"role": ..., "spectrum_image": SpectrumImage}``; sample data also ``"truth": SyntheticSample``.
+- role ``"phases"`` (a Labels layer made by the analysis): ``{"role": "phases", "result": AnalysisResult,
+  "phases": PhaseModel}`` where ``PhaseModel`` is the evented phase table of ``_napari/phase_model.py``.
+- role ``"component"`` (an unmixed component map): ``{"role": "component", "result": AnalysisResult,
+  "index": c}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KEY = "napari_sigma"
+
+
+def plugin_data(layer: Any) -> dict[str, Any]:
+    """The plugin's dict on a layer (empty if the layer is not the plugin's)."""
+    data = getattr(layer, "metadata", {}).get(KEY)
+    return data if isinstance(data, dict) else {}
+
+
+def role_of(layer: Any) -> str | None:
+    """The plugin role of a layer, or None."""
+    return plugin_data(layer).get("role")
+
+
+def spectrum_image_of(layer: Any):
+    """The :class:`~napari_sigma.spectrum_image.SpectrumImage` behind a layer, or None."""
+    data = plugin_data(layer)
+    if "spectrum_image" in data:
+        return data["spectrum_image"]
+    result = data.get("result")
+    return getattr(result, "image", None)
+
+
+def result_of(layer: Any):
+    """The :class:`~napari_sigma.pipeline.AnalysisResult` behind a layer, or None."""
+    return plugin_data(layer).get("result")
+
+
+def tag(layer_metadata: dict[str, Any] | None, **values: Any) -> dict[str, Any]:
+    """Return a layer metadata dict with the plugin's entry set to ``values``."""
+    metadata = dict(layer_metadata or {})
+    metadata[KEY] = dict(values)
+    return metadata

@@ -1,0 +1,114 @@
+"""The data model: a spectrum image (y, x, energy) and a single spectrum, both calibrated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .energy import EnergyAxis
+
+MICRONS_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6, "pm": 1e-6}
+
+
+@dataclass
+class Spectrum:
+    """One calibrated X-ray spectrum.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (E,)
+        Counts per channel.
+    energy : EnergyAxis
+        The energy calibration.
+    beam_energy : float or None
+        Accelerating voltage in kV, if known.
+    elements : tuple of str
+        Elements named in the file's metadata (may be empty).
+    title : str
+        A display name.
+    source : Path or None
+        The file it came from.
+    metadata : dict
+        The reader's metadata, for reference.
+    """
+
+    counts: np.ndarray
+    energy: EnergyAxis
+    beam_energy: float | None = None
+    elements: tuple[str, ...] = ()
+    title: str = ""
+    source: Path | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SpectrumImage:
+    """A calibrated EDS spectrum image.
+
+    Parameters
+    ----------
+    counts : ndarray or dask array, shape (y, x, E)
+        X-ray counts per pixel and channel.
+    energy : EnergyAxis
+        The energy calibration of the last axis.
+    beam_energy : float or None
+        Accelerating voltage in kV, if known.
+    pixel_size : float
+        Size of one pixel in ``pixel_unit`` (1.0 when uncalibrated).
+    pixel_unit : str
+        ``"µm"``, ``"nm"``, ... or ``"px"`` when the file is spatially uncalibrated.
+    elements : tuple of str
+        Element symbols from the metadata (may be empty).
+    xray_lines : tuple of str
+        Lines from the metadata such as ``"Fe_Ka"`` (may be empty).
+    images : dict of str to ndarray
+        The file's own 2-D images (BSE, SE, HAADF, ...), by name.
+    title : str
+        A display name.
+    source : Path or None
+        The file it came from.
+    metadata : dict
+        The reader's metadata, for reference.
+    """
+
+    counts: Any
+    energy: EnergyAxis
+    beam_energy: float | None = None
+    pixel_size: float = 1.0
+    pixel_unit: str = "px"
+    elements: tuple[str, ...] = ()
+    xray_lines: tuple[str, ...] = ()
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    title: str = ""
+    source: Path | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Spatial shape ``(y, x)``."""
+        return (int(self.counts.shape[0]), int(self.counts.shape[1]))
+
+    @property
+    def pixel_size_um(self) -> float | None:
+        """Pixel size in µm, or None when the image is spatially uncalibrated."""
+        factor = MICRONS_PER_UNIT.get(self.pixel_unit)
+        return None if factor is None else self.pixel_size * factor
+
+    def total_counts(self) -> np.ndarray:
+        """Counts summed over energy, float64 image of shape ``(y, x)``."""
+        return np.asarray(self.counts.sum(axis=-1, dtype=np.float64))
+
+    def sum_spectrum(self) -> Spectrum:
+        """The spectrum summed over all pixels."""
+        counts = np.asarray(self.counts.sum(axis=(0, 1), dtype=np.float64))
+        return Spectrum(
+            counts=counts,
+            energy=self.energy,
+            beam_energy=self.beam_energy,
+            elements=self.elements,
+            title=f"{self.title} (sum)",
+            source=self.source,
+        )
