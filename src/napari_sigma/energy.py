@@ -43,7 +43,7 @@ class EnergyAxis:
 
     def channel(self, energy: float) -> int:
         """Nearest channel index of ``energy`` (keV), clipped to the axis."""
-        index = int(round((energy - self.offset) / self.scale))
+        index = round((energy - self.offset) / self.scale)
         return min(max(index, 0), self.size - 1)
 
     def channel_range(self, low: float, high: float) -> slice:

@@ -1,0 +1,167 @@
+"""Generate ``src/napari_sigma/_xray_table.py`` from xraydb.
+
+Run from the repository root::
+
+    python scripts/generate_xray_table.py
+
+For every element Be..U (Z 4-92) the IUPAC/Siegbahn lines of xraydb are grouped into
+HyperSpy-style families (``Ka`` = Ka1 + Ka2 at their intensity-weighted energy, ``Kb``, ``La``,
+``Lb1`` ...). A family's relative weight is the xraydb branching ratio of its lines (which is
+relative to their *initial level*) times an approximate electron-impact population factor of that
+level (``LEVEL_FACTORS``: electron occupancy, reduced for L1/M3 which lose vacancies to
+Coster-Kronig transitions), normalised so that the strongest family of each shell (K, L, M) is 1.0.
+A shell is kept only when its alpha family (Ka, La, Ma) exists in xraydb (see
+``_drop_shells_without_alpha``).
+Each family also records the ionisation (edge) energy of its initial level, for overvoltage.
+
+The same functions are used by the test that checks the committed table against xraydb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pprint
+from pathlib import Path
+
+FIRST_Z = 4
+LAST_Z = 92
+MIN_TABLE_ENERGY_KEV = 0.05
+MIN_TABLE_WEIGHT = 1e-3
+
+# xraydb line names grouped into families (HyperSpy naming).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "Ka": ("Ka1", "Ka2"),
+    "Kb": ("Kb1", "Kb3", "Kb5"),
+    "La": ("La1", "La2"),
+    "Lb1": ("Lb1",),
+    "Lb2": ("Lb2,15", "Lb2"),
+    "Lb3": ("Lb3",),
+    "Lb4": ("Lb4",),
+    "Lg1": ("Lg1",),
+    "Lg3": ("Lg3",),
+    "Ll": ("Ll",),
+    "Ln": ("Ln",),
+    "Ma": ("Ma",),
+    "Mb": ("Mb",),
+    "Mg": ("Mg",),
+    "Mz": ("Mz",),
+}
+
+# Approximate relative population of an initial level under electron impact (same shell only).
+LEVEL_FACTORS: dict[str, float] = {
+    "K": 1.0,
+    "L3": 1.0,
+    "L2": 0.5,
+    "L1": 0.25,
+    "M5": 1.0,
+    "M4": 0.66,
+    "M4,5": 1.0,
+    "M3": 0.1,
+    "M2": 0.05,
+    "M1": 0.02,
+}
+
+# The edge whose energy gates a level when xraydb gives a combined level such as "M4,5".
+EDGE_OF_LEVEL = {"M4,5": "M5"}
+
+TABLE_PATH = Path(__file__).resolve().parents[1] / "src" / "napari_sigma" / "_xray_table.py"
+
+
+def element_families(element: str) -> dict[str, tuple[float, float, float]]:
+    """Families of one element: ``{family: (energy_kev, weight, edge_kev)}``.
+
+    Parameters
+    ----------
+    element : str
+        Element symbol.
+
+    Returns
+    -------
+    dict
+        Energies and edges rounded to 0.1 eV, weights to 1e-4; weights normalised per shell.
+    """
+    import xraydb
+
+    lines = xraydb.xray_lines(element)
+    edges = xraydb.xray_edges(element)
+    raw: dict[str, tuple[float, float, float]] = {}
+    for family, names in FAMILIES.items():
+        members = [lines[name] for name in names if name in lines]
+        members = [m for m in members if m.intensity > 0]
+        if not members:
+            continue
+        level = members[0].initial_level
+        edge_name = EDGE_OF_LEVEL.get(level, level)
+        if level not in LEVEL_FACTORS or edge_name not in edges:
+            continue
+        intensity = sum(m.intensity for m in members)
+        energy = sum(m.energy * m.intensity for m in members) / intensity / 1000.0
+        if energy < MIN_TABLE_ENERGY_KEV:
+            continue
+        raw[family] = (energy, intensity * LEVEL_FACTORS[level], edges[edge_name].energy / 1000.0)
+    return _normalise_per_shell(_drop_shells_without_alpha(raw))
+
+
+def _drop_shells_without_alpha(
+    raw: dict[str, tuple[float, float, float]],
+) -> dict[str, tuple[float, float, float]]:
+    """Keep the L (M) shell only when xraydb has its La (Ma) line.
+
+    xraydb lists odd L emission for Be..Ca (e.g. Si "Ll" at 0.09 keV with no La) and only the
+    weak Mz/Mg lines for Zn..Sn; those are not lines used in EDS analysis and would be the
+    "strongest line" of their shell after normalisation.
+    """
+    shells = {family[0] for family in raw if family in ("Ka", "La", "Ma")}
+    return {family: value for family, value in raw.items() if family[0] in shells}
+
+
+def _normalise_per_shell(
+    raw: dict[str, tuple[float, float, float]],
+) -> dict[str, tuple[float, float, float]]:
+    strongest: dict[str, float] = {}
+    for family, (_, weight, _) in raw.items():
+        strongest[family[0]] = max(strongest.get(family[0], 0.0), weight)
+    table = {}
+    for family, (energy, weight, edge) in raw.items():
+        relative = weight / strongest[family[0]]
+        if relative >= MIN_TABLE_WEIGHT:
+            table[family] = (round(energy, 4), round(relative, 4), round(edge, 4))
+    return table
+
+
+def build_table() -> dict[str, dict[str, tuple[float, float, float]]]:
+    """The whole table, Be..U, in order of atomic number."""
+    import xraydb
+
+    return {
+        xraydb.atomic_symbol(z): element_families(xraydb.atomic_symbol(z))
+        for z in range(FIRST_Z, LAST_Z + 1)
+    }
+
+
+def render_table(table: dict[str, dict[str, tuple[float, float, float]]]) -> str:
+    """Python source of the ``_xray_table`` module."""
+    import xraydb
+
+    header = (
+        '"""X-ray line families per element (GENERATED by scripts/generate_xray_table.py; do not edit).\n'
+        "\n"
+        f"Source: xraydb {xraydb.__version__}. ``LINES[element][family] = (energy_keV, weight, edge_keV)``;\n"
+        "weights are relative to the strongest family of the same shell (K, L, M).\n"
+        '"""\n\n'
+    )
+    body = pprint.pformat(table, width=100, sort_dicts=False)
+    return f"{header}XRAYDB_VERSION = {xraydb.__version__!r}\n\nLINES = {body}\n"
+
+
+def main() -> None:
+    """Write the table module (or the path given with ``--output``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=TABLE_PATH)
+    args = parser.parse_args()
+    args.output.write_text(render_table(build_table()), encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The ``napari-sigma`` command line: batch and headless use of the same core as the plugin.
+
+Commands
+--------
+``napari-sigma run INPUT... --out DIR``
+    Analyse each input; its results go to ``DIR/<input name>/``.
+``napari-sigma demo --out DIR``
+    Analyse the embedded synthetic example and print its accuracy against the ground truth.
+``napari-sigma elements FILE``
+    Print the elements suggested from the file's sum spectrum, with scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import SigmaError
+from .progress import Progress
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr, redrawn in place."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self._last = 0.0
+
+    def __call__(self, report: Progress) -> None:
+        now = time.perf_counter()
+        if now - self._last < 0.1 and report.step < report.total:
+            return
+        self._last = now
+        filled = int(self.width * report.fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        loss = f" loss {report.loss:.4g}" if report.loss is not None else ""
+        line = f"\r{report.stage:>10} [{bar}] {report.message}{loss}"
+        self.stream.write(line[:120].ljust(120))
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _parse_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None or text.strip().lower() == "auto":
+        return None
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _phases(text: str) -> str | int:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--phases takes 'auto' or a number, not {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--phases must be at least 1")
+    return value
+
+
+def build_settings(args: argparse.Namespace):
+    """:class:`~napari_sigma.pipeline.AnalysisSettings` from parsed command-line options."""
+    from .pipeline import AnalysisSettings
+
+    settings = AnalysisSettings.preset(args.preset)
+    items = _parse_list(args.elements)
+    if items and all("_" in item for item in items):
+        settings = replace(settings, lines=items)
+    elif items:
+        settings = replace(settings, elements=items)
+    latent = replace(settings.latent, method=args.latent)
+    if args.epochs is not None:
+        latent = replace(latent, epochs=args.epochs)
+    clustering = replace(settings.clustering, n_phases=args.phases)
+    overrides = {
+        "latent": latent,
+        "clustering": clustering,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    if args.bin is not None:
+        overrides["bin_factor"] = args.bin
+    return replace(settings, **overrides)
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--elements", default="auto", help="'auto' or a list: Fe,Si,O or lines Fe_Ka,Si_Ka"
+    )
+    parser.add_argument("--phases", default="auto", type=_phases, help="'auto' or a number")
+    parser.add_argument("--latent", default="ae", choices=["ae", "pca", "umap"])
+    parser.add_argument("--epochs", type=int, default=None, help="autoencoder epochs")
+    parser.add_argument("--bin", type=int, default=None, help="spatial binning factor")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--preset", default="default", choices=["default", "sigma"])
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``napari-sigma``."""
+    parser = argparse.ArgumentParser(
+        prog="napari-sigma", description="Phase maps from EDS spectrum images (SIGMA)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="analyse spectrum images")
+    run.add_argument("inputs", nargs="+", type=Path, help="EDS files (.bcf, .emd, .hspy, ...)")
+    _add_analysis_options(run)
+    demo = commands.add_parser("demo", help="analyse the embedded synthetic example")
+    _add_analysis_options(demo)
+    demo.add_argument("--seed-data", type=int, default=0, help="seed of the synthetic example")
+    elements = commands.add_parser("elements", help="suggest elements from the sum spectrum")
+    elements.add_argument("file", type=Path)
+    return parser
+
+
+def _analyse_and_export(image, settings, out_dir: Path):
+    from .export import export_result
+    from .pipeline import analyse
+    from .progress import run_to_completion
+
+    bar = ProgressBar()
+    try:
+        result = run_to_completion(analyse(image, settings), bar)
+    finally:
+        bar.close()
+    written = export_result(result, out_dir)
+    return result, written
+
+
+def _summary(result, out_dir: Path) -> str:
+    seconds = sum(result.timings.values())
+    names = ", ".join(result.phase_names)
+    return f"{result.n_phases} phases ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """Analyse every input; a bad input is reported and the others still run."""
+    from .io import read_spectrum_image
+
+    settings = build_settings(args)
+    failures = 0
+    for path in args.inputs:
+        out_dir = args.out / path.stem
+        try:
+            image = read_spectrum_image(path)
+            result, _ = _analyse_and_export(image, settings, out_dir)
+        except SigmaError as error:
+            failures += 1
+            print(f"napari-sigma: error: {error}", file=sys.stderr)
+            continue
+        print(f"{path}: {_summary(result, out_dir)}")
+    return 1 if failures else 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    """Analyse the synthetic example and print its accuracy against the ground truth."""
+    from .metrics import phase_accuracy_report
+    from .synthetic import demo_sample
+
+    sample = demo_sample(seed=args.seed_data)
+    settings = build_settings(args)
+    if settings.lines is None and settings.elements is None:
+        settings = replace(settings, lines=tuple(sample.lines))
+    result, written = _analyse_and_export(sample.image, settings, args.out)
+    print(_summary(result, args.out))
+    report = phase_accuracy_report(sample, result.labels, result.phase_spectra, result.components)
+    print(f"phases found: {result.n_phases} (truth {len(sample.phase_names)})")
+    for key, value in report.items():
+        if isinstance(value, float | int):
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    print("files: " + ", ".join(sorted(p.name for p in written.values())))
+    return 0
+
+
+def command_elements(args: argparse.Namespace) -> int:
+    """Print the suggested elements of a file with their scores."""
+    from .elements import suggest_elements
+    from .io import read_any
+
+    try:
+        data = read_any(args.file)
+    except SigmaError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 1
+    spectrum = data.sum_spectrum() if hasattr(data, "sum_spectrum") else data
+    for suggestion in suggest_elements(spectrum):
+        print(f"{suggestion.element:<3} {suggestion.line:<7} {suggestion.score:8.3f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-sigma`` command."""
+    args = make_parser().parse_args(argv)
+    handlers = {"run": command_run, "demo": command_demo, "elements": command_elements}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""The analysis pipeline and the Python API: spectrum image -> features -> latent -> phases -> NMF.
+
+``analyse(image, settings)`` is a generator that yields :class:`~napari_sigma.progress.Progress` and
+returns an :class:`AnalysisResult`; ``run_analysis`` drives it to the end. The CLI and the napari
+widgets both call it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from .clustering import ClusteringResult, ClusteringSettings, cluster_phases
+from .errors import AnalysisError
+from .features import (
+    FeatureSettings,
+    bin_image,
+    line_intensities,
+    neighbour_average,
+    normalise,
+    total_counts,
+)
+from .latent import LatentResult, LatentSettings, fit_latent
+from .progress import Computation, Progress, run_to_completion
+from .spectrum_image import SpectrumImage
+
+ClusterSpace = Literal["features", "latent"]
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Every parameter of an analysis.
+
+    Parameters
+    ----------
+    lines : tuple of str or None
+        X-ray lines to analyse (``"Fe_Ka"``). None: the default lines of ``elements``.
+    elements : tuple of str or None
+        Elements to analyse when ``lines`` is None. None: the file's elements, else the
+        elements suggested from the sum spectrum.
+    bin_factor : int
+        Spatial binning of the analysis grid (results are returned at full resolution).
+    features, latent, clustering : settings dataclasses
+        See :mod:`~napari_sigma.features`, :mod:`~napari_sigma.latent`,
+        :mod:`~napari_sigma.clustering`.
+    cluster_space : {"features", "latent"}
+        Where the Gaussian mixture runs: on the normalised features (the default, measured more
+        accurate) or on the 2-D latent space (SIGMA).
+    n_components : int or None
+        NMF components; None gives one per phase.
+    seed : int
+        Seed of every random step.
+    device : {"auto", "cpu", "cuda"}
+        Torch device; ``"auto"`` uses CUDA when present.
+    """
+
+    lines: tuple[str, ...] | None = None
+    elements: tuple[str, ...] | None = None
+    bin_factor: int = 1
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    latent: LatentSettings = field(default_factory=LatentSettings)
+    clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
+    cluster_space: ClusterSpace = "features"
+    n_components: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def preset(cls, name: str = "default", **overrides: Any) -> AnalysisSettings:
+        """Settings of a named preset, with keyword overrides.
+
+        ``"default"``: background-subtracted, Poisson-normalised, 3x3-averaged features;
+        Gaussian mixture on the features with an automatic number of phases; a 2-D autoencoder
+        latent for display. ``"sigma"``: SIGMA's tutorial defaults (2x2 binning, raw windows,
+        per-pixel sum + z-score + softmax, the SIGMA autoencoder, mixture on the 2-D latent).
+        """
+        if name == "default":
+            base = cls()
+        elif name == "sigma":
+            base = cls(
+                bin_factor=2,
+                features=FeatureSettings(background="none", normalisation="sigma"),
+                latent=LatentSettings.sigma(),
+                clustering=ClusteringSettings(criterion="bic"),
+                cluster_space="latent",
+            )
+        else:
+            raise ValueError(f"unknown preset {name!r}: use 'default' or 'sigma'")
+        return replace(base, **overrides)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything an analysis produced, at the input's full resolution where it is an image."""
+
+    image: SpectrumImage
+    settings: AnalysisSettings
+    lines: tuple[str, ...]
+    intensities: np.ndarray
+    latent: np.ndarray
+    latent_pixels: np.ndarray
+    latent_shape: tuple[int, int]
+    bin_factor: int
+    labels: np.ndarray
+    probabilities: np.ndarray
+    phase_names: list[str]
+    phase_spectra: np.ndarray
+    components: np.ndarray
+    component_names: list[str]
+    phase_weights: np.ndarray
+    abundances: np.ndarray
+    criterion: dict[int, float]
+    timings: dict[str, float]
+    device: str
+    versions: dict[str, str]
+    features: np.ndarray | None = None
+    loss_history: list[float] = field(default_factory=list)
+
+    @property
+    def n_phases(self) -> int:
+        """Number of phases found (labels 1..K)."""
+        return len(self.phase_names)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def choose_lines(image: SpectrumImage, settings: AnalysisSettings) -> tuple[str, ...]:
+    """The X-ray lines an analysis uses (see :class:`AnalysisSettings`)."""
+    from .xray import lines_for_elements
+
+    if settings.lines:
+        return tuple(settings.lines)
+    elements = settings.elements or image.elements
+    if not elements:
+        from .elements import suggest_elements
+
+        elements = tuple(s.element for s in suggest_elements(image.sum_spectrum()))
+    if not elements:
+        raise AnalysisError(f"{image.title or 'spectrum image'}: no elements given or found")
+    usable = [e for e in elements if e not in ("H", "He", "Li")]
+    return tuple(lines_for_elements(usable, image.beam_energy))
+
+
+def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[AnalysisResult]:
+    """Run the whole analysis as a generator of progress reports.
+
+    Parameters
+    ----------
+    image : SpectrumImage
+        The spectrum image.
+    settings : AnalysisSettings
+        Every parameter.
+
+    Yields
+    ------
+    Progress
+        Stages ``features``, ``latent``, ``clustering``, ``unmixing``.
+
+    Returns
+    -------
+    AnalysisResult
+    """
+    from .device import configure_fast_math, resolve_device
+
+    device = resolve_device(settings.device)
+    configure_fast_math(device)
+    clock = _Stopwatch()
+    lines = choose_lines(image, settings)
+    with clock.stage("features"):
+        intensities = yield from line_intensities(
+            image.counts, image.energy, lines, settings.features, device=device
+        )
+        features, grid = _analysis_features(image, intensities, settings)
+    latent = yield from _timed(clock, "latent", _latent_stage(features, settings, device))
+    space = latent.latent if settings.cluster_space == "latent" else features
+    clustering = yield from _timed(
+        clock,
+        "clustering",
+        cluster_phases(space, _with_device(settings.clustering, device, settings)),
+    )
+    labels = _full_resolution(clustering.labels.reshape(grid), settings.bin_factor, image.shape)
+    unmixed = yield from _timed(
+        clock, "unmixing", _unmix(image, labels, clustering, settings, device)
+    )
+    spectra, components, weights, abundances = unmixed
+    return AnalysisResult(
+        image=image,
+        settings=settings,
+        lines=lines,
+        intensities=intensities,
+        latent=latent.latent[:, :2],
+        latent_pixels=_representative_pixels(grid, settings.bin_factor, image.shape),
+        latent_shape=grid,
+        bin_factor=settings.bin_factor,
+        labels=labels,
+        probabilities=clustering.probabilities.reshape(*grid, -1),
+        phase_names=_phase_names(intensities, labels, lines, clustering.n_phases),
+        phase_spectra=spectra,
+        components=components,
+        component_names=[f"C{i + 1}" for i in range(components.shape[0])],
+        phase_weights=weights,
+        abundances=abundances,
+        criterion=dict(clustering.criterion),
+        timings=clock.timings,
+        device=device,
+        versions=package_versions(),
+        features=features,
+        loss_history=list(latent.loss_history),
+    )
+
+
+def run_analysis(
+    image: SpectrumImage,
+    settings: AnalysisSettings | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> AnalysisResult:
+    """Run :func:`analyse` to the end (blocking) and return its result."""
+    return run_to_completion(analyse(image, settings or AnalysisSettings()), on_progress)
+
+
+def _timed(clock: _Stopwatch, name: str, computation: Computation[Any]) -> Computation[Any]:
+    start = time.perf_counter()
+    result = None
+    while True:
+        try:
+            report = next(computation)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        clock.timings[name] = clock.timings.get(name, 0.0) + time.perf_counter() - start
+        yield report
+        start = time.perf_counter()
+    clock.timings[name] = clock.timings.get(name, 0.0) + time.perf_counter() - start
+    return result
+
+
+def _analysis_features(
+    image: SpectrumImage, intensities: np.ndarray, settings: AnalysisSettings
+) -> tuple[np.ndarray, tuple[int, int]]:
+    factor = settings.bin_factor
+    binned = bin_image(intensities, factor)
+    dose = bin_image(total_counts(image.counts), factor)
+    radius = settings.features.neighbour_radius
+    averaged = neighbour_average(binned, radius)
+    dose = neighbour_average(dose[..., None], radius)[..., 0]
+    features = normalise(averaged, dose, settings.features.normalisation)
+    return features, (binned.shape[0], binned.shape[1])
+
+
+def _with_device(clustering: ClusteringSettings, device: str, settings: AnalysisSettings):
+    return replace(clustering, device=device, seed=settings.seed)
+
+
+def _latent_stage(
+    features: np.ndarray, settings: AnalysisSettings, device: str
+) -> Computation[LatentResult]:
+    latent_settings = replace(settings.latent, device=device, seed=settings.seed)
+    return fit_latent(features, latent_settings)
+
+
+def _full_resolution(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Labels of the binned grid repeated to full resolution (the cropped edge takes its neighbour)."""
+    full = np.repeat(np.repeat(labels, factor, axis=0), factor, axis=1)
+    pad = ((0, shape[0] - full.shape[0]), (0, shape[1] - full.shape[1]))
+    return np.pad(full, pad, mode="edge").astype(np.int32)
+
+
+def _representative_pixels(
+    grid: tuple[int, int], factor: int, shape: tuple[int, int]
+) -> np.ndarray:
+    rows = np.arange(grid[0]) * factor
+    cols = np.arange(grid[1]) * factor
+    return (rows[:, None] * shape[1] + cols[None, :]).reshape(-1).astype(np.int64)
+
+
+def _unmix(
+    image: SpectrumImage,
+    labels: np.ndarray,
+    clustering: ClusteringResult,
+    settings: AnalysisSettings,
+    device: str,
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    from .unmixing import abundance_maps, nmf, phase_sum_spectra
+
+    n_phases = clustering.n_phases
+    yield Progress("unmixing", 0, 3, "phase spectra")
+    spectra = phase_sum_spectra(image.counts, labels, n_phases)
+    n_components = settings.n_components or n_phases
+    masked = spectra.copy()
+    masked[
+        :, : image.energy.channel_range(-np.inf, settings.features.low_energy_cutoff_kev).stop
+    ] = 0
+    yield Progress("unmixing", 1, 3, f"NMF with {n_components} components")
+    weights, components = nmf(masked, n_components, seed=settings.seed, device=device)
+    abundances = yield from abundance_maps(image.counts, components, device=device)
+    return spectra, components, weights, abundances
+
+
+def _phase_names(
+    intensities: np.ndarray, labels: np.ndarray, lines: tuple[str, ...], n_phases: int
+) -> list[str]:
+    from .phase_stats import main_elements, phase_display_name
+
+    flat = labels.reshape(-1)
+    pixels = np.bincount(flat, minlength=n_phases + 1)[1:]
+    sums = np.stack(
+        [
+            np.bincount(flat, weights=intensities[..., i].reshape(-1), minlength=n_phases + 1)[1:]
+            for i in range(len(lines))
+        ],
+        axis=1,
+    )
+    means = sums / np.maximum(pixels, 1)[:, None]
+    return [
+        phase_display_name(k + 1, main_elements(means[k], list(lines))) for k in range(n_phases)
+    ]
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a result (for ``run.json``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("napari-sigma-eds", "numpy", "scipy", "torch", "scikit-learn", "rosettasciio"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,110 @@
+"""Line windows, background subtraction, binning, smoothing and normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.features import (
+    FeatureSettings,
+    bin_image,
+    line_intensities,
+    line_weights,
+    neighbour_average,
+    normalise,
+    total_counts,
+)
+from napari_sigma.progress import run_to_completion
+from napari_sigma.xray import detector_fwhm, parse_line
+
+AXIS = EnergyAxis(offset=-0.1, scale=0.01, size=1024)
+
+
+def _peak(energy: float, area: float) -> np.ndarray:
+    sigma = detector_fwhm(energy) / 2.3548
+    e = AXIS.energies
+    return (
+        area
+        * AXIS.scale
+        * np.exp(-0.5 * ((e - energy) / sigma) ** 2)
+        / (sigma * np.sqrt(2 * np.pi))
+    )
+
+
+def test_background_subtraction_recovers_peak_area_on_a_sloped_continuum():
+    continuum = 50.0 + 20.0 * AXIS.energies  # counts per channel, linear
+    spectrum = continuum + _peak(parse_line("Fe_Ka").energy, 1000.0)
+    weights = line_weights(AXIS, ["Fe_Ka"], FeatureSettings(window_fwhm=1.5))
+    # a +-1.5 FWHM window holds 99.96 % of a Gaussian peak; the linear continuum cancels exactly
+    assert spectrum @ weights[:, 0] == pytest.approx(1000.0 * 0.9996, rel=0.01)
+    assert continuum @ weights[:, 0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_without_background_the_window_keeps_the_continuum():
+    continuum = np.full(AXIS.size, 10.0)
+    weights = line_weights(AXIS, ["Si_Ka"], FeatureSettings(background="none"))
+    n_channels = np.count_nonzero(weights[:, 0])
+    assert continuum @ weights[:, 0] == pytest.approx(10.0 * n_channels)
+    assert n_channels == pytest.approx(2 * detector_fwhm(1.74) / AXIS.scale, abs=2)
+
+
+def test_side_windows_avoid_neighbouring_analysed_lines():
+    # Na Ka (1.04) and Mg Ka (1.25) are close: Na's right side window would sit on Mg's peak
+    weights = line_weights(AXIS, ["Na_Ka", "Mg_Ka"], FeatureSettings())
+    mg_peak = weights[:, 1] > 0
+    assert not np.any(weights[mg_peak, 0] < 0)
+    assert weights[:, 0].sum() == pytest.approx(
+        0.0, abs=1e-4
+    )  # still a zero-sum (flat-cancelling) filter
+
+
+def test_line_intensities_in_chunks_equal_the_direct_product_and_report_progress():
+    rng = np.random.default_rng(1)
+    cube = rng.poisson(3.0, size=(37, 23, AXIS.size)).astype(np.uint16)
+    lines = ["O_Ka", "Si_Ka", "Fe_Ka"]
+    gen = line_intensities(cube, AXIS, lines, chunk_pixels=100)
+    reports = []
+    maps = run_to_completion(gen, reports.append)
+    expected = cube.reshape(-1, AXIS.size).astype(np.float64) @ line_weights(AXIS, lines)
+    np.testing.assert_allclose(maps.reshape(-1, 3), expected, rtol=1e-5, atol=1e-3)
+    assert maps.shape == (37, 23, 3) and maps.dtype == np.float32
+    assert len(reports) == reports[-1].total > 1 and reports[-1].stage == "features"
+
+
+def test_binning_intensity_maps_equals_binning_the_cube_first():
+    rng = np.random.default_rng(2)
+    cube = rng.poisson(2.0, size=(10, 9, AXIS.size)).astype(np.uint16)
+    lines = ["Al_Ka", "Ca_Ka"]
+    binned_cube = bin_image(cube.astype(np.int64), 2)
+    direct = run_to_completion(line_intensities(binned_cube, AXIS, lines))
+    via_maps = bin_image(run_to_completion(line_intensities(cube, AXIS, lines)), 2)
+    assert binned_cube.shape == (5, 4, AXIS.size)
+    np.testing.assert_allclose(via_maps, direct, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(total_counts(cube)[:2, :2].sum(), cube[:2, :2].sum())
+
+
+def test_neighbour_average_is_a_3x3_mean_inside():
+    maps = np.arange(5 * 6 * 2, dtype=np.float32).reshape(5, 6, 2)
+    smooth = neighbour_average(maps, 1)
+    np.testing.assert_allclose(smooth[2, 3], maps[1:4, 2:5].mean(axis=(0, 1)))
+    assert neighbour_average(maps, 0) is maps
+
+
+def test_poisson_normalisation_equalises_counting_noise_across_lines():
+    rng = np.random.default_rng(3)
+    rates = np.array([5.0, 50.0, 400.0])
+    maps = rng.poisson(rates, size=(200, 200, 3)).astype(np.float32)
+    features = normalise(maps, maps.sum(axis=-1), "poisson")
+    # Anscombe: the standard deviation of sqrt(Poisson) is about 0.5 whatever the rate
+    np.testing.assert_allclose(features.std(axis=0), 0.5, atol=0.06)
+
+
+def test_sigma_normalisation_is_a_softmax_of_z_scores():
+    rng = np.random.default_rng(4)
+    maps = rng.poisson(20.0, size=(8, 8, 4)).astype(np.float32)
+    features = normalise(maps, maps.sum(axis=-1) + 100, "sigma")
+    np.testing.assert_allclose(features.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(features > 0)
+    with pytest.raises(ValueError, match="normalisation"):
+        normalise(maps, maps.sum(axis=-1), "bogus")
