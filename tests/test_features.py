@@ -95,9 +95,18 @@ def test_poisson_normalisation_equalises_counting_noise_across_lines():
     rng = np.random.default_rng(3)
     rates = np.array([5.0, 50.0, 400.0])
     maps = rng.poisson(rates, size=(200, 200, 3)).astype(np.float32)
-    features = normalise(maps, maps.sum(axis=-1), "poisson")
+    dose = np.full(maps.shape[:2], rates.sum())
+    features = normalise(maps, dose, "poisson")
     # Anscombe: the standard deviation of sqrt(Poisson) is about 0.5 whatever the rate
-    np.testing.assert_allclose(features.std(axis=0), 0.5, atol=0.06)
+    np.testing.assert_allclose(features.std(axis=0), 0.5, atol=0.03)
+
+
+def test_poisson_normalisation_removes_the_dose_but_keeps_the_composition():
+    composition = np.array([10.0, 30.0, 60.0], dtype=np.float32)
+    maps = np.stack([composition, 3 * composition, 2 * composition[::-1]]).reshape(3, 1, 3)
+    features = normalise(maps, maps.sum(axis=-1), "poisson")
+    np.testing.assert_allclose(features[0], features[1], rtol=1e-6)  # same composition, 3x dose
+    assert not np.allclose(features[0], features[2])
 
 
 def test_sigma_normalisation_is_a_softmax_of_z_scores():

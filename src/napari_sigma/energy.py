@@ -48,8 +48,7 @@ class EnergyAxis:
 
     def channel_range(self, low: float, high: float) -> slice:
         """Channels whose centres lie in ``[low, high]`` keV, as a slice (may be empty)."""
-        start = int(np.ceil((low - self.offset) / self.scale - 1e-9))
-        stop = int(np.floor((high - self.offset) / self.scale + 1e-9)) + 1
-        start = min(max(start, 0), self.size)
-        stop = min(max(stop, start), self.size)
-        return slice(start, stop)
+        first = np.clip(np.ceil((low - self.offset) / self.scale - 1e-9), 0, self.size)
+        last = np.clip(np.floor((high - self.offset) / self.scale + 1e-9) + 1, 0, self.size)
+        start = int(first)
+        return slice(start, max(int(last), start))

@@ -137,7 +137,7 @@ def line_intensities(
     device: str = "cpu",
     chunk_pixels: int = 65536,
 ) -> Computation[np.ndarray]:
-    """Background-subtracted counts of each line in each pixel.
+    """Counts of each line in each pixel (background-subtracted unless ``background="none"``).
 
     Parameters
     ----------
@@ -164,13 +164,28 @@ def line_intensities(
     ndarray, shape (y, x, L), float32
     """
     weights = line_weights(axis, lines, settings)
+    return (yield from project_spectra(counts, weights, device, chunk_pixels))
+
+
+def project_spectra(
+    counts, weights: np.ndarray, device: str = "cpu", chunk_pixels: int = 65536
+) -> Computation[np.ndarray]:
+    """Product of every pixel spectrum with a weight matrix ``(E, M)``, in chunks of pixels.
+
+    Only the channel span where some weight is non-zero is read, so a cube is never converted to
+    float as a whole.
+
+    Returns
+    -------
+    ndarray, shape (y, x, M), float32
+    """
     used = np.flatnonzero(np.any(weights != 0, axis=1))
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    out = np.zeros((ny * nx, len(lines)), dtype=np.float32)
+    out = np.zeros((ny * nx, weights.shape[1]), dtype=np.float32)
     if used.size == 0:
-        return out.reshape(ny, nx, len(lines))
+        return out.reshape(ny, nx, -1)
     span = slice(int(used[0]), int(used[-1]) + 1)
-    project = _projector(weights[span], device)
+    project = _projector(np.ascontiguousarray(weights[span], dtype=np.float32), device)
     rows_per_chunk = max(1, chunk_pixels // max(nx, 1))
     total = -(-ny // rows_per_chunk)
     for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
@@ -178,7 +193,7 @@ def line_intensities(
         pixels = block.reshape(-1, block.shape[-1])
         out[row * nx : row * nx + pixels.shape[0]] = project(pixels)
         yield Progress("features", step, total, f"line intensities {step}/{total}")
-    return out.reshape(ny, nx, len(lines))
+    return out.reshape(ny, nx, -1)
 
 
 def _projector(weights: np.ndarray, device: str):

@@ -76,11 +76,11 @@ class LatentSettings:
 
     method: str = "ae"
     dim: int = 2
-    hidden: tuple[int, ...] = (512, 256, 128)
-    epochs: int = 40
-    batch_size: int = 1024
+    hidden: tuple[int, ...] = (256, 128, 64)
+    epochs: int = 20
+    batch_size: int = 2048
     learning_rate: float = 1e-3
-    train_pixels: int | None = 50_000
+    train_pixels: int | None = 20_000
     standardise: bool = True
     output: str = "linear"
     seed: int = 0

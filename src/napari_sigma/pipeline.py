@@ -20,16 +20,18 @@ from .errors import AnalysisError
 from .features import (
     FeatureSettings,
     bin_image,
-    line_intensities,
+    line_weights,
     neighbour_average,
     normalise,
+    project_spectra,
     total_counts,
 )
 from .latent import LatentResult, LatentSettings, fit_latent
+from .phase_finding import PhaseFindingSettings, find_phases
 from .progress import Computation, Progress, run_to_completion
 from .spectrum_image import SpectrumImage
 
-ClusterSpace = Literal["features", "latent"]
+ClusterSpace = Literal["spatial", "features", "latent"]
 
 
 @dataclass(frozen=True)
@@ -47,28 +49,42 @@ class AnalysisSettings:
         Spatial binning of the analysis grid (results are returned at full resolution).
     features, latent, clustering : settings dataclasses
         See :mod:`~napari_sigma.features`, :mod:`~napari_sigma.latent`,
-        :mod:`~napari_sigma.clustering`.
-    cluster_space : {"features", "latent"}
-        Where the Gaussian mixture runs: on the normalised features (the default, measured more
-        accurate) or on the 2-D latent space (SIGMA).
+        :mod:`~napari_sigma.clustering`. ``features.background`` applies to the clustering
+        features: raw line windows by default, whose counts are Poisson so that the square-root
+        normalisation makes their noise Gaussian and equal (measured at least as accurate as
+        background-subtracted windows). The intensity maps of the result
+        (``AnalysisResult.intensities``) are always background-subtracted.
+    cluster_space : {"spatial", "features", "latent"}
+        Where the Gaussian mixture runs. ``"spatial"`` (default, the most accurate measured):
+        on the smoothed features of homogeneous pixels, then every pixel classified on its own
+        features with a neighbourhood prior (:mod:`~napari_sigma.phase_finding`);
+        ``"features"``: on the smoothed features of all pixels; ``"latent"``: on the 2-D latent
+        space (SIGMA).
+    phase_finding : PhaseFindingSettings
+        Parameters of the ``"spatial"`` strategy.
     n_components : int or None
         NMF components; None gives one per phase.
     seed : int
         Seed of every random step.
     device : {"auto", "cpu", "cuda"}
         Torch device; ``"auto"`` uses CUDA when present.
+    cpu_threads : int or None
+        Torch threads for training and mixtures on the CPU (None: torch's default). One thread
+        is measured faster on 2 shared cores (see :func:`~napari_sigma.device.torch_threads`).
     """
 
     lines: tuple[str, ...] | None = None
     elements: tuple[str, ...] | None = None
     bin_factor: int = 1
-    features: FeatureSettings = field(default_factory=FeatureSettings)
+    features: FeatureSettings = field(default_factory=lambda: FeatureSettings(background="none"))
     latent: LatentSettings = field(default_factory=LatentSettings)
     clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
-    cluster_space: ClusterSpace = "features"
+    cluster_space: ClusterSpace = "spatial"
+    phase_finding: PhaseFindingSettings = field(default_factory=PhaseFindingSettings)
     n_components: int | None = None
     seed: int = 0
     device: str = "auto"
+    cpu_threads: int | None = 1
 
     @classmethod
     def preset(cls, name: str = "default", **overrides: Any) -> AnalysisSettings:
@@ -176,24 +192,33 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
     -------
     AnalysisResult
     """
-    from .device import configure_fast_math, resolve_device
+    from .device import resolve_device, torch_threads
 
     device = resolve_device(settings.device)
+    with torch_threads(device, settings.cpu_threads):
+        return (yield from _analyse(image, settings, device))
+
+
+def _analyse(
+    image: SpectrumImage, settings: AnalysisSettings, device: str
+) -> Computation[AnalysisResult]:
+    from .device import configure_fast_math
+
     configure_fast_math(device)
     clock = _Stopwatch()
     lines = choose_lines(image, settings)
     with clock.stage("features"):
-        intensities = yield from line_intensities(
-            image.counts, image.energy, lines, settings.features, device=device
-        )
-        features, grid = _analysis_features(image, intensities, settings)
-    latent = yield from _timed(clock, "latent", _latent_stage(features, settings, device))
-    space = latent.latent if settings.cluster_space == "latent" else features
-    clustering = yield from _timed(
-        clock,
-        "clustering",
-        cluster_phases(space, _with_device(settings.clustering, device, settings)),
-    )
+        intensities, windows = yield from _line_maps(image, lines, settings.features, device)
+        raw, smoothed, grid = _analysis_features(image, windows, settings)
+    flat = smoothed.reshape(-1, smoothed.shape[-1])
+    latent = yield from _timed(clock, "latent", _latent_stage(flat, settings, device))
+    clustering_settings = _with_device(settings.clustering, device, settings)
+    if settings.cluster_space == "spatial":
+        finding = find_phases(raw, smoothed, clustering_settings, settings.phase_finding)
+    else:
+        space = latent.latent if settings.cluster_space == "latent" else flat
+        finding = cluster_phases(space, clustering_settings)
+    clustering = yield from _timed(clock, "clustering", finding)
     labels = _full_resolution(clustering.labels.reshape(grid), settings.bin_factor, image.shape)
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device)
@@ -220,7 +245,7 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
         timings=clock.timings,
         device=device,
         versions=package_versions(),
-        features=features,
+        features=flat,
         loss_history=list(latent.loss_history),
     )
 
@@ -250,17 +275,34 @@ def _timed(clock: _Stopwatch, name: str, computation: Computation[Any]) -> Compu
     return result
 
 
+def _line_maps(
+    image: SpectrumImage, lines: tuple[str, ...], settings: FeatureSettings, device: str
+) -> Computation[tuple[np.ndarray, np.ndarray]]:
+    """Background-subtracted intensities (for maps, names, statistics) and the feature windows.
+
+    Both are linear in the counts, so they come from one pass over the cube.
+    """
+    display = line_weights(image.energy, lines, replace(settings, background="sides"))
+    feature = line_weights(image.energy, lines, settings)
+    both = yield from project_spectra(
+        image.counts, np.concatenate([display, feature], axis=1), device
+    )
+    return both[..., : len(lines)], both[..., len(lines) :]
+
+
 def _analysis_features(
-    image: SpectrumImage, intensities: np.ndarray, settings: AnalysisSettings
-) -> tuple[np.ndarray, tuple[int, int]]:
+    image: SpectrumImage, windows: np.ndarray, settings: AnalysisSettings
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Unsmoothed and smoothed normalised features ``(yb, xb, F)`` on the analysis grid."""
     factor = settings.bin_factor
-    binned = bin_image(intensities, factor)
+    binned = bin_image(windows, factor)
     dose = bin_image(total_counts(image.counts), factor)
+    method = settings.features.normalisation
+    raw = normalise(binned, dose, method).reshape(*binned.shape)
     radius = settings.features.neighbour_radius
-    averaged = neighbour_average(binned, radius)
-    dose = neighbour_average(dose[..., None], radius)[..., 0]
-    features = normalise(averaged, dose, settings.features.normalisation)
-    return features, (binned.shape[0], binned.shape[1])
+    averaged_dose = neighbour_average(dose[..., None], radius)[..., 0]
+    smoothed = normalise(neighbour_average(binned, radius), averaged_dose, method)
+    return raw, smoothed.reshape(*binned.shape), (binned.shape[0], binned.shape[1])
 
 
 def _with_device(clustering: ClusteringSettings, device: str, settings: AnalysisSettings):
@@ -307,7 +349,9 @@ def _unmix(
         :, : image.energy.channel_range(-np.inf, settings.features.low_energy_cutoff_kev).stop
     ] = 0
     yield Progress("unmixing", 1, 3, f"NMF with {n_components} components")
-    weights, components = nmf(masked, n_components, seed=settings.seed, device=device)
+    weights, components = nmf(
+        masked, n_components, seed=settings.seed, device=device, max_iter=300, tol=1e-5
+    )
     abundances = yield from abundance_maps(image.counts, components, device=device)
     return spectra, components, weights, abundances
 

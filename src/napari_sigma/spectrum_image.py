@@ -10,7 +10,15 @@ import numpy as np
 
 from .energy import EnergyAxis
 
-MICRONS_PER_UNIT = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6, "pm": 1e-6}
+MICRONS_PER_UNIT = {
+    "µm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "nm": 1e-3,
+    "mm": 1e3,
+    "m": 1e6,
+    "pm": 1e-6,
+}
 
 
 @dataclass

@@ -107,6 +107,7 @@ class SpectrumPlot(QWidget):
         self._spectra: dict[str, np.ndarray] = {}
         self._colors: dict[str, str] = {}
         self._markers: dict[str, float] = {}
+        self._range: tuple[float, float] | None = None
         options = QHBoxLayout()
         options.addWidget(self.log_scale)
         options.addStretch()
@@ -143,13 +144,20 @@ class SpectrumPlot(QWidget):
             Colours by name, or in the order of ``spectra``; default: a fixed palette.
         """
         self._energy = np.asarray(energy, dtype=np.float64)
-        self._spectra = {name: np.asarray(values, dtype=np.float64) for name, values in spectra.items()}
+        self._spectra = {
+            name: np.asarray(values, dtype=np.float64) for name, values in spectra.items()
+        }
         self._colors = _color_map(list(self._spectra), colors)
         self._redraw()
 
     def set_markers(self, lines: Mapping[str, float]) -> None:
         """Show vertical markers at X-ray line energies (label to keV)."""
         self._markers = dict(lines)
+        self._redraw()
+
+    def set_energy_range(self, low: float | None, high: float | None) -> None:
+        """Show energies in ``[low, high]`` keV (None for both: from 0 to the last channel)."""
+        self._range = None if low is None or high is None else (float(low), float(high))
         self._redraw()
 
     def set_log_scale(self, log: bool) -> None:
@@ -164,7 +172,9 @@ class SpectrumPlot(QWidget):
             axes.plot(self._energy, values, color=self._colors[name], lw=0.9, label=name)
         if self.log_scale.isChecked():
             axes.set_yscale("symlog", linthresh=1.0)
-        if self._energy.size:
+        if self._range is not None:
+            axes.set_xlim(*self._range)
+        elif self._energy.size:
             axes.set_xlim(max(self._energy[0], 0.0), self._energy[-1])
         draw_line_markers(axes, self._markers)
         axes.set_xlabel("energy (keV)")
@@ -180,6 +190,9 @@ def _color_map(
     names: list[str], colors: Mapping[str, str] | Sequence[str] | None
 ) -> dict[str, str]:
     if isinstance(colors, Mapping):
-        return {name: colors.get(name, DEFAULT_COLORS[i % len(DEFAULT_COLORS)]) for i, name in enumerate(names)}
+        return {
+            name: colors.get(name, DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
+            for i, name in enumerate(names)
+        }
     palette = list(colors) if colors else list(DEFAULT_COLORS)
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}

@@ -1,0 +1,449 @@
+"""Speed benchmark: per-stage wall times and peak memory of the pipeline, and the ratio to emsigma.
+
+Every measurement runs in its own subprocess (this script with ``--worker``) so that its peak
+resident memory (``os.wait4``) is its own. Cubes of ``size`` x ``size`` x 2048 channels (uint16) are
+Poisson samples of a few pure phase spectra from :mod:`napari_sigma.synthetic`, laid out by an
+upscaled synthetic label image; the same seed gives the same cube in every process.
+
+Part 1 (``--sizes``): the ``default`` preset end to end (automatic number of phases) on each size
+and device (CPU, and CUDA when present). Part 2 (``--emsigma-sizes``): emsigma (SIGMA's tutorial:
+2x2 binning, 20 epochs, true K) against this project with the same binning, epochs and K — the
+``default`` preset (``ours_b2``) and the ``sigma`` preset (``ours_sigma``) — on the same cube, in the
+same run.
+
+    python benchmarks/bench_speed.py --out bench_out/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import (
+    emsigma_available,
+    format_table,
+    machine_info,
+    run_emsigma,
+    run_subprocess,
+    write_hspy,
+    write_json,
+)
+from napari_sigma.spectrum_image import SpectrumImage
+
+N_CHANNELS = 2048
+COUNTS_PER_PIXEL = 200
+TARGET_BINS = 1 << 24  # histogram bins per generation block (128 MB of int64)
+TABLE_BITS = 20
+
+
+def _template(seed: int) -> Any:
+    """A small synthetic sample whose pure spectra and layout seed the speed cubes."""
+    from napari_sigma import synthetic
+
+    return synthetic.make_synthetic(
+        seed=seed, shape=(128, 128), n_channels=N_CHANNELS, counts_per_pixel=COUNTS_PER_PIXEL
+    )
+
+
+def _upscale(labels: np.ndarray, size: int) -> np.ndarray:
+    rows = np.arange(size) * labels.shape[0] // size
+    cols = np.arange(size) * labels.shape[1] // size
+    return labels[np.ix_(rows, cols)]
+
+
+def _inverse_cdf_tables(pure: np.ndarray) -> np.ndarray:
+    """Per phase, the channel of each of ``2**TABLE_BITS`` equally spaced cumulative probabilities."""
+    cdf = np.cumsum(pure / pure.sum(axis=1, keepdims=True), axis=1)
+    grid = (np.arange(1 << TABLE_BITS) + 0.5) / (1 << TABLE_BITS)
+    tables = [np.searchsorted(row, grid) for row in cdf]
+    return np.minimum(np.stack(tables), pure.shape[1] - 1).astype(np.int32)
+
+
+def speed_cube(size: int, seed: int = 0) -> tuple[SpectrumImage, tuple[str, ...], int]:
+    """A ``size`` x ``size`` x 2048 uint16 Poisson cube, generated block by block.
+
+    Each pixel draws a Poisson number of events from its phase's pure spectrum; each event's
+    channel comes from a 2**20-entry inverse-CDF table (probabilities resolved to 1e-6).
+
+    Returns
+    -------
+    image, lines, n_phases
+    """
+    template = _template(seed)
+    labels = _upscale(np.asarray(template.labels), size).astype(np.int64) - 1
+    pure = np.asarray(template.pure_spectra, dtype=np.float64)
+    n_phases, n_channels = pure.shape
+    totals, tables = pure.sum(axis=1), _inverse_cdf_tables(pure)
+    counts = np.zeros((size, size, n_channels), dtype=np.uint16)
+    rng = np.random.default_rng(seed)
+    rows_per_block = max(1, TARGET_BINS // (size * n_channels))
+    for top in range(0, size, rows_per_block):
+        block = labels[top : top + rows_per_block].ravel()
+        pixel = np.repeat(np.arange(block.size), rng.poisson(totals[block]))
+        channel = tables[block[pixel], rng.integers(0, 1 << TABLE_BITS, pixel.size)]
+        histogram = np.bincount(pixel * n_channels + channel, minlength=block.size * n_channels)
+        counts[top : top + rows_per_block] = histogram.reshape(-1, size, n_channels)
+    image = replace(template.image, counts=counts, title=f"speed {size}x{size}")
+    return image, tuple(template.lines), n_phases
+
+
+def save_cube(size: int, seed: int, stem: Path) -> None:
+    """Generate a speed cube and store it as ``stem.npy`` plus its calibration in ``stem.json``."""
+    image, lines, n_phases = speed_cube(size, seed)
+    np.save(stem.with_suffix(".npy"), image.counts)
+    info = {
+        "offset": image.energy.offset,
+        "scale": image.energy.scale,
+        "lines": lines,
+        "n_phases": n_phases,
+        "beam_energy": image.beam_energy,
+        "pixel_size": image.pixel_size,
+        "pixel_unit": image.pixel_unit,
+    }
+    stem.with_suffix(".json").write_text(json.dumps(info))
+
+
+def load_cube(stem: Path) -> tuple[SpectrumImage, tuple[str, ...], int]:
+    """A cube stored by :func:`save_cube`: image, lines, number of phases."""
+    from napari_sigma.energy import EnergyAxis
+
+    info = json.loads(stem.with_suffix(".json").read_text())
+    counts = np.load(stem.with_suffix(".npy"))
+    image = SpectrumImage(
+        counts=counts,
+        energy=EnergyAxis(info["offset"], info["scale"], counts.shape[-1]),
+        beam_energy=info["beam_energy"],
+        pixel_size=info["pixel_size"],
+        pixel_unit=info["pixel_unit"],
+        title=f"speed {counts.shape[0]}x{counts.shape[1]}",
+    )
+    return image, tuple(info["lines"]), int(info["n_phases"])
+
+
+def worker_settings(config: str, lines: tuple[str, ...], n_phases: int, device: str) -> Any:
+    """Pipeline settings of a named configuration (see the module docstring)."""
+    from napari_sigma.pipeline import AnalysisSettings
+
+    if config == "ours_default":
+        return AnalysisSettings.preset("default", lines=lines, device=device)
+    preset = "default" if config == "ours_b2" else "sigma"
+    settings = AnalysisSettings.preset(preset, lines=lines, device=device, bin_factor=2)
+    return replace(
+        settings,
+        latent=replace(settings.latent, epochs=20),
+        clustering=replace(settings.clustering, n_phases=n_phases),
+    )
+
+
+def worker(stem: Path, config: str, device: str, out: Path) -> None:
+    """Load the cube, run one configuration of the pipeline, write timings as JSON."""
+    start = time.perf_counter()
+    image, lines, n_phases = load_cube(stem)
+    loaded = time.perf_counter()
+    rss_cube = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from napari_sigma.pipeline import run_analysis
+
+    imported = time.perf_counter()
+    result = run_analysis(image, worker_settings(config, lines, n_phases, device))
+    done = time.perf_counter()
+    info = {
+        "load_s": round(loaded - start, 2),
+        "import_s": round(imported - loaded, 2),
+        "pipeline_s": round(done - imported, 3),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "device": result.device,
+        "n_phases": result.n_phases,
+        "cube_mb": round(image.counts.nbytes / 2**20, 1),
+        "rss_after_cube_mb": round(rss_cube, 1),
+        "torch_threads": __import__("torch").get_num_threads(),
+    }
+    out.write_text(json.dumps(info))
+
+
+def generate(size: int, args: argparse.Namespace, tmp: Path) -> Path:
+    """Generate the cube of one size in a subprocess (the parent stays small); its stem."""
+    stem = tmp / f"cube_{size}"
+    command = [
+        sys.executable,
+        __file__,
+        "--generate",
+        "--size",
+        str(size),
+        "--seed",
+        str(args.seed),
+        "--cube",
+        str(stem),
+    ]
+    code, wall, _ = run_subprocess(command, tmp / f"generate_{size}.log", args.timeout)
+    if code != 0:
+        raise RuntimeError((tmp / f"generate_{size}.log").read_text(errors="replace")[-1500:])
+    print(f"   generated {size}x{size}x{N_CHANNELS} cube in {wall:.1f} s", flush=True)
+    return stem
+
+
+def measure(stem: Path, size: int, config: str, device: str, args: argparse.Namespace) -> dict:
+    """Run one worker subprocess on a stored cube; its JSON plus wall time and peak RSS."""
+    tmp = stem.parent
+    out = tmp / f"{config}_{device}_{size}.json"
+    command = [sys.executable, __file__, "--worker", "--cube", str(stem), "--config", config]
+    command += ["--device", device, "--worker-out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    code, wall, rss = run_subprocess(command, tmp / f"{out.stem}.log", args.timeout, env)
+    row: dict[str, Any] = {
+        "size": size,
+        "config": config,
+        "device": device,
+        "process_s": round(wall, 2),
+        "peak_rss_mb": round(rss, 1),
+    }
+    if code != 0 or not out.exists():
+        log = (tmp / f"{out.stem}.log").read_text(errors="replace")
+        row["error"] = f"exit {code}: {log[-1500:]}"
+        print(f"   {config} {device} {size}: FAILED\n{log[-1500:]}", flush=True)
+        return row
+    row.update(json.loads(out.read_text()))
+    row["rss_over_cube_mb"] = round(rss - row["cube_mb"], 1)
+    print(
+        f"   {config:12s} {device} {size:5d}: pipeline {row['pipeline_s']:.1f} s, "
+        f"peak RSS {rss:.0f} MB (cube {row['cube_mb']:.0f} MB)",
+        flush=True,
+    )
+    return row
+
+
+def measure_emsigma(stem: Path, size: int, args: argparse.Namespace) -> dict:
+    """emsigma on the same cube: 2x2 binning, ``--epochs``, true K."""
+    tmp = stem.parent
+    image, lines, n_phases = load_cube(stem)
+    cube = write_hspy(tmp / f"cube_{size}.hspy", image, lines)
+    del image
+    run = run_emsigma(
+        cube,
+        lines,
+        n_phases,
+        tmp / f"emsigma_{size}",
+        epochs=args.epochs,
+        threads=args.threads,
+        timeout_s=args.timeout,
+    )
+    cube.unlink()
+    timings = run.timings
+    row = {
+        "size": size,
+        "config": "emsigma",
+        "device": "cpu",
+        "process_s": round(run.wall_s, 2),
+        "peak_rss_mb": round(run.peak_rss_mb, 1),
+        "pipeline_s": timings["pipeline_excl_import_io"],
+        "timings": timings,
+        "n_phases": n_phases,
+        "threads": args.threads,
+    }
+    print(
+        f"   emsigma      cpu {size:5d}: pipeline {row['pipeline_s']:.1f} s, "
+        f"process {run.wall_s:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB",
+        flush=True,
+    )
+    return row
+
+
+STAGE_COLUMNS = [
+    ("features", "features s"),
+    ("latent", "latent s"),
+    ("clustering", "clustering s"),
+    ("unmixing", "unmixing s"),
+]
+
+
+def speed_table(rows: list[dict]) -> str:
+    """Per-stage times, pipeline time, memory."""
+    flat = []
+    for row in rows:
+        entry = {
+            k: row.get(k)
+            for k in (
+                "size",
+                "config",
+                "device",
+                "pipeline_s",
+                "process_s",
+                "peak_rss_mb",
+                "cube_mb",
+                "rss_over_cube_mb",
+                "n_phases",
+            )
+        }
+        entry.update({k: row.get("timings", {}).get(k) for k, _ in STAGE_COLUMNS})
+        entry["status"] = "error" if "error" in row else "ok"
+        flat.append(entry)
+    columns = [
+        ("size", "size"),
+        ("config", "config"),
+        ("device", "dev"),
+        *STAGE_COLUMNS,
+        ("pipeline_s", "pipeline s"),
+        ("process_s", "process s"),
+        ("n_phases", "K"),
+        ("cube_mb", "cube MB"),
+        ("peak_rss_mb", "peak RSS MB"),
+        ("rss_over_cube_mb", "RSS-cube MB"),
+        ("status", "status"),
+    ]
+    return format_table(flat, columns)
+
+
+def ratio_rows(rows: list[dict]) -> list[dict]:
+    """emsigma time / this project's time for each size and configuration (same run)."""
+    result = []
+    for peer in (r for r in rows if r["config"] == "emsigma"):
+        for ours in rows:
+            if (
+                ours["config"] in ("ours_b2", "ours_sigma")
+                and ours["size"] == peer["size"]
+                and "pipeline_s" in ours
+            ):
+                result.append(
+                    {
+                        "size": peer["size"],
+                        "config": ours["config"],
+                        "device": ours["device"],
+                        "emsigma_pipeline_s": peer["pipeline_s"],
+                        "ours_pipeline_s": ours["pipeline_s"],
+                        "pipeline_ratio": peer["pipeline_s"] / ours["pipeline_s"],
+                        "process_ratio": peer["process_s"] / ours["process_s"],
+                    }
+                )
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="128,256,512,1024", help="cube sizes (part 1)")
+    parser.add_argument("--emsigma-sizes", default="128,256", help="sizes compared with emsigma")
+    parser.add_argument("--devices", default="auto", help="'auto' (cpu, + cuda if present) or list")
+    parser.add_argument("--epochs", type=int, default=20, help="autoencoder epochs in part 2")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch/OpenMP threads of every measured process, ours and emsigma (default: cores)",
+    )
+    parser.add_argument("--skip-emsigma", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
+    parser.add_argument("--out", default="bench_out/speed.json")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cube", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--config", default="ours_default", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.emsigma_sizes = [int(s) for s in args.emsigma_sizes.split(",") if s]
+    return args
+
+
+def devices(spec: str) -> list[str]:
+    """The devices to measure: ``auto`` = CPU plus CUDA when torch finds it."""
+    if spec != "auto":
+        return [d for d in spec.split(",") if d]
+    import torch
+
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def _cleanup(stem: Path) -> None:
+    for suffix in (".npy", ".json"):
+        stem.with_suffix(suffix).unlink(missing_ok=True)
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    """Part 1 and part 2; the rows and ratios."""
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench_speed_") as name:
+        tmp = Path(name)
+        print("Part 1: default preset end to end", flush=True)
+        for size in args.sizes:
+            stem = generate(size, args, tmp)
+            rows += [measure(stem, size, "ours_default", d, args) for d in devices(args.devices)]
+            _cleanup(stem)
+        print("Part 2: same binning (2x2), epochs and K as emsigma", flush=True)
+        for size in args.emsigma_sizes:
+            stem = generate(size, args, tmp)
+            for config in ("ours_b2", "ours_sigma"):
+                rows += [measure(stem, size, config, d, args) for d in devices(args.devices)]
+            if args.skip_emsigma or not emsigma_available():
+                print("   emsigma skipped (no venv or --skip-emsigma)", flush=True)
+            else:
+                try:
+                    rows.append(measure_emsigma(stem, size, args))
+                except RuntimeError as error:
+                    rows.append(
+                        {"size": size, "config": "emsigma", "device": "cpu", "error": str(error)}
+                    )
+            _cleanup(stem)
+    return {"rows": rows, "ratios": ratio_rows(rows)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the speed benchmark (or one worker), print the tables, write the JSON."""
+    args = parse_args(argv)
+    if args.generate:
+        save_cube(args.size, args.seed, args.cube)
+        return
+    if args.worker:
+        worker(args.cube, args.config, args.device, args.worker_out)
+        return
+    start = time.perf_counter()
+    results = run_benchmark(args)
+    print("\nWall times (s) per stage, peak resident memory (MB)")
+    print(speed_table(results["rows"]))
+    if results["ratios"]:
+        print("\nemsigma / this project (same cube, 2x2 binning, epochs, K; >1 = we are faster)")
+        print(
+            format_table(
+                results["ratios"],
+                [
+                    ("size", "size"),
+                    ("config", "ours"),
+                    ("device", "dev"),
+                    ("emsigma_pipeline_s", "emsigma s"),
+                    ("ours_pipeline_s", "ours s"),
+                    ("pipeline_ratio", "pipeline ratio"),
+                    ("process_ratio", "process ratio"),
+                ],
+            )
+        )
+    out = write_json(
+        args.out,
+        {
+            "n_channels": N_CHANNELS,
+            "counts_per_pixel": COUNTS_PER_PIXEL,
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "threads": args.threads,
+            "machine": machine_info(),
+            **results,
+            "total_s": round(time.perf_counter() - start, 1),
+        },
+    )
+    print(f"\nwrote {out} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""The Phase analysis dock widget: settings form, Run/Abort, progress, results as layers.
+
+The form is a magicgui Container. Run starts :func:`napari_sigma.pipeline.analyse` in a napari
+generator ``thread_worker`` (created unstarted, signals connected, then started); every yielded
+:class:`~napari_sigma.progress.Progress` updates the bar and its label; layers are only added
+when the worker returns, so Abort (``worker.quit()``, honoured at the next yield) leaves nothing
+half-made. Failures become a napari error notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
+from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from . import state
+from .results import ResultLayers, add_result_layers
+
+SOURCE_ROLES = ("total", "image", "cube")
+AUTO = "auto"
+
+
+def parse_list(text: str) -> tuple[str, ...] | None:
+    """``"Fe, Si,O"`` -> ``("Fe", "Si", "O")``; ``"auto"`` or empty -> None."""
+    items = tuple(item.strip() for item in text.replace(";", ",").split(",") if item.strip())
+    if not items or (len(items) == 1 and items[0].lower() == AUTO):
+        return None
+    return items
+
+
+def parse_phases(text: str) -> str | int:
+    """``"auto"`` -> ``"auto"``; ``"5"`` -> 5; anything else raises ValueError."""
+    text = text.strip().lower()
+    if text in ("", AUTO):
+        return AUTO
+    number = int(text)
+    if number < 1:
+        raise ValueError(f"number of phases must be >= 1, got {number}")
+    return number
+
+
+def format_progress(report: Any) -> str:
+    """``"latent: epoch 3/20 loss 0.012"`` from a Progress."""
+    text = f"{report.stage}: {report.message or f'{report.step}/{report.total}'}"
+    if report.loss is not None:
+        text += f" loss {report.loss:.3g}"
+    return text
+
+
+class AnalysisWidget(QWidget):
+    """Dock widget that runs the phase analysis on a spectrum image layer.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layers it reads and adds to.
+    """
+
+    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.worker: Any = None
+        self.last_layers: ResultLayers | None = None
+        self.form = self._build_form()
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setRange(0, 100)
+        self.progress_label = QLabel("", self)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.progress_label)
+        layout.addStretch()
+        viewer.layers.events.inserted.connect(self._refresh_sources)
+        viewer.layers.events.removed.connect(self._refresh_sources)
+        self._prefilled = AUTO
+        self.form.source.changed.connect(self._prefill_elements)
+        self.form.preset.changed.connect(self._apply_preset)
+        self._apply_preset()
+        self._refresh_sources()
+        self._set_running(False)
+
+    # -- form --------------------------------------------------------------------------------
+    def _build_form(self) -> Container:
+        widgets = [
+            ComboBox(name="source", label="spectrum image", choices=self._source_choices),
+            LineEdit(name="elements", label="elements", value=AUTO),
+            ComboBox(name="preset", choices=["default", "sigma"], value="default"),
+            SpinBox(name="binning", value=1, min=1, max=16),
+            ComboBox(name="normalisation", choices=["poisson", "sigma", "none"], value="poisson"),
+            ComboBox(name="latent_method", label="latent", choices=["ae", "pca", "umap"]),
+            SpinBox(name="epochs", value=20, min=1, max=10000),
+            LineEdit(name="phases", value=AUTO),
+            SpinBox(name="seed", value=0, min=0, max=2**31 - 1),
+            ComboBox(name="device", choices=["auto", "cpu", "cuda"], value="auto"),
+            PushButton(name="run", text="Run"),
+            PushButton(name="abort", text="Abort"),
+        ]
+        form = Container(widgets=widgets)
+        form.run.changed.connect(self.run)
+        form.abort.changed.connect(self.abort)
+        return form
+
+    def _source_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [
+            (layer.name, layer)
+            for layer in self.viewer.layers
+            if state.role_of(layer) in SOURCE_ROLES and state.spectrum_image_of(layer) is not None
+        ]
+
+    def _refresh_sources(self, *_: Any) -> None:
+        self.form.source.reset_choices()
+        self._prefill_elements()
+
+    def _apply_preset(self, *_: Any) -> None:
+        """Show the binning, normalisation, latent method and epochs of the chosen preset."""
+        from ..pipeline import AnalysisSettings
+
+        preset = AnalysisSettings.preset(self.form.preset.value)
+        self.form.binning.value = preset.bin_factor
+        self.form.normalisation.value = preset.features.normalisation
+        self.form.latent_method.value = preset.latent.method
+        self.form.epochs.value = preset.latent.epochs
+
+    def _prefill_elements(self, *_: Any) -> None:
+        """Elements from the docked Spectrum widget, else the file's metadata, else "auto"."""
+        self._prefilled = ",".join(self._suggested_elements()) or AUTO
+        self.form.elements.value = self._prefilled
+
+    def _suggested_elements(self) -> tuple[str, ...]:
+        for widget in self._docked_widgets():
+            selected = getattr(widget, "selected_elements", None)
+            if selected:
+                return tuple(selected() if callable(selected) else selected)
+        image = self.source_image()
+        return tuple(getattr(image, "elements", ()) or ())
+
+    def _docked_widgets(self) -> list[Any]:
+        window = getattr(self.viewer, "window", None)
+        try:
+            return [w for w in window.dock_widgets.values() if w is not self]
+        except (AttributeError, RuntimeError):
+            return []
+
+    def source_image(self) -> Any:
+        """The SpectrumImage of the chosen source layer, or None."""
+        layer = self.form.source.value
+        return state.spectrum_image_of(layer) if layer is not None else None
+
+    def settings(self) -> Any:
+        """The :class:`~napari_sigma.pipeline.AnalysisSettings` the form describes."""
+        from ..pipeline import AnalysisSettings
+
+        form = self.form
+        base = AnalysisSettings.preset(form.preset.value)
+        seed, device = int(form.seed.value), str(form.device.value)
+        names = parse_list(form.elements.value)
+        lines = names if names and all("_" in n for n in names) else None
+        return replace(
+            base,
+            lines=lines,
+            elements=None if lines else names,
+            bin_factor=int(form.binning.value),
+            seed=seed,
+            device=device,
+            features=replace(base.features, normalisation=form.normalisation.value),
+            latent=replace(
+                base.latent, method=form.latent_method.value, epochs=int(form.epochs.value)
+            ),
+            clustering=replace(base.clustering, n_phases=parse_phases(form.phases.value)),
+        )
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, *_: Any) -> Any:
+        """Start the analysis in a worker thread; return the worker (None if it cannot start)."""
+        from napari.utils.notifications import show_error
+
+        if self.worker is not None:
+            return None
+        if self.form.elements.value == self._prefilled:  # not edited: follow the Spectrum widget
+            self._prefill_elements()
+        layer, image = self.form.source.value, self.source_image()
+        if image is None:
+            show_error("Phase analysis: choose a spectrum image layer first")
+            return None
+        try:
+            settings = self.settings()
+        except (ValueError, TypeError) as error:
+            show_error(f"Phase analysis: invalid settings: {error}")
+            return None
+        self.worker = self._make_worker(image, settings, title=layer.name)
+        self._set_running(True)
+        self.progress_label.setText("starting")
+        self.worker.start()
+        return self.worker
+
+    def _make_worker(self, image: Any, settings: Any, title: str) -> Any:
+        from napari.qt.threading import create_worker
+
+        from ..pipeline import analyse
+
+        def computation() -> Any:
+            return (yield from analyse(image, settings))
+
+        worker = create_worker(computation, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda result: self._on_result(result, image, title))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        return worker
+
+    def abort(self, *_: Any) -> None:
+        """Ask the running analysis to stop at its next progress report."""
+        if self.worker is not None:
+            self.progress_label.setText("aborting...")
+            self.worker.quit()
+
+    def _on_progress(self, report: Any) -> None:
+        self.progress_bar.setValue(round(100 * report.fraction))
+        self.progress_label.setText(format_progress(report))
+
+    def _on_result(self, result: Any, image: Any, title: str) -> None:
+        self.last_layers = add_result_layers(self.viewer, result, title=_short_title(image, title))
+        self.progress_bar.setValue(100)
+        self.progress_label.setText(f"done: {result.n_phases} phases")
+        self.viewer.layers.selection.active = self.last_layers.phases
+
+    def _on_error(self, error: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self.progress_label.setText(f"failed: {error}")
+        show_error(f"Phase analysis failed: {type(error).__name__}: {error}")
+
+    def _on_aborted(self) -> None:
+        self.progress_label.setText("aborted")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.form.run.enabled = not running
+        self.form.abort.enabled = running
+
+
+def _short_title(image: Any, layer_name: str) -> str:
+    title = getattr(image, "title", "") or ""
+    return title or layer_name

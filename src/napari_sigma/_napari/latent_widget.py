@@ -1,0 +1,261 @@
+"""The Latent space dock widget: the 2-D latent of a phases layer as a phase-coloured density.
+
+Each pixel of the latent histogram takes the colour mix of the phases whose points fall in it,
+with a log-density brightness (10^6 points draw in milliseconds). A lasso
+(:class:`matplotlib.widgets.LassoSelector`) assigns the pixels of the enclosed latent points to a
+chosen or a new phase in one undo step (:meth:`LatentWidget.assign_selection`, callable without a
+mouse); the phase selected in the Labels layer is overlaid as a sample of its points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from . import editing, state
+from .plotting import PlotCanvas
+
+BINS = 200
+MAX_HIGHLIGHT = 5000
+REDRAW_DELAY_MS = 200
+NEW_PHASE = -1
+LAYER_EVENTS = ("paint", "set_data", "data")
+
+
+def latent_extent(latent: np.ndarray, margin: float = 0.02) -> tuple[float, float, float, float]:
+    """``(xmin, xmax, ymin, ymax)`` of the latent points, padded by ``margin`` of the range."""
+    low, high = latent[:, :2].min(axis=0), latent[:, :2].max(axis=0)
+    pad = np.maximum(high - low, 1e-9) * margin
+    low, high = low - pad, high + pad
+    return float(low[0]), float(high[0]), float(low[1]), float(high[1])
+
+
+def phase_density_image(
+    latent: np.ndarray,
+    phases: np.ndarray,
+    colors: dict[int, Sequence[float]],
+    extent: tuple[float, float, float, float],
+    bins: int = BINS,
+) -> np.ndarray:
+    """An RGBA image ``(bins, bins, 4)`` of the latent: phase-mixed colour, log-density alpha.
+
+    Parameters
+    ----------
+    latent : ndarray, shape (n, 2)
+        Latent points.
+    phases : ndarray of int, shape (n,)
+        Phase of each point (0 = unassigned, drawn grey).
+    colors : dict of int to RGBA
+        Colour of each phase.
+    extent : tuple
+        ``(xmin, xmax, ymin, ymax)`` covered by the image (row 0 = ymin, for ``origin="lower"``).
+    bins : int
+        Histogram bins per axis.
+    """
+    xmin, xmax, ymin, ymax = extent
+    ix = np.clip(((latent[:, 0] - xmin) / (xmax - xmin) * bins).astype(np.int64), 0, bins - 1)
+    iy = np.clip(((latent[:, 1] - ymin) / (ymax - ymin) * bins).astype(np.int64), 0, bins - 1)
+    present = np.bincount(np.asarray(phases, dtype=np.int64).reshape(-1))
+    ids = np.flatnonzero(present)
+    lookup = np.zeros(present.size, dtype=np.int64)
+    lookup[ids] = np.arange(ids.size)
+    phase_index = lookup[phases]
+    counts = np.bincount(
+        (iy * bins + ix) * ids.size + phase_index.reshape(-1), minlength=bins * bins * ids.size
+    ).reshape(bins * bins, ids.size)
+    palette = np.array([colors.get(int(i), (0.6, 0.6, 0.6, 1.0))[:3] for i in ids])
+    total = counts.sum(axis=1)
+    rgb = counts @ palette / np.maximum(total, 1)[:, None]
+    density = np.log1p(total)
+    alpha = density / density.max() if density.max() > 0 else density
+    image = np.concatenate([rgb, (0.25 + 0.75 * alpha)[:, None] * (total > 0)[:, None]], axis=1)
+    return image.reshape(bins, bins, 4)
+
+
+class LatentWidget(QWidget):
+    """Dock widget showing the latent space of the active phases layer, with a lasso.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer; the widget follows its active phases Labels layer.
+    """
+
+    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.layer: Any = None
+        self.canvas = PlotCanvas(self, height=3.5)
+        self.target = QComboBox(self)
+        self.info = QLabel("", self)
+        self._image_artist: Any = None
+        self._highlight: Any = None
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_DELAY_MS)
+        self._redraw_timer.timeout.connect(self.redraw)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("lasso assigns to", self))
+        row.addWidget(self.target, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas)
+        layout.addLayout(row)
+        layout.addWidget(self.info)
+        from matplotlib.widgets import LassoSelector
+
+        self.lasso = LassoSelector(self.canvas.axes, onselect=self._on_lasso)
+        viewer.layers.selection.events.active.connect(self._on_active_layer)
+        viewer.layers.events.inserted.connect(self._on_active_layer)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+        self._on_active_layer()
+
+    # -- which layer -------------------------------------------------------------------------
+    @property
+    def result(self) -> Any:
+        """The AnalysisResult of the current layer."""
+        return state.result_of(self.layer) if self.layer is not None else None
+
+    @property
+    def model(self) -> Any:
+        """The PhaseModel of the current layer."""
+        return state.plugin_data(self.layer).get("phases") if self.layer is not None else None
+
+    def _on_active_layer(self, *_: Any) -> None:
+        active = self.viewer.layers.selection.active
+        if state.role_of(active) == "phases":
+            self.set_layer(active)
+        elif self.layer is None:
+            layers = [la for la in self.viewer.layers if state.role_of(la) == "phases"]
+            if layers:
+                self.set_layer(layers[-1])
+
+    def _on_layer_removed(self, event: Any) -> None:
+        if event.value is self.layer:
+            self.set_layer(None)
+            self._on_active_layer()
+
+    def set_layer(self, layer: Any) -> None:
+        """Show the latent of ``layer`` (a phases Labels layer, or None)."""
+        if layer is self.layer:
+            return
+        if self.layer is not None:
+            self._connect(self.layer, connect=False)
+        self.layer = layer
+        if layer is not None:
+            self._connect(layer, connect=True)
+        self.refresh_targets()
+        self.redraw()
+
+    def _connect(self, layer: Any, connect: bool) -> None:
+        for name in LAYER_EVENTS:
+            emitter = getattr(layer.events, name)
+            (emitter.connect if connect else emitter.disconnect)(self.schedule_redraw)
+        emitter = layer.events.selected_label
+        (emitter.connect if connect else emitter.disconnect)(self.draw_highlight)
+        model = self.model
+        if model is not None:
+            (model.changed.connect if connect else model.changed.disconnect)(self._on_model)
+
+    def _on_model(self) -> None:
+        self.refresh_targets()
+        self.schedule_redraw()
+
+    def refresh_targets(self) -> None:
+        """Fill the lasso target list: "new phase" and the known phases."""
+        current = self.target.currentData()
+        self.target.blockSignals(True)
+        self.target.clear()
+        self.target.addItem("new phase", NEW_PHASE)
+        for phase in self.model or []:
+            self.target.addItem(f"{phase.id}: {phase.name}", phase.id)
+        index = self.target.findData(current)
+        self.target.setCurrentIndex(max(index, 0))
+        self.target.blockSignals(False)
+
+    # -- drawing -----------------------------------------------------------------------------
+    def schedule_redraw(self, *_: Any) -> None:
+        """Redraw soon (edits arrive in bursts while a user paints)."""
+        self._redraw_timer.start()
+
+    def redraw(self) -> None:
+        """Draw the phase-coloured latent density of the current layer."""
+        axes = self.canvas.axes
+        axes.clear()
+        self._image_artist = self._highlight = None
+        result = self.result
+        if result is None or len(result.latent) == 0:
+            self.info.setText("no latent space (select a phases layer)")
+            self.canvas.redraw()
+            return
+        latent = np.asarray(result.latent, dtype=np.float64)
+        extent = latent_extent(latent)
+        phases = editing.latent_phase_of_rows(result, np.asarray(self.layer.data))
+        colors = {pid: self.model.color(pid) for pid in np.unique(phases)}
+        image = phase_density_image(latent, phases, colors, extent)
+        self._image_artist = axes.imshow(
+            image, origin="lower", extent=extent, aspect="auto", interpolation="nearest"
+        )
+        axes.set_xlabel("latent 1")
+        axes.set_ylabel("latent 2")
+        self.info.setText(f"{len(latent)} points; draw a lasso to assign them")
+        self.draw_highlight()
+
+    def draw_highlight(self, *_: Any) -> None:
+        """Overlay a sample (<= 5000) of the points of the layer's selected label."""
+        if self._highlight is not None:
+            self._highlight.remove()
+            self._highlight = None
+        result = self.result
+        if result is not None and self._image_artist is not None:
+            points = self.highlighted_points()
+            self._highlight = self.canvas.axes.scatter(
+                points[:, 0], points[:, 1], s=2, c="white", alpha=0.6, linewidths=0
+            )
+        self.canvas.redraw()
+
+    def highlighted_points(self) -> np.ndarray:
+        """Latent points (at most 5000, a seeded sample) of the layer's selected label."""
+        phases = editing.latent_phase_of_rows(self.result, np.asarray(self.layer.data))
+        rows = np.flatnonzero(phases == self.layer.selected_label)
+        if rows.size > MAX_HIGHLIGHT:
+            rows = np.random.default_rng(0).choice(rows, MAX_HIGHLIGHT, replace=False)
+        return np.asarray(self.result.latent, dtype=np.float64)[rows, :2]
+
+    # -- lasso -------------------------------------------------------------------------------
+    def _on_lasso(self, vertices: Sequence[Sequence[float]]) -> None:
+        target = self.target.currentData()
+        self.assign_selection(vertices, None if target in (None, NEW_PHASE) else int(target))
+
+    def assign_selection(
+        self, vertices: Sequence[Sequence[float]], target_phase: int | None = None
+    ) -> int | None:
+        """Assign the pixels of the latent points inside ``vertices`` to a phase, as one undo step.
+
+        Parameters
+        ----------
+        vertices : sequence of (x, y)
+            The lasso polygon in latent coordinates.
+        target_phase : int, optional
+            The phase they join; None makes a new phase.
+
+        Returns
+        -------
+        int or None
+            The phase assigned, or None when the lasso enclosed no point.
+        """
+        if self.layer is None or self.result is None:
+            return None
+        labels = np.asarray(self.layer.data)
+        if target_phase is None:
+            target_phase = max(self.model.next_id(), int(labels.max()) + 1)
+        edit = editing.assign_latent_selection(labels, self.result, vertices, target_phase)
+        if edit.size == 0:
+            return None
+        self.model.ensure([target_phase])
+        editing.apply_to_layer(self.layer, edit)
+        self.layer.selected_label = target_phase
+        return target_phase

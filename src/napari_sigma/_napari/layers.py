@@ -1,0 +1,220 @@
+"""Core objects as napari layer-data tuples ``(data, kwargs, layer_type)``.
+
+Shared by the reader, the sample data and the widgets, so that every layer the plugin makes is
+calibrated the same way: spatial axes in µm when the file is calibrated (in pixels otherwise), the
+spectrum image as a lazy ``(energy, y, x)`` view in keV, and the plugin's data in
+``metadata["napari_sigma"]`` (see :mod:`napari_sigma._napari.state`).
+
+A single spectrum (``.spx``, ``.msa``, ``.EDS``) cannot be shown as a napari image; it becomes a
+hidden ``(1, E)`` Image layer with role ``"spectrum"`` that carries the
+:class:`~napari_sigma.spectrum_image.Spectrum`, which the Spectrum widget plots.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..spectrum_image import Spectrum, SpectrumImage
+from . import state
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+MICRONS = "µm"
+PIXELS = "pixel"
+ENERGY_UNIT = "keV"
+ENERGY_LABEL = "energy (keV)"
+
+
+def display_title(image: SpectrumImage | Spectrum) -> str:
+    """A short name for layers made from ``image``: its title, file stem, or ``"EDS"``."""
+    if image.title:
+        return image.title
+    return image.source.stem if image.source is not None else "EDS"
+
+
+def spatial_calibration(image: SpectrumImage) -> tuple[float, str]:
+    """Pixel size and unit for napari: ``(size_um, "µm")``, or ``(1.0, "pixel")`` if uncalibrated."""
+    size_um = image.pixel_size_um
+    if size_um is None or not np.isfinite(size_um) or size_um <= 0:
+        return 1.0, PIXELS
+    return float(size_um), MICRONS
+
+
+def _spatial_kwargs(image: SpectrumImage, shape: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Scale and units of a 2-D layer covering the map; ``shape`` if it is sampled differently."""
+    size, unit = spatial_calibration(image)
+    ny, nx = image.shape
+    sy, sx = shape if shape is not None else (ny, nx)
+    return {"scale": (size * ny / sy, size * nx / sx), "units": (unit, unit)}
+
+
+def total_counts_layer(image: SpectrumImage, **extra_tags: Any) -> LayerData:
+    """The counts summed over energy as an Image layer (role ``"total"``)."""
+    total = np.asarray(image.total_counts(), dtype=np.float32)
+    kwargs = {
+        "name": f"{display_title(image)} total counts",
+        "colormap": "gray",
+        "metadata": state.tag(None, role="total", spectrum_image=image, **extra_tags),
+        **_spatial_kwargs(image),
+    }
+    return total, kwargs, "image"
+
+
+def own_image_layers(image: SpectrumImage, **extra_tags: Any) -> list[LayerData]:
+    """The file's own 2-D images (BSE, SE, HAADF, ...) as Image layers (role ``"image"``)."""
+    layers = []
+    for name, picture in image.images.items():
+        picture = np.asarray(picture)
+        if picture.ndim != 2:
+            continue
+        kwargs = {
+            "name": f"{display_title(image)} {name}",
+            "colormap": "gray",
+            "metadata": state.tag(None, role="image", spectrum_image=image, **extra_tags),
+            **_spatial_kwargs(image, picture.shape),
+        }
+        layers.append((picture, kwargs, "image"))
+    return layers
+
+
+def cube_view(counts: Any) -> Any:
+    """The ``(y, x, E)`` counts as an ``(E, y, x)`` view (numpy or dask, never a copy)."""
+    if isinstance(counts, np.ndarray):
+        return np.moveaxis(counts, -1, 0)
+    return counts.transpose(2, 0, 1)
+
+
+def cube_contrast_limits(total: np.ndarray) -> tuple[float, float]:
+    """Display range of single channels: the brightest channel of a pixel holds a few % of it."""
+    bright = float(np.percentile(total, 99)) if total.size else 0.0
+    return 0.0, max(1.0, round(0.05 * bright))
+
+
+def cube_layer(
+    image: SpectrumImage, total: np.ndarray | None = None, **extra_tags: Any
+) -> LayerData:
+    """The spectrum image as a hidden ``(E, y, x)`` Image layer in keV and µm (role ``"cube"``).
+
+    Parameters
+    ----------
+    image : SpectrumImage
+        The data (numpy or dask counts; not copied).
+    total : ndarray, optional
+        Its total-counts image, to set the contrast limits without touching the cube.
+    **extra_tags
+        More entries for the plugin metadata (e.g. ``truth=``).
+    """
+    size, unit = spatial_calibration(image)
+    limits = cube_contrast_limits(total) if total is not None else None
+    kwargs = {
+        "name": f"{display_title(image)} spectrum image",
+        "scale": (image.energy.scale, size, size),
+        "translate": (image.energy.offset, 0.0, 0.0),
+        "units": (ENERGY_UNIT, unit, unit),
+        "axis_labels": (ENERGY_LABEL, "y", "x"),
+        "colormap": "viridis",
+        "rgb": False,
+        "visible": False,
+        "metadata": state.tag(None, role="cube", spectrum_image=image, **extra_tags),
+    }
+    if limits is not None:
+        kwargs["contrast_limits"] = limits
+    return cube_view(image.counts), kwargs, "image"
+
+
+def spectrum_image_layers(image: SpectrumImage, **extra_tags: Any) -> list[LayerData]:
+    """Total counts, the file's own images and the (hidden) cube of a spectrum image.
+
+    Parameters
+    ----------
+    image : SpectrumImage
+        What was read.
+    **extra_tags
+        More entries for every layer's plugin metadata (e.g. ``truth=`` for sample data).
+
+    Returns
+    -------
+    list of layer-data tuples
+        The total-counts image first (it defines the view), the cube last.
+    """
+    total_layer = total_counts_layer(image, **extra_tags)
+    return [
+        total_layer,
+        *own_image_layers(image, **extra_tags),
+        cube_layer(image, total=total_layer[0], **extra_tags),
+    ]
+
+
+def spectrum_layer(spectrum: Spectrum) -> LayerData:
+    """A single spectrum as a hidden ``(1, E)`` Image layer (role ``"spectrum"``) for the widget."""
+    counts = np.asarray(spectrum.counts, dtype=np.float32)[np.newaxis, :]
+    kwargs = {
+        "name": f"{display_title(spectrum)} spectrum",
+        "scale": (1.0, spectrum.energy.scale),
+        "translate": (0.0, spectrum.energy.offset),
+        "visible": False,
+        "metadata": state.tag(None, role="spectrum", spectrum=spectrum),
+    }
+    return counts, kwargs, "image"
+
+
+def labels_layer(
+    labels: np.ndarray,
+    image: SpectrumImage,
+    name: str,
+    role: str,
+    phase_names: list[str] | None = None,
+    visible: bool = True,
+    **extra_tags: Any,
+) -> LayerData:
+    """A label image ``(y, x)`` (0 = none, phases 1..K) as a calibrated Labels layer.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (y, x)
+        Integer labels.
+    image : SpectrumImage
+        The spectrum image they belong to (calibration, and tagged on the layer).
+    name : str
+        Layer name.
+    role : str
+        Plugin role, e.g. ``"truth"`` or ``"phases"``.
+    phase_names : list of str, optional
+        Names of phases 1..K; stored as ``metadata["napari_sigma"]["phase_names"]``.
+    visible : bool
+        Whether the layer starts visible.
+    **extra_tags
+        More entries for the plugin metadata.
+    """
+    tags = {"spectrum_image": image, "phase_names": list(phase_names or []), **extra_tags}
+    kwargs = {
+        "name": name,
+        "visible": visible,
+        "metadata": state.tag(None, role=role, **tags),
+        **_spatial_kwargs(image),
+    }
+    kwargs["colormap"] = _phase_colormap(int(np.max(labels, initial=0)))
+    return np.asarray(labels, dtype=np.int32), kwargs, "labels"
+
+
+def _phase_colormap(n_phases: int) -> Any:
+    """A napari label colormap with the project's phase colours (label 0 transparent)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    from ..colors import label_colormap
+
+    return DirectLabelColormap(color_dict=label_colormap(n_phases))
+
+
+def element_map_layer(intensity: np.ndarray, line: str, image: SpectrumImage) -> LayerData:
+    """One line-intensity map ``(y, x)`` as an Image layer named ``"<title> Fe_Ka"`` (µm)."""
+    kwargs = {
+        "name": f"{display_title(image)} {line}",
+        "colormap": "inferno",
+        "blending": "additive",
+        "metadata": state.tag(None, role="element_map", spectrum_image=image, line=line),
+        **_spatial_kwargs(image),
+    }
+    return np.asarray(intensity, dtype=np.float32), kwargs, "image"

@@ -1,0 +1,114 @@
+"""napari reader: EDS spectrum images and single spectra from vendor files.
+
+``get_reader(path)`` returns None for anything it cannot take (another extension, a directory, a
+list holding a foreign file), so that napari tries other readers. For a file it takes, the returned
+function yields:
+
+- a spectrum image: its total-counts image, the file's own images (BSE, SE, HAADF) and the cube as a
+  hidden ``(energy, y, x)`` Image layer, a view of the counts (see :mod:`napari_sigma._napari.layers`),
+  read lazily (dask) for JEOL event streams and files above 256 MiB (:func:`reads_lazily`);
+- a single spectrum: a hidden ``(1, E)`` Image layer with role ``"spectrum"`` that the Spectrum
+  widget plots.
+
+A file of a spectrum-image format that holds only a spectrum (a pruned Velox ``.emd``) opens as that
+spectrum, with a warning notification naming the file. A file with the right extension that cannot
+be read (corrupt, or holding neither a spectrum image nor a spectrum) raises :class:`~napari_sigma.errors.SpectrumImageError`, whose message names the
+file and the cause; napari reports it and stays up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..spectrum_image import Spectrum, SpectrumImage
+from .layers import LayerData, spectrum_image_layers, spectrum_layer
+
+SPECTRUM_IMAGE_SUFFIXES = (".bcf", ".emd", ".spd", ".pts", ".asw", ".elid", ".rpl")
+ALWAYS_LAZY_SUFFIXES = (".pts", ".asw")  # compressed event streams: a small file, a huge cube
+LAZY_ABOVE_BYTES = 256 * 2**20
+
+
+def _is_supported(path: str | Path) -> bool:
+    from ..io import is_supported
+
+    path = Path(path)
+    return not path.is_dir() and is_supported(path)
+
+
+def get_reader(
+    path: str | Sequence[str],
+) -> Callable[[str | Sequence[str]], list[LayerData]] | None:
+    """Return a function reading ``path`` into layer data, or None if this plugin cannot take it.
+
+    Parameters
+    ----------
+    path : str or list of str
+        One file, or several (each must be a supported EDS file).
+
+    Returns
+    -------
+    callable or None
+        ``reader(path) -> list of (data, kwargs, layer_type)``.
+    """
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    if not paths or not all(_is_supported(p) for p in paths):
+        return None
+    return read_layers
+
+
+def read_layers(path: str | Sequence[str]) -> list[LayerData]:
+    """Read one or several EDS files into napari layer data.
+
+    Parameters
+    ----------
+    path : str or list of str
+        The files.
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+
+    Raises
+    ------
+    SpectrumImageError
+        A file is broken or holds neither a spectrum image nor a spectrum.
+    """
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    layers: list[LayerData] = []
+    for one in paths:
+        layers.extend(read_file_layers(Path(one)))
+    return layers
+
+
+def read_file_layers(path: Path) -> list[LayerData]:
+    """Layers of one file: a spectrum image's layers, or a single spectrum's hidden layer."""
+    from ..io import read_any
+
+    data = read_any(path, lazy=reads_lazily(path))
+    if isinstance(data, SpectrumImage):
+        return spectrum_image_layers(data)
+    if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
+        warn_spectrum_only(path, data)
+    return [spectrum_layer(data)]
+
+
+def reads_lazily(path: Path) -> bool:
+    """Whether to read ``path`` as a dask cube: JEOL event streams, and files above 256 MiB.
+
+    Small files are read into memory: it is faster (a lazy Velox read takes seconds longer than
+    an eager one) and the cube view is indexed on every mouse move.
+    """
+    if path.suffix.lower() in ALWAYS_LAZY_SUFFIXES:
+        return True
+    return path.stat().st_size > LAZY_ABOVE_BYTES
+
+
+def warn_spectrum_only(path: Path, spectrum: Spectrum) -> None:
+    """Tell the user that a spectrum-image file held only a spectrum (shown in the widget)."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(
+        f"{path.name}: no spectrum image in this file (pruned or converted?); opened its "
+        f"{spectrum.energy.size}-channel spectrum only (see the 'Spectrum and elements' widget)."
+    )

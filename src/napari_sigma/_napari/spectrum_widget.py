@@ -1,0 +1,428 @@
+"""The "Spectrum and elements" dock widget.
+
+Shows, for the spectrum image of a chosen plugin layer: its mean spectrum, the spectrum under the
+cursor (mean of the 3x3 neighbourhood, recomputed only when the pixel under the cursor changes) and
+the mean spectrum of the phase selected in the active phase Labels layer (its ``selected_label``),
+with markers of the X-ray lines of the checked elements and a log/linear switch. The elements
+suggested by :func:`napari_sigma.elements.suggest_elements` start checked; more can be typed in.
+"Add element maps" computes background-subtracted line intensities
+(:func:`napari_sigma.features.line_intensities`) in a worker thread and adds one Image layer per
+element. The checked elements are :attr:`SpectrumWidget.selected_elements`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..spectrum_image import Spectrum, SpectrumImage
+from . import state
+from .layers import display_title, element_map_layer, spatial_calibration
+from .plotting import SpectrumPlot
+
+SOURCE_ROLES = ("total", "cube", "image", "spectrum")
+PHASE_ROLES = ("phases", "truth")
+MARKER_MIN_WEIGHT = 0.5
+MEAN_KEY = "map mean"
+CURSOR_KEY = "cursor (3x3)"
+PHASE_KEY = "phase"
+
+
+def neighbourhood_mean(counts: Any, row: int, col: int, radius: int = 1) -> np.ndarray:
+    """Mean spectrum of the ``(2r+1)^2`` pixels around ``(row, col)``, clipped at the edges."""
+    ny, nx = int(counts.shape[0]), int(counts.shape[1])
+    block = counts[
+        max(row - radius, 0) : min(row + radius + 1, ny),
+        max(col - radius, 0) : min(col + radius + 1, nx),
+    ]
+    return np.asarray(block, dtype=np.float64).mean(axis=(0, 1))
+
+
+def masked_mean(counts: Any, mask: np.ndarray) -> np.ndarray:
+    """Mean spectrum of the pixels where ``mask`` (y, x) is True (numpy or dask counts)."""
+    if isinstance(counts, np.ndarray):  # row by row: never copies more than one row of the cube
+        total = np.zeros(counts.shape[-1], dtype=np.float64)
+        for row in np.flatnonzero(mask.any(axis=1)):
+            total += counts[row][mask[row]].sum(axis=0, dtype=np.float64)
+        return total / np.count_nonzero(mask)
+    flat = counts.reshape(-1, counts.shape[-1])
+    return np.asarray(flat[np.flatnonzero(mask.ravel())], dtype=np.float64).mean(axis=0)
+
+
+class ElementPanel(QWidget):
+    """Element checkboxes (suggested ones pre-checked) and a line edit to add more.
+
+    Emits ``changed`` whenever the set of checked elements changes.
+    """
+
+    changed = Signal()
+    COLUMNS = 6
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._boxes: dict[str, QCheckBox] = {}
+        self._grid = QGridLayout()
+        self.entry = QLineEdit(self)
+        self.entry.setPlaceholderText("add elements, e.g. Fe, Cu")
+        self.entry.returnPressed.connect(self._add_from_entry)
+        add = QPushButton("Add", self)
+        add.clicked.connect(self._add_from_entry)
+        self.message = QLabel("", self)
+        row = QHBoxLayout()
+        row.addWidget(self.entry, 1)
+        row.addWidget(add)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("elements (suggested ones checked)", self))
+        layout.addLayout(self._grid)
+        layout.addLayout(row)
+        layout.addWidget(self.message)
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """All elements listed, checked or not."""
+        return tuple(self._boxes)
+
+    def checked(self) -> tuple[str, ...]:
+        """The checked elements, in the order shown."""
+        return tuple(el for el, box in self._boxes.items() if box.isChecked())
+
+    def set_suggestions(self, elements: list[str]) -> None:
+        """Replace the list by ``elements``, all checked."""
+        for box in self._boxes.values():
+            self._grid.removeWidget(box)
+            box.deleteLater()
+        self._boxes = {}
+        for element in elements:
+            self._add_box(element)
+        self.changed.emit()
+
+    def add_elements(self, text: str) -> list[str]:
+        """Add (checked) the element symbols in ``text`` (comma or space separated).
+
+        Returns
+        -------
+        list of str
+            The symbols added or re-checked; unknown symbols are reported in ``message``.
+        """
+        from ..xray import ELEMENTS
+
+        words = [w.strip().capitalize() for w in text.replace(",", " ").split()]
+        unknown = [w for w in words if w not in ELEMENTS]
+        known = [w for w in words if w in ELEMENTS]
+        for element in known:
+            if element in self._boxes:
+                self._boxes[element].setChecked(True)
+            else:
+                self._add_box(element)
+        self.message.setText(f"unknown element: {', '.join(unknown)}" if unknown else "")
+        self.changed.emit()
+        return known
+
+    def _add_from_entry(self) -> None:
+        if self.add_elements(self.entry.text()):
+            self.entry.clear()
+
+    def _add_box(self, element: str) -> None:
+        box = QCheckBox(element, self)
+        box.setChecked(True)
+        box.toggled.connect(self.changed.emit)
+        index = len(self._boxes)
+        self._grid.addWidget(box, index // self.COLUMNS, index % self.COLUMNS)
+        self._boxes[element] = box
+
+
+class SpectrumWidget(QWidget):
+    """Spectra of a spectrum image, X-ray line markers, element choice and element maps.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer (napari passes it).
+    """
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.source = QComboBox(self)
+        self.plot = SpectrumPlot(self, ylabel="counts per pixel")
+        self.elements = ElementPanel(self)
+        self.add_maps = QPushButton("Add element maps", self)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self._sources: list[Any] = []
+        self._image: SpectrumImage | None = None
+        self._spectrum: Spectrum | None = None
+        self._mean: np.ndarray | None = None
+        self.cursor_pixel: tuple[int, int] | None = None
+        self.cursor_spectrum: np.ndarray | None = None
+        self.phase_spectrum: np.ndarray | None = None
+        self._phase_name = ""
+        self._watched_labels: Any = None
+        self.worker: Any = None
+        self._layout_widgets()
+        self._connect()
+        self.refresh_sources()
+        self._on_active_layer()
+
+    # ----------------------------------------------------------------- layout and events
+    def _layout_widgets(self) -> None:
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("spectrum image", self))
+        row.addWidget(self.source, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.elements)
+        layout.addWidget(self.add_maps)
+        layout.addWidget(self.status)
+
+    def _connect(self) -> None:
+        self.source.currentIndexChanged.connect(self._on_source_changed)
+        self.elements.changed.connect(self._update_markers)
+        self.add_maps.clicked.connect(self.add_element_maps)
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self.refresh_sources)
+        layers.events.removed.connect(self.refresh_sources)
+        layers.selection.events.active.connect(self._on_active_layer)
+        self.viewer.mouse_move_callbacks.append(_weak_mouse_callback(self))
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def selected_elements(self) -> tuple[str, ...]:
+        """The checked element symbols, in the order shown."""
+        return self.elements.checked()
+
+    @property
+    def spectrum_image(self) -> SpectrumImage | None:
+        """The spectrum image whose spectra are shown (None for a single spectrum or nothing)."""
+        return self._image
+
+    def refresh_sources(self, *_: Any) -> None:
+        """Re-list the plugin layers that hold a spectrum image or a spectrum."""
+        current = self._source_object_shown()
+        self._sources, names = _source_layers(self.viewer.layers)
+        self.source.blockSignals(True)
+        self.source.clear()
+        self.source.addItems(names)
+        objects = [_source_object(layer) for layer in self._sources]
+        index = next((i for i, obj in enumerate(objects) if obj is current), 0)
+        self.source.setCurrentIndex(index if names else -1)
+        self.source.blockSignals(False)
+        if (objects[index] if objects else None) is not current:
+            self._on_source_changed()
+
+    def _source_object_shown(self) -> Any:
+        index = self.source.currentIndex()
+        return _source_object(self._sources[index]) if 0 <= index < len(self._sources) else None
+
+    def update_cursor(self, position: tuple[float, ...]) -> None:
+        """Show the 3x3-mean spectrum at the world ``position`` (recomputed only on a new pixel)."""
+        if self._image is None:
+            return
+        pixel = _pixel_at(position, self._image)
+        if pixel is None or pixel == self.cursor_pixel:
+            return
+        self.cursor_pixel = pixel
+        self.cursor_spectrum = neighbourhood_mean(self._image.counts, *pixel)
+        self._redraw()
+
+    def show_phase(self, labels_layer: Any, label: int) -> None:
+        """Show the mean spectrum of the pixels of ``labels_layer`` equal to ``label`` (0: none)."""
+        image = state.spectrum_image_of(labels_layer)
+        if image is None or label <= 0 or image is not self._image:
+            self.phase_spectrum = None
+        else:
+            mask = np.asarray(labels_layer.data) == label
+            self.phase_spectrum = masked_mean(image.counts, mask) if mask.any() else None
+            self._phase_name = _phase_name(labels_layer, label)
+        self._redraw()
+
+    def add_element_maps(self) -> Any:
+        """Compute the line-intensity map of each checked element in a worker; add Image layers.
+
+        Returns
+        -------
+        GeneratorWorker or None
+            The started worker (None when nothing is to be done).
+        """
+        from napari.qt.threading import create_worker
+
+        from ..device import resolve_device
+        from ..features import FeatureSettings, line_intensities
+        from ..xray import default_line
+
+        image = self._image
+        if image is None or not self.selected_elements:
+            self.status.setText("Choose a spectrum image and at least one element.")
+            return None
+        lines = [default_line(el, image.beam_energy).name for el in self.selected_elements]
+        worker = create_worker(
+            line_intensities, image.counts, image.energy, lines, FeatureSettings(),
+            device=resolve_device("auto"), _start_thread=False,
+        )  # fmt: skip
+        worker.yielded.connect(lambda p: self.status.setText(f"element maps: {p.step}/{p.total}"))
+        worker.returned.connect(lambda maps: self._add_map_layers(image, lines, maps))
+        worker.errored.connect(lambda error: self.status.setText(f"element maps failed: {error}"))
+        self.add_maps.setEnabled(False)
+        worker.finished.connect(lambda: self.add_maps.setEnabled(True))
+        self.status.setText(f"computing {len(lines)} element maps ...")
+        self.worker = worker
+        worker.start()
+        return worker
+
+    # ----------------------------------------------------------------- internals
+    def _add_map_layers(self, image: SpectrumImage, lines: list[str], maps: np.ndarray) -> None:
+        for index, line in enumerate(lines):
+            data, kwargs, _ = element_map_layer(maps[..., index], line, image)
+            if kwargs["name"] in self.viewer.layers:
+                self.viewer.layers[kwargs["name"]].data = data
+            else:
+                self.viewer.add_image(data, **kwargs)
+        self.status.setText(f"added {len(lines)} element maps: {', '.join(lines)}")
+
+    def _on_source_changed(self, *_: Any) -> None:
+        index = self.source.currentIndex()
+        data = state.plugin_data(self._sources[index]) if 0 <= index < len(self._sources) else {}
+        self._image = data.get("spectrum_image") if "spectrum" not in data else None
+        self._spectrum = data.get("spectrum") or (
+            self._image.sum_spectrum() if self._image is not None else None
+        )
+        self.cursor_pixel = self.cursor_spectrum = self.phase_spectrum = None
+        self._mean = None
+        if self._spectrum is not None:
+            pixels = np.prod(self._image.shape) if self._image is not None else 1
+            self._mean = np.asarray(self._spectrum.counts, dtype=np.float64) / pixels
+        self.elements.set_suggestions(_suggestions(self._spectrum))
+        self.add_maps.setEnabled(self._image is not None)
+        self.plot.set_energy_range(*self._energy_range())
+        self._update_markers()
+
+    def _on_active_layer(self, *_: Any) -> None:
+        layer = self.viewer.layers.selection.active
+        if self._watched_labels is not None:
+            self._watched_labels.events.selected_label.disconnect(self._on_selected_label)
+            self._watched_labels = None
+        if layer is not None and state.role_of(layer) in PHASE_ROLES:
+            self._watched_labels = layer
+            layer.events.selected_label.connect(self._on_selected_label)
+            self._on_selected_label()
+
+    def _on_selected_label(self, *_: Any) -> None:
+        layer = self._watched_labels
+        if layer is not None:
+            self.show_phase(layer, int(layer.selected_label))
+
+    def _energy_range(self) -> tuple[float | None, float | None]:
+        """From 0 to the beam energy (or the last channel): no counts lie above the beam energy."""
+        if self._spectrum is None:
+            return None, None
+        top = self._spectrum.energy.max_energy
+        if self._spectrum.beam_energy:
+            top = min(top, float(self._spectrum.beam_energy))
+        return 0.0, top
+
+    def _update_markers(self, *_: Any) -> None:
+        self.plot.set_markers(line_markers(self.selected_elements, self._spectrum))
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self._spectrum is None:
+            self.plot.set_spectra(np.zeros(0), {})
+            return
+        curves = {MEAN_KEY: self._mean}
+        if self.cursor_spectrum is not None:
+            curves[f"{CURSOR_KEY} at {self.cursor_pixel}"] = self.cursor_spectrum
+        if self.phase_spectrum is not None:
+            curves[f"{PHASE_KEY} {self._phase_name}"] = self.phase_spectrum
+        self.plot.set_spectra(self._spectrum.energy.energies, curves)
+
+
+def _weak_mouse_callback(widget: SpectrumWidget):
+    """A mouse-move callback that does not keep the widget alive."""
+    reference = weakref.ref(widget)
+
+    def on_mouse_move(viewer: Any, event: Any) -> None:
+        target = reference()
+        if target is not None:
+            try:
+                target.update_cursor(tuple(event.position))
+            except RuntimeError:  # the Qt widget was deleted
+                viewer.mouse_move_callbacks.remove(on_mouse_move)
+
+    return on_mouse_move
+
+
+def _source_object(layer: Any) -> Any:
+    data = state.plugin_data(layer)
+    return data.get("spectrum", data.get("spectrum_image"))
+
+
+def _source_layers(layers: Any) -> tuple[list[Any], list[str]]:
+    """One layer per distinct spectrum image or spectrum among the plugin's layers."""
+    chosen, seen = [], []
+    for layer in layers:
+        source = _source_object(layer)
+        if state.role_of(layer) in SOURCE_ROLES and source is not None:
+            if not any(source is other for other in seen):
+                seen.append(source)
+                chosen.append(layer)
+    return chosen, [display_title(_source_object(layer)) for layer in chosen]
+
+
+def _pixel_at(position: tuple[float, ...], image: SpectrumImage) -> tuple[int, int] | None:
+    """Pixel ``(row, col)`` under the world position (last two axes), None outside the map."""
+    if len(position) < 2:
+        return None
+    size, _ = spatial_calibration(image)
+    row, col = (round(p / size) for p in position[-2:])
+    ny, nx = image.shape
+    return (row, col) if 0 <= row < ny and 0 <= col < nx else None
+
+
+def _phase_name(layer: Any, label: int) -> str:
+    names = state.plugin_data(layer).get("phase_names")
+    if not names:
+        names = getattr(state.result_of(layer), "phase_names", None) or []
+    return f"{label}: {names[label - 1]}" if label <= len(names) else str(label)
+
+
+def _suggestions(spectrum: Spectrum | None) -> list[str]:
+    """Elements to pre-check: the suggestion for the spectrum, then those named in its file."""
+    if spectrum is None:
+        return []
+    from ..elements import suggest_elements
+
+    suggested = [s.element for s in suggest_elements(spectrum)]
+    return suggested + [el for el in spectrum.elements if el not in suggested]
+
+
+def line_markers(elements: tuple[str, ...], spectrum: Spectrum | None) -> dict[str, float]:
+    """Main lines (weight >= 0.5) of ``elements`` inside the spectrum's energy range."""
+    if spectrum is None:
+        return {}
+    from ..xray import element_lines
+
+    top = spectrum.energy.max_energy
+    if spectrum.beam_energy:
+        top = min(top, float(spectrum.beam_energy))
+    markers: dict[str, float] = {}
+    for element in elements:
+        for line in element_lines(element, max_energy=top):
+            if line.weight >= MARKER_MIN_WEIGHT:
+                markers[line.name] = line.energy
+    return markers

@@ -1,0 +1,623 @@
+"""Phases as a Gaussian mixture in the latent space.
+
+Two backends fit the same model: ``"torch"`` (EM in float64, k-means++ seeding followed by a few
+Lloyd steps, on CUDA when there is one) and ``"sklearn"`` (``GaussianMixture``, the reference).
+Both give the mixture as arrays; everything after the fit (posteriors, criteria, merging, labels)
+is shared code.
+
+Choosing the number of phases (``ClusteringSettings.criterion``):
+
+- ``"bic"``: the K of lowest BIC (SIGMA). On real data BIC usually keeps falling (phases are not
+  Gaussian blobs) and lands on ``max_phases``.
+- ``"bic_knee"`` (default): the smallest K whose BIC lies within ``knee_fraction`` of the whole
+  improvement from ``min_phases`` to the best K: it stops where more components only refine shapes.
+- ``"merge"``: fit the BIC-best K, then greedily merge the pair of components whose posteriors
+  overlap most (entropy criterion of Baudry et al. 2010, per point of the smaller group) while
+  that overlap exceeds ``merge_threshold``. A phase may then be a mixture of several Gaussians,
+  which suits elongated or curved clusters.
+
+The mixture is fitted on at most ``fit_points`` points (a seeded subsample, scaled to unit
+variance for stability), then every point is assigned. Phases are numbered 1..K by decreasing
+number of points; label 0 marks points below ``min_probability``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .device import resolve_device
+from .errors import AnalysisError
+from .progress import Computation, Progress, run_to_completion
+
+if TYPE_CHECKING:
+    import torch
+
+STAGE = "clustering"
+CRITERIA = ("bic", "bic_knee", "merge")
+YIELD_INTERVAL_S = 0.25
+PREDICT_CHUNK = 1 << 18
+LLOYD_STEPS = 10
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
+    """How to find phases in the latent space.
+
+    Parameters
+    ----------
+    n_phases : int or "auto"
+        A fixed number of phases, or choose it with ``criterion``.
+    max_phases, min_phases : int
+        The range of K scanned by ``"auto"``.
+    covariance : {"full", "diag"}
+        Covariance type of every component.
+    criterion : {"bic_knee", "bic", "merge"}
+        The rule choosing K (see the module docstring).
+    knee_fraction : float
+        ``"bic_knee"``: tolerated BIC excess over the best, as a fraction of the total improvement.
+    merge_threshold : float
+        ``"merge"``: merge while the normalised entropy gain of the best pair exceeds this (nats).
+    min_probability : float or None
+        Points whose highest phase probability is below this get label 0.
+    fit_points : int or None
+        Fit on a random subsample of at most this many points (None = all).
+    seed : int
+        Seed of the subsample and of the initialisation.
+    device : {"auto", "cpu", "cuda"}
+        Device of the torch backend.
+    backend : {"torch", "sklearn"}
+        Who fits the mixture.
+    n_init : int
+        Initialisations per K; the best likelihood is kept.
+    max_iter : int
+        EM iterations at most.
+    tol : float
+        Convergence threshold on the change of the mean log-likelihood per point.
+    """
+
+    n_phases: int | str = "auto"
+    max_phases: int = 12
+    min_phases: int = 1
+    covariance: str = "full"
+    criterion: str = "bic_knee"
+    knee_fraction: float = 0.02
+    merge_threshold: float = 0.05
+    min_probability: float | None = None
+    fit_points: int | None = 100_000
+    seed: int = 0
+    device: str = "auto"
+    backend: str = "torch"
+    n_init: int = 1
+    max_iter: int = 200
+    tol: float = 1e-3
+
+
+@dataclass
+class Mixture:
+    """A fitted Gaussian mixture in the units of the input points.
+
+    ``groups[m]`` is the phase index (0-based) of component ``m``; without merging it is the
+    identity.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    groups: np.ndarray
+
+    @property
+    def n_components(self) -> int:
+        """Number of Gaussian components."""
+        return len(self.weights)
+
+
+@dataclass
+class ClusteringResult:
+    """Phases found in the latent space.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (N,), int32
+        Phase 1..K of every point, 0 where the probability is below ``min_probability``.
+    probabilities : ndarray, shape (N, K), float32
+        Posterior probability of every phase (column k-1 = phase k).
+    n_phases : int
+        K.
+    means : ndarray, shape (K, d)
+        Mean of every phase.
+    covariances : ndarray, shape (K, d, d)
+        Covariance of every phase (moment-matched when a phase holds several components).
+    criterion : dict of int to float
+        The model-selection criterion per scanned K (empty for a fixed K).
+    criterion_name : str
+        Name of the criterion values (``"bic"``) and the rule that chose K, e.g. ``"bic_knee"``.
+    weights : ndarray, shape (K,)
+        Mixing weight of every phase.
+    mixture : Mixture
+        The components, for :func:`predict`.
+    min_probability : float or None
+        The threshold used for label 0.
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+    n_phases: int
+    means: np.ndarray
+    covariances: np.ndarray
+    criterion: dict[int, float] = field(default_factory=dict)
+    criterion_name: str = "bic"
+    weights: np.ndarray | None = None
+    mixture: Mixture | None = None
+    min_probability: float | None = None
+
+
+def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = None) -> Computation:
+    """Fit a Gaussian mixture to the points and label every point with its phase.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, d)
+        The latent coordinates (or any features).
+    settings : ClusteringSettings, optional
+        Defaults to ``ClusteringSettings()``.
+
+    Yields
+    ------
+    Progress
+        ``stage="clustering"``, at least every 0.25 s; ``step`` counts the fitted K.
+
+    Returns
+    -------
+    ClusteringResult
+
+    Raises
+    ------
+    AnalysisError
+        For unknown settings, non-finite points or fewer points than phases.
+    """
+    settings = settings or ClusteringSettings()
+    points = _checked_points(points, settings)
+    fit = _fit_subsample(points, settings)
+    center, scale = fit.mean(0), float(fit.std()) or 1.0
+    scaled = (fit - center) / scale
+    candidates = _candidate_ks(settings, len(fit))
+    mixtures: dict[int, Mixture] = {}
+    scores: dict[int, float] = {}
+    for step, k in enumerate(candidates):
+        message = f"Gaussian mixture with {k} phases"
+        progress = Progress(STAGE, step, len(candidates) + 1, message)
+        mixture = yield from _with_progress(_fit_one(scaled, k, settings), progress)
+        mixtures[k] = _unscaled(mixture, center, scale)
+        scores[k] = bic(fit, mixtures[k], settings.covariance)
+    yield Progress(STAGE, len(candidates), len(candidates) + 1, "assigning phases")
+    mixture, rule = _select(mixtures, scores, fit, settings)
+    criterion = scores if settings.n_phases == "auto" else {}
+    return _result(points, mixture, criterion, rule, settings.min_probability, settings.device)
+
+
+def predict_probabilities(points: np.ndarray, result: ClusteringResult) -> np.ndarray:
+    """Phase probabilities ``(N, K)`` float32 of new points under a fitted result."""
+    mixture = _require_mixture(result)
+    return _phase_probabilities(np.asarray(points, np.float64), mixture, "auto")
+
+
+def predict(points: np.ndarray, result: ClusteringResult) -> np.ndarray:
+    """Phase labels ``(N,)`` int32 (1..K, 0 below the result's ``min_probability``) of new points."""
+    return _labels(predict_probabilities(points, result), result.min_probability)
+
+
+def split_phase(points: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Split a set of points in ``n`` groups with an ``n``-component Gaussian mixture.
+
+    Parameters
+    ----------
+    points : ndarray, shape (M, d)
+        The points of one phase.
+    n : int
+        Number of parts (>= 1).
+    seed : int
+        Seed of the initialisation.
+
+    Returns
+    -------
+    ndarray, shape (M,), int32
+        Part 0..n-1 of every point, numbered by decreasing size.
+    """
+    settings = ClusteringSettings(n_phases=n, seed=seed, fit_points=None, device="cpu")
+    result = run_to_completion(cluster_phases(points, settings))
+    return (result.probabilities.argmax(1)).astype(np.int32)
+
+
+def bic(points: np.ndarray, mixture: Mixture, covariance: str = "full") -> float:
+    """Bayesian information criterion of a mixture on points (lower is better)."""
+    n, d = points.shape
+    k = mixture.n_components
+    covariance_params = k * d * (d + 1) / 2 if covariance == "full" else k * d
+    n_params = (k - 1) + k * d + covariance_params
+    log_likelihood = _total_log_likelihood(points, mixture)
+    return float(-2.0 * log_likelihood + n_params * math.log(n))
+
+
+# ----------------------------------------------------------------------------- checks and setup
+
+
+def _checked_points(points: np.ndarray, settings: ClusteringSettings) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or len(points) == 0:
+        raise AnalysisError(f"points must be a non-empty (N, d) table, not shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise AnalysisError("points contain NaN or infinite values")
+    if settings.backend not in ("torch", "sklearn"):
+        raise AnalysisError(f"unknown clustering backend {settings.backend!r}")
+    if settings.covariance not in ("full", "diag"):
+        raise AnalysisError(f"unknown covariance type {settings.covariance!r}")
+    if settings.criterion not in CRITERIA:
+        raise AnalysisError(f"unknown criterion {settings.criterion!r}: use one of {CRITERIA}")
+    fixed = settings.n_phases
+    if fixed != "auto" and (not isinstance(fixed, int | np.integer) or fixed < 1):
+        raise AnalysisError(f"n_phases must be 'auto' or a positive integer, not {fixed!r}")
+    smallest = settings.min_phases if fixed == "auto" else int(fixed)
+    if len(points) < max(smallest, 2):
+        raise AnalysisError(f"{len(points)} points cannot make {smallest} phases")
+    return points
+
+
+def _fit_subsample(points: np.ndarray, settings: ClusteringSettings) -> np.ndarray:
+    if settings.fit_points is None or len(points) <= settings.fit_points:
+        return points
+    rng = np.random.default_rng(settings.seed)
+    return points[np.sort(rng.choice(len(points), settings.fit_points, replace=False))]
+
+
+def _candidate_ks(settings: ClusteringSettings, n_points: int) -> list[int]:
+    if settings.n_phases != "auto":
+        return [int(settings.n_phases)]
+    top = min(settings.max_phases, n_points - 1)
+    if top < settings.min_phases:
+        raise AnalysisError(f"cannot scan {settings.min_phases}..{settings.max_phases} phases")
+    return list(range(max(settings.min_phases, 1), top + 1))
+
+
+def _with_progress(inner: Computation, report: Progress) -> Computation:
+    """Relay an inner generator's ticks as ``report`` and return its value."""
+    while True:
+        try:
+            next(inner)
+        except StopIteration as stop:
+            return stop.value
+        yield report
+
+
+# ----------------------------------------------------------------------------- fitting
+
+
+def _fit_one(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Computation:
+    """Fit a k-component mixture to standardised points (a generator ticking every 0.25 s)."""
+    if settings.backend == "sklearn":
+        return _fit_sklearn(scaled, k, settings)
+    best: Mixture | None = None
+    best_ll = -np.inf
+    for attempt in range(settings.n_init):
+        seed = settings.seed + 1000 * attempt
+        mixture, ll = yield from _fit_torch(scaled, k, settings, seed)
+        if ll > best_ll:
+            best, best_ll = mixture, ll
+    return best
+
+
+def _fit_sklearn(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Mixture:
+    from sklearn.mixture import GaussianMixture
+
+    model = GaussianMixture(
+        n_components=k,
+        covariance_type=settings.covariance,
+        reg_covar=1e-6,
+        max_iter=settings.max_iter,
+        tol=settings.tol,
+        n_init=settings.n_init,
+        random_state=settings.seed,
+    ).fit(scaled)
+    covariances = model.covariances_
+    if settings.covariance == "diag":
+        covariances = np.stack([np.diag(c) for c in covariances])
+    return Mixture(model.weights_, model.means_, covariances, np.arange(k))
+
+
+def _fit_torch(x_np: np.ndarray, k: int, settings: ClusteringSettings, seed: int) -> Computation:
+    """EM for one initialisation; returns (Mixture, mean log-likelihood)."""
+    import torch
+
+    device = resolve_device(settings.device)
+    x = torch.as_tensor(x_np, dtype=torch.float64, device=device)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    outer = _outer_products(x)
+    hard = _kmeans_labels(x, k, generator)
+    resp = torch.nn.functional.one_hot(hard, k).to(x.dtype)
+    weights, means, covs = _m_step(x, outer, resp, settings.covariance)
+    previous = -math.inf
+    last_yield = time.perf_counter()
+    log_likelihood = previous
+    for _ in range(settings.max_iter):
+        log_joint = _log_densities(x, means, covs, outer) + torch.log(weights)
+        norm = torch.logsumexp(log_joint, dim=1, keepdim=True)
+        log_likelihood = float(norm.mean())
+        if abs(log_likelihood - previous) < settings.tol:
+            break
+        previous = log_likelihood
+        resp = torch.exp(log_joint - norm)
+        weights, means, covs = _m_step(x, outer, resp, settings.covariance)
+        if time.perf_counter() - last_yield > YIELD_INTERVAL_S:
+            yield
+            last_yield = time.perf_counter()
+    mixture = Mixture(*(t.cpu().numpy() for t in (weights, means, covs)), np.arange(k))
+    return mixture, log_likelihood
+
+
+def _kmeans_labels(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding followed by a few Lloyd steps; returns hard labels."""
+    import torch
+
+    n = len(x)
+    first = int(torch.randint(n, (1,), generator=generator))
+    centers = x[first : first + 1]
+    closest = ((x - centers[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        probabilities = (closest / closest.sum()).cpu()
+        if not torch.isfinite(probabilities).all() or float(probabilities.sum()) <= 0:
+            probabilities = torch.full((n,), 1.0 / n, dtype=torch.float64)
+        pick = int(torch.multinomial(probabilities, 1, generator=generator))
+        centers = torch.cat([centers, x[pick : pick + 1]])
+        closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
+    for _ in range(LLOYD_STEPS):
+        labels = torch.cdist(x, centers).argmin(1)
+        sums = torch.zeros_like(centers).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
+        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+    return torch.cdist(x, centers).argmin(1)
+
+
+def _outer_products(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise ``vec(x x^T)``, shape (n, d*d): second moments become matrix products."""
+    return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
+
+
+def _m_step(x: torch.Tensor, outer: torch.Tensor, resp: torch.Tensor, covariance: str) -> tuple:
+    import torch
+
+    d = x.shape[1]
+    counts = resp.sum(0) + 10 * torch.finfo(x.dtype).eps
+    means = (resp.T @ x) / counts[:, None]
+    second = ((resp.T @ outer) / counts[:, None]).reshape(-1, d, d)
+    covs = second - means[:, :, None] * means[:, None, :]
+    if covariance == "diag":
+        covs = torch.diag_embed(torch.diagonal(covs, dim1=1, dim2=2))
+    covs = covs + 1e-6 * torch.eye(d, dtype=x.dtype, device=x.device)
+    return counts / len(x), means, covs
+
+
+def _log_densities(
+    x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, outer: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Log density ``(n, M)`` of every point under every Gaussian component.
+
+    The Mahalanobis term ``x'Px - 2 m'Px + m'Pm`` is two matrix products with the precomputed
+    outer products of the points, which is much faster than batched triangular solves.
+    """
+    import torch
+
+    d = x.shape[1]
+    outer = _outer_products(x) if outer is None else outer
+    cholesky = torch.linalg.cholesky(covs)
+    precision = torch.cholesky_inverse(cholesky)
+    log_det = 2.0 * torch.log(torch.diagonal(cholesky, dim1=1, dim2=2)).sum(1)
+    p_mean = torch.einsum("kde,ke->kd", precision, means)
+    mahalanobis = (
+        outer @ precision.reshape(len(means), -1).T - 2.0 * (x @ p_mean.T) + (p_mean * means).sum(1)
+    )
+    return -0.5 * (d * math.log(2 * math.pi) + log_det + mahalanobis.clamp_min(0.0))
+
+
+def _unscaled(mixture: Mixture, center: np.ndarray, scale: float) -> Mixture:
+    return Mixture(
+        mixture.weights.copy(),
+        mixture.means * scale + center,
+        mixture.covariances * scale**2,
+        mixture.groups.copy(),
+    )
+
+
+# ----------------------------------------------------------------------------- posteriors
+
+
+def _component_log_joint(points: np.ndarray, mixture: Mixture, device: str) -> Computation:
+    """Chunks of ``log w_m + log N(x | m)``, shape (chunk, M), as float64 tensors."""
+    import torch
+
+    device = resolve_device(device)
+    weights, means, covs = (
+        torch.as_tensor(a, dtype=torch.float64, device=device)
+        for a in (mixture.weights, mixture.means, mixture.covariances)
+    )
+    for start in range(0, len(points), PREDICT_CHUNK):
+        chunk = torch.as_tensor(points[start : start + PREDICT_CHUNK], device=device)
+        yield _log_densities(chunk.to(torch.float64), means, covs) + torch.log(weights)
+
+
+def _total_log_likelihood(points: np.ndarray, mixture: Mixture) -> float:
+    import torch
+
+    chunks = _component_log_joint(points, mixture, "auto")
+    return float(sum(torch.logsumexp(c, dim=1).sum() for c in chunks))
+
+
+def _component_posteriors(points: np.ndarray, mixture: Mixture, device: str) -> np.ndarray:
+    import torch
+
+    parts = [
+        torch.softmax(c, dim=1).cpu().numpy() for c in _component_log_joint(points, mixture, device)
+    ]
+    return np.concatenate(parts)
+
+
+def _phase_probabilities(points: np.ndarray, mixture: Mixture, device: str) -> np.ndarray:
+    posteriors = _component_posteriors(points, mixture, device)
+    return _group_columns(posteriors, mixture.groups).astype(np.float32)
+
+
+def _group_columns(posteriors: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    n_groups = int(groups.max()) + 1
+    summed = np.zeros((len(posteriors), n_groups), posteriors.dtype)
+    for component, group in enumerate(groups):
+        summed[:, group] += posteriors[:, component]
+    return summed
+
+
+def _labels(probabilities: np.ndarray, min_probability: float | None) -> np.ndarray:
+    labels = (probabilities.argmax(1) + 1).astype(np.int32)
+    if min_probability is not None:
+        labels[probabilities.max(1) < min_probability] = 0
+    return labels
+
+
+def _require_mixture(result: ClusteringResult) -> Mixture:
+    if result.mixture is None:
+        raise AnalysisError("this clustering result holds no mixture to predict with")
+    return result.mixture
+
+
+# ----------------------------------------------------------------------------- choosing K
+
+
+def _select(
+    mixtures: dict[int, Mixture],
+    scores: dict[int, float],
+    fit: np.ndarray,
+    settings: ClusteringSettings,
+) -> tuple[Mixture, str]:
+    if settings.n_phases != "auto":
+        return mixtures[int(settings.n_phases)], "fixed"
+    best = min(scores, key=scores.__getitem__)
+    if settings.criterion == "bic":
+        return mixtures[best], "bic"
+    if settings.criterion == "bic_knee":
+        return mixtures[knee_k(scores, settings.knee_fraction)], "bic_knee"
+    merged = merge_components(fit, mixtures[best], settings)
+    return merged, "merge"
+
+
+def knee_k(scores: dict[int, float], fraction: float) -> int:
+    """Smallest K whose score is within ``fraction`` of the total improvement of the best K.
+
+    Parameters
+    ----------
+    scores : dict of int to float
+        Criterion (lower is better) per K.
+    fraction : float
+        Tolerated excess over the best score, relative to ``score(min K) - best score``.
+
+    Returns
+    -------
+    int
+    """
+    ks = sorted(scores)
+    best = min(scores.values())
+    improvement = scores[ks[0]] - best
+    if improvement <= 0:
+        return ks[0]
+    return next(k for k in ks if scores[k] - best <= fraction * improvement)
+
+
+def merge_components(points: np.ndarray, mixture: Mixture, settings: ClusteringSettings) -> Mixture:
+    """Greedily merge components while the best pair's normalised entropy gain is large.
+
+    The gain of merging groups i and j is
+    ``sum_n [(p_i + p_j) log(p_i + p_j) - p_i log p_i - p_j log p_j] / min(sum_n p_i, sum_n p_j)``
+    (nats per point of the smaller group): near 0 for separate clusters, large when two
+    components share one cluster.
+    """
+    groups = np.arange(mixture.n_components)
+    posteriors = _component_posteriors(points, mixture, settings.device)
+    while groups.max() + 1 > max(settings.min_phases, 1):
+        pair, gain = _best_merge(_group_columns(posteriors, groups))
+        if gain <= settings.merge_threshold:
+            break
+        keep, drop = pair
+        groups = np.where(groups == drop, keep, groups)
+        groups = np.unique(groups, return_inverse=True)[1].astype(np.int64)
+    return Mixture(mixture.weights, mixture.means, mixture.covariances, groups)
+
+
+def _best_merge(probabilities: np.ndarray) -> tuple[tuple[int, int], float]:
+    def plogp(p: np.ndarray) -> np.ndarray:
+        return p * np.log(np.clip(p, 1e-300, None))
+
+    entropy_terms = plogp(probabilities).sum(0)
+    masses = probabilities.sum(0)
+    best_pair, best_gain = (0, 0), -np.inf
+    n_groups = probabilities.shape[1]
+    for i in range(n_groups):
+        for j in range(i + 1, n_groups):
+            joined = probabilities[:, i] + probabilities[:, j]
+            mass = min(masses[i], masses[j])
+            if mass <= 0:
+                continue
+            gain = (plogp(joined).sum() - entropy_terms[i] - entropy_terms[j]) / mass
+            if gain > best_gain:
+                best_pair, best_gain = (i, j), float(gain)
+    return best_pair, best_gain
+
+
+# ----------------------------------------------------------------------------- the result
+
+
+def _result(
+    points: np.ndarray,
+    mixture: Mixture,
+    criterion: dict[int, float],
+    rule: str,
+    min_probability: float | None,
+    device: str,
+) -> ClusteringResult:
+    probabilities = _phase_probabilities(points, mixture, device)
+    counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    mixture = Mixture(mixture.weights, mixture.means, mixture.covariances, rank[mixture.groups])
+    probabilities = probabilities[:, order]
+    weights, means, covariances = _phase_moments(mixture)
+    return ClusteringResult(
+        labels=_labels(probabilities, min_probability),
+        probabilities=probabilities,
+        n_phases=probabilities.shape[1],
+        means=means,
+        covariances=covariances,
+        criterion={int(k): float(v) for k, v in criterion.items()},
+        criterion_name=rule,
+        weights=weights,
+        mixture=mixture,
+        min_probability=min_probability,
+    )
+
+
+def _phase_moments(mixture: Mixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weight, mean and covariance of every phase (moment-matched over its components)."""
+    n_phases = int(mixture.groups.max()) + 1
+    d = mixture.means.shape[1]
+    weights = np.zeros(n_phases)
+    means = np.zeros((n_phases, d))
+    covariances = np.zeros((n_phases, d, d))
+    for phase in range(n_phases):
+        members = mixture.groups == phase
+        w = mixture.weights[members]
+        weights[phase] = w.sum()
+        means[phase] = w @ mixture.means[members] / w.sum()
+        offsets = mixture.means[members] - means[phase]
+        spread = mixture.covariances[members] + offsets[:, :, None] * offsets[:, None, :]
+        covariances[phase] = np.tensordot(w, spread, axes=1) / w.sum()
+    return weights, means, covariances

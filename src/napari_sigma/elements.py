@@ -1,0 +1,509 @@
+"""Suggest the elements present in an EDS spectrum.
+
+Method
+------
+1. **Range.** Channels from 0.15 keV (above the zero-energy strobe peak) up to the beam energy
+   (or the end of the axis) are used; lines above the beam energy or not excited (edge above the
+   beam energy) are never proposed.
+2. **Background.** The bremsstrahlung is estimated with SNIP (statistics-sensitive non-linear
+   iterative peak clipping, Ryan et al. 1988) on a lightly smoothed, log-log-sqrt transformed
+   spectrum, with a clipping window of about two detector FWHM, and subtracted.
+3. **Templates.** Every element Be..U (except noble gases and unstable elements, see
+   `RARE_ELEMENTS`) gets one template per excited shell (K, L, M): its line families (weights
+   from `xray`) as Gaussians of the detector FWHM (`xray.detector_fwhm`). Shell amplitudes are
+   bounded relative to the shell of the element's default line (`_constrained_columns`), and
+   smooth +/- B-spline columns absorb the residual bias of the SNIP background. The detector
+   FWHM and a small calibration shift are first estimated from the major elements
+   (`_calibrate`).
+4. **Greedy pursuit.** Elements are added one at a time: the element whose templates, fitted
+   non-negatively to the current residual, reduce the weighted chi-square most is added and all
+   chosen templates are refitted together (non-negative least squares). Fitting whole line
+   patterns (not single peaks) is what resolves overlaps such as S Ka / Pb Ma / Mo La (S is a single
+   narrow peak, Pb Ma has Mb and Pb La at 10.55 keV, Mo La has Lb1) and Si Ka / W Ma.
+   The weights are ``1 / sqrt(counts + (f * net)^2)``: Poisson noise plus a relative model
+   error ``f`` (peak shape, calibration), so that a very intense peak's imperfect fit does not
+   attract spurious neighbours.
+5. **Scores.** After the final joint fit, an element's *significance* is the square root of
+   the chi-square increase when its templates are removed (Poisson sigma units), and its *score*
+   is its fitted net counts divided by those of the strongest element (0-1]. Elements with
+   significance below ``min_significance`` or score below ``min_score`` are not suggested. An
+   element also needs ``min_significance`` in its main shell (that of its default line) alone.
+
+Escape and sum (pile-up) peaks are not modelled: in very intense spectra they can produce
+weak extra suggestions (well below the major elements' scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import xray
+from .spectrum_image import Spectrum
+
+STROBE_CUTOFF_KEV = 0.15
+RARE_ELEMENTS = frozenset(
+    ("Ne", "Ar", "Kr", "Xe", "Rn", "Tc", "Pm", "Po", "At", "Fr", "Ra", "Ac", "Pa")
+)
+"""Noble gases and short-lived radioactive elements: not proposed unless ``allow_rare``."""
+MODEL_ERROR = 0.06
+MIN_EDGE_OVERVOLTAGE = 1.05
+SHELL_RATIO_SLACK = 3.0
+LOWER_RATIO_SLACK = 3.0
+BASELINE_KNOT_KEV = 0.5
+BASELINE_FINE_KNOT_KEV = 0.25
+BASELINE_FINE_END_KEV = 2.5
+CALIBRATION_ELEMENTS = 4
+FWHM_GRID = np.arange(0.110, 0.1801, 0.01)
+SHIFT_GRID = np.arange(-0.02, 0.02001, 0.004)
+YIELD_CONSTANTS = {"K": 1.12e6, "L": 1.0e8, "M": 1.0e9}
+
+
+@dataclass(frozen=True)
+class ElementSuggestion:
+    """One suggested element.
+
+    Parameters
+    ----------
+    element : str
+        Element symbol.
+    score : float
+        Fitted net counts relative to the strongest suggested element, in (0, 1].
+    line : str
+        The element's default line for the beam energy (e.g. ``"Fe_Ka"``).
+    energy : float
+        Energy of that line in keV.
+    significance : float
+        Evidence for the element in Poisson sigma units (sqrt of the chi-square increase when
+        its lines are removed from the fit).
+    counts : float
+        Net counts in the element's fitted lines.
+    """
+
+    element: str
+    score: float
+    line: str
+    energy: float
+    significance: float = 0.0
+    counts: float = 0.0
+
+
+@dataclass
+class _Problem:
+    """The data of one fit: background-subtracted counts, weights and element templates."""
+
+    net: np.ndarray
+    weights: np.ndarray
+    templates: dict[str, np.ndarray]  # element -> (channels, shells), unit-area lines
+    baseline: np.ndarray  # (channels, 2 * knots): +/- smooth corrections of the SNIP background
+
+
+def suggest_elements(
+    spectrum: Spectrum,
+    max_elements: int = 12,
+    min_score: float = 0.05,
+    exclude: Iterable[str] = (),
+    min_significance: float = 8.0,
+    fwhm_mnka_kev: float | None = None,
+    allow_rare: bool = False,
+) -> list[ElementSuggestion]:
+    """Elements that explain the characteristic peaks of ``spectrum``, best first.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        A calibrated spectrum (counts per channel); ``beam_energy`` None means 20 kV.
+    max_elements : int
+        At most this many suggestions.
+    min_score : float
+        Drop elements whose fitted counts are below this fraction of the strongest element's.
+    exclude : iterable of str
+        Elements never to suggest (e.g. the coating).
+    min_significance : float
+        Drop elements with less evidence than this, in Poisson sigma units.
+    fwhm_mnka_kev : float or None
+        Detector resolution at Mn Ka in keV; None: estimated from the spectrum together with a
+        small energy-calibration shift (see `_calibrate`).
+    allow_rare : bool
+        Also consider `RARE_ELEMENTS` (noble gases, e.g. Ar implanted by ion milling, and
+        unstable elements), which are otherwise excluded.
+
+    Returns
+    -------
+    list of ElementSuggestion
+        Sorted by score, descending.
+    """
+    beam = xray.DEFAULT_BEAM_ENERGY_KV if not spectrum.beam_energy else float(spectrum.beam_energy)
+    exclude = set(exclude) if allow_rare else set(exclude) | RARE_ELEMENTS
+    shift = 0.0
+    if fwhm_mnka_kev is None:
+        fwhm_mnka_kev, shift = _calibrate(spectrum, beam, exclude, min_significance)
+    problem = _build_problem(spectrum, beam, exclude, fwhm_mnka_kev, shift)
+    if problem is None:
+        return []
+    chosen = _greedy_selection(problem, max_elements + 4, min_significance)
+    counts, significance = _final_fit(problem, chosen, min_significance)
+    return _rank(counts, significance, beam, max_elements, min_score)
+
+
+def _calibrate(
+    spectrum: Spectrum, beam: float, exclude: set[str], min_significance: float
+) -> tuple[float, float]:
+    """Detector FWHM at Mn Ka and energy shift (keV) that best fit the major elements.
+
+    The ``CALIBRATION_ELEMENTS`` strongest elements found with a 130 eV detector are refitted on
+    a grid of resolutions (``FWHM_GRID``, at zero shift), then of calibration shifts
+    (``SHIFT_GRID``, at the best resolution); the values with the lowest chi-square are returned.
+    Without a clear major element, (0.130, 0.0).
+    """
+    default = (0.130, 0.0)
+    problem = _build_problem(spectrum, beam, exclude, default[0], 0.0)
+    if problem is None:
+        return default
+    majors = _greedy_selection(problem, CALIBRATION_ELEMENTS, min_significance)
+    if not majors:
+        return default
+    fwhm = _best_on_grid(spectrum, beam, exclude, majors, FWHM_GRID, lambda v: (v, 0.0))
+    shift = _best_on_grid(spectrum, beam, exclude, majors, SHIFT_GRID, lambda v: (fwhm, v))
+    return fwhm, shift
+
+
+def _best_on_grid(spectrum, beam, exclude, majors, grid, settings) -> float:
+    """The grid value whose ``settings(value) -> (fwhm, shift)`` fits ``majors`` best."""
+    chi2 = [
+        _fit(_build_problem(spectrum, beam, exclude, *settings(v), only=majors), majors)[1]
+        for v in grid
+    ]
+    return float(grid[int(np.argmin(chi2))])
+
+
+def _build_problem(
+    spectrum: Spectrum,
+    beam: float,
+    exclude: set[str],
+    fwhm_mnka_kev: float,
+    shift: float,
+    only: list[str] | None = None,
+) -> _Problem | None:
+    """Fit data for the spectrum; ``shift`` (keV) is added to the nominal channel energies."""
+    energies = spectrum.energy.energies + shift
+    counts = np.asarray(spectrum.counts, dtype=np.float64).ravel()
+    top = min(beam, float(energies[-1]))
+    valid = (energies >= STROBE_CUTOFF_KEV) & (energies <= top)
+    if valid.sum() < 8 or counts[valid].sum() <= 0:
+        return None
+    energies, counts = energies[valid], counts[valid]
+    smooth = _smooth(counts, spectrum.energy.scale, fwhm_mnka_kev)
+    window = int(np.ceil(2.0 * xray.detector_fwhm(5.0, fwhm_mnka_kev) / spectrum.energy.scale))
+    background = snip_background(smooth, window)
+    net_smooth = np.clip(smooth - background, 0.0, None)
+    variance = np.maximum(smooth, 1.0) + (MODEL_ERROR * net_smooth) ** 2
+    candidates = xray.ELEMENTS if only is None else only
+    templates = _element_templates(
+        energies, spectrum.energy.scale, beam, candidates, exclude, fwhm_mnka_kev
+    )
+    baseline = _baseline_columns(energies)
+    return _Problem(counts - background, 1.0 / np.sqrt(variance), templates, baseline)
+
+
+def _baseline_columns(energies: np.ndarray) -> np.ndarray:
+    """Cubic B-splines with both signs, knots every 0.25 keV below 2.5 keV, every 0.5 keV above.
+
+    Fitted together with the line templates, they absorb the smooth bias of the SNIP estimate
+    (which clips slightly into the noise) so that broad line patterns are not credited with it.
+    """
+    from scipy.interpolate import BSpline
+
+    low, high = float(energies[0]), float(energies[-1])
+    fine_end = min(max(BASELINE_FINE_END_KEV, low + 1.0), high)
+    fine = np.arange(low - 3.01 * BASELINE_FINE_KNOT_KEV, fine_end, BASELINE_FINE_KNOT_KEV)
+    coarse = np.arange(
+        fine[-1] + BASELINE_KNOT_KEV, high + 4.5 * BASELINE_KNOT_KEV, BASELINE_KNOT_KEV
+    )
+    knots = np.concatenate([fine, coarse])
+    basis = BSpline.design_matrix(energies, knots, 3, extrapolate=False).toarray()
+    basis = basis[:, basis.sum(axis=0) > 0]
+    return np.concatenate([basis, -basis], axis=1)
+
+
+def _smooth(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarray:
+    """Gaussian smoothing with a quarter of the low-energy detector FWHM."""
+    from scipy.ndimage import gaussian_filter1d
+
+    sigma_channels = 0.25 * xray.detector_fwhm(0.5, fwhm_mnka_kev) / 2.3548 / scale
+    return gaussian_filter1d(counts, max(sigma_channels, 0.5), mode="nearest")
+
+
+def snip_background(counts: np.ndarray, window: int) -> np.ndarray:
+    """SNIP background of a spectrum (Ryan et al. 1988, with a decreasing clipping window).
+
+    Parameters
+    ----------
+    counts : ndarray, shape (E,)
+        Counts per channel (non-negative, ideally smoothed).
+    window : int
+        Largest half-width of the clipping window in channels (about two peak FWHM).
+
+    Returns
+    -------
+    ndarray, shape (E,)
+        The background, ``<= counts`` everywhere.
+    """
+    transformed = np.log(np.log(np.sqrt(np.clip(counts, 0.0, None) + 1.0) + 1.0) + 1.0)
+    work = np.pad(transformed, window, mode="edge")
+    n = len(transformed)
+    for half in range(window, 0, -1):
+        centre = work[window : window + n]
+        mean = 0.5 * (
+            work[window - half : window - half + n] + work[window + half : window + half + n]
+        )
+        work[window : window + n] = np.minimum(centre, mean)
+    clipped = work[window : window + n]
+    return (np.exp(np.exp(clipped) - 1.0) - 1.0) ** 2 - 1.0
+
+
+def _element_templates(
+    energies: np.ndarray,
+    scale: float,
+    beam: float,
+    candidates: Iterable[str],
+    exclude: set[str],
+    fwhm_mnka_kev: float,
+) -> dict[str, np.ndarray]:
+    """Per element, the template columns of its excited shells (see `_constrained_columns`)."""
+    low, high = float(energies[0]), float(energies[-1])
+    templates = {}
+    for element in candidates:
+        if element in exclude:
+            continue
+        lines = [
+            line
+            for line in xray.element_lines(element, min_energy=low, max_energy=high)
+            if line.edge * MIN_EDGE_OVERVOLTAGE <= beam
+        ]
+        if lines:
+            templates[element] = _constrained_columns(energies, scale, beam, lines, fwhm_mnka_kev)
+    return templates
+
+
+def _constrained_columns(
+    energies: np.ndarray,
+    scale: float,
+    beam: float,
+    lines: list[xray.XrayLine],
+    fwhm_mnka_kev: float,
+) -> np.ndarray:
+    """Template columns of one element, shape ``(channels, shells)``; column 0 is the main shell.
+
+    The main shell is that of the element's default line (`xray.default_line`). Other shells are
+    fitted with their own amplitudes ``a_i``, bounded relative to the main shell's ``a_0``:
+    ``lo_i * a_0 <= a_i <= hi_i * a_0`` with ``hi_i = SHELL_RATIO_SLACK * r_i`` and, for a shell
+    at higher energy than the main one with overvoltage >= 1.5, ``lo_i = r_i / LOWER_RATIO_SLACK``
+    (otherwise 0), where ``r_i`` is the rough physical ratio of `_shell_yield`. So a heavy
+    element cannot explain a light element's K peak with its M lines while its L lines are
+    missing. With non-negative amplitudes the bounds are the column set
+    ``F = T0 + sum(lo_j T_j)``, ``[F, F + (hi_1 - lo_1) T1, F + (hi_2 - lo_2) T2, ...]``.
+    """
+    element = lines[0].element
+    shells = sorted({line.shell for line in lines}, key=xray.SHELL_ORDER.index)
+    main = xray.default_line(element, beam).shell
+    if main in shells:
+        shells.remove(main)
+        shells.insert(0, main)
+    shapes = [
+        _shell_column(
+            energies, scale, [line for line in lines if line.shell == shell], fwhm_mnka_kev
+        )
+        for shell in shells
+    ]
+    ratios = [
+        _shell_yield(element, shell, beam) / _shell_yield(element, shells[0], beam)
+        for shell in shells
+    ]
+    upper = [SHELL_RATIO_SLACK * ratio for ratio in ratios[1:]]
+    lower = [
+        ratio / LOWER_RATIO_SLACK if _is_required(element, shell, shells[0], beam) else 0.0
+        for shell, ratio in zip(shells[1:], ratios[1:], strict=True)
+    ]
+    floor = shapes[0] + sum((lo * shape for lo, shape in zip(lower, shapes[1:], strict=True)), 0.0)
+    columns = [floor]
+    for shape, lo, hi in zip(shapes[1:], lower, upper, strict=True):
+        columns.append(floor + max(hi - lo, 0.0) * shape)
+    return np.stack(columns, axis=1)
+
+
+def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
+    """Whether a shell at higher energy than the main one is excited enough to be required."""
+    if xray.SHELL_ORDER.index(shell) >= xray.SHELL_ORDER.index(main):
+        return False
+    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
+    return beam >= xray.MIN_OVERVOLTAGE * edge
+
+
+def _shell_yield(element: str, shell: str, beam: float) -> float:
+    """Rough relative intensity of a shell's strongest line under a ``beam`` kV electron beam.
+
+    Fluorescence yield ``Z^4 / (a + Z^4)`` (a = 1.12e6, 1e8, 1e9 for K, L, M; within ~30 % of
+    xraydb for the elements that matter) times the generated intensity of a thick target,
+    ``U ln U - U + 1`` (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the
+    overvoltage of the shell's alpha edge). Absorption and detector efficiency are ignored: the
+    ratio is only used as a loose bound.
+    """
+    z = xray.ELEMENTS.index(element) + 4
+    fluorescence = z**4 / (YIELD_CONSTANTS[shell] + z**4)
+    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
+    overvoltage = max(beam / edge, 1.0 + 1e-3)
+    return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)
+
+
+def _shell_column(
+    energies: np.ndarray, scale: float, lines: list[xray.XrayLine], fwhm_mnka_kev: float
+) -> np.ndarray:
+    column = np.zeros_like(energies)
+    for line in lines:
+        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / 2.3548
+        profile = np.exp(-0.5 * ((energies - line.energy) / sigma) ** 2)
+        column += line.weight * profile * scale / (sigma * np.sqrt(2.0 * np.pi))
+    return column
+
+
+def _fit(problem: _Problem, elements: list[str]) -> tuple[np.ndarray, float, np.ndarray]:
+    """Non-negative weighted fit of the elements' templates plus the baseline correction.
+
+    Returns
+    -------
+    amplitudes : ndarray
+        Amplitudes of the elements' columns, in order.
+    chi2 : float
+        Weighted chi-square of the fit.
+    model : ndarray
+        The fitted model (elements and baseline correction).
+    """
+    from scipy.optimize import nnls
+
+    element_columns = [problem.templates[e] for e in elements]
+    design = np.concatenate([*element_columns, problem.baseline], axis=1)
+    weighted = design * problem.weights[:, None]
+    solution, norm = nnls(weighted, problem.net * problem.weights, maxiter=50 * design.shape[1])
+    n_elements = sum(columns.shape[1] for columns in element_columns)
+    return solution[:n_elements], float(norm**2), design @ solution
+
+
+def _greedy_selection(problem: _Problem, limit: int, min_significance: float) -> list[str]:
+    """Add elements by decreasing chi-square gain until none gains ``min_significance^2``."""
+    chosen: list[str] = []
+    residual = problem.net - _fit(problem, chosen)[2]
+    while len(chosen) < limit:
+        gains = {
+            element: _gain(problem, residual, element, min_significance)
+            for element in problem.templates
+            if element not in chosen
+        }
+        best = max(gains, key=gains.get, default=None)
+        if best is None or gains[best] < min_significance**2:
+            break
+        chosen.append(best)
+        residual = problem.net - _fit(problem, chosen)[2]
+    return chosen
+
+
+def _gain(problem: _Problem, residual: np.ndarray, element: str, min_significance: float) -> float:
+    """Chi-square reduction when the element alone is fitted to the residual.
+
+    Zero when the element's main shell (that of its default line) alone does not reduce the
+    chi-square by ``min_significance^2``: an element is only credible through its main line.
+    """
+    if _main_shell_gain(problem, residual, element) < min_significance**2:
+        return 0.0
+    return _nnls_gain(problem.templates[element], problem.weights, residual)
+
+
+def _main_shell_gain(problem: _Problem, residual: np.ndarray, element: str) -> float:
+    return _nnls_gain(problem.templates[element][:, :1], problem.weights, residual)
+
+
+def _nnls_gain(columns: np.ndarray, weights: np.ndarray, residual: np.ndarray) -> float:
+    from scipy.optimize import nnls
+
+    target = residual * weights
+    _, norm = nnls(columns * weights[:, None], target)
+    return float(target @ target - norm**2)
+
+
+def _final_fit(
+    problem: _Problem, chosen: list[str], min_significance: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Net counts and significance per element; insignificant elements are dropped in turn.
+
+    An element's significance is the smaller of its chi-square evidence in the joint fit and
+    that of its main shell against the residual of the other elements.
+    """
+    chosen = list(chosen)
+    significance: dict[str, float] = {}
+    while chosen:
+        significance = _significances(problem, chosen)
+        weakest = min(chosen, key=significance.get)
+        if significance[weakest] >= min_significance:
+            break
+        chosen.remove(weakest)
+    if not chosen:
+        return {}, {}
+    amplitudes = _fit(problem, chosen)[0]
+    counts = {
+        element: float(contribution.sum())
+        for element, contribution in _contributions(problem, chosen, amplitudes).items()
+    }
+    return counts, significance
+
+
+def _significances(problem: _Problem, chosen: list[str]) -> dict[str, float]:
+    amplitudes, chi2, model = _fit(problem, chosen)
+    contributions = _contributions(problem, chosen, amplitudes)
+    significance = {}
+    for element in chosen:
+        joint = _fit(problem, _without(chosen, element))[1] - chi2
+        others = problem.net - (model - contributions[element])
+        main = _main_shell_gain(problem, others, element)
+        significance[element] = float(np.sqrt(max(min(joint, main), 0.0)))
+    return significance
+
+
+def _contributions(
+    problem: _Problem, elements: list[str], amplitudes: np.ndarray
+) -> dict[str, np.ndarray]:
+    contributions, start = {}, 0
+    for element in elements:
+        columns = problem.templates[element]
+        width = columns.shape[1]
+        contributions[element] = columns @ amplitudes[start : start + width]
+        start += width
+    return contributions
+
+
+def _without(elements: list[str], element: str) -> list[str]:
+    return [other for other in elements if other != element]
+
+
+def _rank(
+    counts: dict[str, float],
+    significance: dict[str, float],
+    beam: float,
+    max_elements: int,
+    min_score: float,
+) -> list[ElementSuggestion]:
+    if not counts:
+        return []
+    strongest = max(counts.values())
+    suggestions = []
+    for element, net in counts.items():
+        score = net / strongest if strongest > 0 else 0.0
+        if score < min_score:
+            continue
+        line = xray.default_line(element, beam)
+        suggestions.append(
+            ElementSuggestion(element, score, line.name, line.energy, significance[element], net)
+        )
+    suggestions.sort(key=lambda s: s.score, reverse=True)
+    return suggestions[:max_elements]

@@ -1,0 +1,258 @@
+"""Writing the results: label and abundance TIFFs for ImageJ/Fiji, CSV tables, a run record.
+
+Files in an output folder the user named are overwritten without asking (the CLI and the GUI write
+a whole result set into one folder; a second run into the same folder replaces it).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .energy import EnergyAxis
+from .phase_stats import PhaseTable, phase_table
+
+EXPORT_FILES = {
+    "phases": "phases.tif",
+    "abundances": "abundances.tif",
+    "phase_spectra": "phase_spectra.csv",
+    "unmixed_spectra": "unmixed_spectra.csv",
+    "phase_stats": "phase_stats.csv",
+    "report": "report.png",
+    "run": "run.json",
+}
+"""The files :func:`export_result` writes, by key of its returned dict."""
+
+
+def _imagej_resolution(pixel_size_um: float | None) -> dict[str, Any]:
+    """``imwrite`` keywords putting the pixel size (µm) where ImageJ reads it."""
+    if pixel_size_um is None:
+        return {"metadata": {}}
+    if not (pixel_size_um > 0 and math.isfinite(pixel_size_um)):
+        raise ValueError(f"pixel size must be positive, got {pixel_size_um}")
+    pixels_per_um = 1.0 / float(pixel_size_um)
+    return {"resolution": (pixels_per_um, pixels_per_um), "metadata": {"unit": "um"}}
+
+
+def write_labels_tiff(path: str | Path, labels: np.ndarray, pixel_size_um: float | None) -> Path:
+    """Write a label image as an ImageJ-compatible uint16 TIFF (Fiji shows the size in µm).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (overwritten).
+    labels : ndarray (y, x) int
+        Labels 0..65535.
+    pixel_size_um : float or None
+        Pixel size in µm; None writes no calibration.
+
+    Returns
+    -------
+    Path
+    """
+    import tifffile
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
+        raise ValueError("labels must lie in 0..65535 to be written as uint16")
+    path = Path(path)
+    keywords = _imagej_resolution(pixel_size_um)
+    tifffile.imwrite(path, labels.astype(np.uint16), imagej=True, **keywords)
+    return path
+
+
+def read_labels_tiff(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """Read a label TIFF written by :func:`write_labels_tiff` (or by ImageJ).
+
+    Returns
+    -------
+    labels : ndarray (y, x) int32
+    pixel_size_um : float or None
+        None when the file carries no µm calibration.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(Path(path)) as tif:
+        labels = tif.asarray().astype(np.int32)
+        unit = (tif.imagej_metadata or {}).get("unit", "")
+        tag = tif.pages.first.tags.get("XResolution")
+        resolution = tag.value if tag is not None else None
+    if labels.ndim != 2:
+        raise ValueError(f"{path} holds an image of shape {labels.shape}, not a label image")
+    pixel_size = None
+    if resolution and str(unit).replace("\\u00B5", "µ") in ("um", "µm", "micron") and resolution[0]:
+        pixel_size = resolution[1] / resolution[0]
+    return labels, pixel_size
+
+
+def write_maps_tiff(
+    path: str | Path, maps: np.ndarray, pixel_size_um: float | None, names: Sequence[str]
+) -> Path:
+    """Write maps (C, y, x) as a multi-page float32 ImageJ TIFF whose slice labels are ``names``."""
+    import tifffile
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3 or maps.shape[0] != len(names):
+        raise ValueError(f"maps of shape {maps.shape} for {len(names)} names")
+    keywords = _imagej_resolution(pixel_size_um)
+    keywords["metadata"] |= {"axes": "CYX", "Labels": [str(n) for n in names], "mode": "grayscale"}
+    tifffile.imwrite(Path(path), maps, imagej=True, **keywords)
+    return Path(path)
+
+
+def write_spectra_csv(
+    path: str | Path, energy_axis: EnergyAxis, spectra: np.ndarray, names: Sequence[str]
+) -> Path:
+    """Write spectra (K, E) as CSV: column ``energy_keV``, then one column per spectrum."""
+    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
+    if spectra.shape != (len(names), energy_axis.size):
+        raise ValueError(
+            f"spectra of shape {spectra.shape} for {len(names)} names x {energy_axis.size} channels"
+        )
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["energy_keV", *(str(n) for n in names)])
+        for energy, values in zip(energy_axis.energies, spectra.T, strict=True):
+            writer.writerow([f"{energy:.6f}", *(f"{v:.8g}" for v in values)])
+    return Path(path)
+
+
+def write_stats_csv(path: str | Path, table: PhaseTable) -> Path:
+    """Write a phase table as CSV (one row per phase, columns of :meth:`PhaseTable.to_rows`)."""
+    rows = table.to_rows()
+    columns = [
+        "phase_id",
+        "name",
+        "pixels",
+        "area_fraction",
+        "area_um2",
+        "n_regions",
+        "largest_region_px",
+        "main_elements",
+        *(f"mean_{line}" for line in table.line_names),
+    ]
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
+    return Path(path)
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy types, dataclasses, paths, tuples and sets turned into JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(to_jsonable(k)): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def write_run_json(path: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``info`` as indented JSON (numpy values, dataclasses, paths converted; NaN -> null)."""
+    Path(path).write_text(json.dumps(to_jsonable(info), indent=2, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def run_info(result: Any, labels: np.ndarray) -> dict[str, Any]:
+    """The run record of an analysis result: settings, seed, versions, device, timings, input."""
+    image = result.image
+    settings = result.settings
+    return {
+        "input": str(image.source) if image.source else None,
+        "title": image.title,
+        "shape": [*image.shape, int(image.energy.size)],
+        "energy_axis": image.energy,
+        "beam_energy_kV": image.beam_energy,
+        "pixel_size_um": image.pixel_size_um,
+        "lines": list(result.lines),
+        "n_phases": int(np.count_nonzero(np.bincount(np.ravel(labels))[1:])),
+        "phase_names": list(result.phase_names),
+        "component_names": list(result.component_names),
+        "seed": getattr(settings, "seed", None),
+        "settings": settings,
+        "device": result.device,
+        "timings_s": dict(result.timings),
+        "versions": dict(result.versions),
+    }
+
+
+def export_result(
+    result: Any,
+    out_dir: str | Path,
+    labels: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, Path]:
+    """Write every result file of an analysis into ``out_dir`` (created; files overwritten).
+
+    Parameters
+    ----------
+    result : AnalysisResult
+        The analysis (see :mod:`napari_sigma.pipeline`).
+    out_dir : str or Path
+        Output folder.
+    labels : ndarray (y, x) int or None
+        The label image to export (the GUI's edited one); default ``result.labels``. Phase
+        spectra and statistics are always computed from the exported labels.
+    names : sequence of str or None
+        Names of phases 1..len(names) (default ``result.phase_names``); label ids beyond get
+        generated names such as ``"P7 Fe-O"``.
+
+    Returns
+    -------
+    dict of str to Path
+        The written files by key of :data:`EXPORT_FILES`.
+
+    Notes
+    -----
+    ``phase_spectra.csv`` holds the **mean** spectrum of each phase in counts per pixel (sum
+    spectrum divided by the phase's pixel count), one column per phase headed by its name;
+    ``unmixed_spectra.csv`` holds the NMF components as the unmixing returned them.
+    """
+    from .report import render_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    image = result.image
+    labels = np.asarray(result.labels if labels is None else labels)
+    table = phase_table(
+        labels,
+        image.counts,
+        result.intensities,
+        result.lines,
+        image.pixel_size_um,
+        names=list(result.phase_names if names is None else names),
+    )
+    paths = {key: out / name for key, name in EXPORT_FILES.items()}
+    write_labels_tiff(paths["phases"], labels, image.pixel_size_um)
+    abundances = np.moveaxis(np.asarray(result.abundances, dtype=np.float32), -1, 0)
+    write_maps_tiff(paths["abundances"], abundances, image.pixel_size_um, result.component_names)
+    write_spectra_csv(paths["phase_spectra"], image.energy, table.mean_spectra, table.names)
+    write_spectra_csv(
+        paths["unmixed_spectra"], image.energy, result.components, result.component_names
+    )
+    write_stats_csv(paths["phase_stats"], table)
+    render_report(result, paths["report"], labels=labels, table=table)
+    write_run_json(paths["run"], run_info(result, labels))
+    return paths

@@ -1,0 +1,357 @@
+"""Reading EDS spectrum images and spectra from vendor files (through rosettasciio).
+
+Supported: Bruker ``.bcf``/``.spx``, Thermo Fisher Velox ``.emd``, EDAX ``.spd``/``.spc``, JEOL
+``.pts``/``.asw``/``.eds``, Phenom ``.elid``, Lispix ``.rpl`` (+ ``.raw``), HyperSpy
+``.hspy``/``.zspy`` and ``.msa``. Every failure raises :class:`~napari_sigma.errors.SpectrumImageError`
+naming the file and the cause.
+
+Choices made here:
+
+- A file with several signals: the first EDS cube is the spectrum image (Phenom ``.elid`` files
+  may hold several maps; the others are named in ``metadata["notes"]``).
+- Counts keep the dtype of the file (no float copy); JEOL cubes are read as uint16.
+- ``images`` holds the file's 2-D images (BSE, SE, HAADF, element maps ...) *only when their shape
+  equals the map's*; images of another shape are listed in ``metadata["skipped_images"]``.
+- ``lazy=True`` always gives dask counts. Formats whose reader cannot load lazily (Phenom
+  ``.elid``) are read into memory first and wrapped (``metadata["lazy_from_file"]`` is False).
+  JEOL ``.pts`` cubes are sparse on disk but dense in memory (a 512 x 512 x 4096 map is 2 GiB as
+  uint16): read them with ``lazy=True`` unless that much memory is free.
+- Pixel sizes are given in µm, or in nm below 0.1 µm; spatially uncalibrated maps get 1.0 ``"px"``.
+- Beam energy comes from the metadata after applying the reader's ``mapping`` (Velox and Phenom
+  keep it only in their original metadata).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _rsciio_helpers as rh
+from .energy import EnergyAxis
+from .errors import NotASpectrumImageError, SpectrumImageError
+from .spectrum_image import MICRONS_PER_UNIT, Spectrum, SpectrumImage
+
+SUPPORTED_EXTENSIONS: dict[str, str] = {ext: fmt.description for ext, fmt in rh.FORMATS.items()}
+
+_UNCALIBRATED_UNITS = {"", "px", "pix", "pixel", "pixels", "points", "<undefined>", "none"}
+_MICRON_SPELLINGS = {"µm", "μm", "um", "micron", "microns", "micrometer", "micrometre"}
+
+
+def is_supported(path: str | Path) -> bool:
+    """Whether the file extension is one this module reads (case-insensitive)."""
+    return Path(path).suffix.lower() in rh.FORMATS
+
+
+def read_spectrum_image(path: str | Path, lazy: bool = False) -> SpectrumImage:
+    """Read the EDS spectrum image of a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A supported file (see ``SUPPORTED_EXTENSIONS``).
+    lazy : bool
+        Return dask counts instead of loading them into memory.
+
+    Returns
+    -------
+    SpectrumImage
+        Counts ``(y, x, E)`` with the file's dtype, energy calibration in keV, beam energy,
+        pixel size, elements and the file's 2-D images.
+
+    Raises
+    ------
+    NotASpectrumImageError
+        The file is valid but holds no spectrum image (for example a single spectrum).
+    SpectrumImageError
+        Any other failure: unknown extension, missing, truncated or corrupt file, bad calibration.
+    """
+    path = Path(path)
+    fmt, signals = _load(path, lazy)
+    index = _find_spectrum_image(signals, fmt)
+    if index is None:
+        raise NotASpectrumImageError(path, _no_image_cause(signals, fmt))
+    return _build_image(path, fmt, signals, index, lazy)
+
+
+def read_spectrum(path: str | Path) -> Spectrum:
+    """Read a single spectrum, or the sum spectrum of a file's spectrum image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A supported file.
+
+    Returns
+    -------
+    Spectrum
+        The calibrated spectrum.
+
+    Raises
+    ------
+    SpectrumImageError
+        The file cannot be read or holds no EDS spectrum.
+    """
+    path = Path(path)
+    fmt, signals = _load(path, lazy=True)
+    index = _find_spectrum_image(signals, fmt)
+    if index is not None:
+        return _build_image(path, fmt, signals, index, lazy=True).sum_spectrum()
+    return _build_spectrum(path, fmt, signals)
+
+
+def read_any(path: str | Path, lazy: bool = False) -> SpectrumImage | Spectrum:
+    """Read a file's spectrum image, or its single spectrum when it holds no spectrum image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A supported file.
+    lazy : bool
+        Return dask counts for a spectrum image.
+
+    Returns
+    -------
+    SpectrumImage or Spectrum
+
+    Raises
+    ------
+    SpectrumImageError
+        The file cannot be read or holds neither a spectrum image nor an EDS spectrum
+        (then a ``NotASpectrumImageError``).
+    """
+    path = Path(path)
+    fmt, signals = _load(path, lazy)
+    index = _find_spectrum_image(signals, fmt)
+    if index is not None:
+        return _build_image(path, fmt, signals, index, lazy)
+    if _find_spectrum(signals, fmt) is None:
+        raise NotASpectrumImageError(path, "no spectrum image and no EDS spectrum in this file")
+    return _build_spectrum(path, fmt, signals)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        supported = ", ".join(sorted(rh.FORMATS))
+        raise SpectrumImageError(
+            path, f"unsupported file type '{path.suffix or path.name}'; supported: {supported}"
+        )
+    if not path.exists():
+        raise SpectrumImageError(path, "file not found")
+    if not path.is_file():
+        raise SpectrumImageError(path, "not a file (a folder?)")
+    return fmt, rh.call_reader(path, fmt, lazy)
+
+
+def _is_eds_cube(signal: Mapping[str, Any], fmt: rh.FileFormat) -> bool:
+    ndim = getattr(signal.get("data"), "ndim", 0)
+    kind = rh.signal_type(signal)
+    return ndim >= 3 and ("EDS" in kind or (fmt.untyped_cubes and not kind))
+
+
+def _find_spectrum_image(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> int | None:
+    if fmt.single_spectrum:
+        return None
+    return next((i for i, s in enumerate(signals) if _is_eds_cube(s, fmt)), None)
+
+
+def _find_spectrum(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> int | None:
+    for i, signal in enumerate(signals):
+        if getattr(signal.get("data"), "ndim", 0) != 1:
+            continue
+        if fmt.single_spectrum or "EDS" in rh.signal_type(signal):
+            return i
+    return None
+
+
+def _no_image_cause(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> str:
+    if _find_spectrum(signals, fmt) is not None:
+        kind = "holds a single spectrum" if len(signals) == 1 else "holds only single spectra"
+        return f"no spectrum image in this file: it {kind}; open it with read_spectrum"
+    return "no spectrum image in this file"
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _build_image(
+    path: Path,
+    fmt: rh.FileFormat,
+    signals: Sequence[Mapping[str, Any]],
+    index: int,
+    lazy: bool,
+) -> SpectrumImage:
+    signal = signals[index]
+    data, axes = signal["data"], list(signal["axes"])
+    if data.ndim != 3:
+        raise SpectrumImageError(
+            path, f"the spectrum image has {data.ndim} dimensions; only 2-D maps are supported"
+        )
+    energy_index = _energy_axis_index(axes)
+    energy = _energy_axis(path, axes[energy_index], data.shape[energy_index])
+    counts = _as_counts(np.moveaxis(data, energy_index, -1) if energy_index != 2 else data, lazy)
+    x_axis = [axis for i, axis in enumerate(axes) if i != energy_index][1]
+    pixel_size, pixel_unit = _pixel_calibration(x_axis)
+    metadata = rh.apply_mapping(
+        signal.get("metadata"), signal.get("original_metadata"), signal.get("mapping")
+    )
+    images, skipped = _images(signals, index, counts.shape[:2])
+    return SpectrumImage(
+        counts=counts,
+        energy=energy,
+        beam_energy=rh.beam_energy_kv(metadata),
+        pixel_size=pixel_size,
+        pixel_unit=pixel_unit,
+        elements=rh.string_tuple(rh.get_item(metadata, "Sample.elements")),
+        xray_lines=rh.string_tuple(rh.get_item(metadata, "Sample.xray_lines")),
+        images=images,
+        title=path.stem,
+        source=path,
+        metadata={
+            **_common_metadata(fmt, signals, index, metadata),
+            "skipped_images": skipped,
+            "lazy_from_file": bool(lazy and fmt.lazy),
+            "notes": _image_notes(signals, index, fmt),
+        },
+    )
+
+
+def _build_spectrum(
+    path: Path, fmt: rh.FileFormat, signals: Sequence[Mapping[str, Any]]
+) -> Spectrum:
+    index = _find_spectrum(signals, fmt)
+    if index is None:
+        raise SpectrumImageError(path, "no EDS spectrum in this file")
+    signal = signals[index]
+    axes = list(signal["axes"])
+    counts = np.asarray(signal["data"])
+    metadata = rh.apply_mapping(
+        signal.get("metadata"), signal.get("original_metadata"), signal.get("mapping")
+    )
+    return Spectrum(
+        counts=counts,
+        energy=_energy_axis(path, axes[0], counts.shape[0]),
+        beam_energy=rh.beam_energy_kv(metadata),
+        elements=rh.string_tuple(rh.get_item(metadata, "Sample.elements")),
+        title=path.stem,
+        source=path,
+        metadata=_common_metadata(fmt, signals, index, metadata),
+    )
+
+
+def _common_metadata(
+    fmt: rh.FileFormat, signals: Sequence[Mapping[str, Any]], index: int, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "format": fmt.description,
+        "reader": f"rsciio.{fmt.module}",
+        "signal_title": rh.signal_title(signals[index]),
+        "signal_index": index,
+        "n_signals": len(signals),
+        "rsciio_metadata": metadata,
+    }
+
+
+def _image_notes(signals: Sequence[Mapping[str, Any]], index: int, fmt: rh.FileFormat) -> list[str]:
+    others = [
+        rh.signal_title(s) or f"signal {i}"
+        for i, s in enumerate(signals)
+        if i != index and _is_eds_cube(s, fmt)
+    ]
+    if not others:
+        return []
+    chosen = rh.signal_title(signals[index]) or f"signal {index}"
+    return [
+        f"the file holds {len(others) + 1} spectrum images; using the first ('{chosen}'), "
+        f"not {', '.join(repr(t) for t in others)}"
+    ]
+
+
+def _as_counts(data: Any, lazy: bool) -> Any:
+    is_dask = hasattr(data, "compute") and hasattr(data, "chunks")
+    if lazy:
+        if is_dask:
+            return data
+        import dask.array as da
+
+        return da.from_array(np.asarray(data), chunks="auto")
+    if is_dask:
+        return np.asarray(data.compute())
+    # memory-mapped files (ripple) are read into memory: eager counts do not depend on the file
+    return np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
+
+
+def _images(
+    signals: Sequence[Mapping[str, Any]], index: int, shape: tuple[int, int]
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
+    images: dict[str, np.ndarray] = {}
+    skipped: dict[str, tuple[int, ...]] = {}
+    for i, signal in enumerate(signals):
+        data = signal.get("data")
+        if i == index or getattr(data, "ndim", 0) != 2 or "EDS" in rh.signal_type(signal):
+            continue
+        name = _unique_name(rh.signal_title(signal) or f"image {i}", images, skipped)
+        image = np.asarray(data)
+        if image.shape == tuple(shape) and image.dtype.fields is None:
+            images[name] = image
+        else:
+            skipped[name] = tuple(image.shape)
+    return images, skipped
+
+
+def _unique_name(name: str, *taken: Mapping[str, Any]) -> str:
+    candidate, number = name, 2
+    while any(candidate in names for names in taken):
+        candidate, number = f"{name} ({number})", number + 1
+    return candidate
+
+
+# ----------------------------------------------------------------------------- axes
+
+
+def _energy_axis_index(axes: Sequence[Mapping[str, Any]]) -> int:
+    signal_axes = [i for i, axis in enumerate(axes) if axis.get("navigate") is False]
+    return signal_axes[-1] if signal_axes else len(axes) - 1
+
+
+def _energy_axis(path: Path, axis: Mapping[str, Any], size: int) -> EnergyAxis:
+    scale = rh.as_float(axis.get("scale"))
+    offset = rh.as_float(axis.get("offset"))
+    units = str(axis.get("units") or "").strip()
+    if scale is None or scale <= 0 or offset is None:
+        raise SpectrumImageError(
+            path,
+            f"invalid energy calibration (scale {axis.get('scale')!r}, offset {axis.get('offset')!r})",
+        )
+    if units.lower() in _UNCALIBRATED_UNITS and scale == 1.0 and offset == 0.0:
+        raise SpectrumImageError(path, "no energy calibration (the energy axis is in channels)")
+    factor = _kev_per_unit(units, scale)
+    return EnergyAxis(offset=offset * factor, scale=scale * factor, size=int(size))
+
+
+def _kev_per_unit(units: str, scale: float) -> float:
+    lowered = units.lower()
+    if lowered == "kev":
+        return 1.0
+    if lowered == "ev":
+        return 1e-3
+    # no usable unit: an EDS channel is a few eV wide, so a "large" scale is in eV
+    return 1e-3 if scale >= 0.5 else 1.0
+
+
+def _pixel_calibration(x_axis: Mapping[str, Any]) -> tuple[float, str]:
+    scale = rh.as_float(x_axis.get("scale"))
+    units = str(x_axis.get("units") or "").strip()
+    if scale is None or scale <= 0 or units.lower() in _UNCALIBRATED_UNITS:
+        return 1.0, "px"
+    microns_per_unit = 1.0 if units.lower() in _MICRON_SPELLINGS else MICRONS_PER_UNIT.get(units)
+    if microns_per_unit is None:
+        return scale, units
+    microns = scale * microns_per_unit
+    return (microns * 1e3, "nm") if microns < 0.1 else (microns, "µm")

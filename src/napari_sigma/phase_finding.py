@@ -1,0 +1,179 @@
+"""Finding phases in a spectrum image with the help of space: the default clustering strategy.
+
+A Gaussian mixture fitted to every pixel of a map spends components on the mixed pixels along grain
+boundaries (they form bridges between the phases' clusters), so the BIC keeps falling and phases are
+split. Phases are therefore found in three steps:
+
+1. **Homogeneous pixels.** Pixels whose neighbourhood varies no more than counting noise (local
+   variance of the smoothed features below ``homogeneity`` times its median over the map) are the
+   interiors of grains. Their smoothed features form tight, Gaussian clusters, one per phase.
+2. **Model selection on them.** A Gaussian mixture with the number of phases chosen by BIC
+   (or given) on the smoothed features of the homogeneous pixels.
+3. **Every pixel classified on its own spectrum.** Each phase's mean and covariance of the
+   *unsmoothed* features (from its homogeneous pixels) define a Gaussian; every pixel's
+   log-likelihood under each phase is combined with a Potts prior from its 8 neighbours
+   (iterated conditional modes, weight ``spatial_weight``), so boundaries stay sharp and
+   isolated noisy pixels follow their neighbours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .clustering import ClusteringResult, ClusteringSettings, cluster_phases
+from .errors import AnalysisError
+from .progress import Computation, Progress
+
+
+@dataclass(frozen=True)
+class PhaseFindingSettings:
+    """Parameters of the spatially aware phase finding.
+
+    Parameters
+    ----------
+    homogeneity : float
+        A pixel is homogeneous when its local variance is below this multiple of the median.
+    spatial_weight : float
+        Weight of each agreeing neighbour in the Potts prior (0 = no spatial prior).
+    iterations : int
+        Iterated-conditional-modes sweeps.
+    min_pixels : int
+        Fewest homogeneous pixels a phase needs for its covariance.
+    """
+
+    homogeneity: float = 2.0
+    spatial_weight: float = 1.0
+    iterations: int = 5
+    min_pixels: int = 10
+
+
+def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Sum over features of the variance in a ``(2r+1)^2`` neighbourhood, shape ``(y, x)``."""
+    from scipy.ndimage import uniform_filter
+
+    size = (2 * radius + 1, 2 * radius + 1, 1)
+    mean = uniform_filter(maps, size, mode="nearest")
+    square = uniform_filter(maps * maps, size, mode="nearest")
+    return np.clip(square - mean * mean, 0.0, None).sum(axis=-1)
+
+
+def homogeneous_pixels(smoothed: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """Boolean ``(y, x)`` mask of pixels whose neighbourhood is as uniform as counting noise allows."""
+    variance = local_variance(smoothed.astype(np.float64))
+    return variance <= factor * np.median(variance)
+
+
+def find_phases(
+    raw: np.ndarray,
+    smoothed: np.ndarray,
+    clustering: ClusteringSettings,
+    settings: PhaseFindingSettings = PhaseFindingSettings(),
+) -> Computation[ClusteringResult]:
+    """Phases of every pixel from unsmoothed and smoothed feature maps.
+
+    Parameters
+    ----------
+    raw, smoothed : ndarray, shape (y, x, F)
+        Normalised features without and with neighbour averaging.
+    clustering : ClusteringSettings
+        Number of phases (or ``"auto"``: BIC), range, seed, device of the mixture.
+    settings : PhaseFindingSettings
+        Homogeneity threshold and spatial prior.
+
+    Yields
+    ------
+    Progress
+        Stage ``"clustering"``.
+
+    Returns
+    -------
+    ClusteringResult
+        Labels 1..K ordered by decreasing pixel count; probabilities from the spatial model.
+    """
+    mask = homogeneous_pixels(smoothed, settings.homogeneity)
+    if mask.sum() < max(2, clustering.min_phases):
+        raise AnalysisError("too few homogeneous pixels to find phases; reduce the binning")
+    selection = replace(clustering, criterion="bic", min_probability=None)
+    fitted = yield from cluster_phases(smoothed[mask], selection)
+    yield Progress("clustering", 0, 1, "classifying every pixel")
+    hard = fitted.labels - 1
+    log_likelihood = _raw_log_likelihood(raw, mask, hard, fitted.n_phases, settings.min_pixels)
+    labels, probabilities = _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
+    labels, probabilities, order = _ordered_by_size(labels, probabilities)
+    flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
+    means = np.stack([flat[labels == k + 1].mean(axis=0) for k in range(len(order))])
+    yield Progress("clustering", 1, 1, f"{len(order)} phases")
+    return ClusteringResult(
+        labels=labels.astype(np.int32),
+        probabilities=probabilities.astype(np.float32),
+        n_phases=len(order),
+        means=means,
+        covariances=fitted.covariances[order],
+        criterion=dict(fitted.criterion),
+        criterion_name="bic on homogeneous pixels",
+        weights=np.bincount(labels, minlength=len(order) + 1)[1:] / labels.size,
+        mixture=None,
+        min_probability=None,
+    )
+
+
+def _raw_log_likelihood(
+    raw: np.ndarray, mask: np.ndarray, hard: np.ndarray, n_phases: int, min_pixels: int
+) -> np.ndarray:
+    """Gaussian log-likelihood ``(y, x, K)`` of every unsmoothed pixel under each phase."""
+    flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
+    members = raw[mask].astype(np.float64)
+    n_features = flat.shape[1]
+    out = np.empty((flat.shape[0], n_phases))
+    pooled = np.cov(members.T).reshape(n_features, n_features)
+    for k in range(n_phases):
+        group = members[hard == k]
+        mean = group.mean(axis=0)
+        cov = (
+            np.cov(group.T).reshape(n_features, n_features) if len(group) >= min_pixels else pooled
+        )
+        cov = cov + 1e-3 * np.eye(n_features)
+        chol = np.linalg.cholesky(cov)
+        z = np.linalg.solve(chol, (flat - mean).T)
+        log_det = 2.0 * np.log(np.diag(chol)).sum()
+        out[:, k] = -0.5 * (np.einsum("ij,ij->j", z, z) + log_det) + np.log(len(group) / len(hard))
+    return out.reshape(*raw.shape[:2], n_phases)
+
+
+def _potts_icm(
+    log_likelihood: np.ndarray, weight: float, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Iterated conditional modes with an 8-neighbour Potts prior; returns flat labels 0..K-1."""
+    from scipy.ndimage import uniform_filter
+
+    n_phases = log_likelihood.shape[-1]
+    labels = log_likelihood.argmax(axis=-1)
+    score = log_likelihood
+    for _ in range(iterations if weight > 0 else 0):
+        onehot = np.eye(n_phases, dtype=np.float32)[labels]
+        neighbours = uniform_filter(onehot, (3, 3, 1), mode="nearest") * 9.0 - onehot
+        score = log_likelihood + weight * neighbours
+        new = score.argmax(axis=-1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    score = score - score.max(axis=-1, keepdims=True)
+    probabilities = np.exp(score)
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    return labels.reshape(-1), probabilities.reshape(-1, n_phases)
+
+
+def _ordered_by_size(
+    labels: np.ndarray, probabilities: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop empty phases, number the rest 1..K by decreasing size."""
+    counts = np.bincount(labels, minlength=probabilities.shape[1])
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] > 0]
+    rank = np.full(probabilities.shape[1], -1)
+    rank[order] = np.arange(len(order))
+    kept = probabilities[:, order]
+    kept /= kept.sum(axis=1, keepdims=True)
+    return rank[labels] + 1, kept, order

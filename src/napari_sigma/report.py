@@ -1,0 +1,147 @@
+"""A one-page PNG report of an analysis: the phase map with a legend and the phase mean spectra.
+
+Drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot), so it works headless and
+leaves no global state behind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .colors import label_rgba, phase_colors
+from .phase_stats import PhaseTable, phase_table
+
+
+def line_energies(line_names: Sequence[str]) -> dict[str, float]:
+    """Energies (keV) of the lines that :func:`napari_sigma.xray.parse_line` knows; others skipped."""
+    try:
+        from .xray import parse_line
+    except ImportError:
+        return {}
+    energies = {}
+    for name in line_names:
+        try:
+            energies[name] = float(parse_line(name).energy)
+        except (ValueError, KeyError):
+            continue
+    return energies
+
+
+def nice_scale_bar(width_um: float) -> float:
+    """A round length (1, 2 or 5 x 10^n µm) close to a fifth of ``width_um``."""
+    target = width_um / 5.0
+    exponent = math.floor(math.log10(target))
+    for step in (5.0, 2.0, 1.0):
+        if step * 10**exponent <= target:
+            return step * 10**exponent
+    return 10**exponent
+
+
+def _format_length(length_um: float) -> str:
+    if length_um < 1.0:
+        return f"{length_um * 1000:g} nm"
+    if length_um >= 1000.0:
+        return f"{length_um / 1000:g} mm"
+    return f"{length_um:g} µm"
+
+
+def _draw_phase_map(ax, labels: np.ndarray, table: PhaseTable, pixel_size_um: float | None):
+    from matplotlib.patches import Patch, Rectangle
+
+    n = int(max(labels.max(initial=0), table.phase_ids.max(initial=0)))
+    rgba = label_rgba(labels, n)
+    rgba[..., 3] = 1.0  # unassigned shows black
+    ax.imshow(rgba, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("Phase map")
+    colors = phase_colors(n)
+    handles = [
+        Patch(color=colors[pid - 1], label=f"{name} ({100 * frac:.1f} %)")
+        for pid, name, frac in zip(table.phase_ids, table.names, table.area_fraction, strict=True)
+    ]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if pixel_size_um:
+        height, width = labels.shape
+        length = nice_scale_bar(width * pixel_size_um)
+        bar = length / pixel_size_um
+        x0, y0 = 0.05 * width, 0.94 * height
+        ax.add_patch(Rectangle((x0, y0), bar, max(height * 0.015, 1.0), color="white"))
+        ax.text(x0 + bar / 2, y0 - 0.01 * height, _format_length(length), color="white",
+                ha="center", va="bottom", fontsize=9)  # fmt: skip
+
+
+def _draw_spectra(ax, energies, table: PhaseTable, line_names, log_scale: bool, max_kev: float):
+    colors = phase_colors(int(table.phase_ids.max(initial=0)))
+    for pid, name, spectrum in zip(table.phase_ids, table.names, table.mean_spectra, strict=True):
+        ax.plot(energies, spectrum, color=colors[pid - 1], lw=0.8, label=name)
+    if log_scale:
+        positive = table.mean_spectra[table.mean_spectra > 0]
+        ax.set_yscale("log")
+        if positive.size:
+            ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-5))
+    ax.set_xlim(0.0, max_kev)
+    for name, energy in line_energies(line_names).items():
+        if energy <= max_kev:
+            ax.axvline(energy, color="0.5", lw=0.6, ls="--")
+            ax.text(energy, 1.0, name.replace("_", " "), rotation=90, fontsize=7,
+                    va="top", ha="right", transform=ax.get_xaxis_transform())  # fmt: skip
+    ax.set_xlabel("Energy (keV)")
+    ax.set_ylabel("Mean counts per pixel")
+    ax.set_title("Phase mean spectra")
+
+
+def render_report(
+    result: Any,
+    path: str | Path,
+    labels: np.ndarray | None = None,
+    table: PhaseTable | None = None,
+    log_scale: bool = True,
+    dpi: int = 120,
+) -> Path:
+    """Render the report PNG of an analysis.
+
+    Parameters
+    ----------
+    result : AnalysisResult
+        Needs ``image``, ``labels``, ``intensities``, ``lines`` and ``phase_names``.
+    path : str or Path
+        Output PNG (overwritten).
+    labels : ndarray (y, x) int or None
+        The label image to show (default ``result.labels``).
+    table : PhaseTable or None
+        Statistics of ``labels`` when already computed (saves a pass over the cube).
+    log_scale : bool
+        Logarithmic counts axis for the spectra.
+    dpi : int
+        Resolution of the PNG.
+
+    Returns
+    -------
+    Path
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    image = result.image
+    labels = np.asarray(result.labels if labels is None else labels)
+    if table is None:
+        table = phase_table(labels, image.counts, result.intensities, result.lines,
+                            image.pixel_size_um, names=list(result.phase_names))  # fmt: skip
+    figure = Figure(figsize=(14, 5.5), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    map_axes, spectra_axes = figure.subplots(1, 2, width_ratios=(1.0, 1.25))
+    _draw_phase_map(map_axes, labels, table, image.pixel_size_um)
+    max_kev = image.energy.max_energy
+    if image.beam_energy:
+        max_kev = min(max_kev, float(image.beam_energy))
+    _draw_spectra(spectra_axes, image.energy.energies, table, result.lines, log_scale, max_kev)
+    title = image.title or (Path(image.source).name if image.source else "")
+    figure.suptitle(f"napari-sigma: {title}" if title else "napari-sigma")
+    figure.savefig(Path(path), dpi=dpi)
+    return Path(path)

@@ -1,0 +1,330 @@
+"""Phase spectra, their NMF decomposition, and per-pixel abundance maps.
+
+- :func:`phase_sum_spectra` sums the counts of every phase in row chunks (one-hot matrix product
+  per chunk), so a 1024 x 1024 x 2048 uint16 cube is never converted to float as a whole.
+- :func:`nmf` factorises the (K, E) phase spectra into non-negative weights (K, C) and components
+  (C, E). The torch backend runs HALS (hierarchical alternating least squares) from an NNDSVD
+  start, like SIGMA's scikit-learn ``NMF(init="nndsvd")``; ``backend="sklearn"`` is the reference.
+  Components are normalised to **unit sum** (a component is a spectrum shape; its weight is then
+  the number of counts it contributes), weights scaled so that ``weights @ components`` is
+  unchanged.
+- :func:`abundance_maps` solves a non-negative least-squares problem per pixel, batched over
+  chunks of pixels: the unconstrained solution from the C x C Gram matrix, clipped at zero, then
+  projected coordinate descent until it stops changing. With unit-sum components an abundance is
+  the number of counts of that component in the pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .device import resolve_device
+from .errors import AnalysisError
+from .progress import Computation, Progress
+
+STAGE = "unmixing"
+SUM_CHUNK_VALUES = 1 << 22
+ABUNDANCE_CHUNK_VALUES = 1 << 24
+EPS = 1e-12
+
+
+@dataclass
+class UnmixingResult:
+    """NMF of the phase spectra and the abundance maps of its components.
+
+    Parameters
+    ----------
+    components : ndarray, shape (C, E)
+        Unit-sum component spectra.
+    phase_weights : ndarray, shape (K, C)
+        Counts of every component in every phase's summed spectrum.
+    abundances : ndarray, shape (y, x, C), float32
+        Counts of every component in every pixel.
+    """
+
+    components: np.ndarray
+    phase_weights: np.ndarray
+    abundances: np.ndarray
+
+
+def phase_sum_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
+    """Sum the spectra of the pixels of every phase.
+
+    Parameters
+    ----------
+    counts : array, shape (N, E) or (y, x, E)
+        Counts (any numeric dtype; numpy or dask, read chunk by chunk).
+    labels : ndarray, shape (N,) or (y, x)
+        Phase 1..K per pixel; 0 (and any label outside 1..K) is ignored.
+    n_phases : int
+        K.
+
+    Returns
+    -------
+    ndarray, shape (K, E), float64
+        Row k-1 is the summed spectrum of phase k.
+    """
+    n_channels = counts.shape[-1]
+    flat_labels = np.asarray(labels).reshape(-1)
+    n_pixels = int(np.prod(counts.shape[:-1]))
+    if flat_labels.size != n_pixels:
+        raise AnalysisError(f"{flat_labels.size} labels for {n_pixels} pixels")
+    sums = np.zeros((n_phases, n_channels), np.float64)
+    for start, block in _pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1)):
+        block_labels = flat_labels[start : start + len(block)].astype(np.int64)
+        inside = (block_labels >= 1) & (block_labels <= n_phases)
+        if not inside.any():
+            continue
+        one_hot = np.zeros((n_phases, len(block)), np.float64)
+        one_hot[block_labels[inside] - 1, np.flatnonzero(inside)] = 1.0
+        sums += one_hot @ block.astype(np.float64)
+    return sums
+
+
+def _pixel_blocks(counts: Any, pixels_per_block: int):
+    """Yield ``(first flat pixel, block (n, E))`` over whole rows of a 2-D or 3-D array."""
+    pixels_per_block = max(pixels_per_block, 1)
+    if counts.ndim == 2:
+        for start in range(0, counts.shape[0], pixels_per_block):
+            yield start, np.asarray(counts[start : start + pixels_per_block])
+        return
+    if counts.ndim != 3:
+        raise AnalysisError(f"counts must be (N, E) or (y, x, E), not shape {counts.shape}")
+    width = counts.shape[1]
+    rows = max(pixels_per_block // max(width, 1), 1)
+    for row in range(0, counts.shape[0], rows):
+        block = np.asarray(counts[row : row + rows])
+        yield row * width, block.reshape(-1, counts.shape[2])
+
+
+# ----------------------------------------------------------------------------- NMF
+
+
+def nmf(
+    matrix: np.ndarray,
+    n_components: int,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "torch",
+    max_iter: int = 2000,
+    tol: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative matrix factorisation ``matrix ≈ weights @ components`` (Frobenius loss).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (K, E)
+        Non-negative rows (phase spectra).
+    n_components : int
+        C, at most ``min(K, E)``.
+    seed : int
+        Random state of the sklearn backend (the NNDSVD start itself is deterministic).
+    device : {"auto", "cpu", "cuda"}
+        Device of the torch backend.
+    backend : {"torch", "sklearn"}
+        HALS in torch, or ``sklearn.decomposition.NMF(init="nndsvd")``.
+    max_iter : int
+        Iterations at most.
+    tol : float
+        Stop when the relative decrease of the residual norm is below this.
+
+    Returns
+    -------
+    weights : ndarray, shape (K, C), float64
+    components : ndarray, shape (C, E), float64
+        Each row sums to 1 (an all-zero component stays zero).
+    """
+    matrix = np.asarray(matrix, np.float64)
+    _check_nmf_input(matrix, n_components)
+    if backend == "sklearn":
+        weights, components = _nmf_sklearn(matrix, n_components, seed, max_iter, tol)
+    elif backend == "torch":
+        weights, components = _nmf_torch(matrix, n_components, device, max_iter, tol)
+    else:
+        raise AnalysisError(f"unknown NMF backend {backend!r}: use 'torch' or 'sklearn'")
+    return _unit_sum(weights, components)
+
+
+def _check_nmf_input(matrix: np.ndarray, n_components: int) -> None:
+    if matrix.ndim != 2:
+        raise AnalysisError(f"NMF needs a 2-D matrix, not shape {matrix.shape}")
+    if not np.isfinite(matrix).all() or (matrix < 0).any():
+        raise AnalysisError("NMF needs finite, non-negative values")
+    if not 1 <= n_components <= min(matrix.shape):
+        raise AnalysisError(f"n_components={n_components} must lie in 1..{min(matrix.shape)}")
+
+
+def _unit_sum(weights: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    totals = components.sum(1)
+    totals = np.where(totals > 0, totals, 1.0)
+    return weights * totals[None, :], components / totals[:, None]
+
+
+def _nmf_sklearn(
+    matrix: np.ndarray, n_components: int, seed: int, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.decomposition import NMF
+
+    model = NMF(n_components, init="nndsvd", random_state=seed, max_iter=max_iter, tol=tol)
+    weights = model.fit_transform(matrix)
+    return weights, model.components_
+
+
+def nndsvd(matrix: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative double SVD start (Boutsidis & Gallopoulos 2008), zeros kept as zeros."""
+    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    weights = np.zeros((matrix.shape[0], n_components))
+    components = np.zeros((n_components, matrix.shape[1]))
+    weights[:, 0] = np.sqrt(s[0]) * np.abs(u[:, 0])
+    components[0] = np.sqrt(s[0]) * np.abs(vt[0])
+    for j in range(1, n_components):
+        x, y = u[:, j], vt[j]
+        xp, xn, yp, yn = np.maximum(x, 0), np.maximum(-x, 0), np.maximum(y, 0), np.maximum(-y, 0)
+        norms = [np.linalg.norm(v) for v in (xp, xn, yp, yn)]
+        positive, negative = norms[0] * norms[2], norms[1] * norms[3]
+        if positive >= negative:
+            left, right, size = xp / (norms[0] or 1), yp / (norms[2] or 1), positive
+        else:
+            left, right, size = xn / (norms[1] or 1), yn / (norms[3] or 1), negative
+        scale = np.sqrt(s[j] * size)
+        weights[:, j], components[j] = scale * left, scale * right
+    weights[weights < EPS] = 0.0
+    components[components < EPS] = 0.0
+    return weights, components
+
+
+def _nmf_torch(
+    matrix: np.ndarray, n_components: int, device: str, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """HALS updates of H then W, in float64."""
+    import torch
+
+    device = resolve_device(device)
+    w0, h0 = nndsvd(matrix, n_components)
+    v = torch.as_tensor(matrix, device=device)
+    w = torch.as_tensor(w0, device=device)
+    h = torch.as_tensor(h0, device=device)
+    norm_v = float(torch.linalg.norm(v)) or 1.0
+    previous = np.inf
+    for iteration in range(max_iter):
+        _hals_rows(h, w.T @ w, w.T @ v)
+        _hals_rows(w.T, h @ h.T, h @ v.T)
+        if iteration % 10 == 0:
+            error = float(torch.linalg.norm(v - w @ h)) / norm_v
+            if previous - error < tol * max(previous, EPS) and iteration > 0:
+                break
+            previous = error
+    return w.cpu().numpy(), h.cpu().numpy()
+
+
+def _hals_rows(factor, gram, cross) -> None:
+    """In place: ``factor[c] = max(0, factor[c] + (cross[c] - gram[c] @ factor) / gram[c, c])``."""
+    for c in range(factor.shape[0]):
+        if gram[c, c] <= 0:
+            continue
+        update = factor[c] + (cross[c] - gram[c] @ factor) / gram[c, c]
+        factor[c] = update.clamp_min(0.0)
+
+
+# ----------------------------------------------------------------------------- abundances
+
+
+def abundance_maps(
+    counts: Any,
+    components: np.ndarray,
+    device: str = "auto",
+    mask_channels: np.ndarray | None = None,
+    max_iter: int = 200,
+    tol: float = 1e-7,
+) -> Computation:
+    """Non-negative least-squares abundance of every component in every pixel.
+
+    Parameters
+    ----------
+    counts : array, shape (y, x, E) or (N, E)
+        Counts (numpy or dask; read in chunks of rows).
+    components : ndarray, shape (C, E)
+        Component spectra (e.g. from :func:`nmf`).
+    device : {"auto", "cpu", "cuda"}
+        Where to solve.
+    mask_channels : ndarray of bool, shape (E,), optional
+        Channels to leave out of the fit (True = left out), e.g. the zero peak.
+    max_iter : int
+        Coordinate-descent sweeps at most per chunk.
+    tol : float
+        Stop a chunk when no abundance changes by more than ``tol`` times the largest one.
+
+    Yields
+    ------
+    Progress
+        ``stage="unmixing"``, one per chunk of pixels.
+
+    Returns
+    -------
+    ndarray, shape (y, x, C) (or (N, C)), float32
+        Non-negative abundances.
+    """
+    import torch
+
+    device = resolve_device(device)
+    used = _used_channels(components.shape[1], counts.shape[-1], mask_channels)
+    basis = torch.as_tensor(np.asarray(components, np.float64)[:, used], device=device)
+    gram = basis @ basis.T
+    gram_inverse = torch.linalg.pinv(gram)
+    projector = basis.T.to(torch.float32).contiguous()
+    n_pixels = int(np.prod(counts.shape[:-1]))
+    out = np.zeros((n_pixels, len(basis)), np.float32)
+    pixels_per_block = ABUNDANCE_CHUNK_VALUES // counts.shape[-1]
+    for start, block in _pixel_blocks(counts, pixels_per_block):
+        block_t = torch.as_tensor(block[:, used], device=device).to(torch.float32)
+        rhs = (block_t @ projector).to(torch.float64)
+        solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol)
+        out[start : start + len(block)] = solution.cpu().numpy()
+        message = f"abundances {start + len(block)}/{n_pixels} pixels"
+        yield Progress(STAGE, start + len(block), n_pixels, message)
+    return out.reshape(*counts.shape[:-1], len(basis))
+
+
+def _used_channels(n_component_channels: int, n_channels: int, mask: Any) -> np.ndarray:
+    if n_component_channels != n_channels:
+        raise AnalysisError(f"components have {n_component_channels} channels, data {n_channels}")
+    if mask is None:
+        return np.arange(n_channels)
+    mask = np.asarray(mask, bool)
+    if mask.shape != (n_channels,):
+        raise AnalysisError(f"mask_channels must have shape ({n_channels},)")
+    return np.flatnonzero(~mask)
+
+
+def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float):
+    """Solve ``min |H'a - s|`` with ``a >= 0`` for every row of ``rhs = s H'`` at once.
+
+    Rows whose unconstrained solution is non-negative are already optimal; the others are
+    refined by projected coordinate descent from the clipped unconstrained solution.
+    """
+    unconstrained = rhs @ gram_inverse
+    clipped = (unconstrained < 0).any(1)
+    solution = unconstrained.clamp_min(0.0)
+    if bool(clipped.any()):
+        solution[clipped] = _coordinate_descent(
+            gram, rhs[clipped], solution[clipped], max_iter, tol
+        )
+    return solution
+
+
+def _coordinate_descent(gram, rhs, solution, max_iter: int, tol: float):
+    diagonal = gram.diagonal()
+    for _ in range(max_iter):
+        largest_change = 0.0
+        for c in range(len(gram)):
+            if diagonal[c] <= 0:
+                continue
+            updated = (solution[:, c] + (rhs[:, c] - solution @ gram[c]) / diagonal[c]).clamp_min(0)
+            largest_change = max(largest_change, float((updated - solution[:, c]).abs().max()))
+            solution[:, c] = updated
+        if largest_change <= tol * (float(solution.abs().max()) or 1.0):
+            break
+    return solution

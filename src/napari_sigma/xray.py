@@ -1,0 +1,236 @@
+"""X-ray emission lines (from xraydb, via the generated ``_xray_table``) and detector resolution.
+
+Line families follow HyperSpy's naming (``Ka``, ``Kb``, ``La``, ``Lb1``, ``Lb2``, ``Lg1``, ``Ll``,
+``Ln``, ``Ma``, ``Mb``, ``Mg``, ``Mz`` ...); energies are in keV and a family's ``weight`` is its
+intensity relative to the strongest family of the same shell (K, L or M), 1.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._xray_table import LINES
+
+ELEMENTS: tuple[str, ...] = tuple(LINES)
+"""Element symbols covered, Be..U in order of atomic number."""
+
+DEFAULT_BEAM_ENERGY_KV = 20.0
+MIN_OVERVOLTAGE = 1.5
+MIN_LINE_ENERGY_KEV = 0.1
+MN_KA_KEV = 5.8987
+"""Energy of Mn Ka (intensity-weighted Ka1/Ka2), the reference of detector resolution."""
+FANO_NOISE_EV = 2.45
+"""``8 ln2 * F * epsilon`` in eV (Fano factor ~0.115, 3.8 eV per electron-hole pair in Si)."""
+MIN_FWHM_KEV = 0.02
+
+SHELL_ORDER = ("K", "L", "M")
+ALPHA_FAMILY = {"K": "Ka", "L": "La", "M": "Ma"}
+
+
+@dataclass(frozen=True)
+class XrayLine:
+    """One X-ray line family of an element.
+
+    Parameters
+    ----------
+    element : str
+        Element symbol, e.g. ``"Fe"``.
+    family : str
+        HyperSpy-style family name, e.g. ``"Ka"``.
+    energy : float
+        Line energy in keV (intensity-weighted over the family's lines).
+    weight : float
+        Intensity relative to the strongest family of the same shell (1.0).
+    """
+
+    element: str
+    family: str
+    energy: float
+    weight: float
+
+    @property
+    def name(self) -> str:
+        """The line's name as used in HyperSpy, e.g. ``"Fe_Ka"``."""
+        return f"{self.element}_{self.family}"
+
+    @property
+    def shell(self) -> str:
+        """``"K"``, ``"L"`` or ``"M"``."""
+        return self.family[0]
+
+    @property
+    def edge(self) -> float:
+        """Ionisation energy (keV) of the line's initial level."""
+        return LINES[self.element][self.family][2]
+
+
+def _check_element(element: str) -> str:
+    if element not in LINES:
+        raise ValueError(
+            f"unknown element {element!r}: expected a symbol from Be to U (case-sensitive, e.g. 'Fe')"
+        )
+    return element
+
+
+def _make_line(element: str, family: str) -> XrayLine:
+    energy, weight, _ = LINES[element][family]
+    return XrayLine(element, family, energy, weight)
+
+
+def element_lines(
+    element: str, min_energy: float = MIN_LINE_ENERGY_KEV, max_energy: float | None = None
+) -> list[XrayLine]:
+    """All line families of one element within an energy range, by increasing energy.
+
+    Parameters
+    ----------
+    element : str
+        Element symbol.
+    min_energy, max_energy : float
+        Energy range in keV (``max_energy=None``: no upper limit).
+
+    Returns
+    -------
+    list of XrayLine
+
+    Raises
+    ------
+    ValueError
+        For an unknown element.
+    """
+    _check_element(element)
+    lines = [_make_line(element, family) for family in LINES[element]]
+    lines = [
+        line
+        for line in lines
+        if line.energy >= min_energy and (max_energy is None or line.energy <= max_energy)
+    ]
+    return sorted(lines, key=lambda line: line.energy)
+
+
+def parse_line(name: str) -> XrayLine:
+    """The line called ``name``, e.g. ``"Fe_Ka"``.
+
+    Raises
+    ------
+    ValueError
+        When the name is malformed or the element or family is unknown.
+    """
+    element, sep, family = name.strip().partition("_")
+    if not sep or not family:
+        raise ValueError(
+            f"cannot parse X-ray line {name!r}: expected 'Element_Family' like 'Fe_Ka'"
+        )
+    _check_element(element)
+    if family not in LINES[element]:
+        known = ", ".join(LINES[element])
+        raise ValueError(f"{element} has no line {family!r}; known lines: {known}")
+    return _make_line(element, family)
+
+
+def _excited(line: XrayLine, beam_energy: float) -> bool:
+    return line.edge * MIN_OVERVOLTAGE <= beam_energy
+
+
+def default_line(element: str, beam_energy: float | None = None) -> XrayLine:
+    """The line used to map ``element`` at ``beam_energy`` kV (20 kV when None).
+
+    Like HyperSpy, shells are tried in the order K, L, M and the first shell whose alpha line
+    (Ka, La, Ma) is excited (overvoltage >= 1.5), lies below ``beam_energy / 2`` and above 0.1 keV
+    is chosen. A shell without an alpha line uses its strongest family. When no shell qualifies
+    (a very low beam energy), the most strongly excited line above 0.1 keV is returned.
+
+    Raises
+    ------
+    ValueError
+        For an unknown element, or an element with no line above 0.1 keV.
+    """
+    beam = DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
+    lines = element_lines(element, min_energy=MIN_LINE_ENERGY_KEV)
+    if not lines:
+        raise ValueError(f"{element} has no X-ray line above {MIN_LINE_ENERGY_KEV} keV")
+    for shell in SHELL_ORDER:
+        candidate = _principal_line([line for line in lines if line.shell == shell])
+        if candidate and _excited(candidate, beam) and candidate.energy <= beam / 2:
+            return candidate
+    return max(lines, key=lambda line: (beam / line.edge, line.weight))
+
+
+def _principal_line(lines: list[XrayLine]) -> XrayLine | None:
+    if not lines:
+        return None
+    alpha = [line for line in lines if line.family == ALPHA_FAMILY[line.shell]]
+    return alpha[0] if alpha else max(lines, key=lambda line: line.weight)
+
+
+def lines_for_elements(
+    elements: Iterable[str], beam_energy: float | None = None
+) -> tuple[str, ...]:
+    """Default line names (see `default_line`) of several elements, in the given order."""
+    return tuple(default_line(element, beam_energy).name for element in elements)
+
+
+def lines_in_range(low: float, high: float, min_weight: float = 0.0) -> list[XrayLine]:
+    """All lines of all elements with energy in ``[low, high]`` keV, by increasing energy.
+
+    Parameters
+    ----------
+    low, high : float
+        Energy range in keV.
+    min_weight : float
+        Drop lines weaker than this (relative to their shell's strongest line).
+    """
+    found = [
+        line
+        for element in ELEMENTS
+        for line in element_lines(element, min_energy=low, max_energy=high)
+        if line.weight >= min_weight
+    ]
+    return sorted(found, key=lambda line: line.energy)
+
+
+def all_lines(
+    min_weight: float = 0.05, max_energy: float | None = None, min_energy: float = 0.1
+) -> list[XrayLine]:
+    """Every line with at least ``min_weight`` in an energy range (e.g. for plot markers).
+
+    Parameters
+    ----------
+    min_weight : float
+        Relative weight threshold.
+    max_energy : float or None
+        Upper energy limit in keV (None: no limit).
+    min_energy : float
+        Lower energy limit in keV.
+    """
+    high = np.inf if max_energy is None else max_energy
+    return lines_in_range(min_energy, high, min_weight=min_weight)
+
+
+def detector_fwhm(energy_kev: float | np.ndarray, fwhm_mnka_kev: float = 0.130):
+    """Energy resolution (FWHM, keV) of a Si detector at ``energy_kev``.
+
+    Fiori & Newbury (1978): ``FWHM(E)^2 = FWHM(Mn Ka)^2 + 2.45 eV * (E - E(Mn Ka))`` with
+    energies in eV, where 2.45 eV = ``8 ln2 * F * epsilon`` (Fano factor and pair-creation energy
+    of silicon). The result is floored at 20 eV so that very good detectors at very low energy
+    stay positive.
+
+    Parameters
+    ----------
+    energy_kev : float or ndarray
+        Photon energy in keV.
+    fwhm_mnka_kev : float
+        The detector's FWHM at Mn Ka (5.899 keV), in keV (0.130 is typical for SDDs).
+
+    Returns
+    -------
+    float or ndarray
+        FWHM in keV, same shape as ``energy_kev``.
+    """
+    energy_ev = np.asarray(energy_kev, dtype=np.float64) * 1000.0
+    squared_ev2 = (fwhm_mnka_kev * 1000.0) ** 2 + FANO_NOISE_EV * (energy_ev - MN_KA_KEV * 1000.0)
+    fwhm = np.sqrt(np.maximum(squared_ev2, (MIN_FWHM_KEV * 1000.0) ** 2)) / 1000.0
+    return float(fwhm) if fwhm.ndim == 0 else fwhm

@@ -1,0 +1,20 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_EDS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eds"
+
+
+@pytest.fixture(scope="session")
+def SHARED_EDS() -> Path:
+    """Folder of real vendor EDS files (``../shared/data/eds`` beside the repository).
+
+    Tests that need it are skipped when it is absent (for example on a fresh CI machine).
+    """
+    if not SHARED_EDS_DIR.is_dir():
+        pytest.skip(f"real EDS test files not found at {SHARED_EDS_DIR}")
+    return SHARED_EDS_DIR

@@ -1,0 +1,158 @@
+"""The Phase analysis widget: a run on a tiny synthetic sample, Abort, errors, and Export."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from napari.layers import Layer
+
+from napari_sigma._napari import state
+from napari_sigma._napari.analysis_widget import (
+    AnalysisWidget,
+    format_progress,
+    parse_list,
+    parse_phases,
+)
+from napari_sigma._napari.layers import spectrum_image_layers
+from napari_sigma._napari.phases_widget import PhasesWidget
+from napari_sigma.export import read_labels_tiff
+from napari_sigma.progress import Progress
+
+RUN_TIMEOUT_MS = 60_000
+
+
+def test_parsing_of_the_text_fields():
+    assert parse_list("auto") is None and parse_list(" ") is None
+    assert parse_list("Fe, Si;O") == ("Fe", "Si", "O")
+    assert parse_phases("Auto") == "auto" and parse_phases(" 4 ") == 4
+    with pytest.raises(ValueError):
+        parse_phases("many")
+    with pytest.raises(ValueError):
+        parse_phases("0")
+    report = Progress("latent", 3, 20, "epoch 3/20", loss=0.0123)
+    assert format_progress(report) == "latent: epoch 3/20 loss 0.0123"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from napari_sigma.synthetic import make_synthetic
+
+    return make_synthetic(
+        seed=0,
+        shape=(40, 40),
+        n_channels=1024,
+        phases=("quartz", "magnetite", "albite"),
+        grain_size=12.0,
+        title="tiny",
+    )
+
+
+@pytest.fixture
+def viewer_with_sample(make_napari_viewer, sample):
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in spectrum_image_layers(sample.image):
+        viewer.add_layer(Layer.create(data, kwargs, kind))
+    widget = AnalysisWidget(viewer)
+    return viewer, widget
+
+
+def set_fast_settings(widget, epochs: int = 3) -> None:
+    widget.form.elements.value = "O,Si,Fe,Al,Na"
+    widget.form.epochs.value = epochs
+    widget.form.phases.value = "3"
+    widget.form.device.value = "cpu"
+
+
+@pytest.mark.gui
+def test_form_defaults_follow_the_preset_and_the_source(viewer_with_sample, sample):
+    _, widget = viewer_with_sample
+    assert state.spectrum_image_of(widget.form.source.value) is sample.image
+    widget.form.preset.value = "sigma"
+    assert widget.form.binning.value == 2 and widget.form.normalisation.value == "sigma"
+    set_fast_settings(widget, epochs=7)
+    settings = widget.settings()
+    assert settings.elements == ("O", "Si", "Fe", "Al", "Na") and settings.lines is None
+    assert settings.latent.epochs == 7 and settings.clustering.n_phases == 3
+    assert settings.bin_factor == 2 and settings.device == "cpu"
+    widget.form.elements.value = "Fe_Ka, Si_Ka"
+    assert widget.settings().lines == ("Fe_Ka", "Si_Ka")
+
+
+@pytest.mark.gui
+def test_run_adds_layers_then_a_second_run_never_touches_them(viewer_with_sample, qtbot, tmp_path):
+    viewer, widget = viewer_with_sample
+    set_fast_settings(widget)
+    n_before = len(viewer.layers)
+    reports = []
+    worker = widget.run()
+    worker.yielded.connect(reports.append)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    first = widget.last_layers
+    result = state.result_of(first.phases)
+    assert first.phases.name == "phases (tiny)"
+    assert len(viewer.layers) == n_before + 1 + result.components.shape[0]
+    assert [c.name for c in first.components] == [f"{n} (tiny)" for n in result.component_names]
+    np.testing.assert_array_equal(first.phases.data, result.labels)
+    assert result.n_phases == 3 and set(np.unique(first.phases.data)) == {1, 2, 3}
+    assert [p.name for p in state.plugin_data(first.phases)["phases"]] == result.phase_names
+    assert widget.progress_label.text() == "done: 3 phases"
+    assert widget.form.run.enabled and not widget.form.abort.enabled
+
+    # an edit through the Phases widget, then Export writes the edited labels
+    phases = PhasesWidget(viewer)
+    assert phases.layer is first.phases
+    phases.merge_selected([1, 2])
+    phases.rename(1, "merged grains")
+    edited = np.array(first.phases.data, copy=True)
+    written = phases.export_to(tmp_path)
+    assert written["phases"] == tmp_path / "phases.tif"
+    exported, _ = read_labels_tiff(tmp_path / "phases.tif")
+    np.testing.assert_array_equal(exported, edited)
+    assert "merged grains" in (tmp_path / "phase_stats.csv").read_text()
+
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert widget.last_layers.phases.name == "phases (tiny) [2]"
+    np.testing.assert_array_equal(first.phases.data, edited)  # the edited layer is untouched
+
+
+@pytest.mark.gui
+def test_abort_during_training_adds_nothing_and_stops_within_a_second(viewer_with_sample, qtbot):
+    viewer, widget = viewer_with_sample
+    set_fast_settings(widget, epochs=5000)
+    names = [layer.name for layer in viewer.layers]
+    aborted_at = []
+
+    def abort_in_training(report):
+        if report.stage == "latent" and not aborted_at:
+            aborted_at.append(time.perf_counter())
+            widget.abort()
+
+    worker = widget.run()
+    worker.yielded.connect(abort_in_training)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert aborted_at and time.perf_counter() - aborted_at[0] < 2.0
+    assert [layer.name for layer in viewer.layers] == names
+    assert widget.progress_label.text() == "aborted"
+    assert widget.form.run.enabled
+
+
+@pytest.mark.gui
+def test_errors_become_notifications_and_add_nothing(viewer_with_sample, qtbot, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    viewer, widget = viewer_with_sample
+    messages = []
+    monkeypatch.setattr(notifications, "show_error", messages.append)
+    names = [layer.name for layer in viewer.layers]
+    widget.form.phases.value = "many"
+    assert widget.run() is None
+    assert "invalid settings" in messages[-1]
+    set_fast_settings(widget)
+    widget.form.elements.value = "Qq"  # no such element: the worker fails
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert "Phase analysis failed" in messages[-1] and "Qq" in messages[-1]
+    assert [layer.name for layer in viewer.layers] == names

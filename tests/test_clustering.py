@@ -1,0 +1,140 @@
+"""Tests of the Gaussian-mixture phases: backends agree, the number of phases, labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from napari_sigma.clustering import (
+    ClusteringResult,
+    ClusteringSettings,
+    cluster_phases,
+    knee_k,
+    predict,
+    split_phase,
+)
+from napari_sigma.errors import AnalysisError
+from napari_sigma.progress import Progress, run_to_completion
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: faster and stabler than two on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def blobs(k: int, n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k elongated Gaussian blobs of unequal sizes, centres 12 apart on a circle."""
+    rng = np.random.default_rng(seed)
+    sizes = np.maximum((rng.dirichlet(np.full(k, 2.0)) * n).astype(int), n // 40)
+    angles = 2 * np.pi * np.arange(k) / k
+    radius = 12.0 / (2 * np.sin(np.pi / k))
+    points, labels = [], []
+    for i, size in enumerate(sizes):
+        turn = rng.uniform(0, np.pi)
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+        shape = rotation @ np.diag([2.0, 0.5])
+        centre = radius * np.array([np.cos(angles[i]), np.sin(angles[i])])
+        points.append(centre + rng.normal(size=(size, 2)) @ shape.T)
+        labels.append(np.full(size, i))
+    return np.concatenate(points), np.concatenate(labels)
+
+
+def run(points: np.ndarray, **settings) -> ClusteringResult:
+    return run_to_completion(cluster_phases(points, ClusteringSettings(device="cpu", **settings)))
+
+
+def test_torch_and_sklearn_agree():
+    points, truth = blobs(4)
+    mine = run(points, n_phases=4)
+    reference = run(points, n_phases=4, backend="sklearn")
+    assert adjusted_rand_score(mine.labels, reference.labels) > 0.99
+    assert adjusted_rand_score(truth, mine.labels) > 0.99
+    np.testing.assert_allclose(np.sort(mine.weights), np.sort(reference.weights), atol=1e-3)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_auto_finds_the_true_number_of_phases(k):
+    points, truth = blobs(k, seed=k)
+    result = run(points, max_phases=8)
+    assert result.n_phases == k
+    assert adjusted_rand_score(truth, result.labels) > 0.99
+    assert sorted(result.criterion) == list(range(1, 9))
+
+
+def test_merge_joins_a_non_gaussian_phase():
+    rng = np.random.default_rng(1)
+    angle = rng.uniform(0, np.pi, 4000)
+    arc = np.c_[8 * np.cos(angle), 8 * np.sin(angle)] + rng.normal(0, 0.4, (4000, 2))
+    blob = rng.normal(0, 0.5, (2000, 2)) + np.array([0.0, -6.0])
+    points, truth = np.concatenate([arc, blob]), np.repeat([0, 1], [4000, 2000])
+    plain = run(points, criterion="bic", max_phases=8)
+    merged = run(points, criterion="merge", max_phases=8)
+    assert plain.n_phases > 2
+    assert merged.n_phases == 2
+    assert adjusted_rand_score(truth, merged.labels) > 0.99
+    assert merged.means.shape == (2, 2) and merged.covariances.shape == (2, 2, 2)
+
+
+def test_knee_rule():
+    assert knee_k({1: 100.0, 2: 10.0, 3: 5.0, 4: 4.9, 5: 4.5}, 0.1) == 2
+    assert knee_k({1: 100.0, 2: 10.0, 3: 5.0, 4: 4.9, 5: 4.5}, 0.01) == 3
+    assert knee_k({1: 1.0, 2: 2.0}, 0.02) == 1
+
+
+def test_phases_are_numbered_by_decreasing_size():
+    points, _ = blobs(3, seed=7)
+    result = run(points, n_phases=3)
+    counts = np.bincount(result.labels, minlength=4)[1:]
+    assert list(counts) == sorted(counts, reverse=True)
+    assert result.labels.dtype == np.int32 and set(np.unique(result.labels)) == {1, 2, 3}
+    assert result.probabilities.shape == (len(points), 3)
+    np.testing.assert_allclose(result.probabilities.sum(1), 1.0, atol=1e-5)
+
+
+def test_min_probability_leaves_ambiguous_points_unassigned():
+    rng = np.random.default_rng(2)
+    points = np.concatenate([rng.normal(-1.5, 1, (3000, 2)), rng.normal(1.5, 1, (3000, 2))])
+    result = run(points, n_phases=2, min_probability=0.9)
+    unassigned = result.labels == 0
+    assert unassigned.any()
+    np.testing.assert_array_equal(unassigned, result.probabilities.max(1) < 0.9)
+    middle = np.abs(points.sum(1)) < 0.2
+    assert unassigned[middle].all()
+
+
+def test_predict_matches_the_fit_labels():
+    points, _ = blobs(3, seed=5)
+    result = run(points, n_phases=3)
+    np.testing.assert_array_equal(predict(points, result), result.labels)
+
+
+def test_fit_on_subsample_labels_every_point():
+    points, truth = blobs(3, n=20000, seed=4)
+    result = run(points, n_phases=3, fit_points=2000)
+    assert result.labels.shape == (len(points),)
+    assert adjusted_rand_score(truth, result.labels) > 0.99
+
+
+def test_split_phase_splits_two_blobs():
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(0, 1, (700, 3)), rng.normal(8, 1, (300, 3))])
+    parts = split_phase(points, 2, seed=0)
+    assert parts.dtype == np.int32
+    np.testing.assert_array_equal(parts, np.repeat([0, 1], [700, 300]))
+
+
+def test_progress_and_errors():
+    points, _ = blobs(3)
+    reports = []
+    run_to_completion(cluster_phases(points, ClusteringSettings(max_phases=4)), reports.append)
+    assert reports and all(isinstance(r, Progress) and r.stage == "clustering" for r in reports)
+    with pytest.raises(AnalysisError):
+        run(points, criterion="aic")
+    with pytest.raises(AnalysisError):
+        run(np.full((10, 2), np.nan))

@@ -1,0 +1,199 @@
+"""Export files: TIFF round trips with ImageJ calibration, CSV layout, run record, full export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.export import (
+    EXPORT_FILES,
+    export_result,
+    read_labels_tiff,
+    to_jsonable,
+    write_labels_tiff,
+    write_maps_tiff,
+    write_run_json,
+    write_spectra_csv,
+    write_stats_csv,
+)
+from napari_sigma.phase_stats import phase_table
+from napari_sigma.report import nice_scale_bar, render_report
+from napari_sigma.spectrum_image import SpectrumImage
+
+LINES = ("Si_Ka", "O_Ka", "Fe_Ka")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class FakeSettings:
+    seed: int = 3
+    bin_factor: int = 1
+    device: str = "cpu"
+
+
+def fake_result(pixel_unit: str = "µm") -> SimpleNamespace:
+    """A small analysis result with the attributes of pipeline.AnalysisResult used by export."""
+    rng = np.random.default_rng(5)
+    shape, n_channels = (24, 30), 200
+    axis = EnergyAxis(offset=-0.1, scale=0.05, size=n_channels)
+    counts = rng.poisson(1.0, (*shape, n_channels)).astype(np.uint16)
+    image = SpectrumImage(counts=counts, energy=axis, beam_energy=8.0, pixel_size=0.2,
+                          pixel_unit=pixel_unit, title="fake", source=Path("fake.bcf"))  # fmt: skip
+    labels = np.ones(shape, dtype=np.int32)
+    labels[:, 15:] = 2
+    labels[10:14, 3:8] = 3
+    labels[0, 0] = 0
+    abundances = rng.random((*shape, 2)).astype(np.float32)
+    return SimpleNamespace(
+        image=image,
+        labels=labels,
+        phase_names=["P1 Si-O", "P2 Fe", "P3 O"],
+        components=rng.random((2, n_channels)),
+        component_names=["C1", "C2"],
+        abundances=abundances,
+        intensities=rng.random((*shape, len(LINES))).astype(np.float32),
+        lines=LINES,
+        settings=FakeSettings(),
+        timings={"features": 0.5, "latent": np.float64(2.0)},
+        device="cpu",
+        versions={"numpy": np.__version__},
+    )
+
+
+def test_labels_tiff_round_trip(tmp_path):
+    labels = np.random.default_rng(0).integers(0, 300, (17, 23)).astype(np.int32)
+    path = write_labels_tiff(tmp_path / "labels.tif", labels, 0.137)
+    read, pixel_size = read_labels_tiff(path)
+    np.testing.assert_array_equal(read, labels)
+    assert read.dtype == np.int32
+    assert pixel_size == pytest.approx(0.137, abs=1e-6)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_imagej
+        assert tif.imagej_metadata["unit"] == "um"
+        assert tif.pages.first.dtype == np.uint16
+
+
+def test_labels_tiff_uncalibrated_and_out_of_range(tmp_path):
+    labels = np.arange(12, dtype=np.int32).reshape(3, 4)
+    _, pixel_size = read_labels_tiff(write_labels_tiff(tmp_path / "a.tif", labels, None))
+    assert pixel_size is None
+    with pytest.raises(ValueError, match="65535"):
+        write_labels_tiff(tmp_path / "b.tif", labels + 70000, 1.0)
+
+
+def test_maps_tiff_shape_dtype_and_labels(tmp_path):
+    maps = np.random.default_rng(1).random((3, 11, 13)).astype(np.float32)
+    path = write_maps_tiff(tmp_path / "maps.tif", maps, 0.5, ["Fe", "Si", "O"])
+    with tifffile.TiffFile(path) as tif:
+        data = tif.asarray()
+        assert tif.imagej_metadata["Labels"] == ["Fe", "Si", "O"]
+        assert tif.imagej_metadata["unit"] == "um"
+    assert data.shape == (3, 11, 13) and data.dtype == np.float32
+    np.testing.assert_array_equal(data, maps)
+
+
+def test_spectra_csv_header_and_energy_column(tmp_path):
+    axis = EnergyAxis(offset=-0.2, scale=0.01, size=50)
+    spectra = np.random.default_rng(2).random((2, 50))
+    path = write_spectra_csv(tmp_path / "s.csv", axis, spectra, ["P1 Si-O", "P2, Fe"])
+    with path.open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["energy_keV", "P1 Si-O", "P2, Fe"]
+    table = np.array(rows[1:], dtype=float)
+    np.testing.assert_allclose(table[:, 0], axis.energies, atol=1e-6)
+    np.testing.assert_allclose(table[:, 1:].T, spectra, rtol=1e-7)
+
+
+def test_stats_csv_rows(tmp_path):
+    result = fake_result()
+    table = phase_table(result.labels, result.image.counts, result.intensities, LINES, 0.2)
+    path = write_stats_csv(tmp_path / "stats.csv", table)
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:8] == ["phase_id", "name", "pixels", "area_fraction", "area_um2",
+                                 "n_regions", "largest_region_px", "main_elements"]  # fmt: skip
+    assert [k for k in rows[0] if k.startswith("mean_")] == [f"mean_{n}" for n in LINES]
+    assert [int(r["pixels"]) for r in rows] == [int((result.labels == k).sum()) for k in (1, 2, 3)]
+    assert float(rows[2]["area_um2"]) == pytest.approx(20 * 0.04)
+    assert rows[2]["n_regions"] == "1" and rows[2]["largest_region_px"] == "20"
+
+
+def test_run_json_converts_numpy_and_dataclasses(tmp_path):
+    info = {
+        "settings": FakeSettings(),
+        "shape": np.array([2, 3]),
+        "value": np.float32(1.5),
+        "criterion": {np.int64(2): 1.0, 3: float("nan")},
+        "path": Path("x/y.bcf"),
+    }
+    loaded = json.loads(write_run_json(tmp_path / "run.json", info).read_text())
+    assert loaded == {
+        "settings": {"seed": 3, "bin_factor": 1, "device": "cpu"},
+        "shape": [2, 3],
+        "value": 1.5,
+        "criterion": {"2": 1.0, "3": None},
+        "path": str(Path("x/y.bcf")),
+    }
+    assert to_jsonable((1, {2})) == [1, [2]]
+
+
+def test_export_result_writes_all_files(tmp_path):
+    result = fake_result()
+    paths = export_result(result, tmp_path / "out")
+    assert set(paths) == set(EXPORT_FILES)
+    for path in paths.values():
+        assert path.is_file() and path.stat().st_size > 0
+    labels, pixel_size = read_labels_tiff(paths["phases"])
+    np.testing.assert_array_equal(labels, result.labels)
+    assert pixel_size == pytest.approx(0.2, abs=1e-6)
+    with tifffile.TiffFile(paths["abundances"]) as tif:
+        abundances = tif.asarray()
+    np.testing.assert_array_equal(abundances, np.moveaxis(result.abundances, -1, 0))
+    with paths["phase_spectra"].open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["energy_keV", *result.phase_names]
+    mean_p3 = result.image.counts[result.labels == 3].mean(axis=0)
+    np.testing.assert_allclose(np.array(rows[1:], dtype=float)[:, 3], mean_p3, rtol=1e-7)
+    run = json.loads(paths["run"].read_text())
+    assert run["seed"] == 3 and run["n_phases"] == 3 and run["lines"] == list(LINES)
+    assert run["shape"] == [24, 30, 200] and run["timings_s"]["latent"] == 2.0
+    assert run["input"] == "fake.bcf" and run["device"] == "cpu"
+
+
+def test_export_with_edited_labels_names_new_phase(tmp_path):
+    result = fake_result()
+    edited = result.labels.copy()
+    edited[20:, :5] = 7
+    paths = export_result(result, tmp_path, labels=edited)
+    np.testing.assert_array_equal(read_labels_tiff(paths["phases"])[0], edited)
+    with paths["phase_stats"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["phase_id"] for r in rows] == ["1", "2", "3", "7"]
+    assert rows[3]["name"].startswith("P7") and rows[3]["pixels"] == "20"
+    with paths["phase_spectra"].open() as handle:
+        assert next(csv.reader(handle))[-1] == rows[3]["name"]
+
+
+def test_report_png_is_valid(tmp_path):
+    result = fake_result()
+    path = render_report(result, tmp_path / "report.png")
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert 1000 <= width <= 2500 and 400 <= height <= 1200
+    uncalibrated = fake_result(pixel_unit="px")
+    assert render_report(uncalibrated, tmp_path / "r2.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_nice_scale_bar():
+    assert nice_scale_bar(6.0) == 1.0
+    assert nice_scale_bar(100.0) == 20.0
+    assert nice_scale_bar(0.3) == pytest.approx(0.05)

@@ -1,0 +1,128 @@
+"""Tests of the latent space: autoencoder, PCA, UMAP hint, progress and cancellation."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score
+
+from napari_sigma.errors import AnalysisError
+from napari_sigma.latent import LatentResult, LatentSettings, encode, fit_latent
+from napari_sigma.progress import Progress, run_to_completion
+
+SMALL = LatentSettings(hidden=(64, 32), epochs=12, batch_size=256, train_pixels=2000, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: faster and stabler than two on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def clusters() -> tuple[np.ndarray, np.ndarray]:
+    """Four well-separated Poisson clusters in 8 features, 3000 pixels."""
+    rng = np.random.default_rng(3)
+    centres = rng.gamma(2.0, 10.0, size=(4, 8))
+    labels = rng.integers(0, 4, 3000)
+    return rng.poisson(centres[labels]).astype(np.float32), labels
+
+
+def test_autoencoder_separates_clusters(clusters):
+    features, truth = clusters
+    result = run_to_completion(fit_latent(features, SMALL))
+    assert isinstance(result, LatentResult)
+    assert result.latent.shape == (3000, 2) and result.latent.dtype == np.float32
+    assert len(result.loss_history) == SMALL.epochs
+    assert result.loss_history[-1] < result.loss_history[0]
+    found = KMeans(4, n_init=4, random_state=0).fit_predict(result.latent)
+    assert adjusted_rand_score(truth, found) > 0.95
+
+
+def test_autoencoder_is_deterministic_on_cpu(clusters):
+    features, _ = clusters
+    settings = LatentSettings(hidden=(32, 16), epochs=2, batch_size=128, device="cpu")
+    first = run_to_completion(fit_latent(features, settings))
+    second = run_to_completion(fit_latent(features, settings))
+    np.testing.assert_array_equal(first.latent, second.latent)
+    assert first.loss_history == second.loss_history
+
+
+def test_encode_reproduces_the_latent(clusters):
+    features, _ = clusters
+    settings = LatentSettings(hidden=(32, 16), epochs=1, batch_size=512, device="cpu")
+    result = run_to_completion(fit_latent(features, settings))
+    np.testing.assert_allclose(encode(result.model, features, "cpu"), result.latent, atol=1e-5)
+
+
+def test_progress_reports_every_epoch(clusters):
+    features, _ = clusters
+    settings = LatentSettings(hidden=(32, 16), epochs=3, batch_size=512, device="cpu")
+    reports = []
+    run_to_completion(fit_latent(features, settings), reports.append)
+    assert all(isinstance(r, Progress) and r.stage == "latent" for r in reports)
+    epoch_reports = [r for r in reports if r.loss is not None]
+    assert [r.step for r in epoch_reports] == [1, 2, 3]
+    assert all(r.total == 3 for r in epoch_reports)
+
+
+def test_closing_mid_training_leaves_no_state(clusters):
+    features, _ = clusters
+    rng_state = torch.random.get_rng_state()
+    computation = fit_latent(features, LatentSettings(hidden=(32, 16), epochs=50, device="cpu"))
+    report = next(computation)
+    while report.loss is None:
+        report = next(computation)
+    assert report.step == 1
+    computation.close()
+    with pytest.raises(StopIteration):
+        next(computation)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+
+
+def test_pca_matches_sklearn(clusters):
+    features, _ = clusters
+    settings = LatentSettings(method="pca", dim=2)
+    result = run_to_completion(fit_latent(features, settings))
+    reference = PCA(2).fit_transform(features.astype(np.float64))
+    assert result.method == "pca" and result.latent.shape == (3000, 2)
+    for axis in range(2):
+        correlation = np.corrcoef(result.latent[:, axis], reference[:, axis])[0, 1]
+        assert abs(correlation) > 0.9999
+
+
+def test_sigma_preset_reproduces_sigma():
+    settings = LatentSettings.sigma()
+    assert (settings.hidden, settings.dim, settings.output) == ((512, 256, 128), 2, "softmax")
+    assert (settings.batch_size, settings.learning_rate, settings.epochs) == (32, 1e-4, 20)
+    assert settings.train_pixels is None and not settings.standardise
+    assert LatentSettings.sigma(epochs=3).epochs == 3
+
+
+def test_softmax_output_trains(clusters):
+    features, _ = clusters
+    normalised = features / features.sum(1, keepdims=True)
+    settings = LatentSettings.sigma(hidden=(32, 16), epochs=1, batch_size=256, device="cpu")
+    result = run_to_completion(fit_latent(normalised[:500], settings))
+    assert np.isfinite(result.latent).all() and result.latent.shape == (500, 2)
+
+
+def test_umap_missing_raises_install_hint(clusters, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)
+    with pytest.raises(AnalysisError, match=r"pip install napari-sigma-eds\[umap\]"):
+        run_to_completion(fit_latent(clusters[0], LatentSettings(method="umap")))
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(AnalysisError):
+        run_to_completion(fit_latent(np.full((10, 3), np.nan, np.float32)))
+    with pytest.raises(AnalysisError):
+        run_to_completion(fit_latent(np.ones((10, 3), np.float32), LatentSettings(method="tsne")))

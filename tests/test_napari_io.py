@@ -1,0 +1,298 @@
+"""The plugin's reader, writers and sample data: layer data, calibration, round trips, real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+
+from napari_sigma._napari import state
+from napari_sigma._napari.layers import cube_view
+from napari_sigma._napari.reader import get_reader
+from napari_sigma._napari.sample_data import TRUTH_LAYER_NAME, synthetic_sample
+from napari_sigma._napari.writer import write_image, write_labels
+from napari_sigma.errors import SigmaError, SpectrumImageError
+
+DATA = Path("/work/shared/data/eds")
+if not DATA.is_dir():
+    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eds"
+PLUGIN = "napari-sigma-eds"
+PRUNED_EMD = DATA / "emd" / "Test_SI_16x16_ReducedData_215_kx.emd"
+MICRONS = {"micrometer", "µm"}
+
+# file -> (spatial shape, channels, pixel size in µm or None when uncalibrated)
+SPECTRUM_IMAGES = {
+    "bruker/30x30_instructively_packed_16bit_compressed.bcf": ((30, 30), 2048, 1.667),
+    "bruker/P45_the_default_job.bcf": ((75, 100), 2048, 8.74),
+    "bruker/Hitachi_TM3030Plus.bcf": ((240, 320), 2048, None),
+    "bruker/16x16_12bit_packed_8bit.bcf": ((16, 16), 2048, ...),
+    "bruker/over16bit.bcf": ((3, 4), 4096, ...),
+    "bruker/test_TEM.bcf": ((64, 64), 2048, 0.00077),
+    "emd/Test_SI_16x16_215_kx.emd": ((16, 16), 4096, ...),
+    "emd/SI_empty_selection.emd": ((16, 20), 4096, ...),
+    "phenom/Elid2Version4.elid": ((16, 16), 2048, ...),
+}
+SPECTRA = {
+    "bruker/bruker_nano.spx": 4096,
+    "jeol/met03.EDS": 2048,
+    "exspy/EDS_SEM_TM002.hspy": 1024,
+    "exspy/EDS_TEM_FePt_nanoparticles.hspy": 992,
+}
+
+
+def _by_role(layers, role):
+    return [layer for layer in layers if state.role_of(_meta(layer)) == role]
+
+
+class _Meta:
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+
+def _meta(layer_data):
+    return _Meta(layer_data[1]["metadata"])
+
+
+def _chain_member(error, kind):
+    """The first exception of ``kind`` in ``error``'s cause chain, or None."""
+    while error is not None and not isinstance(error, kind):
+        error = error.__cause__
+    return error
+
+
+# ------------------------------------------------------------------ get_reader
+
+
+def test_get_reader_refuses_foreign_paths(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+    assert get_reader(str(tmp_path)) is None
+    bcf = str(DATA / "bruker" / "P45_the_default_job.bcf")
+    assert get_reader([bcf, str(tmp_path / "notes.txt")]) is None
+    assert callable(get_reader(bcf))
+    assert callable(get_reader([bcf, str(DATA / "bruker" / "test_TEM.bcf")]))
+
+
+def test_reader_gives_total_counts_own_images_and_a_lazy_cube():
+    path = DATA / "bruker" / "P45_the_default_job.bcf"
+    layers = get_reader(str(path))(str(path))
+    (total,) = _by_role(layers, "total")
+    (cube,) = _by_role(layers, "cube")
+    images = _by_role(layers, "image")
+    image = total[1]["metadata"][state.KEY]["spectrum_image"]
+    counts = np.asarray(image.counts)
+    assert total[0].shape == (75, 100)
+    np.testing.assert_allclose(total[0], counts.sum(axis=-1))
+    assert total[1]["scale"] == pytest.approx((8.74, 8.74), rel=1e-3)
+    assert total[1]["units"] == ("µm", "µm")
+    assert len(images) >= 2  # BSE and SE
+    for picture in images:
+        rows, cols = picture[0].shape
+        extent = (rows * picture[1]["scale"][0], cols * picture[1]["scale"][1])
+        assert extent == pytest.approx((75 * 8.74, 100 * 8.74), rel=1e-3)
+    data, kwargs, kind = cube
+    assert kind == "image" and data.shape == (2048, 75, 100)
+    assert kwargs["visible"] is False and kwargs["rgb"] is False
+    assert kwargs["axis_labels"] == ("energy (keV)", "y", "x")
+    assert kwargs["units"] == ("keV", "µm", "µm")
+    assert kwargs["scale"] == pytest.approx((0.01, 8.74, 8.74), rel=1e-3)
+    assert kwargs["translate"][0] == pytest.approx(image.energy.offset)
+    np.testing.assert_array_equal(np.asarray(data[:, 10, 20]), counts[10, 20])
+    assert cube[1]["metadata"][state.KEY]["spectrum_image"] is image
+
+
+def test_only_event_streams_and_big_files_are_read_lazily(tmp_path):
+    from napari_sigma._napari.reader import LAZY_ABOVE_BYTES, reads_lazily
+
+    assert reads_lazily(DATA / "jeol" / "Sample" / "00_View000" / "View000_0000006.pts")
+    assert not reads_lazily(DATA / "emd" / "SI_empty_selection.emd")
+    big = tmp_path / "big.bcf"
+    with big.open("wb") as handle:
+        handle.truncate(LAZY_ABOVE_BYTES + 1)  # sparse file: no disk used
+    assert reads_lazily(big)
+
+
+def test_cube_view_never_copies():
+    counts = np.arange(2 * 3 * 5).reshape(2, 3, 5)
+    view = cube_view(counts)
+    assert view.shape == (5, 2, 3) and np.shares_memory(view, counts)
+
+
+def test_reader_opens_a_single_spectrum_as_a_hidden_spectrum_layer():
+    path = DATA / "bruker" / "bruker_nano.spx"
+    (layer,) = get_reader(str(path))(str(path))
+    data, kwargs, kind = layer
+    spectrum = kwargs["metadata"][state.KEY]["spectrum"]
+    assert kind == "image" and data.shape == (1, 4096) and kwargs["visible"] is False
+    assert state.role_of(_meta(layer)) == "spectrum"
+    np.testing.assert_array_equal(data[0], spectrum.counts)
+
+
+def test_pruned_velox_file_opens_its_spectrum_with_a_warning(monkeypatch):
+    from napari_sigma._napari import reader
+
+    warnings = []
+    monkeypatch.setattr(reader, "warn_spectrum_only", lambda path, spectrum: warnings.append(path))
+    (layer,) = get_reader(str(PRUNED_EMD))(str(PRUNED_EMD))
+    assert state.role_of(_meta(layer)) == "spectrum" and layer[0].shape == (1, 4096)
+    assert warnings == [PRUNED_EMD]
+
+
+def test_reader_raises_a_clear_error_for_a_broken_file(tmp_path):
+    broken = tmp_path / "broken.bcf"
+    broken.write_bytes(b"this is not a Bruker file" * 40)
+    with pytest.raises(SpectrumImageError) as info:
+        get_reader(str(broken))(str(broken))
+    assert "broken.bcf" in str(info.value) and info.value.cause
+
+
+# ------------------------------------------------------------------ writers
+
+
+def test_labels_round_trip_with_calibration(tmp_path):
+    from napari_sigma.export import read_labels_tiff
+
+    labels = np.random.default_rng(0).integers(0, 7, size=(20, 30)).astype(np.int32)
+    labels[0, 0] = 1000
+    path = tmp_path / "phases.tif"
+    meta = {"scale": (0.25, 0.25), "units": ("micrometer", "micrometer"), "name": "phases"}
+    assert write_labels(str(path), labels, meta) == [str(path)]
+    raw = tifffile.imread(path)
+    assert raw.dtype == np.uint16
+    np.testing.assert_array_equal(raw, labels)
+    back, pixel_size = read_labels_tiff(path)
+    np.testing.assert_array_equal(back, labels)
+    assert pixel_size == pytest.approx(0.25)
+
+
+def test_labels_in_nanometres_are_written_in_microns(tmp_path):
+    from napari_sigma.export import read_labels_tiff
+
+    path = tmp_path / "tem.tif"
+    write_labels(str(path), np.ones((4, 4), int), {"scale": (0.77, 0.77), "units": ("nm", "nm")})
+    assert read_labels_tiff(path)[1] == pytest.approx(0.00077)
+
+
+def test_labels_beyond_uint16_are_refused(tmp_path):
+    labels = np.zeros((4, 4), np.int32)
+    labels[1, 1] = 70000
+    with pytest.raises(SigmaError, match="65535"):
+        write_labels(str(tmp_path / "x.tif"), labels, {"scale": (1, 1)})
+
+
+def test_image_round_trip_as_float32(tmp_path):
+    image = np.random.default_rng(1).normal(size=(12, 9)).astype(np.float64)
+    path = tmp_path / "map.tif"
+    meta = {"scale": (2.0, 2.0), "units": ("micrometer", "micrometer"), "name": "Fe_Ka"}
+    assert write_image(str(path), image, meta) == [str(path)]
+    raw = tifffile.imread(path)
+    assert raw.dtype == np.float32
+    np.testing.assert_array_equal(raw.reshape(image.shape), image.astype(np.float32))
+
+
+# ------------------------------------------------------------------ sample data
+
+
+def test_sample_data_has_total_cube_and_hidden_ground_truth():
+    from napari_sigma.synthetic import demo_sample
+
+    layers = synthetic_sample()
+    (truth,) = [layer for layer in layers if layer[1]["name"] == TRUTH_LAYER_NAME]
+    sample = demo_sample()
+    data, kwargs, kind = truth
+    assert kind == "labels" and kwargs["visible"] is False
+    np.testing.assert_array_equal(data, sample.labels)
+    tags = kwargs["metadata"][state.KEY]
+    assert tags["phase_names"] == list(sample.phase_names)
+    assert len(_by_role(layers, "total")) == 1 and len(_by_role(layers, "cube")) == 1
+    for layer in layers:
+        assert layer[1]["metadata"][state.KEY]["truth"] is tags["truth"]
+        assert layer[1]["metadata"][state.KEY]["spectrum_image"] is tags["spectrum_image"]
+
+
+# ------------------------------------------------------------------ through napari
+
+
+@pytest.fixture
+def viewer(make_napari_viewer, npe2pm):
+    with npe2pm.tmp_plugin(package=PLUGIN):
+        yield make_napari_viewer()
+
+
+@pytest.mark.gui
+def test_every_real_file_opens_through_the_plugin(viewer):
+    for relative, (shape, channels, pixel_um) in SPECTRUM_IMAGES.items():
+        viewer.layers.clear()
+        viewer.open(str(DATA / relative), plugin=PLUGIN)
+        (total,) = [layer for layer in viewer.layers if state.role_of(layer) == "total"]
+        (cube,) = [layer for layer in viewer.layers if state.role_of(layer) == "cube"]
+        assert total.data.shape == shape, relative
+        assert cube.data.shape == (channels, *shape), relative
+        unit = str(total.units[-1])
+        if pixel_um is None:
+            assert unit == "pixel" and tuple(total.scale) == (1, 1), relative
+        else:
+            assert unit in MICRONS, relative
+            if pixel_um is not ...:
+                assert total.scale[-1] == pytest.approx(pixel_um, rel=2e-3), relative
+    for relative, channels in SPECTRA.items():
+        viewer.layers.clear()
+        viewer.open(str(DATA / relative), plugin=PLUGIN)
+        (layer,) = viewer.layers
+        assert state.role_of(layer) == "spectrum" and layer.data.shape == (1, channels), relative
+
+
+@pytest.mark.gui
+def test_a_broken_file_fails_clearly_and_napari_stays_up(viewer, tmp_path):
+    broken = tmp_path / "broken.emd"
+    broken.write_bytes(b"\x89HDF but not really" * 50)
+    with pytest.raises(Exception) as info:  # SpectrumImageError, or napari's wrapper of it
+        viewer.open(str(broken), plugin=PLUGIN)
+    cause = _chain_member(info.value, SpectrumImageError)
+    assert cause is not None, repr(info.value)
+    assert "broken.emd" in str(cause)
+    viewer.add_image(np.zeros((4, 4)))
+    assert len(viewer.layers) == 1
+
+
+@pytest.mark.gui
+def test_pruned_velox_file_opens_as_a_spectrum_in_napari(viewer):
+    viewer.open(str(PRUNED_EMD), plugin=PLUGIN)
+    (layer,) = viewer.layers
+    assert state.role_of(layer) == "spectrum"
+
+
+@pytest.mark.gui
+def test_jeol_pts_cube_opens_lazily(viewer):
+    pts = DATA / "jeol" / "Sample" / "00_View000" / "View000_0000006.pts"
+    viewer.open(str(pts), plugin=PLUGIN)
+    (cube,) = [layer for layer in viewer.layers if state.role_of(layer) == "cube"]
+    assert cube.data.shape == (4096, 512, 512)
+    assert isinstance(cube.data, da.Array)  # 2 GiB dense: never loaded whole
+
+
+@pytest.mark.gui
+def test_sample_data_opens_in_napari(viewer):
+    viewer.open_sample(PLUGIN, "synthetic")
+    names = [layer.name for layer in viewer.layers]
+    assert TRUTH_LAYER_NAME in names
+    truth = viewer.layers[TRUTH_LAYER_NAME]
+    assert truth.visible is False and str(truth.units[-1]) in MICRONS
+
+
+@pytest.mark.gui
+def test_napari_saves_labels_with_the_plugin_writer(viewer, tmp_path):
+    from napari.plugins.io import save_layers
+
+    from napari_sigma.export import read_labels_tiff
+
+    labels = np.arange(12, dtype=np.int32).reshape(3, 4)
+    layer = viewer.add_labels(labels, scale=(0.5, 0.5), units="µm")
+    path = tmp_path / "saved.tif"
+    save_layers(str(path), [layer], plugin=PLUGIN)
+    back, pixel_size = read_labels_tiff(path)
+    np.testing.assert_array_equal(back, labels)
+    assert pixel_size == pytest.approx(0.5)

@@ -1,0 +1,131 @@
+"""The Phases widget follows every edit of a phases Labels layer, and edits it in one undo step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sigma._napari import state
+from napari_sigma._napari.phases_widget import PhasesWidget
+from napari_sigma._napari.results import add_result_layers
+from test_editing import make_fake_result
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def setup(make_napari_viewer):
+    viewer = make_napari_viewer()
+    result = make_fake_result(shape=(12, 18))
+    layers = add_result_layers(viewer, result)
+    widget = PhasesWidget(viewer)
+    return viewer, result, layers.phases, widget
+
+
+def expected_pixels(layer) -> dict[int, int]:
+    counts = np.bincount(np.asarray(layer.data).ravel())
+    return {k: int(n) for k, n in enumerate(counts) if k > 0 and n > 0}
+
+
+def test_result_layers_have_unique_names_and_the_phase_model(make_napari_viewer):
+    viewer = make_napari_viewer()
+    result = make_fake_result()
+    first = add_result_layers(viewer, result)
+    second = add_result_layers(viewer, result)
+    assert first.phases.name == "phases (fake)" and second.phases.name == "phases (fake) [2]"
+    assert [la.name for la in first.components] == ["C1 (fake)", "C2 (fake)"]
+    assert [la.name for la in second.components] == ["C1 (fake) [2]", "C2 (fake) [2]"]
+    model = state.plugin_data(first.phases)["phases"]
+    assert [p.name for p in model] == result.phase_names
+    assert state.result_of(first.phases) is result
+    assert first.phases.data is not result.labels  # edits never touch the result
+    np.testing.assert_allclose(first.phases.colormap.map(np.array([2]))[0], model.color(2))
+
+
+def test_table_follows_strokes_fills_undo_and_redo_exactly(setup):
+    _, _, layer, widget = setup
+    assert widget.layer is layer and widget.row_pixels() == expected_pixels(layer)
+    count_item = widget.table.item(0, 2)
+    layer.brush_size = 3
+    with layer.block_history():  # a plugin-style stroke: one event after the write
+        layer.paint((5, 2), 2)
+    assert widget.row_pixels() == expected_pixels(layer)
+    assert widget.table.item(0, 2) is count_item  # same rows: cells updated in place
+    layer.paint((8, 14), 1)  # a bare paint: its paint event comes before the write
+    assert widget.row_pixels() == expected_pixels(layer)
+    layer.data_setitem((np.array([0, 1]), np.array([17, 17])), 2)
+    assert widget.row_pixels() == expected_pixels(layer)
+    layer.fill((0, 0), 3)  # the (contiguous) part of phase 1 around (0, 0)
+    assert widget.row_pixels() == expected_pixels(layer)
+    before_undo = expected_pixels(layer)
+    layer.undo()
+    assert widget.row_pixels() == expected_pixels(layer) != before_undo
+    layer.redo()
+    assert widget.row_pixels() == expected_pixels(layer) == before_undo
+
+
+def test_new_label_gets_a_row_with_generated_name_and_colour(setup):
+    _, _, layer, widget = setup
+    with layer.block_history():
+        layer.paint((6, 9), 9)
+    assert widget.row_ids() == [1, 2, 3, 9]
+    assert widget.row_pixels() == expected_pixels(layer)
+    assert widget.table.item(3, 1).text() == "phase 9"
+    colour = np.asarray(widget.model.color(9))
+    np.testing.assert_allclose(layer.colormap.map(np.array([9]))[0], colour)
+    assert colour[3] == 1.0
+
+
+def test_merge_is_one_undo_step(setup):
+    _, _, layer, widget = setup
+    before = np.array(layer.data, copy=True)
+    widget.select_ids([2, 3])
+    assert widget.merge_selected() == 2
+    assert widget.row_ids() == [1, 2]
+    assert widget.row_pixels() == {1: int((before == 1).sum()), 2: int((before >= 2).sum())}
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, before)
+    assert widget.row_pixels() == expected_pixels(layer)
+
+
+def test_split_unassign_and_rename(setup):
+    _, result, layer, widget = setup
+    parts = widget.split_selected(1, 2)
+    assert parts == [1, 4]
+    left = np.zeros(layer.data.shape, dtype=bool)
+    left[:, :3] = True  # the fake latent separates the left and right half of phase 1
+    stripe = result.labels == 1
+    halves = {
+        tuple(np.unique(layer.data[stripe & left])),
+        tuple(np.unique(layer.data[stripe & ~left])),
+    }
+    assert halves == {(1,), (4,)}
+    assert widget.row_pixels() == expected_pixels(layer)
+    widget.unassign_selected([3])
+    assert 3 not in widget.row_ids() and not (layer.data == 3).any()
+    widget.table.item(widget.row_ids().index(2), 1).setText("albite")  # a user edit of the cell
+    assert widget.model.name(2) == "albite"
+
+
+def test_spectra_of_selected_phases_are_their_mean_spectra(setup):
+    _, result, layer, widget = setup
+    widget.select_ids([2])
+    widget.refresh_spectra()
+    spectra = widget.spectrum_plot.spectra
+    assert list(spectra) == [widget.model.name(2)]
+    counts = np.asarray(result.image.counts, dtype=np.float64)
+    np.testing.assert_allclose(spectra[widget.model.name(2)], counts[layer.data == 2].mean(0))
+    assert set(widget.spectrum_plot.markers) == set(result.lines)
+
+
+def test_widget_follows_the_active_phases_layer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = PhasesWidget(viewer)
+    assert widget.layer is None
+    first = add_result_layers(viewer, make_fake_result()).phases
+    assert widget.layer is first
+    second = add_result_layers(viewer, make_fake_result(seed=1)).phases
+    viewer.layers.selection.active = second
+    assert widget.layer is second
+    viewer.layers.remove(second)
+    assert widget.layer is first

@@ -1,0 +1,201 @@
+"""The Spectrum widget: cursor and phase spectra, element suggestion, markers, element maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_sigma._napari import spectrum_widget as sw
+from napari_sigma._napari import state
+from napari_sigma._napari.plotting import SpectrumPlot
+from napari_sigma._napari.reader import read_layers
+from napari_sigma._napari.sample_data import TRUTH_LAYER_NAME, synthetic_sample
+from napari_sigma.progress import run_to_completion
+
+DATA = Path("/work/shared/data/eds")
+if not DATA.is_dir():
+    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eds"
+P45 = DATA / "bruker" / "P45_the_default_job.bcf"
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_neighbourhood_mean_is_the_clipped_3x3_mean():
+    counts = np.random.default_rng(0).poisson(3.0, size=(5, 6, 8))
+    np.testing.assert_allclose(sw.neighbourhood_mean(counts, 2, 3), counts[1:4, 2:5].mean((0, 1)))
+    np.testing.assert_allclose(sw.neighbourhood_mean(counts, 0, 0), counts[:2, :2].mean((0, 1)))
+
+
+def test_masked_mean_matches_for_numpy_and_dask():
+    import dask.array as da
+
+    counts = np.random.default_rng(1).poisson(3.0, size=(6, 7, 5))
+    mask = np.zeros((6, 7), bool)
+    mask[2:4, 1:6] = True
+    expected = counts[mask].mean(axis=0)
+    np.testing.assert_allclose(sw.masked_mean(counts, mask), expected)
+    np.testing.assert_allclose(sw.masked_mean(da.from_array(counts, chunks=3), mask), expected)
+
+
+def testline_markers_of_silicon_and_iron():
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.spectrum_image import Spectrum
+
+    spectrum = Spectrum(np.zeros(2048), EnergyAxis(-0.47, 0.01, 2048), beam_energy=15.0)
+    markers = sw.line_markers(("Si", "Fe"), spectrum)
+    assert markers["Si_Ka"] == pytest.approx(1.74, abs=0.01)
+    assert markers["Fe_Ka"] == pytest.approx(6.40, abs=0.01)
+    assert "Fe_La" in markers and "Fe_Kb" not in markers  # Kb is weaker than half of Ka
+
+
+@pytest.mark.gui
+def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
+    plot = SpectrumPlot()
+    qtbot.addWidget(plot)
+    energy = np.linspace(0, 10, 101)
+    plot.set_spectra(energy, {"a": np.ones(101), "b": np.arange(101)})
+    plot.set_markers({"Fe_Ka": 6.4})
+    axes = plot.canvas.axes
+    assert [line.get_label() for line in axes.get_lines()[:2]] == ["a", "b"]
+    assert axes.get_yscale() == "linear"
+    plot.set_log_scale(True)
+    assert plot.canvas.axes.get_yscale() == "symlog"
+    assert any(text.get_text() == "Fe_Ka" for text in plot.canvas.axes.texts)
+
+
+# ------------------------------------------------------------------ the widget in a viewer
+
+
+def _add_layers(viewer, layer_data):
+    for data, kwargs, kind in layer_data:
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sample_layers():
+    return synthetic_sample()
+
+
+@pytest.fixture
+def sample_viewer(qtbot, sample_layers):
+    """A viewer model (layers and mouse callbacks, no canvas: fast) holding the sample."""
+    from napari.components import ViewerModel
+
+    viewer = ViewerModel()
+    _add_layers(viewer, sample_layers)
+    widget = sw.SpectrumWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, widget
+
+
+def _sample_image(viewer):
+    return state.spectrum_image_of(viewer.layers[TRUTH_LAYER_NAME])
+
+
+@pytest.mark.gui
+def test_widget_shows_the_mean_spectrum_of_the_sample(sample_viewer):
+    viewer, widget = sample_viewer
+    image = _sample_image(viewer)
+    assert widget.spectrum_image is image
+    mean = widget.plot.spectra[sw.MEAN_KEY]
+    np.testing.assert_allclose(mean, np.asarray(image.counts).mean(axis=(0, 1)))
+
+
+@pytest.mark.gui
+def test_a_second_spectrum_image_is_listed_without_replacing_the_shown_one(sample_viewer):
+    viewer, widget = sample_viewer
+    image = widget.spectrum_image
+    _add_layers(viewer, read_layers(str(P45)))
+    assert widget.spectrum_image is image
+    assert widget.source.count() == 2
+    widget.source.setCurrentIndex(1)
+    assert widget.spectrum_image.shape == (75, 100)
+    viewer.layers.clear()
+    assert widget.spectrum_image is None and widget.source.count() == 0
+
+
+@pytest.mark.gui
+def test_cursor_spectrum_follows_the_mouse_and_is_computed_once_per_pixel(
+    sample_viewer, monkeypatch
+):
+    viewer, widget = sample_viewer
+    image = _sample_image(viewer)
+    counts = np.asarray(image.counts)
+    calls = []
+    original = sw.neighbourhood_mean
+    monkeypatch.setattr(
+        sw, "neighbourhood_mean", lambda *a, **k: calls.append(a[1:]) or original(*a, **k)
+    )
+    size = image.pixel_size_um
+    callback = viewer.mouse_move_callbacks[-1]
+    event = SimpleNamespace(position=(0.5, 40 * size, 70 * size))  # (energy, y, x) world
+    callback(viewer, event)
+    callback(viewer, SimpleNamespace(position=(0.9, 40.2 * size, 69.9 * size)))  # same pixel
+    assert widget.cursor_pixel == (40, 70)
+    assert calls == [(40, 70)]
+    np.testing.assert_allclose(widget.cursor_spectrum, counts[39:42, 69:72].mean(axis=(0, 1)))
+    assert any(key.startswith(sw.CURSOR_KEY) for key in widget.plot.spectra)
+    callback(viewer, SimpleNamespace(position=(-5 * size, 3 * size)))  # outside the map
+    assert widget.cursor_pixel == (40, 70)
+
+
+@pytest.mark.gui
+def test_phase_spectrum_of_the_selected_label(sample_viewer):
+    viewer, widget = sample_viewer
+    truth = viewer.layers[TRUTH_LAYER_NAME]
+    counts = np.asarray(_sample_image(viewer).counts)
+    viewer.layers.selection.active = truth
+    truth.selected_label = 2
+    expected = counts[truth.data == 2].mean(axis=0)
+    np.testing.assert_allclose(widget.phase_spectrum, expected)
+    names = state.plugin_data(truth)["phase_names"]
+    assert f"{sw.PHASE_KEY} 2: {names[1]}" in widget.plot.spectra
+
+
+@pytest.mark.gui
+def test_typed_elements_are_added_checked_and_unknown_ones_reported(sample_viewer):
+    _, widget = sample_viewer
+    widget.elements.set_suggestions(["O", "Si"])
+    widget.elements.add_elements("fe, Xx")
+    assert widget.selected_elements == ("O", "Si", "Fe")
+    assert "Xx" in widget.elements.message.text()
+    assert "Fe_Ka" in widget.plot.markers
+
+
+@pytest.mark.gui
+def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
+    from napari_sigma.features import FeatureSettings, line_intensities
+
+    viewer, widget = sample_viewer
+    widget.elements.set_suggestions(["Si", "Fe"])
+    widget.add_maps.click()
+    names = ["Si_Ka", "Fe_Ka"]
+    title = state.spectrum_image_of(viewer.layers[TRUTH_LAYER_NAME]).title
+    assert not widget.add_maps.isEnabled()  # busy while the worker runs
+    qtbot.waitUntil(widget.add_maps.isEnabled, timeout=30000)
+    assert widget.status.text().startswith("added 2 element maps"), widget.status.text()
+    image = _sample_image(viewer)
+    expected = run_to_completion(
+        line_intensities(image.counts, image.energy, names, FeatureSettings())
+    )
+    for index, name in enumerate(names):
+        layer = viewer.layers[f"{title} {name}"]
+        np.testing.assert_allclose(layer.data, expected[..., index], rtol=1e-5, atol=1e-3)
+        assert str(layer.units[-1]) in {"micrometer", "µm"}
+
+
+@pytest.mark.gui
+def test_suggested_elements_of_p45_are_pre_checked_in_a_docked_widget(make_napari_viewer):
+    from napari_sigma.elements import suggest_elements
+
+    viewer = make_napari_viewer()
+    _add_layers(viewer, read_layers(str(P45)))
+    widget = sw.SpectrumWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Spectrum and elements")
+    suggested = tuple(s.element for s in suggest_elements(widget.spectrum_image.sum_spectrum()))
+    assert widget.selected_elements[: len(suggested)] == suggested
+    assert {"O", "Na", "Al", "Si", "K"} <= set(widget.selected_elements)

@@ -1,0 +1,119 @@
+"""Tests of phase sum spectra, NMF and abundance maps against constructed ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from napari_sigma import unmixing
+from napari_sigma.errors import AnalysisError
+from napari_sigma.progress import Progress, run_to_completion
+from napari_sigma.unmixing import abundance_maps, nmf, phase_sum_spectra
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: faster and stabler than two on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def peak_spectra(n_channels: int = 300) -> np.ndarray:
+    """Three unit-sum spectra made of overlapping Gaussian peaks on a small background."""
+    channel = np.arange(n_channels)
+    centres = [(40, 120), (110, 200), (60, 250)]
+    spectra = np.array(
+        [sum(np.exp(-0.5 * ((channel - c) / 6.0) ** 2) for c in pair) + 0.01 for pair in centres]
+    )
+    return spectra / spectra.sum(1, keepdims=True)
+
+
+def cosine_after_matching(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    unit_found = found / np.linalg.norm(found, axis=1, keepdims=True)
+    unit_truth = truth / np.linalg.norm(truth, axis=1, keepdims=True)
+    similarity = unit_truth @ unit_found.T
+    rows, cols = linear_sum_assignment(-similarity)
+    return similarity[rows, cols]
+
+
+def test_phase_sum_spectra_equals_a_naive_loop(monkeypatch):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 60000, size=(13, 7, 20), dtype=np.uint16)
+    labels = rng.integers(0, 4, size=(13, 7))
+    expected = np.zeros((3, 20))
+    for (row, col), label in np.ndenumerate(labels):
+        if label:
+            expected[label - 1] += counts[row, col]
+    monkeypatch.setattr(unmixing, "SUM_CHUNK_VALUES", 50)
+    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 3), expected)
+    flat = phase_sum_spectra(counts.reshape(-1, 20), labels.reshape(-1), 3)
+    np.testing.assert_array_equal(flat, expected)
+
+
+def test_nmf_recovers_known_components():
+    truth = peak_spectra()
+    rng = np.random.default_rng(1)
+    weights = np.vstack([np.eye(3) * 500, rng.uniform(0, 400, (5, 3))])
+    weights_found, components = nmf(weights @ truth, 3, device="cpu")
+    assert (components >= 0).all() and (weights_found >= 0).all()
+    np.testing.assert_allclose(components.sum(1), 1.0)
+    assert cosine_after_matching(components, truth).min() > 0.99
+    np.testing.assert_allclose(weights_found @ components, weights @ truth, rtol=1e-3, atol=1e-3)
+
+
+def test_nmf_torch_and_sklearn_reconstruct_alike():
+    rng = np.random.default_rng(2)
+    matrix = rng.uniform(0, 1, (8, 3)) @ rng.uniform(0, 1, (3, 200)) + rng.uniform(0, 0.2, (8, 200))
+    errors = {}
+    for backend in ("torch", "sklearn"):
+        weights, components = nmf(matrix, 3, backend=backend, device="cpu")
+        errors[backend] = np.linalg.norm(matrix - weights @ components) / np.linalg.norm(matrix)
+    assert errors["torch"] <= errors["sklearn"] * 1.03
+
+
+def test_nmf_refuses_impossible_rank():
+    with pytest.raises(AnalysisError):
+        nmf(np.ones((3, 10)), 4)
+    with pytest.raises(AnalysisError):
+        nmf(-np.ones((3, 10)), 2)
+
+
+def test_abundance_maps_recover_known_abundances():
+    truth = peak_spectra()
+    rng = np.random.default_rng(3)
+    abundances = rng.uniform(0, 300, (16, 12, 3))
+    abundances[rng.uniform(size=(16, 12, 3)) < 0.3] = 0.0
+    counts = abundances @ truth
+    reports = []
+    found = run_to_completion(abundance_maps(counts, truth, device="cpu"), reports.append)
+    assert found.shape == (16, 12, 3) and found.dtype == np.float32
+    assert (found >= 0).all()
+    assert np.abs(found - abundances).max() < 1e-3 * abundances.max()
+    assert reports and all(isinstance(r, Progress) and r.stage == "unmixing" for r in reports)
+
+
+def test_abundance_maps_are_the_nnls_optimum_for_noisy_counts(monkeypatch):
+    from scipy.optimize import nnls
+
+    truth = peak_spectra()
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(rng.uniform(0, 50, (10, 10, 3)) @ truth * 3).astype(np.uint16)
+    monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 300 * 30)
+    found = run_to_completion(abundance_maps(counts, truth, device="cpu"))
+    for pixel in range(0, 100, 7):
+        expected, _ = nnls(truth.T, counts.reshape(100, -1)[pixel].astype(float))
+        np.testing.assert_allclose(found.reshape(100, 3)[pixel], expected, atol=1e-2)
+
+
+def test_masked_channels_are_ignored():
+    truth = peak_spectra()
+    counts = np.array([[[100.0, 50.0, 0.0]]]) @ truth
+    counts[..., :5] += 1000.0
+    mask = np.zeros(truth.shape[1], bool)
+    mask[:5] = True
+    found = run_to_completion(abundance_maps(counts, truth, device="cpu", mask_channels=mask))
+    np.testing.assert_allclose(found[0, 0], [100.0, 50.0, 0.0], atol=1e-2)
