@@ -5,7 +5,7 @@ boundaries (they form bridges between the phases' clusters), so the BIC keeps fa
 split. Phases are therefore found in three steps:
 
 1. **Homogeneous pixels.** Pixels whose neighbourhood varies no more than counting noise (local
-   variance of the smoothed features below ``homogeneity`` times its median over the map) are the
+   variance of the smoothed features below ``homogeneity`` times its lower quartile) are the
    interiors of grains. Their smoothed features form tight, Gaussian clusters, one per phase.
 2. **Model selection on them.** A Gaussian mixture with the number of phases chosen by BIC
    (or given) on the smoothed features of the homogeneous pixels. With an automatic number,
@@ -38,7 +38,11 @@ class PhaseFindingSettings:
     Parameters
     ----------
     homogeneity : float
-        A pixel is homogeneous when its local variance is below this multiple of the median.
+        A pixel is homogeneous when its local variance is below this multiple of the noise level.
+    noise_quantile : float
+        The noise level is this quantile of the local variance over the map (0.25: measured to
+        hold on small or binned maps where boundaries make up half the pixels; the median let
+        boundary pixels in and split 3 phases into 6-7).
     spatial_weight : float
         Weight of each agreeing neighbour in the Potts prior (0 = no spatial prior).
     iterations : int
@@ -51,6 +55,7 @@ class PhaseFindingSettings:
     """
 
     homogeneity: float = 2.0
+    noise_quantile: float = 0.25
     spatial_weight: float = 1.0
     iterations: int = 5
     min_pixels: int = 10
@@ -67,10 +72,16 @@ def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:
     return np.clip(square - mean * mean, 0.0, None).sum(axis=-1)
 
 
-def homogeneous_pixels(smoothed: np.ndarray, factor: float = 2.0) -> np.ndarray:
-    """Boolean ``(y, x)`` mask of pixels whose neighbourhood is as uniform as counting noise allows."""
+def homogeneous_pixels(
+    smoothed: np.ndarray, factor: float = 2.0, quantile: float = 0.5
+) -> np.ndarray:
+    """Boolean ``(y, x)`` mask of pixels whose neighbourhood is as uniform as counting noise allows.
+
+    The noise level is the ``quantile`` of the local variance over the map (grain interiors must
+    make up more than that fraction of the map); pixels up to ``factor`` times it are kept.
+    """
     variance = local_variance(smoothed.astype(np.float64))
-    return variance <= factor * np.median(variance)
+    return variance <= factor * np.quantile(variance, quantile)
 
 
 def find_phases(
@@ -100,7 +111,7 @@ def find_phases(
     ClusteringResult
         Labels 1..K ordered by decreasing pixel count; probabilities from the spatial model.
     """
-    mask = homogeneous_pixels(smoothed, settings.homogeneity)
+    mask = homogeneous_pixels(smoothed, settings.homogeneity, settings.noise_quantile)
     if mask.sum() < max(2, clustering.min_phases):
         raise AnalysisError("too few homogeneous pixels to find phases; reduce the binning")
     selection = replace(clustering, criterion="bic", min_probability=None)

@@ -167,9 +167,11 @@ def choose_lines(image: SpectrumImage, settings: AnalysisSettings) -> tuple[str,
         from .elements import suggest_elements
 
         elements = tuple(s.element for s in suggest_elements(image.sum_spectrum()))
-    if not elements:
-        raise AnalysisError(f"{image.title or 'spectrum image'}: no elements given or found")
-    usable = [e for e in elements if e not in ("H", "He", "Li")]
+    usable = [e for e in elements or () if e not in ("H", "He", "Li")]
+    if not usable:
+        raise AnalysisError(
+            f"{image.title or 'spectrum image'}: no elements with X-ray lines given or found"
+        )
     return tuple(lines_for_elements(usable, image.beam_energy))
 
 

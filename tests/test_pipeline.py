@@ -1,0 +1,113 @@
+"""The whole analysis on seeded synthetic data with known ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from napari_sigma.errors import AnalysisError
+from napari_sigma.latent import LatentSettings
+from napari_sigma.metrics import adjusted_rand_index, phase_accuracy_report
+from napari_sigma.pipeline import AnalysisSettings, analyse, choose_lines, run_analysis
+from napari_sigma.synthetic import demo_sample, make_synthetic
+
+FAST_LATENT = LatentSettings(hidden=(32, 16), epochs=2, train_pixels=4000, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return demo_sample(seed=0)
+
+
+@pytest.fixture(scope="module")
+def demo_result(demo):
+    settings = AnalysisSettings.preset("default", lines=tuple(demo.lines), device="cpu")
+    return run_analysis(demo.image, settings)
+
+
+def test_demo_finds_the_true_phases_automatically(demo, demo_result):
+    # the embedded example: 160x160, 6 minerals, ~200 counts per pixel, mixed boundaries
+    assert demo.image.shape == (160, 160) and len(demo.phase_names) >= 5
+    assert demo.image.counts.sum() / demo.labels.size == pytest.approx(200, rel=0.05)
+    report = phase_accuracy_report(demo, demo_result.labels, demo_result.phase_spectra)
+    assert demo_result.settings.clustering.n_phases == "auto"
+    assert report["n_phases_found"] == report["n_phases_truth"] == 6
+    assert report["ari"] >= 0.9
+    assert report["phase_spectra_cosine_summary"]["mean"] >= 0.98
+
+
+def test_demo_result_is_complete_and_consistent(demo, demo_result):
+    r = demo_result
+    k, n_channels = r.n_phases, demo.image.energy.size
+    assert r.labels.shape == demo.image.shape and r.labels.dtype == np.int32
+    assert set(np.unique(r.labels)) == set(range(1, k + 1))  # 1..K, napari's convention
+    assert r.phase_spectra.shape == (k, n_channels)
+    np.testing.assert_allclose(r.phase_spectra.sum(), demo.image.counts.sum(), rtol=1e-9)
+    assert r.components.shape == (k, n_channels) and np.all(r.components >= 0)
+    assert r.abundances.shape == (*demo.image.shape, k) and np.all(r.abundances >= 0)
+    assert r.latent.shape == (demo.labels.size, 2) and np.isfinite(r.latent).all()
+    assert r.probabilities.shape == (*demo.image.shape, k)
+    np.testing.assert_allclose(r.probabilities.sum(-1), 1.0, rtol=1e-4)
+    assert r.intensities.shape == (*demo.image.shape, len(r.lines))
+    assert {"features", "latent", "clustering", "unmixing"} <= set(r.timings)
+    assert r.device == "cpu" and "torch" in r.versions
+    # names say what a phase is: pyrite is the Fe-S phase, quartz the Si-O one
+    names = dict(zip(range(1, k + 1), r.phase_names, strict=True))
+    pyrite = np.bincount(r.labels[demo.labels == 6]).argmax()
+    quartz = np.bincount(r.labels[demo.labels == 1]).argmax()
+    assert set(names[pyrite].split()[1].split("-")) == {"S", "Fe"}
+    assert set(names[quartz].split()[1].split("-")) == {"Si", "O"}
+
+
+def test_binned_analysis_returns_full_resolution_labels():
+    sample = make_synthetic(seed=3, shape=(41, 37), phases=("quartz", "magnetite", "calcite"))
+    settings = AnalysisSettings.preset(
+        "default", lines=tuple(sample.lines), bin_factor=2, latent=FAST_LATENT, device="cpu"
+    )
+    result = run_analysis(sample.image, settings)
+    assert result.labels.shape == (41, 37)  # odd edges take their neighbour's label
+    assert result.latent_shape == (20, 18) and result.latent.shape == (20 * 18, 2)
+    assert result.latent_pixels.max() < 41 * 37
+    assert result.n_phases == 3
+    assert adjusted_rand_index(sample.labels, result.labels) > 0.8
+
+
+def test_fixed_number_of_phases_and_the_sigma_preset():
+    sample = make_synthetic(seed=1, shape=(48, 48), phases=("quartz", "magnetite", "halite"))
+    lines = tuple(sample.lines)
+    fixed = AnalysisSettings.preset("default", lines=lines, latent=FAST_LATENT, device="cpu")
+    fixed = replace(fixed, clustering=replace(fixed.clustering, n_phases=4))
+    assert run_analysis(sample.image, fixed).n_phases == 4
+    sigma = AnalysisSettings.preset("sigma", lines=lines, device="cpu")
+    assert sigma.bin_factor == 2 and sigma.cluster_space == "latent"
+    assert sigma.latent.hidden == (512, 256, 128) and sigma.features.normalisation == "sigma"
+    sigma = replace(sigma, latent=replace(sigma.latent, epochs=1, train_pixels=2000))
+    sigma = replace(sigma, clustering=replace(sigma.clustering, n_phases=3))
+    result = run_analysis(sample.image, sigma)
+    assert result.n_phases == 3 and result.labels.shape == (48, 48)
+
+
+def test_the_analysis_can_be_cancelled_between_steps(demo):
+    settings = AnalysisSettings.preset("default", lines=tuple(demo.lines), device="cpu")
+    computation = analyse(demo.image, settings)
+    stages = [next(computation).stage for _ in range(3)]
+    computation.close()  # what Abort does: no result, no exception
+    assert stages[0] == "features"
+    with pytest.raises(StopIteration):
+        next(computation)
+
+
+def test_lines_come_from_elements_metadata_or_suggestion(demo):
+    image = demo.image
+    assert choose_lines(image, AnalysisSettings(elements=("Fe", "Si", "O"))) == (
+        "Fe_Ka",
+        "Si_Ka",
+        "O_Ka",
+    )
+    assert choose_lines(image, AnalysisSettings(lines=("S_Ka",))) == ("S_Ka",)
+    suggested = choose_lines(replace(image, elements=()), AnalysisSettings())
+    assert {"Si_Ka", "O_Ka", "Fe_Ka", "S_Ka"} <= set(suggested)
+    with pytest.raises(AnalysisError, match="no elements"):
+        choose_lines(replace(image, elements=()), AnalysisSettings(elements=("H",)))
