@@ -56,6 +56,13 @@ class PlotCanvas(FigureCanvasQTAgg):
         """Schedule a repaint of the figure."""
         self.draw_idle()
 
+    def draw(self) -> None:
+        """Render the figure, unless Qt already deleted the widget (a pending idle draw)."""
+        from matplotlib.backends.qt_compat import _isdeleted
+
+        if not _isdeleted(self):
+            super().draw()
+
 
 def draw_line_markers(axes: Any, lines: Mapping[str, float], color: str = MARKER_COLOR) -> list:
     """Draw a labelled vertical marker per X-ray line.
