@@ -1,0 +1,94 @@
+"""The napari-sigma command line on real files and on the embedded example."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from napari_sigma.cli import main
+from napari_sigma.export import read_labels_tiff
+
+OUTPUTS = {
+    "phases.tif",
+    "abundances.tif",
+    "phase_spectra.csv",
+    "unmixed_spectra.csv",
+    "phase_stats.csv",
+    "report.png",
+    "run.json",
+}
+
+
+def _header(path):
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle))
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "pixel_um"),
+    [
+        ("30x30_instructively_packed_16bit_compressed.bcf", (30, 30), 1.6672),
+        ("P45_the_default_job.bcf", (75, 100), 8.7367),
+    ],
+)
+def test_run_with_auto_elements_writes_every_output(SHARED_EDS, tmp_path, name, shape, pixel_um):
+    source = SHARED_EDS / "bruker" / name
+    code = main(["run", str(source), "--out", str(tmp_path), "--elements", "auto", "--epochs", "3"])
+    assert code == 0
+    out = tmp_path / source.stem
+    assert {p.name for p in out.iterdir()} >= OUTPUTS
+    labels, pixel_size = read_labels_tiff(out / "phases.tif")
+    assert labels.shape == shape and labels.min() >= 1
+    assert pixel_size == pytest.approx(pixel_um, rel=1e-3)
+    run = json.loads((out / "run.json").read_text())
+    assert run["n_phases"] == labels.max() and run["lines"]
+    header = _header(out / "phase_spectra.csv")
+    assert header[0] == "energy_keV" and len(header) == labels.max() + 1
+
+
+def test_binned_run_keeps_the_full_pixel_size(SHARED_EDS, tmp_path):
+    source = SHARED_EDS / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf"
+    argv = ["run", str(source), "--out", str(tmp_path), "--bin", "2", "--epochs", "2"]
+    assert main([*argv, "--elements", "O,Si,Al,Fe,Ca"]) == 0
+    labels, pixel_size = read_labels_tiff(tmp_path / source.stem / "phases.tif")
+    assert labels.shape == (30, 30) and pixel_size == pytest.approx(1.6672, rel=1e-3)
+    run = json.loads((tmp_path / source.stem / "run.json").read_text())
+    assert run["settings"]["bin_factor"] == 2
+
+
+def test_a_bad_input_fails_alone_with_a_one_line_error(SHARED_EDS, tmp_path, capsys):
+    broken = tmp_path / "broken.bcf"
+    broken.write_bytes(b"not a bruker file at all")
+    good = SHARED_EDS / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf"
+    code = main(["run", str(broken), str(good), "--out", str(tmp_path / "out"), "--epochs", "2"])
+    assert code != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "broken.bcf" in errors[0]
+    assert (tmp_path / "out" / good.stem / "phases.tif").exists()
+
+
+def test_elements_command_suggests_the_feldspar_elements(SHARED_EDS, capsys):
+    assert main(["elements", str(SHARED_EDS / "bruker" / "P45_the_default_job.bcf")]) == 0
+    printed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert printed == {"O", "Na", "Al", "Si", "K"}
+
+
+def test_demo_prints_its_accuracy_and_writes_the_results(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "phases found: 6 (truth 6)" in out
+    ari = float(next(line for line in out.splitlines() if line.startswith("ari:")).split()[1])
+    assert ari >= 0.9
+    assert {p.name for p in tmp_path.iterdir()} >= OUTPUTS
+    labels, _ = read_labels_tiff(tmp_path / "phases.tif")
+    assert labels.shape == (160, 160) and set(np.unique(labels)) == set(range(1, 7))
+
+
+def test_usage_errors_exit_with_argparse_code(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "x.bcf", "--out", "o", "--phases", "zero"])
+    assert stop.value.code == 2
+    assert "--phases" in capsys.readouterr().err
