@@ -180,6 +180,12 @@ def command_demo(args: argparse.Namespace) -> int:
     for key, value in report.items():
         if isinstance(value, float | int):
             print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    for key in ("phase_spectra_cosine_summary", "components_cosine_summary"):
+        if key in report:
+            summary = report[key]
+            print(
+                f"{key.removesuffix('_summary')}: mean {summary['mean']:.4f}, min {summary['min']:.4f}"
+            )
     print("files: " + ", ".join(sorted(p.name for p in written.values())))
     return 0
 
