@@ -18,3 +18,14 @@ def SHARED_EDS() -> Path:
     if not SHARED_EDS_DIR.is_dir():
         pytest.skip(f"real EDS test files not found at {SHARED_EDS_DIR}")
     return SHARED_EDS_DIR
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: faster and stabler than two on a loaded 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

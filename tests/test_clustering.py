@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import adjusted_rand_score
 
 from napari_sigma.clustering import (
@@ -18,14 +17,7 @@ from napari_sigma.clustering import (
 from napari_sigma.errors import AnalysisError
 from napari_sigma.progress import Progress, run_to_completion
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: faster and stabler than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(k: int, n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

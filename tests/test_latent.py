@@ -18,13 +18,7 @@ from napari_sigma.progress import Progress, run_to_completion
 SMALL = LatentSettings(hidden=(64, 32), epochs=12, batch_size=256, train_pixels=2000, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: faster and stabler than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

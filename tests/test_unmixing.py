@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from scipy.optimize import linear_sum_assignment
 
 from napari_sigma import unmixing
@@ -12,14 +11,7 @@ from napari_sigma.errors import AnalysisError
 from napari_sigma.progress import Progress, run_to_completion
 from napari_sigma.unmixing import abundance_maps, nmf, phase_sum_spectra
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: faster and stabler than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def peak_spectra(n_channels: int = 300) -> np.ndarray:
