@@ -52,6 +52,13 @@ class PhaseFindingSettings:
     merge_distance : float
         With an automatic number of phases, merge phases closer than this (Mahalanobis distance
         of their mean smoothed features under the pooled within-phase covariance).
+    trace_false_alarm : float
+        Per-pixel false-alarm rate of the search for trace phases.
+    trace_min_pixels : int
+        Smallest connected group of unexplained pixels that makes a trace phase.
+    trace_passes : int
+        Searches for trace phases, one new phase each (0 = none): the next pass explains the
+        mixed pixels around the last one's grains and finds any further trace phase.
     """
 
     homogeneity: float = 2.0
@@ -60,6 +67,9 @@ class PhaseFindingSettings:
     iterations: int = 5
     min_pixels: int = 10
     merge_distance: float = 4.0
+    trace_false_alarm: float = 1e-9
+    trace_min_pixels: int = 6
+    trace_passes: int = 3
 
 
 def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:
@@ -89,6 +99,7 @@ def find_phases(
     smoothed: np.ndarray,
     clustering: ClusteringSettings,
     settings: PhaseFindingSettings = PhaseFindingSettings(),
+    counts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Computation[ClusteringResult]:
     """Phases of every pixel from unsmoothed and smoothed feature maps.
 
@@ -100,6 +111,10 @@ def find_phases(
         Number of phases (or ``"auto"``: BIC), range, seed, device of the mixture.
     settings : PhaseFindingSettings
         Homogeneity threshold and spatial prior.
+    counts : (ndarray (y, x, F), ndarray (y, x)), optional
+        Raw window counts and total counts of every pixel (Poisson). With them, and an automatic
+        number of phases, connected pixels that no phase or boundary mix explains become a new
+        (trace) phase, up to ``trace_passes`` times (:mod:`~napari_sigma.trace_phases`).
 
     Yields
     ------
@@ -123,6 +138,19 @@ def find_phases(
         hard, n_phases = merge_close_phases(smoothed[mask], hard, settings.merge_distance)
     log_likelihood = _raw_log_likelihood(raw, mask, hard, n_phases, settings.min_pixels)
     labels, probabilities = _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
+    passes = settings.trace_passes if clustering.n_phases == "auto" and counts is not None else 0
+    first_trace = n_phases
+    for _ in range(passes):
+        flagged = yield from _unexplained(labels, n_phases, counts, settings)
+        if flagged is None:
+            break
+        mask, hard, n_phases = _with_trace(mask, hard, n_phases, flagged)
+        log_likelihood = _raw_log_likelihood(
+            raw, mask, hard, n_phases, settings.min_pixels, first_trace
+        )
+        labels, probabilities = _potts_icm(
+            log_likelihood, settings.spatial_weight, settings.iterations
+        )
     labels, probabilities, order = _ordered_by_size(labels, probabilities)
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
     means = np.stack([flat[labels == k + 1].mean(axis=0) for k in range(len(order))])
@@ -132,13 +160,47 @@ def find_phases(
         probabilities=probabilities.astype(np.float32),
         n_phases=len(order),
         means=means,
-        covariances=_covariances(smoothed[mask], hard, order),
+        covariances=_covariances(raw[mask], hard, order),
         criterion=dict(fitted.criterion),
         criterion_name="bic on homogeneous pixels",
         weights=np.bincount(labels, minlength=len(order) + 1)[1:] / labels.size,
         mixture=None,
         min_probability=None,
     )
+
+
+def _unexplained(
+    labels: np.ndarray,
+    n_phases: int,
+    counts: tuple[np.ndarray, np.ndarray],
+    settings: PhaseFindingSettings,
+) -> Computation[np.ndarray | None]:
+    """Mask of the pixels no phase or boundary mix explains, or None when there are none."""
+    from .trace_phases import unexplained_pixels
+
+    windows, dose = counts
+    flagged = unexplained_pixels(
+        windows,
+        dose,
+        labels.reshape(dose.shape),
+        n_phases,
+        settings.trace_false_alarm,
+        settings.trace_min_pixels,
+    )
+    n_flagged = int(flagged.sum())
+    yield Progress("clustering", 0, 1, f"{n_flagged} unexplained pixels")
+    return flagged if n_flagged else None
+
+
+def _with_trace(
+    mask: np.ndarray, hard: np.ndarray, n_phases: int, flagged: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Training pixels with the unexplained pixels added as one new phase, number K."""
+    training = np.full(mask.shape, -1)
+    training[mask] = hard
+    training[flagged] = n_phases
+    used = training >= 0
+    return used, training[used], n_phases + 1
 
 
 def merge_close_phases(
@@ -189,20 +251,31 @@ def _covariances(points: np.ndarray, labels: np.ndarray, order: np.ndarray) -> n
 
 
 def _raw_log_likelihood(
-    raw: np.ndarray, mask: np.ndarray, hard: np.ndarray, n_phases: int, min_pixels: int
+    raw: np.ndarray,
+    mask: np.ndarray,
+    hard: np.ndarray,
+    n_phases: int,
+    min_pixels: int,
+    first_pooled: int | None = None,
 ) -> np.ndarray:
-    """Gaussian log-likelihood ``(y, x, K)`` of every unsmoothed pixel under each phase."""
+    """Gaussian log-likelihood ``(y, x, K)`` of every unsmoothed pixel under each phase.
+
+    A phase with fewer than ``min_pixels`` training pixels, or numbered ``first_pooled`` or
+    above (trace phases, whose training pixels include mixed ones), takes the pooled
+    within-phase covariance: counting noise, not its own spread.
+    """
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
     members = raw[mask].astype(np.float64)
     n_features = flat.shape[1]
     out = np.empty((flat.shape[0], n_phases))
-    pooled = np.cov(members.T).reshape(n_features, n_features)
+    means = np.stack([members[hard == k].mean(axis=0) for k in range(n_phases)])
+    pooled = np.cov((members - means[hard]).T).reshape(n_features, n_features)
+    first_pooled = n_phases if first_pooled is None else first_pooled
     for k in range(n_phases):
         group = members[hard == k]
-        mean = group.mean(axis=0)
-        cov = (
-            np.cov(group.T).reshape(n_features, n_features) if len(group) >= min_pixels else pooled
-        )
+        mean = means[k]
+        own = len(group) >= min_pixels and k < first_pooled
+        cov = np.cov(group.T).reshape(n_features, n_features) if own else pooled
         cov = cov + 1e-3 * np.eye(n_features)
         chol = np.linalg.cholesky(cov)
         z = np.linalg.solve(chol, (flat - mean).T)

@@ -211,12 +211,16 @@ def _analyse(
     lines = choose_lines(image, settings)
     with clock.stage("features"):
         intensities, windows = yield from _line_maps(image, lines, settings.features, device)
-        raw, smoothed, grid = _analysis_features(image, windows, settings)
+        binned, dose = bin_image(windows, settings.bin_factor), _dose(image, settings)
+        raw, smoothed = _analysis_features(binned, dose, settings)
+        grid = (binned.shape[0], binned.shape[1])
+        # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
+        counts = (binned, dose) if settings.features.background == "none" else None
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     latent = yield from _timed(clock, "latent", _latent_stage(flat, settings, device))
     clustering_settings = _with_device(settings.clustering, device, settings)
     if settings.cluster_space == "spatial":
-        finding = find_phases(raw, smoothed, clustering_settings, settings.phase_finding)
+        finding = find_phases(raw, smoothed, clustering_settings, settings.phase_finding, counts)
     else:
         space = latent.latent if settings.cluster_space == "latent" else flat
         finding = cluster_phases(space, clustering_settings)
@@ -293,18 +297,20 @@ def _line_maps(
 
 
 def _analysis_features(
-    image: SpectrumImage, windows: np.ndarray, settings: AnalysisSettings
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    binned: np.ndarray, dose: np.ndarray, settings: AnalysisSettings
+) -> tuple[np.ndarray, np.ndarray]:
     """Unsmoothed and smoothed normalised features ``(yb, xb, F)`` on the analysis grid."""
-    factor = settings.bin_factor
-    binned = bin_image(windows, factor)
-    dose = bin_image(total_counts(image.counts), factor)
     method = settings.features.normalisation
     raw = normalise(binned, dose, method).reshape(*binned.shape)
     radius = settings.features.neighbour_radius
     averaged_dose = neighbour_average(dose[..., None], radius)[..., 0]
     smoothed = normalise(neighbour_average(binned, radius), averaged_dose, method)
-    return raw, smoothed.reshape(*binned.shape), (binned.shape[0], binned.shape[1])
+    return raw, smoothed.reshape(*binned.shape)
+
+
+def _dose(image: SpectrumImage, settings: AnalysisSettings) -> np.ndarray:
+    """Total counts per pixel of the analysis grid."""
+    return bin_image(total_counts(image.counts), settings.bin_factor)
 
 
 def _with_device(clustering: ClusteringSettings, device: str, settings: AnalysisSettings):
