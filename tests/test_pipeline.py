@@ -111,3 +111,19 @@ def test_lines_come_from_elements_metadata_or_suggestion(demo):
     assert {"Si_Ka", "O_Ka", "Fe_Ka", "S_Ka"} <= set(suggested)
     with pytest.raises(AnalysisError, match="no elements"):
         choose_lines(replace(image, elements=()), AnalysisSettings(elements=("H",)))
+
+
+def test_a_trace_phase_below_one_percent_is_found():
+    from napari_sigma.synthetic import benchmark_case
+
+    sample = benchmark_case("trace", seed=0)  # zircon: 0.5 % of the map, three small grains
+    trace_id = int(np.argmin(np.bincount(sample.labels.ravel())[1:])) + 1
+    assert 0 < np.mean(sample.labels == trace_id) < 0.01
+    settings = AnalysisSettings.preset(
+        "default", lines=tuple(sample.lines), latent=FAST_LATENT, device="cpu"
+    )
+    result = run_analysis(sample.image, settings)
+    report = phase_accuracy_report(sample, result.labels)
+    assert result.n_phases == sample.n_phases
+    assert report["smallest_phase_iou"] >= 0.5
+    assert report["ari"] >= 0.9

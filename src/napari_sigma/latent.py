@@ -76,7 +76,7 @@ class LatentSettings:
 
     method: str = "ae"
     dim: int = 2
-    hidden: tuple[int, ...] = (256, 128, 64)
+    hidden: tuple[int, ...] = (128, 64, 32)
     epochs: int = 20
     batch_size: int = 2048
     learning_rate: float = 1e-3

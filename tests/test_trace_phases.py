@@ -1,0 +1,42 @@
+"""Pixels that no phase nor a boundary mix of two explains."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_sigma.trace_phases import mixture_chi_square, phase_profiles, unexplained_pixels
+
+PROFILES = np.array([[0.30, 0.10, 0.01], [0.05, 0.40, 0.01], [0.05, 0.05, 0.01]])
+
+
+def test_profiles_are_count_fractions_of_labelled_pixels():
+    counts = np.array([[30.0, 10, 1], [60, 20, 2], [5, 40, 1]])
+    dose = np.array([100.0, 200, 100])
+    profiles = phase_profiles(counts, dose, np.array([0, 0, 1]), 2)
+    np.testing.assert_allclose(profiles, PROFILES[:2])
+
+
+def test_pure_and_mixed_pixels_are_explained_and_a_new_composition_is_not():
+    rng = np.random.default_rng(0)
+    dose = np.full(3, 2000.0)
+    mix = 0.3 * PROFILES[0] + 0.7 * PROFILES[1]
+    novel = np.array([0.05, 0.05, 0.40])  # the third line: no phase has it
+    counts = rng.poisson(dose[:, None] * np.stack([PROFILES[0], mix, novel])).astype(float)
+    chi = mixture_chi_square(counts, dose, PROFILES)
+    assert chi[0] < 15 and chi[1] < 15  # about 2 degrees of freedom
+    assert chi[2] > 1000
+
+
+def test_only_connected_groups_of_unexplained_pixels_count():
+    rng = np.random.default_rng(1)
+    labels = np.zeros((30, 30), dtype=int)
+    labels[:, 15:] = 1
+    expected = PROFILES[labels] * 500.0
+    novel = np.array([0.05, 0.05, 0.40]) * 500.0
+    expected[5:9, 5:9] = novel  # a 16-pixel grain of a phase nobody knows
+    expected[20, 25] = novel  # one lone odd pixel: noise, not a phase
+    counts = rng.poisson(expected).astype(float)
+    dose = np.full(labels.shape, 500.0)  # total counts per pixel, most outside these windows
+    flagged = unexplained_pixels(counts, dose, labels, 3, min_pixels=6)
+    assert flagged[5:9, 5:9].all()
+    assert flagged.sum() == 16
