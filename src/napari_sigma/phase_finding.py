@@ -7,11 +7,13 @@ split. Phases are therefore found in three steps:
 1. **Homogeneous pixels.** Pixels whose neighbourhood varies no more than counting noise (local
    variance of the smoothed features below ``homogeneity`` times its lower quartile) are the
    interiors of grains. Their smoothed features form tight, Gaussian clusters, one per phase.
-2. **Model selection on them.** A Gaussian mixture with the number of phases chosen by BIC
-   (or given) on the smoothed features of the homogeneous pixels. With an automatic number,
-   phases whose mean smoothed features lie less than ``merge_distance`` pooled standard
-   deviations apart (Mahalanobis) are merged: they cannot be told apart pixel by pixel, and BIC
-   splits such a phase when its cluster is slightly non-Gaussian (measured: pyrite at 50 counts
+2. **Model selection on them.** A Gaussian mixture with the number of phases chosen by BIC on the
+   smoothed features of the homogeneous pixels. With an automatic number, phases whose mean
+   smoothed features lie less than ``merge_distance`` pooled standard deviations apart
+   (Mahalanobis) are merged; with a given number K, the closest phases are merged until K remain
+   (a mixture fitted with K directly split large phases and merged small ones: adjusted Rand
+   index 0.77 instead of 0.96 on the low-dose case). Phases that close cannot be told apart pixel
+   by pixel, and BIC splits such a phase when its cluster is slightly non-Gaussian (measured: pyrite at 50 counts
    per pixel split in two at distance 2.1, while distinct minerals lie 15-100 apart).
 3. **Every pixel classified on its own spectrum.** Each phase's mean and covariance of the
    *unsmoothed* features (from its homogeneous pixels) define a Gaussian; every pixel's
@@ -129,13 +131,18 @@ def find_phases(
     mask = homogeneous_pixels(smoothed, settings.homogeneity, settings.noise_quantile)
     if mask.sum() < max(2, clustering.min_phases):
         raise AnalysisError("too few homogeneous pixels to find phases; reduce the binning")
-    selection = replace(clustering, criterion="bic", min_probability=None)
+    target = None if clustering.n_phases == "auto" else int(clustering.n_phases)
+    scan = max(clustering.max_phases, target or 0)
+    selection = replace(
+        clustering, n_phases="auto", max_phases=scan, criterion="bic", min_probability=None
+    )
     fitted = yield from cluster_phases(smoothed[mask], selection)
+    if target is not None and fitted.n_phases < target:  # asked for more than BIC sees
+        fitted = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
     yield Progress("clustering", 0, 1, "classifying every pixel")
-    hard = fitted.labels - 1
-    n_phases = fitted.n_phases
-    if clustering.n_phases == "auto":
-        hard, n_phases = merge_close_phases(smoothed[mask], hard, settings.merge_distance)
+    hard, n_phases = merge_close_phases(
+        smoothed[mask], fitted.labels - 1, settings.merge_distance, target
+    )
     log_likelihood = _raw_log_likelihood(raw, mask, hard, n_phases, settings.min_pixels)
     labels, probabilities = _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
     passes = settings.trace_passes if clustering.n_phases == "auto" and counts is not None else 0
@@ -204,9 +211,12 @@ def _with_trace(
 
 
 def merge_close_phases(
-    points: np.ndarray, labels: np.ndarray, distance: float
+    points: np.ndarray, labels: np.ndarray, distance: float, target: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Merge the closest pair of groups while their Mahalanobis distance is below ``distance``.
+
+    With a ``target`` number of groups, merge closest pairs until exactly that many remain
+    (whatever their distance).
 
     Parameters
     ----------
@@ -216,6 +226,8 @@ def merge_close_phases(
         Group 0..K-1 of every point.
     distance : float
         Groups closer than this (pooled within-group covariance) are merged.
+    target : int, optional
+        Number of groups wanted instead of the distance rule.
 
     Returns
     -------
@@ -225,7 +237,7 @@ def merge_close_phases(
         K'.
     """
     labels = np.unique(labels, return_inverse=True)[1]
-    while labels.max() > 0:
+    while labels.max() > 0 and (target is None or labels.max() + 1 > target):
         n_groups = labels.max() + 1
         means = np.stack([points[labels == k].mean(axis=0) for k in range(n_groups)])
         pooled = np.cov((points - means[labels]).T).reshape(points.shape[1], points.shape[1])
@@ -234,7 +246,7 @@ def merge_close_phases(
         dist = np.sqrt(np.einsum("abi,ij,abj->ab", diff, precision, diff))
         np.fill_diagonal(dist, np.inf)
         a, b = np.unravel_index(np.argmin(dist), dist.shape)
-        if dist[a, b] >= distance:
+        if target is None and dist[a, b] >= distance:
             break
         labels = np.unique(np.where(labels == max(a, b), min(a, b), labels), return_inverse=True)[1]
     return labels, int(labels.max()) + 1
