@@ -22,46 +22,18 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from bench_interactivity import N_CHANNELS, N_PHASES, make_cube, make_labels
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import SpectrumImage
 
-N_CHANNELS = 2048
 LINES = ("O_Ka", "Na_Ka", "Mg_Ka", "Al_Ka", "Si_Ka", "S_Ka", "K_Ka", "Ca_Ka", "Ti_Ka", "Fe_Ka")
-N_PHASES = 6
 TARGET_MS = 50.0
-
-
-def make_cube(size: int, seed: int) -> np.ndarray:
-    """A (size, size, 2048) uint16 cube: a seeded Poisson band of 32 rows tiled down the image."""
-    rng = np.random.default_rng(seed)
-    rows = min(32, size)
-    band = rng.poisson(0.1, size=(rows, size, N_CHANNELS)).astype(np.uint16)
-    cube = np.empty((size, size, N_CHANNELS), dtype=np.uint16)
-    for start in range(0, size, rows):
-        stop = min(start + rows, size)
-        cube[start:stop] = np.roll(band[: stop - start], start // rows, axis=1)
-    return cube
-
-
-def grain_labels(size: int, seed: int) -> np.ndarray:
-    """Voronoi grains of phases 1..N_PHASES."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(0, size, (24, 2))
-    phase_of = rng.integers(1, N_PHASES + 1, 24)
-    yy, xx = np.mgrid[0:size, 0:size]
-    nearest = np.zeros((size, size), dtype=np.int64)
-    best = np.full((size, size), np.inf)
-    for index, (cy, cx) in enumerate(centres):
-        distance = (yy - cy) ** 2 + (xx - cx) ** 2
-        closer = distance < best
-        best[closer], nearest[closer] = distance[closer], index
-    return phase_of[nearest].astype(np.int32)
 
 
 def fake_result(size: int, seed: int) -> SimpleNamespace:
     """An AnalysisResult stand-in with what the Phases widget reads."""
     rng = np.random.default_rng(seed)
-    labels = grain_labels(size, seed)
+    labels, _ = make_labels(size, seed)
     image = SpectrumImage(
         counts=make_cube(size, seed),
         energy=EnergyAxis(-0.01, 0.01, N_CHANNELS),
