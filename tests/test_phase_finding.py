@@ -68,3 +68,15 @@ def test_close_groups_merge_and_distinct_ones_stay():
     merged, n = merge_close_phases(points, labels, distance=4.0)
     assert n == 2
     assert len(set(merged[:1000])) == 1 and set(merged[1000:]).isdisjoint(merged[:1000])
+
+
+def test_uncertain_pixels_can_be_left_unassigned():
+    rng = np.random.default_rng(3)
+    _, raw = _two_by_two_map(rng, noise=1.2)
+    settings = ClusteringSettings(n_phases=4, min_probability=0.9, device="cpu")
+    no_prior = PhaseFindingSettings(spatial_weight=0.0)
+    result = run_to_completion(find_phases(raw, _smooth(raw), settings, no_prior))
+    unassigned = result.labels == 0
+    assert 0.01 < unassigned.mean() < 0.5  # noisy pixels between phases
+    assert np.all(result.probabilities[unassigned].max(axis=1) < 0.9)
+    assert np.all(result.probabilities[~unassigned].max(axis=1) >= 0.9)

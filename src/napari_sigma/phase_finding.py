@@ -161,6 +161,8 @@ def find_phases(
     labels, probabilities, order = _ordered_by_size(labels, probabilities)
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
     means = np.stack([flat[labels == k + 1].mean(axis=0) for k in range(len(order))])
+    if clustering.min_probability is not None:  # the "unassigned" label 0 of uncertain pixels
+        labels = np.where(probabilities.max(axis=1) < clustering.min_probability, 0, labels)
     yield Progress("clustering", 1, 1, f"{len(order)} phases")
     return ClusteringResult(
         labels=labels.astype(np.int32),
@@ -172,7 +174,7 @@ def find_phases(
         criterion_name="bic on homogeneous pixels",
         weights=np.bincount(labels, minlength=len(order) + 1)[1:] / labels.size,
         mixture=None,
-        min_probability=None,
+        min_probability=clustering.min_probability,
     )
 
 
