@@ -274,12 +274,16 @@ def abundance_maps(
     basis = torch.as_tensor(np.asarray(components, np.float64)[:, used], device=device)
     gram = basis @ basis.T
     gram_inverse = torch.linalg.pinv(gram)
-    projector = basis.T.to(torch.float32).contiguous()
+    # masked channels get zero weight instead of being cut out of every block (a fancy-index
+    # copy of each block cost 4x the product itself)
+    full = np.zeros((counts.shape[-1], len(basis)), np.float32)
+    full[used] = basis.T.cpu().numpy()
+    projector = torch.as_tensor(full, device=device)
     n_pixels = int(np.prod(counts.shape[:-1]))
     out = np.zeros((n_pixels, len(basis)), np.float32)
     pixels_per_block = ABUNDANCE_CHUNK_VALUES // counts.shape[-1]
     for start, block in _pixel_blocks(counts, pixels_per_block):
-        block_t = torch.as_tensor(block[:, used], device=device).to(torch.float32)
+        block_t = torch.as_tensor(block, device=device).to(torch.float32)
         rhs = (block_t @ projector).to(torch.float64)
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol)
         out[start : start + len(block)] = solution.cpu().numpy()
