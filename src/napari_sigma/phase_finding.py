@@ -137,27 +137,22 @@ def find_phases(
         clustering, n_phases="auto", max_phases=scan, criterion="bic", min_probability=None
     )
     fitted = yield from cluster_phases(smoothed[mask], selection)
-    if target is not None and fitted.n_phases < target:  # asked for more than BIC sees
-        fitted = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
     yield Progress("clustering", 0, 1, "classifying every pixel")
-    hard, n_phases = merge_close_phases(
-        smoothed[mask], fitted.labels - 1, settings.merge_distance, target
-    )
-    log_likelihood = _raw_log_likelihood(raw, mask, hard, n_phases, settings.min_pixels)
-    labels, probabilities = _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
-    passes = settings.trace_passes if clustering.n_phases == "auto" and counts is not None else 0
+    hard, n_phases = _merged(smoothed[mask], fitted.labels - 1, fitted.n_phases, target, settings)
+    labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
+    # trace phases: as many passes as allowed, or as needed to reach a given K
+    passes = settings.trace_passes if target is None else target - n_phases
     first_trace = n_phases
-    for _ in range(passes):
+    for _ in range(passes if counts is not None else 0):
         flagged = yield from _unexplained(labels, n_phases, counts, settings)
         if flagged is None:
             break
         mask, hard, n_phases = _with_trace(mask, hard, n_phases, flagged)
-        log_likelihood = _raw_log_likelihood(
-            raw, mask, hard, n_phases, settings.min_pixels, first_trace
-        )
-        labels, probabilities = _potts_icm(
-            log_likelihood, settings.spatial_weight, settings.iterations
-        )
+        labels, probabilities = _classified(raw, mask, hard, n_phases, settings, first_trace)
+    if target is not None and n_phases < target:  # asked for more than BIC and traces give
+        refit = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
+        hard, n_phases = refit.labels - 1, refit.n_phases
+        labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
     labels, probabilities, order = _ordered_by_size(labels, probabilities)
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
     means = np.stack([flat[labels == k + 1].mean(axis=0) for k in range(len(order))])
@@ -176,6 +171,36 @@ def find_phases(
         mixture=None,
         min_probability=clustering.min_probability,
     )
+
+
+def _merged(
+    points: np.ndarray,
+    labels: np.ndarray,
+    n_phases: int,
+    target: int | None,
+    settings: PhaseFindingSettings,
+) -> tuple[np.ndarray, int]:
+    """Merge indistinguishable phases (automatic K) or the closest ones down to a given K."""
+    if target is None:
+        return merge_close_phases(points, labels, settings.merge_distance)
+    if n_phases > target:
+        return merge_close_phases(points, labels, settings.merge_distance, target)
+    return labels, n_phases
+
+
+def _classified(
+    raw: np.ndarray,
+    mask: np.ndarray,
+    hard: np.ndarray,
+    n_phases: int,
+    settings: PhaseFindingSettings,
+    first_pooled: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities of every pixel from the training pixels' phase Gaussians."""
+    log_likelihood = _raw_log_likelihood(
+        raw, mask, hard, n_phases, settings.min_pixels, first_pooled
+    )
+    return _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
 
 
 def _unexplained(
