@@ -72,6 +72,22 @@ def test_line_intensities_in_chunks_equal_the_direct_product_and_report_progress
     assert len(reports) == reports[-1].total > 1 and reports[-1].stage == "features"
 
 
+def test_cpu_projection_in_cast_sub_blocks_equals_the_float64_product(monkeypatch):
+    from napari_sigma import features
+
+    rng = np.random.default_rng(2)
+    cube = rng.integers(0, 65536, size=(11, 13, 40), dtype=np.uint16)
+    weights = rng.normal(size=(40, 4)).astype(np.float32)
+    weights[:3] = 0.0  # channels outside the used span are not read
+    expected = cube.reshape(-1, 40).astype(np.float64) @ weights.astype(np.float64)
+    monkeypatch.setattr(features, "CAST_PIXELS", 6)
+    found = run_to_completion(features.project_spectra(cube, weights, "cpu", chunk_pixels=50))
+    assert found.shape == (11, 13, 4) and found.dtype == np.float32
+    # float32 rounding bound: a few ulps of the sum of absolute terms (the weights cancel)
+    magnitude = cube.reshape(-1, 40).astype(np.float64) @ np.abs(weights).astype(np.float64)
+    assert (np.abs(found.reshape(-1, 4) - expected) <= 1e-6 * magnitude).all()
+
+
 def test_binning_intensity_maps_equals_binning_the_cube_first():
     rng = np.random.default_rng(2)
     cube = rng.poisson(2.0, size=(10, 9, AXIS.size)).astype(np.uint16)

@@ -46,6 +46,28 @@ def test_phase_sum_spectra_equals_a_naive_loop(monkeypatch):
     np.testing.assert_array_equal(flat, expected)
 
 
+def test_phase_sums_of_full_range_uint16_counts_are_exact(monkeypatch):
+    """float32 sub-block sums: 256 pixels of 65535 counts stay below 2**24."""
+    rng = np.random.default_rng(7)
+    counts = rng.integers(65000, 65536, size=(40, 30, 6), dtype=np.uint16)
+    labels = np.where(rng.uniform(size=(40, 30)) < 0.8, 1, 2)
+    expected = np.stack([counts[labels == k].astype(np.int64).sum(0) for k in (1, 2)]).astype(
+        np.float64
+    )
+    assert expected.max() > 2**24  # the totals themselves are not float32-exact
+    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 2), expected)
+    monkeypatch.setattr(unmixing, "CAST_PIXELS", 7)
+    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 2), expected)
+
+
+def test_phase_sums_of_float_counts_keep_float64_precision():
+    rng = np.random.default_rng(8)
+    counts = rng.uniform(0, 1, size=(9, 11, 5)) + 1e6
+    labels = rng.integers(1, 3, size=(9, 11))
+    expected = np.stack([counts[labels == k].sum(0) for k in (1, 2)])
+    np.testing.assert_allclose(phase_sum_spectra(counts, labels, 2), expected, rtol=1e-13)
+
+
 def test_nmf_recovers_known_components():
     truth = peak_spectra()
     rng = np.random.default_rng(1)
@@ -99,6 +121,17 @@ def test_abundance_maps_are_the_nnls_optimum_for_noisy_counts(monkeypatch):
     for pixel in range(0, 100, 7):
         expected, _ = nnls(truth.T, counts.reshape(100, -1)[pixel].astype(float))
         np.testing.assert_allclose(found.reshape(100, 3)[pixel], expected, atol=1e-2)
+
+
+def test_abundances_do_not_depend_on_the_cast_sub_blocks(monkeypatch):
+    truth = peak_spectra()
+    rng = np.random.default_rng(9)
+    counts = rng.poisson(rng.uniform(0, 50, (12, 9, 3)) @ truth * 3).astype(np.uint16)
+    whole = run_to_completion(abundance_maps(counts, truth, device="cpu"))
+    monkeypatch.setattr(unmixing, "CAST_PIXELS", 5)
+    monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 300 * 23)
+    split = run_to_completion(abundance_maps(counts, truth, device="cpu"))
+    np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-4)
 
 
 def test_masked_channels_are_ignored():

@@ -20,6 +20,7 @@ from .energy import EnergyAxis
 from .progress import Computation, Progress
 
 Normalisation = Literal["poisson", "sigma", "none"]
+CAST_PIXELS = 1024
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def project_spectra(
 
 def _projector(weights: np.ndarray, device: str):
     if device == "cpu":
-        return lambda pixels: pixels.astype(np.float32) @ weights
+        return lambda pixels: _project_cpu(pixels, weights)
     import torch
 
     w = torch.from_numpy(weights).to(device)
@@ -208,6 +209,19 @@ def _projector(weights: np.ndarray, device: str):
         return (block.to(torch.float32) @ w).cpu().numpy()
 
     return project
+
+
+def _project_cpu(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``pixels @ weights`` in float32, cast in sub-blocks of ``CAST_PIXELS`` pixels.
+
+    A sub-block's float copy stays in the CPU cache; casting a whole 65536-pixel chunk at once
+    measured several times slower (a fresh multi-megabyte temporary per chunk).
+    """
+    out = np.empty((len(pixels), weights.shape[1]), np.float32)
+    for first in range(0, len(pixels), CAST_PIXELS):
+        part = pixels[first : first + CAST_PIXELS].astype(np.float32)
+        np.matmul(part, weights, out=out[first : first + len(part)])
+    return out
 
 
 def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:

@@ -4,7 +4,8 @@ Three methods share one interface, :func:`fit_latent`:
 
 - ``"ae"``: a dense autoencoder trained in torch (SIGMA's method). The whole feature table lives
   as one tensor on the device; mini-batches are index slices of a seeded ``torch.randperm``, so
-  there is no per-sample Python work and no DataLoader.
+  there is no per-sample Python work and no DataLoader. Adam runs on one flat parameter buffer
+  (:class:`FlatAdam`, the update of ``torch.optim.Adam`` without its ``torch._dynamo`` import).
 - ``"pca"``: the leading principal components (exact, from the F x F covariance).
 - ``"umap"``: the optional ``umap-learn`` package (``pip install napari-sigma-eds[umap]``).
 
@@ -284,7 +285,7 @@ def _fit_autoencoder(features: np.ndarray, settings: LatentSettings) -> Computat
         model.shift.copy_(train.mean(0))
         model.scale.copy_(train.std(0).clamp_min(1e-6))
     train = (train - model.shift) / model.scale
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    optimiser = FlatAdam(list(model.parameters()), lr=settings.learning_rate)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     losses: list[float] = []
     yield Progress(STAGE, 0, settings.epochs, f"training on {len(train)} pixels")
@@ -293,13 +294,84 @@ def _fit_autoencoder(features: np.ndarray, settings: LatentSettings) -> Computat
         losses.append(loss)
         message = f"epoch {epoch + 1}/{settings.epochs}"
         yield Progress(STAGE, epoch + 1, settings.epochs, message, loss)
+    optimiser.release_gradients()
     latent = encode(model, features, device)
     return LatentResult(latent, losses, "ae", device, model.cpu())
 
 
+class FlatAdam:
+    """Adam (Kingma & Ba 2015) over parameters that share one flat buffer.
+
+    The update is element for element the one of ``torch.optim.Adam`` with its defaults
+    (betas 0.9/0.999, eps 1e-8, no weight decay; same kernels, so bit-identical weights), but
+    runs as five tensor operations on one buffer instead of five per parameter, and never
+    touches ``torch.optim``, whose first ``step`` imports ``torch._dynamo`` (measured 1.4 s of
+    a 2.7 s training on 2 cores).
+
+    The parameters' data and gradients become views of two flat buffers (``flat``, ``grad``);
+    backward accumulates into ``grad`` in place, which :meth:`zero_grad` clears.
+
+    Parameters
+    ----------
+    params : list of torch.Tensor
+        Leaf parameters of one dtype and device; their ``.data`` and ``.grad`` are re-pointed.
+    lr : float
+        Learning rate.
+    betas : tuple of float
+        Decay of the first and second moment averages.
+    eps : float
+        Added to the root of the second moment.
+    """
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        import torch
+
+        self.params = params
+        sizes = [p.numel() for p in params]
+        self.flat = torch.cat([p.detach().reshape(-1) for p in params])
+        self.grad = torch.zeros_like(self.flat)
+        for p, data, grad in zip(
+            params, self.flat.split(sizes), self.grad.split(sizes), strict=True
+        ):
+            p.data = data.view_as(p)
+            p.grad = grad.view_as(p)
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
+        self.lr, self.betas, self.eps, self.steps = lr, betas, eps, 0
+
+    def zero_grad(self) -> None:
+        """Clear the accumulated gradients (in place: they stay views of the flat buffer)."""
+        self.grad.zero_()
+
+    def step(self) -> None:
+        """One Adam update of every parameter from the accumulated gradients."""
+        import torch
+
+        beta1, beta2 = self.betas
+        self.steps += 1
+        with torch.no_grad():
+            self.exp_avg.lerp_(self.grad, 1 - beta1)
+            self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
+            correction1 = 1 - beta1**self.steps
+            correction2 = 1 - beta2**self.steps
+            denominator = (self.exp_avg_sq.sqrt() / correction2**0.5).add_(self.eps)
+            self.flat.addcdiv_(self.exp_avg, denominator, value=-self.lr / correction1)
+
+    def release_gradients(self) -> None:
+        """Drop the gradient views (the parameters keep their flat-buffer data)."""
+        for p in self.params:
+            p.grad = None
+
+
 def _train_epoch(
     model: torch.nn.Module,
-    optimiser: torch.optim.Optimizer,
+    optimiser: FlatAdam,
     train: torch.Tensor,
     settings: LatentSettings,
     generator: torch.Generator,
@@ -316,7 +388,7 @@ def _train_epoch(
     for start in range(0, len(train), settings.batch_size):
         batch = train[order[start : start + settings.batch_size]]
         loss = torch.nn.functional.mse_loss(model(batch), batch)
-        optimiser.zero_grad(set_to_none=True)
+        optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         total += loss.detach() * len(batch)
