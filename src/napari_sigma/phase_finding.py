@@ -15,21 +15,26 @@ split. Phases are therefore found in three steps:
    index 0.77 instead of 0.96 on the low-dose case). Phases that close cannot be told apart pixel
    by pixel, and BIC splits such a phase when its cluster is slightly non-Gaussian (measured: pyrite at 50 counts
    per pixel split in two at distance 2.1, while distinct minerals lie 15-100 apart).
-3. **Every pixel classified on its own spectrum.** Each phase's mean and covariance of the
-   *unsmoothed* features (from its homogeneous pixels) define a Gaussian; every pixel's
-   log-likelihood under each phase is combined with a Potts prior from its 8 neighbours
-   (iterated conditional modes, weight ``spatial_weight``), so boundaries stay sharp and
+3. **Every pixel classified on its own spectrum.** Each phase's mean of the *unsmoothed*
+   features (from its homogeneous pixels), and its mixtures with the other phases in which it
+   has the larger share, are templates under one shared (counting-noise) covariance
+   (:mod:`~napari_sigma.mixed_pixels`); every pixel's log-likelihood under each phase is
+   combined with a Potts prior from its 8 neighbours (iterated conditional modes, weight
+   ``spatial_weight``), so boundaries stay sharp, a mixed boundary pixel goes to the phase with
+   the larger share of it (not to a third phase whose spectrum looks like the mixture), and
    isolated noisy pixels follow their neighbours.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .clustering import ClusteringResult, ClusteringSettings, cluster_phases
 from .errors import AnalysisError
+from .mixed_pixels import MIX_FRACTIONS, MixSpace, phase_log_likelihood
+from .phase_splitting import SplitSettings, composition_test, split_phase
 from .progress import Computation, Progress
 
 
@@ -49,8 +54,11 @@ class PhaseFindingSettings:
         Weight of each agreeing neighbour in the Potts prior (0 = no spatial prior).
     iterations : int
         Iterated-conditional-modes sweeps.
-    min_pixels : int
-        Fewest homogeneous pixels a phase needs for its covariance.
+    mix_fractions : tuple of float
+        Shares of the majority phase in the boundary-mixture templates (empty: pure phases only).
+    mix_space : {"linear", "anscombe"}
+        How features mix: ``"anscombe"`` for ``sqrt(counts + 3/8)`` features (the pipeline's
+        ``poisson`` normalisation), ``"linear"`` otherwise.
     merge_distance : float
         With an automatic number of phases, merge phases closer than this (Mahalanobis distance
         of their mean smoothed features under the pooled within-phase covariance).
@@ -61,17 +69,22 @@ class PhaseFindingSettings:
     trace_passes : int
         Searches for trace phases, one new phase each (0 = none): the next pass explains the
         mixed pixels around the last one's grains and finds any further trace phase.
+    split : SplitSettings or None
+        Search for phases of two compositions too close to tell pixel by pixel
+        (:mod:`~napari_sigma.phase_splitting`); None: no search.
     """
 
     homogeneity: float = 2.0
     noise_quantile: float = 0.25
     spatial_weight: float = 1.0
     iterations: int = 5
-    min_pixels: int = 10
+    mix_fractions: tuple[float, ...] = MIX_FRACTIONS
+    mix_space: MixSpace = "linear"
     merge_distance: float = 4.0
     trace_false_alarm: float = 1e-9
     trace_min_pixels: int = 6
     trace_passes: int = 3
+    split: SplitSettings | None = field(default_factory=SplitSettings)
 
 
 def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:
@@ -142,13 +155,16 @@ def find_phases(
     labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
     # trace phases: as many passes as allowed, or as needed to reach a given K
     passes = settings.trace_passes if target is None else target - n_phases
-    first_trace = n_phases
     for _ in range(passes if counts is not None else 0):
         flagged = yield from _unexplained(labels, n_phases, counts, settings)
         if flagged is None:
             break
         mask, hard, n_phases = _with_trace(mask, hard, n_phases, flagged)
-        labels, probabilities = _classified(raw, mask, hard, n_phases, settings, first_trace)
+        labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
+    if settings.split is not None:
+        labels, probabilities, hard, n_phases = yield from _split_compositions(
+            raw, mask, (labels, probabilities, hard, n_phases), target, settings
+        )
     if target is not None and n_phases < target:  # asked for more than BIC and traces give
         refit = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
         hard, n_phases = refit.labels - 1, refit.n_phases
@@ -194,11 +210,10 @@ def _classified(
     hard: np.ndarray,
     n_phases: int,
     settings: PhaseFindingSettings,
-    first_pooled: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and probabilities of every pixel from the training pixels' phase Gaussians."""
-    log_likelihood = _raw_log_likelihood(
-        raw, mask, hard, n_phases, settings.min_pixels, first_pooled
+    """Labels and probabilities of every pixel from the training pixels' phase templates."""
+    log_likelihood = phase_log_likelihood(
+        raw, mask, hard, n_phases, settings.mix_fractions, settings.mix_space
     )
     return _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
 
@@ -224,6 +239,43 @@ def _unexplained(
     n_flagged = int(flagged.sum())
     yield Progress("clustering", 0, 1, f"{n_flagged} unexplained pixels")
     return flagged if n_flagged else None
+
+
+def _split_compositions(
+    raw: np.ndarray,
+    mask: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+    target: int | None,
+    settings: PhaseFindingSettings,
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Split phases of two compositions: every one that passes the test (automatic number of
+    phases), or the most significant ones up to a given K.
+
+    ``state`` is (flat labels 0..K-1, probabilities (N, K), training labels, K).
+    """
+    labels, probabilities, hard, n_phases = state
+    grid = labels.reshape(raw.shape[:2]) + 1
+    tests = {}
+    for phase in range(n_phases):
+        yield Progress("clustering", phase, n_phases, "testing phases for two compositions")
+        test = composition_test(raw, grid, phase + 1, settings.split, settings.mix_space)
+        if test is not None and test.p_value < settings.split.p_value:
+            tests[phase] = test
+    if target is None:
+        chosen = [phase for phase, test in tests.items() if test.is_split(settings.split)]
+    else:
+        chosen = sorted(tests, key=lambda phase: -tests[phase].t_squared)
+        chosen = chosen[: max(0, target - n_phases)]
+    for phase in chosen:
+        second = split_phase(raw, grid, phase + 1, tests[phase], settings.split).reshape(-1)
+        labels = np.where(second, n_phases, labels)
+        moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
+        moved[second, 0] = probabilities[second, phase]
+        probabilities = np.concatenate([probabilities, moved], axis=1)
+        probabilities[second, phase] = 0.0
+        hard = np.where(second[mask.reshape(-1)] & (hard == phase), n_phases, hard)
+        n_phases += 1
+    return labels, probabilities, hard, n_phases
 
 
 def _with_trace(
@@ -287,40 +339,6 @@ def _covariances(points: np.ndarray, labels: np.ndarray, order: np.ndarray) -> n
             for k in order
         ]
     )
-
-
-def _raw_log_likelihood(
-    raw: np.ndarray,
-    mask: np.ndarray,
-    hard: np.ndarray,
-    n_phases: int,
-    min_pixels: int,
-    first_pooled: int | None = None,
-) -> np.ndarray:
-    """Gaussian log-likelihood ``(y, x, K)`` of every unsmoothed pixel under each phase.
-
-    A phase with fewer than ``min_pixels`` training pixels, or numbered ``first_pooled`` or
-    above (trace phases, whose training pixels include mixed ones), takes the pooled
-    within-phase covariance: counting noise, not its own spread.
-    """
-    flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
-    members = raw[mask].astype(np.float64)
-    n_features = flat.shape[1]
-    out = np.empty((flat.shape[0], n_phases))
-    means = np.stack([members[hard == k].mean(axis=0) for k in range(n_phases)])
-    pooled = np.cov((members - means[hard]).T).reshape(n_features, n_features)
-    first_pooled = n_phases if first_pooled is None else first_pooled
-    for k in range(n_phases):
-        group = members[hard == k]
-        mean = means[k]
-        own = len(group) >= min_pixels and k < first_pooled
-        cov = np.cov(group.T).reshape(n_features, n_features) if own else pooled
-        cov = cov + 1e-3 * np.eye(n_features)
-        chol = np.linalg.cholesky(cov)
-        z = np.linalg.solve(chol, (flat - mean).T)
-        log_det = 2.0 * np.log(np.diag(chol)).sum()
-        out[:, k] = -0.5 * (np.einsum("ij,ij->j", z, z) + log_det) + np.log(len(group) / len(hard))
-    return out.reshape(*raw.shape[:2], n_phases)
 
 
 def _potts_icm(

@@ -220,7 +220,7 @@ def _analyse(
     latent = yield from _timed(clock, "latent", _latent_stage(flat, settings, device))
     clustering_settings = _with_device(settings.clustering, device, settings)
     if settings.cluster_space == "spatial":
-        finding = find_phases(raw, smoothed, clustering_settings, settings.phase_finding, counts)
+        finding = find_phases(raw, smoothed, clustering_settings, _phase_finding(settings), counts)
     else:
         space = latent.latent if settings.cluster_space == "latent" else flat
         finding = cluster_phases(space, clustering_settings)
@@ -311,6 +311,12 @@ def _analysis_features(
 def _dose(image: SpectrumImage, settings: AnalysisSettings) -> np.ndarray:
     """Total counts per pixel of the analysis grid."""
     return bin_image(total_counts(image.counts), settings.bin_factor)
+
+
+def _phase_finding(settings: AnalysisSettings) -> PhaseFindingSettings:
+    """Phase-finding settings whose boundary mixtures match the feature normalisation."""
+    poisson = settings.features.normalisation == "poisson"
+    return replace(settings.phase_finding, mix_space="anscombe" if poisson else "linear")
 
 
 def _with_device(clustering: ClusteringSettings, device: str, settings: AnalysisSettings):

@@ -1,0 +1,93 @@
+"""Exact two-label segmentation with a Potts prior: a minimum s-t cut (scipy's maximum flow).
+
+The energy of a labelling of the pixels of a region into A and B is
+
+    E = sum_i [l_i = B] * max(s_i, 0) + [l_i = A] * max(-s_i, 0)
+        + beta * sum_{8-neighbours i, j} w_ij [l_i != l_j]
+
+with ``s_i`` the log-likelihood ratio of A over B at pixel i, and ``w_ij`` 1 for side neighbours,
+1/sqrt(2) for diagonal ones (a boundary's cost is then nearly the same in every direction). For two
+labels and this prior the minimum cut is the exact minimum of E (no local minima as with iterated
+conditional modes), which matters when each pixel carries little evidence and only whole grains
+of pixels can tell A from B.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: (dy, dx, weight) of the 8-neighbourhood links, each pair once.
+_LINKS = ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 2.0**-0.5), (1, -1, 2.0**-0.5))
+
+
+def _neighbour_pairs(index: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node indices of the pixel pairs ``(y, x)``-``(y + dy, x + dx)`` both inside the region."""
+    height, width = index.shape
+    if dx >= 0:
+        first = index[: height - dy, : width - dx]
+        second = index[dy:, dx:]
+    else:
+        first = index[: height - dy, -dx:]
+        second = index[dy:, : width + dx]
+    inside = (first >= 0) & (second >= 0)
+    return first[inside], second[inside]
+
+
+def two_label_cut(
+    log_ratio: np.ndarray, region: np.ndarray, beta: float, resolution: float = 1000.0
+) -> np.ndarray:
+    """Pixels of ``region`` labelled A in the minimum-energy labelling.
+
+    Parameters
+    ----------
+    log_ratio : ndarray, shape (y, x)
+        Log-likelihood ratio of A over B of every pixel (only ``region`` is read).
+    region : ndarray of bool, shape (y, x)
+        Pixels to label; links leave the region free (no cost at its edge).
+    beta : float
+        Cost of a unit length of A-B boundary.
+    resolution : float
+        Capacities are integers: energies are multiplied by this and rounded.
+
+    Returns
+    -------
+    ndarray of bool, shape (y, x)
+        True where A (False outside ``region``).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+
+    index = np.full(region.shape, -1, dtype=np.int64)
+    n_nodes = int(region.sum())
+    index[region] = np.arange(n_nodes)
+    source, sink = n_nodes, n_nodes + 1
+    scaled = np.clip(log_ratio[region] * resolution, -(2.0**30), 2.0**30)
+    evidence = np.round(scaled).astype(np.int64)
+    towards_a, towards_b = np.flatnonzero(evidence > 0), np.flatnonzero(evidence < 0)
+    tails = [np.full(len(towards_a), source), towards_b]
+    heads = [towards_a, np.full(len(towards_b), sink)]
+    capacities = [evidence[towards_a], -evidence[towards_b]]
+    for dy, dx, weight in _LINKS:
+        first, second = _neighbour_pairs(index, dy, dx)
+        link = np.full(len(first), max(1, round(beta * weight * resolution)), dtype=np.int64)
+        tails += [first, second]
+        heads += [second, first]
+        capacities += [link, link]
+    graph = csr_matrix(
+        (
+            np.concatenate(capacities).astype(np.int32),
+            (np.concatenate(tails), np.concatenate(heads)),
+        ),
+        shape=(n_nodes + 2, n_nodes + 2),
+    )
+    graph.sum_duplicates()
+    flow = maximum_flow(graph, source, sink, method="dinic").flow
+    residual = (graph - flow).tocsr()
+    residual.data = np.where(residual.data > 0, residual.data, 0)
+    residual.eliminate_zeros()
+    reached = breadth_first_order(residual, source, directed=True, return_predecessors=False)
+    on_source_side = np.zeros(n_nodes + 2, dtype=bool)
+    on_source_side[reached] = True
+    labelled_a = np.zeros(region.shape, dtype=bool)
+    labelled_a[region] = on_source_side[:n_nodes]
+    return labelled_a

@@ -1,0 +1,59 @@
+"""Phases of two compositions that no single pixel can tell apart are found grain by grain."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_sigma.metrics import phase_f1
+from napari_sigma.phase_splitting import SplitSettings, composition_test, split_phase
+
+
+def _grains(rng, shape=(96, 96), size=24):
+    """Blocks of ``size`` pixels, each of composition 1 or 2 at random (both present)."""
+    blocks = rng.integers(1, 3, (shape[0] // size, shape[1] // size))
+    blocks[0, 0], blocks[-1, -1] = 1, 2
+    return np.kron(blocks, np.ones((size, size), dtype=int))
+
+
+def _features(rng, composition, difference):
+    """Three features with unit noise; composition 2 is ``difference`` sd away in feature 0."""
+    raw = rng.normal(0.0, 1.0, (*composition.shape, 3)) + 5.0
+    raw[..., 0] += difference * (composition == 2)
+    return raw
+
+
+def test_two_compositions_half_a_noise_sd_apart_are_split():
+    rng = np.random.default_rng(0)
+    composition = _grains(rng)
+    raw = _features(rng, composition, 0.5)  # pixel by pixel: 60 % correct at best
+    labels = np.ones(composition.shape, dtype=int)  # the phase finder saw one phase
+    test = composition_test(raw, labels, 1)
+    assert test is not None and test.is_split(SplitSettings())
+    second = split_phase(raw, labels, 1, test, SplitSettings())
+    found = np.where(second, 2, 1)
+    assert min(phase_f1(composition, found).values()) > 0.9
+
+
+def test_a_uniform_phase_is_not_split():
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        raw = _features(rng, np.ones((96, 96), dtype=int), 0.0)
+        test = composition_test(raw, np.ones((96, 96), dtype=int), 1)
+        assert test is not None and not test.is_split(SplitSettings())
+        assert test.p_value > 1e-4  # a chi-square p-value: not near the threshold
+
+
+def test_a_difference_below_the_relative_floor_is_not_split():
+    rng = np.random.default_rng(5)
+    composition = _grains(rng)
+    raw = _features(rng, composition, 0.5)  # 0.5 on a mean of 5: 10 % relative
+    test = composition_test(raw, np.ones(composition.shape, dtype=int), 1)
+    assert test.is_split(SplitSettings(min_relative_difference=0.05))
+    assert not test.is_split(SplitSettings(min_relative_difference=0.2))
+
+
+def test_small_phases_are_not_tested():
+    rng = np.random.default_rng(6)
+    labels = np.full((40, 40), 2)
+    labels[10:20, 10:20] = 1  # 36 interior pixels after erosion
+    assert composition_test(_features(rng, labels, 0.0), labels, 1) is None
