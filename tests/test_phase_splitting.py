@@ -57,3 +57,27 @@ def test_small_phases_are_not_tested():
     labels = np.full((40, 40), 2)
     labels[10:20, 10:20] = 1  # 36 interior pixels after erosion
     assert composition_test(_features(rng, labels, 0.0), labels, 1) is None
+
+
+def test_pixels_mixed_with_a_neighbour_phase_do_not_flip_the_composition():
+    rng = np.random.default_rng(7)
+    composition = _grains(rng)
+    composition[:, 72:] = 3  # another phase on the right
+    raw = _features(rng, composition, 0.5)
+    raw[:, 71, 0] += 2.0  # its spectrum mixed into the last column: looks like composition 2
+    labels = np.where(composition == 3, 2, 1)
+    test = composition_test(raw, labels, 1)
+    assert test is not None and test.is_split(SplitSettings())
+    rim = np.zeros(composition.shape, dtype=bool)
+    rim[:, 71] = composition[:, 71] == 1
+    ignored = split_phase(raw, labels, 1, test, SplitSettings())
+    counted = split_phase(raw, labels, 1, test, SplitSettings(boundary_margin=0))
+    # the label of composition 2 is whichever one the grains of composition 2 got
+    for found in (ignored, counted):
+        assert np.mean(found[composition == 1] != found[composition == 1][0]) < 0.1
+    turned = {
+        name: np.mean(found[rim] != found[composition == 1][0])
+        for name, found in (("ignored", ignored), ("counted", counted))
+    }
+    assert turned["ignored"] < 0.2  # the rim keeps its grains' composition
+    assert turned["counted"] > 0.8  # with its evidence counted it turns into composition 2

@@ -61,7 +61,7 @@ def two_label_cut(
     n_nodes = int(region.sum())
     index[region] = np.arange(n_nodes)
     source, sink = n_nodes, n_nodes + 1
-    scaled = np.clip(log_ratio[region] * resolution, -(2.0**30), 2.0**30)
+    scaled = np.clip(np.nan_to_num(log_ratio[region]) * resolution, -(2.0**30), 2.0**30)
     evidence = np.round(scaled).astype(np.int64)
     towards_a, towards_b = np.flatnonzero(evidence > 0), np.flatnonzero(evidence < 0)
     tails = [np.full(len(towards_a), source), towards_b]

