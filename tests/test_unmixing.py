@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from napari_sigma import unmixing
 from napari_sigma.errors import AnalysisError
 from napari_sigma.progress import Progress, run_to_completion
-from napari_sigma.unmixing import abundance_maps, nmf, phase_sum_spectra
+from napari_sigma.unmixing import abundance_maps, nmf, phase_sum_spectra, vertex_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -87,6 +87,28 @@ def test_nmf_torch_and_sklearn_reconstruct_alike():
         weights, components = nmf(matrix, 3, backend=backend, device="cpu")
         errors[backend] = np.linalg.norm(matrix - weights @ components) / np.linalg.norm(matrix)
     assert errors["torch"] <= errors["sklearn"] * 1.03
+
+
+def test_vertex_start_keeps_pure_rows_and_explains_mixed_ones():
+    truth = peak_spectra()
+    rng = np.random.default_rng(3)
+    mixtures = rng.dirichlet(np.ones(3), 5)  # rows inside the cone of the three pure ones
+    weights = np.vstack([mixtures[:2], np.diag([300.0, 800.0, 50.0]), mixtures[2:]]) * 100
+    matrix = weights @ truth
+    assert sorted(vertex_rows(matrix, 3)) == [2, 3, 4]
+    weights_found, components = nmf(matrix, 3, device="cpu", init="vertices")
+    assert cosine_after_matching(components, truth).min() > 0.9999
+    np.testing.assert_allclose(weights_found @ components, matrix, rtol=1e-6, atol=1e-6)
+
+
+def test_vertex_start_with_one_component_per_row_returns_the_rows():
+    rng = np.random.default_rng(4)
+    matrix = rng.uniform(0, 1, (3, 3)) @ peak_spectra() * 1000  # phases sharing peaks
+    rows = matrix / matrix.sum(axis=1, keepdims=True)
+    _, square = nmf(matrix, 3, device="cpu", init="vertices")
+    assert cosine_after_matching(square, rows).min() > 0.99999  # the smallest simplex
+    _, rotated = nmf(matrix, 3, device="cpu", init="nndsvd")
+    assert cosine_after_matching(rotated, rows).min() < 0.999  # NNDSVD mixes the rows
 
 
 def test_nmf_refuses_impossible_rank():

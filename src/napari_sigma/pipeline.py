@@ -364,7 +364,13 @@ def _unmix(
     ] = 0
     yield Progress("unmixing", 1, 3, f"NMF with {n_components} components")
     weights, components = nmf(
-        masked, n_components, seed=settings.seed, device=device, max_iter=300, tol=1e-5
+        masked,
+        n_components,
+        seed=settings.seed,
+        device=device,
+        max_iter=300,
+        tol=1e-5,
+        init="vertices",
     )
     abundances = yield from abundance_maps(image.counts, components, device=device)
     return spectra, components, weights, abundances

@@ -126,6 +126,7 @@ def nmf(
     backend: str = "torch",
     max_iter: int = 2000,
     tol: float = 1e-6,
+    init: str = "nndsvd",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative matrix factorisation ``matrix ≈ weights @ components`` (Frobenius loss).
 
@@ -145,6 +146,12 @@ def nmf(
         Iterations at most.
     tol : float
         Stop when the relative decrease of the residual norm is below this.
+    init : {"nndsvd", "vertices"}
+        Start of the torch backend. ``"vertices"``: the C rows at the corners of the rows'
+        convex cone (:func:`vertex_rows`), so that rows which are mixtures of others are
+        explained by them and, with C = K, the components are the rows themselves (the
+        factorisation is not unique; this is its smallest simplex). ``"nndsvd"``: the
+        non-negative double SVD, whose components mix the rows.
 
     Returns
     -------
@@ -157,7 +164,8 @@ def nmf(
     if backend == "sklearn":
         weights, components = _nmf_sklearn(matrix, n_components, seed, max_iter, tol)
     elif backend == "torch":
-        weights, components = _nmf_torch(matrix, n_components, device, max_iter, tol)
+        start = _start(matrix, n_components, init)
+        weights, components = _nmf_torch(matrix, start, device, max_iter, tol)
     else:
         raise AnalysisError(f"unknown NMF backend {backend!r}: use 'torch' or 'sklearn'")
     return _unit_sum(weights, components)
@@ -211,14 +219,47 @@ def nndsvd(matrix: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarra
     return weights, components
 
 
+def vertex_rows(matrix: np.ndarray, n_rows: int) -> np.ndarray:
+    """Indices of ``n_rows`` rows at the corners of the rows' convex cone.
+
+    The successive projection algorithm (Araújo et al. 2001; Gillis & Vavasis 2014) on rows
+    scaled to unit sum: the row of largest norm, then repeatedly the row of largest norm
+    after projecting out the rows already chosen.
+    """
+    totals = matrix.sum(axis=1, keepdims=True)
+    residual = matrix / np.where(totals > 0, totals, 1.0)
+    chosen: list[int] = []
+    for _ in range(n_rows):
+        norms = np.einsum("ij,ij->i", residual, residual)
+        norms[chosen] = -1.0
+        pick = int(np.argmax(norms))
+        chosen.append(pick)
+        direction = residual[pick] / max(np.sqrt(norms[pick]), EPS)
+        residual = residual - np.outer(residual @ direction, direction)
+    return np.array(chosen)
+
+
+def _start(matrix: np.ndarray, n_components: int, init: str) -> tuple[np.ndarray, np.ndarray]:
+    """Starting weights and components of the HALS iterations."""
+    if init == "nndsvd":
+        return nndsvd(matrix, n_components)
+    if init != "vertices":
+        raise AnalysisError(f"unknown NMF start {init!r}: use 'nndsvd' or 'vertices'")
+    from scipy.optimize import nnls
+
+    components = matrix[vertex_rows(matrix, n_components)]
+    weights = np.stack([nnls(components.T, row)[0] for row in matrix])
+    return weights, components
+
+
 def _nmf_torch(
-    matrix: np.ndarray, n_components: int, device: str, max_iter: int, tol: float
+    matrix: np.ndarray, start: tuple[np.ndarray, np.ndarray], device: str, max_iter: int, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """HALS updates of H then W, in float64."""
+    """HALS updates of H then W, in float64, from ``start`` = (weights, components)."""
     import torch
 
     device = resolve_device(device)
-    w0, h0 = nndsvd(matrix, n_components)
+    w0, h0 = start
     v = torch.as_tensor(matrix, device=device)
     w = torch.as_tensor(w0, device=device)
     h = torch.as_tensor(h0, device=device)
