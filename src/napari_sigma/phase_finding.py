@@ -161,7 +161,7 @@ def find_phases(
             break
         mask, hard, n_phases = _with_trace(mask, hard, n_phases, flagged)
         labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
-    if settings.split is not None:
+    if settings.split is not None and (target is None or n_phases < target):
         labels, probabilities, hard, n_phases = yield from _split_compositions(
             raw, mask, (labels, probabilities, hard, n_phases), target, settings
         )
