@@ -164,3 +164,18 @@ def test_masked_channels_are_ignored():
     mask[:5] = True
     found = run_to_completion(abundance_maps(counts, truth, device="cpu", mask_channels=mask))
     np.testing.assert_allclose(found[0, 0], [100.0, 50.0, 0.0], atol=1e-2)
+
+
+def test_abundances_of_nearly_pure_pixels_equal_scipy_nnls():
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(9)
+    components = rng.dirichlet(np.ones(60), 5)  # five overlapping spectra
+    shares = np.zeros((400, 5))
+    shares[np.arange(400), rng.integers(0, 5, 400)] = 200.0  # pure pixels ...
+    shares[:100] += rng.uniform(0, 60, (100, 5))  # ... and mixed ones
+    counts = rng.poisson(shares @ components * 50).astype(np.uint16)  # noise: negative shares
+    found = run_to_completion(abundance_maps(counts, components, device="cpu"))
+    expected = np.stack([nnls(components.T, row.astype(float))[0] for row in counts])
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-3 * expected.max())
+    assert (found == 0).mean() > 0.3  # many shares are exactly zero, as NNLS gives

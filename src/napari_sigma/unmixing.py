@@ -337,10 +337,11 @@ def abundance_maps(
     project = _block_projector(full, device)
     n_pixels = int(np.prod(counts.shape[:-1]))
     out = np.zeros((n_pixels, len(basis)), np.float32)
+    inverses: dict = {}  # restricted Gram inverses, shared by the blocks
     pixels_per_block = ABUNDANCE_CHUNK_VALUES // counts.shape[-1]
     for start, block in _pixel_blocks(counts, pixels_per_block):
         rhs = project(block).to(torch.float64)
-        solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol)
+        solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
         out[start : start + len(block)] = solution.cpu().numpy()
         message = f"abundances {start + len(block)}/{n_pixels} pixels"
         yield Progress(STAGE, start + len(block), n_pixels, message)
@@ -380,20 +381,68 @@ def _used_channels(n_component_channels: int, n_channels: int, mask: Any) -> np.
     return np.flatnonzero(~mask)
 
 
-def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float):
+def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float, inverses=None):
     """Solve ``min |H'a - s|`` with ``a >= 0`` for every row of ``rhs = s H'`` at once.
 
-    Rows whose unconstrained solution is non-negative are already optimal; the others are
-    refined by projected coordinate descent from the clipped unconstrained solution.
+    Rows whose unconstrained solution is non-negative are already optimal. The others go
+    through a few rounds of active sets (components with a negative coefficient are dropped
+    and the rest solved again, rows grouped by their set of components, as in Van Benthem &
+    Keenan 2004); rows whose result breaks the optimality (KKT) conditions are finished by
+    projected coordinate descent. Most pixels of a phase map are nearly pure: their
+    unconstrained solution has small negative shares of the other phases, which coordinate
+    descent alone took ~80 sweeps to remove. ``inverses`` caches the inverse of the Gram
+    matrix restricted to each set of components, from block to block.
     """
     unconstrained = rhs @ gram_inverse
     clipped = (unconstrained < 0).any(1)
     solution = unconstrained.clamp_min(0.0)
     if bool(clipped.any()):
-        solution[clipped] = _coordinate_descent(
-            gram, rhs[clipped], solution[clipped], max_iter, tol
-        )
+        rows = rhs[clipped]
+        refined = _active_sets(gram, rows, unconstrained[clipped] >= 0, inverses)
+        unsettled = _kkt_violations(gram, rows, refined, tol)
+        if bool(unsettled.any()):
+            refined[unsettled] = _coordinate_descent(
+                gram, rows[unsettled], refined[unsettled], max_iter, tol
+            )
+        solution[clipped] = refined
     return solution
+
+
+def _active_sets(gram, rhs, passive, inverses=None, rounds: int = 6):
+    """Least squares restricted to the ``passive`` components, dropping negatives each round."""
+    import torch
+
+    inverses = {} if inverses is None else inverses
+
+    n_components = gram.shape[0]
+    powers = 2 ** torch.arange(n_components, device=rhs.device)
+    solution = torch.zeros_like(rhs)
+    for _ in range(rounds):
+        solution.zero_()
+        codes = (passive.long() * powers).sum(1)
+        for code in torch.unique(codes).tolist():
+            members = torch.nonzero(codes == code).squeeze(1)
+            kept = torch.nonzero(passive[members[0]]).squeeze(1)
+            if len(kept) == 0:
+                continue
+            if code not in inverses:
+                inverses[code] = torch.linalg.pinv(gram[kept][:, kept])
+            values = rhs[members][:, kept] @ inverses[code]
+            solution[members.unsqueeze(1), kept.unsqueeze(0)] = values
+        negative = solution < 0
+        if not bool(negative.any()):
+            break
+        passive = passive & ~negative
+    return solution.clamp_min(0.0)
+
+
+def _kkt_violations(gram, rhs, solution, tol: float):
+    """Rows where a zero coefficient could still lower the residual (not yet optimal)."""
+    gradient = rhs - solution @ gram  # minus half the gradient of the squared residual
+    slack = max(tol, 1e-9) * rhs.abs().amax(1, keepdim=True).clamp_min(1e-30)
+    rising = (solution <= 0) & (gradient > slack)  # a zero share that should grow
+    unsteady = (solution > 0) & (gradient.abs() > slack)  # a share not at its optimum
+    return (rising | unsteady).any(1)
 
 
 def _coordinate_descent(gram, rhs, solution, max_iter: int, tol: float):
