@@ -78,6 +78,11 @@ def test_form_defaults_follow_the_preset_and_the_source(viewer_with_sample, samp
     assert settings.bin_factor == 2 and settings.device == "cpu"
     widget.form.elements.value = "Fe_Ka, Si_Ka"
     assert widget.settings().lines == ("Fe_Ka", "Si_Ka")
+    assert widget.settings().phase_finding.split is not None  # on by default
+    widget.form.split.value = False
+    assert widget.settings().phase_finding.split is None
+    widget.form.split.value = True
+    assert widget.settings().phase_finding.split is not None
 
 
 @pytest.mark.gui

@@ -92,3 +92,13 @@ def test_usage_errors_exit_with_argparse_code(capsys):
         main(["run", "x.bcf", "--out", "o", "--phases", "zero"])
     assert stop.value.code == 2
     assert "--phases" in capsys.readouterr().err
+
+
+def test_the_composition_split_can_be_turned_off():
+    from napari_sigma.cli import build_settings, make_parser
+
+    parser = make_parser()
+    on = build_settings(parser.parse_args(["demo", "--out", "x"]))
+    off = build_settings(parser.parse_args(["demo", "--out", "x", "--no-split"]))
+    assert on.phase_finding.split is not None
+    assert off.phase_finding.split is None

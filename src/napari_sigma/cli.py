@@ -83,9 +83,13 @@ def build_settings(args: argparse.Namespace):
     if args.epochs is not None:
         latent = replace(latent, epochs=args.epochs)
     clustering = replace(settings.clustering, n_phases=args.phases)
+    phase_finding = settings.phase_finding
+    if not args.split:
+        phase_finding = replace(phase_finding, split=None)
     overrides = {
         "latent": latent,
         "clustering": clustering,
+        "phase_finding": phase_finding,
         "seed": args.seed,
         "device": args.device,
     }
@@ -100,6 +104,12 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         "--elements", default="auto", help="'auto' or a list: Fe,Si,O or lines Fe_Ka,Si_Ka"
     )
     parser.add_argument("--phases", default="auto", type=_phases, help="'auto' or a number")
+    parser.add_argument(
+        "--no-split",
+        dest="split",
+        action="store_false",
+        help="do not split phases made of two close compositions (tested grain by grain)",
+    )
     parser.add_argument("--latent", default="ae", choices=["ae", "pca", "umap"])
     parser.add_argument("--epochs", type=int, default=None, help="autoencoder epochs")
     parser.add_argument("--bin", type=int, default=None, help="spatial binning factor")

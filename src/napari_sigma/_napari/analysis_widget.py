@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from . import state
@@ -39,6 +39,15 @@ def parse_phases(text: str) -> str | int:
     if number < 1:
         raise ValueError(f"number of phases must be >= 1, got {number}")
     return number
+
+
+def with_split(settings: Any, split: bool) -> Any:
+    """Phase-finding settings with the search for two-composition phases on or off."""
+    from ..phase_splitting import SplitSettings
+
+    if split:
+        return settings if settings.split is not None else replace(settings, split=SplitSettings())
+    return replace(settings, split=None)
 
 
 def format_progress(report: Any) -> str:
@@ -92,6 +101,13 @@ class AnalysisWidget(QWidget):
             ComboBox(name="latent_method", label="latent", choices=["ae", "pca", "umap"]),
             SpinBox(name="epochs", value=20, min=1, max=10000),
             LineEdit(name="phases", value=AUTO),
+            CheckBox(
+                name="split",
+                text="split phases of two compositions",
+                value=True,
+                tooltip="Test every phase grain by grain for two close compositions "
+                "(e.g. 1 wt% apart) and split it when they differ significantly",
+            ),
             SpinBox(name="seed", value=0, min=0, max=2**31 - 1),
             ComboBox(name="device", choices=["auto", "cpu", "cuda"], value="auto"),
             PushButton(name="run", text="Run"),
@@ -169,6 +185,7 @@ class AnalysisWidget(QWidget):
                 base.latent, method=form.latent_method.value, epochs=int(form.epochs.value)
             ),
             clustering=replace(base.clustering, n_phases=parse_phases(form.phases.value)),
+            phase_finding=with_split(base.phase_finding, bool(form.split.value)),
         )
 
     # -- running -----------------------------------------------------------------------------
