@@ -40,3 +40,38 @@ def test_only_connected_groups_of_unexplained_pixels_count():
     flagged = unexplained_pixels(counts, dose, labels, 3, min_pixels=6)
     assert flagged[5:9, 5:9].all()
     assert flagged.sum() == 16
+
+
+def _three_phase_junction(dose_per_pixel: float, rng) -> tuple:
+    """Three sectors meeting at the centre, boundaries blurred: junction pixels mix all three."""
+    from scipy.ndimage import gaussian_filter
+
+    rows, cols = np.indices((40, 40)) - 19.5
+    sector = ((np.arctan2(rows, cols) + np.pi) / (2 * np.pi / 3)).astype(int) % 3
+    shares = np.stack([gaussian_filter((sector == k).astype(float), 1.2) for k in range(3)], -1)
+    shares /= shares.sum(-1, keepdims=True)
+    profiles = np.array(
+        [[0.30, 0.10, 0.02, 0.05], [0.05, 0.40, 0.02, 0.05], [0.05, 0.05, 0.3, 0.05]]
+    )
+    counts = rng.poisson(shares @ profiles * dose_per_pixel).astype(float)
+    return counts, np.full((40, 40), dose_per_pixel), sector
+
+
+def test_three_phase_junctions_at_high_counts_are_not_a_trace_phase():
+    rng = np.random.default_rng(2)
+    counts, dose, labels = _three_phase_junction(20000.0, rng)
+    from napari_sigma.trace_phases import mixture_chi_square as pair_chi_square
+
+    profiles = phase_profiles(counts.reshape(-1, 4), dose.reshape(-1), labels.reshape(-1), 3)
+    chi = pair_chi_square(counts.reshape(-1, 4), dose.reshape(-1), profiles).reshape(40, 40)
+    assert (chi[17:23, 17:23] > 100).any()  # no pair explains the centre ...
+    assert not unexplained_pixels(counts, dose, labels, 3).any()  # ... but all three do
+
+
+def test_a_trace_phase_beside_junctions_is_still_found():
+    rng = np.random.default_rng(3)
+    counts, dose, labels = _three_phase_junction(20000.0, rng)
+    counts[3:7, 30:34] = rng.poisson(np.array([0.02, 0.02, 0.02, 0.6]) * 20000.0, (4, 4, 4))
+    flagged = unexplained_pixels(counts, dose, labels, 3)
+    assert flagged[3:7, 30:34].all()
+    assert flagged[10:30, 10:30].sum() == 0

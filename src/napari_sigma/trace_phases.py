@@ -9,6 +9,12 @@ of the chi-square distribution is unexplained; connected groups of at least ``mi
 pixels become trace-phase candidates. Measured on the seeded synthetic cases (false alarm 1e-9,
 6 pixels): all 87 pixels of a 0.5 % zircon phase found (with 29 mixed pixels around its grains),
 and no pixel flagged on the demo, eight-phase, easy, low-dose and particle cases.
+
+At high counts (2 000 per pixel) two things used to pass for trace phases, and are now excluded:
+profiles biased by mixed boundary pixels and by trace grains labelled with their host (the
+profiles now come from interior pixels that the phase's median profile explains), and pixels
+where three phases meet (a group whose summed counts a non-negative mix of known phases explains,
+or whose pixels the new phase mostly fails to explain, is dropped).
 """
 
 from __future__ import annotations
@@ -64,8 +70,16 @@ def unexplained_pixels(
     n_phases: int,
     false_alarm: float = 1e-9,
     min_pixels: int = 6,
+    min_explained: float = 0.25,
 ) -> np.ndarray:
     """Boolean ``(y, x)`` map of connected groups of pixels that no phase or mix explains.
+
+    A group is kept only when at least ``min_explained`` of its pixels are explained by the
+    new phase (the mean profile of the kept groups) or its mix with a known phase: a trace
+    phase is a composition of its own, whereas pixels where three phases meet (detectable at
+    high counts) are each a different mixture. Measured: 4-6 % of such junction pixels
+    explained on the eight-phase case at 2 000 counts per pixel; 100 % and 41 % of the zircon
+    group at 200 and 2 000 counts per pixel.
 
     Parameters
     ----------
@@ -81,18 +95,16 @@ def unexplained_pixels(
         Probability that a pixel of a known phase is flagged by chance.
     min_pixels : int
         Smallest 8-connected group of flagged pixels that counts.
+    min_explained : float
+        Smallest share of a group's pixels the new phase must explain.
     """
     from scipy.ndimage import label
     from scipy.stats import chi2
 
     flat_counts = counts.reshape(-1, counts.shape[-1]).astype(np.float64)
     flat_dose = dose.reshape(-1).astype(np.float64)
-    profiles = phase_profiles(flat_counts, flat_dose, labels.reshape(-1), n_phases)
     threshold = chi2.ppf(1.0 - false_alarm, max(counts.shape[-1] - 1, 1))
-    # a pixel its own phase explains needs no pair test (most pixels: grain interiors)
-    suspects = np.flatnonzero(
-        mixture_chi_square_one(flat_counts, flat_dose, profiles, labels.reshape(-1)) > threshold
-    )
+    profiles, suspects = _robust_profiles(flat_counts, flat_dose, labels, n_phases, threshold)
     flagged = np.zeros(flat_dose.shape, dtype=bool)
     if suspects.size:
         chi = mixture_chi_square(flat_counts[suspects], flat_dose[suspects], profiles)
@@ -103,7 +115,58 @@ def unexplained_pixels(
         return flagged
     keep = np.bincount(regions.reshape(-1)) >= min_pixels
     keep[0] = False
+    keep &= ~_mixtures_of_known_phases(flat_counts, flat_dose, profiles, regions, threshold)
+    for _ in range(2):  # the new phase's profile from the groups kept, then the check again
+        keep &= _explained_share(flat_counts, flat_dose, profiles, regions, keep, threshold) >= (
+            min_explained
+        )
     return keep[regions]
+
+
+def _mixtures_of_known_phases(
+    counts: np.ndarray, dose: np.ndarray, profiles: np.ndarray, regions: np.ndarray, threshold
+) -> np.ndarray:
+    """Groups whose summed counts a non-negative mix of any known phases explains.
+
+    Pixels where three phases meet are no pair's mix, but their sum is a mix of the three: a
+    group that is one is not a new phase (chi-square of the weighted non-negative least-squares
+    fit below the same threshold).
+    """
+    from scipy.optimize import nnls
+
+    ids = regions.reshape(-1)
+    n_groups = int(ids.max()) + 1
+    sums = np.zeros((n_groups, counts.shape[1]))
+    np.add.at(sums, ids, counts)
+    doses = np.bincount(ids, weights=dose, minlength=n_groups)
+    mixture = np.zeros(n_groups, dtype=bool)
+    for group in range(1, n_groups):
+        scale = 1.0 / np.sqrt(np.maximum(sums[group], 1.0))
+        design = (doses[group] * profiles * scale).T
+        _, residual = nnls(design, sums[group] * scale)
+        mixture[group] = residual**2 <= threshold
+    return mixture
+
+
+def _explained_share(
+    counts: np.ndarray,
+    dose: np.ndarray,
+    profiles: np.ndarray,
+    regions: np.ndarray,
+    keep: np.ndarray,
+    threshold: float,
+) -> np.ndarray:
+    """Share of each group's pixels that the kept groups' mean profile (or a mix) explains."""
+    share = np.zeros(len(keep))
+    members = keep[regions].reshape(-1)
+    if not members.any():
+        return share
+    new = counts[members].sum(axis=0) / max(dose[members].sum(), 1.0)
+    flagged = regions.reshape(-1) > 0
+    chi = mixture_chi_square(counts[flagged], dose[flagged], np.vstack([profiles, new]))
+    ids = regions.reshape(-1)[flagged]
+    explained = np.bincount(ids, weights=chi <= threshold, minlength=len(keep))
+    return explained / np.maximum(np.bincount(ids, minlength=len(keep)), 1)
 
 
 def mixture_chi_square_one(
@@ -112,3 +175,58 @@ def mixture_chi_square_one(
     """Poisson chi-square of each pixel under its own phase's profile, ``(N,)``."""
     expected = dose[:, None] * profiles[labels]
     return ((counts - expected) ** 2 / np.maximum(expected, 0.5)).sum(axis=1)
+
+
+def _robust_profiles(
+    counts: np.ndarray, dose: np.ndarray, labels: np.ndarray, n_phases: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Phase profiles from interior pixels that their phase explains, and the suspect pixels.
+
+    Pixels that the median profile of their phase does not explain (a trace grain labelled
+    with its host, say) are left out of the mean profiles: at high counts the bias of a mean
+    over them alone made every pixel of the host unexplained.
+    """
+    interior = _interior_labels(labels, n_phases)
+    flat = labels.reshape(-1)
+    profiles = _median_profiles(counts, dose, interior, n_phases)
+    outliers = mixture_chi_square_one(counts, dose, profiles, flat) > threshold
+    cleaned = np.where(outliers, -1, interior)
+    kept = np.bincount(cleaned[cleaned >= 0], minlength=n_phases) > 0
+    profiles = phase_profiles(counts, dose, np.where(kept[flat], cleaned, interior), n_phases)
+    # a pixel its own phase explains needs no pair test (most pixels: grain interiors)
+    suspects = np.flatnonzero(mixture_chi_square_one(counts, dose, profiles, flat) > threshold)
+    return profiles, suspects
+
+
+def _median_profiles(
+    counts: np.ndarray, dose: np.ndarray, labels: np.ndarray, n_phases: int
+) -> np.ndarray:
+    """Per-window median of the count fractions of each phase's pixels (robust to outliers)."""
+    rates = counts / np.maximum(dose, 1.0)[:, None]
+    fallback = phase_profiles(counts, dose, labels, n_phases)
+    return np.stack(
+        [
+            np.median(rates[labels == k], axis=0) if (labels == k).any() else fallback[k]
+            for k in range(n_phases)
+        ]
+    )
+
+
+def _interior_labels(labels: np.ndarray, n_phases: int) -> np.ndarray:
+    """Flat labels of the pixels whose 8 neighbours share their phase (-1 elsewhere).
+
+    Profiles from all of a phase's pixels include its boundary pixels, mixed with the
+    neighbouring phases; at high counts their bias alone exceeds the chi-square threshold in
+    pure pixels (measured: 2 000-3 800 pixels flagged per pass on the particle case at 2 000
+    counts per pixel). A phase without interior pixels (a trace phase in tiny grains) keeps all
+    of its pixels.
+    """
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    same = maximum_filter(labels, size=3, mode="nearest") == minimum_filter(
+        labels, size=3, mode="nearest"
+    )
+    interior = np.where(same, labels, -1).reshape(-1)
+    present = np.bincount(interior[interior >= 0], minlength=n_phases) > 0
+    flat = labels.reshape(-1)
+    return np.where(present[flat], interior, flat)
