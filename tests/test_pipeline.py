@@ -89,6 +89,7 @@ def test_fixed_number_of_phases_and_the_sigma_preset():
     sigma = AnalysisSettings.preset("sigma", lines=lines, device="cpu")
     assert sigma.bin_factor == 2 and sigma.cluster_space == "latent"
     assert sigma.latent.hidden == (512, 256, 128) and sigma.features.normalisation == "sigma"
+    assert sigma.nmf_init == "nndsvd" and fixed.nmf_init == "vertices"
     sigma = replace(sigma, latent=replace(sigma.latent, epochs=1, train_pixels=2000))
     sigma = replace(sigma, clustering=replace(sigma.clustering, n_phases=3))
     result = run_analysis(sample.image, sigma)

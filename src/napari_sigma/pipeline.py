@@ -64,6 +64,10 @@ class AnalysisSettings:
         Parameters of the ``"spatial"`` strategy.
     n_components : int or None
         NMF components; None gives one per phase.
+    nmf_init : {"vertices", "nndsvd"}
+        Start of the NMF (:func:`~napari_sigma.unmixing.nmf`): ``"vertices"`` (default) keeps
+        the phase spectra as components when there is one per phase; ``"nndsvd"`` is SIGMA's
+        kind of start (the ``sigma`` preset), whose components blend phases.
     seed : int
         Seed of every random step.
     device : {"auto", "cpu", "cuda"}
@@ -82,6 +86,7 @@ class AnalysisSettings:
     cluster_space: ClusterSpace = "spatial"
     phase_finding: PhaseFindingSettings = field(default_factory=PhaseFindingSettings)
     n_components: int | None = None
+    nmf_init: str = "vertices"
     seed: int = 0
     device: str = "auto"
     cpu_threads: int | None = 1
@@ -104,6 +109,7 @@ class AnalysisSettings:
                 latent=LatentSettings.sigma(),
                 clustering=ClusteringSettings(criterion="bic"),
                 cluster_space="latent",
+                nmf_init="nndsvd",
             )
         else:
             raise ValueError(f"unknown preset {name!r}: use 'default' or 'sigma'")
@@ -370,7 +376,7 @@ def _unmix(
         device=device,
         max_iter=300,
         tol=1e-5,
-        init="vertices",
+        init=settings.nmf_init,
     )
     abundances = yield from abundance_maps(image.counts, components, device=device)
     return spectra, components, weights, abundances
