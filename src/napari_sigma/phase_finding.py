@@ -23,6 +23,10 @@ split. Phases are therefore found in three steps:
    ``spatial_weight``), so boundaries stay sharp, a mixed boundary pixel goes to the phase with
    the larger share of it (not to a third phase whose spectrum looks like the mixture), and
    isolated noisy pixels follow their neighbours.
+
+Two searches follow: trace phases, in grains too small to have homogeneous pixels
+(:mod:`~napari_sigma.trace_phases`), and phases of two compositions too close to tell apart pixel
+by pixel but not grain by grain (:mod:`~napari_sigma.phase_splitting`).
 """
 
 from __future__ import annotations
