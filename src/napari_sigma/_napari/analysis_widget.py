@@ -67,9 +67,9 @@ class AnalysisWidget(QWidget):
         The viewer whose layers it reads and adds to.
     """
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = napari_viewer
         self.worker: Any = None
         self.last_layers: ResultLayers | None = None
         self.form = self._build_form()
@@ -81,8 +81,8 @@ class AnalysisWidget(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.progress_label)
         layout.addStretch()
-        viewer.layers.events.inserted.connect(self._refresh_sources)
-        viewer.layers.events.removed.connect(self._refresh_sources)
+        self.viewer.layers.events.inserted.connect(self._refresh_sources)
+        self.viewer.layers.events.removed.connect(self._refresh_sources)
         self._prefilled = AUTO
         self.form.source.changed.connect(self._prefill_elements)
         self.form.preset.changed.connect(self._apply_preset)

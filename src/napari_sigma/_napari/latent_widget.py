@@ -85,9 +85,9 @@ class LatentWidget(QWidget):
         The viewer; the widget follows its active phases Labels layer.
     """
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = napari_viewer
         self.layer: Any = None
         self.canvas = PlotCanvas(self, height=3.5)
         self.target = QComboBox(self)
@@ -108,9 +108,9 @@ class LatentWidget(QWidget):
         from matplotlib.widgets import LassoSelector
 
         self.lasso = LassoSelector(self.canvas.axes, onselect=self._on_lasso)
-        viewer.layers.selection.events.active.connect(self._on_active_layer)
-        viewer.layers.events.inserted.connect(self._on_active_layer)
-        viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        self.viewer.layers.events.inserted.connect(self._on_active_layer)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._on_active_layer()
 
     # -- which layer -------------------------------------------------------------------------

@@ -71,9 +71,9 @@ class PhasesWidget(QWidget):
         The viewer; the widget follows its active phases Labels layer.
     """
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = napari_viewer
         self.layer: Any = None
         self.table_data: Any = None  # the last PhaseTable
         self._statistics: dict[int, Any] = {}
@@ -83,9 +83,9 @@ class PhasesWidget(QWidget):
         self._spectra_timer.setInterval(SPECTRA_DELAY_MS)
         self._spectra_timer.timeout.connect(self.refresh_spectra)
         self._build_ui()
-        viewer.layers.selection.events.active.connect(self._on_active_layer)
-        viewer.layers.events.inserted.connect(self._on_active_layer)
-        viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        self.viewer.layers.events.inserted.connect(self._on_active_layer)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._on_active_layer()
 
     # -- UI ----------------------------------------------------------------------------------
