@@ -37,9 +37,9 @@ def summed_spectra(counts: np.ndarray, labels: np.ndarray, n_phases: int) -> np.
 def window_weights(axis: EnergyAxis, lines: tuple[str, ...]) -> np.ndarray:
     """Weights ``(E, L)``: counts in line +- 1 FWHM minus the mean of two equal side windows.
 
-    Kept independent of :mod:`napari_sigma.features`, so that the baseline does not share its code.
+    Kept independent of :mod:`napari_sigma.features.intensities`, so that the baseline does not share its code.
     """
-    from napari_sigma.xray import detector_fwhm, parse_line
+    from napari_sigma.xray.lines import detector_fwhm, parse_line
 
     weights = np.zeros((axis.size, len(lines)), dtype=np.float32)
     for index, name in enumerate(lines):

@@ -1,6 +1,6 @@
 """Accuracy benchmark: phase maps and spectra of every method against synthetic ground truth.
 
-For each case of ``napari_sigma.synthetic.BENCHMARK_CASES`` and each seed, the same cube is analysed
+For each case of ``napari_sigma.synthetic.generator.BENCHMARK_CASES`` and each seed, the same cube is analysed
 by this project (``default`` preset with an automatic number of phases and with the true number,
 ``sigma`` preset with the true number), by two baselines (k-means on element maps, NMF of the cube)
 and by the original SIGMA (emsigma, in its own venv). Scores: adjusted Rand index, per-phase IoU
@@ -40,7 +40,7 @@ METHODS = ("ours_auto", "ours_trueK", "ours_sigma", "kmeans", "nmf", "emsigma")
 
 def run_ours(sample: Any, preset: str, n_phases: int | str) -> MethodOutput:
     """This project's pipeline with a preset and a number of phases ("auto" or an int)."""
-    from napari_sigma.pipeline import AnalysisSettings, run_analysis
+    from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
 
     settings = AnalysisSettings.preset(preset, lines=tuple(sample.lines))
     settings = replace(settings, clustering=replace(settings.clustering, n_phases=n_phases))

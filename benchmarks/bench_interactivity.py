@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_sigma.phase_stats import PhaseStatistics
+from napari_sigma.phases.statistics import PhaseStatistics
 
 N_CHANNELS = 2048
 N_LINES = 12

@@ -2,7 +2,7 @@
 
 Every measurement runs in its own subprocess (this script with ``--worker``) so that its peak
 resident memory (``os.wait4``) is its own. Cubes of ``size`` x ``size`` x 2048 channels (uint16) are
-Poisson samples of a few pure phase spectra from :mod:`napari_sigma.synthetic`, laid out by an
+Poisson samples of a few pure phase spectra from :mod:`napari_sigma.synthetic.generator`, laid out by an
 upscaled synthetic label image; the same seed gives the same cube in every process.
 
 Part 1 (``--sizes``): the ``default`` preset end to end (automatic number of phases) on each size
@@ -48,7 +48,7 @@ TABLE_BITS = 20
 
 def _template(seed: int) -> Any:
     """A small synthetic sample whose pure spectra and layout seed the speed cubes."""
-    from napari_sigma import synthetic
+    from napari_sigma.synthetic import generator as synthetic
 
     return synthetic.make_synthetic(
         seed=seed, shape=(128, 128), n_channels=N_CHANNELS, counts_per_pixel=COUNTS_PER_PIXEL
@@ -132,7 +132,7 @@ def load_cube(stem: Path) -> tuple[SpectrumImage, tuple[str, ...], int]:
 
 def worker_settings(config: str, lines: tuple[str, ...], n_phases: int, device: str) -> Any:
     """Pipeline settings of a named configuration (see the module docstring)."""
-    from napari_sigma.pipeline import AnalysisSettings
+    from napari_sigma.pipeline.analysis import AnalysisSettings
 
     if config == "ours_default":
         return AnalysisSettings.preset("default", lines=lines, device=device)
@@ -152,10 +152,10 @@ RUN_IMPORTS = (
     "torch",
     "scipy.ndimage",
     "scipy.special",
-    "napari_sigma.pipeline",
-    "napari_sigma.xray",
-    "napari_sigma.unmixing",
-    "napari_sigma.phase_stats",
+    "napari_sigma.pipeline.analysis",
+    "napari_sigma.xray.lines",
+    "napari_sigma.unmixing.nmf",
+    "napari_sigma.phases.statistics",
 )
 PIPELINE_CLOCK = (
     "pipeline_s: run_analysis only (all four stages, phase names, versions). Excluded, as "
@@ -182,7 +182,7 @@ def import_run_libraries() -> list[str]:
 def worker(stem: Path, config: str, device: str, out: Path) -> None:
     """Load the cube, run one configuration of the pipeline, write timings as JSON.
 
-    The pipeline clock covers :func:`~napari_sigma.pipeline.run_analysis` only; see
+    The pipeline clock covers :func:`~napari_sigma.pipeline.analysis.run_analysis` only; see
     :data:`PIPELINE_CLOCK`.
     """
     start = time.perf_counter()
@@ -190,7 +190,7 @@ def worker(stem: Path, config: str, device: str, out: Path) -> None:
     loaded = time.perf_counter()
     rss_cube = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     imports = import_run_libraries()
-    from napari_sigma.pipeline import run_analysis
+    from napari_sigma.pipeline.analysis import run_analysis
 
     imported = time.perf_counter()
     result = run_analysis(image, worker_settings(config, lines, n_phases, device))

@@ -1,4 +1,4 @@
-"""Generate ``src/napari_sigma/_xray_table.py`` from xraydb.
+"""Generate ``src/napari_sigma/xray/_table.py`` from xraydb.
 
 Run from the repository root::
 
@@ -64,7 +64,7 @@ LEVEL_FACTORS: dict[str, float] = {
 # The edge whose energy gates a level when xraydb gives a combined level such as "M4,5".
 EDGE_OF_LEVEL = {"M4,5": "M5"}
 
-TABLE_PATH = Path(__file__).resolve().parents[1] / "src" / "napari_sigma" / "_xray_table.py"
+TABLE_PATH = Path(__file__).resolve().parents[1] / "src" / "napari_sigma" / "xray" / "_table.py"
 
 
 def element_families(element: str) -> dict[str, tuple[float, float, float]]:

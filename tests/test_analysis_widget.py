@@ -17,8 +17,8 @@ from napari_sigma._napari.analysis_widget import (
 )
 from napari_sigma._napari.layers import spectrum_image_layers
 from napari_sigma._napari.phases_widget import PhasesWidget
-from napari_sigma.export import read_labels_tiff
-from napari_sigma.progress import Progress
+from napari_sigma.compute.progress import Progress
+from napari_sigma.io.export import read_labels_tiff
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -37,7 +37,7 @@ def test_parsing_of_the_text_fields():
 
 @pytest.fixture(scope="module")
 def sample():
-    from napari_sigma.synthetic import make_synthetic
+    from napari_sigma.synthetic.generator import make_synthetic
 
     return make_synthetic(
         seed=0,

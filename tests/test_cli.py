@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sigma.cli import main
-from napari_sigma.export import read_labels_tiff
+from napari_sigma.io.export import read_labels_tiff
 
 OUTPUTS = {
     "phases.tif",

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from napari_sigma.clustering import (
+from napari_sigma.compute.progress import Progress, run_to_completion
+from napari_sigma.errors import AnalysisError
+from napari_sigma.phases.mixture import (
     ClusteringResult,
     ClusteringSettings,
     cluster_phases,
@@ -14,8 +16,6 @@ from napari_sigma.clustering import (
     predict,
     split_phase,
 )
-from napari_sigma.errors import AnalysisError
-from napari_sigma.progress import Progress, run_to_completion
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,9 +9,9 @@ import sys
 import napari_sigma
 
 CORE_MODULES = sorted(
-    f"napari_sigma.{m.name}"
-    for m in pkgutil.iter_modules(napari_sigma.__path__)
-    if not m.name.startswith("_napari")
+    m.name
+    for m in pkgutil.walk_packages(napari_sigma.__path__, "napari_sigma.")
+    if not m.name.startswith("napari_sigma._napari")
 )
 
 
@@ -26,7 +26,10 @@ def test_core_modules_import_neither_qt_nor_napari():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"core pulled in GUI modules: {out.stdout}"
-    assert "napari_sigma.pipeline" in CORE_MODULES and "napari_sigma.io" in CORE_MODULES
+    assert (
+        "napari_sigma.pipeline.analysis" in CORE_MODULES
+        and "napari_sigma.io.reading" in CORE_MODULES
+    )
 
 
 def test_importing_the_package_is_cheap():

@@ -1,4 +1,4 @@
-"""Tests of element suggestion (napari_sigma.elements) on synthetic and real spectra."""
+"""Tests of element suggestion (napari_sigma.xray.elements) on synthetic and real spectra."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_sigma import xray
-from napari_sigma.elements import ElementSuggestion, snip_background, suggest_elements
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import Spectrum
+from napari_sigma.xray import lines as xray
+from napari_sigma.xray.elements import ElementSuggestion, snip_background, suggest_elements
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eds"
 AXIS = EnergyAxis(offset=-0.2, scale=0.01, size=2048)

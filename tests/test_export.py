@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from napari_sigma.energy import EnergyAxis
-from napari_sigma.export import (
+from napari_sigma.io.export import (
     EXPORT_FILES,
     export_result,
     read_labels_tiff,
@@ -24,8 +24,8 @@ from napari_sigma.export import (
     write_spectra_csv,
     write_stats_csv,
 )
-from napari_sigma.phase_stats import phase_table
-from napari_sigma.report import nice_scale_bar, render_report
+from napari_sigma.io.report import nice_scale_bar, render_report
+from napari_sigma.phases.statistics import phase_table
 from napari_sigma.spectrum_image import SpectrumImage
 
 LINES = ("Si_Ka", "O_Ka", "Fe_Ka")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.energy import EnergyAxis
-from napari_sigma.features import (
+from napari_sigma.features.intensities import (
     FeatureSettings,
     bin_image,
     line_intensities,
@@ -15,8 +16,7 @@ from napari_sigma.features import (
     normalise,
     total_counts,
 )
-from napari_sigma.progress import run_to_completion
-from napari_sigma.xray import detector_fwhm, parse_line
+from napari_sigma.xray.lines import detector_fwhm, parse_line
 
 AXIS = EnergyAxis(offset=-0.1, scale=0.01, size=1024)
 
@@ -73,7 +73,7 @@ def test_line_intensities_in_chunks_equal_the_direct_product_and_report_progress
 
 
 def test_cpu_projection_in_cast_sub_blocks_equals_the_float64_product(monkeypatch):
-    from napari_sigma import features
+    from napari_sigma.features import intensities as features
 
     rng = np.random.default_rng(2)
     cube = rng.integers(0, 65536, size=(11, 13, 40), dtype=np.uint16)

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from napari_sigma.graph_cut import two_label_cut
+from napari_sigma.phases.graph_cut import two_label_cut
 
 
 def _energy(labels_a, log_ratio, region, beta):

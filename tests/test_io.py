@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_sigma import _rsciio_helpers as rh
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
-from napari_sigma.io import (
+from napari_sigma.io import _rsciio as rh
+from napari_sigma.io.reading import (
     SUPPORTED_EXTENSIONS,
     is_supported,
     read_any,

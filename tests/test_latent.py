@@ -11,9 +11,9 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
+from napari_sigma.compute.progress import Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
-from napari_sigma.latent import LatentResult, LatentSettings, encode, fit_latent
-from napari_sigma.progress import Progress, run_to_completion
+from napari_sigma.latent.embedding import LatentResult, LatentSettings, encode, fit_latent
 
 SMALL = LatentSettings(hidden=(64, 32), epochs=12, batch_size=256, train_pixels=2000, device="cpu")
 
@@ -123,7 +123,7 @@ def test_bad_input_is_refused():
 
 
 def test_flat_adam_gives_the_weights_of_torch_adam_bit_for_bit():
-    from napari_sigma.latent import FlatAdam, build_autoencoder
+    from napari_sigma.latent.embedding import FlatAdam, build_autoencoder
 
     data = torch.as_tensor(np.random.default_rng(5).normal(size=(512, 6)), dtype=torch.float32)
     weights = []
@@ -145,7 +145,7 @@ def test_flat_adam_gives_the_weights_of_torch_adam_bit_for_bit():
 
 
 def test_flat_adam_keeps_parameters_and_gradients_as_views_of_its_buffers():
-    from napari_sigma.latent import FlatAdam
+    from napari_sigma.latent.embedding import FlatAdam
 
     first, second = torch.nn.Parameter(torch.ones(3, 2)), torch.nn.Parameter(torch.zeros(4))
     optimiser = FlatAdam([first, second], lr=0.1)
@@ -166,8 +166,8 @@ def test_training_does_not_import_torch_dynamo():
 
     script = (
         "import sys, numpy as np\n"
-        "from napari_sigma.latent import LatentSettings, fit_latent\n"
-        "from napari_sigma.progress import run_to_completion\n"
+        "from napari_sigma.latent.embedding import LatentSettings, fit_latent\n"
+        "from napari_sigma.compute.progress import run_to_completion\n"
         "x = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)\n"
         "s = LatentSettings(hidden=(8,), epochs=1, batch_size=100, device='cpu')\n"
         "run_to_completion(fit_latent(x, s))\n"

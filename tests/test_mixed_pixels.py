@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_sigma.mixed_pixels import phase_log_likelihood, phase_templates
+from napari_sigma.phases.mixed_pixels import phase_log_likelihood, phase_templates
 
 
 def _three_phases(rng, n=400, noise=0.5):

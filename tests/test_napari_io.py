@@ -153,7 +153,7 @@ def test_reader_raises_a_clear_error_for_a_broken_file(tmp_path):
 
 
 def test_labels_round_trip_with_calibration(tmp_path):
-    from napari_sigma.export import read_labels_tiff
+    from napari_sigma.io.export import read_labels_tiff
 
     labels = np.random.default_rng(0).integers(0, 7, size=(20, 30)).astype(np.int32)
     labels[0, 0] = 1000
@@ -169,7 +169,7 @@ def test_labels_round_trip_with_calibration(tmp_path):
 
 
 def test_labels_in_nanometres_are_written_in_microns(tmp_path):
-    from napari_sigma.export import read_labels_tiff
+    from napari_sigma.io.export import read_labels_tiff
 
     path = tmp_path / "tem.tif"
     write_labels(str(path), np.ones((4, 4), int), {"scale": (0.77, 0.77), "units": ("nm", "nm")})
@@ -197,7 +197,7 @@ def test_image_round_trip_as_float32(tmp_path):
 
 
 def test_sample_data_has_total_cube_and_hidden_ground_truth():
-    from napari_sigma.synthetic import demo_sample
+    from napari_sigma.synthetic.generator import demo_sample
 
     layers = synthetic_sample()
     (truth,) = [layer for layer in layers if layer[1]["name"] == TRUTH_LAYER_NAME]
@@ -287,7 +287,7 @@ def test_sample_data_opens_in_napari(viewer):
 def test_napari_saves_labels_with_the_plugin_writer(viewer, tmp_path):
     from napari.plugins.io import save_layers
 
-    from napari_sigma.export import read_labels_tiff
+    from napari_sigma.io.export import read_labels_tiff
 
     labels = np.arange(12, dtype=np.int32).reshape(3, 4)
     layer = viewer.add_labels(labels, scale=(0.5, 0.5), units="µm")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_sigma.clustering import ClusteringSettings
+from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.metrics import adjusted_rand_index
-from napari_sigma.phase_finding import (
+from napari_sigma.phases.finding import (
     PhaseFindingSettings,
     find_phases,
     homogeneous_pixels,
     merge_close_phases,
 )
-from napari_sigma.progress import run_to_completion
+from napari_sigma.phases.mixture import ClusteringSettings
 
 
 def _two_by_two_map(rng, noise=0.5):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_sigma.metrics import phase_f1
-from napari_sigma.phase_splitting import SplitSettings, composition_test, split_phase
+from napari_sigma.phases.splitting import SplitSettings, composition_test, split_phase
 
 
 def _grains(rng, shape=(96, 96), size=24):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sigma.colors import label_colormap, label_rgba, phase_colors
-from napari_sigma.phase_stats import (
+from napari_sigma.phases.colors import label_colormap, label_rgba, phase_colors
+from napari_sigma.phases.statistics import (
     PhaseStatistics,
     main_elements,
     phase_display_name,

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from napari_sigma.errors import AnalysisError
-from napari_sigma.latent import LatentSettings
+from napari_sigma.latent.embedding import LatentSettings
 from napari_sigma.metrics import adjusted_rand_index, phase_accuracy_report
-from napari_sigma.pipeline import (
+from napari_sigma.pipeline.analysis import (
     AnalysisResult,
     AnalysisSettings,
     analyse,
     choose_lines,
     run_analysis,
 )
-from napari_sigma.synthetic import demo_sample, make_synthetic
+from napari_sigma.synthetic.generator import demo_sample, make_synthetic
 
 FAST_LATENT = LatentSettings(hidden=(32, 16), epochs=2, train_pixels=4000, device="cpu")
 
@@ -121,7 +121,7 @@ def test_lines_come_from_elements_metadata_or_suggestion(demo):
 
 
 def test_a_trace_phase_below_one_percent_is_found():
-    from napari_sigma.synthetic import benchmark_case
+    from napari_sigma.synthetic.generator import benchmark_case
 
     sample = benchmark_case("trace", seed=0)  # zircon: 0.5 % of the map, three small grains
     trace_id = int(np.argmin(np.bincount(sample.labels.ravel())[1:])) + 1
@@ -137,7 +137,7 @@ def test_a_trace_phase_below_one_percent_is_found():
 
 
 def _benchmark_report(case: str) -> tuple[dict, AnalysisResult]:
-    from napari_sigma.synthetic import benchmark_case
+    from napari_sigma.synthetic.generator import benchmark_case
 
     sample = benchmark_case(case, seed=0)
     settings = AnalysisSettings.preset(
@@ -167,7 +167,7 @@ def test_mixed_boundary_pixels_go_to_their_majority_phase():
 def test_high_counts_find_the_true_number_of_phases(case, before):
     # at 2 000 counts per pixel boundary-biased profiles and three-phase junctions used to be
     # taken for trace phases: particles 4 of 5 phases (ARI 0.888), eight_phases 11 of 8
-    from napari_sigma.synthetic import _benchmark_settings
+    from napari_sigma.synthetic.generator import _benchmark_settings
 
     kwargs = {**_benchmark_settings()[case], "counts_per_pixel": 2000.0}
     sample = make_synthetic(seed=0, **kwargs)

@@ -13,7 +13,7 @@ from napari_sigma._napari import state
 from napari_sigma._napari.plotting import SpectrumPlot
 from napari_sigma._napari.reader import read_layers
 from napari_sigma._napari.sample_data import TRUTH_LAYER_NAME, synthetic_sample
-from napari_sigma.progress import run_to_completion
+from napari_sigma.compute.progress import run_to_completion
 
 DATA = Path("/work/shared/data/eds")
 if not DATA.is_dir():
@@ -168,7 +168,7 @@ def test_typed_elements_are_added_checked_and_unknown_ones_reported(sample_viewe
 
 @pytest.mark.gui
 def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
-    from napari_sigma.features import FeatureSettings, line_intensities
+    from napari_sigma.features.intensities import FeatureSettings, line_intensities
 
     viewer, widget = sample_viewer
     widget.elements.set_suggestions(["Si", "Fe"])
@@ -190,7 +190,7 @@ def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
 
 @pytest.mark.gui
 def test_suggested_elements_of_p45_are_pre_checked_in_a_docked_widget(make_napari_viewer):
-    from napari_sigma.elements import suggest_elements
+    from napari_sigma.xray.elements import suggest_elements
 
     viewer = make_napari_viewer()
     _add_layers(viewer, read_layers(str(P45)))

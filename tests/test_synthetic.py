@@ -1,4 +1,4 @@
-"""Tests of the synthetic EDS spectrum-image generator (napari_sigma.synthetic)."""
+"""Tests of the synthetic EDS spectrum-image generator (napari_sigma.synthetic.generator)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_sigma import synthetic
-from napari_sigma.synthetic import (
+from napari_sigma.synthetic import generator as synthetic
+from napari_sigma.synthetic.generator import (
     BENCHMARK_CASES,
     PhaseSpec,
     benchmark_case,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_sigma.trace_phases import mixture_chi_square, phase_profiles, unexplained_pixels
+from napari_sigma.phases.trace import mixture_chi_square, phase_profiles, unexplained_pixels
 
 PROFILES = np.array([[0.30, 0.10, 0.01], [0.05, 0.40, 0.01], [0.05, 0.05, 0.01]])
 
@@ -60,7 +60,7 @@ def _three_phase_junction(dose_per_pixel: float, rng) -> tuple:
 def test_three_phase_junctions_at_high_counts_are_not_a_trace_phase():
     rng = np.random.default_rng(2)
     counts, dose, labels = _three_phase_junction(20000.0, rng)
-    from napari_sigma.trace_phases import mixture_chi_square as pair_chi_square
+    from napari_sigma.phases.trace import mixture_chi_square as pair_chi_square
 
     profiles = phase_profiles(counts.reshape(-1, 4), dose.reshape(-1), labels.reshape(-1), 3)
     chi = pair_chi_square(counts.reshape(-1, 4), dose.reshape(-1), profiles).reshape(40, 40)

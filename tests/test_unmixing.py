@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from napari_sigma import unmixing
+from napari_sigma.compute.progress import Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
-from napari_sigma.progress import Progress, run_to_completion
-from napari_sigma.unmixing import abundance_maps, nmf, phase_sum_spectra, vertex_rows
+from napari_sigma.unmixing import nmf as unmixing
+from napari_sigma.unmixing.nmf import abundance_maps, nmf, phase_sum_spectra, vertex_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

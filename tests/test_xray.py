@@ -1,4 +1,4 @@
-"""Tests of the X-ray line table and helpers (napari_sigma.xray)."""
+"""Tests of the X-ray line table and helpers (napari_sigma.xray.lines)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_sigma import xray
-from napari_sigma._xray_table import LINES, XRAYDB_VERSION
+from napari_sigma.xray import lines as xray
+from napari_sigma.xray._table import LINES, XRAYDB_VERSION
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "generate_xray_table.py"
 

@@ -17,24 +17,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "read_spectrum_image": "io",
-    "read_spectrum": "io",
-    "read_any": "io",
+    "read_spectrum_image": "io.reading",
+    "read_spectrum": "io.reading",
+    "read_any": "io.reading",
     "SpectrumImage": "spectrum_image",
     "Spectrum": "spectrum_image",
     "EnergyAxis": "energy",
     "SigmaError": "errors",
     "SpectrumImageError": "errors",
-    "suggest_elements": "elements",
-    "AnalysisSettings": "pipeline",
-    "AnalysisResult": "pipeline",
-    "analyse": "pipeline",
-    "run_analysis": "pipeline",
-    "export_result": "export",
-    "make_synthetic": "synthetic",
-    "demo_sample": "synthetic",
-    "PhaseStatistics": "phase_stats",
-    "Progress": "progress",
+    "suggest_elements": "xray.elements",
+    "AnalysisSettings": "pipeline.analysis",
+    "AnalysisResult": "pipeline.analysis",
+    "analyse": "pipeline.analysis",
+    "run_analysis": "pipeline.analysis",
+    "export_result": "io.export",
+    "make_synthetic": "synthetic.generator",
+    "demo_sample": "synthetic.generator",
+    "PhaseStatistics": "phases.statistics",
+    "Progress": "compute.progress",
 }
 
 __all__ = [*sorted(_API), "__version__"]

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import SigmaError
-from .progress import Progress
+from napari_sigma.compute.progress import Progress
+from napari_sigma.errors import SigmaError
 
 
 class ProgressBar:
@@ -70,8 +70,8 @@ def _phases(text: str) -> str | int:
 
 
 def build_settings(args: argparse.Namespace):
-    """:class:`~napari_sigma.pipeline.AnalysisSettings` from parsed command-line options."""
-    from .pipeline import AnalysisSettings
+    """:class:`~napari_sigma.pipeline.analysis.AnalysisSettings` from parsed command-line options."""
+    from napari_sigma.pipeline.analysis import AnalysisSettings
 
     settings = AnalysisSettings.preset(args.preset)
     items = _parse_list(args.elements)
@@ -136,9 +136,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _analyse_and_export(image, settings, out_dir: Path):
-    from .export import export_result
-    from .pipeline import analyse
-    from .progress import run_to_completion
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.io.export import export_result
+    from napari_sigma.pipeline.analysis import analyse
 
     bar = ProgressBar()
     try:
@@ -157,7 +157,7 @@ def _summary(result, out_dir: Path) -> str:
 
 def command_run(args: argparse.Namespace) -> int:
     """Analyse every input; a bad input is reported and the others still run."""
-    from .io import read_spectrum_image
+    from napari_sigma.io.reading import read_spectrum_image
 
     settings = build_settings(args)
     failures = 0
@@ -176,8 +176,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     """Analyse the synthetic example and print its accuracy against the ground truth."""
-    from .metrics import phase_accuracy_report
-    from .synthetic import demo_sample
+    from napari_sigma.metrics import phase_accuracy_report
+    from napari_sigma.synthetic.generator import demo_sample
 
     sample = demo_sample(seed=args.seed_data)
     settings = build_settings(args)
@@ -202,8 +202,8 @@ def command_demo(args: argparse.Namespace) -> int:
 
 def command_elements(args: argparse.Namespace) -> int:
     """Print the suggested elements of a file with their scores."""
-    from .elements import suggest_elements
-    from .io import read_any
+    from napari_sigma.io.reading import read_any
+    from napari_sigma.xray.elements import suggest_elements
 
     try:
         data = read_any(args.file)

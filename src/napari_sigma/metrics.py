@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .synthetic import SyntheticSample
+    from napari_sigma.synthetic.generator import SyntheticSample
 
 
 def _flat_labels(truth_labels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

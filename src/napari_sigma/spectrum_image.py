@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .energy import EnergyAxis
+from napari_sigma.energy import EnergyAxis
 
 MICRONS_PER_UNIT = {
     "µm": 1.0,

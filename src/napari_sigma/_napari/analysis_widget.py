@@ -1,8 +1,8 @@
 """The Phase analysis dock widget: settings form, Run/Abort, progress, results as layers.
 
-The form is a magicgui Container. Run starts :func:`napari_sigma.pipeline.analyse` in a napari
+The form is a magicgui Container. Run starts :func:`napari_sigma.pipeline.analysis.analyse` in a napari
 generator ``thread_worker`` (created unstarted, signals connected, then started); every yielded
-:class:`~napari_sigma.progress.Progress` updates the bar and its label; layers are only added
+:class:`~napari_sigma.compute.progress.Progress` updates the bar and its label; layers are only added
 when the worker returns, so Abort (``worker.quit()``, honoured at the next yield) leaves nothing
 half-made. Failures become a napari error notification.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from . import state
-from .results import ResultLayers, add_result_layers
+from napari_sigma._napari import state
+from napari_sigma._napari.results import ResultLayers, add_result_layers
 
 SOURCE_ROLES = ("total", "image", "cube")
 AUTO = "auto"
@@ -43,7 +43,7 @@ def parse_phases(text: str) -> str | int:
 
 def with_split(settings: Any, split: bool) -> Any:
     """Phase-finding settings with the search for two-composition phases on or off."""
-    from ..phase_splitting import SplitSettings
+    from napari_sigma.phases.splitting import SplitSettings
 
     if split:
         return settings if settings.split is not None else replace(settings, split=SplitSettings())
@@ -131,7 +131,7 @@ class AnalysisWidget(QWidget):
 
     def _apply_preset(self, *_: Any) -> None:
         """Show the binning, normalisation, latent method and epochs of the chosen preset."""
-        from ..pipeline import AnalysisSettings
+        from napari_sigma.pipeline.analysis import AnalysisSettings
 
         preset = AnalysisSettings.preset(self.form.preset.value)
         self.form.binning.value = preset.bin_factor
@@ -165,8 +165,8 @@ class AnalysisWidget(QWidget):
         return state.spectrum_image_of(layer) if layer is not None else None
 
     def settings(self) -> Any:
-        """The :class:`~napari_sigma.pipeline.AnalysisSettings` the form describes."""
-        from ..pipeline import AnalysisSettings
+        """The :class:`~napari_sigma.pipeline.analysis.AnalysisSettings` the form describes."""
+        from napari_sigma.pipeline.analysis import AnalysisSettings
 
         form = self.form
         base = AnalysisSettings.preset(form.preset.value)
@@ -215,7 +215,7 @@ class AnalysisWidget(QWidget):
     def _make_worker(self, image: Any, settings: Any, title: str) -> Any:
         from napari.qt.threading import create_worker
 
-        from ..pipeline import analyse
+        from napari_sigma.pipeline.analysis import analyse
 
         def computation() -> Any:
             return (yield from analyse(image, settings))

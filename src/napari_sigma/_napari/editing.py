@@ -167,7 +167,7 @@ def split_phase_edit(
     seed : int
         Seed of the clustering.
     """
-    from ..clustering import split_phase
+    from napari_sigma.phases.mixture import split_phase
 
     if n < 2 or len(new_ids) < n - 1:
         raise ValueError(f"a split needs n >= 2 and n - 1 new ids, got n={n}, ids={new_ids}")

@@ -16,8 +16,8 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from . import editing, state
-from .plotting import PlotCanvas
+from napari_sigma._napari import editing, state
+from napari_sigma._napari.plotting import PlotCanvas
 
 BINS = 200
 MAX_HIGHLIGHT = 5000

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..spectrum_image import Spectrum, SpectrumImage
-from . import state
+from napari_sigma._napari import state
+from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -203,7 +203,7 @@ def _phase_colormap(n_phases: int) -> Any:
     """A napari label colormap with the project's phase colours (label 0 transparent)."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    from ..colors import label_colormap
+    from napari_sigma.phases.colors import label_colormap
 
     return DirectLabelColormap(color_dict=label_colormap(n_phases))
 

@@ -44,8 +44,8 @@ def to_rgba(color: Any) -> tuple[float, float, float, float]:
 
 
 def palette(n: int) -> list[tuple[float, float, float, float]]:
-    """The project's first ``n`` phase colours (``napari_sigma.colors.phase_colors``) as RGBA."""
-    from ..colors import phase_colors
+    """The project's first ``n`` phase colours (``napari_sigma.phases.colors.phase_colors``) as RGBA."""
+    from napari_sigma.phases.colors import phase_colors
 
     return [to_rgba(c) for c in np.asarray(phase_colors(n), dtype=np.float64)[:n]]
 

@@ -3,7 +3,7 @@
 The table (colour, name, pixels, area %, area µm², main elements) follows every edit of the
 layer: user brush strokes (``events.paint``), programmatic edits and undo/redo
 (``events.set_data`` / ``events.data`` / ``events.labels_update``) all call the incremental
-:meth:`~napari_sigma.phase_stats.PhaseStatistics.update` and refresh the cells in place. Merge,
+:meth:`~napari_sigma.phases.statistics.PhaseStatistics.update` and refresh the cells in place. Merge,
 Split and Mark unassigned are each one undo step of the layer; names live in the layer's
 :class:`~napari_sigma._napari.phase_model.PhaseModel`.
 """
@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import editing, state
-from .phase_model import PhaseModel
+from napari_sigma._napari import editing, state
+from napari_sigma._napari.phase_model import PhaseModel
 
 COLUMNS = ("", "name", "pixels", "area %", "area µm²", "main elements")
 NAME_COLUMN = 1
@@ -45,7 +45,7 @@ def phases_layers(viewer: Any) -> list[Any]:
 
 def line_energies(lines: Any) -> dict[str, float]:
     """``{"Fe_Ka": 6.40, ...}`` for the analysed line names (unknown names are skipped)."""
-    from ..xray import parse_line
+    from napari_sigma.xray.lines import parse_line
 
     energies = {}
     for name in lines:
@@ -114,7 +114,7 @@ class PhasesWidget(QWidget):
             buttons.addWidget(button)
             if text == "Split into":
                 buttons.addWidget(self.split_parts)
-        from .plotting import SpectrumPlot
+        from napari_sigma._napari.plotting import SpectrumPlot
 
         self.spectrum_plot = SpectrumPlot(self, ylabel="mean counts / pixel")
         layout = QVBoxLayout(self)
@@ -180,7 +180,7 @@ class PhasesWidget(QWidget):
         """The (cached) incremental PhaseStatistics of the current layer."""
         key = id(self.layer)
         if key not in self._statistics:
-            from ..phase_stats import PhaseStatistics
+            from napari_sigma.phases.statistics import PhaseStatistics
 
             result = self.result
             self._statistics[key] = PhaseStatistics(
@@ -244,7 +244,7 @@ class PhasesWidget(QWidget):
                 self.table.selectRow(row)
 
     def _update_counts(self, table: Any) -> None:
-        from ..phase_stats import main_elements
+        from napari_sigma.phases.statistics import main_elements
 
         index = self._row_of_phase(table)
         lines = list(self.result.lines) if self.result is not None else []
@@ -361,7 +361,7 @@ class PhasesWidget(QWidget):
         """Export the result with the layer's edited labels and names to ``out_dir``."""
         from napari.utils.notifications import show_info
 
-        from ..export import export_result
+        from napari_sigma.io.export import export_result
 
         labels = np.asarray(self.layer.data)
         names = [self.model.name(k) for k in range(1, int(labels.max(initial=0)) + 1)]

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..spectrum_image import Spectrum, SpectrumImage
-from .layers import LayerData, spectrum_image_layers, spectrum_layer
+from napari_sigma._napari.layers import LayerData, spectrum_image_layers, spectrum_layer
+from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 SPECTRUM_IMAGE_SUFFIXES = (".bcf", ".emd", ".spd", ".pts", ".asw", ".elid", ".rpl")
 ALWAYS_LAZY_SUFFIXES = (".pts", ".asw")  # compressed event streams: a small file, a huge cube
@@ -30,7 +30,7 @@ LAZY_ABOVE_BYTES = 256 * 2**20
 
 
 def _is_supported(path: str | Path) -> bool:
-    from ..io import is_supported
+    from napari_sigma.io.reading import is_supported
 
     path = Path(path)
     return not path.is_dir() and is_supported(path)
@@ -83,7 +83,7 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
 
 def read_file_layers(path: Path) -> list[LayerData]:
     """Layers of one file: a spectrum image's layers, or a single spectrum's hidden layer."""
-    from ..io import read_any
+    from napari_sigma.io.reading import read_any
 
     data = read_any(path, lazy=reads_lazily(path))
     if isinstance(data, SpectrumImage):

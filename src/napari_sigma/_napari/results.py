@@ -1,4 +1,4 @@
-"""An :class:`~napari_sigma.pipeline.AnalysisResult` as napari layers.
+"""An :class:`~napari_sigma.pipeline.analysis.AnalysisResult` as napari layers.
 
 A run becomes a Labels layer ``"phases (<title>)"`` (coloured by its :class:`PhaseModel`) and one
 Image layer per unmixed component ``"<component> (<title>)"``. Names are made unique
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from . import state
-from .phase_model import PhaseModel
+from napari_sigma._napari import state
+from napari_sigma._napari.phase_model import PhaseModel
 
 
 @dataclass

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from .layers import LayerData, labels_layer, spectrum_image_layers
+from napari_sigma._napari.layers import LayerData, labels_layer, spectrum_image_layers
 
 TRUTH_LAYER_NAME = "ground truth phases"
 
 
 def synthetic_sample() -> list[LayerData]:
-    """The demo sample (:func:`napari_sigma.synthetic.demo_sample`) as napari layers.
+    """The demo sample (:func:`napari_sigma.synthetic.generator.demo_sample`) as napari layers.
 
     Returns
     -------
     list of (data, kwargs, layer_type)
         Total counts, the hidden cube, and a hidden Labels layer ``"ground truth phases"``
         (role ``"truth"``, phase names in its plugin metadata). Every layer carries the
-        SpectrumImage and ``truth=`` the :class:`~napari_sigma.synthetic.SyntheticSample`.
+        SpectrumImage and ``truth=`` the :class:`~napari_sigma.synthetic.generator.SyntheticSample`.
     """
-    from ..synthetic import demo_sample
+    from napari_sigma.synthetic.generator import demo_sample
 
     sample = demo_sample()
     layers = spectrum_image_layers(sample.image, truth=sample)

@@ -4,9 +4,9 @@ Shows, for the spectrum image of a chosen plugin layer: its mean spectrum, the s
 cursor (mean of the 3x3 neighbourhood, recomputed only when the pixel under the cursor changes) and
 the mean spectrum of the phase selected in the active phase Labels layer (its ``selected_label``),
 with markers of the X-ray lines of the checked elements and a log/linear switch. The elements
-suggested by :func:`napari_sigma.elements.suggest_elements` start checked; more can be typed in.
+suggested by :func:`napari_sigma.xray.elements.suggest_elements` start checked; more can be typed in.
 "Add element maps" computes background-subtracted line intensities
-(:func:`napari_sigma.features.line_intensities`) in a worker thread and adds one Image layer per
+(:func:`napari_sigma.features.intensities.line_intensities`) in a worker thread and adds one Image layer per
 element. The checked elements are :attr:`SpectrumWidget.selected_elements`.
 """
 
@@ -29,10 +29,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..spectrum_image import Spectrum, SpectrumImage
-from . import state
-from .layers import display_title, element_map_layer, spatial_calibration
-from .plotting import SpectrumPlot
+from napari_sigma._napari import state
+from napari_sigma._napari.layers import display_title, element_map_layer, spatial_calibration
+from napari_sigma._napari.plotting import SpectrumPlot
+from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 SOURCE_ROLES = ("total", "cube", "image", "spectrum")
 PHASE_ROLES = ("phases", "truth")
@@ -119,7 +119,7 @@ class ElementPanel(QWidget):
         list of str
             The symbols added or re-checked; unknown symbols are reported in ``message``.
         """
-        from ..xray import ELEMENTS
+        from napari_sigma.xray.lines import ELEMENTS
 
         words = [w.strip().capitalize() for w in text.replace(",", " ").split()]
         unknown = [w for w in words if w not in ELEMENTS]
@@ -262,9 +262,9 @@ class SpectrumWidget(QWidget):
         """
         from napari.qt.threading import create_worker
 
-        from ..device import resolve_device
-        from ..features import FeatureSettings, line_intensities
-        from ..xray import default_line
+        from napari_sigma.compute.device import resolve_device
+        from napari_sigma.features.intensities import FeatureSettings, line_intensities
+        from napari_sigma.xray.lines import default_line
 
         image = self._image
         if image is None or not self.selected_elements:
@@ -405,7 +405,7 @@ def _suggestions(spectrum: Spectrum | None) -> list[str]:
     """Elements to pre-check: the suggestion for the spectrum, then those named in its file."""
     if spectrum is None:
         return []
-    from ..elements import suggest_elements
+    from napari_sigma.xray.elements import suggest_elements
 
     suggested = [s.element for s in suggest_elements(spectrum)]
     return suggested + [el for el in spectrum.elements if el not in suggested]
@@ -415,7 +415,7 @@ def line_markers(elements: tuple[str, ...], spectrum: Spectrum | None) -> dict[s
     """Main lines (weight >= 0.5) of ``elements`` inside the spectrum's energy range."""
     if spectrum is None:
         return {}
-    from ..xray import element_lines
+    from napari_sigma.xray.lines import element_lines
 
     top = spectrum.energy.max_energy
     if spectrum.beam_energy:

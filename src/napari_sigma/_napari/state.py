@@ -39,7 +39,7 @@ def spectrum_image_of(layer: Any):
 
 
 def result_of(layer: Any):
-    """The :class:`~napari_sigma.pipeline.AnalysisResult` behind a layer, or None."""
+    """The :class:`~napari_sigma.pipeline.analysis.AnalysisResult` behind a layer, or None."""
     return plugin_data(layer).get("result")
 
 

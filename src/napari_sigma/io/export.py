@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .energy import EnergyAxis
-from .phase_stats import PhaseTable, phase_table
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.phases.statistics import PhaseTable, phase_table
 
 EXPORT_FILES = {
     "phases": "phases.tif",
@@ -209,7 +209,7 @@ def export_result(
     Parameters
     ----------
     result : AnalysisResult
-        The analysis (see :mod:`napari_sigma.pipeline`).
+        The analysis (see :mod:`napari_sigma.pipeline.analysis`).
     out_dir : str or Path
         Output folder.
     labels : ndarray (y, x) int or None
@@ -230,7 +230,7 @@ def export_result(
     spectrum divided by the phase's pixel count), one column per phase headed by its name;
     ``unmixed_spectra.csv`` holds the NMF components as the unmixing returned them.
     """
-    from .report import render_report
+    from napari_sigma.io.report import render_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

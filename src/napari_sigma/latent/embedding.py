@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .device import configure_fast_math, resolve_device
-from .errors import AnalysisError
-from .progress import Computation, Progress
+from napari_sigma.compute.device import configure_fast_math, resolve_device
+from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.errors import AnalysisError
 
 if TYPE_CHECKING:
     import torch

@@ -35,9 +35,9 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from .energy import EnergyAxis
-from .spectrum_image import SpectrumImage
-from .xray import default_line, detector_fwhm, element_lines
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.spectrum_image import SpectrumImage
+from napari_sigma.xray.lines import default_line, detector_fwhm, element_lines
 
 DETECTOR_OFFSET_KEV = -0.1
 DETECTOR_SCALE_KEV = 0.01
@@ -191,7 +191,7 @@ def __getattr__(name: str):
 
 def mineral(name: str) -> PhaseSpec:
     """The :class:`PhaseSpec` of a mineral of ``MINERALS`` (stoichiometric composition)."""
-    from . import synthetic
+    from napari_sigma.synthetic import generator as synthetic
 
     minerals = synthetic.MINERALS
     if name not in minerals:

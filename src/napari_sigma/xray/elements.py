@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import xray
-from .spectrum_image import Spectrum
+from napari_sigma.spectrum_image import Spectrum
+from napari_sigma.xray import lines as xray
 
 STROBE_CUTOFF_KEV = 0.15
 RARE_ELEMENTS = frozenset(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._xray_table import LINES
+from napari_sigma.xray._table import LINES
 
 ELEMENTS: tuple[str, ...] = tuple(LINES)
 """Element symbols covered, Be..U in order of atomic number."""

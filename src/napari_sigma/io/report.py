@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from .colors import label_rgba, phase_colors
-from .phase_stats import PhaseTable, phase_table
+from napari_sigma.phases.colors import label_rgba, phase_colors
+from napari_sigma.phases.statistics import PhaseTable, phase_table
 
 
 def line_energies(line_names: Sequence[str]) -> dict[str, float]:
-    """Energies (keV) of the lines that :func:`napari_sigma.xray.parse_line` knows; others skipped."""
+    """Energies (keV) of the lines that :func:`napari_sigma.xray.lines.parse_line` knows; others skipped."""
     try:
-        from .xray import parse_line
+        from napari_sigma.xray.lines import parse_line
     except ImportError:
         return {}
     energies = {}

@@ -18,7 +18,7 @@ is tested for two compositions in space:
    ``min_relative_difference`` between the groups (counting statistics alone would call any
    real gradient in a large map significant).
 3. **Labelling.** Every pixel of the phase is relabelled by the exact minimum of a Potts energy
-   (:func:`~napari_sigma.graph_cut.two_label_cut`) whose data term is the linear-discriminant
+   (:func:`~napari_sigma.phases.graph_cut.two_label_cut`) whose data term is the linear-discriminant
    log-likelihood ratio of the two groups' mean features: the boundary between the two
    compositions follows the evidence of whole grains. Pixels within ``boundary_margin`` of
    another phase carry no evidence (the prior labels them from their neighbours): a few percent
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph_cut import two_label_cut
+from napari_sigma.phases.graph_cut import two_label_cut
 
 
 @dataclass(frozen=True)

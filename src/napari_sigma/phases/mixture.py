@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .device import resolve_device
-from .errors import AnalysisError
-from .progress import Computation, Progress, run_to_completion
+from napari_sigma.compute.device import resolve_device
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+from napari_sigma.errors import AnalysisError
 
 if TYPE_CHECKING:
     import torch

@@ -16,8 +16,8 @@ from typing import Literal
 
 import numpy as np
 
-from .energy import EnergyAxis
-from .progress import Computation, Progress
+from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.energy import EnergyAxis
 
 Normalisation = Literal["poisson", "sigma", "none"]
 CAST_PIXELS = 1024
@@ -56,7 +56,7 @@ class FeatureSettings:
 
 
 def _line_energy(name: str) -> float:
-    from .xray import parse_line
+    from napari_sigma.xray.lines import parse_line
 
     return parse_line(name).energy
 
@@ -87,7 +87,7 @@ def line_weights(
     -------
     ndarray, shape (E, L), float32
     """
-    from .xray import detector_fwhm
+    from napari_sigma.xray.lines import detector_fwhm
 
     energies = [_line_energy(name) for name in lines]
     half_widths = [

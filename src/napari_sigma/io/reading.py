@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _rsciio_helpers as rh
-from .energy import EnergyAxis
-from .errors import NotASpectrumImageError, SpectrumImageError
-from .spectrum_image import MICRONS_PER_UNIT, Spectrum, SpectrumImage
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
+from napari_sigma.io import _rsciio as rh
+from napari_sigma.spectrum_image import MICRONS_PER_UNIT, Spectrum, SpectrumImage
 
 SUPPORTED_EXTENSIONS: dict[str, str] = {ext: fmt.description for ext, fmt in rh.FORMATS.items()}
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .device import resolve_device
-from .errors import AnalysisError
-from .progress import Computation, Progress
+from napari_sigma.compute.device import resolve_device
+from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.errors import AnalysisError
 
 STAGE = "unmixing"
 SUM_CHUNK_VALUES = 1 << 22

@@ -18,15 +18,15 @@ split. Phases are therefore found in three steps:
 3. **Every pixel classified on its own spectrum.** Each phase's mean of the *unsmoothed*
    features (from its homogeneous pixels), and its mixtures with the other phases in which it
    has the larger share, are templates under one shared (counting-noise) covariance
-   (:mod:`~napari_sigma.mixed_pixels`); every pixel's log-likelihood under each phase is
+   (:mod:`~napari_sigma.phases.mixed_pixels`); every pixel's log-likelihood under each phase is
    combined with a Potts prior from its 8 neighbours (iterated conditional modes, weight
    ``spatial_weight``), so boundaries stay sharp, a mixed boundary pixel goes to the phase with
    the larger share of it (not to a third phase whose spectrum looks like the mixture), and
    isolated noisy pixels follow their neighbours.
 
 Two searches follow: trace phases, in grains too small to have homogeneous pixels
-(:mod:`~napari_sigma.trace_phases`), and phases of two compositions too close to tell apart pixel
-by pixel but not grain by grain (:mod:`~napari_sigma.phase_splitting`).
+(:mod:`~napari_sigma.phases.trace`), and phases of two compositions too close to tell apart pixel
+by pixel but not grain by grain (:mod:`~napari_sigma.phases.splitting`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .clustering import ClusteringResult, ClusteringSettings, cluster_phases
-from .errors import AnalysisError
-from .mixed_pixels import MIX_FRACTIONS, MixSpace, phase_log_likelihood
-from .phase_splitting import SplitSettings, composition_test, split_phase
-from .progress import Computation, Progress
+from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.errors import AnalysisError
+from napari_sigma.phases.mixed_pixels import MIX_FRACTIONS, MixSpace, phase_log_likelihood
+from napari_sigma.phases.mixture import ClusteringResult, ClusteringSettings, cluster_phases
+from napari_sigma.phases.splitting import SplitSettings, composition_test, split_phase
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class PhaseFindingSettings:
         mixed pixels around the last one's grains and finds any further trace phase.
     split : SplitSettings or None
         Search for phases of two compositions too close to tell pixel by pixel
-        (:mod:`~napari_sigma.phase_splitting`); None: no search.
+        (:mod:`~napari_sigma.phases.splitting`); None: no search.
     """
 
     homogeneity: float = 2.0
@@ -133,7 +133,7 @@ def find_phases(
     counts : (ndarray (y, x, F), ndarray (y, x)), optional
         Raw window counts and total counts of every pixel (Poisson). With them, and an automatic
         number of phases, connected pixels that no phase or boundary mix explains become a new
-        (trace) phase, up to ``trace_passes`` times (:mod:`~napari_sigma.trace_phases`).
+        (trace) phase, up to ``trace_passes`` times (:mod:`~napari_sigma.phases.trace`).
 
     Yields
     ------
@@ -229,7 +229,7 @@ def _unexplained(
     settings: PhaseFindingSettings,
 ) -> Computation[np.ndarray | None]:
     """Mask of the pixels no phase or boundary mix explains, or None when there are none."""
-    from .trace_phases import unexplained_pixels
+    from napari_sigma.phases.trace import unexplained_pixels
 
     windows, dose = counts
     flagged = unexplained_pixels(

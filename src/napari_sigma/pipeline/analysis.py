@@ -1,6 +1,6 @@
 """The analysis pipeline and the Python API: spectrum image -> features -> latent -> phases -> NMF.
 
-``analyse(image, settings)`` is a generator that yields :class:`~napari_sigma.progress.Progress` and
+``analyse(image, settings)`` is a generator that yields :class:`~napari_sigma.compute.progress.Progress` and
 returns an :class:`AnalysisResult`; ``run_analysis`` drives it to the end. The CLI and the napari
 widgets both call it.
 """
@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .clustering import ClusteringResult, ClusteringSettings, cluster_phases
-from .errors import AnalysisError
-from .features import (
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+from napari_sigma.errors import AnalysisError
+from napari_sigma.features.intensities import (
     FeatureSettings,
     bin_image,
     line_weights,
@@ -26,10 +26,10 @@ from .features import (
     project_spectra,
     total_counts,
 )
-from .latent import LatentResult, LatentSettings, fit_latent
-from .phase_finding import PhaseFindingSettings, find_phases
-from .progress import Computation, Progress, run_to_completion
-from .spectrum_image import SpectrumImage
+from napari_sigma.latent.embedding import LatentResult, LatentSettings, fit_latent
+from napari_sigma.phases.finding import PhaseFindingSettings, find_phases
+from napari_sigma.phases.mixture import ClusteringResult, ClusteringSettings, cluster_phases
+from napari_sigma.spectrum_image import SpectrumImage
 
 ClusterSpace = Literal["spatial", "features", "latent"]
 
@@ -48,8 +48,8 @@ class AnalysisSettings:
     bin_factor : int
         Spatial binning of the analysis grid (results are returned at full resolution).
     features, latent, clustering : settings dataclasses
-        See :mod:`~napari_sigma.features`, :mod:`~napari_sigma.latent`,
-        :mod:`~napari_sigma.clustering`. ``features.background`` applies to the clustering
+        See :mod:`~napari_sigma.features.intensities`, :mod:`~napari_sigma.latent.embedding`,
+        :mod:`~napari_sigma.phases.mixture`. ``features.background`` applies to the clustering
         features: raw line windows by default, whose counts are Poisson so that the square-root
         normalisation makes their noise Gaussian and equal (measured at least as accurate as
         background-subtracted windows). The intensity maps of the result
@@ -57,7 +57,7 @@ class AnalysisSettings:
     cluster_space : {"spatial", "features", "latent"}
         Where the Gaussian mixture runs. ``"spatial"`` (default, the most accurate measured):
         on the smoothed features of homogeneous pixels, then every pixel classified on its own
-        features with a neighbourhood prior (:mod:`~napari_sigma.phase_finding`);
+        features with a neighbourhood prior (:mod:`~napari_sigma.phases.finding`);
         ``"features"``: on the smoothed features of all pixels; ``"latent"``: on the 2-D latent
         space (SIGMA).
     phase_finding : PhaseFindingSettings
@@ -65,7 +65,7 @@ class AnalysisSettings:
     n_components : int or None
         NMF components; None gives one per phase.
     nmf_init : {"vertices", "nndsvd"}
-        Start of the NMF (:func:`~napari_sigma.unmixing.nmf`): ``"vertices"`` (default) keeps
+        Start of the NMF (:func:`~napari_sigma.unmixing.nmf.nmf`): ``"vertices"`` (default) keeps
         the phase spectra as components when there is one per phase; ``"nndsvd"`` is SIGMA's
         kind of start (the ``sigma`` preset), whose components blend phases.
     seed : int
@@ -74,7 +74,7 @@ class AnalysisSettings:
         Torch device; ``"auto"`` uses CUDA when present.
     cpu_threads : int or None
         Torch threads for training and mixtures on the CPU (None: torch's default). One thread
-        is measured faster on 2 shared cores (see :func:`~napari_sigma.device.torch_threads`).
+        is measured faster on 2 shared cores (see :func:`~napari_sigma.compute.device.torch_threads`).
     """
 
     lines: tuple[str, ...] | None = None
@@ -164,13 +164,13 @@ class _Stopwatch:
 
 def choose_lines(image: SpectrumImage, settings: AnalysisSettings) -> tuple[str, ...]:
     """The X-ray lines an analysis uses (see :class:`AnalysisSettings`)."""
-    from .xray import lines_for_elements
+    from napari_sigma.xray.lines import lines_for_elements
 
     if settings.lines:
         return tuple(settings.lines)
     elements = settings.elements or image.elements
     if not elements:
-        from .elements import suggest_elements
+        from napari_sigma.xray.elements import suggest_elements
 
         elements = tuple(s.element for s in suggest_elements(image.sum_spectrum()))
     usable = [e for e in elements or () if e not in ("H", "He", "Li")]
@@ -200,7 +200,7 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
     -------
     AnalysisResult
     """
-    from .device import resolve_device, torch_threads
+    from napari_sigma.compute.device import resolve_device, torch_threads
 
     device = resolve_device(settings.device)
     with torch_threads(device, settings.cpu_threads):
@@ -210,7 +210,7 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
 def _analyse(
     image: SpectrumImage, settings: AnalysisSettings, device: str
 ) -> Computation[AnalysisResult]:
-    from .device import configure_fast_math
+    from napari_sigma.compute.device import configure_fast_math
 
     configure_fast_math(device)
     clock = _Stopwatch()
@@ -358,7 +358,7 @@ def _unmix(
     settings: AnalysisSettings,
     device: str,
 ) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    from .unmixing import abundance_maps, nmf, phase_sum_spectra
+    from napari_sigma.unmixing.nmf import abundance_maps, nmf, phase_sum_spectra
 
     n_phases = clustering.n_phases
     yield Progress("unmixing", 0, 3, "phase spectra")
@@ -385,7 +385,7 @@ def _unmix(
 def _phase_names(
     intensities: np.ndarray, labels: np.ndarray, lines: tuple[str, ...], n_phases: int
 ) -> list[str]:
-    from .phase_stats import main_elements, phase_display_name
+    from napari_sigma.phases.statistics import main_elements, phase_display_name
 
     flat = labels.reshape(-1)
     pixels = np.bincount(flat, minlength=n_phases + 1)[1:]

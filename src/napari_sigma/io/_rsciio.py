@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpectrumImageError
+from napari_sigma.errors import SpectrumImageError
 
 
 @dataclass(frozen=True)

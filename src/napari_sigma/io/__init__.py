@@ -1,0 +1,23 @@
+"""Reading vendor files into spectrum images, and writing results (TIFF, CSV, JSON, report)."""
+
+from napari_sigma._lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "is_supported": "reading",
+        "read_spectrum_image": "reading",
+        "read_spectrum": "reading",
+        "read_any": "reading",
+        "SUPPORTED_EXTENSIONS": "reading",
+        "export_result": "export",
+        "write_labels_tiff": "export",
+        "read_labels_tiff": "export",
+        "write_maps_tiff": "export",
+        "write_spectra_csv": "export",
+        "write_stats_csv": "export",
+        "write_run_json": "export",
+        "EXPORT_FILES": "export",
+        "render_report": "report",
+    },
+)

@@ -1,0 +1,14 @@
+"""The analysis from settings to result: lines, features, latent, phases, unmixing."""
+
+from napari_sigma._lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "AnalysisSettings": "analysis",
+        "AnalysisResult": "analysis",
+        "choose_lines": "analysis",
+        "analyse": "analysis",
+        "run_analysis": "analysis",
+    },
+)
