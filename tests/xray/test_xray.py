@@ -12,7 +12,7 @@ import pytest
 from napari_sigma.xray import lines as xray
 from napari_sigma.xray._table import LINES, XRAYDB_VERSION
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "generate_xray_table.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generate_xray_table.py"
 
 # Reference energies (keV) from standard tables (Bearden / HyperSpy), +-0.01 keV.
 REFERENCE_ENERGIES = {

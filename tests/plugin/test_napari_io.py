@@ -18,7 +18,7 @@ from napari_sigma.errors import SigmaError, SpectrumImageError
 
 DATA = Path("/work/shared/data/eds")
 if not DATA.is_dir():
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eds"
+    DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "eds"
 PLUGIN = "napari-sigma-eds"
 PRUNED_EMD = DATA / "emd" / "Test_SI_16x16_ReducedData_215_kx.emd"
 MICRONS = {"micrometer", "µm"}

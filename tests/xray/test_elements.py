@@ -13,7 +13,7 @@ from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
 from napari_sigma.xray.elements import ElementSuggestion, snip_background, suggest_elements
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eds"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "eds"
 AXIS = EnergyAxis(offset=-0.2, scale=0.01, size=2048)
 
 

@@ -17,7 +17,7 @@ from napari_sigma.compute.progress import run_to_completion
 
 DATA = Path("/work/shared/data/eds")
 if not DATA.is_dir():
-    DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eds"
+    DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "eds"
 P45 = DATA / "bruker" / "P45_the_default_job.bcf"
 
 
