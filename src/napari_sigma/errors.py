@@ -32,3 +32,20 @@ class NotASpectrumImageError(SpectrumImageError):
 
 class AnalysisError(SigmaError):
     """The analysis cannot run with the given data and settings."""
+
+
+class SigmaFileError(SigmaError):
+    """A saved model or session cannot be read: not one, damaged, tampered or of another version.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file that was asked for.
+    cause : str
+        What is wrong with it, in words a user understands.
+    """
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        self.path = Path(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")

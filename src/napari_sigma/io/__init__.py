@@ -19,5 +19,9 @@ __getattr__, __all__ = lazy_exports(
         "write_run_json": "export",
         "EXPORT_FILES": "export",
         "render_report": "report",
+        "write_hspy": "writing",
+        "Archive": "archive",
+        "read_archive": "archive",
+        "write_archive": "archive",
     },
 )

@@ -10,5 +10,12 @@ __getattr__, __all__ = lazy_exports(
         "choose_lines": "analysis",
         "analyse": "analysis",
         "run_analysis": "analysis",
+        "Session": "session",
+        "SessionPhase": "session",
+        "save_session": "session",
+        "load_session": "session",
+        "FittedModel": "model",
+        "save_model": "model",
+        "load_model": "model",
     },
 )

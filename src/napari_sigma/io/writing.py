@@ -1,0 +1,79 @@
+"""Writing a spectrum image to a HyperSpy ``.hspy`` file (HDF5), optionally chunked.
+
+Used to convert a file once into a chunked one that reads lazily in row bands, and by the tests
+to write fields that the CLI then reads like any vendor file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_sigma.spectrum_image import SpectrumImage
+
+_UNITS = {"µm": "µm", "nm": "nm", "mm": "mm", "px": ""}
+
+
+def write_hspy(
+    path: str | Path, image: SpectrumImage, chunks: tuple[int, int, int] | None = None
+) -> Path:
+    """Write ``image`` as an EDS_SEM signal to ``path`` (``.hspy``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    image : SpectrumImage
+        Counts ``(y, x, E)`` (numpy or dask) and calibration.
+    chunks : (int, int, int), optional
+        HDF5 chunk shape; default rsciio's choice.
+
+    Returns
+    -------
+    Path
+    """
+    from rsciio.hspy import file_writer
+
+    ny, nx = image.shape
+    unit = _UNITS.get(image.pixel_unit, image.pixel_unit)
+    energy = _axis("Energy", image.energy.size, image.energy.scale, "keV", False)
+    energy["offset"] = float(image.energy.offset)
+    axes = [
+        _axis("y", ny, image.pixel_size, unit, True),
+        _axis("x", nx, image.pixel_size, unit, True),
+        energy,
+    ]
+    metadata: dict[str, Any] = {
+        "General": {"title": image.title or Path(path).stem},
+        "Signal": {"signal_type": "EDS_SEM"},
+        "Sample": {"elements": list(image.elements), "xray_lines": list(image.xray_lines)},
+    }
+    if image.beam_energy is not None:
+        metadata["Acquisition_instrument"] = {"SEM": {"beam_energy": float(image.beam_energy)}}
+    signal = {
+        "data": image.counts if hasattr(image.counts, "dask") else np.asarray(image.counts),
+        "axes": axes,
+        "metadata": metadata,
+        "original_metadata": {},
+        "tmp_parameters": {},
+        "attributes": {"_lazy": hasattr(image.counts, "dask")},
+        "package_info": {"name": "napari-sigma", "version": "0"},
+        "learning_results": {},
+        "models": {},
+    }
+    kwargs = {} if chunks is None else {"chunks": tuple(int(c) for c in chunks)}
+    file_writer(str(path), signal, **kwargs)
+    return Path(path)
+
+
+def _axis(name: str, size: int, scale: float, units: str, navigate: bool) -> dict[str, Any]:
+    return {
+        "name": name,
+        "size": int(size),
+        "scale": float(scale),
+        "offset": 0.0,
+        "units": units,
+        "navigate": navigate,
+    }
