@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_editing import make_fake_result
 
 from napari_sigma._napari import state
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma._napari.results import add_result_layers
-from test_editing import make_fake_result
 
 pytestmark = pytest.mark.gui
 

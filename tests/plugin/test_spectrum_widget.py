@@ -24,23 +24,6 @@ P45 = DATA / "bruker" / "P45_the_default_job.bcf"
 # ------------------------------------------------------------------ pure helpers
 
 
-def test_neighbourhood_mean_is_the_clipped_3x3_mean():
-    counts = np.random.default_rng(0).poisson(3.0, size=(5, 6, 8))
-    np.testing.assert_allclose(sw.neighbourhood_mean(counts, 2, 3), counts[1:4, 2:5].mean((0, 1)))
-    np.testing.assert_allclose(sw.neighbourhood_mean(counts, 0, 0), counts[:2, :2].mean((0, 1)))
-
-
-def test_masked_mean_matches_for_numpy_and_dask():
-    import dask.array as da
-
-    counts = np.random.default_rng(1).poisson(3.0, size=(6, 7, 5))
-    mask = np.zeros((6, 7), bool)
-    mask[2:4, 1:6] = True
-    expected = counts[mask].mean(axis=0)
-    np.testing.assert_allclose(sw.masked_mean(counts, mask), expected)
-    np.testing.assert_allclose(sw.masked_mean(da.from_array(counts, chunks=3), mask), expected)
-
-
 def testline_markers_of_silicon_and_iron():
     from napari_sigma.energy import EnergyAxis
     from napari_sigma.spectrum_image import Spectrum

@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from napari_sigma.compute.progress import Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 from napari_sigma.unmixing import nmf as unmixing
-from napari_sigma.unmixing.nmf import abundance_maps, nmf, phase_sum_spectra, vertex_rows
+from napari_sigma.unmixing.nmf import abundance_maps, nmf, vertex_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -30,42 +30,6 @@ def cosine_after_matching(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
     similarity = unit_truth @ unit_found.T
     rows, cols = linear_sum_assignment(-similarity)
     return similarity[rows, cols]
-
-
-def test_phase_sum_spectra_equals_a_naive_loop(monkeypatch):
-    rng = np.random.default_rng(0)
-    counts = rng.integers(0, 60000, size=(13, 7, 20), dtype=np.uint16)
-    labels = rng.integers(0, 4, size=(13, 7))
-    expected = np.zeros((3, 20))
-    for (row, col), label in np.ndenumerate(labels):
-        if label:
-            expected[label - 1] += counts[row, col]
-    monkeypatch.setattr(unmixing, "SUM_CHUNK_VALUES", 50)
-    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 3), expected)
-    flat = phase_sum_spectra(counts.reshape(-1, 20), labels.reshape(-1), 3)
-    np.testing.assert_array_equal(flat, expected)
-
-
-def test_phase_sums_of_full_range_uint16_counts_are_exact(monkeypatch):
-    """float32 sub-block sums: 256 pixels of 65535 counts stay below 2**24."""
-    rng = np.random.default_rng(7)
-    counts = rng.integers(65000, 65536, size=(40, 30, 6), dtype=np.uint16)
-    labels = np.where(rng.uniform(size=(40, 30)) < 0.8, 1, 2)
-    expected = np.stack([counts[labels == k].astype(np.int64).sum(0) for k in (1, 2)]).astype(
-        np.float64
-    )
-    assert expected.max() > 2**24  # the totals themselves are not float32-exact
-    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 2), expected)
-    monkeypatch.setattr(unmixing, "CAST_PIXELS", 7)
-    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 2), expected)
-
-
-def test_phase_sums_of_float_counts_keep_float64_precision():
-    rng = np.random.default_rng(8)
-    counts = rng.uniform(0, 1, size=(9, 11, 5)) + 1e6
-    labels = rng.integers(1, 3, size=(9, 11))
-    expected = np.stack([counts[labels == k].sum(0) for k in (1, 2)])
-    np.testing.assert_allclose(phase_sum_spectra(counts, labels, 2), expected, rtol=1e-13)
 
 
 def test_nmf_recovers_known_components():

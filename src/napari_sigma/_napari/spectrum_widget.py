@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 from napari_sigma._napari import state
 from napari_sigma._napari.layers import display_title, element_map_layer, spatial_calibration
 from napari_sigma._napari.plotting import SpectrumPlot
+from napari_sigma.phases.spectra import masked_mean, neighbourhood_mean
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 SOURCE_ROLES = ("total", "cube", "image", "spectrum")
@@ -40,27 +41,6 @@ MARKER_MIN_WEIGHT = 0.5
 MEAN_KEY = "map mean"
 CURSOR_KEY = "cursor (3x3)"
 PHASE_KEY = "phase"
-
-
-def neighbourhood_mean(counts: Any, row: int, col: int, radius: int = 1) -> np.ndarray:
-    """Mean spectrum of the ``(2r+1)^2`` pixels around ``(row, col)``, clipped at the edges."""
-    ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    block = counts[
-        max(row - radius, 0) : min(row + radius + 1, ny),
-        max(col - radius, 0) : min(col + radius + 1, nx),
-    ]
-    return np.asarray(block, dtype=np.float64).mean(axis=(0, 1))
-
-
-def masked_mean(counts: Any, mask: np.ndarray) -> np.ndarray:
-    """Mean spectrum of the pixels where ``mask`` (y, x) is True (numpy or dask counts)."""
-    if isinstance(counts, np.ndarray):  # row by row: never copies more than one row of the cube
-        total = np.zeros(counts.shape[-1], dtype=np.float64)
-        for row in np.flatnonzero(mask.any(axis=1)):
-            total += counts[row][mask[row]].sum(axis=0, dtype=np.float64)
-        return total / np.count_nonzero(mask)
-    flat = counts.reshape(-1, counts.shape[-1])
-    return np.asarray(flat[np.flatnonzero(mask.ravel())], dtype=np.float64).mean(axis=0)
 
 
 class ElementPanel(QWidget):

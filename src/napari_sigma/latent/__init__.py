@@ -10,5 +10,7 @@ __getattr__, __all__ = lazy_exports(
         "fit_latent": "embedding",
         "encode": "embedding",
         "build_autoencoder": "embedding",
+        "latent_extent": "density",
+        "phase_density_image": "density",
     },
 )

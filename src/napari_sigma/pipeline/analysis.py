@@ -385,18 +385,10 @@ def _unmix(
 def _phase_names(
     intensities: np.ndarray, labels: np.ndarray, lines: tuple[str, ...], n_phases: int
 ) -> list[str]:
+    from napari_sigma.phases.spectra import phase_mean_spectra
     from napari_sigma.phases.statistics import main_elements, phase_display_name
 
-    flat = labels.reshape(-1)
-    pixels = np.bincount(flat, minlength=n_phases + 1)[1:]
-    sums = np.stack(
-        [
-            np.bincount(flat, weights=intensities[..., i].reshape(-1), minlength=n_phases + 1)[1:]
-            for i in range(len(lines))
-        ],
-        axis=1,
-    )
-    means = sums / np.maximum(pixels, 1)[:, None]
+    means = phase_mean_spectra(intensities, labels, n_phases)
     return [
         phase_display_name(k + 1, main_elements(means[k], list(lines))) for k in range(n_phases)
     ]

@@ -1,10 +1,7 @@
 """Phase spectra, their NMF decomposition, and per-pixel abundance maps.
 
-- :func:`phase_sum_spectra` sums the counts of every phase in row chunks (one-hot matrix product
-  per chunk), so a 1024 x 1024 x 2048 uint16 cube is never converted to float as a whole. Counts
-  are converted in sub-blocks of ``CAST_PIXELS`` pixels, which stay in the CPU cache (measured
-  3-7x faster on 256 x 256 x 2048 than converting multi-megabyte blocks); integer counts of at
-  most 16 bits are summed exactly in float32 (a sub-block's sum stays below 2**24).
+- :func:`~napari_sigma.phases.spectra.phase_sum_spectra` (imported here, its home is
+  :mod:`napari_sigma.phases.spectra`) sums the counts of every phase.
 - :func:`nmf` factorises the (K, E) phase spectra into non-negative weights (K, C) and components
   (C, E). The torch backend runs HALS (hierarchical alternating least squares) from an NNDSVD
   start, like SIGMA's scikit-learn ``NMF(init="nndsvd")``; ``backend="sklearn"`` is the reference.
@@ -24,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_sigma.compute.blocks import pixel_blocks
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.errors import AnalysisError
+from napari_sigma.phases.spectra import phase_sum_spectra as phase_sum_spectra  # public here too
 
 STAGE = "unmixing"
-SUM_CHUNK_VALUES = 1 << 22
 ABUNDANCE_CHUNK_VALUES = 1 << 24
 # 256 pixels of at most 65535 counts sum to less than 2**24: exact in float32
 CAST_PIXELS = 256
@@ -53,66 +51,6 @@ class UnmixingResult:
     components: np.ndarray
     phase_weights: np.ndarray
     abundances: np.ndarray
-
-
-def phase_sum_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
-    """Sum the spectra of the pixels of every phase.
-
-    Parameters
-    ----------
-    counts : array, shape (N, E) or (y, x, E)
-        Counts (any numeric dtype; numpy or dask, read chunk by chunk).
-    labels : ndarray, shape (N,) or (y, x)
-        Phase 1..K per pixel; 0 (and any label outside 1..K) is ignored.
-    n_phases : int
-        K.
-
-    Returns
-    -------
-    ndarray, shape (K, E), float64
-        Row k-1 is the summed spectrum of phase k.
-    """
-    n_channels = counts.shape[-1]
-    flat_labels = np.asarray(labels).reshape(-1)
-    n_pixels = int(np.prod(counts.shape[:-1]))
-    if flat_labels.size != n_pixels:
-        raise AnalysisError(f"{flat_labels.size} labels for {n_pixels} pixels")
-    sums = np.zeros((n_phases, n_channels), np.float64)
-    dtype = _exact_sum_dtype(counts.dtype)
-    for start, block in _pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1)):
-        for first in range(0, len(block), CAST_PIXELS):
-            part = block[first : first + CAST_PIXELS]
-            part_labels = flat_labels[start + first : start + first + len(part)].astype(np.int64)
-            inside = (part_labels >= 1) & (part_labels <= n_phases)
-            if not inside.any():
-                continue
-            one_hot = np.zeros((n_phases, len(part)), dtype)
-            one_hot[part_labels[inside] - 1, np.flatnonzero(inside)] = 1.0
-            sums += one_hot @ part.astype(dtype)
-    return sums
-
-
-def _exact_sum_dtype(dtype: Any) -> type:
-    """float32 where a ``CAST_PIXELS`` sub-block sums exactly in it (integers of <= 16 bits)."""
-    dtype = np.dtype(dtype)
-    small_integer = dtype.kind in "biu" and dtype.itemsize <= 2
-    return np.float32 if small_integer else np.float64
-
-
-def _pixel_blocks(counts: Any, pixels_per_block: int):
-    """Yield ``(first flat pixel, block (n, E))`` over whole rows of a 2-D or 3-D array."""
-    pixels_per_block = max(pixels_per_block, 1)
-    if counts.ndim == 2:
-        for start in range(0, counts.shape[0], pixels_per_block):
-            yield start, np.asarray(counts[start : start + pixels_per_block])
-        return
-    if counts.ndim != 3:
-        raise AnalysisError(f"counts must be (N, E) or (y, x, E), not shape {counts.shape}")
-    width = counts.shape[1]
-    rows = max(pixels_per_block // max(width, 1), 1)
-    for row in range(0, counts.shape[0], rows):
-        block = np.asarray(counts[row : row + rows])
-        yield row * width, block.reshape(-1, counts.shape[2])
 
 
 # ----------------------------------------------------------------------------- NMF
@@ -339,7 +277,7 @@ def abundance_maps(
     out = np.zeros((n_pixels, len(basis)), np.float32)
     inverses: dict = {}  # restricted Gram inverses, shared by the blocks
     pixels_per_block = ABUNDANCE_CHUNK_VALUES // counts.shape[-1]
-    for start, block in _pixel_blocks(counts, pixels_per_block):
+    for start, block in pixel_blocks(counts, pixels_per_block):
         rhs = project(block).to(torch.float64)
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
         out[start : start + len(block)] = solution.cpu().numpy()

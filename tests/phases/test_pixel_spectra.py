@@ -1,0 +1,75 @@
+"""Sum and mean spectra of pixel sets (phases, masks, neighbourhoods) against naive loops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_sigma.phases import spectra
+from napari_sigma.phases.spectra import phase_mean_spectra, phase_sum_spectra
+
+
+def test_phase_sum_spectra_equals_a_naive_loop(monkeypatch):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 60000, size=(13, 7, 20), dtype=np.uint16)
+    labels = rng.integers(0, 4, size=(13, 7))
+    expected = np.zeros((3, 20))
+    for (row, col), label in np.ndenumerate(labels):
+        if label:
+            expected[label - 1] += counts[row, col]
+    monkeypatch.setattr(spectra, "SUM_CHUNK_VALUES", 50)
+    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 3), expected)
+    flat = phase_sum_spectra(counts.reshape(-1, 20), labels.reshape(-1), 3)
+    np.testing.assert_array_equal(flat, expected)
+
+
+def test_phase_sums_of_full_range_uint16_counts_are_exact(monkeypatch):
+    """float32 sub-block sums: 256 pixels of 65535 counts stay below 2**24."""
+    rng = np.random.default_rng(7)
+    counts = rng.integers(65000, 65536, size=(40, 30, 6), dtype=np.uint16)
+    labels = np.where(rng.uniform(size=(40, 30)) < 0.8, 1, 2)
+    expected = np.stack([counts[labels == k].astype(np.int64).sum(0) for k in (1, 2)]).astype(
+        np.float64
+    )
+    assert expected.max() > 2**24  # the totals themselves are not float32-exact
+    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 2), expected)
+    monkeypatch.setattr(spectra, "CAST_PIXELS", 7)
+    np.testing.assert_array_equal(phase_sum_spectra(counts, labels, 2), expected)
+
+
+def test_phase_sums_of_float_counts_keep_float64_precision():
+    rng = np.random.default_rng(8)
+    counts = rng.uniform(0, 1, size=(9, 11, 5)) + 1e6
+    labels = rng.integers(1, 3, size=(9, 11))
+    expected = np.stack([counts[labels == k].sum(0) for k in (1, 2)])
+    np.testing.assert_allclose(phase_sum_spectra(counts, labels, 2), expected, rtol=1e-13)
+
+
+def test_neighbourhood_mean_is_the_clipped_3x3_mean():
+    counts = np.random.default_rng(0).poisson(3.0, size=(5, 6, 8))
+    np.testing.assert_allclose(
+        spectra.neighbourhood_mean(counts, 2, 3), counts[1:4, 2:5].mean((0, 1))
+    )
+    np.testing.assert_allclose(
+        spectra.neighbourhood_mean(counts, 0, 0), counts[:2, :2].mean((0, 1))
+    )
+
+
+def test_masked_mean_matches_for_numpy_and_dask():
+    import dask.array as da
+
+    counts = np.random.default_rng(1).poisson(3.0, size=(6, 7, 5))
+    mask = np.zeros((6, 7), bool)
+    mask[2:4, 1:6] = True
+    expected = counts[mask].mean(axis=0)
+    np.testing.assert_allclose(spectra.masked_mean(counts, mask), expected)
+    np.testing.assert_allclose(spectra.masked_mean(da.from_array(counts, chunks=3), mask), expected)
+
+
+def test_phase_mean_spectra_are_the_naive_means_and_zero_for_an_empty_phase():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(8, 9, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(8, 9))  # phase 3 has no pixel
+    means = phase_mean_spectra(values, labels, 3)
+    for k in (1, 2):
+        np.testing.assert_allclose(means[k - 1], values[labels == k].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(means[2], 0.0)
