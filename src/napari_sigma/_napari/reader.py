@@ -24,7 +24,7 @@ from pathlib import Path
 from napari_sigma._napari.layers import LayerData, spectrum_image_layers, spectrum_layer
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
-SPECTRUM_IMAGE_SUFFIXES = (".bcf", ".emd", ".spd", ".pts", ".asw", ".elid", ".rpl")
+SPECTRUM_IMAGE_SUFFIXES = (".bcf", ".emd", ".spd", ".pts", ".asw", ".elid", ".rpl", ".h5oina")
 ALWAYS_LAZY_SUFFIXES = (".pts", ".asw")  # compressed event streams: a small file, a huge cube
 LAZY_ABOVE_BYTES = 256 * 2**20
 

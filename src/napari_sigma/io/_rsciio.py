@@ -38,6 +38,8 @@ class FileFormat:
         A 3-D cube without a signal type may be taken as EDS (formats without that metadata).
     options : dict
         Extra keyword arguments for the reader.
+    package : str
+        The package holding ``module`` (``"napari_sigma.io"`` for the readers of this project).
     """
 
     module: str
@@ -46,6 +48,12 @@ class FileFormat:
     single_spectrum: bool = False
     untyped_cubes: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    package: str = "rsciio"
+
+    @property
+    def reader_name(self) -> str:
+        """The module whose ``file_reader`` reads the format, e.g. ``"rsciio.bruker"``."""
+        return f"{self.package}.{self.module}"
 
 
 def _jeol_options() -> dict[str, Any]:
@@ -67,6 +75,7 @@ FORMATS: dict[str, FileFormat] = {
     ".hspy": FileFormat("hspy", "HyperSpy HDF5", untyped_cubes=True),
     ".zspy": FileFormat("zspy", "HyperSpy zarr (needs the zarr package)", untyped_cubes=True),
     ".msa": FileFormat("msa", "EMSA/MSA single spectrum", lazy=False, single_spectrum=True),
+    ".h5oina": FileFormat("h5oina", "Oxford Instruments AZtec H5OINA", package="napari_sigma.io"),
 }
 
 
@@ -95,8 +104,10 @@ def call_reader(path: Path, fmt: FileFormat, lazy: bool) -> list[dict[str, Any]]
     if fmt.lazy:
         options["lazy"] = lazy
     try:
-        reader = import_module(f"rsciio.{fmt.module}").file_reader
+        reader = import_module(fmt.reader_name).file_reader
         signals = reader(str(path), **options)
+    except SpectrumImageError:
+        raise
     except ModuleNotFoundError as exc:
         raise SpectrumImageError(
             path, f"reading {fmt.description} files needs the Python package '{exc.name}'"

@@ -2,7 +2,8 @@
 
 Supported: Bruker ``.bcf``/``.spx``, Thermo Fisher Velox ``.emd``, EDAX ``.spd``/``.spc``, JEOL
 ``.pts``/``.asw``/``.eds``, Phenom ``.elid``, Lispix ``.rpl`` (+ ``.raw``), HyperSpy
-``.hspy``/``.zspy`` and ``.msa``. Every failure raises :class:`~napari_sigma.errors.SpectrumImageError`
+``.hspy``/``.zspy``, ``.msa`` and Oxford Instruments AZtec ``.h5oina`` (read by
+:mod:`napari_sigma.io.h5oina`, not rosettasciio). Every failure raises :class:`~napari_sigma.errors.SpectrumImageError`
 naming the file and the cause.
 
 Choices made here:
@@ -250,7 +251,7 @@ def _common_metadata(
 ) -> dict[str, Any]:
     return {
         "format": fmt.description,
-        "reader": f"rsciio.{fmt.module}",
+        "reader": fmt.reader_name,
         "signal_title": rh.signal_title(signals[index]),
         "signal_index": index,
         "n_signals": len(signals),
