@@ -13,5 +13,7 @@ __getattr__, __all__ = lazy_exports(
         "bin_image": "intensities",
         "neighbour_average": "intensities",
         "normalise": "intensities",
+        "anscombe": "intensities",
+        "inverse_anscombe": "intensities",
     },
 )

@@ -21,6 +21,9 @@ from napari_sigma.energy import EnergyAxis
 
 Normalisation = Literal["poisson", "sigma", "none"]
 CAST_PIXELS = 1024
+ANSCOMBE_OFFSET = 0.375
+"""The 3/8 of the Anscombe transform ``sqrt(counts + 3/8)``, which makes Poisson noise Gaussian
+with variance 1/4 (Anscombe 1948)."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ def normalise(maps: np.ndarray, total: np.ndarray, method: Normalisation = "pois
         return flat.astype(np.float32)
     if method == "poisson":
         scale = np.mean(dose) / np.maximum(dose, 1.0)
-        return np.sqrt(np.clip(flat * scale[:, None], 0.0, None) + 0.375).astype(np.float32)
+        return anscombe(np.clip(flat * scale[:, None], 0.0, None)).astype(np.float32)
     if method == "sigma":
         fractions = flat / np.maximum(dose, 1.0)[:, None]
         std = fractions.std(axis=0)
@@ -287,3 +290,13 @@ def normalise(maps: np.ndarray, total: np.ndarray, method: Normalisation = "pois
         soft = np.exp(z)
         return (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
     raise ValueError(f"unknown normalisation {method!r}: use 'poisson', 'sigma' or 'none'")
+
+
+def anscombe(counts: np.ndarray) -> np.ndarray:
+    """The Anscombe transform ``sqrt(counts + 3/8)`` of non-negative counts."""
+    return np.sqrt(counts + ANSCOMBE_OFFSET)
+
+
+def inverse_anscombe(features: np.ndarray) -> np.ndarray:
+    """Counts from Anscombe features: ``features**2 - 3/8``, clipped at zero (algebraic inverse)."""
+    return np.clip(features**2 - ANSCOMBE_OFFSET, 0.0, None)

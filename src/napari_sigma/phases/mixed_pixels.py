@@ -24,12 +24,13 @@ from typing import Literal
 
 import numpy as np
 
+from napari_sigma.features.intensities import inverse_anscombe
+
 MixSpace = Literal["anscombe", "linear"]
 
 #: Shares of the majority phase in the mixture templates.
 MIX_FRACTIONS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 
-_ANSCOMBE_OFFSET = 0.375
 _ANSCOMBE_MEAN_OFFSET = 0.125
 
 
@@ -63,10 +64,7 @@ def phase_templates(
     means = np.stack([members[hard == k].mean(axis=0) for k in range(n_phases)])
     if space == "anscombe":
         counts = np.stack(
-            [
-                np.clip(members[hard == k] ** 2 - _ANSCOMBE_OFFSET, 0.0, None).mean(axis=0)
-                for k in range(n_phases)
-            ]
+            [inverse_anscombe(members[hard == k]).mean(axis=0) for k in range(n_phases)]
         )
     templates = np.empty((n_phases, 1 + (n_phases - 1) * len(fractions), means.shape[1]))
     for k in range(n_phases):

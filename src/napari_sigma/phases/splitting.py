@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_sigma.features.intensities import inverse_anscombe
 from napari_sigma.phases.graph_cut import two_label_cut
 
 
@@ -232,7 +233,7 @@ def composition_test(
 def _relative_difference(first: np.ndarray, second: np.ndarray, space: str) -> float:
     """Largest relative difference of mean counts over the features that differ beyond noise."""
     if space == "anscombe":
-        first, second = np.clip(first**2 - 0.375, 0, None), np.clip(second**2 - 0.375, 0, None)
+        first, second = inverse_anscombe(first), inverse_anscombe(second)
     a, b = first.mean(axis=0), second.mean(axis=0)
     noise = np.sqrt(first.var(axis=0) / len(first) + second.var(axis=0) / len(second))
     real = np.abs(a - b) > 3.0 * np.maximum(noise, 1e-12)

@@ -8,7 +8,7 @@ The pure spectrum of a phase is built from a deliberately simple but plausible p
 
 - characteristic lines (``xray.element_lines``): intensity ``C * omega * w * n(U) * f(chi) *
   eps(E)`` with ``C`` the weight fraction, ``omega`` the fluorescence yield of the shell
-  (xraydb; M shell from ``Z**4 / (Z**4 + 1.25e9)``), ``w`` the family's share of its shell,
+  (:func:`~napari_sigma.xray.yields.fluorescence_yield`), ``w`` the family's share of its shell,
   ``n(U) = U ln U - U + 1`` the ionisations per electron at overvoltage ``U`` (Bethe),
   ``f(chi)`` Philibert's simplified absorption correction in the phase's matrix (xraydb mass
   attenuation, 35 degree take-off) and ``eps`` the detector efficiency (0.3 um polymer window,
@@ -27,7 +27,6 @@ statistics and much faster than one Poisson draw per channel.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,7 +36,8 @@ import numpy.typing as npt
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import SpectrumImage
-from napari_sigma.xray.lines import default_line, detector_fwhm, element_lines
+from napari_sigma.xray.lines import FWHM_PER_SIGMA, default_line, detector_fwhm, element_lines
+from napari_sigma.xray.yields import fluorescence_yield
 
 DETECTOR_OFFSET_KEV = -0.1
 DETECTOR_SCALE_KEV = 0.01
@@ -104,27 +104,22 @@ class PhaseSpec:
         return PhaseSpec(name, composition, self.density)
 
 
-_FORMULA_TOKEN = re.compile(r"([A-Z][a-z]?|\(|\))(\d*\.?\d*)")
-
-
 def formula_atoms(formula: str) -> dict[str, float]:
-    """Atoms per formula unit, e.g. ``"CaMg(CO3)2"`` -> ``{"Ca": 1, "Mg": 1, "C": 2, "O": 6}``."""
-    stack: list[dict[str, float]] = [{}]
-    if "".join(t[0] + t[1] for t in _FORMULA_TOKEN.findall(formula)) != formula:
-        raise ValueError(f"cannot parse formula {formula!r}")
-    for symbol, count in _FORMULA_TOKEN.findall(formula):
-        number = float(count) if count else 1.0
-        if symbol == "(":
-            stack.append({})
-        elif symbol == ")":
-            group = stack.pop()
-            for el, n in group.items():
-                stack[-1][el] = stack[-1].get(el, 0.0) + n * number
-        else:
-            stack[-1][symbol] = stack[-1].get(symbol, 0.0) + number
-    if len(stack) != 1:
-        raise ValueError(f"unbalanced parentheses in formula {formula!r}")
-    return stack[0]
+    """Atoms per formula unit, e.g. ``"CaMg(CO3)2"`` -> ``{"Ca": 1, "Mg": 1, "C": 2, "O": 6}``.
+
+    Parsed by ``xraydb.chemparse``; a formula it cannot read raises ValueError naming it.
+    """
+    import xraydb
+
+    try:
+        atoms = xraydb.chemparse(formula)
+    except ValueError as error:
+        raise ValueError(
+            f"cannot parse formula {formula!r}: {str(error).splitlines()[0].rstrip(':')}"
+        ) from None
+    if not atoms:
+        raise ValueError(f"cannot parse formula {formula!r}: no elements")
+    return {element: float(count) for element, count in atoms.items()}
 
 
 def weight_fractions(formula: str) -> dict[str, float]:
@@ -214,17 +209,6 @@ def _atomic_number(element: str) -> int:
     return int(xraydb.atomic_number(element))
 
 
-@lru_cache(maxsize=256)
-def _fluorescence_yield(element: str, shell: str) -> float:
-    import xraydb
-
-    if shell == "M":
-        z4 = float(_atomic_number(element)) ** 4
-        return z4 / (z4 + 1.25e9)
-    edge = xraydb.xray_edges(element).get("K" if shell == "K" else "L3")
-    return float(edge.fyield) if edge is not None else 0.0
-
-
 def _mass_attenuation(composition: dict[str, float], energies_kev: np.ndarray) -> np.ndarray:
     """Mass attenuation coefficient (cm^2/g) of a composition at the given energies."""
     import xraydb
@@ -281,7 +265,7 @@ def detector_efficiency(energies_kev: np.ndarray) -> np.ndarray:
 def _gaussian_peaks(axis: EnergyAxis, energies: np.ndarray, areas: np.ndarray) -> np.ndarray:
     """Sum of Gaussian peaks of the detector resolution, in counts per channel."""
     channels = axis.energies
-    sigmas = np.atleast_1d(detector_fwhm(energies, FWHM_MNKA_KEV)) / (2.0 * np.sqrt(2 * np.log(2)))
+    sigmas = np.atleast_1d(detector_fwhm(energies, FWHM_MNKA_KEV)) / FWHM_PER_SIGMA
     spectrum = np.zeros(axis.size)
     for energy, sigma, area in zip(energies, sigmas, areas, strict=True):
         window = axis.channel_range(energy - 6 * sigma, energy + 6 * sigma)
@@ -310,7 +294,7 @@ def _line_spectrum(phase: PhaseSpec, axis: EnergyAxis, beam_energy: float) -> np
                 continue
             shell_total = sum(x.weight for x in all_lines if x.shell == line.shell)
             ionisation = _ionisations(beam_energy / line.edge)
-            omega = _fluorescence_yield(element, line.shell)
+            omega = fluorescence_yield(element, line.shell)
             energies.append(line.energy)
             edges.append(line.edge)
             areas.append(fraction * omega * line.weight / shell_total * ionisation)
@@ -336,7 +320,7 @@ def _background_spectrum(phase: PhaseSpec, axis: EnergyAxis, beam_energy: float)
     detected = kramers * absorbed * _efficiency_on_grid(beam_energy)
     energy = axis.energies
     spectrum = np.interp(energy, grid, detected, left=0.0, right=0.0) * axis.scale
-    sigma_channels = detector_fwhm(1.0, FWHM_MNKA_KEV) / 2.355 / axis.scale
+    sigma_channels = detector_fwhm(1.0, FWHM_MNKA_KEV) / FWHM_PER_SIGMA / axis.scale
     threshold = 1.0 / (1.0 + np.exp(-(energy - NOISE_THRESHOLD_KEV) / 0.01))
     spectrum = gaussian_filter1d(spectrum, sigma_channels, mode="constant") * threshold
     spectrum[energy >= beam_energy] = 0.0

@@ -14,6 +14,7 @@ __getattr__, __all__ = lazy_exports(
         "all_lines": "lines",
         "detector_fwhm": "lines",
         "ELEMENTS": "lines",
+        "fluorescence_yield": "yields",
         "ElementSuggestion": "elements",
         "suggest_elements": "elements",
     },

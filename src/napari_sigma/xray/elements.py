@@ -42,6 +42,7 @@ import numpy as np
 
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
+from napari_sigma.xray.yields import approximate_fluorescence_yield
 
 STROBE_CUTOFF_KEV = 0.15
 RARE_ELEMENTS = frozenset(
@@ -58,7 +59,6 @@ BASELINE_FINE_END_KEV = 2.5
 CALIBRATION_ELEMENTS = 4
 FWHM_GRID = np.arange(0.110, 0.1801, 0.01)
 SHIFT_GRID = np.arange(-0.02, 0.02001, 0.004)
-YIELD_CONSTANTS = {"K": 1.12e6, "L": 1.0e8, "M": 1.0e9}
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def _smooth(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarra
     """Gaussian smoothing with a quarter of the low-energy detector FWHM."""
     from scipy.ndimage import gaussian_filter1d
 
-    sigma_channels = 0.25 * xray.detector_fwhm(0.5, fwhm_mnka_kev) / 2.3548 / scale
+    sigma_channels = 0.25 * xray.detector_fwhm(0.5, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA / scale
     return gaussian_filter1d(counts, max(sigma_channels, 0.5), mode="nearest")
 
 
@@ -345,14 +345,14 @@ def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
 def _shell_yield(element: str, shell: str, beam: float) -> float:
     """Rough relative intensity of a shell's strongest line under a ``beam`` kV electron beam.
 
-    Fluorescence yield ``Z^4 / (a + Z^4)`` (a = 1.12e6, 1e8, 1e9 for K, L, M; within ~30 % of
-    xraydb for the elements that matter) times the generated intensity of a thick target,
-    ``U ln U - U + 1`` (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the
-    overvoltage of the shell's alpha edge). Absorption and detector efficiency are ignored: the
+    Fluorescence yield ``Z^4 / (a + Z^4)``
+    (:func:`~napari_sigma.xray.yields.approximate_fluorescence_yield`) times the generated
+    intensity of a thick target, ``U ln U - U + 1`` (Bethe stopping power and ionisation
+    cross-section ``ln U / U``; U is the overvoltage of the shell's alpha edge). Absorption and detector efficiency are ignored: the
     ratio is only used as a loose bound.
     """
     z = xray.ELEMENTS.index(element) + 4
-    fluorescence = z**4 / (YIELD_CONSTANTS[shell] + z**4)
+    fluorescence = approximate_fluorescence_yield(z, shell)
     edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
     overvoltage = max(beam / edge, 1.0 + 1e-3)
     return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)
@@ -363,7 +363,7 @@ def _shell_column(
 ) -> np.ndarray:
     column = np.zeros_like(energies)
     for line in lines:
-        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / 2.3548
+        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA
         profile = np.exp(-0.5 * ((energies - line.energy) / sigma) ** 2)
         column += line.weight * profile * scale / (sigma * np.sqrt(2.0 * np.pi))
     return column

@@ -25,6 +25,8 @@ MN_KA_KEV = 5.8987
 FANO_NOISE_EV = 2.45
 """``8 ln2 * F * epsilon`` in eV (Fano factor ~0.115, 3.8 eV per electron-hole pair in Si)."""
 MIN_FWHM_KEV = 0.02
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+"""A Gaussian peak's full width at half maximum over its standard deviation (2.3548)."""
 
 SHELL_ORDER = ("K", "L", "M")
 ALPHA_FAMILY = {"K": "Ka", "L": "La", "M": "Ma"}
