@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED_EDS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eds"
+SHARED_EDS_DIR = Path(
+    os.environ.get(
+        "NAPARI_SIGMA_SHARED_EDS",
+        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eds",
+    )
+)
+"""``../shared/data/eds`` beside the repository, or ``$NAPARI_SIGMA_SHARED_EDS`` (e.g. a worktree)."""
 
 
 @pytest.fixture(scope="session")

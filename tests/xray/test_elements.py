@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import SHARED_EDS_DIR
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
 from napari_sigma.xray.elements import ElementSuggestion, snip_background, suggest_elements
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "eds"
+DATA = SHARED_EDS_DIR
+REAL = pytest.mark.skipif(not DATA.is_dir(), reason=f"real EDS files not found at {DATA}")
 AXIS = EnergyAxis(offset=-0.2, scale=0.01, size=2048)
 
 
@@ -146,6 +147,7 @@ def _to_spectrum(signal: dict) -> Spectrum:
     return Spectrum(counts, energy, beam_energy=beam)
 
 
+@REAL
 @pytest.mark.slow
 def test_feldspar_bcf_suggests_o_na_al_si_k():
     spectrum = _bruker_sum_spectrum("P45_the_default_job.bcf")
@@ -162,6 +164,7 @@ def test_feldspar_bcf_suggests_o_na_al_si_k():
     assert traces == {"O", "Na", "Al", "Si", "K", "Mg", "Ca", "Fe"}
 
 
+@REAL
 @pytest.mark.slow
 def test_bruker_spx_single_spectrum_fe_s_cu():
     spectrum = _bruker_sum_spectrum("bruker_nano.spx")
@@ -169,6 +172,7 @@ def test_bruker_spx_single_spectrum_fe_s_cu():
     assert {s.element for s in result} == {"S", "Cu", "Fe"}
 
 
+@REAL
 @pytest.mark.slow
 def test_bam_tm002_reference_material():
     from rsciio.hspy import file_reader

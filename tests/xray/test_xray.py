@@ -180,3 +180,38 @@ def test_detector_fwhm_fiori_formula():
     fwhm = xray.detector_fwhm(energies, fwhm_mnka_kev=0.11)
     assert fwhm.shape == (3,) and np.all(np.diff(fwhm) > 0)
     assert fwhm[0] == pytest.approx(xray.MIN_FWHM_KEV)  # floored where the formula goes negative
+
+
+def test_usable_line_stays_inside_the_recorded_spectrum():
+    # test_TEM.bcf: 200 kV on a 0-20 keV axis: Pd Ka (21.2 keV) is outside, Pd La is used
+    assert xray.usable_line("Pd", 200.0, (0.1, 20.0)).name == "Pd_La"
+    assert xray.usable_line("Pt", 200.0, (0.1, 20.0)).name == "Pt_La"
+    assert xray.usable_line("Hf", 200.0, (0.1, 20.0)).name == "Hf_La"
+    # an axis that starts at 0.8 keV has no O Ka; Fe then only has its K lines
+    assert xray.usable_line("O", 200.0, (0.8, 20.0)) is None
+    assert xray.usable_line("Fe", 200.0, (0.8, 20.0)).name == "Fe_Ka"
+    # a 0-10 keV axis at 30 kV: Pb La (10.55) is off the axis, Pb Ma is used
+    assert xray.usable_line("Pb", 30.0, (0.1, 10.0)).name == "Pb_Ma"
+    # a line at the very end of the axis is not usable (its peak is cut)
+    assert xray.usable_line("Cu", 20.0, (0.1, 8.05)).name == "Cu_La"
+
+
+def test_lines_for_elements_drops_elements_without_a_usable_line_with_a_warning():
+    with pytest.warns(xray.LineRangeWarning, match="O has no X-ray line inside"):
+        names = xray.lines_for_elements(["O", "Fe", "Pd"], 200.0, (0.8, 20.0))
+    assert names == ("Fe_Ka", "Pd_La")
+    with pytest.raises(ValueError, match="has no X-ray line inside"):
+        xray.default_line("O", 200.0, (0.8, 20.0))
+
+
+def test_checked_lines_drops_given_lines_outside_the_spectrum():
+    with pytest.warns(xray.LineRangeWarning, match="Pd_Ka at 21.1"):
+        assert xray.checked_lines(["Pd_Ka", "Cu_Ka"], 200.0, (0.1, 20.0)) == ("Cu_Ka",)
+
+
+def test_marker_lines_are_inside_the_spectrum_and_excited():
+    names = {line.name for line in xray.marker_lines(["Pt", "Fe"], 200.0, (0.1, 20.0))}
+    assert {"Pt_La", "Pt_Ma", "Fe_Ka", "Fe_La"} <= names
+    assert "Pt_Ka" not in names
+    names = {line.name for line in xray.marker_lines(["Cu"], 8.0, (0.1, 10.0))}
+    assert "Cu_Ka" not in names and "Cu_La" in names  # Cu K edge 8.98 keV is not excited

@@ -244,13 +244,17 @@ class SpectrumWidget(QWidget):
 
         from napari_sigma.compute.device import resolve_device
         from napari_sigma.features.intensities import FeatureSettings, line_intensities
-        from napari_sigma.xray.lines import default_line
+        from napari_sigma.xray.lines import lines_for_elements, usable_range
 
         image = self._image
         if image is None or not self.selected_elements:
             self.status.setText("Choose a spectrum image and at least one element.")
             return None
-        lines = [default_line(el, image.beam_energy).name for el in self.selected_elements]
+        energy_range = usable_range(image.energy, FeatureSettings().low_energy_cutoff_kev)
+        lines = list(lines_for_elements(self.selected_elements, image.beam_energy, energy_range))
+        if not lines:
+            self.status.setText("No checked element has a line inside the recorded spectrum.")
+            return None
         worker = create_worker(
             line_intensities, image.counts, image.energy, lines, FeatureSettings(),
             device=resolve_device("auto"), _start_thread=False,
@@ -392,17 +396,15 @@ def _suggestions(spectrum: Spectrum | None) -> list[str]:
 
 
 def line_markers(elements: tuple[str, ...], spectrum: Spectrum | None) -> dict[str, float]:
-    """Main lines (weight >= 0.5) of ``elements`` inside the spectrum's energy range."""
+    """Main lines (weight >= 0.5) of ``elements`` inside the spectrum and excited by the beam.
+
+    The same rule as the analysis (:func:`napari_sigma.xray.lines.marker_lines`).
+    """
     if spectrum is None:
         return {}
-    from napari_sigma.xray.lines import element_lines
+    from napari_sigma.features.intensities import FeatureSettings
+    from napari_sigma.xray.lines import marker_lines, usable_range
 
-    top = spectrum.energy.max_energy
-    if spectrum.beam_energy:
-        top = min(top, float(spectrum.beam_energy))
-    markers: dict[str, float] = {}
-    for element in elements:
-        for line in element_lines(element, max_energy=top):
-            if line.weight >= MARKER_MIN_WEIGHT:
-                markers[line.name] = line.energy
-    return markers
+    energy_range = usable_range(spectrum.energy, FeatureSettings().low_energy_cutoff_kev)
+    lines = marker_lines(elements, spectrum.beam_energy, energy_range, MARKER_MIN_WEIGHT)
+    return {line.name: line.energy for line in lines}

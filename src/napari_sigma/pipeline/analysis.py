@@ -163,22 +163,30 @@ class _Stopwatch:
 
 
 def choose_lines(image: SpectrumImage, settings: AnalysisSettings) -> tuple[str, ...]:
-    """The X-ray lines an analysis uses (see :class:`AnalysisSettings`)."""
-    from napari_sigma.xray.lines import lines_for_elements
+    """The X-ray lines an analysis uses (see :class:`AnalysisSettings`).
 
+    Only lines inside the recorded spectrum are used (:func:`~napari_sigma.xray.lines.usable_line`):
+    an element or line outside it is dropped with a warning that names it.
+    """
+    from napari_sigma.xray.lines import checked_lines, lines_for_elements, usable_range
+
+    energy_range = usable_range(image.energy, settings.features.low_energy_cutoff_kev)
     if settings.lines:
-        return tuple(settings.lines)
-    elements = settings.elements or image.elements
-    if not elements:
-        from napari_sigma.xray.elements import suggest_elements
+        lines = checked_lines(settings.lines, image.beam_energy, energy_range)
+    else:
+        elements = settings.elements or image.elements
+        if not elements:
+            from napari_sigma.xray.elements import suggest_elements
 
-        elements = tuple(s.element for s in suggest_elements(image.sum_spectrum()))
-    usable = [e for e in elements or () if e not in ("H", "He", "Li")]
-    if not usable:
+            elements = tuple(s.element for s in suggest_elements(image.sum_spectrum()))
+        usable = [e for e in elements or () if e not in ("H", "He", "Li")]
+        lines = lines_for_elements(usable, image.beam_energy, energy_range)
+    if not lines:
         raise AnalysisError(
-            f"{image.title or 'spectrum image'}: no elements with X-ray lines given or found"
+            f"{image.title or 'spectrum image'}: no elements with X-ray lines inside the "
+            f"recorded spectrum ({energy_range[0]:.2f}-{energy_range[1]:.2f} keV) given or found"
         )
-    return tuple(lines_for_elements(usable, image.beam_energy))
+    return tuple(lines)
 
 
 def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[AnalysisResult]:

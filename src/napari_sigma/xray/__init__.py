@@ -1,4 +1,4 @@
-"""X-ray lines, the detector response and element suggestion."""
+"""X-ray lines, the detector response, spectrum fitting and element suggestion."""
 
 from napari_sigma._lazy import lazy_exports
 
@@ -13,6 +13,17 @@ __getattr__, __all__ = lazy_exports(
         "lines_in_range": "lines",
         "all_lines": "lines",
         "detector_fwhm": "lines",
+        "usable_line": "lines",
+        "usable_range": "lines",
+        "line_in_range": "lines",
+        "checked_lines": "lines",
+        "marker_lines": "lines",
+        "LineRangeWarning": "lines",
+        "LineFamily": "fitting",
+        "SpectrumFit": "fitting",
+        "fit_spectrum": "fitting",
+        "ImageFit": "image_fit",
+        "fit_spectrum_image": "image_fit",
         "ELEMENTS": "lines",
         "fluorescence_yield": "yields",
         "ElementSuggestion": "elements",

@@ -7,6 +7,7 @@ intensity relative to the strongest family of the same shell (K, L or M), 1.0.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -137,28 +138,107 @@ def _excited(line: XrayLine, beam_energy: float) -> bool:
     return line.edge * MIN_OVERVOLTAGE <= beam_energy
 
 
-def default_line(element: str, beam_energy: float | None = None) -> XrayLine:
-    """The line used to map ``element`` at ``beam_energy`` kV (20 kV when None).
+class LineRangeWarning(UserWarning):
+    """An element was dropped because none of its lines lies inside the recorded spectrum."""
 
-    Like HyperSpy, shells are tried in the order K, L, M and the first shell whose alpha line
-    (Ka, La, Ma) is excited (overvoltage >= 1.5), lies below ``beam_energy / 2`` and above 0.1 keV
-    is chosen. A shell without an alpha line uses its strongest family. When no shell qualifies
-    (a very low beam energy), the most strongly excited line above 0.1 keV is returned.
+
+def usable_range(axis, low_cutoff_kev: float = MIN_LINE_ENERGY_KEV) -> tuple[float, float]:
+    """Energy range ``(low, high)`` keV of a spectrum where lines can be measured.
+
+    Parameters
+    ----------
+    axis : EnergyAxis
+        The spectrum's energy calibration.
+    low_cutoff_kev : float
+        The detector's low-energy cut-off (zero-energy strobe peak, window absorption).
+    """
+    low = max(float(axis.offset), float(low_cutoff_kev))
+    return low, float(axis.max_energy)
+
+
+def line_in_range(
+    line: XrayLine, energy_range: tuple[float, float] | None, fwhm_mnka_kev: float = 0.130
+) -> bool:
+    """Whether a line's peak (its energy +- one detector FWHM) lies inside ``energy_range``.
+
+    ``energy_range=None`` means no limit except the 0.1 keV floor of every line list.
+    """
+    if energy_range is None:
+        return line.energy >= MIN_LINE_ENERGY_KEV
+    margin = detector_fwhm(line.energy, fwhm_mnka_kev)
+    return energy_range[0] <= line.energy - margin and line.energy + margin <= energy_range[1]
+
+
+def usable_line(
+    element: str,
+    beam_energy: float | None = None,
+    energy_range: tuple[float, float] | None = None,
+) -> XrayLine | None:
+    """The line used to map ``element``, or None when it has no line inside ``energy_range``.
+
+    This is the one rule every part of napari-sigma uses (analysis, CLI, widgets, markers).
+    Shells are tried in the order K, L, M (the strongest first); the first shell whose principal
+    line (Ka, La, Ma, else its strongest family) is excited (overvoltage >= 1.5), lies below
+    ``beam_energy / 2`` (as in HyperSpy) and lies inside the recorded spectrum
+    (`line_in_range`) is chosen. When no shell qualifies (e.g. a very low beam energy), the most
+    strongly excited principal line inside the spectrum whose edge is below the beam energy is
+    returned; None when there is none.
+
+    Parameters
+    ----------
+    element : str
+        Element symbol.
+    beam_energy : float or None
+        Beam energy in kV (None: 20 kV).
+    energy_range : (float, float) or None
+        Recorded energy range in keV (see `usable_range`); None: no limit.
 
     Raises
     ------
     ValueError
-        For an unknown element, or an element with no line above 0.1 keV.
+        For an unknown element.
     """
     beam = DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
-    lines = element_lines(element, min_energy=MIN_LINE_ENERGY_KEV)
-    if not lines:
-        raise ValueError(f"{element} has no X-ray line above {MIN_LINE_ENERGY_KEV} keV")
-    for shell in SHELL_ORDER:
-        candidate = _principal_line([line for line in lines if line.shell == shell])
-        if candidate and _excited(candidate, beam) and candidate.energy <= beam / 2:
-            return candidate
-    return max(lines, key=lambda line: (beam / line.edge, line.weight))
+    lines = element_lines(element, min_energy=0.0)
+    principals = [_principal_line([line for line in lines if line.shell == s]) for s in SHELL_ORDER]
+    inside = [line for line in principals if line is not None and line_in_range(line, energy_range)]
+    for line in inside:
+        if _excited(line, beam) and line.energy <= beam / 2:
+            return line
+    candidates = [line for line in inside if line.edge < beam] or [
+        line for line in lines if line_in_range(line, energy_range) and line.edge < beam
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda line: (beam / line.edge, line.weight))
+
+
+def default_line(
+    element: str,
+    beam_energy: float | None = None,
+    energy_range: tuple[float, float] | None = None,
+) -> XrayLine:
+    """The line used to map ``element`` at ``beam_energy`` kV (see `usable_line`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown element, or an element with no usable line.
+    """
+    line = usable_line(element, beam_energy, energy_range)
+    if line is None:
+        raise ValueError(_no_line_message(element, beam_energy, energy_range))
+    return line
+
+
+def _no_line_message(element, beam_energy, energy_range) -> str:
+    beam = DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
+    where = (
+        f"inside the recorded spectrum ({energy_range[0]:.2f}-{energy_range[1]:.2f} keV)"
+        if energy_range is not None
+        else f"above {MIN_LINE_ENERGY_KEV} keV"
+    )
+    return f"{element} has no X-ray line {where} excited at {beam:g} kV"
 
 
 def _principal_line(lines: list[XrayLine]) -> XrayLine | None:
@@ -169,10 +249,89 @@ def _principal_line(lines: list[XrayLine]) -> XrayLine | None:
 
 
 def lines_for_elements(
-    elements: Iterable[str], beam_energy: float | None = None
+    elements: Iterable[str],
+    beam_energy: float | None = None,
+    energy_range: tuple[float, float] | None = None,
 ) -> tuple[str, ...]:
-    """Default line names (see `default_line`) of several elements, in the given order."""
-    return tuple(default_line(element, beam_energy).name for element in elements)
+    """Default line names (see `usable_line`) of several elements, in the given order.
+
+    An element with no usable line is dropped with a `LineRangeWarning` that names it.
+
+    Raises
+    ------
+    ValueError
+        For an unknown element.
+    """
+    names = []
+    for element in elements:
+        line = usable_line(element, beam_energy, energy_range)
+        if line is None:
+            message = _no_line_message(element, beam_energy, energy_range)
+            warnings.warn(f"{message}: dropped", LineRangeWarning, stacklevel=2)
+            continue
+        names.append(line.name)
+    return tuple(names)
+
+
+def checked_lines(
+    names: Iterable[str],
+    beam_energy: float | None = None,
+    energy_range: tuple[float, float] | None = None,
+) -> tuple[str, ...]:
+    """The given line names that lie inside ``energy_range`` and are excited by the beam.
+
+    Lines that do not are dropped with a `LineRangeWarning` that names them.
+
+    Raises
+    ------
+    ValueError
+        For a malformed or unknown line name.
+    """
+    beam = DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
+    kept = []
+    for name in names:
+        line = parse_line(name)
+        if line_in_range(line, energy_range) and line.edge < beam:
+            kept.append(line.name)
+            continue
+        where = (
+            "" if energy_range is None else f" ({energy_range[0]:.2f}-{energy_range[1]:.2f} keV)"
+        )
+        warnings.warn(
+            f"{line.name} at {line.energy:.2f} keV is not inside the recorded spectrum{where} "
+            f"or not excited at {beam:g} kV: dropped",
+            LineRangeWarning,
+            stacklevel=2,
+        )
+    return tuple(kept)
+
+
+def marker_lines(
+    elements: Iterable[str],
+    beam_energy: float | None = None,
+    energy_range: tuple[float, float] | None = None,
+    min_weight: float = 0.5,
+) -> list[XrayLine]:
+    """Lines to mark on a spectrum plot: those of ``elements`` inside the spectrum and excited.
+
+    Parameters
+    ----------
+    elements : iterable of str
+        Element symbols.
+    beam_energy : float or None
+        Beam energy in kV (None: 20 kV).
+    energy_range : (float, float) or None
+        Recorded energy range in keV (see `usable_range`).
+    min_weight : float
+        Drop lines weaker than this relative to their shell's strongest line.
+    """
+    beam = DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
+    return [
+        line
+        for element in elements
+        for line in element_lines(element, min_energy=0.0)
+        if line.weight >= min_weight and line.edge < beam and line_in_range(line, energy_range)
+    ]
 
 
 def lines_in_range(low: float, high: float, min_weight: float = 0.0) -> list[XrayLine]:

@@ -1,0 +1,58 @@
+"""Every real file in ../shared: the analysed lines lie inside the file's energy axis."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from napari_sigma.pipeline.analysis import AnalysisSettings, choose_lines
+from napari_sigma.xray import lines as xray
+
+SPECTRUM_IMAGES = [
+    "bruker/30x30_instructively_packed_16bit_compressed.bcf",
+    "bruker/P45_the_default_job.bcf",
+    "bruker/16x16_12bit_packed_8bit.bcf",
+    "bruker/test_TEM.bcf",
+    "bruker/Hitachi_TM3030Plus.bcf",
+    "emd/Test_SI_16x16_215_kx.emd",
+    "phenom/Elid2Version4.elid",
+]
+
+
+@pytest.mark.parametrize("name", SPECTRUM_IMAGES)
+def test_analysed_lines_lie_inside_the_energy_axis(SHARED_EDS, name):
+    from napari_sigma.io.reading import read_spectrum_image
+
+    image = read_spectrum_image(SHARED_EDS / name, lazy=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xray.LineRangeWarning)
+        lines = choose_lines(image, AnalysisSettings())
+    assert lines
+    for name_ in lines:
+        line = xray.parse_line(name_)
+        assert image.energy.offset < line.energy < image.energy.max_energy, name_
+        assert line.edge < (image.beam_energy or 20.0), name_
+
+
+def test_test_tem_uses_pd_la_not_pd_ka(SHARED_EDS):
+    from napari_sigma.io.reading import read_spectrum_image
+
+    image = read_spectrum_image(SHARED_EDS / "bruker" / "test_TEM.bcf", lazy=True)
+    lines = choose_lines(image, AnalysisSettings(elements=("Cu", "O", "Pd", "Ti")))
+    assert "Pd_La" in lines and "Pd_Ka" not in lines
+    with pytest.warns(xray.LineRangeWarning, match="Pd_Ka at 21"):
+        assert choose_lines(image, AnalysisSettings(lines=("Pd_Ka", "Ti_Ka"))) == ("Ti_Ka",)
+
+
+def test_fept_spectrum_markers_and_lines_use_pt_l_and_m(SHARED_EDS):
+    from napari_sigma.io.reading import read_any
+
+    spectrum = read_any(SHARED_EDS / "exspy" / "EDS_TEM_FePt_nanoparticles.hspy")
+    energy_range = xray.usable_range(spectrum.energy)
+    assert xray.lines_for_elements(["Fe", "Pt"], spectrum.beam_energy, energy_range) == (
+        "Fe_Ka",
+        "Pt_La",
+    )
+    names = {line.name for line in xray.marker_lines(["Pt"], 200.0, energy_range)}
+    assert "Pt_Ka" not in names and {"Pt_La", "Pt_Ma"} <= names
