@@ -9,16 +9,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.energy import EnergyAxis
-
-MICRONS_PER_UNIT = {
-    "µm": 1.0,
-    "um": 1.0,
-    "micron": 1.0,
-    "nm": 1e-3,
-    "mm": 1e3,
-    "m": 1e6,
-    "pm": 1e-6,
-}
+from napari_sigma.units import microns_per_unit
 
 
 @dataclass
@@ -102,7 +93,7 @@ class SpectrumImage:
     @property
     def pixel_size_um(self) -> float | None:
         """Pixel size in µm, or None when the image is spatially uncalibrated."""
-        factor = MICRONS_PER_UNIT.get(self.pixel_unit)
+        factor = microns_per_unit(self.pixel_unit)
         return None if factor is None else self.pixel_size * factor
 
     def total_counts(self) -> np.ndarray:

@@ -15,21 +15,8 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import SigmaError
+from napari_sigma.units import microns_per_unit
 
-MICRONS_PER_UNIT = {
-    "micrometer": 1.0,
-    "micron": 1.0,
-    "µm": 1.0,
-    "um": 1.0,
-    "nanometer": 1e-3,
-    "nm": 1e-3,
-    "millimeter": 1e3,
-    "mm": 1e3,
-    "meter": 1e6,
-    "m": 1e6,
-    "angstrom": 1e-4,
-    "picometer": 1e-6,
-}
 MAX_UINT16_LABEL = np.iinfo(np.uint16).max
 
 
@@ -51,7 +38,7 @@ def pixel_size_um(meta: dict[str, Any]) -> float | None:
         return None
     units = meta.get("units")
     unit = str(units[-1]) if units is not None and len(units) else "pixel"
-    factor = MICRONS_PER_UNIT.get(unit)
+    factor = microns_per_unit(unit)
     if factor is None:
         return None
     return float(scale[-1]) * factor

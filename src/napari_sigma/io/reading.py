@@ -33,12 +33,10 @@ import numpy as np
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io import _rsciio as rh
-from napari_sigma.spectrum_image import MICRONS_PER_UNIT, Spectrum, SpectrumImage
+from napari_sigma.spectrum_image import Spectrum, SpectrumImage
+from napari_sigma.units import is_uncalibrated, microns_per_unit
 
 SUPPORTED_EXTENSIONS: dict[str, str] = {ext: fmt.description for ext, fmt in rh.FORMATS.items()}
-
-_UNCALIBRATED_UNITS = {"", "px", "pix", "pixel", "pixels", "points", "<undefined>", "none"}
-_MICRON_SPELLINGS = {"µm", "μm", "um", "micron", "microns", "micrometer", "micrometre"}
 
 
 def is_supported(path: str | Path) -> bool:
@@ -330,7 +328,7 @@ def _energy_axis(path: Path, axis: Mapping[str, Any], size: int) -> EnergyAxis:
             path,
             f"invalid energy calibration (scale {axis.get('scale')!r}, offset {axis.get('offset')!r})",
         )
-    if units.lower() in _UNCALIBRATED_UNITS and scale == 1.0 and offset == 0.0:
+    if is_uncalibrated(units) and scale == 1.0 and offset == 0.0:
         raise SpectrumImageError(path, "no energy calibration (the energy axis is in channels)")
     factor = _kev_per_unit(units, scale)
     return EnergyAxis(offset=offset * factor, scale=scale * factor, size=int(size))
@@ -349,10 +347,10 @@ def _kev_per_unit(units: str, scale: float) -> float:
 def _pixel_calibration(x_axis: Mapping[str, Any]) -> tuple[float, str]:
     scale = rh.as_float(x_axis.get("scale"))
     units = str(x_axis.get("units") or "").strip()
-    if scale is None or scale <= 0 or units.lower() in _UNCALIBRATED_UNITS:
+    if scale is None or scale <= 0 or is_uncalibrated(units):
         return 1.0, "px"
-    microns_per_unit = 1.0 if units.lower() in _MICRON_SPELLINGS else MICRONS_PER_UNIT.get(units)
-    if microns_per_unit is None:
+    factor = microns_per_unit(units)
+    if factor is None:
         return scale, units
-    microns = scale * microns_per_unit
+    microns = scale * factor
     return (microns * 1e3, "nm") if microns < 0.1 else (microns, "µm")
