@@ -143,3 +143,22 @@ def test_abundances_of_nearly_pure_pixels_equal_scipy_nnls():
     expected = np.stack([nnls(components.T, row.astype(float))[0] for row in counts])
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-3 * expected.max())
     assert (found == 0).mean() > 0.3  # many shares are exactly zero, as NNLS gives
+
+
+def test_low_dose_many_components_are_solved_exactly_without_coordinate_descent(monkeypatch):
+    """8 overlapping components at ~10 counts per pixel: almost every pixel has negative
+    unconstrained shares; the batched Lawson-Hanson solve gives scipy's optimum on its own."""
+    from scipy.optimize import nnls
+
+    def no_descent(*args, **kwargs):
+        raise AssertionError("coordinate descent should not be needed")
+
+    monkeypatch.setattr(unmixing, "_coordinate_descent", no_descent)
+    monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 80 * 256)
+    rng = np.random.default_rng(2)
+    components = rng.dirichlet(np.full(80, 0.3), 8)
+    shares = rng.dirichlet(np.full(8, 0.2), 1500) * 10.0
+    counts = rng.poisson(shares @ components).astype(np.uint16)
+    found = run_to_completion(abundance_maps(counts, components, device="cpu"))
+    expected = np.stack([nnls(components.T, row.astype(float))[0] for row in counts])
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)
