@@ -11,6 +11,11 @@ and device (CPU, and CUDA when present). Part 2 (``--emsigma-sizes``): emsigma (
 ``default`` preset (``ours_b2``) and the ``sigma`` preset (``ours_sigma``) — on the same cube, in the
 same run.
 
+Part 3 (``--e2e-sizes``): the whole ``napari-sigma run`` process on the cube written as an ``.hspy``
+file (read, analysis, every output file), side by side with a process that only reads that file
+and makes one feature pass over it (the line-window projection of the features stage), run
+before and after; the ratio of the two process times (target: within 3x).
+
     python benchmarks/bench_speed.py --out bench_out/speed.json
 """
 
@@ -46,12 +51,25 @@ TARGET_BINS = 1 << 24  # histogram bins per generation block (128 MB of int64)
 TABLE_BITS = 20
 
 
-def _template(seed: int) -> Any:
+PHASE_SETS = {
+    "six": ("quartz", "albite", "orthoclase", "diopside", "magnetite", "pyrite"),
+    "eight": (
+        *("quartz", "albite", "orthoclase", "diopside"),
+        *("anorthite", "calcite", "magnetite", "pyrite"),
+    ),
+}
+
+
+def _template(seed: int, phases: str = "six", dose: float = COUNTS_PER_PIXEL) -> Any:
     """A small synthetic sample whose pure spectra and layout seed the speed cubes."""
     from napari_sigma.synthetic import generator as synthetic
 
     return synthetic.make_synthetic(
-        seed=seed, shape=(128, 128), n_channels=N_CHANNELS, counts_per_pixel=COUNTS_PER_PIXEL
+        seed=seed,
+        shape=(128, 128),
+        phases=PHASE_SETS[phases],
+        n_channels=N_CHANNELS,
+        counts_per_pixel=dose,
     )
 
 
@@ -69,7 +87,9 @@ def _inverse_cdf_tables(pure: np.ndarray) -> np.ndarray:
     return np.minimum(np.stack(tables), pure.shape[1] - 1).astype(np.int32)
 
 
-def speed_cube(size: int, seed: int = 0) -> tuple[SpectrumImage, tuple[str, ...], int]:
+def speed_cube(
+    size: int, seed: int = 0, phases: str = "six", dose: float = COUNTS_PER_PIXEL
+) -> tuple[SpectrumImage, tuple[str, ...], int]:
     """A ``size`` x ``size`` x 2048 uint16 Poisson cube, generated block by block.
 
     Each pixel draws a Poisson number of events from its phase's pure spectrum; each event's
@@ -79,7 +99,7 @@ def speed_cube(size: int, seed: int = 0) -> tuple[SpectrumImage, tuple[str, ...]
     -------
     image, lines, n_phases
     """
-    template = _template(seed)
+    template = _template(seed, phases, dose)
     labels = _upscale(np.asarray(template.labels), size).astype(np.int64) - 1
     pure = np.asarray(template.pure_spectra, dtype=np.float64)
     n_phases, n_channels = pure.shape
@@ -97,9 +117,11 @@ def speed_cube(size: int, seed: int = 0) -> tuple[SpectrumImage, tuple[str, ...]
     return image, tuple(template.lines), n_phases
 
 
-def save_cube(size: int, seed: int, stem: Path) -> None:
+def save_cube(
+    size: int, seed: int, stem: Path, phases: str = "six", dose: float = COUNTS_PER_PIXEL
+) -> None:
     """Generate a speed cube and store it as ``stem.npy`` plus its calibration in ``stem.json``."""
-    image, lines, n_phases = speed_cube(size, seed)
+    image, lines, n_phases = speed_cube(size, seed, phases, dose)
     np.save(stem.with_suffix(".npy"), image.counts)
     info = {
         "offset": image.energy.offset,
@@ -211,6 +233,86 @@ def worker(stem: Path, config: str, device: str, out: Path) -> None:
     out.write_text(json.dumps(info))
 
 
+def read_pass_worker(path: Path, lines: tuple[str, ...], out: Path) -> None:
+    """One read of an ``.hspy`` cube and one feature pass over it; timings as JSON."""
+    start = time.perf_counter()
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.features.intensities import line_weights, project_spectra
+    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.pipeline.analysis import AnalysisSettings
+
+    imported = time.perf_counter()
+    image = read_spectrum_image(path)
+    read = time.perf_counter()
+    weights = line_weights(image.energy, lines, AnalysisSettings.preset("default").features)
+    maps = run_to_completion(project_spectra(image.counts, weights, "cpu"))
+    done = time.perf_counter()
+    info = {
+        "import_s": round(imported - start, 3),
+        "read_s": round(read - imported, 3),
+        "pass_s": round(done - read, 3),
+        "checksum": float(maps.sum(dtype=np.float64)),
+    }
+    out.write_text(json.dumps(info))
+
+
+def measure_end_to_end(stem: Path, size: int, args: argparse.Namespace) -> list[dict]:
+    """``napari-sigma run`` on an ``.hspy`` copy of the cube, between two read + pass processes."""
+    tmp = stem.parent
+    image, lines, _ = load_cube(stem)
+    cube = write_hspy(tmp / f"e2e_{size}.hspy", image, lines)
+    del image
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    rows = []
+    for label in ("read_pass", "end_to_end", "read_pass"):
+        out = tmp / f"{label}_{size}_{len(rows)}.json"
+        if label == "read_pass":
+            command = [sys.executable, __file__, "--read-pass", "--hspy", str(cube)]
+            command += ["--lines", ",".join(lines), "--worker-out", str(out)]
+        else:
+            command = [sys.executable, "-m", "napari_sigma.cli", "run", str(cube)]
+            command += ["--out", str(tmp / f"e2e_{size}"), "--elements", ",".join(lines)]
+        log = tmp / f"{out.stem}.log"
+        code, wall, rss = run_subprocess(command, log, args.timeout, env)
+        row: dict[str, Any] = {"size": size, "config": label, "device": "cpu"}
+        row.update(process_s=round(wall, 2), peak_rss_mb=round(rss, 1))
+        if code != 0:
+            row["error"] = f"exit {code}: {log.read_text(errors='replace')[-1500:]}"
+        elif out.exists():
+            row.update(json.loads(out.read_text()))
+        print(
+            f"   {label:12s} cpu {size:5d}: process {wall:.1f} s, peak RSS {rss:.0f} MB", flush=True
+        )
+        rows.append(row)
+    cube.unlink()
+    return rows
+
+
+def end_to_end_ratios(rows: list[dict]) -> list[dict]:
+    """Per size: whole ``napari-sigma run`` process / mean read + pass process (target <= 3)."""
+    result = []
+    for size in sorted({r["size"] for r in rows if r["config"] == "end_to_end"}):
+        ends = [r for r in rows if r["size"] == size and r["config"] == "end_to_end"]
+        floors = [r for r in rows if r["size"] == size and r["config"] == "read_pass"]
+        if not ends or not floors or any("error" in r for r in ends + floors):
+            continue
+        floor = float(np.mean([r["process_s"] for r in floors]))
+        inside = float(np.mean([r["read_s"] + r["pass_s"] for r in floors]))
+        result.append(
+            {
+                "size": size,
+                "end_to_end_s": ends[0]["process_s"],
+                "read_pass_process_s": round(floor, 2),
+                "read_s": round(float(np.mean([r["read_s"] for r in floors])), 2),
+                "pass_s": round(float(np.mean([r["pass_s"] for r in floors])), 2),
+                "ratio": round(ends[0]["process_s"] / floor, 2),
+                "ratio_to_read_pass_only": round(ends[0]["process_s"] / inside, 2),
+                "end_to_end_peak_rss_mb": ends[0]["peak_rss_mb"],
+            }
+        )
+    return result
+
+
 def generate(size: int, args: argparse.Namespace, tmp: Path) -> Path:
     """Generate the cube of one size in a subprocess (the parent stays small); its stem."""
     stem = tmp / f"cube_{size}"
@@ -222,6 +324,10 @@ def generate(size: int, args: argparse.Namespace, tmp: Path) -> Path:
         str(size),
         "--seed",
         str(args.seed),
+        "--phases",
+        args.phases,
+        "--dose",
+        str(args.dose),
         "--cube",
         str(stem),
     ]
@@ -374,6 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sizes", default="128,256,512,1024", help="cube sizes (part 1)")
     parser.add_argument("--emsigma-sizes", default="128,256", help="sizes compared with emsigma")
+    parser.add_argument(
+        "--e2e-sizes", default="256", help="sizes of the end-to-end run against read + pass"
+    )
     parser.add_argument("--devices", default="auto", help="'auto' (cpu, + cuda if present) or list")
     parser.add_argument("--epochs", type=int, default=20, help="autoencoder epochs in part 2")
     parser.add_argument(
@@ -384,10 +493,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-emsigma", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--phases", choices=sorted(PHASE_SETS), default="six", help="minerals of the cubes"
+    )
+    parser.add_argument(
+        "--dose", type=float, default=COUNTS_PER_PIXEL, help="mean counts per pixel"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
     parser.add_argument("--out", default="bench_out/speed.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--read-pass", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hspy", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--lines", default="", help=argparse.SUPPRESS)
     parser.add_argument("--cube", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", default="ours_default", help=argparse.SUPPRESS)
@@ -396,6 +514,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     args.emsigma_sizes = [int(s) for s in args.emsigma_sizes.split(",") if s]
+    args.e2e_sizes = [int(s) for s in args.e2e_sizes.split(",") if s]
     return args
 
 
@@ -438,17 +557,25 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                         {"size": size, "config": "emsigma", "device": "cpu", "error": str(error)}
                     )
             _cleanup(stem)
-    return {"rows": rows, "ratios": ratio_rows(rows)}
+        print("Part 3: napari-sigma run on an .hspy file against one read + one pass", flush=True)
+        for size in args.e2e_sizes:
+            stem = generate(size, args, tmp)
+            rows += measure_end_to_end(stem, size, args)
+            _cleanup(stem)
+    return {"rows": rows, "ratios": ratio_rows(rows), "end_to_end": end_to_end_ratios(rows)}
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the speed benchmark (or one worker), print the tables, write the JSON."""
     args = parse_args(argv)
     if args.generate:
-        save_cube(args.size, args.seed, args.cube)
+        save_cube(args.size, args.seed, args.cube, args.phases, args.dose)
         return
     if args.worker:
         worker(args.cube, args.config, args.device, args.worker_out)
+        return
+    if args.read_pass:
+        read_pass_worker(args.hspy, tuple(args.lines.split(",")), args.worker_out)
         return
     start = time.perf_counter()
     results = run_benchmark(args)
@@ -470,11 +597,29 @@ def main(argv: list[str] | None = None) -> None:
                 ],
             )
         )
+    if results["end_to_end"]:
+        print("\nnapari-sigma run (whole process, from .hspy) / one read + one feature pass")
+        print(
+            format_table(
+                results["end_to_end"],
+                [
+                    ("size", "size"),
+                    ("end_to_end_s", "run s"),
+                    ("read_pass_process_s", "read+pass process s"),
+                    ("read_s", "read s"),
+                    ("pass_s", "pass s"),
+                    ("ratio", "ratio (target <= 3)"),
+                    ("ratio_to_read_pass_only", "ratio to read+pass alone"),
+                    ("end_to_end_peak_rss_mb", "run peak RSS MB"),
+                ],
+            )
+        )
     out = write_json(
         args.out,
         {
             "n_channels": N_CHANNELS,
-            "counts_per_pixel": COUNTS_PER_PIXEL,
+            "counts_per_pixel": args.dose,
+            "phases": list(PHASE_SETS[args.phases]),
             "seed": args.seed,
             "epochs": args.epochs,
             "threads": args.threads,
