@@ -280,8 +280,11 @@ def test_missing_optional_package_is_named(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(rh, "import_module", no_module)
     path = tmp_path / "map.zspy"
     path.write_bytes(b"")
+    # in-process: the monkeypatch cannot reach the isolated reader's child process
     with pytest.raises(SpectrumImageError, match="needs the Python package 'zarr'"):
-        read_spectrum_image(path)
+        read_spectrum_image(path, isolate=False)
+    with pytest.raises(SpectrumImageError, match=r"map\.zspy"):
+        read_spectrum_image(path)  # isolated: the child names what it really misses
 
 
 # ----------------------------------------------------------------------------- synthetic files

@@ -20,10 +20,17 @@ Choices made here:
 - Pixel sizes are given in µm, or in nm below 0.1 µm; spatially uncalibrated maps get 1.0 ``"px"``.
 - Beam energy comes from the metadata after applying the reader's ``mapping`` (Velox and Phenom
   keep it only in their original metadata).
+- Reading is isolated by default (``isolate=None``): the vendor reader runs in a child process
+  (:mod:`napari_sigma.io.isolation`) so that a reader crashing, hanging or exhausting memory on a
+  corrupt file gives a ``SpectrumImageError`` instead of killing the caller. It costs about 1 s on
+  the first read of a session and a few ms plus the transfer of the counts afterwards;
+  ``isolate=False`` (or ``NAPARI_SIGMA_ISOLATE=0``) reads in the calling process, for trusted
+  files.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +51,9 @@ def is_supported(path: str | Path) -> bool:
     return Path(path).suffix.lower() in rh.FORMATS
 
 
-def read_spectrum_image(path: str | Path, lazy: bool = False) -> SpectrumImage:
+def read_spectrum_image(
+    path: str | Path, lazy: bool = False, isolate: bool | None = None
+) -> SpectrumImage:
     """Read the EDS spectrum image of a file.
 
     Parameters
@@ -53,6 +62,8 @@ def read_spectrum_image(path: str | Path, lazy: bool = False) -> SpectrumImage:
         A supported file (see ``SUPPORTED_EXTENSIONS``).
     lazy : bool
         Return dask counts instead of loading them into memory.
+    isolate : bool, optional
+        Run the vendor reader in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
 
     Returns
     -------
@@ -68,6 +79,8 @@ def read_spectrum_image(path: str | Path, lazy: bool = False) -> SpectrumImage:
         Any other failure: unknown extension, missing, truncated or corrupt file, bad calibration.
     """
     path = Path(path)
+    if _isolating(isolate):
+        return _read_isolated("read_spectrum_image", path, lazy)
     fmt, signals = _load(path, lazy)
     index = _find_spectrum_image(signals, fmt)
     if index is None:
@@ -75,13 +88,18 @@ def read_spectrum_image(path: str | Path, lazy: bool = False) -> SpectrumImage:
     return _build_image(path, fmt, signals, index, lazy)
 
 
-def read_spectrum(path: str | Path) -> Spectrum:
+def read_spectrum(path: str | Path, lazy: bool = False, isolate: bool | None = None) -> Spectrum:
     """Read a single spectrum, or the sum spectrum of a file's spectrum image.
 
     Parameters
     ----------
     path : str or Path
         A supported file.
+    lazy : bool
+        Ignored (a spectrum is small; a spectrum image is summed chunk by chunk); kept so that
+        every read function takes the same arguments.
+    isolate : bool, optional
+        Run the vendor reader in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
 
     Returns
     -------
@@ -94,6 +112,8 @@ def read_spectrum(path: str | Path) -> Spectrum:
         The file cannot be read or holds no EDS spectrum.
     """
     path = Path(path)
+    if _isolating(isolate):
+        return _read_isolated("read_spectrum", path, False)
     fmt, signals = _load(path, lazy=True)
     index = _find_spectrum_image(signals, fmt)
     if index is not None:
@@ -101,7 +121,9 @@ def read_spectrum(path: str | Path) -> Spectrum:
     return _build_spectrum(path, fmt, signals)
 
 
-def read_any(path: str | Path, lazy: bool = False) -> SpectrumImage | Spectrum:
+def read_any(
+    path: str | Path, lazy: bool = False, isolate: bool | None = None
+) -> SpectrumImage | Spectrum:
     """Read a file's spectrum image, or its single spectrum when it holds no spectrum image.
 
     Parameters
@@ -110,6 +132,8 @@ def read_any(path: str | Path, lazy: bool = False) -> SpectrumImage | Spectrum:
         A supported file.
     lazy : bool
         Return dask counts for a spectrum image.
+    isolate : bool, optional
+        Run the vendor reader in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
 
     Returns
     -------
@@ -122,6 +146,8 @@ def read_any(path: str | Path, lazy: bool = False) -> SpectrumImage | Spectrum:
         (then a ``NotASpectrumImageError``).
     """
     path = Path(path)
+    if _isolating(isolate):
+        return _read_isolated("read_any", path, lazy)
     fmt, signals = _load(path, lazy)
     index = _find_spectrum_image(signals, fmt)
     if index is not None:
@@ -134,7 +160,27 @@ def read_any(path: str | Path, lazy: bool = False) -> SpectrumImage | Spectrum:
 # ----------------------------------------------------------------------------- loading
 
 
-def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
+def _isolating(isolate: bool | None) -> bool:
+    if isolate is not None:
+        return isolate
+    return os.environ.get("NAPARI_SIGMA_ISOLATE", "1").strip().lower() not in {"0", "no", "false"}
+
+
+def _read_isolated(function: str, path: Path, lazy: bool) -> Any:
+    from napari_sigma.io.isolation import read_isolated
+
+    return read_isolated(function, path, lazy)
+
+
+def check_before_reading(path: Path) -> rh.FileFormat:
+    """The file's format, after the checks that need no reader (extension, existence, container).
+
+    Raises
+    ------
+    SpectrumImageError
+        Unsupported extension, missing file, a folder, or a container that fails
+        :func:`~napari_sigma.io._rsciio.check_container`.
+    """
     fmt = rh.FORMATS.get(path.suffix.lower())
     if fmt is None:
         supported = ", ".join(sorted(rh.FORMATS))
@@ -145,6 +191,19 @@ def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
         raise SpectrumImageError(path, "file not found")
     if not path.is_file():
         raise SpectrumImageError(path, "not a file (a folder?)")
+    rh.check_container(path)
+    return fmt
+
+
+def decode_all(data: SpectrumImage | Spectrum) -> None:
+    """Decode every byte of lazy counts once (chunk by chunk, in bounded memory), to check them."""
+    counts = data.counts
+    if hasattr(counts, "dask"):
+        counts.sum(axis=tuple(range(counts.ndim - 1))).compute()
+
+
+def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
+    fmt = check_before_reading(path)
     return fmt, rh.call_reader(path, fmt, lazy)
 
 

@@ -1,0 +1,361 @@
+"""Reading files in a child process, so that a crashing or hanging reader cannot kill the caller.
+
+rosettasciio decodes vendor files partly in compiled code (Bruker's packed ``.bcf`` decoder, HDF5,
+bzip2 ...). On a corrupt file that code can crash the process (a segmentation fault or bus error),
+loop forever or allocate without bound. In napari that is the whole session lost, in a batch every
+later file. Here the reading runs in a separate Python process (started with ``subprocess``, i.e.
+spawned, never forked: a fork of a napari/Qt/torch process is not safe) under a time limit and a
+memory limit; the parent gets the result, or a :class:`~napari_sigma.errors.SpectrumImageError`
+naming the file and the cause ("the Bruker Esprit hypermap reader crashed on this file
+(segmentation fault): it is probably corrupt").
+
+One worker process is started on the first isolated read (about 1 s: Python, numpy and
+rosettasciio imports) and kept for the next reads (a few ms each, plus the transfer of the counts
+through a pipe: about 0.1 s per 100 MB). It is restarted after a crash, a timeout or a cancel.
+
+Lazy reads: a dask cube cannot leave the child (it reads the file when computed), so the child
+reads the file lazily and computes its sum spectrum chunk by chunk (every byte of the cube is
+decoded once, in bounded memory); when that succeeds the parent reads the file lazily itself.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from napari_sigma.compute.progress import Progress
+from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
+
+READ_FUNCTIONS = ("read_any", "read_spectrum_image", "read_spectrum")
+_POLL_S = 0.1
+_SIGNAL_NAMES = {
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGBUS: "bus error",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGFPE: "floating-point exception",
+    signal.SIGABRT: "abort",
+}
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Limits of an isolated read.
+
+    Parameters
+    ----------
+    time_s : float
+        Wall-clock seconds before the reader is stopped and the file refused. The default
+        (``NAPARI_SIGMA_READ_TIMEOUT`` or 300 s) leaves room for a 2 GiB JEOL cube on a slow disk.
+    memory_bytes : int
+        Data memory the child may allocate (``RLIMIT_DATA``); beyond it the reader gets a
+        MemoryError. Default ``NAPARI_SIGMA_READ_MEMORY`` bytes or 75 % of physical memory.
+    """
+
+    time_s: float = 300.0
+    memory_bytes: int = 0
+
+    @classmethod
+    def default(cls) -> ReadLimits:
+        """Limits from the environment, or 300 s and 75 % of physical memory."""
+        time_s = float(os.environ.get("NAPARI_SIGMA_READ_TIMEOUT", 300.0))
+        memory = int(os.environ.get("NAPARI_SIGMA_READ_MEMORY", 0)) or int(
+            0.75 * _physical_memory()
+        )
+        return cls(time_s=time_s, memory_bytes=memory)
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux/macOS
+        return 8 * 2**30
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+class _Worker:
+    """One child process answering read requests over its stdin/stdout (length-prefixed pickles)."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        env.setdefault("OMP_NUM_THREADS", "1")
+        stderr = None if os.environ.get("NAPARI_SIGMA_READER_STDERR") else subprocess.DEVNULL
+        self.memory_bytes = memory_bytes
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "napari_sigma.io.isolation", str(memory_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            close_fds=True,
+        )
+        _widen_pipe(self.process.stdout.fileno())
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, request: tuple[Any, ...]) -> None:
+        payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        stdin = self.process.stdin
+        stdin.write(len(payload).to_bytes(8, "little") + payload)
+        stdin.flush()
+
+    def receive(self, deadline: float) -> Generator[None, None, Any]:
+        """Read one answer, yielding every 0.1 s while waiting; EOFError when the child died."""
+        header = yield from self._read_exactly(16, deadline)
+        n_buffers = int.from_bytes(header[8:], "little")
+        sizes = yield from self._read_exactly(8 * n_buffers, deadline)
+        payload = yield from self._read_exactly(int.from_bytes(header[:8], "little"), deadline)
+        buffers = []
+        for i in range(n_buffers):
+            size = int.from_bytes(sizes[8 * i : 8 * i + 8], "little")
+            buffers.append((yield from self._read_exactly(size, deadline)))
+        return pickle.loads(payload, buffers=buffers)
+
+    def _read_exactly(self, size: int, deadline: float) -> Generator[None, None, bytearray]:
+        fd = self.process.stdout.fileno()
+        data = bytearray(size)
+        view, done = memoryview(data), 0
+        while done < size:
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            if not ready:
+                yield
+                continue
+            count = os.readv(fd, [view[done : done + 2**24]])
+            if not count:
+                raise EOFError
+            done += count
+        return data
+
+    def stop(self) -> int | None:
+        """Kill the child and return its exit code (negative: the signal that ended it)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a kill always ends a process
+            code = None
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        return code
+
+
+def _widen_pipe(fd: int) -> None:
+    """Make the pipe buffer 1 MiB (Linux): the counts of a large map come through it faster."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 2**20)
+    except (ImportError, OSError):
+        pass
+
+
+_worker: _Worker | None = None
+_lock = threading.Lock()
+
+
+def _get_worker(memory_bytes: int) -> _Worker:
+    global _worker
+    if _worker is None or not _worker.alive() or _worker.memory_bytes != memory_bytes:
+        if _worker is not None:
+            _worker.stop()
+        _worker = _Worker(memory_bytes)
+    return _worker
+
+
+def _drop_worker() -> int | None:
+    global _worker
+    code = _worker.stop() if _worker is not None else None
+    _worker = None
+    return code
+
+
+def shutdown() -> None:
+    """Stop the worker process (it is also stopped when the caller exits)."""
+    with _lock:
+        _drop_worker()
+
+
+def read_steps(
+    function: str, path: str | Path, lazy: bool = False, limits: ReadLimits | None = None
+) -> Generator[Progress, None, Any]:
+    """Read a file in the worker process, yielding progress every 0.1 s; closing it cancels.
+
+    Parameters
+    ----------
+    function : str
+        ``"read_any"``, ``"read_spectrum_image"`` or ``"read_spectrum"`` of
+        :mod:`napari_sigma.io.reading`.
+    path : str or Path
+        The file.
+    lazy : bool
+        Return dask counts (the file is decoded once in the child first, see the module notes).
+    limits : ReadLimits, optional
+        Time and memory limits (default :meth:`ReadLimits.default`).
+
+    Returns
+    -------
+    SpectrumImage or Spectrum
+        What the function returns.
+
+    Raises
+    ------
+    SpectrumImageError
+        Whatever the reading raises, and a crash, a timeout or a memory error of the reader.
+    """
+    if function not in READ_FUNCTIONS:
+        raise ValueError(f"unknown read function {function!r}")
+    path = Path(path)
+    limits = limits or ReadLimits.default()
+    from napari_sigma.io import reading
+
+    reading.check_before_reading(path)  # fast refusals need no child
+    start = time.monotonic()
+    with _lock:
+        worker = _get_worker(limits.memory_bytes)
+        finished = False
+        try:
+            worker.send((function, str(path), lazy))
+            answer = None
+            receiving = worker.receive(start + limits.time_s)
+            while True:
+                try:
+                    next(receiving)
+                except StopIteration as stop:
+                    answer = stop.value
+                    break
+                yield Progress("reading", 0, 0, f"reading {path.name}")
+            finished = True
+        except TimeoutError:
+            _drop_worker()
+            raise SpectrumImageError(
+                path,
+                f"reading took longer than {limits.time_s:g} s and was stopped; the file may be "
+                "corrupt (or raise NAPARI_SIGMA_READ_TIMEOUT)",
+            ) from None
+        except (EOFError, OSError):
+            code = _drop_worker()
+            raise SpectrumImageError(path, _death_cause(path, code)) from None
+        finally:
+            if not finished and _worker is worker:
+                _drop_worker()  # cancelled (generator closed) or failed: the child may be busy
+    return _unpack(path, function, lazy, answer)
+
+
+def _unpack(path: Path, function: str, lazy: bool, answer: tuple[str, Any, Any]) -> Any:
+    status, first, _ = answer
+    if status == "ok":
+        if lazy and first is None:  # the child checked the file: read the dask cube here
+            from napari_sigma.io import reading
+
+            return getattr(reading, function)(path, lazy=True, isolate=False)
+        return first
+    error_type = NotASpectrumImageError if status == "not_image" else SpectrumImageError
+    raise error_type(path, first)
+
+
+def _death_cause(path: Path, code: int | None) -> str:
+    from napari_sigma.io import _rsciio as rh
+
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    reader = f"the {fmt.description} reader" if fmt else "the reader"
+    if code is not None and code < 0 and -code in _SIGNAL_NAMES:
+        return f"{reader} crashed on this file ({_SIGNAL_NAMES[-code]}): it is probably corrupt"
+    if code == -signal.SIGKILL:
+        return f"{reader} was killed while reading this file (out of memory?)"
+    return f"{reader} stopped unexpectedly on this file (exit code {code}): it is probably corrupt"
+
+
+def read_isolated(
+    function: str, path: str | Path, lazy: bool = False, limits: ReadLimits | None = None
+) -> Any:
+    """:func:`read_steps` run to its end (see there)."""
+    from napari_sigma.compute.progress import run_to_completion
+
+    return run_to_completion(read_steps(function, path, lazy, limits))
+
+
+# ----------------------------------------------------------------------------- child side
+
+_NO_MEMORY = (
+    "not enough memory to load this file (or its header is corrupt); open it lazily, or raise "
+    "NAPARI_SIGMA_READ_MEMORY"
+)
+
+
+def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child process
+    """Answer read requests from stdin until it closes."""
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # readers that print must not corrupt the answers
+    if memory_bytes > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    protocol_in = sys.stdin.buffer
+    from napari_sigma.io import reading  # noqa: F401 - import once, before the first request
+
+    while True:
+        header = protocol_in.read(8)
+        if len(header) < 8:
+            return
+        function, path, lazy = pickle.loads(protocol_in.read(int.from_bytes(header, "little")))
+        _send_answer(protocol_out, _answer(function, Path(path), lazy))
+
+
+def _send_answer(stream, answer: tuple[str, Any, Any]) -> None:  # pragma: no cover - child
+    """Write an answer: sizes, the pickle, then the large arrays' bytes (pickle protocol 5)."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        payload = pickle.dumps(answer, protocol=5, buffer_callback=buffers.append)
+    except MemoryError:
+        buffers, payload = [], pickle.dumps(("error", _NO_MEMORY, None))
+    except Exception as exc:  # an unpicklable metadata value
+        buffers, payload = [], pickle.dumps(("error", f"could not be transferred ({exc})", None))
+    views = [buffer.raw() for buffer in buffers]
+    header = len(payload).to_bytes(8, "little") + len(views).to_bytes(8, "little")
+    stream.write(header + b"".join(v.nbytes.to_bytes(8, "little") for v in views) + payload)
+    for view in views:
+        stream.write(view)
+    stream.flush()
+
+
+def _answer(function: str, path: Path, lazy: bool) -> tuple[str, Any, Any]:
+    from napari_sigma.io import reading
+
+    try:
+        result = getattr(reading, function)(path, lazy=lazy, isolate=False)
+        if hasattr(result.counts, "dask"):
+            reading.decode_all(result)
+            return ("ok", None, None)
+        return ("ok", result, None)
+    except NotASpectrumImageError as error:
+        return ("not_image", error.cause, None)
+    except SpectrumImageError as error:
+        return ("error", error.cause, None)
+    except MemoryError:
+        return ("error", _NO_MEMORY, None)
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"[:300]
+        return ("error", f"could not be read; it may be truncated or corrupt ({text})", None)
+
+
+if __name__ == "__main__":  # pragma: no cover - the worker process
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

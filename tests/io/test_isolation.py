@@ -1,0 +1,129 @@
+"""Reading in a child process: reader crashes, hangs and cancels never reach the caller.
+
+The crashing inputs are regenerated from the real files and the mutations that
+``benchmarks/bench_fuzz.py`` recorded (no binary is committed); those tests skip without
+../shared.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_sigma.errors import SpectrumImageError
+from napari_sigma.io import isolation
+from napari_sigma.io.reading import read_any, read_spectrum_image
+
+BENCH_FUZZ = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fuzz.py"
+
+# (format, real file, case index of bench_fuzz with seed 0): process deaths of the in-process
+# reader (rsciio's compiled Bruker decoder: bus error, segmentation faults)
+CRASHERS = [
+    (".bcf", "bruker/Hitachi_TM3030Plus.bcf", 8),
+    (".bcf", "bruker/P45_the_default_job.bcf", 27),
+    (".bcf", "bruker/Hitachi_TM3030Plus.bcf", 44),
+]
+
+
+def _bench_fuzz():
+    spec = importlib.util.spec_from_file_location("bench_fuzz", BENCH_FUZZ)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_fuzz", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mutant(shared: Path, tmp_path: Path, fmt: str, name: str, index: int) -> Path:
+    fuzz = _bench_fuzz()
+    content = (shared / name).read_bytes()
+    rng = np.random.default_rng([0, sum(map(ord, fmt)), index])
+    _, ops = fuzz.make_mutation(content, rng)
+    path = tmp_path / Path(name).name
+    path.write_bytes(fuzz.apply_mutation(content, ops))
+    return path
+
+
+@pytest.mark.parametrize(("fmt", "name", "index"), CRASHERS)
+def test_reader_crash_becomes_a_clean_error(
+    SHARED_EDS: Path, tmp_path: Path, fmt: str, name: str, index: int
+) -> None:
+    path = _mutant(SHARED_EDS, tmp_path, fmt, name, index)
+    with pytest.raises(SpectrumImageError) as info:
+        read_any(path)
+    message = str(info.value)
+    assert path.name in message
+    assert "Bruker Esprit hypermap reader crashed on this file" in message
+    assert "probably corrupt" in message
+
+
+def test_napari_reader_survives_a_crashing_file(SHARED_EDS: Path, tmp_path: Path) -> None:
+    from napari_sigma._napari.reader import get_reader
+
+    path = _mutant(SHARED_EDS, tmp_path, *CRASHERS[1])
+    reader = get_reader(str(path))
+    with pytest.raises(SpectrumImageError, match="crashed on this file"):
+        reader(str(path))
+    # the worker was restarted: the next file reads
+    good = SHARED_EDS / "bruker/16x16_12bit_packed_8bit.bcf"
+    assert read_spectrum_image(good).counts.shape == (16, 16, 2048)
+
+
+def test_isolated_read_equals_in_process_read(SHARED_EDS: Path) -> None:
+    path = SHARED_EDS / "bruker/16x16_12bit_packed_8bit.bcf"
+    isolated, direct = read_spectrum_image(path), read_spectrum_image(path, isolate=False)
+    np.testing.assert_array_equal(isolated.counts, direct.counts)
+    assert isolated.energy == direct.energy
+    assert isolated.beam_energy == direct.beam_energy
+    assert isolated.elements == direct.elements
+
+
+def test_lazy_isolated_read_gives_dask_counts(SHARED_EDS: Path) -> None:
+    path = SHARED_EDS / "bruker/16x16_12bit_packed_8bit.bcf"
+    image = read_spectrum_image(path, lazy=True)
+    assert hasattr(image.counts, "dask")
+    np.testing.assert_array_equal(np.asarray(image.counts), read_spectrum_image(path).counts)
+
+
+def test_time_limit_stops_the_reader(SHARED_EDS: Path) -> None:
+    path = SHARED_EDS / "bruker/P45_the_default_job.bcf"
+    limits = isolation.ReadLimits(time_s=0.0, memory_bytes=0)
+    with pytest.raises(SpectrumImageError, match="longer than 0 s") as info:
+        isolation.read_isolated("read_any", path, limits=limits)
+    assert path.name in str(info.value)
+
+
+def test_memory_limit_gives_a_clean_error(SHARED_EDS: Path) -> None:
+    path = SHARED_EDS / "bruker/Hitachi_TM3030Plus.bcf"  # 157 MB of counts
+    limits = isolation.ReadLimits(time_s=60.0, memory_bytes=200 * 2**20)
+    with pytest.raises(SpectrumImageError, match="not enough memory") as info:
+        isolation.read_isolated("read_any", path, limits=limits)
+    assert path.name in str(info.value)
+
+
+def test_cancelling_a_read_stops_it_within_a_second(SHARED_EDS: Path) -> None:
+    path = SHARED_EDS / "bruker/Hitachi_TM3030Plus.bcf"
+    steps = isolation.read_steps("read_any", path)
+    next(steps)  # the read is under way
+    start = time.perf_counter()
+    steps.close()
+    assert time.perf_counter() - start < 1.0
+    assert read_any(SHARED_EDS / "exspy/EDS_SEM_TM002.hspy").counts.shape == (1024,)
+
+
+def test_refusals_need_no_child(tmp_path: Path) -> None:
+    isolation.shutdown()
+    with pytest.raises(SpectrumImageError, match="file not found"):
+        read_any(tmp_path / "absent.bcf")
+    assert isolation._worker is None
+
+
+def test_garbage_is_refused_by_the_child(tmp_path: Path) -> None:
+    path = tmp_path / "noise.hspy"
+    path.write_bytes(np.random.default_rng(1).bytes(2048))
+    with pytest.raises(SpectrumImageError, match=r"noise\.hspy"):
+        read_any(path)
