@@ -39,7 +39,9 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-EDS_DIR = Path(os.environ.get("NAPARI_SIGMA_SHARED_EDS", REPO_ROOT.parent / "shared" / "data" / "eds"))
+EDS_DIR = Path(
+    os.environ.get("NAPARI_SIGMA_SHARED_EDS", REPO_ROOT.parent / "shared" / "data" / "eds")
+)
 OUTCOMES = ("read", "clean", "other", "death", "hang")
 SLOW_SUFFIXES = (".pts", ".asw")  # a 512 x 512 x 4096 JEOL cube: 10-30 s per read
 
