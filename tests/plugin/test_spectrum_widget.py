@@ -151,7 +151,7 @@ def test_typed_elements_are_added_checked_and_unknown_ones_reported(sample_viewe
 
 @pytest.mark.gui
 def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
-    from napari_sigma.features.intensities import FeatureSettings, line_intensities
+    from napari_sigma.xray.image_fit import fitted_line_maps
 
     viewer, widget = sample_viewer
     widget.elements.set_suggestions(["Si", "Fe"])
@@ -162,11 +162,12 @@ def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
     qtbot.waitUntil(widget.add_maps.isEnabled, timeout=30000)
     assert widget.status.text().startswith("added 2 element maps"), widget.status.text()
     image = _sample_image(viewer)
-    expected = run_to_completion(
-        line_intensities(image.counts, image.energy, names, FeatureSettings())
+    expected, _, _ = run_to_completion(
+        fitted_line_maps(image.counts, image.energy, names, image.beam_energy)
     )
     for index, name in enumerate(names):
         layer = viewer.layers[f"{title} {name}"]
+        assert np.all(layer.data >= 0)  # fitted maps, never negative
         np.testing.assert_allclose(layer.data, expected[..., index], rtol=1e-5, atol=1e-3)
         assert str(layer.units[-1]) in {"micrometer", "µm"}
 

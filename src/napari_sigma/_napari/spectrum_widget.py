@@ -5,9 +5,10 @@ cursor (mean of the 3x3 neighbourhood, recomputed only when the pixel under the 
 the mean spectrum of the phase selected in the active phase Labels layer (its ``selected_label``),
 with markers of the X-ray lines of the checked elements and a log/linear switch. The elements
 suggested by :func:`napari_sigma.xray.elements.suggest_elements` start checked; more can be typed in.
-"Add element maps" computes background-subtracted line intensities
-(:func:`napari_sigma.features.intensities.line_intensities`) in a worker thread and adds one Image layer per
-element. The checked elements are :attr:`SpectrumWidget.selected_elements`.
+"Add element maps" fits every pixel with the checked elements' line families and a continuum
+(:func:`napari_sigma.xray.image_fit.fitted_line_maps`, never negative) in a worker thread and adds
+one Image layer per element; only lines inside the recorded spectrum are used
+(:func:`napari_sigma.xray.lines.usable_line`). The checked elements are :attr:`SpectrumWidget.selected_elements`.
 """
 
 from __future__ import annotations
@@ -243,7 +244,7 @@ class SpectrumWidget(QWidget):
         from napari.qt.threading import create_worker
 
         from napari_sigma.compute.device import resolve_device
-        from napari_sigma.features.intensities import FeatureSettings, line_intensities
+        from napari_sigma.features.intensities import FeatureSettings
         from napari_sigma.xray.lines import lines_for_elements, usable_range
 
         image = self._image
@@ -256,9 +257,8 @@ class SpectrumWidget(QWidget):
             self.status.setText("No checked element has a line inside the recorded spectrum.")
             return None
         worker = create_worker(
-            line_intensities, image.counts, image.energy, lines, FeatureSettings(),
-            device=resolve_device("auto"), _start_thread=False,
-        )  # fmt: skip
+            fitted_maps, image, lines, resolve_device("auto"), _start_thread=False
+        )
         worker.yielded.connect(lambda p: self.status.setText(f"element maps: {p.step}/{p.total}"))
         worker.returned.connect(lambda maps: self._add_map_layers(image, lines, maps))
         worker.errored.connect(lambda error: self.status.setText(f"element maps failed: {error}"))
@@ -393,6 +393,22 @@ def _suggestions(spectrum: Spectrum | None) -> list[str]:
 
     suggested = [s.element for s in suggest_elements(spectrum)]
     return suggested + [el for el in spectrum.elements if el not in suggested]
+
+
+def fitted_maps(image: SpectrumImage, lines: list[str], device: str):
+    """Fitted intensity maps ``(y, x, L)`` of ``lines`` (a generator of progress reports).
+
+    The same fit as the analysis (:func:`napari_sigma.xray.image_fit.fitted_line_maps`).
+    """
+    from napari_sigma.features.intensities import FeatureSettings
+    from napari_sigma.xray.image_fit import fitted_line_maps
+
+    settings = FeatureSettings()
+    maps, _, _ = yield from fitted_line_maps(
+        image.counts, image.energy, lines, image.beam_energy, settings.fwhm_mnka_kev,
+        settings.low_energy_cutoff_kev, device,
+    )  # fmt: skip
+    return maps
 
 
 def line_markers(elements: tuple[str, ...], spectrum: Spectrum | None) -> dict[str, float]:

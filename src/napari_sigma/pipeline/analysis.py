@@ -23,7 +23,6 @@ from napari_sigma.features.intensities import (
     line_weights,
     neighbour_average,
     normalise,
-    project_spectra,
     total_counts,
 )
 from napari_sigma.latent.embedding import LatentResult, LatentSettings, fit_latent
@@ -53,7 +52,8 @@ class AnalysisSettings:
         features: raw line windows by default, whose counts are Poisson so that the square-root
         normalisation makes their noise Gaussian and equal (measured at least as accurate as
         background-subtracted windows). The intensity maps of the result
-        (``AnalysisResult.intensities``) are always background-subtracted.
+        (``AnalysisResult.intensities``, with their counting standard deviations in
+        ``intensity_sigma``) are fitted (:mod:`~napari_sigma.xray.image_fit`): never negative.
     cluster_space : {"spatial", "features", "latent"}
         Where the Gaussian mixture runs. ``"spatial"`` (default, the most accurate measured):
         on the smoothed features of homogeneous pixels, then every pixel classified on its own
@@ -142,6 +142,7 @@ class AnalysisResult:
     versions: dict[str, str]
     features: np.ndarray | None = None
     loss_history: list[float] = field(default_factory=list)
+    intensity_sigma: np.ndarray | None = None
 
     @property
     def n_phases(self) -> int:
@@ -224,7 +225,8 @@ def _analyse(
     clock = _Stopwatch()
     lines = choose_lines(image, settings)
     with clock.stage("features"):
-        intensities, windows = yield from _line_maps(image, lines, settings.features, device)
+        maps = yield from _line_maps(image, lines, settings.features, device)
+        intensities, intensity_sigma, windows = maps
         binned, dose = bin_image(windows, settings.bin_factor), _dose(image, settings)
         raw, smoothed = _analysis_features(binned, dose, settings)
         grid = (binned.shape[0], binned.shape[1])
@@ -267,6 +269,7 @@ def _analyse(
         versions=package_versions(),
         features=flat,
         loss_history=list(latent.loss_history),
+        intensity_sigma=intensity_sigma,
     )
 
 
@@ -297,17 +300,20 @@ def _timed(clock: _Stopwatch, name: str, computation: Computation[Any]) -> Compu
 
 def _line_maps(
     image: SpectrumImage, lines: tuple[str, ...], settings: FeatureSettings, device: str
-) -> Computation[tuple[np.ndarray, np.ndarray]]:
-    """Background-subtracted intensities (for maps, names, statistics) and the feature windows.
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Fitted intensities and their sigma (maps, names, statistics) and the feature windows.
 
-    Both are linear in the counts, so they come from one pass over the cube.
+    One pass over the cube (:func:`~napari_sigma.xray.image_fit.fitted_line_maps`).
     """
-    display = line_weights(image.energy, lines, replace(settings, background="sides"))
+    from napari_sigma.xray.image_fit import fitted_line_maps
+
     feature = line_weights(image.energy, lines, settings)
-    both = yield from project_spectra(
-        image.counts, np.concatenate([display, feature], axis=1), device
-    )
-    return both[..., : len(lines)], both[..., len(lines) :]
+    return (
+        yield from fitted_line_maps(
+            image.counts, image.energy, lines, image.beam_energy, settings.fwhm_mnka_kev,
+            settings.low_energy_cutoff_kev, device, extra_weights=feature,
+        )
+    )  # fmt: skip
 
 
 def _analysis_features(

@@ -42,7 +42,7 @@ import numpy as np
 
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
-from napari_sigma.xray.yields import approximate_fluorescence_yield
+from napari_sigma.xray.fitting import _is_required, _shell_yield
 
 STROBE_CUTOFF_KEV = 0.15
 RARE_ELEMENTS = frozenset(
@@ -332,30 +332,6 @@ def _constrained_columns(
     for shape, lo, hi in zip(shapes[1:], lower, upper, strict=True):
         columns.append(floor + max(hi - lo, 0.0) * shape)
     return np.stack(columns, axis=1)
-
-
-def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
-    """Whether a shell at higher energy than the main one is excited enough to be required."""
-    if xray.SHELL_ORDER.index(shell) >= xray.SHELL_ORDER.index(main):
-        return False
-    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
-    return beam >= xray.MIN_OVERVOLTAGE * edge
-
-
-def _shell_yield(element: str, shell: str, beam: float) -> float:
-    """Rough relative intensity of a shell's strongest line under a ``beam`` kV electron beam.
-
-    Fluorescence yield ``Z^4 / (a + Z^4)``
-    (:func:`~napari_sigma.xray.yields.approximate_fluorescence_yield`) times the generated
-    intensity of a thick target, ``U ln U - U + 1`` (Bethe stopping power and ionisation
-    cross-section ``ln U / U``; U is the overvoltage of the shell's alpha edge). Absorption and detector efficiency are ignored: the
-    ratio is only used as a loose bound.
-    """
-    z = xray.ELEMENTS.index(element) + 4
-    fluorescence = approximate_fluorescence_yield(z, shell)
-    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
-    overvoltage = max(beam / edge, 1.0 + 1e-3)
-    return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)
 
 
 def _shell_column(

@@ -36,12 +36,12 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.xray import lines as xray
+from napari_sigma.xray.yields import approximate_fluorescence_yield
 
 MIN_LINE_WEIGHT = 0.01
 MIN_EDGE_OVERVOLTAGE = 1.05
 SHELL_RATIO_SLACK = 3.0
 LOWER_RATIO_SLACK = 3.0
-YIELD_CONSTANTS = {"K": 1.12e6, "L": 1.0e8, "M": 1.0e9}
 MODEL_ERROR = 0.02
 BACKGROUND_KNOT_KEV = 1.0
 IMAGE_BACKGROUND_SPLINES = 5
@@ -119,7 +119,7 @@ def family_profile(
     low, high = energies - scale / 2, energies + scale / 2
     profile = np.zeros(len(energies))
     for line in family.lines:
-        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / 2.3548
+        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA
         z_low = (low - line.energy) / (sigma * np.sqrt(2.0))
         z_high = (high - line.energy) / (sigma * np.sqrt(2.0))
         profile += line.weight * 0.5 * (erf(z_high) - erf(z_low))
@@ -229,14 +229,14 @@ def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
 def _shell_yield(element: str, shell: str, beam: float) -> float:
     """Rough relative intensity of a shell's strongest line under a ``beam`` kV electron beam.
 
-    Fluorescence yield ``Z^4 / (a + Z^4)`` (a = 1.12e6, 1e8, 1e9 for K, L, M; within ~30 % of
-    xraydb for the elements that matter) times the generated intensity of a thick target,
-    ``U ln U - U + 1`` (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the
-    overvoltage of the shell's alpha edge). Absorption and detector efficiency are ignored: the
-    ratio is only used as a loose bound.
+    Fluorescence yield ``Z^4 / (a + Z^4)``
+    (:func:`~napari_sigma.xray.yields.approximate_fluorescence_yield`) times the generated
+    intensity of a thick target, ``U ln U - U + 1`` (Bethe stopping power and ionisation
+    cross-section ``ln U / U``; U is the overvoltage of the shell's alpha edge). Absorption and
+    detector efficiency are ignored: the ratio is only used as a loose bound.
     """
     z = xray.ELEMENTS.index(element) + 4
-    fluorescence = z**4 / (YIELD_CONSTANTS[shell] + z**4)
+    fluorescence = approximate_fluorescence_yield(z, shell)
     edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
     overvoltage = max(beam / edge, 1.0 + 1e-3)
     return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)

@@ -309,3 +309,68 @@ def fit_spectrum_image(
         values.reshape(ny, nx, n_families),
         errors.reshape(ny, nx, n_families),
     )
+
+
+def fitted_line_maps(
+    counts,
+    axis: EnergyAxis,
+    lines: Sequence[str],
+    beam_energy: float | None = None,
+    fwhm_mnka_kev: float = 0.130,
+    low_cutoff_kev: float = fitting.LOW_CUTOFF_KEV,
+    device: str = "cpu",
+    extra_weights: np.ndarray | None = None,
+    chunk_pixels: int = 65536,
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Fitted maps of ``lines`` and, from the same pass over the cube, extra projections.
+
+    Parameters
+    ----------
+    counts : array, shape (y, x, E)
+        The spectrum image.
+    axis : EnergyAxis
+        Its calibration.
+    lines : sequence of str
+        Line names; each gets its element's family of the same shell (see `ImageFit.maps_of`).
+    beam_energy, fwhm_mnka_kev, low_cutoff_kev
+        As in `napari_sigma.xray.fitting.fit_spectrum`.
+    device : {"cpu", "cuda"}
+        Where the projection runs.
+    extra_weights : ndarray, shape (E, M) or None
+        More projections made in the same pass (e.g. the clustering windows).
+    chunk_pixels : int
+        Pixels per chunk.
+
+    Yields
+    ------
+    Progress
+        Stage ``"features"``.
+
+    Returns
+    -------
+    intensities, sigma : ndarray, shape (y, x, L), float32
+        Counts in each line's family principal line, and their counting standard deviations.
+    extra : ndarray, shape (y, x, M), float32
+        ``counts @ extra_weights`` (M = 0 when None).
+    """
+    from napari_sigma.features.intensities import project_spectra
+
+    ny, nx = int(counts.shape[0]), int(counts.shape[1])
+    design = image_fit_design(
+        sum_spectrum(counts), ny * nx, axis, lines, beam_energy, fwhm_mnka_kev, low_cutoff_kev
+    )
+    extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
+    weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
+    both = yield from project_spectra(counts, weights, device, chunk_pixels)
+    k = design.weights.shape[1]
+    yield Progress("features", 0, 1, "fitting line families per pixel")
+    values, errors = design.solve(both[..., :k].reshape(ny * nx, k))
+    n_families = len(design.families)
+    fit = ImageFit(
+        design.families,
+        design.elements,
+        values.reshape(ny, nx, n_families),
+        errors.reshape(ny, nx, n_families),
+    )
+    intensities, sigma = fit.maps_of(lines)
+    return intensities, sigma, both[..., k:]
