@@ -2,8 +2,12 @@
 
 Commands
 --------
-``napari-sigma run INPUT... --out DIR``
-    Analyse each input; its results go to ``DIR/<input name>/``.
+``napari-sigma run INPUT... --out DIR [--shared-model] [--scheduler ADDRESS]``
+    Analyse each input; its results go to ``DIR/<input name>/``. With ``--shared-model``, one
+    phase model fitted on all inputs classifies each (``DIR/model.sigma``,
+    ``DIR/pooled_stats.csv``); with ``--scheduler``, fields run on a dask.distributed cluster.
+``napari-sigma apply MODEL INPUT... --out DIR``
+    Classify each input with a saved model (same phase ids, names and colours).
 ``napari-sigma demo --out DIR``
     Analyse the embedded synthetic example and print its accuracy against the ground truth.
 ``napari-sigma elements FILE``
@@ -19,6 +23,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from napari_sigma.cli_fields import (
+    add_apply_command,
+    add_field_options,
+    command_apply,
+    command_run_fields,
+)
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import SigmaError
 
@@ -127,9 +137,11 @@ def make_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="analyse spectrum images")
     run.add_argument("inputs", nargs="+", type=Path, help="EDS files (.bcf, .emd, .hspy, ...)")
     _add_analysis_options(run)
+    add_field_options(run)
     demo = commands.add_parser("demo", help="analyse the embedded synthetic example")
     _add_analysis_options(demo)
     demo.add_argument("--seed-data", type=int, default=0, help="seed of the synthetic example")
+    add_apply_command(commands)
     elements = commands.add_parser("elements", help="suggest elements from the sum spectrum")
     elements.add_argument("file", type=Path)
     return parser
@@ -160,6 +172,8 @@ def command_run(args: argparse.Namespace) -> int:
     from napari_sigma.io.reading import read_spectrum_image
 
     settings = build_settings(args)
+    if args.shared_model or args.scheduler:
+        return command_run_fields(args, settings)
     failures = 0
     for path in args.inputs:
         out_dir = args.out / path.stem
@@ -219,7 +233,12 @@ def command_elements(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-sigma`` command."""
     args = make_parser().parse_args(argv)
-    handlers = {"run": command_run, "demo": command_demo, "elements": command_elements}
+    handlers = {
+        "run": command_run,
+        "apply": command_apply,
+        "demo": command_demo,
+        "elements": command_elements,
+    }
     return handlers[args.command](args)
 
 

@@ -10,5 +10,8 @@ __getattr__, __all__ = lazy_exports(
         "torch_threads": "device",
         "Progress": "progress",
         "run_to_completion": "progress",
+        "LocalExecutor": "distributed",
+        "DaskExecutor": "distributed",
+        "executor": "distributed",
     },
 )

@@ -17,7 +17,10 @@ _UNITS = {"µm": "µm", "nm": "nm", "mm": "mm", "px": ""}
 
 
 def write_hspy(
-    path: str | Path, image: SpectrumImage, chunks: tuple[int, int, int] | None = None
+    path: str | Path,
+    image: SpectrumImage,
+    chunks: tuple[int, int, int] | None = None,
+    compression: str | None = "gzip",
 ) -> Path:
     """Write ``image`` as an EDS_SEM signal to ``path`` (``.hspy``).
 
@@ -29,6 +32,8 @@ def write_hspy(
         Counts ``(y, x, E)`` (numpy or dask) and calibration.
     chunks : (int, int, int), optional
         HDF5 chunk shape; default rsciio's choice.
+    compression : str or None
+        HDF5 compression (``"gzip"``, ``"lzf"`` or None: faster to read, larger).
 
     Returns
     -------
@@ -64,7 +69,7 @@ def write_hspy(
         "models": {},
     }
     kwargs = {} if chunks is None else {"chunks": tuple(int(c) for c in chunks)}
-    file_writer(str(path), signal, **kwargs)
+    file_writer(str(path), signal, compression=compression, show_progressbar=False, **kwargs)
     return Path(path)
 
 

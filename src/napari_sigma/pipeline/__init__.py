@@ -17,5 +17,8 @@ __getattr__, __all__ = lazy_exports(
         "FittedModel": "model",
         "save_model": "model",
         "load_model": "model",
+        "apply_model": "model",
+        "fit_model": "fitting",
+        "model_from_result": "fitting",
     },
 )

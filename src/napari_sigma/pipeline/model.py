@@ -154,3 +154,225 @@ def load_model(path: str | Path) -> FittedModel:
         return FittedModel.from_archive(archive.content, archive.arrays)
     except (KeyError, TypeError, ValueError) as error:
         raise SigmaFileError(path, f"incomplete or invalid model ({error!r})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Features of a field under a model
+
+
+@dataclass
+class FieldFeatures:
+    """The features of one field on the analysis grid, from one pass over its cube.
+
+    Attributes
+    ----------
+    intensities : ndarray (y, x, L)
+        Background-subtracted line intensities at full resolution (maps, names, statistics).
+    windows : ndarray (yb, xb, F)
+        Binned feature windows (raw counts with ``background="none"``).
+    dose : ndarray (yb, xb)
+        Binned total counts.
+    """
+
+    intensities: np.ndarray
+    windows: np.ndarray
+    dose: np.ndarray
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Shape of the analysis grid."""
+        return (int(self.dose.shape[0]), int(self.dose.shape[1]))
+
+
+def field_features(image: Any, lines: tuple[str, ...], settings: Any, device: str):
+    """:class:`FieldFeatures` of ``image`` (a computation yielding progress)."""
+    from napari_sigma.features.intensities import bin_image, total_counts
+    from napari_sigma.pipeline.analysis import _line_maps
+
+    intensities, windows = yield from _line_maps(image, lines, settings.features, device)
+    dose = bin_image(total_counts(image.counts), settings.bin_factor)
+    return FieldFeatures(intensities, bin_image(windows, settings.bin_factor), dose)
+
+
+def normalised(
+    windows: np.ndarray,
+    dose: np.ndarray,
+    method: str,
+    reference_dose: float,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+) -> np.ndarray:
+    """Features ``(y, x, F)`` normalised against fixed references (not the map's own statistics).
+
+    The same formulas as :func:`~napari_sigma.features.intensities.normalise`, with the map's
+    mean dose replaced by ``reference_dose`` (``poisson``) and the map's mean and standard
+    deviation of the count fractions by ``mean`` and ``std`` (``sigma``), so that every field is
+    put on the scale of the fitted model.
+    """
+    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
+    total = np.maximum(dose.reshape(-1).astype(np.float64), 1.0)
+    if method == "none":
+        out = flat
+    elif method == "poisson":
+        out = np.sqrt(np.clip(flat * (reference_dose / total)[:, None], 0.0, None) + 0.375)
+    elif method == "sigma":
+        z = (flat / total[:, None] - mean) / np.where(std > 0, std, 1.0)
+        soft = np.exp(z - z.max(axis=1, keepdims=True))
+        out = soft / soft.sum(axis=1, keepdims=True)
+    else:
+        raise ValueError(f"unknown normalisation {method!r}")
+    return out.astype(np.float32).reshape(windows.shape)
+
+
+def model_features(model: FittedModel, features: FieldFeatures) -> np.ndarray:
+    """Unsmoothed normalised features ``(yb, xb, F)`` of a field on the model's scale."""
+    return normalised(
+        features.windows,
+        features.dose,
+        model.settings.features.normalisation,
+        model.reference_dose,
+        model.feature_mean,
+        model.feature_std,
+    )
+
+
+def template_log_likelihood(
+    raw: np.ndarray, templates: np.ndarray, whitening: np.ndarray, chunk_pixels: int = 65536
+) -> np.ndarray:
+    """``-d^2 / 2`` from every pixel to the nearest template of each phase, shape ``(y, x, K)``.
+
+    ``d`` is the Mahalanobis distance under the shared covariance ``whitening @ whitening.T``
+    (the classification of :mod:`~napari_sigma.phases.mixed_pixels` with fixed templates).
+    """
+    n_phases, _, n_features = templates.shape
+    white = np.linalg.solve(whitening, templates.reshape(-1, n_features).T).T
+    white_norm = np.einsum("ij,ij->i", white, white)
+    flat = raw.reshape(-1, n_features)
+    out = np.empty((flat.shape[0], n_phases))
+    for start in range(0, flat.shape[0], chunk_pixels):
+        block = np.linalg.solve(
+            whitening, flat[start : start + chunk_pixels].astype(np.float64).T
+        ).T
+        distance = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * block @ white.T + white_norm
+        out[start : start + len(block)] = -0.5 * distance.reshape(len(block), n_phases, -1).min(2)
+    return out.reshape(*raw.shape[:2], n_phases)
+
+
+def classify(model: FittedModel, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Phase ids ``(yb, xb)`` and probabilities ``(yb * xb, K)`` of a field's features.
+
+    The nearest template under the shared covariance, with the model's Potts prior (iterated
+    conditional modes over the 8 neighbours).
+    """
+    from napari_sigma.phases.finding import _potts_icm
+
+    finding = model.settings.phase_finding
+    log_likelihood = template_log_likelihood(raw, model.templates, model.whitening)
+    index, probabilities = _potts_icm(log_likelihood, finding.spatial_weight, finding.iterations)
+    ids = np.asarray(model.phase_ids, dtype=np.int32)[index]
+    return ids.reshape(raw.shape[:2]), probabilities.astype(np.float32)
+
+
+def components_on(model: FittedModel, energy: Any) -> np.ndarray:
+    """The model's NMF components on the energy axis ``energy`` (interpolated when it differs)."""
+    offset, scale, size = model.energy
+    if (offset, scale, size) == (float(energy.offset), float(energy.scale), int(energy.size)):
+        return model.components
+    source = offset + scale * np.arange(size)
+    target = float(energy.offset) + float(energy.scale) * np.arange(int(energy.size))
+    resampled = np.stack(
+        [np.interp(target, source, c, left=0.0, right=0.0) for c in model.components]
+    )
+    return resampled * (float(energy.scale) / scale)  # counts per channel scale with its width
+
+
+def apply_model(model: FittedModel, image: Any, device: str | None = None):
+    """Classify, unmix and describe one field with a fitted model (a computation).
+
+    Parameters
+    ----------
+    model : FittedModel
+        The model (its phase ids, names and colours are kept).
+    image : SpectrumImage
+        A field of the same kind (same lines measurable; any energy calibration).
+    device : str, optional
+        Torch device (default the model's ``settings.device``).
+
+    Yields
+    ------
+    Progress
+
+    Returns
+    -------
+    AnalysisResult
+        Labels are the model's phase ids; the latent view is the projection of the features on
+        the model's two principal axes; ``criterion`` is empty.
+    """
+    from napari_sigma.compute.device import resolve_device, torch_threads
+
+    resolved = resolve_device(device or model.settings.device)
+    with torch_threads(resolved, model.settings.cpu_threads):
+        return (yield from _apply(model, image, resolved))
+
+
+def _apply(model: FittedModel, image: Any, device: str):
+    from napari_sigma.compute.progress import Progress
+    from napari_sigma.phases.spectra import phase_sum_spectra
+    from napari_sigma.pipeline.analysis import (
+        AnalysisResult,
+        _full_resolution,
+        _representative_pixels,
+        _Stopwatch,
+        _timed,
+        package_versions,
+    )
+    from napari_sigma.unmixing.nmf import abundance_maps
+
+    clock = _Stopwatch()
+    settings = model.settings
+    features = yield from _timed(
+        clock, "features", field_features(image, model.lines, settings, device)
+    )
+    with clock.stage("clustering"):
+        raw = model_features(model, features)
+        grid_labels, probabilities = classify(model, raw)
+        labels = _full_resolution(grid_labels, settings.bin_factor, image.shape)
+    yield Progress("clustering", 1, 1, f"{model.n_phases} phases of the model")
+    n_ids = int(np.max(model.phase_ids))
+    with clock.stage("unmixing"):
+        spectra = phase_sum_spectra(image.counts, labels, n_ids)
+    components = components_on(model, image.energy)
+    abundances = yield from _timed(
+        clock, "unmixing", abundance_maps(image.counts, components, device=device)
+    )
+    basis = model.latent_basis
+    flat = raw.reshape(-1, raw.shape[-1])
+    return AnalysisResult(
+        image=image,
+        settings=settings,
+        lines=tuple(model.lines),
+        intensities=features.intensities,
+        latent=((flat - basis[0]) @ basis[1:].T).astype(np.float32),
+        latent_pixels=_representative_pixels(features.grid, settings.bin_factor, image.shape),
+        latent_shape=features.grid,
+        bin_factor=settings.bin_factor,
+        labels=labels,
+        probabilities=probabilities.reshape(*features.grid, -1),
+        phase_names=names_by_id(model),
+        phase_spectra=spectra,
+        components=components,
+        component_names=list(model.component_names),
+        phase_weights=np.zeros((n_ids, len(components))),
+        abundances=abundances,
+        criterion={},
+        timings=clock.timings,
+        device=device,
+        versions=package_versions(),
+        features=None,
+    )
+
+
+def names_by_id(model: FittedModel) -> list[str]:
+    """Names of phases 1..max id (ids the model lacks get ``"phase <id>"``)."""
+    by_id = dict(zip((int(i) for i in model.phase_ids), model.phase_names, strict=True))
+    return [by_id.get(k, f"phase {k}") for k in range(1, int(np.max(model.phase_ids)) + 1)]

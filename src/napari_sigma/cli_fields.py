@@ -1,0 +1,156 @@
+"""The many-field commands of ``napari-sigma``: ``run --shared-model``, ``run --scheduler``, ``apply``.
+
+Kept apart from :mod:`napari_sigma.cli` (which parses the options) so that the single-field path
+stays as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from napari_sigma.errors import SigmaError
+
+
+def add_field_options(parser: argparse.ArgumentParser, shared: bool = True) -> None:
+    """The options of many-field runs."""
+    if shared:
+        parser.add_argument(
+            "--shared-model",
+            action="store_true",
+            help="fit one phase model on a sample of all inputs and apply it to each: the same "
+            "mineral gets the same phase id in every field; writes DIR/model.sigma and "
+            "DIR/pooled_stats.csv",
+        )
+        parser.add_argument(
+            "--sample-pixels",
+            type=int,
+            default=None,
+            help="pixels of the pooled sample the shared model is fitted on (default 262144)",
+        )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the fields as tasks on a running dask.distributed cluster (tcp://host:port); "
+        "the workers must see the input and output paths",
+    )
+
+
+def _executor(args: argparse.Namespace):
+    from napari_sigma.compute.distributed import executor
+
+    return executor(args.scheduler)
+
+
+def _report(outcomes, out: Path) -> int:
+    from napari_sigma.pipeline.batch import FIELDS_FILE, write_fields_table
+
+    failures = 0
+    for outcome in outcomes:
+        if outcome.error:
+            failures += 1
+            print(f"napari-sigma: error: {outcome.error}", file=sys.stderr)
+        else:
+            print(f"{outcome.path}: {outcome.summary}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_fields_table(out / FIELDS_FILE, outcomes)
+    return failures
+
+
+def command_run_fields(args: argparse.Namespace, settings) -> int:
+    """``run`` on a cluster (``--scheduler``) or with ``--shared-model``."""
+    if args.shared_model:
+        return _run_shared(args, settings)
+    from napari_sigma.pipeline.batch import analyse_field, output_names
+
+    names = output_names(args.inputs)
+    tasks = [(p, settings, args.out, n) for p, n in zip(args.inputs, names, strict=True)]
+    try:
+        with _executor(args) as runner:
+            outcomes = list(runner.map(analyse_field, tasks))
+    except SigmaError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 1
+    return 1 if _report(outcomes, args.out) else 0
+
+
+def _run_shared(args: argparse.Namespace, settings) -> int:
+    from napari_sigma.cli import ProgressBar
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.batch import MODEL_FILE, output_names, readable_fields
+    from napari_sigma.pipeline.fitting import DEFAULT_SAMPLE_PIXELS, fit_model
+    from napari_sigma.pipeline.model import save_model
+
+    paths, errors = readable_fields(args.inputs)
+    for error in errors:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+    if not paths:
+        return 1
+    names = dict(zip(args.inputs, output_names(args.inputs), strict=True))
+    try:
+        with _executor(args) as runner:
+            bar = ProgressBar()
+            try:
+                fitting = fit_model(
+                    paths, settings, args.sample_pixels or DEFAULT_SAMPLE_PIXELS, executor=runner
+                )
+                model = run_to_completion(fitting, bar)
+            finally:
+                bar.close()
+            save_model(args.out / MODEL_FILE, model)
+            print(f"model: {model.n_phases} phases ({', '.join(model.phase_names)}) fitted on "
+                  f"{model.info['sampled_pixels']} pixels of {len(paths)} fields "
+                  f"-> {args.out / MODEL_FILE}")  # fmt: skip
+            failures = _apply_all(model, paths, names, args.out, runner)
+    except SigmaError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 1
+    return 1 if failures or errors else 0
+
+
+def _apply_all(model, paths, names, out: Path, runner) -> int:
+    from napari_sigma.pipeline.batch import POOLED_STATS, apply_field, write_pooled_statistics
+
+    tasks = [(p, model, out, names[p]) for p in paths]
+    outcomes = list(runner.map(apply_field, tasks))
+    failures = _report(outcomes, out)
+    if len(outcomes) > failures:
+        write_pooled_statistics(out / POOLED_STATS, outcomes)
+        print(f"pooled statistics of {len(outcomes) - failures} fields -> {out / POOLED_STATS}")
+    return failures
+
+
+def command_apply(args: argparse.Namespace) -> int:
+    """``apply MODEL FIELD... --out DIR``: classify every field with a saved model."""
+    from napari_sigma.pipeline.batch import output_names
+    from napari_sigma.pipeline.model import load_model
+
+    try:
+        model = load_model(args.model)
+    except SigmaError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 1
+    if args.device is not None:
+        from dataclasses import replace
+
+        model = replace(model, settings=replace(model.settings, device=args.device))
+    names = dict(zip(args.inputs, output_names(args.inputs), strict=True))
+    try:
+        with _executor(args) as runner:
+            failures = _apply_all(model, list(args.inputs), names, args.out, runner)
+    except SigmaError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 1
+    return 1 if failures else 0
+
+
+def add_apply_command(commands) -> None:
+    """The ``apply`` sub-command."""
+    apply = commands.add_parser("apply", help="classify spectrum images with a saved model")
+    apply.add_argument("model", type=Path, help="a model file (model.sigma)")
+    apply.add_argument("inputs", nargs="+", type=Path, help="EDS files")
+    apply.add_argument("--out", required=True, type=Path, help="output folder")
+    apply.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    add_field_options(apply, shared=False)

@@ -1,0 +1,201 @@
+"""Many fields: one output folder each, one shared model, pooled statistics, local or on a cluster.
+
+The per-field work is a task (:func:`analyse_field`, :func:`apply_field`) that reads the field,
+analyses it (alone, or with a fitted model) and writes its results; a failing field returns its
+error instead of stopping the others. Tasks run in this process or on a dask.distributed cluster
+(:mod:`napari_sigma.compute.distributed`).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_sigma.errors import SigmaError
+
+POOLED_STATS = "pooled_stats.csv"
+MODEL_FILE = "model.sigma"
+FIELDS_FILE = "fields.csv"
+
+
+@dataclass
+class FieldOutcome:
+    """What one field's task did.
+
+    Attributes
+    ----------
+    name : str
+        The field's output folder name.
+    path : str
+        The input file.
+    error : str or None
+        A one-line error (the field was skipped), or None.
+    summary : str
+        A one-line summary of the result.
+    pixels : int
+        Pixels of the field.
+    rows : list of dict
+        Its phase statistics (the rows of ``phase_stats.csv``).
+    """
+
+    name: str
+    path: str
+    error: str | None = None
+    summary: str = ""
+    pixels: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def output_names(paths: Sequence[str | Path]) -> list[str]:
+    """Output folder names of the inputs: their stems, made unique.
+
+    Inputs that share a stem are told apart by their parent folders (``a/map.bcf`` and
+    ``b/map.bcf`` give ``a_map`` and ``b_map``), then by a counter.
+    """
+    paths = [Path(p) for p in paths]
+    names = [p.stem for p in paths]
+    for depth in range(1, 4):
+        counts = {n: names.count(n) for n in names}
+        if all(c == 1 for c in counts.values()):
+            return names
+        names = [
+            "_".join([*p.resolve().parent.parts[-depth:], p.stem]) if counts[n] > 1 else n
+            for p, n in zip(paths, names, strict=True)
+        ]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def analyse_field(task: tuple[Path, Any, Path, str]) -> FieldOutcome:
+    """Read, analyse on its own and export one field (a task: runs here or on a worker)."""
+    path, settings, out_dir, name = task
+
+    def work():
+        from napari_sigma.compute.progress import run_to_completion
+        from napari_sigma.io.reading import read_spectrum_image
+        from napari_sigma.pipeline.analysis import analyse
+
+        image = read_spectrum_image(path)
+        return run_to_completion(analyse(image, settings))
+
+    return _export(work, path, out_dir, name)
+
+
+def apply_field(task: tuple[Path, Any, Path, str]) -> FieldOutcome:
+    """Read one field, apply a fitted model and export (a task: runs here or on a worker)."""
+    path, model, out_dir, name = task
+
+    def work():
+        from napari_sigma.compute.progress import run_to_completion
+        from napari_sigma.io.reading import read_spectrum_image
+        from napari_sigma.pipeline.model import apply_model
+
+        return run_to_completion(apply_model(model, read_spectrum_image(path)))
+
+    return _export(work, path, out_dir, name)
+
+
+def _export(work, path: Path, out_dir: Path, name: str) -> FieldOutcome:
+    from napari_sigma.io.export import export_result
+
+    try:
+        result = work()
+        written = export_result(result, out_dir / name)
+    except SigmaError as error:
+        return FieldOutcome(name, str(path), error=str(error))
+    seconds = sum(result.timings.values())
+    summary = (
+        f"{result.n_phases} phases ({', '.join(result.phase_names)}) in {seconds:.1f} s "
+        f"on {result.device} -> {out_dir / name}"
+    )
+    rows = _read_rows(written["phase_stats"])
+    return FieldOutcome(name, str(path), None, summary, int(np.prod(result.labels.shape)), rows)
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    with Path(path).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def pooled_statistics(outcomes: Sequence[FieldOutcome]) -> list[dict[str, Any]]:
+    """One row per phase id over all fields: pixels, area, regions, pixel-weighted mean intensities.
+
+    Columns ``phase_id, name, fields, pixels, area_fraction`` (of all pixels of all fields),
+    ``area_um2`` (empty when a field is uncalibrated), ``n_regions`` and ``mean_<line>``.
+    """
+    done = [o for o in outcomes if o.error is None]
+    total = sum(o.pixels for o in done)
+    by_id: dict[int, dict[str, Any]] = {}
+    for outcome in done:
+        for row in outcome.rows:
+            phase_id, pixels = int(row["phase_id"]), int(row["pixels"])
+            pooled = by_id.setdefault(
+                phase_id,
+                {"phase_id": phase_id, "name": row["name"], "fields": 0, "pixels": 0,
+                 "area_um2": 0.0, "n_regions": 0, "_sums": {}},
+            )  # fmt: skip
+            pooled["fields"] += pixels > 0
+            pooled["pixels"] += pixels
+            area = row.get("area_um2", "")
+            pooled["area_um2"] = None if area in ("", None) or pooled["area_um2"] is None else (
+                pooled["area_um2"] + float(area))  # fmt: skip
+            pooled["n_regions"] += max(int(row.get("n_regions", 0) or 0), 0)
+            for key, value in row.items():
+                if key.startswith("mean_") and value not in ("", None):
+                    pooled["_sums"][key] = pooled["_sums"].get(key, 0.0) + float(value) * pixels
+    rows = []
+    for phase_id in sorted(by_id):
+        pooled = by_id[phase_id]
+        sums = pooled.pop("_sums")
+        pooled["area_fraction"] = pooled["pixels"] / total if total else 0.0
+        for key, value in sums.items():
+            pooled[key] = value / pooled["pixels"] if pooled["pixels"] else 0.0
+        rows.append(pooled)
+    return rows
+
+
+def write_pooled_statistics(path: Path, outcomes: Sequence[FieldOutcome]) -> Path:
+    """Write :func:`pooled_statistics` as CSV."""
+    rows = pooled_statistics(outcomes)
+    columns = ["phase_id", "name", "fields", "pixels", "area_fraction", "area_um2", "n_regions"]
+    columns += sorted({k for row in rows for k in row if k.startswith("mean_")})
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+    return Path(path)
+
+
+def write_fields_table(path: Path, outcomes: Sequence[FieldOutcome]) -> Path:
+    """Write which input went to which output folder, and its error if it failed."""
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["folder", "input", "pixels", "error"])
+        for o in outcomes:
+            writer.writerow([o.name, o.path, o.pixels, o.error or ""])
+    return Path(path)
+
+
+def readable_fields(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The inputs that open as spectrum images (lazily, cheap), and one error line per other."""
+    from napari_sigma.io.reading import read_spectrum_image
+
+    good, errors = [], []
+    for path in paths:
+        try:
+            read_spectrum_image(path, lazy=True)
+        except SigmaError as error:
+            errors.append(str(error))
+            continue
+        good.append(path)
+    return good, errors

@@ -1,0 +1,96 @@
+"""Many fields from the command line: one shared model (same id for the same mineral), apply."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from napari_sigma.cli import main
+from napari_sigma.io.export import read_labels_tiff
+from napari_sigma.io.writing import write_hspy
+from napari_sigma.pipeline.model import load_model
+from napari_sigma.synthetic.generator import make_synthetic
+
+pytestmark = pytest.mark.slow  # the acceptance of the shared model: ~15 s of CPU
+
+MINERALS = ("quartz", "albite", "diopside", "magnetite", "pyrite")
+
+
+def write_fields(folder, seeds, shape=(64, 64)):
+    """Fields of one sample (same minerals, different layouts) as .hspy files, with their truth.
+
+    Two folders hold files of the same names, as a microscope's export of two areas would.
+    """
+    paths, truths = [], []
+    for i, seed in enumerate(seeds):
+        sample = make_synthetic(seed=seed, shape=shape, phases=MINERALS, grain_size=14)
+        where = folder / ("area_a" if i % 2 == 0 else "area_b")
+        where.mkdir(parents=True, exist_ok=True)
+        paths.append(write_hspy(where / f"field{i // 2}.hspy", sample.image, compression=None))
+        truths.append(sample.labels)
+    return paths, truths
+
+
+def id_to_truth(labels, truths):
+    """The one id -> true mineral mapping that explains the most pixels over all fields."""
+    table = np.zeros((32, 32), np.int64)
+    for found, truth in zip(labels, truths, strict=True):
+        np.add.at(table, (found.ravel(), truth.ravel()), 1)
+    return table.argmax(axis=1)
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fields")
+    paths, truths = write_fields(root / "in", seeds=(11, 12, 13, 14, 15))
+    out = root / "out"
+    argv = ["run", *map(str, paths[:4]), "--out", str(out), "--shared-model", "--device", "cpu"]
+    assert main(argv) == 0
+    return root, paths, truths, out
+
+
+def test_shared_model_gives_each_mineral_one_id_in_every_field(shared_run):
+    _, _, truths, out = shared_run
+    folders = ["area_a_field0", "area_b_field0", "area_a_field1", "area_b_field1"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(folders)
+    labels = [read_labels_tiff(out / name / "phases.tif")[0] for name in folders]
+    mapping = id_to_truth(labels, truths[:4])
+    used = np.unique(np.concatenate([np.unique(found) for found in labels]))
+    assert len(set(mapping[used])) == len(used) == len(MINERALS)  # one id per mineral
+    for found, truth in zip(labels, truths[:4], strict=True):
+        assert (mapping[found] == truth).mean() >= 0.95
+    # every field's run.json and stats use the model's names
+    model = load_model(out / "model.sigma")
+    for name in folders:
+        assert json.loads((out / name / "run.json").read_text())["phase_names"] == model.phase_names
+    with (out / "pooled_stats.csv").open() as handle:
+        pooled = list(csv.DictReader(handle))
+    assert [int(r["phase_id"]) for r in pooled] == model.phase_ids.tolist()
+    assert sum(int(r["pixels"]) for r in pooled) == 4 * 64 * 64
+    assert all(int(r["fields"]) == 4 for r in pooled)
+
+
+def test_apply_on_a_fifth_field_gives_the_same_ids(shared_run):
+    root, paths, truths, out = shared_run
+    folders = ["area_a_field0", "area_b_field0", "area_a_field1", "area_b_field1"]
+    mapping = id_to_truth(
+        [read_labels_tiff(out / n / "phases.tif")[0] for n in folders], truths[:4]
+    )
+    assert main(["apply", str(out / "model.sigma"), str(paths[4]), "--out", str(root / "o5")]) == 0
+    fifth = read_labels_tiff(root / "o5" / "field2" / "phases.tif")[0]
+    assert (mapping[fifth] == truths[4]).mean() >= 0.95
+    stats = list(csv.DictReader((root / "o5" / "field2" / "phase_stats.csv").open()))
+    model = load_model(out / "model.sigma")
+    names = dict(zip(model.phase_ids.tolist(), model.phase_names, strict=True))
+    assert all(row["name"] == names[int(row["phase_id"])] for row in stats)
+
+
+def test_apply_with_a_damaged_model_says_which_file(shared_run, tmp_path, capsys):
+    _, paths, _, out = shared_run
+    bad = tmp_path / "model.sigma"
+    bad.write_bytes((out / "model.sigma").read_bytes()[:-100])
+    assert main(["apply", str(bad), str(paths[4]), "--out", str(tmp_path / "o")]) == 1
+    assert str(bad) in capsys.readouterr().err
