@@ -52,6 +52,7 @@ def test_session_round_trip_keeps_the_edits(field, tmp_path):
     np.testing.assert_array_equal(reopened.image.counts, image.counts)
     np.testing.assert_array_equal(reopened.labels, edited)
     np.testing.assert_allclose(reopened.abundances, result.abundances)
+    np.testing.assert_array_equal(reopened.intensity_sigma, result.intensity_sigma)
     assert reopened.lines == result.lines and reopened.phase_names == session.phase_names
 
 

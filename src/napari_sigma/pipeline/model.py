@@ -172,11 +172,14 @@ class FieldFeatures:
         Binned feature windows (raw counts with ``background="none"``).
     dose : ndarray (yb, xb)
         Binned total counts.
+    intensity_sigma : ndarray (y, x, L) or None
+        Counting sigma of ``intensities``.
     """
 
     intensities: np.ndarray
     windows: np.ndarray
     dose: np.ndarray
+    intensity_sigma: np.ndarray | None = None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -189,9 +192,9 @@ def field_features(image: Any, lines: tuple[str, ...], settings: Any, device: st
     from napari_sigma.features.intensities import bin_image, total_counts
     from napari_sigma.pipeline.analysis import _line_maps
 
-    intensities, windows = yield from _line_maps(image, lines, settings.features, device)
+    intensities, sigma, windows = yield from _line_maps(image, lines, settings.features, device)
     dose = bin_image(total_counts(image.counts), settings.bin_factor)
-    return FieldFeatures(intensities, bin_image(windows, settings.bin_factor), dose)
+    return FieldFeatures(intensities, bin_image(windows, settings.bin_factor), dose, sigma)
 
 
 def normalised(
@@ -369,6 +372,7 @@ def _apply(model: FittedModel, image: Any, device: str):
         device=device,
         versions=package_versions(),
         features=None,
+        intensity_sigma=features.intensity_sigma,
     )
 
 

@@ -195,6 +195,7 @@ class Session:
             device=str(data["device"]),
             versions=dict(data["versions"]),
             loss_history=list(data["loss_history"]),
+            intensity_sigma=data.get("intensity_sigma"),
         )
 
 
@@ -260,6 +261,8 @@ def save_session(
     }
     arrays = {"labels": labels}
     arrays.update({f"result.{name}": np.asarray(getattr(result, name)) for name in RESULT_ARRAYS})
+    if getattr(result, "intensity_sigma", None) is not None:
+        arrays["result.intensity_sigma"] = np.asarray(result.intensity_sigma)
     if embed:
         arrays["counts"] = np.asarray(image.counts)
     if model is not None:
@@ -287,6 +290,7 @@ def _session(path: Path, archive: Archive) -> Session:
     content, arrays = archive.content, archive.arrays
     result_data = dict(content["result"])
     result_data.update({name: arrays[f"result.{name}"] for name in RESULT_ARRAYS})
+    result_data["intensity_sigma"] = arrays.get("result.intensity_sigma")
     model = None
     if content.get("model") is not None:
         from napari_sigma.pipeline.model import FittedModel
