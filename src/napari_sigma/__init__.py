@@ -26,7 +26,7 @@ _API = {
     "SigmaError": "errors",
     "SpectrumImageError": "errors",
     "suggest_elements": "xray.elements",
-    "AnalysisSettings": "pipeline.analysis",
+    "AnalysisSettings": "pipeline.settings",
     "AnalysisResult": "pipeline.analysis",
     "analyse": "pipeline.analysis",
     "run_analysis": "pipeline.analysis",

@@ -2,10 +2,12 @@
 
 Commands
 --------
-``napari-sigma run INPUT... --out DIR [--shared-model] [--scheduler ADDRESS]``
-    Analyse each input; its results go to ``DIR/<input name>/``. With ``--shared-model``, one
-    phase model fitted on all inputs classifies each (``DIR/model.sigma``,
-    ``DIR/pooled_stats.csv``); with ``--scheduler``, fields run on a dask.distributed cluster.
+``napari-sigma run INPUT... --out DIR [--settings run.json] [--shared-model] [--scheduler ADDRESS]``
+    Analyse each input; its results go to ``DIR/<input name>/``. With ``--settings``, the
+    settings of an earlier run's ``run.json`` (or a saved settings file) reproduce that run.
+    With ``--shared-model``, one phase model fitted on all inputs classifies each
+    (``DIR/model.sigma``, ``DIR/pooled_stats.csv``); with ``--scheduler``, fields run on a
+    dask.distributed cluster.
 ``napari-sigma apply MODEL INPUT... --out DIR``
     Classify each input with a saved model (same phase ids, names and colours).
 ``napari-sigma demo --out DIR``
@@ -30,7 +32,7 @@ from napari_sigma.cli_fields import (
     command_run_fields,
 )
 from napari_sigma.compute.progress import Progress
-from napari_sigma.errors import SigmaError
+from napari_sigma.errors import SettingsError, SigmaError
 
 
 class ProgressBar:
@@ -59,72 +61,68 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _parse_list(text: str | None) -> tuple[str, ...] | None:
-    if text is None or text.strip().lower() == "auto":
-        return None
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
 def _phases(text: str) -> str | int:
-    if text.strip().lower() == "auto":
-        return "auto"
+    from napari_sigma.pipeline.settings import parse_phases
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--phases takes 'auto' or a number, not {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("--phases must be at least 1")
-    return value
+        return parse_phases(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--{error}") from None
 
 
 def build_settings(args: argparse.Namespace):
-    """:class:`~napari_sigma.pipeline.analysis.AnalysisSettings` from parsed command-line options."""
-    from napari_sigma.pipeline.analysis import AnalysisSettings
+    """:class:`~napari_sigma.pipeline.settings.AnalysisSettings` from parsed command-line options.
 
-    settings = AnalysisSettings.preset(args.preset)
-    items = _parse_list(args.elements)
-    if items and all("_" in item for item in items):
-        settings = replace(settings, lines=items)
-    elif items:
-        settings = replace(settings, elements=items)
-    latent = replace(settings.latent, method=args.latent)
-    if args.epochs is not None:
-        latent = replace(latent, epochs=args.epochs)
-    clustering = replace(settings.clustering, n_phases=args.phases)
-    phase_finding = settings.phase_finding
-    if not args.split:
-        phase_finding = replace(phase_finding, split=None)
-    overrides = {
-        "latent": latent,
-        "clustering": clustering,
-        "phase_finding": phase_finding,
-        "seed": args.seed,
-        "device": args.device,
-    }
-    if args.bin is not None:
-        overrides["bin_factor"] = args.bin
-    return replace(settings, **overrides)
+    The preset (or the ``--settings`` file) with the options given on the command line applied,
+    through the function the analysis widget uses too.
+
+    Raises
+    ------
+    SettingsError
+        The settings file cannot be read or holds a wrong setting.
+    """
+    from napari_sigma.pipeline.settings import load_settings, settings_from_choices
+
+    base = load_settings(args.settings) if args.settings is not None else args.preset
+    return settings_from_choices(
+        base,
+        elements=args.elements,
+        phases=args.phases,
+        latent_method=args.latent,
+        epochs=args.epochs,
+        bin_factor=args.bin,
+        split=args.split,
+        seed=args.seed,
+        device=args.device,
+    )
 
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
-        "--elements", default="auto", help="'auto' or a list: Fe,Si,O or lines Fe_Ka,Si_Ka"
+        "--settings",
+        type=Path,
+        default=None,
+        help="settings file (a run.json or saved settings) instead of the preset; "
+        "options given here still apply on top",
     )
-    parser.add_argument("--phases", default="auto", type=_phases, help="'auto' or a number")
+    parser.add_argument(
+        "--elements", default=None, help="'auto' or a list: Fe,Si,O or lines Fe_Ka,Si_Ka"
+    )
+    parser.add_argument("--phases", default=None, type=_phases, help="'auto' or a number")
     parser.add_argument(
         "--no-split",
         dest="split",
-        action="store_false",
+        action="store_const",
+        const=False,
+        default=None,
         help="do not split phases made of two close compositions (tested grain by grain)",
     )
-    parser.add_argument("--latent", default="ae", choices=["ae", "pca", "umap"])
+    parser.add_argument("--latent", default=None, choices=["ae", "pca", "umap"])
     parser.add_argument("--epochs", type=int, default=None, help="autoencoder epochs")
     parser.add_argument("--bin", type=int, default=None, help="spatial binning factor")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--seed", type=int, default=None, help="seed of every random step (0)")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument("--preset", default="default", choices=["default", "sigma"])
 
 
@@ -239,7 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": command_demo,
         "elements": command_elements,
     }
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except SettingsError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

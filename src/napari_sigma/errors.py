@@ -49,3 +49,24 @@ class SigmaFileError(SigmaError):
         self.path = Path(path)
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
+
+
+class SettingsError(SigmaError, ValueError):
+    """A setting has the wrong type or is out of range (also a ValueError).
+
+    Parameters
+    ----------
+    field : str or None
+        The setting, as a dotted path (``"latent.epochs"``); None when the whole file is wrong.
+    cause : str
+        What is wrong with it.
+    path : str or Path or None
+        The settings file, when the settings came from one.
+    """
+
+    def __init__(self, field: str | None, cause: str, path: str | Path | None = None) -> None:
+        self.field = field
+        self.cause = cause
+        self.path = None if path is None else Path(path)
+        where = [str(p) for p in (self.path, field) if p is not None]
+        super().__init__(": ".join([*where, cause]))

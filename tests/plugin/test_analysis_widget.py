@@ -9,16 +9,13 @@ import pytest
 from napari.layers import Layer
 
 from napari_sigma._napari import state
-from napari_sigma._napari.analysis_widget import (
-    AnalysisWidget,
-    format_progress,
-    parse_list,
-    parse_phases,
-)
+from napari_sigma._napari.analysis_widget import AnalysisWidget, format_progress
 from napari_sigma._napari.layers import spectrum_image_layers
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma.compute.progress import Progress
 from napari_sigma.io.export import read_labels_tiff
+from napari_sigma.pipeline.settings import parse_names as parse_list
+from napari_sigma.pipeline.settings import parse_phases
 
 RUN_TIMEOUT_MS = 60_000
 

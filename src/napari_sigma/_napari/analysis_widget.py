@@ -9,7 +9,6 @@ half-made. Failures become a napari error notification.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
@@ -20,34 +19,6 @@ from napari_sigma._napari.results import ResultLayers, add_result_layers
 
 SOURCE_ROLES = ("total", "image", "cube")
 AUTO = "auto"
-
-
-def parse_list(text: str) -> tuple[str, ...] | None:
-    """``"Fe, Si,O"`` -> ``("Fe", "Si", "O")``; ``"auto"`` or empty -> None."""
-    items = tuple(item.strip() for item in text.replace(";", ",").split(",") if item.strip())
-    if not items or (len(items) == 1 and items[0].lower() == AUTO):
-        return None
-    return items
-
-
-def parse_phases(text: str) -> str | int:
-    """``"auto"`` -> ``"auto"``; ``"5"`` -> 5; anything else raises ValueError."""
-    text = text.strip().lower()
-    if text in ("", AUTO):
-        return AUTO
-    number = int(text)
-    if number < 1:
-        raise ValueError(f"number of phases must be >= 1, got {number}")
-    return number
-
-
-def with_split(settings: Any, split: bool) -> Any:
-    """Phase-finding settings with the search for two-composition phases on or off."""
-    from napari_sigma.phases.splitting import SplitSettings
-
-    if split:
-        return settings if settings.split is not None else replace(settings, split=SplitSettings())
-    return replace(settings, split=None)
 
 
 def format_progress(report: Any) -> str:
@@ -131,7 +102,7 @@ class AnalysisWidget(QWidget):
 
     def _apply_preset(self, *_: Any) -> None:
         """Show the binning, normalisation, latent method and epochs of the chosen preset."""
-        from napari_sigma.pipeline.analysis import AnalysisSettings
+        from napari_sigma.pipeline.settings import AnalysisSettings
 
         preset = AnalysisSettings.preset(self.form.preset.value)
         self.form.binning.value = preset.bin_factor
@@ -166,26 +137,20 @@ class AnalysisWidget(QWidget):
 
     def settings(self) -> Any:
         """The :class:`~napari_sigma.pipeline.analysis.AnalysisSettings` the form describes."""
-        from napari_sigma.pipeline.analysis import AnalysisSettings
+        from napari_sigma.pipeline.settings import settings_from_choices
 
         form = self.form
-        base = AnalysisSettings.preset(form.preset.value)
-        seed, device = int(form.seed.value), str(form.device.value)
-        names = parse_list(form.elements.value)
-        lines = names if names and all("_" in n for n in names) else None
-        return replace(
-            base,
-            lines=lines,
-            elements=None if lines else names,
+        return settings_from_choices(
+            form.preset.value,
+            elements=form.elements.value,
+            phases=form.phases.value,
+            latent_method=form.latent_method.value,
+            epochs=int(form.epochs.value),
             bin_factor=int(form.binning.value),
-            seed=seed,
-            device=device,
-            features=replace(base.features, normalisation=form.normalisation.value),
-            latent=replace(
-                base.latent, method=form.latent_method.value, epochs=int(form.epochs.value)
-            ),
-            clustering=replace(base.clustering, n_phases=parse_phases(form.phases.value)),
-            phase_finding=with_split(base.phase_finding, bool(form.split.value)),
+            normalisation=form.normalisation.value,
+            split=bool(form.split.value),
+            seed=int(form.seed.value),
+            device=str(form.device.value),
         )
 
     # -- running -----------------------------------------------------------------------------

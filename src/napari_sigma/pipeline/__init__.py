@@ -5,7 +5,12 @@ from napari_sigma._lazy import lazy_exports
 __getattr__, __all__ = lazy_exports(
     __name__,
     {
-        "AnalysisSettings": "analysis",
+        "AnalysisSettings": "settings",
+        "settings_from_choices": "settings",
+        "settings_to_json": "settings",
+        "settings_from_json": "settings",
+        "save_settings": "settings",
+        "load_settings": "settings",
         "AnalysisResult": "analysis",
         "choose_lines": "analysis",
         "analyse": "analysis",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -25,95 +25,11 @@ from napari_sigma.features.intensities import (
     normalise,
     total_counts,
 )
-from napari_sigma.latent.embedding import LatentResult, LatentSettings, fit_latent
+from napari_sigma.latent.embedding import fit_latent
 from napari_sigma.phases.finding import PhaseFindingSettings, find_phases
-from napari_sigma.phases.mixture import ClusteringResult, ClusteringSettings, cluster_phases
+from napari_sigma.phases.mixture import ClusteringResult, cluster_phases
+from napari_sigma.pipeline.settings import AnalysisSettings
 from napari_sigma.spectrum_image import SpectrumImage
-
-ClusterSpace = Literal["spatial", "features", "latent"]
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Every parameter of an analysis.
-
-    Parameters
-    ----------
-    lines : tuple of str or None
-        X-ray lines to analyse (``"Fe_Ka"``). None: the default lines of ``elements``.
-    elements : tuple of str or None
-        Elements to analyse when ``lines`` is None. None: the file's elements, else the
-        elements suggested from the sum spectrum.
-    bin_factor : int
-        Spatial binning of the analysis grid (results are returned at full resolution).
-    features, latent, clustering : settings dataclasses
-        See :mod:`~napari_sigma.features.intensities`, :mod:`~napari_sigma.latent.embedding`,
-        :mod:`~napari_sigma.phases.mixture`. ``features.background`` applies to the clustering
-        features: raw line windows by default, whose counts are Poisson so that the square-root
-        normalisation makes their noise Gaussian and equal (measured at least as accurate as
-        background-subtracted windows). The intensity maps of the result
-        (``AnalysisResult.intensities``, with their counting standard deviations in
-        ``intensity_sigma``) are fitted (:mod:`~napari_sigma.xray.image_fit`): never negative.
-    cluster_space : {"spatial", "features", "latent"}
-        Where the Gaussian mixture runs. ``"spatial"`` (default, the most accurate measured):
-        on the smoothed features of homogeneous pixels, then every pixel classified on its own
-        features with a neighbourhood prior (:mod:`~napari_sigma.phases.finding`);
-        ``"features"``: on the smoothed features of all pixels; ``"latent"``: on the 2-D latent
-        space (SIGMA).
-    phase_finding : PhaseFindingSettings
-        Parameters of the ``"spatial"`` strategy.
-    n_components : int or None
-        NMF components; None gives one per phase.
-    nmf_init : {"vertices", "nndsvd"}
-        Start of the NMF (:func:`~napari_sigma.unmixing.nmf.nmf`): ``"vertices"`` (default) keeps
-        the phase spectra as components when there is one per phase; ``"nndsvd"`` is SIGMA's
-        kind of start (the ``sigma`` preset), whose components blend phases.
-    seed : int
-        Seed of every random step.
-    device : {"auto", "cpu", "cuda"}
-        Torch device; ``"auto"`` uses CUDA when present.
-    cpu_threads : int or None
-        Torch threads for training and mixtures on the CPU (None: torch's default). One thread
-        is measured faster on 2 shared cores (see :func:`~napari_sigma.compute.device.torch_threads`).
-    """
-
-    lines: tuple[str, ...] | None = None
-    elements: tuple[str, ...] | None = None
-    bin_factor: int = 1
-    features: FeatureSettings = field(default_factory=lambda: FeatureSettings(background="none"))
-    latent: LatentSettings = field(default_factory=LatentSettings)
-    clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
-    cluster_space: ClusterSpace = "spatial"
-    phase_finding: PhaseFindingSettings = field(default_factory=PhaseFindingSettings)
-    n_components: int | None = None
-    nmf_init: str = "vertices"
-    seed: int = 0
-    device: str = "auto"
-    cpu_threads: int | None = 1
-
-    @classmethod
-    def preset(cls, name: str = "default", **overrides: Any) -> AnalysisSettings:
-        """Settings of a named preset, with keyword overrides.
-
-        ``"default"``: background-subtracted, Poisson-normalised, 3x3-averaged features;
-        Gaussian mixture on the features with an automatic number of phases; a 2-D autoencoder
-        latent for display. ``"sigma"``: SIGMA's tutorial defaults (2x2 binning, raw windows,
-        per-pixel sum + z-score + softmax, the SIGMA autoencoder, mixture on the 2-D latent).
-        """
-        if name == "default":
-            base = cls()
-        elif name == "sigma":
-            base = cls(
-                bin_factor=2,
-                features=FeatureSettings(background="none", normalisation="sigma"),
-                latent=LatentSettings.sigma(),
-                clustering=ClusteringSettings(criterion="bic"),
-                cluster_space="latent",
-                nmf_init="nndsvd",
-            )
-        else:
-            raise ValueError(f"unknown preset {name!r}: use 'default' or 'sigma'")
-        return replace(base, **overrides)
 
 
 @dataclass
@@ -233,8 +149,8 @@ def _analyse(
         # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
         counts = (binned, dose) if settings.features.background == "none" else None
     flat = smoothed.reshape(-1, smoothed.shape[-1])
-    latent = yield from _timed(clock, "latent", _latent_stage(flat, settings, device))
-    clustering_settings = _with_device(settings.clustering, device, settings)
+    latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
+    clustering_settings = settings.clustering
     if settings.cluster_space == "spatial":
         finding = find_phases(raw, smoothed, clustering_settings, _phase_finding(settings), counts)
     else:
@@ -337,17 +253,6 @@ def _phase_finding(settings: AnalysisSettings) -> PhaseFindingSettings:
     """Phase-finding settings whose boundary mixtures match the feature normalisation."""
     poisson = settings.features.normalisation == "poisson"
     return replace(settings.phase_finding, mix_space="anscombe" if poisson else "linear")
-
-
-def _with_device(clustering: ClusteringSettings, device: str, settings: AnalysisSettings):
-    return replace(clustering, device=device, seed=settings.seed)
-
-
-def _latent_stage(
-    features: np.ndarray, settings: AnalysisSettings, device: str
-) -> Computation[LatentResult]:
-    latent_settings = replace(settings.latent, device=device, seed=settings.seed)
-    return fit_latent(features, latent_settings)
 
 
 def _full_resolution(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import types
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,37 +374,9 @@ def _result_info(result: Any) -> dict[str, Any]:
 
 
 def settings_from_json(data: Mapping[str, Any]):
-    """:class:`~napari_sigma.pipeline.analysis.AnalysisSettings` from its JSON form
-    (``to_jsonable(settings)``); keys it does not know are ignored, missing ones take defaults."""
-    from napari_sigma.pipeline.analysis import AnalysisSettings
+    """:class:`~napari_sigma.pipeline.settings.AnalysisSettings` from its JSON form, checked
+    (:func:`napari_sigma.pipeline.settings.settings_from_json`); keys it does not know are
+    ignored, missing ones take defaults."""
+    from napari_sigma.pipeline import settings
 
-    return dataclass_from_json(AnalysisSettings, data)
-
-
-def dataclass_from_json(cls: type, data: Mapping[str, Any]):
-    """An instance of the dataclass ``cls`` from a JSON dict (nested dataclasses, lists -> tuples)."""
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for item in dataclasses.fields(cls):
-        if item.name in data:
-            values[item.name] = _from_json(hints.get(item.name), data[item.name])
-    return cls(**values)
-
-
-def _from_json(hint: Any, value: Any) -> Any:
-    if isinstance(value, dict):
-        for candidate in _hint_types(hint):
-            if dataclasses.is_dataclass(candidate):
-                return dataclass_from_json(candidate, value)
-        return value
-    if isinstance(value, list):
-        return tuple(_from_json(None, v) for v in value)
-    return value
-
-
-def _hint_types(hint: Any) -> list[Any]:
-    if hint is None:
-        return []
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return [t for arg in typing.get_args(hint) for t in _hint_types(arg)]
-    return [hint]
+    return settings.settings_from_json(data, ignore_unknown=True)
