@@ -4,16 +4,14 @@ A sample is a field of grains (a warped Voronoi tessellation) or of round partic
 every pixel is a mixture of pure phases (Gaussian-blurred phase indicators at grain boundaries)
 whose expected spectrum is ``sum_k fraction_k * pure_k``; the counts are its Poisson realisation.
 
-The pure spectrum of a phase is built from a deliberately simple but plausible physical model:
+The pure spectrum of a phase is built from a plausible physical model:
 
-- characteristic lines (``xray.element_lines``): intensity ``C * omega * w * n(U) * f(chi) *
-  eps(E)`` with ``C`` the weight fraction, ``omega`` the fluorescence yield of the shell
-  (:func:`~napari_sigma.xray.yields.fluorescence_yield`), ``w`` the family's share of its shell,
-  ``n(U) = U ln U - U + 1`` the ionisations per electron at overvoltage ``U`` (Bethe),
-  ``f(chi)`` Philibert's simplified absorption correction in the phase's matrix (xraydb mass
-  attenuation, 35 degree take-off) and ``eps`` the detector efficiency (0.3 um polymer window,
-  30 nm Al, 30 nm Si dead layer, 0.45 mm Si crystal); Gaussian peaks of the detector FWHM (130 eV
-  at Mn Ka). Not modelled: secondary fluorescence, escape and sum peaks, coherent bremsstrahlung;
+- characteristic lines: the quantification's physics (:mod:`napari_sigma.quant.simulate`): X-ray
+  production per electron from Casnati's cross-section integrated with the PAP stopping power
+  and backscatter factor, Philibert-Duncumb-Heinrich absorption (xraydb mass attenuation, 35
+  degree take-off), Reed's characteristic fluorescence and the detector efficiency (0.3 um
+  polymer window, 30 nm Al, 30 nm Si dead layer, 0.45 mm Si crystal); Gaussian peaks of the
+  detector FWHM (130 eV at Mn Ka). Not modelled: escape and sum peaks, coherent bremsstrahlung;
 - bremsstrahlung: Kramers' law ``Zbar * (E0 - E) / E`` times the same absorption and efficiency,
   blurred by the detector resolution, zero above the beam energy and below ~0.1 keV (noise
   threshold). It is about a quarter of the counts of a silicate, more for heavy phases.
@@ -37,13 +35,15 @@ import numpy.typing as npt
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import SpectrumImage
 from napari_sigma.xray.lines import FWHM_PER_SIGMA, default_line, detector_fwhm, element_lines
-from napari_sigma.xray.yields import fluorescence_yield
 
 DETECTOR_OFFSET_KEV = -0.1
 DETECTOR_SCALE_KEV = 0.01
 FWHM_MNKA_KEV = 0.130
 TAKEOFF_DEG = 35.0
 YIELD_EXPONENT = 0.3
+LINE_SCALE = 4.5e25
+"""Lines per electron of ``quant.simulate`` times this keep the continuum of quartz at 15 kV at
+about a quarter of its counts."""
 KRAMERS_CONSTANT = 0.00026
 """Bremsstrahlung per keV per unit of ``Zbar`` relative to the line intensities (about 25 % of
 the counts of quartz at 15 kV)."""
@@ -262,49 +262,18 @@ def detector_efficiency(energies_kev: np.ndarray) -> np.ndarray:
     return np.exp(-window - dead_layer) * -np.expm1(-crystal)
 
 
-def _gaussian_peaks(axis: EnergyAxis, energies: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """Sum of Gaussian peaks of the detector resolution, in counts per channel."""
-    channels = axis.energies
-    sigmas = np.atleast_1d(detector_fwhm(energies, FWHM_MNKA_KEV)) / FWHM_PER_SIGMA
-    spectrum = np.zeros(axis.size)
-    for energy, sigma, area in zip(energies, sigmas, areas, strict=True):
-        window = axis.channel_range(energy - 6 * sigma, energy + 6 * sigma)
-        x = (channels[window] - energy) / sigma
-        spectrum[window] += area * axis.scale / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * x**2)
-    return spectrum
-
-
-def _ionisations(overvoltage: float) -> float:
-    """Ionisations per electron of a shell up to a constant: ``U ln U - U + 1``.
-
-    Bethe's cross-section ``ln U / (U Ec^2)`` integrated along the electron path with a stopping
-    power ``~1 / E``; it grows like ``(U - 1)**1.7`` at small overvoltage and more slowly above.
-    """
-    return overvoltage * np.log(overvoltage) - overvoltage + 1.0
-
-
 def _line_spectrum(phase: PhaseSpec, axis: EnergyAxis, beam_energy: float) -> np.ndarray:
-    """Characteristic X-rays of a phase (arbitrary units per electron) on ``axis``."""
-    energies, areas, edges = [], [], []
-    for element, fraction in phase.composition.items():
-        lines = element_lines(element, NOISE_THRESHOLD_KEV, min(axis.max_energy, beam_energy))
-        all_lines = element_lines(element, 0.0)
-        for line in lines:
-            if line.edge >= beam_energy:
-                continue
-            shell_total = sum(x.weight for x in all_lines if x.shell == line.shell)
-            ionisation = _ionisations(beam_energy / line.edge)
-            omega = fluorescence_yield(element, line.shell)
-            energies.append(line.energy)
-            edges.append(line.edge)
-            areas.append(fraction * omega * line.weight / shell_total * ionisation)
-    if not energies:
-        return np.zeros(axis.size)
-    energies_arr, edges_arr = np.array(energies), np.array(edges)
-    mu_rho = _mass_attenuation(phase.composition, energies_arr)
-    absorbed = _absorption_factor(phase, mu_rho, edges_arr, beam_energy)
-    efficiency = detector_efficiency(energies_arr)
-    return _gaussian_peaks(axis, energies_arr, np.array(areas) * absorbed * efficiency)
+    """Characteristic X-rays of a phase (arbitrary units per electron) on ``axis``.
+
+    The quantification's physics (:func:`napari_sigma.quant.simulate.line_spectrum`, bulk, 35
+    degree take-off, the default SDD) times ``LINE_SCALE``.
+    """
+    from napari_sigma.quant.physics import Detector
+    from napari_sigma.quant.simulate import line_spectrum
+
+    detector = Detector(fwhm_mnka_kev=FWHM_MNKA_KEV)
+    lines = line_spectrum(phase.composition, axis, beam_energy, detector, TAKEOFF_DEG)
+    return LINE_SCALE * lines
 
 
 def _background_spectrum(phase: PhaseSpec, axis: EnergyAxis, beam_energy: float) -> np.ndarray:

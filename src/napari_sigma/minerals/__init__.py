@@ -1,0 +1,17 @@
+"""Mineral library, identification of phases and the automated-mineralogy report."""
+
+from napari_sigma._lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "Mineral": "library",
+        "MineralLibrary": "library",
+        "Series": "library",
+        "LibraryError": "library",
+        "load_library": "library",
+        "composition_of": "library",
+        "Identification": "identify",
+        "identify_composition": "identify",
+    },
+)

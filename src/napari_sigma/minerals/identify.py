@@ -1,0 +1,355 @@
+"""Identification of a phase: its quantified composition (and spectrum) against the library.
+
+Every library mineral and every solid-solution series (best non-negative mixture of its end
+members) is compared with the measured mass fractions on the elements that EDS sees: H, Li, Be
+and B are ignored, and C, N, O are ignored when they were not measured (the library composition
+is renormalised over the rest). The misfit of element ``i`` is
+``z_i = (measured_i - library_i) / s_i`` with
+``s_i^2 = err_i^2 + (0.08 max(measured_i, library_i))^2 + 0.7^2`` (wt %): the counting
+uncertainty plus the typical accuracy of standardless analysis (8 % relative, 0.7 wt %
+absolute). The score is ``exp(-sum z_i^2 / (2 n))`` (1 = perfect, n compared elements). A
+phase whose best score is below ``min_score`` is "unknown" and named by its formula.
+
+With a spectrum, the best candidates are also simulated with the quantification's physics at
+the acquisition's beam energy and detector and compared with the phase's background-subtracted
+spectrum (cosine similarity of square-root spectra); the final score is
+``composition score * similarity^4``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_sigma.minerals.library import Mineral, MineralLibrary, Series, load_library
+
+INVISIBLE = frozenset({"H", "He", "Li", "Be", "B"})
+LIGHT = frozenset({"C", "N", "O"})
+RELATIVE_TOLERANCE = 0.08
+ABSOLUTE_TOLERANCE_WT = 0.7
+MIN_SCORE = 0.02
+PURE_MEMBER = 0.95
+TRACE_MIN_WT = 0.5
+SERIES_PENALTY = 0.98
+"""A series has fitted fractions: a named mineral of the same composition wins a tie."""
+UNMEASURED_LIGHT_PENALTY = 0.8
+"""Per light element (C, N, O) of >= 1 wt % in a mineral but not measured: the simpler
+explanation (e.g. copper rather than cuprite when O was not analysed) wins a tie."""
+SPECTRUM_CANDIDATES = 8
+SIMILARITY_POWER = 4.0
+
+
+@dataclass
+class Candidate:
+    """One library match: a mineral, or a series with its end-member fractions."""
+
+    name: str
+    mineral: str
+    score: float
+    chi2: float
+    composition: dict[str, float]
+    group: str = ""
+    density: float = float("nan")
+    series: str | None = None
+    fractions: dict[str, float] = field(default_factory=dict)
+    similarity: float | None = None
+
+
+@dataclass
+class Identification:
+    """The identification of a phase.
+
+    Parameters
+    ----------
+    name : str
+        Display name: a mineral (``"quartz"``), a series with its end-member fraction
+        (``"olivine Fo88"``), or ``"unknown (Fe1.00S1.98)"``.
+    mineral : str
+        The library mineral (for a series, its dominant end member); ``"unknown"`` if none fits.
+    score : float
+        0..1 (see the module docstring).
+    alternatives : list of (str, float)
+        The next two names and their scores.
+    series : str or None
+        The solid-solution series, if the best match is one.
+    fractions : dict of str to float
+        End-member mole fractions by label (``{"Fo": 0.88, "Fa": 0.12}``).
+    group : str
+        The library group (``"silicate: olivine"``).
+    density : float
+        Library density (g/cm^3), NaN for unknown phases.
+    trace : list of str
+        Measured elements that the mineral does not contain (``"Ti 0.8 wt%"``).
+    formula : str
+        The measured formula (atoms, normalised).
+    unknown : bool
+        No library entry fits.
+    """
+
+    name: str
+    mineral: str
+    score: float
+    alternatives: list[tuple[str, float]]
+    series: str | None
+    fractions: dict[str, float]
+    group: str
+    density: float
+    trace: list[str]
+    formula: str
+    unknown: bool
+
+
+def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[str, float]:
+    """A library composition (fractions) restricted to what EDS compares, as wt % summing to 100."""
+    kept = {
+        el: c
+        for el, c in composition.items()
+        if el not in INVISIBLE and (el in measured or el not in LIGHT)
+    }
+    total = sum(kept.values())
+    return {el: 100.0 * c / total for el, c in kept.items()} if total > 0 else {}
+
+
+def _sigma(measured: float, library: float, error: float) -> float:
+    high = max(measured, library)
+    return float(np.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + ABSOLUTE_TOLERANCE_WT**2))
+
+
+def _chi2(wt: Mapping[str, float], err: Mapping[str, float], library: Mapping[str, float]):
+    elements = set(wt) | set(library)
+    chi2 = 0.0
+    for el in elements:
+        m, lib = wt.get(el, 0.0), library.get(el, 0.0)
+        chi2 += ((m - lib) / _sigma(m, lib, err.get(el, 0.0))) ** 2
+    return chi2, max(len(elements), 1)
+
+
+def _score(chi2: float, n: int) -> float:
+    return float(np.exp(-0.5 * chi2 / n))
+
+
+def _mixture(
+    series: Series,
+    library: MineralLibrary,
+    wt: Mapping[str, float],
+    err: Mapping[str, float],
+    measured: set[str],
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Mass shares of the end members best fitting ``wt`` (non-negative, summing to 1)."""
+    from scipy.optimize import nnls
+
+    members = [_comparable(library[m].composition, measured) for m in series.members]
+    elements = sorted(set(wt).union(*members))
+    a = np.array([[member.get(el, 0.0) for member in members] for el in elements])
+    b = np.array([wt.get(el, 0.0) for el in elements])
+    s = np.array([_sigma(wt.get(el, 0.0), wt.get(el, 0.0), err.get(el, 0.0)) for el in elements])
+    penalty = 1e3
+    design = np.vstack([a / s[:, None], penalty * np.ones((1, len(members)))])
+    target = np.concatenate([b / s, [penalty]])
+    shares, _ = nnls(design, target)
+    shares = shares / max(shares.sum(), 1e-12)
+    mixed = {el: float(v) for el, v in zip(elements, a @ shares, strict=True)}
+    return shares, mixed
+
+
+def _series_candidate(series, library, wt, err, measured) -> Candidate:
+    shares, mixed = _mixture(series, library, wt, err, measured)
+    moles = np.array(
+        [y / library[m].formula_mass for y, m in zip(shares, series.members, strict=True)]
+    )
+    fractions = moles / max(moles.sum(), 1e-30)
+    chi2, n = _chi2(wt, err, mixed)
+    dominant = int(np.argmax(fractions))
+    by_label = {label: float(f) for label, f in zip(series.labels, fractions, strict=True)}
+    member = library[series.members[dominant]]
+    if fractions[dominant] >= PURE_MEMBER:
+        name = member.name
+    else:
+        named = [
+            (label, f)
+            for label, f, is_named in zip(series.labels, fractions, series.named, strict=True)
+            if is_named and f >= 0.05
+        ]
+        named.sort(key=lambda item: -item[1])
+        name = f"{series.name} " + "".join(f"{label}{round(100 * f)}" for label, f in named)
+    density = float(
+        sum(f * library[m].density for f, m in zip(fractions, series.members, strict=True))
+    )
+    return Candidate(
+        name,
+        member.name,
+        _score(chi2, n),
+        chi2,
+        mixed,
+        member.group,
+        density,
+        series.name,
+        by_label,
+    )
+
+
+def rank_candidates(
+    wt: Mapping[str, float],
+    err_wt: Mapping[str, float] | None = None,
+    library: MineralLibrary | None = None,
+) -> list[Candidate]:
+    """Every library mineral and series, best first (distinct names only).
+
+    Parameters
+    ----------
+    wt : dict of str to float
+        Measured composition in wt % (normalised to 100 or not).
+    err_wt : dict, optional
+        1-sigma uncertainties (wt %).
+    library : MineralLibrary, optional
+        Default: the packaged library.
+    """
+    library = library or load_library()
+    err = dict(err_wt or {})
+    total = sum(v for v in wt.values() if v > 0)
+    if total <= 0:
+        return []
+    measured_wt = {el: 100.0 * max(v, 0.0) / total for el, v in wt.items() if el not in INVISIBLE}
+    scale = 100.0 / total
+    err = {el: e * scale for el, e in err.items()}
+    measured = set(measured_wt)
+    candidates = []
+    for mineral in library.minerals.values():
+        comparable = _comparable(mineral.composition, measured)
+        if not comparable:
+            continue
+        chi2, n = _chi2(measured_wt, err, comparable)
+        candidate = _single(mineral, chi2, n, comparable)
+        unmeasured = [el for el in LIGHT - measured if mineral.composition.get(el, 0.0) >= 0.01]
+        candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured)
+        candidates.append(candidate)
+    for series in library.series:
+        candidates.append(_series_candidate(series, library, measured_wt, err, measured))
+    candidates.sort(key=lambda c: -c.score)
+    seen, distinct = set(), []
+    for candidate in candidates:
+        if candidate.name not in seen:
+            seen.add(candidate.name)
+            distinct.append(candidate)
+    return distinct
+
+
+def _single(mineral: Mineral, chi2: float, n: int, comparable: dict[str, float]) -> Candidate:
+    return Candidate(
+        mineral.name, mineral.name, _score(chi2, n), chi2, comparable, mineral.group,
+        mineral.density,
+    )  # fmt: skip
+
+
+def formula_string(wt: Mapping[str, float]) -> str:
+    """A formula from wt %: atoms normalised so the least abundant major element is 1."""
+    from napari_sigma.quant.physics import atomic_weight
+
+    moles = {el: v / atomic_weight(el) for el, v in wt.items() if v > 0}
+    if not moles:
+        return ""
+    largest = max(moles.values())
+    majors = [m for m in moles.values() if m >= 0.1 * largest]
+    unit = min(majors)
+    ordered = sorted(moles, key=lambda el: -moles[el] if el != "O" else 0.0)
+    return "".join(f"{el}{moles[el] / unit:.2f}" for el in ordered if moles[el] / unit >= 0.01)
+
+
+def _trace(wt, err, candidate: Candidate) -> list[str]:
+    total = sum(v for v in wt.values() if v > 0) or 1.0
+    found = []
+    for el, v in sorted(wt.items(), key=lambda item: -item[1]):
+        share = 100.0 * v / total
+        if share < TRACE_MIN_WT or candidate.composition.get(el, 0.0) >= 0.1:
+            continue
+        if el in candidate.composition or share > 3 * err.get(el, 0.0):
+            found.append(f"{el} {share:.1f} wt%")
+    return found
+
+
+def _identification(candidates: Sequence[Candidate], wt, err, min_score: float) -> Identification:
+    formula = formula_string(wt)
+    if not candidates or candidates[0].score < min_score:
+        best_score = candidates[0].score if candidates else 0.0
+        alternatives = [(c.name, c.score) for c in candidates[:2]]
+        return Identification(
+            f"unknown ({formula})", "unknown", best_score, alternatives, None, {}, "",
+            float("nan"), [], formula, True,
+        )  # fmt: skip
+    best = candidates[0]
+    return Identification(
+        best.name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
+        best.series, best.fractions, best.group, best.density, _trace(wt, err, best), formula,
+        False,
+    )  # fmt: skip
+
+
+def identify_composition(
+    wt: Mapping[str, float],
+    err_wt: Mapping[str, float] | None = None,
+    library: MineralLibrary | None = None,
+    min_score: float = MIN_SCORE,
+) -> Identification:
+    """Name a phase from its quantified composition (see the module docstring)."""
+    candidates = rank_candidates(wt, err_wt, library)
+    return _identification(candidates, wt, dict(err_wt or {}), min_score)
+
+
+def spectrum_similarity(
+    spectrum: np.ndarray, simulated: np.ndarray, window: slice | None = None
+) -> float:
+    """Cosine similarity of the square roots of two non-negative spectra (0..1)."""
+    a = np.sqrt(np.clip(np.asarray(spectrum, dtype=np.float64), 0, None))
+    b = np.sqrt(np.clip(np.asarray(simulated, dtype=np.float64), 0, None))
+    if window is not None:
+        a, b = a[window], b[window]
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / norm) if norm > 0 else 0.0
+
+
+def identify_quantified(
+    quantification,
+    spectrum: np.ndarray | None = None,
+    axis=None,
+    library: MineralLibrary | None = None,
+    detector=None,
+    min_score: float = MIN_SCORE,
+) -> Identification:
+    """Name a phase from a :class:`~napari_sigma.quant.quantify.Quantification` and its spectrum.
+
+    The composition ranks the library; the best ``SPECTRUM_CANDIDATES`` are then simulated
+    (lines only, the quantification's mode, take-off and beam energy) and compared with the
+    phase's spectrum minus its fitted continuum.
+    """
+    wt, err = quantification.wt, quantification.err_wt
+    candidates = rank_candidates(wt, err, library)
+    fit = quantification.fit
+    if spectrum is not None and axis is not None and fit is not None and candidates:
+        candidates = _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector)
+    return _identification(candidates, wt, dict(err), min_score)
+
+
+def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector):
+    from napari_sigma.quant.simulate import line_spectrum
+
+    lines_only = np.clip(
+        np.asarray(spectrum, dtype=np.float64) - quantification.fit.background, 0, None
+    )
+    window = axis.channel_range(0.15, min(axis.max_energy, quantification.beam_kev))
+    top = candidates[:SPECTRUM_CANDIDATES]
+    for candidate in top:
+        composition = {el: v / 100.0 for el, v in candidate.composition.items()}
+        simulated = line_spectrum(
+            composition,
+            axis,
+            quantification.beam_kev,
+            detector,
+            quantification.takeoff_deg,
+            thin=quantification.mode == "thin",
+        )
+        candidate.similarity = spectrum_similarity(lines_only, simulated, window)
+        candidate.score = candidate.score * candidate.similarity**SIMILARITY_POWER
+    top.sort(key=lambda c: -c.score)
+    return top + list(candidates[SPECTRUM_CANDIDATES:])

@@ -1,0 +1,303 @@
+"""Characteristic line intensities of one spectrum: a weighted non-negative least-squares fit.
+
+The model of a spectrum is a sum of Gaussian line families (one template per element and shell,
+its families weighted by their relative intensities and the detector efficiency) on a
+continuum: Kramers' law ``(E0 - E) / E`` absorbed in the sample (f(chi) of the given or a
+first-guess composition) and seen through the detector efficiency, times a smooth non-negative
+correction (linear B-splines, "hat" functions, 0.5 keV apart below 3 keV and 1.5 keV above). The
+fit is weighted by the Poisson variance ``1 / max(counts, 1)``, solved with non-negative
+least squares, and repeated over a small grid of peak-width corrections (``a (E / E_MnKa)^b``
+times the Fano resolution) so that a detector whose resolution does not follow the Fano law is
+still fitted; the best chi-square wins. Each template's area (counts) comes with the 1-sigma
+counting uncertainty of the weighted least-squares covariance.
+
+This is the quantification's own fit of a phase's summed spectrum; it fits one spectrum at a
+time and is not meant for whole maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.quant.physics import Detector, absorption_factor, shell_lines
+from napari_sigma.xray.lines import MN_KA_KEV, XrayLine, detector_fwhm, element_lines
+
+MIN_FIT_ENERGY_KEV = 0.15
+MIN_QUANT_OVERVOLTAGE = 1.25
+WIDTH_SCALES = (0.85, 0.93, 1.0, 1.08, 1.17, 1.27)
+WIDTH_EXPONENTS = (-0.1, 0.0, 0.1, 0.2)
+
+
+@dataclass(frozen=True)
+class ShellIntensity:
+    """The fitted counts of one line group of one element (see `family_group`).
+
+    Parameters
+    ----------
+    element : str
+        Element symbol.
+    shell : str
+        ``"K"``, ``"L"`` or ``"M"``.
+    counts : float
+        Fitted counts of the group's lines (area of the template).
+    sigma : float
+        1-sigma counting uncertainty of ``counts``.
+    lines : tuple of XrayLine
+        The families of the template within the fitted range.
+    """
+
+    element: str
+    shell: str
+    counts: float
+    sigma: float
+    lines: tuple[XrayLine, ...] = ()
+
+    @property
+    def principal(self) -> XrayLine:
+        """The strongest family of the template."""
+        return max(self.lines, key=lambda line: line.weight)
+
+
+@dataclass
+class LineFit:
+    """The result of :func:`fit_lines`.
+
+    Parameters
+    ----------
+    analysed : dict of str to ShellIntensity
+        Per element, the shell used for quantification.
+    others : list of ShellIntensity
+        Other shells of the same elements, fitted as nuisance templates.
+    model : ndarray (E,)
+        The fitted spectrum; ``background`` is its continuum part.
+    reduced_chi2 : float
+        Chi-square per channel of the fitted range.
+    """
+
+    analysed: dict[str, ShellIntensity]
+    others: list[ShellIntensity] = field(default_factory=list)
+    model: np.ndarray | None = None
+    background: np.ndarray | None = None
+    reduced_chi2: float = float("nan")
+
+
+def analysis_shell(element: str, beam_kev: float, max_kev: float) -> str | None:
+    """The shell used to quantify ``element``: K, else L, else M, whose main line is in range.
+
+    A shell qualifies when its strongest family lies between 0.15 keV and ``max_kev`` and its
+    edge is excited with an overvoltage of at least 1.25.
+    """
+    for shell in ("K", "L", "M"):
+        lines = [line for line in shell_lines(element, shell)]
+        if not lines:
+            continue
+        main = max(lines, key=lambda line: line.weight)
+        if (
+            MIN_FIT_ENERGY_KEV <= main.energy <= max_kev
+            and beam_kev >= MIN_QUANT_OVERVOLTAGE * main.edge
+        ):
+            return shell
+    return None
+
+
+def family_group(line: XrayLine) -> str:
+    """The template a line belongs to: K lines together; L split into alpha (La, Ll), beta (Lb, Ln)
+    and gamma (Lg) groups, whose ratios vary between tables and detectors; M split into
+    Ma+Mb, Mz and Mg (Mz of the lanthanides is much stronger than tabulated)."""
+    if line.shell == "L":
+        return {"a": "La", "l": "La", "b": "Lb", "n": "Lb"}.get(line.family[1], "Lg")
+    if line.shell == "M":
+        return {"z": "Mz", "g": "Mg"}.get(line.family[1], "M")
+    return line.shell
+
+
+BLENDED_SHELL_KEV = 0.2
+"""A shell whose lines span less than this is one template (light elements' L lines)."""
+
+
+def _group(line: XrayLine, lines: Sequence[XrayLine]) -> str:
+    same_shell = [other.energy for other in lines if other.shell == line.shell]
+    if max(same_shell) - min(same_shell) < BLENDED_SHELL_KEV:
+        return "K" if line.shell == "K" else ("La" if line.shell == "L" else "M")
+    return family_group(line)
+
+
+def _templates(
+    elements: Sequence[str], axis: EnergyAxis, beam_kev: float, detector: Detector
+) -> list[tuple[str, str, tuple[XrayLine, ...], np.ndarray, np.ndarray]]:
+    """(element, group, lines, line energies, weights) of every line group in range."""
+    high = min(axis.max_energy, beam_kev)
+    found = []
+    for element in elements:
+        in_range = [
+            line
+            for line in element_lines(element, MIN_FIT_ENERGY_KEV, high)
+            if line.edge < beam_kev
+        ]
+        for group in ("K", "La", "Lb", "Lg", "M", "Mz", "Mg"):
+            lines = tuple(line for line in in_range if _group(line, in_range) == group)
+            if not lines:
+                continue
+            energies = np.array([line.energy for line in lines])
+            weights = np.array([line.weight for line in lines]) * detector.efficiency(energies)
+            found.append((element, group, lines, energies, weights / weights.sum()))
+    return found
+
+
+def _peak_matrix(
+    templates, energies: np.ndarray, scale: float, detector: Detector, a: float, b: float
+) -> np.ndarray:
+    columns = []
+    for _, _, _, line_energies, weights in templates:
+        fwhm = detector_fwhm(line_energies, detector.fwhm_mnka_kev) * a
+        fwhm = fwhm * (line_energies / MN_KA_KEV) ** b
+        sigma = np.atleast_1d(fwhm) / 2.3548
+        x = (energies[:, None] - line_energies[None, :]) / sigma[None, :]
+        gauss = np.exp(-0.5 * x**2) * scale / (sigma[None, :] * np.sqrt(2 * np.pi))
+        columns.append(gauss @ weights)
+    return np.stack(columns, axis=1) if columns else np.zeros((energies.size, 0))
+
+
+def _continuum_shape(
+    energies: np.ndarray,
+    composition: Mapping[str, float],
+    beam_kev: float,
+    detector: Detector,
+    takeoff_deg: float,
+    thin: bool = False,
+) -> np.ndarray:
+    """Kramers' continuum ``(E0 - E) / E``, absorbed in the sample, detected and blurred by the
+    detector resolution (at 1 keV), in arbitrary units."""
+    from scipy.ndimage import gaussian_filter1d
+
+    step = float(energies[1] - energies[0]) if energies.size > 1 else 0.01
+    pad = int(np.ceil(0.3 / step))
+    e = np.concatenate([energies[0] - step * np.arange(pad, 0, -1), energies])
+    e = np.maximum(e, 0.02)
+    kramers = np.clip(beam_kev - e, 0, None) / e
+    if thin:  # a thin foil: the continuum is barely absorbed
+        absorbed = 1.0
+    else:
+        absorbed = absorption_factor(composition, e, e, beam_kev, takeoff_deg)
+    shape = kramers * absorbed * detector.efficiency(e)
+    sigma_channels = detector_fwhm(1.0, detector.fwhm_mnka_kev) / 2.3548 / step
+    shape = gaussian_filter1d(shape, sigma_channels, mode="nearest")[pad:]
+    return shape / max(float(shape.max()), 1e-30)
+
+
+def _hat_matrix(energies: np.ndarray, low: float, high: float) -> np.ndarray:
+    knots = np.concatenate([np.arange(low, min(high, 3.0), 0.5), np.arange(3.0, high, 1.5)])
+    knots = np.unique(np.concatenate([knots, [high]]))
+    hats = []
+    for i, knot in enumerate(knots):
+        left = knots[i - 1] if i > 0 else knot - 1e-9
+        right = knots[i + 1] if i + 1 < knots.size else knot + 1e-9
+        up = np.clip((energies - left) / max(knot - left, 1e-9), 0, 1)
+        down = np.clip((right - energies) / max(right - knot, 1e-9), 0, 1)
+        hats.append(np.where(energies <= knot, up, down))
+    return np.stack(hats, axis=1)
+
+
+def _solve(design: np.ndarray, counts: np.ndarray, weight: np.ndarray):
+    from scipy.optimize import nnls
+
+    scaled = design * weight[:, None]
+    norms = np.maximum(np.linalg.norm(scaled, axis=0), 1e-30)
+    coef, _ = nnls(scaled / norms, counts * weight, maxiter=50 * design.shape[1])
+    coef = coef / norms
+    residual = (design @ coef - counts) * weight
+    return coef, float(residual @ residual)
+
+
+def fit_lines(
+    counts: np.ndarray,
+    axis: EnergyAxis,
+    elements: Sequence[str],
+    beam_kev: float,
+    detector: Detector | None = None,
+    composition: Mapping[str, float] | None = None,
+    takeoff_deg: float = 35.0,
+    thin: bool = False,
+) -> LineFit:
+    """Fit the line families of ``elements`` and a continuum to one spectrum.
+
+    Parameters
+    ----------
+    counts : ndarray (E,)
+        Counts per channel (a phase's summed spectrum).
+    axis : EnergyAxis
+        Its calibration.
+    elements : sequence of str
+        Elements to fit.
+    beam_kev : float
+        Beam energy (keV): lines whose edge is above it are not fitted.
+    detector : Detector, optional
+        Efficiency and resolution (default SDD).
+    composition : dict, optional
+        Mass fractions for the continuum's absorption (default: equal fractions of
+        ``elements``).
+    takeoff_deg : float
+        Take-off angle for the continuum's absorption.
+    thin : bool
+        A thin foil: the continuum is not absorbed.
+
+    Returns
+    -------
+    LineFit
+    """
+    detector = detector or Detector()
+    counts = np.asarray(counts, dtype=np.float64)
+    high = min(axis.max_energy, beam_kev * 0.99)
+    window = axis.channel_range(max(MIN_FIT_ENERGY_KEV, axis.offset), high)
+    energies = axis.energies[window]
+    data = counts[window]
+    templates = _templates(elements, axis, beam_kev, detector)
+    composition = composition or {el: 1.0 / len(elements) for el in elements}
+    hats = _hat_matrix(energies, energies[0] if energies.size else 0.0, high)
+    hats = (
+        hats
+        * _continuum_shape(energies, composition, beam_kev, detector, takeoff_deg, thin)[:, None]
+    )
+    weight = 1.0 / np.sqrt(np.maximum(data, 1.0))
+    best = None
+    for a, b in product(WIDTH_SCALES, WIDTH_EXPONENTS):
+        peaks = _peak_matrix(templates, energies, axis.scale, detector, a, b)
+        design = np.concatenate([peaks, hats], axis=1)
+        coef, chi2 = _solve(design, data, weight)
+        if best is None or chi2 < best[2]:
+            best = (design, coef, chi2)
+    design, coef, chi2 = best
+    sigmas = _uncertainties(design, coef, weight, len(templates))
+    fitted = [
+        ShellIntensity(el, lines[0].shell, float(coef[i]), float(sigmas[i]), lines)
+        for i, (el, _, lines, _, _) in enumerate(templates)
+    ]
+    max_kev = min(axis.max_energy, beam_kev)
+    analysed, others = {}, []
+    for shell_fit in fitted:
+        shell = analysis_shell(shell_fit.element, beam_kev, max_kev)
+        main = max(shell_lines(shell_fit.element, shell), key=lambda x: x.weight) if shell else None
+        if main is not None and main in shell_fit.lines:
+            analysed[shell_fit.element] = shell_fit
+        else:
+            others.append(shell_fit)
+    model = np.zeros_like(counts)
+    model[window] = design @ coef
+    background = np.zeros_like(counts)
+    background[window] = design[:, len(templates) :] @ coef[len(templates) :]
+    return LineFit(analysed, others, model, background, chi2 / max(data.size, 1))
+
+
+def _uncertainties(design: np.ndarray, coef: np.ndarray, weight: np.ndarray, n_peaks: int):
+    """1-sigma of the peak areas from the weighted least-squares covariance (active set)."""
+    active = (coef > 0) | (np.arange(coef.size) < n_peaks)
+    scaled = design[:, active] * weight[:, None]
+    covariance = np.linalg.pinv(scaled.T @ scaled)
+    sigmas = np.zeros(coef.size)
+    sigmas[active] = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    return sigmas[:n_peaks]

@@ -1,0 +1,476 @@
+"""The physics of X-ray generation and detection used by the quantification.
+
+Every term is a published model; each function names its source (paper and equation):
+
+- atomic data: atomic weights, edge energies, fluorescence yields and jump ratios, and mass
+  attenuation coefficients from xraydb, which tabulates W. T. Elam, B. D. Ravel and
+  J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); relative line intensities from the
+  project's line table (``napari_sigma.xray.lines``, built from the same database);
+- inner-shell ionisation cross-section: G. Casnati, A. Tartari and C. Baraldi, *J. Phys. B* 15,
+  155 (1982), with its relativistic factor (eq. 4 and 5 of the paper);
+- electron stopping power, mean ionisation potential and backscatter factor: J.-L. Pouchou and
+  F. Pichoir, "Quantitative analysis of homogeneous or stratified microvolumes applying the model
+  PAP", in *Electron Probe Quantitation*, K. F. J. Heinrich and D. E. Newbury (eds.), Plenum
+  (1991), pp. 31-75 (eq. 5-8 for the stopping power, eq. 13-16 for the backscatter factor);
+- absorption of bulk samples: the Philibert-Duncumb-Heinrich f(chi) with Heinrich's sigma,
+  K. F. J. Heinrich, *Electron Beam X-ray Microanalysis*, Van Nostrand (1981), eq. 10.29-10.31;
+- characteristic fluorescence: S. J. B. Reed, *Brit. J. Appl. Phys.* 16, 913 (1965), eq. 10;
+- absorption in a thin foil: the exponential escape average of Z. Horita, T. Sano and
+  M. Nemoto, *Ultramicroscopy* 21, 271 (1987), eq. 2 (also Williams & Carter, *Transmission
+  Electron Microscopy*, eq. 35.13);
+- detector efficiency: transmission of the window and dead layer times absorption in the
+  crystal (Beer-Lambert with Elam's coefficients), e.g. Goldstein et al., *Scanning Electron
+  Microscopy and X-ray Microanalysis*, 4th ed. (2018), ch. 16.
+
+Energies are in keV, mass attenuation in cm^2/g, cross-sections in cm^2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from napari_sigma.xray.lines import XrayLine, element_lines
+
+BOHR_RADIUS_CM = 0.529177e-8
+RYDBERG_KEV = 13.6057e-3
+ELECTRON_REST_KEV = 510.999
+SHELL_EDGE = {"K": "K", "L": "L3", "M": "M5"}
+"""The edge (initial level) of each line family's shell: the strongest lines of L and M start
+from L3 and M5."""
+LEVEL_ELECTRONS = {"K": 2, "L1": 2, "L2": 2, "L3": 4, "M4": 4, "M5": 6}
+"""Electrons of each level (Casnati's n_s)."""
+SHELL_LEVELS = {"K": ("K",), "L": ("L1", "L2", "L3"), "M": ("M4", "M5")}
+"""The levels whose vacancies feed a shell's lines (M1-M3 lines are negligible in EDS)."""
+FLUORESCENCE_PROBABILITY = {("K", "K"): 1.0, ("L", "L"): 1.0, ("L", "K"): 0.24, ("K", "L"): 4.2}
+"""Reed (1965)'s P_ij for (exciting line's shell, excited shell)."""
+
+Composition = Mapping[str, float]
+
+
+# ------------------------------------------------------------------------------- atomic data
+
+
+@lru_cache(maxsize=256)
+def atomic_number(element: str) -> int:
+    """Atomic number Z (xraydb)."""
+    import xraydb
+
+    return int(xraydb.atomic_number(element))
+
+
+@lru_cache(maxsize=256)
+def atomic_weight(element: str) -> float:
+    """Standard atomic weight in g/mol (xraydb)."""
+    import xraydb
+
+    return float(xraydb.atomic_mass(element))
+
+
+@lru_cache(maxsize=1024)
+def _edge(element: str, shell: str):
+    import xraydb
+
+    level = SHELL_EDGE.get(shell, shell)
+    edge = xraydb.xray_edges(element).get(level)
+    if edge is None:
+        raise ValueError(f"{element} has no {level} edge")
+    return edge
+
+
+def edge_energy(element: str, shell: str) -> float:
+    """Ionisation energy (keV) of a level (``"L2"``) or of a shell's main level (K, L3, M5)
+    (Elam et al. 2002)."""
+    return float(_edge(element, shell).energy) / 1000.0
+
+
+def fluorescence_yield(element: str, shell: str) -> float:
+    """Fluorescence yield omega of a level or of a shell's main level (K, L3, M5).
+
+    K and L levels: Elam et al. (2002), after Krause (1979). M levels, where those tables are
+    empty for most elements: ``Z^4 / (1.25e9 + Z^4)``
+    (:func:`napari_sigma.xray.yields.approximate_fluorescence_yield`).
+    """
+    level = SHELL_EDGE.get(shell, shell)
+    if level.startswith("M"):
+        from napari_sigma.xray.yields import approximate_fluorescence_yield
+
+        _edge(element, level)  # raises for an element without this level
+        return approximate_fluorescence_yield(atomic_number(element), "M")
+    return float(_edge(element, shell).fyield)
+
+
+def jump_ratio(element: str, shell: str) -> float:
+    """Absorption jump ratio r of the K, L3 or M5 edge (Elam et al. 2002)."""
+    return float(_edge(element, shell).jump_ratio)
+
+
+def shell_lines(element: str, shell: str) -> list[XrayLine]:
+    """All line families of one shell of an element (the project's line table)."""
+    return [line for line in element_lines(element, 0.0) if line.shell == shell]
+
+
+def line_fraction(line: XrayLine) -> float:
+    """Share of the shell's emitted X-rays that go into this family (weights of the table)."""
+    total = sum(other.weight for other in shell_lines(line.element, line.shell))
+    return line.weight / total if total > 0 else 0.0
+
+
+@lru_cache(maxsize=512)
+def _element_mu(element: str, energies: tuple[float, ...]) -> np.ndarray:
+    import xraydb
+
+    energies_ev = np.clip(np.asarray(energies, dtype=np.float64), 0.1, None) * 1000.0
+    return np.atleast_1d(np.asarray(xraydb.mu_elam(element, energies_ev), dtype=np.float64))
+
+
+def mass_attenuation(absorber: str | Composition, energy_kev) -> np.ndarray | float:
+    """Mass attenuation coefficient mu/rho (cm^2/g) of an element or a composition.
+
+    Elam et al. (2002) photo-absorption plus scattering; for a composition the weight-fraction
+    average of the elements' coefficients (the mixture rule).
+    """
+    composition = {absorber: 1.0} if isinstance(absorber, str) else absorber
+    energies = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
+    key = tuple(np.round(energies, 6).tolist())
+    mu = sum(c * _element_mu(el, key) for el, c in composition.items() if c > 0)
+    mu = np.asarray(mu, dtype=np.float64) * np.ones_like(energies)
+    return float(mu[0]) if np.ndim(energy_kev) == 0 else mu
+
+
+def mean_atomic_number(composition: Composition) -> float:
+    """Mass-fraction weighted mean Z."""
+    return sum(c * atomic_number(el) for el, c in composition.items())
+
+
+# ---------------------------------------------------------------------------- cross-section
+
+
+def ionisation_cross_section(element: str, level: str, energy_kev) -> np.ndarray | float:
+    """Electron-impact ionisation cross-section (cm^2) of a level (K, L1-L3, M4, M5; a shell
+    name K, L, M means its main level).
+
+    Casnati, Tartari & Baraldi (1982), eq. 4-5:
+    ``sigma = n_s a0^2 (R/E_c)^2 psi(U) phi(U) ln(U) / U * f_r(U)`` with
+    ``phi = 10.57 exp(-1.736/U + 0.317/U^2)``, ``psi = (E_c/R)^d``,
+    ``d = -0.0318 + 0.3160/U - 0.1135/U^2`` and the relativistic factor
+    ``f_r = (1+2J)/(U+2J) ((U+J)/(1+J))^2 [(1+U)(U+2J)(1+J)^2 / (J^2(1+2J) + U(U+2J)(1+J)^2)]^1.5``
+    with ``J = m c^2 / E_c``. The fit is Casnati's for K shells; for L and M levels the same form
+    is used with their electron count and edge (an approximation).
+    """
+    level = SHELL_EDGE.get(level, level) if level in ("L", "M") else level
+    ec = edge_energy(element, level)
+    u = np.asarray(energy_kev, dtype=np.float64) / ec
+    above = u > 1.0
+    u = np.where(above, u, 2.0)
+    j = ELECTRON_REST_KEV / ec
+    phi = 10.57 * np.exp(-1.736 / u + 0.317 / u**2)
+    d = -0.0318 + 0.3160 / u - 0.1135 / u**2
+    psi = (ec / RYDBERG_KEV) ** d
+    relativistic = (
+        (1 + 2 * j)
+        / (u + 2 * j)
+        * ((u + j) / (1 + j)) ** 2
+        * (
+            (1 + u)
+            * (u + 2 * j)
+            * (1 + j) ** 2
+            / (j**2 * (1 + 2 * j) + u * (u + 2 * j) * (1 + j) ** 2)
+        )
+        ** 1.5
+    )
+    sigma = (
+        LEVEL_ELECTRONS[level]
+        * BOHR_RADIUS_CM**2
+        * (RYDBERG_KEV / ec) ** 2
+        * psi
+        * phi
+        * np.log(u)
+        / u
+        * relativistic
+    )
+    sigma = np.where(above, sigma, 0.0)
+    return float(sigma) if sigma.ndim == 0 else sigma
+
+
+def emission_cross_section(element: str, shell: str, energy_kev) -> np.ndarray | float:
+    """X-ray production cross-section (cm^2) of all the lines of a shell.
+
+    ``sum_levels sigma_level(E) omega_level`` over the levels of :data:`SHELL_LEVELS`
+    (Coster-Kronig transfers between L or M levels are neglected). A family's share is then
+    its weight among the shell's lines (`line_fraction`).
+    """
+    total = 0.0
+    for level in SHELL_LEVELS[shell]:
+        try:
+            omega = fluorescence_yield(element, level)
+        except ValueError:
+            continue
+        total = total + omega * np.asarray(ionisation_cross_section(element, level, energy_kev))
+    return float(total) if np.ndim(total) == 0 else total
+
+
+# ---------------------------------------------------------------- stopping and backscatter
+
+
+def mean_ionisation_potential(element: str) -> float:
+    """Mean ionisation potential J (keV), Zeller's fit used by PAP (Pouchou & Pichoir 1991, eq. 6).
+
+    ``J = Z (10.04 + 8.25 exp(-Z / 11.22))`` eV.
+    """
+    z = atomic_number(element)
+    return z * (10.04 + 8.25 * np.exp(-z / 11.22)) * 1e-3
+
+
+def stopping_power(composition: Composition, energy_kev) -> np.ndarray:
+    """Electron stopping power -dE/d(rho s) in keV cm^2/g (Pouchou & Pichoir 1991, eq. 5-8).
+
+    ``dE/d(rho s) = -(M / J) / f(V)`` with ``M = sum C Z/A``, ``ln J = sum (C Z/A) ln J_i / M``,
+    ``V = E / J`` and ``f(V) = sum_k D_k V^P_k``: ``D = (6.6e-6, 1.12e-5 (1.35 - 0.45 J^2),
+    2.2e-6 / J)``, ``P = (0.78, 0.1, -(0.5 - 0.25 J))`` with J in keV.
+    """
+    weights = {el: c * atomic_number(el) / atomic_weight(el) for el, c in composition.items()}
+    m = sum(weights.values())
+    j = float(
+        np.exp(sum(w * np.log(mean_ionisation_potential(el)) for el, w in weights.items()) / m)
+    )
+    v = np.asarray(energy_kev, dtype=np.float64) / j
+    d = (6.6e-6, 1.12e-5 * (1.35 - 0.45 * j**2), 2.2e-6 / j)
+    p = (0.78, 0.1, -(0.5 - 0.25 * j))
+    f = sum(dk * v**pk for dk, pk in zip(d, p, strict=True))
+    return (m / j) / f
+
+
+def backscatter_coefficient(composition: Composition) -> float:
+    """Mean backscatter coefficient eta (Pouchou & Pichoir 1991, eq. 13).
+
+    ``eta = 1.75e-3 Zb + 0.37 (1 - exp(-0.015 Zb^1.3))`` with ``Zb = (sum C_i Z_i^0.5)^2``.
+    """
+    zb = sum(c * np.sqrt(atomic_number(el)) for el, c in composition.items()) ** 2
+    return float(1.75e-3 * zb + 0.37 * (1.0 - np.exp(-0.015 * zb**1.3)))
+
+
+def backscatter_factor(composition: Composition, overvoltage: float) -> float:
+    """Fraction R of the ionisations kept despite backscattering (Pouchou & Pichoir 1991, eq. 14-16).
+
+    ``R = 1 - eta W (1 - G(U0))`` with ``W = 0.595 + eta/3.7 + eta^4.55``,
+    ``q = (2W - 1)/(1 - W)``, ``G = (U0 - 1 - (1 - U0^-(1+q))/(1+q)) / ((2+q) J(U0))`` and
+    ``J(U0) = 1 + U0 (ln U0 - 1)``.
+    """
+    u0 = float(overvoltage)
+    if u0 <= 1.0:
+        return 1.0
+    eta = backscatter_coefficient(composition)
+    w = 0.595 + eta / 3.7 + eta**4.55
+    q = (2 * w - 1) / (1 - w)
+    ju = 1 + u0 * (np.log(u0) - 1)
+    g = (u0 - 1 - (1 - u0 ** -(1 + q)) / (1 + q)) / ((2 + q) * ju)
+    return float(1.0 - eta * w * (1.0 - g))
+
+
+def emissions_per_electron(
+    composition: Composition, element: str, shell: str, beam_kev: float, points: int = 96
+) -> float:
+    """X-rays of a shell generated per incident electron and unit mass fraction, over N_A.
+
+    ``n = R(U0) / A * integral sigma_x(E) / (-dE/d(rho s)) dE`` from the lowest excited edge to
+    E0 (the bulk generation of the PAP model, Pouchou & Pichoir 1991 eq. 3, with Casnati's
+    cross-section, `emission_cross_section`), on a logarithmic grid.
+    """
+    ec = edge_energy(element, shell)
+    if beam_kev <= ec:
+        return 0.0
+    low = min(edge_energy(element, level) for level in SHELL_LEVELS[shell] if _has(element, level))
+    energies = np.geomspace(low * (1 + 1e-6), beam_kev, points)
+    integrand = emission_cross_section(element, shell, energies) / stopping_power(
+        composition, energies
+    )
+    integral = float(np.trapezoid(integrand, energies))
+    return backscatter_factor(composition, beam_kev / ec) * integral / atomic_weight(element)
+
+
+def _has(element: str, level: str) -> bool:
+    try:
+        _edge(element, level)
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------- absorption
+
+
+def lenard_sigma(beam_kev: float, edge_kev) -> np.ndarray | float:
+    """Heinrich's Lenard coefficient ``4.5e5 / (E0^1.65 - Ec^1.65)`` (Heinrich 1981, eq. 10.30)."""
+    edge = np.minimum(np.asarray(edge_kev, dtype=np.float64), 0.95 * beam_kev)
+    return 4.5e5 / (beam_kev**1.65 - edge**1.65)
+
+
+def absorption_factor(
+    composition: Composition, line_kev, edge_kev, beam_kev: float, takeoff_deg: float
+) -> np.ndarray | float:
+    """f(chi): the fraction of the generated X-rays that leave a bulk sample.
+
+    Philibert-Duncumb-Heinrich (Heinrich 1981, eq. 10.29-10.31):
+    ``f = 1 / ((1 + chi/sigma) (1 + h/(1+h) chi/sigma))`` with ``chi = mu/rho csc(psi)``,
+    Heinrich's sigma (`lenard_sigma`) and ``h = 1.2 sum C A / Z^2``.
+    """
+    mu = mass_attenuation(composition, line_kev)
+    chi = np.asarray(mu) / np.sin(np.radians(takeoff_deg))
+    h = 1.2 * sum(c * atomic_weight(el) / atomic_number(el) ** 2 for el, c in composition.items())
+    ratio = chi / lenard_sigma(beam_kev, edge_kev)
+    f = 1.0 / ((1.0 + ratio) * (1.0 + h / (1.0 + h) * ratio))
+    return float(f) if np.ndim(f) == 0 else f
+
+
+def thin_film_absorption(
+    composition: Composition, line_kev, mass_thickness_g_cm2: float, takeoff_deg: float
+) -> np.ndarray | float:
+    """Fraction of X-rays escaping a foil of mass thickness rho t, generated uniformly in depth.
+
+    ``(1 - exp(-chi rho t)) / (chi rho t)`` with ``chi = mu/rho csc(alpha)`` (Horita et al. 1987,
+    eq. 2).
+    """
+    chi = np.asarray(mass_attenuation(composition, line_kev)) / np.sin(np.radians(takeoff_deg))
+    x = chi * max(mass_thickness_g_cm2, 0.0)
+    f = np.where(x > 1e-9, -np.expm1(-x) / np.maximum(x, 1e-12), 1.0)
+    return float(f) if np.ndim(f) == 0 else f
+
+
+def fluorescence_ratio(
+    composition: Composition, line: XrayLine, beam_kev: float, takeoff_deg: float
+) -> float:
+    """Characteristic fluorescence of ``line`` by the other elements' lines, over its direct intensity.
+
+    Reed (1965), eq. 10, summed over every exciting line B (energy above the edge of ``line``):
+    ``I_f/I_A = 0.5 P C_B (r-1)/r omega_B p_B (A_A/A_B) ((U_B-1)/(U_A-1))^1.67
+    (mu_A(E_B)/mu(E_B)) [ln(1+u)/u + ln(1+v)/v]`` with ``u = mu(E_A) csc(psi) / mu(E_B)`` and
+    ``v = sigma / mu(E_B)``.
+    """
+    element, shell = line.element, line.shell
+    ec_a = edge_energy(element, shell)
+    u_a = beam_kev / ec_a
+    if u_a <= 1.0 or (shell not in ("K", "L")):
+        return 0.0
+    r = jump_ratio(element, shell)
+    mu_line = float(mass_attenuation(composition, line.energy))
+    chi_a = mu_line / np.sin(np.radians(takeoff_deg))
+    sigma = float(lenard_sigma(beam_kev, ec_a))
+    total = 0.0
+    for other, c_b in composition.items():
+        if other == element or c_b <= 0:
+            continue
+        for shell_b in ("K", "L"):
+            p = FLUORESCENCE_PROBABILITY.get((shell_b, shell))
+            if p is None:
+                continue
+            try:
+                ec_b = edge_energy(other, shell_b)
+            except ValueError:
+                continue
+            if beam_kev <= ec_b:
+                continue
+            omega_b = fluorescence_yield(other, shell_b)
+            for line_b in shell_lines(other, shell_b):
+                if line_b.energy <= ec_a:
+                    continue
+                mu_b = float(mass_attenuation(composition, line_b.energy))
+                mu_ab = float(mass_attenuation(element, line_b.energy))
+                u, v = chi_a / mu_b, sigma / mu_b
+                total += (
+                    0.5
+                    * p
+                    * c_b
+                    * (r - 1)
+                    / r
+                    * omega_b
+                    * line_fraction(line_b)
+                    * atomic_weight(element)
+                    / atomic_weight(other)
+                    * ((beam_kev / ec_b - 1) / (u_a - 1)) ** 1.67
+                    * mu_ab
+                    / mu_b
+                    * (np.log1p(u) / u + np.log1p(v) / v)
+                )
+    return float(total)
+
+
+# --------------------------------------------------------------------------------- detector
+
+
+@dataclass(frozen=True)
+class Detector:
+    """An energy-dispersive detector: window, dead layer and crystal (the default is an SDD).
+
+    Parameters
+    ----------
+    window_polymer_um : float
+        Polymer window thickness (C8H8, 1.05 g/cm^3), µm; 0 for windowless.
+    window_al_nm : float
+        Aluminium coating of the window, nm.
+    dead_layer_nm : float
+        Silicon dead layer, nm.
+    crystal_mm : float
+        Silicon crystal thickness, mm.
+    fwhm_mnka_kev : float
+        Resolution at Mn Ka (keV).
+    """
+
+    window_polymer_um: float = 0.3
+    window_al_nm: float = 30.0
+    dead_layer_nm: float = 30.0
+    crystal_mm: float = 0.45
+    fwhm_mnka_kev: float = 0.130
+
+    def efficiency(self, energy_kev) -> np.ndarray | float:
+        """Detected fraction of the X-rays entering the detector (0..1) at ``energy_kev``.
+
+        ``exp(-mu_w t_w - mu_Al t_Al - mu_Si t_dead) (1 - exp(-mu_Si t_crystal))``.
+        """
+        energies = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
+        window = mass_attenuation({"C": 0.9226, "H": 0.0774}, energies) * 1.05
+        window = window * self.window_polymer_um * 1e-4
+        window += mass_attenuation("Al", energies) * 2.70 * self.window_al_nm * 1e-7
+        silicon = mass_attenuation("Si", energies) * 2.33
+        dead = silicon * self.dead_layer_nm * 1e-7
+        crystal = silicon * self.crystal_mm * 0.1
+        eff = np.exp(-window - dead) * -np.expm1(-crystal)
+        return float(eff[0]) if np.ndim(energy_kev) == 0 else eff
+
+
+def takeoff_angle(metadata: Mapping | None, default: float = 35.0) -> float:
+    """Take-off angle (degrees) from HyperSpy-style metadata: elevation plus stage tilt.
+
+    Looks at ``Acquisition_instrument.{SEM,TEM}.Detector.EDS.elevation_angle`` and
+    ``...tilt_stage``; returns ``default`` when there is no elevation angle.
+    """
+    from napari_sigma.io._rsciio import get_item
+
+    if not metadata:
+        return default
+    for microscope in ("SEM", "TEM"):
+        base = f"Acquisition_instrument.{microscope}"
+        elevation = get_item(metadata, f"{base}.Detector.EDS.elevation_angle", None)
+        if elevation is None:
+            continue
+        try:
+            angle = float(elevation) + float(get_item(metadata, f"{base}.Stage.tilt_alpha", 0) or 0)
+            angle += float(get_item(metadata, f"{base}.tilt_stage", 0) or 0)
+        except (TypeError, ValueError):
+            continue
+        if 0.0 < angle < 90.0:
+            return angle
+    return default
+
+
+@lru_cache(maxsize=4096)
+def _efficiency_cached(detector: Detector, energy_kev: float) -> float:
+    return float(detector.efficiency(energy_kev))
+
+
+def detector_efficiency(detector: Detector, energy_kev: float) -> float:
+    """``detector.efficiency(energy_kev)`` for one energy, cached."""
+    return _efficiency_cached(detector, round(float(energy_kev), 6))

@@ -1,0 +1,417 @@
+"""Standardless quantification of a spectrum: ZAF for bulk SEM samples, Cliff-Lorimer for thin foils.
+
+Bulk (beam <= 30 kV, SEM): the measured counts of each element's shell are compared with the
+counts predicted per unit mass fraction by :mod:`~napari_sigma.quant.physics`
+(``n(U0) * sum_f p_f f(chi_f) eps(E_f) * (1 + fluorescence)``, where ``n`` carries the
+atomic-number correction: stopping power and backscatter of the current matrix); the
+concentrations ``C_i = I_i / P_i(C)`` are renormalised and iterated until they change by less
+than ``tolerance`` (the classical iteration of J. W. Criss and L. S. Birks, *Anal. Chem.* 40,
+1080 (1968)).
+
+Thin foil (beam >= 60 kV or an ``EDS_TEM`` signal): Cliff & Lorimer, *J. Microsc.* 103, 203
+(1975): ``C_i / C_j = k_ij I_i / I_j`` with theoretical k-factors
+``k_i ∝ A_i / (sigma_i(E0) omega_i p_i eps_i)`` from the same physics, optionally corrected for
+absorption in a foil of known thickness and density (iterated).
+
+Options: oxygen by stoichiometry (cation valences, overridable), fixed and excluded elements
+(coatings, grids), normalisation to 100 % or not. Outputs wt %, at %, oxide wt % and a formula
+per N oxygens, each with its 1-sigma counting uncertainty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from napari_sigma.quant import physics
+from napari_sigma.quant.line_fit import LineFit, ShellIntensity, fit_lines
+
+VALENCES: dict[str, float] = {
+    "H": 1, "Li": 1, "Be": 2, "B": 3, "C": 4, "N": 5, "Na": 1, "Mg": 2, "Al": 3, "Si": 4, "P": 5,
+    "S": 6, "K": 1, "Ca": 2, "Sc": 3, "Ti": 4, "V": 5, "Cr": 3, "Mn": 2, "Fe": 2, "Co": 2,
+    "Ni": 2, "Cu": 2, "Zn": 2, "Ga": 3, "Ge": 4, "As": 5, "Se": 4, "Rb": 1, "Sr": 2, "Y": 3,
+    "Zr": 4, "Nb": 5, "Mo": 6, "Ag": 1, "Cd": 2, "In": 3, "Sn": 4, "Sb": 3, "Cs": 1, "Ba": 2,
+    "La": 3, "Ce": 3, "Pr": 3, "Nd": 3, "Sm": 3, "Eu": 3, "Gd": 3, "Dy": 3, "Er": 3, "Yb": 3,
+    "Hf": 4, "Ta": 5, "W": 6, "Pb": 2, "Bi": 3, "Th": 4, "U": 4,
+}  # fmt: skip
+"""Cation valences for oxygen by stoichiometry and oxide wt % (Fe as FeO, the usual convention)."""
+
+ANIONS = ("O", "F", "Cl", "Br", "I")
+BULK_MAX_KV = 30.0
+THIN_MIN_KV = 60.0
+
+Mode = Literal["auto", "bulk", "thin"]
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """Options of a quantification.
+
+    Parameters
+    ----------
+    mode : {"auto", "bulk", "thin"}
+        ``"auto"``: thin foil (Cliff-Lorimer) at >= 60 kV or for an ``EDS_TEM`` signal, else bulk
+        ZAF (a beam above 30 kV that is not a TEM is quantified as bulk, with a warning note).
+    takeoff_deg : float or None
+        Take-off angle; None: from the file's metadata, else 35 degrees.
+    detector : Detector
+        Window, dead layer, crystal and resolution.
+    oxygen_by_stoichiometry : bool
+        Compute O from the cations' valences instead of measuring it.
+    valences : dict, optional
+        Valences overriding :data:`VALENCES`.
+    normalise : bool
+        Scale the result to 100 wt %; otherwise the measured elements sum to ``100 - fixed`` and
+        stoichiometric oxygen is added on top (the analytical total is then reported).
+    fixed : dict of str to float
+        Elements held at a given mass fraction (0..1), not measured.
+    excluded : tuple of str
+        Elements fitted (their peaks are modelled) but left out of the composition, e.g. a
+        carbon or gold coating or a copper grid.
+    thickness_nm, density : float
+        Foil thickness and density for the thin-film absorption correction (no correction when
+        the thickness is None).
+    n_oxygens : float or None
+        Oxygens per formula unit of the reported formula; None: no formula per oxygens.
+    max_iterations, tolerance : int, float
+        Iteration limit and convergence threshold on mass fractions.
+    """
+
+    mode: Mode = "auto"
+    takeoff_deg: float | None = None
+    detector: physics.Detector = field(default_factory=physics.Detector)
+    oxygen_by_stoichiometry: bool = False
+    valences: Mapping[str, float] | None = None
+    normalise: bool = True
+    fixed: Mapping[str, float] = field(default_factory=dict)
+    excluded: tuple[str, ...] = ()
+    thickness_nm: float | None = None
+    density: float = 3.0
+    n_oxygens: float | None = None
+    max_iterations: int = 100
+    tolerance: float = 1e-6
+
+    def valence(self, element: str) -> float:
+        """The valence used for ``element`` (0 when unknown)."""
+        table = {**VALENCES, **(self.valences or {})}
+        return float(table.get(element, 0.0))
+
+
+@dataclass
+class Quantification:
+    """A quantified composition; percentages are of mass (wt) or of atoms (at).
+
+    Parameters
+    ----------
+    wt, at, err_wt, err_at : dict of str to float
+        Mass and atomic percentages and their 1-sigma counting uncertainties.
+    oxide_wt, err_oxide_wt : dict of str to float
+        Oxide mass percentages (``"SiO2"``...) of cations with a valence; anions and elements
+        without a valence keep their element name.
+    formula : dict of str to float
+        Atoms per formula unit of ``n_oxygens`` oxygens (empty when not asked or no O).
+    analytical_total : float
+        Sum of ``wt`` before any normalisation (100 when normalised).
+    mode : str
+        ``"bulk"`` or ``"thin"``.
+    takeoff_deg, beam_kev : float
+        The geometry used.
+    iterations : int
+        Iterations to convergence.
+    converged : bool
+        Whether the iteration met the tolerance.
+    notes : list of str
+        What the user should know (elements not measurable, no convergence...).
+    """
+
+    wt: dict[str, float]
+    at: dict[str, float]
+    err_wt: dict[str, float]
+    err_at: dict[str, float]
+    oxide_wt: dict[str, float]
+    err_oxide_wt: dict[str, float]
+    formula: dict[str, float]
+    analytical_total: float
+    mode: str
+    takeoff_deg: float
+    beam_kev: float
+    iterations: int
+    converged: bool
+    notes: list[str] = field(default_factory=list)
+    fit: LineFit | None = None
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Elements of the composition, by decreasing mass fraction."""
+        return tuple(sorted(self.wt, key=lambda el: -self.wt[el]))
+
+
+def resolve_mode(settings: QuantSettings, beam_kev: float, signal_type: str = "") -> str:
+    """``"bulk"`` or ``"thin"`` for these settings, beam energy and signal type."""
+    if settings.mode != "auto":
+        return settings.mode
+    if "TEM" in signal_type.upper() or beam_kev >= THIN_MIN_KV:
+        return "thin"
+    return "bulk"
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+def _bulk_prediction(
+    shell_fit: ShellIntensity,
+    composition: Mapping[str, float],
+    beam_kev: float,
+    takeoff: float,
+    detector: physics.Detector,
+) -> float:
+    """Counts of a shell's lines per unit mass fraction (up to a constant common to all lines)."""
+    element, shell = shell_fit.element, shell_fit.shell
+    n = physics.emissions_per_electron(composition, element, shell, beam_kev)
+    edge = physics.edge_energy(element, shell)
+    total = 0.0
+    for line in shell_fit.lines:
+        f_chi = physics.absorption_factor(composition, line.energy, edge, beam_kev, takeoff)
+        fluorescence = physics.fluorescence_ratio(composition, line, beam_kev, takeoff)
+        eff = physics.detector_efficiency(detector, line.energy)
+        total += physics.line_fraction(line) * f_chi * (1.0 + fluorescence) * eff
+    return n * total
+
+
+def _thin_prediction(
+    shell_fit: ShellIntensity,
+    composition: Mapping[str, float],
+    beam_kev: float,
+    takeoff: float,
+    detector: physics.Detector,
+    mass_thickness: float,
+) -> float:
+    """Counts of a shell's lines per unit mass fraction in a thin foil (Cliff-Lorimer 1/k)."""
+    element, shell = shell_fit.element, shell_fit.shell
+    sigma = physics.emission_cross_section(element, shell, beam_kev)
+    total = 0.0
+    for line in shell_fit.lines:
+        absorbed = physics.thin_film_absorption(composition, line.energy, mass_thickness, takeoff)
+        eff = physics.detector_efficiency(detector, line.energy)
+        total += physics.line_fraction(line) * absorbed * eff
+    return sigma * total / physics.atomic_weight(element) * 1e22
+
+
+# ------------------------------------------------------------------------------ iteration
+
+
+def _oxygen_for(cations: Mapping[str, float], settings: QuantSettings) -> float:
+    """Mass of oxygen balancing the cations' valences (same units as ``cations``)."""
+    a_o = physics.atomic_weight("O")
+    return sum(
+        c / physics.atomic_weight(el) * settings.valence(el) / 2.0 * a_o
+        for el, c in cations.items()
+        if el not in ANIONS
+    )
+
+
+def _close(raw: Mapping[str, float], settings: QuantSettings) -> tuple[dict[str, float], float]:
+    """Mass fractions from unnormalised ones: fixed elements, stoichiometric O, normalisation.
+
+    Returns the composition used for the next iteration (always summing to 1) and the
+    analytical total (sum of the reported fractions).
+    """
+    fixed = {el: float(c) for el, c in settings.fixed.items()}
+    free = max(1.0 - sum(fixed.values()), 0.0)
+    measured_sum = sum(raw.values())
+    scaled = {el: c / measured_sum * free for el, c in raw.items()} if measured_sum > 0 else {}
+    composition = {**scaled, **fixed}
+    if settings.oxygen_by_stoichiometry:
+        oxygen = _oxygen_for(scaled, settings)
+        composition["O"] = composition.get("O", 0.0) + oxygen
+    total = sum(composition.values())
+    physical = {el: c / total for el, c in composition.items() if c > 0}
+    return physical, total
+
+
+def quantify_intensities(
+    intensities: Mapping[str, ShellIntensity],
+    beam_kev: float,
+    settings: QuantSettings | None = None,
+    mode: str = "bulk",
+    takeoff_deg: float = 35.0,
+) -> Quantification:
+    """Mass fractions from fitted shell intensities (see the module docstring).
+
+    Parameters
+    ----------
+    intensities : dict of str to ShellIntensity
+        Per element, the fitted counts of its analysed shell.
+    beam_kev : float
+        Beam energy.
+    settings : QuantSettings
+        Options.
+    mode : {"bulk", "thin"}
+        The correction (see :func:`resolve_mode`).
+    takeoff_deg : float
+        Take-off angle.
+    """
+    settings = settings or QuantSettings()
+    skip = set(settings.excluded) | set(settings.fixed)
+    if settings.oxygen_by_stoichiometry:
+        skip.add("O")
+    measured = {el: s for el, s in intensities.items() if el not in skip and s.counts > 0}
+    notes = [
+        f"{el}: no counts" for el, s in intensities.items() if el not in skip and s.counts <= 0
+    ]
+    if not measured:
+        raise ValueError("no element with counts to quantify")
+    mass_thickness = 0.0
+    if settings.thickness_nm:
+        mass_thickness = settings.density * settings.thickness_nm * 1e-7
+    raw = {el: s.counts for el, s in measured.items()}
+    composition, total = _close(raw, settings)
+    converged, iterations = False, 0
+    while iterations < settings.max_iterations:
+        iterations += 1
+        if mode == "thin":
+            predicted = {
+                el: _thin_prediction(
+                    s, composition, beam_kev, takeoff_deg, settings.detector, mass_thickness
+                )
+                for el, s in measured.items()
+            }
+        else:
+            predicted = {
+                el: _bulk_prediction(s, composition, beam_kev, takeoff_deg, settings.detector)
+                for el, s in measured.items()
+            }
+        raw = {el: s.counts / predicted[el] for el, s in measured.items() if predicted[el] > 0}
+        updated, total = _close(raw, settings)
+        change = max(abs(updated.get(el, 0) - composition.get(el, 0)) for el in updated)
+        composition = updated
+        if change < settings.tolerance or (mode == "thin" and mass_thickness == 0):
+            converged = True
+            break
+    if not converged:
+        notes.append(f"not converged after {iterations} iterations")
+    scale = 1.0 if settings.normalise else total
+    wt = {el: 100.0 * c * scale for el, c in composition.items()}
+    relative = {el: s.sigma / s.counts for el, s in measured.items()}
+    err_wt = {el: wt[el] * relative.get(el, 0.0) for el in wt}
+    for el in intensities:  # measured, but no counts: 0 wt % (it was looked for)
+        if el not in wt and el not in skip:
+            wt[el], err_wt[el] = 0.0, 0.0
+    if settings.oxygen_by_stoichiometry and "O" in wt:
+        err_wt["O"] = _oxygen_error(wt, err_wt, settings)
+    return _report(wt, err_wt, scale * 100.0, mode, takeoff_deg, beam_kev, iterations,
+                   converged, notes, settings)  # fmt: skip
+
+
+def _oxygen_error(wt, err_wt, settings: QuantSettings) -> float:
+    a_o = physics.atomic_weight("O")
+    terms = [
+        (err_wt[el] / physics.atomic_weight(el) * settings.valence(el) / 2.0 * a_o) ** 2
+        for el in wt
+        if el not in ANIONS
+    ]
+    return float(np.sqrt(sum(terms)))
+
+
+def _report(wt, err_wt, total, mode, takeoff, beam, iterations, converged, notes, settings):
+    moles = {el: c / physics.atomic_weight(el) for el, c in wt.items()}
+    mole_sum = sum(moles.values())
+    at = {el: 100.0 * m / mole_sum for el, m in moles.items()}
+    err_at = {el: at[el] * (err_wt[el] / wt[el] if wt[el] > 0 else 0.0) for el in at}
+    oxide_wt, err_oxide = oxides(wt, err_wt, settings)
+    formula = {}
+    if settings.n_oxygens and moles.get("O", 0) > 0:
+        factor = settings.n_oxygens / moles["O"]
+        formula = {el: m * factor for el, m in moles.items()}
+    return Quantification(
+        wt=wt, at=at, err_wt=err_wt, err_at=err_at, oxide_wt=oxide_wt, err_oxide_wt=err_oxide,
+        formula=formula, analytical_total=float(total), mode=mode, takeoff_deg=float(takeoff),
+        beam_kev=float(beam), iterations=iterations, converged=converged, notes=notes,
+    )  # fmt: skip
+
+
+def oxide_name(element: str, valence: float) -> str:
+    """``"SiO2"``, ``"Al2O3"``, ``"Na2O"``, ``"FeO"`` for a cation and its valence."""
+    v = round(valence)
+    if v % 2 == 0:
+        n = v // 2
+        return f"{element}O{n if n > 1 else ''}"
+    return f"{element}2O{v if v > 1 else ''}"
+
+
+def oxides(
+    wt: Mapping[str, float], err_wt: Mapping[str, float], settings: QuantSettings
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Oxide wt % of the cations (O taken by valence); anions and others keep their name.
+
+    Only meaningful for oxygen-bearing phases: returns empty dicts when there is no O.
+    """
+    if wt.get("O", 0.0) <= 0:
+        return {}, {}
+    a_o = physics.atomic_weight("O")
+    result, errors = {}, {}
+    for el, c in wt.items():
+        if el == "O":
+            continue
+        valence = settings.valence(el) if el not in ANIONS else 0.0
+        if valence <= 0:
+            result[el], errors[el] = c, err_wt.get(el, 0.0)
+            continue
+        factor = (physics.atomic_weight(el) + valence / 2.0 * a_o) / physics.atomic_weight(el)
+        name = oxide_name(el, valence)
+        result[name], errors[name] = c * factor, err_wt.get(el, 0.0) * factor
+    return result, errors
+
+
+def quantify_spectrum(
+    counts: np.ndarray,
+    axis,
+    elements: Sequence[str],
+    beam_kev: float,
+    settings: QuantSettings | None = None,
+    signal_type: str = "",
+    metadata: Mapping | None = None,
+) -> Quantification:
+    """Fit and quantify one spectrum (e.g. a phase's summed spectrum).
+
+    Parameters
+    ----------
+    counts : ndarray (E,)
+        Counts per channel.
+    axis : EnergyAxis
+        Calibration.
+    elements : sequence of str
+        Elements present (lines of other elements are not modelled).
+    beam_kev : float
+        Beam energy in kV.
+    settings : QuantSettings
+        Options.
+    signal_type : str
+        The file's signal type (``"EDS_TEM"`` selects the thin-foil correction).
+    metadata : mapping, optional
+        HyperSpy-style metadata for the take-off angle and the foil thickness.
+    """
+    settings = settings or QuantSettings()
+    if not beam_kev or beam_kev <= 0:
+        raise ValueError("the beam energy is unknown: quantification needs it")
+    takeoff = settings.takeoff_deg or physics.takeoff_angle(metadata)
+    mode = resolve_mode(settings, beam_kev, signal_type)
+    from napari_sigma.xray.lines import ELEMENTS
+
+    elements = [el for el in elements if el in ELEMENTS]  # H, He, Li have no lines
+    thin = mode == "thin"
+    fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin)
+    result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
+    if mode == "bulk":  # refit with the continuum absorbed in the quantified matrix
+        composition = {el: c / 100.0 for el, c in result.wt.items()}
+        fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, composition, takeoff)
+        result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
+    missing = [el for el in elements if el not in fit.analysed]
+    result.fit = fit
+    result.notes.extend(f"{el}: no line in the fitted range" for el in missing)
+    if mode == "bulk" and beam_kev > BULK_MAX_KV:
+        result.notes.append(f"bulk correction at {beam_kev:g} kV (above {BULK_MAX_KV:g} kV)")
+    return result

@@ -1,0 +1,122 @@
+"""Expected spectra of a composition with the quantification's physics.
+
+Used to simulate library minerals at an acquisition's beam energy and detector (identification
+by spectrum) and by the synthetic generator. Line areas per electron follow
+:mod:`~napari_sigma.quant.physics` (bulk: PAP generation with Casnati's cross-section, PDH
+absorption, Reed fluorescence; thin foil: production cross-section and foil absorption), times
+the detector efficiency; peaks are Gaussians of the detector resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.quant import physics
+from napari_sigma.xray.lines import ELEMENTS, XrayLine, detector_fwhm, element_lines
+
+MIN_LINE_KEV = 0.1
+
+
+def line_intensities(
+    composition: Mapping[str, float],
+    beam_kev: float,
+    detector: physics.Detector | None = None,
+    takeoff_deg: float = 35.0,
+    thin: bool = False,
+    mass_thickness: float = 0.0,
+    max_kev: float | None = None,
+) -> list[tuple[XrayLine, float]]:
+    """Detected intensity of every line family of a composition, per electron (arbitrary units).
+
+    Parameters
+    ----------
+    composition : dict of str to float
+        Mass fractions (summing to 1).
+    beam_kev : float
+        Beam energy.
+    detector : Detector
+        Efficiency (default SDD).
+    takeoff_deg : float
+        Take-off angle.
+    thin : bool
+        Thin foil (no backscatter, stopping or bulk absorption; foil absorption when
+        ``mass_thickness`` > 0) instead of a bulk sample.
+    mass_thickness : float
+        rho t of the foil (g/cm^2).
+    max_kev : float, optional
+        Highest line energy kept.
+    """
+    detector = detector or physics.Detector()
+    high = beam_kev if max_kev is None else min(beam_kev, max_kev)
+    found = []
+    for element, fraction in composition.items():
+        if fraction <= 0 or element not in ELEMENTS:
+            continue
+        for shell in ("K", "L", "M"):
+            lines = [
+                line
+                for line in element_lines(element, MIN_LINE_KEV, high)
+                if line.shell == shell and line.edge < beam_kev
+            ]
+            if not lines:
+                continue
+            if thin:
+                generated = physics.emission_cross_section(element, shell, beam_kev)
+                generated = generated / physics.atomic_weight(element) * 1e22
+            else:
+                generated = physics.emissions_per_electron(composition, element, shell, beam_kev)
+            edge = physics.edge_energy(element, shell)
+            for line in lines:
+                if thin:
+                    escape = physics.thin_film_absorption(
+                        composition, line.energy, mass_thickness, takeoff_deg
+                    )
+                else:
+                    escape = physics.absorption_factor(
+                        composition, line.energy, edge, beam_kev, takeoff_deg
+                    )
+                    escape *= 1.0 + physics.fluorescence_ratio(
+                        composition, line, beam_kev, takeoff_deg
+                    )
+                eff = physics.detector_efficiency(detector, line.energy)
+                area = fraction * generated * physics.line_fraction(line) * escape * eff
+                found.append((line, float(area)))
+    return found
+
+
+def gaussian_peaks(
+    axis: EnergyAxis, energies: np.ndarray, areas: np.ndarray, fwhm_mnka_kev: float
+) -> np.ndarray:
+    """Sum of Gaussian peaks of the detector resolution, in counts per channel."""
+    channels = axis.energies
+    sigmas = np.atleast_1d(detector_fwhm(energies, fwhm_mnka_kev)) / 2.3548
+    spectrum = np.zeros(axis.size)
+    for energy, sigma, area in zip(energies, sigmas, areas, strict=True):
+        window = axis.channel_range(energy - 6 * sigma, energy + 6 * sigma)
+        x = (channels[window] - energy) / sigma
+        spectrum[window] += area * axis.scale / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * x**2)
+    return spectrum
+
+
+def line_spectrum(
+    composition: Mapping[str, float],
+    axis: EnergyAxis,
+    beam_kev: float,
+    detector: physics.Detector | None = None,
+    takeoff_deg: float = 35.0,
+    thin: bool = False,
+    mass_thickness: float = 0.0,
+) -> np.ndarray:
+    """The characteristic lines of a composition on ``axis`` (arbitrary units per electron)."""
+    detector = detector or physics.Detector()
+    found = line_intensities(
+        composition, beam_kev, detector, takeoff_deg, thin, mass_thickness, axis.max_energy
+    )
+    if not found:
+        return np.zeros(axis.size)
+    energies = np.array([line.energy for line, _ in found])
+    areas = np.array([area for _, area in found])
+    return gaussian_peaks(axis, energies, areas, detector.fwhm_mnka_kev)

@@ -1,0 +1,90 @@
+"""Identification: one simulated phase per mineral group, series fractions, unknowns, traces."""
+
+import numpy as np
+import pytest
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.minerals.identify import identify_composition, identify_quantified
+from napari_sigma.minerals.library import composition_of, load_library
+from napari_sigma.quant import physics
+from napari_sigma.quant.quantify import quantify_spectrum
+from napari_sigma.quant.simulate import line_spectrum
+
+AXIS = EnergyAxis(-0.1, 0.01, 2048)
+VISIBLE_MIN_Z = 6
+
+
+def _measured(formula, beam=15.0, counts=1e6, seed=0):
+    composition = composition_of(formula)
+    lines = line_spectrum(composition, AXIS, beam)
+    e = np.clip(AXIS.energies, 0.05, None)
+    continuum = np.clip(beam - e, 0, None) / e * physics.Detector().efficiency(e)
+    continuum *= physics.absorption_factor(composition, e, e, beam, 35.0)
+    continuum[AXIS.energies < 0.1] = 0
+    continuum *= 0.33 * lines.sum() / continuum.sum()
+    expected = (lines + continuum) * counts / (lines + continuum).sum()
+    spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
+    elements = [el for el in composition if physics.atomic_number(el) >= VISIBLE_MIN_Z]
+    return spectrum, quantify_spectrum(spectrum, AXIS, elements, beam)
+
+
+@pytest.mark.parametrize(
+    ("group", "formula", "expected"),
+    [
+        ("silicate: feldspar", "KAlSi3O8", "orthoclase"),
+        ("silicate: garnet", "Fe3Al2Si3O12", "almandine"),
+        ("silicate: mica", "KAl3Si3O10(OH)2", "muscovite"),
+        ("silicate: orthosilicate", "ZrSiO4", "zircon"),
+        ("oxide", "FeTiO3", "ilmenite"),
+        ("sulfide", "CuFeS2", "chalcopyrite"),
+        ("carbonate", "CaMg(CO3)2", "dolomite"),
+        ("sulfate", "BaSO4", "barite"),
+        ("phosphate", "CePO4", "monazite-(Ce)"),
+        ("halide", "CaF2", "fluorite"),
+        ("native element", "Cu", "copper"),
+        ("alloy", "Cu0.65Zn0.35", "brass"),
+        ("carbide", "NbC", "niobium carbide"),
+    ],
+)
+def test_one_phase_of_each_group_is_named_right(group, formula, expected):
+    spectrum, quantification = _measured(formula)
+    identification = identify_quantified(quantification, spectrum, AXIS)
+    assert identification.name == expected, (group, identification.alternatives)
+    assert identification.score > 0.3
+    assert len(identification.alternatives) == 2
+    assert load_library()[identification.mineral].group.startswith(group.split(":")[0])
+
+
+@pytest.mark.parametrize(
+    ("formula", "name"),
+    [
+        ("Mg1.76Fe0.24SiO4", "olivine Fo88"),
+        ("Na0.65Ca0.35Al1.35Si2.65O8", "plagioclase An35"),
+        ("Mg1.8Fe1.2Al2Si3O12", "garnet Prp60Alm40"),
+        ("Zn0.88Fe0.12S", "sphalerite Fe12"),
+    ],
+)
+def test_solid_solutions_get_their_end_member_fractions(formula, name):
+    composition = {el: 100 * c for el, c in composition_of(formula).items()}
+    identification = identify_composition(composition)
+    assert identification.name == name
+    assert identification.series is not None
+
+
+def test_nothing_fits_gives_unknown_with_a_formula():
+    identification = identify_composition({"Xe": 50.0, "Kr": 50.0})
+    assert identification.unknown and identification.name.startswith("unknown (")
+    assert "Xe" in identification.formula
+
+
+def test_trace_elements_that_do_not_fit_are_listed():
+    quartz = {el: 100 * c for el, c in composition_of("SiO2").items()}
+    quartz = {el: v * 0.985 for el, v in quartz.items()} | {"Ti": 1.5}
+    identification = identify_composition(quartz, {"Ti": 0.1})
+    assert identification.name == "quartz"
+    assert identification.trace == ["Ti 1.5 wt%"]
+
+
+def test_unmeasured_light_elements_are_not_held_against_a_mineral():
+    calcite = {el: 100 * c for el, c in composition_of("CaCO3").items() if el != "C"}
+    assert identify_composition(calcite).name == "calcite"

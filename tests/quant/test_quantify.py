@@ -1,0 +1,103 @@
+"""Quantification of simulated spectra: round trips, options and uncertainties."""
+
+import numpy as np
+import pytest
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.quant import physics
+from napari_sigma.quant.quantify import QuantSettings, oxide_name, quantify_spectrum
+from napari_sigma.quant.simulate import line_spectrum
+from napari_sigma.synthetic.generator import weight_fractions
+
+AXIS = EnergyAxis(-0.1, 0.01, 2048)
+
+
+def _spectrum(formula, beam=15.0, counts=2e6, thin=False, seed=0, extra=None):
+    """A Poisson spectrum: the physics' lines plus an absorbed Kramers continuum (~25 %)."""
+    composition = weight_fractions(formula) if isinstance(formula, str) else dict(formula)
+    if extra:
+        composition = {el: c * (1 - sum(extra.values())) for el, c in composition.items()}
+        composition.update(extra)
+    lines = line_spectrum(composition, AXIS, beam, thin=thin)
+    e = np.clip(AXIS.energies, 0.05, None)
+    continuum = np.clip(beam - e, 0, None) / e * physics.Detector().efficiency(e)
+    if not thin:
+        continuum *= physics.absorption_factor(composition, e, e, beam, 35.0)
+    continuum[AXIS.energies < 0.1] = 0
+    continuum *= 0.33 * lines.sum() / continuum.sum()
+    expected = (lines + continuum) * counts / (lines + continuum).sum()
+    return np.random.default_rng(seed).poisson(expected).astype(float), composition
+
+
+@pytest.mark.parametrize("formula", ["Mg2SiO4", "NaAlSi3O8", "FeS2", "CaCO3", "Fe3O4"])
+def test_bulk_round_trip_recovers_the_composition(formula):
+    counts, truth = _spectrum(formula)
+    result = quantify_spectrum(counts, AXIS, list(truth), 15.0)
+    assert result.mode == "bulk" and result.converged
+    for element, fraction in truth.items():
+        assert result.wt[element] == pytest.approx(100 * fraction, rel=0.03), element
+    assert sum(result.wt.values()) == pytest.approx(100.0)
+
+
+def test_thin_foil_round_trip_and_auto_mode():
+    counts, truth = _spectrum("Mg1.8Fe0.2SiO4", beam=200.0, thin=True)
+    result = quantify_spectrum(counts, AXIS, list(truth), 200.0, signal_type="EDS_TEM")
+    assert result.mode == "thin"
+    for element, fraction in truth.items():
+        assert result.wt[element] == pytest.approx(100 * fraction, rel=0.03), element
+
+
+def test_uncertainties_shrink_with_the_square_root_of_the_counts():
+    low, truth = _spectrum("NaAlSi3O8", counts=1e5)
+    high, _ = _spectrum("NaAlSi3O8", counts=1e7)
+    err_low = quantify_spectrum(low, AXIS, list(truth), 15.0).err_wt["Na"]
+    err_high = quantify_spectrum(high, AXIS, list(truth), 15.0).err_wt["Na"]
+    assert err_low / err_high == pytest.approx(10.0, rel=0.3)
+    assert 0 < err_high < 0.5
+
+
+def test_oxygen_by_stoichiometry_oxides_and_formula():
+    counts, truth = _spectrum("NaAlSi3O8")
+    settings = QuantSettings(oxygen_by_stoichiometry=True, n_oxygens=8)
+    result = quantify_spectrum(counts, AXIS, list(truth), 15.0, settings)
+    assert result.wt["O"] == pytest.approx(100 * truth["O"], rel=0.03)
+    assert set(result.oxide_wt) == {"Na2O", "Al2O3", "SiO2"}
+    assert result.oxide_wt["SiO2"] == pytest.approx(68.7, rel=0.03)  # albite: 68.7 % SiO2
+    assert sum(result.oxide_wt.values()) == pytest.approx(100.0, rel=0.01)
+    assert result.formula["Si"] == pytest.approx(3.0, rel=0.03)
+    assert result.formula["Na"] == pytest.approx(1.0, rel=0.05)
+    assert result.err_wt["O"] > 0
+
+
+def test_unnormalised_result_reports_the_analytical_total():
+    counts, _ = _spectrum("SiO2")
+    settings = QuantSettings(oxygen_by_stoichiometry=True, normalise=False, valences={"Si": 3})
+    result = quantify_spectrum(counts, AXIS, ["Si", "O"], 15.0, settings)
+    # Si measured as 100 %, O from a (wrong) valence of 3 added on top
+    assert result.analytical_total == pytest.approx(100 + 100 * 1.5 * 15.999 / 28.086, rel=0.01)
+    assert sum(result.wt.values()) == pytest.approx(result.analytical_total)
+
+
+def test_excluded_coating_and_fixed_elements():
+    counts, _ = _spectrum("CaCO3", extra={"Au": 0.05})
+    settings = QuantSettings(excluded=("Au",))
+    result = quantify_spectrum(counts, AXIS, ["Ca", "C", "O", "Au"], 15.0, settings)
+    assert "Au" not in result.wt
+    assert result.wt["Ca"] == pytest.approx(40.0, rel=0.04)
+    fixed = quantify_spectrum(
+        counts, AXIS, ["Ca", "C", "O", "Au"], 15.0, QuantSettings(fixed={"C": 0.12})
+    )
+    assert fixed.wt["C"] == pytest.approx(12.0)
+
+
+def test_oxide_names():
+    assert oxide_name("Si", 4) == "SiO2"
+    assert oxide_name("Al", 3) == "Al2O3"
+    assert oxide_name("Na", 1) == "Na2O"
+    assert oxide_name("Fe", 2) == "FeO"
+
+
+def test_no_beam_energy_is_a_clear_error():
+    counts, _ = _spectrum("SiO2")
+    with pytest.raises(ValueError, match="beam energy"):
+        quantify_spectrum(counts, AXIS, ["Si", "O"], 0.0)
