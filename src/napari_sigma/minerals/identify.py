@@ -180,7 +180,7 @@ def _series_candidate(series, library, wt, err, measured) -> Candidate:
     return Candidate(
         name,
         member.name,
-        _score(chi2, n),
+        _score(chi2, n) * SERIES_PENALTY,
         chi2,
         mixed,
         member.group,

@@ -360,8 +360,10 @@ def fluorescence_ratio(
     chi_a = mu_line / np.sin(np.radians(takeoff_deg))
     sigma = float(lenard_sigma(beam_kev, ec_a))
     total = 0.0
+    from napari_sigma.xray.lines import ELEMENTS
+
     for other, c_b in composition.items():
-        if other == element or c_b <= 0:
+        if other == element or c_b <= 0 or other not in ELEMENTS:
             continue
         for shell_b in ("K", "L"):
             p = FLUORESCENCE_PROBABILITY.get((shell_b, shell))
