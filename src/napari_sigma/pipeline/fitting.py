@@ -226,7 +226,7 @@ def _sample_tiles(sources, settings, lines, max_pixels: int, tile: int, executor
 
 def _fit_on_tiles(tiles: _Tiles, settings, lines, device) -> Computation[FittedModel]:
     from napari_sigma.phases.finding import find_phases
-    from napari_sigma.pipeline.analysis import _phase_finding, _with_device
+    from napari_sigma.pipeline.analysis import _phase_finding
 
     windows, dose = tiles.side_by_side("windows"), tiles.side_by_side("dose")
     method = settings.features.normalisation
@@ -236,8 +236,10 @@ def _fit_on_tiles(tiles: _Tiles, settings, lines, device) -> Computation[FittedM
     averaged, averaged_dose = tiles.side_by_side("averaged"), tiles.side_by_side("averaged_dose")
     smoothed = normalised(averaged, averaged_dose, method, reference, mean, std)
     counts = (windows, dose) if settings.features.background == "none" else None
-    clustering = _with_device(settings.clustering, device, settings)
-    finding = yield from find_phases(raw, smoothed, clustering, _phase_finding(settings), counts)
+    # the seed and the device are the settings' own (AnalysisSettings sets them once)
+    finding = yield from find_phases(
+        raw, smoothed, settings.clustering, _phase_finding(settings), counts
+    )
     labels = finding.labels.reshape(raw.shape[:2])
     ids = np.arange(1, finding.n_phases + 1)
     names = _names(tiles.side_by_side("intensities"), labels, ids, lines)
