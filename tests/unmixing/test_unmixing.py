@@ -162,3 +162,22 @@ def test_low_dose_many_components_are_solved_exactly_without_coordinate_descent(
     found = run_to_completion(abundance_maps(counts, components, device="cpu"))
     expected = np.stack([nnls(components.T, row.astype(float))[0] for row in counts])
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_resident_cube_gives_the_same_sums_and_abundances():
+    """The GPU path (cube uploaded once as float32 (N, E)), run here on a CPU tensor."""
+    import torch
+
+    from napari_sigma.unmixing.nmf import phase_sum_spectra, resident_phase_sums
+
+    truth = peak_spectra()
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(rng.uniform(0, 50, (9, 11, 3)) @ truth * 3).astype(np.uint16)
+    labels = rng.integers(0, 4, (9, 11))  # 0 = unassigned, left out
+    resident = torch.from_numpy(counts.reshape(-1, counts.shape[-1]).astype(np.float32))
+    np.testing.assert_array_equal(
+        resident_phase_sums(resident, labels, 3), phase_sum_spectra(counts, labels, 3)
+    )
+    streamed = run_to_completion(abundance_maps(counts, truth, device="cpu"))
+    on_device = run_to_completion(abundance_maps(resident, truth, device="cpu"))
+    np.testing.assert_allclose(on_device.reshape(streamed.shape), streamed, rtol=1e-5, atol=1e-4)

@@ -62,3 +62,34 @@ def torch_threads(device: str, threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+RESIDENT_FRACTION = 0.5  # at most this share of the free device memory holds a resident cube
+
+
+def resident_counts(counts, device: str, fraction: float = RESIDENT_FRACTION):
+    """The counts as a float32 ``(N, E)`` tensor on a CUDA device, or None.
+
+    Uploaded once in blocks of rows (a lazy or memory-mapped cube is read once), so that the
+    passes of a stage (phase sums, abundances) run on the device without copying the cube over
+    again. Counts below 2**24 (all 16-bit counts) are exact in float32. None on the CPU, or when
+    the tensor would take more than ``fraction`` of the device's free memory (the caller then
+    streams the cube in blocks).
+    """
+    if device == "cpu":
+        return None
+    import numpy as np
+    import torch
+
+    from napari_sigma.compute.blocks import pixel_blocks
+
+    n_pixels = int(np.prod(counts.shape[:-1]))
+    n_bytes = n_pixels * int(counts.shape[-1]) * 4
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    if n_bytes > fraction * free:
+        return None
+    resident = torch.empty((n_pixels, int(counts.shape[-1])), dtype=torch.float32, device=device)
+    for start, block in pixel_blocks(counts, max(1, (1 << 24) // int(counts.shape[-1]))):
+        host = torch.from_numpy(np.ascontiguousarray(block).astype(np.float32, copy=False))
+        resident[start : start + len(block)] = host.to(device)
+    return resident

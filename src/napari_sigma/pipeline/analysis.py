@@ -277,11 +277,22 @@ def _unmix(
     settings: AnalysisSettings,
     device: str,
 ) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    from napari_sigma.unmixing.nmf import abundance_maps, nmf, phase_sum_spectra
+    from napari_sigma.compute.device import resident_counts
+    from napari_sigma.unmixing.nmf import (
+        abundance_maps,
+        nmf,
+        phase_sum_spectra,
+        resident_phase_sums,
+    )
 
     n_phases = clustering.n_phases
     yield Progress("unmixing", 0, 3, "phase spectra")
-    spectra = phase_sum_spectra(image.counts, labels, n_phases)
+    # on a GPU the cube is uploaded once for both passes (phase sums and abundances)
+    resident = resident_counts(image.counts, device)
+    if resident is None:
+        spectra = phase_sum_spectra(image.counts, labels, n_phases)
+    else:
+        spectra = resident_phase_sums(resident, labels, n_phases)
     n_components = settings.n_components or n_phases
     masked = spectra.copy()
     masked[
@@ -297,7 +308,9 @@ def _unmix(
         tol=1e-5,
         init=settings.nmf_init,
     )
-    abundances = yield from abundance_maps(image.counts, components, device=device)
+    counts = image.counts if resident is None else resident
+    abundances = yield from abundance_maps(counts, components, device=device)
+    abundances = abundances.reshape(*image.shape, -1)
     return spectra, components, weights, abundances
 
 

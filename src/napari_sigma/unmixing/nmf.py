@@ -223,6 +223,26 @@ def _hals_rows(factor, gram, cross) -> None:
         factor[c] = update.clamp_min(0.0)
 
 
+def resident_phase_sums(counts, labels: np.ndarray, n_phases: int) -> np.ndarray:
+    """:func:`phase_sum_spectra` of a resident float32 ``(N, E)`` device tensor, ``(K, E)``.
+
+    Sums in float64 on the device (exact for counts), labels outside 1..K left out.
+    """
+    import torch
+
+    flat = torch.as_tensor(np.asarray(labels).reshape(-1).astype(np.int64), device=counts.device)
+    if flat.numel() != counts.shape[0]:
+        raise AnalysisError(f"{flat.numel()} labels for {counts.shape[0]} pixels")
+    sums = torch.zeros((n_phases, counts.shape[1]), dtype=torch.float64, device=counts.device)
+    step = max(1, ABUNDANCE_CHUNK_VALUES // max(counts.shape[1], 1))
+    for start in range(0, counts.shape[0], step):
+        phase = flat[start : start + step] - 1
+        inside = (phase >= 0) & (phase < n_phases)
+        block = counts[start : start + step][inside].to(torch.float64)
+        sums.index_add_(0, phase[inside], block)
+    return sums.cpu().numpy()
+
+
 # ----------------------------------------------------------------------------- abundances
 
 
@@ -239,7 +259,8 @@ def abundance_maps(
     Parameters
     ----------
     counts : array, shape (y, x, E) or (N, E)
-        Counts (numpy or dask; read in chunks of rows).
+        Counts (numpy or dask; read in chunks of rows), or a float32 ``(N, E)`` torch tensor
+        already on ``device`` (:func:`~napari_sigma.compute.device.resident_counts`).
     components : ndarray, shape (C, E)
         Component spectra (e.g. from :func:`nmf`).
     device : {"auto", "cpu", "cuda"}
@@ -272,12 +293,14 @@ def abundance_maps(
     # copy of each block cost 4x the product itself)
     full = np.zeros((counts.shape[-1], len(basis)), np.float32)
     full[used] = basis.T.cpu().numpy()
-    project = _block_projector(full, device)
+    resident = isinstance(counts, torch.Tensor)
+    project = _block_projector(full, device, resident)
     n_pixels = int(np.prod(counts.shape[:-1]))
     out = np.zeros((n_pixels, len(basis)), np.float32)
     inverses: dict = {}  # restricted Gram inverses, shared by the blocks
     pixels_per_block = ABUNDANCE_CHUNK_VALUES // counts.shape[-1]
-    for start, block in pixel_blocks(counts, pixels_per_block):
+    blocks = _tensor_blocks(counts, pixels_per_block) if resident else None
+    for start, block in blocks or pixel_blocks(counts, pixels_per_block):
         rhs = project(block).to(torch.float64)
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
         out[start : start + len(block)] = solution.cpu().numpy()
@@ -286,14 +309,24 @@ def abundance_maps(
     return out.reshape(*counts.shape[:-1], len(basis))
 
 
-def _block_projector(projector: np.ndarray, device: str):
+def _tensor_blocks(counts, pixels_per_block: int):
+    """``(first pixel, rows)`` of a resident ``(N, E)`` tensor, ``pixels_per_block`` at a time."""
+    for start in range(0, counts.shape[0], max(pixels_per_block, 1)):
+        yield start, counts[start : start + pixels_per_block]
+
+
+def _block_projector(projector: np.ndarray, device: str, resident: bool = False):
     """A function: pixel block ``(n, E)`` -> float32 tensor ``block @ projector`` on ``device``.
 
     On the CPU the block is cast to float32 in cache-sized sub-blocks by numpy (torch's
-    uint16 -> float32 cast of a whole block measured 3x slower, the big temporary 7x).
+    uint16 -> float32 cast of a whole block measured 3x slower, the big temporary 7x). A
+    ``resident`` block is already a float32 tensor on the device.
     """
     import torch
 
+    if resident:
+        projector_t = torch.as_tensor(projector, device=device)
+        return lambda block: block @ projector_t
     if device != "cpu":
         projector_t = torch.as_tensor(projector, device=device)
         return lambda block: torch.as_tensor(block, device=device).to(torch.float32) @ projector_t
