@@ -1,7 +1,7 @@
 """Screenshots of the napari plugin for the docs: the sample, the dock widgets, an analysis.
 
-Opens a napari viewer, loads the synthetic sample, docks the plugin's four widgets (each one that
-fails to dock is reported and skipped), runs the phase analysis through the analysis widget, and
+Opens a napari viewer, loads the synthetic sample, docks the plugin's widgets through napari's
+Plugins-menu code path (a widget that fails to dock stops the script with an error), runs the phase analysis through the analysis widget, and
 writes PNGs to ``docs/images/``. Needs a display: without ``DISPLAY`` it re-runs itself under
 ``xvfb-run``::
 
@@ -20,10 +20,10 @@ from typing import Any
 
 PLUGIN = "napari-sigma-eds"
 WIDGETS = {
-    "spectrum": ("Spectrum and elements", "spectrum_widget", "SpectrumWidget"),
-    "analysis": ("Phase analysis", "analysis_widget", "AnalysisWidget"),
-    "latent": ("Latent space", "latent_widget", "LatentWidget"),
-    "phases": ("Phases", "phases_widget", "PhasesWidget"),
+    "spectrum": "Spectrum and elements",
+    "analysis": "Phase analysis",
+    "latent": "Latent space",
+    "phases": "Phases",
 }
 WINDOW_SIZE = (1700, 1050)
 
@@ -52,34 +52,16 @@ def wait_for(condition, timeout: float, app: Any) -> bool:
 
 
 def dock_widgets(viewer: Any) -> dict[str, Any]:
-    """Dock each plugin widget (through npe2, else by class); report and skip failures."""
-    from importlib import import_module
-
+    """Dock each plugin widget from the Plugins menu's code path (an error stops the script)."""
     docked = {}
-    for key, (title, module, cls) in WIDGETS.items():
-        try:
-            _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, title, tabify=False)
-        except Exception as npe2_error:  # manifest invalid or widget missing: dock the class
-            try:
-                widget = getattr(import_module(f"napari_sigma._napari.{module}"), cls)(viewer)
-                viewer.window.add_dock_widget(widget, name=title, area="right", tabify=False)
-            except Exception as error:
-                print(f"could not dock {title}: {error!r} (npe2: {npe2_error!r})")
-                continue
-        docked[key] = widget
+    for key, title in WIDGETS.items():
+        _, docked[key] = viewer.window.add_plugin_dock_widget(PLUGIN, title, tabify=False)
     return docked
 
 
 def load_sample(viewer: Any) -> None:
-    """Add the synthetic sample's layers (through npe2, else directly)."""
-    try:
-        viewer.open_sample(PLUGIN, "synthetic")
-    except Exception as error:
-        print(f"open_sample through npe2 failed ({error!r}); adding the layers directly")
-        from napari_sigma._napari.sample_data import synthetic_sample
-
-        for data, kwargs, kind in synthetic_sample():
-            getattr(viewer, f"add_{kind}")(data, **kwargs)
+    """Open the synthetic sample through napari's sample menu code path."""
+    viewer.open_sample(PLUGIN, "synthetic")
 
 
 def run_analysis(widget: Any, epochs: int, timeout: float, app: Any) -> bool:
@@ -140,15 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     docked = dock_widgets(viewer)
     wait_for(lambda: False, 1.0, app)
     save(args.out / "sample.png", viewer.screenshot(canvas_only=False, flash=False))
-    if "spectrum" in docked:
-        show_spectra(viewer, docked["spectrum"], app)
-        save(args.out / "spectrum_widget.png", docked["spectrum"].grab())
-    if "analysis" in docked and run_analysis(docked["analysis"], args.epochs, args.timeout, app):
-        wait_for(lambda: False, 1.0, app)
-        save(args.out / "analysis.png", viewer.screenshot(canvas_only=False, flash=False))
-        for key in ("analysis", "latent", "phases"):
-            if key in docked:
-                save(args.out / f"{key}_widget.png", docked[key].grab())
+    show_spectra(viewer, docked["spectrum"], app)
+    save(args.out / "spectrum_widget.png", docked["spectrum"].grab())
+    if not run_analysis(docked["analysis"], args.epochs, args.timeout, app):
+        viewer.close()
+        return 1
+    wait_for(lambda: False, 1.0, app)
+    save(args.out / "analysis.png", viewer.screenshot(canvas_only=False, flash=False))
+    for key in ("analysis", "latent", "phases"):
+        save(args.out / f"{key}_widget.png", docked[key].grab())
     viewer.close()
     return 0
 

@@ -47,11 +47,12 @@ def sample():
 
 
 @pytest.fixture
-def viewer_with_sample(make_napari_viewer, sample):
-    viewer = make_napari_viewer()
+def viewer_with_sample(plugin_viewer, dock, sample):
+    viewer = plugin_viewer
     for data, kwargs, kind in spectrum_image_layers(sample.image):
         viewer.add_layer(Layer.create(data, kwargs, kind))
-    widget = AnalysisWidget(viewer)
+    widget = dock(viewer, "Phase analysis")
+    assert isinstance(widget, AnalysisWidget)
     return viewer, widget
 
 
@@ -83,7 +84,9 @@ def test_form_defaults_follow_the_preset_and_the_source(viewer_with_sample, samp
 
 
 @pytest.mark.gui
-def test_run_adds_layers_then_a_second_run_never_touches_them(viewer_with_sample, qtbot, tmp_path):
+def test_run_adds_layers_then_a_second_run_never_touches_them(
+    viewer_with_sample, dock, qtbot, tmp_path
+):
     viewer, widget = viewer_with_sample
     set_fast_settings(widget)
     n_before = len(viewer.layers)
@@ -103,7 +106,8 @@ def test_run_adds_layers_then_a_second_run_never_touches_them(viewer_with_sample
     assert widget.form.run.enabled and not widget.form.abort.enabled
 
     # an edit through the Phases widget, then Export writes the edited labels
-    phases = PhasesWidget(viewer)
+    phases = dock(viewer, "Phases")
+    assert isinstance(phases, PhasesWidget)
     assert phases.layer is first.phases
     phases.merge_selected([1, 2])
     phases.rename(1, "merged grains")
@@ -158,3 +162,49 @@ def test_errors_become_notifications_and_add_nothing(viewer_with_sample, qtbot, 
     qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
     assert "Phase analysis failed" in messages[-1] and "Qq" in messages[-1]
     assert [layer.name for layer in viewer.layers] == names
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("when", ["at the first report", "during training"])
+def test_deleting_the_source_layers_during_a_run_cancels_it(
+    viewer_with_sample, qtbot, monkeypatch, when
+):
+    import napari.utils.notifications as notifications
+
+    viewer, widget = viewer_with_sample
+    set_fast_settings(widget, epochs=5000 if when == "during training" else 3)
+    warnings = []
+    monkeypatch.setattr(notifications, "show_warning", warnings.append)
+
+    def delete_sources(report):
+        if len(viewer.layers) and (when != "during training" or report.stage == "latent"):
+            viewer.layers.clear()
+
+    worker = widget.run()
+    worker.yielded.connect(delete_sources)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert len(viewer.layers) == 0 and widget.last_layers is None
+    assert warnings and "cancelled" in warnings[0], warnings
+    assert widget.progress_label.text().startswith("cancelled")
+    viewer.add_image(np.zeros((8, 8)))  # napari is up and draws
+    viewer.window._qt_viewer.canvas.native.update()
+    qtbot.wait(50)
+    assert widget.form.run.enabled
+
+
+@pytest.mark.gui
+def test_closing_the_viewer_during_training_stops_the_worker(viewer_with_sample, qtbot):
+    viewer, widget = viewer_with_sample
+    set_fast_settings(widget, epochs=5000)
+    worker = widget.run()
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+
+    def close_viewer(report):
+        if report.stage == "latent" and not finished:
+            viewer.close()
+            finished.append(False)
+
+    worker.yielded.connect(close_viewer)
+    qtbot.waitUntil(lambda: finished[-1:] == [True], timeout=RUN_TIMEOUT_MS)  # not 5000 epochs
+    assert len(viewer.layers) == 0  # closing removed them; the run added nothing

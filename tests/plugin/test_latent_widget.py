@@ -14,15 +14,17 @@ AROUND_PHASE_2 = [(4.0, -2.0), (8.0, -2.0), (8.0, 2.0), (4.0, 2.0)]
 
 
 @pytest.mark.gui
-def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(make_napari_viewer):
-    viewer = make_napari_viewer()
+def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(plugin_viewer, dock):
+    viewer = plugin_viewer
     result = make_fake_result(shape=(12, 18), bin_factor=2)
     layer = add_result_layers(viewer, result).phases
-    phases = PhasesWidget(viewer)
-    latent = LatentWidget(viewer)
+    phases = dock(viewer, "Phases")
+    latent = dock(viewer, "Latent space")
+    assert isinstance(phases, PhasesWidget) and isinstance(latent, LatentWidget)
     assert latent.layer is layer and latent._image_artist is not None
     before = np.array(layer.data, copy=True)
-    new = latent.assign_selection(AROUND_PHASE_2)  # no target: a new phase
+    latent._on_lasso(AROUND_PHASE_2)  # the lasso's callback; target "new phase"
+    new = layer.selected_label
     assert new == 4 and layer.selected_label == 4
     np.testing.assert_array_equal(layer.data == 4, before == 2)
     assert phases.row_ids() == [1, 3, 4]
@@ -37,11 +39,11 @@ def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(make_na
 
 
 @pytest.mark.gui
-def test_selected_label_is_highlighted(make_napari_viewer):
-    viewer = make_napari_viewer()
+def test_selected_label_is_highlighted(plugin_viewer, dock):
+    viewer = plugin_viewer
     result = make_fake_result(shape=(12, 18))
     layer = add_result_layers(viewer, result).phases
-    widget = LatentWidget(viewer)
+    widget = dock(viewer, "Latent space")
     layer.selected_label = 3
     points = widget.highlighted_points()
     assert len(points) == int((result.labels.reshape(-1)[result.latent_pixels] == 3).sum())

@@ -14,11 +14,12 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def setup(make_napari_viewer):
-    viewer = make_napari_viewer()
+def setup(plugin_viewer, dock):
+    viewer = plugin_viewer
     result = make_fake_result(shape=(12, 18))
     layers = add_result_layers(viewer, result)
-    widget = PhasesWidget(viewer)
+    widget = dock(viewer, "Phases")
+    assert isinstance(widget, PhasesWidget)
     return viewer, result, layers.phases, widget
 
 
@@ -118,9 +119,9 @@ def test_spectra_of_selected_phases_are_their_mean_spectra(setup):
     assert set(widget.spectrum_plot.markers) == set(result.lines)
 
 
-def test_widget_follows_the_active_phases_layer(make_napari_viewer):
-    viewer = make_napari_viewer()
-    widget = PhasesWidget(viewer)
+def test_widget_follows_the_active_phases_layer(plugin_viewer, dock):
+    viewer = plugin_viewer
+    widget = dock(viewer, "Phases")
     assert widget.layer is None
     first = add_result_layers(viewer, make_fake_result()).phases
     assert widget.layer is first

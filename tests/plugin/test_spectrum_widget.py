@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,8 +12,7 @@ import pytest
 from napari_sigma._napari import spectrum_widget as sw
 from napari_sigma._napari import state
 from napari_sigma._napari.plotting import SpectrumPlot
-from napari_sigma._napari.reader import read_layers
-from napari_sigma._napari.sample_data import TRUTH_LAYER_NAME, synthetic_sample
+from napari_sigma._napari.sample_data import TRUTH_LAYER_NAME
 from napari_sigma.compute.progress import run_to_completion
 
 DATA = Path("/work/shared/data/eds")
@@ -53,25 +53,13 @@ def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
 # ------------------------------------------------------------------ the widget in a viewer
 
 
-def _add_layers(viewer, layer_data):
-    for data, kwargs, kind in layer_data:
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def sample_layers():
-    return synthetic_sample()
-
-
 @pytest.fixture
-def sample_viewer(qtbot, sample_layers):
-    """A viewer model (layers and mouse callbacks, no canvas: fast) holding the sample."""
-    from napari.components import ViewerModel
-
-    viewer = ViewerModel()
-    _add_layers(viewer, sample_layers)
-    widget = sw.SpectrumWidget(viewer)
-    qtbot.addWidget(widget)
+def sample_viewer(plugin_viewer, dock):
+    """The sample opened and the widget docked as a user does it."""
+    viewer = plugin_viewer
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    widget = dock(viewer, "Spectrum and elements")
+    assert isinstance(widget, sw.SpectrumWidget)
     return viewer, widget
 
 
@@ -92,7 +80,7 @@ def test_widget_shows_the_mean_spectrum_of_the_sample(sample_viewer):
 def test_a_second_spectrum_image_is_listed_without_replacing_the_shown_one(sample_viewer):
     viewer, widget = sample_viewer
     image = widget.spectrum_image
-    _add_layers(viewer, read_layers(str(P45)))
+    viewer.open(str(P45), plugin="napari-sigma-eds")
     assert widget.spectrum_image is image
     assert widget.source.count() == 2
     widget.source.setCurrentIndex(1)
@@ -173,13 +161,34 @@ def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
 
 
 @pytest.mark.gui
-def test_suggested_elements_of_p45_are_pre_checked_in_a_docked_widget(make_napari_viewer):
+def test_suggested_elements_of_p45_are_pre_checked_in_a_docked_widget(plugin_viewer, dock):
     from napari_sigma.xray.elements import suggest_elements
 
-    viewer = make_napari_viewer()
-    _add_layers(viewer, read_layers(str(P45)))
-    widget = sw.SpectrumWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Spectrum and elements")
+    viewer = plugin_viewer
+    viewer.open(str(P45), plugin="napari-sigma-eds")
+    widget = dock(viewer, "Spectrum and elements")
     suggested = tuple(s.element for s in suggest_elements(widget.spectrum_image.sum_spectrum()))
     assert widget.selected_elements[: len(suggested)] == suggested
     assert {"O", "Na", "Al", "Si", "K"} <= set(widget.selected_elements)
+
+
+@pytest.mark.gui
+def test_a_canvas_deleted_before_its_idle_draw_raises_nothing(qtbot):
+    from napari_sigma._napari.plotting import PlotCanvas
+
+    plot = SpectrumPlot()
+    plot.set_spectra(np.linspace(0, 10, 11), {"a": np.ones(11)})  # schedules an idle draw
+    plot.deleteLater()  # the dock closes before Qt runs the idle draw
+    qtbot.wait(50)  # pytest-qt fails the test if a callback raised
+
+    canvas = PlotCanvas()
+    qtbot.addWidget(canvas)
+    errors = []
+    hook = sys.excepthook
+    canvas.figure.draw = lambda renderer: (_ for _ in ()).throw(ValueError("bad figure"))
+    sys.excepthook = lambda *info: errors.append(info[1])
+    try:
+        canvas.draw()
+    finally:
+        sys.excepthook = hook
+    assert [str(e) for e in errors] == ["bad figure"]  # reported, not printed and swallowed

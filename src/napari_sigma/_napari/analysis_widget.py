@@ -5,10 +5,16 @@ generator ``thread_worker`` (created unstarted, signals connected, then started)
 :class:`~napari_sigma.compute.progress.Progress` updates the bar and its label; layers are only added
 when the worker returns, so Abort (``worker.quit()``, honoured at the next yield) leaves nothing
 half-made. Failures become a napari error notification.
+
+Deleting the analysed layers during a run cancels it (a warning says so; a result that arrives anyway
+is discarded), and closing the viewer or the dock stops the worker at its next progress report: the
+worker's signals reach only a live widget.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
@@ -29,6 +35,20 @@ def format_progress(report: Any) -> str:
     return text
 
 
+def alive_only(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A slot that does nothing once Qt deleted the widget (a worker outlived its dock)."""
+
+    @wraps(method)
+    def slot(self: QWidget, *args: Any) -> Any:
+        from qtpy import sip
+
+        if sip.isdeleted(self):
+            return None
+        return method(self, *args)
+
+    return slot
+
+
 class AnalysisWidget(QWidget):
     """Dock widget that runs the phase analysis on a spectrum image layer.
 
@@ -40,9 +60,11 @@ class AnalysisWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = state.unwrap(napari_viewer)
         self.worker: Any = None
         self.last_layers: ResultLayers | None = None
+        self._run_image: Any = None  # the SpectrumImage of the running analysis
+        self._cancelled = ""  # why the running analysis was cancelled ("" if it was not)
         self.form = self._build_form()
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
@@ -53,7 +75,7 @@ class AnalysisWidget(QWidget):
         layout.addWidget(self.progress_label)
         layout.addStretch()
         self.viewer.layers.events.inserted.connect(self._refresh_sources)
-        self.viewer.layers.events.removed.connect(self._refresh_sources)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._prefilled = AUTO
         self.form.source.changed.connect(self._prefill_elements)
         self.form.preset.changed.connect(self._apply_preset)
@@ -172,10 +194,13 @@ class AnalysisWidget(QWidget):
             show_error(f"Phase analysis: invalid settings: {error}")
             return None
         self.worker = self._make_worker(image, settings, title=layer.name)
+        self._run_image, self._cancelled = image, ""
         self._set_running(True)
         self.progress_label.setText("starting")
-        self.worker.start()
-        return self.worker
+        worker = self.worker
+        self.destroyed.connect(lambda *_: worker.quit())  # the dock or the viewer closed
+        worker.start()
+        return worker
 
     def _make_worker(self, image: Any, settings: Any, title: str) -> Any:
         from napari.qt.threading import create_worker
@@ -199,27 +224,61 @@ class AnalysisWidget(QWidget):
             self.progress_label.setText("aborting...")
             self.worker.quit()
 
+    def _on_layer_removed(self, *_: Any) -> None:
+        self._refresh_sources()
+        if self.worker is not None and not self._cancelled and not self._run_source_present():
+            from napari.utils.notifications import show_warning
+
+            self._cancelled = "its spectrum image layers were deleted"
+            self.progress_label.setText(f"cancelled: {self._cancelled}")
+            show_warning(f"Phase analysis cancelled: {self._cancelled}")
+            self.worker.quit()
+
+    def _run_source_present(self) -> bool:
+        return any(
+            state.spectrum_image_of(layer) is self._run_image
+            for layer in self.viewer.layers
+            if state.role_of(layer) in SOURCE_ROLES
+        )
+
+    @alive_only
     def _on_progress(self, report: Any) -> None:
+        if self._cancelled:
+            return
         self.progress_bar.setValue(round(100 * report.fraction))
         self.progress_label.setText(format_progress(report))
 
+    @alive_only
     def _on_result(self, result: Any, image: Any, title: str) -> None:
+        if self._cancelled or not self._run_source_present():
+            from napari.utils.notifications import show_warning
+
+            reason = self._cancelled or "its spectrum image layers were deleted"
+            self.progress_label.setText(f"result discarded: {reason}")
+            show_warning(f"Phase analysis result discarded: {reason}")
+            return
         self.last_layers = add_result_layers(self.viewer, result, title=_short_title(image, title))
         self.progress_bar.setValue(100)
         self.progress_label.setText(f"done: {result.n_phases} phases")
         self.viewer.layers.selection.active = self.last_layers.phases
 
+    @alive_only
     def _on_error(self, error: BaseException) -> None:
         from napari.utils.notifications import show_error
 
         self.progress_label.setText(f"failed: {error}")
         show_error(f"Phase analysis failed: {type(error).__name__}: {error}")
 
+    @alive_only
     def _on_aborted(self) -> None:
-        self.progress_label.setText("aborted")
+        self.progress_label.setText(
+            f"cancelled: {self._cancelled}" if self._cancelled else "aborted"
+        )
 
+    @alive_only
     def _on_finished(self) -> None:
         self.worker = None
+        self._run_image = None
         self._set_running(False)
 
     def _set_running(self, running: bool) -> None:

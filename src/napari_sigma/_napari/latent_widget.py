@@ -37,7 +37,7 @@ class LatentWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = state.unwrap(napari_viewer)
         self.layer: Any = None
         self.canvas = PlotCanvas(self, height=3.5)
         self.target = QComboBox(self)

@@ -73,7 +73,7 @@ class PhasesWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = state.unwrap(napari_viewer)
         self.layer: Any = None
         self.table_data: Any = None  # the last PhaseTable
         self._statistics: dict[int, Any] = {}

@@ -7,6 +7,8 @@ log/linear switch. Nothing here knows about napari layers or EDS science.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,11 +59,25 @@ class PlotCanvas(FigureCanvasQTAgg):
         self.draw_idle()
 
     def draw(self) -> None:
-        """Render the figure, unless Qt already deleted the widget (a pending idle draw)."""
+        """Render the figure, unless Qt deleted the widget (before or during the draw).
+
+        matplotlib's idle draw prints an exception and swallows it; here it goes to
+        ``sys.excepthook`` instead (a napari notification, a failure under pytest-qt). A layout that
+        cannot fit a collapsed dock is skipped silently rather than warned about.
+        """
         from matplotlib.backends.qt_compat import _isdeleted
 
-        if not _isdeleted(self):
-            super().draw()
+        if _isdeleted(self):
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="constrained_layout not applied")
+                super().draw()
+        except RuntimeError:
+            if not _isdeleted(self):  # the widget was deleted during the draw: nothing to show
+                sys.excepthook(*sys.exc_info())
+        except Exception:
+            sys.excepthook(*sys.exc_info())
 
 
 def draw_line_markers(axes: Any, lines: Mapping[str, float], color: str = MARKER_COLOR) -> list:

@@ -138,7 +138,7 @@ class SpectrumWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = state.unwrap(napari_viewer)
         self.source = QComboBox(self)
         self.plot = SpectrumPlot(self, ylabel="counts per pixel")
         self.elements = ElementPanel(self)

@@ -48,3 +48,13 @@ def tag(layer_metadata: dict[str, Any] | None, **values: Any) -> dict[str, Any]:
     metadata = dict(layer_metadata or {})
     metadata[KEY] = dict(values)
     return metadata
+
+
+def unwrap(obj: Any) -> Any:
+    """The object behind napari's ``PublicOnlyProxy`` (what napari hands a plugin widget).
+
+    The proxy wraps every attribute it returns in a new proxy, so layers reached through it fail
+    identity checks (``layer is self.layer``) and pay a frame inspection per attribute access;
+    the widgets keep the viewer itself.
+    """
+    return getattr(obj, "__wrapped__", obj)

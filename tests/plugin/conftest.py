@@ -1,0 +1,50 @@
+"""Fixtures of the plugin tests: a viewer with the installed plugin, widgets docked as napari does.
+
+Widgets come from ``viewer.window.add_plugin_dock_widget`` (the Plugins menu's code path: napari
+decides what to pass to the constructor), files from ``viewer.open(path, plugin=PLUGIN)``, samples
+from ``viewer.open_sample``. pytest-qt's capture of exceptions in Qt's event loop stays on: a test
+fails when a callback raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+PLUGIN = "napari-sigma-eds"
+SPECTRUM = "Spectrum and elements"
+ANALYSIS = "Phase analysis"
+LATENT = "Latent space"
+PHASES = "Phases"
+
+
+@pytest.fixture
+def plugin_viewer(make_napari_viewer, npe2pm) -> Iterator[Any]:
+    """A napari viewer with the installed napari-sigma plugin registered."""
+    with npe2pm.tmp_plugin(package=PLUGIN):
+        yield make_napari_viewer()
+
+
+def dock_widget(viewer: Any, display_name: str) -> Any:
+    """Dock a plugin widget from the Plugins menu's code path and return the widget."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, display_name)
+    return widget
+
+
+@pytest.fixture
+def dock():
+    """``dock(viewer, display_name) -> widget``: a widget docked as the Plugins menu does it."""
+    return dock_widget
+
+
+def pytest_configure(config: Any) -> None:
+    """pytest-qt's capture of exceptions in Qt callbacks must stay on for the plugin tests."""
+    assert not config.getini("qt_no_exception_capture"), "qt_no_exception_capture is set"
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """No test may switch off pytest-qt's capture of exceptions raised in Qt callbacks."""
+    for item in items:
+        assert item.get_closest_marker("qt_no_exception_capture") is None, item.nodeid

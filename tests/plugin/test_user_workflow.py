@@ -1,0 +1,96 @@
+"""A scientist's session through napari's own entry points: sample, docks, run, edits, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils._proxies import ReadOnlyWrapper
+from napari.utils.interactions import (
+    mouse_move_callbacks,
+    mouse_press_callbacks,
+    mouse_release_callbacks,
+)
+from qtpy.QtWidgets import QPushButton
+
+from napari_sigma._napari import phases_widget as pw
+from napari_sigma._napari import state
+from napari_sigma.io.export import read_labels_tiff
+
+pytestmark = pytest.mark.gui
+RUN_TIMEOUT_MS = 120_000
+ELEMENTS = "O,Si,Al,Na,K,Ca,Mg,Fe,S"
+
+
+def button(widget, text: str) -> QPushButton:
+    (found,) = [b for b in widget.findChildren(QPushButton) if b.text() == text]
+    return found
+
+
+def brush_stroke(layer, mouse_event, start, end) -> None:
+    """Press, drag and release in the layer's data coordinates, as napari's canvas does."""
+    scale = np.asarray(layer.scale)
+
+    def event(kind, where, dragging):
+        position = tuple(np.asarray(where, dtype=float) * scale)
+        return ReadOnlyWrapper(
+            mouse_event(type=kind, is_dragging=dragging, position=position, dims_point=position)
+        )
+
+    mouse_press_callbacks(layer, event("mouse_press", start, False))
+    mouse_move_callbacks(layer, event("mouse_move", end, True))
+    mouse_release_callbacks(layer, event("mouse_release", end, False))
+
+
+def test_sample_run_paint_lasso_merge_export(
+    plugin_viewer, dock, qtbot, tmp_path, monkeypatch, MouseEvent
+):
+    viewer = plugin_viewer
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    spectrum = dock(viewer, "Spectrum and elements")
+    analysis = dock(viewer, "Phase analysis")
+    latent = dock(viewer, "Latent space")
+    phases = dock(viewer, "Phases")
+    assert spectrum.spectrum_image is not None
+
+    analysis.form.elements.value = ELEMENTS
+    analysis.form.epochs.value = 3
+    analysis.form.device.value = "cpu"
+    analysis.form.run.native.click()
+    qtbot.waitUntil(lambda: analysis.worker is None, timeout=RUN_TIMEOUT_MS)
+    layer = analysis.last_layers.phases
+    assert analysis.progress_label.text().startswith("done"), analysis.progress_label.text()
+    assert phases.layer is layer and latent.layer is layer
+    n_phases = len(phases.row_ids())
+    assert n_phases >= 4
+
+    # a brush stroke with a new label: a new row, counted exactly
+    new_label = max(phases.row_ids()) + 1
+    layer.mode = "paint"
+    layer.brush_size = 5
+    layer.selected_label = new_label
+    brush_stroke(layer, MouseEvent, (20, 20), (20, 60))
+    painted = int((np.asarray(layer.data) == new_label).sum())
+    assert painted > 100 and phases.row_pixels()[new_label] == painted
+
+    # a lasso around part of the latent space, assigned to a new phase (the lasso's callback)
+    points = np.asarray(state.result_of(layer).latent)[:, :2]
+    low, high = np.percentile(points, 5, axis=0), np.percentile(points, 40, axis=0)
+    latent.target.setCurrentIndex(0)  # "new phase"
+    latent._on_lasso([(low[0], low[1]), (high[0], low[1]), (high[0], high[1]), (low[0], high[1])])
+    lassoed = int(layer.selected_label)
+    assert lassoed not in (new_label, *range(1, n_phases + 1))
+    assert phases.row_pixels()[lassoed] == int((np.asarray(layer.data) == lassoed).sum()) > 0
+
+    # merge two rows with the button
+    first, second = phases.row_ids()[:2]
+    phases.select_ids([first, second])
+    button(phases, "Merge selected").click()
+    assert second not in phases.row_ids() and not (np.asarray(layer.data) == second).any()
+
+    # export with the button (the folder dialog answered)
+    monkeypatch.setattr(pw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    edited = np.array(layer.data, copy=True)
+    button(phases, "Export...").click()
+    qtbot.waitUntil(lambda: (tmp_path / "phase_stats.csv").exists(), timeout=30_000)
+    exported, _ = read_labels_tiff(tmp_path / "phases.tif")
+    np.testing.assert_array_equal(exported, edited)
