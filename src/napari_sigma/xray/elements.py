@@ -42,7 +42,13 @@ import numpy as np
 
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
-from napari_sigma.xray.fitting import _is_required, _shell_yield
+from napari_sigma.xray.fitting import (
+    _is_required,
+    _shell_yield,
+    background_columns,
+    detector_artefact_columns,
+    family_design,
+)
 
 STROBE_CUTOFF_KEV = 0.15
 RARE_ELEMENTS = frozenset(
@@ -50,6 +56,8 @@ RARE_ELEMENTS = frozenset(
 )
 """Noble gases and short-lived radioactive elements: not proposed unless ``allow_rare``."""
 MODEL_ERROR = 0.06
+BASELINE_FINEST_KEV = 0.2
+CORE_FRACTION = 0.1
 MIN_EDGE_OVERVOLTAGE = 1.05
 SHELL_RATIO_SLACK = 3.0
 LOWER_RATIO_SLACK = 3.0
@@ -194,18 +202,22 @@ def _build_problem(
     valid = (energies >= STROBE_CUTOFF_KEV) & (energies <= top)
     if valid.sum() < 8 or counts[valid].sum() <= 0:
         return None
-    energies, counts = energies[valid], counts[valid]
     smooth = _smooth(counts, spectrum.energy.scale, fwhm_mnka_kev)
     window = int(np.ceil(2.0 * xray.detector_fwhm(5.0, fwhm_mnka_kev) / spectrum.energy.scale))
-    background = snip_background(smooth, window)
-    net_smooth = np.clip(smooth - background, 0.0, None)
+    net_full = np.where(valid, np.clip(smooth - snip_background(smooth, window), 0.0, None), 0.0)
+    artefacts = detector_artefact_columns(spectrum.energy, net_full)[valid]
+    energies, counts, smooth = energies[valid], counts[valid], smooth[valid]
+    net_smooth = net_full[valid]
     variance = np.maximum(smooth, 1.0) + (MODEL_ERROR * net_smooth) ** 2
     candidates = xray.ELEMENTS if only is None else only
     templates = _element_templates(
         energies, spectrum.energy.scale, beam, candidates, exclude, fwhm_mnka_kev
     )
-    baseline = _baseline_columns(energies)
-    return _Problem(counts - background, 1.0 / np.sqrt(variance), templates, baseline)
+    baseline = np.concatenate(
+        [background_columns(energies, finest_kev=BASELINE_FINEST_KEV, beam_energy=beam), artefacts],
+        axis=1,
+    )
+    return _Problem(counts, 1.0 / np.sqrt(variance), templates, baseline)
 
 
 def _baseline_columns(energies: np.ndarray) -> np.ndarray:
@@ -272,19 +284,15 @@ def _element_templates(
     exclude: set[str],
     fwhm_mnka_kev: float,
 ) -> dict[str, np.ndarray]:
-    """Per element, the template columns of its excited shells (see `_constrained_columns`)."""
-    low, high = float(energies[0]), float(energies[-1])
+    """Per element, the template columns of the fit (`napari_sigma.xray.fitting.family_design`)."""
+    energy_range = (float(energies[0]), float(energies[-1]))
     templates = {}
     for element in candidates:
         if element in exclude:
             continue
-        lines = [
-            line
-            for line in xray.element_lines(element, min_energy=low, max_energy=high)
-            if line.edge * MIN_EDGE_OVERVOLTAGE <= beam
-        ]
-        if lines:
-            templates[element] = _constrained_columns(energies, scale, beam, lines, fwhm_mnka_kev)
+        design = family_design(energies, scale, [element], beam, energy_range, fwhm_mnka_kev)
+        if design.columns.shape[1]:
+            templates[element] = design.columns
     return templates
 
 
@@ -435,15 +443,46 @@ def _final_fit(
 
 
 def _significances(problem: _Problem, chosen: list[str]) -> dict[str, float]:
+    """Evidence per element in sigma units, discounted by the local misfit of the model.
+
+    The chi-square increase when the element is removed (or, if smaller, the gain of its main
+    shell alone against the other elements' residual) is divided by the misfit of the joint
+    fit over the element's peak cores (channels where its contribution exceeds
+    ``CORE_FRACTION`` of its maximum) in proportion to the other elements' share there
+    (`_misfit`): where the line shapes of a major element are imperfect, a small neighbour must
+    explain much more than counting noise to be credited (a trace of Pt M under Zr L, of Ni L
+    beside Cu L, is the misfit of the major).
+    """
     amplitudes, chi2, model = _fit(problem, chosen)
     contributions = _contributions(problem, chosen, amplitudes)
+    residual = (problem.net - model) * problem.weights
+    lines = sum(contributions.values(), np.zeros_like(model))
     significance = {}
     for element in chosen:
         joint = _fit(problem, _without(chosen, element))[1] - chi2
         others = problem.net - (model - contributions[element])
         main = _main_shell_gain(problem, others, element)
-        significance[element] = float(np.sqrt(max(min(joint, main), 0.0)))
+        own = contributions[element]
+        core = own > CORE_FRACTION * max(float(own.max()), 1e-12)
+        evidence = max(min(joint, main), 0.0) / _misfit(residual, own, lines - own, core)
+        significance[element] = float(np.sqrt(evidence))
     return significance
+
+
+def _misfit(residual, own, others, core) -> float:
+    """The discount of an element's chi-square evidence: 1 + (reduced chi-square - 1) * overlap.
+
+    The reduced chi-square is that of the joint fit over the element's peak cores; ``overlap``
+    is the share of the other elements' lines in the counts there (0 for a peak alone, ~1 for a
+    small peak under a large one). A major element is not discounted for the imperfect shape
+    of its own peaks; a minor one under a major must explain more than the major's misfit.
+    """
+    if not core.any():
+        return 1.0
+    reduced = float(np.mean(residual[core] ** 2))
+    others_counts = float(np.clip(others[core], 0.0, None).sum())
+    overlap = others_counts / max(others_counts + float(own[core].sum()), 1e-12)
+    return 1.0 + max(reduced - 1.0, 0.0) * overlap
 
 
 def _contributions(

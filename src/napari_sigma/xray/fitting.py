@@ -96,7 +96,7 @@ def element_families(
         principal = xray._principal_line(shell_lines)
         if principal is None or principal.edge * MIN_EDGE_OVERVOLTAGE > beam:
             continue
-        if not xray.line_in_range(principal, energy_range, fwhm_mnka_kev):
+        if not xray.line_in_range(principal, energy_range):
             continue
         kept = tuple(
             line
@@ -242,8 +242,8 @@ def _shell_yield(element: str, shell: str, beam: float) -> float:
     return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)
 
 
-def background_knots(low: float, high: float) -> np.ndarray:
-    """Knots of the continuum B-splines: ``0.1 + 0.1 E`` keV apart (at most 1 keV).
+def background_knots(low: float, high: float, finest_kev: float = 0.1) -> np.ndarray:
+    """Knots of the continuum B-splines: ``finest_kev + 0.1 E`` keV apart (at most 1 keV).
 
     The continuum changes fastest at low energy (detector window and self-absorption), where
     the peaks are also narrowest (FWHM 50-80 eV): a B-spline is always several peak widths
@@ -251,7 +251,7 @@ def background_knots(low: float, high: float) -> np.ndarray:
     """
     knots = [low]
     while knots[-1] < high:
-        knots.append(knots[-1] + min(BACKGROUND_KNOT_KEV, 0.1 + 0.1 * max(knots[-1], 0.0)))
+        knots.append(knots[-1] + min(BACKGROUND_KNOT_KEV, finest_kev + 0.1 * max(knots[-1], 0.0)))
     first, last = knots[1] - knots[0], knots[-1] - knots[-2]
     before = [low - first * i for i in (3, 2, 1)]
     after = [knots[-1] + last * i for i in (1, 2, 3)]
@@ -259,7 +259,11 @@ def background_knots(low: float, high: float) -> np.ndarray:
 
 
 def background_columns(
-    energies: np.ndarray, reference: np.ndarray | None = None, n_splines: int | None = None
+    energies: np.ndarray,
+    reference: np.ndarray | None = None,
+    n_splines: int | None = None,
+    finest_kev: float = 0.1,
+    beam_energy: float | None = None,
 ) -> np.ndarray:
     """Non-negative continuum columns: cubic B-splines, optionally times a reference shape.
 
@@ -272,12 +276,16 @@ def background_columns(
         None: the splines themselves (`background_knots`).
     n_splines : int or None
         Uniformly spaced B-splines across the range; None: `background_knots`.
+    finest_kev : float
+        Knot spacing at 0 keV for `background_knots`.
+    beam_energy : float or None
+        When given (and ``reference`` is None), add `absorbed_continuum_columns`.
     """
     from scipy.interpolate import BSpline
 
     low, high = float(energies[0]), float(energies[-1])
     if n_splines is None:
-        knots = background_knots(low, high)
+        knots = background_knots(low, high, finest_kev)
     else:
         step = max(high - low, 1e-6) / max(1, n_splines - 3)
         knots = low + step * np.arange(-3, max(1, n_splines - 3) + 4)
@@ -285,8 +293,28 @@ def background_columns(
     basis = basis.toarray()
     basis = basis[:, basis.sum(axis=0) > 0]
     if reference is None:
-        return basis
+        if beam_energy is None:
+            return basis
+        return np.concatenate([basis, absorbed_continuum_columns(energies, beam_energy)], axis=1)
     return np.clip(reference, 0.0, None)[:, None] * basis
+
+
+ABSORPTION_EDGES_KEV = (0.2, 0.3, 0.45, 0.65, 0.9, 1.3, 1.8)
+
+
+def absorbed_continuum_columns(energies: np.ndarray, beam_energy: float) -> np.ndarray:
+    """Kramers continuum ``(E0 - E) / E`` seen through absorbers of several thicknesses.
+
+    ``exp(-(E_k / E)^3)`` for ``E_k`` in ``ABSORPTION_EDGES_KEV`` (absorption ~ E^-3: the
+    detector window, dead layer and the sample itself): non-negative sums of these follow the
+    steep low-energy rise of a real continuum, which B-splines wide enough not to make peaks
+    cannot, and none of them can make a peak. Each column is scaled to a maximum of 1.
+    """
+    e = np.clip(energies, 0.05, None)
+    kramers = np.clip(float(beam_energy) - e, 0.0, None) / e
+    columns = np.stack([kramers * np.exp(-((k / e) ** 3)) for k in ABSORPTION_EDGES_KEV], axis=1)
+    peaks = columns.max(axis=0)
+    return columns / np.where(peaks > 0, peaks, 1.0)
 
 
 def reference_background(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarray:
@@ -448,3 +476,39 @@ def _counting_covariance(
     sandwich = a.T @ ((weights**2 * np.maximum(model, 0.0))[:, None] * a)
     covariance = hessian_inv @ sandwich @ hessian_inv
     return covariance[:n_lines, :n_lines]
+
+
+SI_KA_KEV = 1.7398
+SI_K_EDGE_KEV = 1.8389
+
+
+def detector_artefact_columns(energy_axis: EnergyAxis, net: np.ndarray) -> np.ndarray:
+    """Shapes of the pile-up (sum) and silicon escape peaks of a spectrum, ``(E, 2)``.
+
+    Built from the spectrum's own peaks (``net``: counts above the continuum, full axis), so
+    they need no element list:
+
+    - pile-up: two photons detected as one, at the sum of their energies, with a rate
+      proportional to the product of the two lines' rates: the autoconvolution of ``net``;
+    - escape: a Si K photon of the detector escapes and the event is recorded 1.74 keV low,
+      only above the Si K edge, less often at high energy (the photon is absorbed deeper):
+      ``net(E + 1.74) * (1.839 / (E + 1.74))^2.7``.
+
+    Both columns are scaled to unit sum (their amplitudes are fitted).
+    """
+    net = np.clip(np.asarray(net, dtype=np.float64), 0.0, None)
+    size, offset, scale = energy_axis.size, energy_axis.offset, energy_axis.scale
+    # channel k of the sum of channels i and j: E_i + E_j = 2 offset + (i + j) scale
+    pile = np.convolve(net, net)
+    shift = round(offset / scale)
+    index = np.arange(size) - shift
+    pile_up = np.where(
+        (index >= 0) & (index < len(pile)), pile[np.clip(index, 0, len(pile) - 1)], 0.0
+    )
+    energies = energy_axis.energies
+    parent = energies + SI_KA_KEV
+    parent_net = np.interp(parent, energies, net, left=0.0, right=0.0)
+    escape = np.where(parent > SI_K_EDGE_KEV, parent_net * (SI_K_EDGE_KEV / parent) ** 2.7, 0.0)
+    columns = np.stack([pile_up, escape], axis=1)
+    totals = columns.sum(axis=0)
+    return columns / np.where(totals > 0, totals, 1.0)

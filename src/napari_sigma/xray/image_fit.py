@@ -25,6 +25,8 @@ SOLVE_CHUNK = 16384
 MAX_SWEEPS = 60
 TOLERANCE = 1e-2
 VARIANCE_FLOOR = 1e-3
+LINE_MARGIN_KEV = 1.0
+SUM_PIXELS = 65536
 
 
 @dataclass
@@ -37,14 +39,19 @@ class ImageFitDesign:
         Family names (principal lines), e.g. ``("Fe_Ka", "Fe_La", "O_Ka")``.
     elements : tuple of str
         The element of each family.
-    weights : ndarray, shape (E, J + F), float32
+    weights : ndarray, shape (E, J + 1), float32
         Projection of a pixel spectrum (full energy axis): the first ``J`` columns give the
         reduced right-hand side of the element coefficients (continuum eliminated), the last
-        ``F`` the counting variance of the family amplitudes.
+        the pixel's counts in the fitted window.
     gram : ndarray, shape (J, J)
         The reduced normal matrix of the element coefficients.
     to_families : ndarray, shape (J, F)
         Family amplitudes are ``coefficients @ to_families``.
+    unit_variance : ndarray, shape (F,)
+        Counting variance of the family amplitudes per count in the window, for a pixel whose
+        spectrum has the shape of the mean spectrum (the variance of a linear estimate is
+        linear in the expected counts; using the mean shape keeps the cube pass to one extra
+        column).
     """
 
     families: tuple[str, ...]
@@ -52,9 +59,10 @@ class ImageFitDesign:
     weights: np.ndarray
     gram: np.ndarray
     to_families: np.ndarray
+    unit_variance: np.ndarray
 
     def solve(self, projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Family amplitudes and their standard deviations for projected pixels ``(N, J + F)``.
+        """Family amplitudes and their standard deviations for projected pixels ``(N, J + 1)``.
 
         Returns
         -------
@@ -63,7 +71,8 @@ class ImageFitDesign:
         n_elements = self.gram.shape[0]
         coefficients = nonnegative_gram_solve(self.gram, projected[:, :n_elements])
         intensities = coefficients @ self.to_families
-        sigma = np.sqrt(np.clip(projected[:, n_elements:], 0.0, None))
+        counts = np.clip(projected[:, n_elements : n_elements + 1], 0.0, None)
+        sigma = np.sqrt(counts * self.unit_variance[None, :])
         return intensities.astype(np.float32), sigma.astype(np.float32)
 
 
@@ -100,7 +109,7 @@ def image_fit_design(
     n_background : int
         B-splines modulating the mean continuum per pixel.
     """
-    energy_range, channels = fitting.fit_range(axis, beam_energy, low_cutoff_kev)
+    energy_range, channels = _line_window(axis, elements, beam_energy, low_cutoff_kev)
     energies = axis.energies[channels]
     design = fitting.family_design(
         energies, axis.scale, fitting._elements_of(elements), beam_energy, energy_range,
@@ -113,7 +122,7 @@ def image_fit_design(
     reference = total.background[channels] / max(int(n_pixels), 1)
     background = fitting.background_columns(energies, reference, n_background)
     background = background[:, background.sum(axis=0) > 0]
-    expected = total.model[channels] / max(int(n_pixels), 1)
+    expected = np.maximum(total.model[channels] / max(int(n_pixels), 1), 0.0)
     floor = VARIANCE_FLOOR * max(float(expected.max()), 1e-12)
     inverse_variance = 1.0 / np.maximum(expected, floor)
     lines_w = element_columns * inverse_variance[:, None]
@@ -124,16 +133,39 @@ def image_fit_design(
     reduced_w = lines_w - back_w @ (g_bb_inv @ g_lb.T)
     gram = element_columns.T @ reduced_w
     estimator = to_families.T @ np.linalg.pinv(gram) @ reduced_w.T  # (F, C)
-    full = np.zeros((axis.size, gram.shape[0] + len(design.families)))
+    full = np.zeros((axis.size, gram.shape[0] + 1))
     full[channels, : gram.shape[0]] = reduced_w
-    full[channels, gram.shape[0] :] = (estimator**2).T
+    full[channels, gram.shape[0]] = 1.0  # the pixel's counts in the window
     return ImageFitDesign(
         families=design.names,
         elements=tuple(f.element for f in design.families),
         weights=full.astype(np.float32),
         gram=gram,
         to_families=to_families,
+        unit_variance=(estimator**2) @ expected / max(float(expected.sum()), 1e-12),
     )
+
+
+def _line_window(
+    axis: EnergyAxis, elements: Sequence[str], beam_energy: float | None, low_cutoff_kev: float
+) -> tuple[tuple[float, float], slice]:
+    """The fitted range: the usable range cut to ``LINE_MARGIN_KEV`` around the elements' lines.
+
+    Channels far from every line only inform the continuum; leaving them out keeps the
+    projection of the cube (its cost is proportional to the channels read) small.
+    """
+    energy_range, _ = fitting.fit_range(axis, beam_energy, low_cutoff_kev)
+    lines = [
+        line.energy
+        for element in fitting._elements_of(elements)
+        for family in fitting.element_families(element, beam_energy, energy_range)
+        for line in family.lines
+    ]
+    if not lines:
+        return energy_range, axis.channel_range(*energy_range)
+    low = max(energy_range[0], min(lines) - LINE_MARGIN_KEV)
+    high = min(energy_range[1], max(lines) + LINE_MARGIN_KEV)
+    return (low, high), axis.channel_range(low, high)
 
 
 def _element_templates(
@@ -241,15 +273,23 @@ class ImageFit:
         return values, errors
 
 
-def sum_spectrum(counts, chunk_pixels: int = 262144) -> np.ndarray:
-    """Counts summed over all pixels, float64 ``(E,)``, computed in chunks of rows."""
+def sum_spectrum(counts, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """Counts summed over pixels, float64 ``(E,)``, and the number of pixels summed.
+
+    With ``max_pixels``, only every n-th row is read so that about that many pixels are
+    summed: the mean spectrum of a map is known well from a regular subsample, at a fraction
+    of the cost of a pass over the cube.
+    """
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    rows = max(1, chunk_pixels // max(nx, 1))
+    step = 1 if max_pixels is None else max(1, ny // max(1, max_pixels // max(nx, 1)))
+    per_chunk = max(1, 262144 // max(nx, 1))
     total = np.zeros(int(counts.shape[-1]))
-    for row in range(0, ny, rows):
-        block = np.asarray(counts[row : row + rows])
+    summed = 0
+    for start in range(0, ny, per_chunk * step):
+        block = np.asarray(counts[start : start + per_chunk * step : step])
         total += block.reshape(-1, block.shape[-1]).sum(axis=0, dtype=np.float64)
-    return total
+        summed += block.shape[0] * nx
+    return total, summed
 
 
 def fit_spectrum_image(
@@ -294,10 +334,11 @@ def fit_spectrum_image(
     from napari_sigma.features.intensities import project_spectra
 
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
+    n_summed = ny * nx
     if sum_counts is None:
-        sum_counts = sum_spectrum(counts)
+        sum_counts, n_summed = sum_spectrum(counts, SUM_PIXELS)
     design = image_fit_design(
-        sum_counts, ny * nx, axis, elements, beam_energy, fwhm_mnka_kev, low_cutoff_kev
+        sum_counts, n_summed, axis, elements, beam_energy, fwhm_mnka_kev, low_cutoff_kev
     )
     projected = yield from project_spectra(counts, design.weights, device, chunk_pixels)
     yield Progress("features", 0, 1, "fitting line families per pixel")
@@ -357,7 +398,7 @@ def fitted_line_maps(
 
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
     design = image_fit_design(
-        sum_spectrum(counts), ny * nx, axis, lines, beam_energy, fwhm_mnka_kev, low_cutoff_kev
+        *sum_spectrum(counts, SUM_PIXELS), axis, lines, beam_energy, fwhm_mnka_kev, low_cutoff_kev
     )
     extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
     weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
