@@ -73,6 +73,7 @@ def test_line_intensities_in_chunks_equal_the_direct_product_and_report_progress
 
 
 def test_cpu_projection_in_cast_sub_blocks_equals_the_float64_product(monkeypatch):
+    from napari_sigma.compute import blocks
     from napari_sigma.features import intensities as features
 
     rng = np.random.default_rng(2)
@@ -80,7 +81,7 @@ def test_cpu_projection_in_cast_sub_blocks_equals_the_float64_product(monkeypatc
     weights = rng.normal(size=(40, 4)).astype(np.float32)
     weights[:3] = 0.0  # channels outside the used span are not read
     expected = cube.reshape(-1, 40).astype(np.float64) @ weights.astype(np.float64)
-    monkeypatch.setattr(features, "CAST_PIXELS", 6)
+    monkeypatch.setattr(blocks, "CAST_VALUES", 6 * 37)  # 6 pixels of the 37 used channels
     found = run_to_completion(features.project_spectra(cube, weights, "cpu", chunk_pixels=50))
     assert found.shape == (11, 13, 4) and found.dtype == np.float32
     # float32 rounding bound: a few ulps of the sum of absolute terms (the weights cancel)
@@ -133,3 +134,22 @@ def test_sigma_normalisation_is_a_softmax_of_z_scores():
     assert np.all(features > 0)
     with pytest.raises(ValueError, match="normalisation"):
         normalise(maps, maps.sum(axis=-1), "bogus")
+
+
+def test_the_cast_sub_blocks_hold_a_fixed_number_of_values():
+    from napari_sigma.compute.blocks import CAST_VALUES, cast_pixels
+
+    assert cast_pixels(2048) == CAST_VALUES // 2048 and cast_pixels(10**9) == 1
+
+
+def test_the_torch_branch_of_the_projector_gives_the_numpy_product():
+    """The GPU code path, run on a torch device named other than "cpu" ("cpu:0")."""
+    from napari_sigma.compute.blocks import block_projector
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 65536, size=(50, 30), dtype=np.uint16)
+    weights = rng.normal(size=(30, 3))
+    on_torch = block_projector(weights, "cpu:0")(pixels)
+    on_numpy = block_projector(weights, "cpu")(pixels)
+    assert not isinstance(on_torch, np.ndarray) and isinstance(on_numpy, np.ndarray)
+    np.testing.assert_allclose(on_torch.numpy(), on_numpy, rtol=1e-5, atol=1e-2)

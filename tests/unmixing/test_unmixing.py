@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from napari_sigma.compute import blocks
 from napari_sigma.compute.progress import Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 from napari_sigma.unmixing import nmf as unmixing
@@ -114,7 +115,7 @@ def test_abundances_do_not_depend_on_the_cast_sub_blocks(monkeypatch):
     rng = np.random.default_rng(9)
     counts = rng.poisson(rng.uniform(0, 50, (12, 9, 3)) @ truth * 3).astype(np.uint16)
     whole = run_to_completion(abundance_maps(counts, truth, device="cpu"))
-    monkeypatch.setattr(unmixing, "CAST_PIXELS", 5)
+    monkeypatch.setattr(blocks, "CAST_VALUES", 5 * 300)  # 5 pixels of 300 channels
     monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 300 * 23)
     split = run_to_completion(abundance_maps(counts, truth, device="cpu"))
     np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-4)

@@ -16,11 +16,11 @@ from typing import Literal
 
 import numpy as np
 
+from napari_sigma.compute.blocks import block_projector
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.energy import EnergyAxis
 
 Normalisation = Literal["poisson", "sigma", "none"]
-CAST_PIXELS = 1024
 ANSCOMBE_OFFSET = 0.375
 """The 3/8 of the Anscombe transform ``sqrt(counts + 3/8)``, which makes Poisson noise Gaussian
 with variance 1/4 (Anscombe 1948)."""
@@ -189,42 +189,18 @@ def project_spectra(
     if used.size == 0:
         return out.reshape(ny, nx, -1)
     span = slice(int(used[0]), int(used[-1]) + 1)
-    project = _projector(np.ascontiguousarray(weights[span], dtype=np.float32), device)
+    project = block_projector(weights[span], device)
     rows_per_chunk = max(1, chunk_pixels // max(nx, 1))
     total = -(-ny // rows_per_chunk)
     for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
         block = np.asarray(counts[row : row + rows_per_chunk, :, span])
         pixels = block.reshape(-1, block.shape[-1])
-        out[row * nx : row * nx + pixels.shape[0]] = project(pixels)
+        projected = project(pixels)
+        if not isinstance(projected, np.ndarray):  # a tensor on the GPU
+            projected = projected.cpu().numpy()
+        out[row * nx : row * nx + pixels.shape[0]] = projected
         yield Progress("features", step, total, f"line intensities {step}/{total}")
     return out.reshape(ny, nx, -1)
-
-
-def _projector(weights: np.ndarray, device: str):
-    if device == "cpu":
-        return lambda pixels: _project_cpu(pixels, weights)
-    import torch
-
-    w = torch.from_numpy(weights).to(device)
-
-    def project(pixels: np.ndarray) -> np.ndarray:
-        block = torch.from_numpy(pixels.astype(np.int32, copy=False)).to(device)
-        return (block.to(torch.float32) @ w).cpu().numpy()
-
-    return project
-
-
-def _project_cpu(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``pixels @ weights`` in float32, cast in sub-blocks of ``CAST_PIXELS`` pixels.
-
-    A sub-block's float copy stays in the CPU cache; casting a whole 65536-pixel chunk at once
-    measured several times slower (a fresh multi-megabyte temporary per chunk).
-    """
-    out = np.empty((len(pixels), weights.shape[1]), np.float32)
-    for first in range(0, len(pixels), CAST_PIXELS):
-        part = pixels[first : first + CAST_PIXELS].astype(np.float32)
-        np.matmul(part, weights, out=out[first : first + len(part)])
-    return out
 
 
 def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import pixel_blocks
+from napari_sigma.compute.blocks import block_projector, pixel_blocks
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.errors import AnalysisError
@@ -29,8 +29,6 @@ from napari_sigma.phases.spectra import phase_sum_spectra as phase_sum_spectra  
 
 STAGE = "unmixing"
 ABUNDANCE_CHUNK_VALUES = 1 << 24
-# 256 pixels of at most 65535 counts sum to less than 2**24: exact in float32
-CAST_PIXELS = 256
 EPS = 1e-12
 
 
@@ -294,14 +292,14 @@ def abundance_maps(
     full = np.zeros((counts.shape[-1], len(basis)), np.float32)
     full[used] = basis.T.cpu().numpy()
     resident = isinstance(counts, torch.Tensor)
-    project = _block_projector(full, device, resident)
+    project = block_projector(full, device)
     n_pixels = int(np.prod(counts.shape[:-1]))
     out = np.zeros((n_pixels, len(basis)), np.float32)
     inverses: dict = {}  # restricted Gram inverses, shared by the blocks
     pixels_per_block = ABUNDANCE_CHUNK_VALUES // counts.shape[-1]
     blocks = _tensor_blocks(counts, pixels_per_block) if resident else None
     for start, block in blocks or pixel_blocks(counts, pixels_per_block):
-        rhs = project(block).to(torch.float64)
+        rhs = torch.as_tensor(project(block)).to(torch.float64)
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
         out[start : start + len(block)] = solution.cpu().numpy()
         message = f"abundances {start + len(block)}/{n_pixels} pixels"
@@ -313,32 +311,6 @@ def _tensor_blocks(counts, pixels_per_block: int):
     """``(first pixel, rows)`` of a resident ``(N, E)`` tensor, ``pixels_per_block`` at a time."""
     for start in range(0, counts.shape[0], max(pixels_per_block, 1)):
         yield start, counts[start : start + pixels_per_block]
-
-
-def _block_projector(projector: np.ndarray, device: str, resident: bool = False):
-    """A function: pixel block ``(n, E)`` -> float32 tensor ``block @ projector`` on ``device``.
-
-    On the CPU the block is cast to float32 in cache-sized sub-blocks by numpy (torch's
-    uint16 -> float32 cast of a whole block measured 3x slower, the big temporary 7x). A
-    ``resident`` block is already a float32 tensor on the device.
-    """
-    import torch
-
-    if resident:
-        projector_t = torch.as_tensor(projector, device=device)
-        return lambda block: block @ projector_t
-    if device != "cpu":
-        projector_t = torch.as_tensor(projector, device=device)
-        return lambda block: torch.as_tensor(block, device=device).to(torch.float32) @ projector_t
-
-    def project(block: np.ndarray) -> torch.Tensor:
-        out = np.empty((len(block), projector.shape[1]), np.float32)
-        for first in range(0, len(block), CAST_PIXELS):
-            part = block[first : first + CAST_PIXELS]
-            np.matmul(part.astype(np.float32), projector, out=out[first : first + len(part)])
-        return torch.from_numpy(out)
-
-    return project
 
 
 def _used_channels(n_component_channels: int, n_channels: int, mask: Any) -> np.ndarray:
