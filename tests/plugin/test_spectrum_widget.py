@@ -192,3 +192,21 @@ def test_a_canvas_deleted_before_its_idle_draw_raises_nothing(qtbot):
     finally:
         sys.excepthook = hook
     assert [str(e) for e in errors] == ["bad figure"]  # reported, not printed and swallowed
+
+
+@pytest.mark.gui
+def test_a_renamed_phase_is_renamed_in_the_spectrum_legend(sample_viewer):
+    from napari_sigma._napari.results import phases_layer_data
+
+    viewer, widget = sample_viewer
+    truth = viewer.layers[TRUTH_LAYER_NAME]
+    result = SimpleNamespace(
+        image=_sample_image(viewer), labels=np.asarray(truth.data), phase_names=["P1", "P2"]
+    )
+    data, kwargs = phases_layer_data(result, "phases (sample)")
+    phases = viewer.add_labels(data, **kwargs)
+    viewer.layers.selection.active = phases
+    phases.selected_label = 2
+    assert f"{sw.PHASE_KEY} 2: P2" in widget.plot.spectra
+    state.plugin_data(phases)["phases"].rename(2, "quartz")
+    assert f"{sw.PHASE_KEY} 2: quartz" in widget.plot.spectra

@@ -300,11 +300,23 @@ class SpectrumWidget(QWidget):
         layer = self.viewer.layers.selection.active
         if self._watched_labels is not None:
             self._watched_labels.events.selected_label.disconnect(self._on_selected_label)
+            model = state.plugin_data(self._watched_labels).get("phases")
+            if model is not None:
+                model.changed.disconnect(self._on_phases_renamed)
             self._watched_labels = None
         if layer is not None and state.role_of(layer) in PHASE_ROLES:
             self._watched_labels = layer
             layer.events.selected_label.connect(self._on_selected_label)
+            model = state.plugin_data(layer).get("phases")
+            if model is not None:  # a rename in the Phases widget reaches the legend
+                model.changed.connect(self._on_phases_renamed)
             self._on_selected_label()
+
+    def _on_phases_renamed(self, *_: Any) -> None:
+        layer = self._watched_labels
+        if layer is not None and self.phase_spectrum is not None:
+            self._phase_name = _phase_name(layer, int(layer.selected_label))
+            self._redraw()
 
     def _on_selected_label(self, *_: Any) -> None:
         layer = self._watched_labels
@@ -379,10 +391,8 @@ def _pixel_at(position: tuple[float, ...], image: SpectrumImage) -> tuple[int, i
 
 
 def _phase_name(layer: Any, label: int) -> str:
-    names = state.plugin_data(layer).get("phase_names")
-    if not names:
-        names = getattr(state.result_of(layer), "phase_names", None) or []
-    return f"{label}: {names[label - 1]}" if label <= len(names) else str(label)
+    name = state.phase_name(layer, label)
+    return f"{label}: {name}" if name is not None else str(label)
 
 
 def _suggestions(spectrum: Spectrum | None) -> list[str]:

@@ -43,6 +43,20 @@ def result_of(layer: Any):
     return plugin_data(layer).get("result")
 
 
+def phase_name(layer: Any, label: int) -> str | None:
+    """Display name of phase ``label`` of a phases or truth Labels layer, or None if unnamed.
+
+    The layer's :class:`~napari_sigma._napari.phase_model.PhaseModel` (``"phases"``, so renames
+    count) first, then the names it was made with (``"phase_names"``), then its result's.
+    """
+    data = plugin_data(layer)
+    model = data.get("phases")
+    if model is not None and label in model:
+        return model.name(label)
+    names = data.get("phase_names") or getattr(data.get("result"), "phase_names", None) or []
+    return str(names[label - 1]) if 0 < label <= len(names) else None
+
+
 def tag(layer_metadata: dict[str, Any] | None, **values: Any) -> dict[str, Any]:
     """Return a layer metadata dict with the plugin's entry set to ``values``."""
     metadata = dict(layer_metadata or {})
