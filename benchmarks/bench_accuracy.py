@@ -222,7 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if "emsigma" in args.methods and (args.skip_emsigma or not emsigma_available()):
         if not args.skip_emsigma:
             print(
-                "emsigma venv not found (run /work/shared/peers/emsigma/setup.sh "
+                "emsigma venv not found (run ../shared/peers/emsigma/setup.sh "
                 ".emsigma-venv): skipping the peer"
             )
         args.methods.remove("emsigma")

@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: .hspy export, running the emsigma peer, tables and JSON.
 
 The peer `emsigma` (the original SIGMA) lives in its own virtual environment (HyperSpy 1.7,
-numpy 1.24), made by ``/work/shared/peers/emsigma/setup.sh .emsigma-venv``; it is driven as a
+numpy 1.24), made by ``../shared/peers/emsigma/setup.sh .emsigma-venv``; it is driven as a
 subprocess through ``run_emsigma.py`` on a ``.hspy`` copy of the benchmark cube.
 """
 
@@ -22,7 +22,9 @@ from napari_sigma.spectrum_image import SpectrumImage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMSIGMA_VENV = Path(os.environ.get("EMSIGMA_VENV", REPO_ROOT / ".emsigma-venv"))
-EMSIGMA_RUNNER = Path(os.environ.get("EMSIGMA_RUNNER", "/work/shared/peers/emsigma/run_emsigma.py"))
+PEER_DIR = REPO_ROOT.parent / "shared" / "peers" / "emsigma"
+"""The peer beside the repository (``../shared/peers/emsigma``)."""
+EMSIGMA_RUNNER = Path(os.environ.get("EMSIGMA_RUNNER", PEER_DIR / "run_emsigma.py"))
 
 
 def signal_dict(image: SpectrumImage, lines: tuple[str, ...] = ()) -> dict[str, Any]:

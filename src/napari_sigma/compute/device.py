@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
-
-DeviceName = Literal["auto", "cpu", "cuda"]
 
 
 def resolve_device(device: str = "auto") -> str:

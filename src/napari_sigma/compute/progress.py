@@ -69,8 +69,3 @@ def run_to_completion(
             return stop.value
         if on_progress is not None:
             on_progress(report)
-
-
-def delegate(computation: Generator[Progress, None, T]) -> Generator[Progress, None, T]:
-    """``yield from`` helper kept for readability in pipelines: ``x = yield from delegate(g)``."""
-    return (yield from computation)
