@@ -30,6 +30,7 @@ from napari_sigma.cli_fields import (
     add_field_options,
     command_apply,
     command_run_fields,
+    memory_limit,
 )
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import SettingsError, SigmaError
@@ -167,17 +168,19 @@ def _summary(result, out_dir: Path) -> str:
 
 def command_run(args: argparse.Namespace) -> int:
     """Analyse every input; a bad input is reported and the others still run."""
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.compute.chunks import memory_budget, read_within
+    from napari_sigma.pipeline.batch import output_names
 
     settings = build_settings(args)
     if args.shared_model or args.scheduler:
         return command_run_fields(args, settings)
     failures = 0
-    for path in args.inputs:
-        out_dir = args.out / path.stem
+    limit = memory_limit(args)
+    for path, name in zip(args.inputs, output_names(args.inputs), strict=True):
+        out_dir = args.out / name  # inputs sharing a file name get their folders' names
         try:
-            image = read_spectrum_image(path)
-            result, _ = _analyse_and_export(image, settings, out_dir)
+            with memory_budget(limit):
+                result, _ = _analyse_and_export(read_within(path, limit), settings, out_dir)
         except SigmaError as error:
             failures += 1
             print(f"napari-sigma: error: {error}", file=sys.stderr)

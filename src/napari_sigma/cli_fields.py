@@ -13,8 +13,32 @@ from pathlib import Path
 from napari_sigma.errors import SigmaError
 
 
+def _size(text: str) -> int:
+    from napari_sigma.compute.chunks import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def memory_limit(args: argparse.Namespace) -> int | None:
+    """The ``--memory-limit`` in bytes, or the default (half the available memory)."""
+    from napari_sigma.compute.chunks import default_memory_limit
+
+    return args.memory_limit if args.memory_limit is not None else default_memory_limit()
+
+
 def add_field_options(parser: argparse.ArgumentParser, shared: bool = True) -> None:
-    """The options of many-field runs."""
+    """The options of many-field runs, and the memory limit."""
+    parser.add_argument(
+        "--memory-limit",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="bound on memory (e.g. 2GB): a larger cube is read lazily and processed in row "
+        "bands (default: half the available memory)",
+    )
     if shared:
         parser.add_argument(
             "--shared-model",
@@ -66,7 +90,8 @@ def command_run_fields(args: argparse.Namespace, settings) -> int:
     from napari_sigma.pipeline.batch import analyse_field, output_names
 
     names = output_names(args.inputs)
-    tasks = [(p, settings, args.out, n) for p, n in zip(args.inputs, names, strict=True)]
+    limit = memory_limit(args)
+    tasks = [(p, settings, args.out, n, limit) for p, n in zip(args.inputs, names, strict=True)]
     try:
         with _executor(args) as runner:
             outcomes = list(runner.map(analyse_field, tasks))
@@ -79,7 +104,7 @@ def command_run_fields(args: argparse.Namespace, settings) -> int:
 def _run_shared(args: argparse.Namespace, settings) -> int:
     from napari_sigma.cli import ProgressBar
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.pipeline.batch import MODEL_FILE, output_names, readable_fields
+    from napari_sigma.pipeline.batch import MODEL_FILE, LimitedField, output_names, readable_fields
     from napari_sigma.pipeline.fitting import DEFAULT_SAMPLE_PIXELS, fit_model
     from napari_sigma.pipeline.model import save_model
 
@@ -92,28 +117,30 @@ def _run_shared(args: argparse.Namespace, settings) -> int:
     try:
         with _executor(args) as runner:
             bar = ProgressBar()
+            limit = memory_limit(args)
             try:
-                fitting = fit_model(
-                    paths, settings, args.sample_pixels or DEFAULT_SAMPLE_PIXELS, executor=runner
+                sources = [LimitedField(p, limit) for p in paths]
+                samples = args.sample_pixels or DEFAULT_SAMPLE_PIXELS
+                model = run_to_completion(
+                    fit_model(sources, settings, samples, executor=runner), bar
                 )
-                model = run_to_completion(fitting, bar)
             finally:
                 bar.close()
             save_model(args.out / MODEL_FILE, model)
             print(f"model: {model.n_phases} phases ({', '.join(model.phase_names)}) fitted on "
                   f"{model.info['sampled_pixels']} pixels of {len(paths)} fields "
                   f"-> {args.out / MODEL_FILE}")  # fmt: skip
-            failures = _apply_all(model, paths, names, args.out, runner)
+            failures = _apply_all(model, paths, names, args.out, runner, limit)
     except SigmaError as error:
         print(f"napari-sigma: error: {error}", file=sys.stderr)
         return 1
     return 1 if failures or errors else 0
 
 
-def _apply_all(model, paths, names, out: Path, runner) -> int:
+def _apply_all(model, paths, names, out: Path, runner, limit: int | None) -> int:
     from napari_sigma.pipeline.batch import POOLED_STATS, apply_field, write_pooled_statistics
 
-    tasks = [(p, model, out, names[p]) for p in paths]
+    tasks = [(p, model, out, names[p], limit) for p in paths]
     outcomes = list(runner.map(apply_field, tasks))
     failures = _report(outcomes, out)
     if len(outcomes) > failures:
@@ -139,7 +166,8 @@ def command_apply(args: argparse.Namespace) -> int:
     names = dict(zip(args.inputs, output_names(args.inputs), strict=True))
     try:
         with _executor(args) as runner:
-            failures = _apply_all(model, list(args.inputs), names, args.out, runner)
+            limit = memory_limit(args)
+            failures = _apply_all(model, list(args.inputs), names, args.out, runner, limit)
     except SigmaError as error:
         print(f"napari-sigma: error: {error}", file=sys.stderr)
         return 1

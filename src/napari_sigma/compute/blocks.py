@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_sigma.compute.chunks import block_pixels
 from napari_sigma.errors import AnalysisError
 
 
@@ -30,7 +31,8 @@ def pixel_blocks(counts: Any, pixels_per_block: int) -> Iterator[tuple[int, np.n
     AnalysisError
         If ``counts`` is neither 2-D nor 3-D.
     """
-    pixels_per_block = max(pixels_per_block, 1)
+    bytes_per_pixel = counts.shape[-1] * (np.dtype(counts.dtype).itemsize + 8)
+    pixels_per_block = block_pixels(max(pixels_per_block, 1), bytes_per_pixel)
     if counts.ndim == 2:
         for start in range(0, counts.shape[0], pixels_per_block):
             yield start, np.asarray(counts[start : start + pixels_per_block])

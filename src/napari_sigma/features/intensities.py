@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from napari_sigma.compute.blocks import block_projector
+from napari_sigma.compute.chunks import block_pixels
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.energy import EnergyAxis
 
@@ -190,7 +191,8 @@ def project_spectra(
         return out.reshape(ny, nx, -1)
     span = slice(int(used[0]), int(used[-1]) + 1)
     project = block_projector(weights[span], device)
-    rows_per_chunk = max(1, chunk_pixels // max(nx, 1))
+    per_pixel = (span.stop - span.start) * (np.dtype(counts.dtype).itemsize + 4)
+    rows_per_chunk = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
     total = -(-ny // rows_per_chunk)
     for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
         block = np.asarray(counts[row : row + rows_per_chunk, :, span])
@@ -206,7 +208,8 @@ def project_spectra(
 def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:
     """Counts summed over energy per pixel, float64 ``(y, x)``, computed in chunks."""
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    rows = max(1, chunk_pixels // max(nx, 1))
+    per_pixel = int(counts.shape[-1]) * (np.dtype(counts.dtype).itemsize + 8)
+    rows = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
     out = np.empty((ny, nx), dtype=np.float64)
     for row in range(0, ny, rows):
         out[row : row + rows] = np.asarray(counts[row : row + rows]).sum(axis=-1, dtype=np.float64)

@@ -227,7 +227,8 @@ class PhaseStatistics:
         regions: bool = True,
         block_size: int | None = 8,
     ) -> None:
-        self.counts = np.asarray(counts)
+        # a lazy (dask) cube stays lazy: the first table sums it in row bands (_recompute)
+        self.counts = counts if _is_lazy(counts) else np.asarray(counts)
         self.intensities = np.asarray(intensities)
         if self.counts.ndim != 3 or self.intensities.ndim != 3:
             raise ValueError("counts and intensities must be (y, x, channels) arrays")
@@ -327,7 +328,10 @@ class PhaseStatistics:
         self._allocate(int(flat.max(initial=0)) + 1)
         if self.block_size and self._blocks is None:
             self._blocks = block_sums(self.counts, self.block_size)
-        ids, sums, intensity_sums = self._sums_by_code(np.arange(flat.size), flat)
+        if _is_lazy(self.counts):
+            ids, sums, intensity_sums = self._sums_in_bands(flat)
+        else:
+            ids, sums, intensity_sums = self._sums_by_code(np.arange(flat.size), flat)
         self._sums[ids] = sums
         self._intensity_sums[ids] = intensity_sums
         self._pixels[:] = np.bincount(flat, minlength=self._pixels.size)
@@ -352,6 +356,19 @@ class PhaseStatistics:
         self._stale_regions.update(int(i) for i in touched[touched > 0])
 
     # -- sums --------------------------------------------------------------------------------
+
+    def _sums_in_bands(self, flat: np.ndarray):
+        """Sum spectra and intensity sums of every label of a lazy cube, in one pass of row bands."""
+        from napari_sigma.phases.spectra import phase_sum_spectra
+
+        ids = np.arange(1, int(flat.max(initial=0)) + 1)
+        sums = phase_sum_spectra(self.counts, flat, ids.size)
+        values = self.intensities.reshape(-1, self.intensities.shape[2])
+        intensity_sums = np.stack(
+            [np.bincount(flat, weights=values[:, i], minlength=ids.size + 1)[1:]
+             for i in range(values.shape[1])], axis=1,
+        ).reshape(ids.size, values.shape[1])  # fmt: skip
+        return ids, sums, intensity_sums
 
     def _sums_by_code(self, flat_index: np.ndarray, codes: np.ndarray):
         """Sum spectra and intensities of the pixels ``flat_index`` grouped by ``codes``.
@@ -450,6 +467,11 @@ class PhaseStatistics:
         if phase_id <= len(self.names):
             return self.names[phase_id - 1]
         return phase_display_name(phase_id, main_elements(mean_intensities, self.line_names))
+
+
+def _is_lazy(counts: Any) -> bool:
+    """Whether ``counts`` is a lazy array (dask) rather than one in memory."""
+    return hasattr(counts, "dask")
 
 
 def _accumulator(dtype: np.dtype) -> np.dtype:

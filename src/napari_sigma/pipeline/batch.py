@@ -75,41 +75,63 @@ def output_names(paths: Sequence[str | Path]) -> list[str]:
     return unique
 
 
-def analyse_field(task: tuple[Path, Any, Path, str]) -> FieldOutcome:
-    """Read, analyse on its own and export one field (a task: runs here or on a worker)."""
-    path, settings, out_dir, name = task
+@dataclass(frozen=True)
+class LimitedField:
+    """A field file read under a memory limit (lazily when its cube is large): a field source
+    for :func:`~napari_sigma.pipeline.fitting.fit_model`."""
 
-    def work():
+    path: Path
+    limit: int | None = None
+
+    def __call__(self):
+        from napari_sigma.compute.chunks import read_within
+
+        return read_within(self.path, self.limit)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def analyse_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome:
+    """Read, analyse on its own and export one field (a task: runs here or on a worker).
+
+    ``task`` is (input file, AnalysisSettings, output folder, field name, memory limit or None).
+    """
+    path, settings, out_dir, name, limit = task
+
+    def work(image):
         from napari_sigma.compute.progress import run_to_completion
-        from napari_sigma.io.reading import read_spectrum_image
         from napari_sigma.pipeline.analysis import analyse
 
-        image = read_spectrum_image(path)
         return run_to_completion(analyse(image, settings))
 
-    return _export(work, path, out_dir, name)
+    return _export(work, path, out_dir, name, limit)
 
 
-def apply_field(task: tuple[Path, Any, Path, str]) -> FieldOutcome:
-    """Read one field, apply a fitted model and export (a task: runs here or on a worker)."""
-    path, model, out_dir, name = task
+def apply_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome:
+    """Read one field, apply a fitted model and export (a task: runs here or on a worker).
 
-    def work():
+    ``task`` is (input file, FittedModel, output folder, field name, memory limit or None).
+    """
+    path, model, out_dir, name, limit = task
+
+    def work(image):
         from napari_sigma.compute.progress import run_to_completion
-        from napari_sigma.io.reading import read_spectrum_image
         from napari_sigma.pipeline.model import apply_model
 
-        return run_to_completion(apply_model(model, read_spectrum_image(path)))
+        return run_to_completion(apply_model(model, image))
 
-    return _export(work, path, out_dir, name)
+    return _export(work, path, out_dir, name, limit)
 
 
-def _export(work, path: Path, out_dir: Path, name: str) -> FieldOutcome:
+def _export(work, path: Path, out_dir: Path, name: str, limit: int | None) -> FieldOutcome:
+    from napari_sigma.compute.chunks import memory_budget, read_within
     from napari_sigma.io.export import export_result
 
     try:
-        result = work()
-        written = export_result(result, out_dir / name)
+        with memory_budget(limit):
+            result = work(read_within(path, limit))
+            written = export_result(result, out_dir / name)
     except SigmaError as error:
         return FieldOutcome(name, str(path), error=str(error))
     seconds = sum(result.timings.values())

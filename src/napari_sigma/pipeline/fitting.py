@@ -179,8 +179,8 @@ def sample_field(task: _TileTask) -> _Tiles:
 
     settings = task.settings
     device = resolve_device(settings.device)
-    image = load_field(task.source)
-    with torch_threads(device, settings.cpu_threads):
+    with _budget_of(task.source), torch_threads(device, settings.cpu_threads):
+        image = load_field(task.source)
         features = run_to_completion(field_features(image, task.lines, settings, device))
     side = min(task.tile, *features.grid)
     radius = settings.features.neighbour_radius
@@ -360,12 +360,12 @@ def field_phase_sums(task: tuple[FittedModel, FieldSource]) -> tuple[np.ndarray,
     model, source = task
     settings = model.settings
     device = resolve_device(settings.device)
-    image = load_field(source)
-    with torch_threads(device, settings.cpu_threads):
+    with _budget_of(source), torch_threads(device, settings.cpu_threads):
+        image = load_field(source)
         features = run_to_completion(field_features(image, model.lines, settings, device))
-    grid_labels, _ = classify(model, model_features(model, features))
-    labels = _full_resolution(grid_labels, settings.bin_factor, image.shape)
-    sums = phase_sum_spectra(image.counts, labels, int(model.phase_ids.max()))
+        grid_labels, _ = classify(model, model_features(model, features))
+        labels = _full_resolution(grid_labels, settings.bin_factor, image.shape)
+        sums = phase_sum_spectra(image.counts, labels, int(model.phase_ids.max()))
     energy = image.energy
     return sums, (float(energy.offset), float(energy.scale), int(energy.size))
 
@@ -388,6 +388,13 @@ def _fit_components(model: FittedModel, sources, executor) -> Computation[Fitted
         yield Progress("unmixing", step, len(sources), f"phase spectra of field {step}")
     device = resolve_device(model.settings.device)
     return with_components(model, sums, EnergyAxis(*energy), device)
+
+
+def _budget_of(source: FieldSource):
+    """The memory budget a field source asks for (its ``limit``), as a context."""
+    from napari_sigma.compute.chunks import memory_budget
+
+    return memory_budget(getattr(source, "limit", None))
 
 
 def _describe(source: FieldSource) -> str:

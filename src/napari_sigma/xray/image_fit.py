@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_sigma.compute.chunks import block_pixels
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.xray import fitting
@@ -282,7 +283,8 @@ def sum_spectrum(counts, max_pixels: int | None = None) -> tuple[np.ndarray, int
     """
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
     step = 1 if max_pixels is None else max(1, ny // max(1, max_pixels // max(nx, 1)))
-    per_chunk = max(1, 262144 // max(nx, 1))
+    per_pixel = int(counts.shape[-1]) * (np.dtype(counts.dtype).itemsize + 8)
+    per_chunk = max(1, block_pixels(262144, per_pixel) // max(nx, 1))
     total = np.zeros(int(counts.shape[-1]))
     summed = 0
     for start in range(0, ny, per_chunk * step):

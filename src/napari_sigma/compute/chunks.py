@@ -1,0 +1,123 @@
+"""Bounded memory: a memory limit, the block sizes it allows, and reading a cube lazily under it.
+
+``napari-sigma run --memory-limit 2GB`` reads a cube larger than half the limit lazily (dask, in
+the file's chunks) and makes every pass over the cube (features, sums, phase spectra, abundances,
+statistics) read it in row bands of at most a quarter of the limit (:func:`block_pixels`, used by
+:func:`~napari_sigma.compute.blocks.pixel_blocks` and the feature projections). What remains in
+memory is per pixel, not per channel: features, labels, probabilities and abundances.
+
+The limit is a context (:func:`memory_budget`), so that library calls keep their own block sizes
+unless a caller asks for a bound.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: Share of the memory limit a block of the cube (and its float copy) may take.
+BLOCK_SHARE = 0.25
+#: A cube larger than this share of the limit is read lazily.
+LAZY_SHARE = 0.5
+#: Share of the available memory used when no limit is given.
+DEFAULT_SHARE = 0.5
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+          "t": 1e12, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("memory_budget", default=None)
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes of a size such as ``"2GB"``, ``"512 MiB"``, ``"1.5g"`` or ``1000000``.
+
+    Raises
+    ------
+    ValueError
+        When the text is not a positive size.
+    """
+    if isinstance(text, int):
+        value, unit = float(text), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"not a size: {text!r} (use e.g. 2GB, 512MiB, 800M)")
+        value, unit = float(match.group(1)), match.group(2).lower()
+    size = int(value * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"a memory limit must be positive, not {text!r}")
+    return size
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``; None when unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_memory_limit() -> int | None:
+    """Half of the available memory, or None when it is unknown."""
+    available = available_memory()
+    return None if available is None else int(available * DEFAULT_SHARE)
+
+
+@contextmanager
+def memory_budget(limit: int | None) -> Iterator[None]:
+    """Within this context, passes over a cube read blocks of at most ``BLOCK_SHARE * limit``."""
+    token = _BUDGET.set(None if limit is None else int(limit))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def current_budget() -> int | None:
+    """The memory limit of the current context (None: no bound)."""
+    return _BUDGET.get()
+
+
+def block_pixels(default: int, bytes_per_pixel: float) -> int:
+    """Pixels per block: ``default``, or fewer when the current limit asks for it (at least 1).
+
+    Parameters
+    ----------
+    default : int
+        The caller's own block size.
+    bytes_per_pixel : float
+        Memory one pixel of a block takes (its counts and any copy made of them).
+    """
+    limit = _BUDGET.get()
+    if limit is None:
+        return default
+    return max(1, min(default, int(limit * BLOCK_SHARE / max(bytes_per_pixel, 1.0))))
+
+
+def cube_bytes(counts) -> int:
+    """Bytes of a cube (numpy or dask) once in memory."""
+    import numpy as np
+
+    return int(np.prod(counts.shape)) * int(np.dtype(counts.dtype).itemsize)
+
+
+def read_within(path: str | Path, limit: int | None):
+    """Read a spectrum image, lazily when its cube exceeds ``LAZY_SHARE`` of ``limit``."""
+    from napari_sigma.io.reading import read_spectrum_image
+
+    if limit is None:
+        return read_spectrum_image(path)
+    lazy = read_spectrum_image(path, lazy=True)
+    if cube_bytes(lazy.counts) <= LAZY_SHARE * limit:
+        return read_spectrum_image(path)
+    return lazy
