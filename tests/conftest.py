@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-SHARED_EDS_DIR = Path(
-    os.environ.get(
-        "NAPARI_SIGMA_SHARED_EDS",
-        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eds",
-    )
-)
-"""``../shared/data/eds`` beside the repository, or ``$NAPARI_SIGMA_SHARED_EDS`` (e.g. a worktree)."""
+from sigma_testdata import SHARED_EDS_DIR
 
 
 @pytest.fixture(scope="session")
@@ -36,80 +29,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def write_h5oina(
-    path: Path,
-    counts,
-    *,
-    pixel_um: float = 0.5,
-    channel_ev: float = 10.0,
-    start_ev: float = -100.0,
-    beam_kv: float | None = 15.0,
-    electron_factor: int = 2,
-    y_fastest: bool = False,
-    detectors: tuple[str, ...] = ("EDS",),
-    with_spectra: bool = True,
-) -> Path:
-    """Write ``counts`` (y, x, E) as an Oxford Instruments ``.h5oina`` file, following the public
-    H5OINA specification (github.com/oinanoanalysis/h5oina, ``H5OINAFile.md``, version 6.0).
-
-    Scalars are (1, 1) datasets, per-pixel data one row per pixel (x fastest unless
-    ``y_fastest``, with ``Data/X`` and ``Data/Y`` saying so), the spectra int32 with LZF
-    compression, a BSE image ``electron_factor`` times finer than the map over the same field.
-    """
-    import h5py
-    import numpy as np
-
-    counts = np.asarray(counts)
-    ny, nx, channels = counts.shape
-    order = (1, 0, 2) if y_fastest else (0, 1, 2)
-    rows = np.ascontiguousarray(counts.transpose(order)).reshape(nx * ny, channels)
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32) * pixel_um
-    flat = (lambda a: a.T.reshape(-1, 1)) if y_fastest else (lambda a: a.reshape(-1, 1))
-    string = h5py.string_dtype("utf-8")
-
-    def scalar(group, name, value, dtype):
-        group.create_dataset(name, data=np.array([[value]], dtype=dtype))
-
-    def common_header(header, cells_x, cells_y, step):
-        scalar(header, "Project Label", "Project 1", string)
-        scalar(header, "Analysis Label", "Map Data 1", string)
-        scalar(header, "X Cells", cells_x, np.int32)
-        scalar(header, "Y Cells", cells_y, np.int32)
-        scalar(header, "X Step", step, np.float32)
-        scalar(header, "Y Step", step, np.float32)
-        if beam_kv is not None:
-            scalar(header, "Beam Voltage", beam_kv, np.float32)
-
-    with h5py.File(path, "w") as h5:
-        scalar(h5, "Manufacturer", "Oxford Instruments", string)
-        scalar(h5, "Software Version", "6.1", string)
-        scalar(h5, "Format Version", "6.0", string)
-        index = h5.create_dataset("Index", data=np.array([["1"]], dtype=object), dtype=string)
-        index.attrs["Type"] = "Single"
-        acquisition = h5.create_group("1")
-        for detector in detectors:
-            data = acquisition.create_group(f"{detector}/Data")
-            header = acquisition.create_group(f"{detector}/Header")
-            common_header(header, nx, ny, pixel_um)
-            scalar(header, "Channel Width", channel_ev, np.float32)
-            scalar(header, "Start Channel", start_ev, np.float32)
-            scalar(header, "Number Channels", channels, np.int32)
-            header.create_dataset("Relative Offset", data=np.zeros((1, 2), np.float32))
-            header.create_dataset("Relative Size", data=np.ones((1, 2), np.float32))
-            if with_spectra:
-                data.create_dataset("Spectrum", data=rows.astype(np.int32), compression="lzf")
-            data.create_dataset("Live Time", data=np.full((nx * ny, 1), 0.01, np.float32))
-            data.create_dataset("X", data=flat(xx))
-            data.create_dataset("Y", data=flat(yy))
-            total = counts.sum(axis=-1).astype(np.float32) / 0.01
-            line = data.create_dataset("Window Integral/Total", data=flat(total))
-            line.attrs["Atomic Number"] = np.int32(0)
-            line.attrs["X-ray Line"] = "all"
-        f = electron_factor
-        bse = np.kron(counts.sum(axis=-1), np.ones((f, f))).astype(np.uint16)
-        images = acquisition.create_group("Electron Image")
-        common_header(images.create_group("Header"), nx * f, ny * f, pixel_um / f)
-        images.create_dataset("Data/BSE/Electron Image 1", data=bse.reshape(-1, 1))
-    return path

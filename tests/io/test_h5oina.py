@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import write_h5oina
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io.reading import is_supported, read_any, read_spectrum_image
+from sigma_testdata import write_h5oina
 
 
 def _cube(shape=(6, 8, 64), seed=0) -> np.ndarray:

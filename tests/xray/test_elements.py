@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SHARED_EDS_DIR
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
 from napari_sigma.xray.elements import ElementSuggestion, snip_background, suggest_elements
+from sigma_testdata import SHARED_EDS_DIR
 
 DATA = SHARED_EDS_DIR
 REAL = pytest.mark.skipif(not DATA.is_dir(), reason=f"real EDS files not found at {DATA}")
