@@ -9,8 +9,8 @@ class SigmaError(Exception):
     """Base class of every error napari-sigma raises on purpose."""
 
 
-class SpectrumImageError(SigmaError):
-    """A file could not be read as an EDS spectrum image or spectrum.
+class FileError(SigmaError):
+    """A file cannot be used; the message is ``"<file>: <cause>"``.
 
     Parameters
     ----------
@@ -24,6 +24,10 @@ class SpectrumImageError(SigmaError):
         self.path = Path(path)
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
+
+
+class SpectrumImageError(FileError):
+    """A file could not be read as an EDS spectrum image or spectrum."""
 
 
 class NotASpectrumImageError(SpectrumImageError):
@@ -34,21 +38,8 @@ class AnalysisError(SigmaError):
     """The analysis cannot run with the given data and settings."""
 
 
-class SigmaFileError(SigmaError):
-    """A saved model or session cannot be read: not one, damaged, tampered or of another version.
-
-    Parameters
-    ----------
-    path : str or Path
-        The file that was asked for.
-    cause : str
-        What is wrong with it, in words a user understands.
-    """
-
-    def __init__(self, path: str | Path, cause: str) -> None:
-        self.path = Path(path)
-        self.cause = cause
-        super().__init__(f"{self.path}: {cause}")
+class SigmaFileError(FileError):
+    """A saved model or session cannot be read: not one, damaged, tampered or of another version."""
 
 
 class SettingsError(SigmaError, ValueError):

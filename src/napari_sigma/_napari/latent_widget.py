@@ -16,7 +16,8 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from napari_sigma._napari import editing, state
+from napari_sigma._napari import editing
+from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 from napari_sigma._napari.plotting import PlotCanvas
 from napari_sigma.latent.density import latent_extent, phase_density_image
 
@@ -26,19 +27,19 @@ NEW_PHASE = -1
 LAYER_EVENTS = ("paint", "set_data", "data")
 
 
-class LatentWidget(QWidget):
+class LatentWidget(PhaseLayerDock):
     """Dock widget showing the latent space of the active phases layer, with a lasso.
 
     Parameters
     ----------
-    viewer : napari.Viewer
+    napari_viewer : napari.Viewer
         The viewer; the widget follows its active phases Labels layer.
+    parent : QWidget, optional
+        The Qt parent.
     """
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = state.unwrap(napari_viewer)
-        self.layer: Any = None
+        super().__init__(napari_viewer, parent)
         self.canvas = PlotCanvas(self, height=3.5)
         self.target = QComboBox(self)
         self.info = QLabel("", self)
@@ -58,36 +59,9 @@ class LatentWidget(QWidget):
         from matplotlib.widgets import LassoSelector
 
         self.lasso = LassoSelector(self.canvas.axes, onselect=self._on_lasso)
-        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
-        self.viewer.layers.events.inserted.connect(self._on_active_layer)
-        self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self._on_active_layer()
+        self.follow_phases_layers()
 
     # -- which layer -------------------------------------------------------------------------
-    @property
-    def result(self) -> Any:
-        """The AnalysisResult of the current layer."""
-        return state.result_of(self.layer) if self.layer is not None else None
-
-    @property
-    def model(self) -> Any:
-        """The PhaseModel of the current layer."""
-        return state.plugin_data(self.layer).get("phases") if self.layer is not None else None
-
-    def _on_active_layer(self, *_: Any) -> None:
-        active = self.viewer.layers.selection.active
-        if state.role_of(active) == "phases":
-            self.set_layer(active)
-        elif self.layer is None:
-            layers = [la for la in self.viewer.layers if state.role_of(la) == "phases"]
-            if layers:
-                self.set_layer(layers[-1])
-
-    def _on_layer_removed(self, event: Any) -> None:
-        if event.value is self.layer:
-            self.set_layer(None)
-            self._on_active_layer()
-
     def set_layer(self, layer: Any) -> None:
         """Show the latent of ``layer`` (a phases Labels layer, or None)."""
         if layer is self.layer:

@@ -29,18 +29,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_sigma._napari import editing, state
-from napari_sigma._napari.phase_model import PhaseModel
+from napari_sigma._napari import editing
+from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 
 COLUMNS = ("", "name", "pixels", "area %", "area µm²", "main elements")
 NAME_COLUMN = 1
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 SPECTRA_DELAY_MS = 150
-
-
-def phases_layers(viewer: Any) -> list[Any]:
-    """The viewer's Labels layers made by the analysis (role ``"phases"``)."""
-    return [layer for layer in viewer.layers if state.role_of(layer) == "phases"]
 
 
 def line_energies(lines: Any) -> dict[str, float]:
@@ -62,7 +57,7 @@ def hex_color(rgba: Any) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-class PhasesWidget(QWidget):
+class PhasesWidget(PhaseLayerDock):
     """Dock widget with the live phase table of the selected phases layer and its edits.
 
     Parameters
@@ -72,9 +67,7 @@ class PhasesWidget(QWidget):
     """
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = state.unwrap(napari_viewer)
-        self.layer: Any = None
+        super().__init__(napari_viewer, parent)
         self.table_data: Any = None  # the last PhaseTable
         self._statistics: dict[int, Any] = {}
         self._row_ids: list[int] = []
@@ -83,10 +76,7 @@ class PhasesWidget(QWidget):
         self._spectra_timer.setInterval(SPECTRA_DELAY_MS)
         self._spectra_timer.timeout.connect(self.refresh_spectra)
         self._build_ui()
-        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
-        self.viewer.layers.events.inserted.connect(self._on_active_layer)
-        self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self._on_active_layer()
+        self.follow_phases_layers()
 
     # -- UI ----------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -124,19 +114,9 @@ class PhasesWidget(QWidget):
         layout.addWidget(self.spectrum_plot)
 
     # -- which layer -------------------------------------------------------------------------
-    def _on_active_layer(self, *_: Any) -> None:
-        active = self.viewer.layers.selection.active
-        if state.role_of(active) == "phases":
-            self.set_layer(active)
-        elif self.layer is None or self.layer not in self.viewer.layers:
-            layers = phases_layers(self.viewer)
-            self.set_layer(layers[-1] if layers else None)
-
-    def _on_layer_removed(self, event: Any) -> None:
-        self._statistics.pop(id(event.value), None)
-        if event.value is self.layer:
-            self.set_layer(None)
-            self._on_active_layer()
+    def forget_layer(self, layer: Any) -> None:
+        """Drop the statistics kept for a layer that left the viewer."""
+        self._statistics.pop(id(layer), None)
 
     def set_layer(self, layer: Any) -> None:
         """Show and edit the phases of ``layer`` (a phases Labels layer, or None)."""
@@ -165,16 +145,6 @@ class PhasesWidget(QWidget):
         if model is not None:
             signal = model.changed
             (signal.connect if connect else signal.disconnect)(self._on_model_changed)
-
-    @property
-    def model(self) -> PhaseModel | None:
-        """The PhaseModel of the current layer."""
-        return state.plugin_data(self.layer).get("phases") if self.layer is not None else None
-
-    @property
-    def result(self) -> Any:
-        """The AnalysisResult of the current layer."""
-        return state.result_of(self.layer) if self.layer is not None else None
 
     def statistics(self) -> Any:
         """The (cached) incremental PhaseStatistics of the current layer."""
