@@ -78,6 +78,10 @@ class QuantSettings:
         Oxygens per formula unit of the reported formula; None: no formula per oxygens.
     max_iterations, tolerance : int, float
         Iteration limit and convergence threshold on mass fractions.
+    line_fit : {"quant", "xray"}
+        The line intensities: this package's fit of line groups on a physical continuum
+        (:func:`~napari_sigma.quant.line_fit.fit_lines`), or the element-map fit
+        (:func:`napari_sigma.xray.fitting.fit_spectrum`, principal-line counts).
     """
 
     mode: Mode = "auto"
@@ -93,6 +97,7 @@ class QuantSettings:
     n_oxygens: float | None = None
     max_iterations: int = 100
     tolerance: float = 1e-6
+    line_fit: Literal["quant", "xray"] = "quant"
 
     def valence(self, element: str) -> float:
         """The valence used for ``element`` (0 when unknown)."""
@@ -366,6 +371,25 @@ def oxides(
     return result, errors
 
 
+def _xray_fit(counts, axis, elements, beam_kev, detector) -> LineFit:
+    """The shared element-map fit, as principal-line intensities of the main shells."""
+    from napari_sigma.xray.fitting import fit_spectrum
+    from napari_sigma.xray.lines import parse_line
+
+    fit = fit_spectrum(counts, axis, elements, beam_kev, detector.fwhm_mnka_kev)
+    analysed, others = {}, []
+    for family, element, value, sigma in zip(
+        fit.families, fit.elements, fit.intensities, fit.sigma, strict=True
+    ):
+        line = parse_line(family)
+        shell_fit = ShellIntensity(element, line.shell, float(value), float(sigma), (line,))
+        if element in analysed:
+            others.append(shell_fit)
+        else:
+            analysed[element] = shell_fit
+    return LineFit(analysed, others, fit.model, fit.background, fit.chi2 / max(fit.dof, 1))
+
+
 def quantify_spectrum(
     counts: np.ndarray,
     axis,
@@ -403,9 +427,13 @@ def quantify_spectrum(
 
     elements = [el for el in elements if el in ELEMENTS]  # H, He, Li have no lines
     thin = mode == "thin"
-    fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin)
-    result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
-    if mode == "bulk":  # refit with the continuum absorbed in the quantified matrix
+    if settings.line_fit == "xray":
+        fit = _xray_fit(counts, axis, elements, beam_kev, settings.detector)
+        result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
+    else:
+        fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin)
+        result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
+    if mode == "bulk" and settings.line_fit == "quant":  # refit with the continuum absorbed in the quantified matrix
         composition = {el: c / 100.0 for el, c in result.wt.items()}
         fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, composition, takeoff)
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
