@@ -34,6 +34,7 @@ from napari_sigma.cli_fields import (
 )
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import SettingsError, SigmaError
+from napari_sigma.minerals.library import LibraryError
 
 
 class ProgressBar:
@@ -85,7 +86,7 @@ def build_settings(args: argparse.Namespace):
     from napari_sigma.pipeline.settings import load_settings, settings_from_choices
 
     base = load_settings(args.settings) if args.settings is not None else args.preset
-    return settings_from_choices(
+    settings = settings_from_choices(
         base,
         elements=args.elements,
         phases=args.phases,
@@ -96,6 +97,19 @@ def build_settings(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
     )
+    return _with_minerals(settings, args)
+
+
+def _with_minerals(settings, args: argparse.Namespace):
+    """``--minerals FILE`` (checked now: a bad table is a one-line error) and ``--no-minerals``."""
+    if getattr(args, "minerals", None) is not None:
+        from napari_sigma.minerals.library import load_library
+
+        load_library(args.minerals)
+        settings = replace(settings, minerals=str(args.minerals))
+    if getattr(args, "identify", None) is False:
+        settings = replace(settings, identify_minerals=False)
+    return settings
 
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +139,20 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of every random step (0)")
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     parser.add_argument("--preset", default="default", choices=["default", "sigma"])
+    parser.add_argument(
+        "--minerals",
+        type=Path,
+        default=None,
+        help="CSV of minerals (name,formula,group,density) extending the packaged library",
+    )
+    parser.add_argument(
+        "--no-minerals",
+        dest="identify",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not quantify and name the phases (no mineralogy report)",
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -242,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except SettingsError as error:
+    except (SettingsError, LibraryError) as error:
         print(f"napari-sigma: error: {error}", file=sys.stderr)
         return 2
 

@@ -59,12 +59,13 @@ def test_demo_result_is_complete_and_consistent(demo, demo_result):
     assert r.intensities.shape == (*demo.image.shape, len(r.lines))
     assert {"features", "latent", "clustering", "unmixing"} <= set(r.timings)
     assert r.device == "cpu" and "torch" in r.versions
-    # names say what a phase is: pyrite is the Fe-S phase, quartz the Si-O one
+    # names say what a phase is: the mineral identified from its quantified composition
     names = dict(zip(range(1, k + 1), r.phase_names, strict=True))
     pyrite = np.bincount(r.labels[demo.labels == 6]).argmax()
     quartz = np.bincount(r.labels[demo.labels == 1]).argmax()
-    assert set(names[pyrite].split()[1].split("-")) == {"S", "Fe"}
-    assert set(names[quartz].split()[1].split("-")) == {"Si", "O"}
+    assert names[pyrite] == f"P{pyrite} pyrite"
+    assert names[quartz] == f"P{quartz} quartz"
+    assert [m.phase_id for m in r.phase_minerals] == list(range(1, k + 1))
 
 
 def test_binned_analysis_returns_full_resolution_labels():

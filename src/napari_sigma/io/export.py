@@ -27,8 +27,16 @@ EXPORT_FILES = {
     "phase_stats": "phase_stats.csv",
     "report": "report.png",
     "run": "run.json",
+    "phase_quant": "phase_quant.csv",
+    "modal": "modal_mineralogy.csv",
+    "grains": "grain_sizes.csv",
+    "association": "association.csv",
+    "particles": "particles.csv",
+    "deportment": "deportment.csv",
+    "html": "report.html",
 }
-"""The files :func:`export_result` writes, by key of its returned dict."""
+"""The files :func:`export_result` writes, by key of its returned dict (the mineralogy files,
+from ``phase_quant`` on, only when phases are identified: see :mod:`napari_sigma.io.mineralogy`)."""
 
 
 def _imagej_resolution(pixel_size_um: float | None) -> dict[str, Any]:
@@ -126,9 +134,18 @@ def write_spectra_csv(
     return Path(path)
 
 
-def write_stats_csv(path: str | Path, table: PhaseTable) -> Path:
-    """Write a phase table as CSV (one row per phase, columns of :meth:`PhaseTable.to_rows`)."""
+def write_stats_csv(path: str | Path, table: PhaseTable, minerals: Sequence = ()) -> Path:
+    """Write a phase table as CSV (one row per phase, columns of :meth:`PhaseTable.to_rows`).
+
+    ``minerals`` (``PhaseMineral`` of :mod:`napari_sigma.minerals.phases`) add the columns
+    ``mineral`` and ``mineral_score``.
+    """
     rows = table.to_rows()
+    by_id = {m.phase_id: m for m in minerals}
+    for row in rows:
+        found = by_id.get(int(row["phase_id"]))
+        row["mineral"] = found.mineral if found else ""
+        row["mineral_score"] = f"{found.score:.3f}" if found and found.identification else ""
     columns = [
         "phase_id",
         "name",
@@ -138,6 +155,8 @@ def write_stats_csv(path: str | Path, table: PhaseTable) -> Path:
         "n_regions",
         "largest_region_px",
         "main_elements",
+        "mineral",
+        "mineral_score",
         *(f"mean_{line}" for line in table.line_names),
     ]
     with Path(path).open("w", newline="") as handle:
@@ -244,7 +263,9 @@ def export_result(
         image.pixel_size_um,
         names=list(result.phase_names if names is None else names),
     )
-    paths = {key: out / name for key, name in EXPORT_FILES.items()}
+    from napari_sigma.io.mineralogy import MINERAL_FILES
+
+    paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}
     write_labels_tiff(paths["phases"], labels, image.pixel_size_um)
     abundances = np.moveaxis(np.asarray(result.abundances, dtype=np.float32), -1, 0)
     write_maps_tiff(paths["abundances"], abundances, image.pixel_size_um, result.component_names)
@@ -252,7 +273,10 @@ def export_result(
     write_spectra_csv(
         paths["unmixed_spectra"], image.energy, result.components, result.component_names
     )
-    write_stats_csv(paths["phase_stats"], table)
-    render_report(result, paths["report"], labels=labels, table=table)
+    from napari_sigma.io.mineralogy import write_mineral_report
+
+    mineral_paths, tables, minerals = write_mineral_report(result, labels, table, out)
+    write_stats_csv(paths["phase_stats"], table, minerals)
+    render_report(result, paths["report"], labels=labels, table=table, mineralogy=tables)
     write_run_json(paths["run"], run_info(result, labels))
-    return paths
+    return {**paths, **mineral_paths}

@@ -96,6 +96,34 @@ def _draw_spectra(ax, energies, table: PhaseTable, line_names, log_scale: bool, 
     ax.set_title("Phase mean spectra")
 
 
+def _draw_modal(ax, mineralogy) -> None:
+    rows = [r for r in mineralogy.modal if r["mineral"] != "unassigned"]
+    rows.sort(key=lambda r: r["area_percent"])
+    names = [r["mineral"] for r in rows]
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [r["area_percent"] for r in rows], 0.4, label="area %")
+    ax.barh(y + 0.2, [r["wt_percent"] for r in rows], 0.4, label="wt % (densities)")
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlabel("%")
+    ax.set_title("Modal mineralogy")
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _draw_grain_sizes(ax, mineralogy, pixel_size_um) -> None:
+    by_mineral: dict[str, list[float]] = {}
+    for grain in mineralogy.grains:
+        by_mineral.setdefault(grain["mineral"], []).append(grain["ecd_um"])
+    for name, sizes in sorted(by_mineral.items(), key=lambda item: -len(item[1]))[:10]:
+        sizes = np.sort(sizes)
+        ax.step(sizes, np.arange(1, sizes.size + 1) / sizes.size, where="post", label=name)
+    ax.set_xscale("log")
+    unit = "µm" if pixel_size_um else "px"
+    ax.set_xlabel(f"Equivalent circle diameter ({unit})")
+    ax.set_ylabel("Cumulative fraction of grains")
+    ax.set_title("Grain sizes")
+    ax.legend(fontsize=7)
+
+
 def render_report(
     result: Any,
     path: str | Path,
@@ -103,6 +131,7 @@ def render_report(
     table: PhaseTable | None = None,
     log_scale: bool = True,
     dpi: int = 120,
+    mineralogy: Any = None,
 ) -> Path:
     """Render the report PNG of an analysis.
 
@@ -120,6 +149,9 @@ def render_report(
         Logarithmic counts axis for the spectra.
     dpi : int
         Resolution of the PNG.
+    mineralogy : Mineralogy, optional
+        The automated-mineralogy tables (:mod:`napari_sigma.minerals.mineralogy`): adds a
+        modal bar chart and a grain-size plot below.
 
     Returns
     -------
@@ -133,9 +165,14 @@ def render_report(
     if table is None:
         table = phase_table(labels, image.counts, result.intensities, result.lines,
                             image.pixel_size_um, names=list(result.phase_names))  # fmt: skip
-    figure = Figure(figsize=(14, 5.5), dpi=dpi, layout="constrained")
+    rows = 2 if mineralogy is not None and mineralogy.modal else 1
+    figure = Figure(figsize=(14, 5.5 * rows), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)
-    map_axes, spectra_axes = figure.subplots(1, 2, width_ratios=(1.0, 1.25))
+    axes = figure.subplots(rows, 2, width_ratios=(1.0, 1.25), squeeze=False)
+    map_axes, spectra_axes = axes[0]
+    if rows == 2:
+        _draw_modal(axes[1][0], mineralogy)
+        _draw_grain_sizes(axes[1][1], mineralogy, image.pixel_size_um)
     _draw_phase_map(map_axes, labels, table, image.pixel_size_um)
     max_kev = image.energy.max_energy
     if image.beam_energy:

@@ -16,12 +16,13 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from napari_sigma.errors import SigmaError
 from napari_sigma.synthetic.generator import formula_atoms
 
 REQUIRED_COLUMNS = ("name", "formula", "group", "density")
 
 
-class LibraryError(ValueError):
+class LibraryError(SigmaError, ValueError):
     """A mineral table that cannot be used; the message names the file and the problem."""
 
 

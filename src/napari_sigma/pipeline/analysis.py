@@ -26,6 +26,7 @@ from napari_sigma.features.intensities import (
     total_counts,
 )
 from napari_sigma.latent.embedding import fit_latent
+from napari_sigma.minerals.phases import mineral_phase_names
 from napari_sigma.phases.finding import PhaseFindingSettings, find_phases
 from napari_sigma.phases.mixture import ClusteringResult, cluster_phases
 from napari_sigma.pipeline.settings import AnalysisSettings
@@ -59,6 +60,8 @@ class AnalysisResult:
     features: np.ndarray | None = None
     loss_history: list[float] = field(default_factory=list)
     intensity_sigma: np.ndarray | None = None
+    phase_minerals: list = field(default_factory=list)
+    """Quantification and identification of each phase (`napari_sigma.minerals.phases`)."""
 
     @property
     def n_phases(self) -> int:
@@ -161,7 +164,14 @@ def _analyse(
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device)
     )
-    spectra, components, weights, abundances = unmixed
+    spectra, components, weights, abundances, interior = unmixed
+    phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
+    minerals = []
+    if settings.identify_minerals:
+        minerals = yield from _timed(
+            clock, "minerals", _minerals(image, labels, lines, interior, settings)
+        )
+        phase_names = mineral_phase_names(phase_names, minerals)
     return AnalysisResult(
         image=image,
         settings=settings,
@@ -173,7 +183,7 @@ def _analyse(
         bin_factor=settings.bin_factor,
         labels=labels,
         probabilities=clustering.probabilities.reshape(*grid, -1),
-        phase_names=_phase_names(intensities, labels, lines, clustering.n_phases),
+        phase_names=phase_names,
         phase_spectra=spectra,
         components=components,
         component_names=[f"C{i + 1}" for i in range(components.shape[0])],
@@ -186,7 +196,18 @@ def _analyse(
         features=flat,
         loss_history=list(latent.loss_history),
         intensity_sigma=intensity_sigma,
+        phase_minerals=minerals,
     )
+
+
+def _minerals(image, labels, lines, spectra, settings: AnalysisSettings):
+    """Quantify and name the phases (see :func:`napari_sigma.minerals.phases.identify_phases`)."""
+    from napari_sigma.minerals.library import load_library
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
+
+    library = load_library(settings.minerals)
+    elements = elements_of_lines(lines)
+    return identify_phases(image, labels, elements, library, spectra=spectra)
 
 
 def run_analysis(
@@ -276,8 +297,9 @@ def _unmix(
     clustering: ClusteringResult,
     settings: AnalysisSettings,
     device: str,
-) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
     from napari_sigma.compute.device import resident_counts
+    from napari_sigma.minerals.phases import interior_labels
     from napari_sigma.unmixing.nmf import (
         abundance_maps,
         nmf,
@@ -289,10 +311,17 @@ def _unmix(
     yield Progress("unmixing", 0, 3, "phase spectra")
     # on a GPU the cube is uploaded once for both passes (phase sums and abundances)
     resident = resident_counts(image.counts, device)
+    cores = interior_labels(labels)  # the phases' own spectra, away from boundaries (minerals)
     if resident is None:
         spectra = phase_sum_spectra(image.counts, labels, n_phases)
+        interior = (
+            phase_sum_spectra(image.counts, cores, n_phases) if settings.identify_minerals else None
+        )
     else:
         spectra = resident_phase_sums(resident, labels, n_phases)
+        interior = (
+            resident_phase_sums(resident, cores, n_phases) if settings.identify_minerals else None
+        )
     n_components = settings.n_components or n_phases
     masked = spectra.copy()
     masked[
@@ -311,7 +340,7 @@ def _unmix(
     counts = image.counts if resident is None else resident
     abundances = yield from abundance_maps(counts, components, device=device)
     abundances = abundances.reshape(*image.shape, -1)
-    return spectra, components, weights, abundances
+    return spectra, components, weights, abundances, interior
 
 
 def _phase_names(

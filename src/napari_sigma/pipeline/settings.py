@@ -90,6 +90,11 @@ class AnalysisSettings:
     cpu_threads : int or None
         Torch threads for training and mixtures on the CPU (None: torch's default). One thread
         is measured faster on 2 shared cores (see :func:`~napari_sigma.compute.device.torch_threads`).
+    identify_minerals : bool
+        Quantify every phase and name it from the mineral library
+        (:mod:`napari_sigma.minerals.phases`; names become ``"P1 quartz"``).
+    minerals : str or None
+        A CSV of minerals extending the packaged library (``--minerals FILE``).
     """
 
     lines: tuple[str, ...] | None = None
@@ -105,6 +110,8 @@ class AnalysisSettings:
     seed: int = 0
     device: str = "auto"
     cpu_threads: int | None = 1
+    identify_minerals: bool = True
+    minerals: str | None = None
 
     def __post_init__(self) -> None:
         checked = check_settings(self)

@@ -77,6 +77,8 @@ class LineFit:
         The fitted spectrum; ``background`` is its continuum part.
     reduced_chi2 : float
         Chi-square per channel of the fitted range.
+    width : (float, float) or None
+        The peak-width correction used.
     """
 
     analysed: dict[str, ShellIntensity]
@@ -84,6 +86,7 @@ class LineFit:
     model: np.ndarray | None = None
     background: np.ndarray | None = None
     reduced_chi2: float = float("nan")
+    width: tuple[float, float] | None = None
 
 
 def analysis_shell(element: str, beam_kev: float, max_kev: float) -> str | None:
@@ -223,6 +226,7 @@ def fit_lines(
     composition: Mapping[str, float] | None = None,
     takeoff_deg: float = 35.0,
     thin: bool = False,
+    width: tuple[float, float] | None = None,
 ) -> LineFit:
     """Fit the line families of ``elements`` and a continuum to one spectrum.
 
@@ -245,6 +249,9 @@ def fit_lines(
         Take-off angle for the continuum's absorption.
     thin : bool
         A thin foil: the continuum is not absorbed.
+    width : (float, float), optional
+        The peak-width correction ``(a, b)``; None: the best of a small grid (see the module
+        docstring). The chosen one is returned in ``LineFit.width``.
 
     Returns
     -------
@@ -265,13 +272,14 @@ def fit_lines(
     )
     weight = 1.0 / np.sqrt(np.maximum(data, 1.0))
     best = None
-    for a, b in product(WIDTH_SCALES, WIDTH_EXPONENTS):
+    grid = [width] if width is not None else product(WIDTH_SCALES, WIDTH_EXPONENTS)
+    for a, b in grid:
         peaks = _peak_matrix(templates, energies, axis.scale, detector, a, b)
         design = np.concatenate([peaks, hats], axis=1)
         coef, chi2 = _solve(design, data, weight)
         if best is None or chi2 < best[2]:
-            best = (design, coef, chi2)
-    design, coef, chi2 = best
+            best = (design, coef, chi2, (a, b))
+    design, coef, chi2, chosen = best
     sigmas = _uncertainties(design, coef, weight, len(templates))
     fitted = [
         ShellIntensity(el, lines[0].shell, float(coef[i]), float(sigmas[i]), lines)
@@ -290,14 +298,18 @@ def fit_lines(
     model[window] = design @ coef
     background = np.zeros_like(counts)
     background[window] = design[:, len(templates) :] @ coef[len(templates) :]
-    return LineFit(analysed, others, model, background, chi2 / max(data.size, 1))
+    return LineFit(analysed, others, model, background, chi2 / max(data.size, 1), chosen)
 
 
 def _uncertainties(design: np.ndarray, coef: np.ndarray, weight: np.ndarray, n_peaks: int):
     """1-sigma of the peak areas from the weighted least-squares covariance (active set)."""
     active = (coef > 0) | (np.arange(coef.size) < n_peaks)
     scaled = design[:, active] * weight[:, None]
-    covariance = np.linalg.pinv(scaled.T @ scaled)
+    normal = scaled.T @ scaled
+    try:
+        covariance = np.linalg.inv(normal)
+    except np.linalg.LinAlgError:
+        covariance = np.linalg.pinv(normal)
     sigmas = np.zeros(coef.size)
     sigmas[active] = np.sqrt(np.clip(np.diag(covariance), 0, None))
     return sigmas[:n_peaks]

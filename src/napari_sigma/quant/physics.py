@@ -108,11 +108,17 @@ def jump_ratio(element: str, shell: str) -> float:
     return float(_edge(element, shell).jump_ratio)
 
 
+@lru_cache(maxsize=1024)
+def _shell_lines(element: str, shell: str) -> tuple[XrayLine, ...]:
+    return tuple(line for line in element_lines(element, 0.0) if line.shell == shell)
+
+
 def shell_lines(element: str, shell: str) -> list[XrayLine]:
     """All line families of one shell of an element (the project's line table)."""
-    return [line for line in element_lines(element, 0.0) if line.shell == shell]
+    return list(_shell_lines(element, shell))
 
 
+@lru_cache(maxsize=4096)
 def line_fraction(line: XrayLine) -> float:
     """Share of the shell's emitted X-rays that go into this family (weights of the table)."""
     total = sum(other.weight for other in shell_lines(line.element, line.shell))
@@ -127,6 +133,11 @@ def _element_mu(element: str, energies: tuple[float, ...]) -> np.ndarray:
     return np.atleast_1d(np.asarray(xraydb.mu_elam(element, energies_ev), dtype=np.float64))
 
 
+@lru_cache(maxsize=65536)
+def _element_mu_at(element: str, energy_kev: float) -> float:
+    return float(_element_mu(element, (energy_kev,))[0])
+
+
 def mass_attenuation(absorber: str | Composition, energy_kev) -> np.ndarray | float:
     """Mass attenuation coefficient mu/rho (cm^2/g) of an element or a composition.
 
@@ -134,11 +145,13 @@ def mass_attenuation(absorber: str | Composition, energy_kev) -> np.ndarray | fl
     average of the elements' coefficients (the mixture rule).
     """
     composition = {absorber: 1.0} if isinstance(absorber, str) else absorber
+    if np.ndim(energy_kev) == 0:  # the scalar path of the ZAF iteration, cached per element
+        energy = round(float(energy_kev), 6)
+        return sum(c * _element_mu_at(el, energy) for el, c in composition.items() if c > 0)
     energies = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
     key = tuple(np.round(energies, 6).tolist())
     mu = sum(c * _element_mu(el, key) for el, c in composition.items() if c > 0)
-    mu = np.asarray(mu, dtype=np.float64) * np.ones_like(energies)
-    return float(mu[0]) if np.ndim(energy_kev) == 0 else mu
+    return np.asarray(mu, dtype=np.float64) * np.ones_like(energies)
 
 
 def mean_atomic_number(composition: Composition) -> float:

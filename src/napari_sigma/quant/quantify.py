@@ -21,7 +21,7 @@ per N oxygens, each with its 1-sigma counting uncertainty.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -96,7 +96,7 @@ class QuantSettings:
     density: float = 3.0
     n_oxygens: float | None = None
     max_iterations: int = 100
-    tolerance: float = 1e-6
+    tolerance: float = 1e-5
     line_fit: Literal["quant", "xray"] = "quant"
 
     def valence(self, element: str) -> float:
@@ -172,17 +172,24 @@ def _bulk_prediction(
     beam_kev: float,
     takeoff: float,
     detector: physics.Detector,
+    fluorescence: Mapping | None = None,
 ) -> float:
-    """Counts of a shell's lines per unit mass fraction (up to a constant common to all lines)."""
+    """Counts of a shell's lines per unit mass fraction (up to a constant common to all lines).
+
+    ``fluorescence`` maps a line to its fluorescence ratio (computed here when missing).
+    """
     element, shell = shell_fit.element, shell_fit.shell
     n = physics.emissions_per_electron(composition, element, shell, beam_kev)
     edge = physics.edge_energy(element, shell)
     total = 0.0
     for line in shell_fit.lines:
         f_chi = physics.absorption_factor(composition, line.energy, edge, beam_kev, takeoff)
-        fluorescence = physics.fluorescence_ratio(composition, line, beam_kev, takeoff)
+        if fluorescence is not None and line in fluorescence:
+            fluorescence_ratio = fluorescence[line]
+        else:
+            fluorescence_ratio = physics.fluorescence_ratio(composition, line, beam_kev, takeoff)
         eff = physics.detector_efficiency(detector, line.energy)
-        total += physics.line_fraction(line) * f_chi * (1.0 + fluorescence) * eff
+        total += physics.line_fraction(line) * f_chi * (1.0 + fluorescence_ratio) * eff
     return n * total
 
 
@@ -275,6 +282,7 @@ def quantify_intensities(
     raw = {el: s.counts for el, s in measured.items()}
     composition, total = _close(raw, settings)
     converged, iterations = False, 0
+    fluorescence_at, fluorescence = None, {}
     while iterations < settings.max_iterations:
         iterations += 1
         if mode == "thin":
@@ -285,8 +293,17 @@ def quantify_intensities(
                 for el, s in measured.items()
             }
         else:
+            if fluorescence_at is None or _distance(composition, fluorescence_at) > REFRESH:
+                fluorescence_at = dict(composition)  # fluorescence changes slowly: refresh rarely
+                fluorescence = {
+                    line: physics.fluorescence_ratio(composition, line, beam_kev, takeoff_deg)
+                    for s in measured.values()
+                    for line in s.lines
+                }
             predicted = {
-                el: _bulk_prediction(s, composition, beam_kev, takeoff_deg, settings.detector)
+                el: _bulk_prediction(
+                    s, composition, beam_kev, takeoff_deg, settings.detector, fluorescence
+                )
                 for el, s in measured.items()
             }
         raw = {el: s.counts / predicted[el] for el, s in measured.items() if predicted[el] > 0}
@@ -309,6 +326,14 @@ def quantify_intensities(
         err_wt["O"] = _oxygen_error(wt, err_wt, settings)
     return _report(wt, err_wt, scale * 100.0, mode, takeoff_deg, beam_kev, iterations,
                    converged, notes, settings)  # fmt: skip
+
+
+REFRESH = 1e-3
+"""Change of any mass fraction after which the fluorescence ratios are recomputed."""
+
+
+def _distance(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    return max(abs(a.get(el, 0.0) - b.get(el, 0.0)) for el in set(a) | set(b))
 
 
 def _oxygen_error(wt, err_wt, settings: QuantSettings) -> float:
@@ -390,6 +415,17 @@ def _xray_fit(counts, axis, elements, beam_kev, detector) -> LineFit:
     return LineFit(analysed, others, fit.model, fit.background, fit.chi2 / max(fit.dof, 1))
 
 
+def foil_thickness_nm(metadata: Mapping | None) -> float | None:
+    """``Sample.thickness`` (nm) of HyperSpy-style metadata, or None."""
+    from napari_sigma.io._rsciio import get_item
+
+    try:
+        value = float(get_item(metadata or {}, "Sample.thickness", None))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
 def quantify_spectrum(
     counts: np.ndarray,
     axis,
@@ -398,6 +434,7 @@ def quantify_spectrum(
     settings: QuantSettings | None = None,
     signal_type: str = "",
     metadata: Mapping | None = None,
+    width: tuple[float, float] | None = None,
 ) -> Quantification:
     """Fit and quantify one spectrum (e.g. a phase's summed spectrum).
 
@@ -417,12 +454,26 @@ def quantify_spectrum(
         The file's signal type (``"EDS_TEM"`` selects the thin-foil correction).
     metadata : mapping, optional
         HyperSpy-style metadata for the take-off angle and the foil thickness.
+    width : (float, float), optional
+        Peak-width correction of the detector (see :func:`~napari_sigma.quant.line_fit.fit_lines`);
+        None: searched.
     """
+    from threadpoolctl import threadpool_limits
+
+    # small matrices: one BLAS thread (many threads spin on a loaded machine, 100x slower)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type,
+                                  metadata, width)  # fmt: skip
+
+
+def _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type, metadata, width):
     settings = settings or QuantSettings()
     if not beam_kev or beam_kev <= 0:
         raise ValueError("the beam energy is unknown: quantification needs it")
     takeoff = settings.takeoff_deg or physics.takeoff_angle(metadata)
     mode = resolve_mode(settings, beam_kev, signal_type)
+    if mode == "thin" and settings.thickness_nm is None:
+        settings = replace(settings, thickness_nm=foil_thickness_nm(metadata))
     from napari_sigma.xray.lines import ELEMENTS
 
     elements = [el for el in elements if el in ELEMENTS]  # H, He, Li have no lines
@@ -431,11 +482,18 @@ def quantify_spectrum(
         fit = _xray_fit(counts, axis, elements, beam_kev, settings.detector)
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
     else:
-        fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin)
+        fit = fit_lines(
+            counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin, width
+        )
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
-    if mode == "bulk" and settings.line_fit == "quant":  # refit with the continuum absorbed in the quantified matrix
-        composition = {el: c / 100.0 for el, c in result.wt.items()}
-        fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, composition, takeoff)
+    if (
+        mode == "bulk" and settings.line_fit == "quant"
+    ):  # refit with the continuum absorbed in the quantified matrix
+        composition = {el: c / 100.0 for el, c in result.wt.items() if c > 0}
+        fit = fit_lines(
+            counts, axis, elements, beam_kev, settings.detector, composition, takeoff,
+            width=width or fit.width,
+        )  # fmt: skip
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
     missing = [el for el in elements if el not in fit.analysed]
     result.fit = fit

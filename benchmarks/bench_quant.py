@@ -1,0 +1,205 @@
+"""Quantification and identification benchmark (issue #10 acceptance figures).
+
+For each synthetic case of ``napari_sigma.synthetic.generator.BENCHMARK_CASES`` (seeds given)
+the full pipeline runs (automatic phases, minerals identified) and for each espm_dev case (STEM,
+Cliff-Lorimer) the phases are quantified on the truth labels. Reported:
+
+- names: a found phase is matched to the true phase holding most of its pixels; it is right when
+  its mineral is the true mineral (or the true phase's series with the end-member fraction
+  within 10 mol %, or an accepted synonym for the espm phases);
+- mass fractions of elements >= 5 wt %: relative error of each, median and 90th percentile, on
+  the pipeline's phases and on the truth labels;
+- modal areas: report pixels == label pixels (exact), abundance area vs the true mean mixing
+  fraction (percentage points).
+
+    python benchmarks/bench_quant.py --seeds 0 1 --out bench_out/quant.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+ESPM = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "espm_dev"
+ESPM_CASES = ("oxide_ceramic_n120", "steel_carbides_n40", "peridotite_n15", "twin_garnets_n300",
+              "catalyst_n60")  # fmt: skip
+SYNONYMS = {
+    "alumina": {"corundum", "alumina ceramic"},
+    "zirconia": {"baddeleyite", "zirconia ceramic"},
+    "spinel": {"spinel"},
+    "ferrite": {"ferritic stainless steel", "iron", "kamacite"},
+    "M23C6": {"chromium carbide M23C6"},
+    "NbC": {"niobium carbide"},
+    "MnS": {"alabandite"},
+    "olivine": {"olivine"},
+    "orthopyroxene": {"orthopyroxene", "enstatite"},
+    "clinopyroxene": {"diopside", "clinopyroxene", "augite"},
+    "Cr-spinel": {"spinel", "magnesiochromite", "chromite"},
+    "quartz": {"quartz"},
+    "garnet_Prp60": {"garnet"},
+    "garnet_Prp54": {"garnet"},
+    "carbon_support": {"carbon", "graphite"},
+    "Pt": {"platinum"},
+    "PdNi": {"PdNi alloy"},
+    "CeO2": {"cerianite", "ceria"},
+}
+
+
+def name_is_right(true_name: str, found: str, true_composition=None) -> bool:
+    """Whether an identified name is the true mineral (see the module docstring)."""
+    found = re.sub(r"^P\d+ ", "", found)
+    if found == true_name:
+        return True
+    accepted = SYNONYMS.get(true_name, set())
+    series = found.split(" ")[0]
+    if found in accepted or any(found.startswith(f"{a} ") for a in accepted):
+        return True
+    if true_name.startswith("olivine_fo"):
+        match = re.match(r"olivine Fo(\d+)", found)
+        return bool(match) and abs(int(match.group(1)) - int(true_name[10:12])) <= 10
+    return series in accepted
+
+
+def relative_errors(truth: dict[str, float], wt: dict[str, float]) -> list[float]:
+    """Relative errors (%) of the elements of at least 5 wt % (truth as fractions)."""
+    return [100 * (wt.get(el, 0.0) / 100 / c - 1) for el, c in truth.items() if c >= 0.05]
+
+
+def synthetic_case(case: str, seed: int) -> dict:
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.io.mineralogy import compute_mineralogy
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
+    from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
+    from napari_sigma.synthetic import benchmark_case
+
+    sample = benchmark_case(case, seed=seed)
+    start = time.perf_counter()
+    result = run_analysis(sample.image, AnalysisSettings(lines=tuple(sample.lines)))
+    elapsed = time.perf_counter() - start
+    rows, errors = [], []
+    for m in result.phase_minerals:
+        truth = int(np.bincount(sample.labels[result.labels == m.phase_id]).argmax())
+        spec = sample.phases[truth - 1]
+        right = name_is_right(spec.name, m.mineral)
+        errs = relative_errors(spec.composition, m.quantification.wt) if m.quantification else []
+        errors += errs
+        rows.append({"phase": m.phase_id, "truth": spec.name, "found": m.mineral,
+                     "score": round(m.score, 3), "right": right,
+                     "errors": [round(e, 1) for e in errs]})  # fmt: skip
+    truth_minerals = run_to_completion(identify_phases(
+        sample.image, sample.labels, elements_of_lines(sample.lines)))  # fmt: skip
+    truth_errors, truth_right = [], []
+    for m, spec in zip(truth_minerals, sample.phases, strict=True):
+        truth_errors += relative_errors(spec.composition, m.quantification.wt)
+        truth_right.append(name_is_right(spec.name, m.mineral))
+    ids = [m.phase_id for m in result.phase_minerals]
+    tables = compute_mineralogy(result, result.labels, ids, result.phase_names,
+                                result.phase_minerals)  # fmt: skip
+    exact = all(
+        row["pixels"] == int(np.isin(result.labels, [i for i, n in tables.mineral_of_label.items()
+                                                      if n == row["mineral"]]).sum())
+        for row in tables.modal if row["mineral"] != "unassigned"
+    )  # fmt: skip
+    abundance_error = _abundance_error(sample, result, tables)
+    return {"case": case, "seed": seed, "phases": rows, "pipeline_s": round(elapsed, 1),
+            "rel_errors": errors, "truth_label_errors": truth_errors,
+            "truth_label_names_right": truth_right, "modal_equals_labels": exact,
+            "abundance_area_error_pp": abundance_error}  # fmt: skip
+
+
+def _abundance_error(sample, result, tables) -> list[float]:
+    """|abundance area % - true mean fraction %| per found phase matched to a true phase."""
+    true_area = 100 * sample.fractions.reshape(-1, sample.fractions.shape[-1]).mean(axis=0)
+    found = []
+    by_mineral = {row["mineral"]: row for row in tables.modal}
+    for m in result.phase_minerals:
+        truth = int(np.bincount(sample.labels[result.labels == m.phase_id]).argmax())
+        row = by_mineral.get(tables.mineral_of_label[m.phase_id])
+        same = [p for p, n in tables.mineral_of_label.items() if n == row["mineral"]] if row else []
+        if row and len(same) == 1 and row["abundance_area_percent"] != "":
+            found.append(round(abs(row["abundance_area_percent"] - true_area[truth - 1]), 2))
+    return found
+
+
+def espm_case(case: str) -> dict:
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.minerals.phases import identify_phases
+
+    folder = ESPM / case
+    image = read_spectrum_image(folder / "cube.hspy")
+    truth = np.load(folder / "truth.npz")
+    meta = json.loads((folder / "meta.json").read_text())
+    labels = truth["labels"].astype(np.int32) + 1
+    found = run_to_completion(identify_phases(image, labels, list(image.elements)))
+    rows, errors = [], []
+    for m, phase in zip(found, meta["phases"], strict=True):
+        composition = meta["compositions_wt"][phase]
+        errs = relative_errors(composition, m.quantification.wt)
+        errors += errs
+        rows.append({"truth": phase, "found": m.mineral, "score": round(m.score, 3),
+                     "right": name_is_right(phase, m.mineral),
+                     "wt": {el: round(v, 1) for el, v in m.quantification.wt.items()},
+                     "errors": [round(e, 1) for e in errs]})  # fmt: skip
+    return {"case": case, "phases": rows, "rel_errors": errors}
+
+
+def summary(errors: list[float]) -> str:
+    a = np.abs(np.asarray(errors, dtype=float))
+    if not a.size:
+        return "no elements"
+    return (f"n={a.size}: median {np.median(a):.1f} %, 90th percentile "
+            f"{np.percentile(a, 90):.1f} %, max {a.max():.1f} %")  # fmt: skip
+
+
+def main() -> None:
+    from napari_sigma.synthetic import BENCHMARK_CASES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--cases", nargs="+", default=list(BENCHMARK_CASES))
+    parser.add_argument("--no-espm", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("bench_out/quant.json"))
+    args = parser.parse_args()
+    synthetic = []
+    for case in args.cases:
+        for seed in args.seeds:
+            row = synthetic_case(case, seed)
+            synthetic.append(row)
+            names = ", ".join(f"{p['truth']}->{p['found']}{'' if p['right'] else ' (WRONG)'}"
+                              for p in row["phases"])  # fmt: skip
+            print(f"{case} seed {seed} ({row['pipeline_s']} s): {names}; "
+                  f"{summary(row['rel_errors'])}; abundance error {row['abundance_area_error_pp']}"
+                  f" pp; modal == labels: {row['modal_equals_labels']}", flush=True)  # fmt: skip
+    phases = [p for row in synthetic for p in row["phases"]]
+    print(f"\nSYNTHETIC names right: {sum(p['right'] for p in phases)}/{len(phases)}")
+    print("SYNTHETIC pipeline phases:", summary([e for r in synthetic for e in r["rel_errors"]]))
+    print(
+        "SYNTHETIC truth labels:", summary([e for r in synthetic for e in r["truth_label_errors"]])
+    )
+    abundance = [e for r in synthetic for e in r["abundance_area_error_pp"]]
+    if abundance:
+        print(f"SYNTHETIC abundance area error: median {np.median(abundance):.2f} pp, "
+              f"max {np.max(abundance):.2f} pp")  # fmt: skip
+    espm = []
+    if not args.no_espm and ESPM.exists():
+        for case in ESPM_CASES:
+            row = espm_case(case)
+            espm.append(row)
+            for p in row["phases"]:
+                print(f"espm {case}: {p['truth']} -> {p['found']} ({p['score']}) "
+                      f"{'' if p['right'] else 'WRONG '}errors {p['errors']}")  # fmt: skip
+        espm_phases = [p for r in espm for p in r["phases"]]
+        print(f"\nESPM names right: {sum(p['right'] for p in espm_phases)}/{len(espm_phases)}")
+        print("ESPM truth labels:", summary([e for r in espm for e in r["rel_errors"]]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"synthetic": synthetic, "espm": espm}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Files of the automated-mineralogy report: phase_quant.csv, modal_mineralogy.csv,
+grain_sizes.csv, association.csv, particles.csv, deportment.csv and report.html.
+
+:func:`write_mineral_report` quantifies and names the phases of the exported labels (reusing the
+analysis's own results when the labels are the analysis's), computes the tables of
+:mod:`napari_sigma.minerals.mineralogy` and writes them.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_sigma.minerals.mineralogy import Mineralogy, mineralogy
+
+MINERAL_FILES = {
+    "phase_quant": "phase_quant.csv",
+    "modal": "modal_mineralogy.csv",
+    "grains": "grain_sizes.csv",
+    "association": "association.csv",
+    "particles": "particles.csv",
+    "deportment": "deportment.csv",
+    "html": "report.html",
+}
+"""The files :func:`write_mineral_report` writes, by key."""
+
+
+def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]) -> list:
+    """The analysis's phase minerals when ``labels`` are its labels, else computed anew."""
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.minerals.library import load_library
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
+
+    own = list(getattr(result, "phase_minerals", []) or [])
+    if own and np.array_equal(labels, result.labels):
+        return own
+    settings = getattr(result, "settings", None)
+    if settings is not None and not getattr(settings, "identify_minerals", True):
+        return []
+    library = load_library(getattr(settings, "minerals", None))
+    elements = elements_of_lines(result.lines)
+    computation = identify_phases(result.image, labels, elements, library, phase_ids=phase_ids)
+    return run_to_completion(computation)
+
+
+def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
+    """Per-pixel area fractions of phases 1..K: NNLS of each pixel on the phases' interior means."""
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.unmixing.nmf import abundance_maps, phase_sum_spectra
+
+    cores = interior_labels(labels)
+    sums = phase_sum_spectra(image.counts, cores, n_phases)
+    pixels = np.bincount(cores.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
+    means = sums / np.maximum(pixels, 1)[:, None]
+    present = pixels > 0
+    fractions = np.zeros((*labels.shape, n_phases), np.float32)
+    if present.any():
+        found = run_to_completion(abundance_maps(image.counts, means[present], device="cpu"))
+        fractions[..., present] = found
+    return fractions
+
+
+def _write_rows(path: Path, rows: list[dict], columns: Sequence[str]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row.get(k, "")) for k in columns})
+    return path
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return "" if not np.isfinite(value) else f"{float(value):.6g}"
+    return value
+
+
+def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
+    """Rows of phase_quant.csv and its columns (``wt_<El>``, ``at_<El>``, ``err_wt_<El>``...)."""
+    by_id = {m.phase_id: m for m in minerals}
+    elements: list[str] = []
+    for m in minerals:
+        if m.quantification:
+            elements += [el for el in m.quantification.wt if el not in elements]
+    rows = []
+    for pid, name in zip(ids, names, strict=True):
+        m = by_id.get(pid)
+        q, ident = (m.quantification, m.identification) if m else (None, None)
+        row: dict[str, Any] = {"phase_id": pid, "name": name,
+                               "mineral": ident.name if ident else "",
+                               "mineral_score": ident.score if ident else float("nan")}  # fmt: skip
+        if q is not None:
+            for el in elements:
+                row[f"wt_{el}"] = q.wt.get(el, 0.0)
+                row[f"at_{el}"] = q.at.get(el, 0.0)
+                row[f"err_wt_{el}"] = q.err_wt.get(el, 0.0)
+            row.update(analytical_total=q.analytical_total, mode=q.mode,
+                       takeoff_deg=q.takeoff_deg, notes="; ".join(q.notes))  # fmt: skip
+        if ident is not None:
+            row.update(alternatives="; ".join(f"{n} {s:.2f}" for n, s in ident.alternatives),
+                       trace="; ".join(ident.trace), formula=ident.formula)  # fmt: skip
+        elif m is not None:
+            row["notes"] = m.note
+        rows.append(row)
+    columns = ["phase_id", "name", "mineral", "mineral_score"]
+    for prefix in ("wt_", "at_", "err_wt_"):
+        columns += [f"{prefix}{el}" for el in elements]
+    columns += [
+        "analytical_total",
+        "mode",
+        "takeoff_deg",
+        "formula",
+        "alternatives",
+        "trace",
+        "notes",
+    ]
+    return rows, columns
+
+
+def user_mineral_name(phase_id: int, name: str) -> str | None:
+    """A name the user gave a phase (anything but the automatic ``"P<id> ..."``), or None."""
+    import re
+
+    return None if re.match(rf"^P{phase_id}( |$)", name) else name
+
+
+def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) -> Mineralogy:
+    """The report's tables for ``labels`` whose phases ``ids`` are called ``names``."""
+    from napari_sigma.minerals.library import load_library
+
+    library = load_library(getattr(getattr(result, "settings", None), "minerals", None))
+    by_id = {m.phase_id: m for m in minerals}
+    mineral_of_label, densities, groups, compositions = {}, {}, {}, {}
+    for pid, name in zip(ids, names, strict=True):
+        m = by_id.get(pid)
+        ident = m.identification if m else None
+        mineral = user_mineral_name(pid, name) or (ident.name if ident else name)
+        mineral_of_label[pid] = mineral
+        if ident and not ident.unknown:
+            densities[mineral] = ident.density
+            groups[mineral] = ident.group or (
+                library[ident.mineral].group if ident.mineral in library else ""
+            )
+        if m and m.quantification:
+            compositions.setdefault(mineral, {el: v / 100 for el, v in m.quantification.wt.items()})
+    n = int(max(ids, default=0))
+    fractions = abundance_fractions(result.image, labels, n) if n else None
+    return mineralogy(labels, mineral_of_label, result.image.pixel_size_um, densities, groups,
+                      fractions, compositions)  # fmt: skip
+
+
+def write_mineral_report(
+    result: Any, labels: np.ndarray, table: Any, out_dir: str | Path, report_png: str = "report.png"
+) -> tuple[dict[str, Path], Mineralogy | None, list]:
+    """Write the mineralogy files for ``labels`` (see :data:`MINERAL_FILES`).
+
+    Returns the written paths, the tables (None when minerals are not identified) and the
+    phase minerals (one per phase of ``table``).
+    """
+    out = Path(out_dir)
+    ids, names = [int(i) for i in table.phase_ids], list(table.names)
+    minerals = phase_minerals_for(result, np.asarray(labels), ids)
+    if not minerals:
+        return {}, None, []
+    paths = {key: out / name for key, name in MINERAL_FILES.items()}
+    rows, columns = phase_quant_rows(ids, names, minerals)
+    _write_rows(paths["phase_quant"], rows, columns)
+    tables = compute_mineralogy(result, np.asarray(labels), ids, names, minerals)
+    _write_rows(paths["modal"], tables.modal, ["mineral", "pixels", "area_percent",
+                "abundance_area_percent", "wt_percent", "density", "grains"])  # fmt: skip
+    _write_rows(paths["grains"], tables.grains, ["grain_id", "mineral", "area_px", "area_um2",
+                "ecd_um", "perimeter_um", "touches_border"])  # fmt: skip
+    _write_rows(paths["association"], tables.association, ["mineral_a", "mineral_b",
+                "boundary_px", "boundary_um", "share_of_a_percent", "share_of_b_percent"])  # fmt: skip
+    _write_rows(paths["particles"], tables.particles, ["particle_id", "area_px", "area_um2",
+                "ecd_um", "main_mineral", "main_mineral_percent", "liberation", "minerals",
+                "touches_border"])  # fmt: skip
+    _write_rows(paths["deportment"], tables.deportment, ["element", "mineral",
+                "element_mass_percent", "sample_wt_percent"])  # fmt: skip
+    write_html(paths["html"], result, rows, tables, report_png)
+    return paths, tables, minerals
+
+
+def _html_table(rows: list[dict], columns: Sequence[str], limit: int = 200) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows[:limit]:
+        cells = []
+        for c in columns:
+            value = _cell(row.get(c, ""))
+            cells.append(f"<td>{html.escape(str(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p>{len(rows) - limit} more rows in the CSV.</p>" if len(rows) > limit else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def write_html(path: Path, result: Any, quant_rows, tables: Mineralogy, report_png: str) -> Path:
+    """A self-describing HTML page: the report image and every table."""
+    image = result.image
+    title = html.escape(image.title or "napari-sigma")
+    major = [c for c in ("phase_id", "name", "mineral", "mineral_score", "formula", "alternatives",
+                         "trace") if any(c in r for r in quant_rows)]  # fmt: skip
+    wt_columns = sorted({k for r in quant_rows for k in r if k.startswith("wt_")})
+    sections = [
+        f"<h1>napari-sigma report: {title}</h1>",
+        f"<p>Beam {image.beam_energy} kV; pixel {image.pixel_size_um} µm; "
+        f"lines {', '.join(result.lines)}.</p>",
+        f'<img src="{html.escape(report_png)}" alt="phase map and spectra" style="max-width:100%">',
+        "<h2>Phases: identification</h2>", _html_table(quant_rows, major),
+        "<h2>Phases: composition (wt %)</h2>", _html_table(quant_rows, ["name", *wt_columns]),
+        "<h2>Modal mineralogy</h2>",
+        _html_table(tables.modal, ["mineral", "pixels", "area_percent", "abundance_area_percent",
+                                   "wt_percent", "grains"]),
+        "<h2>Associations (shared boundary)</h2>",
+        _html_table(sorted(tables.association, key=lambda r: -r["boundary_px"]),
+                    ["mineral_a", "mineral_b", "boundary_um", "share_of_a_percent"], 50),
+        "<h2>Element deportment</h2>",
+        _html_table(tables.deportment, ["element", "mineral", "element_mass_percent"]),
+    ]  # fmt: skip
+    if tables.particles:
+        sections += ["<h2>Particles</h2>", _html_table(tables.particles, ["particle_id", "area_um2",
+                     "ecd_um", "main_mineral", "main_mineral_percent", "liberation", "minerals"], 100)]  # fmt: skip
+    sections += ["<h2>Grains</h2>", _html_table(tables.grains, ["grain_id", "mineral", "area_um2",
+                 "ecd_um", "perimeter_um", "touches_border"], 100)]  # fmt: skip
+    style = ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+             "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style>")  # fmt: skip
+    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{style}"
+    path.write_text(page + "</head><body>" + "\n".join(sections) + "</body></html>\n", "utf-8")
+    return path

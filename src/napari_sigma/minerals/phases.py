@@ -1,0 +1,196 @@
+"""Quantify and name every phase of a label image (the analysis's or an edited one).
+
+Each phase's summed spectrum (of its interior, away from boundaries, where it is large enough)
+is fitted and quantified (:mod:`napari_sigma.quant`) and matched
+against the mineral library (:mod:`napari_sigma.minerals.identify`); the peak-width correction of
+the detector is found once, on the summed spectrum of all labelled pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.minerals.identify import Identification, identify_quantified
+from napari_sigma.minerals.library import MineralLibrary, load_library
+from napari_sigma.quant.quantify import Quantification, QuantSettings, quantify_spectrum
+from napari_sigma.spectrum_image import SpectrumImage
+
+MIN_PHASE_COUNTS = 200.0
+"""A phase with fewer counts in all is not quantified (its name stays elemental)."""
+
+
+@dataclass
+class PhaseMineral:
+    """The quantification and the identification of one phase.
+
+    Parameters
+    ----------
+    phase_id : int
+        The label.
+    quantification : Quantification or None
+        None when the phase has too few counts or quantification failed (see ``note``).
+    identification : Identification or None
+        Likewise.
+    note : str
+        Why there is no result, if there is none.
+    """
+
+    phase_id: int
+    quantification: Quantification | None
+    identification: Identification | None
+    note: str = ""
+
+    @property
+    def mineral(self) -> str:
+        """The identified name, or ``""``."""
+        return self.identification.name if self.identification else ""
+
+    @property
+    def score(self) -> float:
+        """The identification score, or NaN."""
+        return self.identification.score if self.identification else float("nan")
+
+
+MIN_INTERIOR_PIXELS = 30
+"""A phase is quantified on its interior when that keeps at least this many pixels (and half
+of the phase)."""
+
+
+def interior_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels with the pixels next to another label removed, per phase where enough remain.
+
+    Pixels on a boundary mix the spectra of two phases; quantifying the interior gives the
+    phase's own composition. A phase whose interior would keep fewer than
+    ``MIN_INTERIOR_PIXELS`` pixels or less than half of its pixels keeps all of them.
+    """
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    labels = np.asarray(labels)
+    same = (maximum_filter(labels, size=3, mode="nearest") == labels) & (
+        minimum_filter(labels, size=3, mode="nearest") == labels
+    )
+    interior = np.where(same, labels, 0)
+    ids, counts = np.unique(labels, return_counts=True)
+    kept = np.bincount(interior.ravel(), minlength=int(ids.max(initial=0)) + 1)
+    for pid, total in zip(ids, counts, strict=True):
+        if pid and (kept[pid] < MIN_INTERIOR_PIXELS or kept[pid] < 0.5 * total):
+            interior[labels == pid] = pid
+    return interior
+
+
+def elements_of_lines(lines: Sequence[str]) -> list[str]:
+    """The distinct elements of line names such as ``"Fe_Ka"``, in order."""
+    return list(dict.fromkeys(line.split("_")[0] for line in lines))
+
+
+def signal_type(image: SpectrumImage) -> str:
+    """The file's signal type (``"EDS_TEM"``, ``"EDS_SEM"``) from its metadata, or ``""``."""
+    from napari_sigma.io._rsciio import get_item
+
+    return str(get_item(_metadata(image), "Signal.signal_type", "") or "")
+
+
+def _metadata(image: SpectrumImage) -> Mapping:
+    return image.metadata.get("rsciio_metadata", image.metadata) if image.metadata else {}
+
+
+def identify_phases(
+    image: SpectrumImage,
+    labels: np.ndarray,
+    elements: Sequence[str],
+    library: MineralLibrary | None = None,
+    settings: QuantSettings | None = None,
+    phase_ids: Sequence[int] | None = None,
+    spectra: np.ndarray | None = None,
+) -> Computation[list[PhaseMineral]]:
+    """Quantify and identify the phases of ``labels`` (a generator yielding Progress).
+
+    Parameters
+    ----------
+    image : SpectrumImage
+        The spectrum image (its beam energy is required).
+    labels : ndarray (y, x) int
+        Phase ids, 0 = unassigned.
+    elements : sequence of str
+        The elements to quantify (e.g. those of the analysis lines).
+    library : MineralLibrary, optional
+        Default: the packaged library.
+    settings : QuantSettings, optional
+        Quantification options.
+    phase_ids : sequence of int, optional
+        The phases to do (default every id present in ``labels``).
+    spectra : ndarray (K, E), optional
+        The summed spectra to quantify, of phases 1..K (default: those of
+        ``interior_labels(labels)``, computed here).
+
+    Returns
+    -------
+    list of PhaseMineral
+        One per phase id, in order.
+    """
+    from napari_sigma.unmixing.nmf import phase_sum_spectra
+
+    library = library or load_library()
+    settings = settings or QuantSettings()
+    labels = np.asarray(labels)
+    ids = sorted(set(np.unique(labels).tolist()) - {0}) if phase_ids is None else list(phase_ids)
+    if not ids:
+        return []
+    yield Progress("minerals", 0, len(ids) + 1, "phase spectra")
+    if spectra is None or len(spectra) < max(ids):
+        spectra = phase_sum_spectra(image.counts, interior_labels(labels), max(ids))
+    spectra = np.asarray(spectra, dtype=np.float64)
+    if not image.beam_energy:
+        note = "no beam energy in the file: phases not quantified"
+        return [PhaseMineral(pid, None, None, note) for pid in ids]
+    width = _detector_width(spectra[[i - 1 for i in ids]].sum(axis=0), image, elements, settings)
+    found = []
+    for step, pid in enumerate(ids, start=1):
+        yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
+        found.append(_one_phase(pid, spectra[pid - 1], image, elements, library, settings, width))
+    return found
+
+
+def _detector_width(total, image, elements, settings):
+    from napari_sigma.quant.line_fit import fit_lines
+
+    if total.sum() < MIN_PHASE_COUNTS:
+        return None
+    try:
+        fit = fit_lines(total, image.energy, elements, float(image.beam_energy), settings.detector)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    return fit.width
+
+
+def _one_phase(pid, spectrum, image, elements, library, settings, width) -> PhaseMineral:
+    if spectrum.sum() < MIN_PHASE_COUNTS:
+        return PhaseMineral(pid, None, None, f"fewer than {MIN_PHASE_COUNTS:g} counts")
+    try:
+        quantification = quantify_spectrum(
+            spectrum, image.energy, elements, float(image.beam_energy), settings,
+            signal_type(image), _metadata(image), width,
+        )  # fmt: skip
+        identification = identify_quantified(
+            quantification, spectrum, image.energy, library, settings.detector
+        )
+    except (ValueError, np.linalg.LinAlgError) as error:
+        return PhaseMineral(pid, None, None, f"not quantified: {error}")
+    return PhaseMineral(pid, quantification, identification)
+
+
+def mineral_phase_names(
+    names: Sequence[str], minerals: Sequence[PhaseMineral], phase_ids: Sequence[int] | None = None
+) -> list[str]:
+    """``"P3 quartz"`` for identified phases; the given name for the others."""
+    ids = list(phase_ids) if phase_ids is not None else list(range(1, len(names) + 1))
+    by_id = {m.phase_id: m for m in minerals}
+    named = []
+    for pid, name in zip(ids, names, strict=True):
+        found = by_id.get(pid)
+        named.append(f"P{pid} {found.mineral}" if found and found.mineral else name)
+    return named

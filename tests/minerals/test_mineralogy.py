@@ -1,0 +1,84 @@
+"""The automated-mineralogy tables on hand-made label images."""
+
+import numpy as np
+import pytest
+
+from napari_sigma.minerals.mineralogy import boundary_lengths, mineral_map, mineralogy
+
+
+def _field():
+    labels = np.zeros((20, 30), dtype=np.int32)
+    labels[:, :10] = 1  # quartz, touching the border
+    labels[5:10, 15:20] = 2  # pyrite grain 1, inside
+    labels[12:15, 22:25] = 3  # a second pyrite phase (same mineral)
+    return labels
+
+
+NAMES = {1: "quartz", 2: "pyrite", 3: "pyrite"}
+
+
+def test_modal_areas_equal_label_areas_and_phases_of_one_mineral_merge():
+    labels = _field()
+    tables = mineralogy(labels, NAMES, 0.5, densities={"quartz": 2.65, "pyrite": 5.01})
+    modal = {row["mineral"]: row for row in tables.modal}
+    assert modal["quartz"]["pixels"] == 200
+    assert modal["pyrite"]["pixels"] == 25 + 9
+    assert modal["unassigned"]["pixels"] == 600 - 234
+    assert modal["quartz"]["area_percent"] == pytest.approx(100 * 200 / 600)
+    assert modal["pyrite"]["grains"] == 2 and modal["quartz"]["grains"] == 1
+    mass = {"quartz": 200 * 2.65, "pyrite": 34 * 5.01}
+    assert modal["pyrite"]["wt_percent"] == pytest.approx(100 * mass["pyrite"] / sum(mass.values()))
+
+
+def test_grain_sizes_perimeters_and_border_contact():
+    tables = mineralogy(_field(), NAMES, 0.5)
+    grains = {(g["mineral"], g["area_px"]): g for g in tables.grains}
+    square = grains[("pyrite", 25)]
+    assert square["area_um2"] == pytest.approx(25 * 0.25)
+    assert square["ecd_um"] == pytest.approx(2 * np.sqrt(25 / np.pi) * 0.5)
+    assert square["perimeter_um"] == pytest.approx(20 * 0.5)
+    assert not square["touches_border"]
+    assert grains[("quartz", 200)]["touches_border"]
+
+
+def test_association_counts_shared_pixel_sides():
+    minerals, names = mineral_map(_field(), NAMES)
+    lengths = boundary_lengths(minerals, len(names))
+    assert lengths[1, 0] == 20  # quartz column 9 against background column 10
+    rows = {
+        (r["mineral_a"], r["mineral_b"]): r for r in mineralogy(_field(), NAMES, 1.0).association
+    }
+    assert rows[("background", "quartz")]["boundary_px"] == 20
+    assert rows[("background", "pyrite")]["boundary_px"] == 20 + 12
+    assert ("quartz", "pyrite") not in rows
+
+
+def test_particles_on_a_substrate_get_liberation_classes():
+    labels = np.full((30, 30), 1, dtype=np.int32)  # carbon substrate
+    labels[2:8, 2:8] = 2  # a liberated quartz particle
+    labels[15:25, 15:25] = 2
+    labels[15:25, 15:19] = 3  # a quartz-pyrite middling
+    names = {1: "carbon", 2: "quartz", 3: "pyrite"}
+    tables = mineralogy(labels, names, 1.0, groups={"carbon": "carbon"})
+    particles = sorted(tables.particles, key=lambda p: p["area_px"])
+    assert [p["area_px"] for p in particles] == [36, 100]
+    assert particles[0]["liberation"] == "liberated" and particles[0]["main_mineral"] == "quartz"
+    assert particles[1]["liberation"] == "middling"
+    assert particles[1]["minerals"] == "quartz 60.0; pyrite 40.0"
+
+
+def test_abundance_areas_and_deportment():
+    labels = _field()
+    fractions = np.zeros((*labels.shape, 3), np.float32)
+    for k in (1, 2, 3):
+        fractions[..., k - 1] = labels == k
+    tables = mineralogy(
+        labels, NAMES, 1.0, fractions=fractions,
+        compositions={"quartz": {"Si": 0.47, "O": 0.53}, "pyrite": {"Fe": 0.47, "S": 0.53}},
+    )  # fmt: skip
+    modal = {row["mineral"]: row for row in tables.modal}
+    assert modal["quartz"]["abundance_area_percent"] == pytest.approx(100 * 200 / 600)
+    iron = [r for r in tables.deportment if r["element"] == "Fe"]
+    assert iron == [pytest.approx({"element": "Fe", "mineral": "pyrite",
+                                   "element_mass_percent": 100.0,
+                                   "sample_wt_percent": iron[0]["sample_wt_percent"]})]  # fmt: skip
