@@ -62,15 +62,8 @@ class LatentWidget(PhaseLayerDock):
         self.follow_phases_layers()
 
     # -- which layer -------------------------------------------------------------------------
-    def set_layer(self, layer: Any) -> None:
+    def show_layer(self, layer: Any) -> None:
         """Show the latent of ``layer`` (a phases Labels layer, or None)."""
-        if layer is self.layer:
-            return
-        if self.layer is not None:
-            self._connect(self.layer, connect=False)
-        self.layer = layer
-        if layer is not None:
-            self._connect(layer, connect=True)
         self.refresh_targets()
         self.redraw()
 

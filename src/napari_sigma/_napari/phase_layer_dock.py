@@ -18,7 +18,7 @@ class PhaseLayerDock(QWidget):
     """A dock widget that follows the viewer's active phases layer (else its last one).
 
     Subclasses build their UI, then call :meth:`follow_phases_layers`, and implement
-    :meth:`set_layer`.
+    :meth:`_connect` (their layer and model events) and :meth:`show_layer`.
 
     Parameters
     ----------
@@ -51,7 +51,22 @@ class PhaseLayerDock(QWidget):
         return state.result_of(self.layer) if self.layer is not None else None
 
     def set_layer(self, layer: Any) -> None:
-        """Show ``layer`` (a phases Labels layer, or None)."""
+        """Follow and show ``layer`` (a phases Labels layer, or None) instead of the current one."""
+        if layer is self.layer:
+            return
+        if self.layer is not None:
+            self._connect(self.layer, connect=False)
+        self.layer = layer
+        if layer is not None:
+            self._connect(layer, connect=True)
+        self.show_layer(layer)
+
+    def show_layer(self, layer: Any) -> None:
+        """Show the new current ``layer`` (None: no phases layer)."""
+        raise NotImplementedError
+
+    def _connect(self, layer: Any, connect: bool) -> None:
+        """Connect (or disconnect) the events of ``layer`` and its PhaseModel this widget follows."""
         raise NotImplementedError
 
     def forget_layer(self, layer: Any) -> None:

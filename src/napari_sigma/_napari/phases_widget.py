@@ -118,13 +118,8 @@ class PhasesWidget(PhaseLayerDock):
         """Drop the statistics kept for a layer that left the viewer."""
         self._statistics.pop(id(layer), None)
 
-    def set_layer(self, layer: Any) -> None:
+    def show_layer(self, layer: Any) -> None:
         """Show and edit the phases of ``layer`` (a phases Labels layer, or None)."""
-        if layer is self.layer:
-            return
-        if self.layer is not None:
-            self._connect(self.layer, connect=False)
-        self.layer = layer
         self._row_ids = []
         self.table.setRowCount(0)
         if layer is None:
@@ -132,7 +127,6 @@ class PhasesWidget(PhaseLayerDock):
             self.table_data = None
             return
         self.title.setText(layer.name)
-        self._connect(layer, connect=True)
         self.sync()
         self.refresh_spectra()
 
