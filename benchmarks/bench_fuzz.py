@@ -89,11 +89,10 @@ def make_mutation(content: bytes, rng: np.random.Generator) -> tuple[str, list[l
         width = int(rng.choice([1, 2, 4, 8]))
         offset = int(rng.integers(0, max(head - width, 1))) // width * width
         extremes = [0, 1, 2 ** (8 * width - 1) - 1, 2 ** (8 * width) - 1, 2 ** (8 * width - 1)]
-        value = (
-            int(rng.choice(extremes))
-            if rng.random() < 0.7
-            else int(rng.integers(0, 2**31)) % (2 ** (8 * width))
-        )
+        if rng.random() < 0.7:
+            value = extremes[int(rng.integers(0, len(extremes)))]
+        else:
+            value = int(rng.integers(0, 2**31)) % (2 ** (8 * width))
         return kind, [[offset, width, value.to_bytes(width, "little").hex()]]
     numbers = _ascii_numbers(content)
     if not numbers:
@@ -121,6 +120,7 @@ class Case:
     """One mutated file and the entry point that reads it."""
 
     index: int
+    number: int  # within its format: the mutation is make_mutation(rng([seed, fmt code, number]))
     format: str
     source: str  # relative to EDS_DIR
     kind: str
@@ -152,7 +152,7 @@ def make_cases(n_cases: int, n_slow: int, seed: int, formats: list[str] | None) 
             rng = np.random.default_rng([seed, sum(map(ord, fmt)), i])
             kind, ops = make_mutation(contents[name], rng)
             entry = "core" if i % 2 == 0 else "napari"
-            cases.append(Case(len(cases), fmt, name, kind, ops, entry))
+            cases.append(Case(len(cases), i, fmt, name, kind, ops, entry))
     return cases
 
 
@@ -269,6 +269,7 @@ def run_cases(cases: list[Case], n_workers: int, time_limit: float, out: Path) -
 def _record(case: Case, outcome: str, detail: str, slot: dict) -> dict:
     return {
         "index": case.index,
+        "number": case.number,
         "format": case.format,
         "source": case.source,
         "kind": case.kind,

@@ -102,3 +102,70 @@ def test_the_composition_split_can_be_turned_off():
     off = build_settings(parser.parse_args(["demo", "--out", "x", "--no-split"]))
     assert on.phase_finding.split is not None
     assert off.phase_finding.split is None
+
+
+# ----------------------------------------------------------------------------- batch isolation
+
+
+def _small_field(tmp_path, name="good.hspy", **changes):
+    from dataclasses import replace
+
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image
+    return write_hspy(tmp_path / name, replace(image, **changes))
+
+
+def test_batch_with_broken_degenerate_and_good_files(tmp_path, capsys):
+    broken = tmp_path / "broken.bcf"
+    broken.write_bytes(b"AAMVHFSS" + bytes(1000))
+    good = _small_field(tmp_path)
+    empty = _small_field(tmp_path, "empty.hspy", counts=np.zeros((20, 20, 1024), np.uint16))
+    argv = ["run", str(broken), str(empty), str(good), "--out", str(tmp_path / "out")]
+    code = main([*argv, "--latent", "pca", "--elements", "Si,Al,Fe,Mg,Ca,K,Na,S,O"])
+    assert code == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(errors) == 2
+    assert "broken.bcf" in errors[0] and "empty.hspy: the map holds no counts" in errors[1]
+    assert (tmp_path / "out" / "good" / "phases.tif").exists()
+    summary = captured.out[captured.out.index("summary:") :].splitlines()
+    assert summary[0] == "summary: 3 inputs, 1 ok, 2 failed"
+    assert [row.split()[:2] for row in summary[1:]] == [
+        ["failed", "broken.bcf"],
+        ["failed", "empty.hspy"],
+        ["ok", "good.hspy"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "argv", "message"),
+    [
+        ({"counts": np.ones((1, 1, 1024), np.uint16) * 5}, [], "a 1 x 1 map has 1 pixel"),
+        ({}, ["--bin", "64"], "binning by 64 is larger than the 20 x 20 map"),
+    ],
+)
+def test_degenerate_input_is_one_line_naming_the_file(tmp_path, capsys, changes, argv, message):
+    path = _small_field(tmp_path, "field.hspy", **changes)
+    code = main(["run", str(path), "--out", str(tmp_path / "out"), "--latent", "pca", *argv])
+    assert code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "field.hspy" in errors[0] and message in errors[0]
+
+
+def test_nan_pixels_give_a_result_with_a_warning(tmp_path, capsys):
+    from dataclasses import replace
+
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image
+    counts = image.counts.astype(np.float32)
+    counts[3, 4, :] = np.nan
+    path = write_hspy(tmp_path / "nan.hspy", replace(image, counts=counts))
+    argv = ["run", str(path), "--out", str(tmp_path / "out"), "--latent", "pca"]
+    assert main([*argv, "--elements", "Si,Al,Fe,Mg,Ca,K,Na,S,O"]) == 0
+    err = capsys.readouterr().err
+    assert "napari-sigma: warning:" in err and "nan.hspy: NaN or infinite counts in 1 pixels" in err
+    assert (tmp_path / "out" / "nan" / "phases.tif").exists()

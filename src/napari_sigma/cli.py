@@ -7,7 +7,11 @@ Commands
     settings of an earlier run's ``run.json`` (or a saved settings file) reproduce that run.
     With ``--shared-model``, one phase model fitted on all inputs classifies each
     (``DIR/model.sigma``, ``DIR/pooled_stats.csv``); with ``--scheduler``, fields run on a
-    dask.distributed cluster.
+    dask.distributed cluster. Each input is isolated: any failure (a corrupt file, a reader
+    crash, degenerate data, ``--bin`` larger than the map, an out-of-memory error) is one
+    ``napari-sigma: error:`` line naming the file, and the next input runs. With several inputs
+    a summary table lists each one's outcome. Exit code 0 when all were analysed, 1 when any
+    failed.
 ``napari-sigma apply MODEL INPUT... --out DIR``
     Classify each input with a saved model (same phase ids, names and colours).
 ``napari-sigma demo --out DIR``
@@ -21,8 +25,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from napari_sigma.cli_fields import (
@@ -194,27 +199,85 @@ def _summary(result, out_dir: Path) -> str:
     return f"{result.n_phases} phases ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
 
 
-def command_run(args: argparse.Namespace) -> int:
-    """Analyse every input; a bad input is reported and the others still run."""
+@dataclass
+class Outcome:
+    """What became of one input of a batch: ``"ok"`` or ``"failed"``, and a one-line detail."""
+
+    path: Path
+    status: str
+    detail: str
+    n_warnings: int = 0
+
+
+def run_one(path: Path, settings, out_dir: Path, limit: int | None = None) -> Outcome:
+    """Read, check, analyse and export one input; any failure becomes a failed :class:`Outcome`.
+
+    The package's own errors keep their message (which names the file); a reader crash is one of
+    them (the reading is isolated, see :mod:`napari_sigma.io.isolation`); a MemoryError or any
+    other exception is reported as one line naming the file, never as a traceback. Data warnings
+    (:mod:`napari_sigma.io.validation`) are printed as ``napari-sigma: warning: ...`` lines.
+    ``limit``: the memory budget in bytes (``--memory``), or None.
+    """
     from napari_sigma.compute.chunks import memory_budget, read_within
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with memory_budget(limit):
+                result, _ = _analyse_and_export(read_within(path, limit), settings, out_dir)
+            outcome = Outcome(path, "ok", _summary(result, out_dir))
+        except SigmaError as error:
+            outcome = Outcome(path, "failed", str(error))
+        except MemoryError:
+            outcome = Outcome(path, "failed", f"{path}: out of memory (try --bin 2 or more)")
+        except Exception as error:  # one bad input must not stop the batch
+            outcome = Outcome(path, "failed", f"{path}: {type(error).__name__}: {error}")
+    notes = [w for w in caught if issubclass(w.category, UserWarning)]
+    for note in notes:
+        print(f"napari-sigma: warning: {_one_line(str(note.message))}", file=sys.stderr)
+    outcome.n_warnings = len(notes)
+    return outcome
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def print_batch_summary(outcomes: Sequence[Outcome], stream=None) -> None:
+    """A table of every input's outcome, after a batch of several inputs (on stdout)."""
+    stream = stream or sys.stdout
+    failed = sum(o.status != "ok" for o in outcomes)
+    stream.write(f"summary: {len(outcomes)} inputs, {len(outcomes) - failed} ok, {failed} failed\n")
+    width = max(len(o.path.name) for o in outcomes)
+    for outcome in outcomes:
+        detail = outcome.detail.removeprefix(f"{outcome.path}: ")
+        warned = f" ({outcome.n_warnings} warnings)" if outcome.n_warnings else ""
+        stream.write(f"  {outcome.status:<6} {outcome.path.name:<{width}}  {detail}{warned}\n")
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """Analyse every input; a bad input is reported on one line and the others still run.
+
+    Returns 0 when every input was analysed, 1 when any failed (the summary table says which).
+    """
     from napari_sigma.pipeline.batch import output_names
 
     settings = build_settings(args)
     if args.shared_model or args.scheduler:
         return command_run_fields(args, settings)
-    failures = 0
+    outcomes = []
     limit = memory_limit(args)
     for path, name in zip(args.inputs, output_names(args.inputs), strict=True):
-        out_dir = args.out / name  # inputs sharing a file name get their folders' names
-        try:
-            with memory_budget(limit):
-                result, _ = _analyse_and_export(read_within(path, limit), settings, out_dir)
-        except SigmaError as error:
-            failures += 1
-            print(f"napari-sigma: error: {error}", file=sys.stderr)
-            continue
-        print(f"{path}: {_summary(result, out_dir)}")
-    return 1 if failures else 0
+        # inputs sharing a file name get their folders' names
+        outcome = run_one(path, settings, args.out / name, limit)
+        if outcome.status == "ok":
+            print(f"{path}: {outcome.detail}")
+        else:
+            print(f"napari-sigma: error: {_one_line(outcome.detail)}", file=sys.stderr)
+        outcomes.append(outcome)
+    if len(outcomes) > 1:
+        print_batch_summary(outcomes)
+    return 1 if any(o.status != "ok" for o in outcomes) else 0
 
 
 def command_demo(args: argparse.Namespace) -> int:

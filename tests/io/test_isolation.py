@@ -127,3 +127,18 @@ def test_garbage_is_refused_by_the_child(tmp_path: Path) -> None:
     path.write_bytes(np.random.default_rng(1).bytes(2048))
     with pytest.raises(SpectrumImageError, match=r"noise\.hspy"):
         read_any(path)
+
+
+def test_a_crashing_reader_fails_alone(SHARED_EDS, tmp_path, capsys):
+    from napari_sigma.cli import main
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    crasher = _mutant(SHARED_EDS, tmp_path, *CRASHERS[1])
+    image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image
+    good = write_hspy(tmp_path / "good.hspy", image)
+    argv = ["run", str(crasher), str(good), "--out", str(tmp_path / "out"), "--latent", "pca"]
+    assert main([*argv, "--elements", "Si,Al,Fe,Mg,Ca,K,Na,S,O"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "reader crashed on this file" in errors[0]
+    assert (tmp_path / "out" / "good" / "phases.tif").exists()

@@ -13,11 +13,14 @@ function yields:
 A file of a spectrum-image format that holds only a spectrum (a pruned Velox ``.emd``) opens as that
 spectrum, with a warning notification naming the file. A file with the right extension that cannot
 be read (corrupt, or holding neither a spectrum image nor a spectrum) raises :class:`~napari_sigma.errors.SpectrumImageError`, whose message names the
-file and the cause; napari reports it and stays up.
+file and the cause; napari reports it and stays up. The file is read in a child process
+(:mod:`napari_sigma.io.isolation`): a reader that crashes on a corrupt file cannot take napari down.
+Corrections made at the door (:mod:`napari_sigma.io.validation`) are shown as warnings.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -84,9 +87,13 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
 def read_file_layers(path: Path) -> list[LayerData]:
     """Layers of one file: a spectrum image's layers, or a single spectrum's hidden layer."""
     from napari_sigma.io.reading import read_any
+    from napari_sigma.io.validation import DataWarning
 
-    data = read_any(path, lazy=reads_lazily(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # shown below, once, as notifications
+        data = read_any(path, lazy=reads_lazily(path))
     if isinstance(data, SpectrumImage):
+        warn_data_corrections(path, data)
         return spectrum_image_layers(data)
     if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
         warn_spectrum_only(path, data)
@@ -102,6 +109,17 @@ def reads_lazily(path: Path) -> bool:
     if path.suffix.lower() in ALWAYS_LAZY_SUFFIXES:
         return True
     return path.stat().st_size > LAZY_ABOVE_BYTES
+
+
+def warn_data_corrections(path: Path, image: SpectrumImage) -> None:
+    """Show the corrections made at the door (NaN counts set to 0, eV converted ...), one each."""
+    notes = image.metadata.get("warnings", [])
+    if not notes:
+        return
+    from napari.utils.notifications import show_warning
+
+    for note in notes:
+        show_warning(f"{path.name}: {note}")
 
 
 def warn_spectrum_only(path: Path, spectrum: Spectrum) -> None:

@@ -20,6 +20,7 @@ decoded once, in bounded memory); when that succeeds the parent reads the file l
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
@@ -194,6 +195,9 @@ def shutdown() -> None:
         _drop_worker()
 
 
+atexit.register(shutdown)
+
+
 def read_steps(
     function: str, path: str | Path, lazy: bool = False, limits: ReadLimits | None = None
 ) -> Generator[Progress, None, Any]:
@@ -267,9 +271,20 @@ def _unpack(path: Path, function: str, lazy: bool, answer: tuple[str, Any, Any])
             from napari_sigma.io import reading
 
             return getattr(reading, function)(path, lazy=True, isolate=False)
+        _reissue_warnings(first)
         return first
     error_type = NotASpectrumImageError if status == "not_image" else SpectrumImageError
     raise error_type(path, first)
+
+
+def _reissue_warnings(data: Any) -> None:
+    """Issue in the caller the data warnings the child recorded (see io.validation)."""
+    import warnings
+
+    from napari_sigma.io.validation import DataWarning
+
+    for note in getattr(data, "metadata", {}).get("warnings", []):
+        warnings.warn(DataWarning(f"{data.source}: {note}"), stacklevel=4)
 
 
 def _death_cause(path: Path, code: int | None) -> str:
@@ -310,6 +325,9 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
 
         resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     protocol_in = sys.stdin.buffer
+    import warnings
+
+    warnings.simplefilter("ignore")  # recorded in the metadata and issued by the parent
     from napari_sigma.io import reading  # noqa: F401 - import once, before the first request
 
     while True:

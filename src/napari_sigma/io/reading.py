@@ -20,6 +20,9 @@ Choices made here:
 - Pixel sizes are given in µm, or in nm below 0.1 µm; spatially uncalibrated maps get 1.0 ``"px"``.
 - Beam energy comes from the metadata after applying the reader's ``mapping`` (Velox and Phenom
   keep it only in their original metadata).
+- Every spectrum image is checked at the door (:func:`~napari_sigma.io.validation.validate_spectrum_image`):
+  NaN, negative counts, eV/keV mix-ups, a missing beam energy and absurd pixel sizes are corrected
+  with a warning naming the file, or refused with a ``SpectrumImageError``.
 - Reading is isolated by default (``isolate=None``): the vendor reader runs in a child process
   (:mod:`napari_sigma.io.isolation`) so that a reader crashing, hanging or exhausting memory on a
   corrupt file gives a ``SpectrumImageError`` instead of killing the caller. It costs about 1 s on
@@ -40,6 +43,7 @@ import numpy as np
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io import _rsciio as rh
+from napari_sigma.io.validation import validate_spectrum_image
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 from napari_sigma.units import is_uncalibrated, microns_per_unit
 
@@ -85,7 +89,7 @@ def read_spectrum_image(
     index = _find_spectrum_image(signals, fmt)
     if index is None:
         raise NotASpectrumImageError(path, _no_image_cause(signals, fmt))
-    return _build_image(path, fmt, signals, index, lazy)
+    return validate_spectrum_image(_build_image(path, fmt, signals, index, lazy))
 
 
 def read_spectrum(path: str | Path, lazy: bool = False, isolate: bool | None = None) -> Spectrum:
@@ -151,7 +155,7 @@ def read_any(
     fmt, signals = _load(path, lazy)
     index = _find_spectrum_image(signals, fmt)
     if index is not None:
-        return _build_image(path, fmt, signals, index, lazy)
+        return validate_spectrum_image(_build_image(path, fmt, signals, index, lazy))
     if _find_spectrum(signals, fmt) is None:
         raise NotASpectrumImageError(path, "no spectrum image and no EDS spectrum in this file")
     return _build_spectrum(path, fmt, signals)

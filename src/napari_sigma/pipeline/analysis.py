@@ -127,9 +127,17 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
     Returns
     -------
     AnalysisResult
+
+    Raises
+    ------
+    SpectrumImageError, AnalysisError
+        Data no analysis can use (see :mod:`napari_sigma.io.validation`), named by its file.
     """
     from napari_sigma.compute.device import resolve_device, torch_threads
+    from napari_sigma.io.validation import check_analysable, validate_spectrum_image
 
+    image = validate_spectrum_image(image)  # at the door: before any work
+    check_analysable(image, settings.bin_factor)
     device = resolve_device(settings.device)
     with torch_threads(device, settings.cpu_threads):
         return (yield from _analyse(image, settings, device))

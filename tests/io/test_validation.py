@@ -1,0 +1,177 @@
+"""Degenerate data checked at the door: corrected with a warning, or refused naming the file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.errors import AnalysisError, SpectrumImageError
+from napari_sigma.io.validation import DataWarning, check_analysable, validate_spectrum_image
+from napari_sigma.spectrum_image import SpectrumImage
+
+AXIS = EnergyAxis(offset=-0.1, scale=0.01, size=256)
+
+
+def _image(shape=(6, 5), dtype=np.float32, beam=15.0, axis=AXIS, seed=0) -> SpectrumImage:
+    counts = np.random.default_rng(seed).poisson(3.0, size=(*shape, axis.size)).astype(dtype)
+    return SpectrumImage(
+        counts=counts,
+        energy=axis,
+        beam_energy=beam,
+        pixel_size=0.5,
+        pixel_unit="µm",
+        title="map",
+        source=Path("/data/map.hspy"),
+    )
+
+
+def test_clean_image_passes_unchanged_without_warning(recwarn) -> None:
+    image = _image()
+    checked = validate_spectrum_image(image)
+    assert checked.counts is image.counts and checked.energy == image.energy
+    assert checked.metadata["warnings"] == []
+    assert not [w for w in recwarn if issubclass(w.category, DataWarning)]
+
+
+def test_float_counts_that_are_not_integers_are_accepted() -> None:
+    image = _image()
+    image.counts *= 0.37
+    assert validate_spectrum_image(image).metadata["warnings"] == []
+
+
+def test_a_few_nan_pixels_are_zeroed_with_a_warning() -> None:
+    image = _image(shape=(20, 10))
+    image.counts[3, 4, 10] = np.nan
+    image.counts[0, 0, :] = np.inf
+    with pytest.warns(DataWarning, match=r"map\.hspy: NaN or infinite counts in 2 pixels"):
+        checked = validate_spectrum_image(image)
+    assert np.isfinite(checked.counts).all()
+    assert checked.counts[0, 0].sum() == 0 and checked.counts[3, 4, 10] == 0
+    assert np.isnan(image.counts[3, 4, 10])  # the caller's image is not modified
+
+
+def test_many_nan_pixels_are_refused() -> None:
+    image = _image()
+    image.counts[:2] = np.nan
+    with pytest.raises(SpectrumImageError, match="10 of 30 pixels hold NaN") as info:
+        validate_spectrum_image(image)
+    assert "map.hspy" in str(info.value)
+
+
+def test_small_negative_counts_are_clipped_with_a_warning() -> None:
+    image = _image()
+    image.counts[1, 1, 5] = -1.0
+    with pytest.warns(DataWarning, match="small negative counts"):
+        checked = validate_spectrum_image(image)
+    assert checked.counts.min() == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_large_negative_counts_are_refused(dtype) -> None:
+    image = _image(dtype=dtype)
+    image.counts -= 3
+    with pytest.raises(SpectrumImageError, match="needs raw X-ray counts"):
+        validate_spectrum_image(image)
+
+
+@pytest.mark.parametrize(
+    ("axis", "expected"),
+    [
+        (EnergyAxis(offset=-100.0, scale=10.0, size=256), (-0.1, 0.01)),  # eV labelled keV
+        (EnergyAxis(offset=-1e-4, scale=1e-5, size=256), (-0.1, 0.01)),  # keV labelled eV
+    ],
+)
+def test_energy_axis_in_the_wrong_unit_is_converted(axis, expected) -> None:
+    with pytest.warns(DataWarning, match="converted to keV"):
+        checked = validate_spectrum_image(_image(axis=axis))
+    assert (checked.energy.offset, checked.energy.scale) == pytest.approx(expected)
+
+
+def test_absurd_energy_axis_is_refused() -> None:
+    with pytest.raises(SpectrumImageError, match="not an EDS calibration"):
+        validate_spectrum_image(_image(axis=EnergyAxis(offset=0.0, scale=1000.0, size=256)))
+
+
+@pytest.mark.parametrize(("beam", "assumed"), [(None, 20.0), (0.0, 20.0), (5000.0, 20.0)])
+def test_missing_beam_energy_is_assumed_with_a_warning(beam, assumed) -> None:
+    with pytest.warns(DataWarning, match="beam energy"):
+        checked = validate_spectrum_image(_image(beam=beam))
+    assert checked.beam_energy == assumed
+
+
+def test_missing_beam_energy_of_a_long_spectrum_is_its_end() -> None:
+    axis = EnergyAxis(offset=0.0, scale=0.02, size=2048)  # up to 41 keV
+    with pytest.warns(DataWarning, match="assumed 41 kV"):
+        assert validate_spectrum_image(_image(beam=None, axis=axis)).beam_energy == 41.0
+
+
+def test_absurd_pixel_size_becomes_uncalibrated() -> None:
+    image = replace(_image(), pixel_size=5e6, pixel_unit="µm")
+    with pytest.warns(DataWarning, match="not plausible"):
+        checked = validate_spectrum_image(image)
+    assert (checked.pixel_size, checked.pixel_unit) == (1.0, "px")
+
+
+def test_validation_runs_once() -> None:
+    image = _image(beam=None)
+    with pytest.warns(DataWarning):
+        checked = validate_spectrum_image(image)
+    assert validate_spectrum_image(checked) is checked
+
+
+# ----------------------------------------------------------------------------- analysable
+
+
+@pytest.mark.parametrize(
+    ("shape", "bin_factor", "cause"),
+    [
+        ((1, 1), 1, "a 1 x 1 map has 1 pixel"),
+        ((1, 3), 1, "a 1 x 3 map has 3 pixel"),
+        ((6, 5), 8, "binning by 8 is larger than the 6 x 5 map"),
+        ((6, 5), 4, "binned by 4 has 1 pixel"),
+    ],
+)
+def test_too_few_pixels_are_refused(shape, bin_factor, cause) -> None:
+    with pytest.raises(AnalysisError, match=cause) as info:
+        check_analysable(_image(shape=shape), bin_factor)
+    assert str(info.value).startswith("/data/map.hspy: ")
+
+
+def test_two_by_two_and_a_single_row_are_analysable() -> None:
+    check_analysable(_image(shape=(2, 2)))
+    check_analysable(_image(shape=(1, 24)))
+
+
+def test_all_zero_and_nearly_empty_maps_are_refused() -> None:
+    image = _image()
+    image.counts[:] = 0
+    with pytest.raises(AnalysisError, match="the map holds no counts"):
+        check_analysable(image)
+    image.counts[0, 0, 0] = 3
+    with pytest.raises(AnalysisError, match="nearly empty"):
+        check_analysable(image)
+
+
+def test_too_few_channels_are_refused() -> None:
+    image = _image(axis=EnergyAxis(offset=0.0, scale=0.01, size=16))
+    with pytest.raises(AnalysisError, match="16 energy channels"):
+        check_analysable(image)
+
+
+def test_mostly_empty_pixels_give_a_warning() -> None:
+    image = _image(shape=(10, 10))
+    image.counts[:8] = 0
+    with pytest.warns(DataWarning, match="80% of the pixels have no counts"):
+        check_analysable(image)
+
+
+def test_nearly_empty_real_velox_map_is_refused_naming_the_file(SHARED_EDS: Path) -> None:
+    from napari_sigma.io.reading import read_spectrum_image
+
+    image = read_spectrum_image(SHARED_EDS / "emd/SI_empty_selection.emd")
+    with pytest.raises(AnalysisError, match=r"SI_empty_selection\.emd: nearly empty \(72 counts"):
+        check_analysable(image)
