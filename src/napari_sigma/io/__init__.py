@@ -17,6 +17,7 @@ __getattr__, __all__ = lazy_exports(
         "read_steps": "isolation",
         "ReadLimits": "isolation",
         "export_result": "export",
+        "export_steps": "export",
         "write_labels_tiff": "export",
         "read_labels_tiff": "export",
         "write_maps_tiff": "export",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.phases.statistics import PhaseTable, phase_table
 
@@ -223,7 +224,20 @@ def export_result(
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
 ) -> dict[str, Path]:
+    """:func:`export_steps` run to its end: write every result file of an analysis."""
+    return run_to_completion(export_steps(result, out_dir, labels, names))
+
+
+def export_steps(
+    result: Any,
+    out_dir: str | Path,
+    labels: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+) -> Computation[dict[str, Path]]:
     """Write every result file of an analysis into ``out_dir`` (created; files overwritten).
+
+    A generator: it yields a :class:`~napari_sigma.compute.progress.Progress` (stage
+    ``"export"``) before each file, so that a caller can show progress and cancel between files.
 
     Parameters
     ----------
@@ -255,6 +269,7 @@ def export_result(
     out.mkdir(parents=True, exist_ok=True)
     image = result.image
     labels = np.asarray(result.labels if labels is None else labels)
+    yield Progress("export", 0, 9, "phase statistics")
     table = phase_table(
         labels,
         image.counts,
@@ -266,17 +281,25 @@ def export_result(
     from napari_sigma.io.mineralogy import MINERAL_FILES
 
     paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}
+    yield Progress("export", 1, 9, "phases.tif")
     write_labels_tiff(paths["phases"], labels, image.pixel_size_um)
+    yield Progress("export", 2, 9, "abundances.tif")
     abundances = np.moveaxis(np.asarray(result.abundances, dtype=np.float32), -1, 0)
     write_maps_tiff(paths["abundances"], abundances, image.pixel_size_um, result.component_names)
+    yield Progress("export", 3, 9, "phase_spectra.csv")
     write_spectra_csv(paths["phase_spectra"], image.energy, table.mean_spectra, table.names)
+    yield Progress("export", 4, 9, "unmixed_spectra.csv")
     write_spectra_csv(
         paths["unmixed_spectra"], image.energy, result.components, result.component_names
     )
     from napari_sigma.io.mineralogy import write_mineral_report
 
+    yield Progress("export", 5, 9, "minerals")
     mineral_paths, tables, minerals = write_mineral_report(result, labels, table, out)
+    yield Progress("export", 6, 9, "phase_stats.csv")
     write_stats_csv(paths["phase_stats"], table, minerals)
+    yield Progress("export", 7, 9, "report.png")
     render_report(result, paths["report"], labels=labels, table=table, mineralogy=tables)
+    yield Progress("export", 8, 9, "run.json")
     write_run_json(paths["run"], run_info(result, labels))
     return {**paths, **mineral_paths}

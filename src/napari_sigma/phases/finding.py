@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 from napari_sigma.phases.mixed_pixels import MIX_FRACTIONS, MixSpace, phase_log_likelihood
 from napari_sigma.phases.mixture import ClusteringResult, ClusteringSettings, cluster_phases
@@ -156,7 +156,8 @@ def find_phases(
     fitted = yield from cluster_phases(smoothed[mask], selection)
     yield Progress("clustering", 0, 1, "classifying every pixel")
     hard, n_phases = _merged(smoothed[mask], fitted.labels - 1, fitted.n_phases, target, settings)
-    labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
+    yield Progress("clustering", 0, 1, "classifying every pixel")
+    labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings)
     # trace phases: as many passes as allowed, or as needed to reach a given K
     passes = settings.trace_passes if target is None else target - n_phases
     for _ in range(passes if counts is not None else 0):
@@ -164,7 +165,7 @@ def find_phases(
         if flagged is None:
             break
         mask, hard, n_phases = _with_trace(mask, hard, n_phases, flagged)
-        labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
+        labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings)
     if settings.split is not None and (target is None or n_phases < target):
         labels, probabilities, hard, n_phases = yield from _split_compositions(
             raw, mask, (labels, probabilities, hard, n_phases), target, settings
@@ -172,7 +173,7 @@ def find_phases(
     if target is not None and n_phases < target:  # asked for more than BIC and traces give
         refit = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
         hard, n_phases = refit.labels - 1, refit.n_phases
-        labels, probabilities = _classified(raw, mask, hard, n_phases, settings)
+        labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings)
     labels, probabilities, order = _ordered_by_size(labels, probabilities)
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
     means = np.stack([flat[labels == k + 1].mean(axis=0) for k in range(len(order))])
@@ -214,12 +215,16 @@ def _classified(
     hard: np.ndarray,
     n_phases: int,
     settings: PhaseFindingSettings,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> Computation[tuple[np.ndarray, np.ndarray]]:
     """Labels and probabilities of every pixel from the training pixels' phase templates."""
+    yield Progress("clustering", 0, 1, "phase likelihoods")
     log_likelihood = phase_log_likelihood(
         raw, mask, hard, n_phases, settings.mix_fractions, settings.mix_space
     )
-    return _potts_icm(log_likelihood, settings.spatial_weight, settings.iterations)
+    yield Progress("clustering", 0, 1, "spatial prior")
+    return (
+        yield from _potts_icm_steps(log_likelihood, settings.spatial_weight, settings.iterations)
+    )
 
 
 def _unexplained(
@@ -229,10 +234,11 @@ def _unexplained(
     settings: PhaseFindingSettings,
 ) -> Computation[np.ndarray | None]:
     """Mask of the pixels no phase or boundary mix explains, or None when there are none."""
-    from napari_sigma.phases.trace import unexplained_pixels
+    from napari_sigma.phases.trace import unexplained_pixels_steps
 
     windows, dose = counts
-    flagged = unexplained_pixels(
+    yield Progress("clustering", 0, 1, "searching unexplained pixels")
+    flagged = yield from unexplained_pixels_steps(
         windows,
         dose,
         labels.reshape(dose.shape),
@@ -271,6 +277,7 @@ def _split_compositions(
         chosen = sorted(tests, key=lambda phase: -tests[phase].t_squared)
         chosen = chosen[: max(0, target - n_phases)]
     for phase in chosen:
+        yield Progress("clustering", phase, n_phases, "splitting a phase of two compositions")
         second = split_phase(raw, grid, phase + 1, tests[phase], settings.split).reshape(-1)
         labels = np.where(second, n_phases, labels)
         moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
@@ -349,6 +356,13 @@ def _potts_icm(
     log_likelihood: np.ndarray, weight: float, iterations: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Iterated conditional modes with an 8-neighbour Potts prior; returns flat labels 0..K-1."""
+    return run_to_completion(_potts_icm_steps(log_likelihood, weight, iterations))
+
+
+def _potts_icm_steps(
+    log_likelihood: np.ndarray, weight: float, iterations: int
+) -> Computation[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_potts_icm`, yielding after every iteration (so that it can be cancelled)."""
     from scipy.ndimage import uniform_filter
 
     n_phases = log_likelihood.shape[-1]
@@ -362,6 +376,7 @@ def _potts_icm(
         if np.array_equal(new, labels):
             break
         labels = new
+        yield Progress("clustering", 0, 1, "spatial prior")
     score = score - score.max(axis=-1, keepdims=True)
     probabilities = np.exp(score)
     probabilities /= probabilities.sum(axis=-1, keepdims=True)

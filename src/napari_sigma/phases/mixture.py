@@ -336,7 +336,9 @@ def _fit_torch(x_np: np.ndarray, k: int, settings: ClusteringSettings, seed: int
     x = torch.as_tensor(x_np, dtype=torch.float64, device=device)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     outer = _outer_products(x)
+    yield  # after the outer products: a cancel point before the k-means start
     hard = _kmeans_labels(x, k, generator)
+    yield
     resp = torch.nn.functional.one_hot(hard, k).to(x.dtype)
     weights, means, covs = _m_step(x, outer, resp, settings.covariance)
     previous = -math.inf

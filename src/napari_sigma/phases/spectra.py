@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.compute.blocks import pixel_blocks
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 
 SUM_CHUNK_VALUES = 1 << 22
@@ -27,7 +28,14 @@ CAST_PIXELS = 256
 
 
 def phase_sum_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
-    """Sum the spectra of the pixels of every phase.
+    """Sum the spectra of the pixels of every phase (:func:`phase_sum_steps` run to its end)."""
+    return run_to_completion(phase_sum_steps(counts, labels, n_phases))
+
+
+def phase_sum_steps(
+    counts: Any, labels: np.ndarray, n_phases: int, stage: str = "unmixing"
+) -> Computation[np.ndarray]:
+    """Sum the spectra of the pixels of every phase, yielding after every block of pixels.
 
     Parameters
     ----------
@@ -39,6 +47,14 @@ def phase_sum_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndar
         phase 1.
     n_phases : int
         K.
+
+    stage : str
+        The stage named in the progress reports.
+
+    Yields
+    ------
+    Progress
+        One per block of ``SUM_CHUNK_VALUES`` values (a few ms each).
 
     Returns
     -------
@@ -62,6 +78,7 @@ def phase_sum_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndar
             one_hot = np.zeros((n_phases, len(part)), dtype)
             one_hot[part_labels[inside] - 1, np.flatnonzero(inside)] = 1.0
             sums += one_hot @ part.astype(dtype)
+        yield Progress(stage, start + len(block), n_pixels, "phase spectra")
     return sums
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+
 
 def phase_profiles(
     counts: np.ndarray, dose: np.ndarray, labels: np.ndarray, n_phases: int
@@ -47,9 +49,17 @@ def phase_profiles(
 
 def mixture_chi_square(counts: np.ndarray, dose: np.ndarray, profiles: np.ndarray) -> np.ndarray:
     """Smallest Poisson chi-square of each pixel under one phase or a two-phase mix, ``(N,)``."""
+    return run_to_completion(mixture_chi_square_steps(counts, dose, profiles))
+
+
+def mixture_chi_square_steps(
+    counts: np.ndarray, dose: np.ndarray, profiles: np.ndarray
+) -> Computation[np.ndarray]:
+    """:func:`mixture_chi_square`, yielding after the mixes of each phase (cancellable)."""
     rate = counts / np.maximum(dose, 1.0)[:, None]
     best = np.full(counts.shape[0], np.inf)
     for i in range(len(profiles)):
+        yield Progress("clustering", i, len(profiles), "searching unexplained pixels")
         for j in range(i, len(profiles)):
             step = profiles[i] - profiles[j]
             norm = float(step @ step)
@@ -72,6 +82,22 @@ def unexplained_pixels(
     min_pixels: int = 6,
     min_explained: float = 0.25,
 ) -> np.ndarray:
+    """:func:`unexplained_pixels_steps` run to its end (same arguments and result)."""
+    steps = unexplained_pixels_steps(
+        counts, dose, labels, n_phases, false_alarm, min_pixels, min_explained
+    )
+    return run_to_completion(steps)
+
+
+def unexplained_pixels_steps(
+    counts: np.ndarray,
+    dose: np.ndarray,
+    labels: np.ndarray,
+    n_phases: int,
+    false_alarm: float = 1e-9,
+    min_pixels: int = 6,
+    min_explained: float = 0.25,
+) -> Computation[np.ndarray]:
     """Boolean ``(y, x)`` map of connected groups of pixels that no phase or mix explains.
 
     A group is kept only when at least ``min_explained`` of its pixels are explained by the
@@ -107,7 +133,9 @@ def unexplained_pixels(
     profiles, suspects = _robust_profiles(flat_counts, flat_dose, labels, n_phases, threshold)
     flagged = np.zeros(flat_dose.shape, dtype=bool)
     if suspects.size:
-        chi = mixture_chi_square(flat_counts[suspects], flat_dose[suspects], profiles)
+        chi = yield from mixture_chi_square_steps(
+            flat_counts[suspects], flat_dose[suspects], profiles
+        )
         flagged[suspects[chi > threshold]] = True
     flagged = flagged.reshape(dose.shape)
     regions, n_regions = label(flagged, structure=np.ones((3, 3)))
@@ -115,8 +143,12 @@ def unexplained_pixels(
         return flagged
     keep = np.bincount(regions.reshape(-1)) >= min_pixels
     keep[0] = False
+    yield Progress("clustering", 0, 1, "testing unexplained groups")
     keep &= ~_mixtures_of_known_phases(flat_counts, flat_dose, profiles, regions, threshold)
-    for _ in range(2):  # the new phase's profile from the groups kept, then the check again
+    for _ in range(2):
+        yield Progress(
+            "clustering", 0, 1, "testing unexplained groups"
+        )  # the new phase's profile from the groups kept, then the check again
         keep &= _explained_share(flat_counts, flat_dose, profiles, regions, keep, threshold) >= (
             min_explained
         )

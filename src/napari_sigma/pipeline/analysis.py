@@ -138,6 +138,7 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
 
     image = validate_spectrum_image(image)  # at the door: before any work
     check_analysable(image, settings.bin_factor)
+    yield Progress("features", 0, 1, "data checked")
     device = resolve_device(settings.device)
     with torch_threads(device, settings.cpu_threads):
         return (yield from _analyse(image, settings, device))
@@ -311,9 +312,9 @@ def _unmix(
     from napari_sigma.unmixing.nmf import (
         abundance_maps,
         nmf,
-        phase_sum_spectra,
         resident_phase_sums,
     )
+    from napari_sigma.phases.spectra import phase_sum_steps
 
     n_phases = clustering.n_phases
     yield Progress("unmixing", 0, 3, "phase spectra")
@@ -321,10 +322,10 @@ def _unmix(
     resident = resident_counts(image.counts, device)
     cores = interior_labels(labels)  # the phases' own spectra, away from boundaries (minerals)
     if resident is None:
-        spectra = phase_sum_spectra(image.counts, labels, n_phases)
-        interior = (
-            phase_sum_spectra(image.counts, cores, n_phases) if settings.identify_minerals else None
-        )
+        spectra = yield from phase_sum_steps(image.counts, labels, n_phases)
+        interior = None
+        if settings.identify_minerals:
+            interior = yield from phase_sum_steps(image.counts, cores, n_phases)
     else:
         spectra = resident_phase_sums(resident, labels, n_phases)
         interior = (
