@@ -309,12 +309,12 @@ def _unmix(
 ) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.phases.spectra import phase_sum_steps
     from napari_sigma.unmixing.nmf import (
         abundance_maps,
         nmf,
         resident_phase_sums,
     )
-    from napari_sigma.phases.spectra import phase_sum_steps
 
     n_phases = clustering.n_phases
     yield Progress("unmixing", 0, 3, "phase spectra")
