@@ -69,9 +69,7 @@ def test_particles_on_a_substrate_get_liberation_classes():
 
 def test_abundance_areas_and_deportment():
     labels = _field()
-    fractions = np.zeros((*labels.shape, 3), np.float32)
-    for k in (1, 2, 3):
-        fractions[..., k - 1] = labels == k
+    fractions = np.array([(labels == k).mean() for k in (1, 2, 3)])
     tables = mineralogy(
         labels, NAMES, 1.0, fractions=fractions,
         compositions={"quartz": {"Si": 0.47, "O": 0.53}, "pyrite": {"Fe": 0.47, "S": 0.53}},

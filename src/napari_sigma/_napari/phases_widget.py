@@ -1,6 +1,6 @@
 """The Phases dock widget: a live table of the phases of a phases Labels layer, and phase edits.
 
-The table (colour, name, pixels, area %, area µm², main elements) follows every edit of the
+The table (colour, name, pixels, area %, area µm², main elements, mineral) follows every edit of the
 layer: user brush strokes (``events.paint``), programmatic edits and undo/redo
 (``events.set_data`` / ``events.data`` / ``events.labels_update``) all call the incremental
 :meth:`~napari_sigma.phases.statistics.PhaseStatistics.update` and refresh the cells in place. Merge,
@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 from napari_sigma._napari import editing
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 
-COLUMNS = ("", "name", "pixels", "area %", "area µm²", "main elements")
+COLUMNS = ("", "name", "pixels", "area %", "area µm²", "main elements", "mineral (score)")
 NAME_COLUMN = 1
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 SPECTRA_DELAY_MS = 150
@@ -221,12 +221,19 @@ class PhasesWidget(PhaseLayerDock):
                 f"{100.0 * float(table.area_fraction[k]):.2f}",
                 "" if area is None else f"{float(area):.4g}",
                 ", ".join(main_elements(table.mean_intensities[k], lines)),
+                self._mineral_text(phase_id),
             )
             for column, text in enumerate(cells, start=2):
                 item = self.table.item(row, column)
                 if item.text() != text:
                     item.setText(text)
         self.table.blockSignals(False)
+
+    def _mineral_text(self, phase_id: int) -> str:
+        """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``."""
+        minerals = getattr(self.result, "phase_minerals", None) or []
+        found = next((m for m in minerals if m.phase_id == phase_id), None)
+        return f"{found.mineral} ({found.score:.2f})" if found and found.identification else ""
 
     def _refresh_names_and_colors(self) -> None:
         model = self.model

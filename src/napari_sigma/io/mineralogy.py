@@ -48,22 +48,56 @@ def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]
     return run_to_completion(computation)
 
 
-def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
-    """Per-pixel area fractions of phases 1..K: NNLS of each pixel on the phases' interior means."""
-    from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.minerals.phases import interior_labels
-    from napari_sigma.unmixing.nmf import abundance_maps, phase_sum_spectra
+NEAR_IDENTICAL = 0.9995
+"""Phases whose mean spectra have a cosine above this cannot be told apart by unmixing: their
+abundance is shared in proportion to their label areas."""
 
+
+def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
+    """Mean area fraction of phases 1..K over the map, from its summed spectrum.
+
+    The map's mean spectrum is unmixed (Poisson-weighted non-negative least squares) onto the
+    phases' interior mean spectra (counts per pixel of the pure phase): by linearity the
+    result is the mean of the pixels' mixing fractions, mixed boundary pixels shared, without
+    the bias of per-pixel non-negative fits at low counts. Near-identical phases share their
+    abundance by label area.
+    """
+    from scipy.optimize import nnls
+
+    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.unmixing.nmf import phase_sum_spectra
+
+    labels = np.asarray(labels)
     cores = interior_labels(labels)
     sums = phase_sum_spectra(image.counts, cores, n_phases)
-    pixels = np.bincount(cores.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
-    means = sums / np.maximum(pixels, 1)[:, None]
-    present = pixels > 0
-    fractions = np.zeros((*labels.shape, n_phases), np.float32)
-    if present.any():
-        found = run_to_completion(abundance_maps(image.counts, means[present], device="cpu"))
-        fractions[..., present] = found
+    core_pixels = np.bincount(cores.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
+    label_pixels = np.bincount(labels.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
+    means = sums / np.maximum(core_pixels, 1)[:, None]
+    total = np.asarray(image.counts.sum(axis=(0, 1)), dtype=np.float64) / labels.size
+    groups = _similar_groups(means, core_pixels > 0)
+    basis = np.array([
+        (means[g] * label_pixels[g, None]).sum(axis=0) / max(label_pixels[g].sum(), 1)
+        for g in groups
+    ])  # fmt: skip
+    weight = 1.0 / np.sqrt(np.maximum(total, 1.0 / labels.size))
+    shares, _ = nnls((basis * weight).T, total * weight)
+    fractions = np.zeros(n_phases)
+    for group, share in zip(groups, shares, strict=True):
+        fractions[group] = share * label_pixels[group] / max(label_pixels[group].sum(), 1)
     return fractions
+
+
+def _similar_groups(means: np.ndarray, present: np.ndarray) -> list[list[int]]:
+    unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-30)
+    groups: list[list[int]] = []
+    for k in np.flatnonzero(present):
+        for group in groups:
+            if unit[group[0]] @ unit[k] > NEAR_IDENTICAL:
+                group.append(int(k))
+                break
+        else:
+            groups.append([int(k)])
+    return groups
 
 
 def _write_rows(path: Path, rows: list[dict], columns: Sequence[str]) -> Path:

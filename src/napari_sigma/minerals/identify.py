@@ -7,8 +7,11 @@ is renormalised over the rest). The misfit of element ``i`` is
 ``z_i = (measured_i - library_i) / s_i`` with
 ``s_i^2 = err_i^2 + (0.08 max(measured_i, library_i))^2 + 0.7^2`` (wt %): the counting
 uncertainty plus the typical accuracy of standardless analysis (8 % relative, 0.7 wt %
-absolute). The score is ``exp(-sum z_i^2 / (2 n))`` (1 = perfect, n compared elements). A
-phase whose best score is below ``min_score`` is "unknown" and named by its formula.
+absolute). The score is ``exp(-sum z_i^2 / (2 n))`` (1 = perfect, n compared elements). As
+measured C and O are the least reliable standardless results (carbon coatings, absorption of
+soft lines), each mineral is also compared without them, at a cost of 0.85 per element left
+out; its best comparison counts. A phase whose best score is below ``min_score`` is "unknown"
+and named by its formula.
 
 With a spectrum, the best candidates are also simulated with the quantification's physics at
 the acquisition's beam energy and detector and compared with the phase's background-subtracted
@@ -37,6 +40,10 @@ SERIES_PENALTY = 0.98
 UNMEASURED_LIGHT_PENALTY = 0.8
 """Per light element (C, N, O) of >= 1 wt % in a mineral but not measured: the simpler
 explanation (e.g. copper rather than cuprite when O was not analysed) wins a tie."""
+IGNORED_LIGHT_PENALTY = 0.85
+"""Per measured light element (C, O) left out of a comparison: standardless C and O are the
+least accurate results (coatings, soft-line absorption), so a mineral may also be matched on
+the other elements, at this cost."""
 SPECTRUM_CANDIDATES = 8
 SIMILARITY_POWER = 4.0
 
@@ -55,6 +62,7 @@ class Candidate:
     series: str | None = None
     fractions: dict[str, float] = field(default_factory=dict)
     similarity: float | None = None
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass
@@ -207,14 +215,63 @@ def rank_candidates(
         Default: the packaged library.
     """
     library = library or load_library()
-    err = dict(err_wt or {})
-    total = sum(v for v in wt.values() if v > 0)
+    if sum(v for v in wt.values() if v > 0) <= 0:
+        return []
+    measured_light = [el for el in ("C", "O") if wt.get(el, 0.0) > 0]
+    variants = [()] + [(el,) for el in measured_light]
+    if len(measured_light) == 2:
+        variants.append(tuple(measured_light))
+    best: dict[str, Candidate] = {}
+    for ignored in variants:
+        for candidate in _candidates(wt, err_wt or {}, library, ignored):
+            kept = best.get(candidate.name)
+            if kept is None or candidate.score > kept.score:
+                best[candidate.name] = candidate
+    ranked = sorted(best.values(), key=lambda c: -c.score)
+    seen, distinct = set(), []
+    for candidate in ranked:  # one entry per series (its best fractions) and per mineral
+        key = candidate.series or candidate.name
+        if key not in seen:
+            seen.add(key)
+            distinct.append(candidate)
+    return _prefer_series(distinct)
+
+
+SERIES_RANGES = {
+    "oligoclase": "plagioclase", "andesine": "plagioclase", "labradorite": "plagioclase",
+    "bytownite": "plagioclase", "sanidine": "alkali feldspar", "anorthoclase": "alkali feldspar",
+}  # fmt: skip
+"""Library rows that name a composition range of a series: the series with its end-member
+fraction is the fuller name (``"plagioclase An25 (oligoclase)"``)."""
+
+
+def _prefer_series(candidates: list[Candidate]) -> list[Candidate]:
+    if not candidates or candidates[0].name not in SERIES_RANGES:
+        return candidates
+    best, series = candidates[0], SERIES_RANGES[candidates[0].name]
+    match = next((c for c in candidates if c.series == series), None)
+    if match is None or match.score < 0.7 * best.score:
+        return candidates
+    match.name = f"{match.name} ({best.name})"
+    match.score = max(match.score, best.score)
+    return [match] + [c for c in candidates if c is not match and c is not best] + [best]
+
+
+def _candidates(
+    wt: Mapping[str, float],
+    err_wt: Mapping[str, float],
+    library: MineralLibrary,
+    ignored: tuple[str, ...],
+) -> list[Candidate]:
+    """Every mineral and series compared without the ``ignored`` light elements."""
+    kept = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE and el not in ignored}
+    total = sum(kept.values())
     if total <= 0:
         return []
-    measured_wt = {el: 100.0 * max(v, 0.0) / total for el, v in wt.items() if el not in INVISIBLE}
-    scale = 100.0 / total
-    err = {el: e * scale for el, e in err.items()}
+    measured_wt = {el: 100.0 * v / total for el, v in kept.items()}
+    err = {el: e * 100.0 / total for el, e in err_wt.items() if el in kept}
     measured = set(measured_wt)
+    penalty = IGNORED_LIGHT_PENALTY ** len(ignored)
     candidates = []
     for mineral in library.minerals.values():
         comparable = _comparable(mineral.composition, measured)
@@ -222,18 +279,18 @@ def rank_candidates(
             continue
         chi2, n = _chi2(measured_wt, err, comparable)
         candidate = _single(mineral, chi2, n, comparable)
-        unmeasured = [el for el in LIGHT - measured if mineral.composition.get(el, 0.0) >= 0.01]
-        candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured)
+        unmeasured = [
+            el for el in LIGHT - measured - set(ignored) if mineral.composition.get(el, 0.0) >= 0.01
+        ]
+        candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty
+        candidate.ignored = ignored
         candidates.append(candidate)
     for series in library.series:
-        candidates.append(_series_candidate(series, library, measured_wt, err, measured))
-    candidates.sort(key=lambda c: -c.score)
-    seen, distinct = set(), []
-    for candidate in candidates:
-        if candidate.name not in seen:
-            seen.add(candidate.name)
-            distinct.append(candidate)
-    return distinct
+        candidate = _series_candidate(series, library, measured_wt, err, measured)
+        candidate.score *= penalty
+        candidate.ignored = ignored
+        candidates.append(candidate)
+    return candidates
 
 
 def _single(mineral: Mineral, chi2: float, n: int, comparable: dict[str, float]) -> Candidate:
@@ -263,6 +320,8 @@ def _trace(wt, err, candidate: Candidate) -> list[str]:
     for el, v in sorted(wt.items(), key=lambda item: -item[1]):
         share = 100.0 * v / total
         if share < TRACE_MIN_WT or candidate.composition.get(el, 0.0) >= 0.1:
+            continue
+        if el in candidate.ignored and el != "C":  # O left out of the match is no trace
             continue
         if el in candidate.composition or share > 3 * err.get(el, 0.0):
             found.append(f"{el} {share:.1f} wt%")

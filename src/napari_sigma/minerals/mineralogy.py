@@ -2,7 +2,7 @@
 
 Everything is computed from a label image and the identification of its phases (phases with the
 same mineral name are one mineral). Areas are pixel counts (exact label areas); abundance areas
-come from a per-pixel non-negative unmixing of the phases' mean spectra (so mixed boundary
+come from unmixing the map's mean spectrum onto the phases' mean spectra (so mixed boundary
 pixels count fractionally); mass fractions use the library densities (3.0 g/cm^3 for unknown
 phases). Grains are 8-connected regions of one mineral; boundaries are counted between
 4-neighbour pixels, a pixel side long.
@@ -179,8 +179,9 @@ def mineralogy(
         Pixel size (None: lengths in pixels, ``*_um`` columns then count pixels).
     densities, groups : dict of str to float / str
         Library density and group of each mineral name.
-    fractions : ndarray (y, x, K), optional
-        Per-pixel area fractions of phases 1..K (abundance areas); None leaves
+    fractions : ndarray (K,), optional
+        Mean area fraction of phases 1..K over the map (abundance areas, e.g.
+        :func:`napari_sigma.io.mineralogy.abundance_fractions`); None leaves
         ``abundance_area_percent`` empty.
     compositions : dict of str to dict, optional
         Mass fractions (0..1) of each mineral, for the element deportment.
@@ -205,10 +206,7 @@ def mineralogy(
 def _modal(names, areas, total, grains, densities, fractions, mineral_of_label) -> list[dict]:
     abundance = None
     if fractions is not None:
-        f = np.asarray(fractions, dtype=np.float64).reshape(-1, fractions.shape[-1])
-        sums = f.sum(axis=1, keepdims=True)
-        f = np.divide(f, sums, out=np.zeros_like(f), where=sums > 0)
-        per_phase = f.sum(axis=0) / total
+        per_phase = np.asarray(fractions, dtype=np.float64).ravel()
         abundance = np.zeros(len(names))
         for pid, name in mineral_of_label.items():
             if 1 <= pid <= per_phase.size:
