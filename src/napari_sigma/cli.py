@@ -14,6 +14,8 @@ Commands
     failed.
 ``napari-sigma apply MODEL INPUT... --out DIR``
     Classify each input with a saved model (same phase ids, names and colours).
+``napari-sigma convert INPUT OUTPUT.hspy``
+    Copy a spectrum image to a .hspy stored in row bands (read in parts under --memory-limit).
 ``napari-sigma demo --out DIR``
     Analyse the embedded synthetic example and print its accuracy against the ground truth.
 ``napari-sigma elements FILE``
@@ -32,8 +34,10 @@ from pathlib import Path
 
 from napari_sigma.cli_fields import (
     add_apply_command,
+    add_convert_command,
     add_field_options,
     command_apply,
+    command_convert,
     command_run_fields,
     memory_limit,
 )
@@ -174,6 +178,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_analysis_options(demo)
     demo.add_argument("--seed-data", type=int, default=0, help="seed of the synthetic example")
     add_apply_command(commands)
+    add_convert_command(commands)
     elements = commands.add_parser("elements", help="suggest elements from the sum spectrum")
     elements.add_argument("file", type=Path)
     return parser
@@ -328,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": command_run,
         "apply": command_apply,
+        "convert": command_convert,
         "demo": command_demo,
         "elements": command_elements,
     }

@@ -182,3 +182,40 @@ def add_apply_command(commands) -> None:
     apply.add_argument("--out", required=True, type=Path, help="output folder")
     apply.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     add_field_options(apply, shared=False)
+
+
+def add_convert_command(commands) -> None:
+    """The ``convert`` sub-command."""
+    convert = commands.add_parser(
+        "convert", help="copy a spectrum image to a .hspy file stored in row bands"
+    )
+    convert.add_argument("input", type=Path, help="an EDS file")
+    convert.add_argument("output", type=Path, help="the .hspy file to write")
+    convert.add_argument(
+        "--band-mb", type=float, default=32.0, help="size of a stored row band (default 32 MB)"
+    )
+    convert.add_argument("--compression", default="lzf", choices=["lzf", "gzip", "none"])
+
+
+def command_convert(args: argparse.Namespace) -> int:
+    """``convert IN OUT.hspy``: a copy stored in row bands, readable under a memory limit."""
+    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.writing import write_hspy
+
+    if args.output.suffix.lower() != ".hspy":
+        print(
+            f"napari-sigma: error: {args.output}: the output must be a .hspy file", file=sys.stderr
+        )
+        return 1
+    try:
+        image = read_spectrum_image(args.input, lazy=True)
+    except SigmaError as error:
+        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        return 1
+    ny, nx = image.shape
+    row_bytes = nx * image.energy.size * image.counts.dtype.itemsize
+    rows = int(min(ny, max(1, args.band_mb * 1e6 // row_bytes)))
+    compression = None if args.compression == "none" else args.compression
+    write_hspy(args.output, image, chunks=(rows, nx, image.energy.size), compression=compression)
+    print(f"{args.input} -> {args.output} ({ny}x{nx}x{image.energy.size}, bands of {rows} rows)")
+    return 0

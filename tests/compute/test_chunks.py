@@ -97,3 +97,18 @@ def test_shared_model_under_a_limit_matches(cube_file, tmp_path):
     a = read_labels_tiff(tmp_path / "a" / "cube" / "phases.tif")[0]
     b = read_labels_tiff(tmp_path / "b" / "cube" / "phases.tif")[0]
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_file_stored_in_one_block_is_read_whole_with_advice_then_converted(SHARED_EDS, tmp_path):
+    source = SHARED_EDS / "bruker" / "test_TEM.bcf"  # 64x64x2048 uint8, one block of 8.4 MB
+    with pytest.warns(UserWarning, match=r"test_TEM\.bcf: stored in blocks .*napari-sigma convert"):
+        whole = read_within(source, 1_000_000)
+    assert isinstance(whole.counts, np.ndarray)
+    converted = tmp_path / "tem.hspy"
+    assert main(["convert", str(source), str(converted), "--band-mb", "0.2"]) == 0
+    banded = read_within(converted, 1_000_000)  # bands of 1 row: no warning, lazy
+    assert hasattr(banded.counts, "dask") and banded.counts.chunks[0][0] == 1
+    np.testing.assert_array_equal(np.asarray(banded.counts), whole.counts)
+    assert (banded.energy, banded.beam_energy) == (whole.energy, whole.beam_energy)
+    assert banded.pixel_size == pytest.approx(whole.pixel_size)
+    assert banded.pixel_unit == whole.pixel_unit

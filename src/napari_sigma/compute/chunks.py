@@ -111,13 +111,40 @@ def cube_bytes(counts) -> int:
     return int(np.prod(counts.shape)) * int(np.dtype(counts.dtype).itemsize)
 
 
+def largest_chunk_bytes(counts) -> int:
+    """Bytes of the largest block a lazy cube is stored in (the whole cube for numpy)."""
+    import numpy as np
+
+    chunks = getattr(counts, "chunks", None)
+    if chunks is None:
+        return cube_bytes(counts)
+    return int(np.prod([max(c) for c in chunks])) * int(np.dtype(counts.dtype).itemsize)
+
+
 def read_within(path: str | Path, limit: int | None):
-    """Read a spectrum image, lazily when its cube exceeds ``LAZY_SHARE`` of ``limit``."""
+    """Read a spectrum image, lazily when its cube exceeds ``LAZY_SHARE`` of ``limit``.
+
+    A file stored as blocks larger than a band of the limit (Bruker ``.bcf`` and Velox ``.emd``
+    read as one block) cannot be read in parts: it is read whole, with a warning that names the
+    file and suggests ``napari-sigma convert`` to a chunked ``.hspy``.
+    """
+    import warnings
+
     from napari_sigma.io.reading import read_spectrum_image
 
     if limit is None:
         return read_spectrum_image(path)
     lazy = read_spectrum_image(path, lazy=True)
-    if cube_bytes(lazy.counts) <= LAZY_SHARE * limit:
+    size = cube_bytes(lazy.counts)
+    if size <= LAZY_SHARE * limit:
+        return read_spectrum_image(path)
+    block = largest_chunk_bytes(lazy.counts)
+    if block > BLOCK_SHARE * limit:
+        warnings.warn(
+            f"{path}: stored in blocks of {block / 1e6:.0f} MB, too large to read in parts "
+            f"under the memory limit of {limit / 1e6:.0f} MB: read whole ({size / 1e6:.0f} MB); "
+            "convert it once with 'napari-sigma convert' to stay within the limit",
+            stacklevel=2,
+        )
         return read_spectrum_image(path)
     return lazy
