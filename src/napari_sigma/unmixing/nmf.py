@@ -32,6 +32,7 @@ ABUNDANCE_CHUNK_VALUES = 1 << 24
 # on the CPU a block of 2**24 values took 0.3-1.3 s: 4x smaller blocks keep Abort within a second
 ABUNDANCE_CPU_CHUNK_VALUES = 1 << 22
 EPS = 1e-12
+DENSE_SET_TABLE_MAX = 10  # components up to which all 2**C restricted inverses fit one table
 
 
 @dataclass
@@ -363,12 +364,30 @@ def _set_solver(gram, inverses: dict):
     """A function ``(rhs, free) -> least-squares solution on the free components`` (0 elsewhere).
 
     ``free`` is a boolean ``(n, C)`` mask. The inverse of the Gram matrix restricted to each
-    distinct set (embedded in a C x C matrix of zeros) is computed once and cached in
-    ``inverses`` by the set's bit code.
+    distinct set (embedded in a C x C matrix of zeros) is computed once, when a row first needs
+    it, and kept in ``inverses``: for ``C <= DENSE_SET_TABLE_MAX`` in one ``(2**C, C, C)`` table
+    indexed by the set's bit code (no per-set Python work per block), else by code in the dict.
     """
     import torch
 
-    powers = 2 ** torch.arange(gram.shape[0], device=gram.device)
+    n_components = gram.shape[0]
+    powers = 2 ** torch.arange(n_components, device=gram.device)
+    if n_components <= DENSE_SET_TABLE_MAX:
+        if "table" not in inverses:
+            inverses["table"] = gram.new_zeros((2**n_components, n_components, n_components))
+            inverses["known"] = torch.zeros(2**n_components, dtype=torch.bool, device=gram.device)
+        table, known = inverses["table"], inverses["known"]
+
+        def solve_dense(rhs, free):
+            codes = (free.long() * powers).sum(1)
+            missing = codes[~known[codes]]
+            if len(missing):
+                for code in torch.unique(missing).tolist():
+                    table[code] = _restricted_inverse(gram, code, {})
+                known[missing] = True
+            return torch.bmm(rhs.unsqueeze(1), table[codes]).squeeze(1)
+
+        return solve_dense
 
     def solve(rhs, free):
         codes = (free.long() * powers).sum(1)
