@@ -169,3 +169,22 @@ def test_nan_pixels_give_a_result_with_a_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "napari-sigma: warning:" in err and "nan.hspy: NaN or infinite counts in 1 pixels" in err
     assert (tmp_path / "out" / "nan" / "phases.tif").exists()
+
+
+def test_ev_axis_and_missing_beam_energy_give_a_result_with_warnings(tmp_path, capsys):
+    from dataclasses import replace
+
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image
+    in_ev = EnergyAxis(image.energy.offset * 1e3, image.energy.scale * 1e3, image.energy.size)
+    path = write_hspy(tmp_path / "ev.hspy", replace(image, energy=in_ev, beam_energy=None))
+    argv = ["run", str(path), "--out", str(tmp_path / "out"), "--latent", "pca"]
+    assert main([*argv, "--elements", "Si,Al,Fe,Mg,Ca,K,Na,S,O"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert any("ev.hspy: the energy axis was in eV" in line for line in warned)
+    assert any("ev.hspy: beam energy missing: assumed 20 kV" in line for line in warned)
+    labels, _ = read_labels_tiff(tmp_path / "out" / "ev" / "phases.tif")
+    assert labels.shape == (20, 20) and labels.max() >= 2

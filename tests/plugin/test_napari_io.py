@@ -296,3 +296,37 @@ def test_napari_saves_labels_with_the_plugin_writer(viewer, tmp_path):
     back, pixel_size = read_labels_tiff(path)
     np.testing.assert_array_equal(back, labels)
     assert pixel_size == pytest.approx(0.5)
+
+
+def test_reader_shows_the_data_corrections_once(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import napari.utils.notifications as notifications
+
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    counts = np.random.default_rng(0).poisson(3.0, size=(16, 16, 256)).astype(np.float32)
+    counts[2, 3, 7] = np.nan
+    image = SpectrumImage(counts=counts, energy=EnergyAxis(-0.1, 0.01, 256), beam_energy=None)
+    path = write_hspy(tmp_path / "odd.hspy", replace(image, title="odd"))
+    shown = []
+    monkeypatch.setattr(notifications, "show_warning", shown.append)
+    layers = get_reader(str(path))(str(path))
+    assert layers
+    assert len(shown) == 2 and all(text.startswith("odd.hspy: ") for text in shown)
+    assert any("NaN or infinite counts in 1 pixels" in text for text in shown)
+    assert any("beam energy missing: assumed 20 kV" in text for text in shown)
+
+
+def test_reader_refuses_a_cube_of_nan_naming_it(tmp_path):
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    counts = np.full((4, 4, 64), np.nan, np.float32)
+    image = SpectrumImage(counts=counts, energy=EnergyAxis(-0.1, 0.01, 64), beam_energy=15.0)
+    path = write_hspy(tmp_path / "nan.hspy", image)
+    with pytest.raises(SpectrumImageError, match=r"nan\.hspy: 16 of 16 pixels hold NaN"):
+        get_reader(str(path))(str(path))
