@@ -13,7 +13,8 @@ from napari_sigma.errors import SigmaFileError
 from napari_sigma.io.writing import write_hspy
 from napari_sigma.latent.embedding import LatentSettings
 from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
-from napari_sigma.pipeline.session import load_session, save_session, settings_from_json
+from napari_sigma.pipeline.session import load_session, save_session
+from napari_sigma.pipeline.settings import settings_from_json
 from napari_sigma.synthetic.generator import make_synthetic
 
 FAST = AnalysisSettings(

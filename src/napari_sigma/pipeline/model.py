@@ -118,11 +118,11 @@ class FittedModel:
     @classmethod
     def from_archive(cls, content: dict[str, Any], arrays: dict[str, np.ndarray]) -> FittedModel:
         """The model from :meth:`to_archive`'s content and arrays."""
-        from napari_sigma.pipeline.session import settings_from_json
+        from napari_sigma.pipeline.settings import settings_from_json
 
         offset, scale, size = content["energy"]
         return cls(
-            settings=settings_from_json(content["settings"]),
+            settings=settings_from_json(content["settings"], ignore_unknown=True),
             lines=tuple(content["lines"]),
             reference_dose=float(content["reference_dose"]),
             phase_names=[str(n) for n in content["phase_names"]],

@@ -27,6 +27,7 @@ import numpy as np
 from napari_sigma.errors import SigmaFileError, SpectrumImageError
 from napari_sigma.io.archive import Archive, read_archive, write_archive
 from napari_sigma.io.export import to_jsonable
+from napari_sigma.pipeline.settings import settings_from_json
 
 SESSION_KIND = "session"
 
@@ -300,7 +301,7 @@ def _session(path: Path, archive: Archive) -> Session:
         path=path,
         source=Path(content["source"]) if content["source"] else None,
         source_sha256=content["source_sha256"],
-        settings=settings_from_json(content["settings"]),
+        settings=settings_from_json(content["settings"], ignore_unknown=True),
         labels=arrays["labels"],
         phases=[
             SessionPhase(int(p["id"]), str(p["name"]), _rgba(p["color"])) for p in content["phases"]
@@ -371,12 +372,3 @@ def _result_info(result: Any) -> dict[str, Any]:
             "loss_history": list(result.loss_history),
         }
     )
-
-
-def settings_from_json(data: Mapping[str, Any]):
-    """:class:`~napari_sigma.pipeline.settings.AnalysisSettings` from its JSON form, checked
-    (:func:`napari_sigma.pipeline.settings.settings_from_json`); keys it does not know are
-    ignored, missing ones take defaults."""
-    from napari_sigma.pipeline import settings
-
-    return settings.settings_from_json(data, ignore_unknown=True)
