@@ -14,10 +14,10 @@ naming the file and the problem:
 - **Energy axis in eV labelled keV** (or keV labelled eV): an EDS channel is 0.5-200 eV wide; a
   channel width 1000 times outside that range but inside it after a factor 1000 is converted
   (warning). Any other width is refused.
-- **Missing beam energy**: assumed to be 20 kV (the default the line choice has always used), or
-  the end of the recorded spectrum rounded up to a whole kV when the spectrum goes further
-  (detectors record up to about the beam energy), with a warning; lines need it for their
-  overvoltage.
+- **Missing beam energy**: assumed to be 20 kV (the default the line choice has always used for
+  an unknown beam energy; ``beam_energy`` stays None), or the end of the recorded spectrum rounded
+  up to a whole kV when the spectrum goes further (detectors record up to about the beam energy;
+  then ``beam_energy`` is set), with a warning; lines need it for their overvoltage.
 - **Absurd pixel size** (below 1 pm or above 10 mm): the map is taken as uncalibrated (``px``),
   with a warning.
 
@@ -177,7 +177,8 @@ def _checked_beam(beam: float | None, energy: EnergyAxis, notes: list[str]) -> f
         f"beam energy {was}: assumed {assumed:g} kV (20 kV, or the end of the recorded spectrum "
         "when it goes further); lines are chosen for it"
     )
-    return assumed
+    # None already means 20 kV to the line choice: the image keeps "unknown" in that case
+    return None if assumed == DEFAULT_BEAM_ENERGY_KV else assumed
 
 
 def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> None:
