@@ -20,6 +20,7 @@ SPECTRUM_IMAGES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SPECTRUM_IMAGES)
 def test_analysed_lines_lie_inside_the_energy_axis(SHARED_EDS, name):
     from napari_sigma.io.reading import read_spectrum_image
@@ -56,3 +57,26 @@ def test_fept_spectrum_markers_and_lines_use_pt_l_and_m(SHARED_EDS):
     )
     names = {line.name for line in xray.marker_lines(["Pt"], 200.0, energy_range)}
     assert "Pt_Ka" not in names and {"Pt_La", "Pt_Ma"} <= names
+
+
+def test_file_elements_are_checked_against_the_spectrum(SHARED_EDS):
+    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.xray.elements import ElementsNotDetectedWarning
+
+    image = read_spectrum_image(
+        SHARED_EDS / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf", lazy=True
+    )
+    assert {"Gd", "Nd", "Sm", "Th"} <= set(image.elements)
+    with pytest.warns(ElementsNotDetectedWarning, match="listed in the file but not detected: "):
+        lines = choose_lines(image, AnalysisSettings())
+    elements = {name.partition("_")[0] for name in lines}
+    assert not elements & {"Gd", "Nd", "Sm", "Th"}
+    assert {"O", "Si", "Al", "Fe", "Ca", "Ti", "Mg", "K"} <= elements
+
+
+def test_file_elements_that_are_present_are_all_kept(SHARED_EDS):
+    from napari_sigma.io.reading import read_any
+    from napari_sigma.xray.elements import check_listed_elements
+
+    spectrum = read_any(SHARED_EDS / "exspy" / "EDS_SEM_TM002.hspy")
+    assert check_listed_elements(spectrum, spectrum.elements) == (spectrum.elements, ())

@@ -33,9 +33,11 @@ class FeatureSettings:
 
     Parameters
     ----------
-    background : {"sides", "none"}
+    background : {"sides", "none", "fit"}
         ``"sides"`` subtracts the continuum interpolated from windows either side of each line;
-        ``"none"`` keeps raw window counts (SIGMA).
+        ``"none"`` keeps raw window counts (SIGMA); ``"fit"`` uses the fitted line-family
+        intensities (:mod:`~napari_sigma.xray.image_fit`; in the analysis pipeline only, where
+        they are computed anyway; elsewhere it reads as ``"none"``).
     window_fwhm : float
         Half-width of the line window in units of the detector FWHM at the line energy.
     fwhm_mnka_kev : float
@@ -51,7 +53,7 @@ class FeatureSettings:
         Channels below this energy are never used (zero-energy strobe peak).
     """
 
-    background: Literal["sides", "none"] = "sides"
+    background: Literal["sides", "none", "fit"] = "sides"
     window_fwhm: float = 1.0
     fwhm_mnka_kev: float = 0.130
     neighbour_radius: int = 1

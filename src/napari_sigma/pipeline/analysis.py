@@ -94,11 +94,11 @@ def choose_lines(image: SpectrumImage, settings: AnalysisSettings) -> tuple[str,
     if settings.lines:
         lines = checked_lines(settings.lines, image.beam_energy, energy_range)
     else:
-        elements = settings.elements or image.elements
+        elements = settings.elements
         if not elements:
-            from napari_sigma.xray.elements import suggest_elements
+            from napari_sigma.xray.elements import elements_to_analyse
 
-            elements = tuple(s.element for s in suggest_elements(image.sum_spectrum()))
+            elements = elements_to_analyse(image.sum_spectrum(), image.title)
         usable = [e for e in elements or () if e not in ("H", "He", "Li")]
         lines = lines_for_elements(usable, image.beam_energy, energy_range)
     if not lines:
@@ -154,12 +154,14 @@ def _analyse(
     lines = choose_lines(image, settings)
     with clock.stage("features"):
         maps = yield from _line_maps(image, lines, settings.features, device)
-        intensities, intensity_sigma, windows = maps
+        intensities, intensity_sigma, windows, raw_windows = maps
         binned, dose = bin_image(windows, settings.bin_factor), _dose(image, settings)
         raw, smoothed = _analysis_features(binned, dose, settings)
         grid = (binned.shape[0], binned.shape[1])
         # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
-        counts = (binned, dose) if settings.features.background == "none" else None
+        counts = (
+            None if raw_windows is None else (bin_image(raw_windows, settings.bin_factor), dose)
+        )
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
     clustering_settings = settings.clustering
@@ -246,20 +248,24 @@ def _timed(clock: _Stopwatch, name: str, computation: Computation[Any]) -> Compu
 
 def _line_maps(
     image: SpectrumImage, lines: tuple[str, ...], settings: FeatureSettings, device: str
-) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Fitted intensities and their sigma (maps, names, statistics) and the feature windows.
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Fitted intensities and their sigma (maps, names, statistics), the clustering features
+    and the raw line windows (Poisson counts, for the trace-phase search; None with
+    ``background="sides"``).
 
     One pass over the cube (:func:`~napari_sigma.xray.image_fit.fitted_line_maps`).
     """
     from napari_sigma.xray.image_fit import fitted_line_maps
 
-    feature = line_weights(image.energy, lines, settings)
-    return (
-        yield from fitted_line_maps(
-            image.counts, image.energy, lines, image.beam_energy, settings.fwhm_mnka_kev,
-            settings.low_energy_cutoff_kev, device, extra_weights=feature,
-        )
+    fitted = settings.background == "fit"
+    windows = replace(settings, background="none") if fitted else settings
+    feature = line_weights(image.energy, lines, windows)
+    intensities, sigma, projected = yield from fitted_line_maps(
+        image.counts, image.energy, lines, image.beam_energy, settings.fwhm_mnka_kev,
+        settings.low_energy_cutoff_kev, device, extra_weights=feature,
     )  # fmt: skip
+    raw_windows = None if settings.background == "sides" else projected
+    return intensities, sigma, intensities if fitted else projected, raw_windows
 
 
 def _analysis_features(

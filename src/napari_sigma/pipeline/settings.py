@@ -57,8 +57,10 @@ class AnalysisSettings:
     lines : tuple of str or None
         X-ray lines to analyse (``"Fe_Ka"``). None: the default lines of ``elements``.
     elements : tuple of str or None
-        Elements to analyse when ``lines`` is None. None: the file's elements, else the
-        elements suggested from the sum spectrum.
+        Elements to analyse when ``lines`` is None. None: the file's elements that its sum
+        spectrum shows (those it does not are reported and dropped), else the elements
+        suggested from the sum spectrum
+        (:func:`~napari_sigma.xray.elements.elements_to_analyse`).
     bin_factor : int
         Spatial binning of the analysis grid (results are returned at full resolution).
     features, latent, clustering : settings dataclasses

@@ -28,5 +28,8 @@ __getattr__, __all__ = lazy_exports(
         "fluorescence_yield": "yields",
         "ElementSuggestion": "elements",
         "suggest_elements": "elements",
+        "check_listed_elements": "elements",
+        "elements_to_analyse": "elements",
+        "ElementsNotDetectedWarning": "elements",
     },
 )

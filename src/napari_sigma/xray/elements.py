@@ -522,3 +522,82 @@ def _rank(
         )
     suggestions.sort(key=lambda s: s.score, reverse=True)
     return suggestions[:max_elements]
+
+
+SUGGESTION_SIGNIFICANCE = 8.0
+LISTED_MIN_SIGNIFICANCE = 5.0
+"""Evidence (sigma) an element listed in a file needs to be confirmed by its spectrum."""
+
+
+class ElementsNotDetectedWarning(UserWarning):
+    """Elements listed in a file (its metadata) that its spectrum does not show."""
+
+
+def check_listed_elements(
+    spectrum: Spectrum,
+    listed: Iterable[str],
+    min_significance: float = LISTED_MIN_SIGNIFICANCE,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split the elements listed in a file into those its spectrum shows and those it does not.
+
+    The listed elements are fitted together with the suggested ones (as `suggest_elements`
+    with its defaults, same model and significance, see the module docstring); a listed element is confirmed when it
+    is suggested or when its evidence in that joint fit reaches ``min_significance`` (lower
+    than a suggestion's: the file's list is prior knowledge). The weakest unconfirmed element
+    is dropped and the fit repeated until every remaining one is confirmed.
+
+    Returns
+    -------
+    detected, absent : tuple of str
+        In the order of ``listed``.
+    """
+    listed = tuple(dict.fromkeys(e for e in listed if e in xray.ELEMENTS))
+    if not listed:
+        return (), ()
+    beam = xray.DEFAULT_BEAM_ENERGY_KV if not spectrum.beam_energy else float(spectrum.beam_energy)
+    exclude = set(RARE_ELEMENTS) - set(listed)
+    fwhm, shift = _calibrate(spectrum, beam, exclude, SUGGESTION_SIGNIFICANCE)
+    problem = _build_problem(spectrum, beam, exclude, fwhm, shift)
+    if problem is None:
+        return (), listed
+    greedy = _greedy_selection(problem, 16, SUGGESTION_SIGNIFICANCE)
+    counts, significance = _final_fit(problem, greedy, SUGGESTION_SIGNIFICANCE)
+    suggested = {s.element for s in _rank(counts, significance, beam, 12, 0.05)}
+    candidates = [e for e in listed if e in problem.templates and e not in suggested]
+    chosen = [e for e in suggested if e in problem.templates] + candidates
+    while candidates:
+        significance = _significances(problem, chosen)
+        weakest = min(candidates, key=significance.get)
+        if significance[weakest] >= min_significance:
+            break
+        candidates.remove(weakest)
+        chosen.remove(weakest)
+    detected = set(suggested) | set(candidates)
+    return (
+        tuple(e for e in listed if e in detected),
+        tuple(e for e in listed if e not in detected),
+    )
+
+
+def elements_to_analyse(spectrum: Spectrum, title: str = "") -> tuple[str, ...]:
+    """The elements an analysis uses when none are given: those of the file that the spectrum
+    shows (`check_listed_elements`), else the suggested ones (`suggest_elements`).
+
+    Listed elements the spectrum does not show are dropped with an `ElementsNotDetectedWarning`
+    ("listed in the file but not detected: Hf, Lu"), so they neither make features nor name
+    phases.
+    """
+    import warnings
+
+    if spectrum.elements:
+        detected, absent = check_listed_elements(spectrum, spectrum.elements)
+        if absent:
+            where = f"{title}: " if title else ""
+            warnings.warn(
+                f"{where}listed in the file but not detected: {', '.join(absent)}",
+                ElementsNotDetectedWarning,
+                stacklevel=2,
+            )
+        if detected:
+            return detected
+    return tuple(s.element for s in suggest_elements(spectrum))

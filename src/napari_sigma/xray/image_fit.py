@@ -22,7 +22,7 @@ from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.xray import fitting
 
-SOLVE_CHUNK = 16384
+SOLVE_CHUNK = 4096
 MAX_SWEEPS = 60
 TOLERANCE = 1e-2
 VARIANCE_FLOOR = 1e-3
@@ -205,8 +205,9 @@ def nonnegative_gram_solve(
     """``argmin 0.5 x'Gx - b'x`` subject to ``x >= 0`` for every row ``b`` of ``projected``.
 
     Coordinate descent (exact for each coordinate), vectorised over pixels, in chunks of
-    ``SOLVE_CHUNK`` pixels; a chunk stops when no coordinate moves by more than ``tol``
-    standard units (``|dx_k| sqrt(G_kk)``: a chi change of about ``tol``).
+    ``SOLVE_CHUNK`` pixels (small enough to stay in the CPU cache: 4096 measured 3-5x faster
+    than 16384); a chunk stops when no coordinate moves by more than ``tol`` standard units
+    (``|dx_k| sqrt(G_kk)``: a chi change of about ``tol``).
 
     Returns
     -------
