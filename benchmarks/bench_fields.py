@@ -68,7 +68,11 @@ def main() -> None:
         seconds, reference = apply_all(model, paths, folder / "local", LocalExecutor())
         print(f"local:     {args.fields / seconds:6.2f} fields/s ({seconds:.1f} s)")
         for n in args.workers:
-            with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None) as c:
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, dashboard_address=None,
+                worker_dashboard_address=None,
+            )  # fmt: skip
+            with cluster as c:
                 with DaskExecutor(c.scheduler_address) as runner:
                     list(runner.map(abs, range(n)))  # workers started
                     seconds, labels = apply_all(model, paths, folder / f"w{n}", runner)

@@ -103,3 +103,17 @@ def test_tiles_are_spread_over_the_field_and_latent_space_is_refused():
     assert tile_origins((40, 40), 10, 32, rng) == [(0, 0)]
     with pytest.raises(AnalysisError, match="spatial"):
         next(fit_model(["x"], AnalysisSettings.preset("sigma")))
+
+
+def test_components_follow_another_energy_calibration(model, fields):
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.pipeline.model import components_on
+
+    axis = fields[0].image.energy
+    same = components_on(model, axis)
+    assert same is model.components
+    coarser = EnergyAxis(axis.offset + 0.005, axis.scale * 2, axis.size // 2)
+    moved = components_on(model, coarser)
+    assert moved.shape == (model.components.shape[0], axis.size // 2)
+    # counts per channel double with the channel width: the totals are kept
+    np.testing.assert_allclose(moved.sum(axis=1), model.components.sum(axis=1), rtol=0.02)
