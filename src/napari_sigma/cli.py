@@ -201,7 +201,13 @@ def _analyse_and_export(image, settings, out_dir: Path):
 def _summary(result, out_dir: Path) -> str:
     seconds = sum(result.timings.values())
     names = ", ".join(result.phase_names)
-    return f"{result.n_phases} phases ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
+    text = f"{result.n_phases} phases ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
+    text += f"\n  {result.phase_choice()}"
+    if result.alternatives:
+        text += f" (re-run with --phases {result.alternatives[0]}; curve in run.json)"
+    for reason, n in result.unassigned.items():
+        text += f"\n  unassigned: {n} pixels ({100 * n / result.labels.size:.1f} %), {reason}"
+    return text
 
 
 @dataclass

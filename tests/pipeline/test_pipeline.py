@@ -17,7 +17,7 @@ from napari_sigma.pipeline.analysis import (
     choose_lines,
     run_analysis,
 )
-from napari_sigma.synthetic.generator import demo_sample, make_synthetic
+from napari_sigma.synthetic.generator import benchmark_case, demo_sample, make_synthetic
 
 FAST_LATENT = LatentSettings(hidden=(32, 16), epochs=2, train_pixels=4000, device="cpu")
 
@@ -178,3 +178,21 @@ def test_high_counts_find_the_true_number_of_phases(case, before):
     result = run_analysis(sample.image, settings)
     assert result.n_phases == sample.n_phases != before
     assert phase_accuracy_report(sample, result.labels)["ari"] >= 0.98
+
+
+def test_pixels_without_counts_are_unassigned_with_the_reason():
+    sample = benchmark_case("easy", seed=0, shape=(64, 64))
+    counts = np.array(sample.image.counts)
+    counts[:, :20] = 0  # an empty background strip
+    image = replace(sample.image, counts=counts)
+    settings = AnalysisSettings.preset(
+        "default", lines=tuple(sample.lines), device="cpu", latent=FAST_LATENT
+    )
+    result = run_analysis(image, settings)
+    assert (result.labels[:, :20] == 0).all()
+    assert (result.labels[:, 22:] > 0).all()
+    assert result.unassigned == {"no counts": 64 * 20}
+    assert result.phase_fractions.shape == (64, 64, result.n_phases)
+    np.testing.assert_allclose(result.phase_fractions[:, 25:].sum(-1), 1.0, atol=1e-5)
+    assert (result.purity[:, :20] == 0).all()
+    assert result.phase_choice().startswith(f"auto: {result.n_phases} phases; next ")

@@ -102,8 +102,12 @@ def test_run_adds_layers_then_a_second_run_never_touches_them(
     np.testing.assert_array_equal(first.phases.data, result.labels)
     assert result.n_phases == 3 and set(np.unique(first.phases.data)) == {1, 2, 3}
     assert [p.name for p in state.plugin_data(first.phases)["phases"]] == result.phase_names
-    assert widget.progress_label.text() == "done: 3 phases"
+    assert widget.progress_label.text() == f"done: {result.phase_choice()}"
+    assert widget.progress_label.text().startswith("done: given: 3 phases; next ")
     assert widget.form.run.enabled and not widget.form.abort.enabled
+    # the alternatives are one click away
+    assert widget.alternatives.count() == len(result.alternatives) > 0
+    assert "BIC" in widget.progress_label.toolTip()
 
     # an edit through the Phases widget, then Export writes the edited labels
     phases = dock(viewer, "Phases")

@@ -18,7 +18,14 @@ from functools import wraps
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
-from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_sigma._napari import state
 from napari_sigma._napari.results import ResultLayers, add_result_layers
@@ -73,6 +80,13 @@ class AnalysisWidget(QWidget):
         layout.addWidget(self.form.native)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.progress_label)
+        self.alternatives = QComboBox(self)
+        self.alternatives.setToolTip("Numbers of phases worth trying (the model-selection curve)")
+        self.rerun_button = QPushButton("Re-run with this number of phases", self)
+        self.rerun_button.clicked.connect(self.rerun_with_alternative)
+        layout.addWidget(self.alternatives)
+        layout.addWidget(self.rerun_button)
+        self._show_alternatives(())
         layout.addStretch()
         self.viewer.layers.events.inserted.connect(self._refresh_sources)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -248,6 +262,21 @@ class AnalysisWidget(QWidget):
         self.progress_bar.setValue(round(100 * report.fraction))
         self.progress_label.setText(format_progress(report))
 
+    def rerun_with_alternative(self, *_: Any) -> Any:
+        """Run again with the number of phases chosen among the alternatives."""
+        if self.alternatives.count() == 0:
+            return None
+        self.form.phases.value = str(self.alternatives.currentData())
+        return self.run()
+
+    def _show_alternatives(self, alternatives: tuple[int, ...], curve: str = "") -> None:
+        self.alternatives.clear()
+        for k in alternatives:
+            self.alternatives.addItem(f"{k} phases", k)
+        self.alternatives.setVisible(bool(alternatives))
+        self.rerun_button.setVisible(bool(alternatives))
+        self.progress_label.setToolTip(curve)
+
     @alive_only
     def _on_result(self, result: Any, image: Any, title: str) -> None:
         if self._cancelled or not self._run_source_present():
@@ -259,7 +288,11 @@ class AnalysisWidget(QWidget):
             return
         self.last_layers = add_result_layers(self.viewer, result, title=_short_title(image, title))
         self.progress_bar.setValue(100)
-        self.progress_label.setText(f"done: {result.n_phases} phases")
+        self.progress_label.setText(f"done: {result.phase_choice()}")
+        curve = "BIC on homogeneous pixels (lower is better):\n" + "\n".join(
+            f"{k} phases: {v:.0f}" for k, v in sorted(result.criterion.items())
+        )
+        self._show_alternatives(tuple(result.alternatives), curve)
         self.viewer.layers.selection.active = self.last_layers.phases
 
     @alive_only

@@ -159,6 +159,7 @@ def write_stats_csv(path: str | Path, table: PhaseTable, minerals: Sequence = ()
         "mineral",
         "mineral_score",
         *(f"mean_{line}" for line in table.line_names),
+        "area_fraction_abundance",
     ]
     with Path(path).open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -215,7 +216,30 @@ def run_info(result: Any, labels: np.ndarray) -> dict[str, Any]:
         "device": result.device,
         "timings_s": dict(result.timings),
         "versions": dict(result.versions),
+        **_phase_record(result),
     }
+
+
+def _phase_record(result: Any) -> dict[str, Any]:
+    """How the number of phases was chosen, and the unassigned pixels with their reason."""
+    record: dict[str, Any] = {}
+    if hasattr(result, "phase_choice"):
+        record["phase_selection"] = {
+            "summary": result.phase_choice(),
+            "chosen": result.n_phases,
+            "alternatives": list(result.alternatives),
+            "rerun": [f"--phases {k}" for k in result.alternatives],
+            "curve": {
+                "name": "BIC of a Gaussian mixture on homogeneous pixels (lower is better)",
+                "values": dict(result.criterion),
+            },
+        }
+    unassigned = getattr(result, "unassigned", None) or {}
+    record["unassigned"] = {
+        reason: {"pixels": n, "fraction": n / max(int(np.prod(result.labels.shape)), 1)}
+        for reason, n in unassigned.items()
+    }
+    return record
 
 
 def export_result(
@@ -278,6 +302,10 @@ def export_steps(
         image.pixel_size_um,
         names=list(result.phase_names if names is None else names),
     )
+    if getattr(result, "phase_fractions", None) is not None:
+        from napari_sigma.phases.statistics import abundance_area_fractions
+
+        table.abundance_fraction = abundance_area_fractions(result.phase_fractions, table.phase_ids)
     from napari_sigma.io.mineralogy import MINERAL_FILES
 
     paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}

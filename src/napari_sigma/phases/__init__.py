@@ -31,5 +31,7 @@ __getattr__, __all__ = lazy_exports(
         "label_colormap": "colors",
         "label_rgba": "colors",
         "UNASSIGNED": "colors",
+        "merge_noise_splits": "end_members",
+        "mixture_zones": "end_members",
     },
 )

@@ -37,6 +37,13 @@ import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
+from napari_sigma.phases.end_members import (
+    MIXTURE_DISTANCE,
+    NOISE_DISTANCE,
+    group_means,
+    merge_noise_splits,
+    mixture_zones,
+)
 from napari_sigma.phases.mixed_pixels import MIX_FRACTIONS, MixSpace, phase_log_likelihood
 from napari_sigma.phases.mixture import ClusteringResult, ClusteringSettings, cluster_phases
 from napari_sigma.phases.splitting import SplitSettings, composition_test, split_phase
@@ -76,6 +83,19 @@ class PhaseFindingSettings:
     split : SplitSettings or None
         Search for phases of two compositions too close to tell pixel by pixel
         (:mod:`~napari_sigma.phases.splitting`); None: no search.
+    averaged_pixels : int
+        Pixels averaged into each smoothed feature (9 for a 3x3 neighbourhood). The merge
+        distance never counts a difference as significant when it is smaller than the counting
+        noise of such an average (see :func:`merge_close_phases`).
+    noise_distance : float
+        With an automatic number of phases, candidates whose mean smoothed features lie closer
+        than this many standard deviations of counting noise are one phase (0: no such merge;
+        :func:`~napari_sigma.phases.end_members.merge_noise_splits`).
+    mixture_distance : float
+        With an automatic number of phases, a candidate that a non-negative mix of two or more
+        others explains within this many standard deviations of counting noise, and that
+        borders them, is a mixture zone and not a phase (0: keep them;
+        :func:`~napari_sigma.phases.end_members.mixture_zones`).
     """
 
     homogeneity: float = 2.0
@@ -89,6 +109,9 @@ class PhaseFindingSettings:
     trace_min_pixels: int = 6
     trace_passes: int = 3
     split: SplitSettings | None = field(default_factory=SplitSettings)
+    averaged_pixels: int = 9
+    noise_distance: float = NOISE_DISTANCE
+    mixture_distance: float = MIXTURE_DISTANCE
 
 
 def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:
@@ -102,15 +125,21 @@ def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:
 
 
 def homogeneous_pixels(
-    smoothed: np.ndarray, factor: float = 2.0, quantile: float = 0.5
+    smoothed: np.ndarray,
+    factor: float = 2.0,
+    quantile: float = 0.5,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean ``(y, x)`` mask of pixels whose neighbourhood is as uniform as counting noise allows.
 
     The noise level is the ``quantile`` of the local variance over the map (grain interiors must
     make up more than that fraction of the map); pixels up to ``factor`` times it are kept.
+    Only ``valid`` pixels (default: all) count and are kept.
     """
     variance = local_variance(smoothed.astype(np.float64))
-    return variance <= factor * np.quantile(variance, quantile)
+    if valid is None or not valid.any():
+        return variance <= factor * np.quantile(variance, quantile)
+    return valid & (variance <= factor * np.quantile(variance[valid], quantile))
 
 
 def find_phases(
@@ -119,6 +148,7 @@ def find_phases(
     clustering: ClusteringSettings,
     settings: PhaseFindingSettings = PhaseFindingSettings(),
     counts: tuple[np.ndarray, np.ndarray] | None = None,
+    valid: np.ndarray | None = None,
 ) -> Computation[ClusteringResult]:
     """Phases of every pixel from unsmoothed and smoothed feature maps.
 
@@ -134,6 +164,9 @@ def find_phases(
         Raw window counts and total counts of every pixel (Poisson). With them, and an automatic
         number of phases, connected pixels that no phase or boundary mix explains become a new
         (trace) phase, up to ``trace_passes`` times (:mod:`~napari_sigma.phases.trace`).
+    valid : ndarray of bool, shape (y, x), optional
+        Pixels that hold a spectrum; the others (empty background, holes) train nothing and
+        get label 0.
 
     Yields
     ------
@@ -145,7 +178,7 @@ def find_phases(
     ClusteringResult
         Labels 1..K ordered by decreasing pixel count; probabilities from the spatial model.
     """
-    mask = homogeneous_pixels(smoothed, settings.homogeneity, settings.noise_quantile)
+    mask = homogeneous_pixels(smoothed, settings.homogeneity, settings.noise_quantile, valid)
     if mask.sum() < max(2, clustering.min_phases):
         raise AnalysisError("too few homogeneous pixels to find phases; reduce the binning")
     target = None if clustering.n_phases == "auto" else int(clustering.n_phases)
@@ -155,9 +188,16 @@ def find_phases(
     )
     fitted = yield from cluster_phases(smoothed[mask], selection)
     yield Progress("clustering", 0, 1, "classifying every pixel")
-    hard, n_phases = _merged(smoothed[mask], fitted.labels - 1, fitted.n_phases, target, settings)
+    floor = _noise_floor(raw[mask], fitted.labels - 1, settings.averaged_pixels)
+    hard = fitted.labels - 1
+    if target is None and settings.noise_distance > 0:
+        hard = merge_noise_splits(smoothed[mask], hard, floor, settings.noise_distance)
+    hard, n_phases = _merged(smoothed[mask], hard, int(hard.max()) + 1, target, settings, floor)
     yield Progress("clustering", 0, 1, "classifying every pixel")
     labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings)
+    if target is None and settings.mixture_distance > 0 and n_phases > 2:
+        mask, hard, n_phases = _without_mixture_zones(raw, mask, hard, labels, settings)
+        labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings)
     # trace phases: as many passes as allowed, or as needed to reach a given K
     passes = settings.trace_passes if target is None else target - n_phases
     for _ in range(passes if counts is not None else 0):
@@ -174,6 +214,8 @@ def find_phases(
         refit = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
         hard, n_phases = refit.labels - 1, refit.n_phases
         labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings)
+    if valid is not None:
+        labels = np.where(valid.reshape(-1), labels, -1)
     labels, probabilities, order = _ordered_by_size(labels, probabilities)
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
     means = np.stack([flat[labels == k + 1].mean(axis=0) for k in range(len(order))])
@@ -200,13 +242,65 @@ def _merged(
     n_phases: int,
     target: int | None,
     settings: PhaseFindingSettings,
+    floor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Merge indistinguishable phases (automatic K) or the closest ones down to a given K."""
     if target is None:
-        return merge_close_phases(points, labels, settings.merge_distance)
+        return merge_close_phases(points, labels, settings.merge_distance, floor=floor)
     if n_phases > target:
-        return merge_close_phases(points, labels, settings.merge_distance, target)
+        return merge_close_phases(points, labels, settings.merge_distance, target, floor)
     return labels, n_phases
+
+
+def _without_mixture_zones(
+    raw: np.ndarray,
+    mask: np.ndarray,
+    hard: np.ndarray,
+    labels: np.ndarray,
+    settings: PhaseFindingSettings,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Training pixels without mixture zones, and with noise copies joined to their phase."""
+    from napari_sigma.features.intensities import inverse_anscombe
+
+    n_phases = int(hard.max()) + 1
+    members = raw[mask].astype(np.float64)
+    averaged = max(settings.averaged_pixels, 1)
+    if settings.mix_space == "anscombe":  # mean counts; Poisson noise of a smoothed pixel
+        counts = group_means(inverse_anscombe(members), hard, n_phases)
+        noise = np.maximum(counts, 0.5) / averaged
+    else:
+        counts = group_means(members, hard, n_phases)
+        noise = np.broadcast_to(_noise_floor(members, hard, averaged), counts.shape)
+    grid = labels.reshape(raw.shape[:2])
+    explained = mixture_zones(counts, noise, grid, settings.mixture_distance)
+    if not explained:
+        return mask, hard, n_phases
+    target = np.arange(n_phases)  # noise copies join their phase, mixture zones are dropped
+    for k, partners in explained:
+        target[target == k] = partners[0] if len(partners) == 1 else -1
+    training = np.full(mask.shape, -1)
+    training[mask] = target[hard]
+    used = training >= 0
+    hard = np.unique(training[used], return_inverse=True)[1]
+    return used, hard, int(hard.max()) + 1
+
+
+def _noise_floor(raw: np.ndarray, labels: np.ndarray, averaged_pixels: int) -> np.ndarray:
+    """Variance ``(F,)`` of each smoothed feature that counting noise alone gives.
+
+    The within-group variance of the unsmoothed features of the training pixels, divided by
+    the number of pixels averaged. Noise at a few counts per pixel makes the smoothed features
+    discrete (a window of 0.2 counts per pixel takes a handful of values), and a mixture then
+    cuts one phase into groups of almost no spread along such a feature, whose pooled
+    covariance makes any difference look significant (measured: alumina at 120 counts per
+    pixel cut into three "phases" 0.3 Zr counts apart).
+    """
+    raw = raw.astype(np.float64)
+    groups = np.unique(labels, return_inverse=True)[1]
+    sums = np.zeros((groups.max() + 1, raw.shape[1]))
+    np.add.at(sums, groups, raw)
+    means = sums / np.bincount(groups)[:, None]
+    return (raw - means[groups]).var(axis=0) / max(averaged_pixels, 1)
 
 
 def _classified(
@@ -301,7 +395,11 @@ def _with_trace(
 
 
 def merge_close_phases(
-    points: np.ndarray, labels: np.ndarray, distance: float, target: int | None = None
+    points: np.ndarray,
+    labels: np.ndarray,
+    distance: float,
+    target: int | None = None,
+    floor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Merge the closest pair of groups while their Mahalanobis distance is below ``distance``.
 
@@ -318,6 +416,9 @@ def merge_close_phases(
         Groups closer than this (pooled within-group covariance) are merged.
     target : int, optional
         Number of groups wanted instead of the distance rule.
+    floor : ndarray, shape (F,), optional
+        Smallest variance of each feature in the pooled covariance (counting noise): a feature
+        whose pooled variance is below it is raised to it.
 
     Returns
     -------
@@ -331,6 +432,8 @@ def merge_close_phases(
         n_groups = labels.max() + 1
         means = np.stack([points[labels == k].mean(axis=0) for k in range(n_groups)])
         pooled = np.cov((points - means[labels]).T).reshape(points.shape[1], points.shape[1])
+        if floor is not None:
+            pooled = pooled + np.diag(np.clip(floor - np.diag(pooled), 0.0, None))
         precision = np.linalg.pinv(pooled)
         diff = means[:, None, :] - means[None, :, :]
         dist = np.sqrt(np.einsum("abi,ij,abj->ab", diff, precision, diff))
@@ -386,12 +489,14 @@ def _potts_icm_steps(
 def _ordered_by_size(
     labels: np.ndarray, probabilities: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drop empty phases, number the rest 1..K by decreasing size."""
-    counts = np.bincount(labels, minlength=probabilities.shape[1])
+    """Drop empty phases, number the rest 1..K by decreasing size (label -1 becomes 0)."""
+    assigned = labels >= 0
+    counts = np.bincount(labels[assigned], minlength=probabilities.shape[1])
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] > 0]
     rank = np.full(probabilities.shape[1], -1)
     rank[order] = np.arange(len(order))
     kept = probabilities[:, order]
-    kept /= kept.sum(axis=1, keepdims=True)
-    return rank[labels] + 1, kept, order
+    kept /= np.maximum(kept.sum(axis=1, keepdims=True), 1e-30)
+    kept[~assigned] = 0.0
+    return np.where(assigned, rank[np.maximum(labels, 0)] + 1, 0), kept, order

@@ -15,6 +15,8 @@ __getattr__, __all__ = lazy_exports(
         "choose_lines": "analysis",
         "analyse": "analysis",
         "run_analysis": "analysis",
+        "empty_pixels": "analysis",
+        "phase_alternatives": "analysis",
         "Session": "session",
         "SessionPhase": "session",
         "save_session": "session",

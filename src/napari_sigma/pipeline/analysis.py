@@ -62,11 +62,33 @@ class AnalysisResult:
     intensity_sigma: np.ndarray | None = None
     phase_minerals: list = field(default_factory=list)
     """Quantification and identification of each phase (`napari_sigma.minerals.phases`)."""
+    phase_fractions: np.ndarray | None = None
+    unassigned: dict[str, int] = field(default_factory=dict)
+    alternatives: tuple[int, ...] = ()
 
     @property
     def n_phases(self) -> int:
         """Number of phases found (labels 1..K)."""
         return len(self.phase_names)
+
+    @property
+    def purity(self) -> np.ndarray | None:
+        """Largest phase fraction of every pixel ``(y, x)`` (1 = one phase; 0 = unassigned).
+
+        ``1 - purity`` is the second-phase fraction: where grain boundaries and overlapping
+        grains mix phases.
+        """
+        if self.phase_fractions is None:
+            return None
+        return self.phase_fractions.max(axis=-1)
+
+    def phase_choice(self) -> str:
+        """One line on the number of phases: ``"auto: 3 phases; next 4, 5"``."""
+        mode = self.settings.clustering.n_phases
+        head = f"{'auto' if mode == 'auto' else 'given'}: {self.n_phases} phases"
+        if not self.alternatives:
+            return head
+        return f"{head}; next {', '.join(str(k) for k in self.alternatives)}"
 
 
 class _Stopwatch:
@@ -165,8 +187,11 @@ def _analyse(
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
     clustering_settings = settings.clustering
+    valid = ~empty_pixels(dose)
     if settings.cluster_space == "spatial":
-        finding = find_phases(raw, smoothed, clustering_settings, _phase_finding(settings), counts)
+        finding = find_phases(
+            raw, smoothed, clustering_settings, _phase_finding(settings), counts, valid
+        )
     else:
         space = latent.latent if settings.cluster_space == "latent" else flat
         finding = cluster_phases(space, clustering_settings)
@@ -175,7 +200,8 @@ def _analyse(
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device)
     )
-    spectra, components, weights, abundances, interior = unmixed
+    spectra, components, weights, abundances, interior, fractions = unmixed
+    unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
     minerals = []
     if settings.identify_minerals:
@@ -208,6 +234,9 @@ def _analyse(
         loss_history=list(latent.loss_history),
         intensity_sigma=intensity_sigma,
         phase_minerals=minerals,
+        phase_fractions=fractions,
+        unassigned={"no counts": int(unassigned.sum())} if unassigned.any() else {},
+        alternatives=phase_alternatives(clustering.n_phases, clustering.criterion),
     )
 
 
@@ -219,6 +248,52 @@ def _minerals(image, labels, lines, spectra, settings: AnalysisSettings):
     library = load_library(settings.minerals)
     elements = elements_of_lines(lines)
     return identify_phases(image, labels, elements, library, spectra=spectra)
+
+
+def empty_pixels(dose: np.ndarray, radius: int = 2, share: float = 0.05) -> np.ndarray:
+    """Pixels without a spectrum: empty background, holes, beam blanked.
+
+    A pixel is empty when its own total counts are below ``share`` of the typical pixel's (the
+    median neighbourhood mean over pixels whose neighbourhood has counts) and it lies within
+    ``radius`` of a pixel whose ``(2r+1)^2`` neighbourhood has that few counts on average. The
+    neighbourhood keeps sparse maps (a few counts per pixel, many pixels at zero) whole.
+
+    Parameters
+    ----------
+    dose : ndarray, shape (y, x)
+        Total counts per pixel.
+
+    Returns
+    -------
+    ndarray of bool, shape (y, x)
+    """
+    from scipy.ndimage import binary_dilation, uniform_filter
+
+    local = uniform_filter(dose.astype(np.float64), 2 * radius + 1, mode="nearest")
+    lit = local > 0
+    if not lit.any():
+        return np.zeros(dose.shape, dtype=bool)
+    threshold = share * np.median(local[lit])
+    core = local < threshold
+    if not core.any():
+        return core
+    near = binary_dilation(core, np.ones((3, 3), dtype=bool), iterations=radius)
+    return near & (dose < threshold)
+
+
+def phase_alternatives(
+    n_phases: int, criterion: dict[int, float], n_alternatives: int = 2
+) -> tuple[int, ...]:
+    """Numbers of phases worth trying after the chosen one.
+
+    The next larger numbers first (a phase merged as noise or as a mixture zone is the first
+    thing a user may want back), within the range the model selection scanned, then the next
+    smaller one.
+    """
+    scanned = max(criterion, default=n_phases + n_alternatives)
+    larger = [k for k in range(n_phases + 1, max(scanned, n_phases) + 1)][:n_alternatives]
+    smaller = [n_phases - 1] if n_phases > 1 else []
+    return tuple((larger + smaller)[:n_alternatives])
 
 
 def run_analysis(
@@ -288,7 +363,12 @@ def _dose(image: SpectrumImage, settings: AnalysisSettings) -> np.ndarray:
 def _phase_finding(settings: AnalysisSettings) -> PhaseFindingSettings:
     """Phase-finding settings whose boundary mixtures match the feature normalisation."""
     poisson = settings.features.normalisation == "poisson"
-    return replace(settings.phase_finding, mix_space="anscombe" if poisson else "linear")
+    averaged = (2 * settings.features.neighbour_radius + 1) ** 2
+    return replace(
+        settings.phase_finding,
+        mix_space="anscombe" if poisson else "linear",
+        averaged_pixels=averaged,
+    )
 
 
 def _full_resolution(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -312,13 +392,14 @@ def _unmix(
     clustering: ClusteringResult,
     settings: AnalysisSettings,
     device: str,
-) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
+) -> Computation[tuple[np.ndarray, ...]]:
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.minerals.phases import interior_labels
     from napari_sigma.phases.spectra import phase_sum_steps
     from napari_sigma.unmixing.nmf import (
         abundance_maps,
         nmf,
+        phase_fractions,
         resident_phase_sums,
     )
 
@@ -338,10 +419,11 @@ def _unmix(
             resident_phase_sums(resident, cores, n_phases) if settings.identify_minerals else None
         )
     n_components = settings.n_components or n_phases
-    masked = spectra.copy()
-    masked[
-        :, : image.energy.channel_range(-np.inf, settings.features.low_energy_cutoff_kev).stop
-    ] = 0
+    low_energy = np.zeros(image.energy.size, dtype=bool)
+    low_energy[
+        : image.energy.channel_range(-np.inf, settings.features.low_energy_cutoff_kev).stop
+    ] = True
+    masked = np.where(low_energy, 0, spectra)
     yield Progress("unmixing", 1, 3, f"NMF with {n_components} components")
     weights, components = nmf(
         masked,
@@ -355,7 +437,13 @@ def _unmix(
     counts = image.counts if resident is None else resident
     abundances = yield from abundance_maps(counts, components, device=device)
     abundances = abundances.reshape(*image.shape, -1)
-    return spectra, components, weights, abundances, interior
+    yield Progress("unmixing", 2, 3, "phase fractions")
+    pixels = np.bincount(labels.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
+    fractions = yield from phase_fractions(
+        counts, spectra, pixels, device=device, mask_channels=low_energy
+    )
+    fractions = fractions.reshape(*image.shape, -1)
+    return spectra, components, weights, abundances, interior, fractions
 
 
 def _phase_names(

@@ -9,5 +9,6 @@ __getattr__, __all__ = lazy_exports(
         "phase_sum_spectra": "nmf",
         "nmf": "nmf",
         "abundance_maps": "nmf",
+        "phase_fractions": "nmf",
     },
 )

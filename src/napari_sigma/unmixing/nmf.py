@@ -494,3 +494,43 @@ def _coordinate_descent(gram, rhs, solution, max_iter: int, tol: float):
         if largest_change <= tol * (float(solution.abs().max()) or 1.0):
             break
     return solution
+
+
+def phase_fractions(
+    counts: Any,
+    phase_spectra: np.ndarray,
+    pixels: np.ndarray,
+    device: str = "auto",
+    mask_channels: np.ndarray | None = None,
+) -> Computation:
+    """Share of every phase in every pixel: non-negative least squares on pure-pixel spectra.
+
+    Each phase is represented by its mean spectrum per pixel (sum spectrum / pixel count), so
+    a pixel of pure phase ``k`` has coefficient 1 for ``k``, and a boundary pixel half of two
+    phases 0.5 for each, whatever the two phases' count rates (unlike the NMF abundances,
+    which are counts). The coefficients are divided by their sum: the fractions of a pixel
+    sum to 1 (0 where no phase fits, e.g. a pixel without counts).
+
+    Parameters
+    ----------
+    counts : array, shape (y, x, E)
+        Counts.
+    phase_spectra : ndarray, shape (K, E)
+        Sum spectrum of each phase.
+    pixels : ndarray, shape (K,)
+        Pixels of each phase.
+    device, mask_channels
+        See :func:`abundance_maps`.
+
+    Yields
+    ------
+    Progress
+
+    Returns
+    -------
+    ndarray, shape (y, x, K), float32
+    """
+    means = np.asarray(phase_spectra, np.float64) / np.maximum(pixels, 1)[:, None]
+    shares = yield from abundance_maps(counts, means, device=device, mask_channels=mask_channels)
+    total = shares.sum(axis=-1, keepdims=True)
+    return np.divide(shares, total, out=np.zeros_like(shares), where=total > 0)

@@ -1,0 +1,167 @@
+"""Which candidate phases are end members: noise splits and mixture zones are not phases.
+
+The Gaussian mixture on homogeneous pixels proposes candidate phases. Two kinds of candidate are
+not phases of their own:
+
+- **Noise splits.** At a few counts per pixel the smoothed features are discrete and skewed, and
+  a mixture cuts one phase into several groups. Cutting a Gaussian in two puts the halves' means
+  1.6-2.2 noise standard deviations apart (2 phi(c) / (Phi(c)(1 - Phi(c))) for a cut at c), so
+  groups whose means lie less than ``noise_distance`` standard deviations of *counting noise*
+  apart are one phase (:func:`noise_distances`). Two real phases that close (minor-element twins)
+  cannot be told apart pixel by pixel anyway; the grain-wise composition test
+  (:mod:`~napari_sigma.phases.splitting`) separates them afterwards.
+- **Mixture zones.** Where grains overlap through a foil, or the beam's interaction volume spans
+  a boundary, pixels record a mixture of two or three phases, and a wide overlap zone has
+  homogeneous pixels of its own. A candidate whose mean counts (per unit dose) a convex
+  combination of two or more other candidates explains within counting noise (:func:`mixture_zones`), and whose
+  pixels border those candidates, is a mixture zone: it is dropped, and its pixels go to the
+  phase with the larger share through the boundary-mixture templates
+  (:mod:`~napari_sigma.phases.mixed_pixels`).
+
+Counting noise is that of one pixel's smoothed features: the within-group variance of the
+unsmoothed features divided by the number of pixels averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Candidates closer than this (standard deviations of counting noise) are one phase.
+NOISE_DISTANCE = 3.0
+#: A mixture explains a candidate when its residual is below this (same units).
+MIXTURE_DISTANCE = 3.0
+#: Smallest share of a mixing partner that makes a candidate a mixture (else a noise copy).
+MIN_PARTNER_SHARE = 0.1
+
+
+def group_means(points: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of each group 0..K-1, ``(K, F)``."""
+    sums = np.zeros((n_groups, points.shape[1]))
+    np.add.at(sums, labels, points.astype(np.float64))
+    return sums / np.maximum(np.bincount(labels, minlength=n_groups), 1)[:, None]
+
+
+def noise_distances(means: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Distances ``(K, K)`` between group means in standard deviations of counting noise."""
+    diff = means[:, None, :] - means[None, :, :]
+    return np.sqrt((diff * diff / np.maximum(noise, 1e-12)).sum(axis=-1))
+
+
+def merge_noise_splits(
+    points: np.ndarray, labels: np.ndarray, noise: np.ndarray, distance: float = NOISE_DISTANCE
+) -> np.ndarray:
+    """Merge the closest pair of groups while their noise distance is below ``distance``.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, F)
+        Smoothed features of the training pixels.
+    labels : ndarray, shape (N,)
+        Group of each point.
+    noise : ndarray, shape (F,)
+        Variance of counting noise of each smoothed feature.
+    distance : float
+        Merge threshold.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Groups renumbered 0..K'-1 (sizes kept in the order of first appearance).
+    """
+    labels = np.unique(labels, return_inverse=True)[1]
+    while labels.max() > 0:
+        n_groups = labels.max() + 1
+        dist = noise_distances(group_means(points, labels, n_groups), noise)
+        np.fill_diagonal(dist, np.inf)
+        a, b = np.unravel_index(np.argmin(dist), dist.shape)
+        if dist[a, b] >= distance:
+            break
+        labels = np.unique(np.where(labels == max(a, b), min(a, b), labels), return_inverse=True)[1]
+    return labels
+
+
+def mixture_fit(
+    target: np.ndarray, others: np.ndarray, noise: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Convex combination of ``others`` (M, F) closest to ``target`` (F,) in noise units.
+
+    The features are scaled to one dose per pixel, so a mixture's shares are non-negative and
+    sum to 1 (enforced by a heavily weighted extra row). Returns the shares ``(M,)`` and the
+    residual distance in standard deviations of noise.
+    """
+    from scipy.optimize import nnls
+
+    scale = 1.0 / np.sqrt(np.maximum(noise, 1e-12))
+    weight = 1e3 * max(float(np.abs(others * scale).max()), 1.0)
+    matrix = np.vstack([(others * scale).T, np.full((1, len(others)), weight)])
+    shares = nnls(matrix, np.append(target * scale, weight))[0]
+    residual = float(np.linalg.norm((others.T @ shares - target) * scale))
+    return shares, residual
+
+
+def mixture_zones(
+    counts: np.ndarray,
+    noise: np.ndarray,
+    grid_labels: np.ndarray,
+    distance: float = MIXTURE_DISTANCE,
+) -> list[tuple[int, list[int]]]:
+    """Candidates that other candidates explain: noise copies and mixture zones.
+
+    A candidate that one other candidate explains (scaled) is a noise copy of it; one that a
+    non-negative mix of two or more others explains, and whose pixels border them, is a mixture
+    zone. Candidates are taken out one at a time, the best explained first, and the rest tested
+    again, so that each is explained by candidates that remain phases.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (K, F)
+        Mean features of each candidate in a space where mixing is linear (counts).
+    noise : ndarray, shape (K, F)
+        Variance of counting noise of each candidate's mean smoothed pixel in that space.
+    grid_labels : ndarray of int, shape (y, x)
+        Provisional phase 0..K-1 of every pixel (negative: none), for adjacency.
+    distance : float
+        Largest residual (standard deviations of noise) of an explaining mixture.
+
+    Returns
+    -------
+    list of (int, list of int)
+        Each explained candidate with the candidates that explain it (one: a noise copy), in
+        the order taken out. At least two candidates always remain.
+    """
+    remaining = list(range(len(counts)))
+    explained: list[tuple[int, list[int]]] = []
+    while len(remaining) > 2:
+        best: tuple[float, int, list[int]] | None = None
+        for k in remaining:
+            partners, residual = _explaining(k, remaining, counts, noise[k])
+            if residual >= distance or (best is not None and residual >= best[0]):
+                continue
+            if partners and (len(partners) == 1 or _borders(grid_labels, k, partners)):
+                best = (residual, k, partners)
+        if best is None:
+            break
+        explained.append((best[1], best[2]))
+        remaining.remove(best[1])
+    return explained
+
+
+def _explaining(
+    k: int, remaining: list[int], counts: np.ndarray, noise: np.ndarray
+) -> tuple[list[int], float]:
+    """The candidates whose non-negative mix explains candidate ``k``, and its residual."""
+    others = [j for j in remaining if j != k]
+    shares, residual = mixture_fit(counts[k], counts[others], noise)
+    return [others[i] for i in np.flatnonzero(shares >= MIN_PARTNER_SHARE)], residual
+
+
+def _borders(grid_labels: np.ndarray, k: int, partners: list[int]) -> bool:
+    """Whether candidate ``k``'s pixels touch every partner's pixels (8-neighbourhood)."""
+    from scipy.ndimage import binary_dilation
+
+    region = grid_labels == k
+    if not region.any():
+        return False
+    around = binary_dilation(region, np.ones((3, 3), dtype=bool), iterations=2) & ~region
+    touching = set(np.unique(grid_labels[around]).tolist())
+    return all(p in touching for p in partners)
