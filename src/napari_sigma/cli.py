@@ -202,11 +202,11 @@ def _summary(result, out_dir: Path) -> str:
     seconds = sum(result.timings.values())
     names = ", ".join(result.phase_names)
     text = f"{result.n_phases} phases ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
-    text += f"\n  {result.phase_choice()}"
+    text += f"; {result.phase_choice()}"  # one line: the batch summary has a row per input
     if result.alternatives:
         text += f" (re-run with --phases {result.alternatives[0]}; curve in run.json)"
     for reason, n in result.unassigned.items():
-        text += f"\n  unassigned: {n} pixels ({100 * n / result.labels.size:.1f} %), {reason}"
+        text += f"; unassigned {n} pixels ({100 * n / result.labels.size:.1f} %): {reason}"
     return text
 
 
