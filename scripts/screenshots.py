@@ -1,8 +1,8 @@
 """Screenshots of the napari plugin for the docs: the sample, the dock widgets, an analysis.
 
-Opens a napari viewer, loads the synthetic sample, docks the plugin's widgets through napari's
-Plugins-menu code path (a widget that fails to dock stops the script with an error), runs the phase analysis through the analysis widget, and
-writes PNGs to ``docs/images/``. Needs a display: without ``DISPLAY`` it re-runs itself under
+Opens a 1920x1080 napari window, loads the synthetic sample, docks the plugin ("napari-sigma", all
+tools in tabs) through napari's Plugins-menu code path (a failure stops the script), runs the
+phase analysis from its Analysis tab and writes PNGs to ``docs/images/``. Needs a display: without ``DISPLAY`` it re-runs itself under
 ``xvfb-run``::
 
     python scripts/screenshots.py [--out docs/images] [--epochs 10] [--timeout 600]
@@ -19,13 +19,8 @@ from pathlib import Path
 from typing import Any
 
 PLUGIN = "napari-sigma-eds"
-WIDGETS = {
-    "spectrum": "Spectrum and elements",
-    "analysis": "Phase analysis",
-    "latent": "Latent space",
-    "phases": "Phases",
-}
-WINDOW_SIZE = (1700, 1050)
+MAIN_WIDGET = "napari-sigma"  # the whole plugin in one tabbed dock
+WINDOW_SIZE = (1920, 1080)
 
 
 def ensure_display() -> None:
@@ -36,7 +31,7 @@ def ensure_display() -> None:
     if xvfb_run is None:
         sys.exit("no DISPLAY and no xvfb-run: install xvfb or run under a display")
     os.environ["NAPARI_SIGMA_XVFB"] = "1"
-    screen = f"-screen 0 {WINDOW_SIZE[0] + 100}x{WINDOW_SIZE[1] + 100}x24"
+    screen = f"-screen 0 {WINDOW_SIZE[0]}x{WINDOW_SIZE[1]}x24"
     os.execv(xvfb_run, [xvfb_run, "-a", "-s", screen, sys.executable, *sys.argv])
 
 
@@ -51,12 +46,10 @@ def wait_for(condition, timeout: float, app: Any) -> bool:
     return False
 
 
-def dock_widgets(viewer: Any) -> dict[str, Any]:
-    """Dock each plugin widget from the Plugins menu's code path (an error stops the script)."""
-    docked = {}
-    for key, title in WIDGETS.items():
-        _, docked[key] = viewer.window.add_plugin_dock_widget(PLUGIN, title, tabify=False)
-    return docked
+def dock_plugin(viewer: Any) -> Any:
+    """Dock the plugin from the Plugins menu's code path (an error stops the script)."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, MAIN_WIDGET)
+    return widget
 
 
 def load_sample(viewer: Any) -> None:
@@ -78,18 +71,23 @@ def run_analysis(widget: Any, epochs: int, timeout: float, app: Any) -> bool:
 
 
 def show_spectra(viewer: Any, widget: Any, app: Any) -> None:
-    """Put a cursor spectrum and a phase spectrum on the Spectrum widget."""
+    """Put a cursor spectrum on the Spectrum tab."""
+    wait_for(lambda: not widget.loading, 120, app)
     image = widget.spectrum_image
-    if image is None:
-        return
     size = image.pixel_size_um or 1.0
     rows, cols = image.shape
     widget.update_cursor((rows * 0.4 * size, cols * 0.6 * size))
-    labels = [layer for layer in viewer.layers if layer.__class__.__name__ == "Labels"]
-    if labels:
-        viewer.layers.selection.active = labels[-1]
-        labels[-1].selected_label = 1
     wait_for(lambda: False, 0.5, app)
+
+
+def select_phase(viewer: Any, sigma: Any, app: Any) -> None:
+    """Select phase 2 of the new phases layer and two rows of the table (their spectra)."""
+    layer = sigma.analysis.last_layers.phases
+    viewer.layers.selection.active = layer
+    layer.selected_label = 2
+    sigma.phases.select_ids(sigma.phases.row_ids()[:3])
+    wait_for(lambda: sigma.phases.table_data is not None, 60, app)
+    wait_for(lambda: False, 1.5, app)
 
 
 def save(path: Path, image: Any) -> None:
@@ -101,6 +99,14 @@ def save(path: Path, image: Any) -> None:
 
         imsave(path, image, check_contrast=False)
     print(f"wrote {path}")
+
+
+def close(viewer: Any) -> None:
+    """Close the viewer once the plugin's background workers are done."""
+    from superqt.utils import WorkerBase
+
+    WorkerBase.await_workers(msecs=120_000)
+    viewer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,19 +125,22 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance()
     viewer.window._qt_window.resize(*WINDOW_SIZE)
     load_sample(viewer)
-    docked = dock_widgets(viewer)
-    wait_for(lambda: False, 1.0, app)
+    sigma = dock_plugin(viewer)
+    sigma.tabs.setCurrentWidget(sigma.spectrum)
+    show_spectra(viewer, sigma.spectrum, app)
     save(args.out / "sample.png", viewer.screenshot(canvas_only=False, flash=False))
-    show_spectra(viewer, docked["spectrum"], app)
-    save(args.out / "spectrum_widget.png", docked["spectrum"].grab())
-    if not run_analysis(docked["analysis"], args.epochs, args.timeout, app):
-        viewer.close()
+    save(args.out / "spectrum_widget.png", sigma.grab())
+    sigma.tabs.setCurrentWidget(sigma.analysis)
+    if not run_analysis(sigma.analysis, args.epochs, args.timeout, app):
+        close(viewer)
         return 1
-    wait_for(lambda: False, 1.0, app)
+    select_phase(viewer, sigma, app)
     save(args.out / "analysis.png", viewer.screenshot(canvas_only=False, flash=False))
-    for key in ("analysis", "latent", "phases"):
-        save(args.out / f"{key}_widget.png", docked[key].grab())
-    viewer.close()
+    for key in ("phases", "latent", "analysis"):
+        sigma.tabs.setCurrentWidget(getattr(sigma, key))
+        wait_for(lambda: False, 1.5, app)
+        save(args.out / f"{key}_widget.png", sigma.grab())
+    close(viewer)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -97,8 +98,9 @@ def test_run_adds_layers_then_a_second_run_never_touches_them(
     first = widget.last_layers
     result = state.result_of(first.phases)
     assert first.phases.name == "phases (tiny)"
-    assert len(viewer.layers) == n_before + 1 + result.components.shape[0]
-    assert [c.name for c in first.components] == [f"{n} (tiny)" for n in result.component_names]
+    assert len(viewer.layers) == n_before + 2  # the phases and one layer of all components
+    assert [c.name for c in first.components] == ["components (tiny)"]
+    assert first.components[0].data.shape[0] == result.components.shape[0]
     np.testing.assert_array_equal(first.phases.data, result.labels)
     assert result.n_phases == 3 and set(np.unique(first.phases.data)) == {1, 2, 3}
     assert [p.name for p in state.plugin_data(first.phases)["phases"]] == result.phase_names
@@ -121,6 +123,11 @@ def test_run_adds_layers_then_a_second_run_never_touches_them(
     exported, _ = read_labels_tiff(tmp_path / "phases.tif")
     np.testing.assert_array_equal(exported, edited)
     assert "merged grains" in (tmp_path / "phase_stats.csv").read_text()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["phase_ids"] == [1, 3] and run["phase_names"][0] == "merged grains"
+    assert run["edits"]["removed_phases"] == [2]
+    assert run["edits"]["renamed"]["1"][1] == "merged grains"
+    assert run["edits"]["pixels_relabelled"] == int((result.labels == 2).sum())
 
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)

@@ -14,14 +14,17 @@ AROUND_PHASE_2 = [(4.0, -2.0), (8.0, -2.0), (8.0, 2.0), (4.0, 2.0)]
 
 
 @pytest.mark.gui
-def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(plugin_viewer, dock):
+def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(
+    plugin_viewer, dock, qtbot
+):
     viewer = plugin_viewer
     result = make_fake_result(shape=(12, 18), bin_factor=2)
     layer = add_result_layers(viewer, result).phases
     phases = dock(viewer, "Phases")
     latent = dock(viewer, "Latent space")
     assert isinstance(phases, PhasesWidget) and isinstance(latent, LatentWidget)
-    assert latent.layer is layer and latent._image_artist is not None
+    assert latent.layer is layer
+    qtbot.waitUntil(lambda: latent._image_artist is not None, timeout=10_000)  # edits paused
     before = np.array(layer.data, copy=True)
     latent._on_lasso(AROUND_PHASE_2)  # the lasso's callback; target "new phase"
     new = layer.selected_label
@@ -39,12 +42,13 @@ def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(plugin_
 
 
 @pytest.mark.gui
-def test_selected_label_is_highlighted(plugin_viewer, dock):
+def test_selected_label_is_highlighted(plugin_viewer, dock, qtbot):
     viewer = plugin_viewer
     result = make_fake_result(shape=(12, 18))
     layer = add_result_layers(viewer, result).phases
     widget = dock(viewer, "Latent space")
     layer.selected_label = 3
+    qtbot.waitUntil(lambda: widget._highlight is not None and not widget._pending, timeout=10_000)
     points = widget.highlighted_points()
     assert len(points) == int((result.labels.reshape(-1)[result.latent_pixels] == 3).sum())
     np.testing.assert_allclose(points.mean(0), CENTRES[3][0], atol=0.2)

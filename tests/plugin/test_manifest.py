@@ -38,7 +38,7 @@ def test_manifest_contributes_reader_writers_sample_and_widgets(manifest):
     assert len(contributions.readers) == 1
     assert {tuple(w.layer_types) for w in contributions.writers} == {("labels",), ("image",)}
     assert [s.key for s in contributions.sample_data] == ["synthetic"]
-    assert len(contributions.widgets) == 4
+    assert len(contributions.widgets) == 5  # the four tools, and all of them in tabs
 
 
 def test_every_command_imports(manifest):

@@ -34,8 +34,10 @@ def test_result_layers_have_unique_names_and_the_phase_model(make_napari_viewer)
     first = add_result_layers(viewer, result)
     second = add_result_layers(viewer, result)
     assert first.phases.name == "phases (fake)" and second.phases.name == "phases (fake) [2]"
-    assert [la.name for la in first.components] == ["C1 (fake)", "C2 (fake)"]
-    assert [la.name for la in second.components] == ["C1 (fake) [2]", "C2 (fake) [2]"]
+    assert [la.name for la in first.components] == ["components (fake)"]
+    assert [la.name for la in second.components] == ["components (fake) [2]"]
+    assert first.components[0].data.shape == (2, *result.labels.shape)  # one layer, a slider
+    assert not first.phases.visible and second.phases.visible  # the earlier result is hidden
     model = state.plugin_data(first.phases)["phases"]
     assert [p.name for p in model] == result.phase_names
     assert state.result_of(first.phases) is result
@@ -130,3 +132,37 @@ def test_widget_follows_the_active_phases_layer(plugin_viewer, dock):
     assert widget.layer is second
     viewer.layers.remove(second)
     assert widget.layer is first
+
+
+def test_names_reach_the_status_bar_empty_names_and_lone_merges_are_refused(setup, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    _, _, layer, widget = setup
+    row = widget.row_ids().index(2)
+    widget.table.item(row, 1).setText("quartz")  # a user edit of the cell
+    status = layer.get_status(tuple(np.argwhere(layer.data == 2)[0]), world=False)
+    assert "phase: quartz" in status["value"]
+    widget.table.item(row, 1).setText("  ")  # an empty name keeps the old one, in the cell too
+    assert widget.model.name(2) == "quartz" and widget.table.item(row, 1).text() == "quartz"
+    messages = []
+    monkeypatch.setattr(notifications, "show_info", messages.append)
+    widget.select_ids([2])
+    before = np.array(layer.data, copy=True)
+    assert widget.merge_selected() is None
+    assert "at least two" in messages[-1]
+    np.testing.assert_array_equal(layer.data, before)
+
+
+def test_columns_sort_numerically_and_edits_follow_the_sorted_rows(setup):
+    from qtpy.QtCore import Qt
+
+    _, _, layer, widget = setup
+    pixels = widget.row_pixels()
+    widget.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+    shown = [int(widget.table.item(r, 2).text()) for r in range(widget.table.rowCount())]
+    assert shown == sorted(pixels.values(), reverse=True)
+    with layer.block_history():
+        layer.paint((5, 2), 3)
+    assert widget.row_pixels() == expected_pixels(layer)
+    widget.select_ids([1, 3])
+    assert sorted(widget.selected_ids()) == [1, 3]

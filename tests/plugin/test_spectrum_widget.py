@@ -39,13 +39,17 @@ def testline_markers_of_silicon_and_iron():
 def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
     plot = SpectrumPlot()
     qtbot.addWidget(plot)
+    plot.show()
     energy = np.linspace(0, 10, 101)
     plot.set_spectra(energy, {"a": np.ones(101), "b": np.arange(101)})
     plot.set_markers({"Fe_Ka": 6.4})
+    assert plot.draw_count == 0  # coalesced: one draw for both changes
+    qtbot.waitUntil(lambda: plot.draw_count == 1, timeout=10_000)
     axes = plot.canvas.axes
     assert [line.get_label() for line in axes.get_lines()[:2]] == ["a", "b"]
     assert axes.get_yscale() == "linear"
     plot.set_log_scale(True)
+    plot.flush()
     assert plot.canvas.axes.get_yscale() == "symlog"
     assert any(text.get_text() == "Fe_Ka" for text in plot.canvas.axes.texts)
 
@@ -54,13 +58,19 @@ def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
 
 
 @pytest.fixture
-def sample_viewer(plugin_viewer, dock):
+def sample_viewer(plugin_viewer, dock, qtbot):
     """The sample opened and the widget docked as a user does it."""
     viewer = plugin_viewer
     viewer.open_sample("napari-sigma-eds", "synthetic")
     widget = dock(viewer, "Spectrum and elements")
     assert isinstance(widget, sw.SpectrumWidget)
+    wait_loaded(widget, qtbot)
     return viewer, widget
+
+
+def wait_loaded(widget, qtbot) -> None:
+    """The sum spectrum and the element suggestion come from a worker."""
+    qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)
 
 
 def _sample_image(viewer):
@@ -77,7 +87,7 @@ def test_widget_shows_the_mean_spectrum_of_the_sample(sample_viewer):
 
 
 @pytest.mark.gui
-def test_a_second_spectrum_image_is_listed_without_replacing_the_shown_one(sample_viewer):
+def test_a_second_spectrum_image_is_listed_without_replacing_the_shown_one(sample_viewer, qtbot):
     viewer, widget = sample_viewer
     image = widget.spectrum_image
     viewer.open(str(P45), plugin="napari-sigma-eds")
@@ -85,6 +95,8 @@ def test_a_second_spectrum_image_is_listed_without_replacing_the_shown_one(sampl
     assert widget.source.count() == 2
     widget.source.setCurrentIndex(1)
     assert widget.spectrum_image.shape == (75, 100)
+    wait_loaded(widget, qtbot)
+    assert widget.plot.spectra[sw.MEAN_KEY].shape == (2048,)
     viewer.layers.clear()
     assert widget.spectrum_image is None and widget.source.count() == 0
 
@@ -115,12 +127,13 @@ def test_cursor_spectrum_follows_the_mouse_and_is_computed_once_per_pixel(
 
 
 @pytest.mark.gui
-def test_phase_spectrum_of_the_selected_label(sample_viewer):
+def test_phase_spectrum_of_the_selected_label(sample_viewer, qtbot):
     viewer, widget = sample_viewer
     truth = viewer.layers[TRUTH_LAYER_NAME]
     counts = np.asarray(_sample_image(viewer).counts)
     viewer.layers.selection.active = truth
     truth.selected_label = 2
+    qtbot.waitUntil(lambda: widget.phase_spectrum is not None, timeout=10_000)  # from a worker
     expected = counts[truth.data == 2].mean(axis=0)
     np.testing.assert_allclose(widget.phase_spectrum, expected)
     names = state.plugin_data(truth)["phase_names"]
@@ -161,12 +174,14 @@ def test_add_element_maps_adds_one_layer_per_element(sample_viewer, qtbot):
 
 
 @pytest.mark.gui
-def test_suggested_elements_of_p45_are_pre_checked_in_a_docked_widget(plugin_viewer, dock):
+def test_suggested_elements_of_p45_are_pre_checked_in_a_docked_widget(plugin_viewer, dock, qtbot):
     from napari_sigma.xray.elements import suggest_elements
 
     viewer = plugin_viewer
     viewer.open(str(P45), plugin="napari-sigma-eds")
     widget = dock(viewer, "Spectrum and elements")
+    assert widget.selected_elements == ()  # suggested in a worker: docking does not wait for it
+    wait_loaded(widget, qtbot)
     suggested = tuple(s.element for s in suggest_elements(widget.spectrum_image.sum_spectrum()))
     assert widget.selected_elements[: len(suggested)] == suggested
     assert {"O", "Na", "Al", "Si", "K"} <= set(widget.selected_elements)
@@ -195,7 +210,7 @@ def test_a_canvas_deleted_before_its_idle_draw_raises_nothing(qtbot):
 
 
 @pytest.mark.gui
-def test_a_renamed_phase_is_renamed_in_the_spectrum_legend(sample_viewer):
+def test_a_renamed_phase_is_renamed_in_the_spectrum_legend(sample_viewer, qtbot):
     from napari_sigma._napari.results import phases_layer_data
 
     viewer, widget = sample_viewer
@@ -207,6 +222,26 @@ def test_a_renamed_phase_is_renamed_in_the_spectrum_legend(sample_viewer):
     phases = viewer.add_labels(data, **kwargs)
     viewer.layers.selection.active = phases
     phases.selected_label = 2
-    assert f"{sw.PHASE_KEY} 2: P2" in widget.plot.spectra
+    qtbot.waitUntil(lambda: f"{sw.PHASE_KEY} 2: P2" in widget.plot.spectra, timeout=30_000)
     state.plugin_data(phases)["phases"].rename(2, "quartz")
     assert f"{sw.PHASE_KEY} 2: quartz" in widget.plot.spectra
+
+
+@pytest.mark.gui
+def test_line_labels_are_staggered_and_thinned_until_zoomed(qtbot):
+    from napari_sigma._napari.plotting import place_line_labels
+
+    plot = SpectrumPlot()
+    qtbot.addWidget(plot)
+    plot.resize(500, 300)
+    plot.show()
+    lines = {f"L{i}": 0.5 + 0.02 * i for i in range(20)}  # 20 lines within 0.4 keV
+    plot.set_spectra(np.linspace(0, 20, 2001), {"a": np.ones(2001)})
+    plot.set_markers(lines)
+    plot.flush()
+    axes = plot.canvas.axes
+    shown = [t for t in plot._labels if t.get_visible()]
+    assert 1 <= len(shown) <= 6  # ~10 px per label: most are hidden at 0-20 keV
+    assert len({t.get_position()[1] for t in shown}) > 1  # staggered over several heights
+    axes.set_xlim(0.45, 0.95)  # zoomed in: every label fits
+    assert place_line_labels(axes, plot._labels) == len(lines)

@@ -60,6 +60,7 @@ def test_sample_run_paint_lasso_merge_export(
     layer = analysis.last_layers.phases
     assert analysis.progress_label.text().startswith("done"), analysis.progress_label.text()
     assert phases.layer is layer and latent.layer is layer
+    qtbot.waitUntil(lambda: phases.table_data is not None, timeout=60_000)  # built in a worker
     n_phases = len(phases.row_ids())
     assert n_phases >= 4
 
@@ -91,6 +92,22 @@ def test_sample_run_paint_lasso_merge_export(
     monkeypatch.setattr(pw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     edited = np.array(layer.data, copy=True)
     button(phases, "Export...").click()
-    qtbot.waitUntil(lambda: (tmp_path / "phase_stats.csv").exists(), timeout=30_000)
+    assert phases.exporting  # in a worker
+    qtbot.waitUntil(lambda: not phases.exporting, timeout=30_000)
     exported, _ = read_labels_tiff(tmp_path / "phases.tif")
     np.testing.assert_array_equal(exported, edited)
+
+
+def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
+    from napari_sigma._napari.main_widget import SigmaWidget
+
+    viewer = plugin_viewer
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    sigma = dock(viewer, "napari-sigma")
+    assert isinstance(sigma, SigmaWidget)
+    titles = [sigma.tabs.tabText(i) for i in range(sigma.tabs.count())]
+    assert titles == ["Analysis", "Spectrum", "Phases", "Latent space"]
+    qtbot.waitUntil(lambda: not sigma.spectrum.loading, timeout=30_000)
+    assert sigma.selected_elements == sigma.spectrum.selected_elements != ()
+    sigma.analysis._prefill_elements()  # what Run does when the field was not edited
+    assert sigma.analysis.form.elements.value == ",".join(sigma.spectrum.selected_elements)

@@ -13,8 +13,6 @@ worker's signals reach only a live widget.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
@@ -42,20 +40,6 @@ def format_progress(report: Any) -> str:
     return text
 
 
-def alive_only(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A slot that does nothing once Qt deleted the widget (a worker outlived its dock)."""
-
-    @wraps(method)
-    def slot(self: QWidget, *args: Any) -> Any:
-        from qtpy import sip
-
-        if sip.isdeleted(self):
-            return None
-        return method(self, *args)
-
-    return slot
-
-
 class AnalysisWidget(QWidget):
     """Dock widget that runs the phase analysis on a spectrum image layer.
 
@@ -70,6 +54,7 @@ class AnalysisWidget(QWidget):
         self.viewer = state.unwrap(napari_viewer)
         self.worker: Any = None
         self.last_layers: ResultLayers | None = None
+        self.last_result_callback: Any = None  # called after a run's layers were added
         self._run_image: Any = None  # the SpectrumImage of the running analysis
         self._cancelled = ""  # why the running analysis was cancelled ("" if it was not)
         self.form = self._build_form()
@@ -255,7 +240,7 @@ class AnalysisWidget(QWidget):
             if state.role_of(layer) in SOURCE_ROLES
         )
 
-    @alive_only
+    @state.alive_only
     def _on_progress(self, report: Any) -> None:
         if self._cancelled:
             return
@@ -277,7 +262,7 @@ class AnalysisWidget(QWidget):
         self.rerun_button.setVisible(bool(alternatives))
         self.progress_label.setToolTip(curve)
 
-    @alive_only
+    @state.alive_only
     def _on_result(self, result: Any, image: Any, title: str) -> None:
         if self._cancelled or not self._run_source_present():
             from napari.utils.notifications import show_warning
@@ -294,21 +279,23 @@ class AnalysisWidget(QWidget):
         )
         self._show_alternatives(tuple(result.alternatives), curve)
         self.viewer.layers.selection.active = self.last_layers.phases
+        if self.last_result_callback is not None:
+            self.last_result_callback()
 
-    @alive_only
+    @state.alive_only
     def _on_error(self, error: BaseException) -> None:
         from napari.utils.notifications import show_error
 
         self.progress_label.setText(f"failed: {error}")
         show_error(f"Phase analysis failed: {type(error).__name__}: {error}")
 
-    @alive_only
+    @state.alive_only
     def _on_aborted(self) -> None:
         self.progress_label.setText(
             f"cancelled: {self._cancelled}" if self._cancelled else "aborted"
         )
 
-    @alive_only
+    @state.alive_only
     def _on_finished(self) -> None:
         self.worker = None
         self._run_image = None

@@ -16,13 +16,13 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from napari_sigma._napari import editing
+from napari_sigma._napari import editing, state
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 from napari_sigma._napari.plotting import PlotCanvas
 from napari_sigma.latent.density import latent_extent, phase_density_image
 
 MAX_HIGHLIGHT = 5000
-REDRAW_DELAY_MS = 200
+REDRAW_DELAY_MS = 300
 NEW_PHASE = -1
 LAYER_EVENTS = ("paint", "set_data", "data")
 
@@ -40,7 +40,7 @@ class LatentWidget(PhaseLayerDock):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
-        self.canvas = PlotCanvas(self, height=3.5)
+        self.canvas = PlotCanvas(self, height=3.5, margins=(64, 12, 40, 10))
         self.target = QComboBox(self)
         self.info = QLabel("", self)
         self._image_artist: Any = None
@@ -48,7 +48,8 @@ class LatentWidget(PhaseLayerDock):
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_DELAY_MS)
-        self._redraw_timer.timeout.connect(self.redraw)
+        self._redraw_timer.timeout.connect(self._redraw_if_shown)
+        self._pending = False
         row = QHBoxLayout()
         row.addWidget(QLabel("lasso assigns to", self))
         row.addWidget(self.target, 1)
@@ -65,14 +66,14 @@ class LatentWidget(PhaseLayerDock):
     def show_layer(self, layer: Any) -> None:
         """Show the latent of ``layer`` (a phases Labels layer, or None)."""
         self.refresh_targets()
-        self.redraw()
+        self.schedule_redraw()
 
     def _connect(self, layer: Any, connect: bool) -> None:
         for name in LAYER_EVENTS:
             emitter = getattr(layer.events, name)
             (emitter.connect if connect else emitter.disconnect)(self.schedule_redraw)
         emitter = layer.events.selected_label
-        (emitter.connect if connect else emitter.disconnect)(self.draw_highlight)
+        (emitter.connect if connect else emitter.disconnect)(self.schedule_redraw)
         model = self.model
         if model is not None:
             (model.changed.connect if connect else model.changed.disconnect)(self._on_model)
@@ -95,11 +96,23 @@ class LatentWidget(PhaseLayerDock):
 
     # -- drawing -----------------------------------------------------------------------------
     def schedule_redraw(self, *_: Any) -> None:
-        """Redraw soon (edits arrive in bursts while a user paints)."""
+        """Redraw once edits pause for ``REDRAW_DELAY_MS`` (a brush stroke: at its end)."""
+        self._pending = True
         self._redraw_timer.start()
+
+    def _redraw_if_shown(self) -> None:
+        if self._pending and state.shown(self):
+            self.redraw()
+
+    def showEvent(self, event: Any) -> None:
+        """Draw what changed while the widget was hidden (a tab in the background)."""
+        super().showEvent(event)
+        if self._pending:
+            self._redraw_timer.start()
 
     def redraw(self) -> None:
         """Draw the phase-coloured latent density of the current layer."""
+        self._pending = False
         axes = self.canvas.axes
         axes.clear()
         self._image_artist = self._highlight = None

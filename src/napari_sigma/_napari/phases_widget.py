@@ -29,13 +29,16 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_sigma._napari import editing
+from napari_sigma._napari import editing, state
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
+from napari_sigma._napari.phase_model import Phase, PhaseModel
 
 COLUMNS = ("", "name", "pixels", "area %", "area µm²", "main elements", "mineral (score)")
 NAME_COLUMN = 1
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 SPECTRA_DELAY_MS = 150
+SYNC_STATISTICS_BYTES = 64 * 2**20  # larger or lazy cubes: the statistics are built in a worker
+SYNC_SPLIT_PIXELS = 20_000  # larger phases are re-clustered in a worker
 
 
 def line_energies(lines: Any) -> dict[str, float]:
@@ -49,6 +52,72 @@ def line_energies(lines: Any) -> dict[str, float]:
         except (ValueError, KeyError):
             continue
     return energies
+
+
+def _build_statistics(result: Any, labels: np.ndarray | None) -> Any:
+    """PhaseStatistics of a result on in-memory per-pixel spectra (first update on ``labels``)."""
+    from napari_sigma.phases.pixel_cache import pixel_spectra
+    from napari_sigma.phases.statistics import PhaseStatistics
+
+    spectra = pixel_spectra(result.image.counts, result.image.energy)
+    statistics = PhaseStatistics(
+        spectra.counts,
+        result.intensities,
+        list(result.lines),
+        pixel_size_um=result.image.pixel_size_um,
+        regions=False,  # the table shows no region statistics; they cost ~10 ms a phase
+    )
+    statistics.energies, statistics.factor = spectra.energies, spectra.factor
+    if labels is not None:
+        statistics.update(labels)
+    return statistics
+
+
+class _LayerSnapshot:
+    """What a session needs of a phases layer, copied in the main thread for a worker."""
+
+    def __init__(self, layer: Any) -> None:
+        self.name = layer.name
+        self.data = np.array(layer.data, copy=True)
+        data = dict(state.plugin_data(layer))
+        data["phases"] = PhaseModel(Phase(p.id, p.name, p.color) for p in data["phases"])
+        self.metadata = {state.KEY: data}
+
+
+def _export(result: Any, out_dir: Any, labels: np.ndarray, names: list[str]) -> dict:
+    """Export the edited labels; ``run.json`` also records the edits made in napari."""
+    import json
+
+    from napari_sigma.io.export import export_result
+
+    written = export_result(result, out_dir, labels=labels, names=names)
+    run_path = Path(written["run"])
+    info = json.loads(run_path.read_text())
+    info.update(edit_record(result, labels, names))
+    run_path.write_text(json.dumps(info, indent=2))
+    return written
+
+
+def edit_record(result: Any, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """What changed in napari since the run: live phases with their current names, pixels moved."""
+    counts = np.bincount(np.ravel(labels).astype(np.int64))
+    live = [int(k) for k in np.flatnonzero(counts) if k > 0]
+    original = list(result.phase_names)
+    current = {k: names[k - 1] if k <= len(names) else f"phase {k}" for k in live}
+    return {
+        "phase_names": [current[k] for k in live],
+        "phase_ids": live,
+        "edits": {
+            "pixels_relabelled": int(np.count_nonzero(np.asarray(labels) != result.labels)),
+            "renamed": {
+                str(k): [original[k - 1], current[k]]
+                for k in live
+                if k <= len(original) and original[k - 1] != current[k]
+            },
+            "removed_phases": [k for k in range(1, len(original) + 1) if k not in current],
+            "added_phases": [k for k in live if k > len(original)],
+        },
+    }
 
 
 def hex_color(rgba: Any) -> str:
@@ -70,6 +139,9 @@ class PhasesWidget(PhaseLayerDock):
         super().__init__(napari_viewer, parent)
         self.table_data: Any = None  # the last PhaseTable
         self._statistics: dict[int, Any] = {}
+        self._building: set[int] = set()
+        self.exporting = False
+        self.busy = False  # a session is being saved or read
         self._row_ids: list[int] = []
         self._spectra_timer = QTimer(self)
         self._spectra_timer.setSingleShot(True)
@@ -85,8 +157,13 @@ class PhasesWidget(PhaseLayerDock):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # table order until a click
+        self.table.setSortingEnabled(True)
         self.table.setColumnWidth(0, 22)
-        self.table.setMinimumHeight(140)
+        self.table.setMinimumHeight(200)
         self.table.itemChanged.connect(self._on_item_changed)
         self.table.itemSelectionChanged.connect(self._spectra_timer.start)
         self.split_parts = QSpinBox(self)
@@ -104,14 +181,24 @@ class PhasesWidget(PhaseLayerDock):
             buttons.addWidget(button)
             if text == "Split into":
                 buttons.addWidget(self.split_parts)
+        sessions = QHBoxLayout()
+        for text, slot in (
+            ("Save session...", self._choose_session_to_save),
+            ("Open session...", self._choose_session_to_open),
+        ):
+            button = QPushButton(text, self)
+            button.clicked.connect(lambda _=False, slot=slot: slot())
+            sessions.addWidget(button)
+        sessions.addStretch()
         from napari_sigma._napari.plotting import SpectrumPlot
 
         self.spectrum_plot = SpectrumPlot(self, ylabel="mean counts / pixel")
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
-        layout.addWidget(self.table)
+        layout.addWidget(self.table, 2)
         layout.addLayout(buttons)
-        layout.addWidget(self.spectrum_plot)
+        layout.addLayout(sessions)
+        layout.addWidget(self.spectrum_plot, 3)
 
     # -- which layer -------------------------------------------------------------------------
     def forget_layer(self, layer: Any) -> None:
@@ -121,6 +208,7 @@ class PhasesWidget(PhaseLayerDock):
     def show_layer(self, layer: Any) -> None:
         """Show and edit the phases of ``layer`` (a phases Labels layer, or None)."""
         self._row_ids = []
+        self.table_data = None
         self.table.setRowCount(0)
         if layer is None:
             self.title.setText("no phases layer")
@@ -141,20 +229,56 @@ class PhasesWidget(PhaseLayerDock):
             (signal.connect if connect else signal.disconnect)(self._on_model_changed)
 
     def statistics(self) -> Any:
-        """The (cached) incremental PhaseStatistics of the current layer."""
-        key = id(self.layer)
-        if key not in self._statistics:
-            from napari_sigma.phases.statistics import PhaseStatistics
+        """The incremental PhaseStatistics of the current layer (None while a worker builds it).
 
-            result = self.result
-            self._statistics[key] = PhaseStatistics(
-                result.image.counts,
-                result.intensities,
-                list(result.lines),
-                pixel_size_um=result.image.pixel_size_um,
-                regions=False,  # the table shows no region statistics; they cost ~10 ms a phase
-            )
-        return self._statistics[key]
+        Built once per layer: at once for an in-memory cube up to ``SYNC_STATISTICS_BYTES``,
+        otherwise in a worker (a lazy cube is read once into per-pixel sums of channel groups,
+        :func:`~napari_sigma.phases.pixel_cache.pixel_spectra`); the table follows when it is ready.
+        """
+        key = id(self.layer)
+        if key in self._statistics:
+            return self._statistics[key]
+        counts = self.result.image.counts
+        if isinstance(counts, np.ndarray) and counts.nbytes <= SYNC_STATISTICS_BYTES:
+            self._statistics[key] = _build_statistics(self.result, None)
+            return self._statistics[key]
+        if key not in self._building:
+            self._start_statistics_worker(self.layer)
+        return None
+
+    def _start_statistics_worker(self, layer: Any) -> None:
+        from napari.qt.threading import create_worker
+
+        key = id(layer)
+        self._building.add(key)
+        labels = np.array(layer.data, copy=True)
+        worker = create_worker(
+            _build_statistics,
+            state.result_of(layer),
+            labels,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
+        worker.returned.connect(lambda stats: self._on_statistics_ready(layer, stats))
+        worker.errored.connect(lambda error: self._on_statistics_failed(layer, error))
+        self.title.setText(f"{layer.name}: computing phase statistics ...")
+        worker.start()
+
+    @state.alive_only
+    def _on_statistics_ready(self, layer: Any, stats: Any) -> None:
+        self._building.discard(id(layer))
+        if layer not in self.viewer.layers:
+            return
+        self._statistics[id(layer)] = stats
+        if layer is self.layer:
+            self.title.setText(layer.name)
+            self.sync()
+
+    @state.alive_only
+    def _on_statistics_failed(self, layer: Any, error: BaseException) -> None:
+        self._building.discard(id(layer))
+        if layer is self.layer:
+            self.title.setText(f"{layer.name}: phase statistics failed: {error}")
 
     # -- following edits ---------------------------------------------------------------------
     def _on_layer_changed(self, event: Any = None) -> None:
@@ -170,8 +294,12 @@ class PhasesWidget(PhaseLayerDock):
         """Recompute the statistics of the layer (incrementally) and refresh the table."""
         if self.layer is None:
             return None
-        table = self.statistics().update(np.asarray(self.layer.data))
+        statistics = self.statistics()
+        if statistics is None:  # a worker builds them; sync() runs again when they are ready
+            return None
+        table = statistics.update(np.asarray(self.layer.data))
         self.table_data = table
+        state.plugin_data(self.layer)["phase_spectra"] = (statistics.energies, table)
         ids = [int(i) for i, n in zip(table.phase_ids, table.pixels, strict=True) if n > 0]
         if self.model is not None:
             self.model.ensure(ids)  # phases a user painted get a name and colour
@@ -185,13 +313,27 @@ class PhasesWidget(PhaseLayerDock):
     def _row_of_phase(self, table: Any) -> dict[int, int]:
         return {int(phase_id): index for index, phase_id in enumerate(table.phase_ids)}
 
+    def _visual_rows(self) -> dict[int, int]:
+        """Phase id -> the row that shows it now (rows move when a user sorts a column)."""
+        rows = {}
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None:
+                rows[int(item.data(Qt.ItemDataRole.UserRole))] = row
+        return rows
+
+    def _phase_at(self, row: int) -> int:
+        return int(self.table.item(row, 0).data(Qt.ItemDataRole.UserRole))
+
     def _rebuild_rows(self, table: Any, ids: list[int]) -> None:
         selected = set(self.selected_ids())
         self.table.blockSignals(True)
+        self.table.setSortingEnabled(False)
         self.table.setRowCount(len(ids))
-        for row in range(len(ids)):
+        for row, phase_id in enumerate(ids):
             swatch = QTableWidgetItem("")
             swatch.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+            swatch.setData(Qt.ItemDataRole.UserRole, int(phase_id))
             self.table.setItem(row, 0, swatch)
             self.table.setItem(row, NAME_COLUMN, QTableWidgetItem(""))
             for column in range(2, len(COLUMNS)):
@@ -202,10 +344,10 @@ class PhasesWidget(PhaseLayerDock):
         self.table.blockSignals(False)
         self._refresh_names_and_colors()
         self._update_counts(table)
+        self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(0, 22)
         self.table.clearSelection()
-        for row, phase_id in enumerate(ids):
-            if phase_id in selected:
-                self.table.selectRow(row)
+        self.select_ids([i for i in ids if i in selected])
 
     def _update_counts(self, table: Any) -> None:
         from napari_sigma.phases.statistics import main_elements
@@ -213,20 +355,23 @@ class PhasesWidget(PhaseLayerDock):
         index = self._row_of_phase(table)
         lines = list(self.result.lines) if self.result is not None else []
         self.table.blockSignals(True)
-        for row, phase_id in enumerate(self._row_ids):
+        sorting = self.table.isSortingEnabled()
+        self.table.setSortingEnabled(False)  # rows must not move while their cells change
+        for phase_id, row in self._visual_rows().items():
             k = index[phase_id]
             area = table.area_um2[k] if table.area_um2 is not None else None
-            cells = (
-                f"{int(table.pixels[k])}",
-                f"{100.0 * float(table.area_fraction[k]):.2f}",
-                "" if area is None else f"{float(area):.4g}",
+            cells = (  # numbers as numbers: the columns sort numerically
+                int(table.pixels[k]),
+                round(100.0 * float(table.area_fraction[k]), 2),
+                "" if area is None else float(f"{float(area):.4g}"),
                 ", ".join(main_elements(table.mean_intensities[k], lines)),
                 self._mineral_text(phase_id),
             )
-            for column, text in enumerate(cells, start=2):
+            for column, value in enumerate(cells, start=2):
                 item = self.table.item(row, column)
-                if item.text() != text:
-                    item.setText(text)
+                if item.data(Qt.ItemDataRole.DisplayRole) != value:
+                    item.setData(Qt.ItemDataRole.DisplayRole, value)
+        self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
 
     def _mineral_text(self, phase_id: int) -> str:
@@ -240,17 +385,19 @@ class PhasesWidget(PhaseLayerDock):
         if model is None:
             return
         self.table.blockSignals(True)
-        for row, phase_id in enumerate(self._row_ids):
+        sorting = self.table.isSortingEnabled()
+        self.table.setSortingEnabled(False)
+        for phase_id, row in self._visual_rows().items():
             self.table.item(row, 0).setBackground(QColor(hex_color(model.color(phase_id))))
             name_item = self.table.item(row, NAME_COLUMN)
             if name_item.text() != model.name(phase_id):
                 name_item.setText(model.name(phase_id))
+        self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() == NAME_COLUMN and self.model is not None:
-            phase_id = self._row_ids[item.row()]
-            self.rename(phase_id, item.text())
+            self.rename(self._phase_at(item.row()), item.text())
 
     # -- table contents, for callers ---------------------------------------------------------
     def row_ids(self) -> list[int]:
@@ -259,32 +406,41 @@ class PhasesWidget(PhaseLayerDock):
 
     def row_pixels(self) -> dict[int, int]:
         """Pixel count shown in the table, by phase id."""
-        return {pid: int(self.table.item(row, 2).text()) for row, pid in enumerate(self._row_ids)}
+        return {
+            pid: int(self.table.item(row, 2).text()) for pid, row in self._visual_rows().items()
+        }
 
     def selected_ids(self) -> list[int]:
         """Phase ids of the selected rows, in table order."""
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
-        return [self._row_ids[row] for row in rows if row < len(self._row_ids)]
+        return [self._phase_at(row) for row in rows if row < self.table.rowCount()]
 
     def select_ids(self, phase_ids: list[int]) -> None:
         """Select the rows of ``phase_ids``."""
         self.table.clearSelection()
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        for row, phase_id in enumerate(self._row_ids):
+        for phase_id, row in self._visual_rows().items():
             if phase_id in phase_ids:
                 self.table.selectRow(row)
         self.table.setSelectionMode(mode)
 
     # -- edits -------------------------------------------------------------------------------
     def rename(self, phase_id: int, name: str) -> None:
-        """Rename a phase (the PhaseModel, hence the table and plots)."""
+        """Rename a phase (the PhaseModel, hence the table, plots and status bar).
+
+        An empty name keeps the old one (the cell shows it again).
+        """
         self.model.rename(phase_id, name.strip() or self.model.name(phase_id))
+        self._refresh_names_and_colors()
 
     def merge_selected(self, phase_ids: list[int] | None = None) -> int | None:
         """Merge the selected phases into the first one (one undo step); return the target."""
         phase_ids = self.selected_ids() if phase_ids is None else list(phase_ids)
         if len(phase_ids) < 2:
+            from napari.utils.notifications import show_info
+
+            show_info("Merge: select at least two phases in the table (Ctrl+click) to merge them")
             return None
         edit = editing.merge_phases(np.asarray(self.layer.data), phase_ids, phase_ids[0])
         editing.apply_to_layer(self.layer, edit)
@@ -309,34 +465,169 @@ class PhasesWidget(PhaseLayerDock):
         labels = np.asarray(self.layer.data)
         first_new = max(self.model.next_id(), int(labels.max()) + 1)
         new_ids = list(range(first_new, first_new + n - 1))
+        args = (self.result, phase_id, n, new_ids)
+        if int(np.count_nonzero(labels == phase_id)) > SYNC_SPLIT_PIXELS:
+            self._split_in_background(np.array(labels, copy=True), *args)
+            return [phase_id, *new_ids]
         try:
-            edit = editing.split_phase_edit(
-                labels, self.result, phase_id, n, new_ids, seed=self._seed()
-            )
+            edit = editing.split_phase_edit(labels, *args, seed=self._seed())
         except ValueError as error:
             show_error(f"Split: {error}")
             return []
-        self.model.ensure(new_ids)
-        editing.apply_to_layer(self.layer, edit)
+        self._apply_split(self.layer, labels, new_ids, edit)
         return [phase_id, *new_ids]
+
+    def _split_in_background(self, labels: np.ndarray, result: Any, *args: Any) -> None:
+        """Cluster a large phase in a worker; the split is applied if the labels did not change."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        layer, new_ids = self.layer, args[2]
+        worker = create_worker(
+            editing.split_phase_edit, labels, result, *args, seed=self._seed(),
+            _start_thread=False, _ignore_errors=True,
+        )  # fmt: skip
+        worker.returned.connect(lambda edit: self._apply_split(layer, labels, new_ids, edit))
+        worker.errored.connect(lambda error: show_error(f"Split: {error}"))
+        self.busy = True
+        worker.finished.connect(self._on_session_done)
+        worker.start()
+
+    @state.alive_only
+    def _apply_split(self, layer: Any, labels: np.ndarray, new_ids: list[int], edit: Any) -> None:
+        from napari.utils.notifications import show_warning
+
+        if layer not in self.viewer.layers:
+            return
+        if labels is not layer.data and not np.array_equal(labels, layer.data):
+            show_warning("Split discarded: the phases were edited while it was computed")
+            return
+        state.plugin_data(layer)["phases"].ensure(new_ids)
+        editing.apply_to_layer(layer, edit)
 
     def _seed(self) -> int:
         return int(getattr(getattr(self.result, "settings", None), "seed", 0) or 0)
 
+    # -- sessions ----------------------------------------------------------------------------
+    def _choose_session_to_save(self) -> None:
+        from napari_sigma._napari.sessions import SESSION_FILTER
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "", SESSION_FILTER)
+        if path:
+            self.save_session(path if path.endswith(".sigma") else f"{path}.sigma")
+
+    def _choose_session_to_open(self) -> None:
+        from napari_sigma._napari.sessions import SESSION_FILTER
+
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", SESSION_FILTER)
+        if path:
+            self.open_session(path)
+
+    def save_session(self, path: str | Path) -> Any:
+        """Save the current layer's session to ``path`` (in a worker); return the worker."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_info
+
+        from napari_sigma._napari.sessions import save_layer_session
+
+        if self.layer is None or self.result is None:
+            show_info("Save session: no phases layer to save (run an analysis first)")
+            return None
+        layer = self.layer
+        copy = _LayerSnapshot(layer)
+        worker = create_worker(
+            save_layer_session, path, copy, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(lambda written: show_info(f"Session saved to {written}"))
+        worker.errored.connect(lambda error: self._on_session_error("Save session", path, error))
+        self.busy = True
+        worker.finished.connect(self._on_session_done)
+        worker.start()
+        return worker
+
+    def open_session(self, path: str | Path) -> Any:
+        """Open a session file (read in a worker) and add its layers; return the worker."""
+        from napari.qt.threading import create_worker
+
+        from napari_sigma._napari.sessions import read_session
+
+        worker = create_worker(read_session, path, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self._on_session_read)
+        worker.errored.connect(lambda error: self._on_session_error("Open session", path, error))
+        self.busy = True
+        worker.finished.connect(self._on_session_done)
+        worker.start()
+        return worker
+
+    @state.alive_only
+    def _on_session_read(self, read: tuple[Any, Any]) -> None:
+        from napari_sigma._napari.sessions import add_session_layers
+
+        session, result = read
+        self.set_layer(add_session_layers(self.viewer, session, result))
+
+    @state.alive_only
+    def _on_session_error(self, what: str, path: Any, error: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        message = str(error)
+        if str(Path(path).name) not in message:
+            message = f"{Path(path).name}: {message}"
+        show_error(f"{what} failed: {message}")
+
+    @state.alive_only
+    def _on_session_done(self) -> None:
+        self.busy = False
+
     def _choose_export_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export phases to folder")
         if folder:
-            self.export_to(folder)
+            self.export_in_background(folder)
+
+    def export_in_background(self, out_dir: str | Path) -> Any:
+        """Export like :meth:`export_to`, in a worker (the edited labels are copied first)."""
+        from napari.qt.threading import create_worker
+
+        if self.layer is None or self.result is None:
+            return None
+        labels, names = self._export_labels_and_names()
+        worker = create_worker(
+            _export, self.result, out_dir, labels, names, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(lambda written: self._on_exported(out_dir, written))
+        worker.errored.connect(self._on_export_failed)
+        self.exporting = True
+        self.title.setText(f"exporting to {out_dir} ...")
+        worker.start()
+        return worker
+
+    @state.alive_only
+    def _on_exported(self, out_dir: Any, written: dict) -> None:
+        from napari.utils.notifications import show_info
+
+        self.exporting = False
+        self.title.setText(self.layer.name if self.layer is not None else "no phases layer")
+        show_info(f"Exported {len(written)} files to {out_dir}")
+
+    @state.alive_only
+    def _on_export_failed(self, error: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self.exporting = False
+        self.title.setText(f"export failed: {error}")
+        show_error(f"Export failed: {type(error).__name__}: {error}")
+
+    def _export_labels_and_names(self) -> tuple[np.ndarray, list[str]]:
+        labels = np.array(self.layer.data, copy=True)
+        names = [self.model.name(k) for k in range(1, int(labels.max(initial=0)) + 1)]
+        return labels, names
 
     def export_to(self, out_dir: str | Path) -> dict[str, Path]:
         """Export the result with the layer's edited labels and names to ``out_dir``."""
         from napari.utils.notifications import show_info
 
-        from napari_sigma.io.export import export_result
-
-        labels = np.asarray(self.layer.data)
-        names = [self.model.name(k) for k in range(1, int(labels.max(initial=0)) + 1)]
-        written = export_result(self.result, out_dir, labels=labels, names=names)
+        labels, names = self._export_labels_and_names()
+        written = _export(self.result, out_dir, labels, names)
         show_info(f"Exported {len(written)} files to {out_dir}")
         return written
 
@@ -349,7 +640,16 @@ class PhasesWidget(PhaseLayerDock):
             return
         ids = self.selected_ids() or self._row_ids
         index = self._row_of_phase(table)
-        spectra = {model.name(i): table.mean_spectra[index[i]] for i in ids if i in index}
+        statistics = self._statistics[id(self.layer)]
+        spectra = {
+            model.name(i): table.mean_spectra[index[i]] / statistics.factor
+            for i in ids
+            if i in index
+        }
         colors = {model.name(i): hex_color(model.color(i)) for i in ids}
-        self.spectrum_plot.set_spectra(result.image.energy.energies, spectra, colors)
+        energies = statistics.energies
+        self.spectrum_plot.set_spectra(energies, spectra, colors)
+        energy = result.image.energy
+        top = min(energy.max_energy, float(result.image.beam_energy or energy.max_energy))
+        self.spectrum_plot.set_energy_range(0.0, top)  # nothing lies above the beam energy
         self.spectrum_plot.set_markers(line_energies(result.lines))

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 BACKGROUND = "#262930"  # napari's dark theme background
@@ -43,16 +44,42 @@ class PlotCanvas(FigureCanvasQTAgg):
         The Qt parent.
     height : float
         Figure height in inches (the width follows the dock).
+    margins : tuple of int
+        Space around the axes in pixels ``(left, right, bottom, top)``, kept when the dock is
+        resized (a fixed layout: matplotlib's constrained layout took half of every redraw).
     """
 
-    def __init__(self, parent: QWidget | None = None, height: float = 2.6) -> None:
-        figure = Figure(figsize=(4.0, height), facecolor=BACKGROUND, layout="constrained")
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        height: float = 2.6,
+        margins: tuple[int, int, int, int] = (58, 12, 40, 10),
+    ) -> None:
+        figure = Figure(figsize=(4.0, height), facecolor=BACKGROUND)
         super().__init__(figure)
         self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(int(height * 60))
+        self.margins = margins
         self.axes = figure.add_subplot(111)
         style_axes(self.axes)
+        self._fit_margins()
+
+    def resizeEvent(self, event: Any) -> None:
+        """Keep the margins in pixels."""
+        super().resizeEvent(event)
+        self._fit_margins()
+
+    def _fit_margins(self) -> None:
+        width, height = max(self.width(), 1), max(self.height(), 1)
+        left, right, bottom, top = self.margins
+        if width > left + right + 20 and height > bottom + top + 20:
+            self.figure.subplots_adjust(
+                left=left / width,
+                right=1 - right / width,
+                bottom=bottom / height,
+                top=1 - top / height,
+            )
 
     def redraw(self) -> None:
         """Schedule a repaint of the figure."""
@@ -80,8 +107,13 @@ class PlotCanvas(FigureCanvasQTAgg):
             sys.excepthook(*sys.exc_info())
 
 
+LABEL_LEVELS = (0.98, 0.80, 0.62)  # heights (axes fraction) of staggered line labels
+LABEL_GAP_PX = 11.0  # a rotated 7-pt label is about 10 px wide
+REDRAW_DELAY_MS = 250  # a redraw waits for 250 ms without changes (the end of a brush stroke)
+
+
 def draw_line_markers(axes: Any, lines: Mapping[str, float], color: str = MARKER_COLOR) -> list:
-    """Draw a labelled vertical marker per X-ray line.
+    """Draw a dashed vertical marker per X-ray line and its (staggered) label.
 
     Parameters
     ----------
@@ -94,23 +126,62 @@ def draw_line_markers(axes: Any, lines: Mapping[str, float], color: str = MARKER
 
     Returns
     -------
-    list of matplotlib artists
-        The markers and their labels (to remove them later).
+    list of matplotlib Text
+        The labels; :func:`place_line_labels` staggers them and hides those that would overlap.
     """
-    artists = []
     transform = axes.get_xaxis_transform()
-    for label, energy in lines.items():
-        artists.append(axes.axvline(energy, color=color, lw=0.8, ls="--", alpha=0.8))
+    labels = []
+    for label, energy in sorted(lines.items(), key=lambda item: item[1]):
+        axes.axvline(energy, color=color, lw=0.8, ls="--", alpha=0.6)
         text = axes.text(
-            energy, 0.98, label, transform=transform, rotation=90, va="top", ha="right",
-            fontsize=7, color=color,
+            energy, LABEL_LEVELS[0], label, transform=transform, rotation=90, va="top",
+            ha="right", fontsize=7, color=color, clip_on=True,
         )  # fmt: skip
-        artists.append(text)
-    return artists
+        labels.append(text)
+    place_line_labels(axes, labels)
+    return labels
+
+
+def place_line_labels(axes: Any, labels: list) -> int:
+    """Stagger line labels over a few heights; hide those that would still overlap.
+
+    Labels are taken by energy; each goes to the first height whose last label lies at least
+    ``LABEL_GAP_PX`` to its left on screen, or is hidden. Zooming in spreads the lines apart, so
+    more labels show. Returns the number of labels shown.
+    """
+    last_x = [-np.inf] * len(LABEL_LEVELS)
+    low, high = sorted(axes.get_xlim())
+    shown = 0
+    for text in labels:
+        energy = text.get_position()[0]
+        x = axes.transData.transform((energy, 0.0))[0]
+        level = next((i for i, last in enumerate(last_x) if x - last >= LABEL_GAP_PX), None)
+        visible = level is not None and low <= energy <= high
+        text.set_visible(visible)
+        if visible:
+            last_x[level] = x
+            text.set_y(LABEL_LEVELS[level])
+            shown += 1
+    return shown
+
+
+class _Toolbar(NavigationToolbar2QT):
+    """matplotlib's toolbar whose Home button resets the view through :class:`SpectrumPlot`."""
+
+    reset: Any = None
+
+    def home(self, *args: Any) -> None:
+        """Back to the full energy range (the plot redraws, so the history is not used)."""
+        if self.reset is not None:
+            self.reset()
 
 
 class SpectrumPlot(QWidget):
-    """Named spectra against energy, with X-ray line markers and a log/linear switch.
+    """Named spectra against energy: line markers, zoom/pan/reset, log/linear, legend outside.
+
+    Redraws wait for the changes to pause for ``REDRAW_DELAY_MS`` (a brush stroke draws once, at
+    its end) and are skipped while the plot is hidden (a tab in the background); :meth:`flush`
+    draws a pending change now.
 
     Parameters
     ----------
@@ -122,21 +193,34 @@ class SpectrumPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None, ylabel: str = "counts") -> None:
         super().__init__(parent)
-        self.canvas = PlotCanvas(self)
+        self.canvas = PlotCanvas(self, height=3.4, margins=(58, 150, 40, 10))
+        self.toolbar = _Toolbar(self.canvas, self, coordinates=False)
+        self.toolbar.reset = self.reset_view
+        for action in self.toolbar.actions():  # keep pan, zoom and home; drop the rest
+            if action.text() in ("Subplots", "Customize", "Save", "Back", "Forward"):
+                self.toolbar.removeAction(action)
         self.log_scale = QCheckBox("log scale", self)
-        self.log_scale.toggled.connect(self._redraw)
+        self.log_scale.toggled.connect(self._schedule)
         self._ylabel = ylabel
         self._energy = np.zeros(0)
         self._spectra: dict[str, np.ndarray] = {}
         self._colors: dict[str, str] = {}
         self._markers: dict[str, float] = {}
         self._range: tuple[float, float] | None = None
+        self._labels: list = []
+        self._pending = False
+        self.draw_count = 0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REDRAW_DELAY_MS)
+        self._timer.timeout.connect(self.flush)
         options = QHBoxLayout()
-        options.addWidget(self.log_scale)
+        options.addWidget(self.toolbar)
         options.addStretch()
+        options.addWidget(self.log_scale)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.canvas, 1)
         layout.addLayout(options)
 
     @property
@@ -171,23 +255,64 @@ class SpectrumPlot(QWidget):
             name: np.asarray(values, dtype=np.float64) for name, values in spectra.items()
         }
         self._colors = _color_map(list(self._spectra), colors)
-        self._redraw()
+        self._schedule()
 
     def set_markers(self, lines: Mapping[str, float]) -> None:
         """Show vertical markers at X-ray line energies (label to keV)."""
         self._markers = dict(lines)
-        self._redraw()
+        self._schedule()
 
     def set_energy_range(self, low: float | None, high: float | None) -> None:
-        """Show energies in ``[low, high]`` keV (None for both: from 0 to the last channel)."""
+        """Show energies in ``[low, high]`` keV (None for both: the data's energy axis)."""
         self._range = None if low is None or high is None else (float(low), float(high))
-        self._redraw()
+        self._schedule()
 
     def set_log_scale(self, log: bool) -> None:
         """Switch the intensity axis between logarithmic and linear."""
         self.log_scale.setChecked(log)
 
-    def _redraw(self, *_: Any) -> None:
+    def reset_view(self) -> None:
+        """Back to the full energy range and autoscaled intensities (the toolbar's home)."""
+        self.toolbar.update()  # forget the zoom/pan history
+        if self.toolbar.mode:  # leave pan or zoom mode
+            (self.toolbar.pan if self.toolbar.mode == "pan/zoom" else self.toolbar.zoom)()
+        self._draw()
+
+    def _schedule(self, *_: Any) -> None:
+        self._pending = True
+        self._timer.start()  # restarts: a burst of changes (a brush stroke) draws once at its end
+
+    def flush(self) -> None:
+        """Draw a pending change now (when visible; otherwise when shown)."""
+        from napari_sigma._napari.state import shown
+
+        if self._pending and shown(self):
+            self._draw()
+
+    def showEvent(self, event: Any) -> None:
+        """Draw what changed while hidden."""
+        super().showEvent(event)
+        if self._pending:
+            self._timer.start()
+
+    def _user_view(self) -> tuple[Any, Any] | None:
+        """The limits a user zoomed or panned to (None when the view is the default one)."""
+        if self.toolbar.mode or len(getattr(self.toolbar, "_nav_stack", [])) > 1:
+            axes = self.canvas.axes
+            return axes.get_xlim(), axes.get_ylim()
+        return None
+
+    def _default_xlim(self) -> tuple[float, float] | None:
+        if self._range is not None:
+            return self._range
+        if self._energy.size:
+            return max(float(self._energy[0]), 0.0), float(self._energy[-1])
+        return None
+
+    def _draw(self) -> None:
+        self._pending = False
+        self.draw_count += 1
+        view = self._user_view()
         axes = self.canvas.axes
         axes.clear()
         style_axes(axes)
@@ -195,18 +320,27 @@ class SpectrumPlot(QWidget):
             axes.plot(self._energy, values, color=self._colors[name], lw=0.9, label=name)
         if self.log_scale.isChecked():
             axes.set_yscale("symlog", linthresh=1.0)
-        if self._range is not None:
-            axes.set_xlim(*self._range)
-        elif self._energy.size:
-            axes.set_xlim(max(self._energy[0], 0.0), self._energy[-1])
-        draw_line_markers(axes, self._markers)
+        xlim = self._default_xlim()
+        if xlim is not None:
+            axes.set_xlim(*xlim)
+        if view is not None:
+            axes.set_xlim(*view[0])
+            axes.set_ylim(*view[1])
         axes.set_xlabel("energy (keV)")
         axes.set_ylabel(self._ylabel)
         if self._spectra:
-            legend = axes.legend(fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND)
+            legend = axes.legend(
+                fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND, loc="upper left",
+                bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
+            )  # fmt: skip
             for text in legend.get_texts():
                 text.set_color(FOREGROUND)
+        self._labels = draw_line_markers(axes, self._markers)
+        axes.callbacks.connect("xlim_changed", self._on_zoom)
         self.canvas.redraw()
+
+    def _on_zoom(self, axes: Any) -> None:
+        place_line_labels(axes, self._labels)
 
 
 def _color_map(

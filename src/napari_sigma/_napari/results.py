@@ -1,8 +1,9 @@
 """An :class:`~napari_sigma.pipeline.analysis.AnalysisResult` as napari layers.
 
 A run becomes a Labels layer ``"phases (<title>)"`` (coloured by its :class:`PhaseModel`) and one
-Image layer per unmixed component ``"<component> (<title>)"``. Names are made unique
-(``"phases (<title>) [2]"``), so a new run never replaces a layer a user has edited.
+hidden Image layer ``"components (<title>)"`` holding every unmixed component map (a slider picks
+one). Names are made unique (``"phases (<title>) [2]"``): a new run never replaces a layer a user
+has edited; it hides the earlier results instead.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def add_result_layers(
     ResultLayers
     """
     title = title or result_title(result)
+    for layer in viewer.layers:  # earlier results stay, hidden (a user may have edited them)
+        if state.role_of(layer) in ("phases", "component"):
+            layer.visible = False
     added = ResultLayers(phases=None)
     if components:
         added.components = _add_component_layers(viewer, result, title)
@@ -98,31 +102,52 @@ def add_result_layers(
 
 
 def connect_colormap(layer: Any) -> None:
-    """Recolour the Labels layer whenever its PhaseModel changes."""
+    """Recolour the Labels layer, and name its labels, whenever its PhaseModel changes.
+
+    The names go in the layer's ``features`` (one row per label, ``index`` = label value), which
+    napari shows in the status bar for the label under the cursor: "phase: quartz".
+    """
     model = state.plugin_data(layer).get("phases")
     if model is None:
         return
+    known = {"colors": None}
 
-    def recolour() -> None:
-        layer.colormap = model.colormap()
+    def follow() -> None:
+        colors = model.color_dict()
+        signature = {k: tuple(v) for k, v in colors.items() if k is not None}
+        if signature != known["colors"]:  # recompiling napari's colormap costs; names do not
+            known["colors"] = signature
+            layer.colormap = model.colormap()
+        layer.features = phase_features(model)
 
-    model.changed.connect(recolour)
+    model.changed.connect(follow)
+    layer.features = phase_features(model)
+
+
+def phase_features(model: PhaseModel) -> Any:
+    """A features table of the phases for a Labels layer: label value and name."""
+    import pandas as pd
+
+    ids = [0, *model.ids]
+    return pd.DataFrame({"index": ids, "phase": [model.name(i) for i in ids]})
 
 
 def _add_component_layers(viewer: Any, result: Any, title: str) -> list[Any]:
+    """The unmixed component maps as ONE hidden Image layer ``(component, y, x)`` (a slider)."""
     abundances = np.asarray(result.abundances)
+    if abundances.ndim != 3 or abundances.shape[-1] == 0:
+        return []
     names = list(getattr(result, "component_names", []))
-    layers = []
-    for index in range(abundances.shape[-1]):
-        label = names[index] if index < len(names) else f"C{index + 1}"
-        layer = viewer.add_image(
-            np.ascontiguousarray(abundances[..., index], dtype=np.float32),
-            name=unique_name(viewer, f"{label} ({title})"),
-            colormap="inferno",
-            blending="additive",
-            visible=False,
-            metadata=state.tag(None, role="component", result=result, index=index),
-            **spatial_kwargs(result),
-        )
-        layers.append(layer)
-    return layers
+    spatial = spatial_kwargs(result)
+    kwargs = {"scale": (1.0, *spatial["scale"]), "axis_labels": ("component", "y", "x")}
+    if "units" in spatial:  # the cube's energy axis is the viewer's first axis: share its unit
+        kwargs["units"] = ("keV", *spatial["units"])
+    layer = viewer.add_image(
+        np.ascontiguousarray(np.moveaxis(abundances, -1, 0), dtype=np.float32),
+        name=unique_name(viewer, f"components ({title})"),
+        colormap="inferno",
+        visible=False,
+        metadata=state.tag(None, role="component", result=result, names=names),
+        **kwargs,
+    )
+    return [layer]

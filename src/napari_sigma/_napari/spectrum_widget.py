@@ -153,6 +153,8 @@ class SpectrumWidget(QWidget):
         self.cursor_spectrum: np.ndarray | None = None
         self.phase_spectrum: np.ndarray | None = None
         self._phase_name = ""
+        self._source: Any = None
+        self.loading = False  # True while the sum spectrum and suggestions are computed
         self._watched_labels: Any = None
         self.worker: Any = None
         self._layout_widgets()
@@ -223,15 +225,41 @@ class SpectrumWidget(QWidget):
         self._redraw()
 
     def show_phase(self, labels_layer: Any, label: int) -> None:
-        """Show the mean spectrum of the pixels of ``labels_layer`` equal to ``label`` (0: none)."""
+        """Show the mean spectrum of the pixels of ``labels_layer`` equal to ``label`` (0: none).
+
+        It comes from the phase sums the Phases widget keeps up to date when there are some (no
+        pass over the cube); otherwise it is computed in a worker.
+        """
         image = state.spectrum_image_of(labels_layer)
+        self.phase_spectrum = None
         if image is None or label <= 0 or image is not self._image:
-            self.phase_spectrum = None
-        else:
-            mask = np.asarray(labels_layer.data) == label
-            self.phase_spectrum = masked_mean(image.counts, mask) if mask.any() else None
-            self._phase_name = _phase_name(labels_layer, label)
+            self._redraw()
+            return
+        self._phase_name = _phase_name(labels_layer, label)
+        cached = _cached_phase_spectrum(labels_layer, label, image)
+        if cached is not None:
+            self.phase_spectrum = cached
+            self._redraw()
+            return
         self._redraw()
+        self._phase_request = (labels_layer, label)
+        from napari.qt.threading import create_worker
+
+        mask = np.asarray(labels_layer.data) == label
+        if not mask.any():
+            return
+        worker = create_worker(
+            masked_mean, image.counts, mask, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(lambda mean: self._on_phase_mean(labels_layer, label, mean))
+        worker.errored.connect(lambda error: self.status.setText(f"phase spectrum failed: {error}"))
+        worker.start()
+
+    @state.alive_only
+    def _on_phase_mean(self, layer: Any, label: int, mean: np.ndarray) -> None:
+        if getattr(self, "_phase_request", None) == (layer, label):
+            self.phase_spectrum = mean
+            self._redraw()
 
     def add_element_maps(self) -> Any:
         """Compute the line-intensity map of each checked element in a worker; add Image layers.
@@ -257,7 +285,12 @@ class SpectrumWidget(QWidget):
             self.status.setText("No checked element has a line inside the recorded spectrum.")
             return None
         worker = create_worker(
-            fitted_maps, image, lines, resolve_device("auto"), _start_thread=False
+            fitted_maps,
+            image,
+            lines,
+            resolve_device("auto"),
+            _start_thread=False,
+            _ignore_errors=True,
         )
         worker.yielded.connect(lambda p: self.status.setText(f"element maps: {p.step}/{p.total}"))
         worker.returned.connect(lambda maps: self._add_map_layers(image, lines, maps))
@@ -280,21 +313,50 @@ class SpectrumWidget(QWidget):
         self.status.setText(f"added {len(lines)} element maps: {', '.join(lines)}")
 
     def _on_source_changed(self, *_: Any) -> None:
+        """Show the new source: its sum spectrum and element suggestion come from a worker."""
+        from napari.qt.threading import create_worker
+
         index = self.source.currentIndex()
         data = state.plugin_data(self._sources[index]) if 0 <= index < len(self._sources) else {}
         self._image = data.get("spectrum_image") if "spectrum" not in data else None
-        self._spectrum = data.get("spectrum") or (
-            self._image.sum_spectrum() if self._image is not None else None
-        )
+        source = data.get("spectrum") or self._image
         self.cursor_pixel = self.cursor_spectrum = self.phase_spectrum = None
-        self._mean = None
-        if self._spectrum is not None:
-            pixels = np.prod(self._image.shape) if self._image is not None else 1
-            self._mean = np.asarray(self._spectrum.counts, dtype=np.float64) / pixels
-        self.elements.set_suggestions(_suggestions(self._spectrum))
+        self._spectrum = self._mean = None
+        self._source = source
+        self.add_maps.setEnabled(False)
+        self.plot.set_markers({})
+        self._redraw()
+        if source is None:
+            self.loading = False
+            return
+        self.loading = True
+        self.status.setText("summing the spectra and suggesting elements ...")
+        worker = create_worker(
+            _sum_and_suggestions, source, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(lambda out: self._on_sum_ready(source, *out))
+        worker.errored.connect(lambda error: self._on_sum_failed(source, error))
+        worker.start()
+
+    @state.alive_only
+    def _on_sum_ready(self, source: Any, spectrum: Spectrum, suggested: list[str]) -> None:
+        if source is not self._source:  # the user chose another source meanwhile
+            return
+        self.loading = False
+        self.status.setText("")
+        self._spectrum = spectrum
+        pixels = np.prod(self._image.shape) if self._image is not None else 1
+        self._mean = np.asarray(spectrum.counts, dtype=np.float64) / pixels
+        self.elements.set_suggestions(suggested)
         self.add_maps.setEnabled(self._image is not None)
         self.plot.set_energy_range(*self._energy_range())
         self._update_markers()
+
+    @state.alive_only
+    def _on_sum_failed(self, source: Any, error: BaseException) -> None:
+        if source is self._source:
+            self.loading = False
+            self.status.setText(f"could not read the spectra: {error}")
 
     def _on_active_layer(self, *_: Any) -> None:
         layer = self.viewer.layers.selection.active
@@ -348,6 +410,23 @@ class SpectrumWidget(QWidget):
         self.plot.set_spectra(self._spectrum.energy.energies, curves)
 
 
+def _cached_phase_spectrum(layer: Any, label: int, image: SpectrumImage) -> np.ndarray | None:
+    """The Phases widget's running mean spectrum of ``label``, on the image's energy axis."""
+    cached = state.phase_spectra_of(layer)
+    if cached is None:
+        return None
+    energies, table = cached
+    rows = {int(phase_id): row for row, phase_id in enumerate(table.phase_ids)}
+    if label not in rows or table.pixels[rows[label]] == 0:
+        return None
+    mean = np.asarray(table.mean_spectra[rows[label]], dtype=np.float64)
+    full = image.energy.energies
+    if mean.size == full.size:
+        return mean
+    width = (energies[1] - energies[0]) / image.energy.scale if len(energies) > 1 else 1.0
+    return np.interp(full, energies, mean / width, left=0.0, right=0.0)
+
+
 def _weak_mouse_callback(widget: SpectrumWidget):
     """A mouse-move callback that does not keep the widget alive."""
     reference = weakref.ref(widget)
@@ -393,6 +472,21 @@ def _pixel_at(position: tuple[float, ...], image: SpectrumImage) -> tuple[int, i
 def _phase_name(layer: Any, label: int) -> str:
     name = state.phase_name(layer, label)
     return f"{label}: {name}" if name is not None else str(label)
+
+
+_SUM_SPECTRA: dict[int, Spectrum] = {}
+
+
+def _sum_and_suggestions(source: SpectrumImage | Spectrum) -> tuple[Spectrum, list[str]]:
+    """The sum spectrum of ``source`` (computed once per spectrum image) and its suggestions."""
+    if isinstance(source, Spectrum):
+        return source, _suggestions(source)
+    key = id(source)
+    if key not in _SUM_SPECTRA:
+        _SUM_SPECTRA[key] = source.sum_spectrum()
+        weakref.finalize(source, _SUM_SPECTRA.pop, key, None)
+    spectrum = _SUM_SPECTRA[key]
+    return spectrum, _suggestions(spectrum)
 
 
 def _suggestions(spectrum: Spectrum | None) -> list[str]:

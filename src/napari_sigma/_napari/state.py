@@ -7,8 +7,8 @@ the core objects behind the layer:
   ``{"role": ..., "spectrum_image": SpectrumImage}``; sample data also ``"truth": SyntheticSample``.
 - role ``"phases"`` (a Labels layer made by the analysis): ``{"role": "phases", "result": AnalysisResult,
   "phases": PhaseModel}`` where ``PhaseModel`` is the evented phase table of ``_napari/phase_model.py``.
-- role ``"component"`` (an unmixed component map): ``{"role": "component", "result": AnalysisResult,
-  "index": c}``.
+- role ``"component"`` (the unmixed component maps, ``(component, y, x)``): ``{"role": "component",
+  "result": AnalysisResult, "names": [component names]}``.
 """
 
 from __future__ import annotations
@@ -72,3 +72,33 @@ def unwrap(obj: Any) -> Any:
     the widgets keep the viewer itself.
     """
     return getattr(obj, "__wrapped__", obj)
+
+
+def alive_only(method: Any) -> Any:
+    """A Qt widget's slot that does nothing once Qt deleted the widget (a worker outlived it)."""
+    from functools import wraps
+
+    @wraps(method)
+    def slot(self: Any, *args: Any) -> Any:
+        from qtpy import sip
+
+        if sip.isdeleted(self):
+            return None
+        return method(self, *args)
+
+    return slot
+
+
+def phase_spectra_of(layer: Any) -> tuple[Any, Any] | None:
+    """``(energies, PhaseTable)`` the Phases widget last computed for a phases layer, or None.
+
+    The table's ``mean_spectra`` follow the label image after every edit; ``energies`` are their
+    channel energies in keV (coarser than the file's for a cube read lazily).
+    """
+    return plugin_data(layer).get("phase_spectra")
+
+
+def shown(widget: Any) -> bool:
+    """Whether a Qt widget shows when its window does (False inside a hidden tab or dock)."""
+    window = widget.window()
+    return window is widget or widget.isVisibleTo(window)

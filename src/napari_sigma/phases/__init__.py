@@ -27,6 +27,8 @@ __getattr__, __all__ = lazy_exports(
         "phase_mean_spectra": "spectra",
         "masked_mean": "spectra",
         "neighbourhood_mean": "spectra",
+        "PixelSpectra": "pixel_cache",
+        "pixel_spectra": "pixel_cache",
         "phase_colors": "colors",
         "label_colormap": "colors",
         "label_rgba": "colors",

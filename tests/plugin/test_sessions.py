@@ -1,0 +1,87 @@
+"""Sessions through the Phases widget's buttons: save, a new viewer, open; a broken file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sigma._napari import phases_widget as pw
+from napari_sigma._napari import state
+from napari_sigma._napari.results import add_result_layers
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    from dataclasses import replace
+
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.analysis import AnalysisSettings, analyse
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    sample = make_synthetic(
+        seed=0, shape=(32, 32), n_channels=512, phases=("quartz", "magnetite", "albite"),
+        grain_size=10.0, title="tiny",
+    )  # fmt: skip
+    base = AnalysisSettings.preset("default")
+    settings = replace(
+        base, elements=("O", "Si", "Fe", "Al", "Na"), device="cpu",
+        latent=replace(base.latent, method="pca"),
+        clustering=replace(base.clustering, n_phases=3),
+    )  # fmt: skip
+    return run_to_completion(analyse(sample.image, settings))
+
+
+def click(widget, text):
+    from qtpy.QtWidgets import QPushButton
+
+    (button,) = [b for b in widget.findChildren(QPushButton) if b.text() == text]
+    button.click()
+
+
+def test_save_then_open_in_a_new_viewer_gives_the_same_work(
+    make_napari_viewer, npe2pm, dock, qtbot, tmp_path, monkeypatch, tiny_result
+):
+    with npe2pm.tmp_plugin(package="napari-sigma-eds"):
+        viewer = make_napari_viewer()
+        layer = add_result_layers(viewer, tiny_result).phases
+        phases = dock(viewer, "Phases")
+        phases.merge_selected([2, 3])
+        phases.rename(1, "quartz")
+        phases.model.set_color(2, (0.1, 0.8, 0.3, 1.0))
+        path = tmp_path / "work.sigma"
+        monkeypatch.setattr(pw.QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+        click(phases, "Save session...")
+        qtbot.waitUntil(lambda: not phases.busy, timeout=30_000)
+        assert path.is_file()
+
+        again = make_napari_viewer()  # as after a restart of napari
+        reopened = dock(again, "Phases")
+        monkeypatch.setattr(pw.QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+        click(reopened, "Open session...")
+        qtbot.waitUntil(lambda: reopened.layer is not None, timeout=30_000)
+        new = reopened.layer
+        np.testing.assert_array_equal(new.data, layer.data)
+        saved, back = state.plugin_data(layer)["phases"], state.plugin_data(new)["phases"]
+        assert [(p.id, p.name) for p in back] == [(p.id, p.name) for p in saved]
+        np.testing.assert_allclose([p.color for p in back], [p.color for p in saved])
+        assert state.result_of(new).settings == tiny_result.settings
+
+
+def test_a_corrupted_session_gives_a_clear_error_naming_it(
+    plugin_viewer, dock, qtbot, tmp_path, monkeypatch
+):
+    import napari.utils.notifications as notifications
+
+    broken = tmp_path / "broken.sigma"
+    broken.write_bytes(b"PK\x03\x04 not a session at all" * 20)
+    errors = []
+    monkeypatch.setattr(notifications, "show_error", errors.append)
+    phases = dock(plugin_viewer, "Phases")
+    n_layers = len(plugin_viewer.layers)
+    phases.open_session(broken)
+    qtbot.waitUntil(lambda: not phases.busy, timeout=30_000)
+    assert len(errors) == 1 and "broken.sigma" in errors[0], errors
+    assert "\n" not in errors[0]
+    assert len(plugin_viewer.layers) == n_layers
