@@ -87,19 +87,29 @@ def tile_origins(
     return [positions[i] for i in picks]
 
 
+def _metadata_of(source: FieldSource):
+    """The field opened lazily when it is a file (metadata without reading the cube)."""
+    path = getattr(source, "path", source)
+    if isinstance(path, str | Path):
+        from napari_sigma.io.reading import read_spectrum_image
+
+        return read_spectrum_image(path, lazy=True)
+    return load_field(source)
+
+
 def shared_lines(sources: Sequence[FieldSource], settings: Any) -> tuple[str, ...]:
     """The lines of a shared model: the settings' lines or elements, else the union of the
     fields' elements (from their metadata, else suggested from the first field's spectrum)."""
     from napari_sigma.pipeline.analysis import choose_lines
     from napari_sigma.xray.lines import lines_for_elements
 
-    first = load_field(sources[0])
+    first = _metadata_of(sources[0])
     if settings.lines or settings.elements:
         return choose_lines(first, settings)
     elements: list[str] = []
     beam = first.beam_energy
     for source in sources:
-        image = first if source is sources[0] else load_field(source)
+        image = first if source is sources[0] else _metadata_of(source)
         elements += [e for e in image.elements if e not in elements]
     if not elements:
         return choose_lines(first, settings)

@@ -192,7 +192,8 @@ def field_features(image: Any, lines: tuple[str, ...], settings: Any, device: st
     from napari_sigma.features.intensities import bin_image, total_counts
     from napari_sigma.pipeline.analysis import _line_maps
 
-    intensities, sigma, windows = yield from _line_maps(image, lines, settings.features, device)
+    maps = yield from _line_maps(image, lines, settings.features, device)
+    intensities, sigma, windows = maps[:3]  # then the raw windows of the trace search
     dose = bin_image(total_counts(image.counts), settings.bin_factor)
     return FieldFeatures(intensities, bin_image(windows, settings.bin_factor), dose, sigma)
 
