@@ -1,11 +1,10 @@
 """Fluorescence yields: the probability that an ionised shell relaxes by emitting an X-ray.
 
 K and L come from xraydb's tables (the K and L3 edges); M, where xraydb has no usable value for
-most elements, from the approximation ``omega = Z^4 / (a + Z^4)`` (Wentzel; Goldstein et al.,
-*Scanning Electron Microscopy and X-Ray Microanalysis*). The M constant ``a = 1.25e9`` is the
-one that matches xraydb's M5 yields where they exist: for Hf, W, Pt, Au, Pb, Bi, Th and U the
-approximation is 0.96-1.18x xraydb with 1.25e9, 1.18-1.46x with 1.0e9. The K and L constants
-are within ~30 % of xraydb for Na..Ag (K) and Fe..Pb (L3), lower than it.
+most elements, from the common approximation ``omega = Z^4 / (a + Z^4)``. The M constant
+``a = 1.25e9`` is the one that matches xraydb's M5 yields where they exist: for Hf, W, Pt, Au, Pb,
+Bi, Th and U the approximation is 0.96-1.18x xraydb with 1.25e9, 1.18-1.46x with 1.0e9. The K
+and L constants are within ~30 % of xraydb for Na..Ag (K) and Fe..Pb (L3), lower than it.
 """
 
 from __future__ import annotations
