@@ -18,6 +18,7 @@ import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.energy import EnergyAxis
+from napari_sigma.io.mineralogy import MINERAL_FILES
 from napari_sigma.phases.statistics import PhaseTable, phase_table
 
 EXPORT_FILES = {
@@ -28,13 +29,7 @@ EXPORT_FILES = {
     "phase_stats": "phase_stats.csv",
     "report": "report.png",
     "run": "run.json",
-    "phase_quant": "phase_quant.csv",
-    "modal": "modal_mineralogy.csv",
-    "grains": "grain_sizes.csv",
-    "association": "association.csv",
-    "particles": "particles.csv",
-    "deportment": "deportment.csv",
-    "html": "report.html",
+    **MINERAL_FILES,
 }
 """The files :func:`export_result` writes, by key of its returned dict (the mineralogy files,
 from ``phase_quant`` on, only when phases are identified: see :mod:`napari_sigma.io.mineralogy`)."""
@@ -306,8 +301,6 @@ def export_steps(
         from napari_sigma.phases.statistics import abundance_area_fractions
 
         table.abundance_fraction = abundance_area_fractions(result.phase_fractions, table.phase_ids)
-    from napari_sigma.io.mineralogy import MINERAL_FILES
-
     paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}
     yield Progress("export", 1, 9, "phases.tif")
     write_labels_tiff(paths["phases"], labels, image.pixel_size_um)
