@@ -25,7 +25,7 @@ def _measured(formula, beam=15.0, counts=1e6, seed=0):
     expected = (lines + continuum) * counts / (lines + continuum).sum()
     spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
     elements = [el for el in composition if physics.atomic_number(el) >= VISIBLE_MIN_Z]
-    return spectrum, quantify_spectrum(spectrum, AXIS, elements, beam)
+    return spectrum, quantify_spectrum(spectrum, AXIS, elements, beam, width=(1.0, 0.0))
 
 
 @pytest.mark.parametrize(

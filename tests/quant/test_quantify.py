@@ -10,6 +10,7 @@ from napari_sigma.quant.simulate import line_spectrum
 from napari_sigma.synthetic.generator import weight_fractions
 
 AXIS = EnergyAxis(-0.1, 0.01, 2048)
+FANO = (1.0, 0.0)  # the simulated peaks have the Fano width: no width search needed
 
 
 def _spectrum(formula, beam=15.0, counts=2e6, thin=False, seed=0, extra=None):
@@ -41,7 +42,7 @@ def test_bulk_round_trip_recovers_the_composition(formula):
 
 def test_thin_foil_round_trip_and_auto_mode():
     counts, truth = _spectrum("Mg1.8Fe0.2SiO4", beam=200.0, thin=True)
-    result = quantify_spectrum(counts, AXIS, list(truth), 200.0, signal_type="EDS_TEM")
+    result = quantify_spectrum(counts, AXIS, list(truth), 200.0, signal_type="EDS_TEM", width=FANO)
     assert result.mode == "thin"
     for element, fraction in truth.items():
         assert result.wt[element] == pytest.approx(100 * fraction, rel=0.03), element
@@ -50,8 +51,8 @@ def test_thin_foil_round_trip_and_auto_mode():
 def test_uncertainties_shrink_with_the_square_root_of_the_counts():
     low, truth = _spectrum("NaAlSi3O8", counts=1e5)
     high, _ = _spectrum("NaAlSi3O8", counts=1e7)
-    err_low = quantify_spectrum(low, AXIS, list(truth), 15.0).err_wt["Na"]
-    err_high = quantify_spectrum(high, AXIS, list(truth), 15.0).err_wt["Na"]
+    err_low = quantify_spectrum(low, AXIS, list(truth), 15.0, width=FANO).err_wt["Na"]
+    err_high = quantify_spectrum(high, AXIS, list(truth), 15.0, width=FANO).err_wt["Na"]
     assert err_low / err_high == pytest.approx(10.0, rel=0.3)
     assert 0 < err_high < 0.5
 
@@ -59,7 +60,7 @@ def test_uncertainties_shrink_with_the_square_root_of_the_counts():
 def test_oxygen_by_stoichiometry_oxides_and_formula():
     counts, truth = _spectrum("NaAlSi3O8")
     settings = QuantSettings(oxygen_by_stoichiometry=True, n_oxygens=8)
-    result = quantify_spectrum(counts, AXIS, list(truth), 15.0, settings)
+    result = quantify_spectrum(counts, AXIS, list(truth), 15.0, settings, width=FANO)
     assert result.wt["O"] == pytest.approx(100 * truth["O"], rel=0.03)
     assert set(result.oxide_wt) == {"Na2O", "Al2O3", "SiO2"}
     assert result.oxide_wt["SiO2"] == pytest.approx(68.7, rel=0.03)  # albite: 68.7 % SiO2
@@ -72,7 +73,7 @@ def test_oxygen_by_stoichiometry_oxides_and_formula():
 def test_unnormalised_result_reports_the_analytical_total():
     counts, _ = _spectrum("SiO2")
     settings = QuantSettings(oxygen_by_stoichiometry=True, normalise=False, valences={"Si": 3})
-    result = quantify_spectrum(counts, AXIS, ["Si", "O"], 15.0, settings)
+    result = quantify_spectrum(counts, AXIS, ["Si", "O"], 15.0, settings, width=FANO)
     # Si measured as 100 %, O from a (wrong) valence of 3 added on top
     assert result.analytical_total == pytest.approx(100 + 100 * 1.5 * 15.999 / 28.086, rel=0.01)
     assert sum(result.wt.values()) == pytest.approx(result.analytical_total)
@@ -81,11 +82,11 @@ def test_unnormalised_result_reports_the_analytical_total():
 def test_excluded_coating_and_fixed_elements():
     counts, _ = _spectrum("CaCO3", extra={"Au": 0.05})
     settings = QuantSettings(excluded=("Au",))
-    result = quantify_spectrum(counts, AXIS, ["Ca", "C", "O", "Au"], 15.0, settings)
+    result = quantify_spectrum(counts, AXIS, ["Ca", "C", "O", "Au"], 15.0, settings, width=FANO)
     assert "Au" not in result.wt
     assert result.wt["Ca"] == pytest.approx(40.0, rel=0.04)
     fixed = quantify_spectrum(
-        counts, AXIS, ["Ca", "C", "O", "Au"], 15.0, QuantSettings(fixed={"C": 0.12})
+        counts, AXIS, ["Ca", "C", "O", "Au"], 15.0, QuantSettings(fixed={"C": 0.12}), width=FANO
     )
     assert fixed.wt["C"] == pytest.approx(12.0)
 
