@@ -13,5 +13,12 @@ __getattr__, __all__ = lazy_exports(
         "composition_of": "library",
         "Identification": "identify",
         "identify_composition": "identify",
+        "identify_quantified": "identify",
+        "rank_candidates": "identify",
+        "PhaseMineral": "phases",
+        "identify_phases": "phases",
+        "interior_labels": "phases",
+        "Mineralogy": "mineralogy",
+        "mineralogy": "mineralogy",
     },
 )

@@ -13,5 +13,7 @@ __getattr__, __all__ = lazy_exports(
         "fit_lines": "line_fit",
         "LineFit": "line_fit",
         "ShellIntensity": "line_fit",
+        "line_spectrum": "simulate",
+        "line_intensities": "simulate",
     },
 )
