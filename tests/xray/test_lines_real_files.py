@@ -70,8 +70,8 @@ def test_file_elements_are_checked_against_the_spectrum(SHARED_EDS):
     with pytest.warns(ElementsNotDetectedWarning, match="listed in the file but not detected: "):
         lines = choose_lines(image, AnalysisSettings())
     elements = {name.partition("_")[0] for name in lines}
-    assert not elements & {"Gd", "Nd", "Sm", "Th"}
-    assert {"O", "Si", "Al", "Fe", "Ca", "Ti", "Mg", "K"} <= elements
+    # reported, still analysed (a minor phase's element can be invisible in the sum spectrum)
+    assert {"O", "Si", "Al", "Fe", "Ca", "Ti", "Mg", "K", "Gd", "Th"} <= elements
 
 
 def test_file_elements_that_are_present_are_all_kept(SHARED_EDS):
