@@ -46,12 +46,6 @@ def test_espm_case_meets_the_acceptance(bench, case, one_torch_thread):
     assert all(checks.values()), (checks, ours)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the file's elements are checked against the sum spectrum, C and Mn of the "
-    "steel (listed in the file; M23C6's carbon, the MnS stringers) are dropped as not detected: "
-    "3 phases, ARI 0.831 (4 phases, ARI 0.914 with them); strict, so a fix shows up",
-)
 def test_steel_finds_four_phases_and_beats_both_baselines(bench, one_torch_thread):
     ours, checks = _scores(bench, "steel_carbides_n40")
     assert checks["true_k"] and checks["ari"], (checks, ours)
