@@ -182,6 +182,19 @@ def test_export_with_edited_labels_names_new_phase(tmp_path):
         assert next(csv.reader(handle))[-1] == rows[3]["name"]
 
 
+def test_export_after_a_merge_writes_only_live_phases(tmp_path):
+    result = fake_result()
+    merged = result.labels.copy()
+    merged[merged == 3] = 1  # phase 3 merged into phase 1: no pixel left
+    paths = export_result(result, tmp_path, labels=merged)
+    with paths["phase_stats"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["phase_id"] for r in rows] == ["1", "2"]
+    assert [r["name"] for r in rows] == result.phase_names[:2]
+    with paths["phase_spectra"].open() as handle:
+        assert next(csv.reader(handle)) == ["energy_keV", *result.phase_names[:2]]
+
+
 def test_report_png_is_valid(tmp_path):
     result = fake_result()
     path = render_report(result, tmp_path / "report.png")

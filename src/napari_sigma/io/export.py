@@ -301,6 +301,7 @@ def export_steps(
         from napari_sigma.phases.statistics import abundance_area_fractions
 
         table.abundance_fraction = abundance_area_fractions(result.phase_fractions, table.phase_ids)
+    table = table.live()  # phases merged away or erased by edits are not exported
     paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}
     yield Progress("export", 1, 9, "phases.tif")
     write_labels_tiff(paths["phases"], labels, image.pixel_size_um)

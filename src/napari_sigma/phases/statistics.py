@@ -19,7 +19,7 @@ counts (float64 accumulators, integer partial sums).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,27 @@ class PhaseTable:
     def largest_region(self) -> np.ndarray:
         """Pixels of the largest region of each phase (0 if none or not computed), int64 (K,)."""
         return np.array([int(s[0]) if s.size else 0 for s in self.region_sizes], dtype=np.int64)
+
+    def live(self) -> PhaseTable:
+        """The rows of phases that still have pixels (a phase merged away or erased has none)."""
+        keep = np.flatnonzero(self.pixels > 0)
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else np.asarray(values)[keep]
+
+        return replace(
+            self,
+            phase_ids=self.phase_ids[keep],
+            pixels=self.pixels[keep],
+            area_fraction=self.area_fraction[keep],
+            area_um2=rows(self.area_um2),
+            mean_spectra=self.mean_spectra[keep],
+            mean_intensities=self.mean_intensities[keep],
+            n_regions=self.n_regions[keep],
+            region_sizes=[self.region_sizes[i] for i in keep] if self.region_sizes else [],
+            names=[self.names[i] for i in keep],
+            abundance_fraction=rows(self.abundance_fraction),
+        )
 
     def main_elements(self, n: int = 3) -> list[list[str]]:
         """The ``n`` main elements of each phase (see :func:`main_elements`)."""
