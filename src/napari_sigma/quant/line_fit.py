@@ -11,8 +11,9 @@ times the Fano resolution) so that a detector whose resolution does not follow t
 still fitted; the best chi-square wins. Each template's area (counts) comes with the 1-sigma
 counting uncertainty of the weighted least-squares covariance.
 
-This is the quantification's own fit of a phase's summed spectrum; it fits one spectrum at a
-time and is not meant for whole maps.
+This is the quantification's own model of a phase's summed spectrum (one spectrum at a time, not
+meant for whole maps); the weighted non-negative solve and its covariance are those of every
+spectrum fit, :func:`napari_sigma.xray.fitting.fit_columns`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.quant.physics import Detector, absorption_factor, shell_lines
+from napari_sigma.xray.fitting import ElementShell, fit_columns, on_axis
 from napari_sigma.xray.lines import MN_KA_KEV, XrayLine, detector_fwhm, element_lines
 
 MIN_FIT_ENERGY_KEV = 0.15
@@ -34,15 +36,13 @@ WIDTH_EXPONENTS = (-0.1, 0.0, 0.1, 0.2)
 
 
 @dataclass(frozen=True)
-class ShellIntensity:
+class ShellIntensity(ElementShell):
     """The fitted counts of one line group of one element (see `family_group`).
 
     Parameters
     ----------
-    element : str
-        Element symbol.
-    shell : str
-        ``"K"``, ``"L"`` or ``"M"``.
+    element, shell : str
+        The `~napari_sigma.xray.fitting.ElementShell` of the group.
     counts : float
         Fitted counts of the group's lines (area of the template).
     sigma : float
@@ -51,8 +51,6 @@ class ShellIntensity:
         The families of the template within the fitted range.
     """
 
-    element: str
-    shell: str
     counts: float
     sigma: float
     lines: tuple[XrayLine, ...] = ()
@@ -206,17 +204,6 @@ def _hat_matrix(energies: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.stack(hats, axis=1)
 
 
-def _solve(design: np.ndarray, counts: np.ndarray, weight: np.ndarray):
-    from scipy.optimize import nnls
-
-    scaled = design * weight[:, None]
-    norms = np.maximum(np.linalg.norm(scaled, axis=0), 1e-30)
-    coef, _ = nnls(scaled / norms, counts * weight, maxiter=50 * design.shape[1])
-    coef = coef / norms
-    residual = (design @ coef - counts) * weight
-    return coef, float(residual @ residual)
-
-
 def fit_lines(
     counts: np.ndarray,
     axis: EnergyAxis,
@@ -275,14 +262,13 @@ def fit_lines(
     grid = [width] if width is not None else product(WIDTH_SCALES, WIDTH_EXPONENTS)
     for a, b in grid:
         peaks = _peak_matrix(templates, energies, axis.scale, detector, a, b)
-        design = np.concatenate([peaks, hats], axis=1)
-        coef, chi2 = _solve(design, data, weight)
-        if best is None or chi2 < best[2]:
-            best = (design, coef, chi2, (a, b))
-    design, coef, chi2, chosen = best
-    sigmas = _uncertainties(design, coef, weight, len(templates))
+        fit = fit_columns(peaks, hats, data, weight)
+        if best is None or fit.chi2 < best[0].chi2:
+            best = (fit, (a, b))
+    fit, chosen = best
+    sigmas = np.sqrt(np.clip(np.diag(fit.line_covariance()), 0, None))
     fitted = [
-        ShellIntensity(el, lines[0].shell, float(coef[i]), float(sigmas[i]), lines)
+        ShellIntensity(el, lines[0].shell, float(fit.lines[i]), float(sigmas[i]), lines)
         for i, (el, _, lines, _, _) in enumerate(templates)
     ]
     max_kev = min(axis.max_energy, beam_kev)
@@ -294,22 +280,8 @@ def fit_lines(
             analysed[shell_fit.element] = shell_fit
         else:
             others.append(shell_fit)
-    model = np.zeros_like(counts)
-    model[window] = design @ coef
-    background = np.zeros_like(counts)
-    background[window] = design[:, len(templates) :] @ coef[len(templates) :]
-    return LineFit(analysed, others, model, background, chi2 / max(data.size, 1), chosen)
-
-
-def _uncertainties(design: np.ndarray, coef: np.ndarray, weight: np.ndarray, n_peaks: int):
-    """1-sigma of the peak areas from the weighted least-squares covariance (active set)."""
-    active = (coef > 0) | (np.arange(coef.size) < n_peaks)
-    scaled = design[:, active] * weight[:, None]
-    normal = scaled.T @ scaled
-    try:
-        covariance = np.linalg.inv(normal)
-    except np.linalg.LinAlgError:
-        covariance = np.linalg.pinv(normal)
-    sigmas = np.zeros(coef.size)
-    sigmas[active] = np.sqrt(np.clip(np.diag(covariance), 0, None))
-    return sigmas[:n_peaks]
+    model, background = (
+        on_axis(fit.model, window, counts.size),
+        on_axis(fit.background, window, counts.size),
+    )
+    return LineFit(analysed, others, model, background, fit.chi2 / max(data.size, 1), chosen)

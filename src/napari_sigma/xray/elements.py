@@ -48,6 +48,7 @@ from napari_sigma.xray.fitting import (
     background_columns,
     detector_artefact_columns,
     family_design,
+    fit_columns,
 )
 
 STROBE_CUTOFF_KEV = 0.15
@@ -365,14 +366,10 @@ def _fit(problem: _Problem, elements: list[str]) -> tuple[np.ndarray, float, np.
     model : ndarray
         The fitted model (elements and baseline correction).
     """
-    from scipy.optimize import nnls
-
     element_columns = [problem.templates[e] for e in elements]
-    design = np.concatenate([*element_columns, problem.baseline], axis=1)
-    weighted = design * problem.weights[:, None]
-    solution, norm = nnls(weighted, problem.net * problem.weights, maxiter=50 * design.shape[1])
-    n_elements = sum(columns.shape[1] for columns in element_columns)
-    return solution[:n_elements], float(norm**2), design @ solution
+    lines = np.concatenate([np.zeros((problem.net.size, 0)), *element_columns], axis=1)
+    fit = fit_columns(lines, problem.baseline, problem.net, problem.weights)
+    return fit.lines, fit.chi2, fit.model
 
 
 def _greedy_selection(problem: _Problem, limit: int, min_significance: float) -> list[str]:

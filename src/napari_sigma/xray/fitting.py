@@ -49,8 +49,8 @@ LOW_CUTOFF_KEV = 0.1
 
 
 @dataclass(frozen=True)
-class LineFamily:
-    """The lines of one shell of one element inside a spectrum.
+class ElementShell:
+    """One shell of one element: what a line family or a fitted line group belongs to.
 
     Parameters
     ----------
@@ -58,14 +58,26 @@ class LineFamily:
         Element symbol.
     shell : str
         ``"K"``, ``"L"`` or ``"M"``.
+    """
+
+    element: str
+    shell: str
+
+
+@dataclass(frozen=True)
+class LineFamily(ElementShell):
+    """The lines of one shell of one element inside a spectrum.
+
+    Parameters
+    ----------
+    element, shell : str
+        The `ElementShell`.
     lines : tuple of XrayLine
         The shell's line families with weight >= ``MIN_LINE_WEIGHT`` inside the spectrum.
     principal : XrayLine
         The line the family is measured and named by (Ka, La, Ma, else the strongest).
     """
 
-    element: str
-    shell: str
     lines: tuple[xray.XrayLine, ...]
     principal: xray.XrayLine
 
@@ -421,8 +433,6 @@ def fit_spectrum(
     -------
     SpectrumFit
     """
-    from scipy.optimize import nnls
-
     counts = np.asarray(counts, dtype=np.float64).ravel()
     if counts.size != energy_axis.size:
         raise ValueError(f"{counts.size} counts for an energy axis of {energy_axis.size} channels")
@@ -434,48 +444,126 @@ def fit_spectrum(
         fwhm_mnka_kev, couple_shells,
     )  # fmt: skip
     reference, smooth = reference_background(data, energy_axis.scale, fwhm_mnka_kev)
-    background = background_columns(energies)
-    matrix = np.concatenate([design.columns, background], axis=1)
     net = np.clip(smooth - reference, 0.0, None)
     variance = np.maximum(smooth, 1.0) + (MODEL_ERROR * net) ** 2
-    weights = 1.0 / np.sqrt(variance)
-    solution, _ = nnls(matrix * weights[:, None], data * weights, maxiter=50 * matrix.shape[1])
-    n_lines = design.columns.shape[1]
-    model = matrix @ solution
-    covariance = _counting_covariance(matrix, weights**2, model, solution, n_lines)
+    fit = fit_columns(design.columns, background_columns(energies), data, 1.0 / np.sqrt(variance))
+    covariance = fit.line_covariance(variance=np.maximum(fit.model, 0.0))
     transform = design.to_families
-    full_model, full_background = np.zeros(counts.size), np.zeros(counts.size)
-    full_model[channels] = model
-    full_background[channels] = background @ solution[n_lines:]
-    chi2 = float(np.sum((data - model) ** 2 / np.maximum(model, 1.0)))
     return SpectrumFit(
         families=design.names,
         elements=tuple(f.element for f in design.families),
-        intensities=solution[:n_lines] @ transform,
+        intensities=fit.lines @ transform,
         sigma=np.sqrt(np.clip(np.einsum("jf,jk,kf->f", transform, covariance, transform), 0, None)),
-        background=full_background,
-        model=full_model,
-        chi2=chi2,
-        dof=int(data.size - np.count_nonzero(solution)),
+        background=on_axis(fit.background, channels, counts.size),
+        model=on_axis(fit.model, channels, counts.size),
+        chi2=float(np.sum((data - fit.model) ** 2 / np.maximum(fit.model, 1.0))),
+        dof=int(data.size - np.count_nonzero(fit.coefficients)),
         energy_range=energy_range,
     )
 
 
-def _counting_covariance(
-    matrix: np.ndarray, weights: np.ndarray, model: np.ndarray, solution: np.ndarray, n_lines: int
-) -> np.ndarray:
-    """Poisson covariance ``(J, J)`` of the line coefficients of a weighted least-squares fit.
+@dataclass
+class ColumnFit:
+    """A non-negative weighted least-squares fit of line columns and continuum columns.
 
-    The sandwich ``H^-1 A' W diag(model) W A H^-1`` with ``H = A' W A`` over the line columns and
-    the active background columns (inactive background columns are held at zero).
+    The one solver of the spectrum fits (`fit_spectrum`, element suggestion and the
+    quantification's `napari_sigma.quant.line_fit.fit_lines`): each builds its own columns and
+    weights and calls `fit_columns`.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (C, J + B)
+        The line columns, then the continuum columns.
+    weights : ndarray, shape (C,)
+        Weight of each channel (residuals are multiplied by it).
+    coefficients : ndarray, shape (J + B,)
+        The fitted coefficients (never negative).
+    n_lines : int
+        J, the number of line columns.
+    chi2 : float
+        Weighted chi-square, ``sum(((model - data) * weights) ** 2)``.
     """
-    active = np.ones(matrix.shape[1], bool)
-    active[n_lines:] = solution[n_lines:] > 0
-    a = matrix[:, active]
-    hessian_inv = np.linalg.pinv(a.T @ (weights[:, None] * a))
-    sandwich = a.T @ ((weights**2 * np.maximum(model, 0.0))[:, None] * a)
-    covariance = hessian_inv @ sandwich @ hessian_inv
-    return covariance[:n_lines, :n_lines]
+
+    matrix: np.ndarray
+    weights: np.ndarray
+    coefficients: np.ndarray
+    n_lines: int
+    chi2: float
+
+    @property
+    def lines(self) -> np.ndarray:
+        """Coefficients of the line columns, ``(J,)``."""
+        return self.coefficients[: self.n_lines]
+
+    @property
+    def model(self) -> np.ndarray:
+        """The fitted spectrum on the fitted channels, ``(C,)``."""
+        return self.matrix @ self.coefficients
+
+    @property
+    def background(self) -> np.ndarray:
+        """The continuum part of the model, ``(C,)``."""
+        return self.matrix[:, self.n_lines :] @ self.coefficients[self.n_lines :]
+
+    def line_covariance(self, variance: np.ndarray | None = None) -> np.ndarray:
+        """Counting covariance ``(J, J)`` of the line coefficients.
+
+        Over the line columns and the active continuum columns (inactive ones are held at
+        zero), with ``H = A' W A`` and ``W = weights**2``: ``H^-1`` when the weights are the
+        inverse standard deviations of the counts (``variance`` None), else the sandwich
+        ``H^-1 A' W diag(variance) W A H^-1`` (e.g. the Poisson variance of the model when the
+        weights come from a smoothed spectrum).
+        """
+        active = np.ones(self.coefficients.size, bool)
+        active[self.n_lines :] = self.coefficients[self.n_lines :] > 0
+        a = self.matrix[:, active]
+        w = self.weights**2
+        covariance = np.linalg.pinv(a.T @ (w[:, None] * a))
+        if variance is not None:
+            sandwich = a.T @ ((w**2 * variance)[:, None] * a)
+            covariance = covariance @ sandwich @ covariance
+        return covariance[: self.n_lines, : self.n_lines]
+
+
+def fit_columns(
+    lines: np.ndarray, continuum: np.ndarray, data: np.ndarray, weights: np.ndarray
+) -> ColumnFit:
+    """Fit ``data ~ [lines, continuum] @ c`` with ``c >= 0``, residuals weighted by ``weights``.
+
+    scipy's NNLS on the weighted columns, each scaled to unit norm first (the solution is the
+    same; the scaling keeps the active-set iterations well conditioned).
+
+    Parameters
+    ----------
+    lines : ndarray, shape (C, J)
+        Line columns (templates) on the fitted channels.
+    continuum : ndarray, shape (C, B)
+        Continuum columns.
+    data : ndarray, shape (C,)
+        Counts on the fitted channels.
+    weights : ndarray, shape (C,)
+        Weight of each channel, typically ``1 / sqrt(variance)``.
+
+    Returns
+    -------
+    ColumnFit
+    """
+    from scipy.optimize import nnls
+
+    matrix = np.concatenate([lines, continuum], axis=1)
+    scaled = matrix * weights[:, None]
+    norms = np.maximum(np.linalg.norm(scaled, axis=0), 1e-30)
+    coefficients, _ = nnls(scaled / norms, data * weights, maxiter=50 * matrix.shape[1])
+    coefficients = coefficients / norms
+    residual = (matrix @ coefficients - data) * weights
+    return ColumnFit(matrix, weights, coefficients, lines.shape[1], float(residual @ residual))
+
+
+def on_axis(values: np.ndarray, channels: slice, size: int) -> np.ndarray:
+    """``values`` of the fitted channels on the full axis of ``size`` channels (0 elsewhere)."""
+    full = np.zeros(size)
+    full[channels] = values
+    return full
 
 
 SI_KA_KEV = 1.7398
