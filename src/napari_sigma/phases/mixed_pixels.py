@@ -87,7 +87,7 @@ def phase_log_likelihood(
     n_phases: int,
     fractions: tuple[float, ...] = MIX_FRACTIONS,
     space: MixSpace = "linear",
-    chunk_pixels: int = 65536,
+    chunk_pixels: int = 4096,
 ) -> np.ndarray:
     """Log-likelihood ``(y, x, K)`` of every pixel under each phase, mixtures included.
 
@@ -127,7 +127,11 @@ def phase_log_likelihood(
     per_phase = templates.shape[1]
     for start in range(0, flat.shape[0], chunk_pixels):
         block = np.linalg.solve(chol, flat[start : start + chunk_pixels].astype(np.float64).T).T
-        distance = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * block @ white.T + white_norm
+        # |b|^2 - 2 b.w + |w|^2, in place (the same roundings as written out in one expression)
+        distance = block @ white.T
+        distance *= -2.0
+        distance += np.einsum("ij,ij->i", block, block)[:, None]
+        distance += white_norm
         nearest = distance.reshape(len(block), len(present), per_phase).min(axis=2)
         out[start : start + len(block), present] = -0.5 * nearest
     return out.reshape(*raw.shape[:2], n_phases)

@@ -188,12 +188,17 @@ def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = Non
     candidates = _candidate_ks(settings, len(fit))
     mixtures: dict[int, Mixture] = {}
     scores: dict[int, float] = {}
+    # the points and their outer products are the same for every K: prepared once
+    torch_fit = settings.backend == "torch" and len(candidates) > 1
+    prepared = _PreparedPoints(scaled, settings.device, len(scaled)) if torch_fit else None
+    scored = _PreparedPoints(fit, "auto") if len(candidates) > 1 else None
     for step, k in enumerate(candidates):
         message = f"Gaussian mixture with {k} phases"
         progress = Progress(STAGE, step, len(candidates) + 1, message)
-        mixture = yield from _with_progress(_fit_one(scaled, k, settings), progress)
+        mixture = yield from _with_progress(_fit_one(scaled, k, settings, prepared), progress)
         mixtures[k] = _unscaled(mixture, center, scale)
-        scores[k] = bic(fit, mixtures[k], settings.covariance)
+        scores[k] = bic(fit, mixtures[k], settings.covariance, scored)
+    del prepared, scored
     yield Progress(STAGE, len(candidates), len(candidates) + 1, "assigning phases")
     mixture, rule = _select(mixtures, scores, fit, settings)
     criterion = scores if settings.n_phases == "auto" else {}
@@ -233,13 +238,22 @@ def split_phase(points: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return (result.probabilities.argmax(1)).astype(np.int32)
 
 
-def bic(points: np.ndarray, mixture: Mixture, covariance: str = "full") -> float:
-    """Bayesian information criterion of a mixture on points (lower is better)."""
+def bic(
+    points: np.ndarray,
+    mixture: Mixture,
+    covariance: str = "full",
+    prepared: _PreparedPoints | None = None,
+) -> float:
+    """Bayesian information criterion of a mixture on points (lower is better).
+
+    ``prepared``: the same points as tensors with their outer products (:class:`_PreparedPoints`),
+    when several mixtures are scored on them.
+    """
     n, d = points.shape
     k = mixture.n_components
     covariance_params = k * d * (d + 1) / 2 if covariance == "full" else k * d
     n_params = (k - 1) + k * d + covariance_params
-    log_likelihood = _total_log_likelihood(points, mixture)
+    log_likelihood = _total_log_likelihood(points, mixture, prepared)
     return float(-2.0 * log_likelihood + n_params * math.log(n))
 
 
@@ -296,7 +310,28 @@ def _with_progress(inner: Computation, report: Progress) -> Computation:
 # ----------------------------------------------------------------------------- fitting
 
 
-def _fit_one(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Computation:
+class _PreparedPoints:
+    """Points as float64 tensors on a device, in chunks of ``chunk`` rows, with their outer
+    products (:func:`_outer_products`): computed once for all the mixtures fitted to or scored
+    on the same points (the same values as computing them for each mixture)."""
+
+    def __init__(self, points: np.ndarray, device: str, chunk: int = PREDICT_CHUNK) -> None:
+        import torch
+
+        device = resolve_device(device)
+        self.chunks = []
+        for start in range(0, len(points), max(chunk, 1)):
+            part = torch.as_tensor(points[start : start + chunk], device=device)
+            part = part.to(torch.float64)
+            self.chunks.append((part, _outer_products(part)))
+
+
+def _fit_one(
+    scaled: np.ndarray,
+    k: int,
+    settings: ClusteringSettings,
+    prepared: _PreparedPoints | None = None,
+) -> Computation:
     """Fit a k-component mixture to standardised points (a generator ticking every 0.25 s)."""
     if settings.backend == "sklearn":
         return _fit_sklearn(scaled, k, settings)
@@ -304,7 +339,7 @@ def _fit_one(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Comput
     best_ll = -np.inf
     for attempt in range(settings.n_init):
         seed = settings.seed + 1000 * attempt
-        mixture, ll = yield from _fit_torch(scaled, k, settings, seed)
+        mixture, ll = yield from _fit_torch(scaled, k, settings, seed, prepared)
         if ll > best_ll:
             best, best_ll = mixture, ll
     return best
@@ -328,14 +363,26 @@ def _fit_sklearn(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Mi
     return Mixture(model.weights_, model.means_, covariances, np.arange(k))
 
 
-def _fit_torch(x_np: np.ndarray, k: int, settings: ClusteringSettings, seed: int) -> Computation:
-    """EM for one initialisation; returns (Mixture, mean log-likelihood)."""
+def _fit_torch(
+    x_np: np.ndarray,
+    k: int,
+    settings: ClusteringSettings,
+    seed: int,
+    prepared: _PreparedPoints | None = None,
+) -> Computation:
+    """EM for one initialisation; returns (Mixture, mean log-likelihood).
+
+    ``prepared``: ``x_np`` as tensors with their outer products, shared by several fits.
+    """
     import torch
 
-    device = resolve_device(settings.device)
-    x = torch.as_tensor(x_np, dtype=torch.float64, device=device)
+    if prepared is None:
+        device = resolve_device(settings.device)
+        x = torch.as_tensor(x_np, dtype=torch.float64, device=device)
+        outer = _outer_products(x)
+    else:
+        (x, outer), *_ = prepared.chunks
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    outer = _outer_products(x)
     yield  # after the outer products: a cancel point before the k-means start
     hard = _kmeans_labels(x, k, generator)
     yield
@@ -450,10 +497,23 @@ def _component_log_joint(points: np.ndarray, mixture: Mixture, device: str) -> C
         yield _log_densities(chunk.to(torch.float64), means, covs) + torch.log(weights)
 
 
-def _total_log_likelihood(points: np.ndarray, mixture: Mixture) -> float:
+def _total_log_likelihood(
+    points: np.ndarray, mixture: Mixture, prepared: _PreparedPoints | None = None
+) -> float:
     import torch
 
-    chunks = _component_log_joint(points, mixture, "auto")
+    if prepared is None:
+        chunks = _component_log_joint(points, mixture, "auto")
+    else:  # the same products as _component_log_joint, with the outer products computed once
+        device = prepared.chunks[0][0].device
+        weights, means, covs = (
+            torch.as_tensor(a, dtype=torch.float64, device=device)
+            for a in (mixture.weights, mixture.means, mixture.covariances)
+        )
+        chunks = (
+            _log_densities(x, means, covs, outer) + torch.log(weights)
+            for x, outer in prepared.chunks
+        )
     return float(sum(torch.logsumexp(c, dim=1).sum() for c in chunks))
 
 
