@@ -509,8 +509,9 @@ def fitted_maps(image: SpectrumImage, lines: list[str], device: str):
 
     settings = FeatureSettings()
     maps, _, _ = yield from fitted_line_maps(
-        image.counts, image.energy, lines, image.beam_energy, settings.fwhm_mnka_kev,
-        settings.low_energy_cutoff_kev, device,
+        image.counts, image.energy, lines, image.beam_energy,
+        fwhm_mnka_kev=settings.fwhm_mnka_kev, low_cutoff_kev=settings.low_energy_cutoff_kev,
+        device=device,
     )  # fmt: skip
     return maps
 

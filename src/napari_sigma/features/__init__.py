@@ -8,6 +8,8 @@ __getattr__, __all__ = lazy_exports(
         "FeatureSettings": "intensities",
         "line_weights": "intensities",
         "line_intensities": "intensities",
+        "line_features": "intensities",
+        "LineFeatures": "intensities",
         "project_spectra": "intensities",
         "total_counts": "intensities",
         "bin_image": "intensities",

@@ -11,7 +11,7 @@ binning the cube first, and much cheaper.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -172,6 +172,70 @@ def line_intensities(
     """
     weights = line_weights(axis, lines, settings)
     return (yield from project_spectra(counts, weights, device, chunk_pixels))
+
+
+@dataclass
+class LineFeatures:
+    """What one pass over a spectrum image gives the analysis (see `line_features`).
+
+    Parameters
+    ----------
+    intensities : ndarray, shape (y, x, L)
+        Fitted intensities of the lines (counts in each line's family, never negative).
+    sigma : ndarray, shape (y, x, L)
+        Their counting standard deviation.
+    features : ndarray, shape (y, x, L)
+        The per-pixel features of phase finding: ``intensities`` with ``background="fit"``,
+        else the line windows (``FeatureSettings.background``: raw or sides subtracted).
+    windows : ndarray, shape (y, x, L) or None
+        The raw line windows (Poisson counts, for the trace-phase search); None with
+        ``background="sides"``.
+    """
+
+    intensities: np.ndarray
+    sigma: np.ndarray
+    features: np.ndarray
+    windows: np.ndarray | None
+
+
+def line_features(
+    image, lines: Sequence[str], settings: FeatureSettings, device: str = "cpu"
+) -> Computation[LineFeatures]:
+    """Line intensities, their sigma and the phase-finding features of a spectrum image.
+
+    One pass over the cube (:func:`~napari_sigma.xray.image_fit.fitted_line_maps`): the
+    fitted line-family intensities and the line windows (`line_weights`) are projected
+    together. The analysis, a fitted model applied to a new field and the widgets all measure
+    lines this way.
+
+    Parameters
+    ----------
+    image : SpectrumImage
+        Counts ``(y, x, E)`` (numpy or dask), energy axis and beam energy.
+    lines : sequence of str
+        Line names, e.g. ``("Fe_Ka", "Si_Ka")``.
+    settings : FeatureSettings
+        Windows, background, detector resolution and low-energy cutoff.
+    device : str
+        ``"cpu"`` or a torch device.
+
+    Returns
+    -------
+    LineFeatures
+    """
+    from napari_sigma.xray.image_fit import fitted_line_maps
+
+    fitted = settings.background == "fit"
+    window_settings = replace(settings, background="none") if fitted else settings
+    window_weights = line_weights(image.energy, lines, window_settings)
+    intensities, sigma, windows = yield from fitted_line_maps(
+        image.counts, image.energy, lines, image.beam_energy,
+        fwhm_mnka_kev=settings.fwhm_mnka_kev, low_cutoff_kev=settings.low_energy_cutoff_kev,
+        device=device, extra_weights=window_weights,
+    )  # fmt: skip
+    features = intensities if fitted else windows
+    raw = None if settings.background == "sides" else windows
+    return LineFeatures(intensities, sigma, features, raw)
 
 
 def project_spectra(

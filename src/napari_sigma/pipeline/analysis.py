@@ -18,9 +18,8 @@ import numpy as np
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 from napari_sigma.features.intensities import (
-    FeatureSettings,
     bin_image,
-    line_weights,
+    line_features,
     neighbour_average,
     normalise,
     total_counts,
@@ -175,15 +174,14 @@ def _analyse(
     clock = _Stopwatch()
     lines = choose_lines(image, settings)
     with clock.stage("features"):
-        maps = yield from _line_maps(image, lines, settings.features, device)
-        intensities, intensity_sigma, windows, raw_windows = maps
-        binned, dose = bin_image(windows, settings.bin_factor), _dose(image, settings)
+        measured = yield from line_features(image, lines, settings.features, device)
+        intensities, intensity_sigma = measured.intensities, measured.sigma
+        binned, dose = bin_image(measured.features, settings.bin_factor), _dose(image, settings)
         raw, smoothed = _analysis_features(binned, dose, settings)
         grid = (binned.shape[0], binned.shape[1])
         # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
-        counts = (
-            None if raw_windows is None else (bin_image(raw_windows, settings.bin_factor), dose)
-        )
+        windows = measured.windows
+        counts = None if windows is None else (bin_image(windows, settings.bin_factor), dose)
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
     clustering_settings = settings.clustering
@@ -319,28 +317,6 @@ def _timed(clock: _Stopwatch, name: str, computation: Computation[Any]) -> Compu
         start = time.perf_counter()
     clock.timings[name] = clock.timings.get(name, 0.0) + time.perf_counter() - start
     return result
-
-
-def _line_maps(
-    image: SpectrumImage, lines: tuple[str, ...], settings: FeatureSettings, device: str
-) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """Fitted intensities and their sigma (maps, names, statistics), the clustering features
-    and the raw line windows (Poisson counts, for the trace-phase search; None with
-    ``background="sides"``).
-
-    One pass over the cube (:func:`~napari_sigma.xray.image_fit.fitted_line_maps`).
-    """
-    from napari_sigma.xray.image_fit import fitted_line_maps
-
-    fitted = settings.background == "fit"
-    windows = replace(settings, background="none") if fitted else settings
-    feature = line_weights(image.energy, lines, windows)
-    intensities, sigma, projected = yield from fitted_line_maps(
-        image.counts, image.energy, lines, image.beam_energy, settings.fwhm_mnka_kev,
-        settings.low_energy_cutoff_kev, device, extra_weights=feature,
-    )  # fmt: skip
-    raw_windows = None if settings.background == "sides" else projected
-    return intensities, sigma, intensities if fitted else projected, raw_windows
 
 
 def _analysis_features(

@@ -189,13 +189,12 @@ class FieldFeatures:
 
 def field_features(image: Any, lines: tuple[str, ...], settings: Any, device: str):
     """:class:`FieldFeatures` of ``image`` (a computation yielding progress)."""
-    from napari_sigma.features.intensities import bin_image, total_counts
-    from napari_sigma.pipeline.analysis import _line_maps
+    from napari_sigma.features.intensities import bin_image, line_features, total_counts
 
-    maps = yield from _line_maps(image, lines, settings.features, device)
-    intensities, sigma, windows = maps[:3]  # then the raw windows of the trace search
+    measured = yield from line_features(image, lines, settings.features, device)
     dose = bin_image(total_counts(image.counts), settings.bin_factor)
-    return FieldFeatures(intensities, bin_image(windows, settings.bin_factor), dose, sigma)
+    features = bin_image(measured.features, settings.bin_factor)
+    return FieldFeatures(measured.intensities, features, dose, measured.sigma)
 
 
 def normalised(

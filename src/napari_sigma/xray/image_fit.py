@@ -257,12 +257,15 @@ class ImageFit:
         Counts in each family's principal line per pixel (never negative).
     sigma : ndarray, shape (y, x, F), float32
         Their counting standard deviations.
+    extra : ndarray, shape (y, x, M), float32, or None
+        Projections made in the same pass (``extra_weights`` of `fit_spectrum_image`).
     """
 
     families: tuple[str, ...]
     elements: tuple[str, ...]
     intensities: np.ndarray
     sigma: np.ndarray
+    extra: np.ndarray | None = None
 
     def maps_of(self, lines: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Intensity and sigma maps ``(y, x, L)`` of the given lines' families, in order.
@@ -313,6 +316,7 @@ def fit_spectrum_image(
     device: str = "cpu",
     chunk_pixels: int = 65536,
     sum_counts: np.ndarray | None = None,
+    extra_weights: np.ndarray | None = None,
 ) -> Computation[ImageFit]:
     """Fit every pixel of a spectrum image (see the module docstring).
 
@@ -331,7 +335,10 @@ def fit_spectrum_image(
     chunk_pixels : int
         Pixels per chunk of the projection.
     sum_counts : ndarray or None
-        The image's sum spectrum if already known (else one more pass computes it).
+        The image's sum spectrum if already known (else a subsample of the rows is summed,
+        `sum_spectrum`).
+    extra_weights : ndarray, shape (E, M) or None
+        More projections made in the same pass (e.g. the clustering windows): ``ImageFit.extra``.
 
     Yields
     ------
@@ -351,78 +358,44 @@ def fit_spectrum_image(
     design = image_fit_design(
         sum_counts, n_summed, axis, elements, beam_energy, fwhm_mnka_kev, low_cutoff_kev
     )
-    projected = yield from project_spectra(counts, design.weights, device, chunk_pixels)
+    extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
+    weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
+    projected = yield from project_spectra(counts, weights, device, chunk_pixels)
+    k = design.weights.shape[1]
     yield Progress("features", 0, 1, "fitting line families per pixel")
-    values, errors = design.solve(projected.reshape(ny * nx, -1))
+    values, errors = design.solve(projected[..., :k].reshape(ny * nx, k))
     n_families = len(design.families)
     return ImageFit(
         design.families,
         design.elements,
         values.reshape(ny, nx, n_families),
         errors.reshape(ny, nx, n_families),
+        None if extra_weights is None else projected[..., k:],
     )
 
 
 def fitted_line_maps(
-    counts,
-    axis: EnergyAxis,
-    lines: Sequence[str],
-    beam_energy: float | None = None,
-    fwhm_mnka_kev: float = 0.130,
-    low_cutoff_kev: float = fitting.LOW_CUTOFF_KEV,
-    device: str = "cpu",
-    extra_weights: np.ndarray | None = None,
-    chunk_pixels: int = 65536,
+    counts, axis: EnergyAxis, lines: Sequence[str], beam_energy: float | None = None, **options
 ) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Fitted maps of ``lines`` and, from the same pass over the cube, extra projections.
+    """`fit_spectrum_image` of ``lines`` (the same computation), as maps of the lines.
 
     Parameters
     ----------
-    counts : array, shape (y, x, E)
-        The spectrum image.
-    axis : EnergyAxis
-        Its calibration.
+    counts, axis, beam_energy, **options
+        As in `fit_spectrum_image` (``extra_weights`` for projections made in the same pass).
     lines : sequence of str
         Line names; each gets its element's family of the same shell (see `ImageFit.maps_of`).
-    beam_energy, fwhm_mnka_kev, low_cutoff_kev
-        As in `napari_sigma.xray.fitting.fit_spectrum`.
-    device : {"cpu", "cuda"}
-        Where the projection runs.
-    extra_weights : ndarray, shape (E, M) or None
-        More projections made in the same pass (e.g. the clustering windows).
-    chunk_pixels : int
-        Pixels per chunk.
-
-    Yields
-    ------
-    Progress
-        Stage ``"features"``.
 
     Returns
     -------
     intensities, sigma : ndarray, shape (y, x, L), float32
         Counts in each line's family principal line, and their counting standard deviations.
     extra : ndarray, shape (y, x, M), float32
-        ``counts @ extra_weights`` (M = 0 when None).
+        ``counts @ extra_weights`` (M = 0 without them).
     """
-    from napari_sigma.features.intensities import project_spectra
-
-    ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    design = image_fit_design(
-        *sum_spectrum(counts, SUM_PIXELS), axis, lines, beam_energy, fwhm_mnka_kev, low_cutoff_kev
-    )
-    extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
-    weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
-    both = yield from project_spectra(counts, weights, device, chunk_pixels)
-    k = design.weights.shape[1]
-    yield Progress("features", 0, 1, "fitting line families per pixel")
-    values, errors = design.solve(both[..., :k].reshape(ny * nx, k))
-    n_families = len(design.families)
-    fit = ImageFit(
-        design.families,
-        design.elements,
-        values.reshape(ny, nx, n_families),
-        errors.reshape(ny, nx, n_families),
-    )
+    fit = yield from fit_spectrum_image(counts, axis, lines, beam_energy, **options)
     intensities, sigma = fit.maps_of(lines)
-    return intensities, sigma, both[..., k:]
+    extra = (
+        fit.extra if fit.extra is not None else np.zeros((*intensities.shape[:2], 0), np.float32)
+    )
+    return intensities, sigma, extra
