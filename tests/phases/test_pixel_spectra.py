@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.phases import spectra
 from napari_sigma.phases.spectra import phase_mean_spectra, phase_sum_spectra
 
@@ -73,3 +74,17 @@ def test_phase_mean_spectra_are_the_naive_means_and_zero_for_an_empty_phase():
     for k in (1, 2):
         np.testing.assert_allclose(means[k - 1], values[labels == k].mean(axis=0), rtol=1e-6)
     np.testing.assert_array_equal(means[2], 0.0)
+
+
+def test_phase_sums_of_several_label_images_in_one_pass_equal_separate_sums(monkeypatch):
+    monkeypatch.setattr(spectra, "SUM_CHUNK_VALUES", 7 * 20)  # several blocks and sub-blocks
+    monkeypatch.setattr(spectra, "CAST_PIXELS", 4)
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 65536, size=(9, 7, 20), dtype=np.uint16)
+    labels = rng.integers(0, 4, size=(9, 7))
+    cores = np.where(rng.random((9, 7)) < 0.5, labels, 0)
+    cores[:4] = 0  # a whole block without a labelled pixel in one of the images
+    sums = run_to_completion(spectra.phase_sums_steps(counts, [labels, cores], 3))
+    assert len(sums) == 2
+    for summed, image in zip(sums, (labels, cores), strict=True):
+        np.testing.assert_array_equal(summed, phase_sum_spectra(counts, image, 3))

@@ -14,6 +14,7 @@ below 2**24).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -61,25 +62,48 @@ def phase_sum_steps(
     ndarray, shape (K, E), float64
         Row k-1 is the summed spectrum of phase k.
     """
+    (sums,) = yield from phase_sums_steps(counts, [labels], n_phases, stage)
+    return sums
+
+
+def phase_sums_steps(
+    counts: Any, label_sets: Sequence[np.ndarray], n_phases: int, stage: str = "unmixing"
+) -> Computation[list[np.ndarray]]:
+    """:func:`phase_sum_steps` of several label images in one pass over the counts.
+
+    The phase spectra and the phases' interior spectra, say, read the cube once instead of
+    twice. Every sum is exact and the same as :func:`phase_sum_steps` of each label image
+    (integer counts summed in float32 sub-blocks that stay below 2**24).
+
+    Returns
+    -------
+    list of ndarray, shape (K, E), float64
+        One per label image, in order.
+    """
     n_channels = counts.shape[-1]
-    flat_labels = np.asarray(labels).reshape(-1)
     n_pixels = int(np.prod(counts.shape[:-1]))
-    if flat_labels.size != n_pixels:
-        raise AnalysisError(f"{flat_labels.size} labels for {n_pixels} pixels")
-    sums = np.zeros((n_phases, n_channels), np.float64)
+    flat_sets = [np.asarray(labels).reshape(-1) for labels in label_sets]
+    for flat_labels in flat_sets:
+        if flat_labels.size != n_pixels:
+            raise AnalysisError(f"{flat_labels.size} labels for {n_pixels} pixels")
+    n_sets = len(flat_sets)
+    sums = np.zeros((n_sets * n_phases, n_channels), np.float64)
     dtype = _exact_sum_dtype(counts.dtype)
     for start, block in pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1)):
         for first in range(0, len(block), CAST_PIXELS):
             part = block[first : first + CAST_PIXELS]
-            part_labels = flat_labels[start + first : start + first + len(part)].astype(np.int64)
-            inside = (part_labels >= 1) & (part_labels <= n_phases)
-            if not inside.any():
+            one_hot = np.zeros((n_sets * n_phases, len(part)), dtype)
+            for index, flat_labels in enumerate(flat_sets):
+                part_labels = flat_labels[start + first : start + first + len(part)]
+                part_labels = part_labels.astype(np.int64)
+                inside = (part_labels >= 1) & (part_labels <= n_phases)
+                rows = index * n_phases + part_labels[inside] - 1
+                one_hot[rows, np.flatnonzero(inside)] = 1.0
+            if not one_hot.any():
                 continue
-            one_hot = np.zeros((n_phases, len(part)), dtype)
-            one_hot[part_labels[inside] - 1, np.flatnonzero(inside)] = 1.0
             sums += one_hot @ part.astype(dtype)
         yield Progress(stage, start + len(block), n_pixels, "phase spectra")
-    return sums
+    return [sums[index * n_phases : (index + 1) * n_phases] for index in range(n_sets)]
 
 
 def phase_mean_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:

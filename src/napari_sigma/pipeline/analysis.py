@@ -371,7 +371,7 @@ def _unmix(
 ) -> Computation[tuple[np.ndarray, ...]]:
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.minerals.phases import interior_labels
-    from napari_sigma.phases.spectra import phase_sum_steps
+    from napari_sigma.phases.spectra import phase_sums_steps
     from napari_sigma.unmixing.nmf import (
         abundance_maps,
         nmf,
@@ -384,11 +384,10 @@ def _unmix(
     # on a GPU the cube is uploaded once for both passes (phase sums and abundances)
     resident = resident_counts(image.counts, device)
     cores = interior_labels(labels)  # the phases' own spectra, away from boundaries (minerals)
-    if resident is None:
-        spectra = yield from phase_sum_steps(image.counts, labels, n_phases)
-        interior = None
-        if settings.identify_minerals:
-            interior = yield from phase_sum_steps(image.counts, cores, n_phases)
+    if resident is None:  # one pass over the cube for both sums
+        label_sets = [labels, cores] if settings.identify_minerals else [labels]
+        spectra, *rest = yield from phase_sums_steps(image.counts, label_sets, n_phases)
+        interior = rest[0] if rest else None
     else:
         spectra = resident_phase_sums(resident, labels, n_phases)
         interior = (

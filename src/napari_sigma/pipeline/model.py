@@ -240,7 +240,7 @@ def model_features(model: FittedModel, features: FieldFeatures) -> np.ndarray:
 
 
 def template_log_likelihood(
-    raw: np.ndarray, templates: np.ndarray, whitening: np.ndarray, chunk_pixels: int = 65536
+    raw: np.ndarray, templates: np.ndarray, whitening: np.ndarray, chunk_pixels: int = 4096
 ) -> np.ndarray:
     """``-d^2 / 2`` from every pixel to the nearest template of each phase, shape ``(y, x, K)``.
 
@@ -256,7 +256,10 @@ def template_log_likelihood(
         block = np.linalg.solve(
             whitening, flat[start : start + chunk_pixels].astype(np.float64).T
         ).T
-        distance = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * block @ white.T + white_norm
+        distance = block @ white.T  # |b|^2 - 2 b.w + |w|^2 in place, in cache-sized blocks
+        distance *= -2.0
+        distance += np.einsum("ij,ij->i", block, block)[:, None]
+        distance += white_norm
         out[start : start + len(block)] = -0.5 * distance.reshape(len(block), n_phases, -1).min(2)
     return out.reshape(*raw.shape[:2], n_phases)
 
