@@ -98,11 +98,18 @@ class SpectrumImage:
 
     def total_counts(self) -> np.ndarray:
         """Counts summed over energy, float64 image of shape ``(y, x)``."""
+        events = _events(self.counts)
+        if events is not None:  # a JEOL event stream: summed from its events, not its chunks
+            return events.sum_last()
         return np.asarray(self.counts.sum(axis=-1, dtype=np.float64))
 
     def sum_spectrum(self) -> Spectrum:
         """The spectrum summed over all pixels."""
-        counts = np.asarray(self.counts.sum(axis=(0, 1), dtype=np.float64))
+        events = _events(self.counts)
+        if events is not None:
+            counts = events.sum_leading()
+        else:
+            counts = np.asarray(self.counts.sum(axis=(0, 1), dtype=np.float64))
         return Spectrum(
             counts=counts,
             energy=self.energy,
@@ -111,3 +118,12 @@ class SpectrumImage:
             title=f"{self.title} (sum)",
             source=self.source,
         )
+
+
+def _events(counts: Any) -> Any:
+    """The :class:`~napari_sigma.io.events.EventCube` behind dask counts read from events, or None."""
+    if isinstance(counts, np.ndarray) or not hasattr(counts, "dask"):
+        return None
+    from napari_sigma.io.events import event_cube_of
+
+    return event_cube_of(counts)

@@ -40,6 +40,9 @@ class FileFormat:
         Extra keyword arguments for the reader.
     package : str
         The package holding ``module`` (``"napari_sigma.io"`` for the readers of this project).
+    events : bool
+        An event stream (JEOL ``.pts``): always decoded lazily into an
+        :class:`~napari_sigma.io.events.EventCube` (see :func:`call_reader`).
     """
 
     module: str
@@ -49,6 +52,7 @@ class FileFormat:
     untyped_cubes: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     package: str = "rsciio"
+    events: bool = False
 
     @property
     def reader_name(self) -> str:
@@ -67,8 +71,10 @@ FORMATS: dict[str, FileFormat] = {
     ".emd": FileFormat("emd", "Thermo Fisher Velox EMD"),
     ".spd": FileFormat("edax", "EDAX TEAM/Genesis spectrum image"),
     ".spc": FileFormat("edax", "EDAX single spectrum", lazy=False, single_spectrum=True),
-    ".pts": FileFormat("jeol", "JEOL Analysis Station map", options=_jeol_options()),
-    ".asw": FileFormat("jeol", "JEOL Analysis Station project", options=_jeol_options()),
+    ".pts": FileFormat("jeol", "JEOL Analysis Station map", options=_jeol_options(), events=True),
+    ".asw": FileFormat(
+        "jeol", "JEOL Analysis Station project", options=_jeol_options(), events=True
+    ),
     ".eds": FileFormat("jeol", "JEOL single spectrum", lazy=False, single_spectrum=True),
     ".elid": FileFormat("phenom", "Thermo Fisher Phenom ELID", lazy=False),
     ".rpl": FileFormat("ripple", "Lispix ripple (.rpl + .raw)", untyped_cubes=True),
@@ -92,7 +98,11 @@ def call_reader(path: Path, fmt: FileFormat, lazy: bool) -> list[dict[str, Any]]
     fmt : FileFormat
         Its format.
     lazy : bool
-        Ask for dask arrays (only passed on where the reader supports it).
+        Ask for dask arrays (only passed on where the reader supports it). Event streams
+        (``fmt.events``) are always read lazily: rosettasciio decodes the whole stream either
+        way, and its events are kept as an :class:`~napari_sigma.io.events.EventCube` (a few MB)
+        rather than a dense cube (2 GiB for a 512 x 512 x 4096 map); the caller densifies it when
+        it wants numpy counts.
 
     Returns
     -------
@@ -102,10 +112,16 @@ def call_reader(path: Path, fmt: FileFormat, lazy: bool) -> list[dict[str, Any]]
     check_container(path)
     options = dict(fmt.options)
     if fmt.lazy:
-        options["lazy"] = lazy
+        options["lazy"] = True if fmt.events else lazy
     try:
         reader = import_module(fmt.reader_name).file_reader
-        signals = reader(str(path), **options)
+        if fmt.events:
+            from napari_sigma.io.events import collecting_events
+
+            with collecting_events():
+                signals = reader(str(path), **options)
+        else:
+            signals = reader(str(path), **options)
     except SpectrumImageError:
         raise
     except ModuleNotFoundError as exc:

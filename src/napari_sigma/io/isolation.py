@@ -13,9 +13,15 @@ One worker process is started on the first isolated read (about 1 s: Python, num
 rosettasciio imports) and kept for the next reads (a few ms each, plus the transfer of the counts
 through a pipe: about 0.1 s per 100 MB). It is restarted after a crash, a timeout or a cancel.
 
-Lazy reads: a dask cube cannot leave the child (it reads the file when computed), so the child
+Lazy reads: a dask cube that reads the file when computed cannot leave the child, so the child
 reads the file lazily and computes its sum spectrum chunk by chunk (every byte of the cube is
 decoded once, in bounded memory); when that succeeds the parent reads the file lazily itself.
+Event streams (JEOL ``.pts``/``.asw``) are different: the child decodes the stream once into an
+:class:`~napari_sigma.io.events.EventCube` (a few MB for a 2 GiB cube) whose dask cube travels to
+the parent as it is, lazy or not (an eager read densifies it in the parent): the file is decoded
+once, and the parent never runs rosettasciio's numba code.
+
+:func:`prewarm` starts the worker in the background (imports done before the first file comes).
 """
 
 from __future__ import annotations
@@ -189,6 +195,31 @@ def _drop_worker() -> int | None:
     return code
 
 
+def prewarm() -> bool:
+    """Start the worker now, in the background, so that the first read finds it ready.
+
+    Returns at once (the child starts and imports numpy, dask and the readers on its own);
+    nothing happens when isolation is off (``NAPARI_SIGMA_ISOLATE=0``), a worker is already
+    running, or a read holds the worker. Safe to call repeatedly.
+
+    Returns
+    -------
+    bool
+        Whether a worker process was started.
+    """
+    from napari_sigma.io.reading import _isolating
+
+    if not _isolating(None) or not _lock.acquire(blocking=False):
+        return False
+    try:
+        if _worker is not None and _worker.alive():
+            return False
+        _get_worker(ReadLimits.default().memory_bytes)
+        return True
+    finally:
+        _lock.release()
+
+
 def shutdown() -> None:
     """Stop the worker process (it is also stopped when the caller exits)."""
     with _lock:
@@ -271,10 +302,24 @@ def _unpack(path: Path, function: str, lazy: bool, answer: tuple[str, Any, Any])
             from napari_sigma.io import reading
 
             return getattr(reading, function)(path, lazy=True, isolate=False)
+        if not lazy:
+            first = _densified(first)
         _reissue_warnings(first)
         return first
     error_type = NotASpectrumImageError if status == "not_image" else SpectrumImageError
     raise error_type(path, first)
+
+
+def _densified(data: Any) -> Any:
+    """An image whose counts came as events (an eager read of an event stream) made dense."""
+    from dataclasses import replace
+
+    from napari_sigma.io.events import event_cube_of
+
+    events = event_cube_of(getattr(data, "counts", None))
+    if events is None:
+        return data
+    return replace(data, counts=events.dense(), metadata={**data.metadata, "lazy_from_file": False})
 
 
 def _reissue_warnings(data: Any) -> None:
@@ -330,12 +375,28 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
     warnings.simplefilter("ignore")  # recorded in the metadata and issued by the parent
     from napari_sigma.io import reading  # noqa: F401 - import once, before the first request
 
+    _warm_imports()  # a request sent meanwhile waits in the pipe
+
     while True:
         header = protocol_in.read(8)
         if len(header) < 8:
             return
         function, path, lazy = pickle.loads(protocol_in.read(int.from_bytes(header, "little")))
         _send_answer(protocol_out, _answer(function, Path(path), lazy))
+
+
+_WARM_MODULES = ("dask.array", "numba", "rsciio.jeol", "rsciio.utils._fei_stream_readers")
+
+
+def _warm_imports() -> None:  # pragma: no cover - runs in the child process
+    """Import what lazy and JEOL reads need before the first request comes (~1 s)."""
+    from importlib import import_module
+
+    for name in _WARM_MODULES:
+        try:
+            import_module(name)
+        except Exception:
+            pass
 
 
 def _send_answer(stream, answer: tuple[str, Any, Any]) -> None:  # pragma: no cover - child
@@ -356,11 +417,18 @@ def _send_answer(stream, answer: tuple[str, Any, Any]) -> None:  # pragma: no co
 
 
 def _answer(function: str, path: Path, lazy: bool) -> tuple[str, Any, Any]:
+    from napari_sigma.io import _rsciio as rh
     from napari_sigma.io import reading
+    from napari_sigma.io.events import event_cube_of
 
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    if fmt is not None and fmt.events:
+        lazy = True  # the events travel; the parent densifies them for an eager read
     try:
         result = getattr(reading, function)(path, lazy=lazy, isolate=False)
         if hasattr(result.counts, "dask"):
+            if event_cube_of(result.counts) is not None:
+                return ("ok", result, None)  # decoded once, here; a few MB
             reading.decode_all(result)
             return ("ok", None, None)
         return ("ok", result, None)

@@ -43,6 +43,7 @@ import numpy as np
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io import _rsciio as rh
+from napari_sigma.io.events import as_event_cube
 from napari_sigma.io.validation import validate_spectrum_image
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 from napari_sigma.units import is_uncalibrated, microns_per_unit
@@ -337,6 +338,9 @@ def _image_notes(signals: Sequence[Mapping[str, Any]], index: int, fmt: rh.FileF
 
 def _as_counts(data: Any, lazy: bool) -> Any:
     is_dask = hasattr(data, "compute") and hasattr(data, "chunks")
+    events = as_event_cube(data) if is_dask else None
+    if events is not None:  # an event stream (JEOL): kept as events, densified only when eager
+        return events.to_dask() if lazy else events.dense()
     if lazy:
         if is_dask:
             return data
