@@ -40,6 +40,7 @@ from napari_sigma.cli_fields import (
     command_convert,
     command_run_fields,
     memory_limit,
+    print_error,
 )
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import SettingsError, SigmaError
@@ -284,7 +285,7 @@ def command_run(args: argparse.Namespace) -> int:
         if outcome.status == "ok":
             print(f"{path}: {outcome.detail}")
         else:
-            print(f"napari-sigma: error: {_one_line(outcome.detail)}", file=sys.stderr)
+            print_error(_one_line(outcome.detail))
         outcomes.append(outcome)
     if len(outcomes) > 1:
         print_batch_summary(outcomes)
@@ -322,11 +323,7 @@ def command_elements(args: argparse.Namespace) -> int:
     from napari_sigma.io.reading import read_any
     from napari_sigma.xray.elements import suggest_elements
 
-    try:
-        data = read_any(args.file)
-    except SigmaError as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
-        return 1
+    data = read_any(args.file)
     spectrum = data.sum_spectrum() if hasattr(data, "sum_spectrum") else data
     for suggestion in suggest_elements(spectrum):
         print(f"{suggestion.element:<3} {suggestion.line:<7} {suggestion.score:8.3f}")
@@ -346,8 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (SettingsError, LibraryError) as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
+    except SigmaError as error:  # an input no command can use: one line naming it, no traceback
+        print_error(error)
+        return 1
 
 
 if __name__ == "__main__":

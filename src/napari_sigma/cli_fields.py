@@ -10,8 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_sigma.errors import SigmaError
-
 
 def _size(text: str) -> int:
     from napari_sigma.compute.chunks import parse_size
@@ -62,6 +60,11 @@ def add_field_options(parser: argparse.ArgumentParser, shared: bool = True) -> N
     )
 
 
+def print_error(message: object) -> None:
+    """One ``napari-sigma: error: ...`` line on stderr (the message names the file)."""
+    print(f"napari-sigma: error: {message}", file=sys.stderr)
+
+
 def _executor(args: argparse.Namespace):
     from napari_sigma.compute.distributed import executor
 
@@ -75,7 +78,7 @@ def _report(outcomes, out: Path) -> int:
     for outcome in outcomes:
         if outcome.error:
             failures += 1
-            print(f"napari-sigma: error: {outcome.error}", file=sys.stderr)
+            print_error(outcome.error)
         else:
             print(f"{outcome.path}: {outcome.summary}")
     out.mkdir(parents=True, exist_ok=True)
@@ -92,12 +95,8 @@ def command_run_fields(args: argparse.Namespace, settings) -> int:
     names = output_names(args.inputs)
     limit = memory_limit(args)
     tasks = [(p, settings, args.out, n, limit) for p, n in zip(args.inputs, names, strict=True)]
-    try:
-        with _executor(args) as runner:
-            outcomes = list(runner.map(analyse_field, tasks))
-    except SigmaError as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
-        return 1
+    with _executor(args) as runner:
+        outcomes = list(runner.map(analyse_field, tasks))
     return 1 if _report(outcomes, args.out) else 0
 
 
@@ -110,30 +109,24 @@ def _run_shared(args: argparse.Namespace, settings) -> int:
 
     paths, errors = readable_fields(args.inputs)
     for error in errors:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
+        print_error(error)
     if not paths:
         return 1
     names = dict(zip(args.inputs, output_names(args.inputs), strict=True))
-    try:
-        with _executor(args) as runner:
-            bar = ProgressBar()
-            limit = memory_limit(args)
-            try:
-                sources = [LimitedField(p, limit) for p in paths]
-                samples = args.sample_pixels or DEFAULT_SAMPLE_PIXELS
-                model = run_to_completion(
-                    fit_model(sources, settings, samples, executor=runner), bar
-                )
-            finally:
-                bar.close()
-            save_model(args.out / MODEL_FILE, model)
-            print(f"model: {model.n_phases} phases ({', '.join(model.phase_names)}) fitted on "
-                  f"{model.info['sampled_pixels']} pixels of {len(paths)} fields "
-                  f"-> {args.out / MODEL_FILE}")  # fmt: skip
-            failures = _apply_all(model, paths, names, args.out, runner, limit)
-    except SigmaError as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
-        return 1
+    with _executor(args) as runner:
+        bar = ProgressBar()
+        limit = memory_limit(args)
+        try:
+            sources = [LimitedField(p, limit) for p in paths]
+            samples = args.sample_pixels or DEFAULT_SAMPLE_PIXELS
+            model = run_to_completion(fit_model(sources, settings, samples, executor=runner), bar)
+        finally:
+            bar.close()
+        save_model(args.out / MODEL_FILE, model)
+        print(f"model: {model.n_phases} phases ({', '.join(model.phase_names)}) fitted on "
+              f"{model.info['sampled_pixels']} pixels of {len(paths)} fields "
+              f"-> {args.out / MODEL_FILE}")  # fmt: skip
+        failures = _apply_all(model, paths, names, args.out, runner, limit)
     return 1 if failures or errors else 0
 
 
@@ -154,23 +147,15 @@ def command_apply(args: argparse.Namespace) -> int:
     from napari_sigma.pipeline.batch import output_names
     from napari_sigma.pipeline.model import load_model
 
-    try:
-        model = load_model(args.model)
-    except SigmaError as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
-        return 1
+    model = load_model(args.model)
     if args.device is not None:
         from dataclasses import replace
 
         model = replace(model, settings=replace(model.settings, device=args.device))
     names = dict(zip(args.inputs, output_names(args.inputs), strict=True))
-    try:
-        with _executor(args) as runner:
-            limit = memory_limit(args)
-            failures = _apply_all(model, list(args.inputs), names, args.out, runner, limit)
-    except SigmaError as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
-        return 1
+    with _executor(args) as runner:
+        limit = memory_limit(args)
+        failures = _apply_all(model, list(args.inputs), names, args.out, runner, limit)
     return 1 if failures else 0
 
 
@@ -203,15 +188,9 @@ def command_convert(args: argparse.Namespace) -> int:
     from napari_sigma.io.writing import write_hspy
 
     if args.output.suffix.lower() != ".hspy":
-        print(
-            f"napari-sigma: error: {args.output}: the output must be a .hspy file", file=sys.stderr
-        )
+        print_error(f"{args.output}: the output must be a .hspy file")
         return 1
-    try:
-        image = read_spectrum_image(args.input, lazy=True)
-    except SigmaError as error:
-        print(f"napari-sigma: error: {error}", file=sys.stderr)
-        return 1
+    image = read_spectrum_image(args.input, lazy=True)
     ny, nx = image.shape
     row_bytes = nx * image.energy.size * image.counts.dtype.itemsize
     rows = int(min(ny, max(1, args.band_mb * 1e6 // row_bytes)))

@@ -65,12 +65,8 @@ class SpectrumImage:
         Lines from the metadata such as ``"Fe_Ka"`` (may be empty).
     images : dict of str to ndarray
         The file's own 2-D images (BSE, SE, HAADF, ...), by name.
-    title : str
-        A display name.
-    source : Path or None
-        The file it came from.
-    metadata : dict
-        The reader's metadata, for reference.
+    title, source, metadata
+        As in `Spectrum`: a display name, the file it came from, the reader's metadata.
     """
 
     counts: Any

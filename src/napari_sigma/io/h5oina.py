@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
+from napari_sigma.io._rsciio import as_float
 
 ELECTRON_DETECTORS = ("SE", "BSE", "FSE")
 _EDS_GROUP = re.compile(r"^EDS\d*$")
@@ -146,7 +147,7 @@ def _eds_signals(
     x_fastest = _x_varies_fastest(group["Data"])
     cube = _cube(spectra, nx, ny, x_fastest, lazy)
     width = _positive(header.get("Channel Width"))
-    start = _finite(header.get("Start Channel"))
+    start = as_float(header.get("Start Channel"))
     if width is None or start is None:
         raise SpectrumImageError(
             path,
@@ -276,8 +277,8 @@ def _map_box(
                 round(size[1] * ny),
             )
     # no bounding box: the image covers the map when both span the same field
-    map_width = _finite(map_header.get("X Step"))
-    step = _finite(header.get("X Step"))
+    map_width = as_float(map_header.get("X Step"))
+    step = as_float(header.get("X Step"))
     if map_width is None or step is None or step <= 0:
         return None
     field = float(map_header["X Cells"]) * map_width
@@ -332,16 +333,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
-
-
 def _positive(value: Any) -> float | None:
-    number = _finite(value)
+    number = as_float(value)
     return number if number is not None and number > 0 else None
 
 

@@ -318,15 +318,14 @@ def phase_spectra(
 # Layouts: a phase index map (y, x) with values 0..K-1
 
 
-def _target_areas(n_phases: int, area_fractions: Sequence[float] | None, n_pixels: int):
+def _fractions(n_phases: int, area_fractions: Sequence[float] | None) -> np.ndarray:
+    """``area_fractions`` checked and scaled to a sum of 1 (equal shares when None)."""
     if area_fractions is None:
-        fractions = np.full(n_phases, 1.0 / n_phases)
-    else:
-        fractions = np.asarray(area_fractions, dtype=np.float64)
-        if fractions.shape != (n_phases,) or np.any(fractions <= 0):
-            raise ValueError(f"area_fractions needs {n_phases} positive values, got {fractions}")
-        fractions = fractions / fractions.sum()
-    return fractions * n_pixels
+        return np.full(n_phases, 1.0 / n_phases)
+    fractions = np.asarray(area_fractions, dtype=np.float64)
+    if fractions.shape != (n_phases,) or np.any(fractions <= 0):
+        raise ValueError(f"area_fractions needs {n_phases} positive values, got {fractions}")
+    return fractions / fractions.sum()
 
 
 def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -389,18 +388,15 @@ def _add_inclusions(
 
 
 def grain_layout(
-    shape: tuple[int, int],
-    n_phases: int,
-    grain_size: float,
-    area_fractions: Sequence[float] | None,
-    rng: np.random.Generator,
+    shape: tuple[int, int], fractions: np.ndarray, grain_size: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Phase index map (0..K-1) of a polycrystalline field; every phase is present.
 
-    Phases whose target area is less than half a mean grain become a few small round inclusions.
+    ``fractions``: the K phases' shares of the area (sum 1). Phases whose target area is less
+    than half a mean grain become a few small round inclusions.
     """
-    n_pixels = shape[0] * shape[1]
-    targets = _target_areas(n_phases, area_fractions, n_pixels)
+    n_phases, n_pixels = len(fractions), shape[0] * shape[1]
+    targets = fractions * n_pixels
     n_cells = max(round(n_pixels / grain_size**2), 2 * n_phases)
     minor = targets < 0.5 * n_pixels / n_cells
     cells = _voronoi_cells(shape, n_cells, grain_size, rng)
@@ -414,16 +410,20 @@ def grain_layout(
 
 def particle_layout(
     shape: tuple[int, int],
-    n_phases: int,
+    fractions: np.ndarray,
     grain_size: float,
-    area_fractions: Sequence[float] | None,
     rng: np.random.Generator,
     coverage: float = 0.3,
 ) -> np.ndarray:
-    """Phase index map of sparse round particles (phases 0..K-2) on a substrate (phase K-1)."""
-    n_particle_phases = n_phases - 1
+    """Phase index map of sparse round particles (phases 0..K-2) on a substrate (phase K-1).
+
+    ``fractions``: the K-1 particle phases' shares of the particle area (sum 1); the particles
+    cover about ``coverage`` of the field.
+    """
+    n_particle_phases = len(fractions)
+    n_phases = n_particle_phases + 1
     height, width = shape
-    targets = _target_areas(n_particle_phases, area_fractions, 1) * coverage * height * width
+    targets = fractions * coverage * height * width
     phase_map = np.full(shape, n_particle_phases, dtype=np.int64)
     centres: list[tuple[float, float]] = []
     radii: list[float] = []
@@ -627,9 +627,9 @@ def _phase_map(
     rng: np.random.Generator,
 ) -> np.ndarray:
     if layout == "grains":
-        return grain_layout(shape, n_phases, grain_size, area_fractions, rng)
-    if layout == "particles":
-        return particle_layout(shape, n_phases, grain_size, area_fractions, rng)
+        return grain_layout(shape, _fractions(n_phases, area_fractions), grain_size, rng)
+    if layout == "particles":  # the substrate, the last phase, is what the particles leave
+        return particle_layout(shape, _fractions(n_phases - 1, area_fractions), grain_size, rng)
     raise ValueError(f"layout must be 'grains' or 'particles', got {layout!r}")
 
 
