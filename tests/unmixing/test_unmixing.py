@@ -182,3 +182,24 @@ def test_a_resident_cube_gives_the_same_sums_and_abundances():
     streamed = run_to_completion(abundance_maps(counts, truth, device="cpu"))
     on_device = run_to_completion(abundance_maps(resident, truth, device="cpu"))
     np.testing.assert_allclose(on_device.reshape(streamed.shape), streamed, rtol=1e-5, atol=1e-4)
+
+
+def test_nnls_maps_solve_several_bases_in_one_pass_like_separate_maps(monkeypatch):
+    from napari_sigma.unmixing.nmf import fractions_of_shares, nnls_maps, phase_fractions
+
+    truth = peak_spectra()
+    rng = np.random.default_rng(11)
+    counts = rng.poisson(rng.uniform(0, 50, (12, 9, 3)) @ truth * 3).astype(np.uint16)
+    monkeypatch.setattr(unmixing, "ABUNDANCE_CPU_CHUNK_VALUES", 300 * 23)  # several blocks
+    mask = np.zeros(truth.shape[1], bool)
+    mask[:5] = True
+    phases = truth[::-1] * 7.0
+    pixels = np.array([10, 20, 30])
+    both = run_to_completion(
+        nnls_maps(counts, [(truth, None), (phases / pixels[:, None], mask)], device="cpu")
+    )
+    alone = run_to_completion(abundance_maps(counts, truth, device="cpu"))
+    fractions = run_to_completion(phase_fractions(counts, phases, pixels, "cpu", mask))
+    assert both[0].shape == (12, 9, 3) and both[1].shape == (12, 9, 3)
+    np.testing.assert_allclose(both[0], alone, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(fractions_of_shares(both[1]), fractions, rtol=1e-5, atol=1e-5)

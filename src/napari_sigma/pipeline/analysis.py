@@ -373,9 +373,10 @@ def _unmix(
     from napari_sigma.minerals.phases import interior_labels
     from napari_sigma.phases.spectra import phase_sums_steps
     from napari_sigma.unmixing.nmf import (
-        abundance_maps,
+        fractions_of_shares,
+        mean_phase_spectra,
         nmf,
-        phase_fractions,
+        nnls_maps,
         resident_phase_sums,
     )
 
@@ -410,14 +411,13 @@ def _unmix(
         init=settings.nmf_init,
     )
     counts = image.counts if resident is None else resident
-    abundances = yield from abundance_maps(counts, components, device=device)
+    pixels = np.bincount(labels.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
+    # abundances and phase fractions from one pass over the cube
+    bases = [(components, None), (mean_phase_spectra(spectra, pixels), low_energy)]
+    abundances, shares = yield from nnls_maps(counts, bases, device=device)
     abundances = abundances.reshape(*image.shape, -1)
     yield Progress("unmixing", 2, 3, "phase fractions")
-    pixels = np.bincount(labels.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
-    fractions = yield from phase_fractions(
-        counts, spectra, pixels, device=device, mask_channels=low_energy
-    )
-    fractions = fractions.reshape(*image.shape, -1)
+    fractions = fractions_of_shares(shares).reshape(*image.shape, -1)
     return spectra, components, weights, abundances, interior, fractions
 
 

@@ -283,32 +283,63 @@ def abundance_maps(
     ndarray, shape (y, x, C) (or (N, C)), float32
         Non-negative abundances.
     """
+    (maps,) = yield from nnls_maps(counts, [(components, mask_channels)], device, max_iter, tol)
+    return maps
+
+
+def nnls_maps(
+    counts: Any,
+    bases: list[tuple[np.ndarray, np.ndarray | None]],
+    device: str = "auto",
+    max_iter: int = 200,
+    tol: float = 1e-7,
+) -> Computation:
+    """Non-negative least-squares coefficients of every pixel on several bases, in one pass.
+
+    :func:`abundance_maps` of each ``(basis (C, E), mask_channels)`` pair, reading the counts
+    once: each block is projected on all bases by one matrix product (its columns are the same
+    projections to float32 rounding), then each basis's problem is solved on its columns.
+
+    Returns
+    -------
+    list of ndarray, shape (y, x, C) (or (N, C)), float32
+        One per basis, in order.
+    """
     import torch
 
     device = resolve_device(device)
-    used = _used_channels(components.shape[1], counts.shape[-1], mask_channels)
-    basis = torch.as_tensor(np.asarray(components, np.float64)[:, used], device=device)
-    gram = basis @ basis.T
-    gram_inverse = torch.linalg.pinv(gram)
-    # masked channels get zero weight instead of being cut out of every block (a fancy-index
-    # copy of each block cost 4x the product itself)
-    full = np.zeros((counts.shape[-1], len(basis)), np.float32)
-    full[used] = basis.T.cpu().numpy()
+    n_channels = counts.shape[-1]
+    solvers, columns, first = [], [], 0
+    for components, mask_channels in bases:
+        used = _used_channels(components.shape[1], n_channels, mask_channels)
+        basis = torch.as_tensor(np.asarray(components, np.float64)[:, used], device=device)
+        gram = basis @ basis.T
+        # masked channels get zero weight instead of being cut out of every block (a
+        # fancy-index copy of each block cost 4x the product itself)
+        full = np.zeros((n_channels, len(basis)), np.float32)
+        full[used] = basis.T.cpu().numpy()
+        columns.append(full)
+        # restricted Gram inverses, shared by the blocks
+        solvers.append((gram, torch.linalg.pinv(gram), slice(first, first + len(basis)), {}))
+        first += len(basis)
     resident = isinstance(counts, torch.Tensor)
-    project = block_projector(full, device)
+    project = block_projector(np.concatenate(columns, axis=1), device)
     n_pixels = int(np.prod(counts.shape[:-1]))
-    out = np.zeros((n_pixels, len(basis)), np.float32)
-    inverses: dict = {}  # restricted Gram inverses, shared by the blocks
+    outs = [
+        np.zeros((n_pixels, solver[2].stop - solver[2].start), np.float32) for solver in solvers
+    ]
     chunk_values = ABUNDANCE_CPU_CHUNK_VALUES if device == "cpu" else ABUNDANCE_CHUNK_VALUES
-    pixels_per_block = max(chunk_values // counts.shape[-1], 1)
+    pixels_per_block = max(chunk_values // n_channels, 1)
     blocks = _tensor_blocks(counts, pixels_per_block) if resident else None
     for start, block in blocks or pixel_blocks(counts, pixels_per_block):
-        rhs = torch.as_tensor(project(block)).to(torch.float64)
-        solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
-        out[start : start + len(block)] = solution.cpu().numpy()
+        projected = torch.as_tensor(project(block)).to(torch.float64)
+        for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
+            rhs = projected[:, span] if len(solvers) > 1 else projected
+            solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
+            out[start : start + len(block)] = solution.cpu().numpy()
         message = f"abundances {start + len(block)}/{n_pixels} pixels"
         yield Progress(STAGE, start + len(block), n_pixels, message)
-    return out.reshape(*counts.shape[:-1], len(basis))
+    return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
 
 
 def _tensor_blocks(counts, pixels_per_block: int):
@@ -530,7 +561,21 @@ def phase_fractions(
     -------
     ndarray, shape (y, x, K), float32
     """
-    means = np.asarray(phase_spectra, np.float64) / np.maximum(pixels, 1)[:, None]
-    shares = yield from abundance_maps(counts, means, device=device, mask_channels=mask_channels)
+    shares = yield from abundance_maps(
+        counts,
+        mean_phase_spectra(phase_spectra, pixels),
+        device=device,
+        mask_channels=mask_channels,
+    )
+    return fractions_of_shares(shares)
+
+
+def mean_phase_spectra(phase_spectra: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Mean spectrum per pixel of each phase (the basis of :func:`phase_fractions`)."""
+    return np.asarray(phase_spectra, np.float64) / np.maximum(pixels, 1)[:, None]
+
+
+def fractions_of_shares(shares: np.ndarray) -> np.ndarray:
+    """Phase fractions from the non-negative shares of the mean phase spectra (sum 1, or 0)."""
     total = shares.sum(axis=-1, keepdims=True)
     return np.divide(shares, total, out=np.zeros_like(shares), where=total > 0)
