@@ -6,12 +6,13 @@ are then read off the matched pairs. Spectra are compared with the cosine simila
 angle, which ignore the overall scale (summed counts vs. counts per pixel).
 
 Label images follow the project convention: int ``(y, x)``, 0 = unassigned, phases 1..K. Unassigned
-pixels count as misses for every true phase.
+pixels count as misses for every true phase. Every comparison takes ``truth_labels, labels``: the
+true and the predicted label image, of the same shape.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -35,23 +36,24 @@ def phase_ids(labels: np.ndarray) -> np.ndarray:
     return ids[ids > 0]
 
 
-def contingency_table(
-    truth_labels: np.ndarray, labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel counts of every (true phase, predicted phase) pair.
+class PhasePairs(NamedTuple):
+    """A value for every (true phase, predicted phase) pair, with the ids of the phases.
 
     Parameters
     ----------
-    truth_labels, labels : ndarray of int, same shape
-        True and predicted label images (0 = unassigned).
-
-    Returns
-    -------
-    table : ndarray, shape (T, P) int64
-        ``table[i, j]`` = pixels of true phase ``truth_ids[i]`` labelled ``predicted_ids[j]``.
+    table : ndarray, shape (T, P)
+        ``table[i, j]``: the value of true phase ``truth_ids[i]`` and predicted ``predicted_ids[j]``.
     truth_ids, predicted_ids : ndarray
         The non-zero ids of the rows and columns.
     """
+
+    table: np.ndarray
+    truth_ids: np.ndarray
+    predicted_ids: np.ndarray
+
+
+def contingency_table(truth_labels: np.ndarray, labels: np.ndarray) -> PhasePairs:
+    """Pixel counts (int64) of every (true phase, predicted phase) pair."""
     truth, predicted = _flat_labels(truth_labels, labels)
     truth_ids, predicted_ids = phase_ids(truth), phase_ids(predicted)
     keep = (truth > 0) & (predicted > 0)
@@ -59,36 +61,22 @@ def contingency_table(
     cols = np.searchsorted(predicted_ids, predicted[keep])
     table = np.zeros((truth_ids.size, predicted_ids.size), dtype=np.int64)
     np.add.at(table, (rows, cols), 1)
-    return table, truth_ids, predicted_ids
+    return PhasePairs(table, truth_ids, predicted_ids)
 
 
-def iou_matrix(
-    truth_labels: np.ndarray, labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Intersection over union of every (true phase, predicted phase) pair.
-
-    Returns
-    -------
-    iou : ndarray, shape (T, P) float64
-    truth_ids, predicted_ids : ndarray
-        The ids of the rows and columns.
-    """
+def iou_matrix(truth_labels: np.ndarray, labels: np.ndarray) -> PhasePairs:
+    """Intersection over union (float64) of every (true phase, predicted phase) pair."""
     truth, predicted = _flat_labels(truth_labels, labels)
     table, truth_ids, predicted_ids = contingency_table(truth, predicted)
     truth_sizes = np.array([(truth == t).sum() for t in truth_ids], dtype=np.float64)
     predicted_sizes = np.array([(predicted == p).sum() for p in predicted_ids], dtype=np.float64)
     union = truth_sizes[:, None] + predicted_sizes[None, :] - table
     iou = np.divide(table, union, out=np.zeros(table.shape), where=union > 0)
-    return iou, truth_ids, predicted_ids
+    return PhasePairs(iou, truth_ids, predicted_ids)
 
 
 def match_phases(truth_labels: np.ndarray, labels: np.ndarray) -> dict[int, int]:
     """Match predicted phases one-to-one to true phases (Hungarian assignment maximising IoU).
-
-    Parameters
-    ----------
-    truth_labels, labels : ndarray of int, same shape
-        True and predicted label images (0 = unassigned).
 
     Returns
     -------

@@ -304,7 +304,14 @@ def neighbour_average(maps: np.ndarray, radius: int) -> np.ndarray:
     return uniform_filter(maps.astype(np.float32, copy=False), size=size, mode="nearest")
 
 
-def normalise(maps: np.ndarray, total: np.ndarray, method: Normalisation = "poisson") -> np.ndarray:
+def normalise(
+    maps: np.ndarray,
+    total: np.ndarray,
+    method: Normalisation = "poisson",
+    reference_dose: float | None = None,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+) -> np.ndarray:
     """Per-pixel features ``(N, L)`` from intensity maps ``(y, x, L)`` and total counts ``(y, x)``.
 
     Parameters
@@ -315,6 +322,12 @@ def normalise(maps: np.ndarray, total: np.ndarray, method: Normalisation = "pois
         Total counts per pixel on the same grid.
     method : {"poisson", "sigma", "none"}
         See :class:`FeatureSettings`.
+    reference_dose : float or None
+        ``"poisson"``: the dose every pixel is scaled to; None: the map's mean dose.
+    mean, std : ndarray, shape (L,), or None
+        ``"sigma"``: mean and standard deviation of the count fractions; None: the map's own.
+        A fitted model passes the references of the fields it was fitted on, so that every
+        field is put on the same scale.
 
     Returns
     -------
@@ -325,12 +338,14 @@ def normalise(maps: np.ndarray, total: np.ndarray, method: Normalisation = "pois
     if method == "none":
         return flat.astype(np.float32)
     if method == "poisson":
-        scale = np.mean(dose) / np.maximum(dose, 1.0)
+        reference = np.mean(dose) if reference_dose is None else reference_dose
+        scale = reference / np.maximum(dose, 1.0)
         return anscombe(np.clip(flat * scale[:, None], 0.0, None)).astype(np.float32)
     if method == "sigma":
         fractions = flat / np.maximum(dose, 1.0)[:, None]
-        std = fractions.std(axis=0)
-        z = (fractions - fractions.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        mean = fractions.mean(axis=0) if mean is None else mean
+        std = fractions.std(axis=0) if std is None else std
+        z = (fractions - mean) / np.where(std > 0, std, 1.0)
         z -= z.max(axis=1, keepdims=True)
         soft = np.exp(z)
         return (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -203,42 +203,18 @@ def phase_display_name(phase_id: int, elements: Sequence[str]) -> str:
     return f"{label} {'-'.join(elements)}" if elements else label
 
 
-def phase_table(
-    labels: np.ndarray,
-    counts: np.ndarray,
-    intensities: np.ndarray,
-    line_names: Sequence[str],
-    pixel_size_um: float | None = None,
-    names: Sequence[str] | None = None,
-    regions: bool = True,
-) -> PhaseTable:
+def phase_table(labels: np.ndarray, *args: Any, **kwargs: Any) -> PhaseTable:
     """Statistics of a label image in one go (no block sums, no state kept).
 
-    Parameters
-    ----------
-    labels : ndarray (y, x) int
-        0 = unassigned, phases 1..K.
-    counts : ndarray (y, x, E)
-        Spectrum image counts.
-    intensities : ndarray (y, x, L)
-        Line intensities.
-    line_names : sequence of str
-        Names of the ``L`` lines.
-    pixel_size_um : float or None
-        Pixel size in µm (None = uncalibrated).
-    names : sequence of str or None
-        Names of phases 1..len(names); other phases get generated names.
-    regions : bool
-        Compute connected regions (8-connectivity).
+    ``phase_table(labels, counts, intensities, line_names, pixel_size_um=None, names=None,
+    regions=True)``: ``labels`` (y, x) int (0 = unassigned, phases 1..K), the other arguments
+    those of `PhaseStatistics` (``block_size`` is None here).
 
     Returns
     -------
     PhaseTable
     """
-    stats = PhaseStatistics(
-        counts, intensities, line_names, pixel_size_um, names, regions=regions, block_size=None
-    )
-    return stats.update(labels)
+    return PhaseStatistics(*args, **kwargs, block_size=None).update(labels)
 
 
 class PhaseStatistics:

@@ -19,6 +19,8 @@ or whose pixels the new phase mostly fails to explain, is dropped).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
@@ -73,20 +75,9 @@ def mixture_chi_square_steps(
     return best
 
 
-def unexplained_pixels(
-    counts: np.ndarray,
-    dose: np.ndarray,
-    labels: np.ndarray,
-    n_phases: int,
-    false_alarm: float = 1e-9,
-    min_pixels: int = 6,
-    min_explained: float = 0.25,
-) -> np.ndarray:
+def unexplained_pixels(*args: Any, **kwargs: Any) -> np.ndarray:
     """:func:`unexplained_pixels_steps` run to its end (same arguments and result)."""
-    steps = unexplained_pixels_steps(
-        counts, dose, labels, n_phases, false_alarm, min_pixels, min_explained
-    )
-    return run_to_completion(steps)
+    return run_to_completion(unexplained_pixels_steps(*args, **kwargs))
 
 
 def unexplained_pixels_steps(

@@ -97,15 +97,7 @@ def analyse_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome
 
     ``task`` is (input file, AnalysisSettings, output folder, field name, memory limit or None).
     """
-    path, settings, out_dir, name, limit = task
-
-    def work(image):
-        from napari_sigma.compute.progress import run_to_completion
-        from napari_sigma.pipeline.analysis import analyse
-
-        return run_to_completion(analyse(image, settings))
-
-    return _export(work, path, out_dir, name, limit)
+    return _export(_analysed, *task)
 
 
 def apply_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome:
@@ -113,24 +105,33 @@ def apply_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome:
 
     ``task`` is (input file, FittedModel, output folder, field name, memory limit or None).
     """
-    path, model, out_dir, name, limit = task
-
-    def work(image):
-        from napari_sigma.compute.progress import run_to_completion
-        from napari_sigma.pipeline.model import apply_model
-
-        return run_to_completion(apply_model(model, image))
-
-    return _export(work, path, out_dir, name, limit)
+    return _export(_applied, *task)
 
 
-def _export(work, path: Path, out_dir: Path, name: str, limit: int | None) -> FieldOutcome:
+def _analysed(image, settings):
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.analysis import analyse
+
+    return run_to_completion(analyse(image, settings))
+
+
+def _applied(image, model):
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.model import apply_model
+
+    return run_to_completion(apply_model(model, image))
+
+
+def _export(
+    work, path: Path, job: Any, out_dir: Path, name: str, limit: int | None
+) -> FieldOutcome:
+    """Read the field at ``path``, ``work(image, job)``, export the result to ``out_dir / name``."""
     from napari_sigma.compute.chunks import memory_budget, read_within
     from napari_sigma.io.export import export_result
 
     try:
         with memory_budget(limit):
-            result = work(read_within(path, limit))
+            result = work(read_within(path, limit), job)
             written = export_result(result, out_dir / name)
     except SigmaError as error:
         return FieldOutcome(name, str(path), error=str(error))

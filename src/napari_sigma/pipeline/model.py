@@ -207,24 +207,15 @@ def normalised(
 ) -> np.ndarray:
     """Features ``(y, x, F)`` normalised against fixed references (not the map's own statistics).
 
-    The same formulas as :func:`~napari_sigma.features.intensities.normalise`, with the map's
-    mean dose replaced by ``reference_dose`` (``poisson``) and the map's mean and standard
-    deviation of the count fractions by ``mean`` and ``std`` (``sigma``), so that every field is
-    put on the scale of the fitted model.
+    :func:`~napari_sigma.features.intensities.normalise` with the map's mean dose replaced by
+    ``reference_dose`` (``poisson``) and the map's mean and standard deviation of the count
+    fractions by ``mean`` and ``std`` (``sigma``), so that every field is put on the scale of
+    the fitted model.
     """
-    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
-    total = np.maximum(dose.reshape(-1).astype(np.float64), 1.0)
-    if method == "none":
-        out = flat
-    elif method == "poisson":
-        out = np.sqrt(np.clip(flat * (reference_dose / total)[:, None], 0.0, None) + 0.375)
-    elif method == "sigma":
-        z = (flat / total[:, None] - mean) / np.where(std > 0, std, 1.0)
-        soft = np.exp(z - z.max(axis=1, keepdims=True))
-        out = soft / soft.sum(axis=1, keepdims=True)
-    else:
-        raise ValueError(f"unknown normalisation {method!r}")
-    return out.astype(np.float32).reshape(windows.shape)
+    from napari_sigma.features.intensities import normalise
+
+    features = normalise(windows, dose, method, reference_dose, mean, std)
+    return features.reshape(windows.shape)
 
 
 def model_features(model: FittedModel, features: FieldFeatures) -> np.ndarray:

@@ -37,12 +37,12 @@ WIDTH_EXPONENTS = (-0.1, 0.0, 0.1, 0.2)
 
 @dataclass(frozen=True)
 class ShellIntensity(ElementShell):
-    """The fitted counts of one line group of one element (see `family_group`).
+    """The fitted counts of one line group (see `family_group`) of one element and shell.
+
+    ``element`` and ``shell`` are those of `~napari_sigma.xray.fitting.ElementShell`.
 
     Parameters
     ----------
-    element, shell : str
-        The `~napari_sigma.xray.fitting.ElementShell` of the group.
     counts : float
         Fitted counts of the group's lines (area of the template).
     sigma : float

@@ -421,14 +421,7 @@ def _final_fit(
     An element's significance is the smaller of its chi-square evidence in the joint fit and
     that of its main shell against the residual of the other elements.
     """
-    chosen = list(chosen)
-    significance: dict[str, float] = {}
-    while chosen:
-        significance = _significances(problem, chosen)
-        weakest = min(chosen, key=significance.get)
-        if significance[weakest] >= min_significance:
-            break
-        chosen.remove(weakest)
+    chosen, significance = _drop_insignificant(problem, chosen, chosen, min_significance)
     if not chosen:
         return {}, {}
     amplitudes = _fit(problem, chosen)[0]
@@ -437,6 +430,23 @@ def _final_fit(
         for element, contribution in _contributions(problem, chosen, amplitudes).items()
     }
     return counts, significance
+
+
+def _drop_insignificant(
+    problem: _Problem, chosen: Iterable[str], removable: Iterable[str], min_significance: float
+) -> tuple[list[str], dict[str, float]]:
+    """Drop the least significant of ``removable`` (some of ``chosen``) and refit, until each
+    remaining one reaches ``min_significance``; the elements kept and their last significances."""
+    chosen, removable = list(chosen), list(removable)
+    significance: dict[str, float] = {}
+    while removable:
+        significance = _significances(problem, chosen)
+        weakest = min(removable, key=significance.get)
+        if significance[weakest] >= min_significance:
+            break
+        removable.remove(weakest)
+        chosen.remove(weakest)
+    return chosen, significance
 
 
 def _significances(problem: _Problem, chosen: list[str]) -> dict[str, float]:
@@ -562,14 +572,8 @@ def check_listed_elements(
     suggested = {s.element for s in _rank(counts, significance, beam, 12, 0.05)}
     candidates = [e for e in listed if e in problem.templates and e not in suggested]
     chosen = [e for e in suggested if e in problem.templates] + candidates
-    while candidates:
-        significance = _significances(problem, chosen)
-        weakest = min(candidates, key=significance.get)
-        if significance[weakest] >= min_significance:
-            break
-        candidates.remove(weakest)
-        chosen.remove(weakest)
-    detected = set(suggested) | set(candidates)
+    chosen, _ = _drop_insignificant(problem, chosen, candidates, min_significance)
+    detected = set(suggested) | set(chosen)
     return (
         tuple(e for e in listed if e in detected),
         tuple(e for e in listed if e not in detected),

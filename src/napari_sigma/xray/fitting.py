@@ -66,12 +66,10 @@ class ElementShell:
 
 @dataclass(frozen=True)
 class LineFamily(ElementShell):
-    """The lines of one shell of one element inside a spectrum.
+    """The lines of one shell of one element inside a spectrum (an `ElementShell`).
 
     Parameters
     ----------
-    element, shell : str
-        The `ElementShell`.
     lines : tuple of XrayLine
         The shell's line families with weight >= ``MIN_LINE_WEIGHT`` inside the spectrum.
     principal : XrayLine
@@ -354,15 +352,27 @@ def _elements_of(items: Iterable[str]) -> tuple[str, ...]:
 
 
 @dataclass
-class SpectrumFit:
-    """The fit of one spectrum.
+class FittedFamilies:
+    """The line families of a fit, named by their principal lines, and their elements.
 
     Parameters
     ----------
     families : tuple of str
-        Fitted families named by their principal line (``"Fe_Ka"``, ``"Fe_La"``, ``"Pt_La"``...).
+        Family names (principal lines), e.g. ``("Fe_Ka", "Fe_La", "Pt_La")``.
     elements : tuple of str
         The element of each family.
+    """
+
+    families: tuple[str, ...]
+    elements: tuple[str, ...]
+
+
+@dataclass
+class SpectrumFit(FittedFamilies):
+    """The fit of one spectrum: the intensities of its `FittedFamilies`.
+
+    Parameters
+    ----------
     intensities : ndarray, shape (F,)
         Counts in each family's principal line (never negative).
     sigma : ndarray, shape (F,)
@@ -379,8 +389,6 @@ class SpectrumFit:
         The fitted energy range in keV.
     """
 
-    families: tuple[str, ...]
-    elements: tuple[str, ...]
     intensities: np.ndarray
     sigma: np.ndarray
     background: np.ndarray

@@ -31,15 +31,13 @@ SUM_PIXELS = 65536
 
 
 @dataclass
-class ImageFitDesign:
+class ImageFitDesign(fitting.FittedFamilies):
     """Everything needed to fit each pixel from its projection onto ``weights``.
+
+    The fitted families are the `~napari_sigma.xray.fitting.FittedFamilies` fields.
 
     Parameters
     ----------
-    families : tuple of str
-        Family names (principal lines), e.g. ``("Fe_Ka", "Fe_La", "O_Ka")``.
-    elements : tuple of str
-        The element of each family.
     weights : ndarray, shape (E, J + 1), float32
         Projection of a pixel spectrum (full energy axis): the first ``J`` columns give the
         reduced right-hand side of the element coefficients (continuum eliminated), the last
@@ -55,8 +53,6 @@ class ImageFitDesign:
         column).
     """
 
-    families: tuple[str, ...]
-    elements: tuple[str, ...]
     weights: np.ndarray
     gram: np.ndarray
     to_families: np.ndarray
@@ -244,15 +240,11 @@ def nonnegative_gram_solve(
 
 
 @dataclass
-class ImageFit:
-    """Fitted family maps of a spectrum image.
+class ImageFit(fitting.FittedFamilies):
+    """Fitted family maps of a spectrum image (of its `~napari_sigma.xray.fitting.FittedFamilies`).
 
     Parameters
     ----------
-    families : tuple of str
-        Family names (principal lines).
-    elements : tuple of str
-        The element of each family.
     intensities : ndarray, shape (y, x, F), float32
         Counts in each family's principal line per pixel (never negative).
     sigma : ndarray, shape (y, x, F), float32
@@ -261,8 +253,6 @@ class ImageFit:
         Projections made in the same pass (``extra_weights`` of `fit_spectrum_image`).
     """
 
-    families: tuple[str, ...]
-    elements: tuple[str, ...]
     intensities: np.ndarray
     sigma: np.ndarray
     extra: np.ndarray | None = None
