@@ -197,7 +197,7 @@ def composition_test(
     space : {"linear", "anscombe"}
         How to recover mean counts from features (for the relative difference).
     """
-    from scipy.stats import chi2
+    from scipy.special import chdtrc  # chi2.sf without importing scipy.stats (~2 s)
 
     interior = _interior(labels == phase, settings.erode)
     if interior.sum() < settings.min_pixels:
@@ -223,7 +223,7 @@ def composition_test(
     share = min(len(first), len(second)) / (len(first) + len(second))
     return SplitTest(
         t_squared=t_squared,
-        p_value=float(chi2.sf(t_squared, n_features)),
+        p_value=float(chdtrc(n_features, t_squared)),
         share=share,
         relative_difference=_relative_difference(first, second, space),
         groups=groups,
