@@ -95,3 +95,46 @@ def test_export_yields_between_files(analysed, tmp_path) -> None:
     limit = _allowed_gap()
     assert slowest[0] < limit, f"{slowest[0]:.2f} s before {slowest[1]}: {slowest[2]}"
     np.testing.assert_array_equal(np.unique(result.labels), np.arange(1, result.n_phases + 1))
+
+
+def test_phase_table_yields_inside_its_pass_over_the_cube() -> None:
+    """Export's phase statistics (one pass over the cube) yield every 2**25 counts summed and
+    between the phases' region counts; cancelling stops at once; same table as phase_table."""
+    from napari_sigma.phases.statistics import phase_table, phase_table_steps
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 2, (256, 256, 1024), dtype=np.uint16)  # 2**26 counts
+    labels = np.repeat(np.repeat(rng.integers(0, 4, (16, 16)), 16, 0), 16, 1)
+    labels[:160] = 1  # one phase holding more than 2**25 counts
+    intensities = rng.random((256, 256, 3)).astype(np.float32)
+    lines = ("Fe_Ka", "Si_Ka", "O_Ka")
+    gaps, table = _gaps(phase_table_steps(labels, counts, intensities, lines, stage="export"))
+    assert len(gaps) >= 6  # start, >= 2 blocks of the large phase, one per phase's regions
+    slowest = max(gaps)
+    assert slowest[0] < _allowed_gap(), f"{slowest[0]:.2f} s before {slowest[2]}"
+    reference = phase_table(labels, counts, intensities, lines)
+    np.testing.assert_array_equal(table.mean_spectra, reference.mean_spectra)
+    np.testing.assert_array_equal(table.n_regions, reference.n_regions)
+    steps = phase_table_steps(labels, counts, intensities, lines)
+    next(steps)
+    next(steps)
+    start = time.perf_counter()
+    steps.close()
+    assert time.perf_counter() - start < _allowed_gap()
+
+
+def test_feature_fit_yields_inside_the_per_pixel_solve() -> None:
+    """The per-pixel line-family fit of the features pass yields every SOLVE_BLOCK pixels."""
+    from napari_sigma.xray.image_fit import SOLVE_BLOCK, fit_spectrum_image
+
+    sample = make_synthetic(seed=4, shape=(256, 256), counts_per_pixel=50, n_channels=512)
+    image = sample.image
+    assert 256 * 256 >= 2 * SOLVE_BLOCK
+    gaps, fit = _gaps(
+        fit_spectrum_image(image.counts, image.energy, sample.lines, image.beam_energy)
+    )
+    solving = [gap for gap in gaps if gap[2] == "fitting line families per pixel"]
+    assert len(solving) >= 2
+    assert fit.intensities.shape[:2] == (256, 256)
+    slowest = max(gaps)
+    assert slowest[0] < _allowed_gap(), f"{slowest[0]:.2f} s before {slowest[2]}"

@@ -19,7 +19,7 @@ import numpy as np
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.io.mineralogy import MINERAL_FILES
-from napari_sigma.phases.statistics import PhaseTable, phase_table
+from napari_sigma.phases.statistics import PhaseTable, phase_table_steps
 
 EXPORT_FILES = {
     "phases": "phases.tif",
@@ -247,6 +247,35 @@ def export_result(
     return run_to_completion(export_steps(result, out_dir, labels, names))
 
 
+def _waiting_for(message: str, function: Any, *args: Any, **kwargs: Any) -> Computation[Any]:
+    """Run a call that cannot yield (matplotlib drawing a figure: seconds) in a thread, yielding
+    every 0.1 s while it runs, so that the export can be cancelled meanwhile.
+
+    A cancelled export stops waiting at once; the call still finishes in its thread (its file
+    is written). Its exception, if any, is raised here.
+    """
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=call, name=f"napari-sigma {message}", daemon=True)
+    thread.start()
+    while True:
+        thread.join(0.1)
+        if not thread.is_alive():
+            break
+        yield Progress("export", 0, 0, message)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def export_steps(
     result: Any,
     out_dir: str | Path,
@@ -256,7 +285,9 @@ def export_steps(
     """Write every result file of an analysis into ``out_dir`` (created; files overwritten).
 
     A generator: it yields a :class:`~napari_sigma.compute.progress.Progress` (stage
-    ``"export"``) before each file, so that a caller can show progress and cancel between files.
+    ``"export"``) before each file, inside the phase statistics' pass over the cube and every
+    0.1 s while the report is drawn, so that a caller can show progress and cancel within a
+    fraction of a second.
 
     Parameters
     ----------
@@ -289,13 +320,14 @@ def export_steps(
     image = result.image
     labels = np.asarray(result.labels if labels is None else labels)
     yield Progress("export", 0, 9, "phase statistics")
-    table = phase_table(
+    table = yield from phase_table_steps(
         labels,
         image.counts,
         result.intensities,
         result.lines,
         image.pixel_size_um,
         names=list(result.phase_names if names is None else names),
+        stage="export",
     )
     if getattr(result, "phase_fractions", None) is not None:
         from napari_sigma.phases.statistics import abundance_area_fractions
@@ -321,7 +353,10 @@ def export_steps(
     yield Progress("export", 6, 9, "phase_stats.csv")
     write_stats_csv(paths["phase_stats"], table, minerals)
     yield Progress("export", 7, 9, "report.png")
-    render_report(result, paths["report"], labels=labels, table=table, mineralogy=tables)
+    yield from _waiting_for(
+        "report.png",
+        render_report, result, paths["report"], labels=labels, table=table, mineralogy=tables,
+    )  # fmt: skip
     yield Progress("export", 8, 9, "run.json")
     write_run_json(paths["run"], run_info(result, labels))
     return {**paths, **mineral_paths}

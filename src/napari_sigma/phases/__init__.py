@@ -21,6 +21,7 @@ __getattr__, __all__ = lazy_exports(
         "PhaseTable": "statistics",
         "PhaseStatistics": "statistics",
         "phase_table": "statistics",
+        "phase_table_steps": "statistics",
         "main_elements": "statistics",
         "phase_display_name": "statistics",
         "phase_sum_spectra": "spectra",

@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+
 FULL_RECOMPUTE_FRACTION = 0.25
 """An update that changes more than this fraction of the pixels recomputes everything."""
 
 _CHUNK_ROWS = 256  # pixel spectra summed per step: cache-sized and exact in uint32 for uint16 data
+_STEP_VALUES = 2**25  # counts summed between two yields of the *_steps generators (~0.05 s)
 
 
 @dataclass
@@ -214,7 +217,18 @@ def phase_table(labels: np.ndarray, *args: Any, **kwargs: Any) -> PhaseTable:
     -------
     PhaseTable
     """
-    return PhaseStatistics(*args, **kwargs, block_size=None).update(labels)
+    return run_to_completion(phase_table_steps(labels, *args, **kwargs))
+
+
+def phase_table_steps(
+    labels: np.ndarray, *args: Any, stage: str = "statistics", **kwargs: Any
+) -> Computation[PhaseTable]:
+    """:func:`phase_table`, yielding a :class:`~napari_sigma.compute.progress.Progress` (stage
+    ``stage``) at least every ``2**25`` counts summed and between the phases' region counts,
+    so that a caller can cancel it (``close()``) within a fraction of a second; same table.
+    """
+    stats = PhaseStatistics(*args, **kwargs, block_size=None)
+    return (yield from stats.update_steps(labels, stage=stage))
 
 
 class PhaseStatistics:
@@ -304,20 +318,27 @@ class PhaseStatistics:
         -------
         PhaseTable
         """
+        return run_to_completion(self.update_steps(labels, regions))
+
+    def update_steps(
+        self, labels: np.ndarray, regions: bool | None = None, stage: str = "statistics"
+    ) -> Computation[PhaseTable]:
+        """:meth:`update`, yielding a Progress at least every ``2**25`` counts summed (a full
+        recompute) and between the phases' region counts; the same table."""
         labels = self._checked(labels)
         regions = self.regions if regions is None else regions
         if self._labels is None:
-            self._recompute(labels)
+            yield from self._recompute_steps(labels, stage)
         else:
             changed = np.flatnonzero(labels.ravel() != self._labels.ravel())
             if changed.size > FULL_RECOMPUTE_FRACTION * labels.size:
-                self._recompute(labels)
+                yield from self._recompute_steps(labels, stage)
             elif changed.size:
                 self._move_pixels(changed, labels.ravel()[changed])
             elif self.table is not None and not (regions and self._stale_regions):
                 return self.table
         if regions and self._stale_regions:
-            self._update_regions()
+            yield from self._update_regions_steps(stage)
         self.table = self._make_table()
         return self.table
 
@@ -351,15 +372,18 @@ class PhaseStatistics:
             pixels,
         )
 
-    def _recompute(self, labels: np.ndarray) -> None:
+    def _recompute_steps(self, labels: np.ndarray, stage: str) -> Computation[None]:
         flat = labels.ravel().astype(np.int64)
         self._allocate(int(flat.max(initial=0)) + 1)
         if self.block_size and self._blocks is None:
             self._blocks = block_sums(self.counts, self.block_size)
+        yield Progress(stage, 0, 1, "summing the phases' spectra")
         if _is_lazy(self.counts):
-            ids, sums, intensity_sums = self._sums_in_bands(flat)
+            ids, sums, intensity_sums = yield from self._sums_in_bands_steps(flat, stage)
         else:
-            ids, sums, intensity_sums = self._sums_by_code(np.arange(flat.size), flat)
+            ids, sums, intensity_sums = yield from self._sums_by_code_steps(
+                np.arange(flat.size), flat, stage
+            )
         self._sums[ids] = sums
         self._intensity_sums[ids] = intensity_sums
         self._pixels[:] = np.bincount(flat, minlength=self._pixels.size)
@@ -385,12 +409,12 @@ class PhaseStatistics:
 
     # -- sums --------------------------------------------------------------------------------
 
-    def _sums_in_bands(self, flat: np.ndarray):
+    def _sums_in_bands_steps(self, flat: np.ndarray, stage: str):
         """Sum spectra and intensity sums of every label of a lazy cube, in one pass of row bands."""
-        from napari_sigma.phases.spectra import phase_sum_spectra
+        from napari_sigma.phases.spectra import phase_sum_steps
 
         ids = np.arange(1, int(flat.max(initial=0)) + 1)
-        sums = phase_sum_spectra(self.counts, flat, ids.size)
+        sums = yield from phase_sum_steps(self.counts, flat, ids.size, stage)
         values = self.intensities.reshape(-1, self.intensities.shape[2])
         intensity_sums = np.stack(
             [np.bincount(flat, weights=values[:, i], minlength=ids.size + 1)[1:]
@@ -404,6 +428,10 @@ class PhaseStatistics:
         Returns the distinct codes (G,), their sum spectra (G, E) and intensity sums (G, L), in
         float64. Blocks of the block cache whose pixels all have one code are taken whole.
         """
+        return run_to_completion(self._sums_by_code_steps(flat_index, codes, "statistics"))
+
+    def _sums_by_code_steps(self, flat_index: np.ndarray, codes: np.ndarray, stage: str):
+        """:meth:`_sums_by_code`, yielding every ``_STEP_VALUES`` counts (same sums, same order)."""
         if codes.size and codes.min() == codes.max():  # one kind of change: a fill or a stroke
             distinct, group = codes[:1], np.zeros(codes.size, dtype=np.intp)
         else:
@@ -417,11 +445,21 @@ class PhaseStatistics:
         per_pixel = np.ones(flat_index.size, dtype=bool)
         if self._blocks is not None:
             per_pixel = self._add_whole_blocks(ys, xs, group, sums)
+        step = (
+            max(1, _STEP_VALUES // max(int(self.counts.shape[2]), 1) // _CHUNK_ROWS) * _CHUNK_ROWS
+        )
         for g in range(distinct.size):
             part = order[bounds[g] : bounds[g + 1]]
             part = part[per_pixel[part]]
-            if part.size:
-                sums[g] += sum_pixels(self.counts, ys[part], xs[part])
+            if not part.size:
+                continue
+            total = np.zeros(sums.shape[1])
+            for start in range(0, part.size, step):
+                piece = part[start : start + step]
+                add_pixels(total, self.counts, ys[piece], xs[piece])
+                if part.size > step:
+                    yield Progress(stage, 0, 1, "summing the phases' spectra")
+            sums[g] += total
         return distinct, sums, intensity_sums
 
     def _add_whole_blocks(self, ys, xs, group, sums) -> np.ndarray:
@@ -456,7 +494,11 @@ class PhaseStatistics:
     # -- regions and table -------------------------------------------------------------------
 
     def _update_regions(self) -> None:
-        for phase_id in self._stale_regions:
+        run_to_completion(self._update_regions_steps("statistics"))
+
+    def _update_regions_steps(self, stage: str) -> Computation[None]:
+        for phase_id in sorted(self._stale_regions):
+            yield Progress(stage, 0, 1, f"connected regions of phase {phase_id}")
             self._region_cache[phase_id] = region_sizes(self._labels, phase_id)
         self._stale_regions = set()
 
@@ -517,11 +559,16 @@ def sum_pixels(counts: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray
     Gathers cache-sized chunks of pixel spectra, so memory stays small for any number of pixels.
     """
     total = np.zeros(counts.shape[2], dtype=np.float64)
+    add_pixels(total, counts, ys, xs)
+    return total
+
+
+def add_pixels(total: np.ndarray, counts: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> None:
+    """Add the spectra of the pixels ``(ys, xs)`` to ``total`` (E,) float64, in place."""
     accumulator = _accumulator(counts.dtype)
     for start in range(0, ys.size, _CHUNK_ROWS):
         stop = start + _CHUNK_ROWS
         total += np.add.reduce(counts[ys[start:stop], xs[start:stop]], axis=0, dtype=accumulator)
-    return total
 
 
 def block_sums(counts: np.ndarray, size: int) -> np.ndarray:
