@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 
 from napari_sigma._napari import state
 from napari_sigma._napari.results import ResultLayers, add_result_layers
+from napari_sigma._napari.viewer_widget import ViewerWidget
 
 SOURCE_ROLES = ("total", "image", "cube")
 AUTO = "auto"
@@ -40,18 +41,14 @@ def format_progress(report: Any) -> str:
     return text
 
 
-class AnalysisWidget(QWidget):
+class AnalysisWidget(ViewerWidget):
     """Dock widget that runs the phase analysis on a spectrum image layer.
 
-    Parameters
-    ----------
-    viewer : napari.Viewer
-        The viewer whose layers it reads and adds to.
+    Parameters: those of `ViewerWidget`.
     """
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = state.unwrap(napari_viewer)
+        super().__init__(napari_viewer, parent)
         self.worker: Any = None
         self.last_layers: ResultLayers | None = None
         self.last_result_callback: Any = None  # called after a run's layers were added

@@ -11,28 +11,21 @@ from typing import Any
 
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from napari_sigma._napari import state
 from napari_sigma._napari.analysis_widget import AnalysisWidget
 from napari_sigma._napari.latent_widget import LatentWidget
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma._napari.spectrum_widget import SpectrumWidget
+from napari_sigma._napari.viewer_widget import ViewerWidget
 
 MINIMUM_WIDTH = 460
 
 
-class SigmaWidget(QWidget):
-    """One dock with the four plugin widgets as tabs.
-
-    Parameters
-    ----------
-    napari_viewer : napari.viewer.Viewer
-        The viewer (napari passes it).
-    """
+class SigmaWidget(ViewerWidget):
+    """One dock with the four plugin widgets as tabs (parameters of `ViewerWidget`)."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        viewer = state.unwrap(napari_viewer)
-        self.viewer = viewer
+        super().__init__(napari_viewer, parent)
+        viewer = self.viewer
         self.tabs = QTabWidget(self)
         self.analysis = AnalysisWidget(viewer)
         self.spectrum = SpectrumWidget(viewer)

@@ -7,6 +7,7 @@ from typing import Any
 from qtpy.QtWidgets import QWidget
 
 from napari_sigma._napari import state
+from napari_sigma._napari.viewer_widget import ViewerWidget
 
 
 def phases_layers(viewer: Any) -> list[Any]:
@@ -14,23 +15,17 @@ def phases_layers(viewer: Any) -> list[Any]:
     return [layer for layer in viewer.layers if state.role_of(layer) == "phases"]
 
 
-class PhaseLayerDock(QWidget):
+class PhaseLayerDock(ViewerWidget):
     """A dock widget that follows the viewer's active phases layer (else its last one).
 
     Subclasses build their UI, then call :meth:`follow_phases_layers`, and implement
     :meth:`_connect` (their layer and model events) and :meth:`show_layer`.
 
-    Parameters
-    ----------
-    napari_viewer : napari.Viewer
-        The viewer, as napari injects it.
-    parent : QWidget, optional
-        The Qt parent.
+    Parameters: those of `ViewerWidget`.
     """
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = state.unwrap(napari_viewer)
+        super().__init__(napari_viewer, parent)
         self.layer: Any = None
 
     def follow_phases_layers(self) -> None:

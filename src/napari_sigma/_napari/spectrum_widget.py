@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from napari_sigma._napari import state
 from napari_sigma._napari.layers import display_title, element_map_layer, spatial_calibration
 from napari_sigma._napari.plotting import SpectrumPlot
+from napari_sigma._napari.viewer_widget import ViewerWidget
 from napari_sigma.phases.spectra import masked_mean, neighbourhood_mean
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
@@ -127,18 +128,14 @@ class ElementPanel(QWidget):
         self._boxes[element] = box
 
 
-class SpectrumWidget(QWidget):
+class SpectrumWidget(ViewerWidget):
     """Spectra of a spectrum image, X-ray line markers, element choice and element maps.
 
-    Parameters
-    ----------
-    napari_viewer : napari.viewer.Viewer
-        The viewer (napari passes it).
+    Parameters: those of `ViewerWidget`.
     """
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = state.unwrap(napari_viewer)
+        super().__init__(napari_viewer, parent)
         self.source = QComboBox(self)
         self.plot = SpectrumPlot(self, ylabel="counts per pixel")
         self.elements = ElementPanel(self)
