@@ -102,3 +102,23 @@ def test_no_beam_energy_is_a_clear_error():
     counts, _ = _spectrum("SiO2")
     with pytest.raises(ValueError, match="beam energy"):
         quantify_spectrum(counts, AXIS, ["Si", "O"], 0.0)
+
+
+def test_pdh_absorption_is_still_available_and_differs_from_xpp_for_oxygen():
+    composition = weight_fractions("NaAlSi3O8")
+    lines = line_spectrum(composition, AXIS, 15.0, absorption="pdh")
+    counts = np.random.default_rng(0).poisson(lines * 2e6 / lines.sum()).astype(float)
+    pdh = quantify_spectrum(counts, AXIS, list(composition), 15.0,
+                            QuantSettings(absorption="pdh"), width=FANO)  # fmt: skip
+    xpp = quantify_spectrum(counts, AXIS, list(composition), 15.0, width=FANO)
+    assert pdh.wt["O"] == pytest.approx(100 * composition["O"], rel=0.03)
+    assert xpp.wt["O"] > pdh.wt["O"]  # XPP absorbs O Ka more: the same counts mean more O
+
+
+def test_thin_foils_default_to_a_windowless_detector():
+    settings = QuantSettings()
+    assert settings.detector_for("thin") == physics.WINDOWLESS
+    assert settings.detector_for("bulk") == physics.Detector()
+    assert physics.WINDOWLESS.efficiency(0.525) > 0.9 > 0.7 > physics.Detector().efficiency(0.525)
+    given = physics.Detector(window_polymer_um=1.0)
+    assert QuantSettings(detector=given).detector_for("thin") == given

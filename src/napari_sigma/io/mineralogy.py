@@ -44,7 +44,10 @@ def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]
         return []
     library = load_library(getattr(settings, "minerals", None))
     elements = elements_of_lines(result.lines)
-    computation = identify_phases(result.image, labels, elements, library, phase_ids=phase_ids)
+    automatic = settings is not None and not getattr(settings, "lines", None)
+    automatic = automatic and not getattr(settings, "elements", None) and not result.image.elements
+    computation = identify_phases(result.image, labels, elements, library, phase_ids=phase_ids,
+                                  detect_elements=automatic)  # fmt: skip
     return run_to_completion(computation)
 
 

@@ -106,6 +106,7 @@ def identify_phases(
     settings: QuantSettings | None = None,
     phase_ids: Sequence[int] | None = None,
     spectra: np.ndarray | None = None,
+    detect_elements: bool = False,
 ) -> Computation[list[PhaseMineral]]:
     """Quantify and identify the phases of ``labels`` (a generator yielding Progress).
 
@@ -126,6 +127,11 @@ def identify_phases(
     spectra : ndarray (K, E), optional
         The summed spectra to quantify, of phases 1..K (default: those of
         ``interior_labels(labels)``, computed here).
+    detect_elements : bool
+        Also quantify the elements that each phase's own spectrum shows
+        (:func:`phase_elements`): for automatic element lists, where the map's sum spectrum
+        misses the minor elements of small phases (P45: Ca of a plagioclase, Mg and Fe of a
+        biotite).
 
     Returns
     -------
@@ -151,8 +157,24 @@ def identify_phases(
     found = []
     for step, pid in enumerate(ids, start=1):
         yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
-        found.append(_one_phase(pid, spectra[pid - 1], image, elements, library, settings, width))
+        own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
+        found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
     return found
+
+
+def phase_elements(
+    spectrum: np.ndarray, image: SpectrumImage, elements: Sequence[str]
+) -> list[str]:
+    """``elements`` plus those the phase's summed spectrum shows
+    (:func:`napari_sigma.xray.elements.suggest_elements`, its default significance)."""
+    from napari_sigma.spectrum_image import Spectrum
+    from napari_sigma.xray.elements import suggest_elements
+
+    if np.sum(spectrum) < MIN_PHASE_COUNTS:
+        return list(elements)
+    found = suggest_elements(Spectrum(np.asarray(spectrum, float), image.energy,
+                                      float(image.beam_energy)))  # fmt: skip
+    return list(elements) + [s.element for s in found if s.element not in elements]
 
 
 def _detector_width(total, image, elements, settings):
@@ -161,7 +183,8 @@ def _detector_width(total, image, elements, settings):
     if total.sum() < MIN_PHASE_COUNTS:
         return None
     try:
-        fit = fit_lines(total, image.energy, elements, float(image.beam_energy), settings.detector)
+        fit = fit_lines(total, image.energy, elements, float(image.beam_energy),
+                        settings.detector_for("bulk"))  # fmt: skip
     except (ValueError, np.linalg.LinAlgError):
         return None
     return fit.width
@@ -176,8 +199,9 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
             signal_type(image), _metadata(image), width,
         )  # fmt: skip
         identification = identify_quantified(
-            quantification, spectrum, image.energy, library, settings.detector
-        )
+            quantification, spectrum, image.energy, library,
+            settings.detector_for(quantification.mode),
+        )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")
     return PhaseMineral(pid, quantification, identification)

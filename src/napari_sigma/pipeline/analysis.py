@@ -245,7 +245,10 @@ def _minerals(image, labels, lines, spectra, settings: AnalysisSettings):
 
     library = load_library(settings.minerals)
     elements = elements_of_lines(lines)
-    return identify_phases(image, labels, elements, library, spectra=spectra)
+    automatic = not settings.lines and not settings.elements and not image.elements
+    return identify_phases(
+        image, labels, elements, library, spectra=spectra, detect_elements=automatic
+    )
 
 
 def empty_pixels(dose: np.ndarray, radius: int = 2, share: float = 0.05) -> np.ndarray:

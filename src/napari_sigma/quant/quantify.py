@@ -2,7 +2,8 @@
 
 Bulk (beam <= 30 kV, SEM): the measured counts of each element's shell are compared with the
 counts predicted per unit mass fraction by :mod:`~napari_sigma.quant.physics`
-(``n(U0) * sum_f p_f f(chi_f) eps(E_f) * (1 + fluorescence)``, where ``n`` carries the
+(``n(U0) * sum_f p_f f(chi_f) eps(E_f) * (1 + fluorescence)``, f(chi) from the XPP phi(rho z)
+of Pouchou & Pichoir (1991) by default, where ``n`` carries the
 atomic-number correction: stopping power and backscatter of the current matrix); the
 concentrations ``C_i = I_i / P_i(C)`` are renormalised and iterated until they change by less
 than ``tolerance`` (the classical iteration of J. W. Criss and L. S. Birks, *Anal. Chem.* 40,
@@ -57,8 +58,10 @@ class QuantSettings:
         ZAF (a beam above 30 kV that is not a TEM is quantified as bulk, with a warning note).
     takeoff_deg : float or None
         Take-off angle; None: from the file's metadata, else 35 degrees.
-    detector : Detector
-        Window, dead layer, crystal and resolution.
+    detector : Detector or None
+        Window, dead layer, crystal and resolution. None: an SDD with a polymer window for
+        bulk (SEM) samples, a windowless SDD (:data:`~napari_sigma.quant.physics.WINDOWLESS`)
+        for thin foils (see :meth:`detector_for`).
     oxygen_by_stoichiometry : bool
         Compute O from the cations' valences instead of measuring it.
     valences : dict, optional
@@ -78,6 +81,10 @@ class QuantSettings:
         Oxygens per formula unit of the reported formula; None: no formula per oxygens.
     max_iterations, tolerance : int, float
         Iteration limit and convergence threshold on mass fractions.
+    absorption : {"xpp", "pdh"}
+        The bulk absorption correction: the XPP phi(rho z) of Pouchou & Pichoir (1991), or
+        the older Philibert-Duncumb-Heinrich f(chi) (under-corrects soft lines such as O Ka in
+        silicates).
     line_fit : {"quant", "xray"}
         The line intensities: this package's fit of line groups on a physical continuum
         (:func:`~napari_sigma.quant.line_fit.fit_lines`), or the element-map fit
@@ -86,7 +93,7 @@ class QuantSettings:
 
     mode: Mode = "auto"
     takeoff_deg: float | None = None
-    detector: physics.Detector = field(default_factory=physics.Detector)
+    detector: physics.Detector | None = None
     oxygen_by_stoichiometry: bool = False
     valences: Mapping[str, float] | None = None
     normalise: bool = True
@@ -98,6 +105,14 @@ class QuantSettings:
     max_iterations: int = 100
     tolerance: float = 1e-5
     line_fit: Literal["quant", "xray"] = "quant"
+    absorption: Literal["xpp", "pdh"] = "xpp"
+
+    def detector_for(self, mode: str) -> physics.Detector:
+        """The detector of a ``"bulk"`` or ``"thin"`` quantification: the given one, else the
+        default of that kind of instrument (polymer-window SDD on an SEM, windowless on a TEM)."""
+        if self.detector is not None:
+            return self.detector
+        return physics.WINDOWLESS if mode == "thin" else physics.Detector()
 
     def valence(self, element: str) -> float:
         """The valence used for ``element`` (0 when unknown)."""
@@ -173,6 +188,7 @@ def _bulk_prediction(
     takeoff: float,
     detector: physics.Detector,
     fluorescence: Mapping | None = None,
+    absorption: str = "xpp",
 ) -> float:
     """Counts of a shell's lines per unit mass fraction (up to a constant common to all lines).
 
@@ -180,10 +196,14 @@ def _bulk_prediction(
     """
     element, shell = shell_fit.element, shell_fit.shell
     n = physics.emissions_per_electron(composition, element, shell, beam_kev)
-    edge = physics.edge_energy(element, shell)
+    energies = np.array([line.energy for line in shell_fit.lines])
+    escape = np.atleast_1d(
+        physics.bulk_absorption(
+            absorption, composition, element, shell, energies, beam_kev, takeoff
+        )
+    )
     total = 0.0
-    for line in shell_fit.lines:
-        f_chi = physics.absorption_factor(composition, line.energy, edge, beam_kev, takeoff)
+    for line, f_chi in zip(shell_fit.lines, escape, strict=True):
         if fluorescence is not None and line in fluorescence:
             fluorescence_ratio = fluorescence[line]
         else:
@@ -267,6 +287,7 @@ def quantify_intensities(
         Take-off angle.
     """
     settings = settings or QuantSettings()
+    settings = replace(settings, detector=settings.detector_for(mode))
     skip = set(settings.excluded) | set(settings.fixed)
     if settings.oxygen_by_stoichiometry:
         skip.add("O")
@@ -302,7 +323,13 @@ def quantify_intensities(
                 }
             predicted = {
                 el: _bulk_prediction(
-                    s, composition, beam_kev, takeoff_deg, settings.detector, fluorescence
+                    s,
+                    composition,
+                    beam_kev,
+                    takeoff_deg,
+                    settings.detector,
+                    fluorescence,
+                    settings.absorption,
                 )
                 for el, s in measured.items()
             }
@@ -472,6 +499,7 @@ def _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type, 
         raise ValueError("the beam energy is unknown: quantification needs it")
     takeoff = settings.takeoff_deg or physics.takeoff_angle(metadata)
     mode = resolve_mode(settings, beam_kev, signal_type)
+    settings = replace(settings, detector=settings.detector_for(mode))
     if mode == "thin" and settings.thickness_nm is None:
         settings = replace(settings, thickness_nm=foil_thickness_nm(metadata))
     from napari_sigma.xray.lines import ELEMENTS

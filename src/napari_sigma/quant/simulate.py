@@ -2,7 +2,7 @@
 
 Used to simulate library minerals at an acquisition's beam energy and detector (identification
 by spectrum) and by the synthetic generator. Line areas per electron follow
-:mod:`~napari_sigma.quant.physics` (bulk: PAP generation with Casnati's cross-section, PDH
+:mod:`~napari_sigma.quant.physics` (bulk: PAP generation with Casnati's cross-section, XPP
 absorption, Reed fluorescence; thin foil: production cross-section and foil absorption), times
 the detector efficiency; peaks are Gaussians of the detector resolution.
 """
@@ -28,6 +28,7 @@ def line_intensities(
     thin: bool = False,
     mass_thickness: float = 0.0,
     max_kev: float | None = None,
+    absorption: str = "xpp",
 ) -> list[tuple[XrayLine, float]]:
     """Detected intensity of every line family of a composition, per electron (arbitrary units).
 
@@ -38,7 +39,8 @@ def line_intensities(
     beam_kev : float
         Beam energy.
     detector : Detector
-        Efficiency (default SDD).
+        Efficiency (default: an SDD with a polymer window for bulk samples, a windowless one
+        for thin foils, as in the quantification).
     takeoff_deg : float
         Take-off angle.
     thin : bool
@@ -48,8 +50,10 @@ def line_intensities(
         rho t of the foil (g/cm^2).
     max_kev : float, optional
         Highest line energy kept.
+    absorption : {"xpp", "pdh"}
+        Bulk absorption model (`napari_sigma.quant.physics.bulk_absorption`).
     """
-    detector = detector or physics.Detector()
+    detector = detector or (physics.WINDOWLESS if thin else physics.Detector())
     high = beam_kev if max_kev is None else min(beam_kev, max_kev)
     found = []
     for element, fraction in composition.items():
@@ -68,16 +72,16 @@ def line_intensities(
                 generated = generated / physics.atomic_weight(element) * 1e22
             else:
                 generated = physics.emissions_per_electron(composition, element, shell, beam_kev)
-            edge = physics.edge_energy(element, shell)
             for line in lines:
                 if thin:
                     escape = physics.thin_film_absorption(
                         composition, line.energy, mass_thickness, takeoff_deg
                     )
                 else:
-                    escape = physics.absorption_factor(
-                        composition, line.energy, edge, beam_kev, takeoff_deg
-                    )
+                    escape = physics.bulk_absorption(
+                        absorption, composition, element, shell, line.energy, beam_kev,
+                        takeoff_deg,
+                    )  # fmt: skip
                     escape *= 1.0 + physics.fluorescence_ratio(
                         composition, line, beam_kev, takeoff_deg
                     )
@@ -109,12 +113,14 @@ def line_spectrum(
     takeoff_deg: float = 35.0,
     thin: bool = False,
     mass_thickness: float = 0.0,
+    absorption: str = "xpp",
 ) -> np.ndarray:
     """The characteristic lines of a composition on ``axis`` (arbitrary units per electron)."""
-    detector = detector or physics.Detector()
+    detector = detector or (physics.WINDOWLESS if thin else physics.Detector())
     found = line_intensities(
-        composition, beam_kev, detector, takeoff_deg, thin, mass_thickness, axis.max_energy
-    )
+        composition, beam_kev, detector, takeoff_deg, thin, mass_thickness, axis.max_energy,
+        absorption,
+    )  # fmt: skip
     if not found:
         return np.zeros(axis.size)
     energies = np.array([line.energy for line, _ in found])
