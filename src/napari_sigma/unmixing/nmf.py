@@ -31,6 +31,9 @@ STAGE = "unmixing"
 ABUNDANCE_CHUNK_VALUES = 1 << 24
 # on the CPU a block of 2**24 values took 0.3-1.3 s: 4x smaller blocks keep Abort within a second
 ABUNDANCE_CPU_CHUNK_VALUES = 1 << 22
+#: Pixels whose non-negative least squares are solved together (the projections of several
+#: blocks of the cube).
+NNLS_ROWS = 1 << 15
 EPS = 1e-12
 DENSE_SET_TABLE_MAX = 10  # components up to which all 2**C restricted inverses fit one table
 
@@ -331,14 +334,21 @@ def nnls_maps(
     chunk_values = ABUNDANCE_CPU_CHUNK_VALUES if device == "cpu" else ABUNDANCE_CHUNK_VALUES
     pixels_per_block = max(chunk_values // n_channels, 1)
     blocks = _tensor_blocks(counts, pixels_per_block) if resident else None
+    # the projections of consecutive blocks are solved together, NNLS_ROWS at a time: the
+    # active-set iterations are a few torch calls per batch whatever its size
+    pending: list = []
+    done = 0
     for start, block in blocks or pixel_blocks(counts, pixels_per_block):
-        projected = torch.as_tensor(project(block)).to(torch.float64)
-        for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
-            rhs = projected[:, span] if len(solvers) > 1 else projected
-            solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
-            out[start : start + len(block)] = solution.cpu().numpy()
-        message = f"abundances {start + len(block)}/{n_pixels} pixels"
-        yield Progress(STAGE, start + len(block), n_pixels, message)
+        pending.append(torch.as_tensor(project(block)))
+        end = start + len(block)
+        if end - done >= NNLS_ROWS or end == n_pixels:
+            projected = (pending[0] if len(pending) == 1 else torch.cat(pending)).to(torch.float64)
+            for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
+                rhs = projected[:, span] if len(solvers) > 1 else projected
+                solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
+                out[done:end] = solution.cpu().numpy()
+            pending, done = [], end
+        yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
     return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
 
 
