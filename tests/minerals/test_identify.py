@@ -88,3 +88,25 @@ def test_trace_elements_that_do_not_fit_are_listed():
 def test_unmeasured_light_elements_are_not_held_against_a_mineral():
     calcite = {el: 100 * c for el, c in composition_of("CaCO3").items() if el != "C"}
     assert identify_composition(calcite).name == "calcite"
+
+
+def test_phases_are_quantified_with_the_elements_their_own_spectrum_shows():
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.minerals.phases import identify_phases
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    axis = EnergyAxis(-0.1, 0.01, 1024)
+    rng = np.random.default_rng(0)
+    albite = line_spectrum(composition_of("NaAlSi3O8"), axis, 15.0)
+    anorthite = line_spectrum(composition_of("CaAl2Si2O8"), axis, 15.0)
+    labels = np.ones((12, 12), dtype=np.int32)
+    labels[:4, :4] = 2  # a small Ca phase: the map's elements (no Ca) miss it
+    means = np.where((labels == 2)[..., None], anorthite / anorthite.sum(), albite / albite.sum())
+    image = SpectrumImage(rng.poisson(means * 3000).astype(np.float32), axis, 15.0)
+    elements = ["O", "Na", "Al", "Si"]
+    plain = run_to_completion(identify_phases(image, labels, elements))
+    detected = run_to_completion(identify_phases(image, labels, elements, detect_elements=True))
+    assert "Ca" not in plain[1].quantification.wt
+    assert detected[1].quantification.wt["Ca"] == pytest.approx(14.4, rel=0.15)  # anorthite
+    assert "Ca" not in detected[0].quantification.wt  # albite shows no Ca
+    assert detected[1].mineral.startswith(("anorthite", "plagioclase"))
