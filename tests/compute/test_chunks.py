@@ -116,3 +116,30 @@ def test_a_file_stored_in_one_block_is_read_whole_with_advice_then_converted(SHA
     assert (banded.energy, banded.beam_energy) == (whole.energy, whole.beam_energy)
     assert banded.pixel_size == pytest.approx(whole.pixel_size)
     assert banded.pixel_unit == whole.pixel_unit
+
+
+def test_read_within_probes_without_decoding_then_reads_once(cube_file, monkeypatch):
+    """The choice between an eager and a lazy read is made on a probe that does not decode the
+    cube (the child answers with sizes only), then the file is read once."""
+    from napari_sigma.io import isolation
+    from napari_sigma.io.reading import probe_spectrum_image
+
+    path, sample = cube_file
+    probe = probe_spectrum_image(path)
+    assert probe["shape"] == sample.image.counts.shape
+    assert probe["nbytes"] == sample.image.counts.nbytes
+    assert probe["block_bytes"] == 96 * sample.image.energy.size * sample.image.counts.itemsize
+    requests = []
+    real = isolation.read_isolated
+
+    def recording(function, path, lazy=False, limits=None):
+        requests.append((function, lazy))
+        return real(function, path, lazy, limits)
+
+    monkeypatch.setattr(isolation, "read_isolated", recording)
+    eager = read_within(path, 100_000_000)
+    assert isinstance(eager.counts, np.ndarray)
+    assert requests == [("probe_spectrum_image", True), ("read_spectrum_image", False)]
+    requests.clear()
+    assert hasattr(read_within(path, 2_000_000).counts, "dask")
+    assert requests == [("probe_spectrum_image", True), ("read_spectrum_image", True)]

@@ -126,19 +126,21 @@ def read_within(path: str | Path, limit: int | None):
 
     A file stored as blocks larger than a band of the limit (Bruker ``.bcf`` and Velox ``.emd``
     read as one block) cannot be read in parts: it is read whole, with a warning that names the
-    file and suggests ``napari-sigma convert`` to a chunked ``.hspy``.
+    file and suggests ``napari-sigma convert`` to a chunked ``.hspy``. The choice is made on a
+    probe of the file that does not decode its counts
+    (:func:`~napari_sigma.io.reading.probe_spectrum_image`), so the file is decoded once.
     """
     import warnings
 
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.reading import probe_spectrum_image, read_spectrum_image
 
     if limit is None:
         return read_spectrum_image(path)
-    lazy = read_spectrum_image(path, lazy=True)
-    size = cube_bytes(lazy.counts)
+    probe = probe_spectrum_image(path)
+    size = probe["nbytes"]
     if size <= LAZY_SHARE * limit:
         return read_spectrum_image(path)
-    block = largest_chunk_bytes(lazy.counts)
+    block = probe["block_bytes"]
     if block > BLOCK_SHARE * limit:
         warnings.warn(
             f"{path}: stored in blocks of {block / 1e6:.0f} MB, too large to read in parts "
@@ -147,4 +149,4 @@ def read_within(path: str | Path, limit: int | None):
             stacklevel=2,
         )
         return read_spectrum_image(path)
-    return lazy
+    return read_spectrum_image(path, lazy=True)

@@ -43,7 +43,7 @@ from typing import Any
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 
-READ_FUNCTIONS = ("read_any", "read_spectrum_image", "read_spectrum")
+READ_FUNCTIONS = ("read_any", "read_spectrum_image", "read_spectrum", "probe_spectrum_image")
 _POLL_S = 0.1
 _SIGNAL_NAMES = {
     signal.SIGSEGV: "segmentation fault",
@@ -237,8 +237,8 @@ def read_steps(
     Parameters
     ----------
     function : str
-        ``"read_any"``, ``"read_spectrum_image"`` or ``"read_spectrum"`` of
-        :mod:`napari_sigma.io.reading`.
+        ``"read_any"``, ``"read_spectrum_image"``, ``"read_spectrum"`` or
+        ``"probe_spectrum_image"`` of :mod:`napari_sigma.io.reading`.
     path : str or Path
         The file.
     lazy : bool
@@ -426,7 +426,7 @@ def _answer(function: str, path: Path, lazy: bool) -> tuple[str, Any, Any]:
         lazy = True  # the events travel; the parent densifies them for an eager read
     try:
         result = getattr(reading, function)(path, lazy=lazy, isolate=False)
-        if hasattr(result.counts, "dask"):
+        if hasattr(getattr(result, "counts", None), "dask"):
             if event_cube_of(result.counts) is not None:
                 return ("ok", result, None)  # decoded once, here; a few MB
             reading.decode_all(result)

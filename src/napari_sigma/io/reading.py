@@ -43,7 +43,7 @@ import numpy as np
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io import _rsciio as rh
-from napari_sigma.io.events import as_event_cube
+from napari_sigma.io.events import as_event_cube, event_cube_of
 from napari_sigma.io.validation import validate_spectrum_image
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 from napari_sigma.units import is_uncalibrated, microns_per_unit
@@ -160,6 +160,57 @@ def read_any(
     if _find_spectrum(signals, fmt) is None:
         raise NotASpectrumImageError(path, "no spectrum image and no EDS spectrum in this file")
     return _build_spectrum(path, fmt, signals)
+
+
+def probe_spectrum_image(
+    path: str | Path, lazy: bool = True, isolate: bool | None = None
+) -> dict[str, Any]:
+    """The shape, dtype and storage blocks of a file's spectrum image, without decoding it.
+
+    The file is opened lazily (headers and, for JEOL event streams, the events) and checked at
+    the door, but its counts are not decoded: the cheap first step of a reader that decides
+    between an eager and a lazy read (:func:`~napari_sigma.compute.chunks.read_within`).
+
+    Parameters
+    ----------
+    path : str or Path
+        A supported file.
+    lazy : bool
+        Ignored (always lazy); kept so that every read function takes the same arguments.
+    isolate : bool, optional
+        Open the file in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
+
+    Returns
+    -------
+    dict
+        ``shape`` (y, x, E), ``dtype`` (str), ``nbytes`` of the cube in memory, and
+        ``block_bytes``: the largest block the file can be read in (a whole spectrum row for an
+        event stream, which can be read in any part).
+
+    Raises
+    ------
+    SpectrumImageError
+        As :func:`read_spectrum_image`.
+    """
+    path = Path(path)
+    if _isolating(isolate):
+        return _read_isolated("probe_spectrum_image", path, True)
+    counts = read_spectrum_image(path, lazy=True, isolate=False).counts
+    itemsize = np.dtype(counts.dtype).itemsize
+    shape = tuple(int(n) for n in counts.shape)
+    chunks = getattr(counts, "chunks", None)
+    if event_cube_of(counts) is not None:
+        block = int(np.prod(shape[1:])) * itemsize
+    elif chunks is None:
+        block = int(np.prod(shape)) * itemsize
+    else:
+        block = int(np.prod([max(c) for c in chunks])) * itemsize
+    return {
+        "shape": shape,
+        "dtype": str(np.dtype(counts.dtype)),
+        "nbytes": int(np.prod(shape)) * itemsize,
+        "block_bytes": block,
+    }
 
 
 # ----------------------------------------------------------------------------- loading
