@@ -33,8 +33,22 @@ def microns_per_unit(unit: Any) -> float | None:
     return _microns_per_unit(str(unit).strip())
 
 
+_COMMON_LENGTHS = {
+    **dict.fromkeys(("nm", "nanometer", "nanometre"), 1e-3),
+    **dict.fromkeys(
+        ("\u00b5m", "\u03bcm", "um", "micron", "microns", "micrometer", "micrometre"), 1.0
+    ),
+    **dict.fromkeys(("mm", "millimeter", "millimetre"), 1e3),
+    **dict.fromkeys(("\u00c5", "angstrom"), 1e-4),
+}
+"""Micrometres per unit of the spellings vendor files use most, as pint converts them (a test
+checks every entry against pint): pint's registry takes ~2 s to build, once per process."""
+
+
 @lru_cache(maxsize=64)
 def _microns_per_unit(name: str) -> float | None:
+    if name in _COMMON_LENGTHS:
+        return _COMMON_LENGTHS[name]
     import pint
 
     registry = pint.get_application_registry()
