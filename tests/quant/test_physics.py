@@ -176,3 +176,13 @@ def test_xpp_absorbs_soft_lines_more_than_pdh_and_agrees_for_hard_lines():
         physics.xpp_distribution(quartz, "Si", "K", 1.5)
     with pytest.raises(ValueError, match="unknown absorption model"):
         physics.bulk_absorption("zaf", quartz, "Si", "K", 1.74, 20.0, 35.0)
+
+
+def test_windowless_detector_matches_a_published_sdd_efficiency():
+    # espm 1.1.3's tabulated SDD efficiency (Teurtrie et al., Ultramicroscopy 249, 113719
+    # (2023); values as quoted in shared/data/espm_dev/README.md): 0.72 at C Ka, 0.92 at O Ka,
+    # 0.95-0.98 from 1 to 10 keV, 0.64 at 15.7 keV, 0.41 at 20 keV
+    eff = physics.WINDOWLESS.efficiency(np.array([0.277, 0.525, 1.74, 6.4, 15.7, 20.0]))
+    published = np.array([0.72, 0.92, 0.965, 0.965, 0.64, 0.41])
+    np.testing.assert_allclose(eff, published, atol=0.08)
+    assert physics.Detector().efficiency(0.525) < 0.7  # a polymer window absorbs a third of O Ka
