@@ -25,7 +25,8 @@ import numpy as np
 
 PLUGIN = "napari-sigma-eds"
 TICK_MS = 10
-PROFILE = ""  # --profile STEP: print a cProfile of the steps whose name starts with STEP
+PROFILE = ""  # --profile STEP[,STEP..]|all: a cProfile of the steps whose name starts with STEP
+PROFILE_DIR: Path | None = None  # --profile-dir: write them there (.prof) instead of printing
 
 
 class Heartbeat:
@@ -67,7 +68,7 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     beat.reset()
     start = time.perf_counter()
     profiler = None
-    if PROFILE and name.startswith(PROFILE):
+    if PROFILE and (PROFILE == "all" or any(name.startswith(p) for p in PROFILE.split(","))):
         import cProfile
 
         profiler = cProfile.Profile()
@@ -80,7 +81,11 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
         import pstats
 
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        if PROFILE_DIR:
+            PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(PROFILE_DIR / (name.split(",")[0].replace(" ", "_") + ".prof"))
+        else:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     beat._tick()
     results[name] = {"longest_block_ms": round(1e3 * beat.longest, 1)}
     results[name]["wall_s"] = round(time.perf_counter() - start, 2)
@@ -150,9 +155,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench_out/gui_heartbeat.json"))
     parser.add_argument("--profile", default="", help="profile steps starting with this")
+    parser.add_argument("--profile-dir", type=Path, help="write the profiles there")
     args = parser.parse_args()
-    global PROFILE
-    PROFILE = args.profile
+    global PROFILE, PROFILE_DIR
+    PROFILE, PROFILE_DIR = args.profile, args.profile_dir
 
     import napari
     from qtpy.QtWidgets import QApplication

@@ -48,7 +48,10 @@ def test_selected_label_is_highlighted(plugin_viewer, dock, qtbot):
     layer = add_result_layers(viewer, result).phases
     widget = dock(viewer, "Latent space")
     layer.selected_label = 3
-    qtbot.waitUntil(lambda: widget._highlight is not None and not widget._pending, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: widget._highlight is not None and not widget._pending and not widget.canvas.busy,
+        timeout=10_000,
+    )  # built and rendered in the plot thread
     points = widget.highlighted_points()
     assert len(points) == int((result.labels.reshape(-1)[result.latent_pixels] == 3).sum())
     np.testing.assert_allclose(points.mean(0), CENTRES[3][0], atol=0.2)

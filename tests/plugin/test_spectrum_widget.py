@@ -45,11 +45,14 @@ def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
     plot.set_markers({"Fe_Ka": 6.4})
     assert plot.draw_count == 0  # coalesced: one draw for both changes
     qtbot.waitUntil(lambda: plot.draw_count == 1, timeout=10_000)
+    assert plot.canvas.wait_rendered()  # built and rendered in the plot thread
+    assert plot.canvas.render_count >= 1
     axes = plot.canvas.axes
     assert [line.get_label() for line in axes.get_lines()[:2]] == ["a", "b"]
     assert axes.get_yscale() == "linear"
     plot.set_log_scale(True)
     plot.flush()
+    assert plot.canvas.wait_rendered()
     assert plot.canvas.axes.get_yscale() == "symlog"
     assert any(text.get_text() == "Fe_Ka" for text in plot.canvas.axes.texts)
 
@@ -203,7 +206,8 @@ def test_a_canvas_deleted_before_its_idle_draw_raises_nothing(qtbot):
     canvas.figure.draw = lambda renderer: (_ for _ in ()).throw(ValueError("bad figure"))
     sys.excepthook = lambda *info: errors.append(info[1])
     try:
-        canvas.draw()
+        canvas.draw()  # rendered in the plot thread; the error reaches the main thread's hook
+        assert canvas.wait_rendered()
     finally:
         sys.excepthook = hook
     assert [str(e) for e in errors] == ["bad figure"]  # reported, not printed and swallowed
@@ -239,6 +243,7 @@ def test_line_labels_are_staggered_and_thinned_until_zoomed(qtbot):
     plot.set_spectra(np.linspace(0, 20, 2001), {"a": np.ones(2001)})
     plot.set_markers(lines)
     plot.flush()
+    assert plot.canvas.wait_rendered()
     axes = plot.canvas.axes
     shown = [t for t in plot._labels if t.get_visible()]
     assert 1 <= len(shown) <= 6  # ~10 px per label: most are hidden at 0-20 keV

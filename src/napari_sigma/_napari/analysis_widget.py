@@ -26,7 +26,11 @@ from qtpy.QtWidgets import (
 )
 
 from napari_sigma._napari import state
-from napari_sigma._napari.results import ResultLayers, add_result_layers
+from napari_sigma._napari.results import (
+    ResultLayers,
+    add_result_layers,
+    warm_up_labels_drawing,
+)
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 SOURCE_ROLES = ("total", "image", "cube")
@@ -193,6 +197,7 @@ class AnalysisWidget(ViewerWidget):
         self._run_image, self._cancelled = image, ""
         self._set_running(True)
         self.progress_label.setText("starting")
+        warm_up_labels_drawing()  # napari's first Labels layer compiles its colouring: not then
         worker = self.worker
         self.destroyed.connect(lambda *_: worker.quit())  # the dock or the viewer closed
         worker.start()

@@ -59,7 +59,9 @@ class LatentWidget(PhaseLayerDock):
         layout.addWidget(self.info)
         from matplotlib.widgets import LassoSelector
 
-        self.lasso = LassoSelector(self.canvas.axes, onselect=self._on_lasso)
+        # no blitting: the canvas renders in a background thread (its image is not the figure's
+        # state at every moment); the lasso line is drawn with the figure
+        self.lasso = LassoSelector(self.canvas.axes, onselect=self._on_lasso, useblit=False)
         self.follow_phases_layers()
 
     # -- which layer -------------------------------------------------------------------------
@@ -111,45 +113,47 @@ class LatentWidget(PhaseLayerDock):
             self._redraw_timer.start()
 
     def redraw(self) -> None:
-        """Draw the phase-coloured latent density of the current layer."""
+        """Draw the phase-coloured latent density of the current layer (in the plot thread)."""
         self._pending = False
-        axes = self.canvas.axes
-        axes.clear()
-        self._image_artist = self._highlight = None
-        result = self.result
+        result, axes = self.result, self.canvas.axes
         if result is None or len(result.latent) == 0:
             self.info.setText("no latent space (select a phases layer)")
-            self.canvas.redraw()
+
+            def build_empty() -> None:
+                axes.clear()
+                self._image_artist = self._highlight = None
+
+            self.canvas.render(build_empty)
             return
         latent = np.asarray(result.latent, dtype=np.float64)
-        extent = latent_extent(latent)
         phases = editing.latent_phase_of_rows(result, np.asarray(self.layer.data))
         colors = {pid: self.model.color(pid) for pid in np.unique(phases)}
-        image = phase_density_image(latent, phases, colors, extent)
-        self._image_artist = axes.imshow(
-            image, origin="lower", extent=extent, aspect="auto", interpolation="nearest"
-        )
-        axes.set_xlabel("latent 1")
-        axes.set_ylabel("latent 2")
+        points = self.highlighted_points(phases)
         self.info.setText(f"{len(latent)} points; draw a lasso to assign them")
-        self.draw_highlight()
 
-    def draw_highlight(self, *_: Any) -> None:
-        """Overlay a sample (<= 5000) of the points of the layer's selected label."""
-        if self._highlight is not None:
-            self._highlight.remove()
-            self._highlight = None
-        result = self.result
-        if result is not None and self._image_artist is not None:
-            points = self.highlighted_points()
-            self._highlight = self.canvas.axes.scatter(
+        def build() -> None:
+            extent = latent_extent(latent)
+            image = phase_density_image(latent, phases, colors, extent)
+            axes.clear()
+            artist = axes.imshow(
+                image, origin="lower", extent=extent, aspect="auto", interpolation="nearest"
+            )
+            axes.set_xlabel("latent 1")
+            axes.set_ylabel("latent 2")
+            self._highlight = axes.scatter(
                 points[:, 0], points[:, 1], s=2, c="white", alpha=0.6, linewidths=0
             )
-        self.canvas.redraw()
+            self._image_artist = artist
 
-    def highlighted_points(self) -> np.ndarray:
-        """Latent points (at most 5000, a seeded sample) of the layer's selected label."""
-        phases = editing.latent_phase_of_rows(self.result, np.asarray(self.layer.data))
+        self.canvas.render(build)
+
+    def highlighted_points(self, phases: np.ndarray | None = None) -> np.ndarray:
+        """Latent points (at most 5000, a seeded sample) of the layer's selected label.
+
+        ``phases``: the current label of each latent row, if the caller has it.
+        """
+        if phases is None:
+            phases = editing.latent_phase_of_rows(self.result, np.asarray(self.layer.data))
         rows = np.flatnonzero(phases == self.layer.selected_label)
         if rows.size > MAX_HIGHLIGHT:
             rows = np.random.default_rng(0).choice(rows, MAX_HIGHLIGHT, replace=False)

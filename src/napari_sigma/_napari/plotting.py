@@ -8,14 +8,14 @@ log/linear switch. Nothing here knows about napari layers or EDS science.
 from __future__ import annotations
 
 import sys
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 BACKGROUND = "#262930"  # napari's dark theme background
@@ -35,8 +35,17 @@ def style_axes(axes: Any) -> None:
     axes.title.set_color(FOREGROUND)
 
 
+_RENDERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-sigma-plot")
+"""One thread renders every plot of the plugin, one figure at a time (matplotlib is not re-entrant)."""
+
+
 class PlotCanvas(FigureCanvasQTAgg):
     """A matplotlib figure as a Qt widget, with one dark-themed axes (``self.axes``).
+
+    The figure is rendered in a background thread (:meth:`render`): matplotlib's Agg rendering of
+    a spectrum plot with its ticks, labels and legend takes 50-300 ms, which napari's main thread
+    must not spend. The widget shows the last finished rendering; a change made while a rendering
+    runs is rendered after it (renderings coalesce, they never run concurrently).
 
     Parameters
     ----------
@@ -48,6 +57,8 @@ class PlotCanvas(FigureCanvasQTAgg):
         Space around the axes in pixels ``(left, right, bottom, top)``, kept when the dock is
         resized (a fixed layout: matplotlib's constrained layout took half of every redraw).
     """
+
+    _rendered = Signal(object)
 
     def __init__(
         self,
@@ -64,6 +75,11 @@ class PlotCanvas(FigureCanvasQTAgg):
         self.axes = figure.add_subplot(111)
         style_axes(self.axes)
         self._fit_margins()
+        self._builds: list[Callable[[], Any]] = []
+        self._queued = False  # a rendering waits for the running one
+        self._running = False
+        self.render_count = 0  # finished renderings (tests wait on it)
+        self._rendered.connect(self._on_rendered)
 
     def resizeEvent(self, event: Any) -> None:
         """Keep the margins in pixels."""
@@ -81,30 +97,90 @@ class PlotCanvas(FigureCanvasQTAgg):
                 top=1 - top / height,
             )
 
+    @property
+    def busy(self) -> bool:
+        """Whether a rendering runs or waits (the shown image is not the figure's state yet)."""
+        return self._running or self._queued or bool(self._builds)
+
     def redraw(self) -> None:
         """Schedule a repaint of the figure."""
         self.draw_idle()
 
     def draw(self) -> None:
-        """Render the figure, unless Qt deleted the widget (before or during the draw).
+        """matplotlib's draw (idle draws, toolbar pan/zoom): render in the background thread."""
+        self.render()
 
-        matplotlib's idle draw prints an exception and swallows it; here it goes to
-        ``sys.excepthook`` instead (a napari notification, a failure under pytest-qt). A layout that
-        cannot fit a collapsed dock is skipped silently rather than warned about.
+    def render(self, build: Callable[[], Any] | None = None) -> None:
+        """Render the figure in the background thread, after ``build()`` (run there) changed it.
+
+        ``build`` makes the figure's artists (axes cleared, lines, legend ...) in the rendering
+        thread, so that the figure is never changed while it is being rendered. Builds queued
+        while a rendering runs all run, in order, before the next rendering.
         """
         from matplotlib.backends.qt_compat import _isdeleted
 
         if _isdeleted(self):
             return
+        if build is not None:
+            self._builds.append(build)
+        if self._running:
+            self._queued = True
+            return
+        self._start()
+
+    def _start(self) -> None:
+        builds, self._builds = self._builds, []
+        self._queued, self._running = False, True
+        _RENDERER.submit(self._render_in_thread, builds)
+
+    def _render_in_thread(self, builds: list[Callable[[], Any]]) -> None:
+        from matplotlib.backends.backend_agg import RendererAgg
+
+        outcome: Any
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="constrained_layout not applied")
-                super().draw()
-        except RuntimeError:
-            if not _isdeleted(self):  # the widget was deleted during the draw: nothing to show
+            for build in builds:
+                build()
+            width, height = self.figure.bbox.size
+            renderer = RendererAgg(width, height, self.figure.dpi)
+            self.figure.draw(renderer)
+            outcome = ((width, height, self.figure.dpi), renderer)
+        except Exception as error:  # reported in the main thread
+            outcome = error
+        try:
+            self._rendered.emit(outcome)
+        except RuntimeError:  # Qt deleted the widget meanwhile: nothing to show
+            pass
+
+    def _on_rendered(self, outcome: Any) -> None:
+        """Main thread: show a finished rendering (or report its error), start the next one."""
+        from matplotlib.backends.qt_compat import _isdeleted
+
+        self._running = False
+        if _isdeleted(self):
+            return
+        if isinstance(outcome, BaseException):
+            try:
+                raise outcome
+            except Exception:  # matplotlib printed and swallowed these; napari shows them
                 sys.excepthook(*sys.exc_info())
-        except Exception:
-            sys.excepthook(*sys.exc_info())
+        else:
+            self._lastKey, self.renderer = outcome  # what FigureCanvasAgg.get_renderer keeps
+            self.render_count += 1
+            self.update()
+        if self._queued or self._builds:
+            self._start()
+
+    def wait_rendered(self, timeout: float = 10.0) -> bool:
+        """Process Qt events until no rendering runs or waits (for tests and scripts)."""
+        import time
+
+        from qtpy.QtWidgets import QApplication
+
+        end = time.perf_counter() + timeout
+        while self.busy and time.perf_counter() < end:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        return not self.busy
 
 
 LABEL_LEVELS = (0.98, 0.80, 0.62)  # heights (axes fraction) of staggered line labels
@@ -181,7 +257,8 @@ class SpectrumPlot(QWidget):
 
     Redraws wait for the changes to pause for ``REDRAW_DELAY_MS`` (a brush stroke draws once, at
     its end) and are skipped while the plot is hidden (a tab in the background); :meth:`flush`
-    draws a pending change now.
+    draws a pending change now. The figure is built and rendered in the plot thread
+    (:class:`PlotCanvas`); ``canvas.wait_rendered()`` waits for it.
 
     Parameters
     ----------
@@ -310,34 +387,39 @@ class SpectrumPlot(QWidget):
         return None
 
     def _draw(self) -> None:
+        """Rebuild the plot from the current spectra; built and rendered in the plot thread."""
         self._pending = False
         self.draw_count += 1
         view = self._user_view()
-        axes = self.canvas.axes
-        axes.clear()
-        style_axes(axes)
-        for name, values in self._spectra.items():
-            axes.plot(self._energy, values, color=self._colors[name], lw=0.9, label=name)
-        if self.log_scale.isChecked():
-            axes.set_yscale("symlog", linthresh=1.0)
-        xlim = self._default_xlim()
-        if xlim is not None:
-            axes.set_xlim(*xlim)
-        if view is not None:
-            axes.set_xlim(*view[0])
-            axes.set_ylim(*view[1])
-        axes.set_xlabel("energy (keV)")
-        axes.set_ylabel(self._ylabel)
-        if self._spectra:
-            legend = axes.legend(
-                fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND, loc="upper left",
-                bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
-            )  # fmt: skip
-            for text in legend.get_texts():
-                text.set_color(FOREGROUND)
-        self._labels = draw_line_markers(axes, self._markers)
-        axes.callbacks.connect("xlim_changed", self._on_zoom)
-        self.canvas.redraw()
+        spectra, colors, markers = dict(self._spectra), dict(self._colors), dict(self._markers)
+        energy, xlim, log = self._energy, self._default_xlim(), self.log_scale.isChecked()
+
+        def build() -> None:
+            axes = self.canvas.axes
+            axes.clear()
+            style_axes(axes)
+            for name, values in spectra.items():
+                axes.plot(energy, values, color=colors[name], lw=0.9, label=name)
+            if log:
+                axes.set_yscale("symlog", linthresh=1.0)
+            if xlim is not None:
+                axes.set_xlim(*xlim)
+            if view is not None:
+                axes.set_xlim(*view[0])
+                axes.set_ylim(*view[1])
+            axes.set_xlabel("energy (keV)")
+            axes.set_ylabel(self._ylabel)
+            if spectra:
+                legend = axes.legend(
+                    fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND, loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
+                )  # fmt: skip
+                for text in legend.get_texts():
+                    text.set_color(FOREGROUND)
+            self._labels = draw_line_markers(axes, markers)
+            axes.callbacks.connect("xlim_changed", self._on_zoom)
+
+        self.canvas.render(build)
 
     def _on_zoom(self, axes: Any) -> None:
         place_line_labels(axes, self._labels)

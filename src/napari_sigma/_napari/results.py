@@ -8,6 +8,7 @@ has edited; it hides the earlier results instead.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,3 +152,35 @@ def _add_component_layers(viewer: Any, result: Any, title: str) -> list[Any]:
         **kwargs,
     )
     return [layer]
+
+
+_warm_up = {"started": False}
+
+
+def warm_up_labels_drawing() -> None:
+    """Compile napari's label colouring in a background thread, once per session.
+
+    napari maps label values to colours with numba functions compiled on the first Labels layer
+    coloured by a ``DirectLabelColormap`` (1-2 s in the main thread when a run's phases layer
+    appears). Compiling them on a throw-away layer while the analysis runs takes that off the
+    main thread; the layer never enters a viewer. A napari without these internals only loses
+    the warm-up.
+    """
+    if _warm_up["started"]:
+        return
+    _warm_up["started"] = True
+    threading.Thread(
+        target=_compile_labels_colouring, name="napari-sigma-warm-up", daemon=True
+    ).start()
+
+
+def _compile_labels_colouring() -> None:
+    try:
+        from napari.layers import Labels
+
+        model = PhaseModel.from_names(["a", "b"])
+        layer = Labels(np.array([[0, 1], [2, 1]], dtype=np.int32), colormap=model.colormap())
+        layer._raw_to_displayed(layer.data)  # the texture mapping of every draw
+        layer.colormap._data_to_texture(np.int32(1))  # the selected label's colour
+    except Exception:  # a warm-up only: the first draw compiles instead
+        return
