@@ -187,7 +187,8 @@ def main() -> None:
     def dock():
         holder["w"] = viewer.window.add_plugin_dock_widget(PLUGIN, "napari-sigma")[1]
 
-    step(results, "dock", beat, app, dock, until=lambda: not holder["w"].spectrum.loading)
+    step(results, "dock", beat, app, dock,
+         until=lambda: holder["w"].built and not holder["w"].spectrum.loading)  # fmt: skip
     sigma = holder["w"]
     analysis, phases, latent = sigma.analysis, sigma.phases, sigma.latent
     form = analysis.form

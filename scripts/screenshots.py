@@ -126,18 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window._qt_window.resize(*WINDOW_SIZE)
     load_sample(viewer)
     sigma = dock_plugin(viewer)
-    sigma.tabs.setCurrentWidget(sigma.spectrum)
+    sigma.show_tab("spectrum")
     show_spectra(viewer, sigma.spectrum, app)
     save(args.out / "sample.png", viewer.screenshot(canvas_only=False, flash=False))
     save(args.out / "spectrum_widget.png", sigma.grab())
-    sigma.tabs.setCurrentWidget(sigma.analysis)
+    sigma.show_tab("analysis")
     if not run_analysis(sigma.analysis, args.epochs, args.timeout, app):
         close(viewer)
         return 1
     select_phase(viewer, sigma, app)
     save(args.out / "analysis.png", viewer.screenshot(canvas_only=False, flash=False))
     for key in ("phases", "latent", "analysis"):
-        sigma.tabs.setCurrentWidget(getattr(sigma, key))
+        sigma.show_tab(key)
         wait_for(lambda: False, 1.5, app)
         save(args.out / f"{key}_widget.png", sigma.grab())
     close(viewer)

@@ -107,6 +107,8 @@ def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
     assert isinstance(sigma, SigmaWidget)
     titles = [sigma.tabs.tabText(i) for i in range(sigma.tabs.count())]
     assert titles == ["Analysis", "Spectrum", "Phases", "Latent space"]
+    # the other tabs are built after matplotlib was imported in a thread, one per event-loop turn
+    qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
     qtbot.waitUntil(lambda: not sigma.spectrum.loading, timeout=30_000)
     assert sigma.selected_elements == sigma.spectrum.selected_elements != ()
     sigma.analysis._prefill_elements()  # what Run does when the field was not edited

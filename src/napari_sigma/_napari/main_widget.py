@@ -3,52 +3,153 @@
 Fits a 1920x1080 screen beside the image; the Phases tab keeps the phase table and the phase
 spectra together while a user paints. Each tab is the same widget the plugin also contributes as
 a dock of its own (Plugins menu), so either way of working sees the same layers.
+
+Docking must not freeze napari: the dock opens with the Analysis tab; matplotlib and the plotting
+tabs are imported in a background thread, and the other tabs are then built one per turn of Qt's
+event loop (or at once when a user opens one, or code asks for it: :attr:`SigmaWidget.phases`).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from napari_sigma._napari.analysis_widget import AnalysisWidget
-from napari_sigma._napari.latent_widget import LatentWidget
-from napari_sigma._napari.phases_widget import PhasesWidget
-from napari_sigma._napari.spectrum_widget import SpectrumWidget
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 MINIMUM_WIDTH = 460
+TABS = (
+    ("analysis", "Analysis"),
+    ("spectrum", "Spectrum"),
+    ("phases", "Phases"),
+    ("latent", "Latent space"),
+)
+
+
+def _widget_class(key: str) -> Any:
+    if key == "analysis":
+        return AnalysisWidget
+    if key == "spectrum":
+        from napari_sigma._napari.spectrum_widget import SpectrumWidget
+
+        return SpectrumWidget
+    if key == "phases":
+        from napari_sigma._napari.phases_widget import PhasesWidget
+
+        return PhasesWidget
+    from napari_sigma._napari.latent_widget import LatentWidget
+
+    return LatentWidget
+
+
+def _import_plotting_tabs() -> None:
+    """Import matplotlib and the plotting tabs' modules (1-3 s on 2 cores) in this thread."""
+    for key in ("spectrum", "phases", "latent"):
+        _widget_class(key)
 
 
 class SigmaWidget(ViewerWidget):
-    """One dock with the four plugin widgets as tabs (parameters of `ViewerWidget`)."""
+    """One dock with the four plugin widgets as tabs, built without freezing napari (parameters
+    of `ViewerWidget`)."""
+
+    _imported = Signal()
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
-        viewer = self.viewer
         self.tabs = QTabWidget(self)
-        self.analysis = AnalysisWidget(viewer)
-        self.spectrum = SpectrumWidget(viewer)
-        self.phases = PhasesWidget(viewer)
-        self.latent = LatentWidget(viewer)
-        for widget, title in (
-            (self.analysis, "Analysis"),
-            (self.spectrum, "Spectrum"),
-            (self.phases, "Phases"),
-            (self.latent, "Latent space"),
-        ):
-            self.tabs.addTab(widget, title)
+        self._widgets: dict[str, Any] = {}
+        self._pages: dict[str, QWidget] = {}
+        for key, title in TABS:
+            page = QWidget(self.tabs)
+            QVBoxLayout(page).setContentsMargins(0, 0, 0, 0)
+            self._pages[key] = page
+            self.tabs.addTab(page, title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
         self.setMinimumWidth(MINIMUM_WIDTH)
         self.analysis.last_result_callback = self._show_phases
+        self.tabs.currentChanged.connect(self._on_tab_shown)
+        self._imported.connect(self._build_next)
+        thread = threading.Thread(target=self._import_in_background, daemon=True)
+        thread.name = "napari-sigma-import"
+        thread.start()
+
+    # -- the tabs, built when first needed ---------------------------------------------------
+    def tab(self, key: str) -> Any:
+        """The widget of tab ``key`` (``"analysis"``, ``"spectrum"``, ``"phases"``, ``"latent"``),
+        built now if it was not yet."""
+        widget = self._widgets.get(key)
+        if widget is None:
+            widget = _widget_class(key)(self.viewer)
+            self._widgets[key] = widget
+            self._pages[key].layout().addWidget(widget)
+        return widget
+
+    @property
+    def analysis(self) -> AnalysisWidget:
+        """The Analysis tab."""
+        return self.tab("analysis")
+
+    @property
+    def spectrum(self) -> Any:
+        """The Spectrum tab (:class:`~napari_sigma._napari.spectrum_widget.SpectrumWidget`)."""
+        return self.tab("spectrum")
+
+    @property
+    def phases(self) -> Any:
+        """The Phases tab (:class:`~napari_sigma._napari.phases_widget.PhasesWidget`)."""
+        return self.tab("phases")
+
+    @property
+    def latent(self) -> Any:
+        """The Latent space tab (:class:`~napari_sigma._napari.latent_widget.LatentWidget`)."""
+        return self.tab("latent")
+
+    @property
+    def built(self) -> bool:
+        """Whether every tab is built."""
+        return len(self._widgets) == len(TABS)
+
+    def _import_in_background(self) -> None:
+        try:
+            _import_plotting_tabs()
+        finally:  # an import error shows when the tab is built, in the main thread
+            try:
+                self._imported.emit()
+            except RuntimeError:  # the dock was closed meanwhile
+                pass
+
+    def _build_next(self) -> None:
+        """Build the next tab not built yet; the one after it at the next event-loop turn."""
+        from qtpy import sip
+
+        if sip.isdeleted(self):
+            return
+        missing = [key for key, _ in TABS if key not in self._widgets]
+        if missing:
+            self.tab(missing[0])
+            if len(missing) > 1:
+                QTimer.singleShot(0, self._build_next)
+
+    def _on_tab_shown(self, index: int) -> None:
+        self.tab(TABS[index][0])
 
     @property
     def selected_elements(self) -> tuple[str, ...]:
         """The elements checked in the Spectrum tab (the Analysis tab starts from them)."""
-        return self.spectrum.selected_elements
+        spectrum = self._widgets.get("spectrum")
+        return spectrum.selected_elements if spectrum is not None else ()
+
+    def show_tab(self, key: str) -> Any:
+        """Bring tab ``key`` forward (built if it was not yet); return its widget."""
+        widget = self.tab(key)
+        self.tabs.setCurrentWidget(self._pages[key])
+        return widget
 
     def _show_phases(self) -> None:
         """After a run, bring the Phases tab forward."""
-        self.tabs.setCurrentWidget(self.phases)
+        self.show_tab("phases")
