@@ -20,6 +20,12 @@ LATENT = "Latent space"
 PHASES = "Phases"
 
 
+@pytest.fixture(autouse=True)
+def _recovery_in_tmp(tmp_path: Any, monkeypatch: Any) -> None:
+    """Autosaved recovery sessions of a test go to its tmp folder, never the user's cache."""
+    monkeypatch.setenv("NAPARI_SIGMA_RECOVERY_DIR", str(tmp_path / "recovery"))
+
+
 @pytest.fixture
 def plugin_viewer(make_napari_viewer, npe2pm) -> Iterator[Any]:
     """A napari viewer with the installed napari-sigma plugin registered."""

@@ -166,3 +166,41 @@ def test_columns_sort_numerically_and_edits_follow_the_sorted_rows(setup):
     assert widget.row_pixels() == expected_pixels(layer)
     widget.select_ids([1, 3])
     assert sorted(widget.selected_ids()) == [1, 3]
+
+
+def test_renames_and_label_edits_undo_in_order_with_ctrl_z_and_the_buttons(setup, qtbot):
+    from qtpy.QtCore import Qt
+
+    from napari_sigma._napari.phases_widget import NAME_COLUMN
+
+    viewer, _, layer, widget = setup
+    model = state.plugin_data(layer)["phases"]
+    original_name, original = model.name(1), np.array(layer.data, copy=True)
+    widget.table.item(widget._visual_rows()[1], NAME_COLUMN).setText("quartz")  # a user's edit
+    assert model.name(1) == "quartz"
+    with layer.block_history():
+        layer.paint((5, 2), 2)  # a label edit after the rename
+    painted = np.array(layer.data, copy=True)
+    assert not np.array_equal(painted, original)
+    widget.table.item(widget._visual_rows()[2], NAME_COLUMN).setText("albite")
+
+    viewer.layers.selection.active = layer
+    canvas = viewer.window._qt_viewer.canvas.native
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, ctrl)  # napari's Undo key on the layer: the last rename
+    assert model.name(2) != "albite" and model.name(1) == "quartz"
+    np.testing.assert_array_equal(layer.data, painted)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, ctrl)  # then the stroke
+    np.testing.assert_array_equal(layer.data, original)
+    assert model.name(1) == "quartz"
+    assert widget.undo() == "rename"  # the Undo button: the first rename
+    assert model.name(1) == original_name
+    assert widget.table.item(widget._visual_rows()[1], NAME_COLUMN).text() == original_name
+    assert widget.row_pixels() == expected_pixels(layer)
+
+    assert widget.redo() == "rename" and model.name(1) == "quartz"
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, ctrl | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(layer.data, painted)  # the stroke again
+    assert widget.row_pixels() == expected_pixels(layer)
+    widget.rename(1, "feldspar")  # a new edit: nothing left to redo
+    assert widget.redo() is None and model.name(1) == "feldspar"

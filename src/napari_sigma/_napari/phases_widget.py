@@ -183,11 +183,18 @@ class PhasesWidget(PhaseLayerDock):
                 buttons.addWidget(self.split_parts)
         sessions = QHBoxLayout()
         for text, slot in (
+            ("Undo", self.undo),
+            ("Redo", self.redo),
             ("Save session...", self._choose_session_to_save),
             ("Open session...", self._choose_session_to_open),
         ):
             button = QPushButton(text, self)
             button.clicked.connect(lambda _=False, slot=slot: slot())
+            if text in ("Undo", "Redo"):
+                button.setToolTip(
+                    f"{text} the latest label edit or phase rename "
+                    f"({'Ctrl+Z' if text == 'Undo' else 'Ctrl+Shift+Z'} on the phases layer)"
+                )
             sessions.addWidget(button)
         sessions.addStretch()
         from napari_sigma._napari.plotting import SpectrumPlot
@@ -427,12 +434,27 @@ class PhasesWidget(PhaseLayerDock):
 
     # -- edits -------------------------------------------------------------------------------
     def rename(self, phase_id: int, name: str) -> None:
-        """Rename a phase (the PhaseModel, hence the table, plots and status bar).
+        """Rename a phase (the PhaseModel, hence the table, plots and status bar), one undo step.
 
         An empty name keeps the old one (the cell shows it again).
         """
-        self.model.rename(phase_id, name.strip() or self.model.name(phase_id))
+        from napari_sigma._napari.history import attach_history
+
+        name = name.strip() or self.model.name(phase_id)
+        attach_history(self.layer).rename(phase_id, name)
         self._refresh_names_and_colors()
+
+    def undo(self) -> str | None:
+        """Undo the layer's latest label edit or rename (what Ctrl+Z on the layer does)."""
+        from napari_sigma._napari.history import attach_history
+
+        return attach_history(self.layer).undo() if self.layer is not None else None
+
+    def redo(self) -> str | None:
+        """Redo the latest undone label edit or rename (Ctrl+Shift+Z on the layer)."""
+        from napari_sigma._napari.history import attach_history
+
+        return attach_history(self.layer).redo() if self.layer is not None else None
 
     def merge_selected(self, phase_ids: list[int] | None = None) -> int | None:
         """Merge the selected phases into the first one (one undo step); return the target."""

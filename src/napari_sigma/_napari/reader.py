@@ -94,6 +94,7 @@ def read_file_layers(path: Path) -> list[LayerData]:
         data = read_any(path, lazy=reads_lazily(path))
     if isinstance(data, SpectrumImage):
         warn_data_corrections(path, data)
+        offer_recovery_of(path)
         return spectrum_image_layers(data)
     if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
         warn_spectrum_only(path, data)
@@ -120,6 +121,16 @@ def warn_data_corrections(path: Path, image: SpectrumImage) -> None:
 
     for note in notes:
         show_warning(f"{path.name}: {note}")
+
+
+def offer_recovery_of(path: Path) -> None:
+    """Offer to restore the phase edits autosaved for ``path`` (:mod:`~napari_sigma._napari.recovery`)."""
+    from napari_sigma._napari.recovery import offer_recovery
+
+    try:
+        offer_recovery(path)
+    except OSError:  # an unreadable cache folder must not stop the file from opening
+        pass
 
 
 def warn_spectrum_only(path: Path, spectrum: Spectrum) -> None:

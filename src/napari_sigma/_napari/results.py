@@ -106,11 +106,18 @@ def connect_colormap(layer: Any) -> None:
     """Recolour the Labels layer, and name its labels, whenever its PhaseModel changes.
 
     The names go in the layer's ``features`` (one row per label, ``index`` = label value), which
-    napari shows in the status bar for the label under the cursor: "phase: quartz".
+    napari shows in the status bar for the label under the cursor: "phase: quartz". The layer also
+    gets its undo history of label edits and renames (:mod:`~napari_sigma._napari.history`) and,
+    when its spectrum image comes from a file, its autosave (:mod:`~napari_sigma._napari.recovery`).
     """
+    from napari_sigma._napari.history import attach_history
+    from napari_sigma._napari.recovery import attach_autosaver
+
     model = state.plugin_data(layer).get("phases")
     if model is None:
         return
+    attach_history(layer)
+    attach_autosaver(layer)
     known = {"colors": None}
 
     def follow() -> None:
