@@ -40,15 +40,21 @@ class Heartbeat:
         self.timer.timeout.connect(self._tick)
         self.last = time.perf_counter()
         self.longest = 0.0
+        self.gaps: list[tuple[float, float]] = []  # (time of the tick, gap before it)
         self.timer.start()
 
     def _tick(self) -> None:
         now = time.perf_counter()
         self.longest = max(self.longest, now - self.last)
+        self.gaps.append((now, now - self.last))
         self.last = now
 
     def reset(self) -> None:
-        self.last, self.longest = time.perf_counter(), 0.0
+        self.last, self.longest, self.gaps = time.perf_counter(), 0.0, []
+
+    def longest_between(self, start: float, end: float) -> float:
+        """The longest gap that ended in ``[start, end)`` (a gap belongs to where it ended)."""
+        return max((gap for t, gap in self.gaps if start <= t < end), default=0.0)
 
 
 def process(app: Any, seconds: float, until: Any = None) -> bool:
@@ -62,8 +68,12 @@ def process(app: Any, seconds: float, until: Any = None) -> bool:
     return until is None
 
 
-def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until=None, wait=0.5):
-    """Do ``action`` in the main thread, run the loop until ``until()``; record the longest gap."""
+def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until=None, wait=1.0):
+    """Do ``action`` in the main thread, run the loop until ``until()``; record the longest gap.
+
+    The loop runs ``wait`` s more, so that work a step defers (debounced plot redraws, 250 ms
+    after the last change, rendered in the plot thread) counts for that step.
+    """
     app.processEvents()
     beat.reset()
     start = time.perf_counter()
@@ -146,6 +156,19 @@ def stroke(layer: Any, label: int, start, end, app: Any, moves: int = 30) -> Non
     mouse_release_callbacks(layer, event("mouse_release", end, False))
 
 
+def blocky_labels(shape: tuple[int, int], n: int = 6, block: int = 16) -> np.ndarray:
+    """Labels 1..n in square blocks (napari's own costs do not depend on the values)."""
+    ny, nx = shape
+    coarse = np.random.default_rng(0).integers(1, n + 1, (ny // block + 1, nx // block + 1))
+    return np.ascontiguousarray(np.kron(coarse, np.ones((block, block)))[:ny, :nx], np.int32)
+
+
+def load_average() -> list[float]:
+    import os
+
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, help="an EDS file to open (default: synthetic)")
@@ -156,6 +179,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_out/gui_heartbeat.json"))
     parser.add_argument("--profile", default="", help="profile steps starting with this")
     parser.add_argument("--profile-dir", type=Path, help="write the profiles there")
+    parser.add_argument(
+        "--no-plugin", action="store_true",
+        help="napari alone: the same image and a Labels layer of phases, without the plugin "
+        "docked (what napari's own drawing costs in each step)",
+    )  # fmt: skip
     args = parser.parse_args()
     global PROFILE, PROFILE_DIR
     PROFILE, PROFILE_DIR = args.profile, args.profile_dir
@@ -163,9 +191,10 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_sigma._napari import state
     from napari_sigma._napari.layers import spectrum_image_layers
 
+    load_before = load_average()
+    print(f"load average before: {load_before}")
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1920, 1080)
     app = QApplication.instance()
@@ -182,26 +211,26 @@ def main() -> None:
                 getattr(viewer, f"add_{kind}")(data, **kwargs)
 
         step(results, "open (add layers)", beat, app, add)
-    holder = {}
-
-    def dock():
-        holder["w"] = viewer.window.add_plugin_dock_widget(PLUGIN, "napari-sigma")[1]
-
-    step(results, "dock", beat, app, dock,
-         until=lambda: holder["w"].built and not holder["w"].spectrum.loading)  # fmt: skip
-    sigma = holder["w"]
-    analysis, phases, latent = sigma.analysis, sigma.phases, sigma.latent
-    form = analysis.form
-    form.binning.value, form.epochs.value = args.binning, args.epochs
-    form.phases.value, form.device.value = "6", "cpu"
-    step(results, "run + result appearing", beat, app, form.run.native.click,
-         until=lambda: analysis.worker is None)  # fmt: skip
-    layer = analysis.last_layers.phases if analysis.last_layers else None
+    if args.no_plugin:
+        layer = napari_alone(viewer, results, beat, app)
+    else:
+        layer = with_plugin(viewer, results, beat, app, args)
     if layer is None:
-        print("the run failed:", analysis.progress_label.text())
         return
-    step(results, "table statistics ready", beat, app, lambda: None,
-         until=lambda: phases.table_data is not None)  # fmt: skip
+    load_after = load_average()
+    print(f"load average after: {load_after}")
+    report = {"source": str(args.file or f"synthetic {args.size}x{args.size}x{args.channels}"),
+              "plugin": not args.no_plugin, "tick_ms": TICK_MS,
+              "load_average": {"before": load_before, "after": load_after},
+              "steps": results}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"written {args.out}")
+    viewer.close()
+
+
+def edit_steps(results: dict, beat: Heartbeat, app: Any, layer: Any) -> None:
+    """Label switch, strokes with an existing and a new label, fill, undo: napari's own tools."""
     ny, nx = layer.data.shape
     step(results, "label switch", beat, app, lambda: setattr(layer, "selected_label", 2))
     step(results, "brush stroke, existing label", beat, app,
@@ -216,21 +245,90 @@ def main() -> None:
 
     step(results, "fill", beat, app, fill)
     step(results, "undo", beat, app, layer.undo)
+
+
+def napari_alone(viewer: Any, results: dict, beat: Heartbeat, app: Any) -> Any:
+    """The steps napari does by itself, on a Labels layer like the plugin's, nothing docked."""
+    from napari_sigma._napari import editing
+    from napari_sigma._napari.phase_model import PhaseModel
+
+    cube = next(la for la in viewer.layers if la.ndim == 3)
+    shape = cube.data.shape[1:]
+    labels = blocky_labels(shape)
+    holder = {}
+
+    def add():
+        holder["layer"] = viewer.add_labels(
+            labels, colormap=PhaseModel.from_names(list("abcdef")).colormap()
+        )
+
+    step(results, "result appearing (add Labels layer)", beat, app, add)
+    layer = holder["layer"]
+    edit_steps(results, beat, app, layer)
+    edit = editing.merge_phases(np.asarray(layer.data), [1, 2], 1)
+    step(results, "merge (the same write, data_setitem)", beat, app,
+         lambda: editing.apply_to_layer(layer, edit))  # fmt: skip
+    return layer
+
+
+def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any) -> Any:
+    from napari_sigma._napari import state
+
+    holder = {}
+
+    def dock():
+        holder["w"] = viewer.window.add_plugin_dock_widget(PLUGIN, "napari-sigma")[1]
+
+    step(results, "dock", beat, app, dock,
+         until=lambda: holder["w"].built and not holder["w"].spectrum.loading)  # fmt: skip
+    sigma = holder["w"]
+    analysis, phases, latent = sigma.analysis, sigma.phases, sigma.latent
+    form = analysis.form
+    form.binning.value, form.epochs.value = args.binning, args.epochs
+    form.phases.value, form.device.value = "6", "cpu"
+    arrived = {}
+    on_result = analysis._on_result
+
+    def timed_on_result(*a):
+        arrived["t"] = time.perf_counter()
+        return on_result(*a)
+
+    analysis._on_result = timed_on_result
+    started = time.perf_counter()
+    step(results, "run + result appearing", beat, app, form.run.native.click,
+         until=lambda: analysis.worker is None and not analysis.adding)  # fmt: skip
+    if "t" in arrived:  # the same step, split where the result arrived in the main thread
+        end = time.perf_counter()
+        results["run (analysis in a worker)"] = {
+            "longest_block_ms": round(1e3 * beat.longest_between(started, arrived["t"]), 1),
+            "wall_s": round(arrived["t"] - started, 2),
+        }
+        results["result appearing"] = {
+            "longest_block_ms": round(1e3 * beat.longest_between(arrived["t"], end + 1), 1),
+            "wall_s": round(end - arrived["t"], 2),
+        }
+        for name in ("run (analysis in a worker)", "result appearing"):
+            print(f"  {name:26s} longest block {results[name]['longest_block_ms']:8.1f} ms")
+    layer = analysis.last_layers.phases if analysis.last_layers else None
+    if layer is None:
+        print("the run failed:", analysis.progress_label.text())
+        return None
+    step(results, "table statistics ready", beat, app, lambda: None,
+         until=lambda: phases.table_data is not None)  # fmt: skip
+    edit_steps(results, beat, app, layer)
     points = np.asarray(state.result_of(layer).latent)[:, :2]
     lo, hi = np.percentile(points, 10, axis=0), np.percentile(points, 30, axis=0)
     box = [(lo[0], lo[1]), (hi[0], lo[1]), (hi[0], hi[1]), (lo[0], hi[1])]
     step(results, "lasso", beat, app, lambda: latent.assign_selection(box))
     step(results, "merge", beat, app, lambda: phases.merge_selected([1, 2]))
-    step(results, "split", beat, app, lambda: phases.split_selected(1, 2))
+    step(results, "split", beat, app, lambda: phases.split_selected(1, 2),
+         until=lambda: not phases.busy)  # fmt: skip
+    phases.rename(3, "renamed")
+    step(results, "rename + undo", beat, app, phases.undo)
     out_dir = Path(tempfile.mkdtemp())
     step(results, "export", beat, app, lambda: phases.export_in_background(out_dir),
          until=lambda: not phases.exporting)  # fmt: skip
-    report = {"source": str(args.file or f"synthetic {args.size}x{args.size}x{args.channels}"),
-              "tick_ms": TICK_MS, "steps": results}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"written {args.out}")
-    viewer.close()
+    return layer
 
 
 if __name__ == "__main__":

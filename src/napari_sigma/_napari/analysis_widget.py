@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 from napari_sigma._napari import state
 from napari_sigma._napari.results import (
     ResultLayers,
-    add_result_layers,
+    add_result_layers_stepwise,
     warm_up_labels_drawing,
 )
 from napari_sigma._napari.viewer_widget import ViewerWidget
@@ -56,6 +56,9 @@ class AnalysisWidget(ViewerWidget):
         self.worker: Any = None
         self.last_layers: ResultLayers | None = None
         self.last_result_callback: Any = None  # called after a run's layers were added
+        self.adding = False  # a result's layers are being added, one per event-loop turn
+        self._adding_layers: ResultLayers | None = None
+        self._finish_when_added = False
         self._run_image: Any = None  # the SpectrumImage of the running analysis
         self._cancelled = ""  # why the running analysis was cancelled ("" if it was not)
         self.form = self._build_form()
@@ -267,13 +270,47 @@ class AnalysisWidget(ViewerWidget):
     @state.alive_only
     def _on_result(self, result: Any, image: Any, title: str) -> None:
         if self._cancelled or not self._run_source_present():
-            from napari.utils.notifications import show_warning
-
-            reason = self._cancelled or "its spectrum image layers were deleted"
-            self.progress_label.setText(f"result discarded: {reason}")
-            show_warning(f"Phase analysis result discarded: {reason}")
+            self._discard_result(self._cancelled or "its spectrum image layers were deleted")
             return
-        self.last_layers = add_result_layers(self.viewer, result, title=_short_title(image, title))
+        self.adding = True
+        steps = add_result_layers_stepwise(self.viewer, result, title=_short_title(image, title))
+        self._add_next_layer(steps, result, image)
+
+    @state.alive_only
+    def _add_next_layer(self, steps: Any, result: Any, image: Any) -> None:
+        """Add the result's next layer; the next one at the next turn of Qt's event loop."""
+        from qtpy.QtCore import QTimer
+
+        if not any(
+            state.spectrum_image_of(layer) is image
+            for layer in self.viewer.layers
+            if state.role_of(layer) in SOURCE_ROLES
+        ):
+            self._done_adding()
+            self._discard_result("its spectrum image layers were deleted")
+            return
+        added = next(steps, None)
+        if added is None:
+            self._show_result(result)
+            return
+        self._adding_layers = added
+        QTimer.singleShot(0, lambda: self._add_next_layer(steps, result, image))
+
+    def _done_adding(self) -> None:
+        self.adding = False
+        if self._finish_when_added:
+            self._finish_when_added = False
+            self._on_finished()
+
+    def _discard_result(self, reason: str) -> None:
+        from napari.utils.notifications import show_warning
+
+        self.progress_label.setText(f"result discarded: {reason}")
+        show_warning(f"Phase analysis result discarded: {reason}")
+
+    def _show_result(self, result: Any) -> None:
+        """The result's layers are all added: select the phases layer, show the run's summary."""
+        self.last_layers = self._adding_layers
         self.progress_bar.setValue(100)
         self.progress_label.setText(f"done: {result.phase_choice()}")
         curve = "BIC on homogeneous pixels (lower is better):\n" + "\n".join(
@@ -283,6 +320,7 @@ class AnalysisWidget(ViewerWidget):
         self.viewer.layers.selection.active = self.last_layers.phases
         if self.last_result_callback is not None:
             self.last_result_callback()
+        self._done_adding()
 
     @state.alive_only
     def _on_error(self, error: BaseException) -> None:
@@ -299,6 +337,9 @@ class AnalysisWidget(ViewerWidget):
 
     @state.alive_only
     def _on_finished(self) -> None:
+        if self.adding:  # the run ends when its layers are all in (Run stays disabled until then)
+            self._finish_when_added = True
+            return
         self.worker = None
         self._run_image = None
         self._set_running(False)

@@ -9,6 +9,7 @@ has edited; it hides the earlier results instead.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,19 @@ def add_result_layers(
     -------
     ResultLayers
     """
+    *_, added = add_result_layers_stepwise(viewer, result, title, components)
+    return added
+
+
+def add_result_layers_stepwise(
+    viewer: Any, result: Any, title: str | None = None, components: bool = True
+) -> Iterator[ResultLayers]:
+    """:func:`add_result_layers` one layer at a time: yields after each layer it added.
+
+    A widget runs one step per turn of Qt's event loop, so that napari draws (and the user sees
+    a live window) between adding the components layer and the phases layer. The last value
+    yielded holds every layer.
+    """
     title = title or result_title(result)
     for layer in viewer.layers:  # earlier results stay, hidden (a user may have edited them)
         if state.role_of(layer) in ("phases", "component"):
@@ -96,10 +110,11 @@ def add_result_layers(
     added = ResultLayers(phases=None)
     if components:
         added.components = _add_component_layers(viewer, result, title)
+        yield added
     data, kwargs = phases_layer_data(result, unique_name(viewer, f"phases ({title})"))
     added.phases = viewer.add_labels(data, **kwargs)
     connect_colormap(added.phases)
-    return added
+    yield added
 
 
 def connect_colormap(layer: Any) -> None:
