@@ -257,10 +257,13 @@ def napari_alone(viewer: Any, results: dict, beat: Heartbeat, app: Any) -> Any:
     labels = blocky_labels(shape)
     holder = {}
 
+    total = viewer.layers[0]  # the total counts: the plugin's phases layer has its calibration
+
     def add():
         holder["layer"] = viewer.add_labels(
-            labels, colormap=PhaseModel.from_names(list("abcdef")).colormap()
-        )
+            labels, colormap=PhaseModel.from_names(list("abcdef")).colormap(),
+            scale=total.scale, units=total.units,
+        )  # fmt: skip
 
     step(results, "result appearing (add Labels layer)", beat, app, add)
     layer = holder["layer"]

@@ -250,3 +250,33 @@ def test_line_labels_are_staggered_and_thinned_until_zoomed(qtbot):
     assert len({t.get_position()[1] for t in shown}) > 1  # staggered over several heights
     axes.set_xlim(0.45, 0.95)  # zoomed in: every label fits
     assert place_line_labels(axes, plot._labels) == len(lines)
+
+
+@pytest.mark.gui
+def test_no_second_pass_over_the_cube_while_the_phases_widget_computes_phase_spectra(
+    sample_viewer, qtbot, monkeypatch
+):
+    from napari_sigma._napari.results import phases_layer_data
+
+    viewer, widget = sample_viewer
+    image = _sample_image(viewer)
+    labels = np.asarray(viewer.layers[TRUTH_LAYER_NAME].data)
+    result = SimpleNamespace(image=image, labels=labels, phase_names=["P1", "P2"])
+    data, kwargs = phases_layer_data(result, "phases (sample)")
+    passes = []
+    monkeypatch.setattr(sw, "masked_mean", lambda *args: passes.append(args))
+    kwargs["metadata"][state.KEY][state.PHASE_SPECTRA_PENDING] = True  # a Phases widget's worker
+    phases = viewer.add_labels(data, **kwargs)
+    viewer.layers.selection.active = phases
+    phases.selected_label = 2
+    qtbot.wait(200)
+    assert passes == [] and widget.phase_spectrum is None
+    n = image.energy.size
+    table = SimpleNamespace(
+        phase_ids=np.array([1, 2]),
+        pixels=np.array([5, 7]),
+        mean_spectra=np.ones((2, n)) * [[1], [2]],
+    )
+    state.set_phase_spectra(phases, image.energy.energies, table)  # the sums are ready
+    np.testing.assert_allclose(widget.phase_spectrum, 2.0)
+    assert not state.phase_spectra_pending(phases) and passes == []

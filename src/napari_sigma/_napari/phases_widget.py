@@ -258,6 +258,7 @@ class PhasesWidget(PhaseLayerDock):
 
         key = id(layer)
         self._building.add(key)
+        state.plugin_data(layer)[state.PHASE_SPECTRA_PENDING] = True
         labels = np.array(layer.data, copy=True)
         worker = create_worker(
             _build_statistics,
@@ -284,6 +285,7 @@ class PhasesWidget(PhaseLayerDock):
     @state.alive_only
     def _on_statistics_failed(self, layer: Any, error: BaseException) -> None:
         self._building.discard(id(layer))
+        state.plugin_data(layer).pop(state.PHASE_SPECTRA_PENDING, None)
         if layer is self.layer:
             self.title.setText(f"{layer.name}: phase statistics failed: {error}")
 
@@ -306,7 +308,7 @@ class PhasesWidget(PhaseLayerDock):
             return None
         table = statistics.update(np.asarray(self.layer.data))
         self.table_data = table
-        state.plugin_data(self.layer)["phase_spectra"] = (statistics.energies, table)
+        state.set_phase_spectra(self.layer, statistics.energies, table)
         ids = [int(i) for i, n in zip(table.phase_ids, table.pixels, strict=True) if n > 0]
         if self.model is not None:
             self.model.ensure(ids)  # phases a user painted get a name and colour

@@ -180,6 +180,13 @@ class SpectrumWidget(ViewerWidget):
         layers.events.removed.connect(self.refresh_sources)
         layers.selection.events.active.connect(self._on_active_layer)
         self.viewer.mouse_move_callbacks.append(_weak_mouse_callback(self))
+        state.phase_spectra_events.updated.connect(self._on_phase_spectra)
+
+    @state.alive_only
+    def _on_phase_spectra(self, layer: Any) -> None:
+        """The Phases widget's phase sums changed (ready, or an edit): follow them."""
+        if layer is self._watched_labels and int(layer.selected_label) > 0:
+            self._on_selected_label()
 
     # ----------------------------------------------------------------- public API
     @property
@@ -225,7 +232,8 @@ class SpectrumWidget(ViewerWidget):
         """Show the mean spectrum of the pixels of ``labels_layer`` equal to ``label`` (0: none).
 
         It comes from the phase sums the Phases widget keeps up to date when there are some (no
-        pass over the cube); otherwise it is computed in a worker.
+        pass over the cube); while the Phases widget computes them it comes when they are ready;
+        otherwise it is computed in a worker.
         """
         image = state.spectrum_image_of(labels_layer)
         self.phase_spectrum = None
@@ -240,6 +248,8 @@ class SpectrumWidget(ViewerWidget):
             return
         self._redraw()
         self._phase_request = (labels_layer, label)
+        if state.phase_spectra_pending(labels_layer):  # the Phases widget's pass brings it
+            return
         from napari.qt.threading import create_worker
 
         mask = np.asarray(labels_layer.data) == label

@@ -89,6 +89,34 @@ def alive_only(method: Any) -> Any:
     return slot
 
 
+PHASE_SPECTRA_PENDING = "phase_spectra_pending"
+
+
+class _PhaseSpectraEvents:
+    """``updated(layer)``: the Phases widget stored new phase spectra for ``layer``."""
+
+    from psygnal import Signal
+
+    updated = Signal(object)
+
+
+phase_spectra_events = _PhaseSpectraEvents()
+
+
+def set_phase_spectra(layer: Any, energies: Any, table: Any) -> None:
+    """Store the phase spectra of a phases layer (the Phases widget) and tell who listens."""
+    data = plugin_data(layer)
+    data["phase_spectra"] = (energies, table)
+    data.pop(PHASE_SPECTRA_PENDING, None)
+    phase_spectra_events.updated.emit(layer)
+
+
+def phase_spectra_pending(layer: Any) -> bool:
+    """Whether a Phases widget is computing the phase spectra of ``layer`` (a pass over the cube:
+    no other widget should make a second one meanwhile)."""
+    return bool(plugin_data(layer).get(PHASE_SPECTRA_PENDING))
+
+
 def phase_spectra_of(layer: Any) -> tuple[Any, Any] | None:
     """``(energies, PhaseTable)`` the Phases widget last computed for a phases layer, or None.
 
