@@ -37,6 +37,7 @@ import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
+from napari_sigma.phases.boundaries import FRACTION_SIGMA, MIN_SEPARATION
 from napari_sigma.phases.end_members import (
     MIXTURE_DISTANCE,
     NOISE_DISTANCE,
@@ -96,6 +97,15 @@ class PhaseFindingSettings:
         others explains within this many standard deviations of counting noise, and that
         borders them, is a mixture zone and not a phase (0: keep them;
         :func:`~napari_sigma.phases.end_members.mixture_zones`).
+    fraction_sigma : float
+        After unmixing, boundary pixels between phases that one pixel tells apart go to the
+        phase with the largest share, the phase fractions averaged over a Gaussian of at most
+        this many pixels (:func:`~napari_sigma.phases.boundaries.majority_labels`); 0 averages
+        nothing, a negative value keeps the labels of the spatial classification.
+    min_separation : float
+        Phases whose pure pixels lie fewer standard deviations of counting noise apart (in
+        the fraction of one pixel) keep the labels between them (see
+        :func:`~napari_sigma.phases.boundaries.distinct_groups`).
     """
 
     homogeneity: float = 2.0
@@ -112,6 +122,8 @@ class PhaseFindingSettings:
     averaged_pixels: int = 9
     noise_distance: float = NOISE_DISTANCE
     mixture_distance: float = MIXTURE_DISTANCE
+    fraction_sigma: float = FRACTION_SIGMA
+    min_separation: float = MIN_SEPARATION
 
 
 def local_variance(maps: np.ndarray, radius: int = 1) -> np.ndarray:

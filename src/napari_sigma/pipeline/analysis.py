@@ -198,7 +198,7 @@ def _analyse(
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device)
     )
-    spectra, components, weights, abundances, interior, fractions = unmixed
+    labels, spectra, components, weights, abundances, interior, fractions = unmixed
     unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
     minerals = []
@@ -372,6 +372,12 @@ def _unmix(
     settings: AnalysisSettings,
     device: str,
 ) -> Computation[tuple[np.ndarray, ...]]:
+    """Phase spectra, NMF, abundances and phase fractions; boundary pixels to their majority.
+
+    Returns (labels, spectra, components, weights, abundances, interior spectra, fractions):
+    the labels after :func:`_majority_labels`, the spectra summed over them (the NMF
+    components come from the spectra before that step, which moves a few per cent of pixels).
+    """
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.minerals.phases import interior_labels
     from napari_sigma.phases.spectra import phase_sums_steps
@@ -421,7 +427,45 @@ def _unmix(
     abundances = abundances.reshape(*image.shape, -1)
     yield Progress("unmixing", 2, 3, "phase fractions")
     fractions = fractions_of_shares(shares).reshape(*image.shape, -1)
-    return spectra, components, weights, abundances, interior, fractions
+    if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:
+        majority = _majority_labels(labels, fractions, spectra, pixels, ~low_energy, settings)
+        if majority is not labels:  # only the moved pixels are read again
+            from napari_sigma.phases.boundaries import moved_spectra
+
+            spectra = spectra + moved_spectra(counts, labels, majority, n_phases)
+            if interior is not None:
+                moved_cores = interior_labels(majority)
+                interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
+            labels = majority
+    return labels, spectra, components, weights, abundances, interior, fractions
+
+
+def _majority_labels(
+    labels: np.ndarray,
+    fractions: np.ndarray,
+    spectra: np.ndarray,
+    pixels: np.ndarray,
+    channels: np.ndarray,
+    settings: AnalysisSettings,
+) -> np.ndarray:
+    """Boundary pixels to the phase with the larger share (``labels`` itself when none moves).
+
+    See :func:`~napari_sigma.phases.boundaries.majority_labels`. A phase that would lose every
+    pixel (all of them mixed) keeps its labels.
+    """
+    from napari_sigma.phases.boundaries import majority_labels
+
+    finding = settings.phase_finding
+    means = spectra / np.maximum(pixels, 1)[:, None]
+    majority = majority_labels(
+        labels, fractions, means, channels, finding.fraction_sigma, finding.min_separation
+    )
+    n_phases = len(pixels)
+    kept = np.bincount(majority.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
+    lost = np.flatnonzero((kept == 0) & (pixels > 0)) + 1
+    if lost.size:
+        majority = np.where(np.isin(labels, lost), labels, majority)
+    return labels if np.array_equal(majority, labels) else majority.astype(labels.dtype)
 
 
 def _phase_names(

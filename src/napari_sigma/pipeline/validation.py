@@ -71,6 +71,7 @@ LIMITS: dict[str, Callable[[Any], str | None]] = {
     "phase_finding.trace_false_alarm": _within(0, 1),
     "phase_finding.trace_min_pixels": _at_least(1),
     "phase_finding.trace_passes": _at_least(0),
+    "phase_finding.min_separation": _at_least(0),
     "phase_finding.split.radius": _at_least(1),
     "phase_finding.split.erode": _at_least(0),
     "phase_finding.split.p_value": _within(0, 1),

@@ -1,0 +1,88 @@
+"""Boundary pixels to their majority phase from the phase fractions (phases.boundaries)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_sigma.compute.progress import run_to_completion
+from napari_sigma.phases.boundaries import (
+    distinct_groups,
+    majority_labels,
+    moved_spectra,
+    pair_separation,
+)
+from napari_sigma.phases.spectra import phase_sum_spectra
+from napari_sigma.unmixing.nmf import phase_fractions
+
+SUPPORT = np.array([12.5, 1.5, 0.5, 0.25, 0.25])  # 15 counts per pure pixel
+PARTICLE = np.array([1.0, 0.75, 15.0, 22.5, 10.0])  # 49 counts: 3.3x brighter
+
+
+def _particles(size: int = 48) -> np.ndarray:
+    """Share ``(y, x)`` of the particles: projected spheres of radius 3-6 (1 at the centre)."""
+    yy, xx = np.mgrid[:size, :size]
+    share = np.zeros((size, size))
+    for cy, cx, r in [(10, 10, 4.0), (12, 34, 6.0), (34, 12, 3.0), (33, 33, 5.0)]:
+        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        share = np.maximum(share, np.sqrt(np.clip(1.0 - d2 / r**2, 0.0, None)))
+    return share
+
+
+def test_pair_separation_is_the_fraction_noise_of_one_pixel():
+    spectra = np.array([[100.0, 0.0], [0.0, 100.0]])
+    separation = pair_separation(spectra)
+    # a = 1/2: mu = (50, 50); information = 100^2/50 * 2 = 400 -> 20 sd between pure pixels
+    assert np.isclose(separation[0, 1], 20.0) and np.isinf(separation[0, 0])
+    assert np.allclose(separation, separation.T)
+
+
+def test_twins_form_one_group_and_distinct_phases_their_own():
+    twin = SUPPORT * np.array([1.0, 1.02, 1.0, 1.0, 1.0])
+    groups = distinct_groups(pair_separation(np.stack([SUPPORT, twin, PARTICLE])))
+    assert groups[0] == groups[1] != groups[2]
+
+
+def test_the_rim_of_bright_particles_goes_to_the_support_that_has_the_larger_share():
+    rng = np.random.default_rng(1)
+    share = _particles()
+    expected = share[..., None] * PARTICLE + (1.0 - share[..., None]) * SUPPORT
+    cube = rng.poisson(expected).astype(np.uint16)
+    truth = np.where(share > 0.5, 2, 1)
+    # labels by the share of *counts*, as normalised features see a pixel: particles grow
+    counts_share = share * PARTICLE.sum() / (expected.sum(axis=-1))
+    biased = np.where(counts_share > 0.5, 2, 1).astype(np.int32)
+    assert (biased != truth).sum() > 30
+    spectra = phase_sum_spectra(cube, biased, 2)
+    pixels = np.bincount(biased.reshape(-1), minlength=3)[1:]
+    fractions = run_to_completion(phase_fractions(cube, spectra, pixels, device="cpu"))
+    fixed = majority_labels(biased, fractions, spectra / pixels[:, None])
+    assert (fixed != truth).sum() < 0.4 * (biased != truth).sum()
+    assert fixed.dtype == np.int32 and set(np.unique(fixed)) == {1, 2}
+
+
+def test_phases_one_pixel_cannot_tell_apart_keep_their_labels():
+    rng = np.random.default_rng(2)
+    twin = SUPPORT * np.array([1.0, 1.05, 1.0, 1.0, 1.0])
+    labels = np.ones((32, 32), dtype=np.int32)
+    labels[:, 16:] = 2  # grain-wise decision: left one twin, right the other
+    labels[0, 0] = 0  # unassigned stays unassigned
+    expected = np.where((labels == 2)[..., None], twin, SUPPORT)
+    cube = rng.poisson(expected)
+    spectra = phase_sum_spectra(cube, labels, 2)
+    pixels = np.bincount(labels.reshape(-1), minlength=3)[1:]
+    fractions = run_to_completion(phase_fractions(cube, spectra, pixels, device="cpu"))
+    assert (fractions.argmax(-1) + 1 != labels)[labels > 0].mean() > 0.1  # noisy per pixel
+    assert np.array_equal(majority_labels(labels, fractions, spectra / pixels[:, None]), labels)
+
+
+def test_moved_spectra_update_the_sums_by_the_moved_pixels_only():
+    rng = np.random.default_rng(3)
+    cube = rng.poisson(5.0, (12, 10, 7)).astype(np.uint16)
+    before = rng.integers(0, 4, (12, 10))
+    after = before.copy()
+    after[3:6, 2:8] = rng.integers(0, 4, (3, 6))
+    change = moved_spectra(cube, before, after, 3, chunk_pixels=5)
+    expected = phase_sum_spectra(cube, after, 3) - phase_sum_spectra(cube, before, 3)
+    assert np.allclose(change, expected)
+    flat = cube.reshape(-1, 7).astype(np.float32)  # (N, E) counts, as resident on a device
+    assert np.allclose(moved_spectra(flat, before, after, 3), expected)
