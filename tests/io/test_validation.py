@@ -91,6 +91,15 @@ def test_energy_axis_in_the_wrong_unit_is_converted(axis, expected) -> None:
     assert (checked.energy.offset, checked.energy.scale) == pytest.approx(expected)
 
 
+def test_absurd_cube_shape_is_refused_without_reading_it() -> None:
+    import dask.array as da
+
+    for shape in ((20000, 20000, 2048), (4, 4, 70000)):
+        huge = replace(_image(), counts=da.zeros(shape, dtype=np.uint16, chunks=(1, 1, 2048)))
+        with pytest.raises(SpectrumImageError, match=r"map\.hspy: .*header is probably corrupt"):
+            validate_spectrum_image(huge)
+
+
 def test_absurd_energy_axis_is_refused() -> None:
     with pytest.raises(SpectrumImageError, match="not an EDS calibration"):
         validate_spectrum_image(_image(axis=EnergyAxis(offset=0.0, scale=1000.0, size=256)))

@@ -20,6 +20,9 @@ naming the file and the problem:
   then ``beam_energy`` is set), with a warning; lines need it for their overvoltage.
 - **Absurd pixel size** (below 1 pm or above 10 mm): the map is taken as uncalibrated (``px``),
   with a warning.
+- **Absurd cube shape**: more than :data:`MAX_PIXELS` pixels (16384 x 16384) or
+  :data:`MAX_CHANNELS` channels is refused as a corrupt header (a lazily read event stream
+  declares its shape without storing it; its per-pixel images alone would not fit in memory).
 
 :func:`check_analysable` (run by :func:`~napari_sigma.pipeline.analysis.analyse`) refuses, with an
 :class:`~napari_sigma.errors.AnalysisError` naming the file, the images an analysis cannot use:
@@ -49,6 +52,8 @@ MAX_NEGATIVE_FRACTION = 0.01
 CHANNEL_WIDTH_KEV = (0.0005, 0.2)
 PIXEL_SIZE_UM = (1e-6, 1e4)
 MIN_PIXELS = 4
+MAX_PIXELS = 2**28
+MAX_CHANNELS = 2**16
 MIN_CHANNELS = 32
 MIN_COUNTS_PER_PIXEL = 0.5
 EMPTY_PIXEL_WARNING = 0.5
@@ -88,6 +93,13 @@ def validate_spectrum_image(image: SpectrumImage) -> SpectrumImage:
     counts = image.counts
     if counts.ndim != 3 or 0 in counts.shape:
         raise SpectrumImageError(path, f"the spectrum image has shape {tuple(counts.shape)}")
+    ny, nx, n_channels = (int(n) for n in counts.shape)
+    if ny * nx > MAX_PIXELS or n_channels > MAX_CHANNELS:
+        raise SpectrumImageError(
+            path,
+            f"the spectrum image declares {ny} x {nx} pixels x {n_channels} channels, more than "
+            "any EDS map: the file header is probably corrupt",
+        )
     notes: list[str] = []
     changes: dict[str, Any] = {}
     if isinstance(counts, np.ndarray):
