@@ -248,8 +248,8 @@ def export_result(
 
 
 def _waiting_for(message: str, function: Any, *args: Any, **kwargs: Any) -> Computation[Any]:
-    """Run a call that cannot yield (matplotlib drawing a figure: seconds) in a thread, yielding
-    every 0.1 s while it runs, so that the export can be cancelled meanwhile.
+    """Run a call that does not yield (matplotlib drawing a figure, the mineral report: seconds)
+    in a thread, yielding every 0.1 s while it runs, so that the export can be cancelled.
 
     A cancelled export stops waiting at once; the call still finishes in its thread (its file
     is written). Its exception, if any, is raised here.
@@ -286,8 +286,8 @@ def export_steps(
 
     A generator: it yields a :class:`~napari_sigma.compute.progress.Progress` (stage
     ``"export"``) before each file, inside the phase statistics' pass over the cube and every
-    0.1 s while the report is drawn, so that a caller can show progress and cancel within a
-    fraction of a second.
+    0.1 s while the mineral report is made and the report drawn, so that a caller can show
+    progress and cancel within a fraction of a second.
 
     Parameters
     ----------
@@ -349,7 +349,9 @@ def export_steps(
     from napari_sigma.io.mineralogy import write_mineral_report
 
     yield Progress("export", 5, 9, "minerals")
-    mineral_paths, tables, minerals = write_mineral_report(result, labels, table, out)
+    mineral_paths, tables, minerals = yield from _waiting_for(
+        "minerals", write_mineral_report, result, labels, table, out
+    )
     yield Progress("export", 6, 9, "phase_stats.csv")
     write_stats_csv(paths["phase_stats"], table, minerals)
     yield Progress("export", 7, 9, "report.png")
