@@ -294,12 +294,26 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
 
     def timed_on_result(*a):
         arrived["t"] = time.perf_counter()
+        if PROFILE == "result":  # --profile result: from the result's arrival only
+            import cProfile
+
+            arrived["profiler"] = cProfile.Profile()
+            arrived["profiler"].enable()
         return on_result(*a)
 
     analysis._on_result = timed_on_result
     started = time.perf_counter()
     step(results, "run + result appearing", beat, app, form.run.native.click,
          until=lambda: analysis.worker is None and not analysis.adding)  # fmt: skip
+    if "profiler" in arrived:
+        import pstats
+
+        arrived["profiler"].disable()
+        if PROFILE_DIR:
+            PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+            arrived["profiler"].dump_stats(PROFILE_DIR / "result_appearing.prof")
+        else:
+            pstats.Stats(arrived["profiler"]).sort_stats("cumulative").print_stats(40)
     if "t" in arrived:  # the same step, split where the result arrived in the main thread
         end = time.perf_counter()
         results["run (analysis in a worker)"] = {
