@@ -185,8 +185,9 @@ def warm_up_labels_drawing() -> None:
     napari maps label values to colours with numba functions compiled on the first Labels layer
     coloured by a ``DirectLabelColormap`` (1-2 s in the main thread when a run's phases layer
     appears). Compiling them on a throw-away layer while the analysis runs takes that off the
-    main thread; the layer never enters a viewer. A napari without these internals only loses
-    the warm-up.
+    main thread; the layer never enters a viewer. napari's first fill imports
+    ``skimage.segmentation`` (1.4 s at load 10): imported here too. A napari without these
+    internals only loses the warm-up.
     """
     if _warm_up["started"]:
         return
@@ -204,5 +205,6 @@ def _compile_labels_colouring() -> None:
         layer = Labels(np.array([[0, 1], [2, 1]], dtype=np.int32), colormap=model.colormap())
         layer._raw_to_displayed(layer.data)  # the texture mapping of every draw
         layer.colormap._data_to_texture(np.int32(1))  # the selected label's colour
+        import skimage.segmentation  # noqa: F401 - napari's fill imports it on the first fill
     except Exception:  # a warm-up only: the first draw compiles instead
         return
