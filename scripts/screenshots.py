@@ -78,6 +78,14 @@ def show_spectra(viewer: Any, widget: Any, app: Any) -> None:
     rows, cols = image.shape
     widget.update_cursor((rows * 0.4 * size, cols * 0.6 * size))
     wait_for(lambda: False, 0.5, app)
+    settle_plot(widget.plot, app)
+
+
+def settle_plot(plot: Any, app: Any) -> None:
+    """Draw a plot's pending change now and wait for its rendering (in the plot thread)."""
+    plot.flush()
+    plot.canvas.wait_rendered(timeout=30.0)
+    wait_for(lambda: False, 0.2, app)
 
 
 def select_phase(viewer: Any, sigma: Any, app: Any) -> None:
@@ -88,6 +96,7 @@ def select_phase(viewer: Any, sigma: Any, app: Any) -> None:
     sigma.phases.select_ids(sigma.phases.row_ids()[:3])
     wait_for(lambda: sigma.phases.table_data is not None, 60, app)
     wait_for(lambda: False, 1.5, app)
+    settle_plot(sigma.phases.spectrum_plot, app)
 
 
 def save(path: Path, image: Any) -> None:
@@ -139,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("phases", "latent", "analysis"):
         sigma.show_tab(key)
         wait_for(lambda: False, 1.5, app)
+        canvas = sigma.latent.canvas if key == "latent" else None
+        if canvas is not None:
+            canvas.wait_rendered(timeout=30.0)
+            wait_for(lambda: False, 0.2, app)
+        elif key == "phases":
+            settle_plot(sigma.phases.spectrum_plot, app)
         save(args.out / f"{key}_widget.png", sigma.grab())
     close(viewer)
     return 0

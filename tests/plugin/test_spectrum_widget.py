@@ -39,6 +39,7 @@ def testline_markers_of_silicon_and_iron():
 def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
     plot = SpectrumPlot()
     qtbot.addWidget(plot)
+    plot.resize(411, 437)  # 4.11 in x 100 dpi != 411 px: the rendering must still be shown
     plot.show()
     energy = np.linspace(0, 10, 101)
     plot.set_spectra(energy, {"a": np.ones(101), "b": np.arange(101)})
@@ -47,6 +48,11 @@ def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
     qtbot.waitUntil(lambda: plot.draw_count == 1, timeout=10_000)
     assert plot.canvas.wait_rendered()  # built and rendered in the plot thread
     assert plot.canvas.render_count >= 1
+    shown = plot.canvas.grab().toImage()  # what Qt paints: the rendering, not a blank canvas
+    colours = {
+        shown.pixel(x, y) for x in range(0, shown.width(), 3) for y in range(0, shown.height(), 3)
+    }
+    assert len(colours) > 5
     axes = plot.canvas.axes
     assert [line.get_label() for line in axes.get_lines()[:2]] == ["a", "b"]
     assert axes.get_yscale() == "linear"

@@ -131,19 +131,21 @@ class PlotCanvas(FigureCanvasQTAgg):
     def _start(self) -> None:
         builds, self._builds = self._builds, []
         self._queued, self._running = False, True
-        _RENDERER.submit(self._render_in_thread, builds)
+        # the renderer's key as FigureCanvasAgg.get_renderer makes it (else paintEvent replaces
+        # the finished rendering by a blank one of "another" size)
+        key = (*self.get_width_height(physical=True), self.figure.dpi)
+        _RENDERER.submit(self._render_in_thread, builds, key)
 
-    def _render_in_thread(self, builds: list[Callable[[], Any]]) -> None:
+    def _render_in_thread(self, builds: list[Callable[[], Any]], key: tuple) -> None:
         from matplotlib.backends.backend_agg import RendererAgg
 
         outcome: Any
         try:
             for build in builds:
                 build()
-            width, height = self.figure.bbox.size
-            renderer = RendererAgg(width, height, self.figure.dpi)
+            renderer = RendererAgg(*key)
             self.figure.draw(renderer)
-            outcome = ((width, height, self.figure.dpi), renderer)
+            outcome = (key, renderer)
         except Exception as error:  # reported in the main thread
             outcome = error
         try:
