@@ -10,8 +10,9 @@ naming the file and the cause ("the Bruker Esprit hypermap reader crashed on thi
 (segmentation fault): it is probably corrupt").
 
 One worker process is started on the first isolated read (about 1 s: Python, numpy and
-rosettasciio imports) and kept for the next reads (a few ms each, plus the transfer of the counts
-through a pipe: about 0.1 s per 100 MB). It is restarted after a crash, a timeout or a cancel.
+rosettasciio imports) and kept for the next reads (a few ms each, plus the transfer of the counts:
+through the pipe below 64 MiB, above it through a file in ``/dev/shm`` that the child writes once
+and the parent maps copy-on-write, its name removed at once). It is restarted after a crash, a timeout or a cancel.
 
 Lazy reads: a dask cube that reads the file when computed cannot leave the child, so the child
 reads the file lazily and computes its sum spectrum chunk by chunk (every byte of the cube is
@@ -27,6 +28,7 @@ once, and the parent never runs rosettasciio's numba code.
 from __future__ import annotations
 
 import atexit
+import mmap
 import os
 import pickle
 import select
@@ -129,7 +131,11 @@ class _Worker:
         buffers = []
         for i in range(n_buffers):
             size = int.from_bytes(sizes[8 * i : 8 * i + 8], "little")
-            buffers.append((yield from self._read_exactly(size, deadline)))
+            if size & _IN_SHARED_FILE:
+                name = yield from self._read_exactly(size & ~_IN_SHARED_FILE, deadline)
+                buffers.append(_map_shared_file(Path(name.decode())))
+            else:
+                buffers.append((yield from self._read_exactly(size, deadline)))
         return pickle.loads(payload, buffers=buffers)
 
     def _read_exactly(self, size: int, deadline: float) -> Generator[None, None, bytearray]:
@@ -162,7 +168,34 @@ class _Worker:
                 stream.close()
             except OSError:
                 pass
+        _remove_shared_files(self.process.pid)  # left by a child stopped mid-answer
         return code
+
+
+# Arrays of at least this size travel through a file in shared memory (/dev/shm), not the pipe:
+# the child writes it once, the parent maps it copy-on-write and removes its name at once.
+_SHARED_FILE_MIN_BYTES = 64 * 2**20
+_SHARED_DIR = Path("/dev/shm")
+_IN_SHARED_FILE = 1 << 63  # flag in a buffer's size field: the bytes that follow are a file name
+
+
+def _map_shared_file(path: Path) -> mmap.mmap:
+    """Map an answer's array file copy-on-write (private pages) and remove its name."""
+    try:
+        with open(path, "rb") as file:
+            return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _shared_file_prefix(pid: int) -> str:
+    return f"napari-sigma-read-{pid}-"
+
+
+def _remove_shared_files(pid: int) -> None:
+    if _SHARED_DIR.is_dir():
+        for path in _SHARED_DIR.glob(_shared_file_prefix(pid) + "*"):
+            path.unlink(missing_ok=True)
 
 
 def _widen_pipe(fd: int) -> None:
@@ -408,12 +441,34 @@ def _send_answer(stream, answer: tuple[str, Any, Any]) -> None:  # pragma: no co
         buffers, payload = [], pickle.dumps(("error", _NO_MEMORY, None))
     except Exception as exc:  # an unpicklable metadata value
         buffers, payload = [], pickle.dumps(("error", f"could not be transferred ({exc})", None))
-    views = [buffer.raw() for buffer in buffers]
+    views = [_shared_file_of(buffer.raw(), i) for i, buffer in enumerate(buffers)]
+    sizes = [len(v) | _IN_SHARED_FILE if isinstance(v, bytes) else v.nbytes for v in views]
     header = len(payload).to_bytes(8, "little") + len(views).to_bytes(8, "little")
-    stream.write(header + b"".join(v.nbytes.to_bytes(8, "little") for v in views) + payload)
+    stream.write(header + b"".join(size.to_bytes(8, "little") for size in sizes) + payload)
     for view in views:
         stream.write(view)
     stream.flush()
+
+
+def _shared_file_of(view: memoryview, index: int) -> memoryview | bytes:  # pragma: no cover - child
+    """Write a large array's bytes to a file in /dev/shm and return its name (bytes).
+
+    Small arrays, a missing /dev/shm, too little room in it or a failed write: the view itself,
+    which then goes through the pipe.
+    """
+    if view.nbytes < _SHARED_FILE_MIN_BYTES or not _SHARED_DIR.is_dir():
+        return view
+    path = _SHARED_DIR / f"{_shared_file_prefix(os.getpid())}{time.monotonic_ns()}-{index}"
+    try:
+        room = os.statvfs(_SHARED_DIR)
+        if room.f_bavail * room.f_frsize < 2 * view.nbytes:
+            return view
+        with open(path, "wb") as file:
+            file.write(view)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return view
+    return str(path).encode()
 
 
 def _answer(function: str, path: Path, lazy: bool) -> tuple[str, Any, Any]:
