@@ -265,6 +265,12 @@ def napari_alone(viewer: Any, results: dict, beat: Heartbeat, app: Any) -> Any:
             scale=total.scale, units=total.units,
         )  # fmt: skip
 
+    def dock_a_label():
+        from qtpy.QtWidgets import QLabel
+
+        viewer.window.add_dock_widget(QLabel("a dock of napari's own"), area="right")
+
+    step(results, "dock (a QLabel)", beat, app, dock_a_label)
     step(results, "result appearing (add Labels layer)", beat, app, add)
     layer = holder["layer"]
     edit_steps(results, beat, app, layer)

@@ -45,12 +45,6 @@ def _widget_class(key: str) -> Any:
     return LatentWidget
 
 
-def _import_plotting_tabs() -> None:
-    """Import matplotlib and the plotting tabs' modules (1-3 s on 2 cores) in this thread."""
-    for key in ("spectrum", "phases", "latent"):
-        _widget_class(key)
-
-
 class SigmaWidget(ViewerWidget):
     """One dock with the four plugin widgets as tabs, built without freezing napari (parameters
     of `ViewerWidget`)."""
@@ -115,13 +109,13 @@ class SigmaWidget(ViewerWidget):
         return len(self._widgets) == len(TABS)
 
     def _import_in_background(self) -> None:
+        from napari_sigma._napari import preload
+
+        preload.wait()  # an import error shows when the tab is built, in the main thread
         try:
-            _import_plotting_tabs()
-        finally:  # an import error shows when the tab is built, in the main thread
-            try:
-                self._imported.emit()
-            except RuntimeError:  # the dock was closed meanwhile
-                pass
+            self._imported.emit()
+        except RuntimeError:  # the dock was closed meanwhile
+            pass
 
     def _build_next(self) -> None:
         """Build the next tab not built yet; the one after it at the next event-loop turn."""
