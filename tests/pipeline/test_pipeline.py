@@ -196,3 +196,19 @@ def test_pixels_without_counts_are_unassigned_with_the_reason():
     np.testing.assert_allclose(result.phase_fractions[:, 25:].sum(-1), 1.0, atol=1e-5)
     assert (result.purity[:, :20] == 0).all()
     assert result.phase_choice().startswith(f"auto: {result.n_phases} phases; next ")
+
+
+@pytest.mark.slow
+def test_hitachi_sample_is_one_phase_and_its_empty_frame_unassigned(SHARED_EDS):
+    """The recorded area of Hitachi_TM3030Plus.bcf (~10 counts per pixel, uniform) is one
+    phase: the empty frame around it (80 % of the pixels, no counts) is unassigned and is no
+    "second composition" of it (it was: 1 115 of the sample's pixels became a speck phase)."""
+    from napari_sigma.io.reading import read_spectrum_image
+
+    image = read_spectrum_image(SHARED_EDS / "bruker" / "Hitachi_TM3030Plus.bcf")
+    settings = AnalysisSettings.preset("default", device="cpu", latent=FAST_LATENT)
+    result = run_analysis(image, settings)
+    empty = np.asarray(image.counts).sum(axis=-1) == 0
+    assert result.n_phases == 1, result.phase_names
+    assert (result.labels[empty] == 0).all() and (result.labels[~empty] == 1).mean() > 0.99
+    assert result.unassigned["no counts"] >= 0.75 * image.counts.shape[0] * image.counts.shape[1]
