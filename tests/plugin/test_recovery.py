@@ -41,7 +41,7 @@ def source_and_result(tmp_path_factory):
 
 
 def test_edits_are_autosaved_and_offered_when_the_file_is_opened_again(
-    make_napari_viewer, npe2pm, qtbot, monkeypatch, source_and_result
+    make_napari_viewer, npe2pm, dock, qtbot, monkeypatch, tmp_path, source_and_result
 ):
     import napari.utils.notifications as notifications
 
@@ -81,6 +81,16 @@ def test_edits_are_autosaved_and_offered_when_the_file_is_opened_again(
         assert sum(state.role_of(la) == "cube" for la in again.layers) == 1  # not opened twice
         actions["Discard"]()
         assert not saver.path.exists()
+
+        with layer.block_history():
+            layer.paint((9, 9), 3)  # more edits: autosaved again
+        qtbot.waitUntil(lambda: saver.saves == 2, timeout=30_000)
+        assert saver.path.is_file()
+        phases = dock(viewer, "Phases")
+        phases.set_layer(layer)
+        phases.save_session(tmp_path / "work.sigma")  # saved by the user: nothing to recover
+        qtbot.waitUntil(lambda: not phases.busy, timeout=30_000)
+        assert (tmp_path / "work.sigma").is_file() and not saver.path.exists()
 
 
 def test_maps_without_a_source_file_are_not_autosaved(plugin_viewer):

@@ -562,12 +562,21 @@ class PhasesWidget(PhaseLayerDock):
         worker = create_worker(
             save_layer_session, path, copy, _start_thread=False, _ignore_errors=True
         )
-        worker.returned.connect(lambda written: show_info(f"Session saved to {written}"))
+        worker.returned.connect(lambda written: self._on_session_saved(layer, written))
         worker.errored.connect(lambda error: self._on_session_error("Save session", path, error))
         self.busy = True
         worker.finished.connect(self._on_session_done)
         worker.start()
         return worker
+
+    @state.alive_only
+    def _on_session_saved(self, layer: Any, written: Any) -> None:
+        from napari.utils.notifications import show_info
+
+        from napari_sigma._napari.recovery import forget_unsaved_edits
+
+        forget_unsaved_edits(layer)  # saved: nothing to recover any more
+        show_info(f"Session saved to {written}")
 
     def open_session(self, path: str | Path) -> Any:
         """Open a session file (read in a worker) and add its layers; return the worker."""

@@ -7,7 +7,7 @@ thread and written by a worker as a ``.sigma`` session (:mod:`napari_sigma.pipel
 the user's cache folder (``recovery_dir()``; ``NAPARI_SIGMA_RECOVERY_DIR`` overrides it), one file
 per source file. After a crash, opening that source file again in napari (the plugin's reader)
 shows a notification with "Restore edits" (opens the recovery session into the viewer) and
-"Discard" (deletes it).
+"Discard" (deletes it). Saving the work as a session deletes its recovery session.
 
 Maps without a source file (sample data, arrays) are not autosaved: their session would have to
 embed the whole cube.
@@ -120,6 +120,14 @@ class Autosaver(QObject):
 
         self.saving = False
         show_warning(f"Autosave of {self.layer.name} to {self.path} failed: {error}")
+
+
+def forget_unsaved_edits(layer: Any) -> None:
+    """The layer's work was saved as a session: its recovery session is no longer needed."""
+    saver = state.plugin_data(layer).get(AUTOSAVE_KEY)
+    if saver is not None:
+        saver.timer.stop()
+        saver.path.unlink(missing_ok=True)
 
 
 def _save_atomically(path: Path, snapshot: Any) -> Path:
