@@ -45,6 +45,12 @@ def _widget_class(key: str) -> Any:
     return LatentWidget
 
 
+def _tab_widget(key: str, doc: str) -> property:
+    """The widget of tab ``key`` as a read-only attribute, built when first read
+    (`SigmaWidget.tab`)."""
+    return property(lambda widget: widget.tab(key), doc=doc)
+
+
 class SigmaWidget(ViewerWidget):
     """One dock with the four plugin widgets as tabs, built without freezing napari (parameters
     of `ViewerWidget`)."""
@@ -83,25 +89,10 @@ class SigmaWidget(ViewerWidget):
             self._pages[key].layout().addWidget(widget)
         return widget
 
-    @property
-    def analysis(self) -> AnalysisWidget:
-        """The Analysis tab."""
-        return self.tab("analysis")
-
-    @property
-    def spectrum(self) -> Any:
-        """The Spectrum tab (:class:`~napari_sigma._napari.spectrum_widget.SpectrumWidget`)."""
-        return self.tab("spectrum")
-
-    @property
-    def phases(self) -> Any:
-        """The Phases tab (:class:`~napari_sigma._napari.phases_widget.PhasesWidget`)."""
-        return self.tab("phases")
-
-    @property
-    def latent(self) -> Any:
-        """The Latent space tab (:class:`~napari_sigma._napari.latent_widget.LatentWidget`)."""
-        return self.tab("latent")
+    analysis = _tab_widget("analysis", "The Analysis tab (`AnalysisWidget`).")
+    spectrum = _tab_widget("spectrum", "The Spectrum tab (`~.spectrum_widget.SpectrumWidget`).")
+    phases = _tab_widget("phases", "The Phases tab (`~.phases_widget.PhasesWidget`).")
+    latent = _tab_widget("latent", "The Latent space tab (`~.latent_widget.LatentWidget`).")
 
     @property
     def built(self) -> bool:

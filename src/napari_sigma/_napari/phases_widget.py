@@ -10,6 +10,7 @@ Split and Mark unassigned are each one undo step of the layer; names live in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,14 @@ def hex_color(rgba: Any) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def _row(*widgets: QWidget) -> QHBoxLayout:
+    """A horizontal row of ``widgets``."""
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    return row
+
+
 class PhasesWidget(PhaseLayerDock):
     """Dock widget with the live phase table of the selected phases layer and its edits.
 
@@ -169,33 +178,20 @@ class PhasesWidget(PhaseLayerDock):
         self.split_parts = QSpinBox(self)
         self.split_parts.setRange(2, 12)
         self.split_parts.setValue(2)
-        buttons = QHBoxLayout()
-        for text, slot in (
-            ("Merge selected", self.merge_selected),
-            ("Split into", self.split_selected),
-            ("Mark unassigned", self.unassign_selected),
-            ("Export...", self._choose_export_folder),
-        ):
-            button = QPushButton(text, self)
-            button.clicked.connect(lambda _=False, slot=slot: slot())
-            buttons.addWidget(button)
-            if text == "Split into":
-                buttons.addWidget(self.split_parts)
-        sessions = QHBoxLayout()
-        for text, slot in (
-            ("Undo", self.undo),
-            ("Redo", self.redo),
-            ("Save session...", self._choose_session_to_save),
-            ("Open session...", self._choose_session_to_open),
-        ):
-            button = QPushButton(text, self)
-            button.clicked.connect(lambda _=False, slot=slot: slot())
-            if text in ("Undo", "Redo"):
-                button.setToolTip(
-                    f"{text} the latest label edit or phase rename "
-                    f"({'Ctrl+Z' if text == 'Undo' else 'Ctrl+Shift+Z'} on the phases layer)"
-                )
-            sessions.addWidget(button)
+        buttons = _row(
+            self._button("Merge selected", self.merge_selected),
+            self._button("Split into", self.split_selected),
+            self.split_parts,
+            self._button("Mark unassigned", self.unassign_selected),
+            self._button("Export...", self._choose_export_folder),
+        )
+        history = "{} the latest label edit or phase rename ({} on the phases layer)"
+        sessions = _row(
+            self._button("Undo", self.undo, history.format("Undo", "Ctrl+Z")),
+            self._button("Redo", self.redo, history.format("Redo", "Ctrl+Shift+Z")),
+            self._button("Save session...", self._choose_session_to_save),
+            self._button("Open session...", self._choose_session_to_open),
+        )
         sessions.addStretch()
         from napari_sigma._napari.plotting import SpectrumPlot
 
@@ -206,6 +202,14 @@ class PhasesWidget(PhaseLayerDock):
         layout.addLayout(buttons)
         layout.addLayout(sessions)
         layout.addWidget(self.spectrum_plot, 3)
+
+    def _button(self, text: str, slot: Callable[[], Any], tooltip: str = "") -> QPushButton:
+        """A push button that calls ``slot()`` when clicked."""
+        button = QPushButton(text, self)
+        button.clicked.connect(lambda _=False: slot())
+        if tooltip:
+            button.setToolTip(tooltip)
+        return button
 
     # -- which layer -------------------------------------------------------------------------
     def forget_layer(self, layer: Any) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -328,20 +329,16 @@ ABSORPTION_MODELS = ("xpp", "pdh")
 """The bulk absorption corrections: XPP phi(rho z) (default) or PDH f(chi)."""
 
 
-def bulk_absorption(
-    model: str,
-    composition: Composition,
-    element: str,
-    shell: str,
-    line_kev,
-    beam_kev: float,
-    takeoff_deg: float,
-) -> np.ndarray | float:
-    """f(chi) of ``element``'s ``shell`` lines at ``line_kev`` in a bulk sample, by ``model``
-    (``"xpp"``: `xpp_absorption_factor`; ``"pdh"``: `absorption_factor`)."""
+def bulk_absorption(model: str, *args: Any) -> np.ndarray | float:
+    """f(chi) of an element's shell lines in a bulk sample, by ``model``.
+
+    ``args``: ``composition, element, shell, line_kev, beam_kev, takeoff_deg``, those of
+    `xpp_absorption_factor` (``"xpp"``); ``"pdh"``: `absorption_factor` at the shell's edge.
+    """
     if model == "xpp":
-        return xpp_absorption_factor(composition, element, shell, line_kev, beam_kev, takeoff_deg)
+        return xpp_absorption_factor(*args)
     if model == "pdh":
+        composition, element, shell, line_kev, beam_kev, takeoff_deg = args
         edge = edge_energy(element, shell)
         return absorption_factor(composition, line_kev, edge, beam_kev, takeoff_deg)
     raise ValueError(f"unknown absorption model {model!r} (one of {', '.join(ABSORPTION_MODELS)})")
