@@ -254,7 +254,7 @@ def napari_alone(viewer: Any, results: dict, beat: Heartbeat, app: Any) -> Any:
 
     cube = next(la for la in viewer.layers if la.ndim == 3)
     shape = cube.data.shape[1:]
-    labels = blocky_labels(shape)
+    labels = blocky_labels(shape, block=max(16, shape[0] // 8))  # a fill covers 1/64 of it
     holder = {}
 
     total = viewer.layers[0]  # the total counts: the plugin's phases layer has its calibration
