@@ -239,9 +239,10 @@ def edit_steps(results: dict, beat: Heartbeat, app: Any, layer: Any) -> None:
     step(results, "brush stroke, new label", beat, app,
          lambda: stroke(layer, new, (ny * 0.6, nx * 0.2), (ny * 0.6, nx * 0.6), app))  # fmt: skip
 
-    def fill():
+    def fill():  # with a label other than the one there (a fill with the same label does nothing)
+        centre = (ny // 2, nx // 2)
         with layer.block_history():
-            layer.fill((ny // 2, nx // 2), 3)
+            layer.fill(centre, 1 + int(np.asarray(layer.data)[centre]) % 6)
 
     step(results, "fill", beat, app, fill)
     step(results, "undo", beat, app, layer.undo)
