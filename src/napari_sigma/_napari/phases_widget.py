@@ -11,6 +11,7 @@ Split and Mark unassigned are each one undo step of the layer; names live in the
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -553,7 +554,6 @@ class PhasesWidget(PhaseLayerDock):
 
     def save_session(self, path: str | Path) -> Any:
         """Save the current layer's session to ``path`` (in a worker); return the worker."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_info
 
         from napari_sigma._napari.sessions import save_layer_session
@@ -561,17 +561,9 @@ class PhasesWidget(PhaseLayerDock):
         if self.layer is None or self.result is None:
             show_info("Save session: no phases layer to save (run an analysis first)")
             return None
-        layer = self.layer
-        copy = _LayerSnapshot(layer)
-        worker = create_worker(
-            save_layer_session, path, copy, _start_thread=False, _ignore_errors=True
-        )
-        worker.returned.connect(lambda written: self._on_session_saved(layer, written))
-        worker.errored.connect(lambda error: self._on_session_error("Save session", path, error))
-        self.busy = True
-        worker.finished.connect(self._on_session_done)
-        worker.start()
-        return worker
+        saved = partial(self._on_session_saved, self.layer)
+        snapshot = (path, _LayerSnapshot(self.layer))
+        return self._session_worker("Save session", path, save_layer_session, snapshot, saved)
 
     @state.alive_only
     def _on_session_saved(self, layer: Any, written: Any) -> None:
@@ -584,13 +576,22 @@ class PhasesWidget(PhaseLayerDock):
 
     def open_session(self, path: str | Path) -> Any:
         """Open a session file (read in a worker) and add its layers; return the worker."""
-        from napari.qt.threading import create_worker
-
         from napari_sigma._napari.sessions import read_session
 
-        worker = create_worker(read_session, path, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(self._on_session_read)
-        worker.errored.connect(lambda error: self._on_session_error("Open session", path, error))
+        return self._session_worker(
+            "Open session", path, read_session, (path,), self._on_session_read
+        )
+
+    def _session_worker(
+        self, action: str, path: str | Path, function: Any, args: tuple, returned: Any
+    ) -> Any:
+        """Start ``function(*args)`` in a worker: ``returned`` gets its result, an error is
+        reported naming ``action`` and ``path``, and the widget is busy until it finishes."""
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(returned)
+        worker.errored.connect(lambda error: self._on_session_error(action, path, error))
         self.busy = True
         worker.finished.connect(self._on_session_done)
         worker.start()
