@@ -91,7 +91,9 @@ def edits(labels):
     erase[5:30, 10:35] = 0
     new_label = erase.copy()
     new_label[30:45, 0:40] = 9
-    return [brush, fill, erase, new_label, labels.copy()]
+    merged = np.where(new_label == 9, 2, new_label)  # a whole phase into another (sums moved)
+    swapped = np.where(merged == 2, 5, np.where(merged == 5, 2, merged))  # two whole phases
+    return [brush, fill, erase, new_label, merged, swapped, labels.copy()]
 
 
 @pytest.mark.parametrize("block_size", [None, 4, 8])

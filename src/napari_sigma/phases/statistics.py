@@ -392,12 +392,16 @@ class PhaseStatistics:
         self._stale_regions = set(np.flatnonzero(self._pixels[1:]) + 1)
 
     def _move_pixels(self, changed: np.ndarray, new: np.ndarray) -> None:
-        """Move the pixels ``changed`` (flat indices) from their old phases to ``new``."""
+        """Move the pixels ``changed`` (flat indices) from their old phases to ``new``.
+
+        A phase whose every pixel goes to one other label (a merge, a phase marked unassigned)
+        moves its running sums whole: no pass over its pixels' spectra.
+        """
         new = new.astype(np.int64)
         old = self._labels.ravel()[changed].astype(np.int64)
         self._grow(int(new.max()) + 1)
         capacity = self._pixels.size
-        codes, sums, intensity_sums = self._sums_by_code(changed, old * capacity + new)
+        codes, sums, intensity_sums = self._sums_of_moves(changed, old * capacity + new, capacity)
         for target, sign in ((codes // capacity, -1.0), (codes % capacity, 1.0)):
             np.add.at(self._sums, target, sign * sums)
             np.add.at(self._intensity_sums, target, sign * intensity_sums)
@@ -406,6 +410,21 @@ class PhaseStatistics:
         self._labels.ravel()[changed] = new
         touched = np.union1d(np.unique(old), np.unique(new))
         self._stale_regions.update(int(i) for i in touched[touched > 0])
+
+    def _sums_of_moves(self, changed: np.ndarray, codes: np.ndarray, capacity: int):
+        """:meth:`_sums_by_code` of moves ``old * capacity + new``; whole phases from their sums."""
+        distinct, counts = np.unique(codes, return_counts=True)
+        whole = distinct[counts == self._pixels[distinct // capacity]]
+        if whole.size == 0:
+            return self._sums_by_code(changed, codes)
+        rest = ~np.isin(codes, whole)
+        parts = [
+            (whole, self._sums[whole // capacity].copy(),
+             self._intensity_sums[whole // capacity].copy()),
+        ]  # fmt: skip
+        if rest.any():
+            parts.append(self._sums_by_code(changed[rest], codes[rest]))
+        return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     # -- sums --------------------------------------------------------------------------------
 
