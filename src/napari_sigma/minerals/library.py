@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from napari_sigma.errors import SigmaError
-from napari_sigma.synthetic.generator import formula_atoms
+from napari_sigma.synthetic.generator import formula_atoms, weight_fractions
 
 REQUIRED_COLUMNS = ("name", "formula", "group", "density")
 
@@ -92,12 +92,9 @@ class MineralLibrary:
 
 
 def composition_of(formula: str) -> dict[str, float]:
-    """Mass fractions of the elements of a formula (xraydb atomic weights)."""
-    from napari_sigma.quant.physics import atomic_weight
-
-    masses = {el: n * atomic_weight(el) for el, n in formula_atoms(formula).items() if n > 0}
-    total = sum(masses.values())
-    return {el: m / total for el, m in masses.items()}
+    """Mass fractions of the elements of a formula (xraydb atomic weights;
+    :func:`napari_sigma.synthetic.generator.weight_fractions`)."""
+    return weight_fractions(formula)
 
 
 def _rows(lines: Iterable[str], source: str) -> list[dict[str, str]]:

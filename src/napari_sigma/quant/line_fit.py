@@ -27,7 +27,13 @@ import numpy as np
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.quant.physics import Detector, absorption_factor, shell_lines
 from napari_sigma.xray.fitting import ElementShell, fit_columns, on_axis
-from napari_sigma.xray.lines import MN_KA_KEV, XrayLine, detector_fwhm, element_lines
+from napari_sigma.xray.lines import (
+    FWHM_PER_SIGMA,
+    MN_KA_KEV,
+    XrayLine,
+    detector_fwhm,
+    element_lines,
+)
 
 MIN_FIT_ENERGY_KEV = 0.15
 MIN_QUANT_OVERVOLTAGE = 1.25
@@ -157,7 +163,7 @@ def _peak_matrix(
     for _, _, _, line_energies, weights in templates:
         fwhm = detector_fwhm(line_energies, detector.fwhm_mnka_kev) * a
         fwhm = fwhm * (line_energies / MN_KA_KEV) ** b
-        sigma = np.atleast_1d(fwhm) / 2.3548
+        sigma = np.atleast_1d(fwhm) / FWHM_PER_SIGMA
         x = (energies[:, None] - line_energies[None, :]) / sigma[None, :]
         gauss = np.exp(-0.5 * x**2) * scale / (sigma[None, :] * np.sqrt(2 * np.pi))
         columns.append(gauss @ weights)
@@ -186,7 +192,7 @@ def _continuum_shape(
     else:
         absorbed = absorption_factor(composition, e, e, beam_kev, takeoff_deg)
     shape = kramers * absorbed * detector.efficiency(e)
-    sigma_channels = detector_fwhm(1.0, detector.fwhm_mnka_kev) / 2.3548 / step
+    sigma_channels = detector_fwhm(1.0, detector.fwhm_mnka_kev) / FWHM_PER_SIGMA / step
     shape = gaussian_filter1d(shape, sigma_channels, mode="nearest")[pad:]
     return shape / max(float(shape.max()), 1e-30)
 

@@ -36,14 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_sigma.xray import yields
 from napari_sigma.xray.lines import XrayLine, element_lines
+from napari_sigma.xray.yields import SHELL_EDGE
 
 BOHR_RADIUS_CM = 0.529177e-8
 RYDBERG_KEV = 13.6057e-3
 ELECTRON_REST_KEV = 510.999
-SHELL_EDGE = {"K": "K", "L": "L3", "M": "M5"}
-"""The edge (initial level) of each line family's shell: the strongest lines of L and M start
-from L3 and M5."""
 LEVEL_ELECTRONS = {"K": 2, "L1": 2, "L2": 2, "L3": 4, "M4": 4, "M5": 6}
 """Electrons of each level (Casnati's n_s)."""
 SHELL_LEVELS = {"K": ("K",), "L": ("L1", "L2", "L3"), "M": ("M4", "M5")}
@@ -91,19 +90,10 @@ def edge_energy(element: str, shell: str) -> float:
 
 
 def fluorescence_yield(element: str, shell: str) -> float:
-    """Fluorescence yield omega of a level or of a shell's main level (K, L3, M5).
-
-    K and L levels: Elam et al. (2002), after Krause (1979). M levels, where those tables are
-    empty for most elements: ``Z^4 / (1.25e9 + Z^4)``
-    (:func:`napari_sigma.xray.yields.approximate_fluorescence_yield`).
-    """
-    level = SHELL_EDGE.get(shell, shell)
-    if level.startswith("M"):
-        from napari_sigma.xray.yields import approximate_fluorescence_yield
-
-        _edge(element, level)  # raises for an element without this level
-        return approximate_fluorescence_yield(atomic_number(element), "M")
-    return float(_edge(element, shell).fyield)
+    """Fluorescence yield omega of a level or of a shell's main level (K, L3, M5)
+    (:func:`napari_sigma.xray.yields.fluorescence_yield`); raises for an element without it."""
+    _edge(element, shell)  # raises for an element without this level
+    return yields.fluorescence_yield(element, shell)
 
 
 def jump_ratio(element: str, shell: str) -> float:

@@ -15,7 +15,13 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.quant import physics
-from napari_sigma.xray.lines import ELEMENTS, XrayLine, detector_fwhm, element_lines
+from napari_sigma.xray.lines import (
+    ELEMENTS,
+    FWHM_PER_SIGMA,
+    XrayLine,
+    detector_fwhm,
+    element_lines,
+)
 
 MIN_LINE_KEV = 0.1
 
@@ -96,7 +102,7 @@ def gaussian_peaks(
 ) -> np.ndarray:
     """Sum of Gaussian peaks of the detector resolution, in counts per channel."""
     channels = axis.energies
-    sigmas = np.atleast_1d(detector_fwhm(energies, fwhm_mnka_kev)) / 2.3548
+    sigmas = np.atleast_1d(detector_fwhm(energies, fwhm_mnka_kev)) / FWHM_PER_SIGMA
     spectrum = np.zeros(axis.size)
     for energy, sigma, area in zip(energies, sigmas, areas, strict=True):
         window = axis.channel_range(energy - 6 * sigma, energy + 6 * sigma)

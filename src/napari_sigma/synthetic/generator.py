@@ -126,7 +126,8 @@ def weight_fractions(formula: str) -> dict[str, float]:
     """Weight fractions of the elements of a chemical formula (atomic masses from xraydb)."""
     import xraydb
 
-    masses = {el: n * xraydb.atomic_mass(el) for el, n in formula_atoms(formula).items()}
+    atoms = formula_atoms(formula)
+    masses = {el: n * xraydb.atomic_mass(el) for el, n in atoms.items() if n > 0}
     total = sum(masses.values())
     return {el: m / total for el, m in masses.items()}
 

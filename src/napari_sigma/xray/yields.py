@@ -21,15 +21,23 @@ def approximate_fluorescence_yield(atomic_number: int, shell: str) -> float:
     return z4 / (YIELD_CONSTANTS[shell] + z4)
 
 
+SHELL_EDGE = {"K": "K", "L": "L3", "M": "M5"}
+"""The edge (initial level) of each line family's shell: the strongest lines of L and M start
+from L3 and M5."""
+
+
 @lru_cache(maxsize=256)
 def fluorescence_yield(element: str, shell: str) -> float:
-    """Fluorescence yield of a shell: xraydb for K and L (L3 edge), the approximation for M.
+    """Fluorescence yield of a shell's main level (K, L3, M5) or of a level (``"L2"``).
 
-    Returns 0 where xraydb has no such edge.
+    K and L levels: xraydb (Elam et al. 2002, after Krause 1979). M levels, where those tables
+    are empty for most elements: :func:`approximate_fluorescence_yield`. Returns 0 where xraydb
+    has no such edge (K, L levels).
     """
     import xraydb
 
-    if shell == "M":
+    level = SHELL_EDGE.get(shell, shell)
+    if level.startswith("M"):
         return approximate_fluorescence_yield(xraydb.atomic_number(element), "M")
-    edge = xraydb.xray_edges(element).get("K" if shell == "K" else "L3")
+    edge = xraydb.xray_edges(element).get(level)
     return float(edge.fyield) if edge is not None else 0.0
