@@ -92,3 +92,17 @@ def write_h5oina(
         common_header(images.create_group("Header"), nx * f, ny * f, pixel_um / f)
         images.create_dataset("Data/BSE/Electron Image 1", data=bse.reshape(-1, 1))
     return path
+
+
+def quick_three_phase_settings():
+    """Settings of a fast analysis of the three-mineral test maps: PCA latent, K = 3, CPU."""
+    from dataclasses import replace
+
+    from napari_sigma.pipeline.analysis import AnalysisSettings
+
+    base = AnalysisSettings.preset("default")
+    return replace(
+        base, elements=("O", "Si", "Fe", "Al", "Na"), device="cpu",
+        latent=replace(base.latent, method="pca"),
+        clustering=replace(base.clustering, n_phases=3),
+    )  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from napari_sigma._napari import recovery, state
 from napari_sigma._napari.results import add_result_layers
-from sigma_testdata import write_h5oina
+from sigma_testdata import quick_three_phase_settings, write_h5oina
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-sigma-eds"
@@ -16,11 +16,9 @@ PLUGIN = "napari-sigma-eds"
 @pytest.fixture(scope="module")
 def source_and_result(tmp_path_factory):
     """A small .h5oina file and a quick analysis of it as napari's reader reads it."""
-    from dataclasses import replace
-
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.io.reading import read_spectrum_image
-    from napari_sigma.pipeline.analysis import AnalysisSettings, analyse
+    from napari_sigma.pipeline.analysis import analyse
     from napari_sigma.synthetic.generator import make_synthetic
 
     sample = make_synthetic(
@@ -31,12 +29,7 @@ def source_and_result(tmp_path_factory):
         tmp_path_factory.mktemp("src") / "map.h5oina", np.asarray(sample.image.counts)
     )
     image = read_spectrum_image(path)
-    base = AnalysisSettings.preset("default")
-    settings = replace(
-        base, elements=("O", "Si", "Fe", "Al", "Na"), device="cpu",
-        latent=replace(base.latent, method="pca"),
-        clustering=replace(base.clustering, n_phases=3),
-    )  # fmt: skip
+    settings = quick_three_phase_settings()
     return path, run_to_completion(analyse(image, settings))
 
 

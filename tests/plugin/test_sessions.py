@@ -8,28 +8,22 @@ import pytest
 from napari_sigma._napari import phases_widget as pw
 from napari_sigma._napari import state
 from napari_sigma._napari.results import add_result_layers
+from sigma_testdata import quick_three_phase_settings
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture(scope="module")
 def tiny_result():
-    from dataclasses import replace
-
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.pipeline.analysis import AnalysisSettings, analyse
+    from napari_sigma.pipeline.analysis import analyse
     from napari_sigma.synthetic.generator import make_synthetic
 
     sample = make_synthetic(
         seed=0, shape=(32, 32), n_channels=512, phases=("quartz", "magnetite", "albite"),
         grain_size=10.0, title="tiny",
     )  # fmt: skip
-    base = AnalysisSettings.preset("default")
-    settings = replace(
-        base, elements=("O", "Si", "Fe", "Al", "Na"), device="cpu",
-        latent=replace(base.latent, method="pca"),
-        clustering=replace(base.clustering, n_phases=3),
-    )  # fmt: skip
+    settings = quick_three_phase_settings()
     return run_to_completion(analyse(sample.image, settings))
 
 
