@@ -186,3 +186,45 @@ def test_windowless_detector_matches_a_published_sdd_efficiency():
     published = np.array([0.72, 0.92, 0.965, 0.965, 0.64, 0.41])
     np.testing.assert_allclose(eff, published, atol=0.08)
     assert physics.Detector().efficiency(0.525) < 0.7  # a polymer window absorbs a third of O Ka
+
+
+def test_l_subshell_data_match_krause():
+    # M. O. Krause, J. Phys. Chem. Ref. Data 8, 307 (1979), table of L-subshell yields, gold:
+    # omega_1 0.107, omega_2 0.334, omega_3 0.320, f13 0.53, f23 0.122
+    assert [physics.fluorescence_yield("Au", lv) for lv in ("L1", "L2", "L3")] == pytest.approx(
+        [0.107, 0.334, 0.320], abs=0.005
+    )
+    assert physics.coster_kronig_probability("Au", "L1", "L3") == pytest.approx(0.53, abs=0.01)
+    assert physics.coster_kronig_probability("Au", "L2", "L3") == pytest.approx(0.122, abs=0.005)
+
+
+def test_coster_kronig_transfers_follow_bambynek():
+    # only L1 ionised: the L3 vacancies are f13 + f12 f23 per L1 vacancy (Bambynek et al. 1972),
+    # which is xraydb's total L1 -> L3 probability through the intermediate L2
+    import xraydb
+
+    s = {lv: physics.ionisation_cross_section("Pd", lv, 200.0) for lv in ("L1", "L2", "L3")}
+    n = physics.level_vacancies("Pd", "L", 200.0)
+    f12 = physics.coster_kronig_probability("Pd", "L1", "L2")
+    f23 = physics.coster_kronig_probability("Pd", "L2", "L3")
+    f13_total = xraydb.ck_probability("Pd", "L1", "L3", total=True)
+    assert n["L1"] == pytest.approx(s["L1"])
+    assert n["L2"] == pytest.approx(s["L2"] + f12 * s["L1"])
+    assert n["L3"] == pytest.approx(s["L3"] + f23 * s["L2"] + f13_total * s["L1"], rel=1e-3)
+    # the L lines' cross-sections add up to the shell's (each level's lines share its yield)
+    total = sum(physics.line_cross_section(line, 200.0) for line in physics.shell_lines("Pd", "L"))
+    assert total == pytest.approx(physics.emission_cross_section("Pd", "L", 200.0), rel=0.05)
+
+
+@pytest.mark.parametrize("element", ["Zr", "Pd", "Ce", "Pt", "Au"])
+@pytest.mark.parametrize("beam_kev", [20.0, 200.0])
+def test_mean_l_fluorescence_yield_is_close_to_omega3(element, beam_kev):
+    # M. O. Krause, "Average L-shell fluorescence, Auger, and electron yields", Phys. Rev. A 22,
+    # 1958 (1980): with Coster-Kronig transfers the mean L yield per primary vacancy differs by
+    # less than 7 % from omega_3 in most cases of inner-shell ionisation (40 <= Z <= 100).
+    # Without the transfers the L1 vacancies would keep their small omega_1 (Pd: 0.83 omega_3).
+    primary = sum(
+        physics.ionisation_cross_section(element, lv, beam_kev) for lv in ("L1", "L2", "L3")
+    )
+    mean_yield = physics.emission_cross_section(element, "L", beam_kev) / primary
+    assert mean_yield / physics.fluorescence_yield(element, "L3") == pytest.approx(1.0, abs=0.07)

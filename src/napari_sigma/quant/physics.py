@@ -8,6 +8,10 @@ Every term is a published model; each function names its source (paper and equat
   project's line table (``napari_sigma.xray.lines``, built from the same database);
 - inner-shell ionisation cross-section: G. Casnati, A. Tartari and C. Baraldi, *J. Phys. B* 15,
   155 (1982), with its relativistic factor (eq. 4 and 5 of the paper);
+- L-subshell vacancies after Coster-Kronig transfers: W. Bambynek et al., *Rev. Mod. Phys.* 44,
+  716 (1972), sec. I.C, with the f_ij and subshell yields of M. O. Krause, *J. Phys. Chem. Ref.
+  Data* 8, 307 (1979) as tabulated by xraydb, and each family's radiative branching within its
+  level from the same database;
 - electron stopping power, mean ionisation potential and backscatter factor: J.-L. Pouchou and
   F. Pichoir, "Quantitative analysis of homogeneous or stratified microvolumes applying the model
   PAP", in *Electron Probe Quantitation*, K. F. J. Heinrich and D. E. Newbury (eds.), Plenum
@@ -205,18 +209,118 @@ def ionisation_cross_section(element: str, level: str, energy_kev) -> np.ndarray
 def emission_cross_section(element: str, shell: str, energy_kev) -> np.ndarray | float:
     """X-ray production cross-section (cm^2) of all the lines of a shell.
 
-    ``sum_levels sigma_level(E) omega_level`` over the levels of :data:`SHELL_LEVELS`
-    (Coster-Kronig transfers between L or M levels are neglected). A family's share is then
-    its weight among the shell's lines (`line_fraction`).
+    ``sum_levels n_level(E) omega_level`` over the levels of :data:`SHELL_LEVELS`, with the
+    vacancies ``n`` of `level_vacancies` (Coster-Kronig transfers between the L levels; none
+    between M4 and M5). A line's own cross-section is `line_cross_section`.
     """
+    vacancies = level_vacancies(element, shell, energy_kev)
     total = 0.0
-    for level in SHELL_LEVELS[shell]:
-        try:
-            omega = fluorescence_yield(element, level)
-        except ValueError:
-            continue
-        total = total + omega * np.asarray(ionisation_cross_section(element, level, energy_kev))
+    for level, n in vacancies.items():
+        omega = fluorescence_yield(element, level)
+        total = total + omega * np.asarray(n)
     return float(total) if np.ndim(total) == 0 else total
+
+
+L_FAMILY_LINES = {
+    "La": ("La1", "La2"),
+    "Lb1": ("Lb1",),
+    "Lb2": ("Lb2,15", "Lb2"),
+    "Lb3": ("Lb3",),
+    "Lb4": ("Lb4",),
+    "Lg1": ("Lg1",),
+    "Lg3": ("Lg3",),
+    "Ll": ("Ll",),
+    "Ln": ("Ln",),
+}
+"""xraydb (IUPAC/Siegbahn) lines of each L family of the line table (as its generator groups them)."""
+
+
+@lru_cache(maxsize=1024)
+def coster_kronig_probability(element: str, initial: str, final: str) -> float:
+    """Coster-Kronig probability f_ij of a direct transfer of a vacancy from level ``initial`` to
+    the higher level ``final`` of the same shell (e.g. f13: ``"L1"``, ``"L3"``); xraydb's table
+    (Elam, Ravel & Sieber 2002, after M. O. Krause, *J. Phys. Chem. Ref. Data* 8, 307, 1979).
+    0 where not tabulated."""
+    import xraydb
+
+    try:
+        return float(xraydb.ck_probability(element, initial, final, total=False))
+    except (ValueError, KeyError):
+        return 0.0
+
+
+def level_vacancies(element: str, shell: str, energy_kev) -> dict[str, np.ndarray | float]:
+    """Vacancies per atom (cm^2, per unit electron fluence) in each level of a shell after the
+    Coster-Kronig transfers, from the direct ionisation cross-sections ``s_i``
+    (`ionisation_cross_section`).
+
+    L shell (vacancies move only towards higher levels, W. Bambynek et al., *Rev. Mod. Phys.* 44,
+    716 (1972), sec. I.C; the same relations define their mean yields
+    ``omega_L = sum_i N_i nu_i`` with ``nu_1 = omega_1 + f12 omega_2 + (f13 + f12 f23) omega_3``,
+    ``nu_2 = omega_2 + f23 omega_3``, ``nu_3 = omega_3``)::
+
+        n_1 = s_1
+        n_2 = s_2 + f12 s_1
+        n_3 = s_3 + f23 s_2 + (f13 + f12 f23) s_1
+
+    so that ``sum_i n_i omega_i = sum_i s_i nu_i``. K: ``n_K = s_K``; M4, M5: no transfer.
+    Levels the element lacks are left out.
+    """
+    s = {
+        level: ionisation_cross_section(element, level, energy_kev)
+        for level in SHELL_LEVELS[shell]
+        if _has(element, level)
+    }
+    if shell != "L" or len(s) < 3:
+        return s
+    f12 = coster_kronig_probability(element, "L1", "L2")
+    f13 = coster_kronig_probability(element, "L1", "L3")
+    f23 = coster_kronig_probability(element, "L2", "L3")
+    s1, s2, s3 = (np.asarray(s[level]) for level in ("L1", "L2", "L3"))
+    n = {"L1": s1, "L2": s2 + f12 * s1, "L3": s3 + f23 * s2 + (f13 + f12 * f23) * s1}
+    return {level: float(v) if np.ndim(v) == 0 else v for level, v in n.items()}
+
+
+@lru_cache(maxsize=4096)
+def line_level(line: XrayLine) -> str:
+    """The initial level of a line family: K, the L level whose edge is the family's edge in
+    the line table, or the M shell's main level (M5)."""
+    if line.shell != "L":
+        return SHELL_EDGE[line.shell]
+    levels = [level for level in SHELL_LEVELS["L"] if _has(line.element, level)]
+    return min(levels, key=lambda level: abs(edge_energy(line.element, level) - line.edge))
+
+
+@lru_cache(maxsize=4096)
+def level_branching(line: XrayLine) -> float:
+    """Radiative branching ratio of an L family within its initial level: the sum of xraydb's
+    intensities of its lines (Elam et al. 2002: each level's X-ray lines sum to 1)."""
+    import xraydb
+
+    level = line_level(line)
+    names = L_FAMILY_LINES.get(line.family, (line.family,))
+    return float(
+        sum(
+            entry.intensity
+            for name, entry in xraydb.xray_lines(line.element).items()
+            if name in names and entry.initial_level == level
+        )
+    )
+
+
+def line_cross_section(line: XrayLine, energy_kev) -> np.ndarray | float:
+    """X-ray production cross-section (cm^2) of one line family.
+
+    L families: ``n_level(E) omega_level b_line`` with the Coster-Kronig-corrected vacancies
+    of `level_vacancies`, the level's fluorescence yield and the family's radiative branching
+    within its level (`level_branching`). K and M families: the shell's
+    `emission_cross_section` times the family's share of the shell (`line_fraction`).
+    """
+    if line.shell != "L" or not _has(line.element, line_level(line)):
+        return emission_cross_section(line.element, line.shell, energy_kev) * line_fraction(line)
+    level = line_level(line)
+    n = level_vacancies(line.element, "L", energy_kev)[level]
+    return fluorescence_yield(line.element, level) * level_branching(line) * n
 
 
 # ---------------------------------------------------------------- stopping and backscatter
@@ -278,24 +382,39 @@ def backscatter_factor(composition: Composition, overvoltage: float) -> float:
 
 
 def emissions_per_electron(
-    composition: Composition, element: str, shell: str, beam_kev: float, points: int = 96
+    composition: Composition,
+    element: str,
+    shell: str,
+    beam_kev: float,
+    points: int = 96,
+    line: XrayLine | None = None,
 ) -> float:
-    """X-rays of a shell generated per incident electron and unit mass fraction, over N_A.
+    """X-rays of a shell (or of one of its ``line`` families) generated per incident electron
+    and unit mass fraction, over N_A.
 
     ``n = R(U0) / A * integral sigma_x(E) / (-dE/d(rho s)) dE`` from the lowest excited edge to
     E0 (the bulk generation of the PAP model, Pouchou & Pichoir 1991 eq. 3, with Casnati's
-    cross-section, `emission_cross_section`), on a logarithmic grid.
+    cross-section: `emission_cross_section`, or `line_cross_section` for one family, whose
+    overvoltage is then that of its own initial level), on a logarithmic grid.
     """
-    ec = edge_energy(element, shell)
+    level = shell if line is None else line_level(line)
+    ec = edge_energy(element, level)
     if beam_kev <= ec:
         return 0.0
-    low = min(edge_energy(element, level) for level in SHELL_LEVELS[shell] if _has(element, level))
-    energies = np.geomspace(low * (1 + 1e-6), beam_kev, points)
-    integrand = emission_cross_section(element, shell, energies) / stopping_power(
-        composition, energies
-    )
-    integral = float(np.trapezoid(integrand, energies))
+    energies, sigma = _cross_section_grid(element, shell, float(beam_kev), points, line)
+    integral = float(np.trapezoid(sigma / stopping_power(composition, energies), energies))
     return backscatter_factor(composition, beam_kev / ec) * integral / atomic_weight(element)
+
+
+@lru_cache(maxsize=2048)
+def _cross_section_grid(
+    element: str, shell: str, beam_kev: float, points: int, line: XrayLine | None
+) -> tuple[np.ndarray, np.ndarray]:
+    low = min(edge_energy(element, lv) for lv in SHELL_LEVELS[shell] if _has(element, lv))
+    energies = np.geomspace(low * (1 + 1e-6), beam_kev, points)
+    if line is None:
+        return energies, np.asarray(emission_cross_section(element, shell, energies))
+    return energies, np.asarray(line_cross_section(line, energies))
 
 
 def _has(element: str, level: str) -> bool:

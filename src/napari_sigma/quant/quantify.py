@@ -195,7 +195,6 @@ def _bulk_prediction(
     ``fluorescence`` maps a line to its fluorescence ratio (computed here when missing).
     """
     element, shell = shell_fit.element, shell_fit.shell
-    n = physics.emissions_per_electron(composition, element, shell, beam_kev)
     energies = np.array([line.energy for line in shell_fit.lines])
     escape = np.atleast_1d(
         physics.bulk_absorption(
@@ -209,8 +208,9 @@ def _bulk_prediction(
         else:
             fluorescence_ratio = physics.fluorescence_ratio(composition, line, beam_kev, takeoff)
         eff = physics.detector_efficiency(detector, line.energy)
-        total += physics.line_fraction(line) * f_chi * (1.0 + fluorescence_ratio) * eff
-    return n * total
+        generated = physics.emissions_per_electron(composition, element, shell, beam_kev, line=line)
+        total += generated * f_chi * (1.0 + fluorescence_ratio) * eff
+    return total
 
 
 def _thin_prediction(
@@ -222,14 +222,13 @@ def _thin_prediction(
     mass_thickness: float,
 ) -> float:
     """Counts of a shell's lines per unit mass fraction in a thin foil (Cliff-Lorimer 1/k)."""
-    element, shell = shell_fit.element, shell_fit.shell
-    sigma = physics.emission_cross_section(element, shell, beam_kev)
+    element = shell_fit.element
     total = 0.0
     for line in shell_fit.lines:
         absorbed = physics.thin_film_absorption(composition, line.energy, mass_thickness, takeoff)
         eff = physics.detector_efficiency(detector, line.energy)
-        total += physics.line_fraction(line) * absorbed * eff
-    return sigma * total / physics.atomic_weight(element) * 1e22
+        total += physics.line_cross_section(line, beam_kev) * absorbed * eff
+    return total / physics.atomic_weight(element) * 1e22
 
 
 # ------------------------------------------------------------------------------ iteration

@@ -73,12 +73,14 @@ def line_intensities(
             ]
             if not lines:
                 continue
-            if thin:
-                generated = physics.emission_cross_section(element, shell, beam_kev)
-                generated = generated / physics.atomic_weight(element) * 1e22
-            else:
-                generated = physics.emissions_per_electron(composition, element, shell, beam_kev)
             for line in lines:
+                if thin:
+                    generated = physics.line_cross_section(line, beam_kev)
+                    generated = generated / physics.atomic_weight(element) * 1e22
+                else:
+                    generated = physics.emissions_per_electron(
+                        composition, element, shell, beam_kev, line=line
+                    )
                 if thin:
                     escape = physics.thin_film_absorption(
                         composition, line.energy, mass_thickness, takeoff_deg
@@ -92,7 +94,7 @@ def line_intensities(
                         composition, line, beam_kev, takeoff_deg
                     )
                 eff = physics.detector_efficiency(detector, line.energy)
-                area = fraction * generated * physics.line_fraction(line) * escape * eff
+                area = fraction * generated * escape * eff
                 found.append((line, float(area)))
     return found
 
