@@ -99,6 +99,48 @@ def test_a_large_cube_travels_through_shared_memory(tmp_path: Path) -> None:
     assert not list(isolation._SHARED_DIR.glob(prefix + "*"))
 
 
+def test_a_chunked_cube_is_decoded_straight_into_shared_memory(tmp_path: Path) -> None:
+    """An eager read of a chunked .hspy decodes into the array it is given (the child's
+    /dev/shm file), checked as an eager read is: same counts, same corrections, same notes."""
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.io import reading
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(0.5, (132, 128, 1024)).astype(np.float32)
+    counts[3, 4, :] = np.nan  # an eager-only correction: NaN pixels set to 0 with a note
+    image = SpectrumImage(counts=counts, energy=EnergyAxis(0.0, 0.01, 1024), beam_energy=20.0)
+    path = write_hspy(tmp_path / "chunked.hspy", image, chunks=(33, 32, 1024), compression=None)
+    given = []
+
+    def allocate(shape, dtype):
+        given.append(np.zeros(shape, dtype))
+        return given[-1]
+
+    with pytest.warns(UserWarning, match="NaN"):
+        direct = read_spectrum_image(path, isolate=False)
+    with pytest.warns(UserWarning, match="NaN"):
+        placed = reading.read_into("read_spectrum_image", path, allocate)
+    assert (
+        given
+        and reading._plain_hdf5_dataset(read_spectrum_image(path, lazy=True, isolate=False).counts)
+        is not None
+    )
+    np.testing.assert_array_equal(placed.counts, direct.counts)
+    assert placed.metadata["warnings"] == direct.metadata["warnings"]
+    assert placed.metadata["lazy_from_file"] is False
+    with pytest.warns(UserWarning, match="NaN"):
+        isolated = read_spectrum_image(path)
+    np.testing.assert_array_equal(isolated.counts, direct.counts)
+    assert isolated.metadata["warnings"] == direct.metadata["warnings"]
+    isolated.counts[0, 0, 0] += 1  # private pages
+    prefix = isolation._shared_file_prefix(isolation._worker.process.pid)
+    assert not list(isolation._SHARED_DIR.glob(prefix + "*"))
+    # one block, an event stream or a small cube: read the usual way
+    assert reading.read_into("read_spectrum_image", path, allocate, 2 * counts.nbytes) is None
+
+
 def test_lazy_isolated_read_gives_dask_counts(SHARED_EDS: Path) -> None:
     path = SHARED_EDS / "bruker/16x16_12bit_packed_8bit.bcf"
     image = read_spectrum_image(path, lazy=True)

@@ -258,6 +258,83 @@ def decode_all(data: SpectrumImage | Spectrum) -> None:
         counts.sum(axis=tuple(range(counts.ndim - 1))).compute()
 
 
+def read_into(
+    function: str, path: str | Path, allocate: Any, min_bytes: int = 0
+) -> SpectrumImage | None:
+    """An eager read whose counts are decoded straight into an array the caller provides.
+
+    The file is opened lazily, then its counts are decoded chunk by chunk into
+    ``allocate(shape, dtype)`` (an ``np.ndarray``, e.g. on a shared-memory file): no second copy
+    of the cube (:mod:`napari_sigma.io.isolation` hands it to the parent that way). The image is
+    checked as an eager read is (:func:`~napari_sigma.io.validation.validate_spectrum_image`).
+
+    Parameters
+    ----------
+    function : {"read_spectrum_image", "read_any"}
+        The read function whose result this is.
+    path : str or Path
+        The file.
+    allocate : callable
+        ``(shape, dtype) -> ndarray or None`` (None: no room; nothing is decoded).
+    min_bytes : int
+        Smaller cubes are not read this way.
+
+    Returns
+    -------
+    SpectrumImage or None
+        None when the file does not hold a chunked cube of at least ``min_bytes`` (single
+        spectra, formats read as one block, event streams) or ``allocate`` gave None: read it
+        the usual way.
+    """
+    from dataclasses import replace
+
+    path = Path(path)
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
+        return None
+    read = {"read_spectrum_image": read_spectrum_image, "read_any": read_any}[function]
+    image = read(path, lazy=True, isolate=False)
+    counts = getattr(image, "counts", None)
+    if not isinstance(image, SpectrumImage) or not hasattr(counts, "dask"):
+        return None
+    if counts.nbytes < min_bytes or counts.npartitions < 2 or event_cube_of(counts) is not None:
+        return None
+    out = allocate(tuple(counts.shape), counts.dtype)
+    if out is None:
+        return None
+    store_counts(counts, out)
+    metadata = {**image.metadata, "lazy_from_file": False, "validated": False}
+    return validate_spectrum_image(replace(image, counts=out, metadata=metadata))
+
+
+def store_counts(counts: Any, out: np.ndarray) -> None:
+    """Decode dask counts into ``out``; an HDF5 dataset read as it is goes in one HDF5 call."""
+    dataset = _plain_hdf5_dataset(counts)
+    if dataset is not None:
+        dataset.read_direct(out)
+        return
+    import dask.array as da
+
+    da.store(counts, out, lock=False, scheduler="synchronous")
+
+
+def _plain_hdf5_dataset(counts: Any) -> Any:
+    """The h5py dataset behind dask counts that are its chunks and nothing else, or None."""
+    import sys
+
+    h5py = sys.modules.get("h5py")
+    if h5py is None:
+        return None
+    graph = dict(counts.__dask_graph__())
+    datasets = [v for v in graph.values() if isinstance(v, h5py.Dataset)]
+    if len(datasets) != 1 or len(graph) != counts.npartitions + 1:
+        return None  # a transpose, a type conversion ... on top of the dataset's chunks
+    dataset = datasets[0]
+    if dataset.shape != tuple(counts.shape) or dataset.dtype != counts.dtype:
+        return None
+    return dataset
+
+
 def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
     fmt = check_before_reading(path)
     return fmt, rh.call_reader(path, fmt, lazy)
