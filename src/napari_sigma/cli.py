@@ -192,7 +192,8 @@ def _analyse_and_export(image, settings, out_dir: Path):
 
     bar = ProgressBar()
     try:
-        result = run_to_completion(analyse(image, settings), bar)
+        # nothing the CLI writes shows the latent space: computed only when phases are found in it
+        result = run_to_completion(analyse(image, settings, embed=False), bar)
     finally:
         bar.close()
     written = export_result(result, out_dir)

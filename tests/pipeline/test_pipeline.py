@@ -81,6 +81,27 @@ def test_binned_analysis_returns_full_resolution_labels():
     assert adjusted_rand_index(sample.labels, result.labels) > 0.8
 
 
+def test_without_embedding_the_latent_space_is_skipped_and_nothing_else_changes(demo_result):
+    from napari_sigma.compute.progress import run_to_completion
+
+    demo = demo_result
+    skipped = run_to_completion(analyse(demo.image, demo.settings, embed=False))
+    assert skipped.latent.shape == (0, 2) and len(skipped.latent_pixels) == 0
+    assert "latent" not in skipped.timings and not skipped.loss_history
+    np.testing.assert_array_equal(skipped.labels, demo.labels)
+    np.testing.assert_array_equal(skipped.abundances, demo.abundances)
+    assert skipped.phase_names == demo.phase_names
+    # phases found in the latent space: it is computed whatever ``embed`` says
+    sample = make_synthetic(seed=1, shape=(32, 32), phases=("quartz", "magnetite", "halite"))
+    settings = AnalysisSettings.preset("default", lines=tuple(sample.lines), device="cpu")
+    settings = replace(settings, latent=FAST_LATENT, cluster_space="latent")
+    settings = replace(settings, clustering=replace(settings.clustering, n_phases=3))
+    assert run_to_completion(analyse(sample.image, settings, embed=False)).latent.shape == (
+        32 * 32,
+        2,
+    )
+
+
 def test_fixed_number_of_phases_and_the_sigma_preset():
     sample = make_synthetic(seed=1, shape=(48, 48), phases=("quartz", "magnetite", "halite"))
     lines = tuple(sample.lines)

@@ -24,7 +24,7 @@ from napari_sigma.features.intensities import (
     normalise,
     total_counts,
 )
-from napari_sigma.latent.embedding import fit_latent
+from napari_sigma.latent.embedding import LatentResult, fit_latent
 from napari_sigma.minerals.phases import mineral_phase_names
 from napari_sigma.phases.finding import PhaseFindingSettings, find_phases
 from napari_sigma.phases.mixture import ClusteringResult, cluster_phases
@@ -130,7 +130,9 @@ def choose_lines(image: SpectrumImage, settings: AnalysisSettings) -> tuple[str,
     return tuple(lines)
 
 
-def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[AnalysisResult]:
+def analyse(
+    image: SpectrumImage, settings: AnalysisSettings, embed: bool = True
+) -> Computation[AnalysisResult]:
     """Run the whole analysis as a generator of progress reports.
 
     Parameters
@@ -139,6 +141,11 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
         The spectrum image.
     settings : AnalysisSettings
         Every parameter.
+    embed : bool
+        Compute the latent space also when the phases are not found in it
+        (``settings.cluster_space`` other than ``"latent"``), where only a display of it
+        (napari's latent-space plot, lasso selections) uses it. False: ``result.latent`` is
+        empty, and nothing is spent on it (the CLI, whose output files do not show it).
 
     Yields
     ------
@@ -162,11 +169,11 @@ def analyse(image: SpectrumImage, settings: AnalysisSettings) -> Computation[Ana
     yield Progress("features", 0, 1, "data checked")
     device = resolve_device(settings.device)
     with torch_threads(device, settings.cpu_threads):
-        return (yield from _analyse(image, settings, device))
+        return (yield from _analyse(image, settings, device, embed))
 
 
 def _analyse(
-    image: SpectrumImage, settings: AnalysisSettings, device: str
+    image: SpectrumImage, settings: AnalysisSettings, device: str, embed: bool = True
 ) -> Computation[AnalysisResult]:
     from napari_sigma.compute.device import configure_fast_math
 
@@ -183,7 +190,10 @@ def _analyse(
         windows = measured.windows
         counts = None if windows is None else (bin_image(windows, settings.bin_factor), dose)
     flat = smoothed.reshape(-1, smoothed.shape[-1])
-    latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
+    if embed or settings.cluster_space == "latent":
+        latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
+    else:
+        latent = LatentResult(np.zeros((0, settings.latent.dim), np.float32), method="none")
     clustering_settings = settings.clustering
     valid = ~empty_pixels(dose)
     if settings.cluster_space == "spatial":
@@ -213,7 +223,9 @@ def _analyse(
         lines=lines,
         intensities=intensities,
         latent=latent.latent[:, :2],
-        latent_pixels=_representative_pixels(grid, settings.bin_factor, image.shape),
+        latent_pixels=_representative_pixels(grid, settings.bin_factor, image.shape)[
+            : len(latent.latent)
+        ],
         latent_shape=grid,
         bin_factor=settings.bin_factor,
         labels=labels,

@@ -112,7 +112,7 @@ def _analysed(image, settings):
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.pipeline.analysis import analyse
 
-    return run_to_completion(analyse(image, settings))
+    return run_to_completion(analyse(image, settings, embed=False))  # no output shows it
 
 
 def _applied(image, model):
