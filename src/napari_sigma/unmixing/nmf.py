@@ -468,22 +468,31 @@ def _lawson_hanson(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
     import torch
 
     solve = _set_solver(gram, inverses)
-    for _ in range(drops):
-        negative = free & (solve(rhs, free) <= 0)
-        if not bool(negative.any()):
-            break
-        free = free & ~negative
+    # a row's solution depends on its own free set only: after the first sweep only the rows
+    # whose set changed are solved again (the others keep theirs)
+    free = free.clone()
     trial = solve(rhs, free)
+    rows = torch.arange(len(rhs), device=rhs.device)
+    for _ in range(drops):
+        negative = free[rows] & (trial[rows] <= 0)
+        changed = negative.any(1)
+        if not bool(changed.any()):
+            break
+        rows = rows[changed]
+        free[rows] = free[rows] & ~negative[changed]
+        trial[rows] = solve(rhs[rows], free[rows])
     free = free & ~(free & (trial <= 0)).any(1, keepdim=True)
     x = torch.where(free, trial, torch.zeros_like(trial))
     slack = max(tol, 1e-9) * rhs.abs().amax(1).clamp_min(1e-30)
     settled = torch.zeros(len(rhs), dtype=torch.bool, device=rhs.device)
     todo = torch.arange(len(rhs), device=rhs.device)
+    known = x  # the solution on every row's free set (0 on an empty set): not solved again
     for _ in range(3 * gram.shape[0] + 10):
         if len(todo) == 0:
             break
         b, f, xt = rhs[todo], free[todo].clone(), x[todo]
-        z = solve(b, f)
+        z = solve(b, f) if known is None else known
+        known = None
         positive = ~(f & (z <= 0)).any(1)
         xt = torch.where(positive.unsqueeze(1), z, xt)
         gradient = torch.where(f, torch.zeros_like(xt), b - xt @ gram)
