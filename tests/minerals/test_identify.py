@@ -110,3 +110,31 @@ def test_phases_are_quantified_with_the_elements_their_own_spectrum_shows():
     assert detected[1].quantification.wt["Ca"] == pytest.approx(14.4, rel=0.15)  # anorthite
     assert "Ca" not in detected[0].quantification.wt  # albite shows no Ca
     assert detected[1].mineral.startswith(("anorthite", "plagioclase"))
+
+
+@pytest.mark.parametrize("copper_wt", [1.3, 6.5])
+def test_carbon_support_with_grid_copper_is_carbon_with_a_trace(copper_wt):
+    # a TEM carbon support with ~0.3-1.3 at % Cu from the grid (espm_dev catalyst case): the
+    # phase is carbon, Cu listed, not "copper" with the C ignored nor "unknown"
+    found = identify_composition({"C": 100.0 - copper_wt, "Cu": copper_wt})
+    assert found.name == "carbon"
+    assert found.trace == [f"Cu {copper_wt:.1f} wt%"]
+
+
+def test_more_than_contamination_keeps_a_phase_unknown():
+    # 9 wt % Fe in MnS (7 at %) is not a contaminant level: no mineral, so unknown
+    found = identify_composition({"Mn": 57.2, "S": 32.6, "Fe": 8.8, "Cr": 1.3})
+    assert found.unknown
+
+
+def test_quartz_with_excess_oxygen_is_quartz_not_opal():
+    # standardless O is the least reliable number: SiO2 measured with +4 wt % O (the espm
+    # foil) is still quartz; opal (SiO2.nH2O, water invisible) stays an alternative
+    found = identify_composition({"Si": 42.6, "O": 57.2, "Al": 0.2})
+    assert found.name == "quartz"
+    assert "opal" in [name for name, _ in found.alternatives]
+
+
+def test_a_distinguishable_hydroxide_keeps_its_name():
+    gibbsite = {el: 100 * c for el, c in composition_of("Al(OH)3").items() if el != "H"}
+    assert identify_composition(gibbsite).name == "gibbsite"

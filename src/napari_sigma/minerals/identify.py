@@ -44,6 +44,20 @@ IGNORED_LIGHT_PENALTY = 0.85
 """Per measured light element (C, O) left out of a comparison: standardless C and O are the
 least accurate results (coatings, soft-line absorption), so a mineral may also be matched on
 the other elements, at this cost."""
+COATING_MAX_WT = 50.0
+"""C is left out of a comparison only when it is less than this share (wt %) of the measurement:
+a coating or support contributes C to a phase, but cannot be most of it (a phase that is mostly
+C is carbonaceous: "carbon", not "copper" with C ignored)."""
+CONTAMINANT_MAX_AT = 2.0
+"""When no mineral fits (best score below ``min_score``), measured elements that a mineral lacks,
+together at most this share of the atoms (at %), may be left out of its comparison (at the cost
+of ``IGNORED_LIGHT_PENALTY`` each) and listed as traces: a TEM grid (Cu), a coating (Au) or
+signal from a neighbour at this level does not make a phase unknown."""
+HYDROUS_MARGIN = 1.0 / IGNORED_LIGHT_PENALTY**2
+"""A mineral with invisible constituents (H, Li, Be, B; e.g. opal SiO2·nH2O) whose visible
+composition is indistinguishable from an anhydrous one (quartz) within the comparison's
+tolerance wins only when it scores this many times higher: EDS sees the water only as excess O,
+the least reliable standardless result (two O-sized misfits)."""
 SPECTRUM_CANDIDATES = 8
 SIMILARITY_POWER = 4.0
 
@@ -217,7 +231,12 @@ def rank_candidates(
     library = library or load_library()
     if sum(v for v in wt.values() if v > 0) <= 0:
         return []
-    measured_light = [el for el in ("C", "O") if wt.get(el, 0.0) > 0]
+    total = sum(v for v in wt.values() if v > 0)
+    measured_light = [
+        el
+        for el in ("C", "O")
+        if wt.get(el, 0.0) > 0 and (el != "C" or 100.0 * wt[el] / total < COATING_MAX_WT)
+    ]
     variants = [()] + [(el,) for el in measured_light]
     if len(measured_light) == 2:
         variants.append(tuple(measured_light))
@@ -321,7 +340,7 @@ def _trace(wt, err, candidate: Candidate) -> list[str]:
         share = 100.0 * v / total
         if share < TRACE_MIN_WT or candidate.composition.get(el, 0.0) >= 0.1:
             continue
-        if el in candidate.ignored and el != "C":  # O left out of the match is no trace
+        if el in candidate.ignored and el in LIGHT and el != "C":  # O left out: no trace
             continue
         if el in candidate.composition or share > 3 * err.get(el, 0.0):
             found.append(f"{el} {share:.1f} wt%")
@@ -353,7 +372,87 @@ def identify_composition(
 ) -> Identification:
     """Name a phase from its quantified composition (see the module docstring)."""
     candidates = rank_candidates(wt, err_wt, library)
-    return _identification(candidates, wt, dict(err_wt or {}), min_score)
+    if not candidates or candidates[0].score < min_score:
+        candidates = _with_contaminants(candidates, wt, err_wt or {}, library)
+    return _identification(_prefer_anhydrous(candidates), wt, dict(err_wt or {}), min_score)
+
+
+def contaminant_sets(wt: Mapping[str, float]) -> list[tuple[str, ...]]:
+    """Measured elements (not H-B, not C, N, O) that could be contaminants: each alone and all
+    together, when they are at most ``CONTAMINANT_MAX_AT`` at % of the measured atoms."""
+    from napari_sigma.quant.physics import atomic_weight
+
+    moles = {el: v / atomic_weight(el) for el, v in wt.items() if v > 0 and el not in INVISIBLE}
+    total = sum(moles.values())
+    if total <= 0:
+        return []
+    small = [
+        el
+        for el, n in sorted(moles.items(), key=lambda item: item[1])
+        if el not in LIGHT and 100.0 * n / total <= CONTAMINANT_MAX_AT
+    ]
+    sets: list[tuple[str, ...]] = []
+    for el in small:
+        sets.append((el,))
+    together = tuple(small)
+    if (
+        len(together) > 1
+        and 100.0 * sum(moles[el] for el in together) / total <= CONTAMINANT_MAX_AT
+    ):
+        sets.append(together)
+    return sets
+
+
+def _with_contaminants(candidates, wt, err_wt, library) -> list[Candidate]:
+    """``candidates`` plus every mineral compared without each possible contaminant set."""
+    library = library or load_library()
+    best = {c.name: c for c in candidates}
+    for contaminants in contaminant_sets(wt):
+        for candidate in _candidates(wt, err_wt, library, contaminants):
+            if any(candidate.composition.get(el, 0.0) > 0 for el in contaminants):
+                continue  # a mineral holding the element does not need it left out
+            kept = best.get(candidate.name)
+            if kept is None or candidate.score > kept.score:
+                best[candidate.name] = candidate
+    ranked = sorted(best.values(), key=lambda c: -c.score)
+    seen, distinct = set(), []
+    for candidate in ranked:
+        key = candidate.series or candidate.name
+        if key not in seen:
+            seen.add(key)
+            distinct.append(candidate)
+    return distinct
+
+
+def _visible(candidate: Candidate, library: MineralLibrary) -> dict[str, float] | None:
+    """A single mineral's composition over the elements EDS sees (wt %), None for a series."""
+    mineral = library.minerals.get(candidate.mineral)
+    if candidate.series is not None or mineral is None:
+        return None
+    return _comparable(mineral.composition, set(mineral.composition))
+
+
+def _prefer_anhydrous(candidates: list[Candidate], library=None) -> list[Candidate]:
+    """Apply ``HYDROUS_MARGIN``: an anhydrous mineral whose visible composition is the hydrous
+    best match's within the comparison's tolerance (chi2 per element < 1) takes its place."""
+    if len(candidates) < 2:
+        return candidates
+    library = library or load_library()
+    best = candidates[0]
+    mineral = library.minerals.get(best.mineral)
+    best_visible = _visible(best, library)
+    if best_visible is None or not any(el in INVISIBLE for el in mineral.composition):
+        return candidates
+    for other in candidates[1:]:
+        if other.score * HYDROUS_MARGIN < best.score:
+            break
+        visible = _visible(other, library)
+        if visible is None or any(el in INVISIBLE for el in library[other.mineral].composition):
+            continue
+        chi2, n = _chi2(best_visible, {}, visible)
+        if chi2 / n < 1.0:
+            return [other] + [c for c in candidates if c is not other]
+    return candidates
 
 
 def spectrum_similarity(
@@ -387,7 +486,16 @@ def identify_quantified(
     fit = quantification.fit
     if spectrum is not None and axis is not None and fit is not None and candidates:
         candidates = _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector)
-    return _identification(candidates, wt, dict(err), min_score)
+    if not candidates or candidates[0].score < min_score:
+        candidates = _with_contaminants(candidates, wt, err, library)
+        if spectrum is not None and axis is not None and fit is not None and candidates:
+            fresh = [c for c in candidates if c.similarity is None]
+            fresh = _rerank_by_spectrum(fresh, spectrum, axis, quantification, detector)
+            compared = [c for c in candidates if c.similarity is not None]
+            compared += [c for c in fresh if c.similarity is not None]
+            rest = [c for c in fresh if c.similarity is None]
+            candidates = sorted(compared, key=lambda c: -c.score) + rest
+    return _identification(_prefer_anhydrous(candidates, library), wt, dict(err), min_score)
 
 
 def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector):

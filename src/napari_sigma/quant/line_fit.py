@@ -25,7 +25,12 @@ from itertools import product
 import numpy as np
 
 from napari_sigma.energy import EnergyAxis
-from napari_sigma.quant.physics import Detector, absorption_factor, shell_lines
+from napari_sigma.quant.physics import (
+    Detector,
+    absorption_factor,
+    line_cross_section,
+    shell_lines,
+)
 from napari_sigma.xray.fitting import ElementShell, fit_columns, on_axis
 from napari_sigma.xray.lines import (
     FWHM_PER_SIGMA,
@@ -151,9 +156,19 @@ def _templates(
             if not lines:
                 continue
             energies = np.array([line.energy for line in lines])
-            weights = np.array([line.weight for line in lines]) * detector.efficiency(energies)
+            weights = np.array([_relative_intensity(line, beam_kev) for line in lines])
+            weights = weights * detector.efficiency(energies)
             found.append((element, group, lines, energies, weights / weights.sum()))
     return found
+
+
+def _relative_intensity(line: XrayLine, beam_kev: float) -> float:
+    """A family's generated intensity relative to the others of its template: the line table's
+    weight, except for L families, whose ratios follow the quantification's physics (subshell
+    ionisation and Coster-Kronig transfers, `physics.line_cross_section` at the beam energy)."""
+    if line.shell == "L":
+        return float(line_cross_section(line, beam_kev))
+    return line.weight
 
 
 def _peak_matrix(
