@@ -88,3 +88,26 @@ def test_phase_sums_of_several_label_images_in_one_pass_equal_separate_sums(monk
     assert len(sums) == 2
     for summed, image in zip(sums, (labels, cores), strict=True):
         np.testing.assert_array_equal(summed, phase_sum_spectra(counts, image, 3))
+
+
+def test_phase_sums_of_labels_in_runs_are_summed_run_by_run_and_exact(monkeypatch):
+    """Grains give runs of equal labels along the rows: summed run by run (exact integers),
+    a fragmented block by the one-hot product; both give the naive sums."""
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.repeat(rng.integers(0, 4, size=(6, 3)), 4, axis=0), 10, axis=1)
+    labels[:4] = rng.integers(0, 4, size=(4, 30))  # a fragmented first block
+    runs = []
+    monkeypatch.setattr(spectra, "SUM_CHUNK_VALUES", 4 * 30 * 5)  # blocks of four rows
+    real = spectra._add_label_runs
+    monkeypatch.setattr(spectra, "_add_label_runs", lambda *a: runs.append(real(*a)) or runs[-1])
+    for dtype, high in ((np.uint16, 65536), (np.uint32, 2**31), (np.int16, 30000)):
+        counts = rng.integers(high - 2000, high, size=(24, 30, 5)).astype(dtype)
+        expected = np.stack(
+            [counts[labels == k].astype(np.int64).sum(0) for k in (1, 2, 3)]
+        ).astype(np.float64)
+        cores = np.where(labels == 2, 2, 0)
+        sums = run_to_completion(spectra.phase_sums_steps(counts, [labels, cores], 3))
+        np.testing.assert_array_equal(sums[0], expected)
+        np.testing.assert_array_equal(sums[1][1], expected[1])
+        assert not sums[1][[0, 2]].any()
+    assert runs.count(False) == 3 and runs.count(True) == 15  # first block of each dtype

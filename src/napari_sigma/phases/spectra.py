@@ -9,7 +9,9 @@ only the pixels a brush stroke changed.)
 one-hot matrix product. Counts are converted in sub-blocks of ``CAST_PIXELS`` pixels, which stay
 in the CPU cache (measured 3-7x faster on 256 x 256 x 2048 than converting multi-megabyte
 blocks); integer counts of at most 16 bits are summed exactly in float32 (a sub-block's sum stays
-below 2**24).
+below 2**24). Integer counts whose labels come in runs along the rows (phases, grains) are summed
+run by run instead (``np.add.reduceat`` in int64, exact: the same sums at a fraction of the
+cost).
 """
 
 from __future__ import annotations
@@ -89,7 +91,13 @@ def phase_sums_steps(
     n_sets = len(flat_sets)
     sums = np.zeros((n_sets * n_phases, n_channels), np.float64)
     dtype = _exact_sum_dtype(counts.dtype)
+    integer = np.dtype(counts.dtype).kind in "biu"
     for start, block in pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1)):
+        if integer:
+            parts = [flat[start : start + len(block)] for flat in flat_sets]
+            if _add_label_runs(sums, block, parts, n_phases):
+                yield Progress(stage, start + len(block), n_pixels, "phase spectra")
+                continue
         for first in range(0, len(block), CAST_PIXELS):
             part = block[first : first + CAST_PIXELS]
             one_hot = np.zeros((n_sets * n_phases, len(part)), dtype)
@@ -104,6 +112,38 @@ def phase_sums_steps(
             sums += one_hot @ part.astype(dtype)
         yield Progress(stage, start + len(block), n_pixels, "phase spectra")
     return [sums[index * n_phases : (index + 1) * n_phases] for index in range(n_sets)]
+
+
+# a block is summed run by run when its label images have at most this share of runs per pixel
+MAX_RUN_SHARE = 0.125
+
+
+def _add_label_runs(
+    sums: np.ndarray, block: np.ndarray, label_parts: Sequence[np.ndarray], n_phases: int
+) -> bool:
+    """Add a block of integer counts to ``sums`` run by run of equal labels (exact integers).
+
+    A phase's pixels come in runs along the rows: each run is summed on its own (one addition
+    per value, against ``2 K`` multiply-adds per value of the one-hot product). Returns False,
+    adding nothing, when the labels are too fragmented for it to pay.
+    """
+    runs = []
+    for labels in label_parts:
+        labels = labels.astype(np.int64, copy=False)
+        starts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+        if len(starts) + 1 > MAX_RUN_SHARE * len(labels):
+            return False
+        runs.append((np.concatenate(([0], starts)), np.concatenate((starts, [len(labels)]))))
+    # a run of at most 65536 pixels of 16-bit counts sums below 2**32
+    small = block.dtype.kind in "bu" and block.dtype.itemsize <= 2 and len(block) <= 1 << 16
+    total_type = np.uint32 if small else np.int64
+    for index, ((firsts, ends), labels) in enumerate(zip(runs, label_parts, strict=True)):
+        for first, end, label in zip(
+            firsts.tolist(), ends.tolist(), labels[firsts].tolist(), strict=True
+        ):
+            if 1 <= label <= n_phases:
+                sums[index * n_phases + label - 1] += block[first:end].sum(0, dtype=total_type)
+    return True
 
 
 def phase_mean_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
