@@ -3,7 +3,11 @@
 A 10 ms QTimer heartbeat runs in a real viewer; for each step (open, dock, run, label switch,
 brush strokes with an existing and a new label, fill, undo, lasso, merge, split, export) the
 longest gap between two ticks is the longest time the user saw napari frozen. The run's gap
-includes the result appearing (layers added, the table's statistics started).
+includes the result appearing (layers added, the table's statistics started). Next to it, the main
+thread's CPU time during that gap: close to the gap, the main thread was working (a repaint, our
+code); far below it, it was waiting (for the GIL held by another thread, or for a core).
+``--watchdog FILE`` writes every thread's stack whenever a tick is 100 ms late (faulthandler's
+watchdog thread needs no GIL, so it shows what the other threads do while the main thread waits).
 
     xvfb-run -a python benchmarks/bench_gui_heartbeat.py --size 1024 --channels 2048
     xvfb-run -a python benchmarks/bench_gui_heartbeat.py --file ../shared/data/eds/jeol/rawdata.ASW
@@ -27,6 +31,8 @@ PLUGIN = "napari-sigma-eds"
 TICK_MS = 10
 PROFILE = ""  # --profile STEP[,STEP..]|all: a cProfile of the steps whose name starts with STEP
 PROFILE_DIR: Path | None = None  # --profile-dir: write them there (.prof) instead of printing
+WATCHDOG: Any = None  # --watchdog FILE: every thread's stack when the main thread misses a tick
+WATCHDOG_S = 0.1
 
 
 class Heartbeat:
@@ -39,22 +45,32 @@ class Heartbeat:
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
         self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
         self.longest = 0.0
-        self.gaps: list[tuple[float, float]] = []  # (time of the tick, gap before it)
+        self.longest_cpu = 0.0  # the main thread's CPU time during the longest gap
+        # (time of the tick, gap before it, the main thread's CPU time in that gap)
+        self.gaps: list[tuple[float, float, float]] = []
         self.timer.start()
 
     def _tick(self) -> None:
-        now = time.perf_counter()
-        self.longest = max(self.longest, now - self.last)
-        self.gaps.append((now, now - self.last))
-        self.last = now
+        now, cpu = time.perf_counter(), time.thread_time()
+        if now - self.last > self.longest:
+            self.longest, self.longest_cpu = now - self.last, cpu - self.last_cpu
+        self.gaps.append((now, now - self.last, cpu - self.last_cpu))
+        self.last, self.last_cpu = now, cpu
+        if WATCHDOG is not None:  # re-armed at every tick: fires only when one is 100 ms late
+            import faulthandler
+
+            faulthandler.dump_traceback_later(WATCHDOG_S, repeat=False, file=WATCHDOG)
 
     def reset(self) -> None:
         self.last, self.longest, self.gaps = time.perf_counter(), 0.0, []
+        self.last_cpu, self.longest_cpu = time.thread_time(), 0.0
 
-    def longest_between(self, start: float, end: float) -> float:
-        """The longest gap that ended in ``[start, end)`` (a gap belongs to where it ended)."""
-        return max((gap for t, gap in self.gaps if start <= t < end), default=0.0)
+    def longest_between(self, start: float, end: float) -> tuple[float, float]:
+        """The longest gap that ended in ``[start, end)`` (a gap belongs to where it ended), and
+        the main thread's CPU time in it."""
+        return max(((gap, cpu) for t, gap, cpu in self.gaps if start <= t < end), default=(0, 0))
 
 
 def process(app: Any, seconds: float, until: Any = None) -> bool:
@@ -77,6 +93,11 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     app.processEvents()
     beat.reset()
     start = time.perf_counter()
+    if WATCHDOG is not None:  # faulthandler writes to the file's descriptor: mark the step there
+        WATCHDOG.flush()
+        import os
+
+        os.write(WATCHDOG.fileno(), f"\n=== step {name} at {start:.3f}\n".encode())
     profiler = None
     if PROFILE and (PROFILE == "all" or any(name.startswith(p) for p in PROFILE.split(","))):
         import cProfile
@@ -98,9 +119,11 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     beat._tick()
     results[name] = {"longest_block_ms": round(1e3 * beat.longest, 1)}
+    results[name]["main_thread_cpu_ms"] = round(1e3 * beat.longest_cpu, 1)
     results[name]["wall_s"] = round(time.perf_counter() - start, 2)
     print(
-        f"{name:28s} longest block {1e3 * beat.longest:8.1f} ms   (step {results[name]['wall_s']} s)"
+        f"{name:28s} longest block {1e3 * beat.longest:8.1f} ms (main thread CPU "
+        f"{1e3 * beat.longest_cpu:6.1f})   (step {results[name]['wall_s']} s)"
         + ("" if done else "  TIMED OUT")
     )
 
@@ -180,13 +203,20 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="profile steps starting with this")
     parser.add_argument("--profile-dir", type=Path, help="write the profiles there")
     parser.add_argument(
+        "--watchdog", type=Path,
+        help="write every thread's stack there whenever a tick is over 100 ms late "
+        "(faulthandler's watchdog thread needs no GIL: it shows which thread holds it)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-plugin", action="store_true",
         help="napari alone: the same image and a Labels layer of phases, without the plugin "
         "docked (what napari's own drawing costs in each step)",
     )  # fmt: skip
     args = parser.parse_args()
-    global PROFILE, PROFILE_DIR
+    global PROFILE, PROFILE_DIR, WATCHDOG
     PROFILE, PROFILE_DIR = args.profile, args.profile_dir
+    if args.watchdog is not None:
+        WATCHDOG = args.watchdog.open("w")
 
     import napari
     from qtpy.QtWidgets import QApplication
@@ -226,6 +256,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"written {args.out}")
+    if WATCHDOG is not None:
+        import faulthandler
+
+        faulthandler.cancel_dump_traceback_later()
     viewer.close()
 
 
@@ -323,16 +357,23 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
             pstats.Stats(arrived["profiler"]).sort_stats("cumulative").print_stats(40)
     if "t" in arrived:  # the same step, split where the result arrived in the main thread
         end = time.perf_counter()
+        run = beat.longest_between(started, arrived["t"])
+        result = beat.longest_between(arrived["t"], end + 1)
         results["run (analysis in a worker)"] = {
-            "longest_block_ms": round(1e3 * beat.longest_between(started, arrived["t"]), 1),
+            "longest_block_ms": round(1e3 * run[0], 1),
+            "main_thread_cpu_ms": round(1e3 * run[1], 1),
             "wall_s": round(arrived["t"] - started, 2),
         }
         results["result appearing"] = {
-            "longest_block_ms": round(1e3 * beat.longest_between(arrived["t"], end + 1), 1),
+            "longest_block_ms": round(1e3 * result[0], 1),
+            "main_thread_cpu_ms": round(1e3 * result[1], 1),
             "wall_s": round(end - arrived["t"], 2),
         }
         for name in ("run (analysis in a worker)", "result appearing"):
-            print(f"  {name:26s} longest block {results[name]['longest_block_ms']:8.1f} ms")
+            print(
+                f"  {name:26s} longest block {results[name]['longest_block_ms']:8.1f} ms "
+                f"(main thread CPU {results[name]['main_thread_cpu_ms']:6.1f})"
+            )
     layer = analysis.last_layers.phases if analysis.last_layers else None
     if layer is None:
         print("the run failed:", analysis.progress_label.text())

@@ -149,6 +149,48 @@ def test_reader_raises_a_clear_error_for_a_broken_file(tmp_path):
     assert "broken.bcf" in str(info.value) and info.value.cause
 
 
+def test_the_open_warm_up_is_done_before_napari_gets_the_layers(tmp_path, monkeypatch):
+    """napari's one-time costs run in a thread while the file is read; the reader returns (or
+    raises) only once that thread is done (napari then builds pint's registry itself)."""
+    import threading
+
+    from napari_sigma._napari import reader
+
+    started = []
+    real = reader.warm_up_layer_adding
+
+    def recorded(lazy):
+        started.append(real(lazy))
+        return started[-1]
+
+    monkeypatch.setattr(reader, "warm_up_layer_adding", recorded)
+    path = DATA / "bruker" / "P45_the_default_job.bcf"
+    assert get_reader(str(path))(str(path))
+    broken = tmp_path / "broken.bcf"
+    broken.write_bytes(b"this is not a Bruker file" * 40)
+    with pytest.raises(SpectrumImageError):
+        get_reader(str(broken))(str(broken))
+    assert len(started) == 2 and not any(thread.is_alive() for thread in started)
+    assert not any(t.name == "napari-sigma-open-warm-up" for t in threading.enumerate())
+    import pint
+
+    assert pint.get_application_registry().Unit("µm") is not None
+
+
+def test_torch_libraries_loaded_ahead_of_its_import_leave_torch_working():
+    """The preload loads torch's libraries through ctypes (no GIL held) before importing it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from napari_sigma._napari import preload; preload._load_torch_libraries(); "
+        "assert 'torch' not in sys.modules; import torch; "
+        "assert float(torch.ones(3).sum()) == 3.0; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 # ------------------------------------------------------------------ writers
 
 

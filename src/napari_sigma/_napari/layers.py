@@ -139,12 +139,13 @@ def spectrum_image_layers(image: SpectrumImage, **extra_tags: Any) -> list[Layer
     list of layer-data tuples
         The total-counts image first (it defines the view), the cube last.
 
-    Starts importing the plugin's heavy modules in a background thread
-    (:mod:`~napari_sigma._napari.preload`), so that docking the plugin afterwards is quick.
+    Starts importing the plugin's heavy modules in a background thread once napari has added
+    the layers (:mod:`~napari_sigma._napari.preload`), so that docking the plugin afterwards is
+    quick.
     """
     from napari_sigma._napari import preload
 
-    preload.start()  # a user who sees a spectrum image docks the plugin next: import it now
+    preload.start_soon()  # a user who sees a spectrum image docks the plugin next: import it
     total_layer = total_counts_layer(image, **extra_tags)
     return [
         total_layer,

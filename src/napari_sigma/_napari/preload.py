@@ -1,16 +1,25 @@
-"""Import the plugin's heavy modules (matplotlib, the plotting tabs, the analysis settings) in a
-background thread, once per session, as soon as napari shows a spectrum image.
+"""Import the plugin's heavy modules (matplotlib, the plotting tabs, the analysis settings, then
+torch) in a background thread, once per session, as soon as napari shows a spectrum image.
 
-Docking the plugin needs them; imported in napari's main thread they froze it for 1-3 s. The
-thread starts when the plugin first makes a spectrum image's layers (file, sample, session), so
-that a user who then docks the plugin finds them imported; the tabbed dock starts it too and
-builds its tabs once :func:`wait` returns. Errors are left for the main thread's own import to
-raise where they belong.
+Docking the plugin needs the first ones; imported in napari's main thread they froze it for
+1-3 s. The thread starts when the plugin first makes a spectrum image's layers (file, sample,
+session: :func:`start_soon`, at the event-loop turn after the layers are added, so that it does not
+compete with napari adding them), so that a user who then docks the plugin finds them imported;
+the tabbed dock starts it too and builds its tabs once :func:`wait` returns. Errors are left for the
+main thread's own import to raise where they belong.
+
+torch (:data:`COMPUTE_MODULES`) comes after them, in the same thread: the first run's worker
+imported it, and loading ``torch._C`` holds the GIL for 250-480 ms in one C call (the dynamic
+loading of libtorch; measured: a 5 ms sleeping loop in the main thread missed 246-298 ms at load
+2-5), which froze napari as the analysis started. :func:`_load_torch_libraries` loads those
+libraries first through ``ctypes``, which lets other threads run meanwhile; the import then finds
+them loaded (longest miss 65-89 ms at load 5).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 
 MODULES = (
@@ -22,13 +31,15 @@ MODULES = (
     "napari_sigma._napari.phases_widget",
     "napari_sigma._napari.latent_widget",
 )
+COMPUTE_MODULES = ("torch",)
 
-_state = {"thread": None}
+_state: dict = {"thread": None}
 _lock = threading.Lock()
+_modules_done = threading.Event()
 
 
 def start() -> threading.Thread:
-    """Start importing :data:`MODULES` in a daemon thread (once); return the thread."""
+    """Start importing :data:`MODULES`, then :data:`COMPUTE_MODULES`, in a daemon thread (once)."""
     with _lock:
         if _state["thread"] is None:
             thread = threading.Thread(target=_import_all, name="napari-sigma-preload", daemon=True)
@@ -37,16 +48,71 @@ def start() -> threading.Thread:
         return _state["thread"]
 
 
+def start_soon() -> None:
+    """:func:`start` at the next turn of Qt's event loop (at once when there is no Qt application).
+
+    Called while napari opens a file, this starts the imports once napari has added the layers.
+    """
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    if _state["thread"] is not None:
+        return
+    if QApplication.instance() is None:
+        start()
+    else:
+        QTimer.singleShot(0, start)
+
+
 def wait(timeout: float | None = None) -> bool:
-    """Start the imports if needed and wait for them; return whether they are done."""
-    thread = start()
-    thread.join(timeout)
-    return not thread.is_alive()
+    """Start the imports if needed and wait for :data:`MODULES`; return whether they are done."""
+    start()
+    return _modules_done.wait(timeout)
 
 
 def _import_all() -> None:
-    for name in MODULES:
+    _import(MODULES)
+    _modules_done.set()
+    _load_torch_libraries()
+    _import(COMPUTE_MODULES)
+
+
+def _import(names: tuple[str, ...]) -> None:
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # the main thread's import of it raises it where it is needed
             continue
+
+
+def _load_torch_libraries() -> None:
+    """Load torch's shared libraries the way its ``__init__`` does, without holding the GIL.
+
+    ``ctypes.CDLL`` releases the GIL while the dynamic loader runs, the import machinery does not.
+    Linux only (the libraries' names); anything unexpected leaves it to ``import torch``.
+    """
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return
+    import ctypes
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.origin is None:
+        return
+    lib = Path(spec.origin).parent / "lib"
+    # torch loads libtorch_global_deps with RTLD_GLOBAL, then its extension, which links
+    # libtorch_python (and through it libtorch_cpu, the 250 ms part)
+    for name, mode in (
+        ("libtorch_global_deps.so", ctypes.RTLD_GLOBAL),
+        ("libtorch_python.so", ctypes.DEFAULT_MODE),
+    ):
+        if not (lib / name).is_file():
+            return
+        try:
+            ctypes.CDLL(str(lib / name), mode=mode)
+        except OSError:  # e.g. CUDA libraries torch finds by itself: its import does it
+            return
