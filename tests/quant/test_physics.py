@@ -219,9 +219,10 @@ def test_coster_kronig_transfers_follow_bambynek():
 @pytest.mark.parametrize("element", ["Zr", "Pd", "Ce", "Pt", "Au"])
 @pytest.mark.parametrize("beam_kev", [20.0, 200.0])
 def test_mean_l_fluorescence_yield_is_close_to_omega3(element, beam_kev):
-    # M. O. Krause, "Average L-shell fluorescence, Auger, and electron yields", Phys. Rev. A 22,
-    # 1958 (1980): with Coster-Kronig transfers the mean L yield per primary vacancy differs by
-    # less than 7 % from omega_3 in most cases of inner-shell ionisation (40 <= Z <= 100).
+    # "Average L-shell fluorescence, Auger, and electron yields" (Phys. Rev. A, 1980, on Krause's
+    # 1979 subshell yields; its abstract): with Coster-Kronig transfers the mean L yield per
+    # primary vacancy differs by less than 7 % from omega_3 in most cases of inner-shell
+    # ionisation (40 <= Z <= 100).
     # Without the transfers the L1 vacancies would keep their small omega_1 (Pd: 0.83 omega_3).
     primary = sum(
         physics.ionisation_cross_section(element, lv, beam_kev) for lv in ("L1", "L2", "L3")
