@@ -153,3 +153,14 @@ def test_the_torch_branch_of_the_projector_gives_the_numpy_product():
     on_numpy = block_projector(weights, "cpu")(pixels)
     assert not isinstance(on_torch, np.ndarray) and isinstance(on_numpy, np.ndarray)
     np.testing.assert_allclose(on_torch.numpy(), on_numpy, rtol=1e-5, atol=1e-2)
+
+
+def test_total_counts_are_exact_for_full_range_counts_of_any_type():
+    rng = np.random.default_rng(5)
+    for dtype in (np.uint8, np.uint16, np.int16, np.uint32, np.float32):
+        high = min(np.iinfo(dtype).max if np.dtype(dtype).kind in "iu" else 2**20, 2**31)
+        cube = rng.integers(high // 2, high, size=(3, 4, 2048)).astype(dtype)
+        expected = cube.astype(np.int64).sum(-1).astype(np.float64)
+        totals = total_counts(cube)
+        assert totals.dtype == np.float64
+        np.testing.assert_array_equal(totals, expected)
