@@ -124,10 +124,10 @@ def formula_atoms(formula: str) -> dict[str, float]:
 
 def weight_fractions(formula: str) -> dict[str, float]:
     """Weight fractions of the elements of a chemical formula (atomic masses from xraydb)."""
-    import xraydb
+    from napari_sigma.quant.physics import atomic_weight  # cached: one xraydb query per element
 
     atoms = formula_atoms(formula)
-    masses = {el: n * xraydb.atomic_mass(el) for el, n in atoms.items() if n > 0}
+    masses = {el: n * atomic_weight(el) for el, n in atoms.items() if n > 0}
     total = sum(masses.values())
     return {el: m / total for el, m in masses.items()}
 
@@ -240,9 +240,10 @@ def _absorption_factor(
     phase: PhaseSpec, mu_rho: np.ndarray, edge_kev: np.ndarray, beam_energy: float
 ) -> np.ndarray:
     """Philibert's simplified f(chi): the fraction of generated X-rays leaving the sample."""
-    import xraydb
 
-    mean_a = sum(c * xraydb.atomic_mass(el) for el, c in phase.composition.items())
+    from napari_sigma.quant.physics import atomic_weight
+
+    mean_a = sum(c * atomic_weight(el) for el, c in phase.composition.items())
     h = 1.2 * mean_a / phase.mean_z**2
     chi = mu_rho / np.sin(np.radians(TAKEOFF_DEG))
     edge = np.minimum(edge_kev, 0.95 * beam_energy)
