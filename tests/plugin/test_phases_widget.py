@@ -204,3 +204,35 @@ def test_renames_and_label_edits_undo_in_order_with_ctrl_z_and_the_buttons(setup
     assert widget.row_pixels() == expected_pixels(layer)
     widget.rename(1, "feldspar")  # a new edit: nothing left to redo
     assert widget.redo() is None and model.name(1) == "feldspar"
+
+
+def test_mineral_column_stays_whole_in_a_narrow_table_without_scrolling(plugin_viewer, dock, qtbot):
+    """At the dock's minimum width the table narrows the elements and name columns (elided, the
+    full text in tooltips) instead of cutting the mineral column or scrolling sideways."""
+    from types import SimpleNamespace
+
+    from napari_sigma._napari.phases_widget import ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN
+
+    result = make_fake_result(shape=(12, 18))
+    result.phase_names = ["P1 orthoclase-rich rim", "P2 Si", "P3 Fe"]
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=k, mineral=name, score=0.97, identification=True)
+        for k, name in ((1, "orthoclase"), (2, "clinopyroxene"), (3, "magnetite"))
+    ]
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    table = widget.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3)
+    table.setFixedWidth(400)
+    qtbot.waitUntil(lambda: table.viewport().width() < 400)
+    mineral = table.sizeHintForColumn(MINERAL_COLUMN)
+    shown = sum(table.columnWidth(c) for c in range(table.columnCount()))
+    assert shown <= table.viewport().width() and table.horizontalScrollBar().maximum() == 0
+    assert table.columnWidth(MINERAL_COLUMN) >= mineral
+    assert table.columnWidth(NAME_COLUMN) < table.sizeHintForColumn(NAME_COLUMN)  # gave way
+    minerals = {table.item(r, MINERAL_COLUMN).text() for r in range(3)}
+    assert minerals == {"orthoclase (0.97)", "clinopyroxene (0.97)", "magnetite (0.97)"}
+    for row in range(3):  # cells that may be elided keep their whole text in a tooltip
+        for column in (NAME_COLUMN, ELEMENTS_COLUMN, MINERAL_COLUMN):
+            item = table.item(row, column)
+            assert item.toolTip() == item.text() != ""

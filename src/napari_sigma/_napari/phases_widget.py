@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -35,8 +35,17 @@ from napari_sigma._napari import editing, state
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 from napari_sigma._napari.phase_model import Phase, PhaseModel
 
-COLUMNS = ("", "name", "pixels", "area %", "area µm²", "main elements", "mineral (score)")
+COLUMNS = ("", "name", "pixels", "area %", "area µm²", "elements", "mineral")
+COLUMN_TIPS = {
+    "elements": "main elements: the strongest lines of the phase's mean spectrum",
+    "mineral": "the mineral identified from the phase's composition, with its match score (0-1)",
+}
 NAME_COLUMN = 1
+ELEMENTS_COLUMN = COLUMNS.index("elements")
+MINERAL_COLUMN = COLUMNS.index("mineral")
+# when the table is narrower than its contents, these columns give way first (down to the width
+# given; None: their cells' width, the header then elided), so that the mineral column is whole
+SHRINK_ORDER = ((ELEMENTS_COLUMN, 56), (NAME_COLUMN, 72), (4, None), (3, None), (2, None))
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 SPECTRA_DELAY_MS = 150
 SYNC_STATISTICS_BYTES = 64 * 2**20  # larger or lazy cubes: the statistics are built in a worker
@@ -165,11 +174,17 @@ class PhasesWidget(PhaseLayerDock):
         self.title = QLabel("no phases layer", self)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for column, name in enumerate(COLUMNS):
+            if name in COLUMN_TIPS:
+                self.table.horizontalHeaderItem(column).setToolTip(COLUMN_TIPS[name])
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._column_fitter = _ColumnFitter(self)
+        self.table.viewport().installEventFilter(self._column_fitter)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)  # fit_columns gives the mineral column the rest
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # table order until a click
         self.table.setSortingEnabled(True)
         self.table.setColumnWidth(0, 22)
@@ -358,10 +373,33 @@ class PhasesWidget(PhaseLayerDock):
         self.table.blockSignals(False)
         self._refresh_names_and_colors()
         self._update_counts(table)
-        self.table.resizeColumnsToContents()
-        self.table.setColumnWidth(0, 22)
+        self.fit_columns()
         self.table.clearSelection()
         self.select_ids([i for i in ids if i in selected])
+
+    def fit_columns(self) -> None:
+        """Size the columns to their contents; when the table is narrower, narrow the
+        :data:`SHRINK_ORDER` columns (cells elided, their full text in tooltips) so that the
+        mineral column stays whole without scrolling sideways."""
+        table = self.table
+        table.resizeColumnsToContents()
+        table.setColumnWidth(0, 22)
+        header = table.horizontalHeader()
+        mineral = max(
+            table.sizeHintForColumn(MINERAL_COLUMN), header.sectionSizeHint(MINERAL_COLUMN)
+        )
+        others = sum(table.columnWidth(c) for c in range(len(COLUMNS)) if c != MINERAL_COLUMN)
+        overflow = others + mineral - table.viewport().width()
+        for column, floor in SHRINK_ORDER:
+            if overflow <= 0:
+                break
+            width = table.columnWidth(column)
+            floor = table.sizeHintForColumn(column) if floor is None else floor
+            narrower = max(width - overflow, min(floor, width))
+            table.setColumnWidth(column, narrower)
+            overflow -= width - narrower
+        others = sum(table.columnWidth(c) for c in range(len(COLUMNS)) if c != MINERAL_COLUMN)
+        table.setColumnWidth(MINERAL_COLUMN, max(mineral, table.viewport().width() - others))
 
     def _update_counts(self, table: Any) -> None:
         from napari_sigma.phases.statistics import main_elements
@@ -385,6 +423,8 @@ class PhasesWidget(PhaseLayerDock):
                 item = self.table.item(row, column)
                 if item.data(Qt.ItemDataRole.DisplayRole) != value:
                     item.setData(Qt.ItemDataRole.DisplayRole, value)
+                    if column in (ELEMENTS_COLUMN, MINERAL_COLUMN):  # whole, when elided
+                        item.setToolTip(str(value))
         self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
 
@@ -406,6 +446,7 @@ class PhasesWidget(PhaseLayerDock):
             name_item = self.table.item(row, NAME_COLUMN)
             if name_item.text() != model.name(phase_id):
                 name_item.setText(model.name(phase_id))
+                name_item.setToolTip(model.name(phase_id))  # whole, when the column is narrowed
         self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
 
@@ -691,3 +732,18 @@ class PhasesWidget(PhaseLayerDock):
         top = min(energy.max_energy, float(result.image.beam_energy or energy.max_energy))
         self.spectrum_plot.set_energy_range(0.0, top)  # nothing lies above the beam energy
         self.spectrum_plot.set_markers(line_energies(result.lines))
+
+
+class _ColumnFitter(QObject):
+    """Fits the Phases table's columns again whenever its viewport changes width."""
+
+    def __init__(self, widget: PhasesWidget) -> None:
+        super().__init__(widget)
+        self._widget = widget
+        self._width = -1
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and watched.width() != self._width:
+            self._width = watched.width()
+            self._widget.fit_columns()
+        return False
