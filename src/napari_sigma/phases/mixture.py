@@ -282,10 +282,19 @@ def _checked_points(points: np.ndarray, settings: ClusteringSettings) -> np.ndar
 
 
 def _fit_subsample(points: np.ndarray, settings: ClusteringSettings) -> np.ndarray:
-    if settings.fit_points is None or len(points) <= settings.fit_points:
-        return points
+    chosen = fit_subsample_index(len(points), settings)
+    return points if chosen is None else points[chosen]
+
+
+def fit_subsample_index(n_points: int, settings: ClusteringSettings) -> np.ndarray | None:
+    """Sorted indices of the points a mixture is fitted on (None: all ``n_points`` of them).
+
+    At most ``settings.fit_points``, drawn without replacement with ``settings.seed``.
+    """
+    if settings.fit_points is None or n_points <= settings.fit_points:
+        return None
     rng = np.random.default_rng(settings.seed)
-    return points[np.sort(rng.choice(len(points), settings.fit_points, replace=False))]
+    return np.sort(rng.choice(n_points, settings.fit_points, replace=False))
 
 
 def _candidate_ks(settings: ClusteringSettings, n_points: int) -> list[int]:
@@ -423,16 +432,45 @@ def _kmeans_labels(x: torch.Tensor, k: int, generator: torch.Generator) -> torch
         centers = torch.cat([centers, x[pick : pick + 1]])
         closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
     for _ in range(LLOYD_STEPS):
-        labels = torch.cdist(x, centers).argmin(1)
+        labels = _nearest_center(x, centers)
         sums = torch.zeros_like(centers).index_add_(0, labels, x)
         counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
         centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
-    return torch.cdist(x, centers).argmin(1)
+    return _nearest_center(x, centers)
+
+
+def _nearest_center(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest centre of every point: the smallest ``|c|^2 - 2 x.c`` (one product;
+    ``|x|^2`` is the same for every centre)."""
+    import torch
+
+    return torch.addmm((centers * centers).sum(1), x, centers.T, alpha=-2.0).argmin(1)
 
 
 def _outer_products(x: torch.Tensor) -> torch.Tensor:
-    """Row-wise ``vec(x x^T)``, shape (n, d*d): second moments become matrix products."""
-    return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
+    """Row-wise products ``x_i x_j`` for ``i <= j``, shape (n, d(d+1)/2): second moments become
+    matrix products (the upper triangle only: the matrices are symmetric)."""
+    rows, cols = _triangle(x.shape[1], x.device)
+    return x[:, rows] * x[:, cols]
+
+
+def _triangle(d: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of the upper triangle of a ``d x d`` matrix (diagonal included)."""
+    import torch
+
+    index = torch.triu_indices(d, d, device=device)
+    return index[0], index[1]
+
+
+def _symmetric(upper: torch.Tensor, d: int) -> torch.Tensor:
+    """``(M, d, d)`` symmetric matrices from their upper triangles ``(M, d(d+1)/2)``."""
+    import torch
+
+    rows, cols = _triangle(d, upper.device)
+    full = torch.zeros((len(upper), d, d), dtype=upper.dtype, device=upper.device)
+    full[:, rows, cols] = upper
+    full[:, cols, rows] = upper
+    return full
 
 
 def _m_step(x: torch.Tensor, outer: torch.Tensor, resp: torch.Tensor, covariance: str) -> tuple:
@@ -441,7 +479,7 @@ def _m_step(x: torch.Tensor, outer: torch.Tensor, resp: torch.Tensor, covariance
     d = x.shape[1]
     counts = resp.sum(0) + 10 * torch.finfo(x.dtype).eps
     means = (resp.T @ x) / counts[:, None]
-    second = ((resp.T @ outer) / counts[:, None]).reshape(-1, d, d)
+    second = _symmetric((resp.T @ outer) / counts[:, None], d)
     covs = second - means[:, :, None] * means[:, None, :]
     if covariance == "diag":
         covs = torch.diag_embed(torch.diagonal(covs, dim1=1, dim2=2))
@@ -455,7 +493,8 @@ def _log_densities(
     """Log density ``(n, M)`` of every point under every Gaussian component.
 
     The Mahalanobis term ``x'Px - 2 m'Px + m'Pm`` is two matrix products with the precomputed
-    outer products of the points, which is much faster than batched triangular solves.
+    outer products of the points (upper triangle), which is much faster than batched
+    triangular solves.
     """
     import torch
 
@@ -465,9 +504,9 @@ def _log_densities(
     precision = torch.cholesky_inverse(cholesky)
     log_det = 2.0 * torch.log(torch.diagonal(cholesky, dim1=1, dim2=2)).sum(1)
     p_mean = torch.einsum("kde,ke->kd", precision, means)
-    mahalanobis = (
-        outer @ precision.reshape(len(means), -1).T - 2.0 * (x @ p_mean.T) + (p_mean * means).sum(1)
-    )
+    rows, cols = _triangle(d, x.device)  # x'Px = sum over i <= j of (2 - [i = j]) P_ij x_i x_j
+    upper = precision[:, rows, cols] * (2.0 - (rows == cols).to(x.dtype))
+    mahalanobis = outer @ upper.T - 2.0 * (x @ p_mean.T) + (p_mean * means).sum(1)
     return -0.5 * (d * math.log(2 * math.pi) + log_det + mahalanobis.clamp_min(0.0))
 
 

@@ -105,71 +105,111 @@ class SplitTest:
 
 
 def _windowed_mean(
-    features: np.ndarray, mask: np.ndarray, radius: int
+    features: np.ndarray, mask: np.ndarray, radius: int, at: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``features`` over the ``mask`` pixels of each window, and how many there were."""
-    from scipy.ndimage import uniform_filter
+    """Mean of ``features`` over the ``mask`` pixels of the window of each ``at`` pixel, and how
+    many there were (windows are cut at the map's edge); rows in the order of ``features[at]``.
 
-    size = (2 * radius + 1, 2 * radius + 1)
-    weight = mask.astype(np.float32)
-    count = uniform_filter(weight, size, mode="constant") * (size[0] * size[1])
-    sums = np.stack(
-        [
-            uniform_filter((features[..., i] * weight).astype(np.float32), size, mode="constant")
-            for i in range(features.shape[-1])
-        ],
-        axis=-1,
-    ) * (size[0] * size[1])
-    # float32 sums of up to (2r+1)^2 values: relative error ~1e-6, far below counting noise
-    return sums.astype(np.float64) / np.maximum(count, 1e-9)[..., None], count.astype(np.float64)
+    From a float64 summed-area table, read at the ``at`` pixels only (the window sums of a
+    whole map for every feature were most of the test's time).
+    """
+    height, width = mask.shape
+    n_features = features.shape[-1]
+    table = np.zeros((height + 1, width + 1, n_features + 1))
+    np.multiply(features, mask[..., None], out=table[1:, 1:, :n_features])
+    table[1:, 1:, n_features] = mask
+    np.cumsum(table[1:, 1:], axis=0, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    rows, cols = np.nonzero(at)
+    top, bottom = np.maximum(rows - radius, 0), np.minimum(rows + radius + 1, height)
+    left, right = np.maximum(cols - radius, 0), np.minimum(cols + radius + 1, width)
+    sums = table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]
+    count = np.rint(sums[:, -1])
+    return sums[:, :-1] / np.maximum(count, 1e-9)[:, None], count
 
 
 def _two_means(points: np.ndarray, iterations: int = 50, max_points: int = 50_000) -> np.ndarray:
     """Boolean 2-means assignment, started by the sign along the first principal axis.
 
     The centres are fitted on at most ``max_points`` evenly strided points, then every point
-    goes to the nearer one.
+    goes to the nearer one (``|x - a|^2 < |x - b|^2``, i.e. ``x.(a - b) > (|a|^2 - |b|^2) / 2``).
     """
     sample = points[:: max(1, len(points) // max_points)]
     centred = sample - sample.mean(axis=0)
-    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    axis = np.linalg.eigh(centred.T @ centred)[1][:, -1]
     first = centred @ axis > 0
+    total = sample.sum(axis=0)
+
+    def nearer_first(x: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        n_first = int(chosen.sum())
+        sum_first = chosen.astype(np.float64) @ sample
+        a, b = sum_first / n_first, (total - sum_first) / (len(sample) - n_first)
+        return x @ (a - b) > (a @ a - b @ b) / 2.0
+
     for _ in range(iterations):
         if first.all() or not first.any():
             break
-        a, b = sample[first].mean(axis=0), sample[~first].mean(axis=0)
-        new = ((sample - a) ** 2).sum(axis=1) < ((sample - b) ** 2).sum(axis=1)
+        new = nearer_first(sample, first)
         if np.array_equal(new, first):
             break
         first = new
     if first.all() or not first.any():
         return np.ones(len(points), dtype=bool)
-    a, b = sample[first].mean(axis=0), sample[~first].mean(axis=0)
-    return ((points - a) ** 2).sum(axis=1) < ((points - b) ** 2).sum(axis=1)
+    return nearer_first(points, first)
 
 
 def _interior(region: np.ndarray, erode: int) -> np.ndarray:
-    """Pixels of ``region`` farther than ``erode`` from other phases (the image edge is not one)."""
-    from scipy.ndimage import binary_erosion
+    """Pixels of ``region`` farther than ``erode`` from other phases (the image edge is not one).
+
+    The ``(2e+1)^2`` window of each pixel is all ``region`` (the edge pixels repeat beyond the
+    map): ``erode`` 3x3 erosions, as exact integer window sums with torch.
+    """
+    import torch
+
+    from napari_sigma.phases._filters import box_sum
 
     if erode <= 0:
         return region
-    padded = np.pad(region, erode, mode="edge")
-    eroded = binary_erosion(padded, np.ones((3, 3), dtype=bool), iterations=erode)
-    return eroded[erode:-erode, erode:-erode]
+    with torch.no_grad():
+        inside = box_sum(torch.from_numpy(region.astype(np.float32)), erode, "nearest")
+    return (inside == (2 * erode + 1) ** 2).numpy()
 
 
-def _grouping(raw: np.ndarray, interior: np.ndarray, radius: int) -> np.ndarray:
-    """Groups 1/2 of the interior pixels from window means of the even checkerboard pixels."""
-    rows, cols = np.indices(interior.shape)
-    even = interior & ((rows + cols) % 2 == 0)
-    values = raw[even]
+def _bounds(region: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Rows and columns of the box around ``region``, grown by ``margin`` inside the map."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if rows.size == 0:
+        return slice(0, 0), slice(0, 0)
+    height, width = region.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)),
+    )
+
+
+def _checkerboard(shape: tuple[int, int], box: tuple[slice, slice], parity: int) -> np.ndarray:
+    """Pixels of the box whose map coordinates ``(y + x) % 2 == parity``."""
+    rows = np.arange(box[0].start, box[0].start + shape[0])[:, None]
+    cols = np.arange(box[1].start, box[1].start + shape[1])[None, :]
+    return (rows + cols) % 2 == parity
+
+
+def _grouping(
+    raw: np.ndarray, interior: np.ndarray, radius: int, box: tuple[slice, slice] | None = None
+) -> np.ndarray:
+    """Groups 1/2 of the interior pixels from window means of the even checkerboard pixels.
+
+    ``raw`` and ``interior`` may be the crop ``box`` of the map (parity in map coordinates).
+    """
+    box = box or (slice(0, interior.shape[0]), slice(0, interior.shape[1]))
+    even = interior & _checkerboard(interior.shape, box, 0)
+    values = raw[even].astype(np.float64)
     mean = values.mean(axis=0)
     covariance = np.cov(values.T).reshape(raw.shape[-1], raw.shape[-1])
     chol = np.linalg.cholesky(covariance + 1e-9 * np.eye(raw.shape[-1]))
-    window_mean, count = _windowed_mean(raw, even, radius)
-    scaled = np.linalg.solve(chol, (window_mean[interior] - mean).T).T
-    scaled *= np.sqrt(np.maximum(count[interior], 1.0))[:, None]
+    window_mean, count = _windowed_mean(raw, even, radius, interior)
+    scaled = np.linalg.solve(chol, (window_mean - mean).T).T
+    scaled *= np.sqrt(np.maximum(count, 1.0))[:, None]
     groups = np.zeros(interior.shape, dtype=np.int8)
     groups[interior] = np.where(_two_means(scaled), 1, 2)
     return groups
@@ -199,14 +239,20 @@ def composition_test(
     """
     from scipy.special import chdtrc  # chi2.sf without importing scipy.stats (~2 s)
 
-    interior = _interior(labels == phase, settings.erode)
+    region = labels == phase
+    if not region.any():
+        return None
+    # everything the test reads lies in the phase's box (+ the erosion's reach)
+    box = _bounds(region, settings.erode + 1)
+    interior = _interior(region[box], settings.erode)
     if interior.sum() < settings.min_pixels:
         return None
-    raw = raw.astype(np.float64)
-    groups = _grouping(raw, interior, settings.radius)
-    rows, cols = np.indices(interior.shape)
-    odd = (rows + cols) % 2 == 1
-    first, second = raw[odd & (groups == 1)], raw[odd & (groups == 2)]
+    crop = raw[box]
+    groups = np.zeros(labels.shape, dtype=np.int8)
+    groups[box] = _grouping(crop, interior, settings.radius, box)
+    odd = _checkerboard(interior.shape, box, 1)
+    first = crop[odd & (groups[box] == 1)].astype(np.float64)
+    second = crop[odd & (groups[box] == 2)].astype(np.float64)
     n_features = raw.shape[-1]
     if min(len(first), len(second)) <= n_features:
         return SplitTest(0.0, 1.0, 0.0, 0.0, groups)

@@ -43,10 +43,20 @@ def phase_profiles(
         K.
     """
     used = labels >= 0
-    window_sums = np.zeros((n_phases, counts.shape[1]))
-    np.add.at(window_sums, labels[used], counts[used])
+    window_sums = _group_sums(counts[used], labels[used], n_phases)
     dose_sums = np.bincount(labels[used], weights=dose[used], minlength=n_phases)
     return window_sums / np.maximum(dose_sums, 1.0)[:, None]
+
+
+def _group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sums ``(n_groups, F)`` of the rows of ``values`` per group (in row order, float64)."""
+    return np.stack(
+        [
+            np.bincount(groups, weights=values[:, f], minlength=n_groups)
+            for f in range(values.shape[1])
+        ],
+        axis=1,
+    ).reshape(n_groups, values.shape[1])
 
 
 def mixture_chi_square(counts: np.ndarray, dose: np.ndarray, profiles: np.ndarray) -> np.ndarray:
@@ -160,8 +170,7 @@ def _mixtures_of_known_phases(
 
     ids = regions.reshape(-1)
     n_groups = int(ids.max()) + 1
-    sums = np.zeros((n_groups, counts.shape[1]))
-    np.add.at(sums, ids, counts)
+    sums = _group_sums(counts, ids, n_groups)
     doses = np.bincount(ids, weights=dose, minlength=n_groups)
     mixture = np.zeros(n_groups, dtype=bool)
     for group in range(1, n_groups):
@@ -194,11 +203,25 @@ def _explained_share(
 
 
 def mixture_chi_square_one(
-    counts: np.ndarray, dose: np.ndarray, profiles: np.ndarray, labels: np.ndarray
+    counts: np.ndarray,
+    dose: np.ndarray,
+    profiles: np.ndarray,
+    labels: np.ndarray,
+    block: int = 32768,
 ) -> np.ndarray:
-    """Poisson chi-square of each pixel under its own phase's profile, ``(N,)``."""
-    expected = dose[:, None] * profiles[labels]
-    return ((counts - expected) ** 2 / np.maximum(expected, 0.5)).sum(axis=1)
+    """Poisson chi-square of each pixel under its own phase's profile, ``(N,)``.
+
+    In blocks of ``block`` pixels (the temporaries stay in cache; same values).
+    """
+    out = np.empty(len(counts))
+    for start in range(0, len(counts), block):
+        part = slice(start, start + block)
+        expected = dose[part, None] * profiles[labels[part]]
+        residual = counts[part] - expected
+        residual *= residual
+        residual /= np.maximum(expected, 0.5)
+        out[part] = residual.sum(axis=1)
+    return out
 
 
 def _robust_profiles(
@@ -245,11 +268,13 @@ def _interior_labels(labels: np.ndarray, n_phases: int) -> np.ndarray:
     counts per pixel). A phase without interior pixels (a trace phase in tiny grains) keeps all
     of its pixels.
     """
-    from scipy.ndimage import maximum_filter, minimum_filter
-
-    same = maximum_filter(labels, size=3, mode="nearest") == minimum_filter(
-        labels, size=3, mode="nearest"
-    )
+    height, width = labels.shape
+    grown = np.pad(labels, 1, mode="edge")
+    same = np.ones(labels.shape, dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            if dy != 1 or dx != 1:
+                same &= grown[dy : dy + height, dx : dx + width] == labels
     interior = np.where(same, labels, -1).reshape(-1)
     present = np.bincount(interior[interior >= 0], minlength=n_phases) > 0
     flat = labels.reshape(-1)

@@ -231,31 +231,21 @@ def model_features(model: FittedModel, features: FieldFeatures) -> np.ndarray:
 
 
 def template_log_likelihood(
-    raw: np.ndarray, templates: np.ndarray, whitening: np.ndarray, chunk_pixels: int = 4096
+    raw: np.ndarray, templates: np.ndarray, whitening: np.ndarray, device: str = "cpu"
 ) -> np.ndarray:
     """``-d^2 / 2`` from every pixel to the nearest template of each phase, shape ``(y, x, K)``.
 
     ``d`` is the Mahalanobis distance under the shared covariance ``whitening @ whitening.T``
     (the classification of :mod:`~napari_sigma.phases.mixed_pixels` with fixed templates).
     """
-    n_phases, _, n_features = templates.shape
-    white = np.linalg.solve(whitening, templates.reshape(-1, n_features).T).T
-    white_norm = np.einsum("ij,ij->i", white, white)
-    flat = raw.reshape(-1, n_features)
-    out = np.empty((flat.shape[0], n_phases))
-    for start in range(0, flat.shape[0], chunk_pixels):
-        block = np.linalg.solve(
-            whitening, flat[start : start + chunk_pixels].astype(np.float64).T
-        ).T
-        distance = block @ white.T  # |b|^2 - 2 b.w + |w|^2 in place, in cache-sized blocks
-        distance *= -2.0
-        distance += np.einsum("ij,ij->i", block, block)[:, None]
-        distance += white_norm
-        out[start : start + len(block)] = -0.5 * distance.reshape(len(block), n_phases, -1).min(2)
-    return out.reshape(*raw.shape[:2], n_phases)
+    from napari_sigma.phases.mixed_pixels import template_log_likelihood as nearest
+
+    return nearest(raw, templates, whitening, device)
 
 
-def classify(model: FittedModel, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def classify(
+    model: FittedModel, raw: np.ndarray, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """Phase ids ``(yb, xb)`` and probabilities ``(yb * xb, K)`` of a field's features.
 
     The nearest template under the shared covariance, with the model's Potts prior (iterated
@@ -264,8 +254,10 @@ def classify(model: FittedModel, raw: np.ndarray) -> tuple[np.ndarray, np.ndarra
     from napari_sigma.phases.finding import _potts_icm
 
     finding = model.settings.phase_finding
-    log_likelihood = template_log_likelihood(raw, model.templates, model.whitening)
-    index, probabilities = _potts_icm(log_likelihood, finding.spatial_weight, finding.iterations)
+    log_likelihood = template_log_likelihood(raw, model.templates, model.whitening, device)
+    index, probabilities = _potts_icm(
+        log_likelihood, finding.spatial_weight, finding.iterations, device
+    )
     ids = np.asarray(model.phase_ids, dtype=np.int32)[index]
     return ids.reshape(raw.shape[:2]), probabilities.astype(np.float32)
 
@@ -332,7 +324,7 @@ def _apply(model: FittedModel, image: Any, device: str):
     )
     with clock.stage("clustering"):
         raw = model_features(model, features)
-        grid_labels, probabilities = classify(model, raw)
+        grid_labels, probabilities = classify(model, raw, device)
         labels = _full_resolution(grid_labels, settings.bin_factor, image.shape)
     yield Progress("clustering", 1, 1, f"{model.n_phases} phases of the model")
     n_ids = int(np.max(model.phase_ids))

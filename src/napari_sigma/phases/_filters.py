@@ -1,0 +1,103 @@
+"""Neighbourhood sums on torch tensors for phase finding (they release the GIL; CPU or CUDA).
+
+The maps are ``(y, x, ...)`` tensors; sums run over a ``(2r+1) x (2r+1)`` window of the first
+two axes. ``"nearest"`` repeats the edge pixels beyond the map (scipy.ndimage's ``"nearest"``),
+``"constant"`` adds zeros.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+Edge = Literal["nearest", "constant"]
+
+
+def padded(maps: torch.Tensor, radius: int, mode: Edge = "nearest") -> torch.Tensor:
+    """``maps`` grown by ``radius`` pixels on each side of its first two axes."""
+    import torch
+
+    if radius <= 0:
+        return maps
+    for dim in (0, 1):
+        size = maps.shape[dim]
+        if mode == "nearest":
+            before = maps.narrow(dim, 0, 1).expand(*_grown(maps.shape, dim, radius))
+            after = maps.narrow(dim, size - 1, 1).expand(*_grown(maps.shape, dim, radius))
+        else:
+            shape = _grown(maps.shape, dim, radius)
+            before = after = torch.zeros(shape, dtype=maps.dtype, device=maps.device)
+        maps = torch.cat([before, maps, after], dim=dim)
+    return maps
+
+
+def _grown(shape: torch.Size, dim: int, size: int) -> tuple[int, ...]:
+    out = list(shape)
+    out[dim] = size
+    return tuple(out)
+
+
+def box_sum(maps: torch.Tensor, radius: int, mode: Edge = "nearest") -> torch.Tensor:
+    """Sum over the ``(2r+1)^2`` window of every pixel (separable: rows, then columns).
+
+    Shifted slices are added in place (no padded copy); integer-valued maps give exact sums
+    (float32 holds integers up to 2**24 exactly).
+    """
+    if radius <= 0:
+        return maps
+    return _line_sum(_line_sum(maps, radius, 0, mode), radius, 1, mode)
+
+
+def _line_sum(maps: torch.Tensor, radius: int, dim: int, mode: Edge) -> torch.Tensor:
+    """Sum over ``2r+1`` neighbours along one axis."""
+    size = maps.shape[dim]
+    out = maps.clone()
+    for shift in range(1, radius + 1):
+        if shift < size:
+            out.narrow(dim, shift, size - shift).add_(maps.narrow(dim, 0, size - shift))
+            out.narrow(dim, 0, size - shift).add_(maps.narrow(dim, shift, size - shift))
+        if mode == "nearest":  # the neighbours beyond the edge are the edge pixel
+            reach = min(shift, size)
+            out.narrow(dim, 0, reach).add_(maps.narrow(dim, 0, 1))
+            out.narrow(dim, size - reach, reach).add_(maps.narrow(dim, size - 1, 1))
+    return out
+
+
+def neighbour_counts(
+    labels: torch.Tensor,
+    n_labels: int,
+    dtype: torch.dtype,
+    at: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """How many of each pixel's 8 neighbours carry each label, shape ``(y, x, n_labels)``.
+
+    Beyond the map the edge pixels repeat (a pixel on the edge counts its own label for the
+    neighbours it lacks), as the uniform filter with ``mode="nearest"`` did. Exact integers.
+    With ``at`` (rows, columns), only those pixels: shape ``(len(rows), n_labels)``.
+    """
+    import torch
+
+    height, width = labels.shape
+    grown = padded(labels, 1, "nearest")
+    shape = (height, width, n_labels) if at is None else (len(at[0]), n_labels)
+    counts = torch.zeros(shape, dtype=dtype, device=labels.device)
+    ones = torch.ones((*shape[:-1], 1), dtype=dtype, device=labels.device)
+    for dy in range(3):
+        for dx in range(3):
+            if dy == 1 and dx == 1:
+                continue
+            if at is None:
+                index = grown[dy : dy + height, dx : dx + width, None]
+            else:
+                index = grown[at[0] + dy, at[1] + dx][:, None]
+            counts.scatter_add_(-1, index, ones)
+    return counts
+
+
+def dilated(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` grown by its 8 neighbours (boolean ``(y, x)``)."""
+    import torch
+
+    return box_sum(mask.to(torch.float32), 1, "constant") > 0
