@@ -131,10 +131,13 @@ class PhaseFindingSettings:
     min_separation: float = MIN_SEPARATION
 
 
-def local_variance(maps: np.ndarray, radius: int = 1, device: str = "cpu") -> np.ndarray:
+def local_variance(
+    maps: np.ndarray, radius: int = 1, device: str = "cpu", band: int = 64
+) -> np.ndarray:
     """Sum over features of the variance in a ``(2r+1)^2`` neighbourhood, shape ``(y, x)``.
 
-    In float64 with torch on ``device`` (edges repeat the nearest pixel).
+    In float64 with torch on ``device`` (edges repeat the nearest pixel), ``band`` rows at a
+    time (with ``radius`` rows either side), so that the temporaries stay in cache.
     """
     import torch
 
@@ -142,15 +145,23 @@ def local_variance(maps: np.ndarray, radius: int = 1, device: str = "cpu") -> np
     from napari_sigma.phases._filters import box_sum
 
     device = resolve_device(device)
+    maps = np.asarray(maps)
+    if maps.ndim == 2:
+        maps = maps[..., None]
+    height = maps.shape[0]
+    size = (2 * radius + 1) ** 2
+    source = torch.as_tensor(maps, device=device)
+    out = torch.empty(maps.shape[:2], dtype=torch.float64, device=device)
     with torch.no_grad():
-        values = torch.as_tensor(np.asarray(maps), device=device).to(torch.float64)
-        if values.ndim == 2:
-            values = values[..., None]
-        size = (2 * radius + 1) ** 2
-        mean = box_sum(values, radius) / size
-        square = box_sum(values * values, radius) / size
-        variance = (square - mean * mean).clamp_min_(0.0).sum(dim=-1)
-    return variance.cpu().numpy()
+        for top in range(0, height, band):
+            low, high = max(top - radius, 0), min(top + band + radius, height)
+            values = source[low:high].to(torch.float64)
+            mean = box_sum(values, radius).div_(size)
+            square = box_sum(values * values, radius).div_(size)  # values: maybe the input
+            variance = square.sub_(mean.mul_(mean)).clamp_min_(0.0).sum(dim=-1)
+            rows = min(band, height - top)
+            out[top : top + rows] = variance[top - low : top - low + rows]
+    return out.cpu().numpy()
 
 
 def homogeneous_pixels(
@@ -235,8 +246,12 @@ def find_phases(
     yield Progress("clustering", 0, 1, "classifying every pixel")
     labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings, device)
     if target is None and settings.mixture_distance > 0 and n_phases > 2:
-        mask, hard, n_phases = _without_mixture_zones(raw, mask, hard, labels, settings)
-        labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings, device)
+        kept = _without_mixture_zones(raw, mask, hard, labels, settings)
+        if kept[0] is not mask:  # the same training pixels give the same labels
+            mask, hard, n_phases = kept
+            labels, probabilities = yield from _classified(
+                raw, mask, hard, n_phases, settings, device
+            )
     # trace phases: as many passes as allowed, or as needed to reach a given K
     passes = settings.trace_passes if target is None else target - n_phases
     for _ in range(passes if counts is not None else 0):
