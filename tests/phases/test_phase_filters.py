@@ -1,0 +1,95 @@
+"""The torch neighbourhood sums of phase finding equal the scipy.ndimage filters they replaced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import uniform_filter
+
+from napari_sigma.phases._filters import box_sum, dilated, neighbour_counts
+from napari_sigma.phases.finding import _potts_icm, local_variance
+from napari_sigma.phases.splitting import _interior, _windowed_mean
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 2), (2, 2, 1), (7, 5, 3), (30, 41, 2)])
+@pytest.mark.parametrize("radius", [1, 2, 6])
+@pytest.mark.parametrize("mode", ["nearest", "constant"])
+def test_box_sum_is_the_uniform_filter_times_the_window(shape, radius, mode):
+    values = np.random.default_rng(1).integers(0, 5, shape).astype(np.float64)
+    window = 2 * radius + 1
+    expected = uniform_filter(values, (window, window, 1), mode=mode) * window**2
+    got = box_sum(torch.from_numpy(values), radius, mode).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def test_local_variance_in_bands_is_the_whole_map_variance_and_leaves_the_input():
+    maps = np.random.default_rng(2).random((37, 23, 4))
+    before = maps.copy()
+    mean = uniform_filter(maps, (3, 3, 1), mode="nearest")
+    square = uniform_filter(maps * maps, (3, 3, 1), mode="nearest")
+    expected = np.clip(square - mean * mean, 0.0, None).sum(axis=-1)
+    for band in (1, 5, 64):
+        np.testing.assert_allclose(local_variance(maps, band=band), expected, atol=1e-12)
+    np.testing.assert_array_equal(maps, before)
+
+
+def _icm_reference(log_likelihood, weight, iterations):
+    """The former scipy implementation (full sweeps, float32 uniform filter)."""
+    n_phases = log_likelihood.shape[-1]
+    labels = log_likelihood.argmax(axis=-1)
+    score = log_likelihood
+    for _ in range(iterations if weight > 0 else 0):
+        onehot = np.eye(n_phases, dtype=np.float32)[labels]
+        neighbours = uniform_filter(onehot, (3, 3, 1), mode="nearest") * 9.0 - onehot
+        score = log_likelihood + weight * neighbours
+        new = score.argmax(axis=-1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    score = score - score.max(axis=-1, keepdims=True)
+    probabilities = np.exp(score)
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    return labels.reshape(-1), probabilities.reshape(-1, n_phases)
+
+
+@pytest.mark.parametrize("iterations", [0, 1, 2, 5, 20])
+def test_icm_rescoring_only_changed_neighbourhoods_gives_full_sweeps(iterations):
+    rng = np.random.default_rng(3)
+    truth = (np.arange(48)[:, None] // 12 + np.arange(40)[None, :] // 10) % 4
+    log_likelihood = -4.0 * (np.arange(4) != truth[..., None]) + rng.normal(0, 2.5, (48, 40, 4))
+    labels, probabilities = _potts_icm(log_likelihood, 1.0, iterations)
+    expected_labels, expected_probabilities = _icm_reference(log_likelihood, 1.0, iterations)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_allclose(probabilities, expected_probabilities, atol=1e-12)
+
+
+def test_neighbour_counts_at_pixels_are_the_whole_map_counts():
+    labels = torch.as_tensor(np.random.default_rng(4).integers(0, 3, (9, 11)))
+    whole = neighbour_counts(labels, 3, torch.float64)
+    assert whole.sum(dim=-1).eq(8).all()
+    at = torch.nonzero(dilated(labels == 2), as_tuple=True)
+    np.testing.assert_array_equal(neighbour_counts(labels, 3, torch.float64, at), whole[at])
+
+
+def test_interior_and_windowed_mean_match_the_scipy_filters():
+    from scipy.ndimage import binary_erosion
+
+    rng = np.random.default_rng(5)
+    region = np.zeros((40, 50), dtype=bool)
+    region[3:30, 5:45] = True
+    region[10:14, 20:22] = False
+    padded = np.pad(region, 2, mode="edge")
+    expected = binary_erosion(padded, np.ones((3, 3), dtype=bool), iterations=2)[2:-2, 2:-2]
+    np.testing.assert_array_equal(_interior(region, 2), expected)
+    features = rng.random((40, 50, 3))
+    mask = expected & (rng.random((40, 50)) < 0.5)
+    size = (13, 13)
+    count = uniform_filter(mask.astype(np.float64), size, mode="constant") * 169
+    sums = np.stack(
+        [uniform_filter(features[..., i] * mask, size, mode="constant") * 169 for i in range(3)],
+        axis=-1,
+    )
+    means, counts = _windowed_mean(features, mask, 6, expected)
+    np.testing.assert_allclose(counts, np.rint(count[expected]))
+    np.testing.assert_allclose(means, (sums / np.maximum(count, 1e-9)[..., None])[expected])
