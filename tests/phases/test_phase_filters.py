@@ -93,3 +93,16 @@ def test_interior_and_windowed_mean_match_the_scipy_filters():
     means, counts = _windowed_mean(features, mask, 6, expected)
     np.testing.assert_allclose(counts, np.rint(count[expected]))
     np.testing.assert_allclose(means, (sums / np.maximum(count, 1e-9)[..., None])[expected])
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 2), (9, 4, 3), (40, 7, 2)])
+@pytest.mark.parametrize("sigma", [0.25, 1.0, 3.0])
+@pytest.mark.parametrize("band", [1, 3, 32])
+def test_gaussian_blur_in_bands_is_the_scipy_gaussian_filter(shape, sigma, band):
+    from scipy.ndimage import gaussian_filter
+
+    from napari_sigma.phases._filters import gaussian_blur
+
+    maps = np.random.default_rng(6).random(shape).astype(np.float32)
+    expected = gaussian_filter(maps, (sigma, sigma, 0), mode="nearest")
+    np.testing.assert_allclose(gaussian_blur(maps, sigma, band=band), expected, atol=1e-6)

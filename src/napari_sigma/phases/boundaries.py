@@ -162,12 +162,12 @@ def _averaged_shares(
     blur_separation: float,
 ) -> np.ndarray:
     """Fractions averaged over a Gaussian whose width follows each pixel's pair of phases."""
-    from scipy.ndimage import gaussian_filter
+    from napari_sigma.phases._filters import gaussian_blur
 
     if sigma <= 0:
         return fractions
     n_phases = fractions.shape[-1]
-    widest = gaussian_filter(fractions, (sigma, sigma, 0), mode="nearest")
+    widest = gaussian_blur(fractions, sigma)
     own = np.clip(labels - 1, 0, n_phases - 1)
     outside = groups[None, None, :] != groups[own][..., None]
     rival = np.where(outside, widest, -1.0).argmax(axis=-1)
@@ -178,7 +178,7 @@ def _averaged_shares(
         width = step * _SIGMA_STEPS
         if 0 < step and width < sigma:
             chosen = steps == step
-            shares[chosen] = gaussian_filter(fractions, (width, width, 0), mode="nearest")[chosen]
+            shares[chosen] = gaussian_blur(fractions, width)[chosen]
     return shares
 
 

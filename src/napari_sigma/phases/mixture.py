@@ -431,11 +431,15 @@ def _kmeans_labels(x: torch.Tensor, k: int, generator: torch.Generator) -> torch
         pick = int(torch.multinomial(probabilities, 1, generator=generator))
         centers = torch.cat([centers, x[pick : pick + 1]])
         closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
+    previous = None
     for _ in range(LLOYD_STEPS):
         labels = _nearest_center(x, centers)
+        if previous is not None and torch.equal(labels, previous):
+            return labels  # converged: the same centres, the same labels from here on
         sums = torch.zeros_like(centers).index_add_(0, labels, x)
         counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
         centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+        previous = labels
     return _nearest_center(x, centers)
 
 
