@@ -107,50 +107,51 @@ def gaussian_blur(maps, sigma: float, truncate: float = 4.0, band: int = 32):
     """``maps`` ``(y, x, C)`` (numpy) smoothed by a Gaussian of ``sigma`` pixels over y and x.
 
     scipy.ndimage.gaussian_filter's kernel (radius ``int(truncate * sigma + 0.5)``, normalised)
-    and edges (``"nearest"``), summed in float64 with torch (the GIL is released); returns
-    float32.
+    and edges (``"nearest"``), summed in float64 with numpy ufuncs (they release the GIL;
+    scipy.ndimage holds it) in bands of ``band`` rows (temporaries in cache); returns float32.
+    Host arrays on purpose: the fractions it smooths are host arrays on every device.
     """
     import numpy as np
-    import torch
 
     radius = int(truncate * float(sigma) + 0.5)
     offsets = np.arange(-radius, radius + 1)
     kernel = np.exp(-0.5 / float(sigma) ** 2 * offsets**2)
     kernel /= kernel.sum()
-    source = torch.as_tensor(np.asarray(maps))
+    source = np.asarray(maps)
     height = source.shape[0]
-    out = torch.empty(source.shape, dtype=torch.float32)
-    with torch.no_grad():  # in bands of rows (with the kernel's reach): temporaries in cache
-        for top in range(0, height, band):
-            low, high = max(top - radius, 0), min(top + band + radius, height)
-            values = source[low:high].to(torch.float64)
-            values = _weighted_line_sum(values, kernel[radius:], 1)
-            values = _weighted_line_sum(values, kernel[radius:], 0, low == 0, high == height)
-            rows = min(band, height - top)
-            out[top : top + rows] = values[top - low : top - low + rows]
-    return out.numpy()
+    out = np.empty(source.shape, dtype=np.float32)
+    for top in range(0, height, band):
+        low, high = max(top - radius, 0), min(top + band + radius, height)
+        values = source[low:high].astype(np.float64)
+        values = _weighted_line_sum(values, kernel[radius:], 1)
+        values = _weighted_line_sum(values, kernel[radius:], 0, low == 0, high == height)
+        rows = min(band, height - top)
+        out[top : top + rows] = values[top - low : top - low + rows]
+    return out
 
 
-def _weighted_line_sum(
-    maps: torch.Tensor, weights, dim: int, first_edge: bool = True, last_edge: bool = True
-) -> torch.Tensor:
-    """``sum_s weights[|s|] * maps[i + s]`` along ``dim``; beyond the first (last) pixel the
-    edge pixel repeats when ``first_edge`` (``last_edge``), else nothing is added (a band of
-    a larger map, whose rows there are discarded)."""
-    size = maps.shape[dim]
-    out = maps * float(weights[0])
+def _weighted_line_sum(maps, weights, axis: int, first_edge: bool = True, last_edge: bool = True):
+    """``sum_s weights[|s|] * maps[i + s]`` along ``axis`` (numpy); beyond the first (last)
+    pixel the edge pixel repeats when ``first_edge`` (``last_edge``), else nothing is added (a
+    band of a larger map, whose rows there are discarded)."""
+    import numpy as np
+
+    size = maps.shape[axis]
+    out = maps * weights[0]
+
+    def part(array, start, stop):
+        index = [slice(None)] * array.ndim
+        index[axis] = slice(start, stop)
+        return array[tuple(index)]
+
     for shift in range(1, len(weights)):
-        weight = float(weights[shift])
+        weight = weights[shift]
         if shift < size:
-            out.narrow(dim, shift, size - shift).add_(
-                maps.narrow(dim, 0, size - shift), alpha=weight
-            )
-            out.narrow(dim, 0, size - shift).add_(
-                maps.narrow(dim, shift, size - shift), alpha=weight
-            )
+            part(out, shift, size)[...] += weight * part(maps, 0, size - shift)
+            part(out, 0, size - shift)[...] += weight * part(maps, shift, size)
         reach = min(shift, size)
         if first_edge:
-            out.narrow(dim, 0, reach).add_(maps.narrow(dim, 0, 1), alpha=weight)
+            part(out, 0, reach)[...] += weight * part(maps, 0, 1)
         if last_edge:
-            out.narrow(dim, size - reach, reach).add_(maps.narrow(dim, size - 1, 1), alpha=weight)
-    return out
+            part(out, size - reach, size)[...] += weight * part(maps, size - 1, size)
+    return np.asarray(out)
