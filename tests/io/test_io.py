@@ -436,3 +436,12 @@ def test_apply_mapping_converts_and_skips_failures() -> None:
 )
 def test_beam_energy_parsing(value, kv) -> None:
     assert rh.beam_energy_kv({"Acquisition_instrument": {"SEM": {"beam_energy": value}}}) == kv
+
+
+def test_a_bruker_file_s_detector_description_is_kept(SHARED_EDS: Path) -> None:
+    image = _read_image(SHARED_EDS / "bruker" / "P45_the_default_job.bcf")
+    described = image.metadata["rsciio_metadata"]["eds_detector"]
+    assert described["window_type"] == "slew AP3.3"
+    assert described["grid"] == [14, 380.0, 0.23]
+    assert [z for z, _ in described["window_layers"]] == [5, 6, 7, 8, 13]
+    assert described["dead_layer_um"] == pytest.approx(0.029)

@@ -122,3 +122,28 @@ def test_thin_foils_default_to_a_windowless_detector():
     assert physics.WINDOWLESS.efficiency(0.525) > 0.9 > 0.7 > physics.Detector().efficiency(0.525)
     given = physics.Detector(window_polymer_um=1.0)
     assert QuantSettings(detector=given).detector_for("thin") == given
+
+
+def test_the_file_s_detector_description_is_used():
+    # a Bruker "slew AP3.3" window as its .bcf describes it: polymer layers (B, C, N, O, µm),
+    # 35 nm Al, a 380 µm Si grid over 23 % of the window, 29 nm Si dead layer, 0.45 mm crystal
+    described = {
+        "eds_detector": {
+            "window_layers": [[5, 0.013], [6, 0.145], [7, 0.045], [8, 0.085], [13, 0.035]],
+            "grid": [14, 380.0, 0.23],
+            "dead_layer_um": 0.029,
+            "crystal_mm": 0.45,
+        }
+    }
+    detector = QuantSettings().detector_for("bulk", described)
+    assert detector.grid == ("Si", 380.0, 0.23) and detector.dead_layer_nm == pytest.approx(29.0)
+    # the opaque grid leaves 77 % of the window open to soft lines; Beer-Lambert through the
+    # film elsewhere (xraydb coefficients): at Fe Ka the film is transparent
+    assert detector.efficiency(6.4) == pytest.approx(0.77, abs=0.01)
+    assert detector.efficiency(0.525) < 0.77 * physics.Detector().efficiency(0.525)
+    # a detector given in the settings wins; no description -> the instrument's default
+    assert QuantSettings(detector=physics.WINDOWLESS).detector_for("bulk", described) == (
+        physics.WINDOWLESS
+    )
+    assert QuantSettings().detector_for("bulk", {}) == physics.Detector()
+    assert QuantSettings().detector_for("thin", None) == physics.WINDOWLESS

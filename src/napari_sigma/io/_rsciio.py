@@ -312,3 +312,41 @@ def signal_type(signal: Mapping[str, Any]) -> str:
 def signal_title(signal: Mapping[str, Any]) -> str:
     """The signal's title ("" when absent)."""
     return str(get_item(signal.get("metadata"), "General.title", "") or "")
+
+
+def bruker_detector(original_metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The EDS detector a Bruker file (.bcf, .spx) describes in its ``Detector`` header, as plain
+    numbers: ``{"type", "window_type", "window_layers": [[Z, thickness_um], ...],
+    "grid": [Z, thickness_um, area_fraction] or None, "dead_layer_um", "crystal_mm"}``; None when
+    the file has no such description. Window layers with a ``RelativeArea`` are the window's
+    support grid (it covers that share of the window)."""
+    detector = (original_metadata or {}).get("Detector")
+    if not isinstance(detector, Mapping):
+        return None
+    layers, grid = [], None
+    window = detector.get("WindowLayers")
+    for layer in window.values() if isinstance(window, Mapping) else []:
+        if not isinstance(layer, Mapping):
+            continue
+        z, thickness = as_float(layer.get("Atom")), as_float(layer.get("Thickness"))
+        if z is None or thickness is None or thickness <= 0:
+            continue
+        area = as_float(layer.get("RelativeArea"))
+        if area is not None and 0 < area < 1:
+            grid = [int(z), thickness, area]
+        else:
+            layers.append([int(z), thickness])
+    dead, crystal = (
+        as_float(detector.get("SiDeadLayerThickness")),
+        as_float(detector.get("DetectorThickness")),
+    )
+    if not layers and grid is None and dead is None:
+        return None
+    return {
+        "type": str(detector.get("Type", "")),
+        "window_type": str(detector.get("WindowType", "")),
+        "window_layers": layers,
+        "grid": grid,
+        "dead_layer_um": dead,
+        "crystal_mm": crystal,
+    }

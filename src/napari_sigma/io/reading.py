@@ -439,6 +439,9 @@ def _build_spectrum(
 def _common_metadata(
     fmt: rh.FileFormat, signals: Sequence[Mapping[str, Any]], index: int, metadata: dict[str, Any]
 ) -> dict[str, Any]:
+    detector = rh.bruker_detector(signals[index].get("original_metadata"))
+    if detector is not None:  # the file's own detector (window, dead layer, crystal)
+        metadata = {**metadata, "eds_detector": detector}
     return {
         "format": fmt.description,
         "reader": fmt.reader_name,

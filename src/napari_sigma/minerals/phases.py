@@ -200,7 +200,7 @@ def _detector_width(total, image, elements, settings):
         return None
     try:
         fit = fit_lines(total, image.energy, elements, float(image.beam_energy),
-                        settings.detector_for("bulk"))  # fmt: skip
+                        settings.detector_for("bulk", _metadata(image)))  # fmt: skip
     except (ValueError, np.linalg.LinAlgError):
         return None
     return fit.width
@@ -216,7 +216,7 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
         )  # fmt: skip
         identification = identify_quantified(
             quantification, spectrum, image.energy, library,
-            settings.detector_for(quantification.mode),
+            settings.detector_for(quantification.mode, _metadata(image)),
         )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")

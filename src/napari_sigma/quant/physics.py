@@ -681,6 +681,10 @@ class Detector:
         Silicon crystal thickness, mm.
     fwhm_mnka_kev : float
         Resolution at Mn Ka (keV).
+    layers : tuple of (element, thickness_um, density_g_cm3)
+        Further window layers (e.g. a file's own window description), in the X-rays' path.
+    grid : (element, thickness_um, area_fraction) or None
+        The window's support grid, covering ``area_fraction`` of the window.
     """
 
     window_polymer_um: float = 0.3
@@ -688,6 +692,8 @@ class Detector:
     dead_layer_nm: float = 30.0
     crystal_mm: float = 0.45
     fwhm_mnka_kev: float = 0.130
+    layers: tuple[tuple[str, float, float], ...] = ()
+    grid: tuple[str, float, float] | None = None
 
     def efficiency(self, energy_kev) -> np.ndarray | float:
         """Detected fraction of the X-rays entering the detector (0..1) at ``energy_kev``.
@@ -698,11 +704,62 @@ class Detector:
         window = mass_attenuation({"C": 0.9226, "H": 0.0774}, energies) * 1.05
         window = window * self.window_polymer_um * 1e-4
         window += mass_attenuation("Al", energies) * 2.70 * self.window_al_nm * 1e-7
+        for element, thickness_um, density in self.layers:
+            window = window + mass_attenuation(element, energies) * density * thickness_um * 1e-4
         silicon = mass_attenuation("Si", energies) * 2.33
         dead = silicon * self.dead_layer_nm * 1e-7
         crystal = silicon * self.crystal_mm * 0.1
         eff = np.exp(-window - dead) * -np.expm1(-crystal)
+        if self.grid is not None:
+            element, thickness_um, area = self.grid
+            mu_t = mass_attenuation(element, energies) * _density(element) * thickness_um * 1e-4
+            eff = eff * ((1.0 - area) + area * np.exp(-mu_t))
         return float(eff[0]) if np.ndim(energy_kev) == 0 else eff
+
+
+FILM_DENSITY = 1.4
+"""g/cm^3 of the light elements (Z <= 8 but Be) of a window film: polymer (polyimide ~1.4)."""
+
+
+def _density(element: str) -> float:
+    """Density (g/cm^3) of an element as a window layer: the film's for B, C, N, O; else the
+    element's own (xraydb)."""
+    import xraydb
+
+    if atomic_number(element) <= 8 and element != "Be":
+        return FILM_DENSITY
+    return float(xraydb.atomic_density(element))
+
+
+def detector_from_metadata(metadata: Mapping | None) -> Detector | None:
+    """The detector a file describes (``metadata["eds_detector"]``, see
+    `napari_sigma.io._rsciio.bruker_detector`): its window layers (light elements at the film
+    density, metals at their own), the window's support grid, the Si dead layer and the crystal
+    thickness; None when the file describes none. The detector's own "DetLayers" list is not
+    used: its units and densities are not documented (the same list is given for windowed and
+    windowless Bruker detectors)."""
+    import xraydb
+
+    described = (metadata or {}).get("eds_detector")
+    if not isinstance(described, Mapping):
+        return None
+    layers = tuple(
+        (xraydb.atomic_symbol(int(z)), float(t), _density(xraydb.atomic_symbol(int(z))))
+        for z, t in described.get("window_layers") or []
+    )
+    grid = described.get("grid")
+    grid = (xraydb.atomic_symbol(int(grid[0])), float(grid[1]), float(grid[2])) if grid else None
+    dead = described.get("dead_layer_um")
+    crystal = described.get("crystal_mm")
+    default = Detector()
+    return Detector(
+        window_polymer_um=0.0,
+        window_al_nm=0.0,
+        dead_layer_nm=1000.0 * float(dead) if dead else default.dead_layer_nm,
+        crystal_mm=float(crystal) if crystal else default.crystal_mm,
+        layers=layers,
+        grid=grid,
+    )
 
 
 WINDOWLESS = Detector(window_polymer_um=0.0, window_al_nm=0.0)

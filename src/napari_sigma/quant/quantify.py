@@ -107,11 +107,15 @@ class QuantSettings:
     line_fit: Literal["quant", "xray"] = "quant"
     absorption: Literal["xpp", "pdh"] = "xpp"
 
-    def detector_for(self, mode: str) -> physics.Detector:
+    def detector_for(self, mode: str, metadata: Mapping | None = None) -> physics.Detector:
         """The detector of a ``"bulk"`` or ``"thin"`` quantification: the given one, else the
-        default of that kind of instrument (polymer-window SDD on an SEM, windowless on a TEM)."""
+        one the file describes (`physics.detector_from_metadata`), else the default of that kind
+        of instrument (polymer-window SDD on an SEM, windowless on a TEM)."""
         if self.detector is not None:
             return self.detector
+        described = physics.detector_from_metadata(metadata)
+        if described is not None:
+            return described
         return physics.WINDOWLESS if mode == "thin" else physics.Detector()
 
     def valence(self, element: str) -> float:
@@ -498,7 +502,7 @@ def _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type, 
         raise ValueError("the beam energy is unknown: quantification needs it")
     takeoff = settings.takeoff_deg or physics.takeoff_angle(metadata)
     mode = resolve_mode(settings, beam_kev, signal_type)
-    settings = replace(settings, detector=settings.detector_for(mode))
+    settings = replace(settings, detector=settings.detector_for(mode, metadata))
     if mode == "thin" and settings.thickness_nm is None:
         settings = replace(settings, thickness_nm=foil_thickness_nm(metadata))
     from napari_sigma.xray.lines import ELEMENTS
