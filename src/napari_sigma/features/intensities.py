@@ -347,7 +347,11 @@ def normalise(
     if method == "poisson":
         reference = np.mean(dose) if reference_dose is None else reference_dose
         scale = reference / np.maximum(dose, 1.0)
-        return anscombe(np.clip(flat * scale[:, None], 0.0, None)).astype(np.float32)
+        # anscombe(clip(flat * scale, 0)) in place: no temporary copies of the (N, L) table
+        flat *= scale[:, None]
+        np.clip(flat, 0.0, None, out=flat)
+        flat += ANSCOMBE_OFFSET
+        return np.sqrt(flat, out=flat).astype(np.float32)
     if method == "sigma":
         fractions = flat / np.maximum(dose, 1.0)[:, None]
         mean = fractions.mean(axis=0) if mean is None else mean
