@@ -97,6 +97,10 @@ class SpectrumImage:
         events = _events(self.counts)
         if events is not None:  # a JEOL event stream: summed from its events, not its chunks
             return events.sum_last()
+        if isinstance(self.counts, np.ndarray):
+            from napari_sigma.features.intensities import total_counts
+
+            return total_counts(self.counts)  # exact integer sums, in cache-sized blocks
         return np.asarray(self.counts.sum(axis=-1, dtype=np.float64))
 
     def sum_spectrum(self) -> Spectrum:

@@ -193,7 +193,7 @@ def _checked_beam(beam: float | None, energy: EnergyAxis, notes: list[str]) -> f
     return None if assumed == DEFAULT_BEAM_ENERGY_KV else assumed
 
 
-def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> None:
+def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> np.ndarray:
     """Refuse a spectrum image an analysis cannot use (see the module notes).
 
     Parameters
@@ -202,6 +202,12 @@ def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> None:
         A validated image (:func:`validate_spectrum_image`).
     bin_factor : int
         The analysis' spatial binning factor.
+
+    Returns
+    -------
+    ndarray, shape (y, x), float64
+        The counts of every pixel (:meth:`SpectrumImage.total_counts`), which the check
+        needs: the analysis takes them from here rather than summing the cube again.
 
     Raises
     ------
@@ -243,3 +249,4 @@ def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> None:
         warnings.warn(
             DataWarning(f"{name}: {empty:.0%} of the pixels have no counts"), stacklevel=3
         )
+    return totals

@@ -165,15 +165,19 @@ def analyse(
     from napari_sigma.io.validation import check_analysable, validate_spectrum_image
 
     image = validate_spectrum_image(image)  # at the door: before any work
-    check_analysable(image, settings.bin_factor)
+    totals = check_analysable(image, settings.bin_factor)
     yield Progress("features", 0, 1, "data checked")
     device = resolve_device(settings.device)
     with torch_threads(device, settings.cpu_threads):
-        return (yield from _analyse(image, settings, device, embed))
+        return (yield from _analyse(image, settings, device, embed, totals))
 
 
 def _analyse(
-    image: SpectrumImage, settings: AnalysisSettings, device: str, embed: bool = True
+    image: SpectrumImage,
+    settings: AnalysisSettings,
+    device: str,
+    embed: bool = True,
+    totals: np.ndarray | None = None,
 ) -> Computation[AnalysisResult]:
     from napari_sigma.compute.device import configure_fast_math
 
@@ -183,7 +187,8 @@ def _analyse(
     with clock.stage("features"):
         measured = yield from line_features(image, lines, settings.features, device)
         intensities, intensity_sigma = measured.intensities, measured.sigma
-        binned, dose = bin_image(measured.features, settings.bin_factor), _dose(image, settings)
+        binned = bin_image(measured.features, settings.bin_factor)
+        dose = _dose(image, settings, totals)
         raw, smoothed = _analysis_features(binned, dose, settings)
         grid = (binned.shape[0], binned.shape[1])
         # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
@@ -346,9 +351,17 @@ def _analysis_features(
     return raw, smoothed.reshape(*binned.shape)
 
 
-def _dose(image: SpectrumImage, settings: AnalysisSettings) -> np.ndarray:
-    """Total counts per pixel of the analysis grid."""
-    return bin_image(total_counts(image.counts), settings.bin_factor)
+def _dose(
+    image: SpectrumImage, settings: AnalysisSettings, totals: np.ndarray | None = None
+) -> np.ndarray:
+    """Total counts per pixel of the analysis grid; ``totals``: the full-resolution sums
+    already made (:func:`~napari_sigma.io.validation.check_analysable`), used where they are
+    the same numbers (integer counts: exact; numpy counts: the same per-pixel sums)."""
+    counts = image.counts
+    same = isinstance(counts, np.ndarray) or np.dtype(counts.dtype).kind in "biu"
+    if totals is None or not same:
+        totals = total_counts(counts)
+    return bin_image(totals, settings.bin_factor)
 
 
 def _phase_finding(settings: AnalysisSettings) -> PhaseFindingSettings:
