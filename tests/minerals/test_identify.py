@@ -138,3 +138,28 @@ def test_quartz_with_excess_oxygen_is_quartz_not_opal():
 def test_a_distinguishable_hydroxide_keeps_its_name():
     gibbsite = {el: 100 * c for el, c in composition_of("Al(OH)3").items() if el != "H"}
     assert identify_composition(gibbsite).name == "gibbsite"
+
+
+def test_a_small_particle_mixed_with_its_host_is_named():
+    # espm steel: MnS stringers measured with ~10 % of the ferrite around them
+    from napari_sigma.minerals.identify import identify_with_neighbour
+
+    measured = {"Mn": 57.2, "S": 32.6, "Fe": 8.8, "Cr": 1.3}
+    assert identify_composition(measured).unknown
+    found = identify_with_neighbour(
+        measured, None, {"Fe": 83.5, "Cr": 16.2, "Mn": 0.3}, "P1 ferritic stainless steel"
+    )
+    assert found.name == "alabandite"
+    assert found.trace[0] == "10 % of P1 ferritic stainless steel"
+    # a neighbour that cannot explain the misfit changes nothing
+    assert identify_with_neighbour(measured, None, {"Si": 46.7, "O": 53.3}, "P2 quartz") is None
+
+
+def test_touching_phases_counts_shared_edges():
+    from napari_sigma.minerals.phases import touching_phases
+
+    labels = np.array([[1, 1, 2], [1, 1, 2], [0, 3, 3]])
+    touching = touching_phases(labels)
+    assert touching[1] == {2: 2, 3: 1}
+    assert touching[2] == {1: 2, 3: 1}
+    assert 0 not in touching

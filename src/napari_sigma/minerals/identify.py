@@ -520,3 +520,73 @@ def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector):
         candidate.score = candidate.score * candidate.similarity**SIMILARITY_POWER
     top.sort(key=lambda c: -c.score)
     return top + list(candidates[SPECTRUM_CANDIDATES:])
+
+
+MAX_NEIGHBOUR_SHARE = 0.5
+"""Largest share (of the mass) of a neighbouring phase in a phase's measured composition that
+`identify_with_neighbour` explains away: the phase must still be mostly itself."""
+
+
+def identify_with_neighbour(
+    wt: Mapping[str, float],
+    err_wt: Mapping[str, float] | None,
+    neighbour_wt: Mapping[str, float],
+    neighbour: str,
+    library: MineralLibrary | None = None,
+    min_score: float = MIN_SCORE,
+) -> Identification | None:
+    """Name a phase that fits nothing as a library mineral plus some of a touching phase.
+
+    Small particles and thin grains are measured with their neighbour (mixed boundary pixels,
+    particles embedded in a foil): every single mineral ``m`` is compared with the measurement
+    as ``a m + b neighbour`` (non-negative, ``b <= MAX_NEIGHBOUR_SHARE (a + b)``, weighted by
+    the comparison's tolerances), at the cost of ``IGNORED_LIGHT_PENALTY`` for the extra share.
+    Returns the best such identification (its traces say how much of ``neighbour`` it holds),
+    or None when none reaches ``min_score``.
+    """
+    from scipy.optimize import nnls
+
+    library = library or load_library()
+    err = dict(err_wt or {})
+    kept = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE}
+    total = sum(kept.values())
+    host = {el: max(v, 0.0) for el, v in neighbour_wt.items() if el not in INVISIBLE}
+    host_total = sum(host.values())
+    if total <= 0 or host_total <= 0:
+        return None
+    measured = {el: 100.0 * v / total for el, v in kept.items()}
+    host = {el: 100.0 * v / host_total for el, v in host.items()}
+    err = {el: e * 100.0 / total for el, e in err.items() if el in measured}
+    seen = set(measured)
+    best: tuple[float, Mineral, float, dict[str, float]] | None = None
+    for mineral in library.minerals.values():
+        comparable = _comparable(mineral.composition, seen)
+        if not comparable:
+            continue
+        elements = sorted(set(measured) | set(comparable) | set(host))
+        s = np.array([_sigma(measured.get(el, 0.0), measured.get(el, 0.0), err.get(el, 0.0))
+                      for el in elements])  # fmt: skip
+        design = (
+            np.array([[comparable.get(el, 0.0), host.get(el, 0.0)] for el in elements]) / s[:, None]
+        )
+        target = np.array([measured.get(el, 0.0) for el in elements]) / s
+        (a, b), _ = nnls(design, target)
+        if a <= 0 or b <= 0 or b > MAX_NEIGHBOUR_SHARE * (a + b):
+            continue
+        mixed = {
+            el: (a * comparable.get(el, 0.0) + b * host.get(el, 0.0)) / (a + b) for el in elements
+        }
+        chi2, n = _chi2(measured, err, mixed)
+        score = _score(chi2, n) * IGNORED_LIGHT_PENALTY
+        if best is None or score > best[0]:
+            best = (score, mineral, b / (a + b), mixed)
+    if best is None or best[0] < min_score:
+        return None
+    score, mineral, share, mixed = best
+    candidate = Candidate(
+        mineral.name, mineral.name, score, 0.0, _comparable(mineral.composition, seen),
+        mineral.group, mineral.density,
+    )  # fmt: skip
+    found = _identification([candidate], wt, err, min_score)
+    found.trace = [f"{round(100 * share)} % of {neighbour}", *found.trace]
+    return found

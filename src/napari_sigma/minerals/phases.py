@@ -175,7 +175,57 @@ def identify_phases(
         yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
         own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
         found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
+    _explain_by_neighbours(found, labels, library)
     return found
+
+
+def touching_phases(labels: np.ndarray) -> dict[int, dict[int, int]]:
+    """For each phase id, the phases it touches and the length of their shared boundary (pixel
+    edges between 4-neighbours)."""
+    labels = np.asarray(labels)
+    pairs = []
+    for a, b in ((labels[:-1, :], labels[1:, :]), (labels[:, :-1], labels[:, 1:])):
+        edge = (a != b) & (a > 0) & (b > 0)
+        pairs.append(np.stack([a[edge], b[edge]], axis=1))
+    both = np.concatenate(pairs)
+    both = np.concatenate([both, both[:, ::-1]])
+    touching: dict[int, dict[int, int]] = {}
+    if both.size:
+        keys, counts = np.unique(both, axis=0, return_counts=True)
+        for (p, q), n in zip(keys.tolist(), counts.tolist(), strict=True):
+            touching.setdefault(int(p), {})[int(q)] = int(n)
+    return touching
+
+
+NEIGHBOURS_TRIED = 2
+"""An unknown phase is tried as a mineral mixed with each of its this many longest neighbours."""
+
+
+def _explain_by_neighbours(found: list[PhaseMineral], labels, library) -> None:
+    """Unknown phases: a library mineral plus some of a touching phase
+    (:func:`~napari_sigma.minerals.identify.identify_with_neighbour`), in place."""
+    from napari_sigma.minerals.identify import identify_with_neighbour
+
+    unknown = [m for m in found if m.identification is not None and m.identification.unknown]
+    if not unknown:
+        return
+    by_id = {m.phase_id: m for m in found}
+    touching = touching_phases(labels)
+    for m in unknown:
+        neighbours = sorted(touching.get(m.phase_id, {}).items(), key=lambda item: -item[1])
+        for q, _ in neighbours[:NEIGHBOURS_TRIED]:
+            other = by_id.get(q)
+            if other is None or other.quantification is None:
+                continue
+            name = f"P{q} {other.mineral}" if other.mineral else f"P{q}"
+            better = identify_with_neighbour(
+                m.quantification.wt, m.quantification.err_wt, other.quantification.wt, name,
+                library,
+            )  # fmt: skip
+            if better is not None:
+                better.alternatives = m.identification.alternatives
+                m.identification = better
+                break
 
 
 def phase_elements(
