@@ -219,3 +219,25 @@ def test_closing_the_viewer_during_training_stops_the_worker(viewer_with_sample,
     worker.yielded.connect(close_viewer)
     qtbot.waitUntil(lambda: finished[-1:] == [True], timeout=RUN_TIMEOUT_MS)  # not 5000 epochs
     assert len(viewer.layers) == 0  # closing removed them; the run added nothing
+
+
+def test_progress_is_shown_at_most_every_interval(plugin_viewer, dock, qtbot):
+    """A burst of progress reports repaints the bar twice (the first at once, the latest after
+    the interval), not once per report: each repaint composes napari's whole window."""
+    from napari_sigma._napari.analysis_widget import PROGRESS_INTERVAL_MS
+    from napari_sigma.compute.progress import Progress
+
+    widget = dock(plugin_viewer, "Phase analysis")
+    widget.worker = object()  # as while a run is going
+    shown = []
+    widget.progress_bar.valueChanged.connect(shown.append)
+    for step in range(1, 51):
+        widget._on_progress(Progress("features", step, 50, f"block {step}/50"))
+    assert shown == [2] and widget.progress_label.text().endswith("block 1/50")
+    qtbot.waitUntil(lambda: shown[-1] == 100, timeout=10 * PROGRESS_INTERVAL_MS)
+    assert shown == [2, 100] and widget.progress_label.text().endswith("block 50/50")
+    widget._on_progress(Progress("features", 1, 2))  # within the interval: pending
+    widget._end_progress()  # the run ended: the pending report is dropped
+    qtbot.wait(2 * PROGRESS_INTERVAL_MS)
+    assert shown == [2, 100]
+    widget.worker = None

@@ -35,6 +35,7 @@ from napari_sigma._napari.viewer_widget import ViewerWidget
 
 SOURCE_ROLES = ("total", "image", "cube")
 AUTO = "auto"
+PROGRESS_INTERVAL_MS = 250
 
 
 def format_progress(report: Any) -> str:
@@ -65,6 +66,15 @@ class AnalysisWidget(ViewerWidget):
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 100)
         self.progress_label = QLabel("", self)
+        # progress reports are shown at most every PROGRESS_INTERVAL_MS: each change of the bar
+        # repaints napari's whole window (a software-GL compose, slow while the run loads the CPU)
+        from qtpy.QtCore import QTimer
+
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_INTERVAL_MS)
+        self._progress_timer.timeout.connect(self._show_pending_progress)
+        self._pending_progress: Any = None
         layout = QVBoxLayout(self)
         layout.addWidget(self.form.native)
         layout.addWidget(self.progress_bar)
@@ -196,6 +206,9 @@ class AnalysisWidget(ViewerWidget):
         except (ValueError, TypeError) as error:
             show_error(f"Phase analysis: invalid settings: {error}")
             return None
+        from napari_sigma._napari import preload
+
+        preload.start_compute()  # torch's libraries loaded without the GIL, not by the worker
         self.worker = self._make_worker(image, settings, title=layer.name)
         self._run_image, self._cancelled = image, ""
         self._set_running(True)
@@ -212,6 +225,9 @@ class AnalysisWidget(ViewerWidget):
         from napari_sigma.pipeline.analysis import analyse
 
         def computation() -> Any:
+            from napari_sigma._napari import preload
+
+            preload.wait_compute()  # torch imported by the preload thread, GIL-free dlopen first
             return (yield from analyse(image, settings))
 
         worker = create_worker(computation, _start_thread=False, _ignore_errors=True)
@@ -249,8 +265,26 @@ class AnalysisWidget(ViewerWidget):
     def _on_progress(self, report: Any) -> None:
         if self._cancelled:
             return
+        first = self._pending_progress is None and not self._progress_timer.isActive()
+        self._pending_progress = report
+        if first:  # the first report at once, then at most one per interval
+            self._show_pending_progress()
+            self._progress_timer.start()
+        elif not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _show_pending_progress(self) -> None:
+        report, self._pending_progress = self._pending_progress, None
+        if report is None or self._cancelled or self.worker is None:
+            return
         self.progress_bar.setValue(round(100 * report.fraction))
         self.progress_label.setText(format_progress(report))
+        self._progress_timer.start()  # the next report waits for the interval
+
+    def _end_progress(self) -> None:
+        """No more progress reports are shown (the run ended: its final state is shown)."""
+        self._progress_timer.stop()
+        self._pending_progress = None
 
     def rerun_with_alternative(self, *_: Any) -> Any:
         """Run again with the number of phases chosen among the alternatives."""
@@ -269,6 +303,7 @@ class AnalysisWidget(ViewerWidget):
 
     @state.alive_only
     def _on_result(self, result: Any, image: Any, title: str) -> None:
+        self._end_progress()
         if self._cancelled or not self._run_source_present():
             self._discard_result(self._cancelled or "its spectrum image layers were deleted")
             return
@@ -326,11 +361,13 @@ class AnalysisWidget(ViewerWidget):
     def _on_error(self, error: BaseException) -> None:
         from napari.utils.notifications import show_error
 
+        self._end_progress()
         self.progress_label.setText(f"failed: {error}")
         show_error(f"Phase analysis failed: {type(error).__name__}: {error}")
 
     @state.alive_only
     def _on_aborted(self) -> None:
+        self._end_progress()
         self.progress_label.setText(
             f"cancelled: {self._cancelled}" if self._cancelled else "aborted"
         )

@@ -132,6 +132,10 @@ class SigmaWidget(ViewerWidget):
             self.tab(missing[0])
             if len(missing) > 1:
                 QTimer.singleShot(0, self._build_next)
+        if len(missing) <= 1:  # all built: torch next, before the user runs an analysis
+            from napari_sigma._napari import preload
+
+            preload.start_compute()
 
     def _on_tab_shown(self, index: int) -> None:
         self.tab(TABS[index][0])

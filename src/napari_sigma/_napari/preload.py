@@ -1,5 +1,5 @@
-"""Import the plugin's heavy modules (matplotlib, the plotting tabs, the analysis settings, then
-torch) in a background thread, once per session, as soon as napari shows a spectrum image.
+"""Import the plugin's heavy modules (matplotlib, the plotting tabs, the analysis settings; torch
+later) in background threads, once per session, as soon as napari shows a spectrum image.
 
 Docking the plugin needs the first ones; imported in napari's main thread they froze it for
 1-3 s. The thread starts when the plugin first makes a spectrum image's layers (file, sample,
@@ -8,12 +8,14 @@ compete with napari adding them), so that a user who then docks the plugin finds
 the tabbed dock starts it too and builds its tabs once :func:`wait` returns. Errors are left for the
 main thread's own import to raise where they belong.
 
-torch (:data:`COMPUTE_MODULES`) comes after them, in the same thread: the first run's worker
-imported it, and loading ``torch._C`` holds the GIL for 250-480 ms in one C call (the dynamic
-loading of libtorch; measured: a 5 ms sleeping loop in the main thread missed 246-298 ms at load
-2-5), which froze napari as the analysis started. :func:`_load_torch_libraries` loads those
-libraries first through ``ctypes``, which lets other threads run meanwhile; the import then finds
-them loaded (longest miss 65-89 ms at load 5).
+torch (:data:`COMPUTE_MODULES`) is imported by :func:`start_compute`, in a second thread that
+starts once the first is done: the tabbed dock calls it when its last tab is built, a run before
+starting its worker. The first run's worker imported it, and loading ``torch._C`` holds the GIL
+for 250-620 ms in one C call (the dynamic loading of libtorch; measured: a 5 ms sleeping loop in
+the main thread missed 246-624 ms at load 2-7), which froze napari as the analysis started.
+:func:`_load_torch_libraries` loads those libraries first through ``ctypes``, which lets other
+threads run meanwhile; the import then finds them loaded (longest miss 65-89 ms at load 5). It is
+not started with the first thread: imported while the user docks the plugin, it slowed the dock.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ MODULES = (
 )
 COMPUTE_MODULES = ("torch",)
 
-_state: dict = {"thread": None}
+_state: dict = {"thread": None, "compute": None}
 _lock = threading.Lock()
 _modules_done = threading.Event()
 
 
 def start() -> threading.Thread:
-    """Start importing :data:`MODULES`, then :data:`COMPUTE_MODULES`, in a daemon thread (once)."""
+    """Start importing :data:`MODULES` in a daemon thread (once); return it."""
     with _lock:
         if _state["thread"] is None:
             thread = threading.Thread(target=_import_all, name="napari-sigma-preload", daemon=True)
@@ -64,6 +66,25 @@ def start_soon() -> None:
         QTimer.singleShot(0, start)
 
 
+def start_compute() -> threading.Thread:
+    """Start importing :data:`COMPUTE_MODULES` (torch) in a daemon thread once :data:`MODULES`
+    are imported (once); return it."""
+    start()
+    with _lock:
+        if _state["compute"] is None:
+            thread = threading.Thread(
+                target=_import_compute, name="napari-sigma-preload-compute", daemon=True
+            )
+            _state["compute"] = thread
+            thread.start()
+        return _state["compute"]
+
+
+def wait_compute() -> None:
+    """Start the torch import if needed and wait for it (in a worker, before it uses torch)."""
+    start_compute().join()
+
+
 def wait(timeout: float | None = None) -> bool:
     """Start the imports if needed and wait for :data:`MODULES`; return whether they are done."""
     start()
@@ -73,6 +94,10 @@ def wait(timeout: float | None = None) -> bool:
 def _import_all() -> None:
     _import(MODULES)
     _modules_done.set()
+
+
+def _import_compute() -> None:
+    _modules_done.wait()
     _load_torch_libraries()
     _import(COMPUTE_MODULES)
 
