@@ -110,6 +110,21 @@ def test_latent_rows_to_pixels_returns_whole_blocks():
     np.testing.assert_array_equal(pixels, expected)
 
 
+@pytest.mark.parametrize(
+    ("shape", "factor"), [((7, 11), 1), ((7, 11), 2), ((13, 9), 3), ((12, 18), 4)]
+)
+def test_latent_rows_to_pixels_matches_the_per_pixel_lookup(shape, factor):
+    """Built from the selected blocks, the pixels are those whose row the per-pixel map gives
+    (cropped edges included), for any selection (repeats, every row, none)."""
+    result = make_fake_result(shape=shape, bin_factor=factor)
+    lookup = editing.pixel_latent_rows(result, shape).reshape(-1)
+    n = len(result.latent)
+    rng = np.random.default_rng(factor)
+    for rows in (np.arange(n), rng.choice(n, n // 3), np.array([n - 1, 0, 0]), np.zeros(0, int)):
+        expected = np.flatnonzero(np.isin(lookup, rows))
+        np.testing.assert_array_equal(editing.latent_rows_to_pixels(result, rows, shape), expected)
+
+
 def test_lasso_assigns_every_pixel_of_enclosed_points():
     result = make_fake_result(shape=(12, 18), bin_factor=2)
     labels = result.labels.copy()

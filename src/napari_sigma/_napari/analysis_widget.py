@@ -222,12 +222,12 @@ class AnalysisWidget(ViewerWidget):
     def _make_worker(self, image: Any, settings: Any, title: str) -> Any:
         from napari.qt.threading import create_worker
 
-        from napari_sigma.pipeline.analysis import analyse
-
         def computation() -> Any:
             from napari_sigma._napari import preload
 
             preload.wait_compute()  # torch imported by the preload thread, GIL-free dlopen first
+            from napari_sigma.pipeline.analysis import analyse  # here, not in the main thread
+
             return (yield from analyse(image, settings))
 
         worker = create_worker(computation, _start_thread=False, _ignore_errors=True)

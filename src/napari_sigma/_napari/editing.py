@@ -109,10 +109,34 @@ def pixel_latent_rows(result: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def latent_rows_to_pixels(result: Any, rows: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Flat indices of every full-resolution pixel that latent rows ``rows`` stand for."""
-    selected = np.zeros(len(result.latent) + 1, dtype=bool)  # last slot: "no row" (-1)
-    selected[np.asarray(rows, dtype=np.int64)] = True
-    return np.flatnonzero(selected[pixel_latent_rows(result, shape).reshape(-1)])
+    """Flat indices (sorted) of every full-resolution pixel that latent rows ``rows`` stand for.
+
+    The same pixels as looking each pixel's row up in :func:`pixel_latent_rows`, but built from
+    the selected rows' blocks: the work follows the selection, not the map (a lasso at 1024²
+    binned by 4 looked up 1M pixels: ~55 ms in napari's main thread at load 5).
+    """
+    factor = max(int(getattr(result, "bin_factor", 1)), 1)
+    grid_y, grid_x = (int(n) for n in result.latent_shape)
+    rep = np.asarray(result.latent_pixels, dtype=np.int64)
+    block_y = np.minimum(rep // shape[1] // factor, grid_y - 1)
+    block_x = np.minimum(rep % shape[1] // factor, grid_x - 1)
+    owner = np.full((grid_y, grid_x), -1, dtype=np.int64)  # as pixel_latent_rows: the last wins
+    owner[block_y, block_x] = np.arange(rep.size)
+    rows = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
+    rows = rows[(rows >= 0) & (rows < rep.size)]
+    rows = rows[owner[block_y[rows], block_x[rows]] == rows]
+    by, bx = block_y[rows], block_x[rows]
+    # a block's pixels; the last block of a row or column also takes the cropped edge
+    y0, x0 = by * factor, bx * factor
+    y1 = np.where(by == grid_y - 1, shape[0], np.minimum(y0 + factor, shape[0]))
+    x1 = np.where(bx == grid_x - 1, shape[1], np.minimum(x0 + factor, shape[1]))
+    height, width = np.maximum(y1 - y0, 0), np.maximum(x1 - x0, 0)
+    sizes = height * width
+    block = np.repeat(np.arange(rows.size), sizes)
+    local = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    wide = np.maximum(width[block], 1)
+    pixels = (y0[block] + local // wide) * shape[1] + x0[block] + local % wide
+    return np.sort(pixels)
 
 
 def latent_phase_of_rows(result: Any, labels: np.ndarray) -> np.ndarray:

@@ -45,18 +45,6 @@ def _widget_class(key: str) -> Any:
     return LatentWidget
 
 
-def _prewarm_reading() -> None:
-    """Start the file-reading process now (:func:`napari_sigma.io.isolation.prewarm`): a user who
-    docks the plugin opens an EDS file next, and its first read then skips the process start
-    (~1-2 s of imports in the child)."""
-    from napari_sigma.io.isolation import prewarm
-
-    try:
-        prewarm()
-    except OSError:  # the read starts it again and reports what is wrong
-        pass
-
-
 def _tab_widget(key: str, doc: str) -> property:
     """The widget of tab ``key`` as a read-only attribute, built when first read
     (`SigmaWidget.tab`)."""
@@ -114,7 +102,6 @@ class SigmaWidget(ViewerWidget):
     def _import_in_background(self) -> None:
         from napari_sigma._napari import preload
 
-        _prewarm_reading()  # in this thread: importing the reading code takes ~80 ms
         preload.wait()  # an import error shows when the tab is built, in the main thread
         try:
             self._imported.emit()

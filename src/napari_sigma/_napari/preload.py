@@ -8,9 +8,10 @@ compete with napari adding them), so that a user who then docks the plugin finds
 the tabbed dock starts it too and builds its tabs once :func:`wait` returns. Errors are left for the
 main thread's own import to raise where they belong.
 
-torch (:data:`COMPUTE_MODULES`) is imported by :func:`start_compute`, in a second thread that
+torch and the analysis pipeline (:data:`COMPUTE_MODULES`) are imported by :func:`start_compute`, in a second thread that
 starts once the first is done: the tabbed dock calls it when its last tab is built, a run before
-starting its worker. The first run's worker imported it, and loading ``torch._C`` holds the GIL
+starting its worker. It first starts the file-reading process (for a user who docks the plugin
+before opening a file). The first run's worker imported it, and loading ``torch._C`` holds the GIL
 for 250-620 ms in one C call (the dynamic loading of libtorch; measured: a 5 ms sleeping loop in
 the main thread missed 246-624 ms at load 2-7), which froze napari as the analysis started.
 :func:`_load_torch_libraries` loads those libraries first through ``ctypes``, which lets other
@@ -33,7 +34,7 @@ MODULES = (
     "napari_sigma._napari.phases_widget",
     "napari_sigma._napari.latent_widget",
 )
-COMPUTE_MODULES = ("torch",)
+COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis")
 
 _state: dict = {"thread": None, "compute": None}
 _lock = threading.Lock()
@@ -98,8 +99,21 @@ def _import_all() -> None:
 
 def _import_compute() -> None:
     _modules_done.wait()
+    _prewarm_reading()
     _load_torch_libraries()
     _import(COMPUTE_MODULES)
+
+
+def _prewarm_reading() -> None:
+    """Start the file-reading process (:func:`napari_sigma.io.isolation.prewarm`): a user who
+    docked the plugin before opening a file then finds it started (~1-2 s of imports in the
+    child); a no-op once a file was read."""
+    try:
+        from napari_sigma.io.isolation import prewarm
+
+        prewarm()
+    except Exception:  # the read starts it again and reports what is wrong
+        pass
 
 
 def _import(names: tuple[str, ...]) -> None:
