@@ -268,61 +268,6 @@ def print_batch_summary(outcomes: Sequence[Outcome], stream=None) -> None:
         stream.write(f"  {outcome.status:<6} {outcome.path.name:<{width}}  {detail}{warned}\n")
 
 
-# What a run imports and loads (torch alone ~1-2 s): imported in a thread while the first input
-# is read in the reading child, when the main thread only waits for it.
-_RUN_MODULES = (
-    "torch",
-    "scipy.ndimage",
-    "scipy.special",
-    "scipy.interpolate",
-    "scipy.optimize",
-    "scipy.sparse.csgraph",
-    "xraydb",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-    "tifffile",
-    "napari_sigma.pipeline.analysis",
-    "napari_sigma.unmixing.nmf",
-    "napari_sigma.phases.finding",
-    "napari_sigma.phases.statistics",
-    "napari_sigma.minerals.phases",
-    "napari_sigma.minerals.identify",
-    "napari_sigma.quant.quantify",
-    "napari_sigma.quant.line_fit",
-    "napari_sigma.io.export",
-    "napari_sigma.io.report",
-    "napari_sigma.io.mineralogy",
-)
-
-
-def _prepare_run_in_background() -> None:
-    """Import :data:`_RUN_MODULES` and load the mineral library in a daemon thread, when reads
-    run in the reading child (the main thread then waits without holding the GIL)."""
-    import threading
-
-    from napari_sigma.io.reading import _isolating
-
-    if not _isolating(None):
-        return
-
-    def prepare() -> None:
-        from importlib import import_module
-
-        for name in _RUN_MODULES:
-            try:
-                import_module(name)
-            except Exception:  # the run itself reports what it cannot import
-                continue
-        try:
-            from napari_sigma.minerals.library import load_library
-
-            load_library()
-        except Exception:  # a broken library is reported by the run
-            pass
-
-    threading.Thread(target=prepare, name="napari-sigma imports", daemon=True).start()
-
-
 def command_run(args: argparse.Namespace) -> int:
     """Analyse every input; a bad input is reported on one line and the others still run.
 
@@ -333,7 +278,6 @@ def command_run(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     if args.shared_model or args.scheduler:
         return command_run_fields(args, settings)
-    _prepare_run_in_background()
     outcomes = []
     limit = memory_limit(args)
     for path, name in zip(args.inputs, output_names(args.inputs), strict=True):
