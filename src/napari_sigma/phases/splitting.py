@@ -113,13 +113,18 @@ def _windowed_mean(
     From a float64 summed-area table, read at the ``at`` pixels only (the window sums of a
     whole map for every feature were most of the test's time).
     """
+    import torch
+
     height, width = mask.shape
     n_features = features.shape[-1]
     table = np.zeros((height + 1, width + 1, n_features + 1))
-    np.multiply(features, mask[..., None], out=table[1:, 1:, :n_features])
-    table[1:, 1:, n_features] = mask
-    np.cumsum(table[1:, 1:], axis=0, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    inner = table[1:, 1:]
+    np.multiply(features, mask[..., None], out=inner[..., :n_features])
+    inner[..., n_features] = mask
+    for row in range(1, height):  # running sums down the rows: one add per row, in cache
+        np.add(inner[row], inner[row - 1], out=inner[row])
+    along = torch.from_numpy(table)  # along the row (strided for numpy): torch, in place
+    torch.cumsum(along[1:, 1:], dim=1, out=along[1:, 1:])
     rows, cols = np.nonzero(at)
     top, bottom = np.maximum(rows - radius, 0), np.minimum(rows + radius + 1, height)
     left, right = np.maximum(cols - radius, 0), np.minimum(cols + radius + 1, width)

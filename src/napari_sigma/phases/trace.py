@@ -25,6 +25,9 @@ import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 
+#: Pixels per phase (at least, up to twice) whose median profile sorts out outliers.
+MEDIAN_PIXELS = 20_000
+
 
 def phase_profiles(
     counts: np.ndarray, dose: np.ndarray, labels: np.ndarray, n_phases: int
@@ -43,19 +46,18 @@ def phase_profiles(
         K.
     """
     used = labels >= 0
-    window_sums = _group_sums(counts[used], labels[used], n_phases)
-    dose_sums = np.bincount(labels[used], weights=dose[used], minlength=n_phases)
+    if not used.all():
+        counts, dose, labels = counts[used], dose[used], labels[used]
+    window_sums = _group_sums(counts, labels, n_phases)
+    dose_sums = np.bincount(labels, weights=dose, minlength=n_phases)
     return window_sums / np.maximum(dose_sums, 1.0)[:, None]
 
 
 def _group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Sums ``(n_groups, F)`` of the rows of ``values`` per group (in row order, float64)."""
+    columns = np.ascontiguousarray(values.T, dtype=np.float64)
     return np.stack(
-        [
-            np.bincount(groups, weights=values[:, f], minlength=n_groups)
-            for f in range(values.shape[1])
-        ],
-        axis=1,
+        [np.bincount(groups, weights=column, minlength=n_groups) for column in columns], axis=1
     ).reshape(n_groups, values.shape[1])
 
 
@@ -246,17 +248,28 @@ def _robust_profiles(
 
 
 def _median_profiles(
-    counts: np.ndarray, dose: np.ndarray, labels: np.ndarray, n_phases: int
+    counts: np.ndarray,
+    dose: np.ndarray,
+    labels: np.ndarray,
+    n_phases: int,
+    max_pixels: int = MEDIAN_PIXELS,
 ) -> np.ndarray:
-    """Per-window median of the count fractions of each phase's pixels (robust to outliers)."""
-    rates = counts / np.maximum(dose, 1.0)[:, None]
-    fallback = phase_profiles(counts, dose, labels, n_phases)
-    return np.stack(
-        [
-            np.median(rates[labels == k], axis=0) if (labels == k).any() else fallback[k]
-            for k in range(n_phases)
-        ]
-    )
+    """Per-window median of the count fractions of each phase's pixels (robust to outliers).
+
+    A phase of more than ``2 * max_pixels`` pixels takes every n-th of them (raster order:
+    spread over its grains): the median of 20 000 pixels lies within ~1 % of a pixel's
+    noise of the median of all, and it only sorts out the outliers before the mean profiles.
+    """
+    profiles = []
+    for k in range(n_phases):
+        members = np.flatnonzero(labels == k)
+        if members.size == 0:  # the mean profile (zero counts) of a phase without pixels
+            profiles.append(phase_profiles(counts, dose, labels, n_phases)[k])
+            continue
+        members = members[:: max(1, members.size // max_pixels)]
+        rates = counts[members] / np.maximum(dose[members], 1.0)[:, None]
+        profiles.append(np.median(rates, axis=0))
+    return np.stack(profiles)
 
 
 def _interior_labels(labels: np.ndarray, n_phases: int) -> np.ndarray:
