@@ -191,13 +191,20 @@ def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = Non
     # the points and their outer products are the same for every K: prepared once
     torch_fit = settings.backend == "torch" and len(candidates) > 1
     prepared = _PreparedPoints(scaled, settings.device, len(scaled)) if torch_fit else None
-    scored = _PreparedPoints(fit, "auto") if len(candidates) > 1 else None
+    scored = None
     for step, k in enumerate(candidates):
         message = f"Gaussian mixture with {k} phases"
         progress = Progress(STAGE, step, len(candidates) + 1, message)
-        mixture = yield from _with_progress(_fit_one(scaled, k, settings, prepared), progress)
+        fitted = _fit_one(scaled, k, settings, prepared)
+        mixture, mean_log_likelihood = yield from _with_progress(fitted, progress)
         mixtures[k] = _unscaled(mixture, center, scale)
-        scores[k] = bic(fit, mixtures[k], settings.covariance, scored)
+        if mean_log_likelihood is not None:  # EM's own likelihood of the mixture, unscaled
+            total = len(fit) * (mean_log_likelihood - fit.shape[1] * math.log(scale))
+            scores[k] = bic_of(total, len(fit), fit.shape[1], k, settings.covariance)
+        else:
+            if scored is None and len(candidates) > 1:
+                scored = _PreparedPoints(fit, "auto")
+            scores[k] = bic(fit, mixtures[k], settings.covariance, scored)
     del prepared, scored
     yield Progress(STAGE, len(candidates), len(candidates) + 1, "assigning phases")
     mixture, rule = _select(mixtures, scores, fit, settings)
@@ -250,10 +257,15 @@ def bic(
     when several mixtures are scored on them.
     """
     n, d = points.shape
-    k = mixture.n_components
+    log_likelihood = _total_log_likelihood(points, mixture, prepared)
+    return bic_of(log_likelihood, n, d, mixture.n_components, covariance)
+
+
+def bic_of(log_likelihood: float, n: int, d: int, k: int, covariance: str = "full") -> float:
+    """BIC of a ``k``-component mixture in ``d`` dimensions of total log-likelihood
+    ``log_likelihood`` on ``n`` points."""
     covariance_params = k * d * (d + 1) / 2 if covariance == "full" else k * d
     n_params = (k - 1) + k * d + covariance_params
-    log_likelihood = _total_log_likelihood(points, mixture, prepared)
     return float(-2.0 * log_likelihood + n_params * math.log(n))
 
 
@@ -341,17 +353,21 @@ def _fit_one(
     settings: ClusteringSettings,
     prepared: _PreparedPoints | None = None,
 ) -> Computation:
-    """Fit a k-component mixture to standardised points (a generator ticking every 0.25 s)."""
+    """Fit a k-component mixture to standardised points (a generator ticking every 0.25 s).
+
+    Returns (mixture, mean log-likelihood per point of that mixture on ``scaled``, or None
+    when the fit did not compute it: sklearn, or EM stopped by ``max_iter``).
+    """
     if settings.backend == "sklearn":
-        return _fit_sklearn(scaled, k, settings)
+        return _fit_sklearn(scaled, k, settings), None
     best: Mixture | None = None
-    best_ll = -np.inf
+    best_ll, best_own = -np.inf, None
     for attempt in range(settings.n_init):
         seed = settings.seed + 1000 * attempt
-        mixture, ll = yield from _fit_torch(scaled, k, settings, seed, prepared)
+        mixture, ll, converged = yield from _fit_torch(scaled, k, settings, seed, prepared)
         if ll > best_ll:
-            best, best_ll = mixture, ll
-    return best
+            best, best_ll, best_own = mixture, ll, (ll if converged else None)
+    return best, best_own
 
 
 def _fit_sklearn(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Mixture:
@@ -379,7 +395,10 @@ def _fit_torch(
     seed: int,
     prepared: _PreparedPoints | None = None,
 ) -> Computation:
-    """EM for one initialisation; returns (Mixture, mean log-likelihood).
+    """EM for one initialisation; returns (Mixture, mean log-likelihood, converged).
+
+    When converged, the log-likelihood is the mixture's own (the parameters of its E-step);
+    else it is the one before the last M-step.
 
     ``prepared``: ``x_np`` as tensors with their outer products, shared by several fits.
     """
@@ -400,11 +419,13 @@ def _fit_torch(
     previous = -math.inf
     last_yield = time.perf_counter()
     log_likelihood = previous
+    converged = False
     for _ in range(settings.max_iter):
         log_joint = _log_densities(x, means, covs, outer) + torch.log(weights)
         norm = torch.logsumexp(log_joint, dim=1, keepdim=True)
         log_likelihood = float(norm.mean())
         if abs(log_likelihood - previous) < settings.tol:
+            converged = True
             break
         previous = log_likelihood
         resp = torch.exp(log_joint - norm)
@@ -413,7 +434,7 @@ def _fit_torch(
             yield
             last_yield = time.perf_counter()
     mixture = Mixture(*(t.cpu().numpy() for t in (weights, means, covs)), np.arange(k))
-    return mixture, log_likelihood
+    return mixture, log_likelihood, converged
 
 
 def _kmeans_labels(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -454,8 +475,9 @@ def _nearest_center(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
 def _outer_products(x: torch.Tensor) -> torch.Tensor:
     """Row-wise products ``x_i x_j`` for ``i <= j``, shape (n, d(d+1)/2): second moments become
     matrix products (the upper triangle only: the matrices are symmetric)."""
-    rows, cols = _triangle(x.shape[1], x.device)
-    return x[:, rows] * x[:, cols]
+    import torch
+
+    return torch.cat([x[:, i : i + 1] * x[:, i:] for i in range(x.shape[1])], dim=1)
 
 
 def _triangle(d: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
