@@ -194,9 +194,9 @@ def _bounds(region: np.ndarray, margin: int) -> tuple[slice, slice]:
 
 def _checkerboard(shape: tuple[int, int], box: tuple[slice, slice], parity: int) -> np.ndarray:
     """Pixels of the box whose map coordinates ``(y + x) % 2 == parity``."""
-    rows = np.arange(box[0].start, box[0].start + shape[0])[:, None]
-    cols = np.arange(box[1].start, box[1].start + shape[1])[None, :]
-    return (rows + cols) % 2 == parity
+    rows = (np.arange(box[0].start, box[0].start + shape[0]) % 2).astype(np.int8)
+    cols = (np.arange(box[1].start, box[1].start + shape[1]) % 2).astype(np.int8)
+    return (rows[:, None] ^ cols[None, :]) == parity
 
 
 def _grouping(
