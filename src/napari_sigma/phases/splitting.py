@@ -113,8 +113,6 @@ def _windowed_mean(
     From a float64 summed-area table, read at the ``at`` pixels only (the window sums of a
     whole map for every feature were most of the test's time).
     """
-    import torch
-
     height, width = mask.shape
     n_features = features.shape[-1]
     table = np.zeros((height + 1, width + 1, n_features + 1))
@@ -123,8 +121,7 @@ def _windowed_mean(
     inner[..., n_features] = mask
     for row in range(1, height):  # running sums down the rows: one add per row, in cache
         np.add(inner[row], inner[row - 1], out=inner[row])
-    along = torch.from_numpy(table)  # along the row (strided for numpy): torch, in place
-    torch.cumsum(along[1:, 1:], dim=1, out=along[1:, 1:])
+    np.cumsum(inner, axis=1, out=inner)
     rows, cols = np.nonzero(at)
     top, bottom = np.maximum(rows - radius, 0), np.minimum(rows + radius + 1, height)
     left, right = np.maximum(cols - radius, 0), np.minimum(cols + radius + 1, width)
@@ -167,17 +164,20 @@ def _interior(region: np.ndarray, erode: int) -> np.ndarray:
     """Pixels of ``region`` farther than ``erode`` from other phases (the image edge is not one).
 
     The ``(2e+1)^2`` window of each pixel is all ``region`` (the edge pixels repeat beyond the
-    map): ``erode`` 3x3 erosions, as exact integer window sums with torch.
+    map): ``erode`` 3x3 erosions, as exact integer window sums (numpy; host arrays on every
+    device).
     """
-    import torch
-
-    from napari_sigma.phases._filters import box_sum
-
     if erode <= 0:
         return region
-    with torch.no_grad():
-        inside = box_sum(torch.from_numpy(region.astype(np.float32)), erode, "nearest")
-    return (inside == (2 * erode + 1) ** 2).numpy()
+    height, width = region.shape
+    padded = np.pad(region.astype(np.int16), erode, mode="edge")
+    rows = padded[:height].copy()
+    for shift in range(1, 2 * erode + 1):
+        rows += padded[shift : shift + height]
+    inside = rows[:, :width].copy()
+    for shift in range(1, 2 * erode + 1):
+        inside += rows[:, shift : shift + width]
+    return inside == (2 * erode + 1) ** 2
 
 
 def _bounds(region: np.ndarray, margin: int) -> tuple[slice, slice]:
