@@ -345,6 +345,7 @@ class _PreparedPoints:
             part = torch.as_tensor(points[start : start + chunk], device=device)
             part = part.to(torch.float64)
             self.chunks.append((part, _outer_products(part)))
+        self.seedings: dict[int, dict] = {}  # k-means++ seeding per seed (see _kmeans_labels)
 
 
 def _fit_one(
@@ -412,7 +413,8 @@ def _fit_torch(
         (x, outer), *_ = prepared.chunks
     generator = torch.Generator(device="cpu").manual_seed(seed)
     yield  # after the outer products: a cancel point before the k-means start
-    hard = _kmeans_labels(x, k, generator)
+    seeding = None if prepared is None else prepared.seedings.setdefault(seed, {})
+    hard = _kmeans_labels(x, k, generator, seeding)
     yield
     resp = torch.nn.functional.one_hot(hard, k).to(x.dtype)
     weights, means, covs = _m_step(x, outer, resp, settings.covariance)
@@ -437,21 +439,34 @@ def _fit_torch(
     return mixture, log_likelihood, converged
 
 
-def _kmeans_labels(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding followed by a few Lloyd steps; returns hard labels."""
+def _kmeans_labels(
+    x: torch.Tensor, k: int, generator: torch.Generator, seeding: dict | None = None
+) -> torch.Tensor:
+    """k-means++ seeding followed by a few Lloyd steps; returns hard labels.
+
+    ``seeding``: the seeding so far of the same points with the same seed (centres, distances,
+    generator state), extended and updated here: the seeding of k centres continues that of
+    k - 1 draw for draw, so a scan over K seeds each centre once (same centres as from scratch).
+    """
     import torch
 
     n = len(x)
-    first = int(torch.randint(n, (1,), generator=generator))
-    centers = x[first : first + 1]
-    closest = ((x - centers[0]) ** 2).sum(1)
-    for _ in range(1, k):
+    if seeding and len(seeding["centers"]) <= k:
+        centers, closest = seeding["centers"], seeding["closest"]
+        generator.set_state(seeding["state"])
+    else:
+        first = int(torch.randint(n, (1,), generator=generator))
+        centers = x[first : first + 1]
+        closest = ((x - centers[0]) ** 2).sum(1)
+    for _ in range(len(centers), k):
         probabilities = (closest / closest.sum()).cpu()
         if not torch.isfinite(probabilities).all() or float(probabilities.sum()) <= 0:
             probabilities = torch.full((n,), 1.0 / n, dtype=torch.float64)
         pick = int(torch.multinomial(probabilities, 1, generator=generator))
         centers = torch.cat([centers, x[pick : pick + 1]])
         closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
+    if seeding is not None:
+        seeding.update(centers=centers, closest=closest, state=generator.get_state())
     previous = None
     for _ in range(LLOYD_STEPS):
         labels = _nearest_center(x, centers)

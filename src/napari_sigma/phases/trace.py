@@ -55,9 +55,12 @@ def phase_profiles(
 
 def _group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Sums ``(n_groups, F)`` of the rows of ``values`` per group (in row order, float64)."""
-    columns = np.ascontiguousarray(values.T, dtype=np.float64)
     return np.stack(
-        [np.bincount(groups, weights=column, minlength=n_groups) for column in columns], axis=1
+        [
+            np.bincount(groups, weights=values[:, f], minlength=n_groups)
+            for f in range(values.shape[1])
+        ],
+        axis=1,
     ).reshape(n_groups, values.shape[1])
 
 
