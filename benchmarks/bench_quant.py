@@ -90,7 +90,7 @@ def synthetic_case(case: str, seed: int) -> dict:
         errors += errs
         rows.append({"phase": m.phase_id, "truth": spec.name, "found": m.mineral,
                      "score": round(m.score, 3), "right": right,
-                     "errors": [round(e, 1) for e in errs]})  # fmt: skip
+                     "errors": [round(e, 1) for e in errs], "host": _host_note(m)})  # fmt: skip
     truth_minerals = run_to_completion(identify_phases(
         sample.image, sample.labels, elements_of_lines(sample.lines)))  # fmt: skip
     truth_errors, truth_right = [], []
@@ -110,6 +110,12 @@ def synthetic_case(case: str, seed: int) -> dict:
             "rel_errors": errors, "truth_label_errors": truth_errors,
             "truth_label_names_right": truth_right, "modal_equals_labels": exact,
             "abundance_area_error_pp": abundance_error}  # fmt: skip
+
+
+def _host_note(phase) -> str:
+    """The phase's host-correction note (``QuantSettings.host_correction``), or ``""``."""
+    notes = phase.quantification.notes if phase.quantification else []
+    return next((n for n in notes if n.startswith("host correction")), "")
 
 
 def _abundance_error(sample, result, tables) -> list[float]:
@@ -169,7 +175,7 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
                      "pure_at": {el: round(v, 1) for el, v in pure.at.items()},
                      "pure_wt": {el: round(v, 1) for el, v in pure.wt.items()},
                      "errors": [round(e, 1) for e in errs],
-                     "errors_at": [round(e, 1) for e in errs_at]})  # fmt: skip
+                     "errors_at": [round(e, 1) for e in errs_at], "host": _host_note(m)})  # fmt: skip
     return {"case": case, "phases": rows, "rel_errors": errors, "rel_errors_at": errors_at,
             "pure_rel_errors": pure_wt, "pure_rel_errors_at": pure_at}  # fmt: skip
 
@@ -193,8 +199,18 @@ def main() -> None:
     parser.add_argument("--espm-dir", type=Path, default=ESPM,
                         help="espm cases folder (default: shared/data/espm_dev; the cases of "
                              "benchmarks/espm_cases.py are in ~/.cache/napari-sigma/espm_atomic)")  # fmt: skip
+    parser.add_argument("--no-host-correction", action="store_true",
+                        help="quantify particles with their host's share (QuantSettings."
+                             "host_correction off), for before/after figures")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench_out/quant.json"))
     args = parser.parse_args()
+    if args.no_host_correction:
+        import functools
+
+        import napari_sigma.minerals.phases as phases
+        from napari_sigma.quant.quantify import QuantSettings
+
+        phases.QuantSettings = functools.partial(QuantSettings, host_correction=False)
     synthetic = []
     for case in [] if args.espm_only else args.cases:
         for seed in args.seeds:
@@ -202,7 +218,9 @@ def main() -> None:
             synthetic.append(row)
             names = ", ".join(f"{p['truth']}->{p['found']}{'' if p['right'] else ' (WRONG)'}"
                               for p in row["phases"])  # fmt: skip
-            print(f"{case} seed {seed} ({row['pipeline_s']} s): {names}; "
+            hosts = [f"P{p['phase']} {p['host']}" for p in row["phases"] if p["host"]]
+            print(f"{case} seed {seed} ({row['pipeline_s']} s): {names}; host corrections: "
+                  f"{hosts or 'none'}; "
                   f"{summary(row['rel_errors'])}; abundance error {row['abundance_area_error_pp']}"
                   f" pp; modal == labels: {row['modal_equals_labels']}", flush=True)  # fmt: skip
     phases = [p for row in synthetic for p in row["phases"]]
@@ -223,7 +241,8 @@ def main() -> None:
             espm.append(row)
             for p in row["phases"]:
                 print(f"espm {case}: {p['truth']} -> {p['found']} ({p['score']}) "
-                      f"{'' if p['right'] else 'WRONG '}errors wt {p['errors']} at {p['errors_at']}")  # fmt: skip
+                      f"{'' if p['right'] else 'WRONG '}errors wt {p['errors']} at {p['errors_at']}"
+                      f"{'; ' + p['host'] if p['host'] else ''}")  # fmt: skip
         espm_phases = [p for r in espm for p in r["phases"]]
         print(f"\nESPM names right: {sum(p['right'] for p in espm_phases)}/{len(espm_phases)}")
         for key, what in (

@@ -73,12 +73,27 @@ def interior_labels(labels: np.ndarray) -> np.ndarray:
     composition errors from median 11 % to 6 % and named M23C6, NbC and the Cr-spinel (all
     pixels of small phases were used before).
     """
-    from scipy.ndimage import distance_transform_edt, find_objects
-
     labels = np.asarray(labels)
     interior = np.zeros_like(labels)
     if labels.ndim != 2 or not np.any(labels > 0):
         return interior
+    depth = phase_depths(labels)
+    for pid in np.unique(labels[labels > 0]).tolist():
+        mask = labels == pid
+        values = depth[mask]
+        keep = min(values.size, max(MIN_CORE_PIXELS, int(np.ceil(CORE_FRACTION * values.size))))
+        threshold = np.partition(values, values.size - keep)[values.size - keep]
+        interior[mask & (depth >= threshold)] = pid
+    return interior
+
+
+def phase_depths(labels: np.ndarray) -> np.ndarray:
+    """Each labelled pixel's Euclidean distance to the nearest pixel of another label (the map's
+    edge is no boundary); 0 where the label is 0 or below."""
+    from scipy.ndimage import distance_transform_edt, find_objects
+
+    labels = np.asarray(labels)
+    depths = np.zeros(labels.shape, dtype=np.float64)
     height, width = labels.shape
     for pid, box in enumerate(find_objects(np.clip(labels, 0, None)), start=1):
         if box is None:
@@ -91,11 +106,187 @@ def interior_labels(labels: np.ndarray) -> np.ndarray:
         depth = depth[
             pad[0][0] : depth.shape[0] - pad[0][1], pad[1][0] : depth.shape[1] - pad[1][1]
         ]
-        values = depth[mask]
-        keep = min(values.size, max(MIN_CORE_PIXELS, int(np.ceil(CORE_FRACTION * values.size))))
-        threshold = np.partition(values, values.size - keep)[values.size - keep]
-        interior[y0:y1, x0:x1][mask & (depth >= threshold)] = pid
-    return interior
+        depths[y0:y1, x0:x1][mask] = depth[mask]
+    return depths
+
+
+HOST_ENCLOSURE = 0.5
+"""A phase is taken as particles in a host when at least this share of its boundary with other
+phases is with one larger phase (see `host_corrected_spectra`)."""
+HOST_SIGNIFICANCE = 3.0
+"""The host's share is removed only when it is this many standard errors above zero."""
+CENTRE_DEPTH = 0.5
+"""A particle's centre: its core pixels within this many pixels of its own greatest depth."""
+
+
+@dataclass
+class HostCorrection:
+    """The share of a host phase removed from a phase's core spectrum.
+
+    Parameters
+    ----------
+    host : int
+        The host phase id.
+    share : float
+        Removed host counts / the core spectrum's counts (0..1).
+    sigma : float
+        Its standard error.
+    centre_pixels : int
+        The pixels of the particles' centres the estimate rests on.
+    """
+
+    host: int
+    share: float
+    sigma: float
+    centre_pixels: int
+
+
+def particle_hosts(labels: np.ndarray) -> dict[int, int]:
+    """Phases that are particles in a host: ``{phase: host}`` for each phase that shares at
+    least ``HOST_ENCLOSURE`` of its boundary with other phases with one phase of more pixels."""
+    labels = np.asarray(labels)
+    sizes = np.bincount(np.clip(labels, 0, None).ravel())
+    hosts = {}
+    for pid, touching in touching_phases(labels).items():
+        host, length = max(touching.items(), key=lambda item: item[1])
+        if length >= HOST_ENCLOSURE * sum(touching.values()) and sizes[host] > sizes[pid]:
+            hosts[pid] = host
+    return hosts
+
+
+def host_corrected_spectra(
+    counts, labels: np.ndarray, spectra: np.ndarray, energy: np.ndarray | None = None,
+    beam_kev: float | None = None,
+) -> tuple[np.ndarray, dict[int, HostCorrection]]:  # fmt: skip
+    """Remove the host's share from the core spectra of particles that sit in a host.
+
+    A particle seen through a foil (a projected sphere in a matrix) or within the interaction
+    volume of the phase around it gives each of its pixels the spectrum
+    ``w P + (1 - w) H``: its own ``P`` and the host's ``H`` in the shares of the column (or
+    volume) each fills. The host's share falls towards a particle's centre, so the core
+    (`interior_labels`) of small particles still holds some of the host. The centres of the
+    particles (core pixels within ``CENTRE_DEPTH`` of their particle's greatest depth) hold the
+    least; the phase's core sum ``S`` is fitted as ``a C + b H`` (``C`` the centres' summed
+    spectrum, ``H`` the host's core spectrum scaled to unit sum; non-negative, weighted by the
+    Poisson variance of ``S`` and of ``a C``), and ``b H`` is removed when ``b`` is
+    ``HOST_SIGNIFICANCE`` standard errors above zero: the remaining spectrum has the host share
+    of the centres. A phase whose core is free of the host (large grains: the centres and the
+    core agree) is left as it is.
+
+    Parameters
+    ----------
+    counts : array (y, x, E)
+        The spectrum image's counts (numpy or dask).
+    labels : ndarray (y, x) int
+        The phases.
+    spectra : ndarray (K, E)
+        The summed spectra of the phases' cores (``interior_labels(labels)``), phases 1..K.
+    energy : ndarray (E,), optional
+        Channel energies (keV): channels below 0.15 keV (the noise peak) and above
+        ``beam_kev`` are left out of the fit.
+    beam_kev : float, optional
+        The beam energy.
+
+    Returns
+    -------
+    corrected : ndarray (K, E)
+        ``spectra`` with the host share removed where one was found.
+    corrections : dict of int to HostCorrection
+        The phases corrected.
+    """
+    labels = np.asarray(labels)
+    spectra = np.asarray(spectra, dtype=np.float64)
+    corrected = spectra.copy()
+    hosts = {p: h for p, h in particle_hosts(labels).items() if p <= len(spectra)}
+    hosts = {p: h for p, h in hosts.items() if h <= len(spectra) and spectra[h - 1].sum() > 0}
+    if not hosts:
+        return corrected, {}
+    channels = np.ones(spectra.shape[1], dtype=bool)
+    if energy is not None:
+        channels &= np.asarray(energy) >= 0.15
+        if beam_kev:
+            channels &= np.asarray(energy) <= beam_kev
+    core_pixels = np.bincount(np.clip(interior_labels(labels), 0, None).ravel(),
+                              minlength=len(spectra) + 1)  # fmt: skip
+    centres = particle_centres(labels, list(hosts))
+    centre_sums = _sums(counts, centres, list(hosts))
+    corrections = {}
+    for pid, host in hosts.items():
+        centre, n_centre = centre_sums[pid]
+        n_core, n_host = int(core_pixels[pid]), int(core_pixels[host])
+        n_rest = n_core - n_centre
+        if n_centre == 0 or n_rest <= 0 or n_host == 0:
+            continue
+        rest = spectra[pid - 1] - centre
+        lam, sigma = _extrapolation(centre[channels], n_centre, rest[channels], n_rest,
+                                    spectra[host - 1][channels] / n_host)  # fmt: skip
+        if lam > HOST_SIGNIFICANCE * sigma and lam > 0:
+            # the core's mean, moved along (core - host) to the centres' host share
+            mu = n_rest * lam / (n_rest + n_centre * (1 + lam))
+            core = spectra[pid - 1]
+            host_part = n_core * spectra[host - 1] / n_host
+            corrected[pid - 1] = core + mu * (core - host_part)
+            share = float(mu * host_part.sum() / core.sum())
+            corrections[pid] = HostCorrection(host, share, share * sigma / lam, n_centre)
+    return corrected, corrections
+
+
+def particle_centres(labels: np.ndarray, phase_ids: Sequence[int]) -> np.ndarray:
+    """The centres of the particles (connected regions) of the given phases: their core pixels
+    (`interior_labels`) within ``CENTRE_DEPTH`` of the region's greatest depth."""
+    from scipy.ndimage import label as connected
+    from scipy.ndimage import maximum
+
+    labels = np.asarray(labels)
+    core = interior_labels(labels)
+    depth = phase_depths(labels)
+    centres = np.zeros_like(labels)
+    for pid in phase_ids:
+        regions, n = connected(labels == pid)
+        if n == 0:
+            continue
+        deepest = np.concatenate([[0.0], np.asarray(maximum(depth, regions, np.arange(1, n + 1)))])
+        keep = (core == pid) & (depth >= deepest[regions] - CENTRE_DEPTH)
+        centres[keep] = pid
+    return centres
+
+
+def _sums(counts, centres: np.ndarray, phase_ids: Sequence[int]) -> dict:
+    """The summed spectrum and the pixel count of each phase's pixels in ``centres``."""
+    if isinstance(counts, np.ndarray):
+        flat = counts.reshape(-1, counts.shape[-1])
+        return {
+            p: (flat[np.flatnonzero(centres == p)].sum(axis=0, dtype=np.float64),
+                int(np.count_nonzero(centres == p)))
+            for p in phase_ids
+        }  # fmt: skip
+    from napari_sigma.unmixing.nmf import phase_sum_spectra
+
+    sums = np.asarray(phase_sum_spectra(counts, centres, int(max(phase_ids))), dtype=np.float64)
+    return {p: (sums[p - 1], int(np.count_nonzero(centres == p))) for p in phase_ids}
+
+
+def _extrapolation(centre, n_centre, rest, n_rest, host) -> tuple[float, float]:
+    """``centre / n_centre ~ r + lam (r - host)`` with ``r = rest / n_rest`` (per-pixel means;
+    weighted by the Poisson variances): ``lam`` and its standard error. The fitted quantity is
+    the (noisier) centres' mean, the regressor the rest of the core's, so noise biases ``lam``
+    towards 0, never towards a larger correction."""
+    r = rest / n_rest
+    direction = r - host
+    response = centre / n_centre - r
+    lam = 0.0
+    for _ in range(3):
+        # expected counts (the rest's mean stands for the centres'): weights free of their noise
+        expected = np.maximum(r + lam * direction, 0.0)
+        variance = (np.maximum(expected * n_centre, 1.0) / n_centre**2
+                    + (1 + lam) ** 2 * np.maximum(rest, 1.0) / n_rest**2)  # fmt: skip
+        information = float(np.sum(direction**2 / variance))
+        if information <= 0:
+            return 0.0, float("inf")
+        lam = float(np.sum(direction * response / variance)) / information
+    residual = response - lam * direction
+    dispersion = max(1.0, float(np.sum(residual**2 / variance)) / max(response.size - 1, 1))
+    return lam, float(np.sqrt(dispersion / information))
 
 
 def elements_of_lines(lines: Sequence[str]) -> list[str]:
@@ -142,7 +333,8 @@ def identify_phases(
         The phases to do (default every id present in ``labels``).
     spectra : ndarray (K, E), optional
         The summed spectra to quantify, of phases 1..K (default: those of
-        ``interior_labels(labels)``, computed here).
+        ``interior_labels(labels)``, computed here). With ``settings.host_correction``, the
+        share of a host is removed from particles' spectra (:func:`host_corrected_spectra`).
     detect_elements : bool
         Also quantify the elements that each phase's own spectrum shows
         (:func:`phase_elements`): for automatic element lists, where the map's sum spectrum
@@ -170,11 +362,23 @@ def identify_phases(
         note = "no beam energy in the file: phases not quantified"
         return [PhaseMineral(pid, None, None, note) for pid in ids]
     width = _detector_width(spectra[[i - 1 for i in ids]].sum(axis=0), image, elements, settings)
+    corrections: dict[int, HostCorrection] = {}
+    if settings.host_correction and labels.ndim == 2:
+        spectra, corrections = host_corrected_spectra(
+            image.counts, labels, spectra, image.energy.energies, float(image.beam_energy)
+        )
     found = []
     for step, pid in enumerate(ids, start=1):
         yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
         own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
         found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
+        fix = corrections.get(pid)
+        if fix is not None and found[-1].quantification is not None:
+            found[-1].quantification.notes.append(
+                f"host correction: {100 * fix.share:.1f} % (+- {100 * fix.sigma:.1f}) of the "
+                f"counts removed as P{fix.host}'s spectrum (particle centres: "
+                f"{fix.centre_pixels} pixels)"
+            )
     _explain_by_neighbours(found, labels, library)
     return found
 

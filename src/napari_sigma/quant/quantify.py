@@ -81,6 +81,11 @@ class QuantSettings:
         Oxygens per formula unit of the reported formula; None: no formula per oxygens.
     max_iterations, tolerance : int, float
         Iteration limit and convergence threshold on mass fractions.
+    host_correction : bool
+        Phases quantified from a map (:func:`napari_sigma.minerals.phases.identify_phases`):
+        remove from a particle's spectrum the share of the phase that surrounds it (a particle
+        seen through a foil or within the interaction volume of its host), estimated from the
+        particles' centres (:func:`napari_sigma.minerals.phases.host_corrected_spectra`).
     absorption : {"xpp", "pdh"}
         The bulk absorption correction: the XPP phi(rho z) of Pouchou & Pichoir (1991), or
         the older Philibert-Duncumb-Heinrich f(chi) (under-corrects soft lines such as O Ka in
@@ -106,6 +111,7 @@ class QuantSettings:
     tolerance: float = 1e-5
     line_fit: Literal["quant", "xray"] = "quant"
     absorption: Literal["xpp", "pdh"] = "xpp"
+    host_correction: bool = True
 
     def detector_for(self, mode: str, metadata: Mapping | None = None) -> physics.Detector:
         """The detector of a ``"bulk"`` or ``"thin"`` quantification: the given one, else the

@@ -1,0 +1,72 @@
+"""The host correction of particles quantified in their host (minerals.phases)."""
+
+import numpy as np
+import pytest
+
+from napari_sigma.compute.progress import run_to_completion
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.minerals.phases import (
+    host_corrected_spectra,
+    identify_phases,
+    interior_labels,
+    particle_hosts,
+)
+from napari_sigma.quant.quantify import QuantSettings
+from napari_sigma.quant.simulate import line_spectrum
+from napari_sigma.spectrum_image import SpectrumImage
+from napari_sigma.synthetic.generator import weight_fractions
+
+AXIS = EnergyAxis(-0.1, 0.01, 1024)
+MNS = weight_fractions("MnS")
+IRON = {"Fe": 0.84, "Cr": 0.16}
+
+
+def _particles_in_host(radius=5.0, dose=4000, seed=0):
+    """MnS spheres through a Cr steel foil: a pixel at distance r from a particle's centre is
+    a column of sqrt(1 - (r/R)^2) MnS and the rest steel; labels where MnS fills half."""
+    particle = line_spectrum(MNS, AXIS, 15.0)
+    host = line_spectrum(IRON, AXIS, 15.0)
+    particle, host = particle / particle.sum(), host / host.sum()
+    yy, xx = np.mgrid[:48, :48]
+    share = np.zeros((48, 48))
+    for cy in (8, 24, 40):
+        for cx in (8, 24, 40):
+            r = np.hypot(yy - cy, xx - cx) / radius
+            share = np.maximum(share, np.sqrt(np.clip(1 - r**2, 0, None)))
+    means = share[..., None] * particle + (1 - share[..., None]) * host
+    counts = np.random.default_rng(seed).poisson(means * dose).astype(np.float32)
+    labels = np.where(share >= 0.5, 2, 1).astype(np.int32)
+    return SpectrumImage(counts, AXIS, 15.0), labels
+
+
+def test_particles_in_a_host_are_quantified_without_the_host():
+    image, labels = _particles_in_host()
+    assert particle_hosts(labels) == {2: 1}
+    elements = ["S", "Cr", "Mn", "Fe"]
+    plain = run_to_completion(identify_phases(
+        image, labels, elements, settings=QuantSettings(host_correction=False)))  # fmt: skip
+    fixed = run_to_completion(identify_phases(image, labels, elements))
+    before, after = plain[1].quantification.wt, fixed[1].quantification.wt
+    # the particles' cores hold ~10 % of the steel; the centres about 1 %
+    assert before["Fe"] > 5.0
+    assert after["Fe"] < 0.5 * before["Fe"]
+    for element, truth in MNS.items():
+        assert abs(after[element] - 100 * truth) < abs(before[element] - 100 * truth)
+        assert after[element] == pytest.approx(100 * truth, rel=0.05)
+    assert any(note.startswith("host correction") for note in fixed[1].quantification.notes)
+    # the host itself is not corrected
+    assert fixed[0].quantification.wt == pytest.approx(plain[0].quantification.wt)
+
+
+def test_a_phase_whose_core_is_free_of_its_neighbour_is_left_alone():
+    # a large grain with sharp boundaries (no mixing): centres and core agree, nothing removed
+    particle = line_spectrum(MNS, AXIS, 15.0)
+    host = line_spectrum(IRON, AXIS, 15.0)
+    labels = np.ones((48, 48), dtype=np.int32)
+    labels[12:36, 12:36] = 2
+    means = np.where((labels == 2)[..., None], particle / particle.sum(), host / host.sum())
+    counts = np.random.default_rng(1).poisson(means * 2000).astype(np.float32)
+    spectra = np.stack([counts[interior_labels(labels) == k].sum(axis=0) for k in (1, 2)])
+    corrected, corrections = host_corrected_spectra(counts, labels, spectra, AXIS.energies, 15.0)
+    assert corrections == {}
+    np.testing.assert_array_equal(corrected, spectra)
