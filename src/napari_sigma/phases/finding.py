@@ -153,6 +153,8 @@ def local_variance(
     source = torch.as_tensor(maps, device=device)
     out = torch.empty(maps.shape[:2], dtype=torch.float64, device=device)
     with torch.no_grad():
+        if device != "cpu":  # bands keep the CPU's temporaries in cache; a GPU wants one
+            band = max(band, height)
         for top in range(0, height, band):
             low, high = max(top - radius, 0), min(top + band + radius, height)
             values = source[low:high].to(torch.float64)
