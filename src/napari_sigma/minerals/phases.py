@@ -77,7 +77,11 @@ def interior_labels(labels: np.ndarray) -> np.ndarray:
     interior = np.zeros_like(labels)
     if labels.ndim != 2 or not np.any(labels > 0):
         return interior
-    depth = phase_depths(labels)
+    return _interior_from_depths(labels, phase_depths(labels))
+
+
+def _interior_from_depths(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    interior = np.zeros_like(labels)
     for pid in np.unique(labels[labels > 0]).tolist():
         mask = labels == pid
         values = depth[mask]
@@ -206,9 +210,10 @@ def host_corrected_spectra(
         channels &= np.asarray(energy) >= 0.15
         if beam_kev:
             channels &= np.asarray(energy) <= beam_kev
-    core_pixels = np.bincount(np.clip(interior_labels(labels), 0, None).ravel(),
-                              minlength=len(spectra) + 1)  # fmt: skip
-    centres = particle_centres(labels, list(hosts))
+    depth = phase_depths(labels)
+    core = _interior_from_depths(labels, depth)
+    core_pixels = np.bincount(np.clip(core, 0, None).ravel(), minlength=len(spectra) + 1)
+    centres = particle_centres(labels, list(hosts), depth, core)
     centre_sums = _sums(counts, centres, list(hosts))
     corrections = {}
     for pid, host in hosts.items():
@@ -231,23 +236,31 @@ def host_corrected_spectra(
     return corrected, corrections
 
 
-def particle_centres(labels: np.ndarray, phase_ids: Sequence[int]) -> np.ndarray:
+def particle_centres(
+    labels: np.ndarray, phase_ids: Sequence[int], depth: np.ndarray | None = None,
+    core: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
     """The centres of the particles (connected regions) of the given phases: their core pixels
-    (`interior_labels`) within ``CENTRE_DEPTH`` of the region's greatest depth."""
+    (`interior_labels`) within ``CENTRE_DEPTH`` of the region's greatest depth (``depth`` and
+    ``core``: `phase_depths` and `interior_labels` of ``labels``, computed when not given)."""
+    from scipy.ndimage import find_objects
     from scipy.ndimage import label as connected
-    from scipy.ndimage import maximum
 
     labels = np.asarray(labels)
-    core = interior_labels(labels)
-    depth = phase_depths(labels)
+    depth = phase_depths(labels) if depth is None else depth
+    core = _interior_from_depths(labels, depth) if core is None else core
     centres = np.zeros_like(labels)
+    boxes = find_objects(np.clip(labels, 0, None))
     for pid in phase_ids:
-        regions, n = connected(labels == pid)
-        if n == 0:
+        box = boxes[pid - 1] if pid <= len(boxes) else None
+        if box is None:
             continue
-        deepest = np.concatenate([[0.0], np.asarray(maximum(depth, regions, np.arange(1, n + 1)))])
-        keep = (core == pid) & (depth >= deepest[regions] - CENTRE_DEPTH)
-        centres[keep] = pid
+        mask = labels[box] == pid
+        regions, n = connected(mask)
+        deepest = np.zeros(n + 1)
+        np.maximum.at(deepest, regions[mask], depth[box][mask])
+        keep = (core[box] == pid) & (depth[box] >= deepest[regions] - CENTRE_DEPTH)
+        centres[box][keep] = pid
     return centres
 
 
