@@ -21,10 +21,10 @@ MNS = weight_fractions("MnS")
 IRON = {"Fe": 0.84, "Cr": 0.16}
 
 
-def _particles_in_host(radius=5.0, dose=4000, seed=0):
-    """MnS spheres through a Cr steel foil: a pixel at distance r from a particle's centre is
-    a column of sqrt(1 - (r/R)^2) MnS and the rest steel; labels where MnS fills half."""
-    particle = line_spectrum(MNS, AXIS, 15.0)
+def _particles_in_host(composition=MNS, radius=5.0, dose=4000, seed=0):
+    """Spheres (MnS) through a Cr steel foil: a pixel at distance r from a particle's centre is
+    a column of sqrt(1 - (r/R)^2) particle and the rest steel; labels where it fills half."""
+    particle = line_spectrum(composition, AXIS, 15.0)
     host = line_spectrum(IRON, AXIS, 15.0)
     particle, host = particle / particle.sum(), host / host.sum()
     yy, xx = np.mgrid[:48, :48]
@@ -70,3 +70,18 @@ def test_a_phase_whose_core_is_free_of_its_neighbour_is_left_alone():
     corrected, corrections = host_corrected_spectra(counts, labels, spectra, AXIS.energies, 15.0)
     assert corrections == {}
     np.testing.assert_array_equal(corrected, spectra)
+
+
+def test_a_particle_holding_the_hosts_elements_keeps_them():
+    # a chromium carbide with 17 wt % Fe in a Cr steel: the host's elements are also the
+    # particle's; the correction removes the steel's share, not the particle's Fe
+    carbide = {"Cr": 0.77, "Fe": 0.17, "C": 0.06}
+    image, labels = _particles_in_host(carbide)
+    elements = ["C", "Cr", "Fe"]
+    plain = run_to_completion(identify_phases(
+        image, labels, elements, settings=QuantSettings(host_correction=False)))  # fmt: skip
+    fixed = run_to_completion(identify_phases(image, labels, elements))
+    before, after = plain[1].quantification.wt, fixed[1].quantification.wt
+    assert before["Fe"] > 1.15 * 17.0  # the steel in the cores
+    assert after["Fe"] == pytest.approx(17.0, rel=0.08)
+    assert after["Cr"] == pytest.approx(77.0, rel=0.03)
