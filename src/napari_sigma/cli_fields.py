@@ -21,7 +21,7 @@ def _size(text: str) -> int:
 
 
 def memory_limit(args: argparse.Namespace) -> int | None:
-    """The ``--memory-limit`` in bytes, or the default (half the available memory)."""
+    """The ``--memory-limit`` in bytes, or the default (0.8 of the available memory)."""
     from napari_sigma.compute.chunks import default_memory_limit
 
     return args.memory_limit if args.memory_limit is not None else default_memory_limit()
@@ -35,7 +35,7 @@ def add_field_options(parser: argparse.ArgumentParser, shared: bool = True) -> N
         default=None,
         metavar="SIZE",
         help="bound on memory (e.g. 2GB): a larger cube is read lazily and processed in row "
-        "bands (default: half the available memory)",
+        "bands (default: 0.8 of the available memory)",
     )
     if shared:
         parser.add_argument(
