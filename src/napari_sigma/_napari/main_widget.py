@@ -21,6 +21,9 @@ from napari_sigma._napari.analysis_widget import AnalysisWidget
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 MINIMUM_WIDTH = 460
+# torch's import (a second of CPU in a thread) starts this long after the dock's last tab is built,
+# so that it does not compete with the dock's first repaints (Run starts it at once if earlier)
+COMPUTE_PRELOAD_DELAY_MS = 2000
 TABS = (
     ("analysis", "Analysis"),
     ("spectrum", "Spectrum"),
@@ -119,10 +122,10 @@ class SigmaWidget(ViewerWidget):
             self.tab(missing[0])
             if len(missing) > 1:
                 QTimer.singleShot(0, self._build_next)
-        if len(missing) <= 1:  # all built: torch next, before the user runs an analysis
+        if len(missing) <= 1:  # all built: torch a little later, before the user runs an analysis
             from napari_sigma._napari import preload
 
-            preload.start_compute()
+            QTimer.singleShot(COMPUTE_PRELOAD_DELAY_MS, preload.start_compute)
 
     def _on_tab_shown(self, index: int) -> None:
         self.tab(TABS[index][0])
