@@ -168,6 +168,21 @@ def test_export_result_writes_all_files(tmp_path):
     assert run["input"] == "fake.bcf" and run["device"] == "cpu"
 
 
+def test_export_uses_the_results_phase_sums_and_writes_the_same_files(tmp_path):
+    result = fake_result()
+    counts = result.image.counts
+    result.phase_spectra = np.stack(
+        [counts[result.labels == k].sum(axis=0, dtype=np.float64) for k in (1, 2, 3)]
+    )
+    own = export_result(result, tmp_path / "own")  # the result's sums: no pass over the cube
+    summed = export_result(result, tmp_path / "summed", labels=result.labels.copy())
+    for key in ("phase_stats", "phase_spectra"):
+        assert own[key].read_bytes() == summed[key].read_bytes()
+    result.phase_spectra = result.phase_spectra.astype(np.float32)  # not exact: summed again
+    again = export_result(result, tmp_path / "again")
+    assert again["phase_spectra"].read_bytes() == summed["phase_spectra"].read_bytes()
+
+
 def test_export_with_edited_labels_names_new_phase(tmp_path):
     result = fake_result()
     edited = result.labels.copy()

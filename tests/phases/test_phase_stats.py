@@ -11,8 +11,10 @@ from napari_sigma.phases.statistics import (
     main_elements,
     phase_display_name,
     phase_table,
+    phase_table_steps,
     region_sizes,
 )
+from napari_sigma.compute.progress import run_to_completion
 
 LINES = ["Fe_Ka", "Si_Ka", "O_Ka"]
 SHAPE = (45, 53)  # not a multiple of the block size: edge pixels outside whole blocks
@@ -72,6 +74,30 @@ def test_phase_table_matches_naive_loop(cube, labels):
     np.testing.assert_allclose(table.area_fraction, table.pixels / labels.size)
     np.testing.assert_allclose(table.area_um2, table.pixels * 0.0625)
     assert table.pixels.sum() == np.count_nonzero(labels)
+
+
+def test_table_from_known_sum_spectra_equals_summing_the_cube(cube, labels):
+    # an analysis result's phase sums stand for the export's pass over the cube: same table
+    counts, intensities = cube
+    sums = np.stack(
+        [counts[labels == k].sum(axis=0, dtype=np.float64) for k in range(1, labels.max() + 1)]
+    )
+    summed = phase_table(labels, counts, intensities, LINES, pixel_size_um=0.25)
+    known = run_to_completion(
+        phase_table_steps(labels, counts, intensities, LINES, 0.25, sum_spectra=sums)
+    )
+    np.testing.assert_array_equal(known.mean_spectra, summed.mean_spectra)
+    np.testing.assert_array_equal(known.mean_intensities, summed.mean_intensities)
+    assert_tables_equal(known, summed)
+    # the given sums are what the table reports (no second pass over the cube)
+    doubled = run_to_completion(
+        phase_table_steps(labels, counts, intensities, LINES, 0.25, sum_spectra=2 * sums)
+    )
+    np.testing.assert_array_equal(doubled.mean_spectra, 2 * summed.mean_spectra)
+    with pytest.raises(ValueError, match="do not cover"):
+        run_to_completion(
+            phase_table_steps(labels, counts, intensities, LINES, sum_spectra=sums[:2])
+        )
 
 
 def test_uncalibrated_table_has_no_area(cube, labels):

@@ -318,6 +318,7 @@ def export_steps(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     image = result.image
+    own_labels = labels is None
     labels = np.asarray(result.labels if labels is None else labels)
     yield Progress("export", 0, 9, "phase statistics")
     table = yield from phase_table_steps(
@@ -328,6 +329,7 @@ def export_steps(
         image.pixel_size_um,
         names=list(result.phase_names if names is None else names),
         stage="export",
+        sum_spectra=_exact_phase_sums(result, labels) if own_labels else None,
     )
     if getattr(result, "phase_fractions", None) is not None:
         from napari_sigma.phases.statistics import abundance_area_fractions
@@ -362,3 +364,18 @@ def export_steps(
     yield Progress("export", 8, 9, "run.json")
     write_run_json(paths["run"], run_info(result, labels))
     return {**paths, **mineral_paths}
+
+
+def _exact_phase_sums(result: Any, labels: np.ndarray) -> np.ndarray | None:
+    """The result's phase sum spectra when they are the exact sums over its own labels
+    (integer counts summed in float64): the export's statistics then need no pass over the
+    cube. None otherwise (the statistics sum the cube)."""
+    spectra = getattr(result, "phase_spectra", None)
+    if spectra is None or np.dtype(result.image.counts.dtype).kind not in "biu":
+        return None
+    spectra = np.asarray(spectra)
+    if spectra.dtype != np.float64 or spectra.ndim != 2:
+        return None
+    channels = int(result.image.counts.shape[-1])
+    covers = spectra.shape[0] >= int(labels.max(initial=0)) and spectra.shape[1] == channels
+    return spectra if covers else None

@@ -221,13 +221,23 @@ def phase_table(labels: np.ndarray, *args: Any, **kwargs: Any) -> PhaseTable:
 
 
 def phase_table_steps(
-    labels: np.ndarray, *args: Any, stage: str = "statistics", **kwargs: Any
+    labels: np.ndarray,
+    *args: Any,
+    stage: str = "statistics",
+    sum_spectra: np.ndarray | None = None,
+    **kwargs: Any,
 ) -> Computation[PhaseTable]:
     """:func:`phase_table`, yielding a :class:`~napari_sigma.compute.progress.Progress` (stage
     ``stage``) at least every ``2**25`` counts summed and between the phases' region counts,
     so that a caller can cancel it (``close()``) within a fraction of a second; same table.
+
+    ``sum_spectra`` (K, E) float64, optional: the exact sum spectra of phases 1..K over
+    ``labels`` (an analysis result's ``phase_spectra`` for its own labels). Given, the cube is
+    not read again; the table is the one summing the cube gives.
     """
     stats = PhaseStatistics(*args, **kwargs, block_size=None)
+    if sum_spectra is not None:
+        stats._start_from_sums(stats._checked(labels), sum_spectra)
     return (yield from stats.update_steps(labels, stage=stage))
 
 
@@ -391,6 +401,32 @@ class PhaseStatistics:
         self._region_cache = {}
         self._stale_regions = set(np.flatnonzero(self._pixels[1:]) + 1)
 
+    def _start_from_sums(self, labels: np.ndarray, sum_spectra: np.ndarray) -> None:
+        """State of :meth:`_recompute_steps` from known sum spectra of phases 1..K over
+        ``labels``: no pass over the cube. The unassigned pixels' sum (row 0) stays unknown
+        (zero); it is in no table."""
+        sum_spectra = np.asarray(sum_spectra)
+        flat = labels.ravel().astype(np.int64)
+        n_ids = int(flat.max(initial=0))
+        if (
+            sum_spectra.dtype != np.float64
+            or sum_spectra.ndim != 2
+            or sum_spectra.shape[0] < n_ids
+            or sum_spectra.shape[1] != self.counts.shape[2]
+        ):
+            raise ValueError(
+                f"sum spectra {sum_spectra.shape} {sum_spectra.dtype} do not cover labels "
+                f"1..{n_ids} of {self.counts.shape[2]} channels in float64"
+            )
+        self._allocate(n_ids + 1)
+        self._sums[1:] = sum_spectra[:n_ids]
+        ids, intensity_sums = self._intensity_sums_by_code(np.arange(flat.size), flat)
+        self._intensity_sums[ids] = intensity_sums
+        self._pixels[:] = np.bincount(flat, minlength=self._pixels.size)
+        self._labels = labels.astype(np.int32, copy=True)
+        self._region_cache = {}
+        self._stale_regions = set(np.flatnonzero(self._pixels[1:]) + 1)
+
     def _move_pixels(self, changed: np.ndarray, new: np.ndarray) -> None:
         """Move the pixels ``changed`` (flat indices) from their old phases to ``new``.
 
@@ -451,12 +487,7 @@ class PhaseStatistics:
 
     def _sums_by_code_steps(self, flat_index: np.ndarray, codes: np.ndarray, stage: str):
         """:meth:`_sums_by_code`, yielding every ``_STEP_VALUES`` counts (same sums, same order)."""
-        if codes.size and codes.min() == codes.max():  # one kind of change: a fill or a stroke
-            distinct, group = codes[:1], np.zeros(codes.size, dtype=np.intp)
-        else:
-            distinct, group = np.unique(codes, return_inverse=True)
-        order = np.argsort(group, kind="stable") if distinct.size > 1 else np.arange(group.size)
-        bounds = np.searchsorted(group[order], np.arange(distinct.size + 1))
+        distinct, group, order, bounds = _groups(codes)
         values = self.intensities.reshape(-1, self.intensities.shape[2])[flat_index[order]]
         intensity_sums = np.add.reduceat(values, bounds[:-1], axis=0, dtype=np.float64)
         sums = np.zeros((distinct.size, self.counts.shape[2]), dtype=np.float64)
@@ -480,6 +511,13 @@ class PhaseStatistics:
                     yield Progress(stage, 0, 1, "summing the phases' spectra")
             sums[g] += total
         return distinct, sums, intensity_sums
+
+    def _intensity_sums_by_code(self, flat_index: np.ndarray, codes: np.ndarray):
+        """The distinct codes and the intensity sums of :meth:`_sums_by_code` (same order of
+        additions, so the same float64 sums), without the spectra."""
+        distinct, _, order, bounds = _groups(codes)
+        values = self.intensities.reshape(-1, self.intensities.shape[2])[flat_index[order]]
+        return distinct, np.add.reduceat(values, bounds[:-1], axis=0, dtype=np.float64)
 
     def _add_whole_blocks(self, ys, xs, group, sums) -> np.ndarray:
         """Add the sums of whole blocks into ``sums``; return the mask of pixels still to sum."""
@@ -616,3 +654,14 @@ def region_sizes(labels: np.ndarray, phase_id: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     sizes = np.bincount(regions.ravel(), minlength=n + 1)[1:].astype(np.int64)
     return np.sort(sizes)[::-1]
+
+
+def _groups(codes: np.ndarray):
+    """Distinct codes, each code's group index, the stable order by group and group bounds."""
+    if codes.size and codes.min() == codes.max():  # one kind of change: a fill or a stroke
+        distinct, group = codes[:1], np.zeros(codes.size, dtype=np.intp)
+    else:
+        distinct, group = np.unique(codes, return_inverse=True)
+    order = np.argsort(group, kind="stable") if distinct.size > 1 else np.arange(group.size)
+    bounds = np.searchsorted(group[order], np.arange(distinct.size + 1))
+    return distinct, group, order, bounds
