@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.phases.colors import label_colormap, label_rgba, phase_colors
 from napari_sigma.phases.statistics import (
     PhaseStatistics,
@@ -14,7 +15,6 @@ from napari_sigma.phases.statistics import (
     phase_table_steps,
     region_sizes,
 )
-from napari_sigma.compute.progress import run_to_completion
 
 LINES = ["Fe_Ka", "Si_Ka", "O_Ka"]
 SHAPE = (45, 53)  # not a multiple of the block size: edge pixels outside whole blocks
