@@ -286,3 +286,29 @@ def test_no_second_pass_over_the_cube_while_the_phases_widget_computes_phase_spe
     state.set_phase_spectra(phases, image.energy.energies, table)  # the sums are ready
     np.testing.assert_allclose(widget.phase_spectrum, 2.0)
     assert not state.phase_spectra_pending(phases) and passes == []
+
+
+def test_a_script_that_closes_the_viewer_while_the_suggestion_runs_exits_cleanly(tmp_path):
+    """The Spectrum widget's sum/suggestion worker outlived viewer.close(): at exit it emitted on
+    a Qt object PyQt had deleted and the process aborted (exit 134). Python now waits for it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "close_early.py"
+    script.write_text(
+        "import napari\n"
+        "from napari_sigma._napari.layers import spectrum_image_layers\n"
+        "from napari_sigma._napari.spectrum_widget import SpectrumWidget\n"
+        "from napari_sigma.synthetic.generator import make_synthetic\n"
+        "viewer = napari.Viewer(show=False)\n"
+        "image = make_synthetic(seed=0, shape=(128, 128), n_channels=2048).image\n"
+        "for data, kwargs, kind in spectrum_image_layers(image):\n"
+        "    getattr(viewer, f'add_{kind}')(data, **kwargs)\n"
+        "viewer.window.add_dock_widget(SpectrumWidget(viewer))\n"
+        "viewer.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "has been deleted" not in done.stderr

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 from qtpy.QtWidgets import QWidget
 
 from napari_sigma._napari import state
+
+EXIT_WAIT_MS = 10_000
+_exit_wait = {"registered": False}
+
+
+def _wait_for_workers_at_exit() -> None:
+    """Let running worker threads finish (at most :data:`EXIT_WAIT_MS`) before Python exits.
+
+    A worker still computing (the Spectrum widget's sum and element suggestion of a large file)
+    when a script closed its viewer and exited emitted its ``finished`` signal on a Qt object
+    PyQt had already deleted at shutdown: the exception in a Qt thread aborted the process
+    (``user_path.py`` printed ok, then exited 134). Registered after PyQt's own exit handler, so
+    it runs before it.
+    """
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
 
 
 class ViewerWidget(QWidget):
@@ -24,4 +42,7 @@ class ViewerWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        if not _exit_wait["registered"]:
+            _exit_wait["registered"] = True
+            atexit.register(_wait_for_workers_at_exit)
         self.viewer = state.unwrap(napari_viewer)
