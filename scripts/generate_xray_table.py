@@ -23,29 +23,15 @@ import argparse
 import pprint
 from pathlib import Path
 
+from napari_sigma.quant.physics import FAMILY_LINES
+
 FIRST_Z = 4
 LAST_Z = 92
 MIN_TABLE_ENERGY_KEV = 0.05
 MIN_TABLE_WEIGHT = 1e-3
 
-# xraydb line names grouped into families (HyperSpy naming).
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "Ka": ("Ka1", "Ka2"),
-    "Kb": ("Kb1", "Kb3", "Kb5"),
-    "La": ("La1", "La2"),
-    "Lb1": ("Lb1",),
-    "Lb2": ("Lb2,15", "Lb2"),
-    "Lb3": ("Lb3",),
-    "Lb4": ("Lb4",),
-    "Lg1": ("Lg1",),
-    "Lg3": ("Lg3",),
-    "Ll": ("Ll",),
-    "Ln": ("Ln",),
-    "Ma": ("Ma",),
-    "Mb": ("Mb",),
-    "Mg": ("Mg",),
-    "Mz": ("Mz",),
-}
+# xraydb line names grouped into families (HyperSpy naming): one mapping for the table and the physics.
+FAMILIES = FAMILY_LINES
 
 # Approximate relative population of an initial level under electron impact (same shell only).
 LEVEL_FACTORS: dict[str, float] = {

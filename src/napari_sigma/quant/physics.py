@@ -221,7 +221,9 @@ def emission_cross_section(element: str, shell: str, energy_kev) -> np.ndarray |
     return float(total) if np.ndim(total) == 0 else total
 
 
-L_FAMILY_LINES = {
+FAMILY_LINES: dict[str, tuple[str, ...]] = {
+    "Ka": ("Ka1", "Ka2"),
+    "Kb": ("Kb1", "Kb3", "Kb5"),
     "La": ("La1", "La2"),
     "Lb1": ("Lb1",),
     "Lb2": ("Lb2,15", "Lb2"),
@@ -231,8 +233,13 @@ L_FAMILY_LINES = {
     "Lg3": ("Lg3",),
     "Ll": ("Ll",),
     "Ln": ("Ln",),
+    "Ma": ("Ma",),
+    "Mb": ("Mb",),
+    "Mg": ("Mg",),
+    "Mz": ("Mz",),
 }
-"""xraydb (IUPAC/Siegbahn) lines of each L family of the line table (as its generator groups them)."""
+"""xraydb (IUPAC/Siegbahn) lines of each family of the line table (HyperSpy naming); the table's
+generator, scripts/generate_xray_table.py, groups xraydb's lines by this mapping."""
 
 
 @lru_cache(maxsize=1024)
@@ -298,7 +305,7 @@ def level_branching(line: XrayLine) -> float:
     import xraydb
 
     level = line_level(line)
-    names = L_FAMILY_LINES.get(line.family, (line.family,))
+    names = FAMILY_LINES.get(line.family, (line.family,))
     return float(
         sum(
             entry.intensity
