@@ -259,7 +259,7 @@ def decode_all(data: SpectrumImage | Spectrum) -> None:
 
 
 def read_into(
-    function: str, path: str | Path, allocate: Any, min_bytes: int = 0
+    function: str, path: str | Path, allocate: Any, min_bytes: int = 0, write: Any = None
 ) -> SpectrumImage | None:
     """An eager read whose counts are decoded straight into an array the caller provides.
 
@@ -278,6 +278,10 @@ def read_into(
         ``(shape, dtype) -> ndarray or None`` (None: no room; nothing is decoded).
     min_bytes : int
         Smaller cubes are not read this way.
+    write : callable, optional
+        ``(array, byte_offset, data)``: places decoded bytes at that offset of the array's memory
+        (e.g. ``pwrite`` to the file it maps: no page faults); default: a copy into the array.
+        Used when HDF5 is not needed to decode the file (:mod:`napari_sigma.io._hdf5_direct`).
 
     Returns
     -------
@@ -302,16 +306,26 @@ def read_into(
     out = allocate(tuple(counts.shape), counts.dtype)
     if out is None:
         return None
-    store_counts(counts, out)
+    store_counts(counts, out, write)
     metadata = {**image.metadata, "lazy_from_file": False, "validated": False}
     return validate_spectrum_image(replace(image, counts=out, metadata=metadata))
 
 
-def store_counts(counts: Any, out: np.ndarray) -> None:
-    """Decode dask counts into ``out``; an HDF5 dataset read as it is goes in one HDF5 call."""
+def store_counts(counts: Any, out: np.ndarray, write: Any = None) -> None:
+    """Decode dask counts into ``out``; an HDF5 dataset read as it is goes without dask: its
+    stored bytes placed directly when they are plain or byte-shuffled
+    (:mod:`napari_sigma.io._hdf5_direct`; ``write``: see :func:`read_into`), else in one HDF5
+    call."""
     dataset = _plain_hdf5_dataset(counts)
     if dataset is not None:
-        dataset.read_direct(out)
+        from napari_sigma.io import _hdf5_direct
+
+        plan = _hdf5_direct.plan(dataset)
+        if plan is None:
+            dataset.read_direct(out)
+        else:
+            place = None if write is None else (lambda offset, data: write(out, offset, data))
+            _hdf5_direct.decode(plan, out, place)
         return
     import dask.array as da
 

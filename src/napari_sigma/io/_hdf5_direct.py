@@ -1,0 +1,199 @@
+"""Decoding an HDF5 dataset stored as plain or byte-shuffled bytes, without HDF5's chunk buffers.
+
+HDF5 reads a chunk larger than its chunk cache (1 MiB) into a new buffer, unshuffles it into a
+second new buffer and copies that into the destination: for a 4 GiB cube in 32 MiB chunks (an
+``.hspy`` written in row bands, uncompressed: rsciio always adds the shuffle filter) that is
+8 GiB of fresh pages, each zeroed and faulted in, and three copies. When the layout allows it,
+this module reads each chunk's bytes with ``pread`` in blocks that stay in the CPU cache,
+reverses the shuffle with integer shifts, and hands each decoded block to a writer (``pwrite``
+into a shared-memory file, :mod:`napari_sigma.io.isolation`) or copies it into the destination
+array: one copy, no page faults, the same bytes as HDF5's own read.
+
+The plan is made only from HDF5's own index of the dataset (h5py), and only for the layouts whose
+bytes can be placed without HDF5: contiguous storage, or chunks that span every axis but the
+first (row bands, e.g. ``napari-sigma convert``), every chunk written, no filter other than
+shuffle, a numeric dtype in the machine's byte order. Anything else (compression, small tiles,
+fill values, external or virtual storage) gives no plan, and the caller reads with HDF5.
+Every chunk's byte range is checked against the file's size first; a short read (a file
+truncated meanwhile) raises ``OSError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+_SHUFFLE = 2  # H5Z_FILTER_SHUFFLE
+_BLOCK_ELEMENTS = 1 << 18  # decoded per step: 0.5-2 MiB, kept in cache
+_LAYOUT_CONTIGUOUS = 1
+_LAYOUT_CHUNKED = 2
+
+Writer = Callable[[int, memoryview], None]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One stored block: ``n_bytes`` of the destination from ``dest_offset``, stored at
+    ``file_offset`` (``stored_elements`` elements, more than the valid ones at an edge chunk),
+    byte-shuffled or not."""
+
+    dest_offset: int
+    n_bytes: int
+    file_offset: int
+    stored_elements: int
+    shuffled: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to decode a dataset without HDF5: its file, dtype and stored pieces."""
+
+    filename: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    pieces: tuple[Piece, ...]
+
+
+def plan(dataset) -> Plan | None:
+    """A :class:`Plan` for an h5py dataset, or None when HDF5 must read it (see the module)."""
+    try:
+        return _plan(dataset)
+    except (AttributeError, TypeError, ValueError, RuntimeError, OSError, KeyError):
+        return None  # an old HDF5 without the chunk index queries, or an unexpected answer
+
+
+def _plan(dataset) -> Plan | None:
+    dtype = np.dtype(dataset.dtype)
+    shape = tuple(int(n) for n in dataset.shape)
+    if dtype.kind not in "uif" or not dtype.isnative or dtype.itemsize not in (1, 2, 4, 8):
+        return None
+    if len(shape) < 1 or 0 in shape:
+        return None
+    dcpl = dataset.id.get_create_plist()
+    if dcpl.get_external_count() != 0:
+        return None
+    filters = [dcpl.get_filter(i) for i in range(dcpl.get_nfilters())]
+    if any(f[0] != _SHUFFLE for f in filters) or len(filters) > 1:
+        return None
+    has_shuffle = bool(filters)
+    if has_shuffle and tuple(filters[0][2])[:1] not in ((), (dtype.itemsize,)):
+        return None
+    filename = dataset.file.filename
+    file_size = os.path.getsize(filename)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    layout = dcpl.get_layout()
+    if layout == _LAYOUT_CONTIGUOUS and not has_shuffle:
+        offset = dataset.id.get_offset()
+        if offset is None or offset + nbytes > file_size:
+            return None
+        pieces = (Piece(0, nbytes, int(offset), nbytes // dtype.itemsize, False),)
+        return Plan(filename, shape, dtype, pieces)
+    if layout != _LAYOUT_CHUNKED or dataset.chunks is None:
+        return None
+    chunks = tuple(int(n) for n in dataset.chunks)
+    if chunks[1:] != shape[1:]:
+        return None  # tiles: the rows of a chunk are not one run of the destination
+    row_bytes = nbytes // shape[0]
+    stored_elements = int(np.prod(chunks))
+    n_chunks = -(-shape[0] // chunks[0])
+    if dataset.id.get_num_chunks() != n_chunks:
+        return None  # chunks never written read as the fill value: HDF5's business
+    pieces = []
+    covered = set()
+    for index in range(n_chunks):
+        info = dataset.id.get_chunk_info(index)
+        start = int(info.chunk_offset[0])
+        if (
+            info.byte_offset is None
+            or start % chunks[0]
+            or start >= shape[0]
+            or start in covered
+            or any(int(o) for o in info.chunk_offset[1:])
+            or int(info.size) != stored_elements * dtype.itemsize
+            or int(info.byte_offset) + int(info.size) > file_size
+        ):
+            return None
+        covered.add(start)
+        rows = min(chunks[0], shape[0] - start)
+        shuffled = has_shuffle and not (int(info.filter_mask) & 1)
+        pieces.append(
+            Piece(
+                start * row_bytes,
+                rows * row_bytes,
+                int(info.byte_offset),
+                stored_elements,
+                shuffled,
+            )
+        )
+    return Plan(filename, shape, dtype, tuple(sorted(pieces, key=lambda p: p.dest_offset)))
+
+
+def decode(plan: Plan, out: np.ndarray, write: Writer | None = None) -> None:
+    """Decode the planned dataset into ``out`` (C-contiguous, the dataset's shape and dtype).
+
+    ``write(byte_offset, data)``, when given, places each decoded block at that byte offset of
+    ``out``'s memory instead of a copy (e.g. ``pwrite`` to the file that ``out`` maps).
+    """
+    if out.shape != plan.shape or out.dtype != plan.dtype or not out.flags.c_contiguous:
+        raise ValueError("the destination does not match the dataset")
+    flat = out.reshape(-1).view(np.uint8)
+    if write is None:
+
+        def write(offset: int, data: memoryview) -> None:
+            flat[offset : offset + len(data)] = np.frombuffer(data, np.uint8)
+
+    itemsize = plan.dtype.itemsize
+    unsigned = np.dtype(f"u{itemsize}")
+    block = _BLOCK_ELEMENTS
+    raw = np.empty(block * itemsize, np.uint8)
+    decoded = np.empty(block, unsigned)
+    widened = np.empty(block, unsigned)
+    fd = os.open(plan.filename, os.O_RDONLY)
+    try:
+        for piece in plan.pieces:
+            n = piece.n_bytes // itemsize
+            for first in range(0, n, block):
+                count = min(block, n - first)
+                if not piece.shuffled or itemsize == 1:
+                    data = raw[: count * itemsize]
+                    _pread(fd, data, piece.file_offset + first * itemsize)
+                else:
+                    data = decoded[:count]
+                    _unshuffle(fd, piece, first, count, raw, data, widened[:count])
+                write(piece.dest_offset + first * itemsize, memoryview(data).cast("B"))
+    finally:
+        os.close(fd)
+
+
+def _unshuffle(
+    fd: int,
+    piece: Piece,
+    first: int,
+    count: int,
+    raw: np.ndarray,
+    out: np.ndarray,
+    widened: np.ndarray,
+) -> None:
+    """Elements ``first:first+count`` of a shuffled chunk (byte ``j`` of every element is in
+    plane ``j`` of ``stored_elements`` bytes) into ``out`` (unsigned, the element's size)."""
+    itemsize = out.dtype.itemsize
+    for j in range(itemsize):
+        plane = raw[j * count : (j + 1) * count]
+        _pread(fd, plane, piece.file_offset + j * piece.stored_elements + first)
+    out[...] = raw[:count]
+    for j in range(1, itemsize):
+        np.left_shift(raw[j * count : (j + 1) * count], 8 * j, out=widened, dtype=out.dtype)
+        np.bitwise_or(out, widened, out=out)
+
+
+def _pread(fd: int, into: np.ndarray, offset: int) -> None:
+    view = memoryview(into).cast("B")
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got <= 0:
+            raise OSError(f"the file ends before byte {offset + len(view)}: it was truncated")
+        done += got

@@ -1,0 +1,114 @@
+"""Decoding HDF5 datasets without HDF5's chunk buffers gives HDF5's own bytes, or declines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_sigma.io import _hdf5_direct
+
+
+def _dataset(path: Path, data: np.ndarray, **options):
+    with h5py.File(path, "w") as file:
+        file.create_dataset("cube", data=data, **options)
+    return h5py.File(path, "r")["cube"]
+
+
+def _decoded(dataset, with_writer: bool) -> np.ndarray:
+    plan = _hdf5_direct.plan(dataset)
+    assert plan is not None
+    out = np.full(dataset.shape, 7, dataset.dtype)
+    if not with_writer:
+        _hdf5_direct.decode(plan, out)
+        return out
+    flat = out.reshape(-1).view(np.uint8)
+    offsets = []
+
+    def write(offset, data):
+        offsets.append(offset)
+        flat[offset : offset + len(data)] = np.frombuffer(data, np.uint8)
+
+    _hdf5_direct.decode(plan, out, write)
+    assert offsets == sorted(offsets)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("dtype", "options"),
+    [
+        ("uint16", {"chunks": (5, 6, 40), "shuffle": True}),  # 23 rows: a partial edge chunk
+        ("uint16", {"chunks": (8, 6, 40), "shuffle": False}),
+        ("float32", {"chunks": (4, 6, 40), "shuffle": True}),
+        ("uint8", {"chunks": (7, 6, 40), "shuffle": True}),
+        ("int64", {"chunks": (23, 6, 40), "shuffle": True}),  # one chunk
+        ("uint32", {}),  # contiguous
+    ],
+)
+@pytest.mark.parametrize("with_writer", [False, True])
+def test_direct_decoding_gives_hdf5_s_bytes(tmp_path, dtype, options, with_writer) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.poisson(3.0, (23, 6, 40)).astype(dtype)
+    if data.dtype.kind == "f":
+        data += rng.random(data.shape, dtype=data.dtype)  # every byte of the float used
+    dataset = _dataset(tmp_path / "c.h5", data, **options)
+    np.testing.assert_array_equal(_decoded(dataset, with_writer), dataset[()])
+    assert _decoded(dataset, with_writer).tobytes() == data.tobytes()
+
+
+def test_a_block_boundary_inside_a_chunk(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(_hdf5_direct, "_BLOCK_ELEMENTS", 1000)  # chunks of 2400 elements
+    data = np.random.default_rng(1).integers(0, 60000, (23, 6, 40)).astype(np.uint16)
+    dataset = _dataset(tmp_path / "c.h5", data, chunks=(10, 6, 40), shuffle=True)
+    np.testing.assert_array_equal(_decoded(dataset, True), data)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"chunks": (5, 3, 40), "shuffle": True},  # tiles: rows of a chunk are not one run
+        {"chunks": (5, 6, 40), "compression": "gzip"},
+        {"chunks": (5, 6, 40), "shuffle": True, "fletcher32": True},
+        {"chunks": (5, 6, 40), "shuffle": True, "dtype": ">u2"},  # not the machine's order
+    ],
+)
+def test_layouts_that_need_hdf5_get_no_plan(tmp_path, options) -> None:
+    data = np.arange(23 * 6 * 40, dtype=np.uint16).reshape(23, 6, 40)
+    dataset = _dataset(tmp_path / "c.h5", data, **options)
+    assert _hdf5_direct.plan(dataset) is None
+
+
+def test_unwritten_chunks_get_no_plan(tmp_path) -> None:
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as file:
+        cube = file.create_dataset("cube", shape=(23, 6, 40), dtype="u2", chunks=(5, 6, 40))
+        cube[:5] = 1  # four chunks never written: the fill value is HDF5's business
+    assert _hdf5_direct.plan(h5py.File(path, "r")["cube"]) is None
+
+
+def test_a_file_truncated_after_planning_raises(tmp_path) -> None:
+    data = np.ones((23, 6, 40), np.uint16)
+    path = tmp_path / "c.h5"
+    dataset = _dataset(path, data, chunks=(5, 6, 40), shuffle=True)
+    plan = _hdf5_direct.plan(dataset)
+    dataset.file.close()
+    with open(path, "r+b") as file:
+        file.truncate(plan.pieces[-1].file_offset + 10)
+    with pytest.raises(OSError, match="truncated"):
+        _hdf5_direct.decode(plan, np.empty(data.shape, data.dtype))
+
+
+def test_a_truncated_file_gets_no_plan(tmp_path) -> None:
+    data = np.ones((23, 6, 40), np.uint16)
+    path = tmp_path / "c.h5"
+    _dataset(path, data, chunks=(5, 6, 40), shuffle=True).file.close()
+    plan = _hdf5_direct.plan(h5py.File(path, "r")["cube"])
+    with open(path, "r+b") as file:
+        file.truncate(plan.pieces[-1].file_offset + 10)
+    try:
+        dataset = h5py.File(path, "r")["cube"]
+    except OSError:
+        return  # HDF5 itself refuses the file
+    assert _hdf5_direct.plan(dataset) is None
