@@ -104,6 +104,38 @@ def test_reader_gives_total_counts_own_images_and_a_lazy_cube():
     assert cube[1]["metadata"][state.KEY]["spectrum_image"] is image
 
 
+@pytest.mark.gui
+def test_a_files_element_maps_open_as_one_hidden_layer_beside_its_electron_image(viewer):
+    # a Velox file with a HAADF image and four element maps (C, Ca, O, Cu): napari pays ~0.13 s of
+    # its main thread per added layer, so the maps come as one (element map, y, x) layer
+    path = DATA / "emd" / "Test_SI_16x16_215_kx.emd"
+    viewer.open(str(path), plugin=PLUGIN)
+    images = [layer for layer in viewer.layers if state.role_of(layer) == "image"]
+    assert len(viewer.layers) == 4  # total counts, HAADF, the element maps, the cube
+    (haadf,) = [layer for layer in images if layer.ndim == 2]
+    (maps,) = [layer for layer in images if layer.ndim == 3]
+    assert haadf.name.endswith("HAADF") and haadf.visible
+    names = state.plugin_data(maps)["names"]
+    assert sorted(names) == ["C", "Ca", "Cu", "O"]
+    assert maps.name.endswith(f"element maps ({', '.join(names)})")
+    assert maps.visible is False and maps.data.shape == (4, 16, 16)
+    image = state.spectrum_image_of(maps)
+    for index, name in enumerate(names):  # slice i is the file's map names[i], values unchanged
+        np.testing.assert_array_equal(maps.data[index], np.asarray(image.images[name], np.float32))
+    total = next(layer for layer in viewer.layers if state.role_of(layer) == "total")
+    np.testing.assert_allclose(maps.scale[1:], total.scale)  # the same extent as the map
+    assert len({str(u) for u in maps.units[1:]} | {str(u) for u in total.units}) == 1
+
+
+def test_element_map_names_are_told_from_electron_images():
+    from napari_sigma._napari.layers import is_element_map_name
+
+    for name in ("C K", "O K", "Fe K", "Cu", "Fe_Ka", "Si K-alpha", "Cu L", "Ca"):
+        assert is_element_map_name(name), name
+    for name in ("BSE", "SE", "SEI", "IMG1", "HAADF", "DF", "AsB", "SEM", "Image 1", "Xx K"):
+        assert not is_element_map_name(name), name
+
+
 def test_only_event_streams_and_big_files_are_read_lazily(tmp_path):
     from napari_sigma._napari.reader import LAZY_ABOVE_BYTES, reads_lazily
 

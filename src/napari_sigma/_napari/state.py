@@ -5,6 +5,8 @@ the core objects behind the layer:
 
 - role ``"cube"`` / ``"total"`` / ``"image"`` (from the reader or sample data):
   ``{"role": ..., "spectrum_image": SpectrumImage}``; sample data also ``"truth": SyntheticSample``.
+  A file's element maps are one ``"image"`` layer ``(element map, y, x)`` with ``"names"``: the
+  maps' names in slice order.
 - role ``"phases"`` (a Labels layer made by the analysis): ``{"role": "phases", "result": AnalysisResult,
   "phases": PhaseModel}`` where ``PhaseModel`` is the evented phase table of ``_napari/phase_model.py``.
 - role ``"component"`` (the unmixed component maps, ``(component, y, x)``): ``{"role": "component",
