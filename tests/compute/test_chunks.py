@@ -119,8 +119,8 @@ def test_a_file_stored_in_one_block_is_read_whole_with_advice_then_converted(SHA
 
 
 def test_read_within_probes_without_decoding_then_reads_once(cube_file, monkeypatch):
-    """The choice between an eager and a lazy read is made on a probe that does not decode the
-    cube (the child answers with sizes only), then the file is read once."""
+    """The choice between an eager and a lazy read is made on the file opened lazily, in the
+    same request to the reading child as the read: the file is opened and read once."""
     from napari_sigma.io import isolation
     from napari_sigma.io.reading import probe_spectrum_image
 
@@ -132,14 +132,17 @@ def test_read_within_probes_without_decoding_then_reads_once(cube_file, monkeypa
     requests = []
     real = isolation.read_isolated
 
-    def recording(function, path, lazy=False, limits=None):
+    def recording(function, path, lazy=False, limits=None, args=()):
         requests.append((function, lazy))
-        return real(function, path, lazy, limits)
+        return real(function, path, lazy, limits, args)
 
     monkeypatch.setattr(isolation, "read_isolated", recording)
     eager = read_within(path, 100_000_000)
     assert isinstance(eager.counts, np.ndarray)
-    assert requests == [("probe_spectrum_image", True), ("read_spectrum_image", False)]
+    np.testing.assert_array_equal(eager.counts, sample.image.counts)
+    assert requests == [("read_spectrum_image_within", False)]
     requests.clear()
-    assert hasattr(read_within(path, 2_000_000).counts, "dask")
-    assert requests == [("probe_spectrum_image", True), ("read_spectrum_image", True)]
+    lazy = read_within(path, 2_000_000)
+    assert hasattr(lazy.counts, "dask")
+    np.testing.assert_array_equal(np.asarray(lazy.counts), sample.image.counts)
+    assert requests == [("read_spectrum_image_within", False)]

@@ -17,7 +17,7 @@ import pytest
 
 from napari_sigma.errors import SpectrumImageError
 from napari_sigma.io import isolation
-from napari_sigma.io.reading import read_any, read_spectrum_image
+from napari_sigma.io.reading import read_any, read_spectrum_image, read_spectrum_image_within
 
 BENCH_FUZZ = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fuzz.py"
 
@@ -98,6 +98,10 @@ def test_a_large_cube_travels_through_shared_memory(tmp_path: Path, chunks) -> N
     np.testing.assert_array_equal(isolated.counts, counts)
     isolated.counts[0, 0, 0] += 1  # private pages: the parent may correct counts in place
     prefix = isolation._shared_file_prefix(isolation._worker.process.pid)
+    assert not list(isolation._SHARED_DIR.glob(prefix + "*"))
+    within, probe = read_spectrum_image_within(path, 2 * counts.nbytes, counts.nbytes)
+    np.testing.assert_array_equal(within.counts, counts)  # one request: open, decide, read
+    assert probe["nbytes"] == counts.nbytes and isinstance(within.counts, np.ndarray)
     assert not list(isolation._SHARED_DIR.glob(prefix + "*"))
 
 

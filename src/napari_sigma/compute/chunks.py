@@ -129,27 +129,24 @@ def read_within(path: str | Path, limit: int | None):
 
     A file stored as blocks larger than a band of the limit (Bruker ``.bcf`` and Velox ``.emd``
     read as one block) cannot be read in parts: it is read whole, with a warning that names the
-    file and suggests ``napari-sigma convert`` to a chunked ``.hspy``. The choice is made on a
-    probe of the file that does not decode its counts
-    (:func:`~napari_sigma.io.reading.probe_spectrum_image`), so the file is decoded once.
+    file and suggests ``napari-sigma convert`` to a chunked ``.hspy``. The choice is made on the
+    file opened lazily, in the same request as the read
+    (:func:`~napari_sigma.io.reading.read_spectrum_image_within`), so the file is opened and
+    decoded once.
     """
     import warnings
 
-    from napari_sigma.io.reading import probe_spectrum_image, read_spectrum_image
+    from napari_sigma.io.reading import read_spectrum_image, read_spectrum_image_within
 
     if limit is None:
         return read_spectrum_image(path)
-    probe = probe_spectrum_image(path)
-    size = probe["nbytes"]
-    if size <= LAZY_SHARE * limit:
-        return read_spectrum_image(path)
-    block = probe["block_bytes"]
-    if block > BLOCK_SHARE * limit:
+    image, probe = read_spectrum_image_within(path, LAZY_SHARE * limit, BLOCK_SHARE * limit)
+    size, block = probe["nbytes"], probe["block_bytes"]
+    if size > LAZY_SHARE * limit and block > BLOCK_SHARE * limit:
         warnings.warn(
             f"{path}: stored in blocks of {block / 1e6:.0f} MB, too large to read in parts "
             f"under the memory limit of {limit / 1e6:.0f} MB: read whole ({size / 1e6:.0f} MB); "
             "convert it once with 'napari-sigma convert' to stay within the limit",
             stacklevel=2,
         )
-        return read_spectrum_image(path)
-    return read_spectrum_image(path, lazy=True)
+    return image

@@ -50,7 +50,13 @@ from typing import Any
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 
-READ_FUNCTIONS = ("read_any", "read_spectrum_image", "read_spectrum", "probe_spectrum_image")
+READ_FUNCTIONS = (
+    "read_any",
+    "read_spectrum_image",
+    "read_spectrum",
+    "probe_spectrum_image",
+    "read_spectrum_image_within",
+)
 _POLL_S = 0.1
 _SIGNAL_NAMES = {
     signal.SIGSEGV: "segmentation fault",
@@ -268,21 +274,28 @@ atexit.register(shutdown)
 
 
 def read_steps(
-    function: str, path: str | Path, lazy: bool = False, limits: ReadLimits | None = None
+    function: str,
+    path: str | Path,
+    lazy: bool = False,
+    limits: ReadLimits | None = None,
+    args: tuple = (),
 ) -> Generator[Progress, None, Any]:
     """Read a file in the worker process, yielding progress every 0.1 s; closing it cancels.
 
     Parameters
     ----------
     function : str
-        ``"read_any"``, ``"read_spectrum_image"``, ``"read_spectrum"`` or
-        ``"probe_spectrum_image"`` of :mod:`napari_sigma.io.reading`.
+        ``"read_any"``, ``"read_spectrum_image"``, ``"read_spectrum"``,
+        ``"probe_spectrum_image"`` or ``"read_spectrum_image_within"`` of
+        :mod:`napari_sigma.io.reading`.
     path : str or Path
         The file.
     lazy : bool
         Return dask counts (the file is decoded once in the child first, see the module notes).
     limits : ReadLimits, optional
         Time and memory limits (default :meth:`ReadLimits.default`).
+    args : tuple
+        The function's further arguments (``read_spectrum_image_within``: its two sizes).
 
     Returns
     -------
@@ -306,7 +319,7 @@ def read_steps(
         worker = _get_worker(limits.memory_bytes)
         finished = False
         try:
-            worker.send((function, str(path), lazy))
+            worker.send((function, str(path), lazy, tuple(args)))
             answer = None
             receiving = worker.receive(start + limits.time_s)
             while True:
@@ -330,11 +343,22 @@ def read_steps(
         finally:
             if not finished and _worker is worker:
                 _drop_worker()  # cancelled (generator closed) or failed: the child may be busy
-    return _unpack(path, function, lazy, answer)
+    return _unpack(path, function, lazy, answer, args)
 
 
-def _unpack(path: Path, function: str, lazy: bool, answer: tuple[str, Any, Any]) -> Any:
-    status, first, _ = answer
+def _unpack(
+    path: Path, function: str, lazy: bool, answer: tuple[str, Any, Any], args: tuple = ()
+) -> Any:
+    status, first, probe = answer
+    if status == "ok" and function == "read_spectrum_image_within":
+        from napari_sigma.io import reading
+
+        if first is None:  # lazy, checked by the child: read the dask cube here
+            return reading.read_spectrum_image(path, lazy=True, isolate=False), probe
+        if not reading.reads_lazily(probe, *args):
+            first = _densified(first)
+        _reissue_warnings(first)
+        return first, probe
     if status == "ok":
         if lazy and first is None:  # the child checked the file: read the dask cube here
             from napari_sigma.io import reading
@@ -383,12 +407,16 @@ def _death_cause(path: Path, code: int | None) -> str:
 
 
 def read_isolated(
-    function: str, path: str | Path, lazy: bool = False, limits: ReadLimits | None = None
+    function: str,
+    path: str | Path,
+    lazy: bool = False,
+    limits: ReadLimits | None = None,
+    args: tuple = (),
 ) -> Any:
     """:func:`read_steps` run to its end (see there)."""
     from napari_sigma.compute.progress import run_to_completion
 
-    return run_to_completion(read_steps(function, path, lazy, limits))
+    return run_to_completion(read_steps(function, path, lazy, limits, args))
 
 
 # ----------------------------------------------------------------------------- child side
@@ -420,9 +448,10 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
         header = protocol_in.read(8)
         if len(header) < 8:
             return
-        function, path, lazy = pickle.loads(protocol_in.read(int.from_bytes(header, "little")))
+        request = pickle.loads(protocol_in.read(int.from_bytes(header, "little")))
+        function, path, lazy, args = request
         try:
-            answer = _answer(function, Path(path), lazy)
+            answer = _answer(function, Path(path), lazy, args)
             _close_placed_files()
             _send_answer(protocol_out, answer)
         finally:  # files placed for an answer that failed (sent ones are the parent's now)
@@ -543,7 +572,7 @@ def _shared_file_of(view: memoryview, index: int) -> memoryview | bytes:  # prag
     return str(path).encode()
 
 
-def _answer(function: str, path: Path, lazy: bool) -> tuple[str, Any, Any]:
+def _answer(function: str, path: Path, lazy: bool, args: tuple = ()) -> tuple[str, Any, Any]:
     from napari_sigma.io import _rsciio as rh
     from napari_sigma.io import reading
     from napari_sigma.io.events import event_cube_of
@@ -552,6 +581,14 @@ def _answer(function: str, path: Path, lazy: bool) -> tuple[str, Any, Any]:
     if fmt is not None and fmt.events:
         lazy = True  # the events travel; the parent densifies them for an eager read
     try:
+        if function == "read_spectrum_image_within":  # one lazy opening decides and reads
+            image, probe = reading.read_within_steps(
+                path, *args, _shared_array, _write_shared, _SHARED_FILE_MIN_BYTES
+            )
+            if hasattr(image.counts, "dask") and event_cube_of(image.counts) is None:
+                reading.decode_all(image)  # lazy: checked here, read again by the parent
+                return ("ok", None, probe)
+            return ("ok", image, probe)
         result = None
         if not lazy and function in ("read_spectrum_image", "read_any"):
             # a chunked cube is decoded straight into /dev/shm: no copy on the way to the parent

@@ -195,7 +195,10 @@ def probe_spectrum_image(
     path = Path(path)
     if _isolating(isolate):
         return _read_isolated("probe_spectrum_image", path, True)
-    counts = read_spectrum_image(path, lazy=True, isolate=False).counts
+    return _probe(read_spectrum_image(path, lazy=True, isolate=False).counts)
+
+
+def _probe(counts: Any) -> dict[str, Any]:
     itemsize = np.dtype(counts.dtype).itemsize
     shape = tuple(int(n) for n in counts.shape)
     chunks = getattr(counts, "chunks", None)
@@ -213,6 +216,88 @@ def probe_spectrum_image(
     }
 
 
+def read_spectrum_image_within(
+    path: str | Path, lazy_above: float, largest_block: float, isolate: bool | None = None
+) -> tuple[SpectrumImage, dict[str, Any]]:
+    """Read a spectrum image in memory, or lazily when it is large and can be read in parts.
+
+    The file is opened once (lazily) and its size decides: counts of more than ``lazy_above``
+    bytes stored in blocks of at most ``largest_block`` bytes stay lazy (dask); any other cube is
+    read into memory (in the reading child, decoded straight into the shared file:
+    :func:`read_into`). :func:`~napari_sigma.compute.chunks.read_within` sets the two sizes
+    from a memory limit.
+
+    Parameters
+    ----------
+    path : str or Path
+        A supported file.
+    lazy_above : float
+        Cubes up to this many bytes are read into memory.
+    largest_block : float
+        A larger cube stays lazy only when its storage blocks are at most this many bytes.
+    isolate : bool, optional
+        Open the file in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
+
+    Returns
+    -------
+    (SpectrumImage, dict)
+        The image and the probe of its cube (as :func:`probe_spectrum_image`).
+
+    Raises
+    ------
+    SpectrumImageError
+        As :func:`read_spectrum_image`.
+    """
+    path = Path(path)
+    if _isolating(isolate):
+        return _read_isolated(
+            "read_spectrum_image_within", path, False, (lazy_above, largest_block)
+        )
+    image, probe = read_within_steps(path, lazy_above, largest_block)
+    if not reads_lazily(probe, lazy_above, largest_block):
+        image = _dense(image)
+    return image, probe
+
+
+def reads_lazily(probe: dict[str, Any], lazy_above: float, largest_block: float) -> bool:
+    """Whether :func:`read_spectrum_image_within` keeps a cube of this probe lazy."""
+    return probe["nbytes"] > lazy_above and probe["block_bytes"] <= largest_block
+
+
+def read_within_steps(
+    path: Path,
+    lazy_above: float,
+    largest_block: float,
+    allocate: Any = None,
+    write: Any = None,
+    min_bytes: int = 0,
+) -> tuple[SpectrumImage, dict[str, Any]]:
+    """:func:`read_spectrum_image_within` in this process: one lazy opening, then the lazy image
+    (lazy, or an event stream: decoded once, densified by the caller), or the cube decoded
+    into ``allocate``'s array (:func:`read_into`), or an eager read."""
+    image = read_spectrum_image(path, lazy=True, isolate=False)
+    probe = _probe(image.counts)
+    if reads_lazily(probe, lazy_above, largest_block) or event_cube_of(image.counts) is not None:
+        return image, probe
+    placed = None
+    if allocate is not None:
+        placed = _read_into_image(path, image, allocate, min_bytes, write)
+    if placed is None:
+        placed = read_spectrum_image(path, isolate=False)
+    return placed, probe
+
+
+def _dense(image: SpectrumImage) -> SpectrumImage:
+    """An image whose counts are an event stream made dense (an eager read of events)."""
+    from dataclasses import replace
+
+    events = event_cube_of(image.counts)
+    if events is None:
+        return image
+    metadata = {**image.metadata, "lazy_from_file": False}
+    return replace(image, counts=events.dense(), metadata=metadata)
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -222,9 +307,11 @@ def _isolating(isolate: bool | None) -> bool:
     return os.environ.get("NAPARI_SIGMA_ISOLATE", "1").strip().lower() not in {"0", "no", "false"}
 
 
-def _read_isolated(function: str, path: Path, lazy: bool) -> Any:
+def _read_isolated(function: str, path: Path, lazy: bool, args: tuple = ()) -> Any:
     from napari_sigma.io.isolation import read_isolated
 
+    if args:
+        return read_isolated(function, path, lazy, args=args)
     return read_isolated(function, path, lazy)
 
 
@@ -290,14 +377,24 @@ def read_into(
         spectra, formats read as one block, event streams) or ``allocate`` gave None: read it
         the usual way.
     """
-    from dataclasses import replace
 
     path = Path(path)
     fmt = rh.FORMATS.get(path.suffix.lower())
     if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
         return None
     read = {"read_spectrum_image": read_spectrum_image, "read_any": read_any}[function]
-    image = read(path, lazy=True, isolate=False)
+    return _read_into_image(path, read(path, lazy=True, isolate=False), allocate, min_bytes, write)
+
+
+def _read_into_image(
+    path: Path, image: Any, allocate: Any, min_bytes: int, write: Any
+) -> SpectrumImage | None:
+    """:func:`read_into` on the file's lazily opened image."""
+    from dataclasses import replace
+
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
+        return None
     counts = getattr(image, "counts", None)
     if not isinstance(image, SpectrumImage) or not hasattr(counts, "dask"):
         return None
