@@ -139,6 +139,33 @@ def test_batch_with_broken_degenerate_and_good_files(tmp_path, capsys):
     ]
 
 
+def test_the_command_ends_without_teardown_and_its_output_is_whole(tmp_path):
+    """The command line process ends with os._exit (cli.end_process): its piped (block-buffered)
+    output is complete and its exit code is the command's."""
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken.bcf"
+    broken.write_bytes(b"AAMVHFSS" + bytes(1000))
+    good = _small_field(tmp_path)
+    argv = ["run", str(broken), str(good), "--out", str(tmp_path / "out"), "--latent", "pca"]
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_sigma.cli", *argv, "--elements", "Si,Al,Fe,Mg,Ca,K,O"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[-3] == "summary: 2 inputs, 1 ok, 1 failed"
+    assert [row.split()[:2] for row in lines[-2:]] == [
+        ["failed", "broken.bcf"],
+        ["ok", "good.hspy"],
+    ]
+    assert [line for line in done.stderr.splitlines() if "error:" in line and "broken.bcf" in line]
+    assert (tmp_path / "out" / "good" / "run.json").exists()
+
+
 @pytest.mark.parametrize(
     ("changes", "argv", "message"),
     [
