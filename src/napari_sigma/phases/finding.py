@@ -53,6 +53,7 @@ from napari_sigma.phases.mixture import (
     fit_subsample_index,
 )
 from napari_sigma.phases.splitting import SplitSettings, composition_test, split_phase
+from napari_sigma.phases.twins import TwinSettings
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,10 @@ class PhaseFindingSettings:
         Phases whose pure pixels lie fewer standard deviations of counting noise apart (in
         the fraction of one pixel) keep the labels between them (see
         :func:`~napari_sigma.phases.boundaries.distinct_groups`).
+    twins : TwinSettings or None
+        After unmixing, the pixels of phases that one pixel cannot tell apart ("minor twins")
+        are assigned again from their whole spectra (:mod:`~napari_sigma.phases.twins`); None:
+        not.
     """
 
     homogeneity: float = 2.0
@@ -129,6 +134,7 @@ class PhaseFindingSettings:
     mixture_distance: float = MIXTURE_DISTANCE
     fraction_sigma: float = FRACTION_SIGMA
     min_separation: float = MIN_SEPARATION
+    twins: TwinSettings | None = field(default_factory=TwinSettings)
 
 
 def local_variance(

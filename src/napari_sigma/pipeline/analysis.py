@@ -211,7 +211,7 @@ def _analyse(
     clustering = yield from _timed(clock, "clustering", finding)
     labels = _full_resolution(clustering.labels.reshape(grid), settings.bin_factor, image.shape)
     unmixed = yield from _timed(
-        clock, "unmixing", _unmix(image, labels, clustering, settings, device)
+        clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
     labels, spectra, components, weights, abundances, interior, fractions = unmixed
     unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
@@ -396,12 +396,16 @@ def _unmix(
     clustering: ClusteringResult,
     settings: AnalysisSettings,
     device: str,
+    lines: tuple[str, ...] = (),
 ) -> Computation[tuple[np.ndarray, ...]]:
-    """Phase spectra, NMF, abundances and phase fractions; boundary pixels to their majority.
+    """Phase spectra, NMF, abundances and phase fractions; boundary pixels to their majority;
+    minor twins assigned again (:mod:`~napari_sigma.phases.twins`, from the elements of
+    ``lines``).
 
     Returns (labels, spectra, components, weights, abundances, interior spectra, fractions):
-    the labels after :func:`_majority_labels`, the spectra summed over them (the NMF
-    components come from the spectra before that step, which moves a few per cent of pixels).
+    the labels after :func:`_majority_labels` and the twins' assignment, the spectra summed
+    over them (the NMF components come from the spectra before those steps, which move a few
+    per cent of pixels).
     """
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.minerals.phases import interior_labels
@@ -462,7 +466,28 @@ def _unmix(
                 moved_cores = interior_labels(majority)
                 interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
             labels = majority
+    twins = settings.phase_finding.twins
+    if settings.cluster_space == "spatial" and twins is not None and lines:
+        labels, spectra, interior = yield from _twins(image, labels, spectra, interior, lines,
+                                                      twins)  # fmt: skip
     return labels, spectra, components, weights, abundances, interior, fractions
+
+
+def _twins(image, labels, spectra, interior, lines, twins):
+    """Labels, sum spectra and core sums after :func:`~napari_sigma.phases.twins.refine_twins_steps`."""
+    from napari_sigma.minerals.phases import elements_of_lines
+    from napari_sigma.phases.boundaries import moved_spectra
+    from napari_sigma.phases.twins import refine_twins_steps
+
+    n_phases = spectra.shape[0]
+    refined, cores, _ = yield from refine_twins_steps(
+        image.counts, labels, image.energy, elements_of_lines(lines), image.beam_energy, twins,
+        interior, spectra,
+    )  # fmt: skip
+    if refined is labels:
+        return labels, spectra, interior
+    spectra = spectra + moved_spectra(image.counts, labels, refined, n_phases)
+    return refined, spectra, cores if interior is not None else None
 
 
 def _majority_labels(

@@ -80,6 +80,14 @@ LIMITS: dict[str, Callable[[Any], str | None]] = {
     "phase_finding.split.min_pixels": _at_least(1),
     "phase_finding.split.boundary_cost": _at_least(0),
     "phase_finding.split.boundary_margin": _at_least(0),
+    "phase_finding.twins.max_separation": _at_least(0),
+    "phase_finding.twins.boundary_cost": _at_least(0),
+    "phase_finding.twins.boundary_margin": _at_least(0),
+    "phase_finding.twins.iterations": _at_least(1),
+    "phase_finding.twins.continuum_splines": _at_least(4),
+    "phase_finding.twins.min_core_pixels": _at_least(1),
+    "phase_finding.twins.window": _at_least(1),
+    "phase_finding.twins.significance": _at_least(0),
 }
 """Range of each numeric field (dotted path; applied to every item of a tuple)."""
 
