@@ -166,47 +166,6 @@ def test_the_command_ends_without_teardown_and_its_output_is_whole(tmp_path):
     assert (tmp_path / "out" / "good" / "run.json").exists()
 
 
-def test_a_large_process_ends_with_a_helper_that_frees_its_memory_after(tmp_path):
-    """Above 1 GiB resident (here: any size) a forked helper holds the pages until the command
-    has exited: the output still ends with the command (the helper closed its descriptors)
-    and the helper is gone soon after."""
-    import subprocess
-    import sys
-    import time
-
-    good = _small_field(tmp_path)
-    marker = tmp_path / "helper_pid"
-    code = (
-        "import os, sys, napari_sigma.cli as cli\n"
-        "cli._LARGE_RESIDENT = 0\n"
-        "fork = os.fork\n"
-        "def recording():\n"
-        "    pid = fork()\n"
-        f"    if pid: open({str(marker)!r}, 'w').write(str(pid))\n"
-        "    return pid\n"
-        "os.fork = recording\n"
-        f"sys.argv = ['napari-sigma', 'run', {str(good)!r}, '--out', {str(tmp_path / 'out')!r},"
-        " '--latent', 'pca', '--elements', 'Si,Al,Fe,Mg,Ca,K,O']\n"
-        "cli.main()\n"
-        "raise SystemExit('main() returned')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "good.hspy: " in done.stdout and "phases" in done.stdout
-    assert (tmp_path / "out" / "good" / "phases.tif").exists()
-    helper = int(marker.read_text())
-    for _ in range(100):  # reparented and reaped once it has exited
-        try:
-            with open(f"/proc/{helper}/stat") as stat:
-                if stat.read().split()[2] == "Z":
-                    break
-        except FileNotFoundError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the helper is still running 5 s after the command ended")
-
-
 @pytest.mark.parametrize(
     ("changes", "argv", "message"),
     [

@@ -395,8 +395,7 @@ def end_process(code: int) -> NoReturn:
     other modules one by one) takes 0.5-1 s of CPU while the kernel frees the same memory at
     exit anyway. As the interpreter does: wait for non-daemon threads, run the ``atexit``
     handlers (the reading worker's stop, logging), flush the standard streams; then
-    ``os._exit``. Every file the command writes is closed before it returns. A process holding
-    more than 1 GiB leaves the freeing of its pages to a helper (:func:`_free_after_exit`).
+    ``os._exit``. Every file the command writes is closed before it returns.
     """
     import atexit
     import os
@@ -411,49 +410,7 @@ def end_process(code: int) -> NoReturn:
             stream.flush()
         except (OSError, ValueError):
             pass
-    _free_after_exit()
     os._exit(code)
-
-
-_LARGE_RESIDENT = 1 << 30
-
-
-def _free_after_exit() -> None:
-    """Fork a helper that shares this process's memory until the process has exited (Linux).
-
-    The kernel frees a process's pages as it exits, before whoever waits for it sees the exit:
-    for a 4 GiB cube mapped from /dev/shm, 1-2 s. The helper (a fork: it shares the pages; it
-    closes every inherited descriptor, so a reader of the command's output sees the output end
-    with the command) waits for the end of a pipe this process holds, then exits: the last
-    reference to the pages goes with it, after the command has returned.
-    """
-    import os
-
-    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
-        return
-    try:
-        with open("/proc/self/statm") as statm:
-            resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return
-    if resident < _LARGE_RESIDENT:
-        return
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
-        return
-    if pid == 0:  # the helper: only system calls from here on
-        try:
-            os.close(write_end)
-            os.closerange(0, read_end)
-            os.closerange(read_end + 1, 1 << 16)
-            os.read(read_end, 1)  # returns once the command has exited (the write end closed)
-        finally:
-            os._exit(0)
-    os.close(read_end)  # the write end stays open until this process exits
 
 
 def _main(argv: Sequence[str] | None) -> int:
