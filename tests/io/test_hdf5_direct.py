@@ -112,3 +112,33 @@ def test_a_truncated_file_gets_no_plan(tmp_path) -> None:
     except OSError:
         return  # HDF5 itself refuses the file
     assert _hdf5_direct.plan(dataset) is None
+
+
+def test_an_in_process_read_of_row_bands_equals_the_hdf5_read(tmp_path, monkeypatch) -> None:
+    """read_spectrum_image(isolate=False) of a row-band .hspy decodes without HDF5: same counts,
+    corrections, notes and metadata as rsciio's own eager read."""
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.io import reading
+    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(0.5, (21, 16, 256)).astype(np.float32)
+    counts[3, 4, :] = np.nan  # an eager-only correction: NaN pixels set to 0 with a note
+    image = SpectrumImage(counts=counts, energy=EnergyAxis(0.0, 0.01, 256), beam_energy=20.0)
+    path = write_hspy(tmp_path / "bands.hspy", image, chunks=(4, 16, 256), compression=None)
+    used = []
+    real = reading._read_into_image
+    monkeypatch.setattr(reading, "_read_into_image", lambda *a: used.append(1) or real(*a))
+    with pytest.warns(UserWarning, match="NaN"):
+        direct = reading.read_spectrum_image(path, isolate=False)
+    assert used == [1]
+    monkeypatch.setattr(reading, "_DIRECT_SUFFIXES", ())
+    with pytest.warns(UserWarning, match="NaN"):
+        usual = reading.read_spectrum_image(path, isolate=False)
+    np.testing.assert_array_equal(direct.counts, usual.counts)
+    assert direct.counts.dtype == usual.counts.dtype and direct.counts.flags.writeable
+    assert direct.metadata["warnings"] == usual.metadata["warnings"]
+    assert direct.metadata["lazy_from_file"] is usual.metadata["lazy_from_file"] is False
+    assert (direct.energy, direct.beam_energy) == (usual.energy, usual.beam_energy)
+    assert (direct.pixel_size, direct.pixel_unit) == (usual.pixel_size, usual.pixel_unit)
