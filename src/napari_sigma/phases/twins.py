@@ -391,6 +391,7 @@ def refine_twins_steps(
     settings: TwinSettings = TwinSettings(),
     core_sums: np.ndarray | None = None,
     label_sums: np.ndarray | None = None,
+    core_labels: np.ndarray | None = None,
 ) -> Computation[tuple[np.ndarray, np.ndarray | None, list[TwinModel]]]:
     """Labels with the pixels of every pair of minor twins assigned again (see the module).
 
@@ -416,6 +417,8 @@ def refine_twins_steps(
         over the cube) only when two phases' label means lie closer than twice
         ``max_separation`` (pixels mixed with third phases at the boundaries move the label
         means; twice the threshold leaves them room).
+    core_labels : ndarray of int, shape (y, x), optional
+        :func:`~napari_sigma.minerals.phases.interior_labels` of ``labels``, when known.
 
     Yields
     ------
@@ -447,7 +450,7 @@ def refine_twins_steps(
         sizes = np.bincount(labels.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
         if not twin_pairs(np.asarray(label_sums), sizes, 2.0 * settings.max_separation):
             return labels, core_sums, []
-    cores = interior_labels(labels)
+    cores = interior_labels(labels) if core_labels is None else core_labels
     if core_sums is None:
         core_sums = phase_sum_spectra(counts, cores, n_phases)
     core_sums = np.asarray(core_sums, np.float64)

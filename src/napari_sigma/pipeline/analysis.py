@@ -465,16 +465,18 @@ def _unmix(
             if interior is not None:
                 moved_cores = interior_labels(majority)
                 interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
+                cores = moved_cores
             labels = majority
     twins = settings.phase_finding.twins
     if settings.cluster_space == "spatial" and twins is not None and lines:
-        labels, spectra, interior = yield from _twins(image, labels, spectra, interior, lines,
-                                                      twins)  # fmt: skip
+        labels, spectra, interior = yield from _twins(image, labels, spectra, interior, cores,
+                                                      lines, twins)  # fmt: skip
     return labels, spectra, components, weights, abundances, interior, fractions
 
 
-def _twins(image, labels, spectra, interior, lines, twins):
-    """Labels, sum spectra and core sums after :func:`~napari_sigma.phases.twins.refine_twins_steps`."""
+def _twins(image, labels, spectra, interior, cores, lines, twins):
+    """Labels, sum spectra and core sums after :func:`~napari_sigma.phases.twins.refine_twins_steps`
+    (``cores``: the core labels of ``labels`` when ``interior`` holds their sums)."""
     from napari_sigma.minerals.phases import elements_of_lines
     from napari_sigma.phases.boundaries import moved_spectra
     from napari_sigma.phases.twins import refine_twins_steps
@@ -482,7 +484,7 @@ def _twins(image, labels, spectra, interior, lines, twins):
     n_phases = spectra.shape[0]
     refined, cores, _ = yield from refine_twins_steps(
         image.counts, labels, image.energy, elements_of_lines(lines), image.beam_energy, twins,
-        interior, spectra,
+        interior, spectra, cores if interior is not None else None,
     )  # fmt: skip
     if refined is labels:
         return labels, spectra, interior
