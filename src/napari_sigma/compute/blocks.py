@@ -7,13 +7,18 @@ component spectra), casting integer counts in cache-sized sub-blocks on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+import contextvars
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
 from napari_sigma.compute.chunks import block_pixels
 from napari_sigma.errors import AnalysisError
+
+T = TypeVar("T")
 
 
 def pixel_blocks(counts: Any, pixels_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -111,3 +116,61 @@ def _to_torch(pixels: Any) -> Any:
         return torch.from_numpy(pixels)
     except TypeError:  # uint16/uint32 before torch 2.3
         return torch.from_numpy(pixels.astype(np.int32 if pixels.itemsize <= 2 else np.int64))
+
+
+def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """The items of ``items``, produced ``depth`` ahead in a background thread, in order.
+
+    A pass over a cube alternates work that releases the GIL (reading a block, numpy's cast and
+    matrix product) with work on what it produced (torch solves): with the producing side in a
+    thread of its own, both run at once on two cores, each on one thread (no OpenMP team
+    spinning against other processes). The results are those of the plain loop: each item is
+    made by the same calls in the same order.
+
+    The thread runs in a copy of the caller's context (a :func:`~napari_sigma.compute.chunks.
+    memory_budget` applies there too). An exception in ``items`` is raised here; closing the
+    generator (a cancelled computation) stops the thread after the item it is making.
+    """
+    channel: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    context = contextvars.copy_context()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+        except BaseException as error:  # handed to the consumer
+            put(("error", error))
+            return
+        put(("end", None))
+
+    thread = threading.Thread(
+        target=context.run, args=(produce,), name="napari-sigma prefetch", daemon=True
+    )
+    thread.start()
+    try:
+        while True:
+            kind, value = channel.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                channel.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()

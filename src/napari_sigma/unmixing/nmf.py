@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import block_projector, pixel_blocks
+from napari_sigma.compute.blocks import block_projector, pixel_blocks, prefetched
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.errors import AnalysisError
@@ -334,22 +334,36 @@ def nnls_maps(
     chunk_values = ABUNDANCE_CPU_CHUNK_VALUES if device == "cpu" else ABUNDANCE_CHUNK_VALUES
     pixels_per_block = max(chunk_values // n_channels, 1)
     blocks = _tensor_blocks(counts, pixels_per_block) if resident else None
-    # the projections of consecutive blocks are solved together, NNLS_ROWS at a time: the
-    # active-set iterations are a few torch calls per batch whatever its size
+    batches = _projected_batches(
+        blocks or pixel_blocks(counts, pixels_per_block), project, n_pixels
+    )
+    if device == "cpu" and not resident:
+        # the next batch is read and projected (numpy) while this one is solved (torch)
+        batches = prefetched(batches)
+    for done, end, projected in batches:
+        for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
+            rhs = projected[:, span] if len(solvers) > 1 else projected
+            solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
+            out[done:end] = solution.cpu().numpy()
+        yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
+    return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
+
+
+def _projected_batches(blocks, project, n_pixels: int):
+    """``(first pixel, end, projections (n, M) float64 tensor)`` of consecutive blocks, about
+    ``NNLS_ROWS`` pixels at a time: the active-set iterations are a few torch calls per batch
+    whatever its size, so the projections of several blocks are solved together."""
+    import torch
+
     pending: list = []
     done = 0
-    for start, block in blocks or pixel_blocks(counts, pixels_per_block):
+    for start, block in blocks:
         pending.append(torch.as_tensor(project(block)))
         end = start + len(block)
         if end - done >= NNLS_ROWS or end == n_pixels:
             projected = (pending[0] if len(pending) == 1 else torch.cat(pending)).to(torch.float64)
-            for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
-                rhs = projected[:, span] if len(solvers) > 1 else projected
-                solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
-                out[done:end] = solution.cpu().numpy()
+            yield done, end, projected
             pending, done = [], end
-        yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
-    return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
 
 
 def _tensor_blocks(counts, pixels_per_block: int):

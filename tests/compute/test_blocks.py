@@ -1,0 +1,82 @@
+"""Pixel blocks produced ahead in a thread (`prefetched`) and the pipeline's thread limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from napari_sigma.compute.blocks import prefetched
+from napari_sigma.compute.chunks import block_pixels, memory_budget
+from napari_sigma.compute.device import torch_threads
+
+
+def test_prefetched_gives_every_item_in_order_made_in_another_thread():
+    made_in = []
+
+    def items():
+        for i in range(50):
+            made_in.append(threading.get_ident())
+            yield i * i
+
+    assert list(prefetched(items(), depth=2)) == [i * i for i in range(50)]
+    assert set(made_in) and threading.get_ident() not in made_in
+
+
+def test_prefetched_raises_the_producers_error_after_its_items():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("bad block")
+
+    got = []
+    with pytest.raises(ValueError, match="bad block"):
+        for item in prefetched(items()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_closing_a_prefetched_pass_stops_its_thread():
+    made = []
+
+    def items():
+        for i in range(10_000):
+            made.append(i)
+            time.sleep(0.001)
+            yield i
+
+    stream = prefetched(items())
+    assert next(stream) == 0
+    stream.close()  # a cancelled computation
+    stopped_at = len(made)
+    time.sleep(0.05)
+    assert len(made) == stopped_at < 10  # nothing more is made
+    assert not any(t.name == "napari-sigma prefetch" for t in threading.enumerate())
+
+
+def test_prefetched_items_see_the_callers_memory_budget():
+    def items():
+        yield block_pixels(65536, 1000.0)
+
+    with memory_budget(4_000_000):
+        (inside,) = list(prefetched(items()))
+    assert inside == 1000  # a quarter of the budget over 1000 bytes per pixel
+    assert list(prefetched(items())) == [65536]
+
+
+def test_pipeline_threads_bound_blas_and_torch_and_are_restored():
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
+    before, torch_before = blas_threads(), torch.get_num_threads()
+    with torch_threads("cpu", 1):
+        assert blas_threads() == {1} and torch.get_num_threads() == 1
+    assert blas_threads() == before and torch.get_num_threads() == torch_before
+    with torch_threads("cpu", None):  # None: both left alone
+        assert blas_threads() == before
