@@ -66,7 +66,7 @@ def test_prefetched_items_see_the_callers_memory_budget():
     assert list(prefetched(items())) == [65536]
 
 
-def test_pipeline_threads_bound_blas_and_torch_and_are_restored():
+def test_pipeline_threads_bound_torch_and_keep_blas_on_one_thread_then_are_restored():
     torch = pytest.importorskip("torch")
     from threadpoolctl import threadpool_info
 
@@ -77,6 +77,8 @@ def test_pipeline_threads_bound_blas_and_torch_and_are_restored():
     before, torch_before = blas_threads(), torch.get_num_threads()
     with torch_threads("cpu", 1):
         assert blas_threads() == {1} and torch.get_num_threads() == 1
+    with torch_threads("cpu", 2):  # BLAS on one thread whatever torch's (same rounding)
+        assert blas_threads() == {1} and torch.get_num_threads() == 2
     assert blas_threads() == before and torch.get_num_threads() == torch_before
     with torch_threads("cpu", None):  # None: both left alone
         assert blas_threads() == before

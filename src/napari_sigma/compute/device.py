@@ -41,24 +41,26 @@ def configure_fast_math(device: str) -> None:
 
 @contextmanager
 def torch_threads(device: str, threads: int | None) -> Iterator[None]:
-    """Run the enclosed work on ``threads`` CPU threads: torch's and the BLAS numpy calls (both
-    restored afterwards).
+    """Run the enclosed torch work on ``threads`` CPU threads, and numpy's BLAS products on one
+    (both restored afterwards).
 
     Measured here: the autoencoder's small matrix products ran 5-15x slower on 2 OpenMP threads
     than on 1 whenever another process (or napari's own drawing) shared the 2 cores, and barely
-    faster on 2 when idle; so the pipeline trains on 1 thread by default on the CPU. The same
-    holds for OpenBLAS under numpy's matrix products (the feature and abundance projections):
-    at load 4 on 2 cores, the abundances of a 512 x 512 x 2048 cube took 2.3 s CPU (2.3-3.0 s
-    wall) on 2 OpenBLAS threads and 1.2 s CPU (1.1-1.7 s wall) on 1, with identical results.
-    ``threads=None`` leaves both settings alone; a CUDA device leaves torch's alone (the BLAS
-    limit still applies to numpy's host-side work).
+    faster on 2 when idle; so the pipeline trains on 1 thread by default on the CPU. OpenBLAS
+    under numpy's products (the feature and abundance projections) behaves the same: at load 4
+    on 2 cores the abundances of a 512 x 512 x 2048 cube took 2.3 s CPU (2.3-3.0 s wall) on 2
+    OpenBLAS threads and 1.2 s CPU (1.1-1.7 s wall) on 1. The BLAS products stay on one thread
+    whatever ``threads`` (their float rounding then does not depend on it: the results of 1 and
+    2 threads are identical); the passes over the cube use a second core through their own
+    thread (:func:`~napari_sigma.compute.blocks.prefetched`). ``threads=None`` leaves both
+    settings alone; a CUDA device leaves torch's alone.
     """
     if threads is None:
         yield
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"):
         if device != "cpu":
             yield
             return

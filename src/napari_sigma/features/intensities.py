@@ -10,7 +10,7 @@ binning the cube first, and much cheaper.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -250,25 +250,48 @@ def project_spectra(
     -------
     ndarray, shape (y, x, M), float32
     """
+    out, chunks = projection_chunks(counts, weights, device, chunk_pixels)
+    for step, total, _ in chunks:
+        yield Progress("features", step, total, f"line intensities {step}/{total}")
+    return out.reshape(int(counts.shape[0]), int(counts.shape[1]), -1)
+
+
+def projection_chunks(
+    counts, weights: np.ndarray, device: str = "cpu", chunk_pixels: int = 65536
+) -> tuple[np.ndarray, Iterator[tuple[int, int, int]]]:
+    """:func:`project_spectra` as an output table and the iterator that fills it.
+
+    Returns
+    -------
+    out : ndarray, shape (y * x, M), float32
+        Filled chunk by chunk (whole rows) as the iterator runs.
+    chunks : iterator of (step, total, end)
+        After each chunk: its number, the number of chunks, and the pixels projected so far
+        (rows ``out[:end]`` are final). Its consumer may work on them meanwhile, e.g. with the
+        iterator run ahead in a thread (:func:`~napari_sigma.compute.blocks.prefetched`).
+    """
     used = np.flatnonzero(np.any(weights != 0, axis=1))
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
     out = np.zeros((ny * nx, weights.shape[1]), dtype=np.float32)
     if used.size == 0:
-        return out.reshape(ny, nx, -1)
+        return out, iter(())
     span = slice(int(used[0]), int(used[-1]) + 1)
     project = block_projector(weights[span], device)
     per_pixel = (span.stop - span.start) * (np.dtype(counts.dtype).itemsize + 4)
     rows_per_chunk = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
     total = -(-ny // rows_per_chunk)
-    for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
-        block = np.asarray(counts[row : row + rows_per_chunk, :, span])
-        pixels = block.reshape(-1, block.shape[-1])
-        projected = project(pixels)
-        if not isinstance(projected, np.ndarray):  # a tensor on the GPU
-            projected = projected.cpu().numpy()
-        out[row * nx : row * nx + pixels.shape[0]] = projected
-        yield Progress("features", step, total, f"line intensities {step}/{total}")
-    return out.reshape(ny, nx, -1)
+
+    def chunks() -> Iterator[tuple[int, int, int]]:
+        for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
+            block = np.asarray(counts[row : row + rows_per_chunk, :, span])
+            pixels = block.reshape(-1, block.shape[-1])
+            projected = project(pixels)
+            if not isinstance(projected, np.ndarray):  # a tensor on the GPU
+                projected = projected.cpu().numpy()
+            out[row * nx : row * nx + pixels.shape[0]] = projected
+            yield step, total, row * nx + pixels.shape[0]
+
+    return out, chunks()
 
 
 def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:

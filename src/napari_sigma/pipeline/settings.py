@@ -90,8 +90,9 @@ class AnalysisSettings:
     device : {"auto", "cpu", "cuda"}
         Torch device; ``"auto"`` uses CUDA when present.
     cpu_threads : int or None
-        Torch threads for training and mixtures on the CPU (None: torch's default). One thread
-        is measured faster on 2 shared cores (see :func:`~napari_sigma.compute.device.torch_threads`).
+        Torch threads for training and mixtures on the CPU (None: torch's and BLAS's defaults).
+        One thread is measured faster on 2 shared cores; numpy's BLAS products then run on one
+        thread too, whatever this number (see :func:`~napari_sigma.compute.device.torch_threads`).
     identify_minerals : bool
         Quantify every phase and name it from the mineral library
         (:mod:`napari_sigma.minerals.phases`; names become ``"P1 quartz"``).

@@ -340,7 +340,8 @@ def fit_spectrum_image(
     -------
     ImageFit
     """
-    from napari_sigma.features.intensities import project_spectra
+    from napari_sigma.compute.blocks import prefetched
+    from napari_sigma.features.intensities import projection_chunks
 
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
     n_summed = ny * nx
@@ -351,9 +352,17 @@ def fit_spectrum_image(
     )
     extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
     weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
-    projected = yield from project_spectra(counts, weights, device, chunk_pixels)
+    flat, chunks = projection_chunks(counts, weights, device, chunk_pixels)
+    if device == "cpu":  # the next chunk is read and projected while this one is solved
+        chunks = prefetched(chunks)
     k = design.weights.shape[1]
-    values, errors = yield from _solve_steps(design, projected[..., :k].reshape(ny * nx, k))
+    solver = _BlockSolver(design, flat[:, :k])
+    for step, total, end in chunks:
+        yield Progress("features", step, total, f"line intensities {step}/{total}")
+        yield from solver.solve_up_to(end)
+    yield from solver.solve_up_to(ny * nx, final=True)
+    values, errors = solver.result()
+    projected = flat.reshape(ny, nx, -1)
     n_families = len(design.families)
     return ImageFit(
         design.families,
@@ -364,25 +373,37 @@ def fit_spectrum_image(
     )
 
 
-def _solve_steps(
-    design: ImageFitDesign, projected: np.ndarray
-) -> Computation[tuple[np.ndarray, np.ndarray]]:
-    """``design.solve`` in blocks of ``SOLVE_BLOCK`` pixels, yielding after each (cancellation).
+class _BlockSolver:
+    """``design.solve`` of projected pixels in blocks of ``SOLVE_BLOCK`` as they come in.
 
     A block is a whole number of the solver's ``SOLVE_CHUNK`` chunks, which converge on their
-    own, so the result is the one of a single call.
+    own, so the result is the one of a single call, whatever the projection's chunks.
     """
-    n = projected.shape[0]
-    total = max(1, -(-n // SOLVE_BLOCK))
-    values, errors = [], []
-    for step, first in enumerate(range(0, n, SOLVE_BLOCK), start=1):
-        yield Progress("features", step - 1, total, "fitting line families per pixel")
-        block_values, block_errors = design.solve(projected[first : first + SOLVE_BLOCK])
-        values.append(block_values)
-        errors.append(block_errors)
-    if not values:
-        return design.solve(projected)
-    return np.concatenate(values), np.concatenate(errors)
+
+    def __init__(self, design: ImageFitDesign, projected: np.ndarray) -> None:
+        self.design, self.projected = design, projected
+        self.done = 0
+        self.values: list[np.ndarray] = []
+        self.errors: list[np.ndarray] = []
+
+    def solve_up_to(self, end: int, final: bool = False) -> Computation[None]:
+        """Solve every whole block below pixel ``end`` (and the last partial one when
+        ``final``), yielding after each (cancellation)."""
+        n = self.projected.shape[0]
+        total = max(1, -(-n // SOLVE_BLOCK))
+        while self.done < n and (self.done + SOLVE_BLOCK <= end or final):
+            step = self.done // SOLVE_BLOCK
+            yield Progress("features", step, total, "fitting line families per pixel")
+            block = self.projected[self.done : self.done + SOLVE_BLOCK]
+            block_values, block_errors = self.design.solve(block)
+            self.values.append(block_values)
+            self.errors.append(block_errors)
+            self.done += len(block)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.values:
+            return self.design.solve(self.projected)
+        return np.concatenate(self.values), np.concatenate(self.errors)
 
 
 def fitted_line_maps(
