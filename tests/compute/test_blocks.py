@@ -82,3 +82,35 @@ def test_pipeline_threads_bound_torch_and_keep_blas_on_one_thread_then_are_resto
     assert blas_threads() == before and torch.get_num_threads() == torch_before
     with torch_threads("cpu", None):  # None: both left alone
         assert blas_threads() == before
+
+
+def test_threaded_map_keeps_the_order_and_reads_items_lazily():
+    from napari_sigma.compute.blocks import threaded_map
+
+    taken = []
+
+    def items():
+        for i in range(40):
+            taken.append(i)
+            yield i
+
+    results = threaded_map(lambda i: (i, threading.get_ident()), items(), workers=2)
+    first = next(results)
+    assert first[0] == 0 and len(taken) <= 3  # not read ahead of the workers
+    rest = list(results)
+    assert [i for i, _ in [first, *rest]] == list(range(40))
+    assert list(threaded_map(lambda i: i + 1, range(5), workers=1)) == [1, 2, 3, 4, 5]
+
+
+def test_integer_phase_sums_on_every_core_equal_the_one_by_one_sums():
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.phases.spectra import phase_sums_steps
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.3, (100, 100, 1000)).astype(np.uint16)  # 3 blocks of rows
+    runs = np.repeat(rng.integers(0, 4, (100, 5)), 20, axis=1)  # summed run by run
+    noisy = rng.integers(0, 4, (100, 100))  # fragmented: summed by one-hot products
+    for labels in (runs, noisy):
+        (got,) = run_to_completion(phase_sums_steps(counts, [labels], 3))
+        expected = np.stack([counts[labels == k].sum(0, dtype=np.int64) for k in (1, 2, 3)])
+        np.testing.assert_array_equal(got, expected.astype(np.float64))

@@ -174,3 +174,47 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
             except queue.Empty:
                 pass
         thread.join()
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def threaded_map(
+    function: Callable[[Any], T], items: Iterable[Any], workers: int | None = None
+) -> Iterator[T]:
+    """``function(item)`` of every item, in order, computed by ``workers`` threads (default:
+    the usable cores) with at most ``workers`` items in flight (blocks sized for a memory
+    budget stay within it).
+
+    For passes whose blocks are independent and whose work releases the GIL (numpy sums of
+    integer counts): the results are those of the plain loop, and the caller combines them in
+    order. ``items`` is consumed lazily (a lazy cube is not read ahead of the workers); the
+    threads run in a copy of the caller's context (its memory budget applies).
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = usable_cores() if workers is None else max(1, int(workers))
+    if workers == 1:
+        yield from map(function, items)
+        return
+    context = contextvars.copy_context()
+    pending: deque = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="napari-sigma pass") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(context.copy().run, function, item))
+                if len(pending) >= workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import pixel_blocks
+from napari_sigma.compute.blocks import pixel_blocks, threaded_map
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 
@@ -92,12 +92,12 @@ def phase_sums_steps(
     sums = np.zeros((n_sets * n_phases, n_channels), np.float64)
     dtype = _exact_sum_dtype(counts.dtype)
     integer = np.dtype(counts.dtype).kind in "biu"
-    for start, block in pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1)):
+
+    def add_block(sums: np.ndarray, start: int, block: np.ndarray) -> np.ndarray:
         if integer:
             parts = [flat[start : start + len(block)] for flat in flat_sets]
             if _add_label_runs(sums, block, parts, n_phases):
-                yield Progress(stage, start + len(block), n_pixels, "phase spectra")
-                continue
+                return sums
         for first in range(0, len(block), CAST_PIXELS):
             part = block[first : first + CAST_PIXELS]
             one_hot = np.zeros((n_sets * n_phases, len(part)), dtype)
@@ -110,7 +110,23 @@ def phase_sums_steps(
             if not one_hot.any():
                 continue
             sums += one_hot @ part.astype(dtype)
-        yield Progress(stage, start + len(block), n_pixels, "phase spectra")
+        return sums
+
+    blocks = pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1))
+    if integer:
+        # integer counts sum exactly (integers in float64), in any order: the blocks are
+        # summed on every core and their sums added here
+        def block_sums(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
+            start, block = item
+            return start + len(block), add_block(np.zeros_like(sums), start, block)
+
+        for end, partial in threaded_map(block_sums, blocks):
+            sums += partial
+            yield Progress(stage, end, n_pixels, "phase spectra")
+    else:  # float counts: added block after block, in one order (the same rounding)
+        for start, block in blocks:
+            add_block(sums, start, block)
+            yield Progress(stage, start + len(block), n_pixels, "phase spectra")
     return [sums[index * n_phases : (index + 1) * n_phases] for index in range(n_sets)]
 
 
