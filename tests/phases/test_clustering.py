@@ -130,3 +130,30 @@ def test_progress_and_errors():
         run(points, criterion="aic")
     with pytest.raises(AnalysisError):
         run(np.full((10, 2), np.nan))
+
+
+@pytest.mark.parametrize("n_init", [1, 2])
+def test_the_scan_over_k_on_two_cores_gives_the_sequential_results(monkeypatch, n_init):
+    from napari_sigma.phases import mixture
+
+    points, _ = blobs(4, n=3000, seed=2)
+    settings = ClusteringSettings(n_phases="auto", max_phases=7, seed=5, n_init=n_init)
+    monkeypatch.setattr(mixture, "usable_cores", lambda: 1)
+    one = run_to_completion(cluster_phases(points, settings))
+    monkeypatch.setattr(mixture, "usable_cores", lambda: 2)
+    reports = []
+    two = run_to_completion(cluster_phases(points, settings), reports.append)
+    assert one.criterion == two.criterion  # every K's BIC, to the last bit
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(one.means, two.means)
+    assert reports and all(r.stage == "clustering" for r in reports)
+
+
+def test_a_closed_scan_stops_its_fits():
+    import threading
+
+    points, _ = blobs(3, n=20000, seed=1)
+    scan = cluster_phases(points, ClusteringSettings(n_phases="auto", max_phases=10))
+    next(scan)
+    scan.close()
+    assert not any(t.name.startswith("napari-sigma mixture") for t in threading.enumerate())

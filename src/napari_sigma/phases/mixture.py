@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_sigma.compute.blocks import usable_cores
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
@@ -192,11 +193,18 @@ def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = Non
     torch_fit = settings.backend == "torch" and len(candidates) > 1
     prepared = _PreparedPoints(scaled, settings.device, len(scaled)) if torch_fit else None
     scored = None
-    for step, k in enumerate(candidates):
-        message = f"Gaussian mixture with {k} phases"
-        progress = Progress(STAGE, step, len(candidates) + 1, message)
-        fitted = _fit_one(scaled, k, settings, prepared)
-        mixture, mean_log_likelihood = yield from _with_progress(fitted, progress)
+    if prepared is not None and prepared.on_cpu and usable_cores() > 1:
+        # the fits of the K are independent: two at a time, one per core (the same results)
+        fits = yield from _fits_in_threads(scaled, candidates, settings, prepared)
+    else:
+        fits = {}
+        for step, k in enumerate(candidates):
+            message = f"Gaussian mixture with {k} phases"
+            progress = Progress(STAGE, step, len(candidates) + 1, message)
+            fitted = _fit_one(scaled, k, settings, prepared)
+            fits[k] = yield from _with_progress(fitted, progress)
+    for k in candidates:
+        mixture, mean_log_likelihood = fits[k]
         mixtures[k] = _unscaled(mixture, center, scale)
         if mean_log_likelihood is not None:  # EM's own likelihood of the mixture, unscaled
             total = len(fit) * (mean_log_likelihood - fit.shape[1] * math.log(scale))
@@ -346,6 +354,72 @@ class _PreparedPoints:
             part = part.to(torch.float64)
             self.chunks.append((part, _outer_products(part)))
         self.seedings: dict[int, dict] = {}  # k-means++ seeding per seed (see _kmeans_labels)
+        self.on_cpu = str(device) == "cpu"
+
+
+def _fits_in_threads(
+    scaled: np.ndarray, candidates: list[int], settings: ClusteringSettings, prepared
+) -> Computation[dict]:
+    """`_fit_one` of every K, run by a thread per core; ``{k: (mixture, mean log-likelihood)}``.
+
+    Each fit starts from the k-means++ seeding the sequential scan would give it (the seeding
+    of K continues that of K - 1 draw for draw: made here first, in order, for every K), and
+    runs the same torch calls on its own thread, so the results are those of the scan in
+    order. Yields every ``YIELD_INTERVAL_S``; closing the generator stops the fits at their
+    next step.
+    """
+    import copy
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    seeds = [settings.seed + 1000 * attempt for attempt in range(settings.n_init)]
+    (points, _), *_ = prepared.chunks
+    seedings: dict[int, dict[int, dict]] = {k: {} for k in candidates}
+    for seed in seeds:
+        generator = torch_generator(seed)
+        so_far = prepared.seedings.setdefault(seed, {})
+        for k in sorted(candidates):
+            _seeded_centers(points, k, generator, so_far)
+            seedings[k][seed] = dict(so_far)  # tensors are replaced, never changed in place
+    total = len(candidates) + 1
+    yield Progress(STAGE, 0, total, f"Gaussian mixture with {min(candidates)} phases")
+    stop = threading.Event()
+
+    def fit(k: int):
+        own = copy.copy(prepared)
+        own.seedings = seedings[k]
+        steps = _fit_one(scaled, k, settings, own)
+        while True:
+            if stop.is_set():
+                steps.close()
+                return None
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    with ThreadPoolExecutor(usable_cores(), thread_name_prefix="napari-sigma mixture") as pool:
+        # the largest K (the longest fits) first
+        futures = {pool.submit(fit, k): k for k in sorted(candidates, reverse=True)}
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, YIELD_INTERVAL_S, FIRST_COMPLETED)
+                for future in finished:
+                    future.result()  # a fit's error is raised here
+                waiting = min(futures[f] for f in pending) if pending else max(candidates)
+                message = f"Gaussian mixture with {waiting} phases"
+                yield Progress(STAGE, total - 1 - len(pending), total, message)
+        finally:
+            stop.set()
+    return {futures_k: future.result() for future, futures_k in futures.items()}
+
+
+def torch_generator(seed: int):
+    """A CPU torch random generator seeded with ``seed``."""
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def _fit_one(
@@ -450,6 +524,26 @@ def _kmeans_labels(
     """
     import torch
 
+    centers = _seeded_centers(x, k, generator, seeding)
+    previous = None
+    for _ in range(LLOYD_STEPS):
+        labels = _nearest_center(x, centers)
+        if previous is not None and torch.equal(labels, previous):
+            return labels  # converged: the same centres, the same labels from here on
+        sums = torch.zeros_like(centers).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
+        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+        previous = labels
+    return _nearest_center(x, centers)
+
+
+def _seeded_centers(
+    x: torch.Tensor, k: int, generator: torch.Generator, seeding: dict | None = None
+) -> torch.Tensor:
+    """The k-means++ seeding of ``k`` centres (see :func:`_kmeans_labels`), continuing
+    ``seeding`` when it holds at most ``k`` centres; ``seeding`` is updated."""
+    import torch
+
     n = len(x)
     if seeding and len(seeding["centers"]) <= k:
         centers, closest = seeding["centers"], seeding["closest"]
@@ -467,16 +561,7 @@ def _kmeans_labels(
         closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
     if seeding is not None:
         seeding.update(centers=centers, closest=closest, state=generator.get_state())
-    previous = None
-    for _ in range(LLOYD_STEPS):
-        labels = _nearest_center(x, centers)
-        if previous is not None and torch.equal(labels, previous):
-            return labels  # converged: the same centres, the same labels from here on
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
-        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
-        previous = labels
-    return _nearest_center(x, centers)
+    return centers
 
 
 def _nearest_center(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
