@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from napari_sigma.compute.blocks import threaded_map
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 from napari_sigma.phases.boundaries import FRACTION_SIGMA, MIN_SEPARATION
@@ -446,9 +447,14 @@ def _split_compositions(
     if valid is not None:
         grid = np.where(valid, grid, 0)
     tests = {}
-    for phase in range(n_phases):
-        yield Progress("clustering", phase, n_phases, "testing phases for two compositions")
-        test = composition_test(raw, grid, phase + 1, settings.split, settings.mix_space)
+
+    def tested(phase: int):
+        return composition_test(raw, grid, phase + 1, settings.split, settings.mix_space)
+
+    yield Progress("clustering", 0, n_phases, "testing phases for two compositions")
+    # the phases' tests are independent numpy work: on every core, taken in order
+    for phase, test in enumerate(threaded_map(tested, range(n_phases))):
+        yield Progress("clustering", phase + 1, n_phases, "testing phases for two compositions")
         if test is not None and test.p_value < settings.split.p_value:
             tests[phase] = test
     if target is None:
