@@ -170,12 +170,23 @@ def _benchmark_report(case: str) -> tuple[dict, AnalysisResult]:
 
 
 def test_two_olivines_one_weight_percent_apart_are_two_phases():
-    # per pixel they are 0.45 noise sd apart; measured twin F1 0.937 and 0.940, ARI 0.938
-    # (before the composition split: 4 phases, F1 0)
+    # per pixel they are 0.45 noise sd apart (before the composition split: 4 phases, F1 0);
+    # the split alone put a 369-pixel Fo89 grain in Fo90 (twin F1 0.915, ARI 0.921, twin
+    # abundances 1.3 and 0.9 points off); the twins' assignment from whole spectra
+    # (phases/twins.py) gives it back: F1 0.961, ARI 0.960, abundances 0.32 and 0.10 points off
+    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.synthetic.generator import benchmark_case
+
     report, result = _benchmark_report("minor_twin")
     assert result.n_phases == report["n_phases_truth"] == 5
-    assert min(report["most_similar_pair_f1"]) >= 0.9
-    assert report["ari"] >= 0.9
+    assert min(report["most_similar_pair_f1"]) >= 0.95
+    assert report["ari"] >= 0.95
+    sample = benchmark_case("minor_twin", seed=0)
+    truth = sample.fractions.reshape(-1, 5).mean(axis=0)
+    found = abundance_fractions(result.image, result.labels, result.n_phases)
+    for twin in (1, 2):
+        phase = np.bincount(result.labels[sample.labels == twin]).argmax()
+        assert abs(found[phase - 1] - truth[twin - 1]) < 0.005
 
 
 def test_mixed_boundary_pixels_go_to_their_majority_phase():
