@@ -36,19 +36,33 @@ def pixel_blocks(counts: Any, pixels_per_block: int) -> Iterator[tuple[int, np.n
     AnalysisError
         If ``counts`` is neither 2-D nor 3-D.
     """
+    for start, _, rows in block_rows(counts, pixels_per_block):
+        yield start, read_block(counts, rows)
+
+
+def block_rows(counts: Any, pixels_per_block: int) -> Iterator[tuple[int, int, slice]]:
+    """The blocks of :func:`pixel_blocks` unread: ``(first flat pixel, end, rows of counts)``,
+    for a worker thread to read (:func:`read_block`)."""
     bytes_per_pixel = counts.shape[-1] * (np.dtype(counts.dtype).itemsize + 8)
     pixels_per_block = block_pixels(max(pixels_per_block, 1), bytes_per_pixel)
     if counts.ndim == 2:
-        for start in range(0, counts.shape[0], pixels_per_block):
-            yield start, np.asarray(counts[start : start + pixels_per_block])
+        n = counts.shape[0]
+        for start in range(0, n, pixels_per_block):
+            yield start, min(start + pixels_per_block, n), slice(start, start + pixels_per_block)
         return
     if counts.ndim != 3:
         raise AnalysisError(f"counts must be (N, E) or (y, x, E), not shape {counts.shape}")
     width = counts.shape[1]
     rows = max(pixels_per_block // max(width, 1), 1)
-    for row in range(0, counts.shape[0], rows):
-        block = np.asarray(counts[row : row + rows])
-        yield row * width, block.reshape(-1, counts.shape[2])
+    ny = counts.shape[0]
+    for row in range(0, ny, rows):
+        yield row * width, min(row + rows, ny) * width, slice(row, row + rows)
+
+
+def read_block(counts: Any, rows: slice) -> np.ndarray:
+    """The pixels ``(n, E)`` of some rows of a 2-D or 3-D array (see :func:`block_rows`)."""
+    block = np.asarray(counts[rows])
+    return block.reshape(-1, counts.shape[-1])
 
 
 CAST_VALUES = 1 << 22

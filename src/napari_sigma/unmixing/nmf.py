@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import block_projector, pixel_blocks, prefetched
+from napari_sigma.compute.blocks import block_projector, block_rows, read_block, threaded_map
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.errors import AnalysisError
@@ -333,26 +333,54 @@ def nnls_maps(
     ]
     chunk_values = ABUNDANCE_CPU_CHUNK_VALUES if device == "cpu" else ABUNDANCE_CHUNK_VALUES
     pixels_per_block = max(chunk_values // n_channels, 1)
-    blocks = _tensor_blocks(counts, pixels_per_block) if resident else None
-    batches = _projected_batches(
-        blocks or pixel_blocks(counts, pixels_per_block), project, n_pixels
-    )
-    if device == "cpu" and not resident:
-        # the next batch is read and projected (numpy) while this one is solved (torch)
-        batches = prefetched(batches)
-    for done, end, projected in batches:
-        for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
-            rhs = projected[:, span] if len(solvers) > 1 else projected
-            solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
-            out[done:end] = solution.cpu().numpy()
+    if resident:  # on the device: block after block (its kernels run asynchronously)
+        batches = _projected_batches(_tensor_blocks(counts, pixels_per_block), project, n_pixels)
+        for done, end, projected in batches:
+            _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
+            yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
+        return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
+    for solver in solvers:  # the set inverses' table exists before the threads share it
+        _set_solver(solver[0], solver[3])
+
+    def batch(item: tuple[int, int, list[slice]]) -> int:
+        # read, project and solve a batch: the batches are independent, each is computed by
+        # the same calls whichever thread runs it, so any core may take one
+        done, end, rows = item
+        projected = _joined([torch.as_tensor(project(read_block(counts, part))) for part in rows])
+        _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
+        return end
+
+    batches = _batched_rows(block_rows(counts, pixels_per_block), n_pixels)
+    workers = None if device == "cpu" else 1
+    for end in threaded_map(batch, batches, workers):
         yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
     return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
 
 
+def _solve_batch(solvers, outs, done: int, end: int, projected, max_iter: int, tol: float):
+    """Solve every basis's problem on a batch of projections; write pixels ``done:end``."""
+    for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
+        rhs = projected[:, span] if len(solvers) > 1 else projected
+        solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
+        out[done:end] = solution.cpu().numpy()
+
+
+def _batched_rows(rows, n_pixels: int):
+    """``(first pixel, end, [rows of each block])``: consecutive blocks of about
+    ``NNLS_ROWS`` pixels in all (the active-set iterations are a few torch calls per batch
+    whatever its size, so the projections of several blocks are solved together)."""
+    pending: list[slice] = []
+    done = 0
+    for _, end, part in rows:
+        pending.append(part)
+        if end - done >= NNLS_ROWS or end == n_pixels:
+            yield done, end, pending
+            pending, done = [], end
+
+
 def _projected_batches(blocks, project, n_pixels: int):
     """``(first pixel, end, projections (n, M) float64 tensor)`` of consecutive blocks, about
-    ``NNLS_ROWS`` pixels at a time: the active-set iterations are a few torch calls per batch
-    whatever its size, so the projections of several blocks are solved together."""
+    ``NNLS_ROWS`` pixels at a time."""
     import torch
 
     pending: list = []
@@ -361,9 +389,14 @@ def _projected_batches(blocks, project, n_pixels: int):
         pending.append(torch.as_tensor(project(block)))
         end = start + len(block)
         if end - done >= NNLS_ROWS or end == n_pixels:
-            projected = (pending[0] if len(pending) == 1 else torch.cat(pending)).to(torch.float64)
-            yield done, end, projected
+            yield done, end, _joined(pending)
             pending, done = [], end
+
+
+def _joined(pending: list):
+    import torch
+
+    return (pending[0] if len(pending) == 1 else torch.cat(pending)).to(torch.float64)
 
 
 def _tensor_blocks(counts, pixels_per_block: int):
