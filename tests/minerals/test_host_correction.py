@@ -85,3 +85,18 @@ def test_a_particle_holding_the_hosts_elements_keeps_them():
     assert before["Fe"] > 1.15 * 17.0  # the steel in the cores
     assert after["Fe"] == pytest.approx(17.0, rel=0.08)
     assert after["Cr"] == pytest.approx(77.0, rel=0.03)
+
+
+def test_a_lazy_cube_gives_the_same_correction():
+    import dask.array as da
+
+    image, labels = _particles_in_host(dose=300)
+    counts = np.asarray(image.counts)
+    spectra = np.stack([counts[interior_labels(labels) == k].sum(axis=0) for k in (1, 2)])
+    eager = host_corrected_spectra(counts, labels, spectra, AXIS.energies, 15.0)
+    lazy = host_corrected_spectra(
+        da.from_array(counts, chunks=(16, 48, 1024)), labels, spectra, AXIS.energies, 15.0
+    )
+    assert set(eager[1]) == set(lazy[1]) == {2}
+    np.testing.assert_allclose(lazy[0], eager[0], rtol=1e-9)
+    assert lazy[1][2].share == pytest.approx(eager[1][2].share, rel=1e-9)

@@ -119,8 +119,6 @@ HOST_ENCLOSURE = 0.5
 phases is with one larger phase (see `host_corrected_spectra`)."""
 HOST_SIGNIFICANCE = 3.0
 """The host's share is removed only when it is this many standard errors above zero."""
-CENTRE_DEPTH = 0.5
-"""A particle's centre: its core pixels within this many pixels of its own greatest depth."""
 
 
 @dataclass
@@ -136,7 +134,7 @@ class HostCorrection:
     sigma : float
         Its standard error.
     centre_pixels : int
-        The pixels of the particles' centres the estimate rests on.
+        The core pixels the estimate rests on (the fit of the share against depth).
     """
 
     host: int
@@ -166,16 +164,22 @@ def host_corrected_spectra(
 
     A particle seen through a foil (a projected sphere in a matrix) or within the interaction
     volume of the phase around it gives each of its pixels the spectrum
-    ``w P + (1 - w) H``: its own ``P`` and the host's ``H`` in the shares of the column (or
-    volume) each fills. The host's share falls towards a particle's centre, so the core
-    (`interior_labels`) of small particles still holds some of the host. The centres of the
-    particles (core pixels within ``CENTRE_DEPTH`` of their particle's greatest depth) hold the
-    least; the phase's core sum ``S`` is fitted as ``a C + b H`` (``C`` the centres' summed
-    spectrum, ``H`` the host's core spectrum scaled to unit sum; non-negative, weighted by the
-    Poisson variance of ``S`` and of ``a C``), and ``b H`` is removed when ``b`` is
-    ``HOST_SIGNIFICANCE`` standard errors above zero: the remaining spectrum has the host share
-    of the centres. A phase whose core is free of the host (large grains: the centres and the
-    core agree) is left as it is.
+    ``(1 - s) P + s H`` (per count): its own ``P`` and the host's ``H`` in the shares of the
+    column (or volume) each fills. The host's share ``s`` falls towards a particle's centre, so
+    the core (`interior_labels`) of small particles still holds some of the host.
+
+    Each core pixel's position on the line through the core's mean spectrum ``m`` and the
+    host's ``H`` (its core spectrum) is measured, ``tau_i`` (Poisson-weighted projection of the
+    pixel's spectrum per count onto ``H - m``; 0 for a pixel like the core's mean). The share
+    is a smooth function of the position in the particle, even about its centre, so near the
+    centre it varies with the square of the distance from it: ``tau_i = a + b u_i^2`` with
+    ``u_i`` the pixel's depth below its particle's greatest depth (`phase_depths`), fitted by
+    least squares weighted by the pixels' counts (standard error from the residuals). ``a`` is
+    the centres' position: the least host the data show, estimated from every core pixel. When
+    ``a`` is ``HOST_SIGNIFICANCE`` standard errors below zero, the core spectrum is moved there,
+    ``m + a (H - m)`` (its counts kept); a phase whose core is free of the host (large grains:
+    no trend with depth) is left as it is. Beyond the centres (to zero host) the data cannot
+    tell: the particle's spectrum is known only up to adding host along the line.
 
     Parameters
     ----------
@@ -187,7 +191,7 @@ def host_corrected_spectra(
         The summed spectra of the phases' cores (``interior_labels(labels)``), phases 1..K.
     energy : ndarray (E,), optional
         Channel energies (keV): channels below 0.15 keV (the noise peak) and above
-        ``beam_kev`` are left out of the fit.
+        ``beam_kev`` are left out of the projection.
     beam_kev : float, optional
         The beam energy.
 
@@ -203,6 +207,7 @@ def host_corrected_spectra(
     corrected = spectra.copy()
     hosts = {p: h for p, h in particle_hosts(labels).items() if p <= len(spectra)}
     hosts = {p: h for p, h in hosts.items() if h <= len(spectra) and spectra[h - 1].sum() > 0}
+    hosts = {p: h for p, h in hosts.items() if spectra[p - 1].sum() > 0}
     if not hosts:
         return corrected, {}
     channels = np.ones(spectra.shape[1], dtype=bool)
@@ -212,44 +217,43 @@ def host_corrected_spectra(
             channels &= np.asarray(energy) <= beam_kev
     depth = phase_depths(labels)
     core = _interior_from_depths(labels, depth)
-    core_pixels = np.bincount(np.clip(core, 0, None).ravel(), minlength=len(spectra) + 1)
-    centres = particle_centres(labels, list(hosts), depth, core)
-    centre_sums = _sums(counts, centres, list(hosts))
-    corrections = {}
+    below = _depth_below_centre(labels, list(hosts), depth)
+    filters = {}
     for pid, host in hosts.items():
-        centre, n_centre = centre_sums[pid]
-        n_core, n_host = int(core_pixels[pid]), int(core_pixels[host])
-        n_rest = n_core - n_centre
-        if n_centre == 0 or n_rest <= 0 or n_host == 0:
+        mean = spectra[pid - 1] / spectra[pid - 1].sum()
+        direction = spectra[host - 1] / spectra[host - 1].sum() - mean
+        # Poisson weights of the core's mean (at least one count of the core per channel)
+        variance = np.maximum(mean, 1.0 / spectra[pid - 1].sum())
+        g = np.where(channels, direction / variance, 0.0)
+        scale = float(direction[channels] @ g[channels])
+        if scale > 0:
+            filters[pid] = (g / scale, float(mean @ (g / scale)), mean, direction)
+    projections = _core_projections(counts, core, {p: f[0] for p, f in filters.items()})
+    corrections = {}
+    for pid, (_, offset, mean, direction) in filters.items():
+        projected, totals, where = projections[pid]
+        keep = totals > 0
+        if np.count_nonzero(keep) < 3:
             continue
-        rest = spectra[pid - 1] - centre
-        lam, sigma = _extrapolation(centre[channels], n_centre, rest[channels], n_rest,
-                                    spectra[host - 1][channels] / n_host)  # fmt: skip
-        if lam > HOST_SIGNIFICANCE * sigma and lam > 0:
-            # the core's mean, moved along (core - host) to the centres' host share
-            mu = n_rest * lam / (n_rest + n_centre * (1 + lam))
-            core = spectra[pid - 1]
-            host_part = n_core * spectra[host - 1] / n_host
-            corrected[pid - 1] = core + mu * (core - host_part)
-            share = float(mu * host_part.sum() / core.sum())
-            corrections[pid] = HostCorrection(host, share, share * sigma / lam, n_centre)
+        tau = projected[keep] / totals[keep] - offset
+        u2 = below.ravel()[where][keep] ** 2
+        a, sigma = _centre_position(tau, u2, totals[keep])
+        if a < -HOST_SIGNIFICANCE * sigma:
+            corrected[pid - 1] = spectra[pid - 1].sum() * (mean + a * direction)
+            share = -a / (1.0 - a)
+            corrections[pid] = HostCorrection(
+                hosts[pid], share, sigma / (1.0 - a) ** 2, int(np.count_nonzero(keep))
+            )
     return corrected, corrections
 
 
-def particle_centres(
-    labels: np.ndarray, phase_ids: Sequence[int], depth: np.ndarray | None = None,
-    core: np.ndarray | None = None,
-) -> np.ndarray:  # fmt: skip
-    """The centres of the particles (connected regions) of the given phases: their core pixels
-    (`interior_labels`) within ``CENTRE_DEPTH`` of the region's greatest depth (``depth`` and
-    ``core``: `phase_depths` and `interior_labels` of ``labels``, computed when not given)."""
+def _depth_below_centre(labels: np.ndarray, phase_ids: Sequence[int], depth: np.ndarray):
+    """Each pixel of the given phases: its particle's (connected region's) greatest depth minus
+    its own depth (0 at a particle's centre); 0 elsewhere."""
     from scipy.ndimage import find_objects
     from scipy.ndimage import label as connected
 
-    labels = np.asarray(labels)
-    depth = phase_depths(labels) if depth is None else depth
-    core = _interior_from_depths(labels, depth) if core is None else core
-    centres = np.zeros_like(labels)
+    below = np.zeros(labels.shape, dtype=np.float64)
     boxes = find_objects(np.clip(labels, 0, None))
     for pid in phase_ids:
         box = boxes[pid - 1] if pid <= len(boxes) else None
@@ -259,47 +263,58 @@ def particle_centres(
         regions, n = connected(mask)
         deepest = np.zeros(n + 1)
         np.maximum.at(deepest, regions[mask], depth[box][mask])
-        keep = (core[box] == pid) & (depth[box] >= deepest[regions] - CENTRE_DEPTH)
-        centres[box][keep] = pid
-    return centres
+        below[box][mask] = (deepest[regions] - depth[box])[mask]
+    return below
 
 
-def _sums(counts, centres: np.ndarray, phase_ids: Sequence[int]) -> dict:
-    """The summed spectrum and the pixel count of each phase's pixels in ``centres``."""
+def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray]) -> dict:
+    """For each phase of ``filters``: its core pixels' spectra projected on the phase's filter,
+    their counts, and their flat indices (numpy counts: the pixels gathered in blocks; dask:
+    one pass over the cube)."""
+    if not filters:
+        return {}
+    ids = list(filters)
+    matrix = np.stack([filters[p] for p in ids], axis=1)  # (E, P)
+    flat_core = core.ravel()
+    where = {p: np.flatnonzero(flat_core == p) for p in ids}
+    out = {}
     if isinstance(counts, np.ndarray):
         flat = counts.reshape(-1, counts.shape[-1])
-        return {
-            p: (flat[np.flatnonzero(centres == p)].sum(axis=0, dtype=np.float64),
-                int(np.count_nonzero(centres == p)))
-            for p in phase_ids
-        }  # fmt: skip
-    from napari_sigma.unmixing.nmf import phase_sum_spectra
+        for k, p in enumerate(ids):
+            idx = where[p]
+            projected, totals = np.empty(idx.size), np.empty(idx.size)
+            for lo in range(0, idx.size, 8192):
+                block = np.asarray(flat[idx[lo : lo + 8192]], dtype=np.float64)
+                projected[lo : lo + 8192] = block @ matrix[:, k]
+                totals[lo : lo + 8192] = block.sum(axis=1)
+            out[p] = (projected, totals, idx)
+        return out
+    import dask.array as da
 
-    sums = np.asarray(phase_sum_spectra(counts, centres, int(max(phase_ids))), dtype=np.float64)
-    return {p: (sums[p - 1], int(np.count_nonzero(centres == p))) for p in phase_ids}
+    height, width = counts.shape[:2]
+    projected_all, totals_all = da.compute(
+        (counts.astype(np.float64) @ matrix).reshape(height * width, len(ids)),
+        counts.sum(axis=-1, dtype=np.float64).reshape(-1),
+    )
+    for k, p in enumerate(ids):
+        idx = where[p]
+        out[p] = (np.asarray(projected_all)[idx, k], np.asarray(totals_all)[idx], idx)
+    return out
 
 
-def _extrapolation(centre, n_centre, rest, n_rest, host) -> tuple[float, float]:
-    """``centre / n_centre ~ r + lam (r - host)`` with ``r = rest / n_rest`` (per-pixel means;
-    weighted by the Poisson variances): ``lam`` and its standard error. The fitted quantity is
-    the (noisier) centres' mean, the regressor the rest of the core's, so noise biases ``lam``
-    towards 0, never towards a larger correction."""
-    r = rest / n_rest
-    direction = r - host
-    response = centre / n_centre - r
-    lam = 0.0
-    for _ in range(3):
-        # expected counts (the rest's mean stands for the centres'): weights free of their noise
-        expected = np.maximum(r + lam * direction, 0.0)
-        variance = (np.maximum(expected * n_centre, 1.0) / n_centre**2
-                    + (1 + lam) ** 2 * np.maximum(rest, 1.0) / n_rest**2)  # fmt: skip
-        information = float(np.sum(direction**2 / variance))
-        if information <= 0:
-            return 0.0, float("inf")
-        lam = float(np.sum(direction * response / variance)) / information
-    residual = response - lam * direction
-    dispersion = max(1.0, float(np.sum(residual**2 / variance)) / max(response.size - 1, 1))
-    return lam, float(np.sqrt(dispersion / information))
+def _centre_position(tau: np.ndarray, u2: np.ndarray, weights: np.ndarray):
+    """Weighted least squares ``tau ~ a + b u2``: ``a`` and its standard error (from the
+    residuals; infinite when the depths do not vary)."""
+    design = np.stack([np.ones_like(u2), u2], axis=1)
+    w = np.asarray(weights, dtype=np.float64)
+    normal = design.T @ (w[:, None] * design)
+    if np.linalg.cond(normal) > 1e12 or tau.size < 3:
+        return 0.0, float("inf")
+    inverse = np.linalg.inv(normal)
+    beta = inverse @ (design.T @ (w * tau))
+    residual = tau - design @ beta
+    dispersion = float(np.sum(w * residual**2)) / (tau.size - 2)
+    return float(beta[0]), float(np.sqrt(dispersion * inverse[0, 0]))
 
 
 def elements_of_lines(lines: Sequence[str]) -> list[str]:
@@ -389,8 +404,8 @@ def identify_phases(
         if fix is not None and found[-1].quantification is not None:
             found[-1].quantification.notes.append(
                 f"host correction: {100 * fix.share:.1f} % (+- {100 * fix.sigma:.1f}) of the "
-                f"counts removed as P{fix.host}'s spectrum (particle centres: "
-                f"{fix.centre_pixels} pixels)"
+                f"counts removed as P{fix.host}'s spectrum (fitted on "
+                f"{fix.centre_pixels} core pixels)"
             )
     _explain_by_neighbours(found, labels, library)
     return found
