@@ -12,6 +12,7 @@ from napari_sigma.phases.twins import (
     TwinSettings,
     pixel_separation,
     refine_twins_steps,
+    twin_pairs,
 )
 from napari_sigma.synthetic.generator import (
     DETECTOR_OFFSET_KEV,
@@ -71,6 +72,21 @@ def test_pixel_separation_is_the_fisher_distance_without_its_noise():
     same = rng.poisson(pure[0] * n).astype(float)
     assert pixel_separation(sums[0], n, same, n) < 0.2  # noise alone is not a difference
     assert pixel_separation(sums[0], n, sums[2], n) > 10 * TWIN_SEPARATION
+
+
+def test_twins_differ_by_a_minor_element_at_any_dose():
+    """Olivines 1 wt % apart are twins; olivine and magnetite are not, even at a dose where one
+    pixel tells them apart by less than one standard deviation."""
+    rng = np.random.default_rng(1)
+    n = 2000
+    for dose, twins in ((200.0, [(1, 2)]), (0.5, [])):
+        pure = _pure(dose)
+        sums = np.stack([rng.poisson(p * n).astype(float) for p in pure])
+        found = twin_pairs(sums[[0, 1]] if twins else sums[[0, 2]], np.array([n, n]))
+        assert [(a, b) for a, b, _ in found] == twins
+    pure = _pure(0.5)
+    sums = [rng.poisson(p * n).astype(float) for p in pure]
+    assert pixel_separation(sums[0], n, sums[2], n) < TWIN_SEPARATION  # yet no twins
 
 
 def test_a_grain_labelled_as_the_other_twin_gets_its_own_label(scene):

@@ -53,9 +53,9 @@ def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]
 
 NEAR_IDENTICAL = 0.9995
 """Phases whose mean spectra have a cosine above this cannot be told apart by unmixing: their
-abundance is shared in proportion to their label areas. So are minor twins, which one pixel
-tells apart by less than :data:`~napari_sigma.phases.twins.TWIN_SEPARATION` standard deviations
-of counting noise (:func:`~napari_sigma.phases.twins.pixel_separation`): the map's mean
+abundance is shared in proportion to their label areas. So are minor twins
+(:func:`~napari_sigma.phases.twins.twin_pairs`: one pixel tells them apart by less than one
+standard deviation of counting noise, and their spectra differ by a minor element): the map's mean
 spectrum, a sum of such pixels, fixes their shares no better (olivines Fo90/Fo89 of the
 benchmark's ``minor_twin`` case: +-3.9 percentage points with their true spectra; unmixing onto
 the cores' noisy mean spectra gave errors unrelated to the labels', up to 2.8 points)."""
@@ -98,15 +98,17 @@ def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.nda
 def _similar_groups(
     means: np.ndarray, present: np.ndarray, sums: np.ndarray, pixels: np.ndarray
 ) -> list[list[int]]:
-    from napari_sigma.phases.twins import TWIN_SEPARATION, pixel_separation
+    from napari_sigma.phases.twins import twin_pairs
 
     unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-30)
+    twins = {
+        frozenset((a - 1, b - 1)) for a, b, _ in twin_pairs(sums, np.where(present, pixels, 0))
+    }
     groups: list[list[int]] = []
     for k in np.flatnonzero(present):
         for group in groups:
             close = unit[group[0]] @ unit[k] > NEAR_IDENTICAL or any(
-                pixel_separation(sums[g], int(pixels[g]), sums[k], int(pixels[k])) < TWIN_SEPARATION
-                for g in group
+                frozenset((g, int(k))) in twins for g in group
             )
             if close:
                 group.append(int(k))

@@ -12,8 +12,9 @@ pair of "minor twins":
 
 1. **Twins.** Two phases are twins when one pixel's counts tell them apart by less than
    ``max_separation`` standard deviations of counting noise (:func:`pixel_separation`, from
-   their core sums). Such phases cannot be told apart pixel by pixel, only by groups of
-   pixels; any two phases further apart are left alone.
+   their core sums) and their spectra differ little whatever the dose (``max_contrast``): they
+   differ by a minor element and cannot be told apart pixel by pixel, only by groups of
+   pixels. Any other pair is left alone.
 2. **A noise-free model of each twin** (:func:`twin_model`), learnt from every pixel of each
    twin's label away from third phases: their pooled mean spectrum fitted by line families and
    a smooth continuum (:func:`~napari_sigma.xray.fitting.fit_spectrum`), and the difference of
@@ -51,7 +52,14 @@ from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.energy import EnergyAxis
 
 TWIN_SEPARATION = 1.0
-"""Phases whose one-pixel separation (:func:`pixel_separation`) is below this are minor twins."""
+"""Phases whose one-pixel separation (:func:`pixel_separation`) is below this, and whose
+spectra differ little (:data:`TWIN_CONTRAST`), are minor twins."""
+TWIN_CONTRAST = 0.01
+"""Largest squared one-pixel separation per count of a pixel (``separation^2 / counts``: the
+spectra's mean squared relative difference, independent of the dose) of minor twins. Olivines
+1 wt % Fe apart: 0.0005-0.0012; garnets Prp60/Prp54 (espm): 0.006; different minerals 0.1-1 (at
+6 counts per pixel, rutile and a Ti-O-Cu phase of test_TEM.bcf are less than one standard
+deviation apart per pixel, but 0.16: not twins)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,9 @@ class TwinSettings:
     ----------
     max_separation : float
         Phases whose one-pixel separation (:func:`pixel_separation`, standard deviations of
-        counting noise) is below this are twins.
+        counting noise) is below this are twins...
+    max_contrast : float
+        ... when their spectra differ by less than this (:data:`TWIN_CONTRAST`).
     boundary_cost : float
         Potts cost of a unit length of boundary between the twins (log-likelihood units; the
         split of :mod:`~napari_sigma.phases.splitting` uses the same).
@@ -84,6 +94,7 @@ class TwinSettings:
     """
 
     max_separation: float = TWIN_SEPARATION
+    max_contrast: float = TWIN_CONTRAST
     boundary_cost: float = 0.2
     boundary_margin: int = 1
     iterations: int = 2
@@ -212,9 +223,13 @@ def pixel_separation(
 
 
 def twin_pairs(
-    core_sums: np.ndarray, core_pixels: np.ndarray, max_separation: float = TWIN_SEPARATION
+    core_sums: np.ndarray,
+    core_pixels: np.ndarray,
+    max_separation: float = TWIN_SEPARATION,
+    max_contrast: float = TWIN_CONTRAST,
 ) -> list[tuple[int, int, float]]:
-    """Pairs ``(a, b, separation)`` of labels 1..K closer than ``max_separation``, closest first.
+    """Pairs ``(a, b, separation)`` of labels 1..K closer than ``max_separation`` whose spectra
+    differ by less than ``max_contrast`` (:data:`TWIN_CONTRAST`), closest first.
 
     Each phase is in one pair at most (the closest it belongs to).
     """
@@ -225,7 +240,9 @@ def twin_pairs(
             separation = pixel_separation(
                 core_sums[a], int(core_pixels[a]), core_sums[b], int(core_pixels[b])
             )
-            if separation < max_separation:
+            counts = (core_sums[a].sum() + core_sums[b].sum()) / (core_pixels[a] + core_pixels[b])
+            contrast = separation**2 / max(float(counts), 1e-12)
+            if separation < max_separation and contrast < max_contrast:
                 found.append((a + 1, b + 1, separation))
     found.sort(key=lambda pair: pair[2])
     taken: set[int] = set()
@@ -448,14 +465,14 @@ def refine_twins_steps(
         return labels, core_sums, []
     if core_sums is None and label_sums is not None:
         sizes = np.bincount(labels.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
-        if not twin_pairs(np.asarray(label_sums), sizes, 2.0 * settings.max_separation):
+        if not twin_pairs(np.asarray(label_sums), sizes, 2.0 * settings.max_separation, np.inf):
             return labels, core_sums, []
     cores = interior_labels(labels) if core_labels is None else core_labels
     if core_sums is None:
         core_sums = phase_sum_spectra(counts, cores, n_phases)
     core_sums = np.asarray(core_sums, np.float64)
     core_pixels = np.bincount(cores.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
-    pairs = twin_pairs(core_sums, core_pixels, settings.max_separation)
+    pairs = twin_pairs(core_sums, core_pixels, settings.max_separation, settings.max_contrast)
     if not pairs:
         return labels, core_sums, []
     result, final = labels, []

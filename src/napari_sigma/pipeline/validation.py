@@ -81,6 +81,7 @@ LIMITS: dict[str, Callable[[Any], str | None]] = {
     "phase_finding.split.boundary_cost": _at_least(0),
     "phase_finding.split.boundary_margin": _at_least(0),
     "phase_finding.twins.max_separation": _at_least(0),
+    "phase_finding.twins.max_contrast": _at_least(0),
     "phase_finding.twins.boundary_cost": _at_least(0),
     "phase_finding.twins.boundary_margin": _at_least(0),
     "phase_finding.twins.iterations": _at_least(1),
