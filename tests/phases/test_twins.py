@@ -134,3 +134,19 @@ def test_twin_abundances_are_shared_by_label_area(scene):
     np.testing.assert_allclose(fractions[:2], pair * areas[:2] / areas[:2].sum(), rtol=1e-9)
     truth = np.bincount(phase_map.ravel(), minlength=3) / labels.size
     assert np.max(np.abs(fractions - truth)) < 0.005
+
+
+def test_three_olivines_share_their_abundance_by_label_area():
+    """Every pair of twins joins the group, not only the closest pair."""
+    from napari_sigma.io.mineralogy import _similar_groups
+
+    olivine = mineral("olivine_fo90")
+    specs = [olivine, olivine.shifted("Mg", "Fe", 0.01, "fo89"),
+             olivine.shifted("Mg", "Fe", 0.02, "fo88"), mineral("magnetite")]  # fmt: skip
+    lines, background = phase_spectra(specs, AXIS, BEAM)
+    pure = (lines + background) * 200.0 / (lines + background)[0].sum()
+    rng = np.random.default_rng(2)
+    n = np.array([1500, 1500, 1500, 1500])
+    sums = np.stack([rng.poisson(p * k).astype(float) for p, k in zip(pure, n, strict=True)])
+    groups = _similar_groups(sums / n[:, None], n > 0, sums, n)
+    assert sorted(map(sorted, groups)) == [[0, 1, 2], [3]]

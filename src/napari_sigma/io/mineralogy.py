@@ -102,7 +102,8 @@ def _similar_groups(
 
     unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-30)
     twins = {
-        frozenset((a - 1, b - 1)) for a, b, _ in twin_pairs(sums, np.where(present, pixels, 0))
+        frozenset((a - 1, b - 1))
+        for a, b, _ in twin_pairs(sums, np.where(present, pixels, 0), disjoint=False)
     }
     groups: list[list[int]] = []
     for k in np.flatnonzero(present):

@@ -227,11 +227,13 @@ def twin_pairs(
     core_pixels: np.ndarray,
     max_separation: float = TWIN_SEPARATION,
     max_contrast: float = TWIN_CONTRAST,
+    disjoint: bool = True,
 ) -> list[tuple[int, int, float]]:
     """Pairs ``(a, b, separation)`` of labels 1..K closer than ``max_separation`` whose spectra
     differ by less than ``max_contrast`` (:data:`TWIN_CONTRAST`), closest first.
 
-    Each phase is in one pair at most (the closest it belongs to).
+    With ``disjoint``, each phase is in one pair at most (the closest it belongs to; three
+    olivines give one pair, the assignment works on two phases); otherwise every such pair.
     """
     present = [int(k) for k in np.flatnonzero(np.asarray(core_pixels) > 0)]
     found = []
@@ -245,6 +247,8 @@ def twin_pairs(
             if separation < max_separation and contrast < max_contrast:
                 found.append((a + 1, b + 1, separation))
     found.sort(key=lambda pair: pair[2])
+    if not disjoint:
+        return found
     taken: set[int] = set()
     pairs = []
     for a, b, separation in found:
