@@ -142,11 +142,19 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
     which is how espm uses the shared cases' numbers (its lines are the given fraction times a
     per-atom cross-section, and its own concentration report calls them at.%). ``pure_*`` are the same
     errors on the noise-free pure phase spectra of ``truth.npz`` (no noise, no mixed pixels):
-    the physics and the line fit alone.
+    the physics and the line fit alone. Two diagnostics of the core spectra (truth.npz's
+    abundances): ``oracle_host_rel_errors`` with the other phases' true counts removed (what a
+    perfect host correction would give) and ``noise_free_core_rel_errors`` of the expected core
+    sum (host included, no noise): they separate the host, the counting noise and the physics.
     """
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.io.reading import read_spectrum_image
-    from napari_sigma.minerals.phases import _metadata, identify_phases, signal_type
+    from napari_sigma.minerals.phases import (
+        _metadata,
+        identify_phases,
+        interior_labels,
+        signal_type,
+    )
     from napari_sigma.quant.quantify import quantify_spectrum
 
     folder = folder / case
@@ -155,7 +163,11 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
     meta = json.loads((folder / "meta.json").read_text())
     labels = truth["labels"].astype(np.int32) + 1
     found = run_to_completion(identify_phases(image, labels, list(image.elements)))
+    core = interior_labels(labels)
+    cube = np.asarray(image.counts, dtype=np.float64)
+    abundances, spectra, dose = truth["abundances"], truth["spectra"], float(truth["dose"])
     rows, errors, errors_at, pure_wt, pure_at = [], [], [], [], []
+    oracle, expected = [], []
     for k, (m, phase) in enumerate(zip(found, meta["phases"], strict=True)):
         composition = meta["compositions_wt"][phase]
         atomic = meta.get("compositions_at", meta["compositions_wt"])[phase]
@@ -164,6 +176,17 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
         pure = quantify_spectrum(truth["spectra"][k] * 1e7, image.energy, list(image.elements),
                                  float(image.beam_energy), signal_type=signal_type(image),
                                  metadata=_metadata(image))  # fmt: skip
+        # diagnostics: the core with the other phases' true counts removed (a perfect host
+        # correction) and the noise-free core (E[cube] = dose * abundances @ spectra)
+        inside = core == k + 1
+        shares = abundances[:, inside].sum(axis=1)
+        others = dose * (np.delete(shares, k) @ np.delete(spectra, k, axis=0))
+        kwargs = dict(signal_type=signal_type(image), metadata=_metadata(image))
+        for target, spectrum in ((oracle, cube[inside].sum(axis=0) - others),
+                                 (expected, dose * shares @ spectra)):  # fmt: skip
+            quantified = quantify_spectrum(spectrum, image.energy, list(image.elements),
+                                           float(image.beam_energy), **kwargs)  # fmt: skip
+            target += relative_errors(composition, quantified.wt)
         errors += errs
         errors_at += errs_at
         pure_wt += relative_errors(composition, pure.wt)
@@ -177,7 +200,8 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
                      "errors": [round(e, 1) for e in errs],
                      "errors_at": [round(e, 1) for e in errs_at], "host": _host_note(m)})  # fmt: skip
     return {"case": case, "phases": rows, "rel_errors": errors, "rel_errors_at": errors_at,
-            "pure_rel_errors": pure_wt, "pure_rel_errors_at": pure_at}  # fmt: skip
+            "pure_rel_errors": pure_wt, "pure_rel_errors_at": pure_at,
+            "oracle_host_rel_errors": oracle, "noise_free_core_rel_errors": expected}  # fmt: skip
 
 
 def summary(errors: list[float]) -> str:
@@ -250,6 +274,8 @@ def main() -> None:
             ("rel_errors_at", "at % vs the atomic fractions espm was given"),
             ("pure_rel_errors", "pure noise-free spectra, wt %"),
             ("pure_rel_errors_at", "pure noise-free spectra, at % vs espm's fractions"),
+            ("oracle_host_rel_errors", "core minus the true other phases' counts, wt %"),
+            ("noise_free_core_rel_errors", "noise-free core (host included), wt %"),
         ):
             print(f"ESPM truth labels, {what}:", summary([e for r in espm for e in r[key]]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
