@@ -187,6 +187,28 @@ def test_two_olivines_one_weight_percent_apart_are_two_phases():
     for twin in (1, 2):
         phase = np.bincount(result.labels[sample.labels == twin]).argmax()
         assert abs(found[phase - 1] - truth[twin - 1]) < 0.005
+    _assert_known_sums_are_the_counts(result)  # after the twins moved labels
+
+
+def _assert_known_sums_are_the_counts(result) -> None:
+    """The cores and sums an analysis keeps for its report are those of its final labels."""
+    from napari_sigma.io.mineralogy import abundance_fractions, known_sums
+    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.phases.spectra import phase_sum_spectra
+
+    n = result.n_phases
+    cores, core_sums, map_sum = known_sums(result, result.labels, n)
+    np.testing.assert_array_equal(cores, interior_labels(result.labels))
+    np.testing.assert_array_equal(core_sums, phase_sum_spectra(result.image.counts, cores, n))
+    counts = result.image.counts
+    np.testing.assert_array_equal(map_sum, counts.sum(axis=(0, 1)).astype(np.float64))
+    np.testing.assert_array_equal(
+        abundance_fractions(result.image, result.labels, n),
+        abundance_fractions(result.image, result.labels, n, (cores, core_sums, map_sum)),
+    )
+    edited = result.labels.copy()
+    edited[0, 0] = edited[0, 0] % n + 1
+    assert known_sums(result, edited, n) is None  # other labels: summed from the counts
 
 
 def test_mixed_boundary_pixels_go_to_their_majority_phase():
@@ -194,6 +216,7 @@ def test_mixed_boundary_pixels_go_to_their_majority_phase():
     report, result = _benchmark_report("eight_phases")
     assert result.n_phases == 8
     assert report["ari"] >= 0.975
+    _assert_known_sums_are_the_counts(result)  # after the majority step moved labels
 
 
 @pytest.mark.parametrize(("case", "before"), [("particles", 4), ("eight_phases", 11)])

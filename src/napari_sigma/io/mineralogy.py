@@ -61,7 +61,9 @@ benchmark's ``minor_twin`` case: +-3.9 percentage points with their true spectra
 the cores' noisy mean spectra gave errors unrelated to the labels', up to 2.8 points)."""
 
 
-def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
+def abundance_fractions(
+    image: Any, labels: np.ndarray, n_phases: int, known: tuple | None = None
+) -> np.ndarray:
     """Mean area fraction of phases 1..K over the map, from its summed spectrum.
 
     The map's mean spectrum is unmixed (Poisson-weighted non-negative least squares) onto the
@@ -69,6 +71,10 @@ def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.nda
     result is the mean of the pixels' mixing fractions, mixed boundary pixels shared, without
     the bias of per-pixel non-negative fits at low counts. Near-identical phases share their
     abundance by label area, and so do minor twins (:data:`NEAR_IDENTICAL`).
+
+    ``known``: ``(core labels, their sum spectra, the map's sum spectrum or None)`` already
+    made for these labels (:func:`known_sums`), the same numbers as computed here from the
+    counts.
     """
     from scipy.optimize import nnls
 
@@ -76,12 +82,19 @@ def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.nda
     from napari_sigma.unmixing.nmf import phase_sum_spectra
 
     labels = np.asarray(labels)
-    cores = interior_labels(labels)
-    sums = phase_sum_spectra(image.counts, cores, n_phases)
+    if known is None:
+        cores = interior_labels(labels)
+        sums = phase_sum_spectra(image.counts, cores, n_phases)
+        map_sum = None
+    else:
+        cores, sums, map_sum = known
+        sums = np.asarray(sums, np.float64)[:n_phases]
+    if map_sum is None:
+        map_sum = np.asarray(image.counts.sum(axis=(0, 1)), dtype=np.float64)
     core_pixels = np.bincount(cores.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
     label_pixels = np.bincount(labels.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
     means = sums / np.maximum(core_pixels, 1)[:, None]
-    total = np.asarray(image.counts.sum(axis=(0, 1)), dtype=np.float64) / labels.size
+    total = map_sum / labels.size
     groups = _similar_groups(means, core_pixels > 0, sums, core_pixels)
     basis = np.array([
         (means[g] * label_pixels[g, None]).sum(axis=0) / max(label_pixels[g].sum(), 1)
@@ -93,6 +106,30 @@ def abundance_fractions(image: Any, labels: np.ndarray, n_phases: int) -> np.nda
     for group, share in zip(groups, shares, strict=True):
         fractions[group] = share * label_pixels[group] / max(label_pixels[group].sum(), 1)
     return fractions
+
+
+def known_sums(result: Any, labels: np.ndarray, n_phases: int) -> tuple | None:
+    """What an analysis already summed for its own ``labels``: ``(core labels, core sum
+    spectra, the map's sum spectrum or None)`` for :func:`abundance_fractions`, or None (other
+    labels, e.g. edited ones; or sums that would not be exact).
+
+    The map's sum spectrum is the sum of the phase spectra when every pixel has a phase
+    (integer counts: exact, the numbers ``counts.sum(axis=(0, 1))`` gives).
+    """
+    cores = getattr(result, "core_labels", None)
+    core_sums = getattr(result, "core_spectra", None)
+    spectra = getattr(result, "phase_spectra", None)
+    counts = getattr(getattr(result, "image", None), "counts", None)
+    if cores is None or core_sums is None or counts is None:
+        return None
+    if np.dtype(counts.dtype).kind not in "biu" or len(core_sums) < n_phases:
+        return None
+    if not np.array_equal(labels, getattr(result, "labels", None)):
+        return None
+    map_sum = None
+    if spectra is not None and len(spectra) >= int(labels.max(initial=0)) and labels.min() >= 1:
+        map_sum = np.asarray(spectra, np.float64).sum(axis=0)
+    return cores, core_sums, map_sum
 
 
 def _similar_groups(
@@ -203,7 +240,9 @@ def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) ->
         if m and m.quantification:
             compositions.setdefault(mineral, {el: v / 100 for el, v in m.quantification.wt.items()})
     n = int(max(ids, default=0))
-    fractions = abundance_fractions(result.image, labels, n) if n else None
+    fractions = (
+        abundance_fractions(result.image, labels, n, known_sums(result, labels, n)) if n else None
+    )
     return mineralogy(labels, mineral_of_label, result.image.pixel_size_um, densities, groups,
                       fractions, compositions)  # fmt: skip
 

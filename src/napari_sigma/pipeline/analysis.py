@@ -62,6 +62,12 @@ class AnalysisResult:
     phase_minerals: list = field(default_factory=list)
     """Quantification and identification of each phase (`napari_sigma.minerals.phases`)."""
     phase_fractions: np.ndarray | None = None
+    core_labels: np.ndarray | None = None
+    """Each phase's core (`napari_sigma.minerals.phases.interior_labels` of ``labels``), when
+    the phases were quantified from it."""
+    core_spectra: np.ndarray | None = None
+    """The counts summed over ``core_labels``, ``(K, E)`` float64 (exact for integer counts):
+    the spectra the minerals are quantified from."""
     unassigned: dict[str, int] = field(default_factory=dict)
     alternatives: tuple[int, ...] = ()
 
@@ -213,7 +219,7 @@ def _analyse(
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
-    labels, spectra, components, weights, abundances, interior, fractions = unmixed
+    labels, spectra, components, weights, abundances, interior, fractions, cores = unmixed
     unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
     minerals = []
@@ -250,6 +256,8 @@ def _analyse(
         intensity_sigma=intensity_sigma,
         phase_minerals=minerals,
         phase_fractions=fractions,
+        core_labels=cores if interior is not None else None,
+        core_spectra=interior,
         unassigned={"no counts": int(unassigned.sum())} if unassigned.any() else {},
         alternatives=phase_alternatives(clustering.n_phases, clustering.criterion),
     )
@@ -402,10 +410,10 @@ def _unmix(
     minor twins assigned again (:mod:`~napari_sigma.phases.twins`, from the elements of
     ``lines``).
 
-    Returns (labels, spectra, components, weights, abundances, interior spectra, fractions):
-    the labels after :func:`_majority_labels` and the twins' assignment, the spectra summed
-    over them (the NMF components come from the spectra before those steps, which move a few
-    per cent of pixels).
+    Returns (labels, spectra, components, weights, abundances, interior spectra, fractions,
+    core labels): the labels after :func:`_majority_labels` and the twins' assignment, the
+    spectra summed over them (the NMF components come from the spectra before those steps,
+    which move a few per cent of pixels), and the cores whose sums are the interior spectra.
     """
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.minerals.phases import interior_labels
@@ -469,9 +477,12 @@ def _unmix(
             labels = majority
     twins = settings.phase_finding.twins
     if settings.cluster_space == "spatial" and twins is not None and lines:
+        before = labels
         labels, spectra, interior = yield from _twins(image, labels, spectra, interior, cores,
                                                       lines, twins)  # fmt: skip
-    return labels, spectra, components, weights, abundances, interior, fractions
+        if labels is not before and interior is not None:
+            cores = interior_labels(labels)
+    return labels, spectra, components, weights, abundances, interior, fractions, cores
 
 
 def _twins(image, labels, spectra, interior, cores, lines, twins):
