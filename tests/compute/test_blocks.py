@@ -114,3 +114,14 @@ def test_integer_phase_sums_on_every_core_equal_the_one_by_one_sums():
         (got,) = run_to_completion(phase_sums_steps(counts, [labels], 3))
         expected = np.stack([counts[labels == k].sum(0, dtype=np.int64) for k in (1, 2, 3)])
         np.testing.assert_array_equal(got, expected.astype(np.float64))
+
+
+def test_worker_threads_bound_the_passes_threads():
+    from napari_sigma.compute.blocks import threaded_map, usable_cores, worker_threads
+
+    cores = usable_cores()
+    with worker_threads(1):
+        assert usable_cores() == 1
+        made_in = set(threaded_map(lambda i: threading.get_ident(), range(20)))
+        assert made_in == {threading.get_ident()}  # one worker: the caller's own thread
+    assert usable_cores() == cores

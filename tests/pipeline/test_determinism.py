@@ -61,3 +61,12 @@ def test_the_real_file_reads_and_analyses_identically(SHARED_EDS) -> None:
         settings = replace(settings, latent=replace(settings.latent, epochs=3), device="cpu")
         results.append(run_analysis(image, settings))
     _assert_identical(*results)
+
+
+def test_one_worker_thread_or_one_per_core_give_identical_results(sample) -> None:
+    # the passes' own threads (BIC scan, cube passes) only share the work out
+    from napari_sigma.compute.blocks import worker_threads
+
+    with worker_threads(1):
+        alone = _run(sample, 1)
+    _assert_identical(alone, _run(sample, 1))

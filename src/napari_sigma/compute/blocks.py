@@ -11,6 +11,7 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -190,14 +191,32 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
         thread.join()
 
 
+_WORKERS: contextvars.ContextVar[int | None] = contextvars.ContextVar("workers", default=None)
+
+
+@contextmanager
+def worker_threads(n: int | None) -> Iterator[None]:
+    """Within this context, the passes' own threads (:func:`threaded_map`, the BIC scan) are at
+    most ``n`` (None: one per usable core). The napari widgets leave a core to the viewer's
+    drawing; the CLI uses them all."""
+    token = _WORKERS.set(None if n is None else max(1, int(n)))
+    try:
+        yield
+    finally:
+        _WORKERS.reset(token)
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on."""
+    """Threads a pass may run on: the CPU cores this process may use, at most the current
+    :func:`worker_threads` bound."""
     import os
 
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    bound = _WORKERS.get()
+    return cores if bound is None else min(cores, bound)
 
 
 def threaded_map(
