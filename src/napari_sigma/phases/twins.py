@@ -82,15 +82,17 @@ class TwinSettings:
         Rounds of model fit and assignment.
     continuum_splines : int
         B-splines of the smooth change of the continuum between the twins.
-    min_core_pixels : int
-        Fewest core pixels of each twin to model it.
+    min_pixels : int
+        Fewest pixels of each twin (away from third phases) to model it.
     window : int
         Half-width of the windows whose mean log-likelihood ratios place the twins' midpoint
         (:func:`measured_midpoint`).
     significance : float
         A group of pixels changes twin only when it is large enough for its counts to tell the
         twins apart by this many standard deviations and its evidence is this many standard
-        deviations beyond what it would show if it did not (:func:`significant_changes`).
+        deviations beyond what it would show if it did not (:func:`significant_changes`); 0
+        takes the cut's labels as they are (a fitted model's per-pixel labels,
+        :mod:`napari_sigma.pipeline.model`).
     """
 
     max_separation: float = TWIN_SEPARATION
@@ -99,7 +101,7 @@ class TwinSettings:
     boundary_margin: int = 1
     iterations: int = 2
     continuum_splines: int = 6
-    min_core_pixels: int = 50
+    min_pixels: int = 50
     window: int = 6
     significance: float = 3.0
 
@@ -119,8 +121,10 @@ class TwinModel:
     separation : float
         ``sqrt(sum (mu_a - mu_b)^2 / mu)``: the one-pixel separation in standard deviations.
     midpoint : float
-        ``w`` (:meth:`log_ratio_weights`) times the mean of the two cores' measured mean
-        spectra: the log-likelihood ratio's zero lies halfway between the twins as measured.
+        ``w`` (:meth:`log_ratio_weights`) times the mean of the two phases' measured mean
+        spectra: the log-likelihood ratio's zero halfway between the twins as their labels
+        say (the assignment starts from it and measures it on the map,
+        :func:`measured_midpoint`).
     """
 
     phases: tuple[int, int]
@@ -151,9 +155,12 @@ def twin_model(
     beam_energy: float | None,
     settings: TwinSettings = TwinSettings(),
 ) -> TwinModel | None:
-    """The noise-free spectra of two phases from their core sums (step 2 of the module).
+    """The noise-free spectra of two phases from their sum spectra over ``pixels`` pixels each
+    (step 2 of the module; the assignment sums every pixel of each twin away from third
+    phases).
 
-    None when a core is too small or the fit fails to give positive spectra.
+    None when a phase has fewer than ``settings.min_pixels`` pixels, no element is given or
+    the pooled fit is not finite; expected counts are kept above a small floor.
     """
     from napari_sigma.xray.fitting import (
         background_columns,
@@ -163,7 +170,7 @@ def twin_model(
     )
 
     n_a, n_b = pixels
-    if min(n_a, n_b) < settings.min_core_pixels or not elements:
+    if min(n_a, n_b) < settings.min_pixels or not elements:
         return None
     sum_a, sum_b = np.asarray(sum_a, np.float64), np.asarray(sum_b, np.float64)
     pooled = fit_spectrum(sum_a + sum_b, energy, list(elements), beam_energy)
@@ -357,7 +364,7 @@ def significant_changes(
     from scipy.ndimage import label
 
     changed = after != before
-    if not changed.any():
+    if z <= 0 or not changed.any():  # z 0: the cut's labels as they are
         return after
     groups, n_groups = label(changed, np.ones((3, 3), dtype=bool))
     towards = np.where(after == pair[0], log_ratio, -log_ratio)

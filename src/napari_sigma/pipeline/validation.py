@@ -86,7 +86,7 @@ LIMITS: dict[str, Callable[[Any], str | None]] = {
     "phase_finding.twins.boundary_margin": _at_least(0),
     "phase_finding.twins.iterations": _at_least(1),
     "phase_finding.twins.continuum_splines": _at_least(4),
-    "phase_finding.twins.min_core_pixels": _at_least(1),
+    "phase_finding.twins.min_pixels": _at_least(1),
     "phase_finding.twins.window": _at_least(1),
     "phase_finding.twins.significance": _at_least(0),
 }
