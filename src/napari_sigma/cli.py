@@ -223,48 +223,6 @@ class Outcome:
     n_warnings: int = 0
 
 
-# What a run imports after its read: ~3.5 s of CPU on this 2-core machine (torch 1.5-3.6 s,
-# xraydb, matplotlib's Agg, scipy's interpolate and ndimage). The reading child decodes the
-# cube meanwhile; importing them in a thread of this process overlaps the two (cores >= 2).
-_RUN_MODULES = (
-    "torch",
-    "scipy.ndimage",
-    "scipy.interpolate",
-    "scipy.optimize",
-    "scipy.special",
-    "xraydb",
-    "napari_sigma.pipeline.analysis",
-    "napari_sigma.minerals.library",
-    "napari_sigma.unmixing.nmf",
-    "napari_sigma.io.export",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-)
-
-
-def _import_in_background() -> None:
-    """Start importing :data:`_RUN_MODULES` in a daemon thread (only where the reading runs in
-    a child process on another core: in-process reading would share one interpreter lock)."""
-    import os
-    import threading
-
-    from napari_sigma.io.reading import _isolating
-
-    if not _isolating(None) or (os.cpu_count() or 1) < 2:
-        return
-
-    def work() -> None:
-        from importlib import import_module
-
-        for name in _RUN_MODULES:
-            try:
-                import_module(name)
-            except Exception:  # the run imports it again and reports what fails
-                pass
-
-    threading.Thread(target=work, name="napari-sigma-imports", daemon=True).start()
-
-
 def run_one(path: Path, settings, out_dir: Path, limit: int | None = None) -> Outcome:
     """Read, check, analyse and export one input; any failure becomes a failed :class:`Outcome`.
 
@@ -323,7 +281,6 @@ def command_run(args: argparse.Namespace) -> int:
         return command_run_fields(args, settings)
     outcomes = []
     limit = memory_limit(args)
-    _import_in_background()
     for path, name in zip(args.inputs, output_names(args.inputs), strict=True):
         # inputs sharing a file name get their folders' names
         outcome = run_one(path, settings, args.out / name, limit)
