@@ -183,10 +183,12 @@ def _unshuffle(
     for j in range(itemsize):
         plane = raw[j * count : (j + 1) * count]
         _pread(fd, plane, piece.file_offset + j * piece.stored_elements + first)
-    out[...] = raw[:count]
-    for j in range(1, itemsize):
+    top = itemsize - 1
+    np.left_shift(raw[top * count : (top + 1) * count], 8 * top, out=out, dtype=out.dtype)
+    for j in range(1, top):
         np.left_shift(raw[j * count : (j + 1) * count], 8 * j, out=widened, dtype=out.dtype)
         np.bitwise_or(out, widened, out=out)
+    np.bitwise_or(out, raw[:count], out=out)  # the low bytes, widened by the ufunc
 
 
 def _pread(fd: int, into: np.ndarray, offset: int) -> None:
