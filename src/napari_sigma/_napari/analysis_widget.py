@@ -220,7 +220,11 @@ class AnalysisWidget(ViewerWidget):
         return worker
 
     def _make_worker(self, image: Any, settings: Any, title: str) -> Any:
+        from dataclasses import replace
+
         from napari.qt.threading import create_worker
+
+        from napari_sigma._napari.threads import leave_a_core
 
         def computation() -> Any:
             from napari_sigma._napari import preload
@@ -228,7 +232,8 @@ class AnalysisWidget(ViewerWidget):
             preload.wait_compute()  # torch imported by the preload thread, GIL-free dlopen first
             from napari_sigma.pipeline.analysis import analyse  # here, not in the main thread
 
-            return (yield from analyse(image, settings))
+            with leave_a_core() as threads:  # napari's drawing keeps a core (see threads.py)
+                return (yield from analyse(image, replace(settings, cpu_threads=threads)))
 
         worker = create_worker(computation, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_progress)

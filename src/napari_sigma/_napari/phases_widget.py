@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 from napari_sigma._napari import editing, state
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 from napari_sigma._napari.phase_model import Phase, PhaseModel
+from napari_sigma._napari.threads import leaving_a_core
 
 COLUMNS = ("", "name", "pixels", "area %", "area µm²", "elements", "mineral")
 COLUMN_TIPS = {
@@ -281,7 +282,7 @@ class PhasesWidget(PhaseLayerDock):
         state.plugin_data(layer)[state.PHASE_SPECTRA_PENDING] = True
         labels = np.array(layer.data, copy=True)
         worker = create_worker(
-            _build_statistics,
+            leaving_a_core(_build_statistics),
             state.result_of(layer),
             labels,
             _start_thread=False,
@@ -554,7 +555,7 @@ class PhasesWidget(PhaseLayerDock):
 
         layer, new_ids = self.layer, args[2]
         worker = create_worker(
-            editing.split_phase_edit, labels, result, *args, seed=self._seed(),
+            leaving_a_core(editing.split_phase_edit), labels, result, *args, seed=self._seed(),
             _start_thread=False, _ignore_errors=True,
         )  # fmt: skip
         worker.returned.connect(lambda edit: self._apply_split(layer, labels, new_ids, edit))
@@ -671,8 +672,9 @@ class PhasesWidget(PhaseLayerDock):
             return None
         labels, names = self._export_labels_and_names()
         worker = create_worker(
-            _export, self.result, out_dir, labels, names, _start_thread=False, _ignore_errors=True
-        )
+            leaving_a_core(_export), self.result, out_dir, labels, names,
+            _start_thread=False, _ignore_errors=True,
+        )  # fmt: skip
         worker.returned.connect(lambda written: self._on_exported(out_dir, written))
         worker.errored.connect(self._on_export_failed)
         self.exporting = True

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from napari_sigma._napari import state
 from napari_sigma._napari.layers import display_title, element_map_layer, spatial_calibration
 from napari_sigma._napari.plotting import SpectrumPlot
+from napari_sigma._napari.threads import leaving_a_core
 from napari_sigma._napari.viewer_widget import ViewerWidget
 from napari_sigma.phases.spectra import masked_mean, neighbourhood_mean
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
@@ -292,7 +293,7 @@ class SpectrumWidget(ViewerWidget):
             self.status.setText("No checked element has a line inside the recorded spectrum.")
             return None
         worker = create_worker(
-            fitted_maps,
+            leaving_a_core(fitted_maps),
             image,
             lines,
             resolve_device("auto"),

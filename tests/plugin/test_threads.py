@@ -1,0 +1,76 @@
+"""The plugin's workers compute on every core but one, so that napari's drawing keeps a core."""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+from napari_sigma._napari import threads
+from napari_sigma._napari.threads import compute_threads, leave_a_core, leaving_a_core
+
+
+def _blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_workers_leave_a_core_and_give_the_pools_back():
+    assert compute_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+    torch_before, blas_before = torch.get_num_threads(), _blas_threads()
+    with leave_a_core() as n:
+        assert n == compute_threads()
+        assert torch.get_num_threads() == n and set(_blas_threads()) <= {n}
+        with leave_a_core():  # a second worker at the same time shares the limit
+            assert torch.get_num_threads() == n
+        assert torch.get_num_threads() == n and set(_blas_threads()) <= {n}  # still inside one
+    assert torch.get_num_threads() == torch_before and _blas_threads() == blas_before
+
+
+def test_a_limited_generator_stays_a_generator_limited_while_it_runs():
+    def steps():
+        yield torch.get_num_threads()
+        return "done"
+
+    limited = leaving_a_core(steps)
+    assert inspect.isgeneratorfunction(limited)  # napari's create_worker reports its progress
+    before = torch.get_num_threads()
+    run = limited()
+    assert next(run) == compute_threads()
+    with pytest.raises(StopIteration) as stop:
+        next(run)
+    assert stop.value.value == "done" and torch.get_num_threads() == before
+    assert leaving_a_core(lambda x: x + 1)(1) == 2
+
+
+@pytest.mark.gui
+def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot, monkeypatch):
+    from napari.layers import Layer
+
+    from napari_sigma._napari.layers import spectrum_image_layers
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    seen = {}
+
+    def analyse(image, settings):  # what the worker hands the pipeline, then a clear stop
+        seen.update(settings=settings.cpu_threads, torch=torch.get_num_threads())
+        seen["blas"] = set(_blas_threads())
+        yield from ()
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(threads, "compute_threads", lambda: 3)
+    monkeypatch.setattr("napari_sigma.pipeline.analysis.analyse", analyse)
+    sample = make_synthetic(seed=0, shape=(16, 16), n_channels=256, title="tiny")
+    for data, kwargs, kind in spectrum_image_layers(sample.image):
+        plugin_viewer.add_layer(Layer.create(data, kwargs, kind))
+    widget = dock(plugin_viewer, "Phase analysis")
+    widget.form.elements.value, widget.form.device.value = "O,Si,Fe", "cpu"
+    torch_before = torch.get_num_threads()
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert seen["settings"] == 3 and seen["torch"] == 3
+    assert all(n <= 3 for n in seen["blas"])  # OpenBLAS never exceeds the cores it was built for
+    assert "stopped by the test" in widget.progress_label.text()
+    assert torch.get_num_threads() == torch_before
