@@ -335,7 +335,7 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
 
     def timed_on_result(*a):
         arrived["t"] = time.perf_counter()
-        if PROFILE == "result":  # --profile result: from the result's arrival only
+        if "result" in PROFILE.split(","):  # --profile result: from the result's arrival only
             import cProfile
 
             arrived["profiler"] = cProfile.Profile()
