@@ -17,8 +17,17 @@ def _blas_threads() -> list[int]:
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
+def _no_other_workers() -> None:
+    """Wait for workers of earlier tests (a spectrum's element suggestion): the pools' sizes
+    are process-wide, and a worker leaving a threadpoolctl limit restores what it saw."""
+    from qtpy.QtCore import QThreadPool
+
+    assert QThreadPool.globalInstance().waitForDone(60_000)
+
+
 def test_workers_leave_a_core_and_give_the_pools_back():
     assert compute_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+    _no_other_workers()
     torch_before, blas_before = torch.get_num_threads(), _blas_threads()
     with leave_a_core() as n:
         assert n == compute_threads()
@@ -29,7 +38,28 @@ def test_workers_leave_a_core_and_give_the_pools_back():
     assert torch.get_num_threads() == torch_before and _blas_threads() == blas_before
 
 
+def test_limits_hold_in_every_worker_of_a_pool_that_stays_alive():
+    # threadpoolctl lets one thread at a time set a pthreads OpenBLAS; napari's pool threads
+    # stay alive after a task, so a second worker's limit was silently ignored
+    from concurrent.futures import ThreadPoolExecutor
+
+    _no_other_workers()
+    before, n = _blas_threads(), compute_threads()
+
+    def limited_blas() -> set[int]:
+        with leave_a_core():
+            return set(_blas_threads())
+
+    with ThreadPoolExecutor(1) as first, ThreadPoolExecutor(1) as second:
+        assert first.submit(limited_blas).result() <= {n}
+        assert _blas_threads() == before
+        assert second.submit(limited_blas).result() <= {n}  # first's thread is still alive
+        assert _blas_threads() == before
+
+
 def test_a_limited_generator_stays_a_generator_limited_while_it_runs():
+    _no_other_workers()
+
     def steps():
         yield torch.get_num_threads()
         return "done"
@@ -60,6 +90,7 @@ def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot,
         yield from ()
         raise ValueError("stopped by the test")
 
+    _no_other_workers()
     monkeypatch.setattr(threads, "compute_threads", lambda: 3)
     monkeypatch.setattr("napari_sigma.pipeline.analysis.analyse", analyse)
     sample = make_synthetic(seed=0, shape=(16, 16), n_channels=256, title="tiny")

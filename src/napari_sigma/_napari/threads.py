@@ -61,7 +61,9 @@ def leave_a_core() -> Iterator[int]:
                 limiter, previous = _state["limiter"], _state["torch"]
                 _state["limiter"] = _state["torch"] = None
                 if limiter is not None:
+                    _release_openblas()
                     limiter.restore_original_limits()
+                    _release_openblas()
                 torch = sys.modules.get("torch")
                 if torch is not None and previous is not None:
                     torch.set_num_threads(previous)
@@ -91,6 +93,25 @@ def _limit_pools(threads: int) -> Any:
     try:
         from threadpoolctl import threadpool_limits
 
-        return threadpool_limits(limits=threads)
+        _release_openblas()
+        limiter = threadpool_limits(limits=threads)
+        _release_openblas()
+        return limiter
     except Exception:  # no threadpoolctl or an unknown library: the pools keep their sizes
         return None
+
+
+def _release_openblas() -> None:
+    """Let this thread set OpenBLAS's pool size, and leave it free for the next thread.
+
+    threadpoolctl lets only one thread set a pthreads OpenBLAS's (process-wide) size: the first
+    that did, until it clears; a worker of napari's thread pool stays alive, so without this
+    every later limit, or its restoring from another worker, was silently ignored (seen in the
+    tests). The limits here are set and restored under :data:`_lock`.
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+
+        OpenBLASController.clear_controlling_thread(force=True)
+    except Exception:  # another threadpoolctl: nothing to release
+        pass
