@@ -18,11 +18,15 @@ def _blas_threads() -> list[int]:
 
 
 def _no_other_workers() -> None:
-    """Wait for workers of earlier tests (a spectrum's element suggestion): the pools' sizes
-    are process-wide, and a worker leaving a threadpoolctl limit restores what it saw."""
+    """Wait for workers of earlier tests: the pools' sizes are process-wide, and a worker leaving
+    a limit restores what it saw."""
+    import gc
+
     from qtpy.QtCore import QThreadPool
 
     assert QThreadPool.globalInstance().waitForDone(60_000)
+    gc.collect()  # an aborted run's generator is closed (leaving its limit) when collected
+    assert threads._state["depth"] == 0, "a worker of an earlier test still holds the limit"
 
 
 def test_workers_leave_a_core_and_give_the_pools_back():
@@ -105,3 +109,35 @@ def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot,
     assert all(n <= 3 for n in seen["blas"])  # OpenBLAS never exceeds the cores it was built for
     assert "stopped by the test" in widget.progress_label.text()
     assert torch.get_num_threads() == torch_before
+
+
+@pytest.mark.gui
+def test_an_aborted_run_gives_its_threads_and_data_back(plugin_viewer, dock, qtbot, monkeypatch):
+    from napari.layers import Layer
+
+    from napari_sigma._napari.layers import spectrum_image_layers
+    from napari_sigma.compute.progress import Progress
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    _no_other_workers()
+    closed = []
+
+    def analyse(image, settings):  # a long run that reports progress until it is aborted
+        try:
+            for step in range(10_000):
+                yield Progress("latent", step, 10_000, "epoch")
+        finally:
+            closed.append(torch.get_num_threads())
+
+    monkeypatch.setattr("napari_sigma.pipeline.analysis.analyse", analyse)
+    sample = make_synthetic(seed=0, shape=(16, 16), n_channels=256, title="tiny")
+    for data, kwargs, kind in spectrum_image_layers(sample.image):
+        plugin_viewer.add_layer(Layer.create(data, kwargs, kind))
+    widget = dock(plugin_viewer, "Phase analysis")
+    widget.form.elements.value, widget.form.device.value = "O,Si,Fe", "cpu"
+    widget.run()
+    qtbot.waitUntil(lambda: threads._state["depth"] == 1, timeout=60_000)
+    widget.abort()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: threads._state["depth"] == 0, timeout=10_000)  # without gc
+    assert closed == [compute_threads()]  # closed inside the limit, which then ended

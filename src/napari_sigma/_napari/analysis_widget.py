@@ -224,9 +224,9 @@ class AnalysisWidget(ViewerWidget):
 
         from napari.qt.threading import create_worker
 
-        from napari_sigma._napari.threads import leave_a_core
+        from napari_sigma._napari.threads import close_in_background, leave_a_core
 
-        def computation() -> Any:
+        def steps() -> Any:
             from napari_sigma._napari import preload
 
             preload.wait_compute()  # torch imported by the preload thread, GIL-free dlopen first
@@ -235,7 +235,15 @@ class AnalysisWidget(ViewerWidget):
             with leave_a_core() as threads:  # napari's drawing keeps a core (see threads.py)
                 return (yield from analyse(image, replace(settings, cpu_threads=threads)))
 
+        running = steps()
+
+        def computation() -> Any:
+            return (yield from running)
+
         worker = create_worker(computation, _start_thread=False, _ignore_errors=True)
+        # an aborted worker leaves its generator suspended, holding the run's arrays and its
+        # thread limits until it is collected: close it (off the main thread)
+        worker.aborted.connect(lambda: close_in_background(running))
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_result(result, image, title))
         worker.errored.connect(self._on_error)

@@ -89,6 +89,21 @@ def leaving_a_core(function: Callable[..., Any]) -> Callable[..., Any]:
     return limited
 
 
+def close_in_background(generator: Any) -> threading.Thread:
+    """Close a suspended generator in a daemon thread (its ``finally`` blocks and ``with`` exits
+    run there, not in napari's main thread); return the thread."""
+
+    def close() -> None:
+        try:
+            generator.close()
+        except ValueError:  # still executing: it ends by itself
+            pass
+
+    thread = threading.Thread(target=close, name="napari-sigma-close-run", daemon=True)
+    thread.start()
+    return thread
+
+
 def _limit_pools(threads: int) -> Any:
     try:
         from threadpoolctl import threadpool_limits
