@@ -163,3 +163,33 @@ def test_touching_phases_counts_shared_edges():
     assert touching[1] == {2: 2, 3: 1}
     assert touching[2] == {1: 2, 3: 1}
     assert 0 not in touching
+
+
+def test_a_series_pays_for_a_light_element_that_was_not_measured_like_a_mineral():
+    # chromite's Fe and Cr with its O not analysed (a steel's Cr-Fe phase): the spinel series
+    # holds 29 wt % O nobody measured, as the mineral chromite does; both pay the same penalty
+    from napari_sigma.minerals.identify import UNMEASURED_LIGHT_PENALTY, rank_candidates
+
+    chromite, mchr = composition_of("FeCr2O4"), composition_of("MgCr2O4")
+    wt = {el: 50 * chromite.get(el, 0) + 50 * mchr.get(el, 0) for el in ("Fe", "Mg", "Cr")}
+    best = rank_candidates(wt)[0]
+    assert best.series == "spinel" and "Chr" in best.name
+    assert best.score <= UNMEASURED_LIGHT_PENALTY + 1e-9  # was 0.98: no penalty
+    olivine = {el: 100 * c for el, c in composition_of("Mg2SiO4").items() if el != "O"}
+    assert rank_candidates(olivine)[0].score <= UNMEASURED_LIGHT_PENALTY + 1e-9
+
+
+def test_one_element_left_confirms_a_pure_element_but_not_a_compound():
+    from napari_sigma.minerals.identify import rank_candidates
+
+    # calcite's Ca and O (C not analysed): lime and portlandite matched on their Ca alone
+    # (O left out) scored 0.85 and outranked calcite once series pay for unmeasured C
+    wt = {el: 100 * c for el, c in composition_of("CaCO3").items() if el != "C"}
+    ranked = rank_candidates(wt)
+    assert not any(c.ignored == ("O",) and c.name in ("lime", "portlandite") for c in ranked)
+    assert ranked[0].name in ("calcite", "aragonite")  # polymorphs: the same composition
+    # a carbon-coated metal is still the metal compared on its one element
+    assert identify_composition({"Cu": 90.0, "C": 10.0}).name == "copper"
+    # tenorite (CuO) is no longer a near-tie of oxidised copper on its Cu alone
+    scores = {c.name: c.score for c in rank_candidates({"Cu": 88.0, "O": 12.0})}
+    assert scores["cuprite"] > 0.8 and scores.get("tenorite", 0.0) < 0.1

@@ -10,7 +10,11 @@ uncertainty plus the typical accuracy of standardless analysis (8 % relative, 0.
 absolute). The score is ``exp(-sum z_i^2 / (2 n))`` (1 = perfect, n compared elements). As
 measured C and O are the least reliable standardless results (carbon coatings, absorption of
 soft lines), each mineral is also compared without them, at a cost of 0.85 per element left
-out; its best comparison counts. A phase whose best score is below ``min_score`` is "unknown"
+out; its best comparison counts. A comparison left with one element says nothing about
+stoichiometry: it can confirm a pure element (copper under a carbon coat) but not a compound
+(lime CaO matched on its Ca alone), so only single-element entries take part in it. A light
+element (C, N, O) of >= 1 wt % that a mineral or a series mixture holds but that was not
+measured costs 0.8 (the simpler explanation wins a tie). A phase whose best score is below ``min_score`` is "unknown"
 and named by its formula.
 
 With a spectrum, the best candidates are also simulated with the quantification's physics at
@@ -291,25 +295,52 @@ def _candidates(
     err = {el: e * 100.0 / total for el, e in err_wt.items() if el in kept}
     measured = set(measured_wt)
     penalty = IGNORED_LIGHT_PENALTY ** len(ignored)
+    unmeasured_light = LIGHT - measured - set(ignored)
+    single_element = bool(ignored) and len(measured) == 1
     candidates = []
     for mineral in library.minerals.values():
         comparable = _comparable(mineral.composition, measured)
         if not comparable:
             continue
+        if single_element and len(_visible_elements(mineral.composition)) > 1:
+            continue  # one element left: it can confirm a pure element only (see above)
         chi2, n = _chi2(measured_wt, err, comparable)
         candidate = _single(mineral, chi2, n, comparable)
-        unmeasured = [
-            el for el in LIGHT - measured - set(ignored) if mineral.composition.get(el, 0.0) >= 0.01
-        ]
+        unmeasured = [el for el in unmeasured_light if mineral.composition.get(el, 0.0) >= 0.01]
         candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty
         candidate.ignored = ignored
         candidates.append(candidate)
+    if single_element:
+        return candidates
     for series in library.series:
         candidate = _series_candidate(series, library, measured_wt, err, measured)
-        candidate.score *= penalty
+        whole = _series_composition(series, library, candidate.fractions)
+        unmeasured = [el for el in unmeasured_light if whole.get(el, 0.0) >= 0.01]
+        candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty
         candidate.ignored = ignored
         candidates.append(candidate)
     return candidates
+
+
+def _visible_elements(composition: Mapping[str, float]) -> set[str]:
+    return {el for el, c in composition.items() if c > 0 and el not in INVISIBLE}
+
+
+def _series_composition(
+    series: Series, library: MineralLibrary, fractions: Mapping[str, float]
+) -> dict[str, float]:
+    """The whole composition (mass fractions, all elements) of a series member mixture given
+    its end-member mole fractions by label."""
+    masses = {
+        m: fractions.get(label, 0.0) * library[m].formula_mass
+        for m, label in zip(series.members, series.labels, strict=True)
+    }
+    total = sum(masses.values()) or 1.0
+    whole: dict[str, float] = {}
+    for m, mass in masses.items():
+        for el, c in library[m].composition.items():
+            whole[el] = whole.get(el, 0.0) + mass / total * c
+    return whole
 
 
 def _single(mineral: Mineral, chi2: float, n: int, comparable: dict[str, float]) -> Candidate:
