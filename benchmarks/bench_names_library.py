@@ -12,7 +12,8 @@ simulated with the project's physics and identified the way the pipeline does it
   no foil absorption);
 - total counts 1e5 and 1e6 (a phase's pixel-summed spectrum), Poisson noise, seeded;
 - elements: the ones the mineral holds that have lines (what a user would pick); with
-  ``--suggested`` also the elements ``xray.elements.suggest_elements`` finds in the spectrum.
+  ``--suggested`` the elements ``xray.elements.suggest_elements`` finds in the spectrum instead;
+  ``--without C`` leaves C out (a carbon-coated sample), run on the minerals holding C only.
 
 A given name is right when it is the mineral, or a series holding it with the end-member
 fractions within ``FRACTION_TOLERANCE`` of the mineral's own (its best fit by the series), or a
@@ -190,7 +191,7 @@ def judge(library, poly, truth: str, ident) -> str:
     return "wrong"
 
 
-def run_one(library, mineral, setting: str, total: float, rng, suggested: bool):
+def run_one(library, mineral, setting: str, total: float, rng, suggested: bool, without=()):
     from napari_sigma.minerals.identify import identify_quantified
     from napari_sigma.quant import physics
     from napari_sigma.quant.quantify import quantify_spectrum
@@ -199,7 +200,7 @@ def run_one(library, mineral, setting: str, total: float, rng, suggested: bool):
     axis = _axis()
     expected = expected_spectrum(mineral.composition, setting)
     counts = rng.poisson(expected * total).astype(np.float64)
-    elements = user_elements(mineral.composition, spec["beam"])
+    elements = [el for el in user_elements(mineral.composition, spec["beam"]) if el not in without]
     if suggested:
         from napari_sigma.spectrum_image import Spectrum
         from napari_sigma.xray.elements import suggest_elements
@@ -228,6 +229,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--only", nargs="*", default=None, help="these minerals only")
     parser.add_argument("--suggested", action="store_true",
                         help="elements from suggest_elements instead of the mineral's own")  # fmt: skip
+    parser.add_argument(
+        "--without",
+        nargs="*",
+        default=[],
+        help="light elements the user leaves out (e.g. C on a carbon-coated "
+        "sample): only the minerals holding >= 1 wt %% of one are run",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -238,6 +246,10 @@ def main(argv=None) -> dict:
     minerals = list(library.minerals.values())
     if args.only:
         minerals = [m for m in minerals if m.name in set(args.only)]
+    if args.without:
+        minerals = [
+            m for m in minerals if any(m.composition.get(el, 0.0) >= 0.01 for el in args.without)
+        ]
     if args.limit:
         minerals = minerals[: args.limit]
     rows, start = [], time.process_time()
@@ -247,7 +259,7 @@ def main(argv=None) -> dict:
             for mineral in minerals:
                 try:
                     ident, elements = run_one(library, mineral, setting, total, rng,
-                                              args.suggested)  # fmt: skip
+                                              args.suggested, tuple(args.without))  # fmt: skip
                     given, score = ident.name, ident.score
                     verdict = judge(library, poly, mineral.name, ident)
                 except (ValueError, np.linalg.LinAlgError) as error:
