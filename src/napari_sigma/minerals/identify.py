@@ -52,6 +52,11 @@ COATING_MAX_WT = 50.0
 """C is left out of a comparison only when it is less than this share (wt %) of the measurement:
 a coating or support contributes C to a phase, but cannot be most of it (a phase that is mostly
 C is carbonaceous: "carbon", not "copper" with C ignored)."""
+OXIDE_FILM_MAX_AT = 50.0
+"""Measured O is left out of the comparison with a mineral that holds no O only when it is less
+than this share of the measured atoms (at %): an oxide film or adsorbed water adds O to a metal
+or a sulfide, but cannot be most of its atoms (TiO2 with its O measured 10 % low is rutile, not
+titanium with the O ignored)."""
 CONTAMINANT_MAX_AT = 2.0
 """When no mineral fits (best score below ``min_score``), measured elements that a mineral lacks,
 together at most this share of the atoms (at %), may be left out of its comparison (at the cost
@@ -244,9 +249,10 @@ def rank_candidates(
     variants = [()] + [(el,) for el in measured_light]
     if len(measured_light) == 2:
         variants.append(tuple(measured_light))
+    oxygen_film = _atomic_share(wt, "O") < OXIDE_FILM_MAX_AT
     best: dict[str, Candidate] = {}
     for ignored in variants:
-        for candidate in _candidates(wt, err_wt or {}, library, ignored):
+        for candidate in _candidates(wt, err_wt or {}, library, ignored, oxygen_film):
             kept = best.get(candidate.name)
             if kept is None or candidate.score > kept.score:
                 best[candidate.name] = candidate
@@ -285,8 +291,10 @@ def _candidates(
     err_wt: Mapping[str, float],
     library: MineralLibrary,
     ignored: tuple[str, ...],
+    oxygen_film: bool = True,
 ) -> list[Candidate]:
-    """Every mineral and series compared without the ``ignored`` light elements."""
+    """Every mineral and series compared without the ``ignored`` light elements (an ignored O
+    only for minerals holding O unless ``oxygen_film``: see ``OXIDE_FILM_MAX_AT``)."""
     kept = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE and el not in ignored}
     total = sum(kept.values())
     if total <= 0:
@@ -304,6 +312,8 @@ def _candidates(
             continue
         if single_element and len(_visible_elements(mineral.composition)) > 1:
             continue  # one element left: it can confirm a pure element only (see above)
+        if "O" in ignored and not oxygen_film and mineral.composition.get("O", 0.0) <= 0:
+            continue
         chi2, n = _chi2(measured_wt, err, comparable)
         candidate = _single(mineral, chi2, n, comparable)
         unmeasured = [el for el in unmeasured_light if mineral.composition.get(el, 0.0) >= 0.01]
@@ -313,6 +323,12 @@ def _candidates(
     if single_element:
         return candidates
     for series in library.series:
+        if (
+            "O" in ignored
+            and not oxygen_film
+            and any(library[m].composition.get("O", 0.0) <= 0 for m in series.members)
+        ):
+            continue
         candidate = _series_candidate(series, library, measured_wt, err, measured)
         whole = _series_composition(series, library, candidate.fractions)
         unmeasured = [el for el in unmeasured_light if whole.get(el, 0.0) >= 0.01]
@@ -320,6 +336,15 @@ def _candidates(
         candidate.ignored = ignored
         candidates.append(candidate)
     return candidates
+
+
+def _atomic_share(wt: Mapping[str, float], element: str) -> float:
+    """At % of ``element`` among the measured atoms EDS sees."""
+    from napari_sigma.quant.physics import atomic_weight
+
+    moles = {el: v / atomic_weight(el) for el, v in wt.items() if v > 0 and el not in INVISIBLE}
+    total = sum(moles.values())
+    return 100.0 * moles.get(element, 0.0) / total if total > 0 else 0.0
 
 
 def _visible_elements(composition: Mapping[str, float]) -> set[str]:
