@@ -29,6 +29,21 @@ def _no_other_workers() -> None:
     assert threads._state["depth"] == 0, "a worker of an earlier test still holds the limit"
 
 
+def _analysis_of_a_tiny_map(viewer, dock):
+    """The Phase analysis dock over a 16x16 synthetic map's layers, set to run on the CPU."""
+    from napari.layers import Layer
+
+    from napari_sigma._napari.layers import spectrum_image_layers
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    sample = make_synthetic(seed=0, shape=(16, 16), n_channels=256, title="tiny")
+    for data, kwargs, kind in spectrum_image_layers(sample.image):
+        viewer.add_layer(Layer.create(data, kwargs, kind))
+    widget = dock(viewer, "Phase analysis")
+    widget.form.elements.value, widget.form.device.value = "O,Si,Fe", "cpu"
+    return widget
+
+
 def test_workers_leave_a_core_and_give_the_pools_back():
     assert compute_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
     _no_other_workers()
@@ -81,11 +96,6 @@ def test_a_limited_generator_stays_a_generator_limited_while_it_runs():
 
 @pytest.mark.gui
 def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot, monkeypatch):
-    from napari.layers import Layer
-
-    from napari_sigma._napari.layers import spectrum_image_layers
-    from napari_sigma.synthetic.generator import make_synthetic
-
     seen = {}
 
     def analyse(image, settings):  # what the worker hands the pipeline, then a clear stop
@@ -97,11 +107,7 @@ def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot,
     _no_other_workers()
     monkeypatch.setattr(threads, "compute_threads", lambda: 3)
     monkeypatch.setattr("napari_sigma.pipeline.analysis.analyse", analyse)
-    sample = make_synthetic(seed=0, shape=(16, 16), n_channels=256, title="tiny")
-    for data, kwargs, kind in spectrum_image_layers(sample.image):
-        plugin_viewer.add_layer(Layer.create(data, kwargs, kind))
-    widget = dock(plugin_viewer, "Phase analysis")
-    widget.form.elements.value, widget.form.device.value = "O,Si,Fe", "cpu"
+    widget = _analysis_of_a_tiny_map(plugin_viewer, dock)
     torch_before = torch.get_num_threads()
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
@@ -113,11 +119,7 @@ def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot,
 
 @pytest.mark.gui
 def test_an_aborted_run_gives_its_threads_and_data_back(plugin_viewer, dock, qtbot, monkeypatch):
-    from napari.layers import Layer
-
-    from napari_sigma._napari.layers import spectrum_image_layers
     from napari_sigma.compute.progress import Progress
-    from napari_sigma.synthetic.generator import make_synthetic
 
     _no_other_workers()
     closed = []
@@ -130,11 +132,7 @@ def test_an_aborted_run_gives_its_threads_and_data_back(plugin_viewer, dock, qtb
             closed.append(torch.get_num_threads())
 
     monkeypatch.setattr("napari_sigma.pipeline.analysis.analyse", analyse)
-    sample = make_synthetic(seed=0, shape=(16, 16), n_channels=256, title="tiny")
-    for data, kwargs, kind in spectrum_image_layers(sample.image):
-        plugin_viewer.add_layer(Layer.create(data, kwargs, kind))
-    widget = dock(plugin_viewer, "Phase analysis")
-    widget.form.elements.value, widget.form.device.value = "O,Si,Fe", "cpu"
+    widget = _analysis_of_a_tiny_map(plugin_viewer, dock)
     widget.run()
     qtbot.waitUntil(lambda: threads._state["depth"] == 1, timeout=60_000)
     widget.abort()
