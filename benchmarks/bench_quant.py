@@ -10,7 +10,8 @@ Cliff-Lorimer) the phases are quantified on the truth labels. Reported:
 - mass fractions of elements >= 5 wt %: relative error of each, median and 90th percentile, on
   the pipeline's phases and on the truth labels;
 - modal areas: report pixels == label pixels (exact), abundance area vs the true mean mixing
-  fraction (percentage points).
+  fraction (percentage points); for the espm cases on the truth labels, against the mean of
+  ``truth.npz``'s abundances.
 
     python benchmarks/bench_quant.py --seeds 0 1 --out bench_out/quant.json
 """
@@ -199,9 +200,16 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
                      "pure_wt": {el: round(v, 1) for el, v in pure.wt.items()},
                      "errors": [round(e, 1) for e in errs],
                      "errors_at": [round(e, 1) for e in errs_at], "host": _host_note(m)})  # fmt: skip
+    # abundance areas on the truth labels against espm's mean mixing weights
+    from napari_sigma.io.mineralogy import abundance_fractions
+
+    fractions = abundance_fractions(image, labels, len(found))
+    truth_area = abundances.reshape(len(abundances), -1).mean(axis=1)
+    abundance = [round(100 * abs(f - t), 2) for f, t in zip(fractions, truth_area, strict=True)]
     return {"case": case, "phases": rows, "rel_errors": errors, "rel_errors_at": errors_at,
             "pure_rel_errors": pure_wt, "pure_rel_errors_at": pure_at,
-            "oracle_host_rel_errors": oracle, "noise_free_core_rel_errors": expected}  # fmt: skip
+            "oracle_host_rel_errors": oracle, "noise_free_core_rel_errors": expected,
+            "abundance_area_error_pp": abundance}  # fmt: skip
 
 
 def summary(errors: list[float]) -> str:
@@ -267,6 +275,8 @@ def main() -> None:
                 print(f"espm {case}: {p['truth']} -> {p['found']} ({p['score']}) "
                       f"{'' if p['right'] else 'WRONG '}errors wt {p['errors']} at {p['errors_at']}"
                       f"{'; ' + p['host'] if p['host'] else ''}")  # fmt: skip
+            print(f"espm {case}: abundance area error (truth labels) "
+                  f"{row['abundance_area_error_pp']} pp")  # fmt: skip
         espm_phases = [p for r in espm for p in r["phases"]]
         print(f"\nESPM names right: {sum(p['right'] for p in espm_phases)}/{len(espm_phases)}")
         for key, what in (

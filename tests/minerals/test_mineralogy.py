@@ -98,3 +98,15 @@ def test_phase_cores_are_the_deepest_pixels_and_keep_small_particles():
     assert band.sum() == pytest.approx(0.25 * (labels == 3).sum(), abs=40)
     assert band[39].all() and not band[25].any()  # the map's edge is no boundary
     assert set(np.unique(cores)) == {0, 1, 2, 3}
+
+
+def test_a_phase_that_fills_the_map_is_all_core():
+    # before, its depths were distances to a phantom edge of the padding (2.2 in a corner,
+    # 8.5 in the opposite one) and its core one corner
+    from napari_sigma.minerals.phases import interior_labels, phase_depths
+
+    labels = np.ones((5, 6), dtype=np.int32)
+    assert np.isinf(phase_depths(labels)).all()
+    np.testing.assert_array_equal(interior_labels(labels), labels)
+    labels[0, :] = 0  # unassigned pixels are another label: depths from them
+    np.testing.assert_array_equal(phase_depths(labels)[1:, 0], [1, 2, 3, 4])

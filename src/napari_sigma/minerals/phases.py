@@ -93,7 +93,8 @@ def _interior_from_depths(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
 def phase_depths(labels: np.ndarray) -> np.ndarray:
     """Each labelled pixel's Euclidean distance to the nearest pixel of another label (the map's
-    edge is no boundary); 0 where the label is 0 or below."""
+    edge is no boundary); 0 where the label is 0 or below; infinite for a phase that fills the
+    map (every pixel equally deep: all of it is its core)."""
     from scipy.ndimage import distance_transform_edt, find_objects
 
     labels = np.asarray(labels)
@@ -106,7 +107,11 @@ def phase_depths(labels: np.ndarray) -> np.ndarray:
         x0, x1 = max(box[1].start - 1, 0), min(box[1].stop + 1, width)
         mask = labels[y0:y1, x0:x1] == pid
         pad = ((int(y0 == 0), int(y1 == height)), (int(x0 == 0), int(x1 == width)))
-        depth = distance_transform_edt(np.pad(mask, pad, mode="edge"))
+        padded = np.pad(mask, pad, mode="edge")
+        if padded.all():  # the phase fills the map: no other label anywhere
+            depths[mask] = np.inf
+            continue
+        depth = distance_transform_edt(padded)
         depth = depth[
             pad[0][0] : depth.shape[0] - pad[0][1], pad[1][0] : depth.shape[1] - pad[1][1]
         ]
