@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 
 
-def _core_only_basis(image, labels, core_sums, core_pixels, map_sum):
+def _core_only_basis(image, labels, core_sums, core_pixels, map_sum, deep_sums=None):
     """The basis before: each phase's core mean (deepest quarter) alone."""
     return np.asarray(core_sums) / np.maximum(core_pixels, 1)[:, None]
 
@@ -76,3 +76,22 @@ def test_a_lone_phase_and_tiny_phases_have_a_basis():
     labels[3, 3], labels[8, 8] = 2, 3  # one-pixel phases: no pixel 2 px deep, their core is all
     found = abundance_fractions(SimpleNamespace(counts=counts), labels, 3)
     assert np.all(np.isfinite(found)) and abs(found.sum() - 1.0) < 0.2
+
+
+def test_given_deep_sums_and_a_lazy_cube_give_the_same_abundances():
+    # deep sums handed over (e.g. summed in the analysis's own pass) are the numbers summed
+    # here; a lazy (dask) cube gives the same abundances as numpy
+    import dask.array as da
+
+    from napari_sigma.io.mineralogy import BASIS_DEPTH, abundance_fractions
+    from napari_sigma.minerals.phases import phase_depths
+    from napari_sigma.phases.spectra import phase_sum_spectra
+
+    image, labels, _ = _spheres_in_a_host(0)
+    labels[:20, :30] = 3  # a third phase, grains touching the map's edge
+    whole = abundance_fractions(image, labels, 3)
+    deep = np.where(phase_depths(labels) >= BASIS_DEPTH, labels, 0)
+    sums = phase_sum_spectra(image.counts, deep, 3)
+    np.testing.assert_array_equal(abundance_fractions(image, labels, 3, deep_sums=sums), whole)
+    lazy = SimpleNamespace(counts=da.from_array(image.counts, chunks=(32, 32, -1)))
+    np.testing.assert_allclose(abundance_fractions(lazy, labels, 3), whole, rtol=1e-12)
