@@ -125,3 +125,23 @@ def test_worker_threads_bound_the_passes_threads():
         made_in = set(threaded_map(lambda i: threading.get_ident(), range(20)))
         assert made_in == {threading.get_ident()}  # one worker: the caller's own thread
     assert usable_cores() == cores
+
+
+def test_projection_casts_into_a_reused_buffer_with_the_products_of_fresh_casts():
+    from napari_sigma.compute import blocks
+
+    rng = np.random.default_rng(3)
+    weights = rng.random((300, 5)).astype(np.float32)
+    step = blocks.cast_pixels(300)
+    for dtype in (np.uint16, np.uint8, np.float64):
+        pixels = (rng.poisson(2.0, (2 * step + 7, 300)) * 1.25).astype(dtype)
+        expected = np.concatenate(
+            [pixels[i : i + step].astype(np.float32) @ weights for i in range(0, len(pixels), step)]
+        )
+        # a larger call first, then a smaller one, then threads of their own: same products
+        for part in (pixels, pixels[: step + 3], pixels[:0]):
+            assert np.array_equal(blocks.project_pixels(part, weights), expected[: len(part)])
+        parts = [pixels[:step], pixels[step:]]  # the same sub-blocks, in two threads
+        runs = list(blocks.threaded_map(lambda p: blocks.project_pixels(p, weights), parts, 2))
+        assert np.array_equal(np.concatenate(runs), expected)
+    assert blocks.cast_buffer(4, 300).shape == (4, 300)

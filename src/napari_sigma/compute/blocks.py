@@ -79,13 +79,37 @@ def cast_pixels(n_channels: int) -> int:
     return max(1, CAST_VALUES // max(int(n_channels), 1))
 
 
+_CAST_BUFFERS = threading.local()
+
+
+def cast_buffer(n_pixels: int, n_channels: int) -> np.ndarray:
+    """A float32 ``(n_pixels, n_channels)`` scratch array of this thread, reused from call to call.
+
+    A fresh array per sub-block (``astype``) cost more than the matrix product it fed: 16 MiB
+    are allocated, faulted in page by page (or as huge pages, zeroed) and given back to the
+    kernel every time. The cast into memory already mapped: 256 x 2048 uint16 values 0.08 ms
+    per 1000 pixels against 5 ms (65 536 pixels of the 1024² cube, process CPU).
+    """
+    buffer = getattr(_CAST_BUFFERS, "array", None)
+    if buffer is None or buffer.shape[1] != n_channels or len(buffer) < n_pixels:
+        buffer = np.empty((n_pixels, n_channels), np.float32)
+        _CAST_BUFFERS.array = buffer
+    return buffer[:n_pixels]
+
+
 def project_pixels(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``pixels (n, E) @ weights (E, M)`` in float32 on the CPU, cast in cache-sized sub-blocks."""
+    """``pixels (n, E) @ weights (E, M)`` in float32 on the CPU, cast in cache-sized sub-blocks
+    (into this thread's :func:`cast_buffer`; the same products as casting each sub-block anew)."""
     out = np.empty((len(pixels), weights.shape[1]), np.float32)
     step = cast_pixels(pixels.shape[1])
+    if len(pixels) == 0:
+        return out
+    buffer = cast_buffer(min(step, len(pixels)), pixels.shape[1])
     for first in range(0, len(pixels), step):
         part = pixels[first : first + step]
-        np.matmul(part.astype(np.float32), weights, out=out[first : first + len(part)])
+        cast = buffer[: len(part)]
+        np.copyto(cast, part, casting="unsafe")
+        np.matmul(cast, weights, out=out[first : first + len(part)])
     return out
 
 
