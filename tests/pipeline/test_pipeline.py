@@ -267,3 +267,42 @@ def test_hitachi_sample_is_one_phase_and_its_empty_frame_unassigned(SHARED_EDS):
     assert result.n_phases == 1, result.phase_names
     assert (result.labels[empty] == 0).all() and (result.labels[~empty] == 1).mean() > 0.99
     assert result.unassigned["no counts"] >= 0.75 * image.counts.shape[0] * image.counts.shape[1]
+
+
+def test_torch_is_imported_beside_the_data_check_only_where_nothing_else_imports():
+    """The CLI's first analysis imports torch in a thread while the check sums the counts
+    (a fresh interpreter); never off the main thread, for lazy counts or when torch is in."""
+    import subprocess
+    import sys
+    import threading
+
+    import torch  # noqa: F401
+
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.pipeline.analysis import _torch_imported_meanwhile
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    image = SpectrumImage(counts=np.ones((4, 4, 64), np.uint16), energy=EnergyAxis(0, 0.01, 64))
+    assert _torch_imported_meanwhile(image) is None
+    script = (
+        "import sys, threading, numpy as np\n"
+        "from napari_sigma.energy import EnergyAxis\n"
+        "from napari_sigma.spectrum_image import SpectrumImage\n"
+        "from napari_sigma.pipeline.analysis import _torch_imported_meanwhile\n"
+        "image = SpectrumImage(counts=np.ones((4, 4, 64), np.uint16), energy=EnergyAxis(0, 0.01, 64))\n"
+        "assert 'torch' not in sys.modules\n"
+        "seen = []\n"
+        "worker = threading.Thread(target=lambda: seen.append(_torch_imported_meanwhile(image)))\n"
+        "worker.start(); worker.join()\n"
+        "assert seen == [None] and 'torch' not in sys.modules\n"
+        "import dask.array as da\n"
+        "lazy = SpectrumImage(counts=da.ones((4, 4, 64), chunks=2), energy=image.energy)\n"
+        "assert _torch_imported_meanwhile(lazy) is None\n"
+        "thread = _torch_imported_meanwhile(image)\n"
+        "thread.join()\n"
+        "assert isinstance(thread, threading.Thread) and 'torch' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert threading.current_thread() is threading.main_thread()

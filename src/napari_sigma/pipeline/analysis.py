@@ -171,11 +171,54 @@ def analyse(
     from napari_sigma.io.validation import check_analysable, validate_spectrum_image
 
     image = validate_spectrum_image(image)  # at the door: before any work
-    totals = check_analysable(image, settings.bin_factor)
+    importing = _torch_imported_meanwhile(image)
+    try:
+        totals = check_analysable(image, settings.bin_factor)
+    finally:
+        if importing is not None:
+            importing.join()
     yield Progress("features", 0, 1, "data checked")
     device = resolve_device(settings.device)
     with torch_threads(device, settings.cpu_threads):
         return (yield from _analyse(image, settings, device, embed, totals))
+
+
+def _torch_imported_meanwhile(image: SpectrumImage):
+    """A started thread importing torch while the caller checks ``image`` (or None).
+
+    The first analysis of a process imports torch (about 1.2 s of CPU here), which the device
+    choice needs right after the data check. The check sums the counts of every pixel in
+    numpy (the GIL released: about 0.9 s of CPU on the 1024² x 2048 cube), so the import runs
+    beside it on a second core. Only for counts in memory (numpy), whose check imports nothing
+    while the thread runs (its modules are imported first, here), and the caller joins the
+    thread before importing anything else: two threads never import at once (no import-lock
+    cycle). Only in the main thread (the CLI, a script): no other thread of the process imports
+    meanwhile. Nothing when torch is imported already, or on one core.
+    """
+    import sys
+    import threading
+
+    if "torch" in sys.modules or not isinstance(image.counts, np.ndarray):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None  # napari's worker: the viewer's thread may be importing meanwhile
+    from napari_sigma.compute.blocks import usable_cores
+
+    if usable_cores() < 2:
+        return None
+    import collections  # noqa: F401 - what the check's threads import, imported here first
+    import contextvars  # noqa: F401
+    from concurrent.futures import ThreadPoolExecutor  # noqa: F401
+
+    def run() -> None:
+        try:
+            import torch  # noqa: F401
+        except ImportError:  # the device choice then raises it where it belongs
+            pass
+
+    thread = threading.Thread(target=run, name="napari-sigma torch import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _analyse(
