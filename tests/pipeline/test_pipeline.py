@@ -192,8 +192,8 @@ def test_two_olivines_one_weight_percent_apart_are_two_phases():
 
 def _assert_known_sums_are_the_counts(result) -> None:
     """The cores and sums an analysis keeps for its report are those of its final labels."""
-    from napari_sigma.io.mineralogy import abundance_fractions, known_sums
-    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.io.mineralogy import BASIS_DEPTH, abundance_fractions, known_sums
+    from napari_sigma.minerals.phases import interior_labels, phase_depths
     from napari_sigma.phases.spectra import phase_sum_spectra
 
     n = result.n_phases
@@ -205,6 +205,14 @@ def _assert_known_sums_are_the_counts(result) -> None:
     np.testing.assert_array_equal(
         abundance_fractions(result.image, result.labels, n),
         abundance_fractions(result.image, result.labels, n, (cores, core_sums, map_sum)),
+    )
+    # the abundance basis' deep pixels, summed in the analysis' pass: the sums of the counts
+    deep = np.where(phase_depths(result.labels) >= BASIS_DEPTH, result.labels, 0)
+    np.testing.assert_array_equal(result.deep_spectra, phase_sum_spectra(counts, deep, n))
+    known = (cores, core_sums, map_sum)
+    np.testing.assert_array_equal(
+        abundance_fractions(result.image, result.labels, n),
+        abundance_fractions(result.image, result.labels, n, known, result.deep_spectra),
     )
     edited = result.labels.copy()
     edited[0, 0] = edited[0, 0] % n + 1

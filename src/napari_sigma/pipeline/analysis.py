@@ -68,6 +68,10 @@ class AnalysisResult:
     core_spectra: np.ndarray | None = None
     """The counts summed over ``core_labels``, ``(K, E)`` float64 (exact for integer counts):
     the spectra the minerals are quantified from."""
+    deep_spectra: np.ndarray | None = None
+    """The counts summed over each phase's pixels at least
+    :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` from another label, ``(K, E)`` float64
+    (exact for integer counts; with ``core_spectra``): the mineral report's abundance basis."""
     unassigned: dict[str, int] = field(default_factory=dict)
     alternatives: tuple[int, ...] = ()
 
@@ -262,7 +266,7 @@ def _analyse(
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
-    labels, spectra, components, weights, abundances, interior, fractions, cores = unmixed
+    labels, spectra, components, weights, abundances, interior, fractions, cores, deep = unmixed
     unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
     minerals = []
@@ -301,6 +305,7 @@ def _analyse(
         phase_fractions=fractions,
         core_labels=cores if interior is not None else None,
         core_spectra=interior,
+        deep_spectra=deep if interior is not None else None,
         unassigned={"no counts": int(unassigned.sum())} if unassigned.any() else {},
         alternatives=phase_alternatives(clustering.n_phases, clustering.criterion),
     )
@@ -454,12 +459,15 @@ def _unmix(
     ``lines``).
 
     Returns (labels, spectra, components, weights, abundances, interior spectra, fractions,
-    core labels): the labels after :func:`_majority_labels` and the twins' assignment, the
-    spectra summed over them (the NMF components come from the spectra before those steps,
-    which move a few per cent of pixels), and the cores whose sums are the interior spectra.
+    core labels, deep spectra): the labels after :func:`_majority_labels` and the twins'
+    assignment, the spectra summed over them (the NMF components come from the spectra before
+    those steps, which move a few per cent of pixels), the cores whose sums are the interior
+    spectra (summed in the pass of the phase spectra, following the moved pixels), and the sums
+    of the pixels the mineral report's abundance basis takes (:func:`_cores_and_deep`: the
+    phase sums less those of the pixels nearer a boundary). None without minerals.
     """
     from napari_sigma.compute.device import resident_counts
-    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.phases.boundaries import moved_spectra
     from napari_sigma.phases.spectra import phase_sums_steps
     from napari_sigma.unmixing.nmf import (
         fractions_of_shares,
@@ -473,16 +481,17 @@ def _unmix(
     yield Progress("unmixing", 0, 3, "phase spectra")
     # on a GPU the cube is uploaded once for both passes (phase sums and abundances)
     resident = resident_counts(image.counts, device)
-    cores = interior_labels(labels)  # the phases' own spectra, away from boundaries (minerals)
+    # the phases' own spectra, away from boundaries (minerals, the report's abundance basis)
+    cores, deep = _cores_and_deep(labels) if settings.identify_minerals else (None, None)
+    interior = None
     if resident is None:  # one pass over the cube for both sums
         label_sets = [labels, cores] if settings.identify_minerals else [labels]
         spectra, *rest = yield from phase_sums_steps(image.counts, label_sets, n_phases)
         interior = rest[0] if rest else None
     else:
         spectra = resident_phase_sums(resident, labels, n_phases)
-        interior = (
-            resident_phase_sums(resident, cores, n_phases) if settings.identify_minerals else None
-        )
+        if settings.identify_minerals:
+            interior = resident_phase_sums(resident, cores, n_phases)
     n_components = settings.n_components or n_phases
     low_energy = np.zeros(image.energy.size, dtype=bool)
     low_energy[
@@ -510,11 +519,9 @@ def _unmix(
     if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:
         majority = _majority_labels(labels, fractions, spectra, pixels, ~low_energy, settings)
         if majority is not labels:  # only the moved pixels are read again
-            from napari_sigma.phases.boundaries import moved_spectra
-
             spectra = spectra + moved_spectra(counts, labels, majority, n_phases)
             if interior is not None:
-                moved_cores = interior_labels(majority)
+                moved_cores, deep = _cores_and_deep(majority)
                 interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
                 cores = moved_cores
             labels = majority
@@ -524,8 +531,26 @@ def _unmix(
         labels, spectra, interior = yield from _twins(image, labels, spectra, interior, cores,
                                                       lines, twins)  # fmt: skip
         if labels is not before and interior is not None:
-            cores = interior_labels(labels)
-    return labels, spectra, components, weights, abundances, interior, fractions, cores
+            cores, deep = _cores_and_deep(labels)
+    # the deep pixels' sums: the phase sums less those of the few shallow pixels (read alone)
+    deep_sums = (
+        None if interior is None else spectra + moved_spectra(counts, labels, deep, n_phases)
+    )
+    return labels, spectra, components, weights, abundances, interior, fractions, cores, deep_sums
+
+
+def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each phase's core (:func:`~napari_sigma.minerals.phases.interior_labels`) and its pixels
+    at least :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` deep (the labels the mineral
+    report's abundance basis sums), from one distance transform of ``labels``."""
+    from napari_sigma.io.mineralogy import BASIS_DEPTH
+    from napari_sigma.minerals.phases import _interior_from_depths, phase_depths
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not np.any(labels > 0):
+        return np.zeros_like(labels), np.zeros_like(labels)
+    depth = phase_depths(labels)
+    return _interior_from_depths(labels, depth), np.where(depth >= BASIS_DEPTH, labels, 0)
 
 
 def _twins(image, labels, spectra, interior, cores, lines, twins):
