@@ -532,10 +532,11 @@ def _unmix(
                                                       lines, twins)  # fmt: skip
         if labels is not before and interior is not None:
             cores, deep = _cores_and_deep(labels)
-    # the deep pixels' sums: the phase sums less those of the few shallow pixels (read alone)
-    deep_sums = (
-        None if interior is None else spectra + moved_spectra(counts, labels, deep, n_phases)
-    )
+    deep_sums = None
+    if interior is not None and resident is not None:  # summed on the device
+        deep_sums = resident_phase_sums(resident, deep, n_phases)
+    elif interior is not None:  # the phase sums less those of the few shallow pixels (read alone)
+        deep_sums = spectra + moved_spectra(counts, labels, deep, n_phases)
     return labels, spectra, components, weights, abundances, interior, fractions, cores, deep_sums
 
 
