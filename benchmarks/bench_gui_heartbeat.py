@@ -5,7 +5,12 @@ brush strokes with an existing and a new label, fill, undo, lasso, merge, split,
 longest gap between two ticks is the longest time the user saw napari frozen. The run's gap
 includes the result appearing (layers added, the table's statistics started). Next to it, the main
 thread's CPU time during that gap: close to the gap, the main thread was working (a repaint, our
-code); far below it, it was waiting (for the GIL held by another thread, or for a core).
+code); far below it, it was waiting (for the GIL held by another thread, or for a core). Where
+the rest went (Linux schedstat, per thread): the main thread's time runnable but without a core
+("runq"), the CPU and run-queue wait of Mesa's llvmpipe threads ("GL": Qt composing the window in
+software OpenGL under Xvfb, which the main thread waits for) and the CPU of the process's other
+threads (workers, imports). The phase edits the plugin autosaves go to a temporary folder
+(``NAPARI_SIGMA_RECOVERY_DIR``), not the user's cache.
 ``--watchdog FILE`` writes every thread's stack whenever a tick is 100 ms late (faulthandler's
 watchdog thread needs no GIL, so it shows what the other threads do while the main thread waits).
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +39,133 @@ PROFILE = ""  # --profile STEP[,STEP..]|all: a cProfile of the steps whose name 
 PROFILE_DIR: Path | None = None  # --profile-dir: write them there (.prof) instead of printing
 WATCHDOG: Any = None  # --watchdog FILE: every thread's stack when the main thread misses a tick
 WATCHDOG_S = 0.1
+SPY: Any = None  # --py-spy FILE: the shared tick clock a py-spy monitor process watches
+
+
+class SpyClock:
+    """The last tick's time (CLOCK_MONOTONIC) and the step's name in a shared file, watched by a
+    monitor process (:func:`spy_monitor`) that runs ``py-spy dump --native`` on this process when
+    a tick is over 100 ms late. Unlike ``--watchdog`` it reads no frame from inside the process
+    (faulthandler's dump crashed the benchmark in 5 of 8 runs) and needs none of its GIL."""
+
+    SIZE = 128
+
+    def __init__(self, out: Path) -> None:
+        import mmap
+        import os
+        import subprocess
+        import sys
+
+        fd, self.path = tempfile.mkstemp(prefix="bench-tick-")
+        os.write(fd, bytes(self.SIZE))
+        self.map = mmap.mmap(fd, self.SIZE)
+        os.close(fd)
+        self.tick()
+        self.monitor = subprocess.Popen(
+            [sys.executable, __file__, "--spy-monitor", str(os.getpid()), self.path, str(out)]
+        )
+
+    def tick(self) -> None:
+        import struct
+
+        struct.pack_into("d", self.map, 0, time.monotonic())
+
+    def step(self, name: str) -> None:
+        self.map[8:] = name.encode()[: self.SIZE - 8].ljust(self.SIZE - 8, b"\0")
+        self.tick()
+
+    def close(self) -> None:
+        import os
+
+        self.monitor.terminate()
+        self.monitor.wait()
+        os.unlink(self.path)
+
+
+def spy_monitor(pid: int, path: str, out: str, late_s: float = 0.1) -> None:
+    """Dump ``pid``'s threads (py-spy, native frames) once per tick that is ``late_s`` late."""
+    import mmap
+    import shutil
+    import struct
+    import subprocess
+    import sys
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    with open(path, "r+b") as f, open(out, "w") as log:
+        shared = mmap.mmap(f.fileno(), SpyClock.SIZE)
+        dumped = None
+        while Path(f"/proc/{pid}").exists():  # ends with the benchmark, however it ends
+            last = struct.unpack_from("d", shared, 0)[0]
+            late = time.monotonic() - last
+            if late > late_s and last != dumped:
+                dumped = last
+                name = bytes(shared[8:]).rstrip(b"\0").decode(errors="replace")
+                dump = subprocess.run([spy, "dump", "--native", "--pid",
+                                       str(pid)], capture_output=True, text=True)  # fmt: skip
+                log.write(f"\n=== step {name}: tick {1e3 * late:.0f} ms late, dump took "
+                          f"{1e3 * (time.monotonic() - last - late):.0f} ms more\n")  # fmt: skip
+                log.write(dump.stdout + dump.stderr)
+                log.flush()
+            time.sleep(0.01)
+
+
+class ThreadClocks:
+    """Where the time of a gap went, per thread, from Linux's ``/proc/self/task/*/schedstat``:
+    CPU time and time spent runnable but waiting for a core (the run queue), for napari's main
+    thread and for Mesa's llvmpipe rasterizer threads (the software OpenGL that composes the
+    window under Xvfb), plus the CPU of every other thread of the process (our workers, the
+    preload, napari's). Empty where /proc has no schedstat (not Linux)."""
+
+    def __init__(self) -> None:
+        import os
+        import threading
+
+        self.main = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+        self.ok = os.path.exists(self.main)
+        self.gl: list[str] = []
+        self.scan()
+
+    def scan(self) -> None:
+        """Find the llvmpipe threads (they start with the first OpenGL context)."""
+        import os
+
+        if not self.ok:
+            return
+        found = []
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    if f.read().startswith("llvmpipe"):
+                        found.append(f"/proc/self/task/{tid}/schedstat")
+            except OSError:
+                continue
+        self.gl = found
+
+    @staticmethod
+    def _read(path: str) -> tuple[int, int]:
+        try:
+            with open(path) as f:
+                cpu, wait, _ = f.read().split()
+            return int(cpu), int(wait)
+        except (OSError, ValueError):
+            return 0, 0
+
+    def read(self) -> tuple[float, ...]:
+        """(process CPU, main CPU, main run-queue wait, GL CPU, GL run-queue wait), seconds."""
+        if not self.ok:
+            return (time.process_time(), time.thread_time(), 0.0, 0.0, 0.0)
+        main = self._read(self.main)
+        gl = [self._read(p) for p in self.gl]
+        return (time.process_time(), main[0] / 1e9, main[1] / 1e9,
+                sum(c for c, _ in gl) / 1e9, sum(w for _, w in gl) / 1e9)  # fmt: skip
+
+    @staticmethod
+    def delta(now: tuple[float, ...], before: tuple[float, ...]) -> dict[str, float]:
+        """The gap's shares in ms: the main thread's CPU and run-queue wait, llvmpipe's CPU and
+        run-queue wait, the CPU of the process's other threads."""
+        d = [a - b for a, b in zip(now, before, strict=True)]
+        return {"main_cpu": 1e3 * d[1], "main_runq": 1e3 * d[2], "gl_cpu": 1e3 * d[3],
+                "gl_runq": 1e3 * d[4], "other_cpu": 1e3 * max(0.0, d[0] - d[1] - d[3])}  # fmt: skip
 
 
 class Heartbeat:
@@ -44,33 +177,63 @@ class Heartbeat:
         self.timer = QTimer()
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
+        self.clocks = ThreadClocks()
         self.last = time.perf_counter()
-        self.last_cpu = time.thread_time()
+        self.last_clocks = self.clocks.read()
         self.longest = 0.0
-        self.longest_cpu = 0.0  # the main thread's CPU time during the longest gap
-        # (time of the tick, gap before it, the main thread's CPU time in that gap)
-        self.gaps: list[tuple[float, float, float]] = []
+        self.longest_split: dict[str, float] = {}  # where the longest gap's time went
+        # (time of the tick, gap before it, where the gap's time went)
+        self.gaps: list[tuple[float, float, dict[str, float]]] = []
         self.timer.start()
 
+    @property
+    def longest_cpu(self) -> float:
+        """The main thread's CPU time during the longest gap (s)."""
+        return self.longest_split.get("main_cpu", 0.0) / 1e3
+
     def _tick(self) -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
+        now, clocks = time.perf_counter(), self.clocks.read()
+        split = ThreadClocks.delta(clocks, self.last_clocks)
         if now - self.last > self.longest:
-            self.longest, self.longest_cpu = now - self.last, cpu - self.last_cpu
-        self.gaps.append((now, now - self.last, cpu - self.last_cpu))
-        self.last, self.last_cpu = now, cpu
+            self.longest, self.longest_split = now - self.last, split
+        self.gaps.append((now, now - self.last, split))
+        self.last, self.last_clocks = now, clocks
+        if SPY is not None:
+            SPY.tick()
         if WATCHDOG is not None:  # re-armed at every tick: fires only when one is 100 ms late
             import faulthandler
 
             faulthandler.dump_traceback_later(WATCHDOG_S, repeat=False, file=WATCHDOG)
 
     def reset(self) -> None:
+        self.clocks.scan()
         self.last, self.longest, self.gaps = time.perf_counter(), 0.0, []
-        self.last_cpu, self.longest_cpu = time.thread_time(), 0.0
+        self.last_clocks, self.longest_split = self.clocks.read(), {}
 
-    def longest_between(self, start: float, end: float) -> tuple[float, float]:
+    def longest_between(self, start: float, end: float) -> tuple[float, dict[str, float]]:
         """The longest gap that ended in ``[start, end)`` (a gap belongs to where it ended), and
-        the main thread's CPU time in it."""
-        return max(((gap, cpu) for t, gap, cpu in self.gaps if start <= t < end), default=(0, 0))
+        where its time went."""
+        return max(
+            ((gap, split) for t, gap, split in self.gaps if start <= t < end),
+            default=(0.0, {}), key=lambda g: g[0],
+        )  # fmt: skip
+
+
+def record(results: dict, name: str, gap: float, split: dict[str, float], wall: float) -> str:
+    """Store a step's longest gap and where its time went; return the line to print."""
+    results[name] = {"longest_block_ms": round(1e3 * gap, 1),
+                     "main_thread_cpu_ms": round(split.get("main_cpu", 0.0), 1),
+                     "wall_s": round(wall, 2),
+                     "gap_split_ms": {k: round(v, 1) for k, v in split.items()}}  # fmt: skip
+    g = results[name]["gap_split_ms"]
+    where = (
+        f" runq {g.get('main_runq', 0):5.0f} | GL CPU {g.get('gl_cpu', 0):5.0f} runq "
+        f"{g.get('gl_runq', 0):5.0f} | other CPU {g.get('other_cpu', 0):5.0f}"
+    )
+    return (
+        f"{name:28s} longest block {1e3 * gap:8.1f} ms (main thread CPU "
+        f"{g.get('main_cpu', 0):6.1f}{where})"
+    )
 
 
 def process(app: Any, seconds: float, until: Any = None) -> bool:
@@ -93,6 +256,8 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     app.processEvents()
     beat.reset()
     start = time.perf_counter()
+    if SPY is not None:
+        SPY.step(name)
     if WATCHDOG is not None:  # faulthandler writes to the file's descriptor: mark the step there
         WATCHDOG.flush()
         import os
@@ -118,14 +283,9 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
         else:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     beat._tick()
-    results[name] = {"longest_block_ms": round(1e3 * beat.longest, 1)}
-    results[name]["main_thread_cpu_ms"] = round(1e3 * beat.longest_cpu, 1)
-    results[name]["wall_s"] = round(time.perf_counter() - start, 2)
-    print(
-        f"{name:28s} longest block {1e3 * beat.longest:8.1f} ms (main thread CPU "
-        f"{1e3 * beat.longest_cpu:6.1f})   (step {results[name]['wall_s']} s)"
-        + ("" if done else "  TIMED OUT")
-    )
+    wall = time.perf_counter() - start
+    line = record(results, name, beat.longest, beat.longest_split, wall)
+    print(f"{line}   (step {wall:.2f} s)" + ("" if done else "  TIMED OUT"))
 
 
 def synthetic_image(size: int, channels: int) -> Any:
@@ -208,15 +368,29 @@ def main() -> None:
         "(faulthandler's watchdog thread needs no GIL: it shows which thread holds it)",
     )  # fmt: skip
     parser.add_argument(
+        "--py-spy", type=Path,
+        help="write py-spy's stacks of every thread (native frames) there whenever a tick is "
+        "over 100 ms late, taken from a monitor process (py-spy must be installed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-plugin", action="store_true",
         help="napari alone: the same image and a Labels layer of phases, without the plugin "
         "docked (what napari's own drawing costs in each step)",
     )  # fmt: skip
+    if len(sys.argv) == 5 and sys.argv[1] == "--spy-monitor":  # the --py-spy monitor process
+        spy_monitor(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
     args = parser.parse_args()
-    global PROFILE, PROFILE_DIR, WATCHDOG
+    global PROFILE, PROFILE_DIR, WATCHDOG, SPY
     PROFILE, PROFILE_DIR = args.profile, args.profile_dir
     if args.watchdog is not None:
         WATCHDOG = args.watchdog.open("w")
+
+    import os
+
+    # the autosaves of the benchmark's edits: not in the user's cache, where the next open of the
+    # same file would offer to restore them
+    os.environ.setdefault("NAPARI_SIGMA_RECOVERY_DIR", tempfile.mkdtemp(prefix="bench-recovery-"))
 
     import napari
     from qtpy.QtWidgets import QApplication
@@ -229,6 +403,11 @@ def main() -> None:
     viewer.window.resize(1920, 1080)
     app = QApplication.instance()
     beat = Heartbeat()
+    if args.py_spy is not None:
+        import atexit
+
+        SPY = SpyClock(args.py_spy)
+        atexit.register(SPY.close)  # also when a step fails
     results: dict = {}
     process(app, 1.0)
     if args.file is not None:
@@ -359,21 +538,8 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
         end = time.perf_counter()
         run = beat.longest_between(started, arrived["t"])
         result = beat.longest_between(arrived["t"], end + 1)
-        results["run (analysis in a worker)"] = {
-            "longest_block_ms": round(1e3 * run[0], 1),
-            "main_thread_cpu_ms": round(1e3 * run[1], 1),
-            "wall_s": round(arrived["t"] - started, 2),
-        }
-        results["result appearing"] = {
-            "longest_block_ms": round(1e3 * result[0], 1),
-            "main_thread_cpu_ms": round(1e3 * result[1], 1),
-            "wall_s": round(end - arrived["t"], 2),
-        }
-        for name in ("run (analysis in a worker)", "result appearing"):
-            print(
-                f"  {name:26s} longest block {results[name]['longest_block_ms']:8.1f} ms "
-                f"(main thread CPU {results[name]['main_thread_cpu_ms']:6.1f})"
-            )
+        print(record(results, "run (analysis in a worker)", *run, arrived["t"] - started))
+        print(record(results, "result appearing", *result, end - arrived["t"]))
     layer = analysis.last_layers.phases if analysis.last_layers else None
     if layer is None:
         print("the run failed:", analysis.progress_label.text())
