@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
+import threading
 
 import pytest
 import torch
@@ -11,6 +13,8 @@ from threadpoolctl import threadpool_info
 
 from napari_sigma._napari import threads
 from napari_sigma._napari.threads import compute_threads, leave_a_core, leaving_a_core
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
 
 
 def _blas_threads() -> list[int]:
@@ -25,8 +29,18 @@ def _no_other_workers() -> None:
     from qtpy.QtCore import QThreadPool
 
     assert QThreadPool.globalInstance().waitForDone(60_000)
+    assert threads.worker_pool().waitForDone(60_000)
     gc.collect()  # an aborted run's generator is closed (leaving its limit) when collected
     assert threads._state["depth"] == 0, "a worker of an earlier test still holds the limit"
+
+
+def _nice() -> int:
+    """The calling thread's nice value (Linux: per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def _lowered(nice: int) -> int:
+    return min(19, nice + threads.WORKER_NICE)
 
 
 def _analysis_of_a_tiny_map(viewer, dock):
@@ -94,12 +108,14 @@ def test_a_limited_generator_stays_a_generator_limited_while_it_runs():
     assert leaving_a_core(lambda x: x + 1)(1) == 2
 
 
+@linux_only
 @pytest.mark.gui
 def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot, monkeypatch):
     seen = {}
 
     def analyse(image, settings):  # what the worker hands the pipeline, then a clear stop
         seen.update(settings=settings.cpu_threads, torch=torch.get_num_threads())
+        seen["nice"] = _nice()
         seen["blas"] = set(_blas_threads())
         yield from ()
         raise ValueError("stopped by the test")
@@ -112,6 +128,7 @@ def test_the_analysis_runs_on_the_threads_left_to_it(plugin_viewer, dock, qtbot,
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert seen["settings"] == 3 and seen["torch"] == 3
+    assert seen["nice"] == _lowered(_nice())  # a low-priority thread, napari's main thread not
     assert all(n <= 3 for n in seen["blas"])  # OpenBLAS never exceeds the cores it was built for
     assert "stopped by the test" in widget.progress_label.text()
     assert torch.get_num_threads() == torch_before
@@ -139,3 +156,85 @@ def test_an_aborted_run_gives_its_threads_and_data_back(plugin_viewer, dock, qtb
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     qtbot.waitUntil(lambda: threads._state["depth"] == 0, timeout=10_000)  # without gc
     assert closed == [compute_threads()]  # closed inside the limit, which then ended
+
+
+@linux_only
+def test_workers_compute_in_low_priority_threads_and_napari_pool_is_untouched(qtbot):
+    from napari.qt.threading import create_worker
+    from qtpy.QtCore import QThreadPool
+
+    _no_other_workers()
+    main = _nice()
+
+    def where() -> tuple[int, int]:
+        return threading.get_native_id(), _nice()
+
+    ours = [create_worker(where, _start_thread=False) for _ in range(6)]
+    napari_own = create_worker(where, _start_thread=False)
+    seen = {}
+    for worker in ours:
+        worker.returned.connect(lambda found, w=worker: seen.__setitem__(id(w), found))
+        threads.start(worker)
+    napari_own.returned.connect(lambda found: seen.__setitem__("napari", found))
+    qtbot.waitUntil(lambda: len(seen) == len(ours), timeout=30_000)
+    napari_own.start()  # after ours: napari's pool threads never ran one of them
+    qtbot.waitUntil(lambda: "napari" in seen, timeout=30_000)
+    assert threads.worker_pool().waitForDone(30_000)
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    assert {nice for _, nice in (seen[id(w)] for w in ours)} == {_lowered(main)}
+    assert seen["napari"][1] == main and _nice() == main  # napari's pool and main thread: as is
+    assert seen["napari"][0] not in {tid for tid, _ in (seen[id(w)] for w in ours)}
+    qtbot.waitUntil(lambda: not threads._running, timeout=10_000)  # released once delivered
+
+
+@linux_only
+def test_a_thread_is_lowered_once_and_its_children_inherit_it():
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = {}
+
+    def worker_thread() -> None:
+        before = _nice()
+        assert threads.lower_this_thread() and threads.lower_this_thread()  # twice: once
+        seen["own"] = (before, _nice())
+        with ThreadPoolExecutor(1) as pool:  # e.g. the pipeline's block threads, dask's
+            seen["child"] = pool.submit(_nice).result()
+
+    thread = threading.Thread(target=worker_thread)
+    thread.start()
+    thread.join()
+    before, after = seen["own"]
+    assert after == _lowered(before) and seen["child"] == after
+
+
+def test_dask_computes_on_the_threads_left_to_it_without_looking_for_a_cluster():
+    # from a worker thread, dask's scheduler started min(32, cpu_count + 4) threads (6 on 2
+    # cores) and its first compute imported `distributed` to look for a cluster
+    import dask
+    import dask.array as da
+    from dask.base import get_scheduler
+    from dask.threaded import get as threaded_get
+
+    _no_other_workers()
+    before = (dask.config.get("scheduler", None), dask.config.get("num_workers", None))
+    seen = {}
+
+    def compute() -> None:
+        names = set()
+
+        def note(block):
+            names.add(threading.current_thread().name)
+            return block
+
+        cube = da.ones((8, 8, 4), chunks=(1, 8, 4)).map_blocks(note)
+        with leave_a_core() as n:
+            seen["scheduler"] = get_scheduler() is threaded_get
+            seen["sum"] = float(cube.sum().compute())
+            seen.update(n=n, threads=len(names - {threading.current_thread().name}))
+
+    thread = threading.Thread(target=compute)  # as a worker: not the main thread
+    thread.start()
+    thread.join()
+    assert seen["scheduler"] and seen["sum"] == 256.0
+    assert seen["threads"] <= seen["n"] == compute_threads()
+    assert (dask.config.get("scheduler", None), dask.config.get("num_workers", None)) == before

@@ -1,7 +1,8 @@
 """The Phase analysis dock widget: settings form, Run/Abort, progress, results as layers.
 
 The form is a magicgui Container. Run starts :func:`napari_sigma.pipeline.analysis.analyse` in a napari
-generator ``thread_worker`` (created unstarted, signals connected, then started); every yielded
+generator ``thread_worker`` (created unstarted, signals connected, then started in a low-priority
+thread of the plugin's pool, :func:`napari_sigma._napari.threads.start`); every yielded
 :class:`~napari_sigma.compute.progress.Progress` updates the bar and its label; layers are only added
 when the worker returns, so Abort (``worker.quit()``, honoured at the next yield) leaves nothing
 half-made. Failures become a napari error notification.
@@ -25,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_sigma._napari import state
+from napari_sigma._napari import state, threads
 from napari_sigma._napari.results import (
     ResultLayers,
     add_result_layers_stepwise,
@@ -216,7 +217,7 @@ class AnalysisWidget(ViewerWidget):
         warm_up_labels_drawing()  # napari's first Labels layer compiles its colouring: not then
         worker = self.worker
         self.destroyed.connect(lambda *_: worker.quit())  # the dock or the viewer closed
-        worker.start()
+        threads.start(worker)  # a low-priority thread of the plugin's pool (see threads.py)
         return worker
 
     def _make_worker(self, image: Any, settings: Any, title: str) -> Any:
@@ -224,16 +225,14 @@ class AnalysisWidget(ViewerWidget):
 
         from napari.qt.threading import create_worker
 
-        from napari_sigma._napari.threads import close_in_background, leave_a_core
-
         def steps() -> Any:
             from napari_sigma._napari import preload
 
             preload.wait_compute()  # torch imported by the preload thread, GIL-free dlopen first
             from napari_sigma.pipeline.analysis import analyse  # here, not in the main thread
 
-            with leave_a_core() as threads:  # napari's drawing keeps a core (see threads.py)
-                return (yield from analyse(image, replace(settings, cpu_threads=threads)))
+            with threads.leave_a_core() as n:  # napari's drawing keeps a core (see threads.py)
+                return (yield from analyse(image, replace(settings, cpu_threads=n)))
 
         running = steps()
 
@@ -243,7 +242,7 @@ class AnalysisWidget(ViewerWidget):
         worker = create_worker(computation, _start_thread=False, _ignore_errors=True)
         # an aborted worker leaves its generator suspended, holding the run's arrays and its
         # thread limits until it is collected: close it (off the main thread)
-        worker.aborted.connect(lambda: close_in_background(running))
+        worker.aborted.connect(lambda: threads.close_in_background(running))
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_result(result, image, title))
         worker.errored.connect(self._on_error)

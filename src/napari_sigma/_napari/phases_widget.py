@@ -35,6 +35,7 @@ from napari_sigma._napari import editing, state
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 from napari_sigma._napari.phase_model import Phase, PhaseModel
 from napari_sigma._napari.threads import leaving_a_core
+from napari_sigma._napari.threads import start as start_low_priority
 
 COLUMNS = ("", "name", "pixels", "area %", "area µm²", "elements", "mineral")
 COLUMN_TIPS = {
@@ -291,7 +292,7 @@ class PhasesWidget(PhaseLayerDock):
         worker.returned.connect(lambda stats: self._on_statistics_ready(layer, stats))
         worker.errored.connect(lambda error: self._on_statistics_failed(layer, error))
         self.title.setText(f"{layer.name}: computing phase statistics ...")
-        worker.start()
+        start_low_priority(worker)
 
     @state.alive_only
     def _on_statistics_ready(self, layer: Any, stats: Any) -> None:
@@ -562,7 +563,7 @@ class PhasesWidget(PhaseLayerDock):
         worker.errored.connect(lambda error: show_error(f"Split: {error}"))
         self.busy = True
         worker.finished.connect(self._on_session_done)
-        worker.start()
+        start_low_priority(worker)
 
     @state.alive_only
     def _apply_split(self, layer: Any, labels: np.ndarray, new_ids: list[int], edit: Any) -> None:
@@ -679,7 +680,7 @@ class PhasesWidget(PhaseLayerDock):
         worker.errored.connect(self._on_export_failed)
         self.exporting = True
         self.title.setText(f"exporting to {out_dir} ...")
-        worker.start()
+        start_low_priority(worker)
         return worker
 
     @state.alive_only

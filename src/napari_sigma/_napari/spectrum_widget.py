@@ -34,6 +34,7 @@ from napari_sigma._napari import state
 from napari_sigma._napari.layers import display_title, element_map_layer, spatial_calibration
 from napari_sigma._napari.plotting import SpectrumPlot
 from napari_sigma._napari.threads import leaving_a_core
+from napari_sigma._napari.threads import start as start_low_priority
 from napari_sigma._napari.viewer_widget import ViewerWidget
 from napari_sigma.phases.spectra import masked_mean, neighbourhood_mean
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
@@ -257,11 +258,15 @@ class SpectrumWidget(ViewerWidget):
         if not mask.any():
             return
         worker = create_worker(
-            masked_mean, image.counts, mask, _start_thread=False, _ignore_errors=True
+            leaving_a_core(masked_mean),
+            image.counts,
+            mask,
+            _start_thread=False,
+            _ignore_errors=True,
         )
         worker.returned.connect(lambda mean: self._on_phase_mean(labels_layer, label, mean))
         worker.errored.connect(lambda error: self.status.setText(f"phase spectrum failed: {error}"))
-        worker.start()
+        start_low_priority(worker)
 
     @state.alive_only
     def _on_phase_mean(self, layer: Any, label: int, mean: np.ndarray) -> None:
@@ -307,7 +312,7 @@ class SpectrumWidget(ViewerWidget):
         worker.finished.connect(lambda: self.add_maps.setEnabled(True))
         self.status.setText(f"computing {len(lines)} element maps ...")
         self.worker = worker
-        worker.start()
+        start_low_priority(worker)
         return worker
 
     # ----------------------------------------------------------------- internals
@@ -340,11 +345,11 @@ class SpectrumWidget(ViewerWidget):
         self.loading = True
         self.status.setText("summing the spectra and suggesting elements ...")
         worker = create_worker(
-            _sum_and_suggestions, source, _start_thread=False, _ignore_errors=True
+            leaving_a_core(_sum_and_suggestions), source, _start_thread=False, _ignore_errors=True
         )
         worker.returned.connect(lambda out: self._on_sum_ready(source, *out))
         worker.errored.connect(lambda error: self._on_sum_failed(source, error))
-        worker.start()
+        start_low_priority(worker)
 
     @state.alive_only
     def _on_sum_ready(self, source: Any, spectrum: Spectrum, suggested: list[str]) -> None:

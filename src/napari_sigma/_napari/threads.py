@@ -4,11 +4,18 @@ On a machine without a GPU, Qt composes napari's window with Mesa's llvmpipe, wh
 threads wait for a core like any other thread: while an analysis ran torch and OpenBLAS on every
 core, napari's main thread waited up to 0.2-1.8 s per repaint (its own CPU in those gaps was
 1-60 ms; py-spy showed it in ``QRhi::endFrame`` waiting for llvmpipe). The plugin's workers
-(analysis, phase statistics, split, export, element maps) therefore compute inside
-:func:`leave_a_core`: BLAS/OpenMP pools (threadpoolctl) and torch's intra-op pool limited to
-:func:`compute_threads` (cores - 1, at least 1). The limit is process-wide (those pools are), set
-when the first worker enters and restored when the last one leaves. The CLI and the Python API
-do not use it: they keep every core.
+(analysis, phase statistics, split, export, element maps, the Spectrum tab's sums) therefore
+compute inside :func:`leave_a_core`: BLAS/OpenMP pools (threadpoolctl), torch's intra-op pool and
+dask's local scheduler limited to :func:`compute_threads` (cores - 1, at least 1). The limit is
+process-wide (those pools are), set when the first worker enters and restored when the last one
+leaves. The CLI and the Python API do not use it: they keep every core.
+
+They also run in the plugin's own thread pool (:func:`start`, :func:`worker_pool`), whose threads
+lower their scheduling priority once, when they start (nice + :data:`WORKER_NICE`, Linux): when the
+main thread or llvmpipe's rasterizer threads need a core, they get it before the computation. The
+threads a worker starts (dask, the pipeline's block threads, OpenMP) inherit the lower priority.
+napari's global pool is left alone: an unprivileged thread cannot raise its priority back, and
+napari runs its own work there.
 """
 
 from __future__ import annotations
@@ -23,7 +30,13 @@ from functools import wraps
 from typing import Any
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"depth": 0, "limiter": None, "torch": None}
+_state: dict[str, Any] = {"depth": 0, "limiter": None, "torch": None, "dask": None}
+
+WORKER_NICE = 10  # added to the process's nice in the plugin's worker threads (0..19 on Linux)
+POOL_EXIT_WAIT_MS = 10_000
+_pool: dict[str, Any] = {"pool": None}
+_running: set[Any] = set()  # started workers, referenced until they finish
+_thread = threading.local()
 
 
 def compute_threads() -> int:
@@ -49,6 +62,7 @@ def leave_a_core() -> Iterator[int]:
             if torch is not None:  # read first: limiting OpenMP also changes torch's count
                 _state["torch"] = torch.get_num_threads()
             _state["limiter"] = _limit_pools(threads)
+            _state["dask"] = _limit_dask(threads)
             if torch is not None:
                 torch.set_num_threads(threads)
         _state["depth"] += 1
@@ -60,6 +74,9 @@ def leave_a_core() -> Iterator[int]:
             if _state["depth"] == 0:
                 limiter, previous = _state["limiter"], _state["torch"]
                 _state["limiter"] = _state["torch"] = None
+                if _state["dask"] is not None:
+                    _state["dask"].__exit__(None, None, None)  # dask's previous settings
+                    _state["dask"] = None
                 if limiter is not None:
                     _release_openblas()
                     limiter.restore_original_limits()
@@ -116,6 +133,28 @@ def _limit_pools(threads: int) -> Any:
         return None
 
 
+def _limit_dask(threads: int) -> Any:
+    """dask's local scheduler on ``threads`` threads; return the setting (its ``__exit__`` gives
+    dask's previous settings back), None when dask is not imported (a lazy cube imported it).
+
+    From a thread other than the main one, dask's threaded scheduler started a pool of
+    ``min(32, cpu_count + 4)`` threads (6 on 2 cores: reading the JEOL cube's blocks, they took
+    the cores from napari's drawing), and the first computation imported ``distributed`` to look
+    for a cluster (~0.2-0.5 s of Python holding the GIL in turns with napari's main thread).
+    Naming the scheduler skips that look-up; a cluster the user connected is not used by the
+    plugin's workers meanwhile.
+    """
+    dask = sys.modules.get("dask")
+    if dask is None:
+        return None
+    try:
+        import dask.config
+
+        return dask.config.set(scheduler="threads", num_workers=threads)
+    except Exception:  # another dask: its own defaults
+        return None
+
+
 def _release_openblas() -> None:
     """Let this thread set OpenBLAS's pool size, and leave it free for the next thread.
 
@@ -130,3 +169,68 @@ def _release_openblas() -> None:
         OpenBLASController.clear_controlling_thread(force=True)
     except Exception:  # another threadpoolctl: nothing to release
         pass
+
+
+def worker_pool() -> Any:
+    """The plugin's own ``QThreadPool`` (created once), whose threads compute at a lower
+    priority (:func:`lower_this_thread`); waited for (<= 10 s) when Python exits."""
+    if _pool["pool"] is None:
+        import atexit
+
+        from qtpy.QtCore import QThread, QThreadPool
+
+        pool = QThreadPool()
+        # an analysis, the phase statistics, an export and the Spectrum tab's work at once
+        pool.setMaxThreadCount(max(4, QThread.idealThreadCount()))
+        _pool["pool"] = pool
+        atexit.register(_wait_for_pool_at_exit)  # registered after PyQt's handler: runs first
+    return _pool["pool"]
+
+
+def start(worker: Any) -> Any:
+    """Start a napari/superqt worker (``create_worker(..., _start_thread=False)``) in
+    :func:`worker_pool` instead of napari's global pool; return it.
+
+    Connect its signals first, as for ``worker.start()``.
+    """
+    from qtpy.QtCore import QRunnable, QThread, QTimer
+
+    class LowPriorityRun(QRunnable):
+        def run(self) -> None:
+            lower_this_thread()
+            worker.run()
+
+    _running.add(worker)  # until its signals, queued to the main thread, are delivered there
+    worker.finished.connect(lambda: _running.discard(worker))
+    run = LowPriorityRun()
+    if QThread.currentThread().loopLevel():  # as superqt: signals connected just after count
+        QTimer.singleShot(1, lambda: worker_pool().start(run))
+    else:
+        worker_pool().start(run)
+    return worker
+
+
+def lower_this_thread() -> bool:
+    """Add :data:`WORKER_NICE` to the calling thread's nice value (once per thread; Linux, where
+    a thread has its own); return whether it is lowered. Only for the plugin's own threads: an
+    unprivileged thread cannot raise it back."""
+    if getattr(_thread, "lowered", False):
+        return True
+    if not sys.platform.startswith("linux"):  # elsewhere the id would name a process
+        return False
+    try:
+        tid = threading.get_native_id()
+        nice = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + WORKER_NICE))
+    except (AttributeError, OSError):  # a sandbox refusing it: the work runs as it is
+        return False
+    _thread.lowered = True
+    return True
+
+
+def _wait_for_pool_at_exit() -> None:
+    """Let the plugin's workers finish before Python exits (see ``viewer_widget``): one still
+    running emitted its signals on Qt objects PyQt had deleted, which aborted the process."""
+    pool = _pool["pool"]
+    if pool is not None:
+        pool.waitForDone(POOL_EXIT_WAIT_MS)
