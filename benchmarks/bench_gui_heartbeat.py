@@ -8,8 +8,10 @@ thread's CPU time during that gap: close to the gap, the main thread was working
 code); far below it, it was waiting (for the GIL held by another thread, or for a core). Where
 the rest went (Linux schedstat, per thread): the main thread's time runnable but without a core
 ("runq"), the CPU and run-queue wait of Mesa's llvmpipe threads ("GL": Qt composing the window in
-software OpenGL under Xvfb, which the main thread waits for) and the CPU of the process's other
-threads (workers, imports). The phase edits the plugin autosaves go to a temporary folder
+software OpenGL under Xvfb, which the main thread waits for), the X server's ("X", a process of
+its own that answers the main thread) and the CPU of the process's other threads (workers,
+imports: when it fills the gap, the main thread waited for the GIL). ``--py-spy FILE``: stacks of
+every thread when a tick is 100 ms late (see :class:`SpyClock`). The phase edits the plugin autosaves go to a temporary folder
 (``NAPARI_SIGMA_RECOVERY_DIR``), not the user's cache.
 ``--watchdog FILE`` writes every thread's stack whenever a tick is 100 ms late (faulthandler's
 watchdog thread needs no GIL, so it shows what the other threads do while the main thread waits).
@@ -113,8 +115,9 @@ class ThreadClocks:
     """Where the time of a gap went, per thread, from Linux's ``/proc/self/task/*/schedstat``:
     CPU time and time spent runnable but waiting for a core (the run queue), for napari's main
     thread and for Mesa's llvmpipe rasterizer threads (the software OpenGL that composes the
-    window under Xvfb), plus the CPU of every other thread of the process (our workers, the
-    preload, napari's). Empty where /proc has no schedstat (not Linux)."""
+    window under Xvfb), the X server's (a process of its own: the main thread waits for its
+    replies), plus the CPU of every other thread of the process (our workers, the preload,
+    napari's). Empty where /proc has no schedstat (not Linux)."""
 
     def __init__(self) -> None:
         import os
@@ -123,7 +126,26 @@ class ThreadClocks:
         self.main = f"/proc/self/task/{threading.get_native_id()}/schedstat"
         self.ok = os.path.exists(self.main)
         self.gl: list[str] = []
+        self.x: list[str] = self._x_server() if self.ok else []
         self.scan()
+
+    @staticmethod
+    def _x_server() -> list[str]:
+        """The schedstat files of the X server of ``$DISPLAY`` (an Xvfb/Xorg process here)."""
+        import os
+
+        display = os.environ.get("DISPLAY", "")
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if args and Path(args[0].decode(errors="replace")).name in ("Xvfb", "Xorg", "X"):
+                if display and display.encode() in args:
+                    tasks = f"/proc/{pid}/task"
+                    return [f"{tasks}/{tid}/schedstat" for tid in os.listdir(tasks)]
+        return []
 
     def scan(self) -> None:
         """Find the llvmpipe threads (they start with the first OpenGL context)."""
@@ -151,21 +173,25 @@ class ThreadClocks:
             return 0, 0
 
     def read(self) -> tuple[float, ...]:
-        """(process CPU, main CPU, main run-queue wait, GL CPU, GL run-queue wait), seconds."""
+        """(process CPU, main CPU, main run-queue wait, GL CPU, GL run-queue wait, X CPU, X
+        run-queue wait), seconds."""
         if not self.ok:
-            return (time.process_time(), time.thread_time(), 0.0, 0.0, 0.0)
+            return (time.process_time(), time.thread_time(), 0.0, 0.0, 0.0, 0.0, 0.0)
         main = self._read(self.main)
         gl = [self._read(p) for p in self.gl]
+        x = [self._read(p) for p in self.x]
         return (time.process_time(), main[0] / 1e9, main[1] / 1e9,
-                sum(c for c, _ in gl) / 1e9, sum(w for _, w in gl) / 1e9)  # fmt: skip
+                sum(c for c, _ in gl) / 1e9, sum(w for _, w in gl) / 1e9,
+                sum(c for c, _ in x) / 1e9, sum(w for _, w in x) / 1e9)  # fmt: skip
 
     @staticmethod
     def delta(now: tuple[float, ...], before: tuple[float, ...]) -> dict[str, float]:
         """The gap's shares in ms: the main thread's CPU and run-queue wait, llvmpipe's CPU and
-        run-queue wait, the CPU of the process's other threads."""
+        run-queue wait, the X server's, the CPU of the process's other threads."""
         d = [a - b for a, b in zip(now, before, strict=True)]
         return {"main_cpu": 1e3 * d[1], "main_runq": 1e3 * d[2], "gl_cpu": 1e3 * d[3],
-                "gl_runq": 1e3 * d[4], "other_cpu": 1e3 * max(0.0, d[0] - d[1] - d[3])}  # fmt: skip
+                "gl_runq": 1e3 * d[4], "x_cpu": 1e3 * d[5], "x_runq": 1e3 * d[6],
+                "other_cpu": 1e3 * max(0.0, d[0] - d[1] - d[3])}  # fmt: skip
 
 
 class Heartbeat:
@@ -228,7 +254,8 @@ def record(results: dict, name: str, gap: float, split: dict[str, float], wall: 
     g = results[name]["gap_split_ms"]
     where = (
         f" runq {g.get('main_runq', 0):5.0f} | GL CPU {g.get('gl_cpu', 0):5.0f} runq "
-        f"{g.get('gl_runq', 0):5.0f} | other CPU {g.get('other_cpu', 0):5.0f}"
+        f"{g.get('gl_runq', 0):5.0f} | X CPU {g.get('x_cpu', 0):4.0f} runq {g.get('x_runq', 0):4.0f}"
+        f" | other CPU {g.get('other_cpu', 0):5.0f}"
     )
     return (
         f"{name:28s} longest block {1e3 * gap:8.1f} ms (main thread CPU "
