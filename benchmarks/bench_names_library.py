@@ -219,7 +219,13 @@ def run_one(library, mineral, setting: str, total: float, rng, suggested: bool, 
 
     settings = QuantSettings(detector=detector)
     quant = quantify_spectrum(counts, axis, elements, spec["beam"], settings, signal)
-    return identify_quantified(quant, counts, axis, library, detector), elements
+
+    def requantify(fixed):  # as minerals.phases does (carbonates analysed without C)
+        held = QuantSettings(detector=detector, fixed=fixed)
+        return quantify_spectrum(counts, axis, elements, spec["beam"], held, signal)
+
+    return identify_quantified(quant, counts, axis, library, detector,
+                               requantify=requantify), elements  # fmt: skip
 
 
 def group_of(mineral) -> str:

@@ -530,15 +530,23 @@ def identify_quantified(
     library: MineralLibrary | None = None,
     detector=None,
     min_score: float = MIN_SCORE,
+    requantify=None,
 ) -> Identification:
     """Name a phase from a :class:`~napari_sigma.quant.quantify.Quantification` and its spectrum.
 
     The composition ranks the library; the best ``SPECTRUM_CANDIDATES`` are then simulated
     (lines only, the quantification's mode, take-off and beam energy) and compared with the
     phase's spectrum minus its fitted continuum.
+
+    ``requantify``: ``fixed -> Quantification``, the same spectrum quantified again with some
+    elements held at given mass fractions (``QuantSettings.fixed``); with it, a bulk analysis
+    without C also tests the carbonates and other C-bearing minerals of its elements with
+    their own C in the matrix (:func:`with_unmeasured_carbon`).
     """
     wt, err = quantification.wt, quantification.err_wt
     candidates = rank_candidates(wt, err, library)
+    if requantify is not None:
+        candidates = with_unmeasured_carbon(candidates, quantification, library, requantify)
     fit = quantification.fit
     if spectrum is not None and axis is not None and fit is not None and candidates:
         candidates = _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector)
@@ -552,6 +560,56 @@ def identify_quantified(
             rest = [c for c in fresh if c.similarity is None]
             candidates = sorted(compared, key=lambda c: -c.score) + rest
     return _identification(_prefer_anhydrous(candidates, library), wt, dict(err), min_score)
+
+
+CARBON_HYPOTHESES = 4
+"""C-bearing minerals (the best scored first) whose C a bulk analysis without C tries in its
+matrix (:func:`with_unmeasured_carbon`)."""
+
+
+def with_unmeasured_carbon(candidates, quantification, library, requantify) -> list[Candidate]:
+    """``candidates`` with the C-bearing minerals of the measured elements compared again,
+    each with its own C in the matrix correction.
+
+    A bulk (ZAF) analysis of a carbonate without C (left out by the user, e.g. under a carbon
+    coat) corrects the O of a matrix that lacks its C: at 20 kV magnesite comes out with
+    O/Mg 2.11 (brucite's is 2) instead of 3, siderite 2.28, rhodochrosite 2.18 (with its C
+    held at the true fraction: 2.89-2.93). So each C-bearing mineral whose other visible
+    elements are exactly the measured ones (at most :data:`CARBON_HYPOTHESES`, the best scored
+    first) is tried as a hypothesis: the spectrum is quantified again with that mineral's C
+    held fixed, and the library is ranked on that composition; its candidates that hold C and
+    otherwise exactly the measured elements join the list, as measured with C (their fit in their own matrix is the evidence; a hydroxide
+    tried as a carbonate does not fit it: brucite tried as magnesite gives O/Mg ~2.8).
+    Thin foils (no matrix correction) and analyses with C are left as they are.
+    """
+    library = library or load_library()
+    wt = quantification.wt
+    measured = {el for el, v in wt.items() if v > 0} - INVISIBLE
+    if quantification.mode != "bulk" or "C" in wt or not measured:
+        return candidates
+    eligible = [
+        m for m in library.minerals.values()
+        if m.composition.get("C", 0.0) >= 0.01
+        and _visible_elements(m.composition) - {"C"} == measured
+    ]  # fmt: skip
+    if not eligible:
+        return candidates
+    scores = {c.name: c.score for c in candidates}
+    eligible.sort(key=lambda m: -scores.get(m.name, 0.0))
+    best = {c.name: c for c in candidates}
+    for carbon in dict.fromkeys(m.composition["C"] for m in eligible[:CARBON_HYPOTHESES]):
+        try:
+            fixed = requantify({"C": float(carbon)})
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        for candidate in rank_candidates(fixed.wt, fixed.err_wt, library):
+            held = {el for el, v in candidate.composition.items() if v > 0} - {"C"}
+            if candidate.composition.get("C", 0.0) < 1.0 or held != measured:
+                continue  # the hypotheses: C-bearing phases of the measured elements only
+            kept = best.get(candidate.name)
+            if kept is None or candidate.score > kept.score:
+                best[candidate.name] = candidate
+    return sorted(best.values(), key=lambda c: -c.score)
 
 
 def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector):

@@ -504,10 +504,24 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
         identification = identify_quantified(
             quantification, spectrum, image.energy, library,
             settings.detector_for(quantification.mode, _metadata(image)),
+            requantify=_requantify(spectrum, image, elements, settings, width),
         )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")
     return PhaseMineral(pid, quantification, identification)
+
+
+def _requantify(spectrum, image, elements, settings, width):
+    """``fixed -> Quantification`` of the same spectrum with some mass fractions held fixed
+    (:func:`~napari_sigma.minerals.identify.with_unmeasured_carbon`)."""
+    from dataclasses import replace
+
+    def again(fixed: Mapping[str, float]) -> Quantification:
+        held = replace(settings, fixed={**settings.fixed, **fixed})
+        return quantify_spectrum(spectrum, image.energy, elements, float(image.beam_energy),
+                                 held, signal_type(image), _metadata(image), width)  # fmt: skip
+
+    return again
 
 
 def mineral_phase_names(
