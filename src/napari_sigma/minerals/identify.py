@@ -575,7 +575,7 @@ def with_unmeasured_carbon(candidates, quantification, library, requantify) -> l
     coat) corrects the O of a matrix that lacks its C: at 20 kV magnesite comes out with
     O/Mg 2.11 (brucite's is 2) instead of 3, siderite 2.28, rhodochrosite 2.18 (with its C
     held at the true fraction: 2.89-2.93). So each C-bearing mineral whose other visible
-    elements are exactly the measured ones (at most :data:`CARBON_HYPOTHESES`, the best scored
+    elements are exactly the measured ones (those of at least ``TRACE_MIN_WT``) (at most :data:`CARBON_HYPOTHESES`, the best scored
     first) is tried as a hypothesis: the spectrum is quantified again with that mineral's C
     held fixed, and the library is ranked on that composition; its candidates that hold C and
     otherwise exactly the measured elements join the list, as measured with C (their fit in their own matrix is the evidence; a hydroxide
@@ -584,7 +584,7 @@ def with_unmeasured_carbon(candidates, quantification, library, requantify) -> l
     """
     library = library or load_library()
     wt = quantification.wt
-    measured = {el for el, v in wt.items() if v > 0} - INVISIBLE
+    measured = {el for el, v in wt.items() if v >= TRACE_MIN_WT} - INVISIBLE  # not traces
     if quantification.mode != "bulk" or "C" in wt or not measured:
         return candidates
     eligible = [
