@@ -146,7 +146,8 @@ def abundance_basis(
     basis = core_sums / np.maximum(core_pixels, 1)[:, None]
     if labels.ndim != 2 or not np.any(core_pixels > 0):
         return basis
-    deep = np.where(phase_depths(labels) >= BASIS_DEPTH, labels, 0)
+    depth = phase_depths(labels)
+    deep = np.where(depth >= BASIS_DEPTH, labels, 0)
     deep_pixels = np.bincount(deep.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
     if np.any(deep_pixels > core_pixels):
         if deep_sums is None or len(deep_sums) < n_phases:
@@ -159,7 +160,7 @@ def abundance_basis(
     energy = getattr(getattr(image, "energy", None), "energies", None)
     beam = getattr(image, "beam_energy", None)
     corrected, corrections = host_corrected_spectra(
-        image.counts, labels, core_sums, energy, float(beam) if beam else None
+        image.counts, labels, core_sums, energy, float(beam) if beam else None, depth
     )
     for pid in corrections:
         basis[pid - 1] = corrected[pid - 1] / max(core_pixels[pid - 1], 1)

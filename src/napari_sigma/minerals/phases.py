@@ -163,7 +163,7 @@ def particle_hosts(labels: np.ndarray) -> dict[int, int]:
 
 def host_corrected_spectra(
     counts, labels: np.ndarray, spectra: np.ndarray, energy: np.ndarray | None = None,
-    beam_kev: float | None = None,
+    beam_kev: float | None = None, depth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, HostCorrection]]:  # fmt: skip
     """Remove the host's share from the core spectra of particles that sit in a host.
 
@@ -199,6 +199,8 @@ def host_corrected_spectra(
         ``beam_kev`` are left out of the projection.
     beam_kev : float, optional
         The beam energy.
+    depth : ndarray (y, x), optional
+        :func:`phase_depths` of ``labels``, when already computed.
 
     Returns
     -------
@@ -220,7 +222,7 @@ def host_corrected_spectra(
         channels &= np.asarray(energy) >= 0.15
         if beam_kev:
             channels &= np.asarray(energy) <= beam_kev
-    depth = phase_depths(labels)
+    depth = phase_depths(labels) if depth is None else np.asarray(depth)
     core = _interior_from_depths(labels, depth)
     below = _depth_below_centre(labels, list(hosts), depth)
     filters = {}
