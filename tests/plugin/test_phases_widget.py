@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_editing import make_fake_result
 
+from napari_sigma._napari import phases_widget as pw
 from napari_sigma._napari import state
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma._napari.results import add_result_layers
@@ -236,3 +237,66 @@ def test_mineral_column_stays_whole_in_a_narrow_table_without_scrolling(plugin_v
         for column in (NAME_COLUMN, ELEMENTS_COLUMN, MINERAL_COLUMN):
             item = table.item(row, column)
             assert item.toolTip() == item.text() != ""
+
+
+def test_phases_layer_is_uint8_and_widens_past_255_keeping_the_undo_history(setup):
+    from napari_sigma._napari import editing
+
+    _, result, layer, widget = setup
+    assert layer.data.dtype == np.uint8  # napari draws it without a per-pixel remap
+    np.testing.assert_array_equal(layer.data, result.labels)
+    before = np.array(layer.data, copy=True)
+    with layer.block_history():
+        layer.paint((5, 2), 2)
+    painted = np.array(layer.data, copy=True)
+    edit = editing.merge_phases(np.asarray(layer.data), [2], 300)  # beyond uint8: never wraps
+    editing.apply_to_layer(layer, edit)
+    assert layer.data.dtype == np.int32
+    assert 300 in widget.row_ids() and widget.row_pixels() == expected_pixels(layer)
+    np.testing.assert_array_equal(layer.data, np.where(painted == 2, 300, painted.astype(np.int32)))
+    widget.undo()  # the merge, then the stroke made while the layer was uint8
+    np.testing.assert_array_equal(layer.data, painted)
+    widget.undo()
+    np.testing.assert_array_equal(layer.data, before)
+    assert widget.row_pixels() == expected_pixels(layer)
+
+
+def test_selecting_the_last_uint8_label_widens_so_new_labels_go_on(setup):
+    _, _, layer, widget = setup
+    layer.selected_label = 254
+    assert layer.data.dtype == np.uint8
+    layer.selected_label = 255  # napari's spin box stops at the dtype's maximum: widen first
+    assert layer.data.dtype == np.int32
+    layer.selected_label = 256
+    with layer.block_history():
+        layer.paint((6, 9), 256)
+    assert 256 in widget.row_ids() and widget.row_pixels() == expected_pixels(layer)
+
+
+def test_a_stroke_updates_the_table_once_when_released_not_at_every_move(
+    setup, monkeypatch, MouseEvent, qtbot
+):
+    from test_user_workflow import brush_stroke
+
+    from napari_sigma.phases.statistics import PhaseStatistics
+
+    viewer, _, layer, widget = setup
+    viewer.window.show()  # drawn: napari then updates the texture in place at every move
+    qtbot.wait(100)
+    updates = []
+    update = PhaseStatistics.update
+    monkeypatch.setattr(
+        PhaseStatistics, "update", lambda self, *a, **k: updates.append(1) or update(self, *a, **k)
+    )
+    moves = []
+    layer.events.labels_update.connect(lambda *_: moves.append(1))
+    layer.mode, layer.brush_size, layer.selected_label = "paint", 2, 2
+    before = expected_pixels(layer)
+    updates.clear()
+    brush_stroke(layer, MouseEvent, (2, 1), (2, 16))
+    assert expected_pixels(layer) != before
+    assert len(moves) >= 2  # napari refreshed the texture during the stroke
+    assert len(updates) == 1  # the release (paint event); the moves' syncs are deferred
+    assert widget.row_pixels() == expected_pixels(layer)
+    qtbot.wait(2 * pw.SYNC_DELAY_MS)  # the deferred sync finds nothing new
+    assert widget.row_pixels() == expected_pixels(layer)

@@ -83,6 +83,9 @@ def apply_to_layer(layer: Any, edit: Edit) -> None:
     """Write ``edit`` into a napari Labels layer as one undo step (one ``paint`` event)."""
     if edit.size == 0:
         return
+    from napari_sigma._napari.results import ensure_label_capacity
+
+    ensure_label_capacity(layer, int(edit.values.max()))  # a uint8 layer widens, never wraps
     coords = np.unravel_index(edit.indices, layer.data.shape)
     with layer.block_history():
         layer.data_setitem(coords, edit.values.astype(layer.data.dtype, copy=False))

@@ -49,6 +49,10 @@ MINERAL_COLUMN = COLUMNS.index("mineral")
 # given; None: their cells' width, the header then elided), so that the mineral column is whole
 SHRINK_ORDER = ((ELEMENTS_COLUMN, 56), (NAME_COLUMN, 72), (4, None), (3, None), (2, None))
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
+# napari emits labels_update at every mouse move of a stroke (and inside every data_setitem,
+# before its paint event): those syncs are coalesced, at most one per SYNC_DELAY_MS
+DEFERRED_EVENTS = ("labels_update",)
+SYNC_DELAY_MS = 200
 SPECTRA_DELAY_MS = 150
 SYNC_STATISTICS_BYTES = 64 * 2**20  # larger or lazy cubes: the statistics are built in a worker
 SYNC_SPLIT_PIXELS = 20_000  # larger phases are re-clustered in a worker
@@ -168,6 +172,10 @@ class PhasesWidget(PhaseLayerDock):
         self._spectra_timer.setSingleShot(True)
         self._spectra_timer.setInterval(SPECTRA_DELAY_MS)
         self._spectra_timer.timeout.connect(self.refresh_spectra)
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setSingleShot(True)
+        self._sync_timer.setInterval(SYNC_DELAY_MS)
+        self._sync_timer.timeout.connect(self.sync)
         self._build_ui()
         self.follow_phases_layers()
 
@@ -313,8 +321,14 @@ class PhasesWidget(PhaseLayerDock):
 
     # -- following edits ---------------------------------------------------------------------
     def _on_layer_changed(self, event: Any = None) -> None:
-        if getattr(event, "type", None) == "visible" and not self.layer.visible:
+        kind = getattr(event, "type", None)
+        if kind == "visible" and not self.layer.visible:
             return
+        if kind in DEFERRED_EVENTS:  # every brush dab: the table follows a few times a second
+            if not self._sync_timer.isActive():
+                self._sync_timer.start()
+            return
+        self._sync_timer.stop()  # a whole edit (stroke released, undo, plugin edit): now
         self.sync()
 
     def _on_model_changed(self) -> None:

@@ -55,19 +55,50 @@ def spatial_kwargs(result: Any) -> dict[str, Any]:
     return {"scale": (float(size), float(size)), "units": ("µm", "µm")}
 
 
+# napari draws uint8 labels as they are; wider integers go through a per-pixel remap to the
+# texture's dtype (numba, a parallel launch per brush dab: 11 ms each at 1024², profiled) and
+# uint16 costs a Python loop over 65536 values per colormap change. Phase ids above this stay int32.
+SMALL_LABELS = np.dtype(np.uint8)
+WIDE_LABELS = np.dtype(np.int32)
+
+
+def label_dtype(max_label: int) -> np.dtype:
+    """The dtype a phases layer's labels get: uint8 while every id (and the next new one) fits,
+    int32 beyond (napari's selection spin box cannot go past the dtype's maximum)."""
+    return SMALL_LABELS if int(max_label) < np.iinfo(SMALL_LABELS).max else WIDE_LABELS
+
+
+def label_data(labels: Any) -> np.ndarray:
+    """A copy of ``labels`` in :func:`label_dtype` of its largest id."""
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"phase labels must be >= 0, got {labels.min()}")
+    return np.array(labels, dtype=label_dtype(int(labels.max(initial=0))), copy=True)
+
+
+def ensure_label_capacity(layer: Any, max_label: int) -> None:
+    """Widen a phases layer's labels (uint8 -> int32) so that ``max_label`` and the next new id
+    fit; napari's undo history and the plugin's stay (they hold indices and values)."""
+    dtype = np.dtype(layer.data.dtype)
+    if dtype.kind in "iu" and int(max_label) >= np.iinfo(dtype).max:
+        layer.data = np.asarray(layer.data).astype(WIDE_LABELS)
+
+
 def phases_layer_data(
-    result: Any, name: str, model: PhaseModel | None = None
+    result: Any, name: str, model: PhaseModel | None = None, labels: Any = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Data and keyword arguments of the Labels layer of ``result`` (its own copy of the labels)."""
+    """Data and keyword arguments of the Labels layer of ``result``: its own copy of the labels
+    (``labels``, default the result's) in the smallest dtype napari draws without a remap."""
+    labels = result.labels if labels is None else labels
     model = model or PhaseModel.from_names(list(result.phase_names))
-    model.ensure(np.unique(result.labels))
+    model.ensure(np.unique(labels))
     kwargs = {
         "name": name,
         "colormap": model.colormap(),
         "metadata": state.tag(None, role="phases", result=result, phases=model),
         **spatial_kwargs(result),
     }
-    return np.array(result.labels, dtype=np.int32, copy=True), kwargs
+    return label_data(labels), kwargs
 
 
 def add_result_layers(
@@ -146,6 +177,11 @@ def connect_colormap(layer: Any) -> None:
     model.changed.connect(follow)
     layer.features = phase_features(model)
 
+    def widen_for_selected(*_: Any) -> None:  # the spin box stops at the dtype's maximum
+        ensure_label_capacity(layer, layer.selected_label)
+
+    layer.events.selected_label.connect(widen_for_selected)
+
 
 def phase_features(model: PhaseModel) -> Any:
     """A features table of the phases for a Labels layer: label value and name."""
@@ -202,9 +238,11 @@ def _compile_labels_colouring() -> None:
         from napari.layers import Labels
 
         model = PhaseModel.from_names(["a", "b"])
-        layer = Labels(np.array([[0, 1], [2, 1]], dtype=np.int32), colormap=model.colormap())
-        layer._raw_to_displayed(layer.data)  # the texture mapping of every draw
-        layer.colormap._data_to_texture(np.int32(1))  # the selected label's colour
+        for dtype in (SMALL_LABELS, WIDE_LABELS):  # phases layers' dtypes (label_dtype)
+            layer = Labels(np.array([[0, 1], [2, 1]], dtype=dtype), colormap=model.colormap())
+            layer._raw_to_displayed(layer.data)  # the texture mapping of every draw
+            layer.colormap._data_to_texture(dtype.type(1))  # the selected label's colour
+            layer.colormap.map(layer.data)  # the thumbnail's colours
         import skimage.segmentation  # noqa: F401 - napari's fill imports it on the first fill
     except Exception:  # a warm-up only: the first draw compiles instead
         return
