@@ -203,3 +203,44 @@ def test_nnls_maps_solve_several_bases_in_one_pass_like_separate_maps(monkeypatc
     assert both[0].shape == (12, 9, 3) and both[1].shape == (12, 9, 3)
     np.testing.assert_allclose(both[0], alone, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(fractions_of_shares(both[1]), fractions, rtol=1e-5, atol=1e-5)
+
+
+def test_a_basis_solved_later_in_a_thread_gives_the_numbers_of_the_pass(monkeypatch):
+    """``later``: the basis's projections are kept and solved in a thread while the caller goes
+    on (a second core), batch by batch as in the pass: the same arrays bit for bit."""
+    import threading
+
+    from napari_sigma.compute.blocks import Background, worker_threads
+    from napari_sigma.unmixing.nmf import nnls_maps
+
+    truth = peak_spectra()
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(rng.uniform(0, 40, (30, 11, 3)) @ truth * 3).astype(np.uint16)
+    monkeypatch.setattr(unmixing, "ABUNDANCE_CPU_CHUNK_VALUES", 300 * 23)  # several blocks
+    monkeypatch.setattr(unmixing, "NNLS_ROWS", 40)  # several batches
+    monkeypatch.setattr(unmixing, "usable_cores", lambda: 2)
+    mask = np.zeros(truth.shape[1], bool)
+    mask[:5] = True
+    bases = [(truth, None), (truth[::-1] / 20.0, mask)]
+    both = run_to_completion(nnls_maps(counts, bases, device="cpu"))
+    later = run_to_completion(nnls_maps(counts, bases, device="cpu", later=(0,)))
+    assert isinstance(later[0], Background) and isinstance(later[1], np.ndarray)
+    np.testing.assert_array_equal(later[1], both[1])
+    np.testing.assert_array_equal(later[0].result(), both[0])
+    # cancelled: its thread stops at the next batch
+    started = threading.Event()
+    solve = unmixing._solve_batch
+
+    def slow(*args):
+        started.set()
+        return solve(*args)
+
+    monkeypatch.setattr(unmixing, "_solve_batch", slow)
+    pending = run_to_completion(nnls_maps(counts, bases, device="cpu", later=(0,)))[0]
+    started.wait(10)
+    pending.cancel()
+    assert not pending._thread.is_alive()
+    with worker_threads(1):  # one core: solved in the pass
+        monkeypatch.setattr(unmixing, "usable_cores", lambda: 1)
+        inline = run_to_completion(nnls_maps(counts, bases, device="cpu", later=(0,)))
+    np.testing.assert_array_equal(inline[0], both[0])

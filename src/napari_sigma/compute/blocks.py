@@ -275,3 +275,41 @@ def threaded_map(
         finally:
             for future in pending:
                 future.cancel()
+
+
+class Background:
+    """``function(*args, stop=event)`` run in a thread (in a copy of the caller's context: its
+    memory budget and thread bound apply there) while the caller goes on.
+
+    For work whose result is needed only later, run beside serial work of the caller that
+    leaves a core idle. ``result()`` waits for it (its exception is raised there);
+    ``cancel()`` sets ``stop`` (the function returns at its next check) and waits.
+    """
+
+    def __init__(self, function: Callable[..., T], *args: Any) -> None:
+        self._stop = threading.Event()
+        self._outcome: dict[str, Any] = {}
+        context = contextvars.copy_context()
+
+        def run() -> None:
+            try:
+                self._outcome["value"] = function(*args, stop=self._stop)
+            except BaseException as error:  # handed to result()
+                self._outcome["error"] = error
+
+        self._thread = threading.Thread(
+            target=context.run, args=(run,), name="napari-sigma background", daemon=True
+        )
+        self._thread.start()
+
+    def result(self) -> Any:
+        """The function's value, once it has returned (its exception raised here)."""
+        self._thread.join()
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
+
+    def cancel(self) -> None:
+        """Ask the function to stop, and wait for its thread."""
+        self._stop.set()
+        self._thread.join()
