@@ -199,10 +199,14 @@ def moved_spectra(
     n_phases : int
         K.
     """
+    from napari_sigma.compute.chunks import block_pixels
+
     before, after = before.reshape(-1), after.reshape(-1)
     moved = np.flatnonzero(before != after)
     change = np.zeros((n_phases, int(counts.shape[-1])), np.float64)
     width = int(counts.shape[1]) if counts.ndim == 3 else 1
+    # a chunk's counts, their float64 copy and a phase's selection of it, within the budget
+    chunk_pixels = block_pixels(chunk_pixels, int(counts.shape[-1]) * 24)
     for start in range(0, len(moved), chunk_pixels):
         index = moved[start : start + chunk_pixels]
         spectra = _pixel_spectra(counts, index, width)
