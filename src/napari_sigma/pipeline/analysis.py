@@ -267,18 +267,14 @@ def _analyse(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
     labels, spectra, components, weights, abundances, interior, fractions, cores, deep = unmixed
-    try:  # the abundances may still be solved in a thread (see _unmix)
-        unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
-        phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
-        minerals = []
-        if settings.identify_minerals:
-            minerals = yield from _timed(
-                clock, "minerals", _minerals(image, labels, lines, interior, settings)
-            )
-            phase_names = mineral_phase_names(phase_names, minerals)
-        abundances = _finished(abundances).reshape(*image.shape, -1)
-    finally:
-        _cancelled(abundances)
+    unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
+    phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
+    minerals = []
+    if settings.identify_minerals:
+        minerals = yield from _timed(
+            clock, "minerals", _minerals(image, labels, lines, interior, settings)
+        )
+        phase_names = mineral_phase_names(phase_names, minerals)
     return AnalysisResult(
         image=image,
         settings=settings,
@@ -471,8 +467,10 @@ def _unmix(
     phase sums less those of the pixels nearer a boundary). None without minerals.
     """
     from napari_sigma.compute.device import resident_counts
+    from napari_sigma.phases.boundaries import moved_spectra
     from napari_sigma.phases.spectra import phase_sums_steps
     from napari_sigma.unmixing.nmf import (
+        fractions_of_shares,
         mean_phase_spectra,
         nmf,
         nnls_maps,
@@ -514,44 +512,8 @@ def _unmix(
     pixels = np.bincount(labels.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
     # abundances and phase fractions from one pass over the cube
     bases = [(components, None), (mean_phase_spectra(spectra, pixels), low_energy)]
-    # the component abundances are needed only for the result: on a CPU with a second core
-    # they are solved in a thread while the serial steps below (majority, twins, cores, the
-    # minerals) run (the same numbers; see nnls_maps)
-    abundances, shares = yield from nnls_maps(counts, bases, device=device, later=(0,))
-    try:
-        return (
-            yield from _after_fractions(image, labels, spectra, components, weights, abundances,
-                                        shares, interior, cores, deep, pixels, low_energy,
-                                        counts, resident, settings, lines)
-        )  # fmt: skip
-    except BaseException:
-        _cancelled(abundances)
-        raise
-
-
-def _finished(value):
-    """``value``, or its result when it is a :class:`~napari_sigma.compute.blocks.Background`."""
-    from napari_sigma.compute.blocks import Background
-
-    return value.result() if isinstance(value, Background) else value
-
-
-def _cancelled(value) -> None:
-    """Stop ``value``'s thread when it is a :class:`~napari_sigma.compute.blocks.Background`."""
-    from napari_sigma.compute.blocks import Background
-
-    if isinstance(value, Background):
-        value.cancel()
-
-
-def _after_fractions(image, labels, spectra, components, weights, abundances, shares, interior,
-                     cores, deep, pixels, low_energy, counts, resident, settings, lines):  # fmt: skip
-    """The rest of :func:`_unmix`: phase fractions, the majority step, the twins, the deep
-    pixels' sums."""
-    from napari_sigma.phases.boundaries import moved_spectra
-    from napari_sigma.unmixing.nmf import fractions_of_shares, resident_phase_sums
-
-    n_phases = len(spectra)
+    abundances, shares = yield from nnls_maps(counts, bases, device=device)
+    abundances = abundances.reshape(*image.shape, -1)
     yield Progress("unmixing", 2, 3, "phase fractions")
     fractions = fractions_of_shares(shares).reshape(*image.shape, -1)
     if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:

@@ -16,20 +16,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import (
-    Background,
-    block_projector,
-    block_rows,
-    read_block,
-    threaded_map,
-    usable_cores,
-)
+from napari_sigma.compute.blocks import block_projector, block_rows, read_block, threaded_map
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.errors import AnalysisError
@@ -304,7 +296,6 @@ def nnls_maps(
     device: str = "auto",
     max_iter: int = 200,
     tol: float = 1e-7,
-    later: Sequence[int] = (),
 ) -> Computation:
     """Non-negative least-squares coefficients of every pixel on several bases, in one pass.
 
@@ -312,16 +303,10 @@ def nnls_maps(
     once: each block is projected on all bases by one matrix product (its columns are the same
     projections to float32 rounding), then each basis's problem is solved on its columns.
 
-    ``later``: indices of bases whose problems the caller does not need at once. On the CPU
-    with a second core, the pass keeps their projections and solves them afterwards in a
-    thread while the caller goes on (:class:`~napari_sigma.compute.blocks.Background`, in its
-    place in the returned list: its ``result()`` is the array); elsewhere they are solved in
-    the pass and returned as arrays. The same batches and calls either way: the same numbers.
-
     Returns
     -------
     list of ndarray, shape (y, x, C) (or (N, C)), float32
-        One per basis, in order (a ``Background`` for a basis solved later).
+        One per basis, in order.
     """
     import torch
 
@@ -356,58 +341,20 @@ def nnls_maps(
         return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
     for solver in solvers:  # the set inverses' table exists before the threads share it
         _set_solver(solver[0], solver[3])
-    workers = None if device == "cpu" else 1
-    later = sorted({int(i) for i in later}) if device == "cpu" and usable_cores() > 1 else []
-    now = [i for i in range(len(solvers)) if i not in later]
-    # the projections of the bases solved later, kept as made (float32: the same numbers)
-    kept = {i: np.zeros((n_pixels, len(outs[i][0])), np.float32) for i in later}
-    spans = [solver[2] for solver in solvers]
-    batches_done: list[tuple[int, int]] = []
 
     def batch(item: tuple[int, int, list[slice]]) -> int:
         # read, project and solve a batch: the batches are independent, each is computed by
         # the same calls whichever thread runs it, so any core may take one
         done, end, rows = item
-        projected = np.concatenate([project(read_block(counts, part)) for part in rows])
-        for i in later:
-            kept[i][done:end] = projected[:, spans[i]]
-        batch_solvers = [solvers[i] for i in now]
-        batch_outs = [outs[i] for i in now]
-        joined = _joined([torch.as_tensor(projected)])
-        if len(solvers) > 1 and len(now) == 1:  # the columns of the one basis solved now
-            joined = joined[:, spans[now[0]]]
-        _solve_batch(batch_solvers, batch_outs, done, end, joined, max_iter, tol)
+        projected = _joined([torch.as_tensor(project(read_block(counts, part))) for part in rows])
+        _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
         return end
 
-    batches = _recorded(_batched_rows(block_rows(counts, pixels_per_block), n_pixels), batches_done)
+    batches = _batched_rows(block_rows(counts, pixels_per_block), n_pixels)
+    workers = None if device == "cpu" else 1
     for end in threaded_map(batch, batches, workers):
         yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
-    results: list[Any] = [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
-    for i in later:
-        results[i] = Background(
-            _solve_kept, solvers[i], outs[i], kept.pop(i), list(batches_done), max_iter, tol,
-            counts.shape[:-1],
-        )  # fmt: skip
-    return results
-
-
-def _recorded(items, record: list):
-    """``items``, each one's ``(first, end)`` appended to ``record`` as it is taken."""
-    for item in items:
-        record.append(item[:2])
-        yield item
-
-
-def _solve_kept(solver, out, projected, batches, max_iter: int, tol: float, shape, stop=None):
-    """One basis's problem solved batch by batch from its kept projections (``Background``)."""
-    import torch
-
-    for done, end in batches:
-        if stop is not None and stop.is_set():
-            return None
-        rhs = torch.as_tensor(projected[done:end]).to(torch.float64)
-        _solve_batch([solver], [out], done, end, rhs, max_iter, tol)
-    return out.reshape(*shape, out.shape[1])
+    return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
 
 
 def _solve_batch(solvers, outs, done: int, end: int, projected, max_iter: int, tol: float):
