@@ -14,9 +14,11 @@ starting its worker. It first starts the file-reading process (for a user who do
 before opening a file). The first run's worker imported it, and loading ``torch._C`` holds the GIL
 for 250-620 ms in one C call (the dynamic loading of libtorch; measured: a 5 ms sleeping loop in
 the main thread missed 246-624 ms at load 2-7), which froze napari as the analysis started.
-:func:`_load_torch_libraries` loads those libraries first through ``ctypes``, which lets other
-threads run meanwhile; the import then finds them loaded (longest miss 65-89 ms at load 5). It is
-not started with the first thread: imported while the user docks the plugin, it slowed the dock.
+:func:`_load_torch_libraries` loads those libraries first through the C library's ``dlopen``
+(called through ctypes, which lets other threads run meanwhile; ``ctypes.CDLL`` held the GIL); the
+import then finds them loaded. What is left holding the GIL is ``torch._C``'s initialisation (one
+C call, 83 ms CPU) and 1.4 s of Python (switched every 5 ms). It is not started with the first
+thread: imported while the user docks the plugin, it slowed the dock.
 """
 
 from __future__ import annotations
@@ -143,13 +145,18 @@ def _import(names: tuple[str, ...]) -> None:
 def _load_torch_libraries() -> None:
     """Load torch's shared libraries the way its ``__init__`` does, without holding the GIL.
 
-    ``ctypes.CDLL`` releases the GIL while the dynamic loader runs, the import machinery does not.
-    Linux only (the libraries' names); anything unexpected leaves it to ``import torch``.
+    The libraries are opened by calling the C library's ``dlopen`` through ctypes: a call of a
+    foreign function releases the GIL while it runs. ``ctypes.CDLL`` does NOT (CPython 3.11: its
+    ``_dlopen`` holds the GIL; measured: a Python loop in the main thread stopped 257-261 ms while
+    a thread opened these two libraries with ``CDLL``, 4-8 ms at most with ``dlopen``; nor does the
+    import machinery. torch's own import then finds them loaded. Linux only (the libraries'
+    names); anything unexpected leaves it to ``import torch``.
     """
     if not sys.platform.startswith("linux") or "torch" in sys.modules:
         return
     import ctypes
     import importlib.util
+    import os
     from pathlib import Path
 
     try:
@@ -158,16 +165,17 @@ def _load_torch_libraries() -> None:
         return
     if spec is None or spec.origin is None:
         return
+    try:
+        dlopen = ctypes.CDLL(None).dlopen  # the process's own symbols: the C library's dlopen
+    except (OSError, AttributeError):
+        return
+    dlopen.restype, dlopen.argtypes = ctypes.c_void_p, (ctypes.c_char_p, ctypes.c_int)
     lib = Path(spec.origin).parent / "lib"
     # torch loads libtorch_global_deps with RTLD_GLOBAL, then its extension, which links
-    # libtorch_python (and through it libtorch_cpu, the 250 ms part)
+    # libtorch_python (and through it libtorch_cpu, the 250 ms part); never closed (torch's)
     for name, mode in (
-        ("libtorch_global_deps.so", ctypes.RTLD_GLOBAL),
-        ("libtorch_python.so", ctypes.DEFAULT_MODE),
+        ("libtorch_global_deps.so", os.RTLD_NOW | os.RTLD_GLOBAL),
+        ("libtorch_python.so", os.RTLD_NOW | os.RTLD_LOCAL),
     ):
-        if not (lib / name).is_file():
-            return
-        try:
-            ctypes.CDLL(str(lib / name), mode=mode)
-        except OSError:  # e.g. CUDA libraries torch finds by itself: its import does it
-            return
+        if not (lib / name).is_file() or not dlopen(os.fsencode(lib / name), mode):
+            return  # e.g. CUDA libraries torch finds by itself: its import does it
