@@ -165,6 +165,24 @@ def test_touching_phases_counts_shared_edges():
     assert 0 not in touching
 
 
+def test_touching_phases_equal_a_count_of_every_pixel_edge_on_a_random_map():
+    from collections import Counter
+
+    from napari_sigma.minerals.phases import touching_phases
+
+    labels = np.random.default_rng(3).integers(0, 300, size=(40, 50)).astype(np.uint16)
+    expected: Counter = Counter()
+    for a, b in ((labels[:-1], labels[1:]), (labels[:, :-1], labels[:, 1:])):
+        for p, q in zip(a.ravel().tolist(), b.ravel().tolist(), strict=True):
+            if p != q and p > 0 and q > 0:
+                expected[p, q] += 1
+                expected[q, p] += 1
+    touching = touching_phases(labels)
+    assert {(p, q): n for p, qs in touching.items() for q, n in qs.items()} == dict(expected)
+    assert list(touching) == sorted(touching)  # phases in id order, as before
+    assert all(list(qs) == sorted(qs) for qs in touching.values())
+
+
 def test_a_series_pays_for_a_light_element_that_was_not_measured_like_a_mineral():
     # chromite's Fe and Cr with its O not analysed (a steel's Cr-Fe phase): the spinel series
     # holds 29 wt % O nobody measured, as the mineral chromite does; both pay the same penalty

@@ -430,8 +430,14 @@ def touching_phases(labels: np.ndarray) -> dict[int, dict[int, int]]:
     both = np.concatenate([both, both[:, ::-1]])
     touching: dict[int, dict[int, int]] = {}
     if both.size:
-        keys, counts = np.unique(both, axis=0, return_counts=True)
-        for (p, q), n in zip(keys.tolist(), counts.tolist(), strict=True):
+        # one int64 key per pair: sorting rows (np.unique(axis=0)) compares a void dtype and
+        # holds the GIL for the whole sort (napari's main thread waited 0.2 s at 1024²)
+        base = int(both.max()) + 1
+        keys, counts = np.unique(
+            both[:, 0].astype(np.int64) * base + both[:, 1], return_counts=True
+        )
+        for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+            p, q = divmod(key, base)
             touching.setdefault(int(p), {})[int(q)] = int(n)
     return touching
 
