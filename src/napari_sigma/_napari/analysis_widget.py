@@ -341,7 +341,9 @@ class AnalysisWidget(ViewerWidget):
             self._show_result(result)
             return
         self._adding_layers = added
-        QTimer.singleShot(0, lambda: self._add_next_layer(steps, result, image))
+        # 1 ms, not 0: a zero single shot is a posted event, run in the same pass of the event
+        # loop before overdue timers and napari's paint (the pieces made one 0.45 s freeze)
+        QTimer.singleShot(1, lambda: self._add_next_layer(steps, result, image))
 
     def _done_adding(self) -> None:
         self.adding = False

@@ -50,7 +50,8 @@ MINERAL_COLUMN = COLUMNS.index("mineral")
 SHRINK_ORDER = ((ELEMENTS_COLUMN, 56), (NAME_COLUMN, 72), (4, None), (3, None), (2, None))
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 # napari emits labels_update at every mouse move of a stroke (and inside every data_setitem,
-# before its paint event): those syncs are coalesced, at most one per SYNC_DELAY_MS
+# before its paint event): those syncs are coalesced, at most one per SYNC_DELAY_MS, and update
+# the table only (the spectra and their plots follow the stroke's release, its paint event)
 DEFERRED_EVENTS = ("labels_update",)
 SYNC_DELAY_MS = 200
 SPECTRA_DELAY_MS = 150
@@ -175,7 +176,7 @@ class PhasesWidget(PhaseLayerDock):
         self._sync_timer = QTimer(self)
         self._sync_timer.setSingleShot(True)
         self._sync_timer.setInterval(SYNC_DELAY_MS)
-        self._sync_timer.timeout.connect(self.sync)
+        self._sync_timer.timeout.connect(self._sync_during_stroke)
         self._build_ui()
         self.follow_phases_layers()
 
@@ -335,8 +336,9 @@ class PhasesWidget(PhaseLayerDock):
         self._refresh_names_and_colors()
         self._spectra_timer.start()
 
-    def sync(self) -> Any:
-        """Recompute the statistics of the layer (incrementally) and refresh the table."""
+    def sync(self, spectra: bool = True) -> Any:
+        """Recompute the statistics of the layer (incrementally) and refresh the table; with
+        ``spectra`` (not during a stroke) also hand the phase spectra on and replot them."""
         if self.layer is None:
             return None
         statistics = self.statistics()
@@ -344,7 +346,8 @@ class PhasesWidget(PhaseLayerDock):
             return None
         table = statistics.update(np.asarray(self.layer.data))
         self.table_data = table
-        state.set_phase_spectra(self.layer, statistics.energies, table)
+        if spectra:
+            state.set_phase_spectra(self.layer, statistics.energies, table)
         ids = [int(i) for i, n in zip(table.phase_ids, table.pixels, strict=True) if n > 0]
         if self.model is not None:
             self.model.ensure(ids)  # phases a user painted get a name and colour
@@ -352,8 +355,13 @@ class PhasesWidget(PhaseLayerDock):
             self._update_counts(table)
         else:
             self._rebuild_rows(table, ids)
-        self._spectra_timer.start()
+        if spectra:
+            self._spectra_timer.start()
         return table
+
+    def _sync_during_stroke(self) -> None:
+        """The table follows a stroke; its spectra (plots, other widgets) follow the release."""
+        self.sync(spectra=False)
 
     def _row_of_phase(self, table: Any) -> dict[int, int]:
         return {int(phase_id): index for index, phase_id in enumerate(table.phase_ids)}
