@@ -5,11 +5,19 @@
 (``/sys/kernel/mm/transparent_hugepage/defrag`` = ``madvise``, as on this project's VM) filling a
 4 GiB array cost 11-12 s of CPU against 4.2 s with the pages mapped at once (``MAP_POPULATE``,
 4 KiB pages), and densifying a 2 GiB JEOL event cube 4.1-5.0 s of system time against 0.8 s.
+
+The mapping is made and released through the C library by ctypes, which lets go of the GIL for
+the call: Python's ``mmap.mmap`` holds it while the kernel zeroes the pages (~1 ms per MiB), so a
+worker densifying a 256 MiB block stopped napari's main thread for as long (py-spy, JEOL map).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import mmap
+import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -24,5 +32,38 @@ def zeroed_array(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     populate = getattr(mmap, "MAP_POPULATE", 0)
     if nbytes == 0 or nbytes < MIN_BYTES or not populate:
         return np.zeros(shape, dtype)
+    libc = _libc()
+    if libc is None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
+        return np.ndarray(shape, dtype, buffer=mmap.mmap(-1, nbytes, flags=flags))
+    return np.ndarray(shape, dtype, buffer=_mapped_bytes(libc, nbytes, populate))
+
+
+def _mapped_bytes(libc: ctypes.CDLL, nbytes: int, populate: int) -> ctypes.Array:
+    """``nbytes`` of populated anonymous memory as a ctypes byte array, unmapped when the array
+    (and so every numpy array made on it) is collected."""
+    prot = mmap.PROT_READ | mmap.PROT_WRITE
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
-    return np.ndarray(shape, dtype, buffer=mmap.mmap(-1, nbytes, flags=flags))
+    address = libc.mmap(None, nbytes, prot, flags, -1, 0)
+    if address is None or address == ctypes.c_void_p(-1).value:
+        raise MemoryError(f"cannot map {nbytes} bytes: {os.strerror(ctypes.get_errno())}")
+    data = (ctypes.c_ubyte * nbytes).from_address(address)
+    unmap = weakref.finalize(data, libc.munmap, address, nbytes)
+    unmap.atexit = False  # the process's end frees it; nothing may touch it after an unmap
+    return data
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library's mmap and munmap (ctypes calls release the GIL), or None elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the symbols already in the process
+        mmap_, munmap = libc.mmap, libc.munmap
+    except (OSError, AttributeError):
+        return None
+    mmap_.restype = ctypes.c_void_p
+    mmap_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]  # fmt: skip
+    munmap.restype = ctypes.c_int
+    munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return libc
