@@ -57,6 +57,7 @@ def test_save_then_open_in_a_new_viewer_gives_the_same_work(
         qtbot.waitUntil(lambda: reopened.layer is not None, timeout=30_000)
         new = reopened.layer
         np.testing.assert_array_equal(new.data, layer.data)
+        assert new.data.dtype == layer.data.dtype == np.uint8  # drawn without napari's remap
         saved, back = state.plugin_data(layer)["phases"], state.plugin_data(new)["phases"]
         assert [(p.id, p.name) for p in back] == [(p.id, p.name) for p in saved]
         np.testing.assert_allclose([p.color for p in back], [p.color for p in saved])

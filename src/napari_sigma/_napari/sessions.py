@@ -65,9 +65,9 @@ def add_session_layers(viewer: Any, session: Any, result: Any) -> Any:
             getattr(viewer, f"add_{kind}")(data, **kwargs)
     model = PhaseModel(Phase(p.id, p.name, p.color) for p in session.phases)
     name = unique_name(viewer, f"phases ({result_title(result)})")
-    data, kwargs = phases_layer_data(result, name, model)
-    labels = np.asarray(session.labels, dtype=np.int32)
-    layer = viewer.add_labels(np.array(labels, copy=True), **kwargs)
+    # the session's (edited) labels, in the dtype napari draws without a remap, as a run's
+    data, kwargs = phases_layer_data(result, name, model, labels=session.labels)
+    layer = viewer.add_labels(data, **kwargs)
     connect_colormap(layer)
     viewer.layers.selection.active = layer
     return layer
