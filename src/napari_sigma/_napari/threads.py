@@ -36,7 +36,6 @@ WORKER_NICE = 10  # added to the process's nice in the plugin's worker threads (
 POOL_EXIT_WAIT_MS = 10_000
 _pool: dict[str, Any] = {"pool": None}
 _running: set[Any] = set()  # started workers, referenced until they finish
-_thread = threading.local()
 
 
 def compute_threads() -> int:
@@ -211,20 +210,20 @@ def start(worker: Any) -> Any:
 
 
 def lower_this_thread() -> bool:
-    """Add :data:`WORKER_NICE` to the calling thread's nice value (once per thread; Linux, where
-    a thread has its own); return whether it is lowered. Only for the plugin's own threads: an
-    unprivileged thread cannot raise it back."""
-    if getattr(_thread, "lowered", False):
-        return True
+    """Lower the calling thread's nice value to the process's (its main thread's) plus
+    :data:`WORKER_NICE` (Linux, where a thread has its own); return whether it is that low.
+    Idempotent, without per-thread Python state: Qt's pool threads can lose their Python thread
+    state between runs, and a thread-local flag then lowered a reused thread twice (10 -> 19).
+    Only for the plugin's own threads: an unprivileged thread cannot raise it back."""
     if not sys.platform.startswith("linux"):  # elsewhere the id would name a process
         return False
     try:
         tid = threading.get_native_id()
-        nice = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + WORKER_NICE))
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + WORKER_NICE)
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
     except (AttributeError, OSError):  # a sandbox refusing it: the work runs as it is
         return False
-    _thread.lowered = True
     return True
 
 
