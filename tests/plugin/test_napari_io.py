@@ -212,9 +212,6 @@ def test_the_open_warm_up_is_done_before_napari_gets_the_layers(tmp_path, monkey
 def test_torch_libraries_are_loaded_without_holding_the_gil():
     """A Python loop in the main thread keeps running while a thread loads torch's libraries
     (``ctypes.CDLL`` held the GIL for the whole load: the loop stopped as long as it lasted)."""
-    import subprocess
-    import sys
-
     code = """
 import threading, time
 from napari_sigma._napari import preload
@@ -234,7 +231,7 @@ gaps = [b - a for a, b in zip(ticks, ticks[1:]) if b > span["start"]]
 loaded = open("/proc/self/maps").read().count("libtorch_python")
 print(loaded > 0, round(max(gaps) / (span["end"] - span["start"]), 3))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = _run_python(code, timeout=120)
     assert done.returncode == 0, done.stderr
     loaded, longest_stop = done.stdout.split()
     assert loaded == "True"
@@ -243,31 +240,35 @@ print(loaded > 0, round(max(gaps) / (span["end"] - span["start"]), 3))
 
 def test_torch_libraries_loaded_ahead_of_its_import_leave_torch_working():
     """The preload loads torch's libraries (no GIL held) before importing it."""
-    import subprocess
-    import sys
-
     code = (
         "import sys; from napari_sigma._napari import preload; preload._load_torch_libraries(); "
         "assert 'torch' not in sys.modules; import torch; "
         "assert float(torch.ones(3).sum()) == 3.0; print('ok')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = _run_python(code, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_the_preloaded_modules_are_out_of_the_collectors_reach():
     """Full collections hold the GIL for every tracked object (33-347 ms each in the 1024²
     heartbeat); the preload freezes what it imported (gc.freeze) so they traverse the rest only."""
-    import subprocess
-    import sys
-
     code = (
         "import gc, sys; from napari_sigma._napari import preload; preload.wait_compute(); "
         "assert 'torch' in sys.modules; frozen, tracked = gc.get_freeze_count(), len(gc.get_objects()); "
         "assert frozen > 10 * tracked, (frozen, tracked); print('ok')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    done = _run_python(code, timeout=180)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def _run_python(code: str, timeout: float):
+    """``code`` run by a fresh interpreter (what it imports is not imported by the tests)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
 
 
 # ------------------------------------------------------------------ writers

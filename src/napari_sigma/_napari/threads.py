@@ -11,7 +11,7 @@ process-wide (those pools are), set when the first worker enters and restored wh
 leaves. The CLI and the Python API do not use it: they keep every core.
 
 They also run in the plugin's own thread pool (:func:`start`, :func:`worker_pool`), whose threads
-lower their scheduling priority once, when they start (nice + :data:`WORKER_NICE`, Linux): when the
+run at a lower scheduling priority (the process's nice + :data:`WORKER_NICE`, Linux): when the
 main thread or llvmpipe's rasterizer threads need a core, they get it before the computation. The
 threads a worker starts (dask, the pipeline's block threads, OpenMP) inherit the lower priority.
 napari's global pool is left alone: an unprivileged thread cannot raise its priority back, and

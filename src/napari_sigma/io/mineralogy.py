@@ -66,6 +66,13 @@ BASIS_DEPTH = 2.0
 label make a phase's spectrum in the abundance solve (:func:`abundance_basis`)."""
 
 
+def basis_labels(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """``labels`` where a pixel is at least :data:`BASIS_DEPTH` deep (``depth``:
+    :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``), 0 elsewhere: the pixels
+    whose sums make the abundance basis (:func:`abundance_basis`)."""
+    return np.where(depth >= BASIS_DEPTH, labels, 0)
+
+
 def abundance_fractions(
     image: Any, labels: np.ndarray, n_phases: int, known: tuple | None = None,
     deep_sums: np.ndarray | None = None,
@@ -86,12 +93,14 @@ def abundance_fractions(
     """
     from scipy.optimize import nnls
 
-    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.minerals.phases import interior_labels, phase_depths
     from napari_sigma.unmixing.nmf import phase_sum_spectra
 
     labels = np.asarray(labels)
+    depth = None
     if known is None:
-        cores = interior_labels(labels)
+        depth = phase_depths(labels) if labels.ndim == 2 else None  # cores and basis: one EDT
+        cores = interior_labels(labels, depth)
         sums = phase_sum_spectra(image.counts, cores, n_phases)
         map_sum = None
     else:
@@ -104,7 +113,7 @@ def abundance_fractions(
     means = sums / np.maximum(core_pixels, 1)[:, None]
     total = map_sum / labels.size
     groups = _similar_groups(means, core_pixels > 0, sums, core_pixels)
-    own = abundance_basis(image, labels, sums, core_pixels, map_sum, deep_sums)
+    own = abundance_basis(image, labels, sums, core_pixels, map_sum, deep_sums, depth)
     basis = np.array([
         (own[g] * label_pixels[g, None]).sum(axis=0) / max(label_pixels[g].sum(), 1)
         for g in groups
@@ -119,7 +128,7 @@ def abundance_fractions(
 
 def abundance_basis(
     image: Any, labels: np.ndarray, core_sums: np.ndarray, core_pixels: np.ndarray,
-    map_sum: np.ndarray, deep_sums: np.ndarray | None = None,
+    map_sum: np.ndarray, deep_sums: np.ndarray | None = None, depth: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Each phase's mean spectrum per pixel of the pure phase, ``(K, E)``, for the abundance
     solve of :func:`abundance_fractions`.
@@ -134,7 +143,8 @@ def abundance_basis(
     a foil) it is moved back along the line to its neighbours' spectra to the core's level.
     Particles in a host whose core still holds host (projected spheres through a foil:
     :func:`~napari_sigma.minerals.phases.host_corrected_spectra`) keep their host-corrected core
-    instead. Phases without pixels that deep keep their core.
+    instead. Phases without pixels that deep keep their core. ``depth``:
+    :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``, when already computed.
     """
     from napari_sigma.minerals.phases import host_corrected_spectra, phase_depths
     from napari_sigma.unmixing.nmf import phase_sum_spectra
@@ -146,8 +156,8 @@ def abundance_basis(
     basis = core_sums / np.maximum(core_pixels, 1)[:, None]
     if labels.ndim != 2 or not np.any(core_pixels > 0):
         return basis
-    depth = phase_depths(labels)
-    deep = np.where(depth >= BASIS_DEPTH, labels, 0)
+    depth = phase_depths(labels) if depth is None else np.asarray(depth)
+    deep = basis_labels(labels, depth)
     deep_pixels = np.bincount(deep.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
     if np.any(deep_pixels > core_pixels):
         if deep_sums is None or len(deep_sums) < n_phases:

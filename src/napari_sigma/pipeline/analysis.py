@@ -544,14 +544,14 @@ def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each phase's core (:func:`~napari_sigma.minerals.phases.interior_labels`) and its pixels
     at least :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` deep (the labels the mineral
     report's abundance basis sums), from one distance transform of ``labels``."""
-    from napari_sigma.io.mineralogy import BASIS_DEPTH
-    from napari_sigma.minerals.phases import _interior_from_depths, phase_depths
+    from napari_sigma.io.mineralogy import basis_labels
+    from napari_sigma.minerals.phases import interior_labels, phase_depths
 
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.any(labels > 0):
         return np.zeros_like(labels), np.zeros_like(labels)
     depth = phase_depths(labels)
-    return _interior_from_depths(labels, depth), np.where(depth >= BASIS_DEPTH, labels, 0)
+    return interior_labels(labels, depth), basis_labels(labels, depth)
 
 
 def _twins(image, labels, spectra, interior, cores, lines, twins):
