@@ -225,3 +225,38 @@ def test_nice_scale_bar():
     assert nice_scale_bar(6.0) == 1.0
     assert nice_scale_bar(100.0) == 20.0
     assert nice_scale_bar(0.3) == pytest.approx(0.05)
+
+
+def test_phase_stats_abundance_is_the_maps_unmixed_sum_not_a_sum_of_pixel_fits(tmp_path):
+    """At 30 counts per pixel a non-negative fit of every pixel gives every phase a positive
+    share of it: summed, a 3.6 % phase read ~9.7 % (its former column). The column is now the
+    solve of the mineralogy report (the map's sum spectrum unmixed onto the phases' spectra)."""
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.unmixing.nmf import phase_fractions
+
+    rng = np.random.default_rng(0)
+    result = fake_result()
+    channels = np.arange(200)
+    spectra = np.stack([0.2 + np.exp(-0.5 * ((channels - c) / 3.0) ** 2) for c in (40, 80, 60)])
+    spectra /= spectra.sum(axis=1, keepdims=True)
+    labels = np.ones((40, 50), np.int32)
+    labels[:, 30:] = 2
+    labels[5:11, 5:11] = 3
+    labels[30:36, 40:46] = 3
+    counts = rng.poisson(30 * spectra[labels - 1]).astype(np.uint16)
+    result.image = SpectrumImage(counts=counts, energy=result.image.energy, beam_energy=8.0,
+                                 pixel_size=0.2, title="low dose", source=Path("low.bcf"))  # fmt: skip
+    result.labels, result.intensities = labels, np.ones((40, 50, len(LINES)), np.float32)
+    result.abundances = np.ones((40, 50, 2), np.float32)
+    sums = np.stack([counts[labels == k].sum(axis=0) for k in (1, 2, 3)]).astype(np.float64)
+    pixels = np.bincount(labels.ravel())[1:]
+    result.phase_fractions = run_to_completion(phase_fractions(counts, sums, pixels, device="cpu"))
+    paths = export_result(result, tmp_path)
+    with paths["phase_stats"].open() as handle:
+        found = np.array([float(r["area_fraction_abundance"]) for r in csv.DictReader(handle)])
+    np.testing.assert_allclose(found, abundance_fractions(result.image, labels, 3), rtol=1e-12)
+    truth = pixels / labels.size  # pure pixels: the label areas are the truth
+    assert np.abs(found - truth).max() < 0.01
+    per_pixel = result.phase_fractions.reshape(-1, 3).mean(axis=0)
+    assert np.abs(per_pixel - truth).max() > 0.05  # what the column held before

@@ -229,18 +229,6 @@ def test_to_rows_columns(cube, labels):
     assert rows[0]["area_fraction_abundance"] is None  # no phase fractions given
 
 
-def test_modal_amounts_from_fractions_count_mixed_pixels_by_share():
-    from napari_sigma.phases.statistics import abundance_area_fractions
-
-    fractions = np.zeros((2, 4, 2))
-    fractions[:, :2, 0] = 1.0  # pure phase 1
-    fractions[:, 2, :] = 0.5  # half and half: labels give these to one phase
-    fractions[:, 3, 1] = 1.0
-    np.testing.assert_allclose(abundance_area_fractions(fractions, [1, 2, 3]), [0.625, 0.375, 0])
-    fractions[:, 3] = 0.0  # unassigned pixels count in the total but in no phase
-    np.testing.assert_allclose(abundance_area_fractions(fractions, [1, 2]), [0.625, 0.125])
-
-
 def test_bad_labels_rejected(cube):
     stats = PhaseStatistics(*cube, LINES)
     with pytest.raises(ValueError, match="shape"):

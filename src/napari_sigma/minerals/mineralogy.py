@@ -34,6 +34,8 @@ class Mineralogy:
     particles: list[dict] = field(default_factory=list)
     deportment: list[dict] = field(default_factory=list)
     mineral_of_label: dict[int, str] = field(default_factory=dict)
+    label_fractions: np.ndarray | None = None
+    """Abundance area fraction of labels 1..K (the ``fractions`` the tables were given)."""
 
 
 def mineral_map(
@@ -199,8 +201,9 @@ def mineralogy(
         background.add(0)
     particles = particle_table(minerals, names, background, pixel) if background else []
     deportment = _deportment(modal, compositions or {})
+    label_fractions = None if fractions is None else np.asarray(fractions, np.float64).ravel()
     return Mineralogy(modal, grains, association_table(minerals, names, pixel), particles,
-                      deportment, dict(mineral_of_label))  # fmt: skip
+                      deportment, dict(mineral_of_label), label_fractions)  # fmt: skip
 
 
 def _modal(names, areas, total, grains, densities, fractions, mineral_of_label) -> list[dict]:

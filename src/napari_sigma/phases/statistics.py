@@ -60,8 +60,9 @@ class PhaseTable:
     line_names : tuple of str
         The lines of the columns of ``mean_intensities`` (e.g. ``"Fe_Ka"``).
     abundance_fraction : ndarray (K,) float64 or None
-        Modal amount from the phase fractions of every pixel (summed fractions over all pixels
-        of the image; see :func:`abundance_area_fractions`), None when not computed.
+        Abundance area of each phase: the map's sum spectrum unmixed onto the phases' spectra
+        (:func:`napari_sigma.io.mineralogy.abundance_fractions`, set by the export), None when
+        not computed.
     """
 
     phase_ids: np.ndarray
@@ -173,31 +174,6 @@ def main_elements(
         if element not in elements:
             elements.append(element)
     return elements
-
-
-def abundance_area_fractions(fractions: np.ndarray, phase_ids: Sequence[int]) -> np.ndarray:
-    """Modal amount of each phase from the phase fractions of every pixel.
-
-    The label image gives a mixed boundary pixel wholly to its majority phase; summing the
-    fractions gives each phase its share of it instead. Where one phase's grains are small (a
-    large share of their pixels on a boundary) the two differ (see docs/phases.md).
-
-    Parameters
-    ----------
-    fractions : ndarray, shape (y, x, K)
-        Fraction of phases 1..K in every pixel (summing to 1, or 0 in unassigned pixels).
-    phase_ids : sequence of int
-        The phases wanted; ids outside 1..K get 0.
-
-    Returns
-    -------
-    ndarray, shape (len(phase_ids),)
-        Summed fraction of each phase over all pixels of the image (unassigned included),
-        comparable with :attr:`PhaseTable.area_fraction`.
-    """
-    totals = np.asarray(fractions, np.float64).reshape(-1, fractions.shape[-1]).sum(axis=0)
-    n_pixels = max(int(np.prod(fractions.shape[:-1])), 1)
-    return np.array([totals[k - 1] / n_pixels if 1 <= k <= len(totals) else 0.0 for k in phase_ids])
 
 
 def phase_display_name(phase_id: int, elements: Sequence[str]) -> str:
