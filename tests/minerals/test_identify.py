@@ -265,3 +265,29 @@ def test_a_carbonate_in_a_map_of_other_elements_is_tried_with_its_carbon_too():
     assert identify_quantified(measured, spectrum, AXIS, library).name != "magnesite"
     found = identify_quantified(measured, spectrum, AXIS, library, requantify=requantify)
     assert found.name == "magnesite"
+
+
+@pytest.mark.parametrize(
+    ("formula", "name"),
+    [
+        ("Ca1.1Mg0.9(CO3)2", "dolomite"),  # a Ca-rich dolomite is dolomite, not Cal55Mgs45
+        ("Ca0.9Mg1.1(CO3)2", "dolomite"),
+        ("CaFe0.6Mg0.4(CO3)2", "dolomite-ankerite Ank60Dol40"),
+        ("Mg0.6Fe0.4CO3", "carbonate Mgs60Sd40"),
+        ("Ca0.9Mn0.1CO3", "calcite-rhodochrosite Cal90Rds10"),
+    ],
+)
+def test_carbonate_series_mix_only_what_forms_one_phase(formula, name):
+    composition = {el: 100 * c for el, c in composition_of(formula).items()}
+    identification = identify_composition(composition)
+    assert identification.name == name, identification.alternatives
+    for without_carbon in (False, True):
+        measured = {el: v for el, v in composition.items() if el != "C" or not without_carbon}
+        for alternative, _ in identify_composition(measured).alternatives:
+            assert "Cal" not in alternative or "Mgs" not in alternative  # no calcite-magnesite
+
+
+def test_no_series_mixes_calcite_with_magnesite_or_siderite():
+    for series in load_library().series:
+        if "calcite" in series.members:
+            assert not {"magnesite", "siderite", "dolomite"} & set(series.members), series
