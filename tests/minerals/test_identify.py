@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from napari_sigma.energy import EnergyAxis
-from napari_sigma.minerals.identify import identify_composition, identify_quantified
+from napari_sigma.minerals.identify import (
+    identify_composition,
+    identify_quantified,
+    rank_candidates,
+)
 from napari_sigma.minerals.library import composition_of, load_library
 from napari_sigma.quant import physics
 from napari_sigma.quant.quantify import quantify_spectrum
@@ -291,3 +295,27 @@ def test_no_series_mixes_calcite_with_magnesite_or_siderite():
     for series in load_library().series:
         if "calcite" in series.members:
             assert not {"magnesite", "siderite", "dolomite"} & set(series.members), series
+
+
+@pytest.mark.parametrize(
+    ("measured", "name"),
+    [
+        ({"C": 9.6, "Co": 1.4, "W": 89.0}, "tungsten carbide"),  # C 1.6x high (espm WC core)
+        ({"W": 92.0, "C": 8.0}, "tungsten carbide"),
+        ({"Fe": 98.0, "C": 2.0}, "iron"),  # a C film on iron stays iron
+        ({"Cu": 95.0, "C": 5.0}, "copper"),
+        ({"Si": 45.0, "O": 50.0, "C": 5.0}, "quartz"),
+    ],
+)
+def test_carbon_is_compared_within_a_factor_not_a_percentage(measured, name):
+    identification = identify_composition(measured)
+    assert identification.name == name, identification.alternatives
+
+
+def test_one_element_left_ignores_elements_measured_at_zero():
+    # the map's other elements are reported at 0 (or a trace): with C and O left out, Ca alone
+    # is left, which can confirm calcium, not lime, portlandite or calcite
+    measured = {"C": 25.1, "O": 46.0, "Ca": 28.9, "Mg": 0.0, "F": 0.1, "P": 0.0, "Fe": 0.0}
+    for candidate in rank_candidates(measured):
+        if set(candidate.ignored) == {"C", "O"}:
+            assert len([el for el, v in candidate.composition.items() if v > 0]) == 1, candidate

@@ -14,7 +14,12 @@ out; its best comparison counts. A comparison left with one element says nothing
 stoichiometry: it can confirm a pure element (copper under a carbon coat) but not a compound
 (lime CaO matched on its Ca alone), so only single-element entries take part in it. A light
 element (C, N, O) of >= 1 wt % that a mineral or a series mixture holds but that was not
-measured costs 0.8 (the simpler explanation wins a tie). A phase whose best score is below ``min_score`` is "unknown"
+measured costs 0.8 (the simpler explanation wins a tie). A mineral or series holding C is compared with a measured C
+allowed a common scale factor ``f`` relative to the other elements (the measurement's C divided
+by ``f``, renormalised) at the cost of ``(ln f / CARBON_SCALE_SIGMA)^2`` added to the chi2: the
+C K line is known to a factor, not a percentage (see ``CARBON_SCALE_SIGMA``), and a C measured
+50 % high would otherwise push every other element 5-10 % low and hide WC behind tungsten or
+calcite behind lime. A phase whose best score is below ``min_score`` is "unknown"
 and named by its formula.
 
 With a spectrum, the best candidates are also simulated with the quantification's physics at
@@ -67,6 +72,19 @@ HYDROUS_MARGIN = 1.0 / IGNORED_LIGHT_PENALTY**2
 composition is indistinguishable from an anhydrous one (quartz) within the comparison's
 tolerance wins only when it scores this many times higher: EDS sees the water only as excess O,
 the least reliable standardless result (two O-sized misfits)."""
+CARBON_SCALE_SIGMA = float(np.log(2.0))
+"""1-sigma uncertainty (natural log) of the measured C relative to the heavier elements: a
+factor of 2. The C K line's emission and detection are the least known of any line: published
+K fluorescence yields of C are of "unknown or very large uncertainty" (Hoenicke et al., "Experimental
+and theoretical approaches for determining the K-shell fluorescence yield of carbon",
+arXiv:2111.11786 (2021); the semi-empirical yields of Bambynek et al. are uncertain by ~25 % for
+the lightest elements alone, Table of Isotopes, 8th ed., app. F), the ionisation cross-section
+of an edge at 0.28 keV is a fit's extrapolation, and the C K absorption in the sample and the
+detector window is the largest correction of any line. Two independent physics chains (this
+package: Casnati's cross-section with the xraydb (Hubbell et al. 1994) yield 0.0014; espm's
+tables) differ by a factor 1.45 in C K production relative to Ca K at 200 kV."""
+CARBON_SCALES = np.exp(CARBON_SCALE_SIGMA * np.linspace(-2.0, 2.0, 17))
+"""The C scale factors tried (+-2 sigma)."""
 SPECTRUM_CANDIDATES = 8
 SIMILARITY_POWER = 4.0
 
@@ -304,7 +322,7 @@ def _candidates(
     measured = set(measured_wt)
     penalty = IGNORED_LIGHT_PENALTY ** len(ignored)
     unmeasured_light = LIGHT - measured - set(ignored)
-    single_element = bool(ignored) and len(measured) == 1
+    single_element = bool(ignored) and sum(v >= TRACE_MIN_WT for v in measured_wt.values()) == 1
     candidates = []
     for mineral in library.minerals.values():
         comparable = _comparable(mineral.composition, measured)
@@ -314,7 +332,7 @@ def _candidates(
             continue  # one element left: it can confirm a pure element only (see above)
         if "O" in ignored and not oxygen_film and mineral.composition.get("O", 0.0) <= 0:
             continue
-        chi2, n = _chi2(measured_wt, err, comparable)
+        chi2, n = _carbon_scaled(measured_wt, err, comparable)
         candidate = _single(mineral, chi2, n, comparable)
         unmeasured = [el for el in unmeasured_light if mineral.composition.get(el, 0.0) >= 0.01]
         candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty
@@ -329,13 +347,61 @@ def _candidates(
             and any(library[m].composition.get("O", 0.0) <= 0 for m in series.members)
         ):
             continue
-        candidate = _series_candidate(series, library, measured_wt, err, measured)
+        candidate = _series_with_carbon_scale(series, library, measured_wt, err, measured)
         whole = _series_composition(series, library, candidate.fractions)
         unmeasured = [el for el in unmeasured_light if whole.get(el, 0.0) >= 0.01]
         candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty
         candidate.ignored = ignored
         candidates.append(candidate)
     return candidates
+
+
+def _carbon_scales(wt: Mapping[str, float], holds_carbon: bool):
+    """``(f, wt / f on C renormalised, prior chi2)`` for each C scale tried (only f = 1 when
+    C was not measured or the candidate holds none)."""
+    if not holds_carbon or wt.get("C", 0.0) <= 0:
+        yield 1.0, None, 0.0
+        return
+    for f in CARBON_SCALES:
+        scaled = dict(wt)
+        scaled["C"] = wt["C"] / f
+        total = sum(scaled.values())
+        yield float(f), (scaled, 100.0 / total), float((np.log(f) / CARBON_SCALE_SIGMA) ** 2)
+
+
+def _rescaled(wt, err, scaled):
+    values, factor = scaled
+    f = wt["C"] / values["C"]
+    errors = {el: e * factor / (f if el == "C" else 1.0) for el, e in err.items()}
+    return {el: v * factor for el, v in values.items()}, errors
+
+
+def _carbon_scaled(wt, err, library: Mapping[str, float]):
+    """The best ``_chi2`` against ``library`` plus the scale's prior over the C scales (see
+    ``CARBON_SCALE_SIGMA``), for a composition that holds C (C alone is not scaled)."""
+    best = None
+    for _f, scaled, prior in _carbon_scales(wt, library.get("C", 0.0) > 0 and len(wt) > 1):
+        w, e = (wt, err) if scaled is None else _rescaled(wt, err, scaled)
+        chi2, n = _chi2(w, e, library)
+        if best is None or chi2 + prior < best[0]:
+            best = (chi2 + prior, n)
+    return best
+
+
+def _series_with_carbon_scale(series, library, wt, err, measured) -> Candidate:
+    """`_series_candidate` at the C scale that fits best (see ``CARBON_SCALE_SIGMA``)."""
+    holds_carbon = any(library[m].composition.get("C", 0.0) > 0 for m in series.members)
+    best = None
+    for _f, scaled, prior in _carbon_scales(wt, holds_carbon and len(wt) > 1):
+        w, e = (wt, err) if scaled is None else _rescaled(wt, err, scaled)
+        candidate = _series_candidate(series, library, w, e, measured)
+        if prior:
+            candidate.chi2 += prior
+            n = max(len(set(w) | set(candidate.composition)), 1)
+            candidate.score = _score(candidate.chi2, n) * SERIES_PENALTY
+        if best is None or candidate.score > best.score:
+            best = candidate
+    return best
 
 
 def _atomic_share(wt: Mapping[str, float], element: str) -> float:
