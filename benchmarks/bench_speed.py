@@ -14,8 +14,11 @@ same run.
 Part 3 (``--e2e-sizes``): the whole ``napari-sigma run`` process on the cube written as an ``.hspy``
 file (read, analysis, every output file), side by side with processes that only read that file
 and make one feature pass over it (the line-window projection of the features stage): one reading
-in its own process (the cheapest read), run before, one reading in a child process as
-``napari-sigma run`` does, run after; the ratios of the process times (target: within 3x).
+in its own process, one reading in a child process as ``napari-sigma run`` does. ``--e2e-repeats``
+rounds of the three (every other round in reverse order); the ratio of each round's run to each
+floor measured beside it, and the median over the rounds (target: within 3x), against either
+read and against the faster of the two in each round (``cheapest``). Every process's user and
+kernel CPU is kept: the read's kernel time (page allocation) is what moves from run to run.
 
     python benchmarks/bench_speed.py --out bench_out/speed.json
 """
@@ -40,6 +43,7 @@ from common import (
     format_table,
     machine_info,
     run_emsigma,
+    run_measured,
     run_subprocess,
     write_hspy,
     write_json,
@@ -238,7 +242,9 @@ def read_pass_worker(path: Path, lines: tuple[str, ...], out: Path, isolate: boo
     """One read of an ``.hspy`` cube and one feature pass over it; timings as JSON.
 
     ``isolate``: read in a child process as ``napari-sigma run`` does (the counts come back
-    through a pipe), or in this process (the cheapest read).
+    in a shared mapping), or in this process. ``read_user_s`` / ``read_sys_s``: this process's
+    CPU during the read (an isolated read's child is not counted there; the process row's
+    ``user_s`` / ``sys_s`` count it).
     """
     start = time.perf_counter()
     from napari_sigma.compute.progress import run_to_completion
@@ -247,8 +253,10 @@ def read_pass_worker(path: Path, lines: tuple[str, ...], out: Path, isolate: boo
     from napari_sigma.pipeline.analysis import AnalysisSettings
 
     imported = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     image = read_spectrum_image(path, isolate=isolate)
     read = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     weights = line_weights(image.energy, lines, AnalysisSettings.preset("default").features)
     maps = run_to_completion(project_spectra(image.counts, weights, "cpu"))
     done = time.perf_counter()
@@ -256,76 +264,151 @@ def read_pass_worker(path: Path, lines: tuple[str, ...], out: Path, isolate: boo
         "import_s": round(imported - start, 3),
         "read_s": round(read - imported, 3),
         "pass_s": round(done - read, 3),
+        "read_user_s": round(after.ru_utime - before.ru_utime, 3),
+        "read_sys_s": round(after.ru_stime - before.ru_stime, 3),
         "checksum": float(maps.sum(dtype=np.float64)),
     }
     out.write_text(json.dumps(info))
 
 
 def measure_end_to_end(stem: Path, size: int, args: argparse.Namespace) -> list[dict]:
-    """``napari-sigma run`` on an ``.hspy`` copy of the cube, between two read + pass processes."""
+    """``napari-sigma run`` on an ``.hspy`` copy of the cube beside read + pass processes.
+
+    ``args.e2e_repeats`` rounds of three processes (read + pass in the measuring process,
+    ``napari-sigma run``, read + pass through a child process); every other round runs them in
+    the reverse order, so that neither kind of read always follows the run (its exit frees the
+    4 GiB of a 1024² cube while the next process starts). Each row holds the process's wall
+    time, its user and kernel CPU (``os.wait4``, children included) and the load at its start.
+    """
     tmp = stem.parent
     image, lines, _ = load_cube(stem)
     cube = write_hspy(tmp / f"e2e_{size}.hspy", image, lines)
     del image
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     rows = []
-    for label in ("read_pass", "end_to_end", "read_pass_isolated"):
-        out = tmp / f"{label}_{size}_{len(rows)}.json"
-        if label.startswith("read_pass"):
-            command = [sys.executable, __file__, "--read-pass", "--hspy", str(cube)]
-            command += ["--lines", ",".join(lines), "--worker-out", str(out)]
-            command += ["--isolate"] if label.endswith("isolated") else []
-        else:
-            command = [sys.executable, "-m", "napari_sigma.cli", "run", str(cube)]
-            command += ["--out", str(tmp / f"e2e_{size}"), "--elements", ",".join(lines)]
-        log = tmp / f"{out.stem}.log"
-        code, wall, rss = run_subprocess(command, log, args.timeout, env)
-        row: dict[str, Any] = {"size": size, "config": label, "device": "cpu"}
-        row.update(process_s=round(wall, 2), peak_rss_mb=round(rss, 1))
-        if code != 0:
-            row["error"] = f"exit {code}: {log.read_text(errors='replace')[-1500:]}"
-        elif out.exists():
-            row.update(json.loads(out.read_text()))
-        else:  # the run's own per-stage times
-            run_json = tmp / f"e2e_{size}" / cube.stem / "run.json"
-            if run_json.exists():
-                row["timings"] = json.loads(run_json.read_text()).get("timings_s", {})
-        print(
-            f"   {label:12s} cpu {size:5d}: process {wall:.1f} s, peak RSS {rss:.0f} MB", flush=True
-        )
-        rows.append(row)
+    labels = ("read_pass", "end_to_end", "read_pass_isolated")
+    for round_ in range(max(args.e2e_repeats, 1)):
+        for label in labels if round_ % 2 == 0 else labels[::-1]:
+            rows.append(_measure_e2e_process(cube, size, label, round_, lines, args, env))
     cube.unlink()
     return rows
 
 
+def _measure_e2e_process(
+    cube: Path,
+    size: int,
+    label: str,
+    round_: int,
+    lines: tuple[str, ...],
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> dict:
+    tmp = cube.parent
+    out = tmp / f"{label}_{size}_{round_}.json"
+    if label.startswith("read_pass"):
+        command = [sys.executable, __file__, "--read-pass", "--hspy", str(cube)]
+        command += ["--lines", ",".join(lines), "--worker-out", str(out)]
+        command += ["--isolate"] if label.endswith("isolated") else []
+    else:
+        command = [sys.executable, "-m", "napari_sigma.cli", "run", str(cube)]
+        command += ["--out", str(tmp / f"e2e_{size}"), "--elements", ",".join(lines)]
+    log = tmp / f"{out.stem}.log"
+    run = run_measured(command, log, args.timeout, env)
+    row: dict[str, Any] = {"size": size, "config": label, "device": "cpu", "round": round_}
+    row.update(
+        process_s=round(run["wall_s"], 2),
+        user_s=round(run["user_s"], 2),
+        sys_s=round(run["sys_s"], 2),
+        peak_rss_mb=round(run["peak_rss_mb"], 1),
+        load=round(run["load"], 2),
+    )
+    if run["code"] != 0:
+        row["error"] = f"exit {run['code']}: {log.read_text(errors='replace')[-1500:]}"
+    elif out.exists():
+        row.update(json.loads(out.read_text()))
+    else:  # the run's own per-stage times
+        run_json = tmp / f"e2e_{size}" / cube.stem / "run.json"
+        if run_json.exists():
+            row["timings"] = json.loads(run_json.read_text()).get("timings_s", {})
+    print(
+        f"   {label:18s} cpu {size:5d} round {round_}: process {run['wall_s']:.1f} s "
+        f"(user {run['user_s']:.1f} s, sys {run['sys_s']:.1f} s, load {run['load']:.1f}), "
+        f"peak RSS {run['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
+    return row
+
+
+def _cheapest_floors(rows: list[dict]) -> list[dict]:
+    """Per size and round, the faster of the two read + pass processes (kind ``cheapest``)."""
+    cheapest = []
+    for size, round_ in sorted({(r["size"], r.get("round", 0)) for r in rows}):
+        floors = [
+            r
+            for r in rows
+            if r["size"] == size
+            and r.get("round", 0) == round_
+            and r["config"].startswith("read_pass")
+            and "error" not in r
+        ]
+        if len(floors) == 2:
+            cheapest.append(dict(min(floors, key=lambda r: r["process_s"]), config="cheapest"))
+    return cheapest
+
+
 def end_to_end_ratios(rows: list[dict]) -> list[dict]:
     """Per size and kind of read: whole ``napari-sigma run`` process / read + pass process
-    (target <= 3). ``read_pass``: the cube read in the measuring process (the cheapest read);
-    ``read_pass_isolated``: read in a child process, as ``napari-sigma run`` reads it."""
+    (target <= 3). ``read_pass``: the cube read in the measuring process; ``read_pass_isolated``:
+    read in a child process, as ``napari-sigma run`` reads it; ``cheapest``: the faster of the
+    two in each round. ``ratio`` is the median over the rounds of the run against the floor
+    measured beside it (``ratio_min`` / ``ratio_max``: their range); ``cpu_ratio`` the same for
+    user + kernel CPU; times are medians over the rounds."""
     result = []
+    rows = rows + _cheapest_floors(rows)
     for size, floor_kind in sorted(
-        {(r["size"], r["config"]) for r in rows if r["config"].startswith("read_pass")}
+        {(r["size"], r["config"]) for r in rows if r["config"] != "end_to_end"}
     ):
-        ends = [r for r in rows if r["size"] == size and r["config"] == "end_to_end"]
-        floors = [r for r in rows if r["size"] == size and r["config"] == floor_kind]
-        if not ends or not floors or any("error" in r for r in ends + floors):
+        ends = {
+            r.get("round", 0): r for r in rows if r["size"] == size and r["config"] == "end_to_end"
+        }
+        floors = {
+            r.get("round", 0): r for r in rows if r["size"] == size and r["config"] == floor_kind
+        }
+        pairs = [(ends[k], floors[k]) for k in sorted(ends) if k in floors]
+        if not pairs or any("error" in r for pair in pairs for r in pair):
             continue
-        floor = float(np.mean([r["process_s"] for r in floors]))
-        inside = float(np.mean([r["read_s"] + r["pass_s"] for r in floors]))
+        ratios = [e["process_s"] / f["process_s"] for e, f in pairs]
+        cpu = [_cpu(e) / max(_cpu(f), 1e-9) for e, f in pairs]
+        floors_ = [f for _, f in pairs]
+        end_s = float(np.median([e["process_s"] for e, _ in pairs]))
+        inside = float(np.median([f["read_s"] + f["pass_s"] for f in floors_]))
         result.append(
             {
                 "size": size,
                 "floor": floor_kind,
-                "end_to_end_s": ends[0]["process_s"],
-                "read_pass_process_s": round(floor, 2),
-                "read_s": round(float(np.mean([r["read_s"] for r in floors])), 2),
-                "pass_s": round(float(np.mean([r["pass_s"] for r in floors])), 2),
-                "ratio": round(ends[0]["process_s"] / floor, 2),
-                "ratio_to_read_pass_only": round(ends[0]["process_s"] / inside, 2),
-                "end_to_end_peak_rss_mb": ends[0]["peak_rss_mb"],
+                "rounds": len(pairs),
+                "end_to_end_s": round(end_s, 2),
+                "read_pass_process_s": round(
+                    float(np.median([f["process_s"] for f in floors_])), 2
+                ),
+                "read_s": round(float(np.median([f["read_s"] for f in floors_])), 2),
+                "floor_sys_s": round(
+                    float(np.median([f.get("sys_s", np.nan) for f in floors_])), 2
+                ),
+                "pass_s": round(float(np.median([f["pass_s"] for f in floors_])), 2),
+                "ratio": round(float(np.median(ratios)), 2),
+                "ratio_min": round(min(ratios), 2),
+                "ratio_max": round(max(ratios), 2),
+                "cpu_ratio": round(float(np.median(cpu)), 2),
+                "ratio_to_read_pass_only": round(end_s / inside, 2),
+                "end_to_end_peak_rss_mb": max(e["peak_rss_mb"] for e, _ in pairs),
             }
         )
     return result
+
+
+def _cpu(row: dict) -> float:
+    return float(row.get("user_s", np.nan) + row.get("sys_s", np.nan))
 
 
 def generate(size: int, args: argparse.Namespace, tmp: Path) -> Path:
@@ -498,6 +581,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--e2e-sizes", default="256", help="sizes of the end-to-end run against read + pass"
     )
+    parser.add_argument(
+        "--e2e-repeats",
+        type=int,
+        default=3,
+        help="rounds of part 3 (run and both reads; alternate rounds reversed; medians reported)",
+    )
     parser.add_argument("--devices", default="auto", help="'auto' (cpu, + cuda if present) or list")
     parser.add_argument("--epochs", type=int, default=20, help="autoencoder epochs in part 2")
     parser.add_argument(
@@ -624,11 +713,16 @@ def main(argv: list[str] | None = None) -> None:
                 [
                     ("size", "size"),
                     ("floor", "read"),
+                    ("rounds", "rounds"),
                     ("end_to_end_s", "run s"),
                     ("read_pass_process_s", "read+pass process s"),
                     ("read_s", "read s"),
+                    ("floor_sys_s", "read+pass sys s"),
                     ("pass_s", "pass s"),
                     ("ratio", "ratio (target <= 3)"),
+                    ("ratio_min", "min"),
+                    ("ratio_max", "max"),
+                    ("cpu_ratio", "CPU ratio"),
                     ("ratio_to_read_pass_only", "ratio to read+pass alone"),
                     ("end_to_end_peak_rss_mb", "run peak RSS MB"),
                 ],

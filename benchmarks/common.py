@@ -133,6 +133,17 @@ def run_subprocess(
 
     The peak RSS is the child's own (``os.wait4``), not the maximum over all children so far.
     """
+    run = run_measured(command, log_path, timeout_s, env)
+    return run["code"], run["wall_s"], run["peak_rss_mb"]
+
+
+def run_measured(
+    command: list[str], log_path: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """:func:`run_subprocess` with the process's CPU time: ``code``, ``wall_s``, ``user_s``,
+    ``sys_s`` (user and kernel CPU of the process and the children it waited for, from
+    ``os.wait4``), ``peak_rss_mb`` and ``load`` (the 1-minute load average at the start)."""
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -143,7 +154,14 @@ def run_subprocess(
         finally:
             timer.cancel()
     process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, time.perf_counter() - start, usage.ru_maxrss / 1024.0
+    return {
+        "code": process.returncode,
+        "wall_s": time.perf_counter() - start,
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,
+        "load": load,
+    }
 
 
 def run_emsigma(

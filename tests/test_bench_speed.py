@@ -1,0 +1,81 @@
+"""The speed benchmark's part 3 bookkeeping: rounds in alternating order, per-round ratios, medians."""
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("bench_speed")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _row(config, round_, process_s, user_s=1.0, sys_s=1.0, read_s=1.0, pass_s=0.5):
+    row = {"size": 64, "config": config, "round": round_, "process_s": process_s}
+    row.update(user_s=user_s, sys_s=sys_s, peak_rss_mb=10.0)
+    if config != "end_to_end":
+        row.update(read_s=read_s, pass_s=pass_s)
+    return row
+
+
+def test_rounds_alternate_their_order(bench, monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(bench, "load_cube", lambda stem: (None, ("O_Ka",), 2))
+    monkeypatch.setattr(bench, "write_hspy", lambda path, image, lines: path.touch() or path)
+    monkeypatch.setattr(
+        bench,
+        "_measure_e2e_process",
+        lambda cube, size, label, round_, *rest: calls.append((round_, label)) or {},
+    )
+    args = argparse.Namespace(e2e_repeats=3, threads=1)
+    rows = bench.measure_end_to_end(tmp_path / "cube_64", 64, args)
+    order = ["read_pass", "end_to_end", "read_pass_isolated"]
+    assert calls == [(0, k) for k in order] + [(1, k) for k in order[::-1]] + [
+        (2, k) for k in order
+    ]
+    assert len(rows) == 9 and not (tmp_path / "e2e_64.hspy").exists()
+
+
+def test_ratios_are_medians_of_rounds_and_cheapest_takes_the_faster_read(bench):
+    rows = [
+        _row("read_pass", 0, 10.0),
+        _row("end_to_end", 0, 24.0, user_s=20.0, sys_s=4.0),
+        _row("read_pass_isolated", 0, 6.0),
+        _row("read_pass_isolated", 1, 8.0),
+        _row("end_to_end", 1, 30.0, user_s=24.0, sys_s=6.0),
+        _row("read_pass", 1, 7.5),
+        _row("read_pass", 2, 8.0),
+        _row("end_to_end", 2, 25.0, user_s=20.0, sys_s=5.0),
+        _row("read_pass_isolated", 2, 5.0),
+    ]
+    by_floor = {r["floor"]: r for r in bench.end_to_end_ratios(rows)}
+    assert set(by_floor) == {"read_pass", "read_pass_isolated", "cheapest"}
+    inside = by_floor["read_pass"]
+    # each round's run against the floor measured beside it: 2.4, 4.0, 3.125
+    assert inside["ratio"] == pytest.approx(3.12, abs=0.01)
+    assert (inside["ratio_min"], inside["ratio_max"]) == (2.4, 4.0)
+    assert inside["end_to_end_s"] == 25.0 and inside["read_pass_process_s"] == 8.0
+    assert inside["rounds"] == 3
+    # CPU: 24 / 2, 30 / 2, 25 / 2
+    assert inside["cpu_ratio"] == 12.5
+    cheapest = by_floor["cheapest"]
+    # the faster read of each round: 6.0, 7.5, 5.0 -> 4.0, 4.0, 5.0
+    assert cheapest["ratio"] == 4.0 and cheapest["read_pass_process_s"] == 6.0
+
+
+def test_a_failed_process_gives_no_ratio(bench):
+    rows = [
+        _row("read_pass", 0, 10.0),
+        dict(_row("end_to_end", 0, 24.0), error="exit 1"),
+        _row("read_pass_isolated", 0, 6.0),
+    ]
+    assert bench.end_to_end_ratios(rows) == []
