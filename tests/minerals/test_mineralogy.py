@@ -110,3 +110,28 @@ def test_a_phase_that_fills_the_map_is_all_core():
     np.testing.assert_array_equal(interior_labels(labels), labels)
     labels[0, :] = 0  # unassigned pixels are another label: depths from them
     np.testing.assert_array_equal(phase_depths(labels)[1:, 0], [1, 2, 3, 4])
+
+
+def test_phase_depths_are_each_phases_own_distance_transform_on_any_number_of_threads():
+    from scipy.ndimage import distance_transform_edt
+
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.minerals.phases import phase_depths
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.repeat(rng.integers(0, 6, (9, 11)), 7, axis=0), 5, axis=1)
+    labels[labels == 4] = 0  # unassigned pixels; phase 4 absent
+    with worker_threads(1):
+        one = phase_depths(labels)
+    with worker_threads(2):
+        assert np.array_equal(phase_depths(labels), one)
+    # away from the map's edge, each pixel's depth is the plain transform of its phase's mask
+    inner = np.zeros_like(labels, dtype=bool)
+    inner[14:-14, 10:-10] = True
+    for pid in (1, 2, 3, 5):
+        mine = labels == pid
+        # the map's edge is no boundary: pad with the edge rows before the transform
+        padded = np.pad(mine, 40, mode="edge")
+        expected = distance_transform_edt(padded)[40:-40, 40:-40]
+        assert np.array_equal(one[mine & inner], expected[mine & inner])
+    assert not one[labels == 0].any()

@@ -106,3 +106,38 @@ def test_gaussian_blur_in_bands_is_the_scipy_gaussian_filter(shape, sigma, band)
     maps = np.random.default_rng(6).random(shape).astype(np.float32)
     expected = gaussian_filter(maps, (sigma, sigma, 0), mode="nearest")
     np.testing.assert_allclose(gaussian_blur(maps, sigma, band=band), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.5])
+@pytest.mark.parametrize("band", [1, 5, 32])
+def test_gaussian_blur_of_chosen_pixels_and_on_any_number_of_threads_has_the_same_bits(sigma, band):
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.phases._filters import gaussian_blur
+
+    rng = np.random.default_rng(7)
+    maps = rng.random((70, 53, 3)).astype(np.float32)
+    with worker_threads(1):
+        whole = gaussian_blur(maps, sigma, band=band)
+    with worker_threads(2):
+        assert np.array_equal(gaussian_blur(maps, sigma, band=band), whole)
+    # scattered pixels, a lone pixel by the edges, a block in the middle, none at all
+    chosen = [rng.random((70, 53)) < 0.02, np.zeros((70, 53), bool), np.zeros((70, 53), bool)]
+    chosen[1][0, 52] = chosen[1][69, 0] = True
+    chosen[2][30:41, 20:25] = True
+    for where in (*chosen, np.zeros((70, 53), bool)):
+        for workers in (1, 2):
+            with worker_threads(workers):
+                part = gaussian_blur(maps, sigma, band=band, where=where)
+            assert np.array_equal(part[where], whole[where])
+            assert not part[~where & ~_band_columns(where, band)].any()
+
+
+def _band_columns(where, band):
+    """The pixels a blur ``where`` may also fill: each band's rows between its first and last
+    wanted column."""
+    covered = np.zeros_like(where)
+    for top in range(0, where.shape[0], band):
+        columns = np.flatnonzero(where[top : top + band].any(0))
+        if len(columns):
+            covered[top : top + band, columns[0] : columns[-1] + 1] = True
+    return covered

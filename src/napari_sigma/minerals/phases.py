@@ -96,28 +96,39 @@ def _interior_from_depths(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
 def phase_depths(labels: np.ndarray) -> np.ndarray:
     """Each labelled pixel's Euclidean distance to the nearest pixel of another label (the map's
     edge is no boundary); 0 where the label is 0 or below; infinite for a phase that fills the
-    map (every pixel equally deep: all of it is its core)."""
+    map (every pixel equally deep: all of it is its core).
+
+    One distance transform per phase, over its bounding box; the phases' transforms run on
+    every core (:func:`~napari_sigma.compute.blocks.threaded_map`; scipy's transform releases
+    the GIL) and each writes only its own pixels."""
     from scipy.ndimage import distance_transform_edt, find_objects
+
+    from napari_sigma.compute.blocks import threaded_map
 
     labels = np.asarray(labels)
     depths = np.zeros(labels.shape, dtype=np.float64)
     height, width = labels.shape
-    for pid, box in enumerate(find_objects(np.clip(labels, 0, None)), start=1):
-        if box is None:
-            continue
+
+    def phase(item: tuple[int, tuple[slice, slice]]) -> None:
+        pid, box = item
         y0, y1 = max(box[0].start - 1, 0), min(box[0].stop + 1, height)
         x0, x1 = max(box[1].start - 1, 0), min(box[1].stop + 1, width)
         mask = labels[y0:y1, x0:x1] == pid
         pad = ((int(y0 == 0), int(y1 == height)), (int(x0 == 0), int(x1 == width)))
         padded = np.pad(mask, pad, mode="edge")
         if padded.all():  # the phase fills the map: no other label anywhere
-            depths[mask] = np.inf
-            continue
+            depths[y0:y1, x0:x1][mask] = np.inf
+            return
         depth = distance_transform_edt(padded)
         depth = depth[
             pad[0][0] : depth.shape[0] - pad[0][1], pad[1][0] : depth.shape[1] - pad[1][1]
         ]
         depths[y0:y1, x0:x1][mask] = depth[mask]
+
+    boxes = find_objects(np.clip(labels, 0, None))
+    found = [(pid, box) for pid, box in enumerate(boxes, start=1) if box is not None]
+    for _ in threaded_map(phase, found):
+        pass
     return depths
 
 

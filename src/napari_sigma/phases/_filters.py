@@ -103,30 +103,53 @@ def dilated(mask: torch.Tensor) -> torch.Tensor:
     return box_sum(mask.to(torch.float32), 1, "constant") > 0
 
 
-def gaussian_blur(maps, sigma: float, truncate: float = 4.0, band: int = 32):
+def gaussian_blur(maps, sigma: float, truncate: float = 4.0, band: int = 32, where=None):
     """``maps`` ``(y, x, C)`` (numpy) smoothed by a Gaussian of ``sigma`` pixels over y and x.
 
     scipy.ndimage.gaussian_filter's kernel (radius ``int(truncate * sigma + 0.5)``, normalised)
     and edges (``"nearest"``), summed in float64 with numpy ufuncs (they release the GIL;
-    scipy.ndimage holds it) in bands of ``band`` rows (temporaries in cache); returns float32.
+    scipy.ndimage holds it) in bands of ``band`` rows (temporaries in cache), the bands on
+    every core (:func:`~napari_sigma.compute.blocks.threaded_map`); returns float32.
     Host arrays on purpose: the fractions it smooths are host arrays on every device.
+
+    ``where``: boolean ``(y, x)``; only those pixels are computed (0 elsewhere): each band
+    is summed over the columns of its wanted pixels and ``radius`` more on each side. Every
+    computed pixel has the same bits as in the whole blur (its terms are added in the same
+    order).
     """
     import numpy as np
+
+    from napari_sigma.compute.blocks import threaded_map
 
     radius = int(truncate * float(sigma) + 0.5)
     offsets = np.arange(-radius, radius + 1)
     kernel = np.exp(-0.5 / float(sigma) ** 2 * offsets**2)
     kernel /= kernel.sum()
     source = np.asarray(maps)
-    height = source.shape[0]
-    out = np.empty(source.shape, dtype=np.float32)
-    for top in range(0, height, band):
-        low, high = max(top - radius, 0), min(top + band + radius, height)
-        values = source[low:high].astype(np.float64)
-        values = _weighted_line_sum(values, kernel[radius:], 1)
-        values = _weighted_line_sum(values, kernel[radius:], 0, low == 0, high == height)
+    height, width = source.shape[:2]
+    wanted = None if where is None else np.asarray(where, bool)
+    out = (np.empty if wanted is None else np.zeros)(source.shape, dtype=np.float32)
+
+    def blur_band(top: int) -> None:
         rows = min(band, height - top)
-        out[top : top + rows] = values[top - low : top - low + rows]
+        first, stop = 0, width
+        if wanted is not None:
+            columns = np.flatnonzero(wanted[top : top + rows].any(0))
+            if not len(columns):
+                return
+            first, stop = int(columns[0]), int(columns[-1]) + 1
+        # the columns summed: the wanted ones and their neighbours within the kernel
+        left, right = max(first - radius, 0), min(stop + radius, width)
+        low, high = max(top - radius, 0), min(top + band + radius, height)
+        values = source[low:high, left:right].astype(np.float64)
+        values = _weighted_line_sum(values, kernel[radius:], 1, left == 0, right == width)
+        values = _weighted_line_sum(values, kernel[radius:], 0, low == 0, high == height)
+        out[top : top + rows, first:stop] = values[
+            top - low : top - low + rows, first - left : stop - left
+        ]
+
+    for _ in threaded_map(blur_band, range(0, height, band)):
+        pass
     return out
 
 

@@ -178,7 +178,7 @@ def _averaged_shares(
         width = step * _SIGMA_STEPS
         if 0 < step and width < sigma:
             chosen = steps == step
-            shares[chosen] = gaussian_blur(fractions, width)[chosen]
+            shares[chosen] = gaussian_blur(fractions, width, where=chosen)[chosen]
     return shares
 
 
