@@ -165,6 +165,34 @@ def test_low_dose_many_components_are_solved_exactly_without_coordinate_descent(
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_each_pixels_nnls_is_the_solve_on_its_final_set_whatever_its_batch():
+    """A row's result depends only on its own right-hand side: the same bits in any batch (the
+    active-set iterations keep the unfinished rows apart, in order), and they are the
+    least-squares solve restricted to the row's final set of positive shares."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    components = torch.as_tensor(rng.dirichlet(np.full(80, 0.3), 8))
+    shares = rng.dirichlet(np.full(8, 0.2), 3000) * 10.0
+    counts = torch.as_tensor(rng.poisson(shares @ components.numpy()).astype(np.float64))
+    gram = components @ components.T
+    rhs = counts @ components.T
+    inverses: dict = {}
+    whole = unmixing._nnls_block(gram, torch.linalg.pinv(gram), rhs, 200, 1e-7, inverses)
+    assert (whole == 0).any(1).float().mean() > 0.5  # most rows take the active-set path
+    for order in (
+        torch.arange(2999, -1, -1),
+        torch.randperm(3000, generator=torch.Generator().manual_seed(1)),
+    ):
+        for part in order.split(700):
+            alone = unmixing._nnls_block(
+                gram, torch.linalg.pinv(gram), rhs[part], 200, 1e-7, inverses
+            )
+            assert torch.equal(alone, whole[part])
+    restricted = unmixing._set_solver(gram, inverses)(rhs, whole > 0)
+    assert torch.equal(torch.where(whole > 0, restricted, 0.0), whole)
+
+
 def test_a_resident_cube_gives_the_same_sums_and_abundances():
     """The GPU path (cube uploaded once as float32 (N, E)), run here on a CPU tensor."""
     import torch

@@ -473,7 +473,7 @@ def _set_solver(gram, inverses: dict):
                 for code in torch.unique(missing).tolist():
                     table[code] = _restricted_inverse(gram, code, {})
                 known[missing] = True
-            return torch.bmm(rhs.unsqueeze(1), table[codes]).squeeze(1)
+            return torch.bmm(rhs.unsqueeze(1), table.index_select(0, codes)).squeeze(1)
 
         return solve_dense
 
@@ -516,42 +516,50 @@ def _lawson_hanson(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
 
     solve = _set_solver(gram, inverses)
     # a row's solution depends on its own free set only: after the first sweep only the rows
-    # whose set changed are solved again (the others keep theirs)
+    # whose set changed are solved again (the others keep theirs); the rows still changing are
+    # kept apart (no gather from the whole block per sweep). Every product below sees the same
+    # rows in the same order as one over the whole block's rows would: the same bits.
     free = free.clone()
     trial = solve(rhs, free)
-    rows = torch.arange(len(rhs), device=rhs.device)
+    rows, part_rhs, part_free, part_trial = None, rhs, free, trial
     for _ in range(drops):
-        negative = free[rows] & (trial[rows] <= 0)
+        negative = part_free & (part_trial <= 0)
         changed = negative.any(1)
         if not bool(changed.any()):
             break
-        rows = rows[changed]
-        free[rows] = free[rows] & ~negative[changed]
-        trial[rows] = solve(rhs[rows], free[rows])
+        keep = changed.nonzero().squeeze(1)
+        part_rhs = part_rhs[keep]
+        part_free = part_free[keep] & ~negative[keep]
+        part_trial = solve(part_rhs, part_free)
+        rows = keep if rows is None else rows[keep]
+        free[rows], trial[rows] = part_free, part_trial
     free = free & ~(free & (trial <= 0)).any(1, keepdim=True)
     x = torch.where(free, trial, torch.zeros_like(trial))
     slack = max(tol, 1e-9) * rhs.abs().amax(1).clamp_min(1e-30)
     settled = torch.zeros(len(rhs), dtype=torch.bool, device=rhs.device)
     todo = torch.arange(len(rhs), device=rhs.device)
-    known = x  # the solution on every row's free set (0 on an empty set): not solved again
-    for _ in range(3 * gram.shape[0] + 10):
-        if len(todo) == 0:
-            break
-        b, f, xt = rhs[todo], free[todo].clone(), x[todo]
-        z = solve(b, f) if known is None else known
-        known = None
+    # the unfinished rows (ids ``todo``) with their right-hand sides, free sets and points; at
+    # first the solution on every row's free set is known (not solved again)
+    b, f, xt, z = rhs, free, x.clone(), x
+    for step in range(3 * gram.shape[0] + 10):
+        if step:
+            z = solve(b, f)
         positive = ~(f & (z <= 0)).any(1)
         xt = torch.where(positive.unsqueeze(1), z, xt)
         gradient = torch.where(f, torch.zeros_like(xt), b - xt @ gram)
         best = gradient.argmax(1)
-        rising = gradient.gather(1, best.unsqueeze(1)).squeeze(1) > slack[todo]
+        rising = gradient.gather(1, best.unsqueeze(1)).squeeze(1) > slack
         done, grow, back = positive & ~rising, positive & rising, ~positive
         f[grow, best[grow]] = True
         if bool(back.any()):
             xt[back], f[back] = _step_back(xt[back], z[back], f[back])
-        x[todo], free[todo] = xt, f
-        settled[todo[done]] = True
-        todo = todo[~done]
+        finished = todo[done]
+        x[finished], settled[finished] = xt[done], True
+        keep = (~done).nonzero().squeeze(1)
+        todo, b, f, xt, slack = todo[keep], b[keep], f[keep], xt[keep], slack[keep]
+        if len(todo) == 0:
+            break
+    x[todo] = xt  # rows still unsettled (the caller finishes them)
     return x.clamp_min(0.0), settled
 
 
