@@ -113,3 +113,54 @@ def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
     assert sigma.selected_elements == sigma.spectrum.selected_elements != ()
     sigma.analysis._prefill_elements()  # what Run does when the field was not edited
     assert sigma.analysis.form.elements.value == ",".join(sigma.spectrum.selected_elements)
+
+
+def test_docking_builds_no_tab_in_napari_s_turn_and_each_tab_in_a_turn_of_its_own(
+    plugin_viewer, qtbot, monkeypatch
+):
+    """napari's docking (its layout, its settings file) and our tabs' construction each take a
+    turn of Qt's event loop: the dock call builds no tab, and a timer between every two tabs
+    lets the loop's other work (a repaint, a heartbeat) run between them."""
+    from qtpy.QtCore import QTimer
+
+    from napari_sigma._napari import main_widget
+    from napari_sigma._napari.main_widget import SigmaWidget
+
+    built_in_turn = []  # the turn (the count of timer firings) in which each tab was built
+    turns = [0]
+    make = main_widget._widget_class
+
+    def counting_class(key):
+        cls = make(key)
+
+        def build(viewer):
+            built_in_turn.append((key, turns[0]))
+            return cls(viewer)
+
+        return build
+
+    original_single_shot = QTimer.singleShot
+
+    def counting_single_shot(ms, *rest):
+        if len(rest) != 1 or not callable(rest[0]):  # napari's other forms: as they are
+            return original_single_shot(ms, *rest)
+        callback = rest[0]
+
+        def fire():
+            turns[0] += 1
+            callback()
+
+        return original_single_shot(ms, fire)
+
+    monkeypatch.setattr(main_widget, "_widget_class", counting_class)
+    monkeypatch.setattr(main_widget.QTimer, "singleShot", counting_single_shot)
+    viewer = plugin_viewer
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    _, sigma = viewer.window.add_plugin_dock_widget("napari-sigma-eds", "napari-sigma")
+    assert isinstance(sigma, SigmaWidget)
+    assert built_in_turn == []  # napari's docking turn builds none of our tabs
+    qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
+    assert [key for key, _ in built_in_turn] == ["analysis", "spectrum", "phases", "latent"]
+    built_turns = [turn for _, turn in built_in_turn]
+    assert len(set(built_turns)) == 4 and 0 not in built_turns  # one per timer turn
+    assert sigma.analysis.last_result_callback == sigma._show_phases

@@ -4,9 +4,13 @@ Fits a 1920x1080 screen beside the image; the Phases tab keeps the phase table a
 spectra together while a user paints. Each tab is the same widget the plugin also contributes as
 a dock of its own (Plugins menu), so either way of working sees the same layers.
 
-Docking must not freeze napari: the dock opens with the Analysis tab; matplotlib and the plotting
-tabs are imported in a background thread, and the other tabs are then built one per turn of Qt's
-event loop (or at once when a user opens one, or code asks for it: :attr:`SigmaWidget.phases`).
+Docking must not freeze napari: the dock opens empty (napari adds it, lays the window out and
+saves its settings in that turn); the Analysis tab is built at the next turn of Qt's event loop,
+matplotlib and the plotting tabs are imported in a background thread meanwhile, and the other tabs
+are then built one per turn (or at once when a user opens one, or code asks for it:
+:attr:`SigmaWidget.phases`). The turns are 1 ms timers, not zero-delay ones: a zero single shot (and
+a signal from another thread) is a posted event, run in the same pass of the event loop as the
+others already posted, so two tabs or a tab and napari's own dock work made one freeze.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from napari_sigma._napari.analysis_widget import AnalysisWidget
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 MINIMUM_WIDTH = 460
+TURN_MS = 1  # between two tabs' builds: a timer, so that the event loop's other work comes between
 # torch's import (a second of CPU in a thread) starts this long after the dock's last tab is built,
 # so that it does not compete with the dock's first repaints (Run starts it at once if earlier)
 COMPUTE_PRELOAD_DELAY_MS = 2000
@@ -74,9 +79,11 @@ class SigmaWidget(ViewerWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
         self.setMinimumWidth(MINIMUM_WIDTH)
-        self.analysis.last_result_callback = self._show_phases
+        self._modules_ready = False  # matplotlib and the plotting tabs' modules are imported
+        self._next_scheduled = False
         self.tabs.currentChanged.connect(self._on_tab_shown)
-        self._imported.connect(self._build_next)
+        self._imported.connect(self._on_imported)
+        self._schedule_next()  # the Analysis tab, at the next turn: not in napari's docking
         thread = threading.Thread(target=self._import_in_background, daemon=True)
         thread.name = "napari-sigma-import"
         thread.start()
@@ -90,6 +97,8 @@ class SigmaWidget(ViewerWidget):
             widget = _widget_class(key)(self.viewer)
             self._widgets[key] = widget
             self._pages[key].layout().addWidget(widget)
+            if key == "analysis":
+                widget.last_result_callback = self._show_phases
         return widget
 
     analysis = _tab_widget("analysis", "The Analysis tab (`AnalysisWidget`).")
@@ -111,18 +120,30 @@ class SigmaWidget(ViewerWidget):
         except RuntimeError:  # the dock was closed meanwhile
             pass
 
+    def _on_imported(self) -> None:
+        self._modules_ready = True
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        if not self._next_scheduled:
+            self._next_scheduled = True
+            QTimer.singleShot(TURN_MS, self._build_next)
+
     def _build_next(self) -> None:
-        """Build the next tab not built yet; the one after it at the next event-loop turn."""
+        """Build the next tab not built yet (the plotting ones once their modules are imported);
+        the one after it at a later turn of the event loop."""
         from qtpy import sip
 
+        self._next_scheduled = False
         if sip.isdeleted(self):
             return
         missing = [key for key, _ in TABS if key not in self._widgets]
-        if missing:
+        if missing and (missing[0] == "analysis" or self._modules_ready):
             self.tab(missing[0])
-            if len(missing) > 1:
-                QTimer.singleShot(0, self._build_next)
-        if len(missing) <= 1:  # all built: torch a little later, before the user runs an analysis
+            missing = missing[1:]
+            if missing:
+                self._schedule_next()
+        if not missing:  # all built: torch a little later, before the user runs an analysis
             from napari_sigma._napari import preload
 
             QTimer.singleShot(COMPUTE_PRELOAD_DELAY_MS, preload.start_compute)
