@@ -5,12 +5,14 @@ spectra together while a user paints. Each tab is the same widget the plugin als
 a dock of its own (Plugins menu), so either way of working sees the same layers.
 
 Docking must not freeze napari: the dock opens empty (napari adds it, lays the window out and
-saves its settings in that turn); the Analysis tab is built at the next turn of Qt's event loop,
-matplotlib and the plotting tabs are imported in a background thread meanwhile, and the other tabs
-are then built one per turn (or at once when a user opens one, or code asks for it:
-:attr:`SigmaWidget.phases`). The turns are 1 ms timers, not zero-delay ones: a zero single shot (and
-a signal from another thread) is a posted event, run in the same pass of the event loop as the
-others already posted, so two tabs or a tab and napari's own dock work made one freeze.
+saves its settings in that turn); the tabs' modules (the analysis settings, matplotlib, the plotting
+tabs) are imported in a background thread (:mod:`~napari_sigma._napari.preload`, usually done
+since a file was opened), and the tabs are then built one per turn of Qt's event loop, the
+Analysis tab first (or at once when a user opens one, or code asks for it:
+:attr:`SigmaWidget.phases`). Built before that import, the Analysis tab imported the settings in
+the main thread (56 of its 76 ms). The turns are 1 ms timers, not zero-delay ones: a zero single
+shot (and a signal from another thread) is a posted event, run in the same pass of the event loop
+as the others already posted, so two tabs or a tab and napari's own dock work made one freeze.
 """
 
 from __future__ import annotations
@@ -83,7 +85,6 @@ class SigmaWidget(ViewerWidget):
         self._next_scheduled = False
         self.tabs.currentChanged.connect(self._on_tab_shown)
         self._imported.connect(self._on_imported)
-        self._schedule_next()  # the Analysis tab, at the next turn: not in napari's docking
         thread = threading.Thread(target=self._import_in_background, daemon=True)
         thread.name = "napari-sigma-import"
         thread.start()
@@ -130,15 +131,15 @@ class SigmaWidget(ViewerWidget):
             QTimer.singleShot(TURN_MS, self._build_next)
 
     def _build_next(self) -> None:
-        """Build the next tab not built yet (the plotting ones once their modules are imported);
-        the one after it at a later turn of the event loop."""
+        """Build the next tab not built yet (once the modules are imported); the one after it
+        at a later turn of the event loop."""
         from qtpy import sip
 
         self._next_scheduled = False
         if sip.isdeleted(self):
             return
         missing = [key for key, _ in TABS if key not in self._widgets]
-        if missing and (missing[0] == "analysis" or self._modules_ready):
+        if missing and self._modules_ready:
             self.tab(missing[0])
             missing = missing[1:]
             if missing:
