@@ -90,10 +90,17 @@ def test_sample_run_paint_lasso_merge_export(
 
     # export with the button (the folder dialog answered)
     monkeypatch.setattr(pw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    import napari.utils.notifications as notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_info", shown.append)
     edited = np.array(layer.data, copy=True)
     button(phases, "Export...").click()
     assert phases.exporting  # in a worker
     qtbot.waitUntil(lambda: not phases.exporting, timeout=30_000)
+    # said beside the button, not in a toast over the canvas (which redraws it)
+    assert phases.title.text().startswith(f"{layer.name}: exported ")
+    assert str(tmp_path) in phases.title.text() and shown == []
     exported, _ = read_labels_tiff(tmp_path / "phases.tif")
     np.testing.assert_array_equal(exported, edited)
 

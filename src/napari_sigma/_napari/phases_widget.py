@@ -707,11 +707,12 @@ class PhasesWidget(PhaseLayerDock):
 
     @state.alive_only
     def _on_exported(self, out_dir: Any, written: dict) -> None:
-        from napari.utils.notifications import show_info
-
+        """Say it in the title, beside the Export button: a napari notification (a toast over the
+        canvas) made napari redraw its canvas (software OpenGL: 2.5x the compose of a label's
+        text; heartbeat 78-171 ms vs 41-44 ms at load 10)."""
         self.exporting = False
-        self.title.setText(self.layer.name if self.layer is not None else "no phases layer")
-        show_info(f"Exported {len(written)} files to {out_dir}")
+        name = self.layer.name if self.layer is not None else "no phases layer"
+        self.title.setText(f"{name}: exported {len(written)} files to {out_dir}")
 
     @state.alive_only
     def _on_export_failed(self, error: BaseException) -> None:
