@@ -100,3 +100,39 @@ def test_a_lazy_cube_gives_the_same_correction():
     assert set(eager[1]) == set(lazy[1]) == {2}
     np.testing.assert_allclose(lazy[0], eager[0], rtol=1e-9)
     assert lazy[1][2].share == pytest.approx(eager[1][2].share, rel=1e-9)
+
+
+def test_particles_spread_over_several_hosts_are_corrected_with_their_mixture():
+    # MnS spheres in three steels (one column of particles in each): no host holds half of the
+    # particles' boundary, so a single-host rule left their cores uncorrected
+    from napari_sigma.minerals.phases import touching_phases
+
+    hosts = [{"Fe": 0.84, "Cr": 0.16}, {"Ni": 0.8, "Cr": 0.2}, {"Fe": 0.7, "Ni": 0.3}]
+    particle = line_spectrum(MNS, AXIS, 15.0)
+    particle = particle / particle.sum()
+    yy, xx = np.mgrid[:48, :48]
+    share = np.zeros((48, 48))
+    for cy in (8, 24, 40):
+        for cx in (8, 24, 40):
+            r = np.hypot(yy - cy, xx - cx) / 5.0
+            share = np.maximum(share, np.sqrt(np.clip(1 - r**2, 0, None)))
+    band = np.minimum(xx // 16, 2)
+    host = np.stack([line_spectrum(h, AXIS, 15.0) for h in hosts])
+    host = (host / host.sum(axis=1, keepdims=True))[band]
+    means = share[..., None] * particle + (1 - share[..., None]) * host
+    counts = np.random.default_rng(0).poisson(means * 4000).astype(np.float32)
+    labels = np.where(share >= 0.5, 4, band + 1).astype(np.int32)
+    boundary = touching_phases(labels)[4]
+    assert max(boundary.values()) < 0.5 * sum(boundary.values())
+    image = SpectrumImage(counts, AXIS, 15.0)
+    elements = ["S", "Cr", "Mn", "Fe", "Ni"]
+    plain = run_to_completion(identify_phases(
+        image, labels, elements, settings=QuantSettings(host_correction=False)))  # fmt: skip
+    fixed = run_to_completion(identify_phases(image, labels, elements))
+    before, after = plain[3].quantification.wt, fixed[3].quantification.wt
+    foreign = ("Cr", "Fe", "Ni")
+    assert sum(before[el] for el in foreign) > 5.0
+    assert sum(after[el] for el in foreign) < 0.5 * sum(before[el] for el in foreign)
+    for element, truth in MNS.items():
+        assert after[element] == pytest.approx(100 * truth, rel=0.05)
+    assert any("host correction" in note for note in fixed[3].quantification.notes)

@@ -9,7 +9,7 @@ the detector is found once, on the summed spectrum of all labelled pixels.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -153,24 +153,43 @@ class HostCorrection:
         Its standard error.
     centre_pixels : int
         The core pixels the estimate rests on (the fit of the share against depth).
+    hosts : dict of int to float
+        The host phases and their shares of the removed spectrum (`particle_host_shares`);
+        ``host`` is the largest.
     """
 
     host: int
     share: float
     sigma: float
     centre_pixels: int
+    hosts: dict[int, float] = field(default_factory=dict)
 
 
 def particle_hosts(labels: np.ndarray) -> dict[int, int]:
-    """Phases that are particles in a host: ``{phase: host}`` for each phase that shares at
-    least ``HOST_ENCLOSURE`` of its boundary with other phases with one phase of more pixels."""
+    """Phases that are particles in a host: ``{phase: host}`` (the larger phase it shares the
+    most boundary with) for each phase of `particle_host_shares`."""
+    return {
+        pid: max(shares.items(), key=lambda item: item[1])[0]
+        for pid, shares in particle_host_shares(labels).items()
+    }
+
+
+def particle_host_shares(labels: np.ndarray) -> dict[int, dict[int, float]]:
+    """Phases that are particles in a host and their hosts' shares: ``{phase: {host: share}}``
+    for each phase that shares at least ``HOST_ENCLOSURE`` of its boundary with other phases
+    with phases of more pixels; the shares are those phases' boundary lengths (summing to 1).
+
+    Small grains scattered through a rock sit in different larger phases (magnetite in quartz,
+    albite and orthoclase): each of them holds its own surroundings, so the phase holds their
+    mixture in the proportions of its boundaries, which no single host reaches half of."""
     labels = np.asarray(labels)
     sizes = np.bincount(np.clip(labels, 0, None).ravel())
     hosts = {}
     for pid, touching in touching_phases(labels).items():
-        host, length = max(touching.items(), key=lambda item: item[1])
-        if length >= HOST_ENCLOSURE * sum(touching.values()) and sizes[host] > sizes[pid]:
-            hosts[pid] = host
+        larger = {h: n for h, n in touching.items() if sizes[h] > sizes[pid]}
+        total = sum(larger.values())
+        if larger and total >= HOST_ENCLOSURE * sum(touching.values()):
+            hosts[pid] = {h: n / total for h, n in sorted(larger.items())}
     return hosts
 
 
@@ -187,7 +206,8 @@ def host_corrected_spectra(
     the core (`interior_labels`) of small particles still holds some of the host.
 
     Each core pixel's position on the line through the core's mean spectrum ``m`` and the
-    host's ``H`` (its core spectrum) is measured, ``tau_i`` (Poisson-weighted projection of the
+    host's ``H`` (its core spectrum per count; for a phase in several larger phases, their
+    mixture in the shares of its boundary: `particle_host_shares`) is measured, ``tau_i`` (Poisson-weighted projection of the
     pixel's spectrum per count onto ``H - m``; 0 for a pixel like the core's mean). The share
     is a smooth function of the position in the particle, even about its centre, so near the
     centre it varies with the square of the distance from it: ``tau_i = a + b u_i^2`` with
@@ -225,9 +245,13 @@ def host_corrected_spectra(
     labels = np.asarray(labels)
     spectra = np.asarray(spectra, dtype=np.float64)
     corrected = spectra.copy()
-    hosts = {p: h for p, h in particle_hosts(labels).items() if p <= len(spectra)}
-    hosts = {p: h for p, h in hosts.items() if h <= len(spectra) and spectra[h - 1].sum() > 0}
-    hosts = {p: h for p, h in hosts.items() if spectra[p - 1].sum() > 0}
+    shares = {
+        p: {h: w for h, w in hs.items() if h <= len(spectra) and spectra[h - 1].sum() > 0}
+        for p, hs in particle_host_shares(labels).items()
+        if p <= len(spectra) and spectra[p - 1].sum() > 0
+    }
+    shares = {p: hs for p, hs in shares.items() if hs}
+    hosts = {p: max(hs.items(), key=lambda item: item[1])[0] for p, hs in shares.items()}
     if not hosts:
         return corrected, {}
     channels = np.ones(spectra.shape[1], dtype=bool)
@@ -239,9 +263,10 @@ def host_corrected_spectra(
     core = _interior_from_depths(labels, depth)
     below = _depth_below_centre(labels, list(hosts), depth)
     filters = {}
-    for pid, host in hosts.items():
+    for pid in hosts:
         mean = spectra[pid - 1] / spectra[pid - 1].sum()
-        direction = spectra[host - 1] / spectra[host - 1].sum() - mean
+        host_mean = sum(w * spectra[h - 1] / spectra[h - 1].sum() for h, w in shares[pid].items())
+        direction = host_mean / sum(shares[pid].values()) - mean
         # Poisson weights of the core's mean (at least one count of the core per channel)
         variance = np.maximum(mean, 1.0 / spectra[pid - 1].sum())
         g = np.where(channels, direction / variance, 0.0)
@@ -262,9 +287,18 @@ def host_corrected_spectra(
             corrected[pid - 1] = spectra[pid - 1].sum() * (mean + a * direction)
             share = -a / (1.0 - a)
             corrections[pid] = HostCorrection(
-                hosts[pid], share, sigma / (1.0 - a) ** 2, int(np.count_nonzero(keep))
-            )
+                hosts[pid], share, sigma / (1.0 - a) ** 2, int(np.count_nonzero(keep)),
+                shares[pid],
+            )  # fmt: skip
     return corrected, corrections
+
+
+def _host_names(fix: HostCorrection) -> str:
+    """``P1`` for one host, ``P1 39 % + P3 35 % + P2 26 %`` for a mixture."""
+    if len(fix.hosts) <= 1:
+        return f"P{fix.host}"
+    ordered = sorted(fix.hosts.items(), key=lambda item: -item[1])
+    return " + ".join(f"P{h} {100 * w:.0f} %" for h, w in ordered)
 
 
 def _depth_below_centre(labels: np.ndarray, phase_ids: Sequence[int], depth: np.ndarray):
@@ -424,7 +458,7 @@ def identify_phases(
         if fix is not None and found[-1].quantification is not None:
             found[-1].quantification.notes.append(
                 f"host correction: {100 * fix.share:.1f} % (+- {100 * fix.sigma:.1f}) of the "
-                f"counts removed as P{fix.host}'s spectrum (fitted on "
+                f"counts removed as {_host_names(fix)}'s spectrum (fitted on "
                 f"{fix.centre_pixels} core pixels)"
             )
     _explain_by_neighbours(found, labels, library)
