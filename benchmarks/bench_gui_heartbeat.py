@@ -1,7 +1,8 @@
 """The longest freeze of napari's main thread per user step, with the plugin docked.
 
 A 10 ms QTimer heartbeat runs in a real viewer; for each step (open, dock, run, label switch,
-brush strokes with an existing and a new label, fill, undo, lasso, merge, split, export) the
+paint mode, brush strokes with an existing and a new label (picked in a step of its own), fill,
+undo, lasso, merge, split, export) the
 longest gap between two ticks is the longest time the user saw napari frozen. The run's gap
 includes the result appearing (layers added, the table's statistics started). Next to it, the main
 thread's CPU time during that gap: close to the gap, the main thread was working (a repaint, our
@@ -336,8 +337,9 @@ def synthetic_image(size: int, channels: int) -> Any:
     return replace(sample.image, counts=np.ascontiguousarray(counts), title=f"synthetic {size}")
 
 
-def stroke(layer: Any, label: int, start, end, app: Any, moves: int = 30) -> None:
-    """A user's brush stroke: press, ``moves`` mouse moves (events processed between), release."""
+def stroke(layer: Any, start, end, app: Any, moves: int = 30) -> None:
+    """A user's brush stroke with the layer's mode and label (the user chose them before, each a
+    step of its own): press, ``moves`` mouse moves (events processed between), release."""
     from dataclasses import dataclass
 
     from napari.utils._proxies import ReadOnlyWrapper
@@ -361,7 +363,6 @@ def stroke(layer: Any, label: int, start, end, app: Any, moves: int = 30) -> Non
         modifiers: tuple = ()
 
     scale = np.asarray(layer.scale)
-    layer.mode, layer.selected_label = "paint", label
 
     def event(kind, where, dragging):
         pos = tuple(float(v) for v in np.asarray(where) * scale)
@@ -479,14 +480,18 @@ def main() -> None:
 
 
 def edit_steps(results: dict, beat: Heartbeat, app: Any, layer: Any) -> None:
-    """Label switch, strokes with an existing and a new label, fill, undo: napari's own tools."""
+    """Label switch, paint mode, strokes with an existing and a new label, fill, undo: napari's
+    own tools, one user action per step (a user picks the label, clicks the brush, then paints:
+    each is measured on its own)."""
     ny, nx = layer.data.shape
     step(results, "label switch", beat, app, lambda: setattr(layer, "selected_label", 2))
+    step(results, "paint mode", beat, app, lambda: setattr(layer, "mode", "paint"))
     step(results, "brush stroke, existing label", beat, app,
-         lambda: stroke(layer, 1, (ny * 0.3, nx * 0.2), (ny * 0.3, nx * 0.6), app))  # fmt: skip
+         lambda: stroke(layer, (ny * 0.3, nx * 0.2), (ny * 0.3, nx * 0.6), app))  # fmt: skip
     new = int(np.asarray(layer.data).max()) + 1
+    step(results, "new label", beat, app, lambda: setattr(layer, "selected_label", new))
     step(results, "brush stroke, new label", beat, app,
-         lambda: stroke(layer, new, (ny * 0.6, nx * 0.2), (ny * 0.6, nx * 0.6), app))  # fmt: skip
+         lambda: stroke(layer, (ny * 0.6, nx * 0.2), (ny * 0.6, nx * 0.6), app))  # fmt: skip
 
     def fill():  # with a label other than the one there (a fill with the same label does nothing)
         centre = (ny // 2, nx // 2)
@@ -589,7 +594,7 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
     step(results, "lasso", beat, app, lambda: latent.assign_selection(box))
     step(results, "merge", beat, app, lambda: phases.merge_selected([1, 2]))
     step(results, "split", beat, app, lambda: phases.split_selected(1, 2),
-         until=lambda: not phases.busy)  # fmt: skip
+         until=lambda: not phases.busy and not phases.pending_updates())  # fmt: skip
     phases.rename(3, "renamed")
     step(results, "rename + undo", beat, app, phases.undo)
     out_dir = Path(tempfile.mkdtemp())

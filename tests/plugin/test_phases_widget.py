@@ -80,6 +80,58 @@ def test_new_label_gets_a_row_with_generated_name_and_colour(setup):
     assert colour[3] == 1.0
 
 
+def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napari_viewer):
+    """The phases layer's overlay visuals are built a turn after its insertion, one per turn,
+    and napari's brush cursor is built (drawn transparent) before the first click on the brush;
+    at the end every overlay is as napari made it, also when the adding stops early."""
+    from napari.layers import Labels
+
+    from napari_sigma._napari.results import add_result_layers_stepwise
+
+    def shown(layer):
+        return {name for name, overlay in layer._overlays.items() if overlay.visible}
+
+    as_napari_makes_them = shown(Labels(np.zeros((2, 2), np.uint8)))
+    assert as_napari_makes_them  # the polygon and brush outlines
+    viewer = make_napari_viewer()
+    cursor = viewer.canvas.overlays._brush_circle
+    opacity = cursor.opacity
+    steps = add_result_layers_stepwise(viewer, make_fake_result())
+    next(steps)  # the components layer
+    layer = next(steps).phases
+    assert layer in viewer.layers and shown(layer) == set()
+    pieces = list(steps)
+    assert len(pieces) == len(as_napari_makes_them) + 2  # + the brush cursor, the activation
+    assert shown(layer) == as_napari_makes_them and viewer.layers.selection.active is layer
+    assert not cursor.visible and cursor.opacity == opacity
+    steps = add_result_layers_stepwise(viewer, make_fake_result())
+    next(steps)
+    second = next(steps).phases
+    steps.close()  # a run discarded while its layers were added
+    assert shown(second) == as_napari_makes_them
+    second.mode = "paint"  # napari's tools work on both layers
+    layer.mode = "polygon"
+
+
+def test_a_new_phase_is_drawn_in_its_colour_at_once_without_a_new_colormap(setup):
+    """Ids a uint8 layer can hold are coloured in advance with the colour the model will give
+    them: a phase painted or made by an edit is drawn before the table follows, and napari's
+    colormap is not rebuilt (a full redraw) when the model adds it; a recolour still reaches it."""
+    _, _, layer, widget = setup
+    changes = []
+    layer.events.colormap.connect(lambda *_: changes.append(1))
+    colour = np.asarray(widget.model.color(9))  # the model's colour of a phase it has not yet
+    assert 9 not in widget.model
+    np.testing.assert_allclose(layer.colormap.map(np.array([9]))[0], colour, atol=1e-6)
+    with layer.block_history():
+        layer.paint((6, 9), 9)
+    assert 9 in widget.model and 9 in widget.row_ids() and changes == []
+    widget.model.set_color(9, "red")
+    assert changes
+    np.testing.assert_allclose(layer.colormap.map(np.array([9]))[0], [1, 0, 0, 1])
+    np.testing.assert_allclose(layer.colormap.map(np.array([0]))[0], [0, 0, 0, 0])
+
+
 def test_merge_is_one_undo_step(setup):
     _, _, layer, widget = setup
     before = np.array(layer.data, copy=True)
@@ -300,3 +352,99 @@ def test_a_stroke_updates_the_table_once_when_released_not_at_every_move(
     assert widget.row_pixels() == expected_pixels(layer)
     qtbot.wait(2 * pw.SYNC_DELAY_MS)  # the deferred sync finds nothing new
     assert widget.row_pixels() == expected_pixels(layer)
+
+
+def recount(layer, result):
+    """The phase table of the layer's labels counted from scratch (no running sums)."""
+    from napari_sigma.phases.statistics import phase_table
+
+    return phase_table(
+        np.asarray(layer.data), result.image.counts, result.intensities, list(result.lines),
+        regions=False,
+    )  # fmt: skip
+
+
+def assert_table_is_a_recount(widget, layer, result):
+    table, full = widget.table_data.live(), recount(layer, result).live()
+    np.testing.assert_array_equal(table.phase_ids, full.phase_ids)
+    np.testing.assert_array_equal(table.pixels, full.pixels)
+    np.testing.assert_array_equal(table.mean_spectra, full.mean_spectra)  # exact: integer sums
+    np.testing.assert_allclose(table.mean_intensities, full.mean_intensities, rtol=1e-12)
+    assert widget.row_pixels() == expected_pixels(layer)
+
+
+def test_large_cube_statistics_follow_every_edit_from_a_worker_exactly(
+    plugin_viewer, dock, monkeypatch, qtbot
+):
+    """A large (or lazy) cube's statistics are built in a worker and UPDATED there too: a split,
+    strokes, a merge and undo change the table only when the worker returns, never in napari's
+    main thread, and the table then equals a count from scratch; edits made while an update
+    runs are all taken by the next one."""
+    import threading
+    import time
+
+    from napari_sigma.phases.statistics import PhaseStatistics
+
+    monkeypatch.setattr(pw, "SYNC_STATISTICS_BYTES", 0)  # this small cube counts as large
+    threads, update = [], PhaseStatistics.update
+
+    def slow_update(self, *args, **kwargs):  # slow enough that edits arrive while it runs
+        threads.append(threading.current_thread())
+        time.sleep(0.05)
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(PhaseStatistics, "update", slow_update)
+    viewer = plugin_viewer
+    result = make_fake_result(shape=(12, 18))
+    layer = add_result_layers(viewer, result).phases
+    widget = dock(viewer, "Phases")
+    qtbot.waitUntil(lambda: widget.table_data is not None and not widget.pending_updates())
+    assert_table_is_a_recount(widget, layer, result)
+    main = threading.main_thread()
+    threads.clear()
+    assert widget.split_selected(1, 2) == [1, 4]  # a small phase: clustered at once
+    assert widget.pending_updates() and 4 not in widget.row_ids()  # the table follows later
+    qtbot.waitUntil(lambda: not widget.pending_updates())
+    assert 4 in widget.row_ids()
+    assert_table_is_a_recount(widget, layer, result)
+    with layer.block_history():  # three edits in a row, while the first one's update runs
+        layer.paint((5, 2), 2)
+    with layer.block_history():
+        layer.paint((8, 14), 7)
+    widget.merge_selected([2, 3])
+    assert widget.pending_updates()
+    qtbot.waitUntil(lambda: not widget.pending_updates())
+    assert_table_is_a_recount(widget, layer, result)
+    assert 7 in widget.row_ids() and 3 not in widget.row_ids()
+    spectra = state.phase_spectra_of(layer)[1]  # handed on to the other widgets: the last one
+    np.testing.assert_array_equal(spectra.pixels, widget.table_data.pixels)
+    assert not state.phase_spectra_pending(layer)
+    layer.undo()
+    qtbot.waitUntil(lambda: not widget.pending_updates())
+    assert_table_is_a_recount(widget, layer, result)
+    assert threads and main not in threads  # every update ran in a worker
+    assert len(threads) < 6  # the edits made while one ran were taken together
+
+
+def test_a_failed_worker_update_says_so_and_the_next_edit_builds_again(
+    plugin_viewer, dock, monkeypatch, qtbot
+):
+    from napari_sigma.phases.statistics import PhaseStatistics
+
+    monkeypatch.setattr(pw, "SYNC_STATISTICS_BYTES", 0)
+    viewer = plugin_viewer
+    result = make_fake_result(shape=(12, 18))
+    layer = add_result_layers(viewer, result).phases
+    widget = dock(viewer, "Phases")
+    qtbot.waitUntil(lambda: widget.table_data is not None and not widget.pending_updates())
+    update = PhaseStatistics.update
+    monkeypatch.setattr(PhaseStatistics, "update", lambda *a, **k: 1 / 0)
+    with layer.block_history():
+        layer.paint((5, 2), 2)
+    qtbot.waitUntil(lambda: "failed" in widget.title.text())
+    assert not state.phase_spectra_pending(layer)
+    monkeypatch.setattr(PhaseStatistics, "update", update)
+    with layer.block_history():
+        layer.paint((8, 14), 3)
+    qtbot.waitUntil(lambda: widget.title.text() == layer.name and not widget.pending_updates())
+    assert_table_is_a_recount(widget, layer, result)

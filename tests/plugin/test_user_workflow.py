@@ -70,6 +70,8 @@ def test_sample_run_paint_lasso_merge_export(
     layer.brush_size = 5
     layer.selected_label = new_label
     brush_stroke(layer, MouseEvent, (20, 20), (20, 60))
+    # the sample's statistics were built in a worker: they are updated in one too (exactly)
+    qtbot.waitUntil(lambda: not phases.pending_updates(), timeout=30_000)
     painted = int((np.asarray(layer.data) == new_label).sum())
     assert painted > 100 and phases.row_pixels()[new_label] == painted
 
@@ -79,6 +81,7 @@ def test_sample_run_paint_lasso_merge_export(
     latent.target.setCurrentIndex(0)  # "new phase"
     latent._on_lasso([(low[0], low[1]), (high[0], low[1]), (high[0], high[1]), (low[0], high[1])])
     lassoed = int(layer.selected_label)
+    qtbot.waitUntil(lambda: not phases.pending_updates(), timeout=30_000)
     assert lassoed not in (new_label, *range(1, n_phases + 1))
     assert phases.row_pixels()[lassoed] == int((np.asarray(layer.data) == lassoed).sum()) > 0
 
@@ -86,6 +89,7 @@ def test_sample_run_paint_lasso_merge_export(
     first, second = phases.row_ids()[:2]
     phases.select_ids([first, second])
     button(phases, "Merge selected").click()
+    qtbot.waitUntil(lambda: not phases.pending_updates(), timeout=30_000)
     assert second not in phases.row_ids() and not (np.asarray(layer.data) == second).any()
 
     # export with the button (the folder dialog answered)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -95,7 +96,7 @@ def phases_layer_data(
     model.ensure(np.unique(labels))
     kwargs = {
         "name": name,
-        "colormap": model.colormap(),
+        "colormap": layer_colormap(model),
         "metadata": state.tag(None, role="phases", result=result, phases=model),
         **spatial_kwargs(result),
     }
@@ -130,12 +131,14 @@ def add_result_layers_stepwise(
     viewer: Any, result: Any, title: str | None = None, components: bool = True
 ) -> Iterator[ResultLayers]:
     """:func:`add_result_layers` in pieces: yields after the components layer, after the
-    phases layer, and after making the phases layer the active one.
+    phases layer, after each of its overlays' visuals (:func:`_hide_overlays`), after the
+    brush cursor's visual and its first draw (:func:`_build_brush_cursor`) and after making
+    the phases layer the active one.
 
     A widget runs one step per turn of Qt's event loop, so that napari draws (and the user sees
-    a live window) between them: at 1024² each is 0.1-0.2 s of napari's main thread (the
-    layer's visual, overlays and controls; then the layer controls shown for the active
-    layer), together 0.3-0.45 s. The last value yielded holds every layer.
+    a live window) between them: at 1024² adding a layer in one piece was 0.1-0.2 s of
+    napari's main thread (the layer's visual, overlays and controls; then the layer controls
+    shown for the active layer), together 0.3-0.45 s. The last value yielded holds every layer.
     """
     title = title or result_title(result)
     for layer in viewer.layers:  # earlier results stay, hidden (a user may have edited them)
@@ -146,13 +149,79 @@ def add_result_layers_stepwise(
         with _inserted_inactive(viewer):
             added.components = _add_component_layers(viewer, result, title)
         yield added
+    from napari.layers import Labels
+
     data, kwargs = phases_layer_data(result, unique_name(viewer, f"phases ({title})"))
-    with _inserted_inactive(viewer):
-        added.phases = viewer.add_labels(data, **kwargs)
-    connect_colormap(added.phases)
-    yield added
+    layer = Labels(data, **kwargs)
+    hidden = _hide_overlays(layer)  # their visuals are built later, one per turn
+    try:
+        with _inserted_inactive(viewer):
+            added.phases = viewer.add_layer(layer)
+        connect_colormap(added.phases)
+        yield added
+        while hidden:
+            hidden.pop(0).visible = True
+            yield added
+    finally:  # also when the caller stops early: the layer's tools keep their overlays
+        for overlay in hidden:
+            overlay.visible = True
+    restore = _build_brush_cursor(viewer)  # drawn (unseen) at the next paint, then hidden
+    try:
+        yield added
+    finally:
+        if restore is not None:
+            restore()
     viewer.layers.selection.active = added.phases
     yield added
+
+
+def _build_brush_cursor(viewer: Any) -> Any:
+    """Build and draw napari's brush cursor (the viewer's circle overlay) before a user needs it.
+
+    napari builds its visual when it is first shown, inside the user's first click on the paint
+    brush (~30 ms of main thread: vispy's Ellipse, Polygon and transforms), and its first draw
+    compiles its shaders (~50 ms more in the frame after; at 1024² the click on the brush froze
+    napari 0.2 s). Here it is shown fully transparent, so that it is built now and drawn at the
+    next paint; returns the function that hides it again (to call a turn later), None when
+    nothing was done (shown already, or a napari without these internals).
+    """
+    try:
+        overlay = viewer.canvas.overlays._brush_circle
+        if overlay.visible:  # the cursor is shown: built and drawn already
+            return None
+        opacity = overlay.opacity
+        overlay.opacity = 0.0
+        overlay.visible = True
+    except Exception:
+        return None
+
+    def restore() -> None:
+        try:
+            if getattr(viewer.cursor, "style", "") not in ("circle", "circle_frozen"):
+                overlay.visible = False
+            overlay.opacity = opacity
+        except Exception:
+            return
+
+    return restore
+
+
+def _hide_overlays(layer: Any) -> list[Any]:
+    """Hide the visible overlays of a layer not yet in a viewer and return them.
+
+    napari builds the vispy visual of a layer's overlay when the overlay is visible, else when
+    it becomes visible. A Labels layer's polygon and brush outlines cost ~40 % of adding one
+    (vispy's Polygon, Ellipse, Line and their transforms: 60-100 ms of main thread at 1024²,
+    cProfile); shown again one per turn of Qt's event loop, the insertion is three shorter
+    freezes instead of one. A napari without these internals: nothing hidden, nothing lost.
+    """
+    try:
+        overlays = [o for o in layer._overlays.values() if o.visible is True]
+        for overlay in overlays:
+            overlay.visible = False
+    except Exception:
+        return []
+    return overlays
 
 
 @contextmanager
@@ -190,13 +259,17 @@ def connect_colormap(layer: Any) -> None:
     known = {"colors": None}
 
     def follow() -> None:
-        colors = model.color_dict()
-        signature = {k: tuple(v) for k, v in colors.items() if k is not None}
+        colors = layer_color_dict(model)
+        signature = _signature(colors)
         if signature != known["colors"]:  # recompiling napari's colormap costs; names do not
-            known["colors"] = signature
-            layer.colormap = model.colormap()
+            known["colors"] = signature  # (nor a new phase in its generated colour)
+            layer.colormap = DirectLabelColormap(color_dict=colors)
         layer.features = phase_features(model)
 
+    from napari.utils.colormaps import DirectLabelColormap
+
+    drawn = layer.colormap.color_dict  # what napari draws now (phases_layer_data's colormap)
+    known["colors"] = _signature(drawn)
     model.changed.connect(follow)
     layer.features = phase_features(model)
 
@@ -204,6 +277,44 @@ def connect_colormap(layer: Any) -> None:
         ensure_label_capacity(layer, layer.selected_label)
 
     layer.events.selected_label.connect(widen_for_selected)
+
+
+PRECOLORED_IDS = 254  # every id of a uint8 phases layer (label_dtype) but the last
+
+
+@lru_cache(maxsize=1)
+def _generated_colors() -> tuple[tuple[float, ...], ...]:
+    from napari_sigma._napari.phase_model import palette
+
+    return tuple(palette(PRECOLORED_IDS))
+
+
+def layer_color_dict(model: PhaseModel) -> dict[int | None, np.ndarray]:
+    """The label -> RGBA mapping of a phases layer: the model's phases, and every other id up to
+    :data:`PRECOLORED_IDS` in the colour the model gives a phase it adds (``generated_color``).
+
+    A phase a user paints, a lasso or a split creates is then drawn in its colour at once (the
+    model learns of it when the table follows the edit), and adding it to the model changes no
+    colour: napari rebuilds a Labels colormap and redraws the whole layer at every change
+    (~10-20 ms of main thread at 1024²). Larger ids are transparent until the model has them.
+    """
+    mapping = {k: np.array(c) for k, c in enumerate(_generated_colors(), start=1)}
+    mapping.update(model.color_dict())
+    return mapping
+
+
+def layer_colormap(model: PhaseModel) -> Any:
+    """napari's ``DirectLabelColormap`` of a phases layer (:func:`layer_color_dict`)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict=layer_color_dict(model))
+
+
+def _signature(colors: dict) -> dict[int, tuple[float, ...]]:
+    """Comparable colours of a color dict (napari keeps them in float32)."""
+    return {
+        k: tuple(np.asarray(v, np.float32).tolist()) for k, v in colors.items() if k is not None
+    }
 
 
 def phase_features(model: PhaseModel) -> Any:
@@ -263,11 +374,13 @@ def _compile_labels_colouring() -> None:
 
         model = PhaseModel.from_names(["a", "b"])
         for dtype in (SMALL_LABELS, WIDE_LABELS):  # phases layers' dtypes (label_dtype)
-            layer = Labels(np.array([[0, 1], [2, 1]], dtype=dtype), colormap=model.colormap())
+            layer = Labels(np.array([[0, 1], [2, 1]], dtype=dtype), colormap=layer_colormap(model))
             layer._raw_to_displayed(layer.data)  # the texture mapping of every draw
             layer.colormap._data_to_texture(dtype.type(1))  # the selected label's colour
             layer.colormap.map(layer.data)  # the thumbnail's colours
-        import skimage.segmentation  # noqa: F401 - napari's fill imports it on the first fill
+        # napari's first fill imports skimage's flood (skimage loads its submodules lazily:
+        # importing skimage.segmentation alone left ~16 ms of imports to the first fill)
+        from skimage.segmentation import flood  # noqa: F401
         from vispy.visuals.line.dash_atlas import DashAtlas
 
         DashAtlas()  # its dash patterns (cached once per process) cost napari's first Labels
