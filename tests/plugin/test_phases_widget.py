@@ -98,6 +98,7 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     opacity = cursor.opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
     next(steps)  # the components layer
+    assert next(steps).phases is None  # the phases layer built, not yet inserted
     layer = next(steps).phases
     assert layer in viewer.layers and shown(layer) == set()
     pieces = list(steps)
@@ -106,9 +107,13 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     assert not cursor.visible and cursor.opacity == opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
     next(steps)
+    next(steps)
     second = next(steps).phases
     steps.close()  # a run discarded while its layers were added
     assert shown(second) == as_napari_makes_them
+    from napari_sigma._napari.history import history_of
+
+    assert history_of(second) is not None and "phase" in second.features  # connected
     second.mode = "paint"  # napari's tools work on both layers
     layer.mode = "polygon"
 
