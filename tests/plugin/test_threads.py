@@ -159,6 +159,32 @@ def test_an_aborted_run_gives_its_threads_and_data_back(plugin_viewer, dock, qtb
 
 
 @linux_only
+def test_a_torch_still_being_imported_is_left_alone(monkeypatch):
+    """The preload thread imports torch while the Spectrum tab's worker starts: torch is in
+    sys.modules from the import's start, without its functions yet (the tab said "could not
+    read the spectra: partially initialized module 'torch' has no attribute
+    'get_num_threads'"). A finished torch gets its thread count set and given back."""
+    import importlib.machinery
+    import types
+
+    _no_other_workers()
+    half = types.ModuleType("torch")
+    half.__spec__ = importlib.machinery.ModuleSpec("torch", None)
+    half.__spec__._initializing = True
+    monkeypatch.setitem(sys.modules, "torch", half)
+    with leave_a_core() as n:
+        assert n == compute_threads()
+    calls = []
+    done = types.ModuleType("torch")
+    done.__spec__ = importlib.machinery.ModuleSpec("torch", None)
+    done.get_num_threads = lambda: 7
+    done.set_num_threads = calls.append
+    monkeypatch.setitem(sys.modules, "torch", done)
+    with leave_a_core():
+        assert calls == [compute_threads()]
+    assert calls == [compute_threads(), 7]
+
+
 def test_workers_compute_in_low_priority_threads_and_napari_pool_is_untouched(qtbot):
     from napari.qt.threading import create_worker
     from qtpy.QtCore import QThreadPool

@@ -57,7 +57,7 @@ def leave_a_core() -> Iterator[int]:
     threads = compute_threads()
     with _lock:
         if _state["depth"] == 0:
-            torch = sys.modules.get("torch")  # imported by the preload; never imported here
+            torch = _imported_torch()  # imported by the preload; never imported here
             if torch is not None:  # read first: limiting OpenMP also changes torch's count
                 _state["torch"] = torch.get_num_threads()
             _state["limiter"] = _limit_pools(threads)
@@ -80,9 +80,19 @@ def leave_a_core() -> Iterator[int]:
                     _release_openblas()
                     limiter.restore_original_limits()
                     _release_openblas()
-                torch = sys.modules.get("torch")
+                torch = _imported_torch()
                 if torch is not None and previous is not None:
                     torch.set_num_threads(previous)
+
+
+def _imported_torch() -> Any:
+    """torch when its import has finished, else None. A module is in ``sys.modules`` from the
+    start of its import: while the preload thread is still importing torch, its functions
+    (``get_num_threads``) do not exist yet."""
+    torch = sys.modules.get("torch")
+    if torch is None or getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        return None
+    return torch if hasattr(torch, "set_num_threads") else None
 
 
 def leaving_a_core(function: Callable[..., Any]) -> Callable[..., Any]:
