@@ -261,6 +261,29 @@ def test_the_preloaded_modules_are_out_of_the_collectors_reach():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+@pytest.mark.gui
+def test_a_files_layers_frozen_by_the_preload_are_freed_when_deleted(viewer, qtbot):
+    """The preload freezes what is alive when its imports end (gc.freeze), the file the user
+    opened first included: frozen, its layers' reference cycles were never collected and the
+    cube's memory stayed taken after the user deleted them."""
+    import gc
+    import weakref
+
+    from napari_sigma._napari import preload
+
+    viewer.open_sample(PLUGIN, "synthetic")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum and elements")
+    qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)
+    (cube,) = [layer for layer in viewer.layers if state.role_of(layer) == "cube"]
+    alive = weakref.ref(cube)
+    del cube
+    preload._freeze_long_lived()  # what the preload thread does when its imports end
+    viewer.layers.clear()
+    qtbot.wait(100)  # the collection runs at the next turn of the event loop
+    gc.collect()
+    assert alive() is None
+
+
 def _run_python(code: str, timeout: float):
     """``code`` run by a fresh interpreter (what it imports is not imported by the tests)."""
     import subprocess

@@ -46,3 +46,6 @@ class ViewerWidget(QWidget):
             _exit_wait["registered"] = True
             atexit.register(_wait_for_workers_at_exit)
         self.viewer = state.unwrap(napari_viewer)
+        from napari_sigma._napari import preload
+
+        preload.thaw_when_removed(self.viewer)  # a frozen layer's memory comes back
