@@ -546,29 +546,35 @@ def _with_contaminants(candidates, wt, err_wt, library) -> list[Candidate]:
     return distinct
 
 
-def _visible(candidate: Candidate, library: MineralLibrary) -> dict[str, float] | None:
-    """A single mineral's composition over the elements EDS sees (wt %), None for a series."""
+def _visible(
+    candidate: Candidate, library: MineralLibrary, left_out: tuple[str, ...] = ()
+) -> dict[str, float] | None:
+    """A single mineral's composition over the elements EDS sees (wt %), without the light
+    elements ``left_out`` of the comparison; None for a series."""
     mineral = library.minerals.get(candidate.mineral)
     if candidate.series is not None or mineral is None:
         return None
-    return _comparable(mineral.composition, set(mineral.composition))
+    return _comparable(mineral.composition, set(mineral.composition) - set(left_out))
 
 
 def _prefer_anhydrous(candidates: list[Candidate], library=None) -> list[Candidate]:
     """Apply ``HYDROUS_MARGIN``: an anhydrous mineral whose visible composition is the hydrous
-    best match's within the comparison's tolerance (chi2 per element < 1) takes its place."""
+    best match's within the comparison's tolerance (chi2 per element < 1) takes its place. The
+    compositions are compared over the elements the best match was compared on: when its
+    comparison left O (or C) out, a mineral with invisible constituents that agrees on the rest
+    (datolite CaBSiO4(OH) and wollastonite CaSiO3 over Ca and Si) is no better evidenced."""
     if len(candidates) < 2:
         return candidates
     library = library or load_library()
     best = candidates[0]
     mineral = library.minerals.get(best.mineral)
-    best_visible = _visible(best, library)
+    best_visible = _visible(best, library, best.ignored)
     if best_visible is None or not any(el in INVISIBLE for el in mineral.composition):
         return candidates
     for other in candidates[1:]:
         if other.score * HYDROUS_MARGIN < best.score:
             break
-        visible = _visible(other, library)
+        visible = _visible(other, library, best.ignored)
         if visible is None or any(el in INVISIBLE for el in library[other.mineral].composition):
             continue
         chi2, n = _chi2(best_visible, {}, visible)
