@@ -149,6 +149,22 @@ def test_the_scan_over_k_on_two_cores_gives_the_sequential_results(monkeypatch, 
     assert reports and all(r.stage == "clustering" for r in reports)
 
 
+def test_the_parallel_scan_says_what_it_fits(monkeypatch):
+    """The fits run largest K first, two at a time: the progress named the smallest K still
+    waiting ("Gaussian mixture with 1 phases" for most of the scan)."""
+    from napari_sigma.phases import mixture
+
+    points, _ = blobs(3, n=2000, seed=2)
+    monkeypatch.setattr(mixture, "usable_cores", lambda: 2)
+    reports = []
+    settings = ClusteringSettings(n_phases="auto", max_phases=5, seed=1)
+    run_to_completion(cluster_phases(points, settings), reports.append)
+    scan = [r.message for r in reports if r.message.startswith("Gaussian")]
+    assert scan[0] == "Gaussian mixtures of 1-5 phases: 0 of 5 fitted"
+    assert scan[-1] == "Gaussian mixtures of 1-5 phases: 5 of 5 fitted"
+    assert not any("with 1 phases" in message for message in scan)
+
+
 def test_a_closed_scan_stops_its_fits():
     import threading
 

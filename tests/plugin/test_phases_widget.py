@@ -453,3 +453,19 @@ def test_a_failed_worker_update_says_so_and_the_next_edit_builds_again(
         layer.paint((8, 14), 3)
     qtbot.waitUntil(lambda: widget.title.text() == layer.name and not widget.pending_updates())
     assert_table_is_a_recount(widget, layer, result)
+
+
+@pytest.mark.gui
+def test_every_button_shows_its_whole_text_in_a_narrow_dock(plugin_viewer, dock, qtbot):
+    """Docked at 460 px (napari's right dock at 1920x1080), the buttons' texts were clipped
+    ("lerge selectec", "ark unassigne") when five widgets shared one row."""
+    from qtpy.QtWidgets import QPushButton
+
+    widget = dock(plugin_viewer, "Phases")
+    widget.resize(460, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    buttons = widget.findChildren(QPushButton)
+    assert buttons
+    clipped = [b.text() for b in buttons if b.isVisible() and b.width() < b.sizeHint().width()]
+    assert not clipped, clipped

@@ -218,10 +218,12 @@ class PhasesWidget(PhaseLayerDock):
         self.split_parts = QSpinBox(self)
         self.split_parts.setRange(2, 12)
         self.split_parts.setValue(2)
-        buttons = _row(
+        edits = _row(  # two rows: five widgets in one were clipped in a 460 px dock
             self._button("Merge selected", self.merge_selected),
             self._button("Split into", self.split_selected),
             self.split_parts,
+        )
+        more = _row(
             self._button("Mark unassigned", self.unassign_selected),
             self._button("Export...", self._choose_export_folder),
         )
@@ -239,7 +241,8 @@ class PhasesWidget(PhaseLayerDock):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.table, 2)
-        layout.addLayout(buttons)
+        layout.addLayout(edits)
+        layout.addLayout(more)
         layout.addLayout(sessions)
         layout.addWidget(self.spectrum_plot, 3)
 

@@ -199,7 +199,7 @@ def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = Non
     else:
         fits = {}
         for step, k in enumerate(candidates):
-            message = f"Gaussian mixture with {k} phases"
+            message = f"Gaussian mixture with {k} phase{'s' if k > 1 else ''}"
             progress = Progress(STAGE, step, len(candidates) + 1, message)
             fitted = _fit_one(scaled, k, settings, prepared)
             fits[k] = yield from _with_progress(fitted, progress)
@@ -382,7 +382,7 @@ def _fits_in_threads(
             _seeded_centers(points, k, generator, so_far)
             seedings[k][seed] = dict(so_far)  # tensors are replaced, never changed in place
     total = len(candidates) + 1
-    yield Progress(STAGE, 0, total, f"Gaussian mixture with {min(candidates)} phases")
+    yield Progress(STAGE, 0, total, _scan_message(candidates, 0))
     stop = threading.Event()
 
     def fit(k: int):
@@ -407,12 +407,17 @@ def _fits_in_threads(
                 finished, pending = wait(pending, YIELD_INTERVAL_S, FIRST_COMPLETED)
                 for future in finished:
                     future.result()  # a fit's error is raised here
-                waiting = min(futures[f] for f in pending) if pending else max(candidates)
-                message = f"Gaussian mixture with {waiting} phases"
-                yield Progress(STAGE, total - 1 - len(pending), total, message)
+                done = len(candidates) - len(pending)
+                yield Progress(STAGE, done, total, _scan_message(candidates, done))
         finally:
             stop.set()
     return {futures_k: future.result() for future, futures_k in futures.items()}
+
+
+def _scan_message(candidates, fitted: int) -> str:
+    """What the parallel scan does: the fits run two at a time, the largest numbers first."""
+    low, high = min(candidates), max(candidates)
+    return f"Gaussian mixtures of {low}-{high} phases: {fitted} of {len(candidates)} fitted"
 
 
 def torch_generator(seed: int):
