@@ -284,6 +284,26 @@ def test_a_files_layers_frozen_by_the_preload_are_freed_when_deleted(viewer, qtb
     assert alive() is None
 
 
+@pytest.mark.gui
+def test_a_files_layers_are_freed_when_deleted_with_no_plugin_widget_docked(viewer, qtbot):
+    """The preload starts when the plugin reads a file, docked or not: the viewer the file was
+    opened in is watched too (before, only viewers with a docked plugin widget were)."""
+    import gc
+    import weakref
+
+    from napari_sigma._napari import preload
+
+    viewer.open_sample(PLUGIN, "synthetic")  # no plugin widget docked
+    (cube,) = [layer for layer in viewer.layers if state.role_of(layer) == "cube"]
+    alive = weakref.ref(cube)
+    del cube
+    preload._freeze_long_lived()  # what the preload thread does when its imports end
+    viewer.layers.clear()
+    qtbot.wait(100)  # the collection runs at the next turn of the event loop
+    gc.collect()
+    assert alive() is None
+
+
 def _run_python(code: str, timeout: float):
     """``code`` run by a fresh interpreter (what it imports is not imported by the tests)."""
     import subprocess

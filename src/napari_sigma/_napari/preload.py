@@ -63,6 +63,7 @@ def start_soon() -> None:
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
+    _watch_current_viewer()
     if _state["thread"] is not None:
         return
     if QApplication.instance() is None:
@@ -140,6 +141,21 @@ def _layers_alive() -> list:
     viewer_class = getattr(sys.modules.get("napari.viewer"), "Viewer", None)
     viewers = list(getattr(viewer_class, "_instances", ()))
     return [layer for viewer in viewers for layer in list(viewer.layers)]
+
+
+def _watch_current_viewer() -> None:
+    """:func:`thaw_when_removed` of the viewer napari adds a plugin file's layers to: a user who
+    opens a file and deletes its layers without docking a plugin widget gets its memory back."""
+    if "napari" not in sys.modules:  # the API without napari: no viewer
+        return
+    try:
+        from napari import current_viewer
+
+        viewer = current_viewer()
+    except Exception:  # no viewer to watch
+        return
+    if viewer is not None and hasattr(viewer, "layers"):
+        thaw_when_removed(viewer)
 
 
 def thaw_when_removed(viewer: Any) -> None:
