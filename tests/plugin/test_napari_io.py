@@ -262,38 +262,21 @@ def test_the_preloaded_modules_are_out_of_the_collectors_reach():
 
 
 @pytest.mark.gui
-def test_a_files_layers_frozen_by_the_preload_are_freed_when_deleted(viewer, qtbot):
+@pytest.mark.parametrize("docked", [True, False])
+def test_a_files_layers_frozen_by_the_preload_are_freed_when_deleted(viewer, qtbot, docked):
     """The preload freezes what is alive when its imports end (gc.freeze), the file the user
     opened first included: frozen, its layers' reference cycles were never collected and the
-    cube's memory stayed taken after the user deleted them."""
+    cube's memory stayed taken after the user deleted them. The preload starts when the plugin
+    reads a file, docked or not: the viewer the file was opened in is watched too."""
     import gc
     import weakref
 
     from napari_sigma._napari import preload
 
     viewer.open_sample(PLUGIN, "synthetic")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum and elements")
-    qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)
-    (cube,) = [layer for layer in viewer.layers if state.role_of(layer) == "cube"]
-    alive = weakref.ref(cube)
-    del cube
-    preload._freeze_long_lived()  # what the preload thread does when its imports end
-    viewer.layers.clear()
-    qtbot.wait(100)  # the collection runs at the next turn of the event loop
-    gc.collect()
-    assert alive() is None
-
-
-@pytest.mark.gui
-def test_a_files_layers_are_freed_when_deleted_with_no_plugin_widget_docked(viewer, qtbot):
-    """The preload starts when the plugin reads a file, docked or not: the viewer the file was
-    opened in is watched too (before, only viewers with a docked plugin widget were)."""
-    import gc
-    import weakref
-
-    from napari_sigma._napari import preload
-
-    viewer.open_sample(PLUGIN, "synthetic")  # no plugin widget docked
+    if docked:
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum and elements")
+        qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)
     (cube,) = [layer for layer in viewer.layers if state.role_of(layer) == "cube"]
     alive = weakref.ref(cube)
     del cube

@@ -290,16 +290,20 @@ def pixel_scores(
     """
     weights = model.log_ratio_weights()[0]
     out = np.zeros(region.shape, np.float64)
-    for top in range(0, region.shape[0], rows_per_block):
-        band = region[top : top + rows_per_block]
-        rows = np.flatnonzero(band.any(axis=1))
-        if rows.size == 0:
-            continue
-        low, high = top + rows[0], top + rows[-1] + 1
+    for low, high in _row_bands(region, rows_per_block):
         block = np.asarray(counts[low:high, :, model.channels])
         inside = region[low:high]
         out[low:high][inside] = block[inside].astype(np.float64) @ weights
     return out
+
+
+def _row_bands(mask: np.ndarray, rows_per_block: int):
+    """``(low, high)`` of each band of ``rows_per_block`` rows that holds pixels of ``mask``,
+    trimmed to its first and last such row (the rows whose counts are read)."""
+    for top in range(0, mask.shape[0], rows_per_block):
+        rows = np.flatnonzero(mask[top : top + rows_per_block].any(axis=1))
+        if rows.size:
+            yield top + int(rows[0]), top + int(rows[-1]) + 1
 
 
 def measured_midpoint(
@@ -397,12 +401,7 @@ def margin_log_ratios(
     floor = 1e-3 * max(float(twin.mean()), 1e-12)
     out = np.zeros(margin.shape, np.float64)
     used = margin & (neighbours > 0)
-    for top in range(0, margin.shape[0], rows_per_block):
-        band = used[top : top + rows_per_block]
-        rows = np.flatnonzero(band.any(axis=1))
-        if rows.size == 0:
-            continue
-        low, high = top + rows[0], top + rows[-1] + 1
+    for low, high in _row_bands(used, rows_per_block):
         inside = used[low:high]
         block = np.asarray(counts[low:high, :, model.channels])[inside].astype(np.float64)
         others = neighbours[low:high][inside]
