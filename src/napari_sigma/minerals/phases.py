@@ -323,36 +323,38 @@ def _depth_below_centre(labels: np.ndarray, phase_ids: Sequence[int], depth: np.
 
 def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray]) -> dict:
     """For each phase of ``filters``: its core pixels' spectra projected on the phase's filter,
-    their counts, and their flat indices (numpy counts: the pixels gathered in blocks; dask:
-    one pass over the cube)."""
+    their counts, and their flat indices (the pixels gathered in blocks; a lazy cube read in
+    blocks of whole rows within the memory limit, only the rows holding core pixels)."""
     if not filters:
         return {}
+    from napari_sigma.compute.blocks import block_rows, read_block
+
     ids = list(filters)
     matrix = np.stack([filters[p] for p in ids], axis=1)  # (E, P)
     flat_core = core.ravel()
     where = {p: np.flatnonzero(flat_core == p) for p in ids}
-    out = {}
+    out = {p: (np.empty(where[p].size), np.empty(where[p].size), where[p]) for p in ids}
     if isinstance(counts, np.ndarray):
         flat = counts.reshape(-1, counts.shape[-1])
         for k, p in enumerate(ids):
             idx = where[p]
-            projected, totals = np.empty(idx.size), np.empty(idx.size)
+            projected, totals, _ = out[p]
             for lo in range(0, idx.size, 8192):
                 block = np.asarray(flat[idx[lo : lo + 8192]], dtype=np.float64)
                 projected[lo : lo + 8192] = block @ matrix[:, k]
                 totals[lo : lo + 8192] = block.sum(axis=1)
-            out[p] = (projected, totals, idx)
         return out
-    import dask.array as da
-
-    height, width = counts.shape[:2]
-    projected_all, totals_all = da.compute(
-        (counts.astype(np.float64) @ matrix).reshape(height * width, len(ids)),
-        counts.sum(axis=-1, dtype=np.float64).reshape(-1),
-    )
-    for k, p in enumerate(ids):
-        idx = where[p]
-        out[p] = (np.asarray(projected_all)[idx, k], np.asarray(totals_all)[idx], idx)
+    for start, end, rows in block_rows(counts, 8192):
+        spans = {p: np.searchsorted(where[p], (start, end)) for p in ids}
+        if all(hi == lo for lo, hi in spans.values()):
+            continue
+        block = read_block(counts, rows)
+        for k, p in enumerate(ids):
+            lo, hi = spans[p]
+            if hi > lo:
+                pixels = np.asarray(block[where[p][lo:hi] - start], dtype=np.float64)
+                out[p][0][lo:hi] = pixels @ matrix[:, k]
+                out[p][1][lo:hi] = pixels.sum(axis=1)
     return out
 
 
