@@ -125,10 +125,15 @@ def _freeze_long_lived() -> None:
     layers. They are remembered (weakly); removing one thaws the collector's reach once
     (:func:`thaw_when_removed`).
     """
+    with _lock:
+        _freeze_locked()
+
+
+def _freeze_locked() -> None:
+    """:func:`gc.freeze`, the layers alive remembered (under :data:`_lock`)."""
     import gc
 
-    with _lock:
-        _frozen_layers.update(_layers_alive())
+    _frozen_layers.update(_layers_alive())
     gc.freeze()
 
 
@@ -182,9 +187,10 @@ def _collect_thawed() -> None:
     import gc
 
     _thaw["pending"] = False
-    gc.unfreeze()
-    gc.collect()
-    _freeze_long_lived()
+    with _lock:  # a preload freeze in between would freeze the removed layer again
+        gc.unfreeze()
+        gc.collect()
+        _freeze_locked()
 
 
 def _prewarm_reading() -> None:

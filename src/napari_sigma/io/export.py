@@ -373,13 +373,11 @@ def _phase_abundances(result: Any, labels: np.ndarray, phase_ids, fractions=None
     when the report already solved it). Not the sum of per-pixel fractions: a non-negative
     fit of each noisy pixel puts positive shares of every phase in it, which inflates minor
     phases at low counts (1.7 % ilmenite read as 7 % at 30 counts per pixel)."""
-    from napari_sigma.io.mineralogy import abundance_fractions, known_sums
+    from napari_sigma.io.mineralogy import label_abundances
 
     n = int(max(phase_ids, default=0))
     if fractions is None and n:
-        known = known_sums(result, labels, n)
-        deep = getattr(result, "deep_spectra", None) if known is not None else None
-        fractions = abundance_fractions(result.image, labels, n, known, deep)
+        fractions = label_abundances(result, labels, n)
     values = np.zeros(0) if fractions is None else np.asarray(fractions, np.float64).ravel()
     return np.array([values[k - 1] if 1 <= k <= values.size else 0.0 for k in phase_ids])
 

@@ -336,6 +336,14 @@ def user_mineral_name(phase_id: int, name: str) -> str | None:
     return None if re.match(rf"^P{phase_id}( |$)", name) else name
 
 
+def label_abundances(result: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
+    """:func:`abundance_fractions` of labels 1..K of an analysis ``result``, with the sums the
+    analysis already made when ``labels`` are its own (:func:`known_sums`)."""
+    known = known_sums(result, labels, n_phases)
+    deep = getattr(result, "deep_spectra", None) if known is not None else None
+    return abundance_fractions(result.image, labels, n_phases, known, deep)
+
+
 def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) -> Mineralogy:
     """The report's tables for ``labels`` whose phases ``ids`` are called ``names``."""
     from napari_sigma.minerals.library import load_library
@@ -356,11 +364,7 @@ def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) ->
         if m and m.quantification:
             compositions.setdefault(mineral, {el: v / 100 for el, v in m.quantification.wt.items()})
     n = int(max(ids, default=0))
-    fractions = None
-    if n:
-        known = known_sums(result, labels, n)
-        deep = getattr(result, "deep_spectra", None) if known is not None else None
-        fractions = abundance_fractions(result.image, labels, n, known, deep)
+    fractions = label_abundances(result, labels, n) if n else None
     return mineralogy(labels, mineral_of_label, result.image.pixel_size_um, densities, groups,
                       fractions, compositions)  # fmt: skip
 
