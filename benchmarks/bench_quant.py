@@ -48,7 +48,27 @@ SYNONYMS = {
     "Pt": {"platinum"},
     "PdNi": {"PdNi alloy"},
     "CeO2": {"cerianite", "ceria"},
+    # one mineral under two names (Fe3C), or polymorphs EDS cannot tell apart (KAlSi3O8)
+    "cementite": {"cohenite"},
+    "orthoclase": {"microcline", "sanidine"},
+    "fluorapatite": {"apatite"},
+    "serpentine": {"lizardite", "antigorite", "chrysotile"},
 }
+"""Names a mineralogist accepts for a true phase: the same mineral under another name or a
+polymorph of the same composition (EDS cannot tell them apart)."""
+NAMED_RANGES = {
+    "labradorite": ("plagioclase", "An", 50, 70),
+    "orthoclase": ("alkali feldspar", "Or", 90, 100),
+    "ankerite": ("dolomite-ankerite", "Ank", 50, 100),
+    "grossular": ("garnet", "Grs", 50, 100),
+    "hedenbergite": ("clinopyroxene", "Hd", 50, 100),
+    "chromite": ("spinel", "Chr", 50, 100),
+    "sphalerite": ("sphalerite", "Tro", 0, 50),
+}  # fmt: skip
+"""A true mineral that is a composition range of a solid-solution series (labradorite =
+plagioclase An50-70; ankerite = dolomite-ankerite with Fe > Mg; an Fe-bearing sphalerite has
+less FeS than ZnS): a found series name is right when its end-member fraction (mol %) is in the
+range."""
 
 
 def name_is_right(true_name: str, found: str, true_composition=None) -> bool:
@@ -60,6 +80,12 @@ def name_is_right(true_name: str, found: str, true_composition=None) -> bool:
     series = found.split(" ")[0]
     if found in accepted or any(found.startswith(f"{a} ") for a in accepted):
         return True
+    if true_name in NAMED_RANGES:
+        name, label, low, high = NAMED_RANGES[true_name]
+        if found.startswith(f"{name} "):
+            match = re.search(rf"(?<![A-Za-z]){label}(\d+)", found)  # MChr60 is not Chr60
+            fraction = int(match.group(1)) if match else 0
+            return low <= fraction <= high
     if true_name.startswith("olivine_fo"):
         match = re.match(r"olivine Fo(\d+)", found)
         return bool(match) and abs(int(match.group(1)) - int(true_name[10:12])) <= 10

@@ -1,0 +1,56 @@
+"""The quantification benchmark's name check: synonyms and named ranges of a series."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("bench_quant")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.mark.parametrize(
+    ("truth", "found"),
+    [
+        ("labradorite", "P2 plagioclase An59 (labradorite)"),
+        ("orthoclase", "alkali feldspar Or93"),
+        ("orthoclase", "microcline"),
+        ("fluorapatite", "apatite"),
+        ("cementite", "cohenite"),
+        ("ankerite", "dolomite-ankerite Ank60Dol40"),
+        ("grossular", "garnet Grs80Alm20"),
+        ("chromite", "spinel MChr30Chr60Spl10"),
+        ("sphalerite", "sphalerite Tro10"),
+        ("serpentine", "lizardite"),
+        ("quartz", "quartz"),
+        ("olivine_fo80", "olivine Fo84"),
+    ],
+)
+def test_names_a_mineralogist_accepts_are_right(bench, truth, found):
+    assert bench.name_is_right(truth, found)
+
+
+@pytest.mark.parametrize(
+    ("truth", "found"),
+    [
+        ("labradorite", "plagioclase An35 (andesine)"),
+        ("orthoclase", "alkali feldspar Or60Ab40"),
+        ("ankerite", "dolomite-ankerite Dol51Ank49"),
+        ("chromite", "spinel MChr60Chr40"),
+        ("sphalerite", "sphalerite Tro60"),
+        ("fluorapatite", "hydroxylapatite"),
+        ("cementite", "iron"),
+        ("quartz", "silicone"),
+    ],
+)
+def test_other_names_stay_wrong(bench, truth, found):
+    assert not bench.name_is_right(truth, found)
