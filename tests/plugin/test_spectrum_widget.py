@@ -63,6 +63,44 @@ def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
     assert any(text.get_text() == "Fe_Ka" for text in plot.canvas.axes.texts)
 
 
+@pytest.mark.gui
+def test_the_legend_sits_above_the_spectra_which_keep_the_dock_s_width(qtbot):
+    plot = SpectrumPlot()
+    qtbot.addWidget(plot)
+    plot.resize(460, 420)  # napari's dock width
+    plot.show()
+    energy = np.linspace(0, 15, 1501)
+    names = [f"phase {k}: P{k} Si-O-Al-Fe" for k in range(1, 12)]  # 11 phases
+    plot.set_spectra(energy, {name: np.full(1501, k + 1.0) for k, name in enumerate(names)})
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+
+    def extents():
+        canvas = plot.canvas
+        axes, legend = canvas.axes, canvas.axes.get_legend()
+        box = legend.get_window_extent(canvas.get_renderer())
+        return axes.get_window_extent(), box, canvas.figure.bbox
+
+    axes, legend, figure = extents()
+    assert axes.width >= 0.8 * figure.width  # the data keep the width (was 252 of 460 px)
+    assert axes.height >= 0.55 * figure.height
+    assert legend.y0 >= axes.y1 - 1  # above the data, covering none of it
+    assert 0 <= legend.x0 and legend.x1 <= figure.width and legend.y1 <= figure.height
+    assert [t.get_text() for t in plot.canvas.axes.get_legend().get_texts()] == names  # whole
+
+    plot.resize(300, 420)  # a narrower dock: more rows would squeeze the plot, names are cut
+    qtbot.waitUntil(lambda: plot.draw_count == 2, timeout=10_000)
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    axes, legend, figure = extents()
+    assert legend.y0 >= axes.y1 - 1 and legend.x1 <= figure.width and legend.y1 <= figure.height
+    assert axes.height >= 0.55 * figure.height
+    texts = [t.get_text() for t in plot.canvas.axes.get_legend().get_texts()]
+    pairs = zip(texts, names, strict=True)
+    assert all(t == n or (t.endswith("…") and n.startswith(t[:-1])) for t, n in pairs)
+    assert [line.get_label() for line in plot.canvas.axes.get_lines()[:11]] == names
+
+
 # ------------------------------------------------------------------ the widget in a viewer
 
 

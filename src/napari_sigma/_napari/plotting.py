@@ -86,6 +86,11 @@ class PlotCanvas(FigureCanvasQTAgg):
         super().resizeEvent(event)
         self._fit_margins()
 
+    def set_margins(self, margins: tuple[int, int, int, int]) -> None:
+        """Change the space around the axes (pixels ``(left, right, bottom, top)``)."""
+        self.margins = tuple(int(m) for m in margins)
+        self._fit_margins()
+
     def _fit_margins(self) -> None:
         width, height = max(self.width(), 1), max(self.height(), 1)
         left, right, bottom, top = self.margins
@@ -272,7 +277,10 @@ class SpectrumPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None, ylabel: str = "counts") -> None:
         super().__init__(parent)
-        self.canvas = PlotCanvas(self, height=3.4, margins=(58, 150, 40, 10))
+        self.canvas = PlotCanvas(self, height=3.4, margins=(58, 12, 40, 10))
+        self._top_margin = self.canvas.margins[3]
+        self._legend_layout: tuple[float, int, bool] | None = None  # entry px, columns, cut
+        self.canvas.mpl_connect("resize_event", self._on_resize)
         self.toolbar = _Toolbar(self.canvas, self, coordinates=False)
         self.toolbar.reset = self.reset_view
         for action in self.toolbar.actions():  # keep pan, zoom and home; drop the rest
@@ -411,13 +419,7 @@ class SpectrumPlot(QWidget):
                 axes.set_ylim(*view[1])
             axes.set_xlabel("energy (keV)")
             axes.set_ylabel(self._ylabel)
-            if spectra:
-                legend = axes.legend(
-                    fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND, loc="upper left",
-                    bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
-                )  # fmt: skip
-                for text in legend.get_texts():
-                    text.set_color(FOREGROUND)
+            self._legend_above(axes, list(spectra))
             self._labels = draw_line_markers(axes, markers)
             axes.callbacks.connect("xlim_changed", self._on_zoom)
 
@@ -425,6 +427,94 @@ class SpectrumPlot(QWidget):
 
     def _on_zoom(self, axes: Any) -> None:
         place_line_labels(axes, self._labels)
+
+    def _legend_above(self, axes: Any, names: list[str]) -> None:
+        """The legend above the axes, in as many columns as the axes' width holds (the plot
+        keeps the whole width of the dock); the top margin grows by its rows. Names wider than
+        the axes are cut with an ellipsis in the legend (the lines keep their names).
+        Runs in the plot thread (inside a build)."""
+        left, right, bottom, _ = self.canvas.margins
+        if not names:
+            self._legend_layout = None
+            self.canvas.set_margins((left, right, bottom, self._top_margin))
+            return
+        figure = self.canvas.figure
+        available = max(figure.bbox.width - left - right, 40.0)
+        font_px = LEGEND_FONT * figure.dpi / 72.0
+        labels, column, cut = _legend_labels(names, available, figure.dpi)
+        columns = _legend_columns(column, available, len(labels), figure.dpi)
+        most = LEGEND_MAX_HEIGHT * figure.bbox.height - LEGEND_PAD_EM * font_px
+        most_rows = max(1, int(most // (font_px * LEGEND_ROW_EM)))
+        if -(-len(labels) // columns) > most_rows:  # more columns, the names cut to fit them
+            columns = min(len(labels), -(-len(labels) // most_rows))
+            spacing = LEGEND_SPACING_EM * font_px
+            labels, column, cut = _legend_labels(
+                names, (available + spacing) / columns - spacing, figure.dpi
+            )
+        self._legend_layout = (column, columns, cut)
+        rows = -(-len(labels) // columns)
+        height = rows * font_px * LEGEND_ROW_EM + LEGEND_PAD_EM * font_px
+        self.canvas.set_margins((left, right, bottom, self._top_margin + int(np.ceil(height))))
+        legend = axes.legend(
+            axes.get_lines()[: len(labels)], labels, loc="lower left", bbox_to_anchor=(0.0, 1.0),
+            ncols=columns, fontsize=LEGEND_FONT, frameon=False, borderaxespad=LEGEND_GAP_EM,
+            borderpad=0.0, handlelength=LEGEND_HANDLE_EM, handletextpad=LEGEND_TEXTPAD_EM,
+            columnspacing=LEGEND_SPACING_EM, labelspacing=LEGEND_ROW_EM - 1.0,
+        )  # fmt: skip
+        for text in legend.get_texts():
+            text.set_color(FOREGROUND)
+
+    def _on_resize(self, *_: Any) -> None:
+        """A width that holds another number of legend columns (or no longer cuts a name)
+        redraws the plot."""
+        if self._legend_layout is None or not self._spectra:
+            return
+        column, columns, cut = self._legend_layout
+        left, right = self.canvas.margins[:2]
+        available = max(self.canvas.figure.bbox.width - left - right, 40.0)
+        dpi = self.canvas.figure.dpi
+        if cut or _legend_columns(column, available, len(self._spectra), dpi) != columns:
+            self._schedule()
+
+
+LEGEND_FONT = 7  # points
+LEGEND_HANDLE_EM = 1.2  # the line sample, in font sizes
+LEGEND_TEXTPAD_EM = 0.4
+LEGEND_SPACING_EM = 1.0  # between columns
+LEGEND_ROW_EM = 1.45  # a row: the text's height and the space below it
+LEGEND_GAP_EM = 0.3  # between the legend and the axes
+LEGEND_PAD_EM = 0.6  # what the rows' sum leaves out: the gap and the last row's descent
+LEGEND_MAX_HEIGHT = 0.3  # of the figure: more rows than that take more columns (names cut)
+
+
+def _legend_labels(names: list[str], available: float, dpi: float) -> tuple[list[str], float, bool]:
+    """The legend's labels (names cut with an ellipsis to fit ``available`` px), the width in px
+    of one entry (the widest label with its line sample) and whether a name was cut."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer = RendererAgg(1, 1, dpi)
+    font = FontProperties(size=LEGEND_FONT)
+    sample = (LEGEND_HANDLE_EM + LEGEND_TEXTPAD_EM) * LEGEND_FONT * dpi / 72.0
+
+    def width(text: str) -> float:
+        return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+
+    labels, widest, cut = [], 0.0, False
+    for name in names:
+        label = name
+        while len(label) > 1 and sample + width(label) > available:
+            label, cut = label[:-2] + "…", True
+        labels.append(label)
+        widest = max(widest, width(label))
+    return labels, sample + widest, cut
+
+
+def _legend_columns(entry: float, available: float, n: int, dpi: float) -> int:
+    """How many legend columns of ``entry`` px, ``LEGEND_SPACING_EM`` apart, fit ``available``
+    px: at least one, at most ``n``."""
+    spacing = LEGEND_SPACING_EM * LEGEND_FONT * dpi / 72.0
+    return max(1, min(n, int((available + spacing) // (entry + spacing))))
 
 
 def _color_map(
