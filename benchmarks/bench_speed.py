@@ -19,6 +19,10 @@ rounds of the three (every other round in reverse order); the ratio of each roun
 floor measured beside it, and the median over the rounds (target: within 3x), against either
 read and against the faster of the two in each round (``cheapest``). Every process's user and
 kernel CPU is kept: the read's kernel time (page allocation) is what moves from run to run.
+At each process's start the row records how much of the cube's file is in the page cache
+(``cube_cached_mb``; a partly evicted file is read from the disk) and the free and available
+memory (``mem_free_mb``, ``mem_available_mb``: a read into new memory when little is free makes
+the kernel reclaim pages first); ``--e2e-warm`` reads the file once before each process.
 
     python benchmarks/bench_speed.py --out bench_out/speed.json
 """
@@ -305,6 +309,10 @@ def _measure_e2e_process(
 ) -> dict:
     tmp = cube.parent
     out = tmp / f"{label}_{size}_{round_}.json"
+    state = {"cube_cached_mb_before": page_cache_mb(cube)}
+    if getattr(args, "e2e_warm", False):
+        state["warm_s"] = round(read_through(cube), 2)
+    state.update(cube_cached_mb=page_cache_mb(cube), **memory_state())
     if label.startswith("read_pass"):
         command = [sys.executable, __file__, "--read-pass", "--hspy", str(cube)]
         command += ["--lines", ",".join(lines), "--worker-out", str(out)]
@@ -321,6 +329,7 @@ def _measure_e2e_process(
         sys_s=round(run["sys_s"], 2),
         peak_rss_mb=round(run["peak_rss_mb"], 1),
         load=round(run["load"], 2),
+        **state,
     )
     if run["code"] != 0:
         row["error"] = f"exit {run['code']}: {log.read_text(errors='replace')[-1500:]}"
@@ -333,10 +342,70 @@ def _measure_e2e_process(
     print(
         f"   {label:18s} cpu {size:5d} round {round_}: process {run['wall_s']:.1f} s "
         f"(user {run['user_s']:.1f} s, sys {run['sys_s']:.1f} s, load {run['load']:.1f}), "
-        f"peak RSS {run['peak_rss_mb']:.0f} MB",
+        f"peak RSS {run['peak_rss_mb']:.0f} MB; at its start: cube {state['cube_cached_mb']} "
+        f"MB in the page cache, {state['mem_free_mb']} MB free, "
+        f"{state['mem_available_mb']} MB available",
         flush=True,
     )
     return row
+
+
+def page_cache_mb(path: Path) -> float | None:
+    """MB of ``path`` in the page cache (``mincore`` of a read-only mapping; None where the C
+    library's calls are not available). A read of a cube partly evicted by other processes goes
+    to the disk: part of what moves a read from round to round."""
+    import ctypes
+    import mmap
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]  # fmt: skip
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return None
+    size = path.stat().st_size
+    if size == 0:
+        return 0.0
+    page = mmap.PAGESIZE
+    with open(path, "rb") as file:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, file.fileno(), 0)
+    if address is None or address == ctypes.c_void_p(-1).value:
+        return None
+    try:
+        vector = (ctypes.c_ubyte * (-(-size // page)))()
+        if libc.mincore(address, size, vector) != 0:
+            return None
+        resident = np.frombuffer(vector, np.uint8) & 1
+    finally:
+        libc.munmap(address, size)
+    return round(float(resident.sum()) * page / 2**20, 1)
+
+
+def memory_state() -> dict[str, int]:
+    """``MemFree`` and ``MemAvailable`` of ``/proc/meminfo`` in MB (empty elsewhere). A read
+    into new memory when little is free makes the kernel reclaim pages first (system time)."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {line.split(":")[0]: line.split()[1] for line in lines if ":" in line}
+    return {
+        "mem_free_mb": int(fields.get("MemFree", 0)) // 1024,
+        "mem_available_mb": int(fields.get("MemAvailable", 0)) // 1024,
+    }
+
+
+def read_through(path: Path, block: int = 2**24) -> float:
+    """Read a file once, to /dev/null (its pages into the page cache); seconds taken."""
+    start = time.perf_counter()
+    buffer = bytearray(block)
+    with open(path, "rb", buffering=0) as file:
+        while file.readinto(buffer):
+            pass
+    return time.perf_counter() - start
 
 
 def _cheapest_floors(rows: list[dict]) -> list[dict]:
@@ -586,6 +655,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3,
         help="rounds of part 3 (run and both reads; alternate rounds reversed; medians reported)",
+    )
+    parser.add_argument(
+        "--e2e-warm",
+        action="store_true",
+        help="read the cube's file once before each process of part 3 (its pages in the page "
+        "cache for every process alike; the time is not counted)",
     )
     parser.add_argument("--devices", default="auto", help="'auto' (cpu, + cuda if present) or list")
     parser.add_argument("--epochs", type=int, default=20, help="autoencoder epochs in part 2")

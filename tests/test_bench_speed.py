@@ -79,3 +79,16 @@ def test_a_failed_process_gives_no_ratio(bench):
         _row("read_pass_isolated", 0, 6.0),
     ]
     assert bench.end_to_end_ratios(rows) == []
+
+
+def test_page_cache_and_memory_state_of_a_file(bench, tmp_path):
+    path = tmp_path / "cube.bin"
+    path.write_bytes(b"\1" * (3 * 2**20 + 5))
+    assert bench.read_through(path, block=2**20) >= 0.0
+    cached = bench.page_cache_mb(path)
+    assert cached is None or 0.0 <= cached <= 3.1  # just read: normally all of it
+    (tmp_path / "empty.bin").touch()
+    assert bench.page_cache_mb(tmp_path / "empty.bin") == 0.0
+    state = bench.memory_state()
+    if Path("/proc/meminfo").exists():
+        assert state["mem_free_mb"] > 0 and state["mem_available_mb"] > 0

@@ -164,3 +164,43 @@ def test_total_counts_are_exact_for_full_range_counts_of_any_type():
         totals = total_counts(cube)
         assert totals.dtype == np.float64
         np.testing.assert_array_equal(totals, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64])
+def test_totals_summed_in_the_feature_pass_are_total_counts_bit_for_bit(dtype):
+    from napari_sigma.features.intensities import LineFeatures, line_features
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    rng = np.random.default_rng(6)
+    cube = (rng.poisson(2.5, size=(29, 17, AXIS.size)) * rng.random((29, 17, 1)) * 3).astype(dtype)
+    image = SpectrumImage(counts=cube, energy=AXIS, beam_energy=15.0)
+    lines = ["O_Ka", "Si_Ka", "Fe_Ka"]
+    plain = run_to_completion(line_features(image, lines, FeatureSettings()))
+    with_totals = run_to_completion(line_features(image, lines, FeatureSettings(), totals=True))
+    assert isinstance(with_totals, LineFeatures) and plain.totals is None
+    assert with_totals.totals.dtype == np.float64 and with_totals.totals.shape == (29, 17)
+    np.testing.assert_array_equal(with_totals.totals, total_counts(cube))
+    # the whole spectra are read for the sums: the features are the same bit for bit
+    for name in ("intensities", "sigma", "features"):
+        np.testing.assert_array_equal(getattr(with_totals, name), getattr(plain, name))
+
+
+def test_totals_of_the_projection_pass_in_any_chunks_and_without_weights():
+    from napari_sigma.features.intensities import projection_chunks
+
+    rng = np.random.default_rng(7)
+    cube = rng.integers(0, 65536, size=(13, 11, 300), dtype=np.uint16)
+    weights = np.zeros((300, 2), np.float32)
+    for chunk_pixels, weights_used in ((11, True), (1000, True), (30, False)):
+        if weights_used:
+            weights[50:90, 0], weights[120:140, 1] = 1.0, -0.5
+        totals = np.full(13 * 11, np.nan)
+        out, chunks = projection_chunks(cube, weights if weights_used else 0 * weights,
+                                        "cpu", chunk_pixels, totals)  # fmt: skip
+        assert [end for *_, end in chunks][-1] == 13 * 11
+        np.testing.assert_array_equal(totals.reshape(13, 11), total_counts(cube))
+        plain, rest = projection_chunks(cube, weights if weights_used else 0 * weights)
+        list(rest)
+        np.testing.assert_array_equal(out, plain)
+    with pytest.raises(ValueError, match="totals of shape"):
+        projection_chunks(cube, weights, "cpu", 100, np.zeros(5))

@@ -184,3 +184,51 @@ def test_nearly_empty_real_velox_map_is_refused_naming_the_file(SHARED_EDS: Path
     image = read_spectrum_image(SHARED_EDS / "emd/SI_empty_selection.emd")
     with pytest.raises(AnalysisError, match=r"SI_empty_selection\.emd: nearly empty \(72 counts"):
         check_analysable(image)
+
+
+@pytest.mark.parametrize("shape", [(96, 8), (12, 96)])
+def test_the_door_check_leaves_the_counts_to_the_feature_pass_only_with_a_good_sample(shape):
+    from napari_sigma.io.validation import check_at_the_door
+
+    image = _image(shape=shape, dtype=np.uint16)  # ~768 counts in each pixel
+    # a sample of every n-th row with plenty of counts: checked on the pass's sums
+    assert check_at_the_door(image, sample_pixels=100) is None
+    # a sample that would be the whole map: checked at once, its sums returned
+    n_pixels = shape[0] * shape[1]
+    np.testing.assert_array_equal(check_at_the_door(image, 1, n_pixels), image.total_counts())
+    np.testing.assert_array_equal(check_at_the_door(image), image.total_counts())
+
+
+@pytest.mark.parametrize(
+    ("fill", "cause"),
+    [
+        (None, "the map holds no counts"),
+        ((slice(0, 1), 0), r"nearly empty \(3 counts in 768 pixels"),
+        ((slice(1, 2), 3), r"nearly empty \(3 counts in 768 pixels"),  # a row the sample skips
+    ],
+)
+def test_empty_and_nearly_empty_maps_are_refused_at_the_door_naming_the_file(fill, cause):
+    from napari_sigma.io.validation import check_at_the_door
+
+    image = _image(shape=(96, 8), dtype=np.uint16)
+    image.counts[:] = 0
+    if fill is not None:
+        image.counts[fill[0], fill[1], 7] = 3
+    with pytest.raises(AnalysisError, match=cause) as info:
+        check_at_the_door(image, sample_pixels=100)
+    assert str(info.value).startswith("/data/map.hspy: ")
+
+
+def test_a_map_whose_sample_misleads_is_refused_by_the_check_on_every_pixel():
+    """Counts only in the rows the door's sample reads: the sample passes, the check on the
+    feature pass's sums (every pixel) refuses the map with the usual message."""
+    from napari_sigma.io.validation import check_at_the_door
+
+    image = _image(shape=(96, 8), dtype=np.uint16)
+    image.counts[:] = 0
+    image.counts[::8, :, 5] = 3  # the sampled rows: 3 counts per pixel, 1/8 of the map
+    assert check_at_the_door(image, sample_pixels=100) is None
+    with pytest.raises(AnalysisError, match=r"map\.hspy: nearly empty \(288 counts in 768"):
+        check_analysable(image, 1, image.total_counts())
+    with pytest.raises(AnalysisError, match="binning by 200 is larger"):
+        check_at_the_door(image, 200, sample_pixels=100)  # the shape checks come first

@@ -190,16 +190,24 @@ class LineFeatures:
     windows : ndarray, shape (y, x, L) or None
         The raw line windows (Poisson counts, for the trace-phase search); None with
         ``background="sides"``.
+    totals : ndarray, shape (y, x), float64, or None
+        Every pixel's counts summed over the whole energy axis, read in the same pass
+        (:func:`total_counts`'s numbers), when they were asked for.
     """
 
     intensities: np.ndarray
     sigma: np.ndarray
     features: np.ndarray
     windows: np.ndarray | None
+    totals: np.ndarray | None = None
 
 
 def line_features(
-    image, lines: Sequence[str], settings: FeatureSettings, device: str = "cpu"
+    image,
+    lines: Sequence[str],
+    settings: FeatureSettings,
+    device: str = "cpu",
+    totals: bool = False,
 ) -> Computation[LineFeatures]:
     """Line intensities, their sigma and the phase-finding features of a spectrum image.
 
@@ -218,6 +226,10 @@ def line_features(
         Windows, background, detector resolution and low-energy cutoff.
     device : str
         ``"cpu"`` or a torch device.
+    totals : bool
+        Also sum every pixel's counts over the whole energy axis in the same pass
+        (``LineFeatures.totals``; the cube is then read once instead of twice when the
+        caller needs both, e.g. the analysis' dose and data check).
 
     Returns
     -------
@@ -228,14 +240,17 @@ def line_features(
     fitted = settings.background == "fit"
     window_settings = replace(settings, background="none") if fitted else settings
     window_weights = line_weights(image.energy, lines, window_settings)
+    ny, nx = int(image.counts.shape[0]), int(image.counts.shape[1])
+    summed = np.empty(ny * nx, np.float64) if totals else None
     intensities, sigma, windows = yield from fitted_line_maps(
         image.counts, image.energy, lines, image.beam_energy,
         fwhm_mnka_kev=settings.fwhm_mnka_kev, low_cutoff_kev=settings.low_energy_cutoff_kev,
-        device=device, extra_weights=window_weights,
+        device=device, extra_weights=window_weights, totals=summed,
     )  # fmt: skip
     features = intensities if fitted else windows
     raw = None if settings.background == "sides" else windows
-    return LineFeatures(intensities, sigma, features, raw)
+    pixel_totals = None if summed is None else summed.reshape(ny, nx)
+    return LineFeatures(intensities, sigma, features, raw, pixel_totals)
 
 
 def project_spectra(
@@ -257,9 +272,18 @@ def project_spectra(
 
 
 def projection_chunks(
-    counts, weights: np.ndarray, device: str = "cpu", chunk_pixels: int = 65536
+    counts,
+    weights: np.ndarray,
+    device: str = "cpu",
+    chunk_pixels: int = 65536,
+    totals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Iterator[tuple[int, int, int]]]:
     """:func:`project_spectra` as an output table and the iterator that fills it.
+
+    ``totals``: a float64 array of ``y * x`` values that the iterator fills, chunk by chunk
+    with the projection, with every pixel's counts summed over the whole energy axis
+    (:func:`total_counts`'s numbers, bit for bit): the pass then reads whole pixel spectra
+    instead of the weights' channel span, and the cube is not read a second time for them.
 
     Returns
     -------
@@ -273,23 +297,38 @@ def projection_chunks(
     used = np.flatnonzero(np.any(weights != 0, axis=1))
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
     out = np.zeros((ny * nx, weights.shape[1]), dtype=np.float32)
+    if totals is not None and totals.shape != (ny * nx,):
+        raise ValueError(f"totals of shape {totals.shape} for {ny} x {nx} pixels")
     if used.size == 0:
-        return out, iter(())
+        if totals is None:
+            return out, iter(())
+        used = np.arange(1)  # nothing to project, the totals still to sum
     span = slice(int(used[0]), int(used[-1]) + 1)
     project = block_projector(weights[span], device)
-    per_pixel = (span.stop - span.start) * (np.dtype(counts.dtype).itemsize + 4)
+    itemsize = np.dtype(counts.dtype).itemsize
+    per_pixel = (span.stop - span.start) * (itemsize + 4)
+    if totals is not None:
+        per_pixel += (int(counts.shape[-1]) - (span.stop - span.start)) * itemsize
     rows_per_chunk = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
     total = -(-ny // rows_per_chunk)
+    sum_type = _sum_type(counts)
 
     def chunks() -> Iterator[tuple[int, int, int]]:
         for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
-            block = np.asarray(counts[row : row + rows_per_chunk, :, span])
+            if totals is None:
+                block = np.asarray(counts[row : row + rows_per_chunk, :, span])
+            else:  # whole spectra, read once: their sums, and the span projected
+                spectra = np.asarray(counts[row : row + rows_per_chunk])
+                block = spectra[..., span]
             pixels = block.reshape(-1, block.shape[-1])
+            first, end = row * nx, row * nx + pixels.shape[0]
             projected = project(pixels)
             if not isinstance(projected, np.ndarray):  # a tensor on the GPU
                 projected = projected.cpu().numpy()
-            out[row * nx : row * nx + pixels.shape[0]] = projected
-            yield step, total, row * nx + pixels.shape[0]
+            out[first:end] = projected
+            if totals is not None:
+                totals[first:end] = spectra.sum(axis=-1, dtype=sum_type).reshape(-1)
+            yield step, total, end
 
     return out, chunks()
 
@@ -301,12 +340,10 @@ def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:
     as fast as converting every count to float64), other counts in float64.
     """
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    dtype = np.dtype(counts.dtype)
-    small = dtype.kind in "bu" and dtype.itemsize <= 2 and int(counts.shape[-1]) <= 1 << 16
-    total_type = np.uint32 if small else np.float64
-    per_pixel = int(counts.shape[-1]) * (dtype.itemsize + 8)
+    per_pixel = int(counts.shape[-1]) * (np.dtype(counts.dtype).itemsize + 8)
     rows = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
     out = np.empty((ny, nx), dtype=np.float64)
+    total_type = _sum_type(counts)
 
     def band(row: int) -> None:  # bands are independent and exact: summed on every core
         out[row : row + rows] = np.asarray(counts[row : row + rows]).sum(axis=-1, dtype=total_type)
@@ -314,6 +351,15 @@ def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:
     for _ in threaded_map(band, range(0, ny, rows)):
         pass
     return out
+
+
+def _sum_type(counts) -> type:
+    """The accumulator of :func:`total_counts`: 32-bit integers for counts of at most 16 bits
+    (exact below 65537 channels), else float64. Per pixel the sum is one reduction over its
+    spectrum, so any split of the pixels into blocks gives the same numbers."""
+    dtype = np.dtype(counts.dtype)
+    small = dtype.kind in "bu" and dtype.itemsize <= 2 and int(counts.shape[-1]) <= 1 << 16
+    return np.uint32 if small else np.float64
 
 
 def bin_image(array: np.ndarray, factor: int) -> np.ndarray:

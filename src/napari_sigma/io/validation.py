@@ -24,12 +24,15 @@ naming the file and the problem:
   :data:`MAX_CHANNELS` channels is refused as a corrupt header (a lazily read event stream
   declares its shape without storing it; its per-pixel images alone would not fit in memory).
 
-:func:`check_analysable` (run by :func:`~napari_sigma.pipeline.analysis.analyse`) refuses, with an
-:class:`~napari_sigma.errors.AnalysisError` naming the file, the images an analysis cannot use:
-no counts at all, fewer than :data:`MIN_COUNTS_PER_PIXEL` counts per pixel on average, fewer than
-:data:`MIN_CHANNELS` channels, fewer than :data:`MIN_PIXELS` pixels after binning (a binning
-factor larger than the map included). Maps with counts in only a part of their pixels get a
-warning.
+:func:`check_analysable` refuses, with an :class:`~napari_sigma.errors.AnalysisError` naming the
+file, the images an analysis cannot use: no counts at all, fewer than :data:`MIN_COUNTS_PER_PIXEL`
+counts per pixel on average, fewer than :data:`MIN_CHANNELS` channels, fewer than
+:data:`MIN_PIXELS` pixels after binning (a binning factor larger than the map included). Maps
+with counts in only a part of their pixels get a warning. :func:`~napari_sigma.pipeline.analysis.
+analyse` runs it in two steps so that a large cube is read once: :func:`check_at_the_door` makes
+every check but the counts' at once, and the counts' too unless a sample of rows shows plenty of
+counts; then the counts are checked with the per-pixel sums of the feature pass (the same
+checks, the same errors, on the same numbers).
 
 Dask counts get the metadata checks only (their values are checked when the analysis reads them).
 """
@@ -57,6 +60,13 @@ MAX_CHANNELS = 2**16
 MIN_CHANNELS = 32
 MIN_COUNTS_PER_PIXEL = 0.5
 EMPTY_PIXEL_WARNING = 0.5
+SAMPLE_PIXELS = 65536
+"""Pixels (whole rows, evenly spaced) :func:`check_at_the_door` sums to decide whether the
+counts check can wait for the feature pass's sums."""
+SAMPLE_MARGIN = 4.0
+"""The sample must hold this many times :data:`MIN_COUNTS_PER_PIXEL` per pixel for the check
+to wait; a sample with fewer has the whole map summed at the door (the check's outcome is the
+same either way: it is always made on every pixel's counts)."""
 
 
 class DataWarning(UserWarning):
@@ -193,7 +203,9 @@ def _checked_beam(beam: float | None, energy: EnergyAxis, notes: list[str]) -> f
     return None if assumed == DEFAULT_BEAM_ENERGY_KV else assumed
 
 
-def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> np.ndarray:
+def check_analysable(
+    image: SpectrumImage, bin_factor: int = 1, totals: np.ndarray | None = None
+) -> np.ndarray:
     """Refuse a spectrum image an analysis cannot use (see the module notes).
 
     Parameters
@@ -202,6 +214,9 @@ def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> np.ndarray:
         A validated image (:func:`validate_spectrum_image`).
     bin_factor : int
         The analysis' spatial binning factor.
+    totals : ndarray, shape (y, x), or None
+        The counts of every pixel when already summed (the analysis' feature pass); None: summed
+        here (:meth:`SpectrumImage.total_counts`).
 
     Returns
     -------
@@ -214,6 +229,46 @@ def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> np.ndarray:
     AnalysisError
         With a message naming the file and the problem.
     """
+    _check_shape(image, bin_factor)
+    return _checked_totals(_name(image), image.total_counts() if totals is None else totals)
+
+
+def check_at_the_door(
+    image: SpectrumImage, bin_factor: int = 1, sample_pixels: int | None = None
+) -> np.ndarray | None:
+    """:func:`check_analysable` before any work, its counts check left to the feature pass
+    when a sample shows plenty of counts.
+
+    The shape, binning and channel checks are made. Then, for counts in memory with more than
+    ``sample_pixels`` pixels (default :data:`SAMPLE_PIXELS`), every n-th row (about that many
+    pixels) is summed: when the sample holds at least :data:`SAMPLE_MARGIN` x
+    :data:`MIN_COUNTS_PER_PIXEL` counts per pixel, None is returned and the caller checks the
+    counts with the feature pass's per-pixel sums (``check_analysable(image, bin_factor,
+    totals)``: the same checks on the same numbers); otherwise (and for small maps, lazy cubes
+    and event streams) the whole check is made now and its per-pixel counts are returned. Empty
+    and nearly empty maps are so refused before any work.
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`check_analysable`.
+    """
+    _check_shape(image, bin_factor)
+    counts = image.counts
+    ny, nx = image.shape
+    sample_pixels = SAMPLE_PIXELS if sample_pixels is None else sample_pixels
+    step = ny // max(1, sample_pixels // max(nx, 1))
+    if isinstance(counts, np.ndarray) and step > 1:
+        from napari_sigma.features.intensities import total_counts
+
+        sample = total_counts(counts[::step])
+        per_pixel = float(sample.sum()) / sample.size
+        if np.isfinite(per_pixel) and per_pixel >= SAMPLE_MARGIN * MIN_COUNTS_PER_PIXEL:
+            return None
+    return check_analysable(image, bin_factor)
+
+
+def _check_shape(image: SpectrumImage, bin_factor: int) -> None:
     name = _name(image)
     ny, nx = image.shape
     if bin_factor < 1:
@@ -234,7 +289,9 @@ def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> np.ndarray:
             f"{name}: {image.energy.size} energy channels; the X-ray lines need at least "
             f"{MIN_CHANNELS}"
         )
-    totals = image.total_counts()
+
+
+def _checked_totals(name: str, totals: np.ndarray) -> np.ndarray:
     total = float(totals.sum())
     if not np.isfinite(total) or total <= 0:
         raise AnalysisError(f"{name}: the map holds no counts")
@@ -247,6 +304,6 @@ def check_analysable(image: SpectrumImage, bin_factor: int = 1) -> np.ndarray:
     empty = float((totals <= 0).mean())
     if empty > EMPTY_PIXEL_WARNING:
         warnings.warn(
-            DataWarning(f"{name}: {empty:.0%} of the pixels have no counts"), stacklevel=3
+            DataWarning(f"{name}: {empty:.0%} of the pixels have no counts"), stacklevel=4
         )
     return totals

@@ -172,12 +172,13 @@ def analyse(
         Data no analysis can use (see :mod:`napari_sigma.io.validation`), named by its file.
     """
     from napari_sigma.compute.device import resolve_device, torch_threads
-    from napari_sigma.io.validation import check_analysable, validate_spectrum_image
+    from napari_sigma.io.validation import check_at_the_door, validate_spectrum_image
 
     image = validate_spectrum_image(image)  # at the door: before any work
     importing = _torch_imported_meanwhile(image)
     try:
-        totals = check_analysable(image, settings.bin_factor)
+        # None: the counts are checked on the feature pass's sums (one read of the cube)
+        totals = check_at_the_door(image, settings.bin_factor)
     finally:
         if importing is not None:
             importing.join()
@@ -191,9 +192,10 @@ def _torch_imported_meanwhile(image: SpectrumImage):
     """A started thread importing torch while the caller checks ``image`` (or None).
 
     The first analysis of a process imports torch (about 1.2 s of CPU here), which the device
-    choice needs right after the data check. The check sums the counts of every pixel in
-    numpy (the GIL released: about 0.9 s of CPU on the 1024² x 2048 cube), so the import runs
-    beside it on a second core. Only for counts in memory (numpy), whose check imports nothing
+    choice needs right after the data check. The check sums the counts of a map's pixels in
+    numpy (the GIL released: every pixel of a map of up to 65536 pixels; a sample of rows of a
+    larger one, whose sums come from the feature pass), so the import runs beside it on a
+    second core. Only for counts in memory (numpy), whose check imports nothing
     while the thread runs (its modules are imported first, here), and the caller joins the
     thread before importing anything else: two threads never import at once (no import-lock
     cycle). Only in the main thread (the CLI, a script): no other thread of the process imports
@@ -238,7 +240,13 @@ def _analyse(
     clock = _Stopwatch()
     lines = choose_lines(image, settings)
     with clock.stage("features"):
-        measured = yield from line_features(image, lines, settings.features, device)
+        measured = yield from line_features(
+            image, lines, settings.features, device, totals=totals is None
+        )
+        if totals is None:
+            from napari_sigma.io.validation import check_analysable
+
+            totals = check_analysable(image, settings.bin_factor, measured.totals)
         intensities, intensity_sigma = measured.intensities, measured.sigma
         binned = bin_image(measured.features, settings.bin_factor)
         dose = _dose(image, settings, totals)

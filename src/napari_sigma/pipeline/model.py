@@ -188,11 +188,12 @@ class FieldFeatures:
 
 
 def field_features(image: Any, lines: tuple[str, ...], settings: Any, device: str):
-    """:class:`FieldFeatures` of ``image`` (a computation yielding progress)."""
-    from napari_sigma.features.intensities import bin_image, line_features, total_counts
+    """:class:`FieldFeatures` of ``image`` (a computation yielding progress; one read of the
+    cube: the per-pixel totals come from the feature pass)."""
+    from napari_sigma.features.intensities import bin_image, line_features
 
-    measured = yield from line_features(image, lines, settings.features, device)
-    dose = bin_image(total_counts(image.counts), settings.bin_factor)
+    measured = yield from line_features(image, lines, settings.features, device, totals=True)
+    dose = bin_image(measured.totals, settings.bin_factor)
     features = bin_image(measured.features, settings.bin_factor)
     return FieldFeatures(measured.intensities, features, dose, measured.sigma)
 

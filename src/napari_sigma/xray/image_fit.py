@@ -308,6 +308,7 @@ def fit_spectrum_image(
     chunk_pixels: int = 65536,
     sum_counts: np.ndarray | None = None,
     extra_weights: np.ndarray | None = None,
+    totals: np.ndarray | None = None,
 ) -> Computation[ImageFit]:
     """Fit every pixel of a spectrum image (see the module docstring).
 
@@ -330,6 +331,9 @@ def fit_spectrum_image(
         `sum_spectrum`).
     extra_weights : ndarray, shape (E, M) or None
         More projections made in the same pass (e.g. the clustering windows): ``ImageFit.extra``.
+    totals : ndarray, shape (y * x,), float64, or None
+        Filled in the same pass with every pixel's counts summed over the whole energy axis
+        (see `napari_sigma.features.intensities.projection_chunks`).
 
     Yields
     ------
@@ -352,7 +356,7 @@ def fit_spectrum_image(
     )
     extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
     weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
-    flat, chunks = projection_chunks(counts, weights, device, chunk_pixels)
+    flat, chunks = projection_chunks(counts, weights, device, chunk_pixels, totals)
     if device == "cpu" and usable_cores() > 1:
         chunks = prefetched(chunks)  # the next chunk is read and projected while this is solved
     k = design.weights.shape[1]
