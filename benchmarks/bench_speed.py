@@ -8,8 +8,9 @@ upscaled synthetic label image; the same seed gives the same cube in every proce
 Part 1 (``--sizes``): the ``default`` preset end to end (automatic number of phases) on each size
 and device (CPU, and CUDA when present). Part 2 (``--emsigma-sizes``): emsigma (SIGMA's tutorial:
 2x2 binning, 20 epochs, true K) against this project with the same binning, epochs and K — the
-``default`` preset (``ours_b2``) and the ``sigma`` preset (``ours_sigma``) — on the same cube, in the
-same run.
+``default`` preset (``ours_b2``; ``ours_b2_cli``: the same analysis as ``napari-sigma run`` makes
+it, without the latent space that only napari draws for this preset: the same labels) and the
+``sigma`` preset (``ours_sigma``) — on the same cube, in the same run.
 
 Part 3 (``--e2e-sizes``): the whole ``napari-sigma run`` process on the cube written as an ``.hspy``
 file (read, analysis, every output file), side by side with processes that only read that file
@@ -161,13 +162,17 @@ def load_cube(stem: Path) -> tuple[SpectrumImage, tuple[str, ...], int]:
     return image, tuple(info["lines"]), int(info["n_phases"])
 
 
+OURS_B2 = ("ours_b2", "ours_b2_cli", "ours_sigma")
+"""Part 2's configurations (see the module docstring)."""
+
+
 def worker_settings(config: str, lines: tuple[str, ...], n_phases: int, device: str) -> Any:
     """Pipeline settings of a named configuration (see the module docstring)."""
     from napari_sigma.pipeline.analysis import AnalysisSettings
 
     if config == "ours_default":
         return AnalysisSettings.preset("default", lines=lines, device=device)
-    preset = "default" if config == "ours_b2" else "sigma"
+    preset = "sigma" if config == "ours_sigma" else "default"
     settings = AnalysisSettings.preset(preset, lines=lines, device=device, bin_factor=2)
     return replace(
         settings,
@@ -221,10 +226,14 @@ def worker(stem: Path, config: str, device: str, out: Path) -> None:
     loaded = time.perf_counter()
     rss_cube = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     imports = import_run_libraries()
-    from napari_sigma.pipeline.analysis import run_analysis
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.analysis import analyse
 
     imported = time.perf_counter()
-    result = run_analysis(image, worker_settings(config, lines, n_phases, device))
+    settings = worker_settings(config, lines, n_phases, device)
+    # ours_b2_cli: the analysis `napari-sigma run` makes (no latent space: with the default
+    # preset it is only drawn by napari; the labels are the same)
+    result = run_to_completion(analyse(image, settings, embed=config != "ours_b2_cli"))
     done = time.perf_counter()
     info = {
         "load_s": round(loaded - start, 2),
@@ -238,6 +247,7 @@ def worker(stem: Path, config: str, device: str, out: Path) -> None:
         "cube_mb": round(image.counts.nbytes / 2**20, 1),
         "rss_after_cube_mb": round(rss_cube, 1),
         "torch_threads": __import__("torch").get_num_threads(),
+        "labels_sha1": __import__("hashlib").sha1(np.ascontiguousarray(result.labels)).hexdigest(),
     }
     out.write_text(json.dumps(info))
 
@@ -616,16 +626,25 @@ def speed_table(rows: list[dict]) -> str:
     return format_table(flat, columns)
 
 
+def same_labels(rows: list[dict]) -> list[str]:
+    """Per size and device: whether ``ours_b2_cli`` found the labels of ``ours_b2``."""
+    lines = []
+    for cli in (r for r in rows if r["config"] == "ours_b2_cli" and "labels_sha1" in r):
+        for b2 in rows:
+            if (b2["config"], b2["size"], b2["device"]) == ("ours_b2", cli["size"], cli["device"]):
+                same = b2.get("labels_sha1") == cli["labels_sha1"]
+                lines.append(
+                    f"{cli['size']} {cli['device']}: ours_b2_cli labels = ours_b2's: {same}"
+                )
+    return lines
+
+
 def ratio_rows(rows: list[dict]) -> list[dict]:
     """emsigma time / this project's time for each size and configuration (same run)."""
     result = []
     for peer in (r for r in rows if r["config"] == "emsigma"):
         for ours in rows:
-            if (
-                ours["config"] in ("ours_b2", "ours_sigma")
-                and ours["size"] == peer["size"]
-                and "pipeline_s" in ours
-            ):
+            if ours["config"] in OURS_B2 and ours["size"] == peer["size"] and "pipeline_s" in ours:
                 result.append(
                     {
                         "size": peer["size"],
@@ -725,7 +744,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         print("Part 2: same binning (2x2), epochs and K as emsigma", flush=True)
         for size in args.emsigma_sizes:
             stem = generate(size, args, tmp)
-            for config in ("ours_b2", "ours_sigma"):
+            for config in OURS_B2:
                 rows += [measure(stem, size, config, d, args) for d in devices(args.devices)]
             if args.skip_emsigma or not emsigma_available():
                 print("   emsigma skipped (no venv or --skip-emsigma)", flush=True)
@@ -761,6 +780,8 @@ def main(argv: list[str] | None = None) -> None:
     results = run_benchmark(args)
     print("\nWall times (s) per stage, peak resident memory (MB)")
     print(speed_table(results["rows"]))
+    for line in same_labels(results["rows"]):
+        print(line)
     if results["ratios"]:
         print(
             "\nemsigma / this project (same cube, 2x2 binning, epochs, K; >1 = we are faster; "

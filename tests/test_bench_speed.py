@@ -92,3 +92,19 @@ def test_page_cache_and_memory_state_of_a_file(bench, tmp_path):
     state = bench.memory_state()
     if Path("/proc/meminfo").exists():
         assert state["mem_free_mb"] > 0 and state["mem_available_mb"] > 0
+
+
+def test_the_cli_configuration_is_checked_for_the_same_labels(bench):
+    rows = [
+        {"size": 64, "config": "ours_b2", "device": "cpu", "labels_sha1": "a"},
+        {"size": 64, "config": "ours_b2_cli", "device": "cpu", "labels_sha1": "a"},
+        {"size": 128, "config": "ours_b2", "device": "cpu", "labels_sha1": "b"},
+        {"size": 128, "config": "ours_b2_cli", "device": "cpu", "labels_sha1": "c"},
+    ]
+    assert bench.same_labels(rows) == [
+        "64 cpu: ours_b2_cli labels = ours_b2's: True",
+        "128 cpu: ours_b2_cli labels = ours_b2's: False",
+    ]
+    assert "ours_b2_cli" in bench.OURS_B2
+    settings = bench.worker_settings("ours_b2_cli", ("O_Ka",), 3, "cpu")
+    assert settings == bench.worker_settings("ours_b2", ("O_Ka",), 3, "cpu")
