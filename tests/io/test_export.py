@@ -260,3 +260,37 @@ def test_phase_stats_abundance_is_the_maps_unmixed_sum_not_a_sum_of_pixel_fits(t
     assert np.abs(found - truth).max() < 0.01
     per_pixel = result.phase_fractions.reshape(-1, 3).mean(axis=0)
     assert np.abs(per_pixel - truth).max() > 0.05  # what the column held before
+
+
+def test_report_and_minerals_made_in_a_child_process_give_the_same_files(tmp_path, monkeypatch):
+    """The GUI's export draws report.png and makes the mineral report in a child process (their
+    C calls hold no GIL of napari's): every exported file is byte-identical to the export made
+    in this process."""
+    import napari_sigma.io.mineralogy as mineralogy
+    import napari_sigma.io.report as report
+    from napari_sigma.io.child import ChildError, ChildProcess
+
+    result = fake_result()
+    result.settings = SimpleNamespace(**vars(result.settings))  # the child imports its class
+    here = export_result(result, tmp_path / "here")
+    assert "modal" in here  # the mineral report was made: its files are compared too
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("made in this process")
+
+    monkeypatch.setattr(report, "render_report", not_here)
+    monkeypatch.setattr(mineralogy, "write_mineral_report", not_here)
+    child = export_result(result, tmp_path / "child", draw_in_process=True)
+    assert set(child) == set(here)
+    for key, path in here.items():
+        assert child[key].read_bytes() == path.read_bytes(), key
+
+    process = ChildProcess()
+    with pytest.raises(ChildError, match=r"render_report: FileNotFoundError"):
+        process.call("render_report", result, tmp_path / "missing" / "report.png")
+    with pytest.raises(ChildError, match=r"render_report: ModuleNotFoundError"):
+        process.call("render_report", fake_result(), tmp_path / "r.png")  # a class of this test
+    process.close()
+    process = ChildProcess()  # given no call: stopped by close
+    process.close()
+    assert process._process.poll() is not None

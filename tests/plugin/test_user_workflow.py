@@ -96,8 +96,11 @@ def test_sample_run_paint_lasso_merge_export(
     monkeypatch.setattr(pw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     import napari.utils.notifications as notifications
 
-    shown = []
+    import napari_sigma.io.report as report
+
+    shown, drawn_here = [], []
     monkeypatch.setattr(notifications, "show_info", shown.append)
+    monkeypatch.setattr(report, "render_report", lambda *args, **kw: drawn_here.append(args))
     edited = np.array(layer.data, copy=True)
     button(phases, "Export...").click()
     assert phases.exporting  # in a worker
@@ -107,6 +110,8 @@ def test_sample_run_paint_lasso_merge_export(
     assert str(tmp_path) in phases.title.text() and shown == []
     exported, _ = read_labels_tiff(tmp_path / "phases.tif")
     np.testing.assert_array_equal(exported, edited)
+    # report.png drawn in a child process: matplotlib held none of napari's GIL
+    assert drawn_here == [] and (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):

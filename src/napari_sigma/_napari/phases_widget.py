@@ -120,7 +120,8 @@ def _export(result: Any, out_dir: Any, labels: np.ndarray, names: list[str]) -> 
 
     from napari_sigma.io.export import export_result
 
-    written = export_result(result, out_dir, labels=labels, names=names)
+    # report.png drawn in a child process: matplotlib holds none of napari's GIL (same bytes)
+    written = export_result(result, out_dir, labels=labels, names=names, draw_in_process=True)
     run_path = Path(written["run"])
     info = json.loads(run_path.read_text())
     info.update(edit_record(result, labels, names))

@@ -242,9 +242,10 @@ def export_result(
     out_dir: str | Path,
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    draw_in_process: bool = False,
 ) -> dict[str, Path]:
     """:func:`export_steps` run to its end: write every result file of an analysis."""
-    return run_to_completion(export_steps(result, out_dir, labels, names))
+    return run_to_completion(export_steps(result, out_dir, labels, names, draw_in_process))
 
 
 def _waiting_for(message: str, function: Any, *args: Any, **kwargs: Any) -> Computation[Any]:
@@ -281,6 +282,7 @@ def export_steps(
     out_dir: str | Path,
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    draw_in_process: bool = False,
 ) -> Computation[dict[str, Path]]:
     """Write every result file of an analysis into ``out_dir`` (created; files overwritten).
 
@@ -301,6 +303,12 @@ def export_steps(
     names : sequence of str or None
         Names of phases 1..len(names) (default ``result.phase_names``); label ids beyond get
         generated names such as ``"P7 Fe-O"``.
+    draw_in_process : bool
+        Draw ``report.png``, and make the mineral report when its cube is cheap to send
+        (:func:`cube_travels`), in a child process (:class:`~napari_sigma.io.child.ChildProcess`;
+        the same files byte for byte): their C calls then hold none of this process's GIL
+        (napari's window froze ~100 ms at a time when they ran in threads). The child starts
+        with the export and imports what they need meanwhile.
 
     Returns
     -------
@@ -313,7 +321,19 @@ def export_steps(
     spectrum divided by the phase's pixel count), one column per phase headed by its name;
     ``unmixed_spectra.csv`` holds the NMF components as the unmixing returned them.
     """
-    from napari_sigma.io.report import render_report
+    from napari_sigma.io.child import ChildProcess
+
+    child = ChildProcess() if draw_in_process else None
+    try:
+        written = yield from _export_steps(result, out_dir, labels, names, child)
+    finally:
+        if child is not None:
+            child.close()
+    return written
+
+
+def _export_steps(result, out_dir, labels, names, child) -> Computation[dict[str, Path]]:
+    from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -347,9 +367,15 @@ def export_steps(
     from napari_sigma.io.mineralogy import write_mineral_report
 
     yield Progress("export", 5, 9, "minerals")
-    mineral_paths, tables, minerals = yield from _waiting_for(
-        "minerals", write_mineral_report, result, labels, table, out
-    )
+    if child is not None and cube_travels(image.counts):
+        mineral_paths, tables, minerals = yield from _waiting_for(
+            "minerals", child.call, "write_mineral_report", mineral_inputs(result), labels, table,
+            out,
+        )  # fmt: skip
+    else:
+        mineral_paths, tables, minerals = yield from _waiting_for(
+            "minerals", write_mineral_report, result, labels, table, out
+        )
     yield Progress("export", 6, 9, "phase_stats.csv")
     fractions = tables.label_fractions if tables is not None else None
     table.abundance_fraction = yield from _waiting_for(
@@ -357,13 +383,45 @@ def export_steps(
     )
     write_stats_csv(paths["phase_stats"], table, minerals)
     yield Progress("export", 7, 9, "report.png")
-    yield from _waiting_for(
-        "report.png",
-        render_report, result, paths["report"], labels=labels, table=table, mineralogy=tables,
-    )  # fmt: skip
+    if child is None:
+        yield from _waiting_for(
+            "report.png",
+            render_report, result, paths["report"], labels=labels, table=table, mineralogy=tables,
+        )  # fmt: skip
+    else:
+        yield from _waiting_for(
+            "report.png", child.call, "render_report", drawn_of(result), paths["report"],
+            labels=labels, table=table, mineralogy=drawn_mineralogy(tables),
+        )  # fmt: skip
     yield Progress("export", 8, 9, "run.json")
     write_run_json(paths["run"], run_info(result, labels))
     return {**paths, **mineral_paths}
+
+
+CHILD_CUBE_BYTES = 64 * 2**20
+"""An in-memory cube up to this size is sent to the export's child process for the mineral
+report (larger ones: the report runs in a thread of this process)."""
+
+
+def cube_travels(counts: Any) -> bool:
+    """Whether the mineral report's cube is cheap to send to a child process: an in-memory
+    cube up to :data:`CHILD_CUBE_BYTES`, or a lazy cube made of events (a JEOL map: its events,
+    a few MB)."""
+    if isinstance(counts, np.ndarray):
+        return counts.nbytes <= CHILD_CUBE_BYTES
+    from napari_sigma.io.events import event_cube_of
+
+    return event_cube_of(counts) is not None
+
+
+def mineral_inputs(result: Any) -> Any:
+    """What :func:`~napari_sigma.io.mineralogy.write_mineral_report` reads of an analysis
+    result (for a child process: :mod:`napari_sigma.io.child`)."""
+    from types import SimpleNamespace
+
+    names = ("image", "labels", "lines", "settings", "phase_minerals", "core_labels",
+             "core_spectra", "phase_spectra", "deep_spectra")  # fmt: skip
+    return SimpleNamespace(**{name: getattr(result, name, None) for name in names})
 
 
 def _phase_abundances(result: Any, labels: np.ndarray, phase_ids, fractions=None) -> np.ndarray:

@@ -182,3 +182,28 @@ def render_report(
     figure.suptitle(f"napari-sigma: {title}" if title else "napari-sigma")
     figure.savefig(Path(path), dpi=dpi)
     return Path(path)
+
+
+def drawn_of(result: Any) -> Any:
+    """What :func:`render_report` reads of a result when given the labels and the table (for a
+    child process: :mod:`napari_sigma.io.child`)."""
+    from types import SimpleNamespace
+
+    image = result.image
+    return SimpleNamespace(
+        image=SimpleNamespace(
+            title=image.title, source=image.source, pixel_size_um=image.pixel_size_um,
+            energy=image.energy, beam_energy=image.beam_energy,
+        ),
+        lines=list(result.lines),
+    )  # fmt: skip
+
+
+def drawn_mineralogy(mineralogy: Any) -> Any:
+    """What the report draws of the mineralogy tables: the modal rows and the grain sizes."""
+    from types import SimpleNamespace
+
+    if mineralogy is None:
+        return None
+    grains = [{"mineral": g["mineral"], "ecd_um": g["ecd_um"]} for g in mineralogy.grains]
+    return SimpleNamespace(modal=list(mineralogy.modal), grains=grains)

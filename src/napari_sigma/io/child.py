@@ -1,0 +1,141 @@
+"""Calls run in a child Python process, so that their C calls hold none of this process's GIL.
+
+matplotlib's Agg drawing of ``report.png`` and the mineral report's numpy/scipy passes hold the
+GIL ~100 ms at a time; in napari's process a thread running them froze the window that long
+during an export. :class:`ChildProcess` starts a Python process of this package that imports
+what the calls need while the caller works on, then runs the calls it is sent, one at a time,
+in the order sent. Arguments and results are pickled through the child's pipes (between two
+processes of this package; nothing is written to disk). Only the functions of :data:`CALLS` run.
+The child's matplotlib has its default settings (as in the CLI), whatever this process changed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+CALLS = {
+    "render_report": ("napari_sigma.io.report", "render_report"),
+    "write_mineral_report": ("napari_sigma.io.mineralogy", "write_mineral_report"),
+}
+"""What a child runs, by name: (module, function)."""
+
+WARM_MODULES = (
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "napari_sigma.io.report",
+    "napari_sigma.io.mineralogy",
+    "napari_sigma.minerals.phases",
+    "napari_sigma.minerals.mineralogy",
+)
+"""Imported by the child as it starts (while no call waits)."""
+
+
+class ChildError(RuntimeError):
+    """A call failed in the child (its error and traceback in the message), or the child died."""
+
+
+class ChildProcess:
+    """A child Python process running :data:`CALLS` (see the module notes).
+
+    The constructor starts it and returns at once; :meth:`call` sends a call and waits for its
+    result (the wait holds no GIL); :meth:`close` ends the child once its calls are done, or
+    stops it when none was sent.
+    """
+
+    def __init__(self) -> None:
+        import napari_sigma
+
+        env = dict(os.environ, MPLBACKEND="agg")
+        root = str(Path(napari_sigma.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from napari_sigma.io.child import _serve; _serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+        self.calls = 0
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``CALLS[name](*args, **kwargs)`` in the child; return its result.
+
+        Raises
+        ------
+        ChildError
+            The call raised in the child (its type, message and traceback), or the child died.
+        """
+        if name not in CALLS:
+            raise ValueError(f"no child call named {name!r}")
+        self.calls += 1
+        try:
+            _write(self._process.stdin, pickle.dumps((name, args, kwargs), pickle.HIGHEST_PROTOCOL))
+            status, value = pickle.loads(_read(self._process.stdout))
+        except (OSError, EOFError, pickle.UnpicklingError) as error:
+            code = self._process.poll()
+            raise ChildError(
+                f"{name}: the child process ended (exit code {code}): {error}"
+            ) from None
+        if status != "ok":
+            raise ChildError(f"{name}: {value}")
+        return value
+
+    def close(self) -> None:
+        """End the child: after its calls when it was sent some (a call that is running
+        finishes, its files written whole), at once when it was sent none."""
+        if self.calls == 0 and self._process.poll() is None:
+            self._process.kill()
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+        if self.calls == 0:
+            self._process.wait()
+
+
+def _write(stream: Any, data: bytes) -> None:
+    stream.write(len(data).to_bytes(8, "little"))
+    stream.write(data)
+    stream.flush()
+
+
+def _read(stream: Any) -> bytes:
+    header = stream.read(8)
+    if len(header) < 8:
+        raise EOFError("no answer")
+    size = int.from_bytes(header, "little")
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("a truncated answer")
+    return data
+
+
+def _serve() -> None:  # pragma: no cover - runs in the child process
+    """Import :data:`WARM_MODULES`, then answer calls from stdin until it closes."""
+    import importlib
+    import traceback
+
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # nothing but the answers goes to the pipe
+    requests = sys.stdin.buffer
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the call's own import raises it where it belongs
+            pass
+    while True:
+        try:
+            request = _read(requests)
+        except EOFError:
+            return
+        try:
+            name, args, kwargs = pickle.loads(request)
+            module, function = CALLS[name]
+            value = getattr(importlib.import_module(module), function)(*args, **kwargs)
+            answer = pickle.dumps(("ok", value), pickle.HIGHEST_PROTOCOL)
+        except BaseException as error:
+            text = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+            answer = pickle.dumps(("error", text))
+        _write(answers, answer)
