@@ -58,6 +58,8 @@ class ChildProcess:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         self.calls = 0
+        self._busy = False
+        self._closed = False
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run ``CALLS[name](*args, **kwargs)`` in the child; return its result.
@@ -70,6 +72,7 @@ class ChildProcess:
         if name not in CALLS:
             raise ValueError(f"no child call named {name!r}")
         self.calls += 1
+        self._busy = True
         try:
             _write(self._process.stdin, pickle.dumps((name, args, kwargs), pickle.HIGHEST_PROTOCOL))
             status, value = pickle.loads(_read(self._process.stdout))
@@ -78,21 +81,31 @@ class ChildProcess:
             raise ChildError(
                 f"{name}: the child process ended (exit code {code}): {error}"
             ) from None
+        finally:
+            self._busy = False
+            if self._closed:  # closed while this call ran (a cancelled export): end it now
+                self._end()
         if status != "ok":
             raise ChildError(f"{name}: {value}")
         return value
 
     def close(self) -> None:
-        """End the child: after its calls when it was sent some (a call that is running
-        finishes, its files written whole), at once when it was sent none."""
+        """End the child: at once when it was sent no call; after the call that runs, if one
+        does (a cancelled export: its files are written whole, as a thread would write them)."""
+        self._closed = True
         if self.calls == 0 and self._process.poll() is None:
             self._process.kill()
-        try:
-            self._process.stdin.close()
-        except OSError:
-            pass
-        if self.calls == 0:
-            self._process.wait()
+        if not self._busy:
+            self._end()
+
+    def _end(self) -> None:
+        """Close the pipes (the child exits at the end of its input) and reap it."""
+        for stream in (self._process.stdin, self._process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._process.wait()
 
 
 def _write(stream: Any, data: bytes) -> None:
