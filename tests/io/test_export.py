@@ -294,3 +294,12 @@ def test_report_and_minerals_made_in_a_child_process_give_the_same_files(tmp_pat
     process = ChildProcess()  # given no call: stopped by close
     process.close()
     assert process._process.poll() is not None
+
+
+def test_the_mineral_report_child_gets_the_analysis_depth_map():
+    """The child's mineral report reads the analysis' distance transform too (else it would
+    compute it again: same numbers, slower)."""
+    from napari_sigma.io.export import mineral_inputs
+
+    result = SimpleNamespace(labels=np.ones((2, 2), np.int32), core_depth=np.zeros((2, 2)))
+    assert mineral_inputs(result).core_depth is result.core_depth

@@ -210,7 +210,14 @@ def test_a_twin_grain_along_other_phases_gets_its_own_twin():
 
 def _assert_known_sums_are_the_counts(result) -> None:
     """The cores and sums an analysis keeps for its report are those of its final labels."""
-    from napari_sigma.io.mineralogy import BASIS_DEPTH, abundance_fractions, known_sums
+    from unittest import mock
+
+    from napari_sigma.io.mineralogy import (
+        BASIS_DEPTH,
+        abundance_fractions,
+        known_sums,
+        label_abundances,
+    )
     from napari_sigma.minerals.phases import interior_labels, phase_depths
     from napari_sigma.phases.spectra import phase_sum_spectra
 
@@ -232,6 +239,12 @@ def _assert_known_sums_are_the_counts(result) -> None:
         abundance_fractions(result.image, result.labels, n),
         abundance_fractions(result.image, result.labels, n, known, result.deep_spectra),
     )
+    # the distance transform the cores came from, used again by the report (not recomputed)
+    np.testing.assert_array_equal(result.core_depth, phase_depths(result.labels))
+    again = AssertionError("the analysis' distance transform was computed again")
+    with mock.patch("napari_sigma.minerals.phases.phase_depths", side_effect=again):
+        reused = label_abundances(result, result.labels, n)
+    np.testing.assert_array_equal(reused, abundance_fractions(result.image, result.labels, n))
     edited = result.labels.copy()
     edited[0, 0] = edited[0, 0] % n + 1
     assert known_sums(result, edited, n) is None  # other labels: summed from the counts
@@ -332,3 +345,19 @@ def test_torch_is_imported_beside_the_data_check_only_where_nothing_else_imports
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert threading.current_thread() is threading.main_thread()
+
+
+def test_the_minerals_reuse_the_analysis_distance_transform(demo_result):
+    """identify_phases given the analysis' depth map (as the analysis calls it) finds exactly
+    what it finds computing the map anew."""
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases, phase_depths
+
+    r = demo_result
+    np.testing.assert_array_equal(r.core_depth, phase_depths(r.labels))
+    elements = elements_of_lines(r.lines)
+    args = (r.image, r.labels, elements)
+    given = run_to_completion(identify_phases(*args, spectra=r.core_spectra, depth=r.core_depth))
+    fresh = run_to_completion(identify_phases(*args, spectra=r.core_spectra))
+    assert len(given) == r.n_phases and repr(given) == repr(fresh)
+    assert repr(given) == repr(r.phase_minerals)

@@ -420,7 +420,7 @@ def mineral_inputs(result: Any) -> Any:
     from types import SimpleNamespace
 
     names = ("image", "labels", "lines", "settings", "phase_minerals", "core_labels",
-             "core_spectra", "phase_spectra", "deep_spectra")  # fmt: skip
+             "core_spectra", "phase_spectra", "deep_spectra", "core_depth")  # fmt: skip
     return SimpleNamespace(**{name: getattr(result, name, None) for name in names})
 
 

@@ -75,7 +75,7 @@ def basis_labels(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
 def abundance_fractions(
     image: Any, labels: np.ndarray, n_phases: int, known: tuple | None = None,
-    deep_sums: np.ndarray | None = None,
+    deep_sums: np.ndarray | None = None, depth: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Mean area fraction of phases 1..K over the map, from its summed spectrum.
 
@@ -89,7 +89,8 @@ def abundance_fractions(
     made for these labels (:func:`known_sums`), the same numbers as computed here from the
     counts. ``deep_sums``: the sum spectra of each label's pixels at least :data:`BASIS_DEPTH`
     deep, when already summed (:func:`abundance_basis` sums them otherwise: one pass over the
-    cube, 0.2 s CPU for 512x512x2048).
+    cube, 0.2 s CPU for 512x512x2048). ``depth``: :func:`~napari_sigma.minerals.phases.
+    phase_depths` of ``labels`` when already computed (the analysis' ``core_depth``).
     """
     from scipy.optimize import nnls
 
@@ -97,9 +98,9 @@ def abundance_fractions(
     from napari_sigma.unmixing.nmf import phase_sum_spectra
 
     labels = np.asarray(labels)
-    depth = None
     if known is None:
-        depth = phase_depths(labels) if labels.ndim == 2 else None  # cores and basis: one EDT
+        if depth is None and labels.ndim == 2:
+            depth = phase_depths(labels)  # cores and basis: one EDT
         cores = interior_labels(labels, depth)
         sums = phase_sum_spectra(image.counts, cores, n_phases)
         map_sum = None
@@ -337,11 +338,13 @@ def user_mineral_name(phase_id: int, name: str) -> str | None:
 
 
 def label_abundances(result: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
-    """:func:`abundance_fractions` of labels 1..K of an analysis ``result``, with the sums the
-    analysis already made when ``labels`` are its own (:func:`known_sums`)."""
+    """:func:`abundance_fractions` of labels 1..K of an analysis ``result``, with the sums and
+    the distance transform the analysis already made when ``labels`` are its own
+    (:func:`known_sums`)."""
     known = known_sums(result, labels, n_phases)
     deep = getattr(result, "deep_spectra", None) if known is not None else None
-    return abundance_fractions(result.image, labels, n_phases, known, deep)
+    depth = getattr(result, "core_depth", None) if known is not None else None
+    return abundance_fractions(result.image, labels, n_phases, known, deep, depth)
 
 
 def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) -> Mineralogy:

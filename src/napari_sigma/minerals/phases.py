@@ -398,6 +398,7 @@ def identify_phases(
     phase_ids: Sequence[int] | None = None,
     spectra: np.ndarray | None = None,
     detect_elements: bool = False,
+    depth: np.ndarray | None = None,
 ) -> Computation[list[PhaseMineral]]:
     """Quantify and identify the phases of ``labels`` (a generator yielding Progress).
 
@@ -424,6 +425,8 @@ def identify_phases(
         (:func:`phase_elements`): for automatic element lists, where the map's sum spectrum
         misses the minor elements of small phases (P45: Ca of a plagioclase, Mg and Fe of a
         biotite).
+    depth : ndarray (y, x), optional
+        :func:`phase_depths` of ``labels`` when already computed (the analysis has it).
 
     Returns
     -------
@@ -440,7 +443,7 @@ def identify_phases(
         return []
     yield Progress("minerals", 0, len(ids) + 1, "phase spectra")
     if spectra is None or len(spectra) < max(ids):
-        spectra = phase_sum_spectra(image.counts, interior_labels(labels), max(ids))
+        spectra = phase_sum_spectra(image.counts, interior_labels(labels, depth), max(ids))
     spectra = np.asarray(spectra, dtype=np.float64)
     if not image.beam_energy:
         note = "no beam energy in the file: phases not quantified"
@@ -449,7 +452,7 @@ def identify_phases(
     corrections: dict[int, HostCorrection] = {}
     if settings.host_correction and labels.ndim == 2:
         spectra, corrections = host_corrected_spectra(
-            image.counts, labels, spectra, image.energy.energies, float(image.beam_energy)
+            image.counts, labels, spectra, image.energy.energies, float(image.beam_energy), depth
         )
     found = []
     for step, pid in enumerate(ids, start=1):

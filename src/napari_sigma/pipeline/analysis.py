@@ -72,6 +72,11 @@ class AnalysisResult:
     """The counts summed over each phase's pixels at least
     :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` from another label, ``(K, E)`` float64
     (exact for integer counts; with ``core_spectra``): the mineral report's abundance basis."""
+    core_depth: np.ndarray | None = None
+    """Each pixel's distance to the nearest pixel of another phase
+    (:func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``, float64 ``(y, x)``; with
+    ``core_labels``, which are made from it): the minerals and the mineral report use it again
+    instead of computing it anew."""
     unassigned: dict[str, int] = field(default_factory=dict)
     alternatives: tuple[int, ...] = ()
 
@@ -274,13 +279,15 @@ def _analyse(
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
-    labels, spectra, components, weights, abundances, interior, fractions, cores, deep = unmixed
+    labels, spectra, components, weights, abundances, interior, fractions, cores, deep, depth = (
+        unmixed
+    )
     unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
     minerals = []
     if settings.identify_minerals:
         minerals = yield from _timed(
-            clock, "minerals", _minerals(image, labels, lines, interior, settings)
+            clock, "minerals", _minerals(image, labels, lines, interior, settings, depth)
         )
         phase_names = mineral_phase_names(phase_names, minerals)
     return AnalysisResult(
@@ -314,13 +321,15 @@ def _analyse(
         core_labels=cores if interior is not None else None,
         core_spectra=interior,
         deep_spectra=deep if interior is not None else None,
+        core_depth=depth if interior is not None else None,
         unassigned={"no counts": int(unassigned.sum())} if unassigned.any() else {},
         alternatives=phase_alternatives(clustering.n_phases, clustering.criterion),
     )
 
 
-def _minerals(image, labels, lines, spectra, settings: AnalysisSettings):
-    """Quantify and name the phases (see :func:`napari_sigma.minerals.phases.identify_phases`)."""
+def _minerals(image, labels, lines, spectra, settings: AnalysisSettings, depth=None):
+    """Quantify and name the phases (see :func:`napari_sigma.minerals.phases.identify_phases`;
+    ``depth``: :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels`` or None)."""
     from napari_sigma.minerals.library import load_library
     from napari_sigma.minerals.phases import elements_of_lines, identify_phases
 
@@ -328,7 +337,7 @@ def _minerals(image, labels, lines, spectra, settings: AnalysisSettings):
     elements = elements_of_lines(lines)
     automatic = not settings.lines and not settings.elements and not image.elements
     return identify_phases(
-        image, labels, elements, library, spectra=spectra, detect_elements=automatic
+        image, labels, elements, library, spectra=spectra, detect_elements=automatic, depth=depth
     )
 
 
@@ -467,12 +476,13 @@ def _unmix(
     ``lines``).
 
     Returns (labels, spectra, components, weights, abundances, interior spectra, fractions,
-    core labels, deep spectra): the labels after :func:`_majority_labels` and the twins'
+    core labels, deep spectra, depth): the labels after :func:`_majority_labels` and the twins'
     assignment, the spectra summed over them (the NMF components come from the spectra before
     those steps, which move a few per cent of pixels), the cores whose sums are the interior
     spectra (summed in the pass of the phase spectra, following the moved pixels), and the sums
     of the pixels the mineral report's abundance basis takes (:func:`_cores_and_deep`: the
-    phase sums less those of the pixels nearer a boundary). None without minerals.
+    phase sums less those of the pixels nearer a boundary), and the distance transform of the
+    labels the cores were made from (:func:`_cores_and_deep`). None without minerals.
     """
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.phases.boundaries import moved_spectra
@@ -490,7 +500,7 @@ def _unmix(
     # on a GPU the cube is uploaded once for both passes (phase sums and abundances)
     resident = resident_counts(image.counts, device)
     # the phases' own spectra, away from boundaries (minerals, the report's abundance basis)
-    cores, deep = _cores_and_deep(labels) if settings.identify_minerals else (None, None)
+    cores, deep, depth = _cores_and_deep(labels) if settings.identify_minerals else (None,) * 3
     interior = None
     if resident is None:  # one pass over the cube for both sums
         label_sets = [labels, cores] if settings.identify_minerals else [labels]
@@ -529,7 +539,7 @@ def _unmix(
         if majority is not labels:  # only the moved pixels are read again
             spectra = spectra + moved_spectra(counts, labels, majority, n_phases)
             if interior is not None:
-                moved_cores, deep = _cores_and_deep(majority)
+                moved_cores, deep, depth = _cores_and_deep(majority)
                 interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
                 cores = moved_cores
             labels = majority
@@ -539,27 +549,29 @@ def _unmix(
         labels, spectra, interior = yield from _twins(image, labels, spectra, interior, cores,
                                                       lines, twins)  # fmt: skip
         if labels is not before and interior is not None:
-            cores, deep = _cores_and_deep(labels)
+            cores, deep, depth = _cores_and_deep(labels)
     deep_sums = None
     if interior is not None and resident is not None:  # summed on the device
         deep_sums = resident_phase_sums(resident, deep, n_phases)
     elif interior is not None:  # the phase sums less those of the few shallow pixels (read alone)
         deep_sums = spectra + moved_spectra(counts, labels, deep, n_phases)
-    return labels, spectra, components, weights, abundances, interior, fractions, cores, deep_sums
+    return (labels, spectra, components, weights, abundances, interior, fractions, cores,
+            deep_sums, depth)  # fmt: skip
 
 
-def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Each phase's core (:func:`~napari_sigma.minerals.phases.interior_labels`) and its pixels
     at least :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` deep (the labels the mineral
-    report's abundance basis sums), from one distance transform of ``labels``."""
+    report's abundance basis sums), from one distance transform of ``labels``, and that
+    transform (:func:`~napari_sigma.minerals.phases.phase_depths`; None without labels)."""
     from napari_sigma.io.mineralogy import basis_labels
     from napari_sigma.minerals.phases import interior_labels, phase_depths
 
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.any(labels > 0):
-        return np.zeros_like(labels), np.zeros_like(labels)
+        return np.zeros_like(labels), np.zeros_like(labels), None
     depth = phase_depths(labels)
-    return interior_labels(labels, depth), basis_labels(labels, depth)
+    return interior_labels(labels, depth), basis_labels(labels, depth), depth
 
 
 def _twins(image, labels, spectra, interior, cores, lines, twins):
