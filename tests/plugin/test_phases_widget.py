@@ -7,7 +7,7 @@ import pytest
 from test_editing import make_fake_result
 
 from napari_sigma._napari import phases_widget as pw
-from napari_sigma._napari import state
+from napari_sigma._napari import plotting, state
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma._napari.results import add_result_layers
 
@@ -38,6 +38,10 @@ def test_result_layers_have_unique_names_and_the_phase_model(make_napari_viewer)
     assert [la.name for la in first.components] == ["components (fake)"]
     assert [la.name for la in second.components] == ["components (fake) [2]"]
     assert first.components[0].data.shape == (2, *result.labels.shape)  # one layer, a slider
+    components = np.asarray(first.components[0].data)
+    np.testing.assert_array_equal(components, np.moveaxis(result.abundances, -1, 0))
+    # the result's maps as they are (no transposing copy in napari's main thread: 17-90 ms)
+    assert np.shares_memory(components, result.abundances)
     assert not first.phases.visible and second.phases.visible  # the earlier result is hidden
     model = state.plugin_data(first.phases)["phases"]
     assert [p.name for p in model] == result.phase_names
@@ -116,6 +120,61 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     assert history_of(second) is not None and "phase" in second.features  # connected
     second.mode = "paint"  # napari's tools work on both layers
     layer.mode = "polygon"
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_statistics_are_built_after_the_last_turn_of_a_results_adding(
+    plugin_viewer, dock, monkeypatch, qtbot, large
+):
+    """The Phases widget follows a run's phases layer from its insertion, but builds its
+    statistics (for a large or lazy cube: a worker reading the cube) only once the run's layers
+    are all in, in a turn of its own: started in the insertion's turn, the worker competed with
+    napari's next insertion turns for the main thread. Meanwhile the layer's phase spectra count
+    as pending, so no other widget starts a pass over the cube for them."""
+    from napari_sigma._napari.results import add_result_layers_stepwise
+
+    if large:
+        monkeypatch.setattr(pw, "SYNC_STATISTICS_BYTES", 0)  # this small cube counts as large
+    built, build, turn = [], pw._build_statistics, [0]
+    monkeypatch.setattr(pw, "_build_statistics", lambda *a: built.append(turn[0]) or build(*a))
+    widget = dock(plugin_viewer, "Phases")
+    for added in add_result_layers_stepwise(plugin_viewer, make_fake_result(shape=(12, 18))):
+        turn[0] += 1
+        qtbot.wait(20)  # Qt's event loop runs between the turns, as in the Analysis widget
+        if added.phases is not None:
+            assert widget.layer is added.phases  # followed at once
+            assert state.phase_spectra_pending(added.phases)
+            assert widget.table_data is None and not built
+    layer = added.phases
+    if not large:  # in memory: built at once when the adding ends
+        assert built == [turn[0]] and widget.table_data is not None
+    qtbot.waitUntil(lambda: widget.table_data is not None and not widget.pending_updates())
+    assert built == [turn[0]] and not state.phase_spectra_pending(layer)
+    assert_table_is_a_recount(widget, layer, state.result_of(layer))
+
+
+def test_without_a_phases_widget_the_phase_spectra_waiters_are_told_when_added(
+    make_napari_viewer,
+):
+    """With no Phases widget to compute the phase spectra, whoever waited for them while the
+    layers were added (a Spectrum widget) is told at the end and computes its phase itself."""
+    from napari_sigma._napari.results import add_result_layers_stepwise
+
+    viewer = make_napari_viewer()
+    told = []
+    state.phase_spectra_events.updated.connect(told.append)
+    try:
+        steps = add_result_layers_stepwise(viewer, make_fake_result())
+        *_, added = steps
+        assert told == [added.phases] and not state.phase_spectra_pending(added.phases)
+        steps = add_result_layers_stepwise(viewer, make_fake_result())
+        next(steps), next(steps)
+        layer = next(steps).phases
+        assert state.phase_spectra_pending(layer) and state.being_added(layer)
+        steps.close()  # a run discarded while its layers were added
+        assert told[-1] is layer and not state.being_added(layer)
+    finally:
+        state.phase_spectra_events.updated.disconnect(told.append)
 
 
 def test_a_new_phase_is_drawn_in_its_colour_at_once_without_a_new_colormap(setup):
@@ -357,6 +416,41 @@ def test_a_stroke_updates_the_table_once_when_released_not_at_every_move(
     assert widget.row_pixels() == expected_pixels(layer)
     qtbot.wait(2 * pw.SYNC_DELAY_MS)  # the deferred sync finds nothing new
     assert widget.row_pixels() == expected_pixels(layer)
+
+
+def test_a_new_label_in_the_middle_of_a_stroke_replots_the_spectra_only_at_its_release(
+    setup, qtbot, MouseEvent
+):
+    """The table follows a stroke a few times a second and names a phase painted with a new
+    label at once, but the spectra plot (a rendering holding the GIL ~0.1 s at 1024², which
+    stretched napari's frames during the stroke) follows its release only."""
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import (
+        mouse_move_callbacks,
+        mouse_press_callbacks,
+        mouse_release_callbacks,
+    )
+
+    viewer, _, layer, widget = setup
+    viewer.window.show()  # drawn: napari updates the texture in place at every move
+    plot = widget.spectrum_plot
+    qtbot.waitUntil(lambda: plot.draw_count >= 1 and not plot.canvas.busy, timeout=10_000)
+    drawn = plot.draw_count
+    layer.mode, layer.brush_size, layer.selected_label = "paint", 2, 9
+
+    def mouse(kind, where, dragging):
+        position = tuple(np.asarray(where, dtype=float) * np.asarray(layer.scale))
+        event = MouseEvent(type=kind, is_dragging=dragging, position=position, dims_point=position)
+        return ReadOnlyWrapper(event)
+
+    mouse_press_callbacks(layer, mouse("mouse_press", (2, 1), False))
+    mouse_move_callbacks(layer, mouse("mouse_move", (2, 8), True))
+    qtbot.waitUntil(lambda: 9 in widget.row_ids(), timeout=5_000)  # the table followed
+    assert 9 in widget.model
+    qtbot.wait(pw.SPECTRA_DELAY_MS + 2 * plotting.REDRAW_DELAY_MS)
+    assert plot.draw_count == drawn and widget.model.name(9) not in plot.spectra
+    mouse_release_callbacks(layer, mouse("mouse_release", (2, 8), False))
+    qtbot.waitUntil(lambda: widget.model.name(9) in plot.spectra, timeout=5_000)
 
 
 def recount(layer, result):

@@ -57,6 +57,10 @@ DEFERRED_EVENTS = ("labels_update",)
 SYNC_DELAY_MS = 200
 SPECTRA_DELAY_MS = 150
 SYNC_STATISTICS_BYTES = 64 * 2**20  # larger or lazy cubes: the statistics are built in a worker
+# that worker starts at a later turn of Qt's event loop than the one that asked for it (the last
+# turn of a result's adding, which also brings the Phases tab forward): its start is not in that
+# turn's frame (a 1 ms timer fires after the paint, not in the same pass of the event loop)
+STATISTICS_START_MS = 1
 SYNC_SPLIT_PIXELS = 20_000  # larger phases are re-clustered in a worker
 
 
@@ -182,6 +186,7 @@ class PhasesWidget(PhaseLayerDock):
         self._in_worker: dict[int, _Updates] = {}  # layers whose statistics update in a worker
         self.exporting = False
         self.busy = False  # a session is being saved or read
+        self._naming_new_phases = False  # the model adds the phases a table found
         self._row_ids: list[int] = []
         self._spectra_timer = QTimer(self)
         self._spectra_timer.setSingleShot(True)
@@ -193,6 +198,7 @@ class PhasesWidget(PhaseLayerDock):
         self._sync_timer.timeout.connect(self._sync_during_stroke)
         self._build_ui()
         self.follow_phases_layers()
+        state.result_events.added.connect(self._on_result_added)
 
     # -- UI ----------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -294,20 +300,35 @@ class PhasesWidget(PhaseLayerDock):
         key = id(self.layer)
         if key in self._statistics:
             return self._statistics[key]
+        if state.being_added(self.layer):  # its run's layers are still being added: after them
+            return None  # (_on_result_added)
         counts = self.result.image.counts
         if isinstance(counts, np.ndarray) and counts.nbytes <= SYNC_STATISTICS_BYTES:
             self._statistics[key] = _build_statistics(self.result, None)
             return self._statistics[key]
         if key not in self._building:
-            self._start_statistics_worker(self.layer)
+            self._building.add(key)
+            state.plugin_data(self.layer)[state.PHASE_SPECTRA_PENDING] = True
+            self.title.setText(f"{self.layer.name}: computing phase statistics ...")
+            QTimer.singleShot(
+                STATISTICS_START_MS, partial(self._start_statistics_worker, self.layer)
+            )
         return None
 
+    @state.alive_only
+    def _on_result_added(self, layer: Any) -> None:
+        """A run's layers are all in: the statistics of its phases layer, if it is ours."""
+        if layer is self.layer:
+            self.sync()
+
+    @state.alive_only
     def _start_statistics_worker(self, layer: Any) -> None:
         from napari.qt.threading import create_worker
 
-        key = id(layer)
-        self._building.add(key)
-        state.plugin_data(layer)[state.PHASE_SPECTRA_PENDING] = True
+        if layer not in self.viewer.layers:  # removed before its worker started
+            self._building.discard(id(layer))
+            state.plugin_data(layer).pop(state.PHASE_SPECTRA_PENDING, None)
+            return
         labels = np.array(layer.data, copy=True)
         worker = create_worker(
             leaving_a_core(_build_statistics),
@@ -318,7 +339,6 @@ class PhasesWidget(PhaseLayerDock):
         )
         worker.returned.connect(lambda stats: self._on_statistics_ready(layer, labels, stats))
         worker.errored.connect(lambda error: self._on_statistics_failed(layer, error))
-        self.title.setText(f"{layer.name}: computing phase statistics ...")
         start_low_priority(worker)
 
     @state.alive_only
@@ -353,7 +373,8 @@ class PhasesWidget(PhaseLayerDock):
 
     def _on_model_changed(self) -> None:
         self._refresh_names_and_colors()
-        self._spectra_timer.start()
+        if not self._naming_new_phases:  # a rename or recolour: the plot's legend follows
+            self._spectra_timer.start()
 
     def sync(self, spectra: bool = True) -> Any:
         """Recompute the statistics of the layer (incrementally) and refresh the table; with
@@ -440,8 +461,12 @@ class PhasesWidget(PhaseLayerDock):
             statistics = self._statistics[id(self.layer)]
             state.set_phase_spectra(self.layer, statistics.energies, table)
         ids = [int(i) for i, n in zip(table.phase_ids, table.pixels, strict=True) if n > 0]
-        if self.model is not None:
-            self.model.ensure(ids)  # phases a user painted get a name and colour
+        if self.model is not None:  # phases a user painted get a name and colour; their
+            self._naming_new_phases = True  # spectra are plotted with the table's (``spectra``),
+            try:  # not in the middle of a stroke (a render there convoyed napari's frames)
+                self.model.ensure(ids)
+            finally:
+                self._naming_new_phases = False
         if ids == self._row_ids:
             self._update_counts(table)
         else:
@@ -488,8 +513,13 @@ class PhasesWidget(PhaseLayerDock):
         self._refresh_names_and_colors()
         self._update_counts(table)
         self.fit_columns()
-        self.table.clearSelection()
-        self.select_ids([i for i in ids if i in selected])
+        kept = [i for i in ids if i in selected]
+        self.table.blockSignals(True)  # the selection is the same: the plot need not follow
+        self.table.clearSelection()  # (a new phase in the middle of a stroke replotted it)
+        self.select_ids(kept)
+        self.table.blockSignals(False)
+        if len(kept) != len(selected):  # a selected phase is gone: the plot shows the rest
+            self._spectra_timer.start()
 
     def fit_columns(self) -> None:
         """Size the columns to their contents; when the table is narrower, narrow the

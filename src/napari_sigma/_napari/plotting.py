@@ -79,6 +79,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         self._queued = False  # a rendering waits for the running one
         self._running = False
         self.render_count = 0  # finished renderings (tests wait on it)
+        self._hidden_draw = False  # a draw was asked while hidden (done when shown)
         self._rendered.connect(self._on_rendered)
 
     def resizeEvent(self, event: Any) -> None:
@@ -112,8 +113,21 @@ class PlotCanvas(FigureCanvasQTAgg):
         self.draw_idle()
 
     def draw(self) -> None:
-        """matplotlib's draw (idle draws, toolbar pan/zoom): render in the background thread."""
+        """matplotlib's draw (idle draws, toolbar pan/zoom): render in the background thread;
+        while the canvas is hidden (a tab in the background), when it is shown."""
+        from napari_sigma._napari.state import shown
+
+        if not shown(self):  # Qt resizes hidden tabs' widgets (a layer added to the viewer
+            self._hidden_draw = True  # rendered 2-3 hidden plots in its turn)
+            return
         self.render()
+
+    def showEvent(self, event: Any) -> None:
+        """Render what was asked while hidden."""
+        super().showEvent(event)
+        if self._hidden_draw:
+            self._hidden_draw = False
+            self.draw_idle()
 
     def render(self, build: Callable[[], Any] | None = None) -> None:
         """Render the figure in the background thread, after ``build()`` (run there) changed it.
@@ -193,6 +207,8 @@ class PlotCanvas(FigureCanvasQTAgg):
 LABEL_LEVELS = (0.98, 0.80, 0.62)  # heights (axes fraction) of staggered line labels
 LABEL_GAP_PX = 11.0  # a rotated 7-pt label is about 10 px wide
 REDRAW_DELAY_MS = 250  # a redraw waits for 250 ms without changes (the end of a brush stroke)
+# a new plot draws itself once this long after it was made, shown or not (PlotCanvas.warm_up)
+WARM_UP_DELAY_MS = 1500
 
 
 def draw_line_markers(axes: Any, lines: Mapping[str, float], color: str = MARKER_COLOR) -> list:
@@ -296,6 +312,7 @@ class SpectrumPlot(QWidget):
         self._range: tuple[float, float] | None = None
         self._labels: list = []
         self._pending = False
+        self._drawn: Any = None  # what the last build drew (_content), None: nothing yet
         self.draw_count = 0
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -309,6 +326,20 @@ class SpectrumPlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas, 1)
         layout.addLayout(options)
+        QTimer.singleShot(WARM_UP_DELAY_MS, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Draw the plot once (in the plot thread), shown or not, unless it was drawn already.
+
+        The first rendering of a figure in the process loads fonts and lays out its ticks and
+        labels (~70 ms of Python holding the GIL, in the plot thread): done a while after the
+        plot is made (the dock is built), not when it is first shown (a run's result appearing,
+        where it convoyed napari's insertion turns). A hidden plot is drawn at its size then; it
+        draws again if shown at another size (what is drawn is kept: :meth:`_content`)."""
+        from matplotlib.backends.qt_compat import _isdeleted
+
+        if not _isdeleted(self) and self._drawn is None:
+            self._draw()
 
     @property
     def spectra(self) -> dict[str, np.ndarray]:
@@ -370,11 +401,23 @@ class SpectrumPlot(QWidget):
         self._timer.start()  # restarts: a burst of changes (a brush stroke) draws once at its end
 
     def flush(self) -> None:
-        """Draw a pending change now (when visible; otherwise when shown)."""
+        """Draw a pending change now (when visible; otherwise when shown). Nothing is drawn when
+        the plot would not change (the same spectra, markers, range and scale as drawn last)."""
         from napari_sigma._napari.state import shown
 
         if self._pending and shown(self):
+            if self._drawn is not None and _same_content(self._drawn, self._content()):
+                self._pending = False
+                return
             self._draw()
+
+    def _content(self) -> tuple[Any, ...]:
+        """What a build draws (:meth:`_draw`), to compare with what was drawn; with spectra,
+        also the figure's width (their legend's columns follow it: :meth:`_on_resize`)."""
+        width = round(self.canvas.figure.bbox.width) if self._spectra else None
+        return (self._energy, dict(self._spectra), dict(self._colors), dict(self._markers),
+                self._default_xlim(), self.log_scale.isChecked(), self._user_view(),
+                width)  # fmt: skip
 
     def showEvent(self, event: Any) -> None:
         """Draw what changed while hidden."""
@@ -400,9 +443,8 @@ class SpectrumPlot(QWidget):
         """Rebuild the plot from the current spectra; built and rendered in the plot thread."""
         self._pending = False
         self.draw_count += 1
-        view = self._user_view()
-        spectra, colors, markers = dict(self._spectra), dict(self._colors), dict(self._markers)
-        energy, xlim, log = self._energy, self._default_xlim(), self.log_scale.isChecked()
+        self._drawn = content = self._content()
+        energy, spectra, colors, markers, xlim, log, view, _ = content
 
         def build() -> None:
             axes = self.canvas.axes
@@ -515,6 +557,17 @@ def _legend_columns(entry: float, available: float, n: int, dpi: float) -> int:
     px: at least one, at most ``n``."""
     spacing = LEGEND_SPACING_EM * LEGEND_FONT * dpi / 72.0
     return max(1, min(n, int((available + spacing) // (entry + spacing))))
+
+
+def _same_content(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two :meth:`SpectrumPlot._content` draw the same plot (arrays by value)."""
+    (energy_a, spectra_a, *rest_a), (energy_b, spectra_b, *rest_b) = a, b
+    return (
+        rest_a == rest_b
+        and np.array_equal(energy_a, energy_b)
+        and spectra_a.keys() == spectra_b.keys()
+        and all(np.array_equal(spectra_a[k], spectra_b[k]) for k in spectra_a)
+    )
 
 
 def _color_map(

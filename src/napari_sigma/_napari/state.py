@@ -115,8 +115,48 @@ def set_phase_spectra(layer: Any, energies: Any, table: Any) -> None:
 
 def phase_spectra_pending(layer: Any) -> bool:
     """Whether a Phases widget is computing the phase spectra of ``layer`` (a pass over the cube:
-    no other widget should make a second one meanwhile)."""
-    return bool(plugin_data(layer).get(PHASE_SPECTRA_PENDING))
+    no other widget should make a second one meanwhile), or will once the layer is added."""
+    data = plugin_data(layer)
+    return bool(data.get(PHASE_SPECTRA_PENDING) or data.get(ADDING))
+
+
+ADDING = "adding"
+
+
+class _ResultEvents:
+    """``added(layer)``: a run's layers are all in the viewer, ``layer`` its phases layer
+    (:func:`~napari_sigma._napari.results.add_result_layers_stepwise`)."""
+
+    from psygnal import Signal
+
+    added = Signal(object)
+
+
+result_events = _ResultEvents()
+
+
+def being_added(layer: Any) -> bool:
+    """Whether ``layer`` is a phases layer whose run's layers are still being added, one per turn
+    of Qt's event loop: work that can wait for them (its statistics) waits for
+    :data:`result_events` ``.added``."""
+    return bool(plugin_data(layer).get(ADDING))
+
+
+def start_adding(layer: Any) -> None:
+    """Mark a phases layer as being added (:func:`being_added`), before it enters a viewer."""
+    plugin_data(layer)[ADDING] = True
+
+
+def finish_adding(layer: Any) -> None:
+    """The run's layers are all in: tell who waits (a Phases widget starts the statistics and
+    the phase spectra); if none took the phase spectra on, those who wait for them are told
+    (a Spectrum widget then computes its phase itself)."""
+    data = plugin_data(layer)
+    if not data.pop(ADDING, False):
+        return
+    result_events.added.emit(layer)
+    if not phase_spectra_pending(layer):
+        phase_spectra_events.updated.emit(layer)
 
 
 def phase_spectra_of(layer: Any) -> tuple[Any, Any] | None:
