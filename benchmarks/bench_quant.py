@@ -61,14 +61,15 @@ NAMED_RANGES = {
     "orthoclase": ("alkali feldspar", "Or", 90, 100),
     "ankerite": ("dolomite-ankerite", "Ank", 50, 100),
     "grossular": ("garnet", "Grs", 50, 100),
-    "hedenbergite": ("clinopyroxene", "Hd", 50, 100),
+    "hedenbergite": ("clinopyroxene", "Di", 0, 50),
     "chromite": ("spinel", "Chr", 50, 100),
-    "sphalerite": ("sphalerite", "Tro", 0, 50),
+    "sphalerite": ("sphalerite", "Fe", 0, 50),
 }  # fmt: skip
 """A true mineral that is a composition range of a solid-solution series (labradorite =
 plagioclase An50-70; ankerite = dolomite-ankerite with Fe > Mg; an Fe-bearing sphalerite has
 less FeS than ZnS): a found series name is right when its end-member fraction (mol %) is in the
-range."""
+range. A name lists only the named end members (``minerals/data/series.csv``): the Di-Hd series'
+hedenbergite is "clinopyroxene Di7" (Hd93), i.e. Di <= 50."""
 
 
 def name_is_right(true_name: str, found: str, true_composition=None) -> bool:
