@@ -15,6 +15,8 @@ __getattr__, __all__ = lazy_exports(
         "identify_composition": "identify",
         "identify_quantified": "identify",
         "rank_candidates": "identify",
+        "Geometry": "identify",
+        "film_oxygen_at": "identify",
         "PhaseMineral": "phases",
         "identify_phases": "phases",
         "interior_labels": "phases",

@@ -10,7 +10,10 @@ uncertainty plus the typical accuracy of standardless analysis (8 % relative, 0.
 absolute). The score is ``exp(-sum z_i^2 / (2 n))`` (1 = perfect, n compared elements). As
 measured C and O are the least reliable standardless results (carbon coatings, absorption of
 soft lines), each mineral is also compared without them, at a cost of 0.85 per element left
-out; its best comparison counts. A comparison left with one element says nothing about
+out; its best comparison counts. A mineral without O is compared with the measured O left out
+only up to the O a surface oxide film gives it in the acquisition's geometry
+(:func:`film_oxygen_at`), and a mineral holding C is never compared with a measured C left out
+(its C is compared within a factor, below). A comparison left with one element says nothing about
 stoichiometry: it can confirm a pure element (copper under a carbon coat) but not a compound
 (lime CaO matched on its Ca alone), so only single-element entries take part in it. A light
 element (C, N, O) of >= 1 wt % that a mineral or a series mixture holds but that was not
@@ -25,13 +28,15 @@ and named by its formula.
 With a spectrum, the best candidates are also simulated with the quantification's physics at
 the acquisition's beam energy and detector and compared with the phase's background-subtracted
 spectrum (cosine similarity of square-root spectra); the final score is
-``composition score * similarity^4``.
+``composition score * similarity^4``. A light element that a candidate holds but that was not
+analysed at all must show its line in the spectrum (:func:`unanalysed_light_chi2`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,11 +62,22 @@ COATING_MAX_WT = 50.0
 """C is left out of a comparison only when it is less than this share (wt %) of the measurement:
 a coating or support contributes C to a phase, but cannot be most of it (a phase that is mostly
 C is carbonaceous: "carbon", not "copper" with C ignored)."""
-OXIDE_FILM_MAX_AT = 50.0
-"""Measured O is left out of the comparison with a mineral that holds no O only when it is less
-than this share of the measured atoms (at %): an oxide film or adsorbed water adds O to a metal
-or a sulfide, but cannot be most of its atoms (TiO2 with its O measured 10 % low is rutile, not
-titanium with the O ignored)."""
+FILM_NM = {"bulk": 20.0, "thin": 5.0}
+"""Thickness (nm) of the surface oxide film whose O a mineral without O may carry
+(:func:`film_oxygen_at`): measured O is left out of the comparison with such a mineral only up to
+what this film gives in the acquisition's geometry. Native oxides grown in air at room
+temperature stop at a few nm (the Cabrera-Mott limiting thickness: Al 2-5 nm, Fe and Cr-rich
+passive films 1-5 nm, Cu2O 1-3 nm, Ti 3-7 nm); a polished section kept in air can carry a tarnish
+of tens of nm (interference colours appear from ~30-40 nm): ``"bulk"`` allows 20 nm on the one
+surface the beam enters; a thin foil, examined soon after its preparation, 5 nm on each of its two
+surfaces."""
+FILM_OXYGEN_MOL_CM3 = 0.09
+"""O atoms in a surface oxide (mol/cm^3): amorphous Al2O3 (3.0 g/cm^3) 0.088, Fe3O4 0.090,
+Cr2O3 0.103, TiO2 (anatase) 0.098, SiO2 glass 0.073. A film holds 2 cations per 3 O (the
+sesquioxide passive films of Al, Fe and Cr)."""
+DEFAULT_FOIL_NM = 50.0
+"""Foil thickness assumed for a thin foil of unknown thickness (:func:`film_oxygen_at`): the thin
+end of the 50-200 nm of STEM-EDS foils, where two films weigh most."""
 CONTAMINANT_MAX_AT = 2.0
 """When no mineral fits (best score below ``min_score``), measured elements that a mineral lacks,
 together at most this share of the atoms (at %), may be left out of its comparison (at the cost
@@ -85,8 +101,30 @@ package: Casnati's cross-section with the xraydb (Hubbell et al. 1994) yield 0.0
 tables) differ by a factor 1.45 in C K production relative to Ca K at 200 kV."""
 CARBON_SCALES = np.exp(CARBON_SCALE_SIGMA * np.linspace(-2.0, 2.0, 17))
 """The C scale factors tried (+-2 sigma)."""
+OXYGEN_LEFT_OUT_MIN = float(np.exp(-2.0 * CARBON_SCALE_SIGMA))
+"""A mineral holding O is compared with the measured O left out only when the measured O (less
+what foreign elements carry: :func:`unbound_oxygen_at`) is at least this share of its own O
+(at %): O is left out because standardless O is inaccurate, not because it is absent. The bound
+is 2 sigma of C's factor (a quarter), the least known light line: anglesite PbSO4 (67 at % O)
+is not galena PbS with 3 at % O left out."""
 SPECTRUM_CANDIDATES = 8
 SIMILARITY_POWER = 4.0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The acquisition a composition was measured in, for what a surface film can add
+    (:func:`film_oxygen_at`): ``"bulk"`` (SEM, phi(rho z) at ``beam_kev`` and ``takeoff_deg``)
+    or ``"thin"`` (a foil of ``foil_nm``; None: :data:`DEFAULT_FOIL_NM`)."""
+
+    mode: str = "bulk"
+    beam_kev: float = 20.0
+    takeoff_deg: float = 35.0
+    foil_nm: float | None = None
+
+
+SEM_20KV = Geometry()
+"""The geometry assumed for a composition given without one (an SEM at 20 kV, 35 degrees)."""
 
 
 @dataclass
@@ -243,6 +281,7 @@ def rank_candidates(
     wt: Mapping[str, float],
     err_wt: Mapping[str, float] | None = None,
     library: MineralLibrary | None = None,
+    geometry: Geometry | None = None,
 ) -> list[Candidate]:
     """Every library mineral and series, best first (distinct names only).
 
@@ -254,6 +293,9 @@ def rank_candidates(
         1-sigma uncertainties (wt %).
     library : MineralLibrary, optional
         Default: the packaged library.
+    geometry : Geometry, optional
+        The acquisition (what an oxide film can add to the measured O: :func:`film_oxygen_at`);
+        default :data:`SEM_20KV`.
     """
     library = library or load_library()
     if sum(v for v in wt.values() if v > 0) <= 0:
@@ -267,10 +309,10 @@ def rank_candidates(
     variants = [()] + [(el,) for el in measured_light]
     if len(measured_light) == 2:
         variants.append(tuple(measured_light))
-    oxygen_film = _atomic_share(wt, "O") < OXIDE_FILM_MAX_AT
+    film = (wt, geometry or SEM_20KV)
     best: dict[str, Candidate] = {}
     for ignored in variants:
-        for candidate in _candidates(wt, err_wt or {}, library, ignored, oxygen_film):
+        for candidate in _candidates(wt, err_wt or {}, library, ignored, film):
             kept = best.get(candidate.name)
             if kept is None or candidate.score > kept.score:
                 best[candidate.name] = candidate
@@ -309,10 +351,13 @@ def _candidates(
     err_wt: Mapping[str, float],
     library: MineralLibrary,
     ignored: tuple[str, ...],
-    oxygen_film: bool = True,
+    film: tuple[Mapping[str, float], Geometry] | None = None,
 ) -> list[Candidate]:
-    """Every mineral and series compared without the ``ignored`` light elements (an ignored O
-    only for minerals holding O unless ``oxygen_film``: see ``OXIDE_FILM_MAX_AT``)."""
+    """Every mineral and series compared without the ``ignored`` light elements. ``film``: the
+    measured composition (wt %) and the geometry; an ignored O is left out of the comparison
+    with a mineral without O only up to what a surface oxide film gives it
+    (:func:`film_oxygen_at`), with one holding O only when enough of its O was measured
+    (``OXYGEN_LEFT_OUT_MIN``); the O share is taken among the atoms compared."""
     kept = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE and el not in ignored}
     total = sum(kept.values())
     if total <= 0:
@@ -320,6 +365,8 @@ def _candidates(
     measured_wt = {el: 100.0 * v / total for el, v in kept.items()}
     err = {el: e * 100.0 / total for el, e in err_wt.items() if el in kept}
     measured = set(measured_wt)
+    if film is not None:  # the O share among the atoms compared (a C left out is a coat's)
+        film = ({el: v for el, v in film[0].items() if el == "O" or el not in ignored}, film[1])
     penalty = IGNORED_LIGHT_PENALTY ** len(ignored)
     unmeasured_light = LIGHT - measured - set(ignored)
     single_element = bool(ignored) and sum(v >= TRACE_MIN_WT for v in measured_wt.values()) == 1
@@ -330,8 +377,10 @@ def _candidates(
             continue
         if single_element and len(_visible_elements(mineral.composition)) > 1:
             continue  # one element left: it can confirm a pure element only (see above)
-        if "O" in ignored and not oxygen_film and mineral.composition.get("O", 0.0) <= 0:
+        if "O" in ignored and not _film_explains(film, mineral.composition, mineral.density):
             continue
+        if "C" in ignored and mineral.composition.get("C", 0.0) >= 0.01:
+            continue  # its C is compared within a factor (CARBON_SCALE_SIGMA), not left out
         chi2, n = _carbon_scaled(measured_wt, err, comparable)
         candidate = _single(mineral, chi2, n, comparable)
         unmeasured = [el for el in unmeasured_light if mineral.composition.get(el, 0.0) >= 0.01]
@@ -341,14 +390,12 @@ def _candidates(
     if single_element:
         return candidates
     for series in library.series:
-        if (
-            "O" in ignored
-            and not oxygen_film
-            and any(library[m].composition.get("O", 0.0) <= 0 for m in series.members)
-        ):
-            continue
         candidate = _series_with_carbon_scale(series, library, measured_wt, err, measured)
         whole = _series_composition(series, library, candidate.fractions)
+        if "O" in ignored and not _film_explains(film, whole, candidate.density):
+            continue
+        if "C" in ignored and whole.get("C", 0.0) >= 0.01:
+            continue
         unmeasured = [el for el in unmeasured_light if whole.get(el, 0.0) >= 0.01]
         candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty
         candidate.ignored = ignored
@@ -404,13 +451,114 @@ def _series_with_carbon_scale(series, library, wt, err, measured) -> Candidate:
     return best
 
 
-def _atomic_share(wt: Mapping[str, float], element: str) -> float:
-    """At % of ``element`` among the measured atoms EDS sees."""
+def _film_explains(film, composition: Mapping[str, float], density: float) -> bool:
+    """Whether the measured O may be left out of the comparison with ``composition``: for a
+    mineral without O, when it is at most what an oxide film gives it; for one holding O, when
+    it is at least ``OXYGEN_LEFT_OUT_MIN`` of its own O (at %)."""
+    if film is None:
+        return True
+    wt, geometry = film
+    visible = {el: c for el, c in composition.items() if c > 0 and el not in INVISIBLE}
+    measured = unbound_oxygen_at(wt, visible)
+    if composition.get("O", 0.0) > 0:
+        return measured >= OXYGEN_LEFT_OUT_MIN * _oxygen_at(visible)
+    return measured <= film_oxygen_at(visible, density, geometry)
+
+
+def _oxygen_at(composition: Mapping[str, float]) -> float:
+    """At % of O among a composition's (mass fractions) atoms."""
     from napari_sigma.quant.physics import atomic_weight
+
+    moles = {el: c / atomic_weight(el) for el, c in composition.items() if c > 0}
+    total = sum(moles.values())
+    return 100.0 * moles.get("O", 0.0) / total if total > 0 else 0.0
+
+
+NOT_OXIDE_BOUND = frozenset({"S", "Se", "Te"})
+"""Measured elements whose O share :func:`unbound_oxygen_at` does not count (a sulfide's S, not
+a sulfate's)."""
+
+
+def unbound_oxygen_at(wt: Mapping[str, float], composition: Mapping[str, float]) -> float:
+    """The measured O (at % of the measured atoms) less the O carried, as their oxides
+    (``quant.quantify.VALENCES``), by the measured elements that ``composition`` lacks.
+
+    A phase's O can come with a neighbour's other elements (a galena grain in a silicate foil:
+    O 15 at % with Si 4.7, Ca 1.7, Fe 0.8 at %, which carry 12 at % of O as oxides): that O is
+    the neighbour's, not a film on the phase, and is not weighed against
+    :func:`film_oxygen_at`; the foreign elements are listed as traces."""
+    from napari_sigma.quant.physics import atomic_weight
+    from napari_sigma.quant.quantify import ANIONS, VALENCES
 
     moles = {el: v / atomic_weight(el) for el, v in wt.items() if v > 0 and el not in INVISIBLE}
     total = sum(moles.values())
-    return 100.0 * moles.get(element, 0.0) / total if total > 0 else 0.0
+    if total <= 0:
+        return 0.0
+    bound = sum(
+        n * VALENCES.get(el, 0.0) / 2.0
+        for el, n in moles.items()
+        if composition.get(el, 0.0) <= 0
+        and el not in LIGHT
+        and el not in ANIONS
+        and el not in NOT_OXIDE_BOUND
+    )
+    return 100.0 * max(moles.get("O", 0.0) - bound, 0.0) / total
+
+
+def film_oxygen_at(
+    composition: Mapping[str, float], density: float, geometry: Geometry = SEM_20KV
+) -> float:
+    """The O (at % of the measured atoms) that a surface oxide film of :data:`FILM_NM` adds to
+    a phase of ``composition`` (mass fractions; no O) and ``density`` (g/cm^3).
+
+    - ``"bulk"``: the film's O K is generated at the surface, ``phi(0)`` of the XPP depth
+      distribution of O K ionisations in the phase (Pouchou & Pichoir 1991), and leaves it
+      unabsorbed; the quantification reads it as O spread over the whole depth distribution,
+      whose emerging O K is ``F(chi) = integral phi(rho z) exp(-chi rho z) d rho z``. To first
+      order the apparent O mass fraction is ``m_O phi(0) / F(chi)`` with ``m_O`` the film's O per
+      area (:data:`FILM_OXYGEN_MOL_CM3`). At 10-30 kV, 20 nm: Al, Cu, Fe, Ni, Si 3-8 at %, PbS
+      11-12 at %, Ti 20-24 at % (O K, just above the Ti L edges, is absorbed most in Ti);
+      a native film of 3 nm: 0.4-2 at %, Ti 4 at %.
+    - ``"thin"``: the foil of ``foil_nm`` carries a film on each surface; its atoms are counted
+      directly (no depth distribution): ``2 t n_O`` against the film's cations and the phase's
+      ``(T - 2 t) n`` atoms per volume. Two 5 nm films on 50 nm of Fe: 12 at %, of Al 16 at %;
+      on 100 nm: 6-8 at %.
+    """
+    key = (tuple(sorted((el, round(float(c), 6)) for el, c in composition.items() if c > 0)),
+           round(float(density), 4), geometry)  # fmt: skip
+    return _film_oxygen_cached(*key)
+
+
+@lru_cache(maxsize=4096)
+def _film_oxygen_cached(items: tuple, density: float, geometry: Geometry) -> float:
+    from napari_sigma.quant import physics
+
+    composition = dict(items)
+    total = sum(composition.values())
+    if total <= 0:
+        return 0.0
+    composition = {el: c / total for el, c in composition.items()}
+    film_cm = FILM_NM[geometry.mode] * 1e-7
+    o_weight = physics.atomic_weight("O")
+    if geometry.mode == "thin":
+        foil_cm = (geometry.foil_nm or DEFAULT_FOIL_NM) * 1e-7
+        atoms = density * sum(c / physics.atomic_weight(el) for el, c in composition.items())
+        oxygen = 2 * film_cm * FILM_OXYGEN_MOL_CM3
+        phase = max(foil_cm - 2 * film_cm, 0.0) * atoms
+        return float(100.0 * oxygen / (oxygen * 5.0 / 3.0 + phase))
+    try:
+        dist = physics.xpp_distribution(composition, "O", "K", geometry.beam_kev)
+    except ValueError:
+        return 0.0
+    line = physics.shell_lines("O", "K")[0].energy
+    chi = float(physics.mass_attenuation(composition, line)) / np.sin(
+        np.radians(geometry.takeoff_deg)
+    )
+    m_o = FILM_OXYGEN_MOL_CM3 * o_weight * film_cm
+    c_o = min(m_o * dist.phi0 / float(dist.emitted(chi)), 1.0)
+    moles = {el: (1.0 - c_o) * c / physics.atomic_weight(el) for el, c in composition.items()}
+    o_moles = c_o / o_weight
+    return float(100.0 * o_moles / (o_moles + sum(moles.values())))
 
 
 def _visible_elements(composition: Mapping[str, float]) -> set[str]:
@@ -491,9 +639,11 @@ def identify_composition(
     err_wt: Mapping[str, float] | None = None,
     library: MineralLibrary | None = None,
     min_score: float = MIN_SCORE,
+    geometry: Geometry | None = None,
 ) -> Identification:
-    """Name a phase from its quantified composition (see the module docstring)."""
-    candidates = rank_candidates(wt, err_wt, library)
+    """Name a phase from its quantified composition (see the module docstring); ``geometry``:
+    the acquisition (default :data:`SEM_20KV`)."""
+    candidates = rank_candidates(wt, err_wt, library, geometry)
     if not candidates or candidates[0].score < min_score:
         candidates = _with_contaminants(candidates, wt, err_wt or {}, library)
     return _identification(_prefer_anhydrous(candidates), wt, dict(err_wt or {}), min_score)
@@ -562,7 +712,11 @@ def _prefer_anhydrous(candidates: list[Candidate], library=None) -> list[Candida
     best match's within the comparison's tolerance (chi2 per element < 1) takes its place. The
     compositions are compared over the elements the best match was compared on: when its
     comparison left O (or C) out, a mineral with invisible constituents that agrees on the rest
-    (datolite CaBSiO4(OH) and wollastonite CaSiO3 over Ca and Si) is no better evidenced."""
+    (datolite CaBSiO4(OH) and wollastonite CaSiO3 over Ca and Si) is no better evidenced. So is
+    one whose other elements agree and that differs in O alone (goethite FeO(OH) and hematite
+    Fe2O3, gibbsite and corundum): its water is seen only as excess O, the least reliable
+    standardless result (hematite of a foil whose O K absorption is underestimated reads
+    O 33.6 wt % instead of 30.1, goethite's visible part is 36.4)."""
     if len(candidates) < 2:
         return candidates
     library = library or load_library()
@@ -577,10 +731,27 @@ def _prefer_anhydrous(candidates: list[Candidate], library=None) -> list[Candida
         visible = _visible(other, library, best.ignored)
         if visible is None or any(el in INVISIBLE for el in library[other.mineral].composition):
             continue
-        chi2, n = _chi2(best_visible, {}, visible)
-        if chi2 / n < 1.0:
+        if _equivalent(best_visible, visible) or _equivalent(
+            _without(best_visible, "O"), _without(visible, "O")
+        ):
             return [other] + [c for c in candidates if c is not other]
     return candidates
+
+
+def _without(composition: Mapping[str, float], element: str) -> dict[str, float]:
+    """``composition`` (wt %) without ``element``, renormalised to 100."""
+    kept = {el: v for el, v in composition.items() if el != element}
+    total = sum(kept.values())
+    return {el: 100.0 * v / total for el, v in kept.items()} if total > 0 else {}
+
+
+def _equivalent(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """Two compositions (wt %) within the comparison's tolerance of each other (chi2 per
+    element < 1)."""
+    if not a or not b:
+        return False
+    chi2, n = _chi2(a, {}, b)
+    return chi2 / n < 1.0
 
 
 def spectrum_similarity(
@@ -603,6 +774,7 @@ def identify_quantified(
     detector=None,
     min_score: float = MIN_SCORE,
     requantify=None,
+    foil_nm: float | None = None,
 ) -> Identification:
     """Name a phase from a :class:`~napari_sigma.quant.quantify.Quantification` and its spectrum.
 
@@ -614,19 +786,27 @@ def identify_quantified(
     elements held at given mass fractions (``QuantSettings.fixed``); with it, a bulk analysis
     without C also tests the carbonates and other C-bearing minerals of its elements with
     their own C in the matrix (:func:`with_unmeasured_carbon`).
+
+    ``foil_nm``: a thin foil's thickness (what its surface films add: :func:`film_oxygen_at`).
     """
     wt, err = quantification.wt, quantification.err_wt
-    candidates = rank_candidates(wt, err, library)
+    geometry = Geometry(quantification.mode, float(quantification.beam_kev),
+                        float(quantification.takeoff_deg), foil_nm)  # fmt: skip
+    candidates = rank_candidates(wt, err, library, geometry)
     if requantify is not None:
-        candidates = with_unmeasured_carbon(candidates, quantification, library, requantify)
+        candidates = with_unmeasured_carbon(
+            candidates, quantification, library, requantify, geometry
+        )
     fit = quantification.fit
     if spectrum is not None and axis is not None and fit is not None and candidates:
-        candidates = _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector)
+        candidates = _rerank_by_spectrum(
+            candidates, spectrum, axis, quantification, detector, library
+        )
     if not candidates or candidates[0].score < min_score:
         candidates = _with_contaminants(candidates, wt, err, library)
         if spectrum is not None and axis is not None and fit is not None and candidates:
             fresh = [c for c in candidates if c.similarity is None]
-            fresh = _rerank_by_spectrum(fresh, spectrum, axis, quantification, detector)
+            fresh = _rerank_by_spectrum(fresh, spectrum, axis, quantification, detector, library)
             compared = [c for c in candidates if c.similarity is not None]
             compared += [c for c in fresh if c.similarity is not None]
             rest = [c for c in fresh if c.similarity is None]
@@ -639,7 +819,9 @@ CARBON_HYPOTHESES = 4
 matrix (:func:`with_unmeasured_carbon`)."""
 
 
-def with_unmeasured_carbon(candidates, quantification, library, requantify) -> list[Candidate]:
+def with_unmeasured_carbon(
+    candidates, quantification, library, requantify, geometry: Geometry | None = None
+) -> list[Candidate]:
     """``candidates`` with the C-bearing minerals of the measured elements compared again,
     each with its own C in the matrix correction.
 
@@ -674,7 +856,7 @@ def with_unmeasured_carbon(candidates, quantification, library, requantify) -> l
             fixed = requantify({"C": float(carbon)})
         except (ValueError, np.linalg.LinAlgError):
             continue
-        for candidate in rank_candidates(fixed.wt, fixed.err_wt, library):
+        for candidate in rank_candidates(fixed.wt, fixed.err_wt, library, geometry):
             held = {el for el, v in candidate.composition.items() if v > 0} - {"C"}
             if candidate.composition.get("C", 0.0) < 1.0 or held != measured:
                 continue  # the hypotheses: C-bearing phases of the measured elements only
@@ -684,9 +866,101 @@ def with_unmeasured_carbon(candidates, quantification, library, requantify) -> l
     return sorted(best.values(), key=lambda c: -c.score)
 
 
-def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector):
+def _unanalysed_light(
+    candidate: Candidate, library: MineralLibrary, analysed: set[str]
+) -> dict[str, float] | None:
+    """The candidate's whole composition (mass fractions of its visible elements) when it holds
+    a light element (C, N, O; >= 1 wt %) that was not analysed at all (not among the quantified
+    elements), else None."""
+    unanalysed = LIGHT - analysed
+    if candidate.series is not None:
+        series = next((s for s in library.series if s.name == candidate.series), None)
+        whole = _series_composition(series, library, candidate.fractions) if series else {}
+    else:
+        mineral = library.minerals.get(candidate.mineral)
+        whole = dict(mineral.composition) if mineral is not None else {}
+    if not any(whole.get(el, 0.0) >= 0.01 for el in unanalysed):
+        return None
+    return {el: c for el, c in whole.items() if c > 0 and el not in INVISIBLE}
+
+
+def unanalysed_light_chi2(
+    candidate: Candidate,
+    library: MineralLibrary,
+    lines_only: np.ndarray,
+    spectrum: np.ndarray,
+    axis,
+    quantification,
+    detector,
+) -> float:
+    """The misfit (chi2 term) of the light elements a candidate holds but that were not analysed,
+    from the spectrum's own evidence for them.
+
+    A light element left out of the analysis still emits its line: a silicone (32 wt % C)
+    compared on its Si and O alone shows a C K peak that quartz does not. The candidate's lines
+    are simulated (its whole composition); the simulation is scaled to the measured line
+    spectrum (background subtracted) on its other lines, and the spectrum's counts in each
+    unanalysed element's peak (channels above half its height, the other lines' share
+    removed) are divided by the predicted peak. The continuum under the peak is not removed:
+    the fitted continuum, fitted without that element, takes up part of its peak (calcite's
+    C K at 15 kV: 60 %), so the ratio is an upper bound and only a spectrum holding fewer counts
+    than the predicted peak alone argues against the candidate. A ratio ``r < 1`` costs
+    ``(ln r / CARBON_SCALE_SIGMA)^2``, as a measured C does (the light elements' lines are known
+    to a factor); the counts are at least twice their Poisson error, so that a peak lost in the
+    noise is not read as zero. More than predicted costs nothing (a coating).
+    """
+    from napari_sigma.quant.simulate import gaussian_peaks, line_intensities
+
+    whole = _unanalysed_light(candidate, library, set(quantification.wt))
+    if whole is None:
+        return 0.0
+    found = line_intensities(
+        whole, quantification.beam_kev, detector, quantification.takeoff_deg,
+        quantification.mode == "thin", 0.0, axis.max_energy,
+    )  # fmt: skip
+    extra_elements = LIGHT - set(quantification.wt)
+    fwhm = (detector or _default_detector(quantification.mode)).fwhm_mnka_kev
+    rest = [(line, a) for line, a in found if line.element not in extra_elements]
+    if not rest:
+        return 0.0
+    rest_spectrum = gaussian_peaks(
+        axis, np.array([line.energy for line, _ in rest]), np.array([a for _, a in rest]), fwhm
+    )
+    scale = float(lines_only @ rest_spectrum) / max(float(rest_spectrum @ rest_spectrum), 1e-300)
+    if scale <= 0:
+        return 0.0
+    chi2 = 0.0
+    for element in sorted(extra_elements):
+        mine = [(line, a) for line, a in found if line.element == element]
+        if not mine or whole.get(element, 0.0) < 0.01:
+            continue
+        peak = gaussian_peaks(
+            axis, np.array([line.energy for line, _ in mine]), np.array([a for _, a in mine]), fwhm
+        )
+        inside = peak > 0.5 * peak.max() if peak.max() > 0 else None
+        if inside is None or not inside.any():
+            continue
+        predicted = scale * float(peak[inside].sum())
+        raw = float(np.asarray(spectrum, dtype=np.float64)[inside].sum())
+        measured = raw - scale * float(rest_spectrum[inside].sum())
+        ratio = max(measured, 2.0 * np.sqrt(max(raw, 1.0))) / max(predicted, 1e-300)
+        if ratio < 1.0:
+            chi2 += (np.log(ratio) / CARBON_SCALE_SIGMA) ** 2
+    return float(chi2)
+
+
+def _default_detector(mode: str):
+    from napari_sigma.quant import physics
+
+    return physics.WINDOWLESS if mode == "thin" else physics.Detector()
+
+
+def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector, library=None):
+    """Score the best candidates by their simulated spectra (the module docstring) and by the
+    lines of their unanalysed light elements (:func:`unanalysed_light_chi2`)."""
     from napari_sigma.quant.simulate import line_spectrum
 
+    library = library or load_library()
     lines_only = np.clip(
         np.asarray(spectrum, dtype=np.float64) - quantification.fit.background, 0, None
     )
@@ -704,6 +978,12 @@ def _rerank_by_spectrum(candidates, spectrum, axis, quantification, detector):
         )
         candidate.similarity = spectrum_similarity(lines_only, simulated, window)
         candidate.score = candidate.score * candidate.similarity**SIMILARITY_POWER
+        extra = unanalysed_light_chi2(
+            candidate, library, lines_only, spectrum, axis, quantification, detector
+        )
+        if extra > 0:
+            n = len(set(quantification.wt) | set(candidate.composition)) + 1
+            candidate.score *= float(np.exp(-0.5 * extra / n))
     top.sort(key=lambda c: -c.score)
     return top + list(candidates[SPECTRUM_CANDIDATES:])
 

@@ -16,7 +16,12 @@ import numpy as np
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.minerals.identify import Identification, identify_quantified
 from napari_sigma.minerals.library import MineralLibrary, load_library
-from napari_sigma.quant.quantify import Quantification, QuantSettings, quantify_spectrum
+from napari_sigma.quant.quantify import (
+    Quantification,
+    QuantSettings,
+    foil_thickness_nm,
+    quantify_spectrum,
+)
 from napari_sigma.spectrum_image import SpectrumImage
 
 MIN_PHASE_COUNTS = 200.0
@@ -565,6 +570,7 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
             quantification, spectrum, image.energy, library,
             settings.detector_for(quantification.mode, _metadata(image)),
             requantify=_requantify(spectrum, image, elements, settings, width),
+            foil_nm=settings.thickness_nm or foil_thickness_nm(_metadata(image)),
         )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")
