@@ -37,6 +37,7 @@ MODULES = (
     "napari_sigma._napari.spectrum_widget",
     "napari_sigma._napari.phases_widget",
     "napari_sigma._napari.latent_widget",
+    "napari_sigma._napari.main_widget",  # with the Analysis tab's: napari imports it to dock
 )
 COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis")
 
