@@ -24,15 +24,20 @@ CALLS = {
 }
 """What a child runs, by name: (module, function)."""
 
-WARM_MODULES = (
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-    "napari_sigma.io.report",
-    "napari_sigma.io.mineralogy",
-    "napari_sigma.minerals.phases",
-    "napari_sigma.minerals.mineralogy",
-)
-"""Imported by the child as it starts (while no call waits)."""
+WARM_MODULES = {
+    "render_report": (
+        "matplotlib.figure",
+        "matplotlib.backends.backend_agg",
+        "napari_sigma.io.report",
+    ),
+    "write_mineral_report": (
+        "napari_sigma.io.mineralogy",
+        "napari_sigma.minerals.phases",
+        "napari_sigma.minerals.mineralogy",
+    ),
+}
+"""What the child imports as it starts, for each call it is told to expect (the mineral report
+also parses the default mineral library: ~1 s, once per process)."""
 
 
 class ChildError(RuntimeError):
@@ -42,19 +47,21 @@ class ChildError(RuntimeError):
 class ChildProcess:
     """A child Python process running :data:`CALLS` (see the module notes).
 
-    The constructor starts it and returns at once; :meth:`call` sends a call and waits for its
+    The constructor starts it and returns at once (``expect``: the calls it will be sent, whose
+    modules it imports meanwhile); :meth:`call` sends a call and waits for its
     result (the wait holds no GIL); :meth:`close` ends the child once its calls are done, or
     stops it when none was sent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, expect: tuple[str, ...] = tuple(CALLS)) -> None:
         import napari_sigma
 
         env = dict(os.environ, MPLBACKEND="agg")
         root = str(Path(napari_sigma.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from napari_sigma.io.child import _serve; _serve()"],
+            [sys.executable, "-c", "from napari_sigma.io.child import _serve; _serve()",
+             *(name for name in expect if name in CALLS)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         self.calls = 0
@@ -126,17 +133,26 @@ def _read(stream: Any) -> bytes:
 
 
 def _serve() -> None:  # pragma: no cover - runs in the child process
-    """Import :data:`WARM_MODULES`, then answer calls from stdin until it closes."""
+    """Import :data:`WARM_MODULES` of the expected calls (its arguments), then answer calls from
+    stdin until it closes."""
     import importlib
     import traceback
 
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # nothing but the answers goes to the pipe
     requests = sys.stdin.buffer
-    for name in WARM_MODULES:
+    expected = sys.argv[1:]
+    for name in (module for call in expected for module in WARM_MODULES.get(call, ())):
         try:
             importlib.import_module(name)
         except Exception:  # the call's own import raises it where it belongs
+            pass
+    if "write_mineral_report" in expected:
+        try:  # the mineral library, parsed once per process (~1 s), before the report asks
+            from napari_sigma.minerals.library import load_library
+
+            load_library(None)
+        except Exception:
             pass
     while True:
         try:

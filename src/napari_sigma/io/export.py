@@ -323,7 +323,10 @@ def export_steps(
     """
     from napari_sigma.io.child import ChildProcess
 
-    child = ChildProcess() if draw_in_process else None
+    expect = ("render_report",)
+    if cube_travels(result.image.counts):
+        expect = ("write_mineral_report", *expect)
+    child = ChildProcess(expect) if draw_in_process else None
     try:
         written = yield from _export_steps(result, out_dir, labels, names, child)
     finally:
