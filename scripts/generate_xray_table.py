@@ -10,8 +10,10 @@ HyperSpy-style families (``Ka`` = Ka1 + Ka2 at their intensity-weighted energy, 
 relative to their *initial level*) times an approximate electron-impact population factor of that
 level (``LEVEL_FACTORS``: electron occupancy, reduced for L1/M3 which lose vacancies to
 Coster-Kronig transitions), normalised so that the strongest family of each shell (K, L, M) is 1.0.
-A shell is kept only when its alpha family (Ka, La, Ma) exists in xraydb (see
-``_drop_shells_without_alpha``).
+A shell is kept only when its alpha family (Ka, La, Ma) exists in xraydb, except the L shell of
+the elements without 3d electrons whose L lines lie in the fitted range (Cl..Sc: Ll, Ln, Lb3,
+Lb4), kept as a *tied* shell (see ``_drop_shells_without_alpha`` and
+``napari_sigma.xray.lines.is_tied``).
 Each family also records the ionisation (edge) energy of its initial level, for overvoltage.
 
 The same functions are used by the test that checks the committed table against xraydb.
@@ -29,6 +31,10 @@ FIRST_Z = 4
 LAST_Z = 92
 MIN_TABLE_ENERGY_KEV = 0.05
 MIN_TABLE_WEIGHT = 1e-3
+MIN_TIED_ENERGY_KEV = 0.15
+"""An L shell without La is kept (tied) when its strongest line is at least this energy: the
+lowest energy the quantification fits (``quant.line_fit.MIN_FIT_ENERGY_KEV``); below it (Mg..S
+L lines, 0.05-0.15 keV) a detector's window and threshold leave nothing to measure."""
 
 # xraydb line names grouped into families (HyperSpy naming): one mapping for the table and the physics.
 FAMILIES = FAMILY_LINES
@@ -91,13 +97,23 @@ def element_families(element: str) -> dict[str, tuple[float, float, float]]:
 def _drop_shells_without_alpha(
     raw: dict[str, tuple[float, float, float]],
 ) -> dict[str, tuple[float, float, float]]:
-    """Keep the L (M) shell only when xraydb has its La (Ma) line.
+    """Keep the L (M) shell only when xraydb has its La (Ma) line, or as a tied L shell.
 
-    xraydb lists odd L emission for Be..Ca (e.g. Si "Ll" at 0.09 keV with no La) and only the
-    weak Mz/Mg lines for Zn..Sn; those are not lines used in EDS analysis and would be the
-    "strongest line" of their shell after normalisation.
+    xraydb lists only the weak Mz/Mg lines for Zn..Sn: those are not lines used in EDS analysis
+    and would be the "strongest line" of their shell after normalisation. For Mg..Sc it lists
+    the L lines of atoms without 3d electrons (L3-M1 Ll, L2-M1 Ln, L1-M2,3 Lb3 and Lb4; no La,
+    which is L3-M4,5): those of Cl..Sc (>= ``MIN_TIED_ENERGY_KEV``) are real peaks on the B, C
+    and N K lines (Ca Ll 0.302 keV, C Ka 0.277 keV; per atom ~0.2 of Ca's K production at
+    200 kV), kept as a tied L shell, never analysed alone
+    (:func:`napari_sigma.xray.lines.is_tied`).
     """
     shells = {family[0] for family in raw if family in ("Ka", "La", "Ma")}
+    if "K" in shells and "L" not in shells:
+        l_lines = [
+            (weight, energy) for family, (energy, weight, _) in raw.items() if family[0] == "L"
+        ]
+        if l_lines and max(l_lines)[1] >= MIN_TIED_ENERGY_KEV:  # the strongest L line's energy
+            shells.add("L")
     return {family: value for family, value in raw.items() if family[0] in shells}
 
 

@@ -215,3 +215,24 @@ def test_marker_lines_are_inside_the_spectrum_and_excited():
     assert "Pt_Ka" not in names
     names = {line.name for line in xray.marker_lines(["Cu"], 8.0, (0.1, 10.0))}
     assert "Cu_Ka" not in names and "Cu_La" in names  # Cu K edge 8.98 keV is not excited
+
+
+def test_l_lines_of_elements_without_3d_electrons_are_in_the_table_and_tied():
+    # xraydb 4.5.8: Ca Ll 0.3019, Ln 0.3054, Lb3 0.4130 keV; K Ll 0.2598; Sc Ll 0.3476
+    from napari_sigma.xray.fitting import element_families
+    from napari_sigma.xray.lines import LINES, element_lines, is_tied, usable_line
+
+    assert LINES["Ca"]["Ll"][0] == pytest.approx(0.302, abs=0.001)
+    assert LINES["Ca"]["Ln"][0] == pytest.approx(0.305, abs=0.001)
+    assert LINES["Ca"]["Lb3"][0] == pytest.approx(0.413, abs=0.001)
+    assert LINES["K"]["Ll"][0] == pytest.approx(0.260, abs=0.001)
+    assert LINES["Sc"]["Ll"][0] == pytest.approx(0.348, abs=0.001)
+    assert is_tied("Ca", "L") and is_tied("K", "L") and is_tied("Sc", "L")
+    assert not is_tied("Ca", "K") and not is_tied("Ti", "L") and not is_tied("Fe", "L")
+    assert "Si" in LINES and not any(family.startswith("L") for family in LINES["Si"])
+    # never a line to map, identify or quantify an element by: left out of the line lists and
+    # of the map fits (whose templates carry no absorption or detector efficiency to tie it)
+    assert [line.name for line in element_lines("Ca")] == ["Ca_Ka", "Ca_Kb"]
+    assert "Ca_Ll" in [line.name for line in element_lines("Ca", tied=True)]
+    assert usable_line("Ca", 20.0, (0.1, 3.5)) is None  # Ca Ka outside: no Ca L instead
+    assert [f.shell for f in element_families("Ca", 200.0, (0.1, 20.0))] == ["K"]

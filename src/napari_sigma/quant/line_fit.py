@@ -37,6 +37,7 @@ from napari_sigma.energy import EnergyAxis
 from napari_sigma.quant.physics import (
     Detector,
     absorption_factor,
+    detected_lines,
     line_cross_section,
     shell_lines,
 )
@@ -47,6 +48,7 @@ from napari_sigma.xray.lines import (
     XrayLine,
     detector_fwhm,
     element_lines,
+    is_tied,
 )
 
 MIN_FIT_ENERGY_KEV = 0.15
@@ -77,8 +79,15 @@ class ShellIntensity(ElementShell):
 
     @property
     def principal(self) -> XrayLine:
-        """The strongest family of the template."""
-        return max(self.lines, key=lambda line: line.weight)
+        """The strongest family of the template's own shell (a K template's tied L lines,
+        see `fit_lines`, are never its principal)."""
+        own = [line for line in self.lines if line.shell == self.shell] or list(self.lines)
+        return max(own, key=lambda line: line.weight)
+
+    @property
+    def folded(self) -> bool:
+        """Whether the template holds the lines of a tied shell (see `fit_lines`)."""
+        return any(line.shell != self.shell for line in self.lines)
 
 
 @dataclass
@@ -106,16 +115,23 @@ class LineFit:
     reduced_chi2: float = float("nan")
     width: tuple[float, float] | None = None
 
+    @property
+    def folded(self) -> bool:
+        """Whether an analysed template holds a tied shell's lines, whose ratio to the K lines
+        depends on the composition (refit with the quantified composition until it settles)."""
+        return any(s.folded for s in self.analysed.values())
+
 
 def analysis_shell(element: str, beam_kev: float, max_kev: float) -> str | None:
     """The shell used to quantify ``element``: K, else L, else M, whose main line is in range.
 
     A shell qualifies when its strongest family lies between 0.15 keV and ``max_kev`` and its
-    edge is excited with an overvoltage of at least 1.25.
+    edge is excited with an overvoltage of at least 1.25. A tied shell
+    (:func:`napari_sigma.xray.lines.is_tied`) never does.
     """
     for shell in ("K", "L", "M"):
         lines = [line for line in shell_lines(element, shell)]
-        if not lines:
+        if not lines or is_tied(element, shell):
             continue
         main = max(lines, key=lambda line: line.weight)
         if (
@@ -142,6 +158,8 @@ BLENDED_SHELL_KEV = 0.2
 
 
 def _group(line: XrayLine, lines: Sequence[XrayLine]) -> str:
+    if line.tied:  # folded into the K template (see fit_lines)
+        return "K"
     same_shell = [other.energy for other in lines if other.shell == line.shell]
     if max(same_shell) - min(same_shell) < BLENDED_SHELL_KEV:
         return "K" if line.shell == "K" else ("La" if line.shell == "L" else "M")
@@ -149,26 +167,58 @@ def _group(line: XrayLine, lines: Sequence[XrayLine]) -> str:
 
 
 def _templates(
-    elements: Sequence[str], axis: EnergyAxis, beam_kev: float, detector: Detector
+    elements: Sequence[str],
+    axis: EnergyAxis,
+    beam_kev: float,
+    detector: Detector,
+    folding: Mapping | None = None,
 ) -> list[tuple[str, str, tuple[XrayLine, ...], np.ndarray, np.ndarray]]:
-    """(element, group, lines, line energies, weights) of every line group in range."""
+    """(element, group, lines, line energies, weights) of every line group in range.
+
+    A tied shell's lines (:func:`napari_sigma.xray.lines.is_tied`: Ca Ll, Ln, Lb3, Lb4) join
+    the element's K template, weighted with the K lines by `_folded_weights` (``folding``: the
+    keyword arguments of :func:`napari_sigma.quant.physics.detected_lines` but the lines); they
+    are left out when the K lines are not fitted (never a free template: Ca Ll is 25 eV from
+    C Ka).
+    """
     high = min(axis.max_energy, beam_kev)
     found = []
     for element in elements:
         in_range = [
             line
-            for line in element_lines(element, MIN_FIT_ENERGY_KEV, high)
+            for line in element_lines(element, MIN_FIT_ENERGY_KEV, high, tied=True)
             if line.edge < beam_kev
         ]
+        if not any(line.shell == "K" for line in in_range):
+            in_range = [line for line in in_range if not line.tied]
         for group in ("K", "La", "Lb", "Lg", "M", "Mz", "Mg"):
             lines = tuple(line for line in in_range if _group(line, in_range) == group)
             if not lines:
                 continue
             energies = np.array([line.energy for line in lines])
-            weights = np.array([_relative_intensity(line, beam_kev) for line in lines])
-            weights = weights * detector.efficiency(energies)
+            if any(line.tied for line in lines):
+                weights = _folded_weights(lines, beam_kev, detector, folding or {})
+            else:
+                weights = np.array([_relative_intensity(line, beam_kev) for line in lines])
+                weights = weights * detector.efficiency(energies)
             found.append((element, group, lines, energies, weights / weights.sum()))
     return found
+
+
+def _folded_weights(
+    lines: tuple[XrayLine, ...], beam_kev: float, detector: Detector, folding: Mapping
+) -> np.ndarray:
+    """Relative detected intensities of a K template's lines with a tied shell's: production
+    (Casnati's cross-section; L levels with Krause's Coster-Kronig transfers and xraydb's
+    yields and branching, `physics.line_cross_section`), absorption (thin foil: Horita's escape
+    at the foil's mass thickness; bulk: the XPP or PDH escape of each line's own shell) and
+    detector efficiency, :func:`napari_sigma.quant.physics.detected_lines` - the very terms
+    the quantification predicts the template's counts with, so that the fold is consistent.
+
+    The absorption depends on the composition: `fit_lines` takes it (a first guess of equal
+    mass fractions), and the quantification refits with its result until it settles.
+    """
+    return detected_lines(lines, detector=detector, beam_kev=beam_kev, **folding)
 
 
 def _relative_intensity(line: XrayLine, beam_kev: float) -> float:
@@ -312,8 +362,16 @@ def fit_lines(
     takeoff_deg: float = 35.0,
     thin: bool = False,
     width: tuple[float, float] | None = None,
+    mass_thickness: float = 0.0,
+    absorption: str = "xpp",
 ) -> LineFit:
     """Fit the line families of ``elements`` and a continuum to one spectrum.
+
+    Each element's K lines are one template; the lines of a tied L shell (Cl..Sc, no La:
+    :func:`napari_sigma.xray.lines.is_tied`) are folded into it with their physical intensity
+    ratio to the K lines (`_folded_weights`), so that the Ca L peak (Ca Ll 0.302 keV) is not
+    read as C Ka (0.277 keV) and costs no free parameter. Other shells of an element are
+    separate templates; the one used for quantification is `analysis_shell`'s.
 
     Parameters
     ----------
@@ -337,6 +395,11 @@ def fit_lines(
     width : (float, float), optional
         The peak-width correction ``(a, b)``; None: the best of a small grid (see the module
         docstring). The chosen one is returned in ``LineFit.width``.
+    mass_thickness : float
+        rho t (g/cm^2) of a thin foil, for the absorption of a folded tied shell (0: none).
+    absorption : {"xpp", "pdh"}
+        Bulk absorption model of a folded tied shell
+        (:func:`napari_sigma.quant.physics.bulk_absorption`).
 
     Returns
     -------
@@ -345,8 +408,10 @@ def fit_lines(
     detector = detector or Detector()
     counts = np.asarray(counts, dtype=np.float64)
     high = min(axis.max_energy, beam_kev * 0.99)
-    templates = _templates(elements, axis, beam_kev, detector)
     composition = composition or {el: 1.0 / len(elements) for el in elements}
+    folding = {"composition": composition, "takeoff_deg": takeoff_deg, "thin": thin,
+               "mass_thickness": mass_thickness, "absorption": absorption}  # fmt: skip
+    templates = _templates(elements, axis, beam_kev, detector, folding)
     start = max(MIN_FIT_ENERGY_KEV, axis.offset)
     for _ in range(3):
         window = axis.channel_range(start, high)
@@ -359,8 +424,8 @@ def fit_lines(
         start, width = float(energies[below]) - axis.scale / 2, chosen
     sigmas = np.sqrt(np.clip(np.diag(fit.line_covariance()), 0, None))
     fitted = [
-        ShellIntensity(el, lines[0].shell, float(fit.lines[i]), float(sigmas[i]), lines)
-        for i, (el, _, lines, _, _) in enumerate(templates)
+        ShellIntensity(el, group[0], float(fit.lines[i]), float(sigmas[i]), lines)
+        for i, (el, group, lines, _, _) in enumerate(templates)
     ]
     max_kev = min(axis.max_energy, beam_kev)
     analysed, others = {}, []

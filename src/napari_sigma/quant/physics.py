@@ -107,11 +107,12 @@ def jump_ratio(element: str, shell: str) -> float:
 
 @lru_cache(maxsize=1024)
 def _shell_lines(element: str, shell: str) -> tuple[XrayLine, ...]:
-    return tuple(line for line in element_lines(element, 0.0) if line.shell == shell)
+    return tuple(line for line in element_lines(element, 0.0, tied=True) if line.shell == shell)
 
 
 def shell_lines(element: str, shell: str) -> list[XrayLine]:
-    """All line families of one shell of an element (the project's line table)."""
+    """All line families of one shell of an element (the project's line table), tied shells
+    (:func:`napari_sigma.xray.lines.is_tied`) included."""
     return list(_shell_lines(element, shell))
 
 
@@ -885,3 +886,60 @@ def _efficiency_cached(detector: Detector, energy_kev: float) -> float:
 def detector_efficiency(detector: Detector, energy_kev: float) -> float:
     """``detector.efficiency(energy_kev)`` for one energy, cached."""
     return _efficiency_cached(detector, round(float(energy_kev), 6))
+
+
+# ------------------------------------------------------------------------- detected lines
+
+
+def detected_lines(
+    lines: tuple[XrayLine, ...] | list[XrayLine],
+    composition: Composition,
+    beam_kev: float,
+    takeoff_deg: float,
+    detector: Detector,
+    thin: bool = False,
+    mass_thickness: float = 0.0,
+    absorption: str = "xpp",
+    fluorescence: Mapping | None = None,
+) -> np.ndarray:
+    """Detected counts of each of one element's ``lines`` per unit mass fraction (up to a
+    constant common to every element and line of a spectrum).
+
+    Thin foil: ``sigma_line(E0) / A * f_abs * eps`` with the production cross-section
+    (`line_cross_section`), the foil's escape fraction (`thin_film_absorption` at
+    ``mass_thickness``; 1 when it is 0) and the detector efficiency ``eps``. Bulk:
+    ``n_line * f(chi) * (1 + F) * eps`` with the generation per electron of the PAP model
+    (`emissions_per_electron`), the bulk escape of the line's own shell (`bulk_absorption`:
+    XPP or PDH) and Reed's fluorescence ratio ``F`` (`fluorescence_ratio`; taken from
+    ``fluorescence[line]`` when given). Lines of different shells of one element (a tied L shell
+    fitted with the K lines, :func:`napari_sigma.xray.lines.is_tied`) each use their own
+    shell's cross-section, depth distribution and absorption.
+    """
+    values = np.zeros(len(lines))
+    if not lines:
+        return values
+    element = lines[0].element
+    if thin:
+        for i, line in enumerate(lines):
+            absorbed = thin_film_absorption(composition, line.energy, mass_thickness, takeoff_deg)
+            eff = detector_efficiency(detector, line.energy)
+            values[i] = line_cross_section(line, beam_kev) * absorbed * eff
+        return values / atomic_weight(element) * 1e22
+    for shell in dict.fromkeys(line.shell for line in lines):
+        index = [i for i, line in enumerate(lines) if line.shell == shell]
+        energies = np.array([lines[i].energy for i in index])
+        escape = np.atleast_1d(
+            bulk_absorption(
+                absorption, composition, element, shell, energies, beam_kev, takeoff_deg
+            )
+        )
+        for i, f_chi in zip(index, escape, strict=True):
+            line = lines[i]
+            if fluorescence is not None and line in fluorescence:
+                ratio = fluorescence[line]
+            else:
+                ratio = fluorescence_ratio(composition, line, beam_kev, takeoff_deg)
+            eff = detector_efficiency(detector, line.energy)
+            generated = emissions_per_electron(composition, element, shell, beam_kev, line=line)
+            values[i] = generated * f_chi * (1.0 + ratio) * eff
+    return values

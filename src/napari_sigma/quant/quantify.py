@@ -200,27 +200,15 @@ def _bulk_prediction(
     fluorescence: Mapping | None = None,
     absorption: str = "xpp",
 ) -> float:
-    """Counts of a shell's lines per unit mass fraction (up to a constant common to all lines).
+    """Counts of a template's lines per unit mass fraction (up to a constant common to all
+    lines), :func:`~napari_sigma.quant.physics.detected_lines` of a bulk sample.
 
     ``fluorescence`` maps a line to its fluorescence ratio (computed here when missing).
     """
-    element, shell = shell_fit.element, shell_fit.shell
-    energies = np.array([line.energy for line in shell_fit.lines])
-    escape = np.atleast_1d(
-        physics.bulk_absorption(
-            absorption, composition, element, shell, energies, beam_kev, takeoff
-        )
-    )
-    total = 0.0
-    for line, f_chi in zip(shell_fit.lines, escape, strict=True):
-        if fluorescence is not None and line in fluorescence:
-            fluorescence_ratio = fluorescence[line]
-        else:
-            fluorescence_ratio = physics.fluorescence_ratio(composition, line, beam_kev, takeoff)
-        eff = physics.detector_efficiency(detector, line.energy)
-        generated = physics.emissions_per_electron(composition, element, shell, beam_kev, line=line)
-        total += generated * f_chi * (1.0 + fluorescence_ratio) * eff
-    return total
+    return float(
+        physics.detected_lines(shell_fit.lines, composition, beam_kev, takeoff, detector,
+                               absorption=absorption, fluorescence=fluorescence).sum()
+    )  # fmt: skip
 
 
 def _thin_prediction(
@@ -231,14 +219,12 @@ def _thin_prediction(
     detector: physics.Detector,
     mass_thickness: float,
 ) -> float:
-    """Counts of a shell's lines per unit mass fraction in a thin foil (Cliff-Lorimer 1/k)."""
-    element = shell_fit.element
-    total = 0.0
-    for line in shell_fit.lines:
-        absorbed = physics.thin_film_absorption(composition, line.energy, mass_thickness, takeoff)
-        eff = physics.detector_efficiency(detector, line.energy)
-        total += physics.line_cross_section(line, beam_kev) * absorbed * eff
-    return total / physics.atomic_weight(element) * 1e22
+    """Counts of a template's lines per unit mass fraction in a thin foil (Cliff-Lorimer 1/k),
+    :func:`~napari_sigma.quant.physics.detected_lines` of a foil of ``mass_thickness``."""
+    return float(
+        physics.detected_lines(shell_fit.lines, composition, beam_kev, takeoff, detector,
+                               thin=True, mass_thickness=mass_thickness).sum()
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ iteration
@@ -306,9 +292,7 @@ def quantify_intensities(
     ]
     if not measured:
         raise ValueError("no element with counts to quantify")
-    mass_thickness = 0.0
-    if settings.thickness_nm:
-        mass_thickness = settings.density * settings.thickness_nm * 1e-7
+    mass_thickness = _mass_thickness(settings)
     raw = {el: s.counts for el, s in measured.items()}
     composition, total = _close(raw, settings)
     converged, iterations = False, 0
@@ -366,6 +350,19 @@ def quantify_intensities(
 
 REFRESH = 1e-3
 """Change of any mass fraction after which the fluorescence ratios are recomputed."""
+
+FOLD_REFITS = 5
+"""At most this many refits of a spectrum whose K templates hold a tied shell (Ca L): the
+folded lines' absorption depends on the composition (see `_quantify_spectrum`)."""
+FOLD_TOLERANCE_WT = 0.05
+"""The refits stop when no element moves by more than this (wt %)."""
+
+
+def _mass_thickness(settings: QuantSettings) -> float:
+    """rho t (g/cm^2) of the foil for the thin-film absorption (0: no correction)."""
+    if not settings.thickness_nm:
+        return 0.0
+    return settings.density * settings.thickness_nm * 1e-7
 
 
 def _distance(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -519,19 +516,24 @@ def _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type, 
         fit = _xray_fit(counts, axis, elements, beam_kev, settings.detector)
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
     else:
-        fit = fit_lines(
-            counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin, width
-        )
+        physical = {"mass_thickness": _mass_thickness(settings), "absorption": settings.absorption}
+        fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin,
+                        width, **physical)  # fmt: skip
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
-    if (
-        mode == "bulk" and settings.line_fit == "quant"
-    ):  # refit with the continuum absorbed in the quantified matrix
-        composition = {el: c / 100.0 for el, c in result.wt.items() if c > 0}
-        fit = fit_lines(
-            counts, axis, elements, beam_kev, settings.detector, composition, takeoff,
-            width=width or fit.width,
-        )  # fmt: skip
-        result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
+        # refit with the quantified composition: a bulk continuum's absorption (once), and the
+        # absorption of folded tied lines (Ca L with Ca K) until the composition settles (a
+        # foil of unknown thickness absorbs nothing: the fold does not depend on it)
+        absorbs = mode == "bulk" or physical["mass_thickness"] > 0
+        refits = 0
+        while (mode == "bulk" and refits == 0) or (fit.folded and absorbs and refits < FOLD_REFITS):
+            composition = {el: c / 100.0 for el, c in result.wt.items() if c > 0}
+            fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, composition,
+                            takeoff, thin, width or fit.width, **physical)  # fmt: skip
+            previous, result = result, quantify_intensities(fit.analysed, beam_kev, settings,
+                                                            mode, takeoff)  # fmt: skip
+            refits += 1
+            if _distance(previous.wt, result.wt) < FOLD_TOLERANCE_WT:
+                break
     missing = [el for el in elements if el not in fit.analysed]
     result.fit = fit
     result.notes.extend(f"{el}: no line in the fitted range" for el in missing)

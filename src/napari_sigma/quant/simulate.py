@@ -4,7 +4,9 @@ Used to simulate library minerals at an acquisition's beam energy and detector (
 by spectrum) and by the synthetic generator. Line areas per electron follow
 :mod:`~napari_sigma.quant.physics` (bulk: PAP generation with Casnati's cross-section, XPP
 absorption, Reed fluorescence; thin foil: production cross-section and foil absorption), times
-the detector efficiency; peaks are Gaussians of the detector resolution.
+the detector efficiency; peaks are Gaussians of the detector resolution. Every line of the
+table is simulated, the tied L shells of Cl..Sc included (:func:`napari_sigma.xray.lines.is_tied`:
+Ca Ll 0.302 keV, which a measured calcite spectrum shows on C Ka).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def line_intensities(
         for shell in ("K", "L", "M"):
             lines = [
                 line
-                for line in element_lines(element, MIN_LINE_KEV, high)
+                for line in element_lines(element, MIN_LINE_KEV, high, tied=True)
                 if line.shell == shell and line.edge < beam_kev
             ]
             if not lines:

@@ -3,6 +3,14 @@
 Line families follow HyperSpy's naming (``Ka``, ``Kb``, ``La``, ``Lb1``, ``Lb2``, ``Lg1``, ``Ll``,
 ``Ln``, ``Ma``, ``Mb``, ``Mg``, ``Mz`` ...); energies are in keV and a family's ``weight`` is its
 intensity relative to the strongest family of the same shell (K, L or M), 1.0.
+
+*Tied* shells (`is_tied`): the L shell of an element without an La line (Cl, Ar, K, Ca, Sc: no
+3d electrons, so only the L3-M1 (Ll), L2-M1 (Ln) and L1-M2,3 (Lb3, Lb4) lines). They are real
+lines (Ca Ll 0.302 keV, on top of C Ka 0.277 keV) but never the line an element is mapped,
+identified or quantified by: the quantification fits them folded into the element's K template
+with their physical ratio to the K lines (`napari_sigma.quant.line_fit`), spectra are simulated
+with them (`napari_sigma.quant.simulate`), and every line list leaves them out unless asked
+(``tied=True``).
 """
 
 from __future__ import annotations
@@ -65,6 +73,11 @@ class XrayLine:
         return self.family[0]
 
     @property
+    def tied(self) -> bool:
+        """Whether the line belongs to a tied shell (`is_tied`)."""
+        return is_tied(self.element, self.shell)
+
+    @property
     def edge(self) -> float:
         """Ionisation energy (keV) of the line's initial level."""
         return LINES[self.element][self.family][2]
@@ -78,13 +91,28 @@ def _check_element(element: str) -> str:
     return element
 
 
+def is_tied(element: str, shell: str) -> bool:
+    """Whether ``shell`` of ``element`` is tied to its K shell: an L or M shell that the line
+    table holds without its alpha family (La, Ma).
+
+    The table keeps such a shell only for the L lines of Cl..Sc (see
+    scripts/generate_xray_table.py): with no 3d electrons their L shell emits only Ll, Ln, Lb3
+    and Lb4, a few tenths of the K production per atom, near the B, C and N K lines. A tied shell is
+    never analysed alone; it is fitted with the element's K lines at their physical ratio.
+    """
+    return shell != "K" and ALPHA_FAMILY[shell] not in LINES[element]
+
+
 def _make_line(element: str, family: str) -> XrayLine:
     energy, weight, _ = LINES[element][family]
     return XrayLine(element, family, energy, weight)
 
 
 def element_lines(
-    element: str, min_energy: float = MIN_LINE_ENERGY_KEV, max_energy: float | None = None
+    element: str,
+    min_energy: float = MIN_LINE_ENERGY_KEV,
+    max_energy: float | None = None,
+    tied: bool = False,
 ) -> list[XrayLine]:
     """All line families of one element within an energy range, by increasing energy.
 
@@ -94,6 +122,8 @@ def element_lines(
         Element symbol.
     min_energy, max_energy : float
         Energy range in keV (``max_energy=None``: no upper limit).
+    tied : bool
+        Include the lines of tied shells (`is_tied`, e.g. Ca Ll); left out by default.
 
     Returns
     -------
@@ -109,7 +139,9 @@ def element_lines(
     lines = [
         line
         for line in lines
-        if line.energy >= min_energy and (max_energy is None or line.energy <= max_energy)
+        if line.energy >= min_energy
+        and (max_energy is None or line.energy <= max_energy)
+        and (tied or not is_tied(element, line.shell))
     ]
     return sorted(lines, key=lambda line: line.energy)
 
