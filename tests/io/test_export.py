@@ -303,3 +303,21 @@ def test_the_mineral_report_child_gets_the_analysis_depth_map():
 
     result = SimpleNamespace(labels=np.ones((2, 2), np.int32), core_depth=np.zeros((2, 2)))
     assert mineral_inputs(result).core_depth is result.core_depth
+
+
+@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
+def test_an_export_whose_child_process_dies_or_cannot_start_writes_the_same_files_here(
+    tmp_path, monkeypatch, executable
+):
+    """A child that exits before answering (/bin/false) or cannot be started at all: the export
+    makes report.png and the mineral report in this process instead, the same files."""
+    import napari_sigma.io.child as child_module
+
+    result = fake_result()
+    result.settings = SimpleNamespace(**vars(result.settings))
+    here = export_result(result, tmp_path / "here")
+    monkeypatch.setattr(child_module.sys, "executable", executable)
+    fallback = export_result(result, tmp_path / "fallback", draw_in_process=True)
+    assert set(fallback) == set(here)
+    for key, path in here.items():
+        assert fallback[key].read_bytes() == path.read_bytes(), key

@@ -44,6 +44,10 @@ class ChildError(RuntimeError):
     """A call failed in the child (its error and traceback in the message), or the child died."""
 
 
+class ChildDied(ChildError):
+    """The child process ended (or never ran) before it answered: the call was not made."""
+
+
 class ChildProcess:
     """A child Python process running :data:`CALLS` (see the module notes).
 
@@ -85,7 +89,7 @@ class ChildProcess:
             status, value = pickle.loads(_read(self._process.stdout))
         except (OSError, EOFError, pickle.UnpicklingError) as error:
             code = self._process.poll()
-            raise ChildError(
+            raise ChildDied(
                 f"{name}: the child process ended (exit code {code}): {error}"
             ) from None
         finally:

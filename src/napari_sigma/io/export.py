@@ -326,7 +326,12 @@ def export_steps(
     expect = ("render_report",)
     if cube_travels(result.image.counts):
         expect = ("write_mineral_report", *expect)
-    child = ChildProcess(expect) if draw_in_process else None
+    child = None
+    if draw_in_process:
+        try:
+            child = ChildProcess(expect)
+        except OSError:  # no Python process can be started here: the calls run in threads
+            child = None
     try:
         written = yield from _export_steps(result, out_dir, labels, names, child)
     finally:
@@ -370,15 +375,17 @@ def _export_steps(result, out_dir, labels, names, child) -> Computation[dict[str
     from napari_sigma.io.mineralogy import write_mineral_report
 
     yield Progress("export", 5, 9, "minerals")
+
+    def minerals_here():
+        return write_mineral_report(result, labels, table, out)
+
     if child is not None and cube_travels(image.counts):
         mineral_paths, tables, minerals = yield from _waiting_for(
-            "minerals", child.call, "write_mineral_report", mineral_inputs(result), labels, table,
-            out,
+            "minerals", _in_child_or_here, minerals_here, child, "write_mineral_report",
+            mineral_inputs(result), labels, table, out,
         )  # fmt: skip
     else:
-        mineral_paths, tables, minerals = yield from _waiting_for(
-            "minerals", write_mineral_report, result, labels, table, out
-        )
+        mineral_paths, tables, minerals = yield from _waiting_for("minerals", minerals_here)
     yield Progress("export", 6, 9, "phase_stats.csv")
     fractions = tables.label_fractions if tables is not None else None
     table.abundance_fraction = yield from _waiting_for(
@@ -386,19 +393,33 @@ def _export_steps(result, out_dir, labels, names, child) -> Computation[dict[str
     )
     write_stats_csv(paths["phase_stats"], table, minerals)
     yield Progress("export", 7, 9, "report.png")
+
+    def report_here():
+        render_report(result, paths["report"], labels=labels, table=table, mineralogy=tables)
+
     if child is None:
-        yield from _waiting_for(
-            "report.png",
-            render_report, result, paths["report"], labels=labels, table=table, mineralogy=tables,
-        )  # fmt: skip
+        yield from _waiting_for("report.png", report_here)
     else:
         yield from _waiting_for(
-            "report.png", child.call, "render_report", drawn_of(result), paths["report"],
-            labels=labels, table=table, mineralogy=drawn_mineralogy(tables),
+            "report.png", _in_child_or_here, report_here, child, "render_report",
+            drawn_of(result), paths["report"], labels=labels, table=table,
+            mineralogy=drawn_mineralogy(tables),
         )  # fmt: skip
     yield Progress("export", 8, 9, "run.json")
     write_run_json(paths["run"], run_info(result, labels))
     return {**paths, **mineral_paths}
+
+
+def _in_child_or_here(here: Any, child: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``child.call(name, *args, **kwargs)``; ``here()`` (the same function on the same data, in
+    this process) when the child process died or never ran: the export's files are written all
+    the same, only its drawing holds this process's GIL."""
+    from napari_sigma.io.child import ChildDied
+
+    try:
+        return child.call(name, *args, **kwargs)
+    except ChildDied:
+        return here()
 
 
 CHILD_CUBE_BYTES = 64 * 2**20
