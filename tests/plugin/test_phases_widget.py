@@ -323,9 +323,36 @@ def test_renames_and_label_edits_undo_in_order_with_ctrl_z_and_the_buttons(setup
     assert widget.redo() is None and model.name(1) == "feldspar"
 
 
-def test_mineral_column_stays_whole_in_a_narrow_table_without_scrolling(plugin_viewer, dock, qtbot):
-    """At the dock's minimum width the table narrows the elements and name columns (elided, the
-    full text in tooltips) instead of cutting the mineral column or scrolling sideways."""
+def reads_whole(table, row: int, column: int) -> bool:
+    """Whether a cell shows all of its text: every word within the column (the cell's text
+    margins off), the lines it wraps to within the row's height."""
+    from qtpy.QtCore import QRect, Qt
+    from qtpy.QtWidgets import QStyle
+
+    text = table.item(row, column).text()
+    margin = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1)
+    width = table.columnWidth(column) - margin
+    metrics = table.fontMetrics()
+    if any(metrics.horizontalAdvance(word) > width for word in text.split()):
+        return False
+    flags = int(Qt.TextFlag.TextWordWrap.value)
+    return metrics.boundingRect(QRect(0, 0, width, 10_000), flags, text).height() <= (
+        table.rowHeight(row)
+    )
+
+
+def header_reads_whole(table, column: int) -> bool:
+    header = table.horizontalHeader()
+    return header.sectionSizeHint(column) <= table.columnWidth(column)
+
+
+def test_every_column_reads_whole_in_a_narrow_table_without_scrolling(plugin_viewer, dock, qtbot):
+    """At the dock's width (the README's 1920x1080 screenshots: the Phases table of a 460 px dock
+    elided "P3 orthoclase" to "P3 ..." and cut the "elements" header) every header and cell reads
+    whole: the numeric headers take two lines, text cells wrap at spaces (their rows grow),
+    nothing scrolls sideways. Only a table too narrow for its longest words elides cells (the
+    full text in tooltips). (Until the tenth session the name and elements columns were elided
+    so that the mineral column stayed whole.)"""
     from types import SimpleNamespace
 
     from napari_sigma._napari.phases_widget import ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN
@@ -336,19 +363,30 @@ def test_mineral_column_stays_whole_in_a_narrow_table_without_scrolling(plugin_v
         SimpleNamespace(phase_id=k, mineral=name, score=0.97, identification=True)
         for k, name in ((1, "orthoclase"), (2, "clinopyroxene"), (3, "magnetite"))
     ]
+    plugin_viewer.window.show()  # a hidden table gets no resize events (its columns follow them)
     add_result_layers(plugin_viewer, result)
     widget = dock(plugin_viewer, "Phases")
     table = widget.table
     qtbot.waitUntil(lambda: table.rowCount() == 3)
-    table.setFixedWidth(400)
-    qtbot.waitUntil(lambda: table.viewport().width() < 400)
-    mineral = table.sizeHintForColumn(MINERAL_COLUMN)
-    shown = sum(table.columnWidth(c) for c in range(table.columnCount()))
-    assert shown <= table.viewport().width() and table.horizontalScrollBar().maximum() == 0
-    assert table.columnWidth(MINERAL_COLUMN) >= mineral
-    assert table.columnWidth(NAME_COLUMN) < table.sizeHintForColumn(NAME_COLUMN)  # gave way
     minerals = {table.item(r, MINERAL_COLUMN).text() for r in range(3)}
     assert minerals == {"orthoclase (0.97)", "clinopyroxene (0.97)", "magnetite (0.97)"}
+    for width in (440, 420):  # the dock's (460 px) table and narrower; the contents need ~470
+        table.setFixedWidth(width)
+        qtbot.waitUntil(lambda w=width: w - 40 < table.viewport().width() < w)
+        shown = sum(table.columnWidth(c) for c in range(table.columnCount()))
+        assert shown <= table.viewport().width() and table.horizontalScrollBar().maximum() == 0
+        for column in range(1, table.columnCount()):
+            assert header_reads_whole(table, column), (width, column)
+            for row in range(3):
+                assert reads_whole(table, row, column), (width, row, column)
+        assert max(table.rowHeight(r) for r in range(3)) > pw.ROW_HEIGHT  # a cell wrapped
+    widget.rename(2, "P2 a much longer name than before")  # the columns follow a rename
+    assert all(reads_whole(table, 1, c) for c in range(1, table.columnCount()))
+    table.setFixedWidth(300)  # too narrow for whole words: elided, never scrolled
+    qtbot.waitUntil(lambda: 260 < table.viewport().width() < 300)
+    shown = sum(table.columnWidth(c) for c in range(table.columnCount()))
+    assert shown <= table.viewport().width() and table.horizontalScrollBar().maximum() == 0
+    assert not all(reads_whole(table, r, c) for r in range(3) for c in range(1, 7))  # elided
     for row in range(3):  # cells that may be elided keep their whole text in a tooltip
         for column in (NAME_COLUMN, ELEMENTS_COLUMN, MINERAL_COLUMN):
             item = table.item(row, column)

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -46,9 +47,15 @@ COLUMN_TIPS = {
 NAME_COLUMN = 1
 ELEMENTS_COLUMN = COLUMNS.index("elements")
 MINERAL_COLUMN = COLUMNS.index("mineral")
-# when the table is narrower than its contents, these columns give way first (down to the width
-# given; None: their cells' width, the header then elided), so that the mineral column is whole
-SHRINK_ORDER = ((ELEMENTS_COLUMN, 56), (NAME_COLUMN, 72), (4, None), (3, None), (2, None))
+# the numeric columns' headers in two lines when the table is narrower than its contents (their
+# numbers are narrower than "area µm²")
+COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²"}
+# then these text columns give way, wrapping their cells at spaces (rows grow) down to their
+# longest word or header, in this order; only past that are cells elided (whole in tooltips)
+WRAP_ORDER = (ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN)
+ELIDE_ORDER = ((ELEMENTS_COLUMN, 40), (NAME_COLUMN, 48), (MINERAL_COLUMN, 48))
+ROW_HEIGHT = 22
+SWATCH_WIDTH = 22
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 # napari emits labels_update at every mouse move of a stroke (and inside every data_setitem,
 # before its paint event): those syncs are coalesced, at most one per SYNC_DELAY_MS, and update
@@ -209,16 +216,18 @@ class PhasesWidget(PhaseLayerDock):
             if name in COLUMN_TIPS:
                 self.table.horizontalHeaderItem(column).setToolTip(COLUMN_TIPS[name])
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(True)  # fit_columns narrows text columns by wrapping at spaces
         self._column_fitter = _ColumnFitter(self)
         self.table.viewport().installEventFilter(self._column_fitter)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+        self.table.verticalHeader().setMinimumSectionSize(ROW_HEIGHT)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)  # fit_columns gives the mineral column the rest
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # table order until a click
         self.table.setSortingEnabled(True)
-        self.table.setColumnWidth(0, 22)
+        self.table.setColumnWidth(0, SWATCH_WIDTH)
         self.table.setMinimumHeight(200)
         self.table.itemChanged.connect(self._on_item_changed)
         self.table.itemSelectionChanged.connect(self._spectra_timer.start)
@@ -510,8 +519,8 @@ class PhasesWidget(PhaseLayerDock):
                 self.table.setItem(row, column, item)
         self._row_ids = ids
         self.table.blockSignals(False)
-        self._refresh_names_and_colors()
-        self._update_counts(table)
+        self._refresh_names_and_colors(fit=False)
+        self._update_counts(table, fit=False)
         self.fit_columns()
         kept = [i for i in ids if i in selected]
         self.table.blockSignals(True)  # the selection is the same: the plot need not follow
@@ -522,31 +531,69 @@ class PhasesWidget(PhaseLayerDock):
             self._spectra_timer.start()
 
     def fit_columns(self) -> None:
-        """Size the columns to their contents; when the table is narrower, narrow the
-        :data:`SHRINK_ORDER` columns (cells elided, their full text in tooltips) so that the
-        mineral column stays whole without scrolling sideways."""
+        """Size the columns so that every column reads whole in the table's width.
+
+        Columns get their contents' width; where the table is narrower, the numeric columns'
+        headers take two lines, then the elements, mineral and name columns wrap their cells at
+        spaces (those rows grow) down to their longest word or header; only a table too narrow
+        for that elides cells (their full text in tooltips). The mineral column takes the spare
+        width; the table never scrolls sideways."""
         table = self.table
-        table.resizeColumnsToContents()
-        table.setColumnWidth(0, 22)
-        header = table.horizontalHeader()
-        mineral = max(
-            table.sizeHintForColumn(MINERAL_COLUMN), header.sectionSizeHint(MINERAL_COLUMN)
-        )
-        others = sum(table.columnWidth(c) for c in range(len(COLUMNS)) if c != MINERAL_COLUMN)
-        overflow = others + mineral - table.viewport().width()
-        for column, floor in SHRINK_ORDER:
+        available = table.viewport().width()
+        for compact in (False, True):
+            for column, name in enumerate(COLUMNS):
+                label = COMPACT_HEADERS.get(name, name) if compact else name
+                if table.horizontalHeaderItem(column).text() != label:
+                    table.horizontalHeaderItem(column).setText(label)
+            table.resizeColumnsToContents()  # each column: its widest cell or its header
+            table.setColumnWidth(0, SWATCH_WIDTH)
+            if self._columns_width() <= available:
+                break
+        overflow = self._columns_width() - available
+        for column in WRAP_ORDER:
             if overflow <= 0:
                 break
             width = table.columnWidth(column)
-            floor = table.sizeHintForColumn(column) if floor is None else floor
-            narrower = max(width - overflow, min(floor, width))
+            narrower = max(width - overflow, min(width, self._wrap_floor(column)))
             table.setColumnWidth(column, narrower)
             overflow -= width - narrower
-        others = sum(table.columnWidth(c) for c in range(len(COLUMNS)) if c != MINERAL_COLUMN)
-        table.setColumnWidth(MINERAL_COLUMN, max(mineral, table.viewport().width() - others))
+        for column, floor in ELIDE_ORDER:  # too narrow to wrap whole words: elide
+            if overflow <= 0:
+                break
+            width = table.columnWidth(column)
+            narrower = max(width - overflow, min(width, floor))
+            table.setColumnWidth(column, narrower)
+            overflow -= width - narrower
+        others = self._columns_width() - table.columnWidth(MINERAL_COLUMN)
+        table.setColumnWidth(
+            MINERAL_COLUMN, max(table.columnWidth(MINERAL_COLUMN), available - others)
+        )
+        table.resizeRowsToContents()  # wrapped cells: their rows take the lines they need
 
-    def _update_counts(self, table: Any) -> None:
+    def _columns_width(self) -> int:
+        return sum(self.table.columnWidth(c) for c in range(len(COLUMNS)))
+
+    def _wrap_floor(self, column: int) -> int:
+        """The narrowest ``column`` reads whole in: its header, or its longest word (its cells
+        wrap at spaces) with the cell's margins."""
+        table = self.table
+        metrics = table.fontMetrics()
+        words = [
+            word
+            for row in range(table.rowCount())
+            if table.item(row, column) is not None
+            for word in table.item(row, column).text().split()
+        ]
+        longest = max((metrics.horizontalAdvance(word) for word in words), default=0)
+        margin = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1)
+        return max(table.horizontalHeader().sectionSizeHint(column), longest + margin + 2)
+
+    def _update_counts(self, table: Any, fit: bool = True) -> None:
+        """Fill the rows' numbers, main elements and minerals from ``table``; the columns are
+        fitted again (``fit``) when a text changed (numbers keep their columns' widths)."""
         from napari_sigma.phases.statistics import main_elements
+
+        texts_changed = False
 
         index = self._row_of_phase(table)
         lines = list(self.result.lines) if self.result is not None else []
@@ -569,8 +616,11 @@ class PhasesWidget(PhaseLayerDock):
                     item.setData(Qt.ItemDataRole.DisplayRole, value)
                     if column in (ELEMENTS_COLUMN, MINERAL_COLUMN):  # whole, when elided
                         item.setToolTip(str(value))
+                        texts_changed = True
         self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
+        if fit and texts_changed:
+            self.fit_columns()
 
     def _mineral_text(self, phase_id: int) -> str:
         """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``."""
@@ -578,21 +628,25 @@ class PhasesWidget(PhaseLayerDock):
         found = next((m for m in minerals if m.phase_id == phase_id), None)
         return f"{found.mineral} ({found.score:.2f})" if found and found.identification else ""
 
-    def _refresh_names_and_colors(self) -> None:
+    def _refresh_names_and_colors(self, fit: bool = True) -> None:
         model = self.model
         if model is None:
             return
         self.table.blockSignals(True)
         sorting = self.table.isSortingEnabled()
         self.table.setSortingEnabled(False)
+        renamed = False
         for phase_id, row in self._visual_rows().items():
             self.table.item(row, 0).setBackground(QColor(hex_color(model.color(phase_id))))
             name_item = self.table.item(row, NAME_COLUMN)
             if name_item.text() != model.name(phase_id):
                 name_item.setText(model.name(phase_id))
                 name_item.setToolTip(model.name(phase_id))  # whole, when the column is narrowed
+                renamed = True
         self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
+        if fit and renamed:  # a longer or shorter name: the columns' widths follow
+            self.fit_columns()
 
     def _on_item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() == NAME_COLUMN and self.model is not None:
