@@ -5,7 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 
 
-def _core_only_basis(image, labels, core_sums, core_pixels, map_sum, deep_sums=None, depth=None):
+def _core_only_basis(
+    image, labels, core_sums, core_pixels, map_sum, deep_sums=None, depth=None, host=None
+):
     """The basis before: each phase's core mean (deepest quarter) alone."""
     return np.asarray(core_sums) / np.maximum(core_pixels, 1)[:, None]
 

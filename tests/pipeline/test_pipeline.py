@@ -218,7 +218,11 @@ def _assert_known_sums_are_the_counts(result) -> None:
         known_sums,
         label_abundances,
     )
-    from napari_sigma.minerals.phases import interior_labels, phase_depths
+    from napari_sigma.minerals.phases import (
+        host_corrected_spectra,
+        interior_labels,
+        phase_depths,
+    )
     from napari_sigma.phases.spectra import phase_sum_spectra
 
     n = result.n_phases
@@ -242,7 +246,17 @@ def _assert_known_sums_are_the_counts(result) -> None:
     # the distance transform the cores came from, used again by the report (not recomputed)
     np.testing.assert_array_equal(result.core_depth, phase_depths(result.labels))
     again = AssertionError("the analysis' distance transform was computed again")
-    with mock.patch("napari_sigma.minerals.phases.phase_depths", side_effect=again):
+    # the host correction of the cores, made once by the minerals, used again by the report
+    image = result.image
+    fresh = host_corrected_spectra(counts, result.labels, core_sums, image.energy.energies,
+                                   float(image.beam_energy), phase_depths(result.labels))  # fmt: skip
+    np.testing.assert_array_equal(result.host_spectra[0], fresh[0])
+    assert repr(result.host_spectra[1]) == repr(fresh[1])
+    host_again = AssertionError("the analysis' host correction was computed again")
+    with (
+        mock.patch("napari_sigma.minerals.phases.phase_depths", side_effect=again),
+        mock.patch("napari_sigma.minerals.phases.host_corrected_spectra", side_effect=host_again),
+    ):
         reused = label_abundances(result, result.labels, n)
     np.testing.assert_array_equal(reused, abundance_fractions(result.image, result.labels, n))
     edited = result.labels.copy()
@@ -350,6 +364,8 @@ def test_torch_is_imported_beside_the_data_check_only_where_nothing_else_imports
 def test_the_minerals_reuse_the_analysis_distance_transform(demo_result):
     """identify_phases given the analysis' depth map (as the analysis calls it) finds exactly
     what it finds computing the map anew."""
+    from unittest import mock
+
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.minerals.phases import elements_of_lines, identify_phases, phase_depths
 
@@ -361,3 +377,12 @@ def test_the_minerals_reuse_the_analysis_distance_transform(demo_result):
     fresh = run_to_completion(identify_phases(*args, spectra=r.core_spectra))
     assert len(given) == r.n_phases and repr(given) == repr(fresh)
     assert repr(given) == repr(r.phase_minerals)
+    # and given the analysis' host correction (made once for the minerals and the report)
+    assert r.host_spectra is not None
+    with mock.patch(
+        "napari_sigma.minerals.phases.host_corrected_spectra", side_effect=AssertionError
+    ):
+        hosted = run_to_completion(
+            identify_phases(*args, spectra=r.core_spectra, depth=r.core_depth, host=r.host_spectra)
+        )
+    assert repr(hosted) == repr(fresh)

@@ -444,7 +444,8 @@ def mineral_inputs(result: Any) -> Any:
     from types import SimpleNamespace
 
     names = ("image", "labels", "lines", "settings", "phase_minerals", "core_labels",
-             "core_spectra", "phase_spectra", "deep_spectra", "core_depth")  # fmt: skip
+             "core_spectra", "phase_spectra", "deep_spectra", "core_depth",
+             "host_spectra")  # fmt: skip
     return SimpleNamespace(**{name: getattr(result, name, None) for name in names})
 
 

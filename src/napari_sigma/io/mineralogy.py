@@ -76,6 +76,7 @@ def basis_labels(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
 def abundance_fractions(
     image: Any, labels: np.ndarray, n_phases: int, known: tuple | None = None,
     deep_sums: np.ndarray | None = None, depth: np.ndarray | None = None,
+    host: tuple | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Mean area fraction of phases 1..K over the map, from its summed spectrum.
 
@@ -91,6 +92,8 @@ def abundance_fractions(
     deep, when already summed (:func:`abundance_basis` sums them otherwise: one pass over the
     cube, 0.2 s CPU for 512x512x2048). ``depth``: :func:`~napari_sigma.minerals.phases.
     phase_depths` of ``labels`` when already computed (the analysis' ``core_depth``).
+    ``host``: the host correction of the core sums of ``known`` when already computed (the
+    analysis' ``host_spectra``; see :func:`abundance_basis`).
     """
     from scipy.optimize import nnls
 
@@ -114,7 +117,7 @@ def abundance_fractions(
     means = sums / np.maximum(core_pixels, 1)[:, None]
     total = map_sum / labels.size
     groups = _similar_groups(means, core_pixels > 0, sums, core_pixels)
-    own = abundance_basis(image, labels, sums, core_pixels, map_sum, deep_sums, depth)
+    own = abundance_basis(image, labels, sums, core_pixels, map_sum, deep_sums, depth, host)
     basis = np.array([
         (own[g] * label_pixels[g, None]).sum(axis=0) / max(label_pixels[g].sum(), 1)
         for g in groups
@@ -130,6 +133,7 @@ def abundance_fractions(
 def abundance_basis(
     image: Any, labels: np.ndarray, core_sums: np.ndarray, core_pixels: np.ndarray,
     map_sum: np.ndarray, deep_sums: np.ndarray | None = None, depth: np.ndarray | None = None,
+    host: tuple | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Each phase's mean spectrum per pixel of the pure phase, ``(K, E)``, for the abundance
     solve of :func:`abundance_fractions`.
@@ -146,6 +150,9 @@ def abundance_basis(
     :func:`~napari_sigma.minerals.phases.host_corrected_spectra`) keep their host-corrected core
     instead. Phases without pixels that deep keep their core. ``depth``:
     :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``, when already computed.
+    ``host``: what ``host_corrected_spectra`` gives for these ``labels``, ``core_sums`` (all K
+    phases), the image's channel and beam energies and ``depth``, when already computed (the
+    analysis' ``host_spectra``).
     """
     from napari_sigma.minerals.phases import host_corrected_spectra, phase_depths
     from napari_sigma.unmixing.nmf import phase_sum_spectra
@@ -170,9 +177,12 @@ def abundance_basis(
         basis[wider] = moved[wider]
     energy = getattr(getattr(image, "energy", None), "energies", None)
     beam = getattr(image, "beam_energy", None)
-    corrected, corrections = host_corrected_spectra(
-        image.counts, labels, core_sums, energy, float(beam) if beam else None, depth
-    )
+    if host is not None and beam and len(host[0]) == n_phases:
+        corrected, corrections = host
+    else:
+        corrected, corrections = host_corrected_spectra(
+            image.counts, labels, core_sums, energy, float(beam) if beam else None, depth
+        )
     for pid in corrections:
         basis[pid - 1] = corrected[pid - 1] / max(core_pixels[pid - 1], 1)
     return basis
@@ -344,7 +354,8 @@ def label_abundances(result: Any, labels: np.ndarray, n_phases: int) -> np.ndarr
     known = known_sums(result, labels, n_phases)
     deep = getattr(result, "deep_spectra", None) if known is not None else None
     depth = getattr(result, "core_depth", None) if known is not None else None
-    return abundance_fractions(result.image, labels, n_phases, known, deep, depth)
+    host = getattr(result, "host_spectra", None) if known is not None else None
+    return abundance_fractions(result.image, labels, n_phases, known, deep, depth, host)
 
 
 def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) -> Mineralogy:

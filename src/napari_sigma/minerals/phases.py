@@ -404,6 +404,7 @@ def identify_phases(
     spectra: np.ndarray | None = None,
     detect_elements: bool = False,
     depth: np.ndarray | None = None,
+    host: tuple[np.ndarray, dict[int, HostCorrection]] | None = None,
 ) -> Computation[list[PhaseMineral]]:
     """Quantify and identify the phases of ``labels`` (a generator yielding Progress).
 
@@ -432,6 +433,10 @@ def identify_phases(
         biotite).
     depth : ndarray (y, x), optional
         :func:`phase_depths` of ``labels`` when already computed (the analysis has it).
+    host : (ndarray (K, E), dict), optional
+        What :func:`host_corrected_spectra` gives for these ``labels``, ``spectra``, the
+        image's channel energies and beam energy and ``depth``, when already computed (the
+        analysis keeps it for the mineral report, which needs it too).
 
     Returns
     -------
@@ -456,9 +461,10 @@ def identify_phases(
     width = _detector_width(spectra[[i - 1 for i in ids]].sum(axis=0), image, elements, settings)
     corrections: dict[int, HostCorrection] = {}
     if settings.host_correction and labels.ndim == 2:
-        spectra, corrections = host_corrected_spectra(
-            image.counts, labels, spectra, image.energy.energies, float(image.beam_energy), depth
-        )
+        if host is None:
+            energies, beam = image.energy.energies, float(image.beam_energy)
+            host = host_corrected_spectra(image.counts, labels, spectra, energies, beam, depth)
+        spectra, corrections = host
     found = []
     for step, pid in enumerate(ids, start=1):
         yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")

@@ -77,6 +77,11 @@ class AnalysisResult:
     (:func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``, float64 ``(y, x)``; with
     ``core_labels``, which are made from it): the minerals and the mineral report use it again
     instead of computing it anew."""
+    host_spectra: tuple | None = None
+    """What :func:`~napari_sigma.minerals.phases.host_corrected_spectra` gave for ``labels``,
+    ``core_spectra``, the image's channel and beam energies and ``core_depth``: ``(corrected
+    core spectra (K, E) float64, {phase id: HostCorrection})``, when the minerals were
+    quantified from it; the mineral report's abundance basis uses it again."""
     unassigned: dict[str, int] = field(default_factory=dict)
     alternatives: tuple[int, ...] = ()
 
@@ -284,9 +289,9 @@ def _analyse(
     )
     unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
-    minerals = []
+    minerals, host = [], None
     if settings.identify_minerals:
-        minerals = yield from _timed(
+        minerals, host = yield from _timed(
             clock, "minerals", _minerals(image, labels, lines, interior, settings, depth)
         )
         phase_names = mineral_phase_names(phase_names, minerals)
@@ -322,6 +327,7 @@ def _analyse(
         core_spectra=interior,
         deep_spectra=deep if interior is not None else None,
         core_depth=depth if interior is not None else None,
+        host_spectra=host if interior is not None else None,
         unassigned={"no counts": int(unassigned.sum())} if unassigned.any() else {},
         alternatives=phase_alternatives(clustering.n_phases, clustering.criterion),
     )
@@ -329,16 +335,38 @@ def _analyse(
 
 def _minerals(image, labels, lines, spectra, settings: AnalysisSettings, depth=None):
     """Quantify and name the phases (see :func:`napari_sigma.minerals.phases.identify_phases`;
-    ``depth``: :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels`` or None)."""
+    ``depth``: :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels`` or None).
+
+    Returns the phase minerals and the host correction of the core ``spectra``
+    (:func:`~napari_sigma.minerals.phases.host_corrected_spectra`: computed here once, for the
+    identification and for the mineral report's abundance basis), or None where the
+    identification makes none.
+    """
     from napari_sigma.minerals.library import load_library
-    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
+    from napari_sigma.minerals.phases import (
+        elements_of_lines,
+        host_corrected_spectra,
+        identify_phases,
+    )
+    from napari_sigma.quant.quantify import QuantSettings
 
     library = load_library(settings.minerals)
     elements = elements_of_lines(lines)
     automatic = not settings.lines and not settings.elements and not image.elements
-    return identify_phases(
-        image, labels, elements, library, spectra=spectra, detect_elements=automatic, depth=depth
-    )
+    host = None
+    n_phases = int(labels.max(initial=0))
+    # identify_phases corrects these spectra when it quantifies them as given
+    if n_phases and spectra is not None and len(spectra) >= n_phases and image.beam_energy:
+        if labels.ndim == 2 and QuantSettings().host_correction:
+            yield Progress("minerals", 0, 1, "host correction")
+            energies, beam = image.energy.energies, float(image.beam_energy)
+            spectra = np.asarray(spectra, dtype=np.float64)
+            host = host_corrected_spectra(image.counts, labels, spectra, energies, beam, depth)
+    minerals = yield from identify_phases(
+        image, labels, elements, library, spectra=spectra, detect_elements=automatic, depth=depth,
+        host=host,
+    )  # fmt: skip
+    return minerals, host
 
 
 def empty_pixels(dose: np.ndarray, radius: int = 2, share: float = 0.05) -> np.ndarray:
