@@ -136,3 +136,36 @@ def test_particles_spread_over_several_hosts_are_corrected_with_their_mixture():
     for element, truth in MNS.items():
         assert after[element] == pytest.approx(100 * truth, rel=0.05)
     assert any("host correction" in note for note in fixed[3].quantification.notes)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_core_projections_are_those_of_a_fresh_float64_block(dtype, threads):
+    """The in-memory cube's core pixels, cast into a reused scratch block (on every core), give
+    the products and counts a fresh float64 array of each 8192-pixel block gives, bit for bit
+    (phases of more than one block, and a last block of odd size)."""
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.minerals.phases import _core_projections
+
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(0.4, (100, 190, 64)).astype(dtype)
+    if dtype == np.float32:
+        counts *= np.float32(1.37)  # not integers: summed as floats
+    core = rng.integers(0, 4, counts.shape[:2]).astype(np.int32)
+    core[:47] = np.where(core[:47] > 0, 3, 0)  # phase 3: 8192 + some pixels (two blocks)
+    filters = {p: rng.standard_normal(64) for p in (1, 2, 3)}
+    with worker_threads(threads):
+        found = _core_projections(counts, core, filters)
+    flat = counts.reshape(-1, 64)
+    for k, p in enumerate(filters):
+        matrix = np.stack(list(filters.values()), axis=1)
+        where = np.flatnonzero(core.ravel() == p)
+        projected, totals = np.empty(where.size), np.empty(where.size)
+        for lo in range(0, where.size, 8192):
+            block = np.asarray(flat[where[lo : lo + 8192]], dtype=np.float64)
+            projected[lo : lo + 8192] = block @ matrix[:, k]
+            totals[lo : lo + 8192] = block.sum(axis=1)
+        assert (core == 3).sum() > 8192
+        np.testing.assert_array_equal(found[p][2], where)
+        np.testing.assert_array_equal(found[p][0], projected)
+        np.testing.assert_array_equal(found[p][1], totals)
