@@ -1,0 +1,143 @@
+"""Score the user's path on the held-out espm maps of :mod:`espm_heldout` (names and numbers).
+
+For each case folder (``cube.hspy``, ``truth.npz``, ``meta.json``) ``--run`` runs what a user
+runs, ``napari-sigma run cube.hspy --out DIR`` (automatic elements and phases), then every TRUE
+phase is scored: the found phase holding most of its pixels (``phases.tif`` against
+``truth.npz``'s labels) is its phase, and its name (``phase_quant.csv``'s ``mineral``) is right
+when ``bench_quant.name_is_right`` accepts it for the true name of ``meta.json``'s
+``truth_names`` (library names, synonyms, series ranges), or, for a phase scored as a whole
+series (``accept_series``), when it is that series with any end-member fraction. Reported per
+true phase: the found phase, its name, score and alternatives, and the relative error (%) of
+each element of >= 5 wt % (``compositions_wt``); per case the found phases that are no true
+phase's (split phases), and the total.
+
+    python benchmarks/espm_heldout_eval.py --run --out /tmp/heldout_runs [--cases ...]
+    python benchmarks/espm_heldout_eval.py --out /tmp/heldout_runs      # score existing runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_quant import name_is_right
+
+HELDOUT = Path.home() / ".cache" / "napari-sigma" / "heldout"
+
+
+def read_tif(path: Path) -> np.ndarray:
+    import tifffile
+
+    return np.asarray(tifffile.imread(path))
+
+
+def run_case(case_dir: Path, out: Path, command: list[str]) -> dict:
+    """``napari-sigma run cube.hspy --out out`` (fresh folder); wall time and exit status."""
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    done = subprocess.run([*command, "run", str(case_dir / "cube.hspy"), "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    (out / "cli.log").write_text(done.stdout + done.stderr)
+    return {"rc": done.returncode, "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def _found_folder(out: Path) -> Path:
+    found = sorted(out.rglob("phase_quant.csv"))
+    if not found:
+        raise FileNotFoundError(f"{out}: no phase_quant.csv (see cli.log)")
+    return found[0].parent
+
+
+def is_right(truth: dict, found: str) -> bool:
+    """``bench_quant.name_is_right`` for ``truth`` (meta.json's truth_names entry)."""
+    if name_is_right(truth["name"], found):
+        return True
+    series = truth.get("accept_series")
+    return bool(series) and (found == series or found.startswith(f"{series} "))
+
+
+def score_case(case_dir: Path, out: Path) -> dict:
+    """Every true phase of a case against the user's path's output in ``out``."""
+    meta = json.loads((case_dir / "meta.json").read_text())
+    truth_labels = np.load(case_dir / "truth.npz")["labels"]
+    folder = _found_folder(out)
+    labels = read_tif(folder / "phases.tif").astype(np.int64)
+    with (folder / "phase_quant.csv").open() as handle:
+        rows = {int(r["phase_id"]): r for r in csv.DictReader(handle)}
+    phases = meta["phases"]
+    n_found = int(labels.max()) + 1
+    overlap = np.zeros((len(phases), n_found), np.int64)
+    np.add.at(overlap, (truth_labels.ravel(), labels.ravel()), 1)
+    scored, used = [], set()
+    for t, phase in enumerate(phases):
+        counts = overlap[t].copy()
+        counts[0] = 0  # unassigned pixels are no phase
+        pid = int(np.argmax(counts))
+        row = rows.get(pid, {})
+        found = row.get("mineral", "") if pid else ""
+        truth = meta.get("truth_names", {}).get(phase, {"name": phase})
+        errors = {}
+        for el, c in meta["compositions_wt"][phase].items():
+            if c >= 0.05 and row.get(f"wt_{el}") not in (None, ""):
+                errors[el] = round(100 * (float(row[f"wt_{el}"]) / 100 / c - 1), 1)
+        used.add(pid)
+        scored.append({
+            "truth": phase, "phase": pid, "found": found, "right": bool(pid) and is_right(truth, found),
+            "score": row.get("mineral_score", ""), "alternatives": row.get("alternatives", ""),
+            "pixels_of_truth": round(float(counts[pid] / max(overlap[t].sum(), 1)), 3),
+            "wt_errors_pct": errors,
+        })  # fmt: skip
+    extra = [{"phase": pid, "found": r.get("mineral", ""),
+              "truth_of_most_pixels": phases[int(np.argmax(overlap[:, pid]))]}
+             for pid, r in rows.items() if pid not in used]  # fmt: skip
+    return {"case": case_dir.name, "phases": scored, "extra_phases": extra,
+            "n_found": len(rows), "right": sum(p["right"] for p in scored)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--heldout", type=Path, default=HELDOUT)
+    parser.add_argument("--out", type=Path, required=True, help="folder of the runs")
+    parser.add_argument("--cases", nargs="*", default=None)
+    parser.add_argument("--run", action="store_true", help="run napari-sigma first")
+    parser.add_argument(
+        "--command", nargs="+", default=[str(Path(sys.executable).parent / "napari-sigma")]
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    heldout = args.heldout.expanduser()
+    cases = args.cases or sorted(p.parent.name for p in heldout.glob("*/meta.json"))
+    results, right, total = [], 0, 0
+    for case in cases:
+        runs = {}
+        if args.run:
+            runs = run_case(heldout / case, args.out / case, args.command)
+        row = {**score_case(heldout / case, args.out / case), **runs}
+        results.append(row)
+        right += row["right"]
+        total += len(row["phases"])
+        for p in row["phases"]:
+            print(f"{case}: {p['truth']} -> P{p['phase']} {p['found']} ({p['score']}) "
+                  f"{'right' if p['right'] else 'WRONG'}; alternatives {p['alternatives']}; "
+                  f"wt errors % {p['wt_errors_pct']}", flush=True)  # fmt: skip
+        for e in row["extra_phases"]:
+            print(f"{case}: extra P{e['phase']} {e['found']} (mostly {e['truth_of_most_pixels']})")
+        status = f", rc {runs['rc']}, {runs['wall_s']} s" if runs else ""
+        print(f"{case}: {row['right']}/{len(row['phases'])} names right, {row['n_found']} phases "
+              f"found{status}", flush=True)  # fmt: skip
+    print(f"\nHELD-OUT names right: {right}/{total}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
