@@ -61,6 +61,7 @@ NAMED_RANGES = {
     "orthoclase": ("alkali feldspar", "Or", 90, 100),
     "ankerite": ("dolomite-ankerite", "Ank", 50, 100),
     "grossular": ("garnet", "Grs", 50, 100),
+    "almandine": ("garnet", "Alm", 50, 100),
     "hedenbergite": ("clinopyroxene", "Di", 0, 50),
     "chromite": ("spinel", "Chr", 50, 100),
     "sphalerite": ("sphalerite", "Fe", 0, 50),
