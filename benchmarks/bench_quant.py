@@ -68,8 +68,8 @@ NAMED_RANGES = {
 }  # fmt: skip
 """A true mineral that is a composition range of a solid-solution series (labradorite =
 plagioclase An50-70; ankerite = dolomite-ankerite with Fe > Mg; an Fe-bearing sphalerite has
-less FeS than ZnS): a found series name is right when its end-member fraction (mol %) is in the
-range. A name lists only the named end members (``minerals/data/series.csv``): the Di-Hd series'
+less FeS than ZnS; almandine = garnet Alm >= 50): a found series name is right when its
+end-member fraction (mol %) is in the range. A name lists only the named end members (``minerals/data/series.csv``): the Di-Hd series'
 hedenbergite is "clinopyroxene Di7" (Hd93), i.e. Di <= 50."""
 
 
