@@ -47,9 +47,9 @@ SPY: Any = None  # --py-spy FILE: the shared tick clock a py-spy monitor process
 
 class SpyClock:
     """The last tick's time (CLOCK_MONOTONIC) and the step's name in a shared file, watched by a
-    monitor process (:func:`spy_monitor`) that runs ``py-spy dump --native`` on this process when
-    a tick is over 100 ms late. Unlike ``--watchdog`` it reads no frame from inside the process
-    (faulthandler's dump crashed the benchmark in 5 of 8 runs) and needs none of its GIL."""
+    monitor process (:func:`spy_monitor`) that runs ``py-spy dump --nonblocking`` on this process
+    when a tick is over 100 ms late. Unlike ``--watchdog`` it reads no frame from inside the
+    process (faulthandler's dump crashed the benchmark in 5 of 8 runs) and needs none of its GIL."""
 
     SIZE = 128
 
@@ -86,7 +86,8 @@ class SpyClock:
 
 
 def spy_monitor(pid: int, path: str, out: str, late_s: float = 0.1) -> None:
-    """Dump ``pid``'s threads (py-spy, native frames) once per tick that is ``late_s`` late."""
+    """Dump ``pid``'s threads (py-spy: Python frames, the process not paused) once per tick that is
+    ``late_s`` late."""
     import mmap
     import shutil
     import struct
@@ -103,7 +104,9 @@ def spy_monitor(pid: int, path: str, out: str, late_s: float = 0.1) -> None:
             if late > late_s and last != dumped:
                 dumped = last
                 name = bytes(shared[8:]).rstrip(b"\0").decode(errors="replace")
-                dump = subprocess.run([spy, "dump", "--native", "--pid",
+                # --nonblocking: the process is not paused (a paused dump, 150-550 ms at load
+                # 10, lengthened the very gaps it looked at); Python frames only
+                dump = subprocess.run([spy, "dump", "--nonblocking", "--pid",
                                        str(pid)], capture_output=True, text=True)  # fmt: skip
                 log.write(f"\n=== step {name}: tick {1e3 * late:.0f} ms late, dump took "
                           f"{1e3 * (time.monotonic() - last - late):.0f} ms more\n")  # fmt: skip
@@ -307,6 +310,7 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
         profiler = cProfile.Profile()
         profiler.enable()
     action()
+    call = time.perf_counter() - start  # the action's own call (open: until viewer.open returned)
     done = process(app, 900.0 if until is not None else wait, until)
     if until is not None:
         process(app, wait)
@@ -322,7 +326,8 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     beat._tick()
     wall = time.perf_counter() - start
     line = record(results, name, beat.longest, beat.longest_split, wall)
-    print(f"{line}   (step {wall:.2f} s)" + ("" if done else "  TIMED OUT"))
+    results[name]["call_s"] = round(call, 2)
+    print(f"{line}   (step {wall:.2f} s, call {call:.2f} s)" + ("" if done else "  TIMED OUT"))
 
 
 def synthetic_image(size: int, channels: int) -> Any:
@@ -406,7 +411,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--py-spy", type=Path,
-        help="write py-spy's stacks of every thread (native frames) there whenever a tick is "
+        help="write py-spy's stacks of every thread (Python frames) there whenever a tick is "
         "over 100 ms late, taken from a monitor process (py-spy must be installed)",
     )  # fmt: skip
     parser.add_argument(

@@ -180,6 +180,35 @@ def test_cancelling_a_read_stops_it_within_a_second(SHARED_EDS: Path) -> None:
     assert read_any(SHARED_EDS / "exspy/EDS_SEM_TM002.hspy").counts.shape == (1024,)
 
 
+def test_a_read_started_inside_another_s_wait_is_refused(SHARED_EDS: Path) -> None:
+    """A caller may run other code between a read's waits (napari's reader turns Qt's event
+    loop there); a read started there, in the same thread, waited forever for the lock the
+    first read holds. It is refused with an error naming both files; the first read goes on."""
+    import threading
+
+    first, second = SHARED_EDS / "bruker/Hitachi_TM3030Plus.bcf", SHARED_EDS / "jeol/met03.EDS"
+    isolation.shutdown()  # the child's start: the first read surely waits
+    outcome: dict = {}
+
+    def nested() -> None:
+        steps = isolation.read_steps("read_any", first)
+        next(steps)  # waiting for the child, the lock held by this thread
+        try:
+            read_any(second)
+        except SpectrumImageError as error:
+            outcome["error"] = str(error)
+        for _ in steps:
+            pass
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the nested read waited for the first one's lock"
+    error = outcome["error"]
+    assert "met03.EDS" in error and "Hitachi_TM3030Plus.bcf is being read" in error
+    assert read_any(second).counts.shape == (2048,)  # nothing left held
+
+
 def test_refusals_need_no_child(tmp_path: Path) -> None:
     isolation.shutdown()
     with pytest.raises(SpectrumImageError, match="file not found"):

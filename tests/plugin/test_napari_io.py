@@ -266,6 +266,33 @@ def test_the_preload_imports_every_dock_widget_s_module():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+def test_the_compute_preload_warms_dask_and_the_label_colouring_after_torch(monkeypatch):
+    """The first run's worker imported dask.distributed (dask's first compute looks for a
+    client) and Run started compiling napari's label colouring beside torch's import: both held
+    the GIL in the run's first turns. The compute preload does them, one after the other, after
+    torch; what it imported is frozen before the compilation's throw-away layer is made."""
+    import threading
+
+    import dask.base
+
+    from napari_sigma._napari import preload, results
+
+    done = threading.Event()
+    done.set()
+    events = []
+    monkeypatch.setattr(preload, "_modules_done", done)
+    monkeypatch.setattr(preload, "_prewarm_reading", lambda: events.append("reader"))
+    monkeypatch.setattr(preload, "_load_torch_libraries", lambda: events.append("libraries"))
+    monkeypatch.setattr(preload, "_import", lambda names: events.append(names))
+    monkeypatch.setattr(preload, "_freeze_long_lived", lambda: events.append("freeze"))
+    monkeypatch.setattr(dask.base, "_distributed_available", lambda: events.append("dask"))
+    monkeypatch.setattr(results, "warm_up_labels_drawing", lambda: events.append("labels"))
+    preload._import_compute()
+    assert events == [
+        "reader", "libraries", preload.COMPUTE_MODULES, "dask", "freeze", "labels"
+    ]  # fmt: skip
+
+
 def test_the_preloaded_modules_are_out_of_the_collectors_reach():
     """Full collections hold the GIL for every tracked object (33-347 ms each in the 1024²
     heartbeat); the preload freezes what it imported (gc.freeze) so they traverse the rest only."""
@@ -408,6 +435,74 @@ def test_every_real_file_opens_through_the_plugin(viewer):
         viewer.open(str(DATA / relative), plugin=PLUGIN)
         (layer,) = viewer.layers
         assert state.role_of(layer) == "spectrum" and layer.data.shape == (1, channels), relative
+
+
+@pytest.mark.gui
+def test_napari_s_event_loop_turns_while_the_file_is_read(viewer, qtbot):
+    """napari calls the reader in its main thread: while the reading process worked (1.2-1.5 s
+    on a first JEOL read, its start included) napari was frozen, no repaint and no timer. The
+    reader waits in 10 ms slices and turns Qt's event loop in between: a 10 ms timer keeps
+    ticking while the read holds the reading process, and the file opens as before."""
+    from qtpy.QtCore import QTimer
+
+    from napari_sigma.io import isolation
+
+    isolation.shutdown()  # the read starts the reading process: it surely takes a while
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(isolation._lock.locked()))
+    timer.start()
+    try:
+        viewer.open(str(DATA / "bruker" / "P45_the_default_job.bcf"), plugin=PLUGIN)
+    finally:
+        timer.stop()
+    assert sum(ticks) >= 10, ticks  # 0 when the read blocked the event loop
+    (total,) = [layer for layer in viewer.layers if state.role_of(layer) == "total"]
+    assert total.data.shape == (75, 100)
+
+
+@pytest.mark.gui
+def test_the_preload_runs_while_the_file_is_read(viewer, qtbot, monkeypatch):
+    """The plugin's imports for the dock (matplotlib, the tabs) start with the read, while
+    napari's main thread only waits for the reading process. Started at the event-loop turn
+    after the layers were made, they ran inside napari's open (napari turns the loop itself
+    while it adds layers) and held the GIL while napari added and drew them (179 ms of the
+    preload's CPU in a JEOL open's longest block)."""
+    from napari_sigma._napari import preload
+
+    calls = []
+
+    def start():
+        calls.append(len(viewer.layers))
+        preload._state["thread"] = "started"
+
+    monkeypatch.setitem(preload._state, "thread", None)  # as in a session that read no file
+    monkeypatch.setattr(preload, "start", start)
+    viewer.open(str(DATA / "bruker" / "P45_the_default_job.bcf"), plugin=PLUGIN)
+    qtbot.wait(50)
+    assert calls == [0]  # once, before napari added any of the file's layers
+
+
+@pytest.mark.gui
+def test_without_a_reading_process_the_preload_starts_once_napari_s_open_has_returned(
+    viewer, qtbot, monkeypatch
+):
+    """Read in napari's process (``NAPARI_SIGMA_ISOLATE=0``) the file leaves napari no wait to
+    fill: the imports start at the event-loop turn after napari's open has returned, not inside
+    it (napari turns the loop while it adds layers)."""
+    from napari.utils.progress import progress
+
+    from napari_sigma._napari import preload
+
+    monkeypatch.setenv("NAPARI_SIGMA_ISOLATE", "0")
+    calls = []
+    monkeypatch.setitem(preload._state, "thread", None)  # as in a session that read no file
+    monkeypatch.setattr(preload, "start", lambda: calls.append(len(progress._all_instances)))
+    viewer.open(str(DATA / "bruker" / "P45_the_default_job.bcf"), plugin=PLUGIN)
+    assert calls == []  # not inside the open
+    qtbot.waitUntil(lambda: bool(calls), timeout=5000)
+    assert calls == [0]  # once, with napari's "Opening Files" progress closed
 
 
 @pytest.mark.gui

@@ -27,11 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_sigma._napari import state, threads
-from napari_sigma._napari.results import (
-    ResultLayers,
-    add_result_layers_stepwise,
-    warm_up_labels_drawing,
-)
+from napari_sigma._napari.results import ResultLayers, add_result_layers_stepwise
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 SOURCE_ROLES = ("total", "image", "cube")
@@ -209,12 +205,13 @@ class AnalysisWidget(ViewerWidget):
             return None
         from napari_sigma._napari import preload
 
-        preload.start_compute()  # torch's libraries loaded without the GIL, not by the worker
+        # torch's libraries loaded without the GIL, not by the worker; then napari's label
+        # colouring compiled (for the result's first Labels layer), one after the other
+        preload.start_compute()
         self.worker = self._make_worker(image, settings, title=layer.name)
         self._run_image, self._cancelled = image, ""
         self._set_running(True)
         self.progress_label.setText("starting")
-        warm_up_labels_drawing()  # napari's first Labels layer compiles its colouring: not then
         worker = self.worker
         self.destroyed.connect(lambda *_: worker.quit())  # the dock or the viewer closed
         threads.start(worker)  # a low-priority thread of the plugin's pool (see threads.py)

@@ -18,7 +18,9 @@ the main thread missed 246-624 ms at load 2-7), which froze napari as the analys
 (called through ctypes, which lets other threads run meanwhile; ``ctypes.CDLL`` held the GIL); the
 import then finds them loaded. What is left holding the GIL is ``torch._C``'s initialisation (one
 C call, 83 ms CPU) and 1.4 s of Python (switched every 5 ms). It is not started with the first
-thread: imported while the user docks the plugin, it slowed the dock.
+thread: imported while the user docks the plugin, it slowed the dock. The same thread then lets
+dask look for dask.distributed (:func:`_warm_dask_scheduler`) and starts compiling napari's
+label colouring (:func:`_warm_labels_drawing`): both were the first run's, in its first turns.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ MODULES = (
     "napari_sigma._napari.main_widget",  # with the Analysis tab's: napari imports it to dock
 )
 COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis")
+OPEN_PROGRESS = "Opening Files"  # napari's progress bar around viewer.open's reading and adding
+START_AFTER_OPEN_MS = 1  # a timer, not a posted event: after the open has returned
 
 _state: dict = {"thread": None, "compute": None}
 _lock = threading.Lock()
@@ -59,7 +63,8 @@ def start() -> threading.Thread:
 def start_soon() -> None:
     """:func:`start` at the next turn of Qt's event loop (at once when there is no Qt application).
 
-    Called while napari opens a file, this starts the imports once napari has added the layers.
+    Called while napari opens a file, this starts the imports once napari has added the layers
+    and returned from the open (:func:`_after_napari_opens_files`).
     """
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
@@ -69,8 +74,43 @@ def start_soon() -> None:
         return
     if QApplication.instance() is None:
         start()
-    else:
+    elif not _after_napari_opens_files(start):
         QTimer.singleShot(0, start)
+
+
+def _opening_files() -> list:
+    """napari's live "Opening Files" progress bars (none outside ``viewer.open``)."""
+    progress = getattr(sys.modules.get("napari.utils.progress"), "progress", None)
+    instances = getattr(progress, "_all_instances", None)
+    try:
+        return [p for p in instances if str(getattr(p, "desc", "")).startswith(OPEN_PROGRESS)]
+    except TypeError:  # another napari: no such registry
+        return []
+
+
+def _after_napari_opens_files(callback: Any) -> bool:
+    """Call ``callback`` at the event-loop turn after napari's ``viewer.open`` has added the
+    layers (its "Opening Files" progress bar closed); False when no open is under way.
+
+    A zero timer set while napari opens a file fires inside the open: napari turns the event
+    loop itself (its progress bar, each Image layer's controls), so the imports started there
+    held the GIL while napari added the file's layers and drew them (the preload thread had 179
+    ms of CPU in a JEOL open's longest block, load 6).
+    """
+    from qtpy.QtCore import QTimer
+
+    if not _opening_files():
+        return False
+    instances = sys.modules["napari.utils.progress"].progress._all_instances
+
+    def on_change(*_: Any) -> None:
+        if _opening_files():
+            return
+        instances.events.changed.disconnect(on_change)
+        QTimer.singleShot(START_AFTER_OPEN_MS, callback)
+
+    instances.events.changed.connect(on_change)
+    return True
 
 
 def start_compute() -> threading.Thread:
@@ -109,7 +149,42 @@ def _import_compute() -> None:
     _prewarm_reading()
     _load_torch_libraries()
     _import(COMPUTE_MODULES)
+    _warm_dask_scheduler()
     _freeze_long_lived()
+    _warm_labels_drawing()
+
+
+def _warm_dask_scheduler() -> None:
+    """Let dask look for dask.distributed now, as its first ``compute`` of the session does.
+
+    With distributed installed, dask's first compute (with no scheduler named) imports
+    ``distributed`` (its scheduler, deploy and comm modules: 0.2-0.4 s of CPU) to look for a
+    client: the first run's worker did it at the analysis' first sum over a lazy cube, holding
+    the GIL in the middle of napari's first turns of the run (py-spy, JEOL, load 20). dask's own
+    check, so that whatever it imports is imported here; nothing when dask changes it.
+    """
+    try:
+        from dask.base import _distributed_available
+
+        _distributed_available()
+    except Exception:  # another dask: its first compute does what it does
+        pass
+
+
+def _warm_labels_drawing() -> None:
+    """Start compiling napari's label colouring once torch is imported, in the dock's idle time
+    (:func:`~napari_sigma._napari.results.warm_up_labels_drawing`): started by Run, its
+    compilation (2.4 s, 0.9 s of CPU) held the GIL in the run's first turns (80 ms of CPU in a
+    112 ms gap, load 20), at the same time as torch's import when Run came within seconds of the
+    dock (two threads taking the GIL from napari's: 166-190 ms gaps at 1024², load 20). Run starts
+    this thread when it was not started (:func:`start_compute`), so the compilation always
+    follows torch's import."""
+    try:
+        from napari_sigma._napari.results import warm_up_labels_drawing
+
+        warm_up_labels_drawing()
+    except Exception:  # the first phases layer compiles it instead
+        pass
 
 
 def _freeze_long_lived() -> None:

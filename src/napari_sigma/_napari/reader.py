@@ -25,6 +25,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from napari_sigma._napari.layers import LayerData, spectrum_image_layers, spectrum_layer
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
@@ -92,11 +93,16 @@ def read_file_layers(path: Path) -> list[LayerData]:
     from napari_sigma.io.validation import DataWarning
 
     lazy = reads_lazily(path)
+    live = _live()
+    if live:  # the dock's imports while napari waits for the read (see _read_keeping_napari_live)
+        from napari_sigma._napari import preload
+
+        preload.start()
     warm_up = warm_up_layer_adding(lazy)  # while this thread waits for the reading process
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)  # shown below, once, as notifications
-            data = read_any(path, lazy=lazy)
+            data = _read_keeping_napari_live(path, lazy) if live else read_any(path, lazy=lazy)
     finally:
         warm_up.join()  # napari uses pint as soon as the layers are added: never both at once
     if isinstance(data, SpectrumImage):
@@ -106,6 +112,53 @@ def read_file_layers(path: Path) -> list[LayerData]:
     if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
         warn_spectrum_only(path, data)
     return [spectrum_layer(data)]
+
+
+LIVE_POLL_S = 0.01  # how long one wait for the reading process lasts between two event-loop turns
+
+
+def _live() -> bool:
+    """Whether the read runs in napari's main thread with files read in a child process."""
+    from napari_sigma.io.reading import _isolating
+
+    if not _isolating(None) or threading.current_thread() is not threading.main_thread():
+        return False
+    from qtpy.QtWidgets import QApplication
+
+    return QApplication.instance() is not None
+
+
+def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
+    """:func:`~napari_sigma.io.reading.read_any` in the reading process while Qt's event loop
+    keeps turning in this thread (every :data:`LIVE_POLL_S`).
+
+    napari calls a reader in its main thread and waits for it; the read is a wait for the child
+    process (1.2-1.5 s on a first JEOL read, the child's start included), during which napari
+    was frozen: no repaint, no timer. Here the wait is cut into 10 ms slices with one turn of
+    the event loop between them, without user input (``ExcludeUserInputEvents``): clicks and
+    keys wait for the end of the open as before (a second open, or closing a layer, cannot
+    start in the middle of this one), while the window repaints and napari's and the plugin's
+    timers run. napari itself turns the loop inside an open (its progress bar and each Image
+    layer's controls call ``processEvents``). A read started from inside such a turn (a timer
+    opening a file) is refused (:func:`~napari_sigma.io.isolation.read_steps`) instead of
+    waiting forever for the reading process this read holds.
+    """
+    from qtpy.QtCore import QEventLoop
+    from qtpy.QtWidgets import QApplication
+
+    from napari_sigma.io.isolation import read_steps
+
+    flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
+    steps = read_steps("read_any", path, lazy, poll_s=LIVE_POLL_S)
+    try:
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            QApplication.processEvents(flags)
+    finally:
+        steps.close()
 
 
 WARM_UP_MODULES = ("scipy.ndimage",)

@@ -133,30 +133,34 @@ class _Worker:
         stdin.write(len(payload).to_bytes(8, "little") + payload)
         stdin.flush()
 
-    def receive(self, deadline: float) -> Generator[None, None, Any]:
-        """Read one answer, yielding every 0.1 s while waiting; EOFError when the child died."""
-        header = yield from self._read_exactly(16, deadline)
+    def receive(self, deadline: float, poll_s: float = _POLL_S) -> Generator[None, None, Any]:
+        """Read one answer, yielding every ``poll_s`` while waiting; EOFError when the child
+        died."""
+        header = yield from self._read_exactly(16, deadline, poll_s)
         n_buffers = int.from_bytes(header[8:], "little")
-        sizes = yield from self._read_exactly(8 * n_buffers, deadline)
-        payload = yield from self._read_exactly(int.from_bytes(header[:8], "little"), deadline)
+        sizes = yield from self._read_exactly(8 * n_buffers, deadline, poll_s)
+        size = int.from_bytes(header[:8], "little")
+        payload = yield from self._read_exactly(size, deadline, poll_s)
         buffers = []
         for i in range(n_buffers):
             size = int.from_bytes(sizes[8 * i : 8 * i + 8], "little")
             if size & _IN_SHARED_FILE:
-                name = yield from self._read_exactly(size & ~_IN_SHARED_FILE, deadline)
+                name = yield from self._read_exactly(size & ~_IN_SHARED_FILE, deadline, poll_s)
                 buffers.append(_map_shared_file(Path(name.decode())))
             else:
-                buffers.append((yield from self._read_exactly(size, deadline)))
+                buffers.append((yield from self._read_exactly(size, deadline, poll_s)))
         return pickle.loads(payload, buffers=buffers)
 
-    def _read_exactly(self, size: int, deadline: float) -> Generator[None, None, bytearray]:
+    def _read_exactly(
+        self, size: int, deadline: float, poll_s: float = _POLL_S
+    ) -> Generator[None, None, bytearray]:
         fd = self.process.stdout.fileno()
         data = bytearray(size)
         view, done = memoryview(data), 0
         while done < size:
             if time.monotonic() > deadline:
                 raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            ready, _, _ = select.select([fd], [], [], poll_s)
             if not ready:
                 yield
                 continue
@@ -221,6 +225,9 @@ def _widen_pipe(fd: int) -> None:
 
 _worker: _Worker | None = None
 _lock = threading.Lock()
+# the thread holding _lock for a read and its file: a read waits for the child in steps, and a
+# caller may run other code between them (napari's reader turns Qt's event loop)
+_holder: dict[str, Any] = {"thread": None, "path": None}
 
 
 def _get_worker(memory_bytes: int) -> _Worker:
@@ -279,8 +286,10 @@ def read_steps(
     lazy: bool = False,
     limits: ReadLimits | None = None,
     args: tuple = (),
+    poll_s: float = _POLL_S,
 ) -> Generator[Progress, None, Any]:
-    """Read a file in the worker process, yielding progress every 0.1 s; closing it cancels.
+    """Read a file in the worker process, yielding progress every ``poll_s`` (0.1 s) while the
+    child works; closing it cancels.
 
     Parameters
     ----------
@@ -296,6 +305,9 @@ def read_steps(
         Time and memory limits (default :meth:`ReadLimits.default`).
     args : tuple
         The function's further arguments (``read_spectrum_image_within``: its two sizes).
+    poll_s : float
+        How long one wait for the child lasts before a progress report is yielded (napari's
+        reader waits ~10 ms, turning Qt's event loop in between).
 
     Returns
     -------
@@ -314,14 +326,21 @@ def read_steps(
     from napari_sigma.io import reading
 
     reading.check_before_reading(path)  # fast refusals need no child
+    if _holder["thread"] == threading.get_ident():  # waiting for the lock would never end
+        raise SpectrumImageError(
+            path,
+            f"{_holder['path'].name} is being read; read this file once that read is done "
+            "(a read started from inside another one's wait)",
+        )
     start = time.monotonic()
     with _lock:
+        _holder.update(thread=threading.get_ident(), path=path)
         worker = _get_worker(limits.memory_bytes)
         finished = False
         try:
             worker.send((function, str(path), lazy, tuple(args)))
             answer = None
-            receiving = worker.receive(start + limits.time_s)
+            receiving = worker.receive(start + limits.time_s, poll_s)
             while True:
                 try:
                     next(receiving)
@@ -341,6 +360,7 @@ def read_steps(
             code = _drop_worker()
             raise SpectrumImageError(path, _death_cause(path, code)) from None
         finally:
+            _holder.update(thread=None, path=None)
             if not finished and _worker is worker:
                 _drop_worker()  # cancelled (generator closed) or failed: the child may be busy
     return _unpack(path, function, lazy, answer, args)
