@@ -34,6 +34,7 @@ analysed at all must show its line in the spectrum (:func:`unanalysed_light_chi2
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -201,15 +202,20 @@ def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[st
 
 def _sigma(measured: float, library: float, error: float) -> float:
     high = max(measured, library)
-    return float(np.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + ABSOLUTE_TOLERANCE_WT**2))
+    # math.sqrt: the same correctly rounded square root as np.sqrt, without a numpy scalar
+    return math.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + ABSOLUTE_TOLERANCE_WT**2)
 
 
 def _chi2(wt: Mapping[str, float], err: Mapping[str, float], library: Mapping[str, float]):
     elements = set(wt) | set(library)
     chi2 = 0.0
-    for el in elements:
+    floor = ABSOLUTE_TOLERANCE_WT**2
+    for el in elements:  # _sigma inlined (the same arithmetic): the ranking's inner loop
         m, lib = wt.get(el, 0.0), library.get(el, 0.0)
-        chi2 += ((m - lib) / _sigma(m, lib, err.get(el, 0.0))) ** 2
+        high = lib if lib > m else m
+        error = err.get(el, 0.0)
+        sigma = math.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + floor)
+        chi2 += ((m - lib) / sigma) ** 2
     return chi2, max(len(elements), 1)
 
 
@@ -459,10 +465,31 @@ def _film_explains(film, composition: Mapping[str, float], density: float) -> bo
         return True
     wt, geometry = film
     visible = {el: c for el, c in composition.items() if c > 0 and el not in INVISIBLE}
-    measured = unbound_oxygen_at(wt, visible)
+    measured = _unbound_oxygen_of(wt, visible)
     if composition.get("O", 0.0) > 0:
-        return measured >= OXYGEN_LEFT_OUT_MIN * _oxygen_at(visible)
+        return measured >= OXYGEN_LEFT_OUT_MIN * _oxygen_at_cached(tuple(visible.items()))
     return measured <= film_oxygen_at(visible, density, geometry)
+
+
+def _unbound_oxygen_of(wt: Mapping[str, float], composition: Mapping[str, float]) -> float:
+    """:func:`unbound_oxygen_at`, computed once per measured composition and set of measured
+    elements the mineral lacks (all it depends on; the library's minerals share a few sets)."""
+    lacking = frozenset(el for el in wt if composition.get(el, 0.0) <= 0)
+    try:
+        return _unbound_oxygen_cached(tuple(wt.items()), lacking)
+    except TypeError:  # a value that cannot be a key: not cached
+        return unbound_oxygen_at(wt, composition)
+
+
+@lru_cache(maxsize=4096)
+def _unbound_oxygen_cached(wt_items: tuple, lacking: frozenset) -> float:
+    wt = dict(wt_items)
+    return unbound_oxygen_at(wt, {el: 1.0 for el in wt if el not in lacking})
+
+
+@lru_cache(maxsize=4096)
+def _oxygen_at_cached(items: tuple) -> float:
+    return _oxygen_at(dict(items))
 
 
 def _oxygen_at(composition: Mapping[str, float]) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -51,9 +51,9 @@ class Mineral:
         """Atoms per formula unit."""
         return formula_atoms(self.formula)
 
-    @property
+    @cached_property
     def formula_mass(self) -> float:
-        """Mass of one formula unit (g/mol)."""
+        """Mass of one formula unit (g/mol; computed once: every series comparison asks)."""
         from napari_sigma.quant.physics import atomic_weight
 
         return sum(n * atomic_weight(el) for el, n in self.atoms.items())
