@@ -40,12 +40,15 @@ def read_tif(path: Path) -> np.ndarray:
     return np.asarray(tifffile.imread(path))
 
 
-def run_case(case_dir: Path, out: Path, command: list[str]) -> dict:
-    """``napari-sigma run cube.hspy --out out`` (fresh folder); wall time and exit status."""
+def run_case(case_dir: Path, out: Path, command: list[str], options: list[str] = ()) -> dict:
+    """``napari-sigma run cube.hspy --out out [options]`` (fresh folder); wall time and exit
+    status."""
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    done = subprocess.run([*command, "run", str(case_dir / "cube.hspy"), "--out", str(out)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [*command, "run", str(case_dir / "cube.hspy"), "--out", str(out), *options],
+        capture_output=True, text=True,
+    )  # fmt: skip
     (out / "cli.log").write_text(done.stdout + done.stderr)
     return {"rc": done.returncode, "wall_s": round(time.perf_counter() - start, 1)}
 
@@ -113,6 +116,8 @@ def main() -> None:
         "--command", nargs="+", default=[str(Path(sys.executable).parent / "napari-sigma")]
     )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--options", nargs="*", default=[],
+                        help="more options of napari-sigma run (e.g. --coating C)")  # fmt: skip
     args = parser.parse_args()
     heldout = args.heldout.expanduser()
     cases = args.cases or sorted(p.parent.name for p in heldout.glob("*/meta.json"))
@@ -120,7 +125,7 @@ def main() -> None:
     for case in cases:
         runs = {}
         if args.run:
-            runs = run_case(heldout / case, args.out / case, args.command)
+            runs = run_case(heldout / case, args.out / case, args.command, args.options)
         row = {**score_case(heldout / case, args.out / case), **runs}
         results.append(row)
         right += row["right"]

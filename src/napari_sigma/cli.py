@@ -112,7 +112,10 @@ def build_settings(args: argparse.Namespace):
 
 
 def _with_minerals(settings, args: argparse.Namespace):
-    """``--minerals FILE`` (checked now: a bad table is a one-line error) and ``--no-minerals``."""
+    """``--coating C``, ``--minerals FILE`` (checked now: a bad table is a one-line error) and
+    ``--no-minerals``."""
+    if getattr(args, "coating", None):
+        settings = replace(settings, coating=(args.coating,))
     if getattr(args, "minerals", None) is not None:
         from napari_sigma.minerals.library import load_library
 
@@ -163,6 +166,13 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         const=False,
         default=None,
         help="do not quantify and name the phases (no mineralogy report)",
+    )
+    parser.add_argument(
+        "--coating",
+        default=None,
+        choices=["C"],
+        help="the sample is carbon coated (or on a carbon film): a measured C that the coat "
+        "can give is no evidence for a C-bearing mineral",
     )
 
 

@@ -46,7 +46,10 @@ def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]
     elements = elements_of_lines(result.lines)
     automatic = settings is not None and not getattr(settings, "lines", None)
     automatic = automatic and not getattr(settings, "elements", None) and not result.image.elements
-    computation = identify_phases(result.image, labels, elements, library, phase_ids=phase_ids,
+    from napari_sigma.pipeline.analysis import quant_settings
+
+    computation = identify_phases(result.image, labels, elements, library,
+                                  quant_settings(settings), phase_ids=phase_ids,
                                   detect_elements=automatic)  # fmt: skip
     return run_to_completion(computation)
 

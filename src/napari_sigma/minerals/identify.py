@@ -667,12 +667,15 @@ def identify_composition(
     library: MineralLibrary | None = None,
     min_score: float = MIN_SCORE,
     geometry: Geometry | None = None,
+    coating: Sequence[str] = (),
 ) -> Identification:
     """Name a phase from its quantified composition (see the module docstring); ``geometry``:
-    the acquisition (default :data:`SEM_20KV`)."""
+    the acquisition (default :data:`SEM_20KV`); ``coating``: a coat the user states
+    (:mod:`napari_sigma.minerals.coating`)."""
     candidates = rank_candidates(wt, err_wt, library, geometry)
     if not candidates or candidates[0].score < min_score:
         candidates = _with_contaminants(candidates, wt, err_wt or {}, library)
+    candidates = _with_coating(candidates, wt, coating, geometry, library)
     return _identification(_prefer_anhydrous(candidates), wt, dict(err_wt or {}), min_score)
 
 
@@ -802,6 +805,7 @@ def identify_quantified(
     min_score: float = MIN_SCORE,
     requantify=None,
     foil_nm: float | None = None,
+    coating: Sequence[str] = (),
 ) -> Identification:
     """Name a phase from a :class:`~napari_sigma.quant.quantify.Quantification` and its spectrum.
 
@@ -815,6 +819,9 @@ def identify_quantified(
     their own C in the matrix (:func:`with_unmeasured_carbon`).
 
     ``foil_nm``: a thin foil's thickness (what its surface films add: :func:`film_oxygen_at`).
+
+    ``coating``: the elements of a coat the user states (``("C",)``;
+    :func:`napari_sigma.minerals.coating.prefer_without_coating_carbon`).
     """
     wt, err = quantification.wt, quantification.err_wt
     geometry = Geometry(quantification.mode, float(quantification.beam_kev),
@@ -838,7 +845,17 @@ def identify_quantified(
             compared += [c for c in fresh if c.similarity is not None]
             rest = [c for c in fresh if c.similarity is None]
             candidates = sorted(compared, key=lambda c: -c.score) + rest
+    candidates = _with_coating(candidates, wt, coating, geometry, library)
     return _identification(_prefer_anhydrous(candidates, library), wt, dict(err), min_score)
+
+
+def _with_coating(candidates, wt, coating, geometry, library) -> list[Candidate]:
+    """:func:`napari_sigma.minerals.coating.prefer_without_coating_carbon` when a coat is stated."""
+    if not coating:
+        return candidates
+    from napari_sigma.minerals.coating import prefer_without_coating_carbon
+
+    return prefer_without_coating_carbon(candidates, wt, coating, geometry, library)
 
 
 CARBON_HYPOTHESES = 4

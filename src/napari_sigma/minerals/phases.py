@@ -600,6 +600,7 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
             settings.detector_for(quantification.mode, _metadata(image)),
             requantify=_requantify(spectrum, image, elements, settings, width),
             foil_nm=settings.thickness_nm or foil_thickness_nm(_metadata(image)),
+            coating=settings.coating,
         )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")

@@ -363,10 +363,19 @@ def _minerals(image, labels, lines, spectra, settings: AnalysisSettings, depth=N
             spectra = np.asarray(spectra, dtype=np.float64)
             host = host_corrected_spectra(image.counts, labels, spectra, energies, beam, depth)
     minerals = yield from identify_phases(
-        image, labels, elements, library, spectra=spectra, detect_elements=automatic, depth=depth,
-        host=host,
+        image, labels, elements, library, quant_settings(settings), spectra=spectra,
+        detect_elements=automatic, depth=depth, host=host,
     )  # fmt: skip
     return minerals, host
+
+
+def quant_settings(settings):
+    """The quantification settings of an analysis's minerals (None: the defaults; a stated
+    coating: ``AnalysisSettings.coating``)."""
+    from napari_sigma.quant.quantify import QuantSettings
+
+    coating = tuple(getattr(settings, "coating", ()) or ())
+    return QuantSettings(coating=coating) if coating else None
 
 
 def empty_pixels(dose: np.ndarray, radius: int = 2, share: float = 0.05) -> np.ndarray:

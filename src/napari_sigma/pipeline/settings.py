@@ -98,6 +98,9 @@ class AnalysisSettings:
         (:mod:`napari_sigma.minerals.phases`; names become ``"P1 quartz"``).
     minerals : str or None
         A CSV of minerals extending the packaged library (``--minerals FILE``).
+    coating : tuple of str
+        Elements of a coat the sample carries (``("C",)``: ``--coating C``; see
+        ``QuantSettings.coating``).
     """
 
     lines: tuple[str, ...] | None = None
@@ -115,6 +118,7 @@ class AnalysisSettings:
     cpu_threads: int | None = 1
     identify_minerals: bool = True
     minerals: str | None = None
+    coating: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checked = check_settings(self)

@@ -101,6 +101,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "clustering.covariance": ("full", "diag"),
     "clustering.criterion": CRITERIA,
     "clustering.backend": ("torch", "sklearn"),
+    "coating": ("C",),
 }
 """Allowed values of each string field that is not a ``Literal``."""
 

@@ -81,6 +81,11 @@ class QuantSettings:
         Oxygens per formula unit of the reported formula; None: no formula per oxygens.
     max_iterations, tolerance : int, float
         Iteration limit and convergence threshold on mass fractions.
+    coating : tuple of str
+        Elements of a coat the user states the sample carries (``("C",)``: a carbon-coated
+        section, or a foil on a carbon support film). The quantification is unchanged; the
+        identification does not take a measured C that the coat can give as evidence for a
+        C-bearing mineral (:mod:`napari_sigma.minerals.coating`).
     host_correction : bool
         Phases quantified from a map (:func:`napari_sigma.minerals.phases.identify_phases`):
         remove from a particle's spectrum the share of the phase that surrounds it (a particle
@@ -112,6 +117,7 @@ class QuantSettings:
     line_fit: Literal["quant", "xray"] = "quant"
     absorption: Literal["xpp", "pdh"] = "xpp"
     host_correction: bool = True
+    coating: tuple[str, ...] = ()
 
     def detector_for(self, mode: str, metadata: Mapping | None = None) -> physics.Detector:
         """The detector of a ``"bulk"`` or ``"thin"`` quantification: the given one, else the
