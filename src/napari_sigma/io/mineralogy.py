@@ -324,6 +324,7 @@ def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
                        takeoff_deg=q.takeoff_deg, notes="; ".join(q.notes))  # fmt: skip
         if ident is not None:
             row.update(alternatives="; ".join(f"{n} {s:.2f}" for n, s in ident.alternatives),
+                       not_resolved_from="; ".join(f"{n} {s:.2f}" for n, s in ident.unresolved),
                        trace="; ".join(ident.trace), formula=ident.formula)  # fmt: skip
         elif m is not None:
             row["notes"] = m.note
@@ -337,6 +338,7 @@ def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
         "takeoff_deg",
         "formula",
         "alternatives",
+        "not_resolved_from",
         "trace",
         "notes",
     ]

@@ -174,6 +174,11 @@ class Identification:
         The measured formula (atoms, normalised).
     unknown : bool
         No library entry fits.
+    unresolved : list of (str, float)
+        Candidates that the measurement does not resolve from the name: their visible
+        composition is within the comparison's tolerance of the named one's
+        (:func:`unresolved_candidates`; magnetite Fe3O4 and hematite Fe2O3 differ by 2.5 wt %
+        O, one standard deviation of a standardless O), with their scores.
     """
 
     name: str
@@ -187,6 +192,7 @@ class Identification:
     trace: list[str]
     formula: str
     unknown: bool
+    unresolved: list[tuple[str, float]] = field(default_factory=list)
 
 
 def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[str, float]:
@@ -657,8 +663,38 @@ def _identification(candidates: Sequence[Candidate], wt, err, min_score: float) 
     return Identification(
         best.name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
         best.series, best.fractions, best.group, best.density, _trace(wt, err, best), formula,
-        False,
+        False, unresolved_candidates(candidates),
     )  # fmt: skip
+
+
+def unresolved_candidates(
+    candidates: Sequence[Candidate], library: MineralLibrary | None = None
+) -> list[tuple[str, float]]:
+    """The candidates after the best (among the first ``SPECTRUM_CANDIDATES``) whose visible
+    composition, over the elements the best was compared on, is within the comparison's
+    tolerance of the best's (chi2 per element < 1, as ``HYDROUS_MARGIN``'s test): the
+    measurement does not tell them apart at the stated accuracy (8 % relative, 0.7 wt %), e.g.
+    magnetite (O 27.6 wt %) and hematite (30.1). Polymorphs are among them. ``(name, score)``."""
+    if len(candidates) < 2:
+        return []
+    library = library or load_library()
+    best = candidates[0]
+    reference = _resolution_composition(best, library, best.ignored)
+    found = []
+    for other in candidates[1:SPECTRUM_CANDIDATES]:
+        composition = _resolution_composition(other, library, best.ignored)
+        if reference and composition and _equivalent(reference, composition):
+            found.append((other.name, other.score))
+    return found
+
+
+def _resolution_composition(candidate: Candidate, library, left_out) -> dict[str, float] | None:
+    """A candidate's visible composition (wt %) without the light elements ``left_out``: a
+    mineral's own, a series' fitted mixture."""
+    visible = _visible(candidate, library, left_out)
+    if visible is not None:
+        return visible
+    return {el: v for el, v in candidate.composition.items() if el not in left_out} or None
 
 
 def identify_composition(
