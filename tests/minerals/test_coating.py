@@ -81,3 +81,7 @@ def test_the_coating_setting_reaches_the_identification_from_the_cli():
     assert plain.coating == () and quant_settings(plain) is None
     with pytest.raises(SettingsError):
         AnalysisSettings(coating=("Au",))
+    from napari_sigma.pipeline.settings import settings_from_choices
+
+    assert settings_from_choices("default", coating=("C",)).coating == ("C",)
+    assert settings_from_choices(settings, coating=()).coating == ()

@@ -281,6 +281,7 @@ def settings_from_choices(
     split: bool | None = None,
     seed: int | None = None,
     device: str | None = None,
+    coating: Sequence[str] | None = None,
 ) -> AnalysisSettings:
     """Settings from the choices the CLI and the analysis widget offer; None keeps ``base``'s.
 
@@ -297,6 +298,8 @@ def settings_from_choices(
         The fields of the same name (``normalisation`` of the features).
     split : bool or None
         Test phases for two close compositions (``phase_finding.split``) or not.
+    coating : sequence of str or None
+        A coat the sample carries (``("C",)``; ``()``: none): ``AnalysisSettings.coating``.
     """
     settings = AnalysisSettings.preset(base) if isinstance(base, str) else base
     overrides: dict[str, Any] = {}
@@ -317,6 +320,8 @@ def settings_from_choices(
     for name, value in (("bin_factor", bin_factor), ("seed", seed), ("device", device)):
         if value is not None:
             overrides[name] = value
+    if coating is not None:
+        overrides["coating"] = tuple(coating)
     return replace(settings, **overrides)
 
 
