@@ -82,6 +82,9 @@ def test_form_defaults_follow_the_preset_and_the_source(viewer_with_sample, samp
     assert widget.settings().phase_finding.split is None
     widget.form.split.value = True
     assert widget.settings().phase_finding.split is not None
+    assert widget.settings().coating == ()  # no coat unless the user says so
+    widget.form.coating.value = True
+    assert widget.settings().coating == ("C",)
 
 
 @pytest.mark.gui

@@ -111,6 +111,13 @@ class AnalysisWidget(ViewerWidget):
                 tooltip="Test every phase grain by grain for two close compositions "
                 "(e.g. 1 wt% apart) and split it when they differ significantly",
             ),
+            CheckBox(
+                name="coating",
+                text="carbon coated",
+                value=False,
+                tooltip="The sample carries a carbon coat or sits on a carbon film: a measured C "
+                "that the coat can give is no evidence for a C-bearing mineral",
+            ),
             SpinBox(name="seed", value=0, min=0, max=2**31 - 1),
             ComboBox(name="device", choices=["auto", "cpu", "cuda"], value="auto"),
             PushButton(name="run", text="Run"),
@@ -183,6 +190,7 @@ class AnalysisWidget(ViewerWidget):
             split=bool(form.split.value),
             seed=int(form.seed.value),
             device=str(form.device.value),
+            coating=("C",) if form.coating.value else (),
         )
 
     # -- running -----------------------------------------------------------------------------
