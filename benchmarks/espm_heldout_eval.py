@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -116,8 +117,8 @@ def main() -> None:
         "--command", nargs="+", default=[str(Path(sys.executable).parent / "napari-sigma")]
     )
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--options", nargs="*", default=[],
-                        help="more options of napari-sigma run (e.g. --coating C)")  # fmt: skip
+    parser.add_argument("--options", default="",
+                        help="more options of napari-sigma run, one string: --options='--coating C'")  # fmt: skip
     args = parser.parse_args()
     heldout = args.heldout.expanduser()
     cases = args.cases or sorted(p.parent.name for p in heldout.glob("*/meta.json"))
@@ -125,7 +126,9 @@ def main() -> None:
     for case in cases:
         runs = {}
         if args.run:
-            runs = run_case(heldout / case, args.out / case, args.command, args.options)
+            runs = run_case(
+                heldout / case, args.out / case, args.command, shlex.split(args.options)
+            )
         row = {**score_case(heldout / case, args.out / case), **runs}
         results.append(row)
         right += row["right"]
