@@ -50,3 +50,19 @@ def test_weak_evidence_over_large_regions_recovers_them():
     cut = np.mean(two_label_cut(log_ratio, region, 0.3) == truth)
     assert pixel_by_pixel < 0.7
     assert cut > 0.95
+
+
+def test_cutting_the_parts_one_group_at_a_time_gives_the_whole_regions_cut(monkeypatch):
+    from scipy import ndimage
+
+    from napari_sigma.phases import graph_cut
+
+    rng = np.random.default_rng(2)
+    region = ndimage.binary_opening(rng.random((90, 120)) > 0.45)  # many parts, some touching
+    region[5:60, 10:70] = True  # one part larger than a group
+    assert ndimage.label(region, structure=np.ones((3, 3)))[1] > 20
+    log_ratio = np.round(rng.normal(0, 0.5, region.shape), 1)  # ties: zeros and equal costs
+    whole = graph_cut._cut(log_ratio, region, 0.4, 1000.0)  # one graph, one maximum flow
+    for part_pixels in (1, 50, 400, 10**6):
+        monkeypatch.setattr(graph_cut, "PART_PIXELS", part_pixels)
+        assert np.array_equal(two_label_cut(log_ratio, region, 0.4), whole)

@@ -33,6 +33,46 @@ def _neighbour_pairs(index: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, n
     return first[inside], second[inside]
 
 
+#: Pixels per maximum-flow call at most (unless one connected part is larger): scipy's maximum
+#: flow holds the GIL for its whole call, which a GUI's main thread waits for.
+PART_PIXELS = 8192
+
+
+def _parts(region: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:
+    """The region as groups of its 8-connected parts: ``(rows, cols, mask in that window)``.
+
+    Parts are joined in order until a group would pass :data:`PART_PIXELS`. No link joins two
+    parts, so the energy is a sum over parts and each group's minimum cut is that of its parts.
+    """
+    from scipy import ndimage
+
+    parts, count = ndimage.label(region, structure=np.ones((3, 3), dtype=bool))
+    if count <= 1:
+        return [(slice(None), slice(None), region)]
+    sizes = np.bincount(parts.ravel(), minlength=count + 1)[1:]
+    windows = ndimage.find_objects(parts)
+    groups, members, size = [], [], 0
+    for number, pixels in enumerate(sizes, start=1):
+        if members and size + pixels > PART_PIXELS:
+            groups.append(members)
+            members, size = [], 0
+        members.append(number)
+        size += pixels
+    groups.append(members)
+    out = []
+    for members in groups:
+        rows = slice(
+            min(windows[n - 1][0].start for n in members),
+            max(windows[n - 1][0].stop for n in members),
+        )
+        cols = slice(
+            min(windows[n - 1][1].start for n in members),
+            max(windows[n - 1][1].stop for n in members),
+        )
+        out.append((rows, cols, np.isin(parts[rows, cols], members)))
+    return out
+
+
 def two_label_cut(
     log_ratio: np.ndarray, region: np.ndarray, beta: float, resolution: float = 1000.0
 ) -> np.ndarray:
@@ -53,6 +93,18 @@ def two_label_cut(
     -------
     ndarray of bool, shape (y, x)
         True where A (False outside ``region``).
+    """
+    labelled_a = np.zeros(region.shape, dtype=bool)
+    for rows, cols, part in _parts(region):
+        labelled_a[rows, cols] |= _cut(log_ratio[rows, cols], part, beta, resolution)
+    return labelled_a
+
+
+def _cut(log_ratio: np.ndarray, region: np.ndarray, beta: float, resolution: float) -> np.ndarray:
+    """:func:`two_label_cut` of one group of parts: one maximum flow over its graph.
+
+    The source side of the residual graph of any maximum flow is the same set (the smallest
+    minimum cut), so cutting parts one by one gives the whole region's labelling exactly.
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order, maximum_flow
