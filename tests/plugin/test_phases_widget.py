@@ -101,17 +101,18 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     cursor = viewer.canvas.overlays._brush_circle
     opacity = cursor.opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
-    next(steps)  # the components layer
+    assert next(steps).components == []  # the components layer built, not yet inserted
+    assert next(steps).components[0] in viewer.layers  # inserted a turn later
     assert next(steps).phases is None  # the phases layer built, not yet inserted
     layer = next(steps).phases
     assert layer in viewer.layers and shown(layer) == set()
     pieces = list(steps)
-    assert len(pieces) == len(as_napari_makes_them) + 2  # + the brush cursor, the activation
+    # + the activation and the brush cursor, each followed by a turn for its repaint and one
+    assert len(pieces) == len(as_napari_makes_them) + 6  # for the event loop to tick after it
     assert shown(layer) == as_napari_makes_them and viewer.layers.selection.active is layer
     assert not cursor.visible and cursor.opacity == opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
-    next(steps)
-    next(steps)
+    next(steps), next(steps), next(steps)
     second = next(steps).phases
     steps.close()  # a run discarded while its layers were added
     assert shown(second) == as_napari_makes_them
@@ -168,13 +169,49 @@ def test_without_a_phases_widget_the_phase_spectra_waiters_are_told_when_added(
         *_, added = steps
         assert told == [added.phases] and not state.phase_spectra_pending(added.phases)
         steps = add_result_layers_stepwise(viewer, make_fake_result())
-        next(steps), next(steps)
+        next(steps), next(steps), next(steps)
         layer = next(steps).phases
         assert state.phase_spectra_pending(layer) and state.being_added(layer)
         steps.close()  # a run discarded while its layers were added
         assert told[-1] is layer and not state.being_added(layer)
     finally:
         state.phase_spectra_events.updated.disconnect(told.append)
+
+
+def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_told_after(
+    make_napari_viewer, qtbot
+):
+    """In a shown window, the repaint of each adding turn is held back to a later turn (on
+    llvmpipe a turn's work and the window's compose after it froze napari together: 98 + 70 ms
+    for the components layer, JEOL); the result shows in a repaint before the brush cursor is
+    built, whose first draw gets a repaint of its own; the layers' waiters (the Phases widget's
+    statistics) are told only after the last repaint, so that their workers do not compete."""
+    from napari_sigma._napari.results import add_result_layers_stepwise
+
+    viewer = make_napari_viewer()
+    viewer.window.show()
+    window = viewer.window._qt_window
+    qtbot.waitUntil(window.isVisible)
+    cursor = viewer.canvas.overlays._brush_circle
+    told, held, cursor_painted = [], [], []
+    state.result_events.added.connect(told.append)
+    try:
+        pieces = []
+        for added in add_result_layers_stepwise(viewer, make_fake_result()):
+            pieces.append(added)
+            held.append(not window.updatesEnabled())
+            if not held[-1] and cursor.visible:  # repainted with the (transparent) cursor
+                cursor_painted.append(len(pieces))
+            assert not told
+            qtbot.waitUntil(window.updatesEnabled, timeout=2000)  # repainted a turn later
+        # two repaints of their own, each followed by an empty turn (a tick before the next)
+        assert held.count(False) == 4 and cursor_painted == [len(pieces) - 1, len(pieces)]
+        assert not window.updatesEnabled() and not told  # the end: the cursor hidden again
+        layer = pieces[-1].phases
+        qtbot.waitUntil(lambda: told == [layer], timeout=2000)
+        assert window.updatesEnabled() and not state.being_added(layer) and not cursor.visible
+    finally:
+        state.result_events.added.disconnect(told.append)
 
 
 def test_a_new_phase_is_drawn_in_its_colour_at_once_without_a_new_colormap(setup):

@@ -68,3 +68,53 @@ def test_a_new_plot_draws_once_a_while_after_it_is_made_even_hidden(qtbot, monke
     qtbot.wait(3 * plotting.REDRAW_DELAY_MS)
     assert plot.draw_count == 1  # nothing new: not built again
     assert plot.canvas.wait_rendered()
+
+
+def drawn_pixels(canvas) -> np.ndarray:
+    return np.array(canvas.renderer.buffer_rgba(), copy=True)
+
+
+def test_a_spectrum_plot_is_drawn_in_a_child_process_with_the_same_pixels(qtbot, monkeypatch):
+    """A spectrum plot's Agg drawing (100-160 ms of the plot thread holding napari's GIL at
+    JEOL's 11 phases) runs in a child process: the figure is built here (what the toolbar and
+    the zoom read) and its pixels come back, the same as drawn here; a child that dies is
+    replaced, and a plot is drawn here when no child answers."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 60_000, raising=False)
+    plot = SpectrumPlot()
+    qtbot.addWidget(plot)
+    plot.resize(460, 520)
+    plot.show()
+    energy = np.linspace(0, 10, 1001)
+    rng = np.random.default_rng(0)
+    spectra = {f"P{k} phase {k}": 5 + np.sin(energy * k) + rng.random(1001) for k in range(1, 8)}
+    plot.set_spectra(energy, spectra)
+    plot.set_markers({"Si_Ka": 1.74, "Fe_Ka": 6.4, "O_Ka": 0.525})
+    drawn_here = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda *a, **k: drawn_here.append(1) or draw(*a, **k))
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    assert plot.canvas.render_count >= 1 and drawn_here == []  # drawn in the child only
+    child = plotting._child["process"]
+    assert child is not None and child.calls >= 1
+    shown = drawn_pixels(plot.canvas)
+    key = (*plot.canvas.get_width_height(physical=True), plot.canvas.figure.dpi)
+    here = RendererAgg(*key)
+    draw(plot.canvas.figure, here)
+    np.testing.assert_array_equal(shown, np.asarray(here.buffer_rgba()))  # the same pixels
+    assert len(np.unique(shown.reshape(-1, 4), axis=0)) > 10  # a plot, not a blank image
+
+    child._process.kill()  # the child dies: a new one draws the next change
+    child._process.wait()
+    plot.set_log_scale(True)
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    assert drawn_here == [1]  # the dead child's drawing was made here
+    plot.set_log_scale(False)
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    assert drawn_here == [1] and plotting._child["process"] not in (None, child)
+    np.testing.assert_array_equal(drawn_pixels(plot.canvas), shown)

@@ -38,6 +38,63 @@ def style_axes(axes: Any) -> None:
 _RENDERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-sigma-plot")
 """One thread renders every plot of the plugin, one figure at a time (matplotlib is not re-entrant)."""
 
+# the drawing child's priority below napari's (Linux nice): 0, as the plot thread's; at 10 it
+# was starved at load 20 (a first drawing took > 10 s), the GIL is what it takes off napari
+CHILD_NICE = 0
+CHILD_DEATHS = 2  # after this many deaths of the drawing child, plots are drawn in the thread
+_child: dict[str, Any] = {"process": None, "deaths": 0, "error": None}
+
+
+def _drawing_child() -> Any:
+    """The child process that draws the plots drawn in a child (plot thread only): started at
+    the first call, again after it died (up to :data:`CHILD_DEATHS` times); None when none runs."""
+    if _child["process"] is None and _child["deaths"] < CHILD_DEATHS:
+        from napari_sigma.io.child import ChildProcess
+
+        try:
+            _child["process"] = ChildProcess(("render_figure",), nice=CHILD_NICE)
+        except OSError:  # no Python process can be started here: drawn in the thread
+            _child["deaths"] = CHILD_DEATHS
+        else:
+            import atexit
+
+            atexit.register(_close_drawing_child)
+    return _child["process"]
+
+
+def _close_drawing_child() -> None:
+    """End the drawing child (at exit: its pipes closed, it reaped)."""
+    child, _child["process"] = _child["process"], None
+    if child is not None:
+        child.close()
+
+
+def _draw_in_child(figure: Any, renderer: Any) -> bool:
+    """Draw ``figure`` into ``renderer`` (an empty RendererAgg) in the drawing child process:
+    its pixels copied in (an image draw, ~1 ms). False when it could not be drawn there (the
+    caller draws it); a child that died is replaced at the next drawing."""
+    from napari_sigma.io.child import ChildDied
+
+    child = _drawing_child()
+    if child is None:
+        return False
+    width, height = int(renderer.width), int(renderer.height)
+    try:
+        pixels = child.call("render_figure", figure, width, height, float(figure.dpi))
+    except ChildDied as error:
+        _child.update(process=None, deaths=_child["deaths"] + 1, error=str(error))
+        return False
+    except Exception as error:  # did not pickle or draw there: drawn in this process
+        _child["error"] = f"{type(error).__name__}: {error}"  # the last one, for a look
+        return False
+    image = np.frombuffer(pixels, np.uint8).reshape(height, width, 4)
+    gc = renderer.new_gc()
+    try:
+        renderer.draw_image(gc, 0, 0, np.ascontiguousarray(image[::-1]))
+    finally:
+        gc.restore()
+    return True
+
 
 class PlotCanvas(FigureCanvasQTAgg):
     """A matplotlib figure as a Qt widget, with one dark-themed axes (``self.axes``).
@@ -56,6 +113,12 @@ class PlotCanvas(FigureCanvasQTAgg):
     margins : tuple of int
         Space around the axes in pixels ``(left, right, bottom, top)``, kept when the dock is
         resized (a fixed layout: matplotlib's constrained layout took half of every redraw).
+    in_child : bool
+        Draw the figure in a child process (:func:`~napari_sigma.io.child.render_figure`, at a
+        lower priority): the plot thread then holds napari's GIL only for the builds and the
+        figure's pickling (~30 ms instead of the 100-160 ms of a spectrum plot's Agg drawing,
+        which froze napari's main thread at load). The figure here stays what the toolbar,
+        the zoom and the tests read; the shown pixels are the same.
     """
 
     _rendered = Signal(object)
@@ -65,6 +128,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         parent: QWidget | None = None,
         height: float = 2.6,
         margins: tuple[int, int, int, int] = (58, 12, 40, 10),
+        in_child: bool = False,
     ) -> None:
         figure = Figure(figsize=(4.0, height), facecolor=BACKGROUND)
         super().__init__(figure)
@@ -81,6 +145,9 @@ class PlotCanvas(FigureCanvasQTAgg):
         self.render_count = 0  # finished renderings (tests wait on it)
         self._hidden_draw = False  # a draw was asked while hidden (done when shown)
         self._rendered.connect(self._on_rendered)
+        self.in_child = in_child
+        if in_child:  # the child starts (and imports matplotlib) now, in the plot thread
+            _RENDERER.submit(_drawing_child)
 
     def resizeEvent(self, event: Any) -> None:
         """Keep the margins in pixels."""
@@ -163,7 +230,8 @@ class PlotCanvas(FigureCanvasQTAgg):
             for build in builds:
                 build()
             renderer = RendererAgg(*key)
-            self.figure.draw(renderer)
+            if not (self.in_child and _draw_in_child(self.figure, renderer)):
+                self.figure.draw(renderer)
             outcome = (key, renderer)
         except Exception as error:  # reported in the main thread
             outcome = error
@@ -293,7 +361,7 @@ class SpectrumPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None, ylabel: str = "counts") -> None:
         super().__init__(parent)
-        self.canvas = PlotCanvas(self, height=3.4, margins=(58, 12, 40, 10))
+        self.canvas = PlotCanvas(self, height=3.4, margins=(58, 12, 40, 10), in_child=True)
         self._top_margin = self.canvas.margins[3]
         self._legend_layout: tuple[float, int, bool] | None = None  # entry px, columns, cut
         self.canvas.mpl_connect("resize_event", self._on_resize)

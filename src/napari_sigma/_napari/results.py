@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -132,18 +132,145 @@ def add_result_layers(
     -------
     ResultLayers
     """
-    *_, added = add_result_layers_stepwise(viewer, result, title, components)
+    *_, added = _result_layers_in_pieces(viewer, result, title, components)  # in one go
     return added
 
 
 def add_result_layers_stepwise(
     viewer: Any, result: Any, title: str | None = None, components: bool = True
 ) -> Iterator[ResultLayers]:
-    """:func:`add_result_layers` in pieces: yields after the components layer, after building
-    the phases layer (``phases`` still None), after inserting it, after each of its overlays'
-    visuals (:func:`_hide_overlays`; the first with its colormap, names and history), after the
-    brush cursor's visual and its first draw (:func:`_build_brush_cursor`) and after making
-    the phases layer the active one. The phases layer is marked as being added
+    """:func:`add_result_layers` in pieces, one per turn of Qt's event loop (the Analysis
+    widget's way); the pieces are those of :func:`_result_layers_in_pieces`.
+
+    In a shown window each piece's repaint is held back until a later turn
+    (:func:`_painted_a_turn_later`): whatever a turn changes on screen is repainted right after
+    it, before Qt's timers run, and on llvmpipe (software OpenGL) the window's compose is ~70 ms
+    of CPU, so each adding turn froze napari for its own work plus a compose (components layer
+    89 + ~70 ms, JEOL, ninth session). Held back, the pieces' turns are short freezes of their
+    own, with the event loop running between them, and the result appears in one repaint at the
+    end. Only after that repaint are the waiters told that the layers are in
+    (:func:`~napari_sigma._napari.state.finish_adding`: the Phases widget's statistics start),
+    so that their workers do not compete with it.
+    """
+    window = _qt_window(viewer)
+    pieces = _result_layers_in_pieces(
+        viewer, result, title, components, finish=False, repaints=True
+    )
+    added: ResultLayers | None = None
+    finished = settle = False
+    try:
+        while True:
+            if settle:  # an empty turn after a repaint: the next piece waits for a tick
+                settle = False  # (its timer was due before the heartbeat's, so it followed
+                yield added  # the repaint in one freeze: 92 + 23 ms, JEOL)
+                continue
+            with _painted_a_turn_later(window) as turn:
+                piece = next(pieces, _END)
+                if piece is _REPAINT:  # a repaint of its own after this (empty) turn
+                    turn.repaint_now()
+                    settle = True
+                elif piece is _END:  # all in: the waiters after the repaint (now: none held)
+                    finished = True
+                    if added is not None and added.phases is not None:
+                        turn.then(partial(state.finish_adding, added.phases))
+                    return
+                else:
+                    added = piece
+            yield added
+    finally:  # also when the caller stops early (the pieces' own clean-up; waiters told now)
+        pieces.close()
+        if not finished and added is not None and added.phases is not None:
+            state.finish_adding(added.phases)
+
+
+_REPAINT = object()  # a piece asking for a repaint before the next (the brush cursor's draw)
+_END = object()
+
+
+def _qt_window(viewer: Any) -> Any:
+    """napari's Qt main window of ``viewer`` (None: none, or a napari without it)."""
+    try:
+        return viewer.window._qt_window
+    except Exception:
+        return None
+
+
+class _Turn:
+    """One turn of :func:`_painted_a_turn_later`: ``then(callback)`` runs ``callback()`` a turn
+    after the repaint; ``repaint_now()`` turns the window's updates on at once (it repaints
+    right after this turn, before the next piece)."""
+
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.after: list[Any] = []
+        self.released = False
+
+    def then(self, callback: Any) -> None:
+        self.after.append(callback)
+
+    def repaint_now(self) -> None:
+        from qtpy import sip
+
+        self.released = True
+        if self.window is not None and not sip.isdeleted(self.window):
+            self.window.setUpdatesEnabled(True)
+
+    def run_after(self) -> None:
+        for callback in self.after:
+            callback()
+
+
+@contextmanager
+def _painted_a_turn_later(window: Any) -> Iterator[_Turn]:
+    """Hold back the repaint of what is done inside until a later turn of Qt's event loop: the
+    window's updates are off inside, a 1 ms timer turns them on again (which repaints it).
+
+    Yields a :class:`_Turn`; its ``then`` callbacks run a turn after that repaint (at once when
+    nothing was held back: no window, a hidden one, or updates held back already).
+    """
+    from qtpy import sip
+    from qtpy.QtCore import QTimer
+
+    turn = _Turn(window)
+    held = window is not None and not sip.isdeleted(window) and window.isVisible()
+    held = held and window.updatesEnabled()
+    if not held:
+        yield turn
+        turn.run_after()
+        return
+    window.setUpdatesEnabled(False)
+    try:
+        yield turn
+    finally:
+
+        def repaint() -> None:
+            if not sip.isdeleted(window):
+                window.setUpdatesEnabled(True)  # posts the repaint: done before the next timers
+            if turn.after:
+                QTimer.singleShot(1, lambda: turn.run_after())  # (a bound method: weakly held)
+
+        if turn.released:  # on already: it repaints after this turn
+            if turn.after:
+                QTimer.singleShot(1, lambda: turn.run_after())  # (a bound method: weakly held)
+        else:
+            QTimer.singleShot(1, repaint)
+
+
+def _result_layers_in_pieces(
+    viewer: Any,
+    result: Any,
+    title: str | None = None,
+    components: bool = True,
+    finish: bool = True,
+    repaints: bool = False,
+) -> Iterator[Any]:
+    """:func:`add_result_layers` in pieces: yields after building the components layer, after
+    inserting it, after building the phases layer (``phases`` still None), after inserting it,
+    after each of its overlays' visuals (:func:`_hide_overlays`; the first with its colormap,
+    names and history), after making the phases layer the active one and after the brush
+    cursor's visual (:func:`_build_brush_cursor`; ``repaints``: each of the last two followed by
+    :data:`_REPAINT`, the cursor's first draw in a repaint of its own). The phases layer is
+    marked as being added
     (:func:`~napari_sigma._napari.state.being_added`) until the generator ends (or is closed):
     the Phases widget builds its statistics then, not in the middle of these turns, where its
     worker's start competed with napari's insertion for the main thread.
@@ -159,8 +286,11 @@ def add_result_layers_stepwise(
             layer.visible = False
     added = ResultLayers(phases=None)
     if components:
-        with _inserted_inactive(viewer):
-            added.components = _add_component_layers(viewer, result, title)
+        layer = _component_layer(viewer, result, title)  # built: napari's Image layer, its
+        if layer is not None:  # contrast limits (~15-40 ms of main thread, JEOL); inserted
+            yield added  # a turn later (its visual and layer controls: ~50-60 ms)
+            with _inserted_inactive(viewer):
+                added.components = [viewer.add_layer(layer)]
         yield added
     from napari.layers import Labels
 
@@ -168,13 +298,17 @@ def add_result_layers_stepwise(
     layer = Labels(data, **kwargs)
     state.start_adding(layer)  # its statistics wait for the last turn (state.finish_adding)
     try:
-        yield from _insert_phases_layer(viewer, layer, added)
+        yield from _insert_phases_layer(viewer, layer, added, repaints)
     finally:  # also when the caller stops early: whoever waits for the layer is told
-        state.finish_adding(layer)
+        if finish:  # (else the caller tells them: add_result_layers_stepwise)
+            state.finish_adding(layer)
 
 
-def _insert_phases_layer(viewer: Any, layer: Any, added: ResultLayers) -> Iterator[ResultLayers]:
-    """The turns of :func:`add_result_layers_stepwise` from the built phases layer on."""
+def _insert_phases_layer(
+    viewer: Any, layer: Any, added: ResultLayers, repaints: bool = False
+) -> Iterator[Any]:
+    """The turns of :func:`add_result_layers_stepwise` from the built phases layer on
+    (``repaints``: with :data:`_REPAINT` where a repaint must come before the next turn)."""
     hidden = _hide_overlays(layer)  # their visuals are built later, one per turn
     yield added  # built (colormap, thumbnail), not yet in the viewer
     connected = False
@@ -192,14 +326,18 @@ def _insert_phases_layer(viewer: Any, layer: Any, added: ResultLayers) -> Iterat
             connect_colormap(added.phases)
         for overlay in hidden:
             overlay.visible = True
+    viewer.layers.selection.active = added.phases
+    yield added
+    if repaints:  # the result shows, before the brush cursor's first draw (a frame of its own)
+        yield _REPAINT
     restore = _build_brush_cursor(viewer)  # drawn (unseen) at the next paint, then hidden
     try:
         yield added
+        if repaints:
+            yield _REPAINT
     finally:
         if restore is not None:
             restore()
-    viewer.layers.selection.active = added.phases
-    yield added
 
 
 def _build_brush_cursor(viewer: Any) -> Any:
@@ -352,11 +490,14 @@ def phase_features(model: PhaseModel) -> Any:
     return pd.DataFrame({"index": ids, "phase": [model.name(i) for i in ids]})
 
 
-def _add_component_layers(viewer: Any, result: Any, title: str) -> list[Any]:
-    """The unmixed component maps as ONE hidden Image layer ``(component, y, x)`` (a slider)."""
+def _component_layer(viewer: Any, result: Any, title: str) -> Any:
+    """The hidden Image layer ``(component, y, x)`` of the unmixed component maps, not yet in
+    ``viewer`` (None: the result has none)."""
+    from napari.layers import Image
+
     abundances = np.asarray(result.abundances)
     if abundances.ndim != 3 or abundances.shape[-1] == 0:
-        return []
+        return None
     names = list(getattr(result, "component_names", []))
     spatial = spatial_kwargs(result)
     kwargs = {"scale": (1.0, *spatial["scale"]), "axis_labels": ("component", "y", "x")}
@@ -364,7 +505,7 @@ def _add_component_layers(viewer: Any, result: Any, title: str) -> list[Any]:
         kwargs["units"] = ("keV", *spatial["units"])
     # a view, not a copy: napari reads one component at a time when it is shown (a strided
     # slice, a few ms); the transposing copy cost 17-90 ms of main thread at 1024² x 8 (load 12)
-    layer = viewer.add_image(
+    return Image(
         np.moveaxis(np.asarray(abundances, dtype=np.float32), -1, 0),
         name=unique_name(viewer, f"components ({title})"),
         colormap="inferno",
@@ -372,7 +513,6 @@ def _add_component_layers(viewer: Any, result: Any, title: str) -> list[Any]:
         metadata=state.tag(None, role="component", result=result, names=names),
         **kwargs,
     )
-    return [layer]
 
 
 _warm_up = {"started": False}

@@ -7,6 +7,8 @@ what the calls need while the caller works on, then runs the calls it is sent, o
 in the order sent. Arguments and results are pickled through the child's pipes (between two
 processes of this package; nothing is written to disk). Only the functions of :data:`CALLS` run.
 The child's matplotlib has its default settings (as in the CLI), whatever this process changed.
+The plugin's spectrum plots are drawn in such a child too (:func:`render_figure`: a figure
+pickled there, its pixels back), at a lower priority than napari's (``nice``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 CALLS = {
     "render_report": ("napari_sigma.io.report", "render_report"),
     "write_mineral_report": ("napari_sigma.io.mineralogy", "write_mineral_report"),
+    "render_figure": ("napari_sigma.io.child", "render_figure"),
 }
 """What a child runs, by name: (module, function)."""
 
@@ -35,6 +38,7 @@ WARM_MODULES = {
         "napari_sigma.minerals.phases",
         "napari_sigma.minerals.mineralogy",
     ),
+    "render_figure": ("matplotlib.figure", "matplotlib.backends.backend_agg"),
 }
 """What the child imports as it starts, for each call it is told to expect (the mineral report
 also parses the default mineral library: ~1 s, once per process)."""
@@ -57,10 +61,10 @@ class ChildProcess:
     stops it when none was sent.
     """
 
-    def __init__(self, expect: tuple[str, ...] = tuple(CALLS)) -> None:
+    def __init__(self, expect: tuple[str, ...] = tuple(CALLS), nice: int = 0) -> None:
         import napari_sigma
 
-        env = dict(os.environ, MPLBACKEND="agg")
+        env = dict(os.environ, MPLBACKEND="agg", NAPARI_SIGMA_CHILD_NICE=str(int(nice)))
         root = str(Path(napari_sigma.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._process = subprocess.Popen(
@@ -119,6 +123,17 @@ class ChildProcess:
         self._process.wait()
 
 
+def render_figure(figure: Any, width: int, height: int, dpi: float) -> bytes:
+    """Draw a matplotlib figure with Agg at ``width`` x ``height`` pixels and ``dpi``; its RGBA
+    pixels, top row first (what ``FigureCanvasAgg`` draws; the plugin's plots are drawn here in
+    a child process: :class:`~napari_sigma._napari.plotting.PlotCanvas`)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    renderer = RendererAgg(width, height, dpi)
+    figure.draw(renderer)
+    return bytes(renderer.buffer_rgba())
+
+
 def _write(stream: Any, data: bytes) -> None:
     stream.write(len(data).to_bytes(8, "little"))
     stream.write(data)
@@ -142,6 +157,10 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
     import importlib
     import traceback
 
+    try:  # a lower scheduling priority than its parent's (ChildProcess's nice)
+        os.nice(int(os.environ.get("NAPARI_SIGMA_CHILD_NICE", "0")))
+    except (AttributeError, OSError, ValueError):
+        pass
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # nothing but the answers goes to the pipe
     requests = sys.stdin.buffer
