@@ -118,3 +118,22 @@ def test_a_spectrum_plot_is_drawn_in_a_child_process_with_the_same_pixels(qtbot,
     assert plot.canvas.wait_rendered()
     assert drawn_here == [1] and plotting._child["process"] not in (None, child)
     np.testing.assert_array_equal(drawn_pixels(plot.canvas), shown)
+
+
+def test_builds_queued_while_a_rendering_runs_are_replaced_by_the_last(qtbot):
+    """Each build makes the whole figure: of the builds asked while a rendering runs only the
+    last one runs before the next rendering (each held the GIL ~25 ms for a spectrum plot)."""
+    import threading
+
+    from napari_sigma._napari.plotting import PlotCanvas
+
+    canvas = PlotCanvas()
+    qtbot.addWidget(canvas)
+    canvas.show()
+    release, built = threading.Event(), []
+    canvas.render(lambda: release.wait(10) and built.append("first"))
+    for name in ("a", "b", "c"):
+        canvas.render(lambda name=name: built.append(name))
+    release.set()
+    assert canvas.wait_rendered()
+    assert built == ["first", "c"] and canvas.render_count == 2
