@@ -110,6 +110,11 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     # + the activation and the brush cursor, each followed by a turn for its repaint and one
     assert len(pieces) == len(as_napari_makes_them) + 6  # for the event loop to tick after it
     assert shown(layer) == as_napari_makes_them and viewer.layers.selection.active is layer
+    # the cursor stays (transparent) until napari's cursor changes (no repaint of its own)
+    assert cursor.visible and cursor.opacity == 0
+    viewer.cursor.style = "circle"  # the paint brush: napari shows it, with its opacity
+    assert cursor.visible and cursor.opacity == opacity
+    viewer.cursor.style = "standard"
     assert not cursor.visible and cursor.opacity == opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
     next(steps), next(steps), next(steps)
@@ -206,10 +211,10 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
             qtbot.waitUntil(window.updatesEnabled, timeout=2000)  # repainted a turn later
         # two repaints of their own, each followed by an empty turn (a tick before the next)
         assert held.count(False) == 4 and cursor_painted == [len(pieces) - 1, len(pieces)]
-        assert not window.updatesEnabled() and not told  # the end: the cursor hidden again
+        assert not window.updatesEnabled() and not told  # the last turn (held back)
         layer = pieces[-1].phases
         qtbot.waitUntil(lambda: told == [layer], timeout=2000)
-        assert window.updatesEnabled() and not state.being_added(layer) and not cursor.visible
+        assert window.updatesEnabled() and not state.being_added(layer)
     finally:
         state.result_events.added.disconnect(told.append)
 

@@ -330,7 +330,8 @@ def _insert_phases_layer(
     yield added
     if repaints:  # the result shows, before the brush cursor's first draw (a frame of its own)
         yield _REPAINT
-    restore = _build_brush_cursor(viewer)  # drawn (unseen) at the next paint, then hidden
+    # drawn (unseen) at the next paint, then hidden (lazily: at napari's next cursor change)
+    restore = _build_brush_cursor(viewer, lazily=repaints)
     try:
         yield added
         if repaints:
@@ -340,15 +341,18 @@ def _insert_phases_layer(
             restore()
 
 
-def _build_brush_cursor(viewer: Any) -> Any:
+def _build_brush_cursor(viewer: Any, lazily: bool = False) -> Any:
     """Build and draw napari's brush cursor (the viewer's circle overlay) before a user needs it.
 
     napari builds its visual when it is first shown, inside the user's first click on the paint
     brush (~30 ms of main thread: vispy's Ellipse, Polygon and transforms), and its first draw
     compiles its shaders (~50 ms more in the frame after; at 1024² the click on the brush froze
     napari 0.2 s). Here it is shown fully transparent, so that it is built now and drawn at the
-    next paint; returns the function that hides it again (to call a turn later), None when
-    nothing was done (shown already, or a napari without these internals).
+    next paint; returns the function that gives it back to napari (to call after that paint),
+    None when nothing was done (shown already, or a napari without these internals). Given back
+    ``lazily``, it stays (transparent) until napari's cursor next changes style or size, where
+    napari shows or hides it anyway: hiding it at once was one more repaint of the window
+    (~110 ms at load 17, llvmpipe) for nothing a user sees.
     """
     try:
         overlay = viewer.canvas.overlays._brush_circle
@@ -360,15 +364,28 @@ def _build_brush_cursor(viewer: Any) -> Any:
     except Exception:
         return None
 
-    def restore() -> None:
+    def restore(*_: Any) -> None:
         try:
+            if lazily:
+                for event in (viewer.cursor.events.style, viewer.cursor.events.size):
+                    event.disconnect(restore)
             if getattr(viewer.cursor, "style", "") not in ("circle", "circle_frozen"):
                 overlay.visible = False
             overlay.opacity = opacity
         except Exception:
             return
 
-    return restore
+    if not lazily:
+        return restore
+
+    def later() -> None:
+        try:
+            for event in (viewer.cursor.events.style, viewer.cursor.events.size):
+                event.connect(restore)
+        except Exception:
+            restore()
+
+    return later
 
 
 def _hide_overlays(layer: Any) -> list[Any]:
