@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -600,7 +601,17 @@ LEGEND_MAX_HEIGHT = 0.3  # of the figure: more rows than that take more columns 
 
 def _legend_labels(names: list[str], available: float, dpi: float) -> tuple[list[str], float, bool]:
     """The legend's labels (names cut with an ellipsis to fit ``available`` px), the width in px
-    of one entry (the widest label with its line sample) and whether a name was cut."""
+    of one entry (the widest label with its line sample) and whether a name was cut. Kept for
+    the same names and width (every rendering of an edit asked again: cutting 12 names one
+    character at a time was ~70 ms of the plot thread's GIL)."""
+    labels, widest, cut = _cut_legend_labels(tuple(names), float(available), float(dpi))
+    return list(labels), widest, cut
+
+
+@lru_cache(maxsize=64)
+def _cut_legend_labels(
+    names: tuple[str, ...], available: float, dpi: float
+) -> tuple[tuple[str, ...], float, bool]:
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
@@ -611,14 +622,21 @@ def _legend_labels(names: list[str], available: float, dpi: float) -> tuple[list
     def width(text: str) -> float:
         return renderer.get_text_width_height_descent(text, font, ismath=False)[0]
 
+    def fits(label: str) -> bool:
+        return sample + width(label) <= available
+
     labels, widest, cut = [], 0.0, False
     for name in names:
         label = name
-        while len(label) > 1 and sample + width(label) > available:
-            label, cut = label[:-2] + "…", True
+        if len(name) > 1 and not fits(name):  # the longest cut that fits (by halving)
+            low, high = 0, len(name) - 1  # name[:keep] + "…" with keep in [low, high]
+            while low < high:
+                keep = (low + high + 1) // 2
+                low, high = (keep, high) if fits(name[:keep] + "…") else (low, keep - 1)
+            label, cut = name[:low] + "…", True
         labels.append(label)
         widest = max(widest, width(label))
-    return labels, sample + widest, cut
+    return tuple(labels), sample + widest, cut
 
 
 def _legend_columns(entry: float, available: float, n: int, dpi: float) -> int:
