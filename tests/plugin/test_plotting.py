@@ -115,7 +115,7 @@ def test_a_spectrum_plot_is_drawn_in_a_child_process_with_the_same_pixels(qtbot,
     assert drawn_here == [1]  # the dead child's drawing was made here
     plot.set_log_scale(False)
     plot.flush()
-    assert plot.canvas.wait_rendered()
+    assert plot.canvas.wait_rendered(timeout=60)  # (a new Python process imports matplotlib)
     assert drawn_here == [1] and plotting._child["process"] not in (None, child)
     np.testing.assert_array_equal(drawn_pixels(plot.canvas), shown)
 

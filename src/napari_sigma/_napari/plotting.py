@@ -84,6 +84,7 @@ def _draw_in_child(figure: Any, renderer: Any) -> bool:
         pixels = child.call("render_figure", figure, width, height, float(figure.dpi))
     except ChildDied as error:
         _child.update(process=None, deaths=_child["deaths"] + 1, error=str(error))
+        _drawing_child()  # its successor starts (imports) now, while this one is drawn here
         return False
     except Exception as error:  # did not pickle or draw there: drawn in this process
         _child["error"] = f"{type(error).__name__}: {error}"  # the last one, for a look
