@@ -30,6 +30,10 @@ the acquisition's beam energy and detector and compared with the phase's backgro
 spectrum (cosine similarity of square-root spectra); the final score is
 ``composition score * similarity^4``. A light element that a candidate holds but that was not
 analysed at all must show its line in the spectrum (:func:`unanalysed_light_chi2`).
+
+A phase that no single entry fits within the comparison's tolerance may be named as an
+intergrowth of two, ``"alkali feldspar Or54 + quartz (61:39)"``, when one pair is clearly the
+best (:mod:`napari_sigma.minerals.intergrowth`).
 """
 
 from __future__ import annotations
@@ -143,6 +147,10 @@ class Candidate:
     fractions: dict[str, float] = field(default_factory=dict)
     similarity: float | None = None
     ignored: tuple[str, ...] = ()
+    components: tuple[tuple[str, float], ...] = ()
+    """An intergrowth's two components and their mass shares (`minerals.intergrowth`)."""
+    whole: dict[str, float] | None = None
+    """An intergrowth's whole composition (mass fractions, light elements included)."""
 
 
 @dataclass
@@ -179,6 +187,9 @@ class Identification:
         composition is within the comparison's tolerance of the named one's
         (:func:`unresolved_candidates`; magnetite Fe3O4 and hematite Fe2O3 differ by 2.5 wt %
         O, one standard deviation of a standardless O), with their scores.
+    components : tuple of (str, float)
+        For an intergrowth of two minerals (:mod:`napari_sigma.minerals.intergrowth`), their
+        names and mass shares; empty otherwise.
     """
 
     name: str
@@ -193,6 +204,7 @@ class Identification:
     formula: str
     unknown: bool
     unresolved: list[tuple[str, float]] = field(default_factory=list)
+    components: tuple[tuple[str, float], ...] = ()
 
 
 def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[str, float]:
@@ -253,26 +265,40 @@ def _mixture(
     return shares, mixed
 
 
-def _series_candidate(series, library, wt, err, measured) -> Candidate:
-    shares, mixed = _mixture(series, library, wt, err, measured)
+def series_fractions(series: Series, library: MineralLibrary, shares) -> dict[str, float]:
+    """End-member mole fractions by label from the members' mass shares."""
     moles = np.array(
         [y / library[m].formula_mass for y, m in zip(shares, series.members, strict=True)]
     )
     fractions = moles / max(moles.sum(), 1e-30)
-    chi2, n = _chi2(wt, err, mixed)
+    return {label: float(f) for label, f in zip(series.labels, fractions, strict=True)}
+
+
+def series_name(
+    series: Series, library: MineralLibrary, by_label: Mapping[str, float]
+) -> tuple[str, Mineral]:
+    """``"olivine Fo88"`` (or the end member's name when it is >= ``PURE_MEMBER``) and the
+    dominant end member, for end-member mole fractions by label."""
+    fractions = [by_label.get(label, 0.0) for label in series.labels]
     dominant = int(np.argmax(fractions))
-    by_label = {label: float(f) for label, f in zip(series.labels, fractions, strict=True)}
     member = library[series.members[dominant]]
     if fractions[dominant] >= PURE_MEMBER:
-        name = member.name
-    else:
-        named = [
-            (label, f)
-            for label, f, is_named in zip(series.labels, fractions, series.named, strict=True)
-            if is_named and f >= 0.05
-        ]
-        named.sort(key=lambda item: -item[1])
-        name = f"{series.name} " + "".join(f"{label}{round(100 * f)}" for label, f in named)
+        return member.name, member
+    named = [
+        (label, f)
+        for label, f, is_named in zip(series.labels, fractions, series.named, strict=True)
+        if is_named and f >= 0.05
+    ]
+    named.sort(key=lambda item: -item[1])
+    return f"{series.name} " + "".join(f"{label}{round(100 * f)}" for label, f in named), member
+
+
+def _series_candidate(series, library, wt, err, measured) -> Candidate:
+    shares, mixed = _mixture(series, library, wt, err, measured)
+    by_label = series_fractions(series, library, shares)
+    fractions = np.array([by_label[label] for label in series.labels])
+    chi2, n = _chi2(wt, err, mixed)
+    name, member = series_name(series, library, by_label)
     density = float(
         sum(f * library[m].density for f, m in zip(fractions, series.members, strict=True))
     )
@@ -312,18 +338,9 @@ def rank_candidates(
     library = library or load_library()
     if sum(v for v in wt.values() if v > 0) <= 0:
         return []
-    total = sum(v for v in wt.values() if v > 0)
-    measured_light = [
-        el
-        for el in ("C", "O")
-        if wt.get(el, 0.0) > 0 and (el != "C" or 100.0 * wt[el] / total < COATING_MAX_WT)
-    ]
-    variants = [()] + [(el,) for el in measured_light]
-    if len(measured_light) == 2:
-        variants.append(tuple(measured_light))
     film = (wt, geometry or SEM_20KV)
     best: dict[str, Candidate] = {}
-    for ignored in variants:
+    for ignored in comparison_variants(wt):
         for candidate in _candidates(wt, err_wt or {}, library, ignored, film):
             kept = best.get(candidate.name)
             if kept is None or candidate.score > kept.score:
@@ -336,6 +353,21 @@ def rank_candidates(
             seen.add(key)
             distinct.append(candidate)
     return _prefer_series(distinct)
+
+
+def comparison_variants(wt: Mapping[str, float]) -> list[tuple[str, ...]]:
+    """The light elements left out of a comparison, one tuple per variant: none, the measured O,
+    the measured C (when below ``COATING_MAX_WT`` of the measurement), both."""
+    total = sum(v for v in wt.values() if v > 0)
+    measured_light = [
+        el
+        for el in ("C", "O")
+        if wt.get(el, 0.0) > 0 and (el != "C" or 100.0 * wt[el] / total < COATING_MAX_WT)
+    ]
+    variants: list[tuple[str, ...]] = [()] + [(el,) for el in measured_light]
+    if len(measured_light) == 2:
+        variants.append(tuple(measured_light))
+    return variants
 
 
 SERIES_RANGES = {
@@ -663,7 +695,7 @@ def _identification(candidates: Sequence[Candidate], wt, err, min_score: float) 
     return Identification(
         best.name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
         best.series, best.fractions, best.group, best.density, _trace(wt, err, best), formula,
-        False, unresolved_candidates(candidates),
+        False, unresolved_candidates(candidates), best.components,
     )  # fmt: skip
 
 
@@ -709,6 +741,7 @@ def identify_composition(
     the acquisition (default :data:`SEM_20KV`); ``coating``: a coat the user states
     (:mod:`napari_sigma.minerals.coating`)."""
     candidates = rank_candidates(wt, err_wt, library, geometry)
+    candidates = _with_intergrowths(candidates, wt, err_wt, library, geometry)
     if not candidates or candidates[0].score < min_score:
         candidates = _with_contaminants(candidates, wt, err_wt or {}, library)
     candidates = _with_coating(candidates, wt, coating, geometry, library)
@@ -762,13 +795,21 @@ def _with_contaminants(candidates, wt, err_wt, library) -> list[Candidate]:
     return distinct
 
 
+def _with_intergrowths(candidates, wt, err_wt, library, geometry) -> list[Candidate]:
+    """`napari_sigma.minerals.intergrowth.with_intergrowths` (two minerals explaining a phase
+    that no single one fits)."""
+    from napari_sigma.minerals.intergrowth import with_intergrowths
+
+    return with_intergrowths(candidates, wt, err_wt, library or load_library(), geometry)
+
+
 def _visible(
     candidate: Candidate, library: MineralLibrary, left_out: tuple[str, ...] = ()
 ) -> dict[str, float] | None:
     """A single mineral's composition over the elements EDS sees (wt %), without the light
-    elements ``left_out`` of the comparison; None for a series."""
+    elements ``left_out`` of the comparison; None for a series or an intergrowth."""
     mineral = library.minerals.get(candidate.mineral)
-    if candidate.series is not None or mineral is None:
+    if candidate.series is not None or candidate.components or mineral is None:
         return None
     return _comparable(mineral.composition, set(mineral.composition) - set(left_out))
 
@@ -867,6 +908,7 @@ def identify_quantified(
         candidates = with_unmeasured_carbon(
             candidates, quantification, library, requantify, geometry
         )
+    candidates = _with_intergrowths(candidates, wt, err, library, geometry)
     fit = quantification.fit
     if spectrum is not None and axis is not None and fit is not None and candidates:
         candidates = _rerank_by_spectrum(
@@ -953,7 +995,9 @@ def _unanalysed_light(
     a light element (C, N, O; >= 1 wt %) that was not analysed at all (not among the quantified
     elements), else None."""
     unanalysed = LIGHT - analysed
-    if candidate.series is not None:
+    if candidate.whole is not None:  # an intergrowth
+        whole = dict(candidate.whole)
+    elif candidate.series is not None:
         series = next((s for s in library.series if s.name == candidate.series), None)
         whole = _series_composition(series, library, candidate.fractions) if series else {}
     else:

@@ -533,28 +533,43 @@ NEIGHBOURS_TRIED = 2
 
 
 def _explain_by_neighbours(found: list[PhaseMineral], labels, library) -> None:
-    """Unknown phases: a library mineral plus some of a touching phase
-    (:func:`~napari_sigma.minerals.identify.identify_with_neighbour`), in place."""
+    """Unknown phases, and intergrowths one of whose two minerals is a touching phase's: a
+    library mineral plus some of a touching phase
+    (:func:`~napari_sigma.minerals.identify.identify_with_neighbour`), in place. A grain whose
+    core holds a fifth of its neighbour (a WC grain in its Co binder) is that grain with some of
+    its neighbour, not an intergrowth of the two."""
     from napari_sigma.minerals.identify import identify_with_neighbour
+    from napari_sigma.minerals.intergrowth import is_component
 
-    unknown = [m for m in found if m.identification is not None and m.identification.unknown]
-    if not unknown:
-        return
     by_id = {m.phase_id: m for m in found}
-    touching = touching_phases(labels)
-    for m in unknown:
+    touching = None
+    for m in found:
+        ident = m.identification
+        if ident is None or not (ident.unknown or ident.components):
+            continue
+        touching = touching if touching is not None else touching_phases(labels)
         neighbours = sorted(touching.get(m.phase_id, {}).items(), key=lambda item: -item[1])
         for q, _ in neighbours[:NEIGHBOURS_TRIED]:
             other = by_id.get(q)
             if other is None or other.quantification is None:
                 continue
+            if ident.components and not (
+                other.identification is not None
+                and any(is_component(other.identification.name, c, library)
+                        for c, _ in ident.components)
+            ):  # fmt: skip
+                continue  # an intergrowth's minerals are not this neighbour
             name = f"P{q} {other.mineral}" if other.mineral else f"P{q}"
             better = identify_with_neighbour(
                 m.quantification.wt, m.quantification.err_wt, other.quantification.wt, name,
                 library,
             )  # fmt: skip
             if better is not None:
-                better.alternatives = m.identification.alternatives
+                better.alternatives = (
+                    [(ident.name, ident.score), *ident.alternatives[:1]]
+                    if ident.components
+                    else ident.alternatives
+                )
                 m.identification = better
                 break
 
