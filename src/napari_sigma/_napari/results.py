@@ -157,18 +157,20 @@ def add_result_layers_stepwise(
         viewer, result, title, components, finish=False, repaints=True
     )
     added: ResultLayers | None = None
-    finished = settle = False
+    finished = settle = last = False
     try:
         while True:
             if settle:  # an empty turn after a repaint: the next piece waits for a tick
                 settle = False  # (its timer was due before the heartbeat's, so it followed
                 yield added  # the repaint in one freeze: 92 + 23 ms, JEOL)
                 continue
-            with _painted_a_turn_later(window) as turn:
+            # after the last repaint only clean-up is left, nothing on screen: held back, it
+            # was one more repaint of the whole window (93-124 ms at load 13-21) for nothing
+            with _painted_a_turn_later(None if last else window) as turn:
                 piece = next(pieces, _END)
-                if piece is _REPAINT:  # a repaint of its own after this (empty) turn
-                    turn.repaint_now()
-                    settle = True
+                if piece is _REPAINT or piece is _LAST_REPAINT:  # a repaint of its own after
+                    turn.repaint_now()  # this (empty) turn
+                    settle, last = True, piece is _LAST_REPAINT
                 elif piece is _END:  # all in: the waiters after the repaint (now: none held)
                     finished = True
                     if added is not None and added.phases is not None:
@@ -184,6 +186,7 @@ def add_result_layers_stepwise(
 
 
 _REPAINT = object()  # a piece asking for a repaint before the next (the brush cursor's draw)
+_LAST_REPAINT = object()  # the same, after which nothing changes on screen (clean-up only)
 _END = object()
 
 
@@ -335,7 +338,7 @@ def _insert_phases_layer(
     try:
         yield added
         if repaints:
-            yield _REPAINT
+            yield _LAST_REPAINT
     finally:
         if restore is not None:
             restore()
