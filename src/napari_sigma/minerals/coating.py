@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
-import numpy as np
-
 from napari_sigma.minerals.identify import (
     DEFAULT_FOIL_NM,
     INVISIBLE,
@@ -30,6 +28,7 @@ from napari_sigma.minerals.identify import (
     _equivalent,
     _series_composition,
     _without,
+    surface_layer_at,
 )
 from napari_sigma.minerals.library import MineralLibrary, load_library
 
@@ -73,26 +72,13 @@ def _film_carbon_cached(items: tuple, density: float, geometry: Geometry) -> flo
         return 0.0
     composition = {el: c / total for el, c in composition.items()}
     coat_cm = COAT_NM[geometry.mode] * 1e-7
-    carbon_weight = physics.atomic_weight("C")
     if geometry.mode == "thin":
         foil_cm = (geometry.foil_nm or DEFAULT_FOIL_NM) * 1e-7
         atoms = density * sum(c / physics.atomic_weight(el) for el, c in composition.items())
         carbon = 2 * coat_cm * COAT_CARBON_MOL_CM3
         phase = max(foil_cm - 2 * coat_cm, 0.0) * atoms
         return float(100.0 * carbon / (carbon + phase))
-    try:
-        dist = physics.xpp_distribution(composition, "C", "K", geometry.beam_kev)
-    except ValueError:
-        return 0.0
-    line = physics.shell_lines("C", "K")[0].energy
-    chi = float(physics.mass_attenuation(composition, line)) / np.sin(
-        np.radians(geometry.takeoff_deg)
-    )
-    m_c = COAT_CARBON_MOL_CM3 * carbon_weight * coat_cm
-    c_c = min(m_c * dist.phi0 / float(dist.emitted(chi)), 1.0)
-    moles = {el: (1.0 - c_c) * c / physics.atomic_weight(el) for el, c in composition.items()}
-    c_moles = c_c / carbon_weight
-    return float(100.0 * c_moles / (c_moles + sum(moles.values())))
+    return surface_layer_at(composition, "C", COAT_CARBON_MOL_CM3, coat_cm, geometry)
 
 
 def _carbon_at(wt: Mapping[str, float]) -> float:

@@ -604,26 +604,44 @@ def _film_oxygen_cached(items: tuple, density: float, geometry: Geometry) -> flo
         return 0.0
     composition = {el: c / total for el, c in composition.items()}
     film_cm = FILM_NM[geometry.mode] * 1e-7
-    o_weight = physics.atomic_weight("O")
     if geometry.mode == "thin":
         foil_cm = (geometry.foil_nm or DEFAULT_FOIL_NM) * 1e-7
         atoms = density * sum(c / physics.atomic_weight(el) for el, c in composition.items())
         oxygen = 2 * film_cm * FILM_OXYGEN_MOL_CM3
         phase = max(foil_cm - 2 * film_cm, 0.0) * atoms
         return float(100.0 * oxygen / (oxygen * 5.0 / 3.0 + phase))
+    return surface_layer_at(composition, "O", FILM_OXYGEN_MOL_CM3, film_cm, geometry)
+
+
+def surface_layer_at(
+    composition: Mapping[str, float],
+    element: str,
+    mol_cm3: float,
+    layer_cm: float,
+    geometry: Geometry,
+) -> float:
+    """Apparent at % of ``element`` that a surface layer of it (``mol_cm3`` of its atoms,
+    ``layer_cm`` thick) adds to the bulk analysis of ``composition`` (mass fractions, summing
+    to 1): the layer's K line is generated at phi(0) of the XPP depth distribution and leaves
+    unabsorbed, while the quantification reads it as spread over the whole distribution, whose
+    emerging intensity is F(chi): ``c = m phi(0) / F(chi)`` (Pouchou & Pichoir 1991). Used for
+    an oxide film's O and a coat's C."""
+    from napari_sigma.quant import physics
+
     try:
-        dist = physics.xpp_distribution(composition, "O", "K", geometry.beam_kev)
+        dist = physics.xpp_distribution(composition, element, "K", geometry.beam_kev)
     except ValueError:
         return 0.0
-    line = physics.shell_lines("O", "K")[0].energy
+    weight = physics.atomic_weight(element)
+    line = physics.shell_lines(element, "K")[0].energy
     chi = float(physics.mass_attenuation(composition, line)) / np.sin(
         np.radians(geometry.takeoff_deg)
     )
-    m_o = FILM_OXYGEN_MOL_CM3 * o_weight * film_cm
-    c_o = min(m_o * dist.phi0 / float(dist.emitted(chi)), 1.0)
-    moles = {el: (1.0 - c_o) * c / physics.atomic_weight(el) for el, c in composition.items()}
-    o_moles = c_o / o_weight
-    return float(100.0 * o_moles / (o_moles + sum(moles.values())))
+    mass = mol_cm3 * weight * layer_cm
+    share = min(mass * dist.phi0 / float(dist.emitted(chi)), 1.0)
+    moles = {el: (1.0 - share) * c / physics.atomic_weight(el) for el, c in composition.items()}
+    layer_moles = share / weight
+    return float(100.0 * layer_moles / (layer_moles + sum(moles.values())))
 
 
 def _visible_elements(composition: Mapping[str, float]) -> set[str]:
