@@ -16,10 +16,8 @@ with the best C-bearing match on every other element is named instead
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 
 from napari_sigma.minerals.identify import (
-    DEFAULT_FOIL_NM,
     INVISIBLE,
     SEM_20KV,
     Candidate,
@@ -57,28 +55,9 @@ def film_carbon_at(
     the phase's ``(T - 2 t) n`` atoms. At 20 kV, 20 nm: CaO 5 at %, apatite 12, quartz 16,
     iron 25, copper 32, tungsten 57 (C K is absorbed most in heavy matrices).
     """
-    key = (tuple(sorted((el, round(float(c), 6)) for el, c in composition.items() if c > 0)),
-           round(float(density), 4), geometry)  # fmt: skip
-    return _film_carbon_cached(*key)
-
-
-@lru_cache(maxsize=4096)
-def _film_carbon_cached(items: tuple, density: float, geometry: Geometry) -> float:
-    from napari_sigma.quant import physics
-
-    composition = dict(items)
-    total = sum(composition.values())
-    if total <= 0:
-        return 0.0
-    composition = {el: c / total for el, c in composition.items()}
-    coat_cm = COAT_NM[geometry.mode] * 1e-7
-    if geometry.mode == "thin":
-        foil_cm = (geometry.foil_nm or DEFAULT_FOIL_NM) * 1e-7
-        atoms = density * sum(c / physics.atomic_weight(el) for el, c in composition.items())
-        carbon = 2 * coat_cm * COAT_CARBON_MOL_CM3
-        phase = max(foil_cm - 2 * coat_cm, 0.0) * atoms
-        return float(100.0 * carbon / (carbon + phase))
-    return surface_layer_at(composition, "C", COAT_CARBON_MOL_CM3, coat_cm, geometry)
+    return surface_layer_at(
+        composition, density, geometry, "C", COAT_NM[geometry.mode], COAT_CARBON_MOL_CM3
+    )
 
 
 def _carbon_at(wt: Mapping[str, float]) -> float:

@@ -589,13 +589,44 @@ def film_oxygen_at(
       ``(T - 2 t) n`` atoms per volume. Two 5 nm films on 50 nm of Fe: 12 at %, of Al 16 at %;
       on 100 nm: 6-8 at %.
     """
+    return surface_layer_at(
+        composition, density, geometry, "O", FILM_NM[geometry.mode], FILM_OXYGEN_MOL_CM3, (5.0, 3.0)
+    )
+
+
+def surface_layer_at(
+    composition: Mapping[str, float],
+    density: float,
+    geometry: Geometry,
+    element: str,
+    layer_nm: float,
+    mol_cm3: float,
+    atoms_per_element: tuple[float, float] = (1.0, 1.0),
+) -> float:
+    """Apparent at % of ``element`` that a surface layer (``layer_nm`` thick, ``mol_cm3`` of
+    ``element`` atoms, ``atoms_per_element`` = (a, b): a / b atoms in all per such atom) adds to the analysis of
+    a phase of ``composition`` (mass fractions) and ``density`` in ``geometry``: an oxide film's
+    O (:func:`film_oxygen_at`, (5, 3): 5/3 atoms per O with its cations), a carbon coat's C
+    (:func:`~napari_sigma.minerals.coating.film_carbon_at`). Bulk: the layer's K line is
+    generated at phi(0) of the XPP distribution and leaves unabsorbed, while the quantification
+    reads it as spread over the whole distribution, whose emerging intensity is F(chi):
+    ``c = m phi(0) / F(chi)`` (Pouchou & Pichoir 1991). Thin foil: a layer on each surface, its
+    atoms counted directly against the phase's ``(T - 2 t) n``."""
     key = (tuple(sorted((el, round(float(c), 6)) for el, c in composition.items() if c > 0)),
            round(float(density), 4), geometry)  # fmt: skip
-    return _film_oxygen_cached(*key)
+    return _surface_layer_cached(*key, element, layer_nm, mol_cm3, atoms_per_element)
 
 
-@lru_cache(maxsize=4096)
-def _film_oxygen_cached(items: tuple, density: float, geometry: Geometry) -> float:
+@lru_cache(maxsize=8192)
+def _surface_layer_cached(
+    items: tuple,
+    density: float,
+    geometry: Geometry,
+    element: str,
+    layer_nm: float,
+    mol_cm3: float,
+    atoms_per_element: tuple[float, float],
+) -> float:
     from napari_sigma.quant import physics
 
     composition = dict(items)
@@ -603,31 +634,14 @@ def _film_oxygen_cached(items: tuple, density: float, geometry: Geometry) -> flo
     if total <= 0:
         return 0.0
     composition = {el: c / total for el, c in composition.items()}
-    film_cm = FILM_NM[geometry.mode] * 1e-7
+    layer_cm = layer_nm * 1e-7
     if geometry.mode == "thin":
         foil_cm = (geometry.foil_nm or DEFAULT_FOIL_NM) * 1e-7
         atoms = density * sum(c / physics.atomic_weight(el) for el, c in composition.items())
-        oxygen = 2 * film_cm * FILM_OXYGEN_MOL_CM3
-        phase = max(foil_cm - 2 * film_cm, 0.0) * atoms
-        return float(100.0 * oxygen / (oxygen * 5.0 / 3.0 + phase))
-    return surface_layer_at(composition, "O", FILM_OXYGEN_MOL_CM3, film_cm, geometry)
-
-
-def surface_layer_at(
-    composition: Mapping[str, float],
-    element: str,
-    mol_cm3: float,
-    layer_cm: float,
-    geometry: Geometry,
-) -> float:
-    """Apparent at % of ``element`` that a surface layer of it (``mol_cm3`` of its atoms,
-    ``layer_cm`` thick) adds to the bulk analysis of ``composition`` (mass fractions, summing
-    to 1): the layer's K line is generated at phi(0) of the XPP depth distribution and leaves
-    unabsorbed, while the quantification reads it as spread over the whole distribution, whose
-    emerging intensity is F(chi): ``c = m phi(0) / F(chi)`` (Pouchou & Pichoir 1991). Used for
-    an oxide film's O and a coat's C."""
-    from napari_sigma.quant import physics
-
+        layer = 2 * layer_cm * mol_cm3
+        phase = max(foil_cm - 2 * layer_cm, 0.0) * atoms
+        atoms, per = atoms_per_element
+        return float(100.0 * layer / (layer * atoms / per + phase))
     try:
         dist = physics.xpp_distribution(composition, element, "K", geometry.beam_kev)
     except ValueError:
