@@ -62,13 +62,21 @@ def atomic_case(module, name: str) -> dict:
     return cfg
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def case_arguments(description: str, default_out: Path):
+    """``(cases, module)`` from the command line: the case names asked for (all when none) and
+    the shared ``make_dev_cases.py`` (``--shared``) set to write under ``--out``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("cases", nargs="*")
     parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args()
     module = load_shared_script(args.shared)
+    module.HERE = args.out.expanduser()  # make_case writes <HERE>/<case>/
+    return args.cases, module
+
+
+def main() -> None:
+    cases, module = case_arguments(__doc__.splitlines()[0], DEFAULT_OUT)
     shared_model_params = module.model_params
 
     def model_params(density, thickness_nm):
@@ -77,8 +85,7 @@ def main() -> None:
         return params
 
     module.model_params = model_params
-    module.HERE = args.out.expanduser()  # make_case writes <HERE>/<case>/
-    for name in args.cases or list(module.CASES):
+    for name in cases or list(module.CASES):
         cfg = atomic_case(module, name)
         meta = module.make_case(name, cfg)
         phases = meta["phases"]

@@ -31,16 +31,14 @@ then, with the project's venv, the user's path on every case and the scoring::
 
 from __future__ import annotations
 
-import argparse
 import copy
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from espm_cases import SHARED, atomic_fractions
+from espm_cases import atomic_fractions, case_arguments
 
 DEFAULT_OUT = Path.home() / ".cache" / "napari-sigma" / "heldout"
 
@@ -195,16 +193,6 @@ TRUTH_NAMES = {"biotite": {"accept_series": "biotite"}}
 """Phases scored as a whole series: any end-member fraction of the series is right."""
 
 
-def load_shared_script(folder: Path):
-    """Import ``make_dev_cases.py`` of the shared espm_dev folder as a module."""
-    spec = importlib.util.spec_from_file_location("make_dev_cases", folder / "make_dev_cases.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.AW.update(EXTRA_AW)
-    module.Z.update(EXTRA_Z)
-    return module
-
-
 def case_config(module, name: str) -> dict:
     """The shared script's configuration of a case (its ``phase_table``), with espm given the
     atomic fractions of each formula (the wt % kept as ``elts_wt``)."""
@@ -247,15 +235,11 @@ def make(module, name: str, shared_model_params) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*")
-    parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args()
-    module = load_shared_script(args.shared)
+    cases, module = case_arguments(__doc__.splitlines()[0], DEFAULT_OUT)
+    module.AW.update(EXTRA_AW)  # elements the shared script's tables lack
+    module.Z.update(EXTRA_Z)
     shared_model_params = module.model_params
-    module.HERE = args.out.expanduser()  # make_case writes <HERE>/<case>/
-    for name in args.cases or list(CASES):
+    for name in cases or list(CASES):
         meta = make(module, name, shared_model_params)
         areas = ", ".join(f"{p} {100 * v:.2f}%" for p, v in meta["area_frac_labels"].items())
         print(f"{name}: {meta['beam_kev']} keV, {meta['mean_counts_per_px']:.1f} counts/px, "

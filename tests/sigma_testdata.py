@@ -106,3 +106,25 @@ def quick_three_phase_settings():
         latent=replace(base.latent, method="pca"),
         clustering=replace(base.clustering, n_phases=3),
     )  # fmt: skip
+
+
+def measured_spectrum(composition, axis, beam=15.0, counts=1e6, seed=0, visible_min_z=6):
+    """A Poisson spectrum of ``composition`` (mass fractions) on ``axis`` at ``beam`` kV (its
+    lines with a Kramers continuum through the detector and the sample's absorption) and its
+    quantification with the elements of Z >= ``visible_min_z``: ``(spectrum, quantification)``."""
+    import numpy as np
+
+    from napari_sigma.quant import physics
+    from napari_sigma.quant.quantify import quantify_spectrum
+    from napari_sigma.quant.simulate import line_spectrum
+
+    lines = line_spectrum(composition, axis, beam)
+    e = np.clip(axis.energies, 0.05, None)
+    continuum = np.clip(beam - e, 0, None) / e * physics.Detector().efficiency(e)
+    continuum *= physics.absorption_factor(composition, e, e, beam, 35.0)
+    continuum[axis.energies < 0.1] = 0
+    continuum *= 0.33 * lines.sum() / continuum.sum()
+    expected = (lines + continuum) * counts / (lines + continuum).sum()
+    spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
+    elements = [el for el in composition if physics.atomic_number(el) >= visible_min_z]
+    return spectrum, quantify_spectrum(spectrum, axis, elements, beam, width=(1.0, 0.0))

@@ -13,23 +13,14 @@ from napari_sigma.minerals.library import composition_of, load_library
 from napari_sigma.quant import physics
 from napari_sigma.quant.quantify import quantify_spectrum
 from napari_sigma.quant.simulate import line_spectrum
+from sigma_testdata import measured_spectrum
 
 AXIS = EnergyAxis(-0.1, 0.01, 2048)
 VISIBLE_MIN_Z = 6
 
 
 def _measured(formula, beam=15.0, counts=1e6, seed=0):
-    composition = composition_of(formula)
-    lines = line_spectrum(composition, AXIS, beam)
-    e = np.clip(AXIS.energies, 0.05, None)
-    continuum = np.clip(beam - e, 0, None) / e * physics.Detector().efficiency(e)
-    continuum *= physics.absorption_factor(composition, e, e, beam, 35.0)
-    continuum[AXIS.energies < 0.1] = 0
-    continuum *= 0.33 * lines.sum() / continuum.sum()
-    expected = (lines + continuum) * counts / (lines + continuum).sum()
-    spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
-    elements = [el for el in composition if physics.atomic_number(el) >= VISIBLE_MIN_Z]
-    return spectrum, quantify_spectrum(spectrum, AXIS, elements, beam, width=(1.0, 0.0))
+    return measured_spectrum(composition_of(formula), AXIS, beam, counts, seed, VISIBLE_MIN_Z)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +231,6 @@ def test_an_oxide_film_adds_only_what_its_thickness_gives_in_the_geometry():
         Geometry,
         film_oxygen_at,
     )
-    from napari_sigma.quant import physics
 
     # espm_dev's alumina as shared (Al53O47 at %) was "aluminium" with its O left out as a film
     alumina = {"Al": 65.5, "O": 34.5}

@@ -7,9 +7,7 @@ from napari_sigma.energy import EnergyAxis
 from napari_sigma.minerals.identify import identify_composition, identify_quantified
 from napari_sigma.minerals.intergrowth import intergrowth_candidates
 from napari_sigma.minerals.library import composition_of, load_library
-from napari_sigma.quant import physics
-from napari_sigma.quant.quantify import quantify_spectrum
-from napari_sigma.quant.simulate import line_spectrum
+from sigma_testdata import measured_spectrum
 
 AXIS = EnergyAxis(-0.1, 0.01, 2048)
 
@@ -31,16 +29,7 @@ def _wt(composition, oxygen_scale=1.0):
 
 
 def _measured(composition, beam=20.0, counts=1e6, seed=0):
-    lines = line_spectrum(composition, AXIS, beam)
-    e = np.clip(AXIS.energies, 0.05, None)
-    continuum = np.clip(beam - e, 0, None) / e * physics.Detector().efficiency(e)
-    continuum *= physics.absorption_factor(composition, e, e, beam, 35.0)
-    continuum[AXIS.energies < 0.1] = 0
-    continuum *= 0.33 * lines.sum() / continuum.sum()
-    expected = (lines + continuum) * counts / (lines + continuum).sum()
-    spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
-    elements = [el for el in composition if physics.atomic_number(el) >= 6]
-    return spectrum, quantify_spectrum(spectrum, AXIS, elements, beam, width=(1.0, 0.0))
+    return measured_spectrum(composition, AXIS, beam, counts, seed)
 
 
 def _share(identification, name):
