@@ -204,3 +204,27 @@ def test_totals_of_the_projection_pass_in_any_chunks_and_without_weights():
         np.testing.assert_array_equal(out, plain)
     with pytest.raises(ValueError, match="totals of shape"):
         projection_chunks(cube, weights, "cpu", 100, np.zeros(5))
+
+
+def test_neighbour_average_and_normalise_on_threads_are_the_whole_stack_numbers(monkeypatch):
+    """Each map is filtered alone and the Poisson normalisation made in blocks of pixels, on
+    every core: the numbers of the filter over the stack and of the whole-table formula."""
+    from scipy.ndimage import uniform_filter
+
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.features import intensities
+
+    monkeypatch.setattr(intensities, "NORMALISE_ROWS", 100)  # 11 blocks and a short one
+    rng = np.random.default_rng(9)
+    maps = (rng.random((31, 35, 5)) * 40).astype(np.float32)
+    dose = rng.poisson(60.0, (31, 35)).astype(np.float64)
+    stack = uniform_filter(maps, size=(5, 5, 1), mode="nearest")
+    flat = maps.reshape(-1, 5).astype(np.float64)  # the whole-table formula, written out
+    flat *= (dose.mean() / np.maximum(dose.reshape(-1), 1.0))[:, None]
+    np.clip(flat, 0.0, None, out=flat)
+    flat += intensities.ANSCOMBE_OFFSET
+    expected = np.sqrt(flat).astype(np.float32)
+    for threads in (1, 2):
+        with worker_threads(threads):
+            assert np.array_equal(intensities.neighbour_average(maps, 2), stack)
+            assert np.array_equal(intensities.normalise(maps, dose, "poisson"), expected)

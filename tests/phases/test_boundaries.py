@@ -86,3 +86,36 @@ def test_moved_spectra_update_the_sums_by_the_moved_pixels_only():
     assert np.allclose(change, expected)
     flat = cube.reshape(-1, 7).astype(np.float32)  # (N, E) counts, as resident on a device
     assert np.allclose(moved_spectra(flat, before, after, 3), expected)
+
+
+def test_moved_spectra_on_threads_add_in_the_order_of_one_thread(monkeypatch):
+    """The chunks are read and summed on every core (threaded_map) and their sums added in
+    the one-thread loop's order: the same bits, even for counts whose float sums depend on
+    the order (non-integer float32 counts)."""
+    from napari_sigma.compute import blocks
+    from napari_sigma.compute.blocks import worker_threads
+
+    calls = []
+    original = blocks.threaded_map
+
+    def recorded(function, items, workers=None):
+        calls.append(workers)
+        return original(function, items, workers)
+
+    monkeypatch.setattr(blocks, "threaded_map", recorded)
+    rng = np.random.default_rng(5)
+    cube = (rng.random((30, 20, 9)) * 1e3).astype(np.float32)  # sums depend on their order
+    before = rng.integers(0, 5, (30, 20))
+    after = np.where(rng.random((30, 20)) < 0.6, rng.integers(0, 5, (30, 20)), before)
+    moved = np.flatnonzero(before.reshape(-1) != after.reshape(-1))
+    expected = np.zeros((4, 9))  # the one-thread loop, written out
+    for start in range(0, len(moved), 7):
+        index = moved[start : start + 7]
+        spectra = cube.reshape(-1, 9)[index].astype(np.float64)
+        for labels, sign in ((before.reshape(-1)[index], -1.0), (after.reshape(-1)[index], 1.0)):
+            for label in np.unique(labels[(labels >= 1) & (labels <= 4)]).tolist():
+                expected[label - 1] += sign * spectra[labels == label].sum(axis=0)
+    for threads in (1, 2):
+        with worker_threads(threads):
+            assert np.array_equal(moved_spectra(cube, before, after, 4, chunk_pixels=7), expected)
+    assert calls == [None, None]

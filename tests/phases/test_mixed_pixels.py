@@ -60,3 +60,52 @@ def test_a_phase_without_training_pixels_is_never_chosen():
     log_likelihood = _log_likelihood(members, hard, members[:5], (0.5,))
     assert np.all(np.isneginf(log_likelihood[:, 1]))
     assert np.all(np.isfinite(log_likelihood[:, [0, 2]]))
+
+
+def _serial_template_log_likelihood(raw, templates, whitening, chunk_pixels):
+    """The block loop of ``template_log_likelihood`` on one thread, written out (the pin)."""
+    import torch
+
+    n_phases, per_phase, n_features = templates.shape
+    flat_templates = templates.reshape(-1, n_features).astype(np.float64)
+    center = flat_templates.mean(axis=0)
+    inverse = np.linalg.inv(np.asarray(whitening, dtype=np.float64))
+    white = (flat_templates - center) @ inverse.T
+    weights = torch.as_tensor(-2.0 * white.T)
+    norms = torch.as_tensor(np.einsum("ij,ij->i", white, white))
+    project = torch.as_tensor(inverse.T.copy())
+    shift = torch.as_tensor(center)
+    flat = torch.as_tensor(np.ascontiguousarray(raw.reshape(-1, n_features)))
+    out = torch.empty((flat.shape[0], n_phases), dtype=torch.float64)
+    for start in range(0, flat.shape[0], chunk_pixels):
+        block = (flat[start : start + chunk_pixels].to(torch.float64) - shift) @ project
+        nearest = torch.addmm(norms, block, weights).view(len(block), n_phases, per_phase)
+        nearest = nearest.amin(dim=2) + (block * block).sum(dim=1, keepdim=True)
+        out[start : start + len(block)] = nearest.mul_(-0.5)
+    return out.numpy().reshape(*raw.shape[:2], n_phases)
+
+
+def test_template_distances_on_threads_are_those_of_one_thread(monkeypatch):
+    """The blocks run on every core (threaded_map), each by the same calls: the same bits as
+    the serial loop, whichever thread took which block (a tail block included)."""
+    from napari_sigma.compute.blocks import threaded_map, worker_threads
+    from napari_sigma.phases import mixed_pixels
+
+    workers_asked = []
+
+    def recorded(function, items, workers=None):
+        workers_asked.append(workers)
+        return threaded_map(function, items, workers)
+
+    monkeypatch.setattr(mixed_pixels, "threaded_map", recorded)
+    rng = np.random.default_rng(4)
+    members, hard = _three_phases(rng, n=300)
+    templates = phase_templates(members, hard, 3, (0.5, 0.7, 0.9))
+    raw = rng.normal(4.0, 3.0, (37, 101, 2))  # 3737 pixels: 14 blocks of 256 and a tail
+    chol = np.linalg.cholesky(np.cov(members.T) + 1e-3 * np.eye(2))
+    expected = _serial_template_log_likelihood(raw, templates, chol, 256)
+    for threads in (1, 2, 3):
+        with worker_threads(threads):
+            got = mixed_pixels.template_log_likelihood(raw, templates, chol, "cpu", 256)
+        assert np.array_equal(got, expected)
+    assert workers_asked == [None, None, None]  # the CPU path takes every usable core

@@ -141,3 +141,71 @@ def _band_columns(where, band):
         if len(columns):
             covered[top : top + band, columns[0] : columns[-1] + 1] = True
     return covered
+
+
+def test_neighbour_counts_of_a_band_of_rows_are_those_rows_of_the_whole_map():
+    from napari_sigma.phases._filters import padded
+
+    labels = torch.as_tensor(np.random.default_rng(6).integers(0, 4, (13, 8)))
+    whole = neighbour_counts(labels, 4, torch.float64)
+    grown = padded(labels, 1, "nearest")
+    for rows in (slice(0, 5), slice(5, 10), slice(10, 64), slice(0, 13)):
+        band = neighbour_counts(labels, 4, torch.float64, rows=rows, grown=grown)
+        assert torch.equal(band, whole[rows])
+        assert torch.equal(neighbour_counts(labels, 4, torch.float64, rows=rows), whole[rows])
+
+
+def _serial_icm(log_likelihood, weight, iterations):
+    """The spatial prior's sweeps on one thread, whole map at once (as before the bands)."""
+    n_phases = log_likelihood.shape[-1]
+    likelihood = torch.as_tensor(log_likelihood).to(torch.float64)
+    labels = likelihood.argmax(dim=-1)
+    score, near = likelihood, None
+    for _ in range(iterations if weight > 0 else 0):
+        if near is None:
+            score = neighbour_counts(labels, n_phases, torch.float64).mul_(weight).add_(likelihood)
+            new = score.argmax(dim=-1)
+        else:
+            at = torch.nonzero(near, as_tuple=True)
+            local = neighbour_counts(labels, n_phases, torch.float64, at).mul_(weight)
+            local = local.add_(likelihood[at])
+            score[at] = local
+            new = labels.clone()
+            new[at] = local.argmax(dim=-1)
+        changed = new != labels
+        if not bool(changed.any()):
+            break
+        labels, near = new, dilated(changed)
+    probabilities = torch.softmax(score, dim=-1)
+    return labels.reshape(-1).numpy(), probabilities.reshape(-1, n_phases).numpy()
+
+
+@pytest.mark.parametrize("iterations", [0, 1, 5])
+def test_icm_and_local_variance_in_bands_on_threads_are_the_one_thread_numbers(
+    iterations, monkeypatch
+):
+    """The first sweep, the probabilities and the local variance run in bands of rows on
+    every core (threaded_map): the bits of the whole-map computation on one thread."""
+    from napari_sigma.compute import blocks
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.phases import finding
+
+    calls = []
+    original = blocks.threaded_map
+    monkeypatch.setattr(
+        finding, "threaded_map", lambda f, items, w=None: calls.append(w) or original(f, items, w)
+    )
+    monkeypatch.setattr(finding, "ICM_BAND_ROWS", 7)  # several bands and a short last one
+    rng = np.random.default_rng(3)
+    truth = (np.arange(48)[:, None] // 12 + np.arange(40)[None, :] // 10) % 4
+    log_likelihood = -4.0 * (np.arange(4) != truth[..., None]) + rng.normal(0, 2.5, (48, 40, 4))
+    expected = _serial_icm(log_likelihood, 1.0, iterations)
+    maps = rng.random((37, 23, 4))
+    variance = local_variance(maps, band=5)  # one thread at a time below
+    for threads in (1, 2):
+        with worker_threads(threads):
+            labels, probabilities = _potts_icm(log_likelihood, 1.0, iterations)
+            assert np.array_equal(local_variance(maps, band=5), variance)
+        assert np.array_equal(labels, expected[0])
+        assert np.array_equal(probabilities, expected[1])
+    assert calls and set(calls) == {None}

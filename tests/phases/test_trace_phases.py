@@ -75,3 +75,58 @@ def test_a_trace_phase_beside_junctions_is_still_found():
     flagged = unexplained_pixels(counts, dose, labels, 3)
     assert flagged[3:7, 30:34].all()
     assert flagged[10:30, 10:30].sum() == 0
+
+
+def test_own_phase_chi_square_on_threads_is_the_serial_loop(monkeypatch):
+    """The blocks of ``mixture_chi_square_one`` run on every core (threaded_map), each by the
+    same calls: the numbers of the one-thread loop, tail block included."""
+    from napari_sigma.compute import blocks
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.phases.trace import mixture_chi_square_one
+
+    calls = []
+    original = blocks.threaded_map
+
+    def recorded(function, items, workers=None):
+        calls.append(workers)
+        return original(function, items, workers)
+
+    monkeypatch.setattr(blocks, "threaded_map", recorded)
+    rng = np.random.default_rng(7)
+    profiles = rng.dirichlet(np.ones(6), size=4)
+    labels = rng.integers(0, 4, 10_001)
+    dose = rng.poisson(80.0, 10_001).astype(np.float64)
+    counts = rng.poisson(dose[:, None] * profiles[labels]).astype(np.float64)
+    expected = np.empty(len(counts))
+    for start in range(0, len(counts), 1000):  # the serial loop, written out
+        part = slice(start, start + 1000)
+        model = dose[part, None] * profiles[labels[part]]
+        expected[part] = ((counts[part] - model) ** 2 / np.maximum(model, 0.5)).sum(axis=1)
+    for threads in (1, 2):
+        with worker_threads(threads):
+            got = mixture_chi_square_one(counts, dose, profiles, labels, block=1000)
+        assert np.array_equal(got, expected)
+    assert calls == [None, None]
+
+
+def test_group_sums_per_column_on_threads_are_the_bincounts(monkeypatch):
+    """The columns' bincounts run on every core: the sums of one bincount per column."""
+    from napari_sigma.compute import blocks
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.phases.trace import _group_sums
+
+    calls = []
+    original = blocks.threaded_map
+    monkeypatch.setattr(
+        blocks, "threaded_map", lambda f, items, w=None: calls.append(w) or original(f, items, w)
+    )
+    rng = np.random.default_rng(8)
+    values = rng.random((5000, 6)) * 1e6  # float sums that depend on their order
+    groups = rng.integers(0, 9, 5000)
+    expected = np.stack(
+        [np.bincount(groups, weights=values[:, f], minlength=11) for f in range(6)], 1
+    )
+    for threads in (1, 2):
+        with worker_threads(threads):
+            assert np.array_equal(_group_sums(values, groups, 11), expected)
+    assert calls == [None, None]

@@ -23,6 +23,8 @@ from napari_sigma.energy import EnergyAxis
 
 Normalisation = Literal["poisson", "sigma", "none"]
 ANSCOMBE_OFFSET = 0.375
+#: Pixels per block of the ``"poisson"`` normalisation (blocks on every core).
+NORMALISE_ROWS = 1 << 16
 """The 3/8 of the Anscombe transform ``sqrt(counts + 3/8)``, which makes Poisson noise Gaussian
 with variance 1/4 (Anscombe 1948)."""
 
@@ -380,8 +382,20 @@ def neighbour_average(maps: np.ndarray, radius: int) -> np.ndarray:
         return maps
     from scipy.ndimage import uniform_filter
 
-    size = (2 * radius + 1, 2 * radius + 1) + (1,) * (maps.ndim - 2)
-    return uniform_filter(maps.astype(np.float32, copy=False), size=size, mode="nearest")
+    maps = maps.astype(np.float32, copy=False)
+    if maps.ndim != 3 or maps.shape[-1] < 2:
+        size = (2 * radius + 1, 2 * radius + 1) + (1,) * (maps.ndim - 2)
+        return uniform_filter(maps, size=size, mode="nearest")
+    # each map filtered alone, on every core (scipy.ndimage releases the GIL): the window does
+    # not reach across maps, so these are the filter's numbers for the stack, bit for bit
+    out = np.empty(maps.shape, np.float32)
+
+    def one_map(index: int) -> None:
+        out[..., index] = uniform_filter(maps[..., index], 2 * radius + 1, mode="nearest")
+
+    for _ in threaded_map(one_map, range(maps.shape[-1])):
+        pass
+    return out
 
 
 def normalise(
@@ -419,12 +433,20 @@ def normalise(
         return flat.astype(np.float32)
     if method == "poisson":
         reference = np.mean(dose) if reference_dose is None else reference_dose
-        scale = reference / np.maximum(dose, 1.0)
-        # anscombe(clip(flat * scale, 0)) in place: no temporary copies of the (N, L) table
-        flat *= scale[:, None]
-        np.clip(flat, 0.0, None, out=flat)
-        flat += ANSCOMBE_OFFSET
-        return np.sqrt(flat, out=flat).astype(np.float32)
+        out = np.empty(flat.shape, np.float32)
+
+        def rows(start: int) -> None:
+            # anscombe(clip(flat * scale, 0)) in place: no temporary copies of the (N, L)
+            # table; element-wise, so any rows on any core give the same numbers
+            part = flat[start : start + NORMALISE_ROWS]
+            part *= (reference / np.maximum(dose[start : start + NORMALISE_ROWS], 1.0))[:, None]
+            np.clip(part, 0.0, None, out=part)
+            part += ANSCOMBE_OFFSET
+            out[start : start + NORMALISE_ROWS] = np.sqrt(part, out=part)
+
+        for _ in threaded_map(rows, range(0, len(flat), NORMALISE_ROWS)):
+            pass
+        return out
     if method == "sigma":
         fractions = flat / np.maximum(dose, 1.0)[:, None]
         mean = fractions.mean(axis=0) if mean is None else mean

@@ -70,18 +70,24 @@ def neighbour_counts(
     n_labels: int,
     dtype: torch.dtype,
     at: tuple[torch.Tensor, torch.Tensor] | None = None,
+    rows: slice | None = None,
+    grown: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """How many of each pixel's 8 neighbours carry each label, shape ``(y, x, n_labels)``.
 
     Beyond the map the edge pixels repeat (a pixel on the edge counts its own label for the
     neighbours it lacks), as the uniform filter with ``mode="nearest"`` did. Exact integers.
-    With ``at`` (rows, columns), only those pixels: shape ``(len(rows), n_labels)``.
+    With ``at`` (rows, columns), only those pixels: shape ``(len(rows), n_labels)``. With
+    ``rows`` (a slice of rows, step 1), only those rows: ``(rows, x, n_labels)``, the same
+    counts as those rows of the whole map. ``grown``: ``padded(labels, 1, "nearest")`` if
+    the caller has it already.
     """
     import torch
 
     height, width = labels.shape
-    grown = padded(labels, 1, "nearest")
-    shape = (height, width, n_labels) if at is None else (len(at[0]), n_labels)
+    grown = padded(labels, 1, "nearest") if grown is None else grown
+    first, last = (0, height) if rows is None else rows.indices(height)[:2]
+    shape = (last - first, width, n_labels) if at is None else (len(at[0]), n_labels)
     counts = torch.zeros(shape, dtype=dtype, device=labels.device)
     ones = torch.ones((*shape[:-1], 1), dtype=dtype, device=labels.device)
     for dy in range(3):
@@ -89,7 +95,7 @@ def neighbour_counts(
             if dy == 1 and dx == 1:
                 continue
             if at is None:
-                index = grown[dy : dy + height, dx : dx + width, None]
+                index = grown[first + dy : last + dy, dx : dx + width, None]
             else:
                 index = grown[at[0] + dy, at[1] + dx][:, None]
             counts.scatter_add_(-1, index, ones)

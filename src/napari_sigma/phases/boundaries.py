@@ -199,6 +199,7 @@ def moved_spectra(
     n_phases : int
         K.
     """
+    from napari_sigma.compute.blocks import threaded_map
     from napari_sigma.compute.chunks import block_pixels
 
     before, after = before.reshape(-1), after.reshape(-1)
@@ -207,14 +208,24 @@ def moved_spectra(
     width = int(counts.shape[1]) if counts.ndim == 3 else 1
     # a chunk's counts, their float64 copy and a phase's selection of it, within the budget
     chunk_pixels = block_pixels(chunk_pixels, int(counts.shape[-1]) * 24)
-    for start in range(0, len(moved), chunk_pixels):
+
+    def chunk_sums(start: int) -> list[tuple[int, np.ndarray]]:
         index = moved[start : start + chunk_pixels]
         spectra = _pixel_spectra(counts, index, width)
+        terms = []
         for labels, sign in ((before[index], -1.0), (after[index], 1.0)):
             # a sum per phase (integer counts: exact in float64, in any order; np.add.at
             # added row by row at several times the cost)
             for label in np.unique(labels[(labels >= 1) & (labels <= n_phases)]).tolist():
-                change[label - 1] += sign * spectra[labels == label].sum(axis=0)
+                terms.append((label - 1, sign * spectra[labels == label].sum(axis=0)))
+        return terms
+
+    # numpy counts: the chunks are read and summed on every core (numpy releases the GIL);
+    # their terms are added here in the order of the one-thread loop (the same numbers)
+    workers = None if isinstance(counts, np.ndarray) else 1
+    for terms in threaded_map(chunk_sums, range(0, len(moved), chunk_pixels), workers):
+        for phase, term in terms:
+            change[phase] += term
     return change
 
 

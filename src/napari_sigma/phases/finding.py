@@ -144,7 +144,8 @@ def local_variance(
     """Sum over features of the variance in a ``(2r+1)^2`` neighbourhood, shape ``(y, x)``.
 
     In float64 with torch on ``device`` (edges repeat the nearest pixel), ``band`` rows at a
-    time (with ``radius`` rows either side), so that the temporaries stay in cache.
+    time (with ``radius`` rows either side), so that the temporaries stay in cache; on the CPU
+    the bands run on every core (each band is computed by the same calls whichever thread).
     """
     import torch
 
@@ -159,10 +160,11 @@ def local_variance(
     size = (2 * radius + 1) ** 2
     source = torch.as_tensor(maps, device=device)
     out = torch.empty(maps.shape[:2], dtype=torch.float64, device=device)
-    with torch.no_grad():
-        if device != "cpu":  # bands keep the CPU's temporaries in cache; a GPU wants one
-            band = max(band, height)
-        for top in range(0, height, band):
+    if device != "cpu":  # bands keep the CPU's temporaries in cache; a GPU wants one
+        band = max(band, height)
+
+    def band_variance(top: int) -> None:
+        with torch.no_grad():
             low, high = max(top - radius, 0), min(top + band + radius, height)
             values = source[low:high].to(torch.float64)
             mean = box_sum(values, radius).div_(size)
@@ -170,6 +172,9 @@ def local_variance(
             variance = square.sub_(mean.mul_(mean)).clamp_min_(0.0).sum(dim=-1)
             rows = min(band, height - top)
             out[top : top + rows] = variance[top - low : top - low + rows]
+
+    for _ in threaded_map(band_variance, range(0, height, band), None if device == "cpu" else 1):
+        pass
     return out.cpu().numpy()
 
 
@@ -560,6 +565,10 @@ def _covariances(points: np.ndarray, labels: np.ndarray, order: np.ndarray) -> n
     )
 
 
+#: Rows per band of the spatial prior's first sweep and probabilities on the CPU's threads.
+ICM_BAND_ROWS = 64
+
+
 def _potts_icm(
     log_likelihood: np.ndarray, weight: float, iterations: int, device: str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -574,15 +583,25 @@ def _potts_icm_steps(
 
     In float64 with torch on ``device``; the neighbour counts are exact integers. After the
     first sweep only the pixels next to a changed label are scored again (the others' scores,
-    hence their labels, cannot change): the same result as full sweeps.
+    hence their labels, cannot change): the same result as full sweeps. On the CPU the first
+    sweep and the probabilities are computed in bands of rows on every core (each pixel's
+    numbers are made by the same element-wise and per-row calls: the same bits).
     """
     import torch
 
     from napari_sigma.compute.device import resolve_device
-    from napari_sigma.phases._filters import dilated, neighbour_counts
+    from napari_sigma.phases._filters import dilated, neighbour_counts, padded
 
     device = resolve_device(device)
     n_phases = log_likelihood.shape[-1]
+    height = log_likelihood.shape[0]
+    bands = [slice(row, row + ICM_BAND_ROWS) for row in range(0, height, ICM_BAND_ROWS)]
+    workers = None if device == "cpu" else 1
+
+    def in_bands(function) -> None:
+        for _ in threaded_map(function, bands if device == "cpu" else [slice(0, height)], workers):
+            pass
+
     with torch.no_grad():
         likelihood = torch.as_tensor(log_likelihood, device=device).to(torch.float64)
         labels = likelihood.argmax(dim=-1)
@@ -590,9 +609,19 @@ def _potts_icm_steps(
         near = None  # pixels whose neighbourhood changed in the last sweep
         for _ in range(iterations if weight > 0 else 0):
             if near is None:
-                neighbours = neighbour_counts(labels, n_phases, torch.float64)
-                score = neighbours.mul_(weight).add_(likelihood)
-                new = score.argmax(dim=-1)
+                grown = padded(labels, 1, "nearest")
+                score = torch.empty_like(likelihood)
+                new = torch.empty_like(labels)
+
+                def first_sweep(rows: slice, grown=grown, score=score, new=new, labels=labels):
+                    with torch.no_grad():
+                        counts = neighbour_counts(
+                            labels, n_phases, torch.float64, rows=rows, grown=grown
+                        )
+                        score[rows] = counts.mul_(weight).add_(likelihood[rows])
+                        new[rows] = score[rows].argmax(dim=-1)
+
+                in_bands(first_sweep)
             else:
                 at = torch.nonzero(near, as_tuple=True)
                 counts = neighbour_counts(labels, n_phases, torch.float64, at)
@@ -606,7 +635,12 @@ def _potts_icm_steps(
             labels = new
             near = dilated(changed)
             yield Progress("clustering", 0, 1, "spatial prior")
-        probabilities = torch.softmax(score, dim=-1)
+        probabilities = torch.empty_like(score)
+
+        def softmax(rows: slice) -> None:
+            probabilities[rows] = torch.softmax(score[rows], dim=-1)
+
+        in_bands(softmax)
     return (
         labels.reshape(-1).cpu().numpy(),
         probabilities.reshape(-1, n_phases).cpu().numpy(),

@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from napari_sigma.compute.blocks import threaded_map
 from napari_sigma.features.intensities import inverse_anscombe
 
 MixSpace = Literal["anscombe", "linear"]
@@ -178,14 +179,21 @@ def template_log_likelihood(
     shift = torch.as_tensor(center, device=device)
     flat = torch.as_tensor(np.ascontiguousarray(raw.reshape(-1, n_features)), device=device)
     out = torch.empty((flat.shape[0], n_phases), dtype=torch.float64, device=device)
-    with torch.no_grad():
-        if device != "cpu":  # blocks sized for cache on the CPU; a GPU wants few large ones
-            chunk_pixels = max(chunk_pixels, DEVICE_CHUNK_PIXELS)
-        for start in range(0, flat.shape[0], chunk_pixels):
+    if device != "cpu":  # blocks sized for cache on the CPU; a GPU wants few large ones
+        chunk_pixels = max(chunk_pixels, DEVICE_CHUNK_PIXELS)
+
+    def nearest_of_block(start: int) -> None:
+        with torch.no_grad():
             part = flat[start : start + chunk_pixels].to(device=device, dtype=torch.float64)
             block = (part - shift) @ project
             distance = torch.addmm(norms, block, weights)
             nearest = distance.view(len(block), n_phases, per_phase).amin(dim=2)
             nearest += (block * block).sum(dim=1, keepdim=True)
             out[start : start + len(block)] = nearest.mul_(-0.5)
+
+    # the blocks are independent and each is computed by the same calls whichever thread runs
+    # it (torch releases the GIL): on the CPU every core takes blocks, with the same numbers
+    workers = None if device == "cpu" else 1
+    for _ in threaded_map(nearest_of_block, range(0, flat.shape[0], chunk_pixels), workers):
+        pass
     return out.cpu().numpy().reshape(*raw.shape[:2], n_phases)

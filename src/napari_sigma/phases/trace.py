@@ -54,14 +54,18 @@ def phase_profiles(
 
 
 def _group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sums ``(n_groups, F)`` of the rows of ``values`` per group (in row order, float64)."""
-    return np.stack(
-        [
-            np.bincount(groups, weights=values[:, f], minlength=n_groups)
-            for f in range(values.shape[1])
-        ],
-        axis=1,
-    ).reshape(n_groups, values.shape[1])
+    """Sums ``(n_groups, F)`` of the rows of ``values`` per group (in row order, float64).
+
+    One ``bincount`` per column, the columns on every core (numpy releases the GIL; each
+    column's sums are the same whichever thread makes them).
+    """
+    from napari_sigma.compute.blocks import threaded_map
+
+    def column(f: int) -> np.ndarray:
+        return np.bincount(groups, weights=values[:, f], minlength=n_groups)
+
+    columns = list(threaded_map(column, range(values.shape[1])))
+    return np.stack(columns, axis=1).reshape(n_groups, values.shape[1])
 
 
 def mixture_chi_square(counts: np.ndarray, dose: np.ndarray, profiles: np.ndarray) -> np.ndarray:
@@ -216,16 +220,24 @@ def mixture_chi_square_one(
 ) -> np.ndarray:
     """Poisson chi-square of each pixel under its own phase's profile, ``(N,)``.
 
-    In blocks of ``block`` pixels (the temporaries stay in cache; same values).
+    In blocks of ``block`` pixels (the temporaries stay in cache; same values), on every core
+    (:func:`~napari_sigma.compute.blocks.threaded_map`; numpy releases the GIL, and each
+    pixel's number is made by the same element-wise and per-row calls whichever thread).
     """
+    from napari_sigma.compute.blocks import threaded_map
+
     out = np.empty(len(counts))
-    for start in range(0, len(counts), block):
+
+    def chi_square(start: int) -> None:
         part = slice(start, start + block)
         expected = dose[part, None] * profiles[labels[part]]
         residual = counts[part] - expected
         residual *= residual
         residual /= np.maximum(expected, 0.5)
         out[part] = residual.sum(axis=1)
+
+    for _ in threaded_map(chi_square, range(0, len(counts), block)):
+        pass
     return out
 
 
