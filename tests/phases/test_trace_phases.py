@@ -130,3 +130,20 @@ def test_group_sums_per_column_on_threads_are_the_bincounts(monkeypatch):
         with worker_threads(threads):
             assert np.array_equal(_group_sums(values, groups, 11), expected)
     assert calls == [None, None]
+
+
+def test_profiles_with_unused_pixels_are_those_of_the_used_pixels_alone():
+    """Unused pixels (label -1) go to a group of their own that is dropped: the sums of the
+    used rows alone, bit for bit (bincount adds each group's rows in row order)."""
+    rng = np.random.default_rng(10)
+    counts = rng.random((4000, 5)) * 1e4
+    dose = rng.random(4000) * 1e5
+    labels = rng.integers(-1, 3, 4000)
+    used = labels >= 0
+    sums = np.stack(
+        [np.bincount(labels[used], weights=counts[used, f], minlength=3) for f in range(5)], 1
+    )
+    expected = (
+        sums / np.maximum(np.bincount(labels[used], weights=dose[used], minlength=3), 1.0)[:, None]
+    )
+    assert np.array_equal(phase_profiles(counts, dose, labels, 3), expected)

@@ -46,10 +46,13 @@ def phase_profiles(
         K.
     """
     used = labels >= 0
-    if not used.all():
-        counts, dose, labels = counts[used], dose[used], labels[used]
-    window_sums = _group_sums(counts, labels, n_phases)
-    dose_sums = np.bincount(labels, weights=dose, minlength=n_phases)
+    groups, n_groups = labels, n_phases
+    if not used.all():  # the unused pixels summed into one more group, dropped: bincount adds
+        # each group's rows in row order, so the sums are those of the used rows alone (no
+        # copy of the used rows of the (N, F) table)
+        groups, n_groups = np.where(used, labels, n_phases), n_phases + 1
+    window_sums = _group_sums(counts, groups, n_groups)[:n_phases]
+    dose_sums = np.bincount(groups, weights=dose, minlength=n_groups)[:n_phases]
     return window_sums / np.maximum(dose_sums, 1.0)[:, None]
 
 
