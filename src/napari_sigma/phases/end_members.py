@@ -170,3 +170,70 @@ def _borders(grid_labels: np.ndarray, k: int, partners: list[int]) -> bool:
     around = binary_dilation(region, np.ones((3, 3), dtype=bool), iterations=2) & ~region
     touching = set(np.unique(grid_labels[around]).tolist())
     return all(p in touching for p in partners)
+
+
+def contact_lengths(grid_labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Pixel edges ``(K, K)`` (4-neighbourhood, symmetric) between groups 0..K-1 of a map
+    (negative labels: no group)."""
+    contacts = np.zeros((n_groups, n_groups), dtype=np.int64)
+    for a, b in (
+        (grid_labels[1:, :], grid_labels[:-1, :]),
+        (grid_labels[:, 1:], grid_labels[:, :-1]),
+    ):
+        edge = (a != b) & (a >= 0) & (b >= 0)
+        np.add.at(contacts, (a[edge], b[edge]), 1)
+    return contacts + contacts.T
+
+
+def lies_between(contacts: np.ndarray, k: int, partners: list[int]) -> bool:
+    """Whether group ``k`` separates its ``partners`` on the map: every two of them touch each
+    other along fewer pixel edges than each touches ``k``.
+
+    A zone of pixels that mix two phases forms wherever those phases meet, so they hardly meet
+    without it; a phase of intermediate composition that merely borders both leaves them
+    meeting elsewhere.
+    """
+    for i, a in enumerate(partners):
+        for b in partners[i + 1 :]:
+            if contacts[a, b] >= min(contacts[k, a], contacts[k, b]):
+                return False
+    return True
+
+
+def boundary_zones(
+    counts: np.ndarray,
+    noise: np.ndarray,
+    grid_labels: np.ndarray,
+    distance: float = MIXTURE_DISTANCE,
+) -> list[tuple[int, list[int]]]:
+    """Phases that are mixtures of two or more others along their boundaries.
+
+    The test of :func:`mixture_zones` (a non-negative mix of the other phases explains the
+    phase's mean counts within ``distance`` standard deviations of one smoothed pixel's counting
+    noise, each partner with at least :data:`MIN_PARTNER_SHARE`), for phases as they are after
+    every pixel is labelled, with two differences: a phase one other phase explains is left
+    alone (phases a pixel cannot tell apart are the grain-wise split's, tested there), and the
+    phase must lie between its partners (:func:`lies_between`), not only touch them.
+
+    Parameters and returns as :func:`mixture_zones` (``grid_labels``: the phases 0..K-1).
+    """
+    remaining = list(range(len(counts)))
+    contacts = contact_lengths(grid_labels, len(counts))
+    explained: list[tuple[int, list[int]]] = []
+    while len(remaining) > 2:
+        best: tuple[float, int, list[int]] | None = None
+        for k in remaining:
+            partners, residual = _explaining(k, remaining, counts, noise[k])
+            if residual >= distance or (best is not None and residual >= best[0]):
+                continue
+            if len(partners) >= 2 and lies_between(contacts, k, partners):
+                best = (residual, k, partners)
+        if best is None:
+            break
+        explained.append((best[1], best[2]))
+        remaining.remove(best[1])
+        # the zone's pixels join its partners: their contacts are where the zone was
+        for partner in best[2]:
+            contacts[partner] += contacts[best[1]]
+            contacts[:, partner] += contacts[:, best[1]]
+    return explained
