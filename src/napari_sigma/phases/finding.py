@@ -515,29 +515,30 @@ def _without_boundary_zones(
     errors are left out (they would only let more pass).
     """
     from napari_sigma.features.intensities import inverse_anscombe
-    from napari_sigma.phases.splitting import _interior
 
     labels, probabilities, hard, n_phases = state
     grid = labels.reshape(raw.shape[:2])
     if valid is not None:
         grid = np.where(valid, grid, -1)
-    inner = np.full(grid.shape, -1)
-    for k in range(n_phases):
-        inner[_interior(grid == k, 1) & (grid == k)] = k
-    if np.bincount(inner[inner >= 0], minlength=n_phases).min() == 0:
+    inner = _away_from_others(grid)
+    groups = grid[inner]
+    sizes = np.bincount(groups, minlength=n_phases)[:n_phases]
+    if sizes.min() == 0:
         return state
-    used = inner >= 0
-    members, groups = raw[used].astype(np.float64), inner[used]
-    if settings.mix_space == "anscombe":  # mixing is linear in counts
-        members = inverse_anscombe(members)
-    counts = group_means(members, groups, n_phases)
+    counts = np.empty((n_phases, raw.shape[-1]))
+    spread = np.empty_like(counts)
+    for f in range(raw.shape[-1]):  # one feature at a time: no (N, F) float64 copy
+        values = raw[..., f][inner].astype(np.float64)
+        if settings.mix_space == "anscombe":  # mixing is linear in counts
+            values = inverse_anscombe(values)
+        counts[:, f] = np.bincount(groups, values, n_phases)[:n_phases] / sizes
+        squares = np.bincount(groups, values * values, n_phases)[:n_phases] / sizes
+        spread[:, f] = squares - counts[:, f] ** 2
     # the variance of each phase's mean: its pixels' spread (counting noise and any real
     # variation), at least Poisson's where the features are counts
-    spread = group_means(members * members, groups, n_phases) - counts * counts
     if settings.mix_space == "anscombe":
         spread = np.maximum(spread, counts)
-    sizes = np.bincount(groups, minlength=n_phases)[:, None]
-    noise = np.maximum(spread, 1e-12) / sizes
+    noise = np.maximum(spread, 1e-12) / sizes[:, None]
     explained = boundary_zones(counts, noise, grid, settings.mixture_distance)
     for k, partners in explained:
         zone = labels == k
@@ -553,6 +554,18 @@ def _without_boundary_zones(
     probabilities = probabilities[:, kept]
     probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-30)
     return rank[labels], probabilities, rank[hard], len(kept)
+
+
+def _away_from_others(grid: np.ndarray) -> np.ndarray:
+    """Pixels whose 8 neighbours (the map's edge repeated) all carry their label (>= 0)."""
+    padded = np.pad(grid, 1, mode="edge")
+    height, width = grid.shape
+    inner = grid >= 0
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy != 1 or dx != 1:
+                inner &= padded[dy : dy + height, dx : dx + width] == grid
+    return inner
 
 
 def _with_trace(
