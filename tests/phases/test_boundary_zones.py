@@ -111,3 +111,18 @@ def test_phases_of_distinct_compositions_are_kept_as_they_are():
     raw, mask, state = _state(grid, counts, rng)
     settings = PhaseFindingSettings(mix_space="anscombe")
     assert _without_boundary_zones(raw, mask, state, settings) is state
+
+
+def test_a_phase_of_specks_does_not_stop_the_test():
+    # the third phase is single pixels: no pixel of it lies away from others, so it is not
+    # measured, and the rim is still a zone of the others
+    rng = np.random.default_rng(5)
+    grid, share = _rimmed_particles()
+    grid = np.where(grid == 3, 0, grid)
+    grid[44:52:4, 40:88:4] = 3
+    share = np.where(grid == 0, 1.0, share)
+    raw, mask, state = _state(grid, _counts_map(grid, share), rng)
+    settings = PhaseFindingSettings(mix_space="anscombe")
+    labels, _, _, n_phases = _without_boundary_zones(raw, mask, state, settings)
+    assert n_phases == 3
+    assert np.array_equal(labels, np.array([0, 1, 1, 2])[grid.reshape(-1)])

@@ -523,7 +523,8 @@ def _without_boundary_zones(
     inner = _away_from_others(grid)
     groups = grid[inner]
     sizes = np.bincount(groups, minlength=n_phases)[:n_phases]
-    if sizes.min() == 0:
+    measured = np.flatnonzero(sizes > 0)  # a phase of specks has no such pixel: not tested
+    if len(measured) <= 2:
         return state
     counts = np.empty((n_phases, raw.shape[-1]))
     spread = np.empty_like(counts)
@@ -531,15 +532,20 @@ def _without_boundary_zones(
         values = raw[..., f][inner].astype(np.float64)
         if settings.mix_space == "anscombe":  # mixing is linear in counts
             values = inverse_anscombe(values)
-        counts[:, f] = np.bincount(groups, values, n_phases)[:n_phases] / sizes
-        squares = np.bincount(groups, values * values, n_phases)[:n_phases] / sizes
+        counts[:, f] = np.bincount(groups, values, n_phases)[:n_phases] / np.maximum(sizes, 1)
+        squares = np.bincount(groups, values * values, n_phases)[:n_phases] / np.maximum(sizes, 1)
         spread[:, f] = squares - counts[:, f] ** 2
     # the variance of each phase's mean: its pixels' spread (counting noise and any real
     # variation), at least Poisson's where the features are counts
     if settings.mix_space == "anscombe":
         spread = np.maximum(spread, counts)
-    noise = np.maximum(spread, 1e-12) / sizes[:, None]
-    explained = boundary_zones(counts, noise, grid, settings.mixture_distance)
+    noise = np.maximum(spread, 1e-12) / np.maximum(sizes, 1)[:, None]
+    index = np.full(n_phases + 1, -1)  # the measured phases numbered 0..M-1 (-1: none)
+    index[measured] = np.arange(len(measured))
+    zones = boundary_zones(
+        counts[measured], noise[measured], index[grid], settings.mixture_distance
+    )
+    explained = [(int(measured[k]), [int(measured[j]) for j in partners]) for k, partners in zones]
     for k, partners in explained:
         zone = labels == k
         choice = np.asarray(partners)[np.argmax(probabilities[zone][:, partners], axis=1)]
