@@ -119,3 +119,52 @@ def test_moved_spectra_on_threads_add_in_the_order_of_one_thread(monkeypatch):
         with worker_threads(threads):
             assert np.array_equal(moved_spectra(cube, before, after, 4, chunk_pixels=7), expected)
     assert calls == [None, None]
+
+
+def _majority_whole_map(labels, fractions, mean_spectra, sigma):
+    """majority_labels' per-pixel steps over the whole map at once (before the bands)."""
+    from napari_sigma.phases import boundaries as b
+    from napari_sigma.phases._filters import gaussian_blur
+
+    n_phases = fractions.shape[-1]
+    separation = b.pair_separation(mean_spectra, None)
+    groups = b.distinct_groups(separation, b.MIN_SEPARATION)
+    widest = gaussian_blur(fractions, sigma)
+    own = np.clip(labels - 1, 0, n_phases - 1)
+    outside = groups[None, None, :] != groups[own][..., None]
+    rival = np.where(outside, widest, -1.0).argmax(axis=-1)
+    wanted = np.minimum(b.BLUR_SEPARATION / np.maximum(separation[own, rival], 1e-12), sigma)
+    steps = np.round(wanted / b._SIGMA_STEPS).astype(int)
+    shares = np.where((steps == 0)[..., None], fractions, widest)
+    for step in np.unique(steps):
+        width = step * b._SIGMA_STEPS
+        if 0 < step and width < sigma:
+            chosen = steps == step
+            shares[chosen] = gaussian_blur(fractions, width, where=chosen)[chosen]
+    member = np.eye(int(groups.max()) + 1, dtype=np.float32)[groups]
+    best = (shares @ member).argmax(axis=-1)
+    within = np.where(groups[None, None, :] == best[..., None], shares, -1.0).argmax(axis=-1)
+    assigned = (labels >= 1) & (labels <= n_phases)
+    keep = groups[np.clip(labels - 1, 0, n_phases - 1)] == best
+    return np.where(assigned & ~keep, within + 1, labels).astype(np.int32)
+
+
+def test_majority_in_bands_on_threads_is_the_whole_map_decision(monkeypatch):
+    """The per-pixel steps of the majority decision run in bands of rows on every core: the
+    labels of the whole-map computation, several bands and a short last one."""
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.phases import boundaries
+
+    monkeypatch.setattr(boundaries, "BAND_ROWS", 6)
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.repeat(rng.integers(0, 5, (8, 6)), 5, 0), 6, 1)[:37]  # grains
+    fractions = rng.dirichlet(np.full(4, 0.3), size=labels.shape).astype(np.float32)
+    spectra = rng.random((4, 30)) * 20.0
+    spectra[3] = spectra[2] * 1.02  # two phases one pixel cannot tell apart: a group
+    for sigma in (0.6, 2.0):
+        expected = _majority_whole_map(labels, fractions, spectra, sigma)
+        assert (expected != labels).any()  # the decision moves pixels here
+        for threads in (1, 2):
+            with worker_threads(threads):
+                got = majority_labels(labels, fractions, spectra, sigma=sigma)
+            assert np.array_equal(got, expected)

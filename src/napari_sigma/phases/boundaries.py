@@ -146,11 +146,32 @@ def majority_labels(
     )
     n_groups = int(groups.max()) + 1
     member = np.eye(n_groups, dtype=np.float32)[groups]  # (K, G)
-    best = (shares @ member).argmax(axis=-1)  # the group with the largest share
-    within = np.where(groups[None, None, :] == best[..., None], shares, -1.0).argmax(axis=-1)
-    assigned = (labels >= 1) & (labels <= n_phases)
-    keep = groups[np.clip(labels - 1, 0, n_phases - 1)] == best
-    return np.where(assigned & ~keep, within + 1, labels).astype(np.int32)
+    best = (shares @ member).argmax(axis=-1)  # the group with the largest share (one product)
+    out = np.empty(labels.shape, np.int32)
+
+    def band(rows: slice) -> None:  # per pixel: any band of rows gives the same labels
+        part, top = shares[rows], best[rows]
+        within = np.where(groups[None, None, :] == top[..., None], part, -1.0).argmax(axis=-1)
+        own = labels[rows]
+        assigned = (own >= 1) & (own <= n_phases)
+        keep = groups[np.clip(own - 1, 0, n_phases - 1)] == top
+        out[rows] = np.where(assigned & ~keep, within + 1, own)
+
+    _in_row_bands(band, labels.shape[0])
+    return out
+
+
+#: Rows per band of the majority decision's per-pixel steps (bands on every core).
+BAND_ROWS = 64
+
+
+def _in_row_bands(function, height: int) -> None:
+    """``function(rows)`` for bands of :data:`BAND_ROWS` rows, on every core (numpy releases
+    the GIL in these element-wise and per-pixel steps)."""
+    from napari_sigma.compute.blocks import threaded_map
+
+    for _ in threaded_map(function, [slice(r, r + BAND_ROWS) for r in range(0, height, BAND_ROWS)]):
+        pass
 
 
 def _averaged_shares(
@@ -168,12 +189,18 @@ def _averaged_shares(
         return fractions
     n_phases = fractions.shape[-1]
     widest = gaussian_blur(fractions, sigma)
-    own = np.clip(labels - 1, 0, n_phases - 1)
-    outside = groups[None, None, :] != groups[own][..., None]
-    rival = np.where(outside, widest, -1.0).argmax(axis=-1)
-    wanted = np.minimum(blur_separation / np.maximum(separation[own, rival], 1e-12), sigma)
-    steps = np.round(wanted / _SIGMA_STEPS).astype(int)
-    shares = np.where((steps == 0)[..., None], fractions, widest)
+    steps = np.empty(labels.shape, int)
+    shares = np.empty(np.broadcast_shapes(fractions.shape, widest.shape), widest.dtype)
+
+    def band(rows: slice) -> None:  # per pixel: any band of rows gives the same numbers
+        own = np.clip(labels[rows] - 1, 0, n_phases - 1)
+        outside = groups[None, None, :] != groups[own][..., None]
+        rival = np.where(outside, widest[rows], -1.0).argmax(axis=-1)
+        wanted = np.minimum(blur_separation / np.maximum(separation[own, rival], 1e-12), sigma)
+        steps[rows] = np.round(wanted / _SIGMA_STEPS).astype(int)
+        shares[rows] = np.where((steps[rows] == 0)[..., None], fractions[rows], widest[rows])
+
+    _in_row_bands(band, labels.shape[0])
     for step in np.unique(steps):
         width = step * _SIGMA_STEPS
         if 0 < step and width < sigma:
