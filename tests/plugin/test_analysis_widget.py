@@ -224,6 +224,46 @@ def test_closing_the_viewer_during_training_stops_the_worker(viewer_with_sample,
     assert len(viewer.layers) == 0  # closing removed them; the run added nothing
 
 
+def test_a_progress_report_is_painted_with_the_window_s_next_repaint(plugin_viewer, dock, qtbot):
+    """Qt's QProgressBar.setValue repaints the bar at once when its text changes: inside the
+    slot, with napari's OpenGL canvas in the window, a whole-window compose holding the GIL,
+    then a second one for the label at the next repaint. The bar now paints with the label."""
+    from qtpy.QtCore import QEvent, QObject
+
+    from napari_sigma.compute.progress import Progress
+
+    widget = dock(plugin_viewer, "Phase analysis")
+    plugin_viewer.window._qt_window.show()
+    qtbot.waitUntil(widget.progress_bar.isVisible, timeout=5000)
+    qtbot.wait(100)
+    paints = []
+
+    class Paints(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(inside[0])
+            return False
+
+    inside = [False]
+    counter = Paints()
+    widget.progress_bar.installEventFilter(counter)
+    widget.worker = object()  # as while a run is going
+    try:
+        for fraction, step in ((0.37, 37), (0.81, 81)):
+            widget._pending_progress = Progress("features", step, 100, f"block {step}/100")
+            inside[0] = True
+            widget._show_pending_progress()
+            inside[0] = False
+            assert widget.progress_bar.value() == round(100 * fraction)
+            qtbot.waitUntil(lambda: len(paints) > 0, timeout=5000)
+            assert paints and not any(paints), paints  # painted, never inside the slot
+            paints.clear()
+        widget._end_progress()
+    finally:
+        widget.worker = None
+        widget.progress_bar.removeEventFilter(counter)
+
+
 def test_progress_is_shown_at_most_every_interval(plugin_viewer, dock, qtbot):
     """A burst of progress reports repaints the bar twice (the first at once, the latest after
     the interval), not once per report: each repaint composes napari's whole window."""

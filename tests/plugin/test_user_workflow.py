@@ -180,3 +180,31 @@ def test_docking_builds_no_tab_in_napari_s_turn_and_each_tab_in_a_turn_of_its_ow
     built_turns = [turn for _, turn in built_in_turn]
     assert len(set(built_turns)) == 4 and 0 not in built_turns  # one per timer turn
     assert sigma.analysis.last_result_callback == sigma._show_phases
+
+
+def test_a_tab_asked_for_while_the_preload_imports_waits_for_its_imports(
+    plugin_viewer, monkeypatch
+):
+    """A tab built at once (a user's click, ``show_tab``) in the dock's first seconds imported
+    matplotlib in the main thread while the preload thread imported it too; each holding a
+    module the other waited for, Python gave the main thread a partly made module (ImportError
+    "partially initialized module 'matplotlib.transforms'", scripts/screenshots.py). The tab
+    now waits for the preload's imports first."""
+    import threading
+
+    from napari_sigma._napari import main_widget, preload
+
+    events = []
+
+    def wait(timeout=None):
+        if threading.current_thread() is threading.main_thread():
+            events.append("main thread waits")
+        return True
+
+    monkeypatch.setattr(preload, "wait", wait)
+    make = main_widget._widget_class
+    monkeypatch.setattr(main_widget, "_widget_class", lambda key: events.append(key) or make(key))
+    _, sigma = plugin_viewer.window.add_plugin_dock_widget("napari-sigma-eds", "napari-sigma")
+    assert not sigma._modules_ready  # the preload's "done" has not reached the dock yet
+    sigma.show_tab("spectrum")
+    assert events == ["main thread waits", "spectrum"], events

@@ -95,6 +95,14 @@ class SigmaWidget(ViewerWidget):
         built now if it was not yet."""
         widget = self._widgets.get(key)
         if widget is None:
+            if not self._modules_ready:  # a tab asked for in the dock's first seconds
+                from napari_sigma._napari import preload
+
+                # the preload thread may be importing matplotlib right now: importing it here
+                # as well, each thread holding one module the other waited for, Python handed
+                # this thread a partly made module ("cannot import name 'Transform' from
+                # partially initialized module 'matplotlib.transforms'", scripts/screenshots.py)
+                preload.wait()
             widget = _widget_class(key)(self.viewer)
             self._widgets[key] = widget
             self._pages[key].layout().addWidget(widget)

@@ -25,10 +25,13 @@ label colouring (:func:`_warm_labels_drawing`): both were the first run's, in it
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import sys
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 MODULES = (
@@ -139,19 +142,59 @@ def wait(timeout: float | None = None) -> bool:
 
 
 def _import_all() -> None:
-    _import(MODULES)
-    _freeze_long_lived()
+    with collector_paused():
+        _import(MODULES)
+        _freeze_long_lived()
     _modules_done.set()
 
 
 def _import_compute() -> None:
     _modules_done.wait()
-    _prewarm_reading()
-    _load_torch_libraries()
-    _import(COMPUTE_MODULES)
-    _warm_dask_scheduler()
-    _freeze_long_lived()
+    with collector_paused():
+        _prewarm_reading()
+        _load_torch_libraries()
+        _import(COMPUTE_MODULES)
+        _warm_dask_scheduler()
+        _freeze_long_lived()
     _warm_labels_drawing()
+
+
+_paused: dict[str, Any] = {"count": 0, "thresholds": None}
+_paused_lock = threading.Lock()
+NO_FULL_COLLECTION = 2**30  # generation 2's threshold while paused: never reached
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No full (generation-2) garbage collection, in any thread, while the block runs (nested
+    and concurrent blocks allowed: the thresholds come back when the last one ends).
+
+    The block is a background import (matplotlib, the tabs, torch: 130-260 thousand new
+    objects). The collector ran full collections in the middle of them, each traversing every
+    object not frozen and holding the GIL for all of it: 35-160 ms each in the preload threads
+    and the open's warm-up (3-5 per session at load 15-19, in the open and dock steps of the
+    heartbeat benchmark), during which napari's main thread stood still. The young generations
+    are still collected (their collections traverse only the objects made since: short), so
+    the imports' garbage goes as before. The caller freezes what the block made
+    (:func:`_freeze_long_lived`) before it ends: what the full collection would have traversed.
+
+    Not :func:`gc.disable`: a module imported with the collector off may capture that state
+    (dask's ``disable_gc()`` decorator of ``dask.array.slicing``, made at import, switched the
+    collector off for good at the first slicing of a cube).
+    """
+    with _paused_lock:
+        if _paused["count"] == 0:
+            _paused["thresholds"] = gc.get_threshold()
+            young = _paused["thresholds"][:2]
+            gc.set_threshold(*young, NO_FULL_COLLECTION)
+        _paused["count"] += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused["count"] -= 1
+            if _paused["count"] == 0:
+                gc.set_threshold(*_paused["thresholds"])
 
 
 def _warm_dask_scheduler() -> None:
@@ -187,6 +230,12 @@ def _warm_labels_drawing() -> None:
         pass
 
 
+def freeze_long_lived() -> None:
+    """:func:`_freeze_long_lived`, for the plugin's other background imports (the reader's
+    warm-up), called where no object of a file being opened can be half made."""
+    _freeze_long_lived()
+
+
 def _freeze_long_lived() -> None:
     """Move every object alive now (napari, Qt, matplotlib, torch: modules, classes, the viewer)
     out of the garbage collector's reach (:func:`gc.freeze`).
@@ -207,8 +256,6 @@ def _freeze_long_lived() -> None:
 
 def _freeze_locked() -> None:
     """:func:`gc.freeze`, the layers alive remembered (under :data:`_lock`)."""
-    import gc
-
     _frozen_layers.update(_layers_alive())
     gc.freeze()
 
@@ -260,8 +307,6 @@ def _on_layer_removed(event: Any) -> None:
 
 
 def _collect_thawed() -> None:
-    import gc
-
     _thaw["pending"] = False
     with _lock:  # a preload freeze in between would freeze the removed layer again
         gc.unfreeze()

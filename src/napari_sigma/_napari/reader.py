@@ -82,9 +82,16 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
     """
     paths = [path] if isinstance(path, str | Path) else list(path)
     layers: list[LayerData] = []
-    for one in paths:
-        layers.extend(read_file_layers(Path(one)))
+    try:
+        for one in paths:
+            layers.extend(read_file_layers(Path(one)))
+    except ViewerClosedDuringRead:
+        return [(None,)]  # napari's "read, nothing to add": its open returns no layers
     return layers
+
+
+class ViewerClosedDuringRead(Exception):
+    """napari's window was closed while the reader waited for the reading process."""
 
 
 def read_file_layers(path: Path) -> list[LayerData]:
@@ -98,7 +105,7 @@ def read_file_layers(path: Path) -> list[LayerData]:
         from napari_sigma._napari import preload
 
         preload.start()
-    warm_up = warm_up_layer_adding(lazy)  # while this thread waits for the reading process
+    warm_up = warm_up_layer_adding(lazy, frozen=live)  # while this thread waits for the read
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)  # shown below, once, as notifications
@@ -149,6 +156,7 @@ def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
     from napari_sigma.io.isolation import read_steps
 
     flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
+    window = _ViewerWindow.current()
     steps = read_steps("read_any", path, lazy, poll_s=LIVE_POLL_S)
     try:
         while True:
@@ -157,15 +165,63 @@ def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
             except StopIteration as done:
                 return done.value
             QApplication.processEvents(flags)
+            if window.closed():
+                raise ViewerClosedDuringRead(path)
     finally:
-        steps.close()
+        steps.close()  # unfinished: the reading process is stopped (a new one serves the next)
+
+
+class _ViewerWindow:
+    """The window of the viewer a file is opened in (napari's current viewer), watched for a
+    close during the read.
+
+    A window close is not user input: the live wait processes it. napari then went on to add
+    the file's layers to the closed viewer: after ``viewer.close()`` into a viewer with no
+    window, after a close of the window itself (its close button, the window manager) into a
+    canvas whose OpenGL context was gone, where the first Image layer raised (vispy's
+    ``glGetParameter``: "'NoneType' object has no attribute 'decode'"). Now the read stops there
+    (its reading process with it) and napari gets no layers.
+    """
+
+    def __init__(self, viewer: Any = None) -> None:
+        self.viewer = viewer
+        window = getattr(getattr(viewer, "window", None), "_qt_window", None)
+        self.had_window = window is not None
+        self.shown = _is_visible(window) is True
+
+    @classmethod
+    def current(cls) -> _ViewerWindow:
+        try:
+            from napari import current_viewer
+
+            return cls(current_viewer())
+        except Exception:  # no napari viewer to watch: never closed
+            return cls()
+
+    def closed(self) -> bool:
+        if not self.had_window:
+            return False
+        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
+        if window is None:  # napari's Viewer.close() drops its window
+            return True
+        return self.shown and _is_visible(window) is not True
+
+
+def _is_visible(window: Any) -> bool | None:
+    """Whether a Qt window is shown; None when there is none, False when Qt deleted it."""
+    if window is None:
+        return None
+    try:
+        return bool(window.isVisible())
+    except RuntimeError:  # its C++ object is gone
+        return False
 
 
 WARM_UP_MODULES = ("scipy.ndimage",)
 LAZY_WARM_UP_MODULES = ("dask.array",)
 
 
-def warm_up_layer_adding(lazy: bool) -> threading.Thread:
+def warm_up_layer_adding(lazy: bool, frozen: bool = False) -> threading.Thread:
     """Do napari's and the reader's one-time costs of a first open in a thread; return it.
 
     The file is read in a child process (:mod:`napari_sigma.io.isolation`) while napari's main
@@ -173,16 +229,34 @@ def warm_up_layer_adding(lazy: bool) -> threading.Thread:
     profiled): building pint's unit registry when napari adds the first layer with units
     (1.6 s), importing ``dask.array`` to receive a lazy cube (1.0 s) and ``scipy.ndimage``
     (0.15 s). They run here during the wait. The caller joins the thread before napari adds
-    layers: pint's lazy registry must not be built by two threads at once.
+    layers: pint's lazy registry must not be built by two threads at once. ``frozen``: with the
+    collector paused and what they made frozen (:func:`_warm_up`), for a caller whose own thread
+    only waits meanwhile (the reading process reads the file).
     """
     thread = threading.Thread(
-        target=_warm_up, args=(lazy,), name="napari-sigma-open-warm-up", daemon=True
+        target=_warm_up, args=(lazy, frozen), name="napari-sigma-open-warm-up", daemon=True
     )
     thread.start()
     return thread
 
 
-def _warm_up(lazy: bool) -> None:
+def _warm_up(lazy: bool, frozen: bool) -> None:
+    """The imports and pint's registry; ``frozen``: with the collector paused and what they made
+    frozen (:func:`~napari_sigma._napari.preload.collector_paused`: a full collection in the
+    middle of them held the GIL for 136 ms of a JEOL open, load 15). The freeze runs while
+    napari's main thread waits for the reading process or for this thread: nothing of the file
+    exists in napari's process yet."""
+    if not frozen:
+        _warm_up_imports(lazy)
+        return
+    from napari_sigma._napari import preload
+
+    with preload.collector_paused():
+        _warm_up_imports(lazy)
+        preload.freeze_long_lived()
+
+
+def _warm_up_imports(lazy: bool) -> None:
     for name in WARM_UP_MODULES + (LAZY_WARM_UP_MODULES if lazy else ()):
         try:
             importlib.import_module(name)
