@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import glob
+import os
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+# Device files through which a GPU driver is reached: NVIDIA's (/dev/nvidiactl, /dev/nvidia0,
+# ...; also inside containers given a GPU), AMD's ROCm (/dev/kfd; torch's ROCm build answers
+# through torch.cuda) and WSL2's GPU paravirtualisation (/dev/dxg).
+GPU_DEVICE_FILES = ("/dev/nvidia*", "/dev/kfd", "/dev/dxg")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -14,33 +22,54 @@ def resolve_device(device: str = "auto") -> str:
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` picks CUDA when ``torch.cuda.is_available()``.
 
+    Torch is not imported (about 1.1 s of CPU here) to answer ``"cpu"``, nor ``"auto"`` on a
+    machine where no GPU can be there (:func:`no_gpu_here`): the analysis then imports it
+    beside its first stage. Once torch is imported it decides ``"auto"`` as before.
+
     Raises
     ------
     ValueError
         If ``"cuda"`` is asked for and no CUDA device is present, or the name is unknown.
     """
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
+    if device == "cpu" or (device == "auto" and "torch" not in sys.modules and no_gpu_here()):
+        return "cpu"
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but torch finds no CUDA device")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
     return device
 
 
+def no_gpu_here() -> bool:
+    """True where ``torch.cuda.is_available()`` cannot be true, known without importing torch:
+    macOS (no CUDA build of torch), or Linux without any GPU driver's device file
+    (:data:`GPU_DEVICE_FILES`). False wherever it cannot be told (other systems, a device file
+    present): torch then decides."""
+    if sys.platform == "darwin":
+        return True
+    if not sys.platform.startswith("linux") or not os.path.isdir("/dev"):
+        return False
+    return not any(glob.glob(pattern) for pattern in GPU_DEVICE_FILES)
+
+
 def configure_fast_math(device: str) -> None:
-    """Allow TF32 matrix products on CUDA (no effect on the CPU)."""
+    """Allow TF32 matrix products on CUDA (no effect on the CPU, where torch is not imported)."""
+    if device != "cuda":
+        return
     import torch
 
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 @contextmanager
-def torch_threads(device: str, threads: int | None) -> Iterator[None]:
+def torch_threads(
+    device: str, threads: int | None, defer: bool = False
+) -> Iterator[Callable[[], None]]:
     """Run the enclosed torch work on ``threads`` CPU threads, and numpy's BLAS products on one
     (both restored afterwards).
 
@@ -54,24 +83,44 @@ def torch_threads(device: str, threads: int | None) -> Iterator[None]:
     2 threads are identical); the passes over the cube use a second core through their own
     thread (:func:`~napari_sigma.compute.blocks.prefetched`). ``threads=None`` leaves both
     settings alone; a CUDA device leaves torch's alone.
+
+    Yields a function that sets torch's threads. ``defer``: on the CPU, torch's threads are set
+    (and torch imported) only when that function is called, which the caller does before its
+    first torch work (the analysis: after its numpy-only feature stage, while torch is imported
+    beside it); without ``defer`` they are set on entry and the function does nothing.
     """
     if threads is None:
-        yield
+        yield _nothing
         return
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
         if device != "cpu":
-            yield
+            yield _nothing
             return
-        import torch
+        previous: list[int] = []
 
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        def set_threads() -> None:
+            if previous:
+                return
+            import torch
+
+            previous.append(torch.get_num_threads())
+            torch.set_num_threads(threads)
+
+        if not defer:
+            set_threads()
         try:
-            yield
+            yield set_threads
         finally:
-            torch.set_num_threads(previous)
+            if previous:
+                import torch
+
+                torch.set_num_threads(previous[0])
+
+
+def _nothing() -> None:
+    """Nothing to set (see :func:`torch_threads`)."""
 
 
 RESIDENT_FRACTION = 0.5  # at most this share of the free device memory holds a resident cube
