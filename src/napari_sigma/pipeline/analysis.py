@@ -213,12 +213,14 @@ def analyse(
 
 
 # Standard-library modules that both torch's import and the feature stage import (measured
-# with torch 2.13 and scipy 1.17 on the 256² benchmark cube): imported before the torch thread
-# starts, so that the two threads never import the same module (no import-lock wait or cycle).
+# with torch 2.13 and scipy 1.17 on the 256² benchmark cube), and typing_extensions, which
+# torch and many libraries import: imported before the torch thread starts, so that the two
+# threads never import the same module (no import-lock wait or cycle, no partly initialised
+# module seen by the other thread).
 SHARED_WITH_TORCH = (
     "array", "base64", "binascii", "calendar", "difflib", "email.message", "email.parser",
     "email.utils", "gc", "hashlib", "importlib.abc", "importlib.metadata", "importlib.util",
-    "pkgutil", "pprint", "socket", "unicodedata", "unittest", "zipfile",
+    "pkgutil", "pprint", "socket", "typing_extensions", "unicodedata", "unittest", "zipfile",
 )  # fmt: skip
 
 
