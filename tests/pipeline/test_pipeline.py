@@ -324,7 +324,8 @@ def test_hitachi_sample_is_one_phase_and_its_empty_frame_unassigned(SHARED_EDS):
 
 def test_torch_is_imported_beside_the_data_check_only_where_nothing_else_imports():
     """The CLI's first analysis imports torch in a thread while the check sums the counts
-    (a fresh interpreter); never off the main thread, for lazy counts or when torch is in."""
+    (a fresh interpreter), its libraries first opened without the GIL; never off the main
+    thread, for lazy counts or when torch is in."""
     import subprocess
     import sys
     import threading
@@ -351,9 +352,13 @@ def test_torch_is_imported_beside_the_data_check_only_where_nothing_else_imports
         "import dask.array as da\n"
         "lazy = SpectrumImage(counts=da.ones((4, 4, 64), chunks=2), energy=image.energy)\n"
         "assert _torch_imported_meanwhile(lazy) is None\n"
+        "from napari_sigma.compute import device\n"
+        "loaded, real = [], device.load_torch_libraries\n"
+        "device.load_torch_libraries = lambda: (loaded.append('torch' in sys.modules), real())\n"
         "thread = _torch_imported_meanwhile(image)\n"
         "thread.join()\n"
         "assert isinstance(thread, threading.Thread) and 'torch' in sys.modules\n"
+        "assert loaded == [False]\n"  # torch's libraries opened without the GIL, then imported
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)  # fmt: skip

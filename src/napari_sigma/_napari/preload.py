@@ -34,6 +34,8 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from napari_sigma.compute.device import load_torch_libraries as _load_torch_libraries
+
 MODULES = (
     "matplotlib.figure",
     "matplotlib.backends.backend_qtagg",
@@ -332,42 +334,3 @@ def _import(names: tuple[str, ...]) -> None:
             importlib.import_module(name)
         except Exception:  # the main thread's import of it raises it where it is needed
             continue
-
-
-def _load_torch_libraries() -> None:
-    """Load torch's shared libraries the way its ``__init__`` does, without holding the GIL.
-
-    The libraries are opened by calling the C library's ``dlopen`` through ctypes: a call of a
-    foreign function releases the GIL while it runs. ``ctypes.CDLL`` does NOT (CPython 3.11: its
-    ``_dlopen`` holds the GIL; measured: a Python loop in the main thread stopped 257-261 ms while
-    a thread opened these two libraries with ``CDLL``, 4-8 ms at most with ``dlopen``; nor does the
-    import machinery. torch's own import then finds them loaded. Linux only (the libraries'
-    names); anything unexpected leaves it to ``import torch``.
-    """
-    if not sys.platform.startswith("linux") or "torch" in sys.modules:
-        return
-    import ctypes
-    import importlib.util
-    import os
-    from pathlib import Path
-
-    try:
-        spec = importlib.util.find_spec("torch")
-    except (ImportError, ValueError):
-        return
-    if spec is None or spec.origin is None:
-        return
-    try:
-        dlopen = ctypes.CDLL(None).dlopen  # the process's own symbols: the C library's dlopen
-    except (OSError, AttributeError):
-        return
-    dlopen.restype, dlopen.argtypes = ctypes.c_void_p, (ctypes.c_char_p, ctypes.c_int)
-    lib = Path(spec.origin).parent / "lib"
-    # torch loads libtorch_global_deps with RTLD_GLOBAL, then its extension, which links
-    # libtorch_python (and through it libtorch_cpu, the 250 ms part); never closed (torch's)
-    for name, mode in (
-        ("libtorch_global_deps.so", os.RTLD_NOW | os.RTLD_GLOBAL),
-        ("libtorch_python.so", os.RTLD_NOW | os.RTLD_LOCAL),
-    ):
-        if not (lib / name).is_file() or not dlopen(os.fsencode(lib / name), mode):
-            return  # e.g. CUDA libraries torch finds by itself: its import does it

@@ -252,14 +252,18 @@ def _torch_imported_meanwhile(image: SpectrumImage):
         return None
     import collections  # noqa: F401 - what the check's threads import, imported here first
     import contextvars  # noqa: F401
+    import ctypes  # noqa: F401 - load_torch_libraries'
     import importlib
     from concurrent.futures import ThreadPoolExecutor  # noqa: F401
 
     for name in SHARED_WITH_TORCH:
         importlib.import_module(name)
 
+    from napari_sigma.compute.device import load_torch_libraries
+
     def run() -> None:
         try:
+            load_torch_libraries()  # without the GIL: the feature stage goes on meanwhile
             import torch  # noqa: F401
         except ImportError:  # the device choice then raises it where it belongs
             pass
