@@ -62,6 +62,14 @@ def test_save_then_open_in_a_new_viewer_gives_the_same_work(
         assert [(p.id, p.name) for p in back] == [(p.id, p.name) for p in saved]
         np.testing.assert_allclose([p.color for p in back], [p.color for p in saved])
         assert state.result_of(new).settings == tiny_result.settings
+        # the mineral column reads the same: names, scores, the "not resolved" mark and tooltip
+        column = pw.MINERAL_COLUMN
+        cells = [(phases.table.item(r, column).text(), phases.table.item(r, column).toolTip())
+                 for r in range(phases.table.rowCount())]  # fmt: skip
+        qtbot.waitUntil(lambda: reopened.table.item(0, column).text() != "", timeout=30_000)
+        assert [(reopened.table.item(r, column).text(), reopened.table.item(r, column).toolTip())
+                for r in range(reopened.table.rowCount())] == cells  # fmt: skip
+        assert any(text.endswith("≈") and "not resolved from" in tip for text, tip in cells)
 
 
 def test_a_corrupted_session_gives_a_clear_error_naming_it(

@@ -42,7 +42,8 @@ from napari_sigma._napari.threads import start as start_low_priority
 COLUMNS = ("", "name", "pixels", "area %", "area µm²", "elements", "mineral")
 COLUMN_TIPS = {
     "elements": "main elements: the strongest lines of the phase's mean spectrum",
-    "mineral": "the mineral identified from the phase's composition, with its match score (0-1)",
+    "mineral": "the mineral identified from the phase's composition, with its match score (0-1);"
+    " ≈: not resolved from other minerals (see the cell's tooltip)",
 }
 NAME_COLUMN = 1
 ELEMENTS_COLUMN = COLUMNS.index("elements")
@@ -614,19 +615,47 @@ class PhasesWidget(PhaseLayerDock):
                 item = self.table.item(row, column)
                 if item.data(Qt.ItemDataRole.DisplayRole) != value:
                     item.setData(Qt.ItemDataRole.DisplayRole, value)
-                    if column in (ELEMENTS_COLUMN, MINERAL_COLUMN):  # whole, when elided
+                    if column == ELEMENTS_COLUMN:  # whole, when elided
                         item.setToolTip(str(value))
+                        texts_changed = True
+                    elif column == MINERAL_COLUMN:  # whole, and what it is not resolved from
+                        item.setToolTip(self._mineral_tooltip(phase_id))
                         texts_changed = True
         self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
         if fit and texts_changed:
             self.fit_columns()
 
-    def _mineral_text(self, phase_id: int) -> str:
-        """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``."""
+    def _phase_mineral(self, phase_id: int) -> Any:
         minerals = getattr(self.result, "phase_minerals", None) or []
         found = next((m for m in minerals if m.phase_id == phase_id), None)
-        return f"{found.mineral} ({found.score:.2f})" if found and found.identification else ""
+        return found if found is not None and found.identification else None
+
+    def _mineral_text(self, phase_id: int) -> str:
+        """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``; marked
+        ``"hematite (0.64) ≈"`` when the measurement does not resolve it from other minerals
+        (:meth:`_mineral_tooltip` names them)."""
+        found = self._phase_mineral(phase_id)
+        if found is None:
+            return ""
+        text = f"{found.mineral} ({found.score:.2f})"
+        if getattr(found.identification, "unresolved", None):
+            from napari_sigma.minerals.phases import UNRESOLVED_MARK  # loaded: ``found`` is one
+
+            text += f" {UNRESOLVED_MARK}"
+        return text
+
+    def _mineral_tooltip(self, phase_id: int) -> str:
+        """The mineral cell's tooltip: its whole text, then what the name is not resolved from
+        (``"≈ not resolved from: maghemite 0.64, magnetite 0.51"``) and why."""
+        text = self._mineral_text(phase_id)
+        found = self._phase_mineral(phase_id)
+        if found is None or not getattr(found.identification, "unresolved", None):
+            return text
+        from napari_sigma.minerals.phases import UNRESOLVED_MARK, UNRESOLVED_NOTE
+
+        unresolved = found.not_resolved_from.replace("; ", ", ")
+        return f"{text}\n{UNRESOLVED_MARK} not resolved from: {unresolved}\n({UNRESOLVED_NOTE})"
 
     def _refresh_names_and_colors(self, fit: bool = True) -> None:
         model = self.model

@@ -443,7 +443,7 @@ def mineral_inputs(result: Any) -> Any:
     result (for a child process: :mod:`napari_sigma.io.child`)."""
     from types import SimpleNamespace
 
-    names = ("image", "labels", "lines", "settings", "phase_minerals", "core_labels",
+    names = ("image", "labels", "lines", "settings", "phase_minerals", "minerals_labels", "core_labels",
              "core_spectra", "phase_spectra", "deep_spectra", "core_depth",
              "host_spectra")  # fmt: skip
     return SimpleNamespace(**{name: getattr(result, name, None) for name in names})

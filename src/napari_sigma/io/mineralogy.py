@@ -37,7 +37,8 @@ def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]
     from napari_sigma.minerals.phases import elements_of_lines, identify_phases
 
     own = list(getattr(result, "phase_minerals", []) or [])
-    if own and np.array_equal(labels, result.labels):
+    described = getattr(result, "minerals_labels", None)  # a session reopened after edits
+    if own and np.array_equal(labels, result.labels if described is None else described):
         return own
     settings = getattr(result, "settings", None)
     if settings is not None and not getattr(settings, "identify_minerals", True):
@@ -324,7 +325,7 @@ def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
                        takeoff_deg=q.takeoff_deg, notes="; ".join(q.notes))  # fmt: skip
         if ident is not None:
             row.update(alternatives="; ".join(f"{n} {s:.2f}" for n, s in ident.alternatives),
-                       not_resolved_from="; ".join(f"{n} {s:.2f}" for n, s in ident.unresolved),
+                       not_resolved_from=m.not_resolved_from,
                        trace="; ".join(ident.trace), formula=ident.formula)  # fmt: skip
         elif m is not None:
             row["notes"] = m.note
@@ -370,11 +371,16 @@ def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) ->
     library = load_library(getattr(getattr(result, "settings", None), "minerals", None))
     by_id = {m.phase_id: m for m in minerals}
     mineral_of_label, densities, groups, compositions = {}, {}, {}, {}
+    unresolved: dict[str, list[str]] = {}
     for pid, name in zip(ids, names, strict=True):
         m = by_id.get(pid)
         ident = m.identification if m else None
-        mineral = user_mineral_name(pid, name) or (ident.name if ident else name)
+        user = user_mineral_name(pid, name)
+        mineral = user or (ident.name if ident else name)
         mineral_of_label[pid] = mineral
+        if ident and not user:  # a name the user gave is the user's call
+            found = unresolved.setdefault(mineral, [])
+            found += [entry for entry in m.not_resolved_from.split("; ") if entry not in found]
         if ident and not ident.unknown:
             densities[mineral] = ident.density
             groups[mineral] = ident.group or (
@@ -384,8 +390,9 @@ def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) ->
             compositions.setdefault(mineral, {el: v / 100 for el, v in m.quantification.wt.items()})
     n = int(max(ids, default=0))
     fractions = label_abundances(result, labels, n) if n else None
+    unresolved_text = {name: "; ".join(e for e in found if e) for name, found in unresolved.items()}
     return mineralogy(labels, mineral_of_label, result.image.pixel_size_um, densities, groups,
-                      fractions, compositions)  # fmt: skip
+                      fractions, compositions, unresolved_text)  # fmt: skip
 
 
 def write_mineral_report(
@@ -406,7 +413,8 @@ def write_mineral_report(
     _write_rows(paths["phase_quant"], rows, columns)
     tables = compute_mineralogy(result, np.asarray(labels), ids, names, minerals)
     _write_rows(paths["modal"], tables.modal, ["mineral", "pixels", "area_percent",
-                "abundance_area_percent", "wt_percent", "density", "grains"])  # fmt: skip
+                "abundance_area_percent", "wt_percent", "density", "grains",
+                "not_resolved_from"])  # fmt: skip
     _write_rows(paths["grains"], tables.grains, ["grain_id", "mineral", "area_px", "area_um2",
                 "ecd_um", "perimeter_um", "touches_border"])  # fmt: skip
     _write_rows(paths["association"], tables.association, ["mineral_a", "mineral_b",
@@ -435,10 +443,13 @@ def _html_table(rows: list[dict], columns: Sequence[str], limit: int = 200) -> s
 
 def write_html(path: Path, result: Any, quant_rows, tables: Mineralogy, report_png: str) -> Path:
     """A self-describing HTML page: the report image and every table."""
+    from napari_sigma.minerals.phases import UNRESOLVED_NOTE
+
     image = result.image
     title = html.escape(image.title or "napari-sigma")
-    major = [c for c in ("phase_id", "name", "mineral", "mineral_score", "formula", "alternatives",
-                         "trace") if any(c in r for r in quant_rows)]  # fmt: skip
+    major = [c for c in ("phase_id", "name", "mineral", "mineral_score", "formula",
+                         "not_resolved_from", "alternatives", "trace")
+             if any(c in r for r in quant_rows)]  # fmt: skip
     wt_columns = sorted({k for r in quant_rows for k in r if k.startswith("wt_")})
     sections = [
         f"<h1>napari-sigma report: {title}</h1>",
@@ -449,7 +460,8 @@ def write_html(path: Path, result: Any, quant_rows, tables: Mineralogy, report_p
         "<h2>Phases: composition (wt %)</h2>", _html_table(quant_rows, ["name", *wt_columns]),
         "<h2>Modal mineralogy</h2>",
         _html_table(tables.modal, ["mineral", "pixels", "area_percent", "abundance_area_percent",
-                                   "wt_percent", "grains"]),
+                                   "wt_percent", "grains", "not_resolved_from"]),
+        f"<p>not_resolved_from: {html.escape(UNRESOLVED_NOTE)}.</p>",
         "<h2>Associations (shared boundary)</h2>",
         _html_table(sorted(tables.association, key=lambda r: -r["boundary_px"]),
                     ["mineral_a", "mineral_b", "boundary_um", "share_of_a_percent"], 50),

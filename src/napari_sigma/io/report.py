@@ -96,10 +96,31 @@ def _draw_spectra(ax, energies, table: PhaseTable, line_names, log_scale: bool, 
     ax.set_title("Phase mean spectra")
 
 
+def unresolved_lines(modal: Sequence[dict], width: int = 110) -> list[str]:
+    """The report's footnote: one line per marked mineral, ``"≈ hematite: not resolved from
+    maghemite 0.64, magnetite 0.51"`` (wrapped at ``width`` characters)."""
+    import textwrap
+
+    from napari_sigma.minerals.phases import UNRESOLVED_MARK
+
+    lines = []
+    for row in modal:
+        if row.get("not_resolved_from"):
+            text = f"{UNRESOLVED_MARK} {row['mineral']}: not resolved from "
+            text += row["not_resolved_from"].replace("; ", ", ")
+            lines += textwrap.wrap(text, width, subsequent_indent="    ")
+    return lines
+
+
 def _draw_modal(ax, mineralogy) -> None:
+    from napari_sigma.minerals.phases import UNRESOLVED_MARK
+
     rows = [r for r in mineralogy.modal if r["mineral"] != "unassigned"]
     rows.sort(key=lambda r: r["area_percent"])
-    names = [r["mineral"] for r in rows]
+    names = [
+        f"{r['mineral']} {UNRESOLVED_MARK}" if r.get("not_resolved_from") else r["mineral"]
+        for r in rows
+    ]
     y = np.arange(len(rows))
     ax.barh(y - 0.2, [r["area_percent"] for r in rows], 0.4, label="area %")
     ax.barh(y + 0.2, [r["wt_percent"] for r in rows], 0.4, label="wt % (densities)")
@@ -107,6 +128,13 @@ def _draw_modal(ax, mineralogy) -> None:
     ax.set_xlabel("%")
     ax.set_title("Modal mineralogy")
     ax.legend(fontsize=8, loc="lower right")
+    footnote = unresolved_lines(rows, 70)
+    if footnote:  # what each marked name is not told apart from (composition, not structure)
+        footnote.append("(compositions within the accuracy of a standardless analysis;")
+        footnote.append(" EDS measures composition, not structure)")
+        ax.annotate("\n".join(footnote), xy=(0.0, 0.0), xycoords="axes fraction",
+                    xytext=(0, -40), textcoords="offset points", va="top", fontsize=7,
+                    annotation_clip=False)  # fmt: skip
 
 
 def _draw_grain_sizes(ax, mineralogy, pixel_size_um) -> None:

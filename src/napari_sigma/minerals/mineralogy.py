@@ -168,6 +168,7 @@ def mineralogy(
     groups: Mapping[str, str] | None = None,
     fractions: np.ndarray | None = None,
     compositions: Mapping[str, Mapping[str, float]] | None = None,
+    unresolved: Mapping[str, str] | None = None,
 ) -> Mineralogy:
     """All tables of the report.
 
@@ -187,6 +188,10 @@ def mineralogy(
         ``abundance_area_percent`` empty.
     compositions : dict of str to dict, optional
         Mass fractions (0..1) of each mineral, for the element deportment.
+    unresolved : dict of str to str, optional
+        What each mineral name is not resolved from (``"maghemite 0.64; magnetite 0.51"``,
+        :attr:`~napari_sigma.minerals.phases.PhaseMineral.not_resolved_from`): the modal
+        table's ``not_resolved_from`` column.
     """
     pixel = float(pixel_um) if pixel_um else 1.0
     densities, groups = dict(densities or {}), dict(groups or {})
@@ -196,6 +201,8 @@ def mineralogy(
     areas = np.bincount(minerals.ravel(), minlength=len(names) + 1)
     grains = grain_table(minerals, names, pixel)
     modal = _modal(names, areas, total, grains, densities, fractions, mineral_of_label)
+    for row in modal:
+        row["not_resolved_from"] = (unresolved or {}).get(row["mineral"], "")
     background = _background_minerals(names, groups, areas, total)
     if areas[0] >= MIN_BACKGROUND_FRACTION * total:
         background.add(0)

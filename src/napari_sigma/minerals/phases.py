@@ -29,6 +29,17 @@ MIN_PHASE_COUNTS = 200.0
 """A phase with fewer counts in all is not quantified (its name stays elemental)."""
 
 
+UNRESOLVED_MARK = "≈"
+"""Marks a name the measurement does not resolve from other minerals (the Phases table, the
+report): `PhaseMineral.not_resolved_from` names them."""
+UNRESOLVED_NOTE = (
+    "their compositions are within the accuracy of a standardless analysis (8 % relative, "
+    "0.7 wt %) of the named one's: polymorphs, H2O, or a few wt % of O as magnetite Fe3O4 and "
+    "hematite Fe2O3; EDS measures composition, not structure"
+)
+"""What `UNRESOLVED_MARK` means, in words (tooltips, report footnotes)."""
+
+
 @dataclass
 class PhaseMineral:
     """The quantification and the identification of one phase.
@@ -59,6 +70,14 @@ class PhaseMineral:
     def score(self) -> float:
         """The identification score, or NaN."""
         return self.identification.score if self.identification else float("nan")
+
+    @property
+    def not_resolved_from(self) -> str:
+        """The minerals the measurement does not tell the name apart from, with their scores
+        (``"maghemite 0.64; magnetite 0.51"``: `Identification.unresolved`), or ``""``."""
+        if not self.identification:
+            return ""
+        return "; ".join(f"{name} {score:.2f}" for name, score in self.identification.unresolved)
 
 
 CORE_FRACTION = 0.25

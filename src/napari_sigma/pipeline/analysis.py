@@ -61,6 +61,9 @@ class AnalysisResult:
     intensity_sigma: np.ndarray | None = None
     phase_minerals: list = field(default_factory=list)
     """Quantification and identification of each phase (`napari_sigma.minerals.phases`)."""
+    minerals_labels: np.ndarray | None = None
+    """The labels ``phase_minerals`` were computed for, when they are not ``labels`` (a session
+    saved after label edits and opened again: its ``labels`` are the edited ones)."""
     phase_fractions: np.ndarray | None = None
     core_labels: np.ndarray | None = None
     """Each phase's core (`napari_sigma.minerals.phases.interior_labels` of ``labels``), when

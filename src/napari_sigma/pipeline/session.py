@@ -2,7 +2,8 @@
 
 A session (a ``.sigma`` file of kind ``"session"``, see :mod:`napari_sigma.io.archive`) holds the
 source file's path and SHA-256, the analysis settings, the labels as edited, the phase table
-(ids, names, RGBA colours), the latent coordinates, the arrays of the analysis result needed to
+(ids, names, RGBA colours), the phases' quantifications and identifications (the names, with
+what each is not resolved from), the latent coordinates, the arrays of the analysis result needed to
 show it again, the fitted model (:class:`~napari_sigma.pipeline.model.FittedModel`) when there
 is one, and a free JSON dict for the GUI's own state. The cube is not copied unless the image has
 no source file (a sample or a generated image), in which case its counts are embedded.
@@ -84,6 +85,11 @@ class Session:
         The embedded cube when the image had no source file.
     image_info : dict
         Shape, energy axis, beam energy, pixel size, elements and title of the image.
+    phase_minerals : list of PhaseMineral
+        The analysis's quantification and identification of each phase (without the line
+        fits), as the result held them.
+    minerals_labels : ndarray (y, x) int32 or None
+        The labels ``phase_minerals`` describe, when they are not ``labels`` (saved after edits).
     """
 
     path: Path | None
@@ -100,6 +106,8 @@ class Session:
     gui: dict[str, Any] = field(default_factory=dict)
     counts: np.ndarray | None = None
     image_info: dict[str, Any] = field(default_factory=dict)
+    phase_minerals: list = field(default_factory=list)
+    minerals_labels: np.ndarray | None = None
 
     @property
     def phase_names(self) -> list[str]:
@@ -195,6 +203,8 @@ class Session:
             versions=dict(data["versions"]),
             loss_history=list(data["loss_history"]),
             intensity_sigma=data.get("intensity_sigma"),
+            phase_minerals=list(self.phase_minerals),
+            minerals_labels=None if self.minerals_labels is None else self.minerals_labels.copy(),
         )
 
 
@@ -264,6 +274,13 @@ def save_session(
         arrays["result.intensity_sigma"] = np.asarray(result.intensity_sigma)
     if embed:
         arrays["counts"] = np.asarray(image.counts)
+    minerals = list(getattr(result, "phase_minerals", None) or [])
+    if minerals:
+        content["minerals"] = _minerals_content(minerals)
+        described = getattr(result, "minerals_labels", None)
+        described = np.asarray(result.labels if described is None else described)
+        if not np.array_equal(described, labels):
+            arrays["minerals_labels"] = described.astype(np.int32)
     if model is not None:
         content["model"], model_arrays = model.to_archive()
         arrays.update({f"model.{name}": value for name, value in model_arrays.items()})
@@ -314,7 +331,68 @@ def _session(path: Path, archive: Archive) -> Session:
         gui=dict(content.get("gui") or {}),
         counts=arrays.get("counts"),
         image_info=dict(content["image"]),
+        phase_minerals=_minerals_from(content.get("minerals") or []),
+        minerals_labels=arrays.get("minerals_labels"),
     )
+
+
+def _minerals_content(minerals: Iterable[Any]) -> list[dict[str, Any]]:
+    """The phase minerals as JSON (the line fits, arrays of the quantification, are left out)."""
+    rows = []
+    for m in minerals:
+        q, ident = m.quantification, m.identification
+        kept = None
+        if q is not None:
+            kept = {f.name: getattr(q, f.name) for f in dataclasses.fields(q) if f.name != "fit"}
+        rows.append(to_jsonable({"phase_id": int(m.phase_id), "note": m.note,
+                                 "quantification": kept, "identification": ident}))  # fmt: skip
+    return rows
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)  # JSON keeps NaN as null
+
+
+def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): _number(v) for k, v in values.items()}
+
+
+def _pairs(values: Iterable[Any]) -> list[tuple[str, float]]:
+    return [(str(name), _number(score)) for name, score in values]
+
+
+def _minerals_from(rows: Sequence[Mapping[str, Any]]) -> list:
+    """:func:`_minerals_content` read back into PhaseMineral objects."""
+    if not rows:
+        return []
+    from napari_sigma.minerals.identify import Identification
+    from napari_sigma.minerals.phases import PhaseMineral
+    from napari_sigma.quant.quantify import Quantification
+
+    minerals = []
+    for row in rows:
+        q, ident = row.get("quantification"), row.get("identification")
+        if q is not None:
+            q = Quantification(
+                **{k: _numbers(q[k]) for k in ("wt", "at", "err_wt", "err_at", "oxide_wt",
+                                               "err_oxide_wt", "formula")},
+                analytical_total=_number(q["analytical_total"]), mode=str(q["mode"]),
+                takeoff_deg=_number(q["takeoff_deg"]), beam_kev=_number(q["beam_kev"]),
+                iterations=int(q["iterations"]), converged=bool(q["converged"]),
+                notes=[str(n) for n in q.get("notes", [])],
+            )  # fmt: skip
+        if ident is not None:
+            ident = Identification(
+                name=str(ident["name"]), mineral=str(ident["mineral"]),
+                score=_number(ident["score"]), alternatives=_pairs(ident["alternatives"]),
+                series=ident["series"], fractions=_numbers(ident["fractions"]),
+                group=str(ident["group"]), density=_number(ident["density"]),
+                trace=[str(t) for t in ident["trace"]], formula=str(ident["formula"]),
+                unknown=bool(ident["unknown"]), unresolved=_pairs(ident.get("unresolved", [])),
+                components=tuple(_pairs(ident.get("components", []))),
+            )  # fmt: skip
+        minerals.append(PhaseMineral(int(row["phase_id"]), q, ident, str(row.get("note", ""))))
+    return minerals
 
 
 def session_phases(result: Any, phases: Iterable[Any] | None = None) -> list[SessionPhase]:
