@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +103,65 @@ def test_settings_survive_json_including_nested_and_none():
     settings = replace(settings, phase_finding=replace(settings.phase_finding, split=None))
     back = settings_from_json(json.loads(json.dumps(to_jsonable(settings))))
     assert back == settings
+
+
+SAVED_BY_MAIN = Path(__file__).parent / "data" / "session_saved_by_bfe6c4c.sigma"
+"""A session that main at bfe6c4c (before sessions kept the phase minerals) saved: a 16 x 16
+synthetic quartz / magnetite / albite map (counts embedded), its labels edited (the top-left 3 x 3
+unassigned), the Phases tab open."""
+
+
+def test_a_session_saved_before_the_minerals_were_kept_opens_and_names_its_phases_anew(tmp_path):
+    from napari_sigma.io.export import export_result
+
+    session = load_session(SAVED_BY_MAIN)
+    assert session.phase_minerals == [] and session.minerals_labels is None
+    assert session.gui == {"tab": "phases"} and (session.labels[:3, :3] == 0).all()
+    result = session.result()
+    assert result.phase_minerals == [] and result.minerals_labels is None
+    out = export_result(result, tmp_path)  # as main did: the phases are quantified anew
+    assert out
+    with open(tmp_path / "modal_mineralogy.csv", newline="") as handle:
+        modal = {row["mineral"]: row for row in csv.DictReader(handle)}
+    assert {"quartz", "albite", "magnetite"} <= set(modal)
+    assert "hematite" in modal["magnetite"]["not_resolved_from"]  # Fe3O4 / Fe2O3: a few wt % O
+    assert "cristobalite" in modal["quartz"]["not_resolved_from"]  # polymorphs
+    assert modal["albite"]["not_resolved_from"] == ""
+
+
+def _rewritten(path: Path, out: Path, change) -> Path:
+    """``path`` with its content changed by ``change`` and its checksum made to match (a file
+    another program wrote wrongly, not a damaged one)."""
+    from napari_sigma.io.archive import content_hash, read_archive
+
+    archive = read_archive(path)
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    header = json.loads(members["sigma.json"])
+    change(header["content"])
+    header["sha256"] = content_hash(header["content"], archive.arrays)
+    members["sigma.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(out, "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    return out
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["minerals"][0].update(identification="hematite"),
+        lambda c: c["minerals"][0]["quantification"].update(wt=[1, 2]),
+        lambda c: c["minerals"][0]["identification"].pop("score"),
+        lambda c: c.update(minerals={"phase_id": 1}),
+        lambda c: c["minerals"].append(None),
+    ],
+    ids=["identification-a-string", "wt-a-list", "no-score", "not-a-list", "a-null-row"],
+)
+def test_a_session_with_invalid_minerals_gives_a_clear_error(field, tmp_path, change):
+    _, result = field
+    path = save_session(tmp_path / "work.sigma", result)
+    assert load_session(path).phase_minerals  # the analysis identified its phases
+    bad = _rewritten(path, tmp_path / "bad.sigma", change)
+    with pytest.raises(SigmaFileError, match=r"bad\.sigma: incomplete or invalid session"):
+        load_session(bad)

@@ -354,7 +354,13 @@ def _number(value: Any) -> float:
 
 
 def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
-    return {str(k): _number(v) for k, v in values.items()}
+    return {str(k): _number(v) for k, v in _mapping(values, "numbers").items()}
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what}: a {type(value).__name__}, not a mapping")
+    return value
 
 
 def _pairs(values: Iterable[Any]) -> list[tuple[str, float]]:
@@ -365,14 +371,18 @@ def _minerals_from(rows: Sequence[Mapping[str, Any]]) -> list:
     """:func:`_minerals_content` read back into PhaseMineral objects."""
     if not rows:
         return []
+    if not isinstance(rows, list):
+        raise ValueError(f"minerals: a {type(rows).__name__}, not a list")
     from napari_sigma.minerals.identify import Identification
     from napari_sigma.minerals.phases import PhaseMineral
     from napari_sigma.quant.quantify import Quantification
 
     minerals = []
     for row in rows:
+        row = _mapping(row, "a phase's minerals")
         q, ident = row.get("quantification"), row.get("identification")
         if q is not None:
+            q = _mapping(q, "quantification")
             q = Quantification(
                 **{k: _numbers(q[k]) for k in ("wt", "at", "err_wt", "err_at", "oxide_wt",
                                                "err_oxide_wt", "formula")},
@@ -382,10 +392,12 @@ def _minerals_from(rows: Sequence[Mapping[str, Any]]) -> list:
                 notes=[str(n) for n in q.get("notes", [])],
             )  # fmt: skip
         if ident is not None:
+            ident = _mapping(ident, "identification")
             ident = Identification(
                 name=str(ident["name"]), mineral=str(ident["mineral"]),
                 score=_number(ident["score"]), alternatives=_pairs(ident["alternatives"]),
-                series=ident["series"], fractions=_numbers(ident["fractions"]),
+                series=None if ident["series"] is None else str(ident["series"]),
+                fractions=_numbers(ident["fractions"]),
                 group=str(ident["group"]), density=_number(ident["density"]),
                 trace=[str(t) for t in ident["trace"]], formula=str(ident["formula"]),
                 unknown=bool(ident["unknown"]), unresolved=_pairs(ident.get("unresolved", [])),
