@@ -199,7 +199,7 @@ PIPELINE_CLOCK = (
     "load (load_s) and the imports of the libraries in 'imports' (import_s). process_s: the "
     "whole worker process, imports and load included (compare with emsigma's process_s). "
     "ours_b2_cli makes its process as napari-sigma run does: torch is not imported before the "
-    "pipeline (the analysis imports it beside its feature stage, so the part of that import "
+    "pipeline (the analysis imports it beside its data check, so the part of that import "
     "not hidden there is in its pipeline_s), and the process ends as the CLI's does "
     "(napari_sigma.cli.end_process: no interpreter teardown)."
 )

@@ -366,62 +366,6 @@ def test_torch_is_imported_beside_the_data_check_only_where_nothing_else_imports
     assert threading.current_thread() is threading.main_thread()
 
 
-def test_the_cpu_feature_stage_runs_before_torch_and_gives_the_same_results(tmp_path):
-    """Where no GPU can be, the analysis imports torch beside its feature stage: in a fresh
-    interpreter, torch imports from the analysis are refused until the import thread is
-    joined (here a stand-in that imports torch when joined), and the results equal those
-    of an analysis with torch imported before it (this process)."""
-    import subprocess
-    import sys
-
-    from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.pipeline.analysis import analyse
-
-    script = (
-        "import sys, threading, numpy as np\n"
-        "from napari_sigma.compute import device\n"
-        "from napari_sigma.compute.progress import run_to_completion\n"
-        "from napari_sigma.pipeline import analysis\n"
-        "from napari_sigma.synthetic.generator import make_synthetic\n"
-        "device.no_gpu_here = lambda: True\n"
-        "joined = []\n"
-        "class Refuse:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'torch' and not joined:\n"
-        "            raise ImportError(name + ' imported before the import thread was joined')\n"
-        "sys.meta_path.insert(0, Refuse())\n"
-        "seen = []\n"
-        "class StandIn:\n"
-        "    def join(self):\n"
-        "        joined.append(list(seen))\n"
-        "        import torch\n"
-        "analysis._torch_imported_meanwhile = lambda image: StandIn()\n"
-        "sample = make_synthetic(seed=3, shape=(24, 24), counts_per_pixel=200, n_channels=1024)\n"
-        "settings = analysis.AnalysisSettings.preset('default', lines=tuple(sample.lines))\n"
-        "steps = analysis.analyse(sample.image, settings, embed=False)\n"
-        "result = run_to_completion(steps, lambda p: seen.append((p.stage, p.message)))\n"
-        "assert len(joined) == 1 and result.device == 'cpu', joined\n"
-        "before = joined[0]\n"  # the feature stage had run, nothing after it
-        "assert ('features', 'data checked') in before[:-1], before\n"
-        "assert {stage for stage, _ in before} == {'features'}, before\n"
-        "np.savez(sys.argv[1], labels=result.labels, spectra=result.phase_spectra,\n"
-        "         abundances=result.abundances, names=np.array(result.phase_names))\n"
-    )
-    out = tmp_path / "fresh.npz"
-    done = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    sample = make_synthetic(seed=3, shape=(24, 24), counts_per_pixel=200, n_channels=1024)
-    settings = AnalysisSettings.preset("default", lines=tuple(sample.lines), device="cpu")
-    here = run_to_completion(analyse(sample.image, settings, embed=False))
-    fresh = np.load(out)
-    np.testing.assert_array_equal(fresh["labels"], here.labels)
-    np.testing.assert_array_equal(fresh["spectra"], here.phase_spectra)
-    np.testing.assert_array_equal(fresh["abundances"], here.abundances)
-    assert list(fresh["names"]) == here.phase_names
-    assert here.n_phases >= 2
-
-
 def test_the_minerals_reuse_the_analysis_distance_transform(demo_result):
     """identify_phases given the analysis' depth map (as the analysis calls it) finds exactly
     what it finds computing the map anew."""

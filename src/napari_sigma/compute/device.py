@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Device files through which a GPU driver is reached: NVIDIA's (/dev/nvidiactl, /dev/nvidia0,
@@ -23,8 +23,8 @@ def resolve_device(device: str = "auto") -> str:
         ``"auto"`` picks CUDA when ``torch.cuda.is_available()``.
 
     Torch is not imported (about 1.1 s of CPU here) to answer ``"cpu"``, nor ``"auto"`` on a
-    machine where no GPU can be there (:func:`no_gpu_here`): the analysis then imports it
-    beside its first stage. Once torch is imported it decides ``"auto"`` as before.
+    machine where no GPU can be there (:func:`no_gpu_here`). Once torch is imported it decides
+    ``"auto"`` as before.
 
     Raises
     ------
@@ -67,9 +67,7 @@ def configure_fast_math(device: str) -> None:
 
 
 @contextmanager
-def torch_threads(
-    device: str, threads: int | None, defer: bool = False
-) -> Iterator[Callable[[], None]]:
+def torch_threads(device: str, threads: int | None) -> Iterator[None]:
     """Run the enclosed torch work on ``threads`` CPU threads, and numpy's BLAS products on one
     (both restored afterwards).
 
@@ -83,44 +81,24 @@ def torch_threads(
     2 threads are identical); the passes over the cube use a second core through their own
     thread (:func:`~napari_sigma.compute.blocks.prefetched`). ``threads=None`` leaves both
     settings alone; a CUDA device leaves torch's alone.
-
-    Yields a function that sets torch's threads. ``defer``: on the CPU, torch's threads are set
-    (and torch imported) only when that function is called, which the caller does before its
-    first torch work (the analysis: after its numpy-only feature stage, while torch is imported
-    beside it); without ``defer`` they are set on entry and the function does nothing.
     """
     if threads is None:
-        yield _nothing
+        yield
         return
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
         if device != "cpu":
-            yield _nothing
+            yield
             return
-        previous: list[int] = []
+        import torch
 
-        def set_threads() -> None:
-            if previous:
-                return
-            import torch
-
-            previous.append(torch.get_num_threads())
-            torch.set_num_threads(threads)
-
-        if not defer:
-            set_threads()
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
-            yield set_threads
+            yield
         finally:
-            if previous:
-                import torch
-
-                torch.set_num_threads(previous[0])
-
-
-def _nothing() -> None:
-    """Nothing to set (see :func:`torch_threads`)."""
+            torch.set_num_threads(previous)
 
 
 RESIDENT_FRACTION = 0.5  # at most this share of the free device memory holds a resident cube

@@ -189,58 +189,30 @@ def analyse(
 
     image = validate_spectrum_image(image)  # at the door: before any work
     importing = _torch_imported_meanwhile(image)
-    device = None
     try:
         # None: the counts are checked on the feature pass's sums (one read of the cube)
         totals = check_at_the_door(image, settings.bin_factor)
-        device = resolve_device(settings.device)  # "cpu" without torch where no GPU can be
     finally:
-        if importing is not None and device != "cpu":
+        if importing is not None:
             importing.join()
-            importing = None
     yield Progress("features", 0, 1, "data checked")
-    # on the CPU the feature stage is numpy only: torch's import goes on beside it
-    with torch_threads(device, settings.cpu_threads, defer=importing is not None) as set_threads:
-
-        def torch_ready() -> None:
-            if importing is not None:
-                importing.join()
-            set_threads()
-
-        try:
-            return (yield from _analyse(image, settings, device, embed, totals, torch_ready))
-        except Exception:
-            if importing is not None:  # a refused map: what the caller imports next waits
-                importing.join()
-            raise
-
-
-# Standard-library modules that both torch's import and the feature stage import (measured
-# with torch 2.13 and scipy 1.17 on the 256² benchmark cube), and typing_extensions, which
-# torch and many libraries import: imported before the torch thread starts, so that the two
-# threads never import the same module (no import-lock wait or cycle, no partly initialised
-# module seen by the other thread).
-SHARED_WITH_TORCH = (
-    "array", "base64", "binascii", "calendar", "difflib", "email.message", "email.parser",
-    "email.utils", "gc", "hashlib", "importlib.abc", "importlib.metadata", "importlib.util",
-    "pkgutil", "pprint", "socket", "typing_extensions", "unicodedata", "unittest", "zipfile",
-)  # fmt: skip
+    device = resolve_device(settings.device)
+    with torch_threads(device, settings.cpu_threads):
+        return (yield from _analyse(image, settings, device, embed, totals))
 
 
 def _torch_imported_meanwhile(image: SpectrumImage):
     """A started thread importing torch while the caller checks ``image`` (or None).
 
-    The first analysis of a process imports torch (about 1.2 s of CPU here). Where the device
-    choice needs it (a GPU may be there) the caller joins the thread after the data check,
-    which sums the counts of a map's pixels in numpy (the GIL released: every pixel of a map
-    of up to 65536 pixels; a sample of rows of a larger one, whose sums come from the feature
-    pass), so the import runs beside it on a second core. On the CPU the thread goes on
-    beside the feature stage (numpy and scipy; no torch) and is joined before the first torch
-    work. Only for counts in memory (numpy), whose check imports nothing while the thread runs
-    (its modules are imported first, here, with :data:`SHARED_WITH_TORCH`: the feature stage
-    imports scipy's and numpy's modules, torch's own). Only in the main thread (the CLI, a
-    script): no other thread of the process imports meanwhile. Nothing when torch is imported
-    already, or on one core.
+    The first analysis of a process imports torch (about 1.2 s of CPU here), which the device
+    choice needs right after the data check. The check sums the counts of a map's pixels in
+    numpy (the GIL released: every pixel of a map of up to 65536 pixels; a sample of rows of a
+    larger one, whose sums come from the feature pass), so the import runs beside it on a
+    second core. Only for counts in memory (numpy), whose check imports nothing
+    while the thread runs (its modules are imported first, here), and the caller joins the
+    thread before importing anything else: two threads never import at once (no import-lock
+    cycle). Only in the main thread (the CLI, a script): no other thread of the process imports
+    meanwhile. Nothing when torch is imported already, or on one core.
     """
     import sys
     import threading
@@ -256,17 +228,13 @@ def _torch_imported_meanwhile(image: SpectrumImage):
     import collections  # noqa: F401 - what the check's threads import, imported here first
     import contextvars  # noqa: F401
     import ctypes  # noqa: F401 - load_torch_libraries'
-    import importlib
     from concurrent.futures import ThreadPoolExecutor  # noqa: F401
-
-    for name in SHARED_WITH_TORCH:
-        importlib.import_module(name)
 
     from napari_sigma.compute.device import load_torch_libraries
 
     def run() -> None:
         try:
-            load_torch_libraries()  # without the GIL: the feature stage goes on meanwhile
+            load_torch_libraries()  # without the GIL: the check's threads go on meanwhile
             import torch  # noqa: F401
         except ImportError:  # the device choice then raises it where it belongs
             pass
@@ -282,9 +250,7 @@ def _analyse(
     device: str,
     embed: bool = True,
     totals: np.ndarray | None = None,
-    torch_ready: Callable[[], None] | None = None,
 ) -> Computation[AnalysisResult]:
-    """``torch_ready``: called after the feature stage, before the first torch work."""
     from napari_sigma.compute.device import configure_fast_math
 
     configure_fast_math(device)
@@ -306,8 +272,6 @@ def _analyse(
         # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
         windows = measured.windows
         counts = None if windows is None else (bin_image(windows, settings.bin_factor), dose)
-    if torch_ready is not None:
-        torch_ready()
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     if embed or settings.cluster_space == "latent":
         latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
