@@ -188,20 +188,40 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
 ):
     """In a shown window, the repaint of each adding turn is held back to a later turn (on
     llvmpipe a turn's work and the window's compose after it froze napari together: 98 + 70 ms
-    for the components layer, JEOL); the result shows in a repaint before the brush cursor is
-    built, whose first draw gets a repaint of its own; the layers' waiters (the Phases widget's
-    statistics) are told only after the last repaint, so that their workers do not compete."""
+    for the components layer, JEOL); the canvas with the new layer and the (transparent) brush
+    cursor is first drawn in a held turn, where nothing reaches the screen (their first draw
+    compiles and uploads: 42 ms of main thread for the cursor, JEOL), then the result shows in
+    one repaint; the layers' waiters (the Phases widget's statistics) are told only after it,
+    so that their workers do not compete."""
+    from vispy import gloo
+
     from napari_sigma._napari.results import add_result_layers_stepwise
 
     viewer = make_napari_viewer()
     viewer.window.show()
     window = viewer.window._qt_window
     qtbot.waitUntil(window.isVisible)
+    scene = viewer.window._qt_viewer.canvas._scene_canvas
     cursor = viewer.canvas.overlays._brush_circle
-    told, held, cursor_painted = [], [], []
+    told, held, cursor_painted, unseen = [], [], [], []
+    pieces = []
+    draw_visual = scene.draw_visual
+
+    def recording_draw(visual, event=None):
+        if window.updatesEnabled():
+            return draw_visual(visual, event)
+        scene.set_current()
+        before = gloo.read_pixels()
+        drawn = draw_visual(visual, event)
+        scene.set_current()
+        phases = pieces[-1].phases if pieces else None
+        unseen.append((len(pieces), phases in viewer.layers, cursor.visible))
+        assert np.array_equal(gloo.read_pixels(), before)  # nothing reached the canvas
+        return drawn
+
+    scene.draw_visual = recording_draw
     state.result_events.added.connect(told.append)
     try:
-        pieces = []
         for added in add_result_layers_stepwise(viewer, make_fake_result()):
             pieces.append(added)
             held.append(not window.updatesEnabled())
@@ -209,13 +229,16 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
                 cursor_painted.append(len(pieces))
             assert not told
             qtbot.waitUntil(window.updatesEnabled, timeout=2000)  # repainted a turn later
-        # two repaints of their own, each followed by an empty turn (a tick before the next)
-        assert held.count(False) == 4 and cursor_painted == [len(pieces) - 1, len(pieces)]
+        # drawn once unseen, in a held turn, with the phases layer and the cursor in it
+        assert len(unseen) == 1 and unseen[0][1:] == (True, True) and held[unseen[0][0]]
+        # then one repaint of its own (the result), followed by an empty turn
+        assert held.count(False) == 2 and cursor_painted == [len(pieces) - 1, len(pieces)]
         # the last turn (clean-up only, after the last repaint) is not held back: no repaint
         layer = pieces[-1].phases
         assert window.updatesEnabled() and told == [layer] and not state.being_added(layer)
     finally:
         state.result_events.added.disconnect(told.append)
+        scene.draw_visual = draw_visual
 
 
 def test_a_new_phase_is_drawn_in_its_colour_at_once_without_a_new_colormap(setup):

@@ -8,6 +8,7 @@ has edited; it hides the earlier results instead.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -284,10 +285,16 @@ def _result_layers_in_pieces(
     shown for the active layer), together 0.3-0.45 s. The last value yielded holds every layer.
     """
     title = title or result_title(result)
+    added = ResultLayers(phases=None)
+    if repaints:  # a full garbage collection in a turn of its own first: the run's objects
+        # made one due, and it fell inside the brush cursor's piece (vispy's visuals: many small
+        # objects), 52-55 ms of main thread over napari's whole heap on top of its 23 ms (JEOL,
+        # two runs); collected now, none is due again while the pieces run
+        gc.collect()
+        yield added
     for layer in viewer.layers:  # earlier results stay, hidden (a user may have edited them)
         if state.role_of(layer) in ("phases", "component"):
             layer.visible = False
-    added = ResultLayers(phases=None)
     if components:
         layer = _component_layer(viewer, result, title)  # built: napari's Image layer, its
         if layer is not None:  # contrast limits (~15-40 ms of main thread, JEOL); inserted
@@ -331,17 +338,52 @@ def _insert_phases_layer(
             overlay.visible = True
     viewer.layers.selection.active = added.phases
     yield added
-    if repaints:  # the result shows, before the brush cursor's first draw (a frame of its own)
-        yield _REPAINT
-    # drawn (unseen) at the next paint, then hidden (lazily: at napari's next cursor change)
+    # drawn (transparent) from the next paint on, then hidden (lazily: at napari's next cursor
+    # change)
     restore = _build_brush_cursor(viewer, lazily=repaints)
     try:
         yield added
         if repaints:
-            yield _LAST_REPAINT
+            if _draw_unseen(viewer):  # the new visuals' first draw in a turn of its own
+                yield added
+            yield _LAST_REPAINT  # the result appears
     finally:
         if restore is not None:
             restore()
+
+
+def _draw_unseen(viewer: Any) -> bool:
+    """Draw napari's canvas once where nothing reaches the screen (a scissor box of no pixels),
+    in its own OpenGL context and framebuffer; True when it was drawn.
+
+    A visual's first draw compiles its shaders (Mesa's llvmpipe: its GLSL and the fragment
+    shader variant of the draw's state) and uploads its data; for a result's phases layer and
+    the brush cursor that was ~30-60 ms of napari's main thread on top of the repaint that
+    showed them (and the window's compose, ~70 ms of llvmpipe). Drawn here first, in a turn of
+    its own with nothing composed, the repaint that shows them finds them compiled and
+    uploaded. The canvas' pixels are untouched (the scissor box is empty) and the window
+    repaints it anyway. A napari or vispy without these internals: nothing drawn, nothing lost.
+    """
+    try:
+        scene = viewer.window._qt_viewer.canvas._scene_canvas
+        native = scene.native
+        if not native.isVisible() or not native.isValid():
+            return False
+    except Exception:
+        return False
+    try:
+        scene.set_current()
+        context = scene.context
+        context.set_scissor(0, 0, 0, 0)
+        context.set_state(scissor_test=True)
+        try:
+            scene.draw_visual(scene.scene)
+        finally:
+            context.set_state(scissor_test=False)
+            context.flush_commands()
+    except Exception:
+        return False
+    return True
 
 
 def _build_brush_cursor(viewer: Any, lazily: bool = False) -> Any:
