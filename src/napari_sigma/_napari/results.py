@@ -149,7 +149,7 @@ def add_result_layers_stepwise(
     of CPU, so each adding turn froze napari for its own work plus a compose (components layer
     89 + ~70 ms, JEOL, ninth session). Held back, the pieces' turns are short freezes of their
     own, with the event loop running between them, and the result appears in one repaint at the
-    end. Only after that repaint are the waiters told that the layers are in
+    end, which paints only the widgets that changed. Only after that repaint are the waiters told that the layers are in
     (:func:`~napari_sigma._napari.state.finish_adding`: the Phases widget's statistics start),
     so that their workers do not compete with it.
     """
@@ -169,9 +169,9 @@ def add_result_layers_stepwise(
             # was one more repaint of the whole window (93-124 ms at load 13-21) for nothing
             with _painted_a_turn_later(None if last else window) as turn:
                 piece = next(pieces, _END)
-                if piece is _REPAINT or piece is _LAST_REPAINT:  # a repaint of its own after
-                    turn.repaint_now()  # this (empty) turn
-                    settle, last = True, piece is _LAST_REPAINT
+                if piece is _LAST_REPAINT:  # the result's repaint, of its own after this
+                    turn.repaint_now()  # (empty) turn
+                    settle = last = True
                 elif piece is _END:  # all in: the waiters after the repaint (now: none held)
                     finished = True
                     if added is not None and added.phases is not None:
@@ -186,8 +186,8 @@ def add_result_layers_stepwise(
             state.finish_adding(added.phases)
 
 
-_REPAINT = object()  # a piece asking for a repaint before the next (the brush cursor's draw)
-_LAST_REPAINT = object()  # the same, after which nothing changes on screen (clean-up only)
+_LAST_REPAINT = object()  # a piece asking for a repaint of its own, after which nothing
+# changes on screen (clean-up only)
 _END = object()
 
 
@@ -201,8 +201,8 @@ def _qt_window(viewer: Any) -> Any:
 
 class _Turn:
     """One turn of :func:`_painted_a_turn_later`: ``then(callback)`` runs ``callback()`` a turn
-    after the repaint; ``repaint_now()`` turns the window's updates on at once (it repaints
-    right after this turn, before the next piece)."""
+    after the repaint; ``repaint_now()`` lets the window repaint at once (right after this
+    turn, before the next piece)."""
 
     def __init__(self, window: Any) -> None:
         self.window = window
@@ -213,47 +213,104 @@ class _Turn:
         self.after.append(callback)
 
     def repaint_now(self) -> None:
-        from qtpy import sip
-
         self.released = True
-        if self.window is not None and not sip.isdeleted(self.window):
-            self.window.setUpdatesEnabled(True)
+        if self.window is not None:
+            release_paints(self.window)
 
     def run_after(self) -> None:
         for callback in self.after:
             callback()
 
 
+def _paint_hold(window: Any, create: bool = True) -> Any:
+    """The paint holder (:func:`_make_paint_holder`) of napari's window (made and installed on first use)."""
+    holder = getattr(window, "_napari_sigma_paint_hold", None)
+    if holder is None and create:
+        holder = _make_paint_holder(window)
+        window._napari_sigma_paint_hold = holder
+    return holder
+
+
+def _make_paint_holder(window: Any) -> Any:
+    from qtpy.QtCore import QCoreApplication, QEvent, QObject
+
+    class PaintHolder(QObject):
+        """Holds back the repaints of a window: while held, its update requests (Qt's
+        repaint manager posts one to the window when a widget in it changes) are swallowed;
+        the widgets' dirty regions stay with Qt, and the repaint at :meth:`release` paints
+        those regions only. (``setUpdatesEnabled(False)`` drops them instead, and turning
+        updates on again repaints the whole window: ~30 ms more of main thread, JEOL.)"""
+
+        def __init__(self) -> None:
+            super().__init__(window)
+            self.held = False
+            self.swallowed = False
+
+        def eventFilter(self, watched: Any, event: Any) -> bool:
+            if self.held and event.type() == QEvent.Type.UpdateRequest:
+                self.swallowed = True
+                return True
+            return False
+
+        def hold(self) -> None:
+            self.held = True
+
+        def release(self) -> None:
+            self.held = False
+            if self.swallowed:  # the repaint manager waits for its request: post it again
+                self.swallowed = False
+                QCoreApplication.postEvent(window, QEvent(QEvent.Type.UpdateRequest))
+
+    holder = PaintHolder()
+    window.installEventFilter(holder)
+    return holder
+
+
+def paints_held(window: Any) -> bool:
+    """Whether :func:`_painted_a_turn_later` holds back the repaints of ``window`` now."""
+    holder = _paint_hold(window, create=False)
+    return holder is not None and holder.held
+
+
+def release_paints(window: Any) -> None:
+    """Let ``window`` repaint what changed while its repaints were held back."""
+    from qtpy import sip
+
+    holder = _paint_hold(window, create=False)
+    if holder is not None and not sip.isdeleted(window):
+        holder.release()
+
+
 @contextmanager
 def _painted_a_turn_later(window: Any) -> Iterator[_Turn]:
     """Hold back the repaint of what is done inside until a later turn of Qt's event loop: the
-    window's updates are off inside, a 1 ms timer turns them on again (which repaints it).
+    window's update requests are held back inside (:func:`_paint_hold`), a 1 ms timer lets it
+    repaint what changed.
 
     Yields a :class:`_Turn`; its ``then`` callbacks run a turn after that repaint (at once when
-    nothing was held back: no window, a hidden one, or updates held back already).
+    nothing was held back: no window, a hidden one, or repaints held back already).
     """
     from qtpy import sip
     from qtpy.QtCore import QTimer
 
     turn = _Turn(window)
     held = window is not None and not sip.isdeleted(window) and window.isVisible()
-    held = held and window.updatesEnabled()
+    held = held and not paints_held(window)
     if not held:
         yield turn
         turn.run_after()
         return
-    window.setUpdatesEnabled(False)
+    _paint_hold(window).hold()
     try:
         yield turn
     finally:
 
         def repaint() -> None:
-            if not sip.isdeleted(window):
-                window.setUpdatesEnabled(True)  # posts the repaint: done before the next timers
+            release_paints(window)  # posts the repaint: done before the next timers
             if turn.after:
                 QTimer.singleShot(1, lambda: turn.run_after())  # (a bound method: weakly held)
 
-        if turn.released:  # on already: it repaints after this turn
+        if turn.released:  # released already: it repaints after this turn
             if turn.after:
                 QTimer.singleShot(1, lambda: turn.run_after())  # (a bound method: weakly held)
         else:
@@ -272,9 +329,10 @@ def _result_layers_in_pieces(
     inserting it, after building the phases layer (``phases`` still None), after inserting it,
     after each of its overlays' visuals (:func:`_hide_overlays`; the first with its colormap,
     names and history), after making the phases layer the active one and after the brush
-    cursor's visual (:func:`_build_brush_cursor`; ``repaints``: each of the last two followed by
-    :data:`_REPAINT`, the cursor's first draw in a repaint of its own). The phases layer is
-    marked as being added
+    cursor's visual (:func:`_build_brush_cursor`). With ``repaints`` (a shown window, pieces
+    whose repaints are held back): first a full garbage collection, and after the cursor the
+    canvas' first draw, unseen (:func:`_draw_unseen`), then :data:`_LAST_REPAINT`, the repaint
+    that shows the result. The phases layer is marked as being added
     (:func:`~napari_sigma._napari.state.being_added`) until the generator ends (or is closed):
     the Phases widget builds its statistics then, not in the middle of these turns, where its
     worker's start competed with napari's insertion for the main thread.
@@ -318,7 +376,7 @@ def _insert_phases_layer(
     viewer: Any, layer: Any, added: ResultLayers, repaints: bool = False
 ) -> Iterator[Any]:
     """The turns of :func:`add_result_layers_stepwise` from the built phases layer on
-    (``repaints``: with :data:`_REPAINT` where a repaint must come before the next turn)."""
+    (``repaints``: the unseen draw and :data:`_LAST_REPAINT` after the cursor)."""
     hidden = _hide_overlays(layer)  # their visuals are built later, one per turn
     yield added  # built (colormap, thumbnail), not yet in the viewer
     connected = False
@@ -356,12 +414,11 @@ def _draw_unseen(viewer: Any) -> bool:
     """Draw napari's canvas once where nothing reaches the screen (a scissor box of no pixels),
     in its own OpenGL context and framebuffer; True when it was drawn.
 
-    A visual's first draw compiles its shaders (Mesa's llvmpipe: its GLSL and the fragment
-    shader variant of the draw's state) and uploads its data; for a result's phases layer and
-    the brush cursor that was ~30-60 ms of napari's main thread on top of the repaint that
-    showed them (and the window's compose, ~70 ms of llvmpipe). Drawn here first, in a turn of
-    its own with nothing composed, the repaint that shows them finds them compiled and
-    uploaded. The canvas' pixels are untouched (the scissor box is empty) and the window
+    A visual's first draw builds its buffers (vispy), uploads them and compiles the draw's
+    shaders (Mesa's llvmpipe): the brush cursor's two anti-aliased circles took 42-43 ms of
+    napari's main thread, the phases layer 7-11 ms (JEOL), on top of the repaint that showed
+    them (and the window's compose, ~70 ms of llvmpipe). Drawn here first, in a turn of its
+    own with nothing composed, the repaint that shows them finds them built and compiled. The canvas' pixels are untouched (the scissor box is empty) and the window
     repaints it anyway. A napari or vispy without these internals: nothing drawn, nothing lost.
     """
     try:
