@@ -1,8 +1,8 @@
 """Calls run in a child Python process, so that their C calls hold none of this process's GIL.
 
-matplotlib's Agg drawing of ``report.png`` and the mineral report's numpy/scipy passes hold the
-GIL ~100 ms at a time; in napari's process a thread running them froze the window that long
-during an export. :class:`ChildProcess` starts a Python process of this package that imports
+matplotlib's Agg drawing of ``report.png``, the export's phase statistics over the cube and the
+mineral report's numpy/scipy passes hold the GIL ~100 ms at a time; in napari's process a thread
+running them froze the window that long during an export. :class:`ChildProcess` starts a Python process of this package that imports
 what the calls need while the caller works on, then runs the calls it is sent, one at a time,
 in the order sent. Arguments and results are pickled through the child's pipes (between two
 processes of this package; nothing is written to disk). Only the functions of :data:`CALLS` run.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 CALLS = {
+    "phase_table": ("napari_sigma.phases.statistics", "phase_table"),
     "render_report": ("napari_sigma.io.report", "render_report"),
     "write_mineral_report": ("napari_sigma.io.mineralogy", "write_mineral_report"),
     "render_figure": ("napari_sigma.io.child", "render_figure"),
@@ -28,6 +29,7 @@ CALLS = {
 """What a child runs, by name: (module, function)."""
 
 WARM_MODULES = {
+    "phase_table": ("napari_sigma.phases.statistics", "dask.array"),
     "render_report": (
         "matplotlib.figure",
         "matplotlib.backends.backend_agg",
