@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window._qt_window.resize(*WINDOW_SIZE)
     load_sample(viewer)
     sigma = dock_plugin(viewer)
+    # its tabs are built once the preload thread has imported their modules (as a user sees
+    # them): a tab built here while that thread imports matplotlib failed on matplotlib's
+    # partially imported modules (ImportError in matplotlib.transforms, load 20)
+    if not wait_for(lambda: sigma.built, args.timeout, app):
+        close(viewer)
+        return 1
     sigma.show_tab("spectrum")
     show_spectra(viewer, sigma.spectrum, app)
     save(args.out / "sample.png", viewer.screenshot(canvas_only=False, flash=False))

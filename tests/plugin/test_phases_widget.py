@@ -705,3 +705,21 @@ def test_every_button_shows_its_whole_text_in_a_narrow_dock(plugin_viewer, dock,
     assert buttons
     clipped = [b.text() for b in buttons if b.isVisible() and b.width() < b.sizeHint().width()]
     assert not clipped, clipped
+
+
+def test_a_new_title_changes_no_geometry_of_the_dock(setup, qtbot):
+    """The title above the table (the layer's name, the statistics, the export's folder) takes
+    the dock's width whatever its text: a longer text re-laid out the whole dock (every widget
+    of it repainted at each change of the title: 4 repaints during an export) and a long
+    folder name made the dock wider; the whole text is in its tooltip."""
+    widget = setup[-1]
+    widget.resize(460, 700)
+    widget.layout().activate()
+    minimum, table = widget.minimumSizeHint(), widget.table.geometry()
+    title = widget.title.geometry()
+    text = "exporting to " + "/a/folder/with/a/long/name" * 8 + " ..."
+    widget._set_title(text)
+    qtbot.wait(50)  # the layout's request processed
+    widget.layout().activate()
+    assert widget.minimumSizeHint() == minimum and widget.table.geometry() == table
+    assert widget.title.geometry() == title and widget.title.toolTip() == text

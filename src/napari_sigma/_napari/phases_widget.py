@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStyle,
     QTableWidget,
@@ -210,7 +211,13 @@ class PhasesWidget(PhaseLayerDock):
 
     # -- UI ----------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.title = QLabel("no phases layer", self)
+        self.title = QLabel(self)
+        # its text changes at every step (the layer's name, statistics, the export's folder):
+        # sized by its text, each change re-laid out the whole dock (its every widget repainted:
+        # 4 repaints of the dock during an export, JEOL), and a long folder name widened it;
+        # it takes the dock's width (one line), the whole text in its tooltip
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._set_title("no phases layer")
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         for column, name in enumerate(COLUMNS):
@@ -263,6 +270,10 @@ class PhasesWidget(PhaseLayerDock):
         layout.addLayout(sessions)
         layout.addWidget(self.spectrum_plot, 3)
 
+    def _set_title(self, text: str) -> None:
+        self.title.setText(text)
+        self.title.setToolTip(text)
+
     def _button(self, text: str, slot: Callable[[], Any], tooltip: str = "") -> QPushButton:
         """A push button that calls ``slot()`` when clicked."""
         button = QPushButton(text, self)
@@ -283,10 +294,10 @@ class PhasesWidget(PhaseLayerDock):
         self.table_data = None
         self.table.setRowCount(0)
         if layer is None:
-            self.title.setText("no phases layer")
+            self._set_title("no phases layer")
             self.table_data = None
             return
-        self.title.setText(layer.name)
+        self._set_title(layer.name)
         self.sync()
         self.refresh_spectra()
 
@@ -319,7 +330,7 @@ class PhasesWidget(PhaseLayerDock):
         if key not in self._building:
             self._building.add(key)
             state.plugin_data(self.layer)[state.PHASE_SPECTRA_PENDING] = True
-            self.title.setText(f"{self.layer.name}: computing phase statistics ...")
+            self._set_title(f"{self.layer.name}: computing phase statistics ...")
             QTimer.singleShot(
                 STATISTICS_START_MS, partial(self._start_statistics_worker, self.layer)
             )
@@ -359,7 +370,7 @@ class PhasesWidget(PhaseLayerDock):
         self._statistics[id(layer)] = stats
         self._in_worker[id(layer)] = _Updates(sent=labels)  # its updates: in workers too
         if layer is self.layer:
-            self.title.setText(layer.name)
+            self._set_title(layer.name)
             self.sync()
 
     @state.alive_only
@@ -367,7 +378,7 @@ class PhasesWidget(PhaseLayerDock):
         self._building.discard(id(layer))
         state.plugin_data(layer).pop(state.PHASE_SPECTRA_PENDING, None)
         if layer is self.layer:
-            self.title.setText(f"{layer.name}: phase statistics failed: {error}")
+            self._set_title(f"{layer.name}: phase statistics failed: {error}")
 
     # -- following edits ---------------------------------------------------------------------
     def _on_layer_changed(self, event: Any = None) -> None:
@@ -461,7 +472,7 @@ class PhasesWidget(PhaseLayerDock):
         self._statistics.pop(id(layer), None)  # built again (and in a worker) at the next sync
         state.plugin_data(layer).pop(state.PHASE_SPECTRA_PENDING, None)
         if updates is not None and layer is self.layer:
-            self.title.setText(f"{layer.name}: phase statistics failed: {error}")
+            self._set_title(f"{layer.name}: phase statistics failed: {error}")
 
     def _show_table(self, table: Any, spectra: bool) -> None:
         """Show ``table`` (the statistics of the current layer); with ``spectra`` also hand the
@@ -904,7 +915,7 @@ class PhasesWidget(PhaseLayerDock):
         worker.returned.connect(lambda written: self._on_exported(out_dir, written))
         worker.errored.connect(self._on_export_failed)
         self.exporting = True
-        self.title.setText(f"exporting to {out_dir} ...")
+        self._set_title(f"exporting to {out_dir} ...")
         start_low_priority(worker)
         return worker
 
@@ -915,14 +926,14 @@ class PhasesWidget(PhaseLayerDock):
         text; heartbeat 78-171 ms vs 41-44 ms at load 10)."""
         self.exporting = False
         name = self.layer.name if self.layer is not None else "no phases layer"
-        self.title.setText(f"{name}: exported {len(written)} files to {out_dir}")
+        self._set_title(f"{name}: exported {len(written)} files to {out_dir}")
 
     @state.alive_only
     def _on_export_failed(self, error: BaseException) -> None:
         from napari.utils.notifications import show_error
 
         self.exporting = False
-        self.title.setText(f"export failed: {error}")
+        self._set_title(f"export failed: {error}")
         show_error(f"Export failed: {type(error).__name__}: {error}")
 
     def _export_labels_and_names(self) -> tuple[np.ndarray, list[str]]:
