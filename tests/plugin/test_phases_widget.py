@@ -107,8 +107,8 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     layer = next(steps).phases
     assert layer in viewer.layers and shown(layer) == set()
     pieces = list(steps)
-    # + the activation and the brush cursor, each followed by a turn for its repaint and one
-    assert len(pieces) == len(as_napari_makes_them) + 6  # for the event loop to tick after it
+    # + the activation, the brush cursor, and a turn for the result's repaint and one for the
+    assert len(pieces) == len(as_napari_makes_them) + 4  # event loop to tick after it
     assert shown(layer) == as_napari_makes_them and viewer.layers.selection.active is layer
     # the cursor stays (transparent) until napari's cursor changes (no repaint of its own)
     assert cursor.visible and cursor.opacity == 0

@@ -191,6 +191,15 @@ _LAST_REPAINT = object()  # a piece asking for a repaint of its own, after which
 _END = object()
 
 
+def _shown(viewer: Any) -> bool:
+    """Whether napari's window of ``viewer`` is shown (the pieces hold its repaints back)."""
+    window = _qt_window(viewer)
+    try:
+        return window is not None and window.isVisible()
+    except RuntimeError:  # deleted
+        return False
+
+
 def _qt_window(viewer: Any) -> Any:
     """napari's Qt main window of ``viewer`` (None: none, or a napari without it)."""
     try:
@@ -344,10 +353,11 @@ def _result_layers_in_pieces(
     """
     title = title or result_title(result)
     added = ResultLayers(phases=None)
-    if repaints:  # a full garbage collection in a turn of its own first: the run's objects
-        # made one due, and it fell inside the brush cursor's piece (vispy's visuals: many small
-        # objects), 52-55 ms of main thread over napari's whole heap on top of its 23 ms (JEOL,
-        # two runs); collected now, none is due again while the pieces run
+    if repaints and _shown(viewer):
+        # a full garbage collection in a turn of its own first: the run's objects made one due,
+        # and it fell inside the brush cursor's piece (vispy's visuals: many small objects),
+        # 52-55 ms of main thread over napari's whole heap on top of its 23 ms (JEOL, two
+        # runs); collected now, none is due again while the pieces run
         gc.collect()
         yield added
     for layer in viewer.layers:  # earlier results stay, hidden (a user may have edited them)
