@@ -230,8 +230,10 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
         # drawn once unseen, in a held turn, with the phases layer and the cursor in it
         assert len(unseen) == 1 and unseen[0][1:] == (True, True, True, True)
         assert held[unseen[0][0]]
-        # then one repaint of its own (the result), followed by an empty turn
-        assert held.count(False) == 2 and cursor_painted == [len(pieces) - 1, len(pieces)]
+        # two repaints of their own (the caller's first turn, the result), each followed by
+        # an empty turn
+        assert held.count(False) == 4 and held[1:3] == [False, False]
+        assert cursor_painted == [len(pieces) - 1, len(pieces)]
         # the last turn (clean-up only, after the last repaint) is not held back: no repaint
         layer = pieces[-1].phases
         assert not paints_held(window) and told == [layer] and not state.being_added(layer)

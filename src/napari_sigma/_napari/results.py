@@ -169,9 +169,9 @@ def add_result_layers_stepwise(
             # was one more repaint of the whole window (93-124 ms at load 13-21) for nothing
             with _painted_a_turn_later(None if last else window) as turn:
                 piece = next(pieces, _END)
-                if piece is _LAST_REPAINT:  # the result's repaint, of its own after this
-                    turn.repaint_now()  # (empty) turn
-                    settle = last = True
+                if piece is _REPAINT or piece is _LAST_REPAINT:  # a repaint of its own after
+                    turn.repaint_now()  # this (empty) turn
+                    settle, last = True, piece is _LAST_REPAINT
                 elif piece is _END:  # all in: the waiters after the repaint (now: none held)
                     finished = True
                     if added is not None and added.phases is not None:
@@ -186,8 +186,8 @@ def add_result_layers_stepwise(
             state.finish_adding(added.phases)
 
 
-_LAST_REPAINT = object()  # a piece asking for a repaint of its own, after which nothing
-# changes on screen (clean-up only)
+_REPAINT = object()  # a piece asking for a repaint of its own before the next piece
+_LAST_REPAINT = object()  # the same, after which nothing changes on screen (clean-up only)
 _END = object()
 
 
@@ -339,9 +339,9 @@ def _result_layers_in_pieces(
     after each of its overlays' visuals (:func:`_hide_overlays`; the first with its colormap,
     names and history), after making the phases layer the active one and after the brush
     cursor's visual (:func:`_build_brush_cursor`). With ``repaints`` (a shown window, pieces
-    whose repaints are held back): first a full garbage collection, and after the cursor the
-    canvas' first draw, unseen (:func:`_draw_unseen`), then :data:`_LAST_REPAINT`, the repaint
-    that shows the result. The phases layer is marked as being added
+    whose repaints are held back): first a turn of nothing and its repaint (:data:`_REPAINT`),
+    a full garbage collection, and after the cursor the canvas' first draw, unseen
+    (:func:`_draw_unseen`), then :data:`_LAST_REPAINT`, the repaint that shows the result. The phases layer is marked as being added
     (:func:`~napari_sigma._napari.state.being_added`) until the generator ends (or is closed):
     the Phases widget builds its statistics then, not in the middle of these turns, where its
     worker's start competed with napari's insertion for the main thread.
@@ -354,7 +354,11 @@ def _result_layers_in_pieces(
     title = title or result_title(result)
     added = ResultLayers(phases=None)
     if repaints and _shown(viewer):
-        # a full garbage collection in a turn of its own first: the run's objects made one due,
+        # first what the caller changed in this turn (the Analysis widget's progress) repaints
+        # on its own (it shared a freeze with the collection below: 100 ms, JEOL, load 16)
+        yield added
+        yield _REPAINT
+        # then a full garbage collection in a turn of its own: the run's objects made one due,
         # and it fell inside the brush cursor's piece (vispy's visuals: many small objects),
         # 52-55 ms of main thread over napari's whole heap on top of its 23 ms (JEOL, two
         # runs); collected now, none is due again while the pieces run
