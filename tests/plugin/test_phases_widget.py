@@ -220,7 +220,12 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
     monkeypatch.setattr(results, "_draw_unseen", recording)
     state.result_events.added.connect(told.append)
     try:
-        for added in add_result_layers_stepwise(viewer, make_fake_result()):
+        summary = []  # the caller's own changes: in a held turn just before the result's repaint
+        for added in add_result_layers_stepwise(
+            viewer,
+            make_fake_result(),
+            before_repaint=lambda: summary.append((len(pieces), paints_held(window))),
+        ):
             pieces.append(added)
             held.append(paints_held(window))
             if not held[-1] and cursor.visible:  # repainted with the (transparent) cursor
@@ -234,6 +239,7 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
         # an empty turn
         assert held.count(False) == 4 and held[1:3] == [False, False]
         assert cursor_painted == [len(pieces) - 1, len(pieces)]
+        assert summary == [(len(pieces) - 3, True)] and held[-3:] == [True, False, False]
         # the last turn (clean-up only, after the last repaint) is not held back: no repaint
         layer = pieces[-1].phases
         assert not paints_held(window) and told == [layer] and not state.being_added(layer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -138,7 +138,11 @@ def add_result_layers(
 
 
 def add_result_layers_stepwise(
-    viewer: Any, result: Any, title: str | None = None, components: bool = True
+    viewer: Any,
+    result: Any,
+    title: str | None = None,
+    components: bool = True,
+    before_repaint: Callable[[], Any] | None = None,
 ) -> Iterator[ResultLayers]:
     """:func:`add_result_layers` in pieces, one per turn of Qt's event loop (the Analysis
     widget's way); the pieces are those of :func:`_result_layers_in_pieces`.
@@ -152,6 +156,10 @@ def add_result_layers_stepwise(
     end, which paints only the widgets that changed. Only after that repaint are the waiters told that the layers are in
     (:func:`~napari_sigma._napari.state.finish_adding`: the Phases widget's statistics start),
     so that their workers do not compete with it.
+
+    ``before_repaint``: called once, in a held turn of its own just before the result's repaint
+    (the caller's own widget changes, e.g. its summary, then share that repaint's compose
+    instead of making one more); in a hidden window, before the last turn.
     """
     window = _qt_window(viewer)
     pieces = _result_layers_in_pieces(
@@ -159,6 +167,7 @@ def add_result_layers_stepwise(
     )
     added: ResultLayers | None = None
     finished = settle = last = False
+    pending: Any = None  # a piece held back a turn (the repaint after before_repaint's turn)
     try:
         while True:
             if settle:  # an empty turn after a repaint: the next piece waits for a tick
@@ -168,8 +177,12 @@ def add_result_layers_stepwise(
             # after the last repaint only clean-up is left, nothing on screen: held back, it
             # was one more repaint of the whole window (93-124 ms at load 13-21) for nothing
             with _painted_a_turn_later(None if last else window) as turn:
-                piece = next(pieces, _END)
-                if piece is _REPAINT or piece is _LAST_REPAINT:  # a repaint of its own after
+                piece, pending = (next(pieces, _END) if pending is None else pending), None
+                if before_repaint is not None and (piece is _LAST_REPAINT or piece is _END):
+                    callback, before_repaint = before_repaint, None
+                    callback()  # its changes held: painted with the result (a turn later)
+                    pending = piece
+                elif piece is _REPAINT or piece is _LAST_REPAINT:  # a repaint of its own after
                     turn.repaint_now()  # this (empty) turn
                     settle, last = True, piece is _LAST_REPAINT
                 elif piece is _END:  # all in: the waiters after the repaint (now: none held)
