@@ -17,6 +17,7 @@ import os
 import pickle
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,38 @@ def _read(stream: Any) -> bytes:
     return data
 
 
+def _waiting(stream: Any) -> bool:  # pragma: no cover - runs in the child process
+    """Whether a request can be read from ``stream`` without waiting (its pipe has data)."""
+    import select
+
+    try:
+        return bool(select.select([stream.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _warm_import(module: str) -> None:  # pragma: no cover - runs in the child process
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception:  # the call's own import raises it where it belongs
+        pass
+
+
+def _warm_library() -> None:  # pragma: no cover - runs in the child process
+    try:
+        from napari_sigma.minerals.library import load_library
+
+        load_library(None)
+    except Exception:
+        pass
+
+
 def _serve() -> None:  # pragma: no cover - runs in the child process
-    """Import :data:`WARM_MODULES` of the expected calls (its arguments), then answer calls from
-    stdin until it closes."""
+    """Answer calls from stdin until it closes; whenever no call waits, import the next of
+    :data:`WARM_MODULES` of the expected calls (its arguments, in their order) and the mineral
+    library."""
     import importlib
     import traceback
 
@@ -167,19 +197,16 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
     os.dup2(2, 1)  # nothing but the answers goes to the pipe
     requests = sys.stdin.buffer
     expected = sys.argv[1:]
-    for name in (module for call in expected for module in WARM_MODULES.get(call, ())):
-        try:
-            importlib.import_module(name)
-        except Exception:  # the call's own import raises it where it belongs
-            pass
-    if "write_mineral_report" in expected:
-        try:  # the mineral library, parsed once per process (~1 s), before the report asks
-            from napari_sigma.minerals.library import load_library
-
-            load_library(None)
-        except Exception:
-            pass
+    warm_ups: list[Any] = [
+        partial(_warm_import, module) for call in expected for module in WARM_MODULES.get(call, ())
+    ]
+    if "write_mineral_report" in expected:  # the mineral library, parsed once per process
+        warm_ups.append(_warm_library)  # (~1 s), before the report asks
     while True:
+        # warm up while no call waits: the first call (the export's phase statistics) is
+        # answered once its own modules are in, not after every expected call's (seconds)
+        while warm_ups and not _waiting(requests):
+            warm_ups.pop(0)()
         try:
             request = _read(requests)
         except EOFError:
