@@ -108,6 +108,34 @@ def test_what_is_alive_when_a_run_starts_is_out_of_its_collections_reach(viewer_
 
 
 @pytest.mark.gui
+def test_the_run_s_summary_is_shown_with_the_result_s_repaint(
+    viewer_with_sample, qtbot, monkeypatch
+):
+    """The summary (bar at 100, the label, the alternatives, the phases layer selected, the
+    Phases tab) was a second compose right after the result's repaint; it is now the adding's
+    ``before_repaint``: its changes are painted with the result, and shown once."""
+    from napari_sigma._napari import analysis_widget
+
+    viewer, widget = viewer_with_sample
+    set_fast_settings(widget)
+    given, summaries = [], []
+    real_adding = analysis_widget.add_result_layers_stepwise
+
+    def adding(*args, **kwargs):
+        given.append(kwargs.get("before_repaint"))
+        return real_adding(*args, **kwargs)
+
+    monkeypatch.setattr(analysis_widget, "add_result_layers_stepwise", adding)
+    real_summary = widget._show_summary
+    monkeypatch.setattr(widget, "_show_summary", lambda r: summaries.append(r) or real_summary(r))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert len(given) == 1 and callable(given[0])
+    assert len(summaries) == 1 and widget.progress_label.text().startswith("done: ")
+    assert viewer.layers.selection.active is widget.last_layers.phases
+
+
+@pytest.mark.gui
 def test_run_adds_layers_then_a_second_run_never_touches_them(
     viewer_with_sample, dock, qtbot, tmp_path
 ):
