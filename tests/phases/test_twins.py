@@ -72,8 +72,12 @@ def test_pixel_separation_is_the_fisher_distance_without_its_noise():
     n = 2000
     sums = [rng.poisson(p * n).astype(float) for p in pure]
     assert pixel_separation(sums[0], n, sums[1], n) == pytest.approx(truth, rel=0.2)
-    same = rng.poisson(pure[0] * n).astype(float)
-    assert pixel_separation(sums[0], n, same, n) < 0.2  # noise alone is not a difference
+    # noise alone is not a difference: most draws give 0 (a single draw exceeds 0.2 for 5-11 of
+    # 30 seeds, up to 0.4: one draw is not a test of the rule)
+    same = [
+        pixel_separation(sums[0], n, rng.poisson(pure[0] * n).astype(float), n) for _ in range(9)
+    ]
+    assert np.median(same) < 0.1
     assert pixel_separation(sums[0], n, sums[2], n) > 10 * TWIN_SEPARATION
 
 
