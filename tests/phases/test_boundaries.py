@@ -88,21 +88,12 @@ def test_moved_spectra_update_the_sums_by_the_moved_pixels_only():
     assert np.allclose(moved_spectra(flat, before, after, 3), expected)
 
 
-def test_moved_spectra_on_threads_add_in_the_order_of_one_thread(monkeypatch):
+def test_moved_spectra_on_threads_add_in_the_order_of_one_thread(threaded_map_calls):
     """The chunks are read and summed on every core (threaded_map) and their sums added in
     the one-thread loop's order: the same bits, even for counts whose float sums depend on
     the order (non-integer float32 counts)."""
-    from napari_sigma.compute import blocks
     from napari_sigma.compute.blocks import worker_threads
 
-    calls = []
-    original = blocks.threaded_map
-
-    def recorded(function, items, workers=None):
-        calls.append(workers)
-        return original(function, items, workers)
-
-    monkeypatch.setattr(blocks, "threaded_map", recorded)
     rng = np.random.default_rng(5)
     cube = (rng.random((30, 20, 9)) * 1e3).astype(np.float32)  # sums depend on their order
     before = rng.integers(0, 5, (30, 20))
@@ -118,7 +109,7 @@ def test_moved_spectra_on_threads_add_in_the_order_of_one_thread(monkeypatch):
     for threads in (1, 2):
         with worker_threads(threads):
             assert np.array_equal(moved_spectra(cube, before, after, 4, chunk_pixels=7), expected)
-    assert calls == [None, None]
+    assert threaded_map_calls == [None, None]
 
 
 def _majority_whole_map(labels, fractions, mean_spectra, sigma):

@@ -77,21 +77,12 @@ def test_a_trace_phase_beside_junctions_is_still_found():
     assert flagged[10:30, 10:30].sum() == 0
 
 
-def test_own_phase_chi_square_on_threads_is_the_serial_loop(monkeypatch):
+def test_own_phase_chi_square_on_threads_is_the_serial_loop(threaded_map_calls):
     """The blocks of ``mixture_chi_square_one`` run on every core (threaded_map), each by the
     same calls: the numbers of the one-thread loop, tail block included."""
-    from napari_sigma.compute import blocks
     from napari_sigma.compute.blocks import worker_threads
     from napari_sigma.phases.trace import mixture_chi_square_one
 
-    calls = []
-    original = blocks.threaded_map
-
-    def recorded(function, items, workers=None):
-        calls.append(workers)
-        return original(function, items, workers)
-
-    monkeypatch.setattr(blocks, "threaded_map", recorded)
     rng = np.random.default_rng(7)
     profiles = rng.dirichlet(np.ones(6), size=4)
     labels = rng.integers(0, 4, 10_001)
@@ -106,20 +97,14 @@ def test_own_phase_chi_square_on_threads_is_the_serial_loop(monkeypatch):
         with worker_threads(threads):
             got = mixture_chi_square_one(counts, dose, profiles, labels, block=1000)
         assert np.array_equal(got, expected)
-    assert calls == [None, None]
+    assert threaded_map_calls == [None, None]
 
 
-def test_group_sums_per_column_on_threads_are_the_bincounts(monkeypatch):
+def test_group_sums_per_column_on_threads_are_the_bincounts(threaded_map_calls):
     """The columns' bincounts run on every core: the sums of one bincount per column."""
-    from napari_sigma.compute import blocks
     from napari_sigma.compute.blocks import worker_threads
     from napari_sigma.phases.trace import _group_sums
 
-    calls = []
-    original = blocks.threaded_map
-    monkeypatch.setattr(
-        blocks, "threaded_map", lambda f, items, w=None: calls.append(w) or original(f, items, w)
-    )
     rng = np.random.default_rng(8)
     values = rng.random((5000, 6)) * 1e6  # float sums that depend on their order
     groups = rng.integers(0, 9, 5000)
@@ -129,7 +114,7 @@ def test_group_sums_per_column_on_threads_are_the_bincounts(monkeypatch):
     for threads in (1, 2):
         with worker_threads(threads):
             assert np.array_equal(_group_sums(values, groups, 11), expected)
-    assert calls == [None, None]
+    assert threaded_map_calls == [None, None]
 
 
 def test_profiles_with_unused_pixels_are_those_of_the_used_pixels_alone():

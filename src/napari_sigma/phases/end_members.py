@@ -24,6 +24,8 @@ unsmoothed features divided by the number of pixels averaged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: Candidates closer than this (standard deviations of counting noise) are one phase.
@@ -134,6 +136,23 @@ def mixture_zones(
         Each explained candidate with the candidates that explain it (one: a noise copy), in
         the order taken out. At least two candidates always remain.
     """
+
+    def accepts(k: int, partners: list[int]) -> bool:
+        return bool(partners) and (len(partners) == 1 or _borders(grid_labels, k, partners))
+
+    return _taken_out_one_by_one(counts, noise, distance, accepts)
+
+
+def _taken_out_one_by_one(
+    counts: np.ndarray,
+    noise: np.ndarray,
+    distance: float,
+    accepts: Callable[[int, list[int]], bool],
+    on_taken: Callable[[int, list[int]], None] | None = None,
+) -> list[tuple[int, list[int]]]:
+    """The candidates a non-negative mix of the remaining ones explains within ``distance``
+    and that ``accepts(k, partners)``, taken out one at a time, the best explained first, the
+    rest tested again (``on_taken(k, partners)`` after each); at least two remain."""
     remaining = list(range(len(counts)))
     explained: list[tuple[int, list[int]]] = []
     while len(remaining) > 2:
@@ -142,12 +161,14 @@ def mixture_zones(
             partners, residual = _explaining(k, remaining, counts, noise[k])
             if residual >= distance or (best is not None and residual >= best[0]):
                 continue
-            if partners and (len(partners) == 1 or _borders(grid_labels, k, partners)):
+            if accepts(k, partners):
                 best = (residual, k, partners)
         if best is None:
             break
         explained.append((best[1], best[2]))
         remaining.remove(best[1])
+        if on_taken is not None:
+            on_taken(best[1], best[2])
     return explained
 
 
@@ -217,23 +238,15 @@ def boundary_zones(
 
     Parameters and returns as :func:`mixture_zones` (``grid_labels``: the phases 0..K-1).
     """
-    remaining = list(range(len(counts)))
     contacts = contact_lengths(grid_labels, len(counts))
-    explained: list[tuple[int, list[int]]] = []
-    while len(remaining) > 2:
-        best: tuple[float, int, list[int]] | None = None
-        for k in remaining:
-            partners, residual = _explaining(k, remaining, counts, noise[k])
-            if residual >= distance or (best is not None and residual >= best[0]):
-                continue
-            if len(partners) >= 2 and lies_between(contacts, k, partners):
-                best = (residual, k, partners)
-        if best is None:
-            break
-        explained.append((best[1], best[2]))
-        remaining.remove(best[1])
+
+    def accepts(k: int, partners: list[int]) -> bool:
+        return len(partners) >= 2 and lies_between(contacts, k, partners)
+
+    def joined(zone: int, partners: list[int]) -> None:
         # the zone's pixels join its partners: their contacts are where the zone was
-        for partner in best[2]:
-            contacts[partner] += contacts[best[1]]
-            contacts[:, partner] += contacts[:, best[1]]
-    return explained
+        for partner in partners:
+            contacts[partner] += contacts[zone]
+            contacts[:, partner] += contacts[:, zone]
+
+    return _taken_out_one_by_one(counts, noise, distance, accepts, joined)
