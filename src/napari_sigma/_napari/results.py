@@ -153,9 +153,9 @@ def add_result_layers_stepwise(
     of CPU, so each adding turn froze napari for its own work plus a compose (components layer
     89 + ~70 ms, JEOL, ninth session). Held back, the pieces' turns are short freezes of their
     own, with the event loop running between them, and the result appears in one repaint at the
-    end, which paints only the widgets that changed. Only after that repaint are the waiters told that the layers are in
-    (:func:`~napari_sigma._napari.state.finish_adding`: the Phases widget's statistics start),
-    so that their workers do not compete with it.
+    end, which paints only the widgets that changed. Only after that repaint are the waiters
+    told that the layers are in (:func:`~napari_sigma._napari.state.finish_adding`: the Phases
+    widget's statistics start), so that their workers do not compete with it.
 
     ``before_repaint``: called once, in a held turn of its own just before the result's repaint
     (the caller's own widget changes, e.g. its summary, then share that repaint's compose
@@ -245,7 +245,8 @@ class _Turn:
 
 
 def _paint_hold(window: Any, create: bool = True) -> Any:
-    """The paint holder (:func:`_make_paint_holder`) of napari's window (made and installed on first use)."""
+    """The paint holder (:func:`_make_paint_holder`) of napari's window (made and installed on
+    first use)."""
     holder = getattr(window, "_napari_sigma_paint_hold", None)
     if holder is None and create:
         holder = _make_paint_holder(window)
@@ -354,8 +355,9 @@ def _result_layers_in_pieces(
     cursor's visual (:func:`_build_brush_cursor`). With ``repaints`` (a shown window, pieces
     whose repaints are held back): first a turn of nothing and its repaint (:data:`_REPAINT`),
     a full garbage collection, and after the cursor the canvas' first draw, unseen
-    (:func:`_draw_unseen`), then :data:`_LAST_REPAINT`, the repaint that shows the result. The phases layer is marked as being added
-    (:func:`~napari_sigma._napari.state.being_added`) until the generator ends (or is closed):
+    (:func:`_draw_unseen`), then :data:`_LAST_REPAINT`, the repaint that shows the result. The
+    phases layer is marked as being added (:func:`~napari_sigma._napari.state.being_added`)
+    until the generator ends (or is closed):
     the Phases widget builds its statistics then, not in the middle of these turns, where its
     worker's start competed with napari's insertion for the main thread.
 
@@ -445,8 +447,9 @@ def _draw_unseen(viewer: Any) -> bool:
     shaders (Mesa's llvmpipe): the brush cursor's two anti-aliased circles took 42-43 ms of
     napari's main thread, the phases layer 7-11 ms (JEOL), on top of the repaint that showed
     them (and the window's compose, ~70 ms of llvmpipe). Drawn here first, in a turn of its
-    own with nothing composed, the repaint that shows them finds them built and compiled. The canvas' pixels are untouched (the scissor box is empty) and the window
-    repaints it anyway. A napari or vispy without these internals: nothing drawn, nothing lost.
+    own with nothing composed, the repaint that shows them finds them built and compiled. The
+    canvas' pixels are untouched (the scissor box is empty) and the window repaints it anyway.
+    A napari or vispy without these internals: nothing drawn, nothing lost.
     """
     try:
         scene = viewer.window._qt_viewer.canvas._scene_canvas

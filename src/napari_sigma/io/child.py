@@ -2,13 +2,14 @@
 
 matplotlib's Agg drawing of ``report.png``, the export's phase statistics over the cube and the
 mineral report's numpy/scipy passes hold the GIL ~100 ms at a time; in napari's process a thread
-running them froze the window that long during an export. :class:`ChildProcess` starts a Python process of this package that imports
-what the calls need while the caller works on, then runs the calls it is sent, one at a time,
-in the order sent. Arguments and results are pickled through the child's pipes (between two
-processes of this package; nothing is written to disk). Only the functions of :data:`CALLS` run.
-The child's matplotlib has its default settings (as in the CLI), whatever this process changed.
-The plugin's spectrum plots are drawn in such a child too (:func:`render_figure`: a figure
-pickled there, its pixels back), at a lower priority than napari's (``nice``).
+running them froze the window that long during an export. :class:`ChildProcess` starts a Python
+process of this package that imports what the calls need while the caller works on, then runs the
+calls it is sent, one at a time, in the order sent. Arguments and results are pickled through the
+child's pipes (between two processes of this package; nothing is written to disk). Only the
+functions of :data:`CALLS` run. The child's matplotlib has its default settings (as in the CLI),
+whatever this process changed. The plugin's spectrum plots are drawn in such a child too
+(:func:`render_figure`: a figure pickled there, its pixels back), at a lower priority than napari's
+(``nice``).
 """
 
 from __future__ import annotations

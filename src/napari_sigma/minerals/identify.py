@@ -604,8 +604,9 @@ def surface_layer_at(
     atoms_per_element: tuple[float, float] = (1.0, 1.0),
 ) -> float:
     """Apparent at % of ``element`` that a surface layer (``layer_nm`` thick, ``mol_cm3`` of
-    ``element`` atoms, ``atoms_per_element`` = (a, b): a / b atoms in all per such atom) adds to the analysis of
-    a phase of ``composition`` (mass fractions) and ``density`` in ``geometry``: an oxide film's
+    ``element`` atoms, ``atoms_per_element`` = (a, b): a / b atoms in all per such atom) adds to
+    the analysis of a phase of ``composition`` (mass fractions) and ``density`` in ``geometry``:
+    an oxide film's
     O (:func:`film_oxygen_at`, (5, 3): 5/3 atoms per O with its cations), a carbon coat's C
     (:func:`~napari_sigma.minerals.coating.film_carbon_at`). Bulk: the layer's K line is
     generated at phi(0) of the XPP distribution and leaves unabsorbed, while the quantification

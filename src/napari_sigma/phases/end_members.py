@@ -206,6 +206,19 @@ def contact_lengths(grid_labels: np.ndarray, n_groups: int) -> np.ndarray:
     return contacts + contacts.T
 
 
+def same_as_neighbours(grid: np.ndarray) -> np.ndarray:
+    """Pixels of a ``(y, x)`` label map whose 8 neighbours (the map's edge repeated) all carry
+    their label."""
+    height, width = grid.shape
+    grown = np.pad(grid, 1, mode="edge")
+    same = np.ones(grid.shape, dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            if dy != 1 or dx != 1:
+                same &= grown[dy : dy + height, dx : dx + width] == grid
+    return same
+
+
 def lies_between(contacts: np.ndarray, k: int, partners: list[int]) -> bool:
     """Whether group ``k`` separates its ``partners`` on the map: every two of them touch each
     other along fewer pixel edges than each touches ``k``.

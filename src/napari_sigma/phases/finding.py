@@ -48,6 +48,7 @@ from napari_sigma.phases.end_members import (
     group_means,
     merge_noise_splits,
     mixture_zones,
+    same_as_neighbours,
 )
 from napari_sigma.phases.mixed_pixels import MIX_FRACTIONS, MixSpace, phase_log_likelihood
 from napari_sigma.phases.mixture import (
@@ -564,14 +565,7 @@ def _without_boundary_zones(
 
 def _away_from_others(grid: np.ndarray) -> np.ndarray:
     """Pixels whose 8 neighbours (the map's edge repeated) all carry their label (>= 0)."""
-    padded = np.pad(grid, 1, mode="edge")
-    height, width = grid.shape
-    inner = grid >= 0
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if dy != 1 or dx != 1:
-                inner &= padded[dy : dy + height, dx : dx + width] == grid
-    return inner
+    return (grid >= 0) & same_as_neighbours(grid)
 
 
 def _with_trace(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+from napari_sigma.phases.end_members import same_as_neighbours
 
 #: Pixels per phase (at least, up to twice) whose median profile sorts out outliers.
 MEDIAN_PIXELS = 20_000
@@ -299,14 +300,7 @@ def _interior_labels(labels: np.ndarray, n_phases: int) -> np.ndarray:
     counts per pixel). A phase without interior pixels (a trace phase in tiny grains) keeps all
     of its pixels.
     """
-    height, width = labels.shape
-    grown = np.pad(labels, 1, mode="edge")
-    same = np.ones(labels.shape, dtype=bool)
-    for dy in range(3):
-        for dx in range(3):
-            if dy != 1 or dx != 1:
-                same &= grown[dy : dy + height, dx : dx + width] == labels
-    interior = np.where(same, labels, -1).reshape(-1)
+    interior = np.where(same_as_neighbours(labels), labels, -1).reshape(-1)
     present = np.bincount(interior[interior >= 0], minlength=n_phases) > 0
     flat = labels.reshape(-1)
     return np.where(present[flat], interior, flat)
