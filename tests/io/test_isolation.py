@@ -236,3 +236,31 @@ def test_a_crashing_reader_fails_alone(SHARED_EDS, tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "reader crashed on this file" in errors[0]
     assert (tmp_path / "out" / "good" / "phases.tif").exists()
+
+
+def test_a_new_reading_child_frees_the_files_of_children_that_are_gone(tmp_path: Path) -> None:
+    """A reader killed with its parent (a crash, kill -9) leaves its /dev/shm array files:
+    memory taken until the machine restarts. The next reading child removes those of
+    children that are gone and keeps the files of one that is alive (another napari's)."""
+    import os
+    import subprocess
+
+    if not isolation._SHARED_DIR.is_dir():
+        pytest.skip("no /dev/shm here")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    left = isolation._SHARED_DIR / (isolation._shared_file_prefix(gone.pid) + "1-placed")
+    alive = isolation._SHARED_DIR / (isolation._shared_file_prefix(os.getpid()) + "1-placed")
+    for path in (left, alive):
+        path.write_bytes(b"\0" * 4096)
+    try:
+        isolation.shutdown()
+        path = tmp_path / "noise.hspy"
+        path.write_bytes(np.random.default_rng(1).bytes(2048))
+        with pytest.raises(SpectrumImageError, match=r"noise\.hspy"):
+            read_any(path)  # the read starts a new child
+        assert not left.exists()
+        assert alive.exists()
+    finally:
+        left.unlink(missing_ok=True)
+        alive.unlink(missing_ok=True)

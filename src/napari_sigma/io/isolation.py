@@ -114,6 +114,7 @@ class _Worker:
         env.setdefault("OMP_NUM_THREADS", "1")
         stderr = None if os.environ.get("NAPARI_SIGMA_READER_STDERR") else subprocess.DEVNULL
         self.memory_bytes = memory_bytes
+        _remove_orphaned_shared_files()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "napari_sigma.io.isolation", str(memory_bytes)],
             stdin=subprocess.PIPE,
@@ -211,6 +212,33 @@ def _remove_shared_files(pid: int) -> None:
     if _SHARED_DIR.is_dir():
         for path in _SHARED_DIR.glob(_shared_file_prefix(pid) + "*"):
             path.unlink(missing_ok=True)
+
+
+def _remove_orphaned_shared_files() -> list[Path]:
+    """Remove the array files of reading children that are gone (their parent was killed
+    before it could remove them: a crash, ``kill -9``): /dev/shm is memory, and a lazy
+    cube's files are gigabytes that would stay taken until the machine restarts.
+    A file whose child is alive (another napari's) is kept. Returns what was removed."""
+    removed = []
+    if not _SHARED_DIR.is_dir():
+        return removed
+    stem = _shared_file_prefix(0)[:-2]  # "napari-sigma-read-"
+    for path in _SHARED_DIR.glob(stem + "*"):
+        pid = path.name[len(stem) :].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _widen_pipe(fd: int) -> None:
