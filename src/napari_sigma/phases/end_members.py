@@ -111,6 +111,7 @@ def mixture_zones(
     noise: np.ndarray,
     grid_labels: np.ndarray,
     distance: float = MIXTURE_DISTANCE,
+    distinct: Callable[[int, int], bool] | None = None,
 ) -> list[tuple[int, list[int]]]:
     """Candidates that other candidates explain: noise copies and mixture zones.
 
@@ -129,6 +130,13 @@ def mixture_zones(
         Provisional phase 0..K-1 of every pixel (negative: none), for adjacency.
     distance : float
         Largest residual (standard deviations of noise) of an explaining mixture.
+    distinct : callable (k, partner) -> bool, optional
+        Whether candidate ``k`` and the one candidate that explains it are two compositions
+        by a test with the power of their whole regions (the grain-wise test of
+        :mod:`~napari_sigma.phases.splitting`): such a candidate is not a noise copy. One
+        pixel's noise is the right scale for a noise split's halves (1.6-2.2 standard
+        deviations apart whatever the number of pixels), not for two phases of hundreds of
+        pixels each that a pixel cannot tell apart.
 
     Returns
     -------
@@ -138,7 +146,9 @@ def mixture_zones(
     """
 
     def accepts(k: int, partners: list[int]) -> bool:
-        return bool(partners) and (len(partners) == 1 or _borders(grid_labels, k, partners))
+        if len(partners) == 1:
+            return distinct is None or not distinct(k, partners[0])
+        return bool(partners) and _borders(grid_labels, k, partners)
 
     return _taken_out_one_by_one(counts, noise, distance, accepts)
 
