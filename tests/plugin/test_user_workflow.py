@@ -182,6 +182,74 @@ def test_docking_builds_no_tab_in_napari_s_turn_and_each_tab_in_a_turn_of_its_ow
     assert sigma.analysis.last_result_callback == sigma._show_phases
 
 
+def test_napari_s_docking_lays_out_in_one_turn_and_repaints_in_a_later_one(plugin_viewer, qtbot):
+    """napari's docking turn (any dock: the window laid out again, the canvas resized, every
+    changed widget painted and composed with the canvas' new frame) was one ~100 ms freeze with
+    software OpenGL, our tab widget's first show and paint in it. The window's repaint is held
+    back from the dock's construction until a turn after its layout: the canvas is resized while
+    nothing is painted, the window repaints an empty dock after, and the tabs come in later."""
+    from qtpy.QtCore import QEvent, QObject
+
+    from napari_sigma._napari.main_widget import SigmaWidget
+    from napari_sigma._napari.results import paints_held
+
+    viewer = plugin_viewer
+    viewer.window.show()
+    window = viewer.window._qt_window
+    qtbot.waitUntil(window.isVisible)
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    qtbot.wait(300)  # the layers' first paints done
+    canvas = viewer.window._qt_viewer.canvas.native
+    events = []
+
+    class Log(QObject):
+        def eventFilter(self, watched, event):
+            if watched is canvas and event.type() == QEvent.Type.Resize:
+                events.append(("canvas resized", paints_held(window)))
+            elif watched is window and event.type() == QEvent.Type.Paint:
+                tabs_shown = sigma is not None and sigma.tabs.isVisible()
+                events.append(
+                    ("window painted", len(sigma._widgets) if sigma else None, tabs_shown)
+                )
+            return False
+
+    sigma = None
+    log = Log()
+    canvas.installEventFilter(log)
+    window.installEventFilter(log)
+    _, sigma = viewer.window.add_plugin_dock_widget("napari-sigma-eds", "napari-sigma")
+    assert isinstance(sigma, SigmaWidget)
+    assert paints_held(window)  # napari's docking turn lays the window out, paints nothing
+    qtbot.waitUntil(lambda: ("window painted", 0, False) in events, timeout=5000)
+    qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
+    canvas.removeEventFilter(log)
+    window.removeEventFilter(log)
+    resized = [event[1] for event in events if event[0] == "canvas resized"]
+    assert resized and all(resized)  # the canvas took its new size while paints were held
+    first_paint = events.index(("window painted", 0, False))  # an empty dock, no tab built
+    assert events.index(("canvas resized", True)) < first_paint  # the repaint came after
+    assert not paints_held(window) and sigma.tabs.isVisible() and sigma.tabs.parent() is sigma
+    qtbot.wait(100)
+    assert sigma.tabs.geometry() == sigma.rect()  # the tabs fill the dock (no band above them)
+
+
+def test_a_dock_never_laid_out_holds_no_repaint_for_long(plugin_viewer, qtbot):
+    """The dock's construction holds napari's window's repaints until its layout; a dock that
+    is built but never added to the window lets the window repaint at the latest
+    REPAINT_HOLD_MS after."""
+    from napari_sigma._napari import main_widget
+    from napari_sigma._napari.results import paints_held
+
+    viewer = plugin_viewer
+    viewer.window.show()
+    window = viewer.window._qt_window
+    qtbot.waitUntil(window.isVisible)
+    sigma = main_widget.SigmaWidget(viewer)
+    assert paints_held(window)
+    qtbot.waitUntil(lambda: not paints_held(window), timeout=main_widget.REPAINT_HOLD_MS + 1000)
+    sigma.deleteLater()
+
+
 def test_a_tab_asked_for_while_the_preload_imports_waits_for_its_imports(
     plugin_viewer, monkeypatch
 ):

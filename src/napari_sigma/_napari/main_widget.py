@@ -13,20 +13,31 @@ Analysis tab first (or at once when a user opens one, or code asks for it:
 the main thread (56 of its 76 ms). The turns are 1 ms timers, not zero-delay ones: a zero single
 shot (and a signal from another thread) is a posted event, run in the same pass of the event loop
 as the others already posted, so two tabs or a tab and napari's own dock work made one freeze.
+
+napari's docking turn itself (any dock, a bare QLabel too: the window laid out again, the canvas
+resized, every changed widget painted and the window composed with the canvas' new frame) is one
+freeze of ~100 ms with software OpenGL. The dock keeps its own share out of it: napari's window
+holds back its repaint from the dock's construction until a turn after the dock is laid out
+(:func:`_hold_repaint`), and the dock is empty then; the tab widget comes in a turn after that
+repaint (its first show and paint with napari's style sheet were 25-40 ms of main thread inside
+napari's repaint, JEOL: that repaint's main-thread CPU 51-60 -> 16-17 ms, a QLabel dock's 16).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
 from napari_sigma._napari.analysis_widget import AnalysisWidget
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 MINIMUM_WIDTH = 460
+# the longest the window's repaint waits for the dock to be laid out (a dock built but not shown)
+REPAINT_HOLD_MS = 500
 TURN_MS = 1  # between two tabs' builds: a timer, so that the event loop's other work comes between
 # torch's import (a second of CPU in a thread) starts this long after the dock's last tab is built,
 # so that it does not compete with the dock's first repaints (Run starts it at once if earlier)
@@ -55,6 +66,48 @@ def _widget_class(key: str) -> Any:
     return LatentWidget
 
 
+class _RepaintHold:
+    """napari's window's repaints held back (`results._paint_hold`) from the dock's
+    construction; :meth:`release_a_turn_later` lets it repaint after this turn (at the latest
+    :data:`REPAINT_HOLD_MS` after the hold: a dock built but never laid out), and ``then()``
+    runs a turn after that repaint."""
+
+    def __init__(self, window: Any, then: Callable[[], Any]) -> None:
+        from napari_sigma._napari import results
+
+        self.window = window
+        self.then = then
+        self.held = True
+        results._paint_hold(window).hold()
+        QTimer.singleShot(REPAINT_HOLD_MS, lambda: self.release())  # (held strongly)
+
+    def release_a_turn_later(self) -> None:
+        QTimer.singleShot(TURN_MS, lambda: self.release())
+
+    def release(self) -> None:
+        from napari_sigma._napari import results
+
+        if self.held:
+            self.held = False
+            results.release_paints(self.window)  # posts the repaint: before the next timers
+            QTimer.singleShot(TURN_MS, self.then)
+
+
+def _hold_repaint(viewer: Any, then: Callable[[], Any]) -> _RepaintHold | None:
+    """Hold back the repaints of ``viewer``'s window (None: no shown window, or its repaints
+    held back already)."""
+    from qtpy import sip
+
+    from napari_sigma._napari import results
+
+    window = results._qt_window(viewer)
+    if window is None or sip.isdeleted(window) or not window.isVisible():
+        return None
+    if results.paints_held(window):
+        return None
+    return _RepaintHold(window, then)
+
+
 def _tab_widget(key: str, doc: str) -> property:
     """The widget of tab ``key`` as a read-only attribute, built when first read
     (`SigmaWidget.tab`)."""
@@ -69,7 +122,10 @@ class SigmaWidget(ViewerWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
-        self.tabs = QTabWidget(self)
+        # the tabs are not yet in the dock: napari lays out and paints an empty dock (a tab
+        # widget's first show and paint with napari's style sheet: ~25 ms more of main thread
+        # in the docking repaint than a QLabel's, JEOL); they come in at a later turn
+        self.tabs = QTabWidget()
         self._widgets: dict[str, Any] = {}
         self._pages: dict[str, QWidget] = {}
         for key, title in TABS:
@@ -79,8 +135,17 @@ class SigmaWidget(ViewerWidget):
             self.tabs.addTab(page, title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.tabs)
         self.setMinimumWidth(MINIMUM_WIDTH)
+        # the dock's height is the tabs' (napari adds a stretch below a dock whose layout holds
+        # no widget that wants height: the tabs, put in later, sat under an empty band)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self._laid_out = False
+        self._tabs_in = False
+        # napari adds the dock after this: its layout now, the window's repaint a turn later,
+        # the tabs a turn after that
+        self._repaint_hold = _hold_repaint(self.viewer, then=self._put_tabs_in)
+        if self._repaint_hold is None:  # no shown window: nothing to split
+            self._put_tabs_in()
         self._modules_ready = False  # matplotlib and the plotting tabs' modules are imported
         self._next_scheduled = False
         self.tabs.currentChanged.connect(self._on_tab_shown)
@@ -88,6 +153,21 @@ class SigmaWidget(ViewerWidget):
         thread = threading.Thread(target=self._import_in_background, daemon=True)
         thread.name = "napari-sigma-import"
         thread.start()
+
+    def resizeEvent(self, event: Any) -> None:
+        """The dock's first layout: the window repaints a turn later (`_hold_repaint`)."""
+        super().resizeEvent(event)
+        if not self._laid_out:
+            self._laid_out = True
+            if self._repaint_hold is not None:
+                self._repaint_hold.release_a_turn_later()
+
+    def _put_tabs_in(self) -> None:
+        from qtpy import sip
+
+        if not self._tabs_in and not sip.isdeleted(self):
+            self._tabs_in = True
+            self.layout().addWidget(self.tabs)
 
     # -- the tabs, built when first needed ---------------------------------------------------
     def tab(self, key: str) -> Any:
@@ -145,6 +225,9 @@ class SigmaWidget(ViewerWidget):
 
         self._next_scheduled = False
         if sip.isdeleted(self):
+            return
+        if not self._tabs_in:
+            self._schedule_next()  # the docking's repaint and the tabs first, in turns of their own
             return
         missing = [key for key, _ in TABS if key not in self._widgets]
         if missing and self._modules_ready:
