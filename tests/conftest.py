@@ -29,3 +29,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def joins(monkeypatch):
+    """The number of chunks each dask result was assembled from (``concatenate3``)."""
+    import dask.array.core as core
+
+    seen: list[int] = []
+    original = core.concatenate3
+
+    def counted(arrays):
+        seen.append(len(list(core.flatten(arrays, container=(list, tuple)))))
+        return original(arrays)
+
+    monkeypatch.setattr(core, "concatenate3", counted)
+    return seen

@@ -128,3 +128,25 @@ def measured_spectrum(composition, axis, beam=15.0, counts=1e6, seed=0, visible_
     spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
     elements = [el for el in composition if physics.atomic_number(el) >= visible_min_z]
     return spectrum, quantify_spectrum(spectrum, axis, elements, beam, width=(1.0, 0.0))
+
+
+class CountingCube:
+    """A cube read through dask's ``from_array``: the row ranges of every read are recorded."""
+
+    def __init__(self, data) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads: list[tuple[int, int]] = []
+
+    def __getitem__(self, key):
+        rows = key[0] if isinstance(key, tuple) else key
+        self.reads.append((rows.start, rows.stop))
+        return self.data[key]
+
+
+def lazy_cube(data, rows: int):
+    """A dask cube of ``data`` (y, x, E) in chunks of ``rows`` whole rows, and its reads' record."""
+    import dask.array as da
+
+    source = CountingCube(data)
+    chunks = (rows, *data.shape[1:])
+    return da.from_array(source, chunks=chunks, asarray=False, meta=data[:0, :0, :0]), source

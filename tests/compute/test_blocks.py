@@ -11,6 +11,7 @@ import pytest
 from napari_sigma.compute.blocks import prefetched
 from napari_sigma.compute.chunks import block_pixels, memory_budget
 from napari_sigma.compute.device import torch_threads
+from sigma_testdata import lazy_cube
 
 
 def test_prefetched_gives_every_item_in_order_made_in_another_thread():
@@ -150,3 +151,63 @@ def test_projection_casts_into_a_reused_buffer_with_the_products_of_fresh_casts(
         runs = list(blocks.threaded_map(lambda p: blocks.project_pixels(p, weights), parts, 2))
         assert np.array_equal(np.concatenate(runs), fresh_casts(pixels))
     assert blocks.cast_buffer(4, 300).shape == (4, 300)
+
+
+def test_row_chunks_give_the_pixels_of_a_band_reading_each_chunk_once(joins):
+    from napari_sigma.compute.blocks import RowChunks
+
+    rng = np.random.default_rng(0)
+    data = rng.poisson(3.0, (23, 6, 11)).astype(np.uint16)
+    channels = rng.random(11) < 0.5
+    cube, source = lazy_cube(data, 5)
+    reader = RowChunks(cube, channels)
+    for low, high in ((0, 7), (7, 15), (15, 23)):  # bands across chunk edges, top to bottom
+        mask = rng.random((high - low, 6)) < 0.6
+        assert np.array_equal(reader.pixels(low, high, mask), data[low:high, :, channels][mask])
+    assert sorted(set(source.reads)) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    assert len(source.reads) == 5  # each chunk once: the chunk a band ends in is kept
+    assert max(joins, default=1) == 1  # no band assembled from several chunks
+    rows = np.sort(rng.integers(0, 23, 40))
+    cols = rng.integers(0, 6, 40)
+    points = RowChunks(cube).points(rows, cols)
+    assert np.array_equal(points, data[rows, cols])
+    masks = [rng.random((9, 6)) < 0.5 for _ in range(2)]
+    expected = [data[3:12][mask].sum(axis=0, dtype=np.float64) for mask in masks]
+    assert np.array_equal(RowChunks(cube).sums(3, 12, masks), expected)
+    numpy_reader = RowChunks(data, channels)  # numpy: sliced as it is
+    mask = rng.random((4, 6)) < 0.5
+    assert np.array_equal(numpy_reader.pixels(2, 6, mask), data[2:6, :, channels][mask])
+    assert np.array_equal(RowChunks(data).points(rows, cols), data[rows, cols])
+
+
+def test_row_chunks_read_only_the_chunks_that_hold_the_points():
+    from napari_sigma.compute.blocks import RowChunks
+
+    data = np.arange(20 * 3 * 2, dtype=np.uint16).reshape(20, 3, 2)
+    cube, source = lazy_cube(data, 4)
+    rows, cols = np.array([1, 2, 17]), np.array([0, 2, 1])
+    assert np.array_equal(RowChunks(cube).points(rows, cols), data[rows, cols])
+    assert source.reads == [(0, 4), (16, 20)]
+    assert RowChunks(cube).points(np.zeros(0, int), np.zeros(0, int)).shape == (0, 2)
+
+
+def test_row_chunks_of_an_event_cube_fill_the_pixels_from_its_events():
+    """A JEOL cube (events) is not made dense: the same pixels, sums and points as numpy."""
+    from napari_sigma.compute.blocks import RowChunks
+    from napari_sigma.io.events import EventCube
+
+    rng = np.random.default_rng(2)
+    data = (rng.random((21, 7, 30)) < 0.05).astype(np.uint16) * rng.integers(1, 9, (21, 7, 30))
+    cube = EventCube(np.nonzero(data), data[np.nonzero(data)], shape=data.shape).to_dask()
+    channels = rng.random(30) < 0.4
+    reader = RowChunks(cube, channels)
+    assert reader.events is not None
+    mask = rng.random((8, 7)) < 0.6
+    assert np.array_equal(reader.pixels(4, 12, mask), data[4:12, :, channels][mask])
+    masks = [rng.random((8, 7)) < 0.5 for _ in range(2)]
+    expected = [data[4:12][m][:, channels].sum(axis=0, dtype=np.float64) for m in masks]
+    assert np.array_equal(reader.sums(4, 12, masks), expected)
+    rows = np.sort(rng.integers(0, 21, 25))
+    cols = rng.integers(0, 7, 25)
+    assert np.array_equal(reader.points(rows, cols), data[rows, cols][:, channels])
+    assert np.array_equal(RowChunks(cube).points(rows, cols), data[rows, cols])

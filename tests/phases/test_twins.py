@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,58 @@ def test_pixels_mixed_with_a_third_phase_tell_the_twins_apart_without_its_bias()
     assert means[0] - means[1] > 0.02  # measured 0.037 of the 0.084 with the share known
     assert abs(means[0] + means[1]) / 2 < truths[0]
     assert max(interiors) < -20 * truths[0]  # -3.8: magnetite's Fe
+
+
+def test_a_lazy_cube_gives_the_labels_of_numpy_each_chunk_read_once_per_pass(scene, joins):
+    """A dask cube (a JEOL map is one) is read in its own row chunks: no band assembled from
+    several chunks (dask's concatenate copied 256 MiB per 64-row band of the JEOL map while
+    napari waited), and the same labels, core sums and models as the numpy cube."""
+    from napari_sigma.io.events import EventCube
+    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.phases.spectra import phase_sum_spectra
+    from sigma_testdata import lazy_cube
+
+    phase_map, _, counts = scene
+    labels = phase_map + 1
+    labels[12:34, 12:34] = 1
+    counts = counts.astype(np.uint16)
+    core_sums = phase_sum_spectra(counts, interior_labels(labels), 3)
+    settings = TwinSettings(significance=3.0)
+    expected = run_to_completion(
+        refine_twins_steps(counts, labels, AXIS, ELEMENTS, BEAM, settings, core_sums)
+    )
+    assert not np.array_equal(expected[0], labels)  # the island moved: every read is made
+    cube, source = lazy_cube(counts, 7)
+    events = EventCube(np.nonzero(counts), counts[np.nonzero(counts)], shape=counts.shape)
+    for lazy in (cube, events.to_dask(chunk_bytes=7 * counts[0].nbytes)):
+        refined, sums, models = run_to_completion(
+            refine_twins_steps(lazy, labels, AXIS, ELEMENTS, BEAM, settings, core_sums)
+        )
+        assert np.array_equal(refined, expected[0])
+        assert np.array_equal(sums, expected[1])
+        assert [m.phases for m in models] == [m.phases for m in expected[2]]
+    assert max(joins, default=1) == 1
+    # the passes (evidence, scores, margins per round; the moved cores) each go down the cube
+    chunks = -(-counts.shape[0] // 7)
+    starts = [low for low, _ in source.reads]
+    passes = 1 + sum(b <= a for a, b in itertools.pairwise(starts))
+    assert len(source.reads) <= passes * chunks
+
+
+def test_evidence_sums_of_a_lazy_cube_are_numpy_s_bit_for_bit():
+    """Integer counts summed chunk by chunk (exact), float counts band by band (their rounding)."""
+    from napari_sigma.phases.twins import _evidence_sums
+    from sigma_testdata import lazy_cube
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(1, 4, (40, 9))
+    evidence = rng.random((40, 9)) < 0.7
+    for data in (
+        rng.poisson(40.0, (40, 9, 13)).astype(np.uint16),
+        (rng.random((40, 9, 13)) * 1e3).astype(np.float32),  # sums depend on their order
+    ):
+        expected = _evidence_sums(data, labels, evidence, (1, 3), rows=16)
+        cube, _ = lazy_cube(data, 6)
+        sums, pixels = _evidence_sums(cube, labels, evidence, (1, 3), rows=16)
+        assert pixels == expected[1]
+        assert np.array_equal(sums, expected[0])

@@ -66,6 +66,170 @@ def read_block(counts: Any, rows: slice) -> np.ndarray:
     return block.reshape(-1, counts.shape[-1])
 
 
+class RowChunks:
+    """Pixels of some rows of a ``(y, x, E)`` cube, read top to bottom, each stored chunk once.
+
+    For the passes that read a few bands of a lazy cube (the twins' sums and scores, the moved
+    pixels' spectra). A dask band over several of the cube's row chunks was computed by dask as
+    one new array, the chunks copied into it (``concatenate3``: 256 MiB per 64-row band of the
+    JEOL map, 10 GiB per run), and a band within a chunk read the whole chunk again for every
+    band. Here each row chunk (its columns and channels as stored) is computed on its own and
+    kept until a read below it, and only the pixels asked for are copied out of it: at most one
+    chunk is held, and no chunk is read twice in a pass that goes down the cube. A cube of
+    X-ray events (:class:`~napari_sigma.io.events.EventCube`, JEOL maps) is not made dense at
+    all: the pixels asked for are filled from the events of their rows. Numpy counts (in memory
+    or memory-mapped) are sliced as they are.
+
+    The pixels come in the order of ``counts[low:high][mask]`` (row-major), with the same values:
+    what is computed from them does not change.
+
+    Parameters
+    ----------
+    counts : array, shape (y, x, E)
+        numpy, memory-mapped or dask.
+    channels : index of the last axis, optional
+        The channels to read (a boolean mask, indices or a slice); default all.
+    """
+
+    def __init__(self, counts: Any, channels: Any = None) -> None:
+        from napari_sigma.io.events import event_cube_of
+
+        self.counts = counts
+        self.channels = slice(None) if channels is None else channels
+        chunks = getattr(counts, "chunks", None)
+        self.lazy = chunks is not None and hasattr(counts, "dask")
+        self.edges = np.cumsum((0, *chunks[0])) if self.lazy else None
+        self._held: tuple[int, int, np.ndarray] | None = None
+        n_channels = int(counts.shape[-1])
+        chosen = np.arange(n_channels)[self.channels]
+        self.n_channels = int(chosen.size)
+        self.events = event_cube_of(counts) if self.lazy else None
+        if self.events is not None and np.unique(chosen).size == chosen.size:
+            self._column = np.full(n_channels, -1, np.intp)  # channel -> column of the output
+            self._column[chosen] = np.arange(chosen.size)
+        else:
+            self.events = None  # repeated channels: the dense path
+
+    def pixels(self, low: int, high: int, mask: np.ndarray | None = None) -> np.ndarray:
+        """Spectra ``(n, C)`` of the ``mask`` pixels (shape ``(high - low, x)``; default all) of
+        rows ``low:high``, row by row."""
+        if mask is None:
+            mask = np.ones((high - low, int(self.counts.shape[1])), bool)
+        if not self.lazy:
+            return np.asarray(self.counts[low:high, :, self.channels])[mask]
+        if self.events is not None:
+            return self._event_pixels(low, high, mask)
+        pieces = []
+        for top, bottom, rows in self._chunks(low, high):
+            part = rows[max(low, top) - top : min(high, bottom) - top]
+            pieces.append(part[mask[max(low, top) - low : min(high, bottom) - low]])
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def sums(self, low: int, high: int, masks: list[np.ndarray]) -> np.ndarray:
+        """Sum spectra ``(len(masks), C)`` float64 of the pixels of each mask (shape
+        ``(high - low, x)``) of rows ``low:high``. Integer counts are summed piece by piece
+        (exact in float64 in any order), other counts as ``pixels(...).sum(axis=0)``."""
+        out = np.zeros((len(masks), self.n_channels), np.float64)
+        if np.dtype(self.counts.dtype).kind not in "biu":
+            either = np.logical_or.reduce(masks)
+            pixels = self.pixels(low, high, either)
+            for index, mask in enumerate(masks):
+                if mask.any():
+                    out[index] = pixels[mask[either]].sum(axis=0, dtype=np.float64)
+            return out
+        if self.events is not None:
+            pixel, column, values = self._events(low, high)
+            for index, mask in enumerate(masks):
+                inside = mask.reshape(-1)[pixel]
+                out[index] = np.bincount(
+                    column[inside], weights=values[inside], minlength=self.n_channels
+                )
+            return out
+        if self.lazy:
+            pieces = [
+                (max(low, top), rows[max(low, top) - top : min(high, bottom) - top])
+                for top, bottom, rows in self._chunks(low, high)
+            ]
+        else:
+            pieces = [(low, np.asarray(self.counts[low:high, :, self.channels]))]
+        for first, block in pieces:
+            part = slice(first - low, first - low + len(block))
+            for index, mask in enumerate(masks):
+                if mask[part].any():
+                    out[index] += block[mask[part]].sum(axis=0, dtype=np.float64)
+        return out
+
+    def points(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Spectra ``(n, C)`` of the pixels ``(rows[i], cols[i])``, in that order; ``rows`` must
+        not decrease (a lazy cube is read top to bottom)."""
+        rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
+        if not self.lazy:
+            return np.asarray(self.counts[rows, cols][..., self.channels])
+        if self.events is not None:
+            return self._event_points(rows * int(self.counts.shape[1]) + cols)
+        out = []
+        chunk_of = np.searchsorted(self.edges, rows, side="right") - 1
+        for index in np.unique(chunk_of).tolist():  # only the chunks that hold the pixels
+            top, bottom = int(self.edges[index]), int(self.edges[index + 1])
+            first, last = np.searchsorted(rows, [top, bottom])
+            out.append(self._chunk(top, bottom)[rows[first:last] - top, cols[first:last]])
+        if not out:
+            return np.zeros((0, self.n_channels), self.counts.dtype)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _events(self, low: int, high: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events of rows ``low:high`` among the chosen channels: their pixel (flat, from
+        ``low``'s first), output column and count."""
+        events, per_row = self.events, int(self.counts.shape[1]) * int(self.counts.shape[2])
+        first, last = np.searchsorted(events.index, [low * per_row, high * per_row])
+        pixel, channel = np.divmod(events.index[first:last] - low * per_row, self.counts.shape[2])
+        column = self._column[channel]
+        kept = column >= 0
+        return pixel[kept], column[kept], events.counts[first:last][kept]
+
+    def _event_pixels(self, low: int, high: int, mask: np.ndarray) -> np.ndarray:
+        flat = mask.reshape(-1)
+        out = np.zeros((int(flat.sum()), self.n_channels), self.counts.dtype)
+        pixel, column, values = self._events(low, high)
+        inside = flat[pixel]
+        position = np.cumsum(flat) - 1  # the row of each chosen pixel in the output
+        out[position[pixel[inside]], column[inside]] = values[inside]
+        return out
+
+    def _event_points(self, flat: np.ndarray) -> np.ndarray:
+        events, n_channels = self.events, int(self.counts.shape[2])
+        out = np.zeros((len(flat), self.n_channels), self.counts.dtype)
+        starts = np.searchsorted(events.index, flat * n_channels)
+        lengths = np.searchsorted(events.index, (flat + 1) * n_channels) - starts
+        owner = np.repeat(np.arange(len(flat)), lengths)  # the output row of every event
+        offsets = np.cumsum(lengths) - lengths
+        at = np.arange(int(lengths.sum())) - np.repeat(offsets - starts, lengths)
+        column = self._column[events.index[at] % n_channels]
+        kept = column >= 0
+        out[owner[kept], column[kept]] = events.counts[at][kept]
+        return out
+
+    def _chunks(self, low: int, high: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(top, bottom, rows)`` of every stored row chunk that meets rows ``low:high``."""
+        if high <= low:
+            return
+        first = int(np.searchsorted(self.edges, low, side="right")) - 1
+        for index in range(first, len(self.edges) - 1):
+            top, bottom = int(self.edges[index]), int(self.edges[index + 1])
+            if top >= high:
+                return
+            yield top, bottom, self._chunk(top, bottom)
+
+    def _chunk(self, top: int, bottom: int) -> np.ndarray:
+        held = self._held
+        if held is None or held[0] != top:
+            self._held = None  # the chunk above is let go before the next one is read
+            block = self.counts[top:bottom, :, self.channels]
+            held = (top, bottom, np.asarray(block.compute()))
+            self._held = held
+        return held[2]
+
+
 CAST_VALUES = 1 << 22
 """Values per cast sub-block (16 MiB of float32). Integer counts are cast to float32 a sub-block
 at a time rather than a whole block at once. Measured on 256 x 256 x 2048 uint16 (2 shared cores,

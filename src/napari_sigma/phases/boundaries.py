@@ -226,7 +226,7 @@ def moved_spectra(
     n_phases : int
         K.
     """
-    from napari_sigma.compute.blocks import threaded_map
+    from napari_sigma.compute.blocks import RowChunks, threaded_map
     from napari_sigma.compute.chunks import block_pixels
 
     before, after = before.reshape(-1), after.reshape(-1)
@@ -236,9 +236,13 @@ def moved_spectra(
     # a chunk's counts, their float64 copy and a phase's selection of it, within the budget
     chunk_pixels = block_pixels(chunk_pixels, int(counts.shape[-1]) * 24)
 
+    # a lazy cube: its row chunks read once each, top to bottom (the moved pixels are in flat
+    # order, the chunks summed one after the other)
+    reader = RowChunks(counts) if counts.ndim == 3 else None
+
     def chunk_sums(start: int) -> list[tuple[int, np.ndarray]]:
         index = moved[start : start + chunk_pixels]
-        spectra = _pixel_spectra(counts, index, width)
+        spectra = _pixel_spectra(counts, index, width, reader)
         terms = []
         for labels, sign in ((before[index], -1.0), (after[index], 1.0)):
             # a sum per phase (integer counts: exact in float64, in any order; np.add.at
@@ -256,8 +260,9 @@ def moved_spectra(
     return change
 
 
-def _pixel_spectra(counts, index: np.ndarray, width: int) -> np.ndarray:
-    """Spectra ``(n, E)`` float64 of the flat pixels ``index``."""
+def _pixel_spectra(counts, index: np.ndarray, width: int, reader=None) -> np.ndarray:
+    """Spectra ``(n, E)`` float64 of the flat pixels ``index`` (increasing; ``reader``: a
+    :class:`~napari_sigma.compute.blocks.RowChunks` of 3-D ``counts``)."""
     if counts.ndim == 2:  # a torch tensor on a device, or (N, E) counts
         if hasattr(counts, "device") and hasattr(counts, "cpu"):
             import torch
@@ -266,6 +271,6 @@ def _pixel_spectra(counts, index: np.ndarray, width: int) -> np.ndarray:
             return rows.cpu().numpy().astype(np.float64)
         return np.asarray(counts[index], np.float64)
     rows, cols = np.divmod(index, width)
-    if hasattr(counts, "vindex"):  # dask reads only the chunks that hold the pixels
-        return np.asarray(counts.vindex[rows, cols].compute(), np.float64)
+    if reader is not None:  # dask: only the chunks that hold the pixels, each once
+        return np.asarray(reader.points(rows, cols), np.float64)
     return np.asarray(counts[rows, cols], np.float64)

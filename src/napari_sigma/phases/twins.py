@@ -288,12 +288,14 @@ def pixel_scores(
     The counts are read in bands of ``rows_per_block`` rows, only the rows that hold region
     pixels, only the model's channels.
     """
+    from napari_sigma.compute.blocks import RowChunks
+
     weights = model.log_ratio_weights()[0]
     out = np.zeros(region.shape, np.float64)
+    reader = RowChunks(counts, model.channels)  # a lazy cube: each chunk read once, no band copy
     for low, high in _row_bands(region, rows_per_block):
-        block = np.asarray(counts[low:high, :, model.channels])
         inside = region[low:high]
-        out[low:high][inside] = block[inside].astype(np.float64) @ weights
+        out[low:high][inside] = reader.pixels(low, high, inside).astype(np.float64) @ weights
     return out
 
 
@@ -399,11 +401,14 @@ def margin_log_ratios(
     twin = (spectrum_a + spectrum_b) / 2.0
     delta = midpoint - float(twin @ weights)
     floor = 1e-3 * max(float(twin.mean()), 1e-12)
+    from napari_sigma.compute.blocks import RowChunks
+
     out = np.zeros(margin.shape, np.float64)
     used = margin & (neighbours > 0)
+    reader = RowChunks(counts, model.channels)  # a lazy cube: each chunk read once, no band copy
     for low, high in _row_bands(used, rows_per_block):
         inside = used[low:high]
-        block = np.asarray(counts[low:high, :, model.channels])[inside].astype(np.float64)
+        block = reader.pixels(low, high, inside).astype(np.float64)
         others = neighbours[low:high][inside]
         values = np.zeros(len(block))
         for phase in np.unique(others).tolist():
@@ -476,19 +481,24 @@ def _evidence_sums(
     numbers: every pixel of the twins away from other phases, not only the cores (the
     difference of two olivines is seen at 5-7 standard deviations in cores of ~1 000 pixels;
     its noise cost a quarter of the information of each pixel's ratio).
+
+    A lazy cube is read in its own row chunks, each once, an event cube from its events
+    (:class:`~napari_sigma.compute.blocks.RowChunks`, the same sums).
     """
+    from napari_sigma.compute.blocks import RowChunks
+
     sums = np.zeros((2, int(counts.shape[-1])), np.float64)
+    reader = RowChunks(counts)
     for top in range(0, labels.shape[0], rows):
         band = evidence[top : top + rows]
         if not band.any():
             continue
-        block = None
-        for index, phase in enumerate(pair):
-            chosen = band & (labels[top : top + rows] == phase)
-            if chosen.any():
-                if block is None:
-                    block = np.asarray(counts[top : top + rows])
-                sums[index] += block[chosen].sum(axis=0, dtype=np.float64)
+        chosen = [band & (labels[top : top + rows] == phase) for phase in pair]
+        used = np.flatnonzero(np.logical_or(*chosen).any(axis=1))
+        if used.size == 0:
+            continue
+        low, high = top + int(used[0]), top + int(used[-1]) + 1
+        sums += reader.sums(low, high, [mask[low - top : high - top] for mask in chosen])
     pixels = tuple(int((evidence & (labels == phase)).sum()) for phase in pair)
     return sums, pixels
 
