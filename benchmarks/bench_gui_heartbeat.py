@@ -15,7 +15,11 @@ imports: when it fills the gap, the main thread waited for the GIL). ``--py-spy 
 every thread when a tick is 100 ms late (see :class:`SpyClock`). The phase edits the plugin autosaves go to a temporary folder
 (``NAPARI_SIGMA_RECOVERY_DIR``), not the user's cache.
 ``--watchdog FILE`` writes every thread's stack whenever a tick is 100 ms late (faulthandler's
-watchdog thread needs no GIL, so it shows what the other threads do while the main thread waits).
+watchdog thread, which needs no GIL). It reads the other threads' frames while they run and
+crashes the process: a segmentation fault in 5 of 8 benchmark runs (fifth session) and 1 of 2
+(eleventh); a script of two threads importing modules while faulthandler dumps every 2 ms
+crashed in 5 of 6 runs with it and 0 of 3 without (twelfth). Prefer ``--py-spy``, which also
+says which thread holds the GIL ("active+gil"); faulthandler's dump does not.
 
     xvfb-run -a python benchmarks/bench_gui_heartbeat.py --size 1024 --channels 2048
     xvfb-run -a python benchmarks/bench_gui_heartbeat.py --file ../shared/data/eds/jeol/rawdata.ASW
@@ -428,7 +432,9 @@ def main() -> None:
     parser.add_argument(
         "--watchdog", type=Path,
         help="write every thread's stack there whenever a tick is over 100 ms late "
-        "(faulthandler's watchdog thread needs no GIL: it shows which thread holds it)",
+        "(faulthandler's watchdog thread). UNSAFE: it reads running threads' frames and "
+        "crashed the benchmark (segfault) in 6 of 10 runs; it does not show which thread holds "
+        "the GIL. Use --py-spy",
     )  # fmt: skip
     parser.add_argument(
         "--py-spy", type=Path,
@@ -447,6 +453,8 @@ def main() -> None:
     global PROFILE, PROFILE_DIR, WATCHDOG, SPY
     PROFILE, PROFILE_DIR = args.profile, args.profile_dir
     if args.watchdog is not None:
+        print("--watchdog: faulthandler's dumps may crash this process (see --help); --py-spy "
+              "is safe", file=sys.stderr)  # fmt: skip
         WATCHDOG = args.watchdog.open("w")
 
     import os
