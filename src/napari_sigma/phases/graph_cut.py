@@ -1,4 +1,4 @@
-"""Exact two-label segmentation with a Potts prior: a minimum s-t cut (scipy's maximum flow).
+"""Exact two-label segmentation with a Potts prior: a minimum s-t cut (a maximum flow).
 
 The energy of a labelling of the pixels of a region into A and B is
 
@@ -33,8 +33,9 @@ def _neighbour_pairs(index: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray, n
     return first[inside], second[inside]
 
 
-#: Pixels per maximum-flow call at most (unless one connected part is larger): scipy's maximum
-#: flow holds the GIL for its whole call, which a GUI's main thread waits for.
+#: Pixels per maximum-flow call at most (unless one connected part is larger). The flow
+#: (:func:`~napari_sigma.compute.flow.min_cut_source_side`) runs without the GIL; scipy's,
+#: used before, held it for its whole call.
 PART_PIXELS = 8192
 
 
@@ -107,7 +108,8 @@ def _cut(log_ratio: np.ndarray, region: np.ndarray, beta: float, resolution: flo
     minimum cut), so cutting parts one by one gives the whole region's labelling exactly.
     """
     from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+
+    from napari_sigma.compute.flow import min_cut_source_side
 
     index = np.full(region.shape, -1, dtype=np.int64)
     n_nodes = int(region.sum())
@@ -133,13 +135,9 @@ def _cut(log_ratio: np.ndarray, region: np.ndarray, beta: float, resolution: flo
         shape=(n_nodes + 2, n_nodes + 2),
     )
     graph.sum_duplicates()
-    flow = maximum_flow(graph, source, sink, method="dinic").flow
-    residual = (graph - flow).tocsr()
-    residual.data = np.where(residual.data > 0, residual.data, 0)
-    residual.eliminate_zeros()
-    reached = breadth_first_order(residual, source, directed=True, return_predecessors=False)
-    on_source_side = np.zeros(n_nodes + 2, dtype=bool)
-    on_source_side[reached] = True
+    # the smallest minimum cut's source side, without the GIL (scipy's maximum flow held it
+    # for its whole call: up to seconds on one large region, napari's thread stopped as long)
+    on_source_side = min_cut_source_side(graph, source, sink)
     labelled_a = np.zeros(region.shape, dtype=bool)
     labelled_a[region] = on_source_side[:n_nodes]
     return labelled_a
