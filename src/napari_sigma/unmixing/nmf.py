@@ -37,6 +37,11 @@ ABUNDANCE_CPU_CHUNK_VALUES = 1 << 22
 NNLS_ROWS = 1 << 15
 EPS = 1e-12
 DENSE_SET_TABLE_MAX = 10  # components up to which all 2**C restricted inverses fit one table
+#: Pixels from which the CPU's active set runs in compiled code (:func:`_lawson_hanson_compiled`,
+#: the same shares). numba's import and the load of its cached code cost ~0.55 s CPU once per
+#: process; the compiled rows save ~2.4 us of CPU per pixel (1024² bench cube, 8 phases, 100
+#: counts per pixel, both bases): they pay from ~230 000 pixels.
+COMPILED_NNLS_PIXELS = 1 << 18
 
 
 @dataclass
@@ -342,8 +347,9 @@ def nnls_maps(
         return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
     for solver in solvers:  # the set inverses' table exists before the threads share it
         _set_solver(solver[0], solver[3])
-        if _compiled_rows(solver[0]):  # and is whole: the compiled rows look every set up
-            _whole_table(solver[0], solver[3])
+        if n_pixels >= COMPILED_NNLS_PIXELS and _compiled_rows(solver[0]):
+            _whole_table(solver[0], solver[3])  # whole: the compiled rows look every set up
+            solver[3]["compiled"] = True
 
     def batch(item: tuple[int, int, list[slice]]) -> int:
         # read, project and solve a batch: the batches are independent, each is computed by
@@ -430,7 +436,8 @@ def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float, inverses=Non
     from block to block; there are at most ``2**C``). Rows still unsettled after the iteration
     cap (none in practice) are finished by projected coordinate descent.
 
-    On the CPU (up to ``DENSE_SET_TABLE_MAX`` components) the active set runs row by row in
+    On the CPU (up to ``DENSE_SET_TABLE_MAX`` components, from ``COMPILED_NNLS_PIXELS``
+    pixels: :func:`nnls_maps` sets ``inverses["compiled"]``) the active set runs row by row in
     compiled code (:func:`_lawson_hanson_compiled`: the same decisions and arithmetic, the same
     shares), elsewhere batched in torch: a few ``(n, C) x (C, C)`` products per block whatever
     the dose or the number of components. The grouped solve it replaces looped over the distinct sets of a
@@ -443,7 +450,8 @@ def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float, inverses=Non
     solution = unconstrained.clamp_min(0.0)
     if bool(clipped.any()):
         rows = rhs[clipped]
-        active_set = _lawson_hanson_compiled if _compiled_rows(gram) else _lawson_hanson
+        compiled = inverses.get("compiled", False)
+        active_set = _lawson_hanson_compiled if compiled else _lawson_hanson
         refined, settled = active_set(gram, rows, unconstrained[clipped] >= 0, tol, inverses)
         unsettled = ~settled | _kkt_violations(gram, rows, refined, tol)
         if bool(unsettled.any()):
