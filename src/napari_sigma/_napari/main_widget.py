@@ -26,6 +26,7 @@ napari's repaint, JEOL: that repaint's main-thread CPU 51-60 -> 16-17 ms, a QLab
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,9 @@ from napari_sigma._napari.viewer_widget import ViewerWidget
 MINIMUM_WIDTH = 460
 # the longest the window's repaint waits for the dock to be laid out (a dock built but not shown)
 REPAINT_HOLD_MS = 500
+# what follows a long repaint waits this long from the repaint's request: a timer due sooner (a
+# 1 ms one was, set before a repaint of 60-100 ms) runs first, so the two are not one freeze
+AFTER_REPAINT_MS = 16
 TURN_MS = 1  # between two tabs' builds: a timer, so that the event loop's other work comes between
 # torch's import (a second of CPU in a thread) starts this long after the dock's last tab is built,
 # so that it does not compete with the dock's first repaints (Run starts it at once if earlier)
@@ -75,8 +79,9 @@ class _RepaintHold:
     def __init__(self, window: Any, then: Callable[[], Any]) -> None:
         from napari_sigma._napari import results
 
-        self.window = window
-        self.then = then
+        # weakly: a pending timer must not keep a closed viewer's window or the dock alive
+        self.window = weakref.ref(window)
+        self.then = weakref.WeakMethod(then)
         self.held = True
         results._paint_hold(window).hold()
         QTimer.singleShot(REPAINT_HOLD_MS, lambda: self.release())  # (held strongly)
@@ -87,10 +92,16 @@ class _RepaintHold:
     def release(self) -> None:
         from napari_sigma._napari import results
 
-        if self.held:
+        window = self.window()
+        if self.held and window is not None:
             self.held = False
-            results.release_paints(self.window)  # posts the repaint: before the next timers
-            QTimer.singleShot(TURN_MS, self.then)
+            results.release_paints(window)  # posts the repaint: before the next timers
+            QTimer.singleShot(AFTER_REPAINT_MS, lambda: self._then())
+
+    def _then(self) -> None:
+        then = self.then()
+        if then is not None:
+            then()
 
 
 def _hold_repaint(viewer: Any, then: Callable[[], Any]) -> _RepaintHold | None:
@@ -168,6 +179,9 @@ class SigmaWidget(ViewerWidget):
         if not self._tabs_in and not sip.isdeleted(self):
             self._tabs_in = True
             self.layout().addWidget(self.tabs)
+            if self._repaint_hold is not None:  # the first tab after the tabs' own repaint
+                self._next_scheduled = True
+                QTimer.singleShot(AFTER_REPAINT_MS, self._build_next)
 
     # -- the tabs, built when first needed ---------------------------------------------------
     def tab(self, key: str) -> Any:
@@ -226,8 +240,7 @@ class SigmaWidget(ViewerWidget):
         self._next_scheduled = False
         if sip.isdeleted(self):
             return
-        if not self._tabs_in:
-            self._schedule_next()  # the docking's repaint and the tabs first, in turns of their own
+        if not self._tabs_in:  # the docking's repaint and the tabs first (`_put_tabs_in`)
             return
         missing = [key for key, _ in TABS if key not in self._widgets]
         if missing and self._modules_ready:
