@@ -55,14 +55,15 @@ def test_reader_patterns_cover_every_supported_extension(manifest):
 
 
 def test_commands_of_this_developer_resolve_to_the_documented_callables(manifest):
-    from napari_sigma._napari import reader, sample_data, spectrum_widget, writer
+    from napari_sigma._napari import docks, reader, sample_data, writer
 
     expected = {
         "napari-sigma-eds.get_reader": reader.get_reader,
         "napari-sigma-eds.write_labels": writer.write_labels,
         "napari-sigma-eds.write_image": writer.write_image,
         "napari-sigma-eds.synthetic_sample": sample_data.synthetic_sample,
-        "napari-sigma-eds.spectrum_widget": spectrum_widget.SpectrumWidget,
+        "napari-sigma-eds.spectrum_widget": docks.SpectrumDock,
+        "napari-sigma-eds.phases_widget": docks.PhasesDock,
     }
     commands = {c.id: c for c in manifest.contributions.commands}
     for command_id, target in expected.items():

@@ -266,6 +266,24 @@ def test_the_preload_imports_every_dock_widget_s_module():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+def test_a_separate_dock_built_in_the_tabbed_dock_s_turn_opens():
+    """A script docking the tabbed dock and a separate one in one turn of the event loop: the
+    tabbed dock's preload thread imported matplotlib while napari's main thread imported the
+    Spectrum widget's module: "cannot import name 'Transform' from partially initialized module
+    'matplotlib.transforms'", the dock did not open. The separate docks' factories wait for
+    the preload's imports when they are under way (fresh interpreter: nothing imported yet)."""
+    code = (
+        "import napari; viewer = napari.Viewer(show=False); "
+        "viewer.window.add_plugin_dock_widget('napari-sigma-eds', 'napari-sigma'); "
+        "_, widget = viewer.window.add_plugin_dock_widget("
+        "'napari-sigma-eds', 'Spectrum and elements'); "
+        "from napari_sigma._napari.spectrum_widget import SpectrumWidget; "
+        "assert isinstance(widget, SpectrumWidget), widget; viewer.close(); print('ok')"
+    )
+    done = _run_python(code, timeout=180)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
 def test_the_compute_preload_warms_dask_and_the_label_colouring_after_torch(monkeypatch):
     """The first run's worker imported dask.distributed (dask's first compute looks for a
     client) and Run started compiling napari's label colouring beside torch's import: both held

@@ -45,6 +45,7 @@ MODULES = (
     "napari_sigma._napari.phases_widget",
     "napari_sigma._napari.latent_widget",
     "napari_sigma._napari.main_widget",  # with the Analysis tab's: napari imports it to dock
+    "napari_sigma._napari.docks",  # the separate docks' factories
 )
 COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis")
 OPEN_PROGRESS = "Opening Files"  # napari's progress bar around viewer.open's reading and adding
@@ -135,6 +136,11 @@ def start_compute() -> threading.Thread:
 def wait_compute() -> None:
     """Start the torch import if needed and wait for it (in a worker, before it uses torch)."""
     start_compute().join()
+
+
+def started() -> bool:
+    """Whether :func:`start` was called (the imports under way or done)."""
+    return _state["thread"] is not None
 
 
 def wait(timeout: float | None = None) -> bool:
