@@ -396,13 +396,13 @@ def margin_log_ratios(
 
     Returns an array of ``margin``'s shape, 0 outside ``margin`` and where ``neighbours`` is 0.
     """
+    from napari_sigma.compute.blocks import RowChunks
+
     spectrum_a, spectrum_b = model.spectra
     weights = np.log(spectrum_a / spectrum_b)
     twin = (spectrum_a + spectrum_b) / 2.0
     delta = midpoint - float(twin @ weights)
     floor = 1e-3 * max(float(twin.mean()), 1e-12)
-    from napari_sigma.compute.blocks import RowChunks
-
     out = np.zeros(margin.shape, np.float64)
     used = margin & (neighbours > 0)
     reader = RowChunks(counts, model.channels)  # a lazy cube: each chunk read once, no band copy
