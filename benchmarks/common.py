@@ -124,6 +124,7 @@ class EmsigmaRun:
     components: np.ndarray | None = None
     log: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float | None = None  # user + kernel CPU of the process and the children it waited for
 
 
 def run_subprocess(
@@ -217,11 +218,13 @@ def run_emsigma(
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log_path = out_dir / "emsigma.log"
-    code, wall, rss = run_subprocess(command, log_path, timeout_s, env)
+    run = run_measured(command, log_path, timeout_s, env)
     log = log_path.read_text(errors="replace")
-    if code != 0:
-        raise RuntimeError(f"emsigma exited with {code}:\n{log[-2000:]}")
-    return _read_emsigma_outputs(out_dir, rebin, wall, rss, log)
+    if run["code"] != 0:
+        raise RuntimeError(f"emsigma exited with {run['code']}:\n{log[-2000:]}")
+    result = _read_emsigma_outputs(out_dir, rebin, run["wall_s"], run["peak_rss_mb"], log)
+    result.cpu_s = run["user_s"] + run["sys_s"]
+    return result
 
 
 def _read_emsigma_outputs(

@@ -108,3 +108,33 @@ def test_the_cli_configuration_is_checked_for_the_same_labels(bench):
     assert "ours_b2_cli" in bench.OURS_B2
     settings = bench.worker_settings("ours_b2_cli", ("O_Ka",), 3, "cpu")
     assert settings == bench.worker_settings("ours_b2", ("O_Ka",), 3, "cpu")
+
+
+def test_ratios_to_emsigma_include_the_process_cpu(bench):
+    rows = [
+        {"size": 256, "config": "emsigma", "process_s": 50.0, "process_cpu_s": 60.0,
+         "pipeline_s": 40.0},
+        {"size": 256, "config": "ours_b2_cli", "device": "cpu", "process_s": 5.0,
+         "process_cpu_s": 4.0, "pipeline_s": 4.0},
+        {"size": 256, "config": "ours_b2", "device": "cpu", "process_s": 8.0, "pipeline_s": 6.0},
+    ]  # fmt: skip
+    by_config = {r["config"]: r for r in bench.ratio_rows(rows)}
+    assert by_config["ours_b2_cli"]["process_ratio"] == 10.0
+    # under load the walls measure the load: emsigma's CPU over ours
+    assert by_config["ours_b2_cli"]["process_cpu_ratio"] == 15.0
+    assert by_config["ours_b2"]["process_cpu_ratio"] is None  # no CPU figure: no ratio
+
+
+def test_the_worker_reports_torch_as_the_run_left_it(bench, tmp_path):
+    import json
+
+    cube = tmp_path / "cube"
+    bench.save_cube(32, 0, cube, "six", 30.0)
+    out = tmp_path / "out.json"
+    torch_before = "torch" in sys.modules
+    bench.worker(cube, "ours_b2_cli", "cpu", out)
+    info = json.loads(out.read_text())
+    assert info["torch_imported"] == ("torch" in sys.modules)
+    assert (info["torch_threads"] is None) == (not info["torch_imported"])
+    if not torch_before:  # the report itself imports nothing
+        assert info["torch_imported"] or "torch" not in sys.modules
