@@ -8,9 +8,11 @@ Docking must not freeze napari: the dock opens empty (napari adds it, lays the w
 saves its settings in that turn); the tabs' modules (the analysis settings, matplotlib, the plotting
 tabs) are imported in a background thread (:mod:`~napari_sigma._napari.preload`, usually done
 since a file was opened), and the tabs are then built one per turn of Qt's event loop, the
-Analysis tab first (or at once when a user opens one, or code asks for it:
-:attr:`SigmaWidget.phases`). Built before that import, the Analysis tab imported the settings in
-the main thread (56 of its 76 ms). The turns are 1 ms timers, not zero-delay ones: a zero single
+Analysis tab first and the Spectrum tab last (:data:`BUILD_ORDER`), or at once when a user
+opens one, or code asks for it (:attr:`SigmaWidget.phases`). Built before that import, the
+Analysis tab imported the settings in the main thread (56 of its 76 ms). napari imports this
+module in its main thread to dock the plugin: it imports none of the tabs' modules
+(:data:`TAB_MODULES`). The turns are 1 ms timers, not zero-delay ones: a zero single
 shot (and a signal from another thread) is a posted event, run in the same pass of the event loop
 as the others already posted, so two tabs or a tab and napari's own dock work made one freeze.
 
@@ -25,6 +27,7 @@ napari's repaint, JEOL: that repaint's main-thread CPU 51-60 -> 16-17 ms, a QLab
 
 from __future__ import annotations
 
+import importlib
 import threading
 import weakref
 from collections.abc import Callable
@@ -33,7 +36,6 @@ from typing import Any
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
-from napari_sigma._napari.analysis_widget import AnalysisWidget
 from napari_sigma._napari.viewer_widget import ViewerWidget
 
 MINIMUM_WIDTH = 460
@@ -54,20 +56,32 @@ TABS = (
 )
 
 
+# the tabs' modules: imported when a tab is built (in the thread of `_import_in_background`
+# first), not with this module, which napari imports in its main thread to dock the plugin
+# (the Analysis tab's module with magicgui: 85 ms of CPU there; with the preload's thread
+# importing at the same time, the dock call took 100-206 ms, load 10)
+TAB_MODULES = {
+    "analysis": ("napari_sigma._napari.analysis_widget", "AnalysisWidget"),
+    "spectrum": ("napari_sigma._napari.spectrum_widget", "SpectrumWidget"),
+    "phases": ("napari_sigma._napari.phases_widget", "PhasesWidget"),
+    "latent": ("napari_sigma._napari.latent_widget", "LatentWidget"),
+}
+
+# the order the tabs are built in, one per turn: the Spectrum tab last, because it starts its
+# worker (the sum spectrum and the element suggestions: Python holding the GIL, in a thread
+# below napari's priority) as it is built; the Phases and Latent tabs' builds (main thread, 15-40
+# ms each) then waited for that thread in the same turns (gaps of 120-130 ms, JEOL, load 17)
+BUILD_ORDER = ("analysis", "phases", "latent", "spectrum")
+
+
 def _widget_class(key: str) -> Any:
-    if key == "analysis":
-        return AnalysisWidget
-    if key == "spectrum":
-        from napari_sigma._napari.spectrum_widget import SpectrumWidget
+    module, name = TAB_MODULES[key]
+    return getattr(importlib.import_module(module), name)
 
-        return SpectrumWidget
-    if key == "phases":
-        from napari_sigma._napari.phases_widget import PhasesWidget
 
-        return PhasesWidget
-    from napari_sigma._napari.latent_widget import LatentWidget
-
-    return LatentWidget
+def _import_tab_modules() -> None:
+    for module, _ in TAB_MODULES.values():
+        importlib.import_module(module)
 
 
 class _RepaintHold:
@@ -164,6 +178,9 @@ class SigmaWidget(ViewerWidget):
         thread = threading.Thread(target=self._import_in_background, daemon=True)
         thread.name = "napari-sigma-import"
         thread.start()
+        from napari_sigma._napari.docks import keep_on_screen
+
+        keep_on_screen(self)  # beside the plugin's other docks: as a tab where they do not fit
 
     def resizeEvent(self, event: Any) -> None:
         """The dock's first layout: the window repaints a turn later (`_hold_repaint`)."""
@@ -218,6 +235,10 @@ class SigmaWidget(ViewerWidget):
         from napari_sigma._napari import preload
 
         preload.wait()  # an import error shows when the tab is built, in the main thread
+        try:  # the tabs' modules here, not in the main thread (those the preload did are in)
+            _import_tab_modules()
+        except Exception:  # raised again where the tab is built
+            pass
         try:
             self._imported.emit()
         except RuntimeError:  # the dock was closed meanwhile
@@ -242,7 +263,7 @@ class SigmaWidget(ViewerWidget):
             return
         if not self._tabs_in:  # the docking's repaint and the tabs first (`_put_tabs_in`)
             return
-        missing = [key for key, _ in TABS if key not in self._widgets]
+        missing = [key for key in BUILD_ORDER if key not in self._widgets]
         if missing and self._modules_ready:
             self.tab(missing[0])
             missing = missing[1:]
