@@ -731,3 +731,32 @@ def test_a_new_title_changes_no_geometry_of_the_dock(setup, qtbot):
     widget.layout().activate()
     assert widget.minimumSizeHint() == minimum and widget.table.geometry() == table
     assert widget.title.geometry() == title and widget.title.toolTip() == text
+
+
+def test_the_table_is_as_tall_as_its_rows_and_the_phase_spectra_take_the_rest(
+    plugin_viewer, dock, qtbot
+):
+    """In a full-height dock (the README's 1920x1080 screenshots) the table of six phases took
+    2/5 of the tab, a third of it empty rows, and the phase spectra's plot the rest: the table
+    is now at most as tall as its rows (room for :data:`TABLE_ROOM_ROWS` at least, so that a
+    merge or split of a usual map changes no geometry), the plot takes what is left."""
+    plugin_viewer.window.show()
+    layers = add_result_layers(plugin_viewer, make_fake_result(shape=(12, 18)))
+    widget = dock(plugin_viewer, "Phases")
+    table = widget.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3)
+    widget.resize(460, 1000)
+    qtbot.wait(100)
+    rows = max(table.verticalHeader().length(), pw.TABLE_ROOM_ROWS * pw.ROW_HEIGHT)
+    fitted = rows + table.horizontalHeader().height() + 2 * table.frameWidth()
+    assert table.height() <= max(table.minimumHeight(), fitted) + 1
+    assert widget.spectrum_plot.height() > 1000 - table.height() - 200  # the rest, but the buttons
+    layer = layers.phases
+    layer.brush_size = 1
+    with layer.block_history():  # more phases than the room: the table grows with them
+        for k in range(pw.TABLE_ROOM_ROWS):
+            layer.paint((k, 0), 10 + k)
+    qtbot.waitUntil(lambda: table.rowCount() == 3 + pw.TABLE_ROOM_ROWS)
+    head = table.horizontalHeader().height()
+    assert table.verticalHeader().length() > pw.TABLE_ROOM_ROWS * pw.ROW_HEIGHT
+    assert table.maximumHeight() >= table.verticalHeader().length() + head

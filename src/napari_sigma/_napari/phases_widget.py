@@ -57,6 +57,10 @@ COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²"}
 WRAP_ORDER = (ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN)
 ELIDE_ORDER = ((ELEMENTS_COLUMN, 40), (NAME_COLUMN, 48), (MINERAL_COLUMN, 48))
 ROW_HEIGHT = 22
+# the table is as tall as its rows, with room for this many at least (so that merges and splits
+# of a usual map leave its height alone); the phase spectra's plot below takes the rest of the
+# dock: on a 1080-line screen a table of 6 phases kept a third of the tab empty
+TABLE_ROOM_ROWS = 8
 SWATCH_WIDTH = 22
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 # napari emits labels_update at every mouse move of a stroke (and inside every data_setitem,
@@ -237,6 +241,7 @@ class PhasesWidget(PhaseLayerDock):
         self.table.setSortingEnabled(True)
         self.table.setColumnWidth(0, SWATCH_WIDTH)
         self.table.setMinimumHeight(200)
+        self._fit_table_height()
         self.table.itemChanged.connect(self._on_item_changed)
         self.table.itemSelectionChanged.connect(self._spectra_timer.start)
         self.split_parts = QSpinBox(self)
@@ -581,6 +586,14 @@ class PhasesWidget(PhaseLayerDock):
             MINERAL_COLUMN, max(table.columnWidth(MINERAL_COLUMN), available - others)
         )
         table.resizeRowsToContents()  # wrapped cells: their rows take the lines they need
+        self._fit_table_height()
+
+    def _fit_table_height(self) -> None:
+        """The table's height at most its rows' (:data:`TABLE_ROOM_ROWS` at least)."""
+        table = self.table
+        rows = max(table.verticalHeader().length(), TABLE_ROOM_ROWS * ROW_HEIGHT)
+        height = rows + table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+        table.setMaximumHeight(max(table.minimumHeight(), height))
 
     def _columns_width(self) -> int:
         return sum(self.table.columnWidth(c) for c in range(len(COLUMNS)))
