@@ -745,12 +745,14 @@ def test_the_table_is_as_tall_as_its_rows_and_the_phase_spectra_take_the_rest(
     widget = dock(plugin_viewer, "Phases")
     table = widget.table
     qtbot.waitUntil(lambda: table.rowCount() == 3)
-    widget.resize(460, 1000)
+    plugin_viewer.window._qt_window.resize(1600, 1000)  # a full-height dock
+    qtbot.waitUntil(lambda: widget.height() > 800)
     qtbot.wait(100)
     rows = max(table.verticalHeader().length(), pw.TABLE_ROOM_ROWS * pw.ROW_HEIGHT)
     fitted = rows + table.horizontalHeader().height() + 2 * table.frameWidth()
     assert table.height() <= max(table.minimumHeight(), fitted) + 1
-    assert widget.spectrum_plot.height() > 1000 - table.height() - 200  # the rest, but the buttons
+    below = widget.height() - table.geometry().bottom()  # the buttons' rows, then the plot
+    assert widget.spectrum_plot.height() > below - 150
     layer = layers.phases
     layer.brush_size = 1
     with layer.block_history():  # more phases than the room: the table grows with them
