@@ -30,7 +30,7 @@ Composition = Mapping[str, float]
 @lru_cache(maxsize=256)
 def atomic_number(element: str) -> int:
     """Atomic number Z (xraydb)."""
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     return int(xraydb.atomic_number(element))
 
@@ -38,14 +38,14 @@ def atomic_number(element: str) -> int:
 @lru_cache(maxsize=256)
 def atomic_weight(element: str) -> float:
     """Standard atomic weight in g/mol (xraydb)."""
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     return float(xraydb.atomic_mass(element))
 
 
 @lru_cache(maxsize=1024)
 def _edge(element: str, shell: str):
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     level = SHELL_EDGE.get(shell, shell)
     edge = xraydb.xray_edges(element).get(level)

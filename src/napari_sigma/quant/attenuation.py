@@ -43,7 +43,7 @@ def _elam_tables(element: str) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray
     """The three tables of an element, or None (then xraydb.mu_elam is called)."""
     import json
 
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     try:
         db = xraydb.get_xraydb()

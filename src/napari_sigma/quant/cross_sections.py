@@ -198,7 +198,7 @@ def coster_kronig_probability(element: str, initial: str, final: str) -> float:
     the higher level ``final`` of the same shell (e.g. f13: ``"L1"``, ``"L3"``); xraydb's table
     (Elam, Ravel & Sieber 2002, after M. O. Krause, *J. Phys. Chem. Ref. Data* 8, 307, 1979).
     0 where not tabulated."""
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     try:
         return float(xraydb.ck_probability(element, initial, final, total=False))
@@ -252,7 +252,7 @@ def line_level(line: XrayLine) -> str:
 def level_branching(line: XrayLine) -> float:
     """Radiative branching ratio of an L family within its initial level: the sum of xraydb's
     intensities of its lines (Elam et al. 2002: each level's X-ray lines sum to 1)."""
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     level = line_level(line)
     names = FAMILY_LINES.get(line.family, (line.family,))

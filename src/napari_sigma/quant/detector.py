@@ -75,7 +75,7 @@ FILM_DENSITY = 1.4
 def _density(element: str) -> float:
     """Density (g/cm^3) of an element as a window layer: the film's for B, C, N, O; else the
     element's own (xraydb)."""
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     if atomic_number(element) <= 8 and element != "Be":
         return FILM_DENSITY
@@ -89,7 +89,7 @@ def detector_from_metadata(metadata: Mapping | None) -> Detector | None:
     thickness; None when the file describes none. The detector's own "DetLayers" list is not
     used: its units and densities are not documented (the same list is given for windowed and
     windowless Bruker detectors)."""
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     described = (metadata or {}).get("eds_detector")
     if not isinstance(described, Mapping):

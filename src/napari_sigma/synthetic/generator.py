@@ -109,7 +109,7 @@ def formula_atoms(formula: str) -> dict[str, float]:
 
     Parsed by ``xraydb.chemparse``; a formula it cannot read raises ValueError naming it.
     """
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     try:
         atoms = xraydb.chemparse(formula)
@@ -205,7 +205,7 @@ def _as_phase(phase: str | PhaseSpec) -> PhaseSpec:
 
 @lru_cache(maxsize=128)
 def _atomic_number(element: str) -> int:
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     return int(xraydb.atomic_number(element))
 

@@ -34,7 +34,7 @@ def fluorescence_yield(element: str, shell: str) -> float:
     are empty for most elements: :func:`approximate_fluorescence_yield`. Returns 0 where xraydb
     has no such edge (K, L levels).
     """
-    import xraydb
+    from napari_sigma.xray import xraydb_direct as xraydb
 
     level = SHELL_EDGE.get(shell, shell)
     if level.startswith("M"):
