@@ -228,3 +228,65 @@ def test_neighbour_average_and_normalise_on_threads_are_the_whole_stack_numbers(
         with worker_threads(threads):
             assert np.array_equal(intensities.neighbour_average(maps, 2), stack)
             assert np.array_equal(intensities.normalise(maps, dose, "poisson"), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_projection_chunks_on_several_threads_are_the_one_thread_numbers(dtype):
+    """The chunks read and projected on 1-3 threads: every output and total bit for bit those
+    of the one-thread pass (non-integer float counts too, whose products depend on their
+    order), the chunks reported in order."""
+    from napari_sigma.features.intensities import projection_chunks
+
+    rng = np.random.default_rng(11)
+    cube = rng.gamma(0.7, 40.0, size=(23, 9, 257)) * (1 if dtype == np.uint16 else 1.37)
+    cube = cube.astype(dtype)
+    weights = rng.normal(size=(257, 5)).astype(np.float32)
+    weights[:30] = 0.0
+    results = []
+    for workers in (1, 2, 3):
+        totals = np.full(23 * 9, np.nan)
+        out, chunks = projection_chunks(cube, weights, "cpu", 20, totals, workers)
+        reports = list(chunks)
+        assert [step for step, *_ in reports] == list(range(1, len(reports) + 1))
+        ends = [end for *_, end in reports]
+        assert ends == sorted(ends) and ends[-1] == 23 * 9 and len(reports) == 12
+        results.append((out, totals))
+    for out, totals in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(totals, results[0][1])
+
+
+def test_fitted_features_of_numpy_counts_are_projected_on_every_core(monkeypatch):
+    """``line_features`` reads and projects the chunks of a numpy cube on the usable cores
+    (dask counts: one chunk at a time); the features are the same either way."""
+    import dask.array as da
+
+    from napari_sigma.features import intensities
+    from napari_sigma.features.intensities import line_features
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    calls: list = []
+    original = intensities.threaded_map
+
+    def recorded(function, items, workers=None):
+        calls.append(workers)
+        return original(function, items, workers)
+
+    monkeypatch.setattr(intensities, "threaded_map", recorded)
+    rng = np.random.default_rng(3)
+    lines = ("Si_Ka", "Fe_Ka", "O_Ka")
+    spectrum = sum(_peak(parse_line(n).energy, 30.0) for n in lines) + 0.05
+    cube = rng.poisson(np.broadcast_to(spectrum, (21, 13, AXIS.size))).astype(np.uint16)
+    found = {}
+    for name, counts in (("numpy", cube), ("dask", da.from_array(cube, chunks=(4, 13, -1)))):
+        image = SpectrumImage(counts, AXIS, 15.0)
+        found[name] = run_to_completion(line_features(image, lines, FeatureSettings(), totals=True))
+    assert calls == [None, 1]
+    for field in ("intensities", "sigma", "features", "totals"):
+        np.testing.assert_array_equal(getattr(found["numpy"], field), getattr(found["dask"], field))
+    # the plain projection (line windows) takes the same threads
+    weights = line_weights(AXIS, lines)
+    for counts in (cube, da.from_array(cube, chunks=(4, 13, -1))):
+        maps = run_to_completion(intensities.project_spectra(counts, weights, chunk_pixels=40))
+        np.testing.assert_array_equal(maps, cube.astype(np.float32) @ weights)
+    assert calls == [None, 1, None, 1]

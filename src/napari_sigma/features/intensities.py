@@ -263,14 +263,26 @@ def project_spectra(
     Only the channel span where some weight is non-zero is read, so a cube is never converted to
     float as a whole.
 
+    The chunks of numpy counts on the CPU are read and projected on every core
+    (:func:`pass_workers`).
+
     Returns
     -------
     ndarray, shape (y, x, M), float32
     """
-    out, chunks = projection_chunks(counts, weights, device, chunk_pixels)
+    workers = pass_workers(counts, device)
+    out, chunks = projection_chunks(counts, weights, device, chunk_pixels, workers=workers)
     for step, total, _ in chunks:
         yield Progress("features", step, total, f"line intensities {step}/{total}")
     return out.reshape(int(counts.shape[0]), int(counts.shape[1]), -1)
+
+
+def pass_workers(counts, device: str) -> int | None:
+    """Threads that read and project the chunks of a pass over ``counts``
+    (:func:`projection_chunks`' ``workers``): every usable core (None) for numpy counts on the
+    CPU (views of the cube: chunks in flight cost only their float casts), else one (a lazy
+    cube's memory limit counts one band in flight; a GPU's products queue on one stream)."""
+    return None if device == "cpu" and isinstance(counts, np.ndarray) else 1
 
 
 def projection_chunks(
@@ -279,6 +291,7 @@ def projection_chunks(
     device: str = "cpu",
     chunk_pixels: int = 65536,
     totals: np.ndarray | None = None,
+    workers: int | None = 1,
 ) -> tuple[np.ndarray, Iterator[tuple[int, int, int]]]:
     """:func:`project_spectra` as an output table and the iterator that fills it.
 
@@ -286,6 +299,11 @@ def projection_chunks(
     with the projection, with every pixel's counts summed over the whole energy axis
     (:func:`total_counts`'s numbers, bit for bit): the pass then reads whole pixel spectra
     instead of the weights' channel span, and the cube is not read a second time for them.
+
+    ``workers``: threads that read and project the chunks (None: the usable cores,
+    :func:`~napari_sigma.compute.blocks.threaded_map`; at most that many chunks in flight).
+    Each chunk is made by the same calls on whichever thread and written to its own rows, so
+    the numbers are those of one thread; the iterator still reports the chunks in order.
 
     Returns
     -------
@@ -315,21 +333,25 @@ def projection_chunks(
     total = -(-ny // rows_per_chunk)
     sum_type = _sum_type(counts)
 
+    def chunk(row: int) -> int:
+        if totals is None:
+            block = np.asarray(counts[row : row + rows_per_chunk, :, span])
+        else:  # whole spectra, read once: their sums, and the span projected
+            spectra = np.asarray(counts[row : row + rows_per_chunk])
+            block = spectra[..., span]
+        pixels = block.reshape(-1, block.shape[-1])
+        first, end = row * nx, row * nx + pixels.shape[0]
+        projected = project(pixels)
+        if not isinstance(projected, np.ndarray):  # a tensor on the GPU
+            projected = projected.cpu().numpy()
+        out[first:end] = projected
+        if totals is not None:
+            totals[first:end] = spectra.sum(axis=-1, dtype=sum_type).reshape(-1)
+        return end
+
     def chunks() -> Iterator[tuple[int, int, int]]:
-        for step, row in enumerate(range(0, ny, rows_per_chunk), start=1):
-            if totals is None:
-                block = np.asarray(counts[row : row + rows_per_chunk, :, span])
-            else:  # whole spectra, read once: their sums, and the span projected
-                spectra = np.asarray(counts[row : row + rows_per_chunk])
-                block = spectra[..., span]
-            pixels = block.reshape(-1, block.shape[-1])
-            first, end = row * nx, row * nx + pixels.shape[0]
-            projected = project(pixels)
-            if not isinstance(projected, np.ndarray):  # a tensor on the GPU
-                projected = projected.cpu().numpy()
-            out[first:end] = projected
-            if totals is not None:
-                totals[first:end] = spectra.sum(axis=-1, dtype=sum_type).reshape(-1)
+        ends = threaded_map(chunk, range(0, ny, rows_per_chunk), workers)
+        for step, end in enumerate(ends, start=1):
             yield step, total, end
 
     return out, chunks()

@@ -345,7 +345,7 @@ def fit_spectrum_image(
     ImageFit
     """
     from napari_sigma.compute.blocks import prefetched, usable_cores
-    from napari_sigma.features.intensities import projection_chunks
+    from napari_sigma.features.intensities import pass_workers, projection_chunks
 
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
     n_summed = ny * nx
@@ -356,9 +356,12 @@ def fit_spectrum_image(
     )
     extra = np.zeros((axis.size, 0), np.float32) if extra_weights is None else extra_weights
     weights = np.concatenate([design.weights, extra.astype(np.float32)], axis=1)
-    flat, chunks = projection_chunks(counts, weights, device, chunk_pixels, totals)
+    # numpy counts on the CPU: the chunks are read and projected on every core while this
+    # thread solves the pixels already projected (a lazy cube: one chunk at a time)
+    workers = pass_workers(counts, device)
+    flat, chunks = projection_chunks(counts, weights, device, chunk_pixels, totals, workers)
     if device == "cpu" and usable_cores() > 1:
-        chunks = prefetched(chunks)  # the next chunk is read and projected while this is solved
+        chunks = prefetched(chunks)  # the next chunks are read and projected while this is solved
     k = design.weights.shape[1]
     solver = _BlockSolver(design, flat[:, :k])
     for step, total, end in chunks:
