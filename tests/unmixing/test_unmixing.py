@@ -290,3 +290,28 @@ def test_nnls_maps_solve_several_bases_in_one_pass_like_separate_maps(monkeypatc
     assert both[0].shape == (12, 9, 3) and both[1].shape == (12, 9, 3)
     np.testing.assert_allclose(both[0], alone, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(fractions_of_shares(both[1]), fractions, rtol=1e-5, atol=1e-5)
+
+
+def test_the_compiled_warm_up_loads_the_machine_code_the_abundance_pass_calls(monkeypatch):
+    """``start_compiled_warm_up`` loads the compiled active set in a thread for a CPU pass that
+    will take it, with the argument types of the pass' own call (one machine code, no second
+    specialisation compiled); ``nnls_maps`` waits for it; the shares are those of a pass
+    without it. Nothing starts for a pass below ``COMPILED_NNLS_PIXELS``."""
+    from napari_sigma.unmixing._active_set import lawson_hanson_rows
+
+    rng = np.random.default_rng(5)
+    components = rng.dirichlet(np.full(60, 0.3), 6)
+    counts = rng.poisson(rng.dirichlet(np.full(6, 0.2), (24, 25)) @ components * 10.0)
+    counts = counts.astype(np.uint16)
+    monkeypatch.setattr(unmixing, "COMPILED_NNLS_PIXELS", 601)
+    assert unmixing.start_compiled_warm_up(counts, "cpu") is None  # 600 pixels
+    monkeypatch.setattr(unmixing, "COMPILED_NNLS_PIXELS", 600)
+    plain = run_to_completion(abundance_maps(counts, components, device="cpu"))
+    signatures = list(lawson_hanson_rows.signatures)
+    assert len(signatures) == 1
+    thread = unmixing.start_compiled_warm_up(counts, "cpu")
+    assert thread is not None and unmixing._WARM_UPS == [thread]
+    warmed = run_to_completion(abundance_maps(counts, components, device="cpu"))
+    assert unmixing._WARM_UPS == [] and not thread.is_alive()
+    assert list(lawson_hanson_rows.signatures) == signatures
+    np.testing.assert_array_equal(warmed, plain)

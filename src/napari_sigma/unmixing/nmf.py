@@ -42,6 +42,8 @@ DENSE_SET_TABLE_MAX = 10  # components up to which all 2**C restricted inverses 
 #: process; the compiled rows save ~2.4 us of CPU per pixel (1024² bench cube, 8 phases, 100
 #: counts per pixel, both bases): they pay from ~230 000 pixels.
 COMPILED_NNLS_PIXELS = 1 << 18
+#: The thread of :func:`start_compiled_warm_up`, while one may be running.
+_WARM_UPS: list[Any] = []
 
 
 @dataclass
@@ -345,6 +347,7 @@ def nnls_maps(
             _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
             yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
         return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
+    _join_warm_up()  # numba's code loaded ahead (no thread imports it while these do)
     for solver in solvers:  # the set inverses' table exists before the threads share it
         _set_solver(solver[0], solver[3])
         if n_pixels >= COMPILED_NNLS_PIXELS and _compiled_rows(solver[0]):
@@ -364,6 +367,51 @@ def nnls_maps(
     for end in threaded_map(batch, batches, workers):
         yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
     return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
+
+
+def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
+    """Load the compiled active set ahead of an abundance pass over ``counts`` that will take
+    it (:func:`nnls_maps` on the CPU, numpy or dask counts of at least
+    :data:`COMPILED_NNLS_PIXELS` pixels): numba's import and its cached machine code, ~0.55 s
+    of CPU once per process, in a background thread started now (returned; None where the
+    pass will not use it). :func:`nnls_maps` waits for it before its threads start, so call
+    this where the caller's thread imports nothing until then (two threads importing at once
+    may see each other's partly initialised modules). Only in the main thread (the CLI, a
+    script): in napari's worker the viewer's thread may be importing meanwhile. Loading code
+    changes no number.
+    """
+    import sys
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(counts, torch.Tensor):  # resident: the batched form
+        return None
+    if resolve_device(device) != "cpu" or int(np.prod(counts.shape[:-1])) < COMPILED_NNLS_PIXELS:
+        return None
+
+    def load() -> None:
+        try:
+            from napari_sigma.unmixing._active_set import lawson_hanson_rows
+        except ImportError:  # numba missing: the pass raises it where it belongs
+            return
+        size = 2  # the argument types of _lawson_hanson_compiled's call: the same machine code
+        table = np.zeros((1 << size, size, size))
+        table[1:] = np.eye(size)
+        rows = np.ones((1, size))
+        lawson_hanson_rows(np.eye(size), rows, np.ones((1, size), np.bool_), 1e-7, table, 4)
+
+    thread = threading.Thread(target=load, name="napari-sigma numba load", daemon=True)
+    _WARM_UPS.append(thread)
+    thread.start()
+    return thread
+
+
+def _join_warm_up() -> None:
+    """Wait for the thread of :func:`start_compiled_warm_up`, if one was started."""
+    while _WARM_UPS:
+        _WARM_UPS.pop().join()
 
 
 def _solve_batch(solvers, outs, done: int, end: int, projected, max_iter: int, tol: float):
