@@ -537,6 +537,7 @@ def _unmix(
         nmf,
         nnls_maps,
         resident_phase_sums,
+        start_compiled_warm_up,
     )
 
     n_phases = clustering.n_phases
@@ -545,6 +546,9 @@ def _unmix(
     resident = resident_counts(image.counts, device)
     # the phases' own spectra, away from boundaries (minerals, the report's abundance basis)
     cores, deep, depth = _cores_and_deep(labels) if settings.identify_minerals else (None,) * 3
+    # numba's compiled abundance code loaded beside the phase sums (nothing is imported here
+    # until nnls_maps joins it; CLI/scripts, CPU, large cubes only)
+    start_compiled_warm_up(image.counts if resident is None else resident, device)
     interior = None
     if resident is None:  # one pass over the cube for both sums
         label_sets = [labels, cores] if settings.identify_minerals else [labels]
