@@ -211,3 +211,33 @@ def test_row_chunks_of_an_event_cube_fill_the_pixels_from_its_events():
     cols = rng.integers(0, 7, 25)
     assert np.array_equal(reader.points(rows, cols), data[rows, cols][:, channels])
     assert np.array_equal(RowChunks(cube).points(rows, cols), data[rows, cols])
+
+
+def test_read_blocks_of_a_lazy_cube_compute_each_chunk_once_per_band():
+    """The blocks of a batch: the pixels of ``read_block`` of each; a lazy cube's rows read as
+    one band (each stored chunk once) where the memory limit allows it, else block by block."""
+    from napari_sigma.compute.blocks import block_rows, read_block, read_blocks
+
+    rng = np.random.default_rng(4)
+    data = rng.poisson(3.0, (23, 6, 11)).astype(np.uint16)
+    rows = [part for *_, part in block_rows(data, 12)]  # 2 rows per block, the last one short
+    assert len(rows) == 12 and rows[-1] == slice(22, 24)
+    for batch in (rows[:6], rows[6:], rows[3:4]):
+        expected = [data[part].reshape(-1, 11) for part in batch]
+        cube, source = lazy_cube(data, 5)
+        found = list(read_blocks(cube, batch))
+        assert all(np.array_equal(f, e) for f, e in zip(found, expected, strict=True))
+        assert len(source.reads) == len(set(source.reads))  # no chunk read twice
+        assert all(
+            np.array_equal(f, e) for f, e in zip(read_blocks(data, batch), expected, strict=True)
+        )
+    cube, source = lazy_cube(data, 5)
+    list(read_blocks(cube, rows[:6]))  # rows 0-11: chunks 0-4, 5-9 and the rows of 10-14 once each
+    assert sorted(source.reads) == [(0, 5), (5, 10), (10, 12)]
+    cube, source = lazy_cube(data, 5)
+    with memory_budget(4 * 6 * 11 * 2 * 2 * 5):  # a band of 5 rows, not 12: block by block
+        found = list(read_blocks(cube, rows[:6]))
+    assert all(
+        np.array_equal(f, read_block(data, part)) for f, part in zip(found, rows[:6], strict=True)
+    )
+    assert len(source.reads) > 3

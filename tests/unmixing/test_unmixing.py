@@ -315,3 +315,21 @@ def test_the_compiled_warm_up_loads_the_machine_code_the_abundance_pass_calls(mo
     assert unmixing._WARM_UPS == [] and not thread.is_alive()
     assert list(lawson_hanson_rows.signatures) == signatures
     np.testing.assert_array_equal(warmed, plain)
+
+
+def test_abundances_of_a_lazy_cube_read_by_batch_are_the_in_memory_ones(monkeypatch):
+    """A lazy cube's batches are read as bands (:func:`~napari_sigma.compute.blocks.
+    read_blocks`): the same projections and shares bit for bit as the numpy cube's."""
+    from sigma_testdata import lazy_cube
+
+    rng = np.random.default_rng(8)
+    components = rng.dirichlet(np.full(70, 0.3), 5)
+    counts = rng.poisson(rng.dirichlet(np.full(5, 0.3), (31, 7)) @ components * 20.0)
+    counts = counts.astype(np.uint16)
+    monkeypatch.setattr(unmixing, "ABUNDANCE_CPU_CHUNK_VALUES", 70 * 14)  # blocks of 2 rows
+    monkeypatch.setattr(unmixing, "NNLS_ROWS", 40)  # batches of 3 blocks
+    plain = run_to_completion(abundance_maps(counts, components, device="cpu"))
+    cube, source = lazy_cube(counts, 4)
+    lazy = run_to_completion(abundance_maps(cube, components, device="cpu"))
+    np.testing.assert_array_equal(lazy, plain)
+    assert len(source.reads) < 2 * 8  # 8 chunks; block by block: 16 blocks over them

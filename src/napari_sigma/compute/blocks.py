@@ -66,6 +66,30 @@ def read_block(counts: Any, rows: slice) -> np.ndarray:
     return block.reshape(-1, counts.shape[-1])
 
 
+def read_blocks(counts: Any, rows: list[slice]) -> Iterator[np.ndarray]:
+    """:func:`read_block` of several consecutive blocks (increasing, adjacent rows of
+    :func:`block_rows`), each ``(n, E)``, one after the other: the same pixels, the same values.
+
+    Numpy counts are sliced as they are. A lazy cube's rows are computed once, as one band,
+    when the memory limit allows a block that large (:func:`~napari_sigma.compute.chunks.
+    block_pixels`; the band and the stored chunks it is assembled from, no float copy: the
+    blocks are cast a sub-block at a time): each block read alone computed every stored chunk
+    it meets, so blocks of 2 rows over chunks of 15 rows read each chunk about 8 times.
+    """
+    band, top = counts, 0  # numpy counts, or a band too large: block by block, each read alone
+    if len(rows) > 1 and hasattr(counts, "dask"):
+        top, bottom = rows[0].start, min(rows[-1].stop, int(counts.shape[0]))
+        per_row = int(np.prod(counts.shape[1:-1], dtype=np.int64))  # pixels per row (2-D: 1)
+        n_pixels = max(bottom - top, 0) * per_row
+        bytes_per_pixel = counts.shape[-1] * np.dtype(counts.dtype).itemsize * 2
+        if block_pixels(n_pixels, bytes_per_pixel) >= n_pixels:
+            band = np.asarray(counts[top:bottom])
+        else:
+            top = 0
+    for part in rows:
+        yield read_block(band, slice(part.start - top, part.stop - top))
+
+
 class RowChunks:
     """Pixels of some rows of a ``(y, x, E)`` cube, read top to bottom, each stored chunk once.
 

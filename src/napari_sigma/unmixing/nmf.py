@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import block_projector, block_rows, read_block, threaded_map
+from napari_sigma.compute.blocks import block_projector, block_rows, read_blocks, threaded_map
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.errors import AnalysisError
@@ -357,8 +357,8 @@ def nnls_maps(
     def batch(item: tuple[int, int, list[slice]]) -> int:
         # read, project and solve a batch: the batches are independent, each is computed by
         # the same calls whichever thread runs it, so any core may take one
-        done, end, rows = item
-        projected = _joined([torch.as_tensor(project(read_block(counts, part))) for part in rows])
+        done, end, rows = item  # a lazy cube's rows of the batch read at once (each chunk once)
+        projected = _joined([torch.as_tensor(project(part)) for part in read_blocks(counts, rows)])
         _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
         return end
 
