@@ -214,8 +214,9 @@ def test_row_chunks_of_an_event_cube_fill_the_pixels_from_its_events():
 
 
 def test_read_blocks_of_a_lazy_cube_compute_each_chunk_once_per_band():
-    """The blocks of a batch: the pixels of ``read_block`` of each; a lazy cube's rows read as
-    one band (each stored chunk once) where the memory limit allows it, else block by block."""
+    """The blocks of a batch: the pixels of ``read_block`` of each; under a memory limit a lazy
+    cube's rows read as one band (each stored chunk once) where the limit allows it, else (and
+    without a limit: napari) block by block."""
     from napari_sigma.compute.blocks import block_rows, read_block, read_blocks
 
     rng = np.random.default_rng(4)
@@ -225,15 +226,23 @@ def test_read_blocks_of_a_lazy_cube_compute_each_chunk_once_per_band():
     for batch in (rows[:6], rows[6:], rows[3:4]):
         expected = [data[part].reshape(-1, 11) for part in batch]
         cube, source = lazy_cube(data, 5)
-        found = list(read_blocks(cube, batch))
+        with memory_budget(10**9):
+            found = list(read_blocks(cube, batch))
         assert all(np.array_equal(f, e) for f, e in zip(found, expected, strict=True))
         assert len(source.reads) == len(set(source.reads))  # no chunk read twice
         assert all(
             np.array_equal(f, e) for f, e in zip(read_blocks(data, batch), expected, strict=True)
         )
     cube, source = lazy_cube(data, 5)
-    list(read_blocks(cube, rows[:6]))  # rows 0-11: chunks 0-4, 5-9 and the rows of 10-14 once each
+    with memory_budget(10**9):  # rows 0-11: chunks 0-4, 5-9 and the rows of 10-14 once each
+        list(read_blocks(cube, rows[:6]))
     assert sorted(source.reads) == [(0, 5), (5, 10), (10, 12)]
+    cube, source = lazy_cube(data, 5)
+    found = list(read_blocks(cube, rows[:6]))  # no limit: block by block
+    assert all(
+        np.array_equal(f, read_block(data, part)) for f, part in zip(found, rows[:6], strict=True)
+    )
+    assert len(source.reads) > 3
     cube, source = lazy_cube(data, 5)
     with memory_budget(4 * 6 * 11 * 2 * 2 * 5):  # a band of 5 rows, not 12: block by block
         found = list(read_blocks(cube, rows[:6]))

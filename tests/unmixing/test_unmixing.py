@@ -320,6 +320,7 @@ def test_the_compiled_warm_up_loads_the_machine_code_the_abundance_pass_calls(mo
 def test_abundances_of_a_lazy_cube_read_by_batch_are_the_in_memory_ones(monkeypatch):
     """A lazy cube's batches are read as bands (:func:`~napari_sigma.compute.blocks.
     read_blocks`): the same projections and shares bit for bit as the numpy cube's."""
+    from napari_sigma.compute.chunks import memory_budget
     from sigma_testdata import lazy_cube
 
     rng = np.random.default_rng(8)
@@ -330,6 +331,7 @@ def test_abundances_of_a_lazy_cube_read_by_batch_are_the_in_memory_ones(monkeypa
     monkeypatch.setattr(unmixing, "NNLS_ROWS", 40)  # batches of 3 blocks
     plain = run_to_completion(abundance_maps(counts, components, device="cpu"))
     cube, source = lazy_cube(counts, 4)
-    lazy = run_to_completion(abundance_maps(cube, components, device="cpu"))
+    with memory_budget(10**9):  # the CLI's (napari: no limit, block by block)
+        lazy = run_to_completion(abundance_maps(cube, components, device="cpu"))
     np.testing.assert_array_equal(lazy, plain)
     assert len(source.reads) < 2 * 8  # 8 chunks; block by block: 16 blocks over them

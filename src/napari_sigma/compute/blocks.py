@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from napari_sigma.compute.chunks import block_pixels
+from napari_sigma.compute.chunks import block_pixels, current_budget
 from napari_sigma.errors import AnalysisError
 
 T = TypeVar("T")
@@ -70,14 +70,17 @@ def read_blocks(counts: Any, rows: list[slice]) -> Iterator[np.ndarray]:
     """:func:`read_block` of several consecutive blocks (increasing, adjacent rows of
     :func:`block_rows`), each ``(n, E)``, one after the other: the same pixels, the same values.
 
-    Numpy counts are sliced as they are. A lazy cube's rows are computed once, as one band,
-    when the memory limit allows a block that large (:func:`~napari_sigma.compute.chunks.
+    Numpy counts are sliced as they are. Under a memory limit (:func:`~napari_sigma.compute.
+    chunks.memory_budget`: the CLI, batch runs) a lazy cube's rows are computed once, as one
+    band, when the limit allows a block that large (:func:`~napari_sigma.compute.chunks.
     block_pixels`; the band and the stored chunks it is assembled from, no float copy: the
     blocks are cast a sub-block at a time): each block read alone computed every stored chunk
-    it meets, so blocks of 2 rows over chunks of 15 rows read each chunk about 8 times.
+    it meets, so blocks of 2 rows over chunks of 15 rows read each chunk about 8 times. Without
+    a limit (napari) block by block as before: dask assembles a band in one copy that holds the
+    GIL (s11: 321 ms gaps of napari's main thread for 64-row bands).
     """
     band, top = counts, 0  # numpy counts, or a band too large: block by block, each read alone
-    if len(rows) > 1 and hasattr(counts, "dask"):
+    if len(rows) > 1 and hasattr(counts, "dask") and current_budget() is not None:
         top, bottom = rows[0].start, min(rows[-1].stop, int(counts.shape[0]))
         per_row = int(np.prod(counts.shape[1:-1], dtype=np.int64))  # pixels per row (2-D: 1)
         n_pixels = max(bottom - top, 0) * per_row
