@@ -311,6 +311,24 @@ def test_the_compute_preload_warms_dask_and_the_label_colouring_after_torch(monk
     ]  # fmt: skip
 
 
+def test_the_preload_starts_the_numba_warm_up_before_its_imports(monkeypatch):
+    """An install's first run compiled the analysis' numba kernels in the worker (GIL bursts of
+    111 ms to 1 s): the preload, started when napari shows a spectrum image, first starts the
+    child process that compiles them into numba's cache (compute._jit.start_warm_up)."""
+    import threading
+
+    from napari_sigma._napari import preload
+    from napari_sigma.compute import _jit
+
+    events = []
+    monkeypatch.setattr(preload, "_modules_done", threading.Event())
+    monkeypatch.setattr(_jit, "start_warm_up", lambda: events.append("numba"))
+    monkeypatch.setattr(preload, "_import", lambda names: events.append(names))
+    monkeypatch.setattr(preload, "_freeze_long_lived", lambda: events.append("freeze"))
+    preload._import_all()
+    assert events == ["numba", preload.MODULES, "freeze"]
+
+
 def test_the_preloaded_modules_are_out_of_the_collectors_reach():
     """Full collections hold the GIL for every tracked object (33-347 ms each in the 1024²
     heartbeat); the preload freezes what it imported (gc.freeze) so they traverse the rest only,

@@ -150,6 +150,7 @@ def wait(timeout: float | None = None) -> bool:
 
 
 def _import_all() -> None:
+    _start_jit_warm_up()
     with collector_paused():
         _import(MODULES)
         _freeze_long_lived()
@@ -320,6 +321,19 @@ def _collect_thawed() -> None:
         gc.unfreeze()
         gc.collect()
         _freeze_locked()
+
+
+def _start_jit_warm_up() -> None:
+    """Start the child process that compiles the analysis' numba kernels into numba's cache
+    (:func:`napari_sigma.compute._jit.start_warm_up`), before the user can press Run: the first
+    run after an install compiled them in the analysis worker (5.6 s of CPU holding the GIL in
+    bursts of 111 ms to 1 s, napari's main thread stopped meanwhile); it now loads them."""
+    try:
+        from napari_sigma.compute._jit import start_warm_up
+
+        start_warm_up()
+    except Exception:  # the first call compiles them, as before
+        pass
 
 
 def _prewarm_reading() -> None:

@@ -40,6 +40,13 @@ def min_cut_source_side(graph, source: int, sink: int) -> np.ndarray:
     return _source_side(indptr, indices, capacity, int(source), int(sink))
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels for the types
+    :func:`min_cut_source_side` passes: a two-node graph (see ``compute._jit.start_warm_up``)."""
+    one = np.array([0, 1, 1], np.int64)
+    _source_side(one, np.array([1], np.int64), np.array([1], np.int64), 0, 1)
+
+
 def _source_side(indptr, indices, capacity, source, sink):
     start, head, residual, reverse = _residual_graph(indptr, indices, capacity)
     return _dinic_source_side(start, head, residual, reverse, source, sink)
