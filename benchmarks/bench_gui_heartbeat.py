@@ -47,6 +47,7 @@ PROFILE_DIR: Path | None = None  # --profile-dir: write them there (.prof) inste
 WATCHDOG: Any = None  # --watchdog FILE: every thread's stack when the main thread misses a tick
 WATCHDOG_S = 0.1
 SPY: Any = None  # --py-spy FILE: the shared tick clock a py-spy monitor process watches
+LATE_S = 0.05  # each step also counts its gaps longer than this (the longest alone is noisy)
 
 
 class SpyClock:
@@ -57,7 +58,7 @@ class SpyClock:
 
     SIZE = 128
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, late_ms: float = 100.0) -> None:
         import mmap
         import os
         import subprocess
@@ -69,8 +70,9 @@ class SpyClock:
         os.close(fd)
         self.tick()
         self.monitor = subprocess.Popen(
-            [sys.executable, __file__, "--spy-monitor", str(os.getpid()), self.path, str(out)]
-        )
+            [sys.executable, __file__, "--spy-monitor", str(os.getpid()), self.path, str(out),
+             str(late_ms / 1e3)]
+        )  # fmt: skip
 
     def tick(self) -> None:
         import struct
@@ -253,6 +255,10 @@ class Heartbeat:
         self.last, self.longest, self.gaps = time.perf_counter(), 0.0, []
         self.last_clocks, self.longest_split = self.clocks.read(), {}
 
+    def count_between(self, start: float, end: float, over_s: float = LATE_S) -> int:
+        """How many gaps that ended in ``[start, end)`` were longer than ``over_s``."""
+        return sum(1 for t, gap, _ in self.gaps if start <= t < end and gap > over_s)
+
     def longest_between(self, start: float, end: float) -> tuple[float, dict[str, float]]:
         """The longest gap that ended in ``[start, end)`` (a gap belongs to where it ended), and
         where its time went."""
@@ -341,7 +347,9 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     wall = time.perf_counter() - start
     line = record(results, name, beat.longest, beat.longest_split, wall)
     results[name]["call_s"] = round(call, 2)
-    print(f"{line}   (step {wall:.2f} s, call {call:.2f} s)" + ("" if done else "  TIMED OUT"))
+    late = results[name]["gaps_over_50_ms"] = beat.count_between(start, float("inf"))
+    print(f"{line}   (step {wall:.2f} s, call {call:.2f} s, {late} gaps > 50 ms)"
+          + ("" if done else "  TIMED OUT"))  # fmt: skip
 
 
 def synthetic_image(size: int, channels: int) -> Any:
@@ -442,12 +450,17 @@ def main() -> None:
         "over 100 ms late, taken from a monitor process (py-spy must be installed)",
     )  # fmt: skip
     parser.add_argument(
+        "--py-spy-ms", type=float, default=100.0,
+        help="how late a tick is when --py-spy dumps the stacks (default 100 ms: the criterion; "
+        "lower to see what the shorter gaps are)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-plugin", action="store_true",
         help="napari alone: the same image and a Labels layer of phases, without the plugin "
         "docked (what napari's own drawing costs in each step)",
     )  # fmt: skip
-    if len(sys.argv) == 5 and sys.argv[1] == "--spy-monitor":  # the --py-spy monitor process
-        spy_monitor(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    if len(sys.argv) == 6 and sys.argv[1] == "--spy-monitor":  # the --py-spy monitor process
+        spy_monitor(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
         return
     args = parser.parse_args()
     global PROFILE, PROFILE_DIR, WATCHDOG, SPY
@@ -478,7 +491,7 @@ def main() -> None:
     if args.py_spy is not None:
         import atexit
 
-        SPY = SpyClock(args.py_spy)
+        SPY = SpyClock(args.py_spy, args.py_spy_ms)
         atexit.register(SPY.close)  # also when a step fails
     results: dict = {}
     process(app, 1.0)
@@ -614,8 +627,13 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
         end = time.perf_counter()
         run = beat.longest_between(started, arrived["t"])
         result = beat.longest_between(arrived["t"], end + 1)
-        print(record(results, "run (analysis in a worker)", *run, arrived["t"] - started))
-        print(record(results, "result appearing", *result, end - arrived["t"]))
+        for name, gap, start, stop in (
+            ("run (analysis in a worker)", run, started, arrived["t"]),
+            ("result appearing", result, arrived["t"], end + 1),
+        ):
+            line = record(results, name, *gap, min(stop, end) - start)
+            late = results[name]["gaps_over_50_ms"] = beat.count_between(start, stop)
+            print(f"{line}   ({late} gaps > 50 ms)")
     layer = analysis.last_layers.phases if analysis.last_layers else None
     if layer is None:
         print("the run failed:", analysis.progress_label.text())
