@@ -105,3 +105,28 @@ def test_two_warm_ups_take_turns():
         order.append("first")
     other.join(10)
     assert order == ["first", "second"]
+
+
+def test_the_compiled_abundances_wait_for_the_child_still_compiling(monkeypatch):
+    """unmixing's compiled active set (not a lazy_njit kernel) waits for the child too."""
+    import numpy as np
+    import torch
+
+    from napari_sigma.unmixing import nmf
+
+    done = threading.Event()
+    monkeypatch.setattr(_jit, "_child", {"process": object(), "done": done})
+    gram = torch.eye(2, dtype=torch.float64)
+    rhs = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    answers = []
+    caller = threading.Thread(
+        target=lambda: answers.append(
+            nmf._lawson_hanson_compiled(gram, rhs, rhs >= 0, 1e-9, {})[0].numpy()
+        )
+    )
+    caller.start()
+    time.sleep(0.3)
+    assert not answers
+    done.set()
+    caller.join(120)
+    assert len(answers) == 1 and np.array_equal(answers[0], [[1.0, 0.0]])

@@ -44,6 +44,7 @@ MODULES = (
     "napari_sigma._napari.spectrum_widget",
     "napari_sigma._napari.phases_widget",
     "napari_sigma._napari.latent_widget",
+    "napari_sigma._napari.analysis_widget",
     "napari_sigma._napari.main_widget",  # with the Analysis tab's: napari imports it to dock
     "napari_sigma._napari.docks",  # the separate docks' factories
 )

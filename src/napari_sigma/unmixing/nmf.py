@@ -576,6 +576,9 @@ def _lawson_hanson_compiled(gram, rhs, free, tol: float, inverses: dict, drops: 
     """
     import torch
 
+    from napari_sigma.compute._jit import wait_for_warm_up
+
+    wait_for_warm_up()  # napari's warm-up child compiling these kernels: load them, not again
     from napari_sigma.unmixing._active_set import lawson_hanson_rows
 
     table = _whole_table(gram, inverses)
