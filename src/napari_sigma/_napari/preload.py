@@ -8,7 +8,7 @@ compete with napari adding them), so that a user who then docks the plugin finds
 the tabbed dock starts it too and builds its tabs once :func:`wait` returns. Errors are left for the
 main thread's own import to raise where they belong.
 
-torch, the analysis pipeline and xraydb (:data:`COMPUTE_MODULES`) are imported by :func:`start_compute`, in a second thread that
+torch and the analysis pipeline (:data:`COMPUTE_MODULES`) are imported by :func:`start_compute`, in a second thread that
 starts once the first is done: the tabbed dock calls it when its last tab is built, a run before
 starting its worker. It first starts the file-reading process (for a user who docks the plugin
 before opening a file). The first run's worker imported it, and loading ``torch._C`` holds the GIL
@@ -48,10 +48,7 @@ MODULES = (
     "napari_sigma._napari.main_widget",  # with the Analysis tab's: napari imports it to dock
     "napari_sigma._napari.docks",  # the separate docks' factories
 )
-#: xraydb (the quantification's and the minerals' atomic data) imports sqlalchemy: 0.5 s of CPU
-#: holding the GIL in turns, which the first run's worker spent in its minerals stage (GIL gaps
-#: of 108-273 ms at load 33).
-COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis", "xraydb")
+COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis")
 OPEN_PROGRESS = "Opening Files"  # napari's progress bar around viewer.open's reading and adding
 START_AFTER_OPEN_MS = 1  # a timer, not a posted event: after the open has returned
 
