@@ -59,6 +59,38 @@ def test_auto_finds_the_true_number_of_phases(k):
     assert sorted(result.criterion) == list(range(1, 9))
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_the_number_of_phases_does_not_depend_on_the_seed(seed):
+    """Six elongated blobs: one k-means++ start per K found 6 on 4 of these 10 seeds (two
+    components in one blob, one across two; the BIC or its knee then lands elsewhere); the
+    best of the restarts near the chosen K finds 6 on every seed."""
+    points, truth = blobs(6, seed=6)
+    result = run(points, max_phases=8, seed=seed)
+    assert result.n_phases == 6
+    assert adjusted_rand_score(truth, result.labels) > 0.99
+    single = run(points, max_phases=8, seed=seed, restarts=0)
+    assert result.criterion[6] <= single.criterion[6]  # restarts only ever keep a better fit
+
+
+def test_restarts_are_spent_near_the_chosen_k(monkeypatch):
+    """The restarts fit the chosen K and its neighbours only (here K = 3 of 1..8)."""
+    from napari_sigma.phases import mixture
+
+    points, _ = blobs(3, n=3000, seed=3)
+    fitted = []
+    original = mixture._fit_torch
+
+    def recorded(x, k, settings, seed, prepared=None, start=None):
+        if seed >= settings.seed + 1000 * settings.n_init:  # a restart's seed
+            fitted.append(k)
+        return original(x, k, settings, seed, prepared, start)
+
+    monkeypatch.setattr(mixture, "_fit_torch", recorded)
+    result = run(points, max_phases=8, restarts=4)
+    assert result.n_phases == 3
+    assert sorted(set(fitted)) == [2, 3, 4] and len(fitted) == 12
+
+
 def test_merge_joins_a_non_gaussian_phase():
     rng = np.random.default_rng(1)
     angle = rng.uniform(0, np.pi, 4000)

@@ -60,6 +60,8 @@ LIMITS: dict[str, Callable[[Any], str | None]] = {
     "clustering.min_probability": _within(0, 1),
     "clustering.fit_points": _at_least(1),
     "clustering.n_init": _at_least(1),
+    "clustering.restarts": _at_least(0),
+    "clustering.restart_points": _at_least(2),
     "clustering.max_iter": _at_least(1),
     "clustering.tol": _above(0),
     "phase_finding.homogeneity": _above(0),
