@@ -502,7 +502,7 @@ def _restarted_fits(
     if n > settings.restart_points:
         rng = np.random.default_rng([settings.seed, 1])
         part = scaled[np.sort(rng.choice(n, settings.restart_points, replace=False))]
-        explored = _PreparedPoints(part, str(prepared.chunks[0][0].device))
+        explored = _PreparedPoints(part, prepared.chunks[0][0].device.type)
     else:
         part, explored = scaled, prepared
 
