@@ -83,8 +83,8 @@ class ClusteringSettings:
     n_init : int
         Initialisations per K; the best likelihood is kept.
     restarts : int
-        ``"auto"`` (torch): more starts for the K of lowest BIC and its neighbours, the best
-        likelihood kept (0: none; see :func:`_restarted_fits`).
+        ``"auto"`` (torch): more starts for the K the criterion takes and its neighbours, the
+        best likelihood kept (0: none; see :func:`_restarted_fits`).
     restart_points : int
         The restarts are explored on at most this many of the fitted points (a seeded
         subsample), the best polished on all of them.
@@ -489,8 +489,8 @@ def _restarted_fits(
     tolerance ``SHORT_RUN_TOLERANCE`` times looser) on at most ``restart_points`` of the
     points (a seeded subsample; all of them on small maps), against a short run from the
     scan's fit on the same points (a fair rival); a start that beats it is run to the full
-    tolerance on every point and replaces the scan's fit when its likelihood is higher. Returns ``{k: (mixture, mean log-likelihood or None)}`` as
-    the scan does.
+    tolerance on every point and replaces the scan's fit when its likelihood is higher.
+    Returns ``{k: (mixture, mean log-likelihood or None)}`` as the scan does.
     """
     n, d = scaled.shape
     fits = dict(fits)
