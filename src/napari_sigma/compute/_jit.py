@@ -34,7 +34,7 @@ _LOCK = threading.Lock()
 #: types the analysis passes (:func:`_warm_up_kernels`, in the child process).
 WARM_UPS = (
     ("napari_sigma.compute.flow", "warm_up"),  # the twins' and the split test's minimum cut
-    ("napari_sigma.compute._jit", "warm_up_active_set"),  # NNLS abundances from 2**18 pixels
+    ("napari_sigma.unmixing._active_set", "warm_up"),  # NNLS abundances from 2**18 pixels
 )
 WARM_UP_NICE = 10  # added to the parent's nice in the child: as the plugin's worker threads
 WARM_UP_WAIT_S = 60.0  # the longest a first call waits for the child before compiling itself
@@ -127,25 +127,6 @@ def wait_for_warm_up(timeout: float = WARM_UP_WAIT_S) -> bool:
     if not _child["process"]:
         return True
     return _child["done"].wait(timeout)
-
-
-def warm_up_active_set() -> None:
-    """:func:`napari_sigma.unmixing._active_set.lawson_hanson_rows` (and the kernels it calls)
-    for the types ``nmf._lawson_hanson_compiled`` passes: float64 C arrays (Gram matrix, rows,
-    the restricted inverses' table), a bool C array, a float and an int."""
-    import numpy as np
-
-    from napari_sigma.unmixing._active_set import lawson_hanson_rows
-
-    size = 2
-    gram = np.eye(size)
-    table = np.zeros((1 << size, size, size))
-    for code in range(1 << size):
-        for c in range(size):
-            table[code, c, c] = float(code >> c & 1)
-    rhs = np.ones((1, size))
-    free = np.ones((1, size), np.bool_)
-    lawson_hanson_rows(gram, rhs, free, 1e-9, table, 4)
 
 
 def _warm_up_kernels(nice: int) -> int:  # pragma: no cover - runs in the child process

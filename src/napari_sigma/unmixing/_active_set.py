@@ -125,3 +125,18 @@ def lawson_hanson_rows(gram, rhs, free0, tol, table, drops):  # pragma: no cover
             x[row, c] = max(xt[c], 0.0)
         settled[row] = done
     return x, settled
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) :func:`lawson_hanson_rows` and the kernels it calls
+    for the types ``nmf._lawson_hanson_compiled`` passes: float64 C arrays (Gram matrix, rows,
+    the restricted inverses' table), a bool C array, a float and an int; a two-component
+    problem. Used by napari's warm-up child (``compute._jit.WARM_UPS``) and by
+    ``nmf.start_compiled_warm_up``: loading code changes no number."""
+    size = 2
+    table = np.zeros((1 << size, size, size))
+    for code in range(1 << size):  # the identity Gram's restricted inverses, one per free set
+        for c in range(size):
+            table[code, c, c] = float(code >> c & 1)
+    rows = np.ones((1, size))
+    lawson_hanson_rows(np.eye(size), rows, np.ones((1, size), np.bool_), 1e-9, table, 4)

@@ -393,14 +393,10 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
 
     def load() -> None:
         try:
-            from napari_sigma.unmixing._active_set import lawson_hanson_rows
+            from napari_sigma.unmixing._active_set import warm_up
         except ImportError:  # numba missing: the pass raises it where it belongs
             return
-        size = 2  # the argument types of _lawson_hanson_compiled's call: the same machine code
-        table = np.zeros((1 << size, size, size))
-        table[1:] = np.eye(size)
-        rows = np.ones((1, size))
-        lawson_hanson_rows(np.eye(size), rows, np.ones((1, size), np.bool_), 1e-7, table, 4)
+        warm_up()  # the argument types of _lawson_hanson_compiled's call: the same machine code
 
     thread = threading.Thread(target=load, name="napari-sigma numba load", daemon=True)
     _WARM_UPS.append(thread)
