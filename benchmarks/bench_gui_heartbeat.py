@@ -80,7 +80,10 @@ class SpyClock:
         struct.pack_into("d", self.map, 0, time.monotonic())
 
     def step(self, name: str) -> None:
-        self.map[8:] = name.encode()[: self.SIZE - 8].ljust(self.SIZE - 8, b"\0")
+        import struct
+
+        struct.pack_into("d", self.map, 8, time.monotonic())  # the step's start
+        self.map[16:] = name.encode()[: self.SIZE - 16].ljust(self.SIZE - 16, b"\0")
         self.tick()
 
     def close(self) -> None:
@@ -109,13 +112,15 @@ def spy_monitor(pid: int, path: str, out: str, late_s: float = 0.1) -> None:
             late = time.monotonic() - last
             if late > late_s and last != dumped:
                 dumped = last
-                name = bytes(shared[8:]).rstrip(b"\0").decode(errors="replace")
+                began = struct.unpack_from("d", shared, 8)[0]
+                name = bytes(shared[16:]).rstrip(b"\0").decode(errors="replace")
                 # --nonblocking: the process is not paused (a paused dump, 150-550 ms at load
                 # 10, lengthened the very gaps it looked at); Python frames only
                 dump = subprocess.run([spy, "dump", "--nonblocking", "--pid",
                                        str(pid)], capture_output=True, text=True)  # fmt: skip
                 log.write(f"\n=== step {name}: tick {1e3 * late:.0f} ms late, dump took "
-                          f"{1e3 * (time.monotonic() - last - late):.0f} ms more\n")  # fmt: skip
+                          f"{1e3 * (time.monotonic() - last - late):.0f} ms more; the gap began "
+                          f"{last - began:.2f} s into the step\n")  # fmt: skip
                 log.write(dump.stdout + dump.stderr)
                 log.flush()
             time.sleep(0.01)
@@ -129,12 +134,14 @@ class ThreadClocks:
     replies), plus the CPU of every other thread of the process (our workers, the preload,
     napari's). Empty where /proc has no schedstat (not Linux)."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_thread: bool = False) -> None:
         import os
         import threading
 
         self.main = f"/proc/self/task/{threading.get_native_id()}/schedstat"
         self.ok = os.path.exists(self.main)
+        self.per_thread = per_thread and self.ok
+        self.others: dict[str, str] = {}  # --thread-clocks: schedstat file -> the thread's name
         self.gl: list[str] = []
         self.x: list[str] = self._x_server() if self.ok else []
         self.scan()
@@ -172,6 +179,47 @@ class ThreadClocks:
             except OSError:
                 continue
         self.gl = found
+        if self.per_thread:
+            self._scan_others()
+
+    def _scan_others(self) -> None:
+        """The process's other threads (not main, not llvmpipe), named as Python names them
+        (threading's name; a Qt pool thread running Python is "Dummy-N"), else their ``comm``."""
+        import os
+        import threading
+
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        others = {}
+        for tid in os.listdir("/proc/self/task"):
+            path = f"/proc/self/task/{tid}/schedstat"
+            if path == self.main or path in self.gl:
+                continue
+            name = names.get(int(tid))
+            if name is None:
+                try:
+                    with open(f"/proc/self/task/{tid}/comm") as f:
+                        name = f.read().strip()
+                except OSError:
+                    continue
+            others[path] = f"{name}:{tid}"
+        self.others = others
+
+    def read_others(self) -> dict[str, tuple[int, int]]:
+        """(CPU ns, run-queue wait ns) of each other thread (``--thread-clocks``)."""
+        return {p: self._read(p) for p in self.others} if self.per_thread else {}
+
+    def others_delta(self, now: dict, before: dict) -> dict[str, Any]:
+        """The other threads' run-queue wait in a gap (ms: a thread holding the GIL that waits
+        for a core keeps the main thread waiting with it) and the three threads that had the
+        most CPU + run-queue wait, "name:tid cpu/runq" (ms)."""
+        per = {}
+        for path, (cpu, wait) in now.items():
+            cpu0, wait0 = before.get(path, (cpu, wait))
+            per[path] = (max(0, cpu - cpu0) / 1e6, max(0, wait - wait0) / 1e6)
+        top = sorted(per, key=lambda p: -sum(per[p]))[:3]
+        return {"other_runq": sum(w for _, w in per.values()),
+                "threads": ", ".join(f"{self.others[p]} {per[p][0]:.0f}/{per[p][1]:.0f}"
+                                     for p in top if sum(per[p]) >= 1)}  # fmt: skip
 
     _fds: ClassVar[dict[str, int]] = {}  # schedstat files opened once, read with pread
 
@@ -216,15 +264,17 @@ class ThreadClocks:
 class Heartbeat:
     """A 10 ms QTimer; ``longest`` is the longest gap between ticks since :meth:`reset`."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_thread: bool = False) -> None:
         from qtpy.QtCore import QTimer
 
         self.timer = QTimer()
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._tick)
-        self.clocks = ThreadClocks()
+        self.clocks = ThreadClocks(per_thread)
         self.last = time.perf_counter()
         self.last_clocks = self.clocks.read()
+        self.last_others = self.clocks.read_others()
+        self.last_scan = self.last
         self.longest = 0.0
         self.longest_split: dict[str, float] = {}  # where the longest gap's time went
         # (time of the tick, gap before it, where the gap's time went)
@@ -238,7 +288,15 @@ class Heartbeat:
 
     def _tick(self) -> None:
         now, clocks = time.perf_counter(), self.clocks.read()
-        split = ThreadClocks.delta(clocks, self.last_clocks)
+        split: dict[str, Any] = ThreadClocks.delta(clocks, self.last_clocks)
+        if self.clocks.per_thread:
+            others = self.clocks.read_others()
+            if now - self.last > LATE_S:
+                split.update(self.clocks.others_delta(others, self.last_others))
+            if now - self.last_scan > 0.5:  # threads started since (a run's workers)
+                self.clocks._scan_others()
+                others, self.last_scan = self.clocks.read_others(), now
+            self.last_others = others
         if now - self.last > self.longest:
             self.longest, self.longest_split = now - self.last, split
         self.gaps.append((now, now - self.last, split))
@@ -259,6 +317,15 @@ class Heartbeat:
         """How many gaps that ended in ``[start, end)`` were longer than ``over_s``."""
         return sum(1 for t, gap, _ in self.gaps if start <= t < end and gap > over_s)
 
+    def late_between(self, start: float, end: float, origin: float | None = None) -> list[dict]:
+        """The gaps that ended in ``[start, end)`` longer than :data:`LATE_S`: when each began
+        (s after ``origin``, default ``start``: the step's start, as --py-spy's dumps say), its
+        length and where its time went (ms)."""
+        origin = start if origin is None else origin
+        return [{"at_s": round(t - gap - origin, 2), "ms": round(1e3 * gap, 1),
+                 **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in split.items()}}
+                for t, gap, split in self.gaps if start <= t < end and gap > LATE_S]  # fmt: skip
+
     def longest_between(self, start: float, end: float) -> tuple[float, dict[str, float]]:
         """The longest gap that ended in ``[start, end)`` (a gap belongs to where it ended), and
         where its time went."""
@@ -273,12 +340,14 @@ def record(results: dict, name: str, gap: float, split: dict[str, float], wall: 
     results[name] = {"longest_block_ms": round(1e3 * gap, 1),
                      "main_thread_cpu_ms": round(split.get("main_cpu", 0.0), 1),
                      "wall_s": round(wall, 2),
-                     "gap_split_ms": {k: round(v, 1) for k, v in split.items()}}  # fmt: skip
+                     "gap_split_ms": {k: (round(v, 1) if isinstance(v, float) else v)
+                                      for k, v in split.items()}}  # fmt: skip
     g = results[name]["gap_split_ms"]
     where = (
         f" runq {g.get('main_runq', 0):5.0f} | GL CPU {g.get('gl_cpu', 0):5.0f} runq "
         f"{g.get('gl_runq', 0):5.0f} | X CPU {g.get('x_cpu', 0):4.0f} runq {g.get('x_runq', 0):4.0f}"
         f" | other CPU {g.get('other_cpu', 0):5.0f}"
+        + (f" runq {g['other_runq']:4.0f}" if "other_runq" in g else "")
     )
     return (
         f"{name:28s} longest block {1e3 * gap:8.1f} ms (main thread CPU "
@@ -348,6 +417,7 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     line = record(results, name, beat.longest, beat.longest_split, wall)
     results[name]["call_s"] = round(call, 2)
     late = results[name]["gaps_over_50_ms"] = beat.count_between(start, float("inf"))
+    results[name]["late_gaps"] = beat.late_between(start, float("inf"))
     print(f"{line}   (step {wall:.2f} s, call {call:.2f} s, {late} gaps > 50 ms)"
           + ("" if done else "  TIMED OUT"))  # fmt: skip
 
@@ -455,6 +525,13 @@ def main() -> None:
         "lower to see what the shorter gaps are)",
     )  # fmt: skip
     parser.add_argument(
+        "--thread-clocks", action="store_true",
+        help="also read every other thread's CPU and run-queue wait at each tick (Linux; "
+        "~0.1-0.3 ms of the main thread's CPU per tick): each gap over 50 ms in --out's "
+        "late_gaps gets the other threads' run-queue wait (a thread holding the GIL while it "
+        "waits for a core keeps the main thread waiting) and the three busiest threads",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-plugin", action="store_true",
         help="napari alone: the same image and a Labels layer of phases, without the plugin "
         "docked (what napari's own drawing costs in each step)",
@@ -487,7 +564,7 @@ def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1920, 1080)
     app = QApplication.instance()
-    beat = Heartbeat()
+    beat = Heartbeat(per_thread=args.thread_clocks)
     if args.py_spy is not None:
         import atexit
 
@@ -633,6 +710,7 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
         ):
             line = record(results, name, *gap, min(stop, end) - start)
             late = results[name]["gaps_over_50_ms"] = beat.count_between(start, stop)
+            results[name]["late_gaps"] = beat.late_between(start, stop, origin=started)
             print(f"{line}   ({late} gaps > 50 ms)")
     layer = analysis.last_layers.phases if analysis.last_layers else None
     if layer is None:

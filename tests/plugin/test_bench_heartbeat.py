@@ -41,3 +41,37 @@ def test_the_bench_s_loop_ends_napari_s_in_progress_animation_after_an_open(
     assert toggles
     bench.process(QApplication.instance(), 0.3)
     assert not any(t._inProgressIndicator.isVisible() for t in toggles)
+
+
+def test_thread_clocks_name_the_busy_thread_of_a_gap():
+    """--thread-clocks: a gap's other threads, by name, with their CPU and run-queue wait (a
+    thread holding the GIL while it waits for a core keeps napari's main thread waiting)."""
+    import sys
+    import threading
+    import time
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread schedstat: Linux")
+    bench = _bench()
+    clocks = bench.ThreadClocks(per_thread=True)
+    started, stop = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        started.set()
+        while not stop.is_set():
+            sum(range(1000))
+
+    thread = threading.Thread(target=busy, name="busy-one")
+    thread.start()
+    started.wait()
+    clocks.scan()
+    before = clocks.read_others()
+    time.sleep(0.2)
+    shares = clocks.others_delta(clocks.read_others(), before)
+    stop.set()
+    thread.join()
+    assert shares["threads"].startswith(f"busy-one:{thread.native_id} ")
+    cpu = float(shares["threads"].split()[1].split("/")[0])
+    assert 20 <= cpu <= 220 and shares["other_runq"] >= 0
