@@ -264,3 +264,55 @@ def test_dask_computes_on_the_threads_left_to_it_without_looking_for_a_cluster()
     assert seen["scheduler"] and seen["sum"] == 256.0
     assert seen["threads"] <= seen["n"] == compute_threads()
     assert (dask.config.get("scheduler", None), dask.config.get("num_workers", None)) == before
+
+
+def _take_backs_ms(interval: float, n: int = 30) -> float:
+    """Wall ms of ``n`` GIL releases and take-backs by this thread (as its calls into Qt and
+    OpenGL do) while another thread runs Python, with Python's switch interval ``interval``."""
+    import time
+
+    stop = threading.Event()
+
+    def python_bound() -> None:
+        while not stop.is_set():
+            sum(range(200))
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    thread = threading.Thread(target=python_bound)
+    thread.start()
+    try:
+        time.sleep(0.02)  # the other thread runs
+        start = time.perf_counter()
+        for _ in range(n):
+            time.sleep(0)  # gives the GIL up and takes it back
+        return 1e3 * (time.perf_counter() - start)
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(previous)
+
+
+def test_the_plugin_shortens_the_main_thread_s_wait_for_the_gil(monkeypatch):
+    """napari's main thread gives the GIL up at each call into Qt and OpenGL and takes it back
+    after; beside a background thread running Python each take-back waited for Python's switch
+    interval (5 ms). The preload (started when napari shows a spectrum image) shortens it to
+    threads.GIL_SWITCH_S, never lengthens a shorter one."""
+    from napari_sigma._napari import preload
+
+    previous = sys.getswitchinterval()
+    monkeypatch.setattr(preload, "_state", {"thread": None, "compute": None})
+    monkeypatch.setattr(preload, "_import_all", lambda: None)
+    try:
+        sys.setswitchinterval(0.005)  # Python's default
+        preload.start().join()
+        assert sys.getswitchinterval() == pytest.approx(threads.GIL_SWITCH_S)
+        assert threads.GIL_SWITCH_S <= 0.001
+        sys.setswitchinterval(threads.GIL_SWITCH_S / 2)
+        assert threads.quick_gil_switch()
+        assert sys.getswitchinterval() == pytest.approx(threads.GIL_SWITCH_S / 2)
+    finally:
+        sys.setswitchinterval(previous)
+    slow = min(_take_backs_ms(0.005) for _ in range(2))
+    quick = min(_take_backs_ms(threads.GIL_SWITCH_S) for _ in range(2))
+    assert quick < slow / 2, (quick, slow)

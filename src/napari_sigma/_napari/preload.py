@@ -61,6 +61,9 @@ def start() -> threading.Thread:
     """Start importing :data:`MODULES` in a daemon thread (once); return it."""
     with _lock:
         if _state["thread"] is None:
+            from napari_sigma._napari.threads import quick_gil_switch
+
+            quick_gil_switch()  # the main thread's GIL take-backs while the imports run
             thread = threading.Thread(target=_import_all, name="napari-sigma-preload", daemon=True)
             _state["thread"] = thread
             thread.start()

@@ -16,6 +16,16 @@ main thread or llvmpipe's rasterizer threads need a core, they get it before the
 threads a worker starts (dask, the pipeline's block threads, OpenMP) inherit the lower priority.
 napari's global pool is left alone: an unprivileged thread cannot raise its priority back, and
 napari runs its own work there.
+
+A worker holding the GIL while it waits for a core holds napari's main thread with it: the lower
+its priority, the longer it waits under load. +5, not +10: a napari viewer repainting every
+200 ms beside a Python-bound worker, with two busy loops of another program running, missed its
+10 ms ticks by over 100 ms 45 and 57 times in 12 s with the worker at +10, 14 and 14 at +5, 33
+and 18 at +0; without those loops 1 and 0, 1 and 3, 3 and 1 times (the 1 ms switch interval;
+fourteenth session's note, gui14a).
+
+While the plugin is in use the process's GIL switch interval is 1 ms (:func:`quick_gil_switch`).
+``NAPARI_SIGMA_WORKER_NICE`` and ``NAPARI_SIGMA_GIL_SWITCH_MS`` override both (to compare).
 """
 
 from __future__ import annotations
@@ -32,10 +42,35 @@ from typing import Any
 _lock = threading.Lock()
 _state: dict[str, Any] = {"depth": 0, "limiter": None, "torch": None, "dask": None}
 
-WORKER_NICE = 10  # added to the process's nice in the plugin's worker threads (0..19 on Linux)
+WORKER_NICE = 5  # added to the process's nice in the plugin's worker threads (0..19 on Linux)
+if os.environ.get("NAPARI_SIGMA_WORKER_NICE", "").strip().isdigit():  # to compare
+    WORKER_NICE = min(19, int(os.environ["NAPARI_SIGMA_WORKER_NICE"]))
 POOL_EXIT_WAIT_MS = 10_000
+# Python's GIL switch interval in napari's process once the plugin is in use (Python's: 5 ms)
+GIL_SWITCH_S = 0.001
+try:  # to compare; 0: Python's
+    GIL_SWITCH_S = float(os.environ.get("NAPARI_SIGMA_GIL_SWITCH_MS", "1")) / 1e3
+except ValueError:
+    pass
 _pool: dict[str, Any] = {"pool": None}
 _running: set[Any] = set()  # started workers, referenced until they finish
+
+
+def quick_gil_switch() -> bool:
+    """Shorten Python's GIL switch interval to :data:`GIL_SWITCH_S` (never lengthen it); return
+    whether it is that short.
+
+    napari's main thread gives the GIL up at each call into Qt (PyQt releases it) and takes it
+    back after: many times per event and repaint. While one of the plugin's background threads
+    runs Python (an import, a worker's loops), each take-back waits until that thread is asked
+    to let go, which it is only after the switch interval: up to 5 ms per take-back with
+    Python's default, so a repaint of a few ms of CPU took tens of ms.
+    """
+    if GIL_SWITCH_S <= 0:
+        return False
+    if sys.getswitchinterval() > GIL_SWITCH_S:
+        sys.setswitchinterval(GIL_SWITCH_S)
+    return sys.getswitchinterval() <= GIL_SWITCH_S
 
 
 def compute_threads() -> int:

@@ -36,7 +36,7 @@ WARM_UPS = (
     ("napari_sigma.compute.flow", "warm_up"),  # the twins' and the split test's minimum cut
     ("napari_sigma.unmixing._active_set", "warm_up"),  # NNLS abundances from 2**18 pixels
 )
-WARM_UP_NICE = 10  # added to the parent's nice in the child: as the plugin's worker threads
+WARM_UP_NICE = 10  # added to the parent's nice in the child (it holds none of napari's GIL)
 WARM_UP_WAIT_S = 60.0  # the longest a first call waits for the child before compiling itself
 ENV_SWITCH = "NAPARI_SIGMA_WARM_JIT"  # "0": no child (the first call compiles, as before)
 _child: dict[str, Any] = {"process": None, "done": threading.Event()}
