@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.phases.boundaries import (
@@ -159,3 +160,65 @@ def test_majority_in_bands_on_threads_is_the_whole_map_decision(monkeypatch):
             with worker_threads(threads):
                 got = majority_labels(labels, fractions, spectra, sigma=sigma)
             assert np.array_equal(got, expected)
+
+
+def _moved_spectra_in_float64(cube, before, after, n_phases, chunk):
+    """moved_spectra's one-thread loop as it was: each chunk's pixels as float64, summed per
+    phase in float64."""
+    n_channels = cube.shape[-1]
+    before, after = before.reshape(-1), after.reshape(-1)
+    moved = np.flatnonzero(before != after)
+    expected = np.zeros((n_phases, n_channels))
+    for start in range(0, len(moved), chunk):
+        index = moved[start : start + chunk]
+        spectra = cube.reshape(-1, n_channels)[index].astype(np.float64)
+        for labels, sign in ((before[index], -1.0), (after[index], 1.0)):
+            for label in np.unique(labels[(labels >= 1) & (labels <= n_phases)]).tolist():
+                expected[label - 1] += sign * spectra[labels == label].sum(axis=0)
+    return expected
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32, np.uint8])
+def test_moved_spectra_of_integer_counts_are_the_float64_sums_bit_for_bit(dtype):
+    """Integer counts are summed as integers in a reused buffer: the same numbers, bit for bit
+    (signed zeros included), as their float64 copies summed, on one thread or several, for a
+    C-ordered cube and for a view that is not (read the float64 way)."""
+    from napari_sigma.compute.blocks import worker_threads
+
+    rng = np.random.default_rng(11)
+    cube = rng.poisson(4.0, (23, 17, 13)).astype(dtype)
+    cube[:, :, 5] = 0  # a channel without counts: its sums are signed zeros
+    before = rng.integers(0, 5, (23, 17))
+    after = np.where(rng.random((23, 17)) < 0.5, rng.integers(0, 5, (23, 17)), before)
+    for counts in (cube, cube[:, :, ::-1]):
+        expected = _moved_spectra_in_float64(counts, before, after, 4, 7)
+        for threads in (1, 2):
+            with worker_threads(threads):
+                change = moved_spectra(counts, before, after, 4, chunk_pixels=7)
+            assert change.dtype == np.float64
+            assert change.tobytes() == expected.tobytes()
+
+
+def test_moved_spectra_of_integer_counts_make_no_float64_copy():
+    """The moved pixels of integer counts are not copied to float64 (a fresh copy per chunk was
+    most of the time of the 1024^2 run's boundary updates: new memory faulted in each time)."""
+    import tracemalloc
+
+    from napari_sigma.compute.blocks import worker_threads
+
+    rng = np.random.default_rng(0)
+    cube = rng.poisson(3.0, (64, 64, 512)).astype(np.uint16)
+    before = rng.integers(1, 4, (64, 64))
+    after = before.copy()
+    after[:, ::2] = before[:, ::2] % 3 + 1
+    n_moved = int((before != after).sum())
+    with worker_threads(1):
+        moved_spectra(cube, before, after, 3)  # imports and first calls outside the trace
+        tracemalloc.start()
+        try:
+            change = moved_spectra(cube, before, after, 3)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert np.array_equal(change, _moved_spectra_in_float64(cube, before, after, 3, 4096))
+    assert peak < n_moved * 512 * 8  # the float64 copy of the moved pixels (old: 1.35 of it)

@@ -226,29 +226,50 @@ def moved_spectra(
     n_phases : int
         K.
     """
+    import threading
+
     from napari_sigma.compute.blocks import RowChunks, threaded_map
     from napari_sigma.compute.chunks import block_pixels
 
     before, after = before.reshape(-1), after.reshape(-1)
     moved = np.flatnonzero(before != after)
-    change = np.zeros((n_phases, int(counts.shape[-1])), np.float64)
+    n_channels = int(counts.shape[-1])
+    change = np.zeros((n_phases, n_channels), np.float64)
     width = int(counts.shape[1]) if counts.ndim == 3 else 1
     # a chunk's counts, their float64 copy and a phase's selection of it, within the budget
-    chunk_pixels = block_pixels(chunk_pixels, int(counts.shape[-1]) * 24)
+    chunk_pixels = block_pixels(chunk_pixels, n_channels * 24)
 
     # a lazy cube: its row chunks read once each, top to bottom (the moved pixels are in flat
     # order, the chunks summed one after the other)
     reader = RowChunks(counts) if counts.ndim == 3 else None
+    # integer counts in memory: each chunk's pixels gathered into this thread's buffer and
+    # summed as integers (a fresh float64 copy per chunk and per phase was faulted in anew
+    # every time: most of the time taken at 1024^2); integer sums are exact in float64 too, so
+    # the terms, and their sums in any order, are the same numbers
+    flat = _flat_integer_counts(counts)
+    buffers: dict[int, np.ndarray] = {}  # a buffer per thread, freed on return
+
+    def gathered(index: np.ndarray) -> np.ndarray:
+        buffer = buffers.get(threading.get_ident())
+        if buffer is None:
+            buffer = np.empty((min(chunk_pixels, len(moved)), n_channels), flat.dtype)
+            buffers[threading.get_ident()] = buffer
+        return np.take(flat, index, axis=0, out=buffer[: len(index)])
 
     def chunk_sums(start: int) -> list[tuple[int, np.ndarray]]:
         index = moved[start : start + chunk_pixels]
-        spectra = _pixel_spectra(counts, index, width, reader)
+        exact = flat is not None
+        spectra = gathered(index) if exact else _pixel_spectra(counts, index, width, reader)
         terms = []
         for labels, sign in ((before[index], -1.0), (after[index], 1.0)):
             # a sum per phase (integer counts: exact in float64, in any order; np.add.at
             # added row by row at several times the cost)
             for label in np.unique(labels[(labels >= 1) & (labels <= n_phases)]).tolist():
-                terms.append((label - 1, sign * spectra[labels == label].sum(axis=0)))
+                if exact:
+                    total = spectra[labels == label].sum(axis=0, dtype=np.int64)
+                    terms.append((label - 1, sign * total.astype(np.float64)))
+                else:
+                    terms.append((label - 1, sign * spectra[labels == label].sum(axis=0)))
         return terms
 
     # numpy counts: the chunks are read and summed on every core (numpy releases the GIL);
@@ -258,6 +279,16 @@ def moved_spectra(
         for phase, term in terms:
             change[phase] += term
     return change
+
+
+def _flat_integer_counts(counts) -> np.ndarray | None:
+    """A ``(N, E)`` view of numpy counts of integers of at most 32 bits (their int64 sums of a
+    chunk's pixels cannot overflow), or None (other counts: read as float64)."""
+    if not isinstance(counts, np.ndarray) or counts.dtype.kind not in "biu":
+        return None
+    if counts.dtype.itemsize > 4 or counts.ndim not in (2, 3) or not counts.flags.c_contiguous:
+        return None
+    return counts.reshape(-1, counts.shape[-1])
 
 
 def _pixel_spectra(counts, index: np.ndarray, width: int, reader=None) -> np.ndarray:
