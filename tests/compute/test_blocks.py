@@ -250,3 +250,37 @@ def test_read_blocks_of_a_lazy_cube_compute_each_chunk_once_per_band():
         np.array_equal(f, read_block(data, part)) for f, part in zip(found, rows[:6], strict=True)
     )
     assert len(source.reads) > 3
+
+
+def test_banded_blocks_read_each_stored_chunk_row_at_most_twice():
+    """pixel_blocks' blocks and values; under a memory limit a lazy cube's blocks read a band of
+    stored chunks at a time (rows of a chunk read at most twice: a block across its edge, where
+    each 2-row block over 5-row chunks read alone read every chunk about 3 times); without a
+    limit, and for numpy counts, block by block."""
+    from napari_sigma.compute.blocks import banded_blocks, pixel_blocks
+
+    rng = np.random.default_rng(8)
+    data = rng.poisson(3.0, (23, 6, 11)).astype(np.uint16)
+    expected = list(pixel_blocks(data, 12))  # 2 rows per block, the last one short
+    assert len(expected) == 12
+
+    def same(found):
+        assert [start for start, _ in found] == [start for start, _ in expected]
+        assert all(np.array_equal(f, e) for (_, f), (_, e) in zip(found, expected, strict=True))
+
+    same(list(banded_blocks(data, 12)))
+    cube, source = lazy_cube(data, 5)
+    with memory_budget(10**9):
+        same(list(banded_blocks(cube, 12)))
+    read = np.zeros(23, int)
+    for top, bottom in source.reads:
+        read[top:bottom] += 1
+    assert read.max() <= 2 and read.sum() <= 23 + 4  # 4 chunk edges: rows 4-5 ... 19-20
+    cube, source = lazy_cube(data, 5)
+    with memory_budget(10**9):
+        for _ in pixel_blocks(cube, 12):  # block by block, as the phase sums read before
+            pass
+    assert len(source.reads) > 12
+    cube, source = lazy_cube(data, 5)
+    same(list(banded_blocks(cube, 12)))  # no limit: block by block
+    assert len(source.reads) >= 12

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.compute.blocks import pixel_blocks, threaded_map
+from napari_sigma.compute.blocks import banded_blocks, threaded_map
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
 
@@ -112,7 +112,8 @@ def phase_sums_steps(
             sums += one_hot @ part.astype(dtype)
         return sums
 
-    blocks = pixel_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1))
+    # a lazy cube under a memory limit: read a band of stored chunks at a time
+    blocks = banded_blocks(counts, SUM_CHUNK_VALUES // max(n_channels, 1))
     if integer:
         # integer counts sum exactly (integers in float64), in any order: the blocks are
         # summed on every core and their sums added here
