@@ -345,10 +345,16 @@ def command_elements(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-sigma`` command.
 
-    Called without ``argv`` (the command line itself), the process ends here once the command
-    has returned: exit handlers run and the streams are flushed, but the interpreter does not
-    free every object and module one by one (:func:`end_process`).
+    Called without ``argv`` (the command line itself), the C library keeps freed memory for
+    reuse (:func:`~napari_sigma.io._memory.keep_freed_memory`: a pass's temporaries are not
+    faulted in anew block after block), and the process ends here once the command has
+    returned: exit handlers run and the streams are flushed, but the interpreter does not free
+    every object and module one by one (:func:`end_process`).
     """
+    if argv is None:  # a process of its own: freed memory reused, not faulted in anew
+        from napari_sigma.io._memory import keep_freed_memory
+
+        keep_freed_memory()
     code = _main(argv)
     if argv is None:
         end_process(code)
