@@ -97,3 +97,25 @@ def test_kept_freed_memory_is_reused_without_page_faults() -> None:
         faults[mode] = int(done.stdout.split()[-1])
     assert faults["default"] > 50 * 1000  # the case that this guards against happens here
     assert faults["keep"] < 0.02 * faults["default"]
+
+
+def test_the_command_keeps_freed_memory_in_its_own_process_only(monkeypatch) -> None:
+    """``napari-sigma`` (``main()`` without arguments: a process of its own) keeps freed memory
+    for reuse before any work; ``main(argv)`` called from Python (tests, scripts) leaves the
+    caller's C library settings alone."""
+    from napari_sigma import cli
+
+    calls = []
+    monkeypatch.setattr(_memory, "keep_freed_memory", lambda: calls.append("kept"))
+    monkeypatch.setattr(cli, "_main", lambda argv: calls.append("ran") or 0)
+
+    def ended(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli, "end_process", ended)
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert calls == ["kept", "ran"]
+    calls.clear()
+    assert cli.main(["run", "x"]) == 0
+    assert calls == ["ran"]
