@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from napari_sigma.quant import atomic
+from napari_sigma.xray import yields
 
 
 def test_edges_and_fluorescence_yields_match_published_values():
@@ -37,14 +38,14 @@ def test_eadl_m_yields_are_the_totals_of_the_published_rows(key):
     # the yield is the row's radiative total: each typed total equals the sum of its lines
     lines, total = EADL_ROWS[key]
     element, level = key
-    table = atomic.eadl_m_yields()
+    table = yields.eadl_m_yields()
     assert table[(atomic.atomic_number(element), level)] == total
     assert sum(lines) == pytest.approx(total, rel=2e-6)
     assert atomic.fluorescence_yield(element, level) == total
 
 
 def test_eadl_m_yields_rise_with_z_and_cover_zr_to_u():
-    table = atomic.eadl_m_yields()
+    table = yields.eadl_m_yields()
     for level in ("M4", "M5"):
         values = [table[(z, level)] for z in range(40, 93)]
         assert all(b > a for a, b in itertools.pairwise(values))  # a mistyped exponent breaks it

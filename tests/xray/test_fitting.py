@@ -112,3 +112,20 @@ def test_fitted_maps_are_non_negative_and_unbiased_where_windows_go_negative():
     assert maps[~truth, 1].mean() < 3.0
     assert maps[~truth, 0].mean() == pytest.approx(40.0, rel=0.15)
     assert maps[..., 2].mean() == pytest.approx(30.0, rel=0.15)
+
+
+def test_the_fits_m_shell_bound_uses_the_quantifications_m_yield():
+    # One source of fluorescence yields: the rough M intensity that bounds a heavy element's M
+    # lines against its L lines is EADL's M5 yield (the quantification's) times the thick-target
+    # generation; the old Z^4 law gave Ba 2.6x and Sb 4.3x that yield.
+    from napari_sigma.quant import atomic
+    from napari_sigma.xray.fitting import _shell_yield
+    from napari_sigma.xray.yields import eadl_m_yields
+
+    for element in ("Sb", "Ba", "Ce", "Nd", "Gd", "W", "Pb", "U"):
+        edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == "M")
+        u = 20.0 / edge
+        generated = u * np.log(u) - u + 1.0
+        omega = eadl_m_yields()[(atomic.atomic_number(element), "M5")]
+        assert atomic.fluorescence_yield(element, "M") == omega
+        assert _shell_yield(element, "M", 20.0) == pytest.approx(omega * generated, rel=1e-12)

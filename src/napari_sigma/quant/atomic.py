@@ -1,8 +1,9 @@
 """Atomic data of the quantification: atomic numbers and weights, edges, fluorescence yields,
 jump ratios and the line table's relative intensities.
 
-Atomic weights, edge energies, fluorescence yields and jump ratios from xraydb, which tabulates
-W. T. Elam, B. D. Ravel and J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); relative line
+Atomic weights, edge energies, K and L fluorescence yields and jump ratios from xraydb, which
+tabulates W. T. Elam, B. D. Ravel and J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); M4 and M5
+yields from EADL (:mod:`napari_sigma.xray.yields`); relative line
 intensities from the project's line table (``napari_sigma.xray.lines``, built from the same
 database). Energies are in keV.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 
 from napari_sigma.xray import yields
 from napari_sigma.xray.lines import XrayLine, element_lines
@@ -61,42 +61,13 @@ def edge_energy(element: str, shell: str) -> float:
     return float(_edge(element, shell).energy) / 1000.0
 
 
-EADL_M_YIELDS_FILE = Path(__file__).with_name("data") / "eadl_m_yields.csv"
-"""The M4 and M5 fluorescence yields of EADL (Perkins et al. 1991), Z 40-92: see the file's
-header for the source."""
-
-
-@lru_cache(maxsize=1)
-def eadl_m_yields() -> dict[tuple[int, str], float]:
-    """``(Z, "M4" | "M5") -> omega`` from :data:`EADL_M_YIELDS_FILE`."""
-    import csv
-
-    with open(EADL_M_YIELDS_FILE, newline="") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return {
-            (int(row["Z"]), level): float(row[f"omega_{level}"])
-            for row in rows
-            for level in ("M4", "M5")
-        }
-
-
 def fluorescence_yield(element: str, shell: str) -> float:
     """Fluorescence yield omega of a level or of a shell's main level (K, L3, M5); raises for an
-    element without it.
-
-    M4 and M5 (the M shell's main level is M5): EADL's (:func:`eadl_m_yields`, Z 40-92). The
-    ``Z^4 / (1.25e9 + Z^4)`` law of :func:`napari_sigma.xray.yields.fluorescence_yield`, fitted
-    to xraydb's M5 yields of Hf-U, is within ~10 % of EADL from Hf up but 2-5x EADL's for Sn-Nd
-    (Sn 5.0x, Ba 2.6x, Ce 2.2x, Nd 2.0x, Gd 1.6x), where it was never fitted; xraydb's own M
-    yields below Ce are placeholders (M4 0.0027 and M5 0 for Zr-La). Other levels and
-    elements: :func:`napari_sigma.xray.yields.fluorescence_yield` (K, L: Elam et al. 2002).
+    element without it. The values are :func:`napari_sigma.xray.yields.fluorescence_yield`'s
+    (K, L: Elam et al. 2002; M4 and M5 of Z 40-92: EADL, Perkins et al. 1991), the same ones the
+    element-map fit bounds its shells with.
     """
     _edge(element, shell)  # raises for an element without this level
-    level = SHELL_EDGE.get(shell, shell)
-    if level in ("M4", "M5"):
-        omega = eadl_m_yields().get((atomic_number(element), level))
-        if omega is not None:
-            return omega
     return yields.fluorescence_yield(element, shell)
 
 

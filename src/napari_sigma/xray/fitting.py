@@ -36,7 +36,7 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.xray import lines as xray
-from napari_sigma.xray.yields import approximate_fluorescence_yield
+from napari_sigma.xray.yields import approximate_fluorescence_yield, m_fluorescence_yield
 
 MIN_LINE_WEIGHT = 0.01
 MIN_EDGE_OVERVOLTAGE = 1.05
@@ -239,14 +239,20 @@ def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
 def _shell_yield(element: str, shell: str, beam: float) -> float:
     """Rough relative intensity of a shell's strongest line under a ``beam`` kV electron beam.
 
-    Fluorescence yield ``Z^4 / (a + Z^4)``
-    (:func:`~napari_sigma.xray.yields.approximate_fluorescence_yield`) times the generated
-    intensity of a thick target, ``U ln U - U + 1`` (Bethe stopping power and ionisation
-    cross-section ``ln U / U``; U is the overvoltage of the shell's alpha edge). Absorption and
-    detector efficiency are ignored: the ratio is only used as a loose bound.
+    Fluorescence yield times the generated intensity of a thick target, ``U ln U - U + 1``
+    (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the overvoltage of the
+    shell's alpha edge). Absorption and detector efficiency are ignored: the ratio is only used
+    as a loose bound (``SHELL_RATIO_SLACK``). The yield of M is the quantification's, EADL's M5
+    (:func:`~napari_sigma.xray.yields.m_fluorescence_yield`): the ``Z^4 / (a + Z^4)`` law is
+    1.6-5x it for Sb-Gd, beyond the slack. K and L keep the law
+    (:func:`~napari_sigma.xray.yields.approximate_fluorescence_yield`), within ~30 % of
+    xraydb's (Elam) yields, well inside the slack.
     """
     z = xray.ELEMENTS.index(element) + 4
-    fluorescence = approximate_fluorescence_yield(z, shell)
+    if shell == "M":
+        fluorescence = m_fluorescence_yield(z, "M5")
+    else:
+        fluorescence = approximate_fluorescence_yield(z, shell)
     edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
     overvoltage = max(beam / edge, 1.0 + 1e-3)
     return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)
