@@ -60,6 +60,10 @@ class PhaseMineral:
     quantification: Quantification | None
     identification: Identification | None
     note: str = ""
+    qualifier: str = ""
+    """What tells this phase from another of the same name (``"+ K 2.8 wt%"``, an element the
+    mineral does not hold; ``"(Fe 46.6 wt%)"``, one it holds: :func:`distinguish_same_names`),
+    or ``""``; part of its name (`mineral_phase_names`), not of its mineral."""
 
     @property
     def mineral(self) -> str:
@@ -525,7 +529,134 @@ def identify_phases(
                 f"{fix.centre_pixels} core pixels)"
             )
     _explain_by_neighbours(found, labels, library)
+    distinguish_same_names(found)
     return found
+
+
+SAME_COMPOSITION_P = 0.01
+"""Two phases of one name whose compositions differ by less than a chi-square test at this level
+(with their counting uncertainties) finds are "equal within their uncertainties"."""
+QUALIFIER_DECIMALS = (1, 2)
+"""wt % decimals tried, in order, for a qualifier that must tell phases apart."""
+
+
+@dataclass(frozen=True)
+class CompositionTest:
+    """The chi-square test of two quantified compositions (:func:`compare_compositions`).
+
+    ``chi2 = sum((wt_a - wt_b)^2 / (err_a^2 + err_b^2))`` over the ``n`` elements with a
+    counting uncertainty; ``p`` its upper tail with ``n`` degrees of freedom; ``z``: each
+    element's ``(wt_b - wt_a) / sqrt(err_a^2 + err_b^2)``.
+    """
+
+    chi2: float
+    n: int
+    p: float
+    z: dict[str, float]
+
+    @property
+    def equal(self) -> bool:
+        """Equal within the counting uncertainties (``p >= SAME_COMPOSITION_P``)."""
+        return self.p >= SAME_COMPOSITION_P
+
+
+def compare_compositions(a: Quantification, b: Quantification) -> CompositionTest:
+    """Whether two phases' compositions (wt % with their 1-sigma counting uncertainties) differ
+    beyond those uncertainties: a chi-square test of the differences over every element either
+    quantified (the independent counts of two phases' own spectra)."""
+    from scipy.stats import chi2 as chi2_distribution
+
+    z = {}
+    for el in dict.fromkeys([*a.wt, *b.wt]):
+        sigma = float(np.hypot(a.err_wt.get(el, 0.0), b.err_wt.get(el, 0.0)))
+        if sigma > 0 and np.isfinite(sigma):
+            z[el] = (b.wt.get(el, 0.0) - a.wt.get(el, 0.0)) / sigma
+    chi2 = float(sum(v * v for v in z.values()))
+    p = float(chi2_distribution.sf(chi2, len(z))) if z else 1.0
+    return CompositionTest(chi2, len(z), p, z)
+
+
+def distinguish_same_names(found: Sequence[PhaseMineral]) -> None:
+    """Phases of one name (two "garnet Alm51Prp46") or of one mineral or series, in place.
+
+    Each pair of phases of one mineral or series is tested (:func:`compare_compositions`). A
+    phase whose composition equals another's within their counting uncertainties gets a note
+    saying so: one phase split in two (whether the rounding gave them one name, or "garnet
+    Alm67Prp33" and "garnet Alm66Prp34"). Phases of one name whose compositions differ beyond
+    their uncertainties each get a ``qualifier`` and a note of the difference: their mass
+    fraction of the element(s) that tell them apart best (the largest ``|z|`` of the pairs that
+    differ, first), as many as needed (and one more decimal if needed) for every such pair to
+    read differently. An element the mineral does not hold (one of the identification's
+    ``trace``: an admixture, fine-grained or in mixed pixels) reads ``"+ K 2.8 wt%"``, one it
+    holds ``"(Fe 46.6 wt%)"``.
+    """
+    groups: dict[str, list[PhaseMineral]] = {}
+    for m in found:
+        ident = m.identification
+        if ident is not None and m.quantification is not None:
+            key = ident.name if ident.unknown else (ident.series or ident.mineral)
+            groups.setdefault(key, []).append(m)
+    for group in groups.values():
+        differing = []
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                test = compare_compositions(a.quantification, b.quantification)
+                if test.equal:
+                    b.quantification.notes.append(
+                        f"composition equal to P{a.phase_id}'s within the counting "
+                        f"uncertainties (chi2 {test.chi2:.1f} for {test.n} elements, "
+                        f"p = {test.p:.2f}): one phase split in two?"
+                    )
+                elif a.identification.name == b.identification.name:
+                    differing.append((a, b, test))
+        if not differing:
+            continue
+        names = {a.identification.name for a, _, _ in differing}
+        members = [m for m in group if m.identification.name in names]
+        elements = _telling_elements(members, differing)
+        foreign = {
+            entry.split(" ")[0] for m in members for entry in m.identification.trace if entry
+        }
+        for m in members:
+            wt = m.quantification.wt
+            added = [f"+ {el} {wt.get(el, 0.0):.{d}f} wt%" for el, d in elements if el in foreign]
+            held = [f"{el} {wt.get(el, 0.0):.{d}f} wt%" for el, d in elements if el not in foreign]
+            m.qualifier = " ".join(added + ([f"({'; '.join(held)})"] if held else []))
+        for a, b, test in differing:
+            shown = sorted(test.z, key=lambda el: -abs(test.z[el]))[:3]
+            for one, other in ((a, b), (b, a)):
+                one.quantification.notes.append(
+                    f"differs from P{other.phase_id} ({other.identification.name}) beyond the "
+                    f"counting uncertainties (chi2 {test.chi2:.0f} for {test.n} elements): "
+                    + ", ".join(
+                        f"{el} {one.quantification.wt.get(el, 0.0):.2f} vs "
+                        f"{other.quantification.wt.get(el, 0.0):.2f} wt% "
+                        f"({abs(test.z[el]):.0f} sigma)"
+                        for el in shown
+                    )
+                )
+
+
+def _telling_elements(group, differing) -> list[tuple[str, int]]:
+    """The shortest list of elements (by ``|z|``), with their wt % decimals, whose values tell
+    every differing pair apart."""
+    strength: dict[str, float] = {}
+    for _, _, test in differing:
+        for el, z in test.z.items():
+            strength[el] = max(strength.get(el, 0.0), abs(z))
+    order = sorted(strength, key=lambda el: -strength[el])
+
+    def reads_apart(elements, decimals):
+        def text(m):
+            return tuple(f"{m.quantification.wt.get(el, 0.0):.{decimals}f}" for el in elements)
+
+        return all(text(a) != text(b) for a, b, _ in differing)
+
+    for count in range(1, len(order) + 1):
+        for decimals in QUALIFIER_DECIMALS:
+            if reads_apart(order[:count], decimals):
+                return [(el, decimals) for el in order[:count]]
+    return [(el, QUALIFIER_DECIMALS[-1]) for el in order]
 
 
 def touching_phases(labels: np.ndarray) -> dict[int, dict[int, int]]:
@@ -662,11 +793,17 @@ def _requantify(spectrum, image, elements, settings, width):
 def mineral_phase_names(
     names: Sequence[str], minerals: Sequence[PhaseMineral], phase_ids: Sequence[int] | None = None
 ) -> list[str]:
-    """``"P3 quartz"`` for identified phases; the given name for the others."""
+    """``"P3 quartz"`` for identified phases, with the qualifier that tells it from another phase
+    of the same name (``"P2 garnet Alm51Prp46 + K 2.8 wt%"``: :func:`distinguish_same_names`);
+    the given name for the others."""
     ids = list(phase_ids) if phase_ids is not None else list(range(1, len(names) + 1))
     by_id = {m.phase_id: m for m in minerals}
     named = []
     for pid, name in zip(ids, names, strict=True):
         found = by_id.get(pid)
-        named.append(f"P{pid} {found.mineral}" if found and found.mineral else name)
+        if found and found.mineral:
+            extra = f" {found.qualifier}" if found.qualifier else ""
+            named.append(f"P{pid} {found.mineral}{extra}")
+        else:
+            named.append(name)
     return named

@@ -1,0 +1,97 @@
+"""Phases of one name or series: told apart by their numbers, or flagged as one phase split in
+two (minerals.phases.distinguish_same_names)."""
+
+import numpy as np
+import pytest
+
+from napari_sigma.compute.progress import run_to_completion
+from napari_sigma.energy import EnergyAxis
+from napari_sigma.minerals.identify import Identification
+from napari_sigma.minerals.phases import (
+    PhaseMineral,
+    compare_compositions,
+    distinguish_same_names,
+    identify_phases,
+    mineral_phase_names,
+)
+from napari_sigma.quant.quantify import Quantification
+from napari_sigma.quant.simulate import line_spectrum
+from napari_sigma.spectrum_image import SpectrumImage
+from napari_sigma.synthetic.generator import weight_fractions
+
+AXIS = EnergyAxis(-0.1, 0.01, 1024)
+GARNET = weight_fractions("Fe2MgAl2Si3O12")
+ORTHOCLASE = weight_fractions("KAlSi3O8")
+ELEMENTS = ["O", "Mg", "Al", "Si", "K", "Fe"]
+
+
+def _phase(pid, name, wt, err, series="garnet", trace=()):
+    quant = Quantification(wt, {}, err, {}, {}, {}, {}, 100.0, "bulk", 35.0, 20.0, 1, True)
+    ident = Identification(name, "almandine", 0.5, [], series, {}, "silicate: garnet", 4.2,
+                           list(trace), "", False)  # fmt: skip
+    return PhaseMineral(pid, quant, ident)
+
+
+def test_same_names_get_the_element_that_tells_them_apart():
+    # the 30x30 Bruker map's two "garnet Alm51Prp46" (main da4ee8e), rounded
+    err = {"O": 0.11, "Mg": 0.07, "Al": 0.04, "Si": 0.04, "K": 0.014, "Ca": 0.012, "Fe": 0.07}
+    p1 = _phase(1, "garnet Alm51Prp46", {"O": 42.7, "Mg": 7.1, "Al": 10.2, "Si": 15.1, "K": 0.53,
+                                         "Ca": 0.81, "Fe": 17.5}, err,
+                trace=["K 0.5 wt%"])  # fmt: skip
+    p2 = _phase(2, "garnet Alm51Prp46", {"O": 39.9, "Mg": 6.7, "Al": 9.3, "Si": 17.4, "K": 2.79,
+                                         "Ca": 0.21, "Fe": 16.9}, err,
+                trace=["K 2.8 wt%"])  # fmt: skip
+    p3 = _phase(3, "garnet Grs49Alm38Prp13", {"O": 40.8, "Mg": 1.0, "Al": 9.8, "Si": 19.9,
+                                              "Ca": 15.3, "Fe": 12.1}, err)  # fmt: skip
+    distinguish_same_names([p1, p2, p3])
+    # K is not garnet's: an admixture (its trace), told as "+ K"
+    assert (p1.qualifier, p2.qualifier, p3.qualifier) == ("+ K 0.5 wt%", "+ K 2.8 wt%", "")
+    names = mineral_phase_names(["P1", "P2", "P3"], [p1, p2, p3])
+    assert names == ["P1 garnet Alm51Prp46 + K 0.5 wt%", "P2 garnet Alm51Prp46 + K 2.8 wt%",
+                     "P3 garnet Grs49Alm38Prp13"]  # fmt: skip
+    assert p2.quantification.notes[0].startswith(
+        "differs from P1 (garnet Alm51Prp46) beyond the counting uncertainties"
+    )
+    assert "K 2.79 vs 0.53 wt% (" in p2.quantification.notes[0]
+    assert not p3.quantification.notes
+
+
+def test_equal_compositions_are_flagged_not_told_apart():
+    err = {"Fe": 0.3, "S": 0.3}
+    a = _phase(1, "pyrite", {"Fe": 46.6, "S": 53.4}, err, series=None)
+    b = _phase(2, "pyrite", {"Fe": 46.2, "S": 53.8}, err, series=None)
+    test = compare_compositions(a.quantification, b.quantification)
+    assert test.n == 2 and test.chi2 == pytest.approx(2 * (0.4 / np.hypot(0.3, 0.3)) ** 2)
+    assert test.equal
+    distinguish_same_names([a, b])
+    assert a.qualifier == b.qualifier == ""
+    assert b.quantification.notes[0].startswith("composition equal to P1's within the counting")
+    # the same difference measured ten times better is a difference
+    c = _phase(3, "pyrite", {"Fe": 46.6, "S": 53.4}, {"Fe": 0.03, "S": 0.03}, series=None)
+    d = _phase(4, "pyrite", {"Fe": 46.2, "S": 53.8}, {"Fe": 0.03, "S": 0.03}, series=None)
+    distinguish_same_names([c, d])
+    assert (c.qualifier, d.qualifier) == ("(Fe 46.6 wt%)", "(Fe 46.2 wt%)")
+
+
+def _three_stripes(dose=3000, seed=0):
+    """Garnet (label 1), garnet with 6 % of its mass orthoclase (label 2), garnet again (3)."""
+    garnet = line_spectrum(GARNET, AXIS, 20.0)
+    mixed = {el: 0.94 * GARNET.get(el, 0.0) + 0.06 * ORTHOCLASE.get(el, 0.0)
+             for el in {*GARNET, *ORTHOCLASE}}  # fmt: skip
+    admixed = line_spectrum(mixed, AXIS, 20.0)
+    labels = np.repeat(np.array([1, 2, 3]), 10)[None, :].repeat(12, axis=0).astype(np.int32)
+    spectra = np.stack([garnet / garnet.sum(), admixed / admixed.sum(), garnet / garnet.sum()])
+    counts = np.random.default_rng(seed).poisson(spectra[labels - 1] * dose)
+    return SpectrumImage(counts.astype(np.float32), AXIS, 20.0), labels
+
+
+def test_a_phase_split_in_two_is_flagged_and_an_admixed_one_is_not():
+    image, labels = _three_stripes()
+    found = run_to_completion(identify_phases(image, labels, ELEMENTS))
+    assert {m.identification.series for m in found} == {"garnet"}
+    notes = [" ".join(m.quantification.notes) for m in found]
+    assert "composition equal to P1's" in notes[2]
+    assert "composition equal" not in notes[1]
+    names = mineral_phase_names(["P1", "P2", "P3"], found)
+    # names of phases that differ beyond their uncertainties differ
+    assert names[0] != names[1] and names[1] != names[2]
