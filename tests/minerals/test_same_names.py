@@ -50,7 +50,7 @@ def test_same_names_get_the_element_that_tells_them_apart():
     assert names == ["P1 garnet Alm51Prp46 + K 0.5 wt%", "P2 garnet Alm51Prp46 + K 2.8 wt%",
                      "P3 garnet Grs49Alm38Prp13"]  # fmt: skip
     assert p2.quantification.notes[0].startswith(
-        "differs from P1 (garnet Alm51Prp46) beyond the counting uncertainties"
+        "differs from P1 (garnet Alm51Prp46) beyond the uncertainties"
     )
     assert "K 2.79 vs 0.53 wt% (" in p2.quantification.notes[0]
     assert not p3.quantification.notes
@@ -65,7 +65,7 @@ def test_equal_compositions_are_flagged_not_told_apart():
     assert test.equal
     distinguish_same_names([a, b])
     assert a.qualifier == b.qualifier == ""
-    assert b.quantification.notes[0].startswith("composition equal to P1's within the counting")
+    assert b.quantification.notes[0].startswith("composition equal to P1's within the")
     # the same difference measured ten times better is a difference
     c = _phase(3, "pyrite", {"Fe": 46.6, "S": 53.4}, {"Fe": 0.03, "S": 0.03}, series=None)
     d = _phase(4, "pyrite", {"Fe": 46.2, "S": 53.8}, {"Fe": 0.03, "S": 0.03}, series=None)
@@ -95,3 +95,33 @@ def test_a_phase_split_in_two_is_flagged_and_an_admixed_one_is_not():
     names = mineral_phase_names(["P1", "P2", "P3"], found)
     # names of phases that differ beyond their uncertainties differ
     assert names[0] != names[1] and names[1] != names[2]
+
+
+def test_line_dispersion_is_one_for_counting_noise_and_more_for_scatter():
+    from napari_sigma.minerals.phases import line_dispersion
+
+    garnet = line_spectrum(GARNET, AXIS, 20.0)
+    orthoclase = line_spectrum(ORTHOCLASE, AXIS, 20.0)
+    garnet, orthoclase = garnet / garnet.sum(), orthoclase / orthoclase.sum()
+    rng = np.random.default_rng(1)
+    share = rng.uniform(0.0, 0.2, size=(20, 20, 1))  # 0-20 % orthoclase from pixel to pixel
+    for spread in (0.0, 1.0):
+        means = (1 - spread * share) * garnet + spread * share * orthoclase
+        image = SpectrumImage(rng.poisson(means * 20000).astype(np.float32), AXIS, 20.0)
+        phi = line_dispersion(image, np.ones((20, 20), bool), ["Fe", "Mg", "Si"])
+        if spread:  # Mg and Fe are 0-20 % lower from pixel to pixel
+            assert phi["Mg"] > 3 and phi["Fe"] > 3, phi
+        else:
+            assert all(0.7 < v < 1.3 for v in phi.values()), phi
+
+
+def test_the_pixels_scatter_widens_the_uncertainty():
+    # counting alone calls two halves of one scattered phase different; their scatter does not
+    a = _phase(1, "pyrite", {"Fe": 46.6, "S": 53.4}, {"Fe": 0.03, "S": 0.03}, series=None)
+    b = _phase(2, "pyrite", {"Fe": 46.2, "S": 53.8}, {"Fe": 0.03, "S": 0.03}, series=None)
+    assert not compare_compositions(a.quantification, b.quantification).equal
+    phi = {"Fe": 200.0, "S": 200.0}
+    assert compare_compositions(a.quantification, b.quantification, phi, phi).equal
+    distinguish_same_names([a, b], {1: phi, 2: phi})
+    assert a.qualifier == b.qualifier == ""
+    assert b.quantification.notes[0].startswith("composition equal to P1's")
