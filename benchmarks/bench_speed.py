@@ -800,6 +800,10 @@ def main(argv: list[str] | None = None) -> None:
         save_cube(args.size, args.seed, args.cube, args.phases, args.dose)
         return
     if args.worker:
+        if args.config == "ours_b2_cli":  # as napari-sigma run's own process (cli.main)
+            from napari_sigma.io._memory import keep_freed_memory
+
+            keep_freed_memory()
         worker(args.cube, args.config, args.device, args.worker_out)
         if args.config == "ours_b2_cli":
             from napari_sigma.cli import end_process

@@ -138,3 +138,21 @@ def test_the_worker_reports_torch_as_the_run_left_it(bench, tmp_path):
     assert (info["torch_threads"] is None) == (not info["torch_imported"])
     if not torch_before:  # the report itself imports nothing
         assert info["torch_imported"] or "torch" not in sys.modules
+
+
+def test_the_cli_worker_keeps_freed_memory_as_the_command_does(bench, monkeypatch, tmp_path):
+    """ours_b2_cli's worker process is the command's: freed memory kept for reuse first
+    (cli.main's keep_freed_memory), the run, then the command's end; other configurations
+    leave the C library alone."""
+    from napari_sigma import cli
+    from napari_sigma.io import _memory
+
+    calls = []
+    monkeypatch.setattr(_memory, "keep_freed_memory", lambda: calls.append("keep"))
+    monkeypatch.setattr(bench, "worker", lambda *args: calls.append("worker"))
+    monkeypatch.setattr(cli, "end_process", lambda code: calls.append("end"))
+    for config, expected in (("ours_b2_cli", ["keep", "worker", "end"]), ("ours_b2", ["worker"])):
+        calls.clear()
+        bench.main(["--worker", "--cube", str(tmp_path / "c"), "--config", config,
+                    "--worker-out", str(tmp_path / "o.json")])  # fmt: skip
+        assert calls == expected
