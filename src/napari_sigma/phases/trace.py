@@ -138,13 +138,9 @@ def unexplained_pixels_steps(
     min_explained : float
         Smallest share of a group's pixels the new phase must explain.
     """
-    from scipy.ndimage import label
-    from scipy.special import gammaincinv  # chi2.ppf without importing scipy.stats (~2 s)
-
     flat_counts = counts.reshape(-1, counts.shape[-1]).astype(np.float64)
     flat_dose = dose.reshape(-1).astype(np.float64)
-    dof = max(counts.shape[-1] - 1, 1)
-    threshold = 2.0 * gammaincinv(dof / 2, 1.0 - false_alarm)  # = scipy.stats.chi2.ppf
+    threshold = chi_square_threshold(counts.shape[-1], false_alarm)
     profiles, suspects = _robust_profiles(flat_counts, flat_dose, labels, n_phases, threshold)
     flagged = np.zeros(flat_dose.shape, dtype=bool)
     if suspects.size:
@@ -152,19 +148,51 @@ def unexplained_pixels_steps(
             flat_counts[suspects], flat_dose[suspects], profiles
         )
         flagged[suspects[chi > threshold]] = True
-    flagged = flagged.reshape(dose.shape)
+    yield Progress("clustering", 0, 1, "testing unexplained groups")
+    return new_phase_groups(
+        flat_counts,
+        flat_dose,
+        profiles,
+        flagged.reshape(dose.shape),
+        threshold,
+        min_pixels,
+        min_explained,
+    )
+
+
+def chi_square_threshold(n_windows: int, false_alarm: float) -> float:
+    """The ``1 - false_alarm`` quantile of the chi-square of a pixel's ``n_windows`` counts."""
+    from scipy.special import gammaincinv  # chi2.ppf without importing scipy.stats (~2 s)
+
+    dof = max(n_windows - 1, 1)
+    return float(2.0 * gammaincinv(dof / 2, 1.0 - false_alarm))
+
+
+def new_phase_groups(
+    counts: np.ndarray,
+    dose: np.ndarray,
+    profiles: np.ndarray,
+    flagged: np.ndarray,
+    threshold: float,
+    min_pixels: int = 6,
+    min_explained: float = 0.25,
+) -> np.ndarray:
+    """The connected groups of ``flagged`` pixels (``(y, x)``: unexplained by the phases of
+    ``profiles``) that make a new phase: at least ``min_pixels`` pixels, their summed counts no
+    mix of the known phases, and ``min_explained`` of their pixels explained by the groups'
+    own mean profile (or its mix with a known phase). ``counts`` ``(N, F)`` and ``dose``
+    ``(N,)`` are flat; returns a boolean ``(y, x)`` map.
+    """
+    from scipy.ndimage import label
+
     regions, n_regions = label(flagged, structure=np.ones((3, 3)))
     if n_regions == 0:
         return flagged
     keep = np.bincount(regions.reshape(-1)) >= min_pixels
     keep[0] = False
-    yield Progress("clustering", 0, 1, "testing unexplained groups")
-    keep &= ~_mixtures_of_known_phases(flat_counts, flat_dose, profiles, regions, threshold)
-    for _ in range(2):
-        yield Progress(
-            "clustering", 0, 1, "testing unexplained groups"
-        )  # the new phase's profile from the groups kept, then the check again
-        keep &= _explained_share(flat_counts, flat_dose, profiles, regions, keep, threshold) >= (
+    keep &= ~_mixtures_of_known_phases(counts, dose, profiles, regions, threshold)
+    for _ in range(2):  # the new phase's profile from the groups kept, then the check again
+        keep &= _explained_share(counts, dose, profiles, regions, keep, threshold) >= (
             min_explained
         )
     return keep[regions]
