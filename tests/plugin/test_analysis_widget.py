@@ -179,11 +179,44 @@ def test_run_adds_layers_then_a_second_run_never_touches_them(
     assert run["edits"]["removed_phases"] == [2]
     assert run["edits"]["renamed"]["1"][1] == "merged grains"
     assert run["edits"]["pixels_relabelled"] == int((result.labels == 2).sum())
+    # the Phases tab's running sums stood in for the export's pass over the cube: exact, and
+    # the same files as an export that sums the cube (the same code without them)
+    assert_running_sums_make_the_same_export(phases, result, edited, tmp_path)
 
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
     assert widget.last_layers.phases.name == "phases (tiny) [2]"
     np.testing.assert_array_equal(first.phases.data, edited)  # the edited layer is untouched
+
+
+def assert_running_sums_make_the_same_export(phases, result, edited, tmp_path):
+    from napari_sigma._napari import phases_widget
+    from napari_sigma.io import export
+    from napari_sigma.phases.spectra import phase_sum_spectra
+
+    sums = phases._export_sums(edited)
+    fresh = phase_sum_spectra(result.image.counts, edited, int(edited.max()))
+    assert sums is not None and sums.dtype == np.float64
+    np.testing.assert_array_equal(sums, fresh)  # exact: integer counts
+    given, real = [], export.phase_table_steps
+
+    def table_steps(*args, **kwargs):
+        given.append(kwargs.get("sum_spectra"))
+        return real(*args, **kwargs)
+
+    export.phase_table_steps, written = table_steps, {}
+    try:
+        for name, known in (("running", sums), ("summed", None)):
+            out = tmp_path / name
+            names = phases._export_labels_and_names()[1]
+            written[name] = phases_widget._export(result, out, edited, names, known)
+    finally:
+        export.phase_table_steps = real
+    # the first made its table from the sums; the second summed the cube (in the child here)
+    assert given[0] is sums and all(known is None for known in given[1:])
+    assert written["running"].keys() == written["summed"].keys()
+    for key, path in written["running"].items():
+        assert path.read_bytes() == written["summed"][key].read_bytes(), key
 
 
 @pytest.mark.gui

@@ -131,19 +131,45 @@ class _LayerSnapshot:
         self.metadata = {state.KEY: data}
 
 
-def _export(result: Any, out_dir: Any, labels: np.ndarray, names: list[str]) -> dict:
-    """Export the edited labels; ``run.json`` also records the edits made in napari."""
+def _export(
+    result: Any, out_dir: Any, labels: np.ndarray, names: list[str], sums: Any = None
+) -> dict:
+    """Export the edited labels; ``run.json`` also records the edits made in napari. ``sums``:
+    the exact sum spectra of phases 1..K over ``labels`` when known (:func:`_running_sums`)."""
     import json
 
     from napari_sigma.io.export import export_result
 
     # report.png drawn in a child process: matplotlib holds none of napari's GIL (same bytes)
-    written = export_result(result, out_dir, labels=labels, names=names, draw_in_process=True)
+    written = export_result(
+        result, out_dir, labels=labels, names=names, draw_in_process=True, sum_spectra=sums
+    )
     run_path = Path(written["run"])
     info = json.loads(run_path.read_text())
     info.update(edit_record(result, labels, names))
     run_path.write_text(json.dumps(info, indent=2))
     return written
+
+
+def _running_sums(statistics: Any, result: Any, labels: np.ndarray) -> np.ndarray | None:
+    """The Phases tab's running sum spectra of phases 1..K (a copy) when they are the sums over
+    ``labels`` of the result's own in-memory cube, every channel; else None.
+
+    An export of edited labels then reads no cube for its phase statistics: a cube too large
+    for the export's child (1024² x 2048, 4 GiB) was summed again in napari's process, in the
+    export's worker. Integer counts make the running sums exact (float64 sums of integers, moved
+    pixel by pixel as the user edits): the same table as a new pass, the same files (the export
+    checks the counts are integers). Call it with no statistics update running
+    (:meth:`PhasesWidget.pending_updates`): a worker changes these sums."""
+    if statistics is None or statistics.counts is not result.image.counts:
+        return None  # no statistics yet, or of a lazy cube's channel groups
+    summed, sums = getattr(statistics, "_labels", None), getattr(statistics, "_sums", None)
+    if summed is None or sums is None or getattr(statistics, "factor", 1) != 1:
+        return None
+    n = int(labels.max(initial=0))
+    if sums.shape[0] < n + 1 or not np.array_equal(summed, labels):
+        return None
+    return np.array(sums[1 : n + 1], dtype=np.float64)
 
 
 def edit_record(result: Any, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
@@ -923,7 +949,7 @@ class PhasesWidget(PhaseLayerDock):
         labels, names = self._export_labels_and_names()
         worker = create_worker(
             leaving_a_core(_export), self.result, out_dir, labels, names,
-            _start_thread=False, _ignore_errors=True,
+            self._export_sums(labels), _start_thread=False, _ignore_errors=True,
         )  # fmt: skip
         worker.returned.connect(lambda written: self._on_exported(out_dir, written))
         worker.errored.connect(self._on_export_failed)
@@ -954,12 +980,18 @@ class PhasesWidget(PhaseLayerDock):
         names = [self.model.name(k) for k in range(1, int(labels.max(initial=0)) + 1)]
         return labels, names
 
+    def _export_sums(self, labels: np.ndarray) -> np.ndarray | None:
+        """The statistics' running sums over ``labels`` when up to date (:func:`_running_sums`)."""
+        if self.pending_updates():  # a worker is moving them
+            return None
+        return _running_sums(self._statistics.get(id(self.layer)), self.result, labels)
+
     def export_to(self, out_dir: str | Path) -> dict[str, Path]:
         """Export the result with the layer's edited labels and names to ``out_dir``."""
         from napari.utils.notifications import show_info
 
         labels, names = self._export_labels_and_names()
-        written = _export(self.result, out_dir, labels, names)
+        written = _export(self.result, out_dir, labels, names, self._export_sums(labels))
         show_info(f"Exported {len(written)} files to {out_dir}")
         return written
 

@@ -243,9 +243,12 @@ def export_result(
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     draw_in_process: bool = False,
+    sum_spectra: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """:func:`export_steps` run to its end: write every result file of an analysis."""
-    return run_to_completion(export_steps(result, out_dir, labels, names, draw_in_process))
+    return run_to_completion(
+        export_steps(result, out_dir, labels, names, draw_in_process, sum_spectra)
+    )
 
 
 def _waiting_for(message: str, function: Any, *args: Any, **kwargs: Any) -> Computation[Any]:
@@ -283,6 +286,7 @@ def export_steps(
     labels: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     draw_in_process: bool = False,
+    sum_spectra: np.ndarray | None = None,
 ) -> Computation[dict[str, Path]]:
     """Write every result file of an analysis into ``out_dir`` (created; files overwritten).
 
@@ -310,6 +314,12 @@ def export_steps(
         the same files byte for byte): their C calls then hold none of this process's GIL
         (napari's window froze ~100 ms at a time when they ran in threads). The child starts
         with the export and imports what they need meanwhile.
+    sum_spectra : ndarray (K, E) float64 or None
+        The exact sum spectra of phases 1..K over ``labels`` (integer counts summed in
+        float64: the running sums napari's Phases tab keeps while the labels are edited).
+        Given, the phase statistics read no cube (the same table as a pass over it: the
+        same files); ignored unless the counts are integers and they cover every label
+        (:func:`_exact_phase_sums`).
 
     Returns
     -------
@@ -334,14 +344,16 @@ def export_steps(
         except OSError:  # no Python process can be started here: the calls run in threads
             child = None
     try:
-        written = yield from _export_steps(result, out_dir, labels, names, child)
+        written = yield from _export_steps(result, out_dir, labels, names, child, sum_spectra)
     finally:
         if child is not None:
             child.close()
     return written
 
 
-def _export_steps(result, out_dir, labels, names, child) -> Computation[dict[str, Path]]:
+def _export_steps(
+    result, out_dir, labels, names, child, sum_spectra=None
+) -> Computation[dict[str, Path]]:
     from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report
 
     out = Path(out_dir)
@@ -352,7 +364,11 @@ def _export_steps(result, out_dir, labels, names, child) -> Computation[dict[str
     yield Progress("export", 0, 9, "phase statistics")
     statistics = (labels, image.counts, result.intensities, result.lines, image.pixel_size_um)
     phase_names = list(result.phase_names if names is None else names)
-    sums = _exact_phase_sums(result, labels) if own_labels else None
+    # the cube is not read again when the sums over these labels are known: the analysis' own
+    # (its labels), or the caller's (napari's running sums of the edited labels: at 1024² x
+    # 2048 a pass over 4 GiB in napari's process, the cube being too large for the child)
+    known = getattr(result, "phase_spectra", None) if own_labels else sum_spectra
+    sums = _exact_phase_sums(result, labels, known)
     if child is not None and sums is None and cube_travels(image.counts):
         # the pass over the cube in the child: its numpy and dask calls hold none of this
         # process's GIL (edited labels, a JEOL map: a napari freeze of 190 ms, load 15)
@@ -474,11 +490,11 @@ def _phase_abundances(result: Any, labels: np.ndarray, phase_ids, fractions=None
     return np.array([values[k - 1] if 1 <= k <= values.size else 0.0 for k in phase_ids])
 
 
-def _exact_phase_sums(result: Any, labels: np.ndarray) -> np.ndarray | None:
-    """The result's phase sum spectra when they are the exact sums over its own labels
-    (integer counts summed in float64): the export's statistics then need no pass over the
-    cube. None otherwise (the statistics sum the cube)."""
-    spectra = getattr(result, "phase_spectra", None)
+def _exact_phase_sums(result: Any, labels: np.ndarray, spectra: Any = None) -> np.ndarray | None:
+    """``spectra`` when they can be the exact sums over ``labels`` (integer counts summed in
+    float64, a row for every label, a column per channel): the result's phase sum spectra
+    over its own labels, or a caller's over edited ones. The export's statistics then need no
+    pass over the cube. None otherwise (the statistics sum the cube)."""
     if spectra is None or np.dtype(result.image.counts.dtype).kind not in "biu":
         return None
     spectra = np.asarray(spectra)
