@@ -42,6 +42,8 @@ from napari_sigma.errors import AnalysisError
 if TYPE_CHECKING:
     import torch
 
+    from napari_sigma.compute.torch_draws import TorchCpuDraws
+
 STAGE = "clustering"
 CRITERIA = ("bic", "bic_knee", "merge")
 YIELD_INTERVAL_S = 0.25
@@ -440,10 +442,12 @@ def _scan_message(candidates, fitted: int) -> str:
 
 
 def torch_generator(seed: int):
-    """A CPU torch random generator seeded with ``seed``."""
-    import torch
+    """The draws of a CPU torch random generator seeded with ``seed``, made by numpy
+    (:class:`~napari_sigma.compute.torch_draws.TorchCpuDraws`: the same numbers, torch not
+    needed for them)."""
+    from napari_sigma.compute.torch_draws import TorchCpuDraws
 
-    return torch.Generator(device="cpu").manual_seed(seed)
+    return TorchCpuDraws(seed)
 
 
 def _fit_one(
@@ -588,7 +592,7 @@ def _fit_torch(
         outer = _outer_products(x)
     else:
         (x, outer), *_ = prepared.chunks
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = torch_generator(seed)
     yield  # after the outer products: a cancel point before the k-means start
     if start is None:
         seeding = None if prepared is None else prepared.seedings.setdefault(seed, {})
@@ -623,7 +627,7 @@ def _fit_torch(
 
 
 def _kmeans_labels(
-    x: torch.Tensor, k: int, generator: torch.Generator, seeding: dict | None = None
+    x: torch.Tensor, k: int, generator: TorchCpuDraws, seeding: dict | None = None
 ) -> torch.Tensor:
     """k-means++ seeding followed by a few Lloyd steps; returns hard labels.
 
@@ -647,7 +651,7 @@ def _kmeans_labels(
 
 
 def _seeded_centers(
-    x: torch.Tensor, k: int, generator: torch.Generator, seeding: dict | None = None
+    x: torch.Tensor, k: int, generator: TorchCpuDraws, seeding: dict | None = None
 ) -> torch.Tensor:
     """The k-means++ seeding of ``k`` centres (see :func:`_kmeans_labels`), continuing
     ``seeding`` when it holds at most ``k`` centres; ``seeding`` is updated."""
@@ -658,14 +662,14 @@ def _seeded_centers(
         centers, closest = seeding["centers"], seeding["closest"]
         generator.set_state(seeding["state"])
     else:
-        first = int(torch.randint(n, (1,), generator=generator))
+        first = generator.randint(n)
         centers = x[first : first + 1]
         closest = ((x - centers[0]) ** 2).sum(1)
     for _ in range(len(centers), k):
         probabilities = (closest / closest.sum()).cpu()
         if not torch.isfinite(probabilities).all() or float(probabilities.sum()) <= 0:
             probabilities = torch.full((n,), 1.0 / n, dtype=torch.float64)
-        pick = int(torch.multinomial(probabilities, 1, generator=generator))
+        pick = generator.multinomial_one(probabilities.numpy())
         centers = torch.cat([centers, x[pick : pick + 1]])
         closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
     if seeding is not None:
