@@ -215,3 +215,25 @@ def test_ev_axis_and_missing_beam_energy_give_a_result_with_warnings(tmp_path, c
     assert any("ev.hspy: beam energy missing: assumed 20 kV" in line for line in warned)
     labels, _ = read_labels_tiff(tmp_path / "out" / "ev" / "phases.tif")
     assert labels.shape == (20, 20) and labels.max() >= 2
+
+
+def test_a_cpu_run_imports_torch_only_for_the_autoencoder(tmp_path):
+    """On the CPU the phases, the NMF and the abundances are computed in numpy: `napari-sigma
+    run` without the autoencoder never imports torch (about 1 s of CPU); the sigma preset's
+    autoencoder latent space does."""
+    import re
+    import subprocess
+    import sys
+
+    good = _small_field(tmp_path)
+    imported = {}
+    for name, options in (("default", []), ("sigma", ["--preset", "sigma", "--epochs", "1"])):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "napari_sigma.cli", "run", str(good),
+             "--out", str(tmp_path / name), "--device", "cpu", "--no-minerals", *options],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        imported[name] = bool(re.search(r"\|\s+torch$", done.stderr, re.MULTILINE))
+        assert (tmp_path / name / "good" / "run.json").exists()
+    assert imported == {"default": False, "sigma": True}

@@ -156,28 +156,30 @@ def test_neighbour_counts_of_a_band_of_rows_are_those_rows_of_the_whole_map():
 
 
 def _serial_icm(log_likelihood, weight, iterations):
-    """The spatial prior's sweeps on one thread, whole map at once (as before the bands)."""
+    """The spatial prior's sweeps on one thread, whole map at once (as before the bands), in
+    numpy as on the CPU."""
     n_phases = log_likelihood.shape[-1]
-    likelihood = torch.as_tensor(log_likelihood).to(torch.float64)
-    labels = likelihood.argmax(dim=-1)
+    likelihood = np.asarray(log_likelihood, np.float64)
+    labels = likelihood.argmax(axis=-1)
     score, near = likelihood, None
     for _ in range(iterations if weight > 0 else 0):
         if near is None:
-            score = neighbour_counts(labels, n_phases, torch.float64).mul_(weight).add_(likelihood)
-            new = score.argmax(dim=-1)
+            score = neighbour_counts(labels, n_phases, np.float64) * weight + likelihood
+            new = score.argmax(axis=-1)
         else:
-            at = torch.nonzero(near, as_tuple=True)
-            local = neighbour_counts(labels, n_phases, torch.float64, at).mul_(weight)
-            local = local.add_(likelihood[at])
+            at = np.nonzero(near)
+            local = neighbour_counts(labels, n_phases, np.float64, at) * weight
+            local = local + likelihood[at]
             score[at] = local
-            new = labels.clone()
-            new[at] = local.argmax(dim=-1)
+            new = labels.copy()
+            new[at] = local.argmax(axis=-1)
         changed = new != labels
         if not bool(changed.any()):
             break
         labels, near = new, dilated(changed)
-    probabilities = torch.softmax(score, dim=-1)
-    return labels.reshape(-1).numpy(), probabilities.reshape(-1, n_phases).numpy()
+    shifted = np.exp(score - score.max(axis=-1, keepdims=True))
+    probabilities = shifted * (1.0 / shifted.sum(axis=-1, keepdims=True))
+    return labels.reshape(-1), probabilities.reshape(-1, n_phases)
 
 
 @pytest.mark.parametrize("iterations", [0, 1, 5])
@@ -209,3 +211,51 @@ def test_icm_and_local_variance_in_bands_on_threads_are_the_one_thread_numbers(
         assert np.array_equal(labels, expected[0])
         assert np.array_equal(probabilities, expected[1])
     assert calls and set(calls) == {None}
+
+
+@pytest.mark.parametrize("mode", ["nearest", "constant"])
+def test_numpy_and_torch_neighbourhood_sums_are_the_same_bits(mode):
+    """The CPU's numpy forms (box sums, padding, neighbour counts, dilation) make the same
+    additions in the same order as the torch forms kept for CUDA: the same bits."""
+    from napari_sigma.phases._filters import padded
+
+    rng = np.random.default_rng(8)
+    values = rng.random((23, 17, 3)) * 100.0
+    for radius in (1, 2, 5):
+        expected = box_sum(torch.from_numpy(values), radius, mode).numpy()
+        assert np.array_equal(box_sum(values, radius, mode), expected)
+        grown = padded(torch.from_numpy(values), radius, mode).numpy()
+        assert np.array_equal(padded(values, radius, mode), grown)
+    labels = rng.integers(0, 5, (19, 14))
+    tensor = torch.as_tensor(labels)
+    assert np.array_equal(
+        neighbour_counts(labels, 5, np.float64), neighbour_counts(tensor, 5, torch.float64).numpy()
+    )
+    at = np.nonzero(labels == 3)
+    at_tensor = torch.nonzero(tensor == 3, as_tuple=True)
+    assert np.array_equal(
+        neighbour_counts(labels, 5, np.float64, at),
+        neighbour_counts(tensor, 5, torch.float64, at_tensor).numpy(),
+    )
+    assert np.array_equal(dilated(labels == 1), dilated(tensor == 1).numpy())
+
+
+@pytest.mark.parametrize("iterations", [1, 5, 20])
+def test_the_numpy_spatial_prior_is_the_torch_one(iterations):
+    """The CPU's ICM (numpy) takes the torch form's labels; its probabilities differ from
+    torch's softmax by the last bits of exp and the row sums at most."""
+    rng = np.random.default_rng(11)
+    truth = (np.arange(48)[:, None] // 12 + np.arange(40)[None, :] // 10) % 4
+    log_likelihood = -4.0 * (np.arange(4) != truth[..., None]) + rng.normal(0, 2.5, (48, 40, 4))
+    labels, probabilities = _potts_icm(log_likelihood, 1.0, iterations)
+    likelihood = torch.as_tensor(log_likelihood)
+    score, torch_labels = likelihood, likelihood.argmax(-1)
+    for _ in range(iterations):
+        score = neighbour_counts(torch_labels, 4, torch.float64).mul_(1.0).add_(likelihood)
+        new = score.argmax(-1)
+        if torch.equal(new, torch_labels):
+            break
+        torch_labels = new
+    assert np.array_equal(labels, torch_labels.reshape(-1).numpy())
+    expected = torch.softmax(score, dim=-1).reshape(-1, 4).numpy()
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-14, atol=1e-300)

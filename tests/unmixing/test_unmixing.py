@@ -335,3 +335,59 @@ def test_abundances_of_a_lazy_cube_read_by_batch_are_the_in_memory_ones(monkeypa
         lazy = run_to_completion(abundance_maps(cube, components, device="cpu"))
     np.testing.assert_array_equal(lazy, plain)
     assert len(source.reads) < 2 * 8  # 8 chunks; block by block: 16 blocks over them
+
+
+@pytest.mark.parametrize(("n_components", "dose", "twin"), [(8, 10.0, False), (10, 30.0, True)])
+def test_the_numpy_active_set_is_the_compiled_one_and_close_to_torchs(n_components, dose, twin):
+    """On the CPU the batched active set runs in numpy (below ``COMPILED_NNLS_PIXELS``) and
+    the compiled rows above: the same shares and settled flags bit for bit (the same sums in
+    the same order); torch's batched form (kept for CUDA) within its matrix products' last
+    bits (the rounding of the Gram inverses: cond(G) times eps)."""
+    import torch
+
+    rng = np.random.default_rng(n_components + 1)
+    components = rng.dirichlet(np.full(120, 0.3), n_components)
+    if twin:
+        components[1] = 0.999 * components[0] + 0.001 * components[1]
+    shares = rng.dirichlet(np.full(n_components, 0.2), 3000) * dose
+    counts = rng.poisson(shares @ components).astype(np.float64)
+    counts[:5] = 0.0
+    gram = components @ components.T
+    rhs = counts @ components.T
+    start = rhs @ np.linalg.pinv(gram) >= 0
+    assert (~start).any(1).mean() > 0.3
+    batched = unmixing._lawson_hanson(gram, rhs, start, 1e-7, {})
+    compiled = unmixing._lawson_hanson_compiled(gram, rhs, start, 1e-7, {})
+    assert isinstance(batched[0], np.ndarray) and isinstance(compiled[0], np.ndarray)
+    assert np.array_equal(batched[0], compiled[0]) and np.array_equal(batched[1], compiled[1])
+    with_torch = unmixing._lawson_hanson(
+        torch.as_tensor(gram), torch.as_tensor(rhs), torch.as_tensor(start), 1e-7, {}
+    )
+    torch_shares = with_torch[0].numpy()
+    assert np.array_equal(batched[0] > 0, torch_shares > 0)  # the same final sets
+    # the solves on them differ by the rounding of the Gram inverses: cond(G) * eps
+    bound = 100 * np.linalg.cond(gram) * np.finfo(float).eps * np.abs(torch_shares).max()
+    np.testing.assert_allclose(batched[0], torch_shares, rtol=0, atol=bound)
+
+
+def test_cpu_abundances_and_nmf_do_not_import_torch():
+    """The CPU's NMF, abundances and phase fractions run in numpy: a fresh interpreter
+    computes them without importing torch."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from napari_sigma.compute.progress import run_to_completion\n"
+        "from napari_sigma.unmixing.nmf import abundance_maps, nmf\n"
+        "rng = np.random.default_rng(0)\n"
+        "components = rng.dirichlet(np.full(60, 0.3), 4)\n"
+        "counts = rng.poisson(rng.dirichlet(np.full(4, 0.3), (12, 10)) @ components * 20)\n"
+        "weights, found = nmf(counts.reshape(-1, 60)[:20].astype(float), 4, device='cpu')\n"
+        "maps = run_to_completion(abundance_maps(counts.astype(np.uint16), found, device='cpu'))\n"
+        "assert maps.shape == (12, 10, 4) and (maps >= 0).all()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr

@@ -66,8 +66,17 @@ def configure_fast_math(device: str) -> None:
     torch.backends.cudnn.allow_tf32 = True
 
 
+def cpu_without_torch(device: str) -> bool:
+    """True where ``resolve_device(device)`` is ``"cpu"`` and is known without importing torch
+    (``"cpu"``, or ``"auto"`` where no GPU can be there and torch is not imported): the
+    computations then run in numpy and need no torch (but the autoencoder)."""
+    if device == "cpu":
+        return True
+    return device == "auto" and "torch" not in sys.modules and no_gpu_here()
+
+
 @contextmanager
-def torch_threads(device: str, threads: int | None) -> Iterator[None]:
+def torch_threads(device: str, threads: int | None, uses_torch: bool = True) -> Iterator[None]:
     """Run the enclosed torch work on ``threads`` CPU threads, and numpy's BLAS products on one
     (both restored afterwards).
 
@@ -80,7 +89,9 @@ def torch_threads(device: str, threads: int | None) -> Iterator[None]:
     whatever ``threads`` (their float rounding then does not depend on it: the results of 1 and
     2 threads are identical); the passes over the cube use a second core through their own
     thread (:func:`~napari_sigma.compute.blocks.prefetched`). ``threads=None`` leaves both
-    settings alone; a CUDA device leaves torch's alone.
+    settings alone; a CUDA device leaves torch's alone. ``uses_torch=False`` (the work runs
+    in numpy on the CPU): torch is not imported for its setting; set only if it is imported
+    already.
     """
     if threads is None:
         yield
@@ -88,7 +99,7 @@ def torch_threads(device: str, threads: int | None) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        if device != "cpu":
+        if device != "cpu" or not (uses_torch or "torch" in sys.modules):
             yield
             return
         import torch

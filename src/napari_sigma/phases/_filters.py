@@ -1,6 +1,7 @@
-"""Neighbourhood sums on torch tensors for phase finding (they release the GIL; CPU or CUDA).
+"""Neighbourhood sums for phase finding: numpy arrays on the CPU, torch tensors on CUDA (both
+release the GIL; the same element-wise operations in the same order, so the same bits).
 
-The maps are ``(y, x, ...)`` tensors; sums run over a ``(2r+1) x (2r+1)`` window of the first
+The maps are ``(y, x, ...)`` arrays; sums run over a ``(2r+1) x (2r+1)`` window of the first
 two axes. ``"nearest"`` repeats the edge pixels beyond the map (scipy.ndimage's ``"nearest"``),
 ``"constant"`` adds zeros.
 """
@@ -8,6 +9,8 @@ two axes. ``"nearest"`` repeats the edge pixels beyond the map (scipy.ndimage's 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 if TYPE_CHECKING:
     import torch
@@ -17,10 +20,13 @@ Edge = Literal["nearest", "constant"]
 
 def padded(maps: torch.Tensor, radius: int, mode: Edge = "nearest") -> torch.Tensor:
     """``maps`` grown by ``radius`` pixels on each side of its first two axes."""
-    import torch
-
     if radius <= 0:
         return maps
+    if isinstance(maps, np.ndarray):
+        widths = [(radius, radius)] * 2 + [(0, 0)] * (maps.ndim - 2)
+        return np.pad(maps, widths, mode="edge" if mode == "nearest" else "constant")
+    import torch
+
     for dim in (0, 1):
         size = maps.shape[dim]
         if mode == "nearest":
@@ -52,6 +58,8 @@ def box_sum(maps: torch.Tensor, radius: int, mode: Edge = "nearest") -> torch.Te
 
 def _line_sum(maps: torch.Tensor, radius: int, dim: int, mode: Edge) -> torch.Tensor:
     """Sum over ``2r+1`` neighbours along one axis."""
+    if isinstance(maps, np.ndarray):
+        return _line_sum_numpy(maps, radius, dim, mode)
     size = maps.shape[dim]
     out = maps.clone()
     for shift in range(1, radius + 1):
@@ -62,6 +70,27 @@ def _line_sum(maps: torch.Tensor, radius: int, dim: int, mode: Edge) -> torch.Te
             reach = min(shift, size)
             out.narrow(dim, 0, reach).add_(maps.narrow(dim, 0, 1))
             out.narrow(dim, size - reach, reach).add_(maps.narrow(dim, size - 1, 1))
+    return out
+
+
+def _line_sum_numpy(maps: np.ndarray, radius: int, dim: int, mode: Edge) -> np.ndarray:
+    """:func:`_line_sum` of a numpy array: the same additions in the same order."""
+    size = maps.shape[dim]
+    out = maps.copy()
+
+    def part(array, start, length):
+        index = [slice(None)] * array.ndim
+        index[dim] = slice(start, start + length)
+        return array[tuple(index)]
+
+    for shift in range(1, radius + 1):
+        if shift < size:
+            part(out, shift, size - shift)[...] += part(maps, 0, size - shift)
+            part(out, 0, size - shift)[...] += part(maps, shift, size - shift)
+        if mode == "nearest":  # the neighbours beyond the edge are the edge pixel
+            reach = min(shift, size)
+            part(out, 0, reach)[...] += part(maps, 0, 1)
+            part(out, size - reach, reach)[...] += part(maps, size - 1, 1)
     return out
 
 
@@ -80,14 +109,29 @@ def neighbour_counts(
     With ``at`` (rows, columns), only those pixels: shape ``(len(rows), n_labels)``. With
     ``rows`` (a slice of rows, step 1), only those rows: ``(rows, x, n_labels)``, the same
     counts as those rows of the whole map. ``grown``: ``padded(labels, 1, "nearest")`` if
-    the caller has it already.
+    the caller has it already. ``dtype``: numpy's or torch's, as ``labels`` is.
     """
-    import torch
-
     height, width = labels.shape
     grown = padded(labels, 1, "nearest") if grown is None else grown
     first, last = (0, height) if rows is None else rows.indices(height)[:2]
     shape = (last - first, width, n_labels) if at is None else (len(at[0]), n_labels)
+    if isinstance(labels, np.ndarray):
+        cells = int(np.prod(shape[:-1]))
+        offsets = np.arange(cells, dtype=np.int64).reshape(shape[:-1]) * n_labels
+        found = []
+        for dy in range(3):
+            for dx in range(3):
+                if dy == 1 and dx == 1:
+                    continue
+                if at is None:
+                    index = grown[first + dy : last + dy, dx : dx + width]
+                else:
+                    index = grown[at[0] + dy, at[1] + dx]
+                found.append((offsets + index).reshape(-1))
+        counts = np.bincount(np.concatenate(found), minlength=cells * n_labels)  # exact integers
+        return counts.astype(dtype).reshape(shape)
+    import torch
+
     counts = torch.zeros(shape, dtype=dtype, device=labels.device)
     ones = torch.ones((*shape[:-1], 1), dtype=dtype, device=labels.device)
     for dy in range(3):
@@ -104,6 +148,8 @@ def neighbour_counts(
 
 def dilated(mask: torch.Tensor) -> torch.Tensor:
     """``mask`` grown by its 8 neighbours (boolean ``(y, x)``)."""
+    if isinstance(mask, np.ndarray):
+        return box_sum(mask.astype(np.float32), 1, "constant") > 0
     import torch
 
     return box_sum(mask.to(torch.float32), 1, "constant") > 0

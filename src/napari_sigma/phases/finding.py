@@ -156,12 +156,11 @@ def local_variance(
 ) -> np.ndarray:
     """Sum over features of the variance in a ``(2r+1)^2`` neighbourhood, shape ``(y, x)``.
 
-    In float64 with torch on ``device`` (edges repeat the nearest pixel), ``band`` rows at a
-    time (with ``radius`` rows either side), so that the temporaries stay in cache; on the CPU
-    the bands run on every core (each band is computed by the same calls whichever thread).
+    In float64 (numpy on the CPU, torch on another device; edges repeat the nearest pixel),
+    ``band`` rows at a time (with ``radius`` rows either side), so that the temporaries stay in
+    cache; on the CPU the bands run on every core (each band is computed by the same calls
+    whichever thread).
     """
-    import torch
-
     from napari_sigma.compute.device import resolve_device
     from napari_sigma.phases._filters import box_sum
 
@@ -171,6 +170,27 @@ def local_variance(
         maps = maps[..., None]
     height = maps.shape[0]
     size = (2 * radius + 1) ** 2
+    if device == "cpu":
+        out_cpu = np.empty(maps.shape[:2], dtype=np.float64)
+
+        def band_variance_cpu(top: int) -> None:
+            low, high = max(top - radius, 0), min(top + band + radius, height)
+            values = maps[low:high].astype(np.float64)
+            mean = box_sum(values, radius)
+            mean /= size
+            square = box_sum(values * values, radius)  # values: maybe the input
+            square /= size
+            mean *= mean
+            square -= mean
+            variance = np.maximum(0.0, square).sum(axis=-1)
+            rows = min(band, height - top)
+            out_cpu[top : top + rows] = variance[top - low : top - low + rows]
+
+        for _ in threaded_map(band_variance_cpu, range(0, height, band)):
+            pass
+        return out_cpu
+    import torch
+
     source = torch.as_tensor(maps, device=device)
     out = torch.empty(maps.shape[:2], dtype=torch.float64, device=device)
     if device != "cpu":  # bands keep the CPU's temporaries in cache; a GPU wants one
@@ -909,14 +929,13 @@ def _potts_icm_steps(
 ) -> Computation[tuple[np.ndarray, np.ndarray]]:
     """:func:`_potts_icm`, yielding after every iteration (so that it can be cancelled).
 
-    In float64 with torch on ``device``; the neighbour counts are exact integers. After the
-    first sweep only the pixels next to a changed label are scored again (the others' scores,
-    hence their labels, cannot change): the same result as full sweeps. On the CPU the first
-    sweep and the probabilities are computed in bands of rows on every core (each pixel's
-    numbers are made by the same element-wise and per-row calls: the same bits).
+    In float64 (numpy on the CPU, torch on another device); the neighbour counts are exact
+    integers. After the first sweep only the pixels next to a changed label are scored again
+    (the others' scores, hence their labels, cannot change): the same result as full sweeps.
+    On the CPU the first sweep and the probabilities are computed in bands of rows on every
+    core (each pixel's numbers are made by the same element-wise and per-row calls: the same
+    bits).
     """
-    import torch
-
     from napari_sigma.compute.device import resolve_device
     from napari_sigma.phases._filters import dilated, neighbour_counts, padded
 
@@ -929,6 +948,10 @@ def _potts_icm_steps(
     def in_bands(function) -> None:
         for _ in threaded_map(function, bands if device == "cpu" else [slice(0, height)], workers):
             pass
+
+    if device == "cpu":
+        return (yield from _potts_icm_numpy(log_likelihood, weight, iterations, in_bands))
+    import torch
 
     with torch.no_grad():
         likelihood = torch.as_tensor(log_likelihood, device=device).to(torch.float64)
@@ -973,6 +996,56 @@ def _potts_icm_steps(
         labels.reshape(-1).cpu().numpy(),
         probabilities.reshape(-1, n_phases).cpu().numpy(),
     )
+
+
+def _potts_icm_numpy(
+    log_likelihood: np.ndarray, weight: float, iterations: int, in_bands
+) -> Computation[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_potts_icm_steps` on the CPU, in numpy: the same operations in the same order."""
+    from napari_sigma.phases._filters import dilated, neighbour_counts, padded
+
+    n_phases = log_likelihood.shape[-1]
+    likelihood = np.asarray(log_likelihood, dtype=np.float64)
+    labels = likelihood.argmax(axis=-1)
+    score = likelihood
+    near = None  # pixels whose neighbourhood changed in the last sweep
+    for _ in range(iterations if weight > 0 else 0):
+        if near is None:
+            grown = padded(labels, 1, "nearest")
+            score = np.empty_like(likelihood)
+            new = np.empty_like(labels)
+
+            def first_sweep(rows: slice, grown=grown, score=score, new=new, labels=labels):
+                counts = neighbour_counts(labels, n_phases, np.float64, rows=rows, grown=grown)
+                counts *= weight
+                counts += likelihood[rows]
+                score[rows] = counts
+                new[rows] = counts.argmax(axis=-1)
+
+            in_bands(first_sweep)
+        else:
+            at = np.nonzero(near)
+            local = neighbour_counts(labels, n_phases, np.float64, at)
+            local *= weight
+            local += likelihood[at]
+            score[at] = local
+            new = labels.copy()
+            new[at] = local.argmax(axis=-1)
+        changed = new != labels
+        if not bool(changed.any()):
+            break
+        labels = new
+        near = dilated(changed)
+        yield Progress("clustering", 0, 1, "spatial prior")
+    probabilities = np.empty_like(score)
+
+    def softmax(rows: slice) -> None:
+        part = score[rows]
+        shifted = np.exp(part - part.max(axis=-1, keepdims=True))
+        probabilities[rows] = shifted * (1.0 / shifted.sum(axis=-1, keepdims=True))
+
+    in_bands(softmax)
+    return labels.reshape(-1), probabilities.reshape(-1, n_phases)
 
 
 def _ordered_by_size(

@@ -145,8 +145,8 @@ def template_log_likelihood(
     """``-d^2 / 2`` from every pixel to the nearest template of each phase, shape ``(y, x, K)``.
 
     ``d`` is the Mahalanobis distance under the covariance ``whitening @ whitening.T``
-    (``whitening`` lower triangular, its Cholesky factor). Computed in float64 with torch on
-    ``device`` (the GIL is released), in blocks of ``chunk_pixels``: one matrix product per
+    (``whitening`` lower triangular, its Cholesky factor). Computed in float64 (numpy on the
+    CPU, torch on another device; the GIL is released), in blocks of ``chunk_pixels``: one matrix product per
     block gives ``|w|^2 - 2 b.w`` for all templates ``w``, the minimum over each phase's
     templates, then ``|b|^2`` (``b`` the whitened pixel; both are centred on the templates'
     mean first, which changes no distance and keeps the terms small). Agrees with the
@@ -162,8 +162,6 @@ def template_log_likelihood(
         Torch device (``"cpu"``, ``"cuda"``; resolved by
         :func:`~napari_sigma.compute.device.resolve_device`).
     """
-    import torch
-
     from napari_sigma.compute.device import resolve_device
 
     device = resolve_device(device)
@@ -172,6 +170,10 @@ def template_log_likelihood(
     center = flat_templates.mean(axis=0)
     inverse = np.linalg.inv(np.asarray(whitening, dtype=np.float64))  # b = inverse @ (x - c)
     white = (flat_templates - center) @ inverse.T
+    if device == "cpu":
+        return _nearest_template_numpy(raw, white, inverse, center, n_phases, chunk_pixels)
+    import torch
+
     # the columns of [-2 w ; |w|^2]: one product of [b, 1] with it per block
     weights = torch.as_tensor(-2.0 * white.T, device=device)
     norms = torch.as_tensor(np.einsum("ij,ij->i", white, white), device=device)
@@ -197,3 +199,28 @@ def template_log_likelihood(
     for _ in threaded_map(nearest_of_block, range(0, flat.shape[0], chunk_pixels), workers):
         pass
     return out.cpu().numpy().reshape(*raw.shape[:2], n_phases)
+
+
+def _nearest_template_numpy(raw, white, inverse, center, n_phases: int, chunk_pixels: int):
+    """The CPU's :func:`template_log_likelihood` in numpy (the same operations), the
+    blocks on every core."""
+    n_features = white.shape[1]
+    per_phase = len(white) // n_phases
+    weights = -2.0 * white.T
+    norms = np.einsum("ij,ij->i", white, white)
+    project = inverse.T.copy()
+    flat = np.ascontiguousarray(raw.reshape(-1, n_features))
+    out = np.empty((flat.shape[0], n_phases), dtype=np.float64)
+
+    def nearest_of_block(start: int) -> None:
+        part = flat[start : start + chunk_pixels].astype(np.float64)
+        block = (part - center) @ project
+        distance = norms + block @ weights
+        nearest = distance.reshape(len(block), n_phases, per_phase).min(axis=2)
+        nearest += (block * block).sum(axis=1, keepdims=True)
+        nearest *= -0.5
+        out[start : start + len(block)] = nearest
+
+    for _ in threaded_map(nearest_of_block, range(0, flat.shape[0], chunk_pixels)):
+        pass
+    return out.reshape(*raw.shape[:2], n_phases)

@@ -1,7 +1,8 @@
 """Phases as a Gaussian mixture in the latent space.
 
 Two backends fit the same model: ``"torch"`` (EM in float64, k-means++ seeding followed by a few
-Lloyd steps, on CUDA when there is one) and ``"sklearn"`` (``GaussianMixture``, the reference).
+Lloyd steps; with torch on CUDA when there is one, with numpy on the CPU, so that a CPU run does
+not import torch) and ``"sklearn"`` (``GaussianMixture``, the reference).
 Both give the mixture as arrays; everything after the fit (posteriors, criteria, merging, labels)
 is shared code.
 
@@ -40,8 +41,6 @@ from napari_sigma.compute.progress import Computation, Progress, run_to_completi
 from napari_sigma.errors import AnalysisError
 
 if TYPE_CHECKING:
-    import torch
-
     from napari_sigma.compute.torch_draws import TorchCpuDraws
 
 STAGE = "clustering"
@@ -361,21 +360,29 @@ def _with_progress(inner: Computation, report: Progress) -> Computation:
 
 
 class _PreparedPoints:
-    """Points as float64 tensors on a device, in chunks of ``chunk`` rows, with their outer
-    products (:func:`_outer_products`): computed once for all the mixtures fitted to or scored
-    on the same points (the same values as computing them for each mixture)."""
+    """Points as float64 arrays on a device (numpy on the CPU, torch tensors on CUDA), in
+    chunks of ``chunk`` rows, with their outer products (:func:`_outer_products`): computed
+    once for all the mixtures fitted to or scored on the same points (the same values as
+    computing them for each mixture)."""
 
     def __init__(self, points: np.ndarray, device: str, chunk: int = PREDICT_CHUNK) -> None:
-        import torch
-
         device = resolve_device(device)
+        self.device = str(device)
         self.chunks = []
         for start in range(0, len(points), max(chunk, 1)):
-            part = torch.as_tensor(points[start : start + chunk], device=device)
-            part = part.to(torch.float64)
+            part = _as_float64(points[start : start + chunk], device)
             self.chunks.append((part, _outer_products(part)))
         self.seedings: dict[int, dict] = {}  # k-means++ seeding per seed (see _kmeans_labels)
-        self.on_cpu = str(device) == "cpu"
+        self.on_cpu = self.device == "cpu"
+
+
+def _as_float64(values, device: str):
+    """``values`` as float64: a numpy array on the CPU, a torch tensor on another device."""
+    if device == "cpu":
+        return np.asarray(values, dtype=np.float64)
+    import torch
+
+    return torch.as_tensor(values, device=device).to(torch.float64)
 
 
 def _fits_in_threads(
@@ -506,7 +513,7 @@ def _restarted_fits(
     if n > settings.restart_points:
         rng = np.random.default_rng([settings.seed, 1])
         part = scaled[np.sort(rng.choice(n, settings.restart_points, replace=False))]
-        explored = _PreparedPoints(part, prepared.chunks[0][0].device.type)
+        explored = _PreparedPoints(part, prepared.device)
     else:
         part, explored = scaled, prepared
 
@@ -582,13 +589,13 @@ def _fit_torch(
     When converged, the log-likelihood is the mixture's own (the parameters of its E-step);
     else it is the one before the last M-step.
 
-    ``prepared``: ``x_np`` as tensors with their outer products, shared by several fits.
-    """
-    import torch
+    ``prepared``: ``x_np`` as arrays with their outer products, shared by several fits.
 
+    numpy on the CPU, torch on another device (:class:`_PreparedPoints`): the same formulas.
+    """
     if prepared is None:
         device = resolve_device(settings.device)
-        x = torch.as_tensor(x_np, dtype=torch.float64, device=device)
+        x = _as_float64(x_np, device)
         outer = _outer_products(x)
     else:
         (x, outer), *_ = prepared.chunks
@@ -598,66 +605,137 @@ def _fit_torch(
         seeding = None if prepared is None else prepared.seedings.setdefault(seed, {})
         hard = _kmeans_labels(x, k, generator, seeding)
         yield
-        resp = torch.nn.functional.one_hot(hard, k).to(x.dtype)
-        weights, means, covs = _m_step(x, outer, resp, settings.covariance)
+        weights, means, covs = _m_step(x, outer, _one_hot(hard, k, x), settings.covariance)
     else:
         weights, means, covs = (
-            torch.as_tensor(a, dtype=x.dtype, device=x.device)
-            for a in (start.weights, start.means, start.covariances)
+            _like(x, a) for a in (start.weights, start.means, start.covariances)
         )
     previous = -math.inf
     last_yield = time.perf_counter()
     log_likelihood = previous
     converged = False
     for _ in range(settings.max_iter):
-        log_joint = _log_densities(x, means, covs, outer) + torch.log(weights)
-        norm = torch.logsumexp(log_joint, dim=1, keepdim=True)
+        log_joint = _log_densities(x, means, covs, outer) + _log(weights)
+        norm = _logsumexp(log_joint)
         log_likelihood = float(norm.mean())
         if abs(log_likelihood - previous) < settings.tol:
             converged = True
             break
         previous = log_likelihood
-        resp = torch.exp(log_joint - norm)
+        resp = _exp(log_joint - norm)
         weights, means, covs = _m_step(x, outer, resp, settings.covariance)
         if time.perf_counter() - last_yield > YIELD_INTERVAL_S:
             yield
             last_yield = time.perf_counter()
-    mixture = Mixture(*(t.cpu().numpy() for t in (weights, means, covs)), np.arange(k))
+    mixture = Mixture(*(_host(t) for t in (weights, means, covs)), np.arange(k))
     return mixture, log_likelihood, converged
 
 
-def _kmeans_labels(
-    x: torch.Tensor, k: int, generator: TorchCpuDraws, seeding: dict | None = None
-) -> torch.Tensor:
+# numpy (CPU) or torch (another device) by the type of the arrays: the same operations
+
+
+def _like(x, values):
+    """``values`` as float64 beside ``x`` (numpy array or torch tensor on its device)."""
+    if isinstance(x, np.ndarray):
+        return np.array(values, dtype=np.float64)
+    import torch
+
+    return torch.as_tensor(values, dtype=x.dtype, device=x.device)
+
+
+def _host(values) -> np.ndarray:
+    return values if isinstance(values, np.ndarray) else values.cpu().numpy()
+
+
+def _log(values):
+    return np.log(values) if isinstance(values, np.ndarray) else values.log()
+
+
+def _exp(values):
+    return np.exp(values) if isinstance(values, np.ndarray) else values.exp()
+
+
+def _logsumexp(values):
+    """``log(sum(exp(values)))`` over axis 1, kept ``(n, 1)``: torch's formula (the row's
+    largest subtracted first; an infinite largest taken as 0)."""
+    if not isinstance(values, np.ndarray):
+        import torch
+
+        return torch.logsumexp(values, dim=1, keepdim=True)
+    largest = values.max(axis=1, keepdims=True)
+    largest[np.isinf(largest)] = 0.0
+    return np.log(np.exp(values - largest).sum(axis=1, keepdims=True)) + largest
+
+
+def _softmax(values) -> np.ndarray:
+    """Row-wise softmax (torch's formula: ``exp(v - max) / sum``), as a numpy array."""
+    if not isinstance(values, np.ndarray):
+        import torch
+
+        return torch.softmax(values, dim=1).cpu().numpy()
+    shifted = np.exp(values - values.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _one_hot(labels, k: int, like):
+    if isinstance(like, np.ndarray):
+        out = np.zeros((len(labels), k), dtype=like.dtype)
+        out[np.arange(len(labels)), labels] = 1.0
+        return out
+    import torch
+
+    return torch.nn.functional.one_hot(labels, k).to(like.dtype)
+
+
+def _kmeans_labels(x, k: int, generator: TorchCpuDraws, seeding: dict | None = None):
     """k-means++ seeding followed by a few Lloyd steps; returns hard labels.
 
     ``seeding``: the seeding so far of the same points with the same seed (centres, distances,
     generator state), extended and updated here: the seeding of k centres continues that of
     k - 1 draw for draw, so a scan over K seeds each centre once (same centres as from scratch).
     """
-    import torch
-
     centers = _seeded_centers(x, k, generator, seeding)
     previous = None
     for _ in range(LLOYD_STEPS):
         labels = _nearest_center(x, centers)
-        if previous is not None and torch.equal(labels, previous):
+        if previous is not None and _equal(labels, previous):
             return labels  # converged: the same centres, the same labels from here on
-        sums = torch.zeros_like(centers).index_add_(0, labels, x)
-        counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
-        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+        centers = _lloyd_centers(x, labels, centers)
         previous = labels
     return _nearest_center(x, centers)
 
 
-def _seeded_centers(
-    x: torch.Tensor, k: int, generator: TorchCpuDraws, seeding: dict | None = None
-) -> torch.Tensor:
-    """The k-means++ seeding of ``k`` centres (see :func:`_kmeans_labels`), continuing
-    ``seeding`` when it holds at most ``k`` centres; ``seeding`` is updated."""
+def _equal(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return bool(np.array_equal(a, b))
     import torch
 
+    return torch.equal(a, b)
+
+
+def _lloyd_centers(x, labels, centers):
+    """The mean of every centre's points (the old centre where it has none)."""
+    k = len(centers)
+    if isinstance(x, np.ndarray):
+        # each centre's sum added point by point in the points' order from 0 (np.add.at's
+        # sums, at a fraction of its cost), one coordinate at a time
+        sums = np.stack(
+            [np.bincount(labels, weights=x[:, j], minlength=k) for j in range(x.shape[1])], 1
+        )
+        counts = np.bincount(labels, minlength=k).astype(x.dtype)[:, None]
+        return np.where(counts > 0, sums / np.maximum(counts, 1), centers)
+    import torch
+
+    sums = torch.zeros_like(centers).index_add_(0, labels, x)
+    counts = torch.bincount(labels, minlength=k).to(x.dtype)[:, None]
+    return torch.where(counts > 0, sums / counts.clamp_min(1), centers)
+
+
+def _seeded_centers(x, k: int, generator: TorchCpuDraws, seeding: dict | None = None):
+    """The k-means++ seeding of ``k`` centres (see :func:`_kmeans_labels`), continuing
+    ``seeding`` when it holds at most ``k`` centres; ``seeding`` is updated."""
     n = len(x)
+    on_host = isinstance(x, np.ndarray)
     if seeding and len(seeding["centers"]) <= k:
         centers, closest = seeding["centers"], seeding["closest"]
         generator.set_state(seeding["state"])
@@ -666,87 +744,144 @@ def _seeded_centers(
         centers = x[first : first + 1]
         closest = ((x - centers[0]) ** 2).sum(1)
     for _ in range(len(centers), k):
-        probabilities = (closest / closest.sum()).cpu()
-        if not torch.isfinite(probabilities).all() or float(probabilities.sum()) <= 0:
-            probabilities = torch.full((n,), 1.0 / n, dtype=torch.float64)
-        pick = generator.multinomial_one(probabilities.numpy())
-        centers = torch.cat([centers, x[pick : pick + 1]])
-        closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
+        probabilities = _host(closest / closest.sum())
+        if not np.isfinite(probabilities).all() or float(probabilities.sum()) <= 0:
+            probabilities = np.full((n,), 1.0 / n, dtype=np.float64)
+        pick = generator.multinomial_one(probabilities)
+        if on_host:
+            centers = np.concatenate([centers, x[pick : pick + 1]])
+            closest = np.minimum(closest, ((x - x[pick]) ** 2).sum(1))
+        else:
+            import torch
+
+            centers = torch.cat([centers, x[pick : pick + 1]])
+            closest = torch.minimum(closest, ((x - x[pick]) ** 2).sum(1))
     if seeding is not None:
         seeding.update(centers=centers, closest=closest, state=generator.get_state())
     return centers
 
 
-def _nearest_center(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+def _nearest_center(x, centers):
     """Index of the nearest centre of every point: the smallest ``|c|^2 - 2 x.c`` (one product;
     ``|x|^2`` is the same for every centre)."""
+    if isinstance(x, np.ndarray):
+        return ((centers * centers).sum(1) + -2.0 * (x @ centers.T)).argmin(1)
     import torch
 
     return torch.addmm((centers * centers).sum(1), x, centers.T, alpha=-2.0).argmin(1)
 
 
-def _outer_products(x: torch.Tensor) -> torch.Tensor:
+def _outer_products(x):
     """Row-wise products ``x_i x_j`` for ``i <= j``, shape (n, d(d+1)/2): second moments become
     matrix products (the upper triangle only: the matrices are symmetric)."""
+    parts = [x[:, i : i + 1] * x[:, i:] for i in range(x.shape[1])]
+    if isinstance(x, np.ndarray):
+        return np.concatenate(parts, axis=1)
     import torch
 
-    return torch.cat([x[:, i : i + 1] * x[:, i:] for i in range(x.shape[1])], dim=1)
+    return torch.cat(parts, dim=1)
 
 
-def _triangle(d: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column indices of the upper triangle of a ``d x d`` matrix (diagonal included)."""
+def _triangle(d: int, device) -> tuple:
+    """Row and column indices of the upper triangle of a ``d x d`` matrix (diagonal included,
+    row by row: numpy's order is torch's); numpy arrays for ``device`` None."""
+    if device is None:
+        return np.triu_indices(d)
     import torch
 
     index = torch.triu_indices(d, d, device=device)
     return index[0], index[1]
 
 
-def _symmetric(upper: torch.Tensor, d: int) -> torch.Tensor:
-    """``(M, d, d)`` symmetric matrices from their upper triangles ``(M, d(d+1)/2)``."""
-    import torch
+def _device_of(x):
+    return None if isinstance(x, np.ndarray) else x.device
 
-    rows, cols = _triangle(d, upper.device)
-    full = torch.zeros((len(upper), d, d), dtype=upper.dtype, device=upper.device)
+
+def _symmetric(upper, d: int):
+    """``(M, d, d)`` symmetric matrices from their upper triangles ``(M, d(d+1)/2)``."""
+    rows, cols = _triangle(d, _device_of(upper))
+    if isinstance(upper, np.ndarray):
+        full = np.zeros((len(upper), d, d), dtype=upper.dtype)
+    else:
+        import torch
+
+        full = torch.zeros((len(upper), d, d), dtype=upper.dtype, device=upper.device)
     full[:, rows, cols] = upper
     full[:, cols, rows] = upper
     return full
 
 
-def _m_step(x: torch.Tensor, outer: torch.Tensor, resp: torch.Tensor, covariance: str) -> tuple:
-    import torch
-
+def _m_step(x, outer, resp, covariance: str) -> tuple:
     d = x.shape[1]
-    counts = resp.sum(0) + 10 * torch.finfo(x.dtype).eps
+    counts = resp.sum(0) + 10 * np.finfo(np.float64).eps  # x is float64
     means = (resp.T @ x) / counts[:, None]
     second = _symmetric((resp.T @ outer) / counts[:, None], d)
     covs = second - means[:, :, None] * means[:, None, :]
-    if covariance == "diag":
-        covs = torch.diag_embed(torch.diagonal(covs, dim1=1, dim2=2))
-    covs = covs + 1e-6 * torch.eye(d, dtype=x.dtype, device=x.device)
+    if isinstance(x, np.ndarray):
+        if covariance == "diag":
+            diagonal = np.diagonal(covs, axis1=1, axis2=2)
+            covs = np.zeros_like(covs)
+            covs[:, np.arange(d), np.arange(d)] = diagonal
+        covs = covs + 1e-6 * np.eye(d, dtype=x.dtype)
+    else:
+        import torch
+
+        if covariance == "diag":
+            covs = torch.diag_embed(torch.diagonal(covs, dim1=1, dim2=2))
+        covs = covs + 1e-6 * torch.eye(d, dtype=x.dtype, device=x.device)
     return counts / len(x), means, covs
 
 
-def _log_densities(
-    x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, outer: torch.Tensor | None = None
-) -> torch.Tensor:
+def _log_densities(x, means, covs, outer=None):
     """Log density ``(n, M)`` of every point under every Gaussian component.
 
     The Mahalanobis term ``x'Px - 2 m'Px + m'Pm`` is two matrix products with the precomputed
     outer products of the points (upper triangle), which is much faster than batched
     triangular solves.
-    """
-    import torch
 
+    numpy arrays on the CPU (the precision matrices from the Cholesky factors as
+    ``torch.cholesky_inverse`` makes them), torch tensors on another device.
+    """
     d = x.shape[1]
     outer = _outer_products(x) if outer is None else outer
+    rows, cols = _triangle(d, _device_of(x))  # x'Px = sum over i <= j of (2 - [i = j]) P_ij x_i x_j
+    if isinstance(x, np.ndarray):
+        cholesky = _cholesky(covs)
+        precision = _cholesky_inverse(cholesky)
+        log_det = 2.0 * np.log(np.diagonal(cholesky, axis1=1, axis2=2)).sum(1)
+        p_mean = np.einsum("kde,ke->kd", precision, means)
+        upper = precision[:, rows, cols] * (2.0 - (rows == cols).astype(x.dtype))
+        mahalanobis = outer @ upper.T - 2.0 * (x @ p_mean.T) + (p_mean * means).sum(1)
+        return -0.5 * (d * math.log(2 * math.pi) + log_det + np.maximum(mahalanobis, 0.0))
+    import torch
+
     cholesky = torch.linalg.cholesky(covs)
     precision = torch.cholesky_inverse(cholesky)
     log_det = 2.0 * torch.log(torch.diagonal(cholesky, dim1=1, dim2=2)).sum(1)
     p_mean = torch.einsum("kde,ke->kd", precision, means)
-    rows, cols = _triangle(d, x.device)  # x'Px = sum over i <= j of (2 - [i = j]) P_ij x_i x_j
     upper = precision[:, rows, cols] * (2.0 - (rows == cols).to(x.dtype))
     mahalanobis = outer @ upper.T - 2.0 * (x @ p_mean.T) + (p_mean * means).sum(1)
     return -0.5 * (d * math.log(2 * math.pi) + log_det + mahalanobis.clamp_min(0.0))
+
+
+def _cholesky(covs: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of ``(M, d, d)`` matrices (AnalysisError for a matrix that is
+    not positive definite)."""
+    try:
+        return np.linalg.cholesky(covs)
+    except np.linalg.LinAlgError as error:
+        raise AnalysisError(
+            f"a mixture component's covariance is not positive definite: {error}"
+        ) from error
+
+
+def _cholesky_inverse(cholesky: np.ndarray) -> np.ndarray:
+    """``(L L')^-1 = inv(L)' inv(L)`` of every lower factor ``L`` (what LAPACK's ``potri``
+    and ``torch.cholesky_inverse`` compute), in numpy: its BLAS is the one the analysis runs
+    on one thread (scipy's LAPACK brings its own OpenBLAS, on every core when loaded after
+    the limit: ~300x the CPU of these small matrices, measured)."""
+    inverse = np.linalg.inv(cholesky)
+    return np.swapaxes(inverse, 1, 2) @ inverse
 
 
 def _unscaled(mixture: Mixture, center: np.ndarray, scale: float) -> Mixture:
@@ -762,45 +897,35 @@ def _unscaled(mixture: Mixture, center: np.ndarray, scale: float) -> Mixture:
 
 
 def _component_log_joint(points: np.ndarray, mixture: Mixture, device: str) -> Computation:
-    """Chunks of ``log w_m + log N(x | m)``, shape (chunk, M), as float64 tensors."""
-    import torch
-
+    """Chunks of ``log w_m + log N(x | m)``, shape (chunk, M), float64 (numpy arrays on the
+    CPU, torch tensors on another device)."""
     device = resolve_device(device)
     weights, means, covs = (
-        torch.as_tensor(a, dtype=torch.float64, device=device)
-        for a in (mixture.weights, mixture.means, mixture.covariances)
+        _as_float64(a, device) for a in (mixture.weights, mixture.means, mixture.covariances)
     )
     for start in range(0, len(points), PREDICT_CHUNK):
-        chunk = torch.as_tensor(points[start : start + PREDICT_CHUNK], device=device)
-        yield _log_densities(chunk.to(torch.float64), means, covs) + torch.log(weights)
+        chunk = _as_float64(points[start : start + PREDICT_CHUNK], device)
+        yield _log_densities(chunk, means, covs) + _log(weights)
 
 
 def _total_log_likelihood(
     points: np.ndarray, mixture: Mixture, prepared: _PreparedPoints | None = None
 ) -> float:
-    import torch
-
     if prepared is None:
         chunks = _component_log_joint(points, mixture, "auto")
     else:  # the same products as _component_log_joint, with the outer products computed once
-        device = prepared.chunks[0][0].device
         weights, means, covs = (
-            torch.as_tensor(a, dtype=torch.float64, device=device)
+            _as_float64(a, prepared.device)
             for a in (mixture.weights, mixture.means, mixture.covariances)
         )
         chunks = (
-            _log_densities(x, means, covs, outer) + torch.log(weights)
-            for x, outer in prepared.chunks
+            _log_densities(x, means, covs, outer) + _log(weights) for x, outer in prepared.chunks
         )
-    return float(sum(torch.logsumexp(c, dim=1).sum() for c in chunks))
+    return float(sum(_logsumexp(c).sum() for c in chunks))
 
 
 def _component_posteriors(points: np.ndarray, mixture: Mixture, device: str) -> np.ndarray:
-    import torch
-
-    parts = [
-        torch.softmax(c, dim=1).cpu().numpy() for c in _component_log_joint(points, mixture, device)
-    ]
+    parts = [_softmax(c) for c in _component_log_joint(points, mixture, device)]
     return np.concatenate(parts)
 
 

@@ -188,7 +188,8 @@ def analyse(
     from napari_sigma.io.validation import check_at_the_door, validate_spectrum_image
 
     image = validate_spectrum_image(image)  # at the door: before any work
-    importing = _torch_imported_meanwhile(image)
+    uses_torch = _uses_torch(settings, embed)
+    importing = _torch_imported_meanwhile(image) if uses_torch else None
     try:
         # None: the counts are checked on the feature pass's sums (one read of the cube)
         totals = check_at_the_door(image, settings.bin_factor)
@@ -197,8 +198,20 @@ def analyse(
             importing.join()
     yield Progress("features", 0, 1, "data checked")
     device = resolve_device(settings.device)
-    with torch_threads(device, settings.cpu_threads):
+    with torch_threads(device, settings.cpu_threads, uses_torch):
         return (yield from _analyse(image, settings, device, embed, totals))
+
+
+def _uses_torch(settings: AnalysisSettings, embed: bool) -> bool:
+    """Whether the analysis computes with torch: the autoencoder's latent space, or a device
+    that may be a GPU. On the CPU everything else runs in numpy, and a CPU run without the
+    autoencoder does not import torch (about 1 s of CPU)."""
+    from napari_sigma.compute.device import cpu_without_torch
+
+    latent = embed or settings.cluster_space == "latent"
+    if latent and settings.latent.method == "ae":
+        return True
+    return not cpu_without_torch(settings.device)
 
 
 def _torch_imported_meanwhile(image: SpectrumImage):

@@ -165,7 +165,7 @@ def fit_model(
     device = resolve_device(settings.device)
     lines = tuple(lines or shared_lines(sources, settings))
     tiles, info = yield from _sample_tiles(sources, settings, lines, max_pixels, tile, executor)
-    with torch_threads(device, settings.cpu_threads):
+    with torch_threads(device, settings.cpu_threads, device != "cpu"):
         model = yield from _fit_on_tiles(tiles, settings, lines, device)
     model.info.update(info)
     return (yield from _fit_components(model, sources, executor))
@@ -189,7 +189,7 @@ def sample_field(task: _TileTask) -> _Tiles:
 
     settings = task.settings
     device = resolve_device(settings.device)
-    with _budget_of(task.source), torch_threads(device, settings.cpu_threads):
+    with _budget_of(task.source), torch_threads(device, settings.cpu_threads, device != "cpu"):
         image = load_field(task.source)
         features = run_to_completion(field_features(image, task.lines, settings, device))
     side = min(task.tile, *features.grid)
@@ -370,7 +370,7 @@ def field_phase_sums(task: tuple[FittedModel, FieldSource]) -> tuple[np.ndarray,
     model, source = task
     settings = model.settings
     device = resolve_device(settings.device)
-    with _budget_of(source), torch_threads(device, settings.cpu_threads):
+    with _budget_of(source), torch_threads(device, settings.cpu_threads, device != "cpu"):
         image = load_field(source)
         features = run_to_completion(field_features(image, model.lines, settings, device))
         grid_labels, _ = classify(model, model_features(model, features))

@@ -301,7 +301,7 @@ def apply_model(model: FittedModel, image: Any, device: str | None = None):
     from napari_sigma.compute.device import resolve_device, torch_threads
 
     resolved = resolve_device(device or model.settings.device)
-    with torch_threads(resolved, model.settings.cpu_threads):
+    with torch_threads(resolved, model.settings.cpu_threads, resolved != "cpu"):
         return (yield from _apply(model, image, resolved))
 
 

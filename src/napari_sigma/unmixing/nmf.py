@@ -3,8 +3,8 @@
 - :func:`~napari_sigma.phases.spectra.phase_sum_spectra` (imported here, its home is
   :mod:`napari_sigma.phases.spectra`) sums the counts of every phase.
 - :func:`nmf` factorises the (K, E) phase spectra into non-negative weights (K, C) and components
-  (C, E). The torch backend runs HALS (hierarchical alternating least squares) from an NNDSVD
-  start, like SIGMA's scikit-learn ``NMF(init="nndsvd")``; ``backend="sklearn"`` is the reference.
+  (C, E). The torch backend runs HALS (hierarchical alternating least squares; in numpy on the
+  CPU, in torch on another device) from an NNDSVD start, like SIGMA's scikit-learn ``NMF(init="nndsvd")``; ``backend="sklearn"`` is the reference.
   Components are normalised to **unit sum** (a component is a spectrum shape; its weight is then
   the number of counts it contributes), weights scaled so that ``weights @ components`` is
   unchanged.
@@ -13,6 +13,9 @@
   with a negative share the exact Lawson-Hanson active set (on the CPU row by row in compiled
   code, :mod:`napari_sigma.unmixing._active_set`). With unit-sum components an abundance is
   the number of counts of that component in the pixel.
+
+On the CPU every array is a numpy array (a CPU run does not import torch); on another device
+(CUDA) torch tensors: the same operations in the same order.
 """
 
 from __future__ import annotations
@@ -206,24 +209,29 @@ def _nmf_torch(
     matrix: np.ndarray, start: tuple[np.ndarray, np.ndarray], device: str, max_iter: int, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """HALS updates of H then W, in float64, from ``start`` = (weights, components)."""
-    import torch
-
     device = resolve_device(device)
     w0, h0 = start
-    v = torch.as_tensor(matrix, device=device)
-    w = torch.as_tensor(w0, device=device)
-    h = torch.as_tensor(h0, device=device)
-    norm_v = float(torch.linalg.norm(v)) or 1.0
+    if device == "cpu":
+        v, w, h = (np.array(a, dtype=np.float64) for a in (matrix, w0, h0))
+        norm = np.linalg.norm
+    else:
+        import torch
+
+        v = torch.as_tensor(matrix, device=device)
+        w = torch.as_tensor(w0, device=device)
+        h = torch.as_tensor(h0, device=device)
+        norm = torch.linalg.norm
+    norm_v = float(norm(v)) or 1.0
     previous = np.inf
     for iteration in range(max_iter):
         _hals_rows(h, w.T @ w, w.T @ v)
         _hals_rows(w.T, h @ h.T, h @ v.T)
         if iteration % 10 == 0:
-            error = float(torch.linalg.norm(v - w @ h)) / norm_v
+            error = float(norm(v - w @ h)) / norm_v
             if previous - error < tol * max(previous, EPS) and iteration > 0:
                 break
             previous = error
-    return w.cpu().numpy(), h.cpu().numpy()
+    return _host(w), _host(h)
 
 
 def _hals_rows(factor, gram, cross) -> None:
@@ -232,7 +240,31 @@ def _hals_rows(factor, gram, cross) -> None:
         if gram[c, c] <= 0:
             continue
         update = factor[c] + (cross[c] - gram[c] @ factor) / gram[c, c]
-        factor[c] = update.clamp_min(0.0)
+        factor[c] = _clamp_min(update, 0.0)
+
+
+# numpy arrays (CPU) or torch tensors (another device): the same operations
+
+
+def _on_host(a) -> bool:
+    return isinstance(a, np.ndarray)
+
+
+def _host(a) -> np.ndarray:
+    return a if _on_host(a) else a.cpu().numpy()
+
+
+def _clamp_min(a, low: float):
+    """``torch.clamp_min``: ``np.maximum(low, a)`` keeps a ``-0.0`` of ``a`` as torch does."""
+    return np.maximum(low, a) if _on_host(a) else a.clamp_min(low)
+
+
+def _is_tensor(a) -> bool:
+    """Whether ``a`` is a torch tensor (torch not imported for the question)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(a, getattr(torch, "Tensor", ()))
 
 
 def resident_phase_sums(counts, labels: np.ndarray, n_phases: int) -> np.ndarray:
@@ -316,24 +348,26 @@ def nnls_maps(
     list of ndarray, shape (y, x, C) (or (N, C)), float32
         One per basis, in order.
     """
-    import torch
-
     device = resolve_device(device)
     n_channels = counts.shape[-1]
     solvers, columns, first = [], [], 0
+    resident = _is_tensor(counts)  # counts on the device (a GPU): torch tensors throughout
     for components, mask_channels in bases:
         used = _used_channels(components.shape[1], n_channels, mask_channels)
-        basis = torch.as_tensor(np.asarray(components, np.float64)[:, used], device=device)
+        basis = np.asarray(components, np.float64)[:, used]
+        if device != "cpu" or resident:
+            import torch
+
+            basis = torch.as_tensor(basis, device=device)
         gram = basis @ basis.T
         # masked channels get zero weight instead of being cut out of every block (a
         # fancy-index copy of each block cost 4x the product itself)
         full = np.zeros((n_channels, len(basis)), np.float32)
-        full[used] = basis.T.cpu().numpy()
+        full[used] = _host(basis.T)
         columns.append(full)
         # restricted Gram inverses, shared by the blocks
-        solvers.append((gram, torch.linalg.pinv(gram), slice(first, first + len(basis)), {}))
+        solvers.append((gram, _pinv(gram), slice(first, first + len(basis)), {}))
         first += len(basis)
-    resident = isinstance(counts, torch.Tensor)
     project = block_projector(np.concatenate(columns, axis=1), device)
     n_pixels = int(np.prod(counts.shape[:-1]))
     outs = [
@@ -358,7 +392,7 @@ def nnls_maps(
         # read, project and solve a batch: the batches are independent, each is computed by
         # the same calls whichever thread runs it, so any core may take one
         done, end, rows = item  # a lazy cube's rows of the batch read at once (each chunk once)
-        projected = _joined([torch.as_tensor(project(part)) for part in read_blocks(counts, rows)])
+        projected = _joined([project(part) for part in read_blocks(counts, rows)])
         _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
         return end
 
@@ -380,13 +414,11 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     script): in napari's worker the viewer's thread may be importing meanwhile. Loading code
     changes no number.
     """
-    import sys
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(counts, torch.Tensor):  # resident: the batched form
+    if _is_tensor(counts):  # resident: the batched form
         return None
     if resolve_device(device) != "cpu" or int(np.prod(counts.shape[:-1])) < COMPILED_NNLS_PIXELS:
         return None
@@ -415,7 +447,7 @@ def _solve_batch(solvers, outs, done: int, end: int, projected, max_iter: int, t
     for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
         rhs = projected[:, span] if len(solvers) > 1 else projected
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
-        out[done:end] = solution.cpu().numpy()
+        out[done:end] = _host(solution)
 
 
 def _batched_rows(rows, n_pixels: int):
@@ -447,9 +479,23 @@ def _projected_batches(blocks, project, n_pixels: int):
 
 
 def _joined(pending: list):
+    """The projections of a batch's blocks as one float64 array (numpy) or tensor."""
+    if all(_on_host(part) for part in pending):
+        return (pending[0] if len(pending) == 1 else np.concatenate(pending)).astype(np.float64)
     import torch
 
+    pending = [torch.as_tensor(part) for part in pending]
     return (pending[0] if len(pending) == 1 else torch.cat(pending)).to(torch.float64)
+
+
+def _pinv(matrix):
+    """Pseudo-inverse with torch's default cut-off (``max(m, n) * eps`` of the largest
+    singular value), numpy's on the CPU."""
+    if not _on_host(matrix):
+        import torch
+
+        return torch.linalg.pinv(matrix)
+    return np.linalg.pinv(matrix, rcond=max(matrix.shape) * np.finfo(matrix.dtype).eps)
 
 
 def _tensor_blocks(counts, pixels_per_block: int):
@@ -491,7 +537,7 @@ def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float, inverses=Non
     inverses = {} if inverses is None else inverses
     unconstrained = rhs @ gram_inverse
     clipped = (unconstrained < 0).any(1)
-    solution = unconstrained.clamp_min(0.0)
+    solution = _clamp_min(unconstrained, 0.0)
     if bool(clipped.any()):
         rows = rhs[clipped]
         compiled = inverses.get("compiled", False)
@@ -513,7 +559,12 @@ def _set_solver(gram, inverses: dict):
     distinct set (embedded in a C x C matrix of zeros) is computed once, when a row first needs
     it, and kept in ``inverses``: for ``C <= DENSE_SET_TABLE_MAX`` in one ``(2**C, C, C)`` table
     indexed by the set's bit code (no per-set Python work per block), else by code in the dict.
+
+    The product of a row with its set's inverse is summed over the components in order from
+    zero, without a fused multiply-add (torch's CPU ``bmm`` kernel; numpy arrays on the CPU).
     """
+    if _on_host(gram):
+        return _set_solver_numpy(gram, inverses)
     import torch
 
     n_components = gram.shape[0]
@@ -544,9 +595,47 @@ def _set_solver(gram, inverses: dict):
     return solve
 
 
+def _set_solver_numpy(gram: np.ndarray, inverses: dict):
+    """:func:`_set_solver` of numpy arrays (the CPU)."""
+    n_components = gram.shape[0]
+    powers = 2 ** np.arange(n_components, dtype=np.int64)
+
+    def product(rhs, table, codes):
+        out = np.zeros(rhs.shape, dtype=rhs.dtype)
+        for k in range(n_components):  # in component order from zero, each term rounded
+            out += rhs[:, k : k + 1] * table[codes, k, :]
+        return out
+
+    if n_components <= DENSE_SET_TABLE_MAX:
+        if "table" not in inverses:
+            inverses["table"] = np.zeros((2**n_components, n_components, n_components))
+            inverses["known"] = np.zeros(2**n_components, dtype=bool)
+        table, known = inverses["table"], inverses["known"]
+
+        def solve_dense(rhs, free):
+            codes = (free.astype(np.int64) * powers).sum(1)
+            missing = codes[~known[codes]]
+            if len(missing):
+                for code in np.unique(missing).tolist():
+                    table[code] = _restricted_inverse(gram, code, {})
+                known[missing] = True
+            return product(rhs, table, codes)
+
+        return solve_dense
+
+    def solve(rhs, free):
+        codes = (free.astype(np.int64) * powers).sum(1)
+        distinct, index = np.unique(codes, return_inverse=True)
+        table = np.stack([_restricted_inverse(gram, c, inverses) for c in distinct.tolist()])
+        return product(rhs, table, index.reshape(-1))
+
+    return solve
+
+
 def _compiled_rows(gram) -> bool:
     """Whether :func:`_lawson_hanson_compiled` solves the rows of this Gram matrix."""
-    return gram.device.type == "cpu" and gram.shape[0] <= DENSE_SET_TABLE_MAX
+    on_cpu = _on_host(gram) or gram.device.type == "cpu"
+    return on_cpu and gram.shape[0] <= DENSE_SET_TABLE_MAX
 
 
 def _whole_table(gram, inverses: dict):
@@ -555,7 +644,8 @@ def _whole_table(gram, inverses: dict):
     _set_solver(gram, inverses)
     table, known = inverses["table"], inverses["known"]
     if not bool(known.all()):
-        for code in (~known).nonzero().squeeze(1).tolist():
+        missing = np.flatnonzero(_host(~known)).tolist()
+        for code in missing:
             table[code] = _restricted_inverse(gram, code, {})
         known[:] = True
     return table
@@ -570,8 +660,6 @@ def _lawson_hanson_compiled(gram, rhs, free, tol: float, inverses: dict, drops: 
     :func:`_nnls_block` on 131 072 pixels of the 1024² bench cube, both bases: 0.42-0.44 ->
     0.12-0.13 s CPU (s12 dev note; numba's cached code costs ~0.5 s CPU once per process).
     """
-    import torch
-
     from napari_sigma.compute._jit import wait_for_warm_up
 
     wait_for_warm_up()  # napari's warm-up child compiling these kernels: load them, not again
@@ -579,17 +667,28 @@ def _lawson_hanson_compiled(gram, rhs, free, tol: float, inverses: dict, drops: 
 
     table = _whole_table(gram, inverses)
     solution, settled = lawson_hanson_rows(
-        gram.numpy(), rhs.contiguous().numpy(), free.contiguous().numpy(), float(tol),
-        table.numpy(), drops,
+        _host(gram), np.ascontiguousarray(_host(rhs)), np.ascontiguousarray(_host(free)),
+        float(tol), _host(table), drops,
     )  # fmt: skip
+    if _on_host(rhs):
+        return solution, settled
+    import torch
+
     return torch.from_numpy(solution), torch.from_numpy(settled)
 
 
 def _restricted_inverse(gram, code: int, inverses: dict):
     """Inverse of ``gram`` restricted to the components of bit ``code``, zeros elsewhere."""
-    import torch
-
+    if code not in inverses and _on_host(gram):
+        kept = [c for c in range(gram.shape[0]) if code >> c & 1]
+        inverse = np.zeros_like(gram)
+        if kept:
+            index = np.array(kept, dtype=np.int64)
+            inverse[np.ix_(index, index)] = _pinv(gram[np.ix_(index, index)])
+        inverses[code] = inverse
     if code not in inverses:
+        import torch
+
         kept = [c for c in range(gram.shape[0]) if code >> c & 1]
         inverse = torch.zeros_like(gram)
         if kept:
@@ -610,7 +709,56 @@ def _lawson_hanson(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
     where that solution is positive, take it and free the zero component of largest gradient
     (a row with none is optimal); where it is not, move from the current feasible point towards
     it until a component reaches zero, and fix that component at zero.
+
+    numpy arrays (the CPU) or torch tensors (another device): the same steps.
     """
+    if not _on_host(rhs):
+        return _lawson_hanson_torch(gram, rhs, free, tol, inverses, drops)
+    solve = _set_solver(gram, inverses)
+    free = free.copy()
+    trial = solve(rhs, free)
+    rows, part_rhs, part_free, part_trial = None, rhs, free, trial
+    for _ in range(drops):
+        negative = part_free & (part_trial <= 0)
+        changed = negative.any(1)
+        if not bool(changed.any()):
+            break
+        keep = np.flatnonzero(changed)
+        part_rhs = part_rhs[keep]
+        part_free = part_free[keep] & ~negative[keep]
+        part_trial = solve(part_rhs, part_free)
+        rows = keep if rows is None else rows[keep]
+        free[rows], trial[rows] = part_free, part_trial
+    free = free & ~(free & (trial <= 0)).any(1, keepdims=True)
+    x = np.where(free, trial, np.zeros_like(trial))
+    slack = max(tol, 1e-9) * _clamp_min(np.abs(rhs).max(1), 1e-30)
+    settled = np.zeros(len(rhs), dtype=bool)
+    todo = np.arange(len(rhs))
+    b, f, xt, z = rhs, free, x.copy(), x
+    for step in range(3 * gram.shape[0] + 10):
+        if step:
+            z = solve(b, f)
+        positive = ~(f & (z <= 0)).any(1)
+        xt = np.where(positive[:, None], z, xt)
+        gradient = np.where(f, np.zeros_like(xt), b - xt @ gram)
+        best = gradient.argmax(1)
+        rising = np.take_along_axis(gradient, best[:, None], 1)[:, 0] > slack
+        done, grow, back = positive & ~rising, positive & rising, ~positive
+        f[grow, best[grow]] = True
+        if bool(back.any()):
+            xt[back], f[back] = _step_back(xt[back], z[back], f[back])
+        finished = todo[done]
+        x[finished], settled[finished] = xt[done], True
+        keep = np.flatnonzero(~done)
+        todo, b, f, xt, slack = todo[keep], b[keep], f[keep], xt[keep], slack[keep]
+        if len(todo) == 0:
+            break
+    x[todo] = xt  # rows still unsettled (the caller finishes them)
+    return _clamp_min(x, 0.0), settled
+
+
+def _lawson_hanson_torch(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
+    """:func:`_lawson_hanson` of torch tensors."""
     import torch
 
     solve = _set_solver(gram, inverses)
@@ -664,6 +812,15 @@ def _lawson_hanson(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
 
 def _step_back(x, z, free):
     """Move from feasible ``x`` towards ``z`` until a free component reaches zero; fix it."""
+    if _on_host(x):
+        blocking = free & (z <= 0)
+        ratio = np.where(blocking, x / _clamp_min(x - z, 1e-300), np.full_like(x, 2.0))
+        first = ratio.argmin(1)
+        alpha = np.clip(np.take_along_axis(ratio, first[:, None], 1), 0.0, 1.0)
+        moved = x + alpha * (z - x)
+        free = free & (moved > 0)
+        free[np.arange(len(free)), first] = False
+        return np.where(free, moved, np.zeros_like(moved)), free
     import torch
 
     blocking = free & (z <= 0)
@@ -679,9 +836,12 @@ def _step_back(x, z, free):
 def _kkt_violations(gram, rhs, solution, tol: float):
     """Rows where a zero coefficient could still lower the residual (not yet optimal)."""
     gradient = rhs - solution @ gram  # minus half the gradient of the squared residual
-    slack = max(tol, 1e-9) * rhs.abs().amax(1, keepdim=True).clamp_min(1e-30)
+    if _on_host(rhs):
+        slack = max(tol, 1e-9) * _clamp_min(np.abs(rhs).max(1, keepdims=True), 1e-30)
+    else:
+        slack = max(tol, 1e-9) * rhs.abs().amax(1, keepdim=True).clamp_min(1e-30)
     rising = (solution <= 0) & (gradient > slack)  # a zero share that should grow
-    unsteady = (solution > 0) & (gradient.abs() > slack)  # a share not at its optimum
+    unsteady = (solution > 0) & (abs(gradient) > slack)  # a share not at its optimum
     return (rising | unsteady).any(1)
 
 
@@ -692,10 +852,10 @@ def _coordinate_descent(gram, rhs, solution, max_iter: int, tol: float):
         for c in range(len(gram)):
             if diagonal[c] <= 0:
                 continue
-            updated = (solution[:, c] + (rhs[:, c] - solution @ gram[c]) / diagonal[c]).clamp_min(0)
-            largest_change = max(largest_change, float((updated - solution[:, c]).abs().max()))
+            updated = _clamp_min(solution[:, c] + (rhs[:, c] - solution @ gram[c]) / diagonal[c], 0)
+            largest_change = max(largest_change, float(abs(updated - solution[:, c]).max()))
             solution[:, c] = updated
-        if largest_change <= tol * (float(solution.abs().max()) or 1.0):
+        if largest_change <= tol * (float(abs(solution).max()) or 1.0):
             break
     return solution
 
