@@ -136,6 +136,22 @@ def test_incremental_updates_equal_from_scratch(cube, labels, block_size):
         assert stats.table is table
 
 
+def test_running_sums_over_the_updated_labels_are_the_exact_sums(cube, labels):
+    counts, intensities = cube
+    stats = PhaseStatistics(counts, intensities, LINES)
+    assert stats.sums_over(labels) is None  # never updated
+    for edited in edits(labels):
+        stats.update(edited)
+        n = int(edited.max())
+        exact = np.stack(
+            [counts[edited == k].sum(axis=0, dtype=np.float64) for k in range(1, n + 1)]
+        )
+        np.testing.assert_array_equal(stats.sums_over(edited), exact)
+    other = labels.copy()
+    other[0, 0] = 0 if other[0, 0] else 1
+    assert stats.sums_over(other) is None  # not the labels last summed
+
+
 def test_update_of_array_edited_in_place(cube, labels):
     counts, intensities = cube
     layer_data = labels.copy()

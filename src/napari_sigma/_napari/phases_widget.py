@@ -163,13 +163,9 @@ def _running_sums(statistics: Any, result: Any, labels: np.ndarray) -> np.ndarra
     (:meth:`PhasesWidget.pending_updates`): a worker changes these sums."""
     if statistics is None or statistics.counts is not result.image.counts:
         return None  # no statistics yet, or of a lazy cube's channel groups
-    summed, sums = getattr(statistics, "_labels", None), getattr(statistics, "_sums", None)
-    if summed is None or sums is None or getattr(statistics, "factor", 1) != 1:
+    if getattr(statistics, "factor", 1) != 1:
         return None
-    n = int(labels.max(initial=0))
-    if sums.shape[0] < n + 1 or not np.array_equal(summed, labels):
-        return None
-    return np.array(sums[1 : n + 1], dtype=np.float64)
+    return statistics.sums_over(labels)
 
 
 def edit_record(result: Any, labels: np.ndarray, names: list[str]) -> dict[str, Any]:

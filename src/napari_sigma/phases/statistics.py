@@ -284,6 +284,19 @@ class PhaseStatistics:
         """Spatial shape ``(y, x)``."""
         return (int(self.counts.shape[0]), int(self.counts.shape[1]))
 
+    def sums_over(self, labels: np.ndarray) -> np.ndarray | None:
+        """The running sum spectra of phases 1..K (a float64 copy, K = ``labels.max()``) when
+        the statistics were last brought up to date with exactly ``labels``; else None.
+
+        Of integer counts they are exact (float64 sums of integers, moved pixel by pixel): the
+        same numbers as a new pass over the cube. Not while an update is running."""
+        n = int(labels.max(initial=0))
+        if self._labels is None or self._sums.shape[0] < n + 1:
+            return None
+        if not np.array_equal(self._labels, labels):
+            return None
+        return np.array(self._sums[1 : n + 1], dtype=np.float64)
+
     def update(self, labels: np.ndarray, regions: bool | None = None) -> PhaseTable:
         """Bring the statistics up to date with ``labels`` and return the new table.
 
