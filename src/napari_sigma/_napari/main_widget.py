@@ -28,7 +28,6 @@ napari's repaint, JEOL: that repaint's main-thread CPU 51-60 -> 16-17 ms, a QLab
 from __future__ import annotations
 
 import importlib
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +36,7 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
 from napari_sigma._napari.viewer_widget import ViewerWidget
+from napari_sigma.compute.background import start_thread
 
 MINIMUM_WIDTH = 460
 # the longest the window's repaint waits for the dock to be laid out (a dock built but not shown)
@@ -175,9 +175,7 @@ class SigmaWidget(ViewerWidget):
         self._next_scheduled = False
         self.tabs.currentChanged.connect(self._on_tab_shown)
         self._imported.connect(self._on_imported)
-        thread = threading.Thread(target=self._import_in_background, daemon=True)
-        thread.name = "napari-sigma-import"
-        thread.start()
+        start_thread(self._import_in_background, "napari-sigma-import")  # the exit waits
         from napari_sigma._napari.docks import keep_on_screen
 
         keep_on_screen(self)  # beside the plugin's other docks: as a tab where they do not fit

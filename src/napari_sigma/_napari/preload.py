@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from napari_sigma.compute.background import start_thread
 from napari_sigma.compute.device import load_torch_libraries as _load_torch_libraries
 
 MODULES = (
@@ -64,9 +65,7 @@ def start() -> threading.Thread:
             from napari_sigma._napari.threads import quick_gil_switch
 
             quick_gil_switch()  # the main thread's GIL take-backs while the imports run
-            thread = threading.Thread(target=_import_all, name="napari-sigma-preload", daemon=True)
-            _state["thread"] = thread
-            thread.start()
+            _state["thread"] = start_thread(_import_all, "napari-sigma-preload")
         return _state["thread"]
 
 
@@ -129,11 +128,7 @@ def start_compute() -> threading.Thread:
     start()
     with _lock:
         if _state["compute"] is None:
-            thread = threading.Thread(
-                target=_import_compute, name="napari-sigma-preload-compute", daemon=True
-            )
-            _state["compute"] = thread
-            thread.start()
+            _state["compute"] = start_thread(_import_compute, "napari-sigma-preload-compute")
         return _state["compute"]
 
 
@@ -154,11 +149,13 @@ def wait(timeout: float | None = None) -> bool:
 
 
 def _import_all() -> None:
-    _start_jit_warm_up()
-    with collector_paused():
-        _import(MODULES)
-        _freeze_long_lived()
-    _modules_done.set()
+    try:
+        _start_jit_warm_up()
+        with collector_paused():
+            _import(MODULES)
+            _freeze_long_lived()
+    finally:  # the torch thread waits for it, and the exit for that thread
+        _modules_done.set()
 
 
 def _import_compute() -> None:

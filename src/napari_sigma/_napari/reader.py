@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_sigma._napari.layers import LayerData, spectrum_image_layers, spectrum_layer
+from napari_sigma.compute.background import start_thread
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 SPECTRUM_IMAGE_SUFFIXES = (".bcf", ".emd", ".spd", ".pts", ".asw", ".elid", ".rpl", ".h5oina")
@@ -233,11 +234,7 @@ def warm_up_layer_adding(lazy: bool, frozen: bool = False) -> threading.Thread:
     collector paused and what they made frozen (:func:`_warm_up`), for a caller whose own thread
     only waits meanwhile (the reading process reads the file).
     """
-    thread = threading.Thread(
-        target=_warm_up, args=(lazy, frozen), name="napari-sigma-open-warm-up", daemon=True
-    )
-    thread.start()
-    return thread
+    return start_thread(_warm_up, "napari-sigma-open-warm-up", args=(lazy, frozen))
 
 
 def _warm_up(lazy: bool, frozen: bool) -> None:

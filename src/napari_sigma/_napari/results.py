@@ -9,7 +9,6 @@ has edited; it hides the earlier results instead.
 from __future__ import annotations
 
 import gc
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 
 from napari_sigma._napari import state
 from napari_sigma._napari.phase_model import PhaseModel
+from napari_sigma.compute.background import start_thread
 
 
 @dataclass
@@ -681,9 +681,7 @@ def warm_up_labels_drawing() -> None:
     if _warm_up["started"]:
         return
     _warm_up["started"] = True
-    threading.Thread(
-        target=_compile_labels_colouring, name="napari-sigma-warm-up", daemon=True
-    ).start()
+    start_thread(_compile_labels_colouring, "napari-sigma-warm-up")  # the exit waits for it
 
 
 def _compile_labels_colouring() -> None:

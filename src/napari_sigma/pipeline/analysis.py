@@ -230,6 +230,8 @@ def _torch_imported_meanwhile(image: SpectrumImage):
     import sys
     import threading
 
+    from napari_sigma.compute.background import start_thread
+
     if "torch" in sys.modules or not isinstance(image.counts, np.ndarray):
         return None
     if threading.current_thread() is not threading.main_thread():
@@ -252,9 +254,7 @@ def _torch_imported_meanwhile(image: SpectrumImage):
         except ImportError:  # the device choice then raises it where it belongs
             pass
 
-    thread = threading.Thread(target=run, name="napari-sigma torch import", daemon=True)
-    thread.start()
-    return thread
+    return start_thread(run, "napari-sigma torch import")  # the exit waits for it
 
 
 def _analyse(

@@ -416,6 +416,8 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     """
     import threading
 
+    from napari_sigma.compute.background import start_thread
+
     if threading.current_thread() is not threading.main_thread():
         return None
     if _is_tensor(counts):  # resident: the batched form
@@ -430,9 +432,8 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
             return
         warm_up()  # the argument types of _lawson_hanson_compiled's call: the same machine code
 
-    thread = threading.Thread(target=load, name="napari-sigma numba load", daemon=True)
+    thread = start_thread(load, "napari-sigma numba load")  # the exit waits for it
     _WARM_UPS.append(thread)
-    thread.start()
     return thread
 
 
