@@ -269,6 +269,11 @@ class AnalysisWidget(ViewerWidget):
 
     def _on_layer_removed(self, *_: Any) -> None:
         self._refresh_sources()
+        last = self.last_layers
+        if last is not None and not any(
+            layer in self.viewer.layers for layer in (last.phases, *last.components)
+        ):
+            self.last_layers = None  # every layer of the last result deleted: its memory back
         if self.worker is not None and not self._cancelled and not self._run_source_present():
             from napari.utils.notifications import show_warning
 
@@ -364,6 +369,7 @@ class AnalysisWidget(ViewerWidget):
 
     def _done_adding(self) -> None:
         self.adding = False
+        self._adding_layers = None  # last_layers has them (a deleted result's memory comes back)
         if self._finish_when_added:
             self._finish_when_added = False
             self._on_finished()
@@ -381,6 +387,9 @@ class AnalysisWidget(ViewerWidget):
             self._show_summary(result)
         self.last_layers = self._adding_layers
         self._done_adding()
+        from napari_sigma._napari import preload
+
+        preload.freeze_result()  # out of every later full collection's reach
 
     def _show_summary(self, result: Any) -> None:
         """Select the phases layer, show the run's summary and the Phases tab: called by the
