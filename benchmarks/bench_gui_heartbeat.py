@@ -114,6 +114,7 @@ def spy_monitor(pid: int, path: str, out: str, late_s: float = 0.1) -> None:
                 dumped = last
                 began = struct.unpack_from("d", shared, 8)[0]
                 name = bytes(shared[16:]).rstrip(b"\0").decode(errors="replace")
+                kernel = kernel_waits(pid)  # first: the dump takes 10-200 ms
                 # --nonblocking: the process is not paused (a paused dump, 150-550 ms at load
                 # 10, lengthened the very gaps it looked at); Python frames only
                 dump = subprocess.run([spy, "dump", "--nonblocking", "--pid",
@@ -121,9 +122,39 @@ def spy_monitor(pid: int, path: str, out: str, late_s: float = 0.1) -> None:
                 log.write(f"\n=== step {name}: tick {1e3 * late:.0f} ms late, dump took "
                           f"{1e3 * (time.monotonic() - last - late):.0f} ms more; the gap began "
                           f"{last - began:.2f} s into the step\n")  # fmt: skip
-                log.write(dump.stdout + dump.stderr)
+                log.write(kernel + dump.stdout + dump.stderr)
                 log.flush()
             time.sleep(0.01)
+
+
+IDLE_WAITS = ("futex_", "epoll_wait", "do_sys_poll", "poll_schedule", "nanosleep", "do_select",
+              "pipe_read", "do_wait", "ep_poll")  # fmt: skip
+
+
+def kernel_waits(pid: int) -> str:
+    """Where ``pid``'s threads are in the kernel (Linux /proc), for the --py-spy log: each thread
+    that is running (R), in an uninterruptible wait (D) or waiting elsewhere than in the usual idle
+    waits (futex, poll, sleep, a pipe) with its name, state, wait channel and, where /proc lets
+    us read it, its top kernel frames. A thread that holds the GIL while it waits in the kernel
+    (on the process's memory map lock, a page fault) shows here, not in py-spy's Python frames."""
+    lines = ["kernel (state, wait channel, top kernel frames):"]
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            stat = (task / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            state = stat[stat.rindex(")") + 2]
+            wchan = (task / "wchan").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if state == "S" and (wchan == "0" or any(w in wchan for w in IDLE_WAITS)):
+            continue
+        try:
+            frames = [f.split("] ", 1)[-1].split("+")[0] for f in
+                      (task / "stack").read_text().splitlines()[:4]]  # fmt: skip
+        except OSError:
+            frames = []
+        lines.append(f"  {task.name} {name!r} {state} {wchan} {' < '.join(frames)}")
+    return "\n".join(lines) + "\n"
 
 
 class ThreadClocks:
@@ -398,8 +429,10 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
 
         profiler = cProfile.Profile()
         profiler.enable()
+    before = process_times()
     action()
     call = time.perf_counter() - start  # the action's own call (open: until viewer.open returned)
+    call_cpu = process_times(before)
     done = process(app, 900.0 if until is not None else wait, until)
     if until is not None:
         process(app, wait)
@@ -416,10 +449,50 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     wall = time.perf_counter() - start
     line = record(results, name, beat.longest, beat.longest_split, wall)
     results[name]["call_s"] = round(call, 2)
+    results[name]["call_cpu_s"] = call_cpu
     late = results[name]["gaps_over_50_ms"] = beat.count_between(start, float("inf"))
     results[name]["late_gaps"] = beat.late_between(start, float("inf"))
     print(f"{line}   (step {wall:.2f} s, call {call:.2f} s, {late} gaps > 50 ms)"
           + ("" if done else "  TIMED OUT"))  # fmt: skip
+    if call > 0.5:
+        print("    call's CPU (s; faults): " + ", ".join(f"{k} {v}" for k, v in call_cpu.items()))
+
+
+def process_times(since: dict | None = None) -> dict:
+    """This process's user and system CPU, its main thread's CPU, its page faults (minor,
+    major) and its child processes' user and system CPU (the reading process, the export's and
+    the plots' children; Linux /proc), as a dict; minus ``since``'s when given.
+
+    Which side of a long call (the open: the reading child, napari's process; CPU or the
+    kernel's time faulting memory in) took the time."""
+    import os
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    now = {"user": usage.ru_utime, "sys": usage.ru_stime, "main_thread": time.thread_time(),
+           "minflt": usage.ru_minflt, "majflt": usage.ru_majflt,
+           "children_user": 0.0, "children_sys": 0.0}  # fmt: skip
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:  # ppid
+            user, system = int(fields[11]) / tick, int(fields[12]) / tick  # utime, stime
+            now["children_user"] += user
+            now["children_sys"] += system
+            try:  # which child: its command's last words (the reading process, the warm-up)
+                words = (stat.parent / "cmdline").read_bytes().split(b"\0")
+                what = " ".join(w.decode(errors="replace") for w in words if w)[-60:]
+            except OSError:
+                what = "?"
+            now[f"child {stat.parent.name} {what}"] = user + system
+    if since is None:
+        return now
+    return {k: round(v - since.get(k, 0.0), 3) if isinstance(v, float) else v - since[k]
+            for k, v in now.items()}  # fmt: skip
 
 
 def synthetic_image(size: int, channels: int) -> Any:

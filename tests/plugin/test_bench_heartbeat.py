@@ -75,3 +75,46 @@ def test_thread_clocks_name_the_busy_thread_of_a_gap():
     assert shares["threads"].startswith(f"busy-one:{thread.native_id} ")
     cpu = float(shares["threads"].split()[1].split("/")[0])
     assert 20 <= cpu <= 220 and shares["other_runq"] >= 0
+
+
+def test_the_kernel_waits_and_the_call_s_process_times_name_where_the_time_went():
+    """--py-spy's log gets each thread's kernel state (a GIL holder waiting in the kernel: a page
+    fault, the memory map's lock), and each long call the CPU of this process and its children
+    (the open: the reading process against napari's)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    bench = _bench()
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        waits = bench.kernel_waits(os.getpid())
+    finally:
+        stop.set()
+        thread.join()
+    assert waits.startswith("kernel") and f" {thread.native_id} " in waits  # running: listed
+    before = bench.process_times()
+    subprocess.run([sys.executable, "-c", "sum(range(3 * 10**6))"], check=True)
+    spent = bench.process_times(before)
+    assert spent["user"] >= 0 and spent["minflt"] >= 0 and spent["main_thread"] >= 0
+    child = subprocess.Popen([sys.executable, "-c", "sum(range(10**8))"])
+    try:
+        before, deadline = bench.process_times(), time.monotonic() + 20.0
+        spent = bench.process_times(before)
+        while spent["children_user"] + spent["children_sys"] <= 0.05 < deadline - time.monotonic():
+            time.sleep(0.2)  # a loaded machine: however long the child waits for a core
+            spent = bench.process_times(before)
+    finally:
+        child.kill()
+        child.wait()
+    assert spent["children_user"] + spent["children_sys"] > 0.05  # the child's CPU, not ours
