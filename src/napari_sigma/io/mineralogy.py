@@ -302,8 +302,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
+ERR_WT_NOTE = (
+    "err_wt_<El>: 1-sigma counting uncertainty of the phase's summed spectrum (wt %); "
+    "err_wt_mean_<El>: 1-sigma uncertainty of the phase's mean composition, counting widened "
+    "by the scatter of the element's line counts over the phase's core pixels "
+    "(err_wt x sqrt(dispersion)): the uncertainty to compare compositions with"
+)
+"""What the two uncertainty columns of phase_quant.csv are (the report says it)."""
+
+
 def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
-    """Rows of phase_quant.csv and its columns (``wt_<El>``, ``at_<El>``, ``err_wt_<El>``...)."""
+    """Rows of phase_quant.csv and its columns (``wt_<El>``, ``at_<El>``, ``err_wt_<El>``,
+    ``err_wt_mean_<El>``...: :data:`ERR_WT_NOTE`)."""
     by_id = {m.phase_id: m for m in minerals}
     elements: list[str] = []
     for m in minerals:
@@ -317,10 +327,14 @@ def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
                                "mineral": ident.name if ident else "",
                                "mineral_score": ident.score if ident else float("nan")}  # fmt: skip
         if q is not None:
+            mean_err = m.err_wt_mean
             for el in elements:
                 row[f"wt_{el}"] = q.wt.get(el, 0.0)
                 row[f"at_{el}"] = q.at.get(el, 0.0)
                 row[f"err_wt_{el}"] = q.err_wt.get(el, 0.0)
+                # blank where the scatter was not measured (too few pixels)
+                unmeasured = float("nan") if el in q.wt or not mean_err else 0.0
+                row[f"err_wt_mean_{el}"] = mean_err.get(el, unmeasured)
             row.update(analytical_total=q.analytical_total, mode=q.mode,
                        takeoff_deg=q.takeoff_deg, notes="; ".join(q.notes))  # fmt: skip
         if ident is not None:
@@ -331,7 +345,7 @@ def phase_quant_rows(ids, names, minerals) -> tuple[list[dict], list[str]]:
             row["notes"] = m.note
         rows.append(row)
     columns = ["phase_id", "name", "mineral", "mineral_score"]
-    for prefix in ("wt_", "at_", "err_wt_"):
+    for prefix in ("wt_", "at_", "err_wt_", "err_wt_mean_"):
         columns += [f"{prefix}{el}" for el in elements]
     columns += [
         "analytical_total",
@@ -458,6 +472,7 @@ def write_html(path: Path, result: Any, quant_rows, tables: Mineralogy, report_p
         f'<img src="{html.escape(report_png)}" alt="phase map and spectra" style="max-width:100%">',
         "<h2>Phases: identification</h2>", _html_table(quant_rows, major),
         "<h2>Phases: composition (wt %)</h2>", _html_table(quant_rows, ["name", *wt_columns]),
+        f"<p>phase_quant.csv: {html.escape(ERR_WT_NOTE)}.</p>",
         "<h2>Modal mineralogy</h2>",
         _html_table(tables.modal, ["mineral", "pixels", "area_percent", "abundance_area_percent",
                                    "wt_percent", "grains", "not_resolved_from"]),

@@ -64,6 +64,19 @@ class PhaseMineral:
     """What tells this phase from another of the same name (``"+ K 2.8 wt%"``, an element the
     mineral does not hold; ``"(Fe 46.6 wt%)"``, one it holds: :func:`distinguish_same_names`),
     or ``""``; part of its name (`mineral_phase_names`), not of its mineral."""
+    dispersion: dict[str, float] = field(default_factory=dict)
+    """Each quantified element's dispersion over the phase's core pixels
+    (:func:`line_dispersion`: 1 for counting noise alone), or empty where not measured."""
+
+    @property
+    def err_wt_mean(self) -> dict[str, float]:
+        """The 1-sigma uncertainty (wt %) of the phase's mean composition: the counting
+        uncertainty of its summed spectrum (``quantification.err_wt``) times the square root of
+        the element's dispersion over its pixels (at least 1): :func:`mean_uncertainty`. Empty
+        where the dispersion was not measured."""
+        if self.quantification is None or not self.dispersion:
+            return {}
+        return mean_uncertainty(self.quantification.err_wt, self.dispersion)
 
     @property
     def mineral(self) -> str:
@@ -456,6 +469,7 @@ def identify_phases(
     detect_elements: bool = False,
     depth: np.ndarray | None = None,
     host: tuple[np.ndarray, dict[int, HostCorrection]] | None = None,
+    dispersion: Mapping[int, Mapping[str, float]] | None = None,
 ) -> Computation[list[PhaseMineral]]:
     """Quantify and identify the phases of ``labels`` (a generator yielding Progress).
 
@@ -488,6 +502,12 @@ def identify_phases(
         What :func:`host_corrected_spectra` gives for these ``labels``, ``spectra``, the
         image's channel energies and beam energy and ``depth``, when already computed (the
         analysis keeps it for the mineral report, which needs it too).
+    dispersion : dict of int to dict of str to float, optional
+        Each phase's elements' dispersion over its core pixels (:func:`line_dispersion`, by
+        phase id), when already measured (a process without the cube); the phases not given
+        are measured here (:func:`phase_line_dispersions`). They give each phase's
+        ``dispersion`` (the uncertainty of its mean composition: ``PhaseMineral.err_wt_mean``)
+        and the test of phases of one name (:func:`distinguish_same_names`).
 
     Returns
     -------
@@ -529,15 +549,23 @@ def identify_phases(
                 f"{fix.centre_pixels} core pixels)"
             )
     _explain_by_neighbours(found, labels, library)
-    grouped = same_mineral_groups(found)
-    if grouped and labels.ndim == 2:
-        core = interior_labels(labels, depth)
-        dispersion = {
-            m.phase_id: line_dispersion(image, core == m.phase_id, list(m.quantification.wt))
-            for group in grouped
-            for m in group
+    if labels.ndim == 2:
+        given = dict(dispersion or {})
+        asked = {
+            m.phase_id: list(m.quantification.wt)
+            for m in found
+            if m.quantification is not None and m.phase_id not in given
         }
-        distinguish_same_names(found, dispersion)
+        if asked:
+            yield Progress("minerals", len(ids), len(ids) + 1, "the pixels' scatter")
+            given.update(phase_line_dispersions(image, interior_labels(labels, depth), asked))
+        for m in found:
+            if m.quantification is not None and m.phase_id in given:
+                m.dispersion = {
+                    el: float(v) for el, v in given[m.phase_id].items() if el in m.quantification.wt
+                }
+        if same_mineral_groups(found):
+            distinguish_same_names(found, {m.phase_id: m.dispersion for m in found})
     return found
 
 
@@ -601,6 +629,27 @@ def compare_compositions(
     return CompositionTest(chi2, len(z), p, z)
 
 
+def mean_uncertainty(
+    err_wt: Mapping[str, float], dispersion: Mapping[str, float]
+) -> dict[str, float]:
+    """The 1-sigma uncertainty of a phase's mean composition, per element with a dispersion:
+    ``err_wt * sqrt(max(phi, 1))``.
+
+    ``err_wt`` is the counting uncertainty of the phase's summed spectrum; ``phi`` the element's
+    dispersion over the phase's pixels (:func:`line_dispersion`). The phase's composition is the
+    mean of its pixels; when the element's share varies from pixel to pixel (zoning, inclusions,
+    mixed pixels), that mean is uncertain by the pixels' scatter: for a window's counts the
+    variance of the pixels' mean is the counting variance times ``phi``. Pure counting noise
+    gives ``phi`` about 1 (an estimate below 1 is taken as 1: counting is the least). The
+    quantities of a phase's composition are then within their uncertainty of the phase's
+    expected composition, as a second sample of the same phase would measure it."""
+    return {
+        el: float(err) * float(np.sqrt(max(1.0, dispersion[el])))
+        for el, err in err_wt.items()
+        if el in dispersion and np.isfinite(dispersion[el])
+    }
+
+
 def line_dispersion(
     image: SpectrumImage, mask: np.ndarray, elements: Sequence[str]
 ) -> dict[str, float]:
@@ -608,38 +657,110 @@ def line_dispersion(
     ``mask`` (at most ``DISPERSION_PIXELS``, every k-th): ``phi = sum((c_i - T_i f)^2 /
     (T_i f)) / (N - 1)``, with ``c_i`` the counts within one FWHM of the line, ``T_i`` the
     pixel's total and ``f = sum(c) / sum(T)``. 1 for counts that only Poisson noise spreads;
-    an element whose share varies from pixel to pixel has more. Empty where there are fewer
-    than 2 pixels or the cube cannot be indexed by pixel."""
+    an element whose share varies from pixel to pixel has more; 0 where no pixel has a count in
+    the window. Empty where there are fewer than 2 pixels. (:func:`phase_line_dispersions`: every phase of a label image at once.)"""
+    labels = np.asarray(mask, dtype=bool).astype(np.int32)
+    return phase_line_dispersions(image, labels, {1: elements}).get(1, {})
+
+
+def phase_line_dispersions(
+    image: SpectrumImage, labels: np.ndarray, elements: Mapping[int, Sequence[str]]
+) -> dict[int, dict[str, float]]:
+    """:func:`line_dispersion` of each phase ``p`` of ``elements`` over the pixels of ``labels
+    == p`` (the phases' cores, for the phases' compositions), for its elements: one read of the
+    cube for all phases (numpy counts: the sampled pixels gathered; a lazy cube: only the blocks
+    of rows holding sampled pixels, each read once)."""
+    if not image.beam_energy or labels.ndim != 2:
+        return {}
+    flat_labels = np.asarray(labels).ravel()
+    samples = {}
+    for pid in elements:
+        where = np.flatnonzero(flat_labels == pid)
+        if where.size >= 2:
+            step = max(1, -(-where.size // DISPERSION_PIXELS))
+            samples[pid] = where[::step]
+    if not samples:
+        return {}
+    windows = _line_windows(image, {el for p in samples for el in elements[p]})
+    sums = _sampled_window_sums(image.counts, samples, list(windows.values()))
+    found = {}
+    for pid, (totals, counts) in sums.items():
+        phi = {}
+        for el in elements[pid]:
+            if el not in windows:
+                continue
+            c = counts[:, list(windows).index(el)]
+            share = c.sum() / max(totals.sum(), 1.0)
+            expected = totals * share
+            keep = expected > 0
+            if not c.any():  # no counts in any pixel: nothing scatters
+                phi[el] = 0.0
+            elif keep.sum() >= 2:
+                phi[el] = float(
+                    np.sum((c[keep] - expected[keep]) ** 2 / expected[keep]) / (keep.sum() - 1)
+                )
+        found[pid] = phi
+    return found
+
+
+def _line_windows(image: SpectrumImage, elements) -> dict[str, slice]:
+    """Each element's principal line's channels (+- one FWHM of the detector), by element, for
+    the elements with a line at the image's beam energy and channels within the spectrum."""
     from napari_sigma.xray import lines as xray
 
-    ys, xs = np.nonzero(mask)
-    if ys.size < 2 or not image.beam_energy:
-        return {}
-    step = max(1, -(-ys.size // DISPERSION_PIXELS))
-    ys, xs = ys[::step], xs[::step]
-    counts = image.counts
-    if hasattr(counts, "vindex"):
-        pixels = np.asarray(counts.vindex[ys, xs].compute(), dtype=np.float64)
-    else:
-        pixels = np.asarray(counts[ys, xs], dtype=np.float64)
-    energies = image.energy.energies
-    totals = pixels.sum(axis=1)
-    found = {}
-    for el in elements:
+    energies = np.asarray(image.energy.energies)
+    windows = {}
+    for el in sorted(elements):
         try:
             line = xray.default_line(el, float(image.beam_energy))
         except ValueError:
             continue
         half = xray.detector_fwhm(line.energy)
-        window = (energies >= line.energy - half) & (energies <= line.energy + half)
-        c = pixels[:, window].sum(axis=1)
-        share = c.sum() / max(totals.sum(), 1.0)
-        expected = totals * share
-        keep = expected > 0
-        if keep.sum() >= 2:
-            found[el] = float(
-                np.sum((c[keep] - expected[keep]) ** 2 / expected[keep]) / (keep.sum() - 1)
-            )
+        inside = np.flatnonzero((energies >= line.energy - half) & (energies <= line.energy + half))
+        # channel energies increase: the window is one run of channels
+        windows[el] = slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0)
+    return windows
+
+
+def _sampled_window_sums(counts, samples: Mapping[int, np.ndarray], windows: Sequence[slice]):
+    """For each phase of ``samples`` (flat pixel indices, increasing): its pixels' totals and
+    their counts in each window, float64 ``(N,)`` and ``(N, W)`` (integer counts summed
+    exactly)."""
+    from napari_sigma.compute.blocks import RowChunks
+
+    def sums(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if pixels.dtype.kind not in "biu":
+            pixels = np.asarray(pixels, dtype=np.float64)
+        kind = np.int64 if pixels.dtype.kind in "biu" else np.float64
+        totals = pixels.sum(axis=1, dtype=kind).astype(np.float64)
+        inside = np.zeros((len(pixels), len(windows)))
+        for k, window in enumerate(windows):
+            inside[:, k] = pixels[:, window].sum(axis=1, dtype=kind)
+        return totals, inside
+
+    if isinstance(counts, np.ndarray):
+        flat = counts.reshape(-1, counts.shape[-1])
+        return {pid: sums(flat[where]) for pid, where in samples.items()}
+    # a lazy cube: down the rows holding sampled pixels, each stored chunk read once (an event
+    # cube's pixels filled from their rows' events), only the sampled pixels copied out
+    every = np.unique(np.concatenate(list(samples.values())))
+    totals = np.empty(every.size)
+    inside = np.empty((every.size, len(windows)))
+    width = int(counts.shape[1])
+    reader = RowChunks(counts)
+    band = 4  # rows: the sampled pixels of a few rows held at a time (a memory limit's bands)
+    for low in range(0, int(counts.shape[0]), band):
+        lo, hi = np.searchsorted(every, (low * width, (low + band) * width))
+        if hi > lo:
+            rows, columns = np.divmod(every[lo:hi], width)
+            high = int(rows[-1]) + 1
+            mask = np.zeros((high - low, width), dtype=bool)
+            mask[rows - low, columns] = True
+            totals[lo:hi], inside[lo:hi] = sums(reader.pixels(low, high, mask))
+    found = {}
+    for pid, where in samples.items():
+        at = np.searchsorted(every, where)
+        found[pid] = (totals[at], inside[at])
     return found
 
 
@@ -666,7 +787,8 @@ def distinguish_same_names(
     (whether the rounding gave them one name, or "garnet Alm67Prp33" and "garnet Alm66Prp34").
     Phases of one name whose compositions differ beyond their uncertainties each get a
     ``qualifier`` and a note of the difference: their mass fraction of the element(s) that tell
-    them apart best (the largest ``|z|`` of the pairs that differ, first), as many as needed
+    them apart best (the largest ``|z|`` of the pairs that differ, first; a light element, C, N,
+    O, after a heavier one that tells them apart as well: :func:`_telling_rank`), as many as needed
     (and one more decimal if needed) for every such pair to read differently. An element the
     mineral does not hold (one of the identification's ``trace``: an admixture, fine-grained or
     in mixed pixels) reads ``"+ K 2.8 wt%"``, one it holds ``"(Fe 46.6 wt%)"``.
@@ -725,7 +847,7 @@ def _telling_elements(group, differing) -> list[tuple[str, int]]:
     for _, _, test in differing:
         for el, z in test.z.items():
             strength[el] = max(strength.get(el, 0.0), abs(z))
-    order = sorted(strength, key=lambda el: -strength[el])
+    order = sorted(strength, key=lambda el: -_telling_rank(el, strength[el]))
 
     def reads_apart(elements, decimals):
         def text(m):
@@ -738,6 +860,30 @@ def _telling_elements(group, differing) -> list[tuple[str, int]]:
             if reads_apart(order[:count], decimals):
                 return [(el, decimals) for el in order[:count]]
     return [(el, QUALIFIER_DECIMALS[-1]) for el in order]
+
+
+LIGHT_ELEMENTS_Z = 9
+"""Elements up to fluorine (Z <= 9: K lines below 0.7 keV, absorbed most by the sample, the
+detector's window and a carbon coat or contamination) are the least reliable numbers of a
+standardless analysis; the qualifier of phases of one name names a heavier element instead where
+it tells them apart as well (:func:`_telling_rank`)."""
+
+
+def _telling_rank(element: str, z: float) -> float:
+    """How well an element tells phases of one name apart, for the qualifier's choice: its
+    ``|z|``, less the noise of a difference of two ``|z|`` for a light element (Z <=
+    ``LIGHT_ELEMENTS_Z``). Each ``z`` is a difference over its standard error, with unit
+    variance, so two ``|z|`` closer than ``1.96 sqrt(2)`` (the two-sided 95 % bound of their
+    difference) tell the phases apart equally well: then the heavier element, the one a
+    mineralogist names (sulphide ore's two pyrites: O and Si both 26 sigma, the admixture is
+    quartz: "+ Si 11.6 wt%")."""
+    from statistics import NormalDist
+
+    from napari_sigma.quant.atomic import atomic_number
+
+    if atomic_number(element) <= LIGHT_ELEMENTS_Z:
+        return abs(z) - NormalDist().inv_cdf(0.975) * np.sqrt(2.0)
+    return abs(z)
 
 
 def touching_phases(labels: np.ndarray) -> dict[int, dict[int, int]]:

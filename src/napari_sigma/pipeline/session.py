@@ -345,7 +345,8 @@ def _minerals_content(minerals: Iterable[Any]) -> list[dict[str, Any]]:
         if q is not None:
             kept = {f.name: getattr(q, f.name) for f in dataclasses.fields(q) if f.name != "fit"}
         rows.append(to_jsonable({"phase_id": int(m.phase_id), "note": m.note,
-                                 "quantification": kept, "identification": ident}))  # fmt: skip
+                                 "quantification": kept, "identification": ident,
+                                 "dispersion": dict(getattr(m, "dispersion", {}) or {})}))  # fmt: skip
     return rows
 
 
@@ -403,7 +404,10 @@ def _minerals_from(rows: Sequence[Mapping[str, Any]]) -> list:
                 unknown=bool(ident["unknown"]), unresolved=_pairs(ident.get("unresolved", [])),
                 components=tuple(_pairs(ident.get("components", []))),
             )  # fmt: skip
-        minerals.append(PhaseMineral(int(row["phase_id"]), q, ident, str(row.get("note", ""))))
+        # the pixels' scatter (sessions saved before it was kept have none)
+        dispersion = _numbers(row.get("dispersion") or {})
+        minerals.append(PhaseMineral(int(row["phase_id"]), q, ident, str(row.get("note", "")),
+                                     dispersion=dispersion))  # fmt: skip
     return minerals
 
 
