@@ -225,7 +225,10 @@ def _sigma(measured: float, library: float, error: float) -> float:
 
 
 def _chi2(wt: Mapping[str, float], err: Mapping[str, float], library: Mapping[str, float]):
-    elements = set(wt) | set(library)
+    # in a fixed order (the measured elements', then the library's): a set's order follows the
+    # strings' hashes, which change from process to process (PYTHONHASHSEED), and so did the
+    # sum's last bit: a candidate's score, and the order of equal ones (polymorphs)
+    elements = dict.fromkeys([*wt, *library])
     chi2 = 0.0
     floor = ABSOLUTE_TOLERANCE_WT**2
     for el in elements:  # _sigma inlined (the same arithmetic): the ranking's inner loop
