@@ -118,3 +118,49 @@ def test_pixels_placed_by_neighbours_do_not_depend_on_their_own_label():
     assert placed[2, 3] and placed[3, 2]
     assert not placed[2, 2] and not placed[3, 3]  # even pixels never
     assert not placed[1, 2]  # a neighbour outside
+
+
+def _finished(run):
+    try:
+        while True:
+            next(run)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_specks_of_noise_on_a_one_phase_map_leave_one_phase():
+    # a map of A alone where a classification put a few noisy pixels in a second phase (the
+    # velox map's 2-15 pixels, different on every seed): nothing needs the second phase
+    rng = np.random.default_rng(3)
+    grid = np.zeros((48, 48), dtype=int)
+    windows = rng.poisson(np.broadcast_to(A, (48, 48, 4))).astype(np.float64)
+    dose = windows.sum(axis=-1)
+    rate = windows[..., 2] / dose  # the pixels richest in the third window, by chance
+    grid[rate >= np.sort(rate.reshape(-1))[-12]] = 1
+    labels = grid.reshape(-1)
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask[::3, ::3] = True
+    state = (labels, np.eye(2)[labels], labels[mask.reshape(-1)], 2)
+    labels, probabilities, hard, n_phases = _finished(
+        _without_unsupported_phases(mask, state, (windows, dose), PhaseFindingSettings())
+    )
+    assert n_phases == 1 and probabilities.shape == (grid.size, 1)
+    assert (labels == 0).all() and (hard == 0).all()
+
+
+def test_a_thin_phase_its_pixels_need_stays_beside_a_single_phase():
+    rng = np.random.default_rng(4)
+    grid = np.zeros((48, 48), dtype=int)
+    yy, xx = np.mgrid[:48, :48]
+    grain = (yy - 24) ** 2 + (xx - 24) ** 2
+    grid[(grain <= 100) & (grain > 64)] = 1  # a 2-px rim of C in A
+    expected = np.select([(grid == k)[..., None] for k in range(2)], [A, C])
+    windows = rng.poisson(expected).astype(np.float64)
+    labels = grid.reshape(-1)
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask[::3, ::3] = True
+    state = (labels, np.eye(2)[labels], labels[mask.reshape(-1)], 2)
+    result = _finished(
+        _without_unsupported_phases(mask, state, (windows, windows.sum(-1)), PhaseFindingSettings())
+    )
+    assert result[3] == 2 and np.array_equal(result[0], labels)

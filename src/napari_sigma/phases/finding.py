@@ -315,7 +315,7 @@ def find_phases(
         labels, probabilities, hard, n_phases = _without_boundary_zones(
             raw, mask, (labels, probabilities, hard, n_phases), settings, valid
         )
-    if target is None and counts is not None and settings.support_test and n_phases > 2:
+    if target is None and counts is not None and settings.support_test and n_phases > 1:
         labels, probabilities, hard, n_phases = yield from _without_unsupported_phases(
             mask, (labels, probabilities, hard, n_phases), counts, settings, valid
         )
@@ -661,7 +661,9 @@ def _without_unsupported_phases(
     seed 4, an orthopyroxene candidate of 22 training pixels whose 510 pixels were
     orthopyroxene-clinopyroxene-olivine mixtures beside the split search's orthopyroxene).
     Unsupported phases are taken out one at a time (the one with the fewest unexplained pixels
-    first, the rest asked again without it); at least two phases remain. Their pixels are
+    first, the rest asked again without it); at least one phase remains (a map of one phase
+    and a few noisy specks is one phase: velox's 16x16 map had a second "phase" of 2-15
+    pixels, different ones on every seed). Their pixels are
     classified again among the remaining phases from their counts and neighbours
     (:func:`_reassigned`). ``state`` is (flat labels 0..K-1, probabilities (N, K), training
     labels, K); only ``valid`` pixels are asked.
@@ -697,7 +699,7 @@ def _without_unsupported_phases(
     profiles, _ = _robust_profiles(flat_counts, flat_dose, grid, n_phases, threshold)
     remaining = list(range(n_phases))
     dropped: list[int] = []
-    while len(remaining) > 2:
+    while len(remaining) > 1:
         unsupported = []
         for k in [k for k in thin if k in remaining]:
             members = np.flatnonzero(asked.reshape(-1) == k)
