@@ -91,6 +91,35 @@ def test_restarts_are_spent_near_the_chosen_k(monkeypatch):
     assert sorted(set(fitted)) == [2, 3, 4] and len(fitted) == 12
 
 
+def test_the_restarts_on_two_threads_are_the_restarts_one_by_one(monkeypatch):
+    """A K's short starts (and their rival, the scan's fit) are independent fits: on the CPU
+    with two usable cores they run two at a time (compute.blocks.worker_threads bounds them),
+    and the mixture, labels, probabilities and BIC values are those of one core bit for bit."""
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.phases import mixture
+
+    batches = []
+    original = mixture._fits_of
+
+    def recorded(steps, on_cpu, report=None):
+        batches.append(len(steps))
+        return original(steps, on_cpu, report)
+
+    monkeypatch.setattr(mixture, "_fits_of", recorded)
+    points, _ = blobs(5, n=5000, seed=11)
+    found = {}
+    for threads in (1, 2):
+        with worker_threads(threads):
+            found[threads] = run(points, max_phases=8, restarts=6, seed=2)
+    assert batches.count(7) >= 6  # the rival and 6 starts of each K near the chosen one
+    one, two = found[1], found[2]
+    assert one.n_phases == two.n_phases == 5
+    assert np.array_equal(one.labels, two.labels)
+    assert one.probabilities.tobytes() == two.probabilities.tobytes()
+    assert one.criterion == two.criterion
+    assert one.means.tobytes() == two.means.tobytes()
+
+
 def test_merge_joins_a_non_gaussian_phase():
     rng = np.random.default_rng(1)
     angle = rng.uniform(0, np.pi, 4000)

@@ -259,3 +259,36 @@ def test_the_numpy_spatial_prior_is_the_torch_one(iterations):
     assert np.array_equal(labels, torch_labels.reshape(-1).numpy())
     expected = torch.softmax(score, dim=-1).reshape(-1, 4).numpy()
     np.testing.assert_allclose(probabilities, expected, rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("iterations", [0, 1, 5, 20])
+def test_the_spatial_prior_of_tensors_is_torchs_step_for_step(iterations, monkeypatch):
+    """One function serves numpy and torch (compute.arrays): given a tensor (a GPU's, here a
+    CPU tensor) the ICM runs in torch in one band, and its labels and probabilities are those
+    of full torch sweeps and ``torch.softmax`` bit for bit; given numpy, numpy's."""
+    from napari_sigma.phases import finding
+
+    seen = []
+    original = finding._row_softmax
+    monkeypatch.setattr(finding, "_row_softmax", lambda part: seen.append(part) or original(part))
+    monkeypatch.setattr(finding, "ICM_BAND_ROWS", 7)  # several bands on the CPU
+    rng = np.random.default_rng(12)
+    truth = (np.arange(45)[:, None] // 9 + np.arange(38)[None, :] // 11) % 5
+    log_likelihood = -3.0 * (np.arange(5) != truth[..., None]) + rng.normal(0, 2.5, (45, 38, 5))
+    likelihood = torch.as_tensor(log_likelihood)
+    labels, probabilities = _potts_icm(likelihood, 0.8, iterations)
+    assert isinstance(labels, np.ndarray) and isinstance(probabilities, np.ndarray)
+    assert len(seen) == 1 and isinstance(seen[0], torch.Tensor)  # one band, in torch
+    score, expected = likelihood, likelihood.argmax(-1)
+    for _ in range(iterations):
+        score = neighbour_counts(expected, 5, torch.float64).mul_(0.8).add_(likelihood)
+        new = score.argmax(-1)
+        if torch.equal(new, expected):
+            break
+        expected = new
+    assert np.array_equal(labels, expected.reshape(-1).numpy())
+    assert np.array_equal(probabilities, torch.softmax(score, dim=-1).reshape(-1, 5).numpy())
+    seen.clear()
+    numpy_labels, _ = _potts_icm(log_likelihood, 0.8, iterations)
+    assert np.array_equal(numpy_labels, labels)
+    assert len(seen) == 7 and all(isinstance(part, np.ndarray) for part in seen)  # 45 rows / 7

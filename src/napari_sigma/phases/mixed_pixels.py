@@ -162,6 +162,9 @@ def template_log_likelihood(
         Torch device (``"cpu"``, ``"cuda"``; resolved by
         :func:`~napari_sigma.compute.device.resolve_device`).
     """
+    import threading
+
+    from napari_sigma.compute.arrays import host, namespace
     from napari_sigma.compute.device import resolve_device
 
     device = resolve_device(device)
@@ -170,57 +173,43 @@ def template_log_likelihood(
     center = flat_templates.mean(axis=0)
     inverse = np.linalg.inv(np.asarray(whitening, dtype=np.float64))  # b = inverse @ (x - c)
     white = (flat_templates - center) @ inverse.T
-    if device == "cpu":
-        return _nearest_template_numpy(raw, white, inverse, center, n_phases, chunk_pixels)
-    import torch
-
-    # the columns of [-2 w ; |w|^2]: one product of [b, 1] with it per block
-    weights = torch.as_tensor(-2.0 * white.T, device=device)
-    norms = torch.as_tensor(np.einsum("ij,ij->i", white, white), device=device)
-    project = torch.as_tensor(inverse.T.copy(), device=device)
-    shift = torch.as_tensor(center, device=device)
-    flat = torch.as_tensor(np.ascontiguousarray(raw.reshape(-1, n_features)), device=device)
-    out = torch.empty((flat.shape[0], n_phases), dtype=torch.float64, device=device)
-    if device != "cpu":  # blocks sized for cache on the CPU; a GPU wants few large ones
-        chunk_pixels = max(chunk_pixels, DEVICE_CHUNK_PIXELS)
-
-    def nearest_of_block(start: int) -> None:
-        with torch.no_grad():
-            part = flat[start : start + chunk_pixels].to(device=device, dtype=torch.float64)
-            block = (part - shift) @ project
-            distance = torch.addmm(norms, block, weights)
-            nearest = distance.view(len(block), n_phases, per_phase).amin(dim=2)
-            nearest += (block * block).sum(dim=1, keepdim=True)
-            out[start : start + len(block)] = nearest.mul_(-0.5)
-
-    # the blocks are independent and each is computed by the same calls whichever thread runs
-    # it (torch releases the GIL): on the CPU every core takes blocks, with the same numbers
-    workers = None if device == "cpu" else 1
-    for _ in threaded_map(nearest_of_block, range(0, flat.shape[0], chunk_pixels), workers):
-        pass
-    return out.cpu().numpy().reshape(*raw.shape[:2], n_phases)
-
-
-def _nearest_template_numpy(raw, white, inverse, center, n_phases: int, chunk_pixels: int):
-    """The CPU's :func:`template_log_likelihood` in numpy (the same operations), the
-    blocks on every core."""
-    n_features = white.shape[1]
-    per_phase = len(white) // n_phases
-    weights = -2.0 * white.T
-    norms = np.einsum("ij,ij->i", white, white)
-    project = inverse.T.copy()
+    # the columns of [-2 w ; |w|^2]: one product of [b, 1] with them per block
+    weights, norms = -2.0 * white.T, np.einsum("ij,ij->i", white, white)
+    project, shift = inverse.T.copy(), center
     flat = np.ascontiguousarray(raw.reshape(-1, n_features))
-    out = np.empty((flat.shape[0], n_phases), dtype=np.float64)
+    if device == "cpu":
+        out = np.empty((flat.shape[0], n_phases), dtype=np.float64)
+    else:  # a GPU: the same steps on tensors, in few large blocks
+        import torch
+
+        weights, norms, project, shift, flat = (
+            torch.as_tensor(a, device=device) for a in (weights, norms, project, shift, flat)
+        )
+        out = torch.empty((flat.shape[0], n_phases), dtype=torch.float64, device=device)
+        chunk_pixels = max(chunk_pixels, DEVICE_CHUNK_PIXELS)
+    xp = namespace(flat)
+    distances: dict[int, np.ndarray] = {}  # a block's distances, one array per thread
 
     def nearest_of_block(start: int) -> None:
-        part = flat[start : start + chunk_pixels].astype(np.float64)
-        block = (part - center) @ project
-        distance = norms + block @ weights
-        nearest = distance.reshape(len(block), n_phases, per_phase).min(axis=2)
-        nearest += (block * block).sum(axis=1, keepdims=True)
+        part = xp.asarray(flat[start : start + chunk_pixels], dtype=np.float64)
+        block = (part - shift) @ project
+        if isinstance(block, np.ndarray):  # into this thread's array: no new 9 MB per block
+            key = threading.get_ident()
+            if key not in distances:
+                distances[key] = np.empty((chunk_pixels, weights.shape[1]))
+            distance = np.matmul(block, weights, out=distances[key][: len(block)])
+            distance += norms  # = norms + block @ weights, bit for bit
+        else:
+            distance = torch.addmm(norms, block, weights)
+        nearest = xp.min(distance.reshape(len(block), n_phases, per_phase), axis=2)
+        nearest += xp.sum(block * block, axis=1, keepdims=True)
         nearest *= -0.5
         out[start : start + len(block)] = nearest
 
-    for _ in threaded_map(nearest_of_block, range(0, flat.shape[0], chunk_pixels)):
+    # the blocks are independent and each is computed by the same calls whichever thread runs
+    # it (numpy and torch release the GIL): on the CPU every core takes blocks, with the same
+    # numbers
+    workers = None if device == "cpu" else 1
+    for _ in threaded_map(nearest_of_block, range(0, flat.shape[0], chunk_pixels), workers):
         pass
-    return out.reshape(*raw.shape[:2], n_phases)
+    return host(out).reshape(*raw.shape[:2], n_phases)

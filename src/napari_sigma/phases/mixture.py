@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_sigma.compute.arrays import host, namespace
 from napari_sigma.compute.blocks import usable_cores
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
@@ -397,8 +398,6 @@ def _fits_in_threads(
     next step.
     """
     import copy
-    import threading
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     seeds = [settings.seed + 1000 * attempt for attempt in range(settings.n_init)]
     (points, _), *_ = prepared.chunks
@@ -411,35 +410,19 @@ def _fits_in_threads(
             seedings[k][seed] = dict(so_far)  # tensors are replaced, never changed in place
     total = len(candidates) + 1
     yield Progress(STAGE, 0, total, _scan_message(candidates, 0))
-    stop = threading.Event()
 
     def fit(k: int):
         own = copy.copy(prepared)
         own.seedings = seedings[k]
-        steps = _fit_one(scaled, k, settings, own)
-        while True:
-            if stop.is_set():
-                steps.close()
-                return None
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value
+        return _fit_one(scaled, k, settings, own)
 
-    with ThreadPoolExecutor(usable_cores(), thread_name_prefix="napari-sigma mixture") as pool:
-        # the largest K (the longest fits) first
-        futures = {pool.submit(fit, k): k for k in sorted(candidates, reverse=True)}
-        try:
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, YIELD_INTERVAL_S, FIRST_COMPLETED)
-                for future in finished:
-                    future.result()  # a fit's error is raised here
-                done = len(candidates) - len(pending)
-                yield Progress(STAGE, done, total, _scan_message(candidates, done))
-        finally:
-            stop.set()
-    return {futures_k: future.result() for future, futures_k in futures.items()}
+    order = sorted(candidates, reverse=True)  # the largest K (the longest fits) first
+    values = yield from _fits_of(
+        [fit(k) for k in order],
+        True,
+        lambda done: Progress(STAGE, done, total, _scan_message(candidates, done)),
+    )
+    return dict(zip(order, values, strict=True))
 
 
 def _scan_message(candidates, fitted: int) -> str:
@@ -535,14 +518,21 @@ def _restarted_fits(
             done.add(k)
             if k < 2:
                 continue
-            # the scan's fit, run as the short starts are on the same points: their rival
-            _, chosen_ll, _ = yield from _fit_torch(
-                part, k, short, settings.seed, explored, fits[k][0]
+            # the scan's fit, run as the short starts are on the same points (their rival),
+            # and the starts: independent fits (each seed's seeding is its own), run two at a
+            # time on two cores; the best taken in the order of the starts as one by one
+            fitted_all = yield from _fits_of(
+                [_fit_torch(part, k, short, settings.seed, explored, fits[k][0])]
+                + [
+                    _fit_torch(
+                        part, k, short, settings.seed + 1000 * (settings.n_init + a), explored
+                    )
+                    for a in range(settings.restarts)
+                ],
+                explored.on_cpu,
             )
-            chosen = None
-            for attempt in range(settings.restarts):
-                seed = settings.seed + 1000 * (settings.n_init + attempt)
-                fitted = yield from _fit_torch(part, k, short, seed, explored)
+            chosen, chosen_ll = None, fitted_all[0][1]
+            for fitted in fitted_all[1:]:
                 if fitted[1] > chosen_ll:
                     chosen, chosen_ll = fitted[:2]
             if chosen is None:
@@ -553,6 +543,46 @@ def _restarted_fits(
             if chosen_ll > likelihoods[k]:
                 fits[k] = (chosen, chosen_ll if converged else None)
                 likelihoods[k] = chosen_ll
+
+
+def _fits_of(steps: list, on_cpu: bool, report=None) -> Computation[list]:
+    """The values of the fit generators ``steps``, in order: on the CPU with several usable
+    cores each run to its end by a thread per core, in the order given (numpy releases the
+    GIL in its loops and products; each fit makes the same calls on whichever thread: the same
+    values), else one after the other. Yields every ``YIELD_INTERVAL_S`` (``report(fits
+    done)`` where given); closing the generator stops the fits at their next step."""
+    if not on_cpu or usable_cores() < 2 or len(steps) < 2:
+        values = []
+        for step in steps:
+            values.append((yield from step))
+        return values
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    stop = threading.Event()
+
+    def run(inner):
+        while True:
+            if stop.is_set():
+                inner.close()
+                return None
+            try:
+                next(inner)
+            except StopIteration as done:
+                return done.value
+
+    with ThreadPoolExecutor(usable_cores(), thread_name_prefix="napari-sigma mixture") as pool:
+        futures = [pool.submit(run, step) for step in steps]
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, YIELD_INTERVAL_S, FIRST_COMPLETED)
+                for future in finished:
+                    future.result()  # a fit's error is raised here
+                yield None if report is None else report(len(steps) - len(pending))
+        finally:
+            stop.set()
+    return [future.result() for future in futures]
 
 
 def _fit_sklearn(scaled: np.ndarray, k: int, settings: ClusteringSettings) -> Mixture:
@@ -610,28 +640,30 @@ def _fit_torch(
         weights, means, covs = (
             _like(x, a) for a in (start.weights, start.means, start.covariances)
         )
+    xp = namespace(x)
     previous = -math.inf
     last_yield = time.perf_counter()
     log_likelihood = previous
     converged = False
     for _ in range(settings.max_iter):
-        log_joint = _log_densities(x, means, covs, outer) + _log(weights)
+        log_joint = _log_densities(x, means, covs, outer) + xp.log(weights)
         norm = _logsumexp(log_joint)
         log_likelihood = float(norm.mean())
         if abs(log_likelihood - previous) < settings.tol:
             converged = True
             break
         previous = log_likelihood
-        resp = _exp(log_joint - norm)
+        resp = xp.exp(log_joint - norm)
         weights, means, covs = _m_step(x, outer, resp, settings.covariance)
         if time.perf_counter() - last_yield > YIELD_INTERVAL_S:
             yield
             last_yield = time.perf_counter()
-    mixture = Mixture(*(_host(t) for t in (weights, means, covs)), np.arange(k))
+    mixture = Mixture(*(host(t) for t in (weights, means, covs)), np.arange(k))
     return mixture, log_likelihood, converged
 
 
 # numpy (CPU) or torch (another device) by the type of the arrays: the same operations
+# (compute.arrays' namespace; below the helpers whose formulas are chosen per side)
 
 
 def _like(x, values):
@@ -641,18 +673,6 @@ def _like(x, values):
     import torch
 
     return torch.as_tensor(values, dtype=x.dtype, device=x.device)
-
-
-def _host(values) -> np.ndarray:
-    return values if isinstance(values, np.ndarray) else values.cpu().numpy()
-
-
-def _log(values):
-    return np.log(values) if isinstance(values, np.ndarray) else values.log()
-
-
-def _exp(values):
-    return np.exp(values) if isinstance(values, np.ndarray) else values.exp()
 
 
 def _logsumexp(values):
@@ -698,19 +718,11 @@ def _kmeans_labels(x, k: int, generator: TorchCpuDraws, seeding: dict | None = N
     previous = None
     for _ in range(LLOYD_STEPS):
         labels = _nearest_center(x, centers)
-        if previous is not None and _equal(labels, previous):
+        if previous is not None and bool(namespace(labels).array_equal(labels, previous)):
             return labels  # converged: the same centres, the same labels from here on
         centers = _lloyd_centers(x, labels, centers)
         previous = labels
     return _nearest_center(x, centers)
-
-
-def _equal(a, b) -> bool:
-    if isinstance(a, np.ndarray):
-        return bool(np.array_equal(a, b))
-    import torch
-
-    return torch.equal(a, b)
 
 
 def _lloyd_centers(x, labels, centers):
@@ -744,7 +756,7 @@ def _seeded_centers(x, k: int, generator: TorchCpuDraws, seeding: dict | None = 
         centers = x[first : first + 1]
         closest = ((x - centers[0]) ** 2).sum(1)
     for _ in range(len(centers), k):
-        probabilities = _host(closest / closest.sum())
+        probabilities = host(closest / closest.sum())
         if not np.isfinite(probabilities).all() or float(probabilities.sum()) <= 0:
             probabilities = np.full((n,), 1.0 / n, dtype=np.float64)
         pick = generator.multinomial_one(probabilities)
@@ -903,9 +915,10 @@ def _component_log_joint(points: np.ndarray, mixture: Mixture, device: str) -> C
     weights, means, covs = (
         _as_float64(a, device) for a in (mixture.weights, mixture.means, mixture.covariances)
     )
+    log_weights = namespace(weights).log(weights)
     for start in range(0, len(points), PREDICT_CHUNK):
         chunk = _as_float64(points[start : start + PREDICT_CHUNK], device)
-        yield _log_densities(chunk, means, covs) + _log(weights)
+        yield _log_densities(chunk, means, covs) + log_weights
 
 
 def _total_log_likelihood(
@@ -918,8 +931,9 @@ def _total_log_likelihood(
             _as_float64(a, prepared.device)
             for a in (mixture.weights, mixture.means, mixture.covariances)
         )
+        log_weights = namespace(weights).log(weights)
         chunks = (
-            _log_densities(x, means, covs, outer) + _log(weights) for x, outer in prepared.chunks
+            _log_densities(x, means, covs, outer) + log_weights for x, outer in prepared.chunks
         )
     return float(sum(_logsumexp(c).sum() for c in chunks))
 

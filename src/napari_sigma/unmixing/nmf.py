@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_sigma.compute.arrays import clamp_min, host, is_tensor, namespace, on_host
 from napari_sigma.compute.blocks import block_projector, block_rows, read_blocks, threaded_map
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation, Progress
@@ -231,7 +232,7 @@ def _nmf_torch(
             if previous - error < tol * max(previous, EPS) and iteration > 0:
                 break
             previous = error
-    return _host(w), _host(h)
+    return host(w), host(h)
 
 
 def _hals_rows(factor, gram, cross) -> None:
@@ -240,31 +241,7 @@ def _hals_rows(factor, gram, cross) -> None:
         if gram[c, c] <= 0:
             continue
         update = factor[c] + (cross[c] - gram[c] @ factor) / gram[c, c]
-        factor[c] = _clamp_min(update, 0.0)
-
-
-# numpy arrays (CPU) or torch tensors (another device): the same operations
-
-
-def _on_host(a) -> bool:
-    return isinstance(a, np.ndarray)
-
-
-def _host(a) -> np.ndarray:
-    return a if _on_host(a) else a.cpu().numpy()
-
-
-def _clamp_min(a, low: float):
-    """``torch.clamp_min``: ``np.maximum(low, a)`` keeps a ``-0.0`` of ``a`` as torch does."""
-    return np.maximum(low, a) if _on_host(a) else a.clamp_min(low)
-
-
-def _is_tensor(a) -> bool:
-    """Whether ``a`` is a torch tensor (torch not imported for the question)."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(a, getattr(torch, "Tensor", ()))
+        factor[c] = clamp_min(update, 0.0)
 
 
 def resident_phase_sums(counts, labels: np.ndarray, n_phases: int) -> np.ndarray:
@@ -351,7 +328,7 @@ def nnls_maps(
     device = resolve_device(device)
     n_channels = counts.shape[-1]
     solvers, columns, first = [], [], 0
-    resident = _is_tensor(counts)  # counts on the device (a GPU): torch tensors throughout
+    resident = is_tensor(counts)  # counts on the device (a GPU): torch tensors throughout
     for components, mask_channels in bases:
         used = _used_channels(components.shape[1], n_channels, mask_channels)
         basis = np.asarray(components, np.float64)[:, used]
@@ -363,7 +340,7 @@ def nnls_maps(
         # masked channels get zero weight instead of being cut out of every block (a
         # fancy-index copy of each block cost 4x the product itself)
         full = np.zeros((n_channels, len(basis)), np.float32)
-        full[used] = _host(basis.T)
+        full[used] = host(basis.T)
         columns.append(full)
         # restricted Gram inverses, shared by the blocks
         solvers.append((gram, _pinv(gram), slice(first, first + len(basis)), {}))
@@ -420,7 +397,7 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
 
     if threading.current_thread() is not threading.main_thread():
         return None
-    if _is_tensor(counts):  # resident: the batched form
+    if is_tensor(counts):  # resident: the batched form
         return None
     if resolve_device(device) != "cpu" or int(np.prod(counts.shape[:-1])) < COMPILED_NNLS_PIXELS:
         return None
@@ -448,7 +425,7 @@ def _solve_batch(solvers, outs, done: int, end: int, projected, max_iter: int, t
     for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
         rhs = projected[:, span] if len(solvers) > 1 else projected
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
-        out[done:end] = _host(solution)
+        out[done:end] = host(solution)
 
 
 def _batched_rows(rows, n_pixels: int):
@@ -481,7 +458,7 @@ def _projected_batches(blocks, project, n_pixels: int):
 
 def _joined(pending: list):
     """The projections of a batch's blocks as one float64 array (numpy) or tensor."""
-    if all(_on_host(part) for part in pending):
+    if all(on_host(part) for part in pending):
         return (pending[0] if len(pending) == 1 else np.concatenate(pending)).astype(np.float64)
     import torch
 
@@ -492,7 +469,7 @@ def _joined(pending: list):
 def _pinv(matrix):
     """Pseudo-inverse with torch's default cut-off (``max(m, n) * eps`` of the largest
     singular value), numpy's on the CPU."""
-    if not _on_host(matrix):
+    if not on_host(matrix):
         import torch
 
         return torch.linalg.pinv(matrix)
@@ -538,7 +515,7 @@ def _nnls_block(gram, gram_inverse, rhs, max_iter: int, tol: float, inverses=Non
     inverses = {} if inverses is None else inverses
     unconstrained = rhs @ gram_inverse
     clipped = (unconstrained < 0).any(1)
-    solution = _clamp_min(unconstrained, 0.0)
+    solution = clamp_min(unconstrained, 0.0)
     if bool(clipped.any()):
         rows = rhs[clipped]
         compiled = inverses.get("compiled", False)
@@ -564,7 +541,7 @@ def _set_solver(gram, inverses: dict):
     The product of a row with its set's inverse is summed over the components in order from
     zero, without a fused multiply-add (torch's CPU ``bmm`` kernel; numpy arrays on the CPU).
     """
-    if _on_host(gram):
+    if on_host(gram):
         return _set_solver_numpy(gram, inverses)
     import torch
 
@@ -635,7 +612,7 @@ def _set_solver_numpy(gram: np.ndarray, inverses: dict):
 
 def _compiled_rows(gram) -> bool:
     """Whether :func:`_lawson_hanson_compiled` solves the rows of this Gram matrix."""
-    on_cpu = _on_host(gram) or gram.device.type == "cpu"
+    on_cpu = on_host(gram) or gram.device.type == "cpu"
     return on_cpu and gram.shape[0] <= DENSE_SET_TABLE_MAX
 
 
@@ -645,7 +622,7 @@ def _whole_table(gram, inverses: dict):
     _set_solver(gram, inverses)
     table, known = inverses["table"], inverses["known"]
     if not bool(known.all()):
-        missing = np.flatnonzero(_host(~known)).tolist()
+        missing = np.flatnonzero(host(~known)).tolist()
         for code in missing:
             table[code] = _restricted_inverse(gram, code, {})
         known[:] = True
@@ -668,10 +645,10 @@ def _lawson_hanson_compiled(gram, rhs, free, tol: float, inverses: dict, drops: 
 
     table = _whole_table(gram, inverses)
     solution, settled = lawson_hanson_rows(
-        _host(gram), np.ascontiguousarray(_host(rhs)), np.ascontiguousarray(_host(free)),
-        float(tol), _host(table), drops,
+        host(gram), np.ascontiguousarray(host(rhs)), np.ascontiguousarray(host(free)),
+        float(tol), host(table), drops,
     )  # fmt: skip
-    if _on_host(rhs):
+    if on_host(rhs):
         return solution, settled
     import torch
 
@@ -680,7 +657,7 @@ def _lawson_hanson_compiled(gram, rhs, free, tol: float, inverses: dict, drops: 
 
 def _restricted_inverse(gram, code: int, inverses: dict):
     """Inverse of ``gram`` restricted to the components of bit ``code``, zeros elsewhere."""
-    if code not in inverses and _on_host(gram):
+    if code not in inverses and on_host(gram):
         kept = [c for c in range(gram.shape[0]) if code >> c & 1]
         inverse = np.zeros_like(gram)
         if kept:
@@ -711,136 +688,77 @@ def _lawson_hanson(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
     (a row with none is optimal); where it is not, move from the current feasible point towards
     it until a component reaches zero, and fix that component at zero.
 
-    numpy arrays (the CPU) or torch tensors (another device): the same steps.
+    numpy arrays (the CPU) or torch tensors (another device): one function, by the arrays'
+    type (:mod:`~napari_sigma.compute.arrays`).
     """
-    if not _on_host(rhs):
-        return _lawson_hanson_torch(gram, rhs, free, tol, inverses, drops)
-    solve = _set_solver(gram, inverses)
-    free = free.copy()
-    trial = solve(rhs, free)
-    rows, part_rhs, part_free, part_trial = None, rhs, free, trial
-    for _ in range(drops):
-        negative = part_free & (part_trial <= 0)
-        changed = negative.any(1)
-        if not bool(changed.any()):
-            break
-        keep = np.flatnonzero(changed)
-        part_rhs = part_rhs[keep]
-        part_free = part_free[keep] & ~negative[keep]
-        part_trial = solve(part_rhs, part_free)
-        rows = keep if rows is None else rows[keep]
-        free[rows], trial[rows] = part_free, part_trial
-    free = free & ~(free & (trial <= 0)).any(1, keepdims=True)
-    x = np.where(free, trial, np.zeros_like(trial))
-    slack = max(tol, 1e-9) * _clamp_min(np.abs(rhs).max(1), 1e-30)
-    settled = np.zeros(len(rhs), dtype=bool)
-    todo = np.arange(len(rhs))
-    b, f, xt, z = rhs, free, x.copy(), x
-    for step in range(3 * gram.shape[0] + 10):
-        if step:
-            z = solve(b, f)
-        positive = ~(f & (z <= 0)).any(1)
-        xt = np.where(positive[:, None], z, xt)
-        gradient = np.where(f, np.zeros_like(xt), b - xt @ gram)
-        best = gradient.argmax(1)
-        rising = np.take_along_axis(gradient, best[:, None], 1)[:, 0] > slack
-        done, grow, back = positive & ~rising, positive & rising, ~positive
-        f[grow, best[grow]] = True
-        if bool(back.any()):
-            xt[back], f[back] = _step_back(xt[back], z[back], f[back])
-        finished = todo[done]
-        x[finished], settled[finished] = xt[done], True
-        keep = np.flatnonzero(~done)
-        todo, b, f, xt, slack = todo[keep], b[keep], f[keep], xt[keep], slack[keep]
-        if len(todo) == 0:
-            break
-    x[todo] = xt  # rows still unsettled (the caller finishes them)
-    return _clamp_min(x, 0.0), settled
-
-
-def _lawson_hanson_torch(gram, rhs, free, tol: float, inverses: dict, drops: int = 4):
-    """:func:`_lawson_hanson` of torch tensors."""
-    import torch
-
+    xp = namespace(rhs)
     solve = _set_solver(gram, inverses)
     # a row's solution depends on its own free set only: after the first sweep only the rows
     # whose set changed are solved again (the others keep theirs); the rows still changing are
     # kept apart (no gather from the whole block per sweep). Every product below sees the same
     # rows in the same order as one over the whole block's rows would: the same bits.
-    free = free.clone()
+    free = xp.copy(free)
     trial = solve(rhs, free)
     rows, part_rhs, part_free, part_trial = None, rhs, free, trial
     for _ in range(drops):
         negative = part_free & (part_trial <= 0)
-        changed = negative.any(1)
+        changed = xp.any(negative, axis=1)
         if not bool(changed.any()):
             break
-        keep = changed.nonzero().squeeze(1)
+        keep = xp.flatnonzero(changed)
         part_rhs = part_rhs[keep]
         part_free = part_free[keep] & ~negative[keep]
         part_trial = solve(part_rhs, part_free)
         rows = keep if rows is None else rows[keep]
         free[rows], trial[rows] = part_free, part_trial
-    free = free & ~(free & (trial <= 0)).any(1, keepdim=True)
-    x = torch.where(free, trial, torch.zeros_like(trial))
-    slack = max(tol, 1e-9) * rhs.abs().amax(1).clamp_min(1e-30)
-    settled = torch.zeros(len(rhs), dtype=torch.bool, device=rhs.device)
-    todo = torch.arange(len(rhs), device=rhs.device)
+    free = free & ~xp.any(free & (trial <= 0), axis=1, keepdims=True)
+    x = xp.where(free, trial, xp.zeros_like(trial))
+    slack = max(tol, 1e-9) * clamp_min(xp.max(xp.abs(rhs), axis=1), 1e-30)
+    settled = xp.zeros(len(rhs), dtype=bool, like=rhs)
+    todo = xp.arange(len(rhs), like=rhs)
     # the unfinished rows (ids ``todo``) with their right-hand sides, free sets and points; at
     # first the solution on every row's free set is known (not solved again)
-    b, f, xt, z = rhs, free, x.clone(), x
+    b, f, xt, z = rhs, free, xp.copy(x), x
     for step in range(3 * gram.shape[0] + 10):
         if step:
             z = solve(b, f)
-        positive = ~(f & (z <= 0)).any(1)
-        xt = torch.where(positive.unsqueeze(1), z, xt)
-        gradient = torch.where(f, torch.zeros_like(xt), b - xt @ gram)
-        best = gradient.argmax(1)
-        rising = gradient.gather(1, best.unsqueeze(1)).squeeze(1) > slack
+        positive = ~xp.any(f & (z <= 0), axis=1)
+        xt = xp.where(positive[:, None], z, xt)
+        gradient = xp.where(f, xp.zeros_like(xt), b - xt @ gram)
+        best = xp.argmax(gradient, axis=1)
+        rising = xp.take_along_axis(gradient, best[:, None], 1)[:, 0] > slack
         done, grow, back = positive & ~rising, positive & rising, ~positive
         f[grow, best[grow]] = True
         if bool(back.any()):
             xt[back], f[back] = _step_back(xt[back], z[back], f[back])
         finished = todo[done]
         x[finished], settled[finished] = xt[done], True
-        keep = (~done).nonzero().squeeze(1)
+        keep = xp.flatnonzero(~done)
         todo, b, f, xt, slack = todo[keep], b[keep], f[keep], xt[keep], slack[keep]
         if len(todo) == 0:
             break
     x[todo] = xt  # rows still unsettled (the caller finishes them)
-    return x.clamp_min(0.0), settled
+    return clamp_min(x, 0.0), settled
 
 
 def _step_back(x, z, free):
     """Move from feasible ``x`` towards ``z`` until a free component reaches zero; fix it."""
-    if _on_host(x):
-        blocking = free & (z <= 0)
-        ratio = np.where(blocking, x / _clamp_min(x - z, 1e-300), np.full_like(x, 2.0))
-        first = ratio.argmin(1)
-        alpha = np.clip(np.take_along_axis(ratio, first[:, None], 1), 0.0, 1.0)
-        moved = x + alpha * (z - x)
-        free = free & (moved > 0)
-        free[np.arange(len(free)), first] = False
-        return np.where(free, moved, np.zeros_like(moved)), free
-    import torch
-
+    xp = namespace(x)
     blocking = free & (z <= 0)
-    ratio = torch.where(blocking, x / (x - z).clamp_min(1e-300), torch.full_like(x, 2.0))
-    first = ratio.argmin(1)
-    alpha = ratio.gather(1, first.unsqueeze(1)).clamp(0.0, 1.0)
+    ratio = xp.where(blocking, x / clamp_min(x - z, 1e-300), xp.full_like(x, 2.0))
+    first = xp.argmin(ratio, axis=1)
+    alpha = xp.clip(xp.take_along_axis(ratio, first[:, None], 1), 0.0, 1.0)
     moved = x + alpha * (z - x)
     free = free & (moved > 0)
-    free[torch.arange(len(free), device=free.device), first] = False
-    return torch.where(free, moved, torch.zeros_like(moved)), free
+    free[xp.arange(len(free), like=free), first] = False
+    return xp.where(free, moved, xp.zeros_like(moved)), free
 
 
 def _kkt_violations(gram, rhs, solution, tol: float):
     """Rows where a zero coefficient could still lower the residual (not yet optimal)."""
+    xp = namespace(rhs)
     gradient = rhs - solution @ gram  # minus half the gradient of the squared residual
-    if _on_host(rhs):
-        slack = max(tol, 1e-9) * _clamp_min(np.abs(rhs).max(1, keepdims=True), 1e-30)
-    else:
-        slack = max(tol, 1e-9) * rhs.abs().amax(1, keepdim=True).clamp_min(1e-30)
+    slack = max(tol, 1e-9) * clamp_min(xp.max(xp.abs(rhs), axis=1, keepdims=True), 1e-30)
     rising = (solution <= 0) & (gradient > slack)  # a zero share that should grow
     unsteady = (solution > 0) & (abs(gradient) > slack)  # a share not at its optimum
     return (rising | unsteady).any(1)
@@ -853,7 +771,7 @@ def _coordinate_descent(gram, rhs, solution, max_iter: int, tol: float):
         for c in range(len(gram)):
             if diagonal[c] <= 0:
                 continue
-            updated = _clamp_min(solution[:, c] + (rhs[:, c] - solution @ gram[c]) / diagonal[c], 0)
+            updated = clamp_min(solution[:, c] + (rhs[:, c] - solution @ gram[c]) / diagonal[c], 0)
             largest_change = max(largest_change, float(abs(updated - solution[:, c]).max()))
             solution[:, c] = updated
         if largest_change <= tol * (float(abs(solution).max()) or 1.0):
