@@ -114,19 +114,34 @@ def _mixture_mu_at(items: tuple, energy: float):
     return _mixture_mu(items, energy)
 
 
+_SCALAR_TYPES = frozenset((float, int, np.float64))
+"""Energy types of the scalar path known without ``np.ndim`` (the ZAF iteration's calls)."""
+
+
+def mixture_mu_items(items: tuple, energy_kev) -> float:
+    """:func:`mass_attenuation` at one energy of a composition given as its ``items()`` tuple
+    (``((element, fraction), ...)``, in the composition's order): the same cached mixture rule
+    and the same number, without building the tuple again (a ZAF step asks for one composition
+    at many line energies)."""
+    energy = round(float(energy_kev), 6)
+    try:
+        return _mixture_mu_at(items, energy)
+    except TypeError:  # a fraction that cannot be a key (an array): not cached
+        return _mixture_mu(items, energy)
+
+
 def mass_attenuation(absorber: str | Composition, energy_kev) -> np.ndarray | float:
     """Mass attenuation coefficient mu/rho (cm^2/g) of an element or a composition.
 
     Elam et al. (2002) photo-absorption plus scattering; for a composition the weight-fraction
     average of the elements' coefficients (the mixture rule).
     """
+    if type(energy_kev) in _SCALAR_TYPES or np.ndim(energy_kev) == 0:
+        # the scalar path of the ZAF iteration, cached
+        if isinstance(absorber, str):
+            return mixture_mu_items(((absorber, 1.0),), energy_kev)
+        return mixture_mu_items(tuple(absorber.items()), energy_kev)
     composition = {absorber: 1.0} if isinstance(absorber, str) else absorber
-    if np.ndim(energy_kev) == 0:  # the scalar path of the ZAF iteration, cached
-        energy = round(float(energy_kev), 6)
-        try:
-            return _mixture_mu_at(tuple(composition.items()), energy)
-        except TypeError:  # a fraction that cannot be a key (an array): not cached
-            return _mixture_mu(composition.items(), energy)
     energies = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
     key = tuple(np.round(energies, 6).tolist())
     mu = sum(c * _element_mu(el, key) for el, c in composition.items() if c > 0)
