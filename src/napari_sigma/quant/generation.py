@@ -128,13 +128,29 @@ def emissions_per_electron(
     `line_cross_section` for one family, whose overvoltage is then that of its own initial
     level), on a logarithmic grid.
     """
+    try:
+        ec, grid = _generation_grid(element, shell, beam_kev, points, line)
+    except TypeError:  # a beam energy that cannot be a key (an array): not cached
+        ec, grid = _generation_grid.__wrapped__(element, shell, beam_kev, points, line)
+    if grid is None:
+        return 0.0
+    energies, sigma, steps = grid
+    # np.trapezoid(y, energies)'s arithmetic, with the grid's steps (np.diff) kept
+    y = sigma / stopping_power(composition, energies)
+    integral = float((steps * (y[1:] + y[:-1]) / 2.0).sum(-1))
+    return backscatter_factor(composition, beam_kev / ec) * integral / atomic_weight(element)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _generation_grid(element: str, shell: str, beam_kev, points: int, line: XrayLine | None):
+    """The edge of `emissions_per_electron`'s lowest level and its integration grid: the
+    energies, cross-sections and the energies' steps (None when the beam is below the edge)."""
     level = shell if line is None else line_level(line)
     ec = edge_energy(element, level)
     if beam_kev <= ec:
-        return 0.0
+        return ec, None
     energies, sigma = _cross_section_grid(element, shell, float(beam_kev), points, line)
-    integral = float(np.trapezoid(sigma / stopping_power(composition, energies), energies))
-    return backscatter_factor(composition, beam_kev / ec) * integral / atomic_weight(element)
+    return ec, (energies, sigma, np.diff(energies))
 
 
 @lru_cache(maxsize=2048)
