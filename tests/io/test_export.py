@@ -349,3 +349,91 @@ def test_an_export_whose_child_process_dies_or_cannot_start_writes_the_same_file
     assert set(fallback) == set(here)
     for key, path in here.items():
         assert fallback[key].read_bytes() == path.read_bytes(), key
+
+
+def _same_named_edit():
+    """A synthetic map's result and an edit that splits quartz in two and moves some albite
+    pixels into the new half: two phases of one name, told apart with their pixels' scatter
+    (the line dispersions, read of the cube at their cores)."""
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    sample = make_synthetic(seed=3, shape=(48, 48), phases=("quartz", "albite", "magnetite"),
+                            counts_per_pixel=150, n_channels=1024)  # fmt: skip
+    rng = np.random.default_rng(0)
+    result = fake_result()
+    result.image = sample.image
+    result.labels = np.asarray(sample.labels, np.int32)
+    result.lines = tuple(sample.lines)
+    result.intensities = rng.random((48, 48, len(sample.lines))).astype(np.float32)
+    result.abundances = rng.random((48, 48, 2)).astype(np.float32)
+    result.components = rng.random((2, 1024))
+    result.settings = SimpleNamespace(**vars(result.settings))
+    labels = result.labels.copy()
+    labels[(labels == 1) & (np.arange(48)[None, :] >= 24)] = 4
+    ys, xs = np.nonzero(labels == 2)
+    pick = rng.random(ys.size) < 0.15
+    labels[ys[pick], xs[pick]] = 4
+    return result, labels
+
+
+def test_identify_phases_given_the_line_dispersions_names_and_notes_as_reading_the_cube():
+    """``identify_phases(dispersion=...)`` given every element's dispersion of every phase
+    (what the export measures where the cube is, for a child without it) gives the phases
+    reading the cube gives; the values are used (all 1: another chi-square)."""
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.minerals.phases import (
+        elements_of_lines,
+        identify_phases,
+        interior_labels,
+        phase_line_dispersions,
+    )
+    from napari_sigma.xray.lines import ELEMENTS
+
+    result, labels = _same_named_edit()
+    ids, elements = [1, 2, 3, 4], elements_of_lines(result.lines)
+
+    def identified(**given):
+        computation = identify_phases(result.image, labels, elements, phase_ids=ids, **given)
+        return [(m.mineral, m.qualifier, m.quantification.notes)
+                for m in run_to_completion(computation)]  # fmt: skip
+
+    every = {pid: list(ELEMENTS) for pid in ids}  # what the export's cube_sums measures
+    measured = phase_line_dispersions(result.image, interior_labels(labels), every)
+    reading = identified()
+    assert reading[0][0] == reading[3][0] == "quartz"
+    assert "composition equal to P1's" in reading[3][2][-1]  # the two were compared
+    assert identified(dispersion=measured) == reading
+    ones = {pid: dict.fromkeys(found, 1.0) for pid, found in measured.items()}
+    assert identified(dispersion=ones) != reading
+
+
+def test_a_cube_too_large_for_the_child_has_its_mineral_report_made_there_with_the_same_files(
+    tmp_path, monkeypatch
+):
+    """A cube above CHILD_CUBE_BYTES (1024² x 2048: 4 GiB) cannot be sent to the export's child:
+    the mineral report of edited labels (the identification and the tables: seconds of Python,
+    which held napari's GIL in turns) is made there on the cube's sums made here
+    (``cube_sums``: core and deep sums, the map's sum, the host correction, the line
+    dispersions of two phases of one name); every file is byte-identical to the export made in
+    this process, and neither the report nor the abundances run here."""
+    import napari_sigma.io.export as export
+    import napari_sigma.io.mineralogy as mineralogy
+
+    result, labels = _same_named_edit()
+    names = [f"edited {k}" for k in range(1, 5)]
+    here = export_result(result, tmp_path / "here", labels=labels, names=names)
+    quant = here["phase_quant"].read_text()
+    assert "composition equal to P1's" in quant  # the same-name test ran, with dispersions
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("made in this process")
+
+    monkeypatch.setattr(export, "CHILD_CUBE_BYTES", 0)  # this cube counts as too large
+    for name in ("write_mineral_report", "label_abundances", "abundance_fractions"):
+        monkeypatch.setattr(mineralogy, name, not_here)
+    child = export_result(
+        result, tmp_path / "child", labels=labels, names=names, draw_in_process=True
+    )
+    assert set(child) == set(here)
+    for key, path in here.items():
+        assert child[key].read_bytes() == path.read_bytes(), key

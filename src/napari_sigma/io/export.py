@@ -337,6 +337,8 @@ def export_steps(
     expect = ("render_report",)
     if cube_travels(result.image.counts):
         expect = ("phase_table", "write_mineral_report", *expect)
+    elif _report_reads_the_cube(result, result.labels if labels is None else labels):
+        expect = ("write_mineral_report", *expect)  # on the cube's sums made here
     child = None
     if draw_in_process:
         try:
@@ -404,18 +406,36 @@ def _export_steps(
     def minerals_here():
         return write_mineral_report(result, labels, table, out)
 
+    cube_sums = None
     if child is not None and cube_travels(image.counts):
         mineral_paths, tables, minerals = yield from _waiting_for(
             "minerals", _in_child_or_here, minerals_here, child, "write_mineral_report",
             mineral_inputs(result), labels, table, out,
+        )  # fmt: skip
+    elif child is not None and _report_reads_the_cube(result, labels):
+        # a cube too large to send (1024² x 2048: 4 GiB): its sums made here (numpy, the GIL
+        # released), the identification and the tables (seconds of Python, which held
+        # napari's GIL in turns) in the child, on the same numbers
+        ids = [int(i) for i in table.phase_ids]
+        cube_sums = yield from _waiting_for(
+            "minerals", _report_sums, result, labels, ids, sums
+        )  # fmt: skip
+
+        def minerals_from_sums():
+            return write_mineral_report(result, labels, table, out, sums=cube_sums)
+
+        mineral_paths, tables, minerals = yield from _waiting_for(
+            "minerals", _in_child_or_here, minerals_from_sums, child, "write_mineral_report",
+            mineral_inputs(result, without_cube=True), labels, table, out, sums=cube_sums,
         )  # fmt: skip
     else:
         mineral_paths, tables, minerals = yield from _waiting_for("minerals", minerals_here)
     yield Progress("export", 6, 9, "phase_stats.csv")
     fractions = tables.label_fractions if tables is not None else None
     table.abundance_fraction = yield from _waiting_for(
-        "phase_stats.csv", _phase_abundances, result, labels, table.phase_ids, fractions
-    )
+        "phase_stats.csv", _phase_abundances, result, labels, table.phase_ids, fractions,
+        cube_sums,
+    )  # fmt: skip
     write_stats_csv(paths["phase_stats"], table, minerals)
     yield Progress("export", 7, 9, "report.png")
 
@@ -463,18 +483,56 @@ def cube_travels(counts: Any) -> bool:
     return event_cube_of(counts) is not None
 
 
-def mineral_inputs(result: Any) -> Any:
+def mineral_inputs(result: Any, without_cube: bool = False) -> Any:
     """What :func:`~napari_sigma.io.mineralogy.write_mineral_report` reads of an analysis
-    result (for a child process: :mod:`napari_sigma.io.child`)."""
+    result (for a child process: :mod:`napari_sigma.io.child`). ``without_cube``: the image
+    without its counts (a 1 x 1 x E zero array: a report given
+    :func:`~napari_sigma.io.mineralogy.cube_sums` reads none) and without the analysis' own
+    sums (of its labels, not the exported ones)."""
     from types import SimpleNamespace
 
     names = ("image", "labels", "lines", "settings", "phase_minerals", "minerals_labels", "core_labels",
              "core_spectra", "phase_spectra", "deep_spectra", "core_depth",
              "host_spectra")  # fmt: skip
-    return SimpleNamespace(**{name: getattr(result, name, None) for name in names})
+    inputs = SimpleNamespace(**{name: getattr(result, name, None) for name in names})
+    if without_cube:
+        image = result.image
+        empty = np.zeros((1, 1, image.energy.size), np.dtype(image.counts.dtype))
+        inputs.image = dataclasses.replace(image, counts=empty)
+        for name in names[6:]:
+            setattr(inputs, name, None)
+    return inputs
 
 
-def _phase_abundances(result: Any, labels: np.ndarray, phase_ids, fractions=None) -> np.ndarray:
+def _report_reads_the_cube(result: Any, labels: np.ndarray) -> bool:
+    """Whether the mineral report of ``labels`` would read the cube and can be made from
+    :func:`~napari_sigma.io.mineralogy.cube_sums` instead: labels other than the analysis' own
+    (whose sums it kept), 2-D, with the beam energy (without it the abundances' host
+    correction reads the cube whatever it is given)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not result.image.beam_energy or not labels.any():
+        return False
+    return not np.array_equal(labels, result.labels)
+
+
+def _report_sums(result: Any, labels: np.ndarray, ids: list[int], label_sums: Any) -> Any:
+    """:func:`~napari_sigma.io.mineralogy.cube_sums` of ``labels`` for the mineral report, the
+    line dispersions when the phases are identified anew (not the analysis' own minerals)."""
+    from napari_sigma.io.mineralogy import cube_sums
+
+    settings = getattr(result, "settings", None)
+    identify = settings is None or getattr(settings, "identify_minerals", True)
+    own = list(getattr(result, "phase_minerals", []) or [])
+    described = getattr(result, "minerals_labels", None)
+    if own and described is not None and np.array_equal(labels, described):
+        identify = False  # a session reopened after edits: its minerals are of these labels
+    n = int(max(ids, default=0))
+    return cube_sums(result.image, labels, n, ids if identify else (), label_sums)
+
+
+def _phase_abundances(
+    result: Any, labels: np.ndarray, phase_ids, fractions=None, sums: Any = None
+) -> np.ndarray:
     """Abundance area fraction of each phase of ``phase_ids``: the map's sum spectrum unmixed
     onto the phases' own spectra (:func:`~napari_sigma.io.mineralogy.abundance_fractions`, the
     numbers of the mineralogy report's ``abundance_area_percent``; ``fractions`` of labels 1..K
@@ -485,7 +543,7 @@ def _phase_abundances(result: Any, labels: np.ndarray, phase_ids, fractions=None
 
     n = int(max(phase_ids, default=0))
     if fractions is None and n:
-        fractions = label_abundances(result, labels, n)
+        fractions = label_abundances(result, labels, n, sums)
     values = np.zeros(0) if fractions is None else np.asarray(fractions, np.float64).ravel()
     return np.array([values[k - 1] if 1 <= k <= values.size else 0.0 for k in phase_ids])
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,90 @@ MINERAL_FILES = {
 """The files :func:`write_mineral_report` writes, by key."""
 
 
-def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]) -> list:
-    """The analysis's phase minerals when ``labels`` are its labels, else computed anew."""
+@dataclass
+class CubeSums:
+    """What the mineral report of ``labels`` reads of the cube (:func:`cube_sums`), made where
+    the cube is: a process without the cube (the export's child when the cube is too large to
+    send: 1024² x 2048, 4 GiB) makes the report from these, the same numbers.
+
+    ``depth``: :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``; ``cores``: their
+    ``interior_labels``; ``core_sums``: the sum spectra of phases 1..K over ``cores``;
+    ``map_sum``: the map's sum spectrum; ``deep_sums``: over the pixels at least
+    :data:`BASIS_DEPTH` deep, None where :func:`abundance_basis` needs none; ``host``:
+    ``host_corrected_spectra`` of ``core_sums`` (None where not needed); ``dispersion``:
+    :func:`~napari_sigma.minerals.phases.phase_line_dispersions` of ``cores`` over every
+    element with a line (what a quantification may hold; empty when the phases are not
+    identified)."""
+
+    labels: np.ndarray
+    depth: np.ndarray | None
+    cores: np.ndarray
+    core_sums: np.ndarray
+    map_sum: np.ndarray
+    deep_sums: np.ndarray | None = None
+    host: tuple | None = None
+    dispersion: dict = field(default_factory=dict)
+
+    def of(self, labels: np.ndarray) -> bool:
+        """Whether these are the sums of ``labels``."""
+        return np.array_equal(self.labels, labels)
+
+
+def cube_sums(
+    image: Any, labels: np.ndarray, n_phases: int, dispersion_ids: Sequence[int] = (),
+    label_sums: np.ndarray | None = None,
+) -> CubeSums:  # fmt: skip
+    """Every read of ``image.counts`` that :func:`write_mineral_report` and
+    :func:`label_abundances` make for ``labels`` (phases 1..``n_phases``), with the calls they
+    make: one distance transform, the core sums (which the identification's phase spectra and
+    the abundances' basis share), the deep sums, the host correction (numpy, the GIL released
+    in their long calls) and the line dispersions of ``dispersion_ids``' cores (what
+    :func:`~napari_sigma.minerals.phases.identify_phases` reads to tell phases of one name
+    apart). ``label_sums``: exact sum spectra over ``labels`` (integer counts summed in
+    float64), when known: the map's sum is theirs when every pixel has a label (the same
+    integers)."""
+    from napari_sigma.minerals.phases import (
+        host_corrected_spectra,
+        interior_labels,
+        phase_depths,
+        phase_line_dispersions,
+    )
+    from napari_sigma.unmixing.nmf import phase_sum_spectra
+    from napari_sigma.xray import lines as xray
+
+    labels = np.asarray(labels)
+    counts = image.counts
+    depth = phase_depths(labels) if labels.ndim == 2 else None
+    cores = interior_labels(labels, depth)
+    core_sums = np.asarray(phase_sum_spectra(counts, cores, n_phases), np.float64)
+    covered = label_sums is not None and labels.size and labels.min() >= 1
+    if covered and len(label_sums) >= int(labels.max()):
+        map_sum = np.asarray(label_sums, np.float64).sum(axis=0)
+    else:
+        map_sum = np.asarray(counts.sum(axis=(0, 1)), dtype=np.float64)
+    sums = CubeSums(labels, depth, cores, core_sums, map_sum)
+    core_pixels = np.bincount(cores.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
+    if labels.ndim == 2 and np.any(core_pixels > 0):  # what abundance_basis reads
+        deep = basis_labels(labels, depth)
+        deep_pixels = np.bincount(deep.ravel(), minlength=n_phases + 1)[1 : n_phases + 1]
+        if np.any(deep_pixels > core_pixels):
+            sums.deep_sums = phase_sum_spectra(counts, deep, n_phases)
+        energy = getattr(getattr(image, "energy", None), "energies", None)
+        beam = getattr(image, "beam_energy", None)
+        sums.host = host_corrected_spectra(
+            counts, labels, core_sums, energy, float(beam) if beam else None, depth
+        )
+    if dispersion_ids and labels.ndim == 2:  # every element a quantification may hold
+        every = {int(pid): list(xray.ELEMENTS) for pid in dispersion_ids}
+        sums.dispersion = phase_line_dispersions(image, cores, every)
+    return sums
+
+
+def phase_minerals_for(
+    result: Any, labels: np.ndarray, phase_ids: Sequence[int], sums: CubeSums | None = None
+) -> list:
+    """The analysis's phase minerals when ``labels`` are its labels, else computed anew
+    (``sums``: :func:`cube_sums` of ``labels``, when made: the cube is not read here)."""
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.minerals.library import load_library
     from napari_sigma.minerals.phases import elements_of_lines, identify_phases
@@ -49,9 +132,14 @@ def phase_minerals_for(result: Any, labels: np.ndarray, phase_ids: Sequence[int]
     automatic = automatic and not getattr(settings, "elements", None) and not result.image.elements
     from napari_sigma.pipeline.analysis import quant_settings
 
+    given = {}
+    if sums is not None and sums.of(labels) and phase_ids:
+        n = int(max(phase_ids))
+        given = dict(spectra=sums.core_sums[:n], depth=sums.depth, host=sums.host,
+                     dispersion=sums.dispersion)  # fmt: skip
     computation = identify_phases(result.image, labels, elements, library,
                                   quant_settings(settings), phase_ids=phase_ids,
-                                  detect_elements=automatic)  # fmt: skip
+                                  detect_elements=automatic, **given)  # fmt: skip
     return run_to_completion(computation)
 
 
@@ -367,10 +455,17 @@ def user_mineral_name(phase_id: int, name: str) -> str | None:
     return None if re.match(rf"^P{phase_id}( |$)", name) else name
 
 
-def label_abundances(result: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
+def label_abundances(
+    result: Any, labels: np.ndarray, n_phases: int, sums: CubeSums | None = None
+) -> np.ndarray:
     """:func:`abundance_fractions` of labels 1..K of an analysis ``result``, with the sums and
     the distance transform the analysis already made when ``labels`` are its own
-    (:func:`known_sums`)."""
+    (:func:`known_sums`), or those of ``sums`` (:func:`cube_sums` of ``labels``: the cube is
+    not read)."""
+    if sums is not None and sums.of(labels) and len(sums.core_sums) >= n_phases:
+        known = (sums.cores, sums.core_sums, sums.map_sum)
+        return abundance_fractions(result.image, labels, n_phases, known, sums.deep_sums,
+                                   sums.depth, sums.host)  # fmt: skip
     known = known_sums(result, labels, n_phases)
     deep = getattr(result, "deep_spectra", None) if known is not None else None
     depth = getattr(result, "core_depth", None) if known is not None else None
@@ -378,8 +473,11 @@ def label_abundances(result: Any, labels: np.ndarray, n_phases: int) -> np.ndarr
     return abundance_fractions(result.image, labels, n_phases, known, deep, depth, host)
 
 
-def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) -> Mineralogy:
-    """The report's tables for ``labels`` whose phases ``ids`` are called ``names``."""
+def compute_mineralogy(
+    result: Any, labels: np.ndarray, ids, names, minerals, sums: CubeSums | None = None
+) -> Mineralogy:
+    """The report's tables for ``labels`` whose phases ``ids`` are called ``names`` (``sums``:
+    :func:`cube_sums` of ``labels``, when made)."""
     from napari_sigma.minerals.library import load_library
 
     library = load_library(getattr(getattr(result, "settings", None), "minerals", None))
@@ -403,29 +501,33 @@ def compute_mineralogy(result: Any, labels: np.ndarray, ids, names, minerals) ->
         if m and m.quantification:
             compositions.setdefault(mineral, {el: v / 100 for el, v in m.quantification.wt.items()})
     n = int(max(ids, default=0))
-    fractions = label_abundances(result, labels, n) if n else None
+    fractions = label_abundances(result, labels, n, sums) if n else None
     unresolved_text = {name: "; ".join(e for e in found if e) for name, found in unresolved.items()}
     return mineralogy(labels, mineral_of_label, result.image.pixel_size_um, densities, groups,
                       fractions, compositions, unresolved_text)  # fmt: skip
 
 
 def write_mineral_report(
-    result: Any, labels: np.ndarray, table: Any, out_dir: str | Path, report_png: str = "report.png"
-) -> tuple[dict[str, Path], Mineralogy | None, list]:
+    result: Any, labels: np.ndarray, table: Any, out_dir: str | Path,
+    report_png: str = "report.png", sums: CubeSums | None = None,
+) -> tuple[dict[str, Path], Mineralogy | None, list]:  # fmt: skip
     """Write the mineralogy files for ``labels`` (see :data:`MINERAL_FILES`).
+
+    ``sums``: :func:`cube_sums` of ``labels``, when made where the cube is: nothing is read of
+    ``result.image.counts`` then (the same files).
 
     Returns the written paths, the tables (None when minerals are not identified) and the
     phase minerals (one per phase of ``table``).
     """
     out = Path(out_dir)
     ids, names = [int(i) for i in table.phase_ids], list(table.names)
-    minerals = phase_minerals_for(result, np.asarray(labels), ids)
+    minerals = phase_minerals_for(result, np.asarray(labels), ids, sums)
     if not minerals:
         return {}, None, []
     paths = {key: out / name for key, name in MINERAL_FILES.items()}
     rows, columns = phase_quant_rows(ids, names, minerals)
     _write_rows(paths["phase_quant"], rows, columns)
-    tables = compute_mineralogy(result, np.asarray(labels), ids, names, minerals)
+    tables = compute_mineralogy(result, np.asarray(labels), ids, names, minerals, sums)
     _write_rows(paths["modal"], tables.modal, ["mineral", "pixels", "area_percent",
                 "abundance_area_percent", "wt_percent", "density", "grains",
                 "not_resolved_from"])  # fmt: skip
