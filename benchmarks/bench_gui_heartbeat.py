@@ -473,6 +473,12 @@ def process_times(since: dict | None = None) -> dict:
            "minflt": usage.ru_minflt, "majflt": usage.ru_majflt,
            "children_user": 0.0, "children_sys": 0.0}  # fmt: skip
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:  # the machine's: every CPU's time stolen by the hypervisor, waiting for I/O, idle (s)
+        cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        now.update(machine_steal=int(cpu[7]) / tick, machine_iowait=int(cpu[4]) / tick,
+                   machine_idle=int(cpu[3]) / tick)  # fmt: skip
+    except (OSError, IndexError, ValueError):
+        pass
     me = str(os.getpid())
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
