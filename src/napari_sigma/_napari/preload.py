@@ -50,6 +50,7 @@ MODULES = (
     "napari_sigma._napari.docks",  # the separate docks' factories
 )
 COMPUTE_MODULES = ("torch", "napari_sigma.pipeline.analysis")
+WARM_UP_THREAD = "napari-sigma-warm-up"  # results.warm_up_labels_drawing's thread
 OPEN_PROGRESS = "Opening Files"  # napari's progress bar around viewer.open's reading and adding
 START_AFTER_OPEN_MS = 1  # a timer, not a posted event: after the open has returned
 
@@ -153,6 +154,7 @@ def _import_all() -> None:
         _start_jit_warm_up()
         with collector_paused():
             _import(MODULES)
+            _warm_threadpoolctl()
             _freeze_long_lived()
     finally:  # the torch thread waits for it, and the exit for that thread
         _modules_done.set()
@@ -164,9 +166,12 @@ def _import_compute() -> None:
         _prewarm_reading()
         _load_torch_libraries()
         _import(COMPUTE_MODULES)
+        _warm_threadpoolctl()  # torch's OpenMP
         _warm_dask_scheduler()
         _freeze_long_lived()
-    _warm_labels_drawing()
+        _warm_labels_drawing()
+        gc.collect()  # its throw-away layers: only what it made is traversed (the rest is frozen)
+        _freeze_long_lived()
 
 
 _paused: dict[str, Any] = {"count": 0, "thresholds": None}
@@ -207,6 +212,24 @@ def collector_paused() -> Iterator[None]:
                 gc.set_threshold(*_paused["thresholds"])
 
 
+def _warm_threadpoolctl() -> None:
+    """Import threadpoolctl and let it find the process's BLAS/OpenMP libraries once, here.
+
+    The first worker of a session (the Spectrum tab's element suggestion, as the plugin docks)
+    limits those pools (:func:`~napari_sigma._napari.threads.leave_a_core`): threadpoolctl's
+    import and its scan of every loaded library (a path resolved per library: napari's process
+    loads hundreds) ran there, Python holding the GIL in the dock's turns (py-spy: 84-127 ms
+    gaps of the dock step with that worker in ``threads._limit_pools``, JEOL, load 7-10).
+    threadpoolctl keeps what it found per library path; later scans only look at new ones.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+
+        threadpool_info()
+    except Exception:  # the first worker's limit finds them, as before
+        pass
+
+
 def _warm_dask_scheduler() -> None:
     """Let dask look for dask.distributed now, as its first ``compute`` of the session does.
 
@@ -225,19 +248,36 @@ def _warm_dask_scheduler() -> None:
 
 
 def _warm_labels_drawing() -> None:
-    """Start compiling napari's label colouring once torch is imported, in the dock's idle time
-    (:func:`~napari_sigma._napari.results.warm_up_labels_drawing`): started by Run, its
-    compilation (2.4 s, 0.9 s of CPU) held the GIL in the run's first turns (80 ms of CPU in a
-    112 ms gap, load 20), at the same time as torch's import when Run came within seconds of the
-    dock (two threads taking the GIL from napari's: 166-190 ms gaps at 1024², load 20). Run starts
-    this thread when it was not started (:func:`start_compute`), so the compilation always
-    follows torch's import."""
+    """Compile napari's label colouring (:func:`~napari_sigma._napari.results.warm_up_labels_drawing`)
+    once torch is imported, and wait for it: the objects it makes are frozen with torch's.
+
+    Started by Run, its compilation (2.4 s, 0.9 s of CPU) held the GIL in the run's first turns
+    (80 ms of CPU in a 112 ms gap, load 20), at the same time as torch's import when Run came
+    within seconds of the dock (two threads taking the GIL from napari's: 166-190 ms gaps at
+    1024², load 20). Run starts this thread when it was not started (:func:`start_compute`), so
+    the compilation always follows torch's import.
+
+    It made numba's typing and target contexts and imported pandas (napari's Labels layer):
+    ~100 thousand long-lived objects made after Run's freeze, which the full collection as the
+    result arrives (:func:`~napari_sigma._napari.results._result_layers_in_pieces`) traversed with
+    the run's own (27-41 ms of CPU in napari's main thread, JEOL, load 7-16), and two full
+    collections in the warm-up thread itself (30-43 ms holding the GIL in the run's first
+    seconds). Now this thread waits for the compilation with full collections paused, collects
+    its garbage (one full collection over what the compilation made: the rest is frozen before
+    it) and freezes the rest; the analysis worker waits for this thread (:func:`wait_compute`) as it did
+    for torch, so the compilation no longer runs beside the analysis' first stage.
+    """
     try:
         from napari_sigma._napari.results import warm_up_labels_drawing
 
         warm_up_labels_drawing()
     except Exception:  # the first phases layer compiles it instead
-        pass
+        return
+    from napari_sigma.compute.background import pending
+
+    for thread in pending():
+        if thread.name == WARM_UP_THREAD:
+            thread.join()
 
 
 def freeze_result() -> None:
