@@ -237,3 +237,25 @@ def test_a_cpu_run_imports_torch_only_for_the_autoencoder(tmp_path):
         imported[name] = bool(re.search(r"\|\s+torch$", done.stderr, re.MULTILINE))
         assert (tmp_path / name / "good" / "run.json").exists()
     assert imported == {"default": False, "sigma": True}
+
+
+def test_the_summary_counts_one_phase_in_the_singular(tmp_path):
+    """velox and test_TEM end with one phase: "1 phase (rutile)", not "1 phases"."""
+    from types import SimpleNamespace
+
+    from napari_sigma.cli import _summary
+
+    def result(names):
+        return SimpleNamespace(
+            timings={"phases": 1.0},
+            phase_names=names,
+            n_phases=len(names),
+            device="cpu",
+            phase_choice=lambda: "fixed",
+            alternatives=[],
+            unassigned={},
+            labels=np.zeros((2, 2)),
+        )
+
+    assert _summary(result(["rutile"]), tmp_path).startswith("1 phase (rutile) in ")
+    assert _summary(result(["a", "b"]), tmp_path).startswith("2 phases (a, b) in ")

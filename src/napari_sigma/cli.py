@@ -214,7 +214,8 @@ def _analyse_and_export(image, settings, out_dir: Path):
 def _summary(result, out_dir: Path) -> str:
     seconds = sum(result.timings.values())
     names = ", ".join(result.phase_names)
-    text = f"{result.n_phases} phases ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
+    count = f"{result.n_phases} phase" + ("" if result.n_phases == 1 else "s")
+    text = f"{count} ({names}) in {seconds:.1f} s on {result.device} -> {out_dir}"
     text += f"; {result.phase_choice()}"  # one line: the batch summary has a row per input
     if result.alternatives:
         text += f" (re-run with --phases {result.alternatives[0]}; curve in run.json)"

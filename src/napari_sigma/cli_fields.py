@@ -123,7 +123,8 @@ def _run_shared(args: argparse.Namespace, settings) -> int:
         finally:
             bar.close()
         save_model(args.out / MODEL_FILE, model)
-        print(f"model: {model.n_phases} phases ({', '.join(model.phase_names)}) fitted on "
+        phases = "phase" if model.n_phases == 1 else "phases"
+        print(f"model: {model.n_phases} {phases} ({', '.join(model.phase_names)}) fitted on "
               f"{model.info['sampled_pixels']} pixels of {len(paths)} fields "
               f"-> {args.out / MODEL_FILE}")  # fmt: skip
         failures = _apply_all(model, paths, names, args.out, runner, limit)
