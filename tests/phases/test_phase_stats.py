@@ -152,6 +152,20 @@ def test_running_sums_over_the_updated_labels_are_the_exact_sums(cube, labels):
     assert stats.sums_over(other) is None  # not the labels last summed
 
 
+def test_the_statistics_know_their_channels_energies_and_grouping(cube, labels):
+    """A plot of the table's mean spectra needs the channels' energies and how many file
+    channels each holds (a cube grouped to fit memory): the statistics carry both."""
+    counts, intensities = cube
+    plain = PhaseStatistics(counts, intensities, LINES)
+    assert plain.energies is None and plain.channels_summed == 1
+    energies = np.linspace(0.0, 10.0, counts.shape[2])
+    grouped = PhaseStatistics(counts, intensities, LINES, energies=energies, channels_summed=4)
+    grouped.update(labels)
+    np.testing.assert_array_equal(grouped.energies, energies)
+    per_channel = grouped.table.mean_spectra / grouped.channels_summed
+    np.testing.assert_allclose(per_channel * 4, plain.update(labels).mean_spectra)
+
+
 def test_update_of_array_edited_in_place(cube, labels):
     counts, intensities = cube
     layer_data = labels.copy()

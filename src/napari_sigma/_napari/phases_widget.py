@@ -102,8 +102,9 @@ def _build_statistics(result: Any, labels: np.ndarray | None) -> Any:
         list(result.lines),
         pixel_size_um=result.image.pixel_size_um,
         regions=False,  # the table shows no region statistics; they cost ~10 ms a phase
+        energies=spectra.energies,
+        channels_summed=spectra.factor,
     )
-    statistics.energies, statistics.factor = spectra.energies, spectra.factor
     if labels is not None:
         statistics.update(labels)
     return statistics
@@ -1002,7 +1003,7 @@ class PhasesWidget(PhaseLayerDock):
         ids = self.selected_ids() or self._row_ids
         index = self._row_of_phase(table)
         spectra = {
-            model.name(i): table.mean_spectra[index[i]] / statistics.factor
+            model.name(i): table.mean_spectra[index[i]] / statistics.channels_summed
             for i in ids
             if i in index
         }

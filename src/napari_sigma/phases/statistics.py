@@ -238,6 +238,12 @@ class PhaseStatistics:
     block_size : int or None
         Side of the blocks whose sum spectra are cached (None = no block cache). Costs
         ``4 / (block_size**2 * itemsize)`` of the cube's memory (about 3 % for uint16 and 8).
+    energies : ndarray (E,) or None
+        Energies (keV) of the channels of ``counts``, for whoever plots the table's spectra.
+    channels_summed : int
+        File channels summed in each channel of ``counts`` (a cube grouped to fit memory:
+        :func:`~napari_sigma.phases.pixel_cache.pixel_spectra`); a table's mean spectrum divided
+        by it is in counts per file channel.
 
     Notes
     -----
@@ -254,6 +260,8 @@ class PhaseStatistics:
         names: Sequence[str] | None = None,
         regions: bool = True,
         block_size: int | None = 8,
+        energies: np.ndarray | None = None,
+        channels_summed: int = 1,
     ) -> None:
         # a lazy (dask) cube stays lazy: the first table sums it in row bands (_recompute)
         self.counts = counts if _is_lazy(counts) else np.asarray(counts)
@@ -272,6 +280,8 @@ class PhaseStatistics:
         self.names = list(names or [])
         self.regions = regions
         self.block_size = block_size if block_size and block_size > 1 else None
+        self.energies = None if energies is None else np.asarray(energies)
+        self.channels_summed = int(channels_summed)
         self.table: PhaseTable | None = None
         self._labels: np.ndarray | None = None
         self._blocks: np.ndarray | None = None
