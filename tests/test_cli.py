@@ -259,3 +259,17 @@ def test_the_summary_counts_one_phase_in_the_singular(tmp_path):
 
     assert _summary(result(["rutile"]), tmp_path).startswith("1 phase (rutile) in ")
     assert _summary(result(["a", "b"]), tmp_path).startswith("2 phases (a, b) in ")
+
+
+def test_the_phase_choice_counts_one_phase_in_the_singular():
+    from types import SimpleNamespace
+
+    from napari_sigma.pipeline.analysis import AnalysisResult
+
+    def choice(n, alternatives):
+        settings = SimpleNamespace(clustering=SimpleNamespace(n_phases="auto"))
+        run = SimpleNamespace(settings=settings, n_phases=n, alternatives=alternatives)
+        return AnalysisResult.phase_choice(run)
+
+    assert choice(1, [2, 3]) == "auto: 1 phase; next 2, 3"
+    assert choice(4, []) == "auto: 4 phases"

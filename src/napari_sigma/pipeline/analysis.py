@@ -107,7 +107,8 @@ class AnalysisResult:
     def phase_choice(self) -> str:
         """One line on the number of phases: ``"auto: 3 phases; next 4, 5"``."""
         mode = self.settings.clustering.n_phases
-        head = f"{'auto' if mode == 'auto' else 'given'}: {self.n_phases} phases"
+        count = f"{self.n_phases} phase" + ("" if self.n_phases == 1 else "s")
+        head = f"{'auto' if mode == 'auto' else 'given'}: {count}"
         if not self.alternatives:
             return head
         return f"{head}; next {', '.join(str(k) for k in self.alternatives)}"
