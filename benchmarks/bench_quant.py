@@ -178,12 +178,8 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
     """
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.io.reading import read_spectrum_image
-    from napari_sigma.minerals.phases import (
-        _metadata,
-        identify_phases,
-        interior_labels,
-        signal_type,
-    )
+    from napari_sigma.minerals.interiors import interior_labels
+    from napari_sigma.minerals.phases import _metadata, identify_phases, signal_type
     from napari_sigma.quant.quantify import quantify_spectrum
 
     folder = folder / case

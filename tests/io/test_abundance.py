@@ -86,7 +86,7 @@ def test_given_deep_sums_and_a_lazy_cube_give_the_same_abundances():
     import dask.array as da
 
     from napari_sigma.io.mineralogy import BASIS_DEPTH, abundance_fractions
-    from napari_sigma.minerals.phases import phase_depths
+    from napari_sigma.minerals.interiors import phase_depths
     from napari_sigma.phases.spectra import phase_sum_spectra
 
     image, labels, _ = _spheres_in_a_host(0)

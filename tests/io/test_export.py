@@ -381,12 +381,9 @@ def test_identify_phases_given_the_line_dispersions_names_and_notes_as_reading_t
     (what the export measures where the cube is, for a child without it) gives the phases
     reading the cube gives; the values are used (all 1: another chi-square)."""
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.minerals.phases import (
-        elements_of_lines,
-        identify_phases,
-        interior_labels,
-        phase_line_dispersions,
-    )
+    from napari_sigma.minerals.interiors import interior_labels
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
+    from napari_sigma.minerals.same_names import phase_line_dispersions
     from napari_sigma.xray.lines import ELEMENTS
 
     result, labels = _same_named_edit()

@@ -1,16 +1,13 @@
-"""The host correction of particles quantified in their host (minerals.phases)."""
+"""The host correction of particles quantified in their host (minerals.host)."""
 
 import numpy as np
 import pytest
 
 from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.energy import EnergyAxis
-from napari_sigma.minerals.phases import (
-    host_corrected_spectra,
-    identify_phases,
-    interior_labels,
-    particle_hosts,
-)
+from napari_sigma.minerals.host import host_corrected_spectra, particle_hosts
+from napari_sigma.minerals.interiors import interior_labels
+from napari_sigma.minerals.phases import identify_phases
 from napari_sigma.quant.quantify import QuantSettings
 from napari_sigma.quant.simulate import line_spectrum
 from napari_sigma.spectrum_image import SpectrumImage
@@ -105,7 +102,7 @@ def test_a_lazy_cube_gives_the_same_correction():
 def test_particles_spread_over_several_hosts_are_corrected_with_their_mixture():
     # MnS spheres in three steels (one column of particles in each): no host holds half of the
     # particles' boundary, so a single-host rule left their cores uncorrected
-    from napari_sigma.minerals.phases import touching_phases
+    from napari_sigma.minerals.interiors import touching_phases
 
     hosts = [{"Fe": 0.84, "Cr": 0.16}, {"Ni": 0.8, "Cr": 0.2}, {"Fe": 0.7, "Ni": 0.3}]
     particle = line_spectrum(MNS, AXIS, 15.0)
@@ -145,7 +142,7 @@ def test_core_projections_are_those_of_a_fresh_float64_block(dtype, threads):
     the products and counts a fresh float64 array of each 8192-pixel block gives, bit for bit
     (phases of more than one block, and a last block of odd size)."""
     from napari_sigma.compute.blocks import worker_threads
-    from napari_sigma.minerals.phases import _core_projections
+    from napari_sigma.minerals.host import _core_projections
 
     rng = np.random.default_rng(3)
     counts = rng.poisson(0.4, (100, 190, 64)).astype(dtype)

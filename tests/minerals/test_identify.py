@@ -151,7 +151,7 @@ def test_a_small_particle_mixed_with_its_host_is_named():
 
 
 def test_touching_phases_counts_shared_edges():
-    from napari_sigma.minerals.phases import touching_phases
+    from napari_sigma.minerals.interiors import touching_phases
 
     labels = np.array([[1, 1, 2], [1, 1, 2], [0, 3, 3]])
     touching = touching_phases(labels)
@@ -163,7 +163,7 @@ def test_touching_phases_counts_shared_edges():
 def test_touching_phases_equal_a_count_of_every_pixel_edge_on_a_random_map():
     from collections import Counter
 
-    from napari_sigma.minerals.phases import touching_phases
+    from napari_sigma.minerals.interiors import touching_phases
 
     labels = np.random.default_rng(3).integers(0, 300, size=(40, 50)).astype(np.uint16)
     expected: Counter = Counter()

@@ -83,7 +83,7 @@ def test_abundance_areas_and_deportment():
 
 
 def test_phase_cores_are_the_deepest_pixels_and_keep_small_particles():
-    from napari_sigma.minerals.phases import MIN_CORE_PIXELS, interior_labels
+    from napari_sigma.minerals.interiors import MIN_CORE_PIXELS, interior_labels
 
     labels = np.ones((40, 40), dtype=np.int32)
     yy, xx = np.mgrid[:40, :40]
@@ -103,7 +103,7 @@ def test_phase_cores_are_the_deepest_pixels_and_keep_small_particles():
 def test_a_phase_that_fills_the_map_is_all_core():
     # before, its depths were distances to a phantom edge of the padding (2.2 in a corner,
     # 8.5 in the opposite one) and its core one corner
-    from napari_sigma.minerals.phases import interior_labels, phase_depths
+    from napari_sigma.minerals.interiors import interior_labels, phase_depths
 
     labels = np.ones((5, 6), dtype=np.int32)
     assert np.isinf(phase_depths(labels)).all()
@@ -116,7 +116,7 @@ def test_phase_depths_are_each_phases_own_distance_transform_on_any_number_of_th
     from scipy.ndimage import distance_transform_edt
 
     from napari_sigma.compute.blocks import worker_threads
-    from napari_sigma.minerals.phases import phase_depths
+    from napari_sigma.minerals.interiors import phase_depths
 
     rng = np.random.default_rng(3)
     labels = np.repeat(np.repeat(rng.integers(0, 6, (9, 11)), 7, axis=0), 5, axis=1)

@@ -1,5 +1,5 @@
 """Phases of one name or series: told apart by their numbers, or flagged as one phase split in
-two (minerals.phases.distinguish_same_names)."""
+two (minerals.same_names.distinguish_same_names)."""
 
 import numpy as np
 import pytest
@@ -7,13 +7,8 @@ import pytest
 from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.minerals.identify import Identification
-from napari_sigma.minerals.phases import (
-    PhaseMineral,
-    compare_compositions,
-    distinguish_same_names,
-    identify_phases,
-    mineral_phase_names,
-)
+from napari_sigma.minerals.phases import PhaseMineral, identify_phases, mineral_phase_names
+from napari_sigma.minerals.same_names import compare_compositions, distinguish_same_names
 from napari_sigma.quant.quantify import Quantification
 from napari_sigma.quant.simulate import line_spectrum
 from napari_sigma.spectrum_image import SpectrumImage
@@ -98,7 +93,7 @@ def test_a_phase_split_in_two_is_flagged_and_an_admixed_one_is_not():
 
 
 def test_line_dispersion_is_one_for_counting_noise_and_more_for_scatter():
-    from napari_sigma.minerals.phases import line_dispersion
+    from napari_sigma.minerals.same_names import line_dispersion
 
     garnet = line_spectrum(GARNET, AXIS, 20.0)
     orthoclase = line_spectrum(ORTHOCLASE, AXIS, 20.0)
@@ -133,7 +128,7 @@ def test_the_mean_uncertainty_is_the_uncertainty_of_a_phases_mean():
     400 pixels (wt % slope x sd(share) / sqrt(400)); err_wt_mean finds it, counting alone does
     not. (The analytic answer agrees with the spread of 200 simulated maps within 10 % for Mg,
     Al, Si, K and Fe: dev-notes s15/names15a.)"""
-    from napari_sigma.minerals.phases import line_dispersion, mean_uncertainty
+    from napari_sigma.minerals.same_names import line_dispersion, mean_uncertainty
     from napari_sigma.quant.quantify import quantify_spectrum
 
     garnet = line_spectrum(GARNET, AXIS, 20.0)

@@ -208,7 +208,7 @@ def test_a_lazy_cube_gives_the_labels_of_numpy_each_chunk_read_once_per_pass(sce
     several chunks (dask's concatenate copied 256 MiB per 64-row band of the JEOL map while
     napari waited), and the same labels, core sums and models as the numpy cube."""
     from napari_sigma.io.events import EventCube
-    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.minerals.interiors import interior_labels
     from napari_sigma.phases.spectra import phase_sum_spectra
     from sigma_testdata import lazy_cube
 

@@ -218,11 +218,8 @@ def _assert_known_sums_are_the_counts(result) -> None:
         known_sums,
         label_abundances,
     )
-    from napari_sigma.minerals.phases import (
-        host_corrected_spectra,
-        interior_labels,
-        phase_depths,
-    )
+    from napari_sigma.minerals.host import host_corrected_spectra
+    from napari_sigma.minerals.interiors import interior_labels, phase_depths
     from napari_sigma.phases.spectra import phase_sum_spectra
 
     n = result.n_phases
@@ -254,8 +251,8 @@ def _assert_known_sums_are_the_counts(result) -> None:
     assert repr(result.host_spectra[1]) == repr(fresh[1])
     host_again = AssertionError("the analysis' host correction was computed again")
     with (
-        mock.patch("napari_sigma.minerals.phases.phase_depths", side_effect=again),
-        mock.patch("napari_sigma.minerals.phases.host_corrected_spectra", side_effect=host_again),
+        mock.patch("napari_sigma.minerals.interiors.phase_depths", side_effect=again),
+        mock.patch("napari_sigma.minerals.host.host_corrected_spectra", side_effect=host_again),
     ):
         reused = label_abundances(result, result.labels, n)
     np.testing.assert_array_equal(reused, abundance_fractions(result.image, result.labels, n))
@@ -372,7 +369,8 @@ def test_the_minerals_reuse_the_analysis_distance_transform(demo_result):
     from unittest import mock
 
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.minerals.phases import elements_of_lines, identify_phases, phase_depths
+    from napari_sigma.minerals.interiors import phase_depths
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
 
     r = demo_result
     np.testing.assert_array_equal(r.core_depth, phase_depths(r.labels))
@@ -384,8 +382,12 @@ def test_the_minerals_reuse_the_analysis_distance_transform(demo_result):
     assert repr(given) == repr(r.phase_minerals)
     # and given the analysis' host correction (made once for the minerals and the report)
     assert r.host_spectra is not None
-    with mock.patch(
-        "napari_sigma.minerals.phases.host_corrected_spectra", side_effect=AssertionError
+    # identify_phases calls the name it imported into minerals.phases; neither is called
+    with (
+        mock.patch("napari_sigma.minerals.host.host_corrected_spectra", side_effect=AssertionError),
+        mock.patch(
+            "napari_sigma.minerals.phases.host_corrected_spectra", side_effect=AssertionError
+        ),
     ):
         hosted = run_to_completion(
             identify_phases(*args, spectra=r.core_spectra, depth=r.core_depth, host=r.host_spectra)

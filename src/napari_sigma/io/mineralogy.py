@@ -37,12 +37,12 @@ class CubeSums:
     the cube is: a process without the cube (the export's child when the cube is too large to
     send: 1024² x 2048, 4 GiB) makes the report from these, the same numbers.
 
-    ``depth``: :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``; ``cores``: their
+    ``depth``: :func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels``; ``cores``: their
     ``interior_labels``; ``core_sums``: the sum spectra of phases 1..K over ``cores``;
     ``map_sum``: the map's sum spectrum; ``deep_sums``: over the pixels at least
     :data:`BASIS_DEPTH` deep, None where :func:`abundance_basis` needs none; ``host``:
     ``host_corrected_spectra`` of ``core_sums`` (None where not needed); ``dispersion``:
-    :func:`~napari_sigma.minerals.phases.phase_line_dispersions` of ``cores`` over every
+    :func:`~napari_sigma.minerals.same_names.phase_line_dispersions` of ``cores`` over every
     element with a line (what a quantification may hold; empty when the phases are not
     identified)."""
 
@@ -73,12 +73,9 @@ def cube_sums(
     apart). ``label_sums``: exact sum spectra over ``labels`` (integer counts summed in
     float64), when known: the map's sum is theirs when every pixel has a label (the same
     integers)."""
-    from napari_sigma.minerals.phases import (
-        host_corrected_spectra,
-        interior_labels,
-        phase_depths,
-        phase_line_dispersions,
-    )
+    from napari_sigma.minerals.host import host_corrected_spectra
+    from napari_sigma.minerals.interiors import interior_labels, phase_depths
+    from napari_sigma.minerals.same_names import phase_line_dispersions
     from napari_sigma.unmixing.nmf import phase_sum_spectra
     from napari_sigma.xray import lines as xray
 
@@ -154,13 +151,13 @@ the cores' noisy mean spectra gave errors unrelated to the labels', up to 2.8 po
 
 
 BASIS_DEPTH = 2.0
-"""Pixels at least this far (px, :func:`~napari_sigma.minerals.phases.phase_depths`) from another
+"""Pixels at least this far (px, :func:`~napari_sigma.minerals.interiors.phase_depths`) from another
 label make a phase's spectrum in the abundance solve (:func:`abundance_basis`)."""
 
 
 def basis_labels(labels: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """``labels`` where a pixel is at least :data:`BASIS_DEPTH` deep (``depth``:
-    :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``), 0 elsewhere: the pixels
+    :func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels``), 0 elsewhere: the pixels
     whose sums make the abundance basis (:func:`abundance_basis`)."""
     return np.where(depth >= BASIS_DEPTH, labels, 0)
 
@@ -182,14 +179,14 @@ def abundance_fractions(
     made for these labels (:func:`known_sums`), the same numbers as computed here from the
     counts. ``deep_sums``: the sum spectra of each label's pixels at least :data:`BASIS_DEPTH`
     deep, when already summed (:func:`abundance_basis` sums them otherwise: one pass over the
-    cube, 0.2 s CPU for 512x512x2048). ``depth``: :func:`~napari_sigma.minerals.phases.
+    cube, 0.2 s CPU for 512x512x2048). ``depth``: :func:`~napari_sigma.minerals.interiors.
     phase_depths` of ``labels`` when already computed (the analysis' ``core_depth``).
     ``host``: the host correction of the core sums of ``known`` when already computed (the
     analysis' ``host_spectra``; see :func:`abundance_basis`).
     """
     from scipy.optimize import nnls
 
-    from napari_sigma.minerals.phases import interior_labels, phase_depths
+    from napari_sigma.minerals.interiors import interior_labels, phase_depths
     from napari_sigma.unmixing.nmf import phase_sum_spectra
 
     labels = np.asarray(labels)
@@ -239,14 +236,15 @@ def abundance_basis(
     pixels, where mixing reaches deeper (wider interaction volume, grains overlapping through
     a foil) it is moved back along the line to its neighbours' spectra to the core's level.
     Particles in a host whose core still holds host (projected spheres through a foil:
-    :func:`~napari_sigma.minerals.phases.host_corrected_spectra`) keep their host-corrected core
+    :func:`~napari_sigma.minerals.host.host_corrected_spectra`) keep their host-corrected core
     instead. Phases without pixels that deep keep their core. ``depth``:
-    :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``, when already computed.
+    :func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels``, when already computed.
     ``host``: what ``host_corrected_spectra`` gives for these ``labels``, ``core_sums`` (all K
     phases), the image's channel and beam energies and ``depth``, when already computed (the
     analysis' ``host_spectra``).
     """
-    from napari_sigma.minerals.phases import host_corrected_spectra, phase_depths
+    from napari_sigma.minerals.host import host_corrected_spectra
+    from napari_sigma.minerals.interiors import phase_depths
     from napari_sigma.unmixing.nmf import phase_sum_spectra
 
     labels = np.asarray(labels)
@@ -295,7 +293,7 @@ def _moved_to_core_level(
     by ``max(0, 1 - se^2 / c^2)`` (``se`` its counting error): a ``c`` within the noise moves
     the basis by noise. Returns ``D - c (H - C)``; ``D`` where a phase touches no other.
     """
-    from napari_sigma.minerals.phases import touching_phases
+    from napari_sigma.minerals.interiors import touching_phases
 
     size = labels.size
     variance = np.maximum(np.asarray(map_sum, np.float64) / size, 1.0 / size)

@@ -541,7 +541,7 @@ def refine_twins_steps(
     settings : TwinSettings
         Separation threshold, boundary cost, margin, rounds.
     core_sums : ndarray, shape (K, E), optional
-        Sum spectra of the phases' cores (:func:`~napari_sigma.minerals.phases.interior_labels`
+        Sum spectra of the phases' cores (:func:`~napari_sigma.minerals.interiors.interior_labels`
         of ``labels``), when already summed.
     label_sums : ndarray, shape (K, E), optional
         Sum spectra of the phases' labels. Without ``core_sums``, the cores are summed (a pass
@@ -549,7 +549,7 @@ def refine_twins_steps(
         ``max_separation`` (pixels mixed with third phases at the boundaries move the label
         means; twice the threshold leaves them room).
     core_labels : ndarray of int, shape (y, x), optional
-        :func:`~napari_sigma.minerals.phases.interior_labels` of ``labels``, when known.
+        :func:`~napari_sigma.minerals.interiors.interior_labels` of ``labels``, when known.
 
     Yields
     ------
@@ -566,7 +566,7 @@ def refine_twins_steps(
     models : list of TwinModel
         The last models of the pairs found.
     """
-    from napari_sigma.minerals.phases import interior_labels
+    from napari_sigma.minerals.interiors import interior_labels
     from napari_sigma.phases.boundaries import moved_spectra
     from napari_sigma.phases.graph_cut import two_label_cut
     from napari_sigma.phases.spectra import phase_sum_spectra

@@ -66,7 +66,7 @@ class AnalysisResult:
     saved after label edits and opened again: its ``labels`` are the edited ones)."""
     phase_fractions: np.ndarray | None = None
     core_labels: np.ndarray | None = None
-    """Each phase's core (`napari_sigma.minerals.phases.interior_labels` of ``labels``), when
+    """Each phase's core (`napari_sigma.minerals.interiors.interior_labels` of ``labels``), when
     the phases were quantified from it."""
     core_spectra: np.ndarray | None = None
     """The counts summed over ``core_labels``, ``(K, E)`` float64 (exact for integer counts):
@@ -77,11 +77,11 @@ class AnalysisResult:
     (exact for integer counts; with ``core_spectra``): the mineral report's abundance basis."""
     core_depth: np.ndarray | None = None
     """Each pixel's distance to the nearest pixel of another phase
-    (:func:`~napari_sigma.minerals.phases.phase_depths` of ``labels``, float64 ``(y, x)``; with
+    (:func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels``, float64 ``(y, x)``; with
     ``core_labels``, which are made from it): the minerals and the mineral report use it again
     instead of computing it anew."""
     host_spectra: tuple | None = None
-    """What :func:`~napari_sigma.minerals.phases.host_corrected_spectra` gave for ``labels``,
+    """What :func:`~napari_sigma.minerals.host.host_corrected_spectra` gave for ``labels``,
     ``core_spectra``, the image's channel and beam energies and ``core_depth``: ``(corrected
     core spectra (K, E) float64, {phase id: HostCorrection})``, when the minerals were
     quantified from it; the mineral report's abundance basis uses it again."""
@@ -356,19 +356,16 @@ def _analyse(
 
 def _minerals(image, labels, lines, spectra, settings: AnalysisSettings, depth=None):
     """Quantify and name the phases (see :func:`napari_sigma.minerals.phases.identify_phases`;
-    ``depth``: :func:`~napari_sigma.minerals.phases.phase_depths` of ``labels`` or None).
+    ``depth``: :func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels`` or None).
 
     Returns the phase minerals and the host correction of the core ``spectra``
-    (:func:`~napari_sigma.minerals.phases.host_corrected_spectra`: computed here once, for the
+    (:func:`~napari_sigma.minerals.host.host_corrected_spectra`: computed here once, for the
     identification and for the mineral report's abundance basis), or None where the
     identification makes none.
     """
+    from napari_sigma.minerals.host import host_corrected_spectra
     from napari_sigma.minerals.library import load_library
-    from napari_sigma.minerals.phases import (
-        elements_of_lines,
-        host_corrected_spectra,
-        identify_phases,
-    )
+    from napari_sigma.minerals.phases import elements_of_lines, identify_phases
     from napari_sigma.quant.quantify import QuantSettings
 
     library = load_library(settings.minerals)
@@ -622,12 +619,12 @@ def _unmix(
 
 
 def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Each phase's core (:func:`~napari_sigma.minerals.phases.interior_labels`) and its pixels
+    """Each phase's core (:func:`~napari_sigma.minerals.interiors.interior_labels`) and its pixels
     at least :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` deep (the labels the mineral
     report's abundance basis sums), from one distance transform of ``labels``, and that
-    transform (:func:`~napari_sigma.minerals.phases.phase_depths`; None without labels)."""
+    transform (:func:`~napari_sigma.minerals.interiors.phase_depths`; None without labels)."""
     from napari_sigma.io.mineralogy import basis_labels
-    from napari_sigma.minerals.phases import interior_labels, phase_depths
+    from napari_sigma.minerals.interiors import interior_labels, phase_depths
 
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.any(labels > 0):

@@ -90,7 +90,7 @@ class QuantSettings:
         Phases quantified from a map (:func:`napari_sigma.minerals.phases.identify_phases`):
         remove from a particle's spectrum the share of the phase that surrounds it (a particle
         seen through a foil or within the interaction volume of its host), estimated from the
-        particles' centres (:func:`napari_sigma.minerals.phases.host_corrected_spectra`).
+        particles' centres (:func:`napari_sigma.minerals.host.host_corrected_spectra`).
     absorption : {"xpp", "pdh"}
         The bulk absorption correction: the XPP phi(rho z) of Pouchou & Pichoir (1991), or
         the older Philibert-Duncumb-Heinrich f(chi) (under-corrects soft lines such as O Ka in
