@@ -1,0 +1,159 @@
+"""The comparison of a measured composition with a library one: what EDS compares, the
+tolerances, the misfit (chi2) and score, the C scale (:data:`CARBON_SCALE_SIGMA`), and the
+library match (:class:`Candidate`). The rules are described in
+:mod:`napari_sigma.minerals.identify`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_sigma.minerals.library import Mineral
+
+INVISIBLE = frozenset({"H", "He", "Li", "Be", "B"})
+
+LIGHT = frozenset({"C", "N", "O"})
+
+RELATIVE_TOLERANCE = 0.08
+
+ABSOLUTE_TOLERANCE_WT = 0.7
+
+IGNORED_LIGHT_PENALTY = 0.85
+"""Per measured light element (C, O) left out of a comparison: standardless C and O are the
+least accurate results (coatings, soft-line absorption), so a mineral may also be matched on
+the other elements, at this cost."""
+
+CARBON_SCALE_SIGMA = float(np.log(2.0))
+"""1-sigma uncertainty (natural log) of the measured C relative to the heavier elements: a
+factor of 2. The C K line's emission and detection are the least known of any line: published
+K fluorescence yields of C are of "unknown or very large uncertainty" (Hoenicke et al., "Experimental
+and theoretical approaches for determining the K-shell fluorescence yield of carbon",
+arXiv:2111.11786 (2021); the semi-empirical yields of Bambynek et al. are uncertain by ~25 % for
+the lightest elements alone, Table of Isotopes, 8th ed., app. F), the ionisation cross-section
+of an edge at 0.28 keV is a fit's extrapolation, and the C K absorption in the sample and the
+detector window is the largest correction of any line. Two independent physics chains (this
+package: Casnati's cross-section with the xraydb (Hubbell et al. 1994) yield 0.0014; espm's
+tables) differ by a factor 1.45 in C K production relative to Ca K at 200 kV."""
+
+CARBON_SCALES = np.exp(CARBON_SCALE_SIGMA * np.linspace(-2.0, 2.0, 17))
+"""The C scale factors tried (+-2 sigma)."""
+
+
+@dataclass
+class Candidate:
+    """One library match: a mineral, or a series with its end-member fractions."""
+
+    name: str
+    mineral: str
+    score: float
+    chi2: float
+    composition: dict[str, float]
+    group: str = ""
+    density: float = float("nan")
+    series: str | None = None
+    fractions: dict[str, float] = field(default_factory=dict)
+    similarity: float | None = None
+    ignored: tuple[str, ...] = ()
+    components: tuple[tuple[str, float], ...] = ()
+    """An intergrowth's two components and their mass shares (`minerals.intergrowth`)."""
+    whole: dict[str, float] | None = None
+    """An intergrowth's whole composition (mass fractions, light elements included)."""
+
+
+def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[str, float]:
+    """A library composition (fractions) restricted to what EDS compares, as wt % summing to 100."""
+    kept = {
+        el: c
+        for el, c in composition.items()
+        if el not in INVISIBLE and (el in measured or el not in LIGHT)
+    }
+    total = sum(kept.values())
+    return {el: 100.0 * c / total for el, c in kept.items()} if total > 0 else {}
+
+
+def _sigma(measured: float, library: float, error: float) -> float:
+    high = max(measured, library)
+    # math.sqrt: the same correctly rounded square root as np.sqrt, without a numpy scalar
+    return math.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + ABSOLUTE_TOLERANCE_WT**2)
+
+
+def _chi2(wt: Mapping[str, float], err: Mapping[str, float], library: Mapping[str, float]):
+    # in a fixed order (the measured elements', then the library's): a set's order follows the
+    # strings' hashes, which change from process to process (PYTHONHASHSEED), and so did the
+    # sum's last bit: a candidate's score, and the order of equal ones (polymorphs)
+    elements = dict.fromkeys([*wt, *library])
+    chi2 = 0.0
+    floor = ABSOLUTE_TOLERANCE_WT**2
+    for el in elements:  # _sigma inlined (the same arithmetic): the ranking's inner loop
+        m, lib = wt.get(el, 0.0), library.get(el, 0.0)
+        high = lib if lib > m else m
+        error = err.get(el, 0.0)
+        sigma = math.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + floor)
+        chi2 += ((m - lib) / sigma) ** 2
+    return chi2, max(len(elements), 1)
+
+
+def _score(chi2: float, n: int) -> float:
+    return float(np.exp(-0.5 * chi2 / n))
+
+
+def _carbon_scales(wt: Mapping[str, float], holds_carbon: bool):
+    """``(f, wt / f on C renormalised, prior chi2)`` for each C scale tried (only f = 1 when
+    C was not measured or the candidate holds none)."""
+    if not holds_carbon or wt.get("C", 0.0) <= 0:
+        yield 1.0, None, 0.0
+        return
+    for f in CARBON_SCALES:
+        scaled = dict(wt)
+        scaled["C"] = wt["C"] / f
+        total = sum(scaled.values())
+        yield float(f), (scaled, 100.0 / total), float((np.log(f) / CARBON_SCALE_SIGMA) ** 2)
+
+
+def _rescaled(wt, err, scaled):
+    values, factor = scaled
+    f = wt["C"] / values["C"]
+    errors = {el: e * factor / (f if el == "C" else 1.0) for el, e in err.items()}
+    return {el: v * factor for el, v in values.items()}, errors
+
+
+def _carbon_scaled(wt, err, library: Mapping[str, float]):
+    """The best ``_chi2`` against ``library`` plus the scale's prior over the C scales (see
+    ``CARBON_SCALE_SIGMA``), for a composition that holds C (C alone is not scaled)."""
+    best = None
+    for _f, scaled, prior in _carbon_scales(wt, library.get("C", 0.0) > 0 and len(wt) > 1):
+        w, e = (wt, err) if scaled is None else _rescaled(wt, err, scaled)
+        chi2, n = _chi2(w, e, library)
+        if best is None or chi2 + prior < best[0]:
+            best = (chi2 + prior, n)
+    return best
+
+
+def _visible_elements(composition: Mapping[str, float]) -> set[str]:
+    return {el for el, c in composition.items() if c > 0 and el not in INVISIBLE}
+
+
+def _single(mineral: Mineral, chi2: float, n: int, comparable: dict[str, float]) -> Candidate:
+    return Candidate(
+        mineral.name, mineral.name, _score(chi2, n), chi2, comparable, mineral.group,
+        mineral.density,
+    )  # fmt: skip
+
+
+def _without(composition: Mapping[str, float], element: str) -> dict[str, float]:
+    """``composition`` (wt %) without ``element``, renormalised to 100."""
+    kept = {el: v for el, v in composition.items() if el != element}
+    total = sum(kept.values())
+    return {el: 100.0 * v / total for el, v in kept.items()} if total > 0 else {}
+
+
+def _equivalent(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """Two compositions (wt %) within the comparison's tolerance of each other (chi2 per
+    element < 1)."""
+    if not a or not b:
+        return False
+    chi2, n = _chi2(a, {}, b)
+    return chi2 / n < 1.0
