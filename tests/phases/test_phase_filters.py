@@ -190,14 +190,17 @@ def test_icm_and_local_variance_in_bands_on_threads_are_the_one_thread_numbers(
     every core (threaded_map): the bits of the whole-map computation on one thread."""
     from napari_sigma.compute import blocks
     from napari_sigma.compute.blocks import worker_threads
-    from napari_sigma.phases import finding
+    from napari_sigma.phases import homogeneity, potts
 
     calls = []
     original = blocks.threaded_map
-    monkeypatch.setattr(
-        finding, "threaded_map", lambda f, items, w=None: calls.append(w) or original(f, items, w)
-    )
-    monkeypatch.setattr(finding, "ICM_BAND_ROWS", 7)  # several bands and a short last one
+    for module in (homogeneity, potts):  # local_variance's and the ICM's
+        monkeypatch.setattr(
+            module,
+            "threaded_map",
+            lambda f, items, w=None: calls.append(w) or original(f, items, w),
+        )
+    monkeypatch.setattr(potts, "ICM_BAND_ROWS", 7)  # several bands and a short last one
     rng = np.random.default_rng(3)
     truth = (np.arange(48)[:, None] // 12 + np.arange(40)[None, :] // 10) % 4
     log_likelihood = -4.0 * (np.arange(4) != truth[..., None]) + rng.normal(0, 2.5, (48, 40, 4))
@@ -266,12 +269,12 @@ def test_the_spatial_prior_of_tensors_is_torchs_step_for_step(iterations, monkey
     """One function serves numpy and torch (compute.arrays): given a tensor (a GPU's, here a
     CPU tensor) the ICM runs in torch in one band, and its labels and probabilities are those
     of full torch sweeps and ``torch.softmax`` bit for bit; given numpy, numpy's."""
-    from napari_sigma.phases import finding
+    from napari_sigma.phases import potts
 
     seen = []
-    original = finding._row_softmax
-    monkeypatch.setattr(finding, "_row_softmax", lambda part: seen.append(part) or original(part))
-    monkeypatch.setattr(finding, "ICM_BAND_ROWS", 7)  # several bands on the CPU
+    original = potts._row_softmax
+    monkeypatch.setattr(potts, "_row_softmax", lambda part: seen.append(part) or original(part))
+    monkeypatch.setattr(potts, "ICM_BAND_ROWS", 7)  # several bands on the CPU
     rng = np.random.default_rng(12)
     truth = (np.arange(45)[:, None] // 9 + np.arange(38)[None, :] // 11) % 5
     log_likelihood = -3.0 * (np.arange(5) != truth[..., None]) + rng.normal(0, 2.5, (45, 38, 5))

@@ -296,7 +296,7 @@ def labelled_model(
     ids, names : the phases to keep (ids without pixels are dropped).
     """
     from napari_sigma.phases.colors import phase_colors
-    from napari_sigma.phases.finding import homogeneous_pixels
+    from napari_sigma.phases.homogeneity import homogeneous_pixels
     from napari_sigma.phases.mixed_pixels import phase_templates
 
     finding = settings.phase_finding

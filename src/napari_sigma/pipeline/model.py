@@ -252,7 +252,7 @@ def classify(
     The nearest template under the shared covariance, with the model's Potts prior (iterated
     conditional modes over the 8 neighbours).
     """
-    from napari_sigma.phases.finding import _potts_icm
+    from napari_sigma.phases.potts import _potts_icm
 
     finding = model.settings.phase_finding
     log_likelihood = template_log_likelihood(raw, model.templates, model.whitening, device)
