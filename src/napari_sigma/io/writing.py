@@ -6,6 +6,8 @@ to write fields that the CLI then reads like any vendor file.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,11 @@ def write_hspy(
     chunks: tuple[int, int, int] | None = None,
     compression: str | None = "gzip",
 ) -> Path:
-    """Write ``image`` as an EDS_SEM signal to ``path`` (``.hspy``).
+    """Write ``image`` as an EDS signal to ``path`` (``.hspy``).
+
+    The source file's signal type (``EDS_TEM`` stays a thin foil) and its acquisition metadata
+    (beam energy, stage tilt, the detector's elevation and azimuth) are kept, so that a converted
+    file is quantified and named as the original.
 
     Parameters
     ----------
@@ -50,13 +56,14 @@ def write_hspy(
         _axis("x", nx, image.pixel_size, unit, True),
         energy,
     ]
+    signal_type, instrument = _acquisition(image)
     metadata: dict[str, Any] = {
         "General": {"title": image.title or Path(path).stem},
-        "Signal": {"signal_type": "EDS_SEM"},
+        "Signal": {"signal_type": signal_type},
         "Sample": {"elements": list(image.elements), "xray_lines": list(image.xray_lines)},
     }
-    if image.beam_energy is not None:
-        metadata["Acquisition_instrument"] = {"SEM": {"beam_energy": float(image.beam_energy)}}
+    if instrument:
+        metadata["Acquisition_instrument"] = instrument
     signal = {
         "data": image.counts if hasattr(image.counts, "dask") else np.asarray(image.counts),
         "axes": axes,
@@ -71,6 +78,29 @@ def write_hspy(
     kwargs = {} if chunks is None else {"chunks": tuple(int(c) for c in chunks)}
     file_writer(str(path), signal, compression=compression, show_progressbar=False, **kwargs)
     return Path(path)
+
+
+def _acquisition(image: SpectrumImage) -> tuple[str, dict[str, Any]]:
+    """The signal type and the ``Acquisition_instrument`` tree to write for ``image``.
+
+    Taken from the metadata the file was read with (HyperSpy-style, as rosettasciio gives it);
+    the microscope key follows the signal type and carries the image's beam energy.
+    """
+    from napari_sigma.io._rsciio import get_item
+
+    source = image.metadata.get("rsciio_metadata", image.metadata) if image.metadata else {}
+    signal_type = str(get_item(source, "Signal.signal_type", "") or "")
+    if not signal_type.startswith("EDS"):
+        signal_type = "EDS_SEM"
+    microscope = "TEM" if "TEM" in signal_type else "SEM"
+    found = get_item(source, "Acquisition_instrument", None)
+    instrument = copy.deepcopy(dict(found)) if isinstance(found, Mapping) else {}
+    if image.beam_energy is not None:
+        settings = instrument.setdefault(microscope, {})
+        if isinstance(settings, Mapping):
+            settings = instrument[microscope] = dict(settings)
+            settings["beam_energy"] = float(image.beam_energy)
+    return signal_type, instrument
 
 
 def _axis(name: str, size: int, scale: float, units: str, navigate: bool) -> dict[str, Any]:
