@@ -17,6 +17,7 @@ def _small_image(**changes):
 def test_a_thin_foil_stays_a_thin_foil_with_its_detector(tmp_path):
     source = {
         "Signal": {"signal_type": "EDS_TEM"},
+        "Sample": {"thickness": 30.0, "elements": ["Fe"]},
         "Acquisition_instrument": {
             "TEM": {
                 "beam_energy": 200.0,
@@ -32,6 +33,9 @@ def test_a_thin_foil_stays_a_thin_foil_with_its_detector(tmp_path):
     assert takeoff_angle(_metadata(back)) == 27.0
     detector = _metadata(back)["Acquisition_instrument"]["TEM"]["Detector"]["EDS"]
     assert detector["azimuth_angle"] == 45.0
+    sample = _metadata(back)["Sample"]
+    assert sample["thickness"] == 30.0  # the thin-foil absorption reads it
+    assert list(sample["elements"]) == list(image.elements)  # the image's own, not the source's
 
 
 def test_an_image_without_metadata_is_written_as_sem_with_its_beam_energy(tmp_path):
