@@ -55,3 +55,20 @@ def test_the_image_s_beam_energy_wins_over_the_source_s(tmp_path):
     back = read_spectrum_image(write_hspy(tmp_path / "kv.hspy", image))
     assert back.beam_energy == 20.0
     assert source["Acquisition_instrument"]["SEM"]["beam_energy"] == 30.0  # source untouched
+
+
+def test_a_bruker_window_description_survives_the_conversion(tmp_path):
+    from napari_sigma.quant.detector import detector_from_metadata
+
+    window = {
+        "type": "XFlash 6|10",
+        "window_type": "slew AP3.3",
+        "window_layers": [[5, 0.013], [6, 0.145], [13, 0.035]],
+        "grid": [14, 380.0, 0.23],
+        "dead_layer_um": 0.029,
+        "crystal_mm": 0.45,
+    }
+    source = {"Signal": {"signal_type": "EDS_SEM"}, "eds_detector": window}
+    image = _small_image(beam_energy=20.0, metadata={"rsciio_metadata": source})
+    back = read_spectrum_image(write_hspy(tmp_path / "window.hspy", image))
+    assert detector_from_metadata(_metadata(back)) == detector_from_metadata(source)

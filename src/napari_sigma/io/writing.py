@@ -70,6 +70,9 @@ def write_hspy(
     }
     if instrument:
         metadata["Acquisition_instrument"] = instrument
+    detector = source.get("eds_detector")  # the file's own window (a Bruker header), plain numbers
+    if isinstance(detector, Mapping):
+        metadata["eds_detector"] = {k: v for k, v in detector.items() if v is not None}
     signal = {
         "data": image.counts if hasattr(image.counts, "dask") else np.asarray(image.counts),
         "axes": axes,
