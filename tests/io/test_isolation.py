@@ -8,6 +8,7 @@ The crashing inputs are regenerated from the real files and the mutations that
 from __future__ import annotations
 
 import importlib.util
+import signal
 import sys
 import time
 from pathlib import Path
@@ -174,9 +175,13 @@ def test_cancelling_a_read_stops_it_within_a_second(SHARED_EDS: Path) -> None:
     path = SHARED_EDS / "bruker/Hitachi_TM3030Plus.bcf"
     steps = isolation.read_steps("read_any", path)
     next(steps)  # the read is under way
-    start = time.perf_counter()
+    child = isolation._worker.process
+    start = time.monotonic()
     steps.close()
-    assert time.perf_counter() - start < 1.0
+    # the reading process is killed, not waited for (a read runs to its end: no signal); the
+    # wall clock only as a hang bound (a killed process on a loaded machine waits for a core)
+    assert child.returncode == -signal.SIGKILL
+    assert time.monotonic() - start < 10.0
     assert read_any(SHARED_EDS / "exspy/EDS_SEM_TM002.hspy").counts.shape == (1024,)
 
 

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 from napari.layers import Layer
+from waits import HANG_MS
 
 from napari_sigma._napari import state
 from napari_sigma._napari.analysis_widget import AnalysisWidget, format_progress
@@ -259,13 +260,15 @@ def test_abort_during_training_adds_nothing_and_stops_within_a_second(viewer_wit
 
     def abort_in_training(report):
         if report.stage == "latent" and not aborted_at:
-            aborted_at.append(time.perf_counter())
+            aborted_at.append(time.process_time())
             widget.abort()
 
     worker = widget.run()
     worker.yielded.connect(abort_in_training)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
-    assert aborted_at and time.perf_counter() - aborted_at[0] < 2.0
+    # the work after the abort, as this process's CPU (the wall clock is the machine's load):
+    # the 5000 epochs not stopped would be minutes of it
+    assert aborted_at and time.process_time() - aborted_at[0] < 2.0
     assert [layer.name for layer in viewer.layers] == names
     assert widget.progress_label.text() == "aborted"
     assert widget.form.run.enabled
@@ -346,7 +349,7 @@ def test_a_progress_report_is_painted_with_the_window_s_next_repaint(plugin_view
 
     widget = dock(plugin_viewer, "Phase analysis")
     plugin_viewer.window._qt_window.show()
-    qtbot.waitUntil(widget.progress_bar.isVisible, timeout=5000)
+    qtbot.waitUntil(widget.progress_bar.isVisible, timeout=HANG_MS)
     qtbot.wait(100)
     paints = []
 
@@ -367,7 +370,7 @@ def test_a_progress_report_is_painted_with_the_window_s_next_repaint(plugin_view
             widget._show_pending_progress()
             inside[0] = False
             assert widget.progress_bar.value() == round(100 * fraction)
-            qtbot.waitUntil(lambda: len(paints) > 0, timeout=5000)
+            qtbot.waitUntil(lambda: len(paints) > 0, timeout=HANG_MS)
             assert paints and not any(paints), paints  # painted, never inside the slot
             paints.clear()
         widget._end_progress()
@@ -389,7 +392,7 @@ def test_progress_is_shown_at_most_every_interval(plugin_viewer, dock, qtbot):
     for step in range(1, 51):
         widget._on_progress(Progress("features", step, 50, f"block {step}/50"))
     assert shown == [2] and widget.progress_label.text().endswith("block 1/50")
-    qtbot.waitUntil(lambda: shown[-1] == 100, timeout=10 * PROGRESS_INTERVAL_MS)
+    qtbot.waitUntil(lambda: shown[-1] == 100, timeout=HANG_MS)
     assert shown == [2, 100] and widget.progress_label.text().endswith("block 50/50")
     widget._on_progress(Progress("features", 1, 2))  # within the interval: pending
     widget._end_progress()  # the run ended: the pending report is dropped

@@ -10,6 +10,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from waits import HANG_MS
+
 PLUGIN = "napari-sigma-eds"
 
 
@@ -55,7 +57,7 @@ def test_docks_stack_while_they_fit_and_become_tabs_when_the_window_would_not(
     window.resize(window.width(), screen["height"])
     _, phases = viewer.window.add_plugin_dock_widget(PLUGIN, "Phases")
     phases_dock = _dock_of(window, phases)
-    qtbot.waitUntil(lambda: len(window.tabifiedDockWidgets(latent_dock)) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(window.tabifiedDockWidgets(latent_dock)) == 2, timeout=HANG_MS)
     qtbot.wait(100)
     assert set(window.tabifiedDockWidgets(latent_dock)) == {spectrum_dock, phases_dock}
     assert window.minimumSizeHint().height() <= screen["height"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_editing import CENTRES, make_fake_result
+from waits import HANG_MS
 
 from napari_sigma._napari.latent_widget import LatentWidget
 from napari_sigma._napari.phases_widget import PhasesWidget
@@ -24,7 +25,7 @@ def test_lasso_assigns_pixels_in_one_undo_step_and_phases_widget_follows(
     latent = dock(viewer, "Latent space")
     assert isinstance(phases, PhasesWidget) and isinstance(latent, LatentWidget)
     assert latent.layer is layer
-    qtbot.waitUntil(lambda: latent._image_artist is not None, timeout=10_000)  # edits paused
+    qtbot.waitUntil(lambda: latent._image_artist is not None, timeout=HANG_MS)  # edits paused
     before = np.array(layer.data, copy=True)
     latent._on_lasso(AROUND_PHASE_2)  # the lasso's callback; target "new phase"
     new = layer.selected_label
@@ -50,7 +51,7 @@ def test_selected_label_is_highlighted(plugin_viewer, dock, qtbot):
     layer.selected_label = 3
     qtbot.waitUntil(
         lambda: widget._highlight is not None and not widget._pending and not widget.canvas.busy,
-        timeout=10_000,
+        timeout=HANG_MS,
     )  # built and rendered in the plot thread
     points = widget.highlighted_points()
     assert len(points) == int((result.labels.reshape(-1)[result.latent_pixels] == 3).sum())

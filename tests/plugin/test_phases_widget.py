@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_editing import make_fake_result
+from waits import HANG_MS
 
 from napari_sigma._napari import phases_widget as pw
 from napari_sigma._napari import plotting, state
@@ -154,7 +155,9 @@ def test_statistics_are_built_after_the_last_turn_of_a_results_adding(
     layer = added.phases
     if not large:  # in memory: built at once when the adding ends
         assert built == [turn[0]] and widget.table_data is not None
-    qtbot.waitUntil(lambda: widget.table_data is not None and not widget.pending_updates())
+    qtbot.waitUntil(
+        lambda: widget.table_data is not None and not widget.pending_updates(), timeout=HANG_MS
+    )
     assert built == [turn[0]] and not state.phase_spectra_pending(layer)
     assert_table_is_a_recount(widget, layer, state.result_of(layer))
 
@@ -231,7 +234,7 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
             if not held[-1] and cursor.visible:  # repainted with the (transparent) cursor
                 cursor_painted.append(len(pieces))
             assert not told
-            qtbot.waitUntil(lambda: not paints_held(window), timeout=2000)  # a turn later
+            qtbot.waitUntil(lambda: not paints_held(window), timeout=HANG_MS)  # a turn later
         # drawn once unseen, in a held turn, with the phases layer and the cursor in it
         assert len(unseen) == 1 and unseen[0][1:] == (True, True, True, True)
         assert held[unseen[0][0]]
@@ -284,7 +287,7 @@ def test_a_held_repaint_paints_what_changed_not_the_whole_window(make_napari_vie
         changed.setText("after")
         qtbot.wait(50)  # the event loop turns: nothing is painted while held
         assert paints.widgets == []
-    qtbot.waitUntil(lambda: changed in paints.widgets, timeout=2000)
+    qtbot.waitUntil(lambda: changed in paints.widgets, timeout=HANG_MS)
     qtbot.wait(100)
     assert not paints_held(window) and unchanged not in paints.widgets
 
@@ -584,7 +587,7 @@ def test_a_new_label_in_the_middle_of_a_stroke_replots_the_spectra_only_at_its_r
     viewer, _, layer, widget = setup
     viewer.window.show()  # drawn: napari updates the texture in place at every move
     plot = widget.spectrum_plot
-    qtbot.waitUntil(lambda: plot.draw_count >= 1 and not plot.canvas.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: plot.draw_count >= 1 and not plot.canvas.busy, timeout=HANG_MS)
     drawn = plot.draw_count
     layer.mode, layer.brush_size, layer.selected_label = "paint", 2, 9
 
@@ -595,12 +598,12 @@ def test_a_new_label_in_the_middle_of_a_stroke_replots_the_spectra_only_at_its_r
 
     mouse_press_callbacks(layer, mouse("mouse_press", (2, 1), False))
     mouse_move_callbacks(layer, mouse("mouse_move", (2, 8), True))
-    qtbot.waitUntil(lambda: 9 in widget.row_ids(), timeout=5_000)  # the table followed
+    qtbot.waitUntil(lambda: 9 in widget.row_ids(), timeout=HANG_MS)  # the table followed
     assert 9 in widget.model
     qtbot.wait(pw.SPECTRA_DELAY_MS + 2 * plotting.REDRAW_DELAY_MS)
     assert plot.draw_count == drawn and widget.model.name(9) not in plot.spectra
     mouse_release_callbacks(layer, mouse("mouse_release", (2, 8), False))
-    qtbot.waitUntil(lambda: widget.model.name(9) in plot.spectra, timeout=5_000)
+    qtbot.waitUntil(lambda: widget.model.name(9) in plot.spectra, timeout=HANG_MS)
 
 
 def recount(layer, result):
@@ -647,13 +650,15 @@ def test_large_cube_statistics_follow_every_edit_from_a_worker_exactly(
     result = make_fake_result(shape=(12, 18))
     layer = add_result_layers(viewer, result).phases
     widget = dock(viewer, "Phases")
-    qtbot.waitUntil(lambda: widget.table_data is not None and not widget.pending_updates())
+    qtbot.waitUntil(
+        lambda: widget.table_data is not None and not widget.pending_updates(), timeout=HANG_MS
+    )
     assert_table_is_a_recount(widget, layer, result)
     main = threading.main_thread()
     threads.clear()
     assert widget.split_selected(1, 2) == [1, 4]  # a small phase: clustered at once
     assert widget.pending_updates() and 4 not in widget.row_ids()  # the table follows later
-    qtbot.waitUntil(lambda: not widget.pending_updates())
+    qtbot.waitUntil(lambda: not widget.pending_updates(), timeout=HANG_MS)
     assert 4 in widget.row_ids()
     assert_table_is_a_recount(widget, layer, result)
     with layer.block_history():  # three edits in a row, while the first one's update runs
@@ -662,14 +667,14 @@ def test_large_cube_statistics_follow_every_edit_from_a_worker_exactly(
         layer.paint((8, 14), 7)
     widget.merge_selected([2, 3])
     assert widget.pending_updates()
-    qtbot.waitUntil(lambda: not widget.pending_updates())
+    qtbot.waitUntil(lambda: not widget.pending_updates(), timeout=HANG_MS)
     assert_table_is_a_recount(widget, layer, result)
     assert 7 in widget.row_ids() and 3 not in widget.row_ids()
     spectra = state.phase_spectra_of(layer)[1]  # handed on to the other widgets: the last one
     np.testing.assert_array_equal(spectra.pixels, widget.table_data.pixels)
     assert not state.phase_spectra_pending(layer)
     layer.undo()
-    qtbot.waitUntil(lambda: not widget.pending_updates())
+    qtbot.waitUntil(lambda: not widget.pending_updates(), timeout=HANG_MS)
     assert_table_is_a_recount(widget, layer, result)
     assert threads and main not in threads  # every update ran in a worker
     assert len(threads) < 6  # the edits made while one ran were taken together
@@ -685,17 +690,21 @@ def test_a_failed_worker_update_says_so_and_the_next_edit_builds_again(
     result = make_fake_result(shape=(12, 18))
     layer = add_result_layers(viewer, result).phases
     widget = dock(viewer, "Phases")
-    qtbot.waitUntil(lambda: widget.table_data is not None and not widget.pending_updates())
+    qtbot.waitUntil(
+        lambda: widget.table_data is not None and not widget.pending_updates(), timeout=HANG_MS
+    )
     update = PhaseStatistics.update
     monkeypatch.setattr(PhaseStatistics, "update", lambda *a, **k: 1 / 0)
     with layer.block_history():
         layer.paint((5, 2), 2)
-    qtbot.waitUntil(lambda: "failed" in widget.title.text())
+    qtbot.waitUntil(lambda: "failed" in widget.title.text(), timeout=HANG_MS)
     assert not state.phase_spectra_pending(layer)
     monkeypatch.setattr(PhaseStatistics, "update", update)
     with layer.block_history():
         layer.paint((8, 14), 3)
-    qtbot.waitUntil(lambda: widget.title.text() == layer.name and not widget.pending_updates())
+    qtbot.waitUntil(
+        lambda: widget.title.text() == layer.name and not widget.pending_updates(), timeout=HANG_MS
+    )
     assert_table_is_a_recount(widget, layer, result)
 
 

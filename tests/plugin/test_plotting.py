@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from waits import HANG_MS
 
 from napari_sigma._napari import plotting
 from napari_sigma._napari.plotting import SpectrumPlot
@@ -40,7 +41,7 @@ def test_a_hidden_plot_renders_once_shown_and_not_again_for_the_same_spectra(qtb
     qtbot.wait(2 * plotting.REDRAW_DELAY_MS)
     assert plot.canvas.render_count == 0 and plot.draw_count == 0
     tabs.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: plot.draw_count == 1 and not plot.canvas.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: plot.draw_count == 1 and not plot.canvas.busy, timeout=HANG_MS)
     rendered = plot.canvas.render_count
     assert rendered >= 1
     plot.set_spectra(energy.copy(), {"a": np.ones(101)})  # equal, not the same arrays
@@ -48,7 +49,7 @@ def test_a_hidden_plot_renders_once_shown_and_not_again_for_the_same_spectra(qtb
     qtbot.wait(3 * plotting.REDRAW_DELAY_MS)
     assert plot.draw_count == 1 and plot.canvas.render_count == rendered
     plot.set_spectra(energy, {"a": np.arange(101.0)})  # a change is drawn
-    qtbot.waitUntil(lambda: plot.draw_count == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: plot.draw_count == 2, timeout=HANG_MS)
     assert plot.canvas.wait_rendered()
     np.testing.assert_array_equal(plot.canvas.axes.get_lines()[0].get_ydata(), np.arange(101.0))
 
@@ -60,7 +61,7 @@ def test_a_new_plot_draws_once_a_while_after_it_is_made_even_hidden(qtbot, monke
     renders only if its size changed."""
     monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 50, raising=False)
     tabs, plot = plot_in_a_hidden_tab(qtbot)
-    qtbot.waitUntil(lambda: plot.draw_count == 1 and plot.canvas.render_count == 1)
+    qtbot.waitUntil(lambda: plot.draw_count == 1 and plot.canvas.render_count == 1, timeout=HANG_MS)
     assert plot.canvas.wait_rendered()
     assert plot.canvas.axes.get_xlabel() == "energy (keV)"  # built as a drawn plot is
     plot.set_spectra(np.zeros(0), {})  # what a Phases tab shows before its table

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from waits import HANG_MS
 
 from napari_sigma._napari import spectrum_widget as sw
 from napari_sigma._napari import state
@@ -45,7 +46,7 @@ def test_spectrum_plot_shows_spectra_markers_and_switches_to_log(qtbot):
     plot.set_spectra(energy, {"a": np.ones(101), "b": np.arange(101)})
     plot.set_markers({"Fe_Ka": 6.4})
     assert plot.draw_count == 0  # coalesced: one draw for both changes
-    qtbot.waitUntil(lambda: plot.draw_count == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: plot.draw_count == 1, timeout=HANG_MS)
     assert plot.canvas.wait_rendered()  # built and rendered in the plot thread
     assert plot.canvas.render_count >= 1
     shown = plot.canvas.grab().toImage()  # what Qt paints: the rendering, not a blank canvas
@@ -89,7 +90,7 @@ def test_the_legend_sits_above_the_spectra_which_keep_the_dock_s_width(qtbot):
     assert [t.get_text() for t in plot.canvas.axes.get_legend().get_texts()] == names  # whole
 
     plot.resize(300, 420)  # a narrower dock: more rows would squeeze the plot, names are cut
-    qtbot.waitUntil(lambda: plot.draw_count == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: plot.draw_count == 2, timeout=HANG_MS)
     plot.flush()
     assert plot.canvas.wait_rendered()
     axes, legend, figure = extents()
@@ -180,7 +181,7 @@ def test_phase_spectrum_of_the_selected_label(sample_viewer, qtbot):
     counts = np.asarray(_sample_image(viewer).counts)
     viewer.layers.selection.active = truth
     truth.selected_label = 2
-    qtbot.waitUntil(lambda: widget.phase_spectrum is not None, timeout=10_000)  # from a worker
+    qtbot.waitUntil(lambda: widget.phase_spectrum is not None, timeout=HANG_MS)  # from a worker
     expected = counts[truth.data == 2].mean(axis=0)
     np.testing.assert_allclose(widget.phase_spectrum, expected)
     names = state.plugin_data(truth)["phase_names"]

@@ -152,9 +152,9 @@ def _to_spectrum(signal: dict) -> Spectrum:
 def test_feldspar_bcf_suggests_o_na_al_si_k():
     spectrum = _bruker_sum_spectrum("P45_the_default_job.bcf")
     assert spectrum.counts.size == 2048 and spectrum.beam_energy == 20.0
-    start = time.perf_counter()
+    start = time.process_time()  # CPU: the wall clock is the machine's load
     result = suggest_elements(spectrum)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert {s.element for s in result} == {"O", "Na", "Al", "Si", "K"}
     assert result[0].element == "Si"
     assert elapsed < 10.0
