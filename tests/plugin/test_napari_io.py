@@ -680,6 +680,67 @@ def test_a_broken_file_fails_clearly_and_napari_stays_up(viewer, tmp_path):
     assert len(viewer.layers) == 1
 
 
+# one real file of each format the reader takes; how much of it a truncated copy keeps
+DAMAGED_FORMATS = {
+    "bruker/30x30_instructively_packed_16bit_compressed.bcf": 0.5,
+    "bruker/bruker_nano.spx": 0.5,
+    "emd/Test_SI_16x16_215_kx.emd": 0.5,
+    "exspy/EDS_SEM_TM002.hspy": 0.5,
+    "jeol/met03.EDS": 0.5,
+    "phenom/Elid2Version4.elid": 0.5,
+    # cut inside its header: a .pts cut in its event stream opens the frames before the cut
+    # (the stream has no length to check it against; qa16's note)
+    "jeol/Sample/00_View000/View000_0000006.pts": 0.006,
+    "jeol/rawdata.ASW": 0.5,  # the project file, beside a whole copy of its Sample folder
+}
+
+
+def _damaged_copies(relative: str, folder: Path) -> list[tuple[str, Path]]:
+    """A truncated and a fuzzed copy of a real file (its neighbours copied for a project)."""
+    import shutil
+
+    source = DATA / relative
+    content = source.read_bytes()
+    fuzzed = np.frombuffer(content, np.uint8).copy()
+    rng = np.random.default_rng(0)
+    where = rng.integers(min(256, len(content) // 4), len(content), max(8, len(content) // 200))
+    fuzzed[where] = rng.integers(0, 256, len(where))
+    copies = []
+    for kind, data in (("truncated", content[: int(len(content) * DAMAGED_FORMATS[relative])]),
+                       ("fuzzed", fuzzed.tobytes())):  # fmt: skip
+        path = folder / kind / source.name
+        path.parent.mkdir(parents=True)
+        if relative.endswith(".ASW"):
+            shutil.copytree(source.parent / "Sample", path.parent / "Sample")
+        path.write_bytes(data)
+        copies.append((kind, path))
+    return copies
+
+
+@pytest.mark.gui
+def test_damaged_copies_of_every_format_fail_in_one_line_naming_the_file(viewer, tmp_path):
+    """A truncated and a fuzzed copy of each format opened in napari: a truncated one fails with
+    one line naming the file; a fuzzed one fails the same way or opens (fuzzed counts are still
+    counts); no other exception, no hang, and napari stays up."""
+    outcomes = {}
+    for n, relative in enumerate(DAMAGED_FORMATS):
+        for kind, path in _damaged_copies(relative, tmp_path / str(n)):
+            try:
+                viewer.open(str(path), plugin=PLUGIN)
+                outcomes[relative, kind] = "opened"
+            except Exception as error:  # SpectrumImageError, or napari's wrapper of it
+                cause = _chain_member(error, SpectrumImageError)
+                assert cause is not None, (relative, kind, repr(error))
+                message = str(cause)
+                assert path.name in message and "\n" not in message, (relative, kind, message)
+                assert path.name in str(error), (relative, kind, str(error))
+                outcomes[relative, kind] = "refused"
+            viewer.layers.clear()
+    assert all(outcomes[relative, "truncated"] == "refused" for relative in DAMAGED_FORMATS)
+    viewer.add_image(np.zeros((4, 4)))
+    assert len(viewer.layers) == 1
+
+
 @pytest.mark.gui
 def test_pruned_velox_file_opens_as_a_spectrum_in_napari(viewer):
     viewer.open(str(PRUNED_EMD), plugin=PLUGIN)
