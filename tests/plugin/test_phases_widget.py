@@ -323,6 +323,39 @@ def test_merge_is_one_undo_step(setup):
     assert widget.row_pixels() == expected_pixels(layer)
 
 
+def test_a_mineral_identified_before_an_edit_says_so_until_undone(plugin_viewer, dock):
+    """The mineral column shows the analysis's identification of the phase it found; after a
+    merge (or a stroke) the row's phase is another set of pixels, which only Export identifies
+    again: the cell says "before edits" (a user read the merged garnet's 0.59 in the table and
+    0.37 in the exported phase_stats.csv). Undone, the cell is the analysis's again."""
+    from types import SimpleNamespace
+
+    from napari_sigma._napari.phases_widget import EDITED_MARK, EDITED_NOTE, MINERAL_COLUMN
+
+    minerals = {1: "quartz", 2: "albite", 3: "magnetite"}
+    result = make_fake_result(shape=(12, 18))
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=k, mineral=name, score=0.9, identification=True)
+        for k, name in minerals.items()
+    ]
+    layer = add_result_layers(plugin_viewer, result).phases
+    widget = dock(plugin_viewer, "Phases")
+
+    def cells() -> dict[int, tuple[str, str]]:
+        items = [widget.table.item(r, MINERAL_COLUMN) for r in range(widget.table.rowCount())]
+        return {k: (i.text(), i.toolTip()) for k, i in zip(widget.row_ids(), items, strict=True)}
+
+    assert cells() == {k: (f"{name} (0.90)",) * 2 for k, name in minerals.items()}
+    widget.select_ids([2, 3])
+    widget.merge_selected()
+    merged = cells()
+    assert merged[1] == ("quartz (0.90)", "quartz (0.90)")  # its pixels as found
+    assert merged[2][0] == f"albite (0.90){EDITED_MARK}"
+    assert merged[2][1].splitlines() == [merged[2][0], EDITED_NOTE]
+    layer.undo()
+    assert cells()[2] == ("albite (0.90)", "albite (0.90)")
+
+
 def test_split_unassign_and_rename(setup):
     _, result, layer, widget = setup
     parts = widget.split_selected(1, 2)

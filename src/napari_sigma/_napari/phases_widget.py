@@ -47,6 +47,12 @@ COLUMN_TIPS = {
     " ≈: not resolved from other minerals (see the cell's tooltip)",
 }
 NAME_COLUMN = 1
+# a mineral cell of a phase whose pixels were edited: the analysis identified the phase it found
+EDITED_MARK = ", before edits"
+EDITED_NOTE = (
+    "identified by the analysis on the phase it found; the phase was edited since (its pixels "
+    "changed): Export identifies the edited phase again (phase_stats.csv, report.html)"
+)
 ELEMENTS_COLUMN = COLUMNS.index("elements")
 MINERAL_COLUMN = COLUMNS.index("mineral")
 # the numeric columns' headers in two lines when the table is narrower than its contents (their
@@ -656,7 +662,7 @@ class PhasesWidget(PhaseLayerDock):
                 round(100.0 * float(table.area_fraction[k]), 2),
                 "" if area is None else float(f"{float(area):.4g}"),
                 ", ".join(main_elements(table.mean_intensities[k], lines)),
-                self._mineral_text(phase_id),
+                self._mineral_text(phase_id, self._edited(phase_id, int(table.pixels[k]))),
             )
             for column, value in enumerate(cells, start=2):
                 item = self.table.item(row, column)
@@ -666,7 +672,7 @@ class PhasesWidget(PhaseLayerDock):
                         item.setToolTip(str(value))
                         texts_changed = True
                     elif column == MINERAL_COLUMN:  # whole, and what it is not resolved from
-                        item.setToolTip(self._mineral_tooltip(phase_id))
+                        item.setToolTip(self._mineral_tooltip(phase_id, str(value)))
                         texts_changed = True
         self.table.setSortingEnabled(sorting)
         self.table.blockSignals(False)
@@ -678,10 +684,28 @@ class PhasesWidget(PhaseLayerDock):
         found = next((m for m in minerals if m.phase_id == phase_id), None)
         return found if found is not None and found.identification else None
 
-    def _mineral_text(self, phase_id: int) -> str:
+    def _found_pixels(self) -> dict[int, int]:
+        """Pixels of each phase as the analysis found it (its own labels), counted once per
+        result."""
+        result = self.result
+        cached = getattr(self, "_found_cache", None)
+        if cached is None or cached[0] is not result:
+            labels = getattr(result, "labels", None)
+            counts = {} if labels is None else np.bincount(np.asarray(labels).ravel())
+            cached = (result, {k: int(n) for k, n in enumerate(counts) if n})
+            self._found_cache = cached
+        return cached[1]
+
+    def _edited(self, phase_id: int, pixels: int) -> bool:
+        """Whether the phase's pixels are no longer those the analysis identified."""
+        return self._found_pixels().get(phase_id) != pixels
+
+    def _mineral_text(self, phase_id: int, edited: bool = False) -> str:
         """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``; marked
         ``"hematite (0.64) ≈"`` when the measurement does not resolve it from other minerals
-        (:meth:`_mineral_tooltip` names them)."""
+        (:meth:`_mineral_tooltip` names them), and ``"quartz (0.98), before edits"`` once the
+        phase's pixels were edited (a merge, a stroke, a lasso): the analysis identified the
+        phase it found, not the edited one, which only Export identifies again."""
         found = self._phase_mineral(phase_id)
         if found is None:
             return ""
@@ -690,19 +714,23 @@ class PhasesWidget(PhaseLayerDock):
             from napari_sigma.minerals.phases import UNRESOLVED_MARK  # loaded: ``found`` is one
 
             text += f" {UNRESOLVED_MARK}"
-        return text
+        return f"{text}{EDITED_MARK}" if edited else text
 
-    def _mineral_tooltip(self, phase_id: int) -> str:
-        """The mineral cell's tooltip: its whole text, then what the name is not resolved from
-        (``"≈ not resolved from: maghemite 0.64, magnetite 0.51"``) and why."""
-        text = self._mineral_text(phase_id)
+    def _mineral_tooltip(self, phase_id: int, text: str | None = None) -> str:
+        """The mineral cell's tooltip: its whole ``text``, then what the name is not resolved
+        from (``"≈ not resolved from: maghemite 0.64, magnetite 0.51"``) and why, and what an
+        edit means for it."""
+        text = self._mineral_text(phase_id) if text is None else text
+        lines = [text]
         found = self._phase_mineral(phase_id)
-        if found is None or not getattr(found.identification, "unresolved", None):
-            return text
-        from napari_sigma.minerals.phases import UNRESOLVED_MARK, UNRESOLVED_NOTE
+        if found is not None and getattr(found.identification, "unresolved", None):
+            from napari_sigma.minerals.phases import UNRESOLVED_MARK, UNRESOLVED_NOTE
 
-        unresolved = found.not_resolved_from.replace("; ", ", ")
-        return f"{text}\n{UNRESOLVED_MARK} not resolved from: {unresolved}\n({UNRESOLVED_NOTE})"
+            unresolved = found.not_resolved_from.replace("; ", ", ")
+            lines += [f"{UNRESOLVED_MARK} not resolved from: {unresolved}", f"({UNRESOLVED_NOTE})"]
+        if text.endswith(EDITED_MARK):
+            lines.append(EDITED_NOTE)
+        return "\n".join(lines)
 
     def _refresh_names_and_colors(self, fit: bool = True) -> None:
         model = self.model
