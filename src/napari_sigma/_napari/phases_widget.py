@@ -685,12 +685,14 @@ class PhasesWidget(PhaseLayerDock):
         return found if found is not None and found.identification else None
 
     def _found_pixels(self) -> dict[int, int]:
-        """Pixels of each phase as the analysis found it (its own labels), counted once per
-        result."""
+        """Pixels of each phase as the analysis identified it (its own labels; a session saved
+        after edits keeps them as ``minerals_labels``), counted once per result."""
         result = self.result
         cached = getattr(self, "_found_cache", None)
         if cached is None or cached[0] is not result:
-            labels = getattr(result, "labels", None)
+            labels = getattr(result, "minerals_labels", None)
+            if labels is None:
+                labels = getattr(result, "labels", None)
             counts = {} if labels is None else np.bincount(np.asarray(labels).ravel())
             cached = (result, {k: int(n) for k, n in enumerate(counts) if n})
             self._found_cache = cached
