@@ -81,3 +81,35 @@ def test_pixels_mixed_with_a_neighbour_phase_do_not_flip_the_composition():
     }
     assert turned["ignored"] < 0.2  # the rim keeps its grains' composition
     assert turned["counted"] > 0.8  # with its evidence counted it turns into composition 2
+
+
+def test_two_compositions_apart_along_one_of_many_features_are_split():
+    # eight features, the compositions 0.25 noise sd apart in one (hematite and magnetite
+    # differ along O/Fe alone): Hotelling's T^2 spreads the difference over 8 degrees of
+    # freedom (p 2.6e-6 and 1.9e-4 on these two maps: not split by it); along the even
+    # pixels' discriminant it is one (p 2.1e-8 and 8.0e-7)
+    from scipy.special import chdtrc
+
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        composition = _grains(rng)
+        raw = rng.normal(0.0, 1.0, (*composition.shape, 8)) + 5.0
+        raw[..., 0] += 0.25 * (composition == 2)
+        test = composition_test(raw, np.ones(composition.shape, dtype=int), 1)
+        assert test.is_split(SplitSettings())
+        assert chdtrc(8, test.t_squared) > SplitSettings().p_value
+        assert test.p_value == chdtrc(1, test.z_squared)
+
+
+def test_the_one_degree_test_holds_its_level_on_uniform_phases():
+    # 200 uniform phases of eight features: the p-values are those of a chi-square with one
+    # degree of freedom (the direction is made from pixels the test does not read)
+    p_values = []
+    for seed in range(200):
+        rng = np.random.default_rng(1000 + seed)
+        raw = rng.normal(0.0, 1.0, (64, 64, 8)) + 5.0
+        p_values.append(composition_test(raw, np.ones((64, 64), dtype=int), 1).p_value)
+    p_values = np.array(p_values)
+    assert 0.01 <= (p_values < 0.05).mean() <= 0.10  # measured 0.04
+    assert (p_values < 0.01).mean() <= 0.03  # measured 0.005
+    assert p_values.min() > 1e-4

@@ -10,13 +10,19 @@ is tested for two compositions in space:
    boundaries) are split in a checkerboard. Features of the even pixels are averaged over a
    ``(2r+1)^2`` window inside the phase, whitened by the phase's covariance and scaled by the
    square root of the pixels averaged, and divided in two by 2-means.
-2. **Test on independent pixels.** The odd pixels of the two groups are compared by Hotelling's
-   T^2 (their noise is independent of the even pixels that made the groups, so for a uniform
-   phase T^2 follows a chi-square with F degrees of freedom, whatever the grouping). The phase is
-   two phases when the chi-square p-value is below ``p_value``, each group holds at least
-   ``min_share`` of it, and some feature's mean counts differ by at least
+2. **Test on independent pixels.** The odd pixels of the two groups are compared along the
+   direction that tells the even pixels' two groups apart (their linear discriminant, made
+   from the even pixels alone): the odd pixels' noise is independent of the even pixels that
+   made the groups and the direction, so for a uniform phase the squared t statistic of the
+   projected odd pixels follows a chi-square with one degree of freedom, whatever the grouping
+   and the direction. The phase is two phases when that p-value is below ``p_value``, each
+   group holds at least ``min_share`` of it, and some feature's mean counts differ by at least
    ``min_relative_difference`` between the groups (counting statistics alone would call any
-   real gradient in a large map significant).
+   real gradient in a large map significant). Hotelling's T^2 of the odd pixels (F degrees of
+   freedom) is kept as the ranking of phases to split towards a given K. The one-degree test
+   is the more powerful where two compositions differ along one direction (hematite and
+   magnetite: O/Fe): T^2 = 30.1 over F = 3 features is p 1.3e-6, the projection's 29.3 is
+   p 6.2e-8, on the same pixels.
 3. **Labelling.** Every pixel of the phase is relabelled by the exact minimum of a Potts energy
    (:func:`~napari_sigma.phases.graph_cut.two_label_cut`) whose data term is the linear-discriminant
    log-likelihood ratio of the two groups' mean features: the boundary between the two
@@ -78,9 +84,10 @@ class SplitTest:
     Attributes
     ----------
     t_squared : float
-        Hotelling's T^2 of the odd pixels of the two groups.
+        Hotelling's T^2 of the odd pixels of the two groups (F degrees of freedom).
     p_value : float
-        Its chi-square p-value.
+        The chi-square p-value (one degree of freedom) of the odd pixels' squared t statistic
+        along the even pixels' discriminant (``z_squared``).
     share : float
         Share of the smaller group.
     relative_difference : float
@@ -94,6 +101,8 @@ class SplitTest:
     share: float
     relative_difference: float
     groups: np.ndarray
+    z_squared: float = 0.0
+    """The odd pixels' squared t statistic along the even pixels' discriminant."""
 
     def is_split(self, settings: SplitSettings) -> bool:
         """Whether the phase is two compositions by the criteria of ``settings``."""
@@ -317,13 +326,46 @@ def composition_test(
         / (len(first) + len(second))
     )
     share = min(len(first), len(second)) / (len(first) + len(second))
+    even = interior & ~odd
+    z_squared = _projected_t_squared(
+        crop[even & (groups[box] == 1)].astype(np.float64),
+        crop[even & (groups[box] == 2)].astype(np.float64),
+        first,
+        second,
+    )
     return SplitTest(
         t_squared=t_squared,
-        p_value=float(chdtrc(n_features, t_squared)),
+        p_value=float(chdtrc(1, z_squared)),
         share=share,
         relative_difference=_relative_difference(first, second, space),
         groups=groups,
+        z_squared=z_squared,
     )
+
+
+def _projected_t_squared(
+    even_first: np.ndarray, even_second: np.ndarray, first: np.ndarray, second: np.ndarray
+) -> float:
+    """Squared two-sample t statistic of ``first`` and ``second`` (the odd pixels) projected on
+    the linear discriminant of ``even_first`` and ``even_second`` (the even pixels).
+
+    The direction is made from pixels whose noise is independent of the tested ones, so under
+    one composition the statistic is a squared t of one degree of freedom (chi-square 1 for the
+    thousands of pixels of a tested phase). 0 when a group has too few even pixels.
+    """
+    n_features = first.shape[-1]
+    if min(len(even_first), len(even_second)) <= n_features:
+        return 0.0
+    residuals = np.concatenate([even_first - even_first.mean(axis=0),
+                                even_second - even_second.mean(axis=0)])  # fmt: skip
+    pooled = np.cov(residuals.T).reshape(n_features, n_features) + 1e-9 * np.eye(n_features)
+    direction = np.linalg.solve(pooled, even_first.mean(axis=0) - even_second.mean(axis=0))
+    a, b = first @ direction, second @ direction
+    spread = float(((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum())
+    variance = spread / (len(a) + len(b) - 2)
+    if variance <= 0.0:
+        return 0.0
+    return float((a.mean() - b.mean()) ** 2 / (variance * (1.0 / len(a) + 1.0 / len(b))))
 
 
 def _relative_difference(first: np.ndarray, second: np.ndarray, space: str) -> float:
