@@ -150,6 +150,26 @@ def test_a_small_particle_mixed_with_its_host_is_named():
     assert identify_with_neighbour(measured, None, {"Si": 46.7, "O": 53.3}, "P2 quartz") is None
 
 
+def test_a_grain_with_its_neighbour_keeps_the_runners_up_it_is_not_told_from():
+    # magnetite (Fe 72.4, O 27.6 wt %) measured with 35 % of a fayalite neighbour: hematite
+    # plus the neighbour fits the measurement within the comparison's tolerance too, and says so
+    # (names16b: the held-out iron ore's "magnetite, 40 % of P3" listed hematite at 0.01, the
+    # score of hematite alone)
+    from napari_sigma.minerals.identify import identify_with_neighbour
+
+    magnetite, fayalite = composition_of("Fe3O4"), composition_of("Fe2SiO4")
+    measured = {el: 100 * (0.65 * magnetite.get(el, 0) + 0.35 * fayalite.get(el, 0))
+                for el in ("Fe", "O", "Si")}  # fmt: skip
+    neighbour = {el: 100 * v for el, v in fayalite.items()}
+    found = identify_with_neighbour(measured, None, neighbour, "P3 fayalite")
+    assert found.name == "magnetite"
+    assert found.trace[0] == "35 % of P3 fayalite"
+    unresolved = dict(found.unresolved)  # measured: maghemite 0.79, hematite 0.79 (best 0.85)
+    assert unresolved["hematite"] > 0.5 * found.score
+    assert [name for name, _ in found.alternatives] == list(unresolved)[:2]
+    assert all(score <= found.score for _, score in found.alternatives)
+
+
 def test_touching_phases_counts_shared_edges():
     from napari_sigma.minerals.interiors import touching_phases
 

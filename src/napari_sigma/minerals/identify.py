@@ -461,7 +461,11 @@ def identify_with_neighbour(
     as ``a m + b neighbour`` (non-negative, ``b <= MAX_NEIGHBOUR_SHARE (a + b)``, weighted by
     the comparison's tolerances), at the cost of ``IGNORED_LIGHT_PENALTY`` for the extra share.
     Returns the best such identification (its traces say how much of ``neighbour`` it holds),
-    or None when none reaches ``min_score``.
+    or None when none reaches ``min_score``. Its alternatives and the minerals it is not
+    resolved from (`unresolved_candidates`) are the runners-up of the same comparison, each with
+    its own share of ``neighbour``: a grain of magnetite or hematite measured with some of its
+    neighbour is either plus that neighbour, and the two scores say how far the measurement
+    tells them apart.
     """
     from scipy.optimize import nnls
 
@@ -477,8 +481,8 @@ def identify_with_neighbour(
     host = {el: 100.0 * v / host_total for el, v in host.items()}
     err = {el: e * 100.0 / total for el, e in err.items() if el in measured}
     seen = set(measured)
-    best: tuple[float, Mineral, float, dict[str, float]] | None = None
-    for mineral in library.minerals.values():
+    scored: list[tuple[float, int, Mineral, float]] = []
+    for index, mineral in enumerate(library.minerals.values()):
         comparable = _comparable(mineral.composition, seen)
         if not comparable:
             continue
@@ -496,16 +500,16 @@ def identify_with_neighbour(
             el: (a * comparable.get(el, 0.0) + b * host.get(el, 0.0)) / (a + b) for el in elements
         }
         chi2, n = _chi2(measured, err, mixed)
-        score = _score(chi2, n) * IGNORED_LIGHT_PENALTY
-        if best is None or score > best[0]:
-            best = (score, mineral, b / (a + b), mixed)
-    if best is None or best[0] < min_score:
+        scored.append((_score(chi2, n) * IGNORED_LIGHT_PENALTY, index, mineral, b / (a + b)))
+    # the best first; equal scores in the library's order (the first of them is the best)
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    if not scored or scored[0][0] < min_score:
         return None
-    score, mineral, share, mixed = best
-    candidate = Candidate(
-        mineral.name, mineral.name, score, 0.0, _comparable(mineral.composition, seen),
-        mineral.group, mineral.density,
-    )  # fmt: skip
-    found = _identification([candidate], wt, err, min_score)
-    found.trace = [f"{round(100 * share)} % of {neighbour}", *found.trace]
+    candidates = []
+    for score, _, mineral, _ in scored[:SPECTRUM_CANDIDATES]:
+        comparable = _comparable(mineral.composition, seen)
+        candidates.append(Candidate(mineral.name, mineral.name, score, 0.0, comparable,
+                                    mineral.group, mineral.density))  # fmt: skip
+    found = _identification(candidates, wt, err, min_score)
+    found.trace = [f"{round(100 * scored[0][3])} % of {neighbour}", *found.trace]
     return found

@@ -301,11 +301,8 @@ def _explain_by_neighbours(found: list[PhaseMineral], labels, library) -> None:
                 library,
             )  # fmt: skip
             if better is not None:
-                better.alternatives = (
-                    [(ident.name, ident.score), *ident.alternatives[:1]]
-                    if ident.components
-                    else ident.alternatives
-                )
+                if ident.components:  # the intergrowth it replaces comes first
+                    better.alternatives = [(ident.name, ident.score), *ident.alternatives[:1]]
                 m.identification = better
                 break
 
