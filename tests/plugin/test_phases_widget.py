@@ -356,6 +356,33 @@ def test_a_mineral_identified_before_an_edit_says_so_until_undone(plugin_viewer,
     assert cells()[2] == ("albite (0.90)", "albite (0.90)")
 
 
+def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(plugin_viewer, dock):
+    """An unknown phase's identification carries the closest mineral's score: "unknown
+    (Cu9.31Al1.00) (0.01)" read as a score of the unknown (Hitachi, 16x16 files). The cell
+    shows the name; its tooltip names the closest minerals and their scores."""
+    from types import SimpleNamespace
+
+    from napari_sigma._napari.phases_widget import MINERAL_COLUMN
+
+    result = make_fake_result(shape=(12, 18))
+    unknown = SimpleNamespace(unknown=True, unresolved=[],
+                              alternatives=[("cuprite", 0.01), ("tenorite", 0.0)])  # fmt: skip
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=1, mineral="quartz", score=0.9, identification=True),
+        SimpleNamespace(phase_id=2, mineral="unknown (Cu9.31Al1.00)", score=0.01,
+                        identification=unknown),
+    ]  # fmt: skip
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    items = {k: widget.table.item(r, MINERAL_COLUMN) for r, k in enumerate(widget.row_ids())}
+    assert items[1].text() == "quartz (0.90)"
+    assert items[2].text() == "unknown (Cu9.31Al1.00)"
+    assert items[2].toolTip().splitlines() == [
+        "unknown (Cu9.31Al1.00)",
+        "no library mineral matches; closest: cuprite 0.01, tenorite 0.00",
+    ]
+
+
 def test_split_unassign_and_rename(setup):
     _, result, layer, widget = setup
     parts = widget.split_selected(1, 2)

@@ -711,6 +711,9 @@ class PhasesWidget(PhaseLayerDock):
         found = self._phase_mineral(phase_id)
         if found is None:
             return ""
+        if getattr(found.identification, "unknown", False):  # "unknown (Cu9.31Al1.00)": the
+            text = found.mineral  # score was the closest mineral's (its tooltip names them)
+            return f"{text}{EDITED_MARK}" if edited else text
         text = f"{found.mineral} ({found.score:.2f})"
         if getattr(found.identification, "unresolved", None):
             from napari_sigma.minerals.phases import UNRESOLVED_MARK  # loaded: ``found`` is one
@@ -730,6 +733,14 @@ class PhasesWidget(PhaseLayerDock):
 
             unresolved = found.not_resolved_from.replace("; ", ", ")
             lines += [f"{UNRESOLVED_MARK} not resolved from: {unresolved}", f"({UNRESOLVED_NOTE})"]
+        if found is not None and getattr(found.identification, "unknown", False):
+            closest = getattr(found.identification, "alternatives", None) or []
+            lines.append(
+                "no library mineral matches; closest: "
+                + ", ".join(f"{name} {score:.2f}" for name, score in closest)
+                if closest
+                else "no library mineral matches"
+            )
         if text.endswith(EDITED_MARK):
             lines.append(EDITED_NOTE)
         return "\n".join(lines)
