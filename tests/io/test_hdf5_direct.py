@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -25,14 +26,18 @@ def _decoded(dataset, with_writer: bool) -> np.ndarray:
         _hdf5_direct.decode(plan, out)
         return out
     flat = out.reshape(-1).view(np.uint8)
-    offsets = []
+    spans = []
 
     def write(offset, data):
-        offsets.append(offset)
+        spans.append((offset, len(data)))
         flat[offset : offset + len(data)] = np.frombuffer(data, np.uint8)
 
     _hdf5_direct.decode(plan, out, write)
-    assert offsets == sorted(offsets)
+    if not plan.tiles:
+        assert spans == sorted(spans)  # row bands: the destination front to back
+    ordered = sorted(spans)  # every byte of the destination written once
+    assert [o for o, _ in ordered] == [0] + [o + n for o, n in ordered[:-1]]
+    assert sum(n for _, n in spans) == out.nbytes
     return out
 
 
@@ -45,6 +50,11 @@ def _decoded(dataset, with_writer: bool) -> np.ndarray:
         ("uint8", {"chunks": (7, 6, 40), "shuffle": True}),
         ("int64", {"chunks": (23, 6, 40), "shuffle": True}),  # one chunk
         ("uint32", {}),  # contiguous
+        ("uint16", {"chunks": (5, 4, 40), "shuffle": True}),  # tiles, partial at both edges
+        ("uint16", {"chunks": (5, 3, 40), "shuffle": False}),  # tiles, unshuffled
+        ("float32", {"chunks": (8, 5, 40), "shuffle": True}),
+        ("uint8", {"chunks": (2, 2, 40), "shuffle": True}),
+        ("int64", {"chunks": (23, 1, 40), "shuffle": True}),  # tiles one pixel wide
     ],
 )
 @pytest.mark.parametrize("with_writer", [False, True])
@@ -68,7 +78,8 @@ def test_a_block_boundary_inside_a_chunk(tmp_path, monkeypatch) -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        {"chunks": (5, 3, 40), "shuffle": True},  # tiles: rows of a chunk are not one run
+        {"chunks": (5, 3, 20), "shuffle": True},  # the energy axis split: HDF5's business
+        {"chunks": (5, 3, 40), "compression": "gzip"},
         {"chunks": (5, 6, 40), "compression": "gzip"},
         {"chunks": (5, 6, 40), "shuffle": True, "fletcher32": True},
         {"chunks": (5, 6, 40), "shuffle": True, "dtype": ">u2"},  # not the machine's order
@@ -114,9 +125,23 @@ def test_a_truncated_file_gets_no_plan(tmp_path) -> None:
     assert _hdf5_direct.plan(dataset) is None
 
 
-def test_an_in_process_read_of_row_bands_equals_the_hdf5_read(tmp_path, monkeypatch) -> None:
-    """read_spectrum_image(isolate=False) of a row-band .hspy decodes without HDF5: same counts,
-    corrections, notes and metadata as rsciio's own eager read."""
+def test_the_chunk_index_is_walked_once_or_chunk_by_chunk(tmp_path) -> None:
+    data = np.arange(23 * 6 * 40, dtype=np.uint16).reshape(23, 6, 40)
+    dataset = _dataset(tmp_path / "c.h5", data, chunks=(5, 4, 40), shuffle=True)
+    walked = _hdf5_direct._chunk_infos(dataset, 10)
+    by_index = SimpleNamespace(id=SimpleNamespace(get_chunk_info=dataset.id.get_chunk_info))
+    one_by_one = _hdf5_direct._chunk_infos(by_index, 10)  # an h5py without chunk_iter
+    assert len(walked) == 10
+    key = [(tuple(i.chunk_offset), i.byte_offset, i.size, i.filter_mask) for i in walked]
+    assert sorted(key) == sorted(
+        (tuple(i.chunk_offset), i.byte_offset, i.size, i.filter_mask) for i in one_by_one
+    )
+
+
+@pytest.mark.parametrize("chunks", [(4, 16, 256), (5, 3, 256)])  # row bands, tiles
+def test_an_in_process_read_of_bands_or_tiles_equals_the_hdf5_read(tmp_path, monkeypatch, chunks):
+    """read_spectrum_image(isolate=False) of a row-band or tiled .hspy decodes without HDF5: same
+    counts, corrections, notes and metadata as rsciio's own eager read."""
     from napari_sigma.energy import EnergyAxis
     from napari_sigma.io import reading
     from napari_sigma.io.writing import write_hspy
@@ -126,7 +151,7 @@ def test_an_in_process_read_of_row_bands_equals_the_hdf5_read(tmp_path, monkeypa
     counts = rng.poisson(0.5, (21, 16, 256)).astype(np.float32)
     counts[3, 4, :] = np.nan  # an eager-only correction: NaN pixels set to 0 with a note
     image = SpectrumImage(counts=counts, energy=EnergyAxis(0.0, 0.01, 256), beam_energy=20.0)
-    path = write_hspy(tmp_path / "bands.hspy", image, chunks=(4, 16, 256), compression=None)
+    path = write_hspy(tmp_path / "bands.hspy", image, chunks=chunks, compression=None)
     used = []
     real = reading._read_into_image
     monkeypatch.setattr(reading, "_read_into_image", lambda *a: used.append(1) or real(*a))

@@ -86,7 +86,7 @@ def test_isolated_read_equals_in_process_read(SHARED_EDS: Path) -> None:
 @pytest.mark.parametrize("chunks", [None, (33, 128, 2048)])
 def test_a_large_cube_travels_through_shared_memory(tmp_path: Path, chunks) -> None:
     """Counts above 64 MiB come through /dev/shm: equal, writable, and no file is left behind.
-    Row bands (``chunks``) are decoded without HDF5 (io._hdf5_direct), rsciio's tiles with it."""
+    Row bands (``chunks``) and rsciio's tiles are decoded without HDF5 (io._hdf5_direct)."""
     from napari_sigma.energy import EnergyAxis
     from napari_sigma.io.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage

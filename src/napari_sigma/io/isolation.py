@@ -14,10 +14,10 @@ rosettasciio imports) and kept for the next reads (a few ms each, plus the trans
 through the pipe below 64 MiB, above it through a file in ``/dev/shm`` that the child writes once
 and the parent maps copy-on-write, its name removed at once; a chunked cube, e.g. an ``.hspy``, is
 decoded straight into that file, :func:`~napari_sigma.io.reading.read_into`, so the counts are
-never copied; row bands of plain or byte-shuffled bytes are decoded without HDF5 and written to it
-with ``pwrite``, :mod:`~napari_sigma.io._hdf5_direct`: a 4 GiB ``.hspy`` costs the child 4 s of
-CPU and 0.02 M page faults instead of 11 s and 3.2 M). It is restarted after a crash, a timeout
-or a cancel.
+never copied; row bands or tiles (rosettasciio's default chunks) of plain or byte-shuffled bytes
+are decoded without HDF5 and written to it with ``pwrite``, :mod:`~napari_sigma.io._hdf5_direct`:
+a 4 GiB ``.hspy`` costs the child 4 s of CPU and 0.02 M page faults instead of 11 s and 3.2 M).
+It is restarted after a crash, a timeout or a cancel.
 
 Lazy reads: a dask cube that reads the file when computed cannot leave the child, so the child
 reads the file lazily and computes its sum spectrum chunk by chunk (every byte of the cube is
