@@ -74,18 +74,18 @@ def test_the_number_of_phases_does_not_depend_on_the_seed(seed):
 
 def test_restarts_are_spent_near_the_chosen_k(monkeypatch):
     """The restarts fit the chosen K and its neighbours only (here K = 3 of 1..8)."""
-    from napari_sigma.phases import mixture
+    from napari_sigma.phases import mixture_scan
 
     points, _ = blobs(3, n=3000, seed=3)
     fitted = []
-    original = mixture._fit_torch
+    original = mixture_scan._fit_torch
 
     def recorded(x, k, settings, seed, prepared=None, start=None):
         if seed >= settings.seed + 1000 * settings.n_init:  # a restart's seed
             fitted.append(k)
         return original(x, k, settings, seed, prepared, start)
 
-    monkeypatch.setattr(mixture, "_fit_torch", recorded)
+    monkeypatch.setattr(mixture_scan, "_fit_torch", recorded)  # the restarts' fits
     result = run(points, max_phases=8, restarts=4)
     assert result.n_phases == 3
     assert sorted(set(fitted)) == [2, 3, 4] and len(fitted) == 12
@@ -96,16 +96,16 @@ def test_the_restarts_on_two_threads_are_the_restarts_one_by_one(monkeypatch):
     with two usable cores they run two at a time (compute.blocks.worker_threads bounds them),
     and the mixture, labels, probabilities and BIC values are those of one core bit for bit."""
     from napari_sigma.compute.blocks import worker_threads
-    from napari_sigma.phases import mixture
+    from napari_sigma.phases import mixture_scan
 
     batches = []
-    original = mixture._fits_of
+    original = mixture_scan._fits_of
 
     def recorded(steps, on_cpu, report=None):
         batches.append(len(steps))
         return original(steps, on_cpu, report)
 
-    monkeypatch.setattr(mixture, "_fits_of", recorded)
+    monkeypatch.setattr(mixture_scan, "_fits_of", recorded)  # the scan's and the restarts'
     points, _ = blobs(5, n=5000, seed=11)
     found = {}
     for threads in (1, 2):
@@ -195,13 +195,15 @@ def test_progress_and_errors():
 
 @pytest.mark.parametrize("n_init", [1, 2])
 def test_the_scan_over_k_on_two_cores_gives_the_sequential_results(monkeypatch, n_init):
-    from napari_sigma.phases import mixture
+    from napari_sigma.phases import mixture, mixture_scan
 
     points, _ = blobs(4, n=3000, seed=2)
     settings = ClusteringSettings(n_phases="auto", max_phases=7, seed=5, n_init=n_init)
-    monkeypatch.setattr(mixture, "usable_cores", lambda: 1)
+    for module in (mixture, mixture_scan):  # cluster_phases' and _fits_of's
+        monkeypatch.setattr(module, "usable_cores", lambda: 1)
     one = run_to_completion(cluster_phases(points, settings))
-    monkeypatch.setattr(mixture, "usable_cores", lambda: 2)
+    for module in (mixture, mixture_scan):
+        monkeypatch.setattr(module, "usable_cores", lambda: 2)
     reports = []
     two = run_to_completion(cluster_phases(points, settings), reports.append)
     assert one.criterion == two.criterion  # every K's BIC, to the last bit
@@ -213,10 +215,11 @@ def test_the_scan_over_k_on_two_cores_gives_the_sequential_results(monkeypatch, 
 def test_the_parallel_scan_says_what_it_fits(monkeypatch):
     """The fits run largest K first, two at a time: the progress named the smallest K still
     waiting ("Gaussian mixture with 1 phases" for most of the scan)."""
-    from napari_sigma.phases import mixture
+    from napari_sigma.phases import mixture, mixture_scan
 
     points, _ = blobs(3, n=2000, seed=2)
-    monkeypatch.setattr(mixture, "usable_cores", lambda: 2)
+    for module in (mixture, mixture_scan):  # cluster_phases' and _fits_of's
+        monkeypatch.setattr(module, "usable_cores", lambda: 2)
     reports = []
     settings = ClusteringSettings(n_phases="auto", max_phases=5, seed=1)
     run_to_completion(cluster_phases(points, settings), reports.append)

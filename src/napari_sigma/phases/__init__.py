@@ -7,7 +7,7 @@ __getattr__, __all__ = lazy_exports(
     {
         "ClusteringSettings": "mixture",
         "ClusteringResult": "mixture",
-        "Mixture": "mixture",
+        "Mixture": "gaussians",
         "cluster_phases": "mixture",
         "PhaseFindingSettings": "finding",
         "find_phases": "finding",
