@@ -383,6 +383,29 @@ def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(pl
     ]
 
 
+def test_an_uncalibrated_map_s_result_layers_share_the_file_layers_units(plugin_viewer):
+    """A map without a spatial calibration (Hitachi_TM3030Plus.bcf: unit "pix"): the file's
+    layers are in pixels, the cube's first axis in keV; the component maps' layer had no units
+    (napari's default on its first axis too), and napari told the user "Inconsistent units
+    across layers" twice as the result came in."""
+    import dataclasses
+
+    from napari.layers import Layer
+
+    from napari_sigma._napari.layers import spectrum_image_layers
+
+    result = make_fake_result(shape=(12, 18))
+    result.image = dataclasses.replace(result.image, pixel_unit="pix")
+    assert result.image.pixel_size_um is None
+    for data, kwargs, kind in spectrum_image_layers(result.image):
+        plugin_viewer.add_layer(Layer.create(data, kwargs, kind))
+    add_result_layers(plugin_viewer, result)
+    # what napari's canvas checks at its next draw (None: the warning)
+    assert plugin_viewer.layers.extent.units is not None, [
+        (layer.name, [str(u) for u in layer.units]) for layer in plugin_viewer.layers
+    ]
+
+
 def test_split_unassign_and_rename(setup):
     _, result, layer, widget = setup
     parts = widget.split_selected(1, 2)

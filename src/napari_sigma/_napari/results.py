@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma._napari import state
+from napari_sigma._napari.layers import spatial_calibration
 from napari_sigma._napari.phase_model import PhaseModel
 from napari_sigma.compute.background import start_thread
 
@@ -51,11 +52,10 @@ def result_title(result: Any, fallback: str = "EDS") -> str:
 
 
 def spatial_kwargs(result: Any) -> dict[str, Any]:
-    """Scale and units of full-resolution 2-D layers of ``result`` (µm when calibrated)."""
-    size = result.image.pixel_size_um
-    if size is None or not np.isfinite(size) or size <= 0:
-        return {"scale": (1.0, 1.0)}
-    return {"scale": (float(size), float(size)), "units": ("µm", "µm")}
+    """Scale and units of full-resolution 2-D layers of ``result``: µm when calibrated, pixels
+    when not (as the file's layers: `layers.spatial_calibration`)."""
+    size, unit = spatial_calibration(result.image)
+    return {"scale": (size, size), "units": (unit, unit)}
 
 
 # napari draws uint8 labels as they are; wider integers go through a per-pixel remap to the
@@ -650,8 +650,9 @@ def _component_layer(viewer: Any, result: Any, title: str) -> Any:
     names = list(getattr(result, "component_names", []))
     spatial = spatial_kwargs(result)
     kwargs = {"scale": (1.0, *spatial["scale"]), "axis_labels": ("component", "y", "x")}
-    if "units" in spatial:  # the cube's energy axis is the viewer's first axis: share its unit
-        kwargs["units"] = ("keV", *spatial["units"])
+    # the cube's energy axis is the viewer's first axis: share its unit (napari's default,
+    # pixels, there made the layers' units inconsistent on an uncalibrated map: its warning)
+    kwargs["units"] = ("keV", *spatial["units"])
     # a view, not a copy: napari reads one component at a time when it is shown (a strided
     # slice, a few ms); the transposing copy cost 17-90 ms of main thread at 1024² x 8 (load 12)
     return Image(
