@@ -749,6 +749,23 @@ def test_pruned_velox_file_opens_as_a_spectrum_in_napari(viewer):
 
 
 @pytest.mark.gui
+def test_run_on_a_file_of_one_spectrum_says_a_spectrum_image_is_needed(viewer, dock, monkeypatch):
+    """A user opens a single spectrum (bruker_nano.spx) and presses Run: there is no layer to
+    choose, and "choose a spectrum image layer first" sent them looking for one."""
+    import napari.utils.notifications as notifications
+
+    viewer.open(str(DATA / "bruker" / "bruker_nano.spx"), plugin=PLUGIN)
+    widget = dock(viewer, "Phase analysis")
+    messages = []
+    monkeypatch.setattr(notifications, "show_error", messages.append)
+    assert widget.run() is None and len(viewer.layers) == 1
+    assert messages == [
+        "Phase analysis needs a spectrum image (a map with a spectrum per pixel); no layer "
+        "holds one (a single spectrum shows in the Spectrum tab)"
+    ]
+
+
+@pytest.mark.gui
 def test_jeol_pts_cube_opens_lazily(viewer):
     pts = DATA / "jeol" / "Sample" / "00_View000" / "View000_0000006.pts"
     viewer.open(str(pts), plugin=PLUGIN)

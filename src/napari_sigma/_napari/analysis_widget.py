@@ -205,7 +205,13 @@ class AnalysisWidget(ViewerWidget):
             self._prefill_elements()
         layer, image = self.form.source.value, self.source_image()
         if image is None:
-            show_error("Phase analysis: choose a spectrum image layer first")
+            if not self.form.source.choices:  # e.g. a file of one spectrum: nothing to choose
+                show_error(
+                    "Phase analysis needs a spectrum image (a map with a spectrum per pixel); "
+                    "no layer holds one (a single spectrum shows in the Spectrum tab)"
+                )
+            else:
+                show_error("Phase analysis: choose a spectrum image layer first")
             return None
         try:
             settings = self.settings()
