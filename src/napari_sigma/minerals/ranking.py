@@ -14,8 +14,8 @@ from napari_sigma.minerals.scores import (
     INVISIBLE,
     LIGHT,
     Candidate,
-    _carbon_scaled,
-    _comparable,
+    _library_comparable,
+    _MeasuredScales,
     _single,
     _visible_elements,
 )
@@ -123,8 +123,9 @@ def _candidates(
     unmeasured_light = LIGHT - measured - set(ignored)
     single_element = bool(ignored) and sum(v >= TRACE_MIN_WT for v in measured_wt.values()) == 1
     candidates = []
+    prepared = _MeasuredScales(measured_wt, err)  # the measured side of every comparison, once
     for mineral in library.minerals.values():
-        comparable = _comparable(mineral.composition, measured)
+        comparable = _library_comparable(mineral.composition, measured)
         if not comparable:
             continue
         if single_element and len(_visible_elements(mineral.composition)) > 1:
@@ -133,7 +134,7 @@ def _candidates(
             continue
         if "C" in ignored and mineral.composition.get("C", 0.0) >= 0.01:
             continue  # its C is compared within a factor (CARBON_SCALE_SIGMA), not left out
-        chi2, n = _carbon_scaled(measured_wt, err, comparable)
+        chi2, n = prepared.best_chi2(comparable)  # _carbon_scaled(measured_wt, err, comparable)
         candidate = _single(mineral, chi2, n, comparable)
         unmeasured = [el for el in unmeasured_light if mineral.composition.get(el, 0.0) >= 0.01]
         candidate.score *= UNMEASURED_LIGHT_PENALTY ** len(unmeasured) * penalty

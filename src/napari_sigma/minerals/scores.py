@@ -74,6 +74,24 @@ def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[st
     return {el: 100.0 * c / total for el, c in kept.items()} if total > 0 else {}
 
 
+def _library_comparable(composition: Mapping[str, float], measured: set[str]) -> dict[str, float]:
+    """`_comparable` of a library mineral's composition (Python floats), made once per
+    composition and set of measured light elements (all it depends on: the ranking compares
+    every library entry again for every phase and variant); a new dict each call."""
+    key = (tuple(composition.items()), tuple(el in measured for el in _LIGHT_ORDER))
+    found = _COMPARABLE.get(key)
+    if found is None:
+        if len(_COMPARABLE) >= _COMPARABLE_MAX:
+            _COMPARABLE.clear()
+        found = _COMPARABLE[key] = _comparable(composition, measured)
+    return dict(found)
+
+
+_LIGHT_ORDER = tuple(sorted(LIGHT))
+_COMPARABLE: dict[tuple, dict[str, float]] = {}
+_COMPARABLE_MAX = 65536
+
+
 def _sigma(measured: float, library: float, error: float) -> float:
     high = max(measured, library)
     # math.sqrt: the same correctly rounded square root as np.sqrt, without a numpy scalar
@@ -123,13 +141,90 @@ def _rescaled(wt, err, scaled):
 def _carbon_scaled(wt, err, library: Mapping[str, float]):
     """The best ``_chi2`` against ``library`` plus the scale's prior over the C scales (see
     ``CARBON_SCALE_SIGMA``), for a composition that holds C (C alone is not scaled)."""
-    best = None
-    for _f, scaled, prior in _carbon_scales(wt, library.get("C", 0.0) > 0 and len(wt) > 1):
-        w, e = (wt, err) if scaled is None else _rescaled(wt, err, scaled)
-        chi2, n = _chi2(w, e, library)
-        if best is None or chi2 + prior < best[0]:
-            best = (chi2 + prior, n)
-    return best
+    return _MeasuredScales(wt, err).best_chi2(library)
+
+
+class _Measured:
+    """A measured composition (wt %) and its errors, prepared for `_chi2` against many library
+    compositions: each measured element in order with its value, its squared error and its
+    term when the library composition lacks it."""
+
+    __slots__ = ("err", "terms", "wt")
+
+    def __init__(self, wt: Mapping[str, float], err: Mapping[str, float]) -> None:
+        self.wt, self.err = wt, err
+        floor = ABSOLUTE_TOLERANCE_WT**2
+        terms = []
+        for el, m in wt.items():
+            e2 = err.get(el, 0.0) ** 2
+            lib = 0.0  # the term of an element the library composition lacks, as chi2 makes it
+            high = lib if lib > m else m
+            sigma = math.sqrt(e2 + (RELATIVE_TOLERANCE * high) ** 2 + floor)
+            terms.append((el, m, e2, ((m - lib) / sigma) ** 2))
+        self.terms = tuple(terms)
+
+    def chi2(self, library: Mapping[str, float]) -> tuple[float, int]:
+        """``_chi2(wt, err, library)``, bit for bit: the same elements in the same order (the
+        measured ones, then the library's others) and the same arithmetic, with the measured
+        side's lookups, squared errors and the terms of the elements ``library`` lacks made
+        once."""
+        chi2 = 0.0
+        floor = ABSOLUTE_TOLERANCE_WT**2
+        get = library.get
+        for el, m, e2, lacking in self.terms:
+            lib = get(el)
+            if lib is None:
+                chi2 += lacking
+                continue
+            high = lib if lib > m else m
+            sigma = math.sqrt(e2 + (RELATIVE_TOLERANCE * high) ** 2 + floor)
+            chi2 += ((m - lib) / sigma) ** 2
+        n = len(self.terms)
+        wt, err = self.wt, self.err
+        for el, lib in library.items():
+            if el in wt:
+                continue
+            n += 1
+            m = 0.0
+            high = lib if lib > m else m
+            error = err.get(el, 0.0)
+            sigma = math.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + floor)
+            chi2 += ((m - lib) / sigma) ** 2
+        return chi2, max(n, 1)
+
+
+class _MeasuredScales:
+    """A measured composition prepared for `_carbon_scaled` against many library compositions:
+    the composition as measured and, made once when first needed, at each C scale of
+    `_carbon_scales` (its `_rescaled` values and errors, and the scale's prior)."""
+
+    __slots__ = ("_scaled", "err", "plain", "wt")
+
+    def __init__(self, wt: Mapping[str, float], err: Mapping[str, float]) -> None:
+        self.wt, self.err = wt, err
+        self.plain = _Measured(wt, err)
+        self._scaled: list[tuple[float, _Measured]] | None = None
+
+    def scales(self, holds_carbon: bool) -> list[tuple[float, _Measured]]:
+        """``(prior, measured)`` per C scale, in `_carbon_scales`' order."""
+        if not holds_carbon:
+            return [(0.0, self.plain)]
+        if self._scaled is None:
+            wt, err = self.wt, self.err
+            self._scaled = [
+                (prior, self.plain if scaled is None else _Measured(*_rescaled(wt, err, scaled)))
+                for _f, scaled, prior in _carbon_scales(wt, True)
+            ]
+        return self._scaled
+
+    def best_chi2(self, library: Mapping[str, float]) -> tuple[float, int]:
+        """`_carbon_scaled` of this composition against ``library`` (the same values)."""
+        best = None
+        for prior, measured in self.scales(library.get("C", 0.0) > 0 and len(self.wt) > 1):
+            chi2, n = measured.chi2(library)
+            if best is None or chi2 + prior < best[0]:
+                best = (chi2 + prior, n)
+        return best
 
 
 def _visible_elements(composition: Mapping[str, float]) -> set[str]:
