@@ -100,3 +100,28 @@ def test_jeol_map_is_decoded_once_and_travels_as_events(SHARED_EDS: Path) -> Non
     assert np.array_equal(eager.counts.sum(-1), total)
     block = (slice(100, 140), slice(200, 300), slice(50, 900))
     assert np.array_equal(image.counts[block].compute(), eager.counts[block])
+
+
+def test_a_jeol_stream_that_stops_early_is_read_with_a_warning(SHARED_EDS: Path, tmp_path) -> None:
+    """A .pts cut inside its event stream (a truncated copy, an aborted acquisition) opens with
+    the sweeps read and says so once, naming the file; the whole file opens without a word."""
+    import warnings
+
+    from napari_sigma.io.validation import DataWarning
+
+    whole = (SHARED_EDS / JEOL_PTS).read_bytes()
+    cut = tmp_path / "cut.pts"
+    cut.write_bytes(whole[: len(whole) // 2])
+    for isolate in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = read_any(cut, lazy=True, isolate=isolate)
+        said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+        assert len(said) == 1 and str(cut) in said[0], said
+        assert "sweep 7 of the 14" in said[0]
+        assert image.metadata["warnings"] == [said[0].split(": ", 1)[1]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = read_any(SHARED_EDS / JEOL_PTS, lazy=True)
+    assert not [w for w in caught if issubclass(w.category, DataWarning)]
+    assert image.metadata["warnings"] == []

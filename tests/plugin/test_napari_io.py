@@ -688,8 +688,8 @@ DAMAGED_FORMATS = {
     "exspy/EDS_SEM_TM002.hspy": 0.5,
     "jeol/met03.EDS": 0.5,
     "phenom/Elid2Version4.elid": 0.5,
-    # cut inside its header: a .pts cut in its event stream opens the frames before the cut
-    # (the stream has no length to check it against; qa16's note)
+    # cut inside its header: a .pts cut in its event stream opens the sweeps before the cut,
+    # with a warning naming the file (tests/io/test_events.py)
     "jeol/Sample/00_View000/View000_0000006.pts": 0.006,
     "jeol/rawdata.ASW": 0.5,  # the project file, beside a whole copy of its Sample folder
 }

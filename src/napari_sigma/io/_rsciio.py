@@ -314,6 +314,24 @@ def signal_title(signal: Mapping[str, Any]) -> str:
     return str(get_item(signal.get("metadata"), "General.title", "") or "")
 
 
+def jeol_sweeps(original_metadata: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """``(begun, recorded)``: the sweeps (frames) a JEOL ``.pts`` event stream holds the start
+    of, against the sweep count its header records; None for another file or a whole stream.
+
+    rosettasciio's ``jeol_pts_frame_start_index`` has one entry per sweep plus the stream's
+    end, -1 where the stream stopped before it (a truncated file, an aborted acquisition).
+    """
+    starts = (original_metadata or {}).get("jeol_pts_frame_start_index")
+    if starts is None:
+        return None
+    starts = np.asarray(starts).ravel()
+    if starts.size == 0 or not (starts < 0).any():
+        return None
+    recorded = as_float(get_item(original_metadata, "PTTD Data.AnalyzableMap MeasData.Doc.Sweep"))
+    begun = int(np.count_nonzero(starts >= 0))
+    return begun, int(recorded) if recorded else starts.size - 1
+
+
 def bruker_detector(original_metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The EDS detector a Bruker file (.bcf, .spx) describes in its ``Detector`` header, as plain
     numbers: ``{"type", "window_type", "window_layers": [[Z, thickness_um], ...],

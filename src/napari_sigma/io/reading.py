@@ -34,6 +34,7 @@ Choices made here:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io import _rsciio as rh
 from napari_sigma.io.events import as_event_cube, event_cube_of
-from napari_sigma.io.validation import validate_spectrum_image
+from napari_sigma.io.validation import DataWarning, validate_spectrum_image
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 from napari_sigma.units import is_uncalibrated, microns_per_unit
 
@@ -555,8 +556,23 @@ def _build_image(
             "skipped_images": skipped,
             "lazy_from_file": bool(lazy and fmt.lazy),
             "notes": _image_notes(signals, index, fmt),
+            "warnings": _read_warnings(path, signal),
         },
     )
+
+
+def _read_warnings(path: Path, signal: Mapping[str, Any]) -> list[str]:
+    """What the user must know of what was read: a JEOL event stream that stops early."""
+    sweeps = rh.jeol_sweeps(signal.get("original_metadata"))
+    if sweeps is None:
+        return []
+    begun, recorded = sweeps
+    note = (
+        f"the event stream stops in sweep {begun} of the {recorded} its header records "
+        "(a truncated file or an aborted acquisition): the counts are those of the part read"
+    )
+    warnings.warn(DataWarning(f"{path}: {note}"), stacklevel=3)
+    return [note]
 
 
 def _build_spectrum(
