@@ -56,22 +56,31 @@ def test_thread_clocks_name_the_busy_thread_of_a_gap():
         pytest.skip("per-thread schedstat: Linux")
     bench = _bench()
     clocks = bench.ThreadClocks(per_thread=True)
-    started, stop = threading.Event(), threading.Event()
+    ready, go, pause, paused, stop = (threading.Event() for _ in range(5))
 
     def busy() -> None:
-        started.set()
-        while not stop.is_set():
+        ready.set()
+        go.wait()
+        while not pause.is_set():
             sum(range(1000))
+        paused.set()
+        stop.wait()
 
+    # Both clocks are read while the thread is blocked (before it starts, after it stops): a
+    # running thread's schedstat lags its CPU clock by up to a scheduler tick, and it runs on
+    # between two reads (CI: 53 against 63.7 ms when they were read while it ran).
     thread = threading.Thread(target=busy, name="busy-one")
     thread.start()
-    started.wait()
+    ready.wait()
     clock = time.pthread_getcpuclockid(thread.ident)  # the thread's own CPU clock, to compare
     clocks.scan()
     own, before = time.clock_gettime(clock), clocks.read_others()
+    go.set()
     deadline = time.monotonic() + 20.0
     while time.clock_gettime(clock) - own < 0.05 and time.monotonic() < deadline:
         time.sleep(0.05)  # a loaded machine: however long the thread waits for a core
+    pause.set()
+    paused.wait()
     shares = clocks.others_delta(clocks.read_others(), before)
     own = 1e3 * (time.clock_gettime(clock) - own)
     stop.set()
