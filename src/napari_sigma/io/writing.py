@@ -57,8 +57,8 @@ def write_hspy(
         _axis("x", nx, image.pixel_size, unit, True),
         energy,
     ]
-    signal_type, instrument = _acquisition(image)
     source = _source_metadata(image)
+    signal_type, instrument = _acquisition(source, image.beam_energy)
     metadata: dict[str, Any] = {
         "General": {"title": image.title or Path(path).stem},
         "Signal": {**_subtree(source, "Signal"), "signal_type": signal_type},
@@ -89,23 +89,22 @@ def write_hspy(
     return Path(path)
 
 
-def _acquisition(image: SpectrumImage) -> tuple[str, dict[str, Any]]:
-    """The signal type and the ``Acquisition_instrument`` tree to write for ``image``.
-
-    Taken from the metadata the file was read with (HyperSpy-style, as rosettasciio gives it);
-    the microscope key follows the signal type and carries the image's beam energy.
+def _acquisition(
+    source: Mapping[str, Any], beam_energy: float | None
+) -> tuple[str, dict[str, Any]]:
+    """The signal type and the ``Acquisition_instrument`` tree to write, from the ``source``
+    metadata the file was read with (HyperSpy-style, as rosettasciio gives it); the microscope
+    key follows the signal type and carries the image's ``beam_energy``.
     """
-    source = _source_metadata(image)
     signal_type = str(_subtree(source, "Signal").get("signal_type", "") or "")
     if not signal_type.startswith("EDS"):
         signal_type = "EDS_SEM"
     microscope = "TEM" if "TEM" in signal_type else "SEM"
     instrument = _subtree(source, "Acquisition_instrument")
-    if image.beam_energy is not None:
-        settings = instrument.setdefault(microscope, {})
-        if isinstance(settings, Mapping):
-            settings = instrument[microscope] = dict(settings)
-            settings["beam_energy"] = float(image.beam_energy)
+    if beam_energy is not None:
+        if not isinstance(instrument.get(microscope), dict):
+            instrument[microscope] = {}
+        instrument[microscope]["beam_energy"] = float(beam_energy)
     return signal_type, instrument
 
 
