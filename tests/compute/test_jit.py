@@ -20,12 +20,12 @@ SRC = str(Path(_jit.__file__).resolve().parents[2])
 PROBE = """
 import json, numpy as np
 from napari_sigma.compute.progress import run_to_completion
-from napari_sigma.unmixing import nmf
+from napari_sigma.unmixing import abundances, nmf
 from napari_sigma.phases.graph_cut import two_label_cut
 rng = np.random.default_rng(3)
 components = rng.dirichlet(np.full(80, 0.3), 8)
 counts = rng.poisson(rng.dirichlet(np.full(8, 0.2), (20, 30)) @ components * 10.0)
-nmf.COMPILED_NNLS_PIXELS = 600
+abundances.COMPILED_NNLS_PIXELS = 600
 run_to_completion(nmf.abundance_maps(counts.astype(np.uint16), components, device="cpu"))
 two_label_cut(rng.normal(size=(20, 30)), np.ones((20, 30), bool), 1.0)
 from napari_sigma.compute import flow

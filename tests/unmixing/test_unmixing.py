@@ -9,6 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from napari_sigma.compute import blocks
 from napari_sigma.compute.progress import Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
+from napari_sigma.unmixing import abundances, block_nnls
 from napari_sigma.unmixing import nmf as unmixing
 from napari_sigma.unmixing.nmf import abundance_maps, nmf, vertex_rows
 
@@ -103,7 +104,7 @@ def test_abundance_maps_are_the_nnls_optimum_for_noisy_counts(monkeypatch):
     truth = peak_spectra()
     rng = np.random.default_rng(4)
     counts = rng.poisson(rng.uniform(0, 50, (10, 10, 3)) @ truth * 3).astype(np.uint16)
-    monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 300 * 30)
+    monkeypatch.setattr(abundances, "ABUNDANCE_CHUNK_VALUES", 300 * 30)
     found = run_to_completion(abundance_maps(counts, truth, device="cpu"))
     for pixel in range(0, 100, 7):
         expected, _ = nnls(truth.T, counts.reshape(100, -1)[pixel].astype(float))
@@ -116,7 +117,7 @@ def test_abundances_do_not_depend_on_the_cast_sub_blocks(monkeypatch):
     counts = rng.poisson(rng.uniform(0, 50, (12, 9, 3)) @ truth * 3).astype(np.uint16)
     whole = run_to_completion(abundance_maps(counts, truth, device="cpu"))
     monkeypatch.setattr(blocks, "CAST_VALUES", 5 * 300)  # 5 pixels of 300 channels
-    monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 300 * 23)
+    monkeypatch.setattr(abundances, "ABUNDANCE_CHUNK_VALUES", 300 * 23)
     split = run_to_completion(abundance_maps(counts, truth, device="cpu"))
     np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-4)
 
@@ -154,8 +155,8 @@ def test_low_dose_many_components_are_solved_exactly_without_coordinate_descent(
     def no_descent(*args, **kwargs):
         raise AssertionError("coordinate descent should not be needed")
 
-    monkeypatch.setattr(unmixing, "_coordinate_descent", no_descent)
-    monkeypatch.setattr(unmixing, "ABUNDANCE_CHUNK_VALUES", 80 * 256)
+    monkeypatch.setattr(block_nnls, "_coordinate_descent", no_descent)
+    monkeypatch.setattr(abundances, "ABUNDANCE_CHUNK_VALUES", 80 * 256)
     rng = np.random.default_rng(2)
     components = rng.dirichlet(np.full(80, 0.3), 8)
     shares = rng.dirichlet(np.full(8, 0.2), 1500) * 10.0
@@ -244,10 +245,10 @@ def test_cpu_abundances_take_the_compiled_active_set(monkeypatch):
     counts = rng.poisson(rng.dirichlet(np.full(8, 0.2), (20, 30)) @ components * 10.0)
     counts = counts.astype(np.uint16)
     small = run_to_completion(abundance_maps(counts, components, device="cpu"))  # torch's
-    monkeypatch.setattr(unmixing, "_lawson_hanson", batched)
+    monkeypatch.setattr(block_nnls, "_lawson_hanson", batched)
     with pytest.raises(AssertionError, match="batched active set ran"):
         run_to_completion(abundance_maps(counts, components, device="cpu"))
-    monkeypatch.setattr(unmixing, "COMPILED_NNLS_PIXELS", 600)  # the cube's 20 x 30 pixels
+    monkeypatch.setattr(abundances, "COMPILED_NNLS_PIXELS", 600)  # the cube's 20 x 30 pixels
     found = run_to_completion(abundance_maps(counts, components, device="cpu"))
     assert np.array_equal(found, small) and (found == 0).any(-1).mean() > 0.5
 
@@ -277,7 +278,7 @@ def test_nnls_maps_solve_several_bases_in_one_pass_like_separate_maps(monkeypatc
     truth = peak_spectra()
     rng = np.random.default_rng(11)
     counts = rng.poisson(rng.uniform(0, 50, (12, 9, 3)) @ truth * 3).astype(np.uint16)
-    monkeypatch.setattr(unmixing, "ABUNDANCE_CPU_CHUNK_VALUES", 300 * 23)  # several blocks
+    monkeypatch.setattr(abundances, "ABUNDANCE_CPU_CHUNK_VALUES", 300 * 23)  # several blocks
     mask = np.zeros(truth.shape[1], bool)
     mask[:5] = True
     phases = truth[::-1] * 7.0
@@ -303,16 +304,16 @@ def test_the_compiled_warm_up_loads_the_machine_code_the_abundance_pass_calls(mo
     components = rng.dirichlet(np.full(60, 0.3), 6)
     counts = rng.poisson(rng.dirichlet(np.full(6, 0.2), (24, 25)) @ components * 10.0)
     counts = counts.astype(np.uint16)
-    monkeypatch.setattr(unmixing, "COMPILED_NNLS_PIXELS", 601)
-    assert unmixing.start_compiled_warm_up(counts, "cpu") is None  # 600 pixels
-    monkeypatch.setattr(unmixing, "COMPILED_NNLS_PIXELS", 600)
+    monkeypatch.setattr(abundances, "COMPILED_NNLS_PIXELS", 601)
+    assert abundances.start_compiled_warm_up(counts, "cpu") is None  # 600 pixels
+    monkeypatch.setattr(abundances, "COMPILED_NNLS_PIXELS", 600)
     plain = run_to_completion(abundance_maps(counts, components, device="cpu"))
     signatures = list(lawson_hanson_rows.signatures)
     assert len(signatures) == 1
-    thread = unmixing.start_compiled_warm_up(counts, "cpu")
-    assert thread is not None and unmixing._WARM_UPS == [thread]
+    thread = abundances.start_compiled_warm_up(counts, "cpu")
+    assert thread is not None and abundances._WARM_UPS == [thread]
     warmed = run_to_completion(abundance_maps(counts, components, device="cpu"))
-    assert unmixing._WARM_UPS == [] and not thread.is_alive()
+    assert abundances._WARM_UPS == [] and not thread.is_alive()
     assert list(lawson_hanson_rows.signatures) == signatures
     np.testing.assert_array_equal(warmed, plain)
 
@@ -327,8 +328,8 @@ def test_abundances_of_a_lazy_cube_read_by_batch_are_the_in_memory_ones(monkeypa
     components = rng.dirichlet(np.full(70, 0.3), 5)
     counts = rng.poisson(rng.dirichlet(np.full(5, 0.3), (31, 7)) @ components * 20.0)
     counts = counts.astype(np.uint16)
-    monkeypatch.setattr(unmixing, "ABUNDANCE_CPU_CHUNK_VALUES", 70 * 14)  # blocks of 2 rows
-    monkeypatch.setattr(unmixing, "NNLS_ROWS", 40)  # batches of 3 blocks
+    monkeypatch.setattr(abundances, "ABUNDANCE_CPU_CHUNK_VALUES", 70 * 14)  # blocks of 2 rows
+    monkeypatch.setattr(abundances, "NNLS_ROWS", 40)  # batches of 3 blocks
     plain = run_to_completion(abundance_maps(counts, components, device="cpu"))
     cube, source = lazy_cube(counts, 4)
     with memory_budget(10**9):  # the CLI's (napari: no limit, block by block)

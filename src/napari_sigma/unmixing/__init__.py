@@ -8,7 +8,7 @@ __getattr__, __all__ = lazy_exports(
         "UnmixingResult": "nmf",
         "phase_sum_spectra": "nmf",
         "nmf": "nmf",
-        "abundance_maps": "nmf",
-        "phase_fractions": "nmf",
+        "abundance_maps": "abundances",
+        "phase_fractions": "fractions",
     },
 )
