@@ -356,6 +356,68 @@ def test_a_mineral_identified_before_an_edit_says_so_until_undone(plugin_viewer,
     assert cells()[2] == ("albite (0.90)", "albite (0.90)")
 
 
+@pytest.mark.parametrize("large", [False, True])
+def test_strokes_that_swap_pixels_keeping_every_count_mark_the_minerals_until_undone(
+    plugin_viewer, dock, qtbot, monkeypatch, MouseEvent, large
+):
+    """The mark compared a phase's pixel count with the analysis's: two strokes that move as
+    many pixels of phase 1 to phase 2 as of phase 2 to phase 1 left every count as found and
+    no cell marked, though both phases are other pixels now. It is exact: the phases whose
+    pixels differ from those identified, through undo and redo (the Undo and Redo buttons;
+    test_sessions: a session saved so reopens so). ``large``: the statistics (and the marks)
+    follow the edits from a worker."""
+    from types import SimpleNamespace
+
+    from test_sessions import click
+    from test_user_workflow import brush_stroke
+
+    from napari_sigma._napari.phases_widget import EDITED_MARK, MINERAL_COLUMN
+
+    if large:
+        monkeypatch.setattr(pw, "SYNC_STATISTICS_BYTES", 0)  # this small cube counts as large
+    minerals = {1: "quartz", 2: "albite", 3: "magnetite"}
+    result = make_fake_result(shape=(12, 18))  # stripes: phase 1 in x 0-5, 2 in 6-11, 3 in 12-17
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=k, mineral=name, score=0.9, identification=True)
+        for k, name in minerals.items()
+    ]
+    layer = add_result_layers(plugin_viewer, result).phases
+    widget = dock(plugin_viewer, "Phases")
+
+    def cells() -> dict[int, str]:
+        qtbot.waitUntil(
+            lambda: widget.table_data is not None and not widget.pending_updates(),
+            timeout=HANG_MS,
+        )
+        rows = range(widget.table.rowCount())
+        texts = [widget.table.item(r, MINERAL_COLUMN).text() for r in rows]
+        return dict(zip(widget.row_ids(), texts, strict=True))
+
+    plain = {k: f"{name} (0.90)" for k, name in minerals.items()}
+    swapped = {**plain, 1: plain[1] + EDITED_MARK, 2: plain[2] + EDITED_MARK}
+    assert cells() == plain
+    layer.mode, layer.brush_size = "paint", 1
+    layer.selected_label = 2
+    brush_stroke(layer, MouseEvent, (2, 1), (2, 4))  # phase 1's pixels to phase 2
+    taken = int(np.count_nonzero((result.labels == 1) & (layer.data == 2)))
+    assert taken >= 3 and np.count_nonzero(layer.data != result.labels) == taken
+    assert cells() == swapped  # (counts differ: marked before too)
+    layer.selected_label = 1
+    brush_stroke(layer, MouseEvent, (7, 7), (7, 7 + taken - 1))  # as many of phase 2's back
+    assert np.count_nonzero((result.labels == 2) & (layer.data == 1)) == taken
+    assert expected_pixels(layer) == {k: int((result.labels == k).sum()) for k in minerals}
+    assert cells() == swapped  # every count as found, the pixels not
+    assert widget.row_pixels() == expected_pixels(layer)
+    click(widget, "Undo")  # the second stroke
+    assert cells() == swapped
+    click(widget, "Undo")  # the first: the analysis's pixels again
+    np.testing.assert_array_equal(layer.data, result.labels)
+    assert cells() == plain
+    click(widget, "Redo")
+    click(widget, "Redo")
+    assert cells() == swapped
+
+
 def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(plugin_viewer, dock):
     """An unknown phase's identification carries the closest mineral's score: "unknown
     (Cu9.31Al1.00) (0.01)" read as a score of the unknown (Hitachi, 16x16 files). The cell

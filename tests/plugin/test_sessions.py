@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sigma._napari import editing, state
 from napari_sigma._napari import phases_widget as pw
-from napari_sigma._napari import state
 from napari_sigma._napari.results import add_result_layers
 from sigma_testdata import quick_three_phase_settings
 
@@ -42,6 +42,13 @@ def test_save_then_open_in_a_new_viewer_gives_the_same_work(
         layer = add_result_layers(viewer, tiny_result).phases
         phases = dock(viewer, "Phases")
         phases.merge_selected([2, 3])
+        # a pixel of phase 1 and one of phase 2 swapped: every count as before, phase 1's
+        # pixels not those identified (its cell marked; a count comparison did not)
+        labels = np.asarray(layer.data)
+        one, two = np.flatnonzero(labels == 1)[0], np.flatnonzero(labels == 2)[0]
+        editing.apply_to_layer(layer, editing.assign_pixels(labels, np.array([one]), 2))
+        editing.apply_to_layer(layer, editing.assign_pixels(labels, np.array([two]), 1))
+        assert np.count_nonzero(layer.data == 1) == np.count_nonzero(tiny_result.labels == 1)
         phases.rename(1, "quartz")
         phases.model.set_color(2, (0.1, 0.8, 0.3, 1.0))
         path = tmp_path / "work.sigma"
@@ -71,7 +78,9 @@ def test_save_then_open_in_a_new_viewer_gives_the_same_work(
                 for r in range(reopened.table.rowCount())] == cells  # fmt: skip
         # (the merged phase's: "... ≈, before edits", the same after the reopen)
         assert any("≈" in text and "not resolved from" in tip for text, tip in cells)
-        assert any(text.endswith(pw.EDITED_MARK) for text, _ in cells)
+        edited = [k for k, (text, _) in zip(phases.row_ids(), cells, strict=True)
+                  if text.endswith(pw.EDITED_MARK)]  # fmt: skip
+        assert edited == [1, 2]
 
 
 def test_a_corrupted_session_gives_a_clear_error_naming_it(

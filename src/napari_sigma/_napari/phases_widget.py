@@ -116,6 +116,43 @@ def _build_statistics(result: Any, labels: np.ndarray | None) -> Any:
     return statistics
 
 
+def found_labels(result: Any) -> np.ndarray | None:
+    """The labels the analysis identified its minerals on: its own, or a session's
+    ``minerals_labels`` (saved after edits: the result's labels are the edited ones)."""
+    labels = getattr(result, "minerals_labels", None)
+    return getattr(result, "labels", None) if labels is None else labels
+
+
+def edited_phases(found: np.ndarray | None, labels: np.ndarray) -> frozenset[int]:
+    """The phases whose pixels in ``labels`` are not those they have in ``found``: the label a
+    pixel had and the one it has, at every pixel where the two differ.
+
+    Exact where a comparison of pixel counts is not: a stroke (or two) that gives a phase as
+    many pixels as it takes moves them; undone, ``labels`` equal ``found`` again and no phase
+    is edited. ``found`` None (no analysis labels) or of another shape: every phase counts as
+    edited."""
+    labels = np.asarray(labels)
+    if found is None or np.shape(found) != labels.shape:
+        return frozenset(int(k) for k in np.unique(labels))
+    found = np.asarray(found)
+    moved = found != labels
+    if not moved.any():
+        return frozenset()
+    before = np.unique(found[moved])
+    after = np.unique(labels[moved])
+    return frozenset(int(k) for k in np.union1d(before, after))
+
+
+def _update_with_edits(statistics: Any, found: np.ndarray | None, labels: np.ndarray):
+    """The statistics updated to ``labels`` and the phases edited since the analysis."""
+    return statistics.update(labels), edited_phases(found, labels)
+
+
+def _build_with_edits(result: Any, labels: np.ndarray):
+    """:func:`_build_statistics` on ``labels`` and the phases edited since the analysis."""
+    return _build_statistics(result, labels), edited_phases(found_labels(result), labels)
+
+
 @dataclass
 class _Updates:
     """The statistics updates of one layer, made in workers one at a time (the latest labels
@@ -226,6 +263,8 @@ class PhasesWidget(PhaseLayerDock):
         self._statistics: dict[int, Any] = {}
         self._building: set[int] = set()
         self._in_worker: dict[int, _Updates] = {}  # layers whose statistics update in a worker
+        # the phases whose pixels differ from the analysis's, by layer, for the table shown
+        self._edits: dict[int, frozenset[int]] = {}
         self.exporting = False
         self.busy = False  # a session is being saved or read
         self._naming_new_phases = False  # the model adds the phases a table found
@@ -321,6 +360,7 @@ class PhasesWidget(PhaseLayerDock):
         """Drop the statistics kept for a layer that left the viewer."""
         self._statistics.pop(id(layer), None)
         self._in_worker.pop(id(layer), None)
+        self._edits.pop(id(layer), None)
 
     def show_layer(self, layer: Any) -> None:
         """Show and edit the phases of ``layer`` (a phases Labels layer, or None)."""
@@ -386,22 +426,25 @@ class PhasesWidget(PhaseLayerDock):
             return
         labels = np.array(layer.data, copy=True)
         worker = create_worker(
-            leaving_a_core(_build_statistics),
+            leaving_a_core(_build_with_edits),
             state.result_of(layer),
             labels,
             _start_thread=False,
             _ignore_errors=True,
         )
-        worker.returned.connect(lambda stats: self._on_statistics_ready(layer, labels, stats))
+        worker.returned.connect(lambda built: self._on_statistics_ready(layer, labels, *built))
         worker.errored.connect(lambda error: self._on_statistics_failed(layer, error))
         start_low_priority(worker)
 
     @state.alive_only
-    def _on_statistics_ready(self, layer: Any, labels: np.ndarray, stats: Any) -> None:
+    def _on_statistics_ready(
+        self, layer: Any, labels: np.ndarray, stats: Any, edits: frozenset[int]
+    ) -> None:
         self._building.discard(id(layer))
         if layer not in self.viewer.layers:
             return
         self._statistics[id(layer)] = stats
+        self._edits[id(layer)] = edits  # those of ``labels``, the statistics' labels
         self._in_worker[id(layer)] = _Updates(sent=labels)  # its updates: in workers too
         if layer is self.layer:
             self._set_title(layer.name)
@@ -448,7 +491,10 @@ class PhasesWidget(PhaseLayerDock):
         updates = self._in_worker.get(id(self.layer))
         if updates is not None:
             return self._update_in_worker(self.layer, statistics, updates, spectra)
-        table = statistics.update(np.asarray(self.layer.data))
+        labels = np.asarray(self.layer.data)
+        table, self._edits[id(self.layer)] = _update_with_edits(
+            statistics, found_labels(self.result), labels
+        )
         self._show_table(table, spectra)
         return table
 
@@ -478,18 +524,20 @@ class PhasesWidget(PhaseLayerDock):
 
         labels, spectra = updates.labels, updates.spectra
         updates.labels, updates.spectra, updates.sent, updates.running = None, False, labels, True
+        found = found_labels(state.result_of(layer))
         worker = create_worker(
-            statistics.update, labels, _start_thread=False, _ignore_errors=True
+            _update_with_edits, statistics, found, labels, _start_thread=False, _ignore_errors=True
         )  # no BLAS in an update: no leave_a_core (threadpoolctl's look-up costs the GIL)
         worker.returned.connect(partial(self._on_update_done, layer, statistics, spectra))
         worker.errored.connect(partial(self._on_update_failed, layer))
         start_low_priority(worker)
 
     @state.alive_only
-    def _on_update_done(self, layer: Any, statistics: Any, spectra: bool, table: Any) -> None:
+    def _on_update_done(self, layer: Any, statistics: Any, spectra: bool, updated: Any) -> None:
         updates = self._in_worker.get(id(layer))
         if updates is None or layer not in self.viewer.layers:  # the layer left meanwhile
             return
+        table, self._edits[id(layer)] = updated
         updates.running = False
         if updates.labels is not None:  # edited meanwhile: its update next, the spectra with it
             updates.spectra = updates.spectra or spectra
@@ -650,6 +698,7 @@ class PhasesWidget(PhaseLayerDock):
         texts_changed = False
 
         index = self._row_of_phase(table)
+        edited = self._edits.get(id(self.layer), frozenset())
         lines = list(self.result.lines) if self.result is not None else []
         self.table.blockSignals(True)
         sorting = self.table.isSortingEnabled()
@@ -662,7 +711,7 @@ class PhasesWidget(PhaseLayerDock):
                 round(100.0 * float(table.area_fraction[k]), 2),
                 "" if area is None else float(f"{float(area):.4g}"),
                 ", ".join(main_elements(table.mean_intensities[k], lines)),
-                self._mineral_text(phase_id, self._edited(phase_id, int(table.pixels[k]))),
+                self._mineral_text(phase_id, phase_id in edited),
             )
             for column, value in enumerate(cells, start=2):
                 item = self.table.item(row, column)
@@ -683,24 +732,6 @@ class PhasesWidget(PhaseLayerDock):
         minerals = getattr(self.result, "phase_minerals", None) or []
         found = next((m for m in minerals if m.phase_id == phase_id), None)
         return found if found is not None and found.identification else None
-
-    def _found_pixels(self) -> dict[int, int]:
-        """Pixels of each phase as the analysis identified it (its own labels; a session saved
-        after edits keeps them as ``minerals_labels``), counted once per result."""
-        result = self.result
-        cached = getattr(self, "_found_cache", None)
-        if cached is None or cached[0] is not result:
-            labels = getattr(result, "minerals_labels", None)
-            if labels is None:
-                labels = getattr(result, "labels", None)
-            counts = {} if labels is None else np.bincount(np.asarray(labels).ravel())
-            cached = (result, {k: int(n) for k, n in enumerate(counts) if n})
-            self._found_cache = cached
-        return cached[1]
-
-    def _edited(self, phase_id: int, pixels: int) -> bool:
-        """Whether the phase's pixels are no longer those the analysis identified."""
-        return self._found_pixels().get(phase_id) != pixels
 
     def _mineral_text(self, phase_id: int, edited: bool = False) -> str:
         """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``; marked
