@@ -191,8 +191,9 @@ def _templates(
         ]
         if not any(line.shell == "K" for line in in_range):
             in_range = [line for line in in_range if not line.tied]
+        groups = [_group(line, in_range) for line in in_range]  # once per line, not per group
         for group in ("K", "La", "Lb", "Lg", "M", "Mz", "Mg"):
-            lines = tuple(line for line in in_range if _group(line, in_range) == group)
+            lines = tuple(line for line, of in zip(in_range, groups, strict=True) if of == group)
             if not lines:
                 continue
             energies = np.array([line.energy for line in lines])
@@ -233,6 +234,10 @@ def _relative_intensity(line: XrayLine, beam_kev: float) -> float:
 def _peak_matrix(
     templates, energies: np.ndarray, scale: float, detector: Detector, a: float, b: float
 ) -> np.ndarray:
+    """The templates' columns on ``energies`` with the peak-width correction ``(a, b)``: each
+    line a Gaussian of area ``scale`` (counts per channel of a unit-area line), summed over the
+    template's lines with its weights. `_PeakColumns` makes the same columns, bit for bit, for
+    many widths at once."""
     columns = []
     for _, _, _, line_energies, weights in templates:
         fwhm = detector_fwhm(line_energies, detector.fwhm_mnka_kev) * a
@@ -242,6 +247,57 @@ def _peak_matrix(
         gauss = np.exp(-0.5 * x**2) * scale / (sigma[None, :] * np.sqrt(2 * np.pi))
         columns.append(gauss @ weights)
     return np.stack(columns, axis=1) if columns else np.zeros((energies.size, 0))
+
+
+class _PeakColumns:
+    """`_peak_matrix` of one window's templates for any width correction ``(a, b)``.
+
+    The width search fits the same templates on the same channels with 24 widths. What does
+    not depend on the width (the lines' Fano FWHM, their energy relative to Mn Ka, the
+    channels' distances to every line) is computed once, and each width's Gaussians of all
+    templates' lines in one array operation instead of one per template. Every element is the
+    same expression on the same operands as in `_peak_matrix` (element-wise operations: the
+    same double whatever the array's size), and each template's column is the same
+    matrix-vector product (a C-contiguous ``(C, L)`` copy of its lines' Gaussians times its
+    weights), so ``columns(a, b)`` equals ``_peak_matrix(..., a, b)`` bit for bit (tested on
+    random inputs).
+    """
+
+    def __init__(self, templates, energies: np.ndarray, scale: float, detector: Detector):
+        self.size = energies.size
+        self.scale = scale
+        self.weights = [weights for _, _, _, _, weights in templates]
+        bounds = np.cumsum([0] + [len(line_energies) for _, _, _, line_energies, _ in templates])
+        self.spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+        if templates:
+            line_energies = np.concatenate([t[3] for t in templates])
+        else:
+            line_energies = np.zeros(0)
+        self.fwhm = detector_fwhm(line_energies, detector.fwhm_mnka_kev)
+        self.relative = line_energies / MN_KA_KEV
+        self.distances = energies[:, None] - line_energies[None, :]
+        self.buffer = np.empty_like(self.distances)
+
+    def columns(self, a: float, b: float) -> np.ndarray:
+        if not self.weights:
+            return np.zeros((self.size, 0))
+        fwhm = self.fwhm * a
+        fwhm = fwhm * self.relative**b
+        sigma = np.atleast_1d(fwhm) / FWHM_PER_SIGMA
+        # np.exp(-0.5 * x**2) * scale / (sigma * sqrt(2 pi)) with x = distances / sigma, each
+        # step in place in one buffer (the same operations in the same order)
+        gauss = self.buffer
+        np.divide(self.distances, sigma[None, :], out=gauss)
+        np.square(gauss, out=gauss)
+        np.multiply(-0.5, gauss, out=gauss)
+        np.exp(gauss, out=gauss)
+        np.multiply(gauss, self.scale, out=gauss)
+        np.divide(gauss, sigma[None, :] * np.sqrt(2 * np.pi), out=gauss)
+        columns = [
+            np.ascontiguousarray(gauss[:, start:stop]) @ weights
+            for (start, stop), weights in zip(self.spans, self.weights, strict=True)
+        ]
+        return np.stack(columns, axis=1)
 
 
 def _continuum_shape(
@@ -296,11 +352,13 @@ def _poisson_refit(fit, data: np.ndarray):
     """Re-weight ``fit`` (a :class:`~napari_sigma.xray.fitting.ColumnFit` of ``data``) by the
     Poisson variance of its own model until it is the Poisson maximum-likelihood fit."""
     lines, continuum = fit.matrix[:, : fit.n_lines], fit.matrix[:, fit.n_lines :]
+    # every refit's matrix holds the same columns: their largest values once
+    largest = np.abs(fit.matrix).max(0)
     for _ in range(POISSON_ITERATIONS):
         weight = 1.0 / np.sqrt(np.maximum(fit.model, MIN_MODEL_COUNTS))
         refit = fit_columns(lines, continuum, data, weight)
-        step = np.max(np.abs(refit.coefficients - fit.coefficients) * np.abs(fit.matrix).max(0))
-        scale = max(float(np.max(np.abs(refit.coefficients) * np.abs(fit.matrix).max(0))), 1e-30)
+        step = np.max(np.abs(refit.coefficients - fit.coefficients) * largest)
+        scale = max(float(np.max(np.abs(refit.coefficients) * largest)), 1e-30)
         fit = refit
         if step <= POISSON_TOLERANCE * scale:
             break
@@ -343,8 +401,9 @@ def _fit_window(energies, data, templates, scale, detector, composition, beam_ke
     weight = 1.0 / np.sqrt(np.maximum(data, 1.0))
     best = None
     grid = [width] if width is not None else product(WIDTH_SCALES, WIDTH_EXPONENTS)
+    peak_columns = _PeakColumns(templates, energies, scale, detector)
     for a, b in grid:
-        peaks = _peak_matrix(templates, energies, scale, detector, a, b)
+        peaks = peak_columns.columns(a, b)
         fit = fit_columns(peaks, hats, data, weight)
         if best is None or fit.chi2 < best[0].chi2:
             best = (fit, (a, b))
