@@ -115,3 +115,24 @@ def test_fluorescence_ratio_looks_up_the_exciting_lines_once(monkeypatch):
         assert fluorescence.fluorescence_ratio(changed, line, 19.5, 37.5) > 0.0
     assert len(calls) == looked_up
     assert first == _reed_written_out(alloy, line, 19.5, 37.5) > 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fluorescence_ratio_on_random_compositions_bit_for_bit(seed):
+    """The logarithms of Reed's terms taken in one call per line (numpy's log1p of an array)
+    give each term's own: the sum equals the one written out, on random compositions."""
+    rng = np.random.default_rng(seed)
+    pool = ["O", "Na", "Mg", "Al", "Si", "S", "K", "Ca", "Ti", "Cr", "Fe", "Ni", "Cu", "Zn", "Ba"]
+    compared = nonzero = 0
+    for _ in range(6):
+        chosen = rng.choice(pool, int(rng.integers(2, 9)), replace=False).tolist()
+        composition = dict(zip(chosen, rng.dirichlet(np.ones(len(chosen))).tolist(), strict=True))
+        for element in composition:
+            for line in element_lines(element, 0.0, tied=True):
+                for beam_kev in (15.0, 25.0):
+                    got = fluorescence.fluorescence_ratio(composition, line, beam_kev, 35.0)
+                    want = _reed_written_out(composition, line, beam_kev, 35.0)
+                    assert got == want and type(got) is float
+                    compared += 1
+                    nonzero += want != 0.0
+    assert compared > 100 and nonzero > 20

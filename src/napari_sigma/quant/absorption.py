@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -64,9 +65,10 @@ def absorption_factor(
     return float(f) if np.ndim(f) == 0 else f
 
 
+@lru_cache(maxsize=4096)
 def _pap_m(element: str, shell: str) -> float:
     """Exponent m of PAP's ionisation cross-section ``Q = ln U / (U^m Ec^2)`` (Pouchou & Pichoir
-    1991, eq. 10): ``0.86 + 0.12 exp(-(Z/5)^2)`` for K, 0.82 for L, 0.78 for M."""
+    1991, eq. 10): ``0.86 + 0.12 exp(-(Z/5)^2)`` for K, 0.82 for L, 0.78 for M (cached)."""
     if shell == "K":
         return 0.86 + 0.12 * np.exp(-((atomic_number(element) / 5.0) ** 2))
     return 0.82 if shell == "L" else 0.78
@@ -129,21 +131,20 @@ def xpp_distribution(
     m = _pap_m(element, shell)
     d = (6.6e-6, 1.12e-5 * (1.35 - 0.45 * j**2), 2.2e-6 / j)
     p = (0.78, 0.1, -(0.5 - 0.25 * j))
+    log_u0 = np.log(u0)
     inv_s = 0.0
     for dk, pk in zip(d, p, strict=True):
         t = 1.0 + pk - m
-        inv_s += dk * (v0 / u0) ** pk * (t * u0**t * np.log(u0) - u0**t + 1.0) / t**2
+        inv_s += dk * (v0 / u0) ** pk * (t * u0**t * log_u0 - u0**t + 1.0) / t**2
     inv_s *= u0 / (v0 * m_big)
-    q0 = np.log(u0) / (u0**m * ec**2)
+    q0 = log_u0 / (u0**m * ec**2)
     area = backscatter_factor(composition, u0) * inv_s / q0
-    zb = sum(c * np.sqrt(atomic_number(el)) for el, c in composition.items() if c > 0) ** 2
+    zb, x, y, log_1_y, log_4_zb = _xpp_matrix_terms(composition)
     eta = backscatter_coefficient(composition)
     phi0 = 1.0 + 3.3 * (1.0 - u0 ** -(2.0 - 2.3 * eta)) * eta**1.2
-    x = 1.0 + 1.3 * np.log(zb)
-    y = 0.2 + zb / 200.0
-    f_over_r = 1.0 + x * np.log(1.0 + y * (1.0 - u0**-0.42)) / np.log(1.0 + y)
+    f_over_r = 1.0 + x * np.log(1.0 + y * (1.0 - u0**-0.42)) / log_1_y
     r_bar = area / max(f_over_r, phi0)
-    g = 0.22 * np.log(4.0 * zb) * (1.0 - 2.0 * np.exp(-zb * (u0 - 1.0) / 15.0))
+    g = 0.22 * log_4_zb * (1.0 - 2.0 * np.exp(-zb * (u0 - 1.0) / 15.0))
     h = 1.0 - 10.0 * (1.0 - 1.0 / (1.0 + u0 / 10.0)) / zb**2
     b = np.sqrt(2.0) * (1.0 + np.sqrt(max(1.0 - r_bar * phi0 / area, 0.0))) / r_bar
     gh4 = min(g * h**4, 0.9 * b * r_bar**2 * (b - 2.0 * phi0 / area))
@@ -157,6 +158,25 @@ def xpp_distribution(
     big_a = (big_b / b + phi0 - b * area) * (1.0 + eps) / eps
     return XppDistribution(float(area), float(phi0), float(r_bar), float(a), float(b),
                            float(big_a), float(big_b), float(eps))  # fmt: skip
+
+
+def _xpp_matrix_terms(composition: Composition) -> tuple:
+    """The terms of `xpp_distribution` that depend only on the composition: ``Zb = (sum C
+    Z^0.5)^2`` over its elements with C > 0, ``X = 1 + 1.3 ln Zb``, ``Y = 0.2 + Zb/200``,
+    ``ln(1 + Y)`` and ``ln(4 Zb)``, each the same expression as written out there (cached per
+    composition: every shell of a ZAF iteration asks for the same)."""
+    try:
+        return _xpp_matrix_terms_cached(tuple(composition.items()))
+    except TypeError:  # a fraction that cannot be a key: not cached
+        return _xpp_matrix_terms_cached.__wrapped__(tuple(composition.items()))
+
+
+@lru_cache(maxsize=8192)
+def _xpp_matrix_terms_cached(items: tuple) -> tuple:
+    zb = sum(c * np.sqrt(atomic_number(el)) for el, c in items if c > 0) ** 2
+    x = 1.0 + 1.3 * np.log(zb)
+    y = 0.2 + zb / 200.0
+    return zb, x, y, np.log(1.0 + y), np.log(4.0 * zb)
 
 
 def xpp_absorption_factor(

@@ -144,5 +144,29 @@ def mass_attenuation(absorber: str | Composition, energy_kev) -> np.ndarray | fl
     composition = {absorber: 1.0} if isinstance(absorber, str) else absorber
     energies = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
     key = tuple(np.round(energies, 6).tolist())
+    if energies.ndim == 1 and len(key) <= FEW_ENERGIES:
+        fractions = [(c, el) for el, c in composition.items() if type(c) in _SCALAR_TYPES]
+        if len(fractions) == len(composition):
+            return _few_energies(fractions, key)
     mu = sum(c * _element_mu(el, key) for el, c in composition.items() if c > 0)
     return np.asarray(mu, dtype=np.float64) * np.ones_like(energies)
+
+
+FEW_ENERGIES = 16
+"""`mass_attenuation` of a composition at up to this many energies (a shell's lines) sums in
+Python floats (`_few_energies`)."""
+
+
+def _few_energies(fractions: list, key: tuple) -> np.ndarray:
+    """The mixture rule of `mass_attenuation`'s array path at each energy of ``key``, in Python
+    floats: ``sum(c * mu_el)`` over the elements with ``c > 0`` in the composition's order,
+    starting from 0, each product and sum the same IEEE operation as the arrays' element (so the
+    same double), without an array operation per element."""
+    columns = [(c, _element_mu(el, key).tolist()) for c, el in fractions if c > 0]
+    values = []
+    for i in range(len(key)):
+        total = 0
+        for c, mu in columns:
+            total = total + c * mu[i]
+        values.append(total)
+    return np.array(values, dtype=np.float64)

@@ -49,7 +49,7 @@ def fluorescence_ratio(
         chi_a = mu_line / np.sin(np.radians(takeoff_deg))
         sigma = float(lenard_sigma(beam_kev, ec_a))
         exciters = _exciters.__wrapped__
-    total = 0.0
+    terms = []
     for other, c_b in items:
         if other == element or c_b <= 0:
             continue
@@ -60,21 +60,35 @@ def fluorescence_ratio(
         ):
             mu_b = float(mixture_mu_items(items, energy_b))
             u, v = chi_a / mu_b, sigma / mu_b
-            total += (
-                0.5
-                * p
-                * c_b
-                * (r - 1)
-                / r
-                * omega_b
-                * fraction
-                * a_a
-                / a_b
-                * overvoltage
-                * mu_ab
-                / mu_b
-                * (np.log1p(u) / u + np.log1p(v) / v)
-            )
+            terms.append((p, c_b, omega_b, fraction, a_a, a_b, overvoltage, mu_ab, mu_b, u, v))
+    if not terms:
+        return 0.0
+    # ln(1 + u) and ln(1 + v) of every term in one call each (numpy's log1p of each element is
+    # the one of the element alone); the terms are summed in order as before
+    if np.ndim(chi_a) == 0:
+        logs = np.log1p(np.array([(t[9], t[10]) for t in terms]))
+    else:  # take-off angles as an array: each term's own
+        logs = [(np.log1p(t[9]), np.log1p(t[10])) for t in terms]
+    total = 0.0
+    for (p, c_b, omega_b, fraction, a_a, a_b, overvoltage, mu_ab, mu_b, u, v), (
+        log_u,
+        log_v,
+    ) in zip(terms, logs, strict=True):
+        total += (
+            0.5
+            * p
+            * c_b
+            * (r - 1)
+            / r
+            * omega_b
+            * fraction
+            * a_a
+            / a_b
+            * overvoltage
+            * mu_ab
+            / mu_b
+            * (log_u / u + log_v / v)
+        )
     return float(total)
 
 

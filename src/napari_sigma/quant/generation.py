@@ -103,7 +103,20 @@ def backscatter_factor(composition: Composition, overvoltage: float) -> float:
     u0 = float(overvoltage)
     if u0 <= 1.0:
         return 1.0
-    eta = backscatter_coefficient(composition)
+    try:
+        return _backscatter_factor(tuple(composition.items()), u0)
+    except TypeError:  # a fraction that cannot be a key: not cached
+        return _backscatter_factor_of(backscatter_coefficient(composition), u0)
+
+
+@lru_cache(maxsize=16384)
+def _backscatter_factor(items: tuple, u0: float) -> float:
+    """:func:`backscatter_factor` of a composition's items at an overvoltage above 1 (cached:
+    the lines of one shell, and its phi(rho z), ask for the same)."""
+    return _backscatter_factor_of(_backscatter_coefficient(items), u0)
+
+
+def _backscatter_factor_of(eta: float, u0: float) -> float:
     w = 0.595 + eta / 3.7 + eta**4.55
     q = (2 * w - 1) / (1 - w)
     ju = 1 + u0 * (np.log(u0) - 1)
@@ -136,9 +149,25 @@ def emissions_per_electron(
         return 0.0
     energies, sigma, steps = grid
     # np.trapezoid(y, energies)'s arithmetic, with the grid's steps (np.diff) kept
-    y = sigma / stopping_power(composition, energies)
+    y = sigma / _grid_stopping_power(composition, energies)
     integral = float((steps * (y[1:] + y[:-1]) / 2.0).sum(-1))
     return backscatter_factor(composition, beam_kev / ec) * integral / atomic_weight(element)
+
+
+def _grid_stopping_power(composition: Composition, energies: np.ndarray) -> np.ndarray:
+    """`stopping_power` of ``composition`` on an integration grid of `emissions_per_electron`
+    (cached per composition and grid values: every line of a shell has its shell's grid)."""
+    try:
+        return _grid_stopping_cached(tuple(composition.items()), energies.tobytes())
+    except TypeError:  # a fraction that cannot be a key: not cached
+        return stopping_power(composition, energies)
+
+
+@lru_cache(maxsize=2048)
+def _grid_stopping_cached(items: tuple, energies: bytes) -> np.ndarray:
+    found = stopping_power(dict(items), np.frombuffer(energies, dtype=np.float64))
+    found.setflags(write=False)
+    return found
 
 
 @lru_cache(maxsize=4096, typed=True)
