@@ -97,12 +97,14 @@ def test_templates_equal_the_old_grouping(beam):
     for elements in ELEMENT_SETS:
         folding = {"composition": {el: 1.0 / len(elements) for el in elements},
                    "takeoff_deg": 35.0, "thin": False, "mass_thickness": 0.0, "absorption": "xpp"}  # fmt: skip
-        new = lf._templates(elements, axis, beam, detector, folding)
         old = _templates_as_before(elements, axis, beam, detector, folding)
-        assert len(new) == len(old) > 0
-        for a, b in zip(new, old, strict=True):
-            assert a[:3] == b[:3]
-            assert a[3].tobytes() == b[3].tobytes() and a[4].tobytes() == b[4].tobytes()
+        for _ in range(2):  # computed, then the kept weights
+            new = lf._templates(elements, axis, beam, detector, folding)
+            assert len(new) == len(old) > 0
+            for a, b in zip(new, old, strict=True):
+                assert a[:3] == b[:3]
+                assert a[3].tobytes() == b[3].tobytes() and a[4].tobytes() == b[4].tobytes()
+                assert a[4].dtype == b[4].dtype == np.float64
 
 
 def _poisson_refit_as_before(fit, data):
@@ -160,3 +162,22 @@ def test_fit_window_equals_its_old_loop(seed):
                 best = (one, (a, b))
         assert chosen == best[1]
         _same_fit(fit, _poisson_refit_as_before(best[0], data))
+
+
+def test_kept_hats_efficiencies_and_weights_equal_fresh_ones_and_are_read_only():
+    rng = np.random.default_rng(3)
+    detector = Detector(fwhm_mnka_kev=0.125, window_polymer_um=0.2)
+    for _ in range(5):
+        energies = np.sort(rng.uniform(0.1, 20.0, int(rng.integers(2, 2000))))
+        low, high = float(energies[0]), float(rng.uniform(energies[-1], 25.0))
+        for _ in range(2):
+            hats = lf._window_hats(energies, energies[0], high)
+            assert hats.tobytes() == lf._hat_matrix(energies, energies[0], high).tobytes()
+            assert hats.shape == lf._hat_matrix(energies, low, high).shape
+            efficiency = lf._efficiency_on(detector, energies)
+            assert efficiency.tobytes() == np.asarray(detector.efficiency(energies)).tobytes()
+            assert not hats.flags.writeable and not efficiency.flags.writeable
+    lines = tuple(element_lines("Ba", 0.15, 15.0))
+    weights = lf._line_weights(lines, 15.0, detector)
+    assert weights.tobytes() == lf._line_weights_of(lines, 15.0, detector).tobytes()
+    assert not weights.flags.writeable

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -199,11 +200,35 @@ def _templates(
             energies = np.array([line.energy for line in lines])
             if any(line.tied for line in lines):
                 weights = _folded_weights(lines, beam_kev, detector, folding or {})
+                weights = weights / weights.sum()
             else:
-                weights = np.array([_relative_intensity(line, beam_kev) for line in lines])
-                weights = weights * detector.efficiency(energies)
-            found.append((element, group, lines, energies, weights / weights.sum()))
+                weights = _line_weights(lines, beam_kev, detector)
+            found.append((element, group, lines, energies, weights))
     return found
+
+
+def _line_weights(lines: tuple[XrayLine, ...], beam_kev: float, detector: Detector) -> np.ndarray:
+    """A template's relative line weights (`_relative_intensity` times the detector efficiency,
+    to unit sum) when it holds no tied line: they do not depend on the composition, so they are
+    kept per lines, beam and detector (read-only; the same numbers as computed anew)."""
+    try:
+        return _line_weights_cached(lines, beam_kev, detector)
+    except TypeError:  # an argument that cannot be a key: not cached
+        return _line_weights_of(lines, beam_kev, detector)
+
+
+@lru_cache(maxsize=2048, typed=True)
+def _line_weights_cached(lines, beam_kev, detector) -> np.ndarray:
+    weights = _line_weights_of(lines, beam_kev, detector)
+    weights.setflags(write=False)
+    return weights
+
+
+def _line_weights_of(lines, beam_kev, detector) -> np.ndarray:
+    energies = np.array([line.energy for line in lines])
+    weights = np.array([_relative_intensity(line, beam_kev) for line in lines])
+    weights = weights * detector.efficiency(energies)
+    return weights / weights.sum()
 
 
 def _folded_weights(
@@ -321,10 +346,38 @@ def _continuum_shape(
         absorbed = 1.0
     else:
         absorbed = absorption_factor(composition, e, e, beam_kev, takeoff_deg)
-    shape = kramers * absorbed * detector.efficiency(e)
+    shape = kramers * absorbed * _efficiency_on(detector, e)
     sigma_channels = detector_fwhm(1.0, detector.fwhm_mnka_kev) / FWHM_PER_SIGMA / step
     shape = gaussian_filter1d(shape, sigma_channels, mode="nearest")[pad:]
     return shape / max(float(shape.max()), 1e-30)
+
+
+def _efficiency_on(detector: Detector, energies: np.ndarray) -> np.ndarray:
+    """``detector.efficiency(energies)``, kept per detector and energies (every fit of a
+    window asks for its channels'; read-only, the same numbers)."""
+    try:
+        return _efficiency_cached(detector, energies.tobytes())
+    except TypeError:  # a detector that cannot be a key: not cached
+        return detector.efficiency(energies)
+
+
+@lru_cache(maxsize=64)
+def _efficiency_cached(detector: Detector, energies: bytes) -> np.ndarray:
+    found = np.asarray(detector.efficiency(np.frombuffer(energies, dtype=np.float64)))
+    found.setflags(write=False)
+    return found
+
+
+def _window_hats(energies: np.ndarray, low: float, high: float) -> np.ndarray:
+    """`_hat_matrix`, kept per channels and range (read-only, the same numbers)."""
+    return _window_hats_cached(energies.tobytes(), float(low), float(high))
+
+
+@lru_cache(maxsize=64)
+def _window_hats_cached(energies: bytes, low: float, high: float) -> np.ndarray:
+    found = _hat_matrix(np.frombuffer(energies, dtype=np.float64), low, high)
+    found.setflags(write=False)
+    return found
 
 
 def _hat_matrix(energies: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -393,7 +446,7 @@ def _fit_window(energies, data, templates, scale, detector, composition, beam_ke
                 thin, width, high):  # fmt: skip
     """The Poisson maximum-likelihood fit of one fitting window (the width searched when
     ``width`` is None) and the width used."""
-    hats = _hat_matrix(energies, energies[0] if energies.size else 0.0, high)
+    hats = _window_hats(energies, energies[0] if energies.size else 0.0, high)
     hats = (
         hats
         * _continuum_shape(energies, composition, beam_kev, detector, takeoff_deg, thin)[:, None]
