@@ -361,7 +361,7 @@ def _efficiency_on(detector: Detector, energies: np.ndarray) -> np.ndarray:
         return detector.efficiency(energies)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=32)
 def _efficiency_cached(detector: Detector, energies: bytes) -> np.ndarray:
     found = np.asarray(detector.efficiency(np.frombuffer(energies, dtype=np.float64)))
     found.setflags(write=False)
@@ -373,7 +373,7 @@ def _window_hats(energies: np.ndarray, low: float, high: float) -> np.ndarray:
     return _window_hats_cached(energies.tobytes(), float(low), float(high))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)  # a window's hats: ~0.2 MB at 2048 channels
 def _window_hats_cached(energies: bytes, low: float, high: float) -> np.ndarray:
     found = _hat_matrix(np.frombuffer(energies, dtype=np.float64), low, high)
     found.setflags(write=False)
