@@ -166,3 +166,84 @@ def test_core_projections_are_those_of_a_fresh_float64_block(dtype, threads):
         np.testing.assert_array_equal(found[p][2], where)
         np.testing.assert_array_equal(found[p][0], projected)
         np.testing.assert_array_equal(found[p][1], totals)
+
+
+def _fresh_block_projections(counts, core, filters):
+    """The products and counts of each phase's core pixels as fresh float64 8192-pixel blocks."""
+    flat = counts.reshape(-1, counts.shape[-1])
+    matrix = np.stack(list(filters.values()), axis=1)
+    expected = {}
+    for k, p in enumerate(filters):
+        where = np.flatnonzero(core.ravel() == p)
+        projected, totals = np.empty(where.size), np.empty(where.size)
+        for lo in range(0, where.size, 8192):
+            block = np.asarray(flat[where[lo : lo + 8192]], dtype=np.float64)
+            projected[lo : lo + 8192] = block @ matrix[:, k]
+            totals[lo : lo + 8192] = block.sum(axis=1)
+        expected[p] = (projected, totals, where)
+    return expected
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_core_projections_on_one_blas_thread_use_a_small_block_and_keep_every_bit(
+    dtype, monkeypatch
+):
+    """On one BLAS thread (the analysis's) a phase's core pixels are projected a small block at
+    a time (:data:`SCRATCH_BYTES`), with the same bits as the fresh 8192-pixel blocks: phases of
+    8192 + 1 pixels (a lone last pixel, a dot product in numpy), 8192 + 257 (a lone pixel after
+    a whole sub-block), a single pixel and an odd size; the call's traced peak stays far below
+    one 8192-pixel float64 block."""
+    import tracemalloc
+
+    from threadpoolctl import threadpool_limits
+
+    from napari_sigma.compute.blocks import worker_threads
+    from napari_sigma.minerals import host
+
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(0.6, (130, 200, 64)).astype(dtype)
+    if dtype == np.float32:
+        counts *= np.float32(1.37)
+    core = np.zeros(counts.shape[:2], np.int32).ravel()
+    order = rng.permutation(core.size)
+    sizes = {1: 8193, 2: 8192 + 257, 3: 1, 4: 3001}
+    first = 0
+    for phase, size in sizes.items():
+        core[order[first : first + size]] = phase
+        first += size
+    core = core.reshape(counts.shape[:2])
+    filters = {p: rng.standard_normal(64) * 10.0 ** (p - 2) for p in sizes}
+    monkeypatch.setattr(host, "SCRATCH_BYTES", 256 * 64 * 8)
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert host._projection_rows(64) == 256
+        expected = _fresh_block_projections(counts, core, filters)
+        for threads in (1, 2):
+            tracemalloc.start()
+            with worker_threads(threads):
+                found = host._core_projections(counts, core, filters)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            for p in sizes:
+                for got, want in zip(found[p], expected[p], strict=True):
+                    np.testing.assert_array_equal(got, want)
+            outputs = sum(a.nbytes for triple in found.values() for a in triple)
+            assert peak < outputs + 2**20  # an 8192 x 64 float64 block alone is 4 MiB
+
+
+def test_core_projections_keep_whole_blocks_on_several_blas_threads():
+    """Where the BLAS splits a product between threads (the split moves the last bit of a few
+    products) the 8192-pixel blocks are kept; one thread: 16 MiB blocks."""
+    from threadpoolctl import threadpool_limits
+
+    from napari_sigma.minerals import host
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert host._projection_rows(2048) == 8192
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert host._projection_rows(2048) == 1024
+        assert host._projection_rows(64) == 8192
+        assert host._projection_rows(10**6) == 64
+    # a lone pixel joins the sub-block before it, unless it was alone in its 8192 block
+    assert list(host._sub_blocks(8192 + 4097, 4096)) == [(0, 4096), (4096, 8192), (8192, 12289)]
+    assert list(host._sub_blocks(16385, 8192)) == [(0, 8192), (8192, 16384), (16384, 16385)]
+    assert list(host._sub_blocks(1, 64)) == [(0, 1)]

@@ -5,7 +5,7 @@ them)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,10 +201,65 @@ def _depth_below_centre(labels: np.ndarray, phase_ids: Sequence[int], depth: np.
     return below
 
 
+#: Bytes of the float64 block each thread casts a phase's gathered core pixels into (below the
+#: 32 MiB the CLI's heap keeps: :func:`~napari_sigma.io._memory.keep_freed_memory`).
+SCRATCH_BYTES = 16 * 2**20
+
+
+def _projection_rows(n_channels: int) -> int:
+    """Core pixels projected at a time: 8192, halved until their float64 block fits
+    :data:`SCRATCH_BYTES` (at least 64) where the BLAS runs on one thread.
+
+    A power of two that divides 8192: each 8192-pixel block of the earlier form is cut into
+    whole sub-blocks at multiples of 64 pixels (:func:`_sub_blocks`). On one BLAS thread (the
+    analysis's, :func:`~napari_sigma.compute.device.torch_threads`) every pixel's product then
+    goes through the same kernel path as in its 8192-pixel block: the same bits. On more
+    threads the BLAS splits a product's pixels between them, and where the split falls changes
+    the last bit of a few pixels' products: there the 8192-pixel blocks are kept."""
+    rows = 8192
+    if not _one_blas_thread():
+        return rows
+    while rows > 64 and rows * max(int(n_channels), 1) * 8 > SCRATCH_BYTES:
+        rows //= 2
+    return rows
+
+
+def _one_blas_thread() -> bool:
+    """Whether every BLAS library of the process runs on one thread now (threadpoolctl's look-up,
+    ~1 ms; False where it cannot tell)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        found = ThreadpoolController().select(user_api="blas").info()
+    except Exception:  # no threadpoolctl, or a library it cannot read: as before
+        return False
+    return bool(found) and all(entry.get("num_threads") == 1 for entry in found)
+
+
+def _sub_blocks(n_pixels: int, step: int) -> Iterator[tuple[int, int]]:
+    """``(first, end)`` of consecutive sub-blocks of at most ``step`` pixels (``step + 1`` where
+    a pixel would be left alone) within the 8192-pixel blocks of the earlier form.
+
+    A lone pixel's product is a dot product (numpy's one-row matmul), whose sums go in
+    another order than the matrix-vector product's: it stays with the sub-block before it, as
+    it was in its 8192-pixel block (a block of one pixel, one in the earlier form too, stays
+    alone)."""
+    for start in range(0, n_pixels, 8192):
+        end = min(start + 8192, n_pixels)
+        lo = start
+        while lo < end:
+            hi = min(lo + step, end)
+            if end - hi == 1:
+                hi = end
+            yield lo, hi
+            lo = hi
+
+
 def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray]) -> dict:
     """For each phase of ``filters``: its core pixels' spectra projected on the phase's filter,
-    their counts, and their flat indices (the pixels gathered in blocks; a lazy cube read in
-    blocks of whole rows within the memory limit, only the rows holding core pixels)."""
+    their counts, and their flat indices (the pixels gathered in blocks of
+    :func:`_projection_rows`; a lazy cube read in blocks of whole rows within the memory limit,
+    only the rows holding core pixels)."""
     if not filters:
         return {}
     from napari_sigma.compute.blocks import block_rows, read_block
@@ -221,32 +276,35 @@ def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray
         exact = flat.dtype.kind in "biu"  # integer counts: their sums are exact integers
         # a float64 block and a block of gathered counts per thread, freed on return
         scratch: dict[tuple[int, bool], np.ndarray] = {}
+        step = _projection_rows(flat.shape[1])
+        longest = min(step + 1, max(index.size for index in where.values()))  # a sub-block
 
         def scratch_rows(n_rows: int, gathered: bool = False) -> np.ndarray:
             key = (threading.get_ident(), gathered)
             array = scratch.get(key)
             if array is None or len(array) < n_rows:
                 dtype = flat.dtype if gathered else np.float64
-                array = scratch[key] = np.empty((n_rows, flat.shape[1]), dtype)
+                size = max(n_rows, longest)  # made once per thread
+                array = scratch[key] = np.empty((size, flat.shape[1]), dtype)
             return array[:n_rows]
 
         def project(k: int) -> None:
             # the same products as a fresh float64 array per block (same rows, same layout),
             # cast into this thread's scratch array from the pixels gathered into another: a
             # new 134 MB array per block was faulted in page by page, most of the time taken,
-            # and a new 32 MB gather per block most of what was left (1024^2: 1.7 s sys)
+            # and a new 32 MB gather per block most of what was left (1024^2: 1.7 s sys); the
+            # scratch of 8192 pixels was still 134 + 34 MB of new memory per thread, 1.8-3.7 s
+            # of system time at 1024^2 x 2048 (s17): now a block of `step` pixels (16 MiB)
             idx = where[ids[k]]
             projected, totals, _ = out[ids[k]]
-            for lo in range(0, idx.size, 8192):
-                rows = idx[lo : lo + 8192]
+            for lo, hi in _sub_blocks(idx.size, step):
+                rows = idx[lo:hi]
                 pixels = np.take(flat, rows, axis=0, out=scratch_rows(len(rows), gathered=True))
                 block = scratch_rows(len(pixels))
                 np.copyto(block, pixels, casting="unsafe")
-                projected[lo : lo + 8192] = block @ matrix[:, k]
+                projected[lo:hi] = block @ matrix[:, k]
                 # float64 sums of integers below 2**53 are exact: the integer sums
-                totals[lo : lo + 8192] = (
-                    pixels.sum(axis=1, dtype=np.int64) if exact else block.sum(axis=1)
-                )
+                totals[lo:hi] = pixels.sum(axis=1, dtype=np.int64) if exact else block.sum(axis=1)
 
         for _ in threaded_map(project, range(len(ids))):  # phases on every core (GIL released)
             pass
