@@ -653,6 +653,50 @@ def test_every_column_reads_whole_in_a_narrow_table_without_scrolling(plugin_vie
             assert item.toolTip() == item.text() != ""
 
 
+def test_every_header_reads_whole_beside_a_real_map_s_long_names(plugin_viewer, dock, qtbot):
+    """The 30x30 .bcf's phases through napari (a user's session, seventeenth): long names and
+    minerals ("P5 tschermakite + pseudobrookite (70:30)", "garnet Grs49Alm37Prp13", "before
+    edits") left the table too narrow for whole words at the dock's width; the elements column
+    was elided first, down to 40 px, and its header read "ement". A header is the column's
+    name: it takes two lines ("ele-/ments") and the cells are elided before any header (their
+    whole text in tooltips); only a table narrower still cuts headers, never scrolls."""
+    from types import SimpleNamespace
+
+    from napari_sigma._napari.phases_widget import ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN
+
+    result = make_fake_result(shape=(12, 18))
+    result.phase_names = [
+        "P1 garnet Alm51Prp46 + K 0.5 wt%",
+        "P5 tschermakite + pseudobrookite (70:30)",
+        "P6 garnet Grs49Alm37Prp13",
+    ]
+    minerals = ("garnet Alm51Prp46", "tschermakite + pseudobrookite (70:30)",
+                "garnet Grs49Alm37Prp13")  # fmt: skip
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=k, mineral=name, score=0.59, identification=True)
+        for k, name in enumerate(minerals, start=1)
+    ]
+    plugin_viewer.window.show()  # a hidden table gets no resize events (its columns follow them)
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    table = widget.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3)
+    widget.merge_selected([1, 2])  # "..., before edits": longer still
+    qtbot.waitUntil(lambda: table.rowCount() == 2)
+    for width in (440, 400, 300):
+        table.setFixedWidth(width)
+        qtbot.waitUntil(lambda w=width: w - 40 < table.viewport().width() < w)
+        shown = sum(table.columnWidth(c) for c in range(table.columnCount()))
+        assert shown <= table.viewport().width() and table.horizontalScrollBar().maximum() == 0
+        for column in range(1, table.columnCount()):
+            label = table.horizontalHeaderItem(column).text()
+            assert header_reads_whole(table, column) or width < 400, (width, column, label)
+        for row in range(table.rowCount()):
+            for column in (NAME_COLUMN, ELEMENTS_COLUMN, MINERAL_COLUMN):
+                item = table.item(row, column)
+                assert item.toolTip().splitlines()[0] == item.text() != ""
+
+
 def test_phases_layer_is_uint8_and_widens_past_255_keeping_the_undo_history(setup):
     from napari_sigma._napari import editing
 

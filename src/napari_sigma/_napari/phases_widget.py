@@ -56,10 +56,12 @@ EDITED_NOTE = (
 ELEMENTS_COLUMN = COLUMNS.index("elements")
 MINERAL_COLUMN = COLUMNS.index("mineral")
 # the numeric columns' headers in two lines when the table is narrower than its contents (their
-# numbers are narrower than "area µm²")
-COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²"}
+# numbers are narrower than "area µm²"), and "elements" hyphenated (its cells' words, "Si,", are
+# narrower than its header: the 30x30 .bcf's long names elided that header to "ement")
+COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²", "elements": "ele-\nments"}
 # then these text columns give way, wrapping their cells at spaces (rows grow) down to their
-# longest word or header, in this order; only past that are cells elided (whole in tooltips)
+# longest word or header, in this order; only past that are cells elided (whole in tooltips),
+# first down to their headers' widths (a header is the column's name), then below
 WRAP_ORDER = (ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN)
 ELIDE_ORDER = ((ELEMENTS_COLUMN, 40), (NAME_COLUMN, 48), (MINERAL_COLUMN, 48))
 ROW_HEIGHT = 22
@@ -651,13 +653,17 @@ class PhasesWidget(PhaseLayerDock):
             narrower = max(width - overflow, min(width, self._wrap_floor(column)))
             table.setColumnWidth(column, narrower)
             overflow -= width - narrower
-        for column, floor in ELIDE_ORDER:  # too narrow to wrap whole words: elide
-            if overflow <= 0:
-                break
-            width = table.columnWidth(column)
-            narrower = max(width - overflow, min(width, floor))
-            table.setColumnWidth(column, narrower)
-            overflow -= width - narrower
+        header = table.horizontalHeader()
+        for whole_headers in (True, False):  # too narrow to wrap whole words: elide the cells,
+            for column, floor in ELIDE_ORDER:  # then (narrower still) the headers too
+                if overflow <= 0:
+                    break
+                if whole_headers:
+                    floor = max(floor, header.sectionSizeHint(column))
+                width = table.columnWidth(column)
+                narrower = max(width - overflow, min(width, floor))
+                table.setColumnWidth(column, narrower)
+                overflow -= width - narrower
         others = self._columns_width() - table.columnWidth(MINERAL_COLUMN)
         table.setColumnWidth(
             MINERAL_COLUMN, max(table.columnWidth(MINERAL_COLUMN), available - others)
