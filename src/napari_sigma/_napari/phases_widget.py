@@ -1,7 +1,8 @@
 """The Phases dock widget: a live table of the phases of a phases Labels layer, and phase edits.
 
-The table (colour, name, pixels, area %, area µm², main elements, mineral) follows every edit of the
-layer: user brush strokes (``events.paint``), programmatic edits and undo/redo
+The table (colour, name, pixels, area %, area µm² (nm² for nanometre pixels), main elements,
+mineral) follows every edit of the layer: user brush strokes (``events.paint``), programmatic
+edits and undo/redo
 (``events.set_data`` / ``events.data`` / ``events.labels_update``) all call the incremental
 :meth:`~napari_sigma.phases.statistics.PhaseStatistics.update` and refresh the cells in place. Merge,
 Split and Mark unassigned are each one undo step of the layer; names live in the layer's
@@ -53,6 +54,10 @@ EDITED_NOTE = (
     "identified by the analysis on the phase it found; the phase was edited since (its pixels "
     "changed): Export identifies the edited phase again (phase_stats.csv, report.html)"
 )
+AREA_COLUMN = COLUMNS.index("area µm²")
+# a map of pixels under this size (µm) shows its phases' areas in nm²: test_TEM.bcf's (0.77 nm
+# pixels) read "0.002435" and "3.388e-05" µm²
+NM_AREA_PIXEL_UM = 0.01
 ELEMENTS_COLUMN = COLUMNS.index("elements")
 MINERAL_COLUMN = COLUMNS.index("mineral")
 # the numeric columns' headers in two lines when the table is narrower than its contents (their
@@ -638,7 +643,7 @@ class PhasesWidget(PhaseLayerDock):
         available = table.viewport().width()
         for compact in (False, True):
             for column, name in enumerate(COLUMNS):
-                label = COMPACT_HEADERS.get(name, name) if compact else name
+                label = self._header_label(name, compact)
                 if table.horizontalHeaderItem(column).text() != label:
                     table.horizontalHeaderItem(column).setText(label)
             table.resizeColumnsToContents()  # each column: its widest cell or its header
@@ -670,6 +675,20 @@ class PhasesWidget(PhaseLayerDock):
         )
         table.resizeRowsToContents()  # wrapped cells: their rows take the lines they need
         self._fit_table_height()
+
+    def _area_unit(self) -> tuple[str, float]:
+        """The area column's unit and its factor from µm²: nm² for a map of nanometre pixels."""
+        image = getattr(self.result, "image", None)
+        pixel = getattr(image, "pixel_size_um", None) if image is not None else None
+        if pixel is not None and pixel < NM_AREA_PIXEL_UM:
+            return "nm²", 1e6
+        return "µm²", 1.0
+
+    def _header_label(self, name: str, compact: bool) -> str:
+        if name == COLUMNS[AREA_COLUMN]:
+            unit = self._area_unit()[0]
+            return f"area\n{unit}" if compact else f"area {unit}"
+        return COMPACT_HEADERS.get(name, name) if compact else name
 
     def _fit_table_height(self) -> None:
         """The table's height at most its rows' (:data:`TABLE_ROOM_ROWS` at least)."""
@@ -705,6 +724,7 @@ class PhasesWidget(PhaseLayerDock):
 
         index = self._row_of_phase(table)
         edited = self._edits.get(id(self.layer), frozenset())
+        area_factor = self._area_unit()[1]
         lines = list(self.result.lines) if self.result is not None else []
         self.table.blockSignals(True)
         sorting = self.table.isSortingEnabled()
@@ -715,7 +735,7 @@ class PhasesWidget(PhaseLayerDock):
             cells = (  # numbers as numbers: the columns sort numerically
                 int(table.pixels[k]),
                 round(100.0 * float(table.area_fraction[k]), 2),
-                "" if area is None else float(f"{float(area):.4g}"),
+                "" if area is None else float(f"{float(area) * area_factor:.4g}"),
                 ", ".join(main_elements(table.mean_intensities[k], lines)),
                 self._mineral_text(phase_id, phase_id in edited),
             )
