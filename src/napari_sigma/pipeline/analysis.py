@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -271,56 +271,80 @@ def _analyse(
     clock = _Stopwatch()
     lines = choose_lines(image, settings)
     with clock.stage("features"):
-        measured = yield from line_features(
-            image, lines, settings.features, device, totals=totals is None
+        measured, dose, raw, smoothed, grid, counts = yield from _features_stage(
+            image, lines, settings, device, totals
         )
-        if totals is None:
-            from napari_sigma.io.validation import check_analysable
-
-            totals = check_analysable(image, settings.bin_factor, measured.totals)
-        intensities, intensity_sigma = measured.intensities, measured.sigma
-        binned = bin_image(measured.features, settings.bin_factor)
-        dose = _dose(image, settings, totals)
-        raw, smoothed = _analysis_features(binned, dose, settings)
-        grid = (binned.shape[0], binned.shape[1])
-        # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
-        windows = measured.windows
-        counts = None if windows is None else (bin_image(windows, settings.bin_factor), dose)
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     if embed or settings.cluster_space == "latent":
         latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))
     else:
         latent = LatentResult(np.zeros((0, settings.latent.dim), np.float32), method="none")
-    clustering_settings = settings.clustering
     valid = ~empty_pixels(dose)
-    if settings.cluster_space == "spatial":
-        finding = find_phases(
-            raw, smoothed, clustering_settings, _phase_finding(settings), counts, valid
-        )
-    else:
-        space = latent.latent if settings.cluster_space == "latent" else flat
-        finding = cluster_phases(space, clustering_settings)
+    finding = _clustering_stage(settings, raw, smoothed, flat, latent, counts, valid)
     clustering = yield from _timed(clock, "clustering", finding)
     labels = _full_resolution(clustering.labels.reshape(grid), settings.bin_factor, image.shape)
     unmixed = yield from _timed(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
-    labels, spectra, components, weights, abundances, interior, fractions, cores, deep, depth = (
-        unmixed
-    )
-    unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
-    phase_names = _phase_names(intensities, labels, lines, clustering.n_phases)
+    labels, interior, depth = unmixed[0], unmixed[5], unmixed[9]
+    phase_names = _phase_names(measured.intensities, labels, lines, clustering.n_phases)
     minerals, host = [], None
     if settings.identify_minerals:
         minerals, host = yield from _timed(
             clock, "minerals", _minerals(image, labels, lines, interior, settings, depth)
         )
         phase_names = mineral_phase_names(phase_names, minerals)
+    found = (clustering, unmixed, phase_names, minerals, host, valid)
+    return _analysis_result(image, settings, device, lines, measured, flat, latent, grid,
+                            found, clock)  # fmt: skip
+
+
+def _features_stage(image, lines, settings: AnalysisSettings, device, totals):
+    """The features stage of :func:`_analyse`: the measured line features (``totals``: the
+    full-resolution sums if already made), the dose, the unsmoothed and smoothed features of
+    the analysis grid, the grid and the trace search's Poisson counts (None without windows)."""
+    measured = yield from line_features(
+        image, lines, settings.features, device, totals=totals is None
+    )
+    if totals is None:
+        from napari_sigma.io.validation import check_analysable
+
+        totals = check_analysable(image, settings.bin_factor, measured.totals)
+    binned = bin_image(measured.features, settings.bin_factor)
+    dose = _dose(image, settings, totals)
+    raw, smoothed = _analysis_features(binned, dose, settings)
+    grid = (binned.shape[0], binned.shape[1])
+    # the trace-phase search needs Poisson counts: raw windows, not background-subtracted
+    windows = measured.windows
+    counts = None if windows is None else (bin_image(windows, settings.bin_factor), dose)
+    return measured, dose, raw, smoothed, grid, counts
+
+
+def _clustering_stage(settings: AnalysisSettings, raw, smoothed, flat, latent, counts, valid):
+    """The clustering stage's computation: the spatial phase finding, or a Gaussian mixture
+    of the latent space or of the features."""
+    clustering_settings = settings.clustering
+    if settings.cluster_space == "spatial":
+        return find_phases(
+            raw, smoothed, clustering_settings, _phase_finding(settings), counts, valid
+        )
+    space = latent.latent if settings.cluster_space == "latent" else flat
+    return cluster_phases(space, clustering_settings)
+
+
+def _analysis_result(image, settings, device, lines, measured, flat, latent, grid, found, clock):
+    """The :class:`AnalysisResult` of :func:`_analyse`'s stages (``found``: the clustering,
+    :func:`_unmix`'s tuple, the phase names, minerals and host spectra, the valid pixels)."""
+    clustering, unmixed, phase_names, minerals, host, valid = found
+    labels, spectra, components, weights, abundances, interior, fractions, cores, deep, depth = (
+        unmixed
+    )
+    unassigned = _full_resolution((~valid).astype(np.int32), settings.bin_factor, image.shape)
     return AnalysisResult(
         image=image,
         settings=settings,
         lines=lines,
-        intensities=intensities,
+        intensities=measured.intensities,
         latent=latent.latent[:, :2],
         latent_pixels=_representative_pixels(grid, settings.bin_factor, image.shape)[
             : len(latent.latent)
@@ -341,7 +365,7 @@ def _analyse(
         versions=package_versions(),
         features=flat,
         loss_history=list(latent.loss_history),
-        intensity_sigma=intensity_sigma,
+        intensity_sigma=measured.sigma,
         phase_minerals=minerals,
         phase_fractions=fractions,
         core_labels=cores if interior is not None else None,
@@ -539,17 +563,12 @@ def _unmix(
     phase sums less those of the pixels nearer a boundary), and the distance transform of the
     labels the cores were made from (:func:`_cores_and_deep`). None without minerals.
     """
+    # the steps' modules are imported here, before numba's load starts in a thread (two threads
+    # importing at once may see each other's partly initialised modules)
     from napari_sigma.compute.device import resident_counts
-    from napari_sigma.phases.boundaries import moved_spectra
-    from napari_sigma.phases.spectra import phase_sums_steps
-    from napari_sigma.unmixing.nmf import (
-        fractions_of_shares,
-        mean_phase_spectra,
-        nmf,
-        nnls_maps,
-        resident_phase_sums,
-        start_compiled_warm_up,
-    )
+    from napari_sigma.phases.boundaries import moved_spectra  # noqa: F401
+    from napari_sigma.phases.spectra import phase_sums_steps  # noqa: F401
+    from napari_sigma.unmixing.nmf import start_compiled_warm_up
 
     n_phases = clustering.n_phases
     yield Progress("unmixing", 0, 3, "phase spectra")
@@ -560,20 +579,76 @@ def _unmix(
     # numba's compiled abundance code loaded beside the phase sums (nothing is imported here
     # until nnls_maps joins it; CLI/scripts, CPU, large cubes only)
     start_compiled_warm_up(image.counts if resident is None else resident, device)
+    spectra, interior = yield from _phase_and_core_sums(
+        image.counts, resident, labels, cores, n_phases, settings.identify_minerals
+    )
+    low_energy = _low_energy_channels(image, settings)
+    weights, components = yield from _phase_spectra_nmf(
+        spectra, low_energy, n_phases, settings, device
+    )
+    counts = image.counts if resident is None else resident
+    pixels = np.bincount(labels.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
+    abundances, fractions = yield from _abundances_and_fractions(
+        counts, image.shape, components, spectra, pixels, low_energy, device
+    )
+    state = _Labelled(labels, spectra, interior, cores, deep, depth)
+    if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:
+        state = _to_majority(counts, state, fractions, pixels, ~low_energy, settings, n_phases)
+    twins = settings.phase_finding.twins
+    if settings.cluster_space == "spatial" and twins is not None and lines:
+        state = yield from _with_twins(image, state, lines, twins)
+    deep_sums = _deep_sums(counts, resident, state, n_phases)
+    return (state.labels, state.spectra, components, weights, abundances, state.interior,
+            fractions, state.cores, deep_sums, state.depth)  # fmt: skip
+
+
+class _Labelled(NamedTuple):
+    """Labels and what :func:`_unmix` keeps with them: the phases' sum spectra and, with
+    minerals (else None), the core labels, the cores' sums (interior), the labels of the deep
+    pixels and the labels' distance transform (:func:`_cores_and_deep`)."""
+
+    labels: np.ndarray
+    spectra: np.ndarray
+    interior: np.ndarray | None
+    cores: np.ndarray | None
+    deep: np.ndarray | None
+    depth: np.ndarray | None
+
+
+def _phase_and_core_sums(counts, resident, labels, cores, n_phases: int, with_cores: bool):
+    """The phases' sum spectra and (``with_cores``) their cores', else None: ``(spectra,
+    interior)``, in one pass over ``counts`` or on the device from the ``resident`` cube."""
+    from napari_sigma.phases.spectra import phase_sums_steps
+    from napari_sigma.unmixing.nmf import resident_phase_sums
+
     interior = None
     if resident is None:  # one pass over the cube for both sums
-        label_sets = [labels, cores] if settings.identify_minerals else [labels]
-        spectra, *rest = yield from phase_sums_steps(image.counts, label_sets, n_phases)
+        label_sets = [labels, cores] if with_cores else [labels]
+        spectra, *rest = yield from phase_sums_steps(counts, label_sets, n_phases)
         interior = rest[0] if rest else None
     else:
         spectra = resident_phase_sums(resident, labels, n_phases)
-        if settings.identify_minerals:
+        if with_cores:
             interior = resident_phase_sums(resident, cores, n_phases)
-    n_components = settings.n_components or n_phases
+    return spectra, interior
+
+
+def _low_energy_channels(image: SpectrumImage, settings: AnalysisSettings) -> np.ndarray:
+    """The channels below ``features.low_energy_cutoff_kev`` (True): left out of the NMF and of
+    the phase fractions' fit."""
     low_energy = np.zeros(image.energy.size, dtype=bool)
     low_energy[
         : image.energy.channel_range(-np.inf, settings.features.low_energy_cutoff_kev).stop
     ] = True
+    return low_energy
+
+
+def _phase_spectra_nmf(spectra, low_energy, n_phases: int, settings: AnalysisSettings, device):
+    """The NMF of the phase spectra without their low-energy channels: ``(weights,
+    components)`` (:func:`~napari_sigma.unmixing.nmf.nmf`)."""
+    from napari_sigma.unmixing.nmf import nmf
+
+    n_components = settings.n_components or n_phases
     masked = np.where(low_energy, 0, spectra)
     yield Progress("unmixing", 1, 3, f"NMF with {n_components} components")
     weights, components = nmf(
@@ -585,37 +660,66 @@ def _unmix(
         tol=1e-5,
         init=settings.nmf_init,
     )
-    counts = image.counts if resident is None else resident
-    pixels = np.bincount(labels.reshape(-1), minlength=n_phases + 1)[1 : n_phases + 1]
+    return weights, components
+
+
+def _abundances_and_fractions(counts, shape, components, spectra, pixels, low_energy, device):
+    """The components' abundances ``(y, x, C)`` and the phase fractions ``(y, x, K)`` of every
+    pixel, from one pass over the cube (:func:`~napari_sigma.unmixing.nmf.nnls_maps`)."""
+    from napari_sigma.unmixing.nmf import fractions_of_shares, mean_phase_spectra, nnls_maps
+
     # abundances and phase fractions from one pass over the cube
     bases = [(components, None), (mean_phase_spectra(spectra, pixels), low_energy)]
     abundances, shares = yield from nnls_maps(counts, bases, device=device)
-    abundances = abundances.reshape(*image.shape, -1)
+    abundances = abundances.reshape(*shape, -1)
     yield Progress("unmixing", 2, 3, "phase fractions")
-    fractions = fractions_of_shares(shares).reshape(*image.shape, -1)
-    if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:
-        majority = _majority_labels(labels, fractions, spectra, pixels, ~low_energy, settings)
-        if majority is not labels:  # only the moved pixels are read again
-            spectra = spectra + moved_spectra(counts, labels, majority, n_phases)
-            if interior is not None:
-                moved_cores, deep, depth = _cores_and_deep(majority)
-                interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
-                cores = moved_cores
-            labels = majority
-    twins = settings.phase_finding.twins
-    if settings.cluster_space == "spatial" and twins is not None and lines:
-        before = labels
-        labels, spectra, interior = yield from _twins(image, labels, spectra, interior, cores,
-                                                      lines, twins)  # fmt: skip
-        if labels is not before and interior is not None:
-            cores, deep, depth = _cores_and_deep(labels)
-    deep_sums = None
-    if interior is not None and resident is not None:  # summed on the device
-        deep_sums = resident_phase_sums(resident, deep, n_phases)
-    elif interior is not None:  # the phase sums less those of the few shallow pixels (read alone)
-        deep_sums = spectra + moved_spectra(counts, labels, deep, n_phases)
-    return (labels, spectra, components, weights, abundances, interior, fractions, cores,
-            deep_sums, depth)  # fmt: skip
+    fractions = fractions_of_shares(shares).reshape(*shape, -1)
+    return abundances, fractions
+
+
+def _to_majority(counts, state: _Labelled, fractions, pixels, channels, settings, n_phases):
+    """``state`` with the boundary pixels moved to their majority phase
+    (:func:`_majority_labels`) and its sums following them (only the moved pixels are read
+    again); ``state`` itself when none moves."""
+    from napari_sigma.phases.boundaries import moved_spectra
+
+    labels, spectra = state.labels, state.spectra
+    interior, cores, deep, depth = state.interior, state.cores, state.deep, state.depth
+    majority = _majority_labels(labels, fractions, spectra, pixels, channels, settings)
+    if majority is labels:
+        return state
+    spectra = spectra + moved_spectra(counts, labels, majority, n_phases)
+    if interior is not None:
+        moved_cores, deep, depth = _cores_and_deep(majority)
+        interior = interior + moved_spectra(counts, cores, moved_cores, n_phases)
+        cores = moved_cores
+    return _Labelled(majority, spectra, interior, cores, deep, depth)
+
+
+def _with_twins(image, state: _Labelled, lines, twins) -> Computation[_Labelled]:
+    """``state`` after :func:`_twins`; the cores made again from the new labels when they moved
+    (with minerals)."""
+    labels, spectra, interior = yield from _twins(
+        image, state.labels, state.spectra, state.interior, state.cores, lines, twins
+    )
+    cores, deep, depth = state.cores, state.deep, state.depth
+    if labels is not state.labels and interior is not None:
+        cores, deep, depth = _cores_and_deep(labels)
+    return _Labelled(labels, spectra, interior, cores, deep, depth)
+
+
+def _deep_sums(counts, resident, state: _Labelled, n_phases: int):
+    """The sums of the pixels the mineral report's abundance basis takes (``state.deep``; None
+    without minerals): on the device, or the phase sums less those of the few shallow pixels
+    (read alone)."""
+    from napari_sigma.phases.boundaries import moved_spectra
+    from napari_sigma.unmixing.nmf import resident_phase_sums
+
+    if state.interior is not None and resident is not None:  # summed on the device
+        return resident_phase_sums(resident, state.deep, n_phases)
+    if state.interior is not None:  # the phase sums less those of the few shallow pixels
+        return state.spectra + moved_spectra(counts, state.labels, state.deep, n_phases)
+    return None
 
 
 def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
