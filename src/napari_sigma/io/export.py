@@ -356,13 +356,38 @@ def export_steps(
 def _export_steps(
     result, out_dir, labels, names, child, sum_spectra=None
 ) -> Computation[dict[str, Path]]:
-    from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report
+    # imported first, as before these steps were cut apart (used by _report_step)
+    from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report  # noqa: F401
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    image = result.image
     own_labels = labels is None
     labels = np.asarray(result.labels if labels is None else labels)
+    table, sums = yield from _phase_table_step(
+        result, labels, own_labels, names, child, sum_spectra
+    )
+    paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}
+    yield from _write_maps_and_spectra(result, labels, table, paths)
+    mineral_paths, tables, minerals, cube_sums = yield from _mineral_report_step(
+        result, labels, table, out, child, sums
+    )
+    yield Progress("export", 6, 9, "phase_stats.csv")
+    fractions = tables.label_fractions if tables is not None else None
+    table.abundance_fraction = yield from _waiting_for(
+        "phase_stats.csv", _phase_abundances, result, labels, table.phase_ids, fractions,
+        cube_sums,
+    )  # fmt: skip
+    write_stats_csv(paths["phase_stats"], table, minerals)
+    yield from _report_step(result, paths["report"], labels, table, tables, child)
+    yield Progress("export", 8, 9, "run.json")
+    write_run_json(paths["run"], run_info(result, labels))
+    return {**paths, **mineral_paths}
+
+
+def _phase_table_step(result, labels, own_labels, names, child, sum_spectra):
+    """The live phase table of ``labels`` and the exact phase sums it was made from (None where
+    a pass over the cube made it): ``(table, sums)``."""
+    image = result.image
     yield Progress("export", 0, 9, "phase statistics")
     statistics = (labels, image.counts, result.intensities, result.lines, image.pixel_size_um)
     phase_names = list(result.phase_names if names is None else names)
@@ -387,7 +412,12 @@ def _export_steps(
             *statistics, names=phase_names, stage="export", sum_spectra=sums
         )
     table = table.live()  # phases merged away or erased by edits are not exported
-    paths = {key: out / name for key, name in EXPORT_FILES.items() if key not in MINERAL_FILES}
+    return table, sums
+
+
+def _write_maps_and_spectra(result, labels, table, paths) -> Computation[None]:
+    """phases.tif, abundances.tif, phase_spectra.csv and unmixed_spectra.csv."""
+    image = result.image
     yield Progress("export", 1, 9, "phases.tif")
     write_labels_tiff(paths["phases"], labels, image.pixel_size_um)
     yield Progress("export", 2, 9, "abundances.tif")
@@ -399,6 +429,12 @@ def _export_steps(
     write_spectra_csv(
         paths["unmixed_spectra"], image.energy, result.components, result.component_names
     )
+
+
+def _mineral_report_step(result, labels, table, out, child, sums):
+    """The mineral report's files (:func:`~napari_sigma.io.mineralogy.write_mineral_report`),
+    in the child where the cube travels or its sums were made here: ``(paths, tables,
+    minerals, cube_sums)`` (``cube_sums``: the sums made here for the child, else None)."""
     from napari_sigma.io.mineralogy import write_mineral_report
 
     yield Progress("export", 5, 9, "minerals")
@@ -407,7 +443,7 @@ def _export_steps(
         return write_mineral_report(result, labels, table, out)
 
     cube_sums = None
-    if child is not None and cube_travels(image.counts):
+    if child is not None and cube_travels(result.image.counts):
         mineral_paths, tables, minerals = yield from _waiting_for(
             "minerals", _in_child_or_here, minerals_here, child, "write_mineral_report",
             mineral_inputs(result), labels, table, out,
@@ -430,29 +466,26 @@ def _export_steps(
         )  # fmt: skip
     else:
         mineral_paths, tables, minerals = yield from _waiting_for("minerals", minerals_here)
-    yield Progress("export", 6, 9, "phase_stats.csv")
-    fractions = tables.label_fractions if tables is not None else None
-    table.abundance_fraction = yield from _waiting_for(
-        "phase_stats.csv", _phase_abundances, result, labels, table.phase_ids, fractions,
-        cube_sums,
-    )  # fmt: skip
-    write_stats_csv(paths["phase_stats"], table, minerals)
+    return mineral_paths, tables, minerals, cube_sums
+
+
+def _report_step(result, path, labels, table, tables, child) -> Computation[None]:
+    """report.png, drawn in the child when there is one."""
+    from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report
+
     yield Progress("export", 7, 9, "report.png")
 
     def report_here():
-        render_report(result, paths["report"], labels=labels, table=table, mineralogy=tables)
+        render_report(result, path, labels=labels, table=table, mineralogy=tables)
 
     if child is None:
         yield from _waiting_for("report.png", report_here)
     else:
         yield from _waiting_for(
             "report.png", _in_child_or_here, report_here, child, "render_report",
-            drawn_of(result), paths["report"], labels=labels, table=table,
+            drawn_of(result), path, labels=labels, table=table,
             mineralogy=drawn_mineralogy(tables),
         )  # fmt: skip
-    yield Progress("export", 8, 9, "run.json")
-    write_run_json(paths["run"], run_info(result, labels))
-    return {**paths, **mineral_paths}
 
 
 def _in_child_or_here(here: Any, child: Any, name: str, *args: Any, **kwargs: Any) -> Any:
