@@ -356,9 +356,6 @@ def export_steps(
 def _export_steps(
     result, out_dir, labels, names, child, sum_spectra=None
 ) -> Computation[dict[str, Path]]:
-    # imported first, as before these steps were cut apart (used by _report_step)
-    from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report  # noqa: F401
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     own_labels = labels is None

@@ -295,7 +295,6 @@ def labelled_model(
         Phase id of every grid pixel (0: unassigned, not used).
     ids, names : the phases to keep (ids without pixels are dropped).
     """
-    from napari_sigma.phases.colors import phase_colors
     from napari_sigma.phases.homogeneity import homogeneous_pixels
     from napari_sigma.phases.mixed_pixels import phase_templates
 
@@ -307,11 +306,7 @@ def labelled_model(
     names = [names[k] for k in present]
     colors = None if colors is None else np.asarray(colors, dtype=np.float64)[present]
     homogeneous = homogeneous_pixels(smoothed, finding.homogeneity, finding.noise_quantile)
-    training = np.zeros(labels.shape, bool)
-    for phase_id in ids:
-        inside = labels == phase_id
-        few = np.count_nonzero(inside & homogeneous) < 2
-        training |= inside if few else inside & homogeneous
+    training = _labelled_training_pixels(labels, ids, homogeneous)
     members = raw[training].astype(np.float64)
     hard = _index(ids, labels[training])
     mix_space = "anscombe" if settings.features.normalisation == "poisson" else "linear"
@@ -321,13 +316,7 @@ def labelled_model(
     whitening = np.linalg.cholesky(pooled + 1e-3 * np.eye(n_features))
     centred = members - members.mean(axis=0)
     axes = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)[2][:2]
-    if colors is None:
-        colors = np.asarray(phase_colors(int(ids.max())), dtype=np.float64)[ids - 1]
-    rgba = (
-        np.concatenate([colors[:, :3], np.ones((len(ids), 1))], axis=1)
-        if colors.shape[1] == 3
-        else colors
-    )
+    rgba = _phase_rgba(colors, ids)
     return FittedModel(
         settings=settings,
         lines=tuple(lines),
@@ -346,6 +335,33 @@ def labelled_model(
         feature_mean=np.zeros(0) if mean is None else np.asarray(mean),
         feature_std=np.zeros(0) if std is None else np.asarray(std),
     )
+
+
+def _labelled_training_pixels(
+    labels: np.ndarray, ids: np.ndarray, homogeneous: np.ndarray
+) -> np.ndarray:
+    """The pixels :func:`labelled_model` learns from: each phase's homogeneous pixels, or all of
+    its pixels where fewer than two are homogeneous."""
+    training = np.zeros(labels.shape, bool)
+    for phase_id in ids:
+        inside = labels == phase_id
+        few = np.count_nonzero(inside & homogeneous) < 2
+        training |= inside if few else inside & homogeneous
+    return training
+
+
+def _phase_rgba(colors: np.ndarray | None, ids: np.ndarray) -> np.ndarray:
+    """RGBA of the phases ``ids``: ``colors`` (RGB or RGBA rows), or the default phase colours."""
+    from napari_sigma.phases.colors import phase_colors
+
+    if colors is None:
+        colors = np.asarray(phase_colors(int(ids.max())), dtype=np.float64)[ids - 1]
+    rgba = (
+        np.concatenate([colors[:, :3], np.ones((len(ids), 1))], axis=1)
+        if colors.shape[1] == 3
+        else colors
+    )
+    return rgba
 
 
 def _index(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
