@@ -88,19 +88,10 @@ def plan(dataset) -> Plan | None:
 def _plan(dataset) -> Plan | None:
     dtype = np.dtype(dataset.dtype)
     shape = tuple(int(n) for n in dataset.shape)
-    if dtype.kind not in "uif" or not dtype.isnative or dtype.itemsize not in (1, 2, 4, 8):
+    storage = _decodable_storage(dataset, dtype, shape)
+    if storage is None:
         return None
-    if len(shape) < 1 or 0 in shape:
-        return None
-    dcpl = dataset.id.get_create_plist()
-    if dcpl.get_external_count() != 0:
-        return None
-    filters = [dcpl.get_filter(i) for i in range(dcpl.get_nfilters())]
-    if any(f[0] != _SHUFFLE for f in filters) or len(filters) > 1:
-        return None
-    has_shuffle = bool(filters)
-    if has_shuffle and tuple(filters[0][2])[:1] not in ((), (dtype.itemsize,)):
-        return None
+    dcpl, has_shuffle = storage
     filename = dataset.file.filename
     file_size = os.path.getsize(filename)
     nbytes = int(np.prod(shape)) * dtype.itemsize
@@ -118,7 +109,35 @@ def _plan(dataset) -> Plan | None:
         return _tiled_plan(dataset, shape, dtype, chunks, has_shuffle, file_size)
     if chunks[1:] != shape[1:]:
         return None  # chunks that split a later axis: left to HDF5
-    row_bytes = nbytes // shape[0]
+    return _banded_plan(dataset, filename, shape, dtype, chunks, has_shuffle, file_size)
+
+
+def _decodable_storage(dataset, dtype: np.dtype, shape: tuple[int, ...]):
+    """``(creation property list, shuffled)`` of a dataset whose stored bytes this module can
+    decode (native integers or floats, not empty, no external file, no filter but the byte
+    shuffle of its own element size); None for any other."""
+    if dtype.kind not in "uif" or not dtype.isnative or dtype.itemsize not in (1, 2, 4, 8):
+        return None
+    if len(shape) < 1 or 0 in shape:
+        return None
+    dcpl = dataset.id.get_create_plist()
+    if dcpl.get_external_count() != 0:
+        return None
+    filters = [dcpl.get_filter(i) for i in range(dcpl.get_nfilters())]
+    if any(f[0] != _SHUFFLE for f in filters) or len(filters) > 1:
+        return None
+    has_shuffle = bool(filters)
+    if has_shuffle and tuple(filters[0][2])[:1] not in ((), (dtype.itemsize,)):
+        return None
+    return dcpl, has_shuffle
+
+
+def _banded_plan(
+    dataset, filename: str, shape, dtype, chunks, has_shuffle: bool, file_size: int
+) -> Plan | None:
+    """The plan of a dataset stored in row bands (chunks of whole rows): one piece per chunk,
+    checked against the index (every band written once, inside the file)."""
+    row_bytes = int(np.prod(shape)) * dtype.itemsize // shape[0]
     stored_elements = int(np.prod(chunks))
     n_chunks = -(-shape[0] // chunks[0])
     if dataset.id.get_num_chunks() != n_chunks:
