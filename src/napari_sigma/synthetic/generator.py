@@ -689,26 +689,13 @@ def make_synthetic(
     -------
     SyntheticSample
     """
-    specs = [_as_phase(phase) for phase in phases]
-    if layout == "particles":
-        specs.append(_as_phase("carbon" if substrate is None else substrate))
-    elif substrate is not None:
-        raise ValueError("a substrate is only used with layout='particles'")
-    if len(specs) < 2:
-        raise ValueError("a synthetic sample needs at least two phases")
+    specs = _phase_specs(phases, layout, substrate)
     rng = np.random.default_rng(seed)
     phase_map = _phase_map(layout, tuple(shape), len(specs), grain_size, area_fractions, rng)
     fractions = mixing_fractions(phase_map, len(specs), boundary_width)
     axis = EnergyAxis(DETECTOR_OFFSET_KEV, DETECTOR_SCALE_KEV, int(n_channels))
-    line_part, background = phase_spectra(specs, axis, beam_energy)
-    mean_yield = float(fractions.mean(axis=(0, 1)) @ (line_part + background).sum(axis=1))
-    dose = counts_per_pixel / mean_yield
-    pure, pure_lines = (line_part + background) * dose, line_part * dose
-    labels = (np.argmax(fractions, axis=-1) + 1).astype(np.int32)
-    missing = sorted(set(range(1, len(specs) + 1)) - set(np.unique(labels).tolist()))
-    if missing:
-        names = ", ".join(specs[k - 1].name for k in missing)
-        raise ValueError(f"no pixel of {names} in a {shape} field: enlarge it or the grain count")
+    pure, pure_lines = _dosed_spectra(specs, fractions, axis, beam_energy, counts_per_pixel)
+    labels = _dominant_labels(fractions, specs, shape)
     counts = sample_counts(fractions, pure, rng, dtype)
     elements = _elements_of(specs, beam_energy)
     lines = tuple(default_line(el, beam_energy).name for el in elements)
@@ -736,6 +723,48 @@ def make_synthetic(
         lines=lines,
         phases=tuple(specs),
     )
+
+
+def _phase_specs(
+    phases: Sequence[str | PhaseSpec], layout: str, substrate: str | PhaseSpec | None
+) -> list[PhaseSpec]:
+    """The phases of :func:`make_synthetic` (the particles' substrate last), checked."""
+    specs = [_as_phase(phase) for phase in phases]
+    if layout == "particles":
+        specs.append(_as_phase("carbon" if substrate is None else substrate))
+    elif substrate is not None:
+        raise ValueError("a substrate is only used with layout='particles'")
+    if len(specs) < 2:
+        raise ValueError("a synthetic sample needs at least two phases")
+    return specs
+
+
+def _dosed_spectra(
+    specs: list[PhaseSpec],
+    fractions: np.ndarray,
+    axis: EnergyAxis,
+    beam_energy: float,
+    counts_per_pixel: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The expected spectra of the pure phases (all counts, and the lines' alone), scaled so
+    that a pixel holds ``counts_per_pixel`` counts on average over the field."""
+    line_part, background = phase_spectra(specs, axis, beam_energy)
+    mean_yield = float(fractions.mean(axis=(0, 1)) @ (line_part + background).sum(axis=1))
+    dose = counts_per_pixel / mean_yield
+    return (line_part + background) * dose, line_part * dose
+
+
+def _dominant_labels(
+    fractions: np.ndarray, specs: list[PhaseSpec], shape: tuple[int, int]
+) -> np.ndarray:
+    """The ground-truth labels 1..K (the phase of largest fraction); every phase must have a
+    pixel."""
+    labels = (np.argmax(fractions, axis=-1) + 1).astype(np.int32)
+    missing = sorted(set(range(1, len(specs) + 1)) - set(np.unique(labels).tolist()))
+    if missing:
+        names = ", ".join(specs[k - 1].name for k in missing)
+        raise ValueError(f"no pixel of {names} in a {shape} field: enlarge it or the grain count")
+    return labels
 
 
 def demo_sample(seed: int = 0) -> SyntheticSample:
