@@ -237,49 +237,68 @@ def intergrowth_candidates(
     }  # fmt: skip
     fits = []
     for ignored in ident.comparison_variants(wt):
-        kept = {el: max(v, 0.0) for el, v in wt.items()
-                if el not in ident.INVISIBLE and el not in ignored}  # fmt: skip
-        kept_total = sum(kept.values())
-        if kept_total <= 0:
-            continue
-        measured_wt = {el: 100.0 * v / kept_total for el, v in kept.items()}
-        err = {el: e * 100.0 / kept_total for el, e in err_wt.items() if el in kept}
-        measured = set(measured_wt)
-        components = _components(library, heavy_measured, film, ignored)
-        comparable = {
-            m: ident._comparable(library[m].composition, measured)
-            for c in components
-            for m in c.members
-        }
-        elements = sorted(measured.union(*comparable.values()))
-        columns = {
-            m: np.array([col.get(el, 0.0) for el in elements]) for m, col in comparable.items()
-        }
-        y = np.array([measured_wt.get(el, 0.0) for el in elements])
-        e = np.array([err.get(el, 0.0) for el in elements])
-        in_measured = np.array([el in measured for el in elements])
-        sigma = np.sqrt(e**2 + (ident.RELATIVE_TOLERANCE * y) ** 2 + ident.ABSOLUTE_TOLERANCE_WT**2)
-        required = {el for el, v, s in zip(elements, y, sigma, strict=True)
-                    if el not in ident.LIGHT and v / s >= 2.0}  # fmt: skip
-        heavy = {c.name: _heavy_of(c, library) for c in components}
-        unmeasured = {c.name: _light_of(c, library) - measured - set(ignored) for c in components}
-        penalty = ident.IGNORED_LIGHT_PENALTY ** len(ignored)
-        for a, b in itertools.combinations(components, 2):
-            if heavy[a.name] == heavy[b.name] or not required <= heavy[a.name] | heavy[b.name]:
-                continue  # O (or C) alone tells them apart, or a major element unexplained
-            if _same_series(a, b, library) or _incompatible(a, b, library):
-                continue
-            if _metallic(a, library) and _metallic(b, library):
-                continue
-            if unmeasured[a.name] or unmeasured[b.name]:
-                continue  # a light element not analysed: the share is fitted without its anion
-            fit = _pair_fits(a, b, columns, y, e, in_measured)
-            if fit is not None:
-                cost = penalty
-                fits.append((fit[0] * cost, cost, ignored, a, b, fit[1], measured_wt, err))
+        fits += _variant_fits(wt, err_wt, ignored, library, heavy_measured, film)
     fits.sort(key=lambda item: -item[0])
+    return _distinct(_best_candidates(fits[:BUILT], library, film))
+
+
+def _variant_fits(wt, err_wt, ignored, library, heavy_measured, film) -> list[tuple]:
+    """The fitted pairs of one comparison variant (``ignored``: the elements it leaves out),
+    ``(score, cost, ignored, a, b, shares, measured_wt, err)`` each, in pair order."""
+    kept = {el: max(v, 0.0) for el, v in wt.items()
+            if el not in ident.INVISIBLE and el not in ignored}  # fmt: skip
+    kept_total = sum(kept.values())
+    if kept_total <= 0:
+        return []
+    measured_wt = {el: 100.0 * v / kept_total for el, v in kept.items()}
+    err = {el: e * 100.0 / kept_total for el, e in err_wt.items() if el in kept}
+    measured = set(measured_wt)
+    components = _components(library, heavy_measured, film, ignored)
+    comparable = {
+        m: ident._comparable(library[m].composition, measured)
+        for c in components
+        for m in c.members
+    }
+    elements = sorted(measured.union(*comparable.values()))
+    columns = {m: np.array([col.get(el, 0.0) for el in elements]) for m, col in comparable.items()}
+    y = np.array([measured_wt.get(el, 0.0) for el in elements])
+    e = np.array([err.get(el, 0.0) for el in elements])
+    in_measured = np.array([el in measured for el in elements])
+    sigma = np.sqrt(e**2 + (ident.RELATIVE_TOLERANCE * y) ** 2 + ident.ABSOLUTE_TOLERANCE_WT**2)
+    required = {el for el, v, s in zip(elements, y, sigma, strict=True)
+                if el not in ident.LIGHT and v / s >= 2.0}  # fmt: skip
+    heavy = {c.name: _heavy_of(c, library) for c in components}
+    unmeasured = {c.name: _light_of(c, library) - measured - set(ignored) for c in components}
+    penalty = ident.IGNORED_LIGHT_PENALTY ** len(ignored)
+    fits = []
+    for a, b in itertools.combinations(components, 2):
+        if not _admissible_pair(a, b, heavy, required, unmeasured, library):
+            continue
+        fit = _pair_fits(a, b, columns, y, e, in_measured)
+        if fit is not None:
+            cost = penalty
+            fits.append((fit[0] * cost, cost, ignored, a, b, fit[1], measured_wt, err))
+    return fits
+
+
+def _admissible_pair(a, b, heavy, required, unmeasured, library) -> bool:
+    """Whether a pair of components is fitted at all (see the module docstring)."""
+    if heavy[a.name] == heavy[b.name] or not required <= heavy[a.name] | heavy[b.name]:
+        return False  # O (or C) alone tells them apart, or a major element unexplained
+    if _same_series(a, b, library) or _incompatible(a, b, library):
+        return False
+    if _metallic(a, library) and _metallic(b, library):
+        return False
+    if unmeasured[a.name] or unmeasured[b.name]:
+        return False  # a light element not analysed: the share is fitted without its anion
+    return True
+
+
+def _best_candidates(fits, library, film) -> list[ident.Candidate]:
+    """The candidates of the best ``fits`` (names, compositions), each name once in its best
+    variant, best first; a variant without O only where a surface film explains the O."""
     best: dict[str, ident.Candidate] = {}
-    for _fit_score, cost, ignored, a, b, shares, measured_wt, err in fits[:BUILT]:
+    for _fit_score, cost, ignored, a, b, shares, measured_wt, err in fits:
         candidate = _pair_candidate(a, b, shares, library, measured_wt, err, set(measured_wt))
         candidate.score *= cost
         candidate.ignored = ignored
@@ -288,9 +307,13 @@ def intergrowth_candidates(
         kept_candidate = best.get(candidate.name)
         if kept_candidate is None or candidate.score > kept_candidate.score:
             best[candidate.name] = candidate
-    ranked = sorted(best.values(), key=lambda c: -c.score)
+    return sorted(best.values(), key=lambda c: -c.score)
+
+
+def _distinct(ranked: list[ident.Candidate]) -> list[ident.Candidate]:
+    """``ranked`` with polymorphs (quartz, cristobalite) once: the first in table order."""
     seen, distinct = set(), []
-    for candidate in ranked:  # polymorphs (quartz, cristobalite): the first in table order
+    for candidate in ranked:
         key = (
             candidate.ignored,
             tuple(sorted((el, round(v, 2)) for el, v in candidate.composition.items())),
