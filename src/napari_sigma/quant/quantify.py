@@ -289,15 +289,7 @@ def quantify_intensities(
     """
     settings = settings or QuantSettings()
     settings = replace(settings, detector=settings.detector_for(mode))
-    skip = set(settings.excluded) | set(settings.fixed)
-    if settings.oxygen_by_stoichiometry:
-        skip.add("O")
-    measured = {el: s for el, s in intensities.items() if el not in skip and s.counts > 0}
-    notes = [
-        f"{el}: no counts" for el, s in intensities.items() if el not in skip and s.counts <= 0
-    ]
-    if not measured:
-        raise ValueError("no element with counts to quantify")
+    measured, skip, notes = _measured_shells(intensities, settings)
     mass_thickness = _mass_thickness(settings)
     raw = {el: s.counts for el, s in measured.items()}
     composition, total = _close(raw, settings)
@@ -315,23 +307,10 @@ def quantify_intensities(
         else:
             if fluorescence_at is None or _distance(composition, fluorescence_at) > REFRESH:
                 fluorescence_at = dict(composition)  # fluorescence changes slowly: refresh rarely
-                fluorescence = {
-                    line: physics.fluorescence_ratio(composition, line, beam_kev, takeoff_deg)
-                    for s in measured.values()
-                    for line in s.lines
-                }
-            predicted = {
-                el: _bulk_prediction(
-                    s,
-                    composition,
-                    beam_kev,
-                    takeoff_deg,
-                    settings.detector,
-                    fluorescence,
-                    settings.absorption,
-                )
-                for el, s in measured.items()
-            }
+                fluorescence = _fluorescence_ratios(measured, composition, beam_kev, takeoff_deg)
+            predicted = _bulk_predictions(
+                measured, composition, beam_kev, takeoff_deg, settings, fluorescence
+            )
         raw = {el: s.counts / predicted[el] for el, s in measured.items() if predicted[el] > 0}
         updated, total = _close(raw, settings)
         change = max(abs(updated.get(el, 0) - composition.get(el, 0)) for el in updated)
@@ -342,6 +321,56 @@ def quantify_intensities(
     if not converged:
         notes.append(f"not converged after {iterations} iterations")
     scale = 1.0 if settings.normalise else total
+    wt, err_wt = _mass_percents(composition, scale, measured, intensities, skip, settings)
+    return _report(wt, err_wt, scale * 100.0, mode, takeoff_deg, beam_kev, iterations,
+                   converged, notes, settings)  # fmt: skip
+
+
+def _measured_shells(intensities: Mapping[str, ShellIntensity], settings: QuantSettings):
+    """``(measured, skip, notes)``: the shells quantified (counts above zero, not excluded,
+    fixed or computed by stoichiometry), the elements left out, a note per shell without
+    counts. Raises ValueError when none is left."""
+    skip = set(settings.excluded) | set(settings.fixed)
+    if settings.oxygen_by_stoichiometry:
+        skip.add("O")
+    measured = {el: s for el, s in intensities.items() if el not in skip and s.counts > 0}
+    notes = [
+        f"{el}: no counts" for el, s in intensities.items() if el not in skip and s.counts <= 0
+    ]
+    if not measured:
+        raise ValueError("no element with counts to quantify")
+    return measured, skip, notes
+
+
+def _fluorescence_ratios(measured, composition, beam_kev: float, takeoff_deg: float) -> dict:
+    """The fluorescence ratio of every line of the measured shells at ``composition``."""
+    return {
+        line: physics.fluorescence_ratio(composition, line, beam_kev, takeoff_deg)
+        for s in measured.values()
+        for line in s.lines
+    }
+
+
+def _bulk_predictions(measured, composition, beam_kev, takeoff_deg, settings, fluorescence):
+    """:func:`_bulk_prediction` of every measured shell at ``composition``."""
+    return {
+        el: _bulk_prediction(
+            s,
+            composition,
+            beam_kev,
+            takeoff_deg,
+            settings.detector,
+            fluorescence,
+            settings.absorption,
+        )
+        for el, s in measured.items()
+    }
+
+
+def _mass_percents(composition, scale, measured, intensities, skip, settings):
+    """``(wt, err_wt)``: mass per cent of every element (``scale``: 1, or the analytical total
+    when not normalised) and its error from the counts' (0 for an element looked for without
+    counts; oxygen by stoichiometry from its cations')."""
     wt = {el: 100.0 * c * scale for el, c in composition.items()}
     relative = {el: s.sigma / s.counts for el, s in measured.items()}
     err_wt = {el: wt[el] * relative.get(el, 0.0) for el in wt}
@@ -350,8 +379,7 @@ def quantify_intensities(
             wt[el], err_wt[el] = 0.0, 0.0
     if settings.oxygen_by_stoichiometry and "O" in wt:
         err_wt["O"] = _oxygen_error(wt, err_wt, settings)
-    return _report(wt, err_wt, scale * 100.0, mode, takeoff_deg, beam_kev, iterations,
-                   converged, notes, settings)  # fmt: skip
+    return wt, err_wt
 
 
 REFRESH = 1e-3
