@@ -225,43 +225,63 @@ def identify_phases(
         note = "no beam energy in the file: phases not quantified"
         return [PhaseMineral(pid, None, None, note) for pid in ids]
     width = _detector_width(spectra[[i - 1 for i in ids]].sum(axis=0), image, elements, settings)
+    spectra, corrections = _host_corrections(image, labels, spectra, depth, host, settings)
+    found = []
+    for step, pid in enumerate(ids, start=1):
+        yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
+        own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
+        found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
+        _note_host_correction(found[-1], corrections.get(pid))
+    _explain_by_neighbours(found, labels, library)
+    if labels.ndim == 2:
+        yield from _measured_dispersions(found, image, labels, depth, dispersion, len(ids))
+        if same_mineral_groups(found):
+            distinguish_same_names(found, {m.phase_id: m.dispersion for m in found})
+    return found
+
+
+def _host_corrections(image, labels, spectra, depth, host, settings: QuantSettings):
+    """``(spectra, corrections by phase id)``: with ``settings.host_correction``, the spectra
+    with a host's share removed from the particles'
+    (:func:`~napari_sigma.minerals.host.host_corrected_spectra`, or ``host`` when given);
+    without it, ``spectra`` and no correction."""
     corrections: dict[int, HostCorrection] = {}
     if settings.host_correction and labels.ndim == 2:
         if host is None:
             energies, beam = image.energy.energies, float(image.beam_energy)
             host = host_corrected_spectra(image.counts, labels, spectra, energies, beam, depth)
         spectra, corrections = host
-    found = []
-    for step, pid in enumerate(ids, start=1):
-        yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
-        own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
-        found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
-        fix = corrections.get(pid)
-        if fix is not None and found[-1].quantification is not None:
-            found[-1].quantification.notes.append(
-                f"host correction: {100 * fix.share:.1f} % (+- {100 * fix.sigma:.1f}) of the "
-                f"counts removed as {_host_names(fix)}'s spectrum (fitted on "
-                f"{fix.centre_pixels} core pixels)"
-            )
-    _explain_by_neighbours(found, labels, library)
-    if labels.ndim == 2:
-        given = dict(dispersion or {})
-        asked = {
-            m.phase_id: list(m.quantification.wt)
-            for m in found
-            if m.quantification is not None and m.phase_id not in given
-        }
-        if asked:
-            yield Progress("minerals", len(ids), len(ids) + 1, "the pixels' scatter")
-            given.update(phase_line_dispersions(image, interior_labels(labels, depth), asked))
-        for m in found:
-            if m.quantification is not None and m.phase_id in given:
-                m.dispersion = {
-                    el: float(v) for el, v in given[m.phase_id].items() if el in m.quantification.wt
-                }
-        if same_mineral_groups(found):
-            distinguish_same_names(found, {m.phase_id: m.dispersion for m in found})
-    return found
+    return spectra, corrections
+
+
+def _note_host_correction(mineral: PhaseMineral, fix: HostCorrection | None) -> None:
+    """The host correction of a quantified phase, added to its quantification's notes."""
+    if fix is not None and mineral.quantification is not None:
+        mineral.quantification.notes.append(
+            f"host correction: {100 * fix.share:.1f} % (+- {100 * fix.sigma:.1f}) of the "
+            f"counts removed as {_host_names(fix)}'s spectrum (fitted on "
+            f"{fix.centre_pixels} core pixels)"
+        )
+
+
+def _measured_dispersions(found, image, labels, depth, dispersion, n_ids: int):
+    """Each quantified phase's ``dispersion``: from ``dispersion`` where given, the others
+    measured over the cores' pixels
+    (:func:`~napari_sigma.minerals.same_names.phase_line_dispersions`)."""
+    given = dict(dispersion or {})
+    asked = {
+        m.phase_id: list(m.quantification.wt)
+        for m in found
+        if m.quantification is not None and m.phase_id not in given
+    }
+    if asked:
+        yield Progress("minerals", n_ids, n_ids + 1, "the pixels' scatter")
+        given.update(phase_line_dispersions(image, interior_labels(labels, depth), asked))
+    for m in found:
+        if m.quantification is not None and m.phase_id in given:
+            m.dispersion = {
+                el: float(v) for el, v in given[m.phase_id].items() if el in m.quantification.wt
+            }
 
 
 NEIGHBOURS_TRIED = 2
