@@ -441,6 +441,30 @@ def with_unmeasured_carbon(
     return sorted(best.values(), key=lambda c: -c.score)
 
 
+def _with_neighbour_fit(mineral: Mineral, measured, err, host) -> tuple[float, float] | None:
+    """``(score, share of the neighbour)`` of ``measured`` as ``a mineral + b host`` (see
+    :func:`identify_with_neighbour`), None where the mineral is not comparable or the fitted
+    share is not admissible."""
+    from scipy.optimize import nnls
+
+    comparable = _comparable(mineral.composition, set(measured))
+    if not comparable:
+        return None
+    elements = sorted(set(measured) | set(comparable) | set(host))
+    s = np.array([_sigma(measured.get(el, 0.0), measured.get(el, 0.0), err.get(el, 0.0))
+                  for el in elements])  # fmt: skip
+    design = (
+        np.array([[comparable.get(el, 0.0), host.get(el, 0.0)] for el in elements]) / s[:, None]
+    )
+    target = np.array([measured.get(el, 0.0) for el in elements]) / s
+    (a, b), _ = nnls(design, target)
+    if a <= 0 or b <= 0 or b > MAX_NEIGHBOUR_SHARE * (a + b):
+        return None
+    mixed = {el: (a * comparable.get(el, 0.0) + b * host.get(el, 0.0)) / (a + b) for el in elements}
+    chi2, n = _chi2(measured, err, mixed)
+    return _score(chi2, n) * IGNORED_LIGHT_PENALTY, b / (a + b)
+
+
 MAX_NEIGHBOUR_SHARE = 0.5
 """Largest share (of the mass) of a neighbouring phase in a phase's measured composition that
 `identify_with_neighbour` explains away: the phase must still be mostly itself."""
@@ -467,8 +491,6 @@ def identify_with_neighbour(
     neighbour is either plus that neighbour, and the two scores say how far the measurement
     tells them apart.
     """
-    from scipy.optimize import nnls
-
     library = library or load_library()
     err = dict(err_wt or {})
     kept = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE}
@@ -483,24 +505,9 @@ def identify_with_neighbour(
     seen = set(measured)
     scored: list[tuple[float, int, Mineral, float]] = []
     for index, mineral in enumerate(library.minerals.values()):
-        comparable = _comparable(mineral.composition, seen)
-        if not comparable:
-            continue
-        elements = sorted(set(measured) | set(comparable) | set(host))
-        s = np.array([_sigma(measured.get(el, 0.0), measured.get(el, 0.0), err.get(el, 0.0))
-                      for el in elements])  # fmt: skip
-        design = (
-            np.array([[comparable.get(el, 0.0), host.get(el, 0.0)] for el in elements]) / s[:, None]
-        )
-        target = np.array([measured.get(el, 0.0) for el in elements]) / s
-        (a, b), _ = nnls(design, target)
-        if a <= 0 or b <= 0 or b > MAX_NEIGHBOUR_SHARE * (a + b):
-            continue
-        mixed = {
-            el: (a * comparable.get(el, 0.0) + b * host.get(el, 0.0)) / (a + b) for el in elements
-        }
-        chi2, n = _chi2(measured, err, mixed)
-        scored.append((_score(chi2, n) * IGNORED_LIGHT_PENALTY, index, mineral, b / (a + b)))
+        fit = _with_neighbour_fit(mineral, measured, err, host)
+        if fit is not None:
+            scored.append((fit[0], index, mineral, fit[1]))
     # the best first; equal scores in the library's order (the first of them is the best)
     scored.sort(key=lambda item: (-item[0], item[1]))
     if not scored or scored[0][0] < min_score:
