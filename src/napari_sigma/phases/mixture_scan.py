@@ -4,7 +4,7 @@ on a thread per core, and more starts of the fits near the K the criterion takes
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -101,29 +101,12 @@ def _restarted_fits(
     """
     n, d = scaled.shape
     fits = dict(fits)
-    likelihoods = {}
-    for k, (mixture, own) in fits.items():
-        if own is None:
-            own = _total_log_likelihood(scaled, mixture, prepared) / n
-        likelihoods[k] = own
-    if n > settings.restart_points:
-        rng = np.random.default_rng([settings.seed, 1])
-        part = scaled[np.sort(rng.choice(n, settings.restart_points, replace=False))]
-        explored = _PreparedPoints(part, prepared.device)
-    else:
-        part, explored = scaled, prepared
-
+    likelihoods = _mean_log_likelihoods(scaled, fits, prepared)
+    part, explored = _explored_points(scaled, settings, prepared)
     short = replace(settings, tol=settings.tol * SHORT_RUN_TOLERANCE)
-
-    def chosen_k() -> int:  # the K the settings' rule takes on the BIC so far
-        scores = {k: bic_of(n * ll, n, d, k, settings.covariance) for k, ll in likelihoods.items()}
-        if settings.criterion == "bic_knee":
-            return knee_k(scores, settings.knee_fraction)
-        return min(scores, key=scores.__getitem__)
-
     done: set[int] = set()
     while True:
-        best = chosen_k()
+        best = _chosen_k(likelihoods, n, d, settings)
         todo = [k for k in (best - 1, best, best + 1) if k in fits and k not in done]
         if not todo:
             return fits
@@ -131,23 +114,7 @@ def _restarted_fits(
             done.add(k)
             if k < 2:
                 continue
-            # the scan's fit, run as the short starts are on the same points (their rival),
-            # and the starts: independent fits (each seed's seeding is its own), run two at a
-            # time on two cores; the best taken in the order of the starts as one by one
-            fitted_all = yield from _fits_of(
-                [_fit_torch(part, k, short, settings.seed, explored, fits[k][0])]
-                + [
-                    _fit_torch(
-                        part, k, short, settings.seed + 1000 * (settings.n_init + a), explored
-                    )
-                    for a in range(settings.restarts)
-                ],
-                explored.on_cpu,
-            )
-            chosen, chosen_ll = None, fitted_all[0][1]
-            for fitted in fitted_all[1:]:
-                if fitted[1] > chosen_ll:
-                    chosen, chosen_ll = fitted[:2]
+            chosen = yield from _best_short_start(part, k, short, settings, explored, fits[k][0])
             if chosen is None:
                 continue
             chosen, chosen_ll, converged = yield from _fit_torch(  # polished on every point
@@ -156,6 +123,60 @@ def _restarted_fits(
             if chosen_ll > likelihoods[k]:
                 fits[k] = (chosen, chosen_ll if converged else None)
                 likelihoods[k] = chosen_ll
+
+
+def _mean_log_likelihoods(scaled: np.ndarray, fits: dict, prepared: _PreparedPoints) -> dict:
+    """The mean log-likelihood of every scan fit (computed where the scan did not give it)."""
+    n = scaled.shape[0]
+    likelihoods = {}
+    for k, (mixture, own) in fits.items():
+        if own is None:
+            own = _total_log_likelihood(scaled, mixture, prepared) / n
+        likelihoods[k] = own
+    return likelihoods
+
+
+def _explored_points(scaled: np.ndarray, settings: ClusteringSettings, prepared: _PreparedPoints):
+    """``(points, prepared points)`` the short starts run on: a seeded subsample of
+    ``restart_points``, or every point of a small map."""
+    n = scaled.shape[0]
+    if n > settings.restart_points:
+        rng = np.random.default_rng([settings.seed, 1])
+        part = scaled[np.sort(rng.choice(n, settings.restart_points, replace=False))]
+        explored = _PreparedPoints(part, prepared.device)
+    else:
+        part, explored = scaled, prepared
+    return part, explored
+
+
+def _chosen_k(likelihoods: dict, n: int, d: int, settings: ClusteringSettings) -> int:
+    """The K the settings' rule takes on the BIC so far."""
+    scores = {k: bic_of(n * ll, n, d, k, settings.covariance) for k, ll in likelihoods.items()}
+    if settings.criterion == "bic_knee":
+        return knee_k(scores, settings.knee_fraction)
+    return min(scores, key=scores.__getitem__)
+
+
+def _best_short_start(part, k: int, short, settings, explored, scan_fit) -> Computation[Any]:
+    """The best of ``settings.restarts`` short starts of ``k`` components on the explored
+    points where it beats the scan's fit run the same way (``scan_fit``, its rival); else
+    None."""
+    # the scan's fit, run as the short starts are on the same points (their rival),
+    # and the starts: independent fits (each seed's seeding is its own), run two at a
+    # time on two cores; the best taken in the order of the starts as one by one
+    fitted_all = yield from _fits_of(
+        [_fit_torch(part, k, short, settings.seed, explored, scan_fit)]
+        + [
+            _fit_torch(part, k, short, settings.seed + 1000 * (settings.n_init + a), explored)
+            for a in range(settings.restarts)
+        ],
+        explored.on_cpu,
+    )
+    chosen, chosen_ll = None, fitted_all[0][1]
+    for fitted in fitted_all[1:]:
+        if fitted[1] > chosen_ll:
+            chosen, chosen_ll = fitted[:2]
+    return chosen
 
 
 def _fits_of(steps: list, on_cpu: bool, report=None) -> Computation[list]:
