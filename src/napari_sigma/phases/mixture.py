@@ -214,26 +214,43 @@ def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = Non
     center, scale = fit.mean(0), float(fit.std()) or 1.0
     scaled = (fit - center) / scale
     candidates = _candidate_ks(settings, len(fit))
-    mixtures: dict[int, Mixture] = {}
-    scores: dict[int, float] = {}
     # the points and their outer products are the same for every K: prepared once
     torch_fit = settings.backend == "torch" and len(candidates) > 1
     prepared = _PreparedPoints(scaled, settings.device, len(scaled)) if torch_fit else None
-    scored = None
-    if prepared is not None and prepared.on_cpu and usable_cores() > 1:
-        # the fits of the K are independent: two at a time, one per core (the same results)
-        fits = yield from _fits_in_threads(scaled, candidates, settings, prepared)
-    else:
-        fits = {}
-        for step, k in enumerate(candidates):
-            message = f"Gaussian mixture with {k} phase{'s' if k > 1 else ''}"
-            progress = Progress(STAGE, step, len(candidates) + 1, message)
-            fitted = _fit_one(scaled, k, settings, prepared)
-            fits[k] = yield from _with_progress(fitted, progress)
+    fits = yield from _scanned_fits(scaled, candidates, settings, prepared)
     if settings.n_phases == "auto" and settings.restarts > 0 and prepared is not None:
         progress = Progress(STAGE, len(candidates), len(candidates) + 1, RESTART_MESSAGE)
         restarted = _restarted_fits(scaled, fits, settings, prepared)
         fits = yield from _with_progress(restarted, progress)
+    mixtures, scores = _unscaled_with_bic(fits, candidates, fit, center, scale, settings)
+    del prepared
+    yield Progress(STAGE, len(candidates), len(candidates) + 1, "assigning phases")
+    mixture, rule = _select(mixtures, scores, fit, settings)
+    criterion = scores if settings.n_phases == "auto" else {}
+    return _result(points, mixture, criterion, rule, settings.min_probability, settings.device)
+
+
+def _scanned_fits(scaled, candidates, settings: ClusteringSettings, prepared) -> Computation[dict]:
+    """``{k: (mixture, mean log-likelihood or None)}`` of every candidate K on the scaled
+    points: two at a time on a CPU of several cores, else one after the other."""
+    if prepared is not None and prepared.on_cpu and usable_cores() > 1:
+        # the fits of the K are independent: two at a time, one per core (the same results)
+        return (yield from _fits_in_threads(scaled, candidates, settings, prepared))
+    fits = {}
+    for step, k in enumerate(candidates):
+        message = f"Gaussian mixture with {k} phase{'s' if k > 1 else ''}"
+        progress = Progress(STAGE, step, len(candidates) + 1, message)
+        fitted = _fit_one(scaled, k, settings, prepared)
+        fits[k] = yield from _with_progress(fitted, progress)
+    return fits
+
+
+def _unscaled_with_bic(fits, candidates, fit, center, scale, settings: ClusteringSettings):
+    """``(mixtures, scores)``: every K's mixture in the points' own units and its BIC (from
+    EM's own likelihood where the fit gives it, else computed on the points)."""
+    mixtures: dict[int, Mixture] = {}
+    scores: dict[int, float] = {}
+    scored = None
     for k in candidates:
         mixture, mean_log_likelihood = fits[k]
         mixtures[k] = _unscaled(mixture, center, scale)
@@ -244,11 +261,7 @@ def cluster_phases(points: np.ndarray, settings: ClusteringSettings | None = Non
             if scored is None and len(candidates) > 1:
                 scored = _PreparedPoints(fit, "auto")
             scores[k] = bic(fit, mixtures[k], settings.covariance, scored)
-    del prepared, scored
-    yield Progress(STAGE, len(candidates), len(candidates) + 1, "assigning phases")
-    mixture, rule = _select(mixtures, scores, fit, settings)
-    criterion = scores if settings.n_phases == "auto" else {}
-    return _result(points, mixture, criterion, rule, settings.min_probability, settings.device)
+    return mixtures, scores
 
 
 def predict_probabilities(points: np.ndarray, result: ClusteringResult) -> np.ndarray:
