@@ -513,6 +513,60 @@ def _near_other(labels: np.ndarray, pair: tuple[int, int], margin: int) -> np.nd
     return binary_dilation(other, np.ones((3, 3), dtype=bool), iterations=margin)
 
 
+def _reassigned_pair(counts, labels, pair, energy, elements, beam_energy, settings, phase_means):
+    """``(labels, model)``: ``labels`` with the pixels of one pair of twins assigned again, round
+    after round until nothing moves or no model is fitted, and the pair's last model (None
+    where none was fitted)."""
+    from napari_sigma.phases.graph_cut import two_label_cut
+
+    result, model = labels, None
+    for round_ in range(settings.iterations):
+        yield Progress("unmixing", round_, settings.iterations, "assigning minor twins")
+        region = np.isin(result, pair)
+        evidence = region & ~_near_other(result, pair, settings.boundary_margin)
+        sums, pixels = _evidence_sums(counts, result, evidence, pair)
+        refit = twin_model(sums[0], sums[1], pixels, pair, energy, elements, beam_energy,
+                           settings)  # fmt: skip
+        if refit is None:
+            break
+        model = refit
+        log_ratio, weighed, gap = _pair_log_ratios(
+            counts, result, region, evidence, pair, model, settings, phase_means
+        )
+        first = two_label_cut(log_ratio, region, settings.boundary_cost)
+        new = np.where(region, np.where(first, pair[0], pair[1]), result).astype(result.dtype)
+        new = significant_changes(result, new, log_ratio, weighed, pair, gap,
+                                  settings.significance)  # fmt: skip
+        if np.array_equal(new, result):
+            break
+        result = new
+    return result, model
+
+
+def _pair_log_ratios(counts, labels, region, evidence, pair, model, settings, phase_means):
+    """``(log_ratio, weighed, gap)`` of one round: each pixel's log-likelihood ratio between
+    the twins (the evidence pixels' from their scores, the mixed margin's from the
+    neighbours' mixtures), the pixels it weighs, and the expected ratio between the twins."""
+    scores = pixel_scores(counts, region, model)
+    weights, start = model.log_ratio_weights()
+    gap = float((model.spectra[0] - model.spectra[1]) @ weights)
+    midpoint, gap = measured_midpoint(scores, evidence, settings.window, start, gap)
+    # Gaussian log-likelihood ratio along w: its scale from the measured distance of
+    # the twins and the Poisson variance of one pixel's score
+    variance = float(weights**2 @ model.spectra.mean(axis=0))
+    log_ratio = np.where(evidence, (scores - midpoint) * gap / variance, 0.0)
+    weighed = evidence
+    if settings.mixed_margin and phase_means is not None:
+        mixed = region & ~evidence
+        neighbours = neighbour_phases(labels, pair, settings.boundary_margin)
+        log_ratio += margin_log_ratios(counts, mixed, neighbours, model,
+                                       phase_means[:, model.channels], midpoint,
+                                       gap / variance)  # fmt: skip
+        weighed = evidence | (mixed & (neighbours > 0))
+    gap = gap**2 / variance  # the expected log-likelihood ratio between the twins
+    return log_ratio, weighed, gap
+
+
 def refine_twins_steps(
     counts,
     labels: np.ndarray,
@@ -568,7 +622,7 @@ def refine_twins_steps(
     """
     from napari_sigma.minerals.interiors import interior_labels
     from napari_sigma.phases.boundaries import moved_spectra
-    from napari_sigma.phases.graph_cut import two_label_cut
+    from napari_sigma.phases.graph_cut import two_label_cut  # noqa: F401 (loaded first, as before)
     from napari_sigma.phases.spectra import phase_sum_spectra
 
     labels = np.asarray(labels)
@@ -592,42 +646,9 @@ def refine_twins_steps(
     result, final = labels, []
     phase_means = core_sums / np.maximum(core_pixels, 1)[:, None] if settings.mixed_margin else None
     for a, b, _ in pairs:
-        pair = (a, b)
-        model = None
-        for round_ in range(settings.iterations):
-            yield Progress("unmixing", round_, settings.iterations, "assigning minor twins")
-            region = np.isin(result, pair)
-            evidence = region & ~_near_other(result, pair, settings.boundary_margin)
-            sums, pixels = _evidence_sums(counts, result, evidence, pair)
-            refit = twin_model(sums[0], sums[1], pixels, pair, energy, elements, beam_energy,
-                               settings)  # fmt: skip
-            if refit is None:
-                break
-            model = refit
-            scores = pixel_scores(counts, region, model)
-            weights, start = model.log_ratio_weights()
-            gap = float((model.spectra[0] - model.spectra[1]) @ weights)
-            midpoint, gap = measured_midpoint(scores, evidence, settings.window, start, gap)
-            # Gaussian log-likelihood ratio along w: its scale from the measured distance of
-            # the twins and the Poisson variance of one pixel's score
-            variance = float(weights**2 @ model.spectra.mean(axis=0))
-            log_ratio = np.where(evidence, (scores - midpoint) * gap / variance, 0.0)
-            weighed = evidence
-            if settings.mixed_margin and phase_means is not None:
-                mixed = region & ~evidence
-                neighbours = neighbour_phases(result, pair, settings.boundary_margin)
-                log_ratio += margin_log_ratios(counts, mixed, neighbours, model,
-                                               phase_means[:, model.channels], midpoint,
-                                               gap / variance)  # fmt: skip
-                weighed = evidence | (mixed & (neighbours > 0))
-            gap = gap**2 / variance  # the expected log-likelihood ratio between the twins
-            first = two_label_cut(log_ratio, region, settings.boundary_cost)
-            new = np.where(region, np.where(first, pair[0], pair[1]), result).astype(result.dtype)
-            new = significant_changes(result, new, log_ratio, weighed, pair, gap,
-                                      settings.significance)  # fmt: skip
-            if np.array_equal(new, result):
-                break
-            result = new
+        result, model = yield from _reassigned_pair(
+            counts, result, (a, b), energy, elements, beam_energy, settings, phase_means
+        )
         if model is not None:
             final.append(model)
     if result is not labels:
