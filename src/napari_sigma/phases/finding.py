@@ -214,6 +214,18 @@ def find_phases(
     # sample, and every pixel is classified from it in one pass
     mask = _training_pixels(mask, selection)
     fitted = yield from cluster_phases(smoothed[mask], selection)
+    mask, found = yield from _first_phases(raw, smoothed, mask, fitted, target, settings, device,
+                                           valid)  # fmt: skip
+    mask, found = yield from _with_traces(raw, mask, found, counts, target, settings, device)
+    found = yield from _refined_phases(raw, smoothed, mask, found, counts, target, selection,
+                                       settings, device, valid)  # fmt: skip
+    return (yield from _clustering_result(raw, mask, found, fitted, clustering, valid))
+
+
+def _first_phases(raw, smoothed, mask, fitted, target, settings, device, valid):
+    """The phases of the mixture's fit: noise splits merged (automatic K), close phases merged,
+    every pixel classified, noise copies and mixture zones dropped (automatic K): ``(mask,
+    (labels, probabilities, hard, n_phases))`` (``mask``: the training pixels kept)."""
     yield Progress("clustering", 0, 1, "classifying every pixel")
     floor = _noise_floor(raw[mask], fitted.labels - 1, settings.averaged_pixels)
     hard = fitted.labels - 1
@@ -229,6 +241,13 @@ def find_phases(
             labels, probabilities = yield from _classified(
                 raw, mask, hard, n_phases, settings, device
             )
+    return mask, (labels, probabilities, hard, n_phases)
+
+
+def _with_traces(raw, mask, found, counts, target, settings, device):
+    """``(mask, found)`` with the trace phases (:mod:`~napari_sigma.phases.trace`), with
+    ``counts`` only."""
+    labels, probabilities, hard, n_phases = found
     # trace phases: as many passes as allowed, or as needed to reach a given K
     passes = settings.trace_passes if target is None else target - n_phases
     for _ in range(passes if counts is not None else 0):
@@ -237,6 +256,13 @@ def find_phases(
             break
         mask, hard, n_phases = _with_trace(mask, hard, n_phases, flagged)
         labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings, device)
+    return mask, (labels, probabilities, hard, n_phases)
+
+
+def _refined_phases(raw, smoothed, mask, found, counts, target, selection, settings, device, valid):
+    """``found`` after the split search, the boundary zones' and the support test (automatic
+    K), or refitted to the K asked for when those steps give fewer phases."""
+    labels, probabilities, hard, n_phases = found
     if settings.split is not None and (target is None or n_phases < target):
         labels, probabilities, hard, n_phases = yield from _split_compositions(
             raw, mask, (labels, probabilities, hard, n_phases), target, settings, valid
@@ -253,6 +279,14 @@ def find_phases(
         refit = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))
         hard, n_phases = refit.labels - 1, refit.n_phases
         labels, probabilities = yield from _classified(raw, mask, hard, n_phases, settings, device)
+    return labels, probabilities, hard, n_phases
+
+
+def _clustering_result(raw, mask, found, fitted, clustering, valid):
+    """The :class:`ClusteringResult` of the phases found: labels 1..K by decreasing size (0
+    outside ``valid`` and, with ``min_probability``, where uncertain), their means and
+    covariances."""
+    labels, probabilities, hard, _ = found
     if valid is not None:
         labels = np.where(valid.reshape(-1), labels, -1)
     labels, probabilities, order = _ordered_by_size(labels, probabilities)
