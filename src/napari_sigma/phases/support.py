@@ -45,14 +45,7 @@ def _without_unsupported_phases(
     (:func:`_reassigned`). ``state`` is (flat labels 0..K-1, probabilities (N, K), training
     labels, K); only ``valid`` pixels are asked.
     """
-    from napari_sigma.phases.splitting import _bounds, _interior
-    from napari_sigma.phases.trace import (
-        _mixtures_of_known_phases,
-        _robust_profiles,
-        chi_square_threshold,
-        mixture_chi_square_steps,
-        new_phase_groups,
-    )
+    from napari_sigma.phases.trace import _robust_profiles, chi_square_threshold
 
     labels, probabilities, hard, n_phases = state
     split = settings.split
@@ -61,12 +54,7 @@ def _without_unsupported_phases(
     windows, dose = counts
     grid = labels.reshape(dose.shape)
     asked = grid if valid is None else np.where(valid, grid, -1)
-    thin = []
-    for k in range(n_phases):
-        region = asked == k
-        box = _bounds(region, split.erode + 1)
-        if region.any() and _interior(region[box], split.erode).sum() < split.min_pixels:
-            thin.append(k)
+    thin = _thin_phases(asked, n_phases, split)
     if not thin:
         return state
     yield Progress("clustering", 0, 1, "testing thin phases")
@@ -74,37 +62,8 @@ def _without_unsupported_phases(
     flat_dose = dose.reshape(-1).astype(np.float64)
     threshold = chi_square_threshold(windows.shape[-1], settings.trace_false_alarm)
     profiles, _ = _robust_profiles(flat_counts, flat_dose, grid, n_phases, threshold)
-    remaining = list(range(n_phases))
-    dropped: list[int] = []
-    while len(remaining) > 1:
-        unsupported = []
-        for k in [k for k in thin if k in remaining]:
-            members = np.flatnonzero(asked.reshape(-1) == k)
-            others = profiles[[j for j in remaining if j != k]]
-            chi = yield from mixture_chi_square_steps(
-                flat_counts[members], flat_dose[members], others
-            )
-            flagged = np.zeros(grid.shape, dtype=bool)
-            flagged.reshape(-1)[members[chi > threshold]] = True
-            groups = new_phase_groups(
-                flat_counts, flat_dose, others, flagged, threshold, settings.trace_min_pixels
-            )
-            if groups.any():
-                continue
-            placed = _placed_by_neighbours(asked, k)
-            if (
-                placed.any()
-                and not _mixtures_of_known_phases(
-                    flat_counts, flat_dose, others, placed.astype(np.int32), threshold
-                )[1]
-            ):
-                continue
-            unsupported.append((int(flagged.sum()), k))
-        if not unsupported:
-            break
-        k = min(unsupported)[1]
-        remaining.remove(k)
-        dropped.append(k)
+    pixels = (asked, flat_counts, flat_dose, threshold)
+    remaining, dropped = yield from _unsupported(thin, pixels, profiles, n_phases, settings)
     if not dropped:
         return state
     kept = np.asarray(remaining)
@@ -121,6 +80,72 @@ def _without_unsupported_phases(
     probabilities[zone] = chances
     probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-30)
     return labels, probabilities, hard, len(kept)
+
+
+def _thin_phases(asked: np.ndarray, n_phases: int, split) -> list[int]:
+    """The phases whose region has fewer interior pixels than the grain-wise test needs."""
+    from napari_sigma.phases.splitting import _bounds, _interior
+
+    thin = []
+    for k in range(n_phases):
+        region = asked == k
+        box = _bounds(region, split.erode + 1)
+        if region.any() and _interior(region[box], split.erode).sum() < split.min_pixels:
+            thin.append(k)
+    return thin
+
+
+def _unsupported(thin, pixels, profiles, n_phases: int, settings: PhaseFindingSettings):
+    """``(remaining, dropped)``: the phases kept and the thin phases taken out, one at a time
+    (the one with the fewest unexplained pixels first, the rest asked again without it), while
+    more than one phase remains. ``pixels``: the asked labels (-1: not asked), the flat window
+    counts and doses, the chi-square threshold."""
+    remaining = list(range(n_phases))
+    dropped: list[int] = []
+    while len(remaining) > 1:
+        unsupported = []
+        for k in [k for k in thin if k in remaining]:
+            others = profiles[[j for j in remaining if j != k]]
+            flagged = yield from _unsupported_pixels(k, pixels, others, settings)
+            if flagged is not None:
+                unsupported.append((int(flagged.sum()), k))
+        if not unsupported:
+            break
+        k = min(unsupported)[1]
+        remaining.remove(k)
+        dropped.append(k)
+    return remaining, dropped
+
+
+def _unsupported_pixels(k: int, pixels, others, settings: PhaseFindingSettings):
+    """None when phase ``k``'s pixels support it (a group of them no mix of the ``others``
+    explains, or pixels placed by their neighbours that are no mix of the others); else its
+    pixels that the others leave unexplained (their number ranks the unsupported phases)."""
+    from napari_sigma.phases.trace import (
+        _mixtures_of_known_phases,
+        mixture_chi_square_steps,
+        new_phase_groups,
+    )
+
+    asked, flat_counts, flat_dose, threshold = pixels
+    members = np.flatnonzero(asked.reshape(-1) == k)
+    chi = yield from mixture_chi_square_steps(flat_counts[members], flat_dose[members], others)
+    flagged = np.zeros(asked.shape, dtype=bool)
+    flagged.reshape(-1)[members[chi > threshold]] = True
+    groups = new_phase_groups(
+        flat_counts, flat_dose, others, flagged, threshold, settings.trace_min_pixels
+    )
+    if groups.any():
+        return None
+    placed = _placed_by_neighbours(asked, k)
+    if (
+        placed.any()
+        and not _mixtures_of_known_phases(
+            flat_counts, flat_dose, others, placed.astype(np.int32), threshold
+        )[1]
+    ):
+        return None
+    return flagged
 
 
 def _reassigned(
