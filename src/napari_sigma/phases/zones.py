@@ -123,8 +123,6 @@ def _without_boundary_zones(
     0.09 of one pixel (0.8 of its mean) from 22 % cobalt + 78 % carbide. The partners' own
     errors are left out (they would only let more pass).
     """
-    from napari_sigma.features.intensities import inverse_anscombe
-
     labels, probabilities, hard, n_phases = state
     grid = labels.reshape(raw.shape[:2])
     if valid is not None:
@@ -135,20 +133,7 @@ def _without_boundary_zones(
     measured = np.flatnonzero(sizes > 0)  # a phase of specks has no such pixel: not tested
     if len(measured) <= 2:
         return state
-    counts = np.empty((n_phases, raw.shape[-1]))
-    spread = np.empty_like(counts)
-    for f in range(raw.shape[-1]):  # one feature at a time: no (N, F) float64 copy
-        values = raw[..., f][inner].astype(np.float64)
-        if settings.mix_space == "anscombe":  # mixing is linear in counts
-            values = inverse_anscombe(values)
-        counts[:, f] = np.bincount(groups, values, n_phases)[:n_phases] / np.maximum(sizes, 1)
-        squares = np.bincount(groups, values * values, n_phases)[:n_phases] / np.maximum(sizes, 1)
-        spread[:, f] = squares - counts[:, f] ** 2
-    # the variance of each phase's mean: its pixels' spread (counting noise and any real
-    # variation), at least Poisson's where the features are counts
-    if settings.mix_space == "anscombe":
-        spread = np.maximum(spread, counts)
-    noise = np.maximum(spread, 1e-12) / np.maximum(sizes, 1)[:, None]
+    counts, noise = _inner_means(raw, inner, groups, sizes, n_phases, settings)
     index = np.full(n_phases + 1, -1)  # the measured phases numbered 0..M-1 (-1: none)
     index[measured] = np.arange(len(measured))
     zones = boundary_zones(
@@ -169,6 +154,28 @@ def _without_boundary_zones(
     probabilities = probabilities[:, kept]
     probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-30)
     return rank[labels], probabilities, rank[hard], len(kept)
+
+
+def _inner_means(raw, inner, groups, sizes, n_phases: int, settings: PhaseFindingSettings):
+    """``(counts, noise)`` ``(K, F)``: each phase's mean counts over its ``inner`` pixels (of
+    label ``groups``, ``sizes`` of them) and the variance of that mean."""
+    from napari_sigma.features.intensities import inverse_anscombe
+
+    counts = np.empty((n_phases, raw.shape[-1]))
+    spread = np.empty_like(counts)
+    for f in range(raw.shape[-1]):  # one feature at a time: no (N, F) float64 copy
+        values = raw[..., f][inner].astype(np.float64)
+        if settings.mix_space == "anscombe":  # mixing is linear in counts
+            values = inverse_anscombe(values)
+        counts[:, f] = np.bincount(groups, values, n_phases)[:n_phases] / np.maximum(sizes, 1)
+        squares = np.bincount(groups, values * values, n_phases)[:n_phases] / np.maximum(sizes, 1)
+        spread[:, f] = squares - counts[:, f] ** 2
+    # the variance of each phase's mean: its pixels' spread (counting noise and any real
+    # variation), at least Poisson's where the features are counts
+    if settings.mix_space == "anscombe":
+        spread = np.maximum(spread, counts)
+    noise = np.maximum(spread, 1e-12) / np.maximum(sizes, 1)[:, None]
+    return counts, noise
 
 
 def _away_from_others(grid: np.ndarray) -> np.ndarray:
