@@ -138,3 +138,35 @@ def test_builds_queued_while_a_rendering_runs_are_replaced_by_the_last(qtbot):
     release.set()
     assert canvas.wait_rendered()
     assert built == ["first", "c"] and canvas.render_count == 2
+
+
+def test_a_bright_map_s_counts_carry_no_multiplier_over_the_legend(qtbot, monkeypatch):
+    """over16bit.bcf through napari (a user's session, seventeenth): 2.5 million counts per
+    pixel at carbon's peak; matplotlib's "1e6" multiplier sat above the axes, over the
+    legend's first name ("1e6y phase"). The ticks say it ("2.5M"), nothing is printed above
+    the axes, and the plot is still drawn in the child process."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 60_000, raising=False)
+    plot = SpectrumPlot(ylabel="mean counts / pixel")
+    qtbot.addWidget(plot)
+    plot.resize(460, 520)
+    plot.show()
+    energy = np.linspace(0, 10, 1001)
+    peak = 2.5e6 * np.exp(-(((energy - 0.28) / 0.05) ** 2))
+    plot.set_spectra(energy, {"my phase": peak, "phase 2": 0.9 * peak})
+    drawn_here = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda *a, **k: drawn_here.append(1) or draw(*a, **k))
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    assert drawn_here == []  # drawn in the child: the figure pickled with its tick labels
+    axes = plot.canvas.axes
+    formatter = axes.yaxis.get_major_formatter()
+    labels = formatter.format_ticks(axes.get_yticks())
+    assert formatter.get_offset() == ""  # matplotlib's default: "1e6"
+    assert "2M" in labels and all(float(label.rstrip("kM")) < 1e4 for label in labels), labels
+    plot.set_log_scale(True)  # the log scale keeps its powers of ten
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    assert type(axes.yaxis.get_major_formatter()).__name__ != "CompactTicks"

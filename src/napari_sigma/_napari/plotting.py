@@ -525,6 +525,10 @@ class SpectrumPlot(QWidget):
                 axes.plot(energy, values, color=colors[name], lw=0.9, label=name)
             if log:
                 axes.set_yscale("symlog", linthresh=1.0)
+            else:  # no "1e6" over the legend: the ticks say it (2.5M)
+                from napari_sigma._napari.ticks import CompactTicks
+
+                axes.yaxis.set_major_formatter(CompactTicks())
             if xlim is not None:
                 axes.set_xlim(*xlim)
             if view is not None:
