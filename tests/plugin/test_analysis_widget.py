@@ -294,6 +294,32 @@ def test_errors_become_notifications_and_add_nothing(viewer_with_sample, qtbot, 
 
 
 @pytest.mark.gui
+def test_a_failure_s_reason_reads_whole_in_the_dock(viewer_with_sample, qtbot, monkeypatch):
+    """SI_empty_selection.emd through napari (a user's session, seventeenth): the dock's line
+    read "failed: /work/shared/data/eds/emd/SI_empty_selection.emd: nearly" (the reason cut
+    at the dock's edge; the notification went away). The file's name, the reason wrapped in
+    the dock's width, the whole text in the tooltip; the next run's progress is one line."""
+    import napari.utils.notifications as notifications
+
+    from napari_sigma.errors import AnalysisError
+
+    _, widget = viewer_with_sample
+    monkeypatch.setattr(notifications, "show_error", lambda *_: None)
+    widget.window().resize(460, 900)
+    widget.window().show()
+    path = "/work/shared/data/eds/emd/SI_empty_selection.emd"
+    reason = (
+        "nearly empty (72 counts in 320 pixels, 0.23 per pixel; at least 0.5 per pixel are needed)"
+    )
+    widget._on_error(AnalysisError(f"{path}: {reason}"))
+    label = widget.progress_label
+    assert label.text() == f"failed: SI_empty_selection.emd: {reason}"
+    assert label.toolTip() == f"failed: {path}: {reason}"
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()), timeout=HANG_MS)
+    assert label.wordWrap() and label.fontMetrics().horizontalAdvance(label.text()) > label.width()
+
+
+@pytest.mark.gui
 @pytest.mark.parametrize("when", ["at the first report", "during training"])
 def test_deleting_the_source_layers_during_a_run_cancels_it(
     viewer_with_sample, qtbot, monkeypatch, when

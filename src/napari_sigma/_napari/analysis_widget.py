@@ -14,6 +14,7 @@ worker's signals reach only a live widget.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit, PushButton, SpinBox
@@ -41,6 +42,15 @@ def format_progress(report: Any) -> str:
     if report.loss is not None:
         text += f" loss {report.loss:.3g}"
     return text
+
+
+# an absolute path (at the start of a word): its file's name is group 1
+_PATH = re.compile(r"(?<![^\s'\"(\[=])(?:[A-Za-z]:)?[/\\](?:[^\s/\\:]+[/\\])+([^\s/\\:'\")\]]+)")
+
+
+def shorten_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by its file's name (a dock's line)."""
+    return _PATH.sub(r"\1", text)
 
 
 class AnalysisWidget(ViewerWidget):
@@ -231,6 +241,8 @@ class AnalysisWidget(ViewerWidget):
         self.worker = self._make_worker(image, settings, title=layer.name)
         self._run_image, self._cancelled = image, ""
         self._set_running(True)
+        self.progress_label.setWordWrap(False)  # a failure's reason wrapped; progress: one line
+        self.progress_label.setToolTip("")
         self.progress_label.setText("starting")
         worker = self.worker
         self.destroyed.connect(lambda *_: worker.quit())  # the dock or the viewer closed
@@ -420,7 +432,11 @@ class AnalysisWidget(ViewerWidget):
         from napari.utils.notifications import show_error
 
         self._end_progress()
-        self.progress_label.setText(f"failed: {error}")
+        # the reason whole in the dock (SI_empty_selection.emd: "failed: /work/shared/data/eds/
+        # emd/SI_empty_selection.emd: nearly" was all it showed), the full text in its tooltip
+        self.progress_label.setWordWrap(True)
+        self.progress_label.setText(f"failed: {shorten_paths(str(error))}")
+        self.progress_label.setToolTip(f"failed: {error}")
         show_error(f"Phase analysis failed: {type(error).__name__}: {error}")
 
     @state.alive_only
