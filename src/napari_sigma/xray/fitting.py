@@ -36,7 +36,7 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.xray import lines as xray
-from napari_sigma.xray.yields import approximate_fluorescence_yield, m_fluorescence_yield
+from napari_sigma.xray.yields import approximate_fluorescence_yield, fluorescence_yield
 
 MIN_LINE_WEIGHT = 0.01
 MIN_EDGE_OVERVOLTAGE = 1.05
@@ -242,16 +242,14 @@ def _shell_yield(element: str, shell: str, beam: float) -> float:
     Fluorescence yield times the generated intensity of a thick target, ``U ln U - U + 1``
     (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the overvoltage of the
     shell's alpha edge). Absorption and detector efficiency are ignored: the ratio is only used
-    as a loose bound (``SHELL_RATIO_SLACK``). The yield of M is the quantification's, EADL's M5
-    (:func:`~napari_sigma.xray.yields.m_fluorescence_yield`): the ``Z^4 / (a + Z^4)`` law is
-    1.6-5x it for Sb-Gd, beyond the slack. K and L keep the law
-    (:func:`~napari_sigma.xray.yields.approximate_fluorescence_yield`), within ~30 % of
-    xraydb's (Elam) yields, well inside the slack.
+    as a loose bound (``SHELL_RATIO_SLACK``). The yields are the quantification's
+    (:func:`~napari_sigma.xray.yields.fluorescence_yield`): xraydb's (Elam et al. 2002) K and
+    L3, EADL's M5. The ``Z^4 / (a + Z^4)`` law used before for K and L put Ti's L3/K ratio at 2.0x
+    xraydb's and V's at 1.4x (Cu's at 0.73x); the law is kept only where a table has no yield.
     """
     z = xray.ELEMENTS.index(element) + 4
-    if shell == "M":
-        fluorescence = m_fluorescence_yield(z, "M5")
-    else:
+    fluorescence = fluorescence_yield(element, shell)
+    if fluorescence <= 0.0:
         fluorescence = approximate_fluorescence_yield(z, shell)
     edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
     overvoltage = max(beam / edge, 1.0 + 1e-3)
