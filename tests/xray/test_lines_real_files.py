@@ -80,3 +80,23 @@ def test_file_elements_that_are_present_are_all_kept(SHARED_EDS):
 
     spectrum = read_any(SHARED_EDS / "exspy" / "EDS_SEM_TM002.hspy")
     assert check_listed_elements(spectrum, spectrum.elements) == (spectrum.elements, ())
+
+
+def test_the_default_elements_are_the_files_list_and_what_it_does_not_explain(SHARED_EDS):
+    # One rule for every entry point (the CLI's choose_lines, the Spectrum tab's pre-checked
+    # boxes): the file's list (the operator's choice) and the suggested elements that stand out
+    # with every listed element fitted. test_TEM.bcf lists Cu, O, Pd, Ti; its strongest peak is
+    # Si K (the CLI analysed Cu, O, Pd, Ti only and named the phase rutile); N K stands out
+    # beside the fitted Ti L lines (its peak does not follow Ti's over the map: it is not Ti Ll).
+    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.xray.elements import ElementsNotDetectedWarning, default_elements
+
+    image = read_spectrum_image(SHARED_EDS / "bruker" / "test_TEM.bcf", lazy=True)
+    chosen = default_elements(image.sum_spectrum())
+    assert chosen.listed == ("Cu", "O", "Pd", "Ti") and chosen.absent == ("Cu", "Pd")
+    assert chosen.added == ("Si", "N")
+    assert chosen.elements == chosen.listed + chosen.added
+    with pytest.warns(ElementsNotDetectedWarning, match="not detected: Cu, Pd"):
+        lines = choose_lines(image, AnalysisSettings())
+    assert {name.partition("_")[0] for name in lines} == set(chosen.elements)
+    assert "Si_Ka" in lines

@@ -561,28 +561,95 @@ def check_listed_elements(
     listed = tuple(dict.fromkeys(e for e in listed if e in xray.ELEMENTS))
     if not listed:
         return (), ()
+    checked = _check_listed(spectrum, listed, min_significance)
+    return checked.detected, checked.absent
+
+
+@dataclass(frozen=True)
+class DefaultElements:
+    """The elements an analysis uses when none are given (`default_elements`).
+
+    Parameters
+    ----------
+    elements : tuple of str
+        What is analysed: the file's list, then ``added``.
+    listed : tuple of str
+        The elements the file lists (its metadata), in its order.
+    absent : tuple of str
+        Listed elements the spectrum does not show (still analysed).
+    added : tuple of str
+        Suggested elements beyond the list, each standing out with every listed element fitted.
+    """
+
+    elements: tuple[str, ...]
+    listed: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    problem: _Problem | None
+    suggested: tuple[str, ...]
+    detected: tuple[str, ...]
+    absent: tuple[str, ...]
+
+
+def _check_listed(spectrum: Spectrum, listed: tuple[str, ...], min_significance: float) -> _Checked:
+    """`check_listed_elements`, keeping its fit data and the suggestion made on the way."""
     beam = xray.DEFAULT_BEAM_ENERGY_KV if not spectrum.beam_energy else float(spectrum.beam_energy)
     exclude = set(RARE_ELEMENTS) - set(listed)
     fwhm, shift = _calibrate(spectrum, beam, exclude, SUGGESTION_SIGNIFICANCE)
     problem = _build_problem(spectrum, beam, exclude, fwhm, shift)
     if problem is None:
-        return (), listed
+        return _Checked(None, (), (), listed)
     greedy = _greedy_selection(problem, 16, SUGGESTION_SIGNIFICANCE)
     counts, significance = _final_fit(problem, greedy, SUGGESTION_SIGNIFICANCE)
-    suggested = {s.element for s in _rank(counts, significance, beam, 12, 0.05)}
+    suggested = tuple(s.element for s in _rank(counts, significance, beam, 12, 0.05))
     candidates = [e for e in listed if e in problem.templates and e not in suggested]
     chosen = [e for e in suggested if e in problem.templates] + candidates
     chosen, _ = _drop_insignificant(problem, chosen, candidates, min_significance)
     detected = set(suggested) | set(chosen)
-    return (
+    return _Checked(
+        problem,
+        suggested,
         tuple(e for e in listed if e in detected),
         tuple(e for e in listed if e not in detected),
     )
 
 
+def default_elements(spectrum: Spectrum) -> DefaultElements:
+    """The elements an analysis uses when none are given: one rule for every entry point.
+
+    - The file lists no elements: the suggestion (`suggest_elements`).
+    - It lists some (the operator's choice at the microscope): every listed element, then each
+      suggested element that still stands out when every listed element is fitted with it: its
+      evidence in that joint fit must reach the suggestion's ``SUGGESTION_SIGNIFICANCE`` (the
+      weakest is dropped and the fit repeated). An element suggested only through the lines of
+      a listed element (a shoulder of its peaks) is not added; one whose peaks the list does not
+      explain is (test_TEM.bcf lists Cu, O, Pd, Ti; its strongest peak is Si K).
+
+    Listed elements the spectrum does not show are analysed too (``absent``, see
+    `elements_to_analyse`).
+    """
+    listed = tuple(dict.fromkeys(e for e in spectrum.elements if e in xray.ELEMENTS))
+    if not listed:
+        suggested = tuple(s.element for s in suggest_elements(spectrum))
+        return DefaultElements(suggested, added=suggested)
+    checked = _check_listed(spectrum, listed, LISTED_MIN_SIGNIFICANCE)
+    problem = checked.problem
+    extras = [e for e in checked.suggested if e not in listed]
+    if problem is None or not extras:
+        return DefaultElements(listed, listed, checked.absent)
+    fitted = [e for e in listed if e in problem.templates] + extras
+    fitted, _ = _drop_insignificant(problem, fitted, extras, SUGGESTION_SIGNIFICANCE)
+    added = tuple(e for e in extras if e in fitted)
+    return DefaultElements(listed + added, listed, checked.absent, added)
+
+
 def elements_to_analyse(spectrum: Spectrum, title: str = "") -> tuple[str, ...]:
-    """The elements an analysis uses when none are given: those of the file that the spectrum
-    shows (`check_listed_elements`), else the suggested ones (`suggest_elements`).
+    """The elements an analysis uses when none are given (`default_elements`): the file's list
+    and the suggested elements it does not explain, else the suggestion.
 
     Listed elements the spectrum does not show are reported with an `ElementsNotDetectedWarning`
     ("listed in the file but not detected: Hf, Lu") but still analysed: the sum spectrum can miss
@@ -591,15 +658,12 @@ def elements_to_analyse(spectrum: Spectrum, title: str = "") -> tuple[str, ...]:
     """
     import warnings
 
-    if spectrum.elements:
-        detected, absent = check_listed_elements(spectrum, spectrum.elements)
-        if absent:
-            where = f"{title}: " if title else ""
-            warnings.warn(
-                f"{where}listed in the file but not detected: {', '.join(absent)}",
-                ElementsNotDetectedWarning,
-                stacklevel=2,
-            )
-        if detected:
-            return tuple(spectrum.elements)
-    return tuple(s.element for s in suggest_elements(spectrum))
+    chosen = default_elements(spectrum)
+    if chosen.absent:
+        where = f"{title}: " if title else ""
+        warnings.warn(
+            f"{where}listed in the file but not detected: {', '.join(chosen.absent)}",
+            ElementsNotDetectedWarning,
+            stacklevel=2,
+        )
+    return chosen.elements
