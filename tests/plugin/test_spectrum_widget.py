@@ -351,3 +351,23 @@ def test_a_script_that_closes_the_viewer_while_the_suggestion_runs_exits_cleanly
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "has been deleted" not in done.stderr
+
+
+@pytest.mark.gui
+def test_the_pre_checked_elements_are_those_the_cli_analyses(plugin_viewer, dock, qtbot):
+    # test_TEM.bcf lists Cu, O, Pd, Ti; its spectrum shows Si (its strongest peak) and N: the
+    # Spectrum tab pre-checks what `napari-sigma run` analyses (choose_lines), no more, no less.
+    import warnings
+
+    from napari_sigma.pipeline.analysis import AnalysisSettings, choose_lines
+
+    viewer = plugin_viewer
+    viewer.open(str(DATA / "bruker" / "test_TEM.bcf"), plugin="napari-sigma-eds")
+    widget = dock(viewer, "Spectrum and elements")
+    wait_loaded(widget, qtbot)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lines = choose_lines(widget.spectrum_image, AnalysisSettings())
+    assert widget.selected_elements == tuple(name.partition("_")[0] for name in lines)
+    assert widget.selected_elements == ("Cu", "O", "Pd", "Ti", "Si", "N")
+    assert widget.elements_unedited

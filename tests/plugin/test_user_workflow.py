@@ -129,8 +129,27 @@ def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
     qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
     qtbot.waitUntil(lambda: not sigma.spectrum.loading, timeout=30_000)
     assert sigma.selected_elements == sigma.spectrum.selected_elements != ()
-    sigma.analysis._prefill_elements()  # what Run does when the field was not edited
-    assert sigma.analysis.form.elements.value == ",".join(sigma.spectrum.selected_elements)
+    # One rule for the GUI and the CLI: the Spectrum tab pre-checks the default elements
+    # (`default_elements`); left untouched, Run asks for "auto" as the CLI does (the same list,
+    # and each phase's own elements added to its quantification: passing the list as given
+    # turned that off, and P45 was named obsidian/beidellite/Or86 instead of the CLI's Or54 +
+    # quartz, An37, Phl62). An edit of the boxes or of the field is run exactly as given.
+    checked = sigma.spectrum.selected_elements
+    assert len(checked) >= 2 and sigma.elements_unedited
+    analysis = sigma.analysis
+    analysis._prefill_elements()  # what Run does when the field was not edited
+    assert analysis.form.elements.value == ",".join(checked)  # the user sees the list
+    settings = analysis.settings()
+    assert settings.elements is None and settings.lines is None  # run as "auto"
+    sigma.spectrum.elements._boxes[checked[-1]].setChecked(False)  # the user unchecks one
+    assert not sigma.elements_unedited
+    analysis._prefill_elements()
+    assert analysis.settings().elements == checked[:-1]
+    sigma.spectrum.elements._boxes[checked[-1]].setChecked(True)  # back to the default
+    analysis._prefill_elements()
+    assert analysis.settings().elements is None
+    analysis.form.elements.value = ",".join(checked[:2])  # the field edited
+    assert analysis.settings().elements == checked[:2]
 
 
 def test_docking_builds_no_tab_in_napari_s_turn_and_each_tab_in_a_turn_of_its_own(

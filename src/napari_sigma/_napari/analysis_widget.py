@@ -98,6 +98,7 @@ class AnalysisWidget(ViewerWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_sources)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._prefilled = AUTO
+        self._prefilled_default = True
         self.form.source.changed.connect(self._prefill_elements)
         self.form.preset.changed.connect(self._apply_preset)
         self._apply_preset()
@@ -161,17 +162,20 @@ class AnalysisWidget(ViewerWidget):
         self.form.epochs.value = preset.latent.epochs
 
     def _prefill_elements(self, *_: Any) -> None:
-        """Elements from the docked Spectrum widget, else the file's metadata, else "auto"."""
-        self._prefilled = ",".join(self._suggested_elements()) or AUTO
+        """Elements from the docked Spectrum widget, else "auto" (the analysis chooses them)."""
+        self._prefilled, self._prefilled_default = self._suggested_elements()
         self.form.elements.value = self._prefilled
 
-    def _suggested_elements(self) -> tuple[str, ...]:
+    def _suggested_elements(self) -> tuple[str, bool]:
+        """The elements field's default and whether it is the analysis's own default: the
+        Spectrum widget's checked elements (its pre-checked default, untouched, is the same
+        rule as "auto"), else "auto"."""
         for widget in self._docked_widgets():
             selected = getattr(widget, "selected_elements", None)
             if selected:
-                return tuple(selected() if callable(selected) else selected)
-        image = self.source_image()
-        return tuple(getattr(image, "elements", ()) or ())
+                selected = selected() if callable(selected) else selected
+                return ",".join(selected), bool(getattr(widget, "elements_unedited", False))
+        return AUTO, True
 
     def _docked_widgets(self) -> list[Any]:
         window = getattr(self.viewer, "window", None)
@@ -190,9 +194,14 @@ class AnalysisWidget(ViewerWidget):
         from napari_sigma.pipeline.settings import settings_from_choices
 
         form = self.form
+        elements = form.elements.value
+        if elements == self._prefilled and self._prefilled_default:
+            # the default, untouched: the analysis chooses the elements as the CLI does (the
+            # same list, and each phase's spectrum may add elements to its quantification)
+            elements = AUTO
         return settings_from_choices(
             form.preset.value,
-            elements=form.elements.value,
+            elements=elements,
             phases=form.phases.value,
             latent_method=form.latent_method.value,
             epochs=int(form.epochs.value),

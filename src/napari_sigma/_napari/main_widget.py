@@ -281,6 +281,12 @@ class SigmaWidget(ViewerWidget):
         spectrum = self._widgets.get("spectrum")
         return spectrum.selected_elements if spectrum is not None else ()
 
+    @property
+    def elements_unedited(self) -> bool:
+        """Whether the Spectrum tab's checked elements are its untouched default."""
+        spectrum = self._widgets.get("spectrum")
+        return bool(spectrum is not None and spectrum.elements_unedited)
+
     def show_tab(self, key: str) -> Any:
         """Bring tab ``key`` forward (built if it was not yet); return its widget."""
         widget = self.tab(key)

@@ -3,8 +3,9 @@
 Shows, for the spectrum image of a chosen plugin layer: its mean spectrum, the spectrum under the
 cursor (mean of the 3x3 neighbourhood, recomputed only when the pixel under the cursor changes) and
 the mean spectrum of the phase selected in the active phase Labels layer (its ``selected_label``),
-with markers of the X-ray lines of the checked elements and a log/linear switch. The elements
-suggested by :func:`napari_sigma.xray.elements.suggest_elements` start checked; more can be typed in.
+with markers of the X-ray lines of the checked elements and a log/linear switch. The elements an
+analysis uses by default (:func:`napari_sigma.xray.elements.default_elements`, the CLI's rule: the
+file's list and the suggested elements it does not explain) start checked; more can be typed in.
 "Add element maps" fits every pixel with the checked elements' line families and a continuum
 (:func:`napari_sigma.xray.image_fit.fitted_line_maps`, never negative) in a worker thread and adds
 one Image layer per element; only lines inside the recorded spectrum are used
@@ -59,6 +60,7 @@ class ElementPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._boxes: dict[str, QCheckBox] = {}
+        self._suggested: tuple[str, ...] = ()
         self._grid = QGridLayout()
         self.entry = QLineEdit(self)
         self.entry.setPlaceholderText("add elements, e.g. Fe, Cu")
@@ -85,8 +87,13 @@ class ElementPanel(QWidget):
         """The checked elements, in the order shown."""
         return tuple(el for el, box in self._boxes.items() if box.isChecked())
 
+    def unedited(self) -> bool:
+        """Whether the checked elements are still those `set_suggestions` gave (none: False)."""
+        return bool(self._suggested) and self.checked() == self._suggested
+
     def set_suggestions(self, elements: list[str]) -> None:
         """Replace the list by ``elements``, all checked."""
+        self._suggested = tuple(elements)
         for box in self._boxes.values():
             self._grid.removeWidget(box)
             box.deleteLater()
@@ -195,6 +202,12 @@ class SpectrumWidget(ViewerWidget):
     def selected_elements(self) -> tuple[str, ...]:
         """The checked element symbols, in the order shown."""
         return self.elements.checked()
+
+    @property
+    def elements_unedited(self) -> bool:
+        """Whether the checked elements are the pre-checked default, untouched by the user (an
+        analysis then chooses them itself, as the CLI does: ``elements="auto"``)."""
+        return not self.loading and self.elements.unedited()
 
     @property
     def spectrum_image(self) -> SpectrumImage | None:
@@ -503,13 +516,13 @@ def _sum_and_suggestions(source: SpectrumImage | Spectrum) -> tuple[Spectrum, li
 
 
 def _suggestions(spectrum: Spectrum | None) -> list[str]:
-    """Elements to pre-check: the suggestion for the spectrum, then those named in its file."""
+    """Elements to pre-check: those an analysis uses by default
+    (:func:`napari_sigma.xray.elements.default_elements`, the CLI's rule)."""
     if spectrum is None:
         return []
-    from napari_sigma.xray.elements import suggest_elements
+    from napari_sigma.xray.elements import default_elements
 
-    suggested = [s.element for s in suggest_elements(spectrum)]
-    return suggested + [el for el in spectrum.elements if el not in suggested]
+    return list(default_elements(spectrum).elements)
 
 
 def fitted_maps(image: SpectrumImage, lines: list[str], device: str):
