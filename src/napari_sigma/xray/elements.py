@@ -195,8 +195,12 @@ def _build_problem(
     fwhm_mnka_kev: float,
     shift: float,
     only: list[str] | None = None,
+    free: Iterable[str] = (),
 ) -> _Problem | None:
-    """Fit data for the spectrum; ``shift`` (keV) is added to the nominal channel energies."""
+    """Fit data for the spectrum; ``shift`` (keV) is added to the nominal channel energies.
+
+    The shells of the elements in ``free`` are fitted with free amplitudes (not bounded relative
+    to the main shell, `_constrained_columns`)."""
     energies = spectrum.energy.energies + shift
     counts = np.asarray(spectrum.counts, dtype=np.float64).ravel()
     top = min(beam, float(energies[-1]))
@@ -212,7 +216,7 @@ def _build_problem(
     variance = np.maximum(smooth, 1.0) + (MODEL_ERROR * net_smooth) ** 2
     candidates = xray.ELEMENTS if only is None else only
     templates = _element_templates(
-        energies, spectrum.energy.scale, beam, candidates, exclude, fwhm_mnka_kev
+        energies, spectrum.energy.scale, beam, candidates, exclude, fwhm_mnka_kev, set(free)
     )
     baseline = np.concatenate(
         [background_columns(energies, finest_kev=BASELINE_FINEST_KEV, beam_energy=beam), artefacts],
@@ -284,14 +288,19 @@ def _element_templates(
     candidates: Iterable[str],
     exclude: set[str],
     fwhm_mnka_kev: float,
+    free: set[str] = frozenset(),
 ) -> dict[str, np.ndarray]:
-    """Per element, the template columns of the fit (`napari_sigma.xray.fitting.family_design`)."""
+    """Per element, the template columns of the fit (`napari_sigma.xray.fitting.family_design`;
+    the shells of the elements in ``free`` uncoupled)."""
     energy_range = (float(energies[0]), float(energies[-1]))
     templates = {}
     for element in candidates:
         if element in exclude:
             continue
-        design = family_design(energies, scale, [element], beam, energy_range, fwhm_mnka_kev)
+        design = family_design(
+            energies, scale, [element], beam, energy_range, fwhm_mnka_kev,
+            couple_shells=element not in free,
+        )  # fmt: skip
         if design.columns.shape[1]:
             templates[element] = design.columns
     return templates
@@ -590,6 +599,7 @@ class DefaultElements:
 @dataclass(frozen=True)
 class _Checked:
     problem: _Problem | None
+    settings: tuple[float, set[str], float, float]  # beam, exclude, fwhm, shift
     suggested: tuple[str, ...]
     detected: tuple[str, ...]
     absent: tuple[str, ...]
@@ -602,7 +612,7 @@ def _check_listed(spectrum: Spectrum, listed: tuple[str, ...], min_significance:
     fwhm, shift = _calibrate(spectrum, beam, exclude, SUGGESTION_SIGNIFICANCE)
     problem = _build_problem(spectrum, beam, exclude, fwhm, shift)
     if problem is None:
-        return _Checked(None, (), (), listed)
+        return _Checked(None, (beam, exclude, fwhm, shift), (), (), listed)
     greedy = _greedy_selection(problem, 16, SUGGESTION_SIGNIFICANCE)
     counts, significance = _final_fit(problem, greedy, SUGGESTION_SIGNIFICANCE)
     suggested = tuple(s.element for s in _rank(counts, significance, beam, 12, 0.05))
@@ -612,6 +622,7 @@ def _check_listed(spectrum: Spectrum, listed: tuple[str, ...], min_significance:
     detected = set(suggested) | set(chosen)
     return _Checked(
         problem,
+        (beam, exclude, fwhm, shift),
         suggested,
         tuple(e for e in listed if e in detected),
         tuple(e for e in listed if e not in detected),
@@ -625,9 +636,12 @@ def default_elements(spectrum: Spectrum) -> DefaultElements:
     - It lists some (the operator's choice at the microscope): every listed element, then each
       suggested element that still stands out when every listed element is fitted with it: its
       evidence in that joint fit must reach the suggestion's ``SUGGESTION_SIGNIFICANCE`` (the
-      weakest is dropped and the fit repeated). An element suggested only through the lines of
-      a listed element (a shoulder of its peaks) is not added; one whose peaks the list does not
-      explain is (test_TEM.bcf lists Cu, O, Pd, Ti; its strongest peak is Si K).
+      weakest is dropped and the fit repeated). In that fit the listed elements' shells are
+      free (each shell its own amplitude, not bounded by the rough L/K or M/L ratio of
+      `napari_sigma.xray.fitting._shell_yield`, which ignores absorption and a thin foil's
+      cross-sections): an element is not added for a peak a listed element's lines can
+      explain (F K beside Fe L, N K beside Ti Ll), and is for one they cannot (test_TEM.bcf
+      lists Cu, O, Pd, Ti; its strongest peak is Si K).
 
     Listed elements the spectrum does not show are analysed too (``absent``, see
     `elements_to_analyse`).
@@ -637,10 +651,13 @@ def default_elements(spectrum: Spectrum) -> DefaultElements:
         suggested = tuple(s.element for s in suggest_elements(spectrum))
         return DefaultElements(suggested, added=suggested)
     checked = _check_listed(spectrum, listed, LISTED_MIN_SIGNIFICANCE)
-    problem = checked.problem
     extras = [e for e in checked.suggested if e not in listed]
-    if problem is None or not extras:
+    if checked.problem is None or not extras:
         return DefaultElements(listed, listed, checked.absent)
+    beam, exclude, fwhm, shift = checked.settings
+    problem = _build_problem(
+        spectrum, beam, exclude, fwhm, shift, only=[*listed, *extras], free=listed
+    )
     fitted = [e for e in listed if e in problem.templates] + extras
     fitted, _ = _drop_insignificant(problem, fitted, extras, SUGGESTION_SIGNIFICANCE)
     added = tuple(e for e in extras if e in fitted)
