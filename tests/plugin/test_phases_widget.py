@@ -418,10 +418,10 @@ def test_strokes_that_swap_pixels_keeping_every_count_mark_the_minerals_until_un
     assert cells() == swapped
 
 
-def test_a_map_of_nanometre_pixels_shows_its_areas_in_nm2(plugin_viewer, dock):
-    """test_TEM.bcf (STEM, 0.77 nm pixels) through napari: its one phase covered "0.002435"
-    µm², a 57-pixel stroke "3.388e-05". A map of nanometre pixels shows nm²; a map of
-    micrometre pixels keeps µm²."""
+def test_a_map_under_a_square_micrometre_shows_its_areas_in_nm2(plugin_viewer, dock):
+    """test_TEM.bcf (STEM, 64² pixels of 0.77 nm) through napari: its one phase covered
+    "0.002435" µm², a 57-pixel stroke "3.388e-05". A map under a µm² shows nm²; a larger one
+    keeps µm², whatever its pixels' unit (the JEOL map: 512² pixels of 8.7 nm, 20 µm²)."""
     import dataclasses
 
     stem = make_fake_result(shape=(12, 18))
@@ -431,18 +431,19 @@ def test_a_map_of_nanometre_pixels_shows_its_areas_in_nm2(plugin_viewer, dock):
     column = pw.COLUMNS.index("area µm²")  # its header: "area nm²" or "area µm²"
     assert widget.table.horizontalHeaderItem(column).text().split() == ["area", "nm²"]
     pixels = widget.row_pixels()
-    areas = {
-        k: float(widget.table.item(r, column).text()) for k, r in widget._visual_rows().items()
-    }
+    rows = widget._visual_rows().items()
+    areas = {k: float(widget.table.item(r, column).text()) for k, r in rows}
     assert areas == {k: float(f"{n * 0.77**2:.4g}") for k, n in pixels.items()}
-    sem = make_fake_result(shape=(12, 18))  # 0.5 µm pixels
-    add_result_layers(plugin_viewer, sem)
-    assert widget.layer is not None and state.result_of(widget.layer) is sem
-    assert widget.table.horizontalHeaderItem(column).text().split() == ["area", "µm²"]
-    areas = {
-        k: float(widget.table.item(r, column).text()) for k, r in widget._visual_rows().items()
-    }
-    assert areas == {k: float(f"{n * 0.25:.4g}") for k, n in widget.row_pixels().items()}
+    for shape, size, unit in (((12, 18), 0.5, "µm"), ((120, 180), 8.7, "nm")):  # 54, 1.6 µm²
+        large = make_fake_result(shape=shape)
+        large.image = dataclasses.replace(large.image, pixel_size=size, pixel_unit=unit)
+        add_result_layers(plugin_viewer, large)
+        assert widget.layer is not None and state.result_of(widget.layer) is large
+        assert widget.table.horizontalHeaderItem(column).text().split() == ["area", "µm²"]
+        pixel_um2 = (size if unit == "µm" else size / 1e3) ** 2
+        rows = widget._visual_rows().items()
+        areas = {k: float(widget.table.item(r, column).text()) for k, r in rows}
+        assert areas == {k: float(f"{n * pixel_um2:.4g}") for k, n in widget.row_pixels().items()}
 
 
 def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(plugin_viewer, dock):

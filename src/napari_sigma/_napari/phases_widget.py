@@ -1,6 +1,6 @@
 """The Phases dock widget: a live table of the phases of a phases Labels layer, and phase edits.
 
-The table (colour, name, pixels, area %, area µm² (nm² for nanometre pixels), main elements,
+The table (colour, name, pixels, area %, area µm² (nm² for a map under a µm²), main elements,
 mineral) follows every edit of the layer: user brush strokes (``events.paint``), programmatic
 edits and undo/redo
 (``events.set_data`` / ``events.data`` / ``events.labels_update``) all call the incremental
@@ -55,9 +55,9 @@ EDITED_NOTE = (
     "changed): Export identifies the edited phase again (phase_stats.csv, report.html)"
 )
 AREA_COLUMN = COLUMNS.index("area µm²")
-# a map of pixels under this size (µm) shows its phases' areas in nm²: test_TEM.bcf's (0.77 nm
-# pixels) read "0.002435" and "3.388e-05" µm²
-NM_AREA_PIXEL_UM = 0.01
+# a map smaller than this (µm²) shows its phases' areas in nm²: test_TEM.bcf's (64² pixels of
+# 0.77 nm) read "0.002435" and "3.388e-05" µm²; the JEOL map (512² of 8.7 nm, 20 µm²) keeps µm²
+NM_AREA_MAP_UM2 = 1.0
 ELEMENTS_COLUMN = COLUMNS.index("elements")
 MINERAL_COLUMN = COLUMNS.index("mineral")
 # the numeric columns' headers in two lines when the table is narrower than its contents (their
@@ -677,11 +677,13 @@ class PhasesWidget(PhaseLayerDock):
         self._fit_table_height()
 
     def _area_unit(self) -> tuple[str, float]:
-        """The area column's unit and its factor from µm²: nm² for a map of nanometre pixels."""
+        """The area column's unit and its factor from µm²: nm² for a map under a µm²."""
         image = getattr(self.result, "image", None)
         pixel = getattr(image, "pixel_size_um", None) if image is not None else None
-        if pixel is not None and pixel < NM_AREA_PIXEL_UM:
-            return "nm²", 1e6
+        labels = getattr(self.result, "labels", None)
+        if pixel is not None and labels is not None:
+            if pixel * pixel * np.prod(np.shape(labels)) < NM_AREA_MAP_UM2:
+                return "nm²", 1e6
         return "µm²", 1.0
 
     def _header_label(self, name: str, compact: bool) -> str:
