@@ -143,14 +143,42 @@ def mixture_zones(
     list of (int, list of int)
         Each explained candidate with the candidates that explain it (one: a noise copy), in
         the order taken out. At least two candidates always remain.
+
+    Notes
+    -----
+    The test is at one smoothed pixel's noise, so it abstains where that noise has no power:
+    a candidate that one smoothed pixel cannot tell from an empty pixel
+    (:func:`_told_from_nothing`) is taken out neither as a mixture zone nor (without
+    ``distinct``) as a noise copy. ``distinct``'s test, with the power of the regions,
+    decides a noise copy whatever the dose.
     """
 
+    told = _told_from_nothing(counts, noise, distance)
+
     def accepts(k: int, partners: list[int]) -> bool:
-        if len(partners) == 1:
-            return distinct is None or not distinct(k, partners[0])
-        return bool(partners) and _borders(grid_labels, k, partners)
+        if len(partners) == 1 and distinct is not None:  # decided by the regions' test
+            return not distinct(k, partners[0])
+        if not told[k]:  # one pixel's test has no power on this candidate
+            return False
+        return len(partners) == 1 or (bool(partners) and _borders(grid_labels, k, partners))
 
     return _taken_out_one_by_one(counts, noise, distance, accepts)
+
+
+def _told_from_nothing(counts: np.ndarray, noise: np.ndarray, distance: float) -> np.ndarray:
+    """Whether one smoothed pixel tells each candidate ``(K,)`` from an empty pixel: its mean
+    lies at least ``distance`` standard deviations of its noise from zero counts.
+
+    A candidate nearer to nothing than that lies within ``distance`` of every mix that leans
+    on a near-empty partner (a hole, the background) and of its own partners' faint mixes:
+    the one-pixel test "a mix explains it" then holds for any composition and says nothing,
+    and which candidate it takes out hangs on the mixture's exact means (its seed). Measured
+    on JEOL ``rawdata.ASW`` (~1 count per pixel): every candidate of every seed lay 0.5-1.6
+    standard deviations from an empty pixel, and on four seeds of five the step took out the
+    carbon film with the hole as a "mix" of the cubanite and a C-O deposit (on one of them the
+    film and the hole then stayed one phase).
+    """
+    return np.sqrt((counts**2 / np.maximum(noise, 1e-300)).sum(axis=1)) >= distance
 
 
 def _taken_out_one_by_one(
