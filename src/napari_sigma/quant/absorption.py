@@ -20,7 +20,12 @@ import numpy as np
 
 from napari_sigma.quant.atomic import Composition, atomic_number, atomic_weight, edge_energy
 from napari_sigma.quant.attenuation import mass_attenuation
-from napari_sigma.quant.generation import _pap_m_j, backscatter_coefficient, backscatter_factor
+from napari_sigma.quant.generation import (
+    _pap_m_j,
+    backscatter_coefficient,
+    backscatter_factor,
+    by_composition,
+)
 
 
 def lenard_sigma(beam_kev: float, edge_kev) -> np.ndarray | float:
@@ -165,10 +170,7 @@ def _xpp_matrix_terms(composition: Composition) -> tuple:
     Z^0.5)^2`` over its elements with C > 0, ``X = 1 + 1.3 ln Zb``, ``Y = 0.2 + Zb/200``,
     ``ln(1 + Y)`` and ``ln(4 Zb)``, each the same expression as written out there (cached per
     composition: every shell of a ZAF iteration asks for the same)."""
-    try:
-        return _xpp_matrix_terms_cached(tuple(composition.items()))
-    except TypeError:  # a fraction that cannot be a key: not cached
-        return _xpp_matrix_terms_cached.__wrapped__(tuple(composition.items()))
+    return by_composition(_xpp_matrix_terms_cached, composition)
 
 
 @lru_cache(maxsize=8192)

@@ -9,6 +9,7 @@ correction of a ZAF analysis).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,16 @@ from napari_sigma.quant.cross_sections import (
     line_level,
 )
 from napari_sigma.xray.lines import XrayLine
+
+
+def by_composition(cached: Any, composition: Composition, *args: Any) -> Any:
+    """``cached(items, *args)`` with a composition's items as the cache's key, or the function
+    the cache wraps where a fraction cannot be a key (an array): not cached then."""
+    items = tuple(composition.items())
+    try:
+        return cached(items, *args)
+    except TypeError:
+        return cached.__wrapped__(items, *args)
 
 
 def mean_ionisation_potential(element: str) -> float:
@@ -56,10 +67,7 @@ def _pap_m_j(composition: Composition, positive: bool) -> tuple[float, float]:
     """``M = sum C Z/A`` and the mean ionisation potential ``J`` (keV) of a composition
     (Pouchou & Pichoir 1991, eq. 5-6), over its elements (``positive``: those with C > 0);
     cached per composition, as each line of a ZAF iteration asks for the same."""
-    try:
-        return _pap_m_j_cached(tuple(composition.items()), positive)
-    except TypeError:  # a fraction that cannot be a key: not cached
-        return _pap_m_j_cached.__wrapped__(tuple(composition.items()), positive)
+    return by_composition(_pap_m_j_cached, composition, positive)
 
 
 @lru_cache(maxsize=8192)
@@ -79,10 +87,7 @@ def backscatter_coefficient(composition: Composition) -> float:
 
     ``eta = 1.75e-3 Zb + 0.37 (1 - exp(-0.015 Zb^1.3))`` with ``Zb = (sum C_i Z_i^0.5)^2``.
     """
-    try:
-        return _backscatter_coefficient(tuple(composition.items()))
-    except TypeError:  # a fraction that cannot be a key: not cached
-        return _backscatter_coefficient.__wrapped__(tuple(composition.items()))
+    return by_composition(_backscatter_coefficient, composition)
 
 
 @lru_cache(maxsize=8192)
