@@ -45,7 +45,6 @@ from napari_sigma.minerals.same_names import (  # noqa: F401
     phase_line_dispersions,
     same_mineral_groups,
 )
-from napari_sigma.quant.kept_fits import kept_fits
 from napari_sigma.quant.quantify import (
     Quantification,
     QuantSettings,
@@ -360,18 +359,17 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
     if spectrum.sum() < MIN_PHASE_COUNTS:
         return PhaseMineral(pid, None, None, f"fewer than {MIN_PHASE_COUNTS:g} counts")
     try:
-        with kept_fits():  # the requantifications' first fit is the phase's own (kept)
-            quantification = quantify_spectrum(
-                spectrum, image.energy, elements, float(image.beam_energy), settings,
-                signal_type(image), _metadata(image), width,
-            )  # fmt: skip
-            identification = identify_quantified(
-                quantification, spectrum, image.energy, library,
-                settings.detector_for(quantification.mode, _metadata(image)),
-                requantify=_requantify(spectrum, image, elements, settings, width),
-                foil_nm=settings.thickness_nm or foil_thickness_nm(_metadata(image)),
-                coating=settings.coating,
-            )  # fmt: skip
+        quantification = quantify_spectrum(
+            spectrum, image.energy, elements, float(image.beam_energy), settings,
+            signal_type(image), _metadata(image), width,
+        )  # fmt: skip
+        identification = identify_quantified(
+            quantification, spectrum, image.energy, library,
+            settings.detector_for(quantification.mode, _metadata(image)),
+            requantify=_requantify(spectrum, image, elements, settings, width),
+            foil_nm=settings.thickness_nm or foil_thickness_nm(_metadata(image)),
+            coating=settings.coating,
+        )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")
     return PhaseMineral(pid, quantification, identification)

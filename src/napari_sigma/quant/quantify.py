@@ -28,7 +28,6 @@ from typing import Literal
 import numpy as np
 
 from napari_sigma.quant import physics
-from napari_sigma.quant.kept_fits import kept_fit
 from napari_sigma.quant.line_fit import LineFit, ShellIntensity, fit_lines
 
 VALENCES: dict[str, float] = {
@@ -552,9 +551,8 @@ def _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type, 
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
     else:
         physical = {"mass_thickness": _mass_thickness(settings), "absorption": settings.absorption}
-        # the same first fit for a phase's requantifications (kept within its scope: kept_fits)
-        fit = kept_fit(fit_lines, counts, axis, elements, beam_kev, settings.detector, None,
-                       takeoff, thin, width, **physical)  # fmt: skip
+        fit = fit_lines(counts, axis, elements, beam_kev, settings.detector, None, takeoff, thin,
+                        width, **physical)  # fmt: skip
         result = quantify_intensities(fit.analysed, beam_kev, settings, mode, takeoff)
         # refit with the quantified composition: a bulk continuum's absorption (once), and the
         # absorption of folded tied lines (Ca L with Ca K) until the composition settles (a
