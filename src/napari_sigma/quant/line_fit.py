@@ -256,36 +256,21 @@ def _relative_intensity(line: XrayLine, beam_kev: float) -> float:
     return line.weight
 
 
-def _peak_matrix(
-    templates, energies: np.ndarray, scale: float, detector: Detector, a: float, b: float
-) -> np.ndarray:
-    """The templates' columns on ``energies`` with the peak-width correction ``(a, b)``: each
-    line a Gaussian of area ``scale`` (counts per channel of a unit-area line), summed over the
-    template's lines with its weights. `_PeakColumns` makes the same columns, bit for bit, for
-    many widths at once."""
-    columns = []
-    for _, _, _, line_energies, weights in templates:
-        fwhm = detector_fwhm(line_energies, detector.fwhm_mnka_kev) * a
-        fwhm = fwhm * (line_energies / MN_KA_KEV) ** b
-        sigma = np.atleast_1d(fwhm) / FWHM_PER_SIGMA
-        x = (energies[:, None] - line_energies[None, :]) / sigma[None, :]
-        gauss = np.exp(-0.5 * x**2) * scale / (sigma[None, :] * np.sqrt(2 * np.pi))
-        columns.append(gauss @ weights)
-    return np.stack(columns, axis=1) if columns else np.zeros((energies.size, 0))
-
-
 class _PeakColumns:
-    """`_peak_matrix` of one window's templates for any width correction ``(a, b)``.
+    """The peak columns of one window's templates on ``energies`` for any peak-width
+    correction ``(a, b)``: each line a Gaussian of area ``scale`` (counts per channel of a
+    unit-area line) and FWHM ``detector_fwhm * a * (E / E_MnKa)^b``, summed over the template's
+    lines with its weights.
 
     The width search fits the same templates on the same channels with 24 widths. What does
     not depend on the width (the lines' Fano FWHM, their energy relative to Mn Ka, the
     channels' distances to every line) is computed once, and each width's Gaussians of all
     templates' lines in one array operation instead of one per template. Every element is the
-    same expression on the same operands as in `_peak_matrix` (element-wise operations: the
-    same double whatever the array's size), and each template's column is the same
-    matrix-vector product (a C-contiguous ``(C, L)`` copy of its lines' Gaussians times its
-    weights), so ``columns(a, b)`` equals ``_peak_matrix(..., a, b)`` bit for bit (tested on
-    random inputs).
+    same expression on the same operands as in the per-template form it replaced
+    (element-wise operations: the same double whatever the array's size), and each template's
+    column is the same matrix-vector product (a C-contiguous ``(C, L)`` copy of its lines'
+    Gaussians times its weights): the same columns bit for bit (tests/quant/
+    test_line_fit_speed.py compares them with that form on random inputs).
     """
 
     def __init__(self, templates, energies: np.ndarray, scale: float, detector: Detector):
