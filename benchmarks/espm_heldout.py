@@ -193,10 +193,11 @@ TRUTH_NAMES = {"biotite": {"accept_series": "biotite"}}
 """Phases scored as a whole series: any end-member fraction of the series is right."""
 
 
-def case_config(module, name: str) -> dict:
-    """The shared script's configuration of a case (its ``phase_table``), with espm given the
-    atomic fractions of each formula (the wt % kept as ``elts_wt``)."""
-    spec = copy.deepcopy(CASES[name])
+def case_config(module, name: str, cases: dict | None = None) -> dict:
+    """The shared script's configuration of a case of ``cases`` (default :data:`CASES`; its
+    ``phase_table``), with espm given the atomic fractions of each formula (the wt % kept as
+    ``elts_wt``)."""
+    spec = copy.deepcopy((CASES if cases is None else cases)[name])
     chem = module.phase_table(spec.pop("phases"))
     chem["elts_wt"] = chem["elts"]
     chem["elts"] = [atomic_fractions(d, module.AW) for d in chem["elts_wt"]]
@@ -204,13 +205,20 @@ def case_config(module, name: str) -> dict:
     return dict(chem=chem, **spec)
 
 
-def make(module, name: str, shared_model_params) -> dict:
-    """Generate one case with the shared ``make_case`` at the case's acquisition
-    (``shared_model_params``: the shared script's own ``model_params``)."""
-    acquisition = CASES[name]["acquisition"]
+def make(
+    module, name: str, shared_model_params, cases: dict | None = None,
+    truth_names: dict | None = None, generator: str = "espm_heldout.py",
+) -> dict:  # fmt: skip
+    """Generate one case of ``cases`` (default :data:`CASES`) with the shared ``make_case`` at
+    the case's acquisition (``shared_model_params``: the shared script's own ``model_params``);
+    ``truth_names`` (default :data:`TRUTH_NAMES`): per true phase, what its name is scored
+    against beside its own name."""
+    cases = CASES if cases is None else cases
+    truth_names = TRUTH_NAMES if truth_names is None else truth_names
+    acquisition = cases[name]["acquisition"]
     module.E0 = acquisition["beam_kev"]
     module.TOA_DEG = acquisition["takeoff_deg"]
-    cfg = case_config(module, name)
+    cfg = case_config(module, name, cases)
 
     def model_params(density, thickness_nm):
         params = shared_model_params(density, thickness_nm)
@@ -225,9 +233,9 @@ def make(module, name: str, shared_model_params) -> dict:
     meta["compositions_at"] = meta["compositions_wt"]  # what espm was given
     meta["compositions_wt"] = dict(zip(phases, cfg["chem"]["elts_wt"], strict=True))
     meta["espm_fraction_convention"] = "atomic"
-    meta["truth_names"] = {p: {"name": p, **TRUTH_NAMES.get(p, {})} for p in phases}
+    meta["truth_names"] = {p: {"name": p, **truth_names.get(p, {})} for p in phases}
     meta["acquisition"] = acquisition
-    meta["generator"] += " via napari-sigma benchmarks/espm_heldout.py (atomic fractions)"
+    meta["generator"] += f" via napari-sigma benchmarks/{generator} (atomic fractions)"
     (module.HERE / name / "meta.json").write_text(
         json.dumps(meta, indent=1, default=module._json_default)
     )

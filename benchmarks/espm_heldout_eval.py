@@ -62,11 +62,16 @@ def _found_folder(out: Path) -> Path:
 
 
 def is_right(truth: dict, found: str) -> bool:
-    """``bench_quant.name_is_right`` for ``truth`` (meta.json's truth_names entry)."""
+    """``bench_quant.name_is_right`` for ``truth`` (meta.json's truth_names entry); beside it
+    the entry's ``accept`` (other names of the same phase: a name, or a series name with any
+    fraction), ``accept_series`` (a whole series) and ``accept_unknown`` (a phase the library
+    does not hold: "unknown (formula)" is its right answer)."""
     if name_is_right(truth["name"], found):
         return True
-    series = truth.get("accept_series")
-    return bool(series) and (found == series or found.startswith(f"{series} "))
+    accepted = [*truth.get("accept", ()), *[truth[k] for k in ("accept_series",) if k in truth]]
+    if any(found == a or found.startswith(f"{a} ") for a in accepted):
+        return True
+    return bool(truth.get("accept_unknown")) and found.startswith("unknown")
 
 
 def score_case(case_dir: Path, out: Path) -> dict:
@@ -81,6 +86,9 @@ def score_case(case_dir: Path, out: Path) -> dict:
     n_found = int(labels.max()) + 1
     overlap = np.zeros((len(phases), n_found), np.int64)
     np.add.at(overlap, (truth_labels.ravel(), labels.ravel()), 1)
+    true_abundance = np.load(case_dir / "truth.npz")["abundances"].reshape(len(phases), -1)
+    modal = _modal_rows(folder)
+    matched = [int(np.argmax(np.r_[0, overlap[t, 1:]])) for t in range(len(phases))]
     scored, used = [], set()
     for t, phase in enumerate(phases):
         counts = overlap[t].copy()
@@ -99,12 +107,36 @@ def score_case(case_dir: Path, out: Path) -> dict:
             "score": row.get("mineral_score", ""), "alternatives": row.get("alternatives", ""),
             "pixels_of_truth": round(float(counts[pid] / max(overlap[t].sum(), 1)), 3),
             "wt_errors_pct": errors,
+            "label_area_pp": round(100 * float((labels == pid).mean() - (truth_labels == t).mean()), 2),
+            "abundance_area_pp": _abundance_error(
+                modal, found, pid, matched, rows, 100 * float(true_abundance[t].mean())),
         })  # fmt: skip
     extra = [{"phase": pid, "found": r.get("mineral", ""),
               "truth_of_most_pixels": phases[int(np.argmax(overlap[:, pid]))]}
              for pid, r in rows.items() if pid not in used]  # fmt: skip
     return {"case": case_dir.name, "phases": scored, "extra_phases": extra,
             "n_found": len(rows), "right": sum(p["right"] for p in scored)}  # fmt: skip
+
+
+def _modal_rows(folder: Path) -> dict[str, dict]:
+    """``modal_mineralogy.csv``'s rows by mineral (empty when the run wrote none)."""
+    path = folder / "modal_mineralogy.csv"
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        return {r["mineral"]: r for r in csv.DictReader(handle)}
+
+
+def _abundance_error(modal, found, pid, matched, rows, true_percent) -> float | None:
+    """The report's ``abundance_area_percent`` of a true phase's found phase minus the true mean
+    abundance (percentage points), where the comparison is one to one: the found phase is the
+    match of this true phase only and no other found phase has its mineral; else None."""
+    same_name = [p for p, r in rows.items() if r.get("mineral", "") == found]
+    row = modal.get(found)
+    if not pid or matched.count(pid) != 1 or len(same_name) != 1 or not row:
+        return None
+    value = row.get("abundance_area_percent", "")
+    return None if value == "" else round(float(value) - true_percent, 2)
 
 
 def main() -> None:
@@ -136,7 +168,8 @@ def main() -> None:
         for p in row["phases"]:
             print(f"{case}: {p['truth']} -> P{p['phase']} {p['found']} ({p['score']}) "
                   f"{'right' if p['right'] else 'WRONG'}; alternatives {p['alternatives']}; "
-                  f"wt errors % {p['wt_errors_pct']}", flush=True)  # fmt: skip
+                  f"wt errors % {p['wt_errors_pct']}; area pp: labels {p['label_area_pp']}, "
+                  f"abundance {p['abundance_area_pp']}", flush=True)  # fmt: skip
         for e in row["extra_phases"]:
             print(f"{case}: extra P{e['phase']} {e['found']} (mostly {e['truth_of_most_pixels']})")
         status = f", rc {runs['rc']}, {runs['wall_s']} s" if runs else ""
