@@ -6,8 +6,10 @@ phase is scored: the found phase holding most of its pixels (``phases.tif`` agai
 ``truth.npz``'s labels) is its phase, and its name (``phase_quant.csv``'s ``mineral``) is right
 when ``bench_quant.name_is_right`` accepts it for the true name of ``meta.json``'s
 ``truth_names`` (library names, synonyms, series ranges), or, for a phase scored as a whole
-series (``accept_series``), when it is that series with any end-member fraction. Reported per
-true phase: the found phase, its name, score and alternatives, and the relative error (%) of
+series (``accept_series``), when it is that series with any end-member fraction; ``accept``
+lists other accepted names and ``accept_unknown`` accepts "unknown (formula)" for a phase the
+library does not hold. A name with a "?" (a doubtful match) is scored without it and reported
+as doubtful apart. Reported per true phase: the found phase, its name, score and alternatives, and the relative error (%) of
 each element of >= 5 wt % (``compositions_wt``); per case the found phases that are no true
 phase's (split phases), and the total.
 
@@ -65,7 +67,9 @@ def is_right(truth: dict, found: str) -> bool:
     """``bench_quant.name_is_right`` for ``truth`` (meta.json's truth_names entry); beside it
     the entry's ``accept`` (other names of the same phase: a name, or a series name with any
     fraction), ``accept_series`` (a whole series) and ``accept_unknown`` (a phase the library
-    does not hold: "unknown (formula)" is its right answer)."""
+    does not hold: "unknown (formula)" is its right answer). A doubtful name ("plagioclase
+    An37?") is scored as its name without the "?"."""
+    found = found.replace("?", "")
     if name_is_right(truth["name"], found):
         return True
     accepted = [*truth.get("accept", ()), *[truth[k] for k in ("accept_series",) if k in truth]]
@@ -105,6 +109,7 @@ def score_case(case_dir: Path, out: Path) -> dict:
         scored.append({
             "truth": phase, "phase": pid, "found": found, "right": bool(pid) and is_right(truth, found),
             "score": row.get("mineral_score", ""), "alternatives": row.get("alternatives", ""),
+            "doubtful": "?" in found.split(" (")[0],
             "pixels_of_truth": round(float(counts[pid] / max(overlap[t].sum(), 1)), 3),
             "wt_errors_pct": errors,
             "label_area_pp": round(100 * float((labels == pid).mean() - (truth_labels == t).mean()), 2),
@@ -154,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     heldout = args.heldout.expanduser()
     cases = args.cases or sorted(p.parent.name for p in heldout.glob("*/meta.json"))
-    results, right, total = [], 0, 0
+    results, right, total, flagged = [], 0, 0, [0, 0]
     for case in cases:
         runs = {}
         if args.run:
@@ -166,16 +171,23 @@ def main() -> None:
         right += row["right"]
         total += len(row["phases"])
         for p in row["phases"]:
+            verdict = ("right" if p["right"] else "WRONG") + (
+                " (doubtful)" if p["doubtful"] else ""
+            )
             print(f"{case}: {p['truth']} -> P{p['phase']} {p['found']} ({p['score']}) "
-                  f"{'right' if p['right'] else 'WRONG'}; alternatives {p['alternatives']}; "
+                  f"{verdict}; alternatives {p['alternatives']}; "
                   f"wt errors % {p['wt_errors_pct']}; area pp: labels {p['label_area_pp']}, "
                   f"abundance {p['abundance_area_pp']}", flush=True)  # fmt: skip
         for e in row["extra_phases"]:
             print(f"{case}: extra P{e['phase']} {e['found']} (mostly {e['truth_of_most_pixels']})")
         status = f", rc {runs['rc']}, {runs['wall_s']} s" if runs else ""
         print(f"{case}: {row['right']}/{len(row['phases'])} names right, {row['n_found']} phases "
-              f"found{status}", flush=True)  # fmt: skip
+              f"found for {len(row['phases'])}{status}", flush=True)  # fmt: skip
+        doubtful = [p["right"] for p in row["phases"] if p["doubtful"]]
+        flagged[0] += sum(doubtful)
+        flagged[1] += len(doubtful) - sum(doubtful)
     print(f"\nHELD-OUT names right: {right}/{total}")
+    print(f"names marked doubtful ('?'): {flagged[0]} right, {flagged[1]} wrong")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -33,6 +33,9 @@ def modules():
         ({"name": "sigma phase"}, "unknown (Fe1.76Cr1.00)", False),
         ({"name": "sigma phase", "accept_unknown": True}, "stainless steel 304", False),
         ({"name": "pyrrhotite", "accept": ["troilite"]}, "pyrite", False),
+        ({"name": "quartz"}, "quartz?", True),
+        ({"name": "labradorite"}, "plagioclase An55?", True),
+        ({"name": "sigma phase", "accept_unknown": True}, "stainless steel 304?", False),
     ],
 )
 def test_a_name_is_right_by_the_truth_entry(modules, truth, found, right):
