@@ -9,7 +9,8 @@ when ``bench_quant.name_is_right`` accepts it for the true name of ``meta.json``
 series (``accept_series``), when it is that series with any end-member fraction; ``accept``
 lists other accepted names and ``accept_unknown`` accepts "unknown (formula)" for a phase the
 library does not hold. A name with a "?" (a doubtful match) is scored without it and reported
-as doubtful apart. Reported per true phase: the found phase, its name, score and alternatives, and the relative error (%) of
+as doubtful apart; a name right on a found phase that also holds another true phase (two
+merged, both "unknown") is counted apart as not on a phase of its own. Reported per true phase: the found phase, its name, score and alternatives, and the relative error (%) of
 each element of >= 5 wt % (``compositions_wt``); per case the found phases that are no true
 phase's (split phases), and the total.
 
@@ -110,6 +111,7 @@ def score_case(case_dir: Path, out: Path) -> dict:
             "truth": phase, "phase": pid, "found": found, "right": bool(pid) and is_right(truth, found),
             "score": row.get("mineral_score", ""), "alternatives": row.get("alternatives", ""),
             "doubtful": "?" in found.split(" (")[0],
+            "own_phase": bool(pid) and matched.count(pid) == 1,
             "pixels_of_truth": round(float(counts[pid] / max(overlap[t].sum(), 1)), 3),
             "wt_errors_pct": errors,
             "label_area_pp": round(100 * float((labels == pid).mean() - (truth_labels == t).mean()), 2),
@@ -120,7 +122,8 @@ def score_case(case_dir: Path, out: Path) -> dict:
               "truth_of_most_pixels": phases[int(np.argmax(overlap[:, pid]))]}
              for pid, r in rows.items() if pid not in used]  # fmt: skip
     return {"case": case_dir.name, "phases": scored, "extra_phases": extra,
-            "n_found": len(rows), "right": sum(p["right"] for p in scored)}  # fmt: skip
+            "n_found": len(rows), "right": sum(p["right"] for p in scored),
+            "right_own_phase": sum(p["right"] and p["own_phase"] for p in scored)}  # fmt: skip
 
 
 def _modal_rows(folder: Path) -> dict[str, dict]:
@@ -159,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     heldout = args.heldout.expanduser()
     cases = args.cases or sorted(p.parent.name for p in heldout.glob("*/meta.json"))
-    results, right, total, flagged = [], 0, 0, [0, 0]
+    results, right, total, flagged, own = [], 0, 0, [0, 0], 0
     for case in cases:
         runs = {}
         if args.run:
@@ -169,11 +172,13 @@ def main() -> None:
         row = {**score_case(heldout / case, args.out / case), **runs}
         results.append(row)
         right += row["right"]
+        own += row["right_own_phase"]
         total += len(row["phases"])
         for p in row["phases"]:
             verdict = ("right" if p["right"] else "WRONG") + (
                 " (doubtful)" if p["doubtful"] else ""
             )
+            verdict += "" if p["own_phase"] else " (a phase shared with another true phase)"
             print(f"{case}: {p['truth']} -> P{p['phase']} {p['found']} ({p['score']}) "
                   f"{verdict}; alternatives {p['alternatives']}; "
                   f"wt errors % {p['wt_errors_pct']}; area pp: labels {p['label_area_pp']}, "
@@ -187,6 +192,7 @@ def main() -> None:
         flagged[0] += sum(doubtful)
         flagged[1] += len(doubtful) - sum(doubtful)
     print(f"\nHELD-OUT names right: {right}/{total}")
+    print(f"right on a phase of its own (not shared with another true phase): {own}/{total}")
     print(f"names marked doubtful ('?'): {flagged[0]} right, {flagged[1]} wrong")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

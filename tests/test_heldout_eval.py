@@ -89,7 +89,8 @@ def test_a_case_is_scored_with_its_areas(modules, tmp_path):
     scored = evaluation.score_case(case, run)
     a, b = scored["phases"]
     assert (a["found"], a["right"], b["found"], b["right"]) == ("quartz", True, "goethite", False)
-    assert scored["right"] == 1
+    assert scored["right"] == scored["right_own_phase"] == 1
+    assert a["own_phase"] and b["own_phase"]
     assert a["wt_errors_pct"] == {"Si": -10.0, "O": 10.0}
     assert a["label_area_pp"] == pytest.approx(100 / 16)  # 9 px found for 8
     assert b["label_area_pp"] == pytest.approx(-100 / 16)
