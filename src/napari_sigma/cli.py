@@ -244,12 +244,20 @@ def run_one(path: Path, settings, out_dir: Path, limit: int | None = None) -> Ou
     ``limit``: the memory budget in bytes (``--memory``), or None.
     """
     from napari_sigma.compute.chunks import memory_budget, read_within
+    from napari_sigma.pipeline.preimport import finish_importing, start_importing
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with memory_budget(limit):
-                result, _ = _analyse_and_export(read_within(path, limit), settings, out_dir)
+                # the analysis's imports on another core while the file is read (a lazy read
+                # under a memory limit imports dask meanwhile: not then)
+                importing = start_importing() if limit is None else None
+                try:
+                    image = read_within(path, limit)
+                finally:
+                    finish_importing(importing)
+                result, _ = _analyse_and_export(image, settings, out_dir)
             outcome = Outcome(path, "ok", _summary(result, out_dir))
         except SigmaError as error:
             outcome = Outcome(path, "failed", str(error))
