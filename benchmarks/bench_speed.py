@@ -12,9 +12,9 @@ and device (CPU, and CUDA when present). Part 2 (``--emsigma-sizes``): emsigma (
 it, without the latent space that only napari draws for this preset: the same labels) and the
 ``sigma`` preset (``ours_sigma``) — on the same cube, in the same run.
 
-Before any measurement the project's sources are compiled to bytecode (:func:`precompile_sources`,
-as ``pip install`` does; ``--no-precompile``: not), so that every measured process starts as an
-installed package's does, emsigma's included.
+Before any measurement the project's sources are compiled to bytecode, as ``pip install`` does
+(:func:`precompiled_sources`; removed at the end; ``--no-precompile``: not), so that every measured
+process starts as an installed package's does, emsigma's included.
 
 Part 3 (``--e2e-sizes``): the whole ``napari-sigma run`` process on the cube written as an ``.hspy``
 file (read, analysis, every output file), side by side with processes that only read that file
@@ -41,6 +41,8 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -784,29 +786,44 @@ def _cleanup(stem: Path) -> None:
         stem.with_suffix(suffix).unlink(missing_ok=True)
 
 
-def precompile_sources() -> dict[str, Any]:
-    """Compile the project's Python sources to bytecode (``__pycache__``) before any process is
-    measured, as ``pip install`` does for an installed package; what was compiled, as JSON.
+@contextmanager
+def precompiled_sources(enabled: bool = True) -> Iterator[dict[str, Any]]:
+    """Compile the project's Python sources to bytecode (``__pycache__``) for the measured
+    processes, as ``pip install`` does for an installed package; what was compiled, as JSON.
 
     An installed napari-sigma (and emsigma, numpy, scipy, torch: installed packages) starts from
     bytecode. An editable install run with ``PYTHONDONTWRITEBYTECODE=1`` (as on the
     development VM) compiles every imported module of ``src/`` from its source in every process
     instead (about 90 modules, ~0.1 s of CPU at 256²): a cost of that setup, not of the
-    program. ``--no-precompile`` measures as before (the JSON says which). A source folder that
-    cannot be written is left as it is (reported).
+    program. ``enabled=False`` (``--no-precompile``) measures as before. The bytecode files
+    made here are removed at the end (a source tree is left as it was: later measurements of
+    other kinds, the GUI's, see the same files as before); a folder that cannot be written is
+    left as it is (reported).
     """
     import compileall
 
     import napari_sigma
 
+    if not enabled:
+        yield {"precompiled": None}
+        return
     folders = [Path(napari_sigma.__file__).resolve().parent, Path(__file__).resolve().parent]
-    done = {}
-    for folder in folders:
-        try:
-            done[str(folder)] = bool(compileall.compile_dir(folder, quiet=1))
-        except OSError as error:
-            done[str(folder)] = f"not compiled: {error}"
-    return {"precompiled": done}
+    before = {f for folder in folders for f in folder.rglob("__pycache__/*.pyc")}
+    done: dict[str, Any] = {}
+    try:
+        for folder in folders:
+            try:
+                done[str(folder)] = bool(compileall.compile_dir(folder, quiet=1))
+            except OSError as error:
+                done[str(folder)] = f"not compiled: {error}"
+        yield {"precompiled": done}
+    finally:
+        for folder in folders:
+            for made in set(folder.rglob("__pycache__/*.pyc")) - before:
+                made.unlink(missing_ok=True)
+            for cache in folder.rglob("__pycache__"):
+                if not any(cache.iterdir()):
+                    cache.rmdir()
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
@@ -863,9 +880,9 @@ def main(argv: list[str] | None = None) -> None:
         read_pass_worker(args.hspy, tuple(args.lines.split(",")), args.worker_out, args.isolate)
         return
     start = time.perf_counter()
-    bytecode = {"precompiled": None} if args.no_precompile else precompile_sources()
-    print(f"bytecode: {bytecode['precompiled'] or 'not precompiled (--no-precompile)'}")
-    results = run_benchmark(args)
+    with precompiled_sources(not args.no_precompile) as bytecode:
+        print(f"bytecode: {bytecode['precompiled'] or 'not precompiled (--no-precompile)'}")
+        results = run_benchmark(args)
     print("\nWall times (s) per stage, peak resident memory (MB)")
     print(speed_table(results["rows"]))
     for line in same_labels(results["rows"]):

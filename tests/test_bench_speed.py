@@ -156,3 +156,27 @@ def test_the_cli_worker_keeps_freed_memory_as_the_command_does(bench, monkeypatc
         bench.main(["--worker", "--cube", str(tmp_path / "c"), "--config", config,
                     "--worker-out", str(tmp_path / "o.json")])  # fmt: skip
         assert calls == expected
+
+
+def test_the_sources_are_precompiled_for_the_measurement_and_left_as_they_were(bench):
+    """As an installed package: the measured processes find the project's bytecode; the files
+    made for them are removed at the end (the tree as before); --no-precompile: nothing made."""
+    import importlib.util
+
+    import napari_sigma
+
+    package = Path(napari_sigma.__file__).resolve().parent
+    module = package / "pipeline" / "preimport.py"
+    cached = importlib.util.cache_from_source(str(module))
+
+    def pycs():
+        return {str(f) for f in (*package.rglob("*.pyc"), *BENCHMARKS.rglob("*.pyc"))}
+
+    before = pycs()
+    with bench.precompiled_sources(False) as info:
+        assert info == {"precompiled": None} and pycs() == before
+    with bench.precompiled_sources() as info:
+        assert set(info["precompiled"]) == {str(package), str(BENCHMARKS)}
+        assert Path(cached).exists()
+        assert pycs() >= before
+    assert pycs() == before
