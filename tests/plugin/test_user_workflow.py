@@ -10,6 +10,7 @@ from napari.utils.interactions import (
     mouse_press_callbacks,
     mouse_release_callbacks,
 )
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QPushButton
 
 from napari_sigma._napari import phases_widget as pw
@@ -150,6 +151,65 @@ def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
     assert analysis.settings().elements is None
     analysis.form.elements.value = ",".join(checked[:2])  # the field edited
     assert analysis.settings().elements == checked[:2]
+
+
+def _front(sigma) -> str:
+    return sigma.tabs.tabText(sigma.tabs.currentIndex())
+
+
+def test_a_file_of_one_spectrum_docks_the_panel_with_the_spectrum_tab_in_front(
+    plugin_viewer, qtbot, monkeypatch
+):
+    """A user opens a single spectrum (bruker_nano.spx) and docks the plugin: the panel showed
+    the Analysis tab with an empty "spectrum image" list (Run: "needs a spectrum image") over a
+    black canvas; the spectrum was in a tab behind. The Spectrum tab is in front from the dock's
+    first paint, built first, and shows the file's spectrum."""
+    from test_napari_io import DATA
+
+    from napari_sigma._napari import main_widget
+
+    built = []
+    make = main_widget._widget_class
+    monkeypatch.setattr(main_widget, "_widget_class", lambda key: built.append(key) or make(key))
+    viewer = plugin_viewer
+    viewer.open(str(DATA / "bruker" / "bruker_nano.spx"), plugin="napari-sigma-eds")
+    _, sigma = viewer.window.add_plugin_dock_widget("napari-sigma-eds", "napari-sigma")
+    assert _front(sigma) == "Spectrum" and built == []  # in front, built in a later turn
+    qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
+    assert built[0] == "spectrum" and _front(sigma) == "Spectrum"
+    qtbot.waitUntil(lambda: not sigma.spectrum.loading, timeout=30_000)
+    assert sigma.spectrum.source.currentText() == "bruker_nano"
+    (curve,) = sigma.spectrum.plot.spectra.values()
+    assert curve.size == 4096 and curve.max() > 0
+
+
+def test_the_tab_in_front_follows_what_is_opened_until_a_user_picks_one(plugin_viewer, qtbot):
+    """Docked on an empty viewer, the panel shows Analysis; a single spectrum opened brings
+    the Spectrum tab forward, a spectrum image the Analysis tab again (what there is to do
+    next). Once a user picks a tab (or a run brings the Phases tab forward), what is opened
+    no longer turns it."""
+    from test_napari_io import DATA
+
+    viewer = plugin_viewer
+    _, sigma = viewer.window.add_plugin_dock_widget("napari-sigma-eds", "napari-sigma")
+    qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
+    assert _front(sigma) == "Analysis"
+    viewer.open(str(DATA / "jeol" / "met03.EDS"), plugin="napari-sigma-eds")
+    assert _front(sigma) == "Spectrum"
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    assert _front(sigma) == "Analysis"
+    viewer.layers.clear()
+    assert _front(sigma) == "Analysis"  # nothing left: the default
+    viewer.open(str(DATA / "jeol" / "met03.EDS"), plugin="napari-sigma-eds")
+    assert _front(sigma) == "Spectrum"
+    bar = sigma.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(3).center())  # a user
+    assert _front(sigma) == "Latent space"
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    assert _front(sigma) == "Latent space"
+    viewer.layers.clear()
+    viewer.open(str(DATA / "jeol" / "met03.EDS"), plugin="napari-sigma-eds")
+    assert _front(sigma) == "Latent space"
 
 
 def test_docking_builds_no_tab_in_napari_s_turn_and_each_tab_in_a_turn_of_its_own(

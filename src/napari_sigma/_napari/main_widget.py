@@ -35,6 +35,7 @@ from typing import Any
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
+from napari_sigma._napari import state
 from napari_sigma._napari.viewer_widget import ViewerWidget
 from napari_sigma.compute.background import start_thread
 
@@ -72,6 +73,25 @@ TAB_MODULES = {
 # below napari's priority) as it is built; the Phases and Latent tabs' builds (main thread, 15-40
 # ms each) then waited for that thread in the same turns (gaps of 120-130 ms, JEOL, load 17)
 BUILD_ORDER = ("analysis", "phases", "latent", "spectrum")
+
+
+# the roles of a spectrum image's layers (the reader's, the sample's: `analysis_widget.SOURCE_ROLES`)
+IMAGE_ROLES = ("total", "image", "cube")
+
+
+def front_tab(layers: Any) -> str:
+    """The tab a user expects in front for the viewer's ``layers``: ``"spectrum"`` when they
+    hold a single spectrum (a ``.spx``, ``.msa``, ``.EDS``, a pruned Velox file) and no
+    spectrum image (nothing to analyse: the spectrum is what there is to see), otherwise
+    ``"analysis"``."""
+    image = spectrum = False
+    for layer in layers:
+        role = state.role_of(layer)
+        if role in IMAGE_ROLES and state.spectrum_image_of(layer) is not None:
+            image = True
+        elif role == "spectrum":
+            spectrum = True
+    return "spectrum" if spectrum and not image else "analysis"
 
 
 def _widget_class(key: str) -> Any:
@@ -166,6 +186,11 @@ class SigmaWidget(ViewerWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         self._laid_out = False
         self._tabs_in = False
+        # the tab in front follows the layers (`front_tab`) until a user or the plugin picks one
+        self._front = front_tab(self.viewer.layers)
+        self._following = True
+        self._turning = False  # the tab in front is being turned by `_follow_layers`
+        self._show_front_unbuilt()
         # napari adds the dock after this: its layout now, the window's repaint a turn later,
         # the tabs a turn after that
         self._repaint_hold = _hold_repaint(self.viewer, then=self._put_tabs_in)
@@ -174,6 +199,8 @@ class SigmaWidget(ViewerWidget):
         self._modules_ready = False  # matplotlib and the plotting tabs' modules are imported
         self._next_scheduled = False
         self.tabs.currentChanged.connect(self._on_tab_shown)
+        self.viewer.layers.events.inserted.connect(self._follow_layers)
+        self.viewer.layers.events.removed.connect(self._follow_layers)
         self._imported.connect(self._on_imported)
         start_thread(self._import_in_background, "napari-sigma-import")  # the exit waits
         from napari_sigma._napari.docks import keep_on_screen
@@ -261,7 +288,8 @@ class SigmaWidget(ViewerWidget):
             return
         if not self._tabs_in:  # the docking's repaint and the tabs first (`_put_tabs_in`)
             return
-        missing = [key for key in BUILD_ORDER if key not in self._widgets]
+        order = (self._front, *(key for key in BUILD_ORDER if key != self._front))
+        missing = [key for key in order if key not in self._widgets]
         if missing and self._modules_ready:
             self.tab(missing[0])
             missing = missing[1:]
@@ -273,7 +301,36 @@ class SigmaWidget(ViewerWidget):
             QTimer.singleShot(COMPUTE_PRELOAD_DELAY_MS, preload.start_compute)
 
     def _on_tab_shown(self, index: int) -> None:
+        if not self._turning:  # a user's click, or the plugin's `show_tab`: theirs from now on
+            self._following = False
         self.tab(TABS[index][0])
+
+    # -- the tab in front, following the layers -----------------------------------------------
+    def _show_front_unbuilt(self) -> None:
+        """Put the front tab's page in front without building it (built first: `_build_next`)."""
+        self.tabs.blockSignals(True)
+        self.tabs.setCurrentWidget(self._pages[self._front])
+        self.tabs.blockSignals(False)
+
+    @state.alive_only
+    def _follow_layers(self, *_: Any) -> None:
+        """A layer was added or removed: while the tab in front was not picked by a user or the
+        plugin, the tab a user expects (`front_tab`) comes forward when it changes (a single
+        spectrum opened: Spectrum; a spectrum image: Analysis)."""
+        front = front_tab(self.viewer.layers)
+        if front == self._front:
+            return
+        self._front = front
+        if not self._following:
+            return
+        if front in self._widgets or self._modules_ready:
+            self._turning = True
+            try:
+                self.show_tab(front)
+            finally:
+                self._turning = False
+        else:  # the tab's modules are still imported: built first when they are
+            self._show_front_unbuilt()
 
     @property
     def selected_elements(self) -> tuple[str, ...]:
