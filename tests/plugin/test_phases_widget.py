@@ -988,3 +988,45 @@ def test_the_table_is_as_tall_as_its_rows_and_the_phase_spectra_take_the_rest(
     head = table.horizontalHeader().height()
     assert table.verticalHeader().length() > pw.TABLE_ROOM_ROWS * pw.ROW_HEIGHT
     assert table.maximumHeight() >= table.verticalHeader().length() + head
+
+
+def test_a_few_pixel_phase_s_noise_leaves_the_intensity_range_to_the_counted_phases(
+    plugin_viewer, dock, qtbot, MouseEvent
+):
+    """Test_SI_16x16.emd through napari (qa17): a stroke of 5 pixels painted with a new label,
+    its mean spectrum spikes of one count per pixel (1.0 per pixel), set the Phases plot's
+    intensity range over the map's 251-pixel phase, whose peaks (~0.3 per pixel) then filled a
+    third of it. The range is what the counts show (`plotting.signal_top`): the counted
+    phases' peaks fill it, the stroke's noise runs off the top."""
+    import dataclasses
+
+    from test_user_workflow import brush_stroke
+
+    result = make_fake_result(shape=(16, 16))  # stripes: phases 1, 2, 3 of 80-96 pixels
+    rng = np.random.default_rng(7)
+    rates = np.full((3, 300), 0.02)  # a sparse map: 0.3 counts per pixel in a peak's channel
+    for k, channel in enumerate((20, 70, 150)):
+        rates[k, channel - 2 : channel + 3] = 0.3
+    counts = rng.poisson(rates[result.labels - 1]).astype(np.uint16)
+    counts[1, :8] = 0
+    counts[1, :8, 250] = 1  # the stroke's pixels: one count each in one channel
+    result.image = dataclasses.replace(result.image, counts=counts)
+    layer = add_result_layers(plugin_viewer, result).phases
+    widget = dock(plugin_viewer, "Phases")
+    plugin_viewer.window.show()  # the plot draws when shown
+    layer.mode, layer.brush_size, layer.selected_label = "paint", 1, 4
+    brush_stroke(layer, MouseEvent, (1, 1), (1, 5))
+    painted = int(np.count_nonzero(layer.data == 4))
+    assert 3 <= painted <= 8 and (layer.data[1, :8] == 4).sum() == painted
+    plot = widget.spectrum_plot
+    stroke = widget.model.name(4)
+    qtbot.waitUntil(lambda: stroke in plot.spectra and len(plot.spectra) == 4, timeout=HANG_MS)
+    plot.flush()
+    qtbot.waitUntil(lambda: not plot.canvas.busy and not plot._pending, timeout=HANG_MS)
+    _, high = plot.canvas.axes.get_ylim()
+    spectra = plot.spectra
+    counted = max(spectra[widget.model.name(k)][:250].max() for k in (1, 2, 3))
+    assert 0.2 <= counted <= 1.0 / 2  # the phases' peaks: below half the stroke's spike
+    assert spectra[stroke][250] == 1.0  # one count in each pixel
+    assert counted <= high < 1.0  # every counted peak whole; the spike off the top
+    assert high <= 1.2 * counted  # the peaks fill the range (matplotlib's 5 % margin)

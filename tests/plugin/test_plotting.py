@@ -170,3 +170,26 @@ def test_a_bright_map_s_counts_carry_no_multiplier_over_the_legend(qtbot, monkey
     plot.flush()
     assert plot.canvas.wait_rendered()
     assert type(axes.yaxis.get_major_formatter()).__name__ != "CompactTicks"
+
+
+def test_the_intensity_range_s_top_is_what_the_curves_counts_show():
+    """`signal_top`: a curve's point counts at its value from 16 counts behind it, below that
+    at its lower 2-sigma bound; a curve without counts with every point; within the x range."""
+    energy = np.arange(10) * 0.5
+    counted = np.full(10, 0.1)
+    counted[4] = 0.3  # 0.3 per pixel over 200 pixels: 60 counts
+    spike = np.zeros(10)
+    spike[7] = 0.6  # 3 counts over 5 pixels: 3 - 2 sqrt(3) < 0
+    grain = np.zeros(10)
+    grain[2] = 8.0  # a 5-pixel grain's real peak: 40 counts, known to +-32 %
+    top = plotting.signal_top
+    assert top(energy, {"a": counted, "b": spike}, {}) is None  # no counts: autoscale
+    assert top(energy, {"a": counted, "b": spike}, {"a": 200, "b": 5}) == 0.3
+    assert top(energy, {"a": counted, "b": spike}, {"a": 200}) == 0.6  # b: every point
+    assert top(energy, {"a": counted, "g": grain}, {"a": 200, "g": 5}) == 8.0
+    few = np.zeros(10)
+    few[1] = 2.0  # 10 counts over 5 pixels: known only down to 10 - 2 sqrt(10) = 3.68 counts
+    assert top(energy, {"a": counted, "f": few}, {"a": 200, "f": 5}) == pytest.approx(
+        (10 - 2 * np.sqrt(10)) / 5
+    )
+    assert top(energy, {"a": counted}, {"a": 200}, xlim=(2.5, 4.5)) == 0.1  # 0.3 lies at 2 keV

@@ -1108,8 +1108,13 @@ class PhasesWidget(PhaseLayerDock):
             if i in index
         }
         colors = {model.name(i): hex_color(model.color(i)) for i in ids}
+        counts = {  # the counts behind one count per pixel and channel of each curve
+            model.name(i): float(table.pixels[index[i]]) * statistics.channels_summed
+            for i in ids
+            if i in index
+        }
         energies = statistics.energies
-        self.spectrum_plot.set_spectra(energies, spectra, colors)
+        self.spectrum_plot.set_spectra(energies, spectra, colors, counts)
         energy = result.image.energy
         top = min(energy.max_energy, float(result.image.beam_energy or energy.max_energy))
         self.spectrum_plot.set_energy_range(0.0, top)  # nothing lies above the beam energy

@@ -379,6 +379,7 @@ class SpectrumPlot(QWidget):
         self._energy = np.zeros(0)
         self._spectra: dict[str, np.ndarray] = {}
         self._colors: dict[str, str] = {}
+        self._counts: dict[str, float] = {}
         self._markers: dict[str, float] = {}
         self._range: tuple[float, float] | None = None
         self._labels: list = []
@@ -427,6 +428,7 @@ class SpectrumPlot(QWidget):
         energy: np.ndarray,
         spectra: Mapping[str, np.ndarray],
         colors: Mapping[str, str] | Sequence[str] | None = None,
+        counts: Mapping[str, float] | None = None,
     ) -> None:
         """Show ``spectra`` (name to counts per channel) against ``energy`` (keV).
 
@@ -438,12 +440,20 @@ class SpectrumPlot(QWidget):
             The curves, drawn in this order.
         colors : mapping or sequence of str, optional
             Colours by name, or in the order of ``spectra``; default: a fixed palette.
+        counts : mapping of str to float, optional
+            By name, the counts behind one unit of a curve (a mean spectrum per pixel: its
+            pixels, times the channels summed in one of its channels). A curve given here sets
+            the intensity range only as far as its counts know its values (`signal_top`): a
+            few-pixel phase's noise no longer squeezes a well-counted phase's peaks.
         """
         self._energy = np.asarray(energy, dtype=np.float64)
         self._spectra = {
             name: np.asarray(values, dtype=np.float64) for name, values in spectra.items()
         }
         self._colors = _color_map(list(self._spectra), colors)
+        self._counts = {
+            name: float(counts[name]) for name in self._spectra if counts and name in counts
+        }
         self._schedule()
 
     def set_markers(self, lines: Mapping[str, float]) -> None:
@@ -488,7 +498,7 @@ class SpectrumPlot(QWidget):
         width = round(self.canvas.figure.bbox.width) if self._spectra else None
         return (self._energy, dict(self._spectra), dict(self._colors), dict(self._markers),
                 self._default_xlim(), self.log_scale.isChecked(), self._user_view(),
-                width)  # fmt: skip
+                width, dict(self._counts))  # fmt: skip
 
     def showEvent(self, event: Any) -> None:
         """Draw what changed while hidden."""
@@ -515,7 +525,7 @@ class SpectrumPlot(QWidget):
         self._pending = False
         self.draw_count += 1
         self._drawn = content = self._content()
-        energy, spectra, colors, markers, xlim, log, view, _ = content
+        energy, spectra, colors, markers, xlim, log, view, _, counts = content
 
         def build() -> None:
             axes = self.canvas.axes
@@ -531,6 +541,8 @@ class SpectrumPlot(QWidget):
                 axes.yaxis.set_major_formatter(CompactTicks())
             if xlim is not None:
                 axes.set_xlim(*xlim)
+            if not log and view is None:
+                _fit_intensities_to_signal(axes, energy, spectra, counts, xlim)
             if view is not None:
                 axes.set_xlim(*view[0])
                 axes.set_ylim(*view[1])
@@ -649,6 +661,70 @@ def _legend_columns(entry: float, available: float, n: int, dpi: float) -> int:
     px: at least one, at most ``n``."""
     spacing = LEGEND_SPACING_EM * LEGEND_FONT * dpi / 72.0
     return max(1, min(n, int((available + spacing) // (entry + spacing))))
+
+
+# a curve's point sets the intensity range when the counts behind it know its height to within
+# +-50 % (2 Poisson sigma: 16 counts); a point of fewer counts only as far as it is known (its
+# lower 2-sigma bound). A mean spectrum over 5 pixels of a sparse map (Test_SI_16x16: a painted
+# stroke) is spikes of 1-3 counts; they set the range over the map's 251-pixel phase's peaks.
+KNOWN_COUNTS = 16.0
+KNOWN_SIGMAS = 2.0
+
+
+def signal_top(
+    energy: np.ndarray,
+    spectra: Mapping[str, np.ndarray],
+    counts: Mapping[str, float],
+    xlim: tuple[float, float] | None = None,
+) -> float | None:
+    """The highest intensity that the curves' counts show, within ``xlim`` (keV).
+
+    A curve with counts (``counts[name]``: the counts behind one unit of it) counts with its
+    points of at least :data:`KNOWN_COUNTS` counts at their values and its other points at
+    their lower :data:`KNOWN_SIGMAS`-sigma bound (Poisson, ``C - 2 sqrt(C)``); a curve without
+    counts with all its points. None when no curve is given counts or nothing is shown."""
+    if not counts:
+        return None
+    energy = np.asarray(energy, dtype=np.float64)
+    shown = np.ones(energy.shape, bool)
+    if xlim is not None:
+        shown = (energy >= min(xlim)) & (energy <= max(xlim))
+    tops = []
+    for name, values in spectra.items():
+        values = np.asarray(values, dtype=np.float64)[shown]
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        per_unit = counts.get(name)
+        if per_unit is None or per_unit <= 0:
+            tops.append(float(values.max()))
+            continue
+        behind = np.maximum(values, 0.0) * per_unit
+        known = np.where(
+            behind >= KNOWN_COUNTS,
+            behind,
+            np.maximum(behind - KNOWN_SIGMAS * np.sqrt(behind), 0.0),
+        )
+        tops.append(float(known.max()) / per_unit)
+    return max(tops) if tops else None
+
+
+def _fit_intensities_to_signal(
+    axes: Any,
+    energy: np.ndarray,
+    spectra: Mapping[str, np.ndarray],
+    counts: Mapping[str, float],
+    xlim: tuple[float, float] | None,
+) -> None:
+    """Lower the autoscaled intensity range's top to what the curves' counts show
+    (`signal_top`, with matplotlib's margin); a curve's noisier points run off the top."""
+    top = signal_top(energy, spectra, counts, xlim)
+    if top is None:
+        return
+    low, high = axes.get_ylim()  # autoscaled to every point
+    margin = axes.margins()[1]
+    if low < top and top + margin * (top - low) < high:
+        axes.set_ylim(low, top + margin * (top - low))
 
 
 def _same_content(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

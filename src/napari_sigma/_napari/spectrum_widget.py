@@ -158,6 +158,7 @@ class SpectrumWidget(ViewerWidget):
         self.cursor_pixel: tuple[int, int] | None = None
         self.cursor_spectrum: np.ndarray | None = None
         self.phase_spectrum: np.ndarray | None = None
+        self._phase_counts = 0.0  # the counts behind one count per pixel of phase_spectrum
         self._phase_name = ""
         self._source: Any = None
         self.loading = False  # True while the sum spectrum and suggestions are computed
@@ -258,7 +259,7 @@ class SpectrumWidget(ViewerWidget):
         self._phase_name = _phase_name(labels_layer, label)
         cached = _cached_phase_spectrum(labels_layer, label, image)
         if cached is not None:
-            self.phase_spectrum = cached
+            self.phase_spectrum, self._phase_counts = cached
             self._redraw()
             return
         self._redraw()
@@ -268,7 +269,8 @@ class SpectrumWidget(ViewerWidget):
         from napari.qt.threading import create_worker
 
         mask = np.asarray(labels_layer.data) == label
-        if not mask.any():
+        pixels = int(np.count_nonzero(mask))
+        if not pixels:
             return
         worker = create_worker(
             leaving_a_core(masked_mean),
@@ -277,14 +279,14 @@ class SpectrumWidget(ViewerWidget):
             _start_thread=False,
             _ignore_errors=True,
         )
-        worker.returned.connect(lambda mean: self._on_phase_mean(labels_layer, label, mean))
+        worker.returned.connect(lambda mean: self._on_phase_mean(labels_layer, label, mean, pixels))
         worker.errored.connect(lambda error: self.status.setText(f"phase spectrum failed: {error}"))
         start_low_priority(worker)
 
     @state.alive_only
-    def _on_phase_mean(self, layer: Any, label: int, mean: np.ndarray) -> None:
+    def _on_phase_mean(self, layer: Any, label: int, mean: np.ndarray, pixels: int) -> None:
         if getattr(self, "_phase_request", None) == (layer, label):
-            self.phase_spectrum = mean
+            self.phase_spectrum, self._phase_counts = mean, float(pixels)
             self._redraw()
 
     def add_element_maps(self) -> Any:
@@ -429,15 +431,31 @@ class SpectrumWidget(ViewerWidget):
             self.plot.set_spectra(np.zeros(0), {})
             return
         curves = {MEAN_KEY: self._mean}
+        # the counts behind one count per pixel of each curve (`plotting.signal_top`)
+        counts = {MEAN_KEY: float(np.prod(self._image.shape)) if self._image is not None else 1.0}
         if self.cursor_spectrum is not None:
-            curves[f"{CURSOR_KEY} at {self.cursor_pixel}"] = self.cursor_spectrum
+            name = f"{CURSOR_KEY} at {self.cursor_pixel}"
+            curves[name] = self.cursor_spectrum
+            counts[name] = float(_neighbourhood_pixels(self.cursor_pixel, self._image.shape))
         if self.phase_spectrum is not None:
-            curves[f"{PHASE_KEY} {self._phase_name}"] = self.phase_spectrum
-        self.plot.set_spectra(self._spectrum.energy.energies, curves)
+            name = f"{PHASE_KEY} {self._phase_name}"
+            curves[name], counts[name] = self.phase_spectrum, self._phase_counts
+        self.plot.set_spectra(self._spectrum.energy.energies, curves, counts=counts)
 
 
-def _cached_phase_spectrum(layer: Any, label: int, image: SpectrumImage) -> np.ndarray | None:
-    """The Phases widget's running mean spectrum of ``label``, on the image's energy axis."""
+def _neighbourhood_pixels(pixel: tuple[int, int], shape: tuple[int, ...], radius: int = 1) -> int:
+    """The pixels `neighbourhood_mean` averages around ``pixel`` (fewer at the map's edges)."""
+    (row, col), (ny, nx) = pixel, shape[:2]
+    rows = min(row + radius + 1, ny) - max(row - radius, 0)
+    cols = min(col + radius + 1, nx) - max(col - radius, 0)
+    return rows * cols
+
+
+def _cached_phase_spectrum(
+    layer: Any, label: int, image: SpectrumImage
+) -> tuple[np.ndarray, float] | None:
+    """The Phases widget's running mean spectrum of ``label``, on the image's energy axis, and
+    the counts behind one count per pixel of it (its pixels, times the channels summed)."""
     cached = state.phase_spectra_of(layer)
     if cached is None:
         return None
@@ -446,11 +464,12 @@ def _cached_phase_spectrum(layer: Any, label: int, image: SpectrumImage) -> np.n
     if label not in rows or table.pixels[rows[label]] == 0:
         return None
     mean = np.asarray(table.mean_spectra[rows[label]], dtype=np.float64)
+    pixels = float(table.pixels[rows[label]])
     full = image.energy.energies
     if mean.size == full.size:
-        return mean
+        return mean, pixels
     width = (energies[1] - energies[0]) / image.energy.scale if len(energies) > 1 else 1.0
-    return np.interp(full, energies, mean / width, left=0.0, right=0.0)
+    return np.interp(full, energies, mean / width, left=0.0, right=0.0), pixels * width
 
 
 def _weak_mouse_callback(widget: SpectrumWidget):
