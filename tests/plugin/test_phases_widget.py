@@ -449,7 +449,10 @@ def test_a_map_under_a_square_micrometre_shows_its_areas_in_nm2(plugin_viewer, d
 def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(plugin_viewer, dock):
     """An unknown phase's identification carries the closest mineral's score: "unknown
     (Cu9.31Al1.00) (0.01)" read as a score of the unknown (Hitachi, 16x16 files). The cell
-    shows the name; its tooltip names the closest minerals and their scores."""
+    shows the name; its tooltip names the closest minerals and their scores. A phase with no
+    signal of its own (JEOL's hole: 0.08 counts/px of stray Cu, names18b) has no score (NaN):
+    its cell read "no signal (nan)"; it shows its identification's name, the note in its
+    tooltip."""
     from types import SimpleNamespace
 
     from napari_sigma._napari.phases_widget import MINERAL_COLUMN
@@ -457,10 +460,14 @@ def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(pl
     result = make_fake_result(shape=(12, 18))
     unknown = SimpleNamespace(unknown=True, unresolved=[],
                               alternatives=[("cuprite", 0.01), ("tenorite", 0.0)])  # fmt: skip
+    empty = SimpleNamespace(unknown=False, unresolved=[], name="no signal (0.08 counts/px)",
+                            note="no signal of its own: only stray X-rays")  # fmt: skip
     result.phase_minerals = [
         SimpleNamespace(phase_id=1, mineral="quartz", score=0.9, identification=True),
         SimpleNamespace(phase_id=2, mineral="unknown (Cu9.31Al1.00)", score=0.01,
                         identification=unknown),
+        SimpleNamespace(phase_id=3, mineral="no signal", score=float("nan"),
+                        identification=empty),
     ]  # fmt: skip
     add_result_layers(plugin_viewer, result)
     widget = dock(plugin_viewer, "Phases")
@@ -470,6 +477,11 @@ def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(pl
     assert items[2].toolTip().splitlines() == [
         "unknown (Cu9.31Al1.00)",
         "no library mineral matches; closest: cuprite 0.01, tenorite 0.00",
+    ]
+    assert items[3].text() == "no signal (0.08 counts/px)"
+    assert items[3].toolTip().splitlines() == [
+        "no signal (0.08 counts/px)",
+        "no signal of its own: only stray X-rays",
     ]
 
 
