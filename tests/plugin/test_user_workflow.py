@@ -181,6 +181,9 @@ def test_a_file_of_one_spectrum_docks_the_panel_with_the_spectrum_tab_in_front(
     assert sigma.spectrum.source.currentText() == "bruker_nano"
     (curve,) = sigma.spectrum.plot.spectra.values()
     assert curve.size == 4096 and curve.max() > 0
+    sigma.show_tab("phases")  # the plugin's own pick (a run's result): what is opened keeps it
+    viewer.open(str(DATA / "bruker" / "over16bit.bcf"), plugin="napari-sigma-eds")
+    assert _front(sigma) == "Phases"
 
 
 def test_the_tab_in_front_follows_what_is_opened_until_a_user_picks_one(plugin_viewer, qtbot):
@@ -191,24 +194,25 @@ def test_the_tab_in_front_follows_what_is_opened_until_a_user_picks_one(plugin_v
     from test_napari_io import DATA
 
     viewer = plugin_viewer
+    spectrum, spectrum_image = DATA / "jeol" / "met03.EDS", DATA / "bruker" / "over16bit.bcf"
     _, sigma = viewer.window.add_plugin_dock_widget("napari-sigma-eds", "napari-sigma")
     qtbot.waitUntil(lambda: sigma.built, timeout=30_000)
     assert _front(sigma) == "Analysis"
-    viewer.open(str(DATA / "jeol" / "met03.EDS"), plugin="napari-sigma-eds")
+    viewer.open(str(spectrum), plugin="napari-sigma-eds")
     assert _front(sigma) == "Spectrum"
-    viewer.open_sample("napari-sigma-eds", "synthetic")
+    viewer.open(str(spectrum_image), plugin="napari-sigma-eds")
     assert _front(sigma) == "Analysis"
     viewer.layers.clear()
     assert _front(sigma) == "Analysis"  # nothing left: the default
-    viewer.open(str(DATA / "jeol" / "met03.EDS"), plugin="napari-sigma-eds")
+    viewer.open(str(spectrum), plugin="napari-sigma-eds")
     assert _front(sigma) == "Spectrum"
     bar = sigma.tabs.tabBar()
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(3).center())  # a user
     assert _front(sigma) == "Latent space"
-    viewer.open_sample("napari-sigma-eds", "synthetic")
+    viewer.open(str(spectrum_image), plugin="napari-sigma-eds")
     assert _front(sigma) == "Latent space"
     viewer.layers.clear()
-    viewer.open(str(DATA / "jeol" / "met03.EDS"), plugin="napari-sigma-eds")
+    viewer.open(str(spectrum), plugin="napari-sigma-eds")
     assert _front(sigma) == "Latent space"
 
 
