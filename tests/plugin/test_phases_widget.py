@@ -451,7 +451,7 @@ def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(pl
     (Cu9.31Al1.00) (0.01)" read as a score of the unknown (Hitachi, 16x16 files). The cell
     shows the name; its tooltip names the closest minerals and their scores. A phase with no
     signal of its own (JEOL's hole: 0.08 counts/px of stray Cu, names18b) has no score (NaN):
-    its cell read "no signal (nan)"; it shows its identification's name, the note in its
+    its cell read "no signal (0.08 counts/px) (nan)"; it shows the name, the phase's note in its
     tooltip."""
     from types import SimpleNamespace
 
@@ -460,14 +460,13 @@ def test_an_unknown_phase_s_mineral_cell_shows_no_score_and_names_the_closest(pl
     result = make_fake_result(shape=(12, 18))
     unknown = SimpleNamespace(unknown=True, unresolved=[],
                               alternatives=[("cuprite", 0.01), ("tenorite", 0.0)])  # fmt: skip
-    empty = SimpleNamespace(unknown=False, unresolved=[], name="no signal (0.08 counts/px)",
-                            note="no signal of its own: only stray X-rays")  # fmt: skip
+    empty = SimpleNamespace(unknown=False, unresolved=[], group="no signal")
     result.phase_minerals = [
         SimpleNamespace(phase_id=1, mineral="quartz", score=0.9, identification=True),
         SimpleNamespace(phase_id=2, mineral="unknown (Cu9.31Al1.00)", score=0.01,
                         identification=unknown),
-        SimpleNamespace(phase_id=3, mineral="no signal", score=float("nan"),
-                        identification=empty),
+        SimpleNamespace(phase_id=3, mineral="no signal (0.08 counts/px)", score=float("nan"),
+                        identification=empty, note="no signal of its own: only stray X-rays"),
     ]  # fmt: skip
     add_result_layers(plugin_viewer, result)
     widget = dock(plugin_viewer, "Phases")

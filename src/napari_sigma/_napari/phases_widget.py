@@ -774,8 +774,8 @@ class PhasesWidget(PhaseLayerDock):
             text = found.mineral  # score was the closest mineral's (its tooltip names them)
             return f"{text}{EDITED_MARK}" if edited else text
         if not np.isfinite(found.score):  # no score: a phase with no signal of its own ("no
-            text = getattr(found.identification, "name", None) or found.mineral  # signal (0.08
-            return f"{text}{EDITED_MARK}" if edited else text  # counts/px)"), not "(nan)"
+            text = found.mineral  # signal (0.08 counts/px)"), not "... (nan)"
+            return f"{text}{EDITED_MARK}" if edited else text
         text = f"{found.mineral} ({found.score:.2f})"
         if getattr(found.identification, "unresolved", None):
             from napari_sigma.minerals.phases import UNRESOLVED_MARK  # loaded: ``found`` is one
@@ -795,9 +795,8 @@ class PhasesWidget(PhaseLayerDock):
 
             unresolved = found.not_resolved_from.replace("; ", ", ")
             lines += [f"{UNRESOLVED_MARK} not resolved from: {unresolved}", f"({UNRESOLVED_NOTE})"]
-        note = getattr(found.identification, "note", None) if found is not None else None
-        if note:  # what a name without a score means ("no signal of its own: ...")
-            lines.append(str(note))
+        if found is not None and not np.isfinite(found.score) and getattr(found, "note", ""):
+            lines.append(str(found.note))  # what a name without a score means ("no signal ...")
         if found is not None and getattr(found.identification, "unknown", False):
             closest = getattr(found.identification, "alternatives", None) or []
             lines.append(
