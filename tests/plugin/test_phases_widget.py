@@ -1004,10 +1004,10 @@ def test_the_table_is_as_tall_as_its_rows_and_the_phase_spectra_take_the_rest(
 def test_a_few_pixel_phase_s_noise_leaves_the_intensity_range_to_the_counted_phases(
     plugin_viewer, dock, qtbot, MouseEvent
 ):
-    """Test_SI_16x16.emd through napari (qa17): a stroke of 5 pixels painted with a new label,
-    its mean spectrum spikes of one count per pixel (1.0 per pixel), set the Phases plot's
-    intensity range over the map's 251-pixel phase, whose peaks (~0.3 per pixel) then filled a
-    third of it. The range is what the counts show (`plotting.signal_top`): the counted
+    """16x16_12bit_packed_8bit.bcf through napari (qa17, qa18): a stroke of 4 pixels painted
+    with a new label, its mean spectrum spikes of a few counts, set the Phases plot's intensity
+    range over the map's 252-pixel phase, which lay flat along the bottom. Here: 5 pixels of
+    one count each in one channel (1.0 per pixel) beside phases whose peaks are ~0.3. The range is what the counts show (`plotting.signal_top`): the counted
     phases' peaks fill it, the stroke's noise runs off the top."""
     import dataclasses
 

@@ -665,8 +665,9 @@ def _legend_columns(entry: float, available: float, n: int, dpi: float) -> int:
 
 # a curve's point sets the intensity range when the counts behind it know its height to within
 # +-50 % (2 Poisson sigma: 16 counts); a point of fewer counts only as far as it is known (its
-# lower 2-sigma bound). A mean spectrum over 5 pixels of a sparse map (Test_SI_16x16: a painted
-# stroke) is spikes of 1-3 counts; they set the range over the map's 251-pixel phase's peaks.
+# lower 2-sigma bound). A mean spectrum over 4 pixels of a sparse map (a stroke on the
+# 16x16_12bit_packed_8bit.bcf) is spikes of 1-6 counts; they set the range over the map's
+# 252-pixel phase's peaks.
 KNOWN_COUNTS = 16.0
 KNOWN_SIGMAS = 2.0
 
