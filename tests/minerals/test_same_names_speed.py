@@ -69,3 +69,40 @@ def test_an_integer_cube_is_gathered_in_blocks(monkeypatch):
     totals, inside = same_names._sampled_window_sums(counts, samples, [slice(2, 5)])[1]
     assert max(seen) == same_names.GATHER_PIXELS and sum(seen) == 4096 + 349
     assert totals.tolist() == [16.0] * 4096 and inside[:, 0].tolist() == [3.0] * 4096
+
+
+def test_the_composition_test_p_is_scipy_stats_chi2_sf():
+    """The p value of compare_compositions, now from scipy.special's chdtrc: bit for bit what
+    scipy.stats.chi2.sf gave (random and edge chi-squares, 1-40 degrees of freedom)."""
+    from scipy.special import chdtrc
+    from scipy.stats import chi2
+
+    rng = np.random.default_rng(5)
+    values = [0.0, -0.0, 1e-300, 1e-12, 0.5, 1.0, 3.84, 1e3, 1e6, np.inf, np.nan]
+    values += rng.exponential(10.0, 80).tolist() + (10.0 ** rng.uniform(-8, 4, 40)).tolist()
+    for df in range(1, 41):
+        for x in values:
+            old = float(chi2.sf(float(x), df))
+            new = float(chdtrc(df, float(x)))
+            assert np.array_equal(np.array(old), np.array(new), equal_nan=True), (df, x)
+            assert np.array(old).tobytes() == np.array(new).tobytes() or np.isnan(old)
+
+
+def test_comparing_compositions_does_not_import_scipy_stats():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from napari_sigma.minerals.same_names import compare_compositions\n"
+        "from napari_sigma.quant.quantify import Quantification\n"
+        "a = Quantification.__new__(Quantification)\n"
+        "b = Quantification.__new__(Quantification)\n"
+        "a.wt, a.err_wt, b.wt, b.err_wt = {'Si': 40.0, 'O': 50.0}, {'Si': 0.5, 'O': 1.0}, "
+        "{'Si': 42.0, 'O': 49.0}, {'Si': 0.5, 'O': 1.0}\n"
+        "test = compare_compositions(a, b)\n"
+        "print(test.n, test.p, 'scipy.stats' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n, p, imported = done.stdout.split()
+    assert n == "2" and 0.0 < float(p) < 1.0 and imported == "False"

@@ -62,7 +62,8 @@ def compare_compositions(
     scatter, not by counting alone. On the 30x30 Bruker map, random halves of one phase's core
     differed beyond counting alone in 14 of 18 draws (p < 0.01).
     """
-    from scipy.stats import chi2 as chi2_distribution
+    # scipy.stats.chi2.sf(x, df) is chdtrc(df, x), without importing scipy.stats (0.2-0.3 s)
+    from scipy.special import chdtrc
 
     z = {}
     for el in dict.fromkeys([*a.wt, *b.wt]):
@@ -72,7 +73,7 @@ def compare_compositions(
         if variance > 0 and np.isfinite(variance):
             z[el] = (b.wt.get(el, 0.0) - a.wt.get(el, 0.0)) / float(np.sqrt(variance))
     chi2 = float(sum(v * v for v in z.values()))
-    p = float(chi2_distribution.sf(chi2, len(z))) if z else 1.0
+    p = float(chdtrc(len(z), chi2)) if z else 1.0
     return CompositionTest(chi2, len(z), p, z)
 
 
