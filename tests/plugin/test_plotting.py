@@ -7,7 +7,7 @@ import pytest
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 from waits import HANG_MS
 
-from napari_sigma._napari import plotting
+from napari_sigma._napari import plotting, spectrum_plot
 from napari_sigma._napari.plotting import SpectrumPlot
 
 pytestmark = pytest.mark.gui
@@ -31,7 +31,8 @@ def test_a_hidden_plot_renders_once_shown_and_not_again_for_the_same_spectra(qtb
     """A plot in a background tab renders nothing when Qt resizes it (a layer added to napari
     resized the hidden tabs: 2-3 renderings holding the GIL in that turn), and a redraw asked
     with the spectra it shows already renders nothing."""
-    monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 60_000, raising=False)  # not within this test
+    # not within this test
+    monkeypatch.setattr(spectrum_plot, "WARM_UP_DELAY_MS", 60_000, raising=False)
     tabs, plot = plot_in_a_hidden_tab(qtbot)
     qtbot.wait(100)
     plot.canvas.resize(300, 200)  # Qt resizing the hidden tab's widgets
@@ -59,7 +60,7 @@ def test_a_new_plot_draws_once_a_while_after_it_is_made_even_hidden(qtbot, monke
     that the process's first matplotlib rendering (fonts, tick layout: ~70 ms holding the GIL)
     is not paid when a run's result first shows the plot; shown later with nothing new, it
     renders only if its size changed."""
-    monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 50, raising=False)
+    monkeypatch.setattr(spectrum_plot, "WARM_UP_DELAY_MS", 50, raising=False)
     tabs, plot = plot_in_a_hidden_tab(qtbot)
     qtbot.waitUntil(lambda: plot.draw_count == 1 and plot.canvas.render_count == 1, timeout=HANG_MS)
     assert plot.canvas.wait_rendered()
@@ -83,7 +84,7 @@ def test_a_spectrum_plot_is_drawn_in_a_child_process_with_the_same_pixels(qtbot,
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.figure import Figure
 
-    monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 60_000, raising=False)
+    monkeypatch.setattr(spectrum_plot, "WARM_UP_DELAY_MS", 60_000, raising=False)
     plot = SpectrumPlot()
     qtbot.addWidget(plot)
     plot.resize(460, 520)
@@ -147,7 +148,7 @@ def test_a_bright_map_s_counts_carry_no_multiplier_over_the_legend(qtbot, monkey
     the axes, and the plot is still drawn in the child process."""
     from matplotlib.figure import Figure
 
-    monkeypatch.setattr(plotting, "WARM_UP_DELAY_MS", 60_000, raising=False)
+    monkeypatch.setattr(spectrum_plot, "WARM_UP_DELAY_MS", 60_000, raising=False)
     plot = SpectrumPlot(ylabel="mean counts / pixel")
     qtbot.addWidget(plot)
     plot.resize(460, 520)
