@@ -7,8 +7,8 @@ import pytest
 from test_editing import make_fake_result
 from waits import HANG_MS
 
+from napari_sigma._napari import phases_table_data, plotting, state
 from napari_sigma._napari import phases_widget as pw
-from napari_sigma._napari import plotting, state
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma._napari.results import add_result_layers
 
@@ -143,7 +143,9 @@ def test_statistics_are_built_after_the_last_turn_of_a_results_adding(
     if large:
         monkeypatch.setattr(pw, "SYNC_STATISTICS_BYTES", 0)  # this small cube counts as large
     built, build, turn = [], pw._build_statistics, [0]
-    monkeypatch.setattr(pw, "_build_statistics", lambda *a: built.append(turn[0]) or build(*a))
+    counting = lambda *a: built.append(turn[0]) or build(*a)  # noqa: E731
+    monkeypatch.setattr(pw, "_build_statistics", counting)  # in napari's main thread
+    monkeypatch.setattr(phases_table_data, "_build_statistics", counting)  # in a worker
     widget = dock(plugin_viewer, "Phases")
     for added in add_result_layers_stepwise(plugin_viewer, make_fake_result(shape=(12, 18))):
         turn[0] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtWidgets import QFileDialog
 
 from napari_sigma._napari import editing, state
 from napari_sigma._napari import phases_widget as pw
@@ -52,14 +53,14 @@ def test_save_then_open_in_a_new_viewer_gives_the_same_work(
         phases.rename(1, "quartz")
         phases.model.set_color(2, (0.1, 0.8, 0.3, 1.0))
         path = tmp_path / "work.sigma"
-        monkeypatch.setattr(pw.QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
         click(phases, "Save session...")
         qtbot.waitUntil(lambda: not phases.busy, timeout=30_000)
         assert path.is_file()
 
         again = make_napari_viewer()  # as after a restart of napari
         reopened = dock(again, "Phases")
-        monkeypatch.setattr(pw.QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
         click(reopened, "Open session...")
         qtbot.waitUntil(lambda: reopened.layer is not None, timeout=30_000)
         new = reopened.layer

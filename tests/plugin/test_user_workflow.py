@@ -11,10 +11,9 @@ from napari.utils.interactions import (
     mouse_release_callbacks,
 )
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QPushButton
+from qtpy.QtWidgets import QFileDialog, QPushButton
 from waits import HANG_MS
 
-from napari_sigma._napari import phases_widget as pw
 from napari_sigma._napari import state
 from napari_sigma.io.export import read_labels_tiff
 
@@ -95,7 +94,7 @@ def test_sample_run_paint_lasso_merge_export(
     assert second not in phases.row_ids() and not (np.asarray(layer.data) == second).any()
 
     # export with the button (the folder dialog answered)
-    monkeypatch.setattr(pw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     import napari.utils.notifications as notifications
 
     import napari_sigma.io.report as report

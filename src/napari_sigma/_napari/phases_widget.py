@@ -12,23 +12,19 @@ Split and Mark unassigned are each one undo step of the layer; names live in the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -37,44 +33,43 @@ from qtpy.QtWidgets import (
 
 from napari_sigma._napari import editing, state
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
-from napari_sigma._napari.phase_model import Phase, PhaseModel
+from napari_sigma._napari.phases_files import _PhasesFiles
+from napari_sigma._napari.phases_table import (
+    AREA_COLUMN,
+    COLUMN_TIPS,
+    COLUMNS,
+    COMPACT_HEADERS,
+    EDITED_MARK,
+    EDITED_NOTE,
+    ELEMENTS_COLUMN,
+    ELIDE_ORDER,
+    MINERAL_COLUMN,
+    NAME_COLUMN,
+    NM_AREA_MAP_UM2,
+    ROW_HEIGHT,
+    SWATCH_WIDTH,
+    TABLE_ROOM_ROWS,
+    WRAP_ORDER,
+    _ColumnFitter,
+    _PhasesTable,
+)
+from napari_sigma._napari.phases_table_data import (
+    _build_statistics,
+    _build_with_edits,
+    _export,
+    _LayerSnapshot,
+    _running_sums,
+    _update_with_edits,
+    _Updates,
+    edit_record,
+    edited_phases,
+    found_labels,
+    hex_color,
+    line_energies,
+)
 from napari_sigma._napari.threads import leaving_a_core
 from napari_sigma._napari.threads import start as start_low_priority
 
-COLUMNS = ("", "name", "pixels", "area %", "area µm²", "elements", "mineral")
-COLUMN_TIPS = {
-    "elements": "main elements: the strongest lines of the phase's mean spectrum",
-    "mineral": "the mineral identified from the phase's composition, with its match score (0-1);"
-    " ≈: not resolved from other minerals (see the cell's tooltip)",
-}
-NAME_COLUMN = 1
-# a mineral cell of a phase whose pixels were edited: the analysis identified the phase it found
-EDITED_MARK = ", before edits"
-EDITED_NOTE = (
-    "identified by the analysis on the phase it found; the phase was edited since (its pixels "
-    "changed): Export identifies the edited phase again (phase_stats.csv, report.html)"
-)
-AREA_COLUMN = COLUMNS.index("area µm²")
-# a map smaller than this (µm²) shows its phases' areas in nm²: test_TEM.bcf's (64² pixels of
-# 0.77 nm) read "0.002435" and "3.388e-05" µm²; the JEOL map (512² of 8.7 nm, 20 µm²) keeps µm²
-NM_AREA_MAP_UM2 = 1.0
-ELEMENTS_COLUMN = COLUMNS.index("elements")
-MINERAL_COLUMN = COLUMNS.index("mineral")
-# the numeric columns' headers in two lines when the table is narrower than its contents (their
-# numbers are narrower than "area µm²"), and "elements" hyphenated (its cells' words, "Si,", are
-# narrower than its header: the 30x30 .bcf's long names elided that header to "ement")
-COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²", "elements": "ele-\nments"}
-# then these text columns give way, wrapping their cells at spaces (rows grow) down to their
-# longest word or header, in this order; only past that are cells elided (whole in tooltips),
-# first down to their headers' widths (a header is the column's name), then below
-WRAP_ORDER = (ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN)
-ELIDE_ORDER = ((ELEMENTS_COLUMN, 40), (NAME_COLUMN, 48), (MINERAL_COLUMN, 48))
-ROW_HEIGHT = 22
-# the table is as tall as its rows, with room for this many at least (so that merges and splits
-# of a usual map leave its height alone); the phase spectra's plot below takes the rest of the
-# dock: on a 1080-line screen a table of 6 phases kept a third of the tab empty
-TABLE_ROOM_ROWS = 8
-SWATCH_WIDTH = 22
 LAYER_EVENTS = ("paint", "set_data", "data", "labels_update", "visible")
 # napari emits labels_update at every mouse move of a stroke (and inside every data_setitem,
 # before its paint event): those syncs are coalesced, at most one per SYNC_DELAY_MS, and update
@@ -89,162 +84,17 @@ SYNC_STATISTICS_BYTES = 64 * 2**20  # larger or lazy cubes: the statistics are b
 STATISTICS_START_MS = 1
 SYNC_SPLIT_PIXELS = 20_000  # larger phases are re-clustered in a worker
 
-
-def line_energies(lines: Any) -> dict[str, float]:
-    """``{"Fe_Ka": 6.40, ...}`` for the analysed line names (unknown names are skipped)."""
-    from napari_sigma.xray.lines import parse_line
-
-    energies = {}
-    for name in lines:
-        try:
-            energies[str(name)] = float(parse_line(str(name)).energy)
-        except (ValueError, KeyError):
-            continue
-    return energies
-
-
-def _build_statistics(result: Any, labels: np.ndarray | None) -> Any:
-    """PhaseStatistics of a result on in-memory per-pixel spectra (first update on ``labels``)."""
-    from napari_sigma.phases.pixel_cache import pixel_spectra
-    from napari_sigma.phases.statistics import PhaseStatistics
-
-    spectra = pixel_spectra(result.image.counts, result.image.energy)
-    statistics = PhaseStatistics(
-        spectra.counts,
-        result.intensities,
-        list(result.lines),
-        pixel_size_um=result.image.pixel_size_um,
-        regions=False,  # the table shows no region statistics; they cost ~10 ms a phase
-        energies=spectra.energies,
-        channels_summed=spectra.factor,
-    )
-    if labels is not None:
-        statistics.update(labels)
-    return statistics
-
-
-def found_labels(result: Any) -> np.ndarray | None:
-    """The labels the analysis identified its minerals on: its own, or a session's
-    ``minerals_labels`` (saved after edits: the result's labels are the edited ones)."""
-    labels = getattr(result, "minerals_labels", None)
-    return getattr(result, "labels", None) if labels is None else labels
-
-
-def edited_phases(found: np.ndarray | None, labels: np.ndarray) -> frozenset[int]:
-    """The phases whose pixels in ``labels`` are not those they have in ``found``: the label a
-    pixel had and the one it has, at every pixel where the two differ.
-
-    Exact where a comparison of pixel counts is not: a stroke (or two) that gives a phase as
-    many pixels as it takes moves them; undone, ``labels`` equal ``found`` again and no phase
-    is edited. ``found`` None (no analysis labels) or of another shape: every phase counts as
-    edited."""
-    labels = np.asarray(labels)
-    if found is None or np.shape(found) != labels.shape:
-        return frozenset(int(k) for k in np.unique(labels))
-    found = np.asarray(found)
-    moved = found != labels
-    if not moved.any():
-        return frozenset()
-    before = np.unique(found[moved])
-    after = np.unique(labels[moved])
-    return frozenset(int(k) for k in np.union1d(before, after))
-
-
-def _update_with_edits(statistics: Any, found: np.ndarray | None, labels: np.ndarray):
-    """The statistics updated to ``labels`` and the phases edited since the analysis."""
-    return statistics.update(labels), edited_phases(found, labels)
-
-
-def _build_with_edits(result: Any, labels: np.ndarray):
-    """:func:`_build_statistics` on ``labels`` and the phases edited since the analysis."""
-    return _build_statistics(result, labels), edited_phases(found_labels(result), labels)
-
-
-@dataclass
-class _Updates:
-    """The statistics updates of one layer, made in workers one at a time (the latest labels
-    not yet sent wait for the running one)."""
-
-    sent: np.ndarray | None = None  # the labels of the last update started
-    labels: np.ndarray | None = None  # the labels to update to next (None: nothing new)
-    spectra: bool = False  # hand the phase spectra on after that update
-    running: bool = False
-
-
-class _LayerSnapshot:
-    """What a session needs of a phases layer, copied in the main thread for a worker."""
-
-    def __init__(self, layer: Any) -> None:
-        self.name = layer.name
-        self.data = np.array(layer.data, copy=True)
-        data = dict(state.plugin_data(layer))
-        data["phases"] = PhaseModel(Phase(p.id, p.name, p.color) for p in data["phases"])
-        self.metadata = {state.KEY: data}
-
-
-def _export(
-    result: Any, out_dir: Any, labels: np.ndarray, names: list[str], sums: Any = None
-) -> dict:
-    """Export the edited labels; ``run.json`` also records the edits made in napari. ``sums``:
-    the exact sum spectra of phases 1..K over ``labels`` when known (:func:`_running_sums`)."""
-    import json
-
-    from napari_sigma.io.export import export_result
-
-    # report.png drawn in a child process: matplotlib holds none of napari's GIL (same bytes)
-    written = export_result(
-        result, out_dir, labels=labels, names=names, draw_in_process=True, sum_spectra=sums
-    )
-    run_path = Path(written["run"])
-    info = json.loads(run_path.read_text())
-    info.update(edit_record(result, labels, names))
-    run_path.write_text(json.dumps(info, indent=2))
-    return written
-
-
-def _running_sums(statistics: Any, result: Any, labels: np.ndarray) -> np.ndarray | None:
-    """The Phases tab's running sum spectra of phases 1..K (a copy) when they are the sums over
-    ``labels`` of the result's own in-memory cube, every channel; else None.
-
-    An export of edited labels then reads no cube for its phase statistics: a cube too large
-    for the export's child (1024² x 2048, 4 GiB) was summed again in napari's process, in the
-    export's worker. Integer counts make the running sums exact (float64 sums of integers, moved
-    pixel by pixel as the user edits): the same table as a new pass, the same files (the export
-    checks the counts are integers). Call it with no statistics update running
-    (:meth:`PhasesWidget.pending_updates`): a worker changes these sums."""
-    if statistics is None or statistics.counts is not result.image.counts:
-        return None  # no statistics yet, or of a lazy cube's channel groups
-    if getattr(statistics, "factor", 1) != 1:
-        return None
-    return statistics.sums_over(labels)
-
-
-def edit_record(result: Any, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """What changed in napari since the run: live phases with their current names, pixels moved."""
-    counts = np.bincount(np.ravel(labels).astype(np.int64))
-    live = [int(k) for k in np.flatnonzero(counts) if k > 0]
-    original = list(result.phase_names)
-    current = {k: names[k - 1] if k <= len(names) else f"phase {k}" for k in live}
-    return {
-        "phase_names": [current[k] for k in live],
-        "phase_ids": live,
-        "edits": {
-            "pixels_relabelled": int(np.count_nonzero(np.asarray(labels) != result.labels)),
-            "renamed": {
-                str(k): [original[k - 1], current[k]]
-                for k in live
-                if k <= len(original) and original[k - 1] != current[k]
-            },
-            "removed_phases": [k for k in range(1, len(original) + 1) if k not in current],
-            "added_phases": [k for k in live if k > len(original)],
-        },
-    }
-
-
-def hex_color(rgba: Any) -> str:
-    """``(r, g, b, a)`` floats -> ``"#rrggbb"``."""
-    r, g, b = (round(255 * float(c)) for c in list(rgba)[:3])
-    return f"#{r:02x}{g:02x}{b:02x}"
+# moved to phases_table, phases_table_data and phases_files: importable from here as before
+__all__ = [
+    "AREA_COLUMN", "COLUMNS", "COLUMN_TIPS", "COMPACT_HEADERS", "DEFERRED_EVENTS", "EDITED_MARK",
+    "EDITED_NOTE", "ELEMENTS_COLUMN", "ELIDE_ORDER", "LAYER_EVENTS", "MINERAL_COLUMN",
+    "NAME_COLUMN", "NM_AREA_MAP_UM2", "ROW_HEIGHT", "SPECTRA_DELAY_MS", "STATISTICS_START_MS",
+    "SWATCH_WIDTH", "SYNC_DELAY_MS", "SYNC_SPLIT_PIXELS", "SYNC_STATISTICS_BYTES",
+    "TABLE_ROOM_ROWS", "WRAP_ORDER", "PhasesWidget", "_ColumnFitter", "_LayerSnapshot",
+    "_PhasesFiles", "_PhasesTable", "_Updates", "_build_statistics", "_build_with_edits",
+    "_export", "_running_sums", "_update_with_edits", "edit_record", "edited_phases",
+    "found_labels", "hex_color", "line_energies",
+]  # fmt: skip
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:
@@ -255,7 +105,7 @@ def _row(*widgets: QWidget) -> QHBoxLayout:
     return row
 
 
-class PhasesWidget(PhaseLayerDock):
+class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
     """Dock widget with the live phase table of the selected phases layer and its edits.
 
     Parameters
@@ -631,92 +481,6 @@ class PhasesWidget(PhaseLayerDock):
         if len(kept) != len(selected):  # a selected phase is gone: the plot shows the rest
             self._spectra_timer.start()
 
-    def fit_columns(self) -> None:
-        """Size the columns so that every column reads whole in the table's width.
-
-        Columns get their contents' width; where the table is narrower, the numeric columns'
-        headers take two lines, then the elements, mineral and name columns wrap their cells at
-        spaces (those rows grow) down to their longest word or header; only a table too narrow
-        for that elides cells (their full text in tooltips). The mineral column takes the spare
-        width; the table never scrolls sideways."""
-        table = self.table
-        available = table.viewport().width()
-        for compact in (False, True):
-            for column, name in enumerate(COLUMNS):
-                label = self._header_label(name, compact)
-                if table.horizontalHeaderItem(column).text() != label:
-                    table.horizontalHeaderItem(column).setText(label)
-            table.resizeColumnsToContents()  # each column: its widest cell or its header
-            table.setColumnWidth(0, SWATCH_WIDTH)
-            if self._columns_width() <= available:
-                break
-        overflow = self._columns_width() - available
-        for column in WRAP_ORDER:
-            if overflow <= 0:
-                break
-            width = table.columnWidth(column)
-            narrower = max(width - overflow, min(width, self._wrap_floor(column)))
-            table.setColumnWidth(column, narrower)
-            overflow -= width - narrower
-        header = table.horizontalHeader()
-        for whole_headers in (True, False):  # too narrow to wrap whole words: elide the cells,
-            for column, floor in ELIDE_ORDER:  # then (narrower still) the headers too
-                if overflow <= 0:
-                    break
-                if whole_headers:
-                    floor = max(floor, header.sectionSizeHint(column))
-                width = table.columnWidth(column)
-                narrower = max(width - overflow, min(width, floor))
-                table.setColumnWidth(column, narrower)
-                overflow -= width - narrower
-        others = self._columns_width() - table.columnWidth(MINERAL_COLUMN)
-        table.setColumnWidth(
-            MINERAL_COLUMN, max(table.columnWidth(MINERAL_COLUMN), available - others)
-        )
-        table.resizeRowsToContents()  # wrapped cells: their rows take the lines they need
-        self._fit_table_height()
-
-    def _area_unit(self) -> tuple[str, float]:
-        """The area column's unit and its factor from µm²: nm² for a map under a µm²."""
-        image = getattr(self.result, "image", None)
-        pixel = getattr(image, "pixel_size_um", None) if image is not None else None
-        labels = getattr(self.result, "labels", None)
-        if pixel is not None and labels is not None:
-            if pixel * pixel * np.prod(np.shape(labels)) < NM_AREA_MAP_UM2:
-                return "nm²", 1e6
-        return "µm²", 1.0
-
-    def _header_label(self, name: str, compact: bool) -> str:
-        if name == COLUMNS[AREA_COLUMN]:
-            unit = self._area_unit()[0]
-            return f"area\n{unit}" if compact else f"area {unit}"
-        return COMPACT_HEADERS.get(name, name) if compact else name
-
-    def _fit_table_height(self) -> None:
-        """The table's height at most its rows' (:data:`TABLE_ROOM_ROWS` at least)."""
-        table = self.table
-        rows = max(table.verticalHeader().length(), TABLE_ROOM_ROWS * ROW_HEIGHT)
-        height = rows + table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
-        table.setMaximumHeight(max(table.minimumHeight(), height))
-
-    def _columns_width(self) -> int:
-        return sum(self.table.columnWidth(c) for c in range(len(COLUMNS)))
-
-    def _wrap_floor(self, column: int) -> int:
-        """The narrowest ``column`` reads whole in: its header, or its longest word (its cells
-        wrap at spaces) with the cell's margins."""
-        table = self.table
-        metrics = table.fontMetrics()
-        words = [
-            word
-            for row in range(table.rowCount())
-            if table.item(row, column) is not None
-            for word in table.item(row, column).text().split()
-        ]
-        longest = max((metrics.horizontalAdvance(word) for word in words), default=0)
-        margin = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1)
-        return max(table.horizontalHeader().sectionSizeHint(column), longest + margin + 2)
-
     def _update_counts(self, table: Any, fit: bool = True) -> None:
         """Fill the rows' numbers, main elements and minerals from ``table``; the columns are
         fitted again (``fit``) when a text changed (numbers keep their columns' widths)."""
@@ -755,59 +519,6 @@ class PhasesWidget(PhaseLayerDock):
         self.table.blockSignals(False)
         if fit and texts_changed:
             self.fit_columns()
-
-    def _phase_mineral(self, phase_id: int) -> Any:
-        minerals = getattr(self.result, "phase_minerals", None) or []
-        found = next((m for m in minerals if m.phase_id == phase_id), None)
-        return found if found is not None and found.identification else None
-
-    def _mineral_text(self, phase_id: int, edited: bool = False) -> str:
-        """The analysis's identification of a phase (``"quartz (0.98)"``), or ``""``; marked
-        ``"hematite (0.64) ≈"`` when the measurement does not resolve it from other minerals
-        (:meth:`_mineral_tooltip` names them), and ``"quartz (0.98), before edits"`` once the
-        phase's pixels were edited (a merge, a stroke, a lasso): the analysis identified the
-        phase it found, not the edited one, which only Export identifies again."""
-        found = self._phase_mineral(phase_id)
-        if found is None:
-            return ""
-        if getattr(found.identification, "unknown", False):  # "unknown (Cu9.31Al1.00)": the
-            text = found.mineral  # score was the closest mineral's (its tooltip names them)
-            return f"{text}{EDITED_MARK}" if edited else text
-        if not np.isfinite(found.score):  # no score: a phase with no signal of its own ("no
-            text = found.mineral  # signal (0.08 counts/px)"), not "... (nan)"
-            return f"{text}{EDITED_MARK}" if edited else text
-        text = f"{found.mineral} ({found.score:.2f})"
-        if getattr(found.identification, "unresolved", None):
-            from napari_sigma.minerals.phases import UNRESOLVED_MARK  # loaded: ``found`` is one
-
-            text += f" {UNRESOLVED_MARK}"
-        return f"{text}{EDITED_MARK}" if edited else text
-
-    def _mineral_tooltip(self, phase_id: int, text: str | None = None) -> str:
-        """The mineral cell's tooltip: its whole ``text``, then what the name is not resolved
-        from (``"≈ not resolved from: maghemite 0.64, magnetite 0.51"``) and why, and what an
-        edit means for it."""
-        text = self._mineral_text(phase_id) if text is None else text
-        lines = [text]
-        found = self._phase_mineral(phase_id)
-        if found is not None and getattr(found.identification, "unresolved", None):
-            from napari_sigma.minerals.phases import UNRESOLVED_MARK, UNRESOLVED_NOTE
-
-            unresolved = found.not_resolved_from.replace("; ", ", ")
-            lines += [f"{UNRESOLVED_MARK} not resolved from: {unresolved}", f"({UNRESOLVED_NOTE})"]
-        if found is not None and not np.isfinite(found.score) and getattr(found, "note", ""):
-            lines.append(str(found.note))  # what a name without a score means ("no signal ...")
-        if found is not None and getattr(found.identification, "unknown", False):
-            closest = getattr(found.identification, "alternatives", None) or []
-            lines.append(
-                "no library mineral matches; closest: "
-                + ", ".join(f"{name} {score:.2f}" for name, score in closest)
-                if closest
-                else "no library mineral matches"
-            )
-        if text.endswith(EDITED_MARK):
-            lines.append(EDITED_NOTE)
-        return "\n".join(lines)
 
     def _refresh_names_and_colors(self, fit: bool = True) -> None:
         model = self.model
@@ -957,146 +668,6 @@ class PhasesWidget(PhaseLayerDock):
     def _seed(self) -> int:
         return int(getattr(getattr(self.result, "settings", None), "seed", 0) or 0)
 
-    # -- sessions ----------------------------------------------------------------------------
-    def _choose_session_to_save(self) -> None:
-        from napari_sigma._napari.sessions import SESSION_FILTER
-
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", "", SESSION_FILTER)
-        if path:
-            self.save_session(path if path.endswith(".sigma") else f"{path}.sigma")
-
-    def _choose_session_to_open(self) -> None:
-        from napari_sigma._napari.sessions import SESSION_FILTER
-
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", SESSION_FILTER)
-        if path:
-            self.open_session(path)
-
-    def save_session(self, path: str | Path) -> Any:
-        """Save the current layer's session to ``path`` (in a worker); return the worker."""
-        from napari.utils.notifications import show_info
-
-        from napari_sigma._napari.sessions import save_layer_session
-
-        if self.layer is None or self.result is None:
-            show_info("Save session: no phases layer to save (run an analysis first)")
-            return None
-        saved = partial(self._on_session_saved, self.layer)
-        snapshot = (path, _LayerSnapshot(self.layer))
-        return self._session_worker("Save session", path, save_layer_session, snapshot, saved)
-
-    @state.alive_only
-    def _on_session_saved(self, layer: Any, written: Any) -> None:
-        from napari.utils.notifications import show_info
-
-        from napari_sigma._napari.recovery import forget_unsaved_edits
-
-        forget_unsaved_edits(layer)  # saved: nothing to recover any more
-        show_info(f"Session saved to {written}")
-
-    def open_session(self, path: str | Path) -> Any:
-        """Open a session file (read in a worker) and add its layers; return the worker."""
-        from napari_sigma._napari.sessions import read_session
-
-        return self._session_worker(
-            "Open session", path, read_session, (path,), self._on_session_read
-        )
-
-    def _session_worker(
-        self, action: str, path: str | Path, function: Any, args: tuple, returned: Any
-    ) -> Any:
-        """Start ``function(*args)`` in a worker: ``returned`` gets its result, an error is
-        reported naming ``action`` and ``path``, and the widget is busy until it finishes."""
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(returned)
-        worker.errored.connect(lambda error: self._on_session_error(action, path, error))
-        self.busy = True
-        worker.finished.connect(self._on_session_done)
-        worker.start()
-        return worker
-
-    @state.alive_only
-    def _on_session_read(self, read: tuple[Any, Any]) -> None:
-        from napari_sigma._napari.sessions import add_session_layers
-
-        session, result = read
-        self.set_layer(add_session_layers(self.viewer, session, result))
-
-    @state.alive_only
-    def _on_session_error(self, what: str, path: Any, error: BaseException) -> None:
-        from napari.utils.notifications import show_error
-
-        message = str(error)
-        if str(Path(path).name) not in message:
-            message = f"{Path(path).name}: {message}"
-        show_error(f"{what} failed: {message}")
-
-    @state.alive_only
-    def _on_session_done(self) -> None:
-        self.busy = False
-
-    def _choose_export_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export phases to folder")
-        if folder:
-            self.export_in_background(folder)
-
-    def export_in_background(self, out_dir: str | Path) -> Any:
-        """Export like :meth:`export_to`, in a worker (the edited labels are copied first)."""
-        from napari.qt.threading import create_worker
-
-        if self.layer is None or self.result is None:
-            return None
-        labels, names = self._export_labels_and_names()
-        worker = create_worker(
-            leaving_a_core(_export), self.result, out_dir, labels, names,
-            self._export_sums(labels), _start_thread=False, _ignore_errors=True,
-        )  # fmt: skip
-        worker.returned.connect(lambda written: self._on_exported(out_dir, written))
-        worker.errored.connect(self._on_export_failed)
-        self.exporting = True
-        self._set_title(f"exporting to {out_dir} ...")
-        start_low_priority(worker)
-        return worker
-
-    @state.alive_only
-    def _on_exported(self, out_dir: Any, written: dict) -> None:
-        """Say it in the title, beside the Export button: a napari notification (a toast over the
-        canvas) made napari redraw its canvas (software OpenGL: 2.5x the compose of a label's
-        text; heartbeat 78-171 ms vs 41-44 ms at load 10)."""
-        self.exporting = False
-        name = self.layer.name if self.layer is not None else "no phases layer"
-        self._set_title(f"{name}: exported {len(written)} files to {out_dir}")
-
-    @state.alive_only
-    def _on_export_failed(self, error: BaseException) -> None:
-        from napari.utils.notifications import show_error
-
-        self.exporting = False
-        self._set_title(f"export failed: {error}")
-        show_error(f"Export failed: {type(error).__name__}: {error}")
-
-    def _export_labels_and_names(self) -> tuple[np.ndarray, list[str]]:
-        labels = np.array(self.layer.data, copy=True)
-        names = [self.model.name(k) for k in range(1, int(labels.max(initial=0)) + 1)]
-        return labels, names
-
-    def _export_sums(self, labels: np.ndarray) -> np.ndarray | None:
-        """The statistics' running sums over ``labels`` when up to date (:func:`_running_sums`)."""
-        if self.pending_updates():  # a worker is moving them
-            return None
-        return _running_sums(self._statistics.get(id(self.layer)), self.result, labels)
-
-    def export_to(self, out_dir: str | Path) -> dict[str, Path]:
-        """Export the result with the layer's edited labels and names to ``out_dir``."""
-        from napari.utils.notifications import show_info
-
-        labels, names = self._export_labels_and_names()
-        written = _export(self.result, out_dir, labels, names, self._export_sums(labels))
-        show_info(f"Exported {len(written)} files to {out_dir}")
-        return written
-
     # -- spectra -----------------------------------------------------------------------------
     def refresh_spectra(self) -> None:
         """Plot the mean spectra of the selected phases (all phases when none is selected)."""
@@ -1124,18 +695,3 @@ class PhasesWidget(PhaseLayerDock):
         top = min(energy.max_energy, float(result.image.beam_energy or energy.max_energy))
         self.spectrum_plot.set_energy_range(0.0, top)  # nothing lies above the beam energy
         self.spectrum_plot.set_markers(line_energies(result.lines))
-
-
-class _ColumnFitter(QObject):
-    """Fits the Phases table's columns again whenever its viewport changes width."""
-
-    def __init__(self, widget: PhasesWidget) -> None:
-        super().__init__(widget)
-        self._widget = widget
-        self._width = -1
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Resize and watched.width() != self._width:
-            self._width = watched.width()
-            self._widget.fit_columns()
-        return False
