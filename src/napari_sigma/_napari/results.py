@@ -10,17 +10,61 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from napari_sigma._napari import state
+from napari_sigma._napari.drawing_warm_up import (
+    _build_brush_cursor,
+    _compile_labels_colouring,
+    _draw_unseen,
+    _hide_overlays,
+    _inserted_inactive,
+    _warm_up,
+    warm_up_labels_drawing,
+)
 from napari_sigma._napari.layers import spatial_calibration
+from napari_sigma._napari.phase_labels import (
+    PRECOLORED_IDS,
+    SMALL_LABELS,
+    WIDE_LABELS,
+    _generated_colors,
+    _signature,
+    connect_colormap,
+    ensure_label_capacity,
+    label_data,
+    label_dtype,
+    layer_color_dict,
+    layer_colormap,
+    phase_features,
+)
 from napari_sigma._napari.phase_model import PhaseModel
-from napari_sigma.compute.background import start_thread
+from napari_sigma._napari.window_paints import (
+    _make_paint_holder,
+    _paint_hold,
+    _painted_a_turn_later,
+    _qt_window,
+    _shown,
+    _Turn,
+    paints_held,
+    release_paints,
+)
+
+# moved to phase_labels, window_paints and drawing_warm_up: importable from here as before
+__all__ = [
+    "PRECOLORED_IDS", "SMALL_LABELS", "WIDE_LABELS", "ResultLayers", "_Turn",
+    "_build_brush_cursor", "_compile_labels_colouring", "_component_layer", "_draw_unseen",
+    "_generated_colors", "_hide_overlays", "_insert_phases_layer", "_inserted_inactive",
+    "_make_paint_holder", "_paint_hold", "_painted_a_turn_later", "_present_ids", "_qt_window",
+    "_result_layers_in_pieces", "_shown", "_signature", "_warm_up", "add_result_layers",
+    "add_result_layers_stepwise", "connect_colormap", "ensure_label_capacity", "label_data",
+    "label_dtype", "layer_color_dict", "layer_colormap", "paints_held", "phase_features",
+    "phases_layer_data", "release_paints", "result_title", "spatial_kwargs", "unique_name",
+    "warm_up_labels_drawing",
+]  # fmt: skip
 
 
 @dataclass
@@ -61,32 +105,6 @@ def spatial_kwargs(result: Any) -> dict[str, Any]:
 # napari draws uint8 labels as they are; wider integers go through a per-pixel remap to the
 # texture's dtype (numba, a parallel launch per brush dab: 11 ms each at 1024², profiled) and
 # uint16 costs a Python loop over 65536 values per colormap change. Phase ids above this stay int32.
-SMALL_LABELS = np.dtype(np.uint8)
-WIDE_LABELS = np.dtype(np.int32)
-
-
-def label_dtype(max_label: int) -> np.dtype:
-    """The dtype a phases layer's labels get: uint8 while every id (and the next new one) fits,
-    int32 beyond (napari's selection spin box cannot go past the dtype's maximum)."""
-    return SMALL_LABELS if int(max_label) < np.iinfo(SMALL_LABELS).max else WIDE_LABELS
-
-
-def label_data(labels: Any) -> np.ndarray:
-    """A copy of ``labels`` in :func:`label_dtype` of its largest id."""
-    labels = np.asarray(labels)
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"phase labels must be >= 0, got {labels.min()}")
-    return np.array(labels, dtype=label_dtype(int(labels.max(initial=0))), copy=True)
-
-
-def ensure_label_capacity(layer: Any, max_label: int) -> None:
-    """Widen a phases layer's labels (uint8 -> int32) so that ``max_label`` and the next new id
-    fit; napari's undo history and the plugin's stay (they hold indices and values)."""
-    dtype = np.dtype(layer.data.dtype)
-    if dtype.kind in "iu" and int(max_label) >= np.iinfo(dtype).max:
-        layer.data = np.asarray(layer.data).astype(WIDE_LABELS)
-
-
 def phases_layer_data(
     result: Any, name: str, model: PhaseModel | None = None, labels: Any = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -204,142 +222,6 @@ _LAST_REPAINT = object()  # the same, after which nothing changes on screen (cle
 _END = object()
 
 
-def _shown(viewer: Any) -> bool:
-    """Whether napari's window of ``viewer`` is shown (the pieces hold its repaints back)."""
-    window = _qt_window(viewer)
-    try:
-        return window is not None and window.isVisible()
-    except RuntimeError:  # deleted
-        return False
-
-
-def _qt_window(viewer: Any) -> Any:
-    """napari's Qt main window of ``viewer`` (None: none, or a napari without it)."""
-    try:
-        return viewer.window._qt_window
-    except Exception:
-        return None
-
-
-class _Turn:
-    """One turn of :func:`_painted_a_turn_later`: ``then(callback)`` runs ``callback()`` a turn
-    after the repaint; ``repaint_now()`` lets the window repaint at once (right after this
-    turn, before the next piece)."""
-
-    def __init__(self, window: Any) -> None:
-        self.window = window
-        self.after: list[Any] = []
-        self.released = False
-
-    def then(self, callback: Any) -> None:
-        self.after.append(callback)
-
-    def repaint_now(self) -> None:
-        self.released = True
-        if self.window is not None:
-            release_paints(self.window)
-
-    def run_after(self) -> None:
-        for callback in self.after:
-            callback()
-
-
-def _paint_hold(window: Any, create: bool = True) -> Any:
-    """The paint holder (:func:`_make_paint_holder`) of napari's window (made and installed on
-    first use)."""
-    holder = getattr(window, "_napari_sigma_paint_hold", None)
-    if holder is None and create:
-        holder = _make_paint_holder(window)
-        window._napari_sigma_paint_hold = holder
-    return holder
-
-
-def _make_paint_holder(window: Any) -> Any:
-    from qtpy.QtCore import QCoreApplication, QEvent, QObject
-
-    class PaintHolder(QObject):
-        """Holds back the repaints of a window: while held, its update requests (Qt's
-        repaint manager posts one to the window when a widget in it changes) are swallowed;
-        the widgets' dirty regions stay with Qt, and the repaint at :meth:`release` paints
-        those regions only. (``setUpdatesEnabled(False)`` drops them instead, and turning
-        updates on again repaints the whole window: ~30 ms more of main thread, JEOL.)"""
-
-        def __init__(self) -> None:
-            super().__init__(window)
-            self.held = False
-            self.swallowed = False
-
-        def eventFilter(self, watched: Any, event: Any) -> bool:
-            if self.held and event.type() == QEvent.Type.UpdateRequest:
-                self.swallowed = True
-                return True
-            return False
-
-        def hold(self) -> None:
-            self.held = True
-
-        def release(self) -> None:
-            self.held = False
-            if self.swallowed:  # the repaint manager waits for its request: post it again
-                self.swallowed = False
-                QCoreApplication.postEvent(window, QEvent(QEvent.Type.UpdateRequest))
-
-    holder = PaintHolder()
-    window.installEventFilter(holder)
-    return holder
-
-
-def paints_held(window: Any) -> bool:
-    """Whether :func:`_painted_a_turn_later` holds back the repaints of ``window`` now."""
-    holder = _paint_hold(window, create=False)
-    return holder is not None and holder.held
-
-
-def release_paints(window: Any) -> None:
-    """Let ``window`` repaint what changed while its repaints were held back."""
-    from qtpy import sip
-
-    holder = _paint_hold(window, create=False)
-    if holder is not None and not sip.isdeleted(window):
-        holder.release()
-
-
-@contextmanager
-def _painted_a_turn_later(window: Any) -> Iterator[_Turn]:
-    """Hold back the repaint of what is done inside until a later turn of Qt's event loop: the
-    window's update requests are held back inside (:func:`_paint_hold`), a 1 ms timer lets it
-    repaint what changed.
-
-    Yields a :class:`_Turn`; its ``then`` callbacks run a turn after that repaint (at once when
-    nothing was held back: no window, a hidden one, or repaints held back already).
-    """
-    from qtpy import sip
-    from qtpy.QtCore import QTimer
-
-    turn = _Turn(window)
-    held = window is not None and not sip.isdeleted(window) and window.isVisible()
-    held = held and not paints_held(window)
-    if not held:
-        yield turn
-        turn.run_after()
-        return
-    _paint_hold(window).hold()
-    try:
-        yield turn
-    finally:
-
-        def repaint() -> None:
-            release_paints(window)  # posts the repaint: done before the next timers
-            if turn.after:
-                QTimer.singleShot(1, lambda: turn.run_after())  # (a bound method: weakly held)
-
-        if turn.released:  # released already: it repaints after this turn
-            if turn.after:
-                QTimer.singleShot(1, lambda: turn.run_after())  # (a bound method: weakly held)
-        else:
-            QTimer.singleShot(1, repaint)
-
-
 def _result_layers_in_pieces(
     viewer: Any,
     result: Any,
@@ -439,206 +321,6 @@ def _insert_phases_layer(
             restore()
 
 
-def _draw_unseen(viewer: Any) -> bool:
-    """Draw napari's canvas once where nothing reaches the screen (a scissor box of no pixels),
-    in its own OpenGL context and framebuffer; True when it was drawn.
-
-    A visual's first draw builds its buffers (vispy), uploads them and compiles the draw's
-    shaders (Mesa's llvmpipe): the brush cursor's two anti-aliased circles took 42-43 ms of
-    napari's main thread, the phases layer 7-11 ms (JEOL), on top of the repaint that showed
-    them (and the window's compose, ~70 ms of llvmpipe). Drawn here first, in a turn of its
-    own with nothing composed, the repaint that shows them finds them built and compiled. The
-    canvas' pixels are untouched (the scissor box is empty) and the window repaints it anyway.
-    A napari or vispy without these internals: nothing drawn, nothing lost.
-    """
-    try:
-        scene = viewer.window._qt_viewer.canvas._scene_canvas
-        native = scene.native
-        if not native.isVisible() or not native.isValid():
-            return False
-    except Exception:
-        return False
-    try:
-        scene.set_current()
-        context = scene.context
-        context.set_scissor(0, 0, 0, 0)
-        context.set_state(scissor_test=True)
-        try:
-            scene.draw_visual(scene.scene)
-        finally:
-            context.set_state(scissor_test=False)
-            context.flush_commands()
-    except Exception:
-        return False
-    return True
-
-
-def _build_brush_cursor(viewer: Any, lazily: bool = False) -> Any:
-    """Build and draw napari's brush cursor (the viewer's circle overlay) before a user needs it.
-
-    napari builds its visual when it is first shown, inside the user's first click on the paint
-    brush (~30 ms of main thread: vispy's Ellipse, Polygon and transforms), and its first draw
-    compiles its shaders (~50 ms more in the frame after; at 1024² the click on the brush froze
-    napari 0.2 s). Here it is shown fully transparent, so that it is built now and drawn at the
-    next paint; returns the function that gives it back to napari (to call after that paint),
-    None when nothing was done (shown already, or a napari without these internals). Given back
-    ``lazily``, it stays (transparent) until napari's cursor next changes style or size, where
-    napari shows or hides it anyway: hiding it at once was one more repaint of the window
-    (~110 ms at load 17, llvmpipe) for nothing a user sees.
-    """
-    try:
-        overlay = viewer.canvas.overlays._brush_circle
-        if overlay.visible:  # the cursor is shown: built and drawn already
-            return None
-        opacity = overlay.opacity
-        overlay.opacity = 0.0
-        overlay.visible = True
-    except Exception:
-        return None
-
-    def restore(*_: Any) -> None:
-        try:
-            if lazily:
-                for event in (viewer.cursor.events.style, viewer.cursor.events.size):
-                    event.disconnect(restore)
-            if getattr(viewer.cursor, "style", "") not in ("circle", "circle_frozen"):
-                overlay.visible = False
-            overlay.opacity = opacity
-        except Exception:
-            return
-
-    if not lazily:
-        return restore
-
-    def later() -> None:
-        try:
-            for event in (viewer.cursor.events.style, viewer.cursor.events.size):
-                event.connect(restore)
-        except Exception:
-            restore()
-
-    return later
-
-
-def _hide_overlays(layer: Any) -> list[Any]:
-    """Hide the visible overlays of a layer not yet in a viewer and return them.
-
-    napari builds the vispy visual of a layer's overlay when the overlay is visible, else when
-    it becomes visible. A Labels layer's polygon and brush outlines cost ~40 % of adding one
-    (vispy's Polygon, Ellipse, Line and their transforms: 60-100 ms of main thread at 1024²,
-    cProfile); shown again one per turn of Qt's event loop, the insertion is three shorter
-    freezes instead of one. A napari without these internals: nothing hidden, nothing lost.
-    """
-    try:
-        overlays = [o for o in layer._overlays.values() if o.visible is True]
-        for overlay in overlays:
-            overlay.visible = False
-    except Exception:
-        return []
-    return overlays
-
-
-@contextmanager
-def _inserted_inactive(viewer: Any) -> Iterator[None]:
-    """Layers added inside are not made the active layer (napari does so on insert: its layer
-    controls for that layer, the viewer buttons; ~40 % of adding a 1024² layer, profiled)."""
-    layers = viewer.layers
-    before = getattr(layers, "_activate_on_insert", None)
-    if not isinstance(before, bool):  # another napari: it activates them, nothing lost
-        yield
-        return
-    layers._activate_on_insert = False
-    try:
-        yield
-    finally:
-        layers._activate_on_insert = before
-
-
-def connect_colormap(layer: Any) -> None:
-    """Recolour the Labels layer, and name its labels, whenever its PhaseModel changes.
-
-    The names go in the layer's ``features`` (one row per label, ``index`` = label value), which
-    napari shows in the status bar for the label under the cursor: "phase: quartz". The layer also
-    gets its undo history of label edits and renames (:mod:`~napari_sigma._napari.history`) and,
-    when its spectrum image comes from a file, its autosave (:mod:`~napari_sigma._napari.recovery`).
-    """
-    from napari_sigma._napari.history import attach_history
-    from napari_sigma._napari.recovery import attach_autosaver
-
-    model = state.plugin_data(layer).get("phases")
-    if model is None:
-        return
-    attach_history(layer)
-    attach_autosaver(layer)
-    known = {"colors": None}
-
-    def follow() -> None:
-        colors = layer_color_dict(model)
-        signature = _signature(colors)
-        if signature != known["colors"]:  # recompiling napari's colormap costs; names do not
-            known["colors"] = signature  # (nor a new phase in its generated colour)
-            layer.colormap = DirectLabelColormap(color_dict=colors)
-        layer.features = phase_features(model)
-
-    from napari.utils.colormaps import DirectLabelColormap
-
-    drawn = layer.colormap.color_dict  # what napari draws now (phases_layer_data's colormap)
-    known["colors"] = _signature(drawn)
-    model.changed.connect(follow)
-    layer.features = phase_features(model)
-
-    def widen_for_selected(*_: Any) -> None:  # the spin box stops at the dtype's maximum
-        ensure_label_capacity(layer, layer.selected_label)
-
-    layer.events.selected_label.connect(widen_for_selected)
-
-
-PRECOLORED_IDS = 254  # every id of a uint8 phases layer (label_dtype) but the last
-
-
-@lru_cache(maxsize=1)
-def _generated_colors() -> tuple[tuple[float, ...], ...]:
-    from napari_sigma._napari.phase_model import palette
-
-    return tuple(palette(PRECOLORED_IDS))
-
-
-def layer_color_dict(model: PhaseModel) -> dict[int | None, np.ndarray]:
-    """The label -> RGBA mapping of a phases layer: the model's phases, and every other id up to
-    :data:`PRECOLORED_IDS` in the colour the model gives a phase it adds (``generated_color``).
-
-    A phase a user paints, a lasso or a split creates is then drawn in its colour at once (the
-    model learns of it when the table follows the edit), and adding it to the model changes no
-    colour: napari rebuilds a Labels colormap and redraws the whole layer at every change
-    (~10-20 ms of main thread at 1024²). Larger ids are transparent until the model has them.
-    """
-    mapping = {k: np.array(c) for k, c in enumerate(_generated_colors(), start=1)}
-    mapping.update(model.color_dict())
-    return mapping
-
-
-def layer_colormap(model: PhaseModel) -> Any:
-    """napari's ``DirectLabelColormap`` of a phases layer (:func:`layer_color_dict`)."""
-    from napari.utils.colormaps import DirectLabelColormap
-
-    return DirectLabelColormap(color_dict=layer_color_dict(model))
-
-
-def _signature(colors: dict) -> dict[int, tuple[float, ...]]:
-    """Comparable colours of a color dict (napari keeps them in float32)."""
-    return {
-        k: tuple(np.asarray(v, np.float32).tolist()) for k, v in colors.items() if k is not None
-    }
-
-
-def phase_features(model: PhaseModel) -> Any:
-    """A features table of the phases for a Labels layer: label value and name."""
-    import pandas as pd
-
-    ids = [0, *model.ids]
-    return pd.DataFrame({"index": ids, "phase": [model.name(i) for i in ids]})
-
-
 def _component_layer(viewer: Any, result: Any, title: str) -> Any:
     """The hidden Image layer ``(component, y, x)`` of the unmixed component maps, not yet in
     ``viewer`` (None: the result has none)."""
@@ -663,44 +345,3 @@ def _component_layer(viewer: Any, result: Any, title: str) -> Any:
         metadata=state.tag(None, role="component", result=result, names=names),
         **kwargs,
     )
-
-
-_warm_up = {"started": False}
-
-
-def warm_up_labels_drawing() -> None:
-    """Compile napari's label colouring in a background thread, once per session.
-
-    napari maps label values to colours with numba functions compiled on the first Labels layer
-    coloured by a ``DirectLabelColormap`` (1-2 s in the main thread when a run's phases layer
-    appears). Compiling them on a throw-away layer while the analysis runs takes that off the
-    main thread; the layer never enters a viewer. napari's first fill imports
-    ``skimage.segmentation`` (1.4 s at load 10) and its first Labels layer in a viewer computes
-    vispy's dash patterns (its polygon tool's outline): both done here too. A napari without
-    these internals only loses the warm-up.
-    """
-    if _warm_up["started"]:
-        return
-    _warm_up["started"] = True
-    start_thread(_compile_labels_colouring, "napari-sigma-warm-up")  # the exit waits for it
-
-
-def _compile_labels_colouring() -> None:
-    try:
-        from napari.layers import Labels
-
-        model = PhaseModel.from_names(["a", "b"])
-        for dtype in (SMALL_LABELS, WIDE_LABELS):  # phases layers' dtypes (label_dtype)
-            layer = Labels(np.array([[0, 1], [2, 1]], dtype=dtype), colormap=layer_colormap(model))
-            layer._raw_to_displayed(layer.data)  # the texture mapping of every draw
-            layer.colormap._data_to_texture(dtype.type(1))  # the selected label's colour
-            layer.colormap.map(layer.data)  # the thumbnail's colours
-        # napari's first fill imports skimage's flood (skimage loads its submodules lazily:
-        # importing skimage.segmentation alone left ~16 ms of imports to the first fill)
-        from skimage.segmentation import flood  # noqa: F401
-        from vispy.visuals.line.dash_atlas import DashAtlas
-
-        DashAtlas()  # its dash patterns (cached once per process) cost napari's first Labels
-        # layer 0.1-0.19 s of main thread in its polygon tool's overlay (cProfile at 1024²)
-    except Exception:  # a warm-up only: the first draw compiles instead
-        return
