@@ -135,3 +135,82 @@ def test_phase_sums_of_a_lazy_cube_under_a_limit_are_those_in_memory(monkeypatch
         for f, e in zip(found, expected, strict=True):
             assert f.tobytes() == e.tobytes()
         assert len(source.reads) <= 2 * 7  # 7 stored chunks (block by block: 19 reads)
+
+
+def _naive_sums(counts, labels, n_phases):
+    flat, values = labels.reshape(-1).astype(np.int64), counts.reshape(len(labels.reshape(-1)), -1)
+    return np.stack(
+        [values[flat == k].astype(np.int64).sum(0) for k in range(1, n_phases + 1)]
+    ).astype(np.float64)
+
+
+def test_compiled_phase_sums_equal_the_numpy_sums_bit_for_bit(monkeypatch):
+    """From ``COMPILED_SUM_PIXELS`` pixels, integer counts of the kernel's types are summed by
+    the compiled kernel, each pixel read once for both label images: the sums of the run sums
+    and of the one-hot products (exact integers), for labels in runs, fragmented labels, labels
+    out of 1..K and a mask; a 16-bit block larger than ``UINT32_PIXELS`` and other count types
+    go to numpy."""
+    from napari_sigma.phases import _label_sums
+
+    calls = []
+    real = _label_sums.add_label_sums
+
+    def counted(block, *rest):
+        calls.append(block.dtype)
+        return real(block, *rest)
+
+    monkeypatch.setattr(_label_sums, "add_label_sums", counted)
+    monkeypatch.setattr(spectra, "SUM_CHUNK_VALUES", 4 * 30 * 6)  # blocks of four rows
+    rng = np.random.default_rng(21)
+    runs = np.repeat(np.repeat(rng.integers(0, 5, size=(6, 3)), 4, axis=0), 10, axis=1)
+    fragmented = rng.integers(-1, 6, size=(24, 30))  # 0, -1 and 5 are out of 1..4
+    for labels in (runs, fragmented):
+        images = [labels, np.where(rng.random((24, 30)) < 0.6, labels, 0), labels > 2]
+        for dtype, high in ((np.uint8, 256), (np.uint16, 65536), (np.uint32, 2**32)):
+            counts = rng.integers(0, high, size=(24, 30, 6), dtype=np.uint64).astype(dtype)
+            monkeypatch.setattr(spectra, "COMPILED_SUM_PIXELS", 1 << 40)
+            numpy_sums = run_to_completion(spectra.phase_sums_steps(counts, images, 4))
+            monkeypatch.setattr(spectra, "COMPILED_SUM_PIXELS", 24 * 30)
+            del calls[:]
+            compiled = run_to_completion(spectra.phase_sums_steps(counts, images, 4))
+            assert calls == [np.dtype(dtype)] * 6  # every block by the kernel
+            for image, found, expected in zip(images, compiled, numpy_sums, strict=True):
+                assert found.tobytes() == expected.tobytes()
+                np.testing.assert_array_equal(found, _naive_sums(counts, image, 4))
+    del calls[:]
+    monkeypatch.setattr(spectra, "UINT32_PIXELS", 119)  # blocks of 120 pixels: numpy's
+    counts = rng.integers(65000, 65536, size=(24, 30, 6)).astype(np.uint16)
+    wide = run_to_completion(spectra.phase_sums_steps(counts, [fragmented], 4))[0]
+    np.testing.assert_array_equal(wide, _naive_sums(counts, fragmented, 4))
+    signed = run_to_completion(spectra.phase_sums_steps(counts.astype(np.int16) // 4, [runs], 4))
+    np.testing.assert_array_equal(signed[0], _naive_sums(counts.astype(np.int16) // 4, runs, 4))
+    assert calls == []
+
+
+def test_phase_sums_take_the_kernel_once_numba_is_loaded_and_keep_every_bit(monkeypatch):
+    """While numba's code is loaded in another thread (the CLI's warm-up) or compiled by
+    napari's warm-up child, blocks are summed by numpy and the kernel taken once the load is
+    done: the sums are the same whichever path summed which block."""
+    from napari_sigma.compute import _jit
+    from napari_sigma.phases import _label_sums
+    from napari_sigma.unmixing import abundances
+
+    calls = []
+    real = _label_sums.add_label_sums
+    monkeypatch.setattr(_label_sums, "add_label_sums", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(spectra, "SUM_CHUNK_VALUES", 2 * 30 * 6)  # 12 blocks of two rows
+    monkeypatch.setattr(spectra, "COMPILED_SUM_PIXELS", 1)
+    rng = np.random.default_rng(22)
+    counts = rng.integers(0, 65536, size=(24, 30, 6)).astype(np.uint16)
+    labels = rng.integers(0, 4, size=(24, 30))
+    cores = np.where(rng.random((24, 30)) < 0.5, labels, 0)
+    expected = [_naive_sums(counts, labels, 3), _naive_sums(counts, cores, 3)]
+    for module, name in ((abundances, "compiled_load_running"), (_jit, "warm_up_running")):
+        answers = iter([True] * 7)  # the first look and the first 6 blocks: still loading
+        del calls[:]
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, lambda answers=answers: next(answers, False))
+            sums = run_to_completion(spectra.phase_sums_steps(counts, [labels, cores], 3))
+        assert len(calls) == 6  # the last 6 blocks
+        for found, wanted in zip(sums, expected, strict=True):
+            np.testing.assert_array_equal(found, wanted)

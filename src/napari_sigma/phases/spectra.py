@@ -11,12 +11,15 @@ in the CPU cache (measured 3-7x faster on 256 x 256 x 2048 than converting multi
 blocks); integer counts of at most 16 bits are summed exactly in float32 (a sub-block's sum stays
 below 2**24). Integer counts whose labels come in runs along the rows (phases, grains) are summed
 run by run instead (``np.add.reduceat`` in int64, exact: the same sums at a fraction of the
-cost).
+cost). Integer counts of a large cube (:data:`COMPILED_SUM_PIXELS`) are summed by a compiled
+kernel once numba is loaded (:mod:`napari_sigma.phases._label_sums`: each pixel read once for
+every label image, summed in integers): exact, so every path gives the same sums, block by block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,17 @@ from napari_sigma.errors import AnalysisError
 SUM_CHUNK_VALUES = 1 << 22
 # 256 pixels of at most 65535 counts sum to less than 2**24: exact in float32
 CAST_PIXELS = 256
+#: Pixels from which integer counts are summed by the compiled kernel
+#: (:mod:`napari_sigma.phases._label_sums`): the abundance pass loads numba from the same size
+#: (:data:`~napari_sigma.unmixing.abundances.COMPILED_NNLS_PIXELS`), so the sums pay no import.
+COMPILED_SUM_PIXELS = 1 << 18
+KERNEL_MODULE = "napari_sigma.phases._label_sums"
+#: The count types the kernel takes and the integers each is summed in: 8- and 16-bit counts in
+#: uint32 (a block of at most :data:`UINT32_PIXELS` pixels sums below 2**32), 32-bit counts in
+#: int64 (the signatures ``_label_sums.warm_up`` compiles); numpy sums any other type.
+ACCUMULATORS = {np.dtype(np.uint8): np.uint32, np.dtype(np.uint16): np.uint32}
+WIDE_ACCUMULATORS = {np.dtype(np.uint32): np.int64}
+UINT32_PIXELS = 1 << 16
 
 
 def phase_sum_spectra(counts: Any, labels: np.ndarray, n_phases: int) -> np.ndarray:
@@ -92,10 +106,13 @@ def phase_sums_steps(
     sums = np.zeros((n_sets * n_phases, n_channels), np.float64)
     dtype = _exact_sum_dtype(counts.dtype)
     integer = np.dtype(counts.dtype).kind in "biu"
+    kernel = _label_kernel(counts.dtype, n_pixels) if integer else _no_kernel
 
     def add_block(sums: np.ndarray, start: int, block: np.ndarray) -> np.ndarray:
         if integer:
             parts = [flat[start : start + len(block)] for flat in flat_sets]
+            if _add_compiled(kernel(), sums, block, parts, n_phases):
+                return sums
             if _add_label_runs(sums, block, parts, n_phases):
                 return sums
         for first in range(0, len(block), CAST_PIXELS):
@@ -129,6 +146,79 @@ def phase_sums_steps(
             add_block(sums, start, block)
             yield Progress(stage, start + len(block), n_pixels, "phase spectra")
     return [sums[index * n_phases : (index + 1) * n_phases] for index in range(n_sets)]
+
+
+def _no_kernel() -> None:
+    return None
+
+
+def _label_kernel(dtype: Any, n_pixels: int) -> Callable[[], Any]:
+    """A function giving the compiled kernel's module for the next block, or None while it is
+    not there (numpy sums the block: the same sums).
+
+    Integer counts of a kernel type, at least :data:`COMPILED_SUM_PIXELS` pixels. While numba's
+    code is being loaded or compiled elsewhere (the CLI's thread,
+    :func:`~napari_sigma.unmixing.abundances.start_compiled_warm_up`, which also loads this
+    kernel; napari's warm-up child, :mod:`napari_sigma.compute._jit`) the blocks are summed by
+    numpy, the kernel taken once that thread has loaded it: no second thread imports numba
+    meanwhile and nothing is compiled here while the child compiles (napari's GIL). Otherwise
+    the module is imported here, in the calling thread, before the pass's threads call it.
+    Never where numba is missing."""
+    dtype = np.dtype(dtype)
+    if n_pixels < COMPILED_SUM_PIXELS or (
+        dtype not in ACCUMULATORS and dtype not in WIDE_ACCUMULATORS
+    ):
+        return _no_kernel
+    from napari_sigma.compute._jit import warm_up_running
+    from napari_sigma.unmixing.abundances import compiled_load_running
+
+    def loading() -> bool:
+        return compiled_load_running() or warm_up_running()
+
+    if loading():
+
+        def loaded() -> Any:
+            return None if loading() else sys.modules.get(KERNEL_MODULE)
+
+        return loaded
+    try:
+        from napari_sigma.phases import _label_sums
+    except ImportError:  # numba missing: numpy sums every block
+        return _no_kernel
+    return lambda: _label_sums
+
+
+def _add_compiled(
+    kernel: Any,
+    sums: np.ndarray,
+    block: np.ndarray,
+    label_parts: Sequence[np.ndarray],
+    n_phases: int,
+) -> bool:
+    """Add a block of integer counts to ``sums`` with the compiled kernel (exact integers, each
+    pixel read once for every label image); False, adding nothing, without a kernel or for a
+    block it does not take (another layout or type: numpy sums it)."""
+    if kernel is None or not block.flags.c_contiguous or block.ndim != 2:
+        return False
+    total_type = _accumulator(block.dtype, len(block))
+    if total_type is None:
+        return False
+    labels = np.empty((len(label_parts), len(block)), np.int64)
+    for index, part in enumerate(label_parts):
+        labels[index] = part
+    out = np.zeros(sums.shape, total_type)
+    kernel.add_label_sums(block, labels, n_phases, out)
+    sums += out
+    return True
+
+
+def _accumulator(dtype: Any, n_pixels: int) -> Any:
+    """The integer type the kernel sums a block of ``n_pixels`` pixels of ``dtype`` counts in, or
+    None where it does not take them."""
+    dtype = np.dtype(dtype)
+    if dtype in ACCUMULATORS and n_pixels <= UINT32_PIXELS:
+        return ACCUMULATORS[dtype]
+    return WIDE_ACCUMULATORS.get(dtype)
 
 
 # a block is summed run by run when its label images have at most this share of runs per pixel

@@ -161,7 +161,9 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     of CPU once per process, in a background thread started now (returned; None where the
     pass will not use it). :func:`nnls_maps` waits for it before its threads start, so call
     this where the caller's thread imports nothing until then (two threads importing at once
-    may see each other's partly initialised modules). Only in the main thread (the CLI, a
+    may see each other's partly initialised modules). The thread also loads the phase sums'
+    compiled kernel (:mod:`napari_sigma.phases._label_sums`), which the phase sums take once
+    it is done (:func:`compiled_load_running`). Only in the main thread (the CLI, a
     script): in napari's worker the viewer's thread may be importing meanwhile. Loading code
     changes no number.
     """
@@ -178,14 +180,22 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
 
     def load() -> None:
         try:
+            from napari_sigma.phases import _label_sums
             from napari_sigma.unmixing._active_set import warm_up
         except ImportError:  # numba missing: the pass raises it where it belongs
             return
+        _label_sums.warm_up()  # the phase sums' kernel first: they come before the abundances
         warm_up()  # the argument types of _lawson_hanson_compiled's call: the same machine code
 
     thread = start_thread(load, "napari-sigma numba load")  # the exit waits for it
     _WARM_UPS.append(thread)
     return thread
+
+
+def compiled_load_running() -> bool:
+    """Whether the thread of :func:`start_compiled_warm_up` is still loading numba's code (the
+    phase sums take their compiled kernel once it is done: :mod:`napari_sigma.phases.spectra`)."""
+    return any(thread.is_alive() for thread in list(_WARM_UPS))
 
 
 def _join_warm_up() -> None:
