@@ -232,7 +232,8 @@ def test_core_projections_on_one_blas_thread_use_a_small_block_and_keep_every_bi
 
 def test_core_projections_keep_whole_blocks_on_several_blas_threads():
     """Where the BLAS splits a product between threads (the split moves the last bit of a few
-    products) the 8192-pixel blocks are kept; one thread: 16 MiB blocks."""
+    products) the 8192-pixel blocks are kept; one thread: 1 MiB blocks (within L2), at least
+    64 pixels."""
     from threadpoolctl import threadpool_limits
 
     from napari_sigma.minerals import host
@@ -240,8 +241,10 @@ def test_core_projections_keep_whole_blocks_on_several_blas_threads():
     with threadpool_limits(limits=2, user_api="blas"):
         assert host._projection_rows(2048) == 8192
     with threadpool_limits(limits=1, user_api="blas"):
-        assert host._projection_rows(2048) == 1024
-        assert host._projection_rows(64) == 8192
+        assert host._projection_rows(2048) == 64
+        assert host._projection_rows(4096) == 64
+        assert host._projection_rows(64) == 2048
+        assert host._projection_rows(16) == 8192
         assert host._projection_rows(10**6) == 64
     # a lone pixel joins the sub-block before it, unless it was alone in its 8192 block
     assert list(host._sub_blocks(8192 + 4097, 4096)) == [(0, 4096), (4096, 8192), (8192, 12289)]
