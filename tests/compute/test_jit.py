@@ -15,7 +15,8 @@ from napari_sigma.compute import _jit
 
 SRC = str(Path(_jit.__file__).resolve().parents[2])
 
-# the analysis' own calls: abundances through the compiled active set, the twins' two-label cut;
+# the analysis' own calls: abundances through the compiled active set, the twins' two-label cut,
+# the phase sums' kernel;
 # then, per kernel, how many of its signatures numba loaded from the cache and how many it compiled
 PROBE = """
 import json, numpy as np
@@ -28,10 +29,14 @@ counts = rng.poisson(rng.dirichlet(np.full(8, 0.2), (20, 30)) @ components * 10.
 abundances.COMPILED_NNLS_PIXELS = 600
 run_to_completion(nmf.abundance_maps(counts.astype(np.uint16), components, device="cpu"))
 two_label_cut(rng.normal(size=(20, 30)), np.ones((20, 30), bool), 1.0)
+from napari_sigma.phases import spectra
+spectra.COMPILED_SUM_PIXELS = 600
+spectra.phase_sum_spectra(counts.astype(np.uint16), rng.integers(0, 4, (20, 30)), 3)
 from napari_sigma.compute import flow
+from napari_sigma.phases import _label_sums
 from napari_sigma.unmixing import _active_set
 kernels = {"residual": flow._residual_graph.compiled, "dinic": flow._dinic_source_side.compiled,
-           "rows": _active_set.lawson_hanson_rows}
+           "rows": _active_set.lawson_hanson_rows, "sums": _label_sums.add_label_sums}
 print(json.dumps({k: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
                   for k, d in kernels.items()}))
 """
