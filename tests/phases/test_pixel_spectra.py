@@ -205,7 +205,7 @@ def test_phase_sums_take_the_kernel_once_numba_is_loaded_and_keep_every_bit(monk
     labels = rng.integers(0, 4, size=(24, 30))
     cores = np.where(rng.random((24, 30)) < 0.5, labels, 0)
     expected = [_naive_sums(counts, labels, 3), _naive_sums(counts, cores, 3)]
-    for module, name in ((abundances, "compiled_load_running"), (_jit, "warm_up_running")):
+    for module, name in ((abundances, "sums_kernel_loading"), (_jit, "warm_up_running")):
         answers = iter([True] * 7)  # the first look and the first 6 blocks: still loading
         del calls[:]
         with monkeypatch.context() as patch:

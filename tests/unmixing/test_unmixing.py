@@ -316,6 +316,11 @@ def test_the_compiled_warm_up_loads_the_machine_code_the_abundance_pass_calls(mo
     assert abundances._WARM_UPS == [] and not thread.is_alive()
     assert list(lawson_hanson_rows.signatures) == signatures
     np.testing.assert_array_equal(warmed, plain)
+    # the phase sums' kernel was loaded first, by the same thread
+    from napari_sigma.phases import _label_sums
+
+    assert abundances._SUMS_KERNEL_LOADED.is_set() and not abundances.sums_kernel_loading()
+    assert len(_label_sums.add_label_sums.signatures) >= 3
 
 
 def test_abundances_of_a_lazy_cube_read_by_batch_are_the_in_memory_ones(monkeypatch):

@@ -158,22 +158,22 @@ def _label_kernel(dtype: Any, n_pixels: int) -> Callable[[], Any]:
 
     Integer counts of a kernel type, at least :data:`COMPILED_SUM_PIXELS` pixels. While numba's
     code is being loaded or compiled elsewhere (the CLI's thread,
-    :func:`~napari_sigma.unmixing.abundances.start_compiled_warm_up`, which also loads this
-    kernel; napari's warm-up child, :mod:`napari_sigma.compute._jit`) the blocks are summed by
-    numpy, the kernel taken once that thread has loaded it: no second thread imports numba
-    meanwhile and nothing is compiled here while the child compiles (napari's GIL). Otherwise
-    the module is imported here, in the calling thread, before the pass's threads call it.
-    Never where numba is missing."""
+    :func:`~napari_sigma.unmixing.abundances.start_compiled_warm_up`, which loads this kernel
+    first; napari's warm-up child, :mod:`napari_sigma.compute._jit`) the blocks are summed by
+    numpy, the kernel taken once that thread has loaded it (the child: once it is done, if this
+    process has the module): no second thread imports numba meanwhile and nothing is compiled
+    here while the child compiles (napari's GIL). Otherwise the module is imported here, in
+    the calling thread, before the pass's threads call it. Never where numba is missing."""
     dtype = np.dtype(dtype)
     if n_pixels < COMPILED_SUM_PIXELS or (
         dtype not in ACCUMULATORS and dtype not in WIDE_ACCUMULATORS
     ):
         return _no_kernel
     from napari_sigma.compute._jit import warm_up_running
-    from napari_sigma.unmixing.abundances import compiled_load_running
+    from napari_sigma.unmixing.abundances import sums_kernel_loading
 
     def loading() -> bool:
-        return compiled_load_running() or warm_up_running()
+        return sums_kernel_loading() or warm_up_running()
 
     if loading():
 

@@ -7,6 +7,7 @@ threads or on the device; and the early load of the compiled active set
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,10 @@ NNLS_ROWS = 1 << 15
 COMPILED_NNLS_PIXELS = 1 << 18
 #: The thread of :func:`start_compiled_warm_up`, while one may be running.
 _WARM_UPS: list[Any] = []
+#: Set once a thread of :func:`start_compiled_warm_up` has loaded the phase sums' kernel (numba
+#: imported, its code loaded): the phase sums take it from then on, while the thread goes on
+#: loading the active set.
+_SUMS_KERNEL_LOADED = threading.Event()
 
 
 def abundance_maps(
@@ -163,12 +168,10 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     this where the caller's thread imports nothing until then (two threads importing at once
     may see each other's partly initialised modules). The thread also loads the phase sums'
     compiled kernel (:mod:`napari_sigma.phases._label_sums`), which the phase sums take once
-    it is done (:func:`compiled_load_running`). Only in the main thread (the CLI, a
+    it is loaded (:func:`sums_kernel_loading`). Only in the main thread (the CLI, a
     script): in napari's worker the viewer's thread may be importing meanwhile. Loading code
     changes no number.
     """
-    import threading
-
     from napari_sigma.compute.background import start_thread
 
     if threading.current_thread() is not threading.main_thread():
@@ -185,6 +188,7 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
         except ImportError:  # numba missing: the pass raises it where it belongs
             return
         _label_sums.warm_up()  # the phase sums' kernel first: they come before the abundances
+        _SUMS_KERNEL_LOADED.set()
         warm_up()  # the argument types of _lawson_hanson_compiled's call: the same machine code
 
     thread = start_thread(load, "napari-sigma numba load")  # the exit waits for it
@@ -192,9 +196,12 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     return thread
 
 
-def compiled_load_running() -> bool:
-    """Whether the thread of :func:`start_compiled_warm_up` is still loading numba's code (the
-    phase sums take their compiled kernel once it is done: :mod:`napari_sigma.phases.spectra`)."""
+def sums_kernel_loading() -> bool:
+    """Whether the thread of :func:`start_compiled_warm_up` is still loading numba's code and
+    has not yet loaded the phase sums' kernel (which the phase sums take once it has:
+    :mod:`napari_sigma.phases.spectra`)."""
+    if _SUMS_KERNEL_LOADED.is_set():
+        return False
     return any(thread.is_alive() for thread in list(_WARM_UPS))
 
 
