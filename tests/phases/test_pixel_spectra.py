@@ -185,6 +185,17 @@ def test_compiled_phase_sums_equal_the_numpy_sums_bit_for_bit(monkeypatch):
     signed = run_to_completion(spectra.phase_sums_steps(counts.astype(np.int16) // 4, [runs], 4))
     np.testing.assert_array_equal(signed[0], _naive_sums(counts.astype(np.int16) // 4, runs, 4))
     assert calls == []
+    # a lazy cube under a memory limit (the CLI's --memory-limit): its bands' blocks too
+    from napari_sigma.compute.chunks import memory_budget
+    from sigma_testdata import lazy_cube
+
+    monkeypatch.setattr(spectra, "UINT32_PIXELS", 1 << 16)
+    cube, _ = lazy_cube(counts, 5)
+    with memory_budget(10**9):
+        lazy = run_to_completion(spectra.phase_sums_steps(cube, [fragmented, runs], 4))
+    assert calls == [np.dtype(np.uint16)] * 6
+    for found, image in zip(lazy, (fragmented, runs), strict=True):
+        np.testing.assert_array_equal(found, _naive_sums(counts, image, 4))
 
 
 def test_phase_sums_take_the_kernel_once_numba_is_loaded_and_keep_every_bit(monkeypatch):
