@@ -198,10 +198,14 @@ def test_compiled_phase_sums_equal_the_numpy_sums_bit_for_bit(monkeypatch):
         np.testing.assert_array_equal(found, _naive_sums(counts, image, 4))
 
 
-def test_phase_sums_take_the_kernel_once_numba_is_loaded_and_keep_every_bit(monkeypatch):
-    """While numba's code is loaded in another thread (the CLI's warm-up) or compiled by
-    napari's warm-up child, blocks are summed by numpy and the kernel taken once the load is
-    done: the sums are the same whichever path summed which block."""
+def test_phase_sums_wait_for_the_kernel_s_load_or_sum_with_numpy_meanwhile(monkeypatch):
+    """While the CLI's thread loads numba (``start_compiled_warm_up``) the pass waits until it
+    has loaded the kernel, then sums every block with it; while napari's warm-up child
+    compiles, blocks are summed by numpy and the kernel is taken once the child is done. The
+    sums are the same whichever path summed which block."""
+    import threading
+    import time
+
     from napari_sigma.compute import _jit
     from napari_sigma.phases import _label_sums
     from napari_sigma.unmixing import abundances
@@ -216,12 +220,24 @@ def test_phase_sums_take_the_kernel_once_numba_is_loaded_and_keep_every_bit(monk
     labels = rng.integers(0, 4, size=(24, 30))
     cores = np.where(rng.random((24, 30)) < 0.5, labels, 0)
     expected = [_naive_sums(counts, labels, 3), _naive_sums(counts, cores, 3)]
-    for module, name in ((abundances, "sums_kernel_loading"), (_jit, "warm_up_running")):
-        answers = iter([True] * 7)  # the first look and the first 6 blocks: still loading
-        del calls[:]
-        with monkeypatch.context() as patch:
-            patch.setattr(module, name, lambda answers=answers: next(answers, False))
-            sums = run_to_completion(spectra.phase_sums_steps(counts, [labels, cores], 3))
-        assert len(calls) == 6  # the last 6 blocks
-        for found, wanted in zip(sums, expected, strict=True):
-            np.testing.assert_array_equal(found, wanted)
+    # the CLI's thread: still loading for 0.3 s
+    loaded = threading.Event()
+    loader = threading.Thread(target=lambda: time.sleep(0.3) or loaded.set())
+    monkeypatch.setattr(abundances, "_SUMS_KERNEL_LOADED", loaded)
+    monkeypatch.setattr(abundances, "_WARM_UPS", [loader])
+    loader.start()
+    start = time.perf_counter()
+    sums = run_to_completion(spectra.phase_sums_steps(counts, [labels, cores], 3))
+    assert time.perf_counter() - start >= 0.25 and loaded.is_set()
+    assert len(calls) == 12  # every block by the kernel
+    for found, wanted in zip(sums, expected, strict=True):
+        np.testing.assert_array_equal(found, wanted)
+    loader.join()
+    # napari's child: compiling during the first look and the first 6 blocks
+    answers = iter([True] * 7)
+    monkeypatch.setattr(_jit, "warm_up_running", lambda: next(answers, False))
+    del calls[:]
+    sums = run_to_completion(spectra.phase_sums_steps(counts, [labels, cores], 3))
+    assert len(calls) == 6  # the last 6 blocks
+    for found, wanted in zip(sums, expected, strict=True):
+        np.testing.assert_array_equal(found, wanted)

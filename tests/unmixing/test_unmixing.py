@@ -319,7 +319,8 @@ def test_the_compiled_warm_up_loads_the_machine_code_the_abundance_pass_calls(mo
     # the phase sums' kernel was loaded first, by the same thread
     from napari_sigma.phases import _label_sums
 
-    assert abundances._SUMS_KERNEL_LOADED.is_set() and not abundances.sums_kernel_loading()
+    assert abundances._SUMS_KERNEL_LOADED.is_set()
+    abundances.wait_for_sums_kernel()  # at once
     assert len(_label_sums.add_label_sums.signatures) >= 3
 
 

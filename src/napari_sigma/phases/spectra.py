@@ -156,31 +156,30 @@ def _label_kernel(dtype: Any, n_pixels: int) -> Callable[[], Any]:
     """A function giving the compiled kernel's module for the next block, or None while it is
     not there (numpy sums the block: the same sums).
 
-    Integer counts of a kernel type, at least :data:`COMPILED_SUM_PIXELS` pixels. While numba's
-    code is being loaded or compiled elsewhere (the CLI's thread,
-    :func:`~napari_sigma.unmixing.abundances.start_compiled_warm_up`, which loads this kernel
-    first; napari's warm-up child, :mod:`napari_sigma.compute._jit`) the blocks are summed by
-    numpy, the kernel taken once that thread has loaded it (the child: once it is done, if this
-    process has the module): no second thread imports numba meanwhile and nothing is compiled
-    here while the child compiles (napari's GIL). Otherwise the module is imported here, in
-    the calling thread, before the pass's threads call it. Never where numba is missing."""
+    Integer counts of a kernel type, at least :data:`COMPILED_SUM_PIXELS` pixels. Where the
+    CLI's thread loads numba (:func:`~napari_sigma.unmixing.abundances.start_compiled_warm_up`,
+    this kernel first) the pass waits until it has loaded the kernel
+    (:func:`~napari_sigma.unmixing.abundances.wait_for_sums_kernel`: no second thread imports
+    numba meanwhile). While napari's warm-up child compiles (:mod:`napari_sigma.compute._jit`)
+    the blocks are summed by numpy, the kernel taken once the child is done if this process
+    has its module (nothing is compiled here meanwhile: napari's GIL). Otherwise the module is
+    imported here, in the calling thread, before the pass's threads call it. Never where
+    numba is missing."""
     dtype = np.dtype(dtype)
     if n_pixels < COMPILED_SUM_PIXELS or (
         dtype not in ACCUMULATORS and dtype not in WIDE_ACCUMULATORS
     ):
         return _no_kernel
     from napari_sigma.compute._jit import warm_up_running
-    from napari_sigma.unmixing.abundances import sums_kernel_loading
+    from napari_sigma.unmixing.abundances import wait_for_sums_kernel
 
-    def loading() -> bool:
-        return sums_kernel_loading() or warm_up_running()
-
-    if loading():
+    if warm_up_running():
 
         def loaded() -> Any:
-            return None if loading() else sys.modules.get(KERNEL_MODULE)
+            return None if warm_up_running() else sys.modules.get(KERNEL_MODULE)
 
         return loaded
+    wait_for_sums_kernel()
     try:
         from napari_sigma.phases import _label_sums
     except ImportError:  # numba missing: numpy sums every block

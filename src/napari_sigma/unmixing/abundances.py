@@ -41,8 +41,8 @@ COMPILED_NNLS_PIXELS = 1 << 18
 #: The thread of :func:`start_compiled_warm_up`, while one may be running.
 _WARM_UPS: list[Any] = []
 #: Set once a thread of :func:`start_compiled_warm_up` has loaded the phase sums' kernel (numba
-#: imported, its code loaded): the phase sums take it from then on, while the thread goes on
-#: loading the active set.
+#: imported, its code loaded): the phase sums start then, while the thread goes on loading the
+#: active set.
 _SUMS_KERNEL_LOADED = threading.Event()
 
 
@@ -168,7 +168,7 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     this where the caller's thread imports nothing until then (two threads importing at once
     may see each other's partly initialised modules). The thread also loads the phase sums'
     compiled kernel (:mod:`napari_sigma.phases._label_sums`), which the phase sums take once
-    it is loaded (:func:`sums_kernel_loading`). Only in the main thread (the CLI, a
+    it is loaded (:func:`wait_for_sums_kernel`). Only in the main thread (the CLI, a
     script): in napari's worker the viewer's thread may be importing meanwhile. Loading code
     changes no number.
     """
@@ -196,13 +196,17 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
     return thread
 
 
-def sums_kernel_loading() -> bool:
-    """Whether the thread of :func:`start_compiled_warm_up` is still loading numba's code and
-    has not yet loaded the phase sums' kernel (which the phase sums take once it has:
-    :mod:`napari_sigma.phases.spectra`)."""
-    if _SUMS_KERNEL_LOADED.is_set():
-        return False
-    return any(thread.is_alive() for thread in list(_WARM_UPS))
+def wait_for_sums_kernel() -> None:
+    """Wait until the thread of :func:`start_compiled_warm_up` has loaded the phase sums'
+    kernel (numba's import and its cached code, ~0.5 s of CPU once per process), or has ended
+    (numba missing); at once where no such thread runs. The phase sums
+    (:mod:`napari_sigma.phases.spectra`) then take the kernel for every block: summing the
+    first blocks with numpy meanwhile cost more CPU than the wait (the import outlasted the
+    whole numpy pass on 2 loaded cores: 17 of 128 blocks took the kernel)."""
+    while not _SUMS_KERNEL_LOADED.is_set():
+        if not any(thread.is_alive() for thread in list(_WARM_UPS)):
+            return
+        _SUMS_KERNEL_LOADED.wait(0.02)
 
 
 def _join_warm_up() -> None:
