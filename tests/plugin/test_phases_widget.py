@@ -738,6 +738,44 @@ def test_every_header_reads_whole_beside_a_real_map_s_long_names(plugin_viewer, 
                 assert item.toolTip().splitlines()[0] == item.text() != ""
 
 
+def test_a_long_name_and_its_long_mineral_share_the_lines_they_wrap_to(plugin_viewer, dock, qtbot):
+    """P45_the_default_job.bcf through napari (qa18's session): after an edit the mineral cell
+    "alkali feldspar Or54 + quartz (60:40) (0.20), before edits" wrapped to 8 lines in a
+    column narrowed to its longest word, beside its name "P1 alkali feldspar Or54 + quartz
+    (60:40)" on 2 lines in a column kept wide: one row took a third of the table. The name and
+    mineral columns now give way together, the wider first: the row wraps to half as many
+    lines, and every header and word still reads whole."""
+    from types import SimpleNamespace
+
+    from napari_sigma._napari.phases_widget import MINERAL_COLUMN, NAME_COLUMN
+
+    result = make_fake_result(shape=(12, 18))
+    result.phase_names = ["P1 alkali feldspar Or54 + quartz (60:40)", "P2 plagioclase An37",
+                          "P3 biotite Phl62"]  # fmt: skip
+    minerals = ("alkali feldspar Or54 + quartz (60:40)", "plagioclase An37", "biotite Phl62")
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=k, mineral=name, score=0.2, identification=True)
+        for k, name in enumerate(minerals, start=1)
+    ]
+    plugin_viewer.window.show()  # a hidden table gets no resize events (its columns follow them)
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    table = widget.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3)
+    widget.merge_selected([1, 3])  # P1's cell: "..., before edits"
+    qtbot.waitUntil(lambda: table.rowCount() == 2)
+    table.setFixedWidth(440)  # the dock's width
+    qtbot.waitUntil(lambda: 400 < table.viewport().width() < 440)
+    row = widget.row_ids().index(1)
+    assert table.item(row, MINERAL_COLUMN).text().endswith("before edits")
+    line = table.fontMetrics().lineSpacing()
+    lines = table.rowHeight(row) / line
+    assert lines <= 5, (lines, table.columnWidth(NAME_COLUMN), table.columnWidth(MINERAL_COLUMN))
+    assert sum(table.columnWidth(c) for c in range(table.columnCount())) <= table.viewport().width()
+    for column in range(1, table.columnCount()):
+        assert header_reads_whole(table, column), table.horizontalHeaderItem(column).text()
+
+
 def test_phases_layer_is_uint8_and_widens_past_255_keeping_the_undo_history(setup):
     from napari_sigma._napari import editing
 

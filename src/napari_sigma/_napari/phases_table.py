@@ -43,8 +43,11 @@ MINERAL_COLUMN = COLUMNS.index("mineral")
 COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²", "elements": "ele-\nments"}
 # then these text columns give way, wrapping their cells at spaces (rows grow) down to their
 # longest word or header, in this order; only past that are cells elided (whole in tooltips),
-# first down to their headers' widths (a header is the column's name), then below
-WRAP_ORDER = (ELEMENTS_COLUMN, MINERAL_COLUMN, NAME_COLUMN)
+# first down to their headers' widths (a header is the column's name), then below. The mineral
+# and name columns give way together, the wider first: a phase's name holds its mineral, and the
+# mineral column alone narrowed to its longest word wrapped P45's "alkali feldspar Or54 + quartz
+# (60:40) (0.20), before edits" to 8 lines beside its name on 2
+WRAP_ORDER = ((ELEMENTS_COLUMN,), (MINERAL_COLUMN, NAME_COLUMN))
 ELIDE_ORDER = ((ELEMENTS_COLUMN, 40), (NAME_COLUMN, 48), (MINERAL_COLUMN, 48))
 ROW_HEIGHT = 22
 # the table is as tall as its rows, with room for this many at least (so that merges and splits
@@ -61,9 +64,10 @@ class _PhasesTable:
         """Size the columns so that every column reads whole in the table's width.
 
         Columns get their contents' width; where the table is narrower, the numeric columns'
-        headers take two lines, then the elements, mineral and name columns wrap their cells at
-        spaces (those rows grow) down to their longest word or header; only a table too narrow
-        for that elides cells (their full text in tooltips). The mineral column takes the spare
+        headers take two lines, then the elements column, then the mineral and name columns
+        together (the wider first) wrap their cells at spaces (those rows grow) down to their
+        longest word or header; only a table too narrow for that elides cells (their full text
+        in tooltips). The mineral column takes the spare
         width; the table never scrolls sideways."""
         table = self.table
         available = table.viewport().width()
@@ -77,13 +81,9 @@ class _PhasesTable:
             if self._columns_width() <= available:
                 break
         overflow = self._columns_width() - available
-        for column in WRAP_ORDER:
-            if overflow <= 0:
-                break
-            width = table.columnWidth(column)
-            narrower = max(width - overflow, min(width, self._wrap_floor(column)))
-            table.setColumnWidth(column, narrower)
-            overflow -= width - narrower
+        for columns in WRAP_ORDER:
+            if overflow > 0:
+                overflow = self._narrow_widest_first(columns, overflow)
         header = table.horizontalHeader()
         for whole_headers in (True, False):  # too narrow to wrap whole words: elide the cells,
             for column, floor in ELIDE_ORDER:  # then (narrower still) the headers too
@@ -127,6 +127,31 @@ class _PhasesTable:
 
     def _columns_width(self) -> int:
         return sum(self.table.columnWidth(c) for c in range(len(COLUMNS)))
+
+    def _narrow_widest_first(self, columns: tuple[int, ...], overflow: int) -> int:
+        """Narrow ``columns`` by ``overflow`` px in all, the widest first (down to the next
+        one's width, then those two together...), none below its wrap floor; return what is
+        left of ``overflow``."""
+        table = self.table
+        widths = {c: table.columnWidth(c) for c in columns}
+        floors = {c: min(widths[c], self._wrap_floor(c)) for c in columns}
+        while overflow > 0:
+            movable = [c for c in columns if widths[c] > floors[c]]
+            if not movable:
+                break
+            top = max(widths[c] for c in movable)
+            widest = [c for c in movable if widths[c] == top]
+            level = max(
+                [floors[c] for c in widest] + [widths[c] for c in movable if widths[c] < top]
+            )
+            step = min(top - level, -(-overflow // len(widest)))
+            for c in widest:
+                cut = min(step, overflow)
+                widths[c] -= cut
+                overflow -= cut
+        for c, width in widths.items():
+            table.setColumnWidth(c, width)
+        return overflow
 
     def _wrap_floor(self, column: int) -> int:
         """The narrowest ``column`` reads whole in: its header, or its longest word (its cells
