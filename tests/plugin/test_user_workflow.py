@@ -181,6 +181,11 @@ def test_a_file_of_one_spectrum_docks_the_panel_with_the_spectrum_tab_in_front(
     assert sigma.spectrum.source.currentText() == "bruker_nano"
     (curve,) = sigma.spectrum.plot.spectra.values()
     assert curve.size == 4096 and curve.max() > 0
+    # its counts, named as what they are: not a "map mean" in "counts per pixel"
+    assert list(sigma.spectrum.plot.spectra) == ["spectrum"]
+    sigma.spectrum.plot.flush()
+    assert sigma.spectrum.plot.canvas.wait_rendered(timeout=HANG_MS / 1e3)
+    assert sigma.spectrum.plot.canvas.axes.get_ylabel() == "counts"
     sigma.show_tab("phases")  # the plugin's own pick (a run's result): what is opened keeps it
     viewer.open(str(DATA / "bruker" / "over16bit.bcf"), plugin="napari-sigma-eds")
     assert _front(sigma) == "Phases"

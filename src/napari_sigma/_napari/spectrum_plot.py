@@ -172,6 +172,13 @@ class SpectrumPlot(QWidget):
         self._range = None if low is None or high is None else (float(low), float(high))
         self._schedule()
 
+    def set_ylabel(self, label: str) -> None:
+        """Label the intensity axis (drawn at the next redraw)."""
+        if label != self._ylabel:
+            self._ylabel = label
+            self._drawn = None  # not in what a redraw compares: draw again
+            self._schedule()
+
     def set_log_scale(self, log: bool) -> None:
         """Switch the intensity axis between logarithmic and linear."""
         self.log_scale.setChecked(log)

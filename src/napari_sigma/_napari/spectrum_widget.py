@@ -44,6 +44,7 @@ SOURCE_ROLES = ("total", "cube", "image", "spectrum")
 PHASE_ROLES = ("phases", "truth")
 MARKER_MIN_WEIGHT = 0.5
 MEAN_KEY = "map mean"
+SPECTRUM_KEY = "spectrum"  # a file of one spectrum: its counts, not a mean per pixel
 CURSOR_KEY = "cursor (3x3)"
 PHASE_KEY = "phase"
 
@@ -374,6 +375,7 @@ class SpectrumWidget(ViewerWidget):
         self.status.setText("")
         self._spectrum = spectrum
         pixels = np.prod(self._image.shape) if self._image is not None else 1
+        self.plot.set_ylabel("counts per pixel" if self._image is not None else "counts")
         self._mean = np.asarray(spectrum.counts, dtype=np.float64) / pixels
         self.elements.set_suggestions(suggested)
         self.add_maps.setEnabled(self._image is not None)
@@ -430,9 +432,10 @@ class SpectrumWidget(ViewerWidget):
         if self._spectrum is None:
             self.plot.set_spectra(np.zeros(0), {})
             return
-        curves = {MEAN_KEY: self._mean}
+        key = MEAN_KEY if self._image is not None else SPECTRUM_KEY
+        curves = {key: self._mean}
         # the counts behind one count per pixel of each curve (`plotting.signal_top`)
-        counts = {MEAN_KEY: float(np.prod(self._image.shape)) if self._image is not None else 1.0}
+        counts = {key: float(np.prod(self._image.shape)) if self._image is not None else 1.0}
         if self.cursor_spectrum is not None:
             name = f"{CURSOR_KEY} at {self.cursor_pixel}"
             curves[name] = self.cursor_spectrum
