@@ -39,16 +39,29 @@ def test_same_names_get_the_element_that_tells_them_apart():
     p3 = _phase(3, "garnet Grs49Alm38Prp13", {"O": 40.8, "Mg": 1.0, "Al": 9.8, "Si": 19.9,
                                               "Ca": 15.3, "Fe": 12.1}, err)  # fmt: skip
     distinguish_same_names([p1, p2, p3])
-    # K is not garnet's: an admixture (its trace), told as "+ K"
-    assert (p1.qualifier, p2.qualifier, p3.qualifier) == ("+ K 0.5 wt%", "+ K 2.8 wt%", "")
+    # K is not garnet's: an admixture, told as "+ K" where it is a minor constituent (>= 1
+    # wt %); P1's 0.5 wt % is a trace, listed with its traces, not in its name
+    assert (p1.qualifier, p2.qualifier, p3.qualifier) == ("", "+ K 2.8 wt%", "")
     names = mineral_phase_names(["P1", "P2", "P3"], [p1, p2, p3])
-    assert names == ["P1 garnet Alm51Prp46 + K 0.5 wt%", "P2 garnet Alm51Prp46 + K 2.8 wt%",
+    assert names == ["P1 garnet Alm51Prp46", "P2 garnet Alm51Prp46 + K 2.8 wt%",
                      "P3 garnet Grs49Alm38Prp13"]  # fmt: skip
+    assert p1.identification.trace == ["K 0.5 wt%"]
     assert p2.quantification.notes[0].startswith(
         "differs from P1 (garnet Alm51Prp46) beyond the uncertainties"
     )
     assert "K 2.79 vs 0.53 wt% (" in p2.quantification.notes[0]
     assert not p3.quantification.notes
+
+
+def test_traces_alone_never_name_phases_apart():
+    # two phases told apart best by a foreign element that is a trace in both (0.3 vs 0.8 wt
+    # %): the name takes the next element that reads them apart, one the mineral holds
+    err = {"Fe": 0.05, "S": 0.05, "Cu": 0.01}
+    a = _phase(1, "pyrite", {"Fe": 46.6, "S": 53.1, "Cu": 0.3}, err, series=None)
+    b = _phase(2, "pyrite", {"Fe": 46.0, "S": 53.2, "Cu": 0.8}, err, series=None,
+               trace=["Cu 0.8 wt%"])  # fmt: skip
+    distinguish_same_names([a, b])
+    assert (a.qualifier, b.qualifier) == ("(Fe 46.6 wt%)", "(Fe 46.0 wt%)")
 
 
 def test_equal_compositions_are_flagged_not_told_apart():

@@ -23,7 +23,9 @@ by ``f``, renormalised) at the cost of ``(ln f / CARBON_SCALE_SIGMA)^2`` added t
 C K line is known to a factor, not a percentage (see ``CARBON_SCALE_SIGMA``), and a C measured
 50 % high would otherwise push every other element 5-10 % low and hide WC behind tungsten or
 calcite behind lime. A phase whose best score is below ``min_score`` is "unknown"
-and named by its formula.
+and named by its formula; a best candidate whose misfit the comparison's own tolerances reject
+(a chi-square test, :func:`fits_composition`) is the nearest entry, named with a "?" after it
+(``"nylon?"``).
 
 With a spectrum, the best candidates are also simulated with the quantification's physics at
 the acquisition's beam energy and detector and compared with the phase's background-subtracted
@@ -121,6 +123,14 @@ from napari_sigma.minerals.spectral import (  # noqa: F401
 
 MIN_SCORE = 0.02
 
+OUTSIDE_TOLERANCE_MARK = "?"
+"""Follows a name whose composition the library's comparison rejects (:func:`fits_composition`):
+``"nylon?"``, the nearest entry, not an identification."""
+FIT_LEVEL = 0.00135
+"""The chi-square test of :func:`fits_composition` rejects a name at this level: the upper tail
+of three standard deviations of a normal variable, the level of the analysis's other tests
+(:data:`napari_sigma.minerals.signal.NO_SIGNAL_SIGMAS`)."""
+
 HYDROUS_MARGIN = 1.0 / IGNORED_LIGHT_PENALTY**2
 """A mineral with invisible constituents (H, Li, Be, B; e.g. opal SiO2·nH2O) whose visible
 composition is indistinguishable from an anhydrous one (quartz) within the comparison's
@@ -210,6 +220,30 @@ def _trace(wt, err, candidate: Candidate) -> list[str]:
     return found
 
 
+def fits_composition(candidate: Candidate, wt: Mapping[str, float]) -> bool:
+    """Whether the measured composition ``wt`` is consistent with ``candidate``'s at the
+        comparison's stated accuracy: a chi-square test of its misfit (``candidate.chi2``, each
+        element's difference over the comparison's 1-sigma tolerance: counting, 8 % relative,
+        0.7 wt %; a C scale's prior included) with as many degrees of freedom as elements compared
+        (those measured and not left out, and the candidate's), at the level ``FIT_LEVEL``.
+
+        The score (``exp(-chi2 / 2n)`` times the costs of left-out elements and the spectrum's
+        similarity) ranks the library; a best score above ``MIN_SCORE`` can still be a composition
+        two or three tolerances away in every element (JEOL's C-O deposit: "nylon", 0.04): the
+        nearest entry, not a match. Such a name is shown with ``OUTSIDE_TOLERANCE_MARK`` after it
+    (``"nylon?"``)."""
+    from scipy.special import chdtrc  # chi2.sf without importing scipy.stats (0.2-0.3 s)
+
+    compared = {el for el, v in wt.items() if el not in INVISIBLE and el not in candidate.ignored}
+    n = max(len(compared | set(candidate.composition)), 1)
+    return bool(chdtrc(n, candidate.chi2) >= FIT_LEVEL)
+
+
+def plain_name(name: str) -> str:
+    """A name without the mark of a rejected composition (``"nylon?"`` -> ``"nylon"``)."""
+    return name.removesuffix(OUTSIDE_TOLERANCE_MARK)
+
+
 def _identification(candidates: Sequence[Candidate], wt, err, min_score: float) -> Identification:
     formula = formula_string(wt)
     if not candidates or candidates[0].score < min_score:
@@ -220,8 +254,9 @@ def _identification(candidates: Sequence[Candidate], wt, err, min_score: float) 
             float("nan"), [], formula, True,
         )  # fmt: skip
     best = candidates[0]
+    name = best.name if fits_composition(best, wt) else f"{best.name}{OUTSIDE_TOLERANCE_MARK}"
     return Identification(
-        best.name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
+        name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
         best.series, best.fractions, best.group, best.density, _trace(wt, err, best), formula,
         False, unresolved_candidates(candidates), best.components,
     )  # fmt: skip
@@ -441,8 +476,8 @@ def with_unmeasured_carbon(
     return sorted(best.values(), key=lambda c: -c.score)
 
 
-def _with_neighbour_fit(mineral: Mineral, measured, err, host) -> tuple[float, float] | None:
-    """``(score, share of the neighbour)`` of ``measured`` as ``a mineral + b host`` (see
+def _with_neighbour_fit(mineral: Mineral, measured, err, host) -> tuple[float, float, float] | None:
+    """``(score, share of the neighbour, chi2)`` of ``measured`` as ``a mineral + b host`` (see
     :func:`identify_with_neighbour`), None where the mineral is not comparable or the fitted
     share is not admissible."""
     from scipy.optimize import nnls
@@ -462,7 +497,7 @@ def _with_neighbour_fit(mineral: Mineral, measured, err, host) -> tuple[float, f
         return None
     mixed = {el: (a * comparable.get(el, 0.0) + b * host.get(el, 0.0)) / (a + b) for el in elements}
     chi2, n = _chi2(measured, err, mixed)
-    return _score(chi2, n) * IGNORED_LIGHT_PENALTY, b / (a + b)
+    return _score(chi2, n) * IGNORED_LIGHT_PENALTY, b / (a + b), chi2
 
 
 MAX_NEIGHBOUR_SHARE = 0.5
@@ -503,19 +538,19 @@ def identify_with_neighbour(
     host = {el: 100.0 * v / host_total for el, v in host.items()}
     err = {el: e * 100.0 / total for el, e in err.items() if el in measured}
     seen = set(measured)
-    scored: list[tuple[float, int, Mineral, float]] = []
+    scored: list[tuple[float, int, Mineral, float, float]] = []
     for index, mineral in enumerate(library.minerals.values()):
         fit = _with_neighbour_fit(mineral, measured, err, host)
         if fit is not None:
-            scored.append((fit[0], index, mineral, fit[1]))
+            scored.append((fit[0], index, mineral, fit[1], fit[2]))
     # the best first; equal scores in the library's order (the first of them is the best)
     scored.sort(key=lambda item: (-item[0], item[1]))
     if not scored or scored[0][0] < min_score:
         return None
     candidates = []
-    for score, _, mineral, _ in scored[:SPECTRUM_CANDIDATES]:
+    for score, _, mineral, _, chi2 in scored[:SPECTRUM_CANDIDATES]:
         comparable = _comparable(mineral.composition, seen)
-        candidates.append(Candidate(mineral.name, mineral.name, score, 0.0, comparable,
+        candidates.append(Candidate(mineral.name, mineral.name, score, chi2, comparable,
                                     mineral.group, mineral.density))  # fmt: skip
     found = _identification(candidates, wt, err, min_score)
     found.trace = [f"{round(100 * scored[0][3])} % of {neighbour}", *found.trace]

@@ -17,8 +17,10 @@ import numpy as np
 
 UNKNOWN_DENSITY = 3.0
 BACKGROUND = "background"
-SUBSTRATE_GROUPS = ("carbon", "polymer")
-"""Library groups of a substrate or resin that particles sit on (``carbon``, ``epoxy``)."""
+SUBSTRATE_GROUPS = ("carbon", "polymer", "no signal")
+"""Library groups of a substrate or resin that particles sit on (``carbon``, ``epoxy``), and
+the group of a phase without a signal of its own (a hole in the film, vacuum around particles:
+:mod:`napari_sigma.minerals.signal`)."""
 MIN_BACKGROUND_FRACTION = 0.2
 LIBERATED, MIDDLING = 0.9, 0.3
 """Liberation classes of a particle's main mineral by its share of the particle's area."""

@@ -218,26 +218,66 @@ def identify_phases(
     if not ids:
         return []
     yield Progress("minerals", 0, len(ids) + 1, "phase spectra")
+    interior = None
     if spectra is None or len(spectra) < max(ids):
-        spectra = phase_sum_spectra(image.counts, interior_labels(labels, depth), max(ids))
+        interior = interior_labels(labels, depth)
+        spectra = phase_sum_spectra(image.counts, interior, max(ids))
     spectra = np.asarray(spectra, dtype=np.float64)
     if not image.beam_energy:
         note = "no beam energy in the file: phases not quantified"
         return [PhaseMineral(pid, None, None, note) for pid in ids]
+    silent = _without_signal(image, labels, spectra, depth, interior, elements)
     width = _detector_width(spectra[[i - 1 for i in ids]].sum(axis=0), image, elements, settings)
     spectra, corrections = _host_corrections(image, labels, spectra, depth, host, settings)
-    found = []
+    found, stray = [], {}
     for step, pid in enumerate(ids, start=1):
         yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
+        if pid in silent:
+            found.append(no_signal_mineral(pid, silent[pid]))
+            stray[pid] = _stray_composition(spectra[pid - 1], image, elements, settings, width)
+            continue
         own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
         found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
         _note_host_correction(found[-1], corrections.get(pid))
-    _explain_by_neighbours(found, labels, library)
+    _explain_by_neighbours(found, labels, library, stray)
     if labels.ndim == 2:
         yield from _measured_dispersions(found, image, labels, depth, dispersion, len(ids))
         if same_mineral_groups(found):
             distinguish_same_names(found, {m.phase_id: m.dispersion for m in found})
     return found
+
+
+def _without_signal(image, labels, spectra, depth, interior, elements) -> dict[int, float]:
+    """The phases without a signal of their own (a hole, vacuum: only the X-rays that reach
+    every pixel; :func:`~napari_sigma.minerals.signal.no_signal_phases`, on the cores' summed
+    ``spectra`` and the analysed ``elements``' line windows), with their counts per pixel."""
+    from napari_sigma.minerals.same_names import _line_windows
+    from napari_sigma.minerals.signal import no_signal_phases
+
+    if labels.ndim != 2 or len(spectra) < 2:
+        return {}
+    interior = interior_labels(labels, depth) if interior is None else interior
+    pixels = np.bincount(np.clip(interior, 0, None).ravel(), minlength=len(spectra) + 1)
+    windows = list(_line_windows(image, elements).values())
+    return no_signal_phases(spectra, pixels[1 : len(spectra) + 1], windows)
+
+
+def no_signal_mineral(phase_id: int, counts_per_pixel: float) -> PhaseMineral:
+    """A phase without a signal of its own (:mod:`napari_sigma.minerals.signal`): named
+    ``"no signal (0.08 counts/px)"``, not quantified, no mass (density 0: its area counts in
+    the modal table, not its mass), no score."""
+    from napari_sigma.minerals.signal import NO_SIGNAL, no_signal_name
+
+    identification = Identification(
+        no_signal_name(counts_per_pixel), NO_SIGNAL, float("nan"), [], None, {}, NO_SIGNAL,
+        0.0, [], "", False,
+    )  # fmt: skip
+    note = (
+        f"no signal of its own: {counts_per_pixel:.2g} counts per pixel, at most what every "
+        "other phase holds in each line window and less in all (stray X-rays from the grid or "
+        "holder, system peaks: a hole, vacuum or a shadow); not quantified"
+    )
+    return PhaseMineral(phase_id, None, identification, note)
 
 
 def _host_corrections(image, labels, spectra, depth, host, settings: QuantSettings):
@@ -288,13 +328,33 @@ NEIGHBOURS_TRIED = 2
 """An unknown phase is tried as a mineral mixed with each of its this many longest neighbours."""
 
 
-def _explain_by_neighbours(found: list[PhaseMineral], labels, library) -> None:
+def _stray_composition(spectrum, image, elements, settings, width) -> dict[str, float] | None:
+    """The composition (wt %) of a phase without a signal of its own: what reaches every pixel
+    (stray X-rays), which a touching phase may hold too (a film's grid Cu); not the phase's
+    (it is not reported), used only by :func:`_explain_by_neighbours`. None where it cannot be
+    quantified."""
+    if spectrum.sum() < MIN_PHASE_COUNTS:
+        return None
+    try:
+        return quantify_spectrum(
+            spectrum, image.energy, elements, float(image.beam_energy), settings,
+            signal_type(image), _metadata(image), width,
+        ).wt  # fmt: skip
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+
+
+def _explain_by_neighbours(
+    found: list[PhaseMineral], labels, library, stray: Mapping[int, Mapping] | None = None
+) -> None:
     """Unknown phases, and intergrowths one of whose two minerals is a touching phase's: a
     library mineral plus some of a touching phase
     (:func:`~napari_sigma.minerals.identify.identify_with_neighbour`), in place. A grain whose
     core holds a fifth of its neighbour (a WC grain in its Co binder) is that grain with some of
-    its neighbour, not an intergrowth of the two."""
-    from napari_sigma.minerals.identify import identify_with_neighbour
+    its neighbour, not an intergrowth of the two. A touching phase without a signal of its own
+    (a hole) takes part with ``stray``'s composition of it: what reaches every pixel (a carbon
+    film beside a hole holds the grid's Cu that the hole holds)."""
+    from napari_sigma.minerals.identify import identify_with_neighbour, plain_name
     from napari_sigma.minerals.intergrowth import is_component
 
     by_id = {m.phase_id: m for m in found}
@@ -307,19 +367,25 @@ def _explain_by_neighbours(found: list[PhaseMineral], labels, library) -> None:
         neighbours = sorted(touching.get(m.phase_id, {}).items(), key=lambda item: -item[1])
         for q, _ in neighbours[:NEIGHBOURS_TRIED]:
             other = by_id.get(q)
-            if other is None or other.quantification is None:
+            if other is None:
+                continue
+            other_wt = (
+                other.quantification.wt
+                if other.quantification is not None
+                else (stray or {}).get(q)
+            )
+            if not other_wt:
                 continue
             if ident.components and not (
                 other.identification is not None
-                and any(is_component(other.identification.name, c, library)
+                and any(is_component(plain_name(other.identification.name), c, library)
                         for c, _ in ident.components)
             ):  # fmt: skip
                 continue  # an intergrowth's minerals are not this neighbour
             name = f"P{q} {other.mineral}" if other.mineral else f"P{q}"
             better = identify_with_neighbour(
-                m.quantification.wt, m.quantification.err_wt, other.quantification.wt, name,
-                library,
-            )  # fmt: skip
+                m.quantification.wt, m.quantification.err_wt, other_wt, name, library
+            )
             if better is not None:
                 if ident.components:  # the intergrowth it replaces comes first
                     better.alternatives = [(ident.name, ident.score), *ident.alternatives[:1]]

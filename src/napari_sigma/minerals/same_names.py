@@ -285,15 +285,12 @@ def distinguish_same_names(
             continue
         names = {a.identification.name for a, _, _ in differing}
         members = [m for m in group if m.identification.name in names]
-        elements = _telling_elements(members, differing)
         foreign = {
             entry.split(" ")[0] for m in members for entry in m.identification.trace if entry
         }
+        elements = _telling_elements(members, differing, foreign)
         for m in members:
-            wt = m.quantification.wt
-            added = [f"+ {el} {wt.get(el, 0.0):.{d}f} wt%" for el, d in elements if el in foreign]
-            held = [f"{el} {wt.get(el, 0.0):.{d}f} wt%" for el, d in elements if el not in foreign]
-            m.qualifier = " ".join(added + ([f"({'; '.join(held)})"] if held else []))
+            m.qualifier = _qualifier(m.quantification.wt, elements, foreign)
         for a, b, test in differing:
             shown = sorted(test.z, key=lambda el: -abs(test.z[el]))[:3]
             for one, other in ((a, b), (b, a)):
@@ -310,9 +307,32 @@ def distinguish_same_names(
                 )
 
 
-def _telling_elements(group, differing) -> list[tuple[str, int]]:
-    """The shortest list of elements (by ``|z|``), with their wt % decimals, whose values tell
-    every differing pair apart."""
+MINOR_MIN_WT = 1.0
+"""wt %: an element the mineral does not hold reads in a phase's name (``"+ K 2.7 wt%"``) only
+from this mass fraction up; below it, it is a trace (listed in the identification's ``trace``,
+the trace column and the tooltip), not part of the name. The convention of microanalysis: major
+above 10 wt %, minor 1-10 wt %, trace below 1 wt % (Goldstein et al., *Scanning Electron
+Microscopy and X-Ray Microanalysis*, 4th ed., Springer 2018, ch. 19)."""
+
+
+def _qualifier(wt: Mapping[str, float], elements, foreign) -> str:
+    """A phase's qualifier from the telling ``elements`` (``(element, decimals)``): an element
+    it holds ``"(Fe 46.6 wt%)"``; one of ``foreign`` (elements the mineral does not hold)
+    ``"+ K 2.7 wt%"`` where it is at least a minor constituent (``MINOR_MIN_WT``), nothing where
+    it is a trace."""
+    added = [
+        f"+ {el} {wt.get(el, 0.0):.{d}f} wt%"
+        for el, d in elements
+        if el in foreign and wt.get(el, 0.0) >= MINOR_MIN_WT
+    ]
+    held = [f"{el} {wt.get(el, 0.0):.{d}f} wt%" for el, d in elements if el not in foreign]
+    return " ".join(added + ([f"({'; '.join(held)})"] if held else []))
+
+
+def _telling_elements(group, differing, foreign=frozenset()) -> list[tuple[str, int]]:
+    """The shortest list of elements (by ``|z|``), with their wt % decimals, whose qualifiers
+    (:func:`_qualifier`: a ``foreign`` element's trace does not read) tell every differing pair
+    apart."""
     strength: dict[str, float] = {}
     for _, _, test in differing:
         for el, z in test.z.items():
@@ -321,7 +341,7 @@ def _telling_elements(group, differing) -> list[tuple[str, int]]:
 
     def reads_apart(elements, decimals):
         def text(m):
-            return tuple(f"{m.quantification.wt.get(el, 0.0):.{decimals}f}" for el in elements)
+            return _qualifier(m.quantification.wt, [(el, decimals) for el in elements], foreign)
 
         return all(text(a) != text(b) for a, b, _ in differing)
 
