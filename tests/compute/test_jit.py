@@ -21,13 +21,13 @@ SRC = str(Path(_jit.__file__).resolve().parents[2])
 PROBE = """
 import json, numpy as np
 from napari_sigma.compute.progress import run_to_completion
-from napari_sigma.unmixing import abundances, nmf
+from napari_sigma.unmixing import abundances
 from napari_sigma.phases.graph_cut import two_label_cut
 rng = np.random.default_rng(3)
 components = rng.dirichlet(np.full(80, 0.3), 8)
 counts = rng.poisson(rng.dirichlet(np.full(8, 0.2), (20, 30)) @ components * 10.0)
 abundances.COMPILED_NNLS_PIXELS = 600
-run_to_completion(nmf.abundance_maps(counts.astype(np.uint16), components, device="cpu"))
+run_to_completion(abundances.abundance_maps(counts.astype(np.uint16), components, device="cpu"))
 two_label_cut(rng.normal(size=(20, 30)), np.ones((20, 30), bool), 1.0)
 from napari_sigma.phases import spectra
 spectra.COMPILED_SUM_PIXELS = 600
@@ -117,7 +117,7 @@ def test_the_compiled_abundances_wait_for_the_child_still_compiling(monkeypatch)
     import numpy as np
     import torch
 
-    from napari_sigma.unmixing import nmf
+    from napari_sigma.unmixing import block_nnls
 
     done = threading.Event()
     monkeypatch.setattr(_jit, "_child", {"process": object(), "done": done})
@@ -126,7 +126,7 @@ def test_the_compiled_abundances_wait_for_the_child_still_compiling(monkeypatch)
     answers = []
     caller = threading.Thread(
         target=lambda: answers.append(
-            nmf._lawson_hanson_compiled(gram, rhs, rhs >= 0, 1e-9, {})[0].numpy()
+            block_nnls._lawson_hanson_compiled(gram, rhs, rhs >= 0, 1e-9, {})[0].numpy()
         )
     )
     caller.start()

@@ -233,7 +233,7 @@ def test_phase_stats_abundance_is_the_maps_unmixed_sum_not_a_sum_of_pixel_fits(t
     solve of the mineralogy report (the map's sum spectrum unmixed onto the phases' spectra)."""
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.io.mineralogy import abundance_fractions
-    from napari_sigma.unmixing.nmf import phase_fractions
+    from napari_sigma.unmixing.fractions import phase_fractions
 
     rng = np.random.default_rng(0)
     result = fake_result()

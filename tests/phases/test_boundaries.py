@@ -13,7 +13,7 @@ from napari_sigma.phases.boundaries import (
     pair_separation,
 )
 from napari_sigma.phases.spectra import phase_sum_spectra
-from napari_sigma.unmixing.nmf import phase_fractions
+from napari_sigma.unmixing.fractions import phase_fractions
 
 SUPPORT = np.array([12.5, 1.5, 0.5, 0.25, 0.25])  # 15 counts per pure pixel
 PARTICLE = np.array([1.0, 0.75, 15.0, 22.5, 10.0])  # 49 counts: 3.3x brighter

@@ -401,17 +401,17 @@ def test_the_compiled_abundance_code_is_loaded_beside_the_phase_sums(
     """A CPU run that takes the compiled active set (here from the demo's 160 x 160 pixels)
     loads numba's code in a thread started before the phase sums pass; the abundance pass
     waits for it; labels and abundances are those of the run without it (the batched form)."""
-    from napari_sigma.unmixing import abundances, nmf
+    from napari_sigma.unmixing import abundances
 
     started = []
-    original = nmf.start_compiled_warm_up
+    original = abundances.start_compiled_warm_up
 
     def recorded(counts, device="auto"):
         started.append(original(counts, device))
         return started[-1]
 
     monkeypatch.setattr(abundances, "COMPILED_NNLS_PIXELS", 160 * 160)
-    monkeypatch.setattr(nmf, "start_compiled_warm_up", recorded)
+    monkeypatch.setattr(abundances, "start_compiled_warm_up", recorded)
     settings = AnalysisSettings.preset("default", lines=tuple(demo.lines), device="cpu")
     result = run_analysis(demo.image, settings)
     assert len(started) == 1 and started[0] is not None and not started[0].is_alive()

@@ -9,9 +9,10 @@ from scipy.optimize import linear_sum_assignment
 from napari_sigma.compute import blocks
 from napari_sigma.compute.progress import Progress, run_to_completion
 from napari_sigma.errors import AnalysisError
-from napari_sigma.unmixing import abundances, block_nnls
-from napari_sigma.unmixing import nmf as unmixing
-from napari_sigma.unmixing.nmf import abundance_maps, nmf, vertex_rows
+from napari_sigma.unmixing import abundances, block_nnls, restricted_inverses
+from napari_sigma.unmixing.abundances import abundance_maps
+from napari_sigma.unmixing.nmf import nmf
+from napari_sigma.unmixing.nmf_start import vertex_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -179,18 +180,20 @@ def test_each_pixels_nnls_is_the_solve_on_its_final_set_whatever_its_batch():
     gram = components @ components.T
     rhs = counts @ components.T
     inverses: dict = {}
-    whole = unmixing._nnls_block(gram, torch.linalg.pinv(gram), rhs, 200, 1e-7, inverses)
+    whole = block_nnls._nnls_block(gram, torch.linalg.pinv(gram), rhs, 200, 1e-7, inverses)
     assert (whole == 0).any(1).float().mean() > 0.5  # most rows take the active-set path
     for order in (
         torch.arange(2999, -1, -1),
         torch.randperm(3000, generator=torch.Generator().manual_seed(1)),
     ):
         for part in order.split(700):
-            alone = unmixing._nnls_block(
+            alone = block_nnls._nnls_block(
                 gram, torch.linalg.pinv(gram), rhs[part], 200, 1e-7, inverses
             )
             assert torch.equal(alone, whole[part])
-    restricted = torch.where(whole > 0, unmixing._set_solver(gram, inverses)(rhs, whole > 0), 0.0)
+    restricted = torch.where(
+        whole > 0, restricted_inverses._set_solver(gram, inverses)(rhs, whole > 0), 0.0
+    )
     # rows positive on every component are the unconstrained solve, one matrix product of the
     # block (BLAS may round it apart from the per-row batched product in its last bit)
     everywhere = (whole > 0).all(1)
@@ -224,8 +227,8 @@ def test_the_compiled_active_set_gives_the_batched_ones_shares_bit_for_bit(
     rhs = torch.as_tensor(counts) @ basis.T
     start = rhs @ torch.linalg.pinv(gram) >= 0
     assert (~start).any(1).float().mean() > 0.3  # most rows begin with a negative share
-    batched = unmixing._lawson_hanson(gram, rhs, start, 1e-7, {})
-    compiled = unmixing._lawson_hanson_compiled(gram, rhs, start, 1e-7, {})
+    batched = block_nnls._lawson_hanson(gram, rhs, start, 1e-7, {})
+    compiled = block_nnls._lawson_hanson_compiled(gram, rhs, start, 1e-7, {})
     assert torch.equal(compiled[0], batched[0])
     assert torch.equal(compiled[1], batched[1])
     assert (compiled[0] == 0).any(1).float().mean() > 0.3
@@ -257,7 +260,8 @@ def test_a_resident_cube_gives_the_same_sums_and_abundances():
     """The GPU path (cube uploaded once as float32 (N, E)), run here on a CPU tensor."""
     import torch
 
-    from napari_sigma.unmixing.nmf import phase_sum_spectra, resident_phase_sums
+    from napari_sigma.phases.spectra import phase_sum_spectra
+    from napari_sigma.unmixing.nmf import resident_phase_sums
 
     truth = peak_spectra()
     rng = np.random.default_rng(5)
@@ -273,7 +277,8 @@ def test_a_resident_cube_gives_the_same_sums_and_abundances():
 
 
 def test_nnls_maps_solve_several_bases_in_one_pass_like_separate_maps(monkeypatch):
-    from napari_sigma.unmixing.nmf import fractions_of_shares, nnls_maps, phase_fractions
+    from napari_sigma.unmixing.abundances import nnls_maps
+    from napari_sigma.unmixing.fractions import fractions_of_shares, phase_fractions
 
     truth = peak_spectra()
     rng = np.random.default_rng(11)
@@ -363,11 +368,11 @@ def test_the_numpy_active_set_is_the_compiled_one_and_close_to_torchs(n_componen
     rhs = counts @ components.T
     start = rhs @ np.linalg.pinv(gram) >= 0
     assert (~start).any(1).mean() > 0.3
-    batched = unmixing._lawson_hanson(gram, rhs, start, 1e-7, {})
-    compiled = unmixing._lawson_hanson_compiled(gram, rhs, start, 1e-7, {})
+    batched = block_nnls._lawson_hanson(gram, rhs, start, 1e-7, {})
+    compiled = block_nnls._lawson_hanson_compiled(gram, rhs, start, 1e-7, {})
     assert isinstance(batched[0], np.ndarray) and isinstance(compiled[0], np.ndarray)
     assert np.array_equal(batched[0], compiled[0]) and np.array_equal(batched[1], compiled[1])
-    with_torch = unmixing._lawson_hanson(
+    with_torch = block_nnls._lawson_hanson(
         torch.as_tensor(gram), torch.as_tensor(rhs), torch.as_tensor(start), 1e-7, {}
     )
     torch_shares = with_torch[0].numpy()
@@ -386,7 +391,8 @@ def test_cpu_abundances_and_nmf_do_not_import_torch():
     script = (
         "import sys, numpy as np\n"
         "from napari_sigma.compute.progress import run_to_completion\n"
-        "from napari_sigma.unmixing.nmf import abundance_maps, nmf\n"
+        "from napari_sigma.unmixing.abundances import abundance_maps\n"
+        "from napari_sigma.unmixing.nmf import nmf\n"
         "rng = np.random.default_rng(0)\n"
         "components = rng.dirichlet(np.full(60, 0.3), 4)\n"
         "counts = rng.poisson(rng.dirichlet(np.full(4, 0.3), (12, 10)) @ components * 20)\n"

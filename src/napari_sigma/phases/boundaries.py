@@ -11,7 +11,7 @@ differ in count rate or grains are small:
   pixels (255 of the 266 wrong pixels);
 - the Potts prior shrinks small convex grains (a rim pixel has fewer neighbours inside).
 
-The phase fractions (:func:`~napari_sigma.unmixing.nmf.phase_fractions`: a non-negative fit of
+The phase fractions (:func:`~napari_sigma.unmixing.fractions.phase_fractions`: a non-negative fit of
 each pixel's whole spectrum by the phases' mean pixel spectra) are shares of the pixel, not of
 its counts, and carry no spatial prior. One pixel's fractions are noisy, but the shares of
 mixed pixels vary smoothly (projected grains, the beam's spread, blurred interfaces), so they
@@ -115,7 +115,7 @@ def majority_labels(
         Phase 1..K of every pixel (0: unassigned, kept).
     fractions : ndarray, shape (y, x, K)
         Share of every phase in every pixel
-        (:func:`~napari_sigma.unmixing.nmf.phase_fractions`).
+        (:func:`~napari_sigma.unmixing.fractions.phase_fractions`).
     mean_spectra : ndarray, shape (K, E)
         Mean pixel spectrum of each phase (the spectra the fractions were fitted with).
     channels : ndarray of bool, shape (E,), optional

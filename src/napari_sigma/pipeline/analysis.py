@@ -568,7 +568,8 @@ def _unmix(
     from napari_sigma.compute.device import resident_counts
     from napari_sigma.phases.boundaries import moved_spectra  # noqa: F401
     from napari_sigma.phases.spectra import phase_sums_steps  # noqa: F401
-    from napari_sigma.unmixing.nmf import start_compiled_warm_up
+    from napari_sigma.unmixing.abundances import start_compiled_warm_up
+    from napari_sigma.unmixing.nmf import nmf  # noqa: F401
 
     n_phases = clustering.n_phases
     yield Progress("unmixing", 0, 3, "phase spectra")
@@ -665,8 +666,9 @@ def _phase_spectra_nmf(spectra, low_energy, n_phases: int, settings: AnalysisSet
 
 def _abundances_and_fractions(counts, shape, components, spectra, pixels, low_energy, device):
     """The components' abundances ``(y, x, C)`` and the phase fractions ``(y, x, K)`` of every
-    pixel, from one pass over the cube (:func:`~napari_sigma.unmixing.nmf.nnls_maps`)."""
-    from napari_sigma.unmixing.nmf import fractions_of_shares, mean_phase_spectra, nnls_maps
+    pixel, from one pass over the cube (:func:`~napari_sigma.unmixing.abundances.nnls_maps`)."""
+    from napari_sigma.unmixing.abundances import nnls_maps
+    from napari_sigma.unmixing.fractions import fractions_of_shares, mean_phase_spectra
 
     # abundances and phase fractions from one pass over the cube
     bases = [(components, None), (mean_phase_spectra(spectra, pixels), low_energy)]

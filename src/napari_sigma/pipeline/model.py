@@ -316,7 +316,7 @@ def _apply(model: FittedModel, image: Any, device: str):
         _timed,
         package_versions,
     )
-    from napari_sigma.unmixing.nmf import abundance_maps
+    from napari_sigma.unmixing.abundances import abundance_maps
 
     clock = _Stopwatch()
     settings = model.settings
