@@ -2,14 +2,22 @@
 
 Files in an output folder the user named are overwritten without asking (the CLI and the GUI write
 a whole result set into one folder; a second run into the same folder replaces it).
+
+This module holds the export itself (:func:`export_steps`: every file in turn, the slow calls
+waited on or run in a child process); the rest lives by domain:
+
+- :mod:`~napari_sigma.io.result_files`: the TIFF and CSV writers (``write_labels_tiff``,
+  ``read_labels_tiff``, ``write_maps_tiff``, ``write_spectra_csv``, ``write_stats_csv``);
+- :mod:`~napari_sigma.io.run_record`: ``run.json`` (``run_info``, ``write_run_json``,
+  ``to_jsonable``);
+- :mod:`~napari_sigma.io.export_sums`: the sums the export takes instead of reading the cube.
+
+Their names are importable from here as before; patch or change them in their own modules.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +25,23 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
-from napari_sigma.energy import EnergyAxis
+
+# moved by domain (eighteenth session): importable from here as before; patch them there
+from napari_sigma.io.export_sums import (
+    _exact_phase_sums,
+    _phase_abundances,
+    _report_reads_the_cube,
+    _report_sums,
+)
 from napari_sigma.io.mineralogy import MINERAL_FILES
+from napari_sigma.io.result_files import (  # noqa: F401
+    read_labels_tiff,
+    write_labels_tiff,
+    write_maps_tiff,
+    write_spectra_csv,
+    write_stats_csv,
+)
+from napari_sigma.io.run_record import run_info, to_jsonable, write_run_json  # noqa: F401
 from napari_sigma.phases.statistics import PhaseTable, phase_table, phase_table_steps
 
 EXPORT_FILES = {
@@ -33,208 +56,6 @@ EXPORT_FILES = {
 }
 """The files :func:`export_result` writes, by key of its returned dict (the mineralogy files,
 from ``phase_quant`` on, only when phases are identified: see :mod:`napari_sigma.io.mineralogy`)."""
-
-
-def _imagej_resolution(pixel_size_um: float | None) -> dict[str, Any]:
-    """``imwrite`` keywords putting the pixel size (µm) where ImageJ reads it."""
-    if pixel_size_um is None:
-        return {"metadata": {}}
-    if not (pixel_size_um > 0 and math.isfinite(pixel_size_um)):
-        raise ValueError(f"pixel size must be positive, got {pixel_size_um}")
-    pixels_per_um = 1.0 / float(pixel_size_um)
-    return {"resolution": (pixels_per_um, pixels_per_um), "metadata": {"unit": "um"}}
-
-
-def write_labels_tiff(path: str | Path, labels: np.ndarray, pixel_size_um: float | None) -> Path:
-    """Write a label image as an ImageJ-compatible uint16 TIFF (Fiji shows the size in µm).
-
-    Parameters
-    ----------
-    path : str or Path
-        Output file (overwritten).
-    labels : ndarray (y, x) int
-        Labels 0..65535.
-    pixel_size_um : float or None
-        Pixel size in µm; None writes no calibration.
-
-    Returns
-    -------
-    Path
-    """
-    import tifffile
-
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max):
-        raise ValueError("labels must lie in 0..65535 to be written as uint16")
-    path = Path(path)
-    keywords = _imagej_resolution(pixel_size_um)
-    tifffile.imwrite(path, labels.astype(np.uint16), imagej=True, **keywords)
-    return path
-
-
-def read_labels_tiff(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """Read a label TIFF written by :func:`write_labels_tiff` (or by ImageJ).
-
-    Returns
-    -------
-    labels : ndarray (y, x) int32
-    pixel_size_um : float or None
-        None when the file carries no µm calibration.
-    """
-    import tifffile
-
-    with tifffile.TiffFile(Path(path)) as tif:
-        labels = tif.asarray().astype(np.int32)
-        unit = (tif.imagej_metadata or {}).get("unit", "")
-        tag = tif.pages.first.tags.get("XResolution")
-        resolution = tag.value if tag is not None else None
-    if labels.ndim != 2:
-        raise ValueError(f"{path} holds an image of shape {labels.shape}, not a label image")
-    pixel_size = None
-    if resolution and str(unit).replace("\\u00B5", "µ") in ("um", "µm", "micron") and resolution[0]:
-        pixel_size = resolution[1] / resolution[0]
-    return labels, pixel_size
-
-
-def write_maps_tiff(
-    path: str | Path, maps: np.ndarray, pixel_size_um: float | None, names: Sequence[str]
-) -> Path:
-    """Write maps (C, y, x) as a multi-page float32 ImageJ TIFF whose slice labels are ``names``."""
-    import tifffile
-
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim != 3 or maps.shape[0] != len(names):
-        raise ValueError(f"maps of shape {maps.shape} for {len(names)} names")
-    keywords = _imagej_resolution(pixel_size_um)
-    keywords["metadata"] |= {"axes": "CYX", "Labels": [str(n) for n in names], "mode": "grayscale"}
-    tifffile.imwrite(Path(path), maps, imagej=True, **keywords)
-    return Path(path)
-
-
-def write_spectra_csv(
-    path: str | Path, energy_axis: EnergyAxis, spectra: np.ndarray, names: Sequence[str]
-) -> Path:
-    """Write spectra (K, E) as CSV: column ``energy_keV``, then one column per spectrum."""
-    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
-    if spectra.shape != (len(names), energy_axis.size):
-        raise ValueError(
-            f"spectra of shape {spectra.shape} for {len(names)} names x {energy_axis.size} channels"
-        )
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["energy_keV", *(str(n) for n in names)])
-        for energy, values in zip(energy_axis.energies, spectra.T, strict=True):
-            writer.writerow([f"{energy:.6f}", *(f"{v:.8g}" for v in values)])
-    return Path(path)
-
-
-def write_stats_csv(path: str | Path, table: PhaseTable, minerals: Sequence = ()) -> Path:
-    """Write a phase table as CSV (one row per phase, columns of :meth:`PhaseTable.to_rows`).
-
-    ``minerals`` (``PhaseMineral`` of :mod:`napari_sigma.minerals.phases`) add the columns
-    ``mineral`` and ``mineral_score``.
-    """
-    rows = table.to_rows()
-    by_id = {m.phase_id: m for m in minerals}
-    for row in rows:
-        found = by_id.get(int(row["phase_id"]))
-        row["mineral"] = found.mineral if found else ""
-        row["mineral_score"] = f"{found.score:.3f}" if found and found.identification else ""
-    columns = [
-        "phase_id",
-        "name",
-        "pixels",
-        "area_fraction",
-        "area_um2",
-        "n_regions",
-        "largest_region_px",
-        "main_elements",
-        "mineral",
-        "mineral_score",
-        *(f"mean_{line}" for line in table.line_names),
-        "area_fraction_abundance",
-    ]
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
-    return Path(path)
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` with numpy types, dataclasses, paths, tuples and sets turned into JSON types."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(to_jsonable(k)): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted(to_jsonable(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
-def write_run_json(path: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``info`` as indented JSON (numpy values, dataclasses, paths converted; NaN -> null)."""
-    Path(path).write_text(json.dumps(to_jsonable(info), indent=2, allow_nan=False) + "\n")
-    return Path(path)
-
-
-def run_info(result: Any, labels: np.ndarray) -> dict[str, Any]:
-    """The run record of an analysis result: settings, seed, versions, device, timings, input."""
-    image = result.image
-    settings = result.settings
-    return {
-        "input": str(image.source) if image.source else None,
-        "title": image.title,
-        "shape": [*image.shape, int(image.energy.size)],
-        "energy_axis": image.energy,
-        "beam_energy_kV": image.beam_energy,
-        "pixel_size_um": image.pixel_size_um,
-        "lines": list(result.lines),
-        "n_phases": int(np.count_nonzero(np.bincount(np.ravel(labels))[1:])),
-        "phase_names": list(result.phase_names),
-        "component_names": list(result.component_names),
-        "seed": getattr(settings, "seed", None),
-        "settings": settings,
-        "device": result.device,
-        "timings_s": dict(result.timings),
-        "versions": dict(result.versions),
-        **_phase_record(result),
-    }
-
-
-def _phase_record(result: Any) -> dict[str, Any]:
-    """How the number of phases was chosen, and the unassigned pixels with their reason."""
-    record: dict[str, Any] = {}
-    if hasattr(result, "phase_choice"):
-        record["phase_selection"] = {
-            "summary": result.phase_choice(),
-            "chosen": result.n_phases,
-            "alternatives": list(result.alternatives),
-            "rerun": [f"--phases {k}" for k in result.alternatives],
-            "curve": {
-                "name": "BIC of a Gaussian mixture on homogeneous pixels (lower is better)",
-                "values": dict(result.criterion),
-            },
-        }
-    unassigned = getattr(result, "unassigned", None) or {}
-    record["unassigned"] = {
-        reason: {"pixels": n, "fraction": n / max(int(np.prod(result.labels.shape)), 1)}
-        for reason, n in unassigned.items()
-    }
-    return record
 
 
 def export_result(
@@ -532,62 +353,3 @@ def mineral_inputs(result: Any, without_cube: bool = False) -> Any:
         for name in names[6:]:
             setattr(inputs, name, None)
     return inputs
-
-
-def _report_reads_the_cube(result: Any, labels: np.ndarray) -> bool:
-    """Whether the mineral report of ``labels`` would read the cube and can be made from
-    :func:`~napari_sigma.io.mineralogy.cube_sums` instead: labels other than the analysis' own
-    (whose sums it kept), 2-D, with the beam energy (without it the abundances' host
-    correction reads the cube whatever it is given)."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or not result.image.beam_energy or not labels.any():
-        return False
-    return not np.array_equal(labels, result.labels)
-
-
-def _report_sums(result: Any, labels: np.ndarray, ids: list[int], label_sums: Any) -> Any:
-    """:func:`~napari_sigma.io.mineralogy.cube_sums` of ``labels`` for the mineral report, the
-    line dispersions when the phases are identified anew (not the analysis' own minerals)."""
-    from napari_sigma.io.mineralogy import cube_sums
-
-    settings = getattr(result, "settings", None)
-    identify = settings is None or getattr(settings, "identify_minerals", True)
-    own = list(getattr(result, "phase_minerals", []) or [])
-    described = getattr(result, "minerals_labels", None)
-    if own and described is not None and np.array_equal(labels, described):
-        identify = False  # a session reopened after edits: its minerals are of these labels
-    n = int(max(ids, default=0))
-    return cube_sums(result.image, labels, n, ids if identify else (), label_sums)
-
-
-def _phase_abundances(
-    result: Any, labels: np.ndarray, phase_ids, fractions=None, sums: Any = None
-) -> np.ndarray:
-    """Abundance area fraction of each phase of ``phase_ids``: the map's sum spectrum unmixed
-    onto the phases' own spectra (:func:`~napari_sigma.io.mineralogy.abundance_fractions`, the
-    numbers of the mineralogy report's ``abundance_area_percent``; ``fractions`` of labels 1..K
-    when the report already solved it). Not the sum of per-pixel fractions: a non-negative
-    fit of each noisy pixel puts positive shares of every phase in it, which inflates minor
-    phases at low counts (1.7 % ilmenite read as 7 % at 30 counts per pixel)."""
-    from napari_sigma.io.mineralogy import label_abundances
-
-    n = int(max(phase_ids, default=0))
-    if fractions is None and n:
-        fractions = label_abundances(result, labels, n, sums)
-    values = np.zeros(0) if fractions is None else np.asarray(fractions, np.float64).ravel()
-    return np.array([values[k - 1] if 1 <= k <= values.size else 0.0 for k in phase_ids])
-
-
-def _exact_phase_sums(result: Any, labels: np.ndarray, spectra: Any = None) -> np.ndarray | None:
-    """``spectra`` when they can be the exact sums over ``labels`` (integer counts summed in
-    float64, a row for every label, a column per channel): the result's phase sum spectra
-    over its own labels, or a caller's over edited ones. The export's statistics then need no
-    pass over the cube. None otherwise (the statistics sum the cube)."""
-    if spectra is None or np.dtype(result.image.counts.dtype).kind not in "biu":
-        return None
-    spectra = np.asarray(spectra)
-    if spectra.dtype != np.float64 or spectra.ndim != 2:
-        return None
-    channels = int(result.image.counts.shape[-1])
-    covers = spectra.shape[0] >= int(labels.max(initial=0)) and spectra.shape[1] == channels
-    return spectra if covers else None
