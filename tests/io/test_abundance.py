@@ -13,12 +13,12 @@ def _core_only_basis(
 
 
 def _both(image, labels, n, monkeypatch):
-    import napari_sigma.io.mineralogy as mineralogy
+    import napari_sigma.io.map_abundances as map_abundances
 
-    new = mineralogy.abundance_fractions(image, labels, n)
+    new = map_abundances.abundance_fractions(image, labels, n)
     with monkeypatch.context() as patch:
-        patch.setattr(mineralogy, "abundance_basis", _core_only_basis)
-        old = mineralogy.abundance_fractions(image, labels, n)
+        patch.setattr(map_abundances, "abundance_basis", _core_only_basis)
+        old = map_abundances.abundance_fractions(image, labels, n)
     return new, old
 
 
