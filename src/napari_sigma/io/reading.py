@@ -29,25 +29,47 @@ Choices made here:
   the first read of a session and a few ms plus the transfer of the counts afterwards;
   ``isolate=False`` (or ``NAPARI_SIGMA_ISOLATE=0``) reads in the calling process, for trusted
   files.
+
+This module holds the read functions and what decides how a file is read (in a child process,
+directly into an array, lazily); the rest lives by domain:
+
+- :mod:`~napari_sigma.io.signals`: the reader's signals made into a spectrum image or spectrum;
+- :mod:`~napari_sigma.io.calibration`: the energy axis and the pixel size;
+- :mod:`~napari_sigma.io.decoding`: a lazily opened cube decoded into a given array
+  (``store_counts``).
+
+``store_counts`` and the helpers the read functions call are importable from here as before;
+change them in their own modules, patch them in the module that reads them.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io import _rsciio as rh
-from napari_sigma.io.events import as_event_cube, event_cube_of
-from napari_sigma.io.validation import DataWarning, validate_spectrum_image
+
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
+from napari_sigma.io.decoding import (  # noqa: F401
+    _plain_hdf5_dataset,
+    _read_into_image,
+    store_counts,
+)
+from napari_sigma.io.events import event_cube_of
+from napari_sigma.io.signals import (
+    _build_image,
+    _build_spectrum,
+    _find_spectrum,
+    _find_spectrum_image,
+    _no_image_cause,
+)
+from napari_sigma.io.validation import validate_spectrum_image
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
-from napari_sigma.units import is_uncalibrated, microns_per_unit
 
 SUPPORTED_EXTENSIONS: dict[str, str] = {ext: fmt.description for ext, fmt in rh.FORMATS.items()}
 
@@ -334,9 +356,6 @@ def _dense(image: SpectrumImage) -> SpectrumImage:
     return replace(image, counts=events.dense(), metadata=metadata)
 
 
-# ----------------------------------------------------------------------------- loading
-
-
 def _isolating(isolate: bool | None) -> bool:
     if isolate is not None:
         return isolate
@@ -422,295 +441,6 @@ def read_into(
     return _read_into_image(path, read(path, lazy=True, isolate=False), allocate, min_bytes, write)
 
 
-def _read_into_image(
-    path: Path, image: Any, allocate: Any, min_bytes: int, write: Any
-) -> SpectrumImage | None:
-    """:func:`read_into` on the file's lazily opened image."""
-    from dataclasses import replace
-
-    fmt = rh.FORMATS.get(path.suffix.lower())
-    if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
-        return None
-    counts = getattr(image, "counts", None)
-    if not isinstance(image, SpectrumImage) or not hasattr(counts, "dask"):
-        return None
-    if counts.nbytes < min_bytes or counts.npartitions < 2 or event_cube_of(counts) is not None:
-        return None
-    out = allocate(tuple(counts.shape), counts.dtype)
-    if out is None:
-        return None
-    store_counts(counts, out, write)
-    metadata = {**image.metadata, "lazy_from_file": False, "validated": False}
-    return validate_spectrum_image(replace(image, counts=out, metadata=metadata))
-
-
-def store_counts(counts: Any, out: np.ndarray, write: Any = None) -> None:
-    """Decode dask counts into ``out``; an HDF5 dataset read as it is goes without dask: its
-    stored bytes placed directly when they are plain or byte-shuffled
-    (:mod:`napari_sigma.io._hdf5_direct`; ``write``: see :func:`read_into`), else in one HDF5
-    call."""
-    dataset = _plain_hdf5_dataset(counts)
-    if dataset is not None:
-        from napari_sigma.io import _hdf5_direct
-
-        plan = _hdf5_direct.plan(dataset)
-        if plan is None:
-            dataset.read_direct(out)
-        else:
-            place = None if write is None else (lambda offset, data: write(out, offset, data))
-            _hdf5_direct.decode(plan, out, place)
-        return
-    import dask.array as da
-
-    da.store(counts, out, lock=False, scheduler="synchronous")
-
-
-def _plain_hdf5_dataset(counts: Any) -> Any:
-    """The h5py dataset behind dask counts that are its chunks and nothing else, or None."""
-    import sys
-
-    h5py = sys.modules.get("h5py")
-    if h5py is None or not hasattr(counts, "__dask_graph__"):
-        return None
-    graph = dict(counts.__dask_graph__())
-    datasets = [v for v in graph.values() if isinstance(v, h5py.Dataset)]
-    if len(datasets) != 1 or len(graph) != counts.npartitions + 1:
-        return None  # a transpose, a type conversion ... on top of the dataset's chunks
-    dataset = datasets[0]
-    if dataset.shape != tuple(counts.shape) or dataset.dtype != counts.dtype:
-        return None
-    return dataset
-
-
 def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
     fmt = check_before_reading(path)
     return fmt, rh.call_reader(path, fmt, lazy)
-
-
-def _is_eds_cube(signal: Mapping[str, Any], fmt: rh.FileFormat) -> bool:
-    ndim = getattr(signal.get("data"), "ndim", 0)
-    kind = rh.signal_type(signal)
-    return ndim >= 3 and ("EDS" in kind or (fmt.untyped_cubes and not kind))
-
-
-def _find_spectrum_image(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> int | None:
-    if fmt.single_spectrum:
-        return None
-    return next((i for i, s in enumerate(signals) if _is_eds_cube(s, fmt)), None)
-
-
-def _find_spectrum(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> int | None:
-    for i, signal in enumerate(signals):
-        if getattr(signal.get("data"), "ndim", 0) != 1:
-            continue
-        if fmt.single_spectrum or "EDS" in rh.signal_type(signal):
-            return i
-    return None
-
-
-def _no_image_cause(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> str:
-    if _find_spectrum(signals, fmt) is not None:
-        kind = "holds a single spectrum" if len(signals) == 1 else "holds only single spectra"
-        return f"no spectrum image in this file: it {kind}; open it with read_spectrum"
-    return "no spectrum image in this file"
-
-
-# ----------------------------------------------------------------------------- building
-
-
-def _build_image(
-    path: Path,
-    fmt: rh.FileFormat,
-    signals: Sequence[Mapping[str, Any]],
-    index: int,
-    lazy: bool,
-) -> SpectrumImage:
-    signal = signals[index]
-    data, axes = signal["data"], list(signal["axes"])
-    if data.ndim != 3:
-        raise SpectrumImageError(
-            path, f"the spectrum image has {data.ndim} dimensions; only 2-D maps are supported"
-        )
-    energy_index = _energy_axis_index(axes)
-    energy = _energy_axis(path, axes[energy_index], data.shape[energy_index])
-    counts = _as_counts(np.moveaxis(data, energy_index, -1) if energy_index != 2 else data, lazy)
-    x_axis = [axis for i, axis in enumerate(axes) if i != energy_index][1]
-    pixel_size, pixel_unit = _pixel_calibration(x_axis)
-    metadata = rh.apply_mapping(
-        signal.get("metadata"), signal.get("original_metadata"), signal.get("mapping")
-    )
-    images, skipped = _images(signals, index, counts.shape[:2])
-    return SpectrumImage(
-        counts=counts,
-        energy=energy,
-        beam_energy=rh.beam_energy_kv(metadata),
-        pixel_size=pixel_size,
-        pixel_unit=pixel_unit,
-        elements=rh.string_tuple(rh.get_item(metadata, "Sample.elements")),
-        xray_lines=rh.string_tuple(rh.get_item(metadata, "Sample.xray_lines")),
-        images=images,
-        title=path.stem,
-        source=path,
-        metadata={
-            **_common_metadata(fmt, signals, index, metadata),
-            "skipped_images": skipped,
-            "lazy_from_file": bool(lazy and fmt.lazy),
-            "notes": _image_notes(signals, index, fmt),
-            "warnings": _read_warnings(path, signal),
-        },
-    )
-
-
-def _read_warnings(path: Path, signal: Mapping[str, Any]) -> list[str]:
-    """What the user must know of what was read: a JEOL event stream that stops early."""
-    sweeps = rh.jeol_sweeps(signal.get("original_metadata"))
-    if sweeps is None:
-        return []
-    begun, recorded = sweeps
-    note = (
-        f"the event stream stops in sweep {begun} of the {recorded} its header records "
-        "(a truncated file or an aborted acquisition): the counts are those of the part read"
-    )
-    warnings.warn(DataWarning(f"{path}: {note}"), stacklevel=3)
-    return [note]
-
-
-def _build_spectrum(
-    path: Path, fmt: rh.FileFormat, signals: Sequence[Mapping[str, Any]]
-) -> Spectrum:
-    index = _find_spectrum(signals, fmt)
-    if index is None:
-        raise SpectrumImageError(path, "no EDS spectrum in this file")
-    signal = signals[index]
-    axes = list(signal["axes"])
-    counts = np.asarray(signal["data"])
-    metadata = rh.apply_mapping(
-        signal.get("metadata"), signal.get("original_metadata"), signal.get("mapping")
-    )
-    return Spectrum(
-        counts=counts,
-        energy=_energy_axis(path, axes[0], counts.shape[0]),
-        beam_energy=rh.beam_energy_kv(metadata),
-        elements=rh.string_tuple(rh.get_item(metadata, "Sample.elements")),
-        title=path.stem,
-        source=path,
-        metadata=_common_metadata(fmt, signals, index, metadata),
-    )
-
-
-def _common_metadata(
-    fmt: rh.FileFormat, signals: Sequence[Mapping[str, Any]], index: int, metadata: dict[str, Any]
-) -> dict[str, Any]:
-    detector = rh.bruker_detector(signals[index].get("original_metadata"))
-    if detector is not None:  # the file's own detector (window, dead layer, crystal)
-        metadata = {**metadata, "eds_detector": detector}
-    return {
-        "format": fmt.description,
-        "reader": fmt.reader_name,
-        "signal_title": rh.signal_title(signals[index]),
-        "signal_index": index,
-        "n_signals": len(signals),
-        "rsciio_metadata": metadata,
-    }
-
-
-def _image_notes(signals: Sequence[Mapping[str, Any]], index: int, fmt: rh.FileFormat) -> list[str]:
-    others = [
-        rh.signal_title(s) or f"signal {i}"
-        for i, s in enumerate(signals)
-        if i != index and _is_eds_cube(s, fmt)
-    ]
-    if not others:
-        return []
-    chosen = rh.signal_title(signals[index]) or f"signal {index}"
-    return [
-        f"the file holds {len(others) + 1} spectrum images; using the first ('{chosen}'), "
-        f"not {', '.join(repr(t) for t in others)}"
-    ]
-
-
-def _as_counts(data: Any, lazy: bool) -> Any:
-    is_dask = hasattr(data, "compute") and hasattr(data, "chunks")
-    events = as_event_cube(data) if is_dask else None
-    if events is not None:  # an event stream (JEOL): kept as events, densified only when eager
-        return events.to_dask() if lazy else events.dense()
-    if lazy:
-        if is_dask:
-            return data
-        import dask.array as da
-
-        return da.from_array(np.asarray(data), chunks="auto")
-    if is_dask:
-        return np.asarray(data.compute())
-    # memory-mapped files (ripple) are read into memory: eager counts do not depend on the file
-    return np.array(data) if isinstance(data, np.memmap) else np.asarray(data)
-
-
-def _images(
-    signals: Sequence[Mapping[str, Any]], index: int, shape: tuple[int, int]
-) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
-    images: dict[str, np.ndarray] = {}
-    skipped: dict[str, tuple[int, ...]] = {}
-    for i, signal in enumerate(signals):
-        data = signal.get("data")
-        if i == index or getattr(data, "ndim", 0) != 2 or "EDS" in rh.signal_type(signal):
-            continue
-        name = _unique_name(rh.signal_title(signal) or f"image {i}", images, skipped)
-        image = np.asarray(data)
-        if image.shape == tuple(shape) and image.dtype.fields is None:
-            images[name] = image
-        else:
-            skipped[name] = tuple(image.shape)
-    return images, skipped
-
-
-def _unique_name(name: str, *taken: Mapping[str, Any]) -> str:
-    candidate, number = name, 2
-    while any(candidate in names for names in taken):
-        candidate, number = f"{name} ({number})", number + 1
-    return candidate
-
-
-# ----------------------------------------------------------------------------- axes
-
-
-def _energy_axis_index(axes: Sequence[Mapping[str, Any]]) -> int:
-    signal_axes = [i for i, axis in enumerate(axes) if axis.get("navigate") is False]
-    return signal_axes[-1] if signal_axes else len(axes) - 1
-
-
-def _energy_axis(path: Path, axis: Mapping[str, Any], size: int) -> EnergyAxis:
-    scale = rh.as_float(axis.get("scale"))
-    offset = rh.as_float(axis.get("offset"))
-    units = str(axis.get("units") or "").strip()
-    if scale is None or scale <= 0 or offset is None:
-        raise SpectrumImageError(
-            path,
-            f"invalid energy calibration (scale {axis.get('scale')!r}, offset {axis.get('offset')!r})",
-        )
-    if is_uncalibrated(units) and scale == 1.0 and offset == 0.0:
-        raise SpectrumImageError(path, "no energy calibration (the energy axis is in channels)")
-    factor = _kev_per_unit(units, scale)
-    return EnergyAxis(offset=offset * factor, scale=scale * factor, size=int(size))
-
-
-def _kev_per_unit(units: str, scale: float) -> float:
-    lowered = units.lower()
-    if lowered == "kev":
-        return 1.0
-    if lowered == "ev":
-        return 1e-3
-    # no usable unit: an EDS channel is a few eV wide, so a "large" scale is in eV
-    return 1e-3 if scale >= 0.5 else 1.0
-
-
-def _pixel_calibration(x_axis: Mapping[str, Any]) -> tuple[float, str]:
-    scale = rh.as_float(x_axis.get("scale"))
-    units = str(x_axis.get("units") or "").strip()
-    if scale is None or scale <= 0 or is_uncalibrated(units):
-        return 1.0, "px"
-    factor = microns_per_unit(units)
-    if factor is None:
-        return scale, units
-    microns = scale * factor
-    return (microns * 1e3, "nm") if microns < 0.1 else (microns, "µm")

@@ -1,0 +1,76 @@
+"""A lazily opened cube decoded into an array the caller gives (:func:`_read_into_image`, the work
+of :func:`~napari_sigma.io.reading.read_into`): an HDF5 dataset's stored bytes placed directly
+(:mod:`napari_sigma.io._hdf5_direct`) or read in one HDF5 call (:func:`_plain_hdf5_dataset`),
+other dask counts stored chunk by chunk (:func:`store_counts`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_sigma.io import _rsciio as rh
+from napari_sigma.io.events import event_cube_of
+from napari_sigma.io.validation import validate_spectrum_image
+from napari_sigma.spectrum_image import SpectrumImage
+
+
+def _read_into_image(
+    path: Path, image: Any, allocate: Any, min_bytes: int, write: Any
+) -> SpectrumImage | None:
+    """:func:`read_into` on the file's lazily opened image."""
+    from dataclasses import replace
+
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
+        return None
+    counts = getattr(image, "counts", None)
+    if not isinstance(image, SpectrumImage) or not hasattr(counts, "dask"):
+        return None
+    if counts.nbytes < min_bytes or counts.npartitions < 2 or event_cube_of(counts) is not None:
+        return None
+    out = allocate(tuple(counts.shape), counts.dtype)
+    if out is None:
+        return None
+    store_counts(counts, out, write)
+    metadata = {**image.metadata, "lazy_from_file": False, "validated": False}
+    return validate_spectrum_image(replace(image, counts=out, metadata=metadata))
+
+
+def store_counts(counts: Any, out: np.ndarray, write: Any = None) -> None:
+    """Decode dask counts into ``out``; an HDF5 dataset read as it is goes without dask: its
+    stored bytes placed directly when they are plain or byte-shuffled
+    (:mod:`napari_sigma.io._hdf5_direct`; ``write``: see :func:`read_into`), else in one HDF5
+    call."""
+    dataset = _plain_hdf5_dataset(counts)
+    if dataset is not None:
+        from napari_sigma.io import _hdf5_direct
+
+        plan = _hdf5_direct.plan(dataset)
+        if plan is None:
+            dataset.read_direct(out)
+        else:
+            place = None if write is None else (lambda offset, data: write(out, offset, data))
+            _hdf5_direct.decode(plan, out, place)
+        return
+    import dask.array as da
+
+    da.store(counts, out, lock=False, scheduler="synchronous")
+
+
+def _plain_hdf5_dataset(counts: Any) -> Any:
+    """The h5py dataset behind dask counts that are its chunks and nothing else, or None."""
+    import sys
+
+    h5py = sys.modules.get("h5py")
+    if h5py is None or not hasattr(counts, "__dask_graph__"):
+        return None
+    graph = dict(counts.__dask_graph__())
+    datasets = [v for v in graph.values() if isinstance(v, h5py.Dataset)]
+    if len(datasets) != 1 or len(graph) != counts.npartitions + 1:
+        return None  # a transpose, a type conversion ... on top of the dataset's chunks
+    dataset = datasets[0]
+    if dataset.shape != tuple(counts.shape) or dataset.dtype != counts.dtype:
+        return None
+    return dataset
