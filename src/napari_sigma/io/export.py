@@ -12,7 +12,8 @@ waited on or run in a child process); the rest lives by domain:
   ``to_jsonable``);
 - :mod:`~napari_sigma.io.export_sums`: the sums the export takes instead of reading the cube.
 
-Their names are importable from here as before; patch or change them in their own modules.
+Their names are importable from here as before; change them in their own modules, patch them
+in the module that reads them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 
-# moved by domain (eighteenth session): importable from here as before; patch them there
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
 from napari_sigma.io.export_sums import (
     _exact_phase_sums,
     _phase_abundances,

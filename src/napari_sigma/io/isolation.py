@@ -39,8 +39,8 @@ This module holds the parent's side (:func:`read_steps`, :func:`read_isolated`,
 - :mod:`~napari_sigma.io.shared_arrays`: the large arrays' files in ``/dev/shm`` (written by the
   child, mapped by the parent, removed when their child is gone).
 
-Their names that tests use are importable from here as before; patch or change them in their own
-modules.
+Their names that tests use are importable from here as before; change them in their own
+modules, patch them in the module that reads them.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ from typing import Any
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 
-# moved by domain (eighteenth session): importable from here as before; patch them there
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
 from napari_sigma.io.reader_child import _serve  # the worker process' loop (__main__ below)
 from napari_sigma.io.reader_process import _POLL_S, _Worker
 from napari_sigma.io.shared_arrays import (  # noqa: F401

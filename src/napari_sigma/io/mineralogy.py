@@ -15,7 +15,8 @@ This module holds the report itself (:func:`write_mineral_report`, :func:`comput
 - :mod:`~napari_sigma.io.mineral_tables`: the CSV rows and the HTML page (``phase_quant_rows``,
   ``write_html``).
 
-Their names are importable from here as before; patch or change them in their own modules.
+Their names are importable from here as before; change them in their own modules, patch them
+in the module that reads them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-# moved by domain (eighteenth session): importable from here as before; patch them there
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
 from napari_sigma.io.map_abundances import (  # noqa: F401
     BASIS_DEPTH,
     NEAR_IDENTICAL,
