@@ -1,7 +1,7 @@
 """The axes of a reader's signal (:mod:`napari_sigma.io.reading`): which one is the energy axis
 (:func:`_energy_axis_index`), its calibration in keV (:func:`_energy_axis`: eV/keV told apart by
-the unit or the channel width, :func:`_kev_per_unit`) and the pixel size (:func:`_pixel_calibration`:
-µm, nm below 0.1 µm, ``"px"`` when uncalibrated)."""
+the unit or the channel width, :func:`_kev_per_unit`) and the pixel size
+(:func:`_pixel_calibration`: µm, nm below 0.1 µm, ``"px"`` when uncalibrated)."""
 
 from __future__ import annotations
 
