@@ -5,12 +5,12 @@ from napari_sigma._lazy import lazy_exports
 __getattr__, __all__ = lazy_exports(
     __name__,
     {
-        "PhaseSpec": "generator",
+        "PhaseSpec": "phase_specs",
         "SyntheticSample": "generator",
         "make_synthetic": "generator",
         "demo_sample": "generator",
         "benchmark_case": "generator",
-        "mineral": "generator",
+        "mineral": "phase_specs",
         "BENCHMARK_CASES": "generator",
     },
 )

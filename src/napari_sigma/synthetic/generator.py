@@ -21,159 +21,61 @@ Each pure spectrum is normalised to the dose with a mild phase-dependent yield
 equal ``counts_per_pixel``. Counts are sampled event by event (Poisson total per pixel, then each
 count's phase and channel from the pure spectra), row chunk by row chunk, which is exact Poisson
 statistics and much faster than one Poisson draw per channel.
+
+This module holds the samples (:func:`make_synthetic`, :func:`demo_sample`, the benchmark cases);
+the rest lives by domain: :mod:`~napari_sigma.synthetic.phase_specs` (``PhaseSpec``,
+``mineral``, ``MINERALS``), :mod:`~napari_sigma.synthetic.spectra` (``phase_spectra``,
+``detector_efficiency``), :mod:`~napari_sigma.synthetic.layouts` (``grain_layout``,
+``particle_layout``, ``mixing_fractions``) and :mod:`~napari_sigma.synthetic.counts`
+(``sample_counts``, ``alias_tables``). Their names are importable from here as before; change
+them in their own modules, patch them in the module that reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.spectrum_image import SpectrumImage
-from napari_sigma.xray.lines import FWHM_PER_SIGMA, default_line, detector_fwhm, element_lines
+
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
+from napari_sigma.synthetic.counts import CHUNK_PIXELS, alias_tables, sample_counts  # noqa: F401
+from napari_sigma.synthetic.layouts import (  # noqa: F401
+    MIN_FRACTION,
+    _fractions,
+    grain_layout,
+    mixing_fractions,
+    particle_layout,
+)
+from napari_sigma.synthetic.phase_specs import (  # noqa: F401
+    PhaseSpec,
+    _as_phase,
+    _atomic_number,
+    _build_minerals,
+    formula_atoms,
+    mineral,
+    weight_fractions,
+)
+from napari_sigma.synthetic.spectra import (  # noqa: F401
+    FWHM_MNKA_KEV,
+    KRAMERS_CONSTANT,
+    LINE_SCALE,
+    NOISE_THRESHOLD_KEV,
+    TAKEOFF_DEG,
+    YIELD_EXPONENT,
+    detector_efficiency,
+    phase_spectra,
+)
+from napari_sigma.xray.lines import default_line, element_lines
 
 DETECTOR_OFFSET_KEV = -0.1
+
 DETECTOR_SCALE_KEV = 0.01
-FWHM_MNKA_KEV = 0.130
-TAKEOFF_DEG = 35.0
-YIELD_EXPONENT = 0.3
-LINE_SCALE = 4.5e25
-"""Lines per electron of ``quant.simulate`` times this keep the continuum of quartz at 15 kV at
-about a quarter of its counts."""
-KRAMERS_CONSTANT = 0.00026
-"""Bremsstrahlung per keV per unit of ``Zbar`` relative to the line intensities (about 25 % of
-the counts of quartz at 15 kV)."""
-NOISE_THRESHOLD_KEV = 0.1
-MIN_FRACTION = 1e-3
-"""Mixing fractions below this are set to 0 (so that grain interiors are exactly pure)."""
-CHUNK_PIXELS = 1024
-"""Pixels per sampling chunk (whole rows): keeps the histogram of a chunk in the CPU cache."""
-
-# --------------------------------------------------------------------------------------------
-# Phases
-
-
-@dataclass(frozen=True)
-class PhaseSpec:
-    """A phase: a name and a composition in weight fractions.
-
-    Parameters
-    ----------
-    name : str
-        Display name, e.g. ``"quartz"``.
-    composition : dict of str to float
-        Element symbol -> weight fraction; must sum to 1 (within 1 %, renormalised exactly).
-    density : float
-        Density in g/cm^3 (for reference).
-    """
-
-    name: str
-    composition: dict[str, float]
-    density: float = 3.0
-
-    def __post_init__(self) -> None:
-        total = sum(self.composition.values())
-        if not self.composition or any(v < 0 for v in self.composition.values()):
-            raise ValueError(f"phase {self.name!r}: composition must be non-empty and >= 0")
-        if abs(total - 1.0) > 0.01:
-            raise ValueError(f"phase {self.name!r}: weight fractions sum to {total:.4f}, not 1")
-        normalised = {el: float(v) / total for el, v in self.composition.items() if v > 0}
-        object.__setattr__(self, "composition", normalised)
-
-    @classmethod
-    def from_formula(cls, name: str, formula: str, density: float = 3.0) -> PhaseSpec:
-        """A phase from a chemical formula such as ``"Ca5(PO4)3F"`` (atomic masses from xraydb)."""
-        return cls(name, weight_fractions(formula), density)
-
-    @property
-    def mean_z(self) -> float:
-        """Mass-weighted mean atomic number."""
-        return sum(c * _atomic_number(el) for el, c in self.composition.items())
-
-    def shifted(self, take_from: str, give_to: str, amount: float, name: str) -> PhaseSpec:
-        """A twin phase with ``amount`` weight fraction moved from one element to another."""
-        composition = dict(self.composition)
-        if composition.get(take_from, 0.0) < amount:
-            raise ValueError(f"{self.name} has less than {amount} of {take_from}")
-        composition[take_from] -= amount
-        composition[give_to] = composition.get(give_to, 0.0) + amount
-        return PhaseSpec(name, composition, self.density)
-
-
-def formula_atoms(formula: str) -> dict[str, float]:
-    """Atoms per formula unit, e.g. ``"CaMg(CO3)2"`` -> ``{"Ca": 1, "Mg": 1, "C": 2, "O": 6}``.
-
-    Parsed by ``xraydb.chemparse``; a formula it cannot read raises ValueError naming it.
-    """
-    from napari_sigma.xray import xraydb_direct as xraydb
-
-    try:
-        atoms = xraydb.chemparse(formula)
-    except ValueError as error:
-        raise ValueError(
-            f"cannot parse formula {formula!r}: {str(error).splitlines()[0].rstrip(':')}"
-        ) from None
-    if not atoms:
-        raise ValueError(f"cannot parse formula {formula!r}: no elements")
-    return {element: float(count) for element, count in atoms.items()}
-
-
-def weight_fractions(formula: str) -> dict[str, float]:
-    """Weight fractions of the elements of a chemical formula (atomic masses from xraydb)."""
-    from napari_sigma.quant.physics import atomic_weight  # cached: one xraydb query per element
-
-    atoms = formula_atoms(formula)
-    masses = {el: n * atomic_weight(el) for el, n in atoms.items() if n > 0}
-    total = sum(masses.values())
-    return {el: m / total for el, m in masses.items()}
-
-
-_MINERAL_FORMULAS: dict[str, tuple[str, float]] = {
-    "quartz": ("SiO2", 2.65),
-    "albite": ("NaAlSi3O8", 2.62),
-    "orthoclase": ("KAlSi3O8", 2.56),
-    "anorthite": ("CaAl2Si2O8", 2.73),
-    "forsterite": ("Mg2SiO4", 3.27),
-    "fayalite": ("Fe2SiO4", 4.39),
-    "olivine_fo90": ("Mg1.8Fe0.2SiO4", 3.32),
-    "enstatite": ("MgSiO3", 3.2),
-    "diopside": ("CaMgSi2O6", 3.4),
-    "almandine": ("Fe3Al2Si3O12", 4.3),
-    "spinel": ("MgAl2O4", 3.58),
-    "calcite": ("CaCO3", 2.71),
-    "dolomite": ("CaMg(CO3)2", 2.85),
-    "magnetite": ("Fe3O4", 5.18),
-    "hematite": ("Fe2O3", 5.26),
-    "ilmenite": ("FeTiO3", 4.72),
-    "rutile": ("TiO2", 4.25),
-    "chromite": ("FeCr2O4", 4.79),
-    "corundum": ("Al2O3", 4.02),
-    "cassiterite": ("SnO2", 6.95),
-    "pyrite": ("FeS2", 5.01),
-    "chalcopyrite": ("CuFeS2", 4.19),
-    "pentlandite": ("Fe4.5Ni4.5S8", 4.8),
-    "galena": ("PbS", 7.6),
-    "sphalerite": ("ZnS", 4.05),
-    "barite": ("BaSO4", 4.48),
-    "anhydrite": ("CaSO4", 2.97),
-    "apatite": ("Ca5(PO4)3F", 3.19),
-    "zircon": ("ZrSiO4", 4.65),
-    "halite": ("NaCl", 2.17),
-    "sylvite": ("KCl", 1.99),
-    "fluorite": ("CaF2", 3.18),
-    "carbon": ("C", 1.8),
-}
-
-
-def _build_minerals() -> dict[str, PhaseSpec]:
-    return {
-        name: PhaseSpec.from_formula(name, formula, density)
-        for name, (formula, density) in _MINERAL_FORMULAS.items()
-    }
 
 
 def __getattr__(name: str):
@@ -183,390 +85,6 @@ def __getattr__(name: str):
         globals()["MINERALS"] = minerals
         return minerals
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def mineral(name: str) -> PhaseSpec:
-    """The :class:`PhaseSpec` of a mineral of ``MINERALS`` (stoichiometric composition)."""
-    from napari_sigma.synthetic import generator as synthetic
-
-    minerals = synthetic.MINERALS
-    if name not in minerals:
-        raise ValueError(f"unknown mineral {name!r}; known: {', '.join(sorted(minerals))}")
-    return minerals[name]
-
-
-def _as_phase(phase: str | PhaseSpec) -> PhaseSpec:
-    return phase if isinstance(phase, PhaseSpec) else mineral(phase)
-
-
-# --------------------------------------------------------------------------------------------
-# Spectra
-
-
-@lru_cache(maxsize=128)
-def _atomic_number(element: str) -> int:
-    from napari_sigma.xray import xraydb_direct as xraydb
-
-    return int(xraydb.atomic_number(element))
-
-
-def _mass_attenuation(composition: dict[str, float], energies_kev: np.ndarray) -> np.ndarray:
-    """Mass attenuation coefficient (cm^2/g) of a composition at the given energies."""
-    import xraydb
-
-    energies_ev = np.clip(np.asarray(energies_kev, dtype=np.float64), 0.1, None) * 1000.0
-    return sum(c * np.asarray(xraydb.mu_elam(el, energies_ev)) for el, c in composition.items())
-
-
-GRID_STEP_KEV = 0.02
-
-
-def _energy_grid(beam_energy: float) -> np.ndarray:
-    """The coarse energy grid (keV) on which the bremsstrahlung is computed."""
-    return np.arange(0.05, beam_energy + GRID_STEP_KEV, GRID_STEP_KEV)
-
-
-@lru_cache(maxsize=256)
-def _element_attenuation_on_grid(element: str, beam_energy: float) -> np.ndarray:
-    return _mass_attenuation({element: 1.0}, _energy_grid(beam_energy))
-
-
-@lru_cache(maxsize=16)
-def _efficiency_on_grid(beam_energy: float) -> np.ndarray:
-    return detector_efficiency(_energy_grid(beam_energy))
-
-
-def _absorption_factor(
-    phase: PhaseSpec, mu_rho: np.ndarray, edge_kev: np.ndarray, beam_energy: float
-) -> np.ndarray:
-    """Philibert's simplified f(chi): the fraction of generated X-rays leaving the sample."""
-
-    from napari_sigma.quant.physics import atomic_weight
-
-    mean_a = sum(c * atomic_weight(el) for el, c in phase.composition.items())
-    h = 1.2 * mean_a / phase.mean_z**2
-    chi = mu_rho / np.sin(np.radians(TAKEOFF_DEG))
-    edge = np.minimum(edge_kev, 0.95 * beam_energy)
-    sigma = 4.5e5 / (beam_energy**1.65 - edge**1.65)
-    ratio = chi / sigma
-    return 1.0 / ((1.0 + ratio) * (1.0 + h / (1.0 + h) * ratio))
-
-
-def detector_efficiency(energies_kev: np.ndarray) -> np.ndarray:
-    """Efficiency of a windowed silicon drift detector (0..1) at the given energies (keV)."""
-    import xraydb
-
-    energies_ev = np.clip(np.asarray(energies_kev, dtype=np.float64), 0.1, None) * 1000.0
-    window = xraydb.material_mu("C8H8", energies_ev, density=1.05) * 3e-5
-    window += xraydb.material_mu("Al", energies_ev, density=2.70) * 3e-6
-    dead_layer = xraydb.material_mu("Si", energies_ev, density=2.33) * 3e-6
-    crystal = xraydb.material_mu("Si", energies_ev, density=2.33) * 0.045
-    return np.exp(-window - dead_layer) * -np.expm1(-crystal)
-
-
-def _line_spectrum(phase: PhaseSpec, axis: EnergyAxis, beam_energy: float) -> np.ndarray:
-    """Characteristic X-rays of a phase (arbitrary units per electron) on ``axis``.
-
-    The quantification's physics (:func:`napari_sigma.quant.simulate.line_spectrum`, bulk, 35
-    degree take-off, the default SDD) times ``LINE_SCALE``.
-    """
-    from napari_sigma.quant.physics import Detector
-    from napari_sigma.quant.simulate import line_spectrum
-
-    detector = Detector(fwhm_mnka_kev=FWHM_MNKA_KEV)
-    lines = line_spectrum(phase.composition, axis, beam_energy, detector, TAKEOFF_DEG)
-    return LINE_SCALE * lines
-
-
-def _background_spectrum(phase: PhaseSpec, axis: EnergyAxis, beam_energy: float) -> np.ndarray:
-    """Bremsstrahlung of a phase (Kramers, absorbed, detected), same units as the lines."""
-    from scipy.ndimage import gaussian_filter1d
-
-    grid = _energy_grid(beam_energy)
-    mu_rho = sum(
-        c * _element_attenuation_on_grid(el, beam_energy) for el, c in phase.composition.items()
-    )
-    absorbed = _absorption_factor(phase, mu_rho, grid, beam_energy)
-    kramers = KRAMERS_CONSTANT * phase.mean_z * np.clip(beam_energy - grid, 0, None) / grid
-    detected = kramers * absorbed * _efficiency_on_grid(beam_energy)
-    energy = axis.energies
-    spectrum = np.interp(energy, grid, detected, left=0.0, right=0.0) * axis.scale
-    sigma_channels = detector_fwhm(1.0, FWHM_MNKA_KEV) / FWHM_PER_SIGMA / axis.scale
-    threshold = 1.0 / (1.0 + np.exp(-(energy - NOISE_THRESHOLD_KEV) / 0.01))
-    spectrum = gaussian_filter1d(spectrum, sigma_channels, mode="constant") * threshold
-    spectrum[energy >= beam_energy] = 0.0
-    return spectrum
-
-
-def phase_spectra(
-    phases: Sequence[PhaseSpec], axis: EnergyAxis, beam_energy: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Line and background spectra of phases, each scaled to 1 count times its relative yield.
-
-    Returns
-    -------
-    lines, background : ndarray, shape (K, E) float64
-        ``(lines + background)[k].sum()`` is ``(Zbar_k / mean Zbar) ** 0.3``.
-    """
-    lines = np.array([_line_spectrum(p, axis, beam_energy) for p in phases])
-    background = np.array([_background_spectrum(p, axis, beam_energy) for p in phases])
-    mean_z = np.array([p.mean_z for p in phases])
-    yields = (mean_z / mean_z.mean()) ** YIELD_EXPONENT
-    scale = yields / (lines + background).sum(axis=1)
-    return lines * scale[:, None], background * scale[:, None]
-
-
-# --------------------------------------------------------------------------------------------
-# Layouts: a phase index map (y, x) with values 0..K-1
-
-
-def _fractions(n_phases: int, area_fractions: Sequence[float] | None) -> np.ndarray:
-    """``area_fractions`` checked and scaled to a sum of 1 (equal shares when None)."""
-    if area_fractions is None:
-        return np.full(n_phases, 1.0 / n_phases)
-    fractions = np.asarray(area_fractions, dtype=np.float64)
-    if fractions.shape != (n_phases,) or np.any(fractions <= 0):
-        raise ValueError(f"area_fractions needs {n_phases} positive values, got {fractions}")
-    return fractions / fractions.sum()
-
-
-def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian-filtered white noise with zero mean and unit standard deviation."""
-    from scipy.ndimage import gaussian_filter
-
-    noise = gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
-    noise -= noise.mean()
-    return noise / max(float(noise.std()), 1e-12)
-
-
-def _voronoi_cells(
-    shape: tuple[int, int], n_cells: int, grain_size: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Cell index of every pixel in a Voronoi tessellation with wavy (noise-warped) boundaries."""
-    from scipy.spatial import cKDTree
-
-    height, width = shape
-    seeds = rng.uniform((0.0, 0.0), (height, width), size=(n_cells, 2))
-    rows, cols = np.indices(shape, dtype=np.float32)
-    amplitude = 0.2 * grain_size
-    rows += amplitude * _smooth_noise(shape, grain_size / 2, rng)
-    cols += amplitude * _smooth_noise(shape, grain_size / 2, rng)
-    _, cells = cKDTree(seeds).query(np.stack([rows.ravel(), cols.ravel()], axis=1))
-    return cells.reshape(shape)
-
-
-def _assign_cells(sizes: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Phase of every cell: largest cells first, each to the phase furthest below its target."""
-    assigned = np.zeros(targets.size)
-    phase_of_cell = np.zeros(sizes.size, dtype=np.int64)
-    for cell in np.argsort(-sizes, kind="stable"):
-        phase = int(np.argmax(targets - assigned))
-        phase_of_cell[cell] = phase
-        assigned[phase] += sizes[cell]
-    return phase_of_cell
-
-
-def _disc(phase_map: np.ndarray, centre: tuple[float, float], radius: float, value: int) -> None:
-    """Paint a disc of ``value`` into ``phase_map`` (in place)."""
-    height, width = phase_map.shape
-    r0, r1 = max(int(centre[0] - radius), 0), min(int(centre[0] + radius) + 2, height)
-    c0, c1 = max(int(centre[1] - radius), 0), min(int(centre[1] + radius) + 2, width)
-    rows, cols = np.ogrid[r0:r1, c0:c1]
-    inside = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
-    phase_map[r0:r1, c0:c1][inside] = value
-
-
-def _add_inclusions(
-    phase_map: np.ndarray, phase: int, area: float, grain_size: float, rng: np.random.Generator
-) -> None:
-    """Paint a minor phase as a few small round grains of about ``area`` pixels in total."""
-    radius = float(np.clip(np.sqrt(area / (3 * np.pi)), 1.5, grain_size / 4))
-    count = max(1, round(area / (np.pi * radius**2)))
-    height, width = phase_map.shape
-    margin = radius + 1
-    for _ in range(count):
-        centre = (rng.uniform(margin, height - margin), rng.uniform(margin, width - margin))
-        _disc(phase_map, centre, radius, phase)
-
-
-def grain_layout(
-    shape: tuple[int, int], fractions: np.ndarray, grain_size: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Phase index map (0..K-1) of a polycrystalline field; every phase is present.
-
-    ``fractions``: the K phases' shares of the area (sum 1). Phases whose target area is less
-    than half a mean grain become a few small round inclusions.
-    """
-    n_phases, n_pixels = len(fractions), shape[0] * shape[1]
-    targets = fractions * n_pixels
-    n_cells = max(round(n_pixels / grain_size**2), 2 * n_phases)
-    minor = targets < 0.5 * n_pixels / n_cells
-    cells = _voronoi_cells(shape, n_cells, grain_size, rng)
-    sizes = np.bincount(cells.ravel(), minlength=n_cells).astype(np.float64)
-    host_targets = np.where(minor, -np.inf, targets)
-    phase_map = _assign_cells(sizes, host_targets)[cells]
-    for phase in np.flatnonzero(minor):
-        _add_inclusions(phase_map, int(phase), targets[phase], grain_size, rng)
-    return phase_map
-
-
-def particle_layout(
-    shape: tuple[int, int],
-    fractions: np.ndarray,
-    grain_size: float,
-    rng: np.random.Generator,
-    coverage: float = 0.3,
-) -> np.ndarray:
-    """Phase index map of sparse round particles (phases 0..K-2) on a substrate (phase K-1).
-
-    ``fractions``: the K-1 particle phases' shares of the particle area (sum 1); the particles
-    cover about ``coverage`` of the field.
-    """
-    n_particle_phases = len(fractions)
-    n_phases = n_particle_phases + 1
-    height, width = shape
-    targets = fractions * coverage * height * width
-    phase_map = np.full(shape, n_particle_phases, dtype=np.int64)
-    centres: list[tuple[float, float]] = []
-    radii: list[float] = []
-    assigned = np.zeros(n_particle_phases)
-    order = rng.permutation(n_particle_phases)
-    for _attempt in range(200 * max(1, round(coverage * height * width / grain_size**2))):
-        if assigned.sum() >= coverage * height * width and len(radii) >= n_particle_phases:
-            break
-        radius = float(np.clip(grain_size / 2 * rng.lognormal(0.0, 0.3), 2.0, grain_size * 1.5))
-        centre = (rng.uniform(0, height), rng.uniform(0, width))
-        if radii:
-            gaps = np.hypot(*(np.array(centres) - centre).T) - np.array(radii) - radius
-            if gaps.min() < 2.0:
-                continue
-        phase = (
-            order[len(radii)] if len(radii) < n_particle_phases else np.argmax(targets - assigned)
-        )
-        _disc(phase_map, centre, radius, int(phase))
-        centres.append(centre)
-        radii.append(radius)
-        assigned[phase] += np.pi * radius**2
-    missing = set(range(n_phases)) - set(np.unique(phase_map).tolist())
-    if missing:
-        raise ValueError(f"field {shape} too small for particles of {n_phases - 1} phases")
-    return phase_map
-
-
-def mixing_fractions(phase_map: np.ndarray, n_phases: int, boundary_width: float) -> np.ndarray:
-    """Per-pixel phase fractions (y, x, K) float32: blurred phase indicators, summing to 1."""
-    from scipy.ndimage import gaussian_filter
-
-    fractions = np.zeros((*phase_map.shape, n_phases), dtype=np.float32)
-    for phase in range(n_phases):
-        indicator = (phase_map == phase).astype(np.float32)
-        if boundary_width > 0:
-            indicator = gaussian_filter(indicator, boundary_width, mode="nearest")
-        fractions[..., phase] = indicator
-    fractions[fractions < MIN_FRACTION] = 0.0
-    fractions /= fractions.sum(axis=-1, keepdims=True)
-    return fractions
-
-
-# --------------------------------------------------------------------------------------------
-# Counts
-
-
-def alias_tables(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias tables of a discrete distribution (for O(1) sampling).
-
-    Returns
-    -------
-    threshold : ndarray (E,) float64
-        Keep bin ``i`` when the uniform fraction is below ``threshold[i]``...
-    alias : ndarray (E,) int64
-        ...else take ``alias[i]``.
-    """
-    size = probabilities.size
-    scaled = probabilities / probabilities.sum() * size
-    threshold = np.ones(size)
-    alias = np.arange(size)
-    small = [i for i in range(size) if scaled[i] < 1.0]
-    large = [i for i in range(size) if scaled[i] >= 1.0]
-    while small and large:
-        low, high = small.pop(), large.pop()
-        threshold[low], alias[low] = scaled[low], high
-        scaled[high] -= 1.0 - scaled[low]
-        (small if scaled[high] < 1.0 else large).append(high)
-    return threshold, alias
-
-
-def _event_phases(
-    fractions: np.ndarray, weights: np.ndarray, pixel: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Phase of every count: the pixel's phase, or a draw by weight in mixed pixels."""
-    phase = np.argmax(fractions, axis=1)[pixel]
-    mixed = (fractions.max(axis=1) < 1.0)[pixel]
-    if mixed.any():
-        cumulative = np.cumsum(weights, axis=1)
-        cumulative = cumulative[:, :-1] / cumulative[:, -1:]
-        u = rng.random(int(mixed.sum()))
-        phase[mixed] = (u[:, None] > cumulative[pixel[mixed]]).sum(axis=1)
-    return phase
-
-
-def _sample_chunk(
-    fractions: np.ndarray,
-    totals: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray],
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, int]:
-    """Counts (P, E) int64 of P pixels and their largest total.
-
-    A Poisson total per pixel, then each count's phase and channel.
-    """
-    n_pixels = fractions.shape[0]
-    threshold, alias = tables
-    n_channels = threshold.shape[1]
-    weights = fractions * totals
-    totals_drawn = rng.poisson(weights.sum(axis=1))
-    pixel = np.repeat(np.arange(n_pixels), totals_drawn)
-    phase = _event_phases(fractions, weights, pixel, rng)
-    position = rng.random(pixel.size) * n_channels
-    channel = position.astype(np.int64)
-    keep = (position - channel) < threshold[phase, channel]
-    channel = np.where(keep, channel, alias[phase, channel])
-    flat = pixel * n_channels + channel
-    histogram = np.bincount(flat, minlength=n_pixels * n_channels).reshape(n_pixels, n_channels)
-    return histogram, int(totals_drawn.max(initial=0))
-
-
-def sample_counts(
-    fractions: np.ndarray,
-    pure_spectra: np.ndarray,
-    rng: np.random.Generator,
-    dtype: npt.DTypeLike = np.uint16,
-) -> np.ndarray:
-    """Poisson counts (y, x, E) with expectation ``fractions @ pure_spectra``.
-
-    Counts are drawn event by event in chunks of rows small enough for the cache: a Poisson total
-    per pixel, the phase of each count (by ``fraction * total`` of the phases) and its channel
-    (alias method on the phase's spectrum). Counts above the range of an integer ``dtype`` are
-    clipped.
-    """
-    height, width, n_phases = fractions.shape
-    totals = pure_spectra.sum(axis=1)
-    per_phase = [alias_tables(spectrum) for spectrum in pure_spectra]
-    tables = (np.array([t for t, _ in per_phase]), np.array([a for _, a in per_phase]))
-    rows_per_chunk = max(1, CHUNK_PIXELS // width)
-    counts = np.empty((height, width, pure_spectra.shape[1]), dtype=dtype)
-    limit = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else None
-    for start in range(0, height, rows_per_chunk):
-        block = fractions[start : start + rows_per_chunk].reshape(-1, n_phases)
-        chunk, largest_total = _sample_chunk(block.astype(np.float64), totals, tables, rng)
-        if limit is not None and largest_total > limit:
-            np.minimum(chunk, limit, out=chunk)
-        counts[start : start + rows_per_chunk] = chunk.reshape(-1, width, chunk.shape[1])
-    return counts
-
-
-# --------------------------------------------------------------------------------------------
-# Samples
 
 
 @dataclass
