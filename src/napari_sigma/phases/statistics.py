@@ -14,172 +14,41 @@ multi-GiB cube). To make large edits (bucket fills) cheap too, it keeps the sum 
 ``block_size x block_size`` block of the image: a block whose pixels all made the same change is
 moved with one block spectrum instead of ``block_size**2`` pixel spectra. Sums are exact for integer
 counts (float64 accumulators, integer partial sums).
+
+This module holds :class:`PhaseStatistics` and the one-shot :func:`phase_table`; the rest lives by
+domain: :mod:`~napari_sigma.phases.tables` (``PhaseTable``, ``main_elements``,
+``phase_display_name``) and :mod:`~napari_sigma.phases.pixel_sums` (``sum_pixels``,
+``add_pixels``, ``block_sums``, ``region_sizes``). Their names are importable from here as before;
+change them in their own modules, patch them in the module that reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
 
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
+from napari_sigma.phases.pixel_sums import (  # noqa: F401
+    _CHUNK_ROWS,
+    _accumulator,
+    _groups,
+    _is_lazy,
+    add_pixels,
+    block_sums,
+    region_sizes,
+    sum_pixels,
+)
+from napari_sigma.phases.tables import PhaseTable, main_elements, phase_display_name
+
 FULL_RECOMPUTE_FRACTION = 0.25
 """An update that changes more than this fraction of the pixels recomputes everything."""
 
-_CHUNK_ROWS = 256  # pixel spectra summed per step: cache-sized and exact in uint32 for uint16 data
 _STEP_VALUES = 2**25  # counts summed between two yields of the *_steps generators (~0.05 s)
-
-
-@dataclass
-class PhaseTable:
-    """Per-phase statistics of a label image (row ``i`` describes phase ``phase_ids[i]``).
-
-    Parameters
-    ----------
-    phase_ids : ndarray (K,) int
-        The phase label ids, ascending.
-    pixels : ndarray (K,) int64
-        Pixels per phase.
-    area_fraction : ndarray (K,) float64
-        Fraction of *all* pixels of the image (unassigned included).
-    area_um2 : ndarray (K,) float64 or None
-        Area in µm², None when the image is spatially uncalibrated.
-    mean_spectra : ndarray (K, E) float64
-        Mean spectrum in counts per pixel (zeros for an empty phase).
-    mean_intensities : ndarray (K, L) float64
-        Mean line intensity per phase.
-    n_regions : ndarray (K,) int64
-        Number of 8-connected regions; -1 when regions were not computed.
-    region_sizes : list of ndarray
-        Pixel counts of the regions of each phase, largest first (empty when not computed).
-    names : list of str
-        Display names such as ``"P1 Si-O"``.
-    line_names : tuple of str
-        The lines of the columns of ``mean_intensities`` (e.g. ``"Fe_Ka"``).
-    abundance_fraction : ndarray (K,) float64 or None
-        Abundance area of each phase: the map's sum spectrum unmixed onto the phases' spectra
-        (:func:`napari_sigma.io.mineralogy.abundance_fractions`, set by the export), None when
-        not computed.
-    """
-
-    phase_ids: np.ndarray
-    pixels: np.ndarray
-    area_fraction: np.ndarray
-    area_um2: np.ndarray | None
-    mean_spectra: np.ndarray
-    mean_intensities: np.ndarray
-    n_regions: np.ndarray
-    region_sizes: list[np.ndarray]
-    names: list[str]
-    line_names: tuple[str, ...] = ()
-    abundance_fraction: np.ndarray | None = None
-
-    @property
-    def largest_region(self) -> np.ndarray:
-        """Pixels of the largest region of each phase (0 if none or not computed), int64 (K,)."""
-        return np.array([int(s[0]) if s.size else 0 for s in self.region_sizes], dtype=np.int64)
-
-    def live(self) -> PhaseTable:
-        """The rows of phases that still have pixels (a phase merged away or erased has none)."""
-        keep = np.flatnonzero(self.pixels > 0)
-
-        def rows(values: np.ndarray | None) -> np.ndarray | None:
-            return None if values is None else np.asarray(values)[keep]
-
-        return replace(
-            self,
-            phase_ids=self.phase_ids[keep],
-            pixels=self.pixels[keep],
-            area_fraction=self.area_fraction[keep],
-            area_um2=rows(self.area_um2),
-            mean_spectra=self.mean_spectra[keep],
-            mean_intensities=self.mean_intensities[keep],
-            n_regions=self.n_regions[keep],
-            region_sizes=[self.region_sizes[i] for i in keep] if self.region_sizes else [],
-            names=[self.names[i] for i in keep],
-            abundance_fraction=rows(self.abundance_fraction),
-        )
-
-    def main_elements(self, n: int = 3) -> list[list[str]]:
-        """The ``n`` main elements of each phase (see :func:`main_elements`)."""
-        return [main_elements(row, self.line_names, n) for row in self.mean_intensities]
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per phase for a CSV file or a GUI table.
-
-        Returns
-        -------
-        list of dict
-            Keys ``phase_id, name, pixels, area_fraction, area_um2, n_regions,
-            largest_region_px, main_elements`` (elements joined by ``"-"``) and ``mean_<line>`` per line, then ``area_fraction_abundance``; values are
-            plain Python numbers/strings (``area_um2`` is None when uncalibrated).
-        """
-        largest = self.largest_region
-        elements = self.main_elements()
-        rows = []
-        for i, phase_id in enumerate(self.phase_ids):
-            row: dict[str, Any] = {
-                "phase_id": int(phase_id),
-                "name": self.names[i],
-                "pixels": int(self.pixels[i]),
-                "area_fraction": float(self.area_fraction[i]),
-                "area_um2": None if self.area_um2 is None else float(self.area_um2[i]),
-                "n_regions": int(self.n_regions[i]),
-                "largest_region_px": int(largest[i]),
-                "main_elements": "-".join(elements[i]),
-            }
-            for j, line in enumerate(self.line_names):
-                row[f"mean_{line}"] = float(self.mean_intensities[i, j])
-            fraction = self.abundance_fraction
-            row["area_fraction_abundance"] = None if fraction is None else float(fraction[i])
-            rows.append(row)
-        return rows
-
-
-def main_elements(
-    mean_intensities_row: np.ndarray,
-    line_names: Sequence[str],
-    n: int = 3,
-    min_fraction: float = 0.1,
-) -> list[str]:
-    """Element symbols of the strongest lines of one phase.
-
-    Parameters
-    ----------
-    mean_intensities_row : ndarray (L,)
-        Mean line intensities of the phase.
-    line_names : sequence of str
-        Line names such as ``"Fe_Ka"`` (the element is the part before ``"_"``).
-    n : int
-        At most this many elements.
-    min_fraction : float
-        Lines weaker than this fraction of the phase's strongest line are not "main" (so quartz
-        is "Si-O", not "Si-O" plus whichever trace line happens to be third).
-
-    Returns
-    -------
-    list of str
-        Distinct element symbols, strongest first; lines with intensity <= 0 are skipped.
-    """
-    values = np.asarray(mean_intensities_row, dtype=np.float64)
-    floor = min_fraction * values.max(initial=0.0)
-    elements: list[str] = []
-    for j in np.argsort(-values, kind="stable"):
-        if len(elements) >= n or not values[j] > 0 or values[j] < floor:
-            break
-        element = str(line_names[j]).split("_")[0]
-        if element not in elements:
-            elements.append(element)
-    return elements
-
-
-def phase_display_name(phase_id: int, elements: Sequence[str]) -> str:
-    """A short display name: ``phase_display_name(1, ["Si", "O"]) == "P1 Si-O"`` (``"P1"`` if none)."""
-    label = f"P{int(phase_id)}"
-    return f"{label} {'-'.join(elements)}" if elements else label
 
 
 def phase_table(labels: np.ndarray, *args: Any, **kwargs: Any) -> PhaseTable:
@@ -593,74 +462,3 @@ class PhaseStatistics:
         if phase_id <= len(self.names):
             return self.names[phase_id - 1]
         return phase_display_name(phase_id, main_elements(mean_intensities, self.line_names))
-
-
-def _is_lazy(counts: Any) -> bool:
-    """Whether ``counts`` is a lazy array (dask) rather than one in memory."""
-    return hasattr(counts, "dask")
-
-
-def _accumulator(dtype: np.dtype) -> np.dtype:
-    """A dtype in which sums of ``_CHUNK_ROWS`` values of ``dtype`` are exact and cheap."""
-    if dtype.kind in "bu" and dtype.itemsize <= 2:
-        return np.dtype(np.uint32)
-    if dtype.kind in "iu":
-        return np.dtype(np.int64)
-    return np.dtype(np.float64)
-
-
-def sum_pixels(counts: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Sum spectrum (E,) float64 of the pixels ``(ys, xs)`` of ``counts`` (y, x, E).
-
-    Gathers cache-sized chunks of pixel spectra, so memory stays small for any number of pixels.
-    """
-    total = np.zeros(counts.shape[2], dtype=np.float64)
-    add_pixels(total, counts, ys, xs)
-    return total
-
-
-def add_pixels(total: np.ndarray, counts: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> None:
-    """Add the spectra of the pixels ``(ys, xs)`` to ``total`` (E,) float64, in place."""
-    accumulator = _accumulator(counts.dtype)
-    for start in range(0, ys.size, _CHUNK_ROWS):
-        stop = start + _CHUNK_ROWS
-        total += np.add.reduce(counts[ys[start:stop], xs[start:stop]], axis=0, dtype=accumulator)
-
-
-def block_sums(counts: np.ndarray, size: int) -> np.ndarray:
-    """Sum spectra of the ``size x size`` blocks of ``counts`` (y, x, E) -> (y // size, x // size, E).
-
-    Pixels beyond the last whole block are left out. float32 for integer counts of at most 16 bits
-    and ``size <= 16`` (exact: sums stay below 2**24), float64 otherwise.
-    """
-    n_by, n_bx = counts.shape[0] // size, counts.shape[1] // size
-    exact32 = counts.dtype.kind in "bu" and counts.dtype.itemsize <= 2 and size <= 16
-    dtype = np.float32 if exact32 else np.float64
-    out = np.empty((n_by, n_bx, counts.shape[2]), dtype=dtype)
-    for by in range(n_by):
-        band = counts[by * size : (by + 1) * size, : n_bx * size]
-        band = band.reshape(size, n_bx, size, counts.shape[2])
-        out[by] = np.add.reduce(band, axis=(0, 2), dtype=_accumulator(counts.dtype))
-    return out
-
-
-def region_sizes(labels: np.ndarray, phase_id: int) -> np.ndarray:
-    """Sizes (pixels, largest first, int64) of the 8-connected regions of ``phase_id``."""
-    from scipy import ndimage
-
-    regions, n = ndimage.label(labels == phase_id, structure=np.ones((3, 3), dtype=bool))
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    sizes = np.bincount(regions.ravel(), minlength=n + 1)[1:].astype(np.int64)
-    return np.sort(sizes)[::-1]
-
-
-def _groups(codes: np.ndarray):
-    """Distinct codes, each code's group index, the stable order by group and group bounds."""
-    if codes.size and codes.min() == codes.max():  # one kind of change: a fill or a stroke
-        distinct, group = codes[:1], np.zeros(codes.size, dtype=np.intp)
-    else:
-        distinct, group = np.unique(codes, return_inverse=True)
-    order = np.argsort(group, kind="stable") if distinct.size > 1 else np.arange(group.size)
-    bounds = np.searchsorted(group[order], np.arange(distinct.size + 1))
-    return distinct, group, order, bounds
