@@ -1,6 +1,7 @@
-"""phases/finding.py's and phases/mixture.py's splits (sixteenth session): the names other modules,
-tests and users import from finding or mixture are still there, as the same object as in their new
-module, and every module imports first in a fresh process (no import cycle)."""
+"""phases/finding.py's and phases/mixture.py's splits (sixteenth session), statistics.py's and
+twins.py's (eighteenth): the names other modules, tests and users import from the split modules are
+still there, as the same object as in their new module, and every module imports first in a fresh
+process (no import cycle)."""
 
 import importlib
 import subprocess
@@ -16,6 +17,30 @@ KEPT = {
         "searches": ("_split_compositions", "_unexplained", "_with_trace"),
         "zones": ("_without_mixture_zones", "_without_boundary_zones"),
         "support": ("_without_unsupported_phases", "_placed_by_neighbours"),
+    },
+    "statistics": {
+        "tables": ("PhaseTable", "main_elements", "phase_display_name"),
+        "pixel_sums": ("sum_pixels", "add_pixels", "block_sums", "region_sizes", "_groups"),
+    },
+    "twins": {
+        "twin_models": (
+            "TWIN_SEPARATION",
+            "TWIN_CONTRAST",
+            "TwinSettings",
+            "TwinModel",
+            "twin_model",
+            "pixel_separation",
+            "twin_pairs",
+        ),
+        "twin_evidence": (
+            "pixel_scores",
+            "measured_midpoint",
+            "neighbour_phases",
+            "margin_log_ratios",
+            "significant_changes",
+            "_evidence_sums",
+            "_near_other",
+        ),
     },
     "mixture": {
         "gaussians": ("Mixture", "PREDICT_CHUNK"),
