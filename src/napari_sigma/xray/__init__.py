@@ -19,7 +19,7 @@ __getattr__, __all__ = lazy_exports(
         "checked_lines": "lines",
         "marker_lines": "lines",
         "LineRangeWarning": "lines",
-        "LineFamily": "fitting",
+        "LineFamily": "line_families",
         "SpectrumFit": "fitting",
         "fit_spectrum": "fitting",
         "ImageFit": "image_fit",

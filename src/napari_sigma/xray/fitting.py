@@ -25,6 +25,13 @@ propagated from the Poisson variance of the fitted model.
 `fit_spectrum` fits one spectrum (scipy NNLS); `ImageFitDesign` fits every pixel of a spectrum
 image from one projection of the cube (``counts @ weights``, like the window intensities)
 followed by a vectorised non-negative solve in the small space of the templates.
+
+This module holds the fits (:func:`fit_spectrum`, :func:`fit_columns`, the pile-up and escape
+columns); the rest lives by domain: :mod:`~napari_sigma.xray.line_families` (``LineFamily``,
+``element_families``, ``family_profile``, ``family_design``, ``FamilyDesign``, ``ElementShell``)
+and :mod:`~napari_sigma.xray.continuum` (``background_columns``, ``background_knots``,
+``absorbed_continuum_columns``, ``reference_background``). Their names are importable from here as
+before; change them in their own modules, patch them in the module that reads them.
 """
 
 from __future__ import annotations
@@ -36,308 +43,38 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.xray import lines as xray
-from napari_sigma.xray.yields import approximate_fluorescence_yield, fluorescence_yield
 
-MIN_LINE_WEIGHT = 0.01
-MIN_EDGE_OVERVOLTAGE = 1.05
-SHELL_RATIO_SLACK = 3.0
-LOWER_RATIO_SLACK = 3.0
+# moved by domain (eighteenth session): importable from here as before; a patch takes effect in
+# the module that reads the name
+from napari_sigma.xray.continuum import (  # noqa: F401
+    ABSORPTION_EDGES_KEV,
+    BACKGROUND_KNOT_KEV,
+    absorbed_continuum_columns,
+    background_columns,
+    background_knots,
+    reference_background,
+)
+from napari_sigma.xray.line_families import (  # noqa: F401
+    LOWER_RATIO_SLACK,
+    MIN_EDGE_OVERVOLTAGE,
+    MIN_LINE_WEIGHT,
+    SHELL_RATIO_SLACK,
+    ElementShell,
+    FamilyDesign,
+    LineFamily,
+    _coupled_columns,
+    _is_required,
+    _shell_yield,
+    element_families,
+    family_design,
+    family_profile,
+)
+
 MODEL_ERROR = 0.02
-BACKGROUND_KNOT_KEV = 1.0
+
 IMAGE_BACKGROUND_SPLINES = 5
+
 LOW_CUTOFF_KEV = 0.1
-
-
-@dataclass(frozen=True)
-class ElementShell:
-    """One shell of one element: what a line family or a fitted line group belongs to.
-
-    Parameters
-    ----------
-    element : str
-        Element symbol.
-    shell : str
-        ``"K"``, ``"L"`` or ``"M"``.
-    """
-
-    element: str
-    shell: str
-
-
-@dataclass(frozen=True)
-class LineFamily(ElementShell):
-    """The lines of one shell of one element inside a spectrum (an `ElementShell`).
-
-    Parameters
-    ----------
-    lines : tuple of XrayLine
-        The shell's line families with weight >= ``MIN_LINE_WEIGHT`` inside the spectrum.
-    principal : XrayLine
-        The line the family is measured and named by (Ka, La, Ma, else the strongest).
-    """
-
-    lines: tuple[xray.XrayLine, ...]
-    principal: xray.XrayLine
-
-    @property
-    def name(self) -> str:
-        """The principal line's name, e.g. ``"Fe_Ka"``."""
-        return self.principal.name
-
-
-def element_families(
-    element: str,
-    beam_energy: float | None,
-    energy_range: tuple[float, float],
-    fwhm_mnka_kev: float = 0.130,
-) -> list[LineFamily]:
-    """The line families of ``element`` measurable in a spectrum, main family first.
-
-    A shell counts when its principal line lies inside ``energy_range``
-    (`xray.lines.line_in_range`) and its edge is excited (overvoltage >= 1.05). The main family
-    is that of `xray.lines.usable_line` (the analysed line).
-    """
-    beam = xray.DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
-    low, high = energy_range
-    everything = xray.element_lines(element, min_energy=0.0)
-    families = []
-    for shell in xray.SHELL_ORDER:
-        shell_lines = [line for line in everything if line.shell == shell]
-        principal = xray._principal_line(shell_lines)
-        if principal is None or principal.edge * MIN_EDGE_OVERVOLTAGE > beam:
-            continue
-        if not xray.line_in_range(principal, energy_range):
-            continue
-        kept = tuple(
-            line
-            for line in shell_lines
-            if line.weight >= MIN_LINE_WEIGHT and low <= line.energy <= high
-        )
-        families.append(LineFamily(element, shell, kept, principal))
-    main = xray.usable_line(element, beam, energy_range)
-    if main is not None:
-        families.sort(key=lambda family: family.shell != main.shell)
-    return families
-
-
-def family_profile(
-    energies: np.ndarray, scale: float, family: LineFamily, fwhm_mnka_kev: float
-) -> np.ndarray:
-    """Expected counts per channel of a family with one count in its principal line."""
-    from scipy.special import erf
-
-    low, high = energies - scale / 2, energies + scale / 2
-    profile = np.zeros(len(energies))
-    for line in family.lines:
-        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA
-        z_low = (low - line.energy) / (sigma * np.sqrt(2.0))
-        z_high = (high - line.energy) / (sigma * np.sqrt(2.0))
-        profile += line.weight * 0.5 * (erf(z_high) - erf(z_low))
-    return profile / family.principal.weight
-
-
-@dataclass
-class FamilyDesign:
-    """Template columns of the line families of several elements on a set of channels.
-
-    Parameters
-    ----------
-    families : tuple of LineFamily
-        Every family, grouped by element, main family first.
-    columns : ndarray, shape (C, J)
-        Non-negative template columns (shell bounds built in, see the module docstring).
-    to_families : ndarray, shape (J, F)
-        Family amplitudes (counts in each principal line) are ``coefficients @ to_families``.
-    column_elements : tuple of str
-        The element of each column.
-    """
-
-    families: tuple[LineFamily, ...]
-    columns: np.ndarray
-    to_families: np.ndarray
-    column_elements: tuple[str, ...]
-    fwhm_mnka_kev: float = 0.130
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Family names (principal lines), e.g. ``("Fe_Ka", "Fe_La")``."""
-        return tuple(family.name for family in self.families)
-
-
-def family_design(
-    energies: np.ndarray,
-    scale: float,
-    elements: Iterable[str],
-    beam_energy: float | None,
-    energy_range: tuple[float, float],
-    fwhm_mnka_kev: float = 0.130,
-    couple_shells: bool = True,
-) -> FamilyDesign:
-    """Template columns of ``elements`` (those without a measurable family are left out)."""
-    beam = xray.DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
-    families: list[LineFamily] = []
-    blocks, maps, owners = [], [], []
-    for element in dict.fromkeys(elements):
-        own = element_families(element, beam, energy_range, fwhm_mnka_kev)
-        if not own:
-            continue
-        shapes = [family_profile(energies, scale, f, fwhm_mnka_kev) for f in own]
-        if couple_shells and len(own) > 1:
-            columns, mapping = _coupled_columns(element, own, shapes, beam)
-        else:
-            columns, mapping = np.stack(shapes, axis=1), np.eye(len(own))
-        families += own
-        blocks.append(columns)
-        maps.append(mapping)
-        owners += [element] * columns.shape[1]
-    n_columns = sum(block.shape[1] for block in blocks)
-    to_families = np.zeros((n_columns, len(families)))
-    row = col = 0
-    for mapping in maps:
-        to_families[row : row + mapping.shape[0], col : col + mapping.shape[1]] = mapping
-        row, col = row + mapping.shape[0], col + mapping.shape[1]
-    design = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(energies), 0))
-    return FamilyDesign(tuple(families), design, to_families, tuple(owners), fwhm_mnka_kev)
-
-
-def _coupled_columns(
-    element: str, families: list[LineFamily], shapes: list[np.ndarray], beam: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Columns ``[F, F + (hi_i - lo_i) T_i ...]`` with ``F = T_0 + sum(lo_i T_i)``.
-
-    Amplitude ``a_i`` of family ``i`` is then bounded by ``lo_i a_0 <= a_i <= hi_i a_0``; the
-    returned mapping ``(J, F)`` turns column coefficients into family amplitudes.
-    """
-    main = families[0].shell
-    ratios = [
-        _shell_yield(element, f.shell, beam) / _shell_yield(element, main, beam) for f in families
-    ]
-    upper = [SHELL_RATIO_SLACK * r for r in ratios[1:]]
-    lower = [
-        r / LOWER_RATIO_SLACK if _is_required(element, f.shell, main, beam) else 0.0
-        for f, r in zip(families[1:], ratios[1:], strict=True)
-    ]
-    floor = shapes[0] + sum((lo * s for lo, s in zip(lower, shapes[1:], strict=True)), 0.0)
-    columns = [floor]
-    mapping = np.zeros((len(families), len(families)))
-    mapping[:, 0] = 1.0
-    mapping[:, 1:] = lower
-    for index, (shape, lo, hi) in enumerate(zip(shapes[1:], lower, upper, strict=True), start=1):
-        columns.append(floor + max(hi - lo, 0.0) * shape)
-        mapping[index, index] += max(hi - lo, 0.0)
-    return np.stack(columns, axis=1), mapping
-
-
-def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
-    """Whether a shell at higher energy than the main one is excited enough to be required."""
-    if xray.SHELL_ORDER.index(shell) >= xray.SHELL_ORDER.index(main):
-        return False
-    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
-    return beam >= xray.MIN_OVERVOLTAGE * edge
-
-
-def _shell_yield(element: str, shell: str, beam: float) -> float:
-    """Rough relative intensity of a shell's strongest line under a ``beam`` kV electron beam.
-
-    Fluorescence yield times the generated intensity of a thick target, ``U ln U - U + 1``
-    (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the overvoltage of the
-    shell's alpha edge). Absorption and detector efficiency are ignored: the ratio is only used
-    as a loose bound (``SHELL_RATIO_SLACK``). The yields are the quantification's
-    (:func:`~napari_sigma.xray.yields.fluorescence_yield`): xraydb's (Elam et al. 2002) K and
-    L3, EADL's M5. The ``Z^4 / (a + Z^4)`` law used before for K and L put Ti's L3/K ratio at 2.0x
-    xraydb's and V's at 1.4x (Cu's at 0.73x); the law is kept only where a table has no yield.
-    """
-    z = xray.ELEMENTS.index(element) + 4
-    fluorescence = fluorescence_yield(element, shell)
-    if fluorescence <= 0.0:
-        fluorescence = approximate_fluorescence_yield(z, shell)
-    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
-    overvoltage = max(beam / edge, 1.0 + 1e-3)
-    return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)
-
-
-def background_knots(low: float, high: float, finest_kev: float = 0.1) -> np.ndarray:
-    """Knots of the continuum B-splines: ``finest_kev + 0.1 E`` keV apart (at most 1 keV).
-
-    The continuum changes fastest at low energy (detector window and self-absorption), where
-    the peaks are also narrowest (FWHM 50-80 eV): a B-spline is always several peak widths
-    wide, so non-negative splines follow the continuum without making peaks.
-    """
-    knots = [low]
-    while knots[-1] < high:
-        knots.append(knots[-1] + min(BACKGROUND_KNOT_KEV, finest_kev + 0.1 * max(knots[-1], 0.0)))
-    first, last = knots[1] - knots[0], knots[-1] - knots[-2]
-    before = [low - first * i for i in (3, 2, 1)]
-    after = [knots[-1] + last * i for i in (1, 2, 3)]
-    return np.array(before + knots + after)
-
-
-def background_columns(
-    energies: np.ndarray,
-    reference: np.ndarray | None = None,
-    n_splines: int | None = None,
-    finest_kev: float = 0.1,
-    beam_energy: float | None = None,
-) -> np.ndarray:
-    """Non-negative continuum columns: cubic B-splines, optionally times a reference shape.
-
-    Parameters
-    ----------
-    energies : ndarray, shape (C,)
-        Channel energies in keV.
-    reference : ndarray, shape (C,) or None
-        A reference continuum shape (e.g. a map's mean continuum) modulated by the splines;
-        None: the splines themselves (`background_knots`).
-    n_splines : int or None
-        Uniformly spaced B-splines across the range; None: `background_knots`.
-    finest_kev : float
-        Knot spacing at 0 keV for `background_knots`.
-    beam_energy : float or None
-        When given (and ``reference`` is None), add `absorbed_continuum_columns`.
-    """
-    from scipy.interpolate import BSpline
-
-    low, high = float(energies[0]), float(energies[-1])
-    if n_splines is None:
-        knots = background_knots(low, high, finest_kev)
-    else:
-        step = max(high - low, 1e-6) / max(1, n_splines - 3)
-        knots = low + step * np.arange(-3, max(1, n_splines - 3) + 4)
-    basis = BSpline.design_matrix(np.clip(energies, low, high), knots, 3, extrapolate=False)
-    basis = basis.toarray()
-    basis = basis[:, basis.sum(axis=0) > 0]
-    if reference is None:
-        if beam_energy is None:
-            return basis
-        return np.concatenate([basis, absorbed_continuum_columns(energies, beam_energy)], axis=1)
-    return np.clip(reference, 0.0, None)[:, None] * basis
-
-
-ABSORPTION_EDGES_KEV = (0.2, 0.3, 0.45, 0.65, 0.9, 1.3, 1.8)
-
-
-def absorbed_continuum_columns(energies: np.ndarray, beam_energy: float) -> np.ndarray:
-    """Kramers continuum ``(E0 - E) / E`` seen through absorbers of several thicknesses.
-
-    ``exp(-(E_k / E)^3)`` for ``E_k`` in ``ABSORPTION_EDGES_KEV`` (absorption ~ E^-3: the
-    detector window, dead layer and the sample itself): non-negative sums of these follow the
-    steep low-energy rise of a real continuum, which B-splines wide enough not to make peaks
-    cannot, and none of them can make a peak. Each column is scaled to a maximum of 1.
-    """
-    e = np.clip(energies, 0.05, None)
-    kramers = np.clip(float(beam_energy) - e, 0.0, None) / e
-    columns = np.stack([kramers * np.exp(-((k / e) ** 3)) for k in ABSORPTION_EDGES_KEV], axis=1)
-    peaks = columns.max(axis=0)
-    return columns / np.where(peaks > 0, peaks, 1.0)
-
-
-def reference_background(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarray:
-    """SNIP continuum of a (lightly smoothed) spectrum, with a window of ~2 detector FWHM."""
-    from napari_sigma.xray.elements import _smooth, snip_background
-
-    smooth = _smooth(np.asarray(counts, dtype=np.float64), scale, fwhm_mnka_kev)
-    window = int(np.ceil(2.0 * xray.detector_fwhm(5.0, fwhm_mnka_kev) / scale))
-    return np.clip(snip_background(smooth, window), 0.0, None), smooth
 
 
 def fit_range(
@@ -579,6 +316,7 @@ def on_axis(values: np.ndarray, channels: slice, size: int) -> np.ndarray:
 
 
 SI_KA_KEV = 1.7398
+
 SI_K_EDGE_KEV = 1.8389
 
 
