@@ -47,6 +47,75 @@ def suggested(spectrum: Spectrum, **kwargs) -> set[str]:
     return {s.element for s in suggest_elements(spectrum, **kwargs)}
 
 
+MAP_LIKE_MINERALS = {
+    "FeTiO3": 0.25,
+    "CaTiSiO5": 0.2,
+    "Ca3Al2Si3O12": 0.2,
+    "NaAlSi3O8": 0.15,
+    "KMg3AlSi3O10(OH)2": 0.1,
+    "Ca5(PO4)3F": 0.05,
+    "Fe3O4": 0.05,
+}
+
+
+def detector_like_spectrum(nitrogen: float, seed: int, counts: float = 5e6) -> Spectrum:
+    """A rock's spectrum (``MAP_LIKE_MINERALS`` by weight, `napari_sigma.synthetic`'s physics at
+    20 kV), drawn with what a real detector adds at low energy (measured on the 30x30 Bruker map):
+
+    - a low-energy tail: each line below 3 keV loses ``0.15 * 0.525 keV / E`` of its counts
+      into an exponential two FWHM long below it (O K's own share: 15 %);
+    - an energy scale that is not linear there: C K recorded 13 eV low, lines from 0.8 keV on
+      9 eV high (linear in between);
+    - a low-energy threshold: nothing below 0.195 keV.
+
+    ``nitrogen``: weight fraction of N put in every mineral in place of as much O.
+    """
+    from napari_sigma.synthetic.generator import PhaseSpec, phase_spectra, weight_fractions
+
+    axis = EnergyAxis(offset=-0.472, scale=0.01, size=2048)
+    phases = []
+    for formula in MAP_LIKE_MINERALS:
+        composition = dict(weight_fractions(formula))
+        if nitrogen:
+            composition["O"] -= nitrogen
+            composition["N"] = nitrogen
+        phases.append(PhaseSpec(formula, composition))
+    lines, continuum = phase_spectra(phases, axis, 20.0)
+    share = counts * np.array(list(MAP_LIKE_MINERALS.values()))[:, None]
+    lines, continuum = (lines * share).sum(axis=0), (continuum * share).sum(axis=0)
+    energies = axis.energies
+    tails = np.zeros_like(lines)
+    for j in np.flatnonzero((lines > 0) & (energies > 0.1) & (energies < 3.0)):
+        fraction = 0.15 * 0.525 / energies[j]
+        below = (energies < energies[j]) & (energies > 0.05)
+        kernel = np.exp((energies - energies[j]) / (2 * xray.detector_fwhm(energies[j]))) * below
+        tails += fraction * lines[j] * kernel / kernel.sum()
+        lines[j] *= 1.0 - fraction
+    shift = np.interp(energies, [0.277, 0.8], [-0.013, 0.009])
+    expected = np.interp(energies - shift, energies, lines + tails) + continuum
+    expected[energies < 0.195] = 0.0
+    counts_drawn = np.random.default_rng(seed).poisson(expected).astype(np.float64)
+    return Spectrum(counts_drawn, axis, beam_energy=20.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_detectors_low_energy_response_beside_ti_l_and_o_k_suggests_no_n(seed):
+    # With the resolution given 10 eV above the generator's (130 eV), the old significance
+    # credited N K between C K and O K with 8.3-8.8 sigma (seeds 0-3) in this N-free rock: the
+    # residual of the tail, threshold and shifted scale there. A local background level over
+    # N's region takes that; the rock's elements stay.
+    found = suggested(detector_like_spectrum(0.0, seed), fwhm_mnka_kev=0.140)
+    assert "N" not in found
+    assert {"O", "Si", "Ti", "Fe", "Ca", "Al"} <= found
+
+
+def test_real_n_at_a_few_weight_percent_beside_ti_l_is_still_suggested():
+    # The same rock and detector with 3 wt% N in every mineral: N K stands out of the level
+    # (10.1 sigma; 13.4 with the old significance), beside Ti Ll at 0.395 keV.
+    found = suggested(detector_like_spectrum(0.03, seed=0), fwhm_mnka_kev=0.140)
+    assert "N" in found
+
+
 def test_snip_background_follows_continuum_under_peaks():
     x = np.arange(1000, dtype=float)
     continuum = 200.0 * np.exp(-x / 400.0) + 20.0
