@@ -16,7 +16,7 @@ from napari_sigma.compute import _jit
 SRC = str(Path(_jit.__file__).resolve().parents[2])
 
 # the analysis' own calls: abundances through the compiled active set, the twins' two-label cut,
-# the phase sums' kernel;
+# the phase sums' kernel, the host correction's gather;
 # then, per kernel, how many of its signatures numba loaded from the cache and how many it compiled
 PROBE = """
 import json, numpy as np
@@ -32,11 +32,16 @@ two_label_cut(rng.normal(size=(20, 30)), np.ones((20, 30), bool), 1.0)
 from napari_sigma.phases import spectra
 spectra.COMPILED_SUM_PIXELS = 600
 spectra.phase_sum_spectra(counts.astype(np.uint16), rng.integers(0, 4, (20, 30)), 3)
+from napari_sigma.minerals import host
+host.COMPILED_GATHER_PIXELS = 600
+host._core_projections(counts.astype(np.uint16), rng.integers(0, 3, (20, 30)), {1: np.ones(80)})
 from napari_sigma.compute import flow
+from napari_sigma.minerals import _gather
 from napari_sigma.phases import _label_sums
 from napari_sigma.unmixing import _active_set
 kernels = {"residual": flow._residual_graph.compiled, "dinic": flow._dinic_source_side.compiled,
-           "rows": _active_set.lawson_hanson_rows, "sums": _label_sums.add_label_sums}
+           "rows": _active_set.lawson_hanson_rows, "sums": _label_sums.add_label_sums,
+           "gather": _gather.gather_rows}
 print(json.dumps({k: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
                   for k, d in kernels.items()}))
 """

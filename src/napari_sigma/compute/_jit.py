@@ -36,6 +36,7 @@ WARM_UPS = (
     ("napari_sigma.compute.flow", "warm_up"),  # the twins' and the split test's minimum cut
     ("napari_sigma.unmixing._active_set", "warm_up"),  # NNLS abundances from 2**18 pixels
     ("napari_sigma.phases._label_sums", "warm_up"),  # integer phase sums from 2**18 pixels
+    ("napari_sigma.minerals._gather", "warm_up"),  # the host correction's gather, 2**18 pixels
 )
 WARM_UP_NICE = 10  # added to the parent's nice in the child (it holds none of napari's GIL)
 WARM_UP_WAIT_S = 60.0  # the longest a first call waits for the child before compiling itself

@@ -290,6 +290,8 @@ def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray
                 array = scratch[key] = np.empty((size, flat.shape[1]), dtype)
             return array[:n_rows]
 
+        gather = _compiled_gather(flat)
+
         def project(k: int) -> None:
             # the same products as a fresh float64 array per block (same rows, same layout),
             # cast into this thread's scratch array from the pixels gathered into another: a
@@ -301,6 +303,11 @@ def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray
             projected, totals, _ = out[ids[k]]
             for lo, hi in _sub_blocks(idx.size, step):
                 rows = idx[lo:hi]
+                if gather is not None:  # gathered, cast and summed in one read of each pixel
+                    block = scratch_rows(len(rows))
+                    gather.gather_rows(flat, rows, block, totals[lo:hi])
+                    projected[lo:hi] = block @ matrix[:, k]
+                    continue
                 pixels = np.take(flat, rows, axis=0, out=scratch_rows(len(rows), gathered=True))
                 block = scratch_rows(len(pixels))
                 np.copyto(block, pixels, casting="unsafe")
@@ -323,6 +330,35 @@ def _core_projections(counts, core: np.ndarray, filters: Mapping[int, np.ndarray
                 out[p][0][lo:hi] = pixels @ matrix[:, k]
                 out[p][1][lo:hi] = pixels.sum(axis=1)
     return out
+
+
+#: Pixels from which a cube's integer counts are gathered by the compiled kernel
+#: (:mod:`napari_sigma.minerals._gather`): numba is loaded for the abundance pass from the same
+#: size (:data:`~napari_sigma.unmixing.abundances.COMPILED_NNLS_PIXELS`).
+COMPILED_GATHER_PIXELS = 1 << 18
+#: The count types the compiled gather takes (the signatures ``_gather.warm_up`` compiles).
+GATHER_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+
+
+def _compiled_gather(flat: np.ndarray):
+    """The compiled gather's module for ``flat`` (N, E) counts, or None (numpy gathers):
+    C-contiguous counts of a kernel type (uint8/16/32), at least :data:`COMPILED_GATHER_PIXELS`
+    pixels, numba present, and napari's warm-up child not compiling (nothing compiled in
+    napari's process meanwhile). Imported here, in the calling thread, before the phases'
+    threads call it. The same values either way (exact casts and integer sums)."""
+    if flat.shape[0] < COMPILED_GATHER_PIXELS or not flat.flags.c_contiguous:
+        return None
+    if flat.dtype not in GATHER_TYPES:
+        return None
+    from napari_sigma.compute._jit import warm_up_running
+
+    if warm_up_running():
+        return None
+    try:
+        from napari_sigma.minerals import _gather
+    except ImportError:  # numba missing
+        return None
+    return _gather
 
 
 def _centre_position(tau: np.ndarray, u2: np.ndarray, weights: np.ndarray):
