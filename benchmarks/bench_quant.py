@@ -73,9 +73,16 @@ end-member fraction (mol %) is in the range. A name lists only the named end mem
 hedenbergite is "clinopyroxene Di7" (Hd93), i.e. Di <= 50."""
 
 
+def is_doubtful(found: str) -> bool:
+    """Whether the product marked the name doubtful: "plagioclase An37?" (its composition outside
+    the library entry's tolerances), scored as the name it gives and counted apart."""
+    return "?" in found.split(" (")[0]
+
+
 def name_is_right(true_name: str, found: str, true_composition=None) -> bool:
-    """Whether an identified name is the true mineral (see the module docstring)."""
-    found = re.sub(r"^P\d+ ", "", found)
+    """Whether an identified name is the true mineral (see the module docstring); a doubtful
+    name ("plagioclase An37?") is scored as its name without the "?"."""
+    found = re.sub(r"^P\d+ ", "", found).replace("?", "")
     if found == true_name:
         return True
     accepted = SYNONYMS.get(true_name, set())
@@ -92,6 +99,13 @@ def name_is_right(true_name: str, found: str, true_composition=None) -> bool:
         match = re.match(r"olivine Fo(\d+)", found)
         return bool(match) and abs(int(match.group(1)) - int(true_name[10:12])) <= 10
     return series in accepted
+
+
+def doubtful_counts(phases: list[dict]) -> str:
+    """How many right and wrong names the product marked doubtful ("?")."""
+    right = sum(p["right"] for p in phases if p.get("doubtful"))
+    wrong = sum(not p["right"] for p in phases if p.get("doubtful"))
+    return f"marked doubtful ('?'): {right} right, {wrong} wrong"
 
 
 def relative_errors(truth: dict[str, float], wt: dict[str, float]) -> list[float]:
@@ -118,7 +132,7 @@ def synthetic_case(case: str, seed: int) -> dict:
         errs = relative_errors(spec.composition, m.quantification.wt) if m.quantification else []
         errors += errs
         rows.append({"phase": m.phase_id, "truth": spec.name, "found": m.mineral,
-                     "score": round(m.score, 3), "right": right,
+                     "score": round(m.score, 3), "right": right, "doubtful": is_doubtful(m.mineral),
                      "errors": [round(e, 1) for e in errs], "host": _host_note(m)})  # fmt: skip
     truth_minerals = run_to_completion(identify_phases(
         sample.image, sample.labels, elements_of_lines(sample.lines)))  # fmt: skip
@@ -217,7 +231,7 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
         pure_wt += relative_errors(composition, pure.wt)
         pure_at += relative_errors(atomic, pure.at)
         rows.append({"truth": phase, "found": m.mineral, "score": round(m.score, 3),
-                     "right": name_is_right(phase, m.mineral),
+                     "right": name_is_right(phase, m.mineral), "doubtful": is_doubtful(m.mineral),
                      "wt": {el: round(v, 1) for el, v in m.quantification.wt.items()},
                      "at": {el: round(v, 1) for el, v in m.quantification.at.items()},
                      "pure_at": {el: round(v, 1) for el, v in pure.at.items()},
@@ -280,7 +294,8 @@ def main() -> None:
                   f"{summary(row['rel_errors'])}; abundance error {row['abundance_area_error_pp']}"
                   f" pp; modal == labels: {row['modal_equals_labels']}", flush=True)  # fmt: skip
     phases = [p for row in synthetic for p in row["phases"]]
-    print(f"\nSYNTHETIC names right: {sum(p['right'] for p in phases)}/{len(phases)}")
+    print(f"\nSYNTHETIC names right: {sum(p['right'] for p in phases)}/{len(phases)}; "
+          f"{doubtful_counts(phases)}")  # fmt: skip
     print("SYNTHETIC pipeline phases:", summary([e for r in synthetic for e in r["rel_errors"]]))
     print(
         "SYNTHETIC truth labels:", summary([e for r in synthetic for e in r["truth_label_errors"]])
@@ -302,7 +317,8 @@ def main() -> None:
             print(f"espm {case}: abundance area error (truth labels) "
                   f"{row['abundance_area_error_pp']} pp")  # fmt: skip
         espm_phases = [p for r in espm for p in r["phases"]]
-        print(f"\nESPM names right: {sum(p['right'] for p in espm_phases)}/{len(espm_phases)}")
+        print(f"\nESPM names right: {sum(p['right'] for p in espm_phases)}/{len(espm_phases)}; "
+              f"{doubtful_counts(espm_phases)}")  # fmt: skip
         for key, what in (
             ("rel_errors", "wt % vs compositions_wt"),
             ("rel_errors_at", "at % vs the atomic fractions espm was given"),

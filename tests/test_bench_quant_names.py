@@ -58,3 +58,25 @@ def test_names_a_mineralogist_accepts_are_right(bench, truth, found):
 )
 def test_other_names_stay_wrong(bench, truth, found):
     assert not bench.name_is_right(truth, found)
+
+
+@pytest.mark.parametrize(
+    ("truth", "found", "right"),
+    [
+        ("labradorite", "plagioclase An59?", True),
+        ("quartz", "quartz?", True),
+        ("quartz", "silicone?", False),
+    ],
+)
+def test_a_doubtful_name_is_scored_as_its_name_and_counted_apart(bench, truth, found, right):
+    assert bench.name_is_right(truth, found) is right
+    assert bench.is_doubtful(found)
+    rows = [{"right": right, "doubtful": True}, {"right": True, "doubtful": False}]
+    assert (
+        bench.doubtful_counts(rows)
+        == f"marked doubtful ('?'): {int(right)} right, {int(not right)} wrong"
+    )
+
+
+def test_a_name_with_an_alternative_in_brackets_is_not_doubtful(bench):
+    assert not bench.is_doubtful("plagioclase An59 (labradorite)")
