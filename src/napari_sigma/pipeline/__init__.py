@@ -11,7 +11,7 @@ __getattr__, __all__ = lazy_exports(
         "settings_from_json": "settings",
         "save_settings": "settings",
         "load_settings": "settings",
-        "AnalysisResult": "analysis",
+        "AnalysisResult": "result",
         "choose_lines": "analysis",
         "analyse": "analysis",
         "run_analysis": "analysis",

@@ -1,0 +1,22 @@
+"""pipeline/analysis.py's split (eighteenth session): AnalysisResult is importable from analysis as
+the same object as in its new module, the unmixing stage is analysis' own, and every module
+imports first in a fresh process (no import cycle)."""
+
+import importlib
+import subprocess
+import sys
+
+
+def test_moved_names_are_importable_from_analysis():
+    analysis = importlib.import_module("napari_sigma.pipeline.analysis")
+    result = importlib.import_module("napari_sigma.pipeline.result")
+    stage = importlib.import_module("napari_sigma.pipeline.unmixing_stage")
+    assert analysis.AnalysisResult is result.AnalysisResult
+    assert result.AnalysisResult.__module__ == result.__name__
+    assert analysis._unmix is stage._unmix and stage._unmix.__module__ == stage.__name__
+
+
+def test_each_pipeline_module_imports_first_in_a_fresh_process():
+    for module in ("analysis", "result", "unmixing_stage"):
+        code = f"import napari_sigma.pipeline.{module}"
+        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, module
