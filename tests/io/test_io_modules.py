@@ -2,11 +2,9 @@
 split modules are still there, as the same object as in their new module, and every module
 imports first in a fresh process (no import cycle)."""
 
-import importlib
-import subprocess
-import sys
-
 import pytest
+
+from module_moves import assert_each_imports_first, assert_moved_names_kept
 
 KEPT = {
     "export": {
@@ -58,18 +56,10 @@ KEPT = {
 
 @pytest.mark.parametrize("old", sorted(KEPT))
 def test_moved_names_are_importable_from_where_they_were(old):
-    before = importlib.import_module(f"napari_sigma.io.{old}")
-    for module, names in KEPT[old].items():
-        home = importlib.import_module(f"napari_sigma.io.{module}")
-        for name in names:
-            assert getattr(before, name) is getattr(home, name), name
-            if callable(getattr(home, name)):  # defined there, not imported into it
-                assert getattr(home, name).__module__ == home.__name__, name
+    assert_moved_names_kept("napari_sigma.io", old, KEPT[old])
 
 
 def test_each_module_imports_first_in_a_fresh_process():
     modules = [old for old in sorted(KEPT)] + [m for old in sorted(KEPT) for m in KEPT[old]]
     modules.append("calibration")  # reading's axes (its helpers are not re-exported)
-    for module in modules:
-        code = f"import napari_sigma.io.{module}"
-        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, module
+    assert_each_imports_first("napari_sigma.io", modules)

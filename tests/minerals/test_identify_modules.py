@@ -2,11 +2,9 @@
 importable from it, as the same object as in its new module, and every module imports first in a
 fresh process (no import cycle)."""
 
-import importlib
-import subprocess
-import sys
-
 import pytest
+
+from module_moves import assert_each_imports_first, assert_moved_names_kept
 
 MOVED = {
     "scores": (
@@ -85,15 +83,9 @@ MOVED = {
 
 @pytest.mark.parametrize("module", sorted(MOVED))
 def test_moved_names_are_importable_from_identify(module):
-    identify = importlib.import_module("napari_sigma.minerals.identify")
-    home = importlib.import_module(f"napari_sigma.minerals.{module}")
-    for name in MOVED[module]:
-        assert getattr(identify, name) is getattr(home, name), name
-        if callable(getattr(home, name)):  # defined there, not imported into it
-            assert getattr(home, name).__module__ == home.__name__, name
+    assert_moved_names_kept("napari_sigma.minerals", "identify", {module: MOVED[module]})
 
 
 def test_each_module_imports_first_in_a_fresh_process():
-    for module in [*sorted(MOVED), "identify", "intergrowth", "coating"]:
-        code = f"import napari_sigma.minerals.{module}"
-        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, module
+    modules = [*sorted(MOVED), "identify", "intergrowth", "coating"]
+    assert_each_imports_first("napari_sigma.minerals", modules)

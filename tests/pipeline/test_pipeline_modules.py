@@ -3,8 +3,8 @@ the same object as in its new module, the unmixing stage is analysis' own, and e
 imports first in a fresh process (no import cycle)."""
 
 import importlib
-import subprocess
-import sys
+
+from module_moves import assert_each_imports_first
 
 
 def test_moved_names_are_importable_from_analysis():
@@ -17,6 +17,4 @@ def test_moved_names_are_importable_from_analysis():
 
 
 def test_each_pipeline_module_imports_first_in_a_fresh_process():
-    for module in ("analysis", "result", "unmixing_stage"):
-        code = f"import napari_sigma.pipeline.{module}"
-        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, module
+    assert_each_imports_first("napari_sigma.pipeline", ("analysis", "result", "unmixing_stage"))

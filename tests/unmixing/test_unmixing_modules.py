@@ -2,9 +2,7 @@
 from nmf are still there, as the same object as in their new module, and every module imports
 first in a fresh process (no import cycle)."""
 
-import importlib
-import subprocess
-import sys
+from module_moves import assert_each_imports_first, assert_moved_names_kept
 
 MOVED = {
     "nmf_start": ("EPS", "nndsvd", "vertex_rows", "_start"),
@@ -26,16 +24,8 @@ MOVED = {
 
 
 def test_moved_names_are_importable_from_nmf():
-    nmf = importlib.import_module("napari_sigma.unmixing.nmf")
-    for module, names in MOVED.items():
-        home = importlib.import_module(f"napari_sigma.unmixing.{module}")
-        for name in names:
-            assert getattr(nmf, name) is getattr(home, name), name
-            if callable(getattr(home, name)):  # defined there, not imported into it
-                assert getattr(home, name).__module__ == home.__name__, name
+    assert_moved_names_kept("napari_sigma.unmixing", "nmf", MOVED)
 
 
 def test_each_unmixing_module_imports_first_in_a_fresh_process():
-    for module in ["nmf", *MOVED]:
-        code = f"import napari_sigma.unmixing.{module}"
-        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, module
+    assert_each_imports_first("napari_sigma.unmixing", ["nmf", *MOVED])

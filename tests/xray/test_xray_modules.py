@@ -2,9 +2,7 @@
 from fitting are still there, as the same object as in their new module, and every module imports
 first in a fresh process (no import cycle)."""
 
-import importlib
-import subprocess
-import sys
+from module_moves import assert_each_imports_first, assert_moved_names_kept
 
 MOVED = {
     "line_families": (
@@ -32,16 +30,8 @@ MOVED = {
 
 
 def test_moved_names_are_importable_from_fitting():
-    fitting = importlib.import_module("napari_sigma.xray.fitting")
-    for module, names in MOVED.items():
-        home = importlib.import_module(f"napari_sigma.xray.{module}")
-        for name in names:
-            assert getattr(fitting, name) is getattr(home, name), name
-            if callable(getattr(home, name)):  # defined there, not imported into it
-                assert getattr(home, name).__module__ == home.__name__, name
+    assert_moved_names_kept("napari_sigma.xray", "fitting", MOVED)
 
 
 def test_each_fitting_module_imports_first_in_a_fresh_process():
-    for module in ["fitting", *MOVED]:
-        code = f"import napari_sigma.xray.{module}"
-        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0, module
+    assert_each_imports_first("napari_sigma.xray", ["fitting", *MOVED])
