@@ -28,7 +28,7 @@ def test_core_modules_import_neither_qt_nor_napari():
     assert out.stdout.strip() == "", f"core pulled in GUI modules: {out.stdout}"
     assert (
         "napari_sigma.pipeline.analysis" in CORE_MODULES
-        and "napari_sigma.io.reading" in CORE_MODULES
+        and "napari_sigma.io.readers.reading" in CORE_MODULES
     )
 
 

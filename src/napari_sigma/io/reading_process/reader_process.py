@@ -30,14 +30,14 @@ class _Worker:
 
     def __init__(self, memory_bytes: int) -> None:
         env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
+        package_root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         env.setdefault("OMP_NUM_THREADS", "1")
         stderr = None if os.environ.get("NAPARI_SIGMA_READER_STDERR") else subprocess.DEVNULL
         self.memory_bytes = memory_bytes
         _remove_orphaned_shared_files()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "napari_sigma.io.isolation", str(memory_bytes)],
+            [sys.executable, "-m", "napari_sigma.io.reading_process.isolation", str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
