@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from napari_sigma._napari.library_loading import extension_imports_wait
 from napari_sigma.compute.background import start_thread
 from napari_sigma.compute.device import load_torch_libraries as _load_torch_libraries
 
@@ -164,7 +165,10 @@ def _import_compute() -> None:
     _modules_done.wait()
     with collector_paused():
         _prewarm_reading()
-        _load_torch_libraries()
+        # the loader's lock is held throughout: other threads' extension imports wait for it
+        # without the GIL, not inside their own dlopen with it (library_loading)
+        with extension_imports_wait():
+            _load_torch_libraries()
         _import(COMPUTE_MODULES)
         _warm_threadpoolctl()  # torch's OpenMP
         _warm_dask_scheduler()
