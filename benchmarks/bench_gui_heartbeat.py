@@ -366,6 +366,43 @@ class Heartbeat:
         )  # fmt: skip
 
 
+class Collections:
+    """Every garbage collection of the process (``--gc``: :data:`gc.callbacks`): when it began,
+    its length, generation, thread and how many objects it collected. A full collection holds
+    the GIL for all of its traversal, in whichever thread it runs: a step's gap that a
+    collection fills is the collector's, not the step's code."""
+
+    def __init__(self) -> None:
+        import gc
+        import threading
+
+        self.threading = threading
+        self.started: dict[int, float] = {}
+        self.done: list[tuple[float, float, int, str, int]] = []  # (start, s, gen, thread, n)
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        ident = self.threading.get_ident()
+        if phase == "start":
+            self.started[ident] = time.perf_counter()
+            return
+        began = self.started.pop(ident, None)
+        if began is not None:
+            name = self.threading.current_thread().name
+            self.done.append((began, time.perf_counter() - began, info["generation"], name,
+                              info.get("collected", 0)))  # fmt: skip
+
+    def between(self, start: float, end: float, over_s: float = 0.005) -> list[dict]:
+        """The collections longer than ``over_s`` that began in ``[start, end)`` (s after
+        ``start``, ms, generation, thread, objects collected)."""
+        return [{"at_s": round(b - start, 2), "ms": round(1e3 * d, 1), "generation": g,
+                 "thread": t, "collected": n}
+                for b, d, g, t, n in self.done if start <= b < end and d > over_s]  # fmt: skip
+
+
+GC: Collections | None = None  # --gc
+
+
 def record(results: dict, name: str, gap: float, split: dict[str, float], wall: float) -> str:
     """Store a step's longest gap and where its time went; return the line to print."""
     results[name] = {"longest_block_ms": round(1e3 * gap, 1),
@@ -454,6 +491,13 @@ def step(results: dict, name: str, beat: Heartbeat, app: Any, action: Any, until
     results[name]["late_gaps"] = beat.late_between(start, float("inf"))
     print(f"{line}   (step {wall:.2f} s, call {call:.2f} s, {late} gaps > 50 ms)"
           + ("" if done else "  TIMED OUT"))  # fmt: skip
+    if GC is not None:
+        collections = results[name]["collections"] = GC.between(start, float("inf"))
+        for c in sorted(collections, key=lambda c: -c["ms"])[:3]:
+            print(
+                f"    collection: {c['ms']} ms, generation {c['generation']}, {c['thread']}, "
+                f"{c['collected']} collected, {c['at_s']} s into the step"
+            )
     if call > 0.5:
         print("    call's CPU (s; faults): " + ", ".join(f"{k} {v}" for k, v in call_cpu.items()))
 
@@ -611,6 +655,12 @@ def main() -> None:
         "waits for a core keeps the main thread waiting) and the three busiest threads",
     )  # fmt: skip
     parser.add_argument(
+        "--gc", action="store_true",
+        help="record every garbage collection (gc.callbacks: thread, generation, ms): each "
+        "step's collections over 5 ms go to --out's 'collections' and the three longest are "
+        "printed",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-plugin", action="store_true",
         help="napari alone: the same image and a Labels layer of phases, without the plugin "
         "docked (what napari's own drawing costs in each step)",
@@ -619,8 +669,10 @@ def main() -> None:
         spy_monitor(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
         return
     args = parser.parse_args()
-    global PROFILE, PROFILE_DIR, WATCHDOG, SPY
+    global PROFILE, PROFILE_DIR, WATCHDOG, SPY, GC
     PROFILE, PROFILE_DIR = args.profile, args.profile_dir
+    if args.gc:
+        GC = Collections()
     if args.watchdog is not None:
         print("--watchdog: faulthandler's dumps may crash this process (see --help); --py-spy "
               "is safe", file=sys.stderr)  # fmt: skip
@@ -791,6 +843,8 @@ def with_plugin(viewer: Any, results: dict, beat: Heartbeat, app: Any, args: Any
             late = results[name]["gaps_over_50_ms"] = beat.count_between(start, stop)
             results[name]["late_gaps"] = beat.late_between(start, stop, origin=started)
             print(f"{line}   ({late} gaps > 50 ms)")
+            if GC is not None:
+                results[name]["collections"] = GC.between(start, stop)
     layer = analysis.last_layers.phases if analysis.last_layers else None
     if layer is None:
         print("the run failed:", analysis.progress_label.text())

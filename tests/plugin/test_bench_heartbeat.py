@@ -132,3 +132,29 @@ def test_the_kernel_waits_and_the_call_s_process_times_name_where_the_time_went(
         child.kill()
         child.wait()
     assert spent["children_user"] + spent["children_sys"] > 0.05  # the child's CPU, not ours
+
+
+def test_collections_name_each_garbage_collection_s_thread_generation_and_length():
+    """--gc: every collection over 5 ms with its thread and generation (a full collection in a
+    worker holds napari's main thread as long as it traverses)."""
+    import gc
+    import threading
+    import time
+
+    bench = _bench()
+    collections = bench.Collections()
+    try:
+        start = time.perf_counter()
+        junk = [[i] for i in range(300_000)]  # tracked objects for a full collection to traverse
+        thread = threading.Thread(target=lambda: gc.collect(2), name="collector-one")
+        thread.start()
+        thread.join()
+        gc.collect(0)
+        found = collections.between(start, time.perf_counter(), over_s=0.0)
+        del junk
+    finally:
+        gc.callbacks.remove(collections._callback)
+    full = [c for c in found if c["thread"] == "collector-one"]
+    assert len(full) == 1 and full[0]["generation"] == 2 and full[0]["ms"] > 0, found
+    assert any(c["generation"] == 0 and c["thread"] == "MainThread" for c in found), found
+    assert all(0 <= c["at_s"] for c in found)
