@@ -63,26 +63,27 @@ def test_a_phase_without_training_pixels_is_never_chosen():
 
 
 def _serial_template_log_likelihood(raw, templates, whitening, chunk_pixels):
-    """The block loop of ``template_log_likelihood`` on one thread, written out (the pin)."""
-    import torch
-
+    """The block loop of ``template_log_likelihood``'s CPU path on one thread, written out
+    with the same numpy calls (the pin: numpy's matmul is OpenBLAS's, whose bits torch's
+    addmm need not share on every CPU)."""
     n_phases, per_phase, n_features = templates.shape
     flat_templates = templates.reshape(-1, n_features).astype(np.float64)
     center = flat_templates.mean(axis=0)
     inverse = np.linalg.inv(np.asarray(whitening, dtype=np.float64))
     white = (flat_templates - center) @ inverse.T
-    weights = torch.as_tensor(-2.0 * white.T)
-    norms = torch.as_tensor(np.einsum("ij,ij->i", white, white))
-    project = torch.as_tensor(inverse.T.copy())
-    shift = torch.as_tensor(center)
-    flat = torch.as_tensor(np.ascontiguousarray(raw.reshape(-1, n_features)))
-    out = torch.empty((flat.shape[0], n_phases), dtype=torch.float64)
+    weights, norms = -2.0 * white.T, np.einsum("ij,ij->i", white, white)
+    project = inverse.T.copy()
+    flat = np.ascontiguousarray(raw.reshape(-1, n_features))
+    out = np.empty((flat.shape[0], n_phases), dtype=np.float64)
     for start in range(0, flat.shape[0], chunk_pixels):
-        block = (flat[start : start + chunk_pixels].to(torch.float64) - shift) @ project
-        nearest = torch.addmm(norms, block, weights).view(len(block), n_phases, per_phase)
-        nearest = nearest.amin(dim=2) + (block * block).sum(dim=1, keepdim=True)
-        out[start : start + len(block)] = nearest.mul_(-0.5)
-    return out.numpy().reshape(*raw.shape[:2], n_phases)
+        block = (np.asarray(flat[start : start + chunk_pixels], np.float64) - center) @ project
+        distance = block @ weights
+        distance += norms
+        nearest = np.min(distance.reshape(len(block), n_phases, per_phase), axis=2)
+        nearest += np.sum(block * block, axis=1, keepdims=True)
+        nearest *= -0.5
+        out[start : start + len(block)] = nearest
+    return out.reshape(*raw.shape[:2], n_phases)
 
 
 def test_template_distances_on_threads_are_those_of_one_thread(monkeypatch):
