@@ -56,7 +56,7 @@ def scorer(data: Path) -> Any:
 
 def analyse_case(case_dir: Path, n_phases: int | str = "auto", **overrides: Any) -> Any:
     """``run_analysis`` with the default preset on a case's ``cube.hspy``."""
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
 
     image = read_spectrum_image(case_dir / "cube.hspy")

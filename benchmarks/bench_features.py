@@ -56,7 +56,7 @@ def synthetic_rows(cases: list[str], seeds: list[int]) -> list[dict]:
 
 
 def espm_rows(espm: Path) -> list[dict]:
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     spec = importlib.util.spec_from_file_location("espm_baselines", espm / "baselines.py")
     baselines = importlib.util.module_from_spec(spec)

@@ -21,7 +21,7 @@ MINERALS = ("quartz", "albite", "orthoclase", "diopside", "magnetite", "pyrite")
 
 
 def write_fields(folder: Path, n_fields: int, size: int) -> list[Path]:
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.synthetic.generator import make_synthetic
 
     paths = []
@@ -32,7 +32,7 @@ def write_fields(folder: Path, n_fields: int, size: int) -> list[Path]:
 
 
 def apply_all(model, paths, out: Path, runner) -> tuple[float, list[np.ndarray]]:
-    from napari_sigma.io.export import read_labels_tiff
+    from napari_sigma.io.results.export import read_labels_tiff
     from napari_sigma.pipeline.batch import apply_field
 
     start = time.perf_counter()

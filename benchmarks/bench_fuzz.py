@@ -130,7 +130,7 @@ class Case:
 
 def real_files() -> dict[str, list[str]]:
     """The readable real files by format (lower-case extension), relative to ``EDS_DIR``."""
-    from napari_sigma.io.reading import is_supported
+    from napari_sigma.io.readers.reading import is_supported
 
     by_format: dict[str, list[str]] = defaultdict(list)
     for path in sorted(EDS_DIR.rglob("*")):
@@ -163,7 +163,7 @@ def _worker(connection, workdir: str) -> None:
     """Read cases sent through ``connection`` until it closes; answer (outcome, detail)."""
     from napari_sigma._napari.reader import get_reader, reads_lazily
     from napari_sigma.errors import SpectrumImageError
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
 
     root = Path(workdir)
     shutil.copytree(EDS_DIR / "jeol", root / "jeol")  # JEOL projects point at their Sample folder

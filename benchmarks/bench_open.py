@@ -2,8 +2,8 @@
 
 Each file is opened with ``viewer.open(path, plugin="napari-sigma-eds")`` in a new viewer (not
 shown), as a user drops a file: the first open of the process includes starting the reading
-worker (:mod:`napari_sigma.io.isolation`), later ones reuse it. ``--prewarm S`` starts the worker
-S seconds before the first open (:func:`napari_sigma.io.isolation.prewarm`), as the plugin's dock
+worker (:mod:`napari_sigma.io.reading_process.isolation`), later ones reuse it. ``--prewarm S`` starts the worker
+S seconds before the first open (:func:`napari_sigma.io.reading_process.isolation.prewarm`), as the plugin's dock
 does when it is created.
 
     xvfb-run -a python benchmarks/bench_open.py ../shared/data/eds/jeol/rawdata.ASW --repeat 2
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     import napari
 
-    from napari_sigma.io import isolation
+    from napari_sigma.io.reading_process import isolation
 
     viewer = napari.Viewer(show=False)
     print(f"napari viewer ready in {time.perf_counter() - started:.1f} s", flush=True)

@@ -115,7 +115,7 @@ def relative_errors(truth: dict[str, float], wt: dict[str, float]) -> list[float
 
 def synthetic_case(case: str, seed: int) -> dict:
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.io.mineralogy import compute_mineralogy
+    from napari_sigma.io.mineral_report.mineralogy import compute_mineralogy
     from napari_sigma.minerals.phases import elements_of_lines, identify_phases
     from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
     from napari_sigma.synthetic import benchmark_case
@@ -191,7 +191,7 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
     sum (host included, no noise): they separate the host, the counting noise and the physics.
     """
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.minerals.interiors import interior_labels
     from napari_sigma.minerals.phases import _metadata, identify_phases, signal_type
     from napari_sigma.quant.quantify import quantify_spectrum
@@ -239,7 +239,7 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
                      "errors": [round(e, 1) for e in errs],
                      "errors_at": [round(e, 1) for e in errs_at], "host": _host_note(m)})  # fmt: skip
     # abundance areas on the truth labels against espm's mean mixing weights
-    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
 
     fractions = abundance_fractions(image, labels, len(found))
     truth_area = abundances.reshape(len(abundances), -1).mean(axis=1)

@@ -295,7 +295,7 @@ def read_pass_worker(path: Path, lines: tuple[str, ...], out: Path, isolate: boo
     start = time.perf_counter()
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.features.intensities import line_weights, project_spectra
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.pipeline.analysis import AnalysisSettings
 
     imported = time.perf_counter()
@@ -867,7 +867,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.worker:
         if args.config == "ours_b2_cli":  # as napari-sigma run's own process (cli.main)
-            from napari_sigma.io._memory import keep_freed_memory
+            from napari_sigma.io.readers._memory import keep_freed_memory
 
             keep_freed_memory()
         worker(args.cube, args.config, args.device, args.worker_out)

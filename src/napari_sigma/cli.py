@@ -198,7 +198,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _analyse_and_export(image, settings, out_dir: Path):
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.io.export import export_result
+    from napari_sigma.io.results.export import export_result
     from napari_sigma.pipeline.analysis import analyse
 
     bar = ProgressBar()
@@ -238,9 +238,9 @@ def run_one(path: Path, settings, out_dir: Path, limit: int | None = None) -> Ou
     """Read, check, analyse and export one input; any failure becomes a failed :class:`Outcome`.
 
     The package's own errors keep their message (which names the file); a reader crash is one of
-    them (the reading is isolated, see :mod:`napari_sigma.io.isolation`); a MemoryError or any
+    them (the reading is isolated, see :mod:`napari_sigma.io.reading_process.isolation`); a MemoryError or any
     other exception is reported as one line naming the file, never as a traceback. Data warnings
-    (:mod:`napari_sigma.io.validation`) are printed as ``napari-sigma: warning: ...`` lines.
+    (:mod:`napari_sigma.io.readers.validation`) are printed as ``napari-sigma: warning: ...`` lines.
     ``limit``: the memory budget in bytes (``--memory``), or None.
     """
     from napari_sigma.compute.chunks import memory_budget, read_within
@@ -341,7 +341,7 @@ def command_demo(args: argparse.Namespace) -> int:
 
 def command_elements(args: argparse.Namespace) -> int:
     """Print the suggested elements of a file with their scores."""
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
     from napari_sigma.xray.elements import suggest_elements
 
     data = read_any(args.file)
@@ -355,13 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-sigma`` command.
 
     Called without ``argv`` (the command line itself), the C library keeps freed memory for
-    reuse (:func:`~napari_sigma.io._memory.keep_freed_memory`: a pass's temporaries are not
+    reuse (:func:`~napari_sigma.io.readers._memory.keep_freed_memory`: a pass's temporaries are not
     faulted in anew block after block), and the process ends here once the command has
     returned: exit handlers run and the streams are flushed, but the interpreter does not free
     every object and module one by one (:func:`end_process`).
     """
     if argv is None:  # a process of its own: freed memory reused, not faulted in anew
-        from napari_sigma.io._memory import keep_freed_memory
+        from napari_sigma.io.readers._memory import keep_freed_memory
 
         keep_freed_memory()
     code = _main(argv)

@@ -185,8 +185,8 @@ def add_convert_command(commands) -> None:
 
 def command_convert(args: argparse.Namespace) -> int:
     """``convert IN OUT.hspy``: a copy stored in row bands, readable under a memory limit."""
-    from napari_sigma.io.reading import read_spectrum_image
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.readers.reading import read_spectrum_image
+    from napari_sigma.io.results.writing import write_hspy
 
     if args.output.suffix.lower() != ".hspy":
         print_error(f"{args.output}: the output must be a .hspy file")

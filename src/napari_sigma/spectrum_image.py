@@ -121,9 +121,9 @@ class SpectrumImage:
 
 
 def _events(counts: Any) -> Any:
-    """The :class:`~napari_sigma.io.events.EventCube` behind dask counts read from events, or None."""
+    """The :class:`~napari_sigma.io.readers.events.EventCube` behind dask counts read from events, or None."""
     if isinstance(counts, np.ndarray) or not hasattr(counts, "dask"):
         return None
-    from napari_sigma.io.events import event_cube_of
+    from napari_sigma.io.readers.events import event_cube_of
 
     return event_cube_of(counts)

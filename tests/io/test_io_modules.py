@@ -2,6 +2,7 @@
 split modules are still there, as the same object as in their new module, and every module
 imports first in a fresh process (no import cycle)."""
 
+import numpy as np
 import pytest
 
 from module_moves import assert_each_imports_first, assert_moved_names_kept
@@ -99,3 +100,60 @@ def test_the_old_names_import_first_in_a_fresh_process():
     assert_each_imports_first(
         "napari_sigma", sorted(m.removeprefix("napari_sigma.") for m in MOVED_MODULES.values())
     )
+
+
+def _old_module_names():
+    from napari_sigma.io import MOVED_MODULES
+
+    return {f"napari_sigma.io.{old}" for old in MOVED_MODULES}
+
+
+def test_the_children_and_the_lists_of_modules_name_the_modules_where_they_are_now():
+    """What names a module in a string (the drawing child's calls, its warm imports, the CLI's
+    imports in a thread) names it where it is, and so do pickles: an old name there would
+    import through the aliases, or break once they go."""
+    import pickle
+
+    from napari_sigma.io.readers.validation import DataWarning
+    from napari_sigma.io.reading_process.isolation import ReadLimits
+    from napari_sigma.io.results.child import CALLS, WARM_MODULES
+    from napari_sigma.pipeline import preimport
+
+    named = {module for module, _ in CALLS.values()}
+    named |= {module for modules in WARM_MODULES.values() for module in modules}
+    named |= set(preimport.ANALYSIS_MODULES + preimport.EXPORT_MODULES + preimport.READ_MODULES)
+    assert not named & _old_module_names()
+    for value in (ReadLimits(), DataWarning):
+        assert b"napari_sigma.io.reading_process." in pickle.dumps(
+            value
+        ) or b"napari_sigma.io.readers." in pickle.dumps(value)
+
+
+def test_the_reading_and_drawing_children_start_by_the_new_names(tmp_path):
+    """The reading child runs ``python -m napari_sigma.io.reading_process.isolation`` (with the
+    package's root on its path) and reads; the drawing child imports ``io.results.child``."""
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.io.reading_process import isolation
+    from napari_sigma.io.results.child import ChildProcess
+    from napari_sigma.io.results.writing import write_hspy
+    from napari_sigma.spectrum_image import SpectrumImage
+
+    counts = np.arange(4 * 5 * 16, dtype=np.uint16).reshape(4, 5, 16)
+    image = SpectrumImage(counts=counts, energy=EnergyAxis(0.0, 0.01, 16), beam_energy=15.0)
+    path = write_hspy(tmp_path / "small.hspy", image)
+    read = isolation.read_isolated("read_spectrum_image", path)
+    assert np.array_equal(np.asarray(read.counts), counts)
+    assert isolation._worker.process.args[1:3] == [
+        "-m",
+        "napari_sigma.io.reading_process.isolation",
+    ]
+    child = ChildProcess(expect=("phase_table",))
+    try:
+        assert (
+            child._process.args[2] == "from napari_sigma.io.results.child import _serve; _serve()"
+        )
+        labels = np.ones((4, 5), dtype=np.int32)
+        table = child.call("phase_table", labels, counts, counts[..., :2], ["A_Ka", "B_Ka"])
+        assert table.pixels.tolist() == [20]
+    finally:
+        child.close()

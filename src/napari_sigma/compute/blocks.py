@@ -138,7 +138,7 @@ class RowChunks:
     band. Here each row chunk (its columns and channels as stored) is computed on its own and
     kept until a read below it, and only the pixels asked for are copied out of it: at most one
     chunk is held, and no chunk is read twice in a pass that goes down the cube. A cube of
-    X-ray events (:class:`~napari_sigma.io.events.EventCube`, JEOL maps) is not made dense at
+    X-ray events (:class:`~napari_sigma.io.readers.events.EventCube`, JEOL maps) is not made dense at
     all: the pixels asked for are filled from the events of their rows. Numpy counts (in memory
     or memory-mapped) are sliced as they are.
 
@@ -154,7 +154,7 @@ class RowChunks:
     """
 
     def __init__(self, counts: Any, channels: Any = None) -> None:
-        from napari_sigma.io.events import event_cube_of
+        from napari_sigma.io.readers.events import event_cube_of
 
         self.counts = counts
         self.channels = slice(None) if channels is None else channels

@@ -131,12 +131,12 @@ def read_within(path: str | Path, limit: int | None):
     read as one block) cannot be read in parts: it is read whole, with a warning that names the
     file and suggests ``napari-sigma convert`` to a chunked ``.hspy``. The choice is made on the
     file opened lazily, in the same request as the read
-    (:func:`~napari_sigma.io.reading.read_spectrum_image_within`), so the file is opened and
+    (:func:`~napari_sigma.io.readers.reading.read_spectrum_image_within`), so the file is opened and
     decoded once.
     """
     import warnings
 
-    from napari_sigma.io.reading import read_spectrum_image, read_spectrum_image_within
+    from napari_sigma.io.readers.reading import read_spectrum_image, read_spectrum_image_within
 
     if limit is None:
         return read_spectrum_image(path)

@@ -11,7 +11,14 @@ Its parts, one package per domain:
 - :mod:`~napari_sigma.io.mineral_report`: the mineral report's files.
 
 The modules' names before they moved into these packages (``napari_sigma.io.reading``, ...)
-still import the same modules.
+still import the same modules: :data:`MOVED_MODULES` lists every old name and its module now,
+and :func:`~napari_sigma._lazy.moved_modules` puts a finder on ``sys.meta_path`` that answers
+an old name with the moved module itself (not a copy: a name patched through either path is
+patched for both). Nothing of this package's own code uses the old names; objects pickled
+(the reading child's answers, the drawing child's calls) name the modules where they are now,
+and the children are started by their new names. The old names are for code written against
+them (scripts, notebooks, branches of this project); they can go once nothing in tests/ and
+_napari/ imports them and one release has said so.
 """
 
 from napari_sigma._lazy import lazy_exports, moved_modules
@@ -51,43 +58,33 @@ __getattr__, __all__ = lazy_exports(
 )
 
 MOVED_MODULES = {
-    **{
-        name: f"{__name__}.readers.{name}"
-        for name in (
-            "reading",
-            "signals",
-            "calibration",
-            "decoding",
-            "events",
-            "validation",
-            "_memory",
-            "_rsciio",
-            "h5oina",
-            "_hdf5_direct",
-        )
-    },
-    **{
-        name: f"{__name__}.reading_process.{name}"
-        for name in ("isolation", "reader_process", "reader_child", "shared_arrays")
-    },
-    **{
-        name: f"{__name__}.results.{name}"
-        for name in (
-            "export",
-            "result_files",
-            "run_record",
-            "export_sums",
-            "report",
-            "writing",
-            "archive",
-            "child",
-        )
-    },
-    **{
-        name: f"{__name__}.mineral_report.{name}"
-        for name in ("mineralogy", "report_sums", "mineral_tables")
-    },
+    "reading": "napari_sigma.io.readers.reading",
+    "signals": "napari_sigma.io.readers.signals",
+    "calibration": "napari_sigma.io.readers.calibration",
+    "decoding": "napari_sigma.io.readers.decoding",
+    "events": "napari_sigma.io.readers.events",
+    "validation": "napari_sigma.io.readers.validation",
+    "_memory": "napari_sigma.io.readers._memory",
+    "_rsciio": "napari_sigma.io.readers._rsciio",
+    "h5oina": "napari_sigma.io.readers.h5oina",
+    "_hdf5_direct": "napari_sigma.io.readers._hdf5_direct",
+    "isolation": "napari_sigma.io.reading_process.isolation",
+    "reader_process": "napari_sigma.io.reading_process.reader_process",
+    "reader_child": "napari_sigma.io.reading_process.reader_child",
+    "shared_arrays": "napari_sigma.io.reading_process.shared_arrays",
+    "export": "napari_sigma.io.results.export",
+    "result_files": "napari_sigma.io.results.result_files",
+    "run_record": "napari_sigma.io.results.run_record",
+    "export_sums": "napari_sigma.io.results.export_sums",
+    "report": "napari_sigma.io.results.report",
+    "writing": "napari_sigma.io.results.writing",
+    "archive": "napari_sigma.io.results.archive",
+    "child": "napari_sigma.io.results.child",
+    "mineralogy": "napari_sigma.io.mineral_report.mineralogy",
+    "report_sums": "napari_sigma.io.mineral_report.report_sums",
+    "mineral_tables": "napari_sigma.io.mineral_report.mineral_tables",
 }
-"""Where this package's modules moved (nineteenth session): old name -> full name now."""
+"""Where this package's modules moved (nineteenth session): old name -> full name now. Only
+these names are aliased; an old name imports the module of its full name (the same object)."""
 
 moved_modules(__name__, MOVED_MODULES)

@@ -3,7 +3,7 @@
 of the pure phase (:func:`abundance_basis`: the pixels at least :data:`BASIS_DEPTH` deep, the
 mixing they still hold removed), near-identical phases and minor twins sharing theirs by label
 area (:data:`NEAR_IDENTICAL`). The numbers of the mineral report's ``abundance_area_percent``
-(:mod:`napari_sigma.io.mineralogy`)."""
+(:mod:`napari_sigma.io.mineral_report.mineralogy`)."""
 
 from __future__ import annotations
 

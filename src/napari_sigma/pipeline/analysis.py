@@ -111,10 +111,10 @@ def analyse(
     Raises
     ------
     SpectrumImageError, AnalysisError
-        Data no analysis can use (see :mod:`napari_sigma.io.validation`), named by its file.
+        Data no analysis can use (see :mod:`napari_sigma.io.readers.validation`), named by its file.
     """
     from napari_sigma.compute.device import resolve_device, torch_threads
-    from napari_sigma.io.validation import check_at_the_door, validate_spectrum_image
+    from napari_sigma.io.readers.validation import check_at_the_door, validate_spectrum_image
 
     image = validate_spectrum_image(image)  # at the door: before any work
     uses_torch = _uses_torch(settings, embed)
@@ -235,7 +235,7 @@ def _features_stage(image, lines, settings: AnalysisSettings, device, totals):
         image, lines, settings.features, device, totals=totals is None
     )
     if totals is None:
-        from napari_sigma.io.validation import check_analysable
+        from napari_sigma.io.readers.validation import check_analysable
 
         totals = check_analysable(image, settings.bin_factor, measured.totals)
     binned = bin_image(measured.features, settings.bin_factor)
@@ -435,7 +435,7 @@ def _dose(
     image: SpectrumImage, settings: AnalysisSettings, totals: np.ndarray | None = None
 ) -> np.ndarray:
     """Total counts per pixel of the analysis grid; ``totals``: the full-resolution sums
-    already made (:func:`~napari_sigma.io.validation.check_analysable`), used where they are
+    already made (:func:`~napari_sigma.io.readers.validation.check_analysable`), used where they are
     the same numbers (integer counts: exact; numpy counts: the same per-pixel sums)."""
     counts = image.counts
     same = isinstance(counts, np.ndarray) or np.dtype(counts.dtype).kind in "biu"

@@ -127,7 +127,7 @@ def _export(
 ) -> FieldOutcome:
     """Read the field at ``path``, ``work(image, job)``, export the result to ``out_dir / name``."""
     from napari_sigma.compute.chunks import memory_budget, read_within
-    from napari_sigma.io.export import export_result
+    from napari_sigma.io.results.export import export_result
 
     try:
         with memory_budget(limit):
@@ -211,7 +211,7 @@ def write_fields_table(path: Path, outcomes: Sequence[FieldOutcome]) -> Path:
 
 def readable_fields(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """The inputs that open as spectrum images (lazily, cheap), and one error line per other."""
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     good, errors = [], []
     for path in paths:

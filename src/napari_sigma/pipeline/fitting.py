@@ -48,7 +48,7 @@ FieldSource = Any  # a SpectrumImage, a path, or a callable returning a Spectrum
 def load_field(source: FieldSource):
     """The spectrum image of a field source (a SpectrumImage, a file path or a callable)."""
     if isinstance(source, str | Path):
-        from napari_sigma.io.reading import read_spectrum_image
+        from napari_sigma.io.readers.reading import read_spectrum_image
 
         return read_spectrum_image(source)
     if isinstance(source, Callable):
@@ -91,7 +91,7 @@ def _metadata_of(source: FieldSource):
     """The field opened lazily when it is a file (metadata without reading the cube)."""
     path = getattr(source, "path", source)
     if isinstance(path, str | Path):
-        from napari_sigma.io.reading import read_spectrum_image
+        from napari_sigma.io.readers.reading import read_spectrum_image
 
         return read_spectrum_image(path, lazy=True)
     return load_field(source)

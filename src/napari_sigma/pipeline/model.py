@@ -5,7 +5,7 @@ settings, the reference dose of the normalisation, the phase templates (each pha
 features and its majority mixtures with the others, :mod:`~napari_sigma.phases.mixed_pixels`)
 under one shared covariance, each phase's own covariance, the spatial (Potts) prior, phase names
 and colours, and the NMF components. It saves to a ``.sigma`` file
-(:mod:`napari_sigma.io.archive`: JSON + npz, never pickle).
+(:mod:`napari_sigma.io.results.archive`: JSON + npz, never pickle).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.io.archive import Archive, read_archive, write_archive
+from napari_sigma.io.results.archive import Archive, read_archive, write_archive
 
 MODEL_KIND = "model"
 
@@ -98,8 +98,8 @@ class FittedModel:
         return len(self.phase_names)
 
     def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The model as JSON content and arrays (see :mod:`napari_sigma.io.archive`)."""
-        from napari_sigma.io.export import to_jsonable
+        """The model as JSON content and arrays (see :mod:`napari_sigma.io.results.archive`)."""
+        from napari_sigma.io.results.export import to_jsonable
 
         content = to_jsonable(
             {

@@ -1,6 +1,6 @@
 """The analysis's modules imported in a background thread while the process reads its input.
 
-``napari-sigma run`` reads a file in a child process (:mod:`napari_sigma.io.isolation`) and then
+``napari-sigma run`` reads a file in a child process (:mod:`napari_sigma.io.reading_process.isolation`) and then
 analyses it: the analysis imports scipy's subpackages and its own modules, the export its own
 (0.3-1 s of CPU in one process, one after the other, after the read). While the
 main thread waits for the reading child (or reads a cube from a file: the GIL released in the
@@ -38,19 +38,19 @@ ANALYSIS_MODULES = (
     "napari_sigma.minerals.phases",
     "napari_sigma.minerals.host",
     "napari_sigma.minerals.intergrowth",
-    "napari_sigma.io.mineralogy",
+    "napari_sigma.io.mineral_report.mineralogy",
 )
 """What every analysis imports (``napari-sigma run``'s, the speed benchmark's CLI worker's)."""
 
-EXPORT_MODULES = ("napari_sigma.io.export", "napari_sigma.io.child", "tifffile")
+EXPORT_MODULES = ("napari_sigma.io.results.export", "napari_sigma.io.results.child", "tifffile")
 """What ``napari-sigma run``'s export imports in this process (its drawing is a child's)."""
 
 READ_MODULES = (
-    "napari_sigma.io.reading",
-    "napari_sigma.io.isolation",
-    "napari_sigma.io.events",
-    "napari_sigma.io.validation",
-    "napari_sigma.io._rsciio",
+    "napari_sigma.io.readers.reading",
+    "napari_sigma.io.reading_process.isolation",
+    "napari_sigma.io.readers.events",
+    "napari_sigma.io.readers.validation",
+    "napari_sigma.io.readers._rsciio",
 )
 """What reading a file imports in the reading process itself (the decoding is the child's)."""
 

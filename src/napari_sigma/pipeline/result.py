@@ -52,7 +52,7 @@ class AnalysisResult:
     the spectra the minerals are quantified from."""
     deep_spectra: np.ndarray | None = None
     """The counts summed over each phase's pixels at least
-    :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` from another label, ``(K, E)`` float64
+    :data:`~napari_sigma.io.mineral_report.mineralogy.BASIS_DEPTH` from another label, ``(K, E)`` float64
     (exact for integer counts; with ``core_spectra``): the mineral report's abundance basis."""
     core_depth: np.ndarray | None = None
     """Each pixel's distance to the nearest pixel of another phase

@@ -1,6 +1,6 @@
 """Saving and reopening the work on one spectrum image: a session.
 
-A session (a ``.sigma`` file of kind ``"session"``, see :mod:`napari_sigma.io.archive`) holds the
+A session (a ``.sigma`` file of kind ``"session"``, see :mod:`napari_sigma.io.results.archive`) holds the
 source file's path and SHA-256, the analysis settings, the labels as edited, the phase table
 (ids, names, RGBA colours), the phases' quantifications and identifications (the names, with
 what each is not resolved from), the latent coordinates, the arrays of the analysis result needed to
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import SigmaFileError, SpectrumImageError
-from napari_sigma.io.archive import Archive, read_archive, write_archive
-from napari_sigma.io.export import to_jsonable
+from napari_sigma.io.results.archive import Archive, read_archive, write_archive
+from napari_sigma.io.results.export import to_jsonable
 from napari_sigma.pipeline.settings import settings_from_json
 
 SESSION_KIND = "session"
@@ -147,7 +147,7 @@ class Session:
         return self._read_source(check_hash)
 
     def _read_source(self, check_hash: bool):
-        from napari_sigma.io.reading import read_spectrum_image
+        from napari_sigma.io.readers.reading import read_spectrum_image
 
         where = self.path or "session"
         if not self.source.is_file():

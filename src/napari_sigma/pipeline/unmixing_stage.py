@@ -201,10 +201,10 @@ def _deep_sums(counts, resident, state: _Labelled, n_phases: int):
 
 def _cores_and_deep(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Each phase's core (:func:`~napari_sigma.minerals.interiors.interior_labels`) and its pixels
-    at least :data:`~napari_sigma.io.mineralogy.BASIS_DEPTH` deep (the labels the mineral
+    at least :data:`~napari_sigma.io.mineral_report.mineralogy.BASIS_DEPTH` deep (the labels the mineral
     report's abundance basis sums), from one distance transform of ``labels``, and that
     transform (:func:`~napari_sigma.minerals.interiors.phase_depths`; None without labels)."""
-    from napari_sigma.io.mineralogy import basis_labels
+    from napari_sigma.io.mineral_report.mineralogy import basis_labels
     from napari_sigma.minerals.interiors import interior_labels, phase_depths
 
     labels = np.asarray(labels)

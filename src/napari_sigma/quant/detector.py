@@ -84,7 +84,7 @@ def _density(element: str) -> float:
 
 def detector_from_metadata(metadata: Mapping | None) -> Detector | None:
     """The detector a file describes (``metadata["eds_detector"]``, see
-    `napari_sigma.io._rsciio.bruker_detector`): its window layers (light elements at the film
+    `napari_sigma.io.readers._rsciio.bruker_detector`): its window layers (light elements at the film
     density, metals at their own), the window's support grid, the Si dead layer and the crystal
     thickness; None when the file describes none. The detector's own "DetLayers" list is not
     used: its units and densities are not documented (the same list is given for windowed and
@@ -127,7 +127,7 @@ def takeoff_angle(metadata: Mapping | None, default: float = 35.0) -> float:
     Looks at ``Acquisition_instrument.{SEM,TEM}.Detector.EDS.elevation_angle`` and
     ``...tilt_stage``; returns ``default`` when there is no elevation angle.
     """
-    from napari_sigma.io._rsciio import get_item
+    from napari_sigma.io.readers._rsciio import get_item
 
     if not metadata:
         return default

@@ -484,7 +484,7 @@ def _xray_fit(counts, axis, elements, beam_kev, detector) -> LineFit:
 
 def foil_thickness_nm(metadata: Mapping | None) -> float | None:
     """``Sample.thickness`` (nm) of HyperSpy-style metadata, or None."""
-    from napari_sigma.io._rsciio import get_item
+    from napari_sigma.io.readers._rsciio import get_item
 
     try:
         value = float(get_item(metadata or {}, "Sample.thickness", None))

@@ -1,6 +1,6 @@
 """The mineral report's tables as files: CSV rows (:func:`_write_rows`; phase_quant.csv's,
 :func:`phase_quant_rows`) and the HTML page (:func:`write_html`) of
-:mod:`napari_sigma.io.mineralogy`."""
+:mod:`napari_sigma.io.mineral_report.mineralogy`."""
 
 from __future__ import annotations
 

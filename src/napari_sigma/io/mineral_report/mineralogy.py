@@ -10,9 +10,9 @@ This module holds the report itself (:func:`write_mineral_report`, :func:`comput
 
 - :mod:`~napari_sigma.io.map_abundances`: the phases' abundance area fractions
   (``abundance_fractions``, ``abundance_basis``, ``known_sums``, ``BASIS_DEPTH``);
-- :mod:`~napari_sigma.io.report_sums`: what the report reads of the cube (``cube_sums``,
+- :mod:`~napari_sigma.io.mineral_report.report_sums`: what the report reads of the cube (``cube_sums``,
   ``CubeSums``);
-- :mod:`~napari_sigma.io.mineral_tables`: the CSV rows and the HTML page (``phase_quant_rows``,
+- :mod:`~napari_sigma.io.mineral_report.mineral_tables`: the CSV rows and the HTML page (``phase_quant_rows``,
   ``write_html``).
 
 Their names are importable from here as before; change them in their own modules, patch them
@@ -38,13 +38,13 @@ from napari_sigma.io.map_abundances import (  # noqa: F401
     basis_labels,
     known_sums,
 )
-from napari_sigma.io.mineral_tables import (  # noqa: F401
+from napari_sigma.io.mineral_report.mineral_tables import (  # noqa: F401
     ERR_WT_NOTE,
     _write_rows,
     phase_quant_rows,
     write_html,
 )
-from napari_sigma.io.report_sums import CubeSums, cube_sums  # noqa: F401
+from napari_sigma.io.mineral_report.report_sums import CubeSums, cube_sums  # noqa: F401
 from napari_sigma.minerals.mineralogy import Mineralogy, mineralogy
 
 MINERAL_FILES = {

@@ -1,6 +1,6 @@
 """What the mineral report reads of the cube (:func:`cube_sums`, kept in :class:`CubeSums`),
 made where the cube is: a process without the cube makes the report from them, the same numbers
-(:mod:`napari_sigma.io.mineralogy`)."""
+(:mod:`napari_sigma.io.mineral_report.mineralogy`)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ def cube_sums(
     label_sums: np.ndarray | None = None,
 ) -> CubeSums:  # fmt: skip
     """Every read of ``image.counts`` that
-    :func:`~napari_sigma.io.mineralogy.write_mineral_report` and
-    :func:`~napari_sigma.io.mineralogy.label_abundances` make for ``labels`` (phases
+    :func:`~napari_sigma.io.mineral_report.mineralogy.write_mineral_report` and
+    :func:`~napari_sigma.io.mineral_report.mineralogy.label_abundances` make for ``labels`` (phases
     1..``n_phases``), with the calls they make: one distance transform, the core sums (which
     the identification's phase spectra and
     the abundances' basis share), the deep sums, the host correction (numpy, the GIL released

@@ -6,7 +6,7 @@ second new buffer and copies that into the destination: for a 4 GiB cube in 32 M
 8 GiB of fresh pages, each zeroed and faulted in, and three copies. When the layout allows it,
 this module reads each chunk's bytes with ``pread`` in blocks that stay in the CPU cache,
 reverses the shuffle with integer shifts, and hands each decoded block to a writer (``pwrite``
-into a shared-memory file, :mod:`napari_sigma.io.isolation`) or copies it into the destination
+into a shared-memory file, :mod:`napari_sigma.io.reading_process.isolation`) or copies it into the destination
 array: one copy, no page faults, the same bytes as HDF5's own read.
 
 The plan is made only from HDF5's own index of the dataset (h5py), and only for the layouts whose

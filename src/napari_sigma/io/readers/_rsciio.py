@@ -42,7 +42,7 @@ class FileFormat:
         The package holding ``module`` (``"napari_sigma.io"`` for the readers of this project).
     events : bool
         An event stream (JEOL ``.pts``): always decoded lazily into an
-        :class:`~napari_sigma.io.events.EventCube` (see :func:`call_reader`).
+        :class:`~napari_sigma.io.readers.events.EventCube` (see :func:`call_reader`).
     """
 
     module: str
@@ -100,7 +100,7 @@ def call_reader(path: Path, fmt: FileFormat, lazy: bool) -> list[dict[str, Any]]
     lazy : bool
         Ask for dask arrays (only passed on where the reader supports it). Event streams
         (``fmt.events``) are always read lazily: rosettasciio decodes the whole stream either
-        way, and its events are kept as an :class:`~napari_sigma.io.events.EventCube` (a few MB)
+        way, and its events are kept as an :class:`~napari_sigma.io.readers.events.EventCube` (a few MB)
         rather than a dense cube (2 GiB for a 512 x 512 x 4096 map); the caller densifies it when
         it wants numpy counts.
 
@@ -116,7 +116,7 @@ def call_reader(path: Path, fmt: FileFormat, lazy: bool) -> list[dict[str, Any]]
     try:
         reader = import_module(fmt.reader_name).file_reader
         if fmt.events:
-            from napari_sigma.io.events import collecting_events
+            from napari_sigma.io.readers.events import collecting_events
 
             with collecting_events():
                 signals = reader(str(path), **options)

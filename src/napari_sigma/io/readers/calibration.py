@@ -1,4 +1,4 @@
-"""The axes of a reader's signal (:mod:`napari_sigma.io.reading`): which one is the energy axis
+"""The axes of a reader's signal (:mod:`napari_sigma.io.readers.reading`): which one is the energy axis
 (:func:`_energy_axis_index`), its calibration in keV (:func:`_energy_axis`: eV/keV told apart by
 the unit or the channel width, :func:`_kev_per_unit`) and the pixel size
 (:func:`_pixel_calibration`: µm, nm below 0.1 µm, ``"px"`` when uncalibrated)."""
@@ -11,7 +11,7 @@ from typing import Any
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import SpectrumImageError
-from napari_sigma.io import _rsciio as rh
+from napari_sigma.io.readers import _rsciio as rh
 from napari_sigma.units import is_uncalibrated, microns_per_unit
 
 

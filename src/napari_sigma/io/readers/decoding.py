@@ -1,6 +1,6 @@
 """A lazily opened cube decoded into an array the caller gives (:func:`_read_into_image`, the work
-of :func:`~napari_sigma.io.reading.read_into`): an HDF5 dataset's stored bytes placed directly
-(:mod:`napari_sigma.io._hdf5_direct`) or read in one HDF5 call (:func:`_plain_hdf5_dataset`),
+of :func:`~napari_sigma.io.readers.reading.read_into`): an HDF5 dataset's stored bytes placed directly
+(:mod:`napari_sigma.io.readers._hdf5_direct`) or read in one HDF5 call (:func:`_plain_hdf5_dataset`),
 other dask counts stored chunk by chunk (:func:`store_counts`)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.io import _rsciio as rh
-from napari_sigma.io.events import event_cube_of
-from napari_sigma.io.validation import validate_spectrum_image
+from napari_sigma.io.readers import _rsciio as rh
+from napari_sigma.io.readers.events import event_cube_of
+from napari_sigma.io.readers.validation import validate_spectrum_image
 from napari_sigma.spectrum_image import SpectrumImage
 
 
@@ -41,11 +41,11 @@ def _read_into_image(
 def store_counts(counts: Any, out: np.ndarray, write: Any = None) -> None:
     """Decode dask counts into ``out``; an HDF5 dataset read as it is goes without dask: its
     stored bytes placed directly when they are plain or byte-shuffled
-    (:mod:`napari_sigma.io._hdf5_direct`; ``write``: see :func:`read_into`), else in one HDF5
+    (:mod:`napari_sigma.io.readers._hdf5_direct`; ``write``: see :func:`read_into`), else in one HDF5
     call."""
     dataset = _plain_hdf5_dataset(counts)
     if dataset is not None:
-        from napari_sigma.io import _hdf5_direct
+        from napari_sigma.io.readers import _hdf5_direct
 
         plan = _hdf5_direct.plan(dataset)
         if plan is None:

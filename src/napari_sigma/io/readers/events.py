@@ -10,7 +10,7 @@ code: about 10 s of a 13 s first read.
 and gives dense numpy blocks on slicing, with numpy only. :func:`collecting_events` makes
 rosettasciio build an ``EventCube`` instead of its sparse array while a JEOL file is read (the
 decoding stays rosettasciio's); :meth:`EventCube.to_dask` is the lazy cube the package works on,
-small enough to travel from the reading child process (:mod:`napari_sigma.io.isolation`) to the
+small enough to travel from the reading child process (:mod:`napari_sigma.io.reading_process.isolation`) to the
 caller, so that a file is decoded once. :func:`event_cube_of` finds the events behind such a
 dask cube, so that sums over the whole cube (total counts, sum spectrum) take milliseconds
 instead of densifying every chunk.
@@ -128,7 +128,7 @@ class EventCube:
         return self._dense_block([(0, n) for n in self.shape])
 
     def _dense_block(self, bounds: list[tuple[int, int]]) -> np.ndarray:
-        from napari_sigma.io._memory import zeroed_array
+        from napari_sigma.io.readers._memory import zeroed_array
 
         block_shape = tuple(hi - lo for lo, hi in bounds)
         block = zeroed_array(block_shape, self.dtype)  # a 2 GiB cube: 4.1-5.0 -> 0.8 s of sys

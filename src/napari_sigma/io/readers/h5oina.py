@@ -22,7 +22,7 @@ varying fastest (top-left origin, as its ``X``/``Y`` datasets describe), and whe
 exports the spectra only as "unprocessed spectrum data") holds no spectrum image.
 
 :func:`file_reader` returns rosettasciio-style signal dictionaries (``data``, ``axes``,
-``metadata``, ``original_metadata``), so that :mod:`napari_sigma.io.reading` builds the
+``metadata``, ``original_metadata``), so that :mod:`napari_sigma.io.readers.reading` builds the
 :class:`~napari_sigma.spectrum_image.SpectrumImage` as for every other format. Electron images
 that cover the map at an integer multiple of its resolution (the usual AZtec case: a 1024 x 768
 image over a 256 x 192 map) are cropped to the map's bounding box and averaged down to the map's
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
-from napari_sigma.io._rsciio import as_float
+from napari_sigma.io.readers._rsciio import as_float
 
 ELECTRON_DETECTORS = ("SE", "BSE", "FSE")
 _EDS_GROUP = re.compile(r"^EDS\d*$")

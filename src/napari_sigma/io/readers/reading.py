@@ -3,7 +3,7 @@
 Supported: Bruker ``.bcf``/``.spx``, Thermo Fisher Velox ``.emd``, EDAX ``.spd``/``.spc``, JEOL
 ``.pts``/``.asw``/``.eds``, Phenom ``.elid``, Lispix ``.rpl`` (+ ``.raw``), HyperSpy
 ``.hspy``/``.zspy``, ``.msa`` and Oxford Instruments AZtec ``.h5oina`` (read by
-:mod:`napari_sigma.io.h5oina`, not rosettasciio). Every failure raises :class:`~napari_sigma.errors.SpectrumImageError`
+:mod:`napari_sigma.io.readers.h5oina`, not rosettasciio). Every failure raises :class:`~napari_sigma.errors.SpectrumImageError`
 naming the file and the cause.
 
 Choices made here:
@@ -20,11 +20,11 @@ Choices made here:
 - Pixel sizes are given in µm, or in nm below 0.1 µm; spatially uncalibrated maps get 1.0 ``"px"``.
 - Beam energy comes from the metadata after applying the reader's ``mapping`` (Velox and Phenom
   keep it only in their original metadata).
-- Every spectrum image is checked at the door (:func:`~napari_sigma.io.validation.validate_spectrum_image`):
+- Every spectrum image is checked at the door (:func:`~napari_sigma.io.readers.validation.validate_spectrum_image`):
   NaN, negative counts, eV/keV mix-ups, a missing beam energy and absurd pixel sizes are corrected
   with a warning naming the file, or refused with a ``SpectrumImageError``.
 - Reading is isolated by default (``isolate=None``): the vendor reader runs in a child process
-  (:mod:`napari_sigma.io.isolation`) so that a reader crashing, hanging or exhausting memory on a
+  (:mod:`napari_sigma.io.reading_process.isolation`) so that a reader crashing, hanging or exhausting memory on a
   corrupt file gives a ``SpectrumImageError`` instead of killing the caller. It costs about 1 s on
   the first read of a session and a few ms plus the transfer of the counts afterwards;
   ``isolate=False`` (or ``NAPARI_SIGMA_ISOLATE=0``) reads in the calling process, for trusted
@@ -33,9 +33,9 @@ Choices made here:
 This module holds the read functions and what decides how a file is read (in a child process,
 directly into an array, lazily); the rest lives by domain:
 
-- :mod:`~napari_sigma.io.signals`: the reader's signals made into a spectrum image or spectrum;
-- :mod:`~napari_sigma.io.calibration`: the energy axis and the pixel size;
-- :mod:`~napari_sigma.io.decoding`: a lazily opened cube decoded into a given array
+- :mod:`~napari_sigma.io.readers.signals`: the reader's signals made into a spectrum image or spectrum;
+- :mod:`~napari_sigma.io.readers.calibration`: the energy axis and the pixel size;
+- :mod:`~napari_sigma.io.readers.decoding`: a lazily opened cube decoded into a given array
   (``store_counts``).
 
 ``store_counts`` and the helpers the read functions call are importable from here as before;
@@ -51,24 +51,24 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
-from napari_sigma.io import _rsciio as rh
+from napari_sigma.io.readers import _rsciio as rh
 
 # moved by domain (eighteenth session): importable from here as before; a patch takes effect in
 # the module that reads the name
-from napari_sigma.io.decoding import (  # noqa: F401
+from napari_sigma.io.readers.decoding import (  # noqa: F401
     _plain_hdf5_dataset,
     _read_into_image,
     store_counts,
 )
-from napari_sigma.io.events import event_cube_of
-from napari_sigma.io.signals import (
+from napari_sigma.io.readers.events import event_cube_of
+from napari_sigma.io.readers.signals import (
     _build_image,
     _build_spectrum,
     _find_spectrum,
     _find_spectrum_image,
     _no_image_cause,
 )
-from napari_sigma.io.validation import validate_spectrum_image
+from napari_sigma.io.readers.validation import validate_spectrum_image
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 SUPPORTED_EXTENSIONS: dict[str, str] = {ext: fmt.description for ext, fmt in rh.FORMATS.items()}
@@ -125,7 +125,7 @@ _DIRECT_SUFFIXES = (".hspy",)
 
 def _read_direct(path: Path, function: str) -> SpectrumImage | None:
     """An eager in-process read of a cube stored as plain or byte-shuffled row bands, decoded
-    straight into a new array (:mod:`napari_sigma.io._hdf5_direct`: a 4 GiB ``.hspy`` 13.7-16.2
+    straight into a new array (:mod:`napari_sigma.io.readers._hdf5_direct`: a 4 GiB ``.hspy`` 13.7-16.2
     -> 4.2-4.3 s of CPU at load 6-9); None for any other file (then read the usual way)."""
     if path.suffix.lower() not in _DIRECT_SUFFIXES or not path.is_file():
         return None
@@ -136,7 +136,7 @@ def _read_direct(path: Path, function: str) -> SpectrumImage | None:
     dataset = _plain_hdf5_dataset(getattr(image, "counts", None))
     if dataset is None:
         return None
-    from napari_sigma.io import _hdf5_direct
+    from napari_sigma.io.readers import _hdf5_direct
 
     if _hdf5_direct.plan(dataset) is None:
         return None
@@ -144,9 +144,9 @@ def _read_direct(path: Path, function: str) -> SpectrumImage | None:
 
 
 def _populated_array(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """The destination of a direct read: :func:`napari_sigma.io._memory.zeroed_array` (its
+    """The destination of a direct read: :func:`napari_sigma.io.readers._memory.zeroed_array` (its
     pages mapped at once, not np.empty's huge pages: a 4 GiB read 11.4-12.5 -> 4.2-4.3 s CPU)."""
-    from napari_sigma.io._memory import zeroed_array
+    from napari_sigma.io.readers._memory import zeroed_array
 
     return zeroed_array(shape, dtype)
 
@@ -363,7 +363,7 @@ def _isolating(isolate: bool | None) -> bool:
 
 
 def _read_isolated(function: str, path: Path, lazy: bool, args: tuple = ()) -> Any:
-    from napari_sigma.io.isolation import read_isolated
+    from napari_sigma.io.reading_process.isolation import read_isolated
 
     if args:
         return read_isolated(function, path, lazy, args=args)
@@ -377,7 +377,7 @@ def check_before_reading(path: Path) -> rh.FileFormat:
     ------
     SpectrumImageError
         Unsupported extension, missing file, a folder, or a container that fails
-        :func:`~napari_sigma.io._rsciio.check_container`.
+        :func:`~napari_sigma.io.readers._rsciio.check_container`.
     """
     fmt = rh.FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -407,8 +407,8 @@ def read_into(
 
     The file is opened lazily, then its counts are decoded chunk by chunk into
     ``allocate(shape, dtype)`` (an ``np.ndarray``, e.g. on a shared-memory file): no second copy
-    of the cube (:mod:`napari_sigma.io.isolation` hands it to the parent that way). The image is
-    checked as an eager read is (:func:`~napari_sigma.io.validation.validate_spectrum_image`).
+    of the cube (:mod:`napari_sigma.io.reading_process.isolation` hands it to the parent that way). The image is
+    checked as an eager read is (:func:`~napari_sigma.io.readers.validation.validate_spectrum_image`).
 
     Parameters
     ----------
@@ -423,7 +423,7 @@ def read_into(
     write : callable, optional
         ``(array, byte_offset, data)``: places decoded bytes at that offset of the array's memory
         (e.g. ``pwrite`` to the file it maps: no page faults); default: a copy into the array.
-        Used when HDF5 is not needed to decode the file (:mod:`napari_sigma.io._hdf5_direct`).
+        Used when HDF5 is not needed to decode the file (:mod:`napari_sigma.io.readers._hdf5_direct`).
 
     Returns
     -------

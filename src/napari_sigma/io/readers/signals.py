@@ -1,4 +1,4 @@
-"""A reader's signals made into what :mod:`napari_sigma.io.reading` returns: which signal is the
+"""A reader's signals made into what :mod:`napari_sigma.io.readers.reading` returns: which signal is the
 spectrum image (the first EDS cube, :func:`_find_spectrum_image`) or the spectrum
 (:func:`_find_spectrum`), and the :class:`~napari_sigma.spectrum_image.SpectrumImage`
 (:func:`_build_image`: counts in the file's dtype, calibrations, metadata, the file's 2-D images of
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import SpectrumImageError
-from napari_sigma.io import _rsciio as rh
-from napari_sigma.io.calibration import _energy_axis, _energy_axis_index, _pixel_calibration
-from napari_sigma.io.events import as_event_cube
-from napari_sigma.io.validation import DataWarning
+from napari_sigma.io.readers import _rsciio as rh
+from napari_sigma.io.readers.calibration import _energy_axis, _energy_axis_index, _pixel_calibration
+from napari_sigma.io.readers.events import as_event_cube
+from napari_sigma.io.readers.validation import DataWarning
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
 

@@ -13,9 +13,9 @@ One worker process is started on the first isolated read (about 1 s: Python, num
 rosettasciio imports) and kept for the next reads (a few ms each, plus the transfer of the counts:
 through the pipe below 64 MiB, above it through a file in ``/dev/shm`` that the child writes once
 and the parent maps copy-on-write, its name removed at once; a chunked cube, e.g. an ``.hspy``, is
-decoded straight into that file, :func:`~napari_sigma.io.reading.read_into`, so the counts are
+decoded straight into that file, :func:`~napari_sigma.io.readers.reading.read_into`, so the counts are
 never copied; row bands or tiles (rosettasciio's default chunks) of plain or byte-shuffled bytes
-are decoded without HDF5 and written to it with ``pwrite``, :mod:`~napari_sigma.io._hdf5_direct`:
+are decoded without HDF5 and written to it with ``pwrite``, :mod:`~napari_sigma.io.readers._hdf5_direct`:
 a 4 GiB ``.hspy`` costs the child 4 s of CPU and 0.02 M page faults instead of 11 s and 3.2 M).
 It is restarted after a crash, a timeout or a cancel.
 
@@ -23,7 +23,7 @@ Lazy reads: a dask cube that reads the file when computed cannot leave the child
 reads the file lazily and computes its sum spectrum chunk by chunk (every byte of the cube is
 decoded once, in bounded memory); when that succeeds the parent reads the file lazily itself.
 Event streams (JEOL ``.pts``/``.asw``) are different: the child decodes the stream once into an
-:class:`~napari_sigma.io.events.EventCube` (a few MB for a 2 GiB cube) whose dask cube travels to
+:class:`~napari_sigma.io.readers.events.EventCube` (a few MB for a 2 GiB cube) whose dask cube travels to
 the parent as it is, lazy or not (an eager read densifies it in the parent): the file is decoded
 once, and the parent never runs rosettasciio's numba code.
 
@@ -32,11 +32,11 @@ once, and the parent never runs rosettasciio's numba code.
 This module holds the parent's side (:func:`read_steps`, :func:`read_isolated`,
 :func:`prewarm`, the worker's lifetime); the rest lives by domain:
 
-- :mod:`~napari_sigma.io.reader_process`: the child process seen from the parent (``_Worker``:
+- :mod:`~napari_sigma.io.reading_process.reader_process`: the child process seen from the parent (``_Worker``:
   its start, the requests and answers through its pipes);
-- :mod:`~napari_sigma.io.reader_child`: the child's side (its loop, ``_serve``, and its answer to
-  a request, ``_answer``); ``python -m napari_sigma.io.isolation`` still starts it;
-- :mod:`~napari_sigma.io.shared_arrays`: the large arrays' files in ``/dev/shm`` (written by the
+- :mod:`~napari_sigma.io.reading_process.reader_child`: the child's side (its loop, ``_serve``, and its answer to
+  a request, ``_answer``); ``python -m napari_sigma.io.reading_process.isolation`` still starts it;
+- :mod:`~napari_sigma.io.reading_process.shared_arrays`: the large arrays' files in ``/dev/shm`` (written by the
   child, mapped by the parent, removed when their child is gone).
 
 Their names that tests use are importable from here as before; change them in their own
@@ -61,9 +61,11 @@ from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 
 # moved by domain (eighteenth session): importable from here as before; a patch takes effect in
 # the module that reads the name
-from napari_sigma.io.reader_child import _serve  # the worker process' loop (__main__ below)
-from napari_sigma.io.reader_process import _POLL_S, _Worker
-from napari_sigma.io.shared_arrays import (  # noqa: F401
+from napari_sigma.io.reading_process.reader_child import (
+    _serve,  # the worker process' loop (__main__ below)
+)
+from napari_sigma.io.reading_process.reader_process import _POLL_S, _Worker
+from napari_sigma.io.reading_process.shared_arrays import (  # noqa: F401
     _SHARED_DIR,
     _SHARED_FILE_MIN_BYTES,
     _shared_file_prefix,
@@ -157,7 +159,7 @@ def prewarm() -> bool:
     bool
         Whether a worker process was started.
     """
-    from napari_sigma.io.reading import _isolating
+    from napari_sigma.io.readers.reading import _isolating
 
     if not _isolating(None) or not _lock.acquire(blocking=False):
         return False
@@ -195,7 +197,7 @@ def read_steps(
     function : str
         ``"read_any"``, ``"read_spectrum_image"``, ``"read_spectrum"``,
         ``"probe_spectrum_image"`` or ``"read_spectrum_image_within"`` of
-        :mod:`napari_sigma.io.reading`.
+        :mod:`napari_sigma.io.readers.reading`.
     path : str or Path
         The file.
     lazy : bool
@@ -222,7 +224,7 @@ def read_steps(
         raise ValueError(f"unknown read function {function!r}")
     path = Path(path)
     limits = limits or ReadLimits.default()
-    from napari_sigma.io import reading
+    from napari_sigma.io.readers import reading
 
     reading.check_before_reading(path)  # fast refusals need no child
     if _holder["thread"] == threading.get_ident():  # waiting for the lock would never end
@@ -270,7 +272,7 @@ def _unpack(
 ) -> Any:
     status, first, probe = answer
     if status == "ok" and function == "read_spectrum_image_within":
-        from napari_sigma.io import reading
+        from napari_sigma.io.readers import reading
 
         if first is None:  # lazy, checked by the child: read the dask cube here
             return reading.read_spectrum_image(path, lazy=True, isolate=False), probe
@@ -280,7 +282,7 @@ def _unpack(
         return first, probe
     if status == "ok":
         if lazy and first is None:  # the child checked the file: read the dask cube here
-            from napari_sigma.io import reading
+            from napari_sigma.io.readers import reading
 
             return getattr(reading, function)(path, lazy=True, isolate=False)
         if not lazy:
@@ -295,7 +297,7 @@ def _densified(data: Any) -> Any:
     """An image whose counts came as events (an eager read of an event stream) made dense."""
     from dataclasses import replace
 
-    from napari_sigma.io.events import event_cube_of
+    from napari_sigma.io.readers.events import event_cube_of
 
     events = event_cube_of(getattr(data, "counts", None))
     if events is None:
@@ -307,14 +309,14 @@ def _reissue_warnings(data: Any) -> None:
     """Issue in the caller the data warnings the child recorded (see io.validation)."""
     import warnings
 
-    from napari_sigma.io.validation import DataWarning
+    from napari_sigma.io.readers.validation import DataWarning
 
     for note in getattr(data, "metadata", {}).get("warnings", []):
         warnings.warn(DataWarning(f"{data.source}: {note}"), stacklevel=4)
 
 
 def _death_cause(path: Path, code: int | None) -> str:
-    from napari_sigma.io import _rsciio as rh
+    from napari_sigma.io.readers import _rsciio as rh
 
     fmt = rh.FORMATS.get(path.suffix.lower())
     reader = f"the {fmt.description} reader" if fmt else "the reader"

@@ -1,7 +1,7 @@
-"""The reading child's side (:mod:`napari_sigma.io.isolation`): :func:`_serve` answers the
+"""The reading child's side (:mod:`napari_sigma.io.reading_process.isolation`): :func:`_serve` answers the
 parent's read requests from stdin until it closes (:func:`_answer`: one request read with
-:mod:`napari_sigma.io.reading`, its large arrays in ``/dev/shm``,
-:mod:`~napari_sigma.io.shared_arrays`; :func:`_send_answer`: the answer written to stdout), after
+:mod:`napari_sigma.io.readers.reading`, its large arrays in ``/dev/shm``,
+:mod:`~napari_sigma.io.reading_process.shared_arrays`; :func:`_send_answer`: the answer written to stdout), after
 importing ahead what lazy and JEOL reads need (:func:`_warm_imports`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
-from napari_sigma.io.shared_arrays import (
+from napari_sigma.io.reading_process.shared_arrays import (
     _IN_SHARED_FILE,
     _PLACED,
     _SHARED_FILE_MIN_BYTES,
@@ -42,7 +42,7 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
     import warnings
 
     warnings.simplefilter("ignore")  # recorded in the metadata and issued by the parent
-    from napari_sigma.io import reading  # noqa: F401 - import once, before the first request
+    from napari_sigma.io.readers import reading  # noqa: F401 - import once, before the first request
 
     _warm_imports(protocol_in)  # started ahead (prewarm); stops when a request waits
 
@@ -108,9 +108,9 @@ def _send_answer(stream, answer: tuple[str, Any, Any]) -> None:  # pragma: no co
 
 
 def _answer(function: str, path: Path, lazy: bool, args: tuple = ()) -> tuple[str, Any, Any]:
-    from napari_sigma.io import _rsciio as rh
-    from napari_sigma.io import reading
-    from napari_sigma.io.events import event_cube_of
+    from napari_sigma.io.readers import _rsciio as rh
+    from napari_sigma.io.readers import reading
+    from napari_sigma.io.readers.events import event_cube_of
 
     fmt = rh.FORMATS.get(path.suffix.lower())
     if fmt is not None and fmt.events:

@@ -1,6 +1,6 @@
-"""The reading child process seen from its parent (:mod:`napari_sigma.io.isolation`):
-:class:`_Worker` starts it (``python -m napari_sigma.io.isolation``), sends it requests and reads
-its answers (length-prefixed pickles; large arrays through :mod:`~napari_sigma.io.shared_arrays`)
+"""The reading child process seen from its parent (:mod:`napari_sigma.io.reading_process.isolation`):
+:class:`_Worker` starts it (``python -m napari_sigma.io.reading_process.isolation``), sends it requests and reads
+its answers (length-prefixed pickles; large arrays through :mod:`~napari_sigma.io.reading_process.shared_arrays`)
 through its pipes, and stops it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from napari_sigma.io.shared_arrays import (
+from napari_sigma.io.reading_process.shared_arrays import (
     _IN_SHARED_FILE,
     _map_shared_file,
     _remove_orphaned_shared_files,

@@ -1,5 +1,5 @@
 """Large arrays between the reading child and its parent through files in ``/dev/shm``
-(:mod:`napari_sigma.io.isolation`): the child writes an array's bytes to a file once
+(:mod:`napari_sigma.io.reading_process.isolation`): the child writes an array's bytes to a file once
 (:func:`_shared_file_of`) or decodes a cube straight into one (:func:`_shared_array`,
 :func:`_write_shared`), and sends its name; the parent maps it copy-on-write and removes the name
 at once (:func:`_map_shared_file`). The files of children that are gone are removed

@@ -24,9 +24,9 @@ from typing import Any
 
 CALLS = {
     "phase_table": ("napari_sigma.phases.statistics", "phase_table"),
-    "render_report": ("napari_sigma.io.report", "render_report"),
-    "write_mineral_report": ("napari_sigma.io.mineralogy", "write_mineral_report"),
-    "render_figure": ("napari_sigma.io.child", "render_figure"),
+    "render_report": ("napari_sigma.io.results.report", "render_report"),
+    "write_mineral_report": ("napari_sigma.io.mineral_report.mineralogy", "write_mineral_report"),
+    "render_figure": ("napari_sigma.io.results.child", "render_figure"),
 }
 """What a child runs, by name: (module, function)."""
 
@@ -35,10 +35,10 @@ WARM_MODULES = {
     "render_report": (
         "matplotlib.figure",
         "matplotlib.backends.backend_agg",
-        "napari_sigma.io.report",
+        "napari_sigma.io.results.report",
     ),
     "write_mineral_report": (
-        "napari_sigma.io.mineralogy",
+        "napari_sigma.io.mineral_report.mineralogy",
         "napari_sigma.minerals.phases",
         "napari_sigma.minerals.mineralogy",
     ),
@@ -72,7 +72,7 @@ class ChildProcess:
         root = str(Path(napari_sigma.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "from napari_sigma.io.child import _serve; _serve()",
+            [sys.executable, "-c", "from napari_sigma.io.results.child import _serve; _serve()",
              *(name for name in expect if name in CALLS)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip

@@ -6,11 +6,11 @@ a whole result set into one folder; a second run into the same folder replaces i
 This module holds the export itself (:func:`export_steps`: every file in turn, the slow calls
 waited on or run in a child process); the rest lives by domain:
 
-- :mod:`~napari_sigma.io.result_files`: the TIFF and CSV writers (``write_labels_tiff``,
+- :mod:`~napari_sigma.io.results.result_files`: the TIFF and CSV writers (``write_labels_tiff``,
   ``read_labels_tiff``, ``write_maps_tiff``, ``write_spectra_csv``, ``write_stats_csv``);
-- :mod:`~napari_sigma.io.run_record`: ``run.json`` (``run_info``, ``write_run_json``,
+- :mod:`~napari_sigma.io.results.run_record`: ``run.json`` (``run_info``, ``write_run_json``,
   ``to_jsonable``);
-- :mod:`~napari_sigma.io.export_sums`: the sums the export takes instead of reading the cube.
+- :mod:`~napari_sigma.io.results.export_sums`: the sums the export takes instead of reading the cube.
 
 Their names are importable from here as before; change them in their own modules, patch them
 in the module that reads them.
@@ -26,24 +26,24 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+from napari_sigma.io.mineral_report.mineralogy import MINERAL_FILES
 
 # moved by domain (eighteenth session): importable from here as before; a patch takes effect in
 # the module that reads the name
-from napari_sigma.io.export_sums import (
+from napari_sigma.io.results.export_sums import (
     _exact_phase_sums,
     _phase_abundances,
     _report_reads_the_cube,
     _report_sums,
 )
-from napari_sigma.io.mineralogy import MINERAL_FILES
-from napari_sigma.io.result_files import (  # noqa: F401
+from napari_sigma.io.results.result_files import (  # noqa: F401
     read_labels_tiff,
     write_labels_tiff,
     write_maps_tiff,
     write_spectra_csv,
     write_stats_csv,
 )
-from napari_sigma.io.run_record import run_info, to_jsonable, write_run_json  # noqa: F401
+from napari_sigma.io.results.run_record import run_info, to_jsonable, write_run_json  # noqa: F401
 from napari_sigma.phases.statistics import PhaseTable, phase_table, phase_table_steps
 
 EXPORT_FILES = {
@@ -57,7 +57,7 @@ EXPORT_FILES = {
     **MINERAL_FILES,
 }
 """The files :func:`export_result` writes, by key of its returned dict (the mineralogy files,
-from ``phase_quant`` on, only when phases are identified: see :mod:`napari_sigma.io.mineralogy`)."""
+from ``phase_quant`` on, only when phases are identified: see :mod:`napari_sigma.io.mineral_report.mineralogy`)."""
 
 
 def export_result(
@@ -133,7 +133,7 @@ def export_steps(
     draw_in_process : bool
         Draw ``report.png``, and make the phase statistics (when they need a pass over the
         cube) and the mineral report when its cube is cheap to send (:func:`cube_travels`), in
-        a child process (:class:`~napari_sigma.io.child.ChildProcess`;
+        a child process (:class:`~napari_sigma.io.results.child.ChildProcess`;
         the same files byte for byte): their C calls then hold none of this process's GIL
         (napari's window froze ~100 ms at a time when they ran in threads). The child starts
         with the export and imports what they need meanwhile.
@@ -155,7 +155,7 @@ def export_steps(
     spectrum divided by the phase's pixel count), one column per phase headed by its name;
     ``unmixed_spectra.csv`` holds the NMF components as the unmixing returned them.
     """
-    from napari_sigma.io.child import ChildProcess
+    from napari_sigma.io.results.child import ChildProcess
 
     expect = ("render_report",)
     if cube_travels(result.image.counts):
@@ -252,10 +252,10 @@ def _write_maps_and_spectra(result, labels, table, paths) -> Computation[None]:
 
 
 def _mineral_report_step(result, labels, table, out, child, sums):
-    """The mineral report's files (:func:`~napari_sigma.io.mineralogy.write_mineral_report`),
+    """The mineral report's files (:func:`~napari_sigma.io.mineral_report.mineralogy.write_mineral_report`),
     in the child where the cube travels or its sums were made here: ``(paths, tables,
     minerals, cube_sums)`` (``cube_sums``: the sums made here for the child, else None)."""
-    from napari_sigma.io.mineralogy import write_mineral_report
+    from napari_sigma.io.mineral_report.mineralogy import write_mineral_report
 
     yield Progress("export", 5, 9, "minerals")
 
@@ -291,7 +291,7 @@ def _mineral_report_step(result, labels, table, out, child, sums):
 
 def _report_step(result, path, labels, table, tables, child) -> Computation[None]:
     """report.png, drawn in the child when there is one."""
-    from napari_sigma.io.report import drawn_mineralogy, drawn_of, render_report
+    from napari_sigma.io.results.report import drawn_mineralogy, drawn_of, render_report
 
     yield Progress("export", 7, 9, "report.png")
 
@@ -312,7 +312,7 @@ def _in_child_or_here(here: Any, child: Any, name: str, *args: Any, **kwargs: An
     """``child.call(name, *args, **kwargs)``; ``here()`` (the same function on the same data, in
     this process) when the child process died or never ran: the export's files are written all
     the same, only its drawing holds this process's GIL."""
-    from napari_sigma.io.child import ChildDied
+    from napari_sigma.io.results.child import ChildDied
 
     try:
         return child.call(name, *args, **kwargs)
@@ -331,16 +331,16 @@ def cube_travels(counts: Any) -> bool:
     a few MB)."""
     if isinstance(counts, np.ndarray):
         return counts.nbytes <= CHILD_CUBE_BYTES
-    from napari_sigma.io.events import event_cube_of
+    from napari_sigma.io.readers.events import event_cube_of
 
     return event_cube_of(counts) is not None
 
 
 def mineral_inputs(result: Any, without_cube: bool = False) -> Any:
-    """What :func:`~napari_sigma.io.mineralogy.write_mineral_report` reads of an analysis
-    result (for a child process: :mod:`napari_sigma.io.child`). ``without_cube``: the image
+    """What :func:`~napari_sigma.io.mineral_report.mineralogy.write_mineral_report` reads of an analysis
+    result (for a child process: :mod:`napari_sigma.io.results.child`). ``without_cube``: the image
     without its counts (a 1 x 1 x E zero array: a report given
-    :func:`~napari_sigma.io.mineralogy.cube_sums` reads none) and without the analysis' own
+    :func:`~napari_sigma.io.mineral_report.mineralogy.cube_sums` reads none) and without the analysis' own
     sums (of its labels, not the exported ones)."""
     from types import SimpleNamespace
 

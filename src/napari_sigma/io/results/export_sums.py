@@ -12,7 +12,7 @@ import numpy as np
 
 def _report_reads_the_cube(result: Any, labels: np.ndarray) -> bool:
     """Whether the mineral report of ``labels`` would read the cube and can be made from
-    :func:`~napari_sigma.io.mineralogy.cube_sums` instead: labels other than the analysis' own
+    :func:`~napari_sigma.io.mineral_report.mineralogy.cube_sums` instead: labels other than the analysis' own
     (whose sums it kept), 2-D, with the beam energy (without it the abundances' host
     correction reads the cube whatever it is given)."""
     labels = np.asarray(labels)
@@ -22,9 +22,9 @@ def _report_reads_the_cube(result: Any, labels: np.ndarray) -> bool:
 
 
 def _report_sums(result: Any, labels: np.ndarray, ids: list[int], label_sums: Any) -> Any:
-    """:func:`~napari_sigma.io.mineralogy.cube_sums` of ``labels`` for the mineral report, the
+    """:func:`~napari_sigma.io.mineral_report.mineralogy.cube_sums` of ``labels`` for the mineral report, the
     line dispersions when the phases are identified anew (not the analysis' own minerals)."""
-    from napari_sigma.io.mineralogy import cube_sums
+    from napari_sigma.io.mineral_report.mineralogy import cube_sums
 
     settings = getattr(result, "settings", None)
     identify = settings is None or getattr(settings, "identify_minerals", True)
@@ -40,12 +40,12 @@ def _phase_abundances(
     result: Any, labels: np.ndarray, phase_ids, fractions=None, sums: Any = None
 ) -> np.ndarray:
     """Abundance area fraction of each phase of ``phase_ids``: the map's sum spectrum unmixed
-    onto the phases' own spectra (:func:`~napari_sigma.io.mineralogy.abundance_fractions`, the
+    onto the phases' own spectra (:func:`~napari_sigma.io.mineral_report.mineralogy.abundance_fractions`, the
     numbers of the mineralogy report's ``abundance_area_percent``; ``fractions`` of labels 1..K
     when the report already solved it). Not the sum of per-pixel fractions: a non-negative
     fit of each noisy pixel puts positive shares of every phase in it, which inflates minor
     phases at low counts (1.7 % ilmenite read as 7 % at 30 counts per pixel)."""
-    from napari_sigma.io.mineralogy import label_abundances
+    from napari_sigma.io.mineral_report.mineralogy import label_abundances
 
     n = int(max(phase_ids, default=0))
     if fractions is None and n:

@@ -214,7 +214,7 @@ def render_report(
 
 def drawn_of(result: Any) -> Any:
     """What :func:`render_report` reads of a result when given the labels and the table (for a
-    child process: :mod:`napari_sigma.io.child`)."""
+    child process: :mod:`napari_sigma.io.results.child`)."""
     from types import SimpleNamespace
 
     image = result.image

@@ -1,5 +1,5 @@
 """The result files' writers: label and abundance TIFFs for ImageJ/Fiji (and the labels' reader),
-the spectra and the phase statistics as CSV (:mod:`napari_sigma.io.export` writes them all).
+the spectra and the phase statistics as CSV (:mod:`napari_sigma.io.results.export` writes them all).
 
 Files are overwritten without asking.
 """
