@@ -8,7 +8,8 @@ Its parts, one package per domain:
   the child's side, the large arrays' files in ``/dev/shm``);
 - :mod:`~napari_sigma.io.results`: an analysis' result files (export, report, run record,
   ``.hspy``, ``.sigma`` archive) and the child process that draws and sums for them;
-- :mod:`~napari_sigma.io.mineral_report`: the mineral report's files.
+- :mod:`~napari_sigma.io.mineral_report`: the mineral report's files (the abundance solve they
+  report: :mod:`napari_sigma.minerals.map_abundances`).
 
 The modules' names before they moved into these packages (``napari_sigma.io.reading``, ...)
 still import the same modules: :data:`MOVED_MODULES` lists every old name and its module now,
@@ -83,6 +84,7 @@ MOVED_MODULES = {
     "mineralogy": "napari_sigma.io.mineral_report.mineralogy",
     "report_sums": "napari_sigma.io.mineral_report.report_sums",
     "mineral_tables": "napari_sigma.io.mineral_report.mineral_tables",
+    "map_abundances": "napari_sigma.minerals.map_abundances",
 }
 """Where this package's modules moved (nineteenth session): old name -> full name now. Only
 these names are aliased; an old name imports the module of its full name (the same object)."""

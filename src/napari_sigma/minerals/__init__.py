@@ -31,5 +31,6 @@ __getattr__, __all__ = lazy_exports(
         "phase_line_dispersions": "same_names",
         "Mineralogy": "mineralogy",
         "mineralogy": "mineralogy",
+        "abundance_fractions": "map_abundances",
     },
 )

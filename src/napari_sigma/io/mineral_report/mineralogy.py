@@ -8,7 +8,7 @@ analysis's own results when the labels are the analysis's), computes the tables 
 This module holds the report itself (:func:`write_mineral_report`, :func:`compute_mineralogy`,
 :func:`phase_minerals_for`, :func:`label_abundances`); the rest lives by domain:
 
-- :mod:`~napari_sigma.io.map_abundances`: the phases' abundance area fractions
+- :mod:`~napari_sigma.minerals.map_abundances`: the phases' abundance area fractions
   (``abundance_fractions``, ``abundance_basis``, ``known_sums``, ``BASIS_DEPTH``);
 - :mod:`~napari_sigma.io.mineral_report.report_sums`: what the report reads of the cube (``cube_sums``,
   ``CubeSums``);
@@ -29,7 +29,14 @@ import numpy as np
 
 # moved by domain (eighteenth session): importable from here as before; a patch takes effect in
 # the module that reads the name
-from napari_sigma.io.map_abundances import (  # noqa: F401
+from napari_sigma.io.mineral_report.mineral_tables import (  # noqa: F401
+    ERR_WT_NOTE,
+    _write_rows,
+    phase_quant_rows,
+    write_html,
+)
+from napari_sigma.io.mineral_report.report_sums import CubeSums, cube_sums  # noqa: F401
+from napari_sigma.minerals.map_abundances import (  # noqa: F401
     BASIS_DEPTH,
     NEAR_IDENTICAL,
     _similar_groups,
@@ -38,13 +45,6 @@ from napari_sigma.io.map_abundances import (  # noqa: F401
     basis_labels,
     known_sums,
 )
-from napari_sigma.io.mineral_report.mineral_tables import (  # noqa: F401
-    ERR_WT_NOTE,
-    _write_rows,
-    phase_quant_rows,
-    write_html,
-)
-from napari_sigma.io.mineral_report.report_sums import CubeSums, cube_sums  # noqa: F401
 from napari_sigma.minerals.mineralogy import Mineralogy, mineralogy
 
 MINERAL_FILES = {

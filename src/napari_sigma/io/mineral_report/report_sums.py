@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_sigma.io.map_abundances import basis_labels
+from napari_sigma.minerals.map_abundances import basis_labels
 
 
 @dataclass
@@ -22,8 +22,8 @@ class CubeSums:
     ``depth``: :func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels``; ``cores``: their
     ``interior_labels``; ``core_sums``: the sum spectra of phases 1..K over ``cores``;
     ``map_sum``: the map's sum spectrum; ``deep_sums``: over the pixels at least
-    :data:`~napari_sigma.io.map_abundances.BASIS_DEPTH` deep, None where
-    :func:`~napari_sigma.io.map_abundances.abundance_basis` needs none; ``host``:
+    :data:`~napari_sigma.minerals.map_abundances.BASIS_DEPTH` deep, None where
+    :func:`~napari_sigma.minerals.map_abundances.abundance_basis` needs none; ``host``:
     ``host_corrected_spectra`` of ``core_sums`` (None where not needed); ``dispersion``:
     :func:`~napari_sigma.minerals.same_names.phase_line_dispersions` of ``cores`` over every
     element with a line (what a quantification may hold; empty when the phases are not
