@@ -19,6 +19,7 @@ KEPT = {
     "statistics": {
         "tables": ("PhaseTable", "main_elements", "phase_display_name"),
         "pixel_sums": ("sum_pixels", "add_pixels", "block_sums", "region_sizes", "_groups"),
+        "group_sums": ("GroupSums",),
     },
     "twins": {
         "twin_models": (

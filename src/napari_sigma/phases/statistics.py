@@ -17,8 +17,10 @@ counts (float64 accumulators, integer partial sums).
 
 This module holds :class:`PhaseStatistics` and the one-shot :func:`phase_table`; the rest lives by
 domain: :mod:`~napari_sigma.phases.tables` (``PhaseTable``, ``main_elements``,
-``phase_display_name``) and :mod:`~napari_sigma.phases.pixel_sums` (``sum_pixels``,
-``add_pixels``, ``block_sums``, ``region_sizes``). Their names are importable from here as before;
+``phase_display_name``), :mod:`~napari_sigma.phases.group_sums` (``GroupSums``: the sums of
+groups of pixels, whole blocks at once, that the statistics add and subtract) and
+:mod:`~napari_sigma.phases.pixel_sums` (``sum_pixels``, ``add_pixels``, ``block_sums``,
+``region_sizes``). Their names are importable from here as before;
 change them in their own modules, patch them in the module that reads them.
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress, run_to_completion
+from napari_sigma.phases.group_sums import GroupSums
 
 # moved by domain (eighteenth session): importable from here as before; a patch takes effect in
 # the module that reads the name
@@ -47,8 +50,6 @@ from napari_sigma.phases.tables import PhaseTable, main_elements, phase_display_
 
 FULL_RECOMPUTE_FRACTION = 0.25
 """An update that changes more than this fraction of the pixels recomputes everything."""
-
-_STEP_VALUES = 2**25  # counts summed between two yields of the *_steps generators (~0.05 s)
 
 
 def phase_table(labels: np.ndarray, *args: Any, **kwargs: Any) -> PhaseTable:
@@ -153,7 +154,7 @@ class PhaseStatistics:
         self.channels_summed = int(channels_summed)
         self.table: PhaseTable | None = None
         self._labels: np.ndarray | None = None
-        self._blocks: np.ndarray | None = None
+        self._group_sums = GroupSums(self.counts, self.intensities, self.block_size)
         self._region_cache: dict[int, np.ndarray] = {}
         self._stale_regions: set[int] = set()
         self._allocate(1)
@@ -253,21 +254,17 @@ class PhaseStatistics:
     def _recompute_steps(self, labels: np.ndarray, stage: str) -> Computation[None]:
         flat = labels.ravel().astype(np.int64)
         self._allocate(int(flat.max(initial=0)) + 1)
-        if self.block_size and self._blocks is None:
-            self._blocks = block_sums(self.counts, self.block_size)
+        self._group_sums.cache_blocks()
         yield Progress(stage, 0, 1, "summing the phases' spectra")
         if _is_lazy(self.counts):
-            ids, sums, intensity_sums = yield from self._sums_in_bands_steps(flat, stage)
+            ids, sums, intensity_sums = yield from self._group_sums.in_bands_steps(flat, stage)
         else:
-            ids, sums, intensity_sums = yield from self._sums_by_code_steps(
+            ids, sums, intensity_sums = yield from self._group_sums.by_code_steps(
                 np.arange(flat.size), flat, stage
             )
         self._sums[ids] = sums
         self._intensity_sums[ids] = intensity_sums
-        self._pixels[:] = np.bincount(flat, minlength=self._pixels.size)
-        self._labels = labels.astype(np.int32, copy=True)
-        self._region_cache = {}
-        self._stale_regions = set(np.flatnonzero(self._pixels[1:]) + 1)
+        self._keep_labels(labels, flat)
 
     def _start_from_sums(self, labels: np.ndarray, sum_spectra: np.ndarray) -> None:
         """State of :meth:`_recompute_steps` from known sum spectra of phases 1..K over
@@ -288,8 +285,13 @@ class PhaseStatistics:
             )
         self._allocate(n_ids + 1)
         self._sums[1:] = sum_spectra[:n_ids]
-        ids, intensity_sums = self._intensity_sums_by_code(np.arange(flat.size), flat)
+        ids, intensity_sums = self._group_sums.intensities_by_code(np.arange(flat.size), flat)
         self._intensity_sums[ids] = intensity_sums
+        self._keep_labels(labels, flat)
+
+    def _keep_labels(self, labels: np.ndarray, flat: np.ndarray) -> None:
+        """After a pass over every pixel: the pixels of each label (``flat``: ``labels``
+        raveled), a copy of ``labels``, and every phase's regions to count again."""
         self._pixels[:] = np.bincount(flat, minlength=self._pixels.size)
         self._labels = labels.astype(np.int32, copy=True)
         self._region_cache = {}
@@ -316,105 +318,20 @@ class PhaseStatistics:
         self._stale_regions.update(int(i) for i in touched[touched > 0])
 
     def _sums_of_moves(self, changed: np.ndarray, codes: np.ndarray, capacity: int):
-        """:meth:`_sums_by_code` of moves ``old * capacity + new``; whole phases from their sums."""
+        """:meth:`~napari_sigma.phases.group_sums.GroupSums.by_code` of moves
+        ``old * capacity + new``; whole phases from their sums."""
         distinct, counts = np.unique(codes, return_counts=True)
         whole = distinct[counts == self._pixels[distinct // capacity]]
         if whole.size == 0:
-            return self._sums_by_code(changed, codes)
+            return self._group_sums.by_code(changed, codes)
         rest = ~np.isin(codes, whole)
         parts = [
             (whole, self._sums[whole // capacity].copy(),
              self._intensity_sums[whole // capacity].copy()),
         ]  # fmt: skip
         if rest.any():
-            parts.append(self._sums_by_code(changed[rest], codes[rest]))
+            parts.append(self._group_sums.by_code(changed[rest], codes[rest]))
         return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
-
-    # -- sums --------------------------------------------------------------------------------
-
-    def _sums_in_bands_steps(self, flat: np.ndarray, stage: str):
-        """Sum spectra and intensity sums of every label of a lazy cube, in one pass of row bands."""
-        from napari_sigma.phases.spectra import phase_sum_steps
-
-        ids = np.arange(1, int(flat.max(initial=0)) + 1)
-        sums = yield from phase_sum_steps(self.counts, flat, ids.size, stage)
-        values = self.intensities.reshape(-1, self.intensities.shape[2])
-        intensity_sums = np.stack(
-            [np.bincount(flat, weights=values[:, i], minlength=ids.size + 1)[1:]
-             for i in range(values.shape[1])], axis=1,
-        ).reshape(ids.size, values.shape[1])  # fmt: skip
-        return ids, sums, intensity_sums
-
-    def _sums_by_code(self, flat_index: np.ndarray, codes: np.ndarray):
-        """Sum spectra and intensities of the pixels ``flat_index`` grouped by ``codes``.
-
-        Returns the distinct codes (G,), their sum spectra (G, E) and intensity sums (G, L), in
-        float64. Blocks of the block cache whose pixels all have one code are taken whole.
-        """
-        return run_to_completion(self._sums_by_code_steps(flat_index, codes, "statistics"))
-
-    def _sums_by_code_steps(self, flat_index: np.ndarray, codes: np.ndarray, stage: str):
-        """:meth:`_sums_by_code`, yielding every ``_STEP_VALUES`` counts (same sums, same order)."""
-        distinct, group, order, bounds = _groups(codes)
-        values = self.intensities.reshape(-1, self.intensities.shape[2])[flat_index[order]]
-        intensity_sums = np.add.reduceat(values, bounds[:-1], axis=0, dtype=np.float64)
-        sums = np.zeros((distinct.size, self.counts.shape[2]), dtype=np.float64)
-        ys, xs = np.divmod(flat_index, self.shape[1])
-        per_pixel = np.ones(flat_index.size, dtype=bool)
-        if self._blocks is not None:
-            per_pixel = self._add_whole_blocks(ys, xs, group, sums)
-        step = (
-            max(1, _STEP_VALUES // max(int(self.counts.shape[2]), 1) // _CHUNK_ROWS) * _CHUNK_ROWS
-        )
-        for g in range(distinct.size):
-            part = order[bounds[g] : bounds[g + 1]]
-            part = part[per_pixel[part]]
-            if not part.size:
-                continue
-            total = np.zeros(sums.shape[1])
-            for start in range(0, part.size, step):
-                piece = part[start : start + step]
-                add_pixels(total, self.counts, ys[piece], xs[piece])
-                if part.size > step:
-                    yield Progress(stage, 0, 1, "summing the phases' spectra")
-            sums[g] += total
-        return distinct, sums, intensity_sums
-
-    def _intensity_sums_by_code(self, flat_index: np.ndarray, codes: np.ndarray):
-        """The distinct codes and the intensity sums of :meth:`_sums_by_code` (same order of
-        additions, so the same float64 sums), without the spectra."""
-        distinct, _, order, bounds = _groups(codes)
-        values = self.intensities.reshape(-1, self.intensities.shape[2])[flat_index[order]]
-        return distinct, np.add.reduceat(values, bounds[:-1], axis=0, dtype=np.float64)
-
-    def _add_whole_blocks(self, ys, xs, group, sums) -> np.ndarray:
-        """Add the sums of whole blocks into ``sums``; return the mask of pixels still to sum."""
-        size = self.block_size
-        n_by, n_bx = self._blocks.shape[:2]
-        inside = np.flatnonzero((ys < n_by * size) & (xs < n_bx * size))
-        block = (ys[inside] // size) * n_bx + xs[inside] // size
-        filled = np.bincount(block, minlength=n_by * n_bx) == size * size
-        if group.size and group.max() == 0:
-            whole = np.flatnonzero(filled)
-            whole_group = np.zeros(whole.size, dtype=np.intp)
-        else:
-            low = np.full(n_by * n_bx, group.size)
-            high = np.full(n_by * n_bx, -1)
-            np.minimum.at(low, block, group[inside])
-            np.maximum.at(high, block, group[inside])
-            whole = np.flatnonzero(filled & (low == high))
-            whole_group = low[whole]
-        per_pixel = np.ones(ys.size, dtype=bool)
-        if whole.size == 0:
-            return per_pixel
-        per_pixel[inside[np.isin(block, whole)]] = False
-        flat_blocks = self._blocks.reshape(n_by * n_bx, -1)
-        for g in np.unique(whole_group):
-            chosen = whole[whole_group == g]
-            for start in range(0, chosen.size, _CHUNK_ROWS):
-                part = flat_blocks[chosen[start : start + _CHUNK_ROWS]]
-                sums[g] += part.sum(axis=0, dtype=np.float64)
-        return per_pixel
 
     # -- regions and table -------------------------------------------------------------------
 
