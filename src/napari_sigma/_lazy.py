@@ -40,14 +40,21 @@ class _MovedModules:
     def exec_module(self, module: ModuleType) -> None:
         sys.modules[module.__name__] = import_module(self.homes[module.__name__])
 
+    def get_code(self, fullname: str) -> Any:
+        """The moved module's code, for ``python -m`` of an old name (run as ``__main__``, as
+        ``python -m`` of the new name runs it)."""
+        from importlib.util import find_spec
+
+        spec = find_spec(self.homes[fullname])
+        return spec.loader.get_code(spec.name)
+
 
 def moved_modules(package: str, homes: Mapping[str, str]) -> None:
     """Keep the old names of ``package``'s moved modules importable (``homes``: the old name,
     relative to ``package`` -> the module's full name now): ``import package.old`` (and
     ``from package.old import x``, ``importlib.import_module``) gives the moved module itself,
     the same object, so a name patched through either path is patched for both. Nothing is
-    imported until an old name is; ``python -m package.old`` is not supported (run the moved
-    module)."""
+    imported until an old name is; ``python -m package.old`` runs the moved module's code."""
     finder = next((f for f in sys.meta_path if isinstance(f, _MovedModules)), None)
     if finder is None:
         finder = _MovedModules()

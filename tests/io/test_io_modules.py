@@ -157,3 +157,17 @@ def test_the_reading_and_drawing_children_start_by_the_new_names(tmp_path):
         assert table.pixels.tolist() == [20]
     finally:
         child.close()
+
+
+def test_python_m_of_an_old_name_runs_the_moved_module():
+    """``python -m napari_sigma.io.isolation`` (how a reader worker was started before the move,
+    e.g. by a napari process older than the installed package) runs the reading child: it serves
+    until its stdin closes, then ends cleanly."""
+    import subprocess
+    import sys
+
+    for name in ("napari_sigma.io.isolation", "napari_sigma.io.reading_process.isolation"):
+        done = subprocess.run(
+            [sys.executable, "-m", name, "0"], input=b"", capture_output=True, timeout=120
+        )
+        assert done.returncode == 0 and done.stderr == b"", (name, done.stderr[-500:])

@@ -13,13 +13,13 @@ Its parts, one package per domain:
 
 The modules' names before they moved into these packages (``napari_sigma.io.reading``, ...)
 still import the same modules: :data:`MOVED_MODULES` lists every old name and its module now,
-and :func:`~napari_sigma._lazy.moved_modules` puts a finder on ``sys.meta_path`` that answers
-an old name with the moved module itself (not a copy: a name patched through either path is
-patched for both). Nothing of this package's own code uses the old names; objects pickled
-(the reading child's answers, the drawing child's calls) name the modules where they are now,
-and the children are started by their new names. The old names are for code written against
-them (scripts, notebooks, branches of this project); they can go once nothing in tests/ and
-_napari/ imports them and one release has said so.
+and :func:`~napari_sigma._lazy.moved_modules` puts a finder on ``sys.meta_path`` that answers an
+old name with the moved module itself (not a copy: a name patched through either path is patched
+for both; ``python -m`` of an old name runs the moved module). Nothing of this package's own
+code uses the old names; objects pickled (the reading child's answers, the drawing child's
+calls) name the modules where they are now, and the children are started by their new names. The
+old names are for code written against them (scripts, notebooks, branches of this project); they
+can go once nothing in tests/ and _napari/ imports them and one release has said so.
 """
 
 from napari_sigma._lazy import lazy_exports, moved_modules
