@@ -234,25 +234,46 @@ class Outcome:
     n_warnings: int = 0
 
 
-def run_one(path: Path, settings, out_dir: Path, limit: int | None = None) -> Outcome:
+def run_one(
+    path: Path,
+    settings,
+    out_dir: Path,
+    limit: int | None = None,
+    import_meanwhile: bool | None = None,
+) -> Outcome:
     """Read, check, analyse and export one input; any failure becomes a failed :class:`Outcome`.
 
     The package's own errors keep their message (which names the file); a reader crash is one of
     them (the reading is isolated, see :mod:`napari_sigma.io.reading_process.isolation`); a MemoryError or any
     other exception is reported as one line naming the file, never as a traceback. Data warnings
-    (:mod:`napari_sigma.io.readers.validation`) are printed as ``napari-sigma: warning: ...`` lines.
-    ``limit``: the memory budget in bytes (``--memory``), or None.
+    (:mod:`napari_sigma.io.readers.validation`) are printed as ``napari-sigma: warning: ...``
+    lines. ``limit``: the memory budget in bytes (``--memory``), or None. ``import_meanwhile``: import
+    the analysis's modules in a thread while the file is read (:mod:`napari_sigma.pipeline.
+    preimport`; default: without a limit only); ``napari-sigma run`` does under its default
+    limit, not under a ``--memory-limit`` of the user's.
     """
     from napari_sigma.compute.chunks import memory_budget, read_within
-    from napari_sigma.pipeline.preimport import finish_importing, start_importing
+    from napari_sigma.io.readers.reading import _isolating
+    from napari_sigma.pipeline.preimport import (
+        compiled_code_pays,
+        finish_importing,
+        start_importing,
+    )
 
+    if import_meanwhile is None:
+        import_meanwhile = limit is None
+    import_meanwhile = import_meanwhile and _isolating(None)  # else this thread reads (imports)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with memory_budget(limit):
-                # the analysis's imports on another core while the file is read (a lazy read
-                # under a memory limit imports dask meanwhile: not then)
-                importing = start_importing() if limit is None else None
+                # the analysis's imports (and for a large file numba's compiled code) on
+                # another core while the file is read
+                importing = (
+                    start_importing(compiled_code=compiled_code_pays(path))
+                    if import_meanwhile
+                    else None
+                )
                 try:
                     image = read_within(path, limit)
                 finally:
@@ -302,7 +323,7 @@ def command_run(args: argparse.Namespace) -> int:
     limit = memory_limit(args)
     for path, name in zip(args.inputs, output_names(args.inputs), strict=True):
         # inputs sharing a file name get their folders' names
-        outcome = run_one(path, settings, args.out / name, limit)
+        outcome = run_one(path, settings, args.out / name, limit, args.memory_limit is None)
         if outcome.status == "ok":
             print(f"{path}: {outcome.detail}")
         else:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -70,7 +71,11 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
         def join(self):
             calls.append("joined")
 
-    monkeypatch.setattr(preimport, "start_importing", lambda: calls.append("start") or Thread())
+    def start(compiled_code=False):
+        calls.append(f"start {compiled_code}")
+        return Thread()
+
+    monkeypatch.setattr(preimport, "start_importing", start)
     monkeypatch.setattr(chunks, "read_within", lambda path, limit: calls.append("read") or "image")
 
     def analyse(image, settings, out):
@@ -79,24 +84,106 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
 
     monkeypatch.setattr(cli, "_analyse_and_export", analyse)
     outcome = cli.run_one(tmp_path / "x.hspy", None, tmp_path / "out")
-    assert calls == ["start", "read", "joined", "analyse image"]
+    assert calls == ["start False", "read", "joined", "analyse image"]
     assert outcome.status == "failed"
-    calls.clear()  # under a memory limit the read may import dask: no thread then
+    calls.clear()  # under a memory limit of the caller's the read may import dask: no thread
     cli.run_one(tmp_path / "x.hspy", None, tmp_path / "out", limit=2**30)
+    assert calls == ["read", "analyse image"]
+    calls.clear()  # napari-sigma run's default limit: the thread; numba too for a large file
+    big = tmp_path / "big.hspy"
+    with open(big, "wb") as file:
+        file.truncate(preimport.COMPILED_CODE_FILE_BYTES)  # sparse: no disk used
+    cli.run_one(big, None, tmp_path / "out", limit=2**30, import_meanwhile=True)
+    assert calls == ["start True", "read", "joined", "analyse image"]
+    calls.clear()  # a read in this process (isolation off) imports its reader: no thread
+    monkeypatch.setenv("NAPARI_SIGMA_ISOLATE", "0")
+    cli.run_one(big, None, tmp_path / "out", import_meanwhile=True)
     assert calls == ["read", "analyse image"]
 
 
-def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(tmp_path):
+def test_the_command_imports_meanwhile_under_its_default_limit_only(monkeypatch, tmp_path):
+    from napari_sigma import cli
+
+    seen = []
+    monkeypatch.setattr(
+        cli, "run_one", lambda path, s, out, limit, meanwhile: seen.append((limit, meanwhile))
+        or cli.Outcome(path, "ok", "")
+    )
+    monkeypatch.setattr(cli, "build_settings", lambda args: None)
+    path = tmp_path / "x.hspy"
+    cli.command_run(cli.make_parser().parse_args(["run", str(path), "--out", str(tmp_path)]))
+    cli.command_run(
+        cli.make_parser().parse_args(["run", str(path), "--out", str(tmp_path),
+                                      "--memory-limit", "2GB"])
+    )  # fmt: skip
+    assert seen[0][0] is not None and seen[0][1] is True  # the default limit
+    assert seen[1] == (2 * 10**9, False)
+
+
+def test_the_thread_loads_the_compiled_code_only_while_the_read_goes_on(monkeypatch):
+    """``compiled_code``: after its imports the thread loads numba's compiled code
+    (``abundances.load_compiled_code``) unless the read is done by then; the wait for the
+    thread is the join (no load starts after it)."""
+    from napari_sigma.unmixing import abundances
+
+    loads = []
+    release = threading.Event()
+
+    def load():
+        loads.append(threading.current_thread().name)
+        return True
+
+    monkeypatch.setattr(abundances, "load_compiled_code", load)
+    # the read still going when the imports end: the thread loads the code
+    thread = preimport.start_importing(("sigma_no_such_module_a",), compiled_code=True)
+    thread.join()
+    preimport.finish_importing(thread)
+    assert loads == [preimport.THREAD_NAME]
+    # the read done first: no load
+    loads.clear()
+    original = preimport._import
+
+    def slow_import(*args):
+        release.wait(10)
+        original(*args)
+
+    monkeypatch.setattr(preimport, "_import", slow_import)
+    thread = preimport.start_importing(("sigma_no_such_module_b",), compiled_code=True)
+    finishing = threading.Thread(target=preimport.finish_importing, args=(thread,))
+    finishing.start()
+    while thread in preimport._READ_DONE:  # the read is done: the event set, then the join
+        time.sleep(0.001)
+    release.set()
+    finishing.join()
+    assert not thread.is_alive() and loads == []
+    # without compiled_code: never
+    thread = preimport.start_importing(("sigma_no_such_module_c",))
+    preimport.finish_importing(thread)
+    assert loads == []
+    assert preimport._READ_DONE == {}
+
+
+@pytest.mark.parametrize(
+    ("limit", "compiled", "lazy"),
+    [(None, False, False), (10**9, True, False), (100_000, True, True)],
+    ids=["no-limit", "default-limit-with-numba", "lazy-under-limit"],
+)
+def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(
+    tmp_path, limit, compiled, lazy
+):
     """A fresh process (nothing imported yet): the main thread reads an ``.hspy`` file (in
     the reading child, as the CLI does) while the thread imports; every import the main thread
-    makes meanwhile is recorded (none expected), and the analysis's modules are there after."""
+    makes meanwhile is recorded (none expected), and the analysis's modules are there after.
+    With ``compiled``, the thread also loads numba's compiled code (while the read goes on, or
+    not at all). Under a limit the cube exceeds (73 KB, rows of 6 KB, a 100 KB limit) the read
+    is lazy: the parent opens the file itself, after waiting for the thread."""
     from napari_sigma.energy import EnergyAxis
     from napari_sigma.io.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     counts = np.random.default_rng(0).poisson(2.0, (12, 12, 256)).astype(np.uint16)
     image = SpectrumImage(counts=counts, energy=EnergyAxis(0.0, 0.01, 256), beam_energy=15.0)
-    path = write_hspy(tmp_path / "small.hspy", image)
+    path = write_hspy(tmp_path / "small.hspy", image, chunks=(1, 12, 256))
     script = textwrap.dedent(
         f"""
         import importlib.abc, json, sys, threading
@@ -109,8 +196,8 @@ def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(tm
         sys.meta_path.insert(0, Recorder())
         from napari_sigma.compute.chunks import read_within
         from napari_sigma.pipeline import preimport
-        thread = preimport.start_importing()
-        image = read_within(Path({str(path)!r}), None)
+        thread = preimport.start_importing(compiled_code={compiled!r})
+        image = read_within(Path({str(path)!r}), {limit!r})
         preimport.finish_importing(thread)
         main = threading.main_thread().name
         print(json.dumps({{
@@ -120,6 +207,7 @@ def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(tm
             "missing": [n for n in preimport.ANALYSIS_MODULES + preimport.EXPORT_MODULES
                         if n not in sys.modules],
             "shape": list(image.shape),
+            "lazy": hasattr(image.counts, "dask"),
         }}))
         """
     )
@@ -128,6 +216,7 @@ def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(tm
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["started"] and report["shape"] == [12, 12]
+    assert report["lazy"] is lazy
     assert report["main_meanwhile"] == []
     assert report["by_thread"] > 50
     assert report["missing"] == []

@@ -180,20 +180,29 @@ def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
         return None
     if resolve_device(device) != "cpu" or int(np.prod(counts.shape[:-1])) < COMPILED_NNLS_PIXELS:
         return None
-
-    def load() -> None:
-        try:
-            from napari_sigma.phases import _label_sums
-            from napari_sigma.unmixing._active_set import warm_up
-        except ImportError:  # numba missing: the pass raises it where it belongs
-            return
-        _label_sums.warm_up()  # the phase sums' kernel first: they come before the abundances
-        _SUMS_KERNEL_LOADED.set()
-        warm_up()  # the argument types of _lawson_hanson_compiled's call: the same machine code
-
-    thread = start_thread(load, "napari-sigma numba load")  # the exit waits for it
+    thread = start_thread(load_compiled_code, "napari-sigma numba load")  # the exit waits for it
     _WARM_UPS.append(thread)
     return thread
+
+
+def load_compiled_code() -> bool:
+    """Import numba and load the compiled code of the phase sums
+    (:mod:`napari_sigma.phases._label_sums`, first: they come before the abundances) and of the
+    active set (:func:`~napari_sigma.unmixing._active_set.warm_up`), in the calling thread; False
+    where numba is missing (the passes then raise or sum with numpy, as without this call).
+    Called by :func:`start_compiled_warm_up`'s thread, or by ``napari-sigma run``'s import
+    thread while the file is read (:mod:`napari_sigma.pipeline.preimport`; the warm-up's later
+    call then finds everything loaded: a few ms); the caller makes sure no other thread imports
+    meanwhile. Loading code changes no number."""
+    try:
+        from napari_sigma.phases import _label_sums
+        from napari_sigma.unmixing._active_set import warm_up
+    except ImportError:  # numba missing: the pass raises it where it belongs
+        return False
+    _label_sums.warm_up()
+    _SUMS_KERNEL_LOADED.set()
+    warm_up()  # the argument types of _lawson_hanson_compiled's call: the same machine code
+    return True
 
 
 def wait_for_sums_kernel() -> None:

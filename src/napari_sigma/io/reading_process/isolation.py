@@ -275,6 +275,7 @@ def _unpack(
         from napari_sigma.io.readers import reading
 
         if first is None:  # lazy, checked by the child: read the dask cube here
+            _before_importing()
             return reading.read_spectrum_image(path, lazy=True, isolate=False), probe
         if not reading.reads_lazily(probe, *args):
             first = _densified(first)
@@ -282,6 +283,7 @@ def _unpack(
         return first, probe
     if status == "ok":
         if lazy and first is None:  # the child checked the file: read the dask cube here
+            _before_importing()
             from napari_sigma.io.readers import reading
 
             return getattr(reading, function)(path, lazy=True, isolate=False)
@@ -291,6 +293,15 @@ def _unpack(
         return first
     error_type = NotASpectrumImageError if status == "not_image" else SpectrumImageError
     raise error_type(path, first)
+
+
+def _before_importing() -> None:
+    """Wait for ``napari-sigma run``'s import thread, if one runs
+    (:func:`napari_sigma.pipeline.preimport.wait_for_imports`): the lazy read about to open the
+    file here imports its reader, and two threads never import at once."""
+    preimport = sys.modules.get("napari_sigma.pipeline.preimport")
+    if preimport is not None:
+        preimport.wait_for_imports()
 
 
 def _densified(data: Any) -> Any:
