@@ -106,8 +106,11 @@ def test_the_command_imports_meanwhile_under_its_default_limit_only(monkeypatch,
 
     seen = []
     monkeypatch.setattr(
-        cli, "run_one", lambda path, s, out, limit, meanwhile: seen.append((limit, meanwhile))
-        or cli.Outcome(path, "ok", "")
+        cli,
+        "run_one",
+        lambda path, s, out, limit, meanwhile: (
+            seen.append((limit, meanwhile)) or cli.Outcome(path, "ok", "")
+        ),
     )
     monkeypatch.setattr(cli, "build_settings", lambda args: None)
     path = tmp_path / "x.hspy"
