@@ -56,8 +56,8 @@ class _ExtensionGate:
             if finder is self:
                 continue
             find_spec = getattr(finder, "find_spec", None)
-            if find_spec is None:
-                continue
+            if find_spec is None:  # a legacy finder: the import system's own way, not held
+                return None
             spec = find_spec(name, path, target)
             if spec is not None:
                 return spec
