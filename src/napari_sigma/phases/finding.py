@@ -59,6 +59,7 @@ from napari_sigma.phases.mixture import (
 )
 from napari_sigma.phases.potts import ICM_BAND_ROWS, _potts_icm, _potts_icm_steps  # noqa: F401
 from napari_sigma.phases.searches import _split_compositions, _unexplained, _with_trace
+from napari_sigma.phases.small_phases import small_phase_steps
 from napari_sigma.phases.splitting import SplitSettings
 from napari_sigma.phases.support import (  # noqa: F401
     _placed_by_neighbours,
@@ -131,6 +132,12 @@ class PhaseFindingSettings:
         After unmixing, the pixels of phases that one pixel cannot tell apart ("minor twins")
         are assigned again from their whole spectra (:mod:`~napari_sigma.phases.twins`); None:
         not.
+    small_phases : bool
+        With an automatic number of phases and a split search, after it: phases too small for
+        the split search tested for two compositions with the test's exact small-sample
+        p-value, and inclusions of their own composition in any phase found from windows of
+        pooled pixels and confirmed on independent pixels
+        (:mod:`~napari_sigma.phases.small_phases`).
     support_test : bool
         With an automatic number of phases, window counts and a split search: a phase too thin
         for the grain-wise test (fewer than ``split.min_pixels`` interior pixels) is kept only
@@ -157,6 +164,7 @@ class PhaseFindingSettings:
     fraction_sigma: float = FRACTION_SIGMA
     min_separation: float = MIN_SEPARATION
     twins: TwinSettings | None = field(default_factory=TwinSettings)
+    small_phases: bool = True
     support_test: bool = True
 
 
@@ -260,8 +268,8 @@ def _with_traces(raw, mask, found, counts, target, settings, device):
 
 
 def _refined_phases(raw, smoothed, mask, found, counts, target, selection, settings, device, valid):
-    """``found`` after the split search, the boundary zones' and the support test (automatic
-    K), or refitted to the K asked for when those steps give fewer phases."""
+    """``found`` after the split search, the boundary zones' and the support test and the
+    small phases' search (automatic K), or refitted to the K asked for when those steps give fewer phases."""
     labels, probabilities, hard, n_phases = found
     if settings.split is not None and (target is None or n_phases < target):
         labels, probabilities, hard, n_phases = yield from _split_compositions(
@@ -274,6 +282,10 @@ def _refined_phases(raw, smoothed, mask, found, counts, target, selection, setti
     if target is None and counts is not None and settings.support_test and n_phases > 1:
         labels, probabilities, hard, n_phases = yield from _without_unsupported_phases(
             mask, (labels, probabilities, hard, n_phases), counts, settings, valid
+        )
+    if target is None and settings.small_phases:  # confirmed on grains: after those checks
+        labels, probabilities, hard, n_phases = yield from small_phase_steps(
+            raw, mask, (labels, probabilities, hard, n_phases), counts, settings, valid
         )
     if target is not None and n_phases < target:  # asked for more than BIC and traces give
         refit = yield from cluster_phases(smoothed[mask], replace(selection, n_phases=target))

@@ -77,17 +77,25 @@ def _split_compositions(
     else:
         chosen = sorted(tests, key=lambda phase: -tests[phase].t_squared)
         chosen = chosen[: max(0, target - n_phases)]
+    state = (labels, probabilities, hard, n_phases)
     for phase in chosen:
         yield Progress("clustering", phase, n_phases, "splitting a phase of two compositions")
-        second = split_phase(raw, grid, phase + 1, tests[phase], settings.split).reshape(-1)
-        labels = np.where(second, n_phases, labels)
-        moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
-        moved[second, 0] = probabilities[second, phase]
-        probabilities = np.concatenate([probabilities, moved], axis=1)
-        probabilities[second, phase] = 0.0
-        hard = np.where(second[mask.reshape(-1)] & (hard == phase), n_phases, hard)
-        n_phases += 1
-    return labels, probabilities, hard, n_phases
+        state = _with_split(raw, grid, mask, state, phase, tests[phase], settings.split)
+    return state
+
+
+def _with_split(raw, grid, mask, state, phase: int, test, split):
+    """``state`` with the second composition of ``phase`` (its :class:`SplitTest` ``test``;
+    ``grid`` holds the phases 1..K of the test) as a new phase K."""
+    labels, probabilities, hard, n_phases = state
+    second = split_phase(raw, grid, phase + 1, test, split).reshape(-1)
+    labels = np.where(second, n_phases, labels)
+    moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
+    moved[second, 0] = probabilities[second, phase]
+    probabilities = np.concatenate([probabilities, moved], axis=1)
+    probabilities[second, phase] = 0.0
+    hard = np.where(second[mask.reshape(-1)] & (hard == phase), n_phases, hard)
+    return labels, probabilities, hard, n_phases + 1
 
 
 def _with_trace(

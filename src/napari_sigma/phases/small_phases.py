@@ -1,0 +1,343 @@
+"""Small phases of their own composition, after the split search (automatic number of phases).
+
+A phase of a few grains (2 % of a map: millerite NiS beside pentlandite (Fe,Ni)9S8; a sigma
+phase with ~8 at % more Cr and ~3 at % more Mo than the ferrite it grows in) has too few
+homogeneous pixels for the mixture, too faint a contrast per pixel for the trace search (a pixel
+at 70-100 counts misses a few counts of a line), and too few pixels for the split search
+(:mod:`~napari_sigma.phases.splitting`: ``min_pixels`` interior pixels, each group
+``min_share`` of the phase). Over its grains' pixels the difference is many standard
+deviations. Two tests look for it, both deciding on pixels whose counts chose nothing:
+
+1. **Small phases of two compositions.** A phase with fewer interior pixels than the split
+   search's ``min_pixels`` (but enough for both groups' covariances: ``4 (F + 1)``) gets the
+   split search's own test (checkerboard grouping, the odd pixels' squared t along the even
+   pixels' discriminant), its p-value from the exact small-sample distribution,
+   ``z^2 ~ F(1, n - 2)``, instead of the chi-square the large phases use; the same
+   ``p_value``, ``min_share`` and ``min_relative_difference``.
+2. **Inclusions of another composition.** Within every phase, windows of ``(2r+1)^2`` pixels
+   (``r`` in :data:`POOL_RADII`) pool the line-window counts of the EVEN pixels of a
+   checkerboard. Under one phase a window's counts are Poisson with the phase's profile
+   (:func:`~napari_sigma.phases.trace._robust_profiles`) times its dose, so their Pearson
+   chi-square is about chi-square with ``F - 1`` degrees of freedom; each phase's windows are
+   divided by its dispersion (the median chi-square of its interior windows over the
+   chi-square median, at least 1: quasi-Poisson), so a phase whose composition varies flags
+   only what lies far outside its own variation. Windows that neither their phase nor a mix of
+   two phases explains at :data:`SCREEN_P` are screened; connected groups of at least
+   ``trace_min_pixels`` are candidates. Each candidate is then tested on its ODD pixels alone
+   (independent of the screening): their summed counts against the best non-negative mix of
+   every known phase (weighted least squares; the dispersion), chi-square with ``F - 1``
+   degrees of freedom, at the split search's ``p_value`` divided by the number of candidates
+   (Bonferroni). The strongest confirmed candidate's odd pixels give the new phase's profile;
+   the other confirmed candidates that it and the known phases explain join it. Their pixels
+   are then labelled by the exact minimum of a Potts energy
+   (:func:`~napari_sigma.phases.graph_cut.two_label_cut`, the split search's
+   ``boundary_cost``) whose data term is each pixel's Poisson log-likelihood ratio of the new
+   profile over its phase's.
+
+A phase found either way rests on grains, not on pixels: the support test that follows
+(:func:`~napari_sigma.phases.support._without_unsupported_phases`) still asks a thin one
+whether its pixels need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.phases.splitting import (
+    _bounds,
+    _checkerboard,
+    _interior,
+    composition_test,
+)
+
+if TYPE_CHECKING:
+    from napari_sigma.phases.finding import PhaseFindingSettings
+
+#: Half-widths of the pooling windows of the inclusion test, smallest first (3x3, 5x5).
+POOL_RADII: tuple[int, ...] = (1, 2)
+#: Per-window p-value below which a window is screened as a candidate's (not a decision: the
+#: candidates are decided on their odd pixels).
+SCREEN_P = 1e-3
+#: Fewest interior windows of a phase that give it its own dispersion (else the map's).
+MIN_DISPERSION_WINDOWS = 30
+
+
+def small_phase_steps(
+    raw: np.ndarray,
+    mask: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+    counts: tuple[np.ndarray, np.ndarray] | None,
+    settings: PhaseFindingSettings,
+    valid: np.ndarray | None = None,
+) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """``state`` (flat labels 0..K-1, probabilities (N, K), training labels, K) with the small
+    phases of two compositions split and one phase of inclusions added (see the module)."""
+    split = settings.split
+    if split is None:
+        return state
+    yield Progress("clustering", 0, 1, "testing small phases")
+    state = _small_splits(raw, mask, state, settings, valid)
+    if counts is not None:
+        state = yield from _with_inclusions(mask, state, counts, settings, valid)
+    return state
+
+
+# ----------------------------------------------------------------------------- 1. small splits
+
+
+def exact_p_value(test, box_shape=None) -> float:
+    """p-value of a :class:`~napari_sigma.phases.splitting.SplitTest`'s ``z_squared`` under
+    ``F(1, n - 2)``, ``n`` the odd pixels of its two groups."""
+    from scipy.special import fdtrc
+
+    groups = test.groups
+    odd = _checkerboard(groups.shape, (slice(0, groups.shape[0]), slice(0, groups.shape[1])), 1)
+    n = int(((groups > 0) & odd).sum())
+    if n <= 2:
+        return 1.0
+    return float(fdtrc(1, n - 2, test.z_squared))
+
+
+def _small_splits(raw, mask, state, settings, valid):
+    """``state`` with every phase too small for the split search but large enough for the
+    covariances split where its two compositions pass the split test's criteria."""
+    from napari_sigma.phases.searches import _with_split
+
+    labels, n_phases = state[0], state[3]
+    split = settings.split
+    grid = labels.reshape(raw.shape[:2]) + 1
+    if valid is not None:
+        grid = np.where(valid, grid, 0)
+    floor = 4 * (raw.shape[-1] + 1)
+    small = replace(split, min_pixels=floor)
+    for phase in range(n_phases):
+        region = grid == phase + 1
+        if not region.any():
+            continue
+        box = _bounds(region, split.erode + 1)
+        if _interior(region[box], split.erode).sum() >= split.min_pixels:
+            continue  # the split search's own
+        test = composition_test(raw, grid, phase + 1, small, settings.mix_space)
+        if test is None:
+            continue
+        exact = replace(test, p_value=exact_p_value(test))
+        if exact.is_split(split):
+            state = _with_split(raw, grid, mask, state, phase, exact, split)
+    return state
+
+
+# ----------------------------------------------------------------------------- 2. inclusions
+
+
+def _with_inclusions(mask, state, counts, settings, valid):
+    """``state`` with one new phase of inclusions, where a candidate is confirmed."""
+    from napari_sigma.phases.trace import _robust_profiles, chi_square_threshold
+
+    labels, n_phases = state[0], state[3]
+    windows, dose = counts
+    shape = dose.shape
+    grid = labels.reshape(shape)
+    if valid is not None:
+        grid = np.where(valid, grid, -1)
+    n_windows = windows.shape[-1]
+    if n_windows < 2:
+        return state
+    flat_counts = windows.reshape(-1, n_windows).astype(np.float64)
+    flat_dose = dose.reshape(-1).astype(np.float64)
+    pixel_threshold = chi_square_threshold(n_windows, settings.trace_false_alarm)
+    profiles, _ = _robust_profiles(
+        flat_counts, flat_dose, labels.reshape(shape), n_phases, pixel_threshold
+    )  # as the support test learns them
+    even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0)
+    stacked = np.concatenate([flat_counts, flat_dose[:, None]], axis=1).reshape(*shape, -1)
+    odd_stacked = (stacked * ~even[..., None]).reshape(-1, n_windows + 1)
+    for radius in POOL_RADII:
+        yield Progress("clustering", 0, 1, f"pooling {2 * radius + 1}x{2 * radius + 1} windows")
+        sums = _box_sums(stacked * even[..., None], radius).reshape(-1, n_windows + 1)
+        dispersion = _dispersions(sums, grid, profiles, n_phases, radius)
+        screened = _screened_windows(sums, grid, profiles, dispersion)
+        region, new = _confirmed(screened, odd_stacked, grid, profiles, dispersion, settings,
+                                 radius)  # fmt: skip
+        if region is not None:
+            second = _assigned(region, flat_counts, flat_dose, grid, profiles, new, settings)
+            if second.any():
+                return _with_phase(state, mask, second.reshape(-1))
+    return state
+
+
+def _box_sums(values: np.ndarray, radius: int) -> np.ndarray:
+    """Sums of ``values`` ``(y, x, C)`` over each pixel's ``(2r+1)^2`` window (cut at the edge),
+    from a float64 summed-area table (integer counts are summed exactly)."""
+    height, width = values.shape[:2]
+    table = np.zeros((height + 1, width + 1, values.shape[-1]))
+    np.cumsum(values, axis=0, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    top = np.clip(np.arange(height) - radius, 0, height)
+    bottom = np.clip(np.arange(height) + radius + 1, 0, height)
+    left = np.clip(np.arange(width) - radius, 0, width)
+    right = np.clip(np.arange(width) + radius + 1, 0, width)
+    return (
+        table[bottom][:, right] - table[top][:, right] - table[bottom][:, left]
+        + table[top][:, left]
+    )  # fmt: skip
+
+
+def _interior_windows(grid: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose whole ``(2r+1)^2`` window (the edge repeated) carries their phase."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    size = 2 * radius + 1
+    low = minimum_filter(grid, size=size, mode="nearest")
+    high = maximum_filter(grid, size=size, mode="nearest")
+    return (low == high) & (grid >= 0)
+
+
+def _dispersions(sums, grid, profiles, n_phases: int, radius: int) -> np.ndarray:
+    """Each phase's dispersion ``(K,)``: the median Pearson chi-square of its interior windows
+    under its profile over the chi-square median (at least 1); the map's where a phase has
+    fewer than :data:`MIN_DISPERSION_WINDOWS` interior windows."""
+    from scipy.special import chdtri
+
+    from napari_sigma.phases.trace import mixture_chi_square_one
+
+    flat = grid.reshape(-1)
+    inside = np.flatnonzero(_interior_windows(grid, radius).reshape(-1) & (sums[:, -1] > 0))
+    if inside.size == 0:
+        return np.ones(n_phases)
+    median = float(chdtri(max(sums.shape[-1] - 2, 1), 0.5))
+    chi = mixture_chi_square_one(sums[inside, :-1], sums[inside, -1], profiles, flat[inside])
+    dispersion = np.full(n_phases, max(float(np.median(chi)) / median, 1.0))
+    for k in range(n_phases):
+        own = chi[flat[inside] == k]
+        if own.size >= MIN_DISPERSION_WINDOWS:
+            dispersion[k] = max(float(np.median(own)) / median, 1.0)
+    return dispersion
+
+
+def _screened_windows(sums, grid, profiles, dispersion) -> np.ndarray:
+    """Boolean ``(y, x)``: windows that neither their phase nor a mix of two phases explains at
+    :data:`SCREEN_P` (chi-square over their phase's dispersion)."""
+    from scipy.special import chdtri
+
+    from napari_sigma.phases.trace import mixture_chi_square, mixture_chi_square_one
+
+    flat = grid.reshape(-1)
+    threshold = float(chdtri(max(sums.shape[-1] - 2, 1), SCREEN_P))
+    asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
+    own = mixture_chi_square_one(sums[asked, :-1], sums[asked, -1], profiles, flat[asked])
+    suspects = asked[own / dispersion[flat[asked]] > threshold]
+    screened = np.zeros(flat.shape, dtype=bool)
+    if suspects.size:
+        chi = mixture_chi_square(sums[suspects, :-1], sums[suspects, -1], profiles)
+        screened[suspects[chi / dispersion[flat[suspects]] > threshold]] = True
+    return screened.reshape(grid.shape)
+
+
+def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> float:
+    """Chi-square of summed counts ``(F + 1,)`` (the dose last) under the best non-negative
+    mix of ``profiles`` (weighted least squares)."""
+    from scipy.optimize import nnls
+
+    counts, dose = total[:-1], total[-1]
+    scale = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    _, residual = nnls((dose * profiles * scale).T, counts * scale)
+    return float(residual**2)
+
+
+def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
+    """``(region, profile)``: the confirmed candidates' pixels and the new phase's profile from
+    their odd pixels, or ``(None, None)``.
+
+    A candidate is a connected group of screened windows grown by ``radius`` (the pixels its
+    windows pooled); the union of all candidates is one more candidate (the grains of one small
+    phase, none strong enough alone).
+    """
+    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import label as connected
+
+    groups, n_groups = connected(screened, structure=np.ones((3, 3)))
+    sizes = np.bincount(groups.reshape(-1), minlength=n_groups + 1)
+    kept = np.flatnonzero(sizes >= settings.trace_min_pixels)
+    kept = kept[kept > 0]
+    if kept.size == 0:
+        return None, None
+    footprint = np.ones((2 * radius + 1, 2 * radius + 1), dtype=bool)
+    centres = [(groups == g) & (grid >= 0) for g in kept]
+    if len(centres) > 1:
+        centres.append(np.logical_or.reduce(centres))
+    regions = [binary_dilation(centre, footprint) & (grid >= 0) for centre in centres]
+    level = settings.split.p_value / len(regions)
+    tested = [_region_test(region, odd, grid, profiles, dispersion) for region in regions]
+    confirmed = [k for k, (p, _, _) in enumerate(tested) if p < level]
+    if not confirmed:
+        return None, None
+    best = min(confirmed, key=lambda k: (tested[k][0], -tested[k][1]))
+    new = _profile(centres[best], odd)
+    together = np.vstack([profiles, new])
+    joined = [k for k in confirmed if k == best or
+              _region_test(regions[k], odd, grid, together, dispersion)[0] >= level]  # fmt: skip
+    return np.logical_or.reduce([regions[k] for k in joined]), _profile(
+        np.logical_or.reduce([centres[k] for k in joined]), odd
+    )
+
+
+def _profile(centre: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    """The count profile of the odd pixels of ``centre`` (the screened windows' own pixels,
+    whose counts chose nothing: the composition where the windows lie, without the halo of
+    host pixels the windows reach into)."""
+    total = odd[centre.reshape(-1)].sum(axis=0)
+    return total[:-1] / max(total[-1], 1.0)
+
+
+def _region_test(region, odd, grid, profiles, dispersion):
+    """``(p, chi, total)``: the p-value of the ``region``'s odd pixels' summed counts under the
+    best non-negative mix of ``profiles`` (chi-square, ``F - 1`` degrees of freedom, over the
+    dispersion of the phase holding most of the region), the chi-square and the sums."""
+    from scipy.special import chdtrc
+
+    flat = region.reshape(-1)
+    total = odd[flat].sum(axis=0)
+    hosts = grid.reshape(-1)[flat]
+    if total[-1] <= 0 or hosts.size == 0:
+        return 1.0, 0.0, total
+    spread = dispersion[np.bincount(hosts[hosts >= 0]).argmax()]
+    chi = _unmixed_chi_square(total, profiles) / spread
+    return float(chdtrc(max(odd.shape[1] - 2, 1), chi)), chi, total
+
+
+def _assigned(region, counts, dose, grid, profiles, new, settings) -> np.ndarray:
+    """Boolean ``(y, x)``: the ``region`` pixels the new phase takes, by a minimum cut of the
+    Poisson log-likelihood ratios of ``new`` over each pixel's phase."""
+    from napari_sigma.phases.graph_cut import two_label_cut
+
+    flat = grid.reshape(-1)
+    inside = np.flatnonzero(region.reshape(-1) & (flat >= 0))
+    host = profiles[flat[inside]]
+    floor = 1e-12
+    ratio = counts[inside] @ np.log(np.maximum(new, floor))[:, None]
+    ratio = ratio[:, 0] - np.einsum("ij,ij->i", counts[inside], np.log(np.maximum(host, floor)))
+    ratio -= dose[inside] * (new.sum() - host.sum(axis=1))
+    log_ratio = np.zeros(grid.size)
+    log_ratio[inside] = ratio
+    asked = np.zeros(grid.size, dtype=bool)
+    asked[inside] = True
+    asked = asked.reshape(grid.shape)
+    return asked & two_label_cut(log_ratio.reshape(grid.shape), asked,
+                                 settings.split.boundary_cost)  # fmt: skip
+
+
+def _with_phase(state, mask, second):
+    """``state`` with the flat ``second`` pixels as a new phase K (as the split search adds)."""
+    labels, probabilities, hard, n_phases = state
+    old = labels[second]
+    labels = np.where(second, n_phases, labels)
+    moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
+    moved[second, 0] = probabilities[second, old]
+    probabilities = np.concatenate([probabilities, moved], axis=1)
+    probabilities[second, old] = 0.0
+    hard = np.where(second[mask.reshape(-1)], n_phases, hard)
+    return labels, probabilities, hard, n_phases + 1
