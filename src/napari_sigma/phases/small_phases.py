@@ -170,20 +170,17 @@ def _with_inclusions(mask, state, counts, settings, valid):
 
 
 def _box_sums(values: np.ndarray, radius: int) -> np.ndarray:
-    """Sums of ``values`` ``(y, x, C)`` over each pixel's ``(2r+1)^2`` window (cut at the edge),
-    from a float64 summed-area table (integer counts are summed exactly)."""
-    height, width = values.shape[:2]
-    table = np.zeros((height + 1, width + 1, values.shape[-1]))
-    np.cumsum(values, axis=0, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-    top = np.clip(np.arange(height) - radius, 0, height)
-    bottom = np.clip(np.arange(height) + radius + 1, 0, height)
-    left = np.clip(np.arange(width) - radius, 0, width)
-    right = np.clip(np.arange(width) + radius + 1, 0, width)
-    return (
-        table[bottom][:, right] - table[top][:, right] - table[bottom][:, left]
-        + table[top][:, left]
-    )  # fmt: skip
+    """Sums of ``values`` ``(y, x, C)`` over each pixel's ``(2r+1)^2`` window (cut at the edge):
+    running sums down the zero-padded rows, then along them, differenced ``2r+1`` apart
+    (float64: integer counts are summed exactly)."""
+    size = 2 * radius + 1
+    padded = np.pad(np.asarray(values, np.float64), ((radius + 1, radius), (radius + 1, radius),
+                                                     (0, 0)))  # fmt: skip
+    running = np.cumsum(padded, axis=0, out=padded)
+    rows = running[size:] - running[:-size]
+    del padded, running
+    np.cumsum(rows, axis=1, out=rows)
+    return rows[:, size:] - rows[:, :-size]
 
 
 def _interior_windows(grid: np.ndarray, radius: int) -> np.ndarray:
@@ -249,14 +246,14 @@ def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> float:
 
 
 def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
-    """``(region, profile)``: the confirmed candidates' pixels and the new phase's profile from
-    their odd pixels, or ``(None, None)``.
+    """``(region, profile)``: the confirmed candidates' pixels (``(y, x)``) and the new phase's
+    profile from their odd pixels, or ``(None, None)``.
 
     A candidate is a connected group of screened windows grown by ``radius`` (the pixels its
     windows pooled); the union of all candidates is one more candidate (the grains of one small
-    phase, none strong enough alone).
+    phase, none strong enough alone). Pixels are handled as flat indices, each candidate grown
+    in its own box.
     """
-    from scipy.ndimage import binary_dilation
     from scipy.ndimage import label as connected
 
     groups, n_groups = connected(screened, structure=np.ones((3, 3)))
@@ -265,11 +262,10 @@ def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
     kept = kept[kept > 0]
     if kept.size == 0:
         return None, None
-    footprint = np.ones((2 * radius + 1, 2 * radius + 1), dtype=bool)
-    centres = [(groups == g) & (grid >= 0) for g in kept]
+    centres, regions = _candidates(groups, kept, grid, radius)
     if len(centres) > 1:
-        centres.append(np.logical_or.reduce(centres))
-    regions = [binary_dilation(centre, footprint) & (grid >= 0) for centre in centres]
+        centres.append(np.unique(np.concatenate(centres)))
+        regions.append(np.unique(np.concatenate(regions)))
     level = settings.split.p_value / len(regions)
     tested = [_region_test(region, odd, grid, profiles, dispersion) for region in regions]
     confirmed = [k for k, (p, _, _) in enumerate(tested) if p < level]
@@ -280,31 +276,55 @@ def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
     together = np.vstack([profiles, new])
     joined = [k for k in confirmed if k == best or
               _region_test(regions[k], odd, grid, together, dispersion)[0] >= level]  # fmt: skip
-    return np.logical_or.reduce([regions[k] for k in joined]), _profile(
-        np.logical_or.reduce([centres[k] for k in joined]), odd
+    region = np.zeros(grid.size, dtype=bool)
+    region[np.concatenate([regions[k] for k in joined])] = True
+    return region.reshape(grid.shape), _profile(
+        np.unique(np.concatenate([centres[k] for k in joined])), odd
     )
 
 
+def _candidates(groups, kept, grid, radius):
+    """Flat indices of each kept group's pixels (with a phase) and of the group grown by
+    ``radius`` (a square), each grown in its box."""
+    from scipy.ndimage import binary_dilation, find_objects
+
+    height, width = grid.shape
+    footprint = np.ones((2 * radius + 1, 2 * radius + 1), dtype=bool)
+    boxes = find_objects(groups)
+    centres, regions = [], []
+    for g in kept:
+        rows, cols = boxes[g - 1]
+        top, left = max(rows.start - radius, 0), max(cols.start - radius, 0)
+        box = (slice(top, min(rows.stop + radius, height)),
+               slice(left, min(cols.stop + radius, width)))  # fmt: skip
+        own = groups[box] == g
+        for part, out in ((own, centres), (binary_dilation(own, footprint), regions)):
+            y, x = np.nonzero(part & (grid[box] >= 0))
+            out.append((y + top) * width + (x + left))
+    return centres, regions
+
+
 def _profile(centre: np.ndarray, odd: np.ndarray) -> np.ndarray:
-    """The count profile of the odd pixels of ``centre`` (the screened windows' own pixels,
-    whose counts chose nothing: the composition where the windows lie, without the halo of
-    host pixels the windows reach into)."""
-    total = odd[centre.reshape(-1)].sum(axis=0)
+    """The count profile of the odd pixels of ``centre`` (flat indices: the screened windows'
+    own pixels, whose counts chose nothing: the composition where the windows lie, without the
+    halo of host pixels the windows reach into)."""
+    total = odd[centre].sum(axis=0)
     return total[:-1] / max(total[-1], 1.0)
 
 
 def _region_test(region, odd, grid, profiles, dispersion):
-    """``(p, chi, total)``: the p-value of the ``region``'s odd pixels' summed counts under the
-    best non-negative mix of ``profiles`` (chi-square, ``F - 1`` degrees of freedom, over the
-    dispersion of the phase holding most of the region), the chi-square and the sums."""
+    """``(p, chi, total)``: the p-value of the ``region``'s (flat indices) odd pixels' summed
+    counts under the best non-negative mix of ``profiles`` (chi-square, ``F - 1`` degrees of
+    freedom, over the dispersion of the phase holding most of the region), the chi-square and
+    the sums."""
     from scipy.special import chdtrc
 
-    flat = region.reshape(-1)
-    total = odd[flat].sum(axis=0)
-    hosts = grid.reshape(-1)[flat]
+    total = odd[region].sum(axis=0)
+    hosts = grid.reshape(-1)[region]
+    hosts = hosts[hosts >= 0]
     if total[-1] <= 0 or hosts.size == 0:
         return 1.0, 0.0, total
-    spread = dispersion[np.bincount(hosts[hosts >= 0]).argmax()]
+    spread = dispersion[np.bincount(hosts).argmax()]
     chi = _unmixed_chi_square(total, profiles) / spread
     return float(chdtrc(max(odd.shape[1] - 2, 1), chi)), chi, total
 
