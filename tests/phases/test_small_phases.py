@@ -145,3 +145,22 @@ def _run(computation):
     from napari_sigma.compute.progress import run_to_completion
 
     return run_to_completion(computation)
+
+
+def test_a_known_phase_diluted_with_its_host_takes_the_small_phase_pixels():
+    """A phase learnt from pixels that mix the small phase with its host (a binder grain and
+    the carbon around it) is that composition: the pure grains found elsewhere join it, no
+    second phase of one composition is made."""
+    rng = np.random.default_rng(4)
+    truth = _grains(SHAPE, CENTRES, 4)
+    mixed = _grains(SHAPE, [(88, 8)], 5)  # the known phase: a third grain, the rest host
+    binder = np.array([0.30, 0.10, 0.10, 0.12, 0.02])  # a stronger contrast than GRAIN's
+    profiles = np.where(truth[..., None], binder, HOST)
+    profiles = np.where(mixed[..., None], (binder + 2 * HOST) / 3, profiles)
+    windows, dose = _counts(rng, profiles)
+    labels = np.where(mixed, 1, 0)
+    found = _run(_with_inclusions(np.ones(SHAPE, bool), _state(labels), (windows, dose),
+                                  PhaseFindingSettings(), None))  # fmt: skip
+    assert found[3] == 2
+    taken = found[0].reshape(SHAPE) == 1
+    assert (taken & truth).sum() >= 0.5 * truth.sum()

@@ -165,8 +165,35 @@ def _with_inclusions(mask, state, counts, settings, valid):
         if region is not None:
             second = _assigned(region, flat_counts, flat_dose, grid, profiles, new, settings)
             if second.any():
-                return _with_phase(state, mask, second.reshape(-1))
+                diluted = _diluted_phase(new, odd_stacked, grid, profiles, dispersion, settings)
+                return _with_phase(state, mask, second.reshape(-1), diluted)
     return state
+
+
+def _diluted_phase(new, odd, grid, profiles, dispersion, settings) -> int | None:
+    """The known phase that is the new composition mixed with others, or None.
+
+    A phase learnt from a few pixels of a small phase and its host (a binder's grain and the
+    carbon around it) has a profile that is their mix; the small phase's pure pixels elsewhere
+    are no mix of the known profiles, and would become a second phase of the same
+    composition. A known phase whose odd pixels' summed counts the new profile and the other
+    phases explain (non-negative mix, the split search's ``p_value``, its dispersion) is that
+    phase: the new pixels join it.
+    """
+    from scipy.special import chdtrc
+
+    flat = grid.reshape(-1)
+    best, best_p = None, settings.split.p_value
+    for k in range(len(profiles)):
+        total = odd[flat == k].sum(axis=0)
+        if total[-1] <= 0:
+            continue
+        others = np.vstack([np.delete(profiles, k, axis=0), new])
+        chi = _unmixed_chi_square(total, others) / dispersion[k]
+        p = float(chdtrc(max(odd.shape[1] - 2, 1), chi))
+        if p >= best_p:
+            best, best_p = k, p
+    return best
 
 
 def _box_sums(values: np.ndarray, radius: int) -> np.ndarray:
@@ -350,14 +377,20 @@ def _assigned(region, counts, dose, grid, profiles, new, settings) -> np.ndarray
                                  settings.split.boundary_cost)  # fmt: skip
 
 
-def _with_phase(state, mask, second):
-    """``state`` with the flat ``second`` pixels as a new phase K (as the split search adds)."""
+def _with_phase(state, mask, second, existing: int | None = None):
+    """``state`` with the flat ``second`` pixels as a new phase K (as the split search adds),
+    or given to the ``existing`` phase."""
     labels, probabilities, hard, n_phases = state
     old = labels[second]
-    labels = np.where(second, n_phases, labels)
-    moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
-    moved[second, 0] = probabilities[second, old]
-    probabilities = np.concatenate([probabilities, moved], axis=1)
-    probabilities[second, old] = 0.0
-    hard = np.where(second[mask.reshape(-1)], n_phases, hard)
-    return labels, probabilities, hard, n_phases + 1
+    target = n_phases if existing is None else existing
+    labels = np.where(second, target, labels)
+    if existing is None:
+        moved = np.zeros((len(labels), 1), dtype=probabilities.dtype)
+        moved[second, 0] = probabilities[second, old]
+        probabilities = np.concatenate([probabilities, moved], axis=1)
+    else:
+        probabilities = probabilities.copy()
+        probabilities[second, existing] = probabilities[second, old]
+    probabilities[second, old] = np.where(old == target, probabilities[second, old], 0.0)
+    hard = np.where(second[mask.reshape(-1)], target, hard)
+    return labels, probabilities, hard, n_phases + (existing is None)
