@@ -78,3 +78,40 @@ def test_the_compute_preload_loads_torch_s_libraries_with_extension_imports_held
     preload._import_compute()
     assert gated == [False, True, False]  # reader, libraries, torch's import
     assert not gate_installed()
+
+
+def test_the_workers_pool_limits_wait_for_the_library_load(monkeypatch):
+    """threadpoolctl opens each pool's library with ctypes.CDLL (dlopen, the GIL held): a worker
+    limiting the pools (threads._limit_pools, as every plugin worker starts) waits for a library
+    load under way in another thread before it, without the GIL, and goes on once it ends."""
+    import threading
+
+    import threadpoolctl
+
+    from napari_sigma._napari import library_loading, threads
+
+    events = []
+    monkeypatch.setattr(threads, "_release_openblas", lambda: None)
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda limits: events.append(limits))
+    entered, release = threading.Event(), threading.Event()
+
+    def load() -> None:
+        with library_loading.extension_imports_wait():
+            entered.set()
+            release.wait(60)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    entered.wait(60)
+    worker = threading.Thread(target=threads._limit_pools, args=(1,))
+    worker.start()
+    worker.join(0.3)
+    held = (worker.is_alive(), list(events))
+    release.set()
+    loader.join(60)
+    worker.join(60)
+    assert held == (True, [])  # waiting while the load ran
+    assert events == [1] and not library_loading._active
+    # with no load under way it does not wait
+    threads._limit_pools(2)
+    assert events == [1, 2]

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 LONGEST_WAIT_S = 30.0  # a hang bound: an import never waits longer than this for the load
+_active: list[_ExtensionGate] = []  # the loads under way (their gates)
 
 
 class _ExtensionGate:
@@ -87,6 +88,7 @@ def extension_imports_wait() -> Iterator[_ExtensionGate]:
     """While the block runs, other threads' imports of extension modules wait for its end,
     without the GIL (the calling thread's own imports are not held)."""
     gate = _ExtensionGate()
+    _active.append(gate)
     sys.meta_path.insert(0, gate)
     try:
         yield gate
@@ -94,3 +96,15 @@ def extension_imports_wait() -> Iterator[_ExtensionGate]:
         gate.done.set()
         with contextlib.suppress(ValueError):
             sys.meta_path.remove(gate)
+        with contextlib.suppress(ValueError):
+            _active.remove(gate)
+
+
+def wait_for_library_loads(timeout: float = LONGEST_WAIT_S) -> None:
+    """Wait (without the GIL) for the loads under way in other threads: for code that calls
+    ``dlopen`` itself with the GIL held (``ctypes.CDLL``: threadpoolctl's scan of the process's
+    libraries as a worker limits the BLAS/OpenMP pools), which the finder cannot hold back."""
+    me = threading.get_ident()
+    for gate in list(_active):
+        if gate.owner != me:
+            gate.done.wait(timeout)

@@ -166,6 +166,11 @@ def close_in_background(generator: Any) -> threading.Thread:
 
 
 def _limit_pools(threads: int) -> Any:
+    from napari_sigma._napari.library_loading import wait_for_library_loads
+
+    # threadpoolctl opens each pool's library (ctypes.CDLL: dlopen with the GIL held): not
+    # while torch's libraries load, where it would wait for the loader's lock holding the GIL
+    wait_for_library_loads()
     try:
         from threadpoolctl import threadpool_limits
 
