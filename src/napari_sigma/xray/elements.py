@@ -13,8 +13,8 @@ Method
    from `xray`) as Gaussians of the detector FWHM (`xray.detector_fwhm`). Shell amplitudes are
    bounded relative to the shell of the element's default line (`_constrained_columns`), and
    smooth +/- B-spline columns absorb the residual bias of the SNIP background. The detector
-   FWHM and a small calibration shift are first estimated from the major elements
-   (`_calibrate`).
+   FWHM is first measured on the spectrum's isolated peaks (`_calibrate`,
+   `napari_sigma.xray.resolution`).
 4. **Greedy pursuit.** Elements are added one at a time: the element whose templates, fitted
    non-negatively to the current residual, reduce the weighted chi-square most is added and all
    chosen templates are refitted together (non-negative least squares). Fitting whole line
@@ -69,9 +69,6 @@ LOWER_RATIO_SLACK = 3.0
 BASELINE_KNOT_KEV = 0.5
 BASELINE_FINE_KNOT_KEV = 0.25
 BASELINE_FINE_END_KEV = 2.5
-CALIBRATION_ELEMENTS = 4
-FWHM_GRID = np.arange(0.110, 0.1801, 0.01)
-SHIFT_GRID = np.arange(-0.02, 0.02001, 0.004)
 
 
 @dataclass(frozen=True)
@@ -164,32 +161,12 @@ def suggest_elements(
 def _calibrate(
     spectrum: Spectrum, beam: float, exclude: set[str], min_significance: float
 ) -> tuple[float, float]:
-    """Detector FWHM at Mn Ka and energy shift (keV) that best fit the major elements.
+    """Detector FWHM at Mn Ka and energy shift (keV): the resolution measured on the spectrum's
+    isolated peaks, the shift fitted with the suggestion's elements
+    (`napari_sigma.xray.resolution.calibrate`)."""
+    from napari_sigma.xray.resolution import calibrate
 
-    The ``CALIBRATION_ELEMENTS`` strongest elements found with a 130 eV detector are refitted on
-    a grid of resolutions (``FWHM_GRID``, at zero shift), then of calibration shifts
-    (``SHIFT_GRID``, at the best resolution); the values with the lowest chi-square are returned.
-    Without a clear major element, (0.130, 0.0).
-    """
-    default = (0.130, 0.0)
-    problem = _build_problem(spectrum, beam, exclude, default[0], 0.0)
-    if problem is None:
-        return default
-    majors = _greedy_selection(problem, CALIBRATION_ELEMENTS, min_significance)
-    if not majors:
-        return default
-    fwhm = _best_on_grid(spectrum, beam, exclude, majors, FWHM_GRID, lambda v: (v, 0.0))
-    shift = _best_on_grid(spectrum, beam, exclude, majors, SHIFT_GRID, lambda v: (fwhm, v))
-    return fwhm, shift
-
-
-def _best_on_grid(spectrum, beam, exclude, majors, grid, settings) -> float:
-    """The grid value whose ``settings(value) -> (fwhm, shift)`` fits ``majors`` best."""
-    chi2 = [
-        _fit(_build_problem(spectrum, beam, exclude, *settings(v), only=majors), majors)[1]
-        for v in grid
-    ]
-    return float(grid[int(np.argmin(chi2))])
+    return calibrate(spectrum, beam, exclude, min_significance)
 
 
 def _build_problem(
