@@ -231,12 +231,15 @@ def fits_composition(candidate: Candidate, wt: Mapping[str, float]) -> bool:
         similarity) ranks the library; a best score above ``MIN_SCORE`` can still be a composition
         two or three tolerances away in every element (JEOL's C-O deposit: "nylon", 0.04): the
         nearest entry, not a match. Such a name is shown with ``OUTSIDE_TOLERANCE_MARK`` after it
-    (``"nylon?"``)."""
+    (``"nylon?"``). A light element the candidate holds that was not analysed must show its
+    line: the misfit of its counts against those predicted at the phase's dose
+    (``candidate.absent_chi2``, :func:`napari_sigma.minerals.spectral.absent_line_chi2`) is
+    added, one more degree of freedom per line tested."""
     from scipy.special import chdtrc  # chi2.sf without importing scipy.stats (0.2-0.3 s)
 
     compared = {el for el, v in wt.items() if el not in INVISIBLE and el not in candidate.ignored}
-    n = max(len(compared | set(candidate.composition)), 1)
-    return bool(chdtrc(n, candidate.chi2) >= FIT_LEVEL)
+    n = max(len(compared | set(candidate.composition)), 1) + candidate.absent_tested
+    return bool(chdtrc(n, candidate.chi2 + candidate.absent_chi2) >= FIT_LEVEL)
 
 
 def plain_name(name: str) -> str:

@@ -61,6 +61,11 @@ class Candidate:
     """An intergrowth's two components and their mass shares (`minerals.intergrowth`)."""
     whole: dict[str, float] | None = None
     """An intergrowth's whole composition (mass fractions, light elements included)."""
+    absent_chi2: float = 0.0
+    """The misfit of the lines its unanalysed light elements must show and the phase's spectrum
+    does not (`minerals.spectral.absent_line_chi2`), for the test of `identify.fits_composition`."""
+    absent_tested: int = 0
+    """How many such lines were tested (each one more degree of freedom of that test)."""
 
 
 def _comparable(composition: Mapping[str, float], measured: set[str]) -> dict[str, float]:
