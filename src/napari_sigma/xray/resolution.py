@@ -5,13 +5,17 @@ isolated, strong peak is fitted with its lines as Gaussians of a free width and 
 a straight local continuum, Poisson-weighted; each width gives the resolution at Mn Ka through
 the Fano/noise model of `napari_sigma.xray.lines.detector_fwhm` (Fiori & Newbury 1978:
 ``FWHM(E)^2 = FWHM(Mn Ka)^2 + 2.45 eV * (E - E(Mn Ka))``), and the peaks' values are combined
-by their weights. The peaks are found with a joint fit of the spectrum's strongest elements at a
-nominal resolution (:func:`isolated_families`): a peak counts when the other lines put less than
-``ISOLATION`` of its counts into its window, so that a neighbour never widens it.
+by their weights (:func:`measure_resolution`). The peaks are found with a joint fit of the
+spectrum's significant elements at a nominal resolution (:func:`isolated_peaks`): a peak counts
+when the other lines put less than ``ISOLATION`` of its counts into its window, so that a
+neighbour never widens it, and when it has ``MIN_PEAK_SIGNIFICANCE`` of counting evidence. K and
+L families only (an M family's lines are grouped coarsely in the table).
 
-Only K and L families take part where a K family is found (their line weights are the best
-known; an M family's lines are grouped coarsely in the table), and a peak needs
-``MIN_PEAK_SIGNIFICANCE`` of counting evidence.
+:func:`calibrate` gives the element suggestion (`napari_sigma.xray.elements`) its resolution
+and its energy-scale shift: the shift fitted with all the suggestion's elements at the measured
+resolution. The peaks' own offsets from the table (`Resolution.shift`) are measured but not
+applied: on real detectors whose scale is not linear at low energy they disagree among
+themselves by more than one shift corrects (see :func:`calibrate`).
 """
 
 from __future__ import annotations
@@ -168,8 +172,8 @@ class Resolution:
         Its standard error (keV): the counting error scaled by the peaks' scatter (the Birge
         ratio) when they scatter more than their counting errors allow.
     shift : float
-        The median of the peaks' position offsets (keV): one vote per peak, so that the few
-        low-energy lines of a detector whose energy scale is not linear there do not set it.
+        The median of the peaks' position offsets from the table (keV, observed minus
+        tabulated): one vote per peak. Reported, not applied (:func:`calibrate`).
     peaks : tuple of PeakWidth
         The peaks it was measured on.
     """
@@ -281,10 +285,10 @@ def measure_resolution(
         return None
     scale = spectrum.energy.scale
     found = None
-    for guess in (NOMINAL_FWHM_KEV, None):
+    for _ in range(2):
         # twice: the second time the joint fit and the windows at the first measurement (a
         # 160 eV detector's neighbours overflow 130 eV templates and windows)
-        fwhm = NOMINAL_FWHM_KEV if guess else found.fwhm_mnka
+        fwhm = NOMINAL_FWHM_KEV if found is None else found.fwhm_mnka
         columns = np.stack(
             [family_profile(energies, scale, family, fwhm) for family in families], axis=1
         )
@@ -306,9 +310,13 @@ def calibrate(
     the shift is then that of ``SHIFT_GRID`` which fits best the spectrum with every element
     the suggestion finds significant at that resolution (its greedy pursuit, the insignificant
     ones dropped, the suggestion's weights): one more parameter of the suggestion's own model,
-    fitted with all its elements. (Four majors alone, fitted with the width, pulled both off on
-    the 30x30 Bruker map: their L lines widened over the unmodelled O K, 150 eV and -8 eV
-    against the peaks' 131 eV.) Where no peak can be measured, :func:`calibrate_on_majors`.
+    fitted with all its elements (four majors alone, fitted with the width, took 150 eV on the
+    30x30 Bruker map, their L lines widened over the unmodelled O K, against its peaks' 131 eV).
+    The peaks' own offsets (`Resolution.shift`) are not applied: on that map O K sits 2 eV above
+    the table, Mg Ka 6, K Ka 13, and their median (-9 eV as a shift) lets Tb M take Mg Ka's
+    misplaced peak; on BAM's TM002 Mn Ka and Al Ka sit within 2 eV of the table, yet Zr L's line
+    model needs the suggestion's -8 eV, or Pt M takes its residual (certified: no Pt). Where no
+    peak can be measured, :func:`calibrate_on_majors`.
     """
     from napari_sigma.xray import elements as suggestion
 
