@@ -315,7 +315,7 @@ def calibrate(
     The peaks' own offsets (`Resolution.shift`) are not applied: on that map O K sits 2 eV above
     the table, Mg Ka 6, K Ka 13, and their median (-9 eV as a shift) lets Tb M take Mg Ka's
     misplaced peak; on BAM's TM002 Mn Ka and Al Ka sit within 2 eV of the table, yet Zr L's line
-    model needs the suggestion's -8 eV, or Pt M takes its residual (certified: no Pt). Where no
+    model needs a +8 eV shift, or Pt M takes its residual (certified: no Pt). Where no
     peak can be measured, :func:`calibrate_on_majors`.
     """
     from napari_sigma.xray import elements as suggestion
