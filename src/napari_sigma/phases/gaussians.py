@@ -12,6 +12,7 @@ import numpy as np
 from napari_sigma.compute.arrays import namespace
 from napari_sigma.compute.device import resolve_device
 from napari_sigma.compute.progress import Computation
+from napari_sigma.compute.row_reductions import row_max, row_sum
 from napari_sigma.errors import AnalysisError
 
 PREDICT_CHUNK = 1 << 18
@@ -82,9 +83,23 @@ def _logsumexp(values):
         import torch
 
         return torch.logsumexp(values, dim=1, keepdim=True)
-    largest = values.max(axis=1, keepdims=True)
+    largest = row_max(values, keepdims=True)
     largest[np.isinf(largest)] = 0.0
-    return np.log(np.exp(values - largest).sum(axis=1, keepdims=True)) + largest
+    # the same element-wise calls and row sums as log(exp(values - largest).sum()) + largest,
+    # one (n, M) temporary instead of two; the rows reduced column by column (row_reductions)
+    shifted = np.subtract(values, largest)
+    sums = row_sum(np.exp(shifted, out=shifted), keepdims=True)
+    return np.add(np.log(sums, out=sums), largest, out=sums)
+
+
+def _responsibilities(log_joint, norm):
+    """``exp(log_joint - norm)``; on numpy in place of ``log_joint`` (the same element-wise
+    calls: its values are then gone)."""
+    if not isinstance(log_joint, np.ndarray):
+        import torch
+
+        return torch.exp(log_joint - norm)
+    return np.exp(np.subtract(log_joint, norm, out=log_joint), out=log_joint)
 
 
 def _softmax(values) -> np.ndarray:
@@ -93,8 +108,8 @@ def _softmax(values) -> np.ndarray:
         import torch
 
         return torch.softmax(values, dim=1).cpu().numpy()
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    shifted = np.exp(values - row_max(values, keepdims=True))
+    return shifted / row_sum(shifted, keepdims=True)
 
 
 def _one_hot(labels, k: int, like):
@@ -187,8 +202,17 @@ def _log_densities(x, means, covs, outer=None):
         log_det = 2.0 * np.log(np.diagonal(cholesky, axis1=1, axis2=2)).sum(1)
         p_mean = np.einsum("kde,ke->kd", precision, means)
         upper = precision[:, rows, cols] * (2.0 - (rows == cols).astype(x.dtype))
-        mahalanobis = outer @ upper.T - 2.0 * (x @ p_mean.T) + (p_mean * means).sum(1)
-        return -0.5 * (d * math.log(2 * math.pi) + log_det + np.maximum(mahalanobis, 0.0))
+        # -0.5 (d log 2 pi + log_det + max(x'Px - 2 m'Px + m'Pm, 0)) in place: the same
+        # operations on the same operands in the same order (a + b is b + a exactly), one
+        # (n, M) temporary instead of six
+        mahalanobis = outer @ upper.T
+        cross = x @ p_mean.T
+        mahalanobis -= np.multiply(cross, 2.0, out=cross)
+        mahalanobis += (p_mean * means).sum(1)
+        np.maximum(mahalanobis, 0.0, out=mahalanobis)
+        mahalanobis += d * math.log(2 * math.pi) + log_det
+        mahalanobis *= -0.5
+        return mahalanobis
     import torch
 
     cholesky = torch.linalg.cholesky(covs)

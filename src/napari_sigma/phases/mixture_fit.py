@@ -23,6 +23,7 @@ from napari_sigma.phases.gaussians import (
     _one_hot,
     _outer_products,
     _PreparedPoints,
+    _responsibilities,
 )
 
 if TYPE_CHECKING:
@@ -129,14 +130,15 @@ def _fit_torch(
     log_likelihood = previous
     converged = False
     for _ in range(settings.max_iter):
-        log_joint = _log_densities(x, means, covs, outer) + xp.log(weights)
+        log_joint = _log_densities(x, means, covs, outer)  # a new array: added to in place
+        log_joint += xp.log(weights)
         norm = _logsumexp(log_joint)
         log_likelihood = float(norm.mean())
         if abs(log_likelihood - previous) < settings.tol:
             converged = True
             break
         previous = log_likelihood
-        resp = xp.exp(log_joint - norm)
+        resp = _responsibilities(log_joint, norm)  # log_joint's values are gone
         weights, means, covs = _m_step(x, outer, resp, settings.covariance)
         if time.perf_counter() - last_yield > YIELD_INTERVAL_S:
             yield
@@ -214,8 +216,11 @@ def _seeded_centers(x, k: int, generator: TorchCpuDraws, seeding: dict | None = 
 def _nearest_center(x, centers):
     """Index of the nearest centre of every point: the smallest ``|c|^2 - 2 x.c`` (one product;
     ``|x|^2`` is the same for every centre)."""
-    if isinstance(x, np.ndarray):
-        return ((centers * centers).sum(1) + -2.0 * (x @ centers.T)).argmin(1)
+    if isinstance(x, np.ndarray):  # |c|^2 + (-2 x.c) in place: the same sums
+        products = x @ centers.T
+        products *= -2.0
+        products += (centers * centers).sum(1)
+        return products.argmin(1)
     import torch
 
     return torch.addmm((centers * centers).sum(1), x, centers.T, alpha=-2.0).argmin(1)

@@ -112,5 +112,10 @@ def _row_softmax(part):
         import torch
 
         return torch.softmax(part, dim=-1)
-    shifted = np.exp(part - part.max(axis=-1, keepdims=True))
-    return shifted * (1.0 / shifted.sum(axis=-1, keepdims=True))
+    from napari_sigma.compute.row_reductions import row_max, row_sum
+
+    # a contiguous band (rows, x, K) as the table of its pixels' rows (a view: numpy reduces
+    # its last axis row by row alike), reduced column by column (compute.row_reductions)
+    rows = part.reshape(-1, part.shape[-1]) if part.flags.c_contiguous else part
+    shifted = np.exp(rows - row_max(rows, keepdims=True))
+    return (shifted * (1.0 / row_sum(shifted, keepdims=True))).reshape(part.shape)
