@@ -155,11 +155,13 @@ def _with_inclusions(mask, state, counts, settings, valid):
     even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0)
     stacked = np.concatenate([flat_counts, flat_dose[:, None]], axis=1).reshape(*shape, -1)
     odd_stacked = (stacked * ~even[..., None]).reshape(-1, n_windows + 1)
+    even_stacked = stacked * even[..., None]
     for radius in POOL_RADII:
         yield Progress("clustering", 0, 1, f"pooling {2 * radius + 1}x{2 * radius + 1} windows")
-        sums = _box_sums(stacked * even[..., None], radius).reshape(-1, n_windows + 1)
-        dispersion = _dispersions(sums, grid, profiles, n_phases, radius)
-        screened = _screened_windows(sums, grid, profiles, dispersion)
+        sums = _box_sums(even_stacked, radius).reshape(-1, n_windows + 1)
+        own = _own_chi_square(sums, grid, profiles)
+        dispersion = _dispersions(sums, grid, own, n_phases, radius)
+        screened = _screened_windows(sums, grid, profiles, dispersion, own)
         region, new = _confirmed(screened, odd_stacked, grid, profiles, dispersion, settings,
                                  radius)  # fmt: skip
         if region is not None:
@@ -220,40 +222,51 @@ def _interior_windows(grid: np.ndarray, radius: int) -> np.ndarray:
     return (low == high) & (grid >= 0)
 
 
-def _dispersions(sums, grid, profiles, n_phases: int, radius: int) -> np.ndarray:
-    """Each phase's dispersion ``(K,)``: the median Pearson chi-square of its interior windows
-    under its profile over the chi-square median (at least 1); the map's where a phase has
-    fewer than :data:`MIN_DISPERSION_WINDOWS` interior windows."""
-    from scipy.special import chdtri
-
+def _own_chi_square(sums, grid, profiles) -> np.ndarray:
+    """Each window's Pearson chi-square under its phase's profile, ``(N,)`` (NaN where the
+    pixel has no phase or the window no dose): made once, read by the dispersion and the
+    screen."""
     from napari_sigma.phases.trace import mixture_chi_square_one
+
+    flat = grid.reshape(-1)
+    asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
+    own = np.full(flat.shape, np.nan)
+    own[asked] = mixture_chi_square_one(sums[asked, :-1], sums[asked, -1], profiles, flat[asked])
+    return own
+
+
+def _dispersions(sums, grid, own, n_phases: int, radius: int) -> np.ndarray:
+    """Each phase's dispersion ``(K,)``: the median Pearson chi-square (``own``) of its
+    interior windows under its profile over the chi-square median (at least 1); the map's
+    where a phase has fewer than :data:`MIN_DISPERSION_WINDOWS` interior windows."""
+    from scipy.special import chdtri
 
     flat = grid.reshape(-1)
     inside = np.flatnonzero(_interior_windows(grid, radius).reshape(-1) & (sums[:, -1] > 0))
     if inside.size == 0:
         return np.ones(n_phases)
     median = float(chdtri(max(sums.shape[-1] - 2, 1), 0.5))
-    chi = mixture_chi_square_one(sums[inside, :-1], sums[inside, -1], profiles, flat[inside])
+    chi = own[inside]
     dispersion = np.full(n_phases, max(float(np.median(chi)) / median, 1.0))
     for k in range(n_phases):
-        own = chi[flat[inside] == k]
-        if own.size >= MIN_DISPERSION_WINDOWS:
-            dispersion[k] = max(float(np.median(own)) / median, 1.0)
+        mine = chi[flat[inside] == k]
+        if mine.size >= MIN_DISPERSION_WINDOWS:
+            dispersion[k] = max(float(np.median(mine)) / median, 1.0)
     return dispersion
 
 
-def _screened_windows(sums, grid, profiles, dispersion) -> np.ndarray:
-    """Boolean ``(y, x)``: windows that neither their phase nor a mix of two phases explains at
-    :data:`SCREEN_P` (chi-square over their phase's dispersion)."""
+def _screened_windows(sums, grid, profiles, dispersion, own) -> np.ndarray:
+    """Boolean ``(y, x)``: windows that neither their phase (``own``: their chi-square under
+    it) nor a mix of two phases explains at :data:`SCREEN_P` (chi-square over their phase's
+    dispersion)."""
     from scipy.special import chdtri
 
-    from napari_sigma.phases.trace import mixture_chi_square, mixture_chi_square_one
+    from napari_sigma.phases.trace import mixture_chi_square
 
     flat = grid.reshape(-1)
     threshold = float(chdtri(max(sums.shape[-1] - 2, 1), SCREEN_P))
     asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
-    own = mixture_chi_square_one(sums[asked, :-1], sums[asked, -1], profiles, flat[asked])
-    suspects = asked[own / dispersion[flat[asked]] > threshold]
+    suspects = asked[own[asked] / dispersion[flat[asked]] > threshold]
     screened = np.zeros(flat.shape, dtype=bool)
     if suspects.size:
         chi = mixture_chi_square(sums[suspects, :-1], sums[suspects, -1], profiles)
