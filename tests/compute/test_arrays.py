@@ -33,6 +33,12 @@ def test_every_name_gives_numpys_values_on_tensors():
         assert got.dtype == np.asarray(expected).dtype
         np.testing.assert_array_equal(got, expected)
 
+    def close(got, expected):
+        got = host(got)
+        assert got.shape == np.shape(expected)
+        assert got.dtype == np.asarray(expected).dtype
+        np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(np.float64).eps, atol=0)
+
     same(xp.where(tmask, ta, tb), np.where(mask, a, b))
     same(xp.zeros_like(ta), np.zeros_like(a))
     same(xp.zeros_like(ta, dtype=bool), np.zeros_like(a, dtype=bool))
@@ -46,8 +52,10 @@ def test_every_name_gives_numpys_values_on_tensors():
     copied[0, 0] = 99.0
     assert ta[0, 0] == a[0, 0]
     same(xp.abs(ta), np.abs(a))
-    same(xp.exp(ta), np.exp(a))
-    same(xp.log(xp.abs(ta)), np.log(np.abs(a)))
+    # transcendental functions: torch's and numpy's vector kernels are each correctly rounded to
+    # within an ulp, but not always the same ulp (they differ on an AVX-512 EPYC)
+    close(xp.exp(ta), np.exp(a))
+    close(xp.log(xp.abs(ta)), np.log(np.abs(a)))
     same(xp.clip(ta, -0.5, 0.5), np.clip(a, -0.5, 0.5))
     same(clamp_min(ta, 0.0), np.maximum(0.0, a))
     for axis in (0, 1):
