@@ -476,8 +476,9 @@ def end_to_end_ratios(rows: list[dict]) -> list[dict]:
     user + kernel CPU; times are medians over the rounds."""
     result = []
     rows = rows + _cheapest_floors(rows)
+    floor_kinds = ("read_pass", "read_pass_isolated", "cheapest")
     for size, floor_kind in sorted(
-        {(r["size"], r["config"]) for r in rows if r["config"] != "end_to_end"}
+        {(r["size"], r["config"]) for r in rows if r["config"] in floor_kinds}
     ):
         ends = {
             r.get("round", 0): r for r in rows if r["size"] == size and r["config"] == "end_to_end"

@@ -180,3 +180,17 @@ def test_the_sources_are_precompiled_for_the_measurement_and_left_as_they_were(b
         assert Path(cached).exists()
         assert pycs() >= before
     assert pycs() == before
+
+
+def test_the_emsigma_comparisons_rows_of_the_same_size_are_no_floor(bench):
+    """Part 2's rows (ours against emsigma) of a size that part 3 also measures are not read +
+    pass floors: the default sizes (``--emsigma-sizes 128,256 --e2e-sizes 256``) gave a KeyError."""
+    rows = [
+        _row("read_pass", 0, 10.0),
+        _row("end_to_end", 0, 24.0),
+        _row("read_pass_isolated", 0, 6.0),
+        dict(_row("ours_b2_cli", 0, 2.0), pipeline_s=1.7),
+        dict(_row("emsigma", 0, 64.0), pipeline_s=53.2),
+    ]
+    floors = {r["floor"] for r in bench.end_to_end_ratios(rows)}
+    assert floors == {"read_pass", "read_pass_isolated", "cheapest"}
