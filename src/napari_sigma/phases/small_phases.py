@@ -200,16 +200,11 @@ def _diluted_phase(new, odd, grid, profiles, dispersion, settings) -> int | None
 
 def _box_sums(values: np.ndarray, radius: int) -> np.ndarray:
     """Sums of ``values`` ``(y, x, C)`` over each pixel's ``(2r+1)^2`` window (cut at the edge):
-    running sums down the zero-padded rows, then along them, differenced ``2r+1`` apart
-    (float64: integer counts are summed exactly)."""
-    size = 2 * radius + 1
-    padded = np.pad(np.asarray(values, np.float64), ((radius + 1, radius), (radius + 1, radius),
-                                                     (0, 0)))  # fmt: skip
-    running = np.cumsum(padded, axis=0, out=padded)
-    rows = running[size:] - running[:-size]
-    del padded, running
-    np.cumsum(rows, axis=1, out=rows)
-    return rows[:, size:] - rows[:, :-size]
+    phase finding's own box sum (`napari_sigma.phases._filters.box_sum`) with zeros beyond the
+    map, in float64 (integer counts are summed exactly)."""
+    from napari_sigma.phases._filters import box_sum
+
+    return box_sum(np.asarray(values, np.float64), radius, mode="constant")
 
 
 def _interior_windows(grid: np.ndarray, radius: int) -> np.ndarray:
