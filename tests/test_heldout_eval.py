@@ -17,7 +17,8 @@ def modules():
     sys.path.insert(0, str(BENCHMARKS))
     try:
         yield (importlib.import_module("espm_heldout_eval"),
-               importlib.import_module("espm_heldout4"))  # fmt: skip
+               importlib.import_module("espm_heldout4"),
+               importlib.import_module("espm_heldout5"))  # fmt: skip
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -39,16 +40,28 @@ def modules():
     ],
 )
 def test_a_name_is_right_by_the_truth_entry(modules, truth, found, right):
-    evaluation, _ = modules
+    evaluation = modules[0]
     assert evaluation.is_right(truth, found) is right
 
 
-def test_the_fourth_sets_accepted_names_belong_to_its_phases(modules):
-    _, fourth = modules
-    phases = {name for case in fourth.CASES.values() for name, _, _ in case["phases"]}
-    assert set(fourth.TRUTH_NAMES) <= phases
-    assert 4 <= len(fourth.CASES) <= 6
-    assert all(3 <= len(case["phases"]) <= 6 for case in fourth.CASES.values())
+@pytest.mark.parametrize("which", [1, 2])
+def test_the_fourth_and_fifth_sets_accepted_names_belong_to_their_phases(modules, which):
+    held_out = modules[which]
+    phases = {name for case in held_out.CASES.values() for name, _, _ in case["phases"]}
+    assert set(held_out.TRUTH_NAMES) <= phases
+    assert 4 <= len(held_out.CASES) <= 6
+    assert all(3 <= len(case["phases"]) <= 6 for case in held_out.CASES.values())
+
+
+@pytest.mark.parametrize(
+    ("found", "right"),
+    [("plagioclase An20", True), ("plagioclase An30?", True), ("oligoclase", True),
+     ("plagioclase An35", False), ("plagioclase An3", False), ("albite", False)],
+)  # fmt: skip
+def test_the_fifth_sets_oligoclase_is_plagioclase_an10_to_30(modules, found, right):
+    evaluation, fifth = modules[0], modules[2]
+    truth = {"name": "oligoclase", **fifth.TRUTH_NAMES["oligoclase"]}
+    assert evaluation.is_right(truth, found) is right
 
 
 def _write_case(folder: Path) -> tuple[Path, Path]:
@@ -84,7 +97,7 @@ def _write_case(folder: Path) -> tuple[Path, Path]:
 
 
 def test_a_case_is_scored_with_its_areas(modules, tmp_path):
-    evaluation, _ = modules
+    evaluation = modules[0]
     case, run = _write_case(tmp_path)
     scored = evaluation.score_case(case, run)
     a, b = scored["phases"]
