@@ -89,8 +89,42 @@ def absorbed_continuum_columns(energies: np.ndarray, beam_energy: float) -> np.n
 
 def reference_background(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarray:
     """SNIP continuum of a (lightly smoothed) spectrum, with a window of ~2 detector FWHM."""
-    from napari_sigma.xray.elements import _smooth, snip_background
-
-    smooth = _smooth(np.asarray(counts, dtype=np.float64), scale, fwhm_mnka_kev)
+    smooth = light_smoothing(np.asarray(counts, dtype=np.float64), scale, fwhm_mnka_kev)
     window = int(np.ceil(2.0 * xray.detector_fwhm(5.0, fwhm_mnka_kev) / scale))
     return np.clip(snip_background(smooth, window), 0.0, None), smooth
+
+
+def light_smoothing(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarray:
+    """Gaussian smoothing with a quarter of the low-energy detector FWHM."""
+    from scipy.ndimage import gaussian_filter1d
+
+    sigma_channels = 0.25 * xray.detector_fwhm(0.5, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA / scale
+    return gaussian_filter1d(counts, max(sigma_channels, 0.5), mode="nearest")
+
+
+def snip_background(counts: np.ndarray, window: int) -> np.ndarray:
+    """SNIP background of a spectrum (Ryan et al. 1988, with a decreasing clipping window).
+
+    Parameters
+    ----------
+    counts : ndarray, shape (E,)
+        Counts per channel (non-negative, ideally smoothed).
+    window : int
+        Largest half-width of the clipping window in channels (about two peak FWHM).
+
+    Returns
+    -------
+    ndarray, shape (E,)
+        The background, ``<= counts`` everywhere.
+    """
+    transformed = np.log(np.log(np.sqrt(np.clip(counts, 0.0, None) + 1.0) + 1.0) + 1.0)
+    work = np.pad(transformed, window, mode="edge")
+    n = len(transformed)
+    for half in range(window, 0, -1):
+        centre = work[window : window + n]
+        mean = 0.5 * (
+            work[window - half : window - half + n] + work[window + half : window + half + n]
+        )
+        work[window : window + n] = np.minimum(centre, mean)
+    clipped = work[window : window + n]
+    return (np.exp(np.exp(clipped) - 1.0) - 1.0) ** 2 - 1.0

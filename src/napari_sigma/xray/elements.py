@@ -11,7 +11,8 @@ Method
 3. **Templates.** Every element Be..U (except noble gases and unstable elements, see
    `RARE_ELEMENTS`) gets one template per excited shell (K, L, M): its line families (weights
    from `xray`) as Gaussians of the detector FWHM (`xray.detector_fwhm`). Shell amplitudes are
-   bounded relative to the shell of the element's default line (`_constrained_columns`), and
+   bounded relative to the shell of the element's default line
+   (`napari_sigma.xray.line_families.family_design`), and
    smooth +/- B-spline columns absorb the residual bias of the SNIP background. The detector
    FWHM is first measured on the spectrum's isolated peaks (`_calibrate`,
    `napari_sigma.xray.resolution`).
@@ -36,19 +37,23 @@ weak extra suggestions (well below the major elements' scores).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
+from napari_sigma.xray.continuum import light_smoothing, snip_background
 from napari_sigma.xray.fitting import (
-    _is_required,
-    _shell_yield,
     background_columns,
     detector_artefact_columns,
     family_design,
     fit_columns,
+)
+from napari_sigma.xray.line_families import (  # noqa: F401  (importable here as before)
+    LOWER_RATIO_SLACK,
+    MIN_EDGE_OVERVOLTAGE,
+    SHELL_RATIO_SLACK,
 )
 
 STROBE_CUTOFF_KEV = 0.15
@@ -63,12 +68,6 @@ REGION_FRACTION = 1e-4
 """An element's region for its local background (`_local_background`): where its lines exceed
 this fraction of their maximum; for one Gaussian line +-4.3 sigma (its core, +-2.1 sigma, and
 about one FWHM more on each side)."""
-MIN_EDGE_OVERVOLTAGE = 1.05
-SHELL_RATIO_SLACK = 3.0
-LOWER_RATIO_SLACK = 3.0
-BASELINE_KNOT_KEV = 0.5
-BASELINE_FINE_KNOT_KEV = 0.25
-BASELINE_FINE_END_KEV = 2.5
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,117 @@ class _Problem:
     baseline: np.ndarray  # (channels, 2 * knots): +/- smooth corrections of the SNIP background
 
 
+@dataclass(frozen=True)
+class ElementPursuit:
+    """The suggestion's greedy pursuit (method, 4) on one spectrum at one detector setting.
+
+    What the suggestion and its detector calibration (`napari_sigma.xray.resolution`) share:
+    made by :func:`pursue_elements`, it is the calibration's own pass and, where the suggestion
+    asks for the same setting (:meth:`serves`), the suggestion's too.
+
+    Parameters
+    ----------
+    fwhm_mnka_kev, shift_kev : float
+        The detector resolution at Mn Ka and the shift added to the channels' energies (keV).
+    limit : int
+        The pursuit added at most this many elements.
+    min_significance : float
+        What an element had to gain (chi-square ``min_significance**2``) to be added, and to
+        keep (Poisson sigma) when the insignificant ones were dropped.
+    greedy : tuple of str
+        The elements in the order the pursuit added them.
+    kept : tuple of str
+        ``greedy`` after the weakest insignificant element was dropped and the rest refitted,
+        in turn, until each keeps ``min_significance``.
+    significance : dict
+        The kept elements' evidence (sigma) in their last joint fit (`_significances`).
+    """
+
+    fwhm_mnka_kev: float
+    shift_kev: float
+    limit: int
+    min_significance: float
+    greedy: tuple[str, ...]
+    kept: tuple[str, ...]
+    significance: dict[str, float]
+    problem: _Problem = field(repr=False)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The fit's weights per channel (method, 4)."""
+        return self.problem.weights
+
+    @property
+    def continuum(self) -> np.ndarray:
+        """The continuum columns fitted with the lines (the SNIP background's corrections)."""
+        return self.problem.baseline
+
+    def serves(self, fwhm_mnka_kev: float, shift_kev: float, limit: int,
+               min_significance: float) -> bool:  # fmt: skip
+        """Whether a pursuit at these settings (same spectrum, beam and exclusions) is this one.
+
+        A greedy pursuit adds the same elements in the same order whatever its limit, and stops
+        early when no element gains enough: one stopped before its limit is that of any larger
+        limit too.
+        """
+        stopped_early = len(self.greedy) < self.limit
+        same_limit = limit == self.limit or (stopped_early and limit >= len(self.greedy))
+        return (
+            fwhm_mnka_kev == self.fwhm_mnka_kev
+            and shift_kev == self.shift_kev
+            and min_significance == self.min_significance
+            and same_limit
+        )
+
+    def counts(self) -> dict[str, float]:
+        """Net counts per kept element in their joint fit."""
+        if not self.kept:
+            return {}
+        kept = list(self.kept)
+        amplitudes = _fit(self.problem, kept)[0]
+        return {
+            element: float(contribution.sum())
+            for element, contribution in _contributions(self.problem, kept, amplitudes).items()
+        }
+
+
+def pursue_elements(
+    spectrum: Spectrum,
+    beam: float,
+    exclude: set[str],
+    fwhm_mnka_kev: float,
+    shift_kev: float,
+    limit: int,
+    min_significance: float,
+) -> ElementPursuit | None:
+    """The suggestion's greedy pursuit of at most ``limit`` elements at one detector setting,
+    the insignificant ones dropped (`ElementPursuit`); None when the spectrum has too few
+    channels or counts in range."""
+    problem = _build_problem(spectrum, beam, exclude, fwhm_mnka_kev, shift_kev)
+    if problem is None:
+        return None
+    greedy = _greedy_selection(problem, limit, min_significance)
+    kept, significance = _drop_insignificant(problem, greedy, greedy, min_significance)
+    return ElementPursuit(
+        fwhm_mnka_kev, shift_kev, limit, min_significance, tuple(greedy), tuple(kept),
+        significance, problem,
+    )  # fmt: skip
+
+
+def model_chi_square(
+    spectrum: Spectrum,
+    beam: float,
+    exclude: set[str],
+    elements: list[str],
+    fwhm_mnka_kev: float,
+    shift_kev: float,
+) -> float:
+    """The weighted chi-square of the suggestion's model of ``spectrum`` with ``elements`` only
+    (their templates and the continuum corrections, fitted non-negatively)."""
+    problem = _build_problem(spectrum, beam, exclude, fwhm_mnka_kev, shift_kev, only=elements)
+    return _fit(problem, elements)[1]
+
+
 def suggest_elements(
     spectrum: Spectrum,
     max_elements: int = 12,
@@ -147,26 +257,44 @@ def suggest_elements(
     """
     beam = xray.DEFAULT_BEAM_ENERGY_KV if not spectrum.beam_energy else float(spectrum.beam_energy)
     exclude = set(exclude) if allow_rare else set(exclude) | RARE_ELEMENTS
-    shift = 0.0
-    if fwhm_mnka_kev is None:
-        fwhm_mnka_kev, shift = _calibrate(spectrum, beam, exclude, min_significance)
-    problem = _build_problem(spectrum, beam, exclude, fwhm_mnka_kev, shift)
-    if problem is None:
+    pursuit = _suggestion_pursuit(
+        spectrum, beam, exclude, max_elements + 4, min_significance, fwhm_mnka_kev
+    )
+    if pursuit is None:
         return []
-    chosen = _greedy_selection(problem, max_elements + 4, min_significance)
-    counts, significance = _final_fit(problem, chosen, min_significance)
-    return _rank(counts, significance, beam, max_elements, min_score)
+    return _rank(pursuit.counts(), pursuit.significance, beam, max_elements, min_score)
 
 
-def _calibrate(
-    spectrum: Spectrum, beam: float, exclude: set[str], min_significance: float
-) -> tuple[float, float]:
-    """Detector FWHM at Mn Ka and energy shift (keV): the resolution measured on the spectrum's
-    isolated peaks, the shift fitted with the suggestion's elements
-    (`napari_sigma.xray.resolution.calibrate`)."""
-    from napari_sigma.xray.resolution import calibrate
+def _suggestion_pursuit(
+    spectrum: Spectrum,
+    beam: float,
+    exclude: set[str],
+    limit: int,
+    min_significance: float,
+    fwhm_mnka_kev: float | None = None,
+) -> ElementPursuit | None:
+    """The suggestion's pursuit: at ``fwhm_mnka_kev`` and no shift, or, when it is None, at the
+    resolution and shift calibrated on the spectrum (`_calibrate`), reusing the calibration's
+    own pursuit where it is the same (`ElementPursuit.serves`: the shift it chose is 0)."""
+    shift, calibration_pursuit = 0.0, None
+    if fwhm_mnka_kev is None:
+        calibration = _calibrate(spectrum, beam, exclude, min_significance)
+        fwhm_mnka_kev, shift = calibration.fwhm_mnka_kev, calibration.shift_kev
+        calibration_pursuit = calibration.pursuit
+    if calibration_pursuit is not None and calibration_pursuit.serves(
+        fwhm_mnka_kev, shift, limit, min_significance
+    ):
+        return calibration_pursuit
+    return pursue_elements(spectrum, beam, exclude, fwhm_mnka_kev, shift, limit, min_significance)
 
-    return calibrate(spectrum, beam, exclude, min_significance)
+
+def _calibrate(spectrum: Spectrum, beam: float, exclude: set[str], min_significance: float):
+    """Detector FWHM at Mn Ka and energy shift (keV), with the pursuit that fixed the shift: the
+    resolution measured on the spectrum's isolated peaks, the shift fitted with the
+    suggestion's elements (`napari_sigma.xray.resolution.calibrate_detector`)."""
+    from napari_sigma.xray.resolution import calibrate_detector
+
+    return calibrate_detector(spectrum, beam, exclude, min_significance)
 
 
 def _build_problem(
@@ -181,14 +309,14 @@ def _build_problem(
     """Fit data for the spectrum; ``shift`` (keV) is added to the nominal channel energies.
 
     The shells of the elements in ``free`` are fitted with free amplitudes (not bounded relative
-    to the main shell, `_constrained_columns`)."""
+    to the main shell, `napari_sigma.xray.line_families.family_design`)."""
     energies = spectrum.energy.energies + shift
     counts = np.asarray(spectrum.counts, dtype=np.float64).ravel()
     top = min(beam, float(energies[-1]))
     valid = (energies >= STROBE_CUTOFF_KEV) & (energies <= top)
     if valid.sum() < 8 or counts[valid].sum() <= 0:
         return None
-    smooth = _smooth(counts, spectrum.energy.scale, fwhm_mnka_kev)
+    smooth = light_smoothing(counts, spectrum.energy.scale, fwhm_mnka_kev)
     window = int(np.ceil(2.0 * xray.detector_fwhm(5.0, fwhm_mnka_kev) / spectrum.energy.scale))
     net_full = np.where(valid, np.clip(smooth - snip_background(smooth, window), 0.0, None), 0.0)
     artefacts = detector_artefact_columns(spectrum.energy, net_full)[valid]
@@ -204,62 +332,6 @@ def _build_problem(
         axis=1,
     )
     return _Problem(counts, 1.0 / np.sqrt(variance), templates, baseline)
-
-
-def _baseline_columns(energies: np.ndarray) -> np.ndarray:
-    """Cubic B-splines with both signs, knots every 0.25 keV below 2.5 keV, every 0.5 keV above.
-
-    Fitted together with the line templates, they absorb the smooth bias of the SNIP estimate
-    (which clips slightly into the noise) so that broad line patterns are not credited with it.
-    """
-    from scipy.interpolate import BSpline
-
-    low, high = float(energies[0]), float(energies[-1])
-    fine_end = min(max(BASELINE_FINE_END_KEV, low + 1.0), high)
-    fine = np.arange(low - 3.01 * BASELINE_FINE_KNOT_KEV, fine_end, BASELINE_FINE_KNOT_KEV)
-    coarse = np.arange(
-        fine[-1] + BASELINE_KNOT_KEV, high + 4.5 * BASELINE_KNOT_KEV, BASELINE_KNOT_KEV
-    )
-    knots = np.concatenate([fine, coarse])
-    basis = BSpline.design_matrix(energies, knots, 3, extrapolate=False).toarray()
-    basis = basis[:, basis.sum(axis=0) > 0]
-    return np.concatenate([basis, -basis], axis=1)
-
-
-def _smooth(counts: np.ndarray, scale: float, fwhm_mnka_kev: float) -> np.ndarray:
-    """Gaussian smoothing with a quarter of the low-energy detector FWHM."""
-    from scipy.ndimage import gaussian_filter1d
-
-    sigma_channels = 0.25 * xray.detector_fwhm(0.5, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA / scale
-    return gaussian_filter1d(counts, max(sigma_channels, 0.5), mode="nearest")
-
-
-def snip_background(counts: np.ndarray, window: int) -> np.ndarray:
-    """SNIP background of a spectrum (Ryan et al. 1988, with a decreasing clipping window).
-
-    Parameters
-    ----------
-    counts : ndarray, shape (E,)
-        Counts per channel (non-negative, ideally smoothed).
-    window : int
-        Largest half-width of the clipping window in channels (about two peak FWHM).
-
-    Returns
-    -------
-    ndarray, shape (E,)
-        The background, ``<= counts`` everywhere.
-    """
-    transformed = np.log(np.log(np.sqrt(np.clip(counts, 0.0, None) + 1.0) + 1.0) + 1.0)
-    work = np.pad(transformed, window, mode="edge")
-    n = len(transformed)
-    for half in range(window, 0, -1):
-        centre = work[window : window + n]
-        mean = 0.5 * (
-            work[window - half : window - half + n] + work[window + half : window + half + n]
-        )
-        work[window : window + n] = np.minimum(centre, mean)
-    clipped = work[window : window + n]
-    return (np.exp(np.exp(clipped) - 1.0) - 1.0) ** 2 - 1.0
 
 
 def _element_templates(
@@ -285,63 +357,6 @@ def _element_templates(
         if design.columns.shape[1]:
             templates[element] = design.columns
     return templates
-
-
-def _constrained_columns(
-    energies: np.ndarray,
-    scale: float,
-    beam: float,
-    lines: list[xray.XrayLine],
-    fwhm_mnka_kev: float,
-) -> np.ndarray:
-    """Template columns of one element, shape ``(channels, shells)``; column 0 is the main shell.
-
-    The main shell is that of the element's default line (`xray.default_line`). Other shells are
-    fitted with their own amplitudes ``a_i``, bounded relative to the main shell's ``a_0``:
-    ``lo_i * a_0 <= a_i <= hi_i * a_0`` with ``hi_i = SHELL_RATIO_SLACK * r_i`` and, for a shell
-    at higher energy than the main one with overvoltage >= 1.5, ``lo_i = r_i / LOWER_RATIO_SLACK``
-    (otherwise 0), where ``r_i`` is the rough physical ratio of `_shell_yield`. So a heavy
-    element cannot explain a light element's K peak with its M lines while its L lines are
-    missing. With non-negative amplitudes the bounds are the column set
-    ``F = T0 + sum(lo_j T_j)``, ``[F, F + (hi_1 - lo_1) T1, F + (hi_2 - lo_2) T2, ...]``.
-    """
-    element = lines[0].element
-    shells = sorted({line.shell for line in lines}, key=xray.SHELL_ORDER.index)
-    main = xray.default_line(element, beam).shell
-    if main in shells:
-        shells.remove(main)
-        shells.insert(0, main)
-    shapes = [
-        _shell_column(
-            energies, scale, [line for line in lines if line.shell == shell], fwhm_mnka_kev
-        )
-        for shell in shells
-    ]
-    ratios = [
-        _shell_yield(element, shell, beam) / _shell_yield(element, shells[0], beam)
-        for shell in shells
-    ]
-    upper = [SHELL_RATIO_SLACK * ratio for ratio in ratios[1:]]
-    lower = [
-        ratio / LOWER_RATIO_SLACK if _is_required(element, shell, shells[0], beam) else 0.0
-        for shell, ratio in zip(shells[1:], ratios[1:], strict=True)
-    ]
-    floor = shapes[0] + sum((lo * shape for lo, shape in zip(lower, shapes[1:], strict=True)), 0.0)
-    columns = [floor]
-    for shape, lo, hi in zip(shapes[1:], lower, upper, strict=True):
-        columns.append(floor + max(hi - lo, 0.0) * shape)
-    return np.stack(columns, axis=1)
-
-
-def _shell_column(
-    energies: np.ndarray, scale: float, lines: list[xray.XrayLine], fwhm_mnka_kev: float
-) -> np.ndarray:
-    column = np.zeros_like(energies)
-    for line in lines:
-        sigma = xray.detector_fwhm(line.energy, fwhm_mnka_kev) / xray.FWHM_PER_SIGMA
-        profile = np.exp(-0.5 * ((energies - line.energy) / sigma) ** 2)
-        column += line.weight * profile * scale / (sigma * np.sqrt(2.0 * np.pi))
-    return column
 
 
 def _fit(
@@ -406,25 +421,6 @@ def _nnls_gain(columns: np.ndarray, weights: np.ndarray, residual: np.ndarray) -
     target = residual * weights
     _, norm = nnls(columns * weights[:, None], target)
     return float(target @ target - norm**2)
-
-
-def _final_fit(
-    problem: _Problem, chosen: list[str], min_significance: float
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Net counts and significance per element; insignificant elements are dropped in turn.
-
-    An element's significance is the smaller of its chi-square evidence in the joint fit and
-    that of its main shell against the residual of the other elements.
-    """
-    chosen, significance = _drop_insignificant(problem, chosen, chosen, min_significance)
-    if not chosen:
-        return {}, {}
-    amplitudes = _fit(problem, chosen)[0]
-    counts = {
-        element: float(contribution.sum())
-        for element, contribution in _contributions(problem, chosen, amplitudes).items()
-    }
-    return counts, significance
 
 
 def _drop_insignificant(
@@ -625,13 +621,13 @@ def _check_listed(spectrum: Spectrum, listed: tuple[str, ...], min_significance:
     """`check_listed_elements`, keeping its fit data and the suggestion made on the way."""
     beam = xray.DEFAULT_BEAM_ENERGY_KV if not spectrum.beam_energy else float(spectrum.beam_energy)
     exclude = set(RARE_ELEMENTS) - set(listed)
-    fwhm, shift = _calibrate(spectrum, beam, exclude, SUGGESTION_SIGNIFICANCE)
-    problem = _build_problem(spectrum, beam, exclude, fwhm, shift)
-    if problem is None:
-        return _Checked(None, (beam, exclude, fwhm, shift), (), (), listed)
-    greedy = _greedy_selection(problem, 16, SUGGESTION_SIGNIFICANCE)
-    counts, significance = _final_fit(problem, greedy, SUGGESTION_SIGNIFICANCE)
-    suggested = tuple(s.element for s in _rank(counts, significance, beam, 12, 0.05))
+    pursuit = _suggestion_pursuit(spectrum, beam, exclude, 16, SUGGESTION_SIGNIFICANCE)
+    if pursuit is None:
+        return _Checked(None, (beam, exclude, 0.0, 0.0), (), (), listed)
+    problem = pursuit.problem
+    fwhm, shift = pursuit.fwhm_mnka_kev, pursuit.shift_kev
+    ranked = _rank(pursuit.counts(), pursuit.significance, beam, 12, 0.05)
+    suggested = tuple(s.element for s in ranked)
     candidates = [e for e in listed if e in problem.templates and e not in suggested]
     chosen = [e for e in suggested if e in problem.templates] + candidates
     chosen, _ = _drop_insignificant(problem, chosen, candidates, min_significance)

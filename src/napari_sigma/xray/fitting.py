@@ -346,7 +346,9 @@ def detector_artefact_columns(energy_axis: EnergyAxis, net: np.ndarray) -> np.nd
     energies = energy_axis.energies
     parent = energies + SI_KA_KEV
     parent_net = np.interp(parent, energies, net, left=0.0, right=0.0)
-    escape = np.where(parent > SI_K_EDGE_KEV, parent_net * (SI_K_EDGE_KEV / parent) ** 2.7, 0.0)
+    # the power on parents above the edge only (an axis starting below -1.74 keV has parents <= 0)
+    absorbed = (SI_K_EDGE_KEV / np.maximum(parent, SI_K_EDGE_KEV)) ** 2.7
+    escape = np.where(parent > SI_K_EDGE_KEV, parent_net * absorbed, 0.0)
     columns = np.stack([pile_up, escape], axis=1)
     totals = columns.sum(axis=0)
     return columns / np.where(totals > 0, totals, 1.0)

@@ -20,11 +20,17 @@ themselves by more than one shift corrects (see :func:`calibrate`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from napari_sigma.xray import lines as xray
+from napari_sigma.xray.elements import (
+    STROBE_CUTOFF_KEV,
+    ElementPursuit,
+    model_chi_square,
+    pursue_elements,
+)
 
 NOMINAL_FWHM_KEV = 0.130
 WINDOW_FWHM = 1.5
@@ -256,29 +262,35 @@ def measure_resolution(
 ) -> Resolution | None:
     """The detector's resolution and shift measured on ``spectrum``'s isolated peaks.
 
-    The elements of the greedy pursuit at the nominal 130 eV (`napari_sigma.xray.elements`,
-    at most ``CALIBRATION_SEARCH``) are fitted jointly with every shell free, over the
-    suggestion's continuum; their K and L families' fitted counts say which peaks are isolated
-    (:func:`isolated_peaks`), and those are fitted one by one (:func:`fit_peak`) and combined
-    (:func:`combine_peaks`), then once more in windows as wide as the measured resolution's.
-    None when no peak qualifies.
+    The elements of the suggestion's pursuit at the nominal 130 eV (`napari_sigma.xray.elements
+    .pursue_elements`, at most ``CALIBRATION_SEARCH``) are fitted jointly with every shell free,
+    over the suggestion's continuum; their K and L families' fitted counts say which peaks are
+    isolated (:func:`isolated_peaks`), and those are fitted one by one (:func:`fit_peak`) and
+    combined (:func:`combine_peaks`), then once more in windows as wide as the measured
+    resolution's. None when no peak qualifies.
     """
-    from napari_sigma.xray import elements as suggestion
+    nominal = _nominal_pursuit(spectrum, beam, exclude, min_significance)
+    return None if nominal is None else _measured_on(spectrum, beam, nominal)
+
+
+def _nominal_pursuit(spectrum, beam, exclude, min_significance) -> ElementPursuit | None:
+    return pursue_elements(
+        spectrum, beam, exclude, NOMINAL_FWHM_KEV, 0.0, CALIBRATION_SEARCH, min_significance
+    )
+
+
+def _measured_on(spectrum, beam: float, nominal: ElementPursuit) -> Resolution | None:
+    """:func:`measure_resolution` with the pursuit at the nominal resolution made."""
     from napari_sigma.xray.fitting import fit_columns
     from napari_sigma.xray.line_families import element_families, family_profile
 
-    problem = suggestion._build_problem(spectrum, beam, exclude, NOMINAL_FWHM_KEV, 0.0)
-    if problem is None:
-        return None
-    chosen = suggestion._greedy_selection(problem, CALIBRATION_SEARCH, min_significance)
-    chosen, _ = suggestion._drop_insignificant(problem, chosen, chosen, min_significance)
     energies = spectrum.energy.energies
-    valid = (energies >= suggestion.STROBE_CUTOFF_KEV) & (energies <= min(beam, energies[-1]))
+    valid = (energies >= STROBE_CUTOFF_KEV) & (energies <= min(beam, energies[-1]))
     energies, counts = energies[valid], np.asarray(spectrum.counts, np.float64).ravel()[valid]
     energy_range = (float(energies[0]), float(energies[-1]))
     families = [
         family
-        for element in chosen
+        for element in nominal.kept
         for family in element_families(element, beam, energy_range, NOMINAL_FWHM_KEV)
     ]
     if not families:
@@ -292,7 +304,7 @@ def measure_resolution(
         columns = np.stack(
             [family_profile(energies, scale, family, fwhm) for family in families], axis=1
         )
-        fit = fit_columns(columns, problem.baseline, counts, problem.weights)
+        fit = fit_columns(columns, nominal.continuum, counts, nominal.weights)
         fitted = columns * fit.lines[None, :]
         again = combine_peaks(isolated_peaks(energies, counts, scale, families, fitted, fwhm))
         if again is None:
@@ -301,14 +313,44 @@ def measure_resolution(
     return found
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The element suggestion's detector setting (:func:`calibrate_detector`).
+
+    Parameters
+    ----------
+    fwhm_mnka_kev : float
+        The resolution at Mn Ka (keV).
+    shift_kev : float
+        The shift added to the channels' energies (keV).
+    pursuit : ElementPursuit or None
+        The suggestion's pursuit at that resolution and no shift, whose elements fixed the
+        shift: the suggestion's own where the shift is 0 (`ElementPursuit.serves`). None where
+        no peak could be measured (:func:`calibrate_on_majors`).
+    """
+
+    fwhm_mnka_kev: float
+    shift_kev: float
+    pursuit: ElementPursuit | None = field(default=None, repr=False)
+
+
 def calibrate(
     spectrum, beam: float, exclude: set[str], min_significance: float
 ) -> tuple[float, float]:
+    """Detector FWHM at Mn Ka and energy shift (keV) for the element suggestion
+    (:func:`calibrate_detector`)."""
+    calibration = calibrate_detector(spectrum, beam, exclude, min_significance)
+    return calibration.fwhm_mnka_kev, calibration.shift_kev
+
+
+def calibrate_detector(
+    spectrum, beam: float, exclude: set[str], min_significance: float
+) -> Calibration:
     """Detector FWHM at Mn Ka and energy shift (keV) for the element suggestion.
 
     The resolution is measured on the spectrum's isolated peaks (:func:`measure_resolution`);
     the shift is then that of ``SHIFT_GRID`` which fits best the spectrum with every element
-    the suggestion finds significant at that resolution (its greedy pursuit, the insignificant
+    the suggestion finds significant at that resolution (its pursuit, the insignificant
     ones dropped, the suggestion's weights): one more parameter of the suggestion's own model,
     fitted with all its elements (four majors alone, fitted with the width, took 150 eV on the
     30x30 Bruker map, their L lines widened over the unmodelled O K, against its peaks' 131 eV).
@@ -318,18 +360,19 @@ def calibrate(
     model needs a +8 eV shift, or Pt M takes its residual (certified: no Pt). Where no
     peak can be measured, :func:`calibrate_on_majors`.
     """
-    from napari_sigma.xray import elements as suggestion
-
-    measured = measure_resolution(spectrum, beam, exclude, min_significance)
+    nominal = _nominal_pursuit(spectrum, beam, exclude, min_significance)
+    measured = None if nominal is None else _measured_on(spectrum, beam, nominal)
     if measured is None:
-        return calibrate_on_majors(spectrum, beam, exclude, min_significance)
+        majors = [] if nominal is None else list(nominal.greedy[:CALIBRATION_ELEMENTS])
+        return Calibration(*_fit_on_majors(spectrum, beam, exclude, majors))
     fwhm = measured.fwhm_mnka
-    problem = suggestion._build_problem(spectrum, beam, exclude, fwhm, 0.0)
-    chosen = suggestion._greedy_selection(problem, SHIFT_SEARCH, min_significance)
-    chosen, _ = suggestion._drop_insignificant(problem, chosen, chosen, min_significance)
-    if not chosen:
-        return fwhm, 0.0
-    return fwhm, _best_on_grid(spectrum, beam, exclude, chosen, SHIFT_GRID, lambda v: (fwhm, v))
+    pursuit = pursue_elements(spectrum, beam, exclude, fwhm, 0.0, SHIFT_SEARCH, min_significance)
+    if pursuit is None or not pursuit.kept:
+        return Calibration(fwhm, 0.0, pursuit)
+    shift = _best_on_grid(
+        spectrum, beam, exclude, list(pursuit.kept), SHIFT_GRID, lambda v: (fwhm, v)
+    )
+    return Calibration(fwhm, shift, pursuit)
 
 
 def calibrate_on_majors(
@@ -338,20 +381,21 @@ def calibrate_on_majors(
     """Detector FWHM at Mn Ka and energy shift (keV) that best fit the major elements: the
     suggestion's calibration where no isolated peak can be measured.
 
-    The ``CALIBRATION_ELEMENTS`` strongest elements found with a 130 eV detector are refitted on
-    a grid of resolutions (``FWHM_GRID``, at zero shift), then of calibration shifts
-    (``SHIFT_GRID``, at the best resolution); the values with the lowest chi-square are returned.
-    Without a clear major element, (0.130, 0.0).
+    The ``CALIBRATION_ELEMENTS`` strongest elements found with a 130 eV detector (the first of
+    its pursuit) are refitted on a grid of resolutions (``FWHM_GRID``, at zero shift), then of
+    calibration shifts (``SHIFT_GRID``, at the best resolution); the values with the lowest
+    chi-square are returned. Without a clear major element, (0.130, 0.0).
     """
-    from napari_sigma.xray import elements as suggestion
+    nominal = pursue_elements(
+        spectrum, beam, exclude, NOMINAL_FWHM_KEV, 0.0, CALIBRATION_ELEMENTS, min_significance
+    )
+    majors = [] if nominal is None else list(nominal.greedy)
+    return _fit_on_majors(spectrum, beam, exclude, majors)
 
-    default = (NOMINAL_FWHM_KEV, 0.0)
-    problem = suggestion._build_problem(spectrum, beam, exclude, default[0], 0.0)
-    if problem is None:
-        return default
-    majors = suggestion._greedy_selection(problem, CALIBRATION_ELEMENTS, min_significance)
+
+def _fit_on_majors(spectrum, beam, exclude, majors: list[str]) -> tuple[float, float]:
     if not majors:
-        return default
+        return NOMINAL_FWHM_KEV, 0.0
     fwhm = _best_on_grid(spectrum, beam, exclude, majors, FWHM_GRID, lambda v: (v, 0.0))
     shift = _best_on_grid(spectrum, beam, exclude, majors, SHIFT_GRID, lambda v: (fwhm, v))
     return fwhm, shift
@@ -359,12 +403,5 @@ def calibrate_on_majors(
 
 def _best_on_grid(spectrum, beam, exclude, majors, grid, settings) -> float:
     """The grid value whose ``settings(value) -> (fwhm, shift)`` fits ``majors`` best."""
-    from napari_sigma.xray import elements as suggestion
-
-    chi2 = [
-        suggestion._fit(
-            suggestion._build_problem(spectrum, beam, exclude, *settings(v), only=majors), majors
-        )[1]
-        for v in grid
-    ]
+    chi2 = [model_chi_square(spectrum, beam, exclude, majors, *settings(v)) for v in grid]
     return float(grid[int(np.argmin(chi2))])
