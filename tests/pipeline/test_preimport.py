@@ -223,3 +223,33 @@ def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(
     assert report["main_meanwhile"] == []
     assert report["by_thread"] > 50
     assert report["missing"] == []
+
+
+def test_the_report_drawing_imports_nothing_of_matplotlib_after_the_thread(tmp_path):
+    """``napari-sigma run`` draws report.png in its own process: with the thread's modules
+    imported (what :func:`~napari_sigma.pipeline.preimport.start_importing` imports), drawing a
+    report imports no module of matplotlib or of this package any more (a fresh process)."""
+    from pathlib import Path
+
+    tests_io = Path(__file__).resolve().parents[1] / "io"
+    script = textwrap.dedent(
+        f"""
+        import importlib, json, sys
+        sys.path.insert(0, {str(tests_io)!r})
+        from napari_sigma.pipeline import preimport
+        for name in preimport.ANALYSIS_MODULES + preimport.EXPORT_MODULES:
+            importlib.import_module(name)
+        from test_export import fake_result
+        result = fake_result()
+        before = set(sys.modules)
+        from napari_sigma.io.results.report import render_report
+        render_report(result, {str(tmp_path / "report.png")!r})
+        print(json.dumps(sorted(set(sys.modules) - before)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    new = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (tmp_path / "report.png").stat().st_size > 0
+    assert [n for n in new if n.split(".")[0] in ("matplotlib", "napari_sigma")] == []

@@ -2,7 +2,8 @@
 
 ``napari-sigma run`` reads a file in a child process (:mod:`napari_sigma.io.reading_process.isolation`) and then
 analyses it: the analysis imports scipy's subpackages and its own modules, the export its own
-(0.3-1 s of CPU in one process, one after the other, after the read). While the
+and matplotlib for report.png (0.3-1 s of CPU and ~0.35 s, in one process, one after the other,
+after the read). While the
 main thread waits for the reading child (or reads a cube from a file: the GIL released in the
 system calls), those imports can run on another core: :func:`start_importing` starts them in a
 thread (:func:`~napari_sigma.compute.background.start_thread`, joined at the interpreter's exit)
@@ -51,8 +52,18 @@ ANALYSIS_MODULES = (
 )
 """What every analysis imports (``napari-sigma run``'s, the speed benchmark's CLI worker's)."""
 
-EXPORT_MODULES = ("napari_sigma.io.results.export", "napari_sigma.io.results.child", "tifffile")
-"""What ``napari-sigma run``'s export imports in this process (its drawing is a child's)."""
+EXPORT_MODULES = (
+    "napari_sigma.io.results.export",
+    "napari_sigma.io.results.child",
+    "tifffile",
+    "napari_sigma.io.results.report",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+)
+"""What ``napari-sigma run``'s export imports in this process: its files' writers and
+report.png's drawing, which the CLI's export makes in this process (``export_result``'s
+``draw_in_process`` is napari's: a child there), so matplotlib (~0.35 s of CPU, imported
+last) would otherwise be imported after the analysis, on the way to the run's end."""
 
 READ_MODULES = (
     "napari_sigma.io.readers.reading",
