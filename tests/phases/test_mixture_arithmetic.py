@@ -76,3 +76,26 @@ def test_spatial_prior_softmax_equals_the_old_expression(shape):
     shifted = np.exp(band - band.max(axis=-1, keepdims=True))
     old = shifted * (1.0 / shifted.sum(axis=-1, keepdims=True))
     assert potts._row_softmax(band).tobytes() == old.tobytes()
+
+
+def test_the_triangle_is_made_once_per_size_and_read_only():
+    rows, cols = gaussians._triangle(7, None)
+    want = np.triu_indices(7)
+    assert np.array_equal(rows, want[0]) and np.array_equal(cols, want[1])
+    again = gaussians._triangle(7, None)
+    assert again[0] is rows and again[1] is cols  # shared by every EM step
+    assert not rows.flags.writeable and not cols.flags.writeable
+
+
+@pytest.mark.parametrize("n, d, k", [(4096, 9, 6), (1000, 3, 12), (50, 9, 8)])
+def test_lloyd_centres_from_contiguous_columns_equal_the_old_expression(n, d, k):
+    rng = np.random.default_rng(n + d + k)
+    x = rng.normal(size=(n, d)) * rng.uniform(0.1, 5.0, d)
+    labels = rng.integers(0, k - 1, n)  # the last centre has no point: it stays
+    centers = rng.normal(size=(k, d))
+    sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(d)], 1)
+    counts = np.bincount(labels, minlength=k).astype(x.dtype)[:, None]
+    old = np.where(counts > 0, sums / np.maximum(counts, 1), centers)
+    columns = np.ascontiguousarray(x.T)
+    assert np.array_equal(mixture_fit._lloyd_centers(x, labels, centers, columns), old)
+    assert np.array_equal(mixture_fit._lloyd_centers(x, labels, centers), old)

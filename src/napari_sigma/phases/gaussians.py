@@ -4,6 +4,7 @@ on the CPU or torch on another device (the same formulas)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -135,13 +136,23 @@ def _outer_products(x):
 
 def _triangle(d: int, device) -> tuple:
     """Row and column indices of the upper triangle of a ``d x d`` matrix (diagonal included,
-    row by row: numpy's order is torch's); numpy arrays for ``device`` None."""
+    row by row: numpy's order is torch's); numpy arrays for ``device`` None (made once per
+    ``d``, read-only: every EM step of every fit indexes with them)."""
     if device is None:
-        return np.triu_indices(d)
+        return _numpy_triangle(d)
     import torch
 
     index = torch.triu_indices(d, d, device=device)
     return index[0], index[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _numpy_triangle(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(d)``, read-only (shared by every caller)."""
+    rows, cols = np.triu_indices(d)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 def _device_of(x):

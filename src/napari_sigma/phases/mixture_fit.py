@@ -155,24 +155,33 @@ def _kmeans_labels(x, k: int, generator: TorchCpuDraws, seeding: dict | None = N
     k - 1 draw for draw, so a scan over K seeds each centre once (same centres as from scratch).
     """
     centers = _seeded_centers(x, k, generator, seeding)
+    # numpy: the points' coordinates as contiguous rows, made once for every Lloyd step
+    columns = np.ascontiguousarray(x.T, dtype=np.float64) if isinstance(x, np.ndarray) else None
     previous = None
     for _ in range(LLOYD_STEPS):
         labels = _nearest_center(x, centers)
         if previous is not None and bool(namespace(labels).array_equal(labels, previous)):
             return labels  # converged: the same centres, the same labels from here on
-        centers = _lloyd_centers(x, labels, centers)
+        centers = _lloyd_centers(x, labels, centers, columns)
         previous = labels
     return _nearest_center(x, centers)
 
 
-def _lloyd_centers(x, labels, centers):
-    """The mean of every centre's points (the old centre where it has none)."""
+def _lloyd_centers(x, labels, centers, columns=None):
+    """The mean of every centre's points (the old centre where it has none).
+
+    ``columns``: numpy's ``x.T`` as a contiguous float64 array (else each coordinate is
+    gathered from ``x`` here: the same values).
+    """
     k = len(centers)
     if isinstance(x, np.ndarray):
+        if columns is None:
+            columns = np.ascontiguousarray(x.T, dtype=np.float64)
         # each centre's sum added point by point in the points' order from 0 (np.add.at's
-        # sums, at a fraction of its cost), one coordinate at a time
+        # sums, at a fraction of its cost), one coordinate at a time (bincount reads a
+        # contiguous row of weights as it is; a column of x it copies first)
         sums = np.stack(
-            [np.bincount(labels, weights=x[:, j], minlength=k) for j in range(x.shape[1])], 1
+            [np.bincount(labels, weights=columns[j], minlength=k) for j in range(x.shape[1])], 1
         )
         counts = np.bincount(labels, minlength=k).astype(x.dtype)[:, None]
         return np.where(counts > 0, sums / np.maximum(counts, 1), centers)
