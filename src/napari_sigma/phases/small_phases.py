@@ -201,19 +201,48 @@ def _diluted_phase(new, odd, grid, profiles, dispersion, settings) -> int | None
 def _box_sums(values: np.ndarray, radius: int) -> np.ndarray:
     """Sums of ``values`` ``(y, x, C)`` over each pixel's ``(2r+1)^2`` window (cut at the edge):
     phase finding's own box sum (`napari_sigma.phases._filters.box_sum`) with zeros beyond the
-    map, in float64 (integer counts are summed exactly)."""
+    map, in float64 (integer counts are summed exactly).
+
+    The rows are cut into a band per core, each summed by its own thread with ``r`` rows of
+    its neighbours around it (numpy's additions release the GIL): a window of a band's row
+    lies within its band and margins, and each sum adds the same terms in the same order as
+    over the whole map, so the sums are the same numbers (at 1024^2 x 10 windows a pass over
+    84 MB per radius, ~0.2-0.45 s on one core)."""
+    from napari_sigma.compute.blocks import threaded_map, usable_cores
     from napari_sigma.phases._filters import box_sum
 
-    return box_sum(np.asarray(values, np.float64), radius, mode="constant")
+    values = np.asarray(values, np.float64)
+    height = values.shape[0]
+    edges = _band_edges(height, usable_cores(), min_rows=max(64, 4 * radius))
+    if len(edges) <= 2:
+        return box_sum(values, radius, mode="constant")
+
+    def band(k: int) -> np.ndarray:
+        top, bottom = edges[k], edges[k + 1]
+        low, high = max(top - radius, 0), min(bottom + radius, height)
+        return box_sum(values[low:high], radius, mode="constant")[top - low : bottom - low]
+
+    return np.concatenate(list(threaded_map(band, range(len(edges) - 1))), axis=0)
+
+
+def _band_edges(height: int, bands: int, min_rows: int) -> list[int]:
+    """Row edges ``[0, ..., height]`` of at most ``bands`` bands of at least ``min_rows`` rows
+    (one band, ``[0, height]``, for a small map or one core)."""
+    bands = max(1, min(bands, height // max(min_rows, 1)))
+    return [height * k // bands for k in range(bands + 1)]
 
 
 def _interior_windows(grid: np.ndarray, radius: int) -> np.ndarray:
     """Pixels whose whole ``(2r+1)^2`` window (the edge repeated) carries their phase."""
     from scipy.ndimage import maximum_filter, minimum_filter
 
+    from napari_sigma.compute.blocks import threaded_map
+
     size = 2 * radius + 1
-    low = minimum_filter(grid, size=size, mode="nearest")
-    high = maximum_filter(grid, size=size, mode="nearest")
+    # the two filters on two threads (scipy's filters release the GIL): the same maps
+    low, high = threaded_map(
+        lambda rank: rank(grid, size=size, mode="nearest"), (minimum_filter, maximum_filter)
+    )
     return (low == high) & (grid >= 0)
 
 

@@ -1,0 +1,55 @@
+"""The inclusion test's window sums and interior windows made on several threads: the same
+numbers as the one-thread expressions (small_phases._box_sums, _interior_windows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import maximum_filter, minimum_filter
+
+import napari_sigma.compute.blocks as blocks
+from napari_sigma.phases._filters import box_sum
+from napari_sigma.phases.small_phases import _band_edges, _box_sums, _interior_windows
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+@pytest.mark.parametrize("radius", [1, 2])
+@pytest.mark.parametrize("height", [7, 130, 333])
+def test_the_window_sums_in_bands_are_those_of_the_whole_map(monkeypatch, cores, radius, height):
+    monkeypatch.setattr(blocks, "usable_cores", lambda: cores)
+    rng = np.random.default_rng(height + radius)
+    # non-integer values: a sum in another order would differ in its last bits
+    values = rng.gamma(2.0, 3.7, size=(height, 41, 5)) * rng.choice([0.0, 1.0], (height, 41, 1))
+    expected = box_sum(values.copy(), radius, mode="constant")
+    summed = _box_sums(values, radius)
+    assert summed.shape == values.shape and summed.dtype == np.float64
+    assert np.array_equal(summed, expected)
+
+
+def test_integer_windows_are_summed_in_float64(monkeypatch):
+    monkeypatch.setattr(blocks, "usable_cores", lambda: 2)
+    counts = np.random.default_rng(0).poisson(30.0, size=(200, 50, 4)).astype(np.float32)
+    summed = _box_sums(counts, 2)
+    assert summed.dtype == np.float64
+    assert np.array_equal(summed, box_sum(counts.astype(np.float64), 2, mode="constant"))
+
+
+def test_band_edges_cover_the_rows_once():
+    assert _band_edges(1000, 2, 64) == [0, 500, 1000]
+    assert _band_edges(1001, 3, 64) == [0, 333, 667, 1001]
+    assert _band_edges(100, 2, 64) == [0, 100]  # too few rows for two bands
+    assert _band_edges(100, 1, 64) == [0, 100]
+    assert _band_edges(0, 2, 64) == [0, 0]
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_interior_windows_are_those_of_the_two_filters(radius):
+    rng = np.random.default_rng(radius)
+    grid = rng.integers(-1, 3, size=(60, 70))
+    grid[10:40, 20:50] = 1  # a region with interior windows
+    size = 2 * radius + 1
+    low = minimum_filter(grid, size=size, mode="nearest")
+    high = maximum_filter(grid, size=size, mode="nearest")
+    expected = (low == high) & (grid >= 0)
+    assert expected.any()
+    assert np.array_equal(_interior_windows(grid, radius), expected)
