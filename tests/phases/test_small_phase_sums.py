@@ -53,3 +53,29 @@ def test_interior_windows_are_those_of_the_two_filters(radius):
     expected = (low == high) & (grid >= 0)
     assert expected.any()
     assert np.array_equal(_interior_windows(grid, radius), expected)
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_each_window_chi_square_is_that_of_the_gathered_windows(holes):
+    from napari_sigma.phases.small_phases import _own_chi_square
+    from napari_sigma.phases.trace import mixture_chi_square_one
+
+    rng = np.random.default_rng(3)
+    shape, n_windows, n_phases = (90, 80), 6, 3
+    grid = rng.integers(0, n_phases, size=shape)
+    sums = np.concatenate(
+        [rng.poisson(20.0, (grid.size, n_windows)), rng.poisson(400.0, (grid.size, 1))], axis=1
+    ).astype(np.float64) * rng.uniform(0.5, 1.5)
+    if holes:
+        grid[5:9, 10:30] = -1
+        sums[::17, -1] = 0.0
+    profiles = rng.dirichlet(np.ones(n_windows), n_phases) * 0.3
+    flat = grid.reshape(-1)
+    asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
+    expected = np.full(flat.shape, np.nan)
+    expected[asked] = mixture_chi_square_one(
+        sums[asked, :-1], sums[asked, -1], profiles, flat[asked], block=512
+    )
+    own = _own_chi_square(sums, grid, profiles)
+    assert np.isnan(own).any() == holes
+    assert np.array_equal(own, expected, equal_nan=True)

@@ -253,7 +253,11 @@ def _own_chi_square(sums, grid, profiles) -> np.ndarray:
     from napari_sigma.phases.trace import mixture_chi_square_one
 
     flat = grid.reshape(-1)
-    asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
+    asked = (flat >= 0) & (sums[:, -1] > 0)
+    if asked.all():  # every window (the usual map): the sums' own columns, no gathered copy;
+        # each window's chi-square is made by the same calls on the same numbers
+        return mixture_chi_square_one(sums[:, :-1], sums[:, -1], profiles, flat)
+    asked = np.flatnonzero(asked)
     own = np.full(flat.shape, np.nan)
     own[asked] = mixture_chi_square_one(sums[asked, :-1], sums[asked, -1], profiles, flat[asked])
     return own
