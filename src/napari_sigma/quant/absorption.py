@@ -53,6 +53,65 @@ def bulk_absorption(model: str, *args: Any) -> np.ndarray | float:
     raise ValueError(f"unknown absorption model {model!r} (one of {', '.join(ABSORPTION_MODELS)})")
 
 
+def bulk_absorption_lines(
+    model: str, composition: Composition, lines: tuple, beam_kev: float, takeoff_deg: float
+) -> np.ndarray:
+    """`bulk_absorption` of each of ``lines`` (of any elements and shells, each with its own
+    shell's depth distribution) in array operations over the lines.
+
+    XPP: `xpp_distribution` once per shell, then ``F(chi) / F`` of every line at once (the
+    same expression as `XppDistribution.emitted`, element-wise on the same operands; chi of
+    every line from one `mass_attenuation`, element-wise too): each value is the same double
+    as `xpp_absorption_factor` of its shell's lines. PDH: `absorption_factor` of each shell's
+    lines at its edge.
+    """
+    shells = _line_shells(lines)
+    if model == "xpp":
+        found = [xpp_distribution(composition, el, shell, beam_kev) for el, shell in shells.shells]
+        area, phi0, b, big_a, big_b, eps = (
+            np.array([getattr(d, name) for d in found])[shells.index]
+            for name in ("area", "phi0", "b", "big_a", "big_b", "epsilon")
+        )
+        chi = np.asarray(mass_attenuation(composition, shells.energies)) / np.sin(
+            np.radians(takeoff_deg)
+        )
+        emitted = (phi0 + big_b / (b + chi) - big_a * b * eps / (b * (1.0 + eps) + chi)) / (b + chi)
+        return emitted / area
+    if model == "pdh":  # one call per shell (its edge a scalar: the same Lenard sigma)
+        f = np.empty(len(lines))
+        for i, edge in enumerate(shells.edges.tolist()):
+            mine = shells.index == i
+            f[mine] = absorption_factor(composition, shells.energies[mine], edge, beam_kev,
+                                        takeoff_deg)  # fmt: skip
+        return f
+    raise ValueError(f"unknown absorption model {model!r} (one of {', '.join(ABSORPTION_MODELS)})")
+
+
+@dataclass(frozen=True)
+class _LineShells:
+    """The distinct ``shells`` (element, shell) of a set of lines and their ``edges``; each
+    line's shell ``index`` and the lines' ``energies`` (read-only arrays)."""
+
+    shells: tuple
+    edges: np.ndarray
+    index: np.ndarray
+    energies: np.ndarray
+
+
+@lru_cache(maxsize=1024)
+def _line_shells(lines: tuple) -> _LineShells:
+    shells = list(dict.fromkeys((line.element, line.shell) for line in lines))
+    found = _LineShells(
+        tuple(shells),
+        np.array([edge_energy(el, shell) for el, shell in shells]),
+        np.array([shells.index((line.element, line.shell)) for line in lines]),
+        np.array([line.energy for line in lines], dtype=np.float64),
+    )
+    for array in (found.edges, found.index, found.energies):
+        array.setflags(write=False)
+    return found
+
+
 def absorption_factor(
     composition: Composition, line_kev, edge_kev, beam_kev: float, takeoff_deg: float
 ) -> np.ndarray | float:

@@ -98,7 +98,41 @@ def _elam_total(tables, energies_ev: np.ndarray) -> np.ndarray | None:
 
 @lru_cache(maxsize=65536)
 def _element_mu_at(element: str, energy_kev: float) -> float:
-    return float(_element_mu(element, (energy_kev,))[0])
+    found = _line_table_mu(element).get(energy_kev)
+    return float(_element_mu(element, (energy_kev,))[0]) if found is None else found
+
+
+def _element_mu_lines(element: str, energies: tuple[float, ...]) -> np.ndarray:
+    """`_element_mu` at ``energies`` (keV, rounded to 1e-6): looked up in the element's
+    coefficients at every line energy of the line table (`_line_table_mu`) when they are all
+    line energies, else computed. `_elam_total` is element-wise, so either way each value is
+    the same double."""
+    table = _line_table_mu(element)
+    try:
+        return np.array([table[energy] for energy in energies], dtype=np.float64)
+    except KeyError:
+        return _element_mu(element, energies)
+
+
+@lru_cache(maxsize=128)
+def _line_table_mu(element: str) -> dict[float, float]:
+    """An element's mu/rho at every line energy of the line table (rounded to 1e-6 keV), made
+    in one evaluation per element: the quantification asks for them at its lines' energies and
+    those of the lines exciting them, composition after composition."""
+    energies = _line_table_energies()
+    return dict(zip(energies, _element_mu.__wrapped__(element, energies).tolist(), strict=True))
+
+
+@lru_cache(maxsize=1)
+def _line_table_energies() -> tuple[float, ...]:
+    from napari_sigma.xray.lines import ELEMENTS, element_lines
+
+    energies = {
+        round(float(line.energy), 6)
+        for element in ELEMENTS
+        for line in element_lines(element, 0.0, None, tied=True)
+    }
+    return tuple(sorted(energies))
 
 
 def _mixture_mu(items, energy: float):
@@ -162,7 +196,7 @@ def _few_energies(fractions: list, key: tuple) -> np.ndarray:
     floats: ``sum(c * mu_el)`` over the elements with ``c > 0`` in the composition's order,
     starting from 0, each product and sum the same IEEE operation as the arrays' element (so the
     same double), without an array operation per element."""
-    columns = [(c, _element_mu(el, key).tolist()) for c, el in fractions if c > 0]
+    columns = [(c, _element_mu_lines(el, key).tolist()) for c, el in fractions if c > 0]
     values = []
     for i in range(len(key)):
         total = 0
@@ -170,3 +204,15 @@ def _few_energies(fractions: list, key: tuple) -> np.ndarray:
             total = total + c * mu[i]
         values.append(total)
     return np.array(values, dtype=np.float64)
+
+
+def mixture_mu_energies(items: tuple, energies: tuple) -> np.ndarray:
+    """`mixture_mu_items` at each energy of ``energies`` (keV, already rounded to 1e-6 as it
+    rounds them), in array operations: each element's coefficients at all the energies at
+    once (`_element_mu` is element-wise), the products added in the composition's order from
+    0 as there: the same double at each energy. ``items``' fractions must be numbers."""
+    total = 0
+    for element, fraction in items:
+        if fraction > 0:
+            total = total + fraction * _element_mu_lines(element, energies)
+    return np.zeros(len(energies)) if np.ndim(total) == 0 else total

@@ -76,10 +76,14 @@ def _pap_m_j_cached(items: tuple, positive: bool) -> tuple[float, float]:
         el: c * atomic_number(el) / atomic_weight(el) for el, c in items if c > 0 or not positive
     }
     m = sum(weights.values())
-    j = float(
-        np.exp(sum(w * np.log(mean_ionisation_potential(el)) for el, w in weights.items()) / m)
-    )
+    j = float(np.exp(sum(w * _log_mean_ionisation_potential(el) for el, w in weights.items()) / m))
     return m, j
+
+
+@lru_cache(maxsize=256)
+def _log_mean_ionisation_potential(element: str):
+    """``np.log(mean_ionisation_potential(element))`` (cached: every new composition asks)."""
+    return np.log(mean_ionisation_potential(element))
 
 
 def backscatter_coefficient(composition: Composition) -> float:
@@ -196,3 +200,57 @@ def _cross_section_grid(
     if line is None:
         return energies, np.asarray(emission_cross_section(element, shell, energies))
     return energies, np.asarray(line_cross_section(line, energies))
+
+
+def emissions_per_electron_lines(
+    composition: Composition, lines: tuple[XrayLine, ...], beam_kev: float, points: int = 96
+) -> np.ndarray:
+    """`emissions_per_electron` of each of ``lines`` (each with its family's own level, of
+    any elements and shells), in one array operation over the lines.
+
+    The same terms as there, each the same element-wise expression on the same operands: the
+    lines' integration grids stacked as rows (`_stacked_grids`, cached), the PAP stopping power
+    of ``composition`` on all of them at once (`stopping_power` is element-wise), each row's
+    trapezoid sum, and the backscatter factor of each line's overvoltage from the cached
+    scalar function. 0 for a line whose level the beam does not excite.
+    """
+    grids = _stacked_grids(lines, float(beam_kev), points)
+    values = np.zeros(len(lines))
+    if grids is None:
+        return values
+    rows, edges, energies, sigma, steps, weights = grids
+    y = sigma / stopping_power(composition, energies)
+    integral = (steps * (y[:, 1:] + y[:, :-1]) / 2.0).sum(-1)
+    items = tuple(composition.items())  # backscatter_factor's cached path, the items made once
+    by_edge = {ec: _backscatter_factor(items, float(beam_kev / ec)) for ec in set(edges)}
+    factor = np.array([by_edge[ec] for ec in edges])
+    values[rows] = factor * integral / weights
+    return values
+
+
+@lru_cache(maxsize=1024)
+def _stacked_grids(lines: tuple[XrayLine, ...], beam_kev: float, points: int):
+    """The integration grids of `emissions_per_electron` of the ``lines`` the beam excites, as
+    rows: ``(rows, edges, energies, cross-sections, steps, atomic weights)`` (read-only), or
+    None when it excites none."""
+    rows, edges, grids, weights = [], [], [], []
+    for i, line in enumerate(lines):
+        ec, grid = _generation_grid(line.element, line.shell, beam_kev, points, line)
+        if grid is not None:
+            rows.append(i)
+            edges.append(ec)
+            grids.append(grid)
+            weights.append(atomic_weight(line.element))
+    if not rows:
+        return None
+    stacked = (
+        np.array(rows),
+        tuple(edges),
+        np.array([g[0] for g in grids]),
+        np.array([g[1] for g in grids]),
+        np.array([g[2] for g in grids]),
+        np.array(weights),
+    )
+    for array in (stacked[0], *stacked[2:]):
+        array.setflags(write=False)
+    return stacked

@@ -1,5 +1,6 @@
 """The physics of X-ray generation and detection used by the quantification: the namespace of
-every physical term and the detected intensity of a line (`detected_lines`).
+every physical term and the detected intensity of a line (`detected_lines`; of many lines of a
+bulk sample at once, every term in array operations over the lines: `bulk_detected_lines`).
 
 Each term lives in the module of its domain, which names its source (paper and equation):
 
@@ -26,6 +27,7 @@ Energies are in keV, mass attenuation in cm^2/g, cross-sections in cm^2.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from napari_sigma.quant.absorption import (
     XppDistribution,
     absorption_factor,
     bulk_absorption,
+    bulk_absorption_lines,
     lenard_sigma,
     thin_film_absorption,
     xpp_absorption_factor,
@@ -83,11 +86,13 @@ from napari_sigma.quant.detector import (
 from napari_sigma.quant.fluorescence import (
     FLUORESCENCE_PROBABILITY,
     fluorescence_ratio,
+    fluorescence_ratios,
 )
 from napari_sigma.quant.generation import (
     backscatter_coefficient,
     backscatter_factor,
     emissions_per_electron,
+    emissions_per_electron_lines,
     mean_ionisation_potential,
     stopping_power,
 )
@@ -116,6 +121,8 @@ __all__ = [
     "backscatter_factor",
     "bote_salvat_cross_section",
     "bulk_absorption",
+    "bulk_absorption_lines",
+    "bulk_detected_lines",
     "coster_kronig_probability",
     "detected_lines",
     "detector_efficiency",
@@ -123,7 +130,9 @@ __all__ = [
     "edge_energy",
     "emission_cross_section",
     "emissions_per_electron",
+    "emissions_per_electron_lines",
     "fluorescence_ratio",
+    "fluorescence_ratios",
     "fluorescence_yield",
     "has_bote_salvat",
     "ionisation_cross_section",
@@ -174,12 +183,23 @@ def detected_lines(
     if not lines:
         return values
     element = lines[0].element
+    if not thin and _plain_numbers(composition, beam_kev, takeoff_deg):
+        if fluorescence is not None and all(line in fluorescence for line in lines):
+            ratios = np.array([fluorescence[line] for line in lines], dtype=np.float64)
+        else:
+            ratios = fluorescence_ratios(composition, tuple(lines), beam_kev, takeoff_deg)
+            for i, line in enumerate(lines):
+                if fluorescence is not None and line in fluorescence:
+                    ratios[i] = fluorescence[line]
+        return bulk_detected_lines(lines, composition, beam_kev, takeoff_deg, detector,
+                                   absorption, ratios)  # fmt: skip
     if thin:
         for i, line in enumerate(lines):
             absorbed = thin_film_absorption(composition, line.energy, mass_thickness, takeoff_deg)
             eff = detector_efficiency(detector, line.energy)
             values[i] = line_cross_section(line, beam_kev) * absorbed * eff
         return values / atomic_weight(element) * 1e22
+    # fractions as arrays: each term of each line on its own (the general, uncached path)
     for shell in dict.fromkeys(line.shell for line in lines):
         index = [i for i, line in enumerate(lines) if line.shell == shell]
         energies = np.array([lines[i].energy for i in index])
@@ -198,3 +218,54 @@ def detected_lines(
             generated = emissions_per_electron(composition, element, shell, beam_kev, line=line)
             values[i] = generated * f_chi * (1.0 + ratio) * eff
     return values
+
+
+def bulk_detected_lines(
+    lines: tuple[XrayLine, ...] | list[XrayLine],
+    composition: Composition,
+    beam_kev: float,
+    takeoff_deg: float,
+    detector: Detector,
+    absorption: str = "xpp",
+    fluorescence: np.ndarray | None = None,
+) -> np.ndarray:
+    """`detected_lines` of a bulk sample for ``lines`` of any elements and shells at once:
+    ``n_line * f(chi) * (1 + F) * eps`` of each line, every term in array operations over the
+    lines (`emissions_per_electron_lines`, `bulk_absorption_lines`, `fluorescence_ratios`,
+    the detector efficiency of each line's energy), the fractions plain numbers.
+    ``fluorescence``: each line's ratio F (computed when None).
+
+    Each line's value is the same product of the same terms as one element's `detected_lines`
+    had computed them one line at a time; only XPP's powers and exponentials of several shells
+    in one array may differ from the one-shell form in the last bit (numpy's vector routines).
+    """
+    lines = tuple(lines)
+    generated = emissions_per_electron_lines(composition, lines, beam_kev)
+    escape = bulk_absorption_lines(absorption, composition, lines, beam_kev, takeoff_deg)
+    if fluorescence is None:
+        fluorescence = fluorescence_ratios(composition, lines, beam_kev, takeoff_deg)
+    return generated * escape * (1.0 + fluorescence) * _efficiencies(detector, lines)
+
+
+def _efficiencies(detector: Detector, lines: tuple[XrayLine, ...]) -> np.ndarray:
+    """`detector_efficiency` at each line's energy (cached per detector and lines)."""
+    try:
+        return _efficiencies_cached(detector, lines)
+    except TypeError:  # a detector that cannot be a key: not cached
+        return np.array([detector_efficiency(detector, line.energy) for line in lines])
+
+
+@lru_cache(maxsize=1024)
+def _efficiencies_cached(detector: Detector, lines: tuple[XrayLine, ...]) -> np.ndarray:
+    found = np.array([detector_efficiency(detector, line.energy) for line in lines])
+    found.setflags(write=False)
+    return found
+
+
+_NUMBERS = (float, int, np.float64)
+
+
+def _plain_numbers(composition: Composition, *values) -> bool:
+    """Whether the fractions and ``values`` are numbers (not arrays): `bulk_detected_lines`'s
+    array operations run over the lines."""
+    return all(type(v) in _NUMBERS for v in (*composition.values(), *values))

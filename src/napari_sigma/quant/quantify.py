@@ -197,26 +197,6 @@ def resolve_mode(settings: QuantSettings, beam_kev: float, signal_type: str = ""
 # ----------------------------------------------------------------------------- predictions
 
 
-def _bulk_prediction(
-    shell_fit: ShellIntensity,
-    composition: Mapping[str, float],
-    beam_kev: float,
-    takeoff: float,
-    detector: physics.Detector,
-    fluorescence: Mapping | None = None,
-    absorption: str = "xpp",
-) -> float:
-    """Counts of a template's lines per unit mass fraction (up to a constant common to all
-    lines), :func:`~napari_sigma.quant.physics.detected_lines` of a bulk sample.
-
-    ``fluorescence`` maps a line to its fluorescence ratio (computed here when missing).
-    """
-    return float(
-        physics.detected_lines(shell_fit.lines, composition, beam_kev, takeoff, detector,
-                               absorption=absorption, fluorescence=fluorescence).sum()
-    )  # fmt: skip
-
-
 def _thin_prediction(
     shell_fit: ShellIntensity,
     composition: Mapping[str, float],
@@ -294,7 +274,8 @@ def quantify_intensities(
     raw = {el: s.counts for el, s in measured.items()}
     composition, total = _close(raw, settings)
     converged, iterations = False, 0
-    fluorescence_at, fluorescence = None, {}
+    fluorescence_at, fluorescence = None, None
+    lines = tuple(line for s in measured.values() for line in s.lines)
     while iterations < settings.max_iterations:
         iterations += 1
         if mode == "thin":
@@ -307,9 +288,9 @@ def quantify_intensities(
         else:
             if fluorescence_at is None or _distance(composition, fluorescence_at) > REFRESH:
                 fluorescence_at = dict(composition)  # fluorescence changes slowly: refresh rarely
-                fluorescence = _fluorescence_ratios(measured, composition, beam_kev, takeoff_deg)
+                fluorescence = _fluorescence_ratios(lines, composition, beam_kev, takeoff_deg)
             predicted = _bulk_predictions(
-                measured, composition, beam_kev, takeoff_deg, settings, fluorescence
+                measured, lines, composition, beam_kev, takeoff_deg, settings, fluorescence
             )
         raw = {el: s.counts / predicted[el] for el, s in measured.items() if predicted[el] > 0}
         updated, total = _close(raw, settings)
@@ -342,29 +323,25 @@ def _measured_shells(intensities: Mapping[str, ShellIntensity], settings: QuantS
     return measured, skip, notes
 
 
-def _fluorescence_ratios(measured, composition, beam_kev: float, takeoff_deg: float) -> dict:
-    """The fluorescence ratio of every line of the measured shells at ``composition``."""
-    return {
-        line: physics.fluorescence_ratio(composition, line, beam_kev, takeoff_deg)
-        for s in measured.values()
-        for line in s.lines
-    }
+def _fluorescence_ratios(lines, composition, beam_kev: float, takeoff_deg: float) -> np.ndarray:
+    """The fluorescence ratio of each of the measured shells' ``lines`` at ``composition``
+    (:func:`~napari_sigma.quant.physics.fluorescence_ratios`)."""
+    return physics.fluorescence_ratios(composition, lines, beam_kev, takeoff_deg)
 
 
-def _bulk_predictions(measured, composition, beam_kev, takeoff_deg, settings, fluorescence):
-    """:func:`_bulk_prediction` of every measured shell at ``composition``."""
-    return {
-        el: _bulk_prediction(
-            s,
-            composition,
-            beam_kev,
-            takeoff_deg,
-            settings.detector,
-            fluorescence,
-            settings.absorption,
-        )
-        for el, s in measured.items()
-    }
+def _bulk_predictions(measured, lines, composition, beam_kev, takeoff_deg, settings, fluorescence):
+    """Counts of every measured shell's lines per unit mass fraction at ``composition`` (up to
+    a constant common to all lines): the sum over its lines of
+    :func:`~napari_sigma.quant.physics.bulk_detected_lines`, computed for all the measured
+    shells' ``lines`` (their concatenation, in order) at once; ``fluorescence``: each line's
+    fluorescence ratio."""
+    detected = physics.bulk_detected_lines(lines, composition, beam_kev, takeoff_deg,
+                                           settings.detector, settings.absorption, fluorescence)  # fmt: skip
+    predicted, start = {}, 0
+    for el, s in measured.items():
+        predicted[el] = float(detected[start : start + len(s.lines)].sum())
+        start += len(s.lines)
+    return predicted
 
 
 def _mass_percents(composition, scale, measured, intensities, skip, settings):

@@ -63,42 +63,54 @@ def line_intensities(
     """
     detector = detector or (physics.WINDOWLESS if thin else physics.Detector())
     high = beam_kev if max_kev is None else min(beam_kev, max_kev)
-    found = []
+    lines, fractions = [], []
     for element, fraction in composition.items():
         if fraction <= 0 or element not in ELEMENTS:
             continue
+        in_range = element_lines(element, MIN_LINE_KEV, high, tied=True)
         for shell in ("K", "L", "M"):
-            lines = [
-                line
-                for line in element_lines(element, MIN_LINE_KEV, high, tied=True)
-                if line.shell == shell and line.edge < beam_kev
-            ]
-            if not lines:
-                continue
-            for line in lines:
-                if thin:
-                    generated = physics.line_cross_section(line, beam_kev)
-                    generated = generated / physics.atomic_weight(element) * 1e22
-                else:
-                    generated = physics.emissions_per_electron(
-                        composition, element, shell, beam_kev, line=line
-                    )
-                if thin:
-                    escape = physics.thin_film_absorption(
-                        composition, line.energy, mass_thickness, takeoff_deg
-                    )
-                else:
-                    escape = physics.bulk_absorption(
-                        absorption, composition, element, shell, line.energy, beam_kev,
-                        takeoff_deg,
-                    )  # fmt: skip
-                    escape *= 1.0 + physics.fluorescence_ratio(
-                        composition, line, beam_kev, takeoff_deg
-                    )
-                eff = physics.detector_efficiency(detector, line.energy)
-                area = fraction * generated * escape * eff
-                found.append((line, float(area)))
+            for line in in_range:
+                if line.shell == shell and line.edge < beam_kev:
+                    lines.append(line)
+                    fractions.append(fraction)
+    if not thin and physics._plain_numbers(composition, beam_kev, takeoff_deg):
+        return _bulk_areas(tuple(lines), fractions, composition, beam_kev, detector,
+                           takeoff_deg, absorption)  # fmt: skip
+    found = []
+    for line, fraction in zip(lines, fractions, strict=True):
+        element, shell = line.element, line.shell
+        if thin:
+            generated = physics.line_cross_section(line, beam_kev)
+            generated = generated / physics.atomic_weight(element) * 1e22
+            escape = physics.thin_film_absorption(
+                composition, line.energy, mass_thickness, takeoff_deg
+            )
+        else:
+            generated = physics.emissions_per_electron(
+                composition, element, shell, beam_kev, line=line
+            )
+            escape = physics.bulk_absorption(
+                absorption, composition, element, shell, line.energy, beam_kev, takeoff_deg
+            )
+            escape *= 1.0 + physics.fluorescence_ratio(composition, line, beam_kev, takeoff_deg)
+        eff = physics.detector_efficiency(detector, line.energy)
+        area = fraction * generated * escape * eff
+        found.append((line, float(area)))
     return found
+
+
+def _bulk_areas(lines, fractions, composition, beam_kev, detector, takeoff_deg, absorption):
+    """`line_intensities` of a bulk sample with every term in array operations over the lines
+    (:func:`~napari_sigma.quant.physics.bulk_detected_lines`' terms): each area the same
+    product of the same doubles as computed one line at a time."""
+    if not lines:
+        return []
+    generated = physics.emissions_per_electron_lines(composition, lines, beam_kev)
+    escape = physics.bulk_absorption_lines(absorption, composition, lines, beam_kev, takeoff_deg)
+    escape = escape * (1.0 + physics.fluorescence_ratios(composition, lines, beam_kev, takeoff_deg))
+    eff = physics._efficiencies(detector, lines)
+    areas = np.array(fractions, dtype=np.float64) * generated * escape * eff
+    return list(zip(lines, areas.tolist(), strict=True))
 
 
 def gaussian_peaks(
