@@ -469,7 +469,10 @@ def with_unmeasured_carbon(
             fixed = requantify({"C": float(carbon)})
         except (ValueError, np.linalg.LinAlgError):
             continue
-        for candidate in rank_candidates(fixed.wt, fixed.err_wt, library, geometry):
+        # only what can pass the test below: C and every measured element among its own
+        ranked = rank_candidates(fixed.wt, fixed.err_wt, library, geometry,
+                                 within=lambda elements: "C" in elements and measured <= elements)  # fmt: skip
+        for candidate in ranked:
             held = {el for el, v in candidate.composition.items() if v > 0} - {"C"}
             if candidate.composition.get("C", 0.0) < 1.0 or held != measured:
                 continue  # the hypotheses: C-bearing phases of the measured elements only

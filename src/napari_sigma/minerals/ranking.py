@@ -5,7 +5,7 @@ compared with and without the light elements and possible contaminants
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from napari_sigma.minerals.films import SEM_20KV, Geometry, _film_explains
 from napari_sigma.minerals.library import MineralLibrary, load_library
@@ -48,6 +48,7 @@ def rank_candidates(
     err_wt: Mapping[str, float] | None = None,
     library: MineralLibrary | None = None,
     geometry: Geometry | None = None,
+    within: Callable[[set[str]], bool] | None = None,
 ) -> list[Candidate]:
     """Every library mineral and series, best first (distinct names only).
 
@@ -62,6 +63,11 @@ def rank_candidates(
     geometry : Geometry, optional
         The acquisition (what an oxide film can add to the measured O: :func:`film_oxygen_at`);
         default :data:`SEM_20KV`.
+    within : callable, optional
+        Only the minerals whose elements (those with mass) it accepts, and the series of
+        whose members' elements together it accepts, are ranked (the others are not
+        compared: a caller that keeps only candidates of some elements asks for those). Each
+        ranked one gets the candidate it gets in the whole ranking.
     """
     library = library or load_library()
     if sum(v for v in wt.values() if v > 0) <= 0:
@@ -69,7 +75,7 @@ def rank_candidates(
     film = (wt, geometry or SEM_20KV)
     best: dict[str, Candidate] = {}
     for ignored in comparison_variants(wt):
-        for candidate in _candidates(wt, err_wt or {}, library, ignored, film):
+        for candidate in _candidates(wt, err_wt or {}, library, ignored, film, within):
             kept = best.get(candidate.name)
             if kept is None or candidate.score > kept.score:
                 best[candidate.name] = candidate
@@ -104,8 +110,10 @@ def _candidates(
     library: MineralLibrary,
     ignored: tuple[str, ...],
     film: tuple[Mapping[str, float], Geometry] | None = None,
+    within: Callable[[set[str]], bool] | None = None,
 ) -> list[Candidate]:
-    """Every mineral and series compared without the ``ignored`` light elements. ``film``: the
+    """Every mineral and series compared without the ``ignored`` light elements (``within``:
+    those of `rank_candidates`'s, when given). ``film``: the
     measured composition (wt %) and the geometry; an ignored O is left out of the comparison
     with a mineral without O only up to what a surface oxide film gives it
     (:func:`film_oxygen_at`), with one holding O only when enough of its O was measured
@@ -125,6 +133,8 @@ def _candidates(
     candidates = []
     prepared = _MeasuredScales(measured_wt, err)  # the measured side of every comparison, once
     for mineral in library.minerals.values():
+        if within is not None and not within(_elements_of(mineral.composition)):
+            continue
         comparable = _library_comparable(mineral.composition, measured)
         if not comparable:
             continue
@@ -143,6 +153,10 @@ def _candidates(
     if single_element:
         return candidates
     for series in library.series:
+        if within is not None and not within(
+            set().union(*(_elements_of(library[m].composition) for m in series.members))
+        ):
+            continue
         candidate = _series_with_carbon_scale(series, library, measured_wt, err, measured)
         whole = _series_composition(series, library, candidate.fractions)
         if "O" in ignored and not _film_explains(film, whole, candidate.density):
@@ -154,6 +168,11 @@ def _candidates(
         candidate.ignored = ignored
         candidates.append(candidate)
     return candidates
+
+
+def _elements_of(composition: Mapping[str, float]) -> set[str]:
+    """The elements of a library composition that have mass."""
+    return {el for el, c in composition.items() if c > 0}
 
 
 def contaminant_sets(wt: Mapping[str, float]) -> list[tuple[str, ...]]:
