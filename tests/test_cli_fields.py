@@ -94,3 +94,51 @@ def test_apply_with_a_damaged_model_says_which_file(shared_run, tmp_path, capsys
     bad.write_bytes((out / "model.sigma").read_bytes()[:-100])
     assert main(["apply", str(bad), str(paths[4]), "--out", str(tmp_path / "o")]) == 1
     assert str(bad) in capsys.readouterr().err
+
+
+def test_apply_takes_a_session_saved_in_napari_as_the_user_left_it(shared_run, tmp_path, capsys):
+    """napari's *Save session* writes no model file: ``apply`` makes the model from the session's
+    edited labels (a merge, a rename) and classifies with those phases, ids and names."""
+    from dataclasses import replace
+
+    from napari_sigma.io.readers.reading import read_spectrum_image
+    from napari_sigma.latent.embedding import LatentSettings
+    from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
+    from napari_sigma.pipeline.session import save_session
+
+    _, paths, _, _ = shared_run
+    fast = AnalysisSettings(
+        latent=LatentSettings(hidden=(16,), epochs=1, train_pixels=2000, device="cpu"),
+        device="cpu",
+        seed=3,
+    )
+    image = read_spectrum_image(paths[4])
+    result = run_analysis(image, replace(fast, lines=("Si_Ka", "Al_Ka", "Na_Ka", "Ca_Ka", "Mg_Ka",
+                                                      "Fe_Ka", "S_Ka", "O_Ka")))  # fmt: skip
+    assert result.n_phases >= 3
+    edited = np.where(result.labels == 2, 1, result.labels)  # phase 2 merged into phase 1
+    phases = [(k, result.phase_names[k - 1], (0.1 * k, 0.5, 0.5, 1.0))
+              for k in range(1, result.n_phases + 1) if k != 2]  # fmt: skip
+    phases[0] = (1, "my mineral", phases[0][2])  # renamed
+    session = save_session(tmp_path / "work.sigma", result, edited, phases)
+    capsys.readouterr()
+
+    assert main(["apply", str(session), str(paths[4]), "--out", str(tmp_path / "o")]) == 0
+    said = capsys.readouterr().out
+    kept = len(phases)
+    assert f"model: {kept} phases (my mineral, " in said and "from the session work.sigma" in said
+    assert "phase 2" not in said and f"{kept} phases (my mineral, " in said.splitlines()[1]
+    labels = read_labels_tiff(tmp_path / "o" / "field2" / "phases.tif")[0]
+    assert 2 not in labels and (labels == edited).mean() >= 0.9  # the same file: the same map
+    stats = list(csv.DictReader((tmp_path / "o" / "field2" / "phase_stats.csv").open()))
+    names = {int(row["phase_id"]): row["name"] for row in stats}
+    assert names[1] == "my mineral" and set(names) <= {k for k, _, _ in phases}
+
+
+def test_apply_with_a_file_that_is_no_archive_says_which_file(shared_run, tmp_path, capsys):
+    _, paths, _, _ = shared_run
+    not_sigma = tmp_path / "notes.sigma"
+    not_sigma.write_text("not an archive")
+    assert main(["apply", str(not_sigma), str(paths[4]), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert str(not_sigma) in err and len(err.strip().splitlines()) == 1

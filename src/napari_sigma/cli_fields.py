@@ -146,9 +146,8 @@ def _apply_all(model, paths, names, out: Path, runner, limit: int | None) -> int
 def command_apply(args: argparse.Namespace) -> int:
     """``apply MODEL FIELD... --out DIR``: classify every field with a saved model."""
     from napari_sigma.pipeline.batch import output_names
-    from napari_sigma.pipeline.model import load_model
 
-    model = load_model(args.model)
+    model = model_to_apply(args.model)
     if args.device is not None:
         from dataclasses import replace
 
@@ -160,10 +159,41 @@ def command_apply(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def model_to_apply(path: Path):
+    """The model ``apply`` uses: a model file's, or a session's (napari's *Save session*).
+
+    A session keeps a fitted model when it has one; otherwise the model is made from the
+    session's labels as the user left them (edits, names and colours: the phases and names
+    ``apply`` gives), with one pass over its source file (:func:`model_from_result`).
+    """
+    from napari_sigma.io.results.archive import read_archive
+    from napari_sigma.pipeline.model import load_model
+    from napari_sigma.pipeline.session import SESSION_KIND, load_session
+
+    if read_archive(path).kind != SESSION_KIND:
+        return load_model(path)  # a model, or one line saying what the file is not
+    session = load_session(path)
+    if session.model is not None:
+        return session.model
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.fitting import model_from_result
+
+    result = session.result(session.read_image())
+    model = run_to_completion(model_from_result(result, session.labels, session.phases))
+    source = result.image.source
+    source = Path(source).name if source else "its embedded counts"
+    phases = "phase" if model.n_phases == 1 else "phases"
+    print(f"model: {model.n_phases} {phases} ({', '.join(model.phase_names)}) from the session "
+          f"{path.name} (its labels as edited, on {source})")  # fmt: skip
+    return model
+
+
 def add_apply_command(commands) -> None:
     """The ``apply`` sub-command."""
     apply = commands.add_parser("apply", help="classify spectrum images with a saved model")
-    apply.add_argument("model", type=Path, help="a model file (model.sigma)")
+    apply.add_argument(
+        "model", type=Path, help="a model file (model.sigma) or a session saved in napari"
+    )
     apply.add_argument("inputs", nargs="+", type=Path, help="EDS files")
     apply.add_argument("--out", required=True, type=Path, help="output folder")
     apply.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])

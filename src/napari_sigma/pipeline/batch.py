@@ -136,11 +136,15 @@ def _export(
     except SigmaError as error:
         return FieldOutcome(name, str(path), error=str(error))
     seconds = sum(result.timings.values())
+    rows = _read_rows(written["phase_stats"])
+    # the phases the field holds, as phase_stats.csv lists them: a model made from edited labels
+    # lacks the ids merged away, which the result names "phase <id>" (labels 1..max id)
+    names = [row["name"] for row in rows]
+    phases = "phase" if len(names) == 1 else "phases"
     summary = (
-        f"{result.n_phases} phases ({', '.join(result.phase_names)}) in {seconds:.1f} s "
+        f"{len(names)} {phases} ({', '.join(names)}) in {seconds:.1f} s "
         f"on {result.device} -> {out_dir / name}"
     )
-    rows = _read_rows(written["phase_stats"])
     return FieldOutcome(name, str(path), None, summary, int(np.prod(result.labels.shape)), rows)
 
 
