@@ -776,6 +776,41 @@ def test_a_long_name_and_its_long_mineral_share_the_lines_they_wrap_to(plugin_vi
         assert header_reads_whole(table, column), table.horizontalHeaderItem(column).text()
 
 
+def test_a_name_of_one_long_word_is_elided_no_more_than_its_mineral(plugin_viewer, dock, qtbot):
+    """16x16_12bit_packed_8bit.bcf through napari (qa20's session): its one phase, "P1 unknown
+    (C5.13Si1.58Ti1.00Ce0.51Ca0.37Fe0.35O3.95)", has a word wider than the table can wrap to;
+    the name column was elided first, alone, down to its header ("P1 / unk... / (C5...." in 45
+    px) while the mineral column kept 205 px. Eliding, too, the two columns give way together,
+    the wider first: the name reads "P1 unknown" whole and neither column is the other's prey."""
+    from types import SimpleNamespace
+
+    from napari_sigma._napari.phases_widget import MINERAL_COLUMN, NAME_COLUMN
+
+    formula = "(C5.13Si1.58Ti1.00Ce0.51Ca0.37Fe0.35O3.95)"
+    result = make_fake_result(shape=(12, 18))
+    result.phase_names = [f"P1 unknown {formula}", "P2 Si", "P3 Fe"]
+    result.phase_minerals = [
+        SimpleNamespace(phase_id=k, mineral=name, score=0.0, identification=True)
+        for k, name in ((1, f"unknown {formula}"), (2, "quartz"), (3, "magnetite"))
+    ]
+    plugin_viewer.window.show()  # a hidden table gets no resize events (its columns follow them)
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    table = widget.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3)
+    table.setFixedWidth(460)  # the 16x16 session's Phases dock
+    qtbot.waitUntil(lambda: 420 < table.viewport().width() < 460)
+    name, mineral = table.columnWidth(NAME_COLUMN), table.columnWidth(MINERAL_COLUMN)
+    assert sum(table.columnWidth(c) for c in range(table.columnCount())) <= table.viewport().width()
+    assert table.horizontalScrollBar().maximum() == 0
+    assert name >= table.fontMetrics().horizontalAdvance("P1 unknown"), (name, mineral)
+    assert abs(name - mineral) <= 2, (name, mineral)  # both elided, to the same width
+    for column in range(1, table.columnCount()):
+        assert header_reads_whole(table, column), table.horizontalHeaderItem(column).text()
+    row = widget.row_ids().index(1)
+    assert table.item(row, NAME_COLUMN).toolTip() == f"P1 unknown {formula}"
+
+
 def test_phases_layer_is_uint8_and_widens_past_255_keeping_the_undo_history(setup):
     from napari_sigma._napari import editing
 

@@ -47,8 +47,11 @@ COMPACT_HEADERS = {"area %": "area\n%", "area µm²": "area\nµm²", "elements":
 # and name columns give way together, the wider first: a phase's name holds its mineral, and the
 # mineral column alone narrowed to its longest word wrapped P45's "alkali feldspar Or54 + quartz
 # (60:40) (0.20), before edits" to 8 lines beside its name on 2
+# (eliding, too, the name and mineral columns give way together, the wider first: one by one,
+# the 16x16 .bcf's single phase "P1 unknown (C5.13Si1.58Ti1.00Ce0.51Ca0.37Fe0.35O3.95)" was
+# elided to "P1 / unk... / (C5...." in a 45 px name column beside a 205 px mineral column)
 WRAP_ORDER = ((ELEMENTS_COLUMN,), (MINERAL_COLUMN, NAME_COLUMN))
-ELIDE_ORDER = ((ELEMENTS_COLUMN, 40), (NAME_COLUMN, 48), (MINERAL_COLUMN, 48))
+ELIDE_ORDER = (((ELEMENTS_COLUMN, 40),), ((NAME_COLUMN, 48), (MINERAL_COLUMN, 48)))
 ROW_HEIGHT = 22
 # the table is as tall as its rows, with room for this many at least (so that merges and splits
 # of a usual map leave its height alone); the phase spectra's plot below takes the rest of the
@@ -86,15 +89,14 @@ class _PhasesTable:
                 overflow = self._narrow_widest_first(columns, overflow)
         header = table.horizontalHeader()
         for whole_headers in (True, False):  # too narrow to wrap whole words: elide the cells,
-            for column, floor in ELIDE_ORDER:  # then (narrower still) the headers too
+            for group in ELIDE_ORDER:  # then (narrower still) the headers too
                 if overflow <= 0:
                     break
-                if whole_headers:
-                    floor = max(floor, header.sectionSizeHint(column))
-                width = table.columnWidth(column)
-                narrower = max(width - overflow, min(width, floor))
-                table.setColumnWidth(column, narrower)
-                overflow -= width - narrower
+                floors = {
+                    column: max(floor, header.sectionSizeHint(column)) if whole_headers else floor
+                    for column, floor in group
+                }
+                overflow = self._narrow_widest_first(tuple(floors), overflow, floors)
         others = self._columns_width() - table.columnWidth(MINERAL_COLUMN)
         table.setColumnWidth(
             MINERAL_COLUMN, max(table.columnWidth(MINERAL_COLUMN), available - others)
@@ -128,13 +130,16 @@ class _PhasesTable:
     def _columns_width(self) -> int:
         return sum(self.table.columnWidth(c) for c in range(len(COLUMNS)))
 
-    def _narrow_widest_first(self, columns: tuple[int, ...], overflow: int) -> int:
+    def _narrow_widest_first(
+        self, columns: tuple[int, ...], overflow: int, floors: dict[int, int] | None = None
+    ) -> int:
         """Narrow ``columns`` by ``overflow`` px in all, the widest first (down to the next
-        one's width, then those two together...), none below its wrap floor; return what is
-        left of ``overflow``."""
+        one's width, then those two together...), none below its floor (default: its wrap
+        floor); return what is left of ``overflow``."""
         table = self.table
         widths = {c: table.columnWidth(c) for c in columns}
-        floors = {c: min(widths[c], self._wrap_floor(c)) for c in columns}
+        floor_of = self._wrap_floor if floors is None else floors.__getitem__
+        floors = {c: min(widths[c], floor_of(c)) for c in columns}
         while overflow > 0:
             movable = [c for c in columns if widths[c] > floors[c]]
             if not movable:
