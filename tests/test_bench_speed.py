@@ -145,7 +145,7 @@ def test_the_cli_worker_keeps_freed_memory_as_the_command_does(bench, monkeypatc
     (cli.main's keep_freed_memory), the run, then the command's end; other configurations
     leave the C library alone."""
     from napari_sigma import cli
-    from napari_sigma.io import _memory
+    from napari_sigma.io.readers import _memory
 
     calls = []
     monkeypatch.setattr(_memory, "keep_freed_memory", lambda: calls.append("keep"))

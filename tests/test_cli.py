@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sigma.cli import main
-from napari_sigma.io.export import read_labels_tiff
+from napari_sigma.io.results.export import read_labels_tiff
 
 OUTPUTS = {
     "phases.tif",
@@ -110,7 +110,7 @@ def test_the_composition_split_can_be_turned_off():
 def _small_field(tmp_path, name="good.hspy", **changes):
     from dataclasses import replace
 
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.synthetic.generator import make_synthetic
 
     image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image
@@ -184,7 +184,7 @@ def test_degenerate_input_is_one_line_naming_the_file(tmp_path, capsys, changes,
 def test_nan_pixels_give_a_result_with_a_warning(tmp_path, capsys):
     from dataclasses import replace
 
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.synthetic.generator import make_synthetic
 
     image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image
@@ -202,7 +202,7 @@ def test_ev_axis_and_missing_beam_energy_give_a_result_with_warnings(tmp_path, c
     from dataclasses import replace
 
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.synthetic.generator import make_synthetic
 
     image = make_synthetic(seed=0, shape=(20, 20), counts_per_pixel=150, n_channels=1024).image

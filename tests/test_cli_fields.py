@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from napari_sigma.cli import main
-from napari_sigma.io.export import read_labels_tiff
-from napari_sigma.io.writing import write_hspy
+from napari_sigma.io.results.export import read_labels_tiff
+from napari_sigma.io.results.writing import write_hspy
 from napari_sigma.pipeline.model import load_model
 from napari_sigma.synthetic.generator import make_synthetic
 

@@ -194,7 +194,7 @@ def test_row_chunks_read_only_the_chunks_that_hold_the_points():
 def test_row_chunks_of_an_event_cube_fill_the_pixels_from_its_events():
     """A JEOL cube (events) is not made dense: the same pixels, sums and points as numpy."""
     from napari_sigma.compute.blocks import RowChunks
-    from napari_sigma.io.events import EventCube
+    from napari_sigma.io.readers.events import EventCube
 
     rng = np.random.default_rng(2)
     data = (rng.random((21, 7, 30)) < 0.05).astype(np.uint16) * rng.integers(1, 9, (21, 7, 30))

@@ -12,8 +12,8 @@ from napari_sigma.cli import main
 from napari_sigma.compute.blocks import pixel_blocks
 from napari_sigma.compute.chunks import block_pixels, memory_budget, parse_size, read_within
 from napari_sigma.compute.progress import run_to_completion
-from napari_sigma.io.export import read_labels_tiff
-from napari_sigma.io.writing import write_hspy
+from napari_sigma.io.results.export import read_labels_tiff
+from napari_sigma.io.results.writing import write_hspy
 from napari_sigma.latent.embedding import LatentSettings
 from napari_sigma.phases.statistics import phase_table
 from napari_sigma.pipeline.analysis import AnalysisSettings, analyse
@@ -121,8 +121,8 @@ def test_a_file_stored_in_one_block_is_read_whole_with_advice_then_converted(SHA
 def test_read_within_probes_without_decoding_then_reads_once(cube_file, monkeypatch):
     """The choice between an eager and a lazy read is made on the file opened lazily, in the
     same request to the reading child as the read: the file is opened and read once."""
-    from napari_sigma.io import isolation
-    from napari_sigma.io.reading import probe_spectrum_image
+    from napari_sigma.io.readers.reading import probe_spectrum_image
+    from napari_sigma.io.reading_process import isolation
 
     path, sample = cube_file
     probe = probe_spectrum_image(path)

@@ -8,8 +8,8 @@ import pytest
 from napari_sigma.cli import main
 from napari_sigma.compute.distributed import DaskExecutor, LocalExecutor
 from napari_sigma.errors import SigmaError
-from napari_sigma.io.export import read_labels_tiff
-from napari_sigma.io.writing import write_hspy
+from napari_sigma.io.results.export import read_labels_tiff
+from napari_sigma.io.results.writing import write_hspy
 from napari_sigma.synthetic.generator import make_synthetic
 
 pytestmark = pytest.mark.slow  # starts two worker processes (a few seconds)

@@ -13,7 +13,7 @@ def _core_only_basis(
 
 
 def _both(image, labels, n, monkeypatch):
-    import napari_sigma.io.map_abundances as map_abundances
+    import napari_sigma.minerals.map_abundances as map_abundances
 
     new = map_abundances.abundance_fractions(image, labels, n)
     with monkeypatch.context() as patch:
@@ -68,7 +68,7 @@ def test_particles_through_a_foil_get_their_abundance_with_the_host_removed(monk
 
 
 def test_a_lone_phase_and_tiny_phases_have_a_basis():
-    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
 
     rng = np.random.default_rng(0)
     counts = rng.poisson(5.0, (12, 12, 16)).astype(np.uint16)
@@ -85,7 +85,7 @@ def test_given_deep_sums_and_a_lazy_cube_give_the_same_abundances():
     # here; a lazy (dask) cube gives the same abundances as numpy
     import dask.array as da
 
-    from napari_sigma.io.mineralogy import BASIS_DEPTH, abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import BASIS_DEPTH, abundance_fractions
     from napari_sigma.minerals.interiors import phase_depths
     from napari_sigma.phases.spectra import phase_sum_spectra
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sigma.errors import SigmaFileError
-from napari_sigma.io.archive import (
+from napari_sigma.io.results.archive import (
     ARRAYS_MEMBER,
     FORMAT_VERSION,
     HEADER_MEMBER,

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from napari_sigma.io import child
+from napari_sigma.io.results import child
 
 
 def _figure_like():

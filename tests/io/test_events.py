@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_sigma.io.events import EventCube, as_event_cube, event_cube_of
-from napari_sigma.io.reading import read_any, read_spectrum_image
+from napari_sigma.io.readers.events import EventCube, as_event_cube, event_cube_of
+from napari_sigma.io.readers.reading import read_any, read_spectrum_image
 from napari_sigma.spectrum_image import SpectrumImage
 
 JEOL_PTS = "jeol/Sample/00_View000/View000_0000006.pts"
@@ -107,7 +107,7 @@ def test_a_jeol_stream_that_stops_early_is_read_with_a_warning(SHARED_EDS: Path,
     the sweeps read and says so once, naming the file; the whole file opens without a word."""
     import warnings
 
-    from napari_sigma.io.validation import DataWarning
+    from napari_sigma.io.readers.validation import DataWarning
 
     whole = (SHARED_EDS / JEOL_PTS).read_bytes()
     cut = tmp_path / "cut.pts"

@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from napari_sigma.energy import EnergyAxis
-from napari_sigma.io.export import (
+from napari_sigma.io.results.export import (
     EXPORT_FILES,
     export_result,
     read_labels_tiff,
@@ -24,7 +24,7 @@ from napari_sigma.io.export import (
     write_spectra_csv,
     write_stats_csv,
 )
-from napari_sigma.io.report import nice_scale_bar, render_report
+from napari_sigma.io.results.report import nice_scale_bar, render_report
 from napari_sigma.phases.statistics import phase_table
 from napari_sigma.spectrum_image import SpectrumImage
 
@@ -232,7 +232,7 @@ def test_phase_stats_abundance_is_the_maps_unmixed_sum_not_a_sum_of_pixel_fits(t
     share of it: summed, a 3.6 % phase read ~9.7 % (its former column). The column is now the
     solve of the mineralogy report (the map's sum spectrum unmixed onto the phases' spectra)."""
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
     from napari_sigma.unmixing.fractions import phase_fractions
 
     rng = np.random.default_rng(0)
@@ -266,9 +266,9 @@ def test_report_and_minerals_made_in_a_child_process_give_the_same_files(tmp_pat
     """The GUI's export draws report.png and makes the mineral report in a child process (their
     C calls hold no GIL of napari's): every exported file is byte-identical to the export made
     in this process."""
-    import napari_sigma.io.mineralogy as mineralogy
-    import napari_sigma.io.report as report
-    from napari_sigma.io.child import ChildError, ChildProcess
+    import napari_sigma.io.mineral_report.mineralogy as mineralogy
+    import napari_sigma.io.results.report as report
+    from napari_sigma.io.results.child import ChildError, ChildProcess
 
     result = fake_result()
     result.settings = SimpleNamespace(**vars(result.settings))  # the child imports its class
@@ -302,7 +302,7 @@ def test_the_phase_statistics_of_edited_labels_are_made_in_the_child_with_the_sa
     """Edited labels (the GUI's export) need a pass over the cube for the phase statistics: with
     a child process it runs there (its numpy and dask calls held napari's GIL: a 190 ms freeze
     during a JEOL export), and every file is byte-identical to the export made here."""
-    import napari_sigma.io.export as export
+    import napari_sigma.io.results.export as export
 
     result = fake_result()
     result.settings = SimpleNamespace(**vars(result.settings))
@@ -327,7 +327,7 @@ def test_the_phase_statistics_of_edited_labels_are_made_in_the_child_with_the_sa
 def test_the_mineral_report_child_gets_the_analysis_depth_map():
     """The child's mineral report reads the analysis' distance transform too (else it would
     compute it again: same numbers, slower)."""
-    from napari_sigma.io.export import mineral_inputs
+    from napari_sigma.io.results.export import mineral_inputs
 
     result = SimpleNamespace(labels=np.ones((2, 2), np.int32), core_depth=np.zeros((2, 2)))
     assert mineral_inputs(result).core_depth is result.core_depth
@@ -339,7 +339,7 @@ def test_an_export_whose_child_process_dies_or_cannot_start_writes_the_same_file
 ):
     """A child that exits before answering (/bin/false) or cannot be started at all: the export
     makes report.png and the mineral report in this process instead, the same files."""
-    import napari_sigma.io.child as child_module
+    import napari_sigma.io.results.child as child_module
 
     result = fake_result()
     result.settings = SimpleNamespace(**vars(result.settings))
@@ -413,8 +413,8 @@ def test_a_cube_too_large_for_the_child_has_its_mineral_report_made_there_with_t
     (``cube_sums``: core and deep sums, the map's sum, the host correction, the line
     dispersions of two phases of one name); every file is byte-identical to the export made in
     this process, and neither the report nor the abundances run here."""
-    import napari_sigma.io.export as export
-    import napari_sigma.io.mineralogy as mineralogy
+    import napari_sigma.io.mineral_report.mineralogy as mineralogy
+    import napari_sigma.io.results.export as export
 
     result, labels = _same_named_edit()
     names = [f"edited {k}" for k in range(1, 5)]

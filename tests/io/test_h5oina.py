@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
-from napari_sigma.io.reading import is_supported, read_any, read_spectrum_image
+from napari_sigma.io.readers.reading import is_supported, read_any, read_spectrum_image
 from sigma_testdata import write_h5oina
 
 
@@ -113,7 +113,7 @@ def synthetic_h5oina(tmp_path_factory) -> tuple[Path, object]:
 
 def test_cli_runs_on_an_h5oina_file(synthetic_h5oina, tmp_path: Path) -> None:
     from napari_sigma.cli import main
-    from napari_sigma.io.export import read_labels_tiff
+    from napari_sigma.io.results.export import read_labels_tiff
     from napari_sigma.metrics import adjusted_rand_index
 
     path, sample = synthetic_h5oina

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_sigma.io import _hdf5_direct
+from napari_sigma.io.readers import _hdf5_direct
 
 
 def _dataset(path: Path, data: np.ndarray, **options):
@@ -143,8 +143,8 @@ def test_an_in_process_read_of_bands_or_tiles_equals_the_hdf5_read(tmp_path, mon
     """read_spectrum_image(isolate=False) of a row-band or tiled .hspy decodes without HDF5: same
     counts, corrections, notes and metadata as rsciio's own eager read."""
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io import reading
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.readers import reading
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     rng = np.random.default_rng(2)

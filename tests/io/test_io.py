@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
-from napari_sigma.io import _rsciio as rh
-from napari_sigma.io.reading import (
+from napari_sigma.io.readers import _rsciio as rh
+from napari_sigma.io.readers.reading import (
     SUPPORTED_EXTENSIONS,
     is_supported,
     read_any,

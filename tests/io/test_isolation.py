@@ -17,8 +17,12 @@ import numpy as np
 import pytest
 
 from napari_sigma.errors import SpectrumImageError
-from napari_sigma.io import isolation
-from napari_sigma.io.reading import read_any, read_spectrum_image, read_spectrum_image_within
+from napari_sigma.io.readers.reading import (
+    read_any,
+    read_spectrum_image,
+    read_spectrum_image_within,
+)
+from napari_sigma.io.reading_process import isolation
 
 BENCH_FUZZ = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fuzz.py"
 
@@ -88,7 +92,7 @@ def test_a_large_cube_travels_through_shared_memory(tmp_path: Path, chunks) -> N
     """Counts above 64 MiB come through /dev/shm: equal, writable, and no file is left behind.
     Row bands (``chunks``) and rsciio's tiles are decoded without HDF5 (io._hdf5_direct)."""
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     counts = np.random.default_rng(0).poisson(0.05, (132, 128, 2048)).astype(np.uint16)
@@ -110,8 +114,8 @@ def test_a_chunked_cube_is_decoded_straight_into_shared_memory(tmp_path: Path) -
     """An eager read of a chunked .hspy decodes into the array it is given (the child's
     /dev/shm file), checked as an eager read is: same counts, same corrections, same notes."""
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io import reading
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.readers import reading
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     rng = np.random.default_rng(1)
@@ -230,7 +234,7 @@ def test_garbage_is_refused_by_the_child(tmp_path: Path) -> None:
 
 def test_a_crashing_reader_fails_alone(SHARED_EDS, tmp_path, capsys):
     from napari_sigma.cli import main
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.synthetic.generator import make_synthetic
 
     crasher = _mutant(SHARED_EDS, tmp_path, *CRASHERS[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sigma.io import _memory
+from napari_sigma.io.readers import _memory
 
 
 @pytest.mark.parametrize("min_bytes", [0, 2**40])
@@ -20,7 +20,7 @@ def test_zeroed_array_is_a_writable_zero_array(monkeypatch, min_bytes) -> None:
 
 
 def test_a_dense_event_cube_is_the_same_on_mapped_memory(monkeypatch) -> None:
-    from napari_sigma.io.events import EventCube
+    from napari_sigma.io.readers.events import EventCube
 
     rng = np.random.default_rng(0)
     shape = (6, 5, 40)
@@ -86,7 +86,7 @@ def test_a_large_array_is_mapped_without_holding_the_gil() -> None:
 _TEMPORARIES = """
 import resource, sys
 import numpy as np
-from napari_sigma.io._memory import keep_freed_memory
+from napari_sigma.io.readers._memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def rounds(n=50):  # a pass's temporaries: a few 4 MiB arrays per block, freed after it

@@ -10,7 +10,11 @@ import pytest
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.errors import AnalysisError, SpectrumImageError
-from napari_sigma.io.validation import DataWarning, check_analysable, validate_spectrum_image
+from napari_sigma.io.readers.validation import (
+    DataWarning,
+    check_analysable,
+    validate_spectrum_image,
+)
 from napari_sigma.spectrum_image import SpectrumImage
 
 AXIS = EnergyAxis(offset=-0.1, scale=0.01, size=256)
@@ -179,7 +183,7 @@ def test_mostly_empty_pixels_give_a_warning() -> None:
 
 
 def test_nearly_empty_real_velox_map_is_refused_naming_the_file(SHARED_EDS: Path) -> None:
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     image = read_spectrum_image(SHARED_EDS / "emd/SI_empty_selection.emd")
     with pytest.raises(AnalysisError, match=r"SI_empty_selection\.emd: nearly empty \(72 counts"):
@@ -188,7 +192,7 @@ def test_nearly_empty_real_velox_map_is_refused_naming_the_file(SHARED_EDS: Path
 
 @pytest.mark.parametrize("shape", [(96, 8), (12, 96)])
 def test_the_door_check_leaves_the_counts_to_the_feature_pass_only_with_a_good_sample(shape):
-    from napari_sigma.io.validation import check_at_the_door
+    from napari_sigma.io.readers.validation import check_at_the_door
 
     image = _image(shape=shape, dtype=np.uint16)  # ~768 counts in each pixel
     # a sample of every n-th row with plenty of counts: checked on the pass's sums
@@ -208,7 +212,7 @@ def test_the_door_check_leaves_the_counts_to_the_feature_pass_only_with_a_good_s
     ],
 )
 def test_empty_and_nearly_empty_maps_are_refused_at_the_door_naming_the_file(fill, cause):
-    from napari_sigma.io.validation import check_at_the_door
+    from napari_sigma.io.readers.validation import check_at_the_door
 
     image = _image(shape=(96, 8), dtype=np.uint16)
     image.counts[:] = 0
@@ -222,7 +226,7 @@ def test_empty_and_nearly_empty_maps_are_refused_at_the_door_naming_the_file(fil
 def test_a_map_whose_sample_misleads_is_refused_by_the_check_on_every_pixel():
     """Counts only in the rows the door's sample reads: the sample passes, the check on the
     feature pass's sums (every pixel) refuses the map with the usual message."""
-    from napari_sigma.io.validation import check_at_the_door
+    from napari_sigma.io.readers.validation import check_at_the_door
 
     image = _image(shape=(96, 8), dtype=np.uint16)
     image.counts[:] = 0

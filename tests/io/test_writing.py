@@ -2,8 +2,8 @@
 
 from dataclasses import replace
 
-from napari_sigma.io.reading import read_spectrum_image
-from napari_sigma.io.writing import write_hspy
+from napari_sigma.io.readers.reading import read_spectrum_image
+from napari_sigma.io.results.writing import write_hspy
 from napari_sigma.minerals.phases import _metadata, signal_type
 from napari_sigma.quant.detector import takeoff_angle
 from napari_sigma.synthetic.generator import make_synthetic

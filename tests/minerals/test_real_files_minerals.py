@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_sigma.compute.progress import run_to_completion
-from napari_sigma.io.reading import read_spectrum_image
+from napari_sigma.io.readers.reading import read_spectrum_image
 from napari_sigma.minerals.phases import identify_phases
 
 FILES = {

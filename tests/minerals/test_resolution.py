@@ -32,7 +32,7 @@ def test_resolved_compositions_are_not_listed():
 
 
 def test_the_phase_table_says_what_is_not_resolved():
-    from napari_sigma.io.mineralogy import phase_quant_rows
+    from napari_sigma.io.mineral_report.mineralogy import phase_quant_rows
     from napari_sigma.minerals.phases import PhaseMineral
 
     found = identify_composition({"O": 32.3, "Si": 0.89, "Fe": 66.7}, geometry=Geometry("thin"))
@@ -48,7 +48,7 @@ def test_the_phase_table_says_what_is_not_resolved():
 def oxide_map(tmp_path_factory):
     """A quick analysis of a quartz / magnetite / albite map and its export (the CLI's files)."""
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.io.export import export_result
+    from napari_sigma.io.results.export import export_result
     from napari_sigma.pipeline.analysis import analyse
     from napari_sigma.synthetic.generator import make_synthetic
     from sigma_testdata import quick_three_phase_settings
@@ -68,7 +68,7 @@ def _rows(path):
 
 
 def test_the_modal_table_and_the_report_say_what_each_name_is_not_resolved_from(oxide_map):
-    from napari_sigma.io.report import unresolved_lines
+    from napari_sigma.io.results.report import unresolved_lines
 
     result, _, out = oxide_map
     by_mineral = {m.mineral: m for m in result.phase_minerals}
@@ -90,7 +90,7 @@ def test_the_modal_table_and_the_report_say_what_each_name_is_not_resolved_from(
 
 
 def test_a_name_the_user_gives_carries_no_unresolved_list(oxide_map, tmp_path):
-    from napari_sigma.io.export import export_result
+    from napari_sigma.io.results.export import export_result
 
     result, _, _ = oxide_map
     pid = next(m.phase_id for m in result.phase_minerals if m.mineral == "magnetite")
@@ -102,7 +102,7 @@ def test_a_name_the_user_gives_carries_no_unresolved_list(oxide_map, tmp_path):
 
 
 def test_the_report_png_draws_the_mark_and_its_footnote(oxide_map, tmp_path):
-    from napari_sigma.io import report
+    from napari_sigma.io.results import report
 
     drawn = []
     original = report._draw_modal
@@ -113,7 +113,7 @@ def test_the_report_png_draws_the_mark_and_its_footnote(oxide_map, tmp_path):
                       [t.get_text() for t in ax.texts]))  # fmt: skip
 
     result, _, _ = oxide_map
-    from napari_sigma.io.mineralogy import compute_mineralogy
+    from napari_sigma.io.mineral_report.mineralogy import compute_mineralogy
     from napari_sigma.phases.statistics import phase_table
 
     table = phase_table(result.labels, result.image.counts, result.intensities, result.lines,
@@ -133,7 +133,7 @@ def test_the_report_png_draws_the_mark_and_its_footnote(oxide_map, tmp_path):
 def test_a_saved_session_keeps_the_identifications_and_what_they_are_not_resolved_from(
     oxide_map, tmp_path
 ):
-    from napari_sigma.io.mineralogy import phase_minerals_for
+    from napari_sigma.io.mineral_report.mineralogy import phase_minerals_for
     from napari_sigma.pipeline.session import load_session, save_session
 
     result, _, _ = oxide_map

@@ -168,7 +168,7 @@ def test_the_mean_uncertainty_is_the_uncertainty_of_a_phases_mean():
 
 
 def test_every_phase_reports_the_uncertainty_of_its_mean():
-    from napari_sigma.io.mineralogy import phase_quant_rows
+    from napari_sigma.io.mineral_report.mineralogy import phase_quant_rows
 
     image, labels = _three_stripes()
     found = run_to_completion(identify_phases(image, labels, ELEMENTS))

@@ -139,7 +139,7 @@ def test_twin_abundances_are_shared_by_label_area(scene):
     """The map's mean spectrum cannot fix the twins' shares; their labels can."""
     from types import SimpleNamespace
 
-    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
 
     phase_map, _, counts = scene
     labels = phase_map + 1
@@ -153,7 +153,7 @@ def test_twin_abundances_are_shared_by_label_area(scene):
 
 def test_three_olivines_share_their_abundance_by_label_area():
     """Every pair of twins joins the group, not only the closest pair."""
-    from napari_sigma.io.mineralogy import _similar_groups
+    from napari_sigma.io.mineral_report.mineralogy import _similar_groups
 
     olivine = mineral("olivine_fo90")
     specs = [olivine, olivine.shifted("Mg", "Fe", 0.01, "fo89"),
@@ -207,7 +207,7 @@ def test_a_lazy_cube_gives_the_labels_of_numpy_each_chunk_read_once_per_pass(sce
     """A dask cube (a JEOL map is one) is read in its own row chunks: no band assembled from
     several chunks (dask's concatenate copied 256 MiB per 64-row band of the JEOL map while
     napari waited), and the same labels, core sums and models as the numpy cube."""
-    from napari_sigma.io.events import EventCube
+    from napari_sigma.io.readers.events import EventCube
     from napari_sigma.minerals.interiors import interior_labels
     from napari_sigma.phases.spectra import phase_sum_spectra
     from sigma_testdata import lazy_cube

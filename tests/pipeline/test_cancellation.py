@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from napari_sigma.io.export import export_steps
+from napari_sigma.io.results.export import export_steps
 from napari_sigma.pipeline.analysis import AnalysisSettings, analyse
 from napari_sigma.synthetic.generator import make_synthetic
 

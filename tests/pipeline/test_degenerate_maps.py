@@ -62,7 +62,7 @@ def _two_phase(shape: tuple[int, int] = (64, 32)) -> SpectrumImage:
 def test_counts_checked_on_the_feature_pass_sums_give_the_same_analysis(monkeypatch) -> None:
     """A large map (here: a 256-pixel door sample) is read once: its counts are checked on the
     feature pass's sums, never summed apart, and every result equals the door-summed run's."""
-    from napari_sigma.io import validation
+    from napari_sigma.io.readers import validation
 
     image = _two_phase()
     monkeypatch.setattr(validation, "SAMPLE_PIXELS", 64 * 32)  # the door sums every pixel
@@ -87,7 +87,7 @@ def test_empty_maps_are_refused_naming_them_whichever_check_sees_it(
     """No counts: refused at the door, before the feature pass; counts only in the rows of the
     door's sample (3 per pixel there, 0.375 on average): refused by the check on the feature
     pass's sums, with the same message as a check at the door."""
-    from napari_sigma.io import validation
+    from napari_sigma.io.readers import validation
     from napari_sigma.pipeline import analysis
 
     image = _two_phase()

@@ -51,7 +51,7 @@ def test_one_or_two_threads_give_identical_labels_and_spectra(sample) -> None:
 
 @pytest.mark.slow
 def test_the_real_file_reads_and_analyses_identically(SHARED_EDS) -> None:
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     path = SHARED_EDS / "bruker/16x16_12bit_packed_8bit.bcf"
     results = []

@@ -174,7 +174,7 @@ def test_two_olivines_one_weight_percent_apart_are_two_phases():
     # the split alone put a 369-pixel Fo89 grain in Fo90 (twin F1 0.915, ARI 0.921, twin
     # abundances 1.3 and 0.9 points off); the twins' assignment from whole spectra
     # (phases/twins.py) gives it back: F1 0.961, ARI 0.960, abundances 0.32 and 0.10 points off
-    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
     from napari_sigma.synthetic.generator import benchmark_case
 
     report, result = _benchmark_report("minor_twin")
@@ -194,7 +194,7 @@ def test_a_twin_grain_along_other_phases_gets_its_own_twin():
     """minor_twin seed 3: a 151-pixel Fo89 grain, half of its outline along other phases, was
     labelled Fo90 (twin abundances 0.96 points off): its pixels next to the other phases carried
     no evidence. With their mixtures' ratios (phases/twins.py) both twins are within 0.3."""
-    from napari_sigma.io.mineralogy import abundance_fractions
+    from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
 
     sample = benchmark_case("minor_twin", seed=3)
     settings = AnalysisSettings.preset(
@@ -212,7 +212,7 @@ def _assert_known_sums_are_the_counts(result) -> None:
     """The cores and sums an analysis keeps for its report are those of its final labels."""
     from unittest import mock
 
-    from napari_sigma.io.mineralogy import (
+    from napari_sigma.io.mineral_report.mineralogy import (
         BASIS_DEPTH,
         abundance_fractions,
         known_sums,
@@ -308,7 +308,7 @@ def test_hitachi_sample_is_one_phase_and_its_empty_frame_unassigned(SHARED_EDS):
     """The recorded area of Hitachi_TM3030Plus.bcf (~10 counts per pixel, uniform) is one
     phase: the empty frame around it (80 % of the pixels, no counts) is unassigned and is no
     "second composition" of it (it was: 1 115 of the sample's pixels became a speck phase)."""
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     image = read_spectrum_image(SHARED_EDS / "bruker" / "Hitachi_TM3030Plus.bcf")
     settings = AnalysisSettings.preset("default", device="cpu", latent=FAST_LATENT)

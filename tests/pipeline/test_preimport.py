@@ -181,7 +181,7 @@ def test_a_real_read_imports_nothing_in_the_main_thread_while_the_thread_runs(
     not at all). Under a limit the cube exceeds (73 KB, rows of 6 KB, a 100 KB limit) the read
     is lazy: the parent opens the file itself, after waiting for the thread."""
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     counts = np.random.default_rng(0).poisson(2.0, (12, 12, 256)).astype(np.uint16)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from napari_sigma.errors import SigmaFileError
-from napari_sigma.io.writing import write_hspy
+from napari_sigma.io.results.writing import write_hspy
 from napari_sigma.latent.embedding import LatentSettings
 from napari_sigma.pipeline.analysis import AnalysisSettings, run_analysis
 from napari_sigma.pipeline.session import load_session, save_session
@@ -30,7 +30,7 @@ FAST = AnalysisSettings(
 def field(tmp_path_factory):
     sample = make_synthetic(seed=1, shape=(48, 48), phases=("quartz", "albite", "magnetite"))
     path = write_hspy(tmp_path_factory.mktemp("src") / "field.hspy", sample.image)
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     image = read_spectrum_image(path)
     return image, run_analysis(image, replace(FAST, lines=tuple(sample.lines)))
@@ -97,7 +97,7 @@ def test_corrupted_or_changed_sessions_give_clear_errors(field, tmp_path):
 
 
 def test_settings_survive_json_including_nested_and_none():
-    from napari_sigma.io.export import to_jsonable
+    from napari_sigma.io.results.export import to_jsonable
 
     settings = AnalysisSettings.preset("sigma", lines=("Fe_Ka", "O_Ka"), seed=5)
     settings = replace(settings, phase_finding=replace(settings.phase_finding, split=None))
@@ -112,7 +112,7 @@ unassigned), the Phases tab open."""
 
 
 def test_a_session_saved_before_the_minerals_were_kept_opens_and_names_its_phases_anew(tmp_path):
-    from napari_sigma.io.export import export_result
+    from napari_sigma.io.results.export import export_result
 
     session = load_session(SAVED_BY_MAIN)
     assert session.phase_minerals == [] and session.minerals_labels is None
@@ -136,7 +136,7 @@ def test_a_session_saved_before_the_minerals_were_kept_opens_and_names_its_phase
 def _rewritten(path: Path, out: Path, change) -> Path:
     """``path`` with its content changed by ``change`` and its checksum made to match (a file
     another program wrote wrongly, not a damaged one)."""
-    from napari_sigma.io.archive import content_hash, read_archive
+    from napari_sigma.io.results.archive import content_hash, read_archive
 
     archive = read_archive(path)
     with zipfile.ZipFile(path) as source:

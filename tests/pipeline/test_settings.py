@@ -10,8 +10,8 @@ import pytest
 
 from napari_sigma.cli import main
 from napari_sigma.errors import SettingsError
-from napari_sigma.io.export import read_labels_tiff
-from napari_sigma.io.writing import write_hspy
+from napari_sigma.io.results.export import read_labels_tiff
+from napari_sigma.io.results.writing import write_hspy
 from napari_sigma.pipeline.settings import (
     AnalysisSettings,
     load_settings,

@@ -15,7 +15,7 @@ from napari_sigma._napari.analysis_widget import AnalysisWidget, format_progress
 from napari_sigma._napari.layers import spectrum_image_layers
 from napari_sigma._napari.phases_widget import PhasesWidget
 from napari_sigma.compute.progress import Progress
-from napari_sigma.io.export import read_labels_tiff
+from napari_sigma.io.results.export import read_labels_tiff
 from napari_sigma.pipeline.settings import parse_names as parse_list
 from napari_sigma.pipeline.settings import parse_phases
 
@@ -223,7 +223,7 @@ def test_run_adds_layers_then_a_second_run_never_touches_them(
 
 def assert_running_sums_make_the_same_export(phases, result, edited, tmp_path):
     from napari_sigma._napari import phases_widget
-    from napari_sigma.io import export
+    from napari_sigma.io.results import export
     from napari_sigma.phases.spectra import phase_sum_spectra
 
     sums = phases._export_sums(edited)

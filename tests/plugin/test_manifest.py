@@ -46,7 +46,7 @@ def test_every_command_imports(manifest):
 
 
 def test_reader_patterns_cover_every_supported_extension(manifest):
-    from napari_sigma.io.reading import SUPPORTED_EXTENSIONS
+    from napari_sigma.io.readers.reading import SUPPORTED_EXTENSIONS
 
     patterns = manifest.contributions.readers[0].filename_patterns
     for extension in SUPPORTED_EXTENSIONS:

@@ -435,7 +435,7 @@ def _run_python(code: str, timeout: float):
 
 
 def test_labels_round_trip_with_calibration(tmp_path):
-    from napari_sigma.io.export import read_labels_tiff
+    from napari_sigma.io.results.export import read_labels_tiff
 
     labels = np.random.default_rng(0).integers(0, 7, size=(20, 30)).astype(np.int32)
     labels[0, 0] = 1000
@@ -451,7 +451,7 @@ def test_labels_round_trip_with_calibration(tmp_path):
 
 
 def test_labels_in_nanometres_are_written_in_microns(tmp_path):
-    from napari_sigma.io.export import read_labels_tiff
+    from napari_sigma.io.results.export import read_labels_tiff
 
     path = tmp_path / "tem.tif"
     write_labels(str(path), np.ones((4, 4), int), {"scale": (0.77, 0.77), "units": ("nm", "nm")})
@@ -535,7 +535,7 @@ def test_napari_s_event_loop_turns_while_the_file_is_read(viewer, qtbot):
     ticking while the read holds the reading process, and the file opens as before."""
     from qtpy.QtCore import QTimer
 
-    from napari_sigma.io import isolation
+    from napari_sigma.io.reading_process import isolation
 
     isolation.shutdown()  # the read starts the reading process: it surely takes a while
     ticks = []
@@ -599,8 +599,8 @@ CLOSE_DURING_READ = """
 import json, os, sys
 import napari
 from qtpy.QtCore import QTimer
-from napari_sigma.io import isolation
-from napari_sigma.io.reading import read_any
+from napari_sigma.io.reading_process import isolation
+from napari_sigma.io.readers.reading import read_any
 
 path, report = sys.argv[1], {"runs": [], "children": []}
 
@@ -793,7 +793,7 @@ def test_sample_data_opens_in_napari(viewer):
 def test_napari_saves_labels_with_the_plugin_writer(viewer, tmp_path):
     from napari.plugins.io import save_layers
 
-    from napari_sigma.io.export import read_labels_tiff
+    from napari_sigma.io.results.export import read_labels_tiff
 
     labels = np.arange(12, dtype=np.int32).reshape(3, 4)
     layer = viewer.add_labels(labels, scale=(0.5, 0.5), units="µm")
@@ -810,7 +810,7 @@ def test_reader_shows_the_data_corrections_once(tmp_path, monkeypatch):
     import napari.utils.notifications as notifications
 
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     counts = np.random.default_rng(0).poisson(3.0, size=(16, 16, 256)).astype(np.float32)
@@ -828,7 +828,7 @@ def test_reader_shows_the_data_corrections_once(tmp_path, monkeypatch):
 
 def test_reader_refuses_a_cube_of_nan_naming_it(tmp_path):
     from napari_sigma.energy import EnergyAxis
-    from napari_sigma.io.writing import write_hspy
+    from napari_sigma.io.results.writing import write_hspy
     from napari_sigma.spectrum_image import SpectrumImage
 
     counts = np.full((4, 4, 64), np.nan, np.float32)

@@ -17,7 +17,7 @@ PLUGIN = "napari-sigma-eds"
 def source_and_result(tmp_path_factory):
     """A small .h5oina file and a quick analysis of it as napari's reader reads it."""
     from napari_sigma.compute.progress import run_to_completion
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.pipeline.analysis import analyse
     from napari_sigma.synthetic.generator import make_synthetic
 

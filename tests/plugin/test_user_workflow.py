@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QFileDialog, QPushButton
 from waits import HANG_MS
 
 from napari_sigma._napari import state
-from napari_sigma.io.export import read_labels_tiff
+from napari_sigma.io.results.export import read_labels_tiff
 
 pytestmark = pytest.mark.gui
 RUN_TIMEOUT_MS = 120_000
@@ -97,7 +97,7 @@ def test_sample_run_paint_lasso_merge_export(
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     import napari.utils.notifications as notifications
 
-    import napari_sigma.io.report as report
+    import napari_sigma.io.results.report as report
 
     shown, drawn_here = [], []
     monkeypatch.setattr(notifications, "show_info", shown.append)

@@ -89,7 +89,7 @@ def test_no_peak_no_measurement():
 def test_espms_stated_detector_is_measured(case):
     # espm's detector (shared/data/espm_dev/make_dev_cases.py): FWHM(E) = 0.012 E + 0.058 keV,
     # 128.8 eV at Mn Ka; its own line physics and widths (linear in E, not the Fano model)
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
 
     result = measured(read_any(ESPM_DEV / case / "cube.hspy").sum_spectrum())
     assert result.fwhm_mnka == pytest.approx(0.1288, abs=0.003)
@@ -120,7 +120,7 @@ def _bruker_stated_fwhm(path) -> float:
     ],
 )
 def test_bruker_files_measure_the_resolution_their_headers_state(name):
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
 
     path = SHARED_EDS_DIR / "bruker" / name
     result = measured(read_any(path).sum_spectrum())
@@ -134,7 +134,7 @@ def test_bruker_files_measure_the_resolution_their_headers_state(name):
     [("phenom/Elid2Version4.elid", 0.1260), ("exspy/EDS_TEM_FePt_nanoparticles.hspy", 0.1333)],
 )
 def test_files_measure_the_resolution_their_metadata_state(name, stated):
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
 
     data = read_any(SHARED_EDS_DIR / name)
     spectrum = data.sum_spectrum() if hasattr(data, "sum_spectrum") else data

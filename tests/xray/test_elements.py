@@ -264,7 +264,7 @@ def test_bam_tm002_reference_material():
     ],
 )
 def test_reference_spectra_give_exactly_their_elements(name, required, allowed):
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
 
     found = {s.element for s in suggest_elements(read_any(DATA / name))}
     assert required <= found <= required | allowed

@@ -23,7 +23,7 @@ SPECTRUM_IMAGES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SPECTRUM_IMAGES)
 def test_analysed_lines_lie_inside_the_energy_axis(SHARED_EDS, name):
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     image = read_spectrum_image(SHARED_EDS / name, lazy=True)
     with warnings.catch_warnings():
@@ -37,7 +37,7 @@ def test_analysed_lines_lie_inside_the_energy_axis(SHARED_EDS, name):
 
 
 def test_test_tem_uses_pd_la_not_pd_ka(SHARED_EDS):
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
 
     image = read_spectrum_image(SHARED_EDS / "bruker" / "test_TEM.bcf", lazy=True)
     lines = choose_lines(image, AnalysisSettings(elements=("Cu", "O", "Pd", "Ti")))
@@ -47,7 +47,7 @@ def test_test_tem_uses_pd_la_not_pd_ka(SHARED_EDS):
 
 
 def test_fept_spectrum_markers_and_lines_use_pt_l_and_m(SHARED_EDS):
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
 
     spectrum = read_any(SHARED_EDS / "exspy" / "EDS_TEM_FePt_nanoparticles.hspy")
     energy_range = xray.usable_range(spectrum.energy)
@@ -60,7 +60,7 @@ def test_fept_spectrum_markers_and_lines_use_pt_l_and_m(SHARED_EDS):
 
 
 def test_file_elements_are_checked_against_the_spectrum(SHARED_EDS):
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.xray.elements import ElementsNotDetectedWarning
 
     image = read_spectrum_image(
@@ -75,7 +75,7 @@ def test_file_elements_are_checked_against_the_spectrum(SHARED_EDS):
 
 
 def test_file_elements_that_are_present_are_all_kept(SHARED_EDS):
-    from napari_sigma.io.reading import read_any
+    from napari_sigma.io.readers.reading import read_any
     from napari_sigma.xray.elements import check_listed_elements
 
     spectrum = read_any(SHARED_EDS / "exspy" / "EDS_SEM_TM002.hspy")
@@ -88,7 +88,7 @@ def test_the_default_elements_are_the_files_list_and_what_it_does_not_explain(SH
     # with every listed element fitted. test_TEM.bcf lists Cu, O, Pd, Ti; its strongest peak is
     # Si K (the CLI analysed Cu, O, Pd, Ti only and named the phase rutile); N K stands out
     # beside the fitted Ti L lines (its peak does not follow Ti's over the map: it is not Ti Ll).
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.xray.elements import ElementsNotDetectedWarning, default_elements
 
     image = read_spectrum_image(SHARED_EDS / "bruker" / "test_TEM.bcf", lazy=True)
@@ -108,7 +108,7 @@ def test_the_30x30_maps_default_elements_add_mn_and_not_the_n_of_o_ks_shape(SHAR
     # detector's response around O K and C K (a low-energy tail, its threshold at ~0.2 keV, an
     # energy scale off by ~10 eV there) that the suggestion's Gaussians do not have. Judged
     # with a local background level over its region (xray.elements._significances) it is gone.
-    from napari_sigma.io.reading import read_spectrum_image
+    from napari_sigma.io.readers.reading import read_spectrum_image
     from napari_sigma.xray.elements import default_elements
 
     image = read_spectrum_image(

@@ -117,7 +117,7 @@ def _export(
     the exact sum spectra of phases 1..K over ``labels`` when known (:func:`_running_sums`)."""
     import json
 
-    from napari_sigma.io.export import export_result
+    from napari_sigma.io.results.export import export_result
 
     # report.png drawn in a child process: matplotlib holds none of napari's GIL (same bytes)
     written = export_result(

@@ -34,7 +34,7 @@ def _drawing_child() -> Any:
     """The child process that draws the plots drawn in a child (plot thread only): started at
     the first call, again after it died (up to :data:`CHILD_DEATHS` times); None when none runs."""
     if _child["process"] is None and _child["deaths"] < CHILD_DEATHS:
-        from napari_sigma.io.child import ChildProcess
+        from napari_sigma.io.results.child import ChildProcess
 
         try:
             _child["process"] = ChildProcess(("render_figure",), nice=CHILD_NICE)
@@ -58,7 +58,7 @@ def _draw_in_child(figure: Any, renderer: Any) -> bool:
     """Draw ``figure`` into ``renderer`` (an empty RendererAgg) in the drawing child process:
     its pixels copied in (an image draw, ~1 ms). False when it could not be drawn there (the
     caller draws it); a child that died is replaced at the next drawing."""
-    from napari_sigma.io.child import ChildDied
+    from napari_sigma.io.results.child import ChildDied
 
     child = _drawing_child()
     if child is None:
@@ -100,7 +100,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         Space around the axes in pixels ``(left, right, bottom, top)``, kept when the dock is
         resized (a fixed layout: matplotlib's constrained layout took half of every redraw).
     in_child : bool
-        Draw the figure in a child process (:func:`~napari_sigma.io.child.render_figure`, at a
+        Draw the figure in a child process (:func:`~napari_sigma.io.results.child.render_figure`, at a
         lower priority): the plot thread then holds napari's GIL only for the builds and the
         figure's pickling (~30 ms instead of the 100-160 ms of a spectrum plot's Agg drawing,
         which froze napari's main thread at load). The figure here stays what the toolbar,

@@ -405,11 +405,11 @@ def _start_jit_warm_up() -> None:
 
 
 def _prewarm_reading() -> None:
-    """Start the file-reading process (:func:`napari_sigma.io.isolation.prewarm`): a user who
+    """Start the file-reading process (:func:`napari_sigma.io.reading_process.isolation.prewarm`): a user who
     docked the plugin before opening a file then finds it started (~1-2 s of imports in the
     child); a no-op once a file was read."""
     try:
-        from napari_sigma.io.isolation import prewarm
+        from napari_sigma.io.reading_process.isolation import prewarm
 
         prewarm()
     except Exception:  # the read starts it again and reports what is wrong

@@ -14,8 +14,8 @@ A file of a spectrum-image format that holds only a spectrum (a pruned Velox ``.
 spectrum, with a warning notification naming the file. A file with the right extension that cannot
 be read (corrupt, or holding neither a spectrum image nor a spectrum) raises :class:`~napari_sigma.errors.SpectrumImageError`, whose message names the
 file and the cause; napari reports it and stays up. The file is read in a child process
-(:mod:`napari_sigma.io.isolation`): a reader that crashes on a corrupt file cannot take napari down.
-Corrections made at the door (:mod:`napari_sigma.io.validation`) are shown as warnings.
+(:mod:`napari_sigma.io.reading_process.isolation`): a reader that crashes on a corrupt file cannot take napari down.
+Corrections made at the door (:mod:`napari_sigma.io.readers.validation`) are shown as warnings.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ LAZY_ABOVE_BYTES = 256 * 2**20
 
 
 def _is_supported(path: str | Path) -> bool:
-    from napari_sigma.io.reading import is_supported
+    from napari_sigma.io.readers.reading import is_supported
 
     path = Path(path)
     return not path.is_dir() and is_supported(path)
@@ -97,8 +97,8 @@ class ViewerClosedDuringRead(Exception):
 
 def read_file_layers(path: Path) -> list[LayerData]:
     """Layers of one file: a spectrum image's layers, or a single spectrum's hidden layer."""
-    from napari_sigma.io.reading import read_any
-    from napari_sigma.io.validation import DataWarning
+    from napari_sigma.io.readers.reading import read_any
+    from napari_sigma.io.readers.validation import DataWarning
 
     lazy = reads_lazily(path)
     live = _live()
@@ -127,7 +127,7 @@ LIVE_POLL_S = 0.01  # how long one wait for the reading process lasts between tw
 
 def _live() -> bool:
     """Whether the read runs in napari's main thread with files read in a child process."""
-    from napari_sigma.io.reading import _isolating
+    from napari_sigma.io.readers.reading import _isolating
 
     if not _isolating(None) or threading.current_thread() is not threading.main_thread():
         return False
@@ -137,7 +137,7 @@ def _live() -> bool:
 
 
 def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
-    """:func:`~napari_sigma.io.reading.read_any` in the reading process while Qt's event loop
+    """:func:`~napari_sigma.io.readers.reading.read_any` in the reading process while Qt's event loop
     keeps turning in this thread (every :data:`LIVE_POLL_S`).
 
     napari calls a reader in its main thread and waits for it; the read is a wait for the child
@@ -148,13 +148,13 @@ def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
     start in the middle of this one), while the window repaints and napari's and the plugin's
     timers run. napari itself turns the loop inside an open (its progress bar and each Image
     layer's controls call ``processEvents``). A read started from inside such a turn (a timer
-    opening a file) is refused (:func:`~napari_sigma.io.isolation.read_steps`) instead of
+    opening a file) is refused (:func:`~napari_sigma.io.reading_process.isolation.read_steps`) instead of
     waiting forever for the reading process this read holds.
     """
     from qtpy.QtCore import QEventLoop
     from qtpy.QtWidgets import QApplication
 
-    from napari_sigma.io.isolation import read_steps
+    from napari_sigma.io.reading_process.isolation import read_steps
 
     flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
     window = _ViewerWindow.current()
@@ -225,7 +225,7 @@ LAZY_WARM_UP_MODULES = ("dask.array",)
 def warm_up_layer_adding(lazy: bool, frozen: bool = False) -> threading.Thread:
     """Do napari's and the reader's one-time costs of a first open in a thread; return it.
 
-    The file is read in a child process (:mod:`napari_sigma.io.isolation`) while napari's main
+    The file is read in a child process (:mod:`napari_sigma.io.reading_process.isolation`) while napari's main
     thread waits for it; the costs it paid afterwards, measured on the first JEOL open (load 5,
     profiled): building pint's unit registry when napari adds the first layer with units
     (1.6 s), importing ``dask.array`` to receive a lazy cube (1.0 s) and ``scipy.ndimage``

@@ -3,7 +3,7 @@
 The pixel size comes from the layer's scale and units (``meta["scale"]``, ``meta["units"]``); a layer
 in pixels is written uncalibrated. Labels are written as uint16 (an error above 65535 labels or for
 negative labels), images as float32. Both read back unchanged with ``tifffile`` and, for labels,
-:func:`napari_sigma.io.export.read_labels_tiff`.
+:func:`napari_sigma.io.results.export.read_labels_tiff`.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     list of str
         ``[path]``.
     """
-    from napari_sigma.io.export import write_labels_tiff
+    from napari_sigma.io.results.export import write_labels_tiff
 
     write_labels_tiff(Path(path), labels_as_uint16(data), pixel_size_um(meta))
     return [str(path)]
@@ -102,7 +102,7 @@ def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     list of str
         ``[path]``.
     """
-    from napari_sigma.io.export import write_maps_tiff
+    from napari_sigma.io.results.export import write_maps_tiff
 
     if isinstance(data, Sequence) and not isinstance(data, np.ndarray):
         data = data[0]
