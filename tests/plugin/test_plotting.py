@@ -194,3 +194,17 @@ def test_the_intensity_range_s_top_is_what_the_curves_counts_show():
         (10 - 2 * np.sqrt(10)) / 5
     )
     assert top(energy, {"a": counted}, {"a": 200}, xlim=(2.5, 4.5)) == 0.1  # 0.3 lies at 2 keV
+
+
+def test_the_zero_energy_peak_never_sets_the_intensity_range():
+    """A Velox map's strobe at 0 keV (and any detector's noise peak) runs off the top: below
+    `ZERO_PEAK_END_KEV` no point counts, the X-ray peaks above it set the range."""
+    from napari_sigma._napari.axes_drawing import ZERO_PEAK_END_KEV
+
+    energy = np.arange(0, 2.0, 0.01)
+    spectrum = np.full(energy.size, 0.01)
+    spectrum[energy < 0.19] = 30.0 * np.exp(-((energy[energy < 0.19] / 0.04) ** 2))  # the strobe
+    spectrum[np.argmin(np.abs(energy - 0.277))] = 0.08  # C Ka: 20 counts over 256 pixels
+    top = plotting.signal_top(energy, {"map": spectrum}, {"map": 256})
+    assert top == pytest.approx(0.08)
+    assert ZERO_PEAK_END_KEV < 0.277  # C Ka always counts

@@ -371,3 +371,25 @@ def test_the_pre_checked_elements_are_those_the_cli_analyses(plugin_viewer, dock
     assert widget.selected_elements == tuple(name.partition("_")[0] for name in lines)
     assert widget.selected_elements == ("Cu", "O", "Pd", "Ti", "Si", "N")
     assert widget.elements_unedited
+
+
+def test_a_velox_map_s_spectrum_is_scaled_to_its_x_ray_peaks_not_its_strobe(
+    plugin_viewer, dock, qtbot
+):
+    """Test_SI_16x16_215_kx.emd through napari (qa20's session): the Velox strobe at 0 keV
+    (9473 counts; the map's C Ka: 20) set the mean spectrum's range at 37 counts per pixel, the
+    plot a flat line at the bottom. The zero-energy peak runs off the top now; C Ka's channel
+    reaches at least a fifth of the height."""
+    viewer = plugin_viewer
+    viewer.open(str(DATA / "emd" / "Test_SI_16x16_215_kx.emd"), plugin="napari-sigma-eds")
+    widget = dock(viewer, "Spectrum and elements")
+    wait_loaded(widget, qtbot)
+    plot = widget.plot
+    plot.flush()
+    assert plot.canvas.wait_rendered()
+    low, high = plot.canvas.axes.get_ylim()
+    energies = widget.spectrum_image.energy.energies
+    mean = widget._mean
+    carbon = mean[np.abs(energies - 0.277) < 0.03].max()
+    assert mean[energies < 0.05].max() > 10 * high  # the strobe runs off the top
+    assert carbon > 0.2 * (high - low), (carbon, high)

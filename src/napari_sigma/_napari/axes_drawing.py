@@ -153,6 +153,12 @@ def _legend_columns(entry: float, available: float, n: int, dpi: float) -> int:
 # 252-pixel phase's peaks.
 KNOWN_COUNTS = 16.0
 KNOWN_SIGMAS = 2.0
+# the zero-energy peak (the detector's noise peak; Velox's strobe) and its tail never set the
+# range: Test_SI_16x16_215_kx.emd's strobe (9473 counts at 0.01 keV, its tail 22 at 0.19 keV)
+# set its plots' top at 37 counts per pixel over X-ray peaks of 0.08 (C Ka): a flat line at
+# the bottom. 0.2 keV lies below C Ka (0.277), the lowest line mapped as a rule; B Ka (0.183)
+# and Be Ka (0.108) are still drawn, they only do not set the range.
+ZERO_PEAK_END_KEV = 0.2
 
 
 def signal_top(
@@ -166,13 +172,14 @@ def signal_top(
     A curve with counts (``counts[name]``: the counts behind one unit of it) counts with its
     points of at least :data:`KNOWN_COUNTS` counts at their values and its other points at
     their lower :data:`KNOWN_SIGMAS`-sigma bound (Poisson, ``C - 2 sqrt(C)``); a curve without
-    counts with all its points. None when no curve is given counts or nothing is shown."""
+    counts with all its points. Points below :data:`ZERO_PEAK_END_KEV` (the zero-energy peak)
+    never count. None when no curve is given counts or nothing is shown."""
     if not counts:
         return None
     energy = np.asarray(energy, dtype=np.float64)
-    shown = np.ones(energy.shape, bool)
+    shown = energy >= ZERO_PEAK_END_KEV
     if xlim is not None:
-        shown = (energy >= min(xlim)) & (energy <= max(xlim))
+        shown &= (energy >= min(xlim)) & (energy <= max(xlim))
     tops = []
     for name, values in spectra.items():
         values = np.asarray(values, dtype=np.float64)[shown]
@@ -201,14 +208,39 @@ def _fit_intensities_to_signal(
     xlim: tuple[float, float] | None,
 ) -> None:
     """Lower the autoscaled intensity range's top to what the curves' counts show
-    (`signal_top`, with matplotlib's margin); a curve's noisier points run off the top."""
+    (`signal_top`, with matplotlib's margin); a curve's noisier points run off the top.
+
+    The bottom's margin follows the new range (the autoscaled one was a margin of the whole
+    range: the Velox strobe's 37 counts per pixel left 1.85 below zero under peaks of 0.08)."""
     top = signal_top(energy, spectra, counts, xlim)
     if top is None:
         return
     low, high = axes.get_ylim()  # autoscaled to every point
     margin = axes.margins()[1]
-    if low < top and top + margin * (top - low) < high:
+    bottom = _lowest_shown(energy, spectra, xlim)
+    if bottom is not None and low <= bottom < top:
+        span = top - bottom
+        if top + margin * span < high:
+            axes.set_ylim(bottom - margin * span, top + margin * span)
+    elif low < top and top + margin * (top - low) < high:
         axes.set_ylim(low, top + margin * (top - low))
+
+
+def _lowest_shown(
+    energy: np.ndarray, spectra: Mapping[str, np.ndarray], xlim: tuple[float, float] | None
+) -> float | None:
+    """The lowest point of the curves within ``xlim`` (keV), None when none is shown."""
+    energy = np.asarray(energy, dtype=np.float64)
+    shown = np.ones(energy.shape, bool)
+    if xlim is not None:
+        shown = (energy >= min(xlim)) & (energy <= max(xlim))
+    lows = []
+    for values in spectra.values():
+        values = np.asarray(values, dtype=np.float64)[shown]
+        values = values[np.isfinite(values)]
+        if values.size:
+            lows.append(float(values.min()))
+    return min(lows) if lows else None
 
 
 def _same_content(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
