@@ -826,6 +826,21 @@ def test_reader_shows_the_data_corrections_once(tmp_path, monkeypatch):
     assert any("beam energy missing: assumed 20 kV" in text for text in shown)
 
 
+def test_opening_a_file_of_several_maps_says_which_one_is_shown(viewer, monkeypatch):
+    """Elid2Version4.elid holds three maps; napari showed the first and said nothing of the
+    other two (the reader's note stayed in the metadata). Opened through napari, one line
+    names the file, the map shown and the maps left."""
+    import napari.utils.notifications as notifications
+
+    shown, warned = [], []
+    monkeypatch.setattr(notifications, "show_info", shown.append)
+    monkeypatch.setattr(notifications, "show_warning", warned.append)
+    viewer.open(str(DATA / "phenom" / "Elid2Version4.elid"), plugin=PLUGIN)
+    assert len(shown) == 1 and warned == [], (shown, warned)
+    assert shown[0].startswith("Elid2Version4.elid: the file holds 3 spectrum images; ")
+    assert "'Image 1, Map 3'" in shown[0] and "'Image 1, Map 6', 'Image 1, Map 1'" in shown[0]
+
+
 def test_reader_refuses_a_cube_of_nan_naming_it(tmp_path):
     from napari_sigma.energy import EnergyAxis
     from napari_sigma.io.results.writing import write_hspy

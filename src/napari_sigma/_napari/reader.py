@@ -285,14 +285,18 @@ def reads_lazily(path: Path) -> bool:
 
 
 def warn_data_corrections(path: Path, image: SpectrumImage) -> None:
-    """Show the corrections made at the door (NaN counts set to 0, eV converted ...), one each."""
-    notes = image.metadata.get("warnings", [])
-    if not notes:
+    """Show the corrections made at the door (NaN counts set to 0, eV converted ...), one each,
+    and what the reader chose (the first of a Phenom .elid's maps: Elid2Version4.elid's other
+    two were left unsaid), as information."""
+    warned, noted = image.metadata.get("warnings", []), image.metadata.get("notes", [])
+    if not warned and not noted:
         return
-    from napari.utils.notifications import show_warning
+    from napari.utils.notifications import show_info, show_warning
 
-    for note in notes:
+    for note in warned:
         show_warning(f"{path.name}: {note}")
+    for note in noted:
+        show_info(f"{path.name}: {note}")
 
 
 def offer_recovery_of(path: Path) -> None:
