@@ -186,7 +186,7 @@ def mineralogy(
         Library density and group of each mineral name.
     fractions : ndarray (K,), optional
         Mean area fraction of phases 1..K over the map (abundance areas, e.g.
-        :func:`napari_sigma.io.mineralogy.abundance_fractions`); None leaves
+        :func:`napari_sigma.minerals.map_abundances.abundance_fractions`); None leaves
         ``abundance_area_percent`` empty.
     compositions : dict of str to dict, optional
         Mass fractions (0..1) of each mineral, for the element deportment.

@@ -139,7 +139,7 @@ def elements_of_lines(lines: Sequence[str]) -> list[str]:
 
 def signal_type(image: SpectrumImage) -> str:
     """The file's signal type (``"EDS_TEM"``, ``"EDS_SEM"``) from its metadata, or ``""``."""
-    from napari_sigma.io._rsciio import get_item
+    from napari_sigma.io.readers._rsciio import get_item
 
     return str(get_item(_metadata(image), "Signal.signal_type", "") or "")
 

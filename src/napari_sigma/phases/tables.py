@@ -39,8 +39,8 @@ class PhaseTable:
         The lines of the columns of ``mean_intensities`` (e.g. ``"Fe_Ka"``).
     abundance_fraction : ndarray (K,) float64 or None
         Abundance area of each phase: the map's sum spectrum unmixed onto the phases' spectra
-        (:func:`napari_sigma.io.mineralogy.abundance_fractions`, set by the export), None when
-        not computed.
+        (:func:`napari_sigma.minerals.map_abundances.abundance_fractions`, set by the export),
+        None when not computed.
     """
 
     phase_ids: np.ndarray

@@ -48,7 +48,7 @@ pair of "minor twins":
 
 Used after the majority step of the analysis (:mod:`napari_sigma.pipeline.analysis`); the
 report's abundances of twins follow their labels
-(:func:`napari_sigma.io.mineralogy.abundance_fractions`).
+(:func:`napari_sigma.minerals.map_abundances.abundance_fractions`).
 
 This module holds the assignment (:func:`refine_twins_steps`: the rounds on each pair); the rest
 lives by domain: :mod:`~napari_sigma.phases.twin_models` (steps 1-2: ``TwinSettings``,
