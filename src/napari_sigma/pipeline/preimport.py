@@ -13,8 +13,9 @@ Two threads never import at once: the modules the read itself imports in this pr
 (:data:`READ_MODULES`) are imported first, in the calling thread, and the caller imports nothing
 between the two calls (it reads). A read that turns out lazy (a cube larger than its share of the
 memory limit: the parent then opens the file itself, importing its reader) waits for the thread
-first (:func:`wait_for_imports`, called by :mod:`napari_sigma.io.isolation`). A module the thread
-could not import is left for the analysis's own import, which raises its error where it belongs.
+first (:func:`wait_for_imports`, called by :mod:`napari_sigma.io.reading_process.isolation`). A
+module the thread could not import is left for the analysis's own import, which raises its error
+where it belongs.
 Nothing is started off the main thread (napari's worker: the viewer's thread may be importing
 meanwhile), on one core, or when every module is imported already.
 
