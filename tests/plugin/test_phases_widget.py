@@ -509,6 +509,25 @@ def test_an_uncalibrated_map_s_result_layers_share_the_file_layers_units(plugin_
     ]
 
 
+def test_an_uncalibrated_map_s_areas_say_why_they_are_missing(plugin_viewer, dock, qtbot):
+    """Hitachi_TM3030Plus.bcf through napari (qa20's session): no pixel size, and its "area µm²"
+    cells were empty with no word why. They show a dash, and its tooltip says why; area % stays."""
+    import dataclasses
+
+    from napari_sigma._napari.phases_widget import AREA_COLUMN, NO_AREA, NO_AREA_NOTE
+
+    result = make_fake_result(shape=(12, 18))
+    result.image = dataclasses.replace(result.image, pixel_unit="pix")
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    table = widget.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3 and widget.table_data is not None)
+    for row in range(3):
+        assert table.item(row, AREA_COLUMN).text() == NO_AREA
+        assert table.item(row, AREA_COLUMN).toolTip() == NO_AREA_NOTE
+        assert 0 < float(table.item(row, AREA_COLUMN - 1).text()) < 100  # area %
+
+
 def test_split_unassign_and_rename(setup):
     _, result, layer, widget = setup
     parts = widget.split_selected(1, 2)

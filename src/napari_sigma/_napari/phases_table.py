@@ -35,6 +35,10 @@ AREA_COLUMN = COLUMNS.index("area µm²")
 # a map smaller than this (µm²) shows its phases' areas in nm²: test_TEM.bcf's (64² pixels of
 # 0.77 nm) read "0.002435" and "3.388e-05" µm²; the JEOL map (512² of 8.7 nm, 20 µm²) keeps µm²
 NM_AREA_MAP_UM2 = 1.0
+# a map without a pixel size (Hitachi_TM3030Plus.bcf, unit "pix") has no areas: its cells were
+# left empty, with no word why
+NO_AREA = "–"
+NO_AREA_NOTE = "the file gives no pixel size (a spatially uncalibrated map): areas in % only"
 ELEMENTS_COLUMN = COLUMNS.index("elements")
 MINERAL_COLUMN = COLUMNS.index("mineral")
 # the numeric columns' headers in two lines when the table is narrower than its contents (their

@@ -46,6 +46,8 @@ from napari_sigma._napari.phases_table import (
     MINERAL_COLUMN,
     NAME_COLUMN,
     NM_AREA_MAP_UM2,
+    NO_AREA,
+    NO_AREA_NOTE,
     ROW_HEIGHT,
     SWATCH_WIDTH,
     TABLE_ROOM_ROWS,
@@ -501,7 +503,7 @@ class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
             cells = (  # numbers as numbers: the columns sort numerically
                 int(table.pixels[k]),
                 round(100.0 * float(table.area_fraction[k]), 2),
-                "" if area is None else float(f"{float(area) * area_factor:.4g}"),
+                NO_AREA if area is None else float(f"{float(area) * area_factor:.4g}"),
                 ", ".join(main_elements(table.mean_intensities[k], lines)),
                 self._mineral_text(phase_id, phase_id in edited),
             )
@@ -509,7 +511,9 @@ class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
                 item = self.table.item(row, column)
                 if item.data(Qt.ItemDataRole.DisplayRole) != value:
                     item.setData(Qt.ItemDataRole.DisplayRole, value)
-                    if column == ELEMENTS_COLUMN:  # whole, when elided
+                    if column == AREA_COLUMN:  # a dash where the map has no pixel size
+                        item.setToolTip(NO_AREA_NOTE if value == NO_AREA else "")
+                    elif column == ELEMENTS_COLUMN:  # whole, when elided
                         item.setToolTip(str(value))
                         texts_changed = True
                     elif column == MINERAL_COLUMN:  # whole, and what it is not resolved from
