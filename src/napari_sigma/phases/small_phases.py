@@ -32,7 +32,8 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    are then labelled by the exact minimum of a Potts energy
    (:func:`~napari_sigma.phases.graph_cut.two_label_cut`, the split search's
    ``boundary_cost``) whose data term is each pixel's Poisson log-likelihood ratio of the new
-   profile over its phase's.
+   profile over its phase's. A new phase's other grains, which the omnibus screen missed, are
+   then found with its known composition (:mod:`~napari_sigma.phases.grain_growth`).
 
 A phase found either way rests on grains, not on pixels: the support test that follows
 (:func:`~napari_sigma.phases.support._without_unsupported_phases`) still asks a thin one
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_sigma.compute.progress import Computation, Progress
+from napari_sigma.phases.grain_growth import grown_grains
 from napari_sigma.phases.splitting import (
     _bounds,
     _checkerboard,
@@ -168,6 +170,11 @@ def _with_inclusions(mask, state, counts, settings, valid):
             second = _assigned(region, flat_counts, flat_dose, grid, profiles, new, settings)
             if second.any():
                 diluted = _diluted_phase(new, odd_stacked, grid, profiles, dispersion, settings)
+                if diluted is None:  # its other grains, now that its composition is known
+                    second = second | grown_grains(
+                        flat_counts, flat_dose, grid, second, profiles, dispersion,
+                        settings.trace_min_pixels, SCREEN_P, POOL_RADII,
+                    )  # fmt: skip
                 return _with_phase(state, mask, second.reshape(-1), diluted)
     return state
 
