@@ -30,8 +30,12 @@ the phase's dispersion, quasi-Poisson). On a checkerboard, as every test of the 
    split search's ``p_value``; this decides where it lies, as the screen's level decides which
    windows are looked at.
 
-The candidate's pixels (its screened windows' centres) join the new phase. The profile ``q`` is
-the summed counts of all the new phase's pixels over their dose.
+The pixels of a confirmed candidate (its screened windows' centres) whose own smallest window
+(all its pixels, both parities) has a positive summed ``l`` join the new phase: a grain's edge is
+placed within a pixel or two, without the halo of host pixels that a larger window reaches
+(measured on five faint grains of 49 pixels, one of them known, seeds 0-5: 140-175 of the other
+196 pixels found, 9-47 false; without this 160-182 and 28-112). The profile ``q`` is the summed
+counts of all the new phase's pixels over their dose.
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ def grown_grains(
         screened = _screened(ratio * even, shape, radius) & asked
         grown |= _decided(screened.reshape(shape), ~even, (ratio, mean, variance), min_pixels,
                           level)  # fmt: skip
-    return grown.reshape(shape)
+    # the pixels: those whose smallest window (all its pixels) is more likely the new phase
+    return (grown & _screened(ratio, shape, min(radii))).reshape(shape)
 
 
 def _log_ratios(counts, dose, flat, asked, new, profiles, dispersion):
