@@ -18,15 +18,17 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    (``r`` in :data:`POOL_RADII`) pool the line-window counts of the EVEN pixels of a
    checkerboard. Under one phase a window's counts are Poisson with the phase's profile
    (:func:`~napari_sigma.phases.trace._robust_profiles`) times its dose, so their Pearson
-   chi-square is about chi-square with ``F - 1`` degrees of freedom; each phase's windows are
+   chi-square is about chi-square with ``F`` degrees of freedom (the dose holds the continuum
+   and the other channels too: it does not bind the ``F`` windows), ``F - 1`` for the best mix
+   of two phases (one share fitted); each phase's windows are
    divided by its dispersion (the median chi-square of its interior windows over the
    chi-square median, at least 1: quasi-Poisson), so a phase whose composition varies flags
    only what lies far outside its own variation. Windows that neither their phase nor a mix of
    two phases explains at :data:`SCREEN_P` are screened; connected groups of at least
    ``trace_min_pixels`` are candidates. Each candidate is then tested on its ODD pixels alone
    (independent of the screening): their summed counts against the best non-negative mix of
-   every known phase (weighted least squares; the dispersion), chi-square with ``F - 1``
-   degrees of freedom, at the split search's ``p_value`` divided by the number of candidates
+   every known phase (weighted least squares; the dispersion), chi-square with ``F`` less the
+   shares fitted degrees of freedom, at the split search's ``p_value`` divided by the number of candidates
    (Bonferroni). The strongest confirmed candidate's odd pixels give the new phase's profile;
    the other confirmed candidates that it and the known phases explain join it. Their pixels
    are then labelled by the exact minimum of a Potts energy
@@ -198,8 +200,8 @@ def _diluted_phase(new, odd, grid, profiles, dispersion, settings) -> int | None
         if total[-1] <= 0:
             continue
         others = np.vstack([np.delete(profiles, k, axis=0), new])
-        chi = _unmixed_chi_square(total, others) / dispersion[k]
-        p = float(chdtrc(max(odd.shape[1] - 2, 1), chi))
+        chi, dof = _unmixed_chi_square(total, others)
+        p = float(chdtrc(dof, chi / dispersion[k]))
         if p >= best_p:
             best, best_p = k, p
     return best
@@ -280,7 +282,7 @@ def _dispersions(sums, grid, own, n_phases: int, radius: int) -> np.ndarray:
     inside = np.flatnonzero(_interior_windows(grid, radius).reshape(-1) & (sums[:, -1] > 0))
     if inside.size == 0:
         return np.ones(n_phases)
-    median = float(chdtri(max(sums.shape[-1] - 2, 1), 0.5))
+    median = float(chdtri(sums.shape[-1] - 1, 0.5))  # F windows, the profile given: F dof
     chi = own[inside]
     dispersion = np.full(n_phases, max(float(np.median(chi)) / median, 1.0))
     for k in range(n_phases):
@@ -299,25 +301,29 @@ def _screened_windows(sums, grid, profiles, dispersion, own) -> np.ndarray:
     from napari_sigma.phases.trace import mixture_chi_square
 
     flat = grid.reshape(-1)
-    threshold = float(chdtri(max(sums.shape[-1] - 2, 1), SCREEN_P))
+    n_windows = sums.shape[-1] - 1
+    own_threshold = float(chdtri(n_windows, SCREEN_P))  # the profile given: F dof
+    mix_threshold = float(chdtri(max(n_windows - 1, 1), SCREEN_P))  # one share fitted: F - 1
     asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
-    suspects = asked[own[asked] / dispersion[flat[asked]] > threshold]
+    suspects = asked[own[asked] / dispersion[flat[asked]] > own_threshold]
     screened = np.zeros(flat.shape, dtype=bool)
     if suspects.size:
         chi = mixture_chi_square(sums[suspects, :-1], sums[suspects, -1], profiles)
-        screened[suspects[chi / dispersion[flat[suspects]] > threshold]] = True
+        screened[suspects[chi / dispersion[flat[suspects]] > mix_threshold]] = True
     return screened.reshape(grid.shape)
 
 
-def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> float:
+def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> tuple[float, int]:
     """Chi-square of summed counts ``(F + 1,)`` (the dose last) under the best non-negative
-    mix of ``profiles`` (weighted least squares)."""
+    mix of ``profiles`` (weighted least squares), and its degrees of freedom: ``F`` less the
+    shares fitted (the profiles with a positive share; at least 1). The dose does not bind
+    the ``F`` windows (it holds the continuum and the other channels too)."""
     from scipy.optimize import nnls
 
     counts, dose = total[:-1], total[-1]
     scale = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    _, residual = nnls((dose * profiles * scale).T, counts * scale)
-    return float(residual**2)
+    shares, residual = nnls((dose * profiles * scale).T, counts * scale)
+    return float(residual**2), max(len(counts) - int((shares > 0).sum()), 1)
 
 
 def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
@@ -389,9 +395,9 @@ def _profile(centre: np.ndarray, odd: np.ndarray) -> np.ndarray:
 
 def _region_test(region, odd, grid, profiles, dispersion):
     """``(p, chi, total)``: the p-value of the ``region``'s (flat indices) odd pixels' summed
-    counts under the best non-negative mix of ``profiles`` (chi-square, ``F - 1`` degrees of
-    freedom, over the dispersion of the phase holding most of the region), the chi-square and
-    the sums."""
+    counts under the best non-negative mix of ``profiles`` (chi-square over the dispersion of
+    the phase holding most of the region; ``F`` less the shares fitted degrees of freedom),
+    the chi-square and the sums."""
     from scipy.special import chdtrc
 
     total = odd[region].sum(axis=0)
@@ -400,8 +406,9 @@ def _region_test(region, odd, grid, profiles, dispersion):
     if total[-1] <= 0 or hosts.size == 0:
         return 1.0, 0.0, total
     spread = dispersion[np.bincount(hosts).argmax()]
-    chi = _unmixed_chi_square(total, profiles) / spread
-    return float(chdtrc(max(odd.shape[1] - 2, 1), chi)), chi, total
+    chi, dof = _unmixed_chi_square(total, profiles)
+    chi /= spread
+    return float(chdtrc(dof, chi)), chi, total
 
 
 def _assigned(region, counts, dose, grid, profiles, new, settings) -> np.ndarray:
