@@ -26,9 +26,12 @@ the phase's dispersion, quasi-Poisson). On a checkerboard, as every test of the 
    its odd pixels' summed ``l`` is positive (the grain as a whole is more likely the new phase:
    its maximum-likelihood label) and improbable under its own phase: the normal approximation
    of that sum's law gives a p-value below :data:`~napari_sigma.phases.small_phases.SCREEN_P`
-   divided by the number of candidates (Bonferroni). The new phase is already confirmed at the
-   split search's ``p_value``; this decides where it lies, as the screen's level decides which
-   windows are looked at.
+   divided by the number of candidates (Bonferroni). Besides, the new phase with the known
+   phases must explain those counts better than any non-negative mix of the known phases
+   alone by more than its one added share costs (Akaike), so that a band of pixels mixing two
+   known phases, which may move the ratio either way, never joins. The new phase is already
+   confirmed at the split search's ``p_value``; this decides where it lies, as the screen's
+   level decides which windows are looked at.
 
 The pixels of a confirmed candidate (its screened windows' centres) whose own smallest window
 (all its pixels, both parities) has a positive summed ``l`` join the new phase: a grain's edge is
@@ -41,6 +44,9 @@ counts of all the new phase's pixels over their dose.
 from __future__ import annotations
 
 import numpy as np
+
+#: What one more share must save in a chi-square (-2 log-likelihood) to be worth it (Akaike).
+AKAIKE_SHARE_COST = 2.0
 
 
 def grown_grains(
@@ -83,11 +89,12 @@ def grown_grains(
     asked = (flat >= 0) & ~taken & (dose > 0)
     ratio, mean, variance = _log_ratios(counts, dose, flat, asked, new, profiles, dispersion)
     even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0).reshape(-1)
+    known = (counts, dose, flat, profiles, dispersion, new)
     grown = np.zeros(flat.shape, dtype=bool)
     for radius in radii:
         screened = _screened(ratio * even, shape, radius) & asked
-        grown |= _decided(screened.reshape(shape), ~even, (ratio, mean, variance), min_pixels,
-                          level)  # fmt: skip
+        grown |= _decided(screened.reshape(shape), ~even, (ratio, mean, variance), known,
+                          min_pixels, level)  # fmt: skip
     # the pixels: those whose smallest window (all its pixels) is more likely the new phase
     return (grown & _screened(ratio, shape, min(radii))).reshape(shape)
 
@@ -117,10 +124,11 @@ def _screened(even_ratio: np.ndarray, shape: tuple[int, int], radius: int) -> np
     return sums.reshape(-1) > 0
 
 
-def _decided(screened, odd, sums, min_pixels: int, level: float) -> np.ndarray:
+def _decided(screened, odd, sums, known, min_pixels: int, level: float) -> np.ndarray:
     """Flat booleans: the pixels of the candidate groups of ``screened`` (``(y, x)``) whose odd
     pixels' summed ratio is positive and below ``level`` over the number of candidates under
-    their own phases (normal approximation)."""
+    their own phases (normal approximation), and whose odd pixels' summed counts no mix of the
+    known phases explains as well (:func:`_not_a_known_mix`)."""
     from scipy.ndimage import label as connected
     from scipy.special import ndtr
 
@@ -135,5 +143,25 @@ def _decided(screened, odd, sums, min_pixels: int, level: float) -> np.ndarray:
                              for v in sums)  # fmt: skip
     spread = np.sqrt(np.maximum(variance, 1e-300))
     p = ndtr(-(ratio - mean) / spread)
-    joined = kept & (ratio > 0) & (variance > 0) & (p < level / kept.sum())
+    group_level = level / kept.sum()
+    joined = kept & (ratio > 0) & (variance > 0) & (p < group_level)
+    for group in np.flatnonzero(joined):
+        joined[group] = _not_a_known_mix(np.flatnonzero(odd_ids == group), known)
     return joined[ids]
+
+
+def _not_a_known_mix(pixels, known) -> bool:
+    """Whether the new profile, added to the known phases, explains the summed counts of
+    ``pixels`` better than a non-negative mix of the known phases alone by more than its one
+    added share costs (Akaike: a drop of the chi-square, over the dispersion of the phase
+    holding most of them, of more than 2). A band of pixels mixing two known phases is such a
+    mix (measured: a drop of 0-0.4), whatever way it moves the ratio of the new phase over its
+    host; a grain of the new phase is not (7-17 on the duplex steel's sigma grains)."""
+    from napari_sigma.phases.small_phases import _unmixed_chi_square
+
+    counts, dose, flat, profiles, dispersion, new = known
+    total = np.r_[counts[pixels].sum(axis=0), dose[pixels].sum()]
+    spread = dispersion[np.bincount(flat[pixels]).argmax()]
+    without, _ = _unmixed_chi_square(total, profiles)
+    with_new, _ = _unmixed_chi_square(total, np.vstack([profiles, new]))
+    return (without - with_new) / spread > AKAIKE_SHARE_COST

@@ -18,9 +18,9 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    (``r`` in :data:`POOL_RADII`) pool the line-window counts of the EVEN pixels of a
    checkerboard. Under one phase a window's counts are Poisson with the phase's profile
    (:func:`~napari_sigma.phases.trace._robust_profiles`) times its dose, so their Pearson
-   chi-square is about chi-square with ``F`` degrees of freedom (the dose holds the continuum
-   and the other channels too: it does not bind the ``F`` windows), ``F - 1`` for the best mix
-   of two phases (one share fitted); each phase's windows are
+   chi-square is about chi-square with ``F - s`` degrees of freedom, ``s`` the share of the
+   dose in the windows (:func:`window_dof`: the dose holds the continuum and the other lines
+   too), one less for the best mix of two phases (one share fitted); each phase's windows are
    divided by its dispersion (the median chi-square of its interior windows over the
    chi-square median, at least 1: quasi-Poisson), so a phase whose composition varies flags
    only what lies far outside its own variation. Windows that neither their phase nor a mix of
@@ -164,7 +164,7 @@ def _with_inclusions(mask, state, counts, settings, valid):
         yield Progress("clustering", 0, 1, f"pooling {2 * radius + 1}x{2 * radius + 1} windows")
         sums = _box_sums(even_stacked, radius).reshape(-1, n_windows + 1)
         own = _own_chi_square(sums, grid, profiles)
-        dispersion = _dispersions(sums, grid, own, n_phases, radius)
+        dispersion = _dispersions(sums, grid, own, profiles, radius)
         screened = _screened_windows(sums, grid, profiles, dispersion, own)
         region, new = _confirmed(screened, odd_stacked, grid, profiles, dispersion, settings,
                                  radius)  # fmt: skip
@@ -272,44 +272,61 @@ def _own_chi_square(sums, grid, profiles) -> np.ndarray:
     return own
 
 
-def _dispersions(sums, grid, own, n_phases: int, radius: int) -> np.ndarray:
-    """Each phase's dispersion ``(K,)``: the median Pearson chi-square (``own``) of its
-    interior windows under its profile over the chi-square median (at least 1); the map's
-    where a phase has fewer than :data:`MIN_DISPERSION_WINDOWS` interior windows."""
+def window_dof(profiles: np.ndarray, fitted: int = 0) -> np.ndarray:
+    """Degrees of freedom ``(K,)`` of the Pearson chi-square of a window's ``F`` counts under
+    each profile times the window's dose, with ``fitted`` shares fitted (a two-phase mix: 1).
+
+    The dose holds the windows and the rest of the spectrum (continuum, other lines): given the
+    dose, the windows are multinomial with shares ``p_f`` summing to ``s < 1``, and the
+    chi-square is ``chi2(F - 1) + (1 - s) chi2(1)`` (the covariance's eigenvalues), of mean
+    ``F - s``: ``F - 1`` when the windows hold every count, ``F`` when they hold few. A
+    chi-square of ``F - s`` degrees of freedom (less the shares fitted) has that mean and
+    nearly its variance.
+    """
+    n_windows = profiles.shape[-1]
+    share = np.clip(profiles.sum(axis=-1), 0.0, 1.0)
+    return np.maximum(n_windows - share - fitted, 1.0)
+
+
+def _dispersions(sums, grid, own, profiles, radius: int) -> np.ndarray:
+    """Each phase's dispersion ``(K,)``: the median of its interior windows' Pearson
+    chi-square (``own``) over its median under counting noise alone (:func:`window_dof`), at
+    least 1; the map's where a phase has fewer than :data:`MIN_DISPERSION_WINDOWS` interior
+    windows."""
     from scipy.special import chdtri
 
+    n_phases = len(profiles)
     flat = grid.reshape(-1)
     inside = np.flatnonzero(_interior_windows(grid, radius).reshape(-1) & (sums[:, -1] > 0))
     if inside.size == 0:
         return np.ones(n_phases)
-    median = float(chdtri(sums.shape[-1] - 1, 0.5))  # F windows, the profile given: F dof
-    chi = own[inside]
-    dispersion = np.full(n_phases, max(float(np.median(chi)) / median, 1.0))
+    median = chdtri(window_dof(profiles), 0.5)
+    chi = own[inside] / median[flat[inside]]
+    dispersion = np.full(n_phases, max(float(np.median(chi)), 1.0))
     for k in range(n_phases):
         mine = chi[flat[inside] == k]
         if mine.size >= MIN_DISPERSION_WINDOWS:
-            dispersion[k] = max(float(np.median(mine)) / median, 1.0)
+            dispersion[k] = max(float(np.median(mine)), 1.0)
     return dispersion
 
 
 def _screened_windows(sums, grid, profiles, dispersion, own) -> np.ndarray:
     """Boolean ``(y, x)``: windows that neither their phase (``own``: their chi-square under
     it) nor a mix of two phases explains at :data:`SCREEN_P` (chi-square over their phase's
-    dispersion)."""
+    dispersion; :func:`window_dof` degrees of freedom, one share fitted for the mix)."""
     from scipy.special import chdtri
 
     from napari_sigma.phases.trace import mixture_chi_square
 
     flat = grid.reshape(-1)
-    n_windows = sums.shape[-1] - 1
-    own_threshold = float(chdtri(n_windows, SCREEN_P))  # the profile given: F dof
-    mix_threshold = float(chdtri(max(n_windows - 1, 1), SCREEN_P))  # one share fitted: F - 1
+    own_threshold = chdtri(window_dof(profiles), SCREEN_P) * dispersion
+    mix_threshold = chdtri(window_dof(profiles, fitted=1), SCREEN_P) * dispersion
     asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
-    suspects = asked[own[asked] / dispersion[flat[asked]] > own_threshold]
+    suspects = asked[own[asked] > own_threshold[flat[asked]]]
     screened = np.zeros(flat.shape, dtype=bool)
     if suspects.size:
         chi = mixture_chi_square(sums[suspects, :-1], sums[suspects, -1], profiles)
-        screened[suspects[chi / dispersion[flat[suspects]] > mix_threshold]] = True
+        screened[suspects[chi > mix_threshold[flat[suspects]]]] = True
     return screened.reshape(grid.shape)
 
 
