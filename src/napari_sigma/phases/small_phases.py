@@ -29,13 +29,17 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    (independent of the screening): their summed counts against the best non-negative mix of
    every known phase (weighted least squares; the dispersion), chi-square with ``F`` less the
    shares fitted degrees of freedom, at the split search's ``p_value`` divided by the number of candidates
-   (Bonferroni). The strongest confirmed candidate's odd pixels give the new phase's profile;
+   (Bonferroni). The strongest candidate confirmed alone (else the union, when only it is
+   confirmed: the union of an oxide's grains and a metal's is neither) gives, from its odd
+   pixels, the new phase's profile;
    the other confirmed candidates that it and the known phases explain join it. Their pixels
    are then labelled by the exact minimum of a Potts energy
    (:func:`~napari_sigma.phases.graph_cut.two_label_cut`, the split search's
    ``boundary_cost``) whose data term is each pixel's Poisson log-likelihood ratio of the new
    profile over its phase's. A new phase's other grains, which the omnibus screen missed, are
-   then found with its known composition (:mod:`~napari_sigma.phases.grain_growth`).
+   then found with its known composition (:mod:`~napari_sigma.phases.grain_growth`). The
+   search runs again while it adds a phase, at most ``trace_passes`` times, as the trace
+   search does: a slag's magnetite grains and its copper grains are two phases.
 
 A phase found either way rests on grains, not on pixels: the support test that follows
 (:func:`~napari_sigma.phases.support._without_unsupported_phases`) still asks a thin one
@@ -79,14 +83,18 @@ def small_phase_steps(
     valid: np.ndarray | None = None,
 ) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """``state`` (flat labels 0..K-1, probabilities (N, K), training labels, K) with the small
-    phases of two compositions split and one phase of inclusions added (see the module)."""
+    phases of two compositions split and phases of inclusions added, one per pass (see the
+    module)."""
     split = settings.split
     if split is None:
         return state
     yield Progress("clustering", 0, 1, "testing small phases")
     state = _small_splits(raw, mask, state, settings, valid)
-    if counts is not None:
+    for _ in range(settings.trace_passes if counts is not None else 0):
+        before = state[3]  # one phase of inclusions per pass, as the trace search adds
         state = yield from _with_inclusions(mask, state, counts, settings, valid)
+        if state[3] == before:
+            break
     return state
 
 
@@ -369,7 +377,10 @@ def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
     confirmed = [k for k, (p, _, _) in enumerate(tested) if p < level]
     if not confirmed:
         return None, None
-    best = min(confirmed, key=lambda k: (tested[k][0], -tested[k][1]))
+    # a grain confirmed alone gives the profile; the union (last) only when none is: the union
+    # of candidates of two compositions (oxide grains and metal grains) is neither
+    alone = [k for k in confirmed if k < len(kept)] or confirmed
+    best = min(alone, key=lambda k: (tested[k][0], -tested[k][1]))
     new = _profile(centres[best], odd)
     together = np.vstack([profiles, new])
     joined = [k for k in confirmed if k == best or

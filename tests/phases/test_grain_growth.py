@@ -1,0 +1,164 @@
+"""A small phase found in some of its grains takes its other grains once its composition is
+known; a host without such grains, and a boundary that mixes two known phases, give none; the
+window tests of the inclusion search count their degrees of freedom right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_small_phases import CENTRES, GRAIN, HOST, SHAPE, _counts, _grains, _run, _state
+
+from napari_sigma.phases.finding import PhaseFindingSettings
+from napari_sigma.phases.grain_growth import grown_grains
+from napari_sigma.phases.small_phases import (
+    POOL_RADII,
+    SCREEN_P,
+    _box_sums,
+    _dispersions,
+    _own_chi_square,
+    _unmixed_chi_square,
+    _with_inclusions,
+    window_dof,
+)
+
+FIRST = CENTRES[:1]
+
+
+def _grown(windows, dose, labels, first, profiles, dispersion=None):
+    n_windows = windows.shape[-1]
+    dispersion = np.ones(len(profiles)) if dispersion is None else dispersion
+    return grown_grains(
+        windows.reshape(-1, n_windows).astype(np.float64),
+        dose.reshape(-1).astype(np.float64),
+        labels,
+        first,
+        profiles,
+        dispersion,
+        PhaseFindingSettings().trace_min_pixels,
+        SCREEN_P,
+        POOL_RADII,
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_other_grains_of_a_known_small_phase_are_found(seed):
+    """One grain of five is the new phase; the four others (a few counts apart from the host
+    per pixel) are found grain by grain, their edges within a pixel or so."""
+    rng = np.random.default_rng(seed)
+    truth = _grains(SHAPE, CENTRES, 4)
+    windows, dose = _counts(rng, np.where(truth[..., None], GRAIN, HOST))
+    first = _grains(SHAPE, FIRST, 4)
+    grown = _grown(windows, dose, np.zeros(SHAPE, np.int64), first, HOST[None])
+    assert not (grown & first).any()  # only pixels outside the new phase are asked
+    for centre in CENTRES[1:]:
+        grain = _grains(SHAPE, [centre], 4)
+        assert (grown & grain).sum() >= 0.5 * grain.sum()
+    assert (grown & ~truth).sum() <= 0.25 * (truth & ~first).sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_host_without_more_grains_gives_none(seed):
+    """Only the known grain is of the new composition: nothing else joins it."""
+    rng = np.random.default_rng(10 + seed)
+    first = _grains(SHAPE, FIRST, 4)
+    windows, dose = _counts(rng, np.where(first[..., None], GRAIN, HOST))
+    grown = _grown(windows, dose, np.zeros(SHAPE, np.int64), first, HOST[None])
+    assert not grown.any()
+
+
+def test_a_mixed_boundary_of_two_known_phases_does_not_join():
+    """A blurred band between the host and another phase is no grain of the new phase."""
+    rng = np.random.default_rng(5)
+    other = np.array([0.05, 0.05, 0.40, 0.05, 0.10])
+    labels = np.zeros(SHAPE, dtype=np.int64)
+    labels[:, 60:] = 1
+    band = np.zeros(SHAPE, dtype=bool)
+    band[:, 56:64] = True
+    profiles = np.where((labels == 1)[..., None], other, HOST)
+    profiles = np.where(band[..., None], 0.5 * (HOST + other), profiles)
+    first = _grains(SHAPE, FIRST, 4)
+    profiles = np.where(first[..., None], GRAIN, profiles)
+    windows, dose = _counts(rng, profiles)
+    grown = _grown(windows, dose, labels, first, np.stack([HOST, other]))
+    assert not (grown & band).any()
+
+
+def test_the_inclusion_search_finds_more_grains_than_it_screens():
+    """End to end: on a map where the omnibus screen confirms only some grains, most pixels
+    of the five grains end in the new phase."""
+    rng = np.random.default_rng(1)
+    truth = _grains(SHAPE, CENTRES, 4)
+    windows, dose = _counts(rng, np.where(truth[..., None], GRAIN, HOST))
+    state = _state(np.zeros(SHAPE, dtype=np.int64))
+    found = _run(_with_inclusions(np.ones(SHAPE, bool), state, (windows, dose),
+                                  PhaseFindingSettings(), None))  # fmt: skip
+    assert found[3] == 2
+    new = found[0].reshape(SHAPE) == 1
+    assert (new & truth).sum() >= 0.6 * truth.sum()
+    assert (new & ~truth).sum() <= 0.1 * truth.sum()
+
+
+@pytest.mark.parametrize("share", [0.67, 0.2])
+def test_a_poisson_phase_has_no_dispersion(share):
+    """Given the dose, a window's counts under its phase's profile are multinomial: their
+    chi-square has F - s degrees of freedom (s the windows' share of the dose), between F - 1
+    (windows holding every count) and F (windows holding few); a phase of pure counting noise
+    then has dispersion 1 whatever share its windows hold."""
+    from scipy.special import chdtri
+
+    rng = np.random.default_rng(7)
+    host = HOST * share / HOST.sum()
+    windows = rng.poisson(np.broadcast_to(host, (*SHAPE, len(HOST))) * 100.0)
+    dose = windows.sum(axis=-1) + rng.poisson(100.0 * (1 - share), SHAPE)
+    grid = np.zeros(SHAPE, dtype=np.int64)
+    stacked = np.concatenate([windows, dose[..., None]], axis=-1).astype(np.float64)
+    sums = _box_sums(stacked, 1).reshape(-1, len(HOST) + 1)
+    own = _own_chi_square(sums, grid, host[None])
+    assert window_dof(host[None])[0] == pytest.approx(len(HOST) - share)
+    assert float(np.median(own)) == pytest.approx(chdtri(len(HOST) - share, 0.5), rel=0.04)
+    assert float(np.median(own)) != pytest.approx(chdtri(len(HOST) - 1, 0.5), rel=0.04)
+    assert _dispersions(sums, grid, own, host[None], 1)[0] < 1.04
+
+
+def test_the_unmixing_counts_its_fitted_shares():
+    """Summed counts of one profile: one share fitted, F - 1 degrees of freedom; of two
+    profiles' mix: F - 2; a chi-square near its degrees of freedom."""
+    rng = np.random.default_rng(3)
+    other = np.array([0.05, 0.05, 0.40, 0.05, 0.10])
+    dose = 1e5
+    _, dof = _unmixed_chi_square(np.r_[rng.poisson(HOST * dose), dose], np.stack([HOST, other]))
+    assert dof == len(HOST) - 1
+    mixed = 0.7 * HOST + 0.3 * other
+    chis = [
+        _unmixed_chi_square(np.r_[rng.poisson(mixed * dose), dose], np.stack([HOST, other]))
+        for _ in range(200)
+    ]
+    assert {d for _, d in chis} == {len(HOST) - 2}
+    assert np.mean([c for c, _ in chis]) == pytest.approx(len(HOST) - 2, rel=0.25)
+
+
+def test_grains_of_two_compositions_make_two_pure_phases():
+    """Oxide-like grains and metal-like grains in one host (a slag's magnetite and copper):
+    the profile comes from a grain confirmed alone, not from the union of both kinds, and a
+    second pass finds the second kind: two phases, each of one kind."""
+    from napari_sigma.phases.small_phases import small_phase_steps
+
+    rng = np.random.default_rng(2)
+    oxide = np.array([0.30, 0.12, 0.10, 0.10, 0.02])
+    metal = np.array([0.02, 0.02, 0.02, 0.02, 0.50])
+    first = _grains(SHAPE, [(15, 20), (40, 70), (70, 30)], 4)
+    second = _grains(SHAPE, [(80, 80), (20, 75)], 4)
+    profiles = np.where(first[..., None], oxide, HOST)
+    profiles = np.where(second[..., None], metal, profiles)
+    windows, dose = _counts(rng, profiles)
+    state = _state(np.zeros(SHAPE, dtype=np.int64))
+    raw = (windows / np.maximum(dose, 1)[..., None]).astype(np.float32)
+    found = _run(small_phase_steps(raw, np.ones(SHAPE, bool), state, (windows, dose),
+                                   PhaseFindingSettings(), None))  # fmt: skip
+    assert found[3] == 3
+    labels = found[0].reshape(SHAPE)
+    for kind in (first, second):
+        phase = np.bincount(labels[kind]).argmax()
+        assert phase > 0
+        assert (labels[kind] == phase).mean() >= 0.7
+        assert (kind[labels == phase]).mean() >= 0.9  # pure: not the other kind, not host
