@@ -162,6 +162,6 @@ def _not_a_known_mix(pixels, known) -> bool:
     counts, dose, flat, profiles, dispersion, new = known
     total = np.r_[counts[pixels].sum(axis=0), dose[pixels].sum()]
     spread = dispersion[np.bincount(flat[pixels]).argmax()]
-    without, _ = _unmixed_chi_square(total, profiles)
-    with_new, _ = _unmixed_chi_square(total, np.vstack([profiles, new]))
+    without = _unmixed_chi_square(total, profiles)
+    with_new = _unmixed_chi_square(total, np.vstack([profiles, new]))
     return (without - with_new) / spread > AKAIKE_SHARE_COST

@@ -18,17 +18,15 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    (``r`` in :data:`POOL_RADII`) pool the line-window counts of the EVEN pixels of a
    checkerboard. Under one phase a window's counts are Poisson with the phase's profile
    (:func:`~napari_sigma.phases.trace._robust_profiles`) times its dose, so their Pearson
-   chi-square is about chi-square with ``F - s`` degrees of freedom, ``s`` the share of the
-   dose in the windows (:func:`window_dof`: the dose holds the continuum and the other lines
-   too), one less for the best mix of two phases (one share fitted); each phase's windows are
+   chi-square is about chi-square with ``F - 1`` degrees of freedom; each phase's windows are
    divided by its dispersion (the median chi-square of its interior windows over the
    chi-square median, at least 1: quasi-Poisson), so a phase whose composition varies flags
    only what lies far outside its own variation. Windows that neither their phase nor a mix of
    two phases explains at :data:`SCREEN_P` are screened; connected groups of at least
    ``trace_min_pixels`` are candidates. Each candidate is then tested on its ODD pixels alone
    (independent of the screening): their summed counts against the best non-negative mix of
-   every known phase (weighted least squares; the dispersion), chi-square with ``F`` less the
-   shares fitted degrees of freedom, at the split search's ``p_value`` divided by the number of candidates
+   every known phase (weighted least squares; the dispersion), chi-square with ``F - 1``
+   degrees of freedom, at the split search's ``p_value`` divided by the number of candidates
    (Bonferroni). The strongest candidate confirmed alone (else the union, when only it is
    confirmed: the union of an oxide's grains and a metal's is neither) gives, from its odd
    pixels, the new phase's profile;
@@ -172,7 +170,7 @@ def _with_inclusions(mask, state, counts, settings, valid):
         yield Progress("clustering", 0, 1, f"pooling {2 * radius + 1}x{2 * radius + 1} windows")
         sums = _box_sums(even_stacked, radius).reshape(-1, n_windows + 1)
         own = _own_chi_square(sums, grid, profiles)
-        dispersion = _dispersions(sums, grid, own, profiles, radius)
+        dispersion = _dispersions(sums, grid, own, n_phases, radius)
         screened = _screened_windows(sums, grid, profiles, dispersion, own)
         region, new = _confirmed(screened, odd_stacked, grid, profiles, dispersion, settings,
                                  radius)  # fmt: skip
@@ -208,8 +206,8 @@ def _diluted_phase(new, odd, grid, profiles, dispersion, settings) -> int | None
         if total[-1] <= 0:
             continue
         others = np.vstack([np.delete(profiles, k, axis=0), new])
-        chi, dof = _unmixed_chi_square(total, others)
-        p = float(chdtrc(dof, chi / dispersion[k]))
+        chi = _unmixed_chi_square(total, others) / dispersion[k]
+        p = float(chdtrc(max(odd.shape[1] - 2, 1), chi))
         if p >= best_p:
             best, best_p = k, p
     return best
@@ -280,75 +278,54 @@ def _own_chi_square(sums, grid, profiles) -> np.ndarray:
     return own
 
 
-def window_dof(profiles: np.ndarray, fitted: int = 0) -> np.ndarray:
-    """Degrees of freedom ``(K,)`` of the Pearson chi-square of a window's ``F`` counts under
-    each profile times the window's dose, with ``fitted`` shares fitted (a two-phase mix: 1).
-
-    The dose holds the windows and the rest of the spectrum (continuum, other lines): given the
-    dose, the windows are multinomial with shares ``p_f`` summing to ``s < 1``, and the
-    chi-square is ``chi2(F - 1) + (1 - s) chi2(1)`` (the covariance's eigenvalues), of mean
-    ``F - s``: ``F - 1`` when the windows hold every count, ``F`` when they hold few. A
-    chi-square of ``F - s`` degrees of freedom (less the shares fitted) has that mean and
-    nearly its variance.
-    """
-    n_windows = profiles.shape[-1]
-    share = np.clip(profiles.sum(axis=-1), 0.0, 1.0)
-    return np.maximum(n_windows - share - fitted, 1.0)
-
-
-def _dispersions(sums, grid, own, profiles, radius: int) -> np.ndarray:
-    """Each phase's dispersion ``(K,)``: the median of its interior windows' Pearson
-    chi-square (``own``) over its median under counting noise alone (:func:`window_dof`), at
-    least 1; the map's where a phase has fewer than :data:`MIN_DISPERSION_WINDOWS` interior
-    windows."""
+def _dispersions(sums, grid, own, n_phases: int, radius: int) -> np.ndarray:
+    """Each phase's dispersion ``(K,)``: the median Pearson chi-square (``own``) of its
+    interior windows under its profile over the chi-square median (at least 1); the map's
+    where a phase has fewer than :data:`MIN_DISPERSION_WINDOWS` interior windows."""
     from scipy.special import chdtri
 
-    n_phases = len(profiles)
     flat = grid.reshape(-1)
     inside = np.flatnonzero(_interior_windows(grid, radius).reshape(-1) & (sums[:, -1] > 0))
     if inside.size == 0:
         return np.ones(n_phases)
-    median = chdtri(window_dof(profiles), 0.5)
-    chi = own[inside] / median[flat[inside]]
-    dispersion = np.full(n_phases, max(float(np.median(chi)), 1.0))
+    median = float(chdtri(max(sums.shape[-1] - 2, 1), 0.5))
+    chi = own[inside]
+    dispersion = np.full(n_phases, max(float(np.median(chi)) / median, 1.0))
     for k in range(n_phases):
         mine = chi[flat[inside] == k]
         if mine.size >= MIN_DISPERSION_WINDOWS:
-            dispersion[k] = max(float(np.median(mine)), 1.0)
+            dispersion[k] = max(float(np.median(mine)) / median, 1.0)
     return dispersion
 
 
 def _screened_windows(sums, grid, profiles, dispersion, own) -> np.ndarray:
     """Boolean ``(y, x)``: windows that neither their phase (``own``: their chi-square under
     it) nor a mix of two phases explains at :data:`SCREEN_P` (chi-square over their phase's
-    dispersion; :func:`window_dof` degrees of freedom, one share fitted for the mix)."""
+    dispersion)."""
     from scipy.special import chdtri
 
     from napari_sigma.phases.trace import mixture_chi_square
 
     flat = grid.reshape(-1)
-    own_threshold = chdtri(window_dof(profiles), SCREEN_P) * dispersion
-    mix_threshold = chdtri(window_dof(profiles, fitted=1), SCREEN_P) * dispersion
+    threshold = float(chdtri(max(sums.shape[-1] - 2, 1), SCREEN_P))
     asked = np.flatnonzero((flat >= 0) & (sums[:, -1] > 0))
-    suspects = asked[own[asked] > own_threshold[flat[asked]]]
+    suspects = asked[own[asked] / dispersion[flat[asked]] > threshold]
     screened = np.zeros(flat.shape, dtype=bool)
     if suspects.size:
         chi = mixture_chi_square(sums[suspects, :-1], sums[suspects, -1], profiles)
-        screened[suspects[chi > mix_threshold[flat[suspects]]]] = True
+        screened[suspects[chi / dispersion[flat[suspects]] > threshold]] = True
     return screened.reshape(grid.shape)
 
 
-def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> tuple[float, int]:
+def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> float:
     """Chi-square of summed counts ``(F + 1,)`` (the dose last) under the best non-negative
-    mix of ``profiles`` (weighted least squares), and its degrees of freedom: ``F`` less the
-    shares fitted (the profiles with a positive share; at least 1). The dose does not bind
-    the ``F`` windows (it holds the continuum and the other channels too)."""
+    mix of ``profiles`` (weighted least squares)."""
     from scipy.optimize import nnls
 
     counts, dose = total[:-1], total[-1]
     scale = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    shares, residual = nnls((dose * profiles * scale).T, counts * scale)
-    return float(residual**2), max(len(counts) - int((shares > 0).sum()), 1)
+    _, residual = nnls((dose * profiles * scale).T, counts * scale)
+    return float(residual**2)
 
 
 def _confirmed(screened, odd, grid, profiles, dispersion, settings, radius):
@@ -423,9 +400,9 @@ def _profile(centre: np.ndarray, odd: np.ndarray) -> np.ndarray:
 
 def _region_test(region, odd, grid, profiles, dispersion):
     """``(p, chi, total)``: the p-value of the ``region``'s (flat indices) odd pixels' summed
-    counts under the best non-negative mix of ``profiles`` (chi-square over the dispersion of
-    the phase holding most of the region; ``F`` less the shares fitted degrees of freedom),
-    the chi-square and the sums."""
+    counts under the best non-negative mix of ``profiles`` (chi-square, ``F - 1`` degrees of
+    freedom, over the dispersion of the phase holding most of the region), the chi-square and
+    the sums."""
     from scipy.special import chdtrc
 
     total = odd[region].sum(axis=0)
@@ -434,9 +411,8 @@ def _region_test(region, odd, grid, profiles, dispersion):
     if total[-1] <= 0 or hosts.size == 0:
         return 1.0, 0.0, total
     spread = dispersion[np.bincount(hosts).argmax()]
-    chi, dof = _unmixed_chi_square(total, profiles)
-    chi /= spread
-    return float(chdtrc(dof, chi)), chi, total
+    chi = _unmixed_chi_square(total, profiles) / spread
+    return float(chdtrc(max(odd.shape[1] - 2, 1), chi)), chi, total
 
 
 def _assigned(region, counts, dose, grid, profiles, new, settings) -> np.ndarray:
