@@ -35,9 +35,9 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    (:func:`~napari_sigma.phases.graph_cut.two_label_cut`, the split search's
    ``boundary_cost``) whose data term is each pixel's Poisson log-likelihood ratio of the new
    profile over its phase's. A new phase's other grains, which the omnibus screen missed, are
-   then found with its known composition (:mod:`~napari_sigma.phases.grain_growth`). The
-   search runs again while it adds a phase, at most ``trace_passes`` times, as the trace
-   search does: a slag's magnetite grains and its copper grains are two phases.
+   then found with its known composition (:mod:`~napari_sigma.phases.grain_growth`). One
+   phase of inclusions per run: a second pass found a slag's copper beside its magnetite, but
+   also a 23-pixel "garnet" of titanite-garnet boundary pixels on the 30x30 Bruker map.
 
 A phase found either way rests on grains, not on pixels: the support test that follows
 (:func:`~napari_sigma.phases.support._without_unsupported_phases`) still asks a thin one
@@ -81,18 +81,14 @@ def small_phase_steps(
     valid: np.ndarray | None = None,
 ) -> Computation[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """``state`` (flat labels 0..K-1, probabilities (N, K), training labels, K) with the small
-    phases of two compositions split and phases of inclusions added, one per pass (see the
-    module)."""
+    phases of two compositions split and one phase of inclusions added (see the module)."""
     split = settings.split
     if split is None:
         return state
     yield Progress("clustering", 0, 1, "testing small phases")
     state = _small_splits(raw, mask, state, settings, valid)
-    for _ in range(settings.trace_passes if counts is not None else 0):
-        before = state[3]  # one phase of inclusions per pass, as the trace search adds
+    if counts is not None:
         state = yield from _with_inclusions(mask, state, counts, settings, valid)
-        if state[3] == before:
-            break
     return state
 
 
