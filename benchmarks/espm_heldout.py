@@ -242,16 +242,50 @@ def make(
     return meta
 
 
+def with_seed_offset(cases: dict, offset: int) -> dict:
+    """The cases drawn again: every seed + ``offset`` (layout and counts), the same phases;
+    a case ``NAME`` becomes ``NAME_s<offset>`` (offset 0: ``cases`` as they are)."""
+    if not offset:
+        return cases
+    return {f"{name}_s{offset}": {**case, "seed": case["seed"] + offset}
+            for name, case in cases.items()}  # fmt: skip
+
+
+def generate_set(
+    doc: str, default_out: Path, cases: dict, truth_names: dict, tables: tuple[dict, dict],
+    generator: str,
+) -> None:  # fmt: skip
+    """A later held-out set's command line: ``[case ...] [--out DIR] [--seed-offset N]``
+    (another draw of every case: a new seed, the same phases); ``tables``: the atomic weights
+    and numbers its elements add to the shared script's."""
+    offset = 0
+    if "--seed-offset" in sys.argv:
+        at = sys.argv.index("--seed-offset")
+        offset = int(sys.argv[at + 1])
+        del sys.argv[at : at + 2]
+    names, module = case_arguments(doc.splitlines()[0], default_out)
+    module.AW.update(tables[0])
+    module.Z.update(tables[1])
+    shared_model_params = module.model_params
+    drawn = with_seed_offset(cases, offset)
+    for name in names or list(drawn):
+        meta = make(module, name, shared_model_params, drawn, truth_names, generator)
+        _print_case(name, meta)
+
+
+def _print_case(name: str, meta: dict) -> None:
+    areas = ", ".join(f"{p} {100 * v:.2f}%" for p, v in meta["area_frac_labels"].items())
+    print(f"{name}: {meta['beam_kev']} keV, {meta['mean_counts_per_px']:.1f} counts/px, "
+          f"areas {areas}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     cases, module = case_arguments(__doc__.splitlines()[0], DEFAULT_OUT)
     module.AW.update(EXTRA_AW)  # elements the shared script's tables lack
     module.Z.update(EXTRA_Z)
     shared_model_params = module.model_params
     for name in cases or list(CASES):
-        meta = make(module, name, shared_model_params)
-        areas = ", ".join(f"{p} {100 * v:.2f}%" for p, v in meta["area_frac_labels"].items())
-        print(f"{name}: {meta['beam_kev']} keV, {meta['mean_counts_per_px']:.1f} counts/px, "
-              f"areas {areas}", flush=True)  # fmt: skip
+        _print_case(name, make(module, name, shared_model_params))
 
 
 if __name__ == "__main__":

@@ -60,8 +60,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from espm_cases import case_arguments
-from espm_heldout import EXTRA_AW, EXTRA_Z, SEM_LIKE, STEM, make
+from espm_heldout import EXTRA_AW, EXTRA_Z, SEM_LIKE, STEM, generate_set
 
 DEFAULT_OUT = Path.home() / ".cache" / "napari-sigma" / "heldout5"
 
@@ -166,31 +165,8 @@ TRUTH_NAMES = {
 """What each true phase's name is scored against beside ``bench_quant.name_is_right``."""
 
 
-def with_seed_offset(offset: int) -> dict:
-    """The cases drawn again: every seed + ``offset`` (layout and counts), the same phases;
-    a case ``NAME`` becomes ``NAME_s<offset>`` (offset 0: :data:`CASES` as they are)."""
-    if not offset:
-        return CASES
-    return {f"{name}_s{offset}": {**case, "seed": case["seed"] + offset}
-            for name, case in CASES.items()}  # fmt: skip
-
-
 def main() -> None:
-    offset = 0
-    if "--seed-offset" in sys.argv:  # another draw of every case (a new seed, same phases)
-        at = sys.argv.index("--seed-offset")
-        offset = int(sys.argv[at + 1])
-        del sys.argv[at : at + 2]
-    cases, module = case_arguments(__doc__.splitlines()[0], DEFAULT_OUT)
-    module.AW.update(AW5)
-    module.Z.update(Z5)
-    shared_model_params = module.model_params
-    drawn = with_seed_offset(offset)
-    for name in cases or list(drawn):
-        meta = make(module, name, shared_model_params, drawn, TRUTH_NAMES, "espm_heldout5.py")
-        areas = ", ".join(f"{p} {100 * v:.2f}%" for p, v in meta["area_frac_labels"].items())
-        print(f"{name}: {meta['beam_kev']} keV, {meta['mean_counts_per_px']:.1f} counts/px, "
-              f"areas {areas}", flush=True)  # fmt: skip
+    generate_set(__doc__, DEFAULT_OUT, CASES, TRUTH_NAMES, (AW5, Z5), "espm_heldout5.py")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ import time
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from napari_sigma.compute import flow
-from napari_sigma.compute.flow import min_cut_source_side
+from napari_sigma.compute.flow import _scipy_source_side, min_cut_source_side
 
 
 @pytest.fixture(autouse=True)
@@ -22,18 +21,6 @@ def compiled_cut(request, monkeypatch):
     ``..._by_scipy``): the main thread without numba would take scipy's."""
     if not request.node.name.endswith("_by_scipy"):
         monkeypatch.setattr(flow, "_scipy_cuts", lambda graph: False)
-
-
-def _scipy_source_side(graph, source: int, sink: int) -> np.ndarray:
-    """What phases.graph_cut computed before: scipy's flow, its residual graph's reach."""
-    flow = maximum_flow(graph, source, sink, method="dinic").flow
-    residual = (graph - flow).tocsr()
-    residual.data = np.where(residual.data > 0, residual.data, 0)
-    residual.eliminate_zeros()
-    reached = breadth_first_order(residual, source, directed=True, return_predecessors=False)
-    side = np.zeros(graph.shape[0], bool)
-    side[reached] = True
-    return side
 
 
 def _random_graph(rng, n: int, m: int, top: int):
