@@ -177,9 +177,7 @@ def signal_top(
     if not counts:
         return None
     energy = np.asarray(energy, dtype=np.float64)
-    shown = energy >= ZERO_PEAK_END_KEV
-    if xlim is not None:
-        shown &= (energy >= min(xlim)) & (energy <= max(xlim))
+    shown = _within(energy, xlim) & (energy >= ZERO_PEAK_END_KEV)
     tops = []
     for name, values in spectra.items():
         values = np.asarray(values, dtype=np.float64)[shown]
@@ -230,10 +228,7 @@ def _lowest_shown(
     energy: np.ndarray, spectra: Mapping[str, np.ndarray], xlim: tuple[float, float] | None
 ) -> float | None:
     """The lowest point of the curves within ``xlim`` (keV), None when none is shown."""
-    energy = np.asarray(energy, dtype=np.float64)
-    shown = np.ones(energy.shape, bool)
-    if xlim is not None:
-        shown = (energy >= min(xlim)) & (energy <= max(xlim))
+    shown = _within(np.asarray(energy, dtype=np.float64), xlim)
     lows = []
     for values in spectra.values():
         values = np.asarray(values, dtype=np.float64)[shown]
@@ -241,6 +236,13 @@ def _lowest_shown(
         if values.size:
             lows.append(float(values.min()))
     return min(lows) if lows else None
+
+
+def _within(energy: np.ndarray, xlim: tuple[float, float] | None) -> np.ndarray:
+    """Which points of ``energy`` (keV) lie within ``xlim`` (all of them for None)."""
+    if xlim is None:
+        return np.ones(energy.shape, bool)
+    return (energy >= min(xlim)) & (energy <= max(xlim))
 
 
 def _same_content(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

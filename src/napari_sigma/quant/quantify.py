@@ -288,7 +288,8 @@ def quantify_intensities(
         else:
             if fluorescence_at is None or _distance(composition, fluorescence_at) > REFRESH:
                 fluorescence_at = dict(composition)  # fluorescence changes slowly: refresh rarely
-                fluorescence = _fluorescence_ratios(lines, composition, beam_kev, takeoff_deg)
+                fluorescence = physics.fluorescence_ratios(composition, lines, beam_kev,
+                                                           takeoff_deg)  # fmt: skip
             predicted = _bulk_predictions(
                 measured, lines, composition, beam_kev, takeoff_deg, settings, fluorescence
             )
@@ -321,12 +322,6 @@ def _measured_shells(intensities: Mapping[str, ShellIntensity], settings: QuantS
     if not measured:
         raise ValueError("no element with counts to quantify")
     return measured, skip, notes
-
-
-def _fluorescence_ratios(lines, composition, beam_kev: float, takeoff_deg: float) -> np.ndarray:
-    """The fluorescence ratio of each of the measured shells' ``lines`` at ``composition``
-    (:func:`~napari_sigma.quant.physics.fluorescence_ratios`)."""
-    return physics.fluorescence_ratios(composition, lines, beam_kev, takeoff_deg)
 
 
 def _bulk_predictions(measured, lines, composition, beam_kev, takeoff_deg, settings, fluorescence):
