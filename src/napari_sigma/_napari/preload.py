@@ -34,6 +34,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from napari_sigma._napari.import_pacing import paced_by_main_loop
 from napari_sigma._napari.library_loading import extension_imports_wait
 from napari_sigma.compute.background import start_thread
 from napari_sigma.compute.device import load_torch_libraries as _load_torch_libraries
@@ -169,9 +170,11 @@ def _import_compute() -> None:
         # without the GIL, not inside their own dlopen with it (library_loading)
         with extension_imports_wait():
             _load_torch_libraries()
-        _import(COMPUTE_MODULES)
-        _warm_threadpoolctl()  # torch's OpenMP
-        _warm_dask_scheduler()
+        # one module at a time between the main thread's event-loop turns (import_pacing)
+        with paced_by_main_loop():
+            _import(COMPUTE_MODULES)
+            _warm_threadpoolctl()  # torch's OpenMP
+            _warm_dask_scheduler()
         _freeze_long_lived()
         _warm_labels_drawing()
         # what it made frozen as it is, its garbage too: no full collection here (below)
