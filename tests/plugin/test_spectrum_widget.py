@@ -327,23 +327,50 @@ def test_no_second_pass_over_the_cube_while_the_phases_widget_computes_phase_spe
     assert not state.phase_spectra_pending(phases) and passes == []
 
 
+# a suggestion that ends only when its caller cancels it (no sleep, no timing): the widget's
+# close and napari's exit must cancel it, not wait for it
+BLOCKED_SUGGESTION = """
+def blocked_until_cancelled(spectrum):
+    from napari_sigma.compute import cancel
+    running.set()
+    cancel.current().wait(HANG_S)
+    try:
+        cancel.checkpoint()
+    except cancel.Cancelled:
+        ended.append("cancelled")
+        raise
+    ended.append("not cancelled")
+    return []
+"""
+
+
 def test_a_script_that_closes_the_viewer_while_the_suggestion_runs_exits_cleanly(tmp_path):
     """The Spectrum widget's sum/suggestion worker outlived viewer.close(): at exit it emitted on
-    a Qt object PyQt had deleted and the process aborted (exit 134). Python now waits for it."""
+    a Qt object PyQt had deleted and the process aborted (exit 134); then Python waited for it
+    (10 s at most: under load the suggestion outlasted it, qa20). napari's exit now cancels it:
+    here a suggestion that can only end by a cancel."""
     import subprocess
     import sys
 
     script = tmp_path / "close_early.py"
     script.write_text(
+        "import atexit, threading\n"
         "import napari\n"
+        "from napari_sigma._napari import spectrum_widget as sw\n"
         "from napari_sigma._napari.layers import spectrum_image_layers\n"
         "from napari_sigma._napari.spectrum_widget import SpectrumWidget\n"
         "from napari_sigma.synthetic.generator import make_synthetic\n"
+        f"HANG_S = {HANG_MS / 1000}\n"
+        "running, ended = threading.Event(), []\n"
+        f"{BLOCKED_SUGGESTION}\n"
+        "sw._suggestions = blocked_until_cancelled\n"
+        "atexit.register(lambda: print('suggestion:', *ended))  # runs after the plugin's waits\n"
         "viewer = napari.Viewer(show=False)\n"
         "image = make_synthetic(seed=0, shape=(128, 128), n_channels=2048).image\n"
         "for data, kwargs, kind in spectrum_image_layers(image):\n"
         "    getattr(viewer, f'add_{kind}')(data, **kwargs)\n"
         "viewer.window.add_dock_widget(SpectrumWidget(viewer))\n"
+        "assert running.wait(HANG_S)\n"
         "viewer.close()\n"
     )
     done = subprocess.run(
@@ -351,6 +378,50 @@ def test_a_script_that_closes_the_viewer_while_the_suggestion_runs_exits_cleanly
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "has been deleted" not in done.stderr
+    assert "suggestion: cancelled" in done.stdout, (done.stdout, done.stderr[-2000:])
+
+
+@pytest.mark.gui
+def test_closing_the_viewer_cancels_the_spectrum_tab_s_suggestion(plugin_viewer, dock, qtbot):
+    """The viewer closed while the element suggestion runs: it stops (cancelled at its next
+    fit), nothing waits for it."""
+    namespace = {"HANG_S": HANG_MS / 1000, "running": __import__("threading").Event(), "ended": []}
+    exec(BLOCKED_SUGGESTION, namespace)
+    viewer = plugin_viewer
+    viewer.open_sample("napari-sigma-eds", "synthetic")
+    original = sw._suggestions
+    sw._suggestions = namespace["blocked_until_cancelled"]
+    try:
+        widget = dock(viewer, "Spectrum and elements")
+        assert namespace["running"].wait(HANG_MS / 1000)
+        assert widget.loading
+        viewer.close()
+        qtbot.waitUntil(lambda: bool(namespace["ended"]), timeout=HANG_MS)
+    finally:
+        sw._suggestions = original
+    assert namespace["ended"] == ["cancelled"]
+
+
+@pytest.mark.gui
+def test_choosing_another_source_cancels_the_previous_suggestion(sample_viewer, qtbot):
+    viewer, widget = sample_viewer
+    namespace = {"HANG_S": HANG_MS / 1000, "running": __import__("threading").Event(), "ended": []}
+    exec(BLOCKED_SUGGESTION, namespace)
+    original = sw._suggestions
+    sw._suggestions = namespace["blocked_until_cancelled"]
+    try:
+        viewer.open_sample("napari-sigma-eds", "synthetic")  # a second spectrum image
+        qtbot.waitUntil(lambda: widget.source.count() == 2, timeout=HANG_MS)
+        widget.source.setCurrentIndex(1 - widget.source.currentIndex())
+        assert namespace["running"].wait(HANG_MS / 1000)
+        sw._suggestions = original
+        widget.source.setCurrentIndex(1 - widget.source.currentIndex())  # back: cancels it
+        qtbot.waitUntil(lambda: bool(namespace["ended"]), timeout=HANG_MS)
+        wait_loaded(widget, qtbot)
+    finally:
+        sw._suggestions = original
+    assert namespace["ended"] == ["cancelled"]
+    assert "could not read" not in widget.status.text()  # a cancel is no failure
 
 
 @pytest.mark.gui

@@ -14,6 +14,7 @@ one Image layer per element; only lines inside the recorded spectrum are used
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any
 
@@ -37,6 +38,7 @@ from napari_sigma._napari.plotting import SpectrumPlot
 from napari_sigma._napari.threads import leaving_a_core
 from napari_sigma._napari.threads import start as start_low_priority
 from napari_sigma._napari.viewer_widget import ViewerWidget
+from napari_sigma.compute.cancel import Cancelled, cancelled_by
 from napari_sigma.phases.spectra import masked_mean, neighbourhood_mean
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
@@ -163,6 +165,9 @@ class SpectrumWidget(ViewerWidget):
         self._phase_name = ""
         self._source: Any = None
         self.loading = False  # True while the sum spectrum and suggestions are computed
+        # set: the running sum/suggestion stops at its next checkpoint (another source chosen,
+        # the widget or its viewer closed, napari exiting), not waited for
+        self._suggestion_cancel = threading.Event()
         self._watched_labels: Any = None
         self.worker: Any = None
         self._layout_widgets()
@@ -360,9 +365,13 @@ class SpectrumWidget(ViewerWidget):
             return
         self.loading = True
         self.status.setText("summing the spectra and suggesting elements ...")
+        self._suggestion_cancel.set()  # the previous source's, if it still runs
+        cancel = self._suggestion_cancel = threading.Event()
+        self.destroyed.connect(cancel.set)  # closed with its viewer: stop, do not wait for it
         worker = create_worker(
-            leaving_a_core(_sum_and_suggestions), source, _start_thread=False, _ignore_errors=True
-        )
+            leaving_a_core(_sum_and_suggestions), source, cancel,
+            _start_thread=False, _ignore_errors=True,
+        )  # fmt: skip
         worker.returned.connect(lambda out: self._on_sum_ready(source, *out))
         worker.errored.connect(lambda error: self._on_sum_failed(source, error))
         start_low_priority(worker)
@@ -384,6 +393,8 @@ class SpectrumWidget(ViewerWidget):
 
     @state.alive_only
     def _on_sum_failed(self, source: Any, error: BaseException) -> None:
+        if isinstance(error, Cancelled):  # another source chosen, or the widget closing
+            return
         if source is self._source:
             self.loading = False
             self.status.setText(f"could not read the spectra: {error}")
@@ -525,16 +536,21 @@ def _phase_name(layer: Any, label: int) -> str:
 _SUM_SPECTRA: dict[int, Spectrum] = {}
 
 
-def _sum_and_suggestions(source: SpectrumImage | Spectrum) -> tuple[Spectrum, list[str]]:
-    """The sum spectrum of ``source`` (computed once per spectrum image) and its suggestions."""
-    if isinstance(source, Spectrum):
-        return source, _suggestions(source)
-    key = id(source)
-    if key not in _SUM_SPECTRA:
-        _SUM_SPECTRA[key] = source.sum_spectrum()
-        weakref.finalize(source, _SUM_SPECTRA.pop, key, None)
-    spectrum = _SUM_SPECTRA[key]
-    return spectrum, _suggestions(spectrum)
+def _sum_and_suggestions(
+    source: SpectrumImage | Spectrum, cancel: threading.Event | None = None
+) -> tuple[Spectrum, list[str]]:
+    """The sum spectrum of ``source`` (computed once per spectrum image) and its suggestions;
+    :class:`~napari_sigma.compute.cancel.Cancelled` once ``cancel`` is set (at the suggestion's
+    next fit)."""
+    with cancelled_by(cancel or threading.Event()):
+        if isinstance(source, Spectrum):
+            return source, _suggestions(source)
+        key = id(source)
+        if key not in _SUM_SPECTRA:
+            _SUM_SPECTRA[key] = source.sum_spectrum()
+            weakref.finalize(source, _SUM_SPECTRA.pop, key, None)
+        spectrum = _SUM_SPECTRA[key]
+        return spectrum, _suggestions(spectrum)
 
 
 def _suggestions(spectrum: Spectrum | None) -> list[str]:

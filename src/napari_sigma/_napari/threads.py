@@ -280,6 +280,9 @@ def lower_this_thread() -> bool:
 def _wait_for_pool_at_exit() -> None:
     """Let the plugin's workers finish before Python exits (see ``viewer_widget``): one still
     running emitted its signals on Qt objects PyQt had deleted, which aborted the process."""
+    from napari_sigma.compute.cancel import cancel_all
+
+    cancel_all()  # the element suggestion stops at its next fit instead of being waited for
     pool = _pool["pool"]
     if pool is not None:
         pool.waitForDone(POOL_EXIT_WAIT_MS)

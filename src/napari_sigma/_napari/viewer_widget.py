@@ -24,6 +24,9 @@ def _wait_for_workers_at_exit() -> None:
     """
     from qtpy.QtCore import QThreadPool
 
+    from napari_sigma.compute.cancel import cancel_all
+
+    cancel_all()  # computations that can stop (the element suggestion) are not waited for
     QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
 
 

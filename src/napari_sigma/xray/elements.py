@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_sigma.compute.cancel import checkpoint
 from napari_sigma.spectrum_image import Spectrum
 from napari_sigma.xray import lines as xray
 from napari_sigma.xray.continuum import light_smoothing, snip_background
@@ -310,6 +311,7 @@ def _build_problem(
 
     The shells of the elements in ``free`` are fitted with free amplitudes (not bounded relative
     to the main shell, `napari_sigma.xray.line_families.family_design`)."""
+    checkpoint()  # a caller that cancelled the suggestion (napari's exit) stops here
     energies = spectrum.energy.energies + shift
     counts = np.asarray(spectrum.counts, dtype=np.float64).ravel()
     top = min(beam, float(energies[-1]))
@@ -375,6 +377,7 @@ def _fit(
     model : ndarray
         The fitted model (elements and baseline correction).
     """
+    checkpoint()
     element_columns = [problem.templates[e] for e in elements]
     lines = np.concatenate([np.zeros((problem.net.size, 0)), *element_columns], axis=1)
     continuum = problem.baseline if local is None else np.hstack([problem.baseline, local])

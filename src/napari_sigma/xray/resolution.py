@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_sigma.compute.cancel import checkpoint
 from napari_sigma.xray import lines as xray
 from napari_sigma.xray.elements import (
     STROBE_CUTOFF_KEV,
@@ -107,6 +108,7 @@ def fit_peak(
     from scipy.optimize import least_squares
     from scipy.special import erf
 
+    checkpoint()  # a caller that cancelled the suggestion (napari's exit) stops here
     half = WINDOW_FWHM * xray.detector_fwhm(principal.energy, fwhm_guess)
     inside = np.abs(energies - principal.energy) <= half
     if inside.sum() < 8:
