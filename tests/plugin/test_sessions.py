@@ -100,3 +100,59 @@ def test_a_corrupted_session_gives_a_clear_error_naming_it(
     assert len(errors) == 1 and "broken.sigma" in errors[0], errors
     assert "\n" not in errors[0]
     assert len(plugin_viewer.layers) == n_layers
+
+
+def test_save_model_gives_apply_the_phases_as_edited(
+    make_napari_viewer, npe2pm, dock, qtbot, tmp_path, monkeypatch, capsys
+):
+    """#13: the napari widget saves the current model (*Save model...*); ``napari-sigma apply``
+    of that file classifies the field with the layer's ids and names (a merge, a rename)."""
+    import csv
+
+    from napari_sigma.cli import main
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.io.readers.reading import read_spectrum_image
+    from napari_sigma.io.results.export import read_labels_tiff
+    from napari_sigma.io.results.writing import write_hspy
+    from napari_sigma.pipeline.analysis import analyse
+    from napari_sigma.pipeline.model import load_model
+    from napari_sigma.synthetic.generator import make_synthetic
+
+    sample = make_synthetic(
+        seed=0, shape=(32, 32), n_channels=512, phases=("quartz", "magnetite", "albite"),
+        grain_size=10.0, title="tiny",
+    )  # fmt: skip
+    field = write_hspy(tmp_path / "tiny.hspy", sample.image, compression=None)
+    result = run_to_completion(analyse(read_spectrum_image(field), quick_three_phase_settings()))
+    assert result.n_phases == 3
+    with npe2pm.tmp_plugin(package="napari-sigma-eds"):
+        viewer = make_napari_viewer()
+        layer = add_result_layers(viewer, result).phases
+        phases = dock(viewer, "Phases")
+        phases.merge_selected([2, 3])
+        phases.rename(1, "my quartz")
+        edited = np.array(layer.data)
+        ids = sorted(int(k) for k in np.unique(edited) if k > 0)
+        assert ids == [1, 2]
+        path = tmp_path / "model.sigma"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+        click(phases, "Save model...")
+        qtbot.waitUntil(lambda: not phases.busy, timeout=60_000)
+    model = load_model(path)
+    assert list(model.phase_ids) == ids and model.phase_names[0] == "my quartz"
+
+    capsys.readouterr()
+    assert main(["apply", str(path), str(field), "--out", str(tmp_path / "o")]) == 0
+    labels = read_labels_tiff(tmp_path / "o" / "tiny" / "phases.tif")[0]
+    assert set(np.unique(labels)) - {0} <= set(ids)
+    assert (labels == edited).mean() >= 0.9  # the same file: the same map, with its ids
+    stats = list(csv.DictReader((tmp_path / "o" / "tiny" / "phase_stats.csv").open()))
+    assert {int(row["phase_id"]): row["name"] for row in stats}[1] == "my quartz"
+
+
+def test_save_model_without_a_phases_layer_says_so(make_napari_viewer, npe2pm, dock, qtbot):
+    with npe2pm.tmp_plugin(package="napari-sigma-eds"):
+        viewer = make_napari_viewer()
+        phases = dock(viewer, "Phases")
+        assert phases.save_model("never.sigma") is None
+        assert not phases.busy

@@ -31,6 +31,13 @@ class _PhasesFiles:
         if path:
             self.save_session(path if path.endswith(".sigma") else f"{path}.sigma")
 
+    def _choose_model_to_save(self) -> None:
+        from napari_sigma._napari.sessions import MODEL_FILTER
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "", MODEL_FILTER)
+        if path:
+            self.save_model(path if path.endswith(".sigma") else f"{path}.sigma")
+
     def _choose_session_to_open(self) -> None:
         from napari_sigma._napari.sessions import SESSION_FILTER
 
@@ -50,6 +57,27 @@ class _PhasesFiles:
         saved = partial(self._on_session_saved, self.layer)
         snapshot = (path, _LayerSnapshot(self.layer))
         return self._session_worker("Save session", path, save_layer_session, snapshot, saved)
+
+    def save_model(self, path: str | Path) -> Any:
+        """Save the current layer's model as the user left it (edits, names, ids, colours) to
+        ``path``, for ``napari-sigma apply`` (in a worker); return the worker."""
+        from napari.utils.notifications import show_info
+
+        from napari_sigma._napari.sessions import save_layer_model
+
+        if self.layer is None or self.result is None:
+            show_info("Save model: no phases layer to save (run an analysis first)")
+            return None
+        snapshot = (path, _LayerSnapshot(self.layer))
+        return self._session_worker(
+            "Save model", path, leaving_a_core(save_layer_model), snapshot, self._on_model_saved
+        )
+
+    @state.alive_only
+    def _on_model_saved(self, written: Any) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info(f"Model saved to {written} (napari-sigma apply {Path(written).name} FILES)")
 
     @state.alive_only
     def _on_session_saved(self, layer: Any, written: Any) -> None:

@@ -179,15 +179,17 @@ class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
             self._button("Split into", self.split_selected),
             self.split_parts,
         )
+        history = "{} the latest label edit or phase rename ({} on the phases layer)"
         more = _row(
             self._button("Mark unassigned", self.unassign_selected),
-            self._button("Export...", self._choose_export_folder),
-        )
-        history = "{} the latest label edit or phase rename ({} on the phases layer)"
-        sessions = _row(
             self._button("Undo", self.undo, history.format("Undo", "Ctrl+Z")),
             self._button("Redo", self.redo, history.format("Redo", "Ctrl+Shift+Z")),
+        )
+        model = "the phases as edited, for napari-sigma apply on other fields"
+        sessions = _row(
+            self._button("Export...", self._choose_export_folder),
             self._button("Save session...", self._choose_session_to_save),
+            self._button("Save model...", self._choose_model_to_save, model),
             self._button("Open session...", self._choose_session_to_open),
         )
         sessions.addStretch()

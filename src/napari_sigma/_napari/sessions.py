@@ -24,6 +24,7 @@ from napari_sigma._napari.results import (
 )
 
 SESSION_FILTER = "napari-sigma session (*.sigma)"
+MODEL_FILTER = "napari-sigma model (*.sigma)"
 
 
 def save_layer_session(path: str | Path, layer: Any) -> Path:
@@ -35,6 +36,22 @@ def save_layer_session(path: str | Path, layer: Any) -> Path:
         raise ValueError(f"layer {layer.name!r} is not a phases layer of napari-sigma")
     gui = {"layer_name": layer.name}
     return save_session(path, result, labels=np.asarray(layer.data), phases=list(model), gui=gui)
+
+
+def save_layer_model(path: str | Path, layer: Any) -> Path:
+    """Save the model of the phases layer as the user left it to ``path`` (no napari: safe in a
+    worker): templates from its edited labels, its names, ids and colours
+    (:func:`~napari_sigma.pipeline.fitting.model_from_result`, one pass over the cube), the file
+    ``napari-sigma apply`` classifies other fields with."""
+    from napari_sigma.compute.progress import run_to_completion
+    from napari_sigma.pipeline.fitting import model_from_result
+    from napari_sigma.pipeline.model import save_model
+
+    result, model = state.result_of(layer), state.plugin_data(layer).get("phases")
+    if result is None or model is None:
+        raise ValueError(f"layer {layer.name!r} is not a phases layer of napari-sigma")
+    labels = np.asarray(layer.data)
+    return save_model(path, run_to_completion(model_from_result(result, labels, list(model))))
 
 
 def read_session(path: str | Path) -> tuple[Any, Any]:
