@@ -250,7 +250,9 @@ def run_one(
     lines. ``limit``: the memory budget in bytes (``--memory``), or None. ``import_meanwhile``: import
     the analysis's modules in a thread while the file is read (:mod:`napari_sigma.pipeline.
     preimport`; default: without a limit only); ``napari-sigma run`` does under its default
-    limit, not under a ``--memory-limit`` of the user's.
+    limit, not under a ``--memory-limit`` of the user's. With it (and a limit), a large
+    ``.hspy`` read in memory is analysed while its rows arrive (:mod:`napari_sigma.compute.
+    arrival`: the same numbers).
     """
     from napari_sigma.compute.chunks import memory_budget, read_within
     from napari_sigma.io.readers.reading import _isolating
@@ -275,7 +277,10 @@ def run_one(
                     else None
                 )
                 try:
-                    image = read_within(path, limit)
+                    # under the default limit a large .hspy's rows arrive while the analysis
+                    # starts (compute.arrival: the feature pass overlaps the read)
+                    arriving = import_meanwhile and limit is not None
+                    image = read_within(path, limit, arriving=arriving)
                 finally:
                     finish_importing(importing)
                 result, _ = _analyse_and_export(image, settings, out_dir)

@@ -109,6 +109,9 @@ class SpectrumImage:
         if events is not None:
             counts = events.sum_leading()
         else:
+            from napari_sigma.compute.arrival import wait_for_all
+
+            wait_for_all(self.counts)  # a cube still being read: every row (compute.arrival)
             counts = np.asarray(self.counts.sum(axis=(0, 1), dtype=np.float64))
         return Spectrum(
             counts=counts,

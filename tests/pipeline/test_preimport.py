@@ -76,7 +76,11 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
         return Thread()
 
     monkeypatch.setattr(preimport, "start_importing", start)
-    monkeypatch.setattr(chunks, "read_within", lambda path, limit: calls.append("read") or "image")
+
+    def read(path, limit, arriving=False):  # arriving: the rows come while the analysis runs
+        return calls.append("read arriving" if arriving else "read") or "image"
+
+    monkeypatch.setattr(chunks, "read_within", read)
 
     def analyse(image, settings, out):
         calls.append(f"analyse {image}")
@@ -94,7 +98,7 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
     with open(big, "wb") as file:
         file.truncate(preimport.COMPILED_CODE_FILE_BYTES)  # sparse: no disk used
     cli.run_one(big, None, tmp_path / "out", limit=2**30, import_meanwhile=True)
-    assert calls == ["start True", "read", "joined", "analyse image"]
+    assert calls == ["start True", "read arriving", "joined", "analyse image"]
     calls.clear()  # a read in this process (isolation off) imports its reader: no thread
     monkeypatch.setenv("NAPARI_SIGMA_ISOLATE", "0")
     cli.run_one(big, None, tmp_path / "out", import_meanwhile=True)

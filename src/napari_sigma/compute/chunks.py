@@ -124,7 +124,7 @@ def largest_chunk_bytes(counts) -> int:
     return int(np.prod([max(c) for c in chunks])) * int(np.dtype(counts.dtype).itemsize)
 
 
-def read_within(path: str | Path, limit: int | None):
+def read_within(path: str | Path, limit: int | None, arriving: bool = False):
     """Read a spectrum image, lazily when its cube exceeds ``LAZY_SHARE`` of ``limit``.
 
     A file stored as blocks larger than a band of the limit (Bruker ``.bcf`` and Velox ``.emd``
@@ -132,7 +132,8 @@ def read_within(path: str | Path, limit: int | None):
     file and suggests ``napari-sigma convert`` to a chunked ``.hspy``. The choice is made on the
     file opened lazily, in the same request as the read
     (:func:`~napari_sigma.io.readers.reading.read_spectrum_image_within`), so the file is opened and
-    decoded once.
+    decoded once. ``arriving``: a cube in memory may come back while its rows are still read
+    (:func:`~napari_sigma.io.readers.reading.read_spectrum_image_within`; with a limit only).
     """
     import warnings
 
@@ -140,7 +141,9 @@ def read_within(path: str | Path, limit: int | None):
 
     if limit is None:
         return read_spectrum_image(path)
-    image, probe = read_spectrum_image_within(path, LAZY_SHARE * limit, BLOCK_SHARE * limit)
+    image, probe = read_spectrum_image_within(
+        path, LAZY_SHARE * limit, BLOCK_SHARE * limit, arriving=arriving
+    )
     size, block = probe["nbytes"], probe["block_bytes"]
     if size > LAZY_SHARE * limit and block > BLOCK_SHARE * limit:
         warnings.warn(

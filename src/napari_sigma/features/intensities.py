@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from napari_sigma.compute.arrival import wait_for_all, wait_for_rows
 from napari_sigma.compute.blocks import block_projector, threaded_map
 from napari_sigma.compute.chunks import block_pixels
 from napari_sigma.compute.progress import Computation, Progress
@@ -334,6 +335,7 @@ def projection_chunks(
     sum_type = _sum_type(counts)
 
     def chunk(row: int) -> int:
+        wait_for_rows(counts, slice(row, row + rows_per_chunk))  # a cube still being read
         if totals is None:
             block = np.asarray(counts[row : row + rows_per_chunk, :, span])
         else:  # whole spectra, read once: their sums, and the span projected
@@ -368,6 +370,7 @@ def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:
     rows = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
     out = np.empty((ny, nx), dtype=np.float64)
     total_type = _sum_type(counts)
+    wait_for_all(counts)  # a cube still being read (compute.arrival)
 
     def band(row: int) -> None:  # bands are independent and exact: summed on every core
         out[row : row + rows] = np.asarray(counts[row : row + rows]).sum(axis=-1, dtype=total_type)

@@ -193,6 +193,7 @@ def _analyse(
     embed: bool = True,
     totals: np.ndarray | None = None,
 ) -> Computation[AnalysisResult]:
+    from napari_sigma.compute.arrival import wait_for_all
     from napari_sigma.compute.device import configure_fast_math
 
     configure_fast_math(device)
@@ -202,6 +203,7 @@ def _analyse(
         measured, dose, raw, smoothed, grid, counts = yield from _features_stage(
             image, lines, settings, device, totals
         )
+        wait_for_all(image.counts)  # a cube read meanwhile: whole from here on (compute.arrival)
     flat = smoothed.reshape(-1, smoothed.shape[-1])
     if embed or settings.cluster_space == "latent":
         latent = yield from _timed(clock, "latent", fit_latent(flat, settings.latent))

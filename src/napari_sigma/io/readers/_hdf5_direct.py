@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -264,6 +264,109 @@ def decode(plan: Plan, out: np.ndarray, write: Writer | None = None) -> None:
                 write(piece.dest_offset + first * itemsize, memoryview(data).cast("B"))
     finally:
         os.close(fd)
+
+
+def decode_arriving(
+    plan: Plan,
+    out: np.ndarray,
+    write: Writer,
+    report: Callable[[list[tuple[int, int]]], None],
+    first_rows: range = range(0),
+) -> None:
+    """:func:`decode` in the order an analysis reading the cube meanwhile wants it: the rows
+    ``first_rows`` first (only their bytes of each tile or band), then the rest in the file's
+    order; ``report(ranges)`` after each step with the rows ``(start, stop)`` now complete.
+
+    The same bytes are written at the same offsets as by :func:`decode` (a row already written
+    is not written again), so the finished array is the same.
+    """
+    if out.shape != plan.shape or out.dtype != plan.dtype or not out.flags.c_contiguous:
+        raise ValueError("the destination does not match the dataset")
+    ny = plan.shape[0]
+    row_bytes = out.nbytes // max(ny, 1)
+    itemsize = plan.dtype.itemsize
+    unsigned = np.dtype(f"u{itemsize}")
+    block = max([_BLOCK_ELEMENTS, *(tile.stored_elements for tile in plan.tiles)])
+    raw = np.empty(block * itemsize, np.uint8)
+    decoded = np.empty(block, unsigned)
+    widened = np.empty(block, unsigned)
+    buffers = (raw, decoded, widened)
+    early = np.zeros(ny, bool)
+    early[first_rows.start : first_rows.stop : first_rows.step] = True
+    fd = os.open(plan.filename, os.O_RDONLY)
+    try:
+        if early.any():
+            _decode_rows(fd, plan, early, row_bytes, buffers, write)
+            report([(int(r), int(r) + 1) for r in np.flatnonzero(early)])
+        if plan.tiles:
+            _tiles_in_order(fd, plan, early, row_bytes, buffers, write, report)
+        for piece in plan.pieces:
+            start = piece.dest_offset // row_bytes
+            rows = [r for r in range(start, start + piece.n_bytes // row_bytes) if not early[r]]
+            for row in rows:
+                _decode_range(fd, piece, (row - start) * (row_bytes // itemsize),
+                              row_bytes // itemsize, row * row_bytes, buffers, write)  # fmt: skip
+            if rows:
+                report([(row, row + 1) for row in rows])
+    finally:
+        os.close(fd)
+
+
+def _decode_rows(fd: int, plan: Plan, rows: np.ndarray, row_bytes: int, buffers, write) -> None:
+    """Decode only the rows marked in ``rows`` (each tile's or band's part of them)."""
+    itemsize = plan.dtype.itemsize
+    for tile in plan.tiles:
+        for dest_offset, first, n in tile.runs:
+            if rows[dest_offset // row_bytes]:
+                _decode_range(fd, tile, first, n, dest_offset, buffers, write)
+    for piece in plan.pieces:
+        start = piece.dest_offset // row_bytes
+        for row in range(start, start + piece.n_bytes // row_bytes):
+            if rows[row]:
+                _decode_range(fd, piece, (row - start) * (row_bytes // itemsize),
+                              row_bytes // itemsize, row * row_bytes, buffers, write)  # fmt: skip
+
+
+def _tiles_in_order(fd, plan: Plan, early: np.ndarray, row_bytes: int, buffers, write, report):
+    """Every tile in the file's order, its rows not in ``early`` written; a row is reported
+    once every tile across it is written."""
+    raw, decoded, widened = buffers
+    needed = np.zeros(len(early), np.int64)
+    for tile in plan.tiles:
+        for dest_offset, _, _ in tile.runs:
+            needed[dest_offset // row_bytes] += 1
+    needed[early] = 0
+    for tile in plan.tiles:
+        runs = tuple(run for run in tile.runs if not early[run[0] // row_bytes])
+        if not runs:
+            continue
+        _decode_tile(fd, replace(tile, runs=runs), raw, decoded, widened, write)
+        complete = []
+        for dest_offset, _, _ in runs:
+            row = dest_offset // row_bytes
+            needed[row] -= 1
+            if needed[row] == 0:
+                complete.append((row, row + 1))
+        if complete:
+            report(complete)
+
+
+def _decode_range(fd: int, stored, first: int, count: int, dest_offset: int, buffers, write):
+    """Elements ``first:first+count`` of a stored tile or piece written at ``dest_offset``,
+    in blocks of the buffers' size."""
+    raw, decoded, widened = buffers
+    itemsize = decoded.dtype.itemsize
+    block = len(decoded)
+    for done in range(0, count, block):
+        n = min(block, count - done)
+        if not stored.shuffled or itemsize == 1:
+            data = raw[: n * itemsize]
+            _pread(fd, data, stored.file_offset + (first + done) * itemsize)
+        else:
+            data = decoded[:n]
+            piece = Piece(0, 0, stored.file_offset, stored.stored_elements, True)
+            _unshuffle(fd, piece, first + done, n, raw, data, widened[:n])
+        write(dest_offset + done * itemsize, memoryview(data).cast("B"))
 
 
 def _decode_tile(

@@ -17,9 +17,13 @@ from napari_sigma.spectrum_image import SpectrumImage
 
 
 def _read_into_image(
-    path: Path, image: Any, allocate: Any, min_bytes: int, write: Any
+    path: Path, image: Any, allocate: Any, min_bytes: int, write: Any, arriving: Any = None
 ) -> SpectrumImage | None:
-    """:func:`read_into` on the file's lazily opened image."""
+    """:func:`read_into` on the file's lazily opened image.
+
+    ``arriving``: ``(announce, report)`` for a cube whose rows a caller reads while they are
+    decoded (:func:`_arriving_read`); None: the image is returned once every row is decoded.
+    """
     from dataclasses import replace
 
     fmt = rh.FORMATS.get(path.suffix.lower())
@@ -33,9 +37,46 @@ def _read_into_image(
     out = allocate(tuple(counts.shape), counts.dtype)
     if out is None:
         return None
-    store_counts(counts, out, write)
     metadata = {**image.metadata, "lazy_from_file": False, "validated": False}
+    if arriving is not None and write is not None:
+        placed = _arriving_read(counts, out, write, arriving)
+        if placed is not None:
+            return placed(replace(image, counts=out, metadata=metadata))
+    store_counts(counts, out, write)
     return validate_spectrum_image(replace(image, counts=out, metadata=metadata))
+
+
+def _arriving_read(counts: Any, out: np.ndarray, write: Any, arriving: Any) -> Any:
+    """The read of an image whose rows its reader may use as they come, or None where the cube
+    is not decoded without HDF5 (:mod:`napari_sigma.io.readers._hdf5_direct`) or its values
+    would be checked (only unsigned counts, whose check reads no value: the image is checked
+    before its counts are decoded, with the same outcome).
+
+    The returned function checks the image, hands it to ``announce(image)``, then decodes the
+    cube (the sampled rows of :func:`napari_sigma.compute.arrival.sampled_rows` first),
+    calling ``report(ranges)`` with the rows written after each step; it returns the image."""
+    from napari_sigma.compute.arrival import sampled_rows
+    from napari_sigma.io.readers import _hdf5_direct
+
+    if np.dtype(counts.dtype).kind != "u":
+        return None
+    dataset = _plain_hdf5_dataset(counts)
+    plan = None if dataset is None else _hdf5_direct.plan(dataset)
+    if plan is None:
+        return None
+    announce, report = arriving
+
+    def read(image: SpectrumImage) -> SpectrumImage:
+        image = validate_spectrum_image(image)
+        announce(image)
+        first = sampled_rows(int(out.shape[0]), int(out.shape[1]))
+        place = lambda offset, data: write(out, offset, data)  # noqa: E731
+        _hdf5_direct.decode_arriving(
+            plan, out, place, report, first if first.step > 1 else range(0)
+        )
+        return image
+
+    return read
 
 
 def store_counts(counts: Any, out: np.ndarray, write: Any = None) -> None:

@@ -275,7 +275,11 @@ def _probe(counts: Any) -> dict[str, Any]:
 
 
 def read_spectrum_image_within(
-    path: str | Path, lazy_above: float, largest_block: float, isolate: bool | None = None
+    path: str | Path,
+    lazy_above: float,
+    largest_block: float,
+    isolate: bool | None = None,
+    arriving: bool = False,
 ) -> tuple[SpectrumImage, dict[str, Any]]:
     """Read a spectrum image in memory, or lazily when it is large and can be read in parts.
 
@@ -295,6 +299,11 @@ def read_spectrum_image_within(
         A larger cube stays lazy only when its storage blocks are at most this many bytes.
     isolate : bool, optional
         Open the file in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
+    arriving : bool
+        In a child: return a cube decoded without HDF5 as soon as the file is opened, its rows
+        arriving meanwhile (see :func:`napari_sigma.io.reading_process.isolation.read_steps`);
+        the caller then reads the counts only through :mod:`napari_sigma.compute.arrival`'s
+        waits (the analysis does). Without a child it has no effect.
 
     Returns
     -------
@@ -309,7 +318,7 @@ def read_spectrum_image_within(
     path = Path(path)
     if _isolating(isolate):
         return _read_isolated(
-            "read_spectrum_image_within", path, False, (lazy_above, largest_block)
+            "read_spectrum_image_within", path, False, (lazy_above, largest_block), arriving
         )
     image, probe = read_within_steps(path, lazy_above, largest_block)
     if not reads_lazily(probe, lazy_above, largest_block):
@@ -329,17 +338,26 @@ def read_within_steps(
     allocate: Any = None,
     write: Any = None,
     min_bytes: int = 0,
+    arriving: Any = None,
 ) -> tuple[SpectrumImage, dict[str, Any]]:
     """:func:`read_spectrum_image_within` in this process: one lazy opening, then the lazy image
     (lazy, or an event stream: decoded once, densified by the caller), or the cube decoded
-    into ``allocate``'s array (:func:`read_into`), or an eager read."""
+    into ``allocate``'s array (:func:`read_into`), or an eager read.
+
+    ``arriving``: ``(announce, report)``: a cube decoded without HDF5 is handed to
+    ``announce(image, probe)`` before its rows are decoded, and ``report(ranges)`` gets the rows
+    written as they are (:func:`~napari_sigma.io.readers.decoding._arriving_read`)."""
     image = read_spectrum_image(path, lazy=True, isolate=False)
     probe = _probe(image.counts)
     if reads_lazily(probe, lazy_above, largest_block) or event_cube_of(image.counts) is not None:
         return image, probe
     placed = None
     if allocate is not None:
-        placed = _read_into_image(path, image, allocate, min_bytes, write)
+        hand = None
+        if arriving is not None:
+            announce, report = arriving
+            hand = (lambda arrived: announce(arrived, probe), report)
+        placed = _read_into_image(path, image, allocate, min_bytes, write, hand)
     if placed is None:
         placed = read_spectrum_image(path, isolate=False)
     return placed, probe
@@ -362,9 +380,13 @@ def _isolating(isolate: bool | None) -> bool:
     return os.environ.get("NAPARI_SIGMA_ISOLATE", "1").strip().lower() not in {"0", "no", "false"}
 
 
-def _read_isolated(function: str, path: Path, lazy: bool, args: tuple = ()) -> Any:
+def _read_isolated(
+    function: str, path: Path, lazy: bool, args: tuple = (), arriving: bool = False
+) -> Any:
     from napari_sigma.io.reading_process.isolation import read_isolated
 
+    if arriving:
+        return read_isolated(function, path, lazy, args=args, arriving=True)
     if args:
         return read_isolated(function, path, lazy, args=args)
     return read_isolated(function, path, lazy)

@@ -259,8 +259,10 @@ def check_at_the_door(
     sample_pixels = SAMPLE_PIXELS if sample_pixels is None else sample_pixels
     step = ny // max(1, sample_pixels // max(nx, 1))
     if isinstance(counts, np.ndarray) and step > 1:
+        from napari_sigma.compute.arrival import wait_for_rows
         from napari_sigma.features.intensities import total_counts
 
+        wait_for_rows(counts, slice(0, ny, step))  # a cube still being read (compute.arrival)
         sample = total_counts(counts[::step])
         per_pixel = float(sample.sum()) / sample.size
         if np.isfinite(per_pixel) and per_pixel >= SAMPLE_MARGIN * MIN_COUNTS_PER_PIXEL:

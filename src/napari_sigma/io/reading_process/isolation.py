@@ -173,8 +173,11 @@ def prewarm() -> bool:
 
 
 def shutdown() -> None:
-    """Stop the worker process (it is also stopped when the caller exits)."""
+    """Stop the worker process (it is also stopped when the caller exits; an arriving read
+    still going is stopped)."""
+    _stop_following.set()
     with _lock:
+        _stop_following.clear()
         _drop_worker()
 
 
@@ -188,6 +191,7 @@ def read_steps(
     limits: ReadLimits | None = None,
     args: tuple = (),
     poll_s: float = _POLL_S,
+    arriving: bool = False,
 ) -> Generator[Progress, None, Any]:
     """Read a file in the worker process, yielding progress every ``poll_s`` (0.1 s) while the
     child works; closing it cancels.
@@ -209,6 +213,13 @@ def read_steps(
     poll_s : float
         How long one wait for the child lasts before a progress report is yielded (napari's
         reader waits ~10 ms, turning Qt's event loop in between).
+    arriving : bool
+        ``read_spectrum_image_within`` only: a cube the child decodes without HDF5 (an
+        ``.hspy`` of unsigned counts in tiles or row bands, in memory) is returned as soon as
+        the file is opened, its rows arriving meanwhile (:mod:`napari_sigma.compute.arrival`:
+        whoever reads the counts waits for the rows it reads; a thread follows the child's
+        reports and holds the read lock until the read's end). The caller must read the counts
+        through those waits only. Any other file is read as without it.
 
     Returns
     -------
@@ -234,14 +245,18 @@ def read_steps(
             "(a read started from inside another one's wait)",
         )
     start = time.monotonic()
-    with _lock:
+    arriving = arriving and function == "read_spectrum_image_within"
+    deadline = start + limits.time_s
+    _lock.acquire()
+    handed_over = False  # the lock, to the thread that follows an arriving read's rows
+    try:
         _holder.update(thread=threading.get_ident(), path=path)
         worker = _get_worker(limits.memory_bytes)
         finished = False
         try:
-            worker.send((function, str(path), lazy, tuple(args)))
+            worker.send((function, str(path), lazy, tuple(args), arriving))
             answer = None
-            receiving = worker.receive(start + limits.time_s, poll_s)
+            receiving = worker.receive(deadline, poll_s)
             while True:
                 try:
                     next(receiving)
@@ -252,11 +267,7 @@ def read_steps(
             finished = True
         except TimeoutError:
             _drop_worker()
-            raise SpectrumImageError(
-                path,
-                f"reading took longer than {limits.time_s:g} s and was stopped; the file may be "
-                "corrupt (or raise NAPARI_SIGMA_READ_TIMEOUT)",
-            ) from None
+            raise SpectrumImageError(path, _timeout_cause(limits)) from None
         except (EOFError, OSError):
             code = _drop_worker()
             raise SpectrumImageError(path, _death_cause(path, code)) from None
@@ -264,7 +275,81 @@ def read_steps(
             _holder.update(thread=None, path=None)
             if not finished and _worker is worker:
                 _drop_worker()  # cancelled (generator closed) or failed: the child may be busy
+        if answer[0] == "arriving":
+            image, probe = answer[1], answer[2]
+            _reissue_warnings(image)
+            _follow_arriving(worker, path, image.counts, deadline, limits, poll_s)
+            handed_over = True
+            return image, probe
+    finally:
+        if not handed_over:
+            _lock.release()
     return _unpack(path, function, lazy, answer, args)
+
+
+def _timeout_cause(limits: ReadLimits) -> str:
+    return (
+        f"reading took longer than {limits.time_s:g} s and was stopped; the file may be "
+        "corrupt (or raise NAPARI_SIGMA_READ_TIMEOUT)"
+    )
+
+
+# an arriving read's following thread: set to stop it (the process exits)
+_stop_following = threading.Event()
+
+
+def _follow_arriving(
+    worker: _Worker, path: Path, counts: Any, deadline: float, limits: ReadLimits, poll_s: float
+) -> threading.Thread:
+    """Record ``counts`` as arriving (:mod:`napari_sigma.compute.arrival`) and start the thread
+    that reads the child's messages of its rows until the read's end, holding the read lock
+    (taken by the caller, released by the thread). A failure (the child's error, its death,
+    the time limit) is raised by the next wait for the counts' rows."""
+    from napari_sigma.compute import arrival as arrivals
+
+    record = arrivals.register(counts, path.name)
+    _holder.update(thread=None, path=path)
+
+    def follow() -> None:
+        error: SpectrumImageError | None = None
+        try:
+            while True:
+                receiving = worker.receive(deadline, poll_s)
+                while True:
+                    try:
+                        next(receiving)
+                    except StopIteration as stop:
+                        status, first, _ = stop.value
+                        break
+                    if _stop_following.is_set():
+                        raise EOFError
+                if status == "rows":
+                    record.mark(first)
+                elif status == "done":
+                    arrivals.forget(record)  # first: a woken waiter finds the counts whole
+                    record.finish()
+                    return
+                else:
+                    error = SpectrumImageError(path, first)
+                    return
+        except TimeoutError:
+            _drop_worker()
+            error = SpectrumImageError(path, _timeout_cause(limits))
+        except (EOFError, OSError):
+            code = _drop_worker()
+            error = SpectrumImageError(path, _death_cause(path, code))
+        except BaseException as exc:  # pragma: no cover - a bug: the waits must not hang
+            _drop_worker()
+            error = SpectrumImageError(path, f"the read stopped ({type(exc).__name__}: {exc})")
+        finally:
+            if error is not None:
+                record.fail(error)
+            _holder.update(thread=None, path=None)
+            _lock.release()
+
+    thread = threading.Thread(target=follow, name="napari-sigma arriving read", daemon=True)
+    thread.start()
+    return thread
 
 
 def _unpack(
@@ -344,11 +429,13 @@ def read_isolated(
     lazy: bool = False,
     limits: ReadLimits | None = None,
     args: tuple = (),
+    arriving: bool = False,
 ) -> Any:
     """:func:`read_steps` run to its end (see there)."""
     from napari_sigma.compute.progress import run_to_completion
 
-    return run_to_completion(read_steps(function, path, lazy, limits, args))
+    steps = read_steps(function, path, lazy, limits, args, arriving=arriving)
+    return run_to_completion(steps)
 
 
 if __name__ == "__main__":  # pragma: no cover - the worker process

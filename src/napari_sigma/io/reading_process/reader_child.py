@@ -51,9 +51,9 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
         if len(header) < 8:
             return
         request = pickle.loads(protocol_in.read(int.from_bytes(header, "little")))
-        function, path, lazy, args = request
+        function, path, lazy, args, arriving = request
         try:
-            answer = _answer(function, Path(path), lazy, args)
+            answer = _answer(function, Path(path), lazy, args, protocol_out if arriving else None)
             _close_placed_files()
             _send_answer(protocol_out, answer)
         finally:  # files placed for an answer that failed (sent ones are the parent's now)
@@ -107,7 +107,28 @@ def _send_answer(stream, answer: tuple[str, Any, Any]) -> None:  # pragma: no co
     stream.flush()
 
 
-def _answer(function: str, path: Path, lazy: bool, args: tuple = ()) -> tuple[str, Any, Any]:
+def _arriving_messages(stream) -> tuple[Any, Any, list]:
+    """``(announce, report, announced)`` of an arriving read on ``stream``: the image goes to
+    the parent as ``("arriving", image, probe)`` before its rows are decoded, then each step's
+    rows as ``("rows", ranges, None)``; the read's end is the request's answer (``("done",
+    None, None)`` or an error)."""
+    announced: list = []
+
+    def announce(image, probe) -> None:  # pragma: no cover - runs in the child process
+        _send_answer(stream, ("arriving", image, probe))
+        announced.append(True)
+
+    def report(ranges) -> None:  # pragma: no cover - runs in the child process
+        _send_answer(stream, ("rows", ranges, None))
+
+    return announce, report, announced
+
+
+def _answer(
+    function: str, path: Path, lazy: bool, args: tuple = (), stream: Any = None
+) -> tuple[str, Any, Any]:
+    """One request's answer; ``stream``: the parent's pipe for an arriving read of
+    ``read_spectrum_image_within`` (:func:`_arriving_messages`), None for the others."""
     from napari_sigma.io.readers import _rsciio as rh
     from napari_sigma.io.readers import reading
     from napari_sigma.io.readers.events import event_cube_of
@@ -117,9 +138,15 @@ def _answer(function: str, path: Path, lazy: bool, args: tuple = ()) -> tuple[st
         lazy = True  # the events travel; the parent densifies them for an eager read
     try:
         if function == "read_spectrum_image_within":  # one lazy opening decides and reads
+            arriving, announced = None, []
+            if stream is not None:
+                announce, report, announced = _arriving_messages(stream)
+                arriving = (announce, report)
             image, probe = reading.read_within_steps(
-                path, *args, _shared_array, _write_shared, _SHARED_FILE_MIN_BYTES
+                path, *args, _shared_array, _write_shared, _SHARED_FILE_MIN_BYTES, arriving
             )
+            if announced:
+                return ("done", None, None)
             if hasattr(image.counts, "dask") and event_cube_of(image.counts) is None:
                 reading.decode_all(image)  # lazy: checked here, read again by the parent
                 return ("ok", None, probe)
