@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -337,10 +337,13 @@ def _tiles_in_order(fd, plan: Plan, early: np.ndarray, row_bytes: int, buffers, 
             needed[dest_offset // row_bytes] += 1
     needed[early] = 0
     for tile in plan.tiles:
-        runs = tuple(run for run in tile.runs if not early[run[0] // row_bytes])
-        if not runs:
-            continue
-        _decode_tile(fd, replace(tile, runs=runs), raw, decoded, widened, write)
+        kept = [not early[run[0] // row_bytes] for run in tile.runs]
+        runs = tuple(run for run, keep in zip(tile.runs, kept, strict=True) if keep)
+        if len(runs) == len(tile.runs):
+            _decode_tile(fd, tile, raw, decoded, widened, write)
+        else:  # each stretch of rows not yet written decoded alone: no element twice
+            for stretch in _stretches(tile.runs, kept):
+                _decode_stretch(fd, tile, stretch, buffers, write)
         complete = []
         for dest_offset, _, _ in runs:
             row = dest_offset // row_bytes
@@ -349,6 +352,38 @@ def _tiles_in_order(fd, plan: Plan, early: np.ndarray, row_bytes: int, buffers, 
                 complete.append((row, row + 1))
         if complete:
             report(complete)
+
+
+def _stretches(runs, kept: list[bool]) -> list[list]:
+    """The kept runs, in stretches of consecutive rows of the tile."""
+    stretches: list[list] = []
+    previous = False
+    for run, keep in zip(runs, kept, strict=True):
+        if keep:
+            if not previous:
+                stretches.append([])
+            stretches[-1].append(run)
+        previous = keep
+    return stretches
+
+
+def _decode_stretch(fd: int, tile: Tile, runs: list, buffers, write) -> None:
+    """Decode a tile's elements from its first run's to its last run's end, then write each
+    run (the tile's rows between them are its runs too)."""
+    raw, decoded, widened = buffers
+    itemsize = decoded.dtype.itemsize
+    first = runs[0][1]
+    count = runs[-1][1] + runs[-1][2] - first
+    if not tile.shuffled or itemsize == 1:
+        data = raw[: count * itemsize]
+        _pread(fd, data, tile.file_offset + first * itemsize)
+        elements = data.view(decoded.dtype)
+    else:
+        elements = decoded[:count]
+        piece = Piece(0, 0, tile.file_offset, tile.stored_elements, True)
+        _unshuffle(fd, piece, first, count, raw, elements, widened[:count])
+    for dest_offset, start, n in runs:
+        write(dest_offset, memoryview(elements[start - first : start - first + n]).cast("B"))
 
 
 def _decode_range(fd: int, stored, first: int, count: int, dest_offset: int, buffers, write):
