@@ -20,6 +20,8 @@ most :data:`MAX_TILE_BYTES`) and its pixel rows placed one run at a time: HDF5's
 4 GiB tiled ``.hspy`` into a shared-memory file wrote it through the mapping, 1.1 M page faults
 (32 s of system time at load 15 on this project's VM). Every chunk's byte range is checked
 against the file's size first; a short read (a file truncated meanwhile) raises ``OSError``.
+:func:`decode_arriving` writes the same bytes in another order (some rows first, each row
+reported once written) for a reader that uses the rows as they come.
 """
 
 from __future__ import annotations

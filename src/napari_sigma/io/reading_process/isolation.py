@@ -29,6 +29,16 @@ once, and the parent never runs rosettasciio's numba code.
 
 :func:`prewarm` starts the worker in the background (imports done before the first file comes).
 
+Arriving reads (``read_steps(..., arriving=True)``, ``napari-sigma run`` under its default memory
+limit): a cube that the child decodes without HDF5 (an ``.hspy`` of unsigned counts in tiles or
+row bands, read into memory) comes back as soon as the file is opened, as ``("arriving", image,
+probe)``; the child then decodes first the rows the analysis samples, then the rest in file
+order, sending ``("rows", ranges, None)`` after each step and ``("done", None, None)`` or an error
+at the end. A thread of the parent (:func:`_follow_arriving`) records the rows
+(:mod:`napari_sigma.compute.arrival`, whose waits the analysis calls before it reads rows) and
+holds the read lock until the end; an error, a crash or the time limit is raised from the
+analysis' next wait, as one line naming the file.
+
 This module holds the parent's side (:func:`read_steps`, :func:`read_isolated`,
 :func:`prewarm`, the worker's lifetime); the rest lives by domain:
 
