@@ -9,7 +9,13 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 import napari_sigma.compute.blocks as blocks
 from napari_sigma.phases._filters import box_sum
-from napari_sigma.phases.small_phases import _band_edges, _box_sums, _interior_windows
+from napari_sigma.phases.small_phases import (
+    _band_edges,
+    _box_sums,
+    _interior_windows,
+    _stacked_where,
+)
+from napari_sigma.phases.splitting import _checkerboard
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3])
@@ -24,6 +30,21 @@ def test_the_window_sums_in_bands_are_those_of_the_whole_map(monkeypatch, cores,
     summed = _box_sums(values, radius)
     assert summed.shape == values.shape and summed.dtype == np.float64
     assert np.array_equal(summed, expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 12), (64, 33)])
+def test_the_checkerboard_halves_are_those_of_the_stacked_array(shape):
+    """_with_inclusions' odd and even pixels' counts and dose: the same numbers as the stacked
+    array times the checkerboard (its expression before)."""
+    rng = np.random.default_rng(shape[0])
+    counts = rng.poisson(rng.gamma(1.0, 3.0, (*shape, 6))).reshape(-1, 6).astype(np.float64)
+    dose = rng.gamma(2.0, 50.0, shape).reshape(-1) * rng.choice([0.0, 1.0], shape).reshape(-1)
+    even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0)
+    stacked = np.concatenate([counts, dose[:, None]], axis=1).reshape(*shape, -1)
+    odd = _stacked_where(counts, dose, ~even.reshape(-1))
+    assert odd.tobytes() == (stacked * ~even[..., None]).reshape(-1, 7).tobytes()
+    even_half = _stacked_where(counts, dose, even.reshape(-1)).reshape(*shape, -1)
+    assert even_half.tobytes() == (stacked * even[..., None]).tobytes()
 
 
 def test_integer_windows_are_summed_in_float64(monkeypatch):

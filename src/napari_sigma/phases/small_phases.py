@@ -158,10 +158,9 @@ def _with_inclusions(mask, state, counts, settings, valid):
     profiles, _ = _robust_profiles(
         flat_counts, flat_dose, labels.reshape(shape), n_phases, pixel_threshold
     )  # as the support test learns them
-    even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0)
-    stacked = np.concatenate([flat_counts, flat_dose[:, None]], axis=1).reshape(*shape, -1)
-    odd_stacked = (stacked * ~even[..., None]).reshape(-1, n_windows + 1)
-    even_stacked = stacked * even[..., None]
+    even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0).reshape(-1)
+    odd_stacked = _stacked_where(flat_counts, flat_dose, ~even)
+    even_stacked = _stacked_where(flat_counts, flat_dose, even).reshape(*shape, -1)
     for radius in POOL_RADII:
         yield Progress("clustering", 0, 1, f"pooling {2 * radius + 1}x{2 * radius + 1} windows")
         sums = _box_sums(even_stacked, radius).reshape(-1, n_windows + 1)
@@ -181,6 +180,16 @@ def _with_inclusions(mask, state, counts, settings, valid):
                     )  # fmt: skip
                 return _with_phase(state, mask, second.reshape(-1), diluted)
     return state
+
+
+def _stacked_where(counts: np.ndarray, dose: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``(N, W + 1)``: each pixel's window ``counts`` and its ``dose`` side by side, times
+    ``kept`` (1 or 0), written into one new array (the products of the stacked array by
+    ``kept``, without the stacked array itself: at 1024^2 x 10 windows 84 MB less)."""
+    stacked = np.empty((len(dose), counts.shape[1] + 1), dtype=np.result_type(counts, dose))
+    np.multiply(counts, kept[:, None], out=stacked[:, :-1])
+    np.multiply(dose, kept, out=stacked[:, -1])
+    return stacked
 
 
 def _diluted_phase(new, odd, grid, profiles, dispersion, settings) -> int | None:
