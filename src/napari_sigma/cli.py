@@ -176,6 +176,22 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAP_HELP = (
+    "which spectrum image of a file that holds several (a Phenom .elid): 1 = the first "
+    "(default), 2 = the second ...; the file's maps are named when it is read"
+)
+
+
+def _map_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a map number is 1, 2, ...: not {text!r}")
+    return number
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-sigma``."""
     parser = argparse.ArgumentParser(
@@ -184,6 +200,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="analyse spectrum images")
     run.add_argument("inputs", nargs="+", type=Path, help="EDS files (.bcf, .emd, .hspy, ...)")
+    run.add_argument("--map", type=_map_number, default=1, metavar="N", help=MAP_HELP)
     _add_analysis_options(run)
     add_field_options(run)
     demo = commands.add_parser("demo", help="analyse the embedded synthetic example")
@@ -193,6 +210,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_convert_command(commands)
     elements = commands.add_parser("elements", help="suggest elements from the sum spectrum")
     elements.add_argument("file", type=Path)
+    elements.add_argument("--map", type=_map_number, default=1, metavar="N", help=MAP_HELP)
     return parser
 
 
@@ -240,6 +258,7 @@ def run_one(
     out_dir: Path,
     limit: int | None = None,
     import_meanwhile: bool | None = None,
+    map_index: int = 0,
 ) -> Outcome:
     """Read, check, analyse and export one input; any failure becomes a failed :class:`Outcome`.
 
@@ -252,7 +271,8 @@ def run_one(
     preimport`; default: without a limit only); ``napari-sigma run`` does under its default
     limit, not under a ``--memory-limit`` of the user's. With it (and a limit), a large
     ``.hspy`` read in memory is analysed while its rows arrive (:mod:`napari_sigma.compute.
-    arrival`: the same numbers).
+    arrival`: the same numbers). ``map_index``: which of the file's spectrum images (``--map``;
+    0: the first).
     """
     from napari_sigma.compute.chunks import memory_budget, read_within
     from napari_sigma.io.readers.reading import _isolating
@@ -280,7 +300,7 @@ def run_one(
                     # under the default limit a large .hspy's rows arrive while the analysis
                     # starts (compute.arrival: the feature pass overlaps the read)
                     arriving = import_meanwhile and limit is not None
-                    image = read_within(path, limit, arriving=arriving)
+                    image = read_within(path, limit, arriving=arriving, map_index=map_index)
                 finally:
                     finish_importing(importing)
                 result, _ = _analyse_and_export(image, settings, out_dir)
@@ -323,12 +343,18 @@ def command_run(args: argparse.Namespace) -> int:
 
     settings = build_settings(args)
     if args.shared_model or args.scheduler:
+        if args.map != 1:
+            print_error("--map reads one map of a file; with --shared-model or --scheduler it "
+                        "is not supported (every file's first map is read)")  # fmt: skip
+            return 2
         return command_run_fields(args, settings)
     outcomes = []
     limit = memory_limit(args)
     for path, name in zip(args.inputs, output_names(args.inputs), strict=True):
         # inputs sharing a file name get their folders' names
-        outcome = run_one(path, settings, args.out / name, limit, args.memory_limit is None)
+        outcome = run_one(
+            path, settings, args.out / name, limit, args.memory_limit is None, args.map - 1
+        )
         if outcome.status == "ok":
             print(f"{path}: {outcome.detail}")
         else:
@@ -370,7 +396,7 @@ def command_elements(args: argparse.Namespace) -> int:
     from napari_sigma.io.readers.reading import read_any
     from napari_sigma.xray.elements import suggest_elements
 
-    data = read_any(args.file)
+    data = read_any(args.file, map_index=args.map - 1)
     spectrum = data.sum_spectrum() if hasattr(data, "sum_spectrum") else data
     for suggestion in suggest_elements(spectrum):
         print(f"{suggestion.element:<3} {suggestion.line:<7} {suggestion.score:8.3f}")

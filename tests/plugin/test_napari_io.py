@@ -826,10 +826,10 @@ def test_reader_shows_the_data_corrections_once(tmp_path, monkeypatch):
     assert any("beam energy missing: assumed 20 kV" in text for text in shown)
 
 
-def test_opening_a_file_of_several_maps_says_which_one_is_shown(viewer, monkeypatch):
+def test_each_map_of_a_file_of_several_opens_as_its_own_spectrum_image(viewer, monkeypatch):
     """Elid2Version4.elid holds three maps; napari showed the first and said nothing of the
-    other two (the reader's note stayed in the metadata). Opened through napari, one line
-    names the file, the map shown and the maps left."""
+    other two (twentieth session: a note named them). Each opens now as a spectrum image of its
+    own (its layers named after the map), said in one line."""
     import napari.utils.notifications as notifications
 
     shown, warned = [], []
@@ -837,8 +837,16 @@ def test_opening_a_file_of_several_maps_says_which_one_is_shown(viewer, monkeypa
     monkeypatch.setattr(notifications, "show_warning", warned.append)
     viewer.open(str(DATA / "phenom" / "Elid2Version4.elid"), plugin=PLUGIN)
     assert len(shown) == 1 and warned == [], (shown, warned)
-    assert shown[0].startswith("Elid2Version4.elid: the file holds 3 spectrum images; ")
-    assert "'Image 1, Map 3'" in shown[0] and "'Image 1, Map 6', 'Image 1, Map 1'" in shown[0]
+    maps = ("Image 1, Map 3", "Image 1, Map 6", "Image 1, Map 1")
+    assert shown[0].startswith("Elid2Version4.elid: the file holds 3 spectrum images, each opened")
+    images = [state.spectrum_image_of(la) for la in viewer.layers if state.role_of(la) == "cube"]
+    assert [image.title for image in images] == [f"Elid2Version4 ({name})" for name in maps]
+    assert [image.metadata["map_index"] for image in images] == [0, 1, 2]
+    assert all(f"'Elid2Version4 ({name})'" in shown[0] for name in maps)
+    totals = [np.asarray(image.counts).sum() for image in images]
+    assert len(set(totals)) == 3  # three different maps, not one three times
+    names = [layer.name for layer in viewer.layers]
+    assert len(set(names)) == len(names)
 
 
 def test_reader_refuses_a_cube_of_nan_naming_it(tmp_path):

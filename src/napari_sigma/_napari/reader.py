@@ -96,10 +96,8 @@ class ViewerClosedDuringRead(Exception):
 
 
 def read_file_layers(path: Path) -> list[LayerData]:
-    """Layers of one file: a spectrum image's layers, or a single spectrum's hidden layer."""
-    from napari_sigma.io.readers.reading import read_any
-    from napari_sigma.io.readers.validation import DataWarning
-
+    """Layers of one file: a spectrum image's layers (each map's, for a file of several
+    spectrum images: :func:`read_other_maps`), or a single spectrum's hidden layer."""
     lazy = reads_lazily(path)
     live = _live()
     if live:  # the dock's imports while napari waits for the read (see _read_keeping_napari_live)
@@ -108,18 +106,41 @@ def read_file_layers(path: Path) -> list[LayerData]:
         preload.start()
     warm_up = warm_up_layer_adding(lazy, frozen=live)  # while this thread waits for the read
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataWarning)  # shown below, once, as notifications
-            data = _read_keeping_napari_live(path, lazy) if live else read_any(path, lazy=lazy)
+        data = _read(path, lazy, live)
     finally:
         warm_up.join()  # napari uses pint as soon as the layers are added: never both at once
     if isinstance(data, SpectrumImage):
-        warn_data_corrections(path, data)
+        images = [data, *read_other_maps(path, data, lazy, live)]
+        for image in images:
+            warn_data_corrections(path, image)
+        if len(images) > 1:
+            warn_maps_opened(path, images)
         offer_recovery_of(path)
-        return spectrum_image_layers(data)
+        return [layer for image in images for layer in spectrum_image_layers(image)]
     if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
         warn_spectrum_only(path, data)
     return [spectrum_layer(data)]
+
+
+def _read(path: Path, lazy: bool, live: bool, map_index: int = 0) -> Any:
+    """The file's ``map_index``-th spectrum image (or its spectrum), its data warnings kept for
+    the notifications (:func:`warn_data_corrections`)."""
+    from napari_sigma.io.readers.reading import read_any
+    from napari_sigma.io.readers.validation import DataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # shown as notifications, once
+        if live:
+            return _read_keeping_napari_live(path, lazy, map_index)
+        return read_any(path, lazy=lazy, map_index=map_index)
+
+
+def read_other_maps(path: Path, first: SpectrumImage, lazy: bool, live: bool) -> list[Any]:
+    """The spectrum images of ``path`` after ``first`` (a Phenom ``.elid`` holds several maps):
+    each is a spectrum image of its own, with its own layers (named after the map), which the
+    plugin's widgets list as sources; the first alone was shown before (twentieth session)."""
+    maps = first.metadata.get("maps") or []
+    return [_read(path, lazy, live, index) for index in range(1, len(maps))]
 
 
 LIVE_POLL_S = 0.01  # how long one wait for the reading process lasts between two event-loop turns
@@ -136,7 +157,7 @@ def _live() -> bool:
     return QApplication.instance() is not None
 
 
-def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
+def _read_keeping_napari_live(path: Path, lazy: bool, map_index: int = 0) -> Any:
     """:func:`~napari_sigma.io.readers.reading.read_any` in the reading process while Qt's event loop
     keeps turning in this thread (every :data:`LIVE_POLL_S`).
 
@@ -158,7 +179,7 @@ def _read_keeping_napari_live(path: Path, lazy: bool) -> Any:
 
     flags = QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents
     window = _ViewerWindow.current()
-    steps = read_steps("read_any", path, lazy, poll_s=LIVE_POLL_S)
+    steps = read_steps("read_any", path, lazy, poll_s=LIVE_POLL_S, map_index=map_index)
     try:
         while True:
             try:
@@ -286,9 +307,17 @@ def reads_lazily(path: Path) -> bool:
 
 def warn_data_corrections(path: Path, image: SpectrumImage) -> None:
     """Show the corrections made at the door (NaN counts set to 0, eV converted ...), one each,
-    and what the reader chose (the first of a Phenom .elid's maps: Elid2Version4.elid's other
-    two were left unsaid), as information."""
-    warned, noted = image.metadata.get("warnings", []), image.metadata.get("notes", [])
+    and the reader's notes, as information (not the note of which map of several was read:
+    napari opens them all, :func:`warn_maps_opened`)."""
+    from napari_sigma.io.readers.signals import MAPS_NOTE
+
+    maps = len(image.metadata.get("maps") or [])
+    warned = image.metadata.get("warnings", [])
+    noted = [
+        note
+        for note in image.metadata.get("notes", [])
+        if not (maps > 1 and note.startswith(MAPS_NOTE.format(maps)))
+    ]
     if not warned and not noted:
         return
     from napari.utils.notifications import show_info, show_warning
@@ -297,6 +326,16 @@ def warn_data_corrections(path: Path, image: SpectrumImage) -> None:
         show_warning(f"{path.name}: {note}")
     for note in noted:
         show_info(f"{path.name}: {note}")
+
+
+def warn_maps_opened(path: Path, images: Sequence[SpectrumImage]) -> None:
+    """One line: the file held several spectrum images, each opened as its own."""
+    from napari.utils.notifications import show_info
+
+    from napari_sigma._napari.layers import display_title
+
+    names = ", ".join(repr(display_title(image)) for image in images)
+    show_info(f"{path.name}: the file holds {len(images)} spectrum images, each opened: {names}")
 
 
 def offer_recovery_of(path: Path) -> None:

@@ -124,7 +124,7 @@ def largest_chunk_bytes(counts) -> int:
     return int(np.prod([max(c) for c in chunks])) * int(np.dtype(counts.dtype).itemsize)
 
 
-def read_within(path: str | Path, limit: int | None, arriving: bool = False):
+def read_within(path: str | Path, limit: int | None, arriving: bool = False, map_index: int = 0):
     """Read a spectrum image, lazily when its cube exceeds ``LAZY_SHARE`` of ``limit``.
 
     A file stored as blocks larger than a band of the limit (Bruker ``.bcf`` and Velox ``.emd``
@@ -140,9 +140,9 @@ def read_within(path: str | Path, limit: int | None, arriving: bool = False):
     from napari_sigma.io.readers.reading import read_spectrum_image, read_spectrum_image_within
 
     if limit is None:
-        return read_spectrum_image(path)
+        return read_spectrum_image(path, map_index=map_index)
     image, probe = read_spectrum_image_within(
-        path, LAZY_SHARE * limit, BLOCK_SHARE * limit, arriving=arriving
+        path, LAZY_SHARE * limit, BLOCK_SHARE * limit, arriving=arriving, map_index=map_index
     )
     size, block = probe["nbytes"], probe["block_bytes"]
     if size > LAZY_SHARE * limit and block > BLOCK_SHARE * limit:

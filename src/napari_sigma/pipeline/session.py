@@ -157,7 +157,7 @@ class Session:
                 where, f"its source file {self.source} changed since the session was saved"
             )
         try:
-            image = read_spectrum_image(self.source)
+            image = read_spectrum_image(self.source, map_index=self.image_info.get("map_index", 0))
         except SpectrumImageError as error:
             raise SigmaFileError(where, f"its source cannot be read: {error}") from None
         if tuple(image.shape) != tuple(self.labels.shape):
@@ -440,7 +440,7 @@ def _rgba(color: Any) -> tuple[float, float, float, float]:
 
 def _image_info(image: Any) -> dict[str, Any]:
     energy = image.energy
-    return {
+    info = {
         "shape": list(image.shape),
         "energy": [float(energy.offset), float(energy.scale), int(energy.size)],
         "beam_energy": image.beam_energy,
@@ -450,6 +450,10 @@ def _image_info(image: Any) -> dict[str, Any]:
         "xray_lines": list(image.xray_lines),
         "title": image.title,
     }
+    metadata = getattr(image, "metadata", None) or {}
+    if len(metadata.get("maps") or ()) > 1:  # one of a file's several maps: read that one again
+        info["map_index"] = int(metadata.get("map_index", 0))
+    return info
 
 
 def _result_info(result: Any) -> dict[str, Any]:

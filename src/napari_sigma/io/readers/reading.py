@@ -80,7 +80,7 @@ def is_supported(path: str | Path) -> bool:
 
 
 def read_spectrum_image(
-    path: str | Path, lazy: bool = False, isolate: bool | None = None
+    path: str | Path, lazy: bool = False, isolate: bool | None = None, map_index: int = 0
 ) -> SpectrumImage:
     """Read the EDS spectrum image of a file.
 
@@ -92,6 +92,9 @@ def read_spectrum_image(
         Return dask counts instead of loading them into memory.
     isolate : bool, optional
         Run the vendor reader in a child process (default: yes, unless ``NAPARI_SIGMA_ISOLATE=0``).
+    map_index : int
+        Which of the file's spectrum images (0: the first; a Phenom ``.elid`` may hold several,
+        named in ``metadata["maps"]``). Every read function takes it.
 
     Returns
     -------
@@ -108,12 +111,12 @@ def read_spectrum_image(
     """
     path = Path(path)
     if _isolating(isolate):
-        return _read_isolated("read_spectrum_image", path, lazy)
-    direct = None if lazy else _read_direct(path, "read_spectrum_image")
+        return _read_isolated("read_spectrum_image", path, lazy, map_index=map_index)
+    direct = None if lazy or map_index else _read_direct(path, "read_spectrum_image")
     if direct is not None:
         return direct
     fmt, signals = _load(path, lazy)
-    index = _find_spectrum_image(signals, fmt)
+    index = _find_spectrum_image(signals, fmt, map_index, path)
     if index is None:
         raise NotASpectrumImageError(path, _no_image_cause(signals, fmt))
     return validate_spectrum_image(_build_image(path, fmt, signals, index, lazy))
@@ -151,7 +154,9 @@ def _populated_array(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return zeroed_array(shape, dtype)
 
 
-def read_spectrum(path: str | Path, lazy: bool = False, isolate: bool | None = None) -> Spectrum:
+def read_spectrum(
+    path: str | Path, lazy: bool = False, isolate: bool | None = None, map_index: int = 0
+) -> Spectrum:
     """Read a single spectrum, or the sum spectrum of a file's spectrum image.
 
     Parameters
@@ -176,16 +181,16 @@ def read_spectrum(path: str | Path, lazy: bool = False, isolate: bool | None = N
     """
     path = Path(path)
     if _isolating(isolate):
-        return _read_isolated("read_spectrum", path, False)
+        return _read_isolated("read_spectrum", path, False, map_index=map_index)
     fmt, signals = _load(path, lazy=True)
-    index = _find_spectrum_image(signals, fmt)
+    index = _find_spectrum_image(signals, fmt, map_index, path)
     if index is not None:
         return _build_image(path, fmt, signals, index, lazy=True).sum_spectrum()
     return _build_spectrum(path, fmt, signals)
 
 
 def read_any(
-    path: str | Path, lazy: bool = False, isolate: bool | None = None
+    path: str | Path, lazy: bool = False, isolate: bool | None = None, map_index: int = 0
 ) -> SpectrumImage | Spectrum:
     """Read a file's spectrum image, or its single spectrum when it holds no spectrum image.
 
@@ -210,9 +215,9 @@ def read_any(
     """
     path = Path(path)
     if _isolating(isolate):
-        return _read_isolated("read_any", path, lazy)
+        return _read_isolated("read_any", path, lazy, map_index=map_index)
     fmt, signals = _load(path, lazy)
-    index = _find_spectrum_image(signals, fmt)
+    index = _find_spectrum_image(signals, fmt, map_index, path)
     if index is not None:
         return validate_spectrum_image(_build_image(path, fmt, signals, index, lazy))
     if _find_spectrum(signals, fmt) is None:
@@ -221,7 +226,7 @@ def read_any(
 
 
 def probe_spectrum_image(
-    path: str | Path, lazy: bool = True, isolate: bool | None = None
+    path: str | Path, lazy: bool = True, isolate: bool | None = None, map_index: int = 0
 ) -> dict[str, Any]:
     """The shape, dtype and storage blocks of a file's spectrum image, without decoding it.
 
@@ -252,8 +257,8 @@ def probe_spectrum_image(
     """
     path = Path(path)
     if _isolating(isolate):
-        return _read_isolated("probe_spectrum_image", path, True)
-    return _probe(read_spectrum_image(path, lazy=True, isolate=False).counts)
+        return _read_isolated("probe_spectrum_image", path, True, map_index=map_index)
+    return _probe(read_spectrum_image(path, lazy=True, isolate=False, map_index=map_index).counts)
 
 
 def _probe(counts: Any) -> dict[str, Any]:
@@ -280,6 +285,7 @@ def read_spectrum_image_within(
     largest_block: float,
     isolate: bool | None = None,
     arriving: bool = False,
+    map_index: int = 0,
 ) -> tuple[SpectrumImage, dict[str, Any]]:
     """Read a spectrum image in memory, or lazily when it is large and can be read in parts.
 
@@ -318,9 +324,10 @@ def read_spectrum_image_within(
     path = Path(path)
     if _isolating(isolate):
         return _read_isolated(
-            "read_spectrum_image_within", path, False, (lazy_above, largest_block), arriving
-        )
-    image, probe = read_within_steps(path, lazy_above, largest_block)
+            "read_spectrum_image_within", path, False, (lazy_above, largest_block), arriving,
+            map_index,
+        )  # fmt: skip
+    image, probe = read_within_steps(path, lazy_above, largest_block, map_index=map_index)
     if not reads_lazily(probe, lazy_above, largest_block):
         image = _dense(image)
     return image, probe
@@ -339,6 +346,7 @@ def read_within_steps(
     write: Any = None,
     min_bytes: int = 0,
     arriving: Any = None,
+    map_index: int = 0,
 ) -> tuple[SpectrumImage, dict[str, Any]]:
     """:func:`read_spectrum_image_within` in this process: one lazy opening, then the lazy image
     (lazy, or an event stream: decoded once, densified by the caller), or the cube decoded
@@ -347,7 +355,7 @@ def read_within_steps(
     ``arriving``: ``(announce, report)``: a cube decoded without HDF5 is handed to
     ``announce(image, probe)`` before its rows are decoded, and ``report(ranges)`` gets the rows
     written as they are (:func:`~napari_sigma.io.readers.decoding._arriving_read`)."""
-    image = read_spectrum_image(path, lazy=True, isolate=False)
+    image = read_spectrum_image(path, lazy=True, isolate=False, map_index=map_index)
     probe = _probe(image.counts)
     if reads_lazily(probe, lazy_above, largest_block) or event_cube_of(image.counts) is not None:
         return image, probe
@@ -359,7 +367,7 @@ def read_within_steps(
             hand = (lambda arrived: announce(arrived, probe), report)
         placed = _read_into_image(path, image, allocate, min_bytes, write, hand)
     if placed is None:
-        placed = read_spectrum_image(path, isolate=False)
+        placed = read_spectrum_image(path, isolate=False, map_index=map_index)
     return placed, probe
 
 
@@ -381,12 +389,19 @@ def _isolating(isolate: bool | None) -> bool:
 
 
 def _read_isolated(
-    function: str, path: Path, lazy: bool, args: tuple = (), arriving: bool = False
+    function: str,
+    path: Path,
+    lazy: bool,
+    args: tuple = (),
+    arriving: bool = False,
+    map_index: int = 0,
 ) -> Any:
     from napari_sigma.io.reading_process.isolation import read_isolated
 
-    if arriving:
-        return read_isolated(function, path, lazy, args=args, arriving=True)
+    if arriving or map_index:
+        return read_isolated(
+            function, path, lazy, args=args, arriving=arriving, map_index=map_index
+        )
     if args:
         return read_isolated(function, path, lazy, args=args)
     return read_isolated(function, path, lazy)
@@ -423,7 +438,12 @@ def decode_all(data: SpectrumImage | Spectrum) -> None:
 
 
 def read_into(
-    function: str, path: str | Path, allocate: Any, min_bytes: int = 0, write: Any = None
+    function: str,
+    path: str | Path,
+    allocate: Any,
+    min_bytes: int = 0,
+    write: Any = None,
+    map_index: int = 0,
 ) -> SpectrumImage | None:
     """An eager read whose counts are decoded straight into an array the caller provides.
 
@@ -460,7 +480,8 @@ def read_into(
     if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
         return None
     read = {"read_spectrum_image": read_spectrum_image, "read_any": read_any}[function]
-    return _read_into_image(path, read(path, lazy=True, isolate=False), allocate, min_bytes, write)
+    image = read(path, lazy=True, isolate=False, map_index=map_index)
+    return _read_into_image(path, image, allocate, min_bytes, write)
 
 
 def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:

@@ -28,10 +28,37 @@ def _is_eds_cube(signal: Mapping[str, Any], fmt: rh.FileFormat) -> bool:
     return ndim >= 3 and ("EDS" in kind or (fmt.untyped_cubes and not kind))
 
 
-def _find_spectrum_image(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> int | None:
+def _spectrum_images(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> list[int]:
+    """The indices of the file's spectrum images (EDS cubes), in the file's order."""
     if fmt.single_spectrum:
+        return []
+    return [i for i, s in enumerate(signals) if _is_eds_cube(s, fmt)]
+
+
+def _find_spectrum_image(
+    signals: Sequence[Mapping[str, Any]],
+    fmt: rh.FileFormat,
+    map_index: int = 0,
+    path: Path | None = None,
+) -> int | None:
+    """The signal index of the file's ``map_index``-th spectrum image (0: the first); None when
+    the file holds none. A file that holds some, but not that many, is refused naming them."""
+    cubes = _spectrum_images(signals, fmt)
+    if not cubes:
         return None
-    return next((i for i, s in enumerate(signals) if _is_eds_cube(s, fmt)), None)
+    if not 0 <= map_index < len(cubes):
+        maps = ", ".join(_map_names(signals, cubes))
+        raise SpectrumImageError(
+            path or "file",
+            f"there is no spectrum image {map_index + 1} in this file: it holds "
+            f"{len(cubes)} ({maps})",
+        )
+    return cubes[map_index]
+
+
+def _map_names(signals: Sequence[Mapping[str, Any]], cubes: Sequence[int]) -> list[str]:
+    """``"1 'Image 1, Map 3'"``: the number a user chooses a map by (1-based) and its title."""
+    return [f"{n} {rh.signal_title(signals[i]) or f'signal {i}'!r}" for n, i in enumerate(cubes, 1)]
 
 
 def _find_spectrum(signals: Sequence[Mapping[str, Any]], fmt: rh.FileFormat) -> int | None:
@@ -72,6 +99,10 @@ def _build_image(
         signal.get("metadata"), signal.get("original_metadata"), signal.get("mapping")
     )
     images, skipped = _images(signals, index, counts.shape[:2])
+    cubes = _spectrum_images(signals, fmt)
+    title = path.stem
+    if len(cubes) > 1:  # one of several maps: its own name (layers, reports)
+        title = f"{path.stem} ({rh.signal_title(signal) or f'map {cubes.index(index) + 1}'})"
     return SpectrumImage(
         counts=counts,
         energy=energy,
@@ -81,16 +112,27 @@ def _build_image(
         elements=rh.string_tuple(rh.get_item(metadata, "Sample.elements")),
         xray_lines=rh.string_tuple(rh.get_item(metadata, "Sample.xray_lines")),
         images=images,
-        title=path.stem,
+        title=title,
         source=path,
         metadata={
             **_common_metadata(fmt, signals, index, metadata),
+            **_maps_metadata(signals, cubes, index),
             "skipped_images": skipped,
             "lazy_from_file": bool(lazy and fmt.lazy),
             "notes": _image_notes(signals, index, fmt),
             "warnings": _read_warnings(path, signal),
         },
     )
+
+
+def _maps_metadata(
+    signals: Sequence[Mapping[str, Any]], cubes: Sequence[int], index: int
+) -> dict[str, Any]:
+    """For a file of several spectrum images: ``maps`` (their titles, in the file's order) and
+    ``map_index`` (which one this is); nothing for a file of one (its metadata as before)."""
+    if len(cubes) < 2:
+        return {}
+    return {"maps": [rh.signal_title(signals[i]) for i in cubes], "map_index": cubes.index(index)}
 
 
 def _read_warnings(path: Path, signal: Mapping[str, Any]) -> list[str]:
@@ -146,18 +188,18 @@ def _common_metadata(
     }
 
 
+MAPS_NOTE = "the file holds {} spectrum images"  # how a multi-map note begins (napari: one)
+
+
 def _image_notes(signals: Sequence[Mapping[str, Any]], index: int, fmt: rh.FileFormat) -> list[str]:
-    others = [
-        rh.signal_title(s) or f"signal {i}"
-        for i, s in enumerate(signals)
-        if i != index and _is_eds_cube(s, fmt)
-    ]
-    if not others:
+    cubes = _spectrum_images(signals, fmt)
+    if len(cubes) < 2:
         return []
-    chosen = rh.signal_title(signals[index]) or f"signal {index}"
+    names = _map_names(signals, cubes)
+    others = [name for name, i in zip(names, cubes, strict=True) if i != index]
     return [
-        f"the file holds {len(others) + 1} spectrum images; using the first ('{chosen}'), "
-        f"not {', '.join(repr(t) for t in others)}"
+        f"{MAPS_NOTE.format(len(cubes))}; this is map {names[cubes.index(index)]}, not "
+        f"{', '.join(others)} (napari-sigma run --map N reads map N)"
     ]
 
 

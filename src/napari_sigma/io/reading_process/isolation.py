@@ -202,6 +202,7 @@ def read_steps(
     args: tuple = (),
     poll_s: float = _POLL_S,
     arriving: bool = False,
+    map_index: int = 0,
 ) -> Generator[Progress, None, Any]:
     """Read a file in the worker process, yielding progress every ``poll_s`` (0.1 s) while the
     child works; closing it cancels.
@@ -230,6 +231,8 @@ def read_steps(
         whoever reads the counts waits for the rows it reads; a thread follows the child's
         reports and holds the read lock until the read's end). The caller must read the counts
         through those waits only. Any other file is read as without it.
+    map_index : int
+        Which of the file's spectrum images (0: the first; see ``read_spectrum_image``).
 
     Returns
     -------
@@ -264,7 +267,7 @@ def read_steps(
         worker = _get_worker(limits.memory_bytes)
         finished = False
         try:
-            worker.send((function, str(path), lazy, tuple(args), arriving))
+            worker.send((function, str(path), lazy, tuple(args), arriving, map_index))
             answer = None
             receiving = worker.receive(deadline, poll_s)
             while True:
@@ -294,7 +297,7 @@ def read_steps(
     finally:
         if not handed_over:
             _lock.release()
-    return _unpack(path, function, lazy, answer, args)
+    return _unpack(path, function, lazy, answer, args, map_index)
 
 
 def _timeout_cause(limits: ReadLimits) -> str:
@@ -363,7 +366,12 @@ def _follow_arriving(
 
 
 def _unpack(
-    path: Path, function: str, lazy: bool, answer: tuple[str, Any, Any], args: tuple = ()
+    path: Path,
+    function: str,
+    lazy: bool,
+    answer: tuple[str, Any, Any],
+    args: tuple = (),
+    map_index: int = 0,
 ) -> Any:
     status, first, probe = answer
     if status == "ok" and function == "read_spectrum_image_within":
@@ -371,7 +379,8 @@ def _unpack(
 
         if first is None:  # lazy, checked by the child: read the dask cube here
             _before_importing()
-            return reading.read_spectrum_image(path, lazy=True, isolate=False), probe
+            image = reading.read_spectrum_image(path, lazy=True, isolate=False, map_index=map_index)
+            return image, probe
         if not reading.reads_lazily(probe, *args):
             first = _densified(first)
         _reissue_warnings(first)
@@ -381,7 +390,7 @@ def _unpack(
             _before_importing()
             from napari_sigma.io.readers import reading
 
-            return getattr(reading, function)(path, lazy=True, isolate=False)
+            return getattr(reading, function)(path, lazy=True, isolate=False, map_index=map_index)
         if not lazy:
             first = _densified(first)
         _reissue_warnings(first)
@@ -440,11 +449,12 @@ def read_isolated(
     limits: ReadLimits | None = None,
     args: tuple = (),
     arriving: bool = False,
+    map_index: int = 0,
 ) -> Any:
     """:func:`read_steps` run to its end (see there)."""
     from napari_sigma.compute.progress import run_to_completion
 
-    steps = read_steps(function, path, lazy, limits, args, arriving=arriving)
+    steps = read_steps(function, path, lazy, limits, args, arriving=arriving, map_index=map_index)
     return run_to_completion(steps)
 
 

@@ -51,9 +51,10 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
         if len(header) < 8:
             return
         request = pickle.loads(protocol_in.read(int.from_bytes(header, "little")))
-        function, path, lazy, args, arriving = request
+        function, path, lazy, args, arriving, map_index = request
         try:
-            answer = _answer(function, Path(path), lazy, args, protocol_out if arriving else None)
+            stream = protocol_out if arriving else None
+            answer = _answer(function, Path(path), lazy, args, stream, map_index)
             _close_placed_files()
             _send_answer(protocol_out, answer)
         finally:  # files placed for an answer that failed (sent ones are the parent's now)
@@ -125,10 +126,16 @@ def _arriving_messages(stream) -> tuple[Any, Any, list]:
 
 
 def _answer(
-    function: str, path: Path, lazy: bool, args: tuple = (), stream: Any = None
+    function: str,
+    path: Path,
+    lazy: bool,
+    args: tuple = (),
+    stream: Any = None,
+    map_index: int = 0,
 ) -> tuple[str, Any, Any]:
     """One request's answer; ``stream``: the parent's pipe for an arriving read of
-    ``read_spectrum_image_within`` (:func:`_arriving_messages`), None for the others."""
+    ``read_spectrum_image_within`` (:func:`_arriving_messages`), None for the others;
+    ``map_index``: which of the file's spectrum images."""
     from napari_sigma.io.readers import _rsciio as rh
     from napari_sigma.io.readers import reading
     from napari_sigma.io.readers.events import event_cube_of
@@ -143,8 +150,9 @@ def _answer(
                 announce, report, announced = _arriving_messages(stream)
                 arriving = (announce, report)
             image, probe = reading.read_within_steps(
-                path, *args, _shared_array, _write_shared, _SHARED_FILE_MIN_BYTES, arriving
-            )
+                path, *args, _shared_array, _write_shared, _SHARED_FILE_MIN_BYTES, arriving,
+                map_index,
+            )  # fmt: skip
             if announced:
                 return ("done", None, None)
             if hasattr(image.counts, "dask") and event_cube_of(image.counts) is None:
@@ -155,10 +163,10 @@ def _answer(
         if not lazy and function in ("read_spectrum_image", "read_any"):
             # a chunked cube is decoded straight into /dev/shm: no copy on the way to the parent
             result = reading.read_into(
-                function, path, _shared_array, _SHARED_FILE_MIN_BYTES, _write_shared
+                function, path, _shared_array, _SHARED_FILE_MIN_BYTES, _write_shared, map_index
             )
         if result is None:
-            result = getattr(reading, function)(path, lazy=lazy, isolate=False)
+            result = getattr(reading, function)(path, lazy=lazy, isolate=False, map_index=map_index)
         if hasattr(getattr(result, "counts", None), "dask"):
             if event_cube_of(result.counts) is not None:
                 return ("ok", result, None)  # decoded once, here; a few MB

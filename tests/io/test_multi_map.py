@@ -1,0 +1,75 @@
+"""Files of several spectrum images (a Phenom .elid: three maps): each map read on its own
+(``map_index``), named, chosen in the CLI (``--map N``) and kept by a session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sigma.errors import SpectrumImageError
+from napari_sigma.io.readers.reading import read_any, read_spectrum_image
+
+MAPS = ("Image 1, Map 3", "Image 1, Map 6", "Image 1, Map 1")
+
+
+@pytest.fixture
+def elid(SHARED_EDS):
+    return SHARED_EDS / "phenom" / "Elid2Version4.elid"
+
+
+def test_each_map_of_the_file_is_read_on_its_own_and_named(elid):
+    images = [read_spectrum_image(elid, map_index=k) for k in range(3)]
+    assert [image.title for image in images] == [f"Elid2Version4 ({name})" for name in MAPS]
+    assert all(image.metadata["maps"] == list(MAPS) for image in images)
+    assert [image.metadata["map_index"] for image in images] == [0, 1, 2]
+    totals = [int(np.asarray(image.counts).sum()) for image in images]
+    assert len(set(totals)) == 3 and all(image.shape == (16, 16) for image in images)
+    (note,) = images[1].metadata["notes"]
+    assert note.startswith("the file holds 3 spectrum images; this is map 2 'Image 1, Map 6'")
+    assert "--map N" in note
+    lazy = read_any(elid, lazy=True, map_index=2)  # the isolated lazy path reads the same map
+    np.testing.assert_array_equal(np.asarray(lazy.counts), np.asarray(images[2].counts))
+
+
+def test_a_map_the_file_does_not_hold_is_refused_naming_the_file_and_its_maps(elid):
+    with pytest.raises(SpectrumImageError, match=r"Elid2Version4\.elid: there is no spectrum "
+                       r"image 4 in this file: it holds 3 \(1 'Image 1, Map 3', 2 "):  # fmt: skip
+        read_any(elid, map_index=3)
+
+
+def test_a_file_of_one_map_keeps_its_metadata_as_before(SHARED_EDS):
+    image = read_spectrum_image(
+        SHARED_EDS / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf"
+    )
+    assert "maps" not in image.metadata and "map_index" not in image.metadata
+    assert image.title == "30x30_instructively_packed_16bit_compressed"
+
+
+def test_the_cli_reads_the_map_asked_for(elid, capsys):
+    from napari_sigma.cli import main
+
+    assert main(["elements", str(elid), "--map", "2"]) == 0
+    second = capsys.readouterr().out
+    assert main(["elements", str(elid)]) == 0
+    assert capsys.readouterr().out != second  # another map, another spectrum
+    with pytest.raises(SystemExit):
+        main(["elements", str(elid), "--map", "0"])
+    assert "a map number is 1, 2, ..." in capsys.readouterr().err
+
+
+def test_a_session_of_the_second_map_reads_that_map_again(elid):
+    from napari_sigma.pipeline.session import Session, _image_info
+
+    image = read_spectrum_image(elid, map_index=1)
+    info = _image_info(image)
+    assert info["map_index"] == 1
+    session = Session(
+        path=None, source=elid, source_sha256=None, settings=None,
+        labels=np.zeros(image.shape, np.uint8), phases=[], latent=np.zeros((0, 2)),
+        latent_pixels=np.zeros(0, int), latent_shape=image.shape, image_info=info,
+    )  # fmt: skip
+    again = session.read_image()
+    np.testing.assert_array_equal(np.asarray(again.counts), np.asarray(image.counts))
+    assert "map_index" not in _image_info(
+        read_spectrum_image(elid.parent.parent / "bruker" / "P45_the_default_job.bcf")
+    )
