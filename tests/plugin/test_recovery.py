@@ -91,3 +91,28 @@ def test_maps_without_a_source_file_are_not_autosaved(plugin_viewer):
 
     layer = add_result_layers(plugin_viewer, make_fake_result(shape=(6, 9))).phases
     assert recovery.AUTOSAVE_KEY not in state.plugin_data(layer)
+
+
+def test_each_map_of_a_file_of_several_autosaves_to_its_own_session(
+    make_napari_viewer, npe2pm, source_and_result
+):
+    """A Phenom .elid holds several maps, each opened as its own spectrum image: the edits of
+    one map's phases must not overwrite another's recovery session, nor be offered for it."""
+    from dataclasses import replace
+
+    from napari_sigma._napari.sessions import _same_image
+
+    path, result = source_and_result
+    image = result.image
+    second = replace(image, metadata={**image.metadata, "maps": ["a", "b"], "map_index": 1})
+    with npe2pm.tmp_plugin(package=PLUGIN):
+        viewer = make_napari_viewer()
+        first_layer = add_result_layers(viewer, result).phases
+        second_layer = add_result_layers(viewer, replace(result, image=second)).phases
+        paths = [
+            state.plugin_data(la)[recovery.AUTOSAVE_KEY].path for la in (first_layer, second_layer)
+        ]
+    assert paths == [recovery.recovery_path(path), recovery.recovery_path(path, 1)]
+    assert paths[0] != paths[1] and paths[1].name.endswith("-map2.sigma")
+    assert "-map" not in paths[0].name  # a file of one map: its recovery file as before
+    assert _same_image(image, image) and not _same_image(image, second)

@@ -115,7 +115,8 @@ def read_file_layers(path: Path) -> list[LayerData]:
             warn_data_corrections(path, image)
         if len(images) > 1:
             warn_maps_opened(path, images)
-        offer_recovery_of(path)
+        for image in images:
+            offer_recovery_of(path, image.metadata.get("map_index", 0))
         return [layer for image in images for layer in spectrum_image_layers(image)]
     if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
         warn_spectrum_only(path, data)
@@ -338,12 +339,13 @@ def warn_maps_opened(path: Path, images: Sequence[SpectrumImage]) -> None:
     show_info(f"{path.name}: the file holds {len(images)} spectrum images, each opened: {names}")
 
 
-def offer_recovery_of(path: Path) -> None:
-    """Offer to restore the phase edits autosaved for ``path`` (:mod:`~napari_sigma._napari.recovery`)."""
+def offer_recovery_of(path: Path, map_index: int = 0) -> None:
+    """Offer to restore the phase edits autosaved for ``path`` (its ``map_index``-th spectrum
+    image; :mod:`~napari_sigma._napari.recovery`)."""
     from napari_sigma._napari.recovery import offer_recovery
 
     try:
-        offer_recovery(path)
+        offer_recovery(path, map_index)
     except OSError:  # an unreadable cache folder must not stop the file from opening
         pass
 

@@ -40,11 +40,20 @@ def recovery_dir() -> Path:
     return Path(user_cache_dir("napari-sigma")) / "recovery"
 
 
-def recovery_path(source: str | Path) -> Path:
-    """The recovery session of a source file (its name and a hash of its absolute path)."""
+def recovery_path(source: str | Path, map_index: int = 0) -> Path:
+    """The recovery session of a source file (its name and a hash of its absolute path); of its
+    ``map_index``-th spectrum image for a file of several (``-map2`` for the second: each map's
+    edits are kept apart)."""
     source = Path(source).resolve()
     digest = hashlib.sha256(str(source).encode("utf-8")).hexdigest()[:16]
-    return recovery_dir() / f"{source.stem}-{digest}.sigma"
+    which = f"-map{map_index + 1}" if map_index else ""
+    return recovery_dir() / f"{source.stem}-{digest}{which}.sigma"
+
+
+def map_of(layer: Any) -> int:
+    """Which of its file's spectrum images a phases layer's result comes from (0: the first)."""
+    image = getattr(state.result_of(layer), "image", None)
+    return int((getattr(image, "metadata", None) or {}).get("map_index", 0))
 
 
 def source_of(layer: Any) -> Path | None:
@@ -68,7 +77,7 @@ class Autosaver(QObject):
     def __init__(self, layer: Any, interval_s: float | None = None) -> None:
         super().__init__()
         self.layer = layer
-        self.path = recovery_path(source_of(layer))
+        self.path = recovery_path(source_of(layer), map_of(layer))
         self.saves = 0  # recovery sessions written
         self.saving = False
         self._dirty = False
@@ -151,9 +160,10 @@ def attach_autosaver(layer: Any, interval_s: float | None = None) -> Autosaver |
     return data[AUTOSAVE_KEY]
 
 
-def offer_recovery(source: str | Path) -> Path | None:
-    """If ``source`` has a recovery session, say so with Restore / Discard actions; return it."""
-    path = recovery_path(source)
+def offer_recovery(source: str | Path, map_index: int = 0) -> Path | None:
+    """If ``source`` (its ``map_index``-th spectrum image) has a recovery session, say so with
+    Restore / Discard actions; return it."""
+    path = recovery_path(source, map_index)
     if not path.is_file():
         return None
     from napari.utils.notifications import Notification, notification_manager
@@ -168,8 +178,9 @@ def offer_recovery(source: str | Path) -> Path | None:
 
     notification_manager.dispatch(
         Notification(
-            f"{Path(source).name}: napari-sigma has unsaved phase edits of this file from an "
-            f"earlier session ({path}).",
+            f"{Path(source).name}: napari-sigma has unsaved phase edits of this file"
+            f"{f' (its map {map_index + 1})' if map_index else ''} from an earlier session "
+            f"({path}).",
             severity="info",
             actions=[("Restore edits", restore), ("Discard", discard)],
         )

@@ -96,4 +96,10 @@ def _same_image(shown: Any, image: Any) -> bool:
     if shown is image:
         return True
     source, other = getattr(shown, "source", None), getattr(image, "source", None)
-    return source is not None and other is not None and Path(source) == Path(other)
+    if source is None or other is None or Path(source) != Path(other):
+        return False
+    return _map_index(shown) == _map_index(image)  # one file, several maps: the same one
+
+
+def _map_index(image: Any) -> int:
+    return int((getattr(image, "metadata", None) or {}).get("map_index", 0))
