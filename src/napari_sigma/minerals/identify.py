@@ -25,7 +25,11 @@ C K line is known to a factor, not a percentage (see ``CARBON_SCALE_SIGMA``), an
 calcite behind lime. A phase whose best score is below ``min_score`` is "unknown"
 and named by its formula; a best candidate whose misfit the comparison's own tolerances reject
 (a chi-square test, :func:`fits_composition`) is the nearest entry, named with a "?" after it
-(``"nylon?"``).
+(``"scheelite?"``), when the phase's own elements are the entry's and the misfit is a foreign
+minor element; when its own elements rule the entry out (a foreign major element, its own
+elements in other proportions, a light element's missing line: a ferrite with 25 wt % Cr and
+4.5 Ni is not 304, a C-O deposit without N not nylon) the phase is unknown, the entry its first
+alternative (:mod:`napari_sigma.minerals.own_elements`).
 
 With a spectrum, the best candidates are also simulated with the quantification's physics at
 the acquisition's beam energy and detector and compared with the phase's background-subtracted
@@ -175,6 +179,8 @@ class Identification:
     components : tuple of (str, float)
         For an intergrowth of two minerals (:mod:`napari_sigma.minerals.intergrowth`), their
         names and mass shares; empty otherwise.
+    ruled_out : str
+        See the attribute.
     """
 
     name: str
@@ -190,6 +196,11 @@ class Identification:
     unknown: bool
     unresolved: list[tuple[str, float]] = field(default_factory=list)
     components: tuple[tuple[str, float], ...] = ()
+    ruled_out: str = ""
+    """For an unknown phase whose nearest entry its own elements rule out
+    (:func:`napari_sigma.minerals.own_elements.ruled_out_by_own_elements`): why
+    (``"its own elements are not stainless steel 304's: Cr 27.5 (17.9), ..."``); ``""``
+    otherwise. A touching phase does not name it (`minerals.phases`' neighbour step)."""
 
 
 def formula_string(wt: Mapping[str, float]) -> str:
@@ -247,21 +258,38 @@ def plain_name(name: str) -> str:
     return name.removesuffix(OUTSIDE_TOLERANCE_MARK)
 
 
-def _identification(candidates: Sequence[Candidate], wt, err, min_score: float) -> Identification:
+def _identification(
+    candidates: Sequence[Candidate], wt, err, min_score: float, own_elements: bool = True
+) -> Identification:
+    """The identification from the ranked ``candidates``: unknown below ``min_score``; the best
+    named when its composition fits (:func:`fits_composition`); when it does not, unknown if
+    the phase's own elements rule it out (``own_elements``:
+    :func:`~napari_sigma.minerals.own_elements.ruled_out_by_own_elements`), else the nearest
+    entry with ``OUTSIDE_TOLERANCE_MARK``. An unknown's alternatives are the two best entries."""
+    from napari_sigma.minerals.own_elements import ruled_out_by_own_elements
+
     formula = formula_string(wt)
     if not candidates or candidates[0].score < min_score:
         best_score = candidates[0].score if candidates else 0.0
-        alternatives = [(c.name, c.score) for c in candidates[:2]]
-        return Identification(
-            f"unknown ({formula})", "unknown", best_score, alternatives, None, {}, "",
-            float("nan"), [], formula, True,
-        )  # fmt: skip
+        return _unknown(candidates, formula, best_score)
     best = candidates[0]
-    name = best.name if fits_composition(best, wt) else f"{best.name}{OUTSIDE_TOLERANCE_MARK}"
+    name = best.name
+    if not fits_composition(best, wt):
+        reason = ruled_out_by_own_elements(best, wt, err) if own_elements else ""
+        if reason:
+            return _unknown(candidates, formula, best.score, f"{best.name}: {reason}")
+        name = f"{best.name}{OUTSIDE_TOLERANCE_MARK}"
     return Identification(
         name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
         best.series, best.fractions, best.group, best.density, _trace(wt, err, best), formula,
         False, unresolved_candidates(candidates), best.components,
+    )  # fmt: skip
+
+
+def _unknown(candidates, formula: str, score: float, ruled_out: str = "") -> Identification:
+    return Identification(
+        f"unknown ({formula})", "unknown", score, [(c.name, c.score) for c in candidates[:2]],
+        None, {}, "", float("nan"), [], formula, True, ruled_out=ruled_out,
     )  # fmt: skip
 
 
@@ -558,6 +586,7 @@ def identify_with_neighbour(
         comparable = _comparable(mineral.composition, seen)
         candidates.append(Candidate(mineral.name, mineral.name, score, chi2, comparable,
                                     mineral.group, mineral.density))  # fmt: skip
-    found = _identification(candidates, wt, err, min_score)
+    # the mixture's misfit is the evidence: no own-elements test of the mineral alone
+    found = _identification(candidates, wt, err, min_score, own_elements=False)
     found.trace = [f"{round(100 * scored[0][3])} % of {neighbour}", *found.trace]
     return found

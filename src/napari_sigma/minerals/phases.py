@@ -353,7 +353,14 @@ def _explain_by_neighbours(
     core holds a fifth of its neighbour (a WC grain in its Co binder) is that grain with some of
     its neighbour, not an intergrowth of the two. A touching phase without a signal of its own
     (a hole) takes part with ``stray``'s composition of it: what reaches every pixel (a carbon
-    film beside a hole holds the grid's Cu that the hole holds)."""
+    film beside a hole holds the grid's Cu that the hole holds).
+
+    An unknown whose nearest entry its own elements rule out (``Identification.ruled_out``: a
+    ferrite's Cr and Ni, not 304's) is not named through a phase with a signal of its own: its
+    spectrum is its core's (its deepest pixels), and a touching phase's share large enough to
+    move its own major elements would name it after whatever mixture fits (a 308L delta ferrite
+    as "304" plus its austenite, an ilvaite as fayalite plus its hedenbergite). Only a touching
+    phase without a signal (stray X-rays, which reach every pixel however deep) may."""
     from napari_sigma.minerals.identify import identify_with_neighbour, plain_name
     from napari_sigma.minerals.intergrowth import is_component
 
@@ -367,7 +374,7 @@ def _explain_by_neighbours(
         neighbours = sorted(touching.get(m.phase_id, {}).items(), key=lambda item: -item[1])
         for q, _ in neighbours[:NEIGHBOURS_TRIED]:
             other = by_id.get(q)
-            if other is None:
+            if other is None or (ident.ruled_out and other.quantification is not None):
                 continue
             other_wt = (
                 other.quantification.wt

@@ -403,6 +403,7 @@ def _minerals_from(rows: Sequence[Mapping[str, Any]]) -> list:
                 trace=[str(t) for t in ident["trace"]], formula=str(ident["formula"]),
                 unknown=bool(ident["unknown"]), unresolved=_pairs(ident.get("unresolved", [])),
                 components=tuple(_pairs(ident.get("components", []))),
+                ruled_out=str(ident.get("ruled_out", "")),
             )  # fmt: skip
         # the pixels' scatter (sessions saved before it was kept have none)
         dispersion = _numbers(row.get("dispersion") or {})

@@ -1,0 +1,107 @@
+"""Whether a phase's own elements are consistent with a library name that the whole comparison
+rejects: the nearest entry (``"scheelite?"``) or an unknown (``"unknown (Fe2.48Cr1.00...)"``).
+
+The library's comparison (:func:`napari_sigma.minerals.identify.fits_composition`) rejects a
+name when the measured composition is several tolerances from the entry's, whatever the cause:
+a foreign element a few wt % strong (W M on Si K beside scheelite, a host's Fe in a millerite
+grain) or the entry's own elements in other proportions (a ferrite with 25 wt % Cr and 4.5 Ni
+against 304's 18 and 9.6). A mineralogist keeps the first as the nearest entry with a doubt and
+calls the second unknown: a phase is named a library mineral only when its own measured elements
+are the mineral's. :func:`ruled_out_by_own_elements` says which, with three tests:
+
+1. **No foreign major element.** An element the entry lacks may not be a major element of the
+   phase: at least ``MAJOR_WT`` (10 wt %, the microanalysis convention: major > 10 wt %, minor
+   1-10, trace < 1; Goldstein et al., *Scanning Electron Microscopy and X-ray Microanalysis*,
+   4th ed., Springer 2018, ch. 19) and detected (more than ``DETECTED_SIGMAS`` counting
+   standard deviations). Minor and trace foreign elements stay traces of the name.
+2. **The entry's own elements in its proportions.** The measured composition restricted to the
+   entry's compared elements and renormalised, against the entry's: the comparison's chi-square
+   (counting uncertainty, 8 % relative, 0.7 wt %; a C scale's prior for C-bearing entries) with
+   one degree of freedom per element, at :data:`FIT_LEVEL`. A major element of the entry that
+   the phase lacks (a steel without Ni against 304's 9.6 wt %) fails here: its misfit is its whole
+   share over the comparison's tolerance.
+3. **The lines of its unanalysed light elements.** Those of the entry's light elements that were
+   not analysed must show their lines (:func:`napari_sigma.minerals.spectral.absent_line_chi2`;
+   a C-O deposit is not nylon when no N K line stands where nylon's 12 wt % N would put
+   hundreds of counts), at the same level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from napari_sigma.minerals.scores import INVISIBLE, Candidate, _MeasuredScales, _sigma
+
+FIT_LEVEL = 0.00135
+"""The level of each test: that of :func:`napari_sigma.minerals.identify.fits_composition`
+(three standard deviations of a normal variable)."""
+
+MAJOR_WT = 10.0
+"""A foreign element of at least this share (wt % of the measured elements compared) is a major
+element of the phase (the microanalysis convention, see the module docstring)."""
+
+DETECTED_SIGMAS = 3.0
+"""A foreign element counts as present above this many counting standard deviations."""
+
+
+def ruled_out_by_own_elements(
+    candidate: Candidate, wt: Mapping[str, float], err: Mapping[str, float]
+) -> str:
+    """Why the phase of measured composition ``wt`` (wt %, 1-sigma counting errors ``err``) is
+    not ``candidate``, by its own elements (the module docstring's three tests), or ``""``
+    where they are consistent with it (the misfit is foreign minor elements)."""
+    compared = {
+        el: max(v, 0.0)
+        for el, v in wt.items()
+        if el not in INVISIBLE and el not in candidate.ignored
+    }
+    return (
+        _foreign_major(candidate, compared, err)
+        or _own_proportions(candidate, compared, err)
+        or _absent_lines(candidate)
+    )
+
+
+def _foreign_major(candidate: Candidate, compared: Mapping[str, float], err) -> str:
+    total = sum(compared.values())
+    if total <= 0:
+        return ""
+    for el, value in sorted(compared.items(), key=lambda item: -item[1]):
+        share, sigma = 100.0 * value / total, 100.0 * err.get(el, 0.0) / total
+        if candidate.composition.get(el, 0.0) > 0 or share < MAJOR_WT:
+            continue
+        if share > DETECTED_SIGMAS * sigma:
+            return f"{el} {share:.1f} wt%, a major element {candidate.name} does not hold"
+    return ""
+
+
+def _own_proportions(candidate: Candidate, compared: Mapping[str, float], err) -> str:
+    from scipy.special import chdtrc  # chi2.sf without importing scipy.stats
+
+    library = {el: v for el, v in candidate.composition.items() if v > 0}
+    own = {el: compared.get(el, 0.0) for el in library}
+    total, library_total = sum(own.values()), sum(library.values())
+    if total <= 0 or library_total <= 0:
+        return f"none of {candidate.name}'s elements measured"
+    own = {el: 100.0 * v / total for el, v in own.items()}
+    own_err = {el: 100.0 * err.get(el, 0.0) / total for el in own}
+    library = {el: 100.0 * v / library_total for el, v in library.items()}
+    chi2, _ = _MeasuredScales(own, own_err).best_chi2(library)
+    if chdtrc(len(library), chi2) >= FIT_LEVEL:
+        return ""
+    misfits = sorted(
+        library,
+        key=lambda el: -abs(own[el] - library[el]) / _sigma(own[el], library[el], own_err[el]),
+    )
+    worst = ", ".join(f"{el} {own[el]:.1f} ({library[el]:.1f})" for el in misfits[:2])
+    return f"its own elements are not {candidate.name}'s: {worst} wt% of them"
+
+
+def _absent_lines(candidate: Candidate) -> str:
+    from scipy.special import chdtrc
+
+    if candidate.absent_tested and chdtrc(candidate.absent_tested, candidate.absent_chi2) < (
+        FIT_LEVEL
+    ):
+        return f"the lines of {candidate.name}'s unanalysed light elements are absent"
+    return ""
