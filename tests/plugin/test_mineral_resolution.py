@@ -63,3 +63,24 @@ def test_the_mineral_cell_marks_a_name_not_resolved_and_its_tooltip_names_the_ot
         table.setFixedWidth(440)
         qtbot.wait(50)
         table.grab().save(os.path.join(shot, "phases_table_unresolved.png"))
+
+
+def test_an_unknown_s_tooltip_says_why_its_closest_mineral_is_ruled_out(plugin_viewer, dock):
+    """A ferrite whose own Cr and Ni are not 304's (issue #10) reads "unknown (...)" in the
+    Phases table; the tooltip names the closest minerals and why the first is not its name."""
+    from napari_sigma._napari.phases_widget import MINERAL_COLUMN
+    from napari_sigma.minerals.identify import identify_composition
+
+    ferrite = {"Fe": 66.3, "Cr": 24.8, "Ni": 5.1, "Mn": 1.4, "Si": 1.1, "O": 1.3}
+    found = identify_composition(ferrite, {el: 0.3 for el in ferrite})
+    result = make_fake_result(shape=(12, 18))
+    result.phase_minerals = [PhaseMineral(2, None, found)]
+    add_result_layers(plugin_viewer, result)
+    widget = dock(plugin_viewer, "Phases")
+    row = widget.row_ids().index(2)
+    cell = widget.table.item(row, MINERAL_COLUMN)
+    assert cell.text() == found.name and found.name.startswith("unknown (Fe2.")
+    tip = cell.toolTip().splitlines()
+    assert tip[1].startswith("no library mineral matches; closest: stainless steel 304 ")
+    assert tip[2] == f"ruled out: {found.ruled_out}"
+    assert "Ni 5.2 (9.6)" in tip[2]

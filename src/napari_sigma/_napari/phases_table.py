@@ -226,6 +226,9 @@ class _PhasesTable:
                 if closest
                 else "no library mineral matches"
             )
+            ruled_out = getattr(found.identification, "ruled_out", "")
+            if ruled_out:  # why the closest is not its name: its own elements
+                lines.append(f"ruled out: {ruled_out}")
         if text.endswith(EDITED_MARK):
             lines.append(EDITED_NOTE)
         return "\n".join(lines)

@@ -259,13 +259,14 @@ def plain_name(name: str) -> str:
 
 
 def _identification(
-    candidates: Sequence[Candidate], wt, err, min_score: float, own_elements: bool = True
+    candidates: Sequence[Candidate], wt, err, min_score: float, own=None
 ) -> Identification:
     """The identification from the ranked ``candidates``: unknown below ``min_score``; the best
     named when its composition fits (:func:`fits_composition`); when it does not, unknown if
-    the phase's own elements rule it out (``own_elements``:
-    :func:`~napari_sigma.minerals.own_elements.ruled_out_by_own_elements`), else the nearest
-    entry with ``OUTSIDE_TOLERANCE_MARK``. An unknown's alternatives are the two best entries."""
+    the phase's own elements rule it out
+    (:func:`~napari_sigma.minerals.own_elements.ruled_out_by_own_elements` of ``own``, the
+    phase's own composition and errors, by default ``(wt, err)``), else the nearest entry with
+    ``OUTSIDE_TOLERANCE_MARK``. An unknown's alternatives are the two best entries."""
     from napari_sigma.minerals.own_elements import ruled_out_by_own_elements
 
     formula = formula_string(wt)
@@ -275,7 +276,7 @@ def _identification(
     best = candidates[0]
     name = best.name
     if not fits_composition(best, wt):
-        reason = ruled_out_by_own_elements(best, wt, err) if own_elements else ""
+        reason = ruled_out_by_own_elements(best, *(own or (wt, err)))
         if reason:
             return _unknown(candidates, formula, best.score, f"{best.name}: {reason}")
         name = f"{best.name}{OUTSIDE_TOLERANCE_MARK}"
@@ -554,7 +555,9 @@ def identify_with_neighbour(
     as ``a m + b neighbour`` (non-negative, ``b <= MAX_NEIGHBOUR_SHARE (a + b)``, weighted by
     the comparison's tolerances), at the cost of ``IGNORED_LIGHT_PENALTY`` for the extra share.
     Returns the best such identification (its traces say how much of ``neighbour`` it holds),
-    or None when none reaches ``min_score``. Its alternatives and the minerals it is not
+    or None when none reaches ``min_score``; when the best mixture does not fit and the phase's
+    composition less the neighbour's share rules its mineral out (`_identification`), an
+    unknown. Its alternatives and the minerals it is not
     resolved from (`unresolved_candidates`) are the runners-up of the same comparison, each with
     its own share of ``neighbour``: a grain of magnetite or hematite measured with some of its
     neighbour is either plus that neighbour, and the two scores say how far the measurement
@@ -586,7 +589,12 @@ def identify_with_neighbour(
         comparable = _comparable(mineral.composition, seen)
         candidates.append(Candidate(mineral.name, mineral.name, score, chi2, comparable,
                                     mineral.group, mineral.density))  # fmt: skip
-    # the mixture's misfit is the evidence: no own-elements test of the mineral alone
-    found = _identification(candidates, wt, err, min_score, own_elements=False)
-    found.trace = [f"{round(100 * scored[0][3])} % of {neighbour}", *found.trace]
+    # a mixture that does not fit is judged by the phase's own elements: its measurement
+    # less the neighbour's fitted share
+    share = scored[0][3]
+    own = ({el: max(v - share * host.get(el, 0.0), 0.0) / (1.0 - share)
+            for el, v in measured.items()}, {el: e / (1.0 - share) for el, e in err.items()})  # fmt: skip
+    found = _identification(candidates, wt, err, min_score, own)
+    if not found.unknown:
+        found.trace = [f"{round(100 * share)} % of {neighbour}", *found.trace]
     return found

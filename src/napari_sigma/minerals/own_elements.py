@@ -19,7 +19,10 @@ are the mineral's. :func:`ruled_out_by_own_elements` says which, with three test
    (counting uncertainty, 8 % relative, 0.7 wt %; a C scale's prior for C-bearing entries) with
    one degree of freedom per element, at :data:`FIT_LEVEL`. A major element of the entry that
    the phase lacks (a steel without Ni against 304's 9.6 wt %) fails here: its misfit is its whole
-   share over the comparison's tolerance.
+   share over the comparison's tolerance. As in the ranking, a measured O (standardless O is the
+   least accurate result) may be left out when it is present, at least
+   :data:`~napari_sigma.minerals.films.OXYGEN_LEFT_OUT_MIN` of the entry's share: P45's
+   plagioclase (O 23 % low, Na lost under the beam) is still plagioclase by its Na, Ca, Al, Si.
 3. **The lines of its unanalysed light elements.** Those of the entry's light elements that were
    not analysed must show their lines (:func:`napari_sigma.minerals.spectral.absent_line_chi2`;
    a C-O deposit is not nylon when no N K line stands where nylon's 12 wt % N would put
@@ -30,7 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from napari_sigma.minerals.scores import INVISIBLE, Candidate, _MeasuredScales, _sigma
+from napari_sigma.minerals.films import OXYGEN_LEFT_OUT_MIN
+from napari_sigma.minerals.scores import INVISIBLE, Candidate, _MeasuredScales, _sigma, _without
 
 FIT_LEVEL = 0.00135
 """The level of each test: that of :func:`napari_sigma.minerals.identify.fits_composition`
@@ -76,8 +80,6 @@ def _foreign_major(candidate: Candidate, compared: Mapping[str, float], err) -> 
 
 
 def _own_proportions(candidate: Candidate, compared: Mapping[str, float], err) -> str:
-    from scipy.special import chdtrc  # chi2.sf without importing scipy.stats
-
     library = {el: v for el, v in candidate.composition.items() if v > 0}
     own = {el: compared.get(el, 0.0) for el in library}
     total, library_total = sum(own.values()), sum(library.values())
@@ -86,15 +88,28 @@ def _own_proportions(candidate: Candidate, compared: Mapping[str, float], err) -
     own = {el: 100.0 * v / total for el, v in own.items()}
     own_err = {el: 100.0 * err.get(el, 0.0) / total for el in own}
     library = {el: 100.0 * v / library_total for el, v in library.items()}
-    chi2, _ = _MeasuredScales(own, own_err).best_chi2(library)
-    if chdtrc(len(library), chi2) >= FIT_LEVEL:
+    if _proportions_fit(own, own_err, library):
         return ""
+    if "O" in library and len(library) > 2 and own["O"] >= OXYGEN_LEFT_OUT_MIN * library["O"]:
+        # standardless O is the least accurate result (the ranking compares without it too):
+        # its presence is the evidence, the others' proportions decide
+        without = _without(own, "O")
+        errors = {el: own_err[el] * 100.0 / (100.0 - own["O"]) for el in without}
+        if _proportions_fit(without, errors, _without(library, "O")):
+            return ""
     misfits = sorted(
         library,
         key=lambda el: -abs(own[el] - library[el]) / _sigma(own[el], library[el], own_err[el]),
     )
     worst = ", ".join(f"{el} {own[el]:.1f} ({library[el]:.1f})" for el in misfits[:2])
     return f"its own elements are not {candidate.name}'s: {worst} wt% of them"
+
+
+def _proportions_fit(own, own_err, library) -> bool:
+    from scipy.special import chdtrc
+
+    chi2, _ = _MeasuredScales(own, own_err).best_chi2(library)
+    return bool(chdtrc(len(library), chi2) >= FIT_LEVEL)
 
 
 def _absent_lines(candidate: Candidate) -> str:

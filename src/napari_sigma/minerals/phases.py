@@ -360,7 +360,11 @@ def _explain_by_neighbours(
     spectrum is its core's (its deepest pixels), and a touching phase's share large enough to
     move its own major elements would name it after whatever mixture fits (a 308L delta ferrite
     as "304" plus its austenite, an ilvaite as fayalite plus its hedenbergite). Only a touching
-    phase without a signal (stray X-rays, which reach every pixel however deep) may."""
+    phase without a signal (stray X-rays, which reach every pixel however deep) may. A mixture
+    that does not fit and whose mineral the phase's composition less the neighbour's share
+    rules out (:func:`~napari_sigma.minerals.identify.identify_with_neighbour`) names nothing:
+    an unknown stays as it is, an intergrowth becomes unknown (the weld's delta ferrite as
+    "304 + chromite (79:21)" is neither that nor "304?" with some of its austenite)."""
     from napari_sigma.minerals.identify import identify_with_neighbour, plain_name
     from napari_sigma.minerals.intergrowth import is_component
 
@@ -394,6 +398,8 @@ def _explain_by_neighbours(
                 m.quantification.wt, m.quantification.err_wt, other_wt, name, library
             )
             if better is not None:
+                if better.unknown and ident.unknown:
+                    continue  # its own elements rule the mixture's mineral out
                 if ident.components:  # the intergrowth it replaces comes first
                     better.alternatives = [(ident.name, ident.score), *ident.alternatives[:1]]
                 m.identification = better
