@@ -292,3 +292,44 @@ def test_a_neighbour_mixture_whose_mineral_the_rest_rules_out_names_nothing():
     named = found[1].identification
     assert named.unknown and named.name.startswith("unknown (Fe2.4"), named.name
     assert named.alternatives[0] == ("stainless steel 304 + chromite (79:21)", 0.31)
+
+
+def test_a_saved_session_keeps_why_an_unknown_is_not_its_closest_mineral():
+    from napari_sigma.minerals.phases import PhaseMineral
+    from napari_sigma.pipeline.session import _minerals_content, _minerals_from
+
+    ferrite = {"Fe": 66.3, "Cr": 24.8, "Ni": 5.1, "Mn": 1.4, "Si": 1.1, "O": 1.3}
+    found = identify_composition(ferrite, _errors(ferrite))
+    assert found.ruled_out
+    back = _minerals_from(_minerals_content([PhaseMineral(2, None, found)]))[0].identification
+    assert (back.name, back.ruled_out, back.alternatives) == (
+        found.name,
+        found.ruled_out,
+        found.alternatives,
+    )
+
+
+def test_proportions_are_compared_within_a_shell_and_presence_across_shells():
+    """espm_dev's PdNi foil reads Pd 76, Ni 21 wt % (PdNi is 64 and 36): Pd L against Ni K, the
+    least known ratio of a standardless analysis; the nearest entry stays asked. A steel's
+    Cr K against Ni K is compared (the ferrite above); a major element of any shell must be
+    there."""
+    wt, err = {"Pd": 75.8, "Ni": 21.0, "Fe": 3.2}, {"Pd": 0.6, "Ni": 0.3, "Fe": 0.1}
+    pdni = rank_candidates(wt, err)[0]
+    assert pdni.name == "PdNi alloy"
+    assert "Ni 21.7 (35.5)" in ruled_out_by_own_elements(pdni, wt, err)  # one shell: no
+    assert ruled_out_by_own_elements(pdni, wt, err, {"Pd": "L", "Ni": "K", "Fe": "K"}) == ""
+    galena = next(c for c in rank_candidates(_of("PbS")) if c.name == "galena")
+    reason = ruled_out_by_own_elements(galena, {"S": 100.0}, {"S": 0.5}, {"Pb": "M", "S": "K"})
+    assert reason == "no Pb detected, a major element of galena (86.6 wt%)"
+
+
+def test_the_shells_are_those_of_the_quantification_s_fit():
+    from napari_sigma.energy import EnergyAxis
+    from napari_sigma.minerals.own_elements import analysed_shells
+    from sigma_testdata import measured_spectrum
+
+    axis = EnergyAxis(-0.1, 0.01, 2048)
+    _, measured = measured_spectrum({"Pb": 0.866, "S": 0.134}, axis, 20.0, 1e5)
+    assert analysed_shells(measured) == {"Pb": "L", "S": "K"}  # Pb L at 20 kV
+    assert analysed_shells(SimpleNamespace(fit=None)) == {}

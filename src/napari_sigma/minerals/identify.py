@@ -71,6 +71,7 @@ from napari_sigma.minerals.films import (  # noqa: F401
     unbound_oxygen_at,
 )
 from napari_sigma.minerals.library import Mineral, MineralLibrary, load_library
+from napari_sigma.minerals.own_elements import analysed_shells
 from napari_sigma.minerals.ranking import (  # noqa: F401
     COATING_MAX_WT,
     CONTAMINANT_MAX_AT,
@@ -265,7 +266,8 @@ def _identification(
     named when its composition fits (:func:`fits_composition`); when it does not, unknown if
     the phase's own elements rule it out
     (:func:`~napari_sigma.minerals.own_elements.ruled_out_by_own_elements` of ``own``, the
-    phase's own composition and errors, by default ``(wt, err)``), else the nearest entry with
+    phase's own composition and errors and, optionally, the shells its elements were analysed
+    with; by default ``(wt, err)``), else the nearest entry with
     ``OUTSIDE_TOLERANCE_MARK``. An unknown's alternatives are the two best entries."""
     from napari_sigma.minerals.own_elements import ruled_out_by_own_elements
 
@@ -444,7 +446,8 @@ def identify_quantified(
             rest = [c for c in fresh if c.similarity is None]
             candidates = sorted(compared, key=lambda c: -c.score) + rest
     candidates = _with_coating(candidates, wt, coating, geometry, library)
-    return _identification(_prefer_anhydrous(candidates, library), wt, dict(err), min_score)
+    own = (wt, err, analysed_shells(quantification))
+    return _identification(_prefer_anhydrous(candidates, library), wt, dict(err), min_score, own)
 
 
 def _with_coating(candidates, wt, coating, geometry, library) -> list[Candidate]:
@@ -547,6 +550,7 @@ def identify_with_neighbour(
     neighbour: str,
     library: MineralLibrary | None = None,
     min_score: float = MIN_SCORE,
+    shells: Mapping[str, str] | None = None,
 ) -> Identification | None:
     """Name a phase that fits nothing as a library mineral plus some of a touching phase.
 
@@ -556,8 +560,8 @@ def identify_with_neighbour(
     the comparison's tolerances), at the cost of ``IGNORED_LIGHT_PENALTY`` for the extra share.
     Returns the best such identification (its traces say how much of ``neighbour`` it holds),
     or None when none reaches ``min_score``; when the best mixture does not fit and the phase's
-    composition less the neighbour's share rules its mineral out (`_identification`), an
-    unknown. Its alternatives and the minerals it is not
+    composition less the neighbour's share rules its mineral out (`_identification`; ``shells``:
+    those its elements were analysed with), an unknown. Its alternatives and the minerals it is not
     resolved from (`unresolved_candidates`) are the runners-up of the same comparison, each with
     its own share of ``neighbour``: a grain of magnetite or hematite measured with some of its
     neighbour is either plus that neighbour, and the two scores say how far the measurement
@@ -593,7 +597,8 @@ def identify_with_neighbour(
     # less the neighbour's fitted share
     share = scored[0][3]
     own = ({el: max(v - share * host.get(el, 0.0), 0.0) / (1.0 - share)
-            for el, v in measured.items()}, {el: e / (1.0 - share) for el, e in err.items()})  # fmt: skip
+            for el, v in measured.items()}, {el: e / (1.0 - share) for el, e in err.items()},
+           shells)  # fmt: skip
     found = _identification(candidates, wt, err, min_score, own)
     if not found.unknown:
         found.trace = [f"{round(100 * share)} % of {neighbour}", *found.trace]

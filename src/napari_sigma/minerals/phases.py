@@ -367,6 +367,7 @@ def _explain_by_neighbours(
     "304 + chromite (79:21)" is neither that nor "304?" with some of its austenite)."""
     from napari_sigma.minerals.identify import identify_with_neighbour, plain_name
     from napari_sigma.minerals.intergrowth import is_component
+    from napari_sigma.minerals.own_elements import analysed_shells
 
     by_id = {m.phase_id: m for m in found}
     touching = None
@@ -395,8 +396,9 @@ def _explain_by_neighbours(
                 continue  # an intergrowth's minerals are not this neighbour
             name = f"P{q} {other.mineral}" if other.mineral else f"P{q}"
             better = identify_with_neighbour(
-                m.quantification.wt, m.quantification.err_wt, other_wt, name, library
-            )
+                m.quantification.wt, m.quantification.err_wt, other_wt, name, library,
+                shells=analysed_shells(m.quantification),
+            )  # fmt: skip
             if better is not None:
                 if better.unknown and ident.unknown:
                     continue  # its own elements rule the mixture's mineral out
