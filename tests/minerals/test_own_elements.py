@@ -333,3 +333,14 @@ def test_the_shells_are_those_of_the_quantification_s_fit():
     _, measured = measured_spectrum({"Pb": 0.866, "S": 0.134}, axis, 20.0, 1e5)
     assert analysed_shells(measured) == {"Pb": "L", "S": "K"}  # Pb L at 20 kV
     assert analysed_shells(SimpleNamespace(fit=None)) == {}
+
+
+def test_a_carbide_whose_c_reads_low_keeps_its_nearest_name():
+    """espm_dev's NbC (user's path): Nb 89.8, C 3.4 +- 1.4 wt % (C read 70 % low, 2.4 sigma):
+    C is known to a factor, so an undetected C does not rule NbC out; its Fe (4.7 wt %, the
+    host's) is a foreign minor element."""
+    wt = {"Cr": 0.25, "Mn": 0.56, "Fe": 4.67, "Nb": 89.77, "C": 3.37, "S": 1.38}
+    err = {"Cr": 0.23, "Mn": 0.27, "Fe": 0.65, "Nb": 6.5, "C": 1.38, "S": 1.13}
+    nbc = next(c for c in rank_candidates(wt, err) if c.name == "niobium carbide")
+    assert ruled_out_by_own_elements(nbc, wt, err, {"Nb": "L", "C": "K", "Fe": "K"}) == ""
+    assert ruled_out_by_own_elements(nbc, wt, err) == ""

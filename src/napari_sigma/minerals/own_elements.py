@@ -13,8 +13,10 @@ are the mineral's. :func:`ruled_out_by_own_elements` says which, with three test
    element of the phase: at least ``MAJOR_WT`` (10 wt %, the microanalysis convention: major
    > 10 wt %, minor 1-10, trace < 1; Goldstein et al., *Scanning Electron Microscopy and X-ray
    Microanalysis*, 4th ed., Springer 2018, ch. 19) and detected (more than ``DETECTED_SIGMAS``
-   counting standard deviations); and a major element of the entry must be detected. Minor and
-   trace foreign elements stay traces of the name.
+   counting standard deviations); and a major element of the entry (C, N, O aside: their
+   amounts are known to a factor, or tested by their lines, 3.) may not be missing: undetected
+   and below the entry's share by more than ``DETECTED_SIGMAS`` of the comparison's tolerance.
+   Minor and trace foreign elements stay traces of the name.
 2. **The entry's own elements in its proportions.** The measured composition restricted to the
    entry's compared elements and renormalised, against the entry's: the comparison's chi-square
    (counting uncertainty, 8 % relative, 0.7 wt %; a C scale's prior for C-bearing entries) with
@@ -42,7 +44,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from napari_sigma.minerals.films import OXYGEN_LEFT_OUT_MIN
-from napari_sigma.minerals.scores import INVISIBLE, Candidate, _MeasuredScales, _sigma, _without
+from napari_sigma.minerals.scores import (
+    INVISIBLE,
+    LIGHT,
+    Candidate,
+    _MeasuredScales,
+    _sigma,
+    _without,
+)
 
 FIT_LEVEL = 0.00135
 """The level of each test: that of :func:`napari_sigma.minerals.identify.fits_composition`
@@ -103,11 +112,19 @@ def _foreign_major(candidate: Candidate, compared: Mapping[str, float], err) -> 
 
 
 def _missing_major(candidate: Candidate, compared: Mapping[str, float], err) -> str:
-    for el, share in candidate.composition.items():  # its light elements: those measured
-        if share < MAJOR_WT:
+    """A major element of the entry (not C, N, O: known to a factor, or tested by their lines)
+    that the phase lacks: not detected, and below the entry's share by more than
+    ``DETECTED_SIGMAS`` of the comparison's tolerance (a phase of few counts detects little)."""
+    total = sum(compared.values())
+    for el, share in candidate.composition.items():
+        if share < MAJOR_WT or el in LIGHT or total <= 0:
             continue
         measured = compared.get(el, 0.0)  # an element not analysed was not detected
-        if measured <= 0 or measured <= DETECTED_SIGMAS * err.get(el, 0.0):
+        sigma = err.get(el, 0.0)
+        if measured > DETECTED_SIGMAS * sigma and measured > 0:
+            continue
+        found, sigma = 100.0 * measured / total, 100.0 * sigma / total
+        if share - found > DETECTED_SIGMAS * _sigma(found, share, sigma):
             return f"no {el} detected, a major element of {candidate.name} ({share:.1f} wt%)"
     return ""
 
