@@ -344,3 +344,14 @@ def test_a_carbide_whose_c_reads_low_keeps_its_nearest_name():
     nbc = next(c for c in rank_candidates(wt, err) if c.name == "niobium carbide")
     assert ruled_out_by_own_elements(nbc, wt, err, {"Nb": "L", "C": "K", "Fe": "K"}) == ""
     assert ruled_out_by_own_elements(nbc, wt, err) == ""
+
+
+def test_an_unknown_lists_two_distinct_closest_names():
+    from napari_sigma.minerals.identify import _identification
+    from napari_sigma.minerals.scores import Candidate
+
+    twice = [Candidate("nylon", "nylon", 0.01, 30.0, {"C": 84.0, "O": 16.0}),
+             Candidate("nylon", "nylon", 0.01, 30.0, {"C": 84.0, "O": 16.0}),
+             Candidate("carbon", "carbon", 0.005, 40.0, {"C": 100.0})]  # fmt: skip
+    found = _identification(twice, {"C": 70.0, "O": 30.0}, {}, 0.02)
+    assert found.unknown and found.alternatives == [("nylon", 0.01), ("carbon", 0.005)]

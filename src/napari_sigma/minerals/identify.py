@@ -290,9 +290,16 @@ def _identification(
 
 
 def _unknown(candidates, formula: str, score: float, ruled_out: str = "") -> Identification:
+    """An unknown phase; its alternatives are the two best distinct names."""
+    closest: list[tuple[str, float]] = []
+    for c in candidates:
+        if len(closest) == 2:
+            break
+        if all(c.name != name for name, _ in closest):
+            closest.append((c.name, c.score))
     return Identification(
-        f"unknown ({formula})", "unknown", score, [(c.name, c.score) for c in candidates[:2]],
-        None, {}, "", float("nan"), [], formula, True, ruled_out=ruled_out,
+        f"unknown ({formula})", "unknown", score, closest, None, {}, "", float("nan"), [],
+        formula, True, ruled_out=ruled_out,
     )  # fmt: skip
 
 
