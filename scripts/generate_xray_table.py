@@ -36,6 +36,9 @@ MIN_TIED_ENERGY_KEV = 0.15
 lowest energy the quantification fits (``quant.line_fit.MIN_FIT_ENERGY_KEV``); below it (Mg..S
 L lines, 0.05-0.15 keV) a detector's window and threshold leave nothing to measure."""
 
+TIED_TO = {"L": "K", "M": "L"}
+"""A shell kept without its alpha family is tied to this shell (``napari_sigma.xray.lines``)."""
+
 # xraydb line names grouped into families (HyperSpy naming): one mapping for the table and the physics.
 FAMILIES = FAMILY_LINES
 
@@ -91,7 +94,30 @@ def element_families(element: str) -> dict[str, tuple[float, float, float]]:
         if energy < MIN_TABLE_ENERGY_KEV:
             continue
         raw[family] = (energy, intensity * LEVEL_FACTORS[level], edges[edge_name].energy / 1000.0)
-    return _normalise_per_shell(_drop_shells_without_alpha(raw))
+    kept = _drop_shells_without_alpha(raw)
+    if "Mz" in kept and "Ma" not in kept:  # a tied M shell: its Mz is its main line
+        energy, weight, edge = kept["Mz"]
+        kept["Mz"] = (_mz_energy(edges, energy), weight, edge)
+    return _normalise_per_shell(kept)
+
+
+def _mz_energy(edges, listed_kev: float) -> float:
+    """The energy (keV) of the Mz family (M4,5-N2,3) of an M shell without Ma: its two
+    transitions, M5-N3 and M4-N2, weighted by the populations of their initial levels
+    (`LEVEL_FACTORS`), each at the difference of xraydb's edge energies.
+
+    xraydb lists Mz at the M4-N2 energy alone (Sn: 409.6 eV = E(M4) - E(N2)); the M5-N3
+    transition (Sn: 401.3 eV) has the larger initial level and is the other half of the peak a
+    detector sees ("Sn M4-N2 + M5-N3": J. I. Goldstein et al., *Scanning Electron Microscopy and
+    X-Ray Microanalysis*, 4th ed., Springer 2018, fig. 16.5). ``listed_kev`` is kept where
+    xraydb lacks an N2 or N3 edge.
+    """
+    needed = ("M4", "M5", "N2", "N3")
+    if any(level not in edges for level in needed):
+        return listed_kev
+    m4, m5, n2, n3 = (edges[level].energy / 1000.0 for level in needed)
+    w4, w5 = LEVEL_FACTORS["M4"], LEVEL_FACTORS["M5"]
+    return (w5 * (m5 - n3) + w4 * (m4 - n2)) / (w4 + w5)
 
 
 def _drop_shells_without_alpha(
@@ -108,13 +134,17 @@ def _drop_shells_without_alpha(
     (:func:`napari_sigma.xray.lines.is_tied`).
     """
     shells = {family[0] for family in raw if family in ("Ka", "La", "Ma")}
-    if "K" in shells and "L" not in shells:
-        l_lines = [
-            (weight, energy) for family, (energy, weight, _) in raw.items() if family[0] == "L"
-        ]
-        if l_lines and max(l_lines)[1] >= MIN_TIED_ENERGY_KEV:  # the strongest L line's energy
-            shells.add("L")
+    for shell, anchor in TIED_TO.items():
+        if anchor in shells and shell not in shells and _strongest_energy(raw, shell) is not None:
+            if _strongest_energy(raw, shell) >= MIN_TIED_ENERGY_KEV:
+                shells.add(shell)
     return {family: value for family, value in raw.items() if family[0] in shells}
+
+
+def _strongest_energy(raw: dict[str, tuple[float, float, float]], shell: str) -> float | None:
+    """Energy (keV) of the strongest family of ``shell`` in ``raw``; None when it has none."""
+    lines = [(weight, energy) for family, (energy, weight, _) in raw.items() if family[0] == shell]
+    return max(lines)[1] if lines else None
 
 
 def _normalise_per_shell(

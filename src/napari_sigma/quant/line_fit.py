@@ -50,6 +50,7 @@ from napari_sigma.xray.lines import (
     detector_fwhm,
     element_lines,
     is_tied,
+    tied_to,
 )
 
 MIN_FIT_ENERGY_KEV = 0.15
@@ -156,11 +157,14 @@ def family_group(line: XrayLine) -> str:
 
 BLENDED_SHELL_KEV = 0.2
 """A shell whose lines span less than this is one template (light elements' L lines)."""
+FOLDED_INTO = {"K": "K", "L": "La"}
+"""The template a tied shell's lines join, by the shell they are tied to
+(:func:`napari_sigma.xray.lines.tied_to`): the K lines, or the L alpha group (La, Ll)."""
 
 
 def _group(line: XrayLine, lines: Sequence[XrayLine]) -> str:
-    if line.tied:  # folded into the K template (see fit_lines)
-        return "K"
+    if line.tied:  # folded into the K (a tied L line) or La (a tied M line) template: fit_lines
+        return FOLDED_INTO[tied_to(line.element, line.shell)]
     same_shell = [other.energy for other in lines if other.shell == line.shell]
     if max(same_shell) - min(same_shell) < BLENDED_SHELL_KEV:
         return "K" if line.shell == "K" else ("La" if line.shell == "L" else "M")
@@ -176,11 +180,12 @@ def _templates(
 ) -> list[tuple[str, str, tuple[XrayLine, ...], np.ndarray, np.ndarray]]:
     """(element, group, lines, line energies, weights) of every line group in range.
 
-    A tied shell's lines (:func:`napari_sigma.xray.lines.is_tied`: Ca Ll, Ln, Lb3, Lb4) join
-    the element's K template, weighted with the K lines by `_folded_weights` (``folding``: the
-    keyword arguments of :func:`napari_sigma.quant.physics.detected_lines` but the lines); they
-    are left out when the K lines are not fitted (never a free template: Ca Ll is 25 eV from
-    C Ka).
+    A tied shell's lines (:func:`napari_sigma.xray.lines.is_tied`: Ca Ll, Ln, Lb3, Lb4; Sn Mz,
+    Mg) join the template of the shell they are tied to (`FOLDED_INTO`: Ca's K template, Sn's
+    La template), weighted with its lines by `_folded_weights` (``folding``: the keyword
+    arguments of :func:`napari_sigma.quant.physics.detected_lines` but the lines); they are
+    left out when that shell has no line fitted (never a free template: Ca Ll is 25 eV from
+    C Ka, Sn Mz 12 eV from N Ka).
     """
     high = min(axis.max_energy, beam_kev)
     found = []
@@ -190,8 +195,10 @@ def _templates(
             for line in element_lines(element, MIN_FIT_ENERGY_KEV, high, tied=True)
             if line.edge < beam_kev
         ]
-        if not any(line.shell == "K" for line in in_range):
-            in_range = [line for line in in_range if not line.tied]
+        shells = {line.shell for line in in_range if not line.tied}
+        in_range = [
+            line for line in in_range if not line.tied or tied_to(element, line.shell) in shells
+        ]
         groups = [_group(line, in_range) for line in in_range]  # once per line, not per group
         for group in ("K", "La", "Lb", "Lg", "M", "Mz", "Mg"):
             lines = tuple(line for line, of in zip(in_range, groups, strict=True) if of == group)

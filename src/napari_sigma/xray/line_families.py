@@ -16,6 +16,11 @@ from napari_sigma.xray.yields import approximate_fluorescence_yield, fluorescenc
 
 MIN_LINE_WEIGHT = 0.01
 
+BOUNDED_TIED_SHELLS = ("M",)
+"""Tied shells (`xray.lines.is_tied`) that the families hold, bounded by the shell they are tied
+to: the M lines of Zr..Sn (Sn Mz 0.410 keV is read as N Ka without them). The tied L lines of
+Cl..Sc (Ca Ll 0.302 keV) are left out here as before (only the quantification folds them in)."""
+
 MIN_EDGE_OVERVOLTAGE = 1.05
 
 SHELL_RATIO_SLACK = 3.0
@@ -70,16 +75,24 @@ def element_families(
 
     A shell counts when its principal line lies inside ``energy_range``
     (`xray.lines.line_in_range`) and its edge is excited (overvoltage >= 1.05). The main family
-    is that of `xray.lines.usable_line` (the analysed line).
+    is that of `xray.lines.usable_line` (the analysed line). A tied shell
+    (`xray.lines.is_tied`) of `BOUNDED_TIED_SHELLS` (Sn's M lines) counts only with the shell it
+    is tied to (`xray.lines.tied_to`), and is never the main family: its amplitude is bounded
+    by that shell's (`family_design`), never free.
     """
     beam = xray.DEFAULT_BEAM_ENERGY_KV if beam_energy is None else float(beam_energy)
     low, high = energy_range
-    everything = xray.element_lines(element, min_energy=0.0)
+    everything = xray.element_lines(element, min_energy=0.0, tied=True)
     families = []
     for shell in xray.SHELL_ORDER:
         shell_lines = [line for line in everything if line.shell == shell]
         principal = xray._principal_line(shell_lines)
         if principal is None or principal.edge * MIN_EDGE_OVERVOLTAGE > beam:
+            continue
+        if xray.is_tied(element, shell) and (
+            shell not in BOUNDED_TIED_SHELLS
+            or xray.tied_to(element, shell) not in {family.shell for family in families}
+        ):
             continue
         if not xray.line_in_range(principal, energy_range):
             continue
@@ -88,11 +101,31 @@ def element_families(
             for line in shell_lines
             if line.weight >= MIN_LINE_WEIGHT and low <= line.energy <= high
         )
+        if xray.is_tied(element, shell):  # one family per line (see `_tied_families`)
+            families += _tied_families(element, shell, kept, energy_range)
+            continue
         families.append(LineFamily(element, shell, kept, principal))
     main = xray.usable_line(element, beam, energy_range)
     if main is not None:
         families.sort(key=lambda family: family.shell != main.shell)
     return families
+
+
+def _tied_families(
+    element: str, shell: str, lines: tuple[xray.XrayLine, ...], energy_range: tuple[float, float]
+) -> list[LineFamily]:
+    """A tied shell's lines inside the spectrum, one family each.
+
+    Each is bounded by the shell it is tied to in proportion to its weight (`_coupled_columns`),
+    not by the others: the ratios within a shell without its alpha line are the least known of
+    the table (Sn's Mg (M3-N5) / Mz: 0.1 from the level populations, a few hundredths in other
+    tables), and one fixed ratio makes the stronger line follow the weaker one's misfit.
+    """
+    return [
+        LineFamily(element, shell, (line,), line)
+        for line in lines
+        if xray.line_in_range(line, energy_range)
+    ]
 
 
 def family_profile(
@@ -187,6 +220,10 @@ def _coupled_columns(
     ratios = [
         _shell_yield(element, f.shell, beam) / _shell_yield(element, main, beam) for f in families
     ]
+    ratios = [  # a tied shell's line (`_tied_families`): its share of its shell's yield
+        r * f.principal.weight if xray.is_tied(element, f.shell) else r
+        for f, r in zip(families, ratios, strict=True)
+    ]
     upper = [SHELL_RATIO_SLACK * r for r in ratios[1:]]
     lower = [
         r / LOWER_RATIO_SLACK if _is_required(element, f.shell, main, beam) else 0.0
@@ -207,7 +244,8 @@ def _is_required(element: str, shell: str, main: str, beam: float) -> bool:
     """Whether a shell at higher energy than the main one is excited enough to be required."""
     if xray.SHELL_ORDER.index(shell) >= xray.SHELL_ORDER.index(main):
         return False
-    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
+    everything = xray.element_lines(element, 0.0, tied=True)
+    edge = min(line.edge for line in everything if line.shell == shell)
     return beam >= xray.MIN_OVERVOLTAGE * edge
 
 
@@ -226,6 +264,7 @@ def _shell_yield(element: str, shell: str, beam: float) -> float:
     fluorescence = fluorescence_yield(element, shell)
     if fluorescence <= 0.0:
         fluorescence = approximate_fluorescence_yield(z, shell)
-    edge = min(line.edge for line in xray.element_lines(element, 0.0) if line.shell == shell)
+    everything = xray.element_lines(element, 0.0, tied=True)
+    edge = min(line.edge for line in everything if line.shell == shell)
     overvoltage = max(beam / edge, 1.0 + 1e-3)
     return fluorescence * (overvoltage * np.log(overvoltage) - overvoltage + 1.0)

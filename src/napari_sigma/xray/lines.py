@@ -5,11 +5,14 @@ Line families follow HyperSpy's naming (``Ka``, ``Kb``, ``La``, ``Lb1``, ``Lb2``
 intensity relative to the strongest family of the same shell (K, L or M), 1.0.
 
 *Tied* shells (`is_tied`): the L shell of an element without an La line (Cl, Ar, K, Ca, Sc: no
-3d electrons, so only the L3-M1 (Ll), L2-M1 (Ln) and L1-M2,3 (Lb3, Lb4) lines). They are real
-lines (Ca Ll 0.302 keV, on top of C Ka 0.277 keV) but never the line an element is mapped,
-identified or quantified by: the quantification fits them folded into the element's K template
-with their physical ratio to the K lines (`napari_sigma.quant.line_fit`), spectra are simulated
-with them (`napari_sigma.quant.simulate`), and every line list leaves them out unless asked
+3d electrons, so only the L3-M1 (Ll), L2-M1 (Ln) and L1-M2,3 (Lb3, Lb4) lines), and the M shell
+of an element without an Ma line (Zr..Sn: no 4f electrons, so only Mz and Mg). They are real
+lines (Ca Ll 0.302 keV, on top of C Ka 0.277 keV; Sn Mz 0.410 keV, on N Ka 0.392 keV) but never
+the line an element is mapped, identified or quantified by: the quantification fits them folded
+into the template of the shell they are tied to (`tied_to`) with their physical ratio to its
+lines (`napari_sigma.quant.line_fit`), the suggestion and the element maps bound them by that
+shell (`napari_sigma.xray.line_families`), spectra are simulated with them
+(`napari_sigma.quant.simulate`), and every other line list leaves them out unless asked
 (``tied=True``).
 """
 
@@ -92,15 +95,28 @@ def _check_element(element: str) -> str:
 
 
 def is_tied(element: str, shell: str) -> bool:
-    """Whether ``shell`` of ``element`` is tied to its K shell: an L or M shell that the line
-    table holds without its alpha family (La, Ma).
+    """Whether ``shell`` of ``element`` is tied to the shell below it (`tied_to`): an L or M
+    shell that the line table holds without its alpha family (La, Ma).
 
-    The table keeps such a shell only for the L lines of Cl..Sc (see
-    scripts/generate_xray_table.py): with no 3d electrons their L shell emits only Ll, Ln, Lb3
-    and Lb4, a few tenths of the K production per atom, near the B, C and N K lines. A tied shell is
-    never analysed alone; it is fitted with the element's K lines at their physical ratio.
+    The table keeps such a shell only where its lines are real peaks a detector sees (see
+    scripts/generate_xray_table.py):
+
+    - the L lines of Cl..Sc, tied to K: with no 3d electrons their L shell emits only Ll, Ln,
+      Lb3 and Lb4, a few tenths of the K production per atom, near the B, C and N K lines;
+    - the M lines of Zr..Sn, tied to L: with no 4f electrons their M shell emits no Ma, only
+      Mz (M4,5-N2,3; Sn 0.410 keV, on N Ka 0.392 keV; Ag 0.310 keV, on C Ka) and, from Rh,
+      Mg (M3-N5; Sn 0.691 keV, on F Ka).
+
+    A tied shell is never analysed alone: the quantification fits it with the lines of the
+    shell it is tied to at their physical ratio; the suggestion and the element maps bound it
+    by that shell (`napari_sigma.xray.line_families.family_design`).
     """
     return shell != "K" and ALPHA_FAMILY[shell] not in LINES[element]
+
+
+def tied_to(element: str, shell: str) -> str:
+    """The shell a tied shell (`is_tied`) is fitted with: K for an L shell, L for an M shell."""
+    return SHELL_ORDER[SHELL_ORDER.index(shell) - 1]
 
 
 def _make_line(element: str, family: str) -> XrayLine:
