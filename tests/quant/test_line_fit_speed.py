@@ -79,8 +79,13 @@ def _templates_as_before(elements, axis, beam_kev, detector, folding=None):
             for line in element_lines(element, lf.MIN_FIT_ENERGY_KEV, high, tied=True)
             if line.edge < beam_kev
         ]
-        if not any(line.shell == "K" for line in in_range):
-            in_range = [line for line in in_range if not line.tied]
+        shells = {line.shell for line in in_range if not line.tied}
+        in_range = [
+            line
+            for line in in_range
+            if not line.tied or (line.shell == "L" and "K" in shells)
+            or (line.shell == "M" and "L" in shells)
+        ]  # fmt: skip
         for group in ("K", "La", "Lb", "Lg", "M", "Mz", "Mg"):
             lines = tuple(line for line in in_range if lf._group(line, in_range) == group)
             if not lines:

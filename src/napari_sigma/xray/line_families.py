@@ -94,8 +94,6 @@ def element_families(
             or xray.tied_to(element, shell) not in {family.shell for family in families}
         ):
             continue
-        if not xray.line_in_range(principal, energy_range):
-            continue
         kept = tuple(
             line
             for line in shell_lines
@@ -103,6 +101,8 @@ def element_families(
         )
         if xray.is_tied(element, shell):  # one family per line (see `_tied_families`)
             families += _tied_families(element, shell, kept, energy_range)
+            continue
+        if not xray.line_in_range(principal, energy_range):
             continue
         families.append(LineFamily(element, shell, kept, principal))
     main = xray.usable_line(element, beam, energy_range)
