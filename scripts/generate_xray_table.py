@@ -12,8 +12,9 @@ level (``LEVEL_FACTORS``: electron occupancy, reduced for L1/M3 which lose vacan
 Coster-Kronig transitions), normalised so that the strongest family of each shell (K, L, M) is 1.0.
 A shell is kept only when its alpha family (Ka, La, Ma) exists in xraydb, except the L shell of
 the elements without 3d electrons whose L lines lie in the fitted range (Cl..Sc: Ll, Ln, Lb3,
-Lb4), kept as a *tied* shell (see ``_drop_shells_without_alpha`` and
-``napari_sigma.xray.lines.is_tied``).
+Lb4), kept as a *tied* shell, and the M shell of the elements without 4f electrons whose M lines
+lie there (Zr..Sn: Mz, and Mg from Rh), tied to their L shell (see
+``_drop_shells_without_alpha``, ``_mz_energy`` and ``napari_sigma.xray.lines.is_tied``).
 Each family also records the ionisation (edge) energy of its initial level, for overvoltage.
 
 The same functions are used by the test that checks the committed table against xraydb.
@@ -123,10 +124,15 @@ def _mz_energy(edges, listed_kev: float) -> float:
 def _drop_shells_without_alpha(
     raw: dict[str, tuple[float, float, float]],
 ) -> dict[str, tuple[float, float, float]]:
-    """Keep the L (M) shell only when xraydb has its La (Ma) line, or as a tied L shell.
+    """Keep the L (M) shell only when xraydb has its La (Ma) line, or as a tied shell
+    (`TIED_TO`) when the shell it is tied to is kept and its strongest line is at least
+    ``MIN_TIED_ENERGY_KEV``.
 
-    xraydb lists only the weak Mz/Mg lines for Zn..Sn: those are not lines used in EDS analysis
-    and would be the "strongest line" of their shell after normalisation. For Mg..Sc it lists
+    For Rb..Sn xraydb lists only Mz (M4,5-N2,3) and, from Rh, Mg (M3-N5): with no 4f electrons
+    there is no Ma. They are not lines an element is analysed by, but real peaks where a detector
+    sees them (Sn Mz 0.405 keV on N Ka 0.392 keV, read as nitrogen without it; Ag Mz 0.310 keV
+    beside C Ka): those of Zr..Sn are kept as a tied M shell, Y's and below (Mz < 0.15 keV) not.
+    For Mg..Sc it lists
     the L lines of atoms without 3d electrons (L3-M1 Ll, L2-M1 Ln, L1-M2,3 Lb3 and Lb4; no La,
     which is L3-M4,5): those of Cl..Sc (>= ``MIN_TIED_ENERGY_KEV``) are real peaks on the B, C
     and N K lines (Ca Ll 0.302 keV, C Ka 0.277 keV; per atom ~0.2 of Ca's K production at

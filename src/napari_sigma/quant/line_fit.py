@@ -241,7 +241,8 @@ def _line_weights_of(lines, beam_kev, detector) -> np.ndarray:
 def _folded_weights(
     lines: tuple[XrayLine, ...], beam_kev: float, detector: Detector, folding: Mapping
 ) -> np.ndarray:
-    """Relative detected intensities of a K template's lines with a tied shell's: production
+    """Relative detected intensities of a template's lines with a tied shell's (K with Ca L,
+    La with Sn M): production
     (Casnati's cross-section; L levels with Krause's Coster-Kronig transfers and xraydb's
     yields and branching, `physics.line_cross_section`), absorption (thin foil: Horita's escape
     at the foil's mass thickness; bulk: the XPP or PDH escape of each line's own shell) and
@@ -474,7 +475,8 @@ def fit_lines(
     Each element's K lines are one template; the lines of a tied L shell (Cl..Sc, no La:
     :func:`napari_sigma.xray.lines.is_tied`) are folded into it with their physical intensity
     ratio to the K lines (`_folded_weights`), so that the Ca L peak (Ca Ll 0.302 keV) is not
-    read as C Ka (0.277 keV) and costs no free parameter. Other shells of an element are
+    read as C Ka (0.277 keV) and costs no free parameter; likewise the lines of a tied M shell
+    (Zr..Sn, no Ma: Sn Mz 0.405 keV beside N Ka 0.392 keV) join the L alpha template. Other shells of an element are
     separate templates; the one used for quantification is `analysis_shell`'s.
 
     Parameters

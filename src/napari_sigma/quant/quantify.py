@@ -358,7 +358,7 @@ REFRESH = 1e-3
 """Change of any mass fraction after which the fluorescence ratios are recomputed."""
 
 FOLD_REFITS = 5
-"""At most this many refits of a spectrum whose K templates hold a tied shell (Ca L): the
+"""At most this many refits of a spectrum whose templates hold a tied shell (Ca L, Sn M): the
 folded lines' absorption depends on the composition (see `_quantify_spectrum`)."""
 FOLD_TOLERANCE_WT = 0.05
 """The refits stop when no element moves by more than this (wt %)."""

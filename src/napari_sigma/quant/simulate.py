@@ -5,8 +5,9 @@ by spectrum) and by the synthetic generator. Line areas per electron follow
 :mod:`~napari_sigma.quant.physics` (bulk: PAP generation with Casnati's cross-section, XPP
 absorption, Reed fluorescence; thin foil: production cross-section and foil absorption), times
 the detector efficiency; peaks are Gaussians of the detector resolution. Every line of the
-table is simulated, the tied L shells of Cl..Sc included (:func:`napari_sigma.xray.lines.is_tied`:
-Ca Ll 0.302 keV, which a measured calcite spectrum shows on C Ka).
+table is simulated, the tied L shells of Cl..Sc and M shells of Zr..Sn included
+(:func:`napari_sigma.xray.lines.is_tied`: Ca Ll 0.302 keV, which a measured calcite spectrum shows
+on C Ka; Sn Mz 0.405 keV).
 """
 
 from __future__ import annotations
