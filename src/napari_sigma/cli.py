@@ -298,9 +298,12 @@ def run_one(
                 )
                 try:
                     # under the default limit a large .hspy's rows arrive while the analysis
-                    # starts (compute.arrival: the feature pass overlaps the read)
-                    arriving = import_meanwhile and limit is not None
+                    # starts (compute.arrival: the feature pass overlaps the read);
+                    # NAPARI_SIGMA_ARRIVING=0 reads the whole cube first (for A/B timings)
+                    arriving = import_meanwhile and limit is not None and _arriving_allowed()
                     image = read_within(path, limit, arriving=arriving, map_index=map_index)
+                    if importing is not None and _still_arriving(image):
+                        importing.join()  # numba's code loaded as during a whole read
                 finally:
                     finish_importing(importing)
                 result, _ = _analyse_and_export(image, settings, out_dir)
@@ -316,6 +319,22 @@ def run_one(
         print(f"napari-sigma: warning: {_one_line(str(note.message))}", file=sys.stderr)
     outcome.n_warnings = len(notes)
     return outcome
+
+
+def _arriving_allowed() -> bool:
+    """Whether ``napari-sigma run`` may analyse a cube while it arrives (the same numbers either
+    way): yes unless ``NAPARI_SIGMA_ARRIVING`` is ``0``/``no``/``false``."""
+    import os
+
+    return os.environ.get("NAPARI_SIGMA_ARRIVING", "1").strip().lower() not in {"0", "no", "false"}
+
+
+def _still_arriving(image) -> bool:
+    """Whether ``image``'s rows are still being read (:mod:`napari_sigma.compute.arrival`):
+    the import thread then goes on to numba's compiled code, as during a whole read."""
+    from napari_sigma.compute.arrival import arrival_of
+
+    return arrival_of(getattr(image, "counts", None)) is not None
 
 
 def _one_line(text: str) -> str:

@@ -77,7 +77,7 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
 
     monkeypatch.setattr(preimport, "start_importing", start)
 
-    def read(path, limit, arriving=False):  # arriving: the rows come while the analysis runs
+    def read(path, limit, arriving=False, map_index=0):  # arriving: rows come meanwhile
         return calls.append("read arriving" if arriving else "read") or "image"
 
     monkeypatch.setattr(chunks, "read_within", read)
@@ -99,6 +99,11 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
         file.truncate(preimport.COMPILED_CODE_FILE_BYTES)  # sparse: no disk used
     cli.run_one(big, None, tmp_path / "out", limit=2**30, import_meanwhile=True)
     assert calls == ["start True", "read arriving", "joined", "analyse image"]
+    calls.clear()  # NAPARI_SIGMA_ARRIVING=0: the whole cube read first (A/B timings)
+    monkeypatch.setenv("NAPARI_SIGMA_ARRIVING", "0")
+    cli.run_one(big, None, tmp_path / "out", limit=2**30, import_meanwhile=True)
+    assert calls == ["start True", "read", "joined", "analyse image"]
+    monkeypatch.delenv("NAPARI_SIGMA_ARRIVING")
     calls.clear()  # a read in this process (isolation off) imports its reader: no thread
     monkeypatch.setenv("NAPARI_SIGMA_ISOLATE", "0")
     cli.run_one(big, None, tmp_path / "out", import_meanwhile=True)
@@ -112,7 +117,7 @@ def test_the_command_imports_meanwhile_under_its_default_limit_only(monkeypatch,
     monkeypatch.setattr(
         cli,
         "run_one",
-        lambda path, s, out, limit, meanwhile: (
+        lambda path, s, out, limit, meanwhile, map_index=0: (
             seen.append((limit, meanwhile)) or cli.Outcome(path, "ok", "")
         ),
     )
