@@ -15,10 +15,19 @@ whatever the main thread was doing (a click's handler, a repaint) ends without i
 A main thread that does not answer within :data:`LONGEST_WAIT_S` is busy for long or blocked (a
 script's ``join``, the exit, no event loop turning): the import then goes on unpaced until the
 answer comes, so that nothing can wait on itself for longer than that once.
+
+The wait happens inside the import system (a meta-path finder's ``find_spec``), where CPython
+3.11 holds its global import lock: the finder lets it go for the wait (and takes it back), or
+the main thread's own import of any new module (napari imports lazily) would wait for the
+importing thread's wait, which waits for the main thread's turn: a 100 ms stall (the
+twenty-first session's JEOL heartbeat, its run step at 118.7 ms without any thread's CPU). A
+main thread that waits for a module this thread is importing (its module lock) ends the wait
+at once (:func:`_main_waits_for_an_import`).
 """
 
 from __future__ import annotations
 
+import _imp
 import contextlib
 import sys
 import threading
@@ -28,6 +37,7 @@ from typing import Any
 
 SLICE_S = 0.002  # import work (wall) between two asks of the main thread
 LONGEST_WAIT_S = 0.1  # then the main thread is busy or blocked: the import goes on
+STEP_S = 0.005  # how often a wait looks whether the main thread waits for an import
 
 
 class _Pacer:
@@ -40,6 +50,8 @@ class _Pacer:
         self.last = time.perf_counter()  # when the last wait ended
         self.turns = 0  # answered asks
         self.unanswered = 0  # waits that ended at LONGEST_WAIT_S
+        self.yielded = 0  # waits ended because the main thread waited for an import
+        self.main = threading.main_thread().ident
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if threading.get_ident() == self.owner:
@@ -54,12 +66,57 @@ class _Pacer:
         self.answered.clear()
         self.asked = True
         self.ask()
-        if self.answered.wait(LONGEST_WAIT_S):  # without the GIL
+        with _import_lock_let_go() as free:
+            outcome = self._wait() if free else "yielded"
+        if outcome == "answered":
             self.asked = False
             self.turns += 1
+        elif outcome == "yielded":
+            self.yielded += 1
         else:
             self.unanswered += 1
         self.last = time.perf_counter()
+
+    def _wait(self) -> str:
+        """Wait (without the GIL) for the answer: ``"answered"``, ``"yielded"`` (the main thread
+        waits for a module lock) or ``"unanswered"`` (:data:`LONGEST_WAIT_S` passed)."""
+        deadline = time.perf_counter() + LONGEST_WAIT_S
+        while not self.answered.wait(STEP_S):
+            if _main_waits_for_an_import(self.main):
+                return "yielded"
+            if time.perf_counter() >= deadline:
+                return "unanswered"
+        return "answered"
+
+
+@contextlib.contextmanager
+def _import_lock_let_go() -> Iterator[bool]:
+    """Let the global import lock go for the block when this thread holds it once (as
+    ``_find_spec`` does around each finder); yields whether the block may wait: False when the
+    lock is still held after letting go (held twice by this thread, or just taken by another
+    thread that imports: the main thread's import must not wait for this one's wait)."""
+    try:
+        _imp.release_lock()
+    except RuntimeError:  # not held by this thread (a finder called outside the import system)
+        yield True
+        return
+    try:
+        yield not _imp.lock_held()
+    finally:
+        _imp.acquire_lock()
+
+
+def _main_waits_for_an_import(main: int | None) -> bool:
+    """Whether the main thread waits for a module lock (a module another thread imports):
+    CPython's ``importlib._bootstrap._blocking_on`` (thread id -> the lock, or locks, it waits
+    for); False where it is not there."""
+    from importlib import _bootstrap
+
+    blocking = getattr(_bootstrap, "_blocking_on", None)
+    try:
+        return main is not None and blocking is not None and bool(blocking.get(main))
+    except Exception:  # another Python's layout
+        return False
 
 
 def _main_loop_turn() -> tuple[Any, threading.Event] | None:
