@@ -229,14 +229,28 @@ def _tiled_plan(dataset, shape, dtype, chunks, has_shuffle: bool, file_size: int
     return Plan(dataset.file.filename, shape, dtype, (), tuple(tiles))
 
 
+def _buffers(plan: Plan, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decoding's work buffers (raw bytes, decoded and widened elements: one block each)
+    after checking that ``out`` is the dataset's C-contiguous destination."""
+    if out.shape != plan.shape or out.dtype != plan.dtype or not out.flags.c_contiguous:
+        raise ValueError("the destination does not match the dataset")
+    itemsize = plan.dtype.itemsize
+    unsigned = np.dtype(f"u{itemsize}")
+    block = max([_BLOCK_ELEMENTS, *(tile.stored_elements for tile in plan.tiles)])
+    return (
+        np.empty(block * itemsize, np.uint8),
+        np.empty(block, unsigned),
+        np.empty(block, unsigned),
+    )
+
+
 def decode(plan: Plan, out: np.ndarray, write: Writer | None = None) -> None:
     """Decode the planned dataset into ``out`` (C-contiguous, the dataset's shape and dtype).
 
     ``write(byte_offset, data)``, when given, places each decoded block at that byte offset of
     ``out``'s memory instead of a copy (e.g. ``pwrite`` to the file that ``out`` maps).
     """
-    if out.shape != plan.shape or out.dtype != plan.dtype or not out.flags.c_contiguous:
-        raise ValueError("the destination does not match the dataset")
+    raw, decoded, widened = _buffers(plan, out)
     flat = out.reshape(-1).view(np.uint8)
     if write is None:
 
@@ -244,11 +258,7 @@ def decode(plan: Plan, out: np.ndarray, write: Writer | None = None) -> None:
             flat[offset : offset + len(data)] = np.frombuffer(data, np.uint8)
 
     itemsize = plan.dtype.itemsize
-    unsigned = np.dtype(f"u{itemsize}")
-    block = max([_BLOCK_ELEMENTS, *(tile.stored_elements for tile in plan.tiles)])
-    raw = np.empty(block * itemsize, np.uint8)
-    decoded = np.empty(block, unsigned)
-    widened = np.empty(block, unsigned)
+    block = decoded.size
     fd = os.open(plan.filename, os.O_RDONLY)
     try:
         for tile in plan.tiles:
@@ -282,17 +292,10 @@ def decode_arriving(
     The same bytes are written at the same offsets as by :func:`decode` (a row already written
     is not written again), so the finished array is the same.
     """
-    if out.shape != plan.shape or out.dtype != plan.dtype or not out.flags.c_contiguous:
-        raise ValueError("the destination does not match the dataset")
+    buffers = _buffers(plan, out)
     ny = plan.shape[0]
     row_bytes = out.nbytes // max(ny, 1)
     itemsize = plan.dtype.itemsize
-    unsigned = np.dtype(f"u{itemsize}")
-    block = max([_BLOCK_ELEMENTS, *(tile.stored_elements for tile in plan.tiles)])
-    raw = np.empty(block * itemsize, np.uint8)
-    decoded = np.empty(block, unsigned)
-    widened = np.empty(block, unsigned)
-    buffers = (raw, decoded, widened)
     early = np.zeros(ny, bool)
     early[first_rows.start : first_rows.stop : first_rows.step] = True
     fd = os.open(plan.filename, os.O_RDONLY)
