@@ -27,11 +27,16 @@ design's sum spectrum (``xray.image_fit.SUM_PIXELS``) read: the rows an arriving
 first (:func:`sampled_rows`). Only the order of the decoding depends on it, never a number."""
 
 
+def row_step(ny: int, nx: int, pixels: int) -> int:
+    """The step n of the rows (every n-th) that a sample of about ``pixels`` pixels of a
+    ``ny x nx`` map reads: the data check's, the sum spectrum's and :func:`sampled_rows`'."""
+    return max(1, ny // max(1, pixels // max(nx, 1)))
+
+
 def sampled_rows(ny: int, nx: int, pixels: int = SAMPLED_PIXELS) -> range:
     """The rows ``0, step, 2 step ...`` that a sample of about ``pixels`` pixels of a ``ny x nx``
-    map reads (the step of ``check_at_the_door`` and ``sum_spectrum``)."""
-    step = max(1, ny // max(1, pixels // max(nx, 1)))
-    return range(0, ny, step)
+    map reads (the step of ``check_at_the_door`` and ``sum_spectrum``: :func:`row_step`)."""
+    return range(0, ny, row_step(ny, nx, pixels))
 
 
 class Arrival:

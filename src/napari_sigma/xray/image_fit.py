@@ -283,10 +283,10 @@ def sum_spectrum(counts, max_pixels: int | None = None) -> tuple[np.ndarray, int
     summed: the mean spectrum of a map is known well from a regular subsample, at a fraction
     of the cost of a pass over the cube.
     """
-    from napari_sigma.compute.arrival import wait_for_rows
+    from napari_sigma.compute.arrival import row_step, wait_for_rows
 
     ny, nx = int(counts.shape[0]), int(counts.shape[1])
-    step = 1 if max_pixels is None else max(1, ny // max(1, max_pixels // max(nx, 1)))
+    step = 1 if max_pixels is None else row_step(ny, nx, max_pixels)
     wait_for_rows(counts, slice(0, ny, step))  # a cube still being read (compute.arrival)
     per_pixel = int(counts.shape[-1]) * (np.dtype(counts.dtype).itemsize + 8)
     per_chunk = max(1, block_pixels(262144, per_pixel) // max(nx, 1))

@@ -257,7 +257,9 @@ def check_at_the_door(
     counts = image.counts
     ny, nx = image.shape
     sample_pixels = SAMPLE_PIXELS if sample_pixels is None else sample_pixels
-    step = ny // max(1, sample_pixels // max(nx, 1))
+    from napari_sigma.compute.arrival import row_step
+
+    step = row_step(ny, nx, sample_pixels)
     if isinstance(counts, np.ndarray) and step > 1:
         from napari_sigma.compute.arrival import wait_for_rows
         from napari_sigma.features.intensities import total_counts
