@@ -150,3 +150,33 @@ def lazy_cube(data, rows: int):
     source = CountingCube(data)
     chunks = (rows, *data.shape[1:])
     return da.from_array(source, chunks=chunks, asarray=False, meta=data[:0, :0, :0]), source
+
+
+def foil_spectrum(
+    formula: str,
+    axis,
+    *,
+    density: float,
+    thickness_nm: float,
+    beam_kv: float = 200.0,
+    counts: float = 5e6,
+    seed: int = 0,
+):
+    """A thin foil's Poisson spectrum at ``beam_kv`` through the windowless detector: the
+    physics' lines, absorbed over the foil's mass thickness as the quantification does, plus a
+    Kramers continuum (20 % of the lines); returns ``(spectrum, weight fractions)``."""
+    import numpy as np
+
+    from napari_sigma.quant import physics
+    from napari_sigma.quant.simulate import line_spectrum
+    from napari_sigma.synthetic.generator import weight_fractions
+
+    composition = weight_fractions(formula)
+    mass_thickness = density * thickness_nm * 1e-7
+    lines = line_spectrum(composition, axis, beam_kv, thin=True, mass_thickness=mass_thickness)
+    e = np.clip(axis.energies, 0.05, None)
+    continuum = np.clip(beam_kv - e, 0, None) / e * physics.WINDOWLESS.efficiency(e)
+    continuum[axis.energies < 0.1] = 0
+    continuum *= 0.2 * lines.sum() / continuum.sum()
+    expected = (lines + continuum) * counts / (lines + continuum).sum()
+    return np.random.default_rng(seed).poisson(expected).astype(float), composition

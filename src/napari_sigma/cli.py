@@ -324,9 +324,9 @@ def run_one(
 def _arriving_allowed() -> bool:
     """Whether ``napari-sigma run`` may analyse a cube while it arrives (the same numbers either
     way): yes unless ``NAPARI_SIGMA_ARRIVING`` is ``0``/``no``/``false``."""
-    import os
+    from napari_sigma.env_flags import env_flag
 
-    return os.environ.get("NAPARI_SIGMA_ARRIVING", "1").strip().lower() not in {"0", "no", "false"}
+    return env_flag("NAPARI_SIGMA_ARRIVING")
 
 
 def _still_arriving(image) -> bool:

@@ -8,6 +8,7 @@ from napari_sigma.quant import physics
 from napari_sigma.quant.quantify import QuantSettings, oxide_name, quantify_spectrum
 from napari_sigma.quant.simulate import line_spectrum
 from napari_sigma.synthetic.generator import weight_fractions
+from sigma_testdata import foil_spectrum
 
 AXIS = EnergyAxis(-0.1, 0.01, 2048)
 FANO = (1.0, 0.0)  # the simulated peaks have the Fano width: no width search needed
@@ -181,17 +182,10 @@ def test_channels_below_the_detector_threshold_are_left_out():
     assert result.wt["C"] == pytest.approx(2.0, abs=0.3)
 
 
-def _foil_spectrum(formula, extra_elements=(), counts=5e6, seed=0):
-    """A 100 nm foil at 200 kV (density 3, absorbed as the quantification does), Poisson."""
-    composition = weight_fractions(formula)
-    mass_thickness = 3.0 * 100.0 * 1e-7
-    lines = line_spectrum(composition, AXIS, 200.0, thin=True, mass_thickness=mass_thickness)
-    e = np.clip(AXIS.energies, 0.05, None)
-    continuum = np.clip(200.0 - e, 0, None) / e * physics.WINDOWLESS.efficiency(e)
-    continuum[AXIS.energies < 0.1] = 0
-    continuum *= 0.2 * lines.sum() / continuum.sum()
-    expected = (lines + continuum) * counts / (lines + continuum).sum()
-    spectrum = np.random.default_rng(seed).poisson(expected).astype(float)
+def _foil_spectrum(formula, extra_elements=()):
+    """A 100 nm foil at 200 kV (density 3, absorbed as the quantification does), Poisson
+    (:func:`sigma_testdata.foil_spectrum`), and the elements to fit."""
+    spectrum, composition = foil_spectrum(formula, AXIS, density=3.0, thickness_nm=100.0)
     return spectrum, composition, sorted({*composition, *extra_elements})
 
 

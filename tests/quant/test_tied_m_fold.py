@@ -11,8 +11,8 @@ from napari_sigma.energy import EnergyAxis
 from napari_sigma.quant import physics
 from napari_sigma.quant.line_fit import _templates, fit_lines
 from napari_sigma.quant.quantify import QuantSettings, quantify_spectrum
-from napari_sigma.quant.simulate import line_intensities, line_spectrum
-from napari_sigma.synthetic.generator import weight_fractions
+from napari_sigma.quant.simulate import line_intensities
+from sigma_testdata import foil_spectrum
 
 AXIS = EnergyAxis(-0.1, 0.01, 2048)
 FANO = (1.0, 0.0)
@@ -47,16 +47,9 @@ def test_tin_m_lines_are_simulated_at_their_physical_ratio():
     assert found["Sn_Mg"] < 0.15 * found["Sn_Mz"]
 
 
-def _foil(formula: str, counts: float = 5e6, seed: int = 0):
-    composition = weight_fractions(formula)
-    mass_thickness = 7.3 * 80.0 * 1e-7
-    lines = line_spectrum(composition, AXIS, 200.0, thin=True, mass_thickness=mass_thickness)
-    e = np.clip(AXIS.energies, 0.05, None)
-    continuum = np.clip(200.0 - e, 0, None) / e * physics.WINDOWLESS.efficiency(e)
-    continuum[AXIS.energies < 0.1] = 0
-    continuum *= 0.2 * lines.sum() / continuum.sum()
-    expected = (lines + continuum) * counts / (lines + continuum).sum()
-    return np.random.default_rng(seed).poisson(expected).astype(float), composition
+def _foil(formula: str):
+    """An 80 nm foil of density 7.3 at 200 kV (:func:`sigma_testdata.foil_spectrum`)."""
+    return foil_spectrum(formula, AXIS, density=7.3, thickness_nm=80.0)
 
 
 @pytest.mark.parametrize("formula", ["Sn", "Cu6Sn5", "Ag3Sn"])

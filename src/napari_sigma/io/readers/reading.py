@@ -44,12 +44,12 @@ change them in their own modules, patch them in the module that reads them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_sigma.env_flags import env_flag
 from napari_sigma.errors import NotASpectrumImageError, SpectrumImageError
 from napari_sigma.io.readers import _rsciio as rh
 
@@ -385,7 +385,7 @@ def _dense(image: SpectrumImage) -> SpectrumImage:
 def _isolating(isolate: bool | None) -> bool:
     if isolate is not None:
         return isolate
-    return os.environ.get("NAPARI_SIGMA_ISOLATE", "1").strip().lower() not in {"0", "no", "false"}
+    return env_flag("NAPARI_SIGMA_ISOLATE")
 
 
 def _read_isolated(
