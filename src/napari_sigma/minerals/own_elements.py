@@ -48,9 +48,9 @@ from napari_sigma.minerals.scores import (
     INVISIBLE,
     LIGHT,
     Candidate,
-    _MeasuredScales,
-    _sigma,
-    _without,
+    MeasuredScales,
+    renormalised_without,
+    tolerance_sigma,
 )
 
 FIT_LEVEL = 0.00135
@@ -124,7 +124,7 @@ def _missing_major(candidate: Candidate, compared: Mapping[str, float], err) -> 
         if measured > DETECTED_SIGMAS * sigma and measured > 0:
             continue
         found, sigma = 100.0 * measured / total, 100.0 * sigma / total
-        if share - found > DETECTED_SIGMAS * _sigma(found, share, sigma):
+        if share - found > DETECTED_SIGMAS * tolerance_sigma(found, share, sigma):
             return f"no {el} detected, a major element of {candidate.name} ({share:.1f} wt%)"
     return ""
 
@@ -146,13 +146,15 @@ def _own_proportions(candidate: Candidate, compared: Mapping[str, float], err, e
     if "O" in library and len(library) > 2 and own["O"] >= OXYGEN_LEFT_OUT_MIN * library["O"]:
         # standardless O is the least accurate result (the ranking compares without it too):
         # its presence is the evidence, the others' proportions decide
-        without = _without(own, "O")
+        without = renormalised_without(own, "O")
         errors = {el: own_err[el] * 100.0 / (100.0 - own["O"]) for el in without}
-        if _proportions_fit(without, errors, _without(library, "O")):
+        if _proportions_fit(without, errors, renormalised_without(library, "O")):
             return ""
     misfits = sorted(
         library,
-        key=lambda el: -abs(own[el] - library[el]) / _sigma(own[el], library[el], own_err[el]),
+        key=lambda el: (
+            -abs(own[el] - library[el]) / tolerance_sigma(own[el], library[el], own_err[el])
+        ),
     )
     worst = ", ".join(f"{el} {own[el]:.1f} ({library[el]:.1f})" for el in misfits[:2])
     return f"its own elements are not {candidate.name}'s: {worst} wt% of them"
@@ -161,7 +163,7 @@ def _own_proportions(candidate: Candidate, compared: Mapping[str, float], err, e
 def _proportions_fit(own, own_err, library) -> bool:
     from scipy.special import chdtrc
 
-    chi2, _ = _MeasuredScales(own, own_err).best_chi2(library)
+    chi2, _ = MeasuredScales(own, own_err).best_chi2(library)
     return bool(chdtrc(len(library), chi2) >= FIT_LEVEL)
 
 

@@ -14,8 +14,8 @@ from napari_sigma.minerals.scores import (
     INVISIBLE,
     LIGHT,
     Candidate,
+    MeasuredScales,
     _library_comparable,
-    _MeasuredScales,
     _single,
     _visible_elements,
 )
@@ -131,7 +131,7 @@ def _candidates(
     unmeasured_light = LIGHT - measured - set(ignored)
     single_element = bool(ignored) and sum(v >= TRACE_MIN_WT for v in measured_wt.values()) == 1
     candidates = []
-    prepared = _MeasuredScales(measured_wt, err)  # the measured side of every comparison, once
+    prepared = MeasuredScales(measured_wt, err)  # the measured side of every comparison, once
     for mineral in library.minerals.values():
         if within is not None and not within(_elements_of(mineral.composition)):
             continue

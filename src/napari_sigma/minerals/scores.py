@@ -97,7 +97,11 @@ _COMPARABLE: dict[tuple, dict[str, float]] = {}
 _COMPARABLE_MAX = 65536
 
 
-def _sigma(measured: float, library: float, error: float) -> float:
+def tolerance_sigma(measured: float, library: float, error: float) -> float:
+    """The comparison's 1-sigma tolerance (wt %) of one element measured at ``measured`` with
+    the counting error ``error`` against a library share ``library``: the counting error, 8 %
+    relative (``RELATIVE_TOLERANCE``) of the larger of the two and 0.7 wt %
+    (``ABSOLUTE_TOLERANCE_WT``) in quadrature."""
     high = max(measured, library)
     # math.sqrt: the same correctly rounded square root as np.sqrt, without a numpy scalar
     return math.sqrt(error**2 + (RELATIVE_TOLERANCE * high) ** 2 + ABSOLUTE_TOLERANCE_WT**2)
@@ -110,7 +114,7 @@ def _chi2(wt: Mapping[str, float], err: Mapping[str, float], library: Mapping[st
     elements = dict.fromkeys([*wt, *library])
     chi2 = 0.0
     floor = ABSOLUTE_TOLERANCE_WT**2
-    for el in elements:  # _sigma inlined (the same arithmetic): the ranking's inner loop
+    for el in elements:  # tolerance_sigma inlined (the same arithmetic): the ranking's inner loop
         m, lib = wt.get(el, 0.0), library.get(el, 0.0)
         high = lib if lib > m else m
         error = err.get(el, 0.0)
@@ -146,7 +150,7 @@ def _rescaled(wt, err, scaled):
 def _carbon_scaled(wt, err, library: Mapping[str, float]):
     """The best ``_chi2`` against ``library`` plus the scale's prior over the C scales (see
     ``CARBON_SCALE_SIGMA``), for a composition that holds C (C alone is not scaled)."""
-    return _MeasuredScales(wt, err).best_chi2(library)
+    return MeasuredScales(wt, err).best_chi2(library)
 
 
 class _Measured:
@@ -198,7 +202,7 @@ class _Measured:
         return chi2, max(n, 1)
 
 
-class _MeasuredScales:
+class MeasuredScales:
     """A measured composition prepared for `_carbon_scaled` against many library compositions:
     the composition as measured and, made once when first needed, at each C scale of
     `_carbon_scales` (its `_rescaled` values and errors, and the scale's prior)."""
@@ -243,7 +247,7 @@ def _single(mineral: Mineral, chi2: float, n: int, comparable: dict[str, float])
     )  # fmt: skip
 
 
-def _without(composition: Mapping[str, float], element: str) -> dict[str, float]:
+def renormalised_without(composition: Mapping[str, float], element: str) -> dict[str, float]:
     """``composition`` (wt %) without ``element``, renormalised to 100."""
     kept = {el: v for el, v in composition.items() if el != element}
     total = sum(kept.values())
@@ -257,3 +261,10 @@ def _equivalent(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
         return False
     chi2, n = _chi2(a, {}, b)
     return chi2 / n < 1.0
+
+
+# The names other modules imported before they were public (own_elements, identify's
+# re-exports, tests): the same objects.
+_MeasuredScales = MeasuredScales
+_sigma = tolerance_sigma
+_without = renormalised_without
