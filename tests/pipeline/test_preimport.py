@@ -262,3 +262,38 @@ def test_the_report_drawing_imports_nothing_of_matplotlib_after_the_thread(tmp_p
     new = json.loads(done.stdout.strip().splitlines()[-1])
     assert (tmp_path / "report.png").stat().st_size > 0
     assert [n for n in new if n.split(".")[0] in ("matplotlib", "napari_sigma")] == []
+
+
+def test_numpys_developer_tools_load_on_first_use_only():
+    """A fresh process: with numpy's developer tools deferred, importing scipy's subpackages
+    (whose array-API layer touches every numpy name) runs neither of them; their first use
+    loads them and works as before."""
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import numpy
+        from napari_sigma.pipeline import preimport
+        deferred = preimport.defer_numpy_tools()
+        import scipy.ndimage, scipy.optimize
+        ran = [n for n in ("numpy.testing._private.utils", "numpy.f2py.crackfortran")
+               if n in sys.modules]
+        again = preimport.defer_numpy_tools()
+        numpy.testing.assert_allclose([1.0, 2.0], [1.0, 2.0])
+        from numpy.testing import assert_array_equal
+        assert_array_equal(numpy.arange(3), [0, 1, 2])
+        print(json.dumps({
+            "deferred": deferred, "ran_before_use": ran, "again": again,
+            "loaded": "numpy.testing._private.utils" in sys.modules,
+            "same": numpy.testing is sys.modules["numpy.testing"],
+            "f2py": callable(numpy.f2py.run_main),
+        }))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["deferred"] == list(preimport.DEFERRED_NUMPY_MODULES)
+    assert report["ran_before_use"] == []
+    assert report["again"] == []  # registered once
+    assert report["loaded"] and report["same"] and report["f2py"]
