@@ -297,3 +297,47 @@ def test_numpys_developer_tools_load_on_first_use_only():
     assert report["ran_before_use"] == []
     assert report["again"] == []  # registered once
     assert report["loaded"] and report["same"] and report["f2py"]
+
+
+def test_scipy_keeps_its_docstrings_as_written_in_the_import_thread_only():
+    """Fresh processes: scipy imported within ``scipy_docstrings_as_written`` (as the import
+    thread does) computes the same numbers as scipy imported plainly; only the array-API notes
+    its decorators add to the docstrings are missing, and the parser is back afterwards."""
+    script = textwrap.dedent(
+        """
+        import contextlib, json, sys
+        import numpy as np
+        from napari_sigma.pipeline import preimport
+        plain = sys.argv[1] == "plain"
+        within = contextlib.nullcontext([]) if plain else preimport.scipy_docstrings_as_written()
+        with within as patched:
+            import scipy.ndimage, scipy.optimize, scipy.special
+        import scipy._lib._array_api as api, scipy._lib._docscrape as docscrape
+        x = np.linspace(0.0, 3.0, 40).reshape(5, 8)
+        solution, residual = scipy.optimize.nnls(np.vander(np.arange(6.0), 3), np.arange(6.0))
+        doc = scipy.ndimage.gaussian_filter.__doc__ or ""
+        print(json.dumps({
+            "patched": patched,
+            "numbers": [scipy.ndimage.gaussian_filter(x, 1.3).tolist(), solution.tolist(),
+                        residual, scipy.special.chdtrc(3.0, 2.5)],
+            "note": "Array API Standard Support" in doc,
+            "doc": doc.strip().splitlines()[0],
+            "parser_back": api.FunctionDoc is docscrape.FunctionDoc,
+            "table": len(api.xp_capabilities_table),
+        }))
+        """
+    )
+    reports = {}
+    for mode in ("plain", "as_written"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, mode],
+            capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        reports[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    plain, written = reports["plain"], reports["as_written"]
+    assert written["patched"] and not plain["patched"]
+    assert written["numbers"] == plain["numbers"]  # the same scipy, the same bits
+    assert plain["note"] and not written["note"]
+    assert written["doc"] == plain["doc"] == "Multidimensional Gaussian filter."
+    assert written["parser_back"] and plain["parser_back"]
+    assert written["table"] == plain["table"] > 0  # the decorators' other work is done
