@@ -32,14 +32,6 @@ generator and the test helpers: ~0.05-0.07 s of the thread's CPU, 75 modules), w
 uses. :func:`start_importing` registers those as lazy modules first (:func:`defer_numpy_tools`:
 ``importlib.util.LazyLoader``, executed on their first attribute use), so the thread's imports
 (the critical path of a small map's run: the read takes less) end earlier.
-
-scipy also re-renders the docstrings of ~400 of its functions while they are imported (the
-decorators of :data:`SCIPY_DOC_DECORATORS` parse each docstring and add a note on array-API
-support: ~0.1 s of the thread's CPU). The thread imports with those decorators' docstring
-parser replaced by :class:`_DocAsWritten` (:func:`scipy_docstrings_as_written`): the functions
-keep their docstrings as written and everything else the decorators do; a decorator that
-cannot use the stand-in fails its module's import in the thread, which the analysis then
-imports itself, with scipy's own parser back in place.
 """
 
 from __future__ import annotations
@@ -47,8 +39,6 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ANALYSIS_MODULES = (
@@ -97,9 +87,6 @@ READ_MODULES = (
 DEFERRED_NUMPY_MODULES = ("numpy.f2py", "numpy.testing")
 """numpy's developer tools, which scipy's array-API layer imports and no analysis uses (see the
 module docstring): loaded lazily in the processes :func:`start_importing` serves."""
-
-SCIPY_DOC_DECORATORS = ("scipy._lib._util", "scipy._lib._array_api", "scipy._lib.deprecation")
-"""scipy's modules whose decorators re-render docstrings at import (their ``FunctionDoc``)."""
 
 THREAD_NAME = "napari-sigma run imports"
 
@@ -194,57 +181,14 @@ def wait_for_imports() -> None:
             finish_importing(thread)
 
 
-class _DocAsWritten:
-    """scipy's ``FunctionDoc`` in the import thread (:func:`scipy_docstrings_as_written`):
-    the sections its decorators add to go nowhere, and the docstring renders as written, after
-    the signature line those decorators strip."""
-
-    def __init__(self, func, *args, **kwargs) -> None:
-        self._doc = getattr(func, "__doc__", None) or ""
-        self._sections: dict[str, list] = {}
-
-    def __getitem__(self, key: str) -> list:
-        return self._sections.setdefault(key, [])
-
-    def __setitem__(self, key: str, value: list) -> None:
-        self._sections[key] = value
-
-    def __str__(self) -> str:
-        return "\n" + self._doc
-
-
-@contextmanager
-def scipy_docstrings_as_written() -> Iterator[list[str]]:
-    """Within: the decorators of :data:`SCIPY_DOC_DECORATORS` leave docstrings as written
-    (``FunctionDoc`` replaced by :class:`_DocAsWritten`); restored on leaving. Yields the
-    modules patched (none where scipy lacks them; nothing changes for the modules imported
-    before). Imports those modules: call it only where this thread is the only one that
-    imports (the import thread)."""
-    patched = {}
-    for name in SCIPY_DOC_DECORATORS:
-        try:
-            module = importlib.import_module(name)
-        except Exception:  # another scipy: its decorators keep their parser
-            continue
-        if isinstance(getattr(module, "FunctionDoc", None), type):
-            patched[module] = module.FunctionDoc
-            module.FunctionDoc = _DocAsWritten
-    try:
-        yield [module.__name__ for module in patched]
-    finally:
-        for module, parser in patched.items():
-            module.FunctionDoc = parser
-
-
 def _import(
     modules: tuple[str, ...], compiled_code: bool = False, read_done: threading.Event | None = None
 ) -> None:
-    with scipy_docstrings_as_written():
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # the analysis's own import raises it where it belongs
-                continue
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the analysis's own import raises it where it belongs
+            continue
     if compiled_code and not (read_done is not None and read_done.is_set()):
         try:
             from napari_sigma.unmixing.abundances import load_compiled_code
