@@ -63,15 +63,11 @@ def edge_energy(element: str, shell: str) -> float:
 
 def fluorescence_yield(element: str, shell: str) -> float:
     """Fluorescence yield omega of a level or of a shell's main level (K, L3, M5); raises for an
-    element without it. K: :func:`napari_sigma.xray.yields.recommended_k_yield` (Hubbell et al.
-    1994's recommended fit; xraydb's K yields of Na-Sc are 12-17 % below the published ones).
-    L and M levels: :func:`napari_sigma.xray.yields.fluorescence_yield`'s (L: Elam et al. 2002;
-    M4 and M5 of Z 40-92: EADL, Perkins et al. 1991), the same ones the element-map fit bounds
-    its shells with.
+    element without it. The values are :func:`napari_sigma.xray.yields.fluorescence_yield`'s
+    (K: Hubbell et al. 1994's recommended fit; L: Elam et al. 2002; M4 and M5 of Z 40-92: EADL,
+    Perkins et al. 1991), the same ones the element-map fit bounds its shells with.
     """
     _edge(element, shell)  # raises for an element without this level
-    if shell == "K":
-        return yields.recommended_k_yield(atomic_number(element))
     return yields.fluorescence_yield(element, shell)
 
 

@@ -3,10 +3,11 @@
 The one source of these yields for the whole package (the element-map fit's shell bounds,
 :mod:`napari_sigma.xray.fitting`, and the quantification, :mod:`napari_sigma.quant.atomic`):
 
-- K and L levels: xraydb's tables (Elam, Ravel & Sieber 2002, after Krause 1979). The
-  quantification takes its K yields from :func:`recommended_k_yield` (Hubbell et al. 1994's
-  recommended fit) instead: xraydb's K yields of Na-Sc are 12-17 % below every published
-  compilation (see there); the element-map fit's loose shell bound still takes xraydb's.
+- K shell: :func:`recommended_k_yield`, the fit J. H. Hubbell et al. recommend (*J. Phys.
+  Chem. Ref. Data* 23, 339 (1994); W. Bambynek's 1984 fit to the selected measured yields).
+  xraydb's K yields (Elam, Ravel & Sieber 2002) of Na-Sc are 12-17 % below every published
+  compilation (Krause 1979; Hubbell et al. 1994): see :func:`recommended_k_yield`.
+- L levels: xraydb's tables (Elam, Ravel & Sieber 2002, after Krause 1979).
 - M4 and M5 (the M shell's main level is M5), Z 40-92: the LLNL Evaluated Atomic Data Library
   (Perkins et al. 1991), ``xray/data/eadl_m_yields.csv`` (the source in the file's header).
   xraydb's own M yields below Ce are placeholders (M4 0.0027 and M5 0 for Zr-La).
@@ -93,8 +94,9 @@ def m_fluorescence_yield(atomic_number: int, level: str = "M5") -> float:
 def fluorescence_yield(element: str, shell: str) -> float:
     """Fluorescence yield of a shell's main level (K, L3, M5) or of a level (``"L2"``).
 
-    K and L levels: xraydb (Elam et al. 2002). M levels: :func:`m_fluorescence_yield` (EADL's
-    M4 and M5 for Z 40-92). Returns 0 where xraydb has no such edge (K, L levels).
+    K: :func:`recommended_k_yield` (Hubbell et al. 1994). L levels: xraydb (Elam et al. 2002).
+    M levels: :func:`m_fluorescence_yield` (EADL's M4 and M5 for Z 40-92). Returns 0 where
+    xraydb has no such edge (K, L levels).
     """
     from napari_sigma.xray import xraydb_direct as xraydb
 
@@ -102,4 +104,8 @@ def fluorescence_yield(element: str, shell: str) -> float:
     if level.startswith("M"):
         return m_fluorescence_yield(xraydb.atomic_number(element), level)
     edge = xraydb.xray_edges(element).get(level)
-    return float(edge.fyield) if edge is not None else 0.0
+    if edge is None:
+        return 0.0
+    if level == "K":
+        return recommended_k_yield(xraydb.atomic_number(element))
+    return float(edge.fyield)
