@@ -1,9 +1,10 @@
 """Atomic data of the quantification: atomic numbers and weights, edges, fluorescence yields,
 jump ratios and the line table's relative intensities.
 
-Atomic weights, edge energies, K and L fluorescence yields and jump ratios from xraydb, which
-tabulates W. T. Elam, B. D. Ravel and J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); M4 and M5
-yields from EADL (:mod:`napari_sigma.xray.yields`); relative line
+Atomic weights, edge energies, L fluorescence yields and jump ratios from xraydb, which
+tabulates W. T. Elam, B. D. Ravel and J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); K
+yields from Hubbell et al. (1994)'s recommended fit, M4 and M5 yields from EADL (both in
+:mod:`napari_sigma.xray.yields`); relative line
 intensities from the project's line table (``napari_sigma.xray.lines``, built from the same
 database). Energies are in keV.
 """
