@@ -469,6 +469,54 @@ def usable_cores() -> int:
     return cores if bound is None else min(cores, bound)
 
 
+class Ahead:
+    """``function(*args)`` computed ahead: in a thread of its own while the caller goes on
+    (where a second core is usable), else by the first :meth:`result`. The same call either
+    way, so the same value; its exception is raised by :meth:`result`.
+
+    The thread runs in a copy of the caller's context (a memory budget applies there too).
+    ``stop``: an event handed to ``function`` as its keyword ``stop`` (where given), which
+    :meth:`cancel` sets, for work made of steps that it may end early once its value is no
+    longer wanted.
+    """
+
+    def __init__(self, function: Callable[..., Any], *args: Any, stoppable: bool = False) -> None:
+        self._call = (function, args, {"stop": threading.Event()} if stoppable else {})
+        self._outcome: dict[str, Any] = {}
+        self._thread: threading.Thread | None = None
+        if usable_cores() > 1:
+            context = contextvars.copy_context()
+            self._thread = threading.Thread(
+                target=context.run, args=(self._run,), name="napari-sigma ahead", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        function, args, keywords = self._call
+        try:
+            self._outcome["value"] = function(*args, **keywords)
+        except BaseException as error:  # handed to the caller by result()
+            self._outcome["error"] = error
+
+    def result(self) -> Any:
+        """The value of the call (made now where no thread made it)."""
+        if self._thread is None and not self._outcome:
+            self._run()
+        elif self._thread is not None:
+            self._thread.join()
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
+
+    def cancel(self) -> None:
+        """Tell a stoppable call that its value is not wanted, and wait for its thread."""
+        stop = self._call[2].get("stop")
+        if stop is not None:
+            stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def threaded_map(
     function: Callable[[Any], T], items: Iterable[Any], workers: int | None = None
 ) -> Iterator[T]:

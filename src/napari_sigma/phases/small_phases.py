@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_sigma.compute.blocks import Ahead
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.phases.grain_growth import grown_grains
 from napari_sigma.phases.splitting import (
@@ -155,18 +156,20 @@ def _with_inclusions(mask, state, counts, settings, valid):
     flat_counts = windows.reshape(-1, n_windows).astype(np.float64)
     flat_dose = dose.reshape(-1).astype(np.float64)
     pixel_threshold = chi_square_threshold(n_windows, settings.trace_false_alarm)
-    profiles, _ = _robust_profiles(
-        flat_counts, flat_dose, labels.reshape(shape), n_phases, pixel_threshold
-    )  # as the support test learns them
+    # the profiles as the support test learns them, made beside the stacking below (on two
+    # cores where there are: the same calls, so the same numbers)
+    profiles_made = Ahead(
+        _robust_profiles, flat_counts, flat_dose, labels.reshape(shape), n_phases,
+        pixel_threshold,
+    )  # fmt: skip
     even = _checkerboard(shape, (slice(0, shape[0]), slice(0, shape[1])), 0).reshape(-1)
     odd_stacked = _stacked_where(flat_counts, flat_dose, ~even)
     even_stacked = _stacked_where(flat_counts, flat_dose, even).reshape(*shape, -1)
+    profiles, _ = profiles_made.result()
+    screens = _screens(even_stacked, grid, profiles, n_phases)  # the next radius's made ahead
     for radius in POOL_RADII:
         yield Progress("clustering", 0, 1, f"pooling {2 * radius + 1}x{2 * radius + 1} windows")
-        sums = _box_sums(even_stacked, radius).reshape(-1, n_windows + 1)
-        own = _own_chi_square(sums, grid, profiles)
-        dispersion = _dispersions(sums, grid, own, n_phases, radius)
-        screened = _screened_windows(sums, grid, profiles, dispersion, own)
+        dispersion, screened = next(screens)
         region, new = _confirmed(screened, odd_stacked, grid, profiles, dispersion, settings,
                                  radius)  # fmt: skip
         if region is not None:
@@ -320,6 +323,44 @@ def _screened_windows(sums, grid, profiles, dispersion, own) -> np.ndarray:
         chi = mixture_chi_square(sums[suspects, :-1], sums[suspects, -1], profiles)
         screened[suspects[chi / dispersion[flat[suspects]] > threshold]] = True
     return screened.reshape(grid.shape)
+
+
+def _screens(even_stacked, grid, profiles, n_phases: int):
+    """``(dispersion, screened windows)`` of each radius of :data:`POOL_RADII` in turn
+    (:func:`_screen`): the next radius's made on another core while this one's is made and its
+    candidates tested (each radius's screen reads only the even pixels' sums and the profiles:
+    the same calls, so the same numbers). Closed early (a phase found, the generator dropped),
+    the screen made ahead is stopped at its next step."""
+    ahead = None
+    try:
+        for index, radius in enumerate(POOL_RADII):
+            screen = None if ahead is None else ahead.result()
+            ahead = None
+            if index + 1 < len(POOL_RADII):
+                following = POOL_RADII[index + 1]
+                ahead = Ahead(_screen, even_stacked, grid, profiles, n_phases, following,
+                              stoppable=True)  # fmt: skip
+            if screen is None:
+                screen = _screen(even_stacked, grid, profiles, n_phases, radius)
+            yield screen
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+
+
+def _screen(even_stacked, grid, profiles, n_phases: int, radius: int, stop=None):
+    """``(dispersion, screened windows)`` of the windows of ``radius``: the even pixels' pooled
+    counts, their chi-square under their phase, each phase's dispersion and the windows that
+    neither their phase nor a mix of two explains (:func:`_screened_windows`); None where
+    ``stop`` was set before the end."""
+    sums = _box_sums(even_stacked, radius).reshape(-1, even_stacked.shape[-1])
+    if stop is not None and stop.is_set():
+        return None
+    own = _own_chi_square(sums, grid, profiles)
+    dispersion = _dispersions(sums, grid, own, n_phases, radius)
+    if stop is not None and stop.is_set():
+        return None
+    return dispersion, _screened_windows(sums, grid, profiles, dispersion, own)
 
 
 def _unmixed_chi_square(total: np.ndarray, profiles: np.ndarray) -> float:
