@@ -38,7 +38,7 @@ from napari_sigma.phases.mixture import cluster_phases
 # the module that reads the name
 from napari_sigma.pipeline.result import AnalysisResult
 from napari_sigma.pipeline.settings import AnalysisSettings
-from napari_sigma.pipeline.unmixing_stage import _unmix
+from napari_sigma.pipeline.unmixing_stage import _unmix, with_abundances
 from napari_sigma.spectrum_image import SpectrumImage
 
 
@@ -224,6 +224,8 @@ def _analyse(
             clock, "minerals", _minerals(image, labels, lines, interior, settings, depth)
         )
         phase_names = mineral_phase_names(phase_names, minerals)
+    with clock.stage("unmixing"):  # the components' abundances, solved beside the minerals
+        unmixed = with_abundances(unmixed)
     found = (clustering, unmixed, phase_names, minerals, host, valid)
     return _analysis_result(image, settings, device, lines, measured, flat, latent, grid,
                             found, clock)  # fmt: skip

@@ -78,6 +78,15 @@ def _unmix(
             fractions, state.cores, deep_sums, state.depth)  # fmt: skip
 
 
+def with_abundances(unmixed: tuple) -> tuple:
+    """:func:`_unmix`'s tuple with its abundances (index 4) solved: waits for them where they
+    were solved after the pass (:func:`_abundances_and_fractions`)."""
+    abundances = unmixed[4]
+    if not hasattr(abundances, "result"):
+        return unmixed
+    return (*unmixed[:4], abundances.result(), *unmixed[5:])
+
+
 class _Labelled(NamedTuple):
     """Labels and what :func:`_unmix` keeps with them: the phases' sum spectra and, with
     minerals (else None), the core labels, the cores' sums (interior), the labels of the deep
@@ -141,14 +150,19 @@ def _phase_spectra_nmf(spectra, low_energy, n_phases: int, settings: AnalysisSet
 
 def _abundances_and_fractions(counts, shape, components, spectra, pixels, low_energy, device):
     """The components' abundances ``(y, x, C)`` and the phase fractions ``(y, x, K)`` of every
-    pixel, from one pass over the cube (:func:`~napari_sigma.unmixing.abundances.nnls_maps`)."""
+    pixel, from one pass over the cube (:func:`~napari_sigma.unmixing.abundances.nnls_maps`);
+    the abundances may be still being solved: then an object whose ``result()`` is the array
+    (:func:`with_abundances`)."""
     from napari_sigma.unmixing.abundances import nnls_maps
     from napari_sigma.unmixing.fractions import fractions_of_shares, mean_phase_spectra
 
-    # abundances and phase fractions from one pass over the cube
+    # abundances and phase fractions from one pass over the cube; the components'
+    # abundances, which nothing reads before the result, solved after the pass by a thread
+    # of their own where that pays (beside the minerals: nnls_maps' ``later``)
     bases = [(components, None), (mean_phase_spectra(spectra, pixels), low_energy)]
-    abundances, shares = yield from nnls_maps(counts, bases, device=device)
-    abundances = abundances.reshape(*shape, -1)
+    abundances, shares = yield from nnls_maps(counts, bases, device=device, later=(0,))
+    if not hasattr(abundances, "result"):
+        abundances = abundances.reshape(*shape, -1)
     yield Progress("unmixing", 2, 3, "phase fractions")
     fractions = fractions_of_shares(shares).reshape(*shape, -1)
     return abundances, fractions

@@ -92,12 +92,19 @@ def nnls_maps(
     device: str = "auto",
     max_iter: int = 200,
     tol: float = 1e-7,
+    later: tuple[int, ...] = (),
 ) -> Computation:
     """Non-negative least-squares coefficients of every pixel on several bases, in one pass.
 
     :func:`abundance_maps` of each ``(basis (C, E), mask_channels)`` pair, reading the counts
     once: each block is projected on all bases by one matrix product (its columns are the same
     projections to float32 rounding), then each basis's problem is solved on its columns.
+
+    ``later``: the indices of bases whose problems may be solved after the pass, by a thread of
+    their own while the caller goes on (:func:`_solved_later`: on the CPU, for a cube whose
+    solves take the compiled rows, with a second core): their entries of the returned list are
+    then :class:`~napari_sigma.compute.blocks.Ahead` objects whose ``result()`` is the array.
+    The same batches, projections and calls: the same numbers.
 
     Returns
     -------
@@ -144,19 +151,93 @@ def nnls_maps(
             _whole_table(solver[0], solver[3])  # whole: the compiled rows look every set up
             solver[3]["compiled"] = True
 
+    deferred = _Deferred(solvers, outs, later, n_pixels, device)
+
     def batch(item: tuple[int, int, list[slice]]) -> int:
         # read, project and solve a batch: the batches are independent, each is computed by
         # the same calls whichever thread runs it, so any core may take one
         done, end, rows = item  # a lazy cube's rows of the batch read at once (each chunk once)
-        projected = _joined([project(part) for part in read_blocks(counts, rows)])
-        _solve_batch(solvers, outs, done, end, projected, max_iter, tol)
+        parts = [project(part) for part in read_blocks(counts, rows)]
+        deferred.keep(done, end, parts)
+        projected = _joined(parts)
+        whole = not deferred.later  # else the bases solved now take their own columns
+        _solve_batch(deferred.now, deferred.now_outs, done, end, projected, max_iter, tol, whole)
         return end
 
     batches = _batched_rows(block_rows(counts, pixels_per_block), n_pixels)
     workers = None if device == "cpu" else 1
     for end in threaded_map(batch, batches, workers):
         yield Progress(STAGE, end, n_pixels, f"abundances {end}/{n_pixels} pixels")
-    return [out.reshape(*counts.shape[:-1], out.shape[1]) for out in outs]
+    shape = counts.shape[:-1]
+    maps: list[Any] = [out.reshape(*shape, out.shape[1]) for out in outs]
+    return deferred.solved_later(maps, shape, max_iter, tol)
+
+
+class _Deferred:
+    """The bases of :func:`nnls_maps` solved in the pass (``now``, ``now_outs``) and those
+    solved after it (``later``, where it pays: :func:`_solved_later`), with the float32
+    projections of every batch kept for them."""
+
+    def __init__(self, solvers, outs, later, n_pixels: int, device: str) -> None:
+        from napari_sigma.compute.blocks import usable_cores
+
+        pays = (
+            device == "cpu" and n_pixels >= COMPILED_NNLS_PIXELS and usable_cores() > 1
+        )  # the pass's own solves take the compiled rows (their tables exist before threads)
+        self.later = [i for i in later if pays and 0 <= i < len(solvers)]
+        if len(self.later) == len(solvers):
+            self.later = self.later[1:]  # one basis at least solved in the pass
+        self.now = [s for i, s in enumerate(solvers) if i not in self.later]
+        self.now_outs = [o for i, o in enumerate(outs) if i not in self.later]
+        self.solvers, self.outs = solvers, outs
+        self.spans: list[tuple[int, int]] = []
+        self.kept = None
+        if self.later:
+            columns = solvers[-1][2].stop
+            self.kept = np.empty((n_pixels, columns), np.float32)
+
+    def keep(self, done: int, end: int, parts: list) -> None:
+        """The batch's float32 projections kept for the later solves."""
+        if self.kept is None:
+            return
+        self.kept[done:end] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self.spans.append((done, end))
+
+    def solved_later(self, maps: list, shape, max_iter: int, tol: float) -> list:
+        """``maps`` with the later bases' entries made :class:`Ahead` solves (see
+        :func:`_solved_later`)."""
+        if not self.later:
+            return maps
+        from napari_sigma.compute.blocks import Ahead
+
+        solvers = [self.solvers[i] for i in self.later]
+        outs = [self.outs[i] for i in self.later]
+        made = Ahead(_solved_later, self, solvers, outs, max_iter, tol)
+        for position, index in enumerate(self.later):
+            maps[index] = _Part(made, position, shape)
+        return maps
+
+
+def _solved_later(deferred: _Deferred, solvers, outs, max_iter: int, tol: float) -> list:
+    """The later bases' solves: batch by batch as in the pass, each on the float64 of its
+    kept float32 projections (what :func:`_joined` gives the pass: the same array), so the
+    same numbers; the kept projections are let go at the end."""
+    for done, end in sorted(deferred.spans):
+        projected = deferred.kept[done:end].astype(np.float64)
+        _solve_batch(solvers, outs, done, end, projected, max_iter, tol, whole=False)
+    deferred.kept = None
+    return outs
+
+
+class _Part:
+    """One basis's maps of a later solve (:func:`_solved_later`): ``result()`` waits for it."""
+
+    def __init__(self, made: Any, position: int, shape) -> None:
+        self.made, self.position, self.shape = made, position, tuple(shape)
+
+    def result(self) -> np.ndarray:
+        out = self.made.result()[self.position]
+        return out.reshape(*self.shape, out.shape[1])
 
 
 def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
@@ -224,10 +305,13 @@ def _join_warm_up() -> None:
         _WARM_UPS.pop().join()
 
 
-def _solve_batch(solvers, outs, done: int, end: int, projected, max_iter: int, tol: float):
-    """Solve every basis's problem on a batch of projections; write pixels ``done:end``."""
+def _solve_batch(
+    solvers, outs, done: int, end: int, projected, max_iter: int, tol: float, whole: bool = True
+):
+    """Solve every basis's problem on a batch of projections; write pixels ``done:end``
+    (``whole``: ``solvers`` are all the bases projected, a single one taking every column)."""
     for out, (gram, gram_inverse, span, inverses) in zip(outs, solvers, strict=True):
-        rhs = projected[:, span] if len(solvers) > 1 else projected
+        rhs = projected[:, span] if len(solvers) > 1 or not whole else projected
         solution = _nnls_block(gram, gram_inverse, rhs, max_iter, tol, inverses)
         out[done:end] = host(solution)
 
