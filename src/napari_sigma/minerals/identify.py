@@ -545,6 +545,20 @@ def _with_neighbour_fit(mineral: Mineral, measured, err, host) -> tuple[float, f
     return _score(chi2, n) * IGNORED_LIGHT_PENALTY, b / (a + b), chi2
 
 
+def _brings_a_major(majors, measured, host, share: float) -> bool:
+    """Whether ``share`` of the neighbour ``host`` brings one of the phase's ``majors`` (the
+    phase less that share, renormalised, no longer holds it as a major element:
+    ``own_elements.MAJOR_WT``) and leaves a single major element, which no proportion tests: any
+    phase of two major elements is one of them plus a neighbour holding the other, at some
+    share."""
+    from napari_sigma.minerals.own_elements import MAJOR_WT
+
+    left = {el: (v - share * host.get(el, 0.0)) / (1.0 - share) for el, v in measured.items()}
+    if all(left[el] >= MAJOR_WT for el in majors):
+        return False
+    return sum(v >= MAJOR_WT for v in left.values()) < 2
+
+
 MAX_NEIGHBOUR_SHARE = 0.5
 """Largest share (of the mass) of a neighbouring phase in a phase's measured composition that
 `identify_with_neighbour` explains away: the phase must still be mostly itself."""
@@ -558,6 +572,7 @@ def identify_with_neighbour(
     library: MineralLibrary | None = None,
     min_score: float = MIN_SCORE,
     shells: Mapping[str, str] | None = None,
+    majors_from_neighbour: bool = False,
 ) -> Identification | None:
     """Name a phase that fits nothing as a library mineral plus some of a touching phase.
 
@@ -573,7 +588,25 @@ def identify_with_neighbour(
     its own share of ``neighbour``: a grain of magnetite or hematite measured with some of its
     neighbour is either plus that neighbour, and the two scores say how far the measurement
     tells them apart.
+
+    A mixture is evidence only where the mineral's proportions are tested. One whose
+    neighbour brings a major element of the phase
+    (:func:`~napari_sigma.minerals.own_elements.detected_majors`: >= 10 wt %, detected; the
+    phase less the neighbour's share no longer holds it as one) and leaves a single major
+    element is fitted exactly whatever the phase: any phase of two major elements is one of
+    them plus a neighbour holding the other. Such a mixture takes part only with
+    ``majors_from_neighbour`` (a touching phase without a signal, whose stray X-rays reach every
+    pixel, or a phase whose core lies on its boundary: `minerals.phases`' neighbour step);
+    otherwise the phase stays unknown by its own elements: an Ag-Sn phase with 38 wt % Sn is not
+    named silver with 38 % of the tin around it (the fifth set's solder: its Ag3Sn plates), nor
+    a Sn-Cu phase tin or cassiterite with 32 % of its copper pad (its Cu6Sn5). A stannite core
+    holding 31 % of its quartz matrix (Si and O major elements) is still stannite plus it: what
+    is left, Cu, Fe, Sn and S, is tested by stannite's proportions. As in the ranking, a light
+    element (C, N, O) of >= 1 wt % that the mineral holds and that was not measured costs
+    ``UNMEASURED_LIGHT_PENALTY`` (tin, not cassiterite, for a phase without an O line).
     """
+    from napari_sigma.minerals.own_elements import detected_majors
+
     library = library or load_library()
     err = dict(err_wt or {})
     kept = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE}
@@ -586,11 +619,16 @@ def identify_with_neighbour(
     host = {el: 100.0 * v / host_total for el, v in host.items()}
     err = {el: e * 100.0 / total for el, e in err.items() if el in measured}
     seen = set(measured)
+    majors = () if majors_from_neighbour else tuple(detected_majors(measured, err))
+    unmeasured_light = LIGHT - seen
     scored: list[tuple[float, int, Mineral, float, float]] = []
     for index, mineral in enumerate(library.minerals.values()):
         fit = _with_neighbour_fit(mineral, measured, err, host)
-        if fit is not None:
-            scored.append((fit[0], index, mineral, fit[1], fit[2]))
+        if fit is None or _brings_a_major(majors, measured, host, fit[1]):
+            continue
+        unmeasured = [el for el in unmeasured_light if mineral.composition.get(el, 0.0) >= 0.01]
+        score = fit[0] * UNMEASURED_LIGHT_PENALTY ** len(unmeasured)
+        scored.append((score, index, mineral, fit[1], fit[2]))
     # the best first; equal scores in the library's order (the first of them is the best)
     scored.sort(key=lambda item: (-item[0], item[1]))
     if not scored or scored[0][0] < min_score:

@@ -98,15 +98,25 @@ def analysed_shells(quantification) -> dict[str, str]:
     return {el: str(shell.shell)[:1] for el, shell in fit.analysed.items()}
 
 
-def _foreign_major(candidate: Candidate, compared: Mapping[str, float], err) -> str:
+def detected_majors(wt: Mapping[str, float], err: Mapping[str, float]) -> dict[str, float]:
+    """The major elements of a measured composition ``wt`` (wt %, 1-sigma counting errors
+    ``err``; H-B left out, the rest renormalised): those of at least ``MAJOR_WT`` detected above
+    ``DETECTED_SIGMAS`` counting standard deviations, with their shares, the largest first."""
+    compared = {el: max(v, 0.0) for el, v in wt.items() if el not in INVISIBLE}
     total = sum(compared.values())
     if total <= 0:
-        return ""
+        return {}
+    majors = {}
     for el, value in sorted(compared.items(), key=lambda item: -item[1]):
         share, sigma = 100.0 * value / total, 100.0 * err.get(el, 0.0) / total
-        if candidate.composition.get(el, 0.0) > 0 or share < MAJOR_WT:
-            continue
-        if share > DETECTED_SIGMAS * sigma:
+        if share >= MAJOR_WT and share > DETECTED_SIGMAS * sigma:
+            majors[el] = share
+    return majors
+
+
+def _foreign_major(candidate: Candidate, compared: Mapping[str, float], err) -> str:
+    for el, share in detected_majors(compared, err).items():
+        if candidate.composition.get(el, 0.0) <= 0:
             return f"{el} {share:.1f} wt%, a major element {candidate.name} does not hold"
     return ""
 

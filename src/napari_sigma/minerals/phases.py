@@ -239,7 +239,7 @@ def identify_phases(
         own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
         found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
         _note_host_correction(found[-1], corrections.get(pid))
-    _explain_by_neighbours(found, labels, library, stray)
+    _explain_by_neighbours(found, labels, library, stray, depth)
     if labels.ndim == 2:
         yield from _measured_dispersions(found, image, labels, depth, dispersion, len(ids))
         if same_mineral_groups(found):
@@ -345,7 +345,11 @@ def _stray_composition(spectrum, image, elements, settings, width) -> dict[str, 
 
 
 def _explain_by_neighbours(
-    found: list[PhaseMineral], labels, library, stray: Mapping[int, Mapping] | None = None
+    found: list[PhaseMineral],
+    labels,
+    library,
+    stray: Mapping[int, Mapping] | None = None,
+    depth: np.ndarray | None = None,
 ) -> None:
     """Unknown phases, and intergrowths one of whose two minerals is a touching phase's: a
     library mineral plus some of a touching phase
@@ -364,13 +368,20 @@ def _explain_by_neighbours(
     that does not fit and whose mineral the phase's composition less the neighbour's share
     rules out (:func:`~napari_sigma.minerals.identify.identify_with_neighbour`) names nothing:
     an unknown stays as it is, an intergrowth becomes unknown (the weld's delta ferrite as
-    "304 + chromite (79:21)" is neither that nor "304?" with some of its austenite)."""
+    "304 + chromite (79:21)" is neither that nor "304?" with some of its austenite).
+
+    A touching phase with a signal does not bring a major element to a mixture that leaves a
+    single one (an Ag-Sn phase as silver plus its tin: ``majors_from_neighbour`` of
+    :func:`~napari_sigma.minerals.identify.identify_with_neighbour`), unless the phase's core
+    lies on its boundary (:func:`core_on_boundary`: a pixel of its core touches another phase,
+    so its spectrum is partly a boundary's). ``depth``:
+    :func:`~napari_sigma.minerals.interiors.phase_depths` of ``labels``, when computed."""
     from napari_sigma.minerals.identify import identify_with_neighbour, plain_name
     from napari_sigma.minerals.intergrowth import is_component
     from napari_sigma.minerals.own_elements import analysed_shells
 
     by_id = {m.phase_id: m for m in found}
-    touching = None
+    touching, on_boundary = None, None
     for m in found:
         ident = m.identification
         if ident is None or not (ident.unknown or ident.components):
@@ -395,9 +406,12 @@ def _explain_by_neighbours(
             ):  # fmt: skip
                 continue  # an intergrowth's minerals are not this neighbour
             name = f"P{q} {other.mineral}" if other.mineral else f"P{q}"
+            if on_boundary is None:
+                on_boundary = core_on_boundary(labels, depth)
             better = identify_with_neighbour(
                 m.quantification.wt, m.quantification.err_wt, other_wt, name, library,
                 shells=analysed_shells(m.quantification),
+                majors_from_neighbour=other.quantification is None or m.phase_id in on_boundary,
             )  # fmt: skip
             if better is not None:
                 if better.unknown and ident.unknown:
@@ -406,6 +420,21 @@ def _explain_by_neighbours(
                     better.alternatives = [(ident.name, ident.score), *ident.alternatives[:1]]
                 m.identification = better
                 break
+
+
+def core_on_boundary(labels, depth: np.ndarray | None = None) -> set[int]:
+    """The phases whose core (:func:`~napari_sigma.minerals.interiors.interior_labels`, the
+    pixels their spectrum is summed over) holds a pixel that touches another phase (depth <= 1
+    pixel): a phase of thin or tiny grains, whose spectrum is partly its boundaries', where a
+    touching phase may bring any element. Every phase of a map that is not 2-D."""
+    labels = np.asarray(labels)
+    ids = set(np.unique(labels[labels > 0]).tolist())
+    if labels.ndim != 2:
+        return ids
+    depth = phase_depths(labels) if depth is None else depth
+    interior = interior_labels(labels, depth)
+    shallow = (interior > 0) & (depth <= 1.0)
+    return {int(pid) for pid in np.unique(interior[shallow]).tolist()}
 
 
 def phase_elements(
