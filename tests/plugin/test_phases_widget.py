@@ -101,12 +101,21 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     viewer = make_napari_viewer()
     cursor = viewer.canvas.overlays._brush_circle
     opacity = cursor.opacity
+    stack = viewer.window._qt_viewer.controls  # napari's layer controls, a page per layer
+    pages = stack.count()
     steps = add_result_layers_stepwise(viewer, make_fake_result())
     assert next(steps).components == []  # the components layer built, not yet inserted
-    assert next(steps).components[0] in viewer.layers  # inserted a turn later
+    assert next(steps).components == []  # its layer controls built a turn later, unseen
+    ahead = stack.widget(pages)
+    assert stack.count() == pages + 1 and stack.currentWidget() is not ahead
+    component = next(steps).components[0]  # inserted a turn later, with those controls
+    assert component in viewer.layers and ahead.layer is component
+    assert stack.widgets[component] is ahead and stack.count() == pages + 1
     assert next(steps).phases is None  # the phases layer built, not yet inserted
+    assert next(steps).phases is None  # its controls built
     layer = next(steps).phases
     assert layer in viewer.layers and shown(layer) == set()
+    assert type(stack.widgets[layer]).__name__ == "QtLabelsControls" and stack.count() == pages + 2
     pieces = list(steps)
     # + the activation, the brush cursor, and a turn for the result's repaint and one for the
     assert len(pieces) == len(as_napari_makes_them) + 4  # event loop to tick after it
@@ -118,10 +127,17 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     viewer.cursor.style = "standard"
     assert not cursor.visible and cursor.opacity == opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
-    next(steps), next(steps), next(steps)
+    for _ in range(5):  # both built, the components inserted, their controls built
+        next(steps)
     second = next(steps).phases
     steps.close()  # a run discarded while its layers were added
     assert shown(second) == as_napari_makes_them
+    pages = stack.count()
+    steps = add_result_layers_stepwise(viewer, make_fake_result())
+    next(steps), next(steps)  # the components layer's controls built, the layer not inserted
+    assert stack.count() == pages + 1
+    steps.close()  # discarded then: its controls leave napari's stack, no layer was added
+    assert stack.count() == pages and len(viewer.layers) == 4
     from napari_sigma._napari.history import history_of
 
     assert history_of(second) is not None and "phase" in second.features  # connected
@@ -179,7 +195,8 @@ def test_without_a_phases_widget_the_phase_spectra_waiters_are_told_when_added(
         *_, added = steps
         assert told == [added.phases] and not state.phase_spectra_pending(added.phases)
         steps = add_result_layers_stepwise(viewer, make_fake_result())
-        next(steps), next(steps), next(steps)
+        for _ in range(5):  # both layers built, the components inserted, the controls built
+            next(steps)
         layer = next(steps).phases
         assert state.phase_spectra_pending(layer) and state.being_added(layer)
         steps.close()  # a run discarded while its layers were added
@@ -212,14 +229,14 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
     told, held, cursor_painted, unseen, pieces = [], [], [], [], []
     draw_unseen = results._draw_unseen
 
-    def recording(viewer_):
+    def recording(viewer_, visuals=None):
         scene.set_current()
         before = gloo.read_pixels()
-        drawn = draw_unseen(viewer_)
+        drawn = draw_unseen(viewer_, visuals)
         scene.set_current()
         phases = pieces[-1].phases if pieces else None
         same = np.array_equal(gloo.read_pixels(), before)  # nothing reached the canvas
-        unseen.append((len(pieces), drawn, phases in viewer.layers, cursor.visible, same))
+        unseen.append((len(pieces), drawn, phases in viewer.layers, cursor.visible, same, visuals))
         return drawn
 
     monkeypatch.setattr(results, "_draw_unseen", recording)
@@ -237,9 +254,16 @@ def test_each_piece_of_a_results_adding_is_repainted_a_turn_later_and_waiters_to
                 cursor_painted.append(len(pieces))
             assert not told
             qtbot.waitUntil(lambda: not paints_held(window), timeout=HANG_MS)  # a turn later
-        # drawn once unseen, in a held turn, with the phases layer and the cursor in it
-        assert len(unseen) == 1 and unseen[0][1:] == (True, True, True, True)
-        assert held[unseen[0][0]]
+        # drawn unseen in three held turns, with the phases layer and the cursor in it: the
+        # layer's visual, one of the cursor's circles, the whole canvas
+        assert [u[1:5] for u in unseen] == [(True, True, True, True)] * 3
+        assert all(held[u[0]] for u in unseen) and [u[0] for u in unseen] == [
+            unseen[0][0] + i for i in range(3)
+        ]
+        layer = pieces[-1].phases
+        canvas = viewer.window._qt_viewer.canvas
+        assert unseen[0][5] == [canvas.layer_to_visual[layer].node]
+        assert type(unseen[1][5][0]).__name__ == "Ellipse" and unseen[2][5] is None
         # two repaints of their own (the caller's first turn, the result), each followed by
         # an empty turn
         assert held.count(False) == 4 and held[1:3] == [False, False]

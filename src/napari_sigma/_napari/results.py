@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from napari_sigma._napari import state
+from napari_sigma._napari.built_ahead import build_controls, controls_ready, discard_controls
 from napari_sigma._napari.drawing_warm_up import (
     _build_brush_cursor,
     _compile_labels_colouring,
@@ -24,6 +25,8 @@ from napari_sigma._napari.drawing_warm_up import (
     _hide_overlays,
     _inserted_inactive,
     _warm_up,
+    cursor_circle,
+    layer_visual,
     warm_up_labels_drawing,
 )
 from napari_sigma._napari.layers import spatial_calibration
@@ -266,10 +269,10 @@ def _result_layers_in_pieces(
             layer.visible = False
     if components:
         layer = _component_layer(viewer, result, title)  # built: napari's Image layer, its
-        if layer is not None:  # contrast limits (~15-40 ms of main thread, JEOL); inserted
-            yield added  # a turn later (its visual and layer controls: ~50-60 ms)
-            with _inserted_inactive(viewer):
-                added.components = [viewer.add_layer(layer)]
+        if layer is not None:  # contrast limits (~15-40 ms of main thread, JEOL); its layer
+            yield added  # controls a turn later, inserted a turn after (its visual: ~35 ms)
+            yield from _insert_with_controls_ahead(viewer, layer, added)
+            added.components = [layer]
         yield added
     from napari.layers import Labels
 
@@ -292,8 +295,8 @@ def _insert_phases_layer(
     yield added  # built (colormap, thumbnail), not yet in the viewer
     connected = False
     try:
-        with _inserted_inactive(viewer):
-            added.phases = viewer.add_layer(layer)
+        yield from _insert_with_controls_ahead(viewer, layer, added)
+        added.phases = layer
         yield added
         connect_colormap(added.phases)  # names, undo history, autosave: a turn later
         connected = True
@@ -313,12 +316,34 @@ def _insert_phases_layer(
     try:
         yield added
         if repaints:
-            if _draw_unseen(viewer):  # the new visuals' first draw in a turn of its own
-                yield added
+            for visuals in _first_draws(viewer, added.phases):  # the new visuals' first
+                if _draw_unseen(viewer, visuals):  # draws, each in a turn of its own
+                    yield added
             yield _LAST_REPAINT  # the result appears
     finally:
         if restore is not None:
             restore()
+
+
+def _first_draws(viewer: Any, layer: Any) -> list[list[Any] | None]:
+    """What :func:`_draw_unseen` draws in each turn after a phases layer's insertion: the
+    layer's visual, one of the brush cursor's circles, then the whole canvas (None)."""
+    visuals = [layer_visual(viewer, layer), cursor_circle(viewer)]
+    return [[visual] for visual in visuals if visual is not None] + [None]
+
+
+def _insert_with_controls_ahead(viewer: Any, layer: Any, added: ResultLayers) -> Iterator[Any]:
+    """Insert ``layer`` (not made the active layer) a turn after building its layer controls
+    (:func:`~napari_sigma._napari.built_ahead.build_controls`); the controls are taken out
+    again if the caller stops in between."""
+    controls = build_controls(viewer, layer)
+    try:
+        if controls is not None:
+            yield added
+        with _inserted_inactive(viewer), controls_ready(viewer, layer, controls):
+            viewer.add_layer(layer)
+    finally:
+        discard_controls(viewer, controls)  # (nothing to do once the layer took them)
 
 
 def _component_layer(viewer: Any, result: Any, title: str) -> Any:
