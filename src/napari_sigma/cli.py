@@ -37,6 +37,7 @@ from napari_sigma.cli_fields import (
     add_apply_command,
     add_convert_command,
     add_field_options,
+    add_map_option,
     command_apply,
     command_convert,
     command_run_fields,
@@ -51,8 +52,8 @@ from napari_sigma.minerals.library import LibraryError
 class ProgressBar:
     """A one-line text progress bar on stderr, redrawn in place."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
-        self.stream = stream
+    def __init__(self, stream=None, width: int = 30) -> None:
+        self.stream = sys.stderr if stream is None else stream  # stderr now, not at import
         self.width = width
         self._last = 0.0
 
@@ -176,22 +177,6 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-MAP_HELP = (
-    "which spectrum image of a file that holds several (a Phenom .elid): 1 = the first "
-    "(default), 2 = the second ...; the file's maps are named when it is read"
-)
-
-
-def _map_number(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"a map number is 1, 2, ...: not {text!r}")
-    return number
-
-
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of ``napari-sigma``."""
     parser = argparse.ArgumentParser(
@@ -200,7 +185,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="analyse spectrum images")
     run.add_argument("inputs", nargs="+", type=Path, help="EDS files (.bcf, .emd, .hspy, ...)")
-    run.add_argument("--map", type=_map_number, default=1, metavar="N", help=MAP_HELP)
+    add_map_option(run)
     _add_analysis_options(run)
     add_field_options(run)
     demo = commands.add_parser("demo", help="analyse the embedded synthetic example")
@@ -210,7 +195,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_convert_command(commands)
     elements = commands.add_parser("elements", help="suggest elements from the sum spectrum")
     elements.add_argument("file", type=Path)
-    elements.add_argument("--map", type=_map_number, default=1, metavar="N", help=MAP_HELP)
+    add_map_option(elements)
     return parser
 
 
@@ -361,11 +346,7 @@ def command_run(args: argparse.Namespace) -> int:
     from napari_sigma.pipeline.batch import output_names
 
     settings = build_settings(args)
-    if args.shared_model or args.scheduler:
-        if args.map != 1:
-            print_error("--map reads one map of a file; with --shared-model or --scheduler it "
-                        "is not supported (every file's first map is read)")  # fmt: skip
-            return 2
+    if args.shared_model or args.scheduler:  # --map N: each input's N-th map, as below
         return command_run_fields(args, settings)
     outcomes = []
     limit = memory_limit(args)

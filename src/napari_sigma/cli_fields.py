@@ -27,6 +27,28 @@ def memory_limit(args: argparse.Namespace) -> int | None:
     return args.memory_limit if args.memory_limit is not None else default_memory_limit()
 
 
+MAP_HELP = (
+    "which spectrum image of a file that holds several (a Phenom .elid): 1 = the first "
+    "(default), 2 = the second ...; the file's maps are named when it is read; the same map "
+    "of every input"
+)
+
+
+def _map_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a map number is 1, 2, ...: not {text!r}")
+    return number
+
+
+def add_map_option(parser: argparse.ArgumentParser) -> None:
+    """``--map N`` (``args.map``: 1 = a file's first spectrum image)."""
+    parser.add_argument("--map", type=_map_number, default=1, metavar="N", help=MAP_HELP)
+
+
 def add_field_options(parser: argparse.ArgumentParser, shared: bool = True) -> None:
     """The options of many-field runs, and the memory limit."""
     parser.add_argument(
@@ -94,7 +116,8 @@ def command_run_fields(args: argparse.Namespace, settings) -> int:
 
     names = output_names(args.inputs)
     limit = memory_limit(args)
-    tasks = [(p, settings, args.out, n, limit) for p, n in zip(args.inputs, names, strict=True)]
+    tasks = [(p, settings, args.out, n, limit, args.map - 1)
+             for p, n in zip(args.inputs, names, strict=True)]  # fmt: skip
     with _executor(args) as runner:
         outcomes = list(runner.map(analyse_field, tasks))
     return 1 if _report(outcomes, args.out) else 0
@@ -107,7 +130,7 @@ def _run_shared(args: argparse.Namespace, settings) -> int:
     from napari_sigma.pipeline.fitting import DEFAULT_SAMPLE_PIXELS, fit_model
     from napari_sigma.pipeline.model import save_model
 
-    paths, errors = readable_fields(args.inputs)
+    paths, errors = readable_fields(args.inputs, args.map - 1)
     for error in errors:
         print_error(error)
     if not paths:
@@ -117,7 +140,7 @@ def _run_shared(args: argparse.Namespace, settings) -> int:
         bar = ProgressBar()
         limit = memory_limit(args)
         try:
-            sources = [LimitedField(p, limit) for p in paths]
+            sources = [LimitedField(p, limit, args.map - 1) for p in paths]
             samples = args.sample_pixels or DEFAULT_SAMPLE_PIXELS
             model = run_to_completion(fit_model(sources, settings, samples, executor=runner), bar)
         finally:
@@ -127,14 +150,16 @@ def _run_shared(args: argparse.Namespace, settings) -> int:
         print(f"model: {model.n_phases} {phases} ({', '.join(model.phase_names)}) fitted on "
               f"{model.info['sampled_pixels']} pixels of {len(paths)} fields "
               f"-> {args.out / MODEL_FILE}")  # fmt: skip
-        failures = _apply_all(model, paths, names, args.out, runner, limit)
+        failures = _apply_all(model, paths, names, args.out, runner, limit, args.map - 1)
     return 1 if failures or errors else 0
 
 
-def _apply_all(model, paths, names, out: Path, runner, limit: int | None) -> int:
+def _apply_all(
+    model, paths, names, out: Path, runner, limit: int | None, map_index: int = 0
+) -> int:
     from napari_sigma.pipeline.batch import POOLED_STATS, apply_field, write_pooled_statistics
 
-    tasks = [(p, model, out, names[p], limit) for p in paths]
+    tasks = [(p, model, out, names[p], limit, map_index) for p in paths]
     outcomes = list(runner.map(apply_field, tasks))
     failures = _report(outcomes, out)
     if len(outcomes) > failures:
@@ -155,7 +180,9 @@ def command_apply(args: argparse.Namespace) -> int:
     names = dict(zip(args.inputs, output_names(args.inputs), strict=True))
     with _executor(args) as runner:
         limit = memory_limit(args)
-        failures = _apply_all(model, list(args.inputs), names, args.out, runner, limit)
+        failures = _apply_all(
+            model, list(args.inputs), names, args.out, runner, limit, args.map - 1
+        )
     return 1 if failures else 0
 
 
@@ -197,6 +224,7 @@ def add_apply_command(commands) -> None:
     apply.add_argument("inputs", nargs="+", type=Path, help="EDS files")
     apply.add_argument("--out", required=True, type=Path, help="output folder")
     apply.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    add_map_option(apply)
     add_field_options(apply, shared=False)
 
 

@@ -73,3 +73,37 @@ def test_a_session_of_the_second_map_reads_that_map_again(elid):
     assert "map_index" not in _image_info(
         read_spectrum_image(elid.parent.parent / "bruker" / "P45_the_default_job.bcf")
     )
+
+
+def test_shared_model_and_apply_read_the_map_asked_for(elid, tmp_path, capsys):
+    """``run --shared-model --map N`` fits its model on each input's N-th map and classifies
+    that map; ``apply MODEL FILE --map N`` reads the N-th map (its title in run.json); a map the
+    file lacks: the reader's line naming the maps, exit 1."""
+    import json
+
+    from napari_sigma.cli import main
+
+    def title(folder):
+        return json.loads((folder / "Elid2Version4" / "run.json").read_text())["title"]
+
+    shared = tmp_path / "shared"
+    common = ["--device", "cpu", "--latent", "pca", "--phases", "2"]
+    assert (
+        main(["run", str(elid), "--map", "2", "--shared-model", "--out", str(shared), *common]) == 0
+    )
+    assert title(shared) == f"Elid2Version4 ({MAPS[1]})"
+    model = shared / "model.sigma"
+    assert main(["apply", str(model), str(elid), "--map", "3", "--out", str(tmp_path / "a")]) == 0
+    assert title(tmp_path / "a") == f"Elid2Version4 ({MAPS[2]})"
+    capsys.readouterr()
+    assert main(["apply", str(model), str(elid), "--map", "4", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "there is no spectrum image 4 in this file: it holds 3" in err[0]
+
+
+def test_a_limited_field_reads_its_map(elid):
+    from napari_sigma.pipeline.batch import LimitedField
+
+    field = LimitedField(elid, None, map_index=2)
+    assert field().title == f"Elid2Version4 ({MAPS[2]})" and str(field) == f"{elid} (map 3)"
+    assert str(LimitedField(elid)) == str(elid) and LimitedField(elid)().metadata["map_index"] == 0

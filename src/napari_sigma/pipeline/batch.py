@@ -82,28 +82,31 @@ class LimitedField:
 
     path: Path
     limit: int | None = None
+    map_index: int = 0  # which spectrum image of a file that holds several (``--map``)
 
     def __call__(self):
         from napari_sigma.compute.chunks import read_within
 
-        return read_within(self.path, self.limit)
+        return read_within(self.path, self.limit, map_index=self.map_index)
 
     def __str__(self) -> str:
-        return str(self.path)
+        return str(self.path) if self.map_index == 0 else f"{self.path} (map {self.map_index + 1})"
 
 
-def analyse_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome:
+def analyse_field(task: tuple[Path, Any, Path, str, int | None] | tuple) -> FieldOutcome:
     """Read, analyse on its own and export one field (a task: runs here or on a worker).
 
-    ``task`` is (input file, AnalysisSettings, output folder, field name, memory limit or None).
+    ``task`` is (input file, AnalysisSettings, output folder, field name, memory limit or None[,
+    map index: which spectrum image of a file that holds several, default the first]).
     """
     return _export(_analysed, *task)
 
 
-def apply_field(task: tuple[Path, Any, Path, str, int | None]) -> FieldOutcome:
+def apply_field(task: tuple[Path, Any, Path, str, int | None] | tuple) -> FieldOutcome:
     """Read one field, apply a fitted model and export (a task: runs here or on a worker).
 
-    ``task`` is (input file, FittedModel, output folder, field name, memory limit or None).
+    ``task`` is (input file, FittedModel, output folder, field name, memory limit or None[,
+    map index]).
     """
     return _export(_applied, *task)
 
@@ -123,15 +126,16 @@ def _applied(image, model):
 
 
 def _export(
-    work, path: Path, job: Any, out_dir: Path, name: str, limit: int | None
+    work, path: Path, job: Any, out_dir: Path, name: str, limit: int | None, map_index: int = 0
 ) -> FieldOutcome:
-    """Read the field at ``path``, ``work(image, job)``, export the result to ``out_dir / name``."""
+    """Read the field at ``path`` (its ``map_index``-th spectrum image), ``work(image, job)``,
+    export the result to ``out_dir / name``."""
     from napari_sigma.compute.chunks import memory_budget, read_within
     from napari_sigma.io.results.export import export_result
 
     try:
         with memory_budget(limit):
-            result = work(read_within(path, limit), job)
+            result = work(read_within(path, limit, map_index=map_index), job)
             written = export_result(result, out_dir / name)
     except SigmaError as error:
         return FieldOutcome(name, str(path), error=str(error))
@@ -213,14 +217,15 @@ def write_fields_table(path: Path, outcomes: Sequence[FieldOutcome]) -> Path:
     return Path(path)
 
 
-def readable_fields(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
-    """The inputs that open as spectrum images (lazily, cheap), and one error line per other."""
+def readable_fields(paths: Sequence[Path], map_index: int = 0) -> tuple[list[Path], list[str]]:
+    """The inputs that open as spectrum images (lazily, cheap; their ``map_index``-th), and one
+    error line per other."""
     from napari_sigma.io.readers.reading import read_spectrum_image
 
     good, errors = [], []
     for path in paths:
         try:
-            read_spectrum_image(path, lazy=True)
+            read_spectrum_image(path, lazy=True, map_index=map_index)
         except SigmaError as error:
             errors.append(str(error))
             continue

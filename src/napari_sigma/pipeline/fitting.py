@@ -93,7 +93,7 @@ def _metadata_of(source: FieldSource):
     if isinstance(path, str | Path):
         from napari_sigma.io.readers.reading import read_spectrum_image
 
-        return read_spectrum_image(path, lazy=True)
+        return read_spectrum_image(path, lazy=True, map_index=getattr(source, "map_index", 0))
     return load_field(source)
 
 
