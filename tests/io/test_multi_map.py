@@ -107,3 +107,46 @@ def test_a_limited_field_reads_its_map(elid):
     field = LimitedField(elid, None, map_index=2)
     assert field().title == f"Elid2Version4 ({MAPS[2]})" and str(field) == f"{elid} (map 3)"
     assert str(LimitedField(elid)) == str(elid) and LimitedField(elid)().metadata["map_index"] == 0
+
+
+def test_a_file_of_several_maps_is_decoded_once_for_all_its_maps(
+    elid, SHARED_EDS, monkeypatch, tmp_path
+):
+    """Each map read after the first takes a copy of the file's decoded signals (napari opens
+    every map of an .elid: three decodes of the whole file before); each map is as a read of
+    its own gives it; a file of one map is not kept; a changed file is decoded again."""
+    import dataclasses
+    import os
+    import shutil
+
+    from napari_sigma.io.readers import multi_map, reading
+
+    monkeypatch.setattr(multi_map, "_kept", {})
+    alone = []
+    for k in range(3):  # each map read with nothing kept
+        multi_map.forget()
+        alone.append(read_spectrum_image(elid, isolate=False, map_index=k))
+    calls = []
+    load = reading._load
+    monkeypatch.setattr(reading, "_load", lambda *a: calls.append(a) or load(*a))
+    multi_map.forget()
+    images = [read_any(elid, isolate=False, map_index=k) for k in (1, 0, 2)]
+    assert len(calls) == 1
+    for image, k in zip(images, (1, 0, 2), strict=True):
+        for field in dataclasses.fields(image):
+            a, b = getattr(image, field.name), getattr(alone[k], field.name)
+            if isinstance(a, np.ndarray) or hasattr(a, "__array__"):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            else:
+                assert repr(a) == repr(b), field.name
+    one_map = SHARED_EDS / "bruker" / "16x16_12bit_packed_8bit.bcf"
+    read_any(one_map, isolate=False), read_any(one_map, isolate=False)
+    assert len(calls) == 3 and multi_map._kept == {}  # not kept; the .elid let go
+    copy = tmp_path / elid.name
+    shutil.copyfile(elid, copy)
+    read_any(copy, isolate=False, map_index=0), read_any(copy, isolate=False, map_index=1)
+    assert len(calls) == 4
+    stat = copy.stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # changed since
+    read_any(copy, isolate=False, map_index=2)
+    assert len(calls) == 5

@@ -61,6 +61,7 @@ from napari_sigma.io.readers.decoding import (  # noqa: F401
     store_counts,
 )
 from napari_sigma.io.readers.events import event_cube_of
+from napari_sigma.io.readers.multi_map import load_once
 from napari_sigma.io.readers.signals import (
     _build_image,
     _build_spectrum,
@@ -115,7 +116,7 @@ def read_spectrum_image(
     direct = None if lazy or map_index else _read_direct(path, "read_spectrum_image")
     if direct is not None:
         return direct
-    fmt, signals = _load(path, lazy)
+    fmt, signals = load_once(path, lazy, _load)  # a file of several maps: decoded once
     index = _find_spectrum_image(signals, fmt, map_index, path)
     if index is None:
         raise NotASpectrumImageError(path, _no_image_cause(signals, fmt))
@@ -216,7 +217,7 @@ def read_any(
     path = Path(path)
     if _isolating(isolate):
         return _read_isolated("read_any", path, lazy, map_index=map_index)
-    fmt, signals = _load(path, lazy)
+    fmt, signals = load_once(path, lazy, _load)  # a file of several maps: decoded once
     index = _find_spectrum_image(signals, fmt, map_index, path)
     if index is not None:
         return validate_spectrum_image(_build_image(path, fmt, signals, index, lazy))
