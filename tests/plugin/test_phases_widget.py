@@ -108,11 +108,18 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     assert next(steps).components == []  # its layer controls built a turn later, unseen
     ahead = stack.widget(pages)
     assert stack.count() == pages + 1 and stack.currentWidget() is not ahead
+    canvas = viewer.window._qt_viewer.canvas
+    visuals = dict(canvas.layer_to_visual)
+    assert next(steps).components == []  # its visual a turn later, not in napari's canvas yet
+    assert canvas.layer_to_visual == visuals
     component = next(steps).components[0]  # inserted a turn later, with those controls
     assert component in viewer.layers and ahead.layer is component
     assert stack.widgets[component] is ahead and stack.count() == pages + 1
+    assert canvas.layer_to_visual[component].layer is component
+    assert canvas.layer_to_visual[component].node.parent is canvas.view.scene
     assert next(steps).phases is None  # the phases layer built, not yet inserted
     assert next(steps).phases is None  # its controls built
+    assert next(steps).phases is None  # its visual built
     layer = next(steps).phases
     assert layer in viewer.layers and shown(layer) == set()
     assert type(stack.widgets[layer]).__name__ == "QtLabelsControls" and stack.count() == pages + 2
@@ -127,17 +134,18 @@ def test_result_layers_are_added_in_turns_and_end_as_napari_makes_them(make_napa
     viewer.cursor.style = "standard"
     assert not cursor.visible and cursor.opacity == opacity
     steps = add_result_layers_stepwise(viewer, make_fake_result())
-    for _ in range(5):  # both built, the components inserted, their controls built
+    for _ in range(7):  # both built, the components inserted, their controls, visuals built
         next(steps)
     second = next(steps).phases
     steps.close()  # a run discarded while its layers were added
     assert shown(second) == as_napari_makes_them
     pages = stack.count()
     steps = add_result_layers_stepwise(viewer, make_fake_result())
-    next(steps), next(steps)  # the components layer's controls built, the layer not inserted
-    assert stack.count() == pages + 1
+    next(steps), next(steps), next(steps)  # the components layer's controls and visual
+    assert stack.count() == pages + 1  # built, the layer not inserted
     steps.close()  # discarded then: its controls leave napari's stack, no layer was added
     assert stack.count() == pages and len(viewer.layers) == 4
+    assert set(canvas.layer_to_visual) == set(viewer.layers)
     from napari_sigma._napari.history import history_of
 
     assert history_of(second) is not None and "phase" in second.features  # connected
@@ -195,7 +203,7 @@ def test_without_a_phases_widget_the_phase_spectra_waiters_are_told_when_added(
         *_, added = steps
         assert told == [added.phases] and not state.phase_spectra_pending(added.phases)
         steps = add_result_layers_stepwise(viewer, make_fake_result())
-        for _ in range(5):  # both layers built, the components inserted, the controls built
+        for _ in range(7):  # both layers built, the components inserted, controls, visuals
             next(steps)
         layer = next(steps).phases
         assert state.phase_spectra_pending(layer) and state.being_added(layer)

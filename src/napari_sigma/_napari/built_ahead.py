@@ -1,16 +1,19 @@
-"""napari's Qt controls of a layer built a turn before the layer is inserted.
+"""napari's Qt controls and vispy visual of a layer built in turns before the layer is inserted.
 
 Inserting a layer into a shown viewer builds, in the one callback chain of napari's
 ``layers.events.inserted``, the layer's vispy visual and its Qt layer controls (the contrast,
 opacity, blending... widgets in napari's stack of controls, one widget per layer): the 30x30
 map's hidden components layer was 63 ms of napari's main thread in one turn, ~a third of it the
-controls (cProfile, load ~20). The controls depend on the layer only: built in a turn of their
-own before the insertion (:func:`build_controls`) and handed to napari's container when the
-layer arrives (:func:`controls_ready`), the insertion is that much shorter, and the widget the
-user finds is the very one napari would have built (napari's own ``create_qt_layer_controls``).
+controls and half the visual (cProfile, load ~20). Both depend on the layer only: built in
+turns of their own before the insertion (:func:`build_controls`, :func:`build_visual`) and
+handed to napari when the layer arrives (:func:`taken_at_insertion`), the insertion is that
+much shorter, and what the user finds is what napari would have built (napari's own
+``create_qt_layer_controls`` and ``create_vispy_layer``; the visual follows the layer's events
+from its construction on, as it would from the insertion).
 
-A napari without these internals (or with its experimental dynamic layer controls): nothing is
-built ahead, napari builds them at the insertion as always.
+A napari without these internals (or with its experimental dynamic layer controls, or its
+experimental polling of visuals): nothing is built ahead, napari builds them at the insertion
+as always.
 """
 
 from __future__ import annotations
@@ -69,6 +72,76 @@ def discard_controls(viewer: Any, controls: Any) -> None:
         controls.deleteLater()
     except RuntimeError:  # deleted with the window
         return
+
+
+def _qt_viewer(viewer: Any) -> Any:
+    """napari's QtViewer of ``viewer`` when it adds visuals the usual way (None: another
+    napari, or its experimental polling, which wires each new visual to its poller)."""
+    try:
+        qt_viewer = state.unwrap(viewer).window._qt_viewer
+        if getattr(qt_viewer, "_qt_poll", None) is not None or not hasattr(
+            type(qt_viewer), "_add_layer"
+        ):
+            return None
+        qt_viewer.canvas.add_layer_visual_mapping  # noqa: B018 (present)
+    except Exception:
+        return None
+    return qt_viewer
+
+
+def build_visual(viewer: Any, layer: Any) -> Any:
+    """napari's vispy visual of ``layer`` (not yet in ``viewer``), built and not in the
+    canvas' scene yet; None where nothing was built."""
+    qt_viewer = _qt_viewer(viewer)
+    if qt_viewer is None:
+        return None
+    try:
+        from napari._vispy.utils.visual import create_vispy_layer
+
+        return create_vispy_layer(layer, font_info=qt_viewer.canvas.font_info())
+    except Exception:
+        return None
+
+
+def discard_visual(viewer: Any, visual: Any) -> None:
+    """Close a visual built ahead that napari did not take (its layer was not inserted)."""
+    qt_viewer = _qt_viewer(viewer)
+    if visual is None or qt_viewer is None:
+        return
+    if any(each is visual for each in qt_viewer.canvas.layer_to_visual.values()):
+        return  # napari's now
+    try:
+        visual.close()
+    except Exception:
+        return
+
+
+@contextmanager
+def taken_at_insertion(viewer: Any, layer: Any, controls: Any, visual: Any) -> Iterator[None]:
+    """Inside, napari takes ``controls`` and ``visual`` (either may be None: napari builds it)
+    for ``layer`` when it is inserted; other layers as always. napari calls its QtViewer's
+    ``_add_layer`` by name, as it does the controls' ``_add``
+    (:func:`controls_ready`), so an attribute of the instance stands in for the method there
+    too; the visual is put in the canvas as napari puts the one it builds."""
+    qt_viewer = _qt_viewer(viewer) if visual is not None else None
+    with controls_ready(viewer, layer, controls):
+        if qt_viewer is None:
+            yield
+            return
+        own_add = type(qt_viewer)._add_layer
+
+        def add(inserted: Any) -> None:
+            if inserted is layer:
+                qt_viewer.canvas.add_layer_visual_mapping(layer, visual)
+            else:
+                own_add(qt_viewer, inserted)
+
+        qt_viewer._add_layer = add
+        try:
+            yield
+        finally:
+            del qt_viewer._add_layer
+            discard_visual(viewer, visual)
 
 
 @contextmanager

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from napari_sigma._napari import state
-from napari_sigma._napari.built_ahead import build_controls, controls_ready, discard_controls
+from napari_sigma._napari.built_ahead import (
+    build_controls,
+    build_visual,
+    discard_controls,
+    discard_visual,
+    taken_at_insertion,
+)
 from napari_sigma._napari.drawing_warm_up import (
     _build_brush_cursor,
     _compile_labels_colouring,
@@ -270,8 +276,8 @@ def _result_layers_in_pieces(
     if components:
         layer = _component_layer(viewer, result, title)  # built: napari's Image layer, its
         if layer is not None:  # contrast limits (~15-40 ms of main thread, JEOL); its layer
-            yield added  # controls a turn later, inserted a turn after (its visual: ~35 ms)
-            yield from _insert_with_controls_ahead(viewer, layer, added)
+            yield added  # controls and its visual a turn later each, inserted a turn after
+            yield from _insert_built_ahead(viewer, layer, added)
             added.components = [layer]
         yield added
     from napari.layers import Labels
@@ -295,7 +301,7 @@ def _insert_phases_layer(
     yield added  # built (colormap, thumbnail), not yet in the viewer
     connected = False
     try:
-        yield from _insert_with_controls_ahead(viewer, layer, added)
+        yield from _insert_built_ahead(viewer, layer, added)
         added.phases = layer
         yield added
         connect_colormap(added.phases)  # names, undo history, autosave: a turn later
@@ -332,18 +338,23 @@ def _first_draws(viewer: Any, layer: Any) -> list[list[Any] | None]:
     return [[visual] for visual in visuals if visual is not None] + [None]
 
 
-def _insert_with_controls_ahead(viewer: Any, layer: Any, added: ResultLayers) -> Iterator[Any]:
-    """Insert ``layer`` (not made the active layer) a turn after building its layer controls
-    (:func:`~napari_sigma._napari.built_ahead.build_controls`); the controls are taken out
-    again if the caller stops in between."""
-    controls = build_controls(viewer, layer)
+def _insert_built_ahead(viewer: Any, layer: Any, added: ResultLayers) -> Iterator[Any]:
+    """Insert ``layer`` (not made the active layer) after building its layer controls and its
+    visual in turns of their own (:mod:`~napari_sigma._napari.built_ahead`); what was built is
+    let go again if the caller stops in between."""
+    controls = visual = None
     try:
+        controls = build_controls(viewer, layer)
         if controls is not None:
             yield added
-        with _inserted_inactive(viewer), controls_ready(viewer, layer, controls):
+        visual = build_visual(viewer, layer)
+        if visual is not None:
+            yield added
+        with _inserted_inactive(viewer), taken_at_insertion(viewer, layer, controls, visual):
             viewer.add_layer(layer)
-    finally:
-        discard_controls(viewer, controls)  # (nothing to do once the layer took them)
+    finally:  # (nothing to do for what the layer took)
+        discard_controls(viewer, controls)
+        discard_visual(viewer, visual)
 
 
 def _component_layer(viewer: Any, result: Any, title: str) -> Any:
