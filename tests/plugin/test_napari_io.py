@@ -853,6 +853,11 @@ def test_each_map_of_a_file_of_several_opens_as_its_own_spectrum_image(viewer, m
     assert len(set(totals)) == 3  # three different maps, not one three times
     names = [layer.name for layer in viewer.layers]
     assert len(set(names)) == len(names)
+    # each map its own area (the third's pixel is 2.03 µm, the others' 1.22): only the first
+    # map's layers are shown, not three images on top of each other
+    shown_maps = {state.spectrum_image_of(la).title for la in viewer.layers if la.visible}
+    assert shown_maps == {f"Elid2Version4 ({maps[0]})"}
+    assert "the first is shown, the others' layers are hidden" in shown[0]
 
 
 def test_reader_refuses_a_cube_of_nan_naming_it(tmp_path):

@@ -117,7 +117,13 @@ def read_file_layers(path: Path) -> list[LayerData]:
             warn_maps_opened(path, images)
         for image in images:
             offer_recovery_of(path, image.metadata.get("map_index", 0))
-        return [layer for image in images for layer in spectrum_image_layers(image)]
+        return [
+            (data, kwargs if k == 0 else {**kwargs, "visible": False}, kind)
+            for k, image in enumerate(images)
+            for data, kwargs, kind in spectrum_image_layers(image)
+        ]  # each map an image of its own (another area, another pixel size: the .elid's third
+        # is 2.03 µm, the others 1.22): shown at once, they lay on top of each other and the
+        # first map's result over the last map's image; the first shown, the others hidden
     if path.suffix.lower() in SPECTRUM_IMAGE_SUFFIXES:
         warn_spectrum_only(path, data)
     return [spectrum_layer(data)]
@@ -330,13 +336,17 @@ def warn_data_corrections(path: Path, image: SpectrumImage) -> None:
 
 
 def warn_maps_opened(path: Path, images: Sequence[SpectrumImage]) -> None:
-    """One line: the file held several spectrum images, each opened as its own."""
+    """One line: the file held several spectrum images, each opened as its own (the first
+    shown, the others' layers hidden)."""
     from napari.utils.notifications import show_info
 
     from napari_sigma._napari.layers import display_title
 
     names = ", ".join(repr(display_title(image)) for image in images)
-    show_info(f"{path.name}: the file holds {len(images)} spectrum images, each opened: {names}")
+    show_info(
+        f"{path.name}: the file holds {len(images)} spectrum images, each opened: {names}; "
+        "the first is shown, the others' layers are hidden (each its own area)"
+    )
 
 
 def offer_recovery_of(path: Path, map_index: int = 0) -> None:
