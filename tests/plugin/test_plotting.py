@@ -196,6 +196,23 @@ def test_the_intensity_range_s_top_is_what_the_curves_counts_show():
     assert top(energy, {"a": counted}, {"a": 200}, xlim=(2.5, 4.5)) == 0.1  # 0.3 lies at 2 keV
 
 
+def test_a_nearly_empty_map_keeps_its_counts_in_the_intensity_range():
+    """SI_empty_selection.emd (72 counts in 320 pixels): no point is known above zero
+    (`signal_top` 0); the range was lowered to 0 and every count ran off the top (an axis of
+    -0.0006..0, user path); autoscaled now, its counts are shown."""
+    from matplotlib.figure import Figure
+
+    energy = np.arange(400) * 0.01
+    spectrum = np.zeros(400)
+    spectrum[[30, 80, 95, 210]] = 1 / 320  # one count each over 320 pixels
+    assert plotting.signal_top(energy, {"map": spectrum}, {"map": 320}) == 0
+    axes = Figure().add_subplot()
+    axes.plot(energy, spectrum)
+    plotting._fit_intensities_to_signal(axes, energy, {"map": spectrum}, {"map": 320}, None)
+    low, high = axes.get_ylim()
+    assert low <= 0 and high >= spectrum.max()
+
+
 def test_the_zero_energy_peak_never_sets_the_intensity_range():
     """A Velox map's strobe at 0 keV (and any detector's noise peak) runs off the top: below
     `ZERO_PEAK_END_KEV` no point counts, the X-ray peaks above it set the range."""

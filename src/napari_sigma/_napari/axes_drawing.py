@@ -211,8 +211,8 @@ def _fit_intensities_to_signal(
     The bottom's margin follows the new range (the autoscaled one was a margin of the whole
     range: the Velox strobe's 37 counts per pixel left 1.85 below zero under peaks of 0.08)."""
     top = signal_top(energy, spectra, counts, xlim)
-    if top is None:
-        return
+    if top is None or top <= 0:  # no point known above zero (a nearly empty map: 72 counts
+        return  # in 320 pixels): autoscaled; lowered to 0 every count ran off the top
     low, high = axes.get_ylim()  # autoscaled to every point
     margin = axes.margins()[1]
     bottom = _lowest_shown(energy, spectra, xlim)
