@@ -102,7 +102,9 @@ class PhaseFindingSettings:
         Smallest connected group of unexplained pixels that makes a trace phase.
     trace_passes : int
         Searches for trace phases, one new phase each (0 = none): the next pass explains the
-        mixed pixels around the last one's grains and finds any further trace phase.
+        mixed pixels around the last one's grains and finds any further trace phase. The
+        small phases' inclusion search is repeated as many times while it adds a phase (at
+        least once; :mod:`~napari_sigma.phases.small_phases`).
     split : SplitSettings or None
         Search for phases of two compositions too close to tell pixel by pixel
         (:mod:`~napari_sigma.phases.splitting`); None: no search.
