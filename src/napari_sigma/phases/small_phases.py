@@ -41,7 +41,9 @@ deviations. Two tests look for it, both deciding on pixels whose counts chose no
    copper prills beside its magnetite. A phase of a pass after the first must have an inside
    (pixels whose 8 neighbours are all of it) that no mix of the known phases explains at the
    split search's ``p_value`` (:func:`_has_own_inside`): without it a second pass made a
-   phase of pixels along the contacts of five phases on the 30x30 Bruker map.
+   phase of pixels along the contacts of five phases on the 30x30 Bruker map. Last, each
+   added phase's rims go to the phase with the larger share of them, as the mixture's phases'
+   boundaries do (:mod:`~napari_sigma.phases.inclusion_rims`).
 
 A phase found either way rests on grains, not on pixels: the support test that follows
 (:func:`~napari_sigma.phases.support._without_unsupported_phases`) still asks a thin one
@@ -94,6 +96,7 @@ def small_phase_steps(
     state = _small_splits(raw, mask, state, settings, valid)
     if counts is None:
         return state
+    known = state[3]
     for inclusion_pass in range(max(settings.trace_passes, 1)):
         # the first pass as it always was; a further one only after a pass added a phase,
         # and guarded (see the module)
@@ -102,6 +105,32 @@ def small_phase_steps(
                                             inside=inclusion_pass > 0)  # fmt: skip
         if state[3] == before:
             break
+    return _with_majority_rims(mask, state, counts, settings, valid, range(known, state[3]))
+
+
+def _with_majority_rims(mask, state, counts, settings, valid, added):
+    """``state`` with the rims of the ``added`` phases decided by the larger share
+    (:mod:`~napari_sigma.phases.inclusion_rims`)."""
+    from napari_sigma.phases.inclusion_rims import majority_rims
+    from napari_sigma.phases.trace import _robust_profiles, chi_square_threshold
+
+    if len(added) == 0:
+        return state
+    windows, dose = counts
+    shape = dose.shape
+    flat_counts = windows.reshape(-1, windows.shape[-1])
+    flat_dose = dose.reshape(-1)
+    grid = state[0].reshape(shape)
+    if valid is not None:
+        grid = np.where(valid, grid, -1)
+    threshold = chi_square_threshold(flat_counts.shape[1], settings.trace_false_alarm)
+    profiles, _ = _robust_profiles(flat_counts.astype(np.float64), flat_dose.astype(np.float64),
+                                   state[0].reshape(shape), state[3], threshold)  # fmt: skip
+    rims = [majority_rims(flat_counts, flat_dose, grid, profiles, phase,
+                          settings.mix_fractions, max(POOL_RADII)) for phase in added]  # fmt: skip
+    for phase, rim in zip(added, rims, strict=True):
+        if rim.any():
+            state = _with_phase(state, mask, rim, phase)
     return state
 
 
