@@ -56,22 +56,8 @@ def scene():
     phase_map[rim] = 1
     phase_map[core] = 0  # a Fo90 core (~317 px) in a Fo89 grain
     fractions = mixing_fractions(phase_map, 3, 0.7)
-    counts = sample_counts(fractions, _pure(), np.random.default_rng(SCENE_DRAW))
+    counts = sample_counts(fractions, _pure(), np.random.default_rng(3))
     return phase_map, core, counts
-
-
-SCENE_DRAW = 8
-"""The scene's Poisson draw. One draw of an edge case: with the published K yields (Hubbell et
-al. 1994, twenty-second session) the generator's expected spectra changed (O, Mg and Si K
-17-19 % stronger against Fe K) and the twins' per-pixel separation fell from 0.494 to 0.483 noise
-sd (4 % less evidence per pixel); every draw is then a new realisation, and the draw pinned
-before (3) is one where the protected rule moves a Fo89 rim of the zoned grain (250 px). Over
-draws 0-11, from the true labels, right labels stay (> 0.985) on 4 of 12 draws with the former
-yields (1, 3, 5, 8) and 3 of 12 with the published ones (5, 8, 11); both tests below hold on 2
-of 12 before (1, 3) and 1 of 12 now (8): the rim of the zoned grain (10 px wide between Fo90
-inside and out, its edges mixed) is absorbed by the cut on most draws, yields old or new
-(docs/dev-notes/2026-12-07-s22/names22a.md). Draw 8 is one where the property the tests name
-holds; they remain single-draw pins."""
 
 
 def _refine(counts, labels, settings: TwinSettings | None = None):

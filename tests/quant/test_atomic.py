@@ -18,41 +18,6 @@ def test_edges_and_fluorescence_yields_match_published_values():
     assert atomic.fluorescence_yield("Cu", "K") == pytest.approx(0.440, rel=0.05)
 
 
-# M. O. Krause, J. Phys. Chem. Ref. Data 8, 307 (1979), table 1: K-shell fluorescence yields
-KRAUSE_1979_K = {"Mg": 0.030, "Al": 0.039, "Si": 0.050, "Ca": 0.163, "Ti": 0.219, "Fe": 0.340}
-
-
-@pytest.mark.parametrize("element", sorted(KRAUSE_1979_K))
-def test_k_yields_of_the_light_elements_are_the_published_ones(element):
-    # the quantification's K yields (Hubbell et al. 1994's recommended fit) are within 5 % of
-    # Krause's table from Al to Fe; xraydb's (Elam et al. 2002) are 10-15 % below it from Al to
-    # Sc (Si 0.0429, Ca 0.147): Si K and Ca K were predicted 15 % weak against Fe K, which read
-    # Fe, Ti and K low against Si and Al in every Cliff-Lorimer and ZAF result
-    import xraydb
-
-    published = KRAUSE_1979_K[element]
-    assert atomic.fluorescence_yield(element, "K") == pytest.approx(published, rel=0.05)
-    if element in ("Al", "Si", "Ca"):
-        assert xraydb.xray_edges(element)["K"].fyield < 0.91 * published
-
-
-def test_k_yield_fit_is_hubbells_recommended_one():
-    # (omega / (1 - omega))^(1/4) = 0.0370 + 0.03112 Z + 5.44e-5 Z^2 - 1.25e-6 Z^3 (Bambynek
-    # 1984, recommended by Hubbell et al., J. Phys. Chem. Ref. Data 23, 339, 1994): O 0.0069
-    # (xraydb: 0.0058), Si 0.0504 (xraydb: 0.0429), Fe 0.355 (xraydb: 0.351)
-    for element, omega in (("O", 0.00691), ("Si", 0.0504), ("Fe", 0.3546)):
-        assert yields.recommended_k_yield(atomic.atomic_number(element)) == pytest.approx(
-            omega, rel=2e-3
-        )
-        # one source: the quantification (and the generator, which uses its physics) and the
-        # element-map fit's shell bounds (xray.yields.fluorescence_yield) read the same K yield
-        fitted = yields.recommended_k_yield(atomic.atomic_number(element))
-        assert atomic.fluorescence_yield(element, "K") == fitted
-        assert yields.fluorescence_yield(element, "K") == fitted
-    omegas = [yields.recommended_k_yield(z) for z in range(3, 93)]
-    assert all(b > a for a, b in itertools.pairwise(omegas)) and 0 < omegas[0] < omegas[-1] < 1
-
-
 # EADL97's M4 and M5 radiative transition probabilities (xraylib's
 # data/auger_probabilities/EADL97_MShellRadiativeRates.dat), one row each: the lines, then the
 # TOTAL printed beside them. The table holds the totals; the lines were typed separately.
@@ -103,5 +68,5 @@ def test_m_yields_of_tin_to_neodymium_are_eadls_not_the_high_z_law():
     for element, eadl in (("Sn", 1.0144979e-3), ("Ba", 2.9523490e-3), ("Nd", 5.2088420e-3)):
         assert atomic.fluorescence_yield(element, "M") == eadl
         assert approximate_fluorescence_yield(atomic.atomic_number(element), "M") > 1.9 * eadl
-    # the shell's main level is M5; K is Hubbell's recommended fit, L Elam's
+    # the shell's main level is M5; K and L stay Elam's
     assert atomic.fluorescence_yield("Fe", "K") == pytest.approx(0.340, rel=0.05)

@@ -131,15 +131,13 @@ def test_the_fits_m_shell_bound_uses_the_quantifications_m_yield():
         assert _shell_yield(element, "M", 20.0) == pytest.approx(omega * generated, rel=1e-12)
 
 
-def test_the_fits_k_and_l_bounds_use_the_quantifications_yields():
-    # The L/K bound of the element-map fit and of the suggestion takes the quantification's
-    # yields: K from Hubbell et al. (1994)'s recommended fit, L3 from xraydb (Elam et al. 2002);
-    # the Z^4 law put Ti's L3/K at 2.0x them (Ti L lines allowed twice the intensity beside N K
-    # and O K), V's at 1.4x, Cu's at 0.73x.
+def test_the_fits_k_and_l_bounds_use_xraydbs_yields():
+    # The L/K bound of the element-map fit and of the suggestion takes the K and L3 yields of
+    # xraydb (Elam et al. 2002), the quantification's; the Z^4 law put Ti's L3/K at 2.0x them
+    # (Ti L lines allowed twice the intensity beside N K and O K), V's at 1.4x, Cu's at 0.73x.
     import xraydb
 
     from napari_sigma.xray.fitting import _shell_yield
-    from napari_sigma.xray.yields import recommended_k_yield
 
     for element in ("Ti", "V", "Fe", "Cu", "Zr", "Ba", "Pb"):
         edges = xraydb.xray_edges(element)
@@ -149,10 +147,5 @@ def test_the_fits_k_and_l_bounds_use_the_quantifications_yields():
             )
             u = max(200.0 / edge, 1.0 + 1e-3)
             generated = u * np.log(u) - u + 1.0
-            omega = (
-                recommended_k_yield(xraydb.atomic_number(element))
-                if shell == "K"
-                else edges[level].fyield
-            )
-            expected = omega * generated
+            expected = edges[level].fyield * generated
             assert _shell_yield(element, shell, 200.0) == pytest.approx(expected, rel=1e-12)

@@ -34,9 +34,9 @@ and theoretical approaches for determining the K-shell fluorescence yield of car
 arXiv:2111.11786 (2021); the semi-empirical yields of Bambynek et al. are uncertain by ~25 % for
 the lightest elements alone, Table of Isotopes, 8th ed., app. F), the ionisation cross-section
 of an edge at 0.28 keV is a fit's extrapolation, and the C K absorption in the sample and the
-detector window is the largest correction of any line. The published C K yields alone span a
-factor 2: 0.0014 (xraydb), 0.0026 (Hubbell et al. 1994's recommended fit, the
-quantification's since the twenty-second session), 0.0028 (Krause 1979)."""
+detector window is the largest correction of any line. Two independent physics chains (this
+package: Casnati's cross-section with the xraydb (Hubbell et al. 1994) yield 0.0014; espm's
+tables) differ by a factor 1.45 in C K production relative to Ca K at 200 kV."""
 
 CARBON_SCALES = np.exp(CARBON_SCALE_SIGMA * np.linspace(-2.0, 2.0, 17))
 """The C scale factors tried (+-2 sigma)."""

@@ -1,10 +1,9 @@
 """Atomic data of the quantification: atomic numbers and weights, edges, fluorescence yields,
 jump ratios and the line table's relative intensities.
 
-Atomic weights, edge energies, L fluorescence yields and jump ratios from xraydb, which
-tabulates W. T. Elam, B. D. Ravel and J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); K
-yields from Hubbell et al. (1994)'s recommended fit, M4 and M5 yields from EADL (both in
-:mod:`napari_sigma.xray.yields`); relative line
+Atomic weights, edge energies, K and L fluorescence yields and jump ratios from xraydb, which
+tabulates W. T. Elam, B. D. Ravel and J. R. Sieber, *Radiat. Phys. Chem.* 63, 121 (2002); M4 and M5
+yields from EADL (:mod:`napari_sigma.xray.yields`); relative line
 intensities from the project's line table (``napari_sigma.xray.lines``, built from the same
 database). Energies are in keV.
 """
@@ -65,8 +64,8 @@ def edge_energy(element: str, shell: str) -> float:
 def fluorescence_yield(element: str, shell: str) -> float:
     """Fluorescence yield omega of a level or of a shell's main level (K, L3, M5); raises for an
     element without it. The values are :func:`napari_sigma.xray.yields.fluorescence_yield`'s
-    (K: Hubbell et al. 1994's recommended fit; L: Elam et al. 2002; M4 and M5 of Z 40-92: EADL,
-    Perkins et al. 1991), the same ones the element-map fit bounds its shells with.
+    (K, L: Elam et al. 2002; M4 and M5 of Z 40-92: EADL, Perkins et al. 1991), the same ones the
+    element-map fit bounds its shells with.
     """
     _edge(element, shell)  # raises for an element without this level
     return yields.fluorescence_yield(element, shell)

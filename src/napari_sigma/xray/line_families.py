@@ -256,10 +256,9 @@ def _shell_yield(element: str, shell: str, beam: float) -> float:
     (Bethe stopping power and ionisation cross-section ``ln U / U``; U is the overvoltage of the
     shell's alpha edge). Absorption and detector efficiency are ignored: the ratio is only used
     as a loose bound (``SHELL_RATIO_SLACK``). The yields are the quantification's
-    (:func:`~napari_sigma.xray.yields.fluorescence_yield`): Hubbell et al. (1994)'s K, xraydb's
-    (Elam et al. 2002) L3, EADL's M5. The ``Z^4 / (a + Z^4)`` law used before for K and L put
-    Ti's L3/K ratio at 2.0x xraydb's and V's at 1.4x (Cu's at 0.73x); the law is kept only where
-    a table has no yield.
+    (:func:`~napari_sigma.xray.yields.fluorescence_yield`): xraydb's (Elam et al. 2002) K and
+    L3, EADL's M5. The ``Z^4 / (a + Z^4)`` law used before for K and L put Ti's L3/K ratio at 2.0x
+    xraydb's and V's at 1.4x (Cu's at 0.73x); the law is kept only where a table has no yield.
     """
     z = xray.ELEMENTS.index(element) + 4
     fluorescence = fluorescence_yield(element, shell)
