@@ -180,3 +180,26 @@ def foil_spectrum(
     continuum *= 0.2 * lines.sum() / continuum.sum()
     expected = (lines + continuum) * counts / (lines + continuum).sum()
     return np.random.default_rng(seed).poisson(expected).astype(float), composition
+
+
+def disc_grains(shape, centres, radius):
+    """A boolean map of ``shape`` true inside discs of ``radius`` around each (y, x) of
+    ``centres``: grains for the phase-finding tests."""
+    import numpy as np
+
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    inside = np.zeros(shape, dtype=bool)
+    for cy, cx in centres:
+        inside |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+    return inside
+
+
+def trained_state(labels):
+    """(flat labels, one-hot probabilities, training labels, K) of a label map with every
+    pixel trained: the clustering's state as the small-phase search receives it."""
+    import numpy as np
+
+    flat = labels.reshape(-1)
+    n_phases = int(flat.max()) + 1
+    probabilities = np.eye(n_phases, dtype=np.float32)[flat]
+    return flat.copy(), probabilities, flat.copy(), n_phases

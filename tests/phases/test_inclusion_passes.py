@@ -10,25 +10,12 @@ import pytest
 from napari_sigma.compute.progress import run_to_completion
 from napari_sigma.phases.finding import PhaseFindingSettings
 from napari_sigma.phases.small_phases import _with_inclusions, small_phase_steps
+from sigma_testdata import disc_grains, trained_state
 
 HOST = np.array([0.30, 0.20, 0.10, 0.05, 0.02])
 OXIDE = np.array([0.30, 0.10, 0.10, 0.12, 0.02])  # the first kind of inclusion
 METAL = np.array([0.15, 0.20, 0.05, 0.05, 0.20])  # the second kind
 SHAPE = (96, 96)
-
-
-def _grains(centres, radius):
-    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
-    inside = np.zeros(SHAPE, dtype=bool)
-    for cy, cx in centres:
-        inside |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-    return inside
-
-
-def _state(labels):
-    flat = labels.reshape(-1)
-    n_phases = int(flat.max()) + 1
-    return flat.copy(), np.eye(n_phases, dtype=np.float32)[flat], flat.copy(), n_phases
 
 
 def _counts(rng, profiles, dose=100.0):
@@ -40,12 +27,12 @@ def _counts(rng, profiles, dose=100.0):
 def _steps(labels, windows, dose):
     raw = np.sqrt(windows + 0.375)  # the features of the small splits (none here)
     mask = np.ones(SHAPE, dtype=bool)
-    return run_to_completion(small_phase_steps(raw, mask, _state(labels), (windows, dose),
+    return run_to_completion(small_phase_steps(raw, mask, trained_state(labels), (windows, dose),
                                                PhaseFindingSettings(), None))  # fmt: skip
 
 
-OXIDE_GRAINS = _grains([(15, 20), (40, 70), (70, 30), (80, 80), (20, 75)], 4)
-METAL_GRAINS = _grains([(50, 15), (85, 50), (12, 45), (60, 50)], 3)
+OXIDE_GRAINS = disc_grains(SHAPE, [(15, 20), (40, 70), (70, 30), (80, 80), (20, 75)], 4)
+METAL_GRAINS = disc_grains(SHAPE, [(50, 15), (85, 50), (12, 45), (60, 50)], 3)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -78,7 +65,7 @@ def _contact_map(rng):
     band = np.zeros(SHAPE, dtype=bool)
     band[20:60, 59:61] = True
     profiles = np.where(band[..., None], 0.5 * (HOST + other) + [0, 0, 0, 0.10, 0], profiles)
-    grains = _grains([(15, 20), (40, 30), (70, 30), (85, 15), (25, 45)], 4)
+    grains = disc_grains(SHAPE, [(15, 20), (40, 30), (70, 30), (85, 15), (25, 45)], 4)
     profiles = np.where(grains[..., None], OXIDE, profiles)
     windows, dose = _counts(rng, profiles)
     return labels, windows, dose, grains, band
@@ -95,7 +82,7 @@ def test_a_band_of_contact_pixels_is_not_a_later_phase(seed):
     oxide = np.bincount(found[0].reshape(SHAPE)[grains]).argmax()
     assert oxide == 2
     # the same second pass without its guard makes the band a phase
-    first = run_to_completion(_with_inclusions(np.ones(SHAPE, bool), _state(labels),
+    first = run_to_completion(_with_inclusions(np.ones(SHAPE, bool), trained_state(labels),
                                                (windows, dose), PhaseFindingSettings(), None))  # fmt: skip
     assert first[3] == 3
     unguarded = run_to_completion(_with_inclusions(np.ones(SHAPE, bool), first, (windows, dose),
@@ -113,8 +100,8 @@ def test_an_added_phase_takes_its_rims_where_it_has_the_larger_share():
 
     rng = np.random.default_rng(5)
     near_mix = 0.8 * OXIDE + 0.2 * HOST + [0.0, 0.0, 0.15, 0.0, 0.0]  # and a line of its own
-    cores = _grains([(20, 20), (20, 60), (60, 20)], 3)
-    grains = _grains([(20, 20), (20, 60), (60, 20)], 5)
+    cores = disc_grains(SHAPE, [(20, 20), (20, 60), (60, 20)], 3)
+    grains = disc_grains(SHAPE, [(20, 20), (20, 60), (60, 20)], 5)
     rims = grains & ~cores
     labels = np.zeros(SHAPE, dtype=np.int64)
     labels[70:, 60:] = 1  # the known phase's own region
@@ -124,7 +111,7 @@ def test_an_added_phase_takes_its_rims_where_it_has_the_larger_share():
     profiles = np.where(rims[..., None], 0.8 * OXIDE + 0.2 * HOST, profiles)
     profiles = np.where(cores[..., None], OXIDE, profiles)
     windows, dose = _counts(rng, profiles)
-    state = _state(labels)
+    state = trained_state(labels)
     found = _with_majority_rims(np.ones(SHAPE, bool), state, (windows, dose),
                                 PhaseFindingSettings(), None, [2])  # fmt: skip
     after = found[0].reshape(SHAPE)

@@ -9,26 +9,11 @@ import pytest
 from napari_sigma.phases.finding import PhaseFindingSettings
 from napari_sigma.phases.small_phases import _small_splits, _with_inclusions, exact_p_value
 from napari_sigma.phases.splitting import SplitSettings, composition_test
+from sigma_testdata import disc_grains, trained_state
 
 HOST = np.array([0.30, 0.20, 0.10, 0.05, 0.02])
 # a few counts apart per pixel at 100 counts (window 3: 5 -> 8, window 1: 20 -> 16)
 GRAIN = np.array([0.30, 0.16, 0.10, 0.08, 0.02])
-
-
-def _grains(shape, centres, radius):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    inside = np.zeros(shape, dtype=bool)
-    for cy, cx in centres:
-        inside |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-    return inside
-
-
-def _state(labels):
-    """(flat labels, one-hot probabilities, training labels, K) with every pixel trained."""
-    flat = labels.reshape(-1)
-    n_phases = int(flat.max()) + 1
-    probabilities = np.eye(n_phases, dtype=np.float32)[flat]
-    return flat.copy(), probabilities, flat.copy(), n_phases
 
 
 def _counts(rng, profiles, dose=100.0, jitter=0.0):
@@ -48,12 +33,12 @@ CENTRES = [(15, 20), (40, 70), (70, 30), (80, 80), (20, 75)]
 def test_a_small_phase_of_faint_contrast_is_found():
     """Five grains of r = 4 (1.7 % of the map) that no single pixel tells from their host."""
     rng = np.random.default_rng(0)
-    truth = _grains(SHAPE, CENTRES, 4)
+    truth = disc_grains(SHAPE, CENTRES, 4)
     profiles = np.where(truth[..., None], GRAIN, HOST)
     windows, dose = _counts(rng, profiles)
     labels = np.zeros(SHAPE, dtype=np.int64)  # the phase finder merged them into the host
     mask = np.ones(SHAPE, dtype=bool)
-    state = _state(labels)
+    state = trained_state(labels)
     found = _run(_with_inclusions(mask, state, (windows, dose), PhaseFindingSettings(), None))
     assert found[3] == 2
     new = found[0].reshape(SHAPE) == 1
@@ -71,7 +56,7 @@ def test_a_uniform_phase_is_not_split(seed, jitter):
     profiles = np.broadcast_to(HOST, (*SHAPE, len(HOST)))
     windows, dose = _counts(rng, profiles, jitter=jitter)
     labels = np.zeros(SHAPE, dtype=np.int64)
-    state = _state(labels)
+    state = trained_state(labels)
     found = _run(_with_inclusions(np.ones(SHAPE, bool), state, (windows, dose),
                                   PhaseFindingSettings(), None))  # fmt: skip
     assert found[3] == 1
@@ -89,7 +74,7 @@ def test_a_mix_of_two_known_phases_is_not_a_new_phase():
     strip[:, 45:51] = True  # a wide band of pixels that mix the two
     profiles = np.where(strip[..., None], 0.5 * (HOST + other), profiles)
     windows, dose = _counts(rng, profiles)
-    found = _run(_with_inclusions(np.ones(SHAPE, bool), _state(labels), (windows, dose),
+    found = _run(_with_inclusions(np.ones(SHAPE, bool), trained_state(labels), (windows, dose),
                                   PhaseFindingSettings(), None))  # fmt: skip
     assert found[3] == 2
 
@@ -110,7 +95,7 @@ def test_a_small_phase_of_two_compositions_is_split():
     composition[4:20, 12:20] = 2
     raw = _features(rng, composition, 2.0)
     settings = PhaseFindingSettings()
-    state = _state(labels)
+    state = trained_state(labels)
     found = _small_splits(raw, np.ones(labels.shape, bool), state, settings, None)
     assert found[3] == 3
     second = found[0].reshape(labels.shape) == 2
@@ -123,7 +108,7 @@ def test_a_small_uniform_phase_is_not_split():
         labels = np.zeros((48, 48), dtype=np.int64)
         labels[4:20, 4:20] = 1
         raw = _features(rng, labels, 0.0)
-        found = _small_splits(raw, np.ones(labels.shape, bool), _state(labels),
+        found = _small_splits(raw, np.ones(labels.shape, bool), trained_state(labels),
                               PhaseFindingSettings(), None)  # fmt: skip
         assert found[3] == 2
 
@@ -152,14 +137,14 @@ def test_a_known_phase_diluted_with_its_host_takes_the_small_phase_pixels():
     the carbon around it) is that composition: the pure grains found elsewhere join it, no
     second phase of one composition is made."""
     rng = np.random.default_rng(4)
-    truth = _grains(SHAPE, CENTRES, 4)
-    mixed = _grains(SHAPE, [(88, 8)], 5)  # the known phase: a third grain, the rest host
+    truth = disc_grains(SHAPE, CENTRES, 4)
+    mixed = disc_grains(SHAPE, [(88, 8)], 5)  # the known phase: a third grain, the rest host
     binder = np.array([0.30, 0.10, 0.10, 0.12, 0.02])  # a stronger contrast than GRAIN's
     profiles = np.where(truth[..., None], binder, HOST)
     profiles = np.where(mixed[..., None], (binder + 2 * HOST) / 3, profiles)
     windows, dose = _counts(rng, profiles)
     labels = np.where(mixed, 1, 0)
-    found = _run(_with_inclusions(np.ones(SHAPE, bool), _state(labels), (windows, dose),
+    found = _run(_with_inclusions(np.ones(SHAPE, bool), trained_state(labels), (windows, dose),
                                   PhaseFindingSettings(), None))  # fmt: skip
     assert found[3] == 2
     taken = found[0].reshape(SHAPE) == 1
