@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_small_phases import CENTRES, GRAIN, HOST, SHAPE, _counts, _grains, _run, _state
+from test_small_phases import CENTRES, GRAIN, HOST, SHAPE, _counts, _run
 
 from napari_sigma.phases.finding import PhaseFindingSettings
 from napari_sigma.phases.grain_growth import grown_grains
@@ -14,6 +14,7 @@ from napari_sigma.phases.small_phases import (
     SCREEN_P,
     _with_inclusions,
 )
+from sigma_testdata import disc_grains, trained_state
 
 FIRST = CENTRES[:1]
 
@@ -39,13 +40,13 @@ def test_the_other_grains_of_a_known_small_phase_are_found(seed):
     """One grain of five is the new phase; the four others (a few counts apart from the host
     per pixel) are found grain by grain, their edges within a pixel or so."""
     rng = np.random.default_rng(seed)
-    truth = _grains(SHAPE, CENTRES, 4)
+    truth = disc_grains(SHAPE, CENTRES, 4)
     windows, dose = _counts(rng, np.where(truth[..., None], GRAIN, HOST))
-    first = _grains(SHAPE, FIRST, 4)
+    first = disc_grains(SHAPE, FIRST, 4)
     grown = _grown(windows, dose, np.zeros(SHAPE, np.int64), first, HOST[None])
     assert not (grown & first).any()  # only pixels outside the new phase are asked
     for centre in CENTRES[1:]:
-        grain = _grains(SHAPE, [centre], 4)
+        grain = disc_grains(SHAPE, [centre], 4)
         assert (grown & grain).sum() >= 0.5 * grain.sum()
     assert (grown & ~truth).sum() <= 0.25 * (truth & ~first).sum()
 
@@ -54,7 +55,7 @@ def test_the_other_grains_of_a_known_small_phase_are_found(seed):
 def test_a_host_without_more_grains_gives_none(seed):
     """Only the known grain is of the new composition: nothing else joins it."""
     rng = np.random.default_rng(10 + seed)
-    first = _grains(SHAPE, FIRST, 4)
+    first = disc_grains(SHAPE, FIRST, 4)
     windows, dose = _counts(rng, np.where(first[..., None], GRAIN, HOST))
     grown = _grown(windows, dose, np.zeros(SHAPE, np.int64), first, HOST[None])
     assert not grown.any()
@@ -70,7 +71,7 @@ def test_a_mixed_boundary_of_two_known_phases_does_not_join():
     band[:, 56:64] = True
     profiles = np.where((labels == 1)[..., None], other, HOST)
     profiles = np.where(band[..., None], 0.5 * (HOST + other), profiles)
-    first = _grains(SHAPE, FIRST, 4)
+    first = disc_grains(SHAPE, FIRST, 4)
     profiles = np.where(first[..., None], GRAIN, profiles)
     windows, dose = _counts(rng, profiles)
     grown = _grown(windows, dose, labels, first, np.stack([HOST, other]))
@@ -81,9 +82,9 @@ def test_the_inclusion_search_finds_more_grains_than_it_screens():
     """End to end: on a map where the omnibus screen confirms only some grains, most pixels
     of the five grains end in the new phase."""
     rng = np.random.default_rng(1)
-    truth = _grains(SHAPE, CENTRES, 4)
+    truth = disc_grains(SHAPE, CENTRES, 4)
     windows, dose = _counts(rng, np.where(truth[..., None], GRAIN, HOST))
-    state = _state(np.zeros(SHAPE, dtype=np.int64))
+    state = trained_state(np.zeros(SHAPE, dtype=np.int64))
     found = _run(_with_inclusions(np.ones(SHAPE, bool), state, (windows, dose),
                                   PhaseFindingSettings(), None))  # fmt: skip
     assert found[3] == 2
@@ -99,12 +100,12 @@ def test_grains_of_two_compositions_give_a_pure_phase():
     rng = np.random.default_rng(2)
     oxide = np.array([0.30, 0.12, 0.10, 0.10, 0.02])
     metal = np.array([0.02, 0.02, 0.02, 0.02, 0.50])
-    first = _grains(SHAPE, [(15, 20), (40, 70), (70, 30)], 4)
-    second = _grains(SHAPE, [(80, 80), (20, 75)], 4)
+    first = disc_grains(SHAPE, [(15, 20), (40, 70), (70, 30)], 4)
+    second = disc_grains(SHAPE, [(80, 80), (20, 75)], 4)
     profiles = np.where(first[..., None], oxide, HOST)
     profiles = np.where(second[..., None], metal, profiles)
     windows, dose = _counts(rng, profiles)
-    state = _state(np.zeros(SHAPE, dtype=np.int64))
+    state = trained_state(np.zeros(SHAPE, dtype=np.int64))
     found = _run(_with_inclusions(np.ones(SHAPE, bool), state, (windows, dose),
                                   PhaseFindingSettings(), None))  # fmt: skip
     assert found[3] == 2
