@@ -17,7 +17,7 @@ MOVED = {
         "CARBON_SCALES",
         "Candidate",
         "_comparable",
-        "_sigma",
+        "tolerance_sigma",
         "_chi2",
         "_score",
         "_carbon_scales",
@@ -25,7 +25,7 @@ MOVED = {
         "_carbon_scaled",
         "_visible_elements",
         "_single",
-        "_without",
+        "renormalised_without",
         "_equivalent",
     ),
     "series": (

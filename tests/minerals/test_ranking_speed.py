@@ -9,13 +9,13 @@ import pytest
 from napari_sigma.minerals import scores
 from napari_sigma.minerals.library import load_library
 from napari_sigma.minerals.scores import (
+    MeasuredScales,
     _carbon_scaled,
     _carbon_scales,
     _chi2,
     _comparable,
     _library_comparable,
     _Measured,
-    _MeasuredScales,
     _rescaled,
 )
 
@@ -71,7 +71,7 @@ def test_prepared_chi2_equals_chi2_bit_for_bit():
 def test_prepared_carbon_scales_equal_carbon_scaled_bit_for_bit():
     compared = scaled = 0
     for wt, err in _measurements():
-        prepared = _MeasuredScales(wt, err)
+        prepared = MeasuredScales(wt, err)
         for library in _libraries():
             expected = _old_carbon_scaled(wt, err, library)
             assert prepared.best_chi2(library) == expected
@@ -85,7 +85,7 @@ def test_the_measured_side_is_prepared_once(monkeypatch):
     calls = []
     real = scores._rescaled
     monkeypatch.setattr(scores, "_rescaled", lambda *a: calls.append(1) or real(*a))
-    prepared = _MeasuredScales({"C": 12.0, "O": 48.0, "Ca": 40.0}, {"C": 1.0, "O": 2.0})
+    prepared = MeasuredScales({"C": 12.0, "O": 48.0, "Ca": 40.0}, {"C": 1.0, "O": 2.0})
     calcite = {"C": 12.0, "O": 48.0, "Ca": 40.0}
     for _ in range(5):
         prepared.best_chi2(calcite)

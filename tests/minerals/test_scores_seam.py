@@ -7,10 +7,20 @@ from pathlib import Path
 from napari_sigma.minerals import scores
 
 
-def test_the_public_names_are_the_private_ones():
-    assert scores._MeasuredScales is scores.MeasuredScales
-    assert scores._sigma is scores.tolerance_sigma
-    assert scores._without is scores.renormalised_without
+def test_the_private_aliases_are_gone_and_nothing_imports_them():
+    # the names other modules used before the seam was public (twenty-second session); every
+    # user imports the public names now (twenty-third), so the aliases were dropped
+    dropped = {"_MeasuredScales", "_sigma", "_without"}
+    assert not [name for name in dropped if hasattr(scores, name)]
+    package = Path(scores.__file__).parents[1]
+    users = []
+    for path in [*package.rglob("*.py"), *Path(__file__).parents[1].rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in (
+                "napari_sigma.minerals.scores", "napari_sigma.minerals.identify"
+            ):  # fmt: skip
+                users += [f"{path.name}: {a.name}" for a in node.names if a.name in dropped]
+    assert not users, users
 
 
 def test_own_elements_imports_no_private_name_of_scores():

@@ -25,10 +25,10 @@ from napari_sigma.minerals.identify import (
     _comparable,
     _equivalent,
     _series_composition,
-    _without,
     surface_layer_at,
 )
 from napari_sigma.minerals.library import MineralLibrary, load_library
+from napari_sigma.minerals.scores import renormalised_without
 
 COAT_NM = {"bulk": 20.0, "thin": 5.0}
 """Thickness (nm) of the stated carbon coat: an evaporated conductive coat of an SEM section
@@ -102,12 +102,12 @@ def prefer_without_coating_carbon(
     if whole is None or whole.get("C", 0.0) < MIN_CARBON_WT:
         return candidates
     measured_c = _carbon_at(wt)
-    best_rest = _without(_comparable(whole, set(whole)), "C")
+    best_rest = renormalised_without(_comparable(whole, set(whole)), "C")
     for other in candidates[1:]:
         other_whole = _whole(other, library)
         if other_whole is None or other_whole.get("C", 0.0) > 0:
             continue
-        rest = _without(_comparable(other_whole, set(other_whole)), "C")
+        rest = renormalised_without(_comparable(other_whole, set(other_whole)), "C")
         if not _equivalent(best_rest, rest):
             continue
         visible = {el: c for el, c in other_whole.items() if c > 0 and el not in INVISIBLE}

@@ -99,10 +99,10 @@ from napari_sigma.minerals.scores import (  # noqa: F401
     _equivalent,
     _rescaled,
     _score,
-    _sigma,
     _single,
     _visible_elements,
-    _without,
+    renormalised_without,
+    tolerance_sigma,
 )
 from napari_sigma.minerals.series import (  # noqa: F401
     PURE_MEMBER,
@@ -396,7 +396,7 @@ def _prefer_anhydrous(candidates: list[Candidate], library=None) -> list[Candida
         if visible is None or any(el in INVISIBLE for el in library[other.mineral].composition):
             continue
         if _equivalent(best_visible, visible) or _equivalent(
-            _without(best_visible, "O"), _without(visible, "O")
+            renormalised_without(best_visible, "O"), renormalised_without(visible, "O")
         ):
             return [other] + [c for c in candidates if c is not other]
     return candidates
@@ -531,7 +531,7 @@ def _with_neighbour_fit(mineral: Mineral, measured, err, host) -> tuple[float, f
     if not comparable:
         return None
     elements = sorted(set(measured) | set(comparable) | set(host))
-    s = np.array([_sigma(measured.get(el, 0.0), measured.get(el, 0.0), err.get(el, 0.0))
+    s = np.array([tolerance_sigma(measured.get(el, 0.0), measured.get(el, 0.0), err.get(el, 0.0))
                   for el in elements])  # fmt: skip
     design = (
         np.array([[comparable.get(el, 0.0), host.get(el, 0.0)] for el in elements]) / s[:, None]

@@ -261,10 +261,3 @@ def _equivalent(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
         return False
     chi2, n = _chi2(a, {}, b)
     return chi2 / n < 1.0
-
-
-# The names other modules imported before they were public (own_elements, identify's
-# re-exports, tests): the same objects.
-_MeasuredScales = MeasuredScales
-_sigma = tolerance_sigma
-_without = renormalised_without

@@ -17,7 +17,7 @@ from napari_sigma.minerals.scores import (
     _comparable,
     _rescaled,
     _score,
-    _sigma,
+    tolerance_sigma,
 )
 
 PURE_MEMBER = 0.95
@@ -40,7 +40,9 @@ def _mixture(
     elements = sorted(set(wt).union(*members))
     a = np.array([[member.get(el, 0.0) for member in members] for el in elements])
     b = np.array([wt.get(el, 0.0) for el in elements])
-    s = np.array([_sigma(wt.get(el, 0.0), wt.get(el, 0.0), err.get(el, 0.0)) for el in elements])
+    s = np.array(
+        [tolerance_sigma(wt.get(el, 0.0), wt.get(el, 0.0), err.get(el, 0.0)) for el in elements]
+    )
     penalty = 1e3
     design = np.vstack([a / s[:, None], penalty * np.ones((1, len(members)))])
     target = np.concatenate([b / s, [penalty]])
