@@ -11,18 +11,60 @@ much shorter, and what the user finds is what napari would have built (napari's 
 ``create_qt_layer_controls`` and ``create_vispy_layer``; the visual follows the layer's events
 from its construction on, as it would from the insertion).
 
-A napari without these internals (or with its experimental dynamic layer controls, or its
-experimental polling of visuals): nothing is built ahead, napari builds them at the insertion
-as always.
+The two napari methods stood in for (the controls container's ``_add``, ``QtViewer._add_layer``)
+are private and napari is not pinned: a stand-in is used only where the installed method is code
+it was checked against (`KNOWN_NAPARI_CODE`, by :func:`code_fingerprint`). A napari whose method
+changed, or one without these internals (or with its experimental dynamic layer controls, or its
+experimental polling of visuals): nothing is built ahead, napari builds them at the insertion as
+always (tests/plugin/test_built_ahead_napari.py fails then, naming the method to check).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from napari_sigma._napari import state
+
+KNOWN_NAPARI_CODE = {
+    "QtLayerControlsContainer._add": frozenset({"77bf1a300aa37375"}),  # napari 0.9.2
+    "QtViewer._add_layer": frozenset({"dade4ab906fb015e"}),  # napari 0.9.2
+}
+"""The fingerprints (:func:`code_fingerprint`) of the napari methods whose work the stand-ins
+(:func:`controls_ready`, :func:`taken_at_insertion`) do: the controls container's ``_add``
+builds the layer's controls (``create_qt_layer_controls``), sets their ``ndisplay``, adds them
+to its stack and to ``widgets``, unless the dynamic layer controls are on; ``_add_layer``
+builds the visual (``create_vispy_layer``), wires it to the experimental poller if any, and
+calls ``canvas.add_layer_visual_mapping``. Another napari's code is added here once read."""
+
+
+@functools.lru_cache(maxsize=16)
+def code_fingerprint(function: Any) -> str | None:
+    """A short hash of ``function``'s code: its body's syntax tree, its docstring, comments and
+    layout left out (None: no source to read)."""
+    import ast
+    import hashlib
+    import inspect
+    import textwrap
+
+    try:
+        definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return None
+    body = definition.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    tree = ast.dump(ast.Module(body=body, type_ignores=[]))
+    return hashlib.sha256(tree.encode()).hexdigest()[:16]
+
+
+def is_known_code(cls: type, name: str) -> bool:
+    """Whether ``cls.name`` is napari code a stand-in was checked against (`KNOWN_NAPARI_CODE`)."""
+    function = getattr(cls, name, None)
+    known = KNOWN_NAPARI_CODE.get(f"{cls.__name__}.{name}", frozenset())
+    return function is not None and code_fingerprint(function) in known
 
 
 def _container(viewer: Any) -> Any:
@@ -33,7 +75,7 @@ def _container(viewer: Any) -> Any:
 
         if get_settings().experimental.dynamic_layer_controls:
             return None  # napari builds no controls per layer then
-        if not isinstance(container.widgets, dict) or not hasattr(type(container), "_add"):
+        if not isinstance(container.widgets, dict) or not is_known_code(type(container), "_add"):
             return None
     except Exception:
         return None
@@ -79,7 +121,7 @@ def _qt_viewer(viewer: Any) -> Any:
     napari, or its experimental polling, which wires each new visual to its poller)."""
     try:
         qt_viewer = state.unwrap(viewer).window._qt_viewer
-        if getattr(qt_viewer, "_qt_poll", None) is not None or not hasattr(
+        if getattr(qt_viewer, "_qt_poll", None) is not None or not is_known_code(
             type(qt_viewer), "_add_layer"
         ):
             return None
