@@ -38,7 +38,7 @@ from napari_sigma.phases.mixture import cluster_phases
 # the module that reads the name
 from napari_sigma.pipeline.result import AnalysisResult
 from napari_sigma.pipeline.settings import AnalysisSettings
-from napari_sigma.pipeline.unmixing_stage import _unmix, with_abundances
+from napari_sigma.pipeline.unmixing_stage import _unmix, cancel_abundances, with_abundances
 from napari_sigma.spectrum_image import SpectrumImage
 
 
@@ -217,13 +217,17 @@ def _analyse(
         clock, "unmixing", _unmix(image, labels, clustering, settings, device, lines)
     )
     labels, interior, depth = unmixed[0], unmixed[5], unmixed[9]
-    phase_names = _phase_names(measured.intensities, labels, lines, clustering.n_phases)
-    minerals, host = [], None
-    if settings.identify_minerals:
-        minerals, host = yield from _timed(
-            clock, "minerals", _minerals(image, labels, lines, interior, settings, depth)
-        )
-        phase_names = mineral_phase_names(phase_names, minerals)
+    try:
+        phase_names = _phase_names(measured.intensities, labels, lines, clustering.n_phases)
+        minerals, host = [], None
+        if settings.identify_minerals:
+            minerals, host = yield from _timed(
+                clock, "minerals", _minerals(image, labels, lines, interior, settings, depth)
+            )
+            phase_names = mineral_phase_names(phase_names, minerals)
+    except BaseException:  # closed (an aborted run) or failed: the solve below is not wanted
+        cancel_abundances(unmixed[4])
+        raise
     with clock.stage("unmixing"):  # the components' abundances, solved beside the minerals
         unmixed = with_abundances(unmixed)
     found = (clustering, unmixed, phase_names, minerals, host, valid)

@@ -68,12 +68,16 @@ def _unmix(
         counts, image.shape, components, spectra, pixels, low_energy, device
     )
     state = _Labelled(labels, spectra, interior, cores, deep, depth)
-    if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:
-        state = _to_majority(counts, state, fractions, pixels, ~low_energy, settings, n_phases)
-    twins = settings.phase_finding.twins
-    if settings.cluster_space == "spatial" and twins is not None and lines:
-        state = yield from _with_twins(image, state, lines, twins)
-    deep_sums = _deep_sums(counts, resident, state, n_phases)
+    try:
+        if settings.cluster_space == "spatial" and settings.phase_finding.fraction_sigma >= 0:
+            state = _to_majority(counts, state, fractions, pixels, ~low_energy, settings, n_phases)
+        twins = settings.phase_finding.twins
+        if settings.cluster_space == "spatial" and twins is not None and lines:
+            state = yield from _with_twins(image, state, lines, twins)
+        deep_sums = _deep_sums(counts, resident, state, n_phases)
+    except BaseException:  # closed (cancelled) or failed: the later solve is not wanted
+        cancel_abundances(abundances)
+        raise
     return (state.labels, state.spectra, components, weights, abundances, state.interior,
             fractions, state.cores, deep_sums, state.depth)  # fmt: skip
 
@@ -85,6 +89,16 @@ def with_abundances(unmixed: tuple) -> tuple:
     if not hasattr(abundances, "result"):
         return unmixed
     return (*unmixed[:4], abundances.result(), *unmixed[5:])
+
+
+def cancel_abundances(abundances) -> None:
+    """Stop the components' abundances solved after the pass (:func:`with_abundances`' wait)
+    when the analysis ends without its result (closed by its caller, or an error): its thread
+    ends after the batch under way and lets the kept projections go (~48 MB at 1024²). Arrays
+    (solved in the pass) need nothing."""
+    cancel = getattr(abundances, "cancel", None)
+    if cancel is not None:
+        cancel()
 
 
 class _Labelled(NamedTuple):

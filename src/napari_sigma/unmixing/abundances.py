@@ -212,17 +212,24 @@ class _Deferred:
 
         solvers = [self.solvers[i] for i in self.later]
         outs = [self.outs[i] for i in self.later]
-        made = Ahead(_solved_later, self, solvers, outs, max_iter, tol)
+        made = Ahead(_solved_later, self, solvers, outs, max_iter, tol, stoppable=True)
         for position, index in enumerate(self.later):
             maps[index] = _Part(made, position, shape)
         return maps
 
 
-def _solved_later(deferred: _Deferred, solvers, outs, max_iter: int, tol: float) -> list:
+def _solved_later(
+    deferred: _Deferred, solvers, outs, max_iter: int, tol: float, stop: Any = None
+) -> list | None:
     """The later bases' solves: batch by batch as in the pass, each on the float64 of its
     kept float32 projections (what :func:`_joined` gives the pass: the same array), so the
-    same numbers; the kept projections are let go at the end."""
+    same numbers; the kept projections are let go at the end. ``stop`` (an event; set by
+    :meth:`_Part.cancel`, an analysis that ends without its result): no further batch is
+    solved, the kept projections are let go and None is returned."""
     for done, end in sorted(deferred.spans):
+        if stop is not None and stop.is_set():
+            deferred.kept = None
+            return None
         projected = deferred.kept[done:end].astype(np.float64)
         _solve_batch(solvers, outs, done, end, projected, max_iter, tol, whole=False)
     deferred.kept = None
@@ -238,6 +245,11 @@ class _Part:
     def result(self) -> np.ndarray:
         out = self.made.result()[self.position]
         return out.reshape(*self.shape, out.shape[1])
+
+    def cancel(self) -> None:
+        """The solve's value is not wanted (an aborted analysis): stop it after the batch
+        under way and wait for that, letting its memory go (every part of one solve)."""
+        self.made.cancel()
 
 
 def start_compiled_warm_up(counts: Any, device: str = "auto") -> Any:
