@@ -301,3 +301,51 @@ def test_numpys_developer_tools_load_on_first_use_only():
     assert report["ran_before_use"] == []
     assert report["again"] == []  # registered once
     assert report["loaded"] and report["same"] and report["f2py"] and report["help"]
+
+
+def test_the_thread_imports_without_garbage_collections_and_leaves_the_collector_on(
+    tmp_path, monkeypatch
+):
+    import gc
+
+    # a module that makes many tracked objects (enough for dozens of young collections)
+    (tmp_path / "sigma_fake_many.py").write_text(
+        "import threading\nTHREAD = threading.current_thread().name\n"
+        "KEPT = [{'i': i, 'j': [i]} for i in range(40000)]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen = []
+
+    def note(phase, info):
+        if phase == "start":
+            seen.append(threading.current_thread().name)
+
+    gc.callbacks.append(note)
+    try:
+        assert gc.isenabled()
+        thread = preimport.start_importing(("sigma_fake_many",))
+        preimport.finish_importing(thread)
+    finally:
+        gc.callbacks.remove(note)
+        module = sys.modules.pop("sigma_fake_many", None)
+    assert module is not None and module.THREAD == preimport.THREAD_NAME
+    assert preimport.THREAD_NAME not in seen  # no collection while the thread imported
+    assert gc.isenabled()
+    # its objects are in the collector's oldest generation, reached by a full collection
+    oldest = {id(item) for item in gc.get_objects(generation=2)}
+    assert id(module.KEPT) in oldest and id(module.KEPT[-1]) in oldest
+
+
+def test_a_disabled_collector_stays_disabled():
+    import gc
+
+    gc.disable()
+    try:
+        with preimport.collections_deferred():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with preimport.collections_deferred():
+        assert not gc.isenabled()
+    assert gc.isenabled()
