@@ -189,6 +189,8 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
     abundances): ``oracle_host_rel_errors`` with the other phases' true counts removed (what a
     perfect host correction would give) and ``noise_free_core_rel_errors`` of the expected core
     sum (host included, no noise): they separate the host, the counting noise and the physics.
+    ``generated_name``: the name of what espm generated (:func:`generated_name`), to tell a
+    miss of ours from a phase whose spectrum is not its named mineral's.
     """
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.io.readers.reading import read_spectrum_image
@@ -226,6 +228,7 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
             quantified = quantify_spectrum(spectrum, image.energy, list(image.elements),
                                            float(image.beam_energy), **kwargs)  # fmt: skip
             target += relative_errors(composition, quantified.wt)
+        generated = generated_name(meta, phase, m.quantification)
         errors += errs
         errors_at += errs_at
         pure_wt += relative_errors(composition, pure.wt)
@@ -237,7 +240,9 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
                      "pure_at": {el: round(v, 1) for el, v in pure.at.items()},
                      "pure_wt": {el: round(v, 1) for el, v in pure.wt.items()},
                      "errors": [round(e, 1) for e in errs],
-                     "errors_at": [round(e, 1) for e in errs_at], "host": _host_note(m)})  # fmt: skip
+                     "errors_at": [round(e, 1) for e in errs_at], "host": _host_note(m),
+                     "generated_name": generated,
+                     "generated_right": name_is_right(phase, generated)})  # fmt: skip
     # abundance areas on the truth labels against espm's mean mixing weights
     from napari_sigma.io.mineral_report.mineralogy import abundance_fractions
 
@@ -248,6 +253,35 @@ def espm_case(case: str, folder: Path = ESPM) -> dict:
             "pure_rel_errors": pure_wt, "pure_rel_errors_at": pure_at,
             "oracle_host_rel_errors": oracle, "noise_free_core_rel_errors": expected,
             "abundance_area_error_pp": abundance}  # fmt: skip
+
+
+def generated_wt(meta: dict, phase: str) -> dict[str, float]:
+    """The composition (wt %) of what espm generated for ``phase``: its lines are the given
+    fraction times a per-atom cross-section (``espm_case``'s docstring), so the given fractions
+    are atomic ones: ``compositions_at`` where the case has it, else ``compositions_wt`` read as
+    atomic fractions (espm_dev), converted with the standard atomic weights."""
+    from napari_sigma.quant.physics import atomic_weight
+
+    atomic = meta.get("compositions_at", meta["compositions_wt"])[phase]
+    mass = {el: n * atomic_weight(el) for el, n in atomic.items()}
+    total = sum(mass.values())
+    return {el: 100.0 * m / total for el, m in mass.items()}
+
+
+def generated_name(meta: dict, phase: str, quantification) -> str:
+    """The name the identification gives the composition espm generated (``generated_wt``),
+    over the phase's quantified elements, with its measured relative counting errors: what a
+    perfect reading of the spectrum would be named. Where it is not the true name, the case's
+    spectrum is not that mineral's (espm_dev's mass fractions used as atomic ones)."""
+    from napari_sigma.minerals.identify import identify_composition
+
+    generated = generated_wt(meta, phase)
+    wt = {el: generated.get(el, 0.0) for el in quantification.wt}
+    err = {}
+    for el, measured in quantification.wt.items():
+        error = quantification.err_wt.get(el, 0.0)
+        err[el] = error * wt[el] / measured if measured > 0 and wt[el] > 0 else error
+    return identify_composition(wt, err).name
 
 
 def summary(errors: list[float]) -> str:
@@ -313,12 +347,18 @@ def main() -> None:
             for p in row["phases"]:
                 print(f"espm {case}: {p['truth']} -> {p['found']} ({p['score']}) "
                       f"{'' if p['right'] else 'WRONG '}errors wt {p['errors']} at {p['errors_at']}"
-                      f"{'; ' + p['host'] if p['host'] else ''}")  # fmt: skip
+                      f"{'; ' + p['host'] if p['host'] else ''}"
+                      f"{'' if p['generated_right'] else '; what espm generated is named ' + p['generated_name']}")  # fmt: skip
             print(f"espm {case}: abundance area error (truth labels) "
                   f"{row['abundance_area_error_pp']} pp")  # fmt: skip
         espm_phases = [p for r in espm for p in r["phases"]]
         print(f"\nESPM names right: {sum(p['right'] for p in espm_phases)}/{len(espm_phases)}; "
               f"{doubtful_counts(espm_phases)}")  # fmt: skip
+        misnamed = [f"{p['truth']} -> {p['generated_name']}" for p in espm_phases
+                    if not p["generated_right"]]  # fmt: skip
+        print(f"ESPM names of what espm generated (a perfect reading, generated_wt): "
+              f"{len(espm_phases) - len(misnamed)}/{len(espm_phases)} right"
+              f"{'; not the named mineral: ' + ', '.join(misnamed) if misnamed else ''}")  # fmt: skip
         for key, what in (
             ("rel_errors", "wt % vs compositions_wt"),
             ("rel_errors_at", "at % vs the atomic fractions espm was given"),

@@ -80,3 +80,15 @@ def test_a_doubtful_name_is_scored_as_its_name_and_counted_apart(bench, truth, f
 
 def test_a_name_with_an_alternative_in_brackets_is_not_doubtful(bench):
     assert not bench.is_doubtful("plagioclase An59 (labradorite)")
+
+
+def test_what_espm_generated_is_its_given_fractions_read_as_atomic(bench):
+    # espm_dev gives mass fractions, which espm uses as atomic ones: CaMgSi2O6's mass fractions
+    # make a spectrum of Ca 18.5 at %, i.e. Ca 30.2 wt %; a case with compositions_at is read as given
+    stated = {"Ca": 0.18508, "Mg": 0.11224, "Si": 0.25939, "O": 0.44329}
+    generated = bench.generated_wt({"compositions_wt": {"cpx": stated}}, "cpx")
+    assert generated["Ca"] == pytest.approx(30.2, abs=0.1)
+    assert generated["O"] == pytest.approx(28.9, abs=0.1)
+    atomic = {"Ca": 0.1, "Mg": 0.1, "Si": 0.2, "O": 0.6}  # CaMgSi2O6
+    meta = {"compositions_wt": {"cpx": stated}, "compositions_at": {"cpx": atomic}}
+    assert bench.generated_wt(meta, "cpx")["Ca"] == pytest.approx(18.5, abs=0.1)
