@@ -79,6 +79,25 @@ def is_right(truth: dict, found: str) -> bool:
     return bool(truth.get("accept_unknown")) and found.startswith("unknown")
 
 
+def name_with_true_oxygen(row: dict, truth_wt: dict[str, float]) -> str:
+    """The name ``minerals.identify_composition`` gives a found phase's quantified composition
+    (``phase_quant.csv``'s row: wt % and counting errors) with its O set to the truth's O per
+    cation mass, the cations as measured; ``""`` where O is not in both. A miss named right
+    this way is an O reading's (the light-element physics), not the ranking's or the cations'.
+    Without the spectrum's re-ranking of the user's path: a diagnostic."""
+    from napari_sigma.minerals.identify import identify_composition
+
+    wt = {k[3:]: float(v) for k, v in row.items() if k.startswith("wt_") and v not in ("", None)}
+    err = {k[7:]: float(v) for k, v in row.items()
+           if k.startswith("err_wt_") and not k.startswith("err_wt_mean_") and v not in ("", None)}  # fmt: skip
+    cations = sum(v for el, v in wt.items() if el != "O")
+    true_cations = sum(c for el, c in truth_wt.items() if el != "O")
+    if "O" not in wt or "O" not in truth_wt or cations <= 0 or true_cations <= 0:
+        return ""
+    wt["O"] = 100.0 * truth_wt["O"] * cations / (100.0 * true_cations)
+    return identify_composition(wt, err).name
+
+
 def score_case(case_dir: Path, out: Path) -> dict:
     """Every true phase of a case against the user's path's output in ``out``."""
     meta = json.loads((case_dir / "meta.json").read_text())
@@ -107,8 +126,12 @@ def score_case(case_dir: Path, out: Path) -> dict:
             if c >= 0.05 and row.get(f"wt_{el}") not in (None, ""):
                 errors[el] = round(100 * (float(row[f"wt_{el}"]) / 100 / c - 1), 1)
         used.add(pid)
+        right = bool(pid) and is_right(truth, found)
+        true_oxygen = (
+            name_with_true_oxygen(row, meta["compositions_wt"][phase]) if row and not right else ""
+        )
         scored.append({
-            "truth": phase, "phase": pid, "found": found, "right": bool(pid) and is_right(truth, found),
+            "truth": phase, "phase": pid, "found": found, "right": right,
             "score": row.get("mineral_score", ""), "alternatives": row.get("alternatives", ""),
             "doubtful": "?" in found.split(" (")[0],
             "own_phase": bool(pid) and matched.count(pid) == 1,
@@ -117,6 +140,8 @@ def score_case(case_dir: Path, out: Path) -> dict:
             "label_area_pp": round(100 * float((labels == pid).mean() - (truth_labels == t).mean()), 2),
             "abundance_area_pp": _abundance_error(
                 modal, found, pid, matched, rows, 100 * float(true_abundance[t].mean())),
+            "name_with_true_oxygen": true_oxygen,
+            "right_with_true_oxygen": bool(true_oxygen) and is_right(truth, true_oxygen),
         })  # fmt: skip
     extra = [{"phase": pid, "found": r.get("mineral", ""),
               "truth_of_most_pixels": phases[int(np.argmax(overlap[:, pid]))]}
@@ -179,6 +204,8 @@ def main() -> None:
                 " (doubtful)" if p["doubtful"] else ""
             )
             verdict += "" if p["own_phase"] else " (a phase shared with another true phase)"
+            if p["name_with_true_oxygen"]:
+                verdict += f" (with the truth's O per cation: {p['name_with_true_oxygen']})"
             print(f"{case}: {p['truth']} -> P{p['phase']} {p['found']} ({p['score']}) "
                   f"{verdict}; alternatives {p['alternatives']}; "
                   f"wt errors % {p['wt_errors_pct']}; area pp: labels {p['label_area_pp']}, "
@@ -194,6 +221,10 @@ def main() -> None:
     print(f"\nHELD-OUT names right: {right}/{total}")
     print(f"right on a phase of its own (not shared with another true phase): {own}/{total}")
     print(f"names marked doubtful ('?'): {flagged[0]} right, {flagged[1]} wrong")
+    misses = [(r["case"], p) for r in results for p in r["phases"] if not p["right"]]
+    by_oxygen = [f"{c}/{p['truth']}" for c, p in misses if p["right_with_true_oxygen"]]
+    print(f"misses named right with the truth's O per cation (the O reading's): "
+          f"{len(by_oxygen)}/{len(misses)}{': ' + ', '.join(by_oxygen) if by_oxygen else ''}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -109,3 +109,14 @@ def test_a_case_is_scored_with_its_areas(modules, tmp_path):
     assert b["label_area_pp"] == pytest.approx(-100 / 16)
     assert a["abundance_area_pp"] == pytest.approx(2.0)  # 52 % for a true mean of 50 %
     assert b["abundance_area_pp"] == pytest.approx(-3.0)
+
+
+def test_a_miss_is_renamed_with_the_truths_oxygen_per_cation(modules):
+    # magnetite read with O 20 % high (a hematite's O): with the truth's O per cation it is
+    # magnetite again, the miss an O reading's; a phase without O gets no such name
+    evaluation = modules[0]
+    magnetite = {"Fe": 0.72359, "O": 0.27641}
+    row = {"wt_Fe": "66.8", "wt_O": "33.2", "err_wt_Fe": "0.5", "err_wt_O": "0.5",
+           "err_wt_mean_Fe": "0.9"}  # fmt: skip
+    assert evaluation.name_with_true_oxygen(row, magnetite) == "magnetite"
+    assert evaluation.name_with_true_oxygen({"wt_Cu": "100", "err_wt_Cu": "1"}, {"Cu": 1.0}) == ""
