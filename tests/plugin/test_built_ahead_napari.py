@@ -5,22 +5,47 @@ gets napari's own path (nothing built ahead), not a stand-in that silently skips
 
 import napari
 import numpy as np
-from napari._qt.layer_controls.qt_layer_controls_container import QtLayerControlsContainer
-from napari._qt.qt_viewer import QtViewer
+import pytest
 from napari.layers import Image
 
 from napari_sigma._napari import built_ahead
 
+try:
+    from napari._qt.layer_controls.qt_layer_controls_container import QtLayerControlsContainer
+    from napari._qt.qt_viewer import QtViewer
+except ImportError as error:  # another napari's layout: built_ahead's gates find nothing there
+    pytest.skip(f"napari {napari.__version__}: {error}", allow_module_level=True)
+
+
+METHODS = ((QtLayerControlsContainer, "_add"), (QtViewer, "_add_layer"))
+
+
+def _unknown_methods() -> list[str]:
+    return [
+        f"{cls.__name__}.{name} (fingerprint {built_ahead.code_fingerprint(getattr(cls, name))})"
+        for cls, name in METHODS
+        if not built_ahead.is_known_code(cls, name)
+    ]
+
+
+def _message(unknown: list[str]) -> str:
+    return (
+        f"napari {napari.__version__}'s {', '.join(unknown)}: not the code "
+        "_napari/built_ahead.py stands in for; the result's layers are added napari's own way "
+        "(nothing built ahead). Read the methods, make the stand-ins do what they do, then add "
+        "the fingerprints to KNOWN_NAPARI_CODE and the version to CHECKED_NAPARI_VERSIONS"
+    )
+
 
 def test_the_installed_napari_s_privates_are_the_code_the_stand_ins_do():
-    for cls, name in ((QtLayerControlsContainer, "_add"), (QtViewer, "_add_layer")):
-        fingerprint = built_ahead.code_fingerprint(getattr(cls, name))
-        assert built_ahead.is_known_code(cls, name), (
-            f"napari {napari.__version__}'s {cls.__name__}.{name} (fingerprint {fingerprint}) is "
-            "not the code _napari/built_ahead.py stands in for: read it, make the stand-in do "
-            "what it does, then add the fingerprint to KNOWN_NAPARI_CODE (until then the "
-            "result's layers are added napari's own way, nothing built ahead)"
-        )
+    # a checked release must keep its code; another release is reported (skipped), not failed:
+    # the product works there through napari's own path (the next test)
+    unknown = _unknown_methods()
+    if napari.__version__ not in built_ahead.CHECKED_NAPARI_VERSIONS:
+        if unknown:
+            pytest.skip(_message(unknown))
+        return
+    assert not unknown, _message(unknown)
 
 
 def test_the_fingerprint_ignores_comments_and_docstrings_and_sees_code():
@@ -64,6 +89,8 @@ def test_a_changed_napari_method_gets_napari_s_own_path(make_napari_viewer, monk
 
 
 def test_napari_s_known_methods_are_stood_in_for(make_napari_viewer):
+    if _unknown_methods():
+        pytest.skip(_message(_unknown_methods()))
     viewer = make_napari_viewer()
     layer = Image(np.zeros((4, 5), np.float32), name="ahead")
     controls = built_ahead.build_controls(viewer, layer)

@@ -28,6 +28,9 @@ from typing import Any
 
 from napari_sigma._napari import state
 
+CHECKED_NAPARI_VERSIONS = ("0.9.2",)
+"""The napari releases whose two methods were read against the stand-ins (`KNOWN_NAPARI_CODE`)."""
+
 KNOWN_NAPARI_CODE = {
     "QtLayerControlsContainer._add": frozenset({"77bf1a300aa37375"}),  # napari 0.9.2
     "QtViewer._add_layer": frozenset({"dade4ab906fb015e"}),  # napari 0.9.2
