@@ -35,7 +35,7 @@ from napari_sigma._napari.drawing_warm_up import (
     layer_visual,
     warm_up_labels_drawing,
 )
-from napari_sigma._napari.layers import spatial_calibration
+from napari_sigma._napari.layers import ENERGY_LABEL, ENERGY_UNIT, spatial_calibration
 from napari_sigma._napari.phase_labels import (
     PRECOLORED_IDS,
     SMALL_LABELS,
@@ -357,9 +357,22 @@ def _insert_built_ahead(viewer: Any, layer: Any, added: ResultLayers) -> Iterato
         discard_visual(viewer, visual)
 
 
+def _energy_extent(result: Any) -> tuple[float, float]:
+    """Where the cube layer of ``result``'s image spans the energy axis: its first channel's
+    lower edge and its width (keV), as napari places the cube (`layers.cube_layer`)."""
+    try:
+        energy = result.image.energy
+        channels = int(result.image.counts.shape[-1])
+        scale, offset = float(energy.scale), float(energy.offset)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return -0.5, 1.0
+    return offset - scale / 2, scale * max(channels, 1)
+
+
 def _component_layer(viewer: Any, result: Any, title: str) -> Any:
-    """The hidden Image layer ``(component, y, x)`` of the unmixed component maps, not yet in
-    ``viewer`` (None: the result has none)."""
+    """The hidden Image layer ``(component, energy, y, x)`` of the unmixed component maps (one
+    plane across the cube's energy range: the components have a slider of their own), not yet
+    in ``viewer`` (None: the result has none)."""
     from napari.layers import Image
 
     abundances = np.asarray(result.abundances)
@@ -367,14 +380,22 @@ def _component_layer(viewer: Any, result: Any, title: str) -> Any:
         return None
     names = list(getattr(result, "component_names", []))
     spatial = spatial_kwargs(result)
-    kwargs = {"scale": (1.0, *spatial["scale"]), "axis_labels": ("component", "y", "x")}
-    # the cube's energy axis is the viewer's first axis: share its unit (napari's default,
-    # pixels, there made the layers' units inconsistent on an uncalibrated map: its warning)
-    kwargs["units"] = ("keV", *spatial["units"])
+    start, extent = _energy_extent(result)
+    # a slider of its own (component 1..K): the components were on the cube's energy axis, one
+    # per keV, and most of that slider's range (K..20 keV, below 0) showed an empty canvas. The
+    # energy axis (keV, the cube's unit: napari's default, pixels, made the layers' units
+    # inconsistent on an uncalibrated map) holds one plane spanning the cube's whole range, so
+    # the components show wherever the energy slider stands.
+    kwargs = {
+        "scale": (1.0, extent, *spatial["scale"]),
+        "translate": (0.0, start + extent / 2, 0.0, 0.0),
+        "axis_labels": ("component", ENERGY_LABEL, "y", "x"),
+        "units": ("pixel", ENERGY_UNIT, *spatial["units"]),
+    }
     # a view, not a copy: napari reads one component at a time when it is shown (a strided
     # slice, a few ms); the transposing copy cost 17-90 ms of main thread at 1024² x 8 (load 12)
     return Image(
-        np.moveaxis(np.asarray(abundances, dtype=np.float32), -1, 0),
+        np.moveaxis(np.asarray(abundances, dtype=np.float32), -1, 0)[:, None],
         name=unique_name(viewer, f"components ({title})"),
         colormap="inferno",
         visible=False,
