@@ -76,6 +76,32 @@ def test_elements_command_suggests_the_feldspar_elements(SHARED_EDS, capsys):
     assert printed == {"O", "Na", "Al", "Si", "K"}
 
 
+def test_elements_command_says_what_a_run_analyses_and_when_nothing_stands_out(SHARED_EDS, capsys):
+    # the Velox map lists C, O, Ca, Cu and nothing reaches the suggestion's evidence: the
+    # command printed nothing at all (qa23); test_TEM lists Cu, O, Pd, Ti and a run adds Si, N
+    import warnings
+
+    from napari_sigma.io.readers.reading import read_spectrum_image
+    from napari_sigma.pipeline.analysis import AnalysisSettings, choose_lines
+
+    assert main(["elements", str(SHARED_EDS / "emd" / "Test_SI_16x16_215_kx.emd")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("no element stands out of the sum spectrum (")
+    assert out[1:] == [
+        "the file lists: C, O, Ca, Cu (its spectrum does not show O, Ca, Cu)",
+        "a run analyses: C, O, Ca, Cu",
+    ]
+    tem = SHARED_EDS / "bruker" / "test_TEM.bcf"
+    assert main(["elements", str(tem)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == "the file lists: Cu, O, Pd, Ti (its spectrum does not show Cu, Pd)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lines = choose_lines(read_spectrum_image(tem, lazy=True), AnalysisSettings())
+    analysed = dict.fromkeys(name.partition("_")[0] for name in lines)
+    assert out[-1] == f"a run analyses: {', '.join(analysed)}"
+
+
 def test_demo_prints_its_accuracy_and_writes_the_results(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--epochs", "2"]) == 0
     out = capsys.readouterr().out

@@ -392,14 +392,27 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_elements(args: argparse.Namespace) -> int:
-    """Print the suggested elements of a file with their scores."""
+    """Print the suggested elements of a file with their scores, then, for a file that lists
+    elements, its list and what a run analyses with no ``--elements`` (the list and the
+    suggested elements it does not explain: `napari_sigma.xray.elements.default_elements`)."""
     from napari_sigma.io.readers.reading import read_any
-    from napari_sigma.xray.elements import suggest_elements
+    from napari_sigma.xray.elements import default_elements, suggest_elements
 
     data = read_any(args.file, map_index=args.map - 1)
     spectrum = data.sum_spectrum() if hasattr(data, "sum_spectrum") else data
-    for suggestion in suggest_elements(spectrum):
+    suggestions = suggest_elements(spectrum)
+    for suggestion in suggestions:
         print(f"{suggestion.element:<3} {suggestion.line:<7} {suggestion.score:8.3f}")
+    if not suggestions:
+        total = float(sum(float(c) for c in spectrum.counts))
+        print(f"no element stands out of the sum spectrum ({total:.0f} counts)")
+    chosen = default_elements(spectrum)
+    if chosen.listed:
+        absent = (
+            f" (its spectrum does not show {', '.join(chosen.absent)})" if chosen.absent else ""
+        )
+        print(f"the file lists: {', '.join(chosen.listed)}{absent}")
+        print(f"a run analyses: {', '.join(chosen.elements)}")
     return 0
 
 
