@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
 
 from napari_sigma.compute.arrival import wait_for_all, wait_for_rows
-from napari_sigma.compute.blocks import block_projector, threaded_map
+from napari_sigma.compute.blocks import block_projector, cast_pixels, threaded_map, usable_cores
 from napari_sigma.compute.chunks import block_pixels
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.energy import EnergyAxis
@@ -304,7 +305,11 @@ def projection_chunks(
     ``workers``: threads that read and project the chunks (None: the usable cores,
     :func:`~napari_sigma.compute.blocks.threaded_map`; at most that many chunks in flight).
     Each chunk is made by the same calls on whichever thread and written to its own rows, so
-    the numbers are those of one thread; the iterator still reports the chunks in order.
+    the numbers are those of one thread; the iterator still reports the chunks in order. A
+    numpy map of one chunk on the CPU is cut, on every core (``workers`` None), into a chunk
+    per core at whole cast sub-blocks (:func:`_one_chunk_parts`): the same products as one
+    chunk (:func:`~napari_sigma.compute.blocks.project_pixels` makes the same matrix products
+    of the same sub-blocks), on every core.
 
     Returns
     -------
@@ -331,32 +336,51 @@ def projection_chunks(
     if totals is not None:
         per_pixel += (int(counts.shape[-1]) - (span.stop - span.start)) * itemsize
     rows_per_chunk = max(1, block_pixels(chunk_pixels, per_pixel) // max(nx, 1))
-    total = -(-ny // rows_per_chunk)
+    parts = [(row * nx, min(row + rows_per_chunk, ny) * nx) for row in range(0, ny, rows_per_chunk)]
+    if len(parts) == 1 and workers is None and device == "cpu" and isinstance(counts, np.ndarray):
+        parts = _one_chunk_parts(ny * nx, cast_pixels(span.stop - span.start))
+    total = len(parts)
     sum_type = _sum_type(counts)
 
-    def chunk(row: int) -> int:
-        wait_for_rows(counts, slice(row, row + rows_per_chunk))  # a cube still being read
+    def chunk(part: tuple[int, int]) -> int:
+        first, end = part
+        top, bottom = first // nx, -(-end // nx)  # the rows that hold the chunk's pixels
+        wait_for_rows(counts, slice(top, bottom))  # a cube still being read
+        within = slice(first - top * nx, end - top * nx)
         if totals is None:
-            block = np.asarray(counts[row : row + rows_per_chunk, :, span])
+            block = np.asarray(counts[top:bottom, :, span])
         else:  # whole spectra, read once: their sums, and the span projected
-            spectra = np.asarray(counts[row : row + rows_per_chunk])
-            block = spectra[..., span]
-        pixels = block.reshape(-1, block.shape[-1])
-        first, end = row * nx, row * nx + pixels.shape[0]
+            spectra = np.asarray(counts[top:bottom])
+            spectra = spectra.reshape(-1, spectra.shape[-1])[within]
+            block = spectra[:, span]
+        pixels = block.reshape(-1, block.shape[-1])[within] if totals is None else block
         projected = project(pixels)
         if not isinstance(projected, np.ndarray):  # a tensor on the GPU
             projected = projected.cpu().numpy()
         out[first:end] = projected
         if totals is not None:
-            totals[first:end] = spectra.sum(axis=-1, dtype=sum_type).reshape(-1)
+            totals[first:end] = spectra.sum(axis=-1, dtype=sum_type)
         return end
 
     def chunks() -> Iterator[tuple[int, int, int]]:
-        ends = threaded_map(chunk, range(0, ny, rows_per_chunk), workers)
+        ends = threaded_map(chunk, parts, workers)
         for step, end in enumerate(ends, start=1):
             yield step, total, end
 
     return out, chunks()
+
+
+def _one_chunk_parts(n_pixels: int, sub_block: int) -> list[tuple[int, int]]:
+    """``(first, end)`` pixels of a map of one chunk cut into a part per usable core, every cut
+    at a whole number of cast sub-blocks of ``sub_block`` pixels from the first pixel (each part
+    then casts and multiplies the one chunk's sub-blocks: the same products); one part where
+    the map is one sub-block or one core is usable."""
+    sub_blocks = -(-n_pixels // max(sub_block, 1))
+    pieces = min(usable_cores(), sub_blocks)
+    if pieces < 2:
+        return [(0, n_pixels)]
+    cuts = [sub_block * (sub_blocks * i // pieces) for i in range(pieces)] + [n_pixels]
+    return list(pairwise(cuts))
 
 
 def total_counts(counts, chunk_pixels: int = 262144) -> np.ndarray:
