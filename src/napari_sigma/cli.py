@@ -265,6 +265,7 @@ def run_one(
         compiled_code_pays,
         finish_importing,
         start_importing,
+        unfreeze_collections,
     )
 
     if import_meanwhile is None:
@@ -299,6 +300,8 @@ def run_one(
             outcome = Outcome(path, "failed", f"{path}: out of memory (try --bin 2 or more)")
         except Exception as error:  # one bad input must not stop the batch
             outcome = Outcome(path, "failed", f"{path}: {type(error).__name__}: {error}")
+        finally:
+            unfreeze_collections()  # the imports' objects, frozen by their thread
     notes = [w for w in caught if issubclass(w.category, UserWarning)]
     for note in notes:
         print(f"napari-sigma: warning: {_one_line(str(note.message))}", file=sys.stderr)

@@ -13,6 +13,13 @@ import pytest
 from napari_sigma.pipeline import preimport
 
 
+@pytest.fixture(autouse=True)
+def _unfrozen():
+    """The objects a test's import thread froze are put back in the collector's reach."""
+    yield
+    preimport.unfreeze_collections()
+
+
 @pytest.fixture
 def fake_modules(tmp_path, monkeypatch):
     """Modules on a temporary path that note the thread importing them (one fails)."""
@@ -87,9 +94,13 @@ def test_the_cli_reads_while_the_thread_imports_and_waits_before_the_analysis(
         raise cli.SigmaError("stop here")
 
     monkeypatch.setattr(cli, "_analyse_and_export", analyse)
+    import gc
+
+    gc.freeze()  # as the thread leaves the objects of its imports
     outcome = cli.run_one(tmp_path / "x.hspy", None, tmp_path / "out")
     assert calls == ["start False", "read", "joined", "analyse image"]
     assert outcome.status == "failed"
+    assert gc.get_freeze_count() == 0  # back in the collector's reach once the input is done
     calls.clear()  # under a memory limit of the caller's the read may import dask: no thread
     cli.run_one(tmp_path / "x.hspy", None, tmp_path / "out", limit=2**30)
     assert calls == ["read", "analyse image"]
@@ -325,13 +336,20 @@ def test_the_thread_imports_without_garbage_collections_and_leaves_the_collector
         assert gc.isenabled()
         thread = preimport.start_importing(("sigma_fake_many",))
         preimport.finish_importing(thread)
+        assert gc.isenabled()
+        # its objects are frozen: out of later collections until the caller unfreezes them
+        assert gc.get_freeze_count() > 80000
+        module = sys.modules["sigma_fake_many"]
+        tracked = {id(item) for item in gc.get_objects()}
+        assert id(module.KEPT) not in tracked and id(module.KEPT[-1]) not in tracked
     finally:
         gc.callbacks.remove(note)
+        preimport.unfreeze_collections()
         module = sys.modules.pop("sigma_fake_many", None)
     assert module is not None and module.THREAD == preimport.THREAD_NAME
     assert preimport.THREAD_NAME not in seen  # no collection while the thread imported
-    assert gc.isenabled()
-    # its objects are in the collector's oldest generation, reached by a full collection
+    # unfrozen: in the collector's oldest generation, reached by a full collection
+    assert gc.get_freeze_count() == 0
     oldest = {id(item) for item in gc.get_objects(generation=2)}
     assert id(module.KEPT) in oldest and id(module.KEPT[-1]) in oldest
 
@@ -346,6 +364,10 @@ def test_a_disabled_collector_stays_disabled():
         assert not gc.isenabled()
     finally:
         gc.enable()
-    with preimport.collections_deferred():
-        assert not gc.isenabled()
-    assert gc.isenabled()
+        preimport.unfreeze_collections()
+    try:
+        with preimport.collections_deferred():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+    finally:
+        preimport.unfreeze_collections()

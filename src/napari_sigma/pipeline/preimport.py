@@ -33,13 +33,14 @@ uses. :func:`start_importing` registers those as lazy modules first (:func:`defe
 ``importlib.util.LazyLoader``, executed on their first attribute use), so the thread's imports
 (the critical path of a small map's run: the read takes less) end earlier.
 
-The thread's imports make ~30 000 objects (functions, classes, module namespaces) that live
-as long as the process. Python's cyclic garbage collector, run every ~700 allocations,
-traversed them again and again while they were made (~90 young collections and a full one:
-~0.04 s of the thread's CPU, and ~0.01 s more in the analysis's young collections, which
-found them there): :func:`collections_deferred` pauses the collector during the imports and
-then moves every tracked object to its oldest generation at once (``gc.freeze`` and
-``gc.unfreeze``, public calls), as surviving those collections would have. Garbage
+The thread's imports make ~40 000 objects (functions, classes, module namespaces, most of
+which live as long as the process). Python's cyclic garbage collector, run every ~700
+allocations, traversed them again and again while they were made (~90 young collections and
+a full one: ~0.04 s of the thread's CPU) and in every later full collection (~0.05-0.1 s
+each: one during a 256² run's analysis or export). :func:`collections_deferred` pauses the
+collector during the imports and then freezes every object it tracks (``gc.freeze``, a
+public call: those objects are left out of later collections); the CLI puts them back in
+the collector's reach (:func:`unfreeze_collections`) once an input is done. Garbage
 collection changes no number.
 """
 
@@ -213,14 +214,8 @@ def _import(
 @contextlib.contextmanager
 def collections_deferred() -> Iterator[None]:
     """No cyclic garbage collection while the block runs; then every object the collector
-    tracks goes to its oldest generation at once (see the module docstring).
-
-    ``gc.freeze()`` moves the tracked objects to the permanent generation and ``gc.unfreeze()``
-    puts them back into the oldest one, where they are what surviving the young collections
-    would have made them, without those traversals; a later full collection still reaches
-    them (nothing stays out of the collector's reach). A collector disabled before the block
-    stays disabled.
-    """
+    tracks is frozen (``gc.freeze()``: left out of later collections until
+    :func:`unfreeze_collections`). A collector disabled before the block stays disabled."""
     import gc
 
     enabled = gc.isenabled()
@@ -229,6 +224,14 @@ def collections_deferred() -> Iterator[None]:
         yield
     finally:
         gc.freeze()
-        gc.unfreeze()
         if enabled:
             gc.enable()
+
+
+def unfreeze_collections() -> None:
+    """Put the objects :func:`collections_deferred` froze back in the collector's reach (its
+    oldest generation: ``gc.unfreeze()``), where a later full collection frees any garbage
+    among them; ``napari-sigma run`` calls it once an input is analysed and exported."""
+    import gc
+
+    gc.unfreeze()
