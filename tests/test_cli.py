@@ -299,3 +299,36 @@ def test_the_phase_choice_counts_one_phase_in_the_singular():
 
     assert choice(1, [2, 3]) == "auto: 1 phase; next 2, 3"
     assert choice(4, []) == "auto: 4 phases"
+
+
+def test_the_export_runs_without_garbage_collections(monkeypatch, tmp_path):
+    import gc
+
+    from napari_sigma import cli
+    from napari_sigma.io.results import export
+    from napari_sigma.pipeline import analysis
+
+    def analyse(image, settings, embed=True):
+        if False:
+            yield
+        return "result"
+
+    seen = []
+
+    def export_result(result, out_dir):
+        seen.append((result, gc.isenabled()))
+        return {}
+
+    monkeypatch.setattr(analysis, "analyse", analyse)
+    monkeypatch.setattr(export, "export_result", export_result)
+    assert gc.isenabled()
+    assert cli._analyse_and_export("image", None, tmp_path) == ("result", {})
+    assert seen == [("result", False)]  # paused while the export draws and writes
+    assert gc.isenabled()  # and on again afterwards
+    gc.disable()
+    try:
+        with cli.collections_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a collector the caller disabled stays disabled
+    finally:
+        gc.enable()
