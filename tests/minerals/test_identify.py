@@ -346,6 +346,22 @@ def test_carbonate_series_mix_only_what_forms_one_phase(formula, name):
             assert "Cal" not in alternative or "Mgs" not in alternative  # no calcite-magnesite
 
 
+@pytest.mark.parametrize(
+    ("formula", "name"),
+    [
+        ("Ca2Al2SiO7", "gehlenite"),
+        ("Ca2Mg0.4Al1.2Si1.4O7", "melilite Ak40"),  # a slag's melilite: one phase, not
+        ("Ca2Mg0.7Al0.6Si1.7O7", "melilite Ak70"),  # gehlenite + melilite nor slag glass
+        ("Ca2MgSi2O7", "akermanite"),
+    ],
+)
+def test_melilite_is_the_gehlenite_akermanite_series(formula, name):
+    composition = {el: 100 * c for el, c in composition_of(formula).items()}
+    identification = identify_composition(composition)
+    assert identification.name == name, identification.alternatives
+    assert "melilite" not in load_library()  # the group name is the series', not a row's
+
+
 def test_no_series_mixes_calcite_with_magnesite_or_siderite():
     for series in load_library().series:
         if "calcite" in series.members:
