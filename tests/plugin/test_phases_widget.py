@@ -38,10 +38,9 @@ def test_result_layers_have_unique_names_and_the_phase_model(make_napari_viewer)
     assert first.phases.name == "phases (fake)" and second.phases.name == "phases (fake) [2]"
     assert [la.name for la in first.components] == ["components (fake)"]
     assert [la.name for la in second.components] == ["components (fake) [2]"]
-    # one layer, a slider of its own; one plane across the energy axis
-    assert first.components[0].data.shape == (2, 1, *result.labels.shape)
+    assert first.components[0].data.shape == (2, *result.labels.shape)  # one layer, a slider
     components = np.asarray(first.components[0].data)
-    np.testing.assert_array_equal(components[:, 0], np.moveaxis(result.abundances, -1, 0))
+    np.testing.assert_array_equal(components, np.moveaxis(result.abundances, -1, 0))
     # the result's maps as they are (no transposing copy in napari's main thread: 17-90 ms)
     assert np.shares_memory(components, result.abundances)
     assert not first.phases.visible and second.phases.visible  # the earlier result is hidden

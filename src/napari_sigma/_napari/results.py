@@ -35,7 +35,7 @@ from napari_sigma._napari.drawing_warm_up import (
     layer_visual,
     warm_up_labels_drawing,
 )
-from napari_sigma._napari.layers import ENERGY_LABEL, ENERGY_UNIT, spatial_calibration
+from napari_sigma._napari.layers import ENERGY_UNIT, spatial_calibration
 from napari_sigma._napari.phase_labels import (
     PRECOLORED_IDS,
     SMALL_LABELS,
@@ -357,22 +357,26 @@ def _insert_built_ahead(viewer: Any, layer: Any, added: ResultLayers) -> Iterato
         discard_visual(viewer, visual)
 
 
-def _energy_extent(result: Any) -> tuple[float, float]:
+def _energy_extent(result: Any) -> tuple[float, float] | None:
     """Where the cube layer of ``result``'s image spans the energy axis: its first channel's
-    lower edge and its width (keV), as napari places the cube (`layers.cube_layer`)."""
+    lower edge and its width (keV), as napari places the cube (`layers.cube_layer`); None
+    without an energy axis."""
     try:
         energy = result.image.energy
         channels = int(result.image.counts.shape[-1])
         scale, offset = float(energy.scale), float(energy.offset)
     except (AttributeError, TypeError, ValueError, IndexError):
-        return -0.5, 1.0
-    return offset - scale / 2, scale * max(channels, 1)
+        return None
+    if not (np.isfinite(scale) and np.isfinite(offset)) or scale <= 0 or channels < 1:
+        return None
+    return offset - scale / 2, scale * channels
 
 
 def _component_layer(viewer: Any, result: Any, title: str) -> Any:
-    """The hidden Image layer ``(component, energy, y, x)`` of the unmixed component maps (one
-    plane across the cube's energy range: the components have a slider of their own), not yet
-    in ``viewer`` (None: the result has none)."""
+    """The hidden Image layer ``(component, y, x)`` of the unmixed component maps, not yet in
+    ``viewer`` (None: the result has none). The components share the viewer's first axis with
+    the cube's energy and tile its whole range (`_energy_extent`): K equal stretches of the
+    slider, one component each."""
     from napari.layers import Image
 
     abundances = np.asarray(result.abundances)
@@ -380,22 +384,26 @@ def _component_layer(viewer: Any, result: Any, title: str) -> Any:
         return None
     names = list(getattr(result, "component_names", []))
     spatial = spatial_kwargs(result)
-    start, extent = _energy_extent(result)
-    # a slider of its own (component 1..K): the components were on the cube's energy axis, one
-    # per keV, and most of that slider's range (K..20 keV, below 0) showed an empty canvas. The
-    # energy axis (keV, the cube's unit: napari's default, pixels, made the layers' units
-    # inconsistent on an uncalibrated map) holds one plane spanning the cube's whole range, so
-    # the components show wherever the energy slider stands.
+    # one component per keV (scale 1) showed component i within 0.5 keV of i keV only, and an
+    # empty canvas over most of the slider (K..20 keV, below 0: qa22's walk). Tiling the cube's
+    # range, every position of the slider shows a component. A slider of their own (a 4-D
+    # layer, (K, 1, y, x)) made napari build its sliders again at the insertion: +36 ms of
+    # main thread in that turn (30x30, load 20; qa23.md), so not that.
+    extent = _energy_extent(result)
+    k = abundances.shape[-1]
+    step, first = (1.0, 0.0) if extent is None else (extent[1] / k, extent[0] + extent[1] / k / 2)
     kwargs = {
-        "scale": (1.0, extent, *spatial["scale"]),
-        "translate": (0.0, start + extent / 2, 0.0, 0.0),
-        "axis_labels": ("component", ENERGY_LABEL, "y", "x"),
-        "units": ("pixel", ENERGY_UNIT, *spatial["units"]),
+        "scale": (step, *spatial["scale"]),
+        "translate": (first, 0.0, 0.0),
+        "axis_labels": ("component", "y", "x"),
+        # the cube's energy axis is the viewer's first axis: share its unit (napari's default,
+        # pixels, there made the layers' units inconsistent on an uncalibrated map: its warning)
+        "units": (ENERGY_UNIT, *spatial["units"]),
     }
     # a view, not a copy: napari reads one component at a time when it is shown (a strided
     # slice, a few ms); the transposing copy cost 17-90 ms of main thread at 1024² x 8 (load 12)
     return Image(
-        np.moveaxis(np.asarray(abundances, dtype=np.float32), -1, 0)[:, None],
+        np.moveaxis(np.asarray(abundances, dtype=np.float32), -1, 0),
         name=unique_name(viewer, f"components ({title})"),
         colormap="inferno",
         visible=False,

@@ -9,8 +9,8 @@ the core objects behind the layer:
   maps' names in slice order.
 - role ``"phases"`` (a Labels layer made by the analysis): ``{"role": "phases", "result": AnalysisResult,
   "phases": PhaseModel}`` where ``PhaseModel`` is the evented phase table of ``_napari/phase_model.py``.
-- role ``"component"`` (the unmixed component maps, ``(component, energy, y, x)``: one
-  plane across the energy axis): ``{"role": "component",
+- role ``"component"`` (the unmixed component maps, ``(component, y, x)``, tiling the
+  energy axis's range): ``{"role": "component",
   "result": AnalysisResult, "names": [component names]}``.
 """
 
