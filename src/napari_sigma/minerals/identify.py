@@ -202,6 +202,9 @@ class Identification:
     (:func:`napari_sigma.minerals.own_elements.ruled_out_by_own_elements`): why
     (``"its own elements are not stainless steel 304's: Cr 27.5 (17.9), ..."``); ``""``
     otherwise. A touching phase does not name it (`minerals.phases`' neighbour step)."""
+    neighbour_share: float = 0.0
+    """The mass share of a touching phase explained away by :func:`identify_with_neighbour`
+    (0..`MAX_NEIGHBOUR_SHARE`); 0 for an identification of the phase alone."""
 
 
 def formula_string(wt: Mapping[str, float]) -> str:
@@ -647,4 +650,5 @@ def identify_with_neighbour(
     found = _identification(candidates, wt, err, min_score, own)
     if not found.unknown:
         found.trace = [f"{round(100 * share)} % of {neighbour}", *found.trace]
+        found.neighbour_share = float(share)
     return found
