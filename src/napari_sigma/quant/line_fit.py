@@ -27,6 +27,8 @@ spectrum fit, :func:`napari_sigma.xray.fitting.fit_columns`.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -178,6 +180,53 @@ def _templates(
     detector: Detector,
     folding: Mapping | None = None,
 ) -> list[tuple[str, str, tuple[XrayLine, ...], np.ndarray, np.ndarray]]:
+    """`_templates_of`, kept per arguments (read-only arrays, a new list each call): the first
+    fit of every phase of a map is made with the same equal fractions of the same elements
+    (`fit_lines`), and so is a requantification's; the same numbers as computed anew."""
+    try:
+        key = (tuple(elements), axis, beam_kev, detector, _folding_key(folding or {}))
+        return list(_templates_cached(*key))
+    except TypeError:  # an argument that cannot be a key: not kept
+        return _templates_of(elements, axis, beam_kev, detector, folding)
+
+
+def _typed_items(mapping: Mapping) -> tuple:
+    """A mapping's items in order, each value with its type (a key that tells 1 from 1.0)."""
+    return tuple((k, type(v), v) for k, v in mapping.items())
+
+
+def _folding_key(folding: Mapping) -> tuple:
+    """`fit_lines`' folding arguments as a key: a mapping's typed items, a value with its type."""
+    return tuple(
+        (k, ("map", _typed_items(v)) if isinstance(v, Mapping) else ("value", type(v), v))
+        for k, v in folding.items()
+    )
+
+
+def _unkeyed(key: tuple) -> dict:
+    """The folding arguments of a `_folding_key` again (the same values, in order)."""
+    return {
+        k: {el: v for el, _, v in tagged[1]} if tagged[0] == "map" else tagged[2]
+        for k, tagged in key
+    }
+
+
+@lru_cache(maxsize=64, typed=True)
+def _templates_cached(elements, axis, beam_kev, detector, folding):
+    found = _templates_of(elements, axis, beam_kev, detector, _unkeyed(folding))
+    for _, _, _, energies, weights in found:
+        energies.setflags(write=False)
+        weights.setflags(write=False)
+    return tuple(found)
+
+
+def _templates_of(
+    elements: Sequence[str],
+    axis: EnergyAxis,
+    beam_kev: float,
+    detector: Detector,
+    folding: Mapping | None = None,
+) -> list[tuple[str, str, tuple[XrayLine, ...], np.ndarray, np.ndarray]]:
     """(element, group, lines, line energies, weights) of every line group in range.
 
     A tied shell's lines (:func:`napari_sigma.xray.lines.is_tied`: Ca Ll, Ln, Lb3, Lb4; Sn Mz,
@@ -319,6 +368,37 @@ class _PeakColumns:
 
 
 def _continuum_shape(
+    energies: np.ndarray,
+    composition: Mapping[str, float],
+    beam_kev: float,
+    detector: Detector,
+    takeoff_deg: float,
+    thin: bool = False,
+) -> np.ndarray:
+    """`_continuum_shape_of`, kept per channels, composition and acquisition (read-only: every
+    phase's first fit has the same equal fractions; the same numbers as computed anew)."""
+    if energies.dtype == np.float64:
+        try:
+            return _continuum_shape_cached(
+                energies.tobytes(), _typed_items(composition), beam_kev, detector, takeoff_deg,
+                thin,
+            )  # fmt: skip
+        except TypeError:  # an argument that cannot be a key: not kept
+            pass
+    return _continuum_shape_of(energies, composition, beam_kev, detector, takeoff_deg, thin)
+
+
+@lru_cache(maxsize=64, typed=True)
+def _continuum_shape_cached(energies, composition, beam_kev, detector, takeoff_deg, thin):
+    found = _continuum_shape_of(
+        np.frombuffer(energies, dtype=np.float64), {el: v for el, _, v in composition},
+        beam_kev, detector, takeoff_deg, thin,
+    )  # fmt: skip
+    found.setflags(write=False)
+    return found
+
+
+def _continuum_shape_of(
     energies: np.ndarray,
     composition: Mapping[str, float],
     beam_kev: float,
@@ -513,6 +593,59 @@ def fit_lines(
     """
     detector = detector or Detector()
     counts = np.asarray(counts, dtype=np.float64)
+    args = (axis, elements, beam_kev, detector, composition, takeoff_deg, thin, width,
+            mass_thickness, absorption)  # fmt: skip
+    try:
+        key = (
+            counts.tobytes(), counts.shape, axis, tuple(elements), beam_kev, detector,
+            _typed_items(composition) if composition else None, takeoff_deg, thin,
+            None if width is None else tuple((type(x), x) for x in width), mass_thickness,
+            absorption,
+        )  # fmt: skip
+        hash(key)
+    except TypeError:  # an argument that cannot be a key: not kept
+        return _fit_lines_of(counts, *args)
+    return _fresh(_fit_lines_cached(key, *args))
+
+
+def _fit_lines_cached(key: tuple, *args) -> LineFit:
+    """`_fit_lines_of` kept per spectrum and arguments (``key``; ``args``: the arguments, the
+    same for a same ``key``), the last `KEPT_FITS`: a requantification with a fraction held
+    fixed starts from the same first fit of the same spectrum
+    (:func:`napari_sigma.minerals.identify.with_unmeasured_carbon`). Read-only arrays."""
+    with _KEPT_LOCK:
+        found = _KEPT.get(key)
+        if found is not None:
+            _KEPT.move_to_end(key)
+            return found
+    found = _fit_lines_of(np.frombuffer(key[0], dtype=np.float64).reshape(key[1]), *args)
+    for array in (found.model, found.background):
+        if array is not None:
+            array.setflags(write=False)
+    with _KEPT_LOCK:
+        _KEPT[key] = found
+        while len(_KEPT) > KEPT_FITS:
+            _KEPT.popitem(last=False)
+    return found
+
+
+KEPT_FITS = 16
+"""`fit_lines` keeps its last this many fits (a spectrum of 4096 channels: ~100 kB each)."""
+_KEPT: OrderedDict[tuple, LineFit] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+
+
+def _fresh(fit: LineFit) -> LineFit:
+    """A kept fit as a new LineFit (its own dict, list and arrays; the same values)."""
+    return LineFit(
+        dict(fit.analysed), list(fit.others),
+        None if fit.model is None else fit.model.copy(),
+        None if fit.background is None else fit.background.copy(), fit.reduced_chi2, fit.width,
+    )  # fmt: skip
+
+
+def _fit_lines_of(counts, axis, elements, beam_kev, detector, composition, takeoff_deg, thin,
+                  width, mass_thickness, absorption) -> LineFit:  # fmt: skip
     high = min(axis.max_energy, beam_kev * 0.99)
     composition = composition or {el: 1.0 / len(elements) for el in elements}
     folding = {"composition": composition, "takeoff_deg": takeoff_deg, "thin": thin,

@@ -13,6 +13,7 @@ on C Ka; Sn Mz 0.405 keV).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -138,7 +139,31 @@ def line_spectrum(
     mass_thickness: float = 0.0,
     absorption: str = "xpp",
 ) -> np.ndarray:
-    """The characteristic lines of a composition on ``axis`` (arbitrary units per electron)."""
+    """The characteristic lines of a composition on ``axis`` (arbitrary units per electron).
+
+    Kept per composition and acquisition (a new array each call, the same numbers as computed
+    anew): the phases of a map compare their spectra with those of the same library minerals
+    (:func:`napari_sigma.minerals.spectral._rerank_by_spectrum`)."""
+    try:
+        key = tuple((el, type(v), v) for el, v in composition.items())
+        return _line_spectrum_cached(key, axis, beam_kev, detector, takeoff_deg, thin,
+                                     mass_thickness, absorption).copy()  # fmt: skip
+    except TypeError:  # an argument that cannot be a key: not kept
+        return _line_spectrum_of(composition, axis, beam_kev, detector, takeoff_deg, thin,
+                                 mass_thickness, absorption)  # fmt: skip
+
+
+@lru_cache(maxsize=256, typed=True)
+def _line_spectrum_cached(composition, axis, beam_kev, detector, takeoff_deg, thin,
+                          mass_thickness, absorption) -> np.ndarray:  # fmt: skip
+    found = _line_spectrum_of({el: v for el, _, v in composition}, axis, beam_kev, detector,
+                              takeoff_deg, thin, mass_thickness, absorption)  # fmt: skip
+    found.setflags(write=False)
+    return found
+
+
+def _line_spectrum_of(composition, axis, beam_kev, detector, takeoff_deg, thin, mass_thickness,
+                      absorption) -> np.ndarray:  # fmt: skip
     detector = detector or (physics.WINDOWLESS if thin else physics.Detector())
     found = line_intensities(
         composition, beam_kev, detector, takeoff_deg, thin, mass_thickness, axis.max_energy,
