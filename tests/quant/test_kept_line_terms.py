@@ -94,3 +94,20 @@ def test_fit_lines_kept_per_spectrum(width):
     other[600] += 500.0
     changed = lf.fit_lines(other, AXIS, ELEMENTS, 20.0, Detector(), width=width)
     assert not np.array_equal(changed.model, fresh.model)
+
+
+def test_quantify_limits_blas_to_one_thread_with_one_controller(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from napari_sigma.quant import quantify
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen = []
+    monkeypatch.setattr(quantify, "_quantify_spectrum", lambda *args: seen.append(blas_threads()))
+    before = blas_threads()
+    for _ in range(2):
+        quantify.quantify_spectrum(np.ones(AXIS.size), AXIS, ELEMENTS, 20.0)
+    assert seen == [{1}, {1}] and blas_threads() == before
+    assert quantify.blas_controller() is quantify.blas_controller()

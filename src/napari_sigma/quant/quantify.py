@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -497,12 +498,23 @@ def quantify_spectrum(
         Peak-width correction of the detector (see :func:`~napari_sigma.quant.line_fit.fit_lines`);
         None: searched.
     """
-    from threadpoolctl import threadpool_limits
-
     # small matrices: one BLAS thread (many threads spin on a loaded machine, 100x slower)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         return _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type,
                                   metadata, width)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded (numpy's, and scipy's: imported
+    first), made once per process: ``threadpool_limits`` makes a new one each time (~2 ms of
+    CPU: every loaded shared library looked up), once per phase and per requantification.
+    The same limit on the same libraries as ``threadpool_limits(limits=1, user_api="blas")``
+    (a library loaded later, torch's, is not the quantification's)."""
+    import scipy.optimize  # noqa: F401  (the fits' nnls and its BLAS: loaded before the lookup)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _quantify_spectrum(counts, axis, elements, beam_kev, settings, signal_type, metadata, width):
