@@ -73,30 +73,50 @@ class _Database:
         return data[key]
 
     def _elem_data(self, element) -> ElementData:
-        rows = self.get_cache("elements")
+        by_number, by_symbol, by_name = self._element_index()
         if isinstance(element, int):
-            found = [r for r in rows if r.atomic_number == element]
-        elif element.title() in self._symbols:
-            found = [r for r in rows if r.element == element.title()]
-        elif element.lower() in self._names:
-            found = [r for r in rows if r.name == element.lower()]
+            row = by_number.get(element)
+            if row is None:
+                raise IndexError("list index out of range")  # an unknown number, as xraydb
+        elif element.title() in by_symbol:
+            row = by_symbol[element.title()]
+        elif element.lower() in by_name:
+            row = by_name[element.lower()]
         else:
             raise ValueError(f"unknown element '{element!r}'")
-        row = found[0]  # an unknown atomic number: IndexError, as xraydb
         return ElementData(
             int(row.atomic_number), row.element.title(), row.name, row.molar_mass, row.density
         )
+
+    def _element_index(self) -> tuple[dict, dict, dict]:
+        """The elements' rows by atomic number, symbol and name (each the first row of its
+        key, in the table's order: the row xraydb's search of the rows finds), made once."""
+        index = self._cache.get("_element_index")
+        if index is None:
+            index = ({}, {}, {})
+            for row in self.get_cache("elements"):
+                index[0].setdefault(row.atomic_number, row)
+                index[1].setdefault(row.element, row)
+                index[2].setdefault(row.name, row)
+            self._cache["_element_index"] = index
+        return index
 
     def symbol(self, element) -> str:
         return self._elem_data(element).symbol
 
     def xray_edges(self, element) -> dict[str, XrayEdge]:
-        out = {}
-        for r in self._rows("SELECT * FROM xray_levels WHERE element = ?", (self.symbol(element),)):
-            out[str(r.iupac_symbol)] = XrayEdge(
-                r.absorption_edge, r.fluorescence_yield, r.jump_ratio
-            )
-        return out
+        """A new dict each call; the rows read once per element."""
+        symbol = self.symbol(element)
+        edges = self._cache.setdefault("_xray_edges", {})
+        found = edges.get(symbol)
+        if found is None:
+            found = {}
+            for r in self._rows("SELECT * FROM xray_levels WHERE element = ?", (symbol,)):
+                found[str(r.iupac_symbol)] = XrayEdge(
+                    r.absorption_edge, r.fluorescence_yield, r.jump_ratio
+                )
+            edges[symbol] = found
+        return dict(found)
 
     def xray_lines(self, element, initial_level=None, excitation_energy=None):
         elem = self.symbol(element)
