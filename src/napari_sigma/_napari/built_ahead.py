@@ -16,7 +16,8 @@ are private and napari is not pinned: a stand-in is used only where the installe
 it was checked against (`KNOWN_NAPARI_CODE`, by :func:`code_fingerprint`). A napari whose method
 changed, or one without these internals (or with its experimental dynamic layer controls, or its
 experimental polling of visuals): nothing is built ahead, napari builds them at the insertion as
-always (tests/plugin/test_built_ahead_napari.py fails then, naming the method to check).
+always (tests/plugin/test_built_ahead_napari.py fails then on a release in
+`CHECKED_NAPARI_VERSIONS`, naming the method to check; on any other release it skips, saying so).
 """
 
 from __future__ import annotations

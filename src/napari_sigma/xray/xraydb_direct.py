@@ -38,6 +38,19 @@ def _package_dir() -> str:
     return next(iter(spec.submodule_search_locations))
 
 
+def _element_index(rows) -> tuple[dict, dict, dict]:
+    """The elements' rows by atomic number, symbol and name (each the first row of its key, in
+    the table's order: the row xraydb's search of the rows finds)."""
+    by_number: dict = {}
+    by_symbol: dict = {}
+    by_name: dict = {}
+    for row in rows:
+        by_number.setdefault(row.atomic_number, row)
+        by_symbol.setdefault(row.element, row)
+        by_name.setdefault(row.name, row)
+    return by_number, by_symbol, by_name
+
+
 class _Database:
     """The part of ``xraydb.XrayDB`` this package uses, on a read-only sqlite3 connection."""
 
@@ -46,9 +59,7 @@ class _Database:
         uri = "file:" + path + "?mode=ro"
         self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._cache: dict[str, Any] = {}
-        elements = self.get_cache("elements")
-        self._symbols = [e.element for e in elements]
-        self._names = [e.name for e in elements]
+        self._by_number, self._by_symbol, self._by_name = _element_index(self.get_cache("elements"))
 
     def _rows(self, sql: str, parameters: tuple = ()) -> list[SimpleNamespace]:
         with _lock:
@@ -73,33 +84,19 @@ class _Database:
         return data[key]
 
     def _elem_data(self, element) -> ElementData:
-        by_number, by_symbol, by_name = self._element_index()
         if isinstance(element, int):
-            row = by_number.get(element)
+            row = self._by_number.get(element)
             if row is None:
                 raise IndexError("list index out of range")  # an unknown number, as xraydb
-        elif element.title() in by_symbol:
-            row = by_symbol[element.title()]
-        elif element.lower() in by_name:
-            row = by_name[element.lower()]
+        elif element.title() in self._by_symbol:
+            row = self._by_symbol[element.title()]
+        elif element.lower() in self._by_name:
+            row = self._by_name[element.lower()]
         else:
             raise ValueError(f"unknown element '{element!r}'")
         return ElementData(
             int(row.atomic_number), row.element.title(), row.name, row.molar_mass, row.density
         )
-
-    def _element_index(self) -> tuple[dict, dict, dict]:
-        """The elements' rows by atomic number, symbol and name (each the first row of its
-        key, in the table's order: the row xraydb's search of the rows finds), made once."""
-        index = self._cache.get("_element_index")
-        if index is None:
-            index = ({}, {}, {})
-            for row in self.get_cache("elements"):
-                index[0].setdefault(row.atomic_number, row)
-                index[1].setdefault(row.element, row)
-                index[2].setdefault(row.name, row)
-            self._cache["_element_index"] = index
-        return index
 
     def symbol(self, element) -> str:
         return self._elem_data(element).symbol
