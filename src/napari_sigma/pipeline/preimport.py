@@ -42,6 +42,12 @@ collector during the imports and then freezes every object it tracks (``gc.freez
 public call: those objects are left out of later collections); the CLI puts them back in
 the collector's reach (:func:`unfreeze_collections`) once an input is done. Garbage
 collection changes no number.
+
+About half of the thread's CPU in scipy and matplotlib was their import-time docstring
+rendering (scipy parsing ~400 numpydoc docstrings to append notes, matplotlib listing every
+``Artist`` subclass's properties in its ``set()`` docstring): the thread imports with that
+left out (:func:`~napari_sigma.pipeline.import_docs.docs_unrendered`; the libraries' own code is
+put back afterwards). Docstrings change no number and no pixel.
 """
 
 from __future__ import annotations
@@ -196,7 +202,9 @@ def wait_for_imports() -> None:
 def _import(
     modules: tuple[str, ...], compiled_code: bool = False, read_done: threading.Event | None = None
 ) -> None:
-    with collections_deferred():
+    from napari_sigma.pipeline.import_docs import docs_unrendered
+
+    with collections_deferred(), docs_unrendered(modules):
         for name in modules:
             try:
                 importlib.import_module(name)

@@ -1,0 +1,140 @@
+"""scipy's and matplotlib's import-time docstring rendering left out of the import thread."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from napari_sigma.pipeline import import_docs
+
+pytest.importorskip("scipy")
+
+
+def _fresh_process(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter (scipy and matplotlib not imported yet); the JSON it
+    prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_scipy_parses_no_docstring_in_the_block_and_again_after_it():
+    from scipy._lib import _array_api
+
+    parser = _array_api.FunctionDoc
+    with import_docs.docs_unrendered(("scipy.ndimage",)):
+        assert _array_api.FunctionDoc is import_docs._DocAsWritten
+    assert _array_api.FunctionDoc is parser
+
+
+def test_everything_is_put_back_when_the_block_raises():
+    from matplotlib.artist import Artist
+    from scipy._lib import _util
+
+    documented = Artist.__dict__["_update_set_signature_and_docstring"]
+    parser = _util.FunctionDoc
+    with pytest.raises(ImportError), import_docs.docs_unrendered(("scipy", "matplotlib.figure")):
+        assert _util.FunctionDoc is not parser
+        assert Artist.__dict__["_update_set_signature_and_docstring"] is not documented
+        raise ImportError("a module of the block")
+    assert _util.FunctionDoc is parser
+    assert Artist.__dict__["_update_set_signature_and_docstring"] is documented
+
+
+def test_libraries_not_imported_by_the_block_are_left_alone():
+    from scipy._lib import _array_api
+
+    parser = _array_api.FunctionDoc
+    with import_docs.docs_unrendered(("numpy", "napari_sigma.energy")):
+        assert _array_api.FunctionDoc is parser
+
+
+def test_a_decorated_function_keeps_its_docstring_as_written():
+    from scipy._lib._array_api import xp_capabilities
+
+    def twice(x):
+        """Twice ``x``.
+
+        Parameters
+        ----------
+        x : float
+        """
+        return 2 * x
+
+    with import_docs.docs_unrendered(("scipy",)):
+        decorated = xp_capabilities()(twice)
+    assert decorated(2.5) == 5.0
+    assert decorated.__doc__.startswith("Twice ``x``.") and "x : float" in decorated.__doc__
+
+
+def test_the_imports_work_and_classes_defined_after_the_block_are_documented():
+    found = _fresh_process(
+        """
+        import json
+        import numpy as np
+        from napari_sigma.pipeline.import_docs import docs_unrendered
+
+        with docs_unrendered(("scipy.ndimage", "scipy.optimize", "matplotlib.figure")):
+            import scipy.ndimage, scipy.optimize, matplotlib.figure
+        from matplotlib.lines import Line2D
+        from matplotlib.artist import Artist
+        from scipy._lib import _array_api
+
+        class Later(Artist):
+            pass
+
+        labels, n = scipy.ndimage.label(np.array([[1, 0, 1], [1, 0, 0]]))
+        x, residual = scipy.optimize.nnls(np.eye(2), np.array([1.0, -1.0]))
+        print(json.dumps({
+            "n": int(n), "x": x.tolist(),
+            "label_doc": scipy.ndimage.label.__doc__.lstrip().splitlines()[0],
+            "line_doc": Line2D.set.__doc__, "later_doc": Later.set.__doc__,
+            "parser": _array_api.FunctionDoc.__module__,
+        }))
+        """
+    )
+    assert found["n"] == 2 and found["x"] == [1.0, 0.0]
+    assert found["label_doc"] == "Label features in an array."
+    assert "matplotlib.artist.kwdoc(Line2D)" in found["line_doc"]
+    assert "Properties:" in found["later_doc"] and "zorder" in found["later_doc"]
+    assert found["parser"] == "scipy._lib._docscrape"
+
+
+_DRAW = """
+    import io, json, hashlib
+    import numpy as np
+    from napari_sigma.pipeline.import_docs import docs_unrendered
+
+    if {unrendered}:
+        with docs_unrendered(("matplotlib.figure", "matplotlib.backends.backend_agg")):
+            import matplotlib.figure, matplotlib.backends.backend_agg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    figure = Figure(figsize=(6, 3), dpi=80, layout="constrained")
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2)
+    left.imshow(np.arange(64.0).reshape(8, 8), interpolation="nearest")
+    left.legend(handles=[Patch(color="C1", label="quartz (12.5 %)")], loc="upper left")
+    right.plot(np.linspace(0, 10, 50), np.exp(np.linspace(0, 5, 50)), lw=0.8, label="a")
+    right.set_yscale("log")
+    right.axvline(1.74, color="0.5", ls="--")
+    right.set_xlabel("Energy (keV)")
+    right.set(title="set()", xlim=(0, 10))
+    figure.suptitle("napari-sigma: test")
+    png = io.BytesIO()
+    figure.savefig(png, dpi=80)
+    print(json.dumps({{"sha": hashlib.sha1(png.getvalue()).hexdigest()}}))
+"""
+
+
+def test_the_drawing_is_the_same_byte_for_byte():
+    pytest.importorskip("matplotlib")
+    rendered = _fresh_process(_DRAW.format(unrendered=False))
+    unrendered = _fresh_process(_DRAW.format(unrendered=True))
+    assert unrendered == rendered
