@@ -138,3 +138,69 @@ def test_the_drawing_is_the_same_byte_for_byte():
     rendered = _fresh_process(_DRAW.format(unrendered=False))
     unrendered = _fresh_process(_DRAW.format(unrendered=True))
     assert unrendered == rendered
+
+
+def test_the_switch_off_leaves_the_libraries_alone(monkeypatch):
+    from scipy._lib import _array_api
+
+    parser = _array_api.FunctionDoc
+    monkeypatch.setenv("NAPARI_SIGMA_DOCS_UNRENDERED", "0")
+    with import_docs.docs_unrendered(("scipy.ndimage",)):
+        assert _array_api.FunctionDoc is parser
+
+
+def test_a_process_without_the_import_thread_documents_as_usual():
+    # napari's process and a user's `import napari_sigma` never start the import thread: what
+    # they import is documented by the libraries themselves
+    found = _fresh_process(
+        """
+        import json
+        import napari_sigma, napari_sigma.pipeline.analysis, napari_sigma.io.results.export
+        import scipy.ndimage
+        from matplotlib.lines import Line2D
+
+        print(json.dumps({"label": scipy.ndimage.label.__doc__, "line": Line2D.set.__doc__}))
+        """
+    )
+    assert "Array API Standard Support" in found["label"]
+    assert "Properties:" in found["line"] and "kwdoc" not in found["line"]
+
+
+def test_only_the_cli_starts_the_import_thread():
+    from pathlib import Path
+
+    import napari_sigma
+
+    root = Path(napari_sigma.__file__).parent
+    callers = {
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "start_importing(" in path.read_text(encoding="utf-8")
+    }
+    assert callers == {"cli.py", "pipeline/preimport.py"}
+
+
+def _cli_outputs(source, out, unrendered: str) -> dict:
+    import os
+
+    env = {**os.environ, "NAPARI_SIGMA_DOCS_UNRENDERED": unrendered, "PYTHONHASHSEED": "0"}
+    argv = [sys.executable, "-m", "napari_sigma.cli", "run", str(source), "--out", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    files = {}
+    for path in sorted((out / source.stem).iterdir()):
+        if path.name == "run.json":  # the same but for the stages' clock times
+            run = json.loads(path.read_text())
+            run.pop("timings_s")
+            files[path.name] = json.dumps(run, sort_keys=True)
+        else:
+            files[path.name] = path.read_bytes()
+    return files
+
+
+def test_a_run_writes_the_same_files_with_and_without_the_docs(SHARED_EDS, tmp_path):
+    source = SHARED_EDS / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf"
+    rendered = _cli_outputs(source, tmp_path / "rendered", "0")
+    unrendered = _cli_outputs(source, tmp_path / "unrendered", "1")
+    assert "report.png" in unrendered and "phases.tif" in unrendered
+    assert unrendered == rendered

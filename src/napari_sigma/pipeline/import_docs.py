@@ -20,9 +20,13 @@ usual:
   get a one-line ``set()`` docstring that names :func:`matplotlib.artist.kwdoc`, which lists
   their properties on demand.
 
-Where a library does not have what is replaced (another version), that part is left as it is.
-The two processes that import in a thread (``napari-sigma run`` and the speed benchmark's CLI
-worker) are the only users; napari's process documents as usual.
+The private names this leans on (scipy 1.17, matplotlib 3.11): ``FunctionDoc`` as bound in
+:data:`SCIPY_DOC_PARSERS`, and ``matplotlib.artist.Artist._update_set_signature_and_docstring``
+(a classmethod). Where a library does not have one of them (another version), that part is left
+as it is and the imports render their docs as before. The two processes that import in a
+thread (``napari-sigma run`` and the speed benchmark's CLI worker) are the only users; napari's
+process and a user's ``import napari_sigma`` document as usual. ``NAPARI_SIGMA_DOCS_UNRENDERED=0``
+renders them in the thread too (for A/B timings and the test that the outputs are the same).
 """
 
 from __future__ import annotations
@@ -74,12 +78,15 @@ def docs_unrendered(modules: tuple[str, ...]) -> Iterator[None]:
     docstring rendering left out (see the module docstring); the libraries' functions are put
     back when it ends, however it ends. Only the libraries that ``modules`` will import are
     touched; a library that cannot be imported is left to the block."""
+    from napari_sigma.env_flags import env_flag
+
     restore: list[tuple[Any, str, Any]] = []
     try:
-        if any(_in_package(name, "scipy") for name in modules):
-            _scipy_unparsed(restore)
-        if any(_in_package(name, "matplotlib") for name in modules):
-            _matplotlib_undocumented(restore)
+        if env_flag("NAPARI_SIGMA_DOCS_UNRENDERED"):
+            if any(_in_package(name, "scipy") for name in modules):
+                _scipy_unparsed(restore)
+            if any(_in_package(name, "matplotlib") for name in modules):
+                _matplotlib_undocumented(restore)
         yield
     finally:
         for owner, name, original in reversed(restore):
