@@ -150,9 +150,9 @@ def _get_worker(memory_bytes: int) -> _Worker:
     return _worker
 
 
-def _drop_worker() -> int | None:
+def _drop_worker(wait: bool = True) -> int | None:
     global _worker
-    code = _worker.stop() if _worker is not None else None
+    code = _worker.stop(wait) if _worker is not None else None
     _worker = None
     return code
 
@@ -182,16 +182,23 @@ def prewarm() -> bool:
         _lock.release()
 
 
-def shutdown() -> None:
+def shutdown(wait: bool = True) -> None:
     """Stop the worker process (it is also stopped when the caller exits; an arriving read
-    still going is stopped)."""
+    still going is stopped). ``wait=False``: the child is killed, not waited for."""
     _stop_following.set()
     with _lock:
         _stop_following.clear()
-        _drop_worker()
+        _drop_worker(wait)
 
 
-atexit.register(shutdown)
+def _stop_at_exit() -> None:
+    """:func:`shutdown` as the caller exits: the child is killed but its end is not waited for
+    (its memory is freed by the kernel after the caller has gone: up to 0.1 s of a 256²
+    ``napari-sigma run``'s wall at its end)."""
+    shutdown(wait=False)
+
+
+atexit.register(_stop_at_exit)
 
 
 def read_steps(
