@@ -204,3 +204,61 @@ def test_a_run_writes_the_same_files_with_and_without_the_docs(SHARED_EDS, tmp_p
     unrendered = _cli_outputs(source, tmp_path / "unrendered", "1")
     assert "report.png" in unrendered and "phases.tif" in unrendered
     assert unrendered == rendered
+
+
+_CHILD = """
+    import json
+    from napari_sigma.pipeline.import_docs import unrendered_from_now_on
+
+    set_up = unrendered_from_now_on()
+    import numpy as np
+    import dask.array as da
+    import scipy.special
+    from dask.utils import derived_from
+
+    class Original:
+        def there(self):
+            "The original's docs."
+
+    class Derived:
+        @derived_from(Original)
+        def there(self):
+            "Dask's own docs."
+            return 1
+
+        @derived_from(Original)
+        def missing(self):
+            return 2
+
+    try:
+        Derived().missing()
+        missing = "ran"
+    except NotImplementedError:
+        missing = "NotImplementedError"
+    print(json.dumps({
+        "set_up": set_up, "ravel": da.ravel(da.ones((2, 2))).compute().tolist(),
+        "erf": float(scipy.special.erf(0.5)), "erf_doc": scipy.special.erf.__doc__,
+        "ravel_doc": da.ravel.__doc__, "there": Derived().there(),
+        "there_doc": Derived.there.__doc__, "missing": missing,
+    }))
+"""
+
+
+def test_the_reading_child_s_libraries_keep_their_own_docs_and_work_the_same():
+    pytest.importorskip("dask.array")
+    found = _fresh_process(_CHILD)
+    assert found["set_up"] and found["ravel"] == [1.0] * 4
+    assert found["erf"] == pytest.approx(0.5204998778130465, rel=1e-15)
+    assert "Array API Standard Support" not in found["erf_doc"]
+    assert "This docstring was copied" not in found["ravel_doc"]
+    assert found["there"] == 1 and found["there_doc"] == "Dask's own docs."
+    assert found["missing"] == "NotImplementedError"  # as dask makes it without the change
+
+
+def test_the_reading_child_s_docs_with_the_switch_off(monkeypatch):
+    pytest.importorskip("dask.array")
+    monkeypatch.setenv("NAPARI_SIGMA_DOCS_UNRENDERED", "0")
+    found = _fresh_process(_CHILD)
+    assert not found["set_up"] and found["missing"] == "NotImplementedError"
+    assert "Array API Standard Support" in found["erf_doc"]
+    assert "This docstring was copied" in found["ravel_doc"]

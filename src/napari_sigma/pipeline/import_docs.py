@@ -20,9 +20,17 @@ usual:
   get a one-line ``set()`` docstring that names :func:`matplotlib.artist.kwdoc`, which lists
   their properties on demand.
 
+The reading child (:mod:`napari_sigma.io.reading_process.reader_child`), a process nobody reads
+docs in, leaves them out for its whole life (:func:`unrendered_from_now_on`: each library is
+changed right after its module has run, whenever the child's reads import it): an ``.hspy`` read
+imports ``dask.array``, whose ``dask.utils.derived_from`` rewrote ~300 numpy docstrings
+(``_derived_from``: :func:`_dask_doc_as_written` keeps the method's own), and scipy's FFT and
+special functions (~0.3 s of the child's ~1.2 s of CPU for a 256² cube; a ``.bcf`` read
+imports neither).
+
 The private names this leans on (scipy 1.17, matplotlib 3.11): ``FunctionDoc`` as bound in
 :data:`SCIPY_DOC_PARSERS`, and ``matplotlib.artist.Artist._update_set_signature_and_docstring``
-(a classmethod). Where a library does not have one of them (another version), that part is left
+(a classmethod), ``dask.utils._derived_from`` (dask 2026.8). Where a library does not have one of them (another version), that part is left
 as it is and the imports render their docs as before. The two processes that import in a
 thread (``napari-sigma run`` and the speed benchmark's CLI worker) are the only users; napari's
 process and a user's ``import napari_sigma`` document as usual. ``NAPARI_SIGMA_DOCS_UNRENDERED=0``
@@ -33,8 +41,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 SCIPY_DOC_PARSERS = ("scipy._lib._util", "scipy._lib._array_api", "scipy._lib.deprecation")
@@ -119,3 +130,70 @@ def _matplotlib_undocumented(restore: list) -> None:
     if isinstance(original, classmethod):
         restore.append((artist.Artist, "_update_set_signature_and_docstring", original))
         artist.Artist._update_set_signature_and_docstring = classmethod(_set_documented_on_demand)
+
+
+def _dask_doc_as_written(cls: Any, method: Any, *args: Any, extra: str = "", **kwargs: Any) -> str:
+    """``dask.utils._derived_from``'s place: checks, as it does, that ``cls`` has the method (an
+    ``AttributeError`` makes dask replace the method by one that raises ``NotImplementedError``)
+    and keeps the method's own docstring (``extra``) instead of rewriting numpy's."""
+    getattr(cls, method.__name__)
+    return extra
+
+
+def _unparse_scipy(module: ModuleType) -> None:
+    if isinstance(getattr(module, "FunctionDoc", None), type):
+        module.FunctionDoc = _DocAsWritten
+
+
+def _keep_dask_docs(module: ModuleType) -> None:
+    if callable(getattr(module, "_derived_from", None)):
+        module._derived_from = _dask_doc_as_written
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: for a module of ``patches`` it asks the other finders for its spec
+    and has its loader call the patch on the module right after the module's code has run."""
+
+    def __init__(self, patches: dict[str, Any]) -> None:
+        self.patches = patches
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        patch = self.patches.get(name)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = None if finder is self or find is None else find(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        run = getattr(spec.loader, "exec_module", None)
+        if run is None:
+            return spec
+
+        def exec_module(module: ModuleType) -> None:
+            run(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def unrendered_from_now_on() -> bool:
+    """Leave scipy's and dask's import-time docstring rendering out of this process from now on
+    (for the reading child; see the module docstring): modules imported already are changed at
+    once, the others right after they are imported. Whether anything was set up (not with
+    ``NAPARI_SIGMA_DOCS_UNRENDERED=0``)."""
+    from napari_sigma.env_flags import env_flag
+
+    if not env_flag("NAPARI_SIGMA_DOCS_UNRENDERED"):
+        return False
+    patches = {name: _unparse_scipy for name in SCIPY_DOC_PARSERS}
+    patches["dask.utils"] = _keep_dask_docs
+    for name in list(patches):
+        if name in sys.modules:
+            patches.pop(name)(sys.modules[name])
+    if patches:
+        sys.meta_path.insert(0, _AfterImport(patches))
+    return True

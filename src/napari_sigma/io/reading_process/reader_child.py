@@ -41,6 +41,10 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
     protocol_in = sys.stdin.buffer
     import warnings
 
+    from napari_sigma.pipeline.import_docs import unrendered_from_now_on
+
+    unrendered_from_now_on()  # docstrings nobody reads here: ~0.3 s of an .hspy read's imports
+
     warnings.simplefilter("ignore")  # recorded in the metadata and issued by the parent
     from napari_sigma.io.readers import reading  # noqa: F401 - import once, before the first request
 
