@@ -128,6 +128,29 @@ def test_a_files_element_maps_open_as_one_hidden_layer_beside_its_electron_image
     assert len({str(u) for u in maps.units[1:]} | {str(u) for u in total.units}) == 1
 
 
+@pytest.mark.gui
+def test_every_position_of_the_energy_slider_shows_one_of_the_files_element_maps(viewer):
+    # the maps share the viewer's first axis with the cube's 4096 channels (0-41 keV): one map
+    # per keV showed map i within 0.5 keV of i keV only, an empty canvas elsewhere (qa23); now
+    # they tile the slider's range in order, every step one map, and no axis is added
+    viewer.open(str(DATA / "emd" / "Test_SI_16x16_215_kx.emd"), plugin=PLUGIN)
+    (maps,) = [
+        layer for layer in viewer.layers if layer.ndim == 3 and "names" in state.plugin_data(layer)
+    ]
+    maps.visible = True
+    planes = np.asarray(maps.data)
+    channels = state.spectrum_image_of(maps).counts.shape[-1]
+    assert viewer.dims.ndim == 3 and viewer.dims.nsteps[0] == channels
+    shown = []
+    for channel in [*range(0, channels, 97), channels - 1]:
+        viewer.dims.set_current_step(0, channel)
+        maps.refresh()
+        plane = np.asarray(maps._data_view)
+        shown.append(next((i for i, p in enumerate(planes) if np.array_equal(plane, p)), None))
+    assert None not in shown  # never an empty canvas
+    assert shown == sorted(shown) and set(shown) == set(range(len(planes)))
+
+
 def test_element_map_names_are_told_from_electron_images():
     from napari_sigma._napari.layers import is_element_map_name
 

@@ -35,7 +35,7 @@ from napari_sigma._napari.drawing_warm_up import (
     layer_visual,
     warm_up_labels_drawing,
 )
-from napari_sigma._napari.layers import ENERGY_UNIT, spatial_calibration
+from napari_sigma._napari.layers import ENERGY_UNIT, energy_tiling, spatial_calibration
 from napari_sigma._napari.phase_labels import (
     PRECOLORED_IDS,
     SMALL_LABELS,
@@ -357,26 +357,11 @@ def _insert_built_ahead(viewer: Any, layer: Any, added: ResultLayers) -> Iterato
         discard_visual(viewer, visual)
 
 
-def _energy_extent(result: Any) -> tuple[float, float] | None:
-    """Where the cube layer of ``result``'s image spans the energy axis: its first channel's
-    lower edge and its width (keV), as napari places the cube (`layers.cube_layer`); None
-    without an energy axis."""
-    try:
-        energy = result.image.energy
-        channels = int(result.image.counts.shape[-1])
-        scale, offset = float(energy.scale), float(energy.offset)
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return None
-    if not (np.isfinite(scale) and np.isfinite(offset)) or scale <= 0 or channels < 1:
-        return None
-    return offset - scale / 2, scale * channels
-
-
 def _component_layer(viewer: Any, result: Any, title: str) -> Any:
     """The hidden Image layer ``(component, y, x)`` of the unmixed component maps, not yet in
     ``viewer`` (None: the result has none). The components share the viewer's first axis with
-    the cube's energy and tile its whole range (`_energy_extent`): K equal stretches of the
-    slider, one component each."""
+    the cube's energy and tile its whole range (`layers.energy_tiling`): K equal stretches of
+    the slider, one component each."""
     from napari.layers import Image
 
     abundances = np.asarray(result.abundances)
@@ -384,14 +369,9 @@ def _component_layer(viewer: Any, result: Any, title: str) -> Any:
         return None
     names = list(getattr(result, "component_names", []))
     spatial = spatial_kwargs(result)
-    # one component per keV (scale 1) showed component i within 0.5 keV of i keV only, and an
-    # empty canvas over most of the slider (K..20 keV, below 0: qa22's walk). Tiling the cube's
-    # range, every position of the slider shows a component. A slider of their own (a 4-D
-    # layer, (K, 1, y, x)) made napari build its sliders again at the insertion: +36 ms of
-    # main thread in that turn (30x30, load 20; qa23.md), so not that.
-    extent = _energy_extent(result)
-    k = abundances.shape[-1]
-    step, first = (1.0, 0.0) if extent is None else (extent[1] / k, extent[0] + extent[1] / k / 2)
+    # the components tile the energy slider's whole range (`layers.energy_tiling`, qa23: one
+    # per keV left most of it an empty canvas; an axis of their own cost napari's slider rebuild)
+    step, first = energy_tiling(getattr(result, "image", None), abundances.shape[-1])
     kwargs = {
         "scale": (step, *spatial["scale"]),
         "translate": (first, 0.0, 0.0),
