@@ -37,6 +37,7 @@ from itertools import product
 import numpy as np
 
 from napari_sigma.energy import EnergyAxis
+from napari_sigma.quant.cache_keys import from_typed_items, typed_items
 from napari_sigma.quant.physics import (
     Detector,
     absorption_factor,
@@ -190,15 +191,10 @@ def _templates(
         return _templates_of(elements, axis, beam_kev, detector, folding)
 
 
-def _typed_items(mapping: Mapping) -> tuple:
-    """A mapping's items in order, each value with its type (a key that tells 1 from 1.0)."""
-    return tuple((k, type(v), v) for k, v in mapping.items())
-
-
 def _folding_key(folding: Mapping) -> tuple:
     """`fit_lines`' folding arguments as a key: a mapping's typed items, a value with its type."""
     return tuple(
-        (k, ("map", _typed_items(v)) if isinstance(v, Mapping) else ("value", type(v), v))
+        (k, ("map", typed_items(v)) if isinstance(v, Mapping) else ("value", type(v), v))
         for k, v in folding.items()
     )
 
@@ -206,8 +202,7 @@ def _folding_key(folding: Mapping) -> tuple:
 def _unkeyed(key: tuple) -> dict:
     """The folding arguments of a `_folding_key` again (the same values, in order)."""
     return {
-        k: {el: v for el, _, v in tagged[1]} if tagged[0] == "map" else tagged[2]
-        for k, tagged in key
+        k: from_typed_items(tagged[1]) if tagged[0] == "map" else tagged[2] for k, tagged in key
     }
 
 
@@ -380,7 +375,7 @@ def _continuum_shape(
     if energies.dtype == np.float64:
         try:
             return _continuum_shape_cached(
-                energies.tobytes(), _typed_items(composition), beam_kev, detector, takeoff_deg,
+                energies.tobytes(), typed_items(composition), beam_kev, detector, takeoff_deg,
                 thin,
             )  # fmt: skip
         except TypeError:  # an argument that cannot be a key: not kept
@@ -391,7 +386,7 @@ def _continuum_shape(
 @lru_cache(maxsize=64, typed=True)
 def _continuum_shape_cached(energies, composition, beam_kev, detector, takeoff_deg, thin):
     found = _continuum_shape_of(
-        np.frombuffer(energies, dtype=np.float64), {el: v for el, _, v in composition},
+        np.frombuffer(energies, dtype=np.float64), from_typed_items(composition),
         beam_kev, detector, takeoff_deg, thin,
     )  # fmt: skip
     found.setflags(write=False)
@@ -598,7 +593,7 @@ def fit_lines(
     try:
         key = (
             counts.tobytes(), counts.shape, axis, tuple(elements), beam_kev, detector,
-            _typed_items(composition) if composition else None, takeoff_deg, thin,
+            typed_items(composition) if composition else None, takeoff_deg, thin,
             None if width is None else tuple((type(x), x) for x in width), mass_thickness,
             absorption,
         )  # fmt: skip

@@ -19,6 +19,7 @@ import numpy as np
 
 from napari_sigma.energy import EnergyAxis
 from napari_sigma.quant import physics
+from napari_sigma.quant.cache_keys import from_typed_items, typed_items
 from napari_sigma.xray.lines import (
     ELEMENTS,
     FWHM_PER_SIGMA,
@@ -145,7 +146,7 @@ def line_spectrum(
     anew): the phases of a map compare their spectra with those of the same library minerals
     (:func:`napari_sigma.minerals.spectral._rerank_by_spectrum`)."""
     try:
-        key = tuple((el, type(v), v) for el, v in composition.items())
+        key = typed_items(composition)
         return _line_spectrum_cached(key, axis, beam_kev, detector, takeoff_deg, thin,
                                      mass_thickness, absorption).copy()  # fmt: skip
     except TypeError:  # an argument that cannot be a key: not kept
@@ -156,7 +157,7 @@ def line_spectrum(
 @lru_cache(maxsize=256, typed=True)
 def _line_spectrum_cached(composition, axis, beam_kev, detector, takeoff_deg, thin,
                           mass_thickness, absorption) -> np.ndarray:  # fmt: skip
-    found = _line_spectrum_of({el: v for el, _, v in composition}, axis, beam_kev, detector,
+    found = _line_spectrum_of(from_typed_items(composition), axis, beam_kev, detector,
                               takeoff_deg, thin, mass_thickness, absorption)  # fmt: skip
     found.setflags(write=False)
     return found
