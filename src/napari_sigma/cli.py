@@ -47,7 +47,6 @@ from napari_sigma.cli_fields import (
 )
 from napari_sigma.compute.progress import Progress
 from napari_sigma.errors import SettingsError, SigmaError
-from napari_sigma.minerals.library import LibraryError
 
 
 class ProgressBar:
@@ -448,9 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     reuse (:func:`~napari_sigma.io.readers._memory.keep_freed_memory`: a pass's temporaries are not
     faulted in anew block after block), and the process ends here once the command has
     returned: exit handlers run and the streams are flushed, but the interpreter does not free
-    every object and module one by one (:func:`end_process`).
+    every object and module one by one (:func:`end_process`). There, ``run`` starts its reading
+    child first (:func:`_reader_started`), before this process imports numpy and the analysis.
     """
     if argv is None:  # a process of its own: freed memory reused, not faulted in anew
+        _reader_started(sys.argv[1:])
         from napari_sigma.io.readers._memory import keep_freed_memory
 
         keep_freed_memory()
@@ -485,6 +486,29 @@ def end_process(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _reader_started(argv: Sequence[str]) -> bool:
+    """Start the reading child of ``napari-sigma run ARGV...`` now, before the arguments are
+    parsed (their checks import the analysis's settings, and numpy); whether it was started.
+
+    The first read starts it otherwise, after this process has imported numpy and the CLI's
+    modules (~0.1 s of CPU): an ``.hspy`` read, whose child imports dask, numba and scipy
+    (~0.7 s), is then the longer of the two branches before a small map's analysis (the other:
+    :mod:`~napari_sigma.pipeline.preimport`'s thread). Not for ``--shared-model`` or
+    ``--scheduler`` (their fields are read elsewhere) or without isolation
+    (``NAPARI_SIGMA_ISOLATE=0``); the child waits for the request instead of importing ahead.
+    A command line that turns out to be wrong ends the process, and the child with it.
+    """
+    from napari_sigma.env_flags import env_flag
+
+    if not argv or argv[0] != "run" or not env_flag("NAPARI_SIGMA_ISOLATE"):
+        return False
+    if any(arg.startswith(("--shared", "--sch")) for arg in argv):
+        return False
+    from napari_sigma.io.reading_process.isolation import start_for_a_read
+
+    return start_for_a_read()
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {
@@ -496,12 +520,17 @@ def _main(argv: Sequence[str] | None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (SettingsError, LibraryError) as error:
-        print_error(error)
-        return 2
     except SigmaError as error:  # an input no command can use: one line naming it, no traceback
         print_error(error)
-        return 1
+        return 2 if isinstance(error, (SettingsError, _library_error())) else 1
+
+
+def _library_error() -> type:
+    """:class:`~napari_sigma.minerals.library.LibraryError`, imported when an error is reported
+    (importing the library's module imports numpy: not before the reading child has started)."""
+    from napari_sigma.minerals.library import LibraryError
+
+    return LibraryError
 
 
 if __name__ == "__main__":

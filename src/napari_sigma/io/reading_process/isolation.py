@@ -141,12 +141,12 @@ _lock = threading.Lock()
 _holder: dict[str, Any] = {"thread": None, "path": None}
 
 
-def _get_worker(memory_bytes: int) -> _Worker:
+def _get_worker(memory_bytes: int, warm: bool = True) -> _Worker:
     global _worker
     if _worker is None or not _worker.alive() or _worker.memory_bytes != memory_bytes:
         if _worker is not None:
             _worker.stop()
-        _worker = _Worker(memory_bytes)
+        _worker = _Worker(memory_bytes, warm)
     return _worker
 
 
@@ -177,6 +177,23 @@ def prewarm() -> bool:
         if _worker is not None and _worker.alive():
             return False
         _get_worker(ReadLimits.default().memory_bytes)
+        return True
+    finally:
+        _lock.release()
+
+
+def start_for_a_read() -> bool:
+    """Start the worker now for a read that follows at once (``napari-sigma run``: before the
+    caller imports numpy and its analysis); unlike :func:`prewarm`, the child imports nothing
+    ahead (the request comes before it would be done), and nothing is imported here that the
+    caller would not import anyway. Whether a worker process was started (not when one is
+    running or a read holds the lock)."""
+    if not _lock.acquire(blocking=False):
+        return False
+    try:
+        if _worker is not None and _worker.alive():
+            return False
+        _get_worker(ReadLimits.default().memory_bytes, warm=False)
         return True
     finally:
         _lock.release()
@@ -466,4 +483,4 @@ def read_isolated(
 
 
 if __name__ == "__main__":  # pragma: no cover - the worker process
-    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0, warm="--no-warm" not in sys.argv)

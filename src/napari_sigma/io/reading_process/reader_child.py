@@ -30,8 +30,8 @@ _NO_MEMORY = (
 )
 
 
-def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child process
-    """Answer read requests from stdin until it closes."""
+def _serve(memory_bytes: int, warm: bool = True) -> None:  # pragma: no cover - the child
+    """Answer read requests from stdin until it closes (``warm``: after importing ahead)."""
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # readers that print must not corrupt the answers
     if memory_bytes > 0:
@@ -48,7 +48,8 @@ def _serve(memory_bytes: int) -> None:  # pragma: no cover - runs in the child p
     warnings.simplefilter("ignore")  # recorded in the metadata and issued by the parent
     from napari_sigma.io.readers import reading  # noqa: F401 - import once, before the first request
 
-    _warm_imports(protocol_in)  # started ahead (prewarm); stops when a request waits
+    if warm:
+        _warm_imports(protocol_in)  # started ahead (prewarm); stops when a request waits
 
     while True:
         header = protocol_in.read(8)

@@ -28,7 +28,9 @@ _POLL_S = 0.1
 class _Worker:
     """One child process answering read requests over its stdin/stdout (length-prefixed pickles)."""
 
-    def __init__(self, memory_bytes: int) -> None:
+    def __init__(self, memory_bytes: int, warm: bool = True) -> None:
+        """Start the child; ``warm``: it imports what lazy and JEOL reads need while no
+        request waits (:func:`~napari_sigma.io.reading_process.reader_child._warm_imports`)."""
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
@@ -37,7 +39,13 @@ class _Worker:
         self.memory_bytes = memory_bytes
         _remove_orphaned_shared_files()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "napari_sigma.io.reading_process.isolation", str(memory_bytes)],
+            [
+                sys.executable,
+                "-m",
+                "napari_sigma.io.reading_process.isolation",
+                str(memory_bytes),
+                *(() if warm else ("--no-warm",)),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
