@@ -215,6 +215,7 @@ _CHILD = """
     import dask.array as da
     import scipy.special
     from dask.utils import derived_from
+    from matplotlib.lines import Line2D
 
     class Original:
         def there(self):
@@ -239,7 +240,7 @@ _CHILD = """
         "set_up": set_up, "ravel": da.ravel(da.ones((2, 2))).compute().tolist(),
         "erf": float(scipy.special.erf(0.5)), "erf_doc": scipy.special.erf.__doc__,
         "ravel_doc": da.ravel.__doc__, "there": Derived().there(),
-        "there_doc": Derived.there.__doc__, "missing": missing,
+        "there_doc": Derived.there.__doc__, "missing": missing, "line_doc": Line2D.set.__doc__,
     }))
 """
 
@@ -253,6 +254,7 @@ def test_the_reading_child_s_libraries_keep_their_own_docs_and_work_the_same():
     assert "This docstring was copied" not in found["ravel_doc"]
     assert found["there"] == 1 and found["there_doc"] == "Dask's own docs."
     assert found["missing"] == "NotImplementedError"  # as dask makes it without the change
+    assert "matplotlib.artist.kwdoc(Line2D)" in found["line_doc"]
 
 
 def test_the_reading_child_s_docs_with_the_switch_off(monkeypatch):
@@ -262,3 +264,4 @@ def test_the_reading_child_s_docs_with_the_switch_off(monkeypatch):
     assert not found["set_up"] and found["missing"] == "NotImplementedError"
     assert "Array API Standard Support" in found["erf_doc"]
     assert "This docstring was copied" in found["ravel_doc"]
+    assert "Properties:" in found["line_doc"]

@@ -20,9 +20,11 @@ usual:
   get a one-line ``set()`` docstring that names :func:`matplotlib.artist.kwdoc`, which lists
   their properties on demand.
 
-The reading child (:mod:`napari_sigma.io.reading_process.reader_child`), a process nobody reads
-docs in, leaves them out for its whole life (:func:`unrendered_from_now_on`: each library is
-changed right after its module has run, whenever the child's reads import it): an ``.hspy`` read
+The reading child (:mod:`napari_sigma.io.reading_process.reader_child`) and the export's child
+(:mod:`napari_sigma.io.results.child`: report.png, the plugin's plots, the mineral report),
+processes nobody reads docs in, leave them out for their whole life, matplotlib's too
+(:func:`unrendered_from_now_on`: each library is changed right after its module has run,
+whenever the child's work imports it): an ``.hspy`` read
 imports ``dask.array``, whose ``dask.utils.derived_from`` rewrote ~300 numpy docstrings
 (``_derived_from``: :func:`_dask_doc_as_written` keeps the method's own), and scipy's FFT and
 special functions (~0.3 s of the child's ~1.2 s of CPU for a 256² cube; a ``.bcf`` read
@@ -150,6 +152,14 @@ def _keep_dask_docs(module: ModuleType) -> None:
         module._derived_from = _dask_doc_as_written
 
 
+def _set_docs_on_demand(module: ModuleType) -> None:
+    artist = getattr(module, "Artist", None)
+    if isinstance(
+        getattr(artist, "__dict__", {}).get("_update_set_signature_and_docstring"), classmethod
+    ):
+        artist._update_set_signature_and_docstring = classmethod(_set_documented_on_demand)
+
+
 class _AfterImport(importlib.abc.MetaPathFinder):
     """Finds nothing itself: for a module of ``patches`` it asks the other finders for its spec
     and has its loader call the patch on the module right after the module's code has run."""
@@ -191,6 +201,7 @@ def unrendered_from_now_on() -> bool:
         return False
     patches = {name: _unparse_scipy for name in SCIPY_DOC_PARSERS}
     patches["dask.utils"] = _keep_dask_docs
+    patches["matplotlib.artist"] = _set_docs_on_demand
     for name in list(patches):
         if name in sys.modules:
             patches.pop(name)(sys.modules[name])

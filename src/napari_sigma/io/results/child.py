@@ -268,6 +268,9 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
     import importlib
     import traceback
 
+    from napari_sigma.pipeline.import_docs import unrendered_from_now_on
+
+    unrendered_from_now_on()  # docstrings nobody reads here (matplotlib's: ~0.25 s of imports)
     try:  # a lower scheduling priority than its parent's (ChildProcess's nice)
         os.nice(int(os.environ.get("NAPARI_SIGMA_CHILD_NICE", "0")))
     except (AttributeError, OSError, ValueError):
