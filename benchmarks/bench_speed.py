@@ -868,9 +868,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.worker:
         if args.config == "ours_b2_cli":  # as napari-sigma run's own process (cli.main)
+            from napari_sigma.compute.forked import allow_forked_maps
             from napari_sigma.io.readers._memory import keep_freed_memory
 
             keep_freed_memory()
+            allow_forked_maps()
         worker(args.cube, args.config, args.device, args.worker_out)
         if args.config == "ours_b2_cli":
             from napari_sigma.cli import end_process

@@ -448,13 +448,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     faulted in anew block after block), and the process ends here once the command has
     returned: exit handlers run and the streams are flushed, but the interpreter does not free
     every object and module one by one (:func:`end_process`). There, ``run`` starts its reading
-    child first (:func:`_reader_started`), before this process imports numpy and the analysis.
+    child first (:func:`_reader_started`), before this process imports numpy and the analysis,
+    and the phases of a map are named with a forked child
+    (:func:`~napari_sigma.compute.forked.allow_forked_maps`).
     """
     if argv is None:  # a process of its own: freed memory reused, not faulted in anew
         _reader_started(sys.argv[1:])
+        from napari_sigma.compute.forked import allow_forked_maps
         from napari_sigma.io.readers._memory import keep_freed_memory
 
         keep_freed_memory()
+        allow_forked_maps()  # the phases are named on two cores (compute.forked)
     code = _main(argv)
     if argv is None:
         end_process(code)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_sigma.compute.forked import forked_map
 from napari_sigma.compute.progress import Computation, Progress
 from napari_sigma.minerals.host import (  # noqa: F401
     HOST_ENCLOSURE,
@@ -229,16 +230,28 @@ def identify_phases(
     silent = _without_signal(image, labels, spectra, depth, interior, elements)
     width = _detector_width(spectra[[i - 1 for i in ids]].sum(axis=0), image, elements, settings)
     spectra, corrections = _host_corrections(image, labels, spectra, depth, host, settings)
-    found, stray = [], {}
-    for step, pid in enumerate(ids, start=1):
-        yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
+
+    def phase(pid: int) -> tuple[PhaseMineral, dict[str, float] | None]:
+        """One phase's mineral and, for a phase without a signal, its stray composition."""
         if pid in silent:
-            found.append(no_signal_mineral(pid, silent[pid]))
-            stray[pid] = _stray_composition(spectra[pid - 1], image, elements, settings, width)
-            continue
+            wt = _stray_composition(spectra[pid - 1], image, elements, settings, width)
+            return no_signal_mineral(pid, silent[pid]), wt
         own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
-        found.append(_one_phase(pid, spectra[pid - 1], image, own, library, settings, width))
-        _note_host_correction(found[-1], corrections.get(pid))
+        return _one_phase(pid, spectra[pid - 1], image, own, library, settings, width), None
+
+    found, stray = [], {}
+    each = forked_map(phase, ids)  # shared with a forked child where allowed (compute.forked)
+    try:
+        for step, pid in enumerate(ids, start=1):
+            yield Progress("minerals", step, len(ids) + 1, f"phase {pid}")
+            mineral, stray_wt = next(each)
+            found.append(mineral)
+            if pid in silent:
+                stray[pid] = stray_wt
+            else:
+                _note_host_correction(mineral, corrections.get(pid))
+    finally:
+        each.close()
     _explain_by_neighbours(found, labels, library, stray, depth)
     if labels.ndim == 2:
         yield from _measured_dispersions(found, image, labels, depth, dispersion, len(ids))

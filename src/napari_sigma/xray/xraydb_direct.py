@@ -56,10 +56,19 @@ class _Database:
 
     def __init__(self, path: str) -> None:
         # one connection shared by the threads of a process (read-only; calls serialised)
-        uri = "file:" + path + "?mode=ro"
-        self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._path = path
+        self._connection = self._connect()
         self._cache: dict[str, Any] = {}
         self._by_number, self._by_symbol, self._by_name = _element_index(self.get_cache("elements"))
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = "file:" + self._path + "?mode=ro"
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+    def reconnect(self) -> None:
+        """A new connection to the same file (a forked child's: SQLite's connections must not
+        cross a fork); the rows read so far are kept."""
+        self._connection = self._connect()
 
     def _rows(self, sql: str, parameters: tuple = ()) -> list[SimpleNamespace]:
         with _lock:
@@ -166,6 +175,19 @@ def get_xraydb() -> _Database:
             if _database is None:
                 _database = database
     return _database
+
+
+def _after_fork_in_child() -> None:
+    """A forked child gets its own lock and connection (the parent's lock may have been held by
+    another thread at the fork; a SQLite connection must not be used across a fork)."""
+    global _lock
+    _lock = threading.Lock()
+    if _database is not None:
+        _database.reconnect()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def atomic_number(element) -> int:
