@@ -17,6 +17,21 @@ SHARED_EDS_DIR = Path(
 """``../shared/data/eds`` beside the repository, or ``$NAPARI_SIGMA_SHARED_EDS`` (e.g. a worktree)."""
 
 
+def rsciio_signal(data, axes: list[dict], metadata: dict) -> dict:
+    """A signal dictionary as rosettasciio's writers take it (``file_writer(path, signal)``)."""
+    return {
+        "data": data,
+        "axes": axes,
+        "metadata": metadata,
+        "original_metadata": {},
+        "tmp_parameters": {},
+        "attributes": {"_lazy": False},
+        "package_info": {"name": "napari-sigma-tests", "version": "0"},
+        "learning_results": {},
+        "models": {},
+    }
+
+
 def write_h5oina(
     path: Path,
     counts,

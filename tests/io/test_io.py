@@ -19,6 +19,7 @@ from napari_sigma.io.readers.reading import (
     read_spectrum_image,
 )
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
+from sigma_testdata import rsciio_signal
 
 
 @functools.cache
@@ -269,7 +270,10 @@ def test_truncated_file_gives_a_clear_error(
 def test_garbage_file_gives_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "noise.emd"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(SpectrumImageError, match="could not be read as a Thermo Fisher Velox"):
+    with pytest.raises(
+        SpectrumImageError,
+        match=r"noise\.emd: not an HDF5 file .*not a Thermo Fisher Velox EMD file",
+    ):
         read_spectrum_image(path)
 
 
@@ -279,7 +283,7 @@ def test_missing_optional_package_is_named(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(rh, "import_module", no_module)
     path = tmp_path / "map.zspy"
-    path.write_bytes(b"")
+    path.write_bytes(b"not read")  # (an empty file is refused as empty before any reader)
     # in-process: the monkeypatch cannot reach the isolated reader's child process
     with pytest.raises(SpectrumImageError, match="needs the Python package 'zarr'"):
         read_spectrum_image(path, isolate=False)
@@ -291,17 +295,7 @@ def test_missing_optional_package_is_named(tmp_path: Path, monkeypatch) -> None:
 
 
 def _signal(data: np.ndarray, axes: list[dict], metadata: dict) -> dict:
-    return {
-        "data": data,
-        "axes": axes,
-        "metadata": metadata,
-        "original_metadata": {},
-        "tmp_parameters": {},
-        "attributes": {"_lazy": False},
-        "package_info": {"name": "napari-sigma-tests", "version": "0"},
-        "learning_results": {},
-        "models": {},
-    }
+    return rsciio_signal(data, axes, metadata)
 
 
 def _axis(name: str, size: int, scale: float, offset: float, units: str, navigate: bool) -> dict:

@@ -226,9 +226,11 @@ def test_refusals_need_no_child(tmp_path: Path) -> None:
 
 
 def test_garbage_is_refused_by_the_child(tmp_path: Path) -> None:
-    path = tmp_path / "noise.hspy"
+    # an EDAX .spd: no container check refuses noise before the reader (an .hspy's is refused
+    # in the caller: no HDF5 signature)
+    path = tmp_path / "noise.spd"
     path.write_bytes(np.random.default_rng(1).bytes(2048))
-    with pytest.raises(SpectrumImageError, match=r"noise\.hspy"):
+    with pytest.raises(SpectrumImageError, match=r"noise\.spd: could not be read as an EDAX"):
         read_any(path)
 
 
@@ -264,9 +266,9 @@ def test_a_new_reading_child_frees_the_files_of_children_that_are_gone(tmp_path:
         path.write_bytes(b"\0" * 4096)
     try:
         isolation.shutdown()
-        path = tmp_path / "noise.hspy"
+        path = tmp_path / "noise.spd"  # read by the child (an .hspy's noise is refused before)
         path.write_bytes(np.random.default_rng(1).bytes(2048))
-        with pytest.raises(SpectrumImageError, match=r"noise\.hspy"):
+        with pytest.raises(SpectrumImageError, match=r"noise\.spd"):
             read_any(path)  # the read starts a new child
         assert not left.exists()
         assert alive.exists()

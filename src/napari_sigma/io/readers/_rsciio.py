@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from napari_sigma.errors import SpectrumImageError
+from napari_sigma.io.readers import containers
+from napari_sigma.io.readers.containers import with_article
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,8 @@ def call_reader(path: Path, fmt: FileFormat, lazy: bool) -> list[dict[str, Any]]
     except Exception as exc:
         raise SpectrumImageError(
             path,
-            f"could not be read as a {fmt.description} file; it may be truncated or corrupt "
-            f"({type(exc).__name__}: {exc})",
+            f"could not be read as {with_article(fmt.description)} file; it may be truncated or "
+            f"corrupt ({type(exc).__name__}: {exc})",
         ) from exc
     if not signals:
         raise SpectrumImageError(path, f"no data found in this {fmt.description} file")
@@ -147,13 +149,20 @@ def check_container(path: Path) -> None:
     """Reject truncated containers that crash or hang rosettasciio instead of failing.
 
     A truncated ``.bcf`` can crash the Python process in rsciio's compiled decoder, and a
-    truncated ``.elid`` makes its reader loop forever, so both are checked before reading.
+    truncated ``.elid`` makes its reader loop forever, so both are checked before reading; an
+    empty file, a truncated HDF5 container and a ``.rpl`` without its whole ``.raw`` are named
+    as such (:mod:`~napari_sigma.io.readers.containers`).
     """
+    containers.check_not_empty(path)
     suffix = path.suffix.lower()
     if suffix == ".bcf":
         _check_bcf_size(path)
     elif suffix == ".elid":
         _check_bzip2_end(path)
+    elif suffix in containers.HDF5_SUFFIXES:
+        containers.check_hdf5_size(path, FORMATS[suffix].description)
+    elif suffix == ".rpl":
+        containers.check_ripple_data(path)
 
 
 _BCF_SIGNATURE = b"AAMVHFSS"
