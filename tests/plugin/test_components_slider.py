@@ -25,6 +25,9 @@ def test_every_position_of_the_slider_shows_a_component_in_order(make_napari_vie
     layer.visible = True
     channels = result.image.counts.shape[-1]
     assert viewer.dims.ndim == 3 and viewer.dims.nsteps[0] == channels  # no axis added
+    # the slider's label (napari takes the last layer's) says it is the energy and the components
+    # ("component 47" of 300 channels read as a component number)
+    assert viewer.dims.axis_labels[0] == "energy (keV) / component"
     shown = []
     for channel in range(0, channels, 7):
         viewer.dims.set_current_step(0, channel)

@@ -141,6 +141,7 @@ def test_every_position_of_the_energy_slider_shows_one_of_the_files_element_maps
     planes = np.asarray(maps.data)
     channels = state.spectrum_image_of(maps).counts.shape[-1]
     assert viewer.dims.ndim == 3 and viewer.dims.nsteps[0] == channels
+    assert maps.axis_labels[0] == "energy (keV) / element map"
     shown = []
     for channel in [*range(0, channels, 97), channels - 1]:
         viewer.dims.set_current_step(0, channel)

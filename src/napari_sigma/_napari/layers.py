@@ -26,6 +26,11 @@ MICRONS = "µm"
 PIXELS = "pixel"
 ENERGY_UNIT = "keV"
 ENERGY_LABEL = "energy (keV)"
+# the first axis of the layers of maps that tile the energy slider (`energy_tiling`): napari
+# labels the slider after the last layer added, and "component 47" of a 6-component result (the
+# cube's channel 47) read as a component number; the label says what the slider does for both
+COMPONENT_LABEL = f"{ENERGY_LABEL} / component"
+ELEMENT_MAP_LABEL = f"{ENERGY_LABEL} / element map"
 
 
 def display_title(image: SpectrumImage | Spectrum) -> str:
@@ -109,11 +114,11 @@ def is_element_map_name(name: str) -> bool:
     return match is not None and match.group(1) in ELEMENTS
 
 
-def energy_tiling(image: Any, planes: int) -> tuple[float, float]:
+def energy_tiling(image: Any, planes: int) -> tuple[float, float] | None:
     """Scale and translate of a first axis of ``planes`` planes that tile the energy range of
     ``image``'s cube as napari places it (:func:`cube_layer`): ``planes`` equal stretches of
-    the energy slider, one plane each, in order; ``(1.0, 0.0)`` (one plane per step) when
-    ``image`` has no usable energy axis.
+    the energy slider, one plane each, in order; None when ``image`` has no usable energy axis
+    (then one plane per step: scale 1, no translation).
 
     Layers of maps (the file's element maps, the analysis' components) share the viewer's first
     axis with the cube's energy. One map per keV showed map i within 0.5 keV of i keV only and
@@ -126,9 +131,9 @@ def energy_tiling(image: Any, planes: int) -> tuple[float, float]:
         channels = int(image.counts.shape[-1])
         scale, offset = float(energy.scale), float(energy.offset)
     except (AttributeError, TypeError, ValueError, IndexError):
-        return 1.0, 0.0
+        return None
     if not (np.isfinite(scale) and np.isfinite(offset)) or scale <= 0 or channels < 1:
-        return 1.0, 0.0
+        return None
     step = scale * channels / max(1, planes)
     return step, offset - scale / 2 + step / 2
 
@@ -146,7 +151,7 @@ def element_maps_layer(
     names = list(maps)
     shape = next(iter(maps.values())).shape
     spatial = _spatial_kwargs(image, shape)
-    step, first = energy_tiling(image, len(names))
+    step, first = energy_tiling(image, len(names)) or (1.0, 0.0)
     kwargs = {
         "name": f"{display_title(image)} element maps ({', '.join(names)})",
         "colormap": "inferno",
@@ -154,7 +159,7 @@ def element_maps_layer(
         "scale": (step, *spatial["scale"]),
         "translate": (first, 0.0, 0.0),
         "units": (ENERGY_UNIT, *spatial["units"]),
-        "axis_labels": ("element map", "y", "x"),
+        "axis_labels": (ELEMENT_MAP_LABEL, "y", "x"),
         "metadata": state.tag(None, role="image", spectrum_image=image, names=names, **extra_tags),
     }
     stack = np.stack([np.asarray(maps[name], dtype=np.float32) for name in names])

@@ -35,7 +35,12 @@ from napari_sigma._napari.drawing_warm_up import (
     layer_visual,
     warm_up_labels_drawing,
 )
-from napari_sigma._napari.layers import ENERGY_UNIT, energy_tiling, spatial_calibration
+from napari_sigma._napari.layers import (
+    COMPONENT_LABEL,
+    ENERGY_UNIT,
+    energy_tiling,
+    spatial_calibration,
+)
 from napari_sigma._napari.phase_labels import (
     PRECOLORED_IDS,
     SMALL_LABELS,
@@ -371,11 +376,12 @@ def _component_layer(viewer: Any, result: Any, title: str) -> Any:
     spatial = spatial_kwargs(result)
     # the components tile the energy slider's whole range (`layers.energy_tiling`, qa23: one
     # per keV left most of it an empty canvas; an axis of their own cost napari's slider rebuild)
-    step, first = energy_tiling(getattr(result, "image", None), abundances.shape[-1])
+    tiling = energy_tiling(getattr(result, "image", None), abundances.shape[-1])
+    step, first = tiling or (1.0, 0.0)
     kwargs = {
         "scale": (step, *spatial["scale"]),
         "translate": (first, 0.0, 0.0),
-        "axis_labels": ("component", "y", "x"),
+        "axis_labels": ("component" if tiling is None else COMPONENT_LABEL, "y", "x"),
         # the cube's energy axis is the viewer's first axis: share its unit (napari's default,
         # pixels, there made the layers' units inconsistent on an uncalibrated map: its warning)
         "units": (ENERGY_UNIT, *spatial["units"]),
