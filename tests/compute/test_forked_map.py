@@ -34,6 +34,7 @@ def allowed(monkeypatch):
     if threading.active_count() != 1:
         pytest.skip("another thread is alive in this process")
     monkeypatch.setattr(forked, "_ALLOWED", True)
+    monkeypatch.setattr(forked, "_busy", lambda cpus: False)  # idle, however loaded
     fork = os.fork
 
     def recorded():
@@ -166,8 +167,20 @@ def test_a_child_slower_than_its_patience_is_not_waited_for(allowed, monkeypatch
     assert _no_children_left()
 
 
+@needs_fork
+@pytest.mark.parametrize("why", ["a busy machine", "switched off"])
+def test_a_busy_machine_or_the_switch_keeps_the_map_serial(allowed, monkeypatch, why):
+    if why == "a busy machine":
+        monkeypatch.setattr(forked, "_busy", lambda cpus: True)
+    else:
+        monkeypatch.setenv("NAPARI_SIGMA_FORKED_PHASES", "0")
+    assert list(forked_map(_slow_pid, range(4))) == [(i * 10, os.getpid()) for i in range(4)]
+    assert not FORKED
+
+
 def test_another_thread_alive_keeps_the_map_serial(monkeypatch):
     monkeypatch.setattr(forked, "_ALLOWED", True)
+    monkeypatch.setattr(forked, "_busy", lambda cpus: False)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -190,6 +203,7 @@ from napari_sigma.compute.forked import forked_map
 from napari_sigma.xray import xraydb_direct
 
 forked.allow_forked_maps()
+forked._busy = lambda cpus: False  # an idle machine, however loaded the test's
 parent = os.getpid()
 report = {}
 

@@ -15,9 +15,11 @@ closed.
 
 The fork is used only where it is safe and pays: the process allowed it
 (:func:`allow_forked_maps`: the command line and its benchmark, not napari or the API), Linux,
-two or more CPUs for the process, two or more items, and the caller the process's only thread
-(a lock held by another thread at the fork would stay held in the child). Otherwise the map is
-serial. A SQLite connection does not cross the fork: xraydb's opens a new one in the child
+two or more CPUs for the process, no more tasks runnable on the machine than those CPUs (a
+core idle for the child: on a loaded machine it would only share this process's CPU time),
+two or more items, the caller the process's only thread (a lock held by another thread at the
+fork would stay held in the child), and ``NAPARI_SIGMA_FORKED_PHASES`` not ``0``. Otherwise the
+map is serial. A SQLite connection does not cross the fork: xraydb's opens a new one in the child
 (:mod:`napari_sigma.xray.xraydb_direct`). napari's process does not allow forked maps: in a
 pytest process with napari and Qt imported, children were seen to stop inside SQLite (the
 parent then waited out `CHILD_PATIENCE` and named those phases itself).
@@ -36,6 +38,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from napari_sigma.env_flags import env_flag
 
 _ALLOWED = False
 
@@ -76,10 +80,26 @@ def _forkable(n_items: int) -> bool:
         return False
     if not hasattr(os, "fork") or threading.active_count() != 1:
         return False
+    if not env_flag("NAPARI_SIGMA_FORKED_PHASES"):
+        return False
     try:
-        return len(os.sched_getaffinity(0)) >= 2
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return False
+    return cpus >= 2 and not _busy(cpus)
+
+
+def _busy(cpus: int) -> bool:
+    """Whether the machine has no core idle for a child: more tasks runnable now than the
+    process's CPUs (``/proc/loadavg``'s fourth field, this one included), or a one-minute load
+    average of CPUs + 1 or more. On a loaded machine a child only shares this process's CPU
+    time, and the tables it builds again cost more than it saves."""
+    try:
+        with open("/proc/loadavg") as loadavg:
+            fields = loadavg.read().split()
+        return int(fields[3].split("/")[0]) > cpus or float(fields[0]) >= cpus + 1
+    except (OSError, IndexError, ValueError):
+        return True
 
 
 class _Claims:
