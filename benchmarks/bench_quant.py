@@ -52,6 +52,9 @@ SYNONYMS = {
     "cementite": {"cohenite"},
     "orthoclase": {"microcline", "sanidine"},
     "fluorapatite": {"apatite"},
+    # the synthetic cases' "apatite" is Ca5(PO4)3F (synthetic/phase_specs.py): fluorapatite, an
+    # end member of the apatite series (the library's "apatite" row with its formula is gone)
+    "apatite": {"fluorapatite"},
     "serpentine": {"lizardite", "antigorite", "chrysotile"},
 }
 """Names a mineralogist accepts for a true phase: the same mineral under another name or a

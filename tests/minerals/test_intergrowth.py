@@ -47,7 +47,7 @@ def _share(identification, name):
         ("almandine", "quartz", 0.5, 1.0),
         ("diopside", "quartz", 0.5, 1.0),
         ("muscovite", "quartz", 0.5, 0.8),
-        ("apatite", "quartz", 0.5, 1.0),
+        ("fluorapatite", "quartz", 0.5, 1.0),
         ("dolomite", "quartz", 0.5, 1.0),
         ("galena", "sphalerite", 0.5, 1.0),
     ],
@@ -150,7 +150,7 @@ def test_an_intergrowth_with_a_touching_phase_is_that_phase_s_signal():
 
     from napari_sigma.minerals.phases import PhaseMineral, _explain_by_neighbours
 
-    grain, err = _wt(_mixture("apatite", "quartz", 0.75))
+    grain, err = _wt(_mixture("fluorapatite", "quartz", 0.75))
     alone = identify_composition(grain, err)
     assert alone.components and "quartz" in alone.name  # without the map: an intergrowth
     host = {"Si": 46.7, "O": 53.3}

@@ -51,6 +51,7 @@ import numpy as np
 
 from napari_sigma.minerals import identify as ident
 from napari_sigma.minerals.library import MineralLibrary, load_library
+from napari_sigma.minerals.series import unresolved_labels, unresolved_member_series
 
 MIN_SHARE = 0.2
 """A component below this share of the mass is a trace or a neighbour's signal, not an
@@ -142,8 +143,8 @@ def _pair_candidate(a, b, shares, library, measured_wt, err, measured) -> ident.
     }
     chi2, n = ident._chi2(measured_wt, err, mixed)
     parts = [
-        _described(a, shares[: len(a.members)], library),
-        _described(b, shares[len(a.members) :], library),
+        _described(a, shares[: len(a.members)], library, measured),
+        _described(b, shares[len(a.members) :], library, measured),
     ]
     parts.sort(key=lambda part: -part["share"])
     ratio = ":".join(str(round(100 * part["share"])) for part in parts)
@@ -192,17 +193,20 @@ def _pair_fits(a, b, columns, y, err, in_measured):
     return ident._score(chi2, max(int(used.sum()), 1)) * ident.IGNORED_LIGHT_PENALTY, shares
 
 
-def _described(component: _Component, shares: np.ndarray, library) -> dict:
-    """Name, share, dominant mineral, density and whole composition of one component."""
+def _described(component: _Component, shares: np.ndarray, library, analysed=()) -> dict:
+    """Name, share, dominant mineral, density and whole composition of one component (a
+    series' end members that the ``analysed`` elements do not tell apart are not named)."""
     share = float(shares.sum())
     if component.series is None:
         mineral = library[component.name]
-        return {"name": mineral.name, "share": share, "mineral": mineral.name,
+        shown = unresolved_member_series(library, mineral.name, analysed) or mineral.name
+        return {"name": shown, "share": share, "mineral": mineral.name,
                 "density": mineral.density, "whole": dict(mineral.composition),
                 "series": None, "fractions": {}}  # fmt: skip
     series = component.series
     fractions = ident.series_fractions(series, library, shares / max(share, 1e-12))
-    name, member = ident.series_name(series, library, fractions)
+    unresolved = unresolved_labels(series, library, analysed)
+    name, member = ident.series_name(series, library, fractions, unresolved)
     whole = ident._series_composition(series, library, fractions)
     density = sum(fractions[label] * library[m].density
                   for m, label in zip(series.members, series.labels, strict=True))  # fmt: skip

@@ -23,6 +23,7 @@ from napari_sigma.minerals.series import (
     _prefer_series,
     _series_composition,
     _series_with_carbon_scale,
+    unresolved_member_series,
 )
 
 TRACE_MIN_WT = 0.5
@@ -79,7 +80,7 @@ def rank_candidates(
             kept = best.get(candidate.name)
             if kept is None or candidate.score > kept.score:
                 best[candidate.name] = candidate
-    ranked = sorted(best.values(), key=lambda c: -c.score)
+    ranked = _named_by_series(sorted(best.values(), key=lambda c: -c.score), library, wt)
     seen, distinct = set(), []
     for candidate in ranked:  # one entry per series (its best fractions) and per mineral
         key = candidate.series or candidate.name
@@ -170,6 +171,23 @@ def _candidates(
     return candidates
 
 
+def _named_by_series(
+    candidates: list[Candidate], library: MineralLibrary, analysed
+) -> list[Candidate]:
+    """``candidates`` with each library row that is an end member of a series which the analysed
+    elements do not tell from another of its end members named by the series
+    (:func:`~napari_sigma.minerals.series.unresolved_member_series`): hydroxylapatite
+    Ca5(PO4)3(OH) of an analysis without F and Cl is "apatite" (EDS does not see its OH; it is
+    "hydroxylapatite" only in that F and Cl were not looked for). The candidate keeps its
+    mineral, score and composition."""
+    for candidate in candidates:
+        if candidate.series is None and not candidate.components:
+            series = unresolved_member_series(library, candidate.mineral, analysed)
+            if series is not None:
+                candidate.name = series
+    return candidates
+
+
 def _elements_of(composition: Mapping[str, float]) -> set[str]:
     """The elements of a library composition that have mass."""
     return {el for el, c in composition.items() if c > 0}
@@ -212,7 +230,7 @@ def _with_contaminants(candidates, wt, err_wt, library) -> list[Candidate]:
             kept = best.get(candidate.name)
             if kept is None or candidate.score > kept.score:
                 best[candidate.name] = candidate
-    ranked = sorted(best.values(), key=lambda c: -c.score)
+    ranked = _named_by_series(sorted(best.values(), key=lambda c: -c.score), library, wt)
     seen, distinct = set(), []
     for candidate in ranked:
         key = candidate.series or candidate.name

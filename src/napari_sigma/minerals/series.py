@@ -5,16 +5,20 @@ preferred to a library row naming a range of it (:data:`SERIES_RANGES`). See
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
 
 from napari_sigma.minerals.library import Mineral, MineralLibrary, Series
 from napari_sigma.minerals.scores import (
+    INVISIBLE,
+    LIGHT,
     Candidate,
     _carbon_scales,
     _chi2,
     _comparable,
+    _equivalent,
     _rescaled,
     _score,
     tolerance_sigma,
@@ -62,22 +66,77 @@ def series_fractions(series: Series, library: MineralLibrary, shares) -> dict[st
 
 
 def series_name(
-    series: Series, library: MineralLibrary, by_label: Mapping[str, float]
+    series: Series,
+    library: MineralLibrary,
+    by_label: Mapping[str, float],
+    unresolved: frozenset[str] = frozenset(),
 ) -> tuple[str, Mineral]:
     """``"olivine Fo88"`` (or the end member's name when it is >= ``PURE_MEMBER``) and the
-    dominant end member, for end-member mole fractions by label."""
+    dominant end member, for end-member mole fractions by label. ``unresolved``: the labels of
+    end members the analysis does not tell apart (:func:`unresolved_labels`): their fractions
+    are not named, nor is a dominant one of them (an apatite whose F was not analysed is
+    "apatite", not "fluorapatite" nor "apatite Fap60Hap40")."""
     fractions = [by_label.get(label, 0.0) for label in series.labels]
     dominant = int(np.argmax(fractions))
     member = library[series.members[dominant]]
-    if fractions[dominant] >= PURE_MEMBER:
+    if fractions[dominant] >= PURE_MEMBER and series.labels[dominant] not in unresolved:
         return member.name, member
     named = [
         (label, f)
         for label, f, is_named in zip(series.labels, fractions, series.named, strict=True)
-        if is_named and f >= 0.05
+        if is_named and f >= 0.05 and label not in unresolved
     ]
     named.sort(key=lambda item: -item[1])
-    return f"{series.name} " + "".join(f"{label}{round(100 * f)}" for label, f in named), member
+    fractions_named = "".join(f"{label}{round(100 * f)}" for label, f in named)
+    return f"{series.name} {fractions_named}".rstrip(), member
+
+
+def unresolved_labels(series: Series, library: MineralLibrary, analysed) -> frozenset[str]:
+    """The labels of ``series``' end members that an analysis of the elements ``analysed`` does
+    not tell from another end member: their compositions over the analysed elements other than
+    C, N and O (the least reliable standardless results; EDS does not see H, Li, Be, B),
+    renormalised, agree within the comparison's tolerance. Fluorapatite Ca5(PO4)3F,
+    hydroxylapatite Ca5(PO4)3(OH) and chlorapatite Ca5(PO4)3Cl differ in F and Cl only: without
+    F and Cl analysed, all three are one composition (Ca/P); with F analysed, fluorapatite is
+    resolved and the other two are not."""
+    return _unresolved_labels(series, library, frozenset(analysed) - LIGHT - INVISIBLE)
+
+
+def _unresolved_labels(series, library, heavy: frozenset[str]) -> frozenset[str]:
+    key = (series.name, tuple(tuple(library[m].composition.items()) for m in series.members), heavy)
+    found = _UNRESOLVED.get(key)
+    if found is None:
+        found = _UNRESOLVED[key] = _unresolved_of(series, library, heavy)
+    return found
+
+
+def _unresolved_of(series, library, heavy) -> frozenset[str]:
+    restricted = []
+    for member in series.members:
+        kept = {el: c for el, c in library[member].composition.items() if el in heavy and c > 0}
+        total = sum(kept.values())
+        restricted.append({el: 100.0 * c / total for el, c in kept.items()} if total else {})
+    found = set()
+    for i, j in itertools.combinations(range(len(series.members)), 2):
+        if _equivalent(restricted[i], restricted[j]):
+            found.update((series.labels[i], series.labels[j]))
+    return frozenset(found)
+
+
+_UNRESOLVED: dict[tuple, frozenset[str]] = {}
+
+
+def unresolved_member_series(library: MineralLibrary, mineral: str, analysed) -> str | None:
+    """The name of the series of which ``mineral`` is an end member that the ``analysed``
+    elements do not tell from another of its end members (:func:`unresolved_labels`), else
+    None: the name such a library row is shown under ("apatite" for hydroxylapatite analysed
+    without F and Cl)."""
+    for series in library.series:
+        if mineral in series.members:
+            label = series.labels[series.members.index(mineral)]
+            if label in unresolved_labels(series, library, analysed):
+                return series.name
+    return None
 
 
 def _series_candidate(series, library, wt, err, measured) -> Candidate:
@@ -85,7 +144,7 @@ def _series_candidate(series, library, wt, err, measured) -> Candidate:
     by_label = series_fractions(series, library, shares)
     fractions = np.array([by_label[label] for label in series.labels])
     chi2, n = _chi2(wt, err, mixed)
-    name, member = series_name(series, library, by_label)
+    name, member = series_name(series, library, by_label, unresolved_labels(series, library, wt))
     density = float(
         sum(f * library[m].density for f, m in zip(fractions, series.members, strict=True))
     )
