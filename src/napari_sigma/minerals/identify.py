@@ -284,12 +284,40 @@ def _identification(
         reason = ruled_out_by_own_elements(best, *(own or (wt, err)))
         if reason:
             return _unknown(candidates, formula, best.score, f"{best.name}: {reason}")
+        if close_rival(candidates) is not None:
+            return _unknown(candidates, formula, best.score)  # the tie: its alternatives
         name = f"{best.name}{OUTSIDE_TOLERANCE_MARK}"
     return Identification(
         name, best.mineral, best.score, [(c.name, c.score) for c in candidates[1:3]],
         best.series, best.fractions, best.group, best.density, _trace(wt, err, best), formula,
-        False, unresolved_candidates(candidates), best.components,
+        False, unresolved_candidates(candidates, wt=wt), best.components,
     )  # fmt: skip
+
+
+def close_rival(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The first candidate after the best (among ``SPECTRUM_CANDIDATES``) that scores within
+    ``HYDROUS_MARGIN`` of it and is another entry: not one the measurement does not resolve
+    from it (:func:`unresolved_candidates`: polymorphs, a few wt % of O) nor the same series;
+    None when the best stands out.
+
+    A composition that no entry fits (the comparison's test rejects the best) is named after
+    its nearest entry, with ``OUTSIDE_TOLERANCE_MARK``, only when one entry is nearest: the
+    same margin by which an intergrowth's pair must beat any other pair. A slag glass whose
+    composition lies as near a garnet as an amphibole (0.14 against 0.13) is neither: it is
+    "unknown (formula)", the two entries and their scores its alternatives. EDS measures
+    composition, not structure: a glass of a mineral's composition is named after that mineral
+    where it fits it (and its library glass where it fits that)."""
+    if len(candidates) < 2:
+        return None
+    best = candidates[0]
+    unresolved = {name for name, _ in unresolved_candidates(candidates)}
+    for other in candidates[1:SPECTRUM_CANDIDATES]:
+        if other.score * HYDROUS_MARGIN < best.score:
+            return None
+        if other.name in unresolved or (best.series and other.series == best.series):
+            continue
+        return other
+    return None
 
 
 def _unknown(candidates, formula: str, score: float, ruled_out: str = "") -> Identification:
@@ -307,23 +335,33 @@ def _unknown(candidates, formula: str, score: float, ruled_out: str = "") -> Ide
 
 
 def unresolved_candidates(
-    candidates: Sequence[Candidate], library: MineralLibrary | None = None
+    candidates: Sequence[Candidate],
+    library: MineralLibrary | None = None,
+    wt: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
     """The candidates after the best (among the first ``SPECTRUM_CANDIDATES``) whose visible
     composition, over the elements the best was compared on, is within the comparison's
     tolerance of the best's (chi2 per element < 1, as ``HYDROUS_MARGIN``'s test): the
     measurement does not tell them apart at the stated accuracy (8 % relative, 0.7 wt %), e.g.
-    magnetite (O 27.6 wt %) and hematite (30.1). Polymorphs are among them. ``(name, score)``."""
+    magnetite (O 27.6 wt %) and hematite (30.1). Polymorphs are among them. With the measured
+    composition ``wt``, also those that fit it (:func:`fits_composition`) when the best does and
+    that score within ``HYDROUS_MARGIN`` of it: a close tie of two entries the comparison
+    accepts (an amphibole and a garnet of a slag's composition) is not a resolution of one.
+    ``(name, score)``."""
     if len(candidates) < 2:
         return []
     library = library or load_library()
     best = candidates[0]
     reference = _resolution_composition(best, library, best.ignored)
+    tied = wt is not None and fits_composition(best, wt)
     found = []
     for other in candidates[1:SPECTRUM_CANDIDATES]:
         composition = _resolution_composition(other, library, best.ignored)
         if reference and composition and _equivalent(reference, composition):
             found.append((other.name, other.score))
+        elif tied and other.score * HYDROUS_MARGIN >= best.score and fits_composition(other, wt):
+            if not (best.series and other.series == best.series):
+                found.append((other.name, other.score))
     return found
 
 
@@ -415,6 +453,7 @@ def identify_quantified(
     requantify=None,
     foil_nm: float | None = None,
     coating: Sequence[str] = (),
+    intergrowths: bool = True,
 ) -> Identification:
     """Name a phase from a :class:`~napari_sigma.quant.quantify.Quantification` and its spectrum.
 
@@ -431,6 +470,9 @@ def identify_quantified(
 
     ``coating``: the elements of a coat the user states (``("C",)``;
     :func:`napari_sigma.minerals.coating.prefer_without_coating_carbon`).
+
+    ``intergrowths``: whether two minerals may name the phase (:func:`_with_intergrowths`);
+    False where the map contradicts the pairing the sum gives (:mod:`minerals.association`).
     """
     wt, err = quantification.wt, quantification.err_wt
     geometry = Geometry(quantification.mode, float(quantification.beam_kev),
@@ -440,7 +482,8 @@ def identify_quantified(
         candidates = with_unmeasured_carbon(
             candidates, quantification, library, requantify, geometry
         )
-    candidates = _with_intergrowths(candidates, wt, err, library, geometry)
+    if intergrowths:
+        candidates = _with_intergrowths(candidates, wt, err, library, geometry)
     fit = quantification.fit
     if spectrum is not None and axis is not None and fit is not None and candidates:
         candidates = _rerank_by_spectrum(

@@ -68,7 +68,8 @@ report): `PhaseMineral.not_resolved_from` names them."""
 UNRESOLVED_NOTE = (
     "their compositions are within the accuracy of a standardless analysis (8 % relative, "
     "0.7 wt %) of the named one's: polymorphs, H2O, or a few wt % of O as magnetite Fe3O4 and "
-    "hematite Fe2O3; EDS measures composition, not structure"
+    "hematite Fe2O3; or they fit the measurement within it too, their scores within a factor "
+    "1.4 of the named one's; EDS measures composition, not structure (nor glass from crystal)"
 )
 """What `UNRESOLVED_MARK` means, in words (tooltips, report footnotes)."""
 
@@ -237,7 +238,12 @@ def identify_phases(
             wt = _stray_composition(spectra[pid - 1], image, elements, settings, width)
             return no_signal_mineral(pid, silent[pid]), wt
         own = phase_elements(spectra[pid - 1], image, elements) if detect_elements else elements
-        return _one_phase(pid, spectra[pid - 1], image, own, library, settings, width), None
+        mineral = _one_phase(pid, spectra[pid - 1], image, own, library, settings, width)
+        if _is_intergrowth(mineral) and labels.ndim == 2:
+            cores = interior if interior is not None else interior_labels(labels, depth)
+            mineral = _map_checked_pairing(mineral, cores == pid, spectra[pid - 1], image, own,
+                                           library, settings, width)  # fmt: skip
+        return mineral, None
 
     found, stray = [], {}
     each = forked_map(phase, ids)  # shared with a forked child where allowed (compute.forked)
@@ -489,7 +495,59 @@ def _detector_width(total, image, elements, settings):
     return fit.width
 
 
-def _one_phase(pid, spectrum, image, elements, library, settings, width) -> PhaseMineral:
+def _is_intergrowth(mineral: PhaseMineral) -> bool:
+    found = mineral.identification
+    return bool(found is not None and found.components and not found.unknown)
+
+
+def _map_checked_pairing(
+    mineral: PhaseMineral, mask, spectrum, image, elements, library, settings, width
+) -> PhaseMineral:
+    """An intergrowth-named phase whose map contradicts the name's pairing of its elements
+    (:func:`~napari_sigma.minerals.association.pairing_contradiction` over its core pixels
+    ``mask``) named again without intergrowths, the reason in its quantification's notes. A
+    phase of a lazy cube (not read into memory) is not tested."""
+    from napari_sigma.minerals.association import block_counts, pairing_contradiction
+    from napari_sigma.minerals.identify import FIT_LEVEL
+    from napari_sigma.minerals.same_names import _line_windows
+
+    fit = mineral.quantification.fit
+    if not isinstance(image.counts, np.ndarray) or fit is None or fit.background is None:
+        return mineral
+    analysed = {el for el, v in mineral.quantification.wt.items() if v > 0}
+    components = [_component_elements(name, library, analysed)
+                  for name, _ in mineral.identification.components]  # fmt: skip
+    windows = _line_windows(image, analysed)
+    blocks = block_counts(image.counts, mask, windows, fit.background)
+    reason = pairing_contradiction(components, blocks, FIT_LEVEL)
+    if not reason:
+        return mineral
+    again = _one_phase(mineral.phase_id, spectrum, image, elements, library, settings, width,
+                       intergrowths=False)  # fmt: skip
+    if again.identification is None:
+        return mineral
+    again.quantification.notes.append(f"not {mineral.identification.name}: {reason}")
+    return again
+
+
+def _component_elements(name: str, library, analysed) -> tuple[str, list[str], bool]:
+    """An intergrowth component's name, its analysed elements (>= 1 wt %; a series': all its
+    end members') and whether its composition is fixed (a library row, not a series)."""
+    from napari_sigma.minerals.intergrowth import _base_name
+
+    if name in library:
+        composition = library[name].composition
+        return name, [el for el in analysed if composition.get(el, 0.0) >= 0.01], True
+    base = _base_name(name)
+    series = next((s for s in library.series if s.name == base), None)
+    members = series.members if series is not None else ()
+    held = {el for m in members for el, c in library[m].composition.items() if c >= 0.01}
+    return name, sorted(held & analysed), False
+
+
+def _one_phase(
+    pid, spectrum, image, elements, library, settings, width, intergrowths: bool = True
+) -> PhaseMineral:
     if spectrum.sum() < MIN_PHASE_COUNTS:
         return PhaseMineral(pid, None, None, f"fewer than {MIN_PHASE_COUNTS:g} counts")
     try:
@@ -502,7 +560,7 @@ def _one_phase(pid, spectrum, image, elements, library, settings, width) -> Phas
             settings.detector_for(quantification.mode, _metadata(image)),
             requantify=_requantify(spectrum, image, elements, settings, width),
             foil_nm=settings.thickness_nm or foil_thickness_nm(_metadata(image)),
-            coating=settings.coating,
+            coating=settings.coating, intergrowths=intergrowths,
         )  # fmt: skip
     except (ValueError, np.linalg.LinAlgError) as error:
         return PhaseMineral(pid, None, None, f"not quantified: {error}")
