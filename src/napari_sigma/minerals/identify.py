@@ -314,10 +314,20 @@ def close_rival(candidates: Sequence[Candidate]) -> Candidate | None:
     for other in candidates[1:SPECTRUM_CANDIDATES]:
         if other.score * HYDROUS_MARGIN < best.score:
             return None
-        if other.name in unresolved or (best.series and other.series == best.series):
+        if other.name in unresolved or _same_entry(best, other):
             continue
         return other
     return None
+
+
+def _same_entry(best: Candidate, other: Candidate) -> bool:
+    """Whether two candidates name one entry: the same name or dominant mineral (albite and
+    "plagioclase An3"), or the same series at other fractions."""
+    return (
+        other.name == best.name
+        or other.mineral == best.mineral
+        or bool(best.series and other.series == best.series)
+    )
 
 
 def _unknown(candidates, formula: str, score: float, ruled_out: str = "") -> Identification:
@@ -360,7 +370,7 @@ def unresolved_candidates(
         if reference and composition and _equivalent(reference, composition):
             found.append((other.name, other.score))
         elif tied and other.score * HYDROUS_MARGIN >= best.score and fits_composition(other, wt):
-            if not (best.series and other.series == best.series):
+            if not _same_entry(best, other):
                 found.append((other.name, other.score))
     return found
 
