@@ -275,6 +275,28 @@ def test_abort_during_training_adds_nothing_and_stops_within_a_second(viewer_wit
 
 
 @pytest.mark.gui
+def test_an_abort_empties_the_bar(viewer_with_sample, qtbot):
+    # qa24's walk: Abort right after "features: line intensities 1/1" left "100%" beside
+    # "aborted" (the Phenom file; 50% on JEOL's): the bar showed the last step's fraction
+    viewer, widget = viewer_with_sample
+    set_fast_settings(widget, epochs=5000)  # long enough for the bar to move before the abort
+    names = [layer.name for layer in viewer.layers]
+    shown = []
+
+    def abort_once_the_bar_moved(value):
+        if value > 0 and not shown:
+            shown.append(value)
+            widget.abort()
+
+    widget.progress_bar.valueChanged.connect(abort_once_the_bar_moved)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=RUN_TIMEOUT_MS)
+    assert shown and widget.progress_label.text() == "aborted"
+    assert widget.progress_bar.value() == 0
+    assert [layer.name for layer in viewer.layers] == names
+
+
+@pytest.mark.gui
 def test_errors_become_notifications_and_add_nothing(viewer_with_sample, qtbot, monkeypatch):
     import napari.utils.notifications as notifications
 

@@ -451,6 +451,9 @@ class AnalysisWidget(ViewerWidget):
     @state.alive_only
     def _on_aborted(self) -> None:
         self._end_progress()
+        # the bar emptied: it showed the last step's fraction, "100%" beside "aborted" when the
+        # abort came at the end of a step (the Phenom file in qa24's walk; 50% on JEOL's)
+        _set_bar_value(self.progress_bar, 0)
         self.progress_label.setText(
             f"cancelled: {self._cancelled}" if self._cancelled else "aborted"
         )
