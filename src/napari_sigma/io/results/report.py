@@ -1,7 +1,11 @@
 """A one-page PNG report of an analysis: the phase map with a legend and the phase mean spectra.
 
 Drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot), so it works headless and
-leaves no global state behind.
+leaves no global state behind. The panels are placed once by arithmetic (:func:`_lay_out`) on the
+widths of the few strings that vary (the legend, the modal names, the counts' tick labels), not by
+matplotlib's constrained layout, which lays out every axis' tick labels twice (over half of the
+drawing's CPU, on the critical path of every ``napari-sigma run``). The log axes are labelled with
+plain numbers (``0.01``, ``20``), not mathtext.
 """
 
 from __future__ import annotations
@@ -50,6 +54,86 @@ def _format_length(length_um: float) -> str:
     return f"{length_um:g} µm"
 
 
+# The fixed geometry (inches) around the measured strings.
+_EDGE = 0.12  # the figure's edge to anything drawn
+_SUPTITLE = 0.45  # the band of the figure's title
+_TITLE = 0.4  # an axes' title above it
+_XAXIS = 0.65  # an axes' x tick labels and x label below it (with the edge)
+_YAXIS = 0.45  # an axes' y label and its ticks beside the tick labels (with the edge)
+_TICK = 0.12  # a tick and its pad beside a tick label (no y label)
+_LEGEND_GAP = 0.2  # the phase map's right side to its legend
+_RIGHT = 0.3  # the room for the last x tick label spilling past an axes' right side
+_FOOTNOTE_OFFSET = 40  # points below the modal axes' bottom where its footnote starts
+
+
+def _plain_log_axis(axis) -> None:
+    """Label a log ``axis`` with plain numbers: the ticks matplotlib labels, no mathtext."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+
+
+def _text_width(renderer, text: str, size) -> float:
+    """Width (inches) of one line of ``text`` at font ``size``."""
+    from matplotlib.font_manager import FontProperties
+
+    width, _, _ = renderer.get_text_width_height_descent(text, FontProperties(size=size), False)
+    return width / renderer.dpi
+
+
+def _tick_labels_width(renderer, axis, size) -> float:
+    """Width (inches) of the widest major tick label of ``axis``."""
+    locs = axis.get_majorticklocs()
+    labels = axis.get_major_formatter().format_ticks(locs)
+    return max((_text_width(renderer, label, size) for label in labels), default=0.0)
+
+
+def _rect(figure, left: float, bottom: float, right: float, top: float) -> tuple:
+    """An axes rectangle (figure fractions) from its sides in inches."""
+    width, height = figure.get_size_inches()
+    return (left / width, bottom / height, max(right - left, 0.5) / width,
+            max(top - bottom, 0.5) / height)  # fmt: skip
+
+
+def _lay_out(figure, renderer, axes, legend, rows: int) -> None:
+    """Place the panels: a band per row under the title, the left column (map, modal) and the
+    right one (spectra, grain sizes) 1 : 1.25; margins from the measured legend, names, footnote
+    and tick labels, so nothing overlaps or leaves the figure."""
+    from matplotlib import rcParams
+
+    width, height = figure.get_size_inches()
+    split = width / 2.25
+    band = (height - _SUPTITLE) / rows
+    (map_axes, spectra_axes), *lower = axes
+    right_axes = [spectra_axes] + [row[1] for row in lower]
+    size = rcParams["ytick.labelsize"]
+    counts_left = (
+        split + _YAXIS + max(_tick_labels_width(renderer, ax.yaxis, size) for ax in right_axes)
+    )
+    top, bottom = height - _SUPTITLE - _TITLE, height - _SUPTITLE - band + _XAXIS
+    legend_width = legend.get_window_extent(renderer).width / renderer.dpi
+    map_axes.set_position(
+        _rect(figure, _EDGE, bottom, split - _EDGE - _LEGEND_GAP - legend_width, top)
+    )
+    spectra_axes.set_position(_rect(figure, counts_left, bottom, width - _RIGHT, top))
+    if not lower:
+        return
+    modal_axes, grain_axes = lower[0]
+    footnote = 0.0
+    for text in modal_axes.texts:
+        footnote = max(footnote, text.get_window_extent(renderer).height / renderer.dpi)
+    bottom = max(_XAXIS, _FOOTNOTE_OFFSET / 72 + footnote + _EDGE) if footnote else _XAXIS
+    top = band - _TITLE
+    names = _tick_labels_width(renderer, modal_axes.yaxis, 8)
+    modal_axes.set_position(_rect(figure, _EDGE + names + _TICK, bottom, split - _RIGHT, top))
+    grain_axes.set_position(_rect(figure, counts_left, bottom, width - _RIGHT, top))
+
+
 def _draw_phase_map(ax, labels: np.ndarray, table: PhaseTable, pixel_size_um: float | None):
     from matplotlib.patches import Patch, Rectangle
 
@@ -65,7 +149,7 @@ def _draw_phase_map(ax, labels: np.ndarray, table: PhaseTable, pixel_size_um: fl
         Patch(color=colors[pid - 1], label=f"{name} ({100 * frac:.1f} %)")
         for pid, name, frac in zip(table.phase_ids, table.names, table.area_fraction, strict=True)
     ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if pixel_size_um:
         height, width = labels.shape
         length = nice_scale_bar(width * pixel_size_um)
@@ -74,6 +158,7 @@ def _draw_phase_map(ax, labels: np.ndarray, table: PhaseTable, pixel_size_um: fl
         ax.add_patch(Rectangle((x0, y0), bar, max(height * 0.015, 1.0), color="white"))
         ax.text(x0 + bar / 2, y0 - 0.01 * height, _format_length(length), color="white",
                 ha="center", va="bottom", fontsize=9)  # fmt: skip
+    return legend
 
 
 def _draw_spectra(ax, energies, table: PhaseTable, line_names, log_scale: bool, max_kev: float):
@@ -83,6 +168,7 @@ def _draw_spectra(ax, energies, table: PhaseTable, line_names, log_scale: bool, 
     if log_scale:
         positive = table.mean_spectra[table.mean_spectra > 0]
         ax.set_yscale("log")
+        _plain_log_axis(ax.yaxis)
         if positive.size:
             ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-5))
     ax.set_xlim(0.0, max_kev)
@@ -145,6 +231,7 @@ def _draw_grain_sizes(ax, mineralogy, pixel_size_um) -> None:
         sizes = np.sort(sizes)
         ax.step(sizes, np.arange(1, sizes.size + 1) / sizes.size, where="post", label=name)
     ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
     unit = "µm" if pixel_size_um else "px"
     ax.set_xlabel(f"Equivalent circle diameter ({unit})")
     ax.set_ylabel("Cumulative fraction of grains")
@@ -185,6 +272,21 @@ def render_report(
     -------
     Path
     """
+    figure = report_figure(result, labels, table, log_scale, dpi, mineralogy)
+    figure.savefig(Path(path), dpi=dpi)
+    return Path(path)
+
+
+def report_figure(
+    result: Any,
+    labels: np.ndarray | None = None,
+    table: PhaseTable | None = None,
+    log_scale: bool = True,
+    dpi: int = 120,
+    mineralogy: Any = None,
+) -> Any:
+    """The report's :class:`matplotlib.figure.Figure` (on an Agg canvas), panels drawn and placed;
+    the arguments are :func:`render_report`'s."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -194,22 +296,24 @@ def render_report(
         table = phase_table(labels, image.counts, result.intensities, result.lines,
                             image.pixel_size_um, names=list(result.phase_names))  # fmt: skip
     rows = 2 if mineralogy is not None and mineralogy.modal else 1
-    figure = Figure(figsize=(14, 5.5 * rows), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(rows, 2, width_ratios=(1.0, 1.25), squeeze=False)
+    figure = Figure(figsize=(14, 5.5 * rows), dpi=dpi)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    axes = [[figure.add_axes((0.5 * col, 0.5 * row, 0.4, 0.4)) for col in (0, 1)]
+            for row in range(rows)]  # fmt: skip
     map_axes, spectra_axes = axes[0]
     if rows == 2:
         _draw_modal(axes[1][0], mineralogy)
         _draw_grain_sizes(axes[1][1], mineralogy, image.pixel_size_um)
-    _draw_phase_map(map_axes, labels, table, image.pixel_size_um)
+    legend = _draw_phase_map(map_axes, labels, table, image.pixel_size_um)
     max_kev = image.energy.max_energy
     if image.beam_energy:
         max_kev = min(max_kev, float(image.beam_energy))
     _draw_spectra(spectra_axes, image.energy.energies, table, result.lines, log_scale, max_kev)
     title = image.title or (Path(image.source).name if image.source else "")
-    figure.suptitle(f"napari-sigma: {title}" if title else "napari-sigma")
-    figure.savefig(Path(path), dpi=dpi)
-    return Path(path)
+    height = figure.get_size_inches()[1]
+    figure.suptitle(f"napari-sigma: {title}" if title else "napari-sigma", y=1 - _EDGE / height)
+    _lay_out(figure, renderer, axes, legend, rows)
+    return figure
 
 
 def drawn_of(result: Any) -> Any:
