@@ -24,8 +24,6 @@ def _read_into_image(
     ``arriving``: ``(announce, report)`` for a cube whose rows a caller reads while they are
     decoded (:func:`_arriving_read`); None: the image is returned once every row is decoded.
     """
-    from dataclasses import replace
-
     fmt = rh.FORMATS.get(path.suffix.lower())
     if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
         return None
@@ -37,16 +35,29 @@ def _read_into_image(
     out = allocate(tuple(counts.shape), counts.dtype)
     if out is None:
         return None
+    return _decoded_into(image, counts, _plain_hdf5_dataset(counts), out, write, arriving)
+
+
+def _decoded_into(
+    image: SpectrumImage, counts: Any, dataset: Any, out: np.ndarray, write: Any, arriving: Any
+) -> SpectrumImage:
+    """The lazily opened ``image`` with its ``counts`` (``dataset``: the h5py dataset they
+    are, or None) decoded into ``out`` and checked (see :func:`_read_into_image`)."""
+    from dataclasses import replace
+
     metadata = {**image.metadata, "lazy_from_file": False, "validated": False}
     if arriving is not None and write is not None:
-        placed = _arriving_read(counts, out, write, arriving)
+        placed = _arriving_read(counts.dtype, dataset, out, write, arriving)
         if placed is not None:
             return placed(replace(image, counts=out, metadata=metadata))
-    store_counts(counts, out, write)
+    if dataset is not None:
+        _store_dataset(dataset, out, write)
+    else:
+        store_counts(counts, out, write)
     return validate_spectrum_image(replace(image, counts=out, metadata=metadata))
 
 
-def _arriving_read(counts: Any, out: np.ndarray, write: Any, arriving: Any) -> Any:
+def _arriving_read(dtype: Any, dataset: Any, out: np.ndarray, write: Any, arriving: Any) -> Any:
     """The read of an image whose rows its reader may use as they come, or None where the cube
     is not decoded without HDF5 (:mod:`napari_sigma.io.readers._hdf5_direct`) or its values
     would be checked (only unsigned counts, whose check reads no value: the image is checked
@@ -58,9 +69,8 @@ def _arriving_read(counts: Any, out: np.ndarray, write: Any, arriving: Any) -> A
     from napari_sigma.compute.arrival import sampled_rows
     from napari_sigma.io.readers import _hdf5_direct
 
-    if np.dtype(counts.dtype).kind != "u":
+    if np.dtype(dtype).kind != "u":
         return None
-    dataset = _plain_hdf5_dataset(counts)
     plan = None if dataset is None else _hdf5_direct.plan(dataset)
     if plan is None:
         return None
@@ -86,18 +96,24 @@ def store_counts(counts: Any, out: np.ndarray, write: Any = None) -> None:
     call."""
     dataset = _plain_hdf5_dataset(counts)
     if dataset is not None:
-        from napari_sigma.io.readers import _hdf5_direct
-
-        plan = _hdf5_direct.plan(dataset)
-        if plan is None:
-            dataset.read_direct(out)
-        else:
-            place = None if write is None else (lambda offset, data: write(out, offset, data))
-            _hdf5_direct.decode(plan, out, place)
+        _store_dataset(dataset, out, write)
         return
     import dask.array as da
 
     da.store(counts, out, lock=False, scheduler="synchronous")
+
+
+def _store_dataset(dataset: Any, out: np.ndarray, write: Any = None) -> None:
+    """An h5py dataset decoded into ``out``: its stored bytes placed directly when they are
+    plain or byte-shuffled, else in one HDF5 call (see :func:`store_counts`)."""
+    from napari_sigma.io.readers import _hdf5_direct
+
+    plan = _hdf5_direct.plan(dataset)
+    if plan is None:
+        dataset.read_direct(out)
+    else:
+        place = None if write is None else (lambda offset, data: write(out, offset, data))
+        _hdf5_direct.decode(plan, out, place)
 
 
 def _plain_hdf5_dataset(counts: Any) -> Any:
@@ -115,3 +131,59 @@ def _plain_hdf5_dataset(counts: Any) -> Any:
     if dataset.shape != tuple(counts.shape) or dataset.dtype != counts.dtype:
         return None
     return dataset
+
+
+def _hspy_read_into(
+    path: Path,
+    allocate: Any,
+    min_bytes: int,
+    write: Any,
+    arriving: Any = None,
+    map_index: int = 0,
+    lazy_when: Any = None,
+) -> tuple[SpectrumImage, dict[str, Any]] | None:
+    """``(image, probe)``: an ``.hspy`` file's spectrum image decoded into ``allocate``'s array
+    as :func:`_read_into_image` decodes its lazy read, with the signals read by
+    :mod:`~napari_sigma.io.readers.hspy_direct` (h5py alone: no rosettasciio, dask or numba);
+    the same image. None where that module does not read the file or the lazy read would not be
+    decoded this way (then the caller reads it as before): a cube smaller than ``min_bytes`` or
+    of one chunk, one that ``lazy_when(probe)`` keeps lazy, no spectrum image, no room.
+
+    ``arriving``: ``(announce, report)`` with ``announce(image, probe)`` (see
+    :func:`~napari_sigma.io.readers.reading.read_within_steps`)."""
+    from napari_sigma.io.readers import hspy_direct
+    from napari_sigma.io.readers.calibration import _energy_axis_index
+    from napari_sigma.io.readers.signals import _build_image, _find_spectrum_image
+
+    fmt = rh.FORMATS.get(path.suffix.lower())
+    if fmt is None or fmt.module != "hspy" or fmt.package != "rsciio":
+        return None
+    opened = hspy_direct.open_signals(path)
+    if opened is None:
+        return None
+    file, signals = opened
+    try:
+        index = _find_spectrum_image(signals, fmt, map_index, path)
+        if index is None:
+            return None
+        dataset, axes = signals[index]["data"], signals[index]["axes"]
+        if dataset.ndim != 3 or not hspy_direct.decodable_cube(dataset):
+            return None
+        if _energy_axis_index(axes) != 2:
+            return None  # the lazy read moves the energy axis last (a transposed dask array)
+        probe = hspy_direct.probe(dataset)
+        if lazy_when is not None and lazy_when(probe):
+            return None
+        if probe["nbytes"] < min_bytes or hspy_direct.n_chunks(dataset) < 2:
+            return None
+        image = validate_spectrum_image(_build_image(path, fmt, signals, index, True, dataset))
+        out = allocate(probe["shape"], dataset.dtype)
+        if out is None:
+            return None
+        hand = None
+        if arriving is not None:
+            announce, report = arriving
+            hand = (lambda arrived: announce(arrived, probe), report)
+        return _decoded_into(image, dataset, dataset, out, write, hand), probe
+    finally:
+        file.close()

@@ -56,6 +56,7 @@ from napari_sigma.io.readers import _rsciio as rh
 # moved by domain (eighteenth session): importable from here as before; a patch takes effect in
 # the module that reads the name
 from napari_sigma.io.readers.decoding import (  # noqa: F401
+    _hspy_read_into,
     _plain_hdf5_dataset,
     _read_into_image,
     store_counts,
@@ -134,6 +135,9 @@ def _read_direct(path: Path, function: str) -> SpectrumImage | None:
     if path.suffix.lower() not in _DIRECT_SUFFIXES or not path.is_file():
         return None
     try:
+        own = _own_hspy(path, _populated_array, 0, None)
+        if own is not None:
+            return own[0]
         image = read_spectrum_image(path, lazy=True, isolate=False)
     except SpectrumImageError:
         return None  # the usual read gives the error
@@ -355,7 +359,17 @@ def read_within_steps(
 
     ``arriving``: ``(announce, report)``: a cube decoded without HDF5 is handed to
     ``announce(image, probe)`` before its rows are decoded, and ``report(ranges)`` gets the rows
-    written as they are (:func:`~napari_sigma.io.readers.decoding._arriving_read`)."""
+    written as they are (:func:`~napari_sigma.io.readers.decoding._arriving_read`).
+
+    An ``.hspy`` file that :mod:`~napari_sigma.io.readers.hspy_direct` reads is opened with
+    h5py alone (the same image: :func:`~napari_sigma.io.readers.decoding._hspy_read_into`)."""
+    if allocate is not None:
+        own = _own_hspy(
+            path, allocate, min_bytes, write, arriving, map_index,
+            lambda probe: reads_lazily(probe, lazy_above, largest_block),
+        )  # fmt: skip
+        if own is not None:
+            return own
     image = read_spectrum_image(path, lazy=True, isolate=False, map_index=map_index)
     probe = _probe(image.counts)
     if reads_lazily(probe, lazy_above, largest_block) or event_cube_of(image.counts) is not None:
@@ -481,8 +495,29 @@ def read_into(
     if fmt is None or not fmt.lazy or fmt.events or fmt.single_spectrum:
         return None
     read = {"read_spectrum_image": read_spectrum_image, "read_any": read_any}[function]
+    own = _own_hspy(path, allocate, min_bytes, write, None, map_index)
+    if own is not None:
+        return own[0]
     image = read(path, lazy=True, isolate=False, map_index=map_index)
     return _read_into_image(path, image, allocate, min_bytes, write)
+
+
+def _own_hspy(
+    path: Path,
+    allocate: Any,
+    min_bytes: int,
+    write: Any,
+    arriving: Any = None,
+    map_index: int = 0,
+    lazy_when: Any = None,
+) -> tuple[SpectrumImage, dict[str, Any]] | None:
+    """An ``.hspy`` file's eager read without rosettasciio, after the checks every read makes
+    (:func:`~napari_sigma.io.readers.decoding._hspy_read_into`); None for another file or
+    where that read does not apply."""
+    if path.suffix.lower() != ".hspy":
+        return None
+    check_before_reading(path)
+    return _hspy_read_into(path, allocate, min_bytes, write, arriving, map_index, lazy_when)
 
 
 def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:

@@ -83,7 +83,11 @@ def _build_image(
     signals: Sequence[Mapping[str, Any]],
     index: int,
     lazy: bool,
+    counts: Any = None,
 ) -> SpectrumImage:
+    """The spectrum image of signal ``index``; ``counts``: its counts as given (an h5py dataset
+    that :mod:`~napari_sigma.io.readers.hspy_direct`'s caller decodes) instead of the signal's
+    data made into counts (lazy: dask; else numpy)."""
     signal = signals[index]
     data, axes = signal["data"], list(signal["axes"])
     if data.ndim != 3:
@@ -92,7 +96,10 @@ def _build_image(
         )
     energy_index = _energy_axis_index(axes)
     energy = _energy_axis(path, axes[energy_index], data.shape[energy_index])
-    counts = _as_counts(np.moveaxis(data, energy_index, -1) if energy_index != 2 else data, lazy)
+    if counts is None:
+        counts = _as_counts(
+            np.moveaxis(data, energy_index, -1) if energy_index != 2 else data, lazy
+        )
     x_axis = [axis for i, axis in enumerate(axes) if i != energy_index][1]
     pixel_size, pixel_unit = _pixel_calibration(x_axis)
     metadata = rh.apply_mapping(
