@@ -502,22 +502,14 @@ def read_into(
     return _read_into_image(path, image, allocate, min_bytes, write)
 
 
-def _own_hspy(
-    path: Path,
-    allocate: Any,
-    min_bytes: int,
-    write: Any,
-    arriving: Any = None,
-    map_index: int = 0,
-    lazy_when: Any = None,
-) -> tuple[SpectrumImage, dict[str, Any]] | None:
-    """An ``.hspy`` file's eager read without rosettasciio, after the checks every read makes
-    (:func:`~napari_sigma.io.readers.decoding._hspy_read_into`); None for another file or
-    where that read does not apply."""
+def _own_hspy(path: Path, *arguments: Any) -> tuple[SpectrumImage, dict[str, Any]] | None:
+    """An ``.hspy`` file's eager read without rosettasciio, after the checks every read makes:
+    :func:`~napari_sigma.io.readers.decoding._hspy_read_into` with the same ``arguments``;
+    None for another file or where that read does not apply."""
     if path.suffix.lower() != ".hspy":
         return None
     check_before_reading(path)
-    return _hspy_read_into(path, allocate, min_bytes, write, arriving, map_index, lazy_when)
+    return _hspy_read_into(path, *arguments)
 
 
 def _load(path: Path, lazy: bool) -> tuple[rh.FileFormat, list[dict[str, Any]]]:
