@@ -183,9 +183,9 @@ def test_reader_opens_a_single_spectrum_as_a_hidden_spectrum_layer():
     (layer,) = get_reader(str(path))(str(path))
     data, kwargs, kind = layer
     spectrum = kwargs["metadata"][state.KEY]["spectrum"]
-    assert kind == "image" and data.shape == (1, 4096) and kwargs["visible"] is False
+    assert kind == "image" and data.shape == (4096, 1, 1) and kwargs["visible"] is False
     assert state.role_of(_meta(layer)) == "spectrum"
-    np.testing.assert_array_equal(data[0], spectrum.counts)
+    np.testing.assert_array_equal(data[:, 0, 0], spectrum.counts)
 
 
 def test_pruned_velox_file_opens_its_spectrum_with_a_warning(monkeypatch):
@@ -194,7 +194,7 @@ def test_pruned_velox_file_opens_its_spectrum_with_a_warning(monkeypatch):
     warnings = []
     monkeypatch.setattr(reader, "warn_spectrum_only", lambda path, spectrum: warnings.append(path))
     (layer,) = get_reader(str(PRUNED_EMD))(str(PRUNED_EMD))
-    assert state.role_of(_meta(layer)) == "spectrum" and layer[0].shape == (1, 4096)
+    assert state.role_of(_meta(layer)) == "spectrum" and layer[0].shape == (4096, 1, 1)
     assert warnings == [PRUNED_EMD]
 
 
@@ -554,7 +554,7 @@ def test_every_real_file_opens_through_the_plugin(viewer):
         viewer.layers.clear()
         viewer.open(str(DATA / relative), plugin=PLUGIN)
         (layer,) = viewer.layers
-        assert state.role_of(layer) == "spectrum" and layer.data.shape == (1, channels), relative
+        assert state.role_of(layer) == "spectrum" and layer.data.shape == (channels, 1, 1), relative
 
 
 @pytest.mark.gui

@@ -146,7 +146,9 @@ def element_maps_layer(
     The layer is named after the maps (``"<title> element maps (C K, O K, ...)"``), its plugin
     metadata lists them under ``"names"`` in slice order; the slider of the viewer's first axis
     (the cube's energy, in keV) picks one: the maps tile its whole range in order
-    (:func:`energy_tiling`), as the analysis' component maps do.
+    (:func:`energy_tiling`), as the analysis' component maps do. Each map is drawn in
+    its own contrast range (napari's ``auto_contrast``: the layer controls' "continuous"
+    button), the values the status bar reads are the file's.
     """
     names = list(maps)
     shape = next(iter(maps.values())).shape
@@ -155,6 +157,10 @@ def element_maps_layer(
     kwargs = {
         "name": f"{display_title(image)} element maps ({', '.join(names)})",
         "colormap": "inferno",
+        # each map its own range: C's 0-71 counts left Ca, O and Cu (0.2-0.9) black in one
+        # range (the Velox file, qa24); napari sets the limits from the slice it draws (a
+        # min/max of one map, drawn anyway) whenever the slider picks another map
+        "auto_contrast": True,
         "visible": False,
         "scale": (step, *spatial["scale"]),
         "translate": (first, 0.0, 0.0),
@@ -242,17 +248,48 @@ def spectrum_image_layers(image: SpectrumImage, **extra_tags: Any) -> list[Layer
     ]
 
 
-def spectrum_layer(spectrum: Spectrum) -> LayerData:
-    """A single spectrum as a hidden ``(1, E)`` Image layer (role ``"spectrum"``) for the widget."""
-    counts = np.asarray(spectrum.counts, dtype=np.float32)[np.newaxis, :]
+Spatial = tuple[tuple[float, float], tuple[str, str]]
+"""Pixel size and unit of a layer's two spatial axes: ``((sy, sx), (unit_y, unit_x))``."""
+
+
+def spectrum_layer(spectrum: Spectrum, spatial: Spatial | None = None) -> LayerData:
+    """A single spectrum as a hidden ``(E, 1, 1)`` Image layer (role ``"spectrum"``) for the widget.
+
+    Its energy lies on the viewer's first axis in keV, as the cube's does, so that napari's
+    status bar reads keV over it; its two spatial axes hold one pixel of ``spatial``'s size
+    and unit: those of the maps beside it (:func:`layer_spatial`), napari's pixel without.
+    A ``(1, E)`` layer put the spectrum's keV on the maps' x axis (µm): napari found the
+    layers' units inconsistent ("Inconsistent units across layers", a toast on every layer
+    added) and drew without units.
+    """
+    counts = np.asarray(spectrum.counts, dtype=np.float32)[:, np.newaxis, np.newaxis]
+    (sy, sx), (uy, ux) = spatial or ((1.0, 1.0), (PIXELS, PIXELS))
     kwargs = {
         "name": f"{display_title(spectrum)} spectrum",
-        "scale": (1.0, spectrum.energy.scale),
-        "translate": (0.0, spectrum.energy.offset),
+        "scale": (spectrum.energy.scale, sy, sx),
+        "translate": (spectrum.energy.offset, 0.0, 0.0),
+        "units": (ENERGY_UNIT, uy, ux),
+        "axis_labels": (ENERGY_LABEL, "y", "x"),
         "visible": False,
         "metadata": state.tag(None, role="spectrum", spectrum=spectrum),
     }
     return counts, kwargs, "image"
+
+
+def layer_spatial(kwargs: dict[str, Any]) -> Spatial | None:
+    """The spatial calibration (:data:`Spatial`) of a layer's kwargs, or None without units."""
+    scale, units = kwargs.get("scale"), kwargs.get("units")
+    if scale is None or units is None or len(scale) < 2 or len(units) < 2:
+        return None
+    return (float(scale[-2]), float(scale[-1])), (str(units[-2]), str(units[-1]))
+
+
+def with_spatial(layer: LayerData, spatial: Spatial) -> LayerData:
+    """A spectrum's layer data (:func:`spectrum_layer`) with its spatial axes in ``spatial``."""
+    data, kwargs, kind = layer
+    (sy, sx), (uy, ux) = spatial
+    scale, units = kwargs["scale"], kwargs["units"]
+    return data, {**kwargs, "scale": (scale[0], sy, sx), "units": (units[0], uy, ux)}, kind
 
 
 def labels_layer(

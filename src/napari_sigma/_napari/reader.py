@@ -27,7 +27,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from napari_sigma._napari.layers import LayerData, spectrum_image_layers, spectrum_layer
+from napari_sigma._napari.layers import (
+    LayerData,
+    layer_spatial,
+    spectrum_image_layers,
+    spectrum_layer,
+    with_spatial,
+)
 from napari_sigma.compute.background import start_thread
 from napari_sigma.spectrum_image import Spectrum, SpectrumImage
 
@@ -88,7 +94,76 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
             layers.extend(read_file_layers(Path(one)))
     except ViewerClosedDuringRead:
         return [(None,)]  # napari's "read, nothing to add": its open returns no layers
-    return layers
+    return fit_spectra(layers, _current_viewer())
+
+
+def _current_viewer() -> Any:
+    """napari's current viewer (the one a file is opened in), or None outside napari."""
+    try:
+        from napari import current_viewer
+
+        return current_viewer()
+    except Exception:
+        return None
+
+
+def fit_spectra(layers: list[LayerData], viewer: Any = None) -> list[LayerData]:
+    """``layers`` with each single spectrum's spatial axes in the units of the maps beside it.
+
+    A spectrum's layer (:func:`~napari_sigma._napari.layers.spectrum_layer`) has one pixel on
+    two spatial axes that mean nothing; napari finds a viewer's units only where every layer's
+    axes agree (µm and nm do, µm and pixels do not: "Inconsistent units across layers", a
+    toast per layer added, units dropped from the drawing). The maps are the first spectrum
+    image's read with it, otherwise the ``viewer``'s other layers. Spectra already in the
+    ``viewer`` alone (a spectrum opened first) take the new maps' units too.
+    """
+    maps = [kwargs for _, kwargs, _ in layers if _role(kwargs) != "spectrum"]
+    spatial = layer_spatial(maps[0]) if maps else _viewer_spatial(viewer)
+    if spatial is None:
+        return layers
+    if maps:
+        _fit_viewer_spectra(viewer, spatial)
+    return [with_spatial(one, spatial) if _role(one[1]) == "spectrum" else one for one in layers]
+
+
+def _role(kwargs: Any) -> str | None:
+    from napari_sigma._napari import state
+
+    metadata = kwargs.get("metadata") if isinstance(kwargs, dict) else None
+    return (metadata or {}).get(state.KEY, {}).get("role")
+
+
+def _viewer_spatial(viewer: Any) -> Any:
+    """The spatial calibration of the viewer's layers other than spectra, when they agree."""
+    others = [
+        layer for layer in _layers(viewer) if _role({"metadata": layer.metadata}) != "spectrum"
+    ]
+    if not others:
+        return None
+    extent = viewer.layers.get_extent(others)
+    if extent.units is None or len(extent.units) < 2:
+        return None
+    step, units = extent.step, extent.units
+    return (float(step[-2]), float(step[-1])), (str(units[-2]), str(units[-1]))
+
+
+def _fit_viewer_spectra(viewer: Any, spatial: Any) -> None:
+    """Give the viewer's spectra the new maps' spatial units when nothing else is there."""
+    layers = _layers(viewer)
+    if not layers or any(_role({"metadata": layer.metadata}) != "spectrum" for layer in layers):
+        return
+    (sy, sx), (uy, ux) = spatial
+    for layer in layers:
+        if layer.ndim == 3:
+            layer.scale = (layer.scale[0], sy, sx)
+            layer.units = (layer.units[0], uy, ux)
+
+
+def _layers(viewer: Any) -> list[Any]:
+    try:
+        return list(viewer.layers)
+    except Exception:  # no viewer, or one being closed
+        return []
 
 
 class ViewerClosedDuringRead(Exception):
