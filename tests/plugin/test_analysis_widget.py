@@ -326,7 +326,8 @@ def test_a_failure_s_reason_reads_whole_in_the_dock(viewer_with_sample, qtbot, m
     from napari_sigma.errors import AnalysisError
 
     _, widget = viewer_with_sample
-    monkeypatch.setattr(notifications, "show_error", lambda *_: None)
+    toasts = []
+    monkeypatch.setattr(notifications, "show_error", toasts.append)
     widget.window().resize(460, 900)
     widget.window().show()
     path = "/work/shared/data/eds/emd/SI_empty_selection.emd"
@@ -337,6 +338,8 @@ def test_a_failure_s_reason_reads_whole_in_the_dock(viewer_with_sample, qtbot, m
     label = widget.progress_label
     assert label.text() == f"failed: SI_empty_selection.emd: {reason}"
     assert label.toolTip() == f"failed: {path}: {reason}"
+    # the toast says the reason, not the plugin's class name before it ("AnalysisError: ...")
+    assert toasts == [f"Phase analysis failed: {path}: {reason}"]
     qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()), timeout=HANG_MS)
     assert label.wordWrap() and label.fontMetrics().horizontalAdvance(label.text()) > label.width()
 

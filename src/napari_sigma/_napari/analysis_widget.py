@@ -53,6 +53,15 @@ def shorten_paths(text: str) -> str:
     return _PATH.sub(r"\1", text)
 
 
+def _reason(error: BaseException) -> str:
+    """An error's line for a user: the plugin's own errors say what is wrong with the data or
+    the settings ("AnalysisError: ... nearly empty" named a class in front of it); anything
+    else keeps its type, the start of a bug report."""
+    from napari_sigma.errors import SigmaError
+
+    return str(error) if isinstance(error, SigmaError) else f"{type(error).__name__}: {error}"
+
+
 class AnalysisWidget(ViewerWidget):
     """Dock widget that runs the phase analysis on a spectrum image layer.
 
@@ -446,7 +455,7 @@ class AnalysisWidget(ViewerWidget):
         self.progress_label.setWordWrap(True)
         self.progress_label.setText(f"failed: {shorten_paths(str(error))}")
         self.progress_label.setToolTip(f"failed: {error}")
-        show_error(f"Phase analysis failed: {type(error).__name__}: {error}")
+        show_error(f"Phase analysis failed: {_reason(error)}")
 
     @state.alive_only
     def _on_aborted(self) -> None:

@@ -75,9 +75,29 @@ def connect_colormap(layer: Any) -> None:
     layer.features = phase_features(model)
 
     def widen_for_selected(*_: Any) -> None:  # the spin box stops at the dtype's maximum
+        skip_retired_phase(layer, model)
         ensure_label_capacity(layer, layer.selected_label)
 
     layer.events.selected_label.connect(widen_for_selected)
+
+
+def skip_retired_phase(layer: Any, model: PhaseModel) -> None:
+    """Move napari's "new" label past the phases the model keeps without pixels.
+
+    napari's new label (the layer controls' "new" button, its M key) is the layer's largest
+    label plus one. After the highest phases were merged into another or unassigned, that is
+    a phase the model still holds, for Undo: a region a user then painted "new" came up with
+    that phase's name, colour and mineral ("P2 copper" over the aluminium of the Phenom
+    file, qa25's walk). Such a selection becomes an id no phase has had (the lasso's and the
+    split's choice); so does the same number typed in the spin box (napari's event does not
+    tell them apart: Undo brings the phase back). Every other selection stays.
+    """
+    selected = int(layer.selected_label)
+    if selected <= 0 or selected not in model:
+        return
+    if selected != int(np.max(layer.data, initial=0)) + 1:
+        return  # a phase the layer shows, or a number beyond napari's "new"
+    layer.selected_label = max(model.next_id(), selected)
 
 
 PRECOLORED_IDS = 254  # every id of a uint8 phases layer (label_dtype) but the last
