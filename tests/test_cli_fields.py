@@ -167,3 +167,55 @@ def test_a_field_s_time_is_what_the_user_waited_for_it(shared_run, tmp_path, cap
     seconds = float(re.search(r" in ([0-9.]+) s on ", line).group(1))
     timings = json.loads((tmp_path / "field2" / "run.json").read_text())["timings_s"]
     assert seconds >= sum(timings.values()) + 0.3  # the sleep is outside the stages
+
+
+def test_apply_warns_of_a_field_of_another_sample_in_one_line_and_exits_0(
+    shared_run, tmp_path, capsys
+):
+    """#13: the model names every field with its minerals; a field it does not describe gets
+    one warning line (pixels that fit no phase, elements it does not analyse), its mask and the
+    check in run.json and fields.csv; the field of its own sample none."""
+    _, paths, _, out = shared_run
+    other = make_synthetic(seed=31, shape=(64, 64), grain_size=14,
+                           phases=("calcite", "barite", "chalcopyrite", "sphalerite"))  # fmt: skip
+    foreign = write_hspy(tmp_path / "other_sample.hspy", other.image, compression=None)
+    capsys.readouterr()
+    argv = ["apply", str(out / "model.sigma"), str(paths[4]), str(foreign), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    warnings = [line for line in said.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(foreign) in warnings[0], said.err
+    assert "% of pixels fit no phase of the model" in warnings[0] and "Ba" in warnings[0]
+    assert str(tmp_path / "other_sample" / "not_fitted.tif") in warnings[0]
+    named = [line for line in said.out.splitlines() if line.startswith(f"{foreign}: ")]
+    assert len(named) == 1 and " phase" in named[0]  # still named with the model's phases
+    mask = read_labels_tiff(tmp_path / "other_sample" / "not_fitted.tif")[0]
+    record = json.loads((tmp_path / "other_sample" / "run.json").read_text())["model_check"]
+    assert mask.sum() == record["not_fitted"]["pixels"] > 0.5 * mask.size
+    assert "Ba" in record["foreign_elements"] and record["model_beam_energy_kV"] == 15.0
+    own = json.loads((tmp_path / "field2" / "run.json").read_text())["model_check"]
+    assert own["warning"] == "" and own["not_fitted"]["fraction"] < 0.01
+    assert not (tmp_path / "field2" / "not_fitted.tif").exists()
+    rows = {row["folder"]: row for row in csv.DictReader((tmp_path / "fields.csv").open())}
+    assert rows["field2"]["warning"] == "" and rows["field2"]["foreign_elements"] == ""
+    assert rows["other_sample"]["warning"] in warnings[0]
+    assert float(rows["other_sample"]["not_fitted_fraction"]) > 0.5
+
+
+def test_apply_of_test_tem_s_model_to_the_velox_file_names_beam_and_elements(
+    SHARED_EDS, tmp_path, capsys
+):
+    """qa24's walk: test_TEM's model (200 kV, Si/Ti/O/N) applied to the Velox map (300 kV, a
+    carbon film) named it "quartz + osbornite" without a word; its own file passes."""
+    tem = SHARED_EDS / "bruker" / "test_TEM.bcf"
+    velox = SHARED_EDS / "emd" / "Test_SI_16x16_215_kx.emd"
+    argv = ["run", str(tem), "--out", str(tmp_path / "m"), "--shared-model", "--device", "cpu"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    argv = ["apply", str(tmp_path / "m" / "model.sigma"), str(velox), str(tem), "--out",
+            str(tmp_path / "o")]  # fmt: skip
+    assert main(argv) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(velox) in warnings[0]
+    assert "beam 300 kV, the model's 200 kV" in warnings[0]
+    assert "elements the model does not analyse: C" in warnings[0]

@@ -103,6 +103,8 @@ def _report(outcomes, out: Path) -> int:
             print_error(outcome.error)
         else:
             print(f"{outcome.path}: {outcome.summary}")
+            if outcome.warning:  # an applied model that may not describe the field
+                print(f"napari-sigma: warning: {outcome.path}: {outcome.warning}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     write_fields_table(out / FIELDS_FILE, outcomes)
     return failures
@@ -173,6 +175,7 @@ def command_apply(args: argparse.Namespace) -> int:
     from napari_sigma.pipeline.batch import output_names
 
     model = model_to_apply(args.model)
+    _known_to_check(model)
     if args.device is not None:
         from dataclasses import replace
 
@@ -184,6 +187,17 @@ def command_apply(args: argparse.Namespace) -> int:
             model, list(args.inputs), names, args.out, runner, limit, args.map - 1
         )
     return 1 if failures else 0
+
+
+def _known_to_check(model) -> None:
+    """What the field checks compare with, made once here (not on every field's task): the
+    model's elements; a model saved without its beam energy is said to be so, once."""
+    from napari_sigma.pipeline.model_check import model_elements
+
+    model_elements(model)
+    if model.info.get("beam_energy_kV") is None:
+        print("model: its beam energy is not recorded (an older model file, or fields that do "
+              "not record one): the fields' beam energies are not compared with it")  # fmt: skip
 
 
 def model_to_apply(path: Path):

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_sigma._napari import editing, state
+from napari_sigma._napari.model_apply import _ModelApply
 from napari_sigma._napari.phase_layer_dock import PhaseLayerDock
 from napari_sigma._napari.phases_files import _PhasesFiles
 from napari_sigma._napari.phases_table import (
@@ -107,7 +108,7 @@ def _row(*widgets: QWidget) -> QHBoxLayout:
     return row
 
 
-class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
+class PhasesWidget(_PhasesTable, _PhasesFiles, _ModelApply, PhaseLayerDock):
     """Dock widget with the live phase table of the selected phases layer and its edits.
 
     Parameters
@@ -193,6 +194,14 @@ class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
             self._button("Open session...", self._choose_session_to_open),
         )
         sessions.addStretch()
+        applying = _row(
+            self._button(
+                "Apply model...", self._choose_model_to_apply,
+                "classify the open spectrum image with a saved model (or session): its phases, "
+                "names and colours, and a warning where the model may not describe the field",
+            ),
+        )  # fmt: skip
+        applying.addStretch()
         from napari_sigma._napari.plotting import SpectrumPlot
 
         self.spectrum_plot = SpectrumPlot(self, ylabel="mean counts / pixel")
@@ -202,6 +211,7 @@ class PhasesWidget(_PhasesTable, _PhasesFiles, PhaseLayerDock):
         layout.addLayout(edits)
         layout.addLayout(more)
         layout.addLayout(sessions)
+        layout.addLayout(applying)
         layout.addWidget(self.spectrum_plot, 3)
 
     def _set_title(self, text: str) -> None:

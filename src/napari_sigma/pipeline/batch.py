@@ -41,6 +41,9 @@ class FieldOutcome:
         Pixels of the field.
     rows : list of dict
         Its phase statistics (the rows of ``phase_stats.csv``).
+    check : dict or None
+        An applied model's check of the field (``FieldCheck.record()``; with ``"mask"``, the
+        not-fitted mask written where the field warns of them), None for an analysis.
     """
 
     name: str
@@ -49,6 +52,15 @@ class FieldOutcome:
     summary: str = ""
     pixels: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    check: dict[str, Any] | None = None
+
+    @property
+    def warning(self) -> str:
+        """The field's one-line warning ("" when none): an applied model may not describe it."""
+        if not self.check or not self.check["warning"]:
+            return ""
+        mask = self.check.get("mask")
+        return self.check["warning"] + (f" (mask: {mask})" if mask else "")
 
 
 def output_names(paths: Sequence[str | Path]) -> list[str]:
@@ -156,7 +168,30 @@ def _export(
         f"{len(names)} {phases} ({', '.join(names)}) in {seconds:.1f} s "
         f"on {result.device} -> {out_dir / name}"
     )
-    return FieldOutcome(name, str(path), None, summary, int(np.prod(result.labels.shape)), rows)
+    check = _write_check(result, out_dir / name)
+    pixels = int(np.prod(result.labels.shape))
+    return FieldOutcome(name, str(path), None, summary, pixels, rows, check)
+
+
+NOT_FITTED_FILE = "not_fitted.tif"
+
+
+def _write_check(result: Any, folder: Path) -> dict[str, Any] | None:
+    """An applied model's check of the field (None for an analysis); where it warns of pixels
+    that fit no phase, their mask (1) is written beside ``phases.tif`` (a stale one removed)."""
+    check = getattr(result, "model_check", None)
+    if check is None:
+        return None
+    record = check.record()
+    mask_path = Path(folder) / NOT_FITTED_FILE
+    if check.mask is not None and check.too_many_not_fitted:
+        from napari_sigma.io.results.result_files import write_labels_tiff
+
+        write_labels_tiff(mask_path, check.mask.astype(np.uint8), result.image.pixel_size_um)
+        record["mask"] = str(mask_path)
+    else:
+        mask_path.unlink(missing_ok=True)
+    return record
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -215,13 +250,40 @@ def write_pooled_statistics(path: Path, outcomes: Sequence[FieldOutcome]) -> Pat
 
 
 def write_fields_table(path: Path, outcomes: Sequence[FieldOutcome]) -> Path:
-    """Write which input went to which output folder, and its error if it failed."""
+    """Write which input went to which output folder, and its error if it failed; for an
+    applied model, its check of each field: the share of pixels that fit no phase, the elements
+    it does not analyse, the field's and the model's beam energies, the warning."""
+    checked = any(o.check is not None for o in outcomes)
     with Path(path).open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["folder", "input", "pixels", "error"])
+        head = ["folder", "input", "pixels", "error"]
+        writer.writerow(head + (list(_CHECK_COLUMNS) if checked else []))
         for o in outcomes:
-            writer.writerow([o.name, o.path, o.pixels, o.error or ""])
+            row = [o.name, o.path, o.pixels, o.error or ""]
+            writer.writerow(row + (_check_cells(o) if checked else []))
     return Path(path)
+
+
+_CHECK_COLUMNS = (
+    "not_fitted_fraction",
+    "foreign_elements",
+    "beam_energy_kV",
+    "model_beam_energy_kV",
+    "warning",
+)
+
+
+def _check_cells(outcome: FieldOutcome) -> list[Any]:
+    check = outcome.check
+    if check is None:
+        return [""] * len(_CHECK_COLUMNS)
+    beams = [check["beam_energy_kV"], check["model_beam_energy_kV"]]
+    return [
+        f"{check['not_fitted']['fraction']:.4f}",
+        " ".join(check["foreign_elements"]),
+        *("" if b is None else f"{b:g}" for b in beams),
+        outcome.warning,
+    ]
 
 
 def readable_fields(paths: Sequence[Path], map_index: int = 0) -> tuple[list[Path], list[str]]:

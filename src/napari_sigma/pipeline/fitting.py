@@ -37,6 +37,7 @@ from napari_sigma.pipeline.model import (
     model_features,
     normalised,
 )
+from napari_sigma.pipeline.model_check import describe_fields, own_not_fitted
 
 #: Pixels of the pooled sample (analysis grid) by default.
 DEFAULT_SAMPLE_PIXELS = 512 * 512
@@ -168,7 +169,8 @@ def fit_model(
     with torch_threads(device, settings.cpu_threads, device != "cpu"):
         model = yield from _fit_on_tiles(tiles, settings, lines, device)
     model.info.update(info)
-    return (yield from _fit_components(model, sources, executor))
+    model = yield from _fit_components(model, sources, executor)
+    return describe_fields(model, _metadata_of(sources[0]).beam_energy)
 
 
 @dataclass(frozen=True)
@@ -375,13 +377,17 @@ def _covariance(points: np.ndarray) -> np.ndarray:
     return np.cov(points.T).reshape(d, d) if len(points) > 1 else np.eye(d)
 
 
-def field_phase_sums(task: tuple[FittedModel, FieldSource]) -> tuple[np.ndarray, tuple]:
-    """Phase sum spectra ``(max id, E)`` of one field classified by a model, and its energy axis
-    ``(offset, scale, size)`` (a task: runs here or on a worker)."""
+def field_phase_sums(task: tuple[FittedModel, FieldSource]) -> tuple[np.ndarray, tuple, tuple]:
+    """Phase sum spectra ``(max id, E)`` of one field classified by a model, its energy axis
+    ``(offset, scale, size)`` and ``(grid pixels beyond the model, grid pixels)``
+    (:func:`~napari_sigma.pipeline.model_check.beyond_model`) (a task: runs here or on a
+    worker)."""
     from napari_sigma.compute.device import resolve_device, torch_threads
     from napari_sigma.compute.progress import run_to_completion
     from napari_sigma.phases.spectra import phase_sum_spectra
     from napari_sigma.pipeline.analysis import _full_resolution
+    from napari_sigma.pipeline.model import template_log_likelihood
+    from napari_sigma.pipeline.model_check import beyond_model
 
     model, source = task
     settings = model.settings
@@ -389,11 +395,15 @@ def field_phase_sums(task: tuple[FittedModel, FieldSource]) -> tuple[np.ndarray,
     with _budget_of(source), torch_threads(device, settings.cpu_threads, device != "cpu"):
         image = load_field(source)
         features = run_to_completion(field_features(image, model.lines, settings, device))
-        grid_labels, _ = classify(model, model_features(model, features))
+        raw = model_features(model, features)
+        log_likelihood = template_log_likelihood(raw, model.templates, model.whitening)
+        beyond = beyond_model(log_likelihood, raw.shape[-1])
+        grid_labels, _ = classify(model, raw, log_likelihood=log_likelihood)
         labels = _full_resolution(grid_labels, settings.bin_factor, image.shape)
         sums = phase_sum_spectra(image.counts, labels, int(model.phase_ids.max()))
     energy = image.energy
-    return sums, (float(energy.offset), float(energy.scale), int(energy.size))
+    axis = (float(energy.offset), float(energy.scale), int(energy.size))
+    return sums, axis, (int(np.count_nonzero(beyond)), int(beyond.size))
 
 
 def _fit_components(model: FittedModel, sources, executor) -> Computation[FittedModel]:
@@ -401,9 +411,12 @@ def _fit_components(model: FittedModel, sources, executor) -> Computation[Fitted
     from napari_sigma.compute.device import resolve_device
     from napari_sigma.energy import EnergyAxis
 
-    sums, energy = None, None
+    sums, energy, beyond = None, None, np.zeros(2, np.int64)
     tasks = [(model, source) for source in sources]
-    for step, (field_sums, axis) in enumerate(executor.map(field_phase_sums, tasks), start=1):
+    for step, (field_sums, axis, counts) in enumerate(
+        executor.map(field_phase_sums, tasks), start=1
+    ):
+        beyond += counts
         if energy is not None and axis != energy:
             raise AnalysisError(
                 f"field {step} ({_describe(sources[step - 1])}): its energy axis {axis} differs "
@@ -413,6 +426,7 @@ def _fit_components(model: FittedModel, sources, executor) -> Computation[Fitted
         sums = field_sums if sums is None else sums + field_sums
         yield Progress("unmixing", step, len(sources), f"phase spectra of field {step}")
     device = resolve_device(model.settings.device)
+    model.info["not_fitted_fraction"] = float(beyond[0] / max(beyond[1], 1))
     return with_components(model, sums, EnergyAxis(*energy), device)
 
 
@@ -501,6 +515,7 @@ def model_from_result(result: Any, labels: np.ndarray | None = None, phases: Any
         settings, tuple(result.lines), reference, mean, std,
         colors=np.array([r.color for r in order], dtype=np.float64),
     )  # fmt: skip
+    model.info["not_fitted_fraction"] = own_not_fitted(model, raw)
     sums = phase_sum_spectra(image.counts, labels, int(model.phase_ids.max()))
     yield Progress("unmixing", 1, 1, "model components")
-    return with_components(model, sums, image.energy, device)
+    return describe_fields(with_components(model, sums, image.energy, device), image.beam_energy)

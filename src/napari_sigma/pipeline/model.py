@@ -245,17 +245,22 @@ def template_log_likelihood(
 
 
 def classify(
-    model: FittedModel, raw: np.ndarray, device: str = "cpu"
+    model: FittedModel,
+    raw: np.ndarray,
+    device: str = "cpu",
+    log_likelihood: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Phase ids ``(yb, xb)`` and probabilities ``(yb * xb, K)`` of a field's features.
 
     The nearest template under the shared covariance, with the model's Potts prior (iterated
-    conditional modes over the 8 neighbours).
+    conditional modes over the 8 neighbours). ``log_likelihood``: the features'
+    :func:`template_log_likelihood` when the caller has it already.
     """
     from napari_sigma.phases.potts import _potts_icm
 
     finding = model.settings.phase_finding
-    log_likelihood = template_log_likelihood(raw, model.templates, model.whitening, device)
+    if log_likelihood is None:
+        log_likelihood = template_log_likelihood(raw, model.templates, model.whitening, device)
     index, probabilities = _potts_icm(
         log_likelihood, finding.spatial_weight, finding.iterations, device
     )
@@ -296,7 +301,8 @@ def apply_model(model: FittedModel, image: Any, device: str | None = None):
     -------
     AnalysisResult
         Labels are the model's phase ids; the latent view is the projection of the features on
-        the model's two principal axes; ``criterion`` is empty.
+        the model's two principal axes; ``criterion`` is empty; ``model_check`` says how well
+        the model describes the field (:mod:`~napari_sigma.pipeline.model_check`).
     """
     from napari_sigma.compute.device import resolve_device, torch_threads
 
@@ -316,6 +322,7 @@ def _apply(model: FittedModel, image: Any, device: str):
         _timed,
         package_versions,
     )
+    from napari_sigma.pipeline.model_check import beyond_model, check_field
     from napari_sigma.unmixing.abundances import abundance_maps
 
     clock = _Stopwatch()
@@ -325,12 +332,17 @@ def _apply(model: FittedModel, image: Any, device: str):
     )
     with clock.stage("clustering"):
         raw = model_features(model, features)
-        grid_labels, probabilities = classify(model, raw, device)
+        log_likelihood = template_log_likelihood(raw, model.templates, model.whitening, device)
+        beyond = beyond_model(log_likelihood, raw.shape[-1]).astype(np.int32)
+        grid_labels, probabilities = classify(model, raw, device, log_likelihood)
         labels = _full_resolution(grid_labels, settings.bin_factor, image.shape)
+        not_fitted = _full_resolution(beyond, settings.bin_factor, image.shape).astype(bool)
     yield Progress("clustering", 1, 1, f"{model.n_phases} phases of the model")
     n_ids = int(np.max(model.phase_ids))
     with clock.stage("unmixing"):
         spectra = phase_sum_spectra(image.counts, labels, n_ids)
+    with clock.stage("check"):
+        check = check_field(model, image, spectra.sum(axis=0), not_fitted)
     twins = settings.phase_finding.twins
     if twins is not None:
         with clock.stage("unmixing"):
@@ -364,6 +376,7 @@ def _apply(model: FittedModel, image: Any, device: str):
         versions=package_versions(),
         features=None,
         intensity_sigma=features.intensity_sigma,
+        model_check=check,
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,9 @@ class AnalysisResult:
     quantified from it; the mineral report's abundance basis uses it again."""
     unassigned: dict[str, int] = field(default_factory=dict)
     alternatives: tuple[int, ...] = ()
+    model_check: Any = None
+    """How well the applied model describes the field
+    (:class:`~napari_sigma.pipeline.model_check.FieldCheck`); None for an analysis of its own."""
 
     @property
     def n_phases(self) -> int:

@@ -82,4 +82,7 @@ def _phase_record(result: Any) -> dict[str, Any]:
         reason: {"pixels": n, "fraction": n / max(int(np.prod(result.labels.shape)), 1)}
         for reason, n in unassigned.items()
     }
+    check = getattr(result, "model_check", None)
+    if check is not None:  # an applied model: how well it describes the field
+        record["model_check"] = check.record()
     return record
