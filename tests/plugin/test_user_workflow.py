@@ -116,6 +116,22 @@ def test_sample_run_paint_lasso_merge_export(
     # report.png drawn in a child process: matplotlib held none of napari's GIL
     assert drawn_here == [] and (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
+    # a second export: the same child answers it, warm (no interpreter, imports or mineral
+    # library again), and writes the same files
+    from napari_sigma.io.results.export_child import session_child
+
+    child = session_child().pid
+    again = tmp_path / "again"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(again))
+    button(phases, "Export...").click()
+    qtbot.waitUntil(lambda: not phases.exporting, timeout=RUN_TIMEOUT_MS)
+    files = sorted(again.iterdir())
+    assert phases.title.text() == f"{layer.name}: exported {len(files)} files to {again}"
+    assert child is not None and session_child().pid == child and drawn_here == []
+    assert len(files) >= 7  # the maps, spectra, statistics, report.png and run.json at least
+    for path in files:
+        assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
+
 
 def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
     from napari_sigma._napari.main_widget import SigmaWidget

@@ -118,10 +118,12 @@ def _export(
     import json
 
     from napari_sigma.io.results.export import export_result
+    from napari_sigma.io.results.export_child import session_child
 
-    # report.png drawn in a child process: matplotlib holds none of napari's GIL (same bytes)
+    # report.png drawn in a child process: matplotlib holds none of napari's GIL (same bytes);
+    # one child kept for the session, warm for the next export (export_child)
     written = export_result(
-        result, out_dir, labels=labels, names=names, draw_in_process=True, sum_spectra=sums
+        result, out_dir, labels=labels, names=names, sum_spectra=sums, kept=session_child()
     )
     run_path = Path(written["run"])
     info = json.loads(run_path.read_text())

@@ -2,7 +2,7 @@
 :mod:`result_files`, ``run.json`` in :mod:`run_record`, the sums taken instead of the cube in
 :mod:`export_sums`), the report image (:mod:`report`), ``.hspy`` (:mod:`writing`), the
 ``.sigma`` archive (:mod:`archive`), and the child process that draws and sums for them
-(:mod:`child`)."""
+(:mod:`child`; napari keeps one for its session: :mod:`export_child`)."""
 
 from napari_sigma._lazy import lazy_exports
 
@@ -24,5 +24,6 @@ __getattr__, __all__ = lazy_exports(
         "read_archive": "archive",
         "write_archive": "archive",
         "ChildProcess": "child",
+        "KeptChild": "export_child",
     },
 )

@@ -117,6 +117,29 @@ class ChildProcess:
         if not self._busy:
             self._end()
 
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._process.pid
+
+    def exit_code(self, wait: float = 0.0) -> int | None:
+        """The child's exit code, None while it runs (waiting up to ``wait`` seconds for its end:
+        one whose pipes just broke may not be reaped yet)."""
+        try:
+            return self._process.wait(wait) if wait > 0 else self._process.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        """Kill the child now, not waiting for its end (at exit: an idle child, nothing of it to
+        keep; the kernel frees its memory after this process is gone)."""
+        self._closed = True
+        if self._process.poll() is None:
+            try:
+                self._process.kill()
+            except OSError:
+                pass
+
     def _end(self) -> None:
         """Close the pipes (the child exits at the end of its input) and reap it."""
         for stream in (self._process.stdin, self._process.stdout):
@@ -304,3 +327,6 @@ def _serve() -> None:  # pragma: no cover - runs in the child process
             buffers = []
             answer = _dumps(("error", text), buffers)
         _write_message(answers, answer, buffers)
+        # nothing of this call kept while the child waits for the next (napari's export child
+        # lives for the session: a cube of up to 64 MiB and its report held idle)
+        request = buffers = answer = name = args = kwargs = value = None

@@ -67,10 +67,11 @@ def export_result(
     names: Sequence[str] | None = None,
     draw_in_process: bool = False,
     sum_spectra: np.ndarray | None = None,
+    kept: Any = None,
 ) -> dict[str, Path]:
     """:func:`export_steps` run to its end: write every result file of an analysis."""
     return run_to_completion(
-        export_steps(result, out_dir, labels, names, draw_in_process, sum_spectra)
+        export_steps(result, out_dir, labels, names, draw_in_process, sum_spectra, kept)
     )
 
 
@@ -110,6 +111,7 @@ def export_steps(
     names: Sequence[str] | None = None,
     draw_in_process: bool = False,
     sum_spectra: np.ndarray | None = None,
+    kept: Any = None,
 ) -> Computation[dict[str, Path]]:
     """Write every result file of an analysis into ``out_dir`` (created; files overwritten).
 
@@ -143,6 +145,11 @@ def export_steps(
         Given, the phase statistics read no cube (the same table as a pass over it: the
         same files); ignored unless the counts are integers and they cover every label
         (:func:`_exact_phase_sums`).
+    kept : KeptChild or None
+        A child process kept by the caller for many exports (napari's:
+        :func:`~napari_sigma.io.results.export_child.session_child`): the calls
+        ``draw_in_process`` makes in a child are sent there (whatever ``draw_in_process``), warm
+        from an earlier export, instead of a child started for this export; it is not closed.
 
     Returns
     -------
@@ -162,17 +169,24 @@ def export_steps(
         expect = ("phase_table", "write_mineral_report", *expect)
     elif _report_reads_the_cube(result, result.labels if labels is None else labels):
         expect = ("write_mineral_report", *expect)  # on the cube's sums made here
-    child = None
-    if draw_in_process:
+    own = None
+    if kept is not None:
         try:
-            child = ChildProcess(expect)
+            kept.expect(expect)  # started now unless it runs (warm from an earlier export)
+        except OSError:  # none can be started: each call is made here (ChildDied)
+            pass
+    elif draw_in_process:
+        try:
+            own = ChildProcess(expect)
         except OSError:  # no Python process can be started here: the calls run in threads
-            child = None
+            own = None
     try:
-        written = yield from _export_steps(result, out_dir, labels, names, child, sum_spectra)
+        written = yield from _export_steps(
+            result, out_dir, labels, names, own if kept is None else kept, sum_spectra
+        )
     finally:
-        if child is not None:
-            child.close()
+        if own is not None:
+            own.close()
     return written
 
 
