@@ -105,3 +105,43 @@ def test_test_tem_s_nitrogen_is_not_bound_to_its_titanium(SHARED_EDS):
     assert "osbornite" not in found.identification.name, found.identification.name
     notes = "; ".join(found.quantification.notes)
     assert "not quartz + osbornite" in notes and "N keeps its ratio to Si" in notes, notes
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.int64])
+@pytest.mark.parametrize("block", [None, 2, 3, 8])
+def test_integer_counts_are_summed_all_at_once_to_the_loop_s_numbers(dtype, block):
+    """Integer counts are summed per block in one pass (bincount), not block by block: the
+    same blocks in the same order and the same numbers to the last bit as the loop over the
+    blocks, edge blocks (a map that is not a multiple of the block) and blocks half outside
+    the phase included, counts up to uint16's top."""
+    from napari_sigma.minerals.association import _block_counts_by_block
+
+    rng = np.random.default_rng(7)
+    cube = rng.poisson(3.0, (37, 29, 40))
+    cube[::3, ::2, 5] = rng.integers(30_000, 65_535, cube[::3, ::2, 5].shape)
+    cube = cube.astype(dtype)
+    mask = (rng.random((37, 29)) < 0.8) & (np.arange(29)[None, :] < 25)
+    windows = {"Si": slice(3, 9), "O": slice(10, 12), "Fe": slice(30, 40), "Ti": slice(0, 1)}
+    background = rng.random(40) * 1e3
+    fast = block_counts(cube, mask, windows, background, block)
+    slow = _block_counts_by_block(cube, mask, windows, background, block)
+    side = block or 2  # the default side for ~135 counts a pixel
+    all_blocks = -(-37 // side) * -(-29 // side)
+    assert 0 < len(slow.totals) < all_blocks  # some blocks are left out
+    np.testing.assert_array_equal(fast.totals, slow.totals)
+    assert fast.totals.dtype == slow.totals.dtype == np.float64
+    assert fast.windows.keys() == slow.windows.keys()
+    for element, values in slow.windows.items():
+        np.testing.assert_array_equal(fast.windows[element], values)
+    assert fast.continuum_per_count == slow.continuum_per_count
+
+
+def test_a_phase_with_no_pixels_has_no_blocks_either_way():
+    from napari_sigma.minerals.association import _block_counts_by_block
+
+    cube = np.ones((9, 9, 5), np.uint16)
+    mask = np.zeros((9, 9), bool)
+    for made in (block_counts, _block_counts_by_block):
+        blocks = made(cube, mask, WINDOWS, np.zeros(5))
+        assert blocks.totals.shape == (0,) and blocks.windows["Si"].shape == (0,)
+        assert blocks.continuum_per_count == dict.fromkeys(WINDOWS, 0.0)

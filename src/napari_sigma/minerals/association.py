@@ -65,17 +65,68 @@ def block_counts(
     """The counts of the pixels of ``mask`` in square blocks (side ``block`` pixels; default:
     about ``BLOCK_COUNTS`` counts each), per element window; ``background``: the fitted
     continuum of the phase's summed spectrum (the same pixels), which gives each window's
-    continuum per count. Blocks with fewer than half their pixels in the mask are left out."""
+    continuum per count. Blocks with fewer than half their pixels in the mask are left out.
+
+    Integer counts are summed per block all at once (``np.bincount`` over the pixels' block
+    numbers; a loop over the blocks took ~70 µs a block: ~4 000 at 256², ~65 000 at 1024²);
+    their sums are integers, exact in float64 in any order, so the blocks' numbers are those of
+    the loop, which other counts (floats, whose sums depend on their order) still go through
+    (:func:`_block_counts_by_block`)."""
+    counts = np.asarray(counts)
+    mask = np.asarray(mask, dtype=bool)
+    if not np.issubdtype(counts.dtype, np.integer):
+        return _block_counts_by_block(counts, mask, windows, background, block)
+    ys, xs = np.nonzero(mask)  # the phase's pixels, row by row
+    pixel_totals = counts.sum(axis=-1, dtype=np.int64)[ys, xs]
+    total = float(pixel_totals.sum())
+    block = _block_side(total, mask, block)
+    share = _continuum_shares(background, windows, total)
+    ny, nx = mask.shape
+    across = -(-nx // block)
+    number = (ys // block) * across + xs // block  # the pixel's block, in the loop's order
+    sides_y = np.minimum(block, ny - block * np.arange(-(-ny // block)))
+    sides_x = np.minimum(block, nx - block * np.arange(across))
+    size = np.outer(sides_y, sides_x).ravel()
+    kept = np.bincount(number, minlength=size.size) * 2 >= size
+    chosen, taken = np.flatnonzero(kept), kept[number]
+    number, ys, xs = number[taken], ys[taken], xs[taken]
+
+    def per_block(values: np.ndarray) -> np.ndarray:  # integers: exact sums in float64
+        return np.bincount(number, weights=values, minlength=size.size)[chosen]
+
+    totals = per_block(pixel_totals[taken])
+    inside = {el: per_block(counts[ys, xs, w].sum(axis=-1, dtype=np.int64))
+              for el, w in windows.items()}  # fmt: skip
+    return BlockCounts(totals, inside, share)
+
+
+def _block_side(total: float, mask: np.ndarray, block: int | None) -> int:
+    if block is not None:
+        return block
+    per_pixel = total / max(int(mask.sum()), 1)
+    return max(2, int(np.ceil(np.sqrt(BLOCK_COUNTS / max(per_pixel, 1e-9)))))
+
+
+def _continuum_shares(background: np.ndarray, windows: Mapping[str, slice], total: float) -> dict:
+    background = np.asarray(background, dtype=np.float64)
+    return {el: float(background[w].sum() / total) if total > 0 else 0.0
+            for el, w in windows.items()}  # fmt: skip
+
+
+def _block_counts_by_block(
+    counts: np.ndarray,
+    mask: np.ndarray,
+    windows: Mapping[str, slice],
+    background: np.ndarray,
+    block: int | None = None,
+) -> BlockCounts:
+    """:func:`block_counts` one block at a time (counts that are not integers)."""
     counts = np.asarray(counts)
     mask = np.asarray(mask, dtype=bool)
     pixel_totals = np.where(mask, counts.sum(axis=-1, dtype=np.float64), 0.0)
     total = float(pixel_totals.sum())
-    if block is None:
-        per_pixel = total / max(int(mask.sum()), 1)
-        block = max(2, int(np.ceil(np.sqrt(BLOCK_COUNTS / max(per_pixel, 1e-9)))))
-    background = np.asarray(background, dtype=np.float64)
-    share = {el: float(background[w].sum() / total) if total > 0 else 0.0
-             for el, w in windows.items()}  # fmt: skip
+    block = _block_side(total, mask, block)
+    share = _continuum_shares(background, windows, total)
     totals, inside = [], {el: [] for el in windows}
     ny, nx = mask.shape
     for y in range(0, ny, block):
