@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from test_export import fake_result
 
-from napari_sigma.io.results.child import ChildDied
+from napari_sigma.io.results.child import ChildDied, ChildError
 from napari_sigma.io.results.export import export_result
 from napari_sigma.io.results.export_child import KeptChild
 
@@ -148,6 +148,9 @@ def test_a_child_dying_in_a_call_has_that_call_made_here_and_a_successor_started
     and the next call is answered by a new child."""
     kept.expect(("render_figure",))
     first = kept.pid
+    with pytest.raises(ChildError, match="render_figure: AttributeError"):  # an error: kept
+        kept.call("render_figure", None, 1, 1, 72.0)
+    assert kept.pid == first and kept.take_notice() == ""
     with pytest.raises(ChildDied):
         kept.call("render_figure", _Dies(), 1, 1, 72.0)
     assert kept.take_notice() == (
