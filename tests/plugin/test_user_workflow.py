@@ -42,6 +42,15 @@ def brush_stroke(layer, mouse_event, start, end) -> None:
     mouse_release_callbacks(layer, event("mouse_release", end, False))
 
 
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def test_sample_run_paint_lasso_merge_export(
     plugin_viewer, dock, qtbot, tmp_path, monkeypatch, MouseEvent
 ):
@@ -131,6 +140,25 @@ def test_sample_run_paint_lasso_merge_export(
     assert len(files) >= 7  # the maps, spectra, statistics, report.png and run.json at least
     for path in files:
         assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
+
+    # the child killed while napari waits (out of memory, a user's kill): the next export starts
+    # a new one, writes the same files, and says it in one line beside the button
+    import os
+    import signal
+
+    os.kill(child, signal.SIGKILL)
+    qtbot.waitUntil(lambda: ended(child), timeout=30_000)
+    third = tmp_path / "third"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(third))
+    button(phases, "Export...").click()
+    qtbot.waitUntil(lambda: not phases.exporting, timeout=RUN_TIMEOUT_MS)
+    assert phases.title.text() == (
+        f"{layer.name}: exported {len(files)} files to {third} (the export's child process "
+        f"ended (exit code {-signal.SIGKILL}) between exports (a new one started))"
+    )
+    assert session_child().pid not in (None, child) and drawn_here == []
+    for path in files:
+        assert (third / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 def test_the_whole_plugin_docks_as_one_tabbed_panel(plugin_viewer, dock, qtbot):
