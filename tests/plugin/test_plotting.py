@@ -225,3 +225,33 @@ def test_the_zero_energy_peak_never_sets_the_intensity_range():
     top = plotting.signal_top(energy, {"map": spectrum}, {"map": 256})
     assert top == pytest.approx(0.08)
     assert ZERO_PEAK_END_KEV < 0.277  # C Ka always counts
+
+
+def test_napari_s_exit_kills_the_drawing_child_without_waiting_for_it():
+    """At exit the plot's drawing child is killed (exit code -9), not waited for: a graceful
+    end of an idle child that had drawn once took 1.0 s at load 16, napari's exit with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit\n"
+        "from matplotlib.figure import Figure\n"
+        "from napari_sigma._napari import plot_canvas\n"
+        "def after():  # registered first: runs after the drawing child's exit handler\n"
+        "    print('exit code', child._process.wait(10), flush=True)\n"
+        "atexit.register(after)\n"
+        "child = plot_canvas._drawing_child()\n"
+        "child.call('render_figure', Figure(figsize=(1, 1)), 2, 2, 72.0)\n"
+    )
+    from pathlib import Path
+
+    src = str(Path(plotting.__file__).resolve().parents[2])
+    path = os.pathsep.join(filter(None, (src, os.environ.get("PYTHONPATH"))))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=path, QT_QPA_PLATFORM="offscreen"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == f"exit code {-signal.SIGKILL}"
