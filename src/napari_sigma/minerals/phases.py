@@ -259,6 +259,8 @@ def identify_phases(
     finally:
         each.close()
     _explain_by_neighbours(found, labels, library, stray, depth)
+    if settings.host_correction:
+        _remove_host_markers(found, spectra, labels, image, library, settings, width)
     if labels.ndim == 2:
         yield from _measured_dispersions(found, image, labels, depth, dispersion, len(ids))
         if same_mineral_groups(found):
@@ -311,6 +313,19 @@ def _host_corrections(image, labels, spectra, depth, host, settings: QuantSettin
             host = host_corrected_spectra(image.counts, labels, spectra, energies, beam, depth)
         spectra, corrections = host
     return spectra, corrections
+
+
+def _remove_host_markers(found, spectra, labels, image, library, settings, width) -> None:
+    """The share of its hosts that a named particle's core holds, measured by the host's
+    elements its mineral lacks, removed and the particle named again
+    (:func:`~napari_sigma.minerals.markers.remove_host_markers`), in place; a part of the
+    host correction (``QuantSettings.host_correction``)."""
+    from napari_sigma.minerals.markers import remove_host_markers
+
+    def again(pid: int, spectrum: np.ndarray, elements: Sequence[str]) -> PhaseMineral:
+        return _one_phase(pid, spectrum, image, elements, library, settings, width)
+
+    remove_host_markers(found, spectra, labels, again)
 
 
 def _note_host_correction(mineral: PhaseMineral, fix: HostCorrection | None) -> None:
