@@ -137,3 +137,24 @@ def test_a_spectrum_opened_alone_reads_keV_on_naparis_slider(shown_viewer, qtbot
     _assert_spectrum_calibrated(layer)
     assert viewer.dims.axis_labels[0] == "energy (keV)" and layer.visible is False
     assert not [t for t in toasts if TOAST in t], toasts
+
+
+HITACHI = DATA / "bruker" / "Hitachi_TM3030Plus.bcf"  # no pixel size in the file
+
+
+@pytest.mark.parametrize("first, second", [(MAP_30, HITACHI), (HITACHI, MAP_30)])
+def test_a_map_in_pixels_beside_one_in_microns_is_named_in_one_line(
+    shown_viewer, qtbot, toasts, first, second
+):
+    # no unit is common to pixels and µm (napari drops them all); inventing a pixel size would
+    # break the calibration: the file and the reason in one line, beside napari's own toast
+    viewer = shown_viewer
+    viewer.open(str(first), plugin=PLUGIN)
+    _drawn(viewer, qtbot)
+    assert not toasts
+    viewer.open(str(second), plugin=PLUGIN)
+    ours = [t for t in toasts if t.startswith(second.name)]
+    assert len(ours) == 1 and "without units" in ours[0] and "\n" not in ours[0], toasts
+    assert ("no pixel size" in ours[0]) == (second == HITACHI), ours
+    total = next(layer for layer in viewer.layers if layer.name.startswith(HITACHI.stem))
+    assert str(total.units[-1]) == "pixel" and tuple(total.scale) == (1, 1)

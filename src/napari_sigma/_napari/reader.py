@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_sigma._napari.layers import (
+    PIXELS,
     LayerData,
     layer_spatial,
     spectrum_image_layers,
@@ -94,7 +95,38 @@ def read_layers(path: str | Sequence[str]) -> list[LayerData]:
             layers.extend(read_file_layers(Path(one)))
     except ViewerClosedDuringRead:
         return [(None,)]  # napari's "read, nothing to add": its open returns no layers
-    return fit_spectra(layers, _current_viewer())
+    viewer = _current_viewer()
+    tell_units_apart(paths, layers, viewer)
+    return fit_spectra(layers, viewer)
+
+
+def tell_units_apart(paths: Sequence[Any], layers: list[LayerData], viewer: Any) -> None:
+    """One line when the file's maps are in pixels and the viewer's in a length, or the other
+    way round (a file without a pixel size, the Hitachi tabletop's, beside a calibrated one):
+    napari then draws every layer without units (no scale bar) and says only "Inconsistent
+    units across layers"; the line names the file and why."""
+    maps = [kwargs for _, kwargs, _ in layers if _role(kwargs) != "spectrum"]
+    spatial = layer_spatial(maps[0]) if maps else None
+    others = [
+        layer for layer in _layers(viewer) if _role({"metadata": layer.metadata}) != "spectrum"
+    ]
+    if spatial is None or not others:
+        return
+    mine = spatial[1][-1] == PIXELS
+    apart = [layer for layer in others if (str(layer.units[-1]) == PIXELS) != mine]
+    if not apart:
+        return
+    from napari.utils.notifications import show_warning
+
+    name = Path(paths[0]).name
+    words = {PIXELS: "pixels", "micrometer": "µm", "nanometer": "nm"}
+    unit = str(apart[0].units[-1])
+    theirs = f"{apart[0].name!r} in {words.get(unit, unit)}"
+    why = "has no pixel size: its maps are in pixels" if mine else f"is in {spatial[1][-1]}"
+    show_warning(
+        f"{name} {why}, beside {theirs}: napari draws them without units (no scale bar); "
+        "open it in a viewer of its own to measure"
+    )
 
 
 def _current_viewer() -> Any:
