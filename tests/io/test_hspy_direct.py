@@ -221,3 +221,36 @@ def test_the_reading_child_s_read_imports_neither_rosettasciio_nor_dask(tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_an_in_process_read_keeps_the_notes_of_the_read_it_replaces(
+    tmp_path, monkeypatch, compression
+) -> None:
+    """A map without a beam energy (a note at the door): the in-process eager read gives the
+    notes and metadata of the read it replaces (a gzip cube, which the direct decoder cannot
+    place, is still read by rosettasciio's eager read)."""
+    path = tmp_path / "map.hspy"
+    metadata = {"General": {"title": "no beam"}, "Signal": {"signal_type": "EDS_SEM"}}
+    counts = _write(path, metadata=metadata, chunks=(5, 20, 64), compression=compression)
+    own = reading.read_spectrum_image(path, isolate=False)
+    with monkeypatch.context() as patched:
+        patched.setattr(hspy_direct, "open_signals", lambda path: None)
+        usual = reading.read_spectrum_image(path, isolate=False)
+    assert any("beam energy missing" in note for note in own.metadata["warnings"])
+    assert own.metadata["warnings"] == usual.metadata["warnings"]
+    assert _same(own.metadata, usual.metadata) == []
+    np.testing.assert_array_equal(own.counts, counts)
+
+
+def test_a_note_at_the_door_is_recorded_once_by_a_decoded_read(tmp_path) -> None:
+    """The image is checked when the file is opened and again once its cube is decoded: the
+    beam energy's note (a correction that leaves the field unknown) was recorded twice and
+    printed twice by ``napari-sigma run``."""
+    path = tmp_path / "map.hspy"
+    metadata = {"General": {"title": "no beam"}, "Signal": {"signal_type": "EDS_SEM"}}
+    _write(path, metadata=metadata, chunks=(5, 20, 64))
+    with pytest.warns(UserWarning, match="beam energy missing"):
+        image = reading.read_spectrum_image(path, isolate=False)
+    notes = [note for note in image.metadata["warnings"] if "beam energy missing" in note]
+    assert len(notes) == 1

@@ -141,13 +141,16 @@ def _hspy_read_into(
     arriving: Any = None,
     map_index: int = 0,
     lazy_when: Any = None,
+    planned_only: bool = False,
 ) -> tuple[SpectrumImage, dict[str, Any]] | None:
     """``(image, probe)``: an ``.hspy`` file's spectrum image decoded into ``allocate``'s array
     as :func:`_read_into_image` decodes its lazy read, with the signals read by
     :mod:`~napari_sigma.io.readers.hspy_direct` (h5py alone: no rosettasciio, dask or numba);
     the same image. None where that module does not read the file or the lazy read would not be
     decoded this way (then the caller reads it as before): a cube smaller than ``min_bytes`` or
-    of one chunk, one that ``lazy_when(probe)`` keeps lazy, no spectrum image, no room.
+    of one chunk, one that ``lazy_when(probe)`` keeps lazy, no spectrum image, no room, and
+    with ``planned_only`` a cube that :mod:`~napari_sigma.io.readers._hdf5_direct` cannot
+    place (``reading._read_direct``'s condition: such a file is read eagerly by rosettasciio).
 
     ``arriving``: ``(announce, report)`` with ``announce(image, probe)`` (see
     :func:`~napari_sigma.io.readers.reading.read_within_steps`)."""
@@ -176,6 +179,11 @@ def _hspy_read_into(
             return None
         if probe["nbytes"] < min_bytes or hspy_direct.n_chunks(dataset) < 2:
             return None
+        if planned_only:
+            from napari_sigma.io.readers import _hdf5_direct
+
+            if _hdf5_direct.plan(dataset) is None:
+                return None
         image = validate_spectrum_image(_build_image(path, fmt, signals, index, True, dataset))
         out = allocate(probe["shape"], dataset.dtype)
         if out is None:

@@ -135,7 +135,7 @@ def _read_direct(path: Path, function: str) -> SpectrumImage | None:
     if path.suffix.lower() not in _DIRECT_SUFFIXES or not path.is_file():
         return None
     try:
-        own = _own_hspy(path, _populated_array, 0, None)
+        own = _own_hspy(path, _populated_array, 0, None, None, 0, None, True)
         if own is not None:
             return own[0]
         image = read_spectrum_image(path, lazy=True, isolate=False)

@@ -129,7 +129,10 @@ def validate_spectrum_image(image: SpectrumImage) -> SpectrumImage:
         del changes["counts"]
     if changes.get("energy") == image.energy:
         del changes["energy"]
-    metadata = {**image.metadata, "validated": True, "warnings": [*_old(image), *notes]}
+    old = _old(image)
+    # a cube checked again once decoded (reading's decoded reads) keeps one note per correction
+    notes = [note for note in notes if note not in old]
+    metadata = {**image.metadata, "validated": True, "warnings": [*old, *notes]}
     checked = replace(image, metadata=metadata, **changes)
     for note in notes:
         warnings.warn(DataWarning(f"{path}: {note}"), stacklevel=3)
