@@ -107,9 +107,7 @@ def tell_units_apart(paths: Sequence[Any], layers: list[LayerData], viewer: Any)
     units across layers"; the line names the file and why."""
     maps = [kwargs for _, kwargs, _ in layers if _role(kwargs) != "spectrum"]
     spatial = layer_spatial(maps[0]) if maps else None
-    others = [
-        layer for layer in _layers(viewer) if _role({"metadata": layer.metadata}) != "spectrum"
-    ]
+    others = _map_layers(viewer)
     if spatial is None or not others:
         return
     mine = spatial[1][-1] == PIXELS
@@ -167,9 +165,7 @@ def _role(kwargs: Any) -> str | None:
 
 def _viewer_spatial(viewer: Any) -> Any:
     """The spatial calibration of the viewer's layers other than spectra, when they agree."""
-    others = [
-        layer for layer in _layers(viewer) if _role({"metadata": layer.metadata}) != "spectrum"
-    ]
+    others = _map_layers(viewer)
     if not others:
         return None
     extent = viewer.layers.get_extent(others)
@@ -182,13 +178,18 @@ def _viewer_spatial(viewer: Any) -> Any:
 def _fit_viewer_spectra(viewer: Any, spatial: Any) -> None:
     """Give the viewer's spectra the new maps' spatial units when nothing else is there."""
     layers = _layers(viewer)
-    if not layers or any(_role({"metadata": layer.metadata}) != "spectrum" for layer in layers):
+    if not layers or _map_layers(viewer):
         return
     (sy, sx), (uy, ux) = spatial
     for layer in layers:
         if layer.ndim == 3:
             layer.scale = (layer.scale[0], sy, sx)
             layer.units = (layer.units[0], uy, ux)
+
+
+def _map_layers(viewer: Any) -> list[Any]:
+    """The viewer's layers other than single spectra (its maps, labels and other layers)."""
+    return [layer for layer in _layers(viewer) if _role({"metadata": layer.metadata}) != "spectrum"]
 
 
 def _layers(viewer: Any) -> list[Any]:
